@@ -1,0 +1,46 @@
+# The two commands a new machine needs (see README.md):
+#   make serve   install into .venv and start `tokend serve` on the embedded default models
+#   make test    install everything the tests need (venv + apt packages) and run the whole suite
+# VENV may point elsewhere (CI uses a fresh one). Anything after ARGS= goes to the command.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+ARGS   ?=
+BIN    := $(VENV)/bin
+# Debian packages the tests use: promtool (prometheus).
+APT_PACKAGES ?= prometheus
+
+.PHONY: serve test install install-test system-deps protos bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e service -e client
+
+install-test: install
+	$(BIN)/python -m pip install --quiet -r tests/requirements.txt
+
+serve: install
+	$(BIN)/tokend serve $(ARGS)
+
+system-deps:
+	@missing=""; command -v promtool >/dev/null || missing="$(APT_PACKAGES)"; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: install-test system-deps
+	$(BIN)/python -m pytest $(ARGS)
+
+protos: $(BIN)/python
+	$(BIN)/python -m pip install --quiet grpcio-tools
+	$(BIN)/python protos/generate.py
+
+bench: install-test
+	$(BIN)/python -m bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache

@@ -1,0 +1,214 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Input(_message.Message):
+    __slots__ = ("text", "data")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    data: bytes
+    def __init__(self, text: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class SpecialTokenSet(_message.Message):
+    __slots__ = ("mode", "tokens")
+    class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        MODE_UNSPECIFIED: _ClassVar[SpecialTokenSet.Mode]
+        MODE_NONE: _ClassVar[SpecialTokenSet.Mode]
+        MODE_ALL: _ClassVar[SpecialTokenSet.Mode]
+        MODE_LISTED: _ClassVar[SpecialTokenSet.Mode]
+    MODE_UNSPECIFIED: SpecialTokenSet.Mode
+    MODE_NONE: SpecialTokenSet.Mode
+    MODE_ALL: SpecialTokenSet.Mode
+    MODE_LISTED: SpecialTokenSet.Mode
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    mode: SpecialTokenSet.Mode
+    tokens: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, mode: _Optional[_Union[SpecialTokenSet.Mode, str]] = ..., tokens: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SpecialTokenPolicy(_message.Message):
+    __slots__ = ("allowed", "disallowed")
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    DISALLOWED_FIELD_NUMBER: _ClassVar[int]
+    allowed: SpecialTokenSet
+    disallowed: SpecialTokenSet
+    def __init__(self, allowed: _Optional[_Union[SpecialTokenSet, _Mapping]] = ..., disallowed: _Optional[_Union[SpecialTokenSet, _Mapping]] = ...) -> None: ...
+
+class ModelVersion(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class TokenIds(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class EncodeRequest(_message.Message):
+    __slots__ = ("model", "inputs", "special_tokens")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    inputs: _containers.RepeatedCompositeFieldContainer[Input]
+    special_tokens: SpecialTokenPolicy
+    def __init__(self, model: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Input, _Mapping]]] = ..., special_tokens: _Optional[_Union[SpecialTokenPolicy, _Mapping]] = ...) -> None: ...
+
+class EncodeResponse(_message.Message):
+    __slots__ = ("model", "results", "total_tokens")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    results: _containers.RepeatedCompositeFieldContainer[TokenIds]
+    total_tokens: int
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TokenIds, _Mapping]]] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+
+class DecodeRequest(_message.Message):
+    __slots__ = ("model", "inputs", "errors", "output")
+    class Errors(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ERRORS_UNSPECIFIED: _ClassVar[DecodeRequest.Errors]
+        ERRORS_REPLACE: _ClassVar[DecodeRequest.Errors]
+        ERRORS_STRICT: _ClassVar[DecodeRequest.Errors]
+    ERRORS_UNSPECIFIED: DecodeRequest.Errors
+    ERRORS_REPLACE: DecodeRequest.Errors
+    ERRORS_STRICT: DecodeRequest.Errors
+    class Output(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OUTPUT_UNSPECIFIED: _ClassVar[DecodeRequest.Output]
+        OUTPUT_TEXT: _ClassVar[DecodeRequest.Output]
+        OUTPUT_BYTES: _ClassVar[DecodeRequest.Output]
+    OUTPUT_UNSPECIFIED: DecodeRequest.Output
+    OUTPUT_TEXT: DecodeRequest.Output
+    OUTPUT_BYTES: DecodeRequest.Output
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    inputs: _containers.RepeatedCompositeFieldContainer[TokenIds]
+    errors: DecodeRequest.Errors
+    output: DecodeRequest.Output
+    def __init__(self, model: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TokenIds, _Mapping]]] = ..., errors: _Optional[_Union[DecodeRequest.Errors, str]] = ..., output: _Optional[_Union[DecodeRequest.Output, str]] = ...) -> None: ...
+
+class DecodeResult(_message.Message):
+    __slots__ = ("text", "data")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    data: bytes
+    def __init__(self, text: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class DecodeResponse(_message.Message):
+    __slots__ = ("model", "results")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    results: _containers.RepeatedCompositeFieldContainer[DecodeResult]
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., results: _Optional[_Iterable[_Union[DecodeResult, _Mapping]]] = ...) -> None: ...
+
+class CountTokensRequest(_message.Message):
+    __slots__ = ("model", "inputs", "special_tokens")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    inputs: _containers.RepeatedCompositeFieldContainer[Input]
+    special_tokens: SpecialTokenPolicy
+    def __init__(self, model: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Input, _Mapping]]] = ..., special_tokens: _Optional[_Union[SpecialTokenPolicy, _Mapping]] = ...) -> None: ...
+
+class CountTokensResponse(_message.Message):
+    __slots__ = ("model", "counts", "total")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    total: int
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., counts: _Optional[_Iterable[int]] = ..., total: _Optional[int] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelSummary(_message.Message):
+    __slots__ = ("name", "versions", "latest_version", "aliases")
+    class AliasesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    LATEST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    versions: _containers.RepeatedScalarFieldContainer[int]
+    latest_version: int
+    aliases: _containers.ScalarMap[str, int]
+    def __init__(self, name: _Optional[str] = ..., versions: _Optional[_Iterable[int]] = ..., latest_version: _Optional[int] = ..., aliases: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelSummary]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelSummary, _Mapping]]] = ...) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class ModelDetails(_message.Message):
+    __slots__ = ("model", "n_vocab", "max_token_value", "special_tokens", "pattern", "payload_format", "sha256", "description", "created_at", "aliases", "eot_token")
+    class SpecialTokensEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    N_VOCAB_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKEN_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    EOT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    n_vocab: int
+    max_token_value: int
+    special_tokens: _containers.ScalarMap[str, int]
+    pattern: str
+    payload_format: str
+    sha256: str
+    description: str
+    created_at: str
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    eot_token: int
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., n_vocab: _Optional[int] = ..., max_token_value: _Optional[int] = ..., special_tokens: _Optional[_Mapping[str, int]] = ..., pattern: _Optional[str] = ..., payload_format: _Optional[str] = ..., sha256: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., eot_token: _Optional[int] = ...) -> None: ...
+
+class GetModelResponse(_message.Message):
+    __slots__ = ("details",)
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    details: ModelDetails
+    def __init__(self, details: _Optional[_Union[ModelDetails, _Mapping]] = ...) -> None: ...
