@@ -7,8 +7,9 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 ARGS   ?=
 BIN    := $(VENV)/bin
-# Debian packages the tests use: promtool (prometheus).
-APT_PACKAGES ?= prometheus
+# Debian packages the tests use: promtool (prometheus), headless Chromium + ChromeDriver (playground).
+APT_PACKAGES ?= prometheus chromium chromium-driver
+APT_COMMANDS ?= promtool chromium chromedriver
 
 .PHONY: serve test install install-test system-deps protos bench clean
 
@@ -26,7 +27,7 @@ serve: install
 	$(BIN)/tokend serve $(ARGS)
 
 system-deps:
-	@missing=""; command -v promtool >/dev/null || missing="$(APT_PACKAGES)"; \
+	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$(APT_PACKAGES)"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

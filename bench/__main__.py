@@ -1,0 +1,20 @@
+"""Dispatch: `python -m bench engine [--quick]`. Add a benchmark by adding its module to BENCHMARKS."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = {"engine": "bench.engine"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in BENCHMARKS:
+        sys.stderr.write(f"usage: python -m bench {{{'|'.join(BENCHMARKS)}}} [options]\n")
+        return 2
+    return importlib.import_module(BENCHMARKS[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

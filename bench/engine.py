@@ -1,0 +1,161 @@
+"""Engine benchmark: tokend's Encoding beside tiktoken (Rust) in the same run, as MB/s and ratios.
+
+    python -m bench engine            # full run, writes docs/bench-engine.md
+    python -m bench engine --quick    # smaller texts, training on 1 MB (for a smoke run)
+
+Method (see issue 2):
+- Text: tests/corpus.py per kind (english, code, multilingual). Documents are split by a hash into a
+  warm-up set and a measurement set, so steady state is measured on text *different* from the warm-up
+  (no cache replay). The measurement set is split again into three disjoint parts, one per operation
+  (encode, encode_ordinary, count), so one operation does not warm the cache for the next.
+- Steady: ours after encoding the warm-up set; tiktoken has no cache, it is always "steady".
+- Cold: a freshly constructed Encoding (construction time reported separately) on the `encode` part.
+- Worst case: single 1 MB pieces without whitespace ("a" * 1e6, random letters, base64).
+- Training: vocab 4,096 on ~10 MB of English (ours only; tiktoken does not train).
+Timings are one core, wall clock, best of nothing: on a shared machine absolute numbers are noisy; the
+ratios measured in the same run are what count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import platform
+import random
+import string
+import sys
+import time
+import zlib
+from pathlib import Path
+
+from bench._oracle import rank_file_bytes, tiktoken_encoding
+from tokend.engine import OPENAI_ENCODINGS, Encoding, load_tiktoken_ranks, train
+
+KINDS = ("english", "code", "multilingual")
+ENCODINGS = ("cl100k_base", "o200k_base")
+OPERATIONS = ("encode", "encode_ordinary", "count")
+
+
+def _texts(kind: str, limit_bytes: int) -> tuple[list[str], list[list[str]]]:
+    from tests.corpus import corpus_texts
+
+    documents = [doc for doc in corpus_texts(limit_bytes=limit_bytes, kinds=(kind,)) if "<|" not in doc]
+    warm, measure = [], []
+    for document in documents:
+        (measure if zlib.crc32(document.encode("utf-8", "replace")) % 4 == 0 else warm).append(document)
+    return warm, [measure[i::3] for i in range(3)]
+
+
+def _mb(texts: list[str]) -> float:
+    return sum(len(text.encode("utf-8")) for text in texts) / 1e6
+
+
+def _rate(function, texts: list[str]) -> float:
+    started = time.perf_counter()
+    for text in texts:
+        function(text)
+    return _mb(texts) / (time.perf_counter() - started)
+
+
+def _ours(name: str, ranks: dict[bytes, int]) -> Encoding:
+    return OPENAI_ENCODINGS[name].build(ranks)
+
+
+def run(quick: bool) -> list[str]:
+    limit = 1_200_000 if quick else 4_000_000
+    lines = ["## Steady state (MB/s, text different from the warm-up)", ""]
+    lines.append("| encoding | text | operation | tokend | tiktoken | ratio |")
+    lines.append("|---|---|---|---:|---:|---:|")
+    cold_lines = ["## Cold (fresh Encoding, MB/s)", "", "| encoding | text | construct s | tokend encode | tiktoken encode | ratio |", "|---|---|---:|---:|---:|---:|"]
+    corpora = {kind: _texts(kind, limit) for kind in KINDS}
+    for name in ENCODINGS:
+        ranks = load_tiktoken_ranks(rank_file_bytes(name), expected_sha256=OPENAI_ENCODINGS[name].rank_file_sha256)
+        oracle = tiktoken_encoding(name)
+        for kind in KINDS:
+            warm, parts = corpora[kind]
+            started = time.perf_counter()
+            fresh = _ours(name, ranks)
+            construct = time.perf_counter() - started
+            cold = _rate(fresh.encode, parts[0])
+            theirs_cold = _rate(oracle.encode, parts[0])
+            cold_lines.append(f"| {name} | {kind} | {construct:.2f} | {cold:.2f} | {theirs_cold:.2f} | {cold / theirs_cold:.2f} |")
+            ours = _ours(name, ranks)
+            for text in warm:
+                ours.encode_ordinary(text)
+            functions = {
+                "encode": (ours.encode, oracle.encode),
+                "encode_ordinary": (ours.encode_ordinary, oracle.encode_ordinary),
+                "count": (ours.count, lambda text: len(oracle.encode(text))),
+            }
+            for operation, part in zip(OPERATIONS, parts):
+                mine, theirs = functions[operation]
+                theirs_rate = _rate(theirs, part)
+                mine_rate = _rate(mine, part)
+                lines.append(
+                    f"| {name} | {kind} ({_mb(part):.2f} MB) | {operation} | {mine_rate:.2f} | {theirs_rate:.2f} | {mine_rate / theirs_rate:.2f} |"
+                )
+                sys.stderr.write(lines[-1] + "\n")
+            stats = ours.piece_cache_stats()
+            sys.stderr.write(f"  cache after {name}/{kind}: {stats}\n")
+    lines += [""] + cold_lines + [""]
+    lines += _worst_case(quick) + [""] + _training(quick)
+    return lines
+
+
+def _worst_case(quick: bool) -> list[str]:
+    size = 200_000 if quick else 1_000_000
+    rng = random.Random(1)
+    pieces = {
+        '"a" * n': "a" * size,
+        "random letters": "".join(rng.choices(string.ascii_letters, k=size)),
+        "base64": base64.b64encode(rng.randbytes(size * 3 // 4)).decode()[:size],
+    }
+    ranks = load_tiktoken_ranks(rank_file_bytes("cl100k_base"))
+    ours = _ours("cl100k_base", ranks)
+    oracle = tiktoken_encoding("cl100k_base")
+    lines = [f"## Worst case: one {size / 1e6:g} MB piece without whitespace (cl100k_base, seconds)", ""]
+    lines += ["| input | tokend s | tiktoken s |", "|---|---:|---:|"]
+    for label, text in pieces.items():
+        started = time.perf_counter()
+        ours.encode_ordinary(text)
+        mine = time.perf_counter() - started
+        started = time.perf_counter()
+        oracle.encode_ordinary(text)
+        theirs = time.perf_counter() - started
+        lines.append(f"| {label} | {mine:.2f} | {theirs:.2f} |")
+        sys.stderr.write(lines[-1] + "\n")
+    return lines
+
+
+def _training(quick: bool) -> list[str]:
+    from tests.corpus import corpus_texts
+
+    size = 1_000_000 if quick else 10_000_000
+    texts = corpus_texts(limit_bytes=size, kinds=("english",))
+    started = time.perf_counter()
+    result = train(texts, 4096)
+    elapsed = time.perf_counter() - started
+    line = f"Training: vocab 4,096 ({len(result.merges)} merges, GPT-4 pattern) on {_mb(texts):.1f} MB of English: **{elapsed:.1f} s**"
+    sys.stderr.write(line + "\n")
+    return ["## Training", "", line]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench engine", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller texts and training set")
+    parser.add_argument("--out", default="docs/bench-engine.md", help="markdown report path ('' = do not write)")
+    args = parser.parse_args(argv)
+    header = [
+        "# Engine benchmark",
+        "",
+        f"`python -m bench engine{' --quick' if args.quick else ''}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"Python {platform.python_version()}, {platform.machine()}. One core, wall clock; the machine is shared, "
+        "so compare ratios (measured in the same run), not absolute MB/s.",
+        "",
+    ]
+    report = "\n".join(header + run(args.quick)) + "\n"
+    sys.stdout.write(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report, encoding="utf-8")
+    return 0

@@ -1,0 +1,51 @@
+"""tokend-client: a Python client for the tokend tokenizer service.
+
+`RemoteEncoding` has `tiktoken.Encoding`'s methods, parameters, results and exception classes, so code
+written for tiktoken switches to the shared service by changing how it obtains the Encoding:
+
+    import tokend_client
+
+    with tokend_client.TokendClient("localhost:50051") as client:
+        enc = client.get_encoding("cl100k_base")
+        assert enc.decode(enc.encode("hello world")) == "hello world"
+
+`AsyncTokendClient` / `AsyncRemoteEncoding` are the asyncio versions. The exception tree is documented in
+`tokend_client._exceptions`. This package imports nothing from the `tokend` server distribution.
+"""
+
+from ._async_client import AsyncTokendClient
+from ._async_remote_encoding import AsyncRemoteEncoding
+from ._client import TokendClient
+from ._exceptions import (
+    DeadlineExceededError,
+    DisallowedSpecialTokenError,
+    InvalidArgumentError,
+    LimitExceededError,
+    ModelNotFoundError,
+    ProtocolError,
+    RemoteError,
+    ServiceUnavailableError,
+    TokendError,
+    UnknownTokenIdError,
+)
+from ._models import ModelDetails, ModelSummary
+from ._remote_encoding import RemoteEncoding
+
+__all__ = [
+    "AsyncRemoteEncoding",
+    "AsyncTokendClient",
+    "DeadlineExceededError",
+    "DisallowedSpecialTokenError",
+    "InvalidArgumentError",
+    "LimitExceededError",
+    "ModelDetails",
+    "ModelNotFoundError",
+    "ModelSummary",
+    "ProtocolError",
+    "RemoteEncoding",
+    "RemoteError",
+    "ServiceUnavailableError",
+    "TokendClient",
+    "TokendError",
+    "UnknownTokenIdError",
+]

@@ -1,0 +1,74 @@
+"""What the server says about its models, as plain frozen dataclasses (no protobuf types leak out).
+
+    for model in client.list_models():
+        print(model.name, model.versions, model.aliases)
+    details = client.get_model("cl100k_base@stable")
+    details.version, details.n_vocab, details.sha256
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ._proto import tokenizer_pb2 as pb
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One model name: its published versions (ascending), the latest, and its aliases (alias → version)."""
+
+    name: str
+    versions: tuple[int, ...]
+    latest_version: int
+    aliases: Mapping[str, int]
+
+    @classmethod
+    def from_proto(cls, message: pb.ModelSummary) -> ModelSummary:
+        return cls(
+            name=message.name,
+            versions=tuple(message.versions),
+            latest_version=message.latest_version,
+            aliases=MappingProxyType(dict(message.aliases)),
+        )
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """One exact model version, as `GetModel` describes it."""
+
+    name: str
+    version: int
+    n_vocab: int
+    max_token_value: int
+    special_tokens: Mapping[str, int]  # special token -> id
+    pattern: str  # the pre-split regex (Python `regex` syntax)
+    payload_format: str  # "tiktoken" or "minbpe"
+    sha256: str  # of the manifest, which holds the payload checksums
+    description: str
+    created_at: str  # RFC 3339
+    aliases: tuple[str, ...]  # aliases pointing at this version now
+    eot_token: int | None
+
+    @property
+    def ref(self) -> str:
+        """The exact reference, `"name@version"`: it always means this content."""
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def from_proto(cls, message: pb.ModelDetails) -> ModelDetails:
+        return cls(
+            name=message.model.name,
+            version=message.model.version,
+            n_vocab=message.n_vocab,
+            max_token_value=message.max_token_value,
+            special_tokens=MappingProxyType(dict(message.special_tokens)),
+            pattern=message.pattern,
+            payload_format=message.payload_format,
+            sha256=message.sha256,
+            description=message.description,
+            created_at=message.created_at,
+            aliases=tuple(message.aliases),
+            eot_token=message.eot_token if message.HasField("eot_token") else None,
+        )

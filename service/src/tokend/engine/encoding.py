@@ -1,0 +1,477 @@
+"""`Encoding`: an immutable byte-level BPE tokenizer with tiktoken's API, semantics and ids.
+
+>>> enc = Encoding("toy", pat_str=r"\\S+|\\s+", mergeable_ranks={bytes([i]): i for i in range(256)} | {b"hi": 256},
+...                special_tokens={"<|end|>": 257})
+>>> enc.encode("hi hix")
+[256, 32, 256, 120]
+>>> enc.encode("hi<|end|>", allowed_special="all"), enc.count("hi hix")
+([256, 257], 4)
+>>> enc.decode([256, 32, 257])
+'hi <|end|>'
+
+The hot path (`encode_ordinary`, and `encode`/`count` between special tokens):
+regex pre-split (`findall`, C) -> `map(piece_cache.__getitem__, pieces)` (C for hits) -> `chain` (C).
+Only a cache miss runs Python: `bpe.byte_pair_encode` on the piece's UTF-8 bytes. The cache is seeded with
+every token that is valid UTF-8, so most pieces of real text never reach BPE even on a cold Encoding.
+`count` never builds the id list: `sum(map(len, ...))` over the cached tuples.
+
+Thread safety: an Encoding is immutable except its piece cache, which is safe to share (see piece_cache).
+The `*_batch` methods keep tiktoken's `num_threads` parameter but run in the calling thread: pure Python
+gains nothing from threads under the GIL (run batches in processes, as the server's workers do).
+
+Not handled: `encode_to_numpy` and `encode_with_unstable` (tiktoken extras no caller of ours needs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from itertools import chain, compress, islice
+from operator import not_
+from types import MappingProxyType
+from typing import AbstractSet, Literal
+
+import regex
+
+from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
+from .bpe import byte_pair_encode
+from .piece_cache import DEFAULT_CAPACITY, PieceCache, PieceCacheStats
+from .special_tokens import resolve_policy, special_token_regex
+from .word_chunks import CHUNKABLE_PATTERNS, split_words
+
+__all__ = ["Encoding"]
+
+_flatten = chain.from_iterable
+_EMPTY: frozenset[str] = frozenset()
+# Below this many disallowed strings, `token in text` scans (C, memchr-fast) beat one regex search.
+_SUBSTRING_PRECHECK_LIMIT = 16
+
+
+def _fix_surrogates(text: str) -> str:
+    # tiktoken's fix-up for text that is not valid Unicode scalar values: pairs of surrogates become the
+    # character they encode, lone surrogates become U+FFFD. Encode then does not round-trip, as in tiktoken.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _never_called(part: str) -> tuple[int, ...]:
+    raise AssertionError("the chunk cache is read with .get(); misses are computed in batches")
+
+
+class Encoding:
+    """Byte-level BPE with regex pre-splitting and special tokens; same constructor as `tiktoken.Encoding`.
+
+    `piece_cache_capacity` (keyword-only, ours) bounds the learned part of the piece cache; 0 disables it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        pat_str: str,
+        mergeable_ranks: Mapping[bytes, int],
+        special_tokens: Mapping[str, int],
+        explicit_n_vocab: int | None = None,
+        piece_cache_capacity: int = DEFAULT_CAPACITY,
+    ) -> None:
+        self.name = name
+        self._pat_str = pat_str
+        ranks = dict(mergeable_ranks)  # bytes -> rank (= id)
+        specials = dict(special_tokens)  # str -> id
+        _validate(name, ranks, specials, explicit_n_vocab)
+        self._ranks = ranks
+        self._special_tokens = specials
+        self.max_token_value = max(max(ranks.values()), max(specials.values(), default=0))
+        try:
+            self._pattern = regex.compile(pat_str)
+        except regex.error as exc:
+            raise ModelFormatError(f"encoding {name!r}: split pattern does not compile: {exc}") from None
+        self._findall = self._pattern.findall
+        self._special_set = frozenset(specials)
+        self._special_ids = frozenset(specials.values())
+        # id -> bytes, for decoding (special tokens decode to their UTF-8 text, as in tiktoken)
+        self._decoder: dict[int, bytes] = {rank: token for token, rank in ranks.items()}
+        self._decoder.update((token_id, text.encode("utf-8")) for text, token_id in specials.items())
+        seed: dict[str, tuple[int, ...]] = {}  # str piece -> (id,) for every token that is valid UTF-8
+        for token, rank in ranks.items():
+            try:
+                seed[token.decode("utf-8")] = (rank,)
+            except UnicodeDecodeError:
+                pass
+        self._piece_cache_capacity = piece_cache_capacity
+        self._cache = PieceCache(seed, self._encode_piece, capacity=piece_cache_capacity)
+        self._lookup = self._cache.__getitem__
+        # part -> ids of " " + part (see word_chunks); None when the pattern lacks the chunk property.
+        self._chunks: PieceCache | None = None
+        if pat_str in CHUNKABLE_PATTERNS and piece_cache_capacity:
+            # Word chunks are more varied than pieces: twice the entries (still ~20 MB for real text).
+            self._chunks = PieceCache({}, _never_called, capacity=2 * piece_cache_capacity)
+
+    def __repr__(self) -> str:
+        return f"<Encoding {self.name!r}>"
+
+    # ---- encoding ---------------------------------------------------------------------------------
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Ids of `text`, treating special-token text as plain text.
+
+        >>> enc.encode_ordinary("hello world")  # doctest: +SKIP
+        [15339, 1917]
+        """
+        try:
+            if self._chunks is not None:
+                parts = split_words(text)
+                if len(parts) > 1:
+                    ids = list(_flatten(map(self._lookup, self._findall(parts[0]))))
+                    ids += _flatten(self._chunk_ids(parts))
+                    return ids
+            pieces = self._findall(text)
+            ids = list(_flatten(map(self._lookup, pieces)))
+        except UnicodeEncodeError:
+            return self.encode_ordinary(_fix_surrogates(text))
+        self._cache.note_lookups(len(pieces))
+        return ids
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> list[int]:
+        """Ids of `text`; special tokens per tiktoken's rules (see `special_tokens`).
+
+        >>> enc.encode("<|endoftext|>", allowed_special={"<|endoftext|>"})  # doctest: +SKIP
+        [100257]
+        >>> enc.encode("<|endoftext|>")  # doctest: +SKIP
+        Traceback (most recent call last):
+        tokend.errors.DisallowedSpecialTokenError: Encountered text corresponding to disallowed special token ...
+        """
+        allowed = self._check_specials(text, allowed_special, disallowed_special, None)
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        start = 0
+        for match in special_token_regex(allowed).finditer(text):
+            ids += self.encode_ordinary(text[start : match.start()])
+            ids.append(self._special_tokens[match.group()])
+            start = match.end()
+        ids += self.encode_ordinary(text[start:])
+        return ids
+
+    def encode_ordinary_batch(self, text: Sequence[str], *, num_threads: int = 8) -> list[list[int]]:
+        """`encode_ordinary` of each text (in this thread; `num_threads` is accepted for compatibility)."""
+        return [self.encode_ordinary(item) for item in text]
+
+    def encode_batch(
+        self,
+        text: Sequence[str],
+        *,
+        num_threads: int = 8,
+        allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> list[list[int]]:
+        """`encode` of each text; a disallowed special token raises with `.item` = its index."""
+        for index, item in enumerate(text):
+            self._check_specials(item, allowed_special, disallowed_special, index)
+        return [
+            self.encode(item, allowed_special=allowed_special, disallowed_special=()) for item in text
+        ]
+
+    def encode_bytes(self, data: bytes) -> list[int]:
+        """Ids for arbitrary bytes (need not be UTF-8); identical to tiktoken's `_encode_bytes`.
+
+        The valid UTF-8 prefix is encoded as text; the rest, together with the last piece of that prefix
+        (extended over trailing whitespace tokens), is encoded as a single piece.
+        >>> enc.decode_bytes(enc.encode_bytes(b"caf\\xc3"))  # doctest: +SKIP
+        b'caf\\xc3'
+        """
+        data = bytes(data)
+        try:
+            return self.encode_ordinary(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            valid_up_to = exc.start
+        pieces = self._findall(data[:valid_up_to].decode("utf-8"))
+        per_piece = [self._lookup(piece) for piece in pieces]
+        self._cache.note_lookups(len(pieces))
+        ids = list(_flatten(per_piece))
+        last_len = len(per_piece[-1]) if per_piece else 0
+        if last_len and self._is_all_space(ids[-last_len]):
+            while last_len < len(ids) and self._is_all_space(ids[-last_len - 1]):
+                last_len += 1
+        if ids and last_len:
+            unstable = b"".join(self._decoder[token] for token in ids[-last_len:]) + data[valid_up_to:]
+            del ids[-last_len:]
+        else:
+            unstable = data[valid_up_to:]
+        if unstable:
+            ids += byte_pair_encode(unstable, self._ranks)
+        return ids
+
+    _encode_bytes = encode_bytes  # tiktoken's private name
+
+    def encode_single_token(self, text_or_bytes: str | bytes) -> int:
+        """The id of a single token given as text or bytes (special tokens included); KeyError otherwise."""
+        token = text_or_bytes.encode("utf-8") if isinstance(text_or_bytes, str) else bytes(text_or_bytes)
+        rank = self._ranks.get(token)
+        if rank is not None:
+            return rank
+        try:
+            return self._special_tokens[token.decode("utf-8")]
+        except (UnicodeDecodeError, KeyError):
+            raise KeyError(text_or_bytes) from None
+
+    # ---- counting (ours) ----------------------------------------------------------------------------
+
+    def count_ordinary(self, text: str) -> int:
+        """`len(encode_ordinary(text))` without building the list."""
+        try:
+            if self._chunks is not None:
+                parts = split_words(text)
+                if len(parts) > 1:
+                    total = sum(map(len, map(self._lookup, self._findall(parts[0]))))
+                    return total + sum(map(len, self._chunk_ids(parts)))
+            pieces = self._findall(text)
+            total = sum(map(len, map(self._lookup, pieces)))
+        except UnicodeEncodeError:
+            return self.count_ordinary(_fix_surrogates(text))
+        self._cache.note_lookups(len(pieces))
+        return total
+
+    def count(
+        self,
+        text: str,
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> int:
+        """`len(encode(text, ...))`, with the same special-token rules and errors."""
+        allowed = self._check_specials(text, allowed_special, disallowed_special, None)
+        if not allowed:
+            return self.count_ordinary(text)
+        total = 0
+        start = 0
+        for match in special_token_regex(allowed).finditer(text):
+            total += self.count_ordinary(text[start : match.start()]) + 1
+            start = match.end()
+        return total + self.count_ordinary(text[start:])
+
+    def count_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> list[int]:
+        """`count` of each text; a disallowed special token raises with `.item` = its index."""
+        for index, item in enumerate(texts):
+            self._check_specials(item, allowed_special, disallowed_special, index)
+        return [self.count(item, allowed_special=allowed_special, disallowed_special=()) for item in texts]
+
+    # ---- decoding -----------------------------------------------------------------------------------
+
+    def decode_bytes(self, tokens: Sequence[int]) -> bytes:
+        """The bytes of `tokens`; an unknown id raises `UnknownTokenIdError` (a KeyError)."""
+        try:
+            return b"".join(map(self._decoder.__getitem__, tokens))
+        except KeyError:
+            self._raise_unknown(tokens, None)
+            raise
+
+    def decode(self, tokens: Sequence[int], errors: str = "replace") -> str:
+        """The text of `tokens`; invalid UTF-8 is replaced unless `errors="strict"` (UnicodeDecodeError)."""
+        return self.decode_bytes(tokens).decode("utf-8", errors=errors)
+
+    def decode_single_token_bytes(self, token: int) -> bytes:
+        """The bytes of one token (special tokens included)."""
+        try:
+            return self._decoder[token]
+        except KeyError:
+            raise UnknownTokenIdError(token, n_vocab=self.n_vocab) from None
+
+    def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
+        """The bytes of each token: `[b'hello', b' world']`."""
+        return [self.decode_single_token_bytes(token) for token in tokens]
+
+    def decode_with_offsets(self, tokens: Sequence[int]) -> tuple[str, list[int]]:
+        """The text and, per token, the index of the first character containing its bytes (as tiktoken)."""
+        token_bytes = self.decode_tokens_bytes(tokens)
+        text_len = 0
+        offsets = []
+        for token in token_bytes:
+            offsets.append(max(0, text_len - (0x80 <= token[0] < 0xC0)))
+            text_len += sum(1 for byte in token if not 0x80 <= byte < 0xC0)
+        return b"".join(token_bytes).decode("utf-8", errors="strict"), offsets
+
+    def decode_batch(
+        self, batch: Sequence[Sequence[int]], *, errors: str = "replace", num_threads: int = 8
+    ) -> list[str]:
+        """`decode` of each item; an unknown id raises with `.item` = its index."""
+        return [self._decode_bytes_item(tokens, index).decode("utf-8", errors=errors) for index, tokens in enumerate(batch)]
+
+    def decode_bytes_batch(self, batch: Sequence[Sequence[int]], *, num_threads: int = 8) -> list[bytes]:
+        """`decode_bytes` of each item; an unknown id raises with `.item` = its index."""
+        return [self._decode_bytes_item(tokens, index) for index, tokens in enumerate(batch)]
+
+    def _decode_bytes_item(self, tokens: Sequence[int], item: int | None) -> bytes:
+        try:
+            return b"".join(map(self._decoder.__getitem__, tokens))
+        except KeyError:
+            self._raise_unknown(tokens, item)
+            raise
+
+    # ---- vocabulary ---------------------------------------------------------------------------------
+
+    def token_byte_values(self) -> list[bytes]:
+        """Every mergeable token's bytes, sorted (as tiktoken)."""
+        return sorted(self._ranks)
+
+    @property
+    def eot_token(self) -> int:
+        return self._special_tokens["<|endoftext|>"]
+
+    @property
+    def special_tokens_set(self) -> set[str]:
+        return set(self._special_tokens)
+
+    def is_special_token(self, token: int) -> bool:
+        return token in self._special_ids
+
+    @property
+    def n_vocab(self) -> int:
+        return self.max_token_value + 1
+
+    @property
+    def pattern(self) -> str:
+        return self._pat_str
+
+    @property
+    def mergeable_ranks(self) -> Mapping[bytes, int]:
+        return MappingProxyType(self._ranks)
+
+    @property
+    def special_tokens(self) -> Mapping[str, int]:
+        return MappingProxyType(self._special_tokens)
+
+    def piece_cache_stats(self) -> PieceCacheStats:
+        """Hits, misses, learned entries and capacity of the piece cache (for metrics)."""
+        pieces = self._cache.stats()
+        if self._chunks is None:
+            return pieces
+        chunks = self._chunks.stats()
+        return PieceCacheStats(
+            hits=pieces.hits + chunks.hits,
+            misses=pieces.misses + chunks.misses,
+            size=pieces.size + chunks.size,
+            capacity=pieces.capacity + chunks.capacity,
+        )
+
+    # ---- pickling: rebuild from plain data (the cache is not state) --------------------------------
+
+    def __getstate__(self) -> dict:
+        return {
+            "name": self.name,
+            "pat_str": self._pat_str,
+            "mergeable_ranks": self._ranks,
+            "special_tokens": self._special_tokens,
+            "piece_cache_capacity": self._piece_cache_capacity,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        name = state.pop("name")
+        self.__init__(name, **state)
+
+    # ---- private ------------------------------------------------------------------------------------
+
+    def _encode_piece(self, piece: str) -> tuple[int, ...]:
+        return tuple(byte_pair_encode(piece.encode("utf-8"), self._ranks))
+
+    def _chunk_ids(self, parts: list[str]) -> list[tuple[int, ...]]:
+        """Ids of " " + part for parts[1:] (see word_chunks), from the chunk cache; the misses of one call
+        are computed together: one regex pass over the distinct missing parts joined by spaces (each join
+        is a chunk boundary because every part but the text's last ends in non-whitespace)."""
+        chunks = self._chunks
+        found = list(map(chunks.get, islice(parts, 1, None)))  # None where missing (ids are never empty)
+        chunks.note_lookups(len(found))
+        if None not in found:
+            return found
+        missing = list(compress(range(len(found)), map(not_, found)))
+        missing_parts = [parts[index + 1] for index in missing]
+        last = parts[-1]
+        if not last or last[-1].isspace():
+            # The text's last part may end in whitespace (where `$` matters): it cannot be joined.
+            computed = {last: tuple(_flatten(map(self._lookup, self._findall(" " + last))))}
+            distinct = [part for part in dict.fromkeys(missing_parts) if part != last]
+        else:
+            computed = {}
+            distinct = list(dict.fromkeys(missing_parts))
+        if distinct:
+            pieces = self._findall(" " + " ".join(distinct))
+            piece_ids = list(map(self._lookup, pieces))
+            self._cache.note_lookups(len(pieces))
+            piece_lengths = list(map(len, pieces))
+            position = 0
+            for part in distinct:
+                start = position
+                remaining = len(part) + 1
+                while remaining > 0:
+                    remaining -= piece_lengths[position]
+                    position += 1
+                if position - start == 1:
+                    computed[part] = piece_ids[start]
+                else:
+                    computed[part] = tuple(_flatten(piece_ids[start:position]))
+        for index, part in zip(missing, missing_parts):
+            found[index] = computed[part]
+        chunks.add_computed(computed)
+        return found
+
+    def _check_specials(self, text, allowed_special, disallowed_special, item) -> frozenset[str]:
+        """Raise for a disallowed string in `text`; return the allowed special tokens."""
+        if disallowed_special == "all" and not allowed_special and isinstance(disallowed_special, str):
+            allowed, disallowed = _EMPTY, self._special_set  # the default policy, without set arithmetic
+        else:
+            allowed, disallowed = resolve_policy(
+                self._special_set, allowed_special=allowed_special, disallowed_special=disallowed_special
+            )
+        if disallowed:
+            if len(disallowed) > _SUBSTRING_PRECHECK_LIMIT or any(token in text for token in disallowed):
+                match = special_token_regex(disallowed).search(text)
+                if match is not None:
+                    raise DisallowedSpecialTokenError(match.group(), match.start(), item)
+        if allowed and not any(token in text for token in allowed):
+            return _EMPTY
+        return allowed
+
+    def _is_all_space(self, token: int) -> bool:
+        token_bytes = self._decoder.get(token)
+        return token_bytes is not None and all(byte in b" \n\t" for byte in token_bytes)
+
+    def _raise_unknown(self, tokens: Sequence[int], item: int | None) -> None:
+        for token in tokens:
+            if token not in self._decoder:
+                raise UnknownTokenIdError(token, item, n_vocab=self.n_vocab) from None
+
+
+def _validate(name: str, ranks: dict[bytes, int], specials: dict[str, int], explicit_n_vocab: int | None) -> None:
+    if not ranks:
+        raise ModelFormatError(f"encoding {name!r}: mergeable_ranks is empty; a byte-level BPE needs all 256 bytes")
+    missing = [byte for byte in range(256) if bytes([byte]) not in ranks]
+    if missing:
+        raise ModelFormatError(
+            f"encoding {name!r}: mergeable_ranks lacks {len(missing)} single bytes (first: {bytes([missing[0]])!r}); "
+            "byte-level BPE needs a rank for every byte"
+        )
+    if len(set(ranks.values())) != len(ranks):
+        raise ModelFormatError(f"encoding {name!r}: two mergeable tokens share a rank; ranks must be unique ids")
+    clash = sorted(set(ranks.values()) & set(specials.values()))
+    if clash or len(set(specials.values())) != len(specials):
+        raise ModelFormatError(
+            f"encoding {name!r}: special token ids must be distinct and unused by mergeable tokens"
+            + (f" (id {clash[0]} is both)" if clash else "")
+        )
+    if explicit_n_vocab:
+        max_value = max(max(ranks.values()), max(specials.values(), default=0))
+        if len(ranks) + len(specials) != explicit_n_vocab or max_value != explicit_n_vocab - 1:
+            raise ModelFormatError(
+                f"encoding {name!r}: explicit_n_vocab={explicit_n_vocab} but there are {len(ranks)} mergeable "
+                f"+ {len(specials)} special tokens with max id {max_value}"
+            )

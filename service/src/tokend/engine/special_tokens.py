@@ -1,0 +1,64 @@
+"""Special-token policy, with tiktoken's exact semantics (including its quirks).
+
+`encode(text, allowed_special=..., disallowed_special=...)`:
+- `allowed_special="all"` means every special token of the encoding; `disallowed_special="all"` means every
+  special token that is not allowed.
+- Disallowed strings are searched first; a match raises, even if the string is also allowed, and even if it
+  is not a special token of the encoding at all (tiktoken searches for whatever strings it is given).
+- Allowed strings that are not special tokens are ignored; an allowed special token becomes its id.
+- A special token that is neither allowed nor disallowed is encoded as plain text.
+
+>>> resolve_policy({"<|a|>", "<|b|>"}, allowed_special={"<|a|>"}, disallowed_special="all")
+(frozenset({'<|a|>'}), frozenset({'<|b|>'}))
+
+Deviation: a plain string other than "all" raises `TypeError` (tiktoken would treat the string as a set of
+its characters). Not handled: the error message wording of tiktoken's `ValueError` is kept, but which token is reported
+when two disallowed strings match at the same offset is "the longest" here (tiktoken's choice depends on
+hash order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Set
+from functools import lru_cache
+
+import regex
+
+__all__ = ["resolve_policy", "special_token_regex"]
+
+
+def resolve_policy(
+    special_tokens: Set[str],
+    *,
+    allowed_special: str | Collection[str],
+    disallowed_special: str | Collection[str],
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(allowed special tokens, disallowed strings) for one call; both may be empty."""
+    if isinstance(allowed_special, str):
+        if allowed_special != "all":
+            raise TypeError(
+                f"allowed_special must be 'all' or a set of strings, got the string {allowed_special!r}; "
+                f"wrap a single token in a set: allowed_special={{{allowed_special!r}}}"
+            )
+        allowed = frozenset(special_tokens)
+    else:
+        allowed = frozenset(allowed_special) & special_tokens
+    if isinstance(disallowed_special, str):
+        if disallowed_special != "all":
+            raise TypeError(
+                f"disallowed_special must be 'all' or a collection of strings, got the string "
+                f"{disallowed_special!r}; wrap a single token in a tuple: disallowed_special=({disallowed_special!r},)"
+            )
+        # tiktoken subtracts the caller's allowed_special as given (non-special strings are irrelevant here).
+        disallowed = frozenset(special_tokens) - allowed
+    else:
+        # An empty string matches at offset 0 and therefore raises, as in tiktoken.
+        disallowed = frozenset(disallowed_special)
+    return allowed, disallowed
+
+
+@lru_cache(maxsize=128)
+def special_token_regex(tokens: frozenset[str]) -> regex.Pattern:
+    """A regex matching any of `tokens`; the longest wins at the same offset (deterministic)."""
+    ordered = sorted(tokens, key=lambda token: (-len(token), token))
+    return regex.compile("|".join(regex.escape(token) for token in ordered))

@@ -1,0 +1,71 @@
+"""tiktoken's rank-file format: one `base64(token_bytes) rank` line per mergeable token.
+
+>>> data = dump_tiktoken_ranks({b"a": 0, b"b": 1, b"ab": 2})
+>>> data
+b'YQ== 0\\nYg== 1\\nYWI= 2\\n'
+>>> load_tiktoken_ranks(data) == {b"a": 0, b"b": 1, b"ab": 2}
+True
+
+Scope: parsing and writing bytes handed to us, with an optional SHA-256 check of the raw bytes. Not handled:
+reading files or URLs, caching (the registry does I/O), gzip (decompress before calling).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+
+from ..errors import ChecksumMismatchError, ModelFormatError
+
+__all__ = ["load_tiktoken_ranks", "dump_tiktoken_ranks"]
+
+
+def load_tiktoken_ranks(
+    data: bytes, *, expected_sha256: str | None = None, what: str = "tiktoken rank file"
+) -> dict[bytes, int]:
+    """Parse a rank file into `{token_bytes: rank}`, verifying `expected_sha256` (hex) first when given.
+
+    Raises `ChecksumMismatchError` when the hash differs and `ModelFormatError` naming the line that does
+    not parse (bad base64, missing rank, a token or rank listed twice).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"load_tiktoken_ranks expects the file's bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected_sha256.lower():
+            raise ChecksumMismatchError(expected=expected_sha256.lower(), actual=actual, what=what)
+    ranks: dict[bytes, int] = {}
+    seen_ranks: set[int] = set()
+    b64decode = base64.b64decode
+    for line_number, line in enumerate(data.splitlines(), start=1):
+        if not line:
+            continue
+        fields = line.split()
+        try:
+            if len(fields) != 2:
+                raise ValueError(f"expected 2 fields, found {len(fields)}")
+            token = b64decode(fields[0], validate=True)
+            rank = int(fields[1])
+        except (ValueError, binascii.Error) as exc:
+            raise ModelFormatError(
+                f"{what}, line {line_number}: {line[:80]!r} is not `base64(token) rank` ({exc})"
+            ) from None
+        if rank < 0:
+            raise ModelFormatError(f"{what}, line {line_number}: rank {rank} is negative")
+        if token in ranks or rank in seen_ranks:
+            raise ModelFormatError(
+                f"{what}, line {line_number}: token {token!r} or rank {rank} appears more than once"
+            )
+        ranks[token] = rank
+        seen_ranks.add(rank)
+    return ranks
+
+
+def dump_tiktoken_ranks(ranks: Mapping[bytes, int]) -> bytes:
+    """Write `{token_bytes: rank}` in tiktoken's format, ordered by rank (what tiktoken's files do)."""
+    encode = base64.b64encode
+    lines = [encode(token) + b" " + str(rank).encode() for token, rank in sorted(ranks.items(), key=lambda kv: kv[1])]
+    return b"\n".join(lines) + (b"\n" if lines else b"")

@@ -1,0 +1,117 @@
+"""Running the playground: `PlaygroundServer` (a thread, for tests and embedding) and `serve_playground`
+(blocking, the entry point `tokend serve`'s supervisor runs in its own child process).
+
+The playground answers from its own in-process registry and engine (the same `Registry.open` the gRPC
+workers use), so it needs no gRPC round trip and shows exactly what a worker would answer. With
+`reload_interval > 0` that registry polls its source on the same schedule as the workers' registries.
+
+Not handled: TLS and authentication (it is a development page; keep its port private or put a proxy in
+front), more than one process (one ThreadingHTTPServer is plenty for people typing).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from .api import PlaygroundApi, PlaygroundLimits
+from .request_handler import handler_for
+
+logger = logging.getLogger(__name__)
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True  # a hung client never blocks shutdown
+    allow_reuse_address = True
+
+
+class PlaygroundServer:
+    """The playground on `host:port` (0 = a free port), served from a background thread.
+
+    >>> import urllib.request
+    >>> from tokend.registry import Registry
+    >>> with PlaygroundServer(Registry.open(), port=0) as server:
+    ...     urllib.request.urlopen(server.url + "healthz").read()
+    b'ok\\n'
+    """
+
+    def __init__(
+        self, registry: Any, host: str = "127.0.0.1", port: int = 0, limits: PlaygroundLimits | None = None,
+    ) -> None:
+        self.api = PlaygroundApi(registry, limits)
+        self._httpd = _HttpServer((host, port), handler_for(self.api))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in {"0.0.0.0", ""} else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> PlaygroundServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="tokend-playground", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until `stop()` is called from another thread."""
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> PlaygroundServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def serve_playground(settings: Any) -> None:
+    """Serve the playground until SIGTERM/SIGINT; blocking. `settings` is the server's Settings (or any object
+    with host, playground_port, registry, reload_interval, max_request_bytes, max_batch_items).
+
+    Example (blocks until SIGTERM)::
+
+        serve_playground(Settings.load(flags={"playground_port": 8080}))
+    """
+    from tokend.registry import Registry  # here, not at import: the page's modules stay importable alone
+
+    registry = Registry.open(settings.registry)
+    limits = PlaygroundLimits(
+        max_request_bytes=settings.max_request_bytes, max_batch_items=settings.max_batch_items,
+    )
+    server = PlaygroundServer(registry, host=settings.host, port=settings.playground_port, limits=limits)
+    stopping = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stopping.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    interval = float(settings.reload_interval or 0)
+    if interval > 0:
+        registry.start_polling(interval)  # the registry's own poller: new versions and alias moves show up
+    server.start()
+    logger.info("token playground serving on http://%s:%d/", settings.host, server.port)
+    try:
+        # A bounded wait, so SIGTERM is noticed promptly however the signal interrupts the wait.
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        server.stop()
+        registry.close()

@@ -1,0 +1,76 @@
+"""Model references: `"name"`, `"name@7"`, `"name@stable"` — parsing only, no lookup.
+
+    >>> parse_model_ref("cl100k_base@1")
+    ParsedModelRef(name='cl100k_base', version=1, alias=None)
+    >>> parse_model_ref("mymodel")          # latest = highest version
+    ParsedModelRef(name='mymodel', version=None, alias=None)
+
+A selector made only of digits is a version (positive, no leading zeros); anything else is an alias.
+`latest` is a reserved alias meaning the highest version; it cannot be set. Resolution against what a
+registry holds is `Registry.resolve`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from tokend.registry.manifest import validate_model_name
+
+LATEST = "latest"
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+
+
+class ModelVersionRef(NamedTuple):
+    """One exact published version. `str(ref)` is "name@version"."""
+
+    name: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class ParsedModelRef(NamedTuple):
+    """A reference as written: at most one of `version` / `alias` is set; neither means latest."""
+
+    name: str
+    version: int | None
+    alias: str | None
+
+
+def validate_alias(alias: str) -> str:
+    """Return `alias` if it can be set as an alias, else raise ValueError saying what is allowed."""
+    if not isinstance(alias, str) or not _ALIAS.match(alias):
+        raise ValueError(
+            f"invalid alias {alias!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter"
+        )
+    if alias == LATEST:
+        raise ValueError("'latest' always means the highest version and cannot be set as an alias")
+    return alias
+
+
+def parse_version(text: str) -> int:
+    """Parse a version number: a positive integer written without sign or leading zeros."""
+    if not text.isdigit() or not text.isascii() or text.startswith("0"):
+        raise ValueError(f"invalid version {text!r}: versions are positive integers such as 1, 2, 17")
+    return int(text)
+
+
+def parse_model_ref(ref: str) -> ParsedModelRef:
+    """Split a reference into name and selector; raise ValueError for malformed ones."""
+    if not isinstance(ref, str):
+        raise ValueError(f"model reference must be a string like 'name' or 'name@3', not {ref!r}")
+    name, separator, selector = ref.partition("@")
+    validate_model_name(name)
+    if not separator:
+        return ParsedModelRef(name, None, None)
+    if not selector:
+        raise ValueError(f"model reference {ref!r} has an empty selector after '@': write 'name@3' or 'name@alias'")
+    if selector.isdigit():
+        return ParsedModelRef(name, parse_version(selector), None)
+    if selector == LATEST:
+        return ParsedModelRef(name, None, None)
+    if not _ALIAS.match(selector):
+        raise ValueError(f"model reference {ref!r}: {selector!r} is neither a version number nor an alias name")
+    return ParsedModelRef(name, None, selector)

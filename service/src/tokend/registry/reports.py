@@ -1,0 +1,70 @@
+"""Value objects the registry hands back: loaded models, refresh and verification reports.
+
+    >>> loaded = registry.load("cl100k_base")
+    >>> loaded.ref, loaded.manifest_sha256[:8]
+    ('cl100k_base@1', '…')
+    >>> report = registry.refresh()
+    >>> report.added, report.alias_moves, report.failed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tokend.engine import Encoding
+from tokend.registry.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One exact version, verified and ready. Immutable: hold on to it for the length of a request."""
+
+    name: str
+    version: int
+    manifest: Manifest
+    manifest_sha256: str  # of manifest.json as stored: identifies the exact artifact
+    encoding: Encoding
+    load_seconds: float = 0.0  # read + verify + parse, for the model-load metric
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    name: str
+    alias: str
+    previous: int | None  # None: the alias is new
+    current: int | None  # None: the alias was removed
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.alias}: {self.previous} -> {self.current}"
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    """What one `Registry.refresh()` saw change. `error` is set when the source itself was unusable
+    (the previous catalog stays in force); `failed` maps `name@version` to why it is refused."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    alias_moves: list[AliasMove] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.alias_moves or self.failed)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """The outcome of checking one version: `error` is None when every checksum matched."""
+
+    ref: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

@@ -1,0 +1,58 @@
+"""What every registry source provides: a catalog, manifest bytes and payload bytes of one version.
+
+Sources: `DirectorySource` (a local directory, writable unless opened read-only; the embedded default
+registry is one, read-only) and `HttpSource` (a read-only HTTP(S) registry fetched into a local cache).
+The `Registry` on top parses, verifies, caches and resolves; a source only moves bytes and knows its
+layout.
+
+Not handled here: checksum policy (the registry verifies everything a source returns).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from tokend.errors import RegistryError
+from tokend.registry.catalog import Catalog
+from tokend.registry.manifest import Manifest
+from tokend.registry.model_ref import ModelVersionRef
+from tokend.registry.payload import NewVersion
+
+
+class Source(ABC):
+    """A place models are read from (and, for writable sources, published to)."""
+
+    location: str
+    writable: bool = False
+
+    @abstractmethod
+    def scan(self) -> Catalog:
+        """Read the current names, versions and aliases. Raises RegistryError if the source is unusable."""
+
+    @abstractmethod
+    def read_manifest(self, ref: ModelVersionRef) -> bytes:
+        """The stored manifest bytes of one version (RegistryError if missing or unreadable)."""
+
+    @abstractmethod
+    def read_payload(self, manifest: Manifest) -> bytes:
+        """The stored payload bytes of one version, exactly as the manifest's checksum covers them."""
+
+    def expected_manifest_sha256(self, ref: ModelVersionRef) -> str | None:
+        """The manifest digest the source's index records for `ref` (None: no index entry to check)."""
+        return None
+
+    def publish(self, new: NewVersion) -> Manifest:
+        raise self._read_only("publish")
+
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        raise self._read_only("set aliases")
+
+    def alias_history(self, name: str) -> list[dict[str, Any]]:
+        return []
+
+    def _read_only(self, action: str) -> RegistryError:
+        return RegistryError(
+            f"cannot {action}: {self.location} is read-only; use a local directory registry "
+            "(--registry DIR) instead"
+        )

@@ -1,0 +1,48 @@
+"""Turns any exception a method raises into a gRPC status with details — via ``status_mapping`` only.
+
+An exception the table does not know is a bug: the caller gets INTERNAL and the traceback is logged
+(with the method and model, never the request's content). The worker keeps serving either way.
+
+    server = grpc.server(pool, interceptors=[..., ErrorInterceptor()])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from grpc_status import rpc_status
+
+from tokend.server.logs import log_event
+from tokend.server.served_models import CURRENT_MODEL
+from tokend.server.status_mapping import to_rpc_status
+from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
+
+__all__ = ["ErrorInterceptor"]
+
+_log = logging.getLogger("tokend.server.errors")
+
+
+class ErrorInterceptor(UnaryInterceptor):
+    def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
+        try:
+            return behaviour(request, context)
+        except Exception as exc:
+            if context.code() is not None:
+                raise  # already aborted with a status further in: keep it
+            status, is_bug = to_rpc_status(exc)
+            if is_bug:
+                model = CURRENT_MODEL.get()
+                log_event(
+                    _log,
+                    "rpc_internal_error",
+                    level=logging.ERROR,
+                    exc_info=exc,
+                    method=method.full,
+                    model=model[0] if model else getattr(request, "model", None),
+                    version=model[1] if model else None,
+                    error_type=type(exc).__name__,
+                )
+            context.abort_with_status(rpc_status.to_status(status))
+            raise  # not reached: abort_with_status raises

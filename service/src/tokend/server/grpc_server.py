@@ -1,0 +1,92 @@
+"""Builds a worker's ``grpc.Server``: options, port binding, TLS, interceptors, services.
+
+Options and why:
+- ``grpc.so_reuseport`` — every worker binds the same port; the kernel spreads connections.
+- max receive/send message length — ``max_message_bytes``; gRPC answers RESOURCE_EXHAUSTED stating it.
+- keepalive enforcement — clients may ping every 10 s even without calls (tokend_client pings less
+  often); more frequent pings are answered with GOAWAY ("too_many_pings") as gRPC does by default.
+- ``grpc.max_connection_age_ms`` (+ grace) — clients reconnect periodically and re-resolve, so new
+  pods receive traffic; in-flight calls get the grace period (``grace_period``) to finish.
+
+Not handled: ALTS, compression settings (clients choose; gRPC decompresses transparently).
+
+    server = build_server(settings, interceptors=[...])
+    add_services(server, tokenizer=servicer, health=health, reflection=True)
+    port = bind(server, settings)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from tokend._proto import tokenizer_pb2, tokenizer_pb2_grpc
+from tokend.server.settings import Settings
+
+__all__ = ["build_server", "add_services", "bind", "server_options", "THREADS_PER_WORKER"]
+
+# One worker process serves calls on a few threads: the GIL makes more threads useless for CPU work,
+# but a handful lets health checks and short calls pass a long batch.
+THREADS_PER_WORKER = 8
+KEEPALIVE_MIN_PING_INTERVAL_MS = 10_000
+
+
+def server_options(settings: Settings) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [
+        ("grpc.so_reuseport", 1),
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_INTERVAL_MS),
+        ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_INTERVAL_MS),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+    ]
+    if settings.max_connection_age > 0:
+        options.append(("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)))
+        options.append(("grpc.max_connection_age_grace_ms", int(max(settings.grace_period, 1) * 1000)))
+    return options
+
+
+def build_server(settings: Settings, *, interceptors: Sequence[grpc.ServerInterceptor]) -> grpc.Server:
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=THREADS_PER_WORKER, thread_name_prefix="tokend-rpc"),
+        interceptors=list(interceptors),
+        options=server_options(settings),
+    )
+
+
+def add_services(server: grpc.Server, *, tokenizer: Any, health: Any, reflection_enabled: bool) -> None:
+    tokenizer_pb2_grpc.add_TokenizerServicer_to_server(tokenizer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    if reflection_enabled:
+        names = (
+            tokenizer_pb2.DESCRIPTOR.services_by_name["Tokenizer"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server)
+
+
+def bind(server: grpc.Server, settings: Settings) -> int:
+    """Bind ``host:port`` (TLS if configured); returns the bound port, 0 if binding failed."""
+    host = settings.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # IPv6 literal
+    address = f"{host}:{settings.port}"
+    if not settings.tls:
+        return server.add_insecure_port(address)
+    # Settings guarantees cert and key come together.
+    cert, key = settings.tls_cert.read_bytes(), settings.tls_key.read_bytes()  # type: ignore[union-attr]
+    client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+    credentials = grpc.ssl_server_credentials(
+        [(key, cert)],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+    return server.add_secure_port(address, credentials)

@@ -1,0 +1,47 @@
+"""Counts the unary calls a worker is running, so draining can end as soon as they are done.
+
+Why: ``server.stop(grace)`` waits for *every* RPC, including grpc.health.v1 Watch streams, which never
+end by themselves; a single watcher would hold every shutdown for the whole grace period. Draining
+waits for this count to reach zero (or the grace period to end), then stops the server at once,
+cancelling only the streams.
+
+    calls = InFlightCalls()
+    server = grpc.server(pool, interceptors=[calls, ...])
+    calls.wait_idle(timeout=20)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
+
+__all__ = ["InFlightCalls"]
+
+
+class InFlightCalls(UnaryInterceptor):
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
+        with self._idle:
+            self._count += 1
+        try:
+            return behaviour(request, context)
+        finally:
+            with self._idle:
+                self._count -= 1
+                if self._count == 0:
+                    self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no unary call runs (True) or ``timeout`` seconds pass (False)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout=timeout)

@@ -1,0 +1,64 @@
+"""One JSON log line per failed call (and per call at debug level): method, model, version, code.
+
+Fields are the method, the model reference and resolved version, the status code, the number of
+batch items and the duration. Never the text, bytes or ids of the request, nor the error message
+(it can quote a caller-chosen special-token string).
+
+    server = grpc.server(pool, interceptors=[..., LoggingInterceptor(), ErrorInterceptor()])
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from tokend.server.logs import log_event
+from tokend.server.served_models import CURRENT_MODEL
+from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
+
+__all__ = ["LoggingInterceptor"]
+
+_log = logging.getLogger("tokend.server.rpc")
+
+# Codes that mean the server (not the caller) has a problem.
+_SERVER_SIDE = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS, grpc.StatusCode.FAILED_PRECONDITION}
+
+
+class LoggingInterceptor(UnaryInterceptor):
+    def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
+        token = CURRENT_MODEL.set(None)
+        started = time.perf_counter()
+        code = grpc.StatusCode.UNKNOWN
+        try:
+            response = behaviour(request, context)
+            code = context.code() or grpc.StatusCode.OK
+            return response
+        except BaseException:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            model = CURRENT_MODEL.get()
+            CURRENT_MODEL.reset(token)
+            if code is grpc.StatusCode.OK:
+                level = logging.DEBUG
+            elif code in _SERVER_SIDE:
+                level = logging.ERROR
+            else:
+                level = logging.WARNING
+            if _log.isEnabledFor(level):
+                inputs = getattr(request, "inputs", None)
+                log_event(
+                    _log,
+                    "rpc" if code is grpc.StatusCode.OK else "rpc_error",
+                    level=level,
+                    method=method.full,
+                    model=model[0] if model else (getattr(request, "model", None) or None),
+                    version=model[1] if model else None,
+                    code=code.name,
+                    items=len(inputs) if inputs is not None else None,
+                    ms=round((time.perf_counter() - started) * 1000, 3),
+                )

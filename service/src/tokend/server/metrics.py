@@ -1,0 +1,121 @@
+"""The worker's Prometheus metrics, named as in DEVELOPERS.md (the contract for dashboards and alerts).
+
+Workers run in prometheus_client's multiprocess mode (the supervisor sets PROMETHEUS_MULTIPROC_DIR
+before it starts them), so values from every worker are summed by the supervisor's /metrics
+endpoint; gauges say how to combine workers (``multiprocess_mode``). The supervisor's own gauges
+(`tokend_workers`, `tokend_worker_restarts_total`) live in `supervisor_metrics`.
+
+Every metric takes an injectable registry, so a test builds a fresh ``ServerMetrics`` per case.
+Labels are fixed, low-cardinality values: method names, status codes, model names and versions.
+Nothing from a request's content is ever a label.
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> metrics = ServerMetrics(CollectorRegistry())
+    >>> metrics.tokens.labels(model="cl100k_base", version="1", operation="encode").inc(3)
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["ServerMetrics", "LATENCY_BUCKETS", "BATCH_BUCKETS"]
+
+# Tokenizing a short text takes tens of microseconds; a full 8 MiB batch, seconds.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+LOAD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class ServerMetrics:
+    """All metrics a worker records."""
+
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
+        rpc_labels = ("grpc_type", "grpc_service", "grpc_method")
+        usage_labels = ("model", "version", "operation")
+        model_labels = ("model", "version")
+        self.started = Counter(
+            "grpc_server_started_total", "RPCs started on the server.", rpc_labels, registry=registry
+        )
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, by status code.",
+            (*rpc_labels, "grpc_code"),
+            registry=registry,
+        )
+        self.handling_seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from receiving an RPC to sending its response.",
+            rpc_labels,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "tokend_rpc_in_flight",
+            "RPCs being handled now.",
+            ("grpc_method",),
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "tokend_tokens_total",
+            "Tokens produced (encode, count) or consumed (decode).",
+            usage_labels,
+            registry=registry,
+        )
+        self.input_bytes = Counter(
+            "tokend_input_bytes_total",
+            "Bytes of input text or data processed (UTF-8 bytes for text).",
+            usage_labels,
+            registry=registry,
+        )
+        self.batch_items = Histogram(
+            "tokend_batch_items", "Items per request batch.", ("grpc_method",), buckets=BATCH_BUCKETS, registry=registry
+        )
+        self.model_load_seconds = Histogram(
+            "tokend_model_load_seconds",
+            "Time to load one model version into a worker.",
+            model_labels,
+            buckets=LOAD_BUCKETS,
+            registry=registry,
+        )
+        self.model_load_failures = Counter(
+            "tokend_model_load_failures_total", "Model versions that failed to load.", model_labels, registry=registry
+        )
+        self.model_info = Gauge(
+            "tokend_model_info",
+            "1 for every model version loaded (in any live worker).",
+            ("model", "version", "payload_format", "sha256"),
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.piece_cache_hits = Counter(
+            "tokend_piece_cache_hits_total", "Pre-split pieces found in the piece cache.", model_labels, registry=registry
+        )
+        self.piece_cache_misses = Counter(
+            "tokend_piece_cache_misses_total",
+            "Pre-split pieces that had to be merged (not in the piece cache).",
+            model_labels,
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "tokend_ready",
+            "1 once the configured models are loaded (the minimum over live workers).",
+            multiprocess_mode="livemin",
+            registry=registry,
+        )
+        self._cache_lock = threading.Lock()
+        self._cache_seen: dict[tuple[str, str], tuple[int, int]] = {}  # (model, version) -> (hits, misses)
+
+    def record_piece_cache(self, model: str, version: int, hits: int, misses: int) -> None:
+        """Move the cache counters to the engine's cumulative ``hits``/``misses`` (adds the difference)."""
+        key = (model, str(version))
+        with self._cache_lock:
+            seen_hits, seen_misses = self._cache_seen.get(key, (0, 0))
+            # The engine's counters only grow; guard anyway so a counter never goes down.
+            if hits > seen_hits:
+                self.piece_cache_hits.labels(*key).inc(hits - seen_hits)
+            if misses > seen_misses:
+                self.piece_cache_misses.labels(*key).inc(misses - seen_misses)
+            self._cache_seen[key] = (max(hits, seen_hits), max(misses, seen_misses))

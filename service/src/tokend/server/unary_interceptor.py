@@ -1,0 +1,98 @@
+"""A base for server interceptors that wrap unary-unary methods (every tokend.v1 RPC, health Check).
+
+Subclasses implement ``handle(method, behaviour, request, context)`` and call
+``behaviour(request, context)`` to continue the chain. Streaming methods (health Watch, reflection)
+pass through untouched unless the subclass sets ``wrap_streams`` and implements ``handle_stream``.
+
+    class Timing(UnaryInterceptor):
+        def handle(self, method, behaviour, request, context):
+            started = time.perf_counter()
+            try:
+                return behaviour(request, context)
+            finally:
+                print(method.full, time.perf_counter() - started)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+__all__ = ["MethodName", "UnaryInterceptor"]
+
+
+@dataclass(frozen=True)
+class MethodName:
+    """``/tokend.v1.Tokenizer/Encode`` split into service and method, plus the gRPC call type."""
+
+    full: str
+    service: str
+    method: str
+    grpc_type: str  # "unary", "server_stream", "client_stream", "bidi_stream"
+
+    @classmethod
+    def parse(cls, full: str, grpc_type: str) -> MethodName:
+        service, _, method = full.lstrip("/").rpartition("/")
+        return cls(full, service or "unknown", method or full, grpc_type)
+
+
+def _grpc_type(handler: grpc.RpcMethodHandler) -> str:
+    if handler.request_streaming and handler.response_streaming:
+        return "bidi_stream"
+    if handler.request_streaming:
+        return "client_stream"
+    if handler.response_streaming:
+        return "server_stream"
+    return "unary"
+
+
+class UnaryInterceptor(grpc.ServerInterceptor):
+    wrap_streams = False
+
+    def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
+        raise NotImplementedError
+
+    def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
+        return behaviour(request, context)
+
+    def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = MethodName.parse(handler_call_details.method, _grpc_type(handler))
+        common = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            def unary_unary(request: Any, context: Any) -> Any:
+                return self.handle(method, inner, request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **common)
+        if not self.wrap_streams:
+            return handler
+        if handler.unary_stream is not None:
+            inner_us = handler.unary_stream
+
+            def unary_stream(request: Any, context: Any) -> Iterator[Any]:
+                return self.handle_stream(method, inner_us, request, context)
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, **common)
+        if handler.stream_unary is not None:
+            inner_su = handler.stream_unary
+
+            def stream_unary(request_iterator: Any, context: Any) -> Any:
+                return self.handle(method, inner_su, request_iterator, context)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **common)
+        inner_ss = handler.stream_stream
+
+        def stream_stream(request_iterator: Any, context: Any) -> Iterator[Any]:
+            return self.handle_stream(method, inner_ss, request_iterator, context)
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, **common)

@@ -1,0 +1,156 @@
+"""One worker process: a gRPC server on the shared port, serving until told to drain.
+
+Life of a worker (started by the supervisor in a fresh *spawned* interpreter, see supervisor.py):
+1. JSON logging, signal handlers (SIGTERM = drain; SIGINT ignored, the supervisor decides).
+2. The gRPC server starts at once, health NOT_SERVING: load balancers and probes get an answer, and
+   Tokenizer calls get UNAVAILABLE ("models are still loading"). A replacement worker (others are
+   serving) loads first and listens after, so it never takes connections it cannot answer.
+3. The configured models are loaded; then health SERVING, ``tokend_ready`` 1, the supervisor is told.
+4. A hot-reload thread refreshes the registry every ``reload_interval`` seconds.
+5. SIGTERM: health NOT_SERVING, new calls refused with UNAVAILABLE, the server stops accepting and
+   running calls get ``grace_period`` seconds to finish; then the process exits 0.
+
+Exit codes: 0 drained; 3 could not bind the port; 4 could not open the registry or load the models
+(the supervisor restarts the worker with backoff either way).
+
+    run_worker(settings, ready=None)   # blocks until SIGTERM
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+from tokend.server.availability import Availability
+from tokend.server.error_interceptor import ErrorInterceptor
+from tokend.server.grpc_server import add_services, bind, build_server
+from tokend.server.hot_reload import HotReloader
+from tokend.server.in_flight import InFlightCalls
+from tokend.server.logging_interceptor import LoggingInterceptor
+from tokend.server.logs import configure_logging, log_event
+from tokend.server.metrics import ServerMetrics
+from tokend.server.metrics_interceptor import MetricsInterceptor
+from tokend.server.request_limits import RequestLimits
+from tokend.server.served_models import ServedModels
+from tokend.server.servicer import TokenizerServicer
+from tokend.server.settings import Settings
+from tokend.server.worker_id_interceptor import WorkerIdInterceptor
+
+__all__ = ["run_worker", "EXIT_BIND_FAILED", "EXIT_MODELS_FAILED"]
+
+EXIT_BIND_FAILED = 3
+EXIT_MODELS_FAILED = 4
+RESPONSE_FLUSH_SECONDS = 1.0
+
+_log = logging.getLogger("tokend.server.worker")
+
+
+def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_early: bool = True) -> int:
+    """Serve until SIGTERM; ``ready`` (a multiprocessing Event, optional) is set once SERVING.
+
+    ``listen_early``: start listening before the models are loaded (health NOT_SERVING meanwhile).
+    The supervisor passes False when replacing a worker while others serve: a listener that is not
+    ready would take its share of new connections (SO_REUSEPORT) only to answer UNAVAILABLE.
+    """
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    from grpc_health.v1 import health
+
+    from tokend.registry import Registry
+
+    pid = os.getpid()
+    metrics = ServerMetrics()
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    availability = Availability(health=health_servicer, ready_gauge=metrics.ready)
+
+    try:
+        registry = Registry.open(settings.registry)
+    except Exception as exc:
+        log_event(_log, "registry_open_failed", level=logging.ERROR, registry=settings.registry, error=f"{type(exc).__name__}: {exc}")
+        return EXIT_MODELS_FAILED
+    served = ServedModels(registry, metrics=metrics)
+    servicer = TokenizerServicer(
+        models=served,
+        limits=RequestLimits(max_batch_items=settings.max_batch_items, max_request_bytes=settings.max_request_bytes),
+        availability=availability,
+    )
+    calls = InFlightCalls()
+    # Outermost first: the worker id goes on every response; metrics and logs see the final status
+    # the error interceptor chose.
+    server = build_server(
+        settings,
+        interceptors=[
+            calls,
+            WorkerIdInterceptor(pid),
+            MetricsInterceptor(metrics, served.piece_cache_stats),
+            LoggingInterceptor(),
+            ErrorInterceptor(),
+        ],
+    )
+    add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection)
+    if listen_early:
+        # Nobody is serving yet: listen at once so probes see NOT_SERVING rather than a refused connection.
+        if not _listen(server, settings, index):
+            return EXIT_BIND_FAILED
+    try:
+        loaded = served.load_configured(settings.models)
+    except Exception as exc:
+        log_event(
+            _log,
+            "models_load_failed",
+            level=logging.ERROR,
+            models=list(settings.models) if settings.models else "all",
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        availability.draining()
+        server.stop(0)
+        return EXIT_MODELS_FAILED
+    availability.serving()
+    if not listen_early and not _listen(server, settings, index):
+        return EXIT_BIND_FAILED
+    if ready is not None:
+        ready.set()
+    log_event(_log, "worker_serving", worker=index, models=[f"{m.name}@{m.version}" for m in loaded])
+
+    reloader = HotReloader(served, models=settings.models, interval=settings.reload_interval)
+    reloader.start()
+    while not stop.wait(1.0):  # a bounded wait: signal handlers run promptly in the main thread
+        pass
+
+    log_event(_log, "worker_draining", worker=index, grace_period=settings.grace_period)
+    availability.draining()
+    reloader.stop()
+    # No new calls from here on; running ones get the grace period. Once the unary calls are done,
+    # stop at once: what remains are health Watch streams, which never end by themselves.
+    stopped = server.stop(settings.grace_period)
+    finished = calls.wait_idle(settings.grace_period)
+    # A returned handler's response may still be on its way out: a short grace, not zero, lets it go.
+    server.stop(min(RESPONSE_FLUSH_SECONDS, settings.grace_period))
+    stopped.wait()
+    log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count)
+    return 0
+
+
+def worker_main(settings: Settings, ready: Any = None, index: int = 0, listen_early: bool = True) -> None:
+    """Process entry point for the supervisor: run the worker and exit with its code."""
+    raise SystemExit(run_worker(settings, ready, index, listen_early=listen_early))
+
+
+def _listen(server: Any, settings: Settings, index: int) -> bool:
+    try:
+        port = bind(server, settings)
+        error = "port in use or address not available"
+    except RuntimeError as exc:  # newer grpcio raises instead of returning 0
+        port, error = 0, str(exc)
+    if port == 0:
+        log_event(_log, "bind_failed", level=logging.ERROR, host=settings.host, port=settings.port, error=error)
+        return False
+    server.start()
+    log_event(_log, "worker_started", worker=index, port=port, tls=settings.tls, reflection=settings.reflection)
+    return True

@@ -1,0 +1,61 @@
+"""Hostile input costs bounded time: single pieces of up to 1 MB without whitespace.
+
+The heap merge is checked against tiktoken on 100 kB pieces (same ids), and against a bound on 1 MB
+pieces (a naive merge loop takes minutes there). Bounds are generous guards, not performance targets.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import string
+import threading
+import time
+
+import pytest
+
+from tokend.engine import byte_pair_encode
+
+ONE_MB = 1_000_000
+GUARD_SECONDS = 60
+
+
+def _pieces(size: int) -> dict[str, str]:
+    rng = random.Random(1234)
+    return {
+        "a-run": "a" * size,
+        "random-letters": "".join(rng.choices(string.ascii_letters, k=size)),
+        "base64": base64.b64encode(rng.randbytes(size * 3 // 4)).decode()[:size],
+        "cjk": "".join(rng.choices("的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生", k=size // 3)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["a-run", "random-letters", "base64", "cjk"])
+def test_100kb_piece_matches_tiktoken(enc, oracle, kind):
+    text = _pieces(100_000)[kind]
+    assert enc.encode_ordinary(text) == oracle.encode_ordinary(text)
+
+
+@pytest.mark.parametrize("kind", ["a-run", "random-letters", "base64"])
+def test_1mb_piece_within_guard(cl100k, kind):
+    text = _pieces(ONE_MB)[kind]
+    started = time.monotonic()
+    ids = cl100k.encode_ordinary(text)
+    elapsed = time.monotonic() - started
+    assert elapsed < GUARD_SECONDS, f"{kind}: {elapsed:.1f}s for 1 MB"
+    assert cl100k.decode(ids) == text
+
+
+def test_long_pieces_are_not_cached(cl100k):
+    before = cl100k.piece_cache_stats().size
+    cl100k.encode_ordinary("q" * 5000)
+    assert cl100k.piece_cache_stats().size == before
+
+
+def test_heap_and_list_merges_agree(oracle):
+    # Both code paths of byte_pair_encode on the same pieces, around the threshold.
+    ranks = oracle._mergeable_ranks
+    rng = random.Random(7)
+    for size in (2, 3, 17, 255, 256, 257, 600):
+        piece = "".join(rng.choices("abcdefgh xyz", k=size)).encode()
+        assert byte_pair_encode(piece, ranks) == oracle._encode_single_piece(piece)

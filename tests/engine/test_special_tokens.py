@@ -1,0 +1,96 @@
+"""Special tokens, tiktoken's semantics exactly: every combination of allowed/disallowed against tiktoken."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tokend.errors import DisallowedSpecialTokenError, TokendError
+
+NOT_SPECIAL = "<|not_a_special_token|>"
+
+
+def _policies(specials: list[str]):
+    first = specials[0]
+    last = specials[-1]
+    allowed = [set(), frozenset(), "all", {first}, {last}, {first, last}, {NOT_SPECIAL}, {first, NOT_SPECIAL}, set(specials)]
+    disallowed = ["all", (), set(), {first}, {last}, [first, last], {NOT_SPECIAL}, {"hello"}, {first, "hello"}, set(specials), {""}]
+    return list(itertools.product(allowed, disallowed))
+
+
+def _texts(specials: list[str]) -> list[str]:
+    joined = " ".join(specials)
+    return [
+        "hello world",
+        f"hello {specials[0]} world",
+        f"{specials[-1]}hello{specials[0]}",
+        f"say {NOT_SPECIAL} and {joined}",
+        f"{specials[0]}{specials[0]}  \n",
+        f"x  {specials[0][:-1]} partial {specials[0][1:]}",
+        "",
+    ]
+
+
+def _run(function):
+    try:
+        return ("ok", function())
+    except ValueError as exc:
+        return ("raised", exc)
+
+
+def test_every_combination_matches_tiktoken(enc, oracle):
+    specials = sorted(oracle.special_tokens_set)
+    assert set(specials) == enc.special_tokens_set
+    checked = 0
+    for text in _texts(specials):
+        for allowed, disallowed in _policies(specials):
+            ours = _run(lambda: enc.encode(text, allowed_special=allowed, disallowed_special=disallowed))
+            theirs = _run(lambda: oracle.encode(text, allowed_special=allowed, disallowed_special=disallowed))
+            context = (text, allowed, disallowed)
+            assert ours[0] == theirs[0], context
+            if ours[0] == "ok":
+                assert ours[1] == theirs[1], context
+                assert enc.count(text, allowed_special=allowed, disallowed_special=disallowed) == len(theirs[1])
+            else:
+                error = ours[1]
+                assert isinstance(error, DisallowedSpecialTokenError) and isinstance(error, TokendError)
+                assert repr(error.token) in str(theirs[1]), context
+                assert text[error.offset : error.offset + len(error.token)] == error.token
+                with pytest.raises(DisallowedSpecialTokenError):
+                    enc.count(text, allowed_special=allowed, disallowed_special=disallowed)
+            checked += 1
+    assert checked == len(_texts(specials)) * len(_policies(specials))
+
+
+def test_error_names_token_offset_and_fix(cl100k):
+    text = "héllo <|endoftext|> world"
+    with pytest.raises(DisallowedSpecialTokenError) as info:
+        cl100k.encode(text)
+    error = info.value
+    assert (error.token, error.offset, error.item) == ("<|endoftext|>", 6, None)  # characters, not bytes
+    message = str(error)
+    assert "'<|endoftext|>'" in message and "allowed_special" in message and "disallowed_special=()" in message
+
+
+def test_batch_error_names_item(cl100k):
+    with pytest.raises(DisallowedSpecialTokenError) as info:
+        cl100k.encode_batch(["fine", "also fine", "bad <|fim_prefix|>"])
+    assert (info.value.item, info.value.token, info.value.offset) == (2, "<|fim_prefix|>", 4)
+    with pytest.raises(DisallowedSpecialTokenError) as info:
+        cl100k.count_batch(["<|endofprompt|>"])
+    assert info.value.item == 0
+
+
+def test_allowed_special_becomes_its_id(cl100k):
+    assert cl100k.encode("<|endoftext|>", allowed_special={"<|endoftext|>"}) == [100257]
+    assert cl100k.encode("a<|endofprompt|>", allowed_special="all") == [64, 100276]
+    # Neither allowed nor disallowed: plain text (tiktoken's docstring example, cl100k ids).
+    assert cl100k.encode("<|endoftext|>", disallowed_special=()) == [27, 91, 8862, 728, 428, 91, 29]
+
+
+def test_string_policies_other_than_all_are_rejected(cl100k):
+    with pytest.raises(TypeError, match="allowed_special"):
+        cl100k.encode("x", allowed_special="<|endoftext|>")
+    with pytest.raises(TypeError, match="disallowed_special"):
+        cl100k.encode("x", disallowed_special="<|endoftext|>")

@@ -1,0 +1,226 @@
+"""The server's life: health before and after loading, draining on SIGTERM, replacing a killed worker,
+serving a version published while it runs, reflection, and refusing bad settings at start."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from support.registries import build_registry, publish_openai
+from support.server import TokendServer, start_server
+from tokend._proto import tokenizer_pb2 as pb
+
+from .conftest import rpc_error
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _random_text(seed: int, words: int) -> str:
+    # Distinct words defeat the piece cache, so encoding takes real time.
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return " ".join("".join(rng.choice(letters) for _ in range(rng.randint(2, 12))) for _ in range(words))
+
+
+class _GatedHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a registry directory; payload downloads wait until the test opens the gate."""
+
+    gate: threading.Event
+
+    def do_GET(self) -> None:
+        if ".tiktoken" in self.path:
+            self.gate.wait(30)
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:  # keep pytest output clean
+        pass
+
+
+def test_health_not_serving_until_models_loaded(tmp_path):
+    root = build_registry(tmp_path / "models", ["cl100k_base"])
+    gate = threading.Event()
+    handler = type("Handler", (_GatedHandler,), {"gate": gate})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    server = TokendServer(registry=url, env={"XDG_CACHE_HOME": str(tmp_path / "cache")}, wait_until_serving=False)
+    try:
+        server.start()
+        _wait_for(lambda: server.events("worker_started"), 60, "the worker to listen")
+        assert server.health_status() == "NOT_SERVING"
+        assert server.health_status("tokend.v1.Tokenizer") == "NOT_SERVING"
+        error = rpc_error(server.stub().Encode, pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="x")]), timeout=5)
+        assert error.code() == grpc.StatusCode.UNAVAILABLE
+        assert "loading" in error.details()
+        assert "tokend_ready 0.0" in server.scrape_metrics()
+        gate.set()
+        server.wait_serving(60)
+        assert server.health_status() == "SERVING"
+        assert server.health_status("tokend.v1.Tokenizer") == "SERVING"
+        assert "tokend_ready 1.0" in server.scrape_metrics()
+        response = server.stub().Encode(pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]), timeout=5)
+        assert list(response.results[0].ids) == [15339, 1917]
+    finally:
+        gate.set()
+        server.stop()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
+    import tiktoken
+
+    texts = [_random_text(seed, 60_000) for seed in range(6)]  # ~0.5 MB each: seconds of work in total
+    expected = [len(tiktoken.get_encoding("o200k_base").encode(t)) for t in texts]
+    with start_server(registry=registry_dir, grace_period=60) as server:
+        channel = server.channel()
+        stub = server.stub(channel)
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=120)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        in_flight = stub.CountTokens.future(
+            pb.CountTokensRequest(model="o200k_base", inputs=[pb.Input(text=t) for t in texts]), timeout=120
+        )
+        _wait_for(
+            lambda: 'tokend_rpc_in_flight{grpc_method="CountTokens"} 1.0' in server.scrape_metrics(),
+            30,
+            "the call to be in flight",
+        )
+        server.process.send_signal(signal.SIGTERM)
+        # Health turns NOT_SERVING at once for watchers (load balancers stop sending).
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        # New calls are refused cleanly (UNAVAILABLE), whether on a new connection or the open one.
+        fresh = grpc.insecure_channel(server.target)
+        try:
+            error = rpc_error(
+                server.stub(fresh).Encode, pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="x")]), timeout=5
+            )
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+        finally:
+            fresh.close()
+        response = in_flight.result(timeout=120)
+        assert list(response.counts) == expected
+        assert server.process.wait(timeout=90) == 0
+        assert server.events("worker_draining") and server.events("stopped")
+
+
+def test_killed_worker_is_replaced_and_service_keeps_answering(registry_dir):
+    with start_server(registry=registry_dir, workers=2) as server:
+        before = server.worker_pids()
+        assert len(before) == 2
+        metrics = server.scrape_metrics()
+        assert "tokend_workers 2.0" in metrics and "tokend_worker_restarts_total 0.0" in metrics
+        victim = before[0]
+        import os
+
+        os.kill(victim, signal.SIGKILL)
+        # While one worker is gone, the other keeps answering (new connections reach live listeners).
+        for _ in range(10):
+            channel = grpc.insecure_channel(server.target)
+            try:
+                response = server.stub(channel).Encode(
+                    pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]), timeout=10, wait_for_ready=True
+                )
+                assert list(response.results[0].ids) == [15339, 1917]
+            finally:
+                channel.close()
+        _wait_for(lambda: server.events("worker_died"), 30, "the supervisor to notice the death")
+        assert server.events("worker_died")[0]["worker_pid"] == victim
+        _wait_for(server.all_workers_serving, 60, "the replacement worker to serve")
+        after = server.worker_pids()
+        assert len(after) == 2 and victim not in after and before[1] in after
+        metrics = server.scrape_metrics()
+        assert "tokend_workers 2.0" in metrics and "tokend_worker_restarts_total 1.0" in metrics
+        assert "tokend_ready 1.0" in metrics
+
+
+def test_version_published_while_running_is_served_without_restart(tmp_path):
+    from tokend.registry import Registry
+
+    root = build_registry(tmp_path / "models", [])
+    registry = Registry.open(root)
+    publish_openai(registry, "cl100k_base", as_name="reloadable")
+    with start_server(registry=root, reload_interval=0.3) as server:
+        stub = server.stub()
+        first = stub.GetModel(pb.GetModelRequest(model="reloadable"), timeout=5).details
+        assert first.model.version == 1 and "<|new|>" not in first.special_tokens
+        pids = server.worker_pids()
+        specials = {"<|endoftext|>": 100257, "<|new|>": 100300}
+        publish_openai(registry, "cl100k_base", as_name="reloadable", special_tokens=specials)
+        _wait_for(
+            lambda: stub.GetModel(pb.GetModelRequest(model="reloadable"), timeout=5).details.model.version == 2,
+            30,
+            "version 2 to be served",
+        )
+        policy = pb.SpecialTokenPolicy(allowed=pb.SpecialTokenSet(mode=pb.SpecialTokenSet.MODE_ALL))
+        response = stub.Encode(
+            pb.EncodeRequest(model="reloadable", inputs=[pb.Input(text="a<|new|>")], special_tokens=policy), timeout=5
+        )
+        assert response.model.version == 2
+        assert list(response.results[0].ids) == [64, 100300]  # "a" = 64 in cl100k_base (tiktoken)
+        old = stub.Encode(pb.EncodeRequest(model="reloadable@1", inputs=[pb.Input(text="a<|new|>")], special_tokens=policy), timeout=5)
+        assert old.model.version == 1 and list(old.results[0].ids) == [64, 27, 91, 943, 91, 29]
+        assert server.worker_pids() == pids and not server.events("worker_died"), server.stderr_text()
+        assert server.events("registry_refreshed"), server.stderr_text()
+
+
+def test_reflection_lists_the_service(shared_server):
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    database = ProtoReflectionDescriptorDatabase(shared_server.channel())
+    services = set(database.get_services())
+    assert {"tokend.v1.Tokenizer", "grpc.health.v1.Health"} <= services
+    descriptor = database.FindFileContainingSymbol("tokend.v1.Tokenizer")
+    assert descriptor.package == "tokend.v1"
+
+
+def test_reflection_can_be_switched_off(registry_dir):
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    with start_server("--no-reflection", registry=registry_dir, models=["cl100k_base"], metrics=False) as server:
+        database = ProtoReflectionDescriptorDatabase(server.channel())
+        with pytest.raises(grpc.RpcError) as info:
+            database.get_services()
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert server.stub().CountTokens(
+            pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]), timeout=5
+        ).total == 2
+
+
+@pytest.mark.parametrize(
+    "flags,env,named",
+    [
+        (["--workers", "0"], {}, "--workers / TOKEND_WORKERS"),
+        ([], {"TOKEND_MAX_BATCH_ITEMS": "many"}, "--max-batch-items / TOKEND_MAX_BATCH_ITEMS"),
+        (["--tls-cert", "/nonexistent.pem"], {}, "--tls-cert / TOKEND_TLS_CERT"),
+        (["--models", "gpt-9"], {}, "gpt-9"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_setting(registry_dir, flags, env, named):
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TOKEND_")} | env
+    result = subprocess.run(
+        [sys.executable, "-m", "tokend.server", "--registry", str(registry_dir), "--port", "0", "--workers", "1",
+         "--metrics-port", "0", "--playground-port", "0", *flags],
+        capture_output=True, text=True, timeout=60, env=environment,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr

@@ -1,0 +1,97 @@
+"""The generated gRPC stubs are fresh, and the client distribution stands alone (grpcio + protobuf only).
+
+- `python protos/generate.py --check` regenerates the stubs from `protos/` into a temporary directory and
+  fails on any difference with the committed ones (both distributions).
+- `tokend-client` must not import the server distribution (`tokend`) or anything beyond grpcio, protobuf
+  and the standard library: checked statically (every import statement of its sources) and at run time
+  (importing and using it in a fresh interpreter where those modules cannot be imported).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_SOURCES = ROOT / "client" / "src" / "tokend_client"
+ALLOWED_THIRD_PARTY = {"grpc", "google.protobuf"}
+
+
+def test_generated_stubs_are_fresh():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "protos" / "generate.py"), "--check"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, f"stale stubs: run `python protos/generate.py`\n{result.stdout}{result.stderr}"
+
+
+def _absolute_imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_client_sources_import_only_grpc_protobuf_and_the_standard_library():
+    sources = sorted(CLIENT_SOURCES.rglob("*.py"))
+    assert len(sources) > 5
+    offending = {}
+    for path in sources:
+        for name in _absolute_imports(path):
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names or top == "tokend_client" or name == "__future__":
+                continue
+            if any(name == allowed or name.startswith(allowed + ".") for allowed in ALLOWED_THIRD_PARTY):
+                continue
+            offending.setdefault(str(path.relative_to(ROOT)), []).append(name)
+    assert not offending, offending
+
+
+def test_client_works_where_the_server_distribution_cannot_be_imported():
+    # A fresh interpreter in which `tokend` and the server's other dependencies refuse to import.
+    script = textwrap.dedent(
+        """
+        import importlib.abc, sys
+
+        BLOCKED = ("tokend", "regex", "pydantic", "prometheus_client", "google.rpc", "grpc_status",
+                   "grpc_health", "grpc_reflection", "tiktoken")
+
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if any(name == blocked or name.startswith(blocked + ".") for blocked in BLOCKED):
+                    raise ImportError(f"{name} is not available to the client")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        import tokend_client
+        from tokend_client._status_details import parse_status_details
+
+        with tokend_client.TokendClient("127.0.0.1:1", timeout=1, retries=0) as client:
+            try:
+                client.list_models()
+            except tokend_client.ServiceUnavailableError:
+                pass
+        assert parse_status_details(b"").field_violations == []
+        leaked = sorted(name for name in sys.modules if name.split(".")[0] in ("tokend", "regex", "pydantic"))
+        assert not leaked, leaked
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT / "client"
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_client_distribution_declares_only_grpcio_and_protobuf():
+    project = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["project"]
+    names = sorted(re.split(r"[<>=!~ ;\[]", requirement)[0] for requirement in project["dependencies"])
+    assert names == ["grpcio", "protobuf"]
