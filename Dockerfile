@@ -78,8 +78,8 @@ ENV PATH=/opt/tokend/bin:$PATH \
 USER 10001:10001
 WORKDIR /tmp
 
-# 50051 gRPC, 9464 Prometheus metrics, 8080 token playground (off unless TOKEND_PLAYGROUND_PORT is set
-# in Kubernetes; see deploy/k8s/base/configmap.yaml).
+# 50051 gRPC, 9464 Prometheus metrics, 8080 token playground (on by the server's default; the Kubernetes
+# base turns it off with TOKEND_PLAYGROUND_PORT=0, see deploy/k8s/base/kustomization.yaml).
 EXPOSE 50051 9464 8080
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

@@ -137,3 +137,18 @@ def test_async_client_surface(server, async_runner):
     assert ids == [15339, 220, 100257] and count == 2
     assert missing.ref == "nope" and "cl100k_base" in ",".join(missing.available)
     assert sum(workers.values()) >= 4  # every answered call names its worker
+
+
+def test_async_client_created_outside_a_loop_binds_to_the_loop_that_uses_it(server, async_runner):
+    import asyncio
+
+    aclient = tokend_client.AsyncTokendClient(server.target, connections=1)  # no loop running here
+
+    async def encode():
+        enc = await aclient.get_encoding("cl100k_base")
+        return await enc.encode("hello world")
+
+    assert async_runner.run(encode()) == [15339, 1917]
+    with pytest.raises(RuntimeError, match="create one client per event loop"):
+        asyncio.run(encode())  # a second loop
+    async_runner.run(aclient.close())

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tokend_client import LimitExceededError
-from tokend_client._batching import MIN_PARALLEL_REQUEST_BYTES, BatchPlan, Chunk, RequestLimits, split_batch
+from tokend_client._batching import (
+    MIN_PARALLEL_REQUEST_BYTES,
+    BatchPlan,
+    Chunk,
+    RequestLimits,
+    split_batch,
+)
 
 
 def _covers(chunks, n):

@@ -13,13 +13,13 @@ import itertools
 
 import pytest
 import tiktoken
+import tiktoken.core
+from client_async_facade import BlockingFacade
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import tiktoken.core
 
 import tokend
 import tokend_client
-from conftest import BlockingFacade
 
 IMPLEMENTATIONS = ["tiktoken", "tokend-local", "remote", "remote-async"]
 MODELS = ["cl100k_base", "o200k_base"]

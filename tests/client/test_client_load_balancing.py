@@ -3,7 +3,7 @@
 Two servers behind one target — tested two ways:
 - `dns:///`-style, honestly: a DNS name that resolves to two addresses, as a Kubernetes headless Service
   does. The machine's resolver cannot be changed by a test (/etc/hosts maps `localhost` to 127.0.0.1
-  only), so the test runs its own DNS server on a loopback UDP port (`dns_responder.py`) and names it in
+  only), so the test runs its own DNS server on a loopback UDP port (`client_dns_responder.py`) and names it in
   the target's authority: `dns://127.0.0.1:<dns port>/tokend.test:<port>`, which gRPC's c-ares resolver
   honours. `tokend.test` resolves to 127.0.0.1 and 127.0.0.2, two servers listening on the SAME port
   number — exactly the shape of pods behind a headless Service.
@@ -17,6 +17,7 @@ probability 2**-15.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import socket
@@ -25,7 +26,7 @@ import time
 
 import pytest
 import tiktoken
-from dns_responder import DnsResponder
+from client_dns_responder import DnsResponder
 from support.server import TokendServer
 
 import tokend_client
@@ -159,10 +160,49 @@ def test_concurrent_calls_reach_every_worker_of_one_server(server):
 
 def test_one_large_batch_is_spread_over_the_workers(server):
     # A batch big enough to split for parallelism goes out as several concurrent requests.
-    texts = [f"{i} {TEXT}" for i in range(400)]  # ~740 KB
+    texts = [f"{i} {TEXT}" for i in range(800)]  # ~1.5 MB: about 22 requests of 64 KiB over 16 connections
     with tokend_client.TokendClient(server.target, connections=16) as client:
         enc = client.get_encoding("cl100k_base")
         assert enc.count_batch(texts) == [len(ids) for ids in tiktoken.get_encoding("cl100k_base").encode_batch(texts)]
         answered = client.worker_calls()
-    assert sum(answered.values()) >= 1 + 8  # split into at least 8 requests (16 connections, 64 KiB minimum)
+    assert sum(answered.values()) >= 1 + 16  # GetModel + at least one request per connection
     assert set(answered) == _pids(server), answered
+
+
+def test_async_client_survives_one_of_two_servers_dying(async_runner):
+    expected = tiktoken.get_encoding("cl100k_base").encode(TEXT)
+    with _two_servers("ipv4-list") as (servers, target, _):
+        first, second = servers
+        done = [0]
+        stop = threading.Event()
+
+        async def traffic(enc, failures):
+            while not stop.is_set():
+                try:
+                    ok = await enc.encode(TEXT) == expected
+                except Exception as error:  # noqa: BLE001 — every failure is a test failure
+                    failures.append(error)
+                    return
+                done[0] += 1
+                if not ok:
+                    failures.append(AssertionError("wrong ids"))
+
+        async def scenario():
+            failures: list[BaseException] = []
+            async with tokend_client.AsyncTokendClient(target, connections=2, timeout=20) as client:
+                enc = await client.get_encoding("cl100k_base")
+                await asyncio.gather(*(traffic(enc, failures) for _ in range(4)))
+                return failures, client.worker_calls()
+
+        running = asyncio.run_coroutine_threadsafe(scenario(), async_runner.loop)
+        try:
+            _wait_for(lambda: done[0] >= 40 or running.done())
+            first.stop(signal.SIGKILL)
+            killed_at = done[0]
+            _wait_for(lambda: done[0] >= killed_at + 150 or running.done())
+        finally:
+            stop.set()
+        failures, answered = running.result(60)
+        assert not failures, failures[:3]
+        assert done[0] >= killed_at + 150
+        assert _pids(first) & set(answered) and _pids(second) & set(answered), answered

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from certificates import make_certificates
+from client_certificates import make_certificates
 from support.server import TokendServer
 
 import tokend_client

@@ -167,6 +167,15 @@ def test_network_policy_admits_clients_and_prometheus(rendered, target):
     assert allowed == {"grpc", "metrics"}
 
 
+@pytest.mark.parametrize("overlay", ["overlays/dev", "overlays/prod"])
+def test_overlay_namespace_enforces_restricted_pod_security(rendered, overlay):
+    objects = rendered[overlay]
+    namespace = one(objects, "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    placed = {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"}
+    assert placed == {namespace["metadata"]["name"]}, "every object goes to the overlay's namespace"
+
+
 def test_production_is_not_the_development_setup(rendered):
     dev_data, _ = _settings_data(rendered["overlays/dev"])
     prod_data, _ = _settings_data(rendered["overlays/prod"])

@@ -178,6 +178,8 @@ def test_the_venv_holds_tokend_and_no_pip(image):
     # Installed from the wheel into the venv, not the editable checkout.
     assert Path(where[0]).is_relative_to(venv) and Path(where[1]) == venv
     assert not (venv / "bin" / "pip").exists(), "the image's venv has no pip"
+    # Byte-compiled at install time: with a read-only root nothing could be cached at run time.
+    assert list(venv.glob("lib/python3*/site-packages/tokend/server/__pycache__/supervisor.*.pyc"))
     installers = [p.name for p in venv.glob("lib/python3*/site-packages/*") if p.name.split("-")[0] in {"pip", "setuptools"}]
     assert installers == [], "the image's venv keeps no installers"
     registry = next(venv.glob("lib/python3*/site-packages/tokend/registry/default/index.json"))

@@ -101,3 +101,31 @@ def test_decode_encode_round_trip(enc, text):
 def test_encode_bytes_round_trip_and_matches(enc, oracle, data):
     assert enc.decode_bytes(enc.encode_bytes(data)) == data
     assert enc.encode_bytes(data) == oracle._encode_bytes(data)
+
+
+_ascii_text = st.text(alphabet=st.characters(max_codepoint=127), max_size=200) | st.lists(
+    st.sampled_from(["a", "Z", "aB", " ", "  ", "\n", "\r\n", "\r", "\t", "\x0b", "\x0c", "\x1c", "\x1f", "'s", "'T", "'ll", "'", "7", "123", "!", "/", ".", "_"]),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_ascii_text)
+def test_ascii_fast_path_matches_tiktoken(enc, oracle, text):
+    # ASCII text takes the stdlib-`re` equivalent of the pattern (ascii_patterns); it must agree exactly.
+    assert enc.encode_ordinary(text) == oracle.encode_ordinary(text)
+    assert enc.count_ordinary(text) == len(oracle.encode_ordinary(text))
+
+
+def test_ascii_patterns_split_like_the_originals():
+    import re
+
+    import regex
+
+    from tokend.engine.ascii_patterns import ASCII_EQUIVALENTS
+
+    texts = [text for text in _CORPUS["english"] + _CORPUS["code"] + edge_cases() if text.isascii()]
+    assert len(texts) > 10
+    for original, ascii_equivalent in ASCII_EQUIVALENTS.items():
+        for text in texts:
+            assert re.findall(ascii_equivalent, text) == regex.findall(original, text), text[:100]

@@ -88,7 +88,7 @@ def test_health_not_serving_until_models_loaded(tmp_path):
 def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
     import tiktoken
 
-    texts = [_random_text(seed, 60_000) for seed in range(6)]  # ~0.5 MB each: seconds of work in total
+    texts = [_random_text(seed, 40_000) for seed in range(4)]  # ~0.3 MB each: about a second of work in total
     expected = [len(tiktoken.get_encoding("o200k_base").encode(t)) for t in texts]
     with start_server(registry=registry_dir, grace_period=60) as server:
         channel = server.channel()
@@ -149,6 +149,10 @@ def test_killed_worker_is_replaced_and_service_keeps_answering(registry_dir):
         metrics = server.scrape_metrics()
         assert "tokend_workers 2.0" in metrics and "tokend_worker_restarts_total 1.0" in metrics
         assert "tokend_ready 1.0" in metrics
+        (metrics_serving,) = server.events("metrics_serving")
+    from pathlib import Path
+
+    assert not Path(metrics_serving["multiproc_dir"]).exists()  # the supervisor removed its metric files
 
 
 def test_version_published_while_running_is_served_without_restart(tmp_path):
@@ -224,3 +228,74 @@ def test_bad_settings_exit_2_naming_the_setting(registry_dir, flags, env, named)
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert named in result.stderr
+
+
+def test_tokend_serve_command_runs_the_service_and_the_playground(registry_dir):
+    from pathlib import Path
+
+    tokend = Path(sys.executable).parent / "tokend"  # the console script of the installed distribution
+    server = TokendServer(registry=registry_dir, models=["cl100k_base"], playground=True, command=[str(tokend), "serve"])
+    with server:
+        assert server.stub().CountTokens(
+            pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]), timeout=5
+        ).total == 2
+        url = f"http://127.0.0.1:{server.playground_port}/"
+        page = _wait_for(lambda: _get_or_none(url), 60, "the playground page")
+        assert page.status == 200
+    assert server.process.returncode == 0
+    assert _get_or_none(url) is None  # the playground stopped with the service
+
+
+def _get_or_none(url: str):
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            response.read()
+            return response
+    except OSError:
+        return None
+
+
+def test_a_broken_version_is_refused_precisely_while_others_serve(tmp_path):
+    from tokend.registry import Registry
+
+    root = build_registry(tmp_path / "models", [])
+    registry = Registry.open(root)
+    publish_openai(registry, "cl100k_base", as_name="fragile")
+    manifest = publish_openai(registry, "cl100k_base", as_name="fragile", special_tokens={"<|endoftext|>": 100257})
+    payload = root / "fragile" / "2" / manifest.payload.path
+    payload.write_bytes(b"not the published bytes")
+    with start_server(registry=root, models=["fragile@1"]) as server:
+        stub = server.stub()
+        error = rpc_error(stub.Encode, pb.EncodeRequest(model="fragile@2", inputs=[pb.Input(text="x")]), timeout=10)
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "fragile@2" in error.details() and "SHA-256" in error.details()
+        response = stub.Encode(pb.EncodeRequest(model="fragile@1", inputs=[pb.Input(text="hello world")]), timeout=10)
+        assert list(response.results[0].ids) == [15339, 1917]
+        assert 'tokend_model_load_failures_total{model="fragile",version="2"} 1.0' in server.scrape_metrics()
+        assert not server.events("rpc_internal_error") and not server.events("worker_died")
+
+
+def test_workers_exit_when_the_supervisor_is_killed(registry_dir):
+    import os
+
+    with start_server(registry=registry_dir, models=["cl100k_base"], workers=2) as server:
+        workers = server.worker_pids()
+        server.process.kill()  # SIGKILL: the supervisor cannot forward anything
+        server.process.wait(10)
+
+        def gone(pid: int) -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            # An exited child of a dead parent is reaped by init; until then it may be a zombie.
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    return stat.read().split(")")[-1].split()[0] == "Z"
+            except FileNotFoundError:
+                return True
+
+        _wait_for(lambda: all(gone(pid) for pid in workers), 30, "the orphaned workers to exit")
+        assert len(server.events("supervisor_gone")) == 2

@@ -5,10 +5,11 @@
         enc = await client.get_encoding("cl100k_base")
         counts = await enc.count_batch(texts)
 
-Create and use it inside one running event loop (grpc.aio channels belong to the loop that first uses
-them). Batched calls send their requests as concurrent tasks over the pool and put the answers back in
-order; everything else (deadlines, retries, round_robin, connection pool, limits, errors) is shared with
-the blocking client.
+It may be created anywhere (at import time, outside any loop): its channels are opened on first use, in
+the running event loop, and belong to that loop from then on (a grpc.aio rule); using the client from
+another loop raises a RuntimeError that says so — create one client per event loop. Batched calls send
+their requests as concurrent tasks over the pool and put the answers back in order; everything else
+(deadlines, retries, round_robin, connection pool, limits, errors) is shared with the blocking client.
 
 Not handled: use from several event loops; sharing one client between threads.
 """
@@ -59,18 +60,32 @@ class AsyncTokendClient:
             max_batch_items=max_batch_items, max_request_bytes=max_request_bytes,
             max_message_bytes=max_message_bytes, options=options,
         )
-        settings = self._settings
-
-        def make_channel() -> grpc.aio.Channel:
-            if settings.credentials is None:
-                return grpc.aio.insecure_channel(settings.target, settings.options, settings.compression)
-            return grpc.aio.secure_channel(
-                settings.target, settings.credentials, settings.options, settings.compression
-            )
-
-        self._pool: ChannelPool[grpc.aio.Channel] = ChannelPool(make_channel, size=settings.connections)
+        self._pool: ChannelPool[grpc.aio.Channel] | None = None  # opened on first use, in the running loop
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._worker_calls = WorkerCalls()
         self._closed = False
+
+    def _channels(self) -> ChannelPool[grpc.aio.Channel]:
+        loop = asyncio.get_running_loop()
+        if self._closed:
+            raise RuntimeError("this AsyncTokendClient is closed; create a new one")
+        if self._pool is None:
+            settings = self._settings
+
+            def make_channel() -> grpc.aio.Channel:
+                if settings.credentials is None:
+                    return grpc.aio.insecure_channel(settings.target, settings.options, settings.compression)
+                return grpc.aio.secure_channel(
+                    settings.target, settings.credentials, settings.options, settings.compression
+                )
+
+            self._pool, self._loop = ChannelPool(make_channel, size=settings.connections), loop
+        elif loop is not self._loop:
+            raise RuntimeError(
+                "this AsyncTokendClient was first used in another event loop and grpc.aio channels cannot move "
+                "between loops; create one client per event loop (e.g. inside the coroutine asyncio.run runs)"
+            )
+        return self._pool
 
     async def __aenter__(self) -> AsyncTokendClient:
         return self
@@ -82,7 +97,8 @@ class AsyncTokendClient:
         """Close every connection; calls in flight are cancelled. Idempotent."""
         if not self._closed:
             self._closed = True
-            await asyncio.gather(*(channel.close() for channel in self._pool.channels))
+            if self._pool is not None:
+                await asyncio.gather(*(channel.close() for channel in self._pool.channels))
 
     def __repr__(self) -> str:
         return f"<AsyncTokendClient {self._settings.target!r} connections={self._settings.connections}>"
@@ -114,7 +130,7 @@ class AsyncTokendClient:
     # -- transport ---------------------------------------------------------------------------------
 
     async def _call(self, method: str, request: Any) -> Any:
-        call = getattr(self._pool.stub(), method)(request, timeout=self._settings.timeout)
+        call = getattr(self._channels().stub(), method)(request, timeout=self._settings.timeout)
         response = await call
         try:
             self._worker_calls.record(await call.initial_metadata())

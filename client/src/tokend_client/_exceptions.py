@@ -7,21 +7,22 @@ still a `KeyError`, and `errors="strict"` decoding still raises Python's own `Un
 return becomes one class below; the original `grpc.RpcError` is kept as `__cause__`.
 
 ```
-TokendError(Exception)                                  .code (grpc.StatusCode or None) .status_message
-├── DisallowedSpecialTokenError(TokendError, ValueError)  .token .offset (characters) .item (batch index or None)
+TokendError(Exception)                                     .code (grpc.StatusCode or None) .status_message
+├── DisallowedSpecialTokenError(TokendError, ValueError)   .token .offset (characters) .item (batch index or None)
 ├── UnknownTokenIdError(TokendError, KeyError)             .token_id .item
 ├── ModelNotFoundError(TokendError, ValueError)            .ref .available (what the server has)
 ├── InvalidArgumentError(TokendError, ValueError)          any other INVALID_ARGUMENT; .field_violations
-├── LimitExceededError(TokendError)                        RESOURCE_EXHAUSTED that splitting cannot fix; .item .limit
-├── ServiceUnavailableError(TokendError, ConnectionError)  UNAVAILABLE after the retries (not ready, draining, down)
+├── LimitExceededError(TokendError)                        over a limit splitting cannot fix; .item .limit
+├── ServiceUnavailableError(TokendError, ConnectionError)  UNAVAILABLE after retries (not ready, draining, down)
 ├── DeadlineExceededError(TokendError, TimeoutError)       the call's deadline expired
-├── ProtocolError(TokendError)                             a response that breaks the API contract (wrong item count)
-└── RemoteError(TokendError)                               any other status (INTERNAL, UNAUTHENTICATED, UNIMPLEMENTED…)
+├── ProtocolError(TokendError)                             a response breaking the API contract (item count)
+└── RemoteError(TokendError)                               any other status (INTERNAL, UNAUTHENTICATED…)
 ```
 
 Not mirrored: the engine's `ModelFormatError`, `ChecksumMismatchError`, `VersionConflictError` and
-`RegistryError` describe files and publishing on the server; they never cross the API (the server
-reports a broken model as an unavailable or unknown one), so the client has nothing to raise them for.
+`RegistryError` describe files and publishing on the server. Over the API they arrive as statuses:
+a broken model version as FAILED_PRECONDITION (raised here as `RemoteError`), an unreachable registry
+as UNAVAILABLE (`ServiceUnavailableError`); the client never sees the files, so it has no classes for them.
 """
 
 from __future__ import annotations

@@ -9,10 +9,13 @@
 >>> enc.decode([256, 32, 257])
 'hi <|end|>'
 
-The hot path (`encode_ordinary`, and `encode`/`count` between special tokens):
-regex pre-split (`findall`, C) -> `map(piece_cache.__getitem__, pieces)` (C for hits) -> `chain` (C).
-Only a cache miss runs Python: `bpe.byte_pair_encode` on the piece's UTF-8 bytes. The cache is seeded with
-every token that is valid UTF-8, so most pieces of real text never reach BPE even on a cold Encoding.
+The hot path (`encode_ordinary`, and `encode`/`count` between special tokens), all C-level on cache hits:
+1. for the GPT-2/cl100k/o200k patterns, a cheap exact split into word chunks (`word_chunks`, `re.split`,
+   ~3x faster than the full regex) looked up in a chunk cache; only the chunks missing from it go through
+   2. together (one regex pass per call);
+2. regex pre-split (`findall`) -> `map(piece_cache.__getitem__, pieces)` -> `chain`.
+Only a piece-cache miss runs Python: `bpe.byte_pair_encode` on the piece's UTF-8 bytes. The piece cache is
+seeded with every token that is valid UTF-8, so most pieces never reach BPE even on a cold Encoding.
 `count` never builds the id list: `sum(map(len, ...))` over the cached tuples.
 
 Thread safety: an Encoding is immutable except its piece cache, which is safe to share (see piece_cache).
@@ -25,18 +28,21 @@ Not handled: `encode_to_numpy` and `encode_with_unstable` (tiktoken extras no ca
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from itertools import chain, compress, islice
-from operator import not_
+from itertools import chain, islice
 from types import MappingProxyType
 from typing import AbstractSet, Literal
+
+import re
 
 import regex
 
 from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
+from .ascii_patterns import ASCII_EQUIVALENTS
 from .bpe import byte_pair_encode
 from .piece_cache import DEFAULT_CAPACITY, PieceCache, PieceCacheStats
 from .special_tokens import resolve_policy, special_token_regex
-from .word_chunks import CHUNKABLE_PATTERNS, split_words
+from .vocabulary_checks import check_vocabulary
+from .word_chunks import CHUNKABLE_PATTERNS, chunk_ids, chunk_seed, split_words
 
 __all__ = ["Encoding"]
 
@@ -50,6 +56,14 @@ def _fix_surrogates(text: str) -> str:
     # tiktoken's fix-up for text that is not valid Unicode scalar values: pairs of surrogates become the
     # character they encode, lone surrogates become U+FFFD. Encode then does not round-trip, as in tiktoken.
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _ascii_dispatch(ascii_findall, unicode_findall):
+    # `str.isascii()` reads a flag CPython keeps on every string: O(1).
+    def findall(text: str) -> list[str]:
+        return ascii_findall(text) if text.isascii() else unicode_findall(text)
+
+    return findall
 
 
 def _never_called(part: str) -> tuple[int, ...]:
@@ -76,7 +90,7 @@ class Encoding:
         self._pat_str = pat_str
         ranks = dict(mergeable_ranks)  # bytes -> rank (= id)
         specials = dict(special_tokens)  # str -> id
-        _validate(name, ranks, specials, explicit_n_vocab)
+        check_vocabulary(name, ranks, specials, explicit_n_vocab)
         self._ranks = ranks
         self._special_tokens = specials
         self.max_token_value = max(max(ranks.values()), max(specials.values(), default=0))
@@ -85,6 +99,9 @@ class Encoding:
         except regex.error as exc:
             raise ModelFormatError(f"encoding {name!r}: split pattern does not compile: {exc}") from None
         self._findall = self._pattern.findall
+        ascii_equivalent = ASCII_EQUIVALENTS.get(pat_str)
+        if ascii_equivalent is not None:
+            self._findall = _ascii_dispatch(re.compile(ascii_equivalent).findall, self._pattern.findall)
         self._special_set = frozenset(specials)
         self._special_ids = frozenset(specials.values())
         # id -> bytes, for decoding (special tokens decode to their UTF-8 text, as in tiktoken)
@@ -103,7 +120,9 @@ class Encoding:
         self._chunks: PieceCache | None = None
         if pat_str in CHUNKABLE_PATTERNS and piece_cache_capacity:
             # Word chunks are more varied than pieces: twice the entries (still ~20 MB for real text).
-            self._chunks = PieceCache({}, _never_called, capacity=2 * piece_cache_capacity)
+            self._chunks = PieceCache(
+                chunk_seed(seed, self._findall), _never_called, capacity=2 * piece_cache_capacity
+            )
 
     def __repr__(self) -> str:
         return f"<Encoding {self.name!r}>"
@@ -385,44 +404,7 @@ class Encoding:
         return tuple(byte_pair_encode(piece.encode("utf-8"), self._ranks))
 
     def _chunk_ids(self, parts: list[str]) -> list[tuple[int, ...]]:
-        """Ids of " " + part for parts[1:] (see word_chunks), from the chunk cache; the misses of one call
-        are computed together: one regex pass over the distinct missing parts joined by spaces (each join
-        is a chunk boundary because every part but the text's last ends in non-whitespace)."""
-        chunks = self._chunks
-        found = list(map(chunks.get, islice(parts, 1, None)))  # None where missing (ids are never empty)
-        chunks.note_lookups(len(found))
-        if None not in found:
-            return found
-        missing = list(compress(range(len(found)), map(not_, found)))
-        missing_parts = [parts[index + 1] for index in missing]
-        last = parts[-1]
-        if not last or last[-1].isspace():
-            # The text's last part may end in whitespace (where `$` matters): it cannot be joined.
-            computed = {last: tuple(_flatten(map(self._lookup, self._findall(" " + last))))}
-            distinct = [part for part in dict.fromkeys(missing_parts) if part != last]
-        else:
-            computed = {}
-            distinct = list(dict.fromkeys(missing_parts))
-        if distinct:
-            pieces = self._findall(" " + " ".join(distinct))
-            piece_ids = list(map(self._lookup, pieces))
-            self._cache.note_lookups(len(pieces))
-            piece_lengths = list(map(len, pieces))
-            position = 0
-            for part in distinct:
-                start = position
-                remaining = len(part) + 1
-                while remaining > 0:
-                    remaining -= piece_lengths[position]
-                    position += 1
-                if position - start == 1:
-                    computed[part] = piece_ids[start]
-                else:
-                    computed[part] = tuple(_flatten(piece_ids[start:position]))
-        for index, part in zip(missing, missing_parts):
-            found[index] = computed[part]
-        chunks.add_computed(computed)
-        return found
+        return chunk_ids(parts, self._chunks, self._findall, self._lookup, self._cache)
 
     def _check_specials(self, text, allowed_special, disallowed_special, item) -> frozenset[str]:
         """Raise for a disallowed string in `text`; return the allowed special tokens."""
@@ -450,28 +432,3 @@ class Encoding:
             if token not in self._decoder:
                 raise UnknownTokenIdError(token, item, n_vocab=self.n_vocab) from None
 
-
-def _validate(name: str, ranks: dict[bytes, int], specials: dict[str, int], explicit_n_vocab: int | None) -> None:
-    if not ranks:
-        raise ModelFormatError(f"encoding {name!r}: mergeable_ranks is empty; a byte-level BPE needs all 256 bytes")
-    missing = [byte for byte in range(256) if bytes([byte]) not in ranks]
-    if missing:
-        raise ModelFormatError(
-            f"encoding {name!r}: mergeable_ranks lacks {len(missing)} single bytes (first: {bytes([missing[0]])!r}); "
-            "byte-level BPE needs a rank for every byte"
-        )
-    if len(set(ranks.values())) != len(ranks):
-        raise ModelFormatError(f"encoding {name!r}: two mergeable tokens share a rank; ranks must be unique ids")
-    clash = sorted(set(ranks.values()) & set(specials.values()))
-    if clash or len(set(specials.values())) != len(specials):
-        raise ModelFormatError(
-            f"encoding {name!r}: special token ids must be distinct and unused by mergeable tokens"
-            + (f" (id {clash[0]} is both)" if clash else "")
-        )
-    if explicit_n_vocab:
-        max_value = max(max(ranks.values()), max(specials.values(), default=0))
-        if len(ranks) + len(specials) != explicit_n_vocab or max_value != explicit_n_vocab - 1:
-            raise ModelFormatError(
-                f"encoding {name!r}: explicit_n_vocab={explicit_n_vocab} but there are {len(ranks)} mergeable "
-                f"+ {len(specials)} special tokens with max id {max_value}"
-            )

@@ -23,11 +23,80 @@ patterns listed in `CHUNKABLE_PATTERNS`, whose property the conformance tests ch
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from itertools import chain, compress, islice
+from operator import not_
 
 from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
+from .piece_cache import PieceCache
 
-__all__ = ["split_words", "CHUNKABLE_PATTERNS"]
+__all__ = ["split_words", "chunk_ids", "chunk_seed", "CHUNKABLE_PATTERNS"]
+
+_flatten = chain.from_iterable
 
 CHUNKABLE_PATTERNS = frozenset({GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN})
 
 split_words = re.compile(r"(?<=\S) ").split
+
+
+def chunk_ids(
+    parts: list[str],
+    chunks: PieceCache,
+    findall: Callable[[str], list[str]],
+    piece_lookup: Callable[[str], tuple[int, ...]],
+    pieces: PieceCache,
+) -> list[tuple[int, ...]]:
+    """Ids of " " + part for each of parts[1:], from the chunk cache `chunks` (read with `.get`).
+
+    The misses of one call are computed together: one regex pass over the distinct missing parts joined
+    by spaces (each join is a chunk boundary, because every part except the text's last ends in
+    non-whitespace), then the pieces are grouped back by length. The text's last part may end in
+    whitespace (where `$` matters), so it is computed on its own.
+    """
+    found = list(map(chunks.get, islice(parts, 1, None)))  # None where missing (ids are never empty)
+    chunks.note_lookups(len(found))
+    if None not in found:
+        return found
+    missing = list(compress(range(len(found)), map(not_, found)))
+    missing_parts = [parts[index + 1] for index in missing]
+    last = parts[-1]
+    computed: dict[str, tuple[int, ...]] = {}
+    if not last or last[-1].isspace():
+        computed[last] = tuple(_flatten(map(piece_lookup, findall(" " + last))))
+        distinct = [part for part in dict.fromkeys(missing_parts) if part != last]
+    else:
+        distinct = list(dict.fromkeys(missing_parts))
+    if distinct:
+        split = findall(" " + " ".join(distinct))
+        piece_ids = list(map(piece_lookup, split))
+        pieces.note_lookups(len(split))
+        piece_lengths = list(map(len, split))
+        position = 0
+        for part in distinct:
+            start = position
+            remaining = len(part) + 1
+            while remaining > 0:
+                remaining -= piece_lengths[position]
+                position += 1
+            if position - start == 1:
+                computed[part] = piece_ids[start]
+            else:
+                computed[part] = tuple(_flatten(piece_ids[start:position]))
+    for index, part in zip(missing, missing_parts):
+        found[index] = computed[part]
+    chunks.add_computed(computed)
+    return found
+
+
+def chunk_seed(
+    piece_seed: dict[str, tuple[int, ...]], findall: Callable[[str], list[str]]
+) -> dict[str, tuple[int, ...]]:
+    """Chunk-cache entries known at load time: every token " x..." that the pattern keeps as one piece
+    and that ends in non-whitespace (so it means the same as the text's last part). Keyed by the part
+    (without the space)."""
+    seed = {}
+    for piece, ids in piece_seed.items():
+        if len(piece) > 1 and piece[0] == " " and not piece[-1].isspace():
+            if findall(piece) == [piece]:
+                seed[piece[1:]] = ids
+    return seed

@@ -40,7 +40,7 @@ from tokend.server.logs import configure_logging, log_event
 from tokend.server.metrics_endpoint import MetricsEndpoint, SupervisorCollector
 from tokend.server.settings import Settings
 
-__all__ = ["Supervisor", "EXIT_CONFIG_ERROR"]
+__all__ = ["Supervisor", "EXIT_CONFIG_ERROR", "restart_delay"]
 
 EXIT_CONFIG_ERROR = 2
 BACKOFF_START = 0.5
@@ -49,6 +49,15 @@ HEALTHY_AFTER = 60.0  # seconds a worker must live for its slot's backoff to res
 STOP_MARGIN = 5.0  # seconds past the grace period before a draining worker is killed
 
 _log = logging.getLogger("tokend.server.supervisor")
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds to wait before restarting after ``failures`` consecutive early deaths (≥ 1).
+
+    >>> [restart_delay(n) for n in (1, 2, 3, 8, 100)]
+    [0.5, 1.0, 2.0, 30.0, 30.0]
+    """
+    return min(BACKOFF_MAX, BACKOFF_START * 2 ** min(failures - 1, 16))
 
 
 @dataclass
@@ -157,7 +166,7 @@ class Supervisor:
             supervisor=SupervisorCollector(self.alive_workers, self.restarts),
         )
         port = self._endpoint.start()
-        log_event(_log, "metrics_serving", port=port)
+        log_event(_log, "metrics_serving", port=port, multiproc_dir=str(multiproc_dir))
 
     def _start_playground(self) -> None:
         if not self.settings.playground_port:
@@ -204,7 +213,7 @@ class Supervisor:
 
             multiprocess.mark_process_dead(process.pid, str(self._metrics_dir))
             slot.failures += 1
-            delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (slot.failures - 1))
+            delay = restart_delay(slot.failures)
             log_event(
                 _log,
                 "worker_died",
@@ -227,7 +236,7 @@ class Supervisor:
         if process is not None and not process.is_alive():
             process.join()
             self._playground_failures += 1
-            delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (self._playground_failures - 1))
+            delay = restart_delay(self._playground_failures)
             log_event(_log, "playground_died", level=logging.WARNING, exitcode=process.exitcode, restart_in=delay)
             self._playground = None
             self._playground_restart_at = now + delay

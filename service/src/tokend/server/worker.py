@@ -7,8 +7,8 @@ Life of a worker (started by the supervisor in a fresh *spawned* interpreter, se
    serving) loads first and listens after, so it never takes connections it cannot answer.
 3. The configured models are loaded; then health SERVING, ``tokend_ready`` 1, the supervisor is told.
 4. A hot-reload thread refreshes the registry every ``reload_interval`` seconds.
-5. SIGTERM: health NOT_SERVING, new calls refused with UNAVAILABLE, the server stops accepting and
-   running calls get ``grace_period`` seconds to finish; then the process exits 0.
+5. SIGTERM (or the supervisor vanishing): health NOT_SERVING, new calls refused with UNAVAILABLE,
+   the server stops accepting and running calls get ``grace_period`` seconds to finish; exit 0.
 
 Exit codes: 0 drained; 3 could not bind the port; 4 could not open the registry or load the models
 (the supervisor restarts the worker with backoff either way).
@@ -120,8 +120,12 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
 
     reloader = HotReloader(served, models=settings.models, interval=settings.reload_interval)
     reloader.start()
+    supervisor_pid = os.getppid()
     while not stop.wait(1.0):  # a bounded wait: signal handlers run promptly in the main thread
-        pass
+        if os.getppid() != supervisor_pid:
+            # The supervisor was killed (SIGKILL cannot be forwarded): do not serve on as an orphan.
+            log_event(_log, "supervisor_gone", level=logging.WARNING, worker=index)
+            break
 
     log_event(_log, "worker_draining", worker=index, grace_period=settings.grace_period)
     availability.draining()
