@@ -161,6 +161,7 @@ def test_version_published_while_running_is_served_without_restart(tmp_path):
     root = build_registry(tmp_path / "models", [])
     registry = Registry.open(root)
     publish_openai(registry, "cl100k_base", as_name="reloadable")
+    registry.set_alias("reloadable", "stable", 1)
     with start_server(registry=root, reload_interval=0.3) as server:
         stub = server.stub()
         first = stub.GetModel(pb.GetModelRequest(model="reloadable"), timeout=5).details
@@ -181,6 +182,14 @@ def test_version_published_while_running_is_served_without_restart(tmp_path):
         assert list(response.results[0].ids) == [64, 100300]  # "a" = 64 in cl100k_base (tiktoken)
         old = stub.Encode(pb.EncodeRequest(model="reloadable@1", inputs=[pb.Input(text="a<|new|>")], special_tokens=policy), timeout=5)
         assert old.model.version == 1 and list(old.results[0].ids) == [64, 27, 91, 943, 91, 29]
+        # An alias moved while running is followed too.
+        assert stub.GetModel(pb.GetModelRequest(model="reloadable@stable"), timeout=5).details.model.version == 1
+        registry.set_alias("reloadable", "stable", 2)
+        _wait_for(
+            lambda: stub.GetModel(pb.GetModelRequest(model="reloadable@stable"), timeout=5).details.model.version == 2,
+            30,
+            "the alias move to be served",
+        )
         assert server.worker_pids() == pids and not server.events("worker_died"), server.stderr_text()
         assert server.events("registry_refreshed"), server.stderr_text()
 
@@ -277,10 +286,13 @@ def test_a_broken_version_is_refused_precisely_while_others_serve(tmp_path):
         assert not server.events("rpc_internal_error") and not server.events("worker_died")
 
 
-def test_workers_exit_when_the_supervisor_is_killed(registry_dir):
+def test_workers_exit_when_the_supervisor_is_killed_and_its_files_are_swept_later(registry_dir):
     import os
+    from pathlib import Path
 
     with start_server(registry=registry_dir, models=["cl100k_base"], workers=2) as server:
+        (metrics_serving,) = server.events("metrics_serving")
+        left_behind = Path(metrics_serving["multiproc_dir"])
         workers = server.worker_pids()
         server.process.kill()  # SIGKILL: the supervisor cannot forward anything
         server.process.wait(10)
@@ -299,3 +311,37 @@ def test_workers_exit_when_the_supervisor_is_killed(registry_dir):
 
         _wait_for(lambda: all(gone(pid) for pid in workers), 30, "the orphaned workers to exit")
         assert len(server.events("supervisor_gone")) == 2
+    assert left_behind.is_dir()  # a SIGKILLed supervisor cannot clean up...
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False):
+        assert not left_behind.exists()  # ...the next one sweeps its directory
+
+
+def test_a_port_in_use_is_refused_at_start(registry_dir):
+    """SO_REUSEPORT would let two servers share a port silently; the supervisor checks first."""
+    import os
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("TOKEND_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "tokend.server", "--registry", str(registry_dir), "--host", "127.0.0.1",
+             "--port", str(port), "--metrics-port", "0", "--playground-port", "0", "--workers", "2"],
+            capture_output=True, text=True, timeout=60, env=environment,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert f"setting port (--port): cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "worker_spawned" not in result.stderr
+
+
+def test_the_supervisor_never_imports_grpc():
+    """Workers are spawned, so this is about hygiene, not safety: the parent holds no gRPC state at all."""
+    code = (
+        "import sys; import tokend.cli.serve, tokend.server.supervisor, tokend.registry; "
+        "from tokend.server.supervisor import Supervisor; "
+        "print(sorted(m for m in sys.modules if m == 'grpc' or m.startswith('grpc.')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

@@ -78,13 +78,24 @@ def _texts(*strings: str) -> list[pb.Input]:
 
 
 def _corpus() -> list[str]:
-    """Our hand-picked strings plus the engine team's shared corpus when it is present."""
-    texts = list(CORPUS)
-    try:
-        from corpus import CORPUS as SHARED  # tests/corpus.py
-    except ImportError:
-        return texts
-    return texts + [t for t in SHARED if isinstance(t, str)][:200]
+    """Our hand-picked strings plus the shared corpus (tests/corpus.py: English, code, ~200 languages, edge cases)."""
+    from corpus import corpus_texts
+
+    return CORPUS + corpus_texts(limit_bytes=40_000)
+
+
+def _batches(texts: list[str], *, max_items: int = 48, max_bytes: int = 150_000):
+    """Split into requests under the shared server's limits (64 items, 200000 bytes)."""
+    batch, size = [], 0
+    for text in texts:
+        length = len(text.encode("utf-8"))
+        if batch and (len(batch) == max_items or size + length > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(text)
+        size += length
+    if batch:
+        yield batch
 
 
 @pytest.fixture(scope="module")
@@ -93,15 +104,21 @@ def cl100k():
 
 
 @pytest.mark.parametrize("model", ["cl100k_base", "o200k_base"])
-def test_encode_matches_tiktoken_on_corpus(stub, model):
+def test_encode_count_decode_match_tiktoken_on_corpus(stub, model):
     oracle = tiktoken.get_encoding(model)
-    texts = _corpus()
-    expected = [oracle.encode(t, disallowed_special=()) for t in texts]
     policy = pb.SpecialTokenPolicy(disallowed=pb.SpecialTokenSet(mode=Mode.MODE_NONE))
-    response = stub.Encode(pb.EncodeRequest(model=model, inputs=_texts(*texts), special_tokens=policy), timeout=30)
-    assert response.model.name == model and response.model.version == 1
-    assert [list(r.ids) for r in response.results] == expected
-    assert response.total_tokens == sum(len(ids) for ids in expected)
+    texts = _corpus()
+    assert len(texts) > 50
+    for batch in _batches(texts):
+        expected = [oracle.encode(t, disallowed_special=()) for t in batch]
+        response = stub.Encode(pb.EncodeRequest(model=model, inputs=_texts(*batch), special_tokens=policy), timeout=60)
+        assert response.model.name == model and response.model.version == 1
+        assert [list(r.ids) for r in response.results] == expected
+        assert response.total_tokens == sum(len(ids) for ids in expected)
+        counts = stub.CountTokens(pb.CountTokensRequest(model=model, inputs=_texts(*batch), special_tokens=policy), timeout=60)
+        assert list(counts.counts) == [len(ids) for ids in expected]
+        decoded = stub.Decode(pb.DecodeRequest(model=model, inputs=[pb.TokenIds(ids=ids) for ids in expected]), timeout=60)
+        assert [r.text for r in decoded.results] == [oracle.decode(ids) for ids in expected]
 
 
 @pytest.mark.parametrize("allowed,disallowed", list(itertools.product(SPECIAL_SETS, SPECIAL_SETS)))
@@ -109,8 +126,10 @@ def test_every_special_token_combination_matches_tiktoken(stub, cl100k, allowed,
     allowed_arg = _tiktoken_argument(allowed, allowed=True)
     disallowed_arg = _tiktoken_argument(disallowed, allowed=False)
     policy = _policy(allowed, disallowed)
+    from corpus import edge_cases
+
     ok_texts, expected, failing = [], [], []
-    for text in CORPUS:
+    for text in CORPUS + edge_cases():
         try:
             expected.append(cl100k.encode(text, allowed_special=allowed_arg, disallowed_special=disallowed_arg))
             ok_texts.append(text)

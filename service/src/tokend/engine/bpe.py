@@ -8,11 +8,11 @@ A piece that is itself a token is that token (tiktoken's shortcut, which the rul
 >>> byte_pair_encode(b"aab", ranks)
 [0, 2]
 
-Two implementations of the same rule:
-- short pieces (the common case): a list of parts and a list of pair ranks; each merge costs one C-level
-  `min` + `index` over the list, so O(n^2) but with tiny constants.
-- long pieces (> `HEAP_THRESHOLD` bytes): a heap of (rank, start) over a linked list of parts, with lazy
-  deletion: O(n log n). A naive loop takes minutes on 1 MB of "a"; this takes seconds.
+Implementation: a heap of (rank, start) over a linked list of parts, with lazy deletion: O(n log n) per
+piece. A naive loop takes minutes on 1 MB of "a"; this takes seconds.
+Rejected: a list of parts with C-level `min` + `index` per merge (O(n^2), minbpe/tiktoken style) for short
+pieces — measured on the cache misses of English, code and multilingual text it was 3-40% slower than the
+heap at every length, down to 8 bytes (1.2 vs 1.5 MB/s), and much slower on long CJK pieces.
 
 Not handled: pre-splitting, special tokens, caching (see `Encoding`).
 """
@@ -21,11 +21,7 @@ from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
 
-__all__ = ["byte_pair_encode", "HEAP_THRESHOLD"]
-
-# Below this many bytes the list version wins (fewer Python-level steps per merge).
-HEAP_THRESHOLD = 256
-_NO_RANK = 1 << 62
+__all__ = ["byte_pair_encode"]
 
 
 def byte_pair_encode(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
@@ -33,41 +29,19 @@ def byte_pair_encode(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     rank = ranks.get(piece)
     if rank is not None:
         return [rank]
-    if len(piece) <= HEAP_THRESHOLD:
-        return _merge_short(piece, ranks)
-    return _merge_long(piece, ranks)
+    return _merge(piece, ranks)
 
 
-def _merge_short(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
-    get = ranks.get
-    no_rank = _NO_RANK
-    parts = [piece[i : i + 1] for i in range(len(piece))]
-    pair_ranks = [get(piece[i : i + 2], no_rank) for i in range(len(piece) - 1)]
-    while pair_ranks:
-        best = min(pair_ranks)
-        if best == no_rank:
-            break
-        i = pair_ranks.index(best)  # leftmost on ties
-        merged = parts[i] + parts[i + 1]
-        parts[i] = merged
-        del parts[i + 1]
-        del pair_ranks[i]
-        if i:
-            pair_ranks[i - 1] = get(parts[i - 1] + merged, no_rank)
-        if i < len(pair_ranks):
-            pair_ranks[i] = get(merged + parts[i + 1], no_rank)
-    return [ranks[part] for part in parts]
-
-
-def _merge_long(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
+def _merge(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     get = ranks.get
     n = len(piece)
     # Parts are identified by their start offset. next_start[i]: start of the part after part i (n at the
     # end), -1 once part i has been merged into its left neighbour. prev_start[i]: start of the part before.
     next_start = list(range(1, n + 1))
     prev_start = list(range(-1, n - 1))
-    # Heap entries (rank, left_start, pair_end). An entry is current iff its left part is alive and the pair
-    # still ends at pair_end (parts only grow, so an unchanged span means an unchanged pair).
+    # Heap entries (rank, left_start, pair_end): ordered by rank, then leftmost. An entry is current iff its
+    # left part is alive and the pair still ends at pair_end (parts only grow: an unchanged span is an
+    # unchanged pair). Rejected: packing the entry into one int — measured no faster than the tuple.
     heap = [(rank, i, i + 2) for i in range(n - 1) if (rank := get(piece[i : i + 2])) is not None]
     heapify(heap)
     while heap:

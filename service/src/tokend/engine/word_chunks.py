@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from itertools import chain, compress, islice
+from itertools import accumulate, chain, compress, count, islice
 from operator import not_
 
 from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
@@ -33,6 +33,10 @@ from .piece_cache import PieceCache
 __all__ = ["split_words", "chunk_ids", "chunk_seed", "CHUNKABLE_PATTERNS"]
 
 _flatten = chain.from_iterable
+
+
+def _len_plus_one(part: str) -> int:
+    return len(part) + 1
 
 CHUNKABLE_PATTERNS = frozenset({GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN})
 
@@ -66,22 +70,29 @@ def chunk_ids(
         distinct = [part for part in dict.fromkeys(missing_parts) if part != last]
     else:
         distinct = list(dict.fromkeys(missing_parts))
-    if distinct:
-        split = findall(" " + " ".join(distinct))
+    # ASCII parts apart from the rest: an all-ASCII join takes the fast `re` path (ascii_patterns).
+    ascii_parts = [part for part in distinct if part.isascii()]
+    other_parts = [part for part in distinct if not part.isascii()] if len(ascii_parts) < len(distinct) else []
+    for group in (ascii_parts, other_parts):
+        if not group:
+            continue
+        split = findall(" " + " ".join(group))
         piece_ids = list(map(piece_lookup, split))
         pieces.note_lookups(len(split))
-        piece_lengths = list(map(len, split))
-        position = 0
-        for part in distinct:
-            start = position
-            remaining = len(part) + 1
-            while remaining > 0:
-                remaining -= piece_lengths[position]
-                position += 1
-            if position - start == 1:
-                computed[part] = piece_ids[start]
-            else:
-                computed[part] = tuple(_flatten(piece_ids[start:position]))
+        # Group pieces back into chunks with C-level passes: a chunk ends where a piece's end offset equals
+        # a chunk's end offset (every chunk is " " + part, and chunk boundaries are piece boundaries).
+        chunk_ends = set(accumulate(map(_len_plus_one, group)))
+        ends = list(compress(count(1), map(chunk_ends.__contains__, accumulate(map(len, split)))))
+        starts = [0, *ends[:-1]]
+        computed.update(
+            zip(
+                group,
+                [
+                    piece_ids[start] if end - start == 1 else tuple(_flatten(piece_ids[start:end]))
+                    for start, end in zip(starts, ends)
+                ],
+            )
+        )
     for index, part in zip(missing, missing_parts):
         found[index] = computed[part]
     chunks.add_computed(computed)

@@ -14,6 +14,7 @@ Not handled: configuration files, and changing settings of a running server (res
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -125,8 +126,6 @@ class Settings(BaseModel):
 
         Raises SettingsError naming the flag and the environment variable of every bad setting.
         """
-        import os
-
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         origin: dict[str, str] = {}

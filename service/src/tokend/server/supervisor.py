@@ -12,7 +12,8 @@ would unshare copy-on-write pages. The parent never creates a gRPC object at all
 
 Workers share the port with SO_REUSEPORT (set in grpc_server.py); the kernel balances connections.
 Metrics: the supervisor creates a private PROMETHEUS_MULTIPROC_DIR before starting any worker (they
-inherit it), marks a dead worker's files with ``mark_process_dead`` and deletes the directory on exit.
+inherit it), marks a dead worker's files with ``mark_process_dead`` and deletes the directory on exit;
+directories of supervisors that were killed outright are swept at the next start.
 
 Restarts: a dead worker is restarted after a backoff of 0.5 s doubling to 30 s; the backoff resets
 once a worker has served for 60 s. Each restart counts in ``tokend_worker_restarts_total``.
@@ -30,9 +31,10 @@ import multiprocessing.connection
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ BACKOFF_START = 0.5
 BACKOFF_MAX = 30.0
 HEALTHY_AFTER = 60.0  # seconds a worker must live for its slot's backoff to reset
 STOP_MARGIN = 5.0  # seconds past the grace period before a draining worker is killed
+METRICS_DIR_PREFIX = "tokend-metrics-"
 
 _log = logging.getLogger("tokend.server.supervisor")
 
@@ -70,8 +73,6 @@ class _Slot:
     started_at: float = 0.0
     failures: int = 0  # consecutive early deaths (for backoff)
     restart_at: float | None = None
-    was_ready: bool = False
-    pids: list[int] = field(default_factory=list)
 
 
 class Supervisor:
@@ -92,14 +93,15 @@ class Supervisor:
     def run(self) -> int:
         """Start everything, supervise until SIGTERM/SIGINT, drain; returns the process exit code."""
         configure_logging(self.settings.log_level)
-        log_event(_log, "starting", settings=self.settings.as_log_fields(), pid=os.getpid())
-        problem = self._check_models()
+        log_event(_log, "starting", settings=self.settings.as_log_fields())
+        problem = self._check_ports() or self._check_models()
         if problem is not None:
             log_event(_log, "config_error", level=logging.ERROR, error=problem)
             return EXIT_CONFIG_ERROR
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self._metrics_dir = Path(tempfile.mkdtemp(prefix="tokend-metrics-"))
+        _remove_stale_metric_dirs()
+        self._metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
         # Before any worker starts: spawned children inherit the environment of this moment.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self._metrics_dir)
         try:
@@ -109,8 +111,12 @@ class Supervisor:
                 self._start_metrics(self._metrics_dir)
             self._start_playground()
             self._supervise()
-            self._drain()
+        except BaseException as exc:
+            log_event(_log, "supervisor_failed", level=logging.ERROR, exc_info=exc, error=f"{type(exc).__name__}: {exc}")
+            raise
         finally:
+            # Also on an unexpected error: never leave workers behind.
+            self._drain()
             if self._endpoint is not None:
                 self._endpoint.stop()
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
@@ -124,6 +130,23 @@ class Supervisor:
         return self._restarts
 
     # ---- start-up -----------------------------------------------------------------------------
+    def _check_ports(self) -> str | None:
+        """Fail fast (exit 2) when a port is taken. Workers bind with SO_REUSEPORT, which would let a
+        second `tokend serve` on the same port silently share its traffic; this probe binds without it."""
+        ports = {"port": self.settings.port, "metrics_port": self.settings.metrics_port, "playground_port": self.settings.playground_port}
+        for name, port in ports.items():
+            if not port:
+                continue
+            family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT leftovers
+                try:
+                    probe.bind((self.settings.host, port))
+                except OSError as exc:
+                    flag = "--" + name.replace("_", "-")
+                    return f"setting {name} ({flag}): cannot listen on {self.settings.host}:{port}: {exc.strerror}; is another server running there?"
+        return None
+
     def _check_models(self) -> str | None:
         """Fail fast (exit 2) when the registry cannot be opened or a configured model does not exist:
         workers restarting forever would hide a typo in --models."""
@@ -154,8 +177,6 @@ class Supervisor:
         slot.process.start()
         slot.started_at = time.monotonic()
         slot.restart_at = None
-        slot.was_ready = False
-        slot.pids.append(slot.process.pid)
         log_event(_log, "worker_spawned", worker=slot.index, worker_pid=slot.process.pid)
 
     def _start_metrics(self, multiproc_dir: Path) -> None:
@@ -178,7 +199,6 @@ class Supervisor:
             return
         self._playground = self._context.Process(target=_playground_main, args=(self.settings,), name="tokend-playground")
         self._playground.start()
-        self._playground_started_at = time.monotonic()
         log_event(_log, "playground_spawned", playground_pid=self._playground.pid, port=self.settings.playground_port)
 
     # ---- supervision --------------------------------------------------------------------------
@@ -202,8 +222,6 @@ class Supervisor:
     def _check_slot(self, slot: _Slot, now: float) -> None:
         process = slot.process
         if process is not None:
-            if not slot.was_ready and slot.ready.is_set():
-                slot.was_ready = True
             if process.is_alive():
                 if now - slot.started_at >= HEALTHY_AFTER:
                     slot.failures = 0
@@ -259,8 +277,8 @@ class Supervisor:
 
     # ---- shutdown -----------------------------------------------------------------------------
     def _drain(self) -> None:
-        log_event(_log, "draining", grace_period=self.settings.grace_period)
-        processes = [slot.process for slot in self._slots if slot.process is not None]
+        processes = [slot.process for slot in self._slots if slot.process is not None and slot.process.pid is not None]
+        log_event(_log, "draining", grace_period=self.settings.grace_period, processes=len(processes))
         if self._playground is not None:
             processes.append(self._playground)
         for process in processes:
@@ -270,9 +288,27 @@ class Supervisor:
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
-                log_event(_log, "kill_after_grace", level=logging.WARNING, pid=process.pid)
+                log_event(_log, "kill_after_grace", level=logging.WARNING, child_pid=process.pid)
                 process.kill()
                 process.join()
+
+
+def _remove_stale_metric_dirs() -> None:
+    """Delete metric directories left by supervisors that were killed (SIGKILL, OOM) before cleaning up.
+
+    A directory is ``<tmp>/tokend-metrics-<supervisor pid>-<random>``; it is stale when that pid no
+    longer runs. (A reused pid only means a stale directory survives until the next start.)
+    """
+    for path in Path(tempfile.gettempdir()).glob(f"{METRICS_DIR_PREFIX}*-*"):
+        pid_text = path.name[len(METRICS_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or not path.is_dir() or path.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def _playground_main(settings: Settings) -> None:

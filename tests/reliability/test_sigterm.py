@@ -1,0 +1,122 @@
+"""SIGTERM under load: calls in flight finish with their full answer, new calls are refused cleanly
+(UNAVAILABLE — a draining worker's answer or a refused connection — never INTERNAL), and the server
+exits 0 within its grace period.
+
+Set-up: a 2-worker server (grace period 20 s); two long Encode calls (4 × 300,000 random letters
+without whitespace each, a few seconds of BPE) are started on their own connections and seen running
+in ``tokend_rpc_in_flight``; short calls keep coming from three threads on raw stubs (no client
+retries, so every status the server gives is seen as it is). Then SIGTERM goes to the supervisor.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import string
+import threading
+import time
+from collections import Counter
+
+import grpc
+import pytest
+import tiktoken
+from support.server import start_server
+
+from tokend._proto import tokenizer_pb2 as pb
+
+LONG_ITEMS = 4
+LONG_ITEM_CHARS = 300_000
+CLEAN_REFUSALS = {"UNAVAILABLE"}
+
+
+def _in_flight(metrics_text: str, method: str) -> float:
+    pattern = re.compile(r'^tokend_rpc_in_flight\{[^}]*grpc_method="%s"[^}]*\}\s+(\S+)' % method, re.M)
+    return sum(float(value) for value in pattern.findall(metrics_text))
+
+
+def test_sigterm_under_load_finishes_in_flight_calls_and_refuses_new_ones_cleanly() -> None:
+    rng = random.Random(6)
+    long_texts = ["".join(rng.choices(string.ascii_letters, k=LONG_ITEM_CHARS)) for _ in range(LONG_ITEMS)]
+    expected_long = tiktoken.get_encoding("cl100k_base").encode_ordinary_batch(long_texts)
+    short_text = "The quick brown fox jumps over the lazy dog. " * 20
+    short_ids = tiktoken.get_encoding("cl100k_base").encode_ordinary(short_text)
+
+    with start_server(workers=2, grace_period=20) as server:
+        supervisor = server.process
+        long_request = pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text=text) for text in long_texts])
+        long_calls = [
+            server.stub(server.channel(**{"grpc.use_local_subchannel_pool": 1})).Encode.future(long_request, timeout=60)
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 30
+        while _in_flight(server.scrape_metrics(), "Encode") < 2:
+            assert time.monotonic() < deadline, "the long calls never showed in tokend_rpc_in_flight"
+            assert not any(call.done() for call in long_calls), "a long call finished before SIGTERM; make it longer"
+            time.sleep(0.05)
+
+        codes: Counter[str] = Counter()
+        wrong: list[str] = []
+        stop = threading.Event()
+
+        def short_calls(number: int) -> None:
+            # A new channel per call after SIGTERM too: a fresh connection is what a new client does.
+            while not stop.is_set():
+                channel = grpc.insecure_channel(server.target, options=[("grpc.use_local_subchannel_pool", 1)])
+                try:
+                    response = pb.EncodeResponse.FromString(
+                        channel.unary_unary("/tokend.v1.Tokenizer/Encode")(
+                            pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text=short_text)]).SerializeToString(),
+                            timeout=10,
+                        )
+                    )
+                    codes["OK"] += 1
+                    if list(response.results[0].ids) != short_ids:
+                        wrong.append("short call answered with the wrong ids")
+                except grpc.RpcError as error:
+                    codes[error.code().name] += 1
+                    if error.code().name not in CLEAN_REFUSALS:
+                        wrong.append(f"{error.code().name}: {error.details()}")
+                finally:
+                    channel.close()
+                time.sleep(0.005)
+
+        threads = [threading.Thread(target=short_calls, args=(n,), daemon=True) for n in range(3)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        ok_before = codes["OK"]
+        supervisor.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        try:
+            for call in long_calls:
+                try:
+                    response = call.result(timeout=60)
+                except grpc.RpcError as error:
+                    supervisor.wait(timeout=40)
+                    workers = [dict(call.initial_metadata() or ()).get("tokend-worker") for call in long_calls]
+                    pytest.fail(
+                        f"an in-flight call was cut by SIGTERM: {error.code().name} {error.details()}; long calls were "
+                        f"answered by workers {workers}\n"
+                        + "\n".join(line for line in server.stderr_text().splitlines() if '"rpc"' not in line)[-6000:]
+                    )
+                assert [list(result.ids) for result in response.results] == expected_long
+            # New calls keep coming for a moment after the long calls ended (the workers may be gone).
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+        try:
+            exit_code = supervisor.wait(timeout=40)
+        except Exception:
+            pytest.fail("the supervisor did not exit within grace period + margin:\n" + server.stderr_text()[-3000:])
+        drained_in = time.monotonic() - signalled
+
+    assert exit_code == 0, server.stderr_text()[-3000:]
+    assert ok_before > 0, "the short-call load never got an answer before SIGTERM"
+    assert wrong == [], f"calls not refused cleanly after SIGTERM: {wrong[:5]} (all codes {dict(codes)})"
+    assert codes["UNAVAILABLE"] > 0, f"no call was refused after SIGTERM: {dict(codes)}"
+    stopped = server.events("worker_stopped")
+    assert len(stopped) == 2 and all(entry["calls_cut"] == 0 for entry in stopped), stopped
+    print(f"drained in {drained_in:.1f} s; short calls: {dict(codes)}")

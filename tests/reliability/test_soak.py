@@ -1,0 +1,102 @@
+"""Soak: mixed requests from several clients against a 2-worker server; every answer checked against
+tiktoken, no errors, and the workers' memory does not grow after warm-up.
+
+Sizes: the default variant sends 6,000 requests (4 clients × 1,500, about 15 s here) so it can run in
+every suite; ``test_soak_100k`` (marked slow) sends the issue's 100,000. The mix, per client call:
+encode, count, decode, encode_batch of 8, count_batch of 8, for cl100k_base and o200k_base, plus
+list_models — the same ~150 texts cycled (tiktoken's ids computed once, compared on every answer).
+
+Memory: RSS of each worker is read after a warm-up (every text through every operation and model
+once, so the piece caches hold what the soak will use) and at the end; growth must stay under 10 %.
+What is *not* covered: memory with ever-new text (the piece cache's bound is tested in tests/engine).
+"""
+
+from __future__ import annotations
+
+import pytest
+from support.server import start_server
+
+import tokend_client
+from reliability.load import MODELS, GoldenTexts, LoadThreads, rss_kb
+
+BATCH = 8
+OPERATIONS = ("encode", "count", "decode", "encode_batch", "count_batch", "list_models")
+
+
+def _check_one(encodings: dict, client: tokend_client.TokendClient, golden: GoldenTexts, thread: int, index: int) -> None:
+    """One call of the mix; raises AssertionError on any answer that differs from tiktoken's."""
+    step = index + 7 * thread  # clients start at different places of the mix
+    model = MODELS[step % len(MODELS)]
+    operation = OPERATIONS[(step // len(MODELS)) % len(OPERATIONS)]
+    position = (step * 13) % len(golden.texts)
+    text, ids = golden.texts[position], golden.ids[model][position]
+    encoding = encodings[model]
+    if operation == "encode":
+        assert encoding.encode(text) == ids, f"encode({model}) of text {position}"
+    elif operation == "count":
+        assert encoding.count(text) == len(ids), f"count({model}) of text {position}"
+    elif operation == "decode":
+        assert encoding.decode(ids) == text, f"decode({model}) of text {position}"
+    elif operation == "encode_batch":
+        texts = [golden.texts[(position + k) % len(golden.texts)] for k in range(BATCH)]
+        expected = [golden.ids[model][(position + k) % len(golden.texts)] for k in range(BATCH)]
+        assert encoding.encode_batch(texts) == expected, f"encode_batch({model}) from text {position}"
+    elif operation == "count_batch":
+        texts = [golden.texts[(position + k) % len(golden.texts)] for k in range(BATCH)]
+        expected = [len(golden.ids[model][(position + k) % len(golden.texts)]) for k in range(BATCH)]
+        assert encoding.count_batch(texts) == expected, f"count_batch({model}) from text {position}"
+    else:
+        assert {"cl100k_base", "o200k_base"} <= {summary.name for summary in client.list_models()}
+
+
+def soak(golden: GoldenTexts, *, clients: int, requests_per_client: int) -> dict[str, object]:
+    with start_server(workers=2, metrics=False) as server:
+        opened = [tokend_client.TokendClient(server.target, timeout=30, connections=2) for _ in range(clients)]
+        try:
+            encodings = [{model: client.get_encoding(model) for model in MODELS} for client in opened]
+
+            def work(thread: int, index: int) -> None:
+                _check_one(encodings[thread], opened[thread], golden, thread, index)
+
+            # Warm-up: every text through every operation and model once, spread over the clients.
+            warm_calls = len(golden.texts) * len(MODELS) * len(OPERATIONS) // clients + 1
+            warm = LoadThreads(work, threads=clients, requests_per_thread=warm_calls).run()
+            assert warm.failures == [], "\n".join(warm.failures[:5])
+            pids = server.worker_pids()
+            assert len(pids) == 2
+            before = {pid: rss_kb(pid) for pid in pids}
+            load = LoadThreads(work, threads=clients, requests_per_thread=requests_per_client).run(timeout=1800)
+            after = {pid: rss_kb(pid) for pid in pids}
+            assert server.worker_pids() == pids, "a worker died during the soak"
+            spread = {}
+            for client in opened:
+                for worker, calls in client.worker_calls().items():
+                    spread[worker] = spread.get(worker, 0) + calls
+        finally:
+            for client in opened:
+                client.close()
+    return {"load": load, "before": before, "after": after, "spread": spread}
+
+
+def _assert_soak(result: dict, requests: int) -> None:
+    load = result["load"]
+    assert load.failures == [], f"{len(load.failures)} failed calls, first: " + "\n".join(load.failures[:5])
+    assert load.completed == requests
+    for pid, before in result["before"].items():
+        growth = (result["after"][pid] - before) / before
+        print(f"worker {pid}: RSS {before} KiB after warm-up, {result['after'][pid]} KiB at the end ({growth:+.1%})")
+        assert growth < 0.10, f"worker {pid} RSS grew {growth:.1%} during the soak ({before} → {result['after'][pid]} KiB)"
+    # Both workers served (8 connections over 4 clients; a miss has probability ~1/256).
+    assert len(result["spread"]) == 2, f"calls per worker: {result['spread']}"
+
+
+def test_soak_default_size(golden: GoldenTexts) -> None:
+    clients, per_client = 4, 1_500
+    _assert_soak(soak(golden, clients=clients, requests_per_client=per_client), clients * per_client)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_soak_100k(golden: GoldenTexts) -> None:
+    clients, per_client = 5, 20_000
+    _assert_soak(soak(golden, clients=clients, requests_per_client=per_client), clients * per_client)
