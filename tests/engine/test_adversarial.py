@@ -59,3 +59,23 @@ def test_single_piece_merge_matches_tiktoken(oracle):
     for size in (2, 3, 8, 17, 64, 255, 600, 5000):
         piece = "".join(rng.choices("abcdefgh xyz", k=size)).encode()
         assert byte_pair_encode(piece, ranks) == oracle._encode_single_piece(piece)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "A" * 200_000,  # o200k's first alternative backtracks over an uppercase run
+        " " * 200_000 + "x",
+        "\n" * 100_000 + " " * 100_000,
+        "!?" * 100_000,
+        "1" * 200_000,
+        "a " * 100_000,
+        "\u3000 " * 50_000 + "中" * 50_000,
+    ],
+    ids=["upper", "spaces", "newlines-spaces", "punct", "digits", "a-space", "cjk-spaces"],
+)
+def test_200kb_hostile_texts_match_tiktoken(enc, oracle, text):
+    started = time.monotonic()
+    ids = enc.encode_ordinary(text)
+    assert time.monotonic() - started < GUARD_SECONDS
+    assert ids == oracle.encode_ordinary(text)

@@ -129,3 +129,34 @@ def test_ascii_patterns_split_like_the_originals():
     for original, ascii_equivalent in ASCII_EQUIVALENTS.items():
         for text in texts:
             assert re.findall(ascii_equivalent, text) == regex.findall(original, text), text[:100]
+
+
+_spacey_text = st.lists(
+    st.sampled_from(["a", "Bc", "1", " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", "\u00a0", "\u3000", "\x0b", "\x1c", "'s", "(", "/", ".", "中", "😀", "é"]),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_spacey_text)
+def test_whitespace_runs_match_tiktoken(enc, oracle, text):
+    # Exercises the word-chunk split (spaces after non-whitespace, last space of a run) and its cache.
+    expected = oracle.encode_ordinary(text)
+    assert enc.encode_ordinary(text) == expected
+    assert enc.count_ordinary(text) == len(expected)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["x foo\n", "x foo\n y", "x foo\n"],  # the same part last (end-of-text semantics) and not last
+        ["a  ", "a   b", "a  ", "a\t \n  b  "],
+        ["z zz\n    ", "z zz\n    return", "z zz\n    "],
+    ],
+)
+def test_chunk_cache_separates_end_of_text_parts(oracle, texts):
+    from tokend.engine import Encoding
+
+    fresh = Encoding(oracle.name, pat_str=oracle._pat_str, mergeable_ranks=oracle._mergeable_ranks, special_tokens={})
+    for text in texts * 2:
+        assert fresh.encode_ordinary(text) == oracle.encode_ordinary(text), repr(text)

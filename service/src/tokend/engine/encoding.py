@@ -9,14 +9,15 @@
 >>> enc.decode([256, 32, 257])
 'hi <|end|>'
 
-The hot path (`encode_ordinary`, and `encode`/`count` between special tokens), all C-level on cache hits:
-1. for the GPT-2/cl100k/o200k patterns, a cheap exact split into word chunks (`word_chunks`, `re.split`,
-   ~3x faster than the full regex) looked up in a chunk cache; only the chunks missing from it go through
-   2. together (one regex pass per call);
-2. regex pre-split (`findall`) -> `map(piece_cache.__getitem__, pieces)` -> `chain`.
-Only a piece-cache miss runs Python: `bpe.byte_pair_encode` on the piece's UTF-8 bytes. The piece cache is
-seeded with every token that is valid UTF-8, so most pieces never reach BPE even on a cold Encoding.
-`count` never builds the id list: `sum(map(len, ...))` over the cached tuples.
+The hot path (`encode_ordinary`, and `encode`/`count` between special tokens), C-level on cache hits:
+1. For the GPT-2/cl100k/o200k patterns: an exact coarse split into word chunks (`word_chunks`; one
+   `re.split`, 3-5x faster than the full regex), looked up in a chunk cache with `map(dict.get, ...)`.
+   The chunks missing from it are joined and go through step 2 in one pass per call.
+2. Regex pre-split (`findall`; on ASCII text the stdlib-`re` equivalent from `ascii_patterns`, 2-3x
+   faster) -> `map(piece_cache.__getitem__, pieces)` -> `chain`.
+Only a piece-cache miss runs Python BPE (`bpe.byte_pair_encode`). Both caches are seeded with the tokens
+that are valid UTF-8, so most pieces never reach BPE even on a cold Encoding. `count` never builds the id
+list: `sum(map(len, ...))` over the cached tuples. Measured: docs/bench-engine.md.
 
 Thread safety: an Encoding is immutable except its piece cache, which is safe to share (see piece_cache).
 The `*_batch` methods keep tiktoken's `num_threads` parameter but run in the calling thread: pure Python
@@ -30,9 +31,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from itertools import chain, islice
 from types import MappingProxyType
-from typing import AbstractSet, Literal
-
 import re
+from typing import AbstractSet, Literal
 
 import regex
 
@@ -42,7 +42,7 @@ from .bpe import byte_pair_encode
 from .piece_cache import DEFAULT_CAPACITY, PieceCache, PieceCacheStats
 from .special_tokens import resolve_policy, special_token_regex
 from .vocabulary_checks import check_vocabulary
-from .word_chunks import CHUNKABLE_PATTERNS, chunk_ids, chunk_seed, split_words
+from .word_chunks import CHUNKABLE_PATTERNS, chunk_ids, chunk_seed, pieces_before_boundary, split_words
 
 __all__ = ["Encoding"]
 
@@ -73,7 +73,8 @@ def _never_called(part: str) -> tuple[int, ...]:
 class Encoding:
     """Byte-level BPE with regex pre-splitting and special tokens; same constructor as `tiktoken.Encoding`.
 
-    `piece_cache_capacity` (keyword-only, ours) bounds the learned part of the piece cache; 0 disables it.
+    `piece_cache_capacity` (keyword-only, ours) bounds the learned part of the piece cache (the word-chunk
+    cache gets twice as many entries); 0 disables both. Memory bound: see piece_cache.
     """
 
     def __init__(
@@ -119,7 +120,7 @@ class Encoding:
         # part -> ids of " " + part (see word_chunks); None when the pattern lacks the chunk property.
         self._chunks: PieceCache | None = None
         if pat_str in CHUNKABLE_PATTERNS and piece_cache_capacity:
-            # Word chunks are more varied than pieces: twice the entries (still ~20 MB for real text).
+            # Word chunks are more varied than pieces: twice the entries.
             self._chunks = PieceCache(
                 chunk_seed(seed, self._findall), _never_called, capacity=2 * piece_cache_capacity
             )
@@ -139,7 +140,7 @@ class Encoding:
             if self._chunks is not None:
                 parts = split_words(text)
                 if len(parts) > 1:
-                    ids = list(_flatten(map(self._lookup, self._findall(parts[0]))))
+                    ids = list(_flatten(map(self._lookup, pieces_before_boundary(parts[0], self._findall))))
                     ids += _flatten(self._chunk_ids(parts))
                     return ids
             pieces = self._findall(text)
@@ -246,7 +247,7 @@ class Encoding:
             if self._chunks is not None:
                 parts = split_words(text)
                 if len(parts) > 1:
-                    total = sum(map(len, map(self._lookup, self._findall(parts[0]))))
+                    total = sum(map(len, map(self._lookup, pieces_before_boundary(parts[0], self._findall))))
                     return total + sum(map(len, self._chunk_ids(parts)))
             pieces = self._findall(text)
             total = sum(map(len, map(self._lookup, pieces)))
@@ -361,6 +362,10 @@ class Encoding:
     @property
     def pattern(self) -> str:
         return self._pat_str
+
+    @property
+    def _mergeable_ranks(self) -> dict[bytes, int]:  # tiktoken's private name, used by some callers
+        return self._ranks
 
     @property
     def mergeable_ranks(self) -> Mapping[bytes, int]:

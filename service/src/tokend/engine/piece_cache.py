@@ -9,11 +9,14 @@ in the middle of the next text and the hit rate collapses (steady state fell fro
 
 The seed (pieces that are themselves tokens) is never evicted.
 
-Memory bound: seed entries (at most one per mergeable token) + `capacity` learned entries, each a piece of
-at most `max_piece_chars` characters and a tuple of at most 4 x that many ids (a character is at most 4
-bytes, a byte at most one id), plus one deque slot per learned entry. With 65,536 entries of <= 64
-characters the learned part is ~10 MB for real text and under ~40 MB in the worst case; longer pieces are
-never stored (they are rare in real text and exactly what an attacker would send).
+Memory bound: seed entries (at most one per mergeable token) + `capacity` learned entries, each a key of
+at most `max_piece_chars` (48) characters and a tuple of at most `max_ids` (24) ids, plus a dict and a
+deque slot: at most ~600 bytes per entry (48 four-byte characters ~ 270 B, 24 pointers ~ 250 B, slots
+~ 70 B; the ints are shared with the ranks), typically ~150 B. An Encoding has a piece cache of
+`piece_cache_capacity` (65,536) and a word-chunk cache of twice that: worst case ~115 MB; measured
+~40-46 MB once full of real text (12 MB of English, code and multilingual; tracemalloc), on top of ~29 MB
+(cl100k_base) / ~62 MB (o200k_base) for the Encoding itself. Longer keys or longer id lists are never stored (rare in real text, and exactly
+what an attacker would send).
 
 >>> cache = PieceCache({"a": (0,)}, lambda piece: (len(piece),), capacity=2)
 >>> [cache[p] for p in ("a", "bb", "bb")]
@@ -33,10 +36,11 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-__all__ = ["PieceCache", "PieceCacheStats", "DEFAULT_CAPACITY", "DEFAULT_MAX_PIECE_CHARS"]
+__all__ = ["PieceCache", "PieceCacheStats", "DEFAULT_CAPACITY", "DEFAULT_MAX_PIECE_CHARS", "DEFAULT_MAX_IDS"]
 
 DEFAULT_CAPACITY = 65_536
-DEFAULT_MAX_PIECE_CHARS = 64
+DEFAULT_MAX_PIECE_CHARS = 48
+DEFAULT_MAX_IDS = 24
 
 
 class PieceCacheStats(NamedTuple):
@@ -50,7 +54,7 @@ class PieceCache(dict):
     """`cache[piece]` -> tuple of ids; computes and remembers misses. Call `note_lookups(n)` per batch of
     lookups so hits can be derived without per-hit work."""
 
-    __slots__ = ("_compute", "_capacity", "_max_piece_chars", "_lock", "_lookups", "_misses", "_learned")
+    __slots__ = ("_compute", "_capacity", "_max_piece_chars", "_max_ids", "_lock", "_lookups", "_misses", "_learned")
 
     def __init__(
         self,
@@ -59,6 +63,7 @@ class PieceCache(dict):
         *,
         capacity: int = DEFAULT_CAPACITY,
         max_piece_chars: int = DEFAULT_MAX_PIECE_CHARS,
+        max_ids: int = DEFAULT_MAX_IDS,
     ) -> None:
         if capacity < 0:
             raise ValueError(f"piece cache capacity must be >= 0, got {capacity}")
@@ -66,6 +71,7 @@ class PieceCache(dict):
         self._compute = compute
         self._capacity = capacity
         self._max_piece_chars = max_piece_chars
+        self._max_ids = max_ids
         self._lock = threading.Lock()
         self._lookups = 0
         self._misses = 0
@@ -75,7 +81,7 @@ class PieceCache(dict):
         ids = self._compute(piece)
         with self._lock:
             self._misses += 1
-            if len(piece) <= self._max_piece_chars and self._capacity:
+            if len(piece) <= self._max_piece_chars and len(ids) <= self._max_ids and self._capacity:
                 self._make_room(1)
                 self[piece] = ids
                 self._learned.append(piece)
@@ -88,7 +94,12 @@ class PieceCache(dict):
             if not self._capacity:
                 return
             limit = self._max_piece_chars
-            fresh = [piece for piece in computed if len(piece) <= limit and piece not in self]
+            max_ids = self._max_ids
+            fresh = [
+                piece
+                for piece, ids in computed.items()
+                if len(piece) <= limit and len(ids) <= max_ids and piece not in self
+            ]
             fresh = fresh[-self._capacity :]
             self._make_room(len(fresh))
             for piece in fresh:

@@ -1,0 +1,31 @@
+"""The examples in the engine's docstrings run and give what they show (docs that cannot rot)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "tokend.errors",
+    "tokend.engine.encoding",
+    "tokend.engine.bpe",
+    "tokend.engine.merges",
+    "tokend.engine.minbpe_model",
+    "tokend.engine.tiktoken_ranks",
+    "tokend.engine.special_tokens",
+    "tokend.engine.piece_cache",
+    "tokend.engine.word_chunks",
+    "tokend.engine.ascii_patterns",
+    "tokend.engine.training",
+    "tokend.engine.vocabulary_checks",
+    "tokend.engine.patterns",
+]
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstring_examples(module_name):
+    result = doctest.testmod(importlib.import_module(module_name))
+    assert result.failed == 0
+    assert result.attempted > 0
