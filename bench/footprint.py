@@ -165,7 +165,7 @@ def _chart(measurements: list[StartMeasurement]) -> None:
     times.axhline(3, color="grey", linewidth=0.8)
     times.set_xlabel("start")
     times.set_ylabel("seconds from start")
-    times.set_ylim(bottom=0)
+    times.set_ylim(0, max(3.5, max(m.all_serving_s for m in measurements) * 1.15))
     times.set_xticks(list(starts))
     times.legend(fontsize=7)
     times.set_title("time to SERVING (target 3 s)", fontsize=9)
@@ -173,6 +173,7 @@ def _chart(measurements: list[StartMeasurement]) -> None:
     loaded = [rss / 1024 for m in measurements for rss, _ in m.loaded.values()]
     pss = [value / 1024 for m in measurements for _, value in m.idle.values()]
     memory.boxplot([pss, idle, loaded], tick_labels=["PSS idle", "RSS idle", "RSS after load"])
+    memory.set_ylim(bottom=0)
     memory.set_ylabel("MiB per worker")
     memory.set_title("memory per worker (all default models)", fontsize=9)
     figure.tight_layout()

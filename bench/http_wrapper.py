@@ -8,7 +8,8 @@ Endpoints (JSON in, JSON out):
 
 What "typical" means here, deliberately: plain ``def`` endpoints (FastAPI runs them in its thread pool,
 the documented way for blocking code), pydantic request models, ``tiktoken.Encoding.encode_batch`` for
-batches (tiktoken's own thread pool; the Rust core releases the GIL), tiktoken's default special-token
+``/encode`` (tiktoken's own thread pool; the Rust core releases the GIL) and ``encode`` per text for
+``/count`` (one short text: a thread pool per call would only cost), tiktoken's default special-token
 policy (a special token in the text is a 400, as tokend's INVALID_ARGUMENT), and
 ``uvicorn --workers N`` with N equal to tokend's worker count, uvloop and httptools when installed
 (``uvicorn[standard]``). Nothing is tuned beyond that: it is the baseline, not a competitor.

@@ -34,6 +34,15 @@ tokend over gRPC beside tiktoken in-process and beside a FastAPI/uvicorn HTTP wr
 Each section below is rewritten by its own command; its table and chart come from the same run. The
 load generator runs on the same machine as the servers and shares its cores with them (see each
 section). Method and caveats: `bench/service.py`, `bench/loadgen.py`, `bench/footprint.py`.
+
+The service's behaviour under faults and hostile input is tested, not benchmarked, in
+`tests/reliability/` (part of the default test suite): a soak of mixed requests with every answer
+checked against tiktoken and worker RSS watched (`test_soak.py`; 6,000 requests by default, the
+100,000-request variant is marked `slow`), SIGKILL of a worker under load (`test_worker_kill.py`),
+SIGTERM under load (`test_sigterm.py`), a model version corrupted on disk under load
+(`test_corrupt_model.py`), hostile input with the latency of well-behaved calls beside it
+(`test_hostile_input.py`) and hypothesis fuzzing through the client and with raw request bytes
+(`test_fuzz.py`).
 """
 
 
@@ -61,8 +70,7 @@ def write_section(name: str, markdown: str, page: Path = PAGE) -> Path:
         if begin in text and end in text:
             blocks[section] = text[text.index(begin) + len(begin) : text.index(end)].strip("\n")
     blocks[name] = markdown.strip("\n")
-    head = text.split("<!-- ", 1)[0].rstrip("\n") if "<!-- " in text else text.rstrip("\n")
-    parts = [head, ""]
+    parts = [_INTRO.rstrip("\n"), ""]
     for section in SECTIONS:
         body = blocks.get(section, f"_Not run yet: `python -m bench service {section}`._")
         parts += [f"<!-- {section}:begin -->", body, f"<!-- {section}:end -->", ""]

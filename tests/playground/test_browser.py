@@ -1,9 +1,12 @@
 """The page in a real browser (headless Debian Chromium): a user types text, picks two models and the
 special-token policy; the rendered tokens and counts must be tiktoken's and the engine's; the link reproduces
-the view; typed markup stays text. Saves the screenshot docs/playground.png that the docs show."""
+the view; typed markup stays text. Saves a screenshot; with TOKEND_UPDATE_SCREENSHOT=1 it becomes
+docs/playground.png, the one the README shows (a plain test run never writes into the checkout)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from .chromium import headless_chromium
 from .conftest import OPENAI_MODELS
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "playground.png"
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "playground.png"
 # English, German (where the two models differ), code with indentation, newlines, IPA letters and an arrow
 # that both models split inside their UTF-8 bytes (shown as bytes), and a special token. Only BMP characters:
 # chromedriver cannot type others.
@@ -85,7 +88,7 @@ def browser(tmp_path_factory):
         yield driver
 
 
-def test_typed_text_renders_tiktokens_tokens_and_counts_for_two_models(browser, playground, registry, oracle):
+def test_typed_text_renders_tiktokens_tokens_and_counts_for_two_models(browser, playground, registry, oracle, tmp_path):
     refs = [f"{name}@{registry.resolve(name).version}" for name in OPENAI_MODELS]
     browser.get(playground.url)
     WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#models input[type=checkbox]"))
@@ -122,8 +125,11 @@ def test_typed_text_renders_tiktokens_tokens_and_counts_for_two_models(browser, 
                        for name, ref in zip(OPENAI_MODELS, refs)]
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == [], "the page logged errors (script failure, blocked resource, failed request)"
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOT))
+    screenshot = tmp_path / "playground.png"
+    assert browser.save_screenshot(str(screenshot))
+    assert screenshot.read_bytes().startswith(b"\x89PNG")
+    if os.environ.get("TOKEND_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(screenshot, DOCS_SCREENSHOT)
 
 
 def test_the_link_reproduces_the_view(browser, playground, registry, oracle):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from heapq import heapify, heappop, heappush
 
-__all__ = ["byte_pair_encode"]
+__all__ = ["byte_pair_encode", "byte_pair_merge"]
 
 
 def byte_pair_encode(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
@@ -33,10 +33,12 @@ def byte_pair_encode(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
     rank = ranks.get(piece)
     if rank is not None:
         return [rank]
-    return _merge(piece, ranks)
+    return byte_pair_merge(piece, ranks)
 
 
-def _merge(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
+def byte_pair_merge(piece: bytes, ranks: dict[bytes, int]) -> list[int]:
+    """`byte_pair_encode` without its whole-piece shortcut: for callers that know `piece` is not a token
+    (the piece cache is seeded with every token, so its misses never are)."""
     get = ranks.get
     pop, push = heappop, heappush  # locals: this loop is the slowest Python in the engine
     n = len(piece)

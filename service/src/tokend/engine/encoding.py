@@ -38,7 +38,7 @@ import regex
 
 from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
 from .ascii_patterns import ASCII_EQUIVALENTS
-from .bpe import byte_pair_encode
+from .bpe import byte_pair_encode, byte_pair_merge
 from .piece_cache import DEFAULT_CAPACITY, PieceCache, PieceCacheStats
 from .special_tokens import resolve_policy, special_token_regex
 from .vocabulary_checks import check_vocabulary
@@ -406,7 +406,9 @@ class Encoding:
     # ---- private ------------------------------------------------------------------------------------
 
     def _encode_piece(self, piece: str) -> tuple[int, ...]:
-        return tuple(byte_pair_encode(piece.encode("utf-8"), self._ranks))
+        # Only called on a piece-cache miss, and the cache is seeded with every token that is valid UTF-8
+        # (every str piece is), so the piece is never a whole token: skip that lookup.
+        return tuple(byte_pair_merge(piece.encode("utf-8"), self._ranks))
 
     def _chunk_ids(self, parts: list[str]) -> list[tuple[int, ...]]:
         return chunk_ids(parts, self._chunks, self._findall, self._lookup, self._cache)

@@ -88,8 +88,10 @@ def chunk_ids(
             continue
         # " p1 a p2 a ... pn a": every " a" follows its part as the text's next chunk would (see above).
         split = findall(" " + (_CONTEXT + " ").join(group) + _CONTEXT)
-        piece_ids = list(map(piece_lookup, split))
+        piece_ids = list(map(pieces.get, split))
         pieces.note_lookups(len(split))
+        if None in piece_ids:
+            pieces.fill_missing(split, piece_ids)
         # Group pieces back into chunks with C-level passes: chunk k ends at the piece whose end offset is
         # the chunk's end offset; the next piece is its " a", so chunk k+1 starts one piece later.
         chunk_ends = set(accumulate(map(len, group), _chunk_end, initial=-2))
