@@ -33,8 +33,9 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The venv's bin goes first on PATH: tests run tools installed there (hadolint, tokend).
 test: install-test system-deps
-	$(BIN)/python -m pytest $(ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(ARGS)
 
 protos: $(BIN)/python
 	$(BIN)/python -m pip install --quiet grpcio-tools

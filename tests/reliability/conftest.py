@@ -1,8 +1,8 @@
 """Fixtures for the reliability tests: golden ids from tiktoken, the texts the load is made of.
 
-Every test here starts its own real `tokend serve` (tests/support/server.py) on free loopback ports,
-because each one does something to its server (loads it, kills a worker, stops it, corrupts its
-registry). Sizes are bounded so the whole directory runs in well under three minutes on 2 cores; the
+Every test module here starts its own real `tokend serve` (tests/support/server.py) on free loopback
+ports, because each one does something to its server (loads it, kills a worker, stops it, corrupts
+its registry); test_loadgen.py checks the benchmark's load generator without a server. Sizes are bounded so the whole directory runs in well under three minutes on 2 cores; the
 full-size soak is marked ``slow``.
 """
 

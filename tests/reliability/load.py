@@ -89,6 +89,10 @@ class LoadThreads:
                 raise TimeoutError(f"only {self.completed} calls completed in {timeout:.0f} s (wanted {count})")
             time.sleep(0.01)
 
+    def finished(self) -> bool:
+        """True once every thread has ended (its request count reached, or stopped)."""
+        return not any(thread.is_alive() for thread in self._threads)
+
     def stop_and_join(self, timeout: float = 120.0) -> None:
         self._stop.set()
         self.join(timeout)

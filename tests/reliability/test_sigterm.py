@@ -3,7 +3,7 @@
 exits 0 within its grace period. Known exception (see RACE_CANCELLED): a call that lands in the very
 instant a worker stops can be CANCELLED by gRPC core; at most a few are tolerated.
 
-Set-up: a 2-worker server (grace period 20 s); two long calls (4 × 300,000 random letters without
+Set-up: a 2-worker server (grace period 20 s); two long calls (4 × 200,000 random letters without
 whitespace each, a few seconds of BPE) are started on their own connections and seen running in
 ``tokend_rpc_in_flight``; short Encode calls keep coming from three threads on raw stubs, each on a
 new connection (no client retries, so every status the server gives is seen as it is). Then SIGTERM
@@ -35,7 +35,7 @@ from support.server import start_server
 from tokend._proto import tokenizer_pb2 as pb
 
 LONG_ITEMS = 4
-LONG_ITEM_CHARS = 300_000
+LONG_ITEM_CHARS = 200_000
 CLEAN_REFUSALS = {"UNAVAILABLE"}
 # gRPC core cancels a call that reached a worker in the instant it stops listening, before the call was
 # matched to a handler (seen: 1 call in ~2,000 refused, in half the runs). The client sees CANCELLED,

@@ -15,9 +15,16 @@ The hot path (`encode_ordinary`, and `encode`/`count` between special tokens), C
    The chunks missing from it are joined and go through step 2 in one pass per call.
 2. Regex pre-split (`findall`; on ASCII text the stdlib-`re` equivalent from `ascii_patterns`, 2-3x
    faster) -> `map(piece_cache.__getitem__, pieces)` -> `chain`.
-Only a piece-cache miss runs Python BPE (`bpe.byte_pair_encode`). Both caches are seeded with the tokens
-that are valid UTF-8, so most pieces never reach BPE even on a cold Encoding. `count` never builds the id
-list: `sum(map(len, ...))` over the cached tuples. Measured: docs/bench-engine.md.
+Only a piece-cache miss runs Python BPE (`bpe.byte_pair_merge`; the misses of one chunk pass are batched
+by `PieceCache.fill_missing`). Both caches are seeded with the tokens that are valid UTF-8, so most pieces
+never reach BPE even on a cold Encoding. `count` never builds the id list: `sum(map(len, ...))` over the
+cached tuples. Measured: docs/bench-engine.md.
+Where steady-state time goes on unseen text (perf pass 2026-11-25, the benchmark's documents): the
+all-hits part alone (split + chunk lookups + flatten) already costs about what tiktoken takes for the
+whole text on English (o200k_base); each missed chunk costs ~2 us more (regex pass, piece lookups,
+regrouping; ~10% of English chunks, more in code); each missed piece ~5-6 us of BPE (~10 bytes, ~1 us per
+merge). Multilingual (cl100k_base): BPE ~55%, the `regex` pass on missed chunks ~12%. So the issue-2
+targets (0.8x / 1.0x) are out of reach for this design in pure Python (ratios: docs/bench-engine.md).
 
 Thread safety: an Encoding is immutable except its piece cache, which is safe to share (see piece_cache).
 The `*_batch` methods keep tiktoken's `num_threads` parameter but run in the calling thread: pure Python

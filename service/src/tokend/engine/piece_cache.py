@@ -93,7 +93,7 @@ class PieceCache(dict):
         """Replace each None in `found` (= `list(map(cache.get, pieces))`) by the computed ids, and store them.
 
         Batched misses: one lock and one `add_computed` per call instead of a `__missing__` frame per miss
-        (measured ~400 ns per `__missing__`; this path ~150 ns).
+        (measured with a trivial `compute`: ~400 ns per miss through `__missing__`, ~230 ns here).
         """
         compute = self._compute
         computed: dict[str, tuple[int, ...]] = {}

@@ -1,5 +1,9 @@
 """Turns any exception a method raises into a gRPC status with details — via ``status_mapping`` only.
 
+Request bytes that do not parse (e.g. invalid UTF-8 in a string field) would make grpcio answer INTERNAL
+("Exception deserializing request!") before any handler runs; this interceptor's deserializer turns them
+into an ``UndecodableRequest`` instead, answered INVALID_ARGUMENT like any other bad input.
+
 An exception the table does not know is a bug: the caller gets INTERNAL and the traceback is logged
 (with the method and model, never the request's content). The worker keeps serving either way.
 
@@ -15,18 +19,45 @@ from typing import Any
 from grpc_status import rpc_status
 
 from tokend.server.logs import log_event
+from tokend.server.request_errors import InvalidRequest
 from tokend.server.served_models import CURRENT_MODEL
 from tokend.server.status_mapping import to_rpc_status
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 
-__all__ = ["ErrorInterceptor"]
+__all__ = ["ErrorInterceptor", "UndecodableRequest"]
 
 _log = logging.getLogger("tokend.server.errors")
 
 
+class UndecodableRequest:
+    """Stands in for a request message whose bytes did not parse; never reaches a servicer."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf's DecodeError and friends: bad input, not a bug
+            return UndecodableRequest(f"{type(exc).__name__}: {exc}")
+
+    return deserialize
+
+
 class ErrorInterceptor(UnaryInterceptor):
+    def wrap_deserializer(self, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+        return None if deserializer is None else _tolerant(deserializer)
+
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         try:
+            if isinstance(request, UndecodableRequest):
+                raise InvalidRequest(
+                    "request", f"the request bytes do not parse as the {method.method} request message ({request.reason})"
+                )
             return behaviour(request, context)
         except Exception as exc:
             if context.code() is not None:

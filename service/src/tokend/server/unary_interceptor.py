@@ -52,6 +52,10 @@ def _grpc_type(handler: grpc.RpcMethodHandler) -> str:
 class UnaryInterceptor(grpc.ServerInterceptor):
     wrap_streams = False
 
+    def wrap_deserializer(self, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+        """The request deserializer this interceptor's handler uses (interceptors further out copy it)."""
+        return deserializer
+
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         raise NotImplementedError
 
@@ -64,7 +68,7 @@ class UnaryInterceptor(grpc.ServerInterceptor):
             return None
         method = MethodName.parse(handler_call_details.method, _grpc_type(handler))
         common = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": self.wrap_deserializer(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary is not None:

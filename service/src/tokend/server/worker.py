@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 from tokend.server.availability import Availability
@@ -43,7 +44,8 @@ __all__ = ["run_worker", "EXIT_BIND_FAILED", "EXIT_MODELS_FAILED"]
 
 EXIT_BIND_FAILED = 3
 EXIT_MODELS_FAILED = 4
-RESPONSE_FLUSH_SECONDS = 1.0
+# 1 s cut large answers on a loaded machine (tests/reliability/test_sigterm.py); only Watch streams pay it.
+RESPONSE_FLUSH_SECONDS = 5.0
 
 _log = logging.getLogger("tokend.server.worker")
 
@@ -132,10 +134,14 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     reloader.stop()
     # No new calls from here on; running ones get the grace period. Once the unary calls are done,
     # stop at once: what remains are health Watch streams, which never end by themselves.
+    deadline = time.monotonic() + settings.grace_period
     stopped = server.stop(settings.grace_period)
     finished = calls.wait_idle(settings.grace_period)
-    # A returned handler's response may still be on its way out: a short grace, not zero, lets it go.
-    server.stop(min(RESPONSE_FLUSH_SECONDS, settings.grace_period))
+    # A returned handler's response may still be on its way out (a large answer on a busy machine takes
+    # a while). `stopped` is set once every RPC is done, which happens at once unless health Watch
+    # streams are open; so wait for it a bounded while, then cut what is left (the Watch streams).
+    stopped.wait(max(0.0, min(RESPONSE_FLUSH_SECONDS, deadline - time.monotonic())))
+    server.stop(0)
     stopped.wait()
     log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count)
     return 0
