@@ -124,7 +124,8 @@ def run_footprint(*, starts: int = 3, workers: int = 2) -> str:
         header,
         f"`tokend serve --workers {workers}` on the embedded default registry (models loaded before SERVING: "
         f"{', '.join(measurements[0].models)}); {starts} starts. After-load: each worker after encoding "
-        f"{sum(len(t.encode()) for t in texts) / 1e6:.1f} MB of mixed text with cl100k_base and with o200k_base.",
+        f"{sum(len(t.encode()) for t in texts) / 1e6:.1f} MB of mixed text with cl100k_base and with o200k_base. "
+        + service_report.load_after_line(),
         "",
         "| start | first SERVING s | all workers SERVING s | worker RSS MiB (idle) | worker PSS MiB (idle) | worker RSS MiB (after load) | supervisor RSS MiB |",
         "|---:|---:|---:|---|---|---|---:|",

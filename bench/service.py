@@ -111,11 +111,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_tokend(workers: int):
-    """A started `tokend serve` (tests/support/server.py) on free loopback ports, metrics and playground off."""
+def start_tokend(workers: int, *, metrics: bool = False):
+    """A started `tokend serve` (tests/support/server.py) on free loopback ports, playground off."""
     from tests.support.server import TokendServer
 
-    return TokendServer(workers=workers, metrics=False, reload_interval=0).start()
+    return TokendServer(workers=workers, metrics=metrics, reload_interval=0).start()
+
+
+def piece_cache_counts(server, model: str = "cl100k_base") -> tuple[float, float]:
+    """(hits, misses) of ``model``'s piece caches, summed over the workers, from /metrics."""
+    import re
+
+    text = server.scrape_metrics()
+    totals = []
+    for name in ("tokend_piece_cache_hits_total", "tokend_piece_cache_misses_total"):
+        pattern = re.compile(r'^%s\{[^}]*model="%s"[^}]*\}\s+(\S+)' % (name, model), re.M)
+        totals.append(sum(float(value) for value in pattern.findall(text)))
+    return totals[0], totals[1]
 
 
 @contextlib.contextmanager
@@ -199,26 +211,34 @@ def _batch_rate(result: LoadResult, distinct_bytes: int) -> Throughput:
     )
 
 
-async def _drive_batches(target, prepared, warm_prepared, expected, seconds: float, concurrency: int) -> dict[str, LoadResult]:
+async def _drive_batches(
+    target, prepared, warm_prepared, expected, seconds: float, concurrency: int, cache_counts=None
+) -> tuple[dict[str, LoadResult], dict[str, float]]:
     """Check ids, warm up, then one closed-loop run per kind.
 
     ``prepared[kind]`` / ``warm_prepared[kind]``: [(request, input bytes)]; ``expected[kind]``: (request, tiktoken's ids).
+    ``cache_counts()`` (tokend only) gives (hits, misses) of the piece caches; the second result is the
+    hit rate of each kind's timed run.
     """
     for kind, (request, ids) in expected.items():
         if await target.encode_ids(request) != ids:
             raise RuntimeError(f"{type(target).__name__} gave ids different from tiktoken's for a {kind} batch")
     for kind, items in warm_prepared.items():
         await run_closed_loop(lambda i, items=items: target.encode(*items[i]), concurrency=concurrency, duration=600, max_requests=len(items))
-    results = {}
+    results, hit_rates = {}, {}
     for kind, items in prepared.items():
         # One pass over text the server has not seen yet, then the timed run (which may repeat it).
         results[f"{kind} first pass"] = await run_closed_loop(
             lambda i, items=items: target.encode(*items[i]), concurrency=concurrency, duration=600, max_requests=len(items)
         )
+        before = cache_counts() if cache_counts else None
         results[kind] = await run_closed_loop(
             lambda i, items=items: target.encode(*items[i % len(items)]), concurrency=concurrency, duration=seconds
         )
-    return results
+        if before is not None:
+            hits, misses = (now - then for now, then in zip(cache_counts(), before))
+            hit_rates[kind] = hits / (hits + misses) if hits + misses else float("nan")
+    return results, hit_rates
 
 
 def run_batch(args: argparse.Namespace) -> str:
@@ -244,22 +264,24 @@ def run_batch(args: argparse.Namespace) -> str:
     golden = {kind: warm[kind][0] for kind in KINDS}
     golden_ids = {kind: oracle.encode_batch(golden[kind]) for kind in KINDS}
 
-    server = start_tokend(args.workers)
+    server = start_tokend(args.workers, metrics=True)
     try:
 
-        async def tokend_run() -> tuple[dict[str, LoadResult], dict]:
+        async def tokend_run() -> tuple[tuple[dict[str, LoadResult], dict[str, float]], dict]:
             target = GrpcTarget(server.target, connections=args.connections, timeout=120)
             try:
                 spread = await target.spread(target.count_request("warm"), 64)
                 prepared = {kind: [(target.encode_request(b), int(_mb(b) * 1e6)) for b in measure[kind]] for kind in KINDS}
                 warm_prepared = {kind: [(target.encode_request(b), int(_mb(b) * 1e6)) for b in warm[kind]] for kind in KINDS}
                 expected = {kind: (target.encode_request(golden[kind]), golden_ids[kind]) for kind in KINDS}
-                results = await _drive_batches(target, prepared, warm_prepared, expected, args.seconds, args.concurrency)
+                results = await _drive_batches(
+                    target, prepared, warm_prepared, expected, args.seconds, args.concurrency, lambda: piece_cache_counts(server)
+                )
                 return results, dict(spread)
             finally:
                 await target.close()
 
-        tokend_results, spread = asyncio.run(tokend_run())
+        (tokend_results, hit_rates), spread = asyncio.run(tokend_run())
     finally:
         server.stop()
     for kind in KINDS:
@@ -275,7 +297,8 @@ def run_batch(args: argparse.Namespace) -> str:
                 prepared = {kind: [(target.encode_body(b), int(_mb(b) * 1e6)) for b in measure[kind]] for kind in KINDS}
                 warm_prepared = {kind: [(target.encode_body(b), int(_mb(b) * 1e6)) for b in warm[kind]] for kind in KINDS}
                 expected = {kind: (target.encode_body(golden[kind]), golden_ids[kind]) for kind in KINDS}
-                return await _drive_batches(target, prepared, warm_prepared, expected, args.seconds, args.concurrency)
+                results, _ = await _drive_batches(target, prepared, warm_prepared, expected, args.seconds, args.concurrency)
+                return results
             finally:
                 await target.close()
 
@@ -285,20 +308,21 @@ def run_batch(args: argparse.Namespace) -> str:
         print(f"http {kind}: {rows[kind].results['HTTP wrapper']}", file=sys.stderr)
 
     _batch_chart(rows)
-    return _batch_markdown(rows, args, header, spread)
+    return _batch_markdown(rows, args, header, spread, hit_rates)
 
 
 SYSTEMS = ("tiktoken 1 thread", "tiktoken encode_batch", "tokend gRPC", "HTTP wrapper")
 
 
-def _batch_markdown(rows: dict[str, BatchRow], args: argparse.Namespace, header: str, spread: dict) -> str:
+def _batch_markdown(rows: dict[str, BatchRow], args: argparse.Namespace, header: str, spread: dict, hit_rates: dict) -> str:
     lines = [
         "## Batch Encode throughput",
         "",
         header,
         f"Batches of {BATCH_DOCS} documents of ~{DOC_BYTES // 1024} KB, cl100k_base; {args.workers} server workers; "
         f"{args.concurrency} requests in flight (closed loop) for both servers; {args.seconds:g} s per kind and system. "
-        f"tokend's calls reached workers {sorted(spread.values())} (answers per worker pid over {args.connections} connections).",
+        f"tokend's calls reached workers {sorted(spread.values())} (answers per worker pid over {args.connections} connections). "
+        + service_report.load_after_line(),
         "",
         "| text | distinct MB | " + " | ".join(f"{system} MB/s" for system in SYSTEMS) + " | tokend / tiktoken 1 thread | tokend / HTTP wrapper |",
         "|---|---:|" + "---:|" * len(SYSTEMS) + "---:|---:|",
@@ -310,14 +334,15 @@ def _batch_markdown(rows: dict[str, BatchRow], args: argparse.Namespace, header:
             + " | ".join(f"{r[s].mb_s:.2f}" for s in SYSTEMS)
             + f" | {r['tokend gRPC'].mb_s / r['tiktoken 1 thread'].mb_s:.2f}x | {r['tokend gRPC'].mb_s / r['HTTP wrapper'].mb_s:.2f}x |"
         )
-    lines += ["", "| text | " + " | ".join(f"{system} tokens/s" for system in SYSTEMS) + " | tokend first pass MB/s | tokend passes | tokend errors | HTTP errors |"]
-    lines.append("|---|" + "---:|" * len(SYSTEMS) + "---:|---:|---|---|")
+    lines += ["", "| text | " + " | ".join(f"{system} tokens/s" for system in SYSTEMS) + " | tokend first pass MB/s | tokend passes | tokend piece-cache hits | tokend errors | HTTP errors |"]
+    lines.append("|---|" + "---:|" * len(SYSTEMS) + "---:|---:|---:|---|---|")
     for row in rows.values():
         r = row.results
         lines.append(
             f"| {row.kind} | "
             + " | ".join(f"{r[s].tokens_s:,.0f}" for s in SYSTEMS)
-            + f" | {r['tokend first pass'].mb_s:.2f} | {r['tokend gRPC'].passes:.1f} | {r['tokend gRPC'].errors} | {r['HTTP wrapper'].errors} |"
+            + f" | {r['tokend first pass'].mb_s:.2f} | {r['tokend gRPC'].passes:.1f} | {hit_rates.get(row.kind, float('nan')):.1%}"
+            + f" | {r['tokend gRPC'].errors} | {r['HTTP wrapper'].errors} |"
         )
     total = {s: sum(row.results[s].mb_s for row in rows.values()) / len(rows) for s in SYSTEMS}
     lines += [
@@ -331,7 +356,8 @@ def _batch_markdown(rows: dict[str, BatchRow], args: argparse.Namespace, header:
         "",
         "\"tokend first pass\": one pass over the measurement text, which the server had not seen (its piece cache "
         "warmed on other text only); short, so noisy. \"passes\": bytes of the timed run / distinct bytes; past 1.0 "
-        "tokend's piece cache has seen every piece of the text. "
+        "tokend's piece cache has seen every piece of the text — unless the text has more distinct pieces than the "
+        "cache holds, which the piece-cache hit rate of the timed run shows. "
         "tiktoken in-process uses the whole machine for itself (encode_batch: both cores); the servers share the "
         "cores with the load generator, which also decodes every answer.",
         "",
@@ -417,7 +443,7 @@ def run_latency(args: argparse.Namespace) -> str:
         header,
         f"One ~1 KB English text per request (cl100k_base), fixed offered rate, {args.seconds:g} s per rate, "
         f"deadline {args.deadline:g} s, {args.workers} server workers; latency from the scheduled send time. "
-        f"{len(measure)} distinct texts, cycled.",
+        f"{len(measure)} distinct texts, cycled. " + service_report.load_after_line(),
         "",
         "| server | offered rps | achieved rps | requests | p50 ms | p99 ms | p99.9 ms | max ms | errors | generator max lag ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",

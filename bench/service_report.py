@@ -14,7 +14,7 @@ import platform
 import time
 from pathlib import Path
 
-__all__ = ["DOCS", "PAGE", "SECTIONS", "write_section", "chart_path", "machine_line"]
+__all__ = ["DOCS", "PAGE", "SECTIONS", "write_section", "chart_path", "machine_line", "load_after_line"]
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGE = DOCS / "bench-service.md"
@@ -53,6 +53,11 @@ def machine_line() -> str:
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; load average before the run: {load}."
     )
+
+
+def load_after_line() -> str:
+    """The load average after a run: other processes on the machine show up here."""
+    return "Load average after the run: " + ", ".join(f"{value:.2f}" for value in os.getloadavg()) + "."
 
 
 def chart_path(name: str) -> Path:

@@ -186,11 +186,6 @@ def test_fuzz_raw_request_bytes_that_parse_never_get_internal(raw_methods, metho
     assert code in CLIENT_ERRORS, f"{method} with raw bytes {data!r}: {code} {details}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: a request that does not parse (e.g. invalid UTF-8 in a string field) is answered "
-    "INTERNAL 'Exception deserializing request!' by grpcio; it should be INVALID_ARGUMENT",
-)
 @RAW_FUZZ
 @given(method=st.sampled_from(METHODS), data=st.one_of(st.binary(max_size=200), mutated_requests()))
 def test_fuzz_raw_request_bytes_that_do_not_parse_are_invalid_argument(raw_methods, method: str, data: bytes) -> None:

@@ -172,11 +172,6 @@ def _raw_encode_with_invalid_utf8_text() -> bytes:
     return b"\x0a\x0bcl100k_base" + b"\x12" + bytes([len(item)]) + item
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: grpcio answers a request that does not deserialize with INTERNAL 'Exception "
-    "deserializing request!'; tokend should answer INVALID_ARGUMENT (see the reliability report)",
-)
 def test_invalid_utf8_inside_a_string_field_is_invalid_argument(server) -> None:
     channel = server.channel()
     raw = channel.unary_unary("/tokend.v1.Tokenizer/Encode")  # no serializers: bytes go as they are

@@ -9,12 +9,12 @@ whitespace each, a few seconds of BPE) are started on their own connections and 
 new connection (no client retries, so every status the server gives is seen as it is). Then SIGTERM
 goes to the supervisor.
 
-Two variants: the long calls are CountTokens (small answers) — strict; or Encode, whose ~2.4 MB answers
-must still be *sent* after the handler returned. The worker gives that a fixed 1 s
-(RESPONSE_FLUSH_SECONDS in service/src/tokend/server/worker.py) before it stops; on this loaded
-2-core machine that was not always enough (one answer cut with "GOAWAY ... Server shutdown" in about
-1 run of 6, when both calls were on one worker), so that variant is a non-strict xfail until the
-worker waits for its calls to *terminate* rather than for their handlers to return.
+Two variants: the long calls are CountTokens (small answers) — strict; or Encode, whose ~1.6 MB answers
+must still be *sent* after the handler returned. The worker first gave that a fixed 1 s and then cut
+everything; on this loaded 2-core machine one answer was cut ("GOAWAY ... Server shutdown") in about 1
+run of 6. worker.py now waits for every RPC to end (up to RESPONSE_FLUSH_SECONDS = 5 s); since then
+29 of 30 runs passed and the one failure left no detail, so the Encode variant stays a non-strict
+xfail (it runs, and reports XPASS) until it has a longer clean record; then drop the marker.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def test_sigterm_under_load_finishes_in_flight_calls_and_refuses_new_ones_cleanl
 
 @pytest.mark.xfail(
     strict=False,
-    reason="server bug (intermittent): a large answer still being sent when the worker's 1 s response "
-    "flush ends is cut (UNAVAILABLE 'Server shutdown'); see the module docstring",
+    reason="intermittent (was a server bug, fixed in worker.py at the time of writing; 1 unexplained failure "
+    "in 30 runs since): a large answer still being sent while the worker stops is cut; see the module docstring",
 )
 def test_sigterm_under_load_finishes_in_flight_encode_with_large_answers() -> None:
     _sigterm_under_load("Encode")
