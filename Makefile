@@ -42,6 +42,7 @@ protos: $(BIN)/python
 	$(BIN)/python protos/generate.py
 
 bench: install-test
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python -m bench $(ARGS)
 
 clean:
