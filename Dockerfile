@@ -6,10 +6,10 @@
 #   docker run --rm -p 50051:50051 -p 9464:9464 tokend:0.1.0
 #   docker run --rm tokend:0.1.0 --help            # arguments go to `tokend serve`
 #
-# Two stages. The builder turns service/ into a wheel with a pinned, hash-checked build backend and
-# installs it, with the hash-checked runtime lock (deploy/requirements/runtime.lock), into a virtual
-# environment at /opt/tokend. The final stage is the same slim Python base plus that venv only: no
-# compilers, no pip, no wheels, no caches. tests/deploy/test_install_and_serve.py performs these same steps
+# Two stages. The builder installs a C compiler, turns service/ into a wheel (compiling the native core,
+# service/native/) with a pinned, hash-checked build backend and installs it, with the hash-checked
+# runtime lock (deploy/requirements/runtime.lock), into a virtual environment at /opt/tokend. The final
+# stage is the same slim Python base plus that venv only: no compilers, no pip, no wheels, no caches. tests/deploy/test_install_and_serve.py performs these same steps
 # on the build machine (no Docker engine runs there) and serves from the result.
 #
 # Signals: `tokend serve` runs as PID 1 (exec-form ENTRYPOINT, no shell in between). Its supervisor installs
@@ -28,6 +28,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1 \
     PYTHONDONTWRITEBYTECODE=1
+
+# The native core (tokend.engine._native, C) compiles while the wheel builds: gcc and the C library's
+# headers, in this stage only (Python's headers come with the base image). Not pinned: Debian's archive
+# keeps only the newest build of each package in a release, so an exact libc6-dev pin fails the build the
+# day a security fix lands; the base image tag fixes the release, and no compiler reaches the final stage.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /build
 

@@ -46,4 +46,5 @@ bench: install-test
 	$(BIN)/python -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache
+	rm -rf $(VENV) build dist .pytest_cache service/build
+	find service/src -name "*.so" -delete

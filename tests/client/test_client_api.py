@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import random
+import string
 
 import grpc
 import pytest
@@ -76,8 +78,10 @@ def test_encode_bytes_and_count_ordinary(client):
 
 
 def test_a_deadline_too_short_is_a_timeout_error(server, client):
-    # ~4 MB of distinct text takes the engine seconds; 50 ms cannot be enough (orders of magnitude apart).
-    texts = [f"{i} " + "lorem ipsum dolor sit amet " * 800 for i in range(200)]
+    # 4 MB of random letters without whitespace: four 1 MB pieces that no cache can answer, ~1 s of merging
+    # for the engine (docs/bench-engine.md, worst case); 50 ms cannot be enough (orders of magnitude apart).
+    rng = random.Random(5)
+    texts = ["".join(rng.choices(string.ascii_lowercase, k=1_000_000)) for _ in range(4)]
     with TokendClient(server.target, timeout=0.05, retries=0, connections=1) as hurried:
         enc = tokend_client.RemoteEncoding(hurried, client.get_model("cl100k_base"))
         with pytest.raises(tokend_client.DeadlineExceededError) as caught:

@@ -2,7 +2,9 @@
 
 No Docker engine runs on our build machines. This test reads the Dockerfile and performs its builder
 stage on the host: COPY (honouring .dockerignore's exclusions), WORKDIR, ENV and every RUN command, with
-the image's absolute paths (/opt/..., /build) moved under tmp_path. Then it starts the final stage's
+the image's absolute paths (/opt/..., /build) moved under tmp_path. The one RUN it does not perform is the
+apt-get install of the C toolchain: it checks instead that the host has those Debian packages (the wheel
+compiles the native core, tokend.engine._native, with them). Then it starts the final stage's
 ENTRYPOINT (`tokend serve` from the new virtual environment) with the prod overlay's ConfigMap as its
 environment, on free loopback ports, and checks what Kubernetes and the operators rely on: health,
 an Encode checked against tiktoken, the packaged default registry, the Docker HEALTHCHECK script, the
@@ -47,8 +49,23 @@ def _image_path(root: Path, text: str) -> str:
 
 
 def _dockerignored(name: str) -> bool:
-    # The exclusions .dockerignore makes inside the copied trees (checked against it below).
-    return name == "__pycache__" or name.endswith((".pyc", ".pyo", ".egg-info")) or name in {"build", "dist"}
+    # The exclusions .dockerignore makes inside the copied trees (checked against it below). A native core
+    # built in place (editable installs) must not ride along: the wheel compiles its own.
+    return name == "__pycache__" or name.endswith((".pyc", ".pyo", ".egg-info", ".so")) or name in {"build", "dist"}
+
+
+def _require_host_packages(command: str) -> None:
+    """Instead of running the builder's `apt-get install`: the host must already have those packages."""
+    install = re.search(r"apt-get install ([^&]*)", command).group(1).split()
+    packages = [word for word in install if not word.startswith("-")]
+    assert packages, f"no packages found in {command!r}"
+    for package in packages:
+        status = subprocess.run(
+            ["dpkg-query", "--show", "--showformat=${Status}", package], capture_output=True, text=True, timeout=30,
+            check=False,
+        ).stdout  # fmt: skip
+        if status != "install ok installed":
+            raise AssertionError(f"the image's builder installs {package}; this host lacks it: apt-get install {package}")
 
 
 def _env_values(text: str) -> dict[str, str]:
@@ -91,6 +108,8 @@ def _build_like_the_dockerfile(root: Path, copied_leftovers: list[Path]) -> dict
                         shutil.copy(source_path, target)
                     if "--chmod=0755" in options:
                         target.chmod(0o755)
+        elif keyword == "RUN" and rest.startswith("apt-get "):
+            _require_host_packages(rest)
         elif keyword == "RUN":
             command = _image_path(root, rest)
             # `python` is the base image's interpreter: here, the one running the tests.
@@ -162,7 +181,8 @@ def served(image, prod_settings, tmp_path_factory):
 def test_the_build_matches_dockerignore(image):
     # The copy rule above must exclude what .dockerignore excludes inside service/.
     rules = (REPO / ".dockerignore").read_text()
-    for pattern in ("**/__pycache__", "**/*.py[cod]", "service/build", "service/dist", "service/src/*.egg-info"):
+    patterns = ("**/__pycache__", "**/*.py[cod]", "service/build", "service/dist", "service/src/*.egg-info", "service/src/**/*.so")
+    for pattern in patterns:
         assert pattern in rules
     assert (image["root"] / "build" / "service" / "pyproject.toml").is_file()
     assert image["leftovers"] == [], "the copy must leave out what .dockerignore leaves out"
@@ -184,6 +204,28 @@ def test_the_venv_holds_tokend_and_no_pip(image):
     assert installers == [], "the image's venv keeps no installers"
     registry = next(venv.glob("lib/python3*/site-packages/tokend/registry/default/index.json"))
     assert set(json.loads(registry.read_text())["models"]) >= {"cl100k_base", "o200k_base"}
+
+
+def test_the_venv_holds_the_native_core(image):
+    # Compiled from service/native/ while the wheel built (not copied from the checkout), and it works:
+    # the C merge and pre-split give tiktoken's ids for cl100k_base with the packaged ranks.
+    import tiktoken
+
+    text = "Native core, built in the image's builder stage: 123456 tokens… ünïcödé 🚀\n\n  done"
+    program = (
+        "import json, sys, tokend, tokend.engine._native as native\n"
+        "ranks = tokend.get_encoding('cl100k_base')._mergeable_ranks\n"
+        "core = native.BpeCore(dict(ranks), 'cl100k')\n"
+        "print(json.dumps([native.__file__, core.encode(sys.argv[1])]))\n"
+    )
+    result = subprocess.run(
+        [str(image["venv"] / "bin" / "python"), "-c", program, text],
+        capture_output=True, text=True, timeout=120, check=False, cwd=image["root"],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    where, ids = json.loads(result.stdout)
+    assert Path(where).is_relative_to(image["venv"] / "lib") and Path(where).name.startswith("_native.")
+    assert ids == tiktoken.get_encoding("cl100k_base").encode_ordinary(text)
 
 
 def test_serving_with_the_prod_settings(served):
@@ -261,7 +303,10 @@ def test_metrics_scrape_serves_what_dashboard_and_alerts_read(served, rendered):
 
     server = served["server"]
     stub = server.stub()
-    inputs = [tokenizer_pb2.Input(text="one"), tokenizer_pb2.Input(text="two words")]
+    # A word of several tokens, twice in one request: a piece cache miss, then a hit, in whichever worker
+    # answers (pieces that are one whole token skip the cache, so "one" and "two words" alone would not).
+    repeated = tokenizer_pb2.Input(text="antidisestablishmentarianism")
+    inputs = [tokenizer_pb2.Input(text="one"), tokenizer_pb2.Input(text="two words"), repeated, repeated]
     stub.Encode(tokenizer_pb2.EncodeRequest(model="o200k_base", inputs=inputs), timeout=30)
     stub.CountTokens(tokenizer_pb2.CountTokensRequest(model="cl100k_base", inputs=inputs), timeout=30)
     with pytest.raises(grpc.RpcError) as missing:

@@ -112,23 +112,9 @@ _ascii_text = st.text(alphabet=st.characters(max_codepoint=127), max_size=200) |
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=_ascii_text)
 def test_ascii_fast_path_matches_tiktoken(enc, oracle, text):
-    # ASCII text takes the stdlib-`re` equivalent of the pattern (ascii_patterns); it must agree exactly.
+    # ASCII text with the characters where the patterns are subtle (contractions, CR/LF, \x1c-\x1f, runs).
     assert enc.encode_ordinary(text) == oracle.encode_ordinary(text)
     assert enc.count_ordinary(text) == len(oracle.encode_ordinary(text))
-
-
-def test_ascii_patterns_split_like_the_originals():
-    import re
-
-    import regex
-
-    from tokend.engine.ascii_patterns import ASCII_EQUIVALENTS
-
-    texts = [text for text in _CORPUS["english"] + _CORPUS["code"] + edge_cases() if text.isascii()]
-    assert len(texts) > 10
-    for original, ascii_equivalent in ASCII_EQUIVALENTS.items():
-        for text in texts:
-            assert re.findall(ascii_equivalent, text) == regex.findall(original, text), text[:100]
 
 
 _spacey_text = st.lists(
@@ -154,7 +140,9 @@ def test_whitespace_runs_match_tiktoken(enc, oracle, text):
         ["z zz\n    ", "z zz\n    return", "z zz\n    "],
     ],
 )
-def test_chunk_cache_separates_end_of_text_parts(oracle, texts):
+def test_cached_pieces_keep_end_of_text_semantics(oracle, texts):
+    # Whitespace at the end of a text splits differently from the same whitespace before a word; a cache
+    # must never answer one with the other.
     from tokend.engine import Encoding
 
     fresh = Encoding(oracle.name, pat_str=oracle._pat_str, mergeable_ranks=oracle._mergeable_ranks, special_tokens={})

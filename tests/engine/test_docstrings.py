@@ -16,8 +16,6 @@ MODULES = [
     "tokend.engine.tiktoken_ranks",
     "tokend.engine.special_tokens",
     "tokend.engine.piece_cache",
-    "tokend.engine.word_chunks",
-    "tokend.engine.ascii_patterns",
     "tokend.engine.training",
     "tokend.engine.vocabulary_checks",
     "tokend.engine.patterns",

@@ -9,26 +9,19 @@
 >>> enc.decode([256, 32, 257])
 'hi <|end|>'
 
-The hot path (`encode_ordinary`, and `encode`/`count` between special tokens), C-level on cache hits:
-1. For the GPT-2/cl100k/o200k patterns: an exact coarse split into word chunks (`word_chunks`; one
-   `re.split`, 3-5x faster than the full regex), looked up in a chunk cache with `map(dict.get, ...)`.
-   The chunks missing from it are joined and go through step 2 in one pass per call.
-2. Regex pre-split (`findall`; on ASCII text the stdlib-`re` equivalent from `ascii_patterns`, 2-3x
-   faster) -> `map(piece_cache.__getitem__, pieces)` -> `chain`.
-Only a piece-cache miss runs Python BPE (`bpe.byte_pair_merge`; the misses of one chunk pass are batched
-by `PieceCache.fill_missing`). Both caches are seeded with the tokens that are valid UTF-8, so most pieces
-never reach BPE even on a cold Encoding. `count` never builds the id list: `sum(map(len, ...))` over the
-cached tuples. Measured: docs/bench-engine.md.
-Where steady-state time goes on unseen text (perf pass 2026-11-25, the benchmark's documents): the
-all-hits part alone (split + chunk lookups + flatten) already costs about what tiktoken takes for the
-whole text on English (o200k_base); each missed chunk costs ~2 us more (regex pass, piece lookups,
-regrouping; ~10% of English chunks, more in code); each missed piece ~5-6 us of BPE (~10 bytes, ~1 us per
-merge). Multilingual (cl100k_base): BPE ~55%, the `regex` pass on missed chunks ~12%. So the issue-2
-targets (0.8x / 1.0x) are out of reach for this design in pure Python (ratios: docs/bench-engine.md).
+The hot path (`encode_ordinary`, and `encode`/`count` between special tokens) is the native core
+(`_native.BpeCore`, our own C in service/native/): for the GPT-2 / cl100k_base / o200k_base patterns it
+pre-splits with hand-written scanners equal to the `regex` module's matches, looks each piece up in the
+vocabulary, then in a bounded piece cache, and only then runs the BPE merge; `count` never builds a list.
+Any other pattern (a trained model may bring its own) is split by the `regex` module and the pieces go
+through the same core. Measured: docs/bench-engine.md.
+Rejected (with numbers in git history, 2026-11-25): a pure-Python hot path (word-chunk cache, stdlib-`re`
+ASCII patterns, dict piece cache, heap BPE in Python): 0.25-0.74x tiktoken on unseen text, because the
+`regex` pass alone runs at ~13 MB/s and a Python merge costs ~1 us per step.
 
-Thread safety: an Encoding is immutable except its piece cache, which is safe to share (see piece_cache).
-The `*_batch` methods keep tiktoken's `num_threads` parameter but run in the calling thread: pure Python
-gains nothing from threads under the GIL (run batches in processes, as the server's workers do).
+Thread safety: an Encoding is immutable except the core's piece cache; the core works with the GIL held,
+so calls from several threads are safe (and serialised). The `*_batch` methods keep tiktoken's
+`num_threads` parameter but run in the calling thread (run batches in processes, as the server does).
 
 Not handled: `encode_to_numpy` and `encode_with_unstable` (tiktoken extras no caller of ours needs).
 """
@@ -36,27 +29,28 @@ Not handled: `encode_to_numpy` and `encode_with_unstable` (tiktoken extras no ca
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from itertools import chain, islice
+import secrets
 from types import MappingProxyType
-import re
 from typing import AbstractSet, Literal
 
 import regex
 
 from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
-from .ascii_patterns import ASCII_EQUIVALENTS
-from .bpe import byte_pair_encode, byte_pair_merge
-from .piece_cache import DEFAULT_CAPACITY, PieceCache, PieceCacheStats
+from ._native import BpeCore
+from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
+from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, PieceCacheStats
 from .special_tokens import resolve_policy, special_token_regex
 from .vocabulary_checks import check_vocabulary
-from .word_chunks import CHUNKABLE_PATTERNS, chunk_ids, chunk_seed, pieces_before_boundary, split_words
 
 __all__ = ["Encoding"]
 
-_flatten = chain.from_iterable
 _EMPTY: frozenset[str] = frozenset()
 # Below this many disallowed strings, `token in text` scans (C, memchr-fast) beat one regex search.
 _SUBSTRING_PRECHECK_LIMIT = 16
+# The patterns the native core scans itself (pretokenize.c); any other goes through the `regex` module.
+_NATIVE_PATTERNS = {GPT2_PATTERN: "gpt2", GPT4_PATTERN: "cl100k", O200K_PATTERN: "o200k"}
+# Seeds the core's hash tables, per process, so no input can be precomputed to make lookups collide.
+_HASH_SEED = secrets.randbits(64)
 
 
 def _fix_surrogates(text: str) -> str:
@@ -65,23 +59,11 @@ def _fix_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _ascii_dispatch(ascii_findall, unicode_findall):
-    # `str.isascii()` reads a flag CPython keeps on every string: O(1).
-    def findall(text: str) -> list[str]:
-        return ascii_findall(text) if text.isascii() else unicode_findall(text)
-
-    return findall
-
-
-def _never_called(part: str) -> tuple[int, ...]:
-    raise AssertionError("the chunk cache is read with .get(); misses are computed in batches")
-
-
 class Encoding:
     """Byte-level BPE with regex pre-splitting and special tokens; same constructor as `tiktoken.Encoding`.
 
-    `piece_cache_capacity` (keyword-only, ours) bounds the learned part of the piece cache (the word-chunk
-    cache gets twice as many entries); 0 disables both. Memory bound: see piece_cache.
+    `piece_cache_capacity` (keyword-only, ours) bounds the piece cache (entries per generation; 0 disables
+    it). Memory bound: see piece_cache.
     """
 
     def __init__(
@@ -106,31 +88,32 @@ class Encoding:
             self._pattern = regex.compile(pat_str)
         except regex.error as exc:
             raise ModelFormatError(f"encoding {name!r}: split pattern does not compile: {exc}") from None
-        self._findall = self._pattern.findall
-        ascii_equivalent = ASCII_EQUIVALENTS.get(pat_str)
-        if ascii_equivalent is not None:
-            self._findall = _ascii_dispatch(re.compile(ascii_equivalent).findall, self._pattern.findall)
+        self._native_pattern = _NATIVE_PATTERNS.get(pat_str)
         self._special_set = frozenset(specials)
         self._special_ids = frozenset(specials.values())
         # id -> bytes, for decoding (special tokens decode to their UTF-8 text, as in tiktoken)
         self._decoder: dict[int, bytes] = {rank: token for token, rank in ranks.items()}
         self._decoder.update((token_id, text.encode("utf-8")) for text, token_id in specials.items())
-        seed: dict[str, tuple[int, ...]] = {}  # str piece -> (id,) for every token that is valid UTF-8
-        for token, rank in ranks.items():
-            try:
-                seed[token.decode("utf-8")] = (rank,)
-            except UnicodeDecodeError:
-                pass
         self._piece_cache_capacity = piece_cache_capacity
-        self._cache = PieceCache(seed, self._encode_piece, capacity=piece_cache_capacity)
-        self._lookup = self._cache.__getitem__
-        # part -> ids of " " + part (see word_chunks); None when the pattern lacks the chunk property.
-        self._chunks: PieceCache | None = None
-        if pat_str in CHUNKABLE_PATTERNS and piece_cache_capacity:
-            # Word chunks are more varied than pieces: twice the entries.
-            self._chunks = PieceCache(
-                chunk_seed(seed, self._findall), _never_called, capacity=2 * piece_cache_capacity
+        if piece_cache_capacity < 0:
+            raise ValueError(f"piece_cache_capacity must be >= 0, got {piece_cache_capacity}")
+        try:
+            self._core = BpeCore(
+                ranks,
+                self._native_pattern,
+                cache_capacity=piece_cache_capacity,
+                max_cached_piece_bytes=DEFAULT_MAX_PIECE_BYTES,
+                hash_seed=_HASH_SEED,
             )
+        except (TypeError, ValueError) as exc:  # e.g. a rank beyond 32 bits
+            raise ModelFormatError(f"encoding {name!r}: {exc}") from None
+        if self._native_pattern is not None:
+            self._encode_text, self._count_text, self._split = self._core.encode, self._core.count, self._core.split
+        else:
+            encode_pieces, count_pieces, findall = self._core.encode_pieces, self._core.count_pieces, self._pattern.findall
+            self._encode_text = lambda text: encode_pieces(findall(text))
+            self._count_text = lambda text: count_pieces(findall(text))
+            self._split = findall
 
     def __repr__(self) -> str:
         return f"<Encoding {self.name!r}>"
@@ -144,18 +127,9 @@ class Encoding:
         [15339, 1917]
         """
         try:
-            if self._chunks is not None:
-                parts = split_words(text)
-                if len(parts) > 1:
-                    ids = list(_flatten(map(self._lookup, pieces_before_boundary(parts[0], self._findall))))
-                    ids += _flatten(self._chunk_ids(parts))
-                    return ids
-            pieces = self._findall(text)
-            ids = list(_flatten(map(self._lookup, pieces)))
+            return self._encode_text(text)
         except UnicodeEncodeError:
-            return self.encode_ordinary(_fix_surrogates(text))
-        self._cache.note_lookups(len(pieces))
-        return ids
+            return self._encode_text(_fix_surrogates(text))
 
     def encode(
         self,
@@ -216,11 +190,11 @@ class Encoding:
             return self.encode_ordinary(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
             valid_up_to = exc.start
-        pieces = self._findall(data[:valid_up_to].decode("utf-8"))
-        per_piece = [self._lookup(piece) for piece in pieces]
-        self._cache.note_lookups(len(pieces))
-        ids = list(_flatten(per_piece))
-        last_len = len(per_piece[-1]) if per_piece else 0
+        pieces = self._split(data[:valid_up_to].decode("utf-8"))
+        ids = self._core.encode_pieces(pieces[:-1])
+        last_ids = self._core.encode_pieces(pieces[-1:])
+        last_len = len(last_ids)
+        ids += last_ids
         if last_len and self._is_all_space(ids[-last_len]):
             while last_len < len(ids) and self._is_all_space(ids[-last_len - 1]):
                 last_len += 1
@@ -230,7 +204,7 @@ class Encoding:
         else:
             unstable = data[valid_up_to:]
         if unstable:
-            ids += byte_pair_encode(unstable, self._ranks)
+            ids += self._core.encode_piece(unstable)
         return ids
 
     _encode_bytes = encode_bytes  # tiktoken's private name
@@ -251,17 +225,9 @@ class Encoding:
     def count_ordinary(self, text: str) -> int:
         """`len(encode_ordinary(text))` without building the list."""
         try:
-            if self._chunks is not None:
-                parts = split_words(text)
-                if len(parts) > 1:
-                    total = sum(map(len, map(self._lookup, pieces_before_boundary(parts[0], self._findall))))
-                    return total + sum(map(len, self._chunk_ids(parts)))
-            pieces = self._findall(text)
-            total = sum(map(len, map(self._lookup, pieces)))
+            return self._count_text(text)
         except UnicodeEncodeError:
-            return self.count_ordinary(_fix_surrogates(text))
-        self._cache.note_lookups(len(pieces))
-        return total
+            return self._count_text(_fix_surrogates(text))
 
     def count(
         self,
@@ -384,16 +350,8 @@ class Encoding:
 
     def piece_cache_stats(self) -> PieceCacheStats:
         """Hits, misses, learned entries and capacity of the piece cache (for metrics)."""
-        pieces = self._cache.stats()
-        if self._chunks is None:
-            return pieces
-        chunks = self._chunks.stats()
-        return PieceCacheStats(
-            hits=pieces.hits + chunks.hits,
-            misses=pieces.misses + chunks.misses,
-            size=pieces.size + chunks.size,
-            capacity=pieces.capacity + chunks.capacity,
-        )
+        hits, misses, size, capacity = self._core.cache_stats()
+        return PieceCacheStats(hits=hits, misses=misses, size=size, capacity=capacity)
 
     # ---- pickling: rebuild from plain data (the cache is not state) --------------------------------
 
@@ -411,14 +369,6 @@ class Encoding:
         self.__init__(name, **state)
 
     # ---- private ------------------------------------------------------------------------------------
-
-    def _encode_piece(self, piece: str) -> tuple[int, ...]:
-        # Only called on a piece-cache miss, and the cache is seeded with every token that is valid UTF-8
-        # (every str piece is), so the piece is never a whole token: skip that lookup.
-        return tuple(byte_pair_merge(piece.encode("utf-8"), self._ranks))
-
-    def _chunk_ids(self, parts: list[str]) -> list[tuple[int, ...]]:
-        return chunk_ids(parts, self._chunks, self._findall, self._lookup, self._cache)
 
     def _check_specials(self, text, allowed_special, disallowed_special, item) -> frozenset[str]:
         """Raise for a disallowed string in `text`; return the allowed special tokens."""

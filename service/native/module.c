@@ -1,0 +1,360 @@
+/* tokend.engine._native: the Python face of the native core, one type, `BpeCore`.
+ *
+ *   core = BpeCore(ranks, "cl100k", cache_capacity=65536, max_cached_piece_bytes=128, hash_seed=seed)
+ *   core.encode("hello world")   -> [15339, 1917]     pre-split (built-in pattern) + BPE, ordinary text
+ *   core.count("hello world")    -> 2                  the same without building a list
+ *   core.split("hello world")    -> ["hello", " world"]
+ *   core.encode_pieces(["hello", " world"]) / core.count_pieces(...)   pieces split elsewhere (any regex)
+ *   core.encode_piece(b"...")    -> ids of one byte string (whole-token shortcut, then BPE)
+ *   core.merge(b"...")           -> the merge rule alone, without the shortcut (for tests)
+ *   core.cache_stats()           -> (hits, misses, size, capacity)
+ *
+ * Everything runs with the GIL held and never calls back into Python code while it holds pointers into
+ * its own state, so one core is safe to share between threads (calls are serialised by the GIL). Text that
+ * is not valid UTF-8 (lone surrogates) raises UnicodeEncodeError; the Encoding handles that. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "tokend_native.h"
+
+typedef struct {
+    PyObject_HEAD
+    tk_rank_table table;
+    tk_piece_cache cache;
+    tk_pattern pattern;
+    uint64_t seed;
+    PyObject **rank_objects; /* rank -> the int object from the ranks dict (owned references) */
+    size_t n_rank_objects;
+} BpeCore;
+
+/* Where ids go: appended to a growable array, or only counted. */
+typedef struct {
+    uint32_t *ids;
+    size_t len, cap;
+    size_t count;
+    int counting;
+} Sink;
+
+static int sink_reserve(Sink *sink, size_t more) {
+    if (sink->len + more <= sink->cap) return 0;
+    size_t cap = sink->cap ? sink->cap : 64;
+    while (cap < sink->len + more) cap *= 2;
+    uint32_t *ids = PyMem_Realloc(sink->ids, cap * sizeof *ids);
+    if (!ids) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    sink->ids = ids;
+    sink->cap = cap;
+    return 0;
+}
+
+/* The ids of one piece into the sink. */
+static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len) {
+    uint32_t rank = tk_rank_of(&self->table, piece, len);
+    if (rank != TK_NO_RANK) {
+        if (sink->counting) {
+            sink->count++;
+            return 0;
+        }
+        if (sink_reserve(sink, 1) < 0) return -1;
+        sink->ids[sink->len++] = rank;
+        return 0;
+    }
+    if (sink_reserve(sink, len) < 0) return -1;
+    uint32_t *out = sink->ids + sink->len;
+    uint64_t hash = tk_hash(piece, len, self->seed);
+    ptrdiff_t n = tk_piece_cache_get(&self->cache, piece, len, hash, out);
+    if (n < 0) {
+        n = tk_bpe_merge(&self->table, piece, len, out);
+        if (n < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        tk_piece_cache_put(&self->cache, piece, len, hash, out, (size_t)n);
+    }
+    if (sink->counting)
+        sink->count += (size_t)n;
+    else
+        sink->len += (size_t)n;
+    return 0;
+}
+
+static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    size_t pos = 0;
+    while (pos < len) {
+        size_t end = tk_piece_end(self->pattern, text, len, pos);
+        if (end == pos) { /* no alternative matches here: findall skips the character */
+            pos += tk_char_width(text, pos);
+            continue;
+        }
+        if (emit_piece(self, sink, text + pos, end - pos) < 0) return -1;
+        pos = end;
+    }
+    return 0;
+}
+
+static PyObject *ids_to_list(BpeCore *self, const Sink *sink) {
+    PyObject *list = PyList_New((Py_ssize_t)sink->len);
+    if (!list) return NULL;
+    for (size_t i = 0; i < sink->len; i++) {
+        PyObject *item = self->rank_objects[sink->ids[i]];
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+static int require_pattern(BpeCore *self) {
+    if (self->pattern == TK_PATTERN_NONE) {
+        PyErr_SetString(PyExc_ValueError, "this BpeCore has no built-in pattern: split the text and use encode_pieces");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *run_text(BpeCore *self, PyObject *arg, int counting) {
+    if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
+    if (require_pattern(self) < 0) return NULL;
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (!text) return NULL;
+    Sink sink = {0};
+    sink.counting = counting;
+    PyObject *result = NULL;
+    if (counting || sink_reserve(&sink, (size_t)len / 3 + 16) == 0) {
+        if (emit_text(self, &sink, (const uint8_t *)text, (size_t)len) == 0)
+            result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
+    }
+    PyMem_Free(sink.ids);
+    return result;
+}
+
+static PyObject *BpeCore_encode(BpeCore *self, PyObject *arg) { return run_text(self, arg, 0); }
+static PyObject *BpeCore_count(BpeCore *self, PyObject *arg) { return run_text(self, arg, 1); }
+
+static PyObject *BpeCore_split(BpeCore *self, PyObject *arg) {
+    if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
+    if (require_pattern(self) < 0) return NULL;
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (!text) return NULL;
+    PyObject *pieces = PyList_New(0);
+    if (!pieces) return NULL;
+    size_t pos = 0;
+    while (pos < (size_t)len) {
+        size_t end = tk_piece_end(self->pattern, (const uint8_t *)text, (size_t)len, pos);
+        if (end == pos) {
+            pos += tk_char_width((const uint8_t *)text, pos);
+            continue;
+        }
+        PyObject *piece = PyUnicode_DecodeUTF8(text + pos, (Py_ssize_t)(end - pos), "strict");
+        if (!piece || PyList_Append(pieces, piece) < 0) {
+            Py_XDECREF(piece);
+            Py_DECREF(pieces);
+            return NULL;
+        }
+        Py_DECREF(piece);
+        pos = end;
+    }
+    return pieces;
+}
+
+static PyObject *run_pieces(BpeCore *self, PyObject *arg, int counting) {
+    PyObject *seq = PySequence_Fast(arg, "expected a sequence of str pieces");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Sink sink = {0};
+    sink.counting = counting;
+    PyObject *result = NULL;
+    /* Convert every piece first: nothing below may run Python code while ids are being written. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_Check(items[i])) {
+            PyErr_Format(PyExc_TypeError, "pieces[%zd]: expected str, got %.100s", i, Py_TYPE(items[i])->tp_name);
+            goto done;
+        }
+        if (!PyUnicode_AsUTF8AndSize(items[i], NULL)) goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len;
+        const char *piece = PyUnicode_AsUTF8AndSize(items[i], &len);
+        if (len && emit_piece(self, &sink, (const uint8_t *)piece, (size_t)len) < 0) goto done;
+    }
+    result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
+done:
+    PyMem_Free(sink.ids);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *BpeCore_encode_pieces(BpeCore *self, PyObject *arg) { return run_pieces(self, arg, 0); }
+static PyObject *BpeCore_count_pieces(BpeCore *self, PyObject *arg) { return run_pieces(self, arg, 1); }
+
+static PyObject *bytes_call(BpeCore *self, PyObject *arg, int shortcut) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    Sink sink = {0};
+    PyObject *result = NULL;
+    const uint8_t *piece = view.buf;
+    size_t len = (size_t)view.len;
+    if (len == 0) {
+        result = PyList_New(0);
+    } else if (shortcut) {
+        if (emit_piece(self, &sink, piece, len) == 0) result = ids_to_list(self, &sink);
+    } else if (sink_reserve(&sink, len) == 0) {
+        ptrdiff_t n = tk_bpe_merge(&self->table, piece, len, sink.ids);
+        if (n < 0) {
+            PyErr_NoMemory();
+        } else {
+            sink.len = (size_t)n;
+            result = ids_to_list(self, &sink);
+        }
+    }
+    PyMem_Free(sink.ids);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *BpeCore_encode_piece(BpeCore *self, PyObject *arg) { return bytes_call(self, arg, 1); }
+static PyObject *BpeCore_merge(BpeCore *self, PyObject *arg) { return bytes_call(self, arg, 0); }
+
+static PyObject *BpeCore_cache_stats(BpeCore *self, PyObject *Py_UNUSED(ignored)) {
+    tk_piece_cache *cache = &self->cache;
+    return Py_BuildValue("(KKnn)", (unsigned long long)cache->hits, (unsigned long long)cache->misses,
+                         (Py_ssize_t)(cache->generations[0].n_entries + cache->generations[1].n_entries),
+                         (Py_ssize_t)(2 * cache->capacity));
+}
+
+static void BpeCore_dealloc(BpeCore *self) {
+    tk_rank_table_free(&self->table);
+    tk_piece_cache_free(&self->cache);
+    if (self->rank_objects) {
+        for (size_t i = 0; i < self->n_rank_objects; i++) Py_XDECREF(self->rank_objects[i]);
+        PyMem_Free(self->rank_objects);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"ranks", "pattern", "cache_capacity", "max_cached_piece_bytes", "hash_seed", NULL};
+    PyObject *ranks, *pattern_name;
+    Py_ssize_t cache_capacity = 65536, max_key_len = 128;
+    unsigned long long seed = 0;
+    if (self->rank_objects) {
+        PyErr_SetString(PyExc_TypeError, "BpeCore is already initialised");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnK", keywords, &PyDict_Type, &ranks, &pattern_name,
+                                     &cache_capacity, &max_key_len, &seed))
+        return -1;
+    if (cache_capacity < 0 || max_key_len < 0 || max_key_len > 1024) {
+        PyErr_SetString(PyExc_ValueError, "cache_capacity must be >= 0 and max_cached_piece_bytes in 0..1024");
+        return -1;
+    }
+    if (pattern_name == Py_None) {
+        self->pattern = TK_PATTERN_NONE;
+    } else if (PyUnicode_Check(pattern_name) && PyUnicode_CompareWithASCIIString(pattern_name, "gpt2") == 0) {
+        self->pattern = TK_PATTERN_GPT2;
+    } else if (PyUnicode_Check(pattern_name) && PyUnicode_CompareWithASCIIString(pattern_name, "cl100k") == 0) {
+        self->pattern = TK_PATTERN_CL100K;
+    } else if (PyUnicode_Check(pattern_name) && PyUnicode_CompareWithASCIIString(pattern_name, "o200k") == 0) {
+        self->pattern = TK_PATTERN_O200K;
+    } else {
+        PyErr_SetString(PyExc_ValueError, "pattern must be None, 'gpt2', 'cl100k' or 'o200k'");
+        return -1;
+    }
+    self->seed = seed;
+    /* First pass: validate and size. */
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    size_t total_bytes = 0;
+    unsigned long long max_rank = 0;
+    while (PyDict_Next(ranks, &pos, &key, &value)) {
+        if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) == 0 || !PyLong_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "ranks must map non-empty bytes to int");
+            return -1;
+        }
+        unsigned long long rank = PyLong_AsUnsignedLongLong(value);
+        if (PyErr_Occurred() || rank >= TK_NO_RANK) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "ranks must be ints in 0..2**32-2");
+            return -1;
+        }
+        if (rank > max_rank) max_rank = rank;
+        total_bytes += (size_t)PyBytes_GET_SIZE(key);
+    }
+    size_t n_tokens = (size_t)PyDict_GET_SIZE(ranks);
+    if (tk_rank_table_init(&self->table, n_tokens, total_bytes, (uint32_t)max_rank, seed) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->n_rank_objects = (size_t)max_rank + 1;
+    self->rank_objects = PyMem_Calloc(self->n_rank_objects, sizeof *self->rank_objects);
+    if (!self->rank_objects) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    pos = 0;
+    while (PyDict_Next(ranks, &pos, &key, &value)) {
+        uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
+        tk_rank_table_add(&self->table, (const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key), rank);
+        Py_INCREF(value);
+        Py_XSETREF(self->rank_objects[rank], value);
+    }
+    for (int b = 0; b < 256; b++) {
+        if (self->table.byte_rank[b] == TK_NO_RANK) {
+            PyErr_Format(PyExc_ValueError, "ranks lacks the single byte 0x%02x: byte-level BPE needs all 256", b);
+            return -1;
+        }
+    }
+    if (tk_piece_cache_init(&self->cache, (size_t)cache_capacity, (size_t)max_key_len, seed) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static PyMethodDef BpeCore_methods[] = {
+    {"encode", (PyCFunction)BpeCore_encode, METH_O, "encode(text) -> ids, with the built-in pattern"},
+    {"count", (PyCFunction)BpeCore_count, METH_O, "count(text) -> number of ids, with the built-in pattern"},
+    {"split", (PyCFunction)BpeCore_split, METH_O, "split(text) -> pieces, with the built-in pattern"},
+    {"encode_pieces", (PyCFunction)BpeCore_encode_pieces, METH_O, "encode_pieces(pieces) -> ids"},
+    {"count_pieces", (PyCFunction)BpeCore_count_pieces, METH_O, "count_pieces(pieces) -> number of ids"},
+    {"encode_piece", (PyCFunction)BpeCore_encode_piece, METH_O, "encode_piece(bytes) -> ids (token shortcut, then BPE)"},
+    {"merge", (PyCFunction)BpeCore_merge, METH_O, "merge(bytes) -> ids by the merge rule alone"},
+    {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject BpeCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tokend.engine._native.BpeCore",
+    .tp_doc = "Native pre-split + byte-level BPE + piece cache over one vocabulary (see module.c).",
+    .tp_basicsize = sizeof(BpeCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)BpeCore_init,
+    .tp_dealloc = (destructor)BpeCore_dealloc,
+    .tp_methods = BpeCore_methods,
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tokend.engine._native",
+    .m_doc = "tokend's native core: pre-split, byte-level BPE and piece cache in C (see service/native/).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&BpeCoreType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&native_module);
+    if (!module) return NULL;
+    Py_INCREF(&BpeCoreType);
+    if (PyModule_AddObject(module, "BpeCore", (PyObject *)&BpeCoreType) < 0) {
+        Py_DECREF(&BpeCoreType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,262 @@
+/* The built-in split patterns as hand-written scanners: the same pieces as the `regex` module (and
+ * tiktoken's fancy-regex) give for GPT2_PATTERN, GPT4_PATTERN (cl100k_base) and O200K_PATTERN, at
+ * several times the speed.
+ *
+ * Each function returns the end of the match that the pattern's alternation finds at `pos`, trying the
+ * alternatives in order and backtracking exactly where the regex would; the derivation of each case is in
+ * the comments. Character classes come from unicode_classes.h, generated from the `regex` module itself.
+ * Text is valid UTF-8 (it comes from a Python str). The tests compare these scanners with `regex.findall`
+ * on every code point in several contexts, on hypothesis-generated text and on the conformance corpus.
+ *
+ * Notation: L = \p{L}, N = \p{N}, S = \s (White_Space), P = [^\s\p{L}\p{N}], X = [^\r\n\p{L}\p{N}],
+ * UP = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LO = [\p{Ll}\p{Lm}\p{Lo}\p{M}]. */
+#include "tokend_native.h"
+#include "unicode_classes.h"
+
+typedef struct {
+    uint32_t cp;    /* code point; NONE past the end */
+    uint8_t cls;    /* TK_* bits */
+    uint8_t width;  /* bytes; 0 past the end */
+} tk_char;
+
+#define NONE 0xffffffffu
+#define IS_L(c) ((c).cls & TK_LETTER)
+#define IS_N(c) ((c).cls & TK_NUMBER)
+#define IS_S(c) ((c).cls & TK_SPACE)
+#define IS_UP(c) ((c).cls & TK_UPPERISH)
+#define IS_LO(c) ((c).cls & TK_LOWERISH)
+#define IS_P(c) ((c).width && !((c).cls & (TK_LETTER | TK_NUMBER | TK_SPACE)))
+#define IS_X(c) ((c).width && (c).cp != '\r' && (c).cp != '\n' && !((c).cls & (TK_LETTER | TK_NUMBER)))
+
+size_t tk_char_width(const uint8_t *s, size_t pos) {
+    uint8_t b = s[pos];
+    return b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
+}
+
+static inline tk_char char_at(const uint8_t *s, size_t len, size_t pos) {
+    tk_char c;
+    if (pos >= len) {
+        c.cp = NONE;
+        c.cls = 0;
+        c.width = 0;
+        return c;
+    }
+    uint8_t b = s[pos];
+    if (b < 0x80) {
+        c.cp = b;
+        c.width = 1;
+    } else if (b < 0xe0) {
+        c.cp = ((uint32_t)(b & 0x1f) << 6) | (s[pos + 1] & 0x3f);
+        c.width = 2;
+    } else if (b < 0xf0) {
+        c.cp = ((uint32_t)(b & 0x0f) << 12) | ((uint32_t)(s[pos + 1] & 0x3f) << 6) | (s[pos + 2] & 0x3f);
+        c.width = 3;
+    } else {
+        c.cp = ((uint32_t)(b & 0x07) << 18) | ((uint32_t)(s[pos + 1] & 0x3f) << 12) |
+               ((uint32_t)(s[pos + 2] & 0x3f) << 6) | (s[pos + 3] & 0x3f);
+        c.width = 4;
+    }
+    c.cls = tk_classes(c.cp);
+    return c;
+}
+
+/* End of the run of characters having any of the `classes` bits, from pos. */
+static size_t run_of(const uint8_t *s, size_t len, size_t pos, uint8_t classes) {
+    while (pos < len) {
+        tk_char c = char_at(s, len, pos);
+        if (!(c.cls & classes)) break;
+        pos += c.width;
+    }
+    return pos;
+}
+
+/* End of the run of P characters from pos. */
+static size_t run_of_punctuation(const uint8_t *s, size_t len, size_t pos) {
+    while (pos < len) {
+        tk_char c = char_at(s, len, pos);
+        if (!IS_P(c)) break;
+        pos += c.width;
+    }
+    return pos;
+}
+
+/* \p{N}{1,3}: at most three digits (pos holds one). */
+static size_t up_to_three_numbers(const uint8_t *s, size_t len, size_t pos) {
+    for (int k = 0; k < 3 && pos < len; k++) {
+        tk_char c = char_at(s, len, pos);
+        if (!IS_N(c)) break;
+        pos += c.width;
+    }
+    return pos;
+}
+
+/* (?i:'s|'t|'m|'d|'re|'ve|'ll) at pos (= cl100k's '(?i:[sdmt]|ll|ve|re)): its end, or pos. */
+static size_t contraction_ignoring_case(const uint8_t *s, size_t len, size_t pos) {
+    if (pos >= len || s[pos] != '\'') return pos;
+    tk_char first = char_at(s, len, pos + 1);
+    if (!first.width) return pos;
+    uint32_t a = first.cp;
+    if (tk_matches_ignoring_case(a, 's') || tk_matches_ignoring_case(a, 't') || tk_matches_ignoring_case(a, 'm') ||
+        tk_matches_ignoring_case(a, 'd'))
+        return pos + 1 + first.width;
+    tk_char second = char_at(s, len, pos + 1 + first.width);
+    if (!second.width) return pos;
+    uint32_t b = second.cp;
+    if ((tk_matches_ignoring_case(a, 'r') && tk_matches_ignoring_case(b, 'e')) ||
+        (tk_matches_ignoring_case(a, 'v') && tk_matches_ignoring_case(b, 'e')) ||
+        (tk_matches_ignoring_case(a, 'l') && tk_matches_ignoring_case(b, 'l')))
+        return pos + 1 + first.width + second.width;
+    return pos;
+}
+
+/* GPT-2's case-sensitive '(?:[sdmt]|ll|ve|re) at pos: its end, or pos. */
+static size_t contraction_ascii(const uint8_t *s, size_t len, size_t pos) {
+    if (pos + 1 >= len || s[pos] != '\'') return pos;
+    uint8_t a = s[pos + 1];
+    if (a == 's' || a == 'd' || a == 'm' || a == 't') return pos + 2;
+    if (pos + 2 >= len) return pos;
+    uint8_t b = s[pos + 2];
+    if ((a == 'l' && b == 'l') || (a == 'v' && b == 'e') || (a == 'r' && b == 'e')) return pos + 3;
+    return pos;
+}
+
+/* The whitespace run starting at pos (which holds S). */
+typedef struct {
+    size_t end;            /* end of the run */
+    size_t last_start;     /* start of its last character */
+    size_t after_newline;  /* just after its last \r or \n; 0 when it has none */
+    int many;              /* it has at least two characters */
+} space_run;
+
+static space_run scan_space(const uint8_t *s, size_t len, size_t pos) {
+    space_run run = {pos, pos, 0, 0};
+    size_t count = 0;
+    while (pos < len) {
+        tk_char c = char_at(s, len, pos);
+        if (!IS_S(c)) break;
+        run.last_start = pos;
+        pos += c.width;
+        if (c.cp == '\r' || c.cp == '\n') run.after_newline = pos;
+        count++;
+    }
+    run.end = pos;
+    run.many = count >= 2;
+    return run;
+}
+
+/* GPT2_PATTERN: '(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s */
+static size_t gpt2_piece_end(const uint8_t *s, size_t len, size_t pos) {
+    tk_char c = char_at(s, len, pos);
+    size_t end = contraction_ascii(s, len, pos);
+    if (end > pos) return end;
+    /* " ?X++": the optional space, then a run of X. Without the space the run would have to start with
+     * " ", which is neither L, N nor P: only the with-space attempt can succeed. */
+    size_t start = c.cp == ' ' ? pos + 1 : pos;
+    tk_char first = start == pos ? c : char_at(s, len, start);
+    if (IS_L(first)) return run_of(s, len, start, TK_LETTER);
+    if (IS_N(first)) return run_of(s, len, start, TK_NUMBER);
+    if (IS_P(first)) return run_of_punctuation(s, len, start);
+    if (!IS_S(c)) return pos;
+    space_run run = scan_space(s, len, pos);
+    if (run.end == len) return len;        /* \s++$ (the possessive run reaches the end) */
+    if (run.many) return run.last_start;   /* \s+(?!\S): gives back the last space before \S */
+    return pos + c.width;                  /* \s */
+}
+
+/* GPT4_PATTERN (cl100k_base):
+ * '(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|
+ * \s+(?!\S)|\s */
+static size_t cl100k_piece_end(const uint8_t *s, size_t len, size_t pos) {
+    tk_char c = char_at(s, len, pos);
+    size_t end = contraction_ignoring_case(s, len, pos);
+    if (end > pos) return end;
+    if (IS_X(c)) {
+        /* X?+ is possessive: the prefix is kept; without it the run would start at X, not a letter. */
+        if (IS_L(char_at(s, len, pos + c.width))) return run_of(s, len, pos + c.width, TK_LETTER);
+    } else if (IS_L(c)) {
+        return run_of(s, len, pos, TK_LETTER);
+    }
+    if (IS_N(c)) return up_to_three_numbers(s, len, pos);
+    size_t start = c.cp == ' ' ? pos + 1 : pos;
+    if (IS_P(start == pos ? c : char_at(s, len, start))) {
+        end = run_of_punctuation(s, len, start);
+        while (end < len && (s[end] == '\r' || s[end] == '\n')) end++;
+        return end;
+    }
+    if (!IS_S(c)) return pos;
+    space_run run = scan_space(s, len, pos);
+    if (run.end == len) return len;                 /* \s++$ */
+    if (run.after_newline) return run.after_newline; /* \s*[\r\n]: greedy, backs off to the last newline */
+    if (run.many) return run.last_start;            /* \s+(?!\S) */
+    return pos + c.width;                           /* \s */
+}
+
+/* o200k's letter alternatives after the optional prefix, from `start`: its end, or 0 when it fails.
+ * First: [UP]*[LO]+(?i:'s|...)?  UP* is greedy; when LO+ cannot follow the run, UP* gives characters back
+ * one at a time until LO+ can start, i.e. at the last character of the run that is also LO (Lm, Lo, M are
+ * both), and LO+ then ends right after it (the rest of the run is not LO). */
+static size_t o200k_lower_end(const uint8_t *s, size_t len, size_t start) {
+    size_t end = start, last_lower_end = 0;
+    while (end < len) {
+        tk_char c = char_at(s, len, end);
+        if (!IS_UP(c)) break;
+        end += c.width;
+        if (IS_LO(c)) last_lower_end = end;
+    }
+    if (IS_LO(char_at(s, len, end))) {
+        end = run_of(s, len, end, TK_LOWERISH);
+    } else if (last_lower_end) {
+        end = last_lower_end;
+    } else {
+        return 0;
+    }
+    return contraction_ignoring_case(s, len, end);
+}
+
+/* Second: [UP]+[LO]*(?i:'s|...)?  nothing after UP+ is required, so no backtracking. */
+static size_t o200k_upper_end(const uint8_t *s, size_t len, size_t start) {
+    if (!IS_UP(char_at(s, len, start))) return 0;
+    size_t end = run_of(s, len, start, TK_UPPERISH);
+    end = run_of(s, len, end, TK_LOWERISH);
+    return contraction_ignoring_case(s, len, end);
+}
+
+/* O200K_PATTERN:
+ * [^\r\n\p{L}\p{N}]?[UP]*[LO]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[UP]+[LO]*(?i:...)?|
+ * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * The prefix X? is greedy but not possessive: when the rest fails after it, it is retried without it
+ * (which matters when X is a mark, M, which is also UP and LO). */
+static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos) {
+    tk_char c = char_at(s, len, pos);
+    size_t end;
+    if (IS_X(c) && (end = o200k_lower_end(s, len, pos + c.width))) return end;
+    if ((end = o200k_lower_end(s, len, pos))) return end;
+    if (IS_X(c) && (end = o200k_upper_end(s, len, pos + c.width))) return end;
+    if ((end = o200k_upper_end(s, len, pos))) return end;
+    if (IS_N(c)) return up_to_three_numbers(s, len, pos);
+    size_t start = c.cp == ' ' ? pos + 1 : pos;
+    if (IS_P(start == pos ? c : char_at(s, len, start))) {
+        end = run_of_punctuation(s, len, start);
+        while (end < len && (s[end] == '\r' || s[end] == '\n' || s[end] == '/')) end++;
+        return end;
+    }
+    if (!IS_S(c)) return pos;
+    space_run run = scan_space(s, len, pos);
+    if (run.after_newline) return run.after_newline; /* \s*[\r\n]+ backs off to the last newline */
+    if (run.end == len) return len;                 /* \s+(?!\S) at the end of the text */
+    if (run.many) return run.last_start;            /* \s+(?!\S) gives back the last space */
+    return run.end;                                 /* \s+ (a single space before \S) */
+}
+
+size_t tk_piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t pos) {
+    switch (pattern) {
+    case TK_PATTERN_GPT2:
+        return gpt2_piece_end(s, len, pos);
+    case TK_PATTERN_CL100K:
+        return cl100k_piece_end(s, len, pos);
+    case TK_PATTERN_O200K:
+        return o200k_piece_end(s, len, pos);
+    default:
+        return pos;
+    }
+}

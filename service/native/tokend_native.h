@@ -1,0 +1,94 @@
+/* tokend's native core: shared declarations of the C parts of the engine.
+ *
+ * Scope: pure computation on byte strings handed in by module.c, under the GIL (no part of this code
+ * releases it, so no part needs its own locks). No Python objects outside module.c.
+ *   rank_table.c   bytes -> rank hash table (the vocabulary)
+ *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
+ *   piece_cache.c  bounded two-generation cache piece -> ids
+ *   pretokenize.c  the GPT-2 / cl100k_base / o200k_base split patterns as hand-written scanners
+ */
+#ifndef TOKEND_NATIVE_H
+#define TOKEND_NATIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TK_NO_RANK UINT32_MAX
+
+/* ---- hashing ---------------------------------------------------------------------------------- */
+uint64_t tk_hash(const uint8_t *data, size_t len, uint64_t seed);
+
+/* ---- rank table: the vocabulary, bytes -> rank ---------------------------------------------- */
+typedef struct {
+    uint64_t prefix;      /* the token's first (up to) 8 bytes, zero-padded; 0 with len 0 = empty slot */
+    uint32_t rank;
+    uint32_t len;
+} tk_rank_slot;
+
+typedef struct {
+    uint32_t byte_rank[256];   /* 1-byte tokens, direct */
+    uint32_t *pair_rank;       /* 2-byte tokens, direct: [first << 8 | second] (65,536 entries) */
+    tk_rank_slot *slots;       /* 3+ byte tokens: open addressing, load factor <= 1/2 */
+    uint64_t mask;
+    uint8_t *bytes;            /* bytes of the tokens longer than 8, back to back */
+    size_t bytes_used;
+    uint64_t *long_offset;     /* rank -> offset into bytes (tokens longer than 8 bytes only) */
+    uint64_t seed;
+} tk_rank_table;
+
+/* add() may be called `capacity` times after init (ranks < max_rank + 1, long tokens' bytes <= total_bytes);
+ * init returns 0, or -1 on allocation failure. */
+int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes, uint32_t max_rank, uint64_t seed);
+void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, uint32_t rank);
+void tk_rank_table_free(tk_rank_table *table);
+uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *token, size_t len);
+
+/* ---- BPE merge ---------------------------------------------------------------------------------- */
+/* Ids of `piece` by tiktoken's rule, written to `out` (room for len ids); returns how many, or -1 when
+ * out of memory. Every single byte must have a rank (checked by the caller when the table is built). */
+ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
+
+/* ---- piece cache -------------------------------------------------------------------------------- */
+typedef struct {
+    uint64_t hash;
+    uint32_t offset;      /* into the generation's arena: key bytes, then ids (4-byte aligned) */
+    uint16_t key_len;
+    uint16_t n_ids;
+} tk_cache_entry;
+
+typedef struct {
+    uint32_t *slots;      /* entry index + 1; 0 = empty */
+    tk_cache_entry *entries;
+    uint8_t *arena;
+    size_t n_entries;
+    size_t arena_used;
+} tk_cache_generation;
+
+typedef struct {
+    tk_cache_generation generations[2]; /* [0] current, [1] previous */
+    size_t capacity;      /* entries per generation; 0 = no cache */
+    size_t arena_size;    /* bytes per generation */
+    size_t slot_mask;
+    size_t max_key_len;
+    uint64_t seed;
+    uint64_t hits, misses;
+} tk_piece_cache;
+
+int tk_piece_cache_init(tk_piece_cache *cache, size_t capacity, size_t max_key_len, uint64_t seed);
+void tk_piece_cache_free(tk_piece_cache *cache);
+/* Copies the ids of `key` to `out` (room for `len` ids: a piece has at most one id per byte) and returns
+ * how many, or -1 when `key` is not cached. */
+ptrdiff_t tk_piece_cache_get(tk_piece_cache *cache, const uint8_t *key, size_t len, uint64_t hash, uint32_t *out);
+void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, uint64_t hash,
+                        const uint32_t *ids, size_t n_ids);
+
+/* ---- pre-splitting ------------------------------------------------------------------------------ */
+typedef enum { TK_PATTERN_NONE = 0, TK_PATTERN_GPT2 = 1, TK_PATTERN_CL100K = 2, TK_PATTERN_O200K = 3 } tk_pattern;
+
+/* End (byte offset) of the piece that the pattern matches at byte offset `pos` of the valid UTF-8 text
+ * `text` (pos < len), or `pos` itself when nothing matches there (findall then skips one character). */
+size_t tk_piece_end(tk_pattern pattern, const uint8_t *text, size_t len, size_t pos);
+/* Width in bytes of the UTF-8 character starting at text[pos]. */
+size_t tk_char_width(const uint8_t *text, size_t pos);
+
+#endif

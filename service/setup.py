@@ -1,0 +1,21 @@
+"""Build of tokend's native core (the C extension `tokend.engine._native`); everything else is in
+pyproject.toml. Sources: native/ (see native/tokend_native.h)."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "tokend.engine._native",
+            sources=[
+                "native/module.c",
+                "native/pretokenize.c",
+                "native/bpe_merge.c",
+                "native/piece_cache.c",
+                "native/rank_table.c",
+            ],
+            depends=["native/tokend_native.h", "native/unicode_classes.h"],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
+        )
+    ]
+)
