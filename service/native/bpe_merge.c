@@ -62,8 +62,22 @@ static inline int entry_before(const heap_entry *a, const heap_entry *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static void heap_push(heap_entry *heap, size_t *size, heap_entry entry) {
-    size_t i = (*size)++;
+typedef struct {
+    heap_entry *entries;
+    size_t size, capacity;
+} heap;
+
+/* Returns -1 when out of memory. */
+static int heap_push(heap *h, heap_entry entry) {
+    if (h->size == h->capacity) {
+        size_t capacity = h->capacity * 2;
+        heap_entry *entries = realloc(h->entries, capacity * sizeof *entries);
+        if (!entries) return -1;
+        h->entries = entries;
+        h->capacity = capacity;
+    }
+    heap_entry *heap = h->entries;
+    size_t i = h->size++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
         if (!entry_before(&entry, &heap[parent])) break;
@@ -71,12 +85,14 @@ static void heap_push(heap_entry *heap, size_t *size, heap_entry entry) {
         i = parent;
     }
     heap[i] = entry;
+    return 0;
 }
 
-static heap_entry heap_pop(heap_entry *heap, size_t *size) {
+static heap_entry heap_pop(heap *h) {
+    heap_entry *heap = h->entries;
     heap_entry top = heap[0];
-    heap_entry last = heap[--(*size)];
-    size_t n = *size, i = 0;
+    heap_entry last = heap[--h->size];
+    size_t n = h->size, i = 0;
     for (;;) {
         size_t child = 2 * i + 1;
         if (child >= n) break;
@@ -94,27 +110,24 @@ static heap_entry heap_pop(heap_entry *heap, size_t *size) {
 static ptrdiff_t merge_long(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
     /* Parts are named by their start offset. next[i]: start of the part after part i (len at the end),
      * DEAD once part i has been merged into its left neighbour. prev[i]: start of the part before (DEAD
-     * for the first). Every merge pushes at most two entries: the heap never exceeds 3 * len. */
+     * for the first). The heap starts with one entry per adjacent pair and every merge pushes at most two,
+     * so it never exceeds 3 * len entries; it grows on demand (most pieces need far fewer: stale entries
+     * are dropped as they surface). Memory for a piece of n bytes: 8n for the links, 12-36n for the heap. */
     uint32_t *next = malloc(len * sizeof *next);
     uint32_t *prev = malloc(len * sizeof *prev);
-    heap_entry *heap = malloc(3 * len * sizeof *heap);
-    if (!next || !prev || !heap) {
-        free(next);
-        free(prev);
-        free(heap);
-        return -1;
-    }
-    size_t size = 0;
+    heap h = {malloc(len * sizeof(heap_entry)), 0, len};
+    ptrdiff_t n = -1;
+    if (!next || !prev || !h.entries) goto done;
     for (size_t i = 0; i < len; i++) {
         next[i] = (uint32_t)(i + 1);
         prev[i] = i ? (uint32_t)(i - 1) : DEAD;
     }
     for (size_t i = 0; i + 1 < len; i++) {
         uint32_t rank = pair_rank(table, piece, i, i + 2);
-        if (rank != TK_NO_RANK) heap_push(heap, &size, (heap_entry){rank, (uint32_t)i, (uint32_t)(i + 2)});
+        if (rank != TK_NO_RANK && heap_push(&h, (heap_entry){rank, (uint32_t)i, (uint32_t)(i + 2)}) < 0) goto done;
     }
-    while (size) {
-        heap_entry top = heap_pop(heap, &size);
+    while (h.size) {
+        heap_entry top = heap_pop(&h);
         uint32_t left = top.left, end = top.end;
         uint32_t right = next[left];
         if (right == DEAD || right >= len || next[right] != end) continue; /* stale */
@@ -124,20 +137,21 @@ static ptrdiff_t merge_long(const tk_rank_table *table, const uint8_t *piece, si
             prev[end] = left;
             uint32_t after = next[end];
             uint32_t rank = pair_rank(table, piece, left, after);
-            if (rank != TK_NO_RANK) heap_push(heap, &size, (heap_entry){rank, left, after});
+            if (rank != TK_NO_RANK && heap_push(&h, (heap_entry){rank, left, after}) < 0) goto done;
         }
         uint32_t before = prev[left];
         if (before != DEAD) {
             uint32_t rank = pair_rank(table, piece, before, end);
-            if (rank != TK_NO_RANK) heap_push(heap, &size, (heap_entry){rank, before, end});
+            if (rank != TK_NO_RANK && heap_push(&h, (heap_entry){rank, before, end}) < 0) goto done;
         }
     }
-    size_t n = 0;
+    n = 0;
     for (uint32_t start = 0; start < len; start = next[start]) out[n++] = pair_rank(table, piece, start, next[start]);
+done:
     free(next);
     free(prev);
-    free(heap);
-    return (ptrdiff_t)n;
+    free(h.entries);
+    return n;
 }
 
 ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {

@@ -285,6 +285,13 @@ static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
         total_bytes += (size_t)PyBytes_GET_SIZE(key);
     }
     size_t n_tokens = (size_t)PyDict_GET_SIZE(ranks);
+    /* Tables indexed by rank are allocated up to the largest rank: refuse ids so sparse that a crafted
+     * model file would make them huge (real vocabularies number their tokens 0..n-1, give or take). */
+    if (max_rank >= 4 * (unsigned long long)n_tokens + 65536) {
+        PyErr_Format(PyExc_ValueError, "ranks are too sparse: the largest is %llu for %zu tokens (expected ids "
+                     "below %llu)", max_rank, n_tokens, 4 * (unsigned long long)n_tokens + 65536);
+        return -1;
+    }
     if (tk_rank_table_init(&self->table, n_tokens, total_bytes, (uint32_t)max_rank, seed) < 0) {
         PyErr_NoMemory();
         return -1;

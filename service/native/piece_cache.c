@@ -76,7 +76,10 @@ static const uint32_t *entry_ids(const tk_cache_generation *gen, const tk_cache_
 }
 
 ptrdiff_t tk_piece_cache_get(tk_piece_cache *cache, const uint8_t *key, size_t len, uint64_t hash, uint32_t *out) {
-    if (!cache->capacity || len > cache->max_key_len) return -1;
+    if (!cache->capacity || len > cache->max_key_len) {
+        cache->misses++; /* a piece the cache cannot hold is still BPE work it did not save */
+        return -1;
+    }
     for (int g = 0; g < 2; g++) {
         tk_cache_generation *gen = &cache->generations[g];
         const tk_cache_entry *entry = find(cache, gen, key, len, hash);

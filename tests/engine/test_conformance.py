@@ -126,7 +126,7 @@ _spacey_text = st.lists(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=_spacey_text)
 def test_whitespace_runs_match_tiktoken(enc, oracle, text):
-    # Exercises the word-chunk split (spaces after non-whitespace, last space of a run) and its cache.
+    # Whitespace runs: the scanners' backtracking cases (last space of a run, newlines, end of text).
     expected = oracle.encode_ordinary(text)
     assert enc.encode_ordinary(text) == expected
     assert enc.count_ordinary(text) == len(expected)

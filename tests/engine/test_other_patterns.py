@@ -1,6 +1,6 @@
-"""Other split patterns over real ranks, against tiktoken built the same way: the GPT-2 pattern (which takes
-the word-chunk and ASCII fast paths like cl100k/o200k), a pattern without those fast paths, and a
-disabled cache."""
+"""Other split patterns over real ranks, against tiktoken built the same way: the GPT-2 pattern (split by
+the native scanner, like cl100k/o200k), patterns the native core does not know (split by the `regex`
+module, merged by the core), and a disabled cache."""
 
 from __future__ import annotations
 

@@ -1,0 +1,284 @@
+"""The native BPE against its references: the Python merge (tokend.engine.bpe, a heap) and tiktoken.
+
+    >>> ranks = {bytes([b]): b for b in range(256)} | {b"ab": 256, b"aa": 257}
+    >>> BpeCore(ranks, None).merge(b"aab")
+    [97, 256]
+
+The C merge has two algorithms (tiktoken's array loop up to 128 bytes, a heap above), so pieces span that
+boundary. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
+tiktoken's own encoding of the same text. Also: bounded time on 1 MB inputs, and the errors for bad input.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import random
+import string
+import time
+
+import pytest
+import regex
+import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tokend
+from tests.corpus import corpus_texts
+from tokend.engine._native import BpeCore
+from tokend.engine.bpe import byte_pair_encode, byte_pair_merge
+from tokend.engine.patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
+
+_SINGLE_BYTES = {bytes([b]): b for b in range(256)}
+_NATIVE_PATTERN = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
+_REGEX = {"cl100k": GPT4_PATTERN, "o200k": O200K_PATTERN, "gpt2": GPT2_PATTERN}
+
+
+@functools.lru_cache(maxsize=None)
+def _ranks(name: str) -> dict[bytes, int]:
+    return dict(tokend.get_encoding(name)._mergeable_ranks)
+
+
+@functools.lru_cache(maxsize=None)
+def _core(name: str, pattern: str) -> BpeCore:
+    return BpeCore(_ranks(name), pattern, hash_seed=0x5EED)
+
+
+@functools.lru_cache(maxsize=None)
+def _tiktoken(name: str, pattern: str | None = None) -> tiktoken.Encoding:
+    if pattern is None:
+        return tiktoken.get_encoding(name)
+    # tiktoken's own ranks under another split pattern (GPT-2's over cl100k_base's vocabulary)
+    ranks = tiktoken.get_encoding(name)._mergeable_ranks
+    return tiktoken.Encoding(f"{name}-{pattern}", pat_str=_REGEX[pattern], mergeable_ranks=ranks, special_tokens={})
+
+
+# ---- a) the merge rule on small random vocabularies, both C algorithms --------------------------------
+
+def test_hand_checked_merges():
+    ranks = _SINGLE_BYTES | {b"ab": 256, b"aa": 257}
+    core = BpeCore(ranks, None)
+    assert core.merge(b"aab") == [97, 256]  # "ab" (256) ranks below "aa" (257)
+    assert core.merge(b"aaaa") == [257, 257]  # ties go to the leftmost pair
+    assert core.merge(b"ab") == [256] and core.merge(b"x") == [120]
+    # The same leftmost pairing below, at and above the switch to the heap.
+    assert core.merge(b"a" * 127) == [257] * 63 + [97]
+    assert core.merge(b"a" * 128) == [257] * 64
+    assert core.merge(b"a" * 129) == [257] * 64 + [97]
+    # The merge rule alone does not give "abc" back as one token; the shortcut does (tiktoken's rule).
+    ranks = _SINGLE_BYTES | {b"abc": 256}
+    assert BpeCore(ranks, None).merge(b"abc") == [97, 98, 99]
+    assert BpeCore(ranks, None).encode_piece(b"abc") == [256]
+
+
+@st.composite
+def _vocabulary_and_pieces(draw):
+    """All 256 single bytes plus tokens made by merging tokens over a small alphabet (so pieces over the
+    alphabet merge a lot), with random distinct ranks; and pieces of 1..400 bytes over that alphabet."""
+    rng = draw(st.randoms(use_true_random=False))
+    alphabet = [bytes([b]) for b in draw(st.lists(st.integers(0, 255), min_size=1, max_size=5, unique=True))]
+    tokens = list(alphabet)
+    vocabulary = set(_SINGLE_BYTES)
+    for _ in range(draw(st.integers(0, 120))):
+        token = rng.choice(tokens) + rng.choice(tokens)
+        if len(token) <= 32 and token not in vocabulary:
+            vocabulary.add(token)
+            tokens.append(token)
+    ordered = sorted(vocabulary, key=lambda token: (len(token), token))
+    if draw(st.booleans()):
+        rng.shuffle(ordered)  # ranks unrelated to how tokens were built (else: shorter tokens rank lower)
+    sparse = draw(st.booleans())  # rank values with gaps: ids need not be 0..n-1
+    values = sorted(rng.sample(range(10 * len(ordered)), len(ordered))) if sparse else range(len(ordered))
+    ranks = dict(zip(ordered, values))
+    lengths = draw(st.lists(st.one_of(st.sampled_from([1, 2, 127, 128, 129, 256, 400]), st.integers(1, 400)), min_size=1, max_size=4))
+    pieces = []
+    for length in lengths:
+        # Concatenated tokens, cut to length: merge-rich, unlike uniformly random bytes.
+        parts: list[bytes] = []
+        while sum(map(len, parts)) < length:
+            parts.append(rng.choice(tokens))
+        pieces.append(b"".join(parts)[:length])
+    return ranks, pieces
+
+
+@settings(max_examples=250, deadline=None)
+@given(case=_vocabulary_and_pieces())
+def test_merge_matches_python_reference_and_tiktoken(case):
+    ranks, pieces = case
+    core = BpeCore(ranks, None, cache_capacity=64)
+    oracle = tiktoken.Encoding("random", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={})
+    for piece in pieces:
+        # Long pieces also through their prefixes on both sides of the switch between the C algorithms.
+        for length in sorted({len(piece)} | ({127, 128, 129} if len(piece) > 129 else set())):
+            part = piece[:length]
+            assert core.merge(part) == byte_pair_merge(part, ranks), part
+            expected = byte_pair_encode(part, ranks)
+            assert core.encode_piece(part) == expected == oracle._encode_single_piece(part), part
+
+
+# ---- b) real vocabularies: one piece at a time against tiktoken ---------------------------------------
+
+def _hard_pieces() -> list[bytes]:
+    rng = random.Random(20261125)
+    pieces = []
+    for n in (1, 2, 3, 50, 127, 128, 129, 130, 255, 256, 257, 511, 1000, 1999, 2000):
+        pieces += [b"a" * n, b"ab" * (n // 2 + 1), b" " * n, b"0" * n, b"\xe4\xb8\xad" * (n // 3 + 1)]
+        pieces.append(base64.b64encode(rng.randbytes(n))[:n])
+        pieces.append("".join(rng.choices(string.ascii_letters, k=n)).encode())
+        pieces.append(rng.randbytes(n))
+        pieces.append(bytes(rng.choices(b"aeiou st", k=n)))
+    return pieces
+
+
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_encode_piece_matches_tiktoken_on_hard_pieces(name):
+    core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
+    for piece in _hard_pieces():
+        assert core.encode_piece(piece) == oracle._encode_single_piece(piece), piece[:60]
+
+
+@settings(max_examples=200, deadline=None)
+@given(piece=st.one_of(st.binary(min_size=1, max_size=2000), st.text(min_size=1, max_size=600).map(str.encode)))
+def test_encode_piece_matches_tiktoken_on_random_pieces(piece):
+    for name, pattern in _NATIVE_PATTERN.items():
+        assert _core(name, pattern).encode_piece(piece) == _tiktoken(name)._encode_single_piece(piece)
+
+
+# ---- c) whole texts: the corpus -----------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _corpus() -> tuple[str, ...]:
+    texts = []
+    for text in corpus_texts(limit_bytes=120_000):  # english, code, multilingual and edge
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # lone surrogates: the Encoding handles them before the core
+            continue
+        texts.append(text)
+    return tuple(texts)
+
+
+@pytest.mark.parametrize("name, pattern", [("cl100k_base", "cl100k"), ("o200k_base", "o200k"), ("cl100k_base", "gpt2")])
+def test_corpus_matches_tiktoken(name, pattern):
+    core = _core(name, pattern)
+    oracle = _tiktoken(name) if _NATIVE_PATTERN[name] == pattern else _tiktoken(name, pattern)
+    compiled = regex.compile(_REGEX[pattern])
+    for text in _corpus():
+        expected = oracle.encode_ordinary(text)
+        assert core.encode(text) == expected, text[:100]
+        assert core.count(text) == len(expected), text[:100]
+        pieces = compiled.findall(text)
+        assert core.encode_pieces(pieces) == expected, text[:100]
+        assert core.count_pieces(pieces) == len(expected), text[:100]
+
+
+# ---- d) complexity guard --------------------------------------------------------------------------------
+
+GUARD_SECONDS = 10  # generous: a naive merge takes minutes on these; the heap takes well under a second
+
+
+def _one_megabyte_inputs() -> dict[str, str]:
+    rng = random.Random(7)
+    return {
+        "a-run": "a" * 1_000_000,
+        "random-letters": "".join(rng.choices(string.ascii_letters, k=1_000_000)),
+        "base64": base64.b64encode(rng.randbytes(750_000)).decode(),
+    }
+
+
+@pytest.mark.parametrize("kind", ["a-run", "random-letters", "base64"])
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_one_megabyte_within_guard(name, kind):
+    core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
+    text = _one_megabyte_inputs()[kind]
+    prefix = text[:100_000]
+    assert core.encode(prefix) == oracle.encode_ordinary(prefix)
+    assert core.encode_piece(prefix.encode()) == oracle._encode_single_piece(prefix.encode())
+    for run in (lambda: core.encode(text), lambda: core.encode_piece(text.encode())):
+        started = time.monotonic()
+        ids = run()
+        assert time.monotonic() - started < GUARD_SECONDS
+        assert 1 <= len(ids) <= len(text)
+
+
+# ---- e) bad input ------------------------------------------------------------------------------------
+
+def test_ranks_missing_a_single_byte():
+    ranks = dict(_SINGLE_BYTES)
+    del ranks[b"\x7f"]
+    with pytest.raises(ValueError, match="0x7f"):
+        BpeCore(ranks, "cl100k")
+
+
+@pytest.mark.parametrize("ranks", [{"a": 0}, {1: 0}, {b"": 0}, {b"a": "0"}, {(97,): 0}], ids=["str", "int", "empty", "str-rank", "tuple"])
+def test_ranks_of_the_wrong_types(ranks):
+    with pytest.raises(TypeError):
+        BpeCore(_SINGLE_BYTES | ranks, "cl100k")
+
+
+@pytest.mark.parametrize("rank", [-1, 2**32 - 1, 2**64])
+def test_ranks_out_of_range(rank):
+    with pytest.raises(ValueError):
+        BpeCore(_SINGLE_BYTES | {b"ab": rank}, "cl100k")
+
+
+def test_unknown_pattern_and_bad_options():
+    with pytest.raises(ValueError, match="pattern"):
+        BpeCore(_SINGLE_BYTES, "nope")
+    with pytest.raises(ValueError):
+        BpeCore(_SINGLE_BYTES, "cl100k", cache_capacity=-1)
+    with pytest.raises(ValueError):
+        BpeCore(_SINGLE_BYTES, "cl100k", max_cached_piece_bytes=5000)
+    with pytest.raises(TypeError):
+        BpeCore([(b"a", 0)], "cl100k")
+
+
+def test_wrong_argument_types():
+    core = BpeCore(_SINGLE_BYTES, "cl100k")
+    for method in (core.encode, core.count, core.split):
+        with pytest.raises(TypeError):
+            method(123)
+        with pytest.raises(TypeError):
+            method(b"bytes")
+    for method in (core.encode_pieces, core.count_pieces):
+        with pytest.raises(TypeError, match=r"pieces\[0\]"):
+            method([1])
+        with pytest.raises(TypeError, match=r"pieces\[1\]"):
+            method(["ok", b"no"])
+        with pytest.raises(TypeError):
+            method(5)
+        with pytest.raises(UnicodeEncodeError):
+            method(["ok", "\udc80"])
+    for method in (core.encode_piece, core.merge):
+        with pytest.raises(TypeError):
+            method("str")
+
+
+def test_empty_input():
+    core = BpeCore(_SINGLE_BYTES, "o200k")
+    assert core.encode("") == [] and core.count("") == 0 and core.split("") == []
+    assert core.encode_pieces([]) == [] and core.count_pieces([]) == 0
+    assert core.encode_pieces(["", "", ""]) == [] and core.count_pieces([""]) == 0
+    assert core.encode_piece(b"") == [] and core.merge(b"") == []
+    assert core.encode_pieces(("a", "", "b")) == [97, 98]  # any sequence, empty pieces skipped
+
+
+def test_ids_are_the_rank_objects():
+    # Ranks with gaps and large values come back as the same ints that the ranks dict holds.
+    ranks = {bytes([b]): 1000 + 7 * b for b in range(256)} | {b"ab": 2**20 + 3}
+    core = BpeCore(ranks, None)
+    assert core.encode_piece(b"ab") == [2**20 + 3]
+    assert core.merge(b"xab") == [1000 + 7 * ord("x"), 2**20 + 3]
+
+
+def test_sparse_ranks_are_refused_before_any_large_allocation():
+    # Tables indexed by rank are sized by the largest rank: a crafted model with one huge id must be a clear
+    # error, not gigabytes of memory.
+    from tokend.engine import Encoding
+    from tokend.errors import ModelFormatError
+
+    ranks = {bytes([i]): i for i in range(256)} | {b"ab": 2**32 - 2}
+    with pytest.raises(ValueError, match="too sparse"):
+        BpeCore(ranks, None)
+    with pytest.raises(ModelFormatError, match="too sparse"):
+        Encoding("crafted", pat_str=r"\S+", mergeable_ranks={**ranks, b"ab": 2**31}, special_tokens={})
