@@ -3,8 +3,8 @@
 exits 0 within its grace period. Known exception (see RACE_CANCELLED): a call that lands in the very
 instant a worker stops can be CANCELLED by gRPC core; at most a few are tolerated.
 
-Set-up: a 2-worker server (grace period 20 s); two long calls (4 × 200,000 random letters without
-whitespace each, a few seconds of BPE) are started on their own connections and seen running in
+Set-up: a 2-worker server (grace period 20 s); two long calls (8 × 1,000,000 random letters without
+whitespace each, just under the 8 MiB request limit: ~2 s of BPE for the native core) are started on their own connections and seen running in
 ``tokend_rpc_in_flight``; short Encode calls keep coming from three threads on raw stubs, each on a
 new connection (no client retries, so every status the server gives is seen as it is). Then SIGTERM
 goes to the supervisor.
@@ -35,8 +35,11 @@ from support.server import start_server
 
 from tokend._proto import tokenizer_pb2 as pb
 
-LONG_ITEMS = 4
-LONG_ITEM_CHARS = 200_000
+LONG_ITEMS = 8
+LONG_ITEM_CHARS = 1_000_000
+# Own connections, and room for the ~9 MB Encode answer (gRPC's default receive limit is 4 MiB).
+_LONG_CALL_CHANNEL = {"grpc.use_local_subchannel_pool": 1, "grpc.max_receive_message_length": 16 << 20}
+DISTINCT_LONG_ITEMS = 2  # the items repeat these (tiktoken computes the expected ids once per distinct text)
 CLEAN_REFUSALS = {"UNAVAILABLE"}
 # gRPC core cancels a call that reached a worker in the instant it stops listening, before the call was
 # matched to a handler (seen: 1 call in ~2,000 refused, in half the runs). The client sees CANCELLED,
@@ -60,8 +63,10 @@ def test_sigterm_under_load_finishes_in_flight_encode_with_large_answers() -> No
 
 def _sigterm_under_load(long_method: str) -> None:
     rng = random.Random(6)
-    long_texts = ["".join(rng.choices(string.ascii_letters, k=LONG_ITEM_CHARS)) for _ in range(LONG_ITEMS)]
-    expected_long = tiktoken.get_encoding("cl100k_base").encode_ordinary_batch(long_texts)
+    distinct = ["".join(rng.choices(string.ascii_letters, k=LONG_ITEM_CHARS)) for _ in range(DISTINCT_LONG_ITEMS)]
+    distinct_ids = tiktoken.get_encoding("cl100k_base").encode_ordinary_batch(distinct)
+    long_texts = [distinct[index % DISTINCT_LONG_ITEMS] for index in range(LONG_ITEMS)]
+    expected_long = [distinct_ids[index % DISTINCT_LONG_ITEMS] for index in range(LONG_ITEMS)]
     expected_counts = [len(ids) for ids in expected_long]
     short_text = "The quick brown fox jumps over the lazy dog. " * 20
     short_ids = tiktoken.get_encoding("cl100k_base").encode_ordinary(short_text)
@@ -75,7 +80,7 @@ def _sigterm_under_load(long_method: str) -> None:
             else pb.CountTokensRequest(model="cl100k_base", inputs=inputs)
         )
         long_calls = [
-            getattr(server.stub(server.channel(**{"grpc.use_local_subchannel_pool": 1})), long_method).future(long_request, timeout=60)
+            getattr(server.stub(server.channel(**_LONG_CALL_CHANNEL)), long_method).future(long_request, timeout=60)
             for _ in range(2)
         ]
         deadline = time.monotonic() + 30
