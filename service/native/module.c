@@ -13,19 +13,20 @@
  * it holds pointers into shared state, so one core is safe to share between threads. Two exceptions keep
  * one big text from stalling every other thread of the process (a server worker's other calls): the merge
  * of a piece of at least TK_RELEASE_GIL_BYTES runs without the GIL (it reads only the immutable rank table,
- * the immutable str and its own buffers), and encode/count let waiting threads run between pieces every
- * TK_YIELD_GIL_BYTES of text. Only str input gets this (immutable); buffers and piece lists do not.
+ * the immutable str and its own buffers), and encode/count of a big text find its pieces without the GIL,
+ * a window of TK_YIELD_GIL_BYTES at a time. Only str input gets this (immutable); buffers and piece lists do not.
  * Text that is not valid UTF-8 (lone surrogates) raises UnicodeEncodeError; the Encoding handles that. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdlib.h>
 
 #include "tokend_native.h"
 
 /* ~1-2 ms of merging: big enough that releasing the GIL costs nothing measurable, small enough that a
  * 1 MB piece (0.2 s of merging) no longer holds up the other calls of its worker. */
 #define TK_RELEASE_GIL_BYTES 16384
-/* ~5 ms of encoding, CPython's own switch interval. */
-#define TK_YIELD_GIL_BYTES 262144
+/* Window of text whose pieces are found without the GIL and then emitted with it: ~1 ms of lookups. */
+#define TK_YIELD_GIL_BYTES 65536
 
 typedef struct {
     PyObject_HEAD
@@ -97,14 +98,9 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
     return 0;
 }
 
-static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
-    size_t pos = 0, next_yield = TK_YIELD_GIL_BYTES;
+static int emit_text_window(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    size_t pos = 0;
     while (pos < len) {
-        if (pos >= next_yield) { /* between pieces nothing points into shared state: let others run */
-            Py_BEGIN_ALLOW_THREADS
-            Py_END_ALLOW_THREADS
-            next_yield = pos + TK_YIELD_GIL_BYTES;
-        }
         size_t end = tk_piece_end(self->pattern, text, len, pos);
         if (end == pos) { /* no alternative matches here: findall skips the character */
             pos += tk_char_width(text, pos);
@@ -114,6 +110,56 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
         pos = end;
     }
     return 0;
+}
+
+/* Big texts go in windows: the pieces of the next ~TK_YIELD_GIL_BYTES are found without the GIL (the
+ * scanner reads only the immutable str), then emitted with it (cache lookups; long merges release it again
+ * themselves). So the GIL is never held for more than one window's lookups, even for a 1 MB piece. */
+static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    if (len < TK_YIELD_GIL_BYTES) return emit_text_window(self, sink, text, len);
+    size_t capacity = 1024, count, pos = 0;
+    size_t *bounds = malloc(2 * capacity * sizeof *bounds); /* (start, end) per piece; malloc: grown without the GIL */
+    if (!bounds) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int status = 0;
+    while (pos < len && status == 0) {
+        size_t window_end = pos + TK_YIELD_GIL_BYTES;
+        int grown = 1;
+        count = 0;
+        Py_BEGIN_ALLOW_THREADS
+        while (pos < len && pos < window_end) {
+            size_t end = tk_piece_end(self->pattern, text, len, pos);
+            if (end == pos) {
+                pos += tk_char_width(text, pos);
+                continue;
+            }
+            if (count == capacity) {
+                size_t *more = realloc(bounds, 4 * capacity * sizeof *bounds); /* PyMem_* needs the GIL */
+                if (!more) {
+                    grown = 0;
+                    break;
+                }
+                bounds = more;
+                capacity *= 2;
+            }
+            bounds[2 * count] = pos;
+            bounds[2 * count + 1] = end;
+            count++;
+            pos = end;
+        }
+        Py_END_ALLOW_THREADS
+        if (!grown) {
+            PyErr_NoMemory();
+            status = -1;
+            break;
+        }
+        for (size_t i = 0; i < count && status == 0; i++)
+            status = emit_piece(self, sink, text + bounds[2 * i], bounds[2 * i + 1] - bounds[2 * i], 1);
+    }
+    free(bounds);
+    return status;
 }
 
 static PyObject *ids_to_list(BpeCore *self, const Sink *sink) {
