@@ -206,6 +206,24 @@ def test_single_text_error_has_no_item(cl100k, implementation):
         assert (caught.value.token, caught.value.offset, caught.value.item) == ("<|endoftext|>", 1, None)
 
 
+# -- offsets ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["hello world", "naïve café, 안녕하세요 😉 €100", "", "\n\t  x", "日本語のテキスト"])
+def test_decode_with_offsets_matches_tiktoken(cl100k, oracle, text):
+    # Tokens that start inside a multi-byte character point at that character (tiktoken's rule).
+    ids = oracle["cl100k_base"].encode(text)
+    assert cl100k.decode_with_offsets(ids) == oracle["cl100k_base"].decode_with_offsets(ids)
+
+
+def test_decode_with_offsets_is_strict_like_tiktoken(cl100k, oracle):
+    partial = oracle["cl100k_base"].encode("😉")[:-1]
+    with pytest.raises(UnicodeDecodeError):
+        oracle["cl100k_base"].decode_with_offsets(partial)
+    with pytest.raises(UnicodeDecodeError):
+        cl100k.decode_with_offsets(partial)
+
+
 # -- decoding errors ----------------------------------------------------------------------------------------
 
 

@@ -28,3 +28,12 @@ def test_the_five_line_example_runs(server, document):
         exec(compile(code.replace("localhost:50051", server.target), document, "exec"), {})
     promised = re.search(r"# (.*)$", code.strip().splitlines()[-1]).group(1)
     assert printed.getvalue().strip() == promised
+
+
+def test_module_docstring_examples_run():
+    import doctest
+
+    from tokend_client import _offsets
+
+    result = doctest.testmod(_offsets)
+    assert result.attempted > 0 and result.failed == 0

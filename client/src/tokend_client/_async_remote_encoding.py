@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._models import ModelDetails
+from ._offsets import text_with_offsets
 from ._operations import Operation, bytes_inputs, text_inputs, token_id_inputs
 from ._remote_encoding import AllowedSpecial, DisallowedSpecial, RemoteEncodingBase
 
@@ -101,6 +102,10 @@ class AsyncRemoteEncoding(RemoteEncodingBase):
 
     async def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
         return await self.decode_bytes_batch([[token] for token in tokens])
+
+    async def decode_with_offsets(self, tokens: Sequence[int]) -> tuple[str, list[int]]:
+        """The text (strict UTF-8) and, per token, the index of the first character holding its bytes."""
+        return text_with_offsets(await self.decode_tokens_bytes(tokens))
 
     async def decode_bytes_batch(self, batch: Sequence[Sequence[int]], *, num_threads: int = 8) -> list[bytes]:
         return await self._run(self._decode_operation(), token_id_inputs(batch, batch_call=True), batch_call=True)

@@ -12,7 +12,7 @@ Same parameters, defaults, results and exception classes as tiktoken: a disallow
 server returns, with any Python error handler). Plus `version` (the exact model version), `count`,
 `count_batch`, `count_ordinary` and `encode_bytes`, as in the `tokend` engine.
 
-Not handled: `encode_with_unstable`, `encode_to_numpy`, `decode_with_offsets`, `token_byte_values` and the
+Not handled: `encode_with_unstable`, `encode_to_numpy`, `token_byte_values` and the
 other rank-table introspection (the vocabulary stays on the server). `num_threads=` is accepted for
 compatibility and ignored: concurrency comes from the client's connection pool.
 """
@@ -23,6 +23,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, AbstractSet, Literal
 
 from ._models import ModelDetails
+from ._offsets import text_with_offsets
 from ._operations import (
     Operation,
     bytes_inputs,
@@ -193,6 +194,10 @@ class RemoteEncoding(RemoteEncodingBase):
 
     def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
         return self.decode_bytes_batch([[token] for token in tokens])
+
+    def decode_with_offsets(self, tokens: Sequence[int]) -> tuple[str, list[int]]:
+        """The text (strict UTF-8) and, per token, the index of the first character holding its bytes."""
+        return text_with_offsets(self.decode_tokens_bytes(tokens))
 
     def decode_bytes_batch(self, batch: Sequence[Sequence[int]], *, num_threads: int = 8) -> list[bytes]:
         return self._run(self._decode_operation(), token_id_inputs(batch, batch_call=True), batch_call=True)
