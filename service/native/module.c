@@ -27,6 +27,7 @@
 #define TK_RELEASE_GIL_BYTES 16384
 /* Window of text whose pieces are found without the GIL and then emitted with it: ~1 ms of lookups. */
 #define TK_YIELD_GIL_BYTES 65536
+#define TK_MAX_CACHE_CAPACITY (1 << 24)
 
 typedef struct {
     PyObject_HEAD
@@ -63,6 +64,10 @@ static int sink_reserve(Sink *sink, size_t more) {
 /* The ids of one piece into the sink. `piece_is_immutable`: the bytes cannot change while the GIL is
  * released (they belong to a str). */
 static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len, int piece_is_immutable) {
+    if (len >= UINT32_MAX) { /* the merge names positions with 32 bits */
+        PyErr_SetString(PyExc_ValueError, "a single piece of 4 GiB or more cannot be encoded");
+        return -1;
+    }
     uint32_t rank = tk_rank_of(&self->table, piece, len);
     if (rank != TK_NO_RANK) {
         if (sink->counting) {
@@ -316,8 +321,10 @@ static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnK", keywords, &PyDict_Type, &ranks, &pattern_name,
                                      &cache_capacity, &max_key_len, &seed))
         return -1;
-    if (cache_capacity < 0 || max_key_len < 0 || max_key_len > 1024) {
-        PyErr_SetString(PyExc_ValueError, "cache_capacity must be >= 0 and max_cached_piece_bytes in 0..1024");
+    /* The cache's arena offsets are 32-bit: at 64 bytes per entry the capacity must stay below 2**26. */
+    if (cache_capacity < 0 || cache_capacity > TK_MAX_CACHE_CAPACITY || max_key_len < 0 || max_key_len > 1024) {
+        PyErr_Format(PyExc_ValueError, "cache_capacity must be in 0..%d and max_cached_piece_bytes in 0..1024",
+                     TK_MAX_CACHE_CAPACITY);
         return -1;
     }
     if (pattern_name == Py_None) {

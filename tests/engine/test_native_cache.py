@@ -213,3 +213,16 @@ def test_hash_seed_does_not_change_ids(seed):
     text = "".join(_non_token_words(200, seed=10)) + " hello world"
     expected = _oracle().encode_ordinary(text)
     assert core.encode(text) == expected and core.encode(text) == expected
+
+
+def test_capacity_beyond_the_limit_is_refused_with_the_limit_named():
+    from tokend.engine import Encoding
+    from tokend.engine.piece_cache import MAX_CAPACITY
+
+    ranks = {bytes([i]): i for i in range(256)}
+    with pytest.raises(ValueError, match="cache_capacity must be in 0..16777216"):
+        BpeCore(ranks, None, cache_capacity=MAX_CAPACITY + 1)
+    with pytest.raises(ValueError, match=f"piece_cache_capacity must be in 0..{MAX_CAPACITY}"):
+        Encoding("x", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={}, piece_cache_capacity=MAX_CAPACITY + 1)
+    with pytest.raises(ValueError, match="piece_cache_capacity must be in"):
+        Encoding("x", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={}, piece_cache_capacity=-1)

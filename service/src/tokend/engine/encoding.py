@@ -38,7 +38,7 @@ import regex
 from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
 from ._native import BpeCore
 from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
-from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, PieceCacheStats
+from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from .special_tokens import resolve_policy, special_token_regex
 from .vocabulary_checks import check_vocabulary
 
@@ -95,8 +95,8 @@ class Encoding:
         self._decoder: dict[int, bytes] = {rank: token for token, rank in ranks.items()}
         self._decoder.update((token_id, text.encode("utf-8")) for text, token_id in specials.items())
         self._piece_cache_capacity = piece_cache_capacity
-        if piece_cache_capacity < 0:
-            raise ValueError(f"piece_cache_capacity must be >= 0, got {piece_cache_capacity}")
+        if not 0 <= piece_cache_capacity <= MAX_CAPACITY:
+            raise ValueError(f"piece_cache_capacity must be in 0..{MAX_CAPACITY}, got {piece_cache_capacity}")
         try:
             self._core = BpeCore(
                 ranks,

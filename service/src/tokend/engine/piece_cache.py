@@ -29,9 +29,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["PieceCacheStats", "DEFAULT_CAPACITY", "DEFAULT_MAX_PIECE_BYTES"]
+__all__ = ["PieceCacheStats", "DEFAULT_CAPACITY", "DEFAULT_MAX_PIECE_BYTES", "MAX_CAPACITY"]
 
 DEFAULT_CAPACITY = 65_536
+MAX_CAPACITY = 1 << 24  # entries per generation (32-bit arena offsets; ~3 GB of cache)
 DEFAULT_MAX_PIECE_BYTES = 128
 
 
