@@ -3,6 +3,7 @@
  *   core = BpeCore(ranks, "cl100k", cache_capacity=65536, max_cached_piece_bytes=128, hash_seed=seed)
  *   core.encode("hello world")   -> [15339, 1917]     pre-split (built-in pattern) + BPE, ordinary text
  *   core.count("hello world")    -> 2                  the same without building a list
+ *   core.encode_buffer("hello world") -> bytes of native-endian uint32 ids (for numpy.frombuffer)
  *   core.split("hello world")    -> ["hello", " world"]
  *   core.encode_pieces(["hello", " world"]) / core.count_pieces(...)   pieces split elsewhere (any regex)
  *   core.encode_piece(b"...")    -> ids of one byte string (whole-token shortcut, then BPE)
@@ -186,7 +187,10 @@ static int require_pattern(BpeCore *self) {
     return 0;
 }
 
-static PyObject *run_text(BpeCore *self, PyObject *arg, int counting) {
+enum { AS_LIST = 0, AS_COUNT = 1, AS_BUFFER = 2 };
+
+static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
+    int counting = output == AS_COUNT;
     if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
     if (require_pattern(self) < 0) return NULL;
     Py_ssize_t len;
@@ -197,14 +201,17 @@ static PyObject *run_text(BpeCore *self, PyObject *arg, int counting) {
     PyObject *result = NULL;
     if (counting || sink_reserve(&sink, (size_t)len / 3 + 16) == 0) {
         if (emit_text(self, &sink, (const uint8_t *)text, (size_t)len) == 0)
-            result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
+            result = counting ? PyLong_FromSize_t(sink.count)
+                     : output == AS_BUFFER ? PyBytes_FromStringAndSize((const char *)sink.ids, (Py_ssize_t)(sink.len * sizeof *sink.ids))
+                                           : ids_to_list(self, &sink);
     }
     PyMem_Free(sink.ids);
     return result;
 }
 
-static PyObject *BpeCore_encode(BpeCore *self, PyObject *arg) { return run_text(self, arg, 0); }
-static PyObject *BpeCore_count(BpeCore *self, PyObject *arg) { return run_text(self, arg, 1); }
+static PyObject *BpeCore_encode(BpeCore *self, PyObject *arg) { return run_text(self, arg, AS_LIST); }
+static PyObject *BpeCore_count(BpeCore *self, PyObject *arg) { return run_text(self, arg, AS_COUNT); }
+static PyObject *BpeCore_encode_buffer(BpeCore *self, PyObject *arg) { return run_text(self, arg, AS_BUFFER); }
 
 static PyObject *BpeCore_split(BpeCore *self, PyObject *arg) {
     if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
@@ -400,6 +407,7 @@ static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
 static PyMethodDef BpeCore_methods[] = {
     {"encode", (PyCFunction)BpeCore_encode, METH_O, "encode(text) -> ids, with the built-in pattern"},
     {"count", (PyCFunction)BpeCore_count, METH_O, "count(text) -> number of ids, with the built-in pattern"},
+    {"encode_buffer", (PyCFunction)BpeCore_encode_buffer, METH_O, "encode_buffer(text) -> bytes of native uint32 ids"},
     {"split", (PyCFunction)BpeCore_split, METH_O, "split(text) -> pieces, with the built-in pattern"},
     {"encode_pieces", (PyCFunction)BpeCore_encode_pieces, METH_O, "encode_pieces(pieces) -> ids"},
     {"count_pieces", (PyCFunction)BpeCore_count_pieces, METH_O, "count_pieces(pieces) -> number of ids"},

@@ -206,6 +206,27 @@ def test_single_text_error_has_no_item(cl100k, implementation):
         assert (caught.value.token, caught.value.offset, caught.value.item) == ("<|endoftext|>", 1, None)
 
 
+# -- numpy ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, allowed",
+    [("hello world", frozenset()), ("naïve café 😉 " * 50, frozenset()), ("a<|endoftext|>b", "all"), ("", frozenset())],
+)
+def test_encode_to_numpy_matches_tiktoken(cl100k, oracle, text, allowed):
+    import numpy
+
+    expected = oracle["cl100k_base"].encode_to_numpy(text, allowed_special=allowed)
+    got = cl100k.encode_to_numpy(text, allowed_special=allowed)
+    assert got.dtype == numpy.uint32 == expected.dtype
+    assert got.tolist() == expected.tolist()
+
+
+def test_encode_to_numpy_refuses_disallowed_special_tokens(cl100k, implementation):
+    with pytest.raises(ValueError):
+        cl100k.encode_to_numpy("a<|endoftext|>b")
+
+
 # -- offsets ------------------------------------------------------------------------------------------------
 
 

@@ -148,3 +148,22 @@ def test_cached_pieces_keep_end_of_text_semantics(oracle, texts):
     fresh = Encoding(oracle.name, pat_str=oracle._pat_str, mergeable_ranks=oracle._mergeable_ranks, special_tokens={})
     for text in texts * 2:
         assert fresh.encode_ordinary(text) == oracle.encode_ordinary(text), repr(text)
+
+
+def test_encode_to_numpy_matches_tiktoken(enc, oracle):
+    # The ordinary path reads the native core's buffer directly; allowed specials and lone surrogates too.
+    import numpy
+
+    texts = _CORPUS["multilingual"][:5] + ["a<|endoftext|>b " * 3]
+    # Lone surrogates: tiktoken's encode_to_numpy raises UnicodeEncodeError where its encode repairs them;
+    # ours repairs them like encode (a documented deviation), so compare with tiktoken's encode.
+    assert enc.encode_to_numpy("x\ud800y").tolist() == oracle.encode("x\ud800y")
+    for text in texts:
+        expected = oracle.encode_to_numpy(text, allowed_special="all")
+        got = enc.encode_to_numpy(text, allowed_special="all")
+        assert got.dtype == numpy.uint32 and got.tolist() == expected.tolist()
+        assert enc.encode_to_numpy(text, disallowed_special=()).tolist() == oracle.encode_to_numpy(text, disallowed_special=()).tolist()
+    with pytest.raises(ValueError):
+        enc.encode_to_numpy("a<|endoftext|>b")
+    custom = type(enc)("custom", pat_str=r"\S+|\s+", mergeable_ranks=oracle._mergeable_ranks, special_tokens={})
+    assert custom.encode_to_numpy("hello  world").tolist() == custom.encode("hello  world")

@@ -47,6 +47,19 @@ class AsyncRemoteEncoding(RemoteEncodingBase):
         operation = self._encode_operation(allowed_special, disallowed_special)
         return (await self._run(operation, text_inputs([text]), batch_call=False))[0]
 
+    async def encode_to_numpy(
+        self,
+        text: str,
+        *,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ):
+        """`encode` as a numpy uint32 array (numpy is imported here: install it to use this)."""
+        import numpy
+
+        ids = await self.encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)
+        return numpy.array(ids, dtype=numpy.uint32)
+
     async def encode_ordinary(self, text: str) -> list[int]:
         return (await self._run(self._ordinary_operation(), text_inputs([text]), batch_call=False))[0]
 

@@ -12,7 +12,7 @@ Same parameters, defaults, results and exception classes as tiktoken: a disallow
 server returns, with any Python error handler). Plus `version` (the exact model version), `count`,
 `count_batch`, `count_ordinary` and `encode_bytes`, as in the `tokend` engine.
 
-Not handled: `encode_with_unstable`, `encode_to_numpy`, `token_byte_values` and the
+Not handled: `encode_with_unstable`, `token_byte_values` and the
 other rank-table introspection (the vocabulary stays on the server). `num_threads=` is accepted for
 compatibility and ignored: concurrency comes from the client's connection pool.
 """
@@ -129,6 +129,19 @@ class RemoteEncoding(RemoteEncodingBase):
         """Token ids of `text`; by default any special token in it raises DisallowedSpecialTokenError."""
         operation = self._encode_operation(allowed_special, disallowed_special)
         return self._run(operation, text_inputs([text]), batch_call=False)[0]
+
+    def encode_to_numpy(
+        self,
+        text: str,
+        *,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ):
+        """`encode` as a numpy uint32 array, as tiktoken's (numpy is imported here: install it to use this)."""
+        import numpy
+
+        ids = self.encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)
+        return numpy.array(ids, dtype=numpy.uint32)
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of `text`, special tokens encoded as ordinary text (never raises for them)."""
