@@ -104,26 +104,18 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
     return 0;
 }
 
-static int emit_text_window(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
-    size_t pos = 0;
-    while (pos < len) {
-        size_t end = tk_piece_end(self->pattern, text, len, pos);
-        if (end == pos) { /* no alternative matches here: findall skips the character */
-            pos += tk_char_width(text, pos);
-            continue;
-        }
-        if (emit_piece(self, sink, text + pos, end - pos, 1) < 0) return -1;
-        pos = end;
-    }
-    return 0;
-}
-
 /* Big texts go in windows: the pieces of the next ~TK_YIELD_GIL_BYTES are found without the GIL (the
  * scanner reads only the immutable str), then emitted with it (cache lookups; long merges release it again
- * themselves). So the GIL is never held for more than one window's lookups, even for a 1 MB piece. */
+ * themselves). So the GIL is never held for more than one window's lookups, even for a 1 MB piece. Small
+ * texts skip the release (it would cost more than their whole encode). */
 static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
-    if (len < TK_YIELD_GIL_BYTES) return emit_text_window(self, sink, text, len);
-    size_t capacity = 1024, count, pos = 0;
+    size_t pos = 0, start;
+    if (len < TK_YIELD_GIL_BYTES) {
+        while (tk_next_piece(self->pattern, text, len, &pos, &start))
+            if (emit_piece(self, sink, text + start, pos - start, 1) < 0) return -1;
+        return 0;
+    }
+    size_t capacity = 1024, count;
     size_t *bounds = malloc(2 * capacity * sizeof *bounds); /* (start, end) per piece; malloc: grown without the GIL */
     if (!bounds) {
         PyErr_NoMemory();
@@ -135,12 +127,7 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
         int grown = 1;
         count = 0;
         Py_BEGIN_ALLOW_THREADS
-        while (pos < len && pos < window_end) {
-            size_t end = tk_piece_end(self->pattern, text, len, pos);
-            if (end == pos) {
-                pos += tk_char_width(text, pos);
-                continue;
-            }
+        while (pos < window_end && tk_next_piece(self->pattern, text, len, &pos, &start)) {
             if (count == capacity) {
                 size_t *more = realloc(bounds, 4 * capacity * sizeof *bounds); /* PyMem_* needs the GIL */
                 if (!more) {
@@ -150,10 +137,9 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
                 bounds = more;
                 capacity *= 2;
             }
-            bounds[2 * count] = pos;
-            bounds[2 * count + 1] = end;
+            bounds[2 * count] = start;
+            bounds[2 * count + 1] = pos;
             count++;
-            pos = end;
         }
         Py_END_ALLOW_THREADS
         if (!grown) {
@@ -221,21 +207,15 @@ static PyObject *BpeCore_split(BpeCore *self, PyObject *arg) {
     if (!text) return NULL;
     PyObject *pieces = PyList_New(0);
     if (!pieces) return NULL;
-    size_t pos = 0;
-    while (pos < (size_t)len) {
-        size_t end = tk_piece_end(self->pattern, (const uint8_t *)text, (size_t)len, pos);
-        if (end == pos) {
-            pos += tk_char_width((const uint8_t *)text, pos);
-            continue;
-        }
-        PyObject *piece = PyUnicode_DecodeUTF8(text + pos, (Py_ssize_t)(end - pos), "strict");
+    size_t pos = 0, start;
+    while (tk_next_piece(self->pattern, (const uint8_t *)text, (size_t)len, &pos, &start)) {
+        PyObject *piece = PyUnicode_DecodeUTF8(text + start, (Py_ssize_t)(pos - start), "strict");
         if (!piece || PyList_Append(pieces, piece) < 0) {
             Py_XDECREF(piece);
             Py_DECREF(pieces);
             return NULL;
         }
         Py_DECREF(piece);
-        pos = end;
     }
     return pieces;
 }

@@ -28,11 +28,6 @@ typedef struct {
 #define IS_P(c) ((c).width && !((c).cls & (TK_LETTER | TK_NUMBER | TK_SPACE)))
 #define IS_X(c) ((c).width && (c).cp != '\r' && (c).cp != '\n' && !((c).cls & (TK_LETTER | TK_NUMBER)))
 
-size_t tk_char_width(const uint8_t *s, size_t pos) {
-    uint8_t b = s[pos];
-    return b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
-}
-
 static inline tk_char char_at(const uint8_t *s, size_t len, size_t pos) {
     tk_char c;
     if (pos >= len) {
@@ -248,7 +243,8 @@ static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos) {
     return run.end;                                 /* \s+ (a single space before \S) */
 }
 
-size_t tk_piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t pos) {
+/* End of the piece that the pattern matches at `pos` (< len), or `pos` when nothing matches there. */
+static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t pos) {
     switch (pattern) {
     case TK_PATTERN_GPT2:
         return gpt2_piece_end(s, len, pos);
@@ -259,4 +255,17 @@ size_t tk_piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t pos
     default:
         return pos;
     }
+}
+
+int tk_next_piece(tk_pattern pattern, const uint8_t *s, size_t len, size_t *pos, size_t *start) {
+    while (*pos < len) {
+        size_t end = piece_end(pattern, s, len, *pos);
+        if (end > *pos) {
+            *start = *pos;
+            *pos = end;
+            return 1;
+        }
+        *pos += char_at(s, len, *pos).width; /* unmatched: findall skips the character */
+    }
+    return 0;
 }

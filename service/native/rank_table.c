@@ -4,8 +4,9 @@
  * the layout is built for them: single bytes and pairs of bytes are direct array lookups; longer tokens
  * live in an open-addressing table (linear probing, load factor <= 1/2) whose 16-byte slots hold the
  * token's first 8 bytes inline, so a lookup of a token up to 8 bytes touches one slot and nothing else.
- * Measured on o200k_base multilingual cache misses: 2.1x faster merges than slots that point into a
- * separate array of entries and bytes (which cost 3-4 cache misses per lookup).
+ * Measured against the first layout (every token in one table whose slots pointed into separate arrays
+ * of entries and bytes: 3-4 cache misses per lookup), cache disabled: count on multilingual text went
+ * from 17.3 to 24.2 MB/s (o200k_base) and from 23.7 to 37.2 MB/s (cl100k_base).
  * Rejected: transparent huge pages for the slot table (posix_memalign + madvise(MADV_HUGEPAGE)) against
  * TLB misses: this machine's kernel gave none (AnonHugePages 0) and the speed did not move (+-5 %).
  * The hash is seeded per process (module.c) so nobody can precompute inputs whose lookups all collide. */

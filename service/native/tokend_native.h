@@ -85,10 +85,9 @@ void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, u
 /* ---- pre-splitting ------------------------------------------------------------------------------ */
 typedef enum { TK_PATTERN_NONE = 0, TK_PATTERN_GPT2 = 1, TK_PATTERN_CL100K = 2, TK_PATTERN_O200K = 3 } tk_pattern;
 
-/* End (byte offset) of the piece that the pattern matches at byte offset `pos` of the valid UTF-8 text
- * `text` (pos < len), or `pos` itself when nothing matches there (findall then skips one character). */
-size_t tk_piece_end(tk_pattern pattern, const uint8_t *text, size_t len, size_t pos);
-/* Width in bytes of the UTF-8 character starting at text[pos]. */
-size_t tk_char_width(const uint8_t *text, size_t pos);
+/* The next piece of the valid UTF-8 `text` at or after byte offset *pos, as findall finds it: returns 1
+ * with the piece at [*start, *pos) (*pos moves to its end), or 0 when the text is exhausted. Characters
+ * where no alternative matches are skipped, as findall skips them. */
+int tk_next_piece(tk_pattern pattern, const uint8_t *text, size_t len, size_t *pos, size_t *start);
 
 #endif
