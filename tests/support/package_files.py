@@ -1,0 +1,128 @@
+"""Files out of published packages (PyPI sdists/wheels, npm tarballs), fetched once and cached, for tests.
+
+Model fixtures never come from a model hub: they come from packages on the registries this project
+reaches (PyPI, npm), pinned by exact version, downloaded by pip / npm themselves and cached on disk, so a
+second run (and every test of a run) reads the cache. The cache lives in ``$TOKEND_TEST_CACHE`` or
+``~/.cache/tokend-tests``; an archive is unpacked member by member on demand, never whole.
+
+    from support.package_files import pypi_file, npm_file
+
+    gguf = pypi_file("llama-cpp-python", "0.3.36", "vendor/llama.cpp/models/ggml-vocab-qwen2.gguf", sdist=True)
+    r50k = npm_file("gpt-tokenizer", "2.9.0", "data/r50k_base.tiktoken")
+
+Members are named relative to the archive's top directory (an sdist's ``name-version/``, npm's
+``package/``); for a wheel, relative to its root. A missing member raises FileNotFoundError listing
+near matches, so a renamed file in a new release fails loudly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["cache_root", "npm_file", "pypi_file", "sha256_file"]
+
+
+def cache_root() -> Path:
+    root = Path(os.environ.get("TOKEND_TEST_CACHE") or Path.home() / ".cache" / "tokend-tests")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@contextmanager
+def _locked(path: Path):
+    # Several pytest processes (or helpers) may fetch the same package at once: one downloads, the rest wait.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _pypi_archive(name: str, version: str, *, sdist: bool) -> Path:
+    directory = cache_root() / "pypi" / f"{name}-{version}-{'sdist' if sdist else 'wheel'}"
+    with _locked(directory):
+        archives = [p for p in directory.glob("*") if p.suffix in {".gz", ".whl", ".zip"}] if directory.exists() else []
+        if not archives:
+            command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(directory),
+                       f"{name}=={version}"]
+            command += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+            subprocess.run(command, check=True)
+            archives = [p for p in directory.glob("*") if p.suffix in {".gz", ".whl", ".zip"}]
+        if len(archives) != 1:
+            raise FileNotFoundError(f"expected one archive of {name}=={version} in {directory}, found {archives}")
+        return archives[0]
+
+
+def _npm_archive(name: str, version: str) -> Path:
+    directory = cache_root() / "npm" / f"{name.replace('/', '+')}-{version}"
+    with _locked(directory):
+        archives = list(directory.glob("*.tgz")) if directory.exists() else []
+        if not archives:
+            directory.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["npm", "pack", "--silent", f"{name}@{version}", "--pack-destination", str(directory)],
+                           check=True, stdout=subprocess.DEVNULL)
+            archives = list(directory.glob("*.tgz"))
+        if len(archives) != 1:
+            raise FileNotFoundError(f"expected one tarball of {name}@{version} in {directory}, found {archives}")
+        return archives[0]
+
+
+def _extract(archive: Path, member: str, *, top_level: bool) -> Path:
+    target = archive.parent / "files" / member
+    if target.exists():
+        return target
+    with _locked(target):
+        if target.exists():
+            return target
+        if archive.suffix == ".whl" or archive.suffix == ".zip":
+            with zipfile.ZipFile(archive) as zipped:
+                names = zipped.namelist()
+                wanted = _find(names, member, top_level=top_level, archive=archive)
+                data = zipped.read(wanted)
+        else:
+            with tarfile.open(archive) as tarred:
+                names = tarred.getnames()
+                wanted = _find(names, member, top_level=top_level, archive=archive)
+                extracted = tarred.extractfile(wanted)
+                if extracted is None:
+                    raise FileNotFoundError(f"{member} in {archive.name} is not a regular file")
+                data = extracted.read()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return target
+
+
+def _find(names: list[str], member: str, *, top_level: bool, archive: Path) -> str:
+    for name in names:
+        relative = name.split("/", 1)[1] if top_level and "/" in name else name
+        if relative == member:
+            return name
+    stem = Path(member).name
+    near = [name for name in names if Path(name).name == stem or stem.split(".")[0] in Path(name).name][:10]
+    raise FileNotFoundError(f"{member} is not in {archive.name}; files with a similar name: {near}")
+
+
+def pypi_file(name: str, version: str, member: str, *, sdist: bool = False) -> Path:
+    """A file out of the PyPI package ``name==version`` (its sdist or a wheel for this machine), cached."""
+    return _extract(_pypi_archive(name, version, sdist=sdist), member, top_level=sdist)
+
+
+def npm_file(name: str, version: str, member: str) -> Path:
+    """A file out of the npm package ``name@version`` (``npm pack``), relative to its ``package/`` directory."""
+    return _extract(_npm_archive(name, version), member, top_level=True)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
