@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> EngineRun:
     if "threads" in sections:
         warm = corpora["english"][0][:40] + corpora["code"][0][:40]
         batch = [text for kind in KINDS for text in corpora[kind][1]["encode"]]
-        result.scaling = threads.measure_scaling(available, "cl100k_base", warm, batch, rounds=1 if quick else 3)
+        result.scaling = threads.measure_scaling(available, "cl100k_base", warm, batch, rounds=1 if quick else 5)
     if "cold" in sections:
         for encoding in ENCODINGS:
             result.cold += cold_start.measure_cold_start(available, encoding, runs=2 if quick else 5)

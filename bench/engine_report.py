@@ -27,7 +27,7 @@ def render(run, *, command: str, chart: str | None) -> str:
         "",
         "**The machine is shared** (2 cores, several engineers running test suites at the same time): absolute "
         "MB/s move by tens of percent between runs. The ratios — every peer measured in the same round on the same "
-        "text, interleaved block by block — are what this page is for. Method: `bench/engine.py`, "
+        "text, interleaved in blocks of ~256 KB — are what this page is for. Method: `bench/engine.py`, "
         "`bench/throughput.py`; peers and the calls timed: `bench/peers.py`.",
         "",
     ]
@@ -207,4 +207,4 @@ def _not_measured() -> list[str]:
             "- Cold-cache throughput (a fresh Encoding on its first text): every round here warms up first.",
             "- The service (gRPC) path: `python -m bench service all` (docs/bench-service.md).",
             "- Open-model families (tokenizer.json, SentencePiece, Tekken): `python -m bench family` "
-            "(docs/bench-family.md).", ""]
+            "(docs/bench-family-*.md).", ""]
