@@ -1,4 +1,6 @@
-"""Dispatch: `python -m bench engine [--quick]`, `python -m bench family --demo llama3`. Add a benchmark by adding its module to BENCHMARKS."""
+"""Dispatch: `python -m bench engine [--quick]`, `python -m bench family --demo llama3`, ...
+
+Add a benchmark by adding its module to BENCHMARKS."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ from bench._oracle import tiktoken_encoding
 from bench.corpora import KINDS, measurement_corpora
 from bench.exactness import Exactness, check_exact
 from bench.peers import DEFAULT_PEERS, Peer, Unavailable, load_peer
-from bench.throughput import OPERATIONS, measure_cell
+from bench.throughput import measure_cell
 
 __all__ = ["ENCODINGS", "KINDS", "EngineRun", "main"]
 
