@@ -1,11 +1,18 @@
-"""Dispatch: `python -m bench engine [--quick]`. Add a benchmark by adding its module to BENCHMARKS."""
+"""Dispatch: `python -m bench engine [--quick]`, `python -m bench family --demo llama3`, ...
+
+Add a benchmark by adding its module to BENCHMARKS."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHMARKS = {"engine": "bench.engine", "service": "bench.service", "footprint": "bench.footprint"}
+BENCHMARKS = {
+    "engine": "bench.engine",
+    "family": "bench.family",
+    "service": "bench.service",
+    "footprint": "bench.footprint",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,82 @@
+"""Thread scaling of the batch calls: `num_threads=2` against 1, for the peers that take a thread count per call.
+
+    rows = measure_scaling(["tokend", "tiktoken"], "cl100k_base", warm, batch, rounds=3)
+
+Each measurement gets a fresh peer instance warmed on `warm` and then encodes (or counts) `batch`, text
+it has not seen, so a cache does not make the second run look faster. Wall time (`time.perf_counter`),
+since the point is to use a second core; the CPU/wall figure says how many cores the call really kept
+busy. 1 and 2 threads alternate within a round, and the speed-up is the median over rounds of each
+round's ratio. On a machine whose 2 cores are shared with other work, 2 threads can only approach 2×.
+
+Not measured: peers whose batch calls run on a process-wide pool sized once per process (fastokens and
+splintr use rayon's global pool, RAYON_NUM_THREADS): their rows say so.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.peers import Unavailable, load_peer
+from bench.throughput import megabytes
+
+__all__ = ["ScalingResult", "measure_scaling"]
+
+
+@dataclass(frozen=True)
+class ScalingResult:
+    peer: str
+    operation: str  # "encode_ordinary_batch" | "count_batch"
+    one_thread: float | None = None  # MB/s, median
+    two_threads: float | None = None
+    speedup: float | None = None  # median over rounds of (time with 1 thread / time with 2)
+    cpu_per_wall: float | None = None  # with 2 threads: ~1.0 = one core busy, ~2.0 = both
+    note: str | None = None
+
+
+def measure_scaling(
+    peers: Sequence[str], encoding: str, warm: Sequence[str], batch: Sequence[str], *, rounds: int
+) -> list[ScalingResult]:
+    results = []
+    for key in peers:
+        for operation in ("encode_ordinary_batch", "count_batch"):
+            results.append(_scaling(key, operation, encoding, list(warm), list(batch), rounds))
+    return results
+
+
+def _scaling(key: str, operation: str, encoding: str, warm: list[str], batch: list[str], rounds: int):
+    probe = load_peer(key, encoding)
+    label = probe.label
+    if isinstance(probe, Unavailable):
+        return ScalingResult(label, operation, note=probe.reason)
+    if (probe.encode_batch if operation == "encode_ordinary_batch" else probe.count_batch) is None:
+        return ScalingResult(label, operation, note="no per-call thread count (process-wide pool)")
+    size = megabytes(batch)
+    seconds: dict[int, list[float]] = {1: [], 2: []}
+    cpu_ratio: list[float] = []
+    for round_index in range(rounds):
+        for threads in (1, 2) if round_index % 2 == 0 else (2, 1):
+            peer = load_peer(key, encoding)
+            function = peer.encode_batch if operation == "encode_ordinary_batch" else peer.count_batch
+            for text in warm:
+                peer.encode(text)
+            try:
+                wall, cpu = time.perf_counter(), time.process_time()
+                function(batch, threads)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            except TypeError as error:  # e.g. an engine whose batch call has no num_threads yet
+                return ScalingResult(label, operation, note=f"cannot set threads: {error}")
+            seconds[threads].append(wall)
+            if threads == 2:
+                cpu_ratio.append(cpu / wall)
+    speedups = [one / two for one, two in zip(seconds[1], seconds[2])]
+    return ScalingResult(
+        label,
+        operation,
+        one_thread=size / statistics.median(seconds[1]),
+        two_threads=size / statistics.median(seconds[2]),
+        speedup=statistics.median(speedups),
+        cpu_per_wall=statistics.median(cpu_ratio),
+    )
