@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from tokend.engine.special_tokens import special_token_regex
@@ -134,7 +134,8 @@ class ChatEncoder:
         parsed, parsed_tools, context = self._prepare(
             messages, tools, add_generation_prompt, content_special_tokens, limits, per_message
         )
-        return self.chat_format.count(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
+        result = self.chat_format.count(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
+        return result if per_message else replace(result, per_message=[])
 
     def _prepare(self, messages, tools, add_generation_prompt, content_special_tokens, limits, spans):
         if not isinstance(add_generation_prompt, bool):
