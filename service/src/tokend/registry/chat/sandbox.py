@@ -86,11 +86,15 @@ class _Budget:
 
 
 _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("tokend_chat_template_budget", default=None)
-_NO_BUDGET = _Budget(TemplateLimits(seconds=3600.0))  # compile-time constant folding runs outside a render
 
 
 def _budget() -> _Budget:
-    return _BUDGET.get() or _NO_BUDGET
+    budget = _BUDGET.get()
+    if budget is None:
+        # Jinja folds constant expressions while compiling (`{{ 'a'|center(10**8) }}`), outside any render and
+        # its limits; refusing here makes the compiler leave them for render time, where the budget applies.
+        raise _LimitExceeded("size_limit", "template code runs only inside a render")
+    return budget
 
 
 def _estimate(value: Any, cap: int) -> int:
