@@ -58,7 +58,7 @@ def test_raise_exception_keeps_the_templates_message():
         "{{ cycler.__init__.__globals__ }}",
         "{{ messages.append(1) }}",
         "{{ messages[0].update({'role': 'system'}) }}",
-        "{% set x = namespace() %}{{ x.__init__.__globals__ }}",
+        "{{ raise_exception.__globals__['json'] }}",
     ],
 )
 def test_attribute_escapes_and_mutation_are_forbidden(source):
