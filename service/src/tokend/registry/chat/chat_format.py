@@ -73,11 +73,11 @@ class ChatFormat(ABC):
 
     def count(self, encoding, messages, tools, add_generation_prompt, context: RenderContext) -> ChatCount:
         rendered = self.render(messages, tools, add_generation_prompt, context)
-        return count_rendered(encoding, rendered, text_specials=context.content_specials)
+        return count_rendered(encoding, rendered)
 
     def encode(self, encoding, messages, tools, add_generation_prompt, context: RenderContext) -> ChatEncoding:
         rendered = self.render(messages, tools, add_generation_prompt, context)
-        return encode_rendered(encoding, rendered, text_specials=context.content_specials)
+        return encode_rendered(encoding, rendered)
 
     def describe(self) -> str:
         return self.name

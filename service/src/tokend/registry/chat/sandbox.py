@@ -197,6 +197,12 @@ def _strftime_now(format: str) -> str:
     return datetime.now().strftime(format)
 
 
+# Filters whose result can be much larger than their arguments: estimated before they run. Every other filter
+# returns at most what it is given (length, trim, first, map, ...) and is only checked after.
+_SERIALISING_FILTERS = frozenset({"join", "string", "pprint", "xmlattr", "urlize", "wordwrap", "center", "batch", "slice", "list"})
+_GROWING_FILTERS = _SERIALISING_FILTERS | {"indent", "replace", "format"}
+
+
 def _wrap_filter(name: str, function: Any) -> Any:
     """Every filter: deadline, size-like integer arguments, an estimate for the ones that multiply, result."""
 
@@ -204,7 +210,7 @@ def _wrap_filter(name: str, function: Any) -> Any:
         budget = _budget()
         budget.tick()
         _check_int_arguments(args[1:], kwargs, f"the result of the {name!r} filter")
-        if args:
+        if args and name in _GROWING_FILTERS:
             value = args[0]
             estimate = _estimate(value, budget.max_chars)
             if name == "indent":
@@ -219,8 +225,8 @@ def _wrap_filter(name: str, function: Any) -> Any:
             elif name == "format" and isinstance(value, str):
                 _check_format_spec(value, "the result of the 'format' filter")
                 budget.size(estimate + sum(_estimate(arg, budget.max_chars) for arg in args[1:]), "a string")
-            else:
-                budget.size(estimate, f"the input of the {name!r} filter")
+            elif name in _SERIALISING_FILTERS:
+                budget.size(estimate, f"the result of the {name!r} filter")
         return _check_value(function(*args, **kwargs), f"the result of the {name!r} filter")
 
     bounded.__name__ = getattr(function, "__name__", name)

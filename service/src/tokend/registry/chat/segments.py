@@ -7,16 +7,16 @@ as separate segments; where it tokenizes one string (transformers), the format e
 two special tokens as one segment, so the ids equal those of the whole string.
 
     >>> rendered = RenderedChat((Segment("<|im_start|>", special=True, owner=0), Segment("user\\nHi", owner=0)), 1)
-    >>> encode_rendered(encoding, rendered, text_specials=True).ids       # doctest: +SKIP
+    >>> encode_rendered(encoding, rendered).ids       # doctest: +SKIP
     [151644, 872, 198, 13048]
 
 Every segment has an `owner`: the index of the message it renders, or None for what the format adds on its
 own (a BOS token, a default system prompt, the generation prompt). A segment may also list `splits`:
 character offsets inside its text where a later message starts (templates only; see template_format).
 
-`text_specials` decides what special-token text inside text segments becomes: special tokens (as
-transformers does with the whole rendered string) or ordinary text (as openai-harmony and mistral-common
-do with message content).
+Text segments are always encoded as ordinary text: a format that wants special-token text inside a
+string to become special tokens (transformers' rule) cuts it out as special segments when it builds them
+(text_builder), so the engine never searches for special tokens twice.
 """
 
 from __future__ import annotations
@@ -83,31 +83,11 @@ class ChatCount:
         return self.total - sum(self.per_message)
 
 
-class _TextEncoder(Protocol):  # the part of the engine contract used here
-    special_tokens: object
-
-    def encode(self, text: str, *, allowed_special=..., disallowed_special=...) -> list[int]: ...
-    def encode_ordinary(self, text: str) -> list[int]: ...
-    def count(self, text: str, *, allowed_special=..., disallowed_special=...) -> int: ...
-    def count_ordinary(self, text: str) -> int: ...
-    def decode_tokens_bytes(self, tokens: list[int]) -> list[bytes]: ...
 
 
-def _encoder(encoding, text_specials: bool):
-    if text_specials:
-        return lambda text: encoding.encode(text, allowed_special="all", disallowed_special=())
-    return encoding.encode_ordinary
-
-
-def _counter(encoding, text_specials: bool):
-    if text_specials:
-        return lambda text: encoding.count(text, allowed_special="all", disallowed_special=())
-    return encoding.count_ordinary
-
-
-def encode_rendered(encoding, rendered: RenderedChat, *, text_specials: bool) -> ChatEncoding:
+def encode_rendered(encoding, rendered: RenderedChat) -> ChatEncoding:
     """Ids of a rendered chat and the span of each message."""
-    encode_text = _encoder(encoding, text_specials)
+    encode_text = encoding.encode_ordinary
     special_ids = encoding.special_tokens
     ids: list[int] = []
     owners: list[int | None] = []  # per segment piece: (owner, token count) in order
@@ -131,9 +111,9 @@ def encode_rendered(encoding, rendered: RenderedChat, *, text_specials: bool) ->
     return ChatEncoding(ids, rendered.text, spans, rendered.spans_exact)
 
 
-def count_rendered(encoding, rendered: RenderedChat, *, text_specials: bool) -> ChatCount:
+def count_rendered(encoding, rendered: RenderedChat) -> ChatCount:
     """Total and per-message counts of a rendered chat, without building the id list where possible."""
-    count_text = _counter(encoding, text_specials)
+    count_text = encoding.count_ordinary
     owners: list[int | None] = []
     counts: list[int] = []
     for segment in rendered.segments:
@@ -144,7 +124,7 @@ def count_rendered(encoding, rendered: RenderedChat, *, text_specials: bool) -> 
             owners.append(segment.owner)
             counts.append(count_text(segment.text))
         else:
-            piece = _encoder(encoding, text_specials)(segment.text)
+            piece = encoding.encode_ordinary(segment.text)
             for owner, count in _split_by_offsets(encoding, segment, piece):
                 owners.append(owner)
                 counts.append(count)
