@@ -64,72 +64,73 @@ class ChatmlFormat(ChatFormat):
     ) -> RenderedChat:
         for message in messages:
             check_message(message, self.name, roles=("system", "user", "assistant", "tool"), tool_calls=True)
-        builder = TextBuilder()
+        builder = TextBuilder(context.special_tokens, content_specials=context.content_specials)
         add = builder.add
+        template = builder.template
         first_is_system = bool(messages) and messages[0].role == "system"
         if tools:
             owner = 0 if first_is_system else None
-            add(f"{IM_START}system\n", owner)
+            template(f"{IM_START}system\n", owner)
             if first_is_system:
                 add(messages[0].text, 0, content=True)
-                add("\n\n", 0)
-            add(_TOOLS_INTRO, owner)
+                template("\n\n", 0)
+            template(_TOOLS_INTRO, owner)
             for tool in tools:
-                add("\n", owner)
+                template("\n", owner)
                 add(json.dumps(tool.raw, ensure_ascii=False), owner, content=True)
-            add(_TOOLS_OUTRO, owner)
+            template(_TOOLS_OUTRO, owner)
         elif first_is_system:
-            add(f"{IM_START}system\n", 0)
+            template(f"{IM_START}system\n", 0)
             add(messages[0].text, 0, content=True)
-            add(f"{IM_END}\n", 0)
+            template(f"{IM_END}\n", 0)
         last_query = _last_query_index(messages)
         for position, message in enumerate(messages):
             owner = message.index
             last = position == len(messages) - 1
             if message.role == "user" or (message.role == "system" and position > 0):
-                add(f"{IM_START}{message.role}\n", owner)
+                template(f"{IM_START}{message.role}\n", owner)
                 add(message.text, owner, content=True)
-                add(f"{IM_END}\n", owner)
+                template(f"{IM_END}\n", owner)
             elif message.role == "assistant":
                 self._assistant(builder, message, after_last_query=position > last_query, last=last)
             elif message.role == "tool":
                 if position == 0 or messages[position - 1].role != "tool":
-                    add(f"{IM_START}user", owner)
-                add("\n<tool_response>\n", owner)
+                    template(f"{IM_START}user", owner)
+                template("\n<tool_response>\n", owner)
                 add(message.text, owner, content=True)
-                add("\n</tool_response>", owner)
+                template("\n</tool_response>", owner)
                 if last or messages[position + 1].role != "tool":
-                    add(f"{IM_END}\n", owner)
+                    template(f"{IM_END}\n", owner)
         if add_generation_prompt:
-            add(f"{IM_START}assistant\n", None)
+            template(f"{IM_START}assistant\n", None)
             if self.enable_thinking is False:
-                add("<think>\n\n</think>\n\n", None)
-        return builder.build(context.special_tokens, content_specials=context.content_specials, message_count=len(messages))
+                template("<think>\n\n</think>\n\n", None)
+        return builder.build(message_count=len(messages))
 
     @staticmethod
     def _assistant(builder: TextBuilder, message: ChatMessage, *, after_last_query: bool, last: bool) -> None:
-        add, owner = builder.add, message.index
+        add, template, owner = builder.add, builder.template, message.index
         content, reasoning = message.text, ""
         if "</think>" in content:
             reasoning = content.split("</think>")[0].rstrip("\n").split("<think>")[-1].lstrip("\n")
             content = content.split("</think>")[-1].lstrip("\n")
-        add(f"{IM_START}assistant\n", owner)
+        template(f"{IM_START}assistant\n", owner)
         if after_last_query and (last or reasoning):
-            add("<think>\n", owner)
+            template("<think>\n", owner)
             add(reasoning.strip("\n"), owner, content=True)
-            add("\n</think>\n\n", owner)
+            template("\n</think>\n\n", owner)
             add(content.lstrip("\n"), owner, content=True)
         else:
             add(content, owner, content=True)
         for number, call in enumerate(message.tool_calls):
             if number > 0 or content:
-                add("\n", owner)
-            add('<tool_call>\n{"name": "', owner)
+                template("\n", owner)
+            template('<tool_call>\n{"name": "', owner)
             add(call.name, owner, content=True)
-            add('", "arguments": ', owner)
+            template('", "arguments": ', owner)
             add(call.arguments, owner, content=True)
-            add("}\n</tool_call>", owner)
-        add(f"{IM_END}\n", owner)
+            template("}\n</tool_call>", owner)
+        template(f"{IM_END}\n", owner)
 
 
 def _last_query_index(messages: tuple[ChatMessage, ...]) -> int:

@@ -37,15 +37,21 @@ class Llama3Format(ChatFormat):
         context: RenderContext,
     ) -> RenderedChat:
         refuse_tools(tools, self.name, " (Llama 3.1+ tool calling: publish the model's own chat template)")
-        builder = TextBuilder()
+        builder = TextBuilder(context.special_tokens, content_specials=context.content_specials)
         for message in messages:
             check_message(message, self.name, roles=("system", "user", "assistant"), tool_calls=False, content_required=True)
             owner = message.index
             if owner == 0:
-                builder.add(BOS, owner)
-            builder.add(f"{START_HEADER}{message.role}{END_HEADER}\n\n", owner)
+                builder.token(BOS, owner)
+            builder.token(START_HEADER, owner)
+            builder.add(message.role, owner)
+            builder.token(END_HEADER, owner)
+            builder.add("\n\n", owner)
             builder.add(message.text.strip(), owner, content=True)
-            builder.add(EOT, owner)
+            builder.token(EOT, owner)
         if add_generation_prompt:
-            builder.add(f"{START_HEADER}assistant{END_HEADER}\n\n", None)
-        return builder.build(context.special_tokens, content_specials=context.content_specials, message_count=len(messages))
+            builder.token(START_HEADER, None)
+            builder.add("assistant", None)
+            builder.token(END_HEADER, None)
+            builder.add("\n\n", None)
+        return builder.build(message_count=len(messages))

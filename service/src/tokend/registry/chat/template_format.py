@@ -66,10 +66,10 @@ class TemplateChatFormat(ChatFormat):
         raw_tools = None if tools is None else [tool.raw for tool in tools]
         full = self._render(raw_messages, raw_tools, add_generation_prompt, context.limits)
         count = len(messages)
-        builder = TextBuilder()
+        builder = TextBuilder(context.special_tokens, content_specials=True)
         if not context.spans or count == 0:
-            builder.add(full, None)
-            return builder.build(context.special_tokens, content_specials=True, message_count=count, spans_exact=not count)
+            builder.add_rendered(full, None)
+            return builder.build(message_count=count, spans_exact=not count)
         # boundaries[k]: where message k starts (k < count) / where the last one ends (k == count)
         boundaries: list[int | None] = []
         for k in range(count + 1):
@@ -100,7 +100,7 @@ class TemplateChatFormat(ChatFormat):
         position = 0
         owner: int | None = None
         for offset, next_owner in known:
-            builder.add(full[position:offset], owner)
+            builder.add_rendered(full[position:offset], owner)
             position, owner = offset, next_owner
-        builder.add(full[position:], owner)
-        return builder.build(context.special_tokens, content_specials=True, message_count=count, spans_exact=exact)
+        builder.add_rendered(full[position:], owner)
+        return builder.build(message_count=count, spans_exact=exact)
