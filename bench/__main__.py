@@ -12,6 +12,7 @@ BENCHMARKS = {
     "family": "bench.family",
     "service": "bench.service",
     "footprint": "bench.footprint",
+    "chat": "bench.chat",
 }
 
 

@@ -6,10 +6,14 @@ TokendError(Exception)
 ├── UnknownTokenIdError(TokendError, KeyError)             .token_id .item
 ├── ModelFormatError(TokendError, ValueError)              a payload/manifest that does not parse
 ├── ChecksumMismatchError(TokendError, ValueError)         .expected .actual .what
-└── (registry)
-    ├── ModelNotFoundError(TokendError, ValueError)        .ref .available
-    ├── VersionConflictError(TokendError)                  different content under a published name@version
-    └── RegistryError(TokendError)                         anything else the registry refuses
+├── (registry)
+│   ├── ModelNotFoundError(TokendError, ValueError)        .ref .available
+│   ├── VersionConflictError(TokendError)                  different content under a published name@version
+│   └── RegistryError(TokendError)                         anything else the registry refuses
+└── (chat)
+    ├── ChatRequestError(TokendError, ValueError)          .message_index .field: messages/tools a chat format refuses
+    │   └── ChatTemplateError(ChatRequestError)            .reason: a chat template raised, failed or hit a limit
+    └── ChatFormatNotSetError(TokendError, ValueError)     .ref: the model version has no chat format
 ```
 
 The `ValueError` / `KeyError` bases keep code written for tiktoken working unchanged: tiktoken raises
@@ -32,6 +36,9 @@ __all__ = [
     "ModelNotFoundError",
     "VersionConflictError",
     "RegistryError",
+    "ChatRequestError",
+    "ChatTemplateError",
+    "ChatFormatNotSetError",
 ]
 
 
@@ -146,3 +153,60 @@ class VersionConflictError(TokendError):
 
 class RegistryError(TokendError):
     """Anything else the registry refuses: a bad layout, an unreachable source, a write to a read-only source."""
+
+
+class ChatRequestError(TokendError, ValueError):
+    """Chat messages or tools that a chat format cannot render; names the offending item.
+
+    `message_index` is the index in `messages` (None when the problem is not one message, e.g. `tools`);
+    `field` is the path of the offending value, e.g. "messages[2].tool_calls[0].function.name".
+
+    >>> err = ChatRequestError("role 'robot' is not one of system, user, assistant", message_index=1,
+    ...                        field="messages[1].role")
+    >>> str(err), err.message_index
+    ("messages[1].role: role 'robot' is not one of system, user, assistant", 1)
+    """
+
+    def __init__(self, problem: str, *, message_index: int | None = None, field: str | None = None) -> None:
+        self.problem = problem
+        self.message_index = message_index
+        self.field = field
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+    def __reduce__(self):
+        return (_rebuild_chat_error, (type(self), self.problem, self.message_index, self.field, None))
+
+
+class ChatTemplateError(ChatRequestError):
+    """A chat template (code from the registry) that raised, failed or exceeded its limits while rendering.
+
+    `reason`: "raised" (the template called raise_exception: its message is kept), "failed" (any other error
+    inside the template), "security" (an attribute or call the sandbox forbids), "time_limit", "size_limit".
+    """
+
+    def __init__(self, problem: str, *, reason: str, message_index: int | None = None, field: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(problem, message_index=message_index, field=field)
+
+    def __reduce__(self):
+        return (_rebuild_chat_error, (type(self), self.problem, self.message_index, self.field, self.reason))
+
+
+def _rebuild_chat_error(cls, problem, message_index, field, reason):
+    if reason is None:
+        return cls(problem, message_index=message_index, field=field)
+    return cls(problem, reason=reason, message_index=message_index, field=field)
+
+
+class ChatFormatNotSetError(TokendError, ValueError):
+    """`encode_chat` / `count_chat` on a model version whose manifest has no chat format."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(
+            f"model {ref} has no chat format; publish a new version with one (Registry.publish_chat_format, "
+            "or `tokend registry import ... --chat-format NAME | --chat-template FILE`), or use a model that has one"
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.ref,))

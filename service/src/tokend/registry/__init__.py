@@ -6,12 +6,23 @@ Public names (see `registry.py` for the main class and docs/registry.md for the 
     Manifest, PayloadFile, Provenance, MANIFEST_FORMAT_VERSION
     ModelVersionRef, ModelSummary, LoadedModel, RefreshReport, AliasMove, VerificationResult
     DirectorySource, HttpSource, NewVersion, describe_payload
+    ChatFormatSpec, ChatEncoding, ChatCount, TemplateLimits, builtin_chat_format, chat_format_from_template,
+    chat_format_from_tokenizer_config (chat formats: see registry/chat/)
 
 Errors come from `tokend.errors` (ModelNotFoundError, VersionConflictError, RegistryError,
 ChecksumMismatchError, ModelFormatError).
 """
 
 from tokend.registry.catalog import ModelSummary
+from tokend.registry.chat import (
+    ChatCount,
+    ChatEncoding,
+    ChatFormatSpec,
+    TemplateLimits,
+    builtin_chat_format,
+    chat_format_from_template,
+    chat_format_from_tokenizer_config,
+)
 from tokend.registry.default_registry import default_registry, get_encoding, list_encoding_names
 from tokend.registry.directory_source import DirectorySource
 from tokend.registry.http_source import HttpSource
@@ -23,6 +34,9 @@ from tokend.registry.reports import AliasMove, LoadedModel, RefreshReport, Verif
 
 __all__ = [
     "AliasMove",
+    "ChatCount",
+    "ChatEncoding",
+    "ChatFormatSpec",
     "DirectorySource",
     "HttpSource",
     "LoadedModel",
@@ -34,8 +48,12 @@ __all__ = [
     "PayloadFile",
     "Provenance",
     "RefreshReport",
+    "TemplateLimits",
     "Registry",
     "VerificationResult",
+    "builtin_chat_format",
+    "chat_format_from_template",
+    "chat_format_from_tokenizer_config",
     "default_registry",
     "describe_payload",
     "get_encoding",

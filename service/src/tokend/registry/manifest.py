@@ -2,7 +2,7 @@
 
 A version directory holds `manifest.json` and one payload file. The manifest says what the payload is
 (`tiktoken_ranks` or `minbpe_model`), how to split text (`pattern`), which special tokens exist with which
-ids, the vocabulary size, the SHA-256 of the payload as stored (and, for a gzip-compressed payload, of its
+ids, the vocabulary size, optionally how chats are rendered (`chat_format`, see registry.chat.spec), the SHA-256 of the payload as stored (and, for a gzip-compressed payload, of its
 decompressed content: for OpenAI's files that is the hash tiktoken publishes), when it was made and from
 what (provenance).
 
@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tokend.errors import ModelFormatError
+from tokend.registry.chat.spec import ChatFormatSpec
 
 # The only manifest layout this code reads and writes. Bump it when the meaning of a field changes.
 MANIFEST_FORMAT_VERSION = 1
@@ -111,6 +112,9 @@ class Manifest(BaseModel):
     created_at: datetime
     description: str = ""
     provenance: Provenance
+    # How chats become prompt tokens for this version (None: encode_chat/count_chat refuse). Optional, so
+    # manifests written before chat formats existed read unchanged.
+    chat_format: ChatFormatSpec | None = None
 
     @field_validator("format_version")
     @classmethod
@@ -155,6 +159,7 @@ class Manifest(BaseModel):
             and self.pattern == other.pattern
             and self.special_tokens == other.special_tokens
             and self.n_vocab == other.n_vocab
+            and self.chat_format == other.chat_format
         )
 
     def to_json_bytes(self) -> bytes:

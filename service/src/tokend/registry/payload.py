@@ -27,6 +27,7 @@ from tokend.engine import Encoding, load_minbpe_model, load_tiktoken_ranks, merg
 from tokend.engine.training import NO_SPLIT_PATTERN
 from tokend.errors import ChecksumMismatchError, ModelFormatError
 from tokend.registry.atomic_files import sha256_hex
+from tokend.registry.chat import ChatEncoder, ChatFormatSpec, build_chat_format
 from tokend.registry.manifest import (
     MANIFEST_FORMAT_VERSION,
     Compression,
@@ -151,12 +152,15 @@ def describe_payload(
     expected_content_sha256: str | None = None,
     description: str = "",
     provenance: Provenance | dict[str, Any],
+    chat_format: ChatFormatSpec | dict[str, Any] | None = None,
 ) -> NewVersion:
     """Build the manifest for payload bytes, loading them once to prove they work.
 
     For `minbpe_model` the pattern and special tokens are read from the payload (passing different
     ones is an error); for `tiktoken_ranks` `pattern` is required. `expected_content_sha256` (e.g.
-    tiktoken's published hash) is checked against the decompressed content.
+    tiktoken's published hash) is checked against the decompressed content. `chat_format` (see
+    registry.chat.spec) is checked against the payload: it must compile and the model must define every
+    special token the format emits.
 
         >>> new = describe_payload(name="cl100k_base", version=1, payload_format="tiktoken_ranks",
         ...                        stored=gz_bytes, compression="gzip", pattern=GPT4_PATTERN,
@@ -207,6 +211,16 @@ def describe_payload(
         created_at=utc_now(),
         description=description,
         provenance=provenance if isinstance(provenance, Provenance) else dict(provenance),
+        chat_format=chat_format,
     )
     encoding = _parse_encoding(draft, content)
+    build_chat_encoder(draft, encoding)
     return NewVersion(draft.model_copy(update={"n_vocab": encoding.n_vocab}), stored)
+
+
+def build_chat_encoder(manifest: Manifest, encoding: Encoding) -> ChatEncoder | None:
+    """The manifest's chat format bound to its encoding (None without one); ModelFormatError when they do
+    not fit (a template that does not compile, a special token the model lacks)."""
+    if manifest.chat_format is None:
+        return None
+    return ChatEncoder(encoding, build_chat_format(manifest.chat_format), ref=manifest.ref)

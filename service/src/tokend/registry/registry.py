@@ -42,7 +42,8 @@ from tokend.registry.directory_source import DirectorySource
 from tokend.registry.http_source import HttpSource
 from tokend.registry.manifest import Compression, Manifest, PayloadFormat, Provenance, parse_manifest
 from tokend.registry.model_ref import ModelVersionRef, parse_model_ref
-from tokend.registry.payload import NewVersion, build_encoding, describe_payload, verify_payload
+from tokend.registry.chat import ChatFormatSpec
+from tokend.registry.payload import NewVersion, build_chat_encoder, build_encoding, describe_payload, verify_payload
 from tokend.registry.polling import Poller
 from tokend.registry.reports import AliasMove, LoadedModel, RefreshReport, VerificationResult
 from tokend.registry.source import Source
@@ -171,12 +172,13 @@ class Registry:
                 manifest, digest = self._read_manifest(vref)
                 content = verify_payload(manifest, self._source.read_payload(manifest))
                 encoding = build_encoding(manifest, content)
+                chat = build_chat_encoder(manifest, encoding)
             except _STICKY_ERRORS as error:
                 with self._lock:
                     self._failures[vref] = error
                 logger.error("refusing %s: %s", vref, error)
                 raise
-            loaded = LoadedModel(vref.name, vref.version, manifest, digest, encoding, time.perf_counter() - started)
+            loaded = LoadedModel(vref.name, vref.version, manifest, digest, encoding, time.perf_counter() - started, chat)
             with self._lock:
                 self._loaded[vref] = loaded
             logger.info("loaded %s in %.3f s", vref, loaded.load_seconds)
@@ -226,6 +228,7 @@ class Registry:
         expected_content_sha256: str | None = None,
         description: str = "",
         provenance: Provenance | dict[str, Any],
+        chat_format: ChatFormatSpec | dict[str, Any] | None = None,
     ) -> Manifest:
         """Publish payload bytes as `name@version` (None: the next version). Returns the stored manifest.
 
@@ -248,6 +251,7 @@ class Registry:
             expected_content_sha256=expected_content_sha256,
             description=description,
             provenance=provenance,
+            chat_format=chat_format,
         )
         for _ in range(_AUTO_VERSION_ATTEMPTS):
             try:
@@ -258,6 +262,34 @@ class Registry:
                 # Another publisher took that number first: take the next one.
                 new = NewVersion(new.manifest.model_copy(update={"version": self._next_version(name)}), new.stored)
         raise RegistryError(f"could not find a free version for {name} after {_AUTO_VERSION_ATTEMPTS} attempts")
+
+    def publish_chat_format(
+        self, ref: str, chat_format: ChatFormatSpec | dict[str, Any] | None, *, description: str | None = None
+    ) -> Manifest:
+        """Publish the payload of `ref` again, as the next version of its name, with `chat_format` (None:
+        without one). Published versions are immutable, so adding or changing a chat format is a new version.
+
+            >>> registry.publish_chat_format("qwen3@1", builtin_chat_format("chatml")).ref
+            'qwen3@2'
+        """
+        vref = self.resolve(ref)
+        manifest, _ = self._read_manifest(vref)
+        stored = self._source.read_payload(manifest)
+        verify_payload(manifest, stored)
+        provenance = {**manifest.provenance.model_dump(exclude_none=True), "chat_format_added_to": str(vref)}
+        return self.publish(
+            manifest.name,
+            payload=stored,
+            payload_format=manifest.payload_format,
+            compression=manifest.payload.compression,
+            pattern=manifest.pattern,
+            special_tokens=dict(manifest.special_tokens),
+            explicit_n_vocab=manifest.explicit_n_vocab,
+            expected_content_sha256=manifest.payload.content_sha256,
+            description=manifest.description if description is None else description,
+            provenance=provenance,
+            chat_format=chat_format,
+        )
 
     def publish_version(self, new: NewVersion) -> Manifest:
         """Publish a prepared manifest + payload (see `payload.describe_payload`)."""

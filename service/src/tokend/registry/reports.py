@@ -9,9 +9,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tokend.engine import Encoding
+from tokend.errors import ChatFormatNotSetError
+from tokend.registry.chat import ChatCount, ChatEncoder, ChatEncoding, ContentSpecialTokens, TemplateLimits
 from tokend.registry.manifest import Manifest
 
 
@@ -25,10 +29,49 @@ class LoadedModel:
     manifest_sha256: str  # of manifest.json as stored: identifies the exact artifact
     encoding: Encoding
     load_seconds: float = 0.0  # read + verify + parse, for the model-load metric
+    chat: ChatEncoder | None = None  # the manifest's chat format bound to the encoding (None: no chat format)
 
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def encode_chat(
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Any] | None = None,
+        add_generation_prompt: bool = True,
+        *,
+        content_special_tokens: ContentSpecialTokens = "reference",
+        limits: TemplateLimits | None = None,
+    ) -> ChatEncoding:
+        """The prompt ids of a chat in this version's chat format (see `ChatEncoder.encode_chat`).
+
+            >>> registry.load("qwen3").encode_chat([{"role": "user", "content": "Hi"}]).ids
+        """
+        return self._chat().encode_chat(
+            messages, tools, add_generation_prompt, content_special_tokens=content_special_tokens, limits=limits
+        )
+
+    def count_chat(
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Any] | None = None,
+        add_generation_prompt: bool = True,
+        *,
+        content_special_tokens: ContentSpecialTokens = "reference",
+        limits: TemplateLimits | None = None,
+        per_message: bool = True,
+    ) -> ChatCount:
+        """`ChatCount(total, per_message, ...)` of a chat in this version's chat format."""
+        return self._chat().count_chat(
+            messages, tools, add_generation_prompt, content_special_tokens=content_special_tokens, limits=limits,
+            per_message=per_message,
+        )
+
+    def _chat(self) -> ChatEncoder:
+        if self.chat is None:
+            raise ChatFormatNotSetError(self.ref)
+        return self.chat
 
 
 @dataclass(frozen=True)

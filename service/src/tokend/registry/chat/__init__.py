@@ -1,0 +1,47 @@
+"""Chat formats: the exact prompt tokens of OpenAI-shaped messages and tools, per model version.
+
+A model version may carry a chat format in its manifest (`ChatFormatSpec`): a built-in (`harmony`,
+`openai-chat`, `chatml`, `llama3`, `mistral`) or a Jinja2 template rendered as transformers renders it,
+in a sandbox with time and size limits. A loaded model encodes and counts chats with it:
+
+    >>> model = Registry.open("models/").load("qwen3")
+    >>> model.encode_chat([{"role": "user", "content": "Hi"}]).ids
+    >>> model.count_chat(messages, tools=tools).per_message
+
+Modules: messages (checks), segments (ids and spans), chat_format (ChatFormat, ChatEncoder), sandbox and
+template_format (templates), text_builder, one module per built-in, spec (the manifest field).
+"""
+
+from tokend.registry.chat.chat_format import CONTENT_SPECIAL_TOKENS, ChatEncoder, ChatFormat, ContentSpecialTokens
+from tokend.registry.chat.messages import ChatMessage, ToolCall, ToolDefinition, parse_messages, parse_tools
+from tokend.registry.chat.sandbox import TemplateLimits
+from tokend.registry.chat.segments import ChatCount, ChatEncoding
+from tokend.registry.chat.spec import (
+    BUILTIN_CHAT_FORMATS,
+    ChatFormatSpec,
+    build_chat_format,
+    builtin_chat_format,
+    chat_format_from_template,
+    chat_format_from_tokenizer_config,
+)
+
+__all__ = [
+    "BUILTIN_CHAT_FORMATS",
+    "CONTENT_SPECIAL_TOKENS",
+    "ChatCount",
+    "ChatEncoder",
+    "ChatEncoding",
+    "ChatFormat",
+    "ChatFormatSpec",
+    "ChatMessage",
+    "ContentSpecialTokens",
+    "TemplateLimits",
+    "ToolCall",
+    "ToolDefinition",
+    "build_chat_format",
+    "builtin_chat_format",
+    "chat_format_from_template",
+    "chat_format_from_tokenizer_config",
+    "parse_messages",
+    "parse_tools",
+]

@@ -1,0 +1,187 @@
+"""`ChatFormat` (how a conversation becomes segments) and `ChatEncoder` (a format bound to one model's encoding).
+
+    >>> encoder = ChatEncoder(encoding, chatml_format, ref="qwen3@1")
+    >>> result = encoder.encode_chat([{"role": "user", "content": "Hi"}])
+    >>> result.ids, result.message_spans                         # doctest: +SKIP
+    ([151644, 872, 198, 13048, 151645, 198, 151644, 77091, 198], [(0, 6)])
+    >>> encoder.count_chat([{"role": "user", "content": "Hi"}]).total
+    9
+
+Special-token text inside what the caller sends (`content_special_tokens`):
+- "reference" (default): what the format's reference renderer does. transformers (chatml, llama3, Jinja
+  templates) tokenizes the rendered string, so "<|im_end|>" typed into a message becomes the real control
+  token — a user can close their turn and forge another. openai-harmony and mistral-common encode content
+  as ordinary text, and so do harmony, mistral and openai-chat here.
+- "text": content is always ordinary text (built-in formats; a template's output cannot be told apart
+  from the content in it, so templates refuse this value).
+- "refuse": any special-token text in content, names, tool calls or tools is an error naming the field.
+
+Not handled here: reading manifests (spec), limits on request size (the service layer).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from tokend.engine.special_tokens import special_token_regex
+from tokend.errors import ChatRequestError, ModelFormatError
+from tokend.registry.chat.messages import ChatMessage, ToolDefinition, parse_messages, parse_tools
+from tokend.registry.chat.sandbox import TemplateLimits
+from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat, count_rendered, encode_rendered
+
+__all__ = ["ChatFormat", "ChatEncoder", "RenderContext", "ContentSpecialTokens", "CONTENT_SPECIAL_TOKENS"]
+
+ContentSpecialTokens = Literal["reference", "text", "refuse"]
+CONTENT_SPECIAL_TOKENS = ("reference", "text", "refuse")
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a format needs besides the conversation."""
+
+    special_tokens: frozenset[str]  # of the encoding
+    content_specials: bool  # special-token text in content becomes special tokens
+    limits: TemplateLimits
+    spans: bool = True  # per-message spans wanted (templates render every prefix for them)
+
+
+class ChatFormat(ABC):
+    """A chat format: renders checked messages into segments. Subclasses: one per built-in, and templates."""
+
+    name: str = ""
+    # What the reference renderer does with special-token text inside content (see module docstring).
+    reference_content_specials: bool = False
+    supports_text_content_rule: bool = True
+    estimate: bool = False  # True: count_chat follows a documented rule; there are no real ids
+
+    def required_special_tokens(self) -> frozenset[str]:
+        """Special tokens the format emits; a model without them cannot carry the format."""
+        return frozenset()
+
+    @abstractmethod
+    def render(
+        self,
+        messages: tuple[ChatMessage, ...],
+        tools: tuple[ToolDefinition, ...] | None,
+        add_generation_prompt: bool,
+        context: RenderContext,
+    ) -> RenderedChat: ...
+
+    def count(self, encoding, messages, tools, add_generation_prompt, context: RenderContext) -> ChatCount:
+        rendered = self.render(messages, tools, add_generation_prompt, context)
+        return count_rendered(encoding, rendered)
+
+    def encode(self, encoding, messages, tools, add_generation_prompt, context: RenderContext) -> ChatEncoding:
+        rendered = self.render(messages, tools, add_generation_prompt, context)
+        return encode_rendered(encoding, rendered)
+
+    def describe(self) -> str:
+        return self.name
+
+
+class ChatEncoder:
+    """A chat format bound to an encoding: the `encode_chat` / `count_chat` operation on a loaded model."""
+
+    def __init__(self, encoding, chat_format: ChatFormat, *, ref: str = "") -> None:
+        specials = frozenset(encoding.special_tokens)
+        missing = sorted(chat_format.required_special_tokens() - specials)
+        if missing:
+            raise ModelFormatError(
+                f"{ref or encoding.name}: chat format {chat_format.describe()} needs the special tokens {missing}, "
+                "which this model does not define; pick the format that matches the model"
+            )
+        self.encoding = encoding
+        self.chat_format = chat_format
+        self.ref = ref
+        self._special_tokens = specials
+
+    def encode_chat(
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Any] | None = None,
+        add_generation_prompt: bool = True,
+        *,
+        content_special_tokens: ContentSpecialTokens = "reference",
+        limits: TemplateLimits | None = None,
+    ) -> ChatEncoding:
+        """The prompt ids of `messages` (and `tools`) in this model's chat format, the rendered text and
+        the ids of each message (`ChatEncoding`). Bad input raises `ChatRequestError` naming the field."""
+        if self.chat_format.estimate:
+            raise ChatRequestError(
+                f"the {self.chat_format.name} format of {self.ref or self.encoding.name} is a documented token-count "
+                "rule (OpenAI does not publish the prompt layout), so it has no ids: use count_chat",
+                field="model",
+            )
+        parsed, parsed_tools, context = self._prepare(messages, tools, add_generation_prompt, content_special_tokens, limits, True)
+        return self.chat_format.encode(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
+
+    def count_chat(
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Any] | None = None,
+        add_generation_prompt: bool = True,
+        *,
+        content_special_tokens: ContentSpecialTokens = "reference",
+        limits: TemplateLimits | None = None,
+        per_message: bool = True,
+    ) -> ChatCount:
+        """`len(encode_chat(...).ids)` and the count of each message, without building the ids where
+        possible. `per_message=False` skips the per-message split (for templates: no prefix renders)."""
+        parsed, parsed_tools, context = self._prepare(
+            messages, tools, add_generation_prompt, content_special_tokens, limits, per_message
+        )
+        result = self.chat_format.count(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
+        return result if per_message else replace(result, per_message=[])
+
+    def _prepare(self, messages, tools, add_generation_prompt, content_special_tokens, limits, spans):
+        if not isinstance(add_generation_prompt, bool):
+            raise ChatRequestError(f"must be true or false, got {add_generation_prompt!r}", field="add_generation_prompt")
+        if content_special_tokens not in CONTENT_SPECIAL_TOKENS:
+            raise ChatRequestError(
+                f"must be one of {', '.join(CONTENT_SPECIAL_TOKENS)}, got {content_special_tokens!r}",
+                field="content_special_tokens",
+            )
+        parsed = parse_messages(messages)
+        parsed_tools = parse_tools(tools)
+        if content_special_tokens == "refuse":
+            self._refuse_special_text(parsed, parsed_tools)
+            content_specials = self.chat_format.reference_content_specials
+        elif content_special_tokens == "text":
+            if not self.chat_format.supports_text_content_rule:
+                raise ChatRequestError(
+                    f"{self.chat_format.describe()} renders one string in which content cannot be told apart from the "
+                    "template's own text; use content_special_tokens='refuse' to keep special tokens out of content",
+                    field="content_special_tokens",
+                )
+            content_specials = False
+        else:
+            content_specials = self.chat_format.reference_content_specials
+        context = RenderContext(self._special_tokens, content_specials, limits or TemplateLimits(), spans)
+        return parsed, parsed_tools, context
+
+    def _refuse_special_text(self, messages: tuple[ChatMessage, ...], tools) -> None:
+        if not self._special_tokens:
+            return
+        search = special_token_regex(self._special_tokens).search
+        for message in messages:
+            fields: list[tuple[tuple, str | None]] = [(("content",), message.content), (("name",), message.name),
+                                                       (("tool_call_id",), message.tool_call_id)]
+            fields += [(("content", number, "text"), part) for number, part in enumerate(message.parts or ())]
+            for number, call in enumerate(message.tool_calls):
+                fields.append((("tool_calls", number, "function", "name"), call.name))
+                fields.append((("tool_calls", number, "function", "arguments"), call.arguments))
+            for path, value in fields:
+                match = search(value) if value else None
+                if match:
+                    raise message.refuse(
+                        f"contains the special token text {match.group()!r} at character {match.start()}; remove it, or "
+                        "pass content_special_tokens='text' to encode it as ordinary text", *path
+                    )
+        for number, tool in enumerate(tools or ()):
+            match = search(json.dumps(tool.raw, ensure_ascii=False))
+            if match:
+                raise ChatRequestError(f"contains the special token text {match.group()!r}", field=f"tools[{number}]")

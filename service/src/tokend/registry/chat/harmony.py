@@ -1,0 +1,169 @@
+"""`harmony`: the GPT-OSS chat format, rendered as openai-harmony renders it (on `o200k_harmony`).
+
+    <|start|>system<|message|>You are ChatGPT, ...\\nReasoning: medium\\n\\n# Valid channels: ...<|end|>
+    <|start|>developer<|message|># Instructions\\n\\nBe brief.<|end|><|start|>user<|message|>Hi<|end|><|start|>assistant
+
+How OpenAI-shaped messages become harmony messages (openai-harmony takes its own message objects; this is
+the mapping, the test builds the same conversation with openai-harmony's classes):
+- a harmony system message always comes first (the format's own tokens): SystemContent with the format
+  options `model_identity`, `reasoning_effort` (low|medium|high|null), `knowledge_cutoff`,
+  `conversation_start_date` (openai-harmony's defaults; no date, so the ids never change with the clock);
+- a leading `system` or `developer` message becomes the developer message's `# Instructions` (text parts
+  joined with "\\n"); `tools` become its `functions` namespace. A system/developer message elsewhere is
+  refused: harmony has one place for instructions;
+- `user` -> user message (`name` -> `user:name`), each text part one content;
+- `assistant` without tool calls -> channel `final`; with tool calls -> its content (if any) on channel
+  `commentary`, then one message per call: `to=functions.NAME`, channel `commentary`, content type
+  `<|constrain|>json`, the arguments as content, ended by `<|call|>`;
+- `tool` -> a message from `functions.NAME` to `assistant` on `commentary`; NAME is the message's `name`,
+  or the function of the earlier tool call whose `id` is its `tool_call_id`.
+Every text piece is encoded on its own, content as ordinary text (special-token text in content stays
+text), exactly as openai-harmony does. `add_generation_prompt` appends `<|start|>assistant`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokend.errors import ChatRequestError
+from tokend.registry.chat.chat_format import ChatFormat, RenderContext
+from tokend.registry.chat.harmony_tools import tools_section
+from tokend.registry.chat.messages import ChatMessage, ToolDefinition
+from tokend.registry.chat.rules import check_message
+from tokend.registry.chat.segments import RenderedChat, Segment
+
+__all__ = ["HarmonyFormat", "HARMONY_DEFAULTS"]
+
+START, MESSAGE, END, CHANNEL, CALL, CONSTRAIN = (
+    "<|start|>", "<|message|>", "<|end|>", "<|channel|>", "<|call|>", "<|constrain|>",
+)
+HARMONY_DEFAULTS: dict[str, Any] = {
+    "model_identity": "You are ChatGPT, a large language model trained by OpenAI.",
+    "reasoning_effort": "medium",
+    "knowledge_cutoff": "2024-06",
+    "conversation_start_date": None,
+}
+_CHANNELS = ("analysis", "commentary", "final")
+
+
+class HarmonyFormat(ChatFormat):
+    name = "harmony"
+    reference_content_specials = False  # openai-harmony encodes every text piece with encode_ordinary
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(HARMONY_DEFAULTS))
+        if unknown:
+            raise ChatRequestError(f"unknown harmony options {unknown}; known: {sorted(HARMONY_DEFAULTS)}", field="chat_format.options")
+        self.options = {**HARMONY_DEFAULTS, **options}
+        for key, value in self.options.items():
+            if value is not None and not isinstance(value, str):
+                raise ChatRequestError(f"must be a string or null, got {value!r}", field=f"chat_format.options.{key}")
+        if self.options["reasoning_effort"] not in (None, "low", "medium", "high"):
+            raise ChatRequestError("must be low, medium, high or null", field="chat_format.options.reasoning_effort")
+
+    def required_special_tokens(self) -> frozenset[str]:
+        return frozenset({START, MESSAGE, END, CHANNEL, CALL, CONSTRAIN})
+
+    def render(
+        self,
+        messages: tuple[ChatMessage, ...],
+        tools: tuple[ToolDefinition, ...] | None,
+        add_generation_prompt: bool,
+        context: RenderContext,
+    ) -> RenderedChat:
+        segments: list[Segment] = []
+        has_instructions = bool(messages) and messages[0].role in ("system", "developer")
+        has_function_tools = bool(tools)
+        self._message(segments, None, "system", None, [self._system_text(has_function_tools)])
+        if has_instructions or has_function_tools:
+            sections = []
+            if has_instructions:
+                check_message(messages[0], self.name, roles=("system", "developer"), tool_calls=False)
+                sections += ["# Instructions", messages[0].text]
+            if has_function_tools:
+                sections.append(tools_section([(tool.name, tool.description or "", tool.parameters) for tool in tools]))
+            self._message(segments, 0 if has_instructions else None, "developer", None, ["\n\n".join(sections)])
+        call_names: dict[str, str] = {}  # tool call id -> function name
+        for message in messages[1:] if has_instructions else messages:
+            check_message(message, self.name, roles=("user", "assistant", "tool"), tool_calls=True)
+            owner = message.index
+            contents = list(message.parts) if message.parts is not None else ([] if message.content is None else [message.content])
+            if message.role == "user":
+                self._message(segments, owner, "user", message.name, contents)
+            elif message.role == "assistant":
+                if not message.tool_calls:
+                    self._message(segments, owner, "assistant", message.name, contents, channel="final")
+                    continue
+                if message.text:
+                    self._message(segments, owner, "assistant", message.name, contents, channel="commentary")
+                for call in message.tool_calls:
+                    if call.id is not None:
+                        call_names[call.id] = call.name
+                    self._message(
+                        segments, owner, "assistant", message.name, [call.arguments], channel="commentary",
+                        recipient=f"functions.{call.name}", content_type=f"{CONSTRAIN}json",
+                    )
+            else:
+                name = message.name or call_names.get(message.tool_call_id or "")
+                if name is None:
+                    raise message.refuse(
+                        "harmony renders a tool result as coming from functions.NAME: give the function's name, or the "
+                        "tool_call_id of an earlier assistant tool call", "name",
+                    )
+                self._message(segments, owner, f"functions.{name}", None, contents, channel="commentary", recipient="assistant", tool=True)
+        if add_generation_prompt:
+            segments += [Segment(START, special=True), Segment("assistant")]
+        return RenderedChat(tuple(segments), len(messages))
+
+    def _system_text(self, has_function_tools: bool) -> str:
+        options = self.options
+        sections = []
+        top = [options["model_identity"]] if options["model_identity"] is not None else []
+        if options["knowledge_cutoff"] is not None:
+            top.append(f"Knowledge cutoff: {options['knowledge_cutoff']}")
+        if options["conversation_start_date"] is not None:
+            top.append(f"Current date: {options['conversation_start_date']}")
+        if top:
+            sections.append("\n".join(top))
+        if options["reasoning_effort"] is not None:
+            sections.append(f"Reasoning: {options['reasoning_effort']}")
+        channels = f"# Valid channels: {', '.join(_CHANNELS)}. Channel must be included for every message."
+        if has_function_tools:
+            channels += "\nCalls to these tools must go to the commentary channel: 'functions'."
+        sections.append(channels)
+        return "\n\n".join(sections)
+
+    @staticmethod
+    def _message(
+        segments: list[Segment],
+        owner: int | None,
+        role: str,
+        name: str | None,
+        contents: list[str],
+        *,
+        channel: str | None = None,
+        recipient: str | None = None,
+        content_type: str | None = None,
+        tool: bool = False,
+    ) -> None:
+        """openai-harmony's `Render<Message>`: every text piece its own segment."""
+        pieces = [Segment(START, special=True, owner=owner), Segment(role, owner=owner)]
+        if name is not None and not tool:
+            pieces.append(Segment(f":{name}", owner=owner))
+        if recipient is not None and recipient != "all":
+            pieces.append(Segment(f" to={recipient}", owner=owner))
+        if channel is not None:
+            pieces += [Segment(CHANNEL, special=True, owner=owner), Segment(channel, owner=owner)]
+        if content_type is not None:
+            if content_type.startswith(CONSTRAIN):
+                pieces += [Segment(" ", owner=owner), Segment(CONSTRAIN, special=True, owner=owner)]
+                if content_type[len(CONSTRAIN):]:
+                    pieces.append(Segment(content_type[len(CONSTRAIN):], owner=owner))
+            else:
+                pieces.append(Segment(f" {content_type}", owner=owner))
+        pieces.append(Segment(MESSAGE, special=True, owner=owner))
+        pieces += [Segment(text, owner=owner) for text in contents]
+        ending = CALL if role == "assistant" and recipient is not None else END
+        pieces.append(Segment(ending, special=True, owner=owner))
+        segments += pieces
+

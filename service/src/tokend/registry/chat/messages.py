@@ -1,0 +1,218 @@
+"""Chat requests as plain data: OpenAI-shaped messages and tools, checked once, before any format sees them.
+
+    >>> messages = parse_messages([{"role": "user", "content": "Hi"}])
+    >>> messages[0].role, messages[0].text
+    ('user', 'Hi')
+
+A message is a dict with `role` (str) and any of: `content` (a str, None, or a list of text parts
+`{"type": "text", "text": str}`), `name` (str), `tool_calls` (assistant only: a list of
+`{"id": str, "type": "function", "function": {"name": str, "arguments": str | object}}`) and `tool_call_id`
+(tool only). Tools are `{"type": "function", "function": {"name": str, "description": str,
+"parameters": JSON schema}}`. Every refusal is a `ChatRequestError` naming the message index and the field
+path (`messages[2].tool_calls[0].function.name`). Other keys are kept in `raw` for Jinja templates (which
+may read e.g. `reasoning_content`); the built-in formats refuse them, so nothing is silently left out of a
+count.
+
+Not handled here: which roles and fields a format accepts (each format checks its own) and size limits
+(the service layer bounds the request).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokend.errors import ChatRequestError
+
+__all__ = ["ChatMessage", "ToolCall", "ToolDefinition", "parse_messages", "parse_tools", "arguments_text", "PART_SEPARATOR"]
+
+KNOWN_MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
+# How the built-in text formats (chatml, llama3, openai-chat) join the text parts of one message: as vLLM
+# flattens multi-part content for string-only chat formats. harmony and mistral keep parts apart (below).
+PART_SEPARATOR = "\n"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call of an assistant message. `arguments` is the text a format renders: the string
+    as given, or the given object as JSON (`json.dumps(..., ensure_ascii=False)`, as templates' `tojson`)."""
+
+    id: str | None
+    name: str
+    arguments: str
+    arguments_object: Any  # the object when arguments were given as one, else None
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """A function tool: JSON-schema `parameters` (None when absent)."""
+
+    name: str
+    description: str | None
+    parameters: Mapping[str, Any] | None
+    raw: Mapping[str, Any]  # as given, for templates (`tool | tojson`)
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One checked message. `parts` keeps multi-part content apart (None when content was a string)."""
+
+    index: int
+    role: str
+    content: str | None
+    parts: tuple[str, ...] | None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    extra_keys: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The content as one string: parts joined by PART_SEPARATOR, "" for no content."""
+        if self.parts is not None:
+            return PART_SEPARATOR.join(self.parts)
+        return self.content or ""
+
+    def path(self, *fields: str | int) -> str:
+        """`messages[3].tool_calls[0]`-style path of a field of this message, for errors."""
+        text = f"messages[{self.index}]"
+        for item in fields:
+            text += f"[{item}]" if isinstance(item, int) else f".{item}"
+        return text
+
+    def refuse(self, problem: str, *fields: str | int) -> ChatRequestError:
+        return ChatRequestError(problem, message_index=self.index, field=self.path(*fields))
+
+
+def parse_messages(messages: Any) -> tuple[ChatMessage, ...]:
+    """Check OpenAI-shaped messages; raise ChatRequestError naming the first bad field."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise ChatRequestError(f"must be a list of message objects, got {type(messages).__name__}", field="messages")
+    return tuple(_parse_message(index, message) for index, message in enumerate(messages))
+
+
+def _parse_message(index: int, message: Any) -> ChatMessage:
+    where = f"messages[{index}]"
+    if not isinstance(message, Mapping):
+        raise ChatRequestError(f"must be an object with a role, got {type(message).__name__}", message_index=index, field=where)
+    for key in message:
+        if not isinstance(key, str):
+            raise ChatRequestError(f"keys must be strings, got {key!r}", message_index=index, field=where)
+    role = message.get("role")
+    if not isinstance(role, str) or not role:
+        raise ChatRequestError(
+            "is required and must be a non-empty string (system, user, assistant, tool, ...)",
+            message_index=index,
+            field=f"{where}.role",
+        )
+    content, parts = _parse_content(index, message.get("content"))
+    name = message.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ChatRequestError("must be a non-empty string when given", message_index=index, field=f"{where}.name")
+    tool_calls = _parse_tool_calls(index, role, message.get("tool_calls"))
+    tool_call_id = message.get("tool_call_id")
+    if tool_call_id is not None and not isinstance(tool_call_id, str):
+        raise ChatRequestError("must be a string when given", message_index=index, field=f"{where}.tool_call_id")
+    extra = tuple(sorted(key for key in message if key not in KNOWN_MESSAGE_KEYS))
+    return ChatMessage(index, role, content, parts, name, tool_calls, tool_call_id, extra, message)
+
+
+def _parse_content(index: int, content: Any) -> tuple[str | None, tuple[str, ...] | None]:
+    where = f"messages[{index}].content"
+    if content is None or isinstance(content, str):
+        return content, None
+    if isinstance(content, (bytes, Mapping)) or not isinstance(content, Sequence):
+        raise ChatRequestError(
+            f"must be a string, null or a list of text parts, got {type(content).__name__}", message_index=index, field=where
+        )
+    parts = []
+    for number, part in enumerate(content):
+        if not isinstance(part, Mapping) or part.get("type") != "text":
+            kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
+            raise ChatRequestError(
+                f"only text parts ({{'type': 'text', 'text': ...}}) can be tokenized, got {kind!r}",
+                message_index=index,
+                field=f"{where}[{number}]",
+            )
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise ChatRequestError("must be a string", message_index=index, field=f"{where}[{number}].text")
+        parts.append(text)
+    return None, tuple(parts)
+
+
+def _parse_tool_calls(index: int, role: str, tool_calls: Any) -> tuple[ToolCall, ...]:
+    where = f"messages[{index}].tool_calls"
+    if tool_calls is None:
+        return ()
+    if isinstance(tool_calls, (str, bytes, Mapping)) or not isinstance(tool_calls, Sequence):
+        raise ChatRequestError(f"must be a list of tool calls, got {type(tool_calls).__name__}", message_index=index, field=where)
+    if tool_calls and role != "assistant":
+        raise ChatRequestError(f"only assistant messages carry tool calls, this one has role {role!r}", message_index=index, field=where)
+    calls = []
+    for number, call in enumerate(tool_calls):
+        path = f"{where}[{number}]"
+        if not isinstance(call, Mapping):
+            raise ChatRequestError("must be an object with a function", message_index=index, field=path)
+        call_type = call.get("type", "function")
+        if call_type != "function":
+            raise ChatRequestError(f"only function tool calls are supported, got type {call_type!r}", message_index=index, field=f"{path}.type")
+        call_id = call.get("id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise ChatRequestError("must be a string when given", message_index=index, field=f"{path}.id")
+        function = call.get("function")
+        if not isinstance(function, Mapping):
+            raise ChatRequestError("is required: {'name': ..., 'arguments': ...}", message_index=index, field=f"{path}.function")
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise ChatRequestError("is required and must be a non-empty string", message_index=index, field=f"{path}.function.name")
+        arguments = function.get("arguments", "")
+        try:
+            text = arguments_text(arguments)
+        except (TypeError, ValueError) as error:
+            raise ChatRequestError(
+                f"must be a JSON string or a JSON-serialisable object: {error}", message_index=index, field=f"{path}.function.arguments"
+            ) from None
+        calls.append(ToolCall(call_id, name, text, None if isinstance(arguments, str) else arguments))
+    return tuple(calls)
+
+
+def arguments_text(arguments: Any) -> str:
+    """Tool-call arguments as text: a string as is, anything else as JSON the way templates' `tojson` writes it."""
+    if isinstance(arguments, str):
+        return arguments
+    return json.dumps(arguments, ensure_ascii=False)
+
+
+def parse_tools(tools: Any) -> tuple[ToolDefinition, ...] | None:
+    """Check OpenAI-shaped function tools; None stays None (no tools), an empty list is no tools too."""
+    if tools is None:
+        return None
+    if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
+        raise ChatRequestError(f"must be a list of tool objects, got {type(tools).__name__}", field="tools")
+    parsed = []
+    for number, tool in enumerate(tools):
+        path = f"tools[{number}]"
+        if not isinstance(tool, Mapping) or tool.get("type") != "function" or not isinstance(tool.get("function"), Mapping):
+            raise ChatRequestError(
+                "must be {'type': 'function', 'function': {'name': ..., 'description': ..., 'parameters': {...}}}", field=path
+            )
+        function = tool["function"]
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise ChatRequestError("is required and must be a non-empty string", field=f"{path}.function.name")
+        description = function.get("description")
+        if description is not None and not isinstance(description, str):
+            raise ChatRequestError("must be a string when given", field=f"{path}.function.description")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise ChatRequestError("must be a JSON-schema object when given", field=f"{path}.function.parameters")
+        try:
+            json.dumps(tool)
+        except (TypeError, ValueError) as error:
+            raise ChatRequestError(f"must be JSON-serialisable: {error}", field=path) from None
+        parsed.append(ToolDefinition(name, description, parameters, tool))
+    return tuple(parsed)

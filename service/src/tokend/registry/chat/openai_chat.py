@@ -1,0 +1,49 @@
+"""`openai-chat`: the token count OpenAI documents for chat models on cl100k_base / o200k_base — an estimate.
+
+OpenAI does not publish how its API lays out a chat prompt. Its cookbook ("How to count tokens with
+tiktoken", `num_tokens_from_messages`) gives the rule for gpt-3.5-turbo-0125, gpt-4, gpt-4o and
+gpt-4o-mini: 3 tokens per message, plus the tokens of every value in the message (role, content, name),
+plus 1 for a name, plus 3 for the reply's priming (`<|start|>assistant<|message|>`). This format counts
+exactly that rule (`count_chat(...).estimate` is True) and has no ids: `encode_chat` refuses.
+
+    >>> encoder.count_chat([{"role": "user", "content": "Hello"}]).total     # doctest: +SKIP
+    9
+
+Differences from the cookbook function, all where it cannot answer: text parts are joined with "\\n";
+null content counts 0; special-token text in a value is counted as ordinary text (tiktoken's default
+would raise); `add_generation_prompt=False` leaves out the reply's 3 tokens. Tools, tool calls and tool
+results are refused (the cookbook's tool rule is a different, model-specific estimate).
+"""
+
+from __future__ import annotations
+
+from tokend.registry.chat.chat_format import ChatFormat, RenderContext
+from tokend.registry.chat.rules import check_message, refuse_tools
+from tokend.registry.chat.segments import ChatCount, RenderedChat
+
+__all__ = ["OpenAIChatFormat", "TOKENS_PER_MESSAGE", "TOKENS_PER_NAME", "REPLY_PRIMING_TOKENS"]
+
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING_TOKENS = 3
+
+
+class OpenAIChatFormat(ChatFormat):
+    name = "openai-chat"
+    estimate = True
+
+    def render(self, messages, tools, add_generation_prompt, context: RenderContext) -> RenderedChat:
+        raise NotImplementedError("openai-chat is a counting rule; ChatEncoder refuses encode_chat for it")
+
+    def count(self, encoding, messages, tools, add_generation_prompt, context: RenderContext) -> ChatCount:
+        refuse_tools(tools, self.name, " (OpenAI's tool prompt layout is not published)")
+        count = encoding.count_ordinary
+        per_message = []
+        for message in messages:
+            check_message(message, self.name, roles=("system", "developer", "user", "assistant"), tool_calls=False)
+            tokens = TOKENS_PER_MESSAGE + count(message.role) + count(message.text)
+            if message.name is not None:
+                tokens += count(message.name) + TOKENS_PER_NAME
+            per_message.append(tokens)
+        total = sum(per_message) + (REPLY_PRIMING_TOKENS if add_generation_prompt else 0)
+        return ChatCount(total, per_message if context.spans else [], estimate=True)

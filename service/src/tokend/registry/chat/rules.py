@@ -1,0 +1,39 @@
+"""Checks the built-in formats share: which roles and fields a format renders, refused with the field named.
+
+    >>> check_message(message, "llama3", roles=("system", "user", "assistant"), tool_calls=False)
+"""
+
+from __future__ import annotations
+
+from tokend.errors import ChatRequestError
+from tokend.registry.chat.messages import ChatMessage, ToolDefinition
+
+__all__ = ["check_message", "refuse_tools"]
+
+
+def check_message(
+    message: ChatMessage,
+    format_name: str,
+    *,
+    roles: tuple[str, ...],
+    tool_calls: bool,
+    content_required: bool = False,
+) -> None:
+    """Refuse what `format_name` cannot render: an unknown role, tool calls, keys the format would drop."""
+    if message.role not in roles:
+        raise message.refuse(f"role {message.role!r} is not one of {', '.join(roles)} (the roles of the {format_name} format)", "role")
+    if message.extra_keys:
+        raise message.refuse(
+            f"the {format_name} format does not render {', '.join(map(repr, message.extra_keys))}; "
+            "remove it, or publish the model's own chat template if it uses it",
+            message.extra_keys[0],
+        )
+    if message.tool_calls and not tool_calls:
+        raise message.refuse(f"the {format_name} format has no tool calls", "tool_calls")
+    if content_required and message.content is None and message.parts is None and not message.tool_calls:
+        raise message.refuse("is required (a string or a list of text parts)", "content")
+
+
+def refuse_tools(tools: tuple[ToolDefinition, ...] | None, format_name: str, hint: str = "") -> None:
+    if tools:
+        raise ChatRequestError(f"the {format_name} format has no tool definitions{hint}", field="tools")

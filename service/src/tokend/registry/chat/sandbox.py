@@ -1,0 +1,360 @@
+"""The Jinja2 sandbox chat templates run in: transformers' rendering rules, plus limits on time and size.
+
+A chat template is code that arrives with a model (a registry is data from elsewhere), so it runs in
+Jinja2's `ImmutableSandboxedEnvironment` (no attribute escapes such as `__class__`, no mutation of the
+messages), configured the way transformers' `apply_chat_template` configures it (`trim_blocks`,
+`lstrip_blocks`, the `loopcontrols` extension, a `{% generation %}` block that renders its body,
+`raise_exception`, `strftime_now`, and its `tojson`), so a template renders the same text as there.
+
+    >>> template = compile_template("{% for m in messages %}{{ m.role }}:{{ m.content }}\\n{% endfor %}")
+    >>> render_template(template, {"messages": [{"role": "user", "content": "Hi"}]}, TemplateLimits())
+    'user:Hi\\n'
+
+Limits (`TemplateLimits`): a render stops with `ChatTemplateError` (reason "time_limit" or "size_limit")
+when it runs past `seconds` or when the output, or any one string or list it builds, would pass `max_chars`.
+How they are enforced, without threads or signals (a template cannot be killed from outside):
+- time: the deadline is checked at every hook the sandbox routes through Python — each attribute or item
+  access, each call (every call in a sandboxed template goes through `call`), each filter, each `+ * % **`
+  and `~`, each output chunk. The tightest loop a template can write without passing a hook is one
+  `range()` (the sandbox caps it at 100,000 items), so the overrun is a few milliseconds.
+- size: before an operation that multiplies data runs (`*`, `**`, `%`/`format` widths, `~`, `+`, `join`,
+  `center`/`indent`/`replace`, `tojson`, block `set`, calls with a size-like integer argument), its
+  result size is estimated — counting every reference to a shared string, so a list of 1,000 references
+  to one long string counts as 1,000 strings — and refused past `max_chars`; every result is checked again
+  after. A `MemoryError` inside a template is reported as "size_limit" too.
+Not handled: a template's CPU time inside one bounded C operation (e.g. sorting 100,000 items), which the
+bounds above keep small.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jinja2
+import jinja2.ext
+import jinja2.nodes
+from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from tokend.errors import ChatTemplateError, ModelFormatError
+
+__all__ = ["TemplateLimits", "CompiledTemplate", "compile_template", "render_template"]
+
+
+@dataclass(frozen=True)
+class TemplateLimits:
+    """Bounds for one render. The service layer passes the request's remaining deadline as `seconds`."""
+
+    seconds: float = 1.0
+    max_chars: int = 16 * 2**20  # output, and any single value the template builds
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(detail)
+
+
+class _RaisedByTemplate(TemplateError):
+    """raise_exception(message) from a template: its message is the error the caller sees."""
+
+
+class _Budget:
+    __slots__ = ("deadline", "max_chars", "seconds")
+
+    def __init__(self, limits: TemplateLimits) -> None:
+        self.seconds = limits.seconds
+        self.deadline = time.monotonic() + limits.seconds
+        self.max_chars = limits.max_chars
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _LimitExceeded("time_limit", f"the chat template ran longer than {self.seconds:g} s")
+
+    def size(self, chars: int, what: str) -> None:
+        if chars > self.max_chars:
+            raise _LimitExceeded(
+                "size_limit", f"the chat template would build {what} of about {chars:,} characters (limit {self.max_chars:,})"
+            )
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("tokend_chat_template_budget", default=None)
+
+
+def _budget() -> _Budget:
+    budget = _BUDGET.get()
+    if budget is None:
+        # Jinja folds constant expressions while compiling (`{{ 'a'|center(10**8) }}`), outside any render and
+        # its limits; refusing here makes the compiler leave them for render time, where the budget applies.
+        raise _LimitExceeded("size_limit", "template code runs only inside a render")
+    return budget
+
+
+def _estimate(value: Any, cap: int) -> int:
+    """Characters `str(value)` would take, roughly, stopping once past `cap`. Every reference counts."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (bool, int, float)) or value is None:
+        return 24 if not isinstance(value, int) or value.bit_length() < 64 else value.bit_length() // 3 + 1
+    if isinstance(value, Mapping):
+        items: Any = (item for pair in value.items() for item in pair)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = iter(value)
+    else:
+        return 64  # other objects (Undefined, Namespace, callables) print short
+    total = 2
+    for item in items:
+        total += _estimate(item, cap) + 2
+        if total > cap:
+            break
+    return total
+
+
+def _check_value(value: Any, what: str) -> Any:
+    budget = _budget()
+    if isinstance(value, (str, list, tuple, dict, set, frozenset)):
+        budget.size(_estimate(value, budget.max_chars), what)
+    return value
+
+
+_FORMAT_FIELD = re.compile(r"\{[^{}]*\}|%[^a-zA-Z%]*[a-zA-Z%]")
+_DIGITS = re.compile(r"\d+")
+
+
+def _check_format_spec(text: str, what: str) -> None:
+    """Refuse `{:>99999999}` / `%099999999d`-style widths before they allocate."""
+    budget = _budget()
+    for field in _FORMAT_FIELD.findall(text):
+        for digits in _DIGITS.findall(field):
+            if len(digits) > 12 or int(digits) > budget.max_chars:
+                budget.size(int(digits[:13]), what)
+
+
+def _check_int_arguments(args: tuple, kwargs: Mapping[str, Any], what: str) -> None:
+    budget = _budget()
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and value > budget.max_chars:
+            budget.size(value, what)
+
+
+def _bounded_join(parts: Any) -> str:
+    budget = _budget()
+    budget.tick()
+    parts = list(parts)
+    budget.size(sum(_estimate(part, budget.max_chars) for part in parts), "a string")
+    return "".join(parts)
+
+
+def _bounded_str_join(seq: Any) -> str:
+    return _bounded_join(map(str, seq))
+
+
+def _bounded_markup_join(seq: Any) -> str:
+    return jinja2.runtime.markup_join(list(map(_check_joined, seq)))
+
+
+def _check_joined(value: Any) -> Any:
+    _budget().tick()
+    return _check_value(value, "a string")
+
+
+class _GenerationBlock(jinja2.ext.Extension):
+    """transformers' `{% generation %}...{% endgeneration %}` (assistant-mask tracking): renders its body."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.Scope(body).set_lineno(lineno)
+
+
+def _raise_exception(message: Any) -> None:
+    raise _RaisedByTemplate(str(message))
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: Any = None, separators: Any = None, sort_keys: bool = False) -> str:
+    # transformers' tojson: no HTML escaping (Jinja's own escapes <, >, &, '), optional indent/separators.
+    budget = _budget()
+    budget.tick()
+    if isinstance(indent, int) and not isinstance(indent, bool):
+        budget.size(_estimate(value, budget.max_chars) * max(1, indent), "JSON text")
+    elif isinstance(indent, str):
+        budget.size(_estimate(value, budget.max_chars) * max(1, len(indent)), "JSON text")
+    text = json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+    return _check_value(text, "JSON text")
+
+
+def _strftime_now(format: str) -> str:
+    _check_format_spec(str(format), "a date")
+    return datetime.now().strftime(format)
+
+
+# Filters whose result can be much larger than their arguments: estimated before they run. Every other filter
+# returns at most what it is given (length, trim, first, map, ...) and is only checked after.
+_SERIALISING_FILTERS = frozenset({"join", "string", "pprint", "xmlattr", "urlize", "wordwrap", "center", "batch", "slice", "list"})
+_GROWING_FILTERS = _SERIALISING_FILTERS | {"indent", "replace", "format"}
+
+
+def _wrap_filter(name: str, function: Any) -> Any:
+    """Every filter: deadline, size-like integer arguments, an estimate for the ones that multiply, result."""
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        budget = _budget()
+        budget.tick()
+        _check_int_arguments(args[1:], kwargs, f"the result of the {name!r} filter")
+        if args and name in _GROWING_FILTERS:
+            value = args[0]
+            estimate = _estimate(value, budget.max_chars)
+            if name == "indent":
+                width = args[1] if len(args) > 1 else kwargs.get("width", 4)
+                width_chars = width if isinstance(width, int) else len(str(width))
+                lines = value.count("\n") + 1 if isinstance(value, str) else 1
+                budget.size(estimate + width_chars * lines, f"the result of the {name!r} filter")
+            elif name == "replace" and isinstance(value, str) and len(args) > 2:
+                old, new = str(args[1]), str(args[2])
+                growth = (value.count(old) if old else len(value) + 1) * max(0, len(new) - len(old))
+                budget.size(estimate + growth, f"the result of the {name!r} filter")
+            elif name == "format" and isinstance(value, str):
+                _check_format_spec(value, "the result of the 'format' filter")
+                budget.size(estimate + sum(_estimate(arg, budget.max_chars) for arg in args[1:]), "a string")
+            elif name in _SERIALISING_FILTERS:
+                budget.size(estimate, f"the result of the {name!r} filter")
+        return _check_value(function(*args, **kwargs), f"the result of the {name!r} filter")
+
+    bounded.__name__ = getattr(function, "__name__", name)
+    # Keep Jinja's pass_context / pass_eval_context / pass_environment marker, so it passes the same arguments.
+    if hasattr(function, "jinja_pass_arg"):
+        bounded.jinja_pass_arg = function.jinja_pass_arg  # type: ignore[attr-defined]
+    return bounded
+
+
+class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
+    """transformers' chat-template environment, with every hook checking the render's budget."""
+
+    intercepted_binops = frozenset({"+", "*", "**", "%", "//"})
+
+    def __init__(self) -> None:
+        super().__init__(trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
+        self.filters["tojson"] = _tojson
+        self.filters = {name: _wrap_filter(name, function) for name, function in self.filters.items()}
+        self.globals["raise_exception"] = _raise_exception
+        self.globals["strftime_now"] = _strftime_now
+
+    concat = staticmethod(_bounded_join)  # block `set`, macro bodies, render()
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _budget().tick()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _budget().tick()
+        return super().getitem(obj, argument)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+        budget = _budget()
+        budget.tick()
+        what = f"the result of {getattr(__obj, '__name__', 'a call')}()"
+        _check_int_arguments(args, kwargs, what)
+        owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
+        if isinstance(owner, str):
+            name = getattr(__obj, "__name__", "")
+            if name in {"format", "format_map"}:
+                _check_format_spec(owner, what)
+                budget.size(len(owner) + sum(_estimate(arg, budget.max_chars) for arg in (*args, *kwargs.values())), what)
+            elif name == "join" and args:
+                budget.size(_estimate(args[0], budget.max_chars) + len(owner) * _length(args[0]), what)
+            elif name == "replace" and len(args) >= 2:
+                old, new = str(args[0]), str(args[1])
+                growth = (owner.count(old) if old else len(owner) + 1) * max(0, len(new) - len(old))
+                budget.size(len(owner) + growth, what)
+            elif name == "expandtabs":
+                budget.size(len(owner) * max(1, int(args[0]) if args and isinstance(args[0], int) else 8), what)
+        return _check_value(super().call(__context, __obj, *args, **kwargs), what)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        budget = _budget()
+        budget.tick()
+        what = f"the result of {operator!r}"
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) and not isinstance(times, bool):
+                    budget.size(_estimate(sequence, budget.max_chars) * max(0, times), what)
+        elif operator == "**":
+            if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
+                budget.size(right * abs(left).bit_length() // 3, what)
+        elif operator == "%" and isinstance(left, str):
+            _check_format_spec(left, what)
+            budget.size(len(left) + _estimate(right, budget.max_chars), what)
+        elif operator == "+" and isinstance(left, (str, list, tuple)):
+            budget.size(_estimate(left, budget.max_chars) + _estimate(right, budget.max_chars), what)
+        return _check_value(super().call_binop(context, operator, left, right), what)
+
+
+def _length(value: Any) -> int:
+    try:
+        return len(value)
+    except TypeError:
+        return 0
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    source: str
+    template: jinja2.Template
+
+
+_ENVIRONMENT = ChatTemplateEnvironment()
+
+
+def compile_template(source: str) -> CompiledTemplate:
+    """Compile a chat template once; a syntax error is a `ModelFormatError` naming the line."""
+    if not isinstance(source, str) or not source:
+        raise ModelFormatError("a chat template must be non-empty text")
+    try:
+        template = _ENVIRONMENT.from_string(source)
+    except TemplateSyntaxError as error:
+        raise ModelFormatError(f"chat template does not compile: line {error.lineno}: {error.message}") from None
+    except TemplateError as error:
+        raise ModelFormatError(f"chat template does not compile: {error}") from None
+    # `~` compiles to module-level str_join / markup_join: route them through the size check too.
+    namespace = template.root_render_func.__globals__
+    namespace["str_join"] = _bounded_str_join
+    namespace["markup_join"] = _bounded_markup_join
+    return CompiledTemplate(source, template)
+
+
+def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], limits: TemplateLimits) -> str:
+    """Render within `limits`; every failure is a `ChatTemplateError` with its reason."""
+    budget = _Budget(limits)
+    token = _BUDGET.set(budget)
+    chunks: list[str] = []
+    produced = 0
+    try:
+        for chunk in compiled.template.generate(**variables):
+            produced += len(chunk)
+            budget.size(produced, "output")
+            budget.tick()
+            chunks.append(chunk)
+    except _LimitExceeded as error:
+        raise ChatTemplateError(str(error), reason=error.reason) from None
+    except _RaisedByTemplate as error:
+        raise ChatTemplateError(f"the chat template refused the conversation: {error.message}", reason="raised") from None
+    except SecurityError as error:
+        raise ChatTemplateError(f"the chat template did something the sandbox forbids: {error}", reason="security") from None
+    except MemoryError:
+        raise ChatTemplateError("the chat template ran out of memory", reason="size_limit") from None
+    except RecursionError:
+        raise ChatTemplateError("the chat template recursed too deeply", reason="failed") from None
+    except Exception as error:  # anything a template can raise on bad data (TypeError, UndefinedError, ...)
+        raise ChatTemplateError(f"the chat template failed: {type(error).__name__}: {error}", reason="failed") from None
+    finally:
+        _BUDGET.reset(token)
+    return "".join(chunks)

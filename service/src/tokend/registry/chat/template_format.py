@@ -1,0 +1,106 @@
+"""Jinja2 chat templates (a model's `tokenizer_config.json` "chat_template", GGUF `tokenizer.chat_template`),
+rendered and tokenized the way transformers' `apply_chat_template(tokenize=True)` does.
+
+    >>> chat_format = TemplateChatFormat(template_source, {"bos_token": "<|begin_of_text|>"})
+
+The template sees what transformers passes: `messages` (the caller's dicts, unchanged), `tools` (the tool
+dicts, or None), `documents` (None), `add_generation_prompt`, and the template variables stored with the
+format (the tokenizer's special-token map: `bos_token`, `eos_token`, ...; any other fixed variable such as
+`date_string`). The rendered string is tokenized with every special token of the model recognised,
+content included (see chat_format for the consequence and the "refuse" rule).
+
+Per-message spans: the text of message k starts where the rendering of `messages[:k]` (without
+generation prompt) ends, as transformers' own per-message helper computes it. That needs one render per
+message. When a prefix does not render as the start of the whole (a template that renders a message
+differently once later messages follow, e.g. Qwen3's reasoning rule for the last assistant turn, or one
+that refuses an unfinished conversation), that boundary is unknown: the message's ids count towards the
+message before it and `spans_exact` is False (for message 0 the boundary is then the start of the text, so
+a preamble counts towards it). Ids and totals never depend on the spans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tokend.errors import ChatTemplateError
+from tokend.registry.chat.chat_format import ChatFormat, RenderContext
+from tokend.registry.chat.messages import ChatMessage, ToolDefinition
+from tokend.registry.chat.sandbox import CompiledTemplate, TemplateLimits, compile_template, render_template
+from tokend.registry.chat.segments import RenderedChat
+from tokend.registry.chat.text_builder import TextBuilder
+
+__all__ = ["TemplateChatFormat"]
+
+
+class TemplateChatFormat(ChatFormat):
+    name = "template"
+    reference_content_specials = True
+    supports_text_content_rule = False
+
+    def __init__(self, source: str, variables: Mapping[str, Any] | None = None) -> None:
+        self.compiled: CompiledTemplate = compile_template(source)
+        self.variables = dict(variables or {})
+
+    def describe(self) -> str:
+        return "template"
+
+    def _render(self, messages, tools, add_generation_prompt: bool, limits: TemplateLimits) -> str:
+        variables = {
+            **self.variables,
+            "messages": messages,
+            "tools": tools,
+            "documents": None,
+            "add_generation_prompt": add_generation_prompt,
+        }
+        return render_template(self.compiled, variables, limits)
+
+    def render(
+        self,
+        messages: tuple[ChatMessage, ...],
+        tools: tuple[ToolDefinition, ...] | None,
+        add_generation_prompt: bool,
+        context: RenderContext,
+    ) -> RenderedChat:
+        raw_messages = [message.raw for message in messages]
+        raw_tools = None if tools is None else [tool.raw for tool in tools]
+        full = self._render(raw_messages, raw_tools, add_generation_prompt, context.limits)
+        count = len(messages)
+        builder = TextBuilder(context.special_tokens, content_specials=True)
+        if not context.spans or count == 0:
+            builder.add_rendered(full, None)
+            return builder.build(message_count=count, spans_exact=not count)
+        # boundaries[k]: where message k starts (k < count) / where the last one ends (k == count)
+        boundaries: list[int | None] = []
+        for k in range(count + 1):
+            if k == count and not add_generation_prompt:
+                boundaries.append(len(full))
+                continue
+            try:
+                prefix = self._render(raw_messages[:k], raw_tools, False, context.limits)
+            except ChatTemplateError as error:
+                if error.reason in ("time_limit", "size_limit", "security"):
+                    raise
+                boundaries.append(None)  # the template refuses this unfinished conversation
+                continue
+            boundaries.append(len(prefix) if full.startswith(prefix) else None)
+        if boundaries[0] is None:
+            boundaries[0] = 0  # a template that cannot render an empty conversation: message 0 starts at 0
+        exact = True
+        known: list[tuple[int, int | None]] = []  # (offset, owner) in order
+        last = 0
+        for k, offset in enumerate(boundaries):
+            if offset is None or offset < last:
+                exact = False
+                continue
+            known.append((offset, k if k < count else None))
+            last = offset
+        if not known or known[0][0] > 0:
+            known.insert(0, (0, None))
+        position = 0
+        owner: int | None = None
+        for offset, next_owner in known:
+            builder.add_rendered(full[position:offset], owner)
+            position, owner = offset, next_owner
+        builder.add_rendered(full[position:], owner)
+        return builder.build(message_count=count, spans_exact=exact)

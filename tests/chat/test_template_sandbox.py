@@ -1,0 +1,118 @@
+"""Chat templates are code from the registry: the sandbox, its time and size limits, each with a test.
+
+Every limit must stop the render with a ChatTemplateError naming the reason, within a bound of the limit,
+and leave the process able to serve the next request.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tokend.errors import ChatTemplateError, ModelFormatError
+from tokend.registry.chat.sandbox import TemplateLimits, compile_template, render_template
+
+LIMITS = TemplateLimits(seconds=0.3, max_chars=1_000_000)
+
+
+def _render(source: str, **variables):
+    return render_template(compile_template(source), variables, LIMITS)
+
+
+def _refused(source: str, reason: str, **variables) -> ChatTemplateError:
+    started = time.perf_counter()
+    with pytest.raises(ChatTemplateError) as caught:
+        _render(source, **variables)
+    assert caught.value.reason == reason, caught.value
+    assert time.perf_counter() - started < LIMITS.seconds + 2.0  # generous: shared cores
+    return caught.value
+
+
+def test_an_unsafe_attribute_that_is_only_printed_renders_empty():
+    # Jinja's sandbox answers an unsafe attribute with an Undefined that raises only when used further.
+    assert _render("{{ messages.__class__ }}", messages=[]) == ""
+
+
+def test_transformers_helpers_render():
+    source = (
+        "{% for m in messages %}{{ m.role }}:{{ m.content|trim }}|{% endfor %}{{ tools|tojson }}"
+        "{% generation %}G{% endgeneration %}{% for i in range(5) %}{% if i == 2 %}{% break %}{% endif %}{{ i }}{% endfor %}"
+        "{{ {'é': '<b>'}|tojson(indent=1) }}{{ strftime_now('%Y')|length }}"
+    )
+    assert _render(source, messages=[{"role": "user", "content": " hi "}], tools=[{"a": 1}]) == (
+        'user:hi|[{"a": 1}]G01{\n "é": "<b>"\n}4'
+    )
+
+
+def test_raise_exception_keeps_the_templates_message():
+    error = _refused("{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}", "raised")
+    assert "Conversation roles must alternate user/assistant" in str(error)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ messages.__class__.__name__ }}",
+        "{{ cycler.__init__.__globals__ }}",
+        "{{ messages.append(1) }}",
+        "{{ messages[0].update({'role': 'system'}) }}",
+        "{{ raise_exception.__globals__['json'] }}",
+    ],
+)
+def test_attribute_escapes_and_mutation_are_forbidden(source):
+    _refused(source, "security", messages=[{"role": "user"}])
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",  # no output at all
+        "{% for i in range(100000) %}{% for j in range(100000) %}{{ '' }}{% endfor %}{% endfor %}",
+        "{% macro f(n) %}{% for i in range(100000) %}{{ f(n) if n > 10**9 }}{% endfor %}{% endmacro %}{% for k in range(100000) %}{{ f(k) }}{% endfor %}",
+    ],
+)
+def test_a_template_that_loops_forever_is_stopped_at_the_deadline(source):
+    error = _refused(source, "time_limit")
+    assert "longer than 0.3 s" in str(error)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 'a' * 10**9 }}",  # 1 GB in one operation: refused before it allocates
+        "{{ 'a'|center(10**9) }}",
+        "{{ 'a'.ljust(10**9) }}",
+        "{{ '%0999999999d' % 1 }}",
+        "{{ '{:>999999999}'.format(1) }}",
+        "{{ 'a\nb'|indent(600000) }}",
+        "{{ ('x' * 1000)|replace('x', 'y' * 10000) }}",
+        "{% set l = ['x' * 900000] * 1000 %}{{ l|join }}",
+        "{% set ns = namespace(s='a') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",  # doubling
+        "{% set ns = namespace(s='a') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}",  # 10 MB of output, 100 bytes at a time
+        "{% set x %}{% for i in range(10000) %}{{ 'y' * 200 }}{% endfor %}{% endset %}{{ x|length }}",
+        "{{ 7 ** 10000000 }}",
+        "{{ [messages] * 10**8 }}",
+    ],
+)
+def test_a_template_that_renders_too_much_is_stopped_before_it_allocates(source):
+    error = _refused(source, "size_limit", messages=[])
+    assert "limit 1,000,000" in str(error)
+
+
+def test_errors_inside_a_template_are_chat_template_errors():
+    assert "UndefinedError" in str(_refused("{{ x.y.z }}", "failed"))
+    assert "ZeroDivisionError" in str(_refused("{{ 1 // 0 }}", "failed"))
+    assert "recursed" in str(_refused("{% macro f(n) %}{{ f(n+1) }}{% endmacro %}{{ f(0) }}", "failed"))
+
+
+def test_a_template_that_does_not_compile_is_a_model_format_error():
+    with pytest.raises(ModelFormatError, match="line 1"):
+        compile_template("{% for m in messages %}")
+
+
+def test_limits_are_per_render_and_the_next_render_works():
+    _refused("{{ 'a' * 10**9 }}", "size_limit")
+    assert _render("{{ 'ok' * 3 }}") == "okokok"
