@@ -226,3 +226,16 @@ def test_one_megabyte_of_hostile_text(name):
     text = ("".join(ATOMS) * 2000)[:1_000_000]
     chunks = encoding.chunk(text, 200, overlap=20, prefer="sentence")
     check_chunks(encoding.encode, text, chunks, 200, 20, encoding.decode_tokens_bytes(encoding.encode(text)))
+
+
+def test_max_chunks_bounds_the_work():
+    encoding = family("cl100k_base")
+    text = " word" * 1000  # 1000 tokens
+    assert len(encoding.chunk(text, 100, max_chunks=10)) == 10
+    with pytest.raises(InvalidBudgetError, match="more than max_chunks=9") as caught:
+        encoding.chunk(text, 100, max_chunks=9)  # refused from the token count, before any chunk is made
+    assert caught.value.argument == "max_tokens"
+    with pytest.raises(InvalidBudgetError, match="more than max_chunks=10"):
+        encoding.chunk(text, 100, overlap=50, max_chunks=10)  # overlap: found while chunking
+    with pytest.raises(TypeError, match="max_chunks"):
+        encoding.chunk(text, 100, max_chunks=0)

@@ -102,9 +102,11 @@ class BudgetMethods:
         *,
         allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
         disallowed_special: Literal["all"] | Collection[str] = "all",
+        max_chunks: int | None = None,
     ) -> list[Chunk]:
         """`text` in consecutive chunks of at most `max_tokens` tokens each (own encoding), `overlap` tokens
-        shared between neighbours, cut preferably at `prefer` separators. Definitions: tokend.engine.chunking.
+        shared between neighbours, cut preferably at `prefer` separators; more than `max_chunks` chunks
+        raise InvalidBudgetError (a bound for services). Definitions: tokend.engine.chunking.
 
         >>> [c.text for c in enc.chunk("a b c d", 2, prefer="whitespace")]  # doctest: +SKIP
         ['a b', ' c d']
@@ -117,6 +119,7 @@ class BudgetMethods:
             prefer,
             allowed_special=allowed_special,
             disallowed_special=disallowed_special,
+            max_chunks=max_chunks,
         )
 
     def decoder(self, errors: str = "replace") -> StreamDecoder:

@@ -80,9 +80,16 @@ def chunk(
     *,
     allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
     disallowed_special: Literal["all"] | Collection[str] = "all",
+    max_chunks: int | None = None,
 ) -> list[Chunk]:
-    """`text` cut into chunks of at most `max_tokens` tokens each (see the module docstring)."""
+    """`text` cut into chunks of at most `max_tokens` tokens each (see the module docstring).
+
+    `max_chunks` bounds the work and the result (a service sets it): more chunks than that raise
+    `InvalidBudgetError`, as early as the whole text's token count shows it.
+    """
     max_tokens = check_max_tokens(max_tokens, minimum=1)
+    if max_chunks is not None and (isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 1):
+        raise TypeError(f"max_chunks must be None or an int >= 1, got {max_chunks!r}")
     if isinstance(overlap, bool) or not isinstance(overlap, int):
         raise TypeError(f"overlap must be an int, got {type(overlap).__name__}")
     if not 0 <= overlap < max_tokens:
@@ -92,8 +99,19 @@ def chunk(
     if prefer not in PREFERENCES:
         raise InvalidBudgetError("prefer", f"prefer must be one of {', '.join(map(repr, PREFERENCES))}, got {prefer!r}")
     grid = align_tokens(encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special)
+    if max_chunks is not None and len(grid.ids) > max_chunks * max_tokens:  # each chunk holds <= max_tokens
+        _too_many_chunks(max_chunks, max_tokens, len(grid.ids))
     protected = _special_spans(encoding, text, allowed_special)
-    return _Chunker(encoding, grid, max_tokens, overlap, PREFERENCES[prefer], allowed_special, protected).run()
+    chunker = _Chunker(encoding, grid, max_tokens, overlap, PREFERENCES[prefer], allowed_special, protected)
+    return chunker.run(max_chunks)
+
+
+def _too_many_chunks(max_chunks: int, max_tokens: int, total: int):
+    raise InvalidBudgetError(
+        "max_tokens",
+        f"the text ({total} tokens) makes more than max_chunks={max_chunks} chunks of max_tokens={max_tokens}; "
+        f"raise max_tokens, lower the overlap or send less text",
+    )
 
 
 class _OverlapTooLong(Exception):
@@ -113,10 +131,12 @@ class _Chunker:
         self.protected = protected  # disjoint (start, end) spans of special-token text, sorted
         self.window_tokens = math.ceil(max_tokens * SEPARATOR_WINDOW)
 
-    def run(self) -> list[Chunk]:
+    def run(self, max_chunks: int | None) -> list[Chunk]:
         text, chunks = self.text, []
         start = previous_end = 0
         while start < len(text):
+            if max_chunks is not None and len(chunks) == max_chunks:
+                _too_many_chunks(max_chunks, self.max_tokens, len(self.cut_tokens) and self.cut_tokens[-1])
             try:
                 end, ids = self.chunk_end(start, previous_end)
             except _OverlapTooLong:
