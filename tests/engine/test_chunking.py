@@ -239,3 +239,15 @@ def test_max_chunks_bounds_the_work():
         encoding.chunk(text, 100, overlap=50, max_chunks=10)  # overlap: found while chunking
     with pytest.raises(TypeError, match="max_chunks"):
         encoding.chunk(text, 100, max_chunks=0)
+
+
+def test_iter_chunks_streams_the_same_chunks_and_checks_arguments_at_once():
+    encoding = family("o200k_base")
+    text = "\n\n".join(corpus_texts(limit_bytes=20_000, kinds=("english",)))
+    stream = encoding.iter_chunks(text, 64, 8)
+    first = next(stream)
+    assert [first, *stream] == encoding.chunk(text, 64, 8)
+    with pytest.raises(InvalidBudgetError, match="overlap"):
+        encoding.iter_chunks(text, 64, 64)  # raised by the call, before any next()
+    with pytest.raises(DisallowedSpecialTokenError):
+        encoding.iter_chunks("a <|endoftext|>", 64)

@@ -39,10 +39,10 @@ Nothing here asks which class it is working on: only the contract and the hook.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import AbstractSet, Literal
 
-from .chunking import Chunk, chunk
+from .chunking import Chunk, chunk, iter_chunks
 from .offsets import TokenOffsets, encode_with_offsets
 from .stream_decoder import StreamDecoder
 from .truncation import Truncation, truncate
@@ -112,6 +112,30 @@ class BudgetMethods:
         ['a b', ' c d']
         """
         return chunk(
+            self,
+            text,
+            max_tokens,
+            overlap,
+            prefer,
+            allowed_special=allowed_special,
+            disallowed_special=disallowed_special,
+            max_chunks=max_chunks,
+        )
+
+    def iter_chunks(
+        self,
+        text: str,
+        max_tokens: int,
+        overlap: int = 0,
+        prefer: Literal["paragraph", "sentence", "whitespace", "token"] = "paragraph",
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+        max_chunks: int | None = None,
+    ) -> Iterator[Chunk]:
+        """`chunk`, one chunk at a time (to stream a big document's chunks out as they are made); argument
+        and special-token errors are raised by this call, not by the first `next`."""
+        return iter_chunks(
             self,
             text,
             max_tokens,

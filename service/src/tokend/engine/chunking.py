@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import AbstractSet, Literal
 
@@ -44,7 +44,7 @@ from .offsets import Alignment, align_tokens
 from .separators import last_separator_cut
 from .truncation import check_max_tokens, own_encoding
 
-__all__ = ["Chunk", "chunk", "PREFERENCES"]
+__all__ = ["Chunk", "chunk", "iter_chunks", "PREFERENCES"]
 
 # prefer -> the separator kinds tried, strongest first (token boundaries always come last)
 PREFERENCES: dict[str, tuple[str, ...]] = {
@@ -84,9 +84,37 @@ def chunk(
 ) -> list[Chunk]:
     """`text` cut into chunks of at most `max_tokens` tokens each (see the module docstring).
 
-    `max_chunks` bounds the work and the result (a service sets it): more chunks than that raise
-    `InvalidBudgetError`, as early as the whole text's token count shows it.
+    `max_chunks` bounds the work and the result (a service sets it): `InvalidBudgetError` when the text
+    has more than `max_chunks * max_tokens` tokens (checked before chunking) or chunking makes more than
+    `max_chunks` chunks.
     """
+    return list(
+        iter_chunks(
+            encoding,
+            text,
+            max_tokens,
+            overlap,
+            prefer,
+            allowed_special=allowed_special,
+            disallowed_special=disallowed_special,
+            max_chunks=max_chunks,
+        )
+    )
+
+
+def iter_chunks(
+    encoding,
+    text: str,
+    max_tokens: int,
+    overlap: int = 0,
+    prefer: Literal["paragraph", "sentence", "whitespace", "token"] = "paragraph",
+    *,
+    allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+    disallowed_special: Literal["all"] | Collection[str] = "all",
+    max_chunks: int | None = None,
+) -> Iterator[Chunk]:
+    """`chunk`, one chunk at a time (for streaming a big document out): arguments, special tokens and the
+    whole text's token count are checked before this returns; each chunk is encoded when it is asked for."""
     max_tokens = check_max_tokens(max_tokens, minimum=1)
     if max_chunks is not None and (isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 1):
         raise TypeError(f"max_chunks must be None or an int >= 1, got {max_chunks!r}")
@@ -99,11 +127,11 @@ def chunk(
     if prefer not in PREFERENCES:
         raise InvalidBudgetError("prefer", f"prefer must be one of {', '.join(map(repr, PREFERENCES))}, got {prefer!r}")
     grid = align_tokens(encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special)
-    if max_chunks is not None and len(grid.ids) > max_chunks * max_tokens:  # each chunk holds <= max_tokens
+    if max_chunks is not None and len(grid.ids) > max_chunks * max_tokens:
         _too_many_chunks(max_chunks, max_tokens, len(grid.ids))
     protected = _special_spans(encoding, text, allowed_special)
     chunker = _Chunker(encoding, grid, max_tokens, overlap, PREFERENCES[prefer], allowed_special, protected)
-    return chunker.run(max_chunks)
+    return chunker.chunks(max_chunks)
 
 
 def _too_many_chunks(max_chunks: int, max_tokens: int, total: int):
@@ -131,22 +159,22 @@ class _Chunker:
         self.protected = protected  # disjoint (start, end) spans of special-token text, sorted
         self.window_tokens = math.ceil(max_tokens * SEPARATOR_WINDOW)
 
-    def run(self, max_chunks: int | None) -> list[Chunk]:
-        text, chunks = self.text, []
+    def chunks(self, max_chunks: int | None) -> Iterator[Chunk]:
+        text, made = self.text, 0
         start = previous_end = 0
         while start < len(text):
-            if max_chunks is not None and len(chunks) == max_chunks:
-                _too_many_chunks(max_chunks, self.max_tokens, len(self.cut_tokens) and self.cut_tokens[-1])
+            if made == max_chunks:
+                _too_many_chunks(max_chunks, self.max_tokens, self.cut_tokens[-1])
             try:
                 end, ids = self.chunk_end(start, previous_end)
             except _OverlapTooLong:
                 start = previous_end
                 end, ids = self.chunk_end(start, previous_end)
-            chunks.append(Chunk(text[start:end], start, end, ids))
+            yield Chunk(text[start:end], start, end, ids)
+            made += 1
             if end == len(text):
                 break
             start, previous_end = self.next_start(start, end), end
-        return chunks
 
     def encode(self, start: int, end: int) -> list[int]:
         return own_encoding(self.encoding, self.text[start:end], self.allowed_special)
