@@ -158,10 +158,16 @@ static int step_cursor(Walk *w, Py_ssize_t i, const uint8_t *bytes, size_t len) 
     return 0;
 }
 
-/* The surface of token i: lead[i] for the first len(lead) tokens, else table[ids[i]]; NULL when the id has
- * none (not an int, out of range, no bytes in the table). Borrowed, valid while the GIL is held. */
+/* The surface of token i: lead[i] for the first len(lead) tokens, else table[ids[i]]. NULL without an
+ * exception when the id has none (not an int, out of range, no bytes in the table); NULL with TypeError
+ * when lead[i] is not bytes. Borrowed, valid while the GIL is held. */
 static PyObject *surface_of(PyObject *ids, PyObject *table, PyObject *lead, Py_ssize_t i) {
-    if (i < PyList_GET_SIZE(lead)) return PyList_GET_ITEM(lead, i);
+    if (i < PyList_GET_SIZE(lead)) {
+        PyObject *surface = PyList_GET_ITEM(lead, i);
+        if (PyBytes_Check(surface)) return surface;
+        PyErr_Format(PyExc_TypeError, "lead[%zd]: expected bytes, got %.100s", i, Py_TYPE(surface)->tp_name);
+        return NULL;
+    }
     PyObject *id_object = PyList_GET_ITEM(ids, i);
     Py_ssize_t id = PyLong_Check(id_object) ? PyLong_AsSsize_t(id_object) : -1;
     if (id < 0 || id >= PyList_GET_SIZE(table)) {
@@ -225,6 +231,7 @@ static PyObject *align(PyObject *module, PyObject *args, PyObject *kwargs) {
         }
         PyObject *item = surface_of(ids, table, lead, i);
         if (!item) {
+            if (PyErr_Occurred()) goto done;
             mismatch = i;
             break;
         }

@@ -180,4 +180,6 @@ def test_native_align_rejects_bad_arguments():
         align("x", (1,), [], [])
     with pytest.raises(ValueError, match="lead"):
         align("x", [], [], [b"x"])
+    with pytest.raises(TypeError, match=r"lead\[0\]: expected bytes, got str"):
+        align("x", [0], [], ["x"])
     assert align("ab", [0, 5, -1], [b"a"], []) == 1  # ids without a surface depart from the text

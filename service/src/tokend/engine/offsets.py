@@ -163,6 +163,9 @@ def _build_surface_table(encoding) -> list[bytes | None]:
                     table[token] = encoding.token_surfaces([token], at_start=False)[0][0]
                 except KeyError:
                     pass
+    wrong = next((surface for surface in table if surface is not None and type(surface) is not bytes), None)
+    if wrong is not None:
+        raise TypeError(f"{type(encoding).__name__}.token_surfaces must give bytes, gave {type(wrong).__name__}")
     return table
 
 
