@@ -13,6 +13,7 @@ BENCHMARKS = {
     "service": "bench.service",
     "footprint": "bench.footprint",
     "chat": "bench.chat",
+    "budgets": "bench.budgets",
 }
 
 

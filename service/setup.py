@@ -1,7 +1,11 @@
-"""Build of tokend's native core (the C extension `tokend.engine._native`); everything else is in
-pyproject.toml. Sources: native/ (see native/tokend_native.h)."""
+"""Build of tokend's native code; everything else is in pyproject.toml. Sources: native/.
+- `tokend.engine._native`: the core (pre-split, BPE merge, piece cache; see native/tokend_native.h).
+- `tokend.engine._alignment`: token surfaces aligned with their text (native/token_alignment.c), for offsets,
+  truncation and chunking; separate so it depends on no vocabulary and no change to the core."""
 
 from setuptools import Extension, setup
+
+COMPILE_ARGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
 setup(
     ext_modules=[
@@ -15,7 +19,8 @@ setup(
                 "native/rank_table.c",
             ],
             depends=["native/tokend_native.h", "native/unicode_classes.h"],
-            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
-        )
+            extra_compile_args=COMPILE_ARGS,
+        ),
+        Extension("tokend.engine._alignment", sources=["native/token_alignment.c"], extra_compile_args=COMPILE_ARGS),
     ]
 )

@@ -19,6 +19,13 @@ MODULES = [
     "tokend.engine.training",
     "tokend.engine.vocabulary_checks",
     "tokend.engine.patterns",
+    "tokend.engine.budget_methods",
+    "tokend.engine.budget_search",
+    "tokend.engine.offsets",
+    "tokend.engine.truncation",
+    "tokend.engine.chunking",
+    "tokend.engine.separators",
+    "tokend.engine.stream_decoder",
 ]
 
 

@@ -50,3 +50,14 @@ def test_other_threads_run_during_a_big_encode(kind, text):
     during, ids = _small_calls_during(lambda enc: enc.encode(text))
     assert ids == tiktoken.get_encoding("cl100k_base").encode(text)
     assert during >= 3, f"{kind}: only {during} small calls finished while the big encode ran"
+
+
+def test_other_threads_run_during_a_big_alignment():
+    """The offsets/cut-point walk (engine/_alignment) holds the GIL but yields every 65,536 tokens."""
+    from tokend.engine._alignment import align
+
+    tokens = 4_000_000
+    text, ids, table = "a" * tokens, [0] * tokens, [b"a"]
+    during, result = _small_calls_during(lambda enc: align(text, ids, table, [], offsets=False))
+    assert len(result[4]) == 4 * (tokens + 1)  # every token boundary is a cut point
+    assert during >= 3, f"only {during} small calls finished while the alignment ran"

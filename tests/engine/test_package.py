@@ -28,7 +28,7 @@ def test_lazy_names_are_listed():
 def test_exception_tree():
     assert issubclass(errors.DisallowedSpecialTokenError, (errors.TokendError, ValueError))
     assert issubclass(errors.UnknownTokenIdError, KeyError)
-    for name in ("ModelFormatError", "ChecksumMismatchError", "ModelNotFoundError"):
+    for name in ("ModelFormatError", "ChecksumMismatchError", "ModelNotFoundError", "InvalidBudgetError", "OffsetsUnavailableError"):
         assert issubclass(getattr(errors, name), ValueError)
     for name in ("VersionConflictError", "RegistryError"):
         assert issubclass(getattr(errors, name), errors.TokendError)
@@ -42,6 +42,8 @@ def test_exception_tree():
         errors.UnknownTokenIdError(7, 2, n_vocab=5),
         errors.ChecksumMismatchError(expected="a", actual="b", what="w"),
         errors.ModelNotFoundError("m@2", ["m@1"]),
+        errors.InvalidBudgetError("overlap", "overlap must be below max_tokens (4), got 4"),
+        errors.OffsetsUnavailableError("t5", 7),
     ],
 )
 def test_errors_pickle(error):

@@ -6,6 +6,8 @@ TokendError(Exception)
 ├── UnknownTokenIdError(TokendError, KeyError)             .token_id .item
 ├── ModelFormatError(TokendError, ValueError)              a payload/manifest that does not parse
 ├── ChecksumMismatchError(TokendError, ValueError)         .expected .actual .what
+├── InvalidBudgetError(TokendError, ValueError)            .argument: a truncate/chunk argument out of range
+├── OffsetsUnavailableError(TokendError, ValueError)       .model .position: tokens that do not spell the text
 ├── (registry)
 │   ├── ModelNotFoundError(TokendError, ValueError)        .ref .available
 │   ├── VersionConflictError(TokendError)                  different content under a published name@version
@@ -33,6 +35,8 @@ __all__ = [
     "UnknownTokenIdError",
     "ModelFormatError",
     "ChecksumMismatchError",
+    "InvalidBudgetError",
+    "OffsetsUnavailableError",
     "ModelNotFoundError",
     "VersionConflictError",
     "RegistryError",
@@ -130,6 +134,44 @@ class ChecksumMismatchError(TokendError, ValueError):
 
 def _rebuild_checksum_error(expected, actual, what):
     return ChecksumMismatchError(expected=expected, actual=actual, what=what)
+
+
+class InvalidBudgetError(TokendError, ValueError):
+    """A token-budget argument (truncate, chunk) out of range, or a budget no cut of the text can meet.
+
+    >>> err = InvalidBudgetError("overlap", "overlap must be below max_tokens (8), got 8")
+    >>> (err.argument, isinstance(err, ValueError))
+    ('overlap', True)
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument  # the parameter to change: "max_tokens", "side", "overlap", "prefer", ...
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (type(self), (self.argument, str(self)))
+
+
+class OffsetsUnavailableError(TokendError, ValueError):
+    """The model's tokens do not spell the input text, so they have no offsets in it.
+
+    Byte-level BPE always spells its input. A family whose normalizer rewrites text (NFKC, collapsed
+    whitespace) does not; `position` is the first character of the input where the decoded tokens differ.
+    >>> OffsetsUnavailableError("t5-small", 3).position
+    3
+    """
+
+    def __init__(self, model: str, position: int) -> None:
+        self.model = model
+        self.position = position
+        super().__init__(
+            f"model {model!r} rewrites the text it encodes (from character {position} on, the decoded tokens "
+            "differ from the input), so its tokens have no offsets, cut points or chunks in that text; use a "
+            "model without text normalization for offsets, truncation and chunking."
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.model, self.position))
 
 
 class ModelNotFoundError(TokendError, ValueError):

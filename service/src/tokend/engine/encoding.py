@@ -37,6 +37,7 @@ import regex
 
 from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
 from ._native import BpeCore
+from .budget_methods import BudgetMethods
 from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
 from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from .special_tokens import resolve_policy, special_token_regex
@@ -59,11 +60,11 @@ def _fix_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-class Encoding:
+class Encoding(BudgetMethods):
     """Byte-level BPE with regex pre-splitting and special tokens; same constructor as `tiktoken.Encoding`.
 
     `piece_cache_capacity` (keyword-only, ours) bounds the piece cache (entries per generation; 0 disables
-    it). Memory bound: see piece_cache.
+    it). Memory bound: see piece_cache. Offsets, truncate, chunk and decoder: budget_methods.
     """
 
     def __init__(
@@ -309,6 +310,15 @@ class Encoding:
     def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
         """The bytes of each token: `[b'hello', b' world']`."""
         return [self.decode_single_token_bytes(token) for token in tokens]
+
+    def token_surfaces(self, tokens: Sequence[int], *, at_start: bool = True) -> tuple[list[bytes], bool]:
+        """The budget hook (budget_methods): each token's bytes, whatever the state; no leading-space rule."""
+        try:
+            surfaces = list(map(self._decoder.__getitem__, tokens))
+        except (KeyError, TypeError):
+            self._raise_unknown(tokens, None)
+            raise
+        return surfaces, at_start and not surfaces
 
     def decode_with_offsets(self, tokens: Sequence[int]) -> tuple[str, list[int]]:
         """The text and, per token, the index of the first character containing its bytes (as tiktoken)."""

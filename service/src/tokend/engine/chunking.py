@@ -1,0 +1,278 @@
+"""Chunking: a text cut into consecutive pieces whose own encodings each fit a token budget.
+
+>>> from tokend import get_encoding
+>>> enc = get_encoding("cl100k_base")
+>>> text = "First paragraph, short.\\n\\nSecond paragraph. It has two sentences."
+>>> [c.text for c in chunk(enc, text, 10)]
+['First paragraph, short.\\n\\n', 'Second paragraph. It has two sentences.']
+>>> [(c.start, c.end, c.token_count) for c in chunk(enc, text, 12)]  # the blank line: under half of 12 in
+[(0, 42, 8), (42, 64, 5)]
+
+Guarantees (each held by construction, not by the estimate):
+- Budget: every chunk's `ids` is `encode(chunk.text)` (same special-token policy) and has at most
+  `max_tokens` tokens. When some stretch of text between two cut points needs more tokens than that on its
+  own (an emoji of 3 tokens with `max_tokens=2`), no chunking exists: `InvalidBudgetError` says where.
+- Coverage: `chunk.text == text[chunk.start:chunk.end]`; starts and ends strictly increase; the first chunk
+  starts at 0, the last ends at len(text), each starts at or before the previous one's end. With
+  `overlap=0` each starts exactly where the previous ended, so the texts concatenate to the input.
+- Overlap `k` (0 <= k < max_tokens): the next chunk starts at the latest cut point that leaves at least `k`
+  tokens of the whole text's encoding between it and the previous chunk's end (more when no cut point lies
+  exactly there, e.g. inside a split character; less only when the previous chunk is itself shorter than
+  k + 1 tokens). Overlaps start on token boundaries, never on separators.
+- Cut choice: the furthest cut that the whole text's encoding puts within the budget, moved back to the last
+  separator of kind `prefer` in the last half of the budget (SEPARATOR_WINDOW), else the next weaker kind
+  (paragraph → sentence → whitespace), else that token boundary. Separators: see separators.py; a cut never
+  falls inside a special token.
+
+Cost (linear): one encode of the whole text (the cut grid), one encode per chunk (its own ids: together
+~ one more encode of the text, times (1 + overlap/max_tokens)), a reverse regex search over the last part
+of each chunk. When a chunk's own encoding overshoots the estimate (a cut inside a piece re-merges), the
+end moves back by the excess, at most MAX_QUICK_RETRIES times, then a search (budget_search) settles it.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import AbstractSet, Literal
+
+from ..errors import InvalidBudgetError
+from .budget_search import last_fitting
+from .offsets import Alignment, align_tokens
+from .separators import last_separator_cut
+from .truncation import check_max_tokens, own_encoding
+
+__all__ = ["Chunk", "chunk", "iter_chunks", "PREFERENCES"]
+
+# prefer -> the separator kinds tried, strongest first (token boundaries always come last)
+PREFERENCES: dict[str, tuple[str, ...]] = {
+    "paragraph": ("paragraph", "sentence", "whitespace"),
+    "sentence": ("sentence", "whitespace"),
+    "whitespace": ("whitespace",),
+    "token": (),
+}
+SEPARATOR_WINDOW = 0.5  # separators count when they leave the chunk at least half of its budget
+MAX_QUICK_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk: its text, its span `[start, end)` in the input (characters) and its own ids."""
+
+    text: str
+    start: int
+    end: int
+    ids: list[int]
+
+    @property
+    def token_count(self) -> int:
+        return len(self.ids)
+
+
+def chunk(
+    encoding,
+    text: str,
+    max_tokens: int,
+    overlap: int = 0,
+    prefer: Literal["paragraph", "sentence", "whitespace", "token"] = "paragraph",
+    *,
+    allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+    disallowed_special: Literal["all"] | Collection[str] = "all",
+    max_chunks: int | None = None,
+) -> list[Chunk]:
+    """`text` cut into chunks of at most `max_tokens` tokens each (see the module docstring).
+
+    `max_chunks` bounds the work and the result (a service sets it): `InvalidBudgetError` when the text
+    has more than `max_chunks * max_tokens` tokens (checked before chunking) or chunking makes more than
+    `max_chunks` chunks.
+    """
+    return list(
+        iter_chunks(
+            encoding,
+            text,
+            max_tokens,
+            overlap,
+            prefer,
+            allowed_special=allowed_special,
+            disallowed_special=disallowed_special,
+            max_chunks=max_chunks,
+        )
+    )
+
+
+def iter_chunks(
+    encoding,
+    text: str,
+    max_tokens: int,
+    overlap: int = 0,
+    prefer: Literal["paragraph", "sentence", "whitespace", "token"] = "paragraph",
+    *,
+    allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+    disallowed_special: Literal["all"] | Collection[str] = "all",
+    max_chunks: int | None = None,
+) -> Iterator[Chunk]:
+    """`chunk`, one chunk at a time (for streaming a big document out): arguments, special tokens and the
+    whole text's token count are checked before this returns; each chunk is encoded when it is asked for."""
+    max_tokens = check_max_tokens(max_tokens, minimum=1)
+    if max_chunks is not None and (isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 1):
+        raise TypeError(f"max_chunks must be None or an int >= 1, got {max_chunks!r}")
+    if isinstance(overlap, bool) or not isinstance(overlap, int):
+        raise TypeError(f"overlap must be an int, got {type(overlap).__name__}")
+    if not 0 <= overlap < max_tokens:
+        raise InvalidBudgetError(
+            "overlap", f"overlap must be >= 0 and below max_tokens ({max_tokens}), got {overlap}"
+        )
+    if prefer not in PREFERENCES:
+        raise InvalidBudgetError("prefer", f"prefer must be one of {', '.join(map(repr, PREFERENCES))}, got {prefer!r}")
+    grid = align_tokens(encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special)
+    if max_chunks is not None and len(grid.ids) > max_chunks * max_tokens:
+        _too_many_chunks(max_chunks, max_tokens, len(grid.ids))
+    protected = _special_spans(encoding, text, allowed_special)
+    chunker = _Chunker(encoding, grid, max_tokens, overlap, PREFERENCES[prefer], allowed_special, protected)
+    return chunker.chunks(max_chunks)
+
+
+def _too_many_chunks(max_chunks: int, max_tokens: int, total: int):
+    raise InvalidBudgetError(
+        "max_tokens",
+        f"the text ({total} tokens) makes more than max_chunks={max_chunks} chunks of max_tokens={max_tokens}; "
+        f"raise max_tokens, lower the overlap or send less text",
+    )
+
+
+class _OverlapTooLong(Exception):
+    """No chunk from this overlapping start reaches past the previous chunk's end within the budget."""
+
+
+class _Chunker:
+    def __init__(self, encoding, grid: Alignment, max_tokens, overlap, kinds, allowed_special, protected):
+        self.encoding = encoding
+        self.text = grid.text
+        self.cut_tokens = grid.cut_tokens  # tokens of the whole encoding before cut j
+        self.cut_chars = grid.cut_chars  # character position of cut j
+        self.max_tokens = max_tokens
+        self.overlap = overlap
+        self.kinds = kinds
+        self.allowed_special = allowed_special
+        self.protected = protected  # disjoint (start, end) spans of special-token text, sorted
+        self.window_tokens = math.ceil(max_tokens * SEPARATOR_WINDOW)
+
+    def chunks(self, max_chunks: int | None) -> Iterator[Chunk]:
+        text, made = self.text, 0
+        start = previous_end = 0
+        while start < len(text):
+            if made == max_chunks:
+                _too_many_chunks(max_chunks, self.max_tokens, self.cut_tokens[-1])
+            try:
+                end, ids = self.chunk_end(start, previous_end)
+            except _OverlapTooLong:
+                start = previous_end
+                end, ids = self.chunk_end(start, previous_end)
+            yield Chunk(text[start:end], start, end, ids)
+            made += 1
+            if end == len(text):
+                break
+            start, previous_end = self.next_start(start, end), end
+
+    def encode(self, start: int, end: int) -> list[int]:
+        return own_encoding(self.encoding, self.text[start:end], self.allowed_special)
+
+    def chunk_end(self, start: int, previous_end: int) -> tuple[int, list[int]]:
+        """The end of the chunk starting at `start` and its ids; the end lies past `previous_end`."""
+        cut_tokens, cut_chars, text = self.cut_tokens, self.cut_chars, self.text
+        base = cut_tokens[bisect_right(cut_chars, start) - 1]  # tokens of the whole encoding before `start`
+        first = bisect_right(cut_chars, max(start, previous_end))  # the nearest end that makes progress
+        end = cut_chars[max(first, bisect_right(cut_tokens, base + self.max_tokens) - 1)]
+        low = max(cut_chars[bisect_right(cut_tokens, base + self.window_tokens - 1) - 1], start, previous_end)
+        for attempt in range(1 + MAX_QUICK_RETRIES):
+            if end < len(text):
+                end = self.separator_cut(low, end)
+            ids = self.encode(start, end)
+            if len(ids) <= self.max_tokens:
+                return end, ids
+            if end <= cut_chars[first] or attempt == MAX_QUICK_RETRIES:
+                break
+            # Move back by the excess, in tokens of the whole encoding, but at least one cut point.
+            before = bisect_right(cut_chars, end - 1) - 1  # last cut strictly before `end`
+            target = cut_tokens[bisect_right(cut_chars, end) - 1] - (len(ids) - self.max_tokens)
+            end = cut_chars[max(first, min(before, bisect_right(cut_tokens, target) - 1))]
+        return self.settle(start, first, previous_end, end)
+
+    def separator_cut(self, low: int, high: int) -> int:
+        for kind in self.kinds:
+            cut = last_separator_cut(self.text, kind, low, high)
+            if cut is not None and not self.inside_special(cut):
+                return cut
+        return high
+
+    def settle(self, start: int, first: int, previous_end: int, failed_end: int) -> tuple[int, list[int]]:
+        """The last cut point before `failed_end` (which overshoots) whose chunk fits, by search."""
+        cut_chars = self.cut_chars
+        ends = list(dict.fromkeys(cut_chars[first : bisect_right(cut_chars, failed_end - 1)]))  # cuts before it
+        fitting: dict[int, list[int]] = {}
+
+        def fits(index: int) -> bool:
+            ids = self.encode(start, ends[index])
+            if len(ids) <= self.max_tokens:
+                fitting[index] = ids
+                return True
+            return False
+
+        if not ends:  # a separator inside the first stretch failed: that stretch, whole, is all there is
+            ends = [cut_chars[first]]
+            if ends[0] == failed_end or not fits(0):
+                self.refuse(start, ends[0], previous_end)
+            return ends[0], fitting[0]
+        if not fits(0):
+            self.refuse(start, ends[0], previous_end)
+        ends.append(failed_end)
+        best = last_fitting(fits, good=0, bad=len(ends) - 1, guess=len(ends) - 2)
+        return ends[best], fitting[best]
+
+    def refuse(self, start: int, end: int, previous_end: int):
+        """No chunk from `start` makes progress: give up the overlap, or the budget is unmeetable."""
+        if start < previous_end:
+            raise _OverlapTooLong
+        count = len(self.encode(start, end))
+        raise InvalidBudgetError(
+            "max_tokens",
+            f"max_tokens={self.max_tokens} is too small for this text: characters {start}..{end} "
+            f"({self.text[start:end][:40]!r}) have no cut point between them and take {count} tokens on their "
+            f"own; use max_tokens >= {count}",
+        )
+
+    def next_start(self, start: int, end: int) -> int:
+        if not self.overlap:
+            return end
+        cut_tokens, cut_chars = self.cut_tokens, self.cut_chars
+        target = cut_tokens[bisect_right(cut_chars, end) - 1] - self.overlap
+        candidate = cut_chars[bisect_right(cut_tokens, target) - 1]
+        if candidate <= start:
+            candidate = cut_chars[bisect_right(cut_chars, start)]
+        return min(candidate, end)
+
+    def inside_special(self, position: int) -> bool:
+        index = bisect_right(self.protected, (position, math.inf)) - 1
+        return index >= 0 and self.protected[index][0] < position < self.protected[index][1]
+
+
+def _special_spans(encoding, text: str, allowed_special) -> list[tuple[int, int]]:
+    """Spans of the text of every allowed special token (never cut inside), merged and sorted."""
+    specials = encoding.special_tokens_set if allowed_special == "all" else set(allowed_special) & encoding.special_tokens_set
+    spans = []
+    for token in specials:
+        if not token:
+            continue
+        position = text.find(token)
+        while position >= 0:
+            spans.append((position, position + len(token)))
+            position = text.find(token, position + 1)
+    merged: list[tuple[int, int]] = []
+    for span_start, span_end in sorted(spans):
+        if merged and span_start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], span_end))
+        else:
+            merged.append((span_start, span_end))
+    return merged

@@ -1,0 +1,189 @@
+"""Token offsets: which characters and bytes of its input each token of an encoding covers.
+
+>>> from tokend import get_encoding
+>>> result = encode_with_offsets(get_encoding("cl100k_base"), "hi 🤖")
+>>> result.spans(), result.byte_spans()      # tokens: 'hi', ' \xf0\x9f', '\xa4', '\x96'
+([(0, 2), (2, 4), (3, 4), (3, 4)], [(0, 2), (2, 5), (5, 6), (6, 7)])
+
+Definitions (per token i, text = the caller's string):
+- `starts[i]`: the index of the first character that contains a byte of the token — tiktoken's
+  `decode_with_offsets` offset for the same ids. `ends[i]`: one past the last such character. A token
+  holding part of a multi-byte character covers that whole character (three tokens above span the robot,
+  the first also the space), so spans of neighbouring tokens overlap exactly where a character is split.
+- `byte_starts[i]`, `byte_ends[i]`: where the token's bytes lie in the UTF-8 of the text.
+- Lone surrogates: the engine encodes text as tiktoken does, with a lone surrogate replaced by U+FFFD and
+  a surrogate pair by the character it encodes. Character offsets still index the caller's string (a pair
+  is two indexes there); byte offsets index the UTF-8 of the repaired text, which is what the tokens spell.
+
+How: the ids come from the encoding's `encode`; each token's surface bytes come from the family hook
+`token_surfaces` (see budget_methods) — for the first tokens of the sequence as the hook gives them (a
+family may treat the start specially), for the rest from a table id -> surface built once per encoding
+from the same hook (`surface_table`). The native walk `_alignment.align` checks that the surfaces spell
+the text and computes every offset in one pass (~0.2 s per 10 MB faster than a Python list of surfaces
+per call, ~0.4 s faster than a Python loop). Families whose normalizer rewrites the text (NFKC, collapsed
+whitespace) do not spell their input; for those `OffsetsUnavailableError` names the first character that
+differs.
+
+The same pass yields the cut grid that truncation and chunking use: after how many tokens the text can be
+cut on a character boundary, and at which character.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from array import array
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import AbstractSet, Literal
+
+from ..errors import OffsetsUnavailableError
+from ._alignment import align
+
+__all__ = ["TokenOffsets", "Alignment", "align_tokens", "encode_with_offsets", "surface_table"]
+
+_TABLE_BATCH = 4096  # ids per hook call while building a table (a batch with an unknown id goes one by one)
+_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # encoding -> its surface table
+_tables_lock = threading.Lock()
+
+
+def _uint32(buffer: bytes) -> array:
+    values = array("I")
+    values.frombytes(buffer)
+    return values
+
+
+@dataclass(frozen=True, eq=False)
+class Alignment:
+    """The encoding of a text with its cut grid (internal to the engine's budget operations).
+
+    cut_tokens[j] tokens of `ids` end exactly at character cut_chars[j] (a character boundary); both are
+    non-decreasing uint32 sequences (memoryviews over the native result) from (0, 0) to
+    (len(ids), len(text)). `offsets`: the per-token arrays (char_starts, char_ends, byte_starts, byte_ends)
+    as bytes, when asked for.
+    """
+
+    text: str
+    ids: list[int]
+    cut_tokens: memoryview
+    cut_chars: memoryview
+    offsets: tuple[bytes, bytes, bytes, bytes] | None
+
+
+@dataclass(frozen=True, eq=False)
+class TokenOffsets:
+    """The ids of a text and, per token, the characters and bytes it covers (parallel sequences).
+
+    `starts`/`ends`/`byte_starts`/`byte_ends` are `array('I')` (one machine word per token, no int objects);
+    `spans()` and `byte_spans()` give `(start, end)` pairs.
+    """
+
+    ids: list[int]
+    starts: array = field(repr=False)
+    ends: array = field(repr=False)
+    byte_starts: array = field(repr=False)
+    byte_ends: array = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def spans(self) -> list[tuple[int, int]]:
+        """`(start, end)` character span of each token: `text[start:end]` contains the token's bytes."""
+        return list(zip(self.starts, self.ends))
+
+    def byte_spans(self) -> list[tuple[int, int]]:
+        """`(start, end)` byte span of each token in the UTF-8 of the text."""
+        return list(zip(self.byte_starts, self.byte_ends))
+
+
+def align_tokens(
+    encoding,
+    text: str,
+    *,
+    allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+    disallowed_special: Literal["all"] | Collection[str] = "all",
+    ids: list[int] | None = None,
+    offsets: bool = False,
+) -> Alignment:
+    """Encode `text` (special-token policy as `encode`) and align its tokens with it; `ids`: its encoding,
+    when the caller has it already; `offsets`: keep the per-token offsets too."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    if ids is None:
+        ids = encoding.encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)
+    aligned = align(text, ids, surface_table(encoding), _leading_surfaces(encoding, ids), offsets=offsets)
+    if isinstance(aligned, int):
+        raise _unspelled(encoding, text, ids, aligned)
+    cut_tokens, cut_chars = (memoryview(buffer).cast("I") for buffer in aligned[4:])
+    return Alignment(text, ids, cut_tokens, cut_chars, aligned[:4] if offsets else None)
+
+
+def encode_with_offsets(
+    encoding,
+    text: str,
+    *,
+    allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+    disallowed_special: Literal["all"] | Collection[str] = "all",
+) -> TokenOffsets:
+    """`encode(text, ...)` with each token's character and byte span (see the module docstring)."""
+    alignment = align_tokens(
+        encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special, offsets=True
+    )
+    return TokenOffsets(alignment.ids, *map(_uint32, alignment.offsets))
+
+
+def surface_table(encoding) -> list[bytes | None]:
+    """id -> the bytes that token adds to decoded text away from the start of a sequence (None: no such id).
+
+    Built once per encoding object from its `token_surfaces` hook, which the family contract allows: once a
+    sequence is past its start, a token's surface depends on the token alone (budget_methods, rule 5).
+    """
+    try:
+        with _tables_lock:
+            table = _tables.get(encoding)
+    except TypeError:  # an encoding class without weak references: rebuild per call (correct, slower)
+        return _build_surface_table(encoding)
+    if table is None:
+        table = _build_surface_table(encoding)
+        with _tables_lock:
+            table = _tables.setdefault(encoding, table)
+    return table
+
+
+def _build_surface_table(encoding) -> list[bytes | None]:
+    size = encoding.n_vocab
+    table: list[bytes | None] = [None] * size
+    for first in range(0, size, _TABLE_BATCH):
+        batch = list(range(first, min(size, first + _TABLE_BATCH)))
+        try:
+            table[first : first + len(batch)] = encoding.token_surfaces(batch, at_start=False)[0]
+        except KeyError:  # UnknownTokenIdError: ids the encoding leaves undefined
+            for token in batch:
+                try:
+                    table[token] = encoding.token_surfaces([token], at_start=False)[0][0]
+                except KeyError:
+                    pass
+    wrong = next((surface for surface in table if surface is not None and type(surface) is not bytes), None)
+    if wrong is not None:
+        raise TypeError(f"{type(encoding).__name__}.token_surfaces must give bytes, gave {type(wrong).__name__}")
+    return table
+
+
+def _leading_surfaces(encoding, ids: Sequence[int]) -> list[bytes]:
+    """The surfaces of the first tokens, up to where the sequence is past its start (one token for BPE)."""
+    count = 1
+    while True:
+        surfaces, at_start = encoding.token_surfaces(ids[:count], at_start=True)
+        if not at_start or count >= len(ids):
+            return surfaces
+        count *= 4
+
+
+def _unspelled(encoding, text: str, ids: list[int], token_index: int) -> OffsetsUnavailableError:
+    # Where the decoded tokens first differ from the text, in characters of the caller's string.
+    surfaces, _ = encoding.token_surfaces(ids[: token_index + 1], at_start=True)
+    spelled = b"".join(surfaces).decode("utf-8", "replace")
+    position = 0
+    while position < min(len(text), len(spelled)) and text[position] == spelled[position]:
+        position += 1
+    return OffsetsUnavailableError(getattr(encoding, "name", repr(encoding)), position)
