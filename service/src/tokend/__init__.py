@@ -37,6 +37,7 @@ from .errors import (
     ChecksumMismatchError,
     DisallowedSpecialTokenError,
     ModelFormatError,
+    ModelLoadingError,
     ModelNotFoundError,
     RegistryError,
     TokendError,
@@ -79,6 +80,7 @@ __all__ = [
     "ModelNotFoundError",
     "VersionConflictError",
     "RegistryError",
+    "ModelLoadingError",
 ]
 
 

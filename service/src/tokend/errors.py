@@ -10,6 +10,7 @@ TokendError(Exception)
     ├── ModelNotFoundError(TokendError, ValueError)        .ref .available
     ├── VersionConflictError(TokendError)                  different content under a published name@version
     └── RegistryError(TokendError)                         anything else the registry refuses
+        └── ModelLoadingError(RegistryError)               .ref: still loading after the caller's wait; retry
 ```
 
 The `ValueError` / `KeyError` bases keep code written for tiktoken working unchanged: tiktoken raises
@@ -32,6 +33,7 @@ __all__ = [
     "ModelNotFoundError",
     "VersionConflictError",
     "RegistryError",
+    "ModelLoadingError",
 ]
 
 
@@ -146,3 +148,20 @@ class VersionConflictError(TokendError):
 
 class RegistryError(TokendError):
     """Anything else the registry refuses: a bad layout, an unreachable source, a write to a read-only source."""
+
+
+class ModelLoadingError(RegistryError):
+    """A version that is still being loaded (or whose loads already have enough callers waiting): retry
+    shortly. Raised only to callers that bounded their wait (`Registry.load(ref, wait=...)`).
+
+    >>> err = ModelLoadingError("cl100k_base@2", "cl100k_base@2 is still loading; retry shortly")
+    >>> (err.ref, isinstance(err, RegistryError))
+    ('cl100k_base@2', True)
+    """
+
+    def __init__(self, ref: str, message: str) -> None:
+        self.ref = ref
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (type(self), (self.ref, str(self)))
