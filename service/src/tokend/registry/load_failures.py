@@ -63,6 +63,8 @@ class LoadFailures:
 
     def get(self, vref: ModelVersionRef) -> LoadFailure | None:
         """The failure still in force for `vref` (None: never failed, or it may be tried again)."""
+        if vref not in self._failures:  # the common case, on every request: no lock
+            return None
         with self._lock:
             failure = self._failures.get(vref)
             if (

@@ -42,11 +42,10 @@ class MovingReferences:
         serving = self._serving.get(key)
         if serving is not None and not is_loaded(serving):
             serving = None  # it left the source (versions that leave are unloaded)
-        usable = [version for version in candidates if not is_refused(version)]
-        if not usable:
+        target = next((version for version in candidates if not is_refused(version)), None)
+        if target is None:
             # Every candidate is known to be bad: keep what was verified, else the first (loading it says why).
             return (serving if serving is not None else candidates[0]), None
-        target = usable[0]
         if is_loaded(target):
             if serving != target:
                 with self._lock:
@@ -56,8 +55,14 @@ class MovingReferences:
             return serving, target
         return target, None
 
+    def serving(self, key: MovingRef) -> int | None:
+        """The version `key` served last (it may have been unloaded since: check before use)."""
+        return self._serving.get(key)
+
     def loaded(self, key: MovingRef, version: int, *, is_loaded: Callable[[int], bool]) -> None:
         """`key` just loaded `version`: it serves it, unless it already serves another loaded version."""
+        if self._serving.get(key) == version:  # the common case, on every request: no lock
+            return
         with self._lock:
             current = self._serving.get(key)
             if current is None or not is_loaded(current):

@@ -45,7 +45,7 @@ from tokend.registry.directory_source import DirectorySource
 from tokend.registry.http_source import HttpSource
 from tokend.registry.manifest import Compression, Manifest, PayloadFormat, Provenance
 from tokend.registry.model_loader import DEFAULT_LOAD_TIMEOUT_SECONDS, ModelLoader
-from tokend.registry.model_ref import ModelVersionRef, parse_model_ref
+from tokend.registry.model_ref import ModelVersionRef, ParsedModelRef, parse_model_ref
 from tokend.registry.moving_references import MovingReferences
 from tokend.registry.payload import NewVersion, describe_payload
 from tokend.registry.polling import Poller
@@ -142,15 +142,16 @@ class Registry:
             self._models.start(switch_to)
         return vref
 
-    def _resolve(self, ref: str) -> tuple[ModelVersionRef, ModelVersionRef | None]:
+    def _resolve(self, ref: str, parsed: ParsedModelRef | None = None) -> tuple[ModelVersionRef, ModelVersionRef | None]:
         """(the version `ref` serves now, the version it switches to once loaded or None). No side effects
-        beyond recording which loaded version a moving reference serves."""
+        beyond recording which loaded version a moving reference serves. `parsed`: `ref`, parsed already."""
         catalog = self._catalog
-        try:
-            parsed = parse_model_ref(ref)
-        except ValueError as error:
-            available = catalog.available_refs()
-            raise ModelNotFoundError(str(ref), available, f"{error}; available models: {_listing(available)}") from None
+        if parsed is None:
+            try:
+                parsed = parse_model_ref(ref)
+            except ValueError as error:
+                available = catalog.available_refs()
+                raise ModelNotFoundError(str(ref), available, f"{error}; available models: {_listing(available)}") from None
         entry = catalog.entries.get(parsed.name)
         if entry is None:
             available = catalog.available_refs()
@@ -166,11 +167,16 @@ class Registry:
             target = entry.aliases.get(parsed.alias)
             if target is None:
                 raise self._not_found(ref, catalog, name, f"alias {parsed.alias!r}")
-            candidates = [target]
         else:
-            candidates = sorted(entry.versions, reverse=True)
+            target = entry.latest_version
+        key = (name, parsed.alias)
+        if self._moving.serving(key) == target:  # the common case, on every request: settled on its target
+            exact = ModelVersionRef(name, target)
+            if self._models.get(exact) is not None:
+                return exact, None
+        candidates = [target] if parsed.alias is not None else sorted(entry.versions, reverse=True)
         serving, switch_to = self._moving.pick(
-            (name, parsed.alias),
+            key,
             candidates,
             is_loaded=self._is_loaded(name),
             is_refused=lambda version: self._models.refused(ModelVersionRef(name, version)),
@@ -198,15 +204,17 @@ class Registry:
         already wait, while the load goes on. For `name`, a newest version that fails falls back to the
         newest one that loads; `name@version` and `name@alias` raise the failure."""
         try:
-            parsed = parse_model_ref(ref)
+            parsed: ParsedModelRef | None = parse_model_ref(ref)
         except ValueError:
-            parsed = None  # resolve() raises the precise error
+            parsed = None  # _resolve() raises the precise error
         moving = parsed is not None and parsed.version is None
         falls_back = moving and parsed.alias is None
         errors: list[TokendError] = []  # of the versions tried, newest first
         tried: set[ModelVersionRef] = set()
         while True:
-            vref = self.resolve(ref)
+            vref, switch_to = self._resolve(ref, parsed)
+            if switch_to is not None:
+                self._models.start(switch_to)
             if vref in tried:  # every version below failed too: report the newest one's failure
                 raise fresh_error(errors[0])
             try:
