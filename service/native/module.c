@@ -16,7 +16,10 @@
  * of a piece of at least TK_RELEASE_GIL_BYTES runs without the GIL (it reads only the immutable rank table,
  * the immutable str and its own buffers), and encode/count of a big text find its pieces without the GIL,
  * a window of TK_YIELD_GIL_BYTES at a time. Only str input gets this (immutable); buffers and piece lists do not.
- * Text that is not valid UTF-8 (lone surrogates) raises UnicodeEncodeError; the Encoding handles that. */
+ * Text that is not valid UTF-8 (lone surrogates) raises UnicodeEncodeError; the Encoding handles that.
+ * The type is private but reachable: a core whose __init__ was skipped (BpeCore.__new__) or failed raises
+ * RuntimeError from every method, and __init__ validates everything the tables rely on itself (byte coverage,
+ * distinct ranks, density) instead of trusting the Python caller's checks. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdlib.h>
@@ -32,6 +35,9 @@
 
 typedef struct {
     PyObject_HEAD
+    /* 1 once __init__ succeeded. The type is reachable from Python (BpeCore.__new__ skips __init__, and a
+     * failed __init__ leaves the object behind), so every method checks it before touching the tables. */
+    int ready;
     tk_rank_table table;
     tk_piece_cache cache;
     tk_pattern pattern;
@@ -165,7 +171,17 @@ static PyObject *ids_to_list(BpeCore *self, const Sink *sink) {
     return list;
 }
 
+static int require_ready(BpeCore *self) {
+    if (!self->ready) {
+        PyErr_SetString(PyExc_RuntimeError, "BpeCore is not initialised: build it with BpeCore(ranks, pattern) "
+                                            "(its __init__ was skipped or failed)");
+        return -1;
+    }
+    return 0;
+}
+
 static int require_pattern(BpeCore *self) {
+    if (require_ready(self) < 0) return -1;
     if (self->pattern == TK_PATTERN_NONE) {
         PyErr_SetString(PyExc_ValueError, "this BpeCore has no built-in pattern: split the text and use encode_pieces");
         return -1;
@@ -221,6 +237,7 @@ static PyObject *BpeCore_split(BpeCore *self, PyObject *arg) {
 }
 
 static PyObject *run_pieces(BpeCore *self, PyObject *arg, int counting) {
+    if (require_ready(self) < 0) return NULL;
     PyObject *seq = PySequence_Fast(arg, "expected a sequence of str pieces");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -252,6 +269,7 @@ static PyObject *BpeCore_encode_pieces(BpeCore *self, PyObject *arg) { return ru
 static PyObject *BpeCore_count_pieces(BpeCore *self, PyObject *arg) { return run_pieces(self, arg, 1); }
 
 static PyObject *bytes_call(BpeCore *self, PyObject *arg, int shortcut) {
+    if (require_ready(self) < 0) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     Sink sink = {0};
@@ -280,31 +298,36 @@ static PyObject *BpeCore_encode_piece(BpeCore *self, PyObject *arg) { return byt
 static PyObject *BpeCore_merge(BpeCore *self, PyObject *arg) { return bytes_call(self, arg, 0); }
 
 static PyObject *BpeCore_cache_stats(BpeCore *self, PyObject *Py_UNUSED(ignored)) {
+    if (require_ready(self) < 0) return NULL;
     tk_piece_cache *cache = &self->cache;
     return Py_BuildValue("(KKnn)", (unsigned long long)cache->hits, (unsigned long long)cache->misses,
                          (Py_ssize_t)(cache->generations[0].n_entries + cache->generations[1].n_entries),
                          (Py_ssize_t)(2 * cache->capacity));
 }
 
-static void BpeCore_dealloc(BpeCore *self) {
+/* Back to the state BpeCore.__new__ leaves: nothing allocated, not ready (after a failed __init__ too). */
+static void release_tables(BpeCore *self) {
+    self->ready = 0;
     tk_rank_table_free(&self->table);
     tk_piece_cache_free(&self->cache);
     if (self->rank_objects) {
         for (size_t i = 0; i < self->n_rank_objects; i++) Py_XDECREF(self->rank_objects[i]);
         PyMem_Free(self->rank_objects);
     }
+    self->rank_objects = NULL;
+    self->n_rank_objects = 0;
+}
+
+static void BpeCore_dealloc(BpeCore *self) {
+    release_tables(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
+static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"ranks", "pattern", "cache_capacity", "max_cached_piece_bytes", "hash_seed", NULL};
     PyObject *ranks, *pattern_name;
     Py_ssize_t cache_capacity = 65536, max_key_len = 128;
     unsigned long long seed = 0;
-    if (self->rank_objects) {
-        PyErr_SetString(PyExc_TypeError, "BpeCore is already initialised");
-        return -1;
-    }
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnK", keywords, &PyDict_Type, &ranks, &pattern_name,
                                      &cache_capacity, &max_key_len, &seed))
         return -1;
@@ -367,9 +390,15 @@ static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
     pos = 0;
     while (PyDict_Next(ranks, &pos, &key, &value)) {
         uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
+        /* Checked here, not only by the Python caller: the table keeps one byte offset per rank for tokens
+         * longer than 8 bytes, so a shared rank would make one token's lookup compare the other's bytes. */
+        if (self->rank_objects[rank]) {
+            PyErr_Format(PyExc_ValueError, "ranks must be distinct: rank %u is given to more than one token", rank);
+            return -1;
+        }
         tk_rank_table_add(&self->table, (const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key), rank);
         Py_INCREF(value);
-        Py_XSETREF(self->rank_objects[rank], value);
+        self->rank_objects[rank] = value;
     }
     for (int b = 0; b < 256; b++) {
         if (self->table.byte_rank[b] == TK_NO_RANK) {
@@ -381,6 +410,21 @@ static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
         PyErr_NoMemory();
         return -1;
     }
+    return 0;
+}
+
+/* A failed init releases whatever it built, so the core is as new: methods refuse, __init__ may be retried. */
+static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
+    if (self->ready) {
+        PyErr_SetString(PyExc_TypeError, "BpeCore is already initialised");
+        return -1;
+    }
+    release_tables(self);
+    if (init_tables(self, args, kwargs) < 0) {
+        release_tables(self);
+        return -1;
+    }
+    self->ready = 1;
     return 0;
 }
 

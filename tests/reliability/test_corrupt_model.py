@@ -1,4 +1,4 @@
-"""A model version corrupted on disk under load: refused from then on, every other version keeps serving.
+"""A model version corrupted on disk under load keeps serving from the copy verified at load time.
 
 Registry (a real directory under tmp_path): cl100k_base@1, cl100k_base@2 (the same ranks, fewer
 special tokens — a different published version) and o200k_base@1, all three loaded before SERVING,
@@ -6,14 +6,18 @@ hot reload every 0.5 s. Client threads keep encoding with cl100k_base@2, o200k_b
 unpinned "cl100k_base" (latest = 2), checking every answer against tiktoken, while one thread keeps
 asking for cl100k_base@1. Then one byte in the middle of cl100k_base@1's rank file is flipped.
 
-Required: every worker's next refresh re-verifies the loaded version, finds the checksum wrong and
-refuses it — FAILED_PRECONDITION naming it (the model on the registry is broken; not INTERNAL, not
-a silent answer from the bad file) — on every connection; the other versions see no failed call.
+Required (ARCHITECTURE: "a model that loaded and verified keeps serving through any later registry
+fault"): every call keeps succeeding — cl100k_base@1 included, from the verified copy in each worker's
+memory, with tiktoken's ids — while every worker's refresh reports the damage in its log at each reload,
+and `tokend registry verify` fails naming the version. (Before, the workers dropped the loaded version
+and answered FAILED_PRECONDITION: 8,282 of 47,743 calls failed in the run that found it.)
 """
 
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -26,7 +30,7 @@ from support.server import start_server
 from reliability.load import GoldenTexts, LoadThreads
 from tokend._proto import tokenizer_pb2 as pb
 
-REFUSED = "FAILED_PRECONDITION"
+SERVED_AFTER_CORRUPTION_SECONDS = 4.0  # ~8 reloads per worker at 0.5 s
 
 
 def _corrupt_payload(version_dir) -> str:
@@ -39,7 +43,7 @@ def _corrupt_payload(version_dir) -> str:
     return payload.name
 
 
-def test_corrupted_version_is_refused_and_the_others_keep_serving(tmp_path, golden: GoldenTexts) -> None:
+def test_a_corrupted_loaded_version_keeps_serving_and_the_damage_is_reported(tmp_path, golden: GoldenTexts) -> None:
     from tokend.registry import Registry
 
     root = build_registry(tmp_path / "registry", ["cl100k_base", "o200k_base"])
@@ -51,6 +55,7 @@ def test_corrupted_version_is_refused_and_the_others_keep_serving(tmp_path, gold
         "cl100k_base": [oracle.encode_ordinary(text) for text in texts],
         "o200k_base@1": [tiktoken.get_encoding("o200k_base").encode_ordinary(text) for text in texts],
     }
+    probe_text = texts[0]
     with start_server(
         registry=root, workers=2, metrics=False, reload_interval=0.5,
         models=["cl100k_base@1", "cl100k_base@2", "o200k_base@1"],
@@ -66,18 +71,19 @@ def test_corrupted_version_is_refused_and_the_others_keep_serving(tmp_path, gold
             assert list(response.results[0].ids) == expected[ref][position], f"{ref} text {position}"
             assert response.model.version == (1 if ref == "o200k_base@1" else 2)
 
-        probe_codes: list[tuple[float, str, str]] = []  # (time, code, message) of cl100k_base@1 calls
+        probes: list[tuple[float, str, str]] = []  # (time, code, details) of cl100k_base@1 calls
         stop_probe = threading.Event()
 
         def probe() -> None:
             index = 0
             while not stop_probe.is_set():
-                request = pb.CountTokensRequest(model="cl100k_base@1", inputs=[pb.Input(text="hello world")])
+                request = pb.EncodeRequest(model="cl100k_base@1", inputs=[pb.Input(text=probe_text)])
                 try:
-                    stubs[index % len(stubs)].CountTokens(request, timeout=30)
-                    probe_codes.append((time.monotonic(), "OK", ""))
+                    response = stubs[index % len(stubs)].Encode(request, timeout=30)
+                    right = list(response.results[0].ids) == oracle.encode_ordinary(probe_text)
+                    probes.append((time.monotonic(), "OK" if right else "WRONG_IDS", ""))
                 except grpc.RpcError as error:
-                    probe_codes.append((time.monotonic(), error.code().name, error.details()))
+                    probes.append((time.monotonic(), error.code().name, error.details() or ""))
                 index += 1
                 time.sleep(0.01)
 
@@ -86,35 +92,29 @@ def test_corrupted_version_is_refused_and_the_others_keep_serving(tmp_path, gold
         prober.start()
         try:
             time.sleep(1.0)
-            assert probe_codes and all(code == "OK" for _, code, _ in probe_codes), probe_codes[:3]
+            assert probes and all(code == "OK" for _, code, _ in probes), probes[:3]
             corrupted_file = _corrupt_payload(root / "cl100k_base" / "1")
             corrupted_at = time.monotonic()
-            # Refused on every connection (so by both workers): 40 refusals in a row, within 30 s.
-            deadline = corrupted_at + 30
-            while True:
-                recent = [code for _, code, _ in probe_codes[-40:]]
-                if len(recent) == 40 and all(code == REFUSED for code in recent):
-                    break
-                assert time.monotonic() < deadline, f"cl100k_base@1 still served 30 s after corruption: {Counter(recent)}"
-                time.sleep(0.1)
-            refused_after = min(t for t, code, _ in probe_codes if code == REFUSED) - corrupted_at
-            time.sleep(1.0)  # and the others keep serving for a while after the refusal
+            time.sleep(SERVED_AFTER_CORRUPTION_SECONDS)
         finally:
             stop_probe.set()
             prober.join(30)
             load.stop_and_join()
+        damage_reports = [entry for entry in server.events("registry_refreshed") if "cl100k_base@1" in entry.get("damaged", [])]
+        worker_pids = set(server.worker_pids())
 
-    after = [(code, message) for t, code, message in probe_codes if t > corrupted_at]
+    after = [(code, details) for t, code, details in probes if t > corrupted_at]
     codes = Counter(code for code, _ in after)
-    # Before each worker's refresh noticed, it answered from the (verified) copy in its memory.
-    assert set(codes) <= {"OK", REFUSED}, f"cl100k_base@1 after corruption: {dict(codes)}"
-    first_refusal = next(message for code, message in after if code == REFUSED)
-    assert "cl100k_base@1" in first_refusal, first_refusal
-    # Once refused, never served again (the workers do not reload the broken file).
-    last_ok = max((t for t, code, _ in probe_codes if code == "OK"), default=0.0)
-    first_all_refused = probe_codes[-40][0]
-    assert last_ok < first_all_refused
+    assert set(codes) == {"OK"}, f"cl100k_base@1 after corruption: {dict(codes)}; first: {after[:3]}"
     assert load.failures == [], f"{len(load.failures)} calls to healthy versions failed: " + "\n".join(load.failures[:5])
     assert load.completed > 100
-    print(f"corrupted {corrupted_file}: first refusal after {refused_after:.2f} s ({first_refusal!r}); "
-          f"healthy calls during the test: {load.completed}, none failed")  # fmt: skip
+    # Reported loudly: by every worker, at every reload while the file stays damaged.
+    assert {entry["pid"] for entry in damage_reports} == worker_pids, damage_reports[:2]
+    assert len(damage_reports) >= 2 * len(worker_pids)
+    verify = subprocess.run(
+        [sys.executable, "-m", "tokend.cli.main", "registry", "verify", "--registry", str(root)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert verify.returncode == 1 and "FAILED  cl100k_base@1" in verify.stdout, verify.stdout + verify.stderr
+    print(f"corrupted {corrupted_file}: {len(after)} cl100k_base@1 calls after it, all served from memory; "
+          f"{len(damage_reports)} damage reports; healthy calls during the test: {load.completed}, none failed")  # fmt: skip

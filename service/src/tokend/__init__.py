@@ -42,6 +42,7 @@ from .errors import (
     DisallowedSpecialTokenError,
     InvalidBudgetError,
     ModelFormatError,
+    ModelLoadingError,
     ModelNotFoundError,
     OffsetsUnavailableError,
     RegistryError,
@@ -91,6 +92,7 @@ __all__ = [
     "ModelNotFoundError",
     "VersionConflictError",
     "RegistryError",
+    "ModelLoadingError",
 ]
 
 

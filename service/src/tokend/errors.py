@@ -12,6 +12,7 @@ TokendError(Exception)
 │   ├── ModelNotFoundError(TokendError, ValueError)        .ref .available
 │   ├── VersionConflictError(TokendError)                  different content under a published name@version
 │   └── RegistryError(TokendError)                         anything else the registry refuses
+│       └── ModelLoadingError(RegistryError)               .ref: still loading after the caller's wait; retry
 └── (chat)
     ├── ChatRequestError(TokendError, ValueError)          .message_index .field: messages/tools a chat format refuses
     │   └── ChatTemplateError(ChatRequestError)            .reason: a chat template raised, failed or hit a limit
@@ -43,6 +44,7 @@ __all__ = [
     "ChatRequestError",
     "ChatTemplateError",
     "ChatFormatNotSetError",
+    "ModelLoadingError",
 ]
 
 
@@ -252,3 +254,18 @@ class ChatFormatNotSetError(TokendError, ValueError):
 
     def __reduce__(self):
         return (type(self), (self.ref,))
+class ModelLoadingError(RegistryError):
+    """A version that is still being loaded (or whose loads already have enough callers waiting): retry
+    shortly. Raised only to callers that bounded their wait (`Registry.load(ref, wait=...)`).
+
+    >>> err = ModelLoadingError("cl100k_base@2", "cl100k_base@2 is still loading; retry shortly")
+    >>> (err.ref, isinstance(err, RegistryError))
+    ('cl100k_base@2', True)
+    """
+
+    def __init__(self, ref: str, message: str) -> None:
+        self.ref = ref
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (type(self), (self.ref, str(self)))

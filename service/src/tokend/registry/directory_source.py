@@ -42,7 +42,8 @@ from tokend.registry.atomic_files import STAGING_DIR, registry_lock, sha256_hex,
 from tokend.registry.catalog import Catalog, CatalogEntry
 from tokend.registry.manifest import Manifest, parse_manifest, utc_now, validate_model_name
 from tokend.registry.model_ref import ModelVersionRef, parse_version, validate_alias
-from tokend.registry.payload import NewVersion
+from tokend.registry.payload import NewVersion, stored_read_limit
+from tokend.registry.size_limits import MAX_INDEX_BYTES, MAX_MANIFEST_BYTES, read_file_at_most
 from tokend.registry.source import Source
 
 logger = logging.getLogger(__name__)
@@ -108,28 +109,47 @@ class DirectorySource(Source):
             entries[model_dir.name] = CatalogEntry(MappingProxyType(versions), MappingProxyType(aliases))
         return Catalog.build(entries)
 
-    def read_manifest(self, ref: ModelVersionRef) -> bytes:
+    def read_manifest(self, ref: ModelVersionRef, *, deadline: float | None = None) -> bytes:
         path = self.root / ref.name / str(ref.version) / MANIFEST_FILE
         try:
-            return path.read_bytes()
+            data = read_file_at_most(path, MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             raise RegistryError(f"{ref} has no manifest at {path}: the version was removed or is incomplete") from None
         except OSError as error:
             raise RegistryError(f"cannot read the manifest of {ref} at {path}: {error}") from None
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ModelFormatError(f"the manifest of {ref} at {path} is larger than {MAX_MANIFEST_BYTES:,} bytes; refusing it")
+        return data
 
     def expected_manifest_sha256(self, ref: ModelVersionRef) -> str | None:
-        """What index.json recorded when `ref` was published, so a manifest edited in place is caught."""
+        """What index.json recorded when `ref` was published, so a manifest edited in place is caught.
+
+        No index at all (a directory assembled by hand) gives None: the payload checks still apply. An index
+        that exists but does not parse raises ModelFormatError: treating it as absent would switch the
+        manifest check off without a word (a manifest with swapped special-token ids would then be served)."""
+        path = self.root / INDEX_FILE
         try:
-            catalog = Catalog.from_index_bytes((self.root / INDEX_FILE).read_bytes(), where=str(self.root / INDEX_FILE))
-        except (OSError, ModelFormatError):
-            return None  # no usable index (e.g. a directory assembled by hand): payload checks still apply
+            data = read_file_at_most(path, MAX_INDEX_BYTES)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise RegistryError(f"cannot read the registry index {path}: {error}") from None
+        try:
+            if len(data) > MAX_INDEX_BYTES:
+                raise ModelFormatError(f"registry index {path} is larger than {MAX_INDEX_BYTES:,} bytes")
+            catalog = Catalog.from_index_bytes(data, where=str(path))
+        except ModelFormatError as error:
+            raise ModelFormatError(
+                f"{error}; without it the manifest of {ref} cannot be checked, so versions not yet loaded are "
+                f"refused: check the manifests, then rebuild it with `tokend registry index --registry {self.root}`"
+            ) from None
         entry = catalog.entries.get(ref.name)
         return entry.versions.get(ref.version) if entry is not None else None
 
-    def read_payload(self, manifest: Manifest) -> bytes:
+    def read_payload(self, manifest: Manifest, *, deadline: float | None = None) -> bytes:
         path = self.root / manifest.name / str(manifest.version) / manifest.payload.path
         try:
-            return path.read_bytes()
+            return read_file_at_most(path, stored_read_limit(manifest))
         except OSError as error:
             raise RegistryError(f"cannot read the payload of {manifest.ref} at {path}: {error}") from None
 

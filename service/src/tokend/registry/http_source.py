@@ -5,7 +5,12 @@ keeps current; see `DirectorySource.write_index`), `BASE/NAME/VERSION/manifest.j
 next to it. Everything is checked before it is used or cached:
 
 - a manifest's SHA-256 must equal the one the index lists for that version;
-- a payload's SHA-256 (and decompressed SHA-256) must equal the manifest's.
+- a payload's size and SHA-256 must equal the manifest's (the registry checks the content after that).
+
+Every GET is bounded in bytes and time: it reads at most one byte more than allowed (the manifest's payload
+size; size_limits for manifests and the index) and gives up at its deadline (the registry's load deadline,
+or `load_timeout` seconds for an index), checked between reads; one read waits at most `timeout` seconds.
+So a server that trickles a payload costs one loader thread until the deadline, never a stuck process.
 
 Verified files are kept in `cache_dir/NAME/VERSION/` (each written atomically), so a version is downloaded
 once per machine; cached files are re-checked against the same hashes every time they are read.
@@ -21,28 +26,31 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import logging
 import os
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tokend.errors import ChecksumMismatchError, RegistryError
+from tokend.errors import ChecksumMismatchError, ModelFormatError, RegistryError
 from tokend.registry.atomic_files import sha256_hex, write_atomic
 from tokend.registry.catalog import Catalog
 from tokend.registry.directory_source import INDEX_FILE, MANIFEST_FILE
 from tokend.registry.manifest import Manifest
 from tokend.registry.model_ref import ModelVersionRef
-from tokend.registry.payload import verify_payload
+from tokend.registry.payload import check_stored_payload, stored_read_limit
+from tokend.registry.size_limits import MAX_INDEX_BYTES, MAX_MANIFEST_BYTES, read_file_at_most
 from tokend.registry.source import Source
 
 logger = logging.getLogger(__name__)
 
-# Guards against a misconfigured URL streaming something endless into memory (o200k's gz is ~2 MB).
-MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
-DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_TIMEOUT_SECONDS = 10.0  # one read (connect, or the next bytes of a response)
+DEFAULT_LOAD_TIMEOUT_SECONDS = 60.0  # a whole GET when the caller gives no deadline (the index)
+_READ_CHUNK_BYTES = 256 * 1024
 
 
 def default_cache_dir(base_url: str) -> Path:
@@ -56,33 +64,61 @@ class HttpSource(Source):
 
     writable = False
 
-    def __init__(self, base_url: str, *, cache_dir: Path | str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        cache_dir: Path | str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        load_timeout: float = DEFAULT_LOAD_TIMEOUT_SECONDS,
+    ):
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise RegistryError(f"registry URL {base_url!r} must be http:// or https:// with a host")
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.location = self.base_url
         self.timeout = timeout
+        self.load_timeout = load_timeout
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir(self.base_url)
         self._catalog: Catalog | None = None
         self._lock = threading.Lock()
 
-    def _fetch(self, relative: str) -> bytes:
+    def _fetch(self, relative: str, *, limit: int, deadline: float | None = None) -> bytes:
+        """The body of GET `relative`, at most `limit + 1` bytes (more than `limit`: the caller refuses it).
+        RegistryError when the server fails, is unreachable, or has not sent it all by `deadline`."""
         url = urllib.parse.urljoin(self.base_url, relative)
+        started = time.monotonic()
+        if deadline is None:
+            deadline = started + self.load_timeout
+        chunks: list[bytes] = []
+        received = 0
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310 (scheme checked)
-                data = response.read(MAX_DOWNLOAD_BYTES + 1)
+            # The socket timeout bounds each read; the deadline, checked between reads, bounds the whole.
+            timeout = max(0.001, min(self.timeout, deadline - started))
+            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+                while received <= limit:
+                    if time.monotonic() > deadline:
+                        raise RegistryError(
+                            f"GET {url} was still receiving when the load's deadline passed ({received:,} bytes in "
+                            f"{time.monotonic() - started:.1f} s): the registry is too slow or stalled; tried again later"
+                        )
+                    chunk = response.read1(min(_READ_CHUNK_BYTES, limit + 1 - received))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    received += len(chunk)
         except urllib.error.HTTPError as error:
             raise RegistryError(f"GET {url} failed: HTTP {error.code} {error.reason}") from None
-        except (urllib.error.URLError, OSError) as error:
-            reason = getattr(error, "reason", error)
-            raise RegistryError(f"cannot reach the registry at {url}: {reason}") from None
-        if len(data) > MAX_DOWNLOAD_BYTES:
-            raise RegistryError(f"GET {url}: response is larger than {MAX_DOWNLOAD_BYTES} bytes; refusing it")
-        return data
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            reason = getattr(error, "reason", None) or error
+            raise RegistryError(f"cannot reach the registry at {url}: {type(error).__name__}: {reason}") from None
+        return b"".join(chunks)
 
     def scan(self) -> Catalog:
-        catalog = Catalog.from_index_bytes(self._fetch(INDEX_FILE), where=self.base_url + INDEX_FILE)
+        data = self._fetch(INDEX_FILE, limit=MAX_INDEX_BYTES)
+        if len(data) > MAX_INDEX_BYTES:
+            raise RegistryError(f"{self.base_url}{INDEX_FILE} is larger than {MAX_INDEX_BYTES:,} bytes; refusing it")
+        catalog = Catalog.from_index_bytes(data, where=self.base_url + INDEX_FILE)
         with self._lock:
             self._catalog = catalog
         return catalog
@@ -107,14 +143,16 @@ class HttpSource(Source):
     def _cache_path(self, ref: ModelVersionRef) -> Path:
         return self.cache_dir / ref.name / str(ref.version)
 
-    def read_manifest(self, ref: ModelVersionRef) -> bytes:
+    def read_manifest(self, ref: ModelVersionRef, *, deadline: float | None = None) -> bytes:
         expected = self._expected_manifest_sha256(ref)
         cached = self._cache_path(ref) / MANIFEST_FILE
         with contextlib.suppress(OSError):
-            data = cached.read_bytes()
+            data = read_file_at_most(cached, MAX_MANIFEST_BYTES)
             if sha256_hex(data) == expected:
                 return data
-        data = self._fetch(f"{ref.name}/{ref.version}/{MANIFEST_FILE}")
+        data = self._fetch(f"{ref.name}/{ref.version}/{MANIFEST_FILE}", limit=MAX_MANIFEST_BYTES, deadline=deadline)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise ModelFormatError(f"the manifest of {ref} at {self.base_url} is larger than {MAX_MANIFEST_BYTES:,} bytes")
         actual = sha256_hex(data)
         if actual != expected:
             raise ChecksumMismatchError(
@@ -123,15 +161,16 @@ class HttpSource(Source):
         self._store(cached, data)
         return data
 
-    def read_payload(self, manifest: Manifest) -> bytes:
+    def read_payload(self, manifest: Manifest, *, deadline: float | None = None) -> bytes:
         ref = ModelVersionRef(manifest.name, manifest.version)
         version_dir = self._cache_path(ref)
+        limit = stored_read_limit(manifest)
         with contextlib.suppress(OSError):
-            stored = (version_dir / manifest.payload.path).read_bytes()
-            if sha256_hex(stored) == manifest.payload.sha256:
+            stored = read_file_at_most(version_dir / manifest.payload.path, limit)
+            if len(stored) == manifest.payload.size and sha256_hex(stored) == manifest.payload.sha256:
                 return stored
-        stored = self._fetch(f"{manifest.name}/{manifest.version}/{manifest.payload.path}")
-        verify_payload(manifest, stored)  # raises ChecksumMismatchError: nothing unverified is cached
+        stored = self._fetch(f"{manifest.name}/{manifest.version}/{manifest.payload.path}", limit=limit, deadline=deadline)
+        check_stored_payload(manifest, stored)  # raises ChecksumMismatchError: nothing unverified is cached
         self._store(version_dir / manifest.payload.path, stored)
         return stored
 

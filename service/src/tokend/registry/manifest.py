@@ -58,6 +58,9 @@ class PayloadFile(BaseModel):
     compression: Compression = "none"
     # SHA-256 of the decompressed content; for OpenAI's rank files this is tiktoken's published hash.
     content_sha256: str | None = None
+    # Bytes of the decompressed content: inflating stops one byte past it (absent in older manifests:
+    # then only the global cap, size_limits.MAX_PAYLOAD_BYTES, bounds it).
+    content_size: int | None = Field(default=None, ge=0)
 
     @field_validator("path")
     @classmethod
@@ -164,7 +167,10 @@ class Manifest(BaseModel):
 
     def to_json_bytes(self) -> bytes:
         """The canonical file form: indented JSON, UTF-8, trailing newline."""
-        return (self.model_dump_json(indent=2) + "\n").encode("utf-8")
+        # A manifest without content_size is written exactly as before the field existed, so readers
+        # that predate it still accept it.
+        exclude = {"payload": {"content_size"}} if self.payload.content_size is None else None
+        return (self.model_dump_json(indent=2, exclude=exclude) + "\n").encode("utf-8")
 
 
 def parse_manifest(data: bytes, *, what: str) -> Manifest:

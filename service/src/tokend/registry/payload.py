@@ -7,19 +7,21 @@ Two payload formats:
   repeats pattern and special tokens and the loader checks that both agree. An empty pattern line
   (minbpe's BasicTokenizer: no pre-splitting) means the whole text is one piece, `NO_SPLIT_PATTERN`.
 
-Every byte is checked before it is parsed: size and SHA-256 of the stored file, then the SHA-256 of the
-decompressed content when the manifest records one.
+Every byte is checked before it is parsed: size and SHA-256 of the stored file (`check_stored_payload`),
+then the size and SHA-256 of the decompressed content when the manifest records them (`unpack_payload`).
+Inflating stops one byte past the recorded content size, or past `size_limits.MAX_PAYLOAD_BYTES`.
 
-    >>> content = verify_payload(manifest, stored_bytes)
+    >>> content = verify_payload(manifest, stored_bytes)     # = check_stored_payload + unpack_payload
     >>> encoding = build_encoding(manifest, content)
+
+Once the stored bytes match the manifest's SHA-256, everything after (inflating, content checks,
+parsing) is a function of the manifest alone: the registry remembers such failures by manifest digest.
 
 Not handled: where the bytes come from (sources) and caching (the registry).
 """
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,7 @@ from tokend.registry.manifest import (
     build_manifest,
     utc_now,
 )
+from tokend.registry.size_limits import MAX_PAYLOAD_BYTES, gunzip_at_most
 
 PAYLOAD_FILE_NAMES: dict[PayloadFormat, str] = {
     "tiktoken_ranks": "ranks.tiktoken",
@@ -45,39 +48,77 @@ PAYLOAD_FILE_NAMES: dict[PayloadFormat, str] = {
 }
 
 
-def decompress(stored: bytes, compression: Compression, *, what: str) -> bytes:
+def decompress(stored: bytes, compression: Compression, *, what: str, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """The content of a stored payload; gzip is inflated up to `limit` bytes (ModelFormatError beyond)."""
     if compression == "none":
         return stored
-    try:
-        return gzip.decompress(stored)
-    except (OSError, EOFError, zlib.error) as error:
-        raise ModelFormatError(f"payload of {what} is not valid gzip data: {error}") from None
+    return gunzip_at_most(stored, limit=min(limit, MAX_PAYLOAD_BYTES), what=what)
+
+
+def check_payload_limits(manifest: Manifest) -> None:
+    """Raise `ModelFormatError` when the manifest itself asks for more than tokend reads (checked before
+    anything is read: a manifest claiming gigabytes costs nothing)."""
+    payload = manifest.payload
+    for what, size in (("a payload", payload.size), ("content", payload.content_size)):
+        if size is not None and size > MAX_PAYLOAD_BYTES:
+            raise ModelFormatError(
+                f"{manifest.ref}: the manifest gives {what} of {size:,} bytes, above tokend's limit of "
+                f"{MAX_PAYLOAD_BYTES:,} bytes (size_limits.MAX_PAYLOAD_BYTES)"
+            )
+
+
+def check_stored_payload(manifest: Manifest, stored: bytes) -> None:
+    """Raise `ChecksumMismatchError` unless `stored` has the manifest's size and SHA-256 (the file was
+    altered, truncated or is another file). Sources read at most size + 1 bytes, so an oversized file
+    is refused here without having been read whole."""
+    check_payload_limits(manifest)
+    payload = manifest.payload
+    what = f"payload {payload.path} of {manifest.ref}"
+    if len(stored) != payload.size:
+        found = f"more than {payload.size:,}" if len(stored) > payload.size else f"{len(stored):,}"
+        what += f" ({found} bytes where the manifest gives {payload.size:,})"
+    actual = sha256_hex(stored)
+    if actual != payload.sha256 or len(stored) != payload.size:
+        raise ChecksumMismatchError(expected=payload.sha256, actual=actual, what=what)
+
+
+def unpack_payload(manifest: Manifest, stored: bytes) -> bytes:
+    """The content of stored bytes that passed `check_stored_payload`: inflated (stopping one byte past
+    the manifest's content_size, or the global cap) and checked against content_size / content_sha256."""
+    check_payload_limits(manifest)
+    payload = manifest.payload
+    if payload.compression == "none":
+        return stored
+    limit = payload.content_size if payload.content_size is not None else MAX_PAYLOAD_BYTES
+    content = decompress(stored, payload.compression, what=manifest.ref, limit=limit)
+    if payload.content_size is not None and len(content) != payload.content_size:
+        raise ModelFormatError(
+            f"payload of {manifest.ref} inflates to {len(content):,} bytes, the manifest says {payload.content_size:,}"
+        )
+    if payload.content_sha256 is not None:
+        actual_content = sha256_hex(content)
+        if actual_content != payload.content_sha256:
+            raise ChecksumMismatchError(
+                expected=payload.content_sha256,
+                actual=actual_content,
+                what=f"decompressed payload {payload.path} of {manifest.ref}",
+            )
+    return content
+
+
+def stored_read_limit(manifest: Manifest) -> int:
+    """How many bytes a source reads of a payload at most, minus one: the manifest's size, capped."""
+    return min(manifest.payload.size, MAX_PAYLOAD_BYTES)
 
 
 def verify_payload(manifest: Manifest, stored: bytes) -> bytes:
     """Check the stored bytes against the manifest and return the (decompressed) content.
 
-    Raises `ChecksumMismatchError` when a hash or the size differs: the file was altered or truncated.
+    Raises `ChecksumMismatchError` when a hash or the size differs (the file was altered or truncated),
+    `ModelFormatError` when the content is over a limit or not valid gzip.
     """
-    what = f"payload {manifest.payload.path} of {manifest.ref}"
-    actual = sha256_hex(stored)
-    if actual != manifest.payload.sha256 or len(stored) != manifest.payload.size:
-        raise ChecksumMismatchError(
-            expected=manifest.payload.sha256,
-            actual=actual,
-            what=what,
-        )
-    content = decompress(stored, manifest.payload.compression, what=manifest.ref)
-    expected_content = manifest.payload.content_sha256
-    if expected_content is not None and manifest.payload.compression != "none":
-        actual_content = sha256_hex(content)
-        if actual_content != expected_content:
-            raise ChecksumMismatchError(
-                expected=expected_content,
-                actual=actual_content,
-                what=f"decompressed {what}",
-            )
-    return content
+    check_stored_payload(manifest, stored)
+    return unpack_payload(manifest, stored)
 
 
 def build_encoding(manifest: Manifest, content: bytes) -> Encoding:
@@ -203,6 +244,7 @@ def describe_payload(
             sha256=sha256_hex(stored),
             compression=compression,
             content_sha256=content_sha256 if compression != "none" else None,
+            content_size=len(content) if compression != "none" else None,
         ),
         pattern=pattern,
         special_tokens=dict(special_tokens or {}),

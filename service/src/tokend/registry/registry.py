@@ -4,23 +4,34 @@
     >>> registry.resolve("mymodel@stable")
     ModelVersionRef(name='mymodel', version=3)
     >>> encoding = registry.get_encoding("mymodel")     # latest = highest version, loaded once, cached
+    >>> registry.load("mymodel@2", wait=5.0)            # a request: ModelLoadingError (retry) after 5 s
     >>> registry.start_polling(30.0)                     # hot reload: new versions and alias moves
 
 Thread safety: lookups read an immutable catalog snapshot that `refresh()` swaps atomically; each version
-is loaded at most once per process (a per-version lock makes concurrent first requests wait for one load).
+is loaded at most once per process, in a background thread (`version_loads`): callers wait for it without
+a bound (library, start-up) or for a bounded time (requests), and a load has an overall deadline.
 A `LoadedModel` is immutable, so a request that holds one finishes on that version whatever reloads do.
 
-Failure isolation: a version that fails verification is refused with the precise error (remembered
-until the next refresh, so a corrupt file costs one check, not one per request); every other version
-keeps working. `refresh()` never raises: a source that cannot be read keeps the previous catalog.
+Switching: `name` (latest) and `name@alias` move. Once one of them serves a loaded version, it keeps
+serving it until its new target has loaded and verified; that load starts in the background when the
+move is seen (at refresh, or at the next resolve). A target that fails leaves the old version in service.
+`name` means the newest version not known to be bad: a process whose newest version fails to load falls
+back to the next one down.
+
+Failure isolation: a loaded version is never dropped because of a registry fault. A file that is damaged
+or changed after the load is reported (`RefreshReport.damaged`, an error log at every refresh, `verify()`)
+while the copy verified at load time keeps serving. Failed loads are remembered (`load_failures`): by
+manifest digest when they follow from the content (a gzip bomb is inflated once, until the manifest
+changes), until the next refresh when they concern the files as stored, briefly when they are I/O errors.
+`refresh()` never raises: a source that cannot be read keeps the previous catalog.
 
 Not handled: deleting versions (remove the directory by hand), garbage-collecting loaded versions that
-are no longer referenced (they stay in memory until the process ends or the version disappears).
+are no longer referenced (they stay in memory until the process ends or the version disappears),
+cancelling a load nobody waits for any more (it runs to its deadline).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -28,60 +39,74 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tokend.engine import Encoding
-from tokend.errors import (
-    ChecksumMismatchError,
-    ModelFormatError,
-    ModelNotFoundError,
-    RegistryError,
-    TokendError,
-    VersionConflictError,
-)
-from tokend.registry.atomic_files import sha256_hex
+from tokend.errors import ModelLoadingError, ModelNotFoundError, RegistryError, TokendError, VersionConflictError
 from tokend.registry.catalog import Catalog, ModelSummary
 from tokend.registry.directory_source import DirectorySource
 from tokend.registry.http_source import HttpSource
-from tokend.registry.manifest import Compression, Manifest, PayloadFormat, Provenance, parse_manifest
-from tokend.registry.model_ref import ModelVersionRef, parse_model_ref
 from tokend.registry.chat import ChatFormatSpec
-from tokend.registry.payload import NewVersion, build_chat_encoder, build_encoding, describe_payload, verify_payload
+from tokend.registry.manifest import Compression, Manifest, PayloadFormat, Provenance
+from tokend.registry.model_loader import DEFAULT_LOAD_TIMEOUT_SECONDS, ModelLoader
+from tokend.registry.model_ref import ModelVersionRef, ParsedModelRef, parse_model_ref
+from tokend.registry.moving_references import MovingReferences
+from tokend.registry.payload import NewVersion, describe_payload, verify_payload
 from tokend.registry.polling import Poller
 from tokend.registry.reports import AliasMove, LoadedModel, RefreshReport, VerificationResult
 from tokend.registry.source import Source
+from tokend.registry.version_loads import DEFAULT_MAX_WAITING, Load, fresh_error
 
 logger = logging.getLogger(__name__)
 
 EMBEDDED_REGISTRY_DIR = Path(__file__).parent / "default"
-# Content errors are remembered until the next refresh; I/O errors (a network blip) are retried.
-_STICKY_ERRORS = (ChecksumMismatchError, ModelFormatError)
+# How long refresh() waits for the loads that switch moving references: every directory load measured is
+# below it (o200k_base cold: 0.31 s), and a stalled HTTP load holds the reload thread (and a draining
+# worker stopping that thread) no longer than this; the switch then happens when the load ends.
+_SWITCH_WAIT_SECONDS = 2.0
 _AUTO_VERSION_ATTEMPTS = 8
 
 
 class Registry:
     """Models of one source. Build with `Registry.open(location)`."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        load_timeout: float = DEFAULT_LOAD_TIMEOUT_SECONDS,
+        max_waiting: int = DEFAULT_MAX_WAITING,
+    ) -> None:
         self._source = source
         self._lock = threading.RLock()
         self._refresh_lock = threading.Lock()
         self._catalog: Catalog = source.scan()
-        self._loaded: dict[ModelVersionRef, LoadedModel] = {}
-        self._load_locks: dict[ModelVersionRef, threading.Lock] = {}
-        self._failures: dict[ModelVersionRef, TokendError] = {}
-        self._pinned: dict[ModelVersionRef, str] = {}  # version -> SHA-256 of the manifest first read
+        self._models = ModelLoader(
+            source, load_timeout=load_timeout, max_waiting=max_waiting, is_published=self._is_published
+        )
+        self._moving = MovingReferences()
         self._poller: Poller | None = None
 
     @classmethod
-    def open(cls, location: str | Path | None = None, *, cache_dir: str | Path | None = None, create: bool = False) -> Registry:
+    def open(
+        cls,
+        location: str | Path | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        create: bool = False,
+        load_timeout: float = DEFAULT_LOAD_TIMEOUT_SECONDS,
+    ) -> Registry:
         """None: the embedded default registry (read-only). `http(s)://…`: a remote registry cached in
-        `cache_dir`. Anything else: a local directory (`create=True` makes it if missing)."""
+        `cache_dir`. Anything else: a local directory (`create=True` makes it if missing). `load_timeout`:
+        seconds one load (download, checks, parse) may take before it is given up."""
         if location is None:
-            return cls(DirectorySource(EMBEDDED_REGISTRY_DIR, writable=False, label="the embedded default registry"))
-        text = str(location)
-        if text.startswith(("http://", "https://")):
-            return cls(HttpSource(text, cache_dir=cache_dir))
-        if "://" in text:
-            raise RegistryError(f"unsupported registry location {text!r}: use a directory path or an http(s):// URL")
-        return cls(DirectorySource.create(text) if create else DirectorySource(text))
+            source: Source = DirectorySource(EMBEDDED_REGISTRY_DIR, writable=False, label="the embedded default registry")
+        else:
+            text = str(location)
+            if text.startswith(("http://", "https://")):
+                source = HttpSource(text, cache_dir=cache_dir, load_timeout=load_timeout)
+            elif "://" in text:
+                raise RegistryError(f"unsupported registry location {text!r}: use a directory path or an http(s):// URL")
+            else:
+                source = DirectorySource.create(text) if create else DirectorySource(text)
+        return cls(source, load_timeout=load_timeout)
 
     @property
     def location(self) -> str:
@@ -91,111 +116,134 @@ class Registry:
     def source(self) -> Source:
         return self._source
 
+    @property
+    def load_timeout(self) -> float:
+        return self._models.load_timeout
+
+    def _is_loaded(self, name: str) -> Callable[[int], bool]:
+        return lambda version: self._models.get(ModelVersionRef(name, version)) is not None
+
+    def _is_published(self, vref: ModelVersionRef) -> bool:
+        entry = self._catalog.entries.get(vref.name)
+        return entry is not None and vref.version in entry.versions
+
     # --- lookup ------------------------------------------------------------------------------------
 
     def list_models(self) -> list[ModelSummary]:
         return self._catalog.summaries()
 
     def resolve(self, ref: str) -> ModelVersionRef:
-        """`name`, `name@version` or `name@alias` -> the exact version (ModelNotFoundError lists what exists)."""
+        """`name`, `name@version` or `name@alias` -> the exact version (ModelNotFoundError lists what exists).
+
+        `name` and `name@alias` give the version they serve now: when their target moved to a version
+        that is not loaded yet, the previous one until the new one has loaded (its load starts now, in
+        the background); `name` skips versions known to be bad."""
+        vref, switch_to = self._resolve(ref)
+        if switch_to is not None:
+            self._models.start(switch_to)
+        return vref
+
+    def _resolve(self, ref: str, parsed: ParsedModelRef | None = None) -> tuple[ModelVersionRef, ModelVersionRef | None]:
+        """(the version `ref` serves now, the version it switches to once loaded or None). No side effects
+        beyond recording which loaded version a moving reference serves. `parsed`: `ref`, parsed already."""
         catalog = self._catalog
-        try:
-            parsed = parse_model_ref(ref)
-        except ValueError as error:
-            available = catalog.available_refs()
-            raise ModelNotFoundError(str(ref), available, f"{error}; available models: {_listing(available)}") from None
+        if parsed is None:
+            try:
+                parsed = parse_model_ref(ref)
+            except ValueError as error:
+                available = catalog.available_refs()
+                raise ModelNotFoundError(str(ref), available, f"{error}; available models: {_listing(available)}") from None
         entry = catalog.entries.get(parsed.name)
         if entry is None:
             available = catalog.available_refs()
             raise ModelNotFoundError(
                 ref, available, f"unknown model {parsed.name!r} in {self.location}; available models: {_listing(available)}"
             )
+        name = parsed.name
         if parsed.version is not None:
-            version: int | None = parsed.version if parsed.version in entry.versions else None
-        elif parsed.alias is not None:
-            version = entry.aliases.get(parsed.alias)
+            if parsed.version not in entry.versions:
+                raise self._not_found(ref, catalog, name, f"version {parsed.version}")
+            return ModelVersionRef(name, parsed.version), None
+        if parsed.alias is not None:
+            target = entry.aliases.get(parsed.alias)
+            if target is None:
+                raise self._not_found(ref, catalog, name, f"alias {parsed.alias!r}")
         else:
-            version = entry.latest_version
-        if version is None:
-            available = catalog.available_refs(parsed.name)
-            what = f"version {parsed.version}" if parsed.version is not None else f"alias {parsed.alias!r}"
-            raise ModelNotFoundError(ref, available, f"model {parsed.name!r} has no {what}; available: {_listing(available)}")
-        return ModelVersionRef(parsed.name, version)
+            target = entry.latest_version
+        key = (name, parsed.alias)
+        if self._moving.serving(key) == target:  # the common case, on every request: settled on its target
+            exact = ModelVersionRef(name, target)
+            if self._models.get(exact) is not None:
+                return exact, None
+        candidates = [target] if parsed.alias is not None else sorted(entry.versions, reverse=True)
+        serving, switch_to = self._moving.pick(
+            key,
+            candidates,
+            is_loaded=self._is_loaded(name),
+            is_refused=lambda version: self._models.refused(ModelVersionRef(name, version)),
+        )
+        return ModelVersionRef(name, serving), None if switch_to is None else ModelVersionRef(name, switch_to)
+
+    @staticmethod
+    def _not_found(ref: str, catalog: Catalog, name: str, what: str) -> ModelNotFoundError:
+        available = catalog.available_refs(name)
+        return ModelNotFoundError(ref, available, f"model {name!r} has no {what}; available: {_listing(available)}")
 
     def manifest(self, ref: str) -> Manifest:
-        return self._read_manifest(self.resolve(ref))[0]
-
-    def _read_manifest(self, vref: ModelVersionRef) -> tuple[Manifest, str]:
-        data = self._source.read_manifest(vref)
-        digest = sha256_hex(data)
-        recorded = self._source.expected_manifest_sha256(vref)
-        if recorded is not None and recorded != digest:
-            raise ChecksumMismatchError(
-                expected=recorded, actual=digest, what=f"manifest of {vref} (compared with the registry index)"
-            )
-        with self._lock:
-            pinned = self._pinned.setdefault(vref, digest)
-        if pinned != digest:
-            raise ChecksumMismatchError(
-                expected=pinned,
-                actual=digest,
-                what=f"manifest of {vref} (it changed after this process first read it; published versions are "
-                "immutable: restore it, or publish the change as a new version)",
-            )
-        manifest = parse_manifest(data, what=str(vref))
-        if (manifest.name, manifest.version) != (vref.name, vref.version):
-            raise ModelFormatError(
-                f"the manifest stored as {vref} describes {manifest.ref}; the directory was renamed or copied by hand"
-            )
-        return manifest, digest
+        """The manifest of the version `ref` serves: the verified one in memory if loaded, else read now."""
+        vref = self._resolve(ref)[0]
+        loaded = self._models.get(vref)
+        return loaded.manifest if loaded is not None else self._models.read_manifest(vref)[0]
 
     # --- loading -----------------------------------------------------------------------------------
 
-    def load(self, ref: str) -> LoadedModel:
-        """The verified model for `ref`, loaded at most once per process."""
-        vref = self.resolve(ref)
-        loaded = self._loaded.get(vref)
-        if loaded is not None:
-            return loaded
-        with self._lock:
-            version_lock = self._load_locks.setdefault(vref, threading.Lock())
-        with version_lock:
-            loaded = self._loaded.get(vref)
-            if loaded is not None:
-                return loaded
-            failure = self._failures.get(vref)
-            if failure is not None:
-                # A fresh copy per request: re-raising one instance would grow its traceback forever.
-                raise copy.copy(failure).with_traceback(None) from None
-            started = time.perf_counter()
+    def load(self, ref: str, *, wait: float | None = None) -> LoadedModel:
+        """The verified model for `ref`, loaded at most once per process.
+
+        `wait=None` waits for a load in progress until it ends (its deadline bounds it); a number of seconds
+        raises ModelLoadingError (a RegistryError: retry) after that long, or at once when enough callers
+        already wait, while the load goes on. For `name`, a newest version that fails falls back to the
+        newest one that loads; `name@version` and `name@alias` raise the failure."""
+        try:
+            parsed: ParsedModelRef | None = parse_model_ref(ref)
+        except ValueError:
+            parsed = None  # _resolve() raises the precise error
+        moving = parsed is not None and parsed.version is None
+        falls_back = moving and parsed.alias is None
+        errors: list[TokendError] = []  # of the versions tried, newest first
+        tried: set[ModelVersionRef] = set()
+        while True:
+            vref, switch_to = self._resolve(ref, parsed)
+            if switch_to is not None:
+                self._models.start(switch_to)
+            if vref in tried:  # every version below failed too: report the newest one's failure
+                raise fresh_error(errors[0])
             try:
-                manifest, digest = self._read_manifest(vref)
-                content = verify_payload(manifest, self._source.read_payload(manifest))
-                encoding = build_encoding(manifest, content)
-                chat = build_chat_encoder(manifest, encoding)
-            except _STICKY_ERRORS as error:
-                with self._lock:
-                    self._failures[vref] = error
-                logger.error("refusing %s: %s", vref, error)
+                loaded = self._models.load(vref, wait)
+            except ModelLoadingError:
                 raise
-            loaded = LoadedModel(vref.name, vref.version, manifest, digest, encoding, time.perf_counter() - started, chat)
-            with self._lock:
-                self._loaded[vref] = loaded
-            logger.info("loaded %s in %.3f s", vref, loaded.load_seconds)
+            except TokendError as error:
+                if not falls_back:
+                    raise
+                errors.append(error)
+                tried.add(vref)
+                continue
+            if moving:
+                self._moving.loaded((parsed.name, parsed.alias), loaded.version, is_loaded=self._is_loaded(parsed.name))
             return loaded
 
     def get_encoding(self, ref: str) -> Encoding:
         return self.load(ref).encoding
 
     def loaded_models(self) -> list[LoadedModel]:
-        with self._lock:
-            return sorted(self._loaded.values(), key=lambda model: (model.name, model.version))
+        return self._models.loaded()
 
     def verify(self, ref: str | None = None) -> list[VerificationResult]:
-        """Recompute every checksum of one version (`ref`) or of all versions. Never raises for a bad
-        version (its result carries the error); raises ModelNotFoundError for an unknown `ref`."""
+        """Recompute every checksum of one version (`ref`) or of all versions, from the source as it is now
+        (a loaded version whose files changed fails here while its verified copy keeps serving). Never
+        raises for a bad version (its result carries the error); raises ModelNotFoundError for an unknown `ref`."""
         if ref is not None:
-            targets = [self.resolve(ref)]
+            targets = [self._resolve(ref)[0]]
         else:
             targets = [
                 ModelVersionRef(name, version)
@@ -204,12 +252,8 @@ class Registry:
             ]
         results = []
         for vref in targets:
-            try:
-                manifest, _ = self._read_manifest(vref)
-                verify_payload(manifest, self._source.read_payload(manifest))
-                results.append(VerificationResult(str(vref)))
-            except TokendError as error:
-                results.append(VerificationResult(str(vref), str(error)))
+            error = self._models.verify(vref)
+            results.append(VerificationResult(str(vref), None if error is None else str(error)))
         return results
 
     # --- writing (directory sources) ------------------------------------------------------------------
@@ -273,7 +317,7 @@ class Registry:
             'qwen3@2'
         """
         vref = self.resolve(ref)
-        manifest, _ = self._read_manifest(vref)
+        manifest, _ = self._models.read_manifest(vref)
         stored = self._source.read_payload(manifest)
         verify_payload(manifest, stored)
         provenance = {**manifest.provenance.model_dump(exclude_none=True), "chat_format_added_to": str(vref)}
@@ -292,9 +336,13 @@ class Registry:
         )
 
     def publish_version(self, new: NewVersion) -> Manifest:
-        """Publish a prepared manifest + payload (see `payload.describe_payload`)."""
+        """Publish a prepared manifest + payload (see `payload.describe_payload`).
+
+        The new version is loaded and verified here, so `name` (latest) moves to it as soon as this returns
+        in the publishing process (other processes switch once their own load of it has verified)."""
         manifest = self._source.publish(new)
         self._rescan()
+        self.load(manifest.ref)
         return manifest
 
     def _next_version(self, name: str) -> int:
@@ -319,8 +367,10 @@ class Registry:
     # --- hot reload --------------------------------------------------------------------------------
 
     def refresh(self) -> RefreshReport:
-        """Re-read the source: pick up new versions and alias moves, drop removed versions, re-verify
-        loaded ones. Never raises; see the report."""
+        """Re-read the source: pick up new versions and alias moves, drop removed versions, re-verify the
+        files of loaded ones (a damaged file is reported; the verified copy keeps serving), forget failures
+        that may have been fixed, and load the new targets of moving references (waiting up to
+        _SWITCH_WAIT_SECONDS; slower ones switch when they finish). Never raises; see the report."""
         with self._refresh_lock:
             try:
                 catalog = self._source.scan()
@@ -331,50 +381,53 @@ class Registry:
             old_versions = _versions(previous)
             new_versions = _versions(catalog)
             with self._lock:
-                self._failures.clear()  # a repaired file gets another chance
-                for vref in old_versions - new_versions:
-                    self._loaded.pop(vref, None)
-                    self._pinned.pop(vref, None)
-                loaded = list(self._loaded.items())
-            failed: dict[str, str] = {}
-            for vref, model in loaded:
-                if vref not in new_versions:
-                    continue
-                error = self._recheck(vref, model)
-                if error is not None:
-                    failed[str(vref)] = str(error)
-                    with self._lock:
-                        self._loaded.pop(vref, None)
-                        self._failures[vref] = error
-                    logger.error("refusing %s from now on: %s", vref, error)
-            with self._lock:
+                self._models.drop(old_versions - new_versions)
+                self._moving.retain(new_versions)
                 self._catalog = catalog
+            self._models.failures.after_refresh(present=new_versions, manifest_digest=self._models.manifest_digest_now)
+            damaged: dict[str, str] = {}
+            for model in self._models.loaded():
+                vref = ModelVersionRef(model.name, model.version)
+                error = self._models.recheck(vref)
+                if error is not None:
+                    damaged[str(vref)] = str(error)
+                    logger.error(
+                        "%s on %s no longer verifies; still serving the copy verified when it was loaded: %s",
+                        vref, self.location, error,
+                    )
+            switches = self._start_switches()
+            deadline = time.monotonic() + _SWITCH_WAIT_SECONDS
+            for load in switches:
+                load.done.wait(max(0.0, deadline - time.monotonic()))
             report = RefreshReport(
                 added=sorted(str(v) for v in new_versions - old_versions),
                 removed=sorted(str(v) for v in old_versions - new_versions),
                 alias_moves=_alias_moves(previous, catalog),
-                failed=failed,
+                failed={str(load.key): str(load.error) for load in switches if load.done.is_set() and load.error},
+                damaged=damaged,
+                loading=sorted(str(load.key) for load in switches if not load.done.is_set()),
             )
             if report.changed:
                 logger.info(
-                    "registry %s refreshed: added %s, removed %s, alias moves %s, failed %s",
-                    self.location, report.added, report.removed, [str(m) for m in report.alias_moves], list(failed),
+                    "registry %s refreshed: added %s, removed %s, alias moves %s, failed %s, damaged %s, loading %s",
+                    self.location, report.added, report.removed, [str(m) for m in report.alias_moves],
+                    list(report.failed), list(damaged), report.loading,
                 )
             return report
 
-    def _recheck(self, vref: ModelVersionRef, model: LoadedModel) -> TokendError | None:
-        try:
-            data = self._source.read_manifest(vref)
-            if sha256_hex(data) != model.manifest_sha256:
-                return ChecksumMismatchError(
-                    expected=model.manifest_sha256,
-                    actual=sha256_hex(data),
-                    what=f"manifest of {vref} (changed while loaded; published versions are immutable)",
-                )
-            verify_payload(model.manifest, self._source.read_payload(model.manifest))
-        except TokendError as error:
-            return error
-        return None
+    def _start_switches(self) -> list[Load]:
+        """Start loading the new target of every moving reference that serves a version now."""
+        loads: dict[ModelVersionRef, Load] = {}  # latest and an alias may move to the same version
+        for name, alias in self._moving.keys():
+            try:
+                switch_to = self._resolve(name if alias is None else f"{name}@{alias}")[1]
+            except ModelNotFoundError:
+                continue  # the alias was removed
+            if switch_to is not None and switch_to not in loads:
+                load = self._models.start(switch_to)
+                if load is not None:
+                    loads[switch_to] = load
+        return list(loads.values())
 
     def start_polling(self, interval: float, *, on_report: Callable[[RefreshReport], None] | None = None) -> None:
         """Call `refresh()` every `interval` seconds in a daemon thread until `stop_polling()`."""

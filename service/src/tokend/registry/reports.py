@@ -88,17 +88,22 @@ class AliasMove:
 @dataclass(frozen=True)
 class RefreshReport:
     """What one `Registry.refresh()` saw change. `error` is set when the source itself was unusable
-    (the previous catalog stays in force); `failed` maps `name@version` to why it is refused."""
+    (the previous catalog stays in force). `failed`: new targets of `name` / `name@alias` that did not
+    load (`name@version` -> why; the reference keeps its previous version). `damaged`: loaded versions
+    whose files no longer verify (-> why; the copy verified at load time keeps serving). `loading`: new
+    targets still loading when refresh returned (they take over once loaded and verified)."""
 
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     alias_moves: list[AliasMove] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    damaged: dict[str, str] = field(default_factory=dict)
+    loading: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.removed or self.alias_moves or self.failed)
+        return bool(self.added or self.removed or self.alias_moves or self.failed or self.damaged or self.loading)
 
 
 @dataclass(frozen=True)

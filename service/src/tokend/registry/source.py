@@ -5,6 +5,11 @@ registry is one, read-only) and `HttpSource` (a read-only HTTP(S) registry fetch
 The `Registry` on top parses, verifies, caches and resolves; a source only moves bytes and knows its
 layout.
 
+Bounds every source keeps (see size_limits): a manifest is read up to MAX_MANIFEST_BYTES + 1 bytes, a payload
+up to `payload.stored_read_limit(manifest) + 1` (its manifest size, capped), so an oversized file is refused
+after reading one byte too many, never whole. `deadline` (a `time.monotonic()` value) ends a slow read with
+RegistryError; local files are bounded by their size alone.
+
 Not handled here: checksum policy (the registry verifies everything a source returns).
 """
 
@@ -31,15 +36,17 @@ class Source(ABC):
         """Read the current names, versions and aliases. Raises RegistryError if the source is unusable."""
 
     @abstractmethod
-    def read_manifest(self, ref: ModelVersionRef) -> bytes:
-        """The stored manifest bytes of one version (RegistryError if missing or unreadable)."""
+    def read_manifest(self, ref: ModelVersionRef, *, deadline: float | None = None) -> bytes:
+        """The stored manifest bytes of one version (RegistryError if missing, unreadable or too slow)."""
 
     @abstractmethod
-    def read_payload(self, manifest: Manifest) -> bytes:
-        """The stored payload bytes of one version, exactly as the manifest's checksum covers them."""
+    def read_payload(self, manifest: Manifest, *, deadline: float | None = None) -> bytes:
+        """The stored payload bytes of one version, exactly as the manifest's checksum covers them; at most
+        `stored_read_limit(manifest) + 1` bytes (more than the manifest's size: the caller refuses it)."""
 
     def expected_manifest_sha256(self, ref: ModelVersionRef) -> str | None:
-        """The manifest digest the source's index records for `ref` (None: no index entry to check)."""
+        """The manifest digest the source's index records for `ref` (None: no index entry to check).
+        Raises ModelFormatError when the index exists but cannot be used: the check must not silently lapse."""
         return None
 
     def publish(self, new: NewVersion) -> Manifest:

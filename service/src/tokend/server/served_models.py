@@ -2,8 +2,10 @@
 
 A request resolves its reference once (``load``) and keeps the returned LoadedModel for the whole
 call, so a version published or an alias moved mid-call never mixes two versions in one response.
-Loading is the registry's (cached per process, thread-safe); this class only times first loads,
-records ``tokend_model_load_seconds`` / ``tokend_model_info`` / failures, and logs them.
+Loading is the registry's (cached per process, thread-safe, in background threads); this class only
+records ``tokend_model_load_seconds`` / ``tokend_model_info`` / failures for first loads, and logs them.
+A request waits at most REQUEST_LOAD_WAIT_SECONDS for a version that is still loading (then
+ModelLoadingError: UNAVAILABLE, which clients retry); start-up loads wait until the load ends.
 
 Not handled: unloading versions nobody asks for any more (they stay cached until the worker exits).
 
@@ -21,17 +23,21 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
-from tokend.errors import ModelNotFoundError, TokendError
+from tokend.errors import ModelLoadingError, ModelNotFoundError, TokendError
 from tokend.server.logs import log_event
 from tokend.server.metrics import ServerMetrics
 from tokend.server.request_errors import InvalidRequest
 
-__all__ = ["ServedModels", "PAYLOAD_FORMAT_NAMES", "CURRENT_MODEL"]
+__all__ = ["ServedModels", "PAYLOAD_FORMAT_NAMES", "CURRENT_MODEL", "REQUEST_LOAD_WAIT_SECONDS"]
 
 _log = logging.getLogger("tokend.server.models")
 
 # (name, version) the current call resolved, for the logging/error interceptors; set per call.
 CURRENT_MODEL: ContextVar[tuple[str, int] | None] = ContextVar("tokend_current_model", default=None)
+
+# A request for a version not loaded yet waits this long for its load (a directory load takes < 0.5 s);
+# the registry also bounds how many requests wait at once, so slow loads never hold every handler thread.
+REQUEST_LOAD_WAIT_SECONDS = 5.0
 
 # Manifest payload formats → the names the API uses (ModelDetails.payload_format).
 PAYLOAD_FORMAT_NAMES = {"tiktoken_ranks": "tiktoken", "minbpe_model": "minbpe"}
@@ -56,38 +62,40 @@ class ServedModels:
         except ValueError as exc:  # the reference does not parse
             raise InvalidRequest("model", str(exc)) from None
 
-    def load(self, ref: str) -> Any:
-        """The LoadedModel for ``ref`` (resolved now); loads and records it the first time."""
+    def load(self, ref: str, *, wait: float | None = REQUEST_LOAD_WAIT_SECONDS) -> Any:
+        """The LoadedModel for ``ref`` (resolved now); records it the first time. ``wait``: seconds to wait
+        for a load in progress (None: until it ends, for start-up)."""
         exact = self.resolve(ref)
         key = (exact.name, exact.version)
         CURRENT_MODEL.set(key)
         if key in self._loaded:
             return self.registry.load(f"{exact.name}@{exact.version}")
-        with self._lock:
-            if key in self._loaded:
-                return self.registry.load(f"{exact.name}@{exact.version}")
-            started = time.perf_counter()
-            try:
-                loaded = self.registry.load(f"{exact.name}@{exact.version}")
-            except ModelNotFoundError:
-                raise  # removed between resolve and load: the caller's problem, not a load failure
-            except Exception as exc:
-                if self._metrics is not None:
-                    self._metrics.model_load_failures.labels(exact.name, str(exact.version)).inc()
-                log_event(
-                    _log,
-                    "model_load_failed",
-                    level=logging.ERROR,
-                    model=exact.name,
-                    version=exact.version,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                raise
-            # The registry's own measure (read + verify + parse) excludes waiting for another thread's load.
-            seconds = getattr(loaded, "load_seconds", 0.0) or (time.perf_counter() - started)
-            self._record_loaded(loaded, seconds)
-            self._loaded.add(key)
-            return loaded
+        started = time.perf_counter()
+        try:
+            # By the reference as given, so `name` can fall back to an older version when the newest fails.
+            loaded = self.registry.load(ref, wait=wait)
+        except (ModelNotFoundError, ModelLoadingError):
+            raise  # removed meanwhile, or still loading (UNAVAILABLE: retried): not a load failure
+        except Exception as exc:
+            if self._metrics is not None:
+                self._metrics.model_load_failures.labels(exact.name, str(exact.version)).inc()
+            log_event(
+                _log,
+                "model_load_failed",
+                level=logging.ERROR,
+                model=exact.name,
+                version=exact.version,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise
+        key = (loaded.name, loaded.version)
+        CURRENT_MODEL.set(key)
+        with self._lock:  # held only to record, never across a load
+            if key not in self._loaded:
+                # The registry's own measure (read + verify + parse) excludes waiting for the load.
+                self._record_loaded(loaded, getattr(loaded, "load_seconds", 0.0) or (time.perf_counter() - started))
+                self._loaded.add(key)
+        return loaded
 
     def configured_refs(self, models: Sequence[str] | None) -> list[str]:
         """The references to load before SERVING: ``models`` as given, or every model's latest version."""
@@ -97,7 +105,7 @@ class ServedModels:
 
     def load_configured(self, models: Sequence[str] | None) -> list[Any]:
         """Load every configured model (raises on the first that cannot be loaded)."""
-        return [self.load(ref) for ref in self.configured_refs(models)]
+        return [self.load(ref, wait=None) for ref in self.configured_refs(models)]
 
     def refresh(self, models: Sequence[str] | None) -> Any:
         """One hot-reload step: re-read the registry, then load any new latest/alias targets now,
@@ -113,6 +121,8 @@ class ServedModels:
                 removed=report.removed,
                 alias_moves=[str(move) for move in report.alias_moves],
                 failed=sorted(report.failed),
+                damaged=sorted(report.damaged),
+                loading=report.loading,
             )
         for ref in self.configured_refs(models):
             try:

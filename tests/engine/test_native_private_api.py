@@ -1,0 +1,135 @@
+"""The native core's private type is reachable from Python, so every way of misusing it must raise, never crash.
+
+`BpeCore` is built by `Encoding`, but anyone can call `BpeCore.__new__(BpeCore)` (no `__init__`), keep a core
+whose `__init__` failed, or hand it a vocabulary the Python checks would have refused. Each case runs in its own
+interpreter: a segfault or an out-of-bounds read that aborts must fail that test, not end the test run.
+
+    >>> core = BpeCore.__new__(BpeCore)
+    >>> core.encode_piece(b"ab")
+    Traceback (most recent call last):
+    RuntimeError: BpeCore is not initialised: ...
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+_PRELUDE = """
+from tokend.engine._native import BpeCore
+SINGLE = {bytes([b]): b for b in range(256)}
+def expect(error_type, call, needle):
+    try:
+        result = call()
+    except error_type as error:
+        assert needle in str(error), f"{error_type.__name__} without {needle!r}: {error}"
+        return
+    raise AssertionError(f"no {error_type.__name__}; returned {result!r}")
+"""
+
+_CALLS = {
+    "encode": "core.encode('hello world')",
+    "count": "core.count('hello world')",
+    "encode_buffer": "core.encode_buffer('hello world')",
+    "split": "core.split('hello world')",
+    "encode_pieces": "core.encode_pieces(['hello', ' world'])",
+    "count_pieces": "core.count_pieces(['hello'])",
+    "encode_piece": "core.encode_piece(b'ab')",
+    "merge": "core.merge(b'ab')",
+    "cache_stats": "core.cache_stats()",
+}
+
+
+def _run(body: str) -> subprocess.CompletedProcess[str]:
+    """Run `body` (after the prelude) in a fresh interpreter; a crash shows as a negative return code."""
+    code = _PRELUDE + textwrap.dedent(body) + "\nprint('survived')\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def _assert_survived(done: subprocess.CompletedProcess[str]) -> None:
+    how = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
+    assert done.returncode == 0 and "survived" in done.stdout, f"{how}\n{done.stderr[-2000:]}"
+
+
+@pytest.mark.parametrize("method", sorted(_CALLS))
+def test_every_method_of_a_core_that_was_never_initialised_raises(method):
+    done = _run(
+        f"""
+        core = BpeCore.__new__(BpeCore)
+        expect(RuntimeError, lambda: {_CALLS[method]}, "not initialised")
+        """
+    )
+    _assert_survived(done)
+
+
+@pytest.mark.parametrize("method", sorted(_CALLS))
+def test_every_method_of_a_core_whose_init_failed_raises_and_init_can_be_retried(method):
+    # The failure comes late in __init__ (after the tables were allocated and partly filled): the byte 0x7f
+    # has no rank. The core must end up as if __init__ had never run.
+    done = _run(
+        f"""
+        core = BpeCore.__new__(BpeCore)
+        lacking = {{key: rank for key, rank in SINGLE.items() if key != b"\\x7f"}}
+        expect(ValueError, lambda: core.__init__(lacking, "cl100k"), "0x7f")
+        expect(RuntimeError, lambda: {_CALLS[method]}, "not initialised")
+        core.__init__(SINGLE | {{b"ab": 256}}, "cl100k")
+        assert core.encode_piece(b"ab") == [256], core.encode_piece(b"ab")
+        expect(TypeError, lambda: core.__init__(SINGLE, "cl100k"), "already initialised")
+        assert core.merge(b"aab") == [97, 256]
+        """
+    )
+    _assert_survived(done)
+
+
+def test_failures_at_every_stage_of_init_leave_no_half_built_core():
+    # Wrong types in the first pass, too sparse, a missing byte in the second: same outcome each time.
+    done = _run(
+        """
+        core = BpeCore.__new__(BpeCore)
+        expect(TypeError, lambda: core.__init__(SINGLE | {"str": 300}, None), "non-empty bytes")
+        expect(ValueError, lambda: core.__init__(SINGLE | {b"ab": 2**32 - 2}, None), "too sparse")
+        expect(ValueError, lambda: core.__init__(SINGLE, "nope"), "pattern")
+        expect(ValueError, lambda: core.__init__(SINGLE | {b"ab": 5}, None), "rank 5")
+        expect(RuntimeError, lambda: core.encode_piece(b"ab"), "not initialised")
+        core.__init__(SINGLE, None)
+        assert core.encode_piece(b"ab") == [97, 98]
+        """
+    )
+    _assert_survived(done)
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        {b"abcdefghij": 300, b"klmnopqrst": 300},  # both longer than 8 bytes: one byte array slot, overwritten
+        {b"abcdefghij": 300, b"xyz": 300},  # a long and a short token
+        {b"ab": 300, b"cd": 300},  # two 2-byte tokens (direct table)
+        {b"zz": 65},  # a multi-byte token reusing a single byte's rank ("A")
+    ],
+    ids=["long-long", "long-short", "pair-pair", "pair-byte"],
+)
+def test_two_tokens_with_one_rank_are_refused_in_c(tokens):
+    # Encoding's Python check refuses this too; the core must not rely on it (a shared rank would let one
+    # token's lookup compare against the other's bytes).
+    done = _run(
+        f"""
+        core = BpeCore.__new__(BpeCore)
+        expect(ValueError, lambda: core.__init__(SINGLE | {tokens!r}, None), "distinct")
+        expect(RuntimeError, lambda: core.encode_piece(b"abcdefghij"), "not initialised")
+        """
+    )
+    _assert_survived(done)
+
+
+def test_long_tokens_with_distinct_ranks_still_work():
+    done = _run(
+        """
+        core = BpeCore(SINGLE | {b"abcdefghij": 300, b"klmnopqrst": 301}, None)
+        assert core.encode_piece(b"abcdefghij") == [300]
+        assert core.encode_piece(b"klmnopqrst") == [301]
+        """
+    )
+    _assert_survived(done)

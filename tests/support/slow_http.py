@@ -1,0 +1,102 @@
+"""A static HTTP server on 127.0.0.1 that serves a registry directory, with chosen files trickling out slowly.
+
+    from support.slow_http import TricklingServer
+
+    with TricklingServer(registry_dir, byte_interval=0.2) as server:   # server.url = "http://127.0.0.1:PORT/"
+        server.slow("cl100k_base/2/ranks.tiktoken.gz")   # from now on: headers at once, then 1 byte / 0.2 s
+        ...
+        server.release()                                  # slow files (and trickles under way) go at full speed
+
+The trickle is what a stalled mirror or an overloaded link looks like to a client: a valid response whose
+body never seems to end, each read returning a byte well within any per-read timeout. Every other file is
+served at once, as python's http.server does. Connections are handled in daemon threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from pathlib import Path
+
+__all__ = ["TricklingServer"]
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    server: _HttpServer
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        relative = self.path.split("?", 1)[0].lstrip("/")
+        if relative not in self.server.slow_paths or self.server.released.is_set():
+            super().do_GET()
+            return
+        data = (Path(self.directory) / relative).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.server.trickles_started += 1
+        try:
+            sent = 0
+            while sent < len(data):
+                if self.server.released.wait(self.server.byte_interval):
+                    self.wfile.write(data[sent:])
+                    break
+                self.wfile.write(data[sent : sent + 1])
+                self.wfile.flush()
+                sent += 1
+        except OSError:  # the client gave up (its deadline): nothing to clean up
+            pass
+
+
+class _HttpServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    slow_paths: set[str]
+    byte_interval: float
+    released: threading.Event
+    trickles_started: int
+
+
+class TricklingServer:
+    """python's http.server serving `directory` on a free 127.0.0.1 port, some files trickling."""
+
+    def __init__(self, directory: Path, *, byte_interval: float = 0.2) -> None:
+        handler = functools.partial(_Handler, directory=str(directory))
+        self.httpd = _HttpServer(("127.0.0.1", 0), handler)
+        self.httpd.slow_paths = set()
+        self.httpd.byte_interval = byte_interval
+        self.httpd.released = threading.Event()
+        self.httpd.trickles_started = 0
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def slow(self, relative_path: str) -> None:
+        """Trickle this file (a path relative to the directory, as in its URL) from now on."""
+        self.httpd.slow_paths.add(relative_path)
+        self.httpd.released.clear()
+
+    def release(self) -> None:
+        """Serve every file at full speed from now on, including the rest of trickles under way."""
+        self.httpd.released.set()
+
+    @property
+    def trickles_started(self) -> int:
+        """How many GETs of slow files began (each is one client load attempt)."""
+        return self.httpd.trickles_started
+
+    def __enter__(self) -> TricklingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.release()
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+            self._thread.join(5)
+        self.httpd.server_close()
