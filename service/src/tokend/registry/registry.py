@@ -339,10 +339,15 @@ class Registry:
         """Publish a prepared manifest + payload (see `payload.describe_payload`).
 
         The new version is loaded and verified here, so `name` (latest) moves to it as soon as this returns
-        in the publishing process (other processes switch once their own load of it has verified)."""
+        in the publishing process (other processes switch once their own load of it has verified). A version
+        that does not load is still published (it is stored as given); its load failure is logged and
+        remembered, and `name` keeps serving the version below it."""
         manifest = self._source.publish(new)
         self._rescan()
-        self.load(manifest.ref)
+        try:
+            self.load(manifest.ref)
+        except TokendError:
+            pass
         return manifest
 
     def _next_version(self, name: str) -> int:
