@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from support.registries import build_registry, publish_openai
 from support.server import TokendServer, start_server
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 from .conftest import rpc_error
 
@@ -339,8 +339,8 @@ def test_a_port_in_use_is_refused_at_start(registry_dir):
 def test_the_supervisor_never_imports_grpc():
     """Workers are spawned, so this is about hygiene, not safety: the parent holds no gRPC state at all."""
     code = (
-        "import sys; import tokend.cli.serve, tokend.server.supervisor, tokend.registry; "
-        "from tokend.server.supervisor import Supervisor; "
+        "import sys; import tokend.cli.serve, tokend.supervisor.supervisor, tokend.registry; "
+        "from tokend.supervisor import Supervisor; "
         "print(sorted(m for m in sys.modules if m == 'grpc' or m.startswith('grpc.')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tokend.server.cpus import available_cpus, cgroup_cpu_limit
-from tokend.server.settings import SETTING_NAMES, Settings, SettingsError, env_name, flag_name
+from tokend.settings.cpus import available_cpus, cgroup_cpu_limit
+from tokend.settings import SETTING_NAMES, Settings, SettingsError, env_name, flag_name
 
 
 def test_defaults_are_the_documented_ones():

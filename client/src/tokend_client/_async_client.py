@@ -21,16 +21,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+from tokend_api import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_REQUEST_BYTES
 import grpc.aio
 
-from ._batching import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_REQUEST_BYTES, BatchPlan, Chunk, RequestLimits
-from ._channel_pool import DEFAULT_MAX_MESSAGE_BYTES, ChannelPool
+from ._batching import BatchPlan, Chunk, RequestLimits
+from ._channel_pool import ChannelPool
 from ._client import _ref
 from ._client_settings import DEFAULT_CONNECTIONS, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ClientSettings
 from ._error_mapping import exception_for, lost_its_server, raise_or_requeue
 from ._models import ModelDetails, ModelSummary
 from ._operations import Operation
-from ._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 from ._async_remote_encoding import AsyncRemoteEncoding
 from ._worker_calls import WorkerCalls
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from tokend_api import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_REQUEST_BYTES
 
-from ._batching import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_REQUEST_BYTES, RequestLimits
-from ._channel_pool import DEFAULT_MAX_MESSAGE_BYTES, channel_options, compression_of, credentials_of
+from ._batching import RequestLimits
+from ._channel_pool import channel_options, compression_of, credentials_of
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 4

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._exceptions import ProtocolError, UnknownTokenIdError
-from ._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 _MAX_TOKEN_ID = 2**32 - 1  # ids are uint32 on the wire
 
