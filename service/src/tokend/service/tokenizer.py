@@ -24,7 +24,7 @@ from typing import Any, Literal
 from tokend.service.batch import CallState, run_batch
 from tokend.service.call_record import current_record
 from tokend.service.errors import InvalidRequest
-from tokend.service.limits import ANSWER_BYTES_PER_ID, BYTES_PER_TOKEN_ID, Limits, answer_bytes, input_bytes, text_bytes
+from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, input_bytes, text_bytes
 from tokend.service.models import ServedModels, payload_format_name
 from tokend.service.results import Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, SpecialTokenPolicy
@@ -55,13 +55,11 @@ class TokenizerService:
         loaded = self.models.load(model)
         encoding = loaded.encoding
         policy = special.bind(encoding)
-        answer = answer_bytes(items=len(inputs))
+        answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
 
         def encode(item: str | bytes) -> list[int]:
-            nonlocal answer
             ids = encoding.encode_bytes(item) if isinstance(item, bytes) else encoding.encode(item, **policy.arguments(item))
-            answer += ANSWER_BYTES_PER_ID * len(ids)
-            self.limits.check_answer(answer, partial=True)  # stop before holding more than can be sent
+            answer.add(ids)  # stops before holding more than can be sent
             return ids
 
         ids = run_batch(inputs, encode, call=call)
