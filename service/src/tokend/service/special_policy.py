@@ -8,26 +8,27 @@ tiktoken's semantics and bounds the cost of what a caller can list:
 - allowed strings that are not special tokens of the model have no effect (as in tiktoken), so only the
   model's own special tokens are kept;
 - disallowed strings that are special tokens go to the engine, which checks the set it knows;
-- disallowed strings that are *not* special tokens still raise where they occur (as in tiktoken); at most
-  ``MAX_OTHER_DISALLOWED`` of them are accepted, and each is looked for with a plain substring search
-  (linear in the text), never compiled into a pattern per request;
+- disallowed strings that are *not* special tokens still raise where they occur (as in tiktoken, the
+  leftmost disallowed string is reported); at most ``MAX_OTHER_DISALLOWED`` of them are accepted, and each
+  is looked for with a plain substring search (linear in the text), never compiled into a pattern;
 - the listed strings count against ``max_request_bytes`` like input text (:meth:`listed_bytes`).
 
     >>> from tokend import get_encoding
+    >>> encoding = get_encoding("cl100k_base")
     >>> policy = SpecialTokenPolicy(allowed=frozenset({"<|endoftext|>", "not special"}))
-    >>> bound = policy.bind(get_encoding("cl100k_base"))
-    >>> bound.arguments("x<|endoftext|>")["allowed_special"]
-    frozenset({'<|endoftext|>'})
+    >>> policy.bind(encoding).apply(encoding.encode, "x<|endoftext|>")
+    [87, 100257]
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tokend_api.special_tokens import ALL, SpecialTokens, normalize
 
+from tokend.errors import DisallowedSpecialTokenError
 from tokend.service.errors import InvalidRequest, echo
 from tokend.service.limits import text_bytes
 
@@ -67,8 +68,9 @@ class SpecialTokenPolicy:
         """The policy for one model: the engine's arguments plus the other disallowed strings to look for."""
         specials = encoding.special_tokens_set
         allowed = ALL if self.allowed == ALL else frozenset(self.allowed & specials)
+        longest = max(map(len, specials), default=0)
         if self.disallowed == ALL:
-            return BoundPolicy(allowed, ALL, (), specials)
+            return BoundPolicy(allowed, ALL, (), longest, encoding.count)
         others = self.disallowed - specials
         if len(others) > MAX_OTHER_DISALLOWED:
             example = echo(min(others), 40)
@@ -78,27 +80,50 @@ class SpecialTokenPolicy:
                 f"{MAX_OTHER_DISALLOWED} such strings are searched for: list only the model's special tokens, or "
                 "look for other strings before sending the text",
             )
-        # sorted: the same policy always searches in the same order
-        return BoundPolicy(allowed, frozenset(self.disallowed & specials), tuple(sorted(others)), specials)
+        disallowed = frozenset(self.disallowed & specials)
+        return BoundPolicy(allowed, disallowed, tuple(sorted(others)), longest, encoding.count)
+
+
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
 class BoundPolicy:
-    """A policy bound to one model: ``arguments(text)`` are the keyword arguments of ``encode``/``count``."""
+    """A policy bound to one model: ``apply(encoding.encode, text)`` (or ``count``) under it."""
 
     allowed_special: SpecialTokens
     disallowed_special: SpecialTokens
-    other_disallowed: tuple[str, ...]
-    special_tokens: frozenset[str] | Any
+    other_disallowed: tuple[str, ...]  # disallowed strings that are not special tokens of the model
+    longest_special: int  # characters of the model's longest special token
+    count: Callable[..., int]  # the model's count, to check a prefix
 
-    def arguments(self, text: str) -> Mapping[str, SpecialTokens]:
-        disallowed = self.disallowed_special
-        if self.other_disallowed:
-            found = [token for token in self.other_disallowed if token in text]
-            if found:
-                # The engine reports the leftmost of all disallowed strings, so it gets the ones present.
-                disallowed = frozenset(disallowed) | frozenset(found)
-        return {"allowed_special": self.allowed_special, "disallowed_special": disallowed}
+    def apply(self, method: Callable[..., Result], text: str) -> Result:
+        found = self._first_other(text)
+        if found is not None:
+            self._raise_leftmost(text, *found)
+        return method(text, allowed_special=self.allowed_special, disallowed_special=self.disallowed_special)
+
+    def _first_other(self, text: str) -> tuple[int, str] | None:
+        """The leftmost (then longest) other disallowed string in ``text``: one substring search each."""
+        first: tuple[int, str] | None = None
+        for token in self.other_disallowed:
+            at = text.find(token)
+            if at >= 0 and (first is None or at < first[0] or (at == first[0] and len(token) > len(first[1]))):
+                first = (at, token)
+        return first
+
+    def _raise_leftmost(self, text: str, offset: int, token: str) -> None:
+        # A disallowed special token that starts no later wins, as in tiktoken's one search over all strings:
+        # the engine checks the text up to where such a token could end.
+        try:
+            self.count(
+                text[: offset + max(self.longest_special, len(token))],
+                allowed_special=self.allowed_special, disallowed_special=self.disallowed_special,
+            )  # fmt: skip
+        except DisallowedSpecialTokenError as special:
+            if special.offset < offset or (special.offset == offset and len(special.token) >= len(token)):
+                raise
+        raise DisallowedSpecialTokenError(token, offset)
 
 
 DEFAULT_POLICY = SpecialTokenPolicy()  # tiktoken's defaults: nothing allowed, everything disallowed

@@ -58,7 +58,7 @@ class TokenizerService:
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
 
         def encode(item: str | bytes) -> list[int]:
-            ids = encoding.encode_bytes(item) if isinstance(item, bytes) else encoding.encode(item, **policy.arguments(item))
+            ids = encoding.encode_bytes(item) if isinstance(item, bytes) else policy.apply(encoding.encode, item)
             answer.add(ids)  # stops before holding more than can be sent
             return ids
 
@@ -84,7 +84,7 @@ class TokenizerService:
         def count(item: str | bytes) -> int:
             if isinstance(item, bytes):
                 return len(encoding.encode_bytes(item))
-            return encoding.count(item, **policy.arguments(item))
+            return policy.apply(encoding.count, item)
 
         counts = run_batch(inputs, count, call=call)
         total = sum(counts)
@@ -109,9 +109,10 @@ class TokenizerService:
         self.limits.check_request(items=len(inputs), input_bytes=BYTES_PER_TOKEN_ID * ids)
         loaded = self.models.load(model)
         encoding = loaded.encoding
-        # The bytes are exact; replacing invalid UTF-8 can only make text longer (checked as it grows).
+        # Known before decoding; replacing invalid UTF-8 can only make text longer (checked as it grows).
+        framing = answer_bytes(items=len(inputs))
         self.limits.check_answer(
-            answer_bytes(items=len(inputs), data_bytes=sum(decoded_bytes(encoding, item) for item in inputs))
+            framing + decoded_bytes(encoding, inputs, enough=self.limits.max_response_bytes - framing)
         )
         if output == "bytes":
             results: list[Any] = run_batch(inputs, encoding.decode_bytes, call=call)
