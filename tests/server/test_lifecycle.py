@@ -345,3 +345,32 @@ def test_the_supervisor_never_imports_grpc():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_playground_dies_with_a_killed_supervisor_and_frees_its_port(registry_dir):
+    """Every child watches its parent: a SIGKILLed supervisor leaves no playground holding the port."""
+    import os
+    import socket
+
+    server = TokendServer(registry=registry_dir, models=["cl100k_base"], playground=True, metrics=False)
+    with server:
+        url = f"http://127.0.0.1:{server.playground_port}/healthz"
+        _wait_for(lambda: _get_or_none(url), 60, "the playground to answer")
+        (spawned,) = server.events("playground_spawned")
+        server.process.kill()  # SIGKILL: nothing can be forwarded to the children
+        server.process.wait(10)
+        _wait_for(lambda: _get_or_none(url) is None, 30, "the orphaned playground to stop")
+        _wait_for(lambda: any(e.get("role") == "playground" for e in server.events("supervisor_gone")), 30, "its log line")
+
+        def exited() -> bool:
+            try:
+                os.kill(spawned["playground_pid"], 0)
+            except ProcessLookupError:
+                return True
+            with open(f"/proc/{spawned['playground_pid']}/stat") as stat:  # a zombie until init reaps it
+                return stat.read().split(")")[-1].split()[0] == "Z"
+
+        _wait_for(exited, 30, "the playground process to exit")
+        with socket.socket() as probe:  # the port is free for the next server
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", server.playground_port))

@@ -22,8 +22,8 @@ Echoed input (a model reference, a token string) is cut to ``ECHO_CHARS`` charac
 error about a megabyte of input is still a short line.
 
     >>> failure = describe(BatchItemError("inputs[2]", 2, UnknownTokenIdError(100264)))
-    >>> failure.kind, failure.message
-    (<ErrorKind.INVALID_INPUT: 'invalid_input'>, "inputs[2]: token id 100264 is not a token id of this model (neither a rank nor a special token)")
+    >>> failure.kind, failure.field, failure.metadata
+    (<ErrorKind.INVALID_INPUT: 'invalid_input'>, 'inputs[2]', {'token_id': 100264, 'item': 2})
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ ECHO_CHARS = 100
 def echo(text: str, limit: int = ECHO_CHARS) -> str:
     """``text`` as it may be quoted back: whole when short, else a prefix saying how long it was.
 
-    >>> echo("x" * 1_000_000)[-40:]
-    'xxxxxxx… (1000000 characters in all)'
+    >>> echo("x" * 1_000_000)[-32:]
+    'xxx… (1000000 characters in all)'
     """
     if len(text) <= limit:
         return text
