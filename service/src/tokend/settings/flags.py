@@ -35,7 +35,7 @@ def add_setting_flags(
         field = Settings.model_fields[name]
         flag = aliases.get(name, flag_name(name))
         default = defaults.get(name)
-        shown = default if default is not None else shown_default(name)
+        shown = default if default is not None else shown_default(name).strip("`")
         help_text = f"{field.description} (default {shown}) [{env_name(name)}]"
         if _base_type(field.annotation) is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
