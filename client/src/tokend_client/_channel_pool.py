@@ -39,7 +39,6 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 from tokend_api import SERVICE_NAME
-
 from tokend_api.v1 import tokenizer_pb2_grpc
 
 KEEPALIVE_TIME_MS = 60_000
