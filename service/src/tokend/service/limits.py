@@ -72,13 +72,19 @@ def answer_bytes(*, items: int, data_bytes: int = 0) -> int:
     return ANSWER_ENVELOPE_BYTES + items * ANSWER_BYTES_PER_ITEM + data_bytes
 
 
-def id_bytes(ids: list[int]) -> int:
-    """Bytes of ``ids`` as varints, exactly (about 100 ns per id: used only near the limit).
+def id_bytes(ids: list[int], *, stop_above: int | None = None) -> int:
+    """Bytes of ``ids`` as varints, exactly (one pass per varint length, ~25 ns per id and pass: used only
+    near the limit); with ``stop_above``, a lower bound over it as soon as one is found.
 
     >>> id_bytes([1, 200, 100000])
     6
     """
-    return len(ids) + sum(sum(map(step.__lt__, ids)) for step in _VARINT_STEPS)
+    size = len(ids)
+    for step in _VARINT_STEPS:
+        if stop_above is not None and size > stop_above:
+            break
+        size += sum(map(step.__lt__, ids))
+    return size
 
 
 class AnswerBudget:
@@ -106,7 +112,9 @@ class AnswerBudget:
             if self.size <= self._limits.max_response_bytes:
                 return
             self._exact = True
-            self.size = self._framing + sum(map(id_bytes, self._held))
+            self.size = self._framing
+            for held in self._held:
+                self.size += id_bytes(held, stop_above=self._limits.max_response_bytes - self.size)
         self._limits.check_answer(self.size, partial=True)
 
 

@@ -27,20 +27,20 @@ def add_setting_flags(
     aliases: Mapping[str, str] | None = None,
     defaults: Mapping[str, Any] | None = None,
 ) -> None:
-    """Add a flag for each setting in ``names``; ``aliases`` renames flags (setting → flag),
-    ``defaults`` replaces the documented default of this command (setting → value)."""
+    """Add a flag for each setting in ``names``; ``aliases`` renames flags (setting → flag), ``defaults``
+    shows another default in the help (setting → value) for a command that applies it when neither the flag
+    nor the variable is given."""
     aliases = aliases or {}
     defaults = defaults or {}
     for name in names:
         field = Settings.model_fields[name]
         flag = aliases.get(name, flag_name(name))
-        default = defaults.get(name)
-        shown = default if default is not None else shown_default(name).strip("`")
+        shown = defaults[name] if name in defaults else shown_default(name).strip("`")
         help_text = f"{field.description} (default {shown}) [{env_name(name)}]"
         if _base_type(field.annotation) is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            parser.add_argument(flag, dest=name, type=_base_type(field.annotation), default=default, help=help_text)
+            parser.add_argument(flag, dest=name, type=_base_type(field.annotation), default=None, help=help_text)
 
 
 def setting_flags(args: argparse.Namespace) -> dict[str, Any]:
