@@ -27,7 +27,7 @@ from tokend.service.errors import InvalidRequest
 from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, input_bytes, text_bytes
 from tokend.service.models import ServedModels, payload_format_name
 from tokend.service.results import Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
-from tokend.service.special_policy import DEFAULT_POLICY, SpecialTokenPolicy
+from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
 from tokend.service.token_sizes import decoded_bytes
 
 __all__ = ["TokenizerService", "DECODE_ERRORS", "DECODE_OUTPUTS"]
@@ -51,10 +51,8 @@ class TokenizerService:
         call: CallState | None = None,
     ) -> Encoded:
         """Token ids of each input; raises BatchItemError naming the item that breaks the policy."""
-        size = self._check_text_request(inputs, special)
-        loaded = self.models.load(model)
+        size, loaded, policy = self._text_request(model, inputs, special)
         encoding = loaded.encoding
-        policy = special.bind(encoding)
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
 
         def encode(item: str | bytes) -> list[int]:
@@ -76,10 +74,8 @@ class TokenizerService:
         call: CallState | None = None,
     ) -> Counted:
         """Tokens of each input (the ids ``encode`` gives, counted without building them where possible)."""
-        size = self._check_text_request(inputs, special)
-        loaded = self.models.load(model)
+        size, loaded, policy = self._text_request(model, inputs, special)
         encoding = loaded.encoding
-        policy = special.bind(encoding)
 
         def count(item: str | bytes) -> int:
             if isinstance(item, bytes):
@@ -168,10 +164,15 @@ class TokenizerService:
         )
 
     # ---- parts ---------------------------------------------------------------------------------
-    def _check_text_request(self, inputs: Sequence[str | bytes], special: SpecialTokenPolicy) -> int:
+    def _text_request(
+        self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy
+    ) -> tuple[int, Any, BoundPolicy]:
+        """Limits first (nothing is loaded for a refused request), then the model and the bound policy;
+        returns the input bytes, the LoadedModel and the policy."""
         size = input_bytes(inputs)
         self.limits.check_request(items=len(inputs), input_bytes=size + special.listed_bytes())
-        return size
+        loaded = self.models.load(model)
+        return size, loaded, special.bind(loaded.encoding)
 
 
 def _version(loaded: Any) -> ModelVersion:
