@@ -47,13 +47,15 @@ RUN python -m venv /opt/build-tools \
  && python -m venv /opt/tokend \
  && /opt/tokend/bin/pip install --require-hashes --no-deps -r runtime.lock
 
+COPY api/ ./api/
 COPY service/ ./service/
-# --no-build-isolation: build with the pinned backend above, not the newest setuptools on the index.
-# Then install the wheel without touching the index (--no-index --no-deps): every dependency came from the
-# lock, and `pip check` fails the build if the lock no longer covers what the wheel requires. Last, the
-# installers go: nothing at run time needs pip or the setuptools that `python -m venv` seeds (3.11).
-RUN /opt/build-tools/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /build/wheels ./service \
- && /opt/tokend/bin/pip install --no-index --no-deps /build/wheels/tokend-*.whl \
+# --no-build-isolation: build with the pinned backend above, not the newest setuptools on the index. Two
+# wheels: the API package (stubs, wire constants; shared with the client) and the server. Then install them
+# without touching the index (--no-index --no-deps): every other dependency came from the lock, and
+# `pip check` fails the build if the lock no longer covers what the wheels require. Last, the installers
+# go: nothing at run time needs pip or the setuptools that `python -m venv` seeds (3.11).
+RUN /opt/build-tools/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /build/wheels ./api ./service \
+ && /opt/tokend/bin/pip install --no-index --no-deps /build/wheels/tokend_api-*.whl /build/wheels/tokend-*.whl \
  && /opt/tokend/bin/pip check \
  && /opt/tokend/bin/pip uninstall --yes pip setuptools
 

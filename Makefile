@@ -18,7 +18,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e service -e client
+	$(BIN)/python -m pip install --quiet -e api -e service -e client
 
 install-test: install
 	$(BIN)/python -m pip install --quiet -r tests/requirements.txt

@@ -71,7 +71,7 @@ def _serving(server) -> bool:
 
 def _measure_once(workers: int, texts: list[str]) -> StartMeasurement:
     from tests.support.server import TokendServer
-    from tokend._proto import tokenizer_pb2 as pb
+    from tokend_api.v1 import tokenizer_pb2 as pb
 
     server = TokendServer(workers=workers, metrics=False, reload_interval=0, wait_until_serving=False)
     started = time.monotonic()

@@ -175,8 +175,8 @@ class GrpcTarget:
     def __init__(self, address: str, *, connections: int = 8, timeout: float = 10.0, model: str = "cl100k_base") -> None:
         import grpc
 
-        from tokend._proto import tokenizer_pb2 as pb
-        from tokend._proto import tokenizer_pb2_grpc
+        from tokend_api.v1 import tokenizer_pb2 as pb
+        from tokend_api.v1 import tokenizer_pb2_grpc
 
         self._pb = pb
         self._grpc = grpc

@@ -1,14 +1,14 @@
-"""Regenerate the Python gRPC stubs from `protos/` into both distributions.
+"""Regenerate the Python gRPC stubs from `protos/` into the `tokend-api` distribution (the only copy).
 
 Usage (from the repository root, with grpcio-tools installed)::
 
     python protos/generate.py          # write the stubs
     python protos/generate.py --check  # exit 1 if the committed stubs are stale
 
-The generated modules live in `service/src/tokend/_proto/` and `client/src/tokend_client/_proto/`.
-protoc writes absolute imports (`from tokend.v1 import tokenizer_pb2`), which would collide with the
-`tokend` package itself; we rewrite that one import to a relative one so each distribution carries a
-self-contained copy. This rewrite is the only change made to protoc's output.
+The generated modules live in `api/src/tokend_api/v1/`; the server (`tokend`) and the client
+(`tokend-client`) both import them from there. protoc writes absolute imports
+(`from tokend.v1 import tokenizer_pb2`), which would collide with the `tokend` package itself; we rewrite
+that one import to a relative one. This rewrite is the only change made to protoc's output.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 PROTO_FILES = ["tokend/v1/tokenizer.proto"]
-TARGETS = [
-    ROOT / "service" / "src" / "tokend" / "_proto",
-    ROOT / "client" / "src" / "tokend_client" / "_proto",
-]
+TARGETS = [ROOT / "api" / "src" / "tokend_api" / "v1"]
 INIT_TEXT = '"""Generated from protos/tokend/v1 by `python protos/generate.py`. Do not edit."""\n'
 _ABSOLUTE_IMPORT = re.compile(r"^from tokend\.v1 import (\w+_pb2) as", re.MULTILINE)
 

@@ -1,10 +1,11 @@
-"""The generated gRPC stubs are fresh, and the client distribution stands alone (grpcio + protobuf only).
+"""The generated gRPC stubs are fresh, and the client distribution stands alone (tokend-api, grpcio,
+protobuf and googleapis-common-protos only).
 
 - `python protos/generate.py --check` regenerates the stubs from `protos/` into a temporary directory and
-  fails on any difference with the committed ones (both distributions).
-- `tokend-client` must not import the server distribution (`tokend`) or anything beyond grpcio, protobuf
-  and the standard library: checked statically (every import statement of its sources) and at run time
-  (importing and using it in a fresh interpreter where those modules cannot be imported).
+  fails on any difference with the committed ones (in the tokend-api distribution, the only copy).
+- `tokend-client` must not import the server distribution (`tokend`) or anything beyond the API package,
+  grpcio, protobuf and the standard library: checked statically (every import statement of its sources) and
+  at run time (importing and using it in a fresh interpreter where those modules cannot be imported).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_SOURCES = ROOT / "client" / "src" / "tokend_client"
-ALLOWED_THIRD_PARTY = {"grpc", "google.protobuf"}
+ALLOWED_THIRD_PARTY = {"grpc", "google.protobuf", "tokend_api"}
 # Imported inside the one method that needs it (encode_to_numpy, as tiktoken does), never at import time:
 # the distribution does not depend on it.
 IMPORTED_ON_CALL = {"numpy"}
@@ -74,7 +75,7 @@ def test_client_works_where_the_server_distribution_cannot_be_imported():
         """
         import importlib.abc, sys
 
-        BLOCKED = ("tokend", "regex", "pydantic", "prometheus_client", "google.rpc", "grpc_status",
+        BLOCKED = ("tokend", "regex", "pydantic", "prometheus_client", "grpc_status",
                    "grpc_health", "grpc_reflection", "tiktoken")
 
         class Block(importlib.abc.MetaPathFinder):
@@ -85,7 +86,7 @@ def test_client_works_where_the_server_distribution_cannot_be_imported():
 
         sys.meta_path.insert(0, Block())
         import tokend_client
-        from tokend_client._status_details import parse_status_details
+        from tokend_api.status_details import parse_status_details
 
         with tokend_client.TokendClient("127.0.0.1:1", timeout=1, retries=0) as client:
             try:
@@ -104,7 +105,10 @@ def test_client_works_where_the_server_distribution_cannot_be_imported():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
-def test_client_distribution_declares_only_grpcio_and_protobuf():
+def test_client_distribution_declares_only_the_api_grpcio_and_protobuf():
     project = tomllib.loads((ROOT / "client" / "pyproject.toml").read_text())["project"]
     names = sorted(re.split(r"[<>=!~ ;\[]", requirement)[0] for requirement in project["dependencies"])
-    assert names == ["grpcio", "protobuf"]
+    assert names == ["grpcio", "protobuf", "tokend-api"]
+    api = tomllib.loads((ROOT / "api" / "pyproject.toml").read_text())["project"]
+    names = sorted(re.split(r"[<>=!~ ;\[]", requirement)[0] for requirement in api["dependencies"])
+    assert names == ["googleapis-common-protos", "grpcio", "protobuf"]  # nothing of the server

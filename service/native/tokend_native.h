@@ -1,7 +1,9 @@
 /* tokend's native core: shared declarations of the C parts of the engine.
  *
- * Scope: pure computation on byte strings handed in by module.c, under the GIL (no part of this code
- * releases it, so no part needs its own locks). No Python objects outside module.c.
+ * Scope: pure computation on byte strings handed in by module.c. No Python objects outside module.c, and
+ * no locks: module.c releases the GIL only around code that reads immutable data (the rank table, the
+ * text) and its own buffers (the merge of a long piece, finding the pieces of a big text); the piece
+ * cache is only used with the GIL held.
  *   rank_table.c   bytes -> rank hash table (the vocabulary)
  *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
  *   piece_cache.c  bounded two-generation cache piece -> ids

@@ -13,10 +13,10 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 import tokend_client
 from tokend import errors as engine_errors
-from tokend.server import request_errors
+from tokend.service import errors as request_errors
 from tokend.server.status_mapping import to_rpc_status
 from tokend_client._error_mapping import exception_for, lost_its_server, reported_limit, status_details_of
-from tokend_client._status_details import parse_status_details
+from tokend_api.status_details import parse_status_details
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 

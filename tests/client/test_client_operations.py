@@ -6,8 +6,8 @@ import pytest
 
 import tokend_client
 from tokend_client._operations import encode_operation, text_inputs, token_id_inputs, utf8_text
-from tokend_client._proto import tokenizer_pb2 as pb
-from tokend_client._special_tokens import ORDINARY
+from tokend_api.v1 import tokenizer_pb2 as pb
+from tokend_api.policy_message import ORDINARY
 
 
 def test_sizes_are_counted_as_the_server_counts_them():

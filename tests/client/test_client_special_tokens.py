@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokend_client._proto import tokenizer_pb2 as pb
-from tokend_client._special_tokens import special_token_policy
+from tokend_api.v1 import tokenizer_pb2 as pb
+from tokend_api.policy_message import to_message as special_token_policy
 
 Mode = pb.SpecialTokenSet
 

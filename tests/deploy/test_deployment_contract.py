@@ -11,7 +11,7 @@ import math
 import re
 
 import pytest
-from tokend.server.settings import SETTING_NAMES, Settings, env_name
+from tokend.settings import SETTING_NAMES, Settings, env_name
 
 from .conftest import REPO, TARGETS, one
 

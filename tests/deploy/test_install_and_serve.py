@@ -199,7 +199,7 @@ def test_the_venv_holds_tokend_and_no_pip(image):
     assert Path(where[0]).is_relative_to(venv) and Path(where[1]) == venv
     assert not (venv / "bin" / "pip").exists(), "the image's venv has no pip"
     # Byte-compiled at install time: with a read-only root nothing could be cached at run time.
-    assert list(venv.glob("lib/python3*/site-packages/tokend/server/__pycache__/supervisor.*.pyc"))
+    assert list(venv.glob("lib/python3*/site-packages/tokend/supervisor/__pycache__/supervisor.*.pyc"))
     installers = [p.name for p in venv.glob("lib/python3*/site-packages/*") if p.name.split("-")[0] in {"pip", "setuptools"}]
     assert installers == [], "the image's venv keeps no installers"
     registry = next(venv.glob("lib/python3*/site-packages/tokend/registry/default/index.json"))
@@ -243,7 +243,7 @@ def test_serving_with_the_prod_settings(served):
 
 def test_encode_matches_tiktoken(served):
     import tiktoken
-    from tokend._proto import tokenizer_pb2
+    from tokend_api.v1 import tokenizer_pb2
 
     text = "Kubernetes rolls tokend out, one pod at a time. 🚀"
     expected = tiktoken.get_encoding("cl100k_base").encode(text)
@@ -256,7 +256,7 @@ def test_encode_matches_tiktoken(served):
 
 
 def test_every_default_model_is_served(served):
-    from tokend._proto import tokenizer_pb2
+    from tokend_api.v1 import tokenizer_pb2
 
     listed = served["server"].stub().ListModels(tokenizer_pb2.ListModelsRequest(), timeout=30)
     names = {model.name for model in listed.models}
@@ -299,7 +299,7 @@ def _sample_names(exposition: str) -> dict[str, set[str]]:
 
 
 def test_metrics_scrape_serves_what_dashboard_and_alerts_read(served, rendered):
-    from tokend._proto import tokenizer_pb2
+    from tokend_api.v1 import tokenizer_pb2
 
     server = served["server"]
     stub = server.stub()

@@ -37,7 +37,7 @@ def test_serve_playground_takes_the_servers_settings(oracle):
         """
         import logging
         from tokend.playground import serve_playground
-        from tokend.server.settings import Settings
+        from tokend.settings import Settings
 
         logging.basicConfig(level=logging.INFO)
         settings = Settings.load(

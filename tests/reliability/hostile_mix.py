@@ -36,7 +36,7 @@ _CHANNEL_OPTIONS = [
 
 def _mix(name: str, stubs: list[Any]) -> list[tuple[Any, Any, str]]:
     """[(stub method, request, expected status name)] of mix ``name``."""
-    from tokend._proto import tokenizer_pb2 as pb
+    from tokend_api.v1 import tokenizer_pb2 as pb
 
     if name == "rejected":
         return [
@@ -58,7 +58,7 @@ def _send_until_stopped(target: str, name: str, rate: float | None, ready: Any, 
 
     import grpc
 
-    from tokend._proto import tokenizer_pb2_grpc
+    from tokend_api.v1 import tokenizer_pb2_grpc
 
     channels = [grpc.insecure_channel(target, options=_CHANNEL_OPTIONS) for _ in range(4)]
     stubs = [tokenizer_pb2_grpc.TokenizerStub(channel) for channel in channels]

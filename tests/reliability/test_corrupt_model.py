@@ -28,7 +28,7 @@ from support.registries import build_registry, publish_openai
 from support.server import start_server
 
 from reliability.load import GoldenTexts, LoadThreads
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 SERVED_AFTER_CORRUPTION_SECONDS = 4.0  # ~8 reloads per worker at 0.5 s
 

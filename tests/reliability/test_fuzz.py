@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from support.server import TokendServer
 
 import tokend_client
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 RAW_FUZZ = settings(

@@ -34,7 +34,7 @@ from support.server import TokendServer
 
 from reliability.hostile_mix import start_sender, stop_sender
 from reliability.load import percentile
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 MB = 1_000_000
 DEFAULT_MAX_ITEMS = 1024

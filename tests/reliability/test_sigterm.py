@@ -33,7 +33,7 @@ import pytest
 import tiktoken
 from support.server import start_server
 
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 LONG_ITEMS = 8
 LONG_ITEM_CHARS = 1_000_000

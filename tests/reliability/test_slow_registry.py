@@ -20,7 +20,7 @@ from support.registries import build_registry, publish_openai
 from support.server import start_server
 from support.slow_http import TricklingServer
 
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 SLOW_CALLS = 30
 WELL_BEHAVED_CALLS = 20

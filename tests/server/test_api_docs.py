@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 _BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)

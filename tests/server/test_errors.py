@@ -12,7 +12,7 @@ import string
 import grpc
 import pytest
 
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 from .conftest import rpc_error
 from .status_details import details_of

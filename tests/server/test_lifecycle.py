@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from support.registries import build_registry, publish_openai
 from support.server import TokendServer, start_server
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 from .conftest import rpc_error
 
@@ -339,9 +339,38 @@ def test_a_port_in_use_is_refused_at_start(registry_dir):
 def test_the_supervisor_never_imports_grpc():
     """Workers are spawned, so this is about hygiene, not safety: the parent holds no gRPC state at all."""
     code = (
-        "import sys; import tokend.cli.serve, tokend.server.supervisor, tokend.registry; "
-        "from tokend.server.supervisor import Supervisor; "
+        "import sys; import tokend.cli.serve, tokend.supervisor.supervisor, tokend.registry; "
+        "from tokend.supervisor import Supervisor; "
         "print(sorted(m for m in sys.modules if m == 'grpc' or m.startswith('grpc.')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_playground_dies_with_a_killed_supervisor_and_frees_its_port(registry_dir):
+    """Every child watches its parent: a SIGKILLed supervisor leaves no playground holding the port."""
+    import os
+    import socket
+
+    server = TokendServer(registry=registry_dir, models=["cl100k_base"], playground=True, metrics=False)
+    with server:
+        url = f"http://127.0.0.1:{server.playground_port}/healthz"
+        _wait_for(lambda: _get_or_none(url), 60, "the playground to answer")
+        (spawned,) = server.events("playground_spawned")
+        server.process.kill()  # SIGKILL: nothing can be forwarded to the children
+        server.process.wait(10)
+        _wait_for(lambda: _get_or_none(url) is None, 30, "the orphaned playground to stop")
+        _wait_for(lambda: any(e.get("role") == "playground" for e in server.events("supervisor_gone")), 30, "its log line")
+
+        def exited() -> bool:
+            try:
+                os.kill(spawned["playground_pid"], 0)
+            except ProcessLookupError:
+                return True
+            with open(f"/proc/{spawned['playground_pid']}/stat") as stat:  # a zombie until init reaps it
+                return stat.read().split(")")[-1].split()[0] == "Z"
+
+        _wait_for(exited, 30, "the playground process to exit")
+        with socket.socket() as probe:  # the port is free for the next server
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", server.playground_port))

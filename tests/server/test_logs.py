@@ -10,8 +10,8 @@ import logging
 import grpc
 import pytest
 
-from tokend._proto import tokenizer_pb2 as pb
-from tokend.server.logs import JsonFormatter, log_event
+from tokend_api.v1 import tokenizer_pb2 as pb
+from tokend.logs import JsonFormatter, log_event
 
 SECRET = "Sphinx of black quartz, judge my vow 8c1f"
 

@@ -13,7 +13,7 @@ import tiktoken
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.server import TokendServer
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 TEXTS = ["hello world", "Héllo wörld, 日本語", "def f(x):\n    return x\n"]
 

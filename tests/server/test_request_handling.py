@@ -1,22 +1,18 @@
-"""The pieces the servicer is built from: special-token policy translation, batch loop with deadline
-and cancellation checks, request limits (no server needed)."""
+"""The pieces every front-end's requests go through: special-token policy translation (the message codec
+of tokend_api), the service layer's batch loop with deadline and cancellation checks, and its request
+limits (no server needed)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.policy_message import PolicyMessageError, from_message
+from tokend_api.v1 import tokenizer_pb2 as pb
+
 from tokend.errors import DisallowedSpecialTokenError
-from tokend.server.batch import run_batch
-from tokend.server.request_errors import (
-    BatchItemError,
-    CallCancelled,
-    DeadlineExpired,
-    InvalidRequest,
-    RequestLimitExceeded,
-)
-from tokend.server.request_limits import RequestLimits, input_bytes
-from tokend.server.special_policy import to_special_arguments
+from tokend.service.batch import run_batch
+from tokend.service.errors import BatchItemError, CallCancelled, DeadlineExpired, RequestLimitExceeded
+from tokend.service.limits import Limits, input_bytes
 
 Mode = pb.SpecialTokenSet.Mode
 
@@ -25,10 +21,10 @@ Mode = pb.SpecialTokenSet.Mode
     "allowed,disallowed,expected",
     [
         (None, None, (set(), "all")),  # tiktoken's defaults
-        (Mode.MODE_NONE, Mode.MODE_NONE, (set(), ())),
+        (Mode.MODE_NONE, Mode.MODE_NONE, (set(), frozenset())),
         (Mode.MODE_ALL, Mode.MODE_ALL, ("all", "all")),
         (Mode.MODE_ALL, None, ("all", "all")),
-        (None, Mode.MODE_NONE, (set(), ())),
+        (None, Mode.MODE_NONE, (set(), frozenset())),
     ],
 )
 def test_policy_modes(allowed, disallowed, expected):
@@ -37,8 +33,7 @@ def test_policy_modes(allowed, disallowed, expected):
         policy.allowed.mode = allowed
     if disallowed is not None:
         policy.disallowed.mode = disallowed
-    arguments = to_special_arguments(policy)
-    assert (arguments.allowed_special, arguments.disallowed_special) == expected
+    assert from_message(policy) == expected
 
 
 def test_listed_tokens_pass_through():
@@ -46,16 +41,13 @@ def test_listed_tokens_pass_through():
         allowed=pb.SpecialTokenSet(mode=Mode.MODE_LISTED, tokens=["<|endoftext|>"]),
         disallowed=pb.SpecialTokenSet(mode=Mode.MODE_LISTED, tokens=["<|fim_prefix|>", "<|fim_suffix|>"]),
     )
-    assert to_special_arguments(policy).as_kwargs() == {
-        "allowed_special": {"<|endoftext|>"},
-        "disallowed_special": {"<|fim_prefix|>", "<|fim_suffix|>"},
-    }
+    assert from_message(policy) == ({"<|endoftext|>"}, {"<|fim_prefix|>", "<|fim_suffix|>"})
 
 
 def test_tokens_need_listed_mode():
     policy = pb.SpecialTokenPolicy(disallowed=pb.SpecialTokenSet(mode=Mode.MODE_ALL, tokens=["<|endoftext|>"]))
-    with pytest.raises(InvalidRequest) as info:
-        to_special_arguments(policy)
+    with pytest.raises(PolicyMessageError) as info:
+        from_message(policy)
     assert info.value.field == "special_tokens.disallowed.tokens"
 
 
@@ -114,11 +106,11 @@ def test_batch_does_not_hide_bugs():
 
 
 def test_limits_and_input_bytes():
-    inputs = [pb.Input(text="héllo"), pb.Input(data=b"\xff\xfe")]
+    inputs = ["héllo", b"\xff\xfe"]
     assert input_bytes(inputs) == 6 + 2
-    limits = RequestLimits(max_batch_items=2, max_request_bytes=8)
-    limits.check(items=2, input_bytes=8)
+    limits = Limits(max_batch_items=2, max_request_bytes=8)
+    limits.check_request(items=2, input_bytes=8)
     with pytest.raises(RequestLimitExceeded, match=r"limit of 2 \(max_batch_items\)"):
-        limits.check(items=3, input_bytes=0)
+        limits.check_request(items=3, input_bytes=0)
     with pytest.raises(RequestLimitExceeded, match=r"9 input bytes, over the limit of 8 \(max_request_bytes\)"):
-        limits.check(items=1, input_bytes=9)
+        limits.check_request(items=1, input_bytes=9)

@@ -13,7 +13,7 @@ import grpc
 import pytest
 import tiktoken
 
-from tokend._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 from .conftest import rpc_error
 

@@ -13,7 +13,7 @@ from tokend.errors import (
     RegistryError,
     UnknownTokenIdError,
 )
-from tokend.server.request_errors import (
+from tokend.service.errors import (
     BatchItemError,
     CallCancelled,
     DeadlineExpired,

@@ -8,8 +8,8 @@ import pytest
 
 from support.server import start_server
 from support.tls import make_tls_files
-from tokend._proto import tokenizer_pb2 as pb
-from tokend._proto import tokenizer_pb2_grpc
+from tokend_api.v1 import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2_grpc
 
 REQUEST = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")])
 

@@ -195,7 +195,7 @@ class TokendServer:
 
     def stub(self, channel: Any = None) -> Any:
         """A ``tokend.v1.Tokenizer`` stub (on a new channel unless one is given)."""
-        from tokend._proto import tokenizer_pb2_grpc
+        from tokend_api.v1 import tokenizer_pb2_grpc
 
         return tokenizer_pb2_grpc.TokenizerStub(channel or self.channel())
 

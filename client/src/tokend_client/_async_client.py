@@ -18,52 +18,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import grpc
 import grpc.aio
+from tokend_api.v1 import tokenizer_pb2 as pb
 
-from ._batching import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_REQUEST_BYTES, BatchPlan, Chunk, RequestLimits
-from ._channel_pool import DEFAULT_MAX_MESSAGE_BYTES, ChannelPool
+from ._batching import BatchPlan, Chunk
+from ._channel_pool import ChannelPool
 from ._client import _ref
-from ._client_settings import DEFAULT_CONNECTIONS, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ClientSettings
+from ._client_base import ClientBase
+from ._client_settings import ClientOptions
 from ._error_mapping import exception_for, lost_its_server, raise_or_requeue
 from ._models import ModelDetails, ModelSummary
 from ._operations import Operation
-from ._proto import tokenizer_pb2 as pb
 from ._async_remote_encoding import AsyncRemoteEncoding
-from ._worker_calls import WorkerCalls
 
 
-class AsyncTokendClient:
+class AsyncTokendClient(ClientBase):
     """An asyncio connection pool to one tokend target; an async context manager.
 
     Arguments are those of `TokendClient`.
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        tls: bool | grpc.ChannelCredentials = False,
-        compression: str | grpc.Compression | None = None,
-        retries: int = DEFAULT_RETRIES,
-        connections: int = DEFAULT_CONNECTIONS,
-        max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS,
-        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self._settings = ClientSettings.build(
-            target, timeout=timeout, tls=tls, compression=compression, retries=retries, connections=connections,
-            max_batch_items=max_batch_items, max_request_bytes=max_request_bytes,
-            max_message_bytes=max_message_bytes, options=options,
-        )
+    def __init__(self, target: str, **options: Unpack[ClientOptions]) -> None:
+        super().__init__(target, **options)
         self._pool: ChannelPool[grpc.aio.Channel] | None = None  # opened on first use, in the running loop
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._worker_calls = WorkerCalls()
-        self._closed = False
 
     def _channels(self) -> ChannelPool[grpc.aio.Channel]:
         loop = asyncio.get_running_loop()
@@ -99,21 +80,6 @@ class AsyncTokendClient:
             self._closed = True
             if self._pool is not None:
                 await asyncio.gather(*(channel.close() for channel in self._pool.channels))
-
-    def __repr__(self) -> str:
-        return f"<AsyncTokendClient {self._settings.target!r} connections={self._settings.connections}>"
-
-    @property
-    def target(self) -> str:
-        return self._settings.target
-
-    @property
-    def limits(self) -> RequestLimits:
-        return self._settings.limits
-
-    def worker_calls(self) -> dict[str, int]:
-        """Calls answered per server worker pid (see `TokendClient.worker_calls`)."""
-        return self._worker_calls.snapshot()
 
     async def list_models(self) -> list[ModelSummary]:
         response = await self._unary("ListModels", pb.ListModelsRequest())

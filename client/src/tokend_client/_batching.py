@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tokend_api import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_REQUEST_BYTES, MAX_BATCH_ITEMS, MAX_REQUEST_BYTES
+
 from ._exceptions import LimitExceededError
 
-DEFAULT_MAX_BATCH_ITEMS = 1024
-DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 # Below this many input bytes a request is not worth splitting further for parallelism: a round trip
 # costs more than tokenizing 64 KiB (about 1 ms on one core), so smaller pieces only add overhead.
 MIN_PARALLEL_REQUEST_BYTES = 64 * 1024
@@ -173,9 +173,9 @@ class BatchPlan:
         """
         self._in_flight -= 1
         chunk_bytes = sum(self._sizes[chunk.start : chunk.stop])
-        if reported is not None and reported[0] == "max_batch_items":
+        if reported is not None and reported[0] == MAX_BATCH_ITEMS:
             self._limits.lower(max_items=min(reported[1], len(chunk) - 1))
-        elif reported is not None and reported[0] == "max_request_bytes":
+        elif reported is not None and reported[0] == MAX_REQUEST_BYTES:
             # A named limit is worth keeping even when this chunk is one item: the next batch splits right.
             self._limits.lower(max_bytes=min(reported[1], chunk_bytes - 1))
         elif len(chunk) > 1:

@@ -38,13 +38,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import grpc
+from tokend_api import SERVICE_NAME
+from tokend_api.v1 import tokenizer_pb2_grpc
 
-from ._proto import tokenizer_pb2_grpc
-
-SERVICE_NAME = "tokend.v1.Tokenizer"
 KEEPALIVE_TIME_MS = 60_000
 KEEPALIVE_TIMEOUT_MS = 20_000
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_GRPC_ATTEMPTS = 5  # gRPC silently lowers maxAttempts above 5 to 5
 
 _COMPRESSION = {

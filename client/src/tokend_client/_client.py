@@ -18,22 +18,22 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import grpc
+from tokend_api.v1 import tokenizer_pb2 as pb
 
-from ._batching import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_REQUEST_BYTES, BatchPlan, Chunk, RequestLimits
-from ._channel_pool import DEFAULT_MAX_MESSAGE_BYTES, ChannelPool
-from ._client_settings import DEFAULT_CONNECTIONS, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ClientSettings
+from ._batching import BatchPlan, Chunk
+from ._channel_pool import ChannelPool
+from ._client_base import ClientBase
+from ._client_settings import ClientOptions
 from ._error_mapping import exception_for, lost_its_server, raise_or_requeue
 from ._models import ModelDetails, ModelSummary
 from ._operations import Operation
-from ._proto import tokenizer_pb2 as pb
 from ._remote_encoding import RemoteEncoding
-from ._worker_calls import WorkerCalls
 
 
-class TokendClient:
+class TokendClient(ClientBase):
     """A connection pool to one tokend target and the RPCs over it; a context manager.
 
     Args:
@@ -55,25 +55,8 @@ class TokendClient:
             print([model.name for model in client.list_models()])
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        tls: bool | grpc.ChannelCredentials = False,
-        compression: str | grpc.Compression | None = None,
-        retries: int = DEFAULT_RETRIES,
-        connections: int = DEFAULT_CONNECTIONS,
-        max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS,
-        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        self._settings = ClientSettings.build(
-            target, timeout=timeout, tls=tls, compression=compression, retries=retries, connections=connections,
-            max_batch_items=max_batch_items, max_request_bytes=max_request_bytes,
-            max_message_bytes=max_message_bytes, options=options,
-        )
+    def __init__(self, target: str, **options: Unpack[ClientOptions]) -> None:
+        super().__init__(target, **options)
         settings = self._settings
 
         def make_channel() -> grpc.Channel:
@@ -82,8 +65,6 @@ class TokendClient:
             return grpc.secure_channel(settings.target, settings.credentials, settings.options, settings.compression)
 
         self._pool: ChannelPool[grpc.Channel] = ChannelPool(make_channel, size=settings.connections)
-        self._worker_calls = WorkerCalls()
-        self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -100,24 +81,7 @@ class TokendClient:
             for channel in self._pool.channels:
                 channel.close()
 
-    def __repr__(self) -> str:
-        return f"<TokendClient {self._settings.target!r} connections={self._settings.connections}>"
-
     # -- public API --------------------------------------------------------------------------------
-
-    @property
-    def target(self) -> str:
-        return self._settings.target
-
-    @property
-    def limits(self) -> RequestLimits:
-        """The per-request limits this client splits batches under (lowered when a server reports smaller)."""
-        return self._settings.limits
-
-    def worker_calls(self) -> dict[str, int]:
-        """How many calls each server worker process answered, by its `tokend-worker` pid (for debugging
-        load spread: with several connections every worker of a server should appear)."""
-        return self._worker_calls.snapshot()
 
     def list_models(self) -> list[ModelSummary]:
         """Every model the server knows: names, versions (ascending), latest version, aliases."""

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import grpc
+from tokend_api import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_REQUEST_BYTES
 
-from ._batching import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_REQUEST_BYTES, RequestLimits
-from ._channel_pool import DEFAULT_MAX_MESSAGE_BYTES, channel_options, compression_of, credentials_of
+from ._batching import RequestLimits
+from ._channel_pool import channel_options, compression_of, credentials_of
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 4
@@ -20,6 +21,20 @@ DEFAULT_CONNECTIONS = 8
 # Requests in flight per connection for one batched call: enough to keep a worker's thread pool busy
 # while responses travel, few enough not to queue a whole huge batch in memory at once.
 IN_FLIGHT_PER_CONNECTION = 4
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments of `TokendClient` and `AsyncTokendClient` (defaults: `ClientSettings.build`)."""
+
+    timeout: float
+    tls: bool | grpc.ChannelCredentials
+    compression: str | grpc.Compression | None
+    retries: int
+    connections: int
+    max_batch_items: int
+    max_request_bytes: int
+    max_message_bytes: int
+    options: Sequence[tuple[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 
 import grpc
+from tokend_api import WORKER_METADATA_KEY, Reason
+from tokend_api.status_details import StatusDetails, read_status_details
 
 from ._batching import BatchPlan, Chunk
 from ._exceptions import (
@@ -42,8 +44,6 @@ from ._exceptions import (
     TokendError,
     UnknownTokenIdError,
 )
-from ._status_details import StatusDetails, read_status_details
-from ._worker_calls import WORKER_METADATA_KEY
 
 _INPUT_FIELD = re.compile(r"^inputs\[(\d+)\]")
 _LIMIT_IN_MESSAGE = re.compile(r"limit of (\d+)\s*\((\w+)\)")
@@ -63,7 +63,7 @@ def code_and_message(error: grpc.RpcError) -> tuple[grpc.StatusCode, str]:
 
 def reported_limit(details: StatusDetails, message: str) -> tuple[str, int] | None:
     """("max_batch_items" | "max_request_bytes" | …, N) from a RESOURCE_EXHAUSTED answer, if it names one."""
-    info = details.error_info.get("REQUEST_LIMIT_EXCEEDED", {})
+    info = details.error_info.get(Reason.REQUEST_LIMIT_EXCEEDED, {})
     if "limit_name" in info and info.get("limit", "").isdigit():
         return info["limit_name"], int(info["limit"])
     match = _LIMIT_IN_MESSAGE.search(message)
@@ -98,7 +98,7 @@ def exception_for(
     details = status_details_of(error)
     keys = {"code": code, "status_message": message}
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        special = details.error_info.get("DISALLOWED_SPECIAL_TOKEN_ERROR")
+        special = details.error_info.get(Reason.DISALLOWED_SPECIAL_TOKEN_ERROR)
         if special is not None and "token" in special:
             return DisallowedSpecialTokenError(
                 special["token"],
@@ -106,7 +106,7 @@ def exception_for(
                 item=_item(details, special, item_offset=item_offset, batch=batch),
                 **keys,
             )
-        unknown = details.error_info.get("UNKNOWN_TOKEN_ID_ERROR")
+        unknown = details.error_info.get(Reason.UNKNOWN_TOKEN_ID_ERROR)
         if unknown is not None:
             return UnknownTokenIdError(
                 _int_or_none(unknown.get("token_id")),
@@ -116,7 +116,7 @@ def exception_for(
         violations = [(v.field, v.description) for v in details.field_violations]
         return InvalidArgumentError(f"the server rejected the request: {message}", field_violations=violations, **keys)
     if code == grpc.StatusCode.NOT_FOUND:
-        info = details.error_info.get("MODEL_NOT_FOUND_ERROR", {})
+        info = details.error_info.get(Reason.MODEL_NOT_FOUND_ERROR, {})
         available = [name for name in info.get("available", "").split(",") if name]
         return ModelNotFoundError(info.get("ref") or ref or "", available=available, message=message or None, **keys)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ._proto import tokenizer_pb2 as pb
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, AbstractSet, Literal
 
+from tokend_api.policy_message import ORDINARY, to_message
+
 from ._models import ModelDetails
 from ._offsets import text_with_offsets
 from ._operations import (
@@ -33,7 +35,6 @@ from ._operations import (
     text_inputs,
     token_id_inputs,
 )
-from ._special_tokens import ORDINARY, special_token_policy
 
 if TYPE_CHECKING:
     from ._client import TokendClient
@@ -85,10 +86,10 @@ class RemoteEncodingBase:
         return token in self.details.special_tokens.values()
 
     def _encode_operation(self, allowed_special: AllowedSpecial, disallowed_special: DisallowedSpecial) -> Operation:
-        return encode_operation(self._ref, special_token_policy(allowed_special, disallowed_special), self._expect)
+        return encode_operation(self._ref, to_message(allowed_special, disallowed_special), self._expect)
 
     def _count_operation(self, allowed_special: AllowedSpecial, disallowed_special: DisallowedSpecial) -> Operation:
-        return count_operation(self._ref, special_token_policy(allowed_special, disallowed_special), self._expect)
+        return count_operation(self._ref, to_message(allowed_special, disallowed_special), self._expect)
 
     def _ordinary_operation(self) -> Operation:
         return encode_operation(self._ref, ORDINARY, self._expect)

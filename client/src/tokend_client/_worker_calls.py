@@ -14,7 +14,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-WORKER_METADATA_KEY = "tokend-worker"
+from tokend_api import WORKER_METADATA_KEY
+
 
 
 class WorkerCalls:

@@ -6,8 +6,10 @@
     tokend encode|count|decode --model REF
 
 Exit status: 0 success; 1 the command failed (unknown model, checksum mismatch, verification failure,
-unreadable file; one line on stderr, no traceback); 2 a usage error (bad or missing arguments);
-130 interrupted. Set TOKEND_DEBUG=1 to get tracebacks. Not handled: shell completion.
+unreadable file, a disallowed special token; one line on stderr, no traceback); 2 a usage error (bad or
+missing arguments); 130 interrupted. Errors of the token commands are the service layer's
+(``tokend.service.errors``): ``_EXIT_STATUS`` maps their kinds, ``_HINTS`` words their advice in flags.
+Set TOKEND_DEBUG=1 to get tracebacks. Not handled: shell completion.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from typing import Sequence
 
 from tokend.cli.arguments import CommandFailed, UsageError
+from tokend.errors import TokendError
+from tokend.service.errors import ErrorKind, Hint, describe
 
 PROG = "tokend"
 
@@ -69,24 +74,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # recorded in provenance by `tokend train`
     if not logging.getLogger().handlers and args.command != "serve":
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="tokend: %(levelname)s: %(message)s")
-    from tokend.errors import TokendError
-
-    # Our commands set `handler`; tokend.cli.serve (the server's module) sets `func`.
-    handler = getattr(args, "handler", None) or getattr(args, "func")
+    handler = args.handler
     try:
         return int(handler(args) or 0)
     except UsageError as error:
         parser_for(parser, args).error(str(error))  # exits 2, like argparse's own errors
-    except (CommandFailed, TokendError, OSError, UnicodeDecodeError) as error:
-        if debug:
-            raise
-        if isinstance(error, BrokenPipeError):
-            return 0  # `tokend encode ... | head`: the reader left, nothing to report
-        print(f"{PROG}: error: {_describe(error)}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if isinstance(error, BrokenPipeError):
+            return 0  # `tokend encode ... | head`: the reader left, nothing to report
+        failed = _failure(error)
+        if debug or failed is None:
+            raise
+        status, line = failed
+        print(f"{PROG}: error: {line}", file=sys.stderr)
+        return status
     return 0
 
 
@@ -104,12 +108,35 @@ def parser_for(parser: argparse.ArgumentParser, args: argparse.Namespace) -> arg
     return current
 
 
-def _describe(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.filename is not None:
-        return f"{error.filename}: {error.strerror or error}"
-    if isinstance(error, UnicodeDecodeError):
-        return f"the token ids do not decode to UTF-8 ({error}); use --errors replace or raw"
-    return str(error)
+# Service error kinds → exit status: every one means "the command failed".
+_EXIT_STATUS = {kind: 1 for kind in ErrorKind}
+_HINTS = {
+    Hint.ALLOW_SPECIAL_TOKEN: lambda failure: (
+        f"pass --allowed-special {shlex.quote(str(failure.metadata.get('token', '')))} (or all) to encode it as a "
+        "special token, or --ordinary to encode it as plain text"
+    ),
+    Hint.DECODE_LENIENTLY: lambda failure: "use --errors replace or raw",
+}
+
+
+def _failure(error: BaseException) -> tuple[int, str] | None:
+    """(exit status, stderr line) for an error the command reports, None for a bug (shown with a traceback)."""
+    if isinstance(error, OSError):
+        return 1, (f"{error.filename}: {error.strerror or error}" if error.filename is not None else str(error))
+    if isinstance(error, CommandFailed):
+        return 1, str(error)
+    failure = describe(error)
+    if failure is None:
+        return (1, str(error)) if isinstance(error, TokendError) else None
+    if failure.field is not None and failure.field.startswith("inputs["):
+        line = failure.description or failure.message  # one input per command: no item to name
+    elif isinstance(error, TokendError):
+        line = str(error)  # the registry's or engine's own message
+    else:
+        line = failure.message
+    if failure.hint is not None:
+        line = f"{line}; {_HINTS[failure.hint](failure)}"
+    return _EXIT_STATUS[failure.kind], line
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 """A dependency-free progress bar on stderr, for `tokend train`.
 
-    >>> bar = ProgressBar("merges", stream=sys.stderr)
-    >>> bar(done, total)          # the trainer's progress(done_merges, total_merges) callback
+    >>> import io
+    >>> bar = ProgressBar("merges", stream=io.StringIO())   # stderr by default
+    >>> bar(3, 10)                # the trainer's progress(done_merges, total_merges) callback
     >>> bar.finish()
+    >>> bar.stream.getvalue().split()[:4]
+    ['[#########.....................]', '3/10', 'merges', '30.0%']
+
 
 On a terminal it redraws one line (at most ~10 times a second); when stderr is a file or pipe (CI logs,
 tests) it prints a plain line every 10 % so logs stay short. Not handled: ETA estimation, nested bars.

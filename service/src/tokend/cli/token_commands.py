@@ -20,7 +20,8 @@ import json
 import sys
 from typing import Any
 
-from tokend.cli.arguments import CommandFailed, UsageError, add_registry_argument
+from tokend.cli.arguments import UsageError, add_registry_argument
+from tokend.service import ORDINARY_POLICY, UNLIMITED, ServedModels, SpecialTokenPolicy, TokenizerService
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -63,12 +64,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_registry_argument(parser)
 
 
-def _encoding(args: argparse.Namespace):
+def _service(args: argparse.Namespace) -> TokenizerService:
     from tokend.registry import Registry, default_registry
 
-    if args.registry is None:
-        return default_registry().get_encoding(args.model)
-    return Registry.open(args.registry, cache_dir=args.cache_dir).get_encoding(args.model)
+    registry = default_registry() if args.registry is None else Registry.open(args.registry, cache_dir=args.cache_dir)
+    # A local command shares nothing: no request limits.
+    return TokenizerService(ServedModels(registry), UNLIMITED)
 
 
 def _input_text(args: argparse.Namespace) -> str:
@@ -81,44 +82,22 @@ def _input_text(args: argparse.Namespace) -> str:
         raise UsageError(f"stdin is not UTF-8 text ({error}); convert it first (e.g. with iconv)") from None
 
 
-def _special_policy(args: argparse.Namespace) -> dict[str, Any]:
+def _special_policy(args: argparse.Namespace) -> SpecialTokenPolicy:
     if args.ordinary:
-        return {"allowed_special": set(), "disallowed_special": ()}
+        return ORDINARY_POLICY
     allowed = args.allowed_special
-    return {"allowed_special": "all" if "all" in allowed else set(allowed)}
+    return SpecialTokenPolicy(allowed="all" if "all" in allowed else frozenset(allowed))
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    encoding = _encoding(args)
-    tokens = _with_cli_hint(encoding.encode, _input_text(args), **_special_policy(args))
+    tokens = _service(args).encode(args.model, [_input_text(args)], special=_special_policy(args)).ids[0]
     print(json.dumps(tokens) if args.json else " ".join(map(str, tokens)))
     return 0
 
 
 def run_count(args: argparse.Namespace) -> int:
-    encoding = _encoding(args)
-    print(_with_cli_hint(encoding.count, _input_text(args), **_special_policy(args)))
+    print(_service(args).count(args.model, [_input_text(args)], special=_special_policy(args)).total)
     return 0
-
-
-def _with_cli_hint(method: Any, text: str, **policy: Any) -> Any:
-    """Run encode/count; a disallowed special token gets a message in terms of this command's flags."""
-    from tokend.errors import DisallowedSpecialTokenError
-
-    try:
-        return method(text, **policy)
-    except DisallowedSpecialTokenError as error:
-        raise CommandFailed(
-            f"the text contains the special token {error.token!r} at character {error.offset}; pass "
-            f"--allowed-special {shlex_quote(error.token)} (or all) to encode it as a special token, or --ordinary "
-            "to encode it as plain text"
-        ) from None
-
-
-def shlex_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def parse_token_ids(text: str) -> list[int]:
@@ -138,11 +117,11 @@ def parse_token_ids(text: str) -> list[int]:
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    encoding = _encoding(args)
     tokens = parse_token_ids(args.ids if args.ids is not None else sys.stdin.read())
+    service = _service(args)
     if args.errors == "raw":
-        sys.stdout.buffer.write(encoding.decode_bytes(tokens))
+        sys.stdout.buffer.write(service.decode(args.model, [tokens], output="bytes").results[0])
     else:
-        sys.stdout.write(encoding.decode(tokens, errors=args.errors))
+        sys.stdout.write(service.decode(args.model, [tokens], errors=args.errors).results[0])
     sys.stdout.flush()
     return 0

@@ -17,7 +17,7 @@ Rejected: starting from whole UTF-8 characters instead of bytes where provably e
 a token whose inner merges all rank below every token that could form across its edges or contain it) —
 on the multilingual corpus only 8-17% of characters qualified (tokens like b" \xd0" rank low), and the
 bookkeeping made BPE 15-50% slower overall.
-Rejected (perf pass 2026-11-25, same recorded cache misses of the steady-state benchmark, best of 7-9):
+Rejected (measured on the recorded cache misses of the steady-state benchmark, best of 7-9 runs):
 - the tiktoken-style list loop re-measured: 6% (code) to 46% (o200k multilingual) slower than the heap;
 - building the first heap at C level (pair ranks via a 65,536-entry table indexed by the two bytes, or
   dict.get over the slices with an "infinite" rank kept in the heap): 3-20% slower (bigger heap, more

@@ -15,13 +15,15 @@ pre-splits with hand-written scanners equal to the `regex` module's matches, loo
 vocabulary, then in a bounded piece cache, and only then runs the BPE merge; `count` never builds a list.
 Any other pattern (a trained model may bring its own) is split by the `regex` module and the pieces go
 through the same core. Measured: docs/bench-engine.md.
-Rejected (with numbers in git history, 2026-11-25): a pure-Python hot path (word-chunk cache, stdlib-`re`
-ASCII patterns, dict piece cache, heap BPE in Python): 0.25-0.74x tiktoken on unseen text, because the
-`regex` pass alone runs at ~13 MB/s and a Python merge costs ~1 us per step.
+Rejected: a pure-Python hot path (word-chunk cache, stdlib-`re` ASCII patterns, dict piece cache, heap BPE
+in Python): 0.25-0.74x tiktoken on unseen text, because the `regex` pass alone runs at ~13 MB/s and a
+Python merge costs ~1 us per step (docs/decisions.md).
 
-Thread safety: an Encoding is immutable except the core's piece cache; the core works with the GIL held,
-so calls from several threads are safe (and serialised). The `*_batch` methods keep tiktoken's
-`num_threads` parameter but run in the calling thread (run batches in processes, as the server does).
+Thread safety: an Encoding is immutable except the core's piece cache, which the core touches only with
+the GIL held, so calls from several threads are safe. The core releases the GIL while it merges a long
+piece and while it finds the pieces of a big text (service/native/module.c), so one big call does not stall
+the other threads. The `*_batch` methods keep tiktoken's `num_threads` parameter but run in the calling
+thread (run batches in processes, as the server does).
 
 Not handled: `encode_with_unstable` (tiktoken's completion helper; no caller of ours needs it).
 """
@@ -124,8 +126,9 @@ class Encoding(BudgetMethods):
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids of `text`, treating special-token text as plain text.
 
-        >>> enc.encode_ordinary("hello world")  # doctest: +SKIP
-        [15339, 1917]
+        >>> from tokend import get_encoding
+        >>> get_encoding("cl100k_base").encode_ordinary("hello <|endoftext|>")
+        [15339, 83739, 8862, 728, 428, 91, 29]
         """
         try:
             return self._encode_text(text)
@@ -141,9 +144,11 @@ class Encoding(BudgetMethods):
     ) -> list[int]:
         """Ids of `text`; special tokens per tiktoken's rules (see `special_tokens`).
 
-        >>> enc.encode("<|endoftext|>", allowed_special={"<|endoftext|>"})  # doctest: +SKIP
+        >>> from tokend import get_encoding
+        >>> enc = get_encoding("cl100k_base")
+        >>> enc.encode("<|endoftext|>", allowed_special={"<|endoftext|>"})
         [100257]
-        >>> enc.encode("<|endoftext|>")  # doctest: +SKIP
+        >>> enc.encode("<|endoftext|>")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         tokend.errors.DisallowedSpecialTokenError: Encountered text corresponding to disallowed special token ...
         """
@@ -171,7 +176,9 @@ class Encoding(BudgetMethods):
         Text without allowed special tokens goes straight from the native core's buffer into the array,
         without a list in between (as tiktoken does). Deviation: lone surrogates are repaired as in
         `encode` (tiktoken's encode_to_numpy raises UnicodeEncodeError for them).
-        >>> enc.encode_to_numpy("hello world")  # doctest: +SKIP
+
+        >>> from tokend import get_encoding
+        >>> get_encoding("cl100k_base").encode_to_numpy("hello world")
         array([15339,  1917], dtype=uint32)
         """
         import numpy
@@ -209,7 +216,10 @@ class Encoding(BudgetMethods):
 
         The valid UTF-8 prefix is encoded as text; the rest, together with the last piece of that prefix
         (extended over trailing whitespace tokens), is encoded as a single piece.
-        >>> enc.decode_bytes(enc.encode_bytes(b"caf\\xc3"))  # doctest: +SKIP
+
+        >>> from tokend import get_encoding
+        >>> enc = get_encoding("cl100k_base")
+        >>> enc.decode_bytes(enc.encode_bytes(b"caf\\xc3"))
         b'caf\\xc3'
         """
         data = bytes(data)

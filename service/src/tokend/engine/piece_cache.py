@@ -7,8 +7,9 @@ that are tokens are found in the vocabulary table first and never enter it.
 Eviction: two generations of `piece_cache_capacity` entries; lookups read the current generation, then
 the previous one (a hit there is copied forward); when the current one is full the previous one is
 dropped. An approximate LRU with O(1) work per operation and no bookkeeping on hits.
-Rejected (session 1, in Python): clearing everything when full — a cache that fills during warm-up is
-wiped in the middle of the next text and the hit rate collapses (steady state fell from ~16 to ~5 MB/s).
+Rejected: clearing everything when full — a cache that fills during warm-up is wiped in the middle of the
+next text and the hit rate collapses (measured with the Python engine this core replaced: steady state
+fell from ~16 to ~5 MB/s).
 
 Memory bound, fixed at construction whatever the input: 176 bytes per unit of capacity (per generation:
 two 4-byte slots, a 16-byte entry and 64 arena bytes for keys and ids; a generation also rotates when its
@@ -16,7 +17,9 @@ arena is full), ~11.5 MB at the default 65,536. Pieces longer than `DEFAULT_MAX_
 never stored (rare in real text, and exactly what an attacker would send). Probe sequences are capped
 (32), so keys crafted to collide cost bounded time.
 
-Thread safety: the native core runs with the GIL held; concurrent calls are serialised, stats are exact.
+Thread safety: the cache is only read and written with the GIL held (the core releases the GIL for the merge
+of long pieces and for finding the pieces of big texts, neither of which touches the cache), so calls from
+several threads never race on it and the statistics are exact.
 
 >>> from tokend import get_encoding
 >>> enc = get_encoding("cl100k_base")

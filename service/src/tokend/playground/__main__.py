@@ -3,38 +3,44 @@
     python -m tokend.playground --port 8080                 # embedded default registry, 127.0.0.1:8080
     python -m tokend.playground --registry ./models --host 0.0.0.0
 
-Flags default to the matching `TOKEND_*` settings of `tokend serve` (see DEVELOPERS.md); `--port 0` picks
-a free port, and the log line "token playground serving on http://HOST:PORT/" says which.
+Flags are the settings of `tokend serve` that the playground uses (same names, help and `TOKEND_*`
+variables, see DEVELOPERS.md), with `--port` for `--playground-port` and 127.0.0.1 as the default host
+(when neither `--host` nor `TOKEND_HOST` is given);
+`--port 0` picks a free port, and the log line "token playground serving on http://HOST:PORT/" says which.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-from types import SimpleNamespace
+import sys
+
+from tokend.logs import configure_logging
+from tokend.settings import Settings, SettingsError, add_setting_flags, env_name, setting_flags
 
 from .server import serve_playground
 
+_SETTINGS = ("host", "playground_port", "registry", "reload_interval", "max_batch_items", "max_request_bytes",
+             "max_message_bytes", "log_level")  # fmt: skip
+_LOCAL_HOST = "127.0.0.1"
 
-def main(argv: list[str] | None = None) -> None:
-    env = os.environ.get
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tokend.playground", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=int(env("TOKEND_PLAYGROUND_PORT", "8080")))
-    parser.add_argument("--registry", default=env("TOKEND_REGISTRY") or None,
-                        help="registry directory or http(s) URL (default: the embedded registry)")
-    parser.add_argument("--reload-interval", type=float, default=float(env("TOKEND_RELOAD_INTERVAL", "30")))
-    parser.add_argument("--max-request-bytes", type=int, default=int(env("TOKEND_MAX_REQUEST_BYTES", "8388608")))
-    parser.add_argument("--max-batch-items", type=int, default=int(env("TOKEND_MAX_BATCH_ITEMS", "1024")))
-    parser.add_argument("--log-level", default=env("TOKEND_LOG_LEVEL", "info"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve_playground(SimpleNamespace(
-        host=args.host, playground_port=args.port, registry=args.registry, reload_interval=args.reload_interval,
-        max_request_bytes=args.max_request_bytes, max_batch_items=args.max_batch_items,
-    ))
+    add_setting_flags(parser, _SETTINGS, aliases={"playground_port": "--port"}, defaults={"host": _LOCAL_HOST})
+    flags = setting_flags(parser.parse_args(argv))
+    if flags["host"] is None and env_name("host") not in os.environ:
+        flags["host"] = _LOCAL_HOST  # alone, a development page: this machine only unless told otherwise
+    try:
+        # Alone, nothing else listens: the gRPC and metrics ports are not this process's.
+        settings = Settings.load(flags={**flags, "port": 0, "metrics_port": 0, "workers": 1})
+    except SettingsError as exc:
+        print(f"python -m tokend.playground: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    serve_playground(settings)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,7 @@
-"""The playground's JSON API: request dict → registry/engine call → response dict. No HTTP in here.
+"""The playground's JSON API: request dict → service call → response dict. No HTTP in here.
 
-Same semantics as the gRPC API (protos/tokend/v1/tokenizer.proto), spelled the way tiktoken spells them:
+Same operations and semantics as the gRPC API (both are ``tokend.service``), spelled the way tiktoken
+spells them:
 
     encode  {"model": "cl100k_base@1", "inputs": ["text", {"data": "<base64>"}],
              "allowed_special": [] | [...] | "all", "disallowed_special": "all" | [...] | [], "detail": false}
@@ -16,9 +17,8 @@ Same semantics as the gRPC API (protos/tokend/v1/tokenizer.proto), spelled the w
 tiktoken's: by default nothing is allowed and everything is disallowed, so text containing a special token
 is a 400 naming the token, the item and the character offset.
 
-Limits (413): `max_batch_items` inputs per request; `max_request_bytes` of input (UTF-8 text or raw bytes;
-4 bytes per token id for decode); per-token `detail` only up to `max_detail_bytes` of input, because it
-multiplies the response size by ~50.
+Limits (413): the service's (`max_batch_items`, `max_request_bytes`, the answer's size) plus per-token
+`detail` only up to `max_detail_bytes` of input, because it multiplies the response size by ~50.
 
 Not handled: streaming, and several models in one request (the page sends one request per model).
 """
@@ -29,37 +29,30 @@ import base64
 import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from tokend.errors import TokendError
+from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService
+from tokend.service.limits import Limits, input_bytes
+from tokend.service.results import ModelVersion
 
-from .http_error import HttpError, bad_request, error_from_exception, too_large
+from .http_error import bad_request
 from .token_view import describe_tokens
-
-SpecialSet = set[str] | Literal["all"]
 
 
 @dataclass(frozen=True)
-class PlaygroundLimits:
-    """Bounds on one request; the defaults are the server's (`TOKEND_MAX_REQUEST_BYTES`, `TOKEND_MAX_BATCH_ITEMS`).
+class PlaygroundLimits(Limits):
+    """The service's limits plus the page's own: ``max_detail_bytes`` of input with per-token detail.
 
     >>> PlaygroundLimits(max_request_bytes=1024).max_body_bytes
     71680
     """
 
-    max_request_bytes: int = 8 * 1024 * 1024
-    max_batch_items: int = 1024
     max_detail_bytes: int = 256 * 1024
 
     @property
     def max_body_bytes(self) -> int:
         # JSON may spell one input byte as six characters ("\u0000"); the envelope gets 64 KiB on top.
         return 6 * self.max_request_bytes + 64 * 1024
-
-
-class _Registry(Protocol):
-    def list_models(self) -> list[Any]: ...
-    def load(self, ref: str) -> Any: ...
 
 
 _ENCODE_FIELDS = frozenset({"model", "inputs", "text", "allowed_special", "disallowed_special", "detail"})
@@ -76,186 +69,114 @@ class PlaygroundApi:
     2
     """
 
-    def __init__(self, registry: _Registry, limits: PlaygroundLimits | None = None) -> None:
-        self._registry = registry
+    def __init__(self, registry: Any, limits: PlaygroundLimits | None = None) -> None:
         self.limits = limits or PlaygroundLimits()
+        self.service = TokenizerService(ServedModels(registry), self.limits)
 
     # -- endpoints ---------------------------------------------------------------------------------------
 
     def models(self) -> dict[str, Any]:
         return {
             "models": [
-                {
-                    "name": summary.name,
-                    "versions": sorted(summary.versions),
-                    "latest_version": summary.latest_version,
-                    "aliases": dict(summary.aliases),
-                }
-                for summary in sorted(self._registry.list_models(), key=lambda summary: summary.name)
+                {"name": info.name, "versions": list(info.versions), "latest_version": info.latest_version,
+                 "aliases": dict(info.aliases)}
+                for info in self.service.list_models()
             ]
-        }
+        }  # fmt: skip
 
     def model(self, ref: str) -> dict[str, Any]:
-        loaded = self._load(ref)
-        encoding = loaded.encoding
+        details = self.service.get_model(ref)
         return {
-            "model": _model_version(loaded),
-            "n_vocab": encoding.n_vocab,
-            "max_token_value": encoding.max_token_value,
-            "special_tokens": dict(encoding.special_tokens),
-            "pattern": encoding.pattern,
-            # as the gRPC GetModel: present only when the model has <|endoftext|> (eot_token raises otherwise)
-            "eot_token": encoding.special_tokens.get("<|endoftext|>"),
-            "sha256": loaded.manifest_sha256,
+            "model": _model_version(details.model),
+            "n_vocab": details.n_vocab,
+            "max_token_value": details.max_token_value,
+            "special_tokens": dict(details.special_tokens),
+            "pattern": details.pattern,
+            "eot_token": details.eot_token,  # as the gRPC GetModel: None when the model has no <|endoftext|>
+            "sha256": details.sha256,
         }
 
     def encode(self, body: Any) -> dict[str, Any]:
         request = _object(body, _ENCODE_FIELDS)
-        loaded = self._load(_model_ref(request))
-        inputs = self._text_inputs(request)
-        allowed, disallowed = _special_policy(request)
+        ref = _model_ref(request)
+        inputs = _text_inputs(request)
+        policy = _special_policy(request)
         detail = _boolean(request, "detail")
         if detail:
-            size = sum(len(_as_bytes(item)) for item in inputs)
+            size = input_bytes(inputs)
             if size > self.limits.max_detail_bytes:
-                raise too_large(
-                    f'"detail": true is limited to {self.limits.max_detail_bytes} bytes of input, this request has '
-                    f'{size}; send less text or ask without "detail"',
-                    limit=self.limits.max_detail_bytes, setting="max_detail_bytes",
-                )
-        encoding = loaded.encoding
-        special_ids = frozenset(encoding.special_tokens.values())
-        results = []
-        for index, item in enumerate(inputs):
-            ids = _call(index, _encode_one, encoding, item, allowed, disallowed)
-            result: dict[str, Any] = {"ids": ids}
-            if detail:
-                result["tokens"] = describe_tokens(encoding, ids, special_ids)
-            results.append(result)
-        return {
-            "model": _model_version(loaded),
-            "results": results,
-            "total_tokens": sum(len(result["ids"]) for result in results),
-        }
+                raise RequestLimitExceeded(
+                    "max_detail_bytes", self.limits.max_detail_bytes, size, unit="input bytes with \"detail\": true",
+                    hint='send less text or ask without "detail"',
+                )  # fmt: skip
+        encoded = self.service.encode(ref, inputs, special=policy)
+        results: list[dict[str, Any]] = [{"ids": ids} for ids in encoded.ids]
+        if detail:
+            encoding = self.service.models.load(f"{encoded.model.name}@{encoded.model.version}").encoding
+            special_ids = frozenset(encoding.special_tokens.values())
+            for result in results:
+                result["tokens"] = describe_tokens(encoding, result["ids"], special_ids)
+        return {"model": _model_version(encoded.model), "results": results, "total_tokens": encoded.total_tokens}
 
     def count(self, body: Any) -> dict[str, Any]:
         request = _object(body, _COUNT_FIELDS)
-        loaded = self._load(_model_ref(request))
-        inputs = self._text_inputs(request)
-        allowed, disallowed = _special_policy(request)
-        encoding = loaded.encoding
-        counts = [_call(index, _count_one, encoding, item, allowed, disallowed) for index, item in enumerate(inputs)]
-        return {"model": _model_version(loaded), "counts": counts, "total": sum(counts)}
+        counted = self.service.count(_model_ref(request), _text_inputs(request), special=_special_policy(request))
+        return {"model": _model_version(counted.model), "counts": counted.counts, "total": counted.total}
 
     def decode(self, body: Any) -> dict[str, Any]:
         request = _object(body, _DECODE_FIELDS)
-        loaded = self._load(_model_ref(request))
-        inputs = self._id_inputs(request)
+        ref = _model_ref(request)
+        inputs = _id_inputs(request)
         errors = _choice(request, "errors", ("replace", "strict"))
         output = _choice(request, "output", ("text", "bytes"))
-        encoding = loaded.encoding
-        results = []
-        for index, ids in enumerate(inputs):
-            if output == "bytes":
-                data = _call(index, encoding.decode_bytes, ids)
-                results.append({"data": base64.b64encode(data).decode("ascii")})
-            else:
-                results.append({"text": _call(index, encoding.decode, ids, errors=errors)})
-        return {"model": _model_version(loaded), "results": results}
+        decoded = self.service.decode(ref, inputs, errors=errors, output=output)  # type: ignore[arg-type]
+        if output == "bytes":
+            results = [{"data": base64.b64encode(data).decode("ascii")} for data in decoded.results]
+        else:
+            results = [{"text": text} for text in decoded.results]
+        return {"model": _model_version(decoded.model), "results": results}
 
-    # -- request parts -----------------------------------------------------------------------------------
 
-    def _load(self, ref: str) -> Any:
-        try:
-            return self._registry.load(ref)
-        except TokendError as exc:
-            raise error_from_exception(exc) from exc
+# -- request parts: JSON shapes (module level: they need no state) -----------------------------------------
 
-    def _text_inputs(self, request: dict[str, Any]) -> list[str | bytes]:
-        raw = _items(request, "text", "inputs")
-        self._check_items(len(raw))
-        inputs: list[str | bytes] = []
-        for index, item in enumerate(raw):
-            if isinstance(item, str):
-                inputs.append(item)
-            elif isinstance(item, dict) and set(item) == {"text"} and isinstance(item["text"], str):
-                inputs.append(item["text"])
-            elif isinstance(item, dict) and set(item) == {"data"} and isinstance(item["data"], str):
-                try:
-                    inputs.append(base64.b64decode(item["data"], validate=True))
-                except (binascii.Error, ValueError) as exc:
-                    raise bad_request(f"inputs[{index}].data is not valid base64 ({exc})", item=index) from exc
-            else:
-                raise bad_request(
-                    f'inputs[{index}] must be a string, {{"text": "..."}} or {{"data": "<base64>"}}', item=index,
-                )
-        self._check_size(sum(len(_as_bytes(item)) for item in inputs))
-        return inputs
 
-    def _id_inputs(self, request: dict[str, Any]) -> list[list[int]]:
-        raw = _items(request, "ids", "inputs")
-        self._check_items(len(raw))
-        inputs: list[list[int]] = []
-        for index, item in enumerate(raw):
-            if not isinstance(item, list):
-                raise bad_request(f"inputs[{index}] must be a list of token ids", item=index)
-            for position, token_id in enumerate(item):
-                # bool is an int in Python and JSON true would otherwise decode as token 1
-                if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id < 0:
-                    raise bad_request(
-                        f"inputs[{index}][{position}] = {token_id!r} is not a token id (a non-negative integer)",
-                        item=index,
-                    )
+def _text_inputs(request: dict[str, Any]) -> list[str | bytes]:
+    inputs: list[str | bytes] = []
+    for index, item in enumerate(_items(request, "text", "inputs")):
+        if isinstance(item, str):
             inputs.append(item)
-        # Token ids travel as uint32 in the gRPC API: 4 bytes each counts against the same limit.
-        self._check_size(4 * sum(len(ids) for ids in inputs))
-        return inputs
-
-    def _check_items(self, count: int) -> None:
-        if count > self.limits.max_batch_items:
-            raise too_large(
-                f"{count} inputs exceed the limit of {self.limits.max_batch_items} per request; split the batch",
-                limit=self.limits.max_batch_items, setting="max_batch_items",
+        elif isinstance(item, dict) and set(item) == {"text"} and isinstance(item["text"], str):
+            inputs.append(item["text"])
+        elif isinstance(item, dict) and set(item) == {"data"} and isinstance(item["data"], str):
+            try:
+                inputs.append(base64.b64decode(item["data"], validate=True))
+            except (binascii.Error, ValueError) as exc:
+                raise bad_request(f"inputs[{index}].data is not valid base64 ({exc})", item=index) from exc
+        else:
+            raise bad_request(
+                f'inputs[{index}] must be a string, {{"text": "..."}} or {{"data": "<base64>"}}', item=index,
             )
-
-    def _check_size(self, size: int) -> None:
-        if size > self.limits.max_request_bytes:
-            raise too_large(
-                f"{size} bytes of input exceed the limit of {self.limits.max_request_bytes} per request; "
-                "send less per request",
-                limit=self.limits.max_request_bytes, setting="max_request_bytes",
-            )
+    return inputs
 
 
-# -- helpers (module level: they need no state) ------------------------------------------------------------
+def _id_inputs(request: dict[str, Any]) -> list[list[int]]:
+    inputs: list[list[int]] = []
+    for index, item in enumerate(_items(request, "ids", "inputs")):
+        if not isinstance(item, list):
+            raise bad_request(f"inputs[{index}] must be a list of token ids", item=index)
+        for position, token_id in enumerate(item):
+            # bool is an int in Python and JSON true would otherwise decode as token 1
+            if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id < 0:
+                raise bad_request(
+                    f"inputs[{index}][{position}] = {token_id!r} is not a token id (a non-negative integer)",
+                    item=index,
+                )
+        inputs.append(item)
+    return inputs
 
 
-def _call(index: int, function: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one item's engine call; its domain errors become HTTP errors that name the item."""
-    try:
-        return function(*args, **kwargs)
-    except (TokendError, UnicodeDecodeError) as exc:
-        raise error_from_exception(exc, item=index) from exc
-
-
-def _encode_one(encoding: Any, item: str | bytes, allowed: SpecialSet, disallowed: SpecialSet) -> list[int]:
-    if isinstance(item, bytes):
-        return list(encoding.encode_bytes(item))
-    return list(encoding.encode(item, allowed_special=allowed, disallowed_special=disallowed))
-
-
-def _count_one(encoding: Any, item: str | bytes, allowed: SpecialSet, disallowed: SpecialSet) -> int:
-    if isinstance(item, bytes):
-        return len(encoding.encode_bytes(item))
-    return int(encoding.count(item, allowed_special=allowed, disallowed_special=disallowed))
-
-
-def _as_bytes(item: str | bytes) -> bytes:
-    return item if isinstance(item, bytes) else item.encode("utf-8", errors="surrogatepass")
-
-
-def _model_version(loaded: Any) -> dict[str, Any]:
-    return {"name": loaded.name, "version": loaded.version}
+def _model_version(model: ModelVersion) -> dict[str, Any]:
+    return {"name": model.name, "version": model.version}
 
 
 def _object(body: Any, fields: Iterable[str]) -> dict[str, Any]:
@@ -286,19 +207,15 @@ def _items(request: dict[str, Any], single: str, batch: str) -> list[Any]:
     return items
 
 
-def _special_policy(request: dict[str, Any]) -> tuple[SpecialSet, SpecialSet]:
-    return (
-        _special_set(request.get("allowed_special", []), "allowed_special"),
-        _special_set(request.get("disallowed_special", "all"), "disallowed_special"),
-    )
-
-
-def _special_set(value: Any, field: str) -> SpecialSet:
-    if value == "all":
-        return "all"
-    if isinstance(value, list) and all(isinstance(token, str) for token in value):
-        return set(value)
-    raise bad_request(f'"{field}" must be "all" or a list of special-token strings, e.g. ["<|endoftext|>"]')
+def _special_policy(request: dict[str, Any]) -> SpecialTokenPolicy:
+    values = {"allowed_special": request.get("allowed_special", []), "disallowed_special": request.get("disallowed_special", "all")}
+    for field, value in values.items():
+        if not isinstance(value, (str, list)):  # JSON: "all" or a list; the service checks the rest
+            raise bad_request(f'"{field}" must be "all" or a list of special-token strings, e.g. ["<|endoftext|>"]')
+    return SpecialTokenPolicy.from_arguments(
+        values["allowed_special"], values["disallowed_special"],
+        allowed_field="allowed_special", disallowed_field="disallowed_special",
+    )  # fmt: skip
 
 
 def _boolean(request: dict[str, Any], field: str) -> bool:
@@ -315,4 +232,4 @@ def _choice(request: dict[str, Any], field: str, choices: tuple[str, ...]) -> st
     return value
 
 
-__all__ = ["HttpError", "PlaygroundApi", "PlaygroundLimits"]
+__all__ = ["PlaygroundApi", "PlaygroundLimits"]

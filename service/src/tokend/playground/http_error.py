@@ -1,7 +1,7 @@
-"""HTTP errors of the playground's JSON API, and the one table that maps domain exceptions to them.
+"""HTTP errors of the playground's JSON API, and its one table from service error kinds to HTTP statuses.
 
 Every error leaves the server as `{"error": {"code": ..., "message": ..., <details>}}` with the status below
-(the same classes the gRPC API maps to status codes):
+(the kinds are the service layer's, ``tokend.service.errors``; the gRPC front-end maps the same kinds):
 
     400 invalid_argument    bad JSON, a disallowed special token (`item`, `token`, `offset`), an unknown
                             token id (`item`, `token_id`), invalid UTF-8 under errors="strict" (`item`, `offset`)
@@ -12,24 +12,17 @@ Every error leaves the server as `{"error": {"code": ..., "message": ..., <detai
     500 failed_precondition the model on the registry is broken (format, checksum, version conflict)
     500 internal            anything unexpected (logged with its traceback; the message names no request content)
     503 unavailable         the registry cannot be read right now (retry later)
-
-Not handled here: the mapping of exceptions that are not tokend's own or Python's `UnicodeDecodeError` —
-they are internal errors by design, so that a bug never reaches the caller as a 400.
+    504 deadline_exceeded   (kept for completeness: the page's calls carry no deadline)
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from tokend.errors import (
-    ChecksumMismatchError,
-    DisallowedSpecialTokenError,
-    ModelFormatError,
-    ModelNotFoundError,
-    RegistryError,
-    UnknownTokenIdError,
-    VersionConflictError,
-)
+from tokend.service.errors import ErrorKind, Failure, Hint, describe
+
+__all__ = ["HttpError", "bad_request", "error_from_exception"]
 
 
 class HttpError(Exception):
@@ -55,50 +48,48 @@ def bad_request(message: str, **details: Any) -> HttpError:
     return HttpError(400, "invalid_argument", message, **details)
 
 
-def too_large(message: str, *, limit: int, setting: str) -> HttpError:
-    return HttpError(413, "resource_exhausted", message, limit=limit, setting=setting)
+_STATUSES = {
+    ErrorKind.INVALID_INPUT: (400, "invalid_argument"),
+    ErrorKind.NOT_FOUND: (404, "not_found"),
+    ErrorKind.LIMIT_EXCEEDED: (413, "resource_exhausted"),
+    ErrorKind.UNAVAILABLE: (503, "unavailable"),
+    ErrorKind.MODEL_BROKEN: (500, "failed_precondition"),
+    ErrorKind.DEADLINE_EXPIRED: (504, "deadline_exceeded"),
+    ErrorKind.CANCELLED: (400, "cancelled"),
+}
 
 
-def error_from_exception(exc: BaseException, *, item: int | None = None) -> HttpError:
-    """Translate a domain exception into its HTTP error; `item` is the batch index being processed.
+def _worded(failure: Failure) -> str:
+    """The message in the page's words: its fields are the JSON API's, its offsets are characters."""
+    if failure.hint is Hint.ALLOW_SPECIAL_TOKEN:
+        token = failure.metadata.get("token", "")
+        return (
+            f"{failure.field} contains the disallowed special token {token!r} at character "
+            f'{failure.metadata.get("offset")}; send "allowed_special": [{json.dumps(token)}] (or "all") to encode '
+            'it as the special token, or "disallowed_special": [] to encode it as ordinary text'
+        )
+    if failure.hint is Hint.DECODE_LENIENTLY:
+        return (
+            f'{failure.message}; send "errors": "replace" to get U+FFFD instead, or "output": "bytes" for the raw bytes'
+        )
+    return failure.message
+
+
+def error_from_exception(exc: BaseException) -> HttpError:
+    """Translate an exception into its HTTP error.
 
     >>> error_from_exception(KeyError("surprise")).body()["error"]["code"]
     'internal'
     """
     if isinstance(exc, HttpError):
         return exc
-    if isinstance(exc, DisallowedSpecialTokenError):
-        where = exc.item if exc.item is not None else item
-        token = exc.token
-        # The engine's message advises Python arguments; this one advises the JSON fields.
-        return bad_request(
-            f"inputs[{where}] contains the disallowed special token {token!r} at character {exc.offset}; "
-            f'send "allowed_special": [{_json_string(token)}] (or "all") to encode it as the special token, or '
-            f'"disallowed_special": [] to encode it as ordinary text',
-            item=where, token=token, offset=exc.offset,
-        )
-    if isinstance(exc, UnknownTokenIdError):
-        where = exc.item if exc.item is not None else item
-        prefix = f"inputs[{where}]: " if exc.item is None and where is not None else ""
-        return bad_request(prefix + str(exc), item=where, token_id=exc.token_id)
-    if isinstance(exc, UnicodeDecodeError):
-        return bad_request(
-            f"inputs[{item}] does not decode as UTF-8 at byte offset {exc.start} ({exc.reason}); "
-            'send "errors": "replace" to get U+FFFD instead, or "output": "bytes" for the raw bytes',
-            item=item, offset=exc.start,
-        )
-    if isinstance(exc, ModelNotFoundError):
-        available = list(exc.available)
-        return HttpError(404, "not_found", str(exc), ref=exc.ref, available=available)
-    if isinstance(exc, RegistryError):
-        return HttpError(503, "unavailable", f"the model registry cannot be read now: {exc}; retry later")
-    if isinstance(exc, (ModelFormatError, ChecksumMismatchError, VersionConflictError)):
-        # The server's state, not the caller's input (gRPC: FAILED_PRECONDITION); tokend's own message.
-        return HttpError(500, "failed_precondition", f"the model on the registry is broken: {exc}")
-    return HttpError(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
-
-
-def _json_string(text: str) -> str:
-    import json
-
-    return json.dumps(text)
+    failure = describe(exc)
+    if failure is None:
+        return HttpError(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
+    status, code = _STATUSES[failure.kind]
+    message = _worded(failure)
+    if failure.kind is ErrorKind.LIMIT_EXCEEDED:
+        details = {"limit": failure.metadata.get("limit"), "setting": failure.limit_name}
+    else:
+        details = dict(failure.metadata)
+    return HttpError(status, code, message, **details)

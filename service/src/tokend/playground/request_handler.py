@@ -24,6 +24,8 @@ from importlib import resources
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+from tokend_api import MAX_REQUEST_BYTES
+
 from .api import PlaygroundApi
 from .http_error import HttpError, error_from_exception
 
@@ -113,7 +115,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
             raise HttpError(
                 413, "resource_exhausted",
                 f"a request body of {length} bytes exceeds the limit of {limit}; send less per request",
-                limit=limit, setting="max_request_bytes",
+                limit=limit, setting=MAX_REQUEST_BYTES,
             )
         raw = self.rfile.read(length)
         try:

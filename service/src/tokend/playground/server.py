@@ -1,9 +1,9 @@
 """Running the playground: `PlaygroundServer` (a thread, for tests and embedding) and `serve_playground`
-(blocking, the entry point `tokend serve`'s supervisor runs in its own child process).
+(blocking; what `tokend serve`'s supervisor runs in a child process, see `process.py`).
 
-The playground answers from its own in-process registry and engine (the same `Registry.open` the gRPC
-workers use), so it needs no gRPC round trip and shows exactly what a worker would answer. With
-`reload_interval > 0` that registry polls its source on the same schedule as the workers' registries.
+The playground answers from its own in-process service (``tokend.service`` over the same `Registry.open`
+the gRPC workers use), so it needs no gRPC round trip and shows exactly what a worker would answer. With
+`reload_interval > 0` it refreshes its models on the same schedule, with the same step, as the workers.
 
 Not handled: TLS and authentication (it is a development page; keep its port private or put a proxy in
 front), more than one process (one ThreadingHTTPServer is plenty for people typing).
@@ -16,6 +16,8 @@ import signal
 import threading
 from http.server import ThreadingHTTPServer
 from typing import Any
+
+from tokend.settings import Settings
 
 from .api import PlaygroundApi, PlaygroundLimits
 from .request_handler import handler_for
@@ -80,9 +82,9 @@ class PlaygroundServer:
         self.stop()
 
 
-def serve_playground(settings: Any) -> None:
-    """Serve the playground until SIGTERM/SIGINT; blocking. `settings` is the server's Settings (or any object
-    with host, playground_port, registry, reload_interval, max_request_bytes, max_batch_items).
+def serve_playground(settings: Settings, ready: Any = None) -> None:
+    """Serve the playground until SIGTERM/SIGINT; blocking. ``ready`` (an Event, optional) is set once it
+    listens.
 
     Example (blocks until SIGTERM)::
 
@@ -92,8 +94,9 @@ def serve_playground(settings: Any) -> None:
 
     registry = Registry.open(settings.registry)
     limits = PlaygroundLimits(
-        max_request_bytes=settings.max_request_bytes, max_batch_items=settings.max_batch_items,
-    )
+        max_batch_items=settings.max_batch_items, max_request_bytes=settings.max_request_bytes,
+        max_response_bytes=settings.max_message_bytes,
+    )  # fmt: skip
     server = PlaygroundServer(registry, host=settings.host, port=settings.playground_port, limits=limits)
     stopping = threading.Event()
 
@@ -103,15 +106,17 @@ def serve_playground(settings: Any) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-    interval = float(settings.reload_interval or 0)
-    if interval > 0:
-        registry.start_polling(interval)  # the registry's own poller: new versions and alias moves show up
+    reloader = server.api.service.models.hot_reload(settings.reload_interval, None)
     server.start()
     logger.info("token playground serving on http://%s:%d/", settings.host, server.port)
+    if ready is not None:
+        ready.set()
     try:
         # A bounded wait, so SIGTERM is noticed promptly however the signal interrupts the wait.
         while not stopping.wait(1.0):
             pass
     finally:
+        if reloader is not None:
+            reloader.stop()
         server.stop()
         registry.close()

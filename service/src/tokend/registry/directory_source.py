@@ -176,7 +176,7 @@ class DirectorySource(Source):
     def publish(self, new: NewVersion) -> Manifest:
         """Publish one version atomically; idempotent for identical content (returns the stored manifest)."""
         if not self.writable:
-            raise self._read_only("publish")
+            raise self.read_only_error("publish")
         manifest = new.manifest
         target = self.root / manifest.name / str(manifest.version)
         existing = self._existing(target, manifest)
@@ -238,7 +238,7 @@ class DirectorySource(Source):
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
         """Point `name@alias` at `version` (which must exist); record the move. Returns the previous version."""
         if not self.writable:
-            raise self._read_only("set aliases")
+            raise self.read_only_error("set aliases")
         validate_model_name(name)
         validate_alias(alias)
         with registry_lock(self.root):

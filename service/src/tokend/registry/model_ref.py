@@ -8,6 +8,10 @@
 A selector made only of digits is a version (positive, no leading zeros); anything else is an alias.
 `latest` is a reserved alias meaning the highest version; it cannot be set. Resolution against what a
 registry holds is `Registry.resolve`.
+
+A reference whose structure is broken (`"@1"`, `"a@"`, `"x@y@z"`, `"name@0"`) raises `MalformedModelRef`;
+one that is well formed but spelled as no name or alias can be (`"bad name!"`) raises a plain ValueError:
+the first is a mistake in the call, the second names a model that does not exist.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from tokend.registry.manifest import validate_model_name
 
 LATEST = "latest"
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+
+
+class MalformedModelRef(ValueError):
+    """A reference that does not follow `name[@version|@alias]`: empty name or selector, a second '@',
+    or a version that is not a positive integer."""
 
 
 class ModelVersionRef(NamedTuple):
@@ -53,7 +62,7 @@ def validate_alias(alias: str) -> str:
 def parse_version(text: str) -> int:
     """Parse a version number: a positive integer written without sign or leading zeros."""
     if not text.isdigit() or not text.isascii() or text.startswith("0"):
-        raise ValueError(f"invalid version {text!r}: versions are positive integers such as 1, 2, 17")
+        raise MalformedModelRef(f"invalid version {text!r}: versions are positive integers such as 1, 2, 17")
     return int(text)
 
 
@@ -62,11 +71,15 @@ def parse_model_ref(ref: str) -> ParsedModelRef:
     if not isinstance(ref, str):
         raise ValueError(f"model reference must be a string like 'name' or 'name@3', not {ref!r}")
     name, separator, selector = ref.partition("@")
+    if separator and not name:
+        raise MalformedModelRef(f"model reference {ref!r} has no name before '@': write 'name@3' or 'name@alias'")
     validate_model_name(name)
     if not separator:
         return ParsedModelRef(name, None, None)
     if not selector:
-        raise ValueError(f"model reference {ref!r} has an empty selector after '@': write 'name@3' or 'name@alias'")
+        raise MalformedModelRef(f"model reference {ref!r} has an empty selector after '@': write 'name@3' or 'name@alias'")
+    if "@" in selector:
+        raise MalformedModelRef(f"model reference {ref!r} has more than one '@': write 'name@3' or 'name@alias'")
     if selector.isdigit():
         return ParsedModelRef(name, parse_version(selector), None)
     if selector == LATEST:

@@ -352,7 +352,7 @@ class Registry:
 
     def _next_version(self, name: str) -> int:
         if not isinstance(self._source, DirectorySource):
-            raise self._source._read_only("publish")
+            raise self._source.read_only_error("publish")
         return self._source.next_version(name)
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:

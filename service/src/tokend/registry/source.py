@@ -50,15 +50,16 @@ class Source(ABC):
         return None
 
     def publish(self, new: NewVersion) -> Manifest:
-        raise self._read_only("publish")
+        raise self.read_only_error("publish")
 
     def set_alias(self, name: str, alias: str, version: int) -> int | None:
-        raise self._read_only("set aliases")
+        raise self.read_only_error("set aliases")
 
     def alias_history(self, name: str) -> list[dict[str, Any]]:
         return []
 
-    def _read_only(self, action: str) -> RegistryError:
+    def read_only_error(self, action: str) -> RegistryError:
+        """The error for ``action`` (e.g. "publish") on a source that cannot be written."""
         return RegistryError(
             f"cannot {action}: {self.location} is read-only; use a local directory registry "
             "(--registry DIR) instead"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from tokend.cli.serve import build_parser, run_serve
+from tokend.supervisor.command import main
 
 if __name__ == "__main__":
-    sys.exit(run_serve(build_parser().parse_args()))
+    sys.exit(main())

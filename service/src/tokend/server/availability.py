@@ -2,13 +2,14 @@
 
 One object holds the state and keeps the three views of it in step: the grpc.health.v1 status
 (overall "" and ``tokend.v1.Tokenizer``), the ``tokend_ready`` gauge, and the gate that turns calls
-away with UNAVAILABLE (ServiceUnavailable) while starting or draining.
+away with UNAVAILABLE (ServiceUnavailable) while starting or draining (``AvailabilityInterceptor``
+applies it to every Tokenizer call).
 
     >>> availability = Availability()
     >>> availability.require_serving()
     Traceback (most recent call last):
     ...
-    tokend.server.request_errors.ServiceUnavailable: models are still loading; retry shortly
+    tokend.service.errors.ServiceUnavailable: models are still loading; retry shortly
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import enum
 import threading
 from typing import Any
 
-from tokend.server.request_errors import ServiceUnavailable
+from tokend_api import SERVICE_NAME
 
-__all__ = ["Availability", "Phase", "SERVICE_NAME"]
+from tokend.service.errors import ServiceUnavailable
 
-SERVICE_NAME = "tokend.v1.Tokenizer"
+__all__ = ["Availability", "Phase"]
 
 
 class Phase(enum.Enum):

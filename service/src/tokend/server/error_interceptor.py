@@ -18,10 +18,10 @@ from typing import Any
 
 from grpc_status import rpc_status
 
-from tokend.server.logs import log_event
-from tokend.server.request_errors import InvalidRequest
-from tokend.server.served_models import CURRENT_MODEL
+from tokend.logs import log_event
 from tokend.server.status_mapping import to_rpc_status
+from tokend.service.call_record import recording
+from tokend.service.errors import InvalidRequest, echo
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 
 __all__ = ["ErrorInterceptor", "UndecodableRequest"]
@@ -53,27 +53,27 @@ class ErrorInterceptor(UnaryInterceptor):
         return None if deserializer is None else _tolerant(deserializer)
 
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
-        try:
-            if isinstance(request, UndecodableRequest):
-                raise InvalidRequest(
-                    "request", f"the request bytes do not parse as the {method.method} request message ({request.reason})"
-                )
-            return behaviour(request, context)
-        except Exception as exc:
-            if context.code() is not None:
-                raise  # already aborted with a status further in: keep it
-            status, is_bug = to_rpc_status(exc)
-            if is_bug:
-                model = CURRENT_MODEL.get()
-                log_event(
-                    _log,
-                    "rpc_internal_error",
-                    level=logging.ERROR,
-                    exc_info=exc,
-                    method=method.full,
-                    model=model[0] if model else getattr(request, "model", None),
-                    version=model[1] if model else None,
-                    error_type=type(exc).__name__,
-                )
-            context.abort_with_status(rpc_status.to_status(status))
-            raise  # not reached: abort_with_status raises
+        with recording() as record:
+            try:
+                if isinstance(request, UndecodableRequest):
+                    raise InvalidRequest(
+                        "request", f"the request bytes do not parse as the {method.method} request message ({request.reason})"
+                    )
+                return behaviour(request, context)
+            except Exception as exc:
+                if context.code() is not None:
+                    raise  # already aborted with a status further in: keep it
+                status, is_bug = to_rpc_status(exc)
+                if is_bug:
+                    log_event(
+                        _log,
+                        "rpc_internal_error",
+                        level=logging.ERROR,
+                        exc_info=exc,
+                        method=method.full,
+                        model=record.model[0] if record.model else echo(str(getattr(request, "model", "") or "")) or None,
+                        version=record.model[1] if record.model else None,
+                        error_type=type(exc).__name__,
+                    )
+                context.abort_with_status(rpc_status.to_status(status))
+                raise  # not reached: abort_with_status raises

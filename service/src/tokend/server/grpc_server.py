@@ -25,8 +25,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from tokend._proto import tokenizer_pb2, tokenizer_pb2_grpc
-from tokend.server.settings import Settings
+from tokend_api.v1 import tokenizer_pb2, tokenizer_pb2_grpc
+from tokend.settings import Settings
 
 __all__ = ["build_server", "add_services", "bind", "server_options", "THREADS_PER_WORKER"]
 

@@ -2,7 +2,8 @@
 
 Fields are the method, the model reference and resolved version, the status code, the number of
 batch items and the duration. Never the text, bytes or ids of the request, nor the error message
-(it can quote a caller-chosen special-token string).
+(it can quote a caller-chosen special-token string); a model reference that did not resolve is cut to a
+bounded prefix (``echo``).
 
     server = grpc.server(pool, interceptors=[..., LoggingInterceptor(), ErrorInterceptor()])
 """
@@ -16,9 +17,10 @@ from typing import Any
 
 import grpc
 
-from tokend.server.logs import log_event
-from tokend.server.served_models import CURRENT_MODEL
+from tokend.logs import log_event
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
+from tokend.service.call_record import recording
+from tokend.service.errors import echo
 
 __all__ = ["LoggingInterceptor"]
 
@@ -30,7 +32,10 @@ _SERVER_SIDE = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCo
 
 class LoggingInterceptor(UnaryInterceptor):
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
-        token = CURRENT_MODEL.set(None)
+        with recording() as record:
+            return self._handle(record, method, behaviour, request, context)
+
+    def _handle(self, record: Any, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
         try:
@@ -41,8 +46,7 @@ class LoggingInterceptor(UnaryInterceptor):
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         finally:
-            model = CURRENT_MODEL.get()
-            CURRENT_MODEL.reset(token)
+            model = record.model
             if code is grpc.StatusCode.OK:
                 level = logging.DEBUG
             elif code in _SERVER_SIDE:
@@ -56,7 +60,7 @@ class LoggingInterceptor(UnaryInterceptor):
                     "rpc" if code is grpc.StatusCode.OK else "rpc_error",
                     level=level,
                     method=method.full,
-                    model=model[0] if model else (getattr(request, "model", None) or None),
+                    model=model[0] if model else (echo(str(getattr(request, "model", "") or "")) or None),
                     version=model[1] if model else None,
                     code=code.name,
                     items=len(inputs) if inputs is not None else None,

@@ -17,6 +17,7 @@ Nothing from a request's content is ever a label.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -107,6 +108,15 @@ class ServerMetrics:
         )
         self._cache_lock = threading.Lock()
         self._cache_seen: dict[tuple[str, str], tuple[int, int]] = {}  # (model, version) -> (hits, misses)
+
+    # ---- tokend.service.models.ModelObserver: first loads of a model version ----
+    def model_loaded(self, loaded: Any, seconds: float, payload_format: str) -> None:
+        version = str(loaded.version)
+        self.model_load_seconds.labels(loaded.name, version).observe(seconds)
+        self.model_info.labels(loaded.name, version, payload_format, loaded.manifest_sha256).set(1)
+
+    def model_load_failed(self, name: str, version: int) -> None:
+        self.model_load_failures.labels(name, str(version)).inc()
 
     def record_piece_cache(self, model: str, version: int, hits: int, misses: int) -> None:
         """Move the cache counters to the engine's cumulative ``hits``/``misses`` (adds the difference)."""

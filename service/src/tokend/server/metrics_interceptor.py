@@ -1,10 +1,10 @@
 """Records the RPC metrics (started, handled by code, handling time, in flight) and the usage metrics
 (tokens and input bytes by model, version and operation; batch sizes; piece-cache hits) of every
-unary call. Usage is read from the request and the response, so the servicer stays a translator.
+unary call. Usage comes from the service layer's record of the call (``tokend.service.call_record``),
+so the servicer stays a translator.
 
-Usage per method: Encode → operation "encode" (tokens = total_tokens, bytes = UTF-8 input bytes);
-CountTokens → "count" (tokens = total); Decode → "decode" (tokens = ids decoded; no input bytes).
-Streaming methods (health Watch, reflection) are not measured.
+Usage per operation: "encode" (tokens produced, UTF-8 input bytes), "count" (tokens counted, input bytes),
+"decode" (ids decoded; no input bytes). Streaming methods (health Watch, reflection) are not measured.
 
     server = grpc.server(pool, interceptors=[..., MetricsInterceptor(metrics, served.piece_cache_stats), ...])
 """
@@ -18,13 +18,10 @@ from typing import Any
 import grpc
 
 from tokend.server.metrics import ServerMetrics
-from tokend.server.request_limits import input_bytes
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
+from tokend.service.call_record import CallRecord, recording
 
 __all__ = ["MetricsInterceptor"]
-
-_OPERATIONS = {"Encode": "encode", "CountTokens": "count", "Decode": "decode"}
-_TOKENIZER_SERVICE = "tokend.v1.Tokenizer"
 
 
 class MetricsInterceptor(UnaryInterceptor):
@@ -41,10 +38,11 @@ class MetricsInterceptor(UnaryInterceptor):
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
         try:
-            response = behaviour(request, context)
-            code = context.code() or grpc.StatusCode.OK
-            if code is grpc.StatusCode.OK and method.service == _TOKENIZER_SERVICE:
-                self._record_usage(method.method, request, response)
+            with recording() as record:
+                response = behaviour(request, context)
+                code = context.code() or grpc.StatusCode.OK
+                if code is grpc.StatusCode.OK and record.operation is not None and record.model is not None:
+                    self._record_usage(method.method, record)
             return response
         except BaseException:
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -54,23 +52,15 @@ class MetricsInterceptor(UnaryInterceptor):
             metrics.handling_seconds.labels(*labels).observe(time.perf_counter() - started)
             metrics.handled.labels(*labels, code.name).inc()
 
-    def _record_usage(self, method: str, request: Any, response: Any) -> None:
-        operation = _OPERATIONS.get(method)
-        if operation is None:
-            return
+    def _record_usage(self, method: str, record: CallRecord) -> None:
         metrics = self._metrics
-        name, version = response.model.name, response.model.version
-        usage = (name, str(version), operation)
-        metrics.batch_items.labels(method).observe(len(request.inputs))
-        if operation == "encode":
-            metrics.tokens.labels(*usage).inc(response.total_tokens)
-            metrics.input_bytes.labels(*usage).inc(input_bytes(request.inputs))
-        elif operation == "count":
-            metrics.tokens.labels(*usage).inc(response.total)
-            metrics.input_bytes.labels(*usage).inc(input_bytes(request.inputs))
-        else:
-            metrics.tokens.labels(*usage).inc(sum(len(item.ids) for item in request.inputs))
+        name, version = record.model  # type: ignore[misc]
+        usage = (name, str(version), record.operation)
+        metrics.batch_items.labels(method).observe(record.items)
+        metrics.tokens.labels(*usage).inc(record.tokens)
+        if record.operation == "decode":
             return
+        metrics.input_bytes.labels(*usage).inc(record.input_bytes)
         if self._piece_cache_stats is not None:
             stats = self._piece_cache_stats(name, version)
             if stats is not None:

@@ -1,13 +1,14 @@
 """One worker process: a gRPC server on the shared port, serving until told to drain.
 
-Life of a worker (started by the supervisor in a fresh *spawned* interpreter, see supervisor.py):
+Life of a worker (started by the supervisor in a fresh *spawned* interpreter, see tokend.supervisor):
 1. JSON logging, signal handlers (SIGTERM = drain; SIGINT ignored, the supervisor decides).
 2. The gRPC server starts at once, health NOT_SERVING: load balancers and probes get an answer, and
    Tokenizer calls get UNAVAILABLE ("models are still loading"). A replacement worker (others are
    serving) loads first and listens after, so it never takes connections it cannot answer.
 3. The configured models are loaded; then health SERVING, ``tokend_ready`` 1, the supervisor is told.
-4. A hot-reload thread refreshes the registry every ``reload_interval`` seconds.
-5. SIGTERM (or the supervisor vanishing): health NOT_SERVING, new calls refused with UNAVAILABLE,
+4. A hot-reload thread (the registry's Poller) refreshes the registry every ``reload_interval`` seconds.
+5. SIGTERM (also sent by the parent watch when the supervisor vanishes): health NOT_SERVING, new calls
+   refused with UNAVAILABLE,
    the server stops accepting and running calls get ``grace_period`` seconds to finish; exit 0.
 
 Exit codes: 0 drained; 3 could not bind the port; 4 could not open the registry or load the models
@@ -25,20 +26,19 @@ import threading
 import time
 from typing import Any
 
+from tokend.logs import configure_logging, log_event
 from tokend.server.availability import Availability
+from tokend.server.availability_interceptor import AvailabilityInterceptor
 from tokend.server.error_interceptor import ErrorInterceptor
 from tokend.server.grpc_server import add_services, bind, build_server
-from tokend.server.hot_reload import HotReloader
 from tokend.server.in_flight import InFlightCalls
 from tokend.server.logging_interceptor import LoggingInterceptor
-from tokend.server.logs import configure_logging, log_event
 from tokend.server.metrics import ServerMetrics
 from tokend.server.metrics_interceptor import MetricsInterceptor
-from tokend.server.request_limits import RequestLimits
-from tokend.server.served_models import ServedModels
 from tokend.server.servicer import TokenizerServicer
-from tokend.server.settings import Settings
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
+from tokend.service import Limits, ServedModels, TokenizerService
+from tokend.settings import Settings
 
 __all__ = ["run_worker", "EXIT_BIND_FAILED", "EXIT_MODELS_FAILED"]
 
@@ -77,15 +77,11 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     except Exception as exc:
         log_event(_log, "registry_open_failed", level=logging.ERROR, registry=settings.registry, error=f"{type(exc).__name__}: {exc}")
         return EXIT_MODELS_FAILED
-    served = ServedModels(registry, metrics=metrics)
-    servicer = TokenizerServicer(
-        models=served,
-        limits=RequestLimits(max_batch_items=settings.max_batch_items, max_request_bytes=settings.max_request_bytes),
-        availability=availability,
-    )
+    served = ServedModels(registry, observer=metrics)
+    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings)))
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
-    # the error interceptor chose.
+    # the error interceptor chose; the availability gate raises inside the error interceptor.
     server = build_server(
         settings,
         interceptors=[
@@ -94,6 +90,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
             MetricsInterceptor(metrics, served.piece_cache_stats),
             LoggingInterceptor(),
             ErrorInterceptor(),
+            AvailabilityInterceptor(availability),
         ],
     )
     add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection)
@@ -121,18 +118,14 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         ready.set()
     log_event(_log, "worker_serving", worker=index, models=[f"{m.name}@{m.version}" for m in loaded])
 
-    reloader = HotReloader(served, models=settings.models, interval=settings.reload_interval)
-    reloader.start()
-    supervisor_pid = os.getppid()
+    reloader = served.hot_reload(settings.reload_interval, settings.models)
     while not stop.wait(1.0):  # a bounded wait: signal handlers run promptly in the main thread
-        if os.getppid() != supervisor_pid:
-            # The supervisor was killed (SIGKILL cannot be forwarded): do not serve on as an orphan.
-            log_event(_log, "supervisor_gone", level=logging.WARNING, worker=index)
-            break
+        pass
 
     log_event(_log, "worker_draining", worker=index, grace_period=settings.grace_period)
     availability.draining()
-    reloader.stop()
+    if reloader is not None:
+        reloader.stop()
     # New calls get UNAVAILABLE from `availability` from here on; running ones get the grace period.
     deadline = time.monotonic() + settings.grace_period
     finished = calls.wait_idle(settings.grace_period)
@@ -148,9 +141,10 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     return 0
 
 
-def worker_main(settings: Settings, ready: Any = None, index: int = 0, listen_early: bool = True) -> None:
-    """Process entry point for the supervisor: run the worker and exit with its code."""
-    raise SystemExit(run_worker(settings, ready, index, listen_early=listen_early))
+def worker_main(settings: Settings, ready: Any, index: int, peers_ready: bool) -> int:
+    """Entry point of the supervisor's worker role (tokend.supervisor.roles): listen early unless peers serve."""
+    return run_worker(settings, ready, index, listen_early=not peers_ready)
+
 
 
 def _listen(server: Any, settings: Settings, index: int) -> bool:

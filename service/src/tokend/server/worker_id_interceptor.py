@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tokend_api import WORKER_METADATA_KEY
+
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 
-__all__ = ["WorkerIdInterceptor", "WORKER_METADATA_KEY"]
-
-WORKER_METADATA_KEY = "tokend-worker"
+__all__ = ["WorkerIdInterceptor"]
 
 
 class WorkerIdInterceptor(UnaryInterceptor):

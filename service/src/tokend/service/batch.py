@@ -1,8 +1,8 @@
 """Run one function over the items of a batch, honouring the call's deadline and cancellation.
 
-Between items the call is checked: once its deadline has passed, or the client has gone, the
-remaining items are not processed (DeadlineExpired / CallCancelled). A domain error on item ``i`` is
-re-raised as BatchItemError naming ``inputs[i]``, so the status details say which item was wrong.
+Between items the call is checked: once its deadline has passed, or the caller has gone, the remaining
+items are not processed (DeadlineExpired / CallCancelled). A domain error on item ``i`` is re-raised as
+BatchItemError naming ``inputs[i]``, so every front-end can say which item was wrong.
 
 Not handled: interrupting one long item midway (items are bounded by the request size limit).
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
 from tokend.errors import TokendError
-from tokend.server.request_errors import BatchItemError, CallCancelled, DeadlineExpired
+from tokend.service.errors import BatchItemError, CallCancelled, DeadlineExpired
 
 __all__ = ["run_batch", "CallState"]
 
@@ -25,7 +25,7 @@ Result = TypeVar("Result")
 
 
 class CallState(Protocol):
-    """The part of grpc.ServicerContext the batch loop looks at."""
+    """What the batch loop asks of a call (grpc.ServicerContext has both methods)."""
 
     def time_remaining(self) -> float | None: ...
 
@@ -34,24 +34,27 @@ class CallState(Protocol):
 
 def run_batch(
     items: Sequence[Item],
-    fn: Callable[[Item], Result],
+    fn: Callable[[int, Item], Result] | Callable[[Item], Result],
     *,
     call: CallState | None,
     field: str = "inputs",
+    with_index: bool = False,
 ) -> list[Result]:
-    """``[fn(item) for item in items]``, stopping when the call expires or is cancelled."""
+    """``[fn(item) for item in items]`` (``fn(index, item)`` with ``with_index``), stopping when the call
+    expires or is cancelled."""
     results: list[Result] = []
     for index, item in enumerate(items):
         if call is not None:
-            _check_call(call, completed=index, total=len(items))
+            check_call(call, completed=index, total=len(items))
         try:
-            results.append(fn(item))
+            results.append(fn(index, item) if with_index else fn(item))  # type: ignore[call-arg]
         except (TokendError, UnicodeDecodeError) as exc:
             raise BatchItemError(f"{field}[{index}]", index, exc) from exc
     return results
 
 
-def _check_call(call: CallState, *, completed: int, total: int) -> None:
+def check_call(call: CallState, *, completed: int, total: int) -> None:
+    """Raise DeadlineExpired / CallCancelled when the call should stop now."""
     remaining = call.time_remaining()
     if remaining is not None and remaining <= 0:
         raise DeadlineExpired(completed, total)

@@ -8,7 +8,7 @@ method names, model references, versions, status codes, durations and counts.
 Not handled: log shipping, sampling, rotation (stderr is collected by the container runtime).
 
     >>> import logging
-    >>> log_event(logging.getLogger("tokend.server"), "model_loaded", model="cl100k_base", version=1)
+    >>> log_event(logging.getLogger("tokend"), "model_loaded", model="cl100k_base", version=1)
 """
 
 from __future__ import annotations

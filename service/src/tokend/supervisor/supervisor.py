@@ -1,22 +1,22 @@
-"""The supervisor: the parent process of `tokend serve`. It starts N workers, replaces dead ones,
-serves /metrics for all of them, runs the playground, and on SIGTERM/SIGINT drains everything.
+"""The supervisor: the parent process of `tokend serve`. It starts N workers and the playground, replaces
+dead ones (one slot and backoff code for both), serves /metrics for all of them, and on SIGTERM/SIGINT
+drains everything.
 
-Spawn, not fork (deliberate). Workers are started with multiprocessing's *spawn* method: each is a
-fresh interpreter that imports tokend and builds its own gRPC server. Fork was rejected because the
-supervisor is multi-threaded by the time it *re*starts a worker (the metrics HTTP server thread), and
-forking a threaded process can copy a lock held by another thread into the child, which then hangs;
-gRPC's C core also has threads and is only fork-safe with GRPC_ENABLE_FORK_SUPPORT and strict rules.
-Spawn costs an interpreter start per worker (≈0.5 s, once) and no memory sharing — which fork would
-not give here anyway: each worker loads its models after start, and CPython's reference counting
-would unshare copy-on-write pages. The parent never creates a gRPC object at all.
+Children are spawned, not forked (``multiprocessing`` *spawn*): each is a fresh interpreter that imports
+its own code (``roles.py`` names the entry points; the supervisor imports none of them, and never grpc).
+Fork was rejected because the supervisor is multi-threaded by the time it *re*starts a child (the metrics
+HTTP server thread), and forking a threaded process can copy a lock held by another thread into the child,
+which then hangs; gRPC's C core also has threads and is only fork-safe with GRPC_ENABLE_FORK_SUPPORT and
+strict rules. Spawn costs an interpreter start per child (≈0.5 s, once) and no memory sharing — which fork
+would not give here anyway: each worker loads its models after start, and CPython's reference counting
+would unshare copy-on-write pages. Every child watches its parent and drains when the supervisor is gone
+(``children.py``), so a SIGKILLed supervisor leaves no worker or playground holding a port.
 
-Workers share the port with SO_REUSEPORT (set in grpc_server.py); the kernel balances connections.
-Metrics: the supervisor creates a private PROMETHEUS_MULTIPROC_DIR before starting any worker (they
-inherit it), marks a dead worker's files with ``mark_process_dead`` and deletes the directory on exit;
-directories of supervisors that were killed outright are swept at the next start.
-
-Restarts: a dead worker is restarted after a backoff of 0.5 s doubling to 30 s; the backoff resets
-once a worker has served for 60 s. Each restart counts in ``tokend_worker_restarts_total``.
+Workers share the port with SO_REUSEPORT (``tokend.server.grpc_server``); the kernel balances
+connections. Metrics: the supervisor creates a private PROMETHEUS_MULTIPROC_DIR before starting any child
+(they inherit it), marks a dead child's files with ``mark_process_dead`` and deletes the directory on
+exit; directories of supervisors that were killed outright are swept at the next start. Each worker
+restart counts in ``tokend_worker_restarts_total``.
 
 Not handled: changing the number of workers at run time; restarting on settings change.
 
@@ -25,6 +25,7 @@ Not handled: changing the number of workers at run time; restarting on settings 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -34,60 +35,35 @@ import signal
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tokend.server.logs import configure_logging, log_event
-from tokend.server.metrics_endpoint import MetricsEndpoint, SupervisorCollector
-from tokend.server.settings import Settings
+from tokend.logs import configure_logging, log_event
+from tokend.settings import Settings, flag_name
+from tokend.supervisor.children import run_child
+from tokend.supervisor.metrics_endpoint import MetricsEndpoint, SupervisorCollector
+from tokend.supervisor.roles import ROLES, WORKER, Role
+from tokend.supervisor.slots import Slot
 
-__all__ = ["Supervisor", "EXIT_CONFIG_ERROR", "restart_delay"]
+__all__ = ["Supervisor", "EXIT_CONFIG_ERROR"]
 
 EXIT_CONFIG_ERROR = 2
-BACKOFF_START = 0.5
-BACKOFF_MAX = 30.0
-HEALTHY_AFTER = 60.0  # seconds a worker must live for its slot's backoff to reset
-STOP_MARGIN = 5.0  # seconds past the grace period before a draining worker is killed
+STOP_MARGIN = 5.0  # seconds past the grace period before a draining child is killed
 METRICS_DIR_PREFIX = "tokend-metrics-"
 
-_log = logging.getLogger("tokend.server.supervisor")
-
-
-def restart_delay(failures: int) -> float:
-    """Seconds to wait before restarting after ``failures`` consecutive early deaths (≥ 1).
-
-    >>> [restart_delay(n) for n in (1, 2, 3, 8, 100)]
-    [0.5, 1.0, 2.0, 30.0, 30.0]
-    """
-    return min(BACKOFF_MAX, BACKOFF_START * 2 ** min(failures - 1, 16))
-
-
-@dataclass
-class _Slot:
-    """One worker position: the current process (if any) and its restart state."""
-
-    index: int
-    process: Any = None
-    ready: Any = None
-    started_at: float = 0.0
-    failures: int = 0  # consecutive early deaths (for backoff)
-    restart_at: float | None = None
+_log = logging.getLogger("tokend.supervisor")
 
 
 class Supervisor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, roles: Sequence[Role] = ROLES) -> None:
         self.settings = settings
         self._context = multiprocessing.get_context("spawn")
-        self._slots = [_Slot(index) for index in range(settings.workers)]
-        self._restarts = 0
+        self._slots = [Slot(role, index) for role in roles for index in range(role.count(settings))]
         self._stopping = False
         self._all_ready_logged = False
         self._metrics_dir: Path | None = None
         self._endpoint: MetricsEndpoint | None = None
-        self._playground: Any = None
-        self._playground_restart_at: float | None = None
-        self._playground_failures = 0
 
     # ---- public -------------------------------------------------------------------------------
     def run(self) -> int:
@@ -102,32 +78,32 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         _remove_stale_metric_dirs()
         self._metrics_dir = Path(tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-"))
-        # Before any worker starts: spawned children inherit the environment of this moment.
+        # Before any child starts: spawned children inherit the environment of this moment.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self._metrics_dir)
         try:
+            self._slots = [slot for slot in self._slots if self._installed(slot.role)]
             for slot in self._slots:
-                self._start_worker(slot)
+                self._start(slot)
             if self.settings.metrics_port:
                 self._start_metrics(self._metrics_dir)
-            self._start_playground()
             self._supervise()
         except BaseException as exc:
             log_event(_log, "supervisor_failed", level=logging.ERROR, exc_info=exc, error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            # Also on an unexpected error: never leave workers behind.
+            # Also on an unexpected error: never leave children behind.
             self._drain()
             if self._endpoint is not None:
                 self._endpoint.stop()
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
-        log_event(_log, "stopped", restarts=self._restarts)
+        log_event(_log, "stopped", restarts=self.restarts())
         return 0
 
     def alive_workers(self) -> int:
-        return sum(1 for slot in self._slots if slot.process is not None and slot.process.is_alive())
+        return sum(1 for slot in self._slots if slot.role is WORKER and slot.alive)
 
     def restarts(self) -> int:
-        return self._restarts
+        return sum(slot.restarts for slot in self._slots if slot.role is WORKER)
 
     # ---- start-up -----------------------------------------------------------------------------
     def _check_ports(self) -> str | None:
@@ -143,8 +119,7 @@ class Supervisor:
                 try:
                     probe.bind((self.settings.host, port))
                 except OSError as exc:
-                    flag = "--" + name.replace("_", "-")
-                    return f"setting {name} ({flag}): cannot listen on {self.settings.host}:{port}: {exc.strerror}; is another server running there?"
+                    return f"setting {name} ({flag_name(name)}): cannot listen on {self.settings.host}:{port}: {exc.strerror}; is another server running there?"
         return None
 
     def _check_models(self) -> str | None:
@@ -161,23 +136,26 @@ class Supervisor:
             return f"setting models/registry ({where}): {type(exc).__name__}: {exc}"
         return None
 
-    def _start_worker(self, slot: _Slot) -> None:
-        from tokend.server.worker import worker_main
+    def _installed(self, role: Role) -> bool:
+        if importlib.util.find_spec(role.package) is not None:
+            return True
+        log_event(_log, f"{role.name}_unavailable", level=logging.WARNING, reason=f"{role.package} is not installed")
+        return False
 
-        # Listen before loading only while nobody serves; a replacement loads first (see worker.py).
-        listen_early = not any(
-            other is not slot and other.process is not None and other.ready.is_set() for other in self._slots
-        )
+    def _start(self, slot: Slot) -> None:
+        # A replacement worker loads before it listens while its peers serve (see tokend.server.worker).
+        peers_ready = any(other is not slot and other.role is slot.role and other.serving for other in self._slots)
         slot.ready = self._context.Event()
         slot.process = self._context.Process(
-            target=worker_main,
-            args=(self.settings, slot.ready, slot.index, listen_early),
-            name=f"tokend-worker-{slot.index}",
+            target=run_child,
+            args=(slot.role.entry, self.settings, slot.ready, slot.index, peers_ready, slot.role.name),
+            name=f"tokend-{slot.role.name}-{slot.index}",
         )
         slot.process.start()
         slot.started_at = time.monotonic()
         slot.restart_at = None
-        log_event(_log, "worker_spawned", worker=slot.index, worker_pid=slot.process.pid)
+        name = slot.role.name
+        log_event(_log, f"{name}_spawned", **{name: slot.index, f"{name}_pid": slot.process.pid})
 
     def _start_metrics(self, multiproc_dir: Path) -> None:
         self._endpoint = MetricsEndpoint(
@@ -189,18 +167,6 @@ class Supervisor:
         port = self._endpoint.start()
         log_event(_log, "metrics_serving", port=port, multiproc_dir=str(multiproc_dir))
 
-    def _start_playground(self) -> None:
-        if not self.settings.playground_port:
-            return
-        import importlib.util
-
-        if importlib.util.find_spec("tokend.playground") is None:
-            log_event(_log, "playground_unavailable", level=logging.WARNING, reason="tokend.playground is not installed")
-            return
-        self._playground = self._context.Process(target=_playground_main, args=(self.settings,), name="tokend-playground")
-        self._playground.start()
-        log_event(_log, "playground_spawned", playground_pid=self._playground.pid, port=self.settings.playground_port)
-
     # ---- supervision --------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._stopping = True
@@ -208,79 +174,52 @@ class Supervisor:
     def _supervise(self) -> None:
         while not self._stopping:
             sentinels = [slot.process.sentinel for slot in self._slots if slot.process is not None]
-            if self._playground is not None:
-                sentinels.append(self._playground.sentinel)
             multiprocessing.connection.wait(sentinels, timeout=0.2)
             if self._stopping:
                 break
             now = time.monotonic()
             for slot in self._slots:
-                self._check_slot(slot, now)
-            self._check_playground(now)
+                self._check(slot, now)
             self._log_all_ready()
 
-    def _check_slot(self, slot: _Slot, now: float) -> None:
+    def _check(self, slot: Slot, now: float) -> None:
         process = slot.process
         if process is not None:
             if process.is_alive():
-                if now - slot.started_at >= HEALTHY_AFTER:
-                    slot.failures = 0
+                slot.check_healthy(now)
                 return
             process.join()
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(process.pid, str(self._metrics_dir))
-            slot.failures += 1
-            delay = restart_delay(slot.failures)
+            delay = slot.died(now)
+            name = slot.role.name
             log_event(
-                _log,
-                "worker_died",
-                level=logging.WARNING,
-                worker=slot.index,
-                worker_pid=process.pid,
-                exitcode=process.exitcode,
-                restart_in=delay,
-            )
+                _log, f"{name}_died", level=logging.WARNING, **{name: slot.index, f"{name}_pid": process.pid},
+                exitcode=process.exitcode, restart_in=delay,
+            )  # fmt: skip
             process.close()
-            slot.process = None
-            slot.restart_at = now + delay
-            self._all_ready_logged = False
+            if slot.role is WORKER:
+                self._all_ready_logged = False
         if slot.restart_at is not None and now >= slot.restart_at:
-            self._restarts += 1
-            self._start_worker(slot)
-
-    def _check_playground(self, now: float) -> None:
-        process = self._playground
-        if process is not None and not process.is_alive():
-            process.join()
-            self._playground_failures += 1
-            delay = restart_delay(self._playground_failures)
-            log_event(_log, "playground_died", level=logging.WARNING, exitcode=process.exitcode, restart_in=delay)
-            self._playground = None
-            self._playground_restart_at = now + delay
-        if self._playground is None and self._playground_restart_at is not None and now >= self._playground_restart_at:
-            self._playground_restart_at = None
-            self._start_playground()
+            slot.restarts += 1
+            self._start(slot)
 
     def _log_all_ready(self) -> None:
         if self._all_ready_logged:
             return
-        if all(slot.process is not None and slot.ready.is_set() for slot in self._slots):
+        workers = [slot for slot in self._slots if slot.role is WORKER]
+        if all(slot.serving for slot in workers):
             self._all_ready_logged = True
             log_event(
-                _log,
-                "serving",
-                workers=len(self._slots),
-                worker_pids=[slot.process.pid for slot in self._slots],
+                _log, "serving", workers=len(workers), worker_pids=[slot.process.pid for slot in workers],
                 port=self.settings.port,
-            )
+            )  # fmt: skip
 
     # ---- shutdown -----------------------------------------------------------------------------
     def _drain(self) -> None:
         processes = [slot.process for slot in self._slots if slot.process is not None and slot.process.pid is not None]
         log_event(_log, "draining", grace_period=self.settings.grace_period, processes=len(processes))
-        if self._playground is not None:
-            processes.append(self._playground)
         for process in processes:
             if process.is_alive():
                 os.kill(process.pid, signal.SIGTERM)
@@ -309,11 +248,3 @@ def _remove_stale_metric_dirs() -> None:
             shutil.rmtree(path, ignore_errors=True)
         except PermissionError:  # alive, another user's
             pass
-
-
-def _playground_main(settings: Settings) -> None:
-    """Process entry point of the playground child (tokend.playground.serve_playground, blocking)."""
-    configure_logging(settings.log_level)
-    from tokend.playground import serve_playground
-
-    serve_playground(settings)

@@ -1,0 +1,33 @@
+"""The per-request limits a tokend server enforces by default, and the names errors give them.
+
+A server refuses a request over a limit with RESOURCE_EXHAUSTED naming the limit (``ErrorInfo``
+``limit_name``/``limit``); a client splits batches to stay under these defaults until a server names a
+smaller one. Operators change them with ``--max-batch-items`` / ``--max-request-bytes`` /
+``--max-message-bytes`` (``TOKEND_*`` variables of the same names).
+
+    >>> DEFAULT_MAX_REQUEST_BYTES // BYTES_PER_TOKEN_ID   # token ids one Decode request may carry
+    2097152
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_BATCH_ITEMS",
+    "MAX_REQUEST_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "DEFAULT_MAX_BATCH_ITEMS",
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "BYTES_PER_TOKEN_ID",
+]
+
+# Limit names, as errors report them (ErrorInfo limit_name; QuotaFailure subject).
+MAX_BATCH_ITEMS = "max_batch_items"  # inputs per request
+MAX_REQUEST_BYTES = "max_request_bytes"  # input bytes per request (text, data, listed special tokens, ids)
+MAX_MESSAGE_BYTES = "max_message_bytes"  # one gRPC message, request or response
+
+DEFAULT_MAX_BATCH_ITEMS = 1024
+DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# What one token id of a Decode request counts against max_request_bytes (ids travel as uint32).
+BYTES_PER_TOKEN_ID = 4

@@ -1,1 +1,0 @@
-"""Generated from protos/tokend/v1 by `python protos/generate.py`. Do not edit."""

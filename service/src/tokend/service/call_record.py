@@ -1,0 +1,49 @@
+"""Facts about the call being served, for the front-end's logs and metrics: which exact model version
+answered and how much work it was. The service fills in the record; a front-end opens one per call.
+
+    with recording() as record:
+        service.encode("cl100k_base", ["hello"])
+    record.model, record.operation, record.tokens        # ('cl100k_base', 1), 'encode', 1
+
+Nothing the request contains (text, ids) is recorded: names, versions and counts only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+__all__ = ["CallRecord", "recording", "current_record"]
+
+
+@dataclass
+class CallRecord:
+    model: tuple[str, int] | None = None  # (name, version) the call resolved
+    operation: str | None = None  # "encode", "count" or "decode", once it succeeded
+    items: int = 0
+    tokens: int = 0  # produced (encode, count) or decoded (decode)
+    input_bytes: int = 0
+
+
+_CURRENT: ContextVar[CallRecord | None] = ContextVar("tokend_call_record", default=None)
+
+
+@contextmanager
+def recording() -> Iterator[CallRecord]:
+    """The record of the current call: a new one, or the one an outer caller opened."""
+    existing = _CURRENT.get()
+    if existing is not None:
+        yield existing
+        return
+    record = CallRecord()
+    token = _CURRENT.set(record)
+    try:
+        yield record
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_record() -> CallRecord | None:
+    return _CURRENT.get()

@@ -1,0 +1,161 @@
+"""The limits of one request: items, input bytes, and the size of the answer. Checked before the work they
+bound, so an oversized request costs almost nothing.
+
+- ``max_batch_items`` — inputs per request.
+- ``max_request_bytes`` — input bytes per request: UTF-8 bytes of text, raw bytes, the listed special-token
+  strings, and ``BYTES_PER_TOKEN_ID`` per token id to decode.
+- ``max_response_bytes`` — the answer, measured as it is produced and before it is built
+  (``AnswerBudget``): the size of a compact binary answer (protobuf's: a token id is a varint of 1-4 bytes,
+  decoded text its own bytes, each result some framing). A front-end sets it to what its transport can carry
+  (the gRPC worker: ``max_message_bytes``), so every request that is accepted can also be answered.
+
+    >>> limits = Limits(max_batch_items=2, max_request_bytes=10)
+    >>> limits.check_request(items=2, input_bytes=10)
+    >>> limits.check_request(items=3, input_bytes=1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tokend.service.errors.RequestLimitExceeded: request has 3 batch items, over the limit of 2 (max_batch_items); ...
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tokend_api import (
+    BYTES_PER_TOKEN_ID,
+    DEFAULT_MAX_BATCH_ITEMS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_REQUEST_BYTES,
+    MAX_BATCH_ITEMS,
+    MAX_MESSAGE_BYTES,
+    MAX_REQUEST_BYTES,
+)
+
+from tokend.service.errors import RequestLimitExceeded
+
+__all__ = [
+    "AnswerBudget",
+    "Limits",
+    "UNLIMITED",
+    "BYTES_PER_TOKEN_ID",
+    "answer_bytes",
+    "id_bytes",
+    "input_bytes",
+    "text_bytes",
+]
+
+# Framing around one result (field tags and lengths) and around the whole answer (model name, totals).
+ANSWER_BYTES_PER_ITEM = 16
+ANSWER_ENVELOPE_BYTES = 1024
+_VARINT_STEPS = (127, 16383, 2097151, 268435455)  # the largest values of 1, 2, 3 and 4 bytes
+
+
+def text_bytes(text: str) -> int:
+    """UTF-8 bytes of ``text`` (lone surrogates, which JSON can carry, count as 3 bytes each).
+
+    >>> text_bytes("héllo")
+    6
+    """
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def input_bytes(items: Iterable[str | bytes]) -> int:
+    """Bytes of a batch of inputs: UTF-8 bytes of text, length of raw bytes."""
+    return sum(len(item) if isinstance(item, (bytes, bytearray)) else text_bytes(item) for item in items)
+
+
+def answer_bytes(*, items: int, data_bytes: int = 0) -> int:
+    """An upper bound of an answer of ``items`` results holding ``data_bytes`` (text or bytes) in all."""
+    return ANSWER_ENVELOPE_BYTES + items * ANSWER_BYTES_PER_ITEM + data_bytes
+
+
+def id_bytes(ids: list[int], *, stop_above: int | None = None) -> int:
+    """Bytes of ``ids`` as varints, exactly (one pass per varint length, ~25 ns per id and pass: used only
+    near the limit); with ``stop_above``, a lower bound over it as soon as one is found.
+
+    >>> id_bytes([1, 200, 100000])
+    6
+    """
+    size = len(ids)
+    for step in _VARINT_STEPS:
+        if stop_above is not None and size > stop_above:
+            break
+        size += sum(map(step.__lt__, ids))
+    return size
+
+
+class AnswerBudget:
+    """The size of an answer of token-id lists as they are produced; raises once it cannot be sent.
+
+    Each list first counts with the varint size of the model's largest id (an upper bound); only when
+    that bound passes the limit are the lists held so far measured exactly, so no answer that fits is
+    refused and the common case costs one multiplication per item.
+    """
+
+    def __init__(self, limits: Limits, *, items: int, max_token_value: int) -> None:
+        self._limits = limits
+        self._framing = answer_bytes(items=items)
+        self._per_id = id_bytes([max_token_value])
+        self._held: list[list[int]] = []
+        self._exact = False
+        self.size = self._framing
+
+    def add(self, ids: list[int]) -> None:
+        self._held.append(ids)
+        if self._exact:
+            self.size += id_bytes(ids)
+        else:
+            self.size += self._per_id * len(ids)
+            if self.size <= self._limits.max_response_bytes:
+                return
+            self._exact = True
+            self.size = self._framing
+            for held in self._held:
+                self.size += id_bytes(held, stop_above=self._limits.max_response_bytes - self.size)
+        self._limits.check_answer(self.size, partial=True)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one request; ``response_limit_name`` is the setting that sets ``max_response_bytes``."""
+
+    max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_response_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    response_limit_name: str = MAX_MESSAGE_BYTES
+
+    @classmethod
+    def of(cls, settings: Any) -> Limits:
+        """The limits under a server's settings (``max_batch_items``, ``max_request_bytes`` and
+        ``max_message_bytes``): every answer must fit in one message."""
+        return cls(settings.max_batch_items, settings.max_request_bytes, settings.max_message_bytes)
+
+    def check_request(self, *, items: int, input_bytes: int) -> None:
+        """Raise RequestLimitExceeded when a request is over either request limit."""
+        if items > self.max_batch_items:
+            raise RequestLimitExceeded(
+                MAX_BATCH_ITEMS, self.max_batch_items, items, unit="batch items",
+                hint="split the batch into several requests",
+            )  # fmt: skip
+        if input_bytes > self.max_request_bytes:
+            raise RequestLimitExceeded(
+                MAX_REQUEST_BYTES, self.max_request_bytes, input_bytes, unit="input bytes",
+                hint="send fewer or shorter inputs per request",
+            )  # fmt: skip
+
+    def check_answer(self, size: int, *, partial: bool = False) -> None:
+        """Raise RequestLimitExceeded when an answer of ``size`` bytes (a lower bound if ``partial``: the
+        work stopped once it was over) could not be sent."""
+        if size > self.max_response_bytes:
+            raise RequestLimitExceeded(
+                self.response_limit_name, self.max_response_bytes, size,
+                unit="bytes of answer" + (" at least" if partial else ""),
+                hint="the answer would not fit in one response; send less input per request",
+            )  # fmt: skip
+
+
+# For a local command line: nothing is shared, so nothing is bounded.
+UNLIMITED = Limits(sys.maxsize, sys.maxsize, sys.maxsize)

@@ -1,0 +1,181 @@
+"""The models a service answers from: a registry plus model resolution, first-load bookkeeping and the
+refresh step of hot reload.
+
+A request resolves its reference once (``load``) and keeps the returned LoadedModel for the whole call, so
+a version published or an alias moved mid-call never mixes two versions in one answer. Loading is the
+registry's (cached per process, thread-safe, in background threads); a request waits at most
+REQUEST_LOAD_WAIT_SECONDS for a version still loading. This class checks the reference first, times first loads,
+tells an observer (the gRPC worker's metrics), and logs them.
+
+References are checked before the registry sees them: an empty one or a malformed one (``"@1"``, ``"a@"``,
+``"x@y@z"``, ``"name@0"``) is InvalidRequest; one longer than ``MAX_MODEL_REF_CHARS`` (no model can have
+such a name) is ModelNotFoundError quoting a bounded prefix; anything else is the registry's to resolve.
+
+Not handled: unloading versions nobody asks for any more (they stay cached until the process exits).
+
+    served = ServedModels(Registry.open())
+    served.load_configured(None)              # every model, latest version
+    model = served.load("cl100k_base")        # LoadedModel(name, version, manifest, ..., encoding)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from tokend.errors import ModelLoadingError, ModelNotFoundError
+from tokend.logs import log_event
+from tokend.registry.model_ref import MalformedModelRef, parse_model_ref
+from tokend.registry.polling import Poller
+from tokend.service.call_record import current_record
+from tokend.service.errors import InvalidRequest, echo
+
+__all__ = ["ServedModels", "ModelObserver", "PAYLOAD_FORMAT_NAMES", "MAX_MODEL_REF_CHARS", "REQUEST_LOAD_WAIT_SECONDS"]
+
+_log = logging.getLogger("tokend.service.models")
+
+# Manifest payload formats → the names the API uses (ModelDetails.payload_format).
+PAYLOAD_FORMAT_NAMES = {"tiktoken_ranks": "tiktoken", "minbpe_model": "minbpe"}
+# A request for a version not loaded yet waits this long for its load (a directory load takes < 0.5 s);
+# the registry also bounds how many requests wait at once, so slow loads never hold every handler thread.
+REQUEST_LOAD_WAIT_SECONDS = 5.0
+# Longer than any reference that can resolve (a 128-character name, '@', a 64-character alias).
+MAX_MODEL_REF_CHARS = 256
+
+
+class ModelObserver(Protocol):
+    """Told about first loads (the gRPC worker records them as metrics)."""
+
+    def model_loaded(self, loaded: Any, seconds: float, payload_format: str) -> None: ...
+
+    def model_load_failed(self, name: str, version: int) -> None: ...
+
+
+class ServedModels:
+    def __init__(self, registry: Any, *, observer: ModelObserver | None = None) -> None:
+        self.registry = registry
+        self._observer = observer
+        self._lock = threading.Lock()
+        self._loaded: set[tuple[str, int]] = set()  # versions loaded (and recorded) here
+
+    def resolve(self, ref: str) -> Any:
+        """``registry.resolve`` after the checks of the module docstring."""
+        if not ref:
+            raise InvalidRequest(
+                "model", f"no model given; name one of: {self._names()} (optionally name@version or name@alias)"
+            )
+        if len(ref) > MAX_MODEL_REF_CHARS:
+            available = self.registry.list_models()
+            raise ModelNotFoundError(
+                echo(ref), [summary.name for summary in available],
+                f"unknown model {echo(ref)!r}: no model reference is longer than {MAX_MODEL_REF_CHARS} characters; "
+                f"available models: {self._names()}",
+            )  # fmt: skip
+        try:
+            parse_model_ref(ref)
+        except MalformedModelRef as exc:
+            raise InvalidRequest("model", str(exc)) from None
+        except ValueError:
+            pass  # spelled as no model is: the registry answers ModelNotFoundError listing what exists
+        return self.registry.resolve(ref)
+
+    def load(self, ref: str, *, wait: float | None = REQUEST_LOAD_WAIT_SECONDS) -> Any:
+        """The LoadedModel for ``ref`` (resolved now); records it the first time. ``wait``: seconds to wait
+        for a load in progress (then ModelLoadingError: UNAVAILABLE, which clients retry); None waits until
+        the load ends (start-up)."""
+        exact = self.resolve(ref)
+        record = current_record()
+        if record is not None:
+            record.model = (exact.name, exact.version)
+        started = time.perf_counter()
+        try:
+            # By the reference as given, so `name` can fall back to an older version when the newest fails.
+            loaded = self.registry.load(ref, wait=wait)
+        except (ModelNotFoundError, ModelLoadingError):
+            raise  # removed meanwhile, or still loading (UNAVAILABLE: retried): not a load failure
+        except Exception as exc:
+            if self._observer is not None:
+                self._observer.model_load_failed(exact.name, exact.version)
+            log_event(
+                _log, "model_load_failed", level=logging.ERROR, model=exact.name, version=exact.version,
+                error=f"{type(exc).__name__}: {exc}",
+            )  # fmt: skip
+            raise
+        key = (loaded.name, loaded.version)
+        if record is not None:
+            record.model = key
+        if key not in self._loaded:
+            with self._lock:  # held only to record, never across a load
+                if key not in self._loaded:
+                    # The registry's own measure (read + verify + parse) excludes waiting for the load.
+                    self._record_loaded(loaded, getattr(loaded, "load_seconds", 0.0) or (time.perf_counter() - started))
+                    self._loaded.add(key)
+        return loaded
+
+    def configured_refs(self, models: Sequence[str] | None) -> list[str]:
+        """The references to load up front: ``models`` as given, or every model's latest version."""
+        if models:
+            return list(models)
+        return [summary.name for summary in self.registry.list_models()]
+
+    def load_configured(self, models: Sequence[str] | None) -> list[Any]:
+        """Load every configured model (raises on the first that cannot be loaded)."""
+        return [self.load(ref, wait=None) for ref in self.configured_refs(models)]
+
+    def refresh(self, models: Sequence[str] | None) -> Any:
+        """One hot-reload step: re-read the registry, then load any new latest/alias targets now, so the
+        first request for them does not pay the load. Errors of one model are logged, not raised."""
+        report = self.registry.refresh()
+        if report.error:
+            log_event(_log, "registry_refresh_failed", level=logging.WARNING, error=report.error)
+        elif report.changed:
+            log_event(
+                _log, "registry_refreshed", added=report.added, removed=report.removed,
+                alias_moves=[str(move) for move in report.alias_moves], failed=sorted(report.failed),
+                damaged=sorted(report.damaged), loading=report.loading,
+            )  # fmt: skip
+        for ref in self.configured_refs(models):
+            try:
+                self.load(ref)
+            except Exception as exc:  # keep serving what is loaded; the failure is logged and counted
+                log_event(
+                    _log, "model_reload_failed", level=logging.WARNING, model=ref, error=f"{type(exc).__name__}: {exc}"
+                )
+        return report
+
+    def hot_reload(self, interval: float, models: Sequence[str] | None) -> Poller | None:
+        """Start ``refresh(models)`` every ``interval`` seconds (the registry's Poller); None when 0."""
+        if interval <= 0:
+            return None
+        poller = Poller(lambda: self.refresh(models), interval, name="tokend-hot-reload")
+        poller.start()
+        return poller
+
+    def piece_cache_stats(self, name: str, version: int) -> Any:
+        """The engine's cache statistics for a loaded version (None if it was never loaded here)."""
+        if (name, version) not in self._loaded:
+            return None
+        try:
+            return self.registry.load(f"{name}@{version}").encoding.piece_cache_stats()
+        except Exception:  # removed by a reload since the call: no statistics to report
+            return None
+
+    def _names(self) -> str:
+        return ", ".join(summary.name for summary in self.registry.list_models()) or "none (the registry is empty)"
+
+    def _record_loaded(self, loaded: Any, seconds: float) -> None:
+        payload_format = payload_format_name(loaded.manifest.payload_format)
+        if self._observer is not None:
+            self._observer.model_loaded(loaded, seconds, payload_format)
+        log_event(
+            _log, "model_loaded", model=loaded.name, version=loaded.version, payload_format=payload_format,
+            sha256=loaded.manifest_sha256, n_vocab=loaded.encoding.n_vocab, seconds=round(seconds, 4),
+        )  # fmt: skip
+
+
+def payload_format_name(payload_format: str) -> str:
+    """The API's name of a manifest payload format (``tiktoken_ranks`` → ``tiktoken``)."""
+    return PAYLOAD_FORMAT_NAMES.get(payload_format, payload_format)

@@ -1,0 +1,65 @@
+"""What the service's operations return: plain values, each naming the exact model version that answered.
+
+    Encoded(model=ModelVersion("cl100k_base", 1), ids=[[15339, 1917]], total_tokens=2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = ["ModelVersion", "Encoded", "Counted", "Decoded", "ModelInfo", "ModelDetails"]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Encoded:
+    model: ModelVersion
+    ids: list[list[int]]  # one list per input, in order
+    total_tokens: int
+
+
+@dataclass(frozen=True)
+class Counted:
+    model: ModelVersion
+    counts: list[int]  # one per input, in order
+    total: int
+
+
+@dataclass(frozen=True)
+class Decoded:
+    model: ModelVersion
+    results: list[str] | list[bytes]  # text (output "text") or bytes (output "bytes"), one per input
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model of the registry: its versions (ascending), the latest, and its aliases (alias → version)."""
+
+    name: str
+    versions: Sequence[int]
+    latest_version: int
+    aliases: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """One exact model version."""
+
+    model: ModelVersion
+    n_vocab: int
+    max_token_value: int
+    special_tokens: Mapping[str, int]
+    pattern: str
+    payload_format: str  # "tiktoken", "minbpe", ...
+    sha256: str  # of the manifest, which holds the payload's SHA-256
+    description: str = ""
+    created_at: datetime | None = None
+    aliases: list[str] = field(default_factory=list)  # aliases pointing at this version now
+    eot_token: int | None = None

@@ -1,0 +1,130 @@
+"""The special-token policy of a request, as one domain type: tiktoken's ``allowed_special`` /
+``disallowed_special`` (``"all"`` or a set of strings), bound to a model before use.
+
+Every front-end builds a :class:`SpecialTokenPolicy` (from a gRPC message, JSON fields or command-line
+flags); the service binds it to the model that answers (:meth:`SpecialTokenPolicy.bind`). Binding keeps
+tiktoken's semantics and bounds the cost of what a caller can list:
+
+- allowed strings that are not special tokens of the model have no effect (as in tiktoken), so only the
+  model's own special tokens are kept;
+- disallowed strings that are special tokens go to the engine, which checks the set it knows;
+- disallowed strings that are *not* special tokens still raise where they occur (as in tiktoken, the
+  leftmost disallowed string is reported); at most ``MAX_OTHER_DISALLOWED`` of them are accepted, and each
+  is looked for with a plain substring search (linear in the text), never compiled into a pattern;
+- the listed strings count against ``max_request_bytes`` like input text (:meth:`listed_bytes`).
+
+    >>> from tokend import get_encoding
+    >>> encoding = get_encoding("cl100k_base")
+    >>> policy = SpecialTokenPolicy(allowed=frozenset({"<|endoftext|>", "not special"}))
+    >>> policy.bind(encoding).apply(encoding.encode, "x<|endoftext|>")
+    [87, 100257]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tokend_api.special_tokens import ALL, SpecialTokens, normalize
+
+from tokend.errors import DisallowedSpecialTokenError
+from tokend.service.errors import InvalidRequest, echo
+from tokend.service.limits import text_bytes
+
+__all__ = ["SpecialTokenPolicy", "BoundPolicy", "DEFAULT_POLICY", "ORDINARY_POLICY", "MAX_OTHER_DISALLOWED"]
+
+# Disallowed strings that are not special tokens of the model, searched for one by one.
+MAX_OTHER_DISALLOWED = 64
+
+
+@dataclass(frozen=True)
+class SpecialTokenPolicy:
+    """tiktoken's two arguments, checked; ``*_field`` name them in errors, in the caller's vocabulary."""
+
+    allowed: SpecialTokens = frozenset()
+    disallowed: SpecialTokens = ALL
+    allowed_field: str = "special_tokens.allowed.tokens"
+    disallowed_field: str = "special_tokens.disallowed.tokens"
+
+    @classmethod
+    def from_arguments(
+        cls, allowed_special: object, disallowed_special: object, *, allowed_field: str, disallowed_field: str
+    ) -> SpecialTokenPolicy:
+        """From tiktoken-shaped values (``"all"`` or a collection of strings); InvalidRequest names a bad one."""
+        values = []
+        for value, field in ((allowed_special, allowed_field), (disallowed_special, disallowed_field)):
+            try:
+                values.append(normalize(value, argument=field))
+            except TypeError as exc:
+                raise InvalidRequest(field, str(exc).removeprefix(f"{field} ")) from None
+        return cls(values[0], values[1], allowed_field, disallowed_field)
+
+    def listed_bytes(self) -> int:
+        """UTF-8 bytes of the listed strings (they count against the request's input bytes)."""
+        return sum(sum(map(text_bytes, tokens)) for tokens in (self.allowed, self.disallowed) if tokens != ALL)
+
+    def bind(self, encoding: Any) -> BoundPolicy:
+        """The policy for one model: the engine's arguments plus the other disallowed strings to look for."""
+        specials = encoding.special_tokens_set
+        allowed = ALL if self.allowed == ALL else frozenset(self.allowed & specials)
+        longest = max(map(len, specials), default=0)
+        if self.disallowed == ALL:
+            return BoundPolicy(allowed, ALL, (), longest, encoding.count)
+        others = self.disallowed - specials
+        if len(others) > MAX_OTHER_DISALLOWED:
+            example = echo(min(others), 40)
+            raise InvalidRequest(
+                self.disallowed_field,
+                f"{len(others)} of the listed strings (e.g. {example!r}) are not special tokens of the model; at most "
+                f"{MAX_OTHER_DISALLOWED} such strings are searched for: list only the model's special tokens, or "
+                "look for other strings before sending the text",
+            )
+        disallowed = frozenset(self.disallowed & specials)
+        return BoundPolicy(allowed, disallowed, tuple(sorted(others)), longest, encoding.count)
+
+
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class BoundPolicy:
+    """A policy bound to one model: ``apply(encoding.encode, text)`` (or ``count``) under it."""
+
+    allowed_special: SpecialTokens
+    disallowed_special: SpecialTokens
+    other_disallowed: tuple[str, ...]  # disallowed strings that are not special tokens of the model
+    longest_special: int  # characters of the model's longest special token
+    count: Callable[..., int]  # the model's count, to check a prefix
+
+    def apply(self, method: Callable[..., Result], text: str) -> Result:
+        found = self._first_other(text)
+        if found is not None:
+            self._raise_leftmost(text, *found)
+        return method(text, allowed_special=self.allowed_special, disallowed_special=self.disallowed_special)
+
+    def _first_other(self, text: str) -> tuple[int, str] | None:
+        """The leftmost (then longest) other disallowed string in ``text``: one substring search each."""
+        first: tuple[int, str] | None = None
+        for token in self.other_disallowed:
+            at = text.find(token)
+            if at >= 0 and (first is None or at < first[0] or (at == first[0] and len(token) > len(first[1]))):
+                first = (at, token)
+        return first
+
+    def _raise_leftmost(self, text: str, offset: int, token: str) -> None:
+        # A disallowed special token that starts no later wins, as in tiktoken's one search over all strings:
+        # the engine checks the text up to where such a token could end.
+        try:
+            self.count(
+                text[: offset + max(self.longest_special, len(token))],
+                allowed_special=self.allowed_special, disallowed_special=self.disallowed_special,
+            )  # fmt: skip
+        except DisallowedSpecialTokenError as special:
+            if special.offset < offset or (special.offset == offset and len(special.token) >= len(token)):
+                raise
+        raise DisallowedSpecialTokenError(token, offset)
+
+
+DEFAULT_POLICY = SpecialTokenPolicy()  # tiktoken's defaults: nothing allowed, everything disallowed
+ORDINARY_POLICY = SpecialTokenPolicy(frozenset(), frozenset())  # encode_ordinary

@@ -1,0 +1,234 @@
+"""Settings of `tokend serve` (and of the playground run alone): one typed model, read from flags and
+``TOKEND_*`` environment variables (pydantic-settings).
+
+Precedence: command-line flag > environment variable > default. Every setting has exactly one flag and one
+environment variable, both derived from its field name (``max_batch_items`` → ``--max-batch-items`` /
+``TOKEND_MAX_BATCH_ITEMS``); its help text and documented default are the field's own (``flags.py`` builds
+the command-line flags, ``table.py`` the table in DEVELOPERS.md from them). Validation happens once, at
+start, and an error names the setting by its flag and its variable so the operator knows what to change.
+
+Not handled: configuration files, and changing settings of a running server (restart it).
+
+    >>> s = Settings.load(flags={"port": 6000}, environ={"TOKEND_WORKERS": "2"})
+    >>> (s.port, s.workers, s.metrics_port)
+    (6000, 2, 9464)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from tokend_api import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_REQUEST_BYTES
+
+from tokend.settings.cpus import available_cpus
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "SETTING_NAMES", "flag_name", "env_name"]
+
+ENV_PREFIX = "TOKEND_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot start with; the message names the flag and variable."""
+
+
+def _setting(default: Any = ..., *, help: str, shown: str | None = None, **constraints: Any) -> Any:
+    """A field with its help text and, where the default is not a plain value, how the docs show it."""
+    extra = {"shown_default": shown} if shown is not None else None
+    if callable(default):
+        return Field(default_factory=default, description=help, json_schema_extra=extra, **constraints)
+    return Field(default, description=help, json_schema_extra=extra, **constraints)
+
+
+class Settings(BaseSettings):
+    """Everything `tokend serve` can be told. Immutable once loaded."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    host: str = _setting("0.0.0.0", help="address to listen on")
+    port: int = _setting(50051, help="gRPC port shared by all workers", ge=0, le=65535)
+    metrics_port: int = _setting(9464, help="Prometheus /metrics port; 0 = off", ge=0, le=65535)
+    workers: int = _setting(
+        available_cpus, help="worker processes", shown="CPUs available to the process (cgroup-aware)", ge=1, le=256
+    )
+    registry: str | None = _setting(
+        None, help="model registry: a directory or an http(s):// URL", shown="the embedded default registry"
+    )
+    models: Annotated[tuple[str, ...] | None, NoDecode] = _setting(
+        None, help="comma-separated model references loaded before SERVING", shown="all models (latest of each)"
+    )
+    reload_interval: float = _setting(30.0, help="seconds between registry refreshes; 0 = off", ge=0)
+    max_batch_items: int = _setting(DEFAULT_MAX_BATCH_ITEMS, help="most items per request", ge=1)
+    max_request_bytes: int = _setting(
+        DEFAULT_MAX_REQUEST_BYTES, help="most input bytes per request (text, data, listed special tokens; 4 per id)", ge=1
+    )
+    max_message_bytes: int = _setting(
+        DEFAULT_MAX_MESSAGE_BYTES, help="gRPC max receive/send message size; also bounds every answer", ge=1024,
+        le=2**31 - 1,
+    )  # fmt: skip
+    grace_period: float = _setting(20.0, help="seconds in-flight calls get to finish on SIGTERM", ge=0)
+    max_connection_age: float = _setting(
+        300.0, help="seconds before clients are asked to reconnect (they re-resolve); 0 = never", ge=0
+    )
+    reflection: bool = _setting(True, help="gRPC server reflection, for grpcurl")
+    tls_cert: Path | None = _setting(None, help="PEM server certificate (with --tls-key turns on TLS)", shown="off")
+    tls_key: Path | None = _setting(None, help="PEM private key of --tls-cert", shown="off")
+    tls_client_ca: Path | None = _setting(
+        None, help="PEM CA bundle; clients must present a certificate it signed (mutual TLS)", shown="off"
+    )
+    playground_port: int = _setting(8080, help="token playground web page port; 0 = off", ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = _setting("info", help="debug, info, warning or error")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        # "a,b@2" from the environment; an empty string means "all models", like leaving it unset.
+        if isinstance(value, str):
+            names = tuple(part.strip() for part in value.split(",") if part.strip())
+            return names or None
+        if isinstance(value, (list, tuple)) and not value:
+            return None
+        return value
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _empty_registry_is_default(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("tls_cert", "tls_key", "tls_client_ca", mode="before")
+    @classmethod
+    def _empty_path_is_off(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("tls_cert", "tls_key", "tls_client_ca")
+    @classmethod
+    def _file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {str(value)!r} does not exist or is not a regular file")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both (--tls-cert and --tls-key) or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs a server certificate: also give --tls-cert and --tls-key")
+        if self.port == 0 and self.workers > 1:
+            raise ValueError(
+                "port 0 (an ephemeral port) cannot be shared by several workers: give a fixed --port or --workers 1"
+            )
+        used = {"port": self.port, "metrics_port": self.metrics_port, "playground_port": self.playground_port}
+        taken: dict[int, str] = {}
+        for name, port in used.items():
+            if port == 0:
+                continue
+            if port in taken:
+                raise ValueError(f"{name} and {taken[port]} are both {port}: give them different ports")
+            taken[port] = name
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags (init arguments) over the environment; no .env or secret files. `load` may name the environment.
+        environ = _ENVIRON.get()
+        return (init_settings, env_settings if environ is None else _MappingEnvSource(settings_cls, environ))
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @classmethod
+    def load(cls, *, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from flags (None values = not given) over ``TOKEND_*`` variables over defaults.
+
+        Raises SettingsError naming the flag and the environment variable of every bad setting.
+        """
+        environ = os.environ if environ is None else environ
+        given: dict[str, Any] = {}
+        origin = {
+            name: f"environment variable {env_name(name)}={environ[env_name(name)]!r}"
+            for name in SETTING_NAMES
+            if env_name(name) in environ
+        }
+        for name, value in (flags or {}).items():
+            if name not in SETTING_NAMES:
+                raise SettingsError(f"unknown setting {name!r}; known settings: {', '.join(SETTING_NAMES)}")
+            if value is not None:
+                given[name] = value
+                origin[name] = f"flag {flag_name(name)}={value!r}"
+        try:
+            with _environment(environ):
+                return cls(**given)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc, origin)) from None
+
+    def as_log_fields(self) -> dict[str, Any]:
+        """The settings as JSON-ready values (paths as strings), for the start-up log line."""
+        return json.loads(self.model_dump_json())
+
+
+SETTING_NAMES: tuple[str, ...] = tuple(Settings.model_fields)
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("tokend_settings_environ", default=None)
+
+
+@contextmanager
+def _environment(environ: Mapping[str, str]) -> Iterator[None]:
+    token = _ENVIRON.set(environ)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key.lower(): value for key, value in self._environ.items()}
+
+
+def flag_name(setting: str) -> str:
+    """``max_batch_items`` → ``--max-batch-items``."""
+    return "--" + setting.replace("_", "-")
+
+
+def env_name(setting: str) -> str:
+    """``max_batch_items`` → ``TOKEND_MAX_BATCH_ITEMS``."""
+    return ENV_PREFIX + setting.upper()
+
+
+def _describe(exc: ValidationError, origin: Mapping[str, str]) -> str:
+    problems = []
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"] if not isinstance(part, int)]
+        message = error["msg"].removeprefix("Value error, ")
+        if location and location[0] in SETTING_NAMES:
+            name = location[0]
+            source = origin.get(name, "default")
+            problems.append(f"setting {name} ({flag_name(name)} / {env_name(name)}) from {source}: {message}")
+        else:
+            problems.append(message)
+    return "invalid settings: " + "; ".join(problems)

@@ -1,0 +1,187 @@
+"""Hostile requests of issue 13 that the service layer bounds, one test each (every one failed before the
+service layer existed; docs/api.md has the table of what the caller gets and what the server spends):
+
+1. special-token lists: strings that are not special tokens of the model are capped and never compiled
+   into a pattern; listed strings count against max_request_bytes; tiktoken's semantics stay;
+5. decode amplification: refused from the summed token lengths before the text is built;
+9. echoed input (a model name, a token) is cut to a bounded prefix in messages, details and logs;
+10. an answer that would not fit in one message is refused by the service with a precise message;
+13. malformed references and unknown enum values are INVALID_ARGUMENT.
+
+The shared server (tests/server/conftest.py) has small limits: 64 items, 200000 input bytes, 1 MiB messages.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+import tiktoken
+from tokend_api.v1 import tokenizer_pb2 as pb
+
+from support.server import start_server
+
+from .conftest import SMALL_LIMITS, rpc_error
+from .status_details import details_of
+
+Mode = pb.SpecialTokenSet.Mode
+LONGEST_TOKEN = 58040  # cl100k_base: 128 spaces, its longest token (tiktoken's decode_single_token_bytes)
+MESSAGE_LIMIT = 1048576  # SMALL_LIMITS' --max-message-bytes
+assert str(MESSAGE_LIMIT) in SMALL_LIMITS
+
+
+def _disallowing(tokens: list[str], *texts: str) -> pb.EncodeRequest:
+    policy = pb.SpecialTokenPolicy(disallowed=pb.SpecialTokenSet(mode=Mode.MODE_LISTED, tokens=tokens))
+    return pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text=text) for text in texts], special_tokens=policy)
+
+
+# ---- 1: special-token lists ---------------------------------------------------------------------
+def test_listed_special_token_strings_count_against_the_request_bytes(stub):
+    tokens = [f"<|not special {index:06d}|>" for index in range(10_000)]  # 250,000 bytes, over 200,000
+    started = time.monotonic()
+    error = rpc_error(stub.Encode, _disallowing(tokens, "hi"), timeout=30)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]["limit_name"] == "max_request_bytes"
+    assert time.monotonic() - started < 10  # a generous guard: refused before any work
+
+
+def test_more_than_64_strings_that_are_not_special_tokens_are_refused(stub):
+    error = rpc_error(stub.Encode, _disallowing([f"word{index}" for index in range(65)], "hi"), timeout=30)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(details_of(error).violations) == ["special_tokens.disallowed.tokens"]
+    assert "65 of the listed strings" in error.details() and "at most 64" in error.details()
+
+
+def test_the_models_own_special_tokens_are_not_capped(stub):
+    specials = sorted(tiktoken.get_encoding("cl100k_base").special_tokens_set)
+    response = stub.Encode(_disallowing(specials + [f"word{index}" for index in range(64)], "hi there"), timeout=30)
+    assert list(response.results[0].ids) == tiktoken.get_encoding("cl100k_base").encode("hi there")
+
+
+def test_a_disallowed_string_that_is_not_a_special_token_still_raises_like_tiktoken(stub):
+    cl100k = tiktoken.get_encoding("cl100k_base")
+    text = "no <|endoftext|> here, but a forbidden word"
+    # tiktoken searches for whatever strings it is given, and reports the leftmost.
+    with pytest.raises(ValueError, match="<\\|endoftext\\|>"):
+        cl100k.encode(text, disallowed_special={"forbidden", "<|endoftext|>"})
+    with pytest.raises(ValueError, match="forbidden"):
+        cl100k.encode(text, disallowed_special={"forbidden", "absent"})
+    error = rpc_error(stub.Encode, _disallowing(["forbidden", "<|endoftext|>", "absent"], "fine", text), timeout=30)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details_of(error).error_info["DISALLOWED_SPECIAL_TOKEN_ERROR"] == {"token": "<|endoftext|>", "offset": "3", "item": "1"}
+    error = rpc_error(stub.Encode, _disallowing(["forbidden", "absent"], text), timeout=30)
+    offset = str(text.index("forbidden"))
+    assert details_of(error).error_info["DISALLOWED_SPECIAL_TOKEN_ERROR"] == {"token": "forbidden", "offset": offset, "item": "0"}
+
+
+def test_allowed_strings_that_are_not_special_tokens_change_nothing(stub):
+    text = "a <|endoftext|> b"
+    policy = pb.SpecialTokenPolicy(allowed=pb.SpecialTokenSet(mode=Mode.MODE_LISTED, tokens=["<|endoftext|>"] + [f"x{i}" for i in range(5000)]))
+    response = stub.Encode(pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text=text)], special_tokens=policy), timeout=30)
+    assert list(response.results[0].ids) == tiktoken.get_encoding("cl100k_base").encode(text, allowed_special={"<|endoftext|>"})
+
+
+def test_a_hundred_thousand_listed_strings_cost_milliseconds_not_seconds():
+    # In process, the service itself: 100,000 strings (5.7 MB) took 21.5 s of CPU and +1.4 GiB in the engine's
+    # pattern compiler before the service bounded them (docs/api.md, hostile input).
+    from tokend.registry import Registry
+    from tokend.service import Limits, ServedModels, SpecialTokenPolicy, TokenizerService
+    from tokend.service.errors import InvalidRequest
+
+    service = TokenizerService(ServedModels(Registry.open()), Limits(max_request_bytes=16 << 20))
+    tokens = frozenset(f"<|a string that is no special token {index:07d}|>" for index in range(100_000))
+    started = time.process_time()
+    with pytest.raises(InvalidRequest, match="at most 64"):
+        service.encode("cl100k_base", ["hi"], special=SpecialTokenPolicy(frozenset(), tokens))
+    assert time.process_time() - started < 2  # measured 0.05 s
+
+
+# ---- 5: decode amplification --------------------------------------------------------------------
+def test_decode_is_refused_from_the_summed_token_lengths_before_decoding(stub):
+    request = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 40_000)])  # 5 MB of text
+    error = rpc_error(stub.Decode, request, timeout=30)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    info = details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]
+    assert info["limit_name"] == "max_message_bytes" and info["limit"] == str(MESSAGE_LIMIT)
+    assert int(info["actual"]) >= 40_000 * 128  # the whole answer, known before it was built
+    assert "max_message_bytes" in error.details()
+    answered = stub.Decode(pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 8000)]), timeout=30)
+    assert answered.results[0].text == " " * 128 * 8000  # one that fits is answered
+
+
+# ---- 9: echoed input is bounded ------------------------------------------------------------------
+def test_a_megabyte_model_name_is_not_found_with_a_short_message(shared_server, stub):
+    name = "m" * 1_000_000
+    for request, call in [
+        (pb.EncodeRequest(model=name, inputs=[pb.Input(text="x")]), stub.Encode),
+        (pb.GetModelRequest(model=name), stub.GetModel),
+    ]:
+        error = rpc_error(call, request, timeout=30)
+        assert error.code() == grpc.StatusCode.NOT_FOUND, error.details()[:200]
+        assert len(error.details()) < 1000 and "1000000 characters" in error.details()
+        assert len(details_of(error).error_info["MODEL_NOT_FOUND_ERROR"]["ref"]) < 200
+    logged = [entry for entry in shared_server.events("rpc_error") if entry.get("code") == "NOT_FOUND"]
+    assert logged and max(len(str(entry.get("model"))) for entry in logged) < 200
+
+
+def test_a_long_disallowed_string_is_echoed_as_a_prefix(stub):
+    long_word = "z" * 90_000
+    error = rpc_error(stub.CountTokens, pb.CountTokensRequest(
+        model="cl100k_base", inputs=[pb.Input(text="a" + long_word)],
+        special_tokens=pb.SpecialTokenPolicy(disallowed=pb.SpecialTokenSet(mode=Mode.MODE_LISTED, tokens=[long_word])),
+    ), timeout=30)  # fmt: skip
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(error.details()) < 1000
+    info = details_of(error).error_info["DISALLOWED_SPECIAL_TOKEN_ERROR"]
+    assert info["offset"] == "1" and info["token"].startswith("zzz") and "90000 characters" in info["token"]
+
+
+# ---- 10: every accepted request can be answered ---------------------------------------------------
+def test_an_answer_over_the_message_limit_is_refused_precisely():
+    # Requests may be as large as messages here; "\x01" is one token of two varint bytes per byte of input.
+    with start_server("--max-request-bytes", "1048576", "--max-message-bytes", "1048576", models=["cl100k_base"], metrics=False) as server:
+        stub = server.stub()
+        error = rpc_error(stub.Encode, pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="\x01" * 600_000)]), timeout=60)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "bytes of answer" in error.details() and "limit of 1048576 (max_message_bytes)" in error.details()
+        assert details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]["limit_name"] == "max_message_bytes"
+        fits = stub.Encode(pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="\x01" * 500_000)]), timeout=60)
+        assert fits.total_tokens == 500_000 and fits.ByteSize() < 1048576
+        counted = stub.CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="\x01" * 600_000)]), timeout=60)
+        assert counted.total == 600_000  # a count is small whatever the text
+
+
+# ---- 13: precise codes ---------------------------------------------------------------------------
+@pytest.mark.parametrize("ref", ["a@", "@1", "x@y@z", "cl100k_base@0", "cl100k_base@01", "cl100k_base@1@2"])
+@pytest.mark.parametrize("method", ["Encode", "GetModel"])
+def test_malformed_references_are_invalid_argument(stub, ref, method):
+    request = pb.EncodeRequest(model=ref, inputs=[pb.Input(text="x")]) if method == "Encode" else pb.GetModelRequest(model=ref)
+    error = rpc_error(getattr(stub, method), request, timeout=10)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(details_of(error).violations) == ["model"]
+
+
+@pytest.mark.parametrize(
+    "field,request_fields",
+    [("errors", {"errors": 7}), ("output", {"output": 9})],
+)
+def test_unknown_decode_enum_values_are_invalid_argument(stub, field, request_fields):
+    request = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[15339])], **request_fields)
+    error = rpc_error(stub.Decode, request, timeout=10)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(details_of(error).violations) == [field]
+    assert "unknown value" in error.details()
+
+
+@pytest.mark.parametrize("part", ["allowed", "disallowed"])
+def test_unknown_special_token_mode_is_invalid_argument(stub, part):
+    policy = pb.SpecialTokenPolicy(**{part: pb.SpecialTokenSet(mode=9)})
+    error = rpc_error(stub.Encode, pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="x")], special_tokens=policy), timeout=10)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(details_of(error).violations) == [f"special_tokens.{part}.mode"]
+
+
+def test_the_worker_still_answers_exactly_afterwards(stub):
+    response = stub.Encode(pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]), timeout=10)
+    assert list(response.results[0].ids) == [15339, 1917]
