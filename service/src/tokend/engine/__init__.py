@@ -1,21 +1,47 @@
-"""tokend's engine: byte-level BPE (encode, count, decode, train) and its file formats. Pure computation:
+"""tokend's engine: byte-level BPE (encode, count, decode, train) and its file formats (tiktoken ranks,
+minbpe, GPT-2's encoder.json + vocab.bpe, Hugging Face tokenizer.json, Mistral's tekken.json). Pure computation:
 no I/O beyond parsing bytes handed to it, no gRPC, no metrics.
 
 >>> from tokend.engine import Encoding, train, GPT4_PATTERN
 """
 
+from .added_tokens import AddedToken
 from .bpe import byte_pair_encode
+from .byte_level_model import ByteLevelModel, TokenizerFile
 from .encoding import Encoding
+from .gpt2_files import Gpt2Files, read_gpt2_files
+from .hf_tokenizer_json import read_tokenizer_json
 from .merges import merges_to_ranks, ranks_to_merges
 from .minbpe_model import MinbpeModel, dump_minbpe_model, load_minbpe_model
-from .openai import CL100K_BASE, O200K_BASE, OPENAI_ENCODINGS, EncodingSpec
+from .openai import (
+    CL100K_BASE,
+    GPT2,
+    O200K_BASE,
+    O200K_HARMONY,
+    OPENAI_ENCODINGS,
+    P50K_BASE,
+    P50K_EDIT,
+    R50K_BASE,
+    EncodingSpec,
+)
 from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN, PATTERNS
 from .piece_cache import PieceCacheStats
+from .pre_tokenizer import PrefixSpace, Split
+from .tekken_json import read_tekken_json
 from .tiktoken_ranks import dump_tiktoken_ranks, load_tiktoken_ranks
 from .training import TrainingResult, train
 
 __all__ = [
     "Encoding",
+    "ByteLevelModel",
+    "TokenizerFile",
+    "AddedToken",
+    "Split",
+    "PrefixSpace",
+    "read_tokenizer_json",
+    "read_tekken_json",
+    "read_gpt2_files",
+    "Gpt2Files",
     "PieceCacheStats",
     "byte_pair_encode",
     "GPT2_PATTERN",
@@ -23,8 +49,13 @@ __all__ = [
     "O200K_PATTERN",
     "PATTERNS",
     "EncodingSpec",
+    "GPT2",
+    "R50K_BASE",
+    "P50K_BASE",
+    "P50K_EDIT",
     "CL100K_BASE",
     "O200K_BASE",
+    "O200K_HARMONY",
     "OPENAI_ENCODINGS",
     "load_tiktoken_ranks",
     "dump_tiktoken_ranks",
