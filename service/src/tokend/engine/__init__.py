@@ -10,7 +10,7 @@ from .bpe import byte_pair_encode
 from .byte_level_model import ByteLevelModel, TokenizerFile
 from .encoding import Encoding
 from .gpt2_files import Gpt2Files, read_gpt2_files
-from .hf_tokenizer_json import read_tokenizer_json
+from .hf_tokenizer_json import parse_tokenizer_json, read_tokenizer_json
 from .merges import merges_to_ranks, ranks_to_merges
 from .minbpe_model import MinbpeModel, dump_minbpe_model, load_minbpe_model
 from .openai import (
@@ -39,6 +39,7 @@ __all__ = [
     "Split",
     "PrefixSpace",
     "read_tokenizer_json",
+    "parse_tokenizer_json",
     "read_tekken_json",
     "read_gpt2_files",
     "Gpt2Files",
