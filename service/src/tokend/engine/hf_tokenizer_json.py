@@ -149,13 +149,11 @@ class _Reader:
         vocab = model.get("vocab")
         if not isinstance(vocab, dict) or not vocab:
             self.fail("model.vocab", "is missing or empty")
+        if len(set(vocab.values())) != len(vocab) or any(type(token_id) is not int or token_id < 0 for token_id in vocab.values()):
+            self.fail("model.vocab", "must give every token a distinct non-negative integer id")
         vocabulary: dict[bytes, int] = {}  # bytes -> id, for the tokens BPE can produce
         extra_decoder: dict[int, bytes] = {}  # id -> bytes, for entries outside the byte-level alphabet
-        seen: set[int] = set()
         for text, token_id in vocab.items():
-            if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id < 0 or token_id in seen:
-                self.fail("model.vocab", f"gives {text[:40]!r} the id {token_id!r}: ids must be distinct non-negative integers")
-            seen.add(token_id)
             token = token_text_to_bytes(text)
             if token:
                 vocabulary[token] = token_id
@@ -164,26 +162,23 @@ class _Reader:
         return vocabulary, extra_decoder, vocab
 
     def merges(self, model: dict, vocabulary: dict[bytes, int], ids_by_text: dict[str, int]) -> array:
-        triples = array("I")
+        # A merge's result is in the byte-level alphabet exactly when both its parts are; merges of parts
+        # outside it never occur in a piece and are left out (after the same checks Hugging Face makes).
+        reachable = set(vocabulary.values())
+        flat: list[int] = []
+        get = ids_by_text.get
         for index, merge in enumerate(model.get("merges") or []):
-            if isinstance(merge, str):
-                parts = merge.split(" ")
-            elif isinstance(merge, list):
-                parts = merge
-            else:
-                parts = []
-            if len(parts) != 2 or not all(isinstance(part, str) for part in parts):
+            parts = merge.split(" ") if type(merge) is str else merge
+            if type(parts) is not list or len(parts) != 2 or type(parts[0]) is not str or type(parts[1]) is not str:
                 self.fail(f"model.merges[{index}]", f"= {merge!r} is neither 'a b' nor ['a', 'b']")
             left, right = parts
-            left_id, right_id = ids_by_text.get(left), ids_by_text.get(right)
-            merged_id = ids_by_text.get(left + right)
+            left_id, right_id, merged_id = get(left), get(right), get(left + right)
             if left_id is None or right_id is None or merged_id is None:
                 missing = left if left_id is None else right if right_id is None else left + right
                 self.fail(f"model.merges[{index}]", f"= {merge!r} names {missing[:40]!r}, which is not in model.vocab")
-            if token_text_to_bytes(left + right) is None:
-                continue  # parts outside the byte-level alphabet never occur in a piece
-            triples.extend((left_id, right_id, merged_id))
-        return triples
+            if merged_id in reachable:
+                flat += (left_id, right_id, merged_id)
+        return array("I", flat)
 
     def added_tokens(self, entries: Any, ids_by_text: dict[str, int]) -> list[AddedToken]:
         """The added tokens with the ids Hugging Face gives them: the id of the same text in model.vocab,

@@ -43,7 +43,8 @@ def check_vocabulary(name: str, ranks: dict[bytes, int], specials: dict[str, int
 
 def check_model(model, ranks: dict[bytes, int]) -> None:
     """`check_vocabulary` for a `ByteLevelModel`: tiktoken's rules for the rank rule; for a merge list
-    (Hugging Face), ids must be unique and every single byte that UTF-8 text can contain needs an id."""
+    (Hugging Face), ids must be unique. (A byte without a token is dropped there, as Hugging Face drops
+    it: Falcon's vocabulary lacks 15 control characters.)"""
     if model.special_tokens and model.added_tokens:
         raise ModelFormatError(f"encoding {model.name!r}: give special_tokens or added_tokens, not both")
     if model.merges is None:
@@ -51,13 +52,3 @@ def check_model(model, ranks: dict[bytes, int]) -> None:
         return
     if len(set(ranks.values())) != len(ranks):
         raise ModelFormatError(f"encoding {model.name!r}: two vocabulary tokens share an id")
-    missing = [byte for byte in _UTF8_BYTES if bytes([byte]) not in ranks]
-    if missing:
-        raise ModelFormatError(
-            f"encoding {model.name!r}: the vocabulary lacks {len(missing)} single bytes that UTF-8 text contains "
-            f"(first: {bytes([missing[0]])!r}); byte-level BPE needs an id for each"
-        )
-
-
-# Bytes that occur in UTF-8 (0xc0, 0xc1 and 0xf5..0xff never do).
-_UTF8_BYTES = [byte for byte in range(256) if byte not in (0xC0, 0xC1) and byte < 0xF5]

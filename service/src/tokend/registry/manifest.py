@@ -1,10 +1,15 @@
 """The manifest: the self-description stored next to every published model version.
 
 A version directory holds `manifest.json` and one payload file. The manifest says what the payload is
-(`tiktoken_ranks` or `minbpe_model`), how to split text (`pattern`), which special tokens exist with which
-ids, the vocabulary size, the SHA-256 of the payload as stored (and, for a gzip-compressed payload, of its
-decompressed content: for OpenAI's files that is the hash tiktoken publishes), when it was made and from
-what (provenance).
+(`tiktoken_ranks`, `minbpe_model`, `hf_tokenizer_json` or `tekken_json`), how to split text (`pattern`),
+which special tokens exist with which ids, the vocabulary size, the SHA-256 of the payload as stored (and,
+for a gzip-compressed payload, of its decompressed content: for OpenAI's files that is the hash tiktoken
+publishes), when it was made and from what (provenance); and, where the model has them, its BOS/EOS
+tokens (which `encode` never adds), normalizer and chat template.
+
+A version may share the payload file of another version of the same registry (`payload.shared_with`,
+e.g. o200k_harmony@1 uses o200k_base@1's rank file): the file stays in that version's directory and the
+hashes in this manifest cover it. Published versions never change, so the bytes never move under it.
 
     >>> manifest = Manifest.model_validate_json(path.read_bytes())
     >>> manifest.ref, manifest.payload.sha256
@@ -27,7 +32,11 @@ from tokend.errors import ModelFormatError
 # The only manifest layout this code reads and writes. Bump it when the meaning of a field changes.
 MANIFEST_FORMAT_VERSION = 1
 
-PayloadFormat = Literal["tiktoken_ranks", "minbpe_model"]
+PayloadFormat = Literal["tiktoken_ranks", "minbpe_model", "hf_tokenizer_json", "tekken_json"]
+# Fields added after format_version 1 was first written: left out of the file while unset, so a manifest
+# that does not use them stays readable by every tokend that reads format_version 1.
+_OPTIONAL_FIELDS = ("family", "normalizer", "bos_token", "eos_token", "chat_template")
+DEFAULT_FAMILY = "byte_level_bpe"
 Compression = Literal["none", "gzip"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -57,6 +66,8 @@ class PayloadFile(BaseModel):
     compression: Compression = "none"
     # SHA-256 of the decompressed content; for OpenAI's rank files this is tiktoken's published hash.
     content_sha256: str | None = None
+    # "name@version" of the version of this registry whose directory holds the file (None: this one's).
+    shared_with: str | None = None
 
     @field_validator("path")
     @classmethod
@@ -64,6 +75,23 @@ class PayloadFile(BaseModel):
         if not _PAYLOAD_FILE.match(value) or value == "manifest.json":
             raise ValueError(f"payload path {value!r} must be a plain file name inside the version directory")
         return value
+
+    @field_validator("shared_with")
+    @classmethod
+    def _version_ref(cls, value: str | None) -> str | None:
+        if value is not None:
+            name, _, version = value.partition("@")
+            validate_model_name(name)
+            if not version.isdigit() or version.startswith("0"):
+                raise ValueError(f"shared_with {value!r} must name an exact version, e.g. o200k_base@1")
+        return value
+
+    def owner(self, name: str, version: int) -> tuple[str, int]:
+        """(name, version) of the directory that holds the file, for the version `name@version`."""
+        if self.shared_with is None:
+            return name, version
+        owner_name, _, owner_version = self.shared_with.partition("@")
+        return owner_name, int(owner_version)
 
     @field_validator("sha256", "content_sha256")
     @classmethod
@@ -111,6 +139,12 @@ class Manifest(BaseModel):
     created_at: datetime
     description: str = ""
     provenance: Provenance
+    # How the payload tokenizes, e.g. "byte_level_bpe" (None: that).
+    family: str | None = None
+    normalizer: str | None = None  # e.g. "NFC" (applied by encode; None: none)
+    bos_token: str | None = None  # the model's BOS / EOS token text: never added by encode
+    eos_token: str | None = None
+    chat_template: str | None = None  # the model's own chat template (GGUF's tokenizer.chat_template), kept verbatim
 
     @field_validator("format_version")
     @classmethod
@@ -136,6 +170,10 @@ class Manifest(BaseModel):
         return value
 
     @property
+    def tokenizer_family(self) -> str:
+        return self.family or DEFAULT_FAMILY
+
+    @property
     def ref(self) -> str:
         """The exact reference of this version, e.g. "cl100k_base@1"."""
         return f"{self.name}@{self.version}"
@@ -155,11 +193,15 @@ class Manifest(BaseModel):
             and self.pattern == other.pattern
             and self.special_tokens == other.special_tokens
             and self.n_vocab == other.n_vocab
+            and all(getattr(self, field) == getattr(other, field) for field in _OPTIONAL_FIELDS)
         )
 
     def to_json_bytes(self) -> bytes:
         """The canonical file form: indented JSON, UTF-8, trailing newline."""
-        return (self.model_dump_json(indent=2) + "\n").encode("utf-8")
+        exclude: dict = {field for field in _OPTIONAL_FIELDS if getattr(self, field) is None}
+        if self.payload.shared_with is None:
+            exclude = {field: True for field in exclude} | {"payload": {"shared_with"}}
+        return (self.model_dump_json(indent=2, exclude=exclude) + "\n").encode("utf-8")
 
 
 def parse_manifest(data: bytes, *, what: str) -> Manifest:

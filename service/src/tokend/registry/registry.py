@@ -226,11 +226,17 @@ class Registry:
         expected_content_sha256: str | None = None,
         description: str = "",
         provenance: Provenance | dict[str, Any],
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+        chat_template: str | None = None,
+        share_payload_with: str | None = None,
     ) -> Manifest:
         """Publish payload bytes as `name@version` (None: the next version). Returns the stored manifest.
 
         The payload is loaded once before anything is written, so a broken payload is never published.
         Same content under an existing version is idempotent; different content raises VersionConflictError.
+        `share_payload_with` ("o200k_base@1"): a version of this registry with the same payload content,
+        whose file the new version then uses instead of a copy (`payload.shared_with` in its manifest).
 
             >>> registry.publish("mine", payload=model_text.encode(), payload_format="minbpe_model",
             ...                  provenance={"kind": "imported", "source": "mine.model"})
@@ -248,6 +254,10 @@ class Registry:
             expected_content_sha256=expected_content_sha256,
             description=description,
             provenance=provenance,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            chat_template=chat_template,
+            shared_with=self.manifest(f"{self.resolve(share_payload_with)}") if share_payload_with else None,
         )
         for _ in range(_AUTO_VERSION_ATTEMPTS):
             try:
