@@ -7,6 +7,9 @@ which tiktoken's `gpt2` reads). We write them into a private cache directory, na
 them up (SHA-1 of the original URL), before tiktoken is imported anywhere. tiktoken checks their SHA-256
 itself, so a wrong file fails loudly. That covers every encoding tiktoken 0.14 knows: gpt2, r50k_base,
 p50k_base, p50k_edit (p50k_base's file), cl100k_base, o200k_base and o200k_harmony (o200k_base's file).
+openai-harmony (the GPT-OSS chat oracle) loads its vocabulary through its own tiktoken-rs copy, which reads
+`$TIKTOKEN_ENCODINGS_BASE/<name>.tiktoken` (and checks the SHA-256) when that variable is set: the rank
+files are written there under their plain names too.
 """
 
 from __future__ import annotations
@@ -51,14 +54,19 @@ _TIKTOKEN_FILES = {
 
 def _prepare_tiktoken_cache() -> None:
     cache_dir = Path(tempfile.gettempdir()) / f"tokend-tiktoken-cache-{os.getuid()}"
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    by_name_dir = cache_dir / "by-name"
+    by_name_dir.mkdir(parents=True, exist_ok=True)
     for url, read in _TIKTOKEN_FILES.items():
-        target = cache_dir / hashlib.sha1(url.encode()).hexdigest()
-        if not target.exists():
-            tmp = target.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(read())
-            tmp.replace(target)
+        targets = [cache_dir / hashlib.sha1(url.encode()).hexdigest()]
+        if url.endswith(".tiktoken"):
+            targets.append(by_name_dir / url.rsplit("/", 1)[1])
+        for target in targets:
+            if not target.exists():
+                tmp = target.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(read())
+                tmp.replace(target)
     os.environ["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
+    os.environ["TIKTOKEN_ENCODINGS_BASE"] = str(by_name_dir)
 
 
 _prepare_tiktoken_cache()

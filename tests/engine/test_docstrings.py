@@ -19,6 +19,13 @@ MODULES = [
     "tokend.engine.training",
     "tokend.engine.vocabulary_checks",
     "tokend.engine.patterns",
+    "tokend.engine.byte_level_alphabet",
+    "tokend.engine.byte_level_model",
+    "tokend.engine.added_tokens",
+    "tokend.engine.pre_tokenizer",
+    "tokend.engine.regex_splitter",
+    "tokend.engine.text_pipeline",
+    "tokend.engine.pair_bpe",
 ]
 
 

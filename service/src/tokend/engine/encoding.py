@@ -120,7 +120,8 @@ class Encoding:
         self.name = name
         self._model = model
         self._pat_str = next((step.pattern for step in model.pre_tokenizer if isinstance(step, Split)), "")
-        ranks = dict(model.vocabulary)  # bytes -> id (the rank, under tiktoken's rule)
+        # bytes -> id (the rank, under tiktoken's rule); used as given, never changed (as tiktoken does)
+        ranks = model.vocabulary if type(model.vocabulary) is dict else dict(model.vocabulary)
         check_model(model, ranks)
         self._ranks = ranks
         added = model.added_tokens

@@ -7,6 +7,7 @@ The result is a list of items in text order: a list of pieces (str, to be merged
 added token. Which added tokens count is the caller's choice per call (`active`): tokend applies
 tiktoken's special-token policy to special ones, while non-special ones always count.
 
+>>> from tokend.engine.pre_tokenizer import Split
 >>> pipeline = TextPipeline(pre_tokenizer=(Split(r"\\S+|\\s+"),), normalizer="NFC",
 ...                         added_tokens=[AddedToken("<|end|>", 9)], dialect="oniguruma")
 >>> pipeline.items("cafe\\u0301 <|end|>x", active=lambda token: True)
