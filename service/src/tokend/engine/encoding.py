@@ -54,7 +54,7 @@ from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
 from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from .pre_tokenizer import PreTokenizerStep, Split
 from .special_tokens import SpecialTokenSet, resolve_policy, special_token_regex
-from .text_pipeline import TextPipeline
+from .text_pipeline import TextPipeline, normalize
 from .vocabulary_checks import check_model
 
 __all__ = ["Encoding"]
@@ -76,6 +76,15 @@ def _fix_surrogates(text: str) -> str:
 
 def _not_special(token: AddedToken) -> bool:
     return not token.special
+
+
+def _native_split(steps: tuple) -> str | None:
+    """The splitter the native core runs for `steps` (today one of its built-in scanners), or None when
+    Python splits (`TextPipeline.pre_tokenize`). The one place to hand the core other splitters."""
+    if len(steps) == 1 and isinstance(steps[0], Split):
+        # The built-in scanners match every character, so their findall is also Hugging Face's isolated split.
+        return _NATIVE_PATTERNS.get(steps[0].pattern)
+    return None
 
 
 class Encoding:
@@ -144,9 +153,7 @@ class Encoding:
             raise ValueError(f"piece_cache_capacity must be in 0..{MAX_CAPACITY}, got {piece_cache_capacity}")
         self._piece_cache_capacity = piece_cache_capacity
         steps = model.pre_tokenizer
-        single_split = len(steps) == 1 and isinstance(steps[0], Split) and model.normalizer is None
-        # The built-in scanners match every character, so their findall is also Hugging Face's isolated split.
-        self._native_pattern = _NATIVE_PATTERNS.get(steps[0].pattern) if single_split else None
+        self._native_pattern = _native_split(steps)
         try:
             self._pipeline = TextPipeline(
                 pre_tokenizer=steps, normalizer=model.normalizer, added_tokens=added, dialect=model.dialect
@@ -164,13 +171,20 @@ class Encoding:
             raise ModelFormatError(f"encoding {name!r}: {exc}") from None
         # Hugging Face-style added tokens are looked for in all text (the non-special ones always count).
         self._uses_pipeline = bool(added)
+        # A segment is text without added tokens, normalized: the core splits it, or Python does.
         if self._native_pattern is not None:
-            self._encode_text, self._count_text, self._split = self._core.encode, self._core.count, self._core.split
+            self._segment_ids, self._segment_count, self._split = self._core.encode, self._core.count, self._core.split
         else:
-            encode_pieces, count_pieces, pieces = self._core.encode_pieces, self._core.count_pieces, self._pipeline.pieces
-            self._encode_text = lambda text: encode_pieces(pieces(text))
-            self._count_text = lambda text: count_pieces(pieces(text))
+            encode_pieces, count_pieces, pieces = self._core.encode_pieces, self._core.count_pieces, self._pipeline.pre_tokenize
+            self._segment_ids = lambda segment: encode_pieces(pieces(segment))
+            self._segment_count = lambda segment: count_pieces(pieces(segment))
             self._split = pieces
+        if model.normalizer is None:
+            self._encode_text, self._count_text = self._segment_ids, self._segment_count
+        else:
+            normalizer, segment_ids, segment_count = model.normalizer, self._segment_ids, self._segment_count
+            self._encode_text = lambda text: segment_ids(normalize(normalizer, text))
+            self._count_text = lambda text: segment_count(normalize(normalizer, text))
 
     def __repr__(self) -> str:
         return f"<Encoding {self.name!r}>"
@@ -282,10 +296,10 @@ class Encoding:
         ids: list[int] = []
         if self._uses_pipeline:
             items = self._items(prefix, _EMPTY)
-            pieces = items.pop() if items and isinstance(items[-1], list) else []
+            pieces = self._split(items.pop()) if items and isinstance(items[-1], str) else []
             ids = self._items_to_ids(items)
         else:
-            pieces = self._split(prefix)
+            pieces = self._split(normalize(self._model.normalizer, prefix))
         ids += self._core.encode_pieces(pieces[:-1])
         last_ids = self._core.encode_pieces(pieces[-1:])
         last_len = len(last_ids)
@@ -532,12 +546,12 @@ class Encoding:
 
     def _items_to_ids(self, items: list) -> list[int]:
         ids: list[int] = []
-        encode_pieces = self._core.encode_pieces
+        segment_ids = self._segment_ids
         for item in items:
             if isinstance(item, int):
                 ids.append(item)
             else:
-                ids += encode_pieces(item)
+                ids += segment_ids(item)
         return ids
 
     def _encode_items(self, text: str, allowed: frozenset[str]) -> list[int]:
@@ -552,7 +566,7 @@ class Encoding:
         try:
             if not self._pipeline.may_hold_added_tokens(text):
                 return self._count_text(text)
-            count_pieces = self._core.count_pieces
-            return sum(1 if isinstance(item, int) else count_pieces(item) for item in self._items(text, allowed))
+            segment_count = self._segment_count
+            return sum(1 if isinstance(item, int) else segment_count(item) for item in self._items(text, allowed))
         except UnicodeEncodeError:
             return self._count_items(_fix_surrogates(text), allowed)

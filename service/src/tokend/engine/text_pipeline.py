@@ -1,17 +1,20 @@
 """The text side of a Hugging Face-style tokenizer, before BPE: added tokens, normalizer, pre-tokenizer.
 
     raw text ── added tokens (normalized=False) ──> text │ id │ text ...
-    each text ── normalizer (NFC) ── added tokens (normalized=True) ── pre-tokenizer ──> pieces
+    each text ── normalizer (NFC) ── added tokens (normalized=True) ──> segments │ ids
+    each segment ── pre-tokenizer ──> pieces (`pre_tokenize`; or the native core splits it)
 
-The result is a list of items in text order: a list of pieces (str, to be merged by BPE) or the id of an
-added token. Which added tokens count is the caller's choice per call (`active`): tokend applies
+`items` gives the segments (normalized text without added tokens, str) and the ids of added tokens, in
+text order. Which added tokens count is the caller's choice per call (`active`): tokend applies
 tiktoken's special-token policy to special ones, while non-special ones always count.
 
 >>> from tokend.engine.pre_tokenizer import Split
 >>> pipeline = TextPipeline(pre_tokenizer=(Split(r"\\S+|\\s+"),), normalizer="NFC",
 ...                         added_tokens=[AddedToken("<|end|>", 9)], dialect="oniguruma")
 >>> pipeline.items("cafe\\u0301 <|end|>x", active=lambda token: True)
-[['café', ' '], 9, ['x']]
+['café ', 9, 'x']
+>>> pipeline.pre_tokenize("café ")
+['café', ' ']
 
 Not handled: offsets (callers that need them decode the ids, as tiktoken does).
 """
@@ -28,7 +31,7 @@ from .regex_splitter import Dialect
 
 __all__ = ["TextPipeline", "normalize"]
 
-Item = list[str] | int
+Item = str | int
 
 
 def normalize(normalizer: Normalizer | None, text: str) -> str:
@@ -67,7 +70,7 @@ class TextPipeline:
         return self._raw.may_occur(text) or (bool(self._normalized) and self._normalized.may_occur(normalize(self.normalizer, text)))
 
     def items(self, text: str, *, active: Callable[[AddedToken], bool]) -> list[Item]:
-        """Pieces and added-token ids of `text`, in order."""
+        """Segments and added-token ids of `text`, in order (no empty segments)."""
         items: list[Item] = []
         segments = self._raw.split(text, active=active) if self._raw else [text]
         for segment in segments:
@@ -76,15 +79,5 @@ class TextPipeline:
                 continue
             segment = normalize(self.normalizer, segment)
             inner = self._normalized.split(segment, active=active) if self._normalized else [segment]
-            for part in inner:
-                if isinstance(part, int):
-                    items.append(part)
-                else:
-                    pieces = self.pre_tokenize(part)
-                    if pieces:
-                        items.append(pieces)
+            items += (part for part in inner if part != "")
         return items
-
-    def pieces(self, text: str) -> list[str]:
-        """The pieces of text in which no added token occurs."""
-        return self.pre_tokenize(normalize(self.normalizer, text))
