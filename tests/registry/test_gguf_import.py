@@ -142,6 +142,16 @@ def test_damaged_files_are_refused(tmp_path, cut):
         read_gguf_metadata(damaged, prefix="tokenizer.")
 
 
+def test_arrays_nested_without_end_are_refused(tmp_path):
+    import struct
+
+    entry = struct.pack("<Q", 3) + b"key" + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * 100_000
+    path = tmp_path / "nested.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + entry)
+    with pytest.raises(ModelFormatError, match="nested more than 4 deep"):
+        read_gguf_metadata(path)
+
+
 def test_metadata_reader_reads_what_gguf_reads():
     path = vocab_file("deepseek-coder")
     ours = read_gguf_metadata(path)

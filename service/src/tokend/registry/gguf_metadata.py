@@ -28,6 +28,7 @@ from tokend.errors import ModelFormatError
 
 __all__ = ["read_gguf_metadata"]
 
+_MAX_NESTING = 4  # arrays of arrays: llama.cpp writes none; a crafted file must not exhaust the stack
 _SCALARS = {
     GGUFValueType.UINT8: "B", GGUFValueType.INT8: "b", GGUFValueType.UINT16: "H", GGUFValueType.INT16: "h",
     GGUFValueType.UINT32: "I", GGUFValueType.INT32: "i", GGUFValueType.FLOAT32: "f", GGUFValueType.BOOL: "?",
@@ -60,10 +61,12 @@ class _Cursor:
         except UnicodeDecodeError as error:
             raise ModelFormatError(f"{self.what}: a string is not UTF-8 ({error})") from None
 
-    def value(self, kind: int, keep: bool) -> Any:
+    def value(self, kind: int, keep: bool, depth: int = 0) -> Any:
         if kind == GGUFValueType.STRING:
             return self.string()
         if kind == GGUFValueType.ARRAY:
+            if depth >= _MAX_NESTING:
+                raise ModelFormatError(f"{self.what}: arrays nested more than {_MAX_NESTING} deep at byte {self.position}")
             item_kind, count = self.unpack("I"), self.unpack("Q")
             if item_kind in _SCALARS:
                 code = _SCALARS[item_kind]
@@ -71,7 +74,7 @@ class _Cursor:
                 return list(struct.unpack_from(f"<{count}{code}", self.data, start)) if keep else None
             if count > len(self.data):  # every item takes at least a byte
                 raise ModelFormatError(f"{self.what}: an array claims {count} items")
-            items = [self.value(item_kind, keep) for _ in range(count)]
+            items = [self.value(item_kind, keep, depth + 1) for _ in range(count)]
             return items if keep else None
         if kind in _SCALARS:
             return self.unpack(_SCALARS[kind])
