@@ -49,9 +49,9 @@ typedef struct {
 } BpeCore;
 
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
-static ptrdiff_t merge_piece(const BpeCore *self, const uint8_t *piece, size_t len, uint32_t *out) {
-    return self->pair_rule ? tk_pair_merge(&self->pairs, &self->table, piece, len, out)
-                           : tk_bpe_merge(&self->table, piece, len, out);
+static inline ptrdiff_t merge_piece(const BpeCore *self, const uint8_t *piece, size_t len, uint32_t *out) {
+    if (__builtin_expect(self->pair_rule, 0)) return tk_pair_merge(&self->pairs, &self->table, piece, len, out);
+    return tk_bpe_merge(&self->table, piece, len, out);
 }
 
 /* Where ids go: appended to a growable array, or only counted. */
@@ -83,8 +83,8 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
         PyErr_SetString(PyExc_ValueError, "a single piece of 4 GiB or more cannot be encoded");
         return -1;
     }
-    uint32_t rank = self->whole_piece_shortcut ? tk_rank_of(&self->table, piece, len) : TK_NO_RANK;
-    if (rank != TK_NO_RANK) {
+    uint32_t rank = tk_rank_of(&self->table, piece, len);
+    if (rank != TK_NO_RANK && __builtin_expect(self->whole_piece_shortcut, 1)) {
         if (sink->counting) {
             sink->count++;
             return 0;
