@@ -7,9 +7,10 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 ARGS   ?=
 BIN    := $(VENV)/bin
-# Debian packages the tests use: promtool (prometheus), headless Chromium + ChromeDriver (playground).
-APT_PACKAGES ?= prometheus chromium chromium-driver
-APT_COMMANDS ?= promtool chromium chromedriver
+# Debian packages the tests use: promtool (prometheus), headless Chromium + ChromeDriver (playground),
+# npm (model fixtures from pinned npm packages: tests/support/package_files.py).
+APT_PACKAGES ?= prometheus chromium chromium-driver npm
+APT_COMMANDS ?= promtool chromium chromedriver npm
 
 .PHONY: serve test install install-test system-deps protos bench clean
 

@@ -10,6 +10,7 @@ import sys
 BENCHMARKS = {
     "engine": "bench.engine",
     "family": "bench.family",
+    "families": "bench.families",
     "service": "bench.service",
     "footprint": "bench.footprint",
     "chat": "bench.chat",

@@ -17,6 +17,8 @@ setup(
                 "native/bpe_merge.c",
                 "native/piece_cache.c",
                 "native/rank_table.c",
+                "native/pair_table.c",
+                "native/pair_merge.c",
             ],
             depends=["native/tokend_native.h", "native/unicode_classes.h"],
             extra_compile_args=COMPILE_ARGS,

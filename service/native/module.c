@@ -1,6 +1,10 @@
 /* tokend.engine._native: the Python face of the native core, one type, `BpeCore`.
  *
  *   core = BpeCore(ranks, "cl100k", cache_capacity=65536, max_cached_piece_bytes=128, hash_seed=seed)
+ *   core = BpeCore(vocabulary, None, merges=array("I", [left, right, merged, ...]), ignore_merges=False)
+ *                                 pair-priority BPE (Hugging Face, GPT-2's encoder.py): `merges` lists
+ *                                 (left id, right id, merged id) in priority order; `ignore_merges` turns
+ *                                 on the whole-piece vocabulary shortcut (tiktoken's rule always has it)
  *   core.encode("hello world")   -> [15339, 1917]     pre-split (built-in pattern) + BPE, ordinary text
  *   core.count("hello world")    -> 2                  the same without building a list
  *   core.encode_buffer("hello world") -> bytes of native-endian uint32 ids (for numpy.frombuffer)
@@ -23,6 +27,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tokend_native.h"
 
@@ -44,7 +49,16 @@ typedef struct {
     uint64_t seed;
     PyObject **rank_objects; /* rank -> the int object from the ranks dict (owned references) */
     size_t n_rank_objects;
+    int pair_rule;           /* merges by pair priority (pairs) instead of tiktoken's rank rule */
+    int whole_piece_shortcut; /* a piece that is a token is that token (tiktoken; HF's ignore_merges) */
+    tk_pair_table pairs;
 } BpeCore;
+
+/* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
+static inline ptrdiff_t merge_piece(const BpeCore *self, const uint8_t *piece, size_t len, uint32_t *out) {
+    if (__builtin_expect(self->pair_rule, 0)) return tk_pair_merge(&self->pairs, &self->table, piece, len, out);
+    return tk_bpe_merge(&self->table, piece, len, out);
+}
 
 /* Where ids go: appended to a growable array, or only counted. */
 typedef struct {
@@ -76,7 +90,7 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
         return -1;
     }
     uint32_t rank = tk_rank_of(&self->table, piece, len);
-    if (rank != TK_NO_RANK) {
+    if (rank != TK_NO_RANK && __builtin_expect(self->whole_piece_shortcut, 1)) {
         if (sink->counting) {
             sink->count++;
             return 0;
@@ -92,10 +106,10 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
     if (n < 0) {
         if (piece_is_immutable && len >= TK_RELEASE_GIL_BYTES) {
             Py_BEGIN_ALLOW_THREADS
-            n = tk_bpe_merge(&self->table, piece, len, out);
+            n = merge_piece(self, piece, len, out);
             Py_END_ALLOW_THREADS
         } else {
-            n = tk_bpe_merge(&self->table, piece, len, out);
+            n = merge_piece(self, piece, len, out);
         }
         if (n < 0) {
             PyErr_NoMemory();
@@ -281,7 +295,7 @@ static PyObject *bytes_call(BpeCore *self, PyObject *arg, int shortcut) {
     } else if (shortcut) {
         if (emit_piece(self, &sink, piece, len, 0) == 0) result = ids_to_list(self, &sink);
     } else if (sink_reserve(&sink, len) == 0) {
-        ptrdiff_t n = tk_bpe_merge(&self->table, piece, len, sink.ids);
+        ptrdiff_t n = merge_piece(self, piece, len, sink.ids);
         if (n < 0) {
             PyErr_NoMemory();
         } else {
@@ -310,6 +324,9 @@ static void release_tables(BpeCore *self) {
     self->ready = 0;
     tk_rank_table_free(&self->table);
     tk_piece_cache_free(&self->cache);
+    tk_pair_table_free(&self->pairs);
+    self->pair_rule = 0;
+    self->whole_piece_shortcut = 0;
     if (self->rank_objects) {
         for (size_t i = 0; i < self->n_rank_objects; i++) Py_XDECREF(self->rank_objects[i]);
         PyMem_Free(self->rank_objects);
@@ -323,14 +340,53 @@ static void BpeCore_dealloc(BpeCore *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* The merge list: a buffer of native uint32 (left id, right id, merged id) triples in priority order. Every
+ * merged id must be a token of the vocabulary (the caller drops merges whose parts are no tokens). */
+static int add_merges(BpeCore *self, PyObject *merges) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(merges, &view, PyBUF_FORMAT) < 0) return -1;
+    int status = -1;
+    const char *format = view.format ? view.format : "B";
+    if ((strcmp(format, "I") != 0 && strcmp(format, "=I") != 0) || view.itemsize != 4 || view.len % 12 != 0) {
+        PyErr_SetString(PyExc_TypeError, "merges must be an array('I') of (left, right, merged) id triples");
+        goto done;
+    }
+    size_t n = (size_t)view.len / 12;
+    if (n >= TK_NO_RANK) {
+        PyErr_SetString(PyExc_ValueError, "too many merges (at most 2**32 - 2)");
+        goto done;
+    }
+    if (tk_pair_table_init(&self->pairs, n, self->seed) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint32_t *triples = view.buf;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t merged = triples[3 * i + 2];
+        if (merged >= self->n_rank_objects || !self->rank_objects[merged]) {
+            PyErr_Format(PyExc_ValueError, "merge %zu yields id %u, which is not a token of the vocabulary", i, merged);
+            goto done;
+        }
+        tk_pair_table_add(&self->pairs, triples[3 * i], triples[3 * i + 1], (uint32_t)i, merged);
+    }
+    status = 0;
+done:
+    PyBuffer_Release(&view);
+    return status;
+}
+
 static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"ranks", "pattern", "cache_capacity", "max_cached_piece_bytes", "hash_seed", NULL};
-    PyObject *ranks, *pattern_name;
+    static char *keywords[] = {"ranks", "pattern", "cache_capacity", "max_cached_piece_bytes", "hash_seed", "merges",
+                               "ignore_merges", NULL};
+    PyObject *ranks, *pattern_name, *merges = Py_None;
+    int ignore_merges = 1;
     Py_ssize_t cache_capacity = 65536, max_key_len = 128;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnK", keywords, &PyDict_Type, &ranks, &pattern_name,
-                                     &cache_capacity, &max_key_len, &seed))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnKOp", keywords, &PyDict_Type, &ranks, &pattern_name,
+                                     &cache_capacity, &max_key_len, &seed, &merges, &ignore_merges))
         return -1;
+    self->pair_rule = merges != Py_None;
+    self->whole_piece_shortcut = !self->pair_rule || ignore_merges;
     /* The cache's arena offsets are 32-bit: at 64 bytes per entry the capacity must stay below 2**26. */
     if (cache_capacity < 0 || cache_capacity > TK_MAX_CACHE_CAPACITY || max_key_len < 0 || max_key_len > 1024) {
         PyErr_Format(PyExc_ValueError, "cache_capacity must be in 0..%d and max_cached_piece_bytes in 0..1024",
@@ -400,7 +456,8 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
         Py_INCREF(value);
         self->rank_objects[rank] = value;
     }
-    for (int b = 0; b < 256; b++) {
+    if (self->pair_rule && add_merges(self, merges) < 0) return -1;
+    for (int b = 0; b < 256 && !self->pair_rule; b++) { /* the pair rule drops a byte without an id */
         if (self->table.byte_rank[b] == TK_NO_RANK) {
             PyErr_Format(PyExc_ValueError, "ranks lacks the single byte 0x%02x: byte-level BPE needs all 256", b);
             return -1;

@@ -6,6 +6,8 @@
  * cache is only used with the GIL held.
  *   rank_table.c   bytes -> rank hash table (the vocabulary)
  *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
+ *   pair_table.c   (left id, right id) -> (priority, merged id): the merge list of pair-priority BPE
+ *   pair_merge.c   the pair-priority merge rule (Hugging Face tokenizers, GPT-2's encoder.py, llama.cpp)
  *   piece_cache.c  bounded two-generation cache piece -> ids
  *   pretokenize.c  the GPT-2 / cl100k_base / o200k_base split patterns as hand-written scanners
  */
@@ -49,6 +51,32 @@ uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *token, size_t len
 /* Ids of `piece` by tiktoken's rule, written to `out` (room for len ids); returns how many, or -1 when
  * out of memory. Every single byte must have a rank (checked by the caller when the table is built). */
 ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
+
+/* ---- pair-priority BPE -------------------------------------------------------------------------- */
+typedef struct {
+    uint64_t key;         /* left id << 32 | right id */
+    uint32_t priority;    /* place in the merge list (lower merges first); TK_NO_RANK = empty slot */
+    uint32_t merged;      /* id of the merged token */
+} tk_pair_slot;
+
+typedef struct {
+    tk_pair_slot *slots;  /* open addressing, load factor <= 3/4 */
+    uint64_t mask;
+    uint64_t seed;
+    size_t size;
+} tk_pair_table;
+
+/* init returns 0, or -1 on allocation failure; add() may be called `capacity` times (a pair added twice
+ * keeps the later priority and merged id). */
+int tk_pair_table_init(tk_pair_table *table, size_t capacity, uint64_t seed);
+void tk_pair_table_add(tk_pair_table *table, uint32_t left, uint32_t right, uint32_t priority, uint32_t merged);
+void tk_pair_table_free(tk_pair_table *table);
+const tk_pair_slot *tk_pair_lookup(const tk_pair_table *table, uint32_t left, uint32_t right);
+
+/* Ids of `piece` by the pair-priority rule, starting from the single-byte ids in `table` (bytes without
+ * one are dropped), written to `out` (room for len ids); returns how many, or -1 when out of memory. */
+ptrdiff_t tk_pair_merge(const tk_pair_table *pairs, const tk_rank_table *table, const uint8_t *piece, size_t len,
+                        uint32_t *out);
 
 /* ---- piece cache -------------------------------------------------------------------------------- */
 typedef struct {

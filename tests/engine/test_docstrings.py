@@ -26,6 +26,13 @@ MODULES = [
     "tokend.engine.chunking",
     "tokend.engine.separators",
     "tokend.engine.stream_decoder",
+    "tokend.engine.byte_level_alphabet",
+    "tokend.engine.byte_level_model",
+    "tokend.engine.added_tokens",
+    "tokend.engine.pre_tokenizer",
+    "tokend.engine.regex_splitter",
+    "tokend.engine.text_pipeline",
+    "tokend.engine.pair_bpe",
 ]
 
 

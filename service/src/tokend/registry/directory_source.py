@@ -9,7 +9,8 @@ Layout (documented for operators in docs/registry.md):
         aliases.json             {"format_version": 1, "aliases": {"stable": 2}, "history": [...moves...]}
         VERSION/                 "1", "2", ... (positive integers, no leading zeros)
           manifest.json
-          ranks.tiktoken[.gz] | merges.model[.gz]
+          ranks.tiktoken[.gz] | merges.model[.gz] | tokenizer.json[.gz] | tekken.json[.gz]
+                                 (none when the manifest shares another version's payload file)
 
 Publishing writes a complete version directory under `.staging/` and renames it to `NAME/VERSION`.
 `rename(2)` of a directory onto an existing non-empty one fails, so of two concurrent publishers of the
@@ -147,7 +148,8 @@ class DirectorySource(Source):
         return entry.versions.get(ref.version) if entry is not None else None
 
     def read_payload(self, manifest: Manifest, *, deadline: float | None = None) -> bytes:
-        path = self.root / manifest.name / str(manifest.version) / manifest.payload.path
+        owner_name, owner_version = manifest.payload.owner(manifest.name, manifest.version)
+        path = self.root / owner_name / str(owner_version) / manifest.payload.path
         try:
             return read_file_at_most(path, stored_read_limit(manifest))
         except OSError as error:
@@ -186,7 +188,10 @@ class DirectorySource(Source):
         staging_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{manifest.name}@{manifest.version}.", dir=staging_root))
         try:
-            self._write_file(staging / manifest.payload.path, new.stored)
+            if manifest.payload.shared_with is None:
+                self._write_file(staging / manifest.payload.path, new.stored)
+            else:
+                self._check_shared_payload(manifest)
             self._write_file(staging / MANIFEST_FILE, manifest.to_json_bytes())
             os.chmod(staging, 0o755)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -206,6 +211,18 @@ class DirectorySource(Source):
         self.write_index()
         logger.info("published %s into %s", manifest.ref, self.root)
         return manifest
+
+    def _check_shared_payload(self, manifest: Manifest) -> None:
+        """The file a sharing manifest refers to must be there and be what the manifest says."""
+        try:
+            stored = self.read_payload(manifest)
+        except RegistryError as error:
+            raise RegistryError(f"{manifest.ref} shares the payload of {manifest.payload.shared_with}: {error}") from None
+        if sha256_hex(stored) != manifest.payload.sha256:
+            raise RegistryError(
+                f"{manifest.ref} shares the payload of {manifest.payload.shared_with}, whose file no longer has the "
+                f"SHA-256 {manifest.payload.sha256}"
+            )
 
     def _existing(self, target: Path, manifest: Manifest) -> Manifest | None:
         """The manifest already at `target` if its content equals `manifest`'s; conflict if it differs."""

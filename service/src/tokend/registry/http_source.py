@@ -2,7 +2,8 @@
 
 The server needs nothing but GET on files: `BASE/index.json` (the catalog, which a directory registry
 keeps current; see `DirectorySource.write_index`), `BASE/NAME/VERSION/manifest.json` and the payload file
-next to it. Everything is checked before it is used or cached:
+next to it (or, for a version sharing another's payload, in that version's directory). Everything is checked
+before it is used or cached:
 
 - a manifest's SHA-256 must equal the one the index lists for that version;
 - a payload's size and SHA-256 must equal the manifest's (the registry checks the content after that).
@@ -162,14 +163,15 @@ class HttpSource(Source):
         return data
 
     def read_payload(self, manifest: Manifest, *, deadline: float | None = None) -> bytes:
-        ref = ModelVersionRef(manifest.name, manifest.version)
+        # A shared payload file lives (and is cached) in the directory of the version that owns it.
+        ref = ModelVersionRef(*manifest.payload.owner(manifest.name, manifest.version))
         version_dir = self._cache_path(ref)
         limit = stored_read_limit(manifest)
         with contextlib.suppress(OSError):
             stored = read_file_at_most(version_dir / manifest.payload.path, limit)
             if len(stored) == manifest.payload.size and sha256_hex(stored) == manifest.payload.sha256:
                 return stored
-        stored = self._fetch(f"{manifest.name}/{manifest.version}/{manifest.payload.path}", limit=limit, deadline=deadline)
+        stored = self._fetch(f"{ref.name}/{ref.version}/{manifest.payload.path}", limit=limit, deadline=deadline)
         check_stored_payload(manifest, stored)  # raises ChecksumMismatchError: nothing unverified is cached
         self._store(version_dir / manifest.payload.path, stored)
         return stored

@@ -1,10 +1,16 @@
 """The manifest: the self-description stored next to every published model version.
 
 A version directory holds `manifest.json` and one payload file. The manifest says what the payload is
-(`tiktoken_ranks` or `minbpe_model`), how to split text (`pattern`), which special tokens exist with which
-ids, the vocabulary size, optionally how chats are rendered (`chat_format`, see registry.chat.spec), the SHA-256 of the payload as stored (and, for a gzip-compressed payload, of its
-decompressed content: for OpenAI's files that is the hash tiktoken publishes), when it was made and from
-what (provenance).
+(`tiktoken_ranks`, `minbpe_model`, `hf_tokenizer_json` or `tekken_json`), how to split text (`pattern`),
+which special tokens exist with which ids, the vocabulary size, the SHA-256 of the payload as stored (and,
+for a gzip-compressed payload, of its decompressed content: for OpenAI's files that is the hash tiktoken
+publishes, and its size), when it was made and from what (provenance); and, where the model has them, its
+BOS/EOS tokens (which `encode` never adds), normalizer and chat template, and optionally how chats are
+rendered (`chat_format`, see registry.chat.spec).
+
+A version may share the payload file of another version of the same registry (`payload.shared_with`,
+e.g. o200k_harmony@1 uses o200k_base@1's rank file): the file stays in that version's directory and the
+hashes in this manifest cover it. Published versions never change, so the bytes never move under it.
 
     >>> manifest = Manifest.model_validate_json(path.read_bytes())
     >>> manifest.ref, manifest.payload.sha256
@@ -28,7 +34,12 @@ from tokend.registry.chat.spec import ChatFormatSpec
 # The only manifest layout this code reads and writes. Bump it when the meaning of a field changes.
 MANIFEST_FORMAT_VERSION = 1
 
-PayloadFormat = Literal["tiktoken_ranks", "minbpe_model"]
+PayloadFormat = Literal["tiktoken_ranks", "minbpe_model", "hf_tokenizer_json", "tekken_json"]
+# Fields added after format_version 1 was first written: left out of the file while unset, so a manifest
+# that does not use them stays readable by every tokend that reads format_version 1.
+_OPTIONAL_FIELDS = ("family", "normalizer", "bos_token", "eos_token", "chat_template", "chat_format")
+_OPTIONAL_PAYLOAD_FIELDS = ("content_size", "shared_with")
+DEFAULT_FAMILY = "byte_level_bpe"
 Compression = Literal["none", "gzip"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -61,6 +72,8 @@ class PayloadFile(BaseModel):
     # Bytes of the decompressed content: inflating stops one byte past it (absent in older manifests:
     # then only the global cap, size_limits.MAX_PAYLOAD_BYTES, bounds it).
     content_size: int | None = Field(default=None, ge=0)
+    # "name@version" of the version of this registry whose directory holds the file (None: this one's).
+    shared_with: str | None = None
 
     @field_validator("path")
     @classmethod
@@ -68,6 +81,23 @@ class PayloadFile(BaseModel):
         if not _PAYLOAD_FILE.match(value) or value == "manifest.json":
             raise ValueError(f"payload path {value!r} must be a plain file name inside the version directory")
         return value
+
+    @field_validator("shared_with")
+    @classmethod
+    def _version_ref(cls, value: str | None) -> str | None:
+        if value is not None:
+            name, _, version = value.partition("@")
+            validate_model_name(name)
+            if not version.isdigit() or version.startswith("0"):
+                raise ValueError(f"shared_with {value!r} must name an exact version, e.g. o200k_base@1")
+        return value
+
+    def owner(self, name: str, version: int) -> tuple[str, int]:
+        """(name, version) of the directory that holds the file, for the version `name@version`."""
+        if self.shared_with is None:
+            return name, version
+        owner_name, _, owner_version = self.shared_with.partition("@")
+        return owner_name, int(owner_version)
 
     @field_validator("sha256", "content_sha256")
     @classmethod
@@ -115,8 +145,13 @@ class Manifest(BaseModel):
     created_at: datetime
     description: str = ""
     provenance: Provenance
-    # How chats become prompt tokens for this version (None: encode_chat/count_chat refuse). Optional, so
-    # manifests written before chat formats existed read unchanged.
+    # How the payload tokenizes, e.g. "byte_level_bpe" (None: that).
+    family: str | None = None
+    normalizer: str | None = None  # e.g. "NFC" (applied by encode; None: none)
+    bos_token: str | None = None  # the model's BOS / EOS token text: never added by encode
+    eos_token: str | None = None
+    chat_template: str | None = None  # the model's own chat template (GGUF's tokenizer.chat_template), kept verbatim
+    # How chats become prompt tokens for this version (None: encode_chat/count_chat refuse).
     chat_format: ChatFormatSpec | None = None
 
     @field_validator("format_version")
@@ -143,6 +178,10 @@ class Manifest(BaseModel):
         return value
 
     @property
+    def tokenizer_family(self) -> str:
+        return self.family or DEFAULT_FAMILY
+
+    @property
     def ref(self) -> str:
         """The exact reference of this version, e.g. "cl100k_base@1"."""
         return f"{self.name}@{self.version}"
@@ -162,14 +201,17 @@ class Manifest(BaseModel):
             and self.pattern == other.pattern
             and self.special_tokens == other.special_tokens
             and self.n_vocab == other.n_vocab
-            and self.chat_format == other.chat_format
+            and all(getattr(self, field) == getattr(other, field) for field in _OPTIONAL_FIELDS)
         )
 
     def to_json_bytes(self) -> bytes:
         """The canonical file form: indented JSON, UTF-8, trailing newline."""
-        # A manifest without content_size is written exactly as before the field existed, so readers
-        # that predate it still accept it.
-        exclude = {"payload": {"content_size"}} if self.payload.content_size is None else None
+        # Optional fields are written only when set, so a manifest that does not use them is written
+        # exactly as before they existed and readers that predate them still accept it.
+        exclude: dict = {field: True for field in _OPTIONAL_FIELDS if getattr(self, field) is None}
+        payload_exclude = {field for field in _OPTIONAL_PAYLOAD_FIELDS if getattr(self.payload, field) is None}
+        if payload_exclude:
+            exclude["payload"] = payload_exclude
         return (self.model_dump_json(indent=2, exclude=exclude) + "\n").encode("utf-8")
 
 

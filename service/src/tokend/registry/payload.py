@@ -1,11 +1,8 @@
 """Payloads: turning verified bytes into an `Encoding`, and describing new payloads for publishing.
 
-Two payload formats:
-- `tiktoken_ranks`: tiktoken's rank file (`base64(token) rank` per line); pattern and special tokens
-  come from the manifest. May be stored gzip-compressed (the embedded OpenAI files are).
-- `minbpe_model`: minbpe's `.model` text (version line, pattern, special tokens, merges); the manifest
-  repeats pattern and special tokens and the loader checks that both agree. An empty pattern line
-  (minbpe's BasicTokenizer: no pre-splitting) means the whole text is one piece, `NO_SPLIT_PATTERN`.
+The formats and what each holds: `payload_formats` (tiktoken rank files, minbpe models, Hugging Face
+tokenizer.json, Mistral's tekken.json). Any payload may be stored gzip-compressed (the embedded OpenAI
+rank files are).
 
 Every byte is checked before it is parsed: size and SHA-256 of the stored file (`check_stored_payload`),
 then the size and SHA-256 of the decompressed content when the manifest records them (`unpack_payload`).
@@ -25,8 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tokend.engine import Encoding, load_minbpe_model, load_tiktoken_ranks, merges_to_ranks
-from tokend.engine.training import NO_SPLIT_PATTERN
+from tokend.engine import Encoding
 from tokend.errors import ChecksumMismatchError, ModelFormatError
 from tokend.registry.atomic_files import sha256_hex
 from tokend.registry.chat import ChatEncoder, ChatFormatSpec, build_chat_format
@@ -40,12 +36,8 @@ from tokend.registry.manifest import (
     build_manifest,
     utc_now,
 )
+from tokend.registry.payload_formats import PAYLOAD_FILE_NAMES, SELF_DESCRIBING, ParsedPayload, parse_payload
 from tokend.registry.size_limits import MAX_PAYLOAD_BYTES, gunzip_at_most
-
-PAYLOAD_FILE_NAMES: dict[PayloadFormat, str] = {
-    "tiktoken_ranks": "ranks.tiktoken",
-    "minbpe_model": "merges.model",
-}
 
 
 def decompress(stored: bytes, compression: Compression, *, what: str, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
@@ -135,41 +127,35 @@ def build_encoding(manifest: Manifest, content: bytes) -> Encoding:
 
 
 def _parse_encoding(manifest: Manifest, content: bytes) -> Encoding:
-    try:
-        if manifest.payload_format == "tiktoken_ranks":
-            ranks = load_tiktoken_ranks(content, what=f"rank file of {manifest.ref}")
-        else:
-            model = load_minbpe_model(_utf8(content, what=manifest.ref))
-            if minbpe_pattern(model.pattern) != manifest.pattern or dict(model.special_tokens) != manifest.special_tokens:
-                raise ModelFormatError(
-                    f"{manifest.ref}: the pattern or special tokens in {manifest.payload.path} differ from the "
-                    "manifest; re-publish the model"
-                )
-            ranks = merges_to_ranks(model.merges)
-        encoding = Encoding(
-            manifest.name,
-            pat_str=manifest.pattern,
-            mergeable_ranks=ranks,
-            special_tokens=dict(manifest.special_tokens),
-            explicit_n_vocab=manifest.explicit_n_vocab,
+    parsed = _parse(manifest.payload_format, content, name=manifest.name, what=manifest.ref,
+                    pattern=manifest.pattern, special_tokens=dict(manifest.special_tokens),
+                    explicit_n_vocab=manifest.explicit_n_vocab)
+    stated = (manifest.pattern, manifest.special_tokens, manifest.normalizer)
+    if manifest.payload_format in SELF_DESCRIBING and (parsed.pattern, parsed.special_tokens, parsed.normalizer) != stated:
+        raise ModelFormatError(
+            f"{manifest.ref}: the pattern, special tokens or normalizer in {manifest.payload.path} differ from the "
+            "manifest; re-publish the model"
         )
+    _check_named_tokens(parsed.encoding, manifest.bos_token, manifest.eos_token, what=manifest.ref)
+    return parsed.encoding
+
+
+def _parse(payload_format: PayloadFormat, content: bytes, *, name: str, what: str, **manifest_fields: Any) -> ParsedPayload:
+    try:
+        return parse_payload(payload_format, content, name=name, **manifest_fields)
     except ModelFormatError:
         raise
     except (ValueError, KeyError, TypeError) as error:
-        raise ModelFormatError(f"payload of {manifest.ref} does not load: {error}") from None
-    return encoding
+        raise ModelFormatError(f"payload of {what} does not load: {error}") from None
 
 
-def minbpe_pattern(pattern: str) -> str:
-    """The split regex a minbpe model means: its pattern, or no splitting for an empty one (BasicTokenizer)."""
-    return pattern or NO_SPLIT_PATTERN
-
-
-def _utf8(content: bytes, *, what: str) -> str:
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ModelFormatError(f"minbpe model of {what} is not UTF-8 text: {error}") from None
+def _check_named_tokens(encoding: Encoding, bos_token: str | None, eos_token: str | None, *, what: str) -> None:
+    for role, token in (("bos_token", bos_token), ("eos_token", eos_token)):
+        if token is not None:
+            try:
+                encoding.encode_single_token(token)
+            except KeyError:
+                raise ModelFormatError(f"{what}: {role} {token!r} is not a token of the model") from None
 
 
 @dataclass(frozen=True)
@@ -193,13 +179,22 @@ def describe_payload(
     expected_content_sha256: str | None = None,
     description: str = "",
     provenance: Provenance | dict[str, Any],
+    bos_token: str | None = None,
+    eos_token: str | None = None,
+    chat_template: str | None = None,
+    shared_with: Manifest | None = None,
+    family: str | None = None,
     chat_format: ChatFormatSpec | dict[str, Any] | None = None,
 ) -> NewVersion:
     """Build the manifest for payload bytes, loading them once to prove they work.
 
-    For `minbpe_model` the pattern and special tokens are read from the payload (passing different
-    ones is an error); for `tiktoken_ranks` `pattern` is required. `expected_content_sha256` (e.g.
-    tiktoken's published hash) is checked against the decompressed content. `chat_format` (see
+    The self-describing formats (minbpe, tokenizer.json, tekken.json) bring their pattern and special
+    tokens (passing different ones is an error); for `tiktoken_ranks` `pattern` is required.
+    `expected_content_sha256` (e.g. tiktoken's published hash) is checked against the decompressed
+    content. BOS/EOS default to the ones the file names. `shared_with`: the manifest of a version of the
+    same registry whose payload has the same content; the new version then refers to that file instead of
+    storing a copy (`stored` is still checked and parsed, never written). `family` is written as given
+    (None: left out, meaning byte-level BPE). `chat_format` (see
     registry.chat.spec) is checked against the payload: it must compile and the model must define every
     special token the format emits.
 
@@ -215,49 +210,56 @@ def describe_payload(
             actual=content_sha256,
             what=f"the {payload_format} source file for {name}@{version}",
         )
-    if payload_format == "minbpe_model":
-        model = load_minbpe_model(_utf8(content, what=f"{name}@{version}"))
-        if pattern is not None and pattern != minbpe_pattern(model.pattern):
+    what = f"{name}@{version}"
+    parsed = _parse(payload_format, content, name=name, what=what, pattern=pattern,
+                    special_tokens=dict(special_tokens) if special_tokens is not None else None,
+                    explicit_n_vocab=explicit_n_vocab)
+    if payload_format in SELF_DESCRIBING:
+        if pattern is not None and pattern != parsed.pattern:
             raise ModelFormatError(
-                f"the minbpe model for {name}@{version} has its own pattern {model.pattern!r}; do not pass "
-                "a different --pattern"
+                f"the {payload_format} payload for {what} has its own pattern {parsed.pattern!r}; do not pass a "
+                "different --pattern"
             )
-        if special_tokens and dict(special_tokens) != dict(model.special_tokens):
+        if special_tokens and dict(special_tokens) != parsed.special_tokens:
             raise ModelFormatError(
-                f"the minbpe model for {name}@{version} defines its own special tokens "
-                f"{dict(model.special_tokens)}; do not pass different ones"
+                f"the {payload_format} payload for {what} defines its own special tokens; do not pass different ones"
             )
-        pattern, special_tokens = minbpe_pattern(model.pattern), dict(model.special_tokens)
-    elif pattern is None:
-        raise ModelFormatError(
-            f"a tiktoken rank file has no split pattern: give one for {name}@{version} (e.g. --pattern gpt4)"
-        )
+    bos_token = bos_token if bos_token is not None else parsed.bos_token
+    eos_token = eos_token if eos_token is not None else parsed.eos_token
+    _check_named_tokens(parsed.encoding, bos_token, eos_token, what=what)
     file_name = PAYLOAD_FILE_NAMES[payload_format] + (".gz" if compression == "gzip" else "")
+    payload = PayloadFile(
+        path=file_name,
+        size=len(stored),
+        sha256=sha256_hex(stored),
+        compression=compression,
+        content_sha256=content_sha256 if compression != "none" else None,
+        content_size=len(content) if compression != "none" else None,
+    )
+    if shared_with is not None:
+        payload = _shared_payload(shared_with, content_sha256, what=what)
     draft = build_manifest(
         format_version=MANIFEST_FORMAT_VERSION,
         name=name,
         version=version,
         payload_format=payload_format,
-        payload=PayloadFile(
-            path=file_name,
-            size=len(stored),
-            sha256=sha256_hex(stored),
-            compression=compression,
-            content_sha256=content_sha256 if compression != "none" else None,
-            content_size=len(content) if compression != "none" else None,
-        ),
-        pattern=pattern,
-        special_tokens=dict(special_tokens or {}),
-        n_vocab=1,  # placeholder: replaced below by what the payload actually gives
+        payload=payload,
+        pattern=parsed.pattern,
+        special_tokens=parsed.special_tokens,
+        n_vocab=parsed.encoding.n_vocab,
         explicit_n_vocab=explicit_n_vocab,
         created_at=utc_now(),
         description=description,
         provenance=provenance if isinstance(provenance, Provenance) else dict(provenance),
+        normalizer=parsed.normalizer,
+        bos_token=bos_token,
+        eos_token=eos_token,
+        chat_template=chat_template,
+        family=family,
         chat_format=chat_format,
     )
-    encoding = _parse_encoding(draft, content)
-    build_chat_encoder(draft, encoding)
-    return NewVersion(draft.model_copy(update={"n_vocab": encoding.n_vocab}), stored)
+    build_chat_encoder(draft, parsed.encoding)
+    return NewVersion(draft, stored)
 
 
 def build_chat_encoder(manifest: Manifest, encoding: Encoding) -> ChatEncoder | None:
@@ -266,3 +268,16 @@ def build_chat_encoder(manifest: Manifest, encoding: Encoding) -> ChatEncoder | 
     if manifest.chat_format is None:
         return None
     return ChatEncoder(encoding, build_chat_format(manifest.chat_format), ref=manifest.ref)
+
+
+def _shared_payload(owner: Manifest, content_sha256: str, *, what: str) -> PayloadFile:
+    """The owner's payload file, for a version that shares it (its content must be the same)."""
+    owner_content = owner.payload.content_sha256 or owner.payload.sha256
+    if owner.payload.shared_with is not None:
+        raise ModelFormatError(f"{owner.ref} shares its payload itself; share {owner.payload.shared_with}'s instead")
+    if owner_content != content_sha256:
+        raise ModelFormatError(
+            f"{what} cannot share the payload of {owner.ref}: the contents differ (sha256 {content_sha256} vs "
+            f"{owner_content})"
+        )
+    return owner.payload.model_copy(update={"shared_with": owner.ref})

@@ -272,12 +272,18 @@ class Registry:
         expected_content_sha256: str | None = None,
         description: str = "",
         provenance: Provenance | dict[str, Any],
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+        chat_template: str | None = None,
+        share_payload_with: str | None = None,
         chat_format: ChatFormatSpec | dict[str, Any] | None = None,
     ) -> Manifest:
         """Publish payload bytes as `name@version` (None: the next version). Returns the stored manifest.
 
         The payload is loaded once before anything is written, so a broken payload is never published.
         Same content under an existing version is idempotent; different content raises VersionConflictError.
+        `share_payload_with` ("o200k_base@1"): a version of this registry with the same payload content,
+        whose file the new version then uses instead of a copy (`payload.shared_with` in its manifest).
 
             >>> registry.publish("mine", payload=model_text.encode(), payload_format="minbpe_model",
             ...                  provenance={"kind": "imported", "source": "mine.model"})
@@ -295,8 +301,16 @@ class Registry:
             expected_content_sha256=expected_content_sha256,
             description=description,
             provenance=provenance,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            chat_template=chat_template,
+            shared_with=self.manifest(f"{self.resolve(share_payload_with)}") if share_payload_with else None,
             chat_format=chat_format,
         )
+        return self._publish_numbered(new, auto_version=auto_version)
+
+    def _publish_numbered(self, new: NewVersion, *, auto_version: bool) -> Manifest:
+        name = new.manifest.name
         for _ in range(_AUTO_VERSION_ATTEMPTS):
             try:
                 return self.publish_version(new)
@@ -312,6 +326,8 @@ class Registry:
     ) -> Manifest:
         """Publish the payload of `ref` again, as the next version of its name, with `chat_format` (None:
         without one). Published versions are immutable, so adding or changing a chat format is a new version.
+        Everything else the manifest says carries over (BOS/EOS, family, chat template; the normalizer comes
+        with the payload), and a payload shared with another version stays shared.
 
             >>> registry.publish_chat_format("qwen3@1", builtin_chat_format("chatml")).ref
             'qwen3@2'
@@ -321,10 +337,12 @@ class Registry:
         stored = self._source.read_payload(manifest)
         verify_payload(manifest, stored)
         provenance = {**manifest.provenance.model_dump(exclude_none=True), "chat_format_added_to": str(vref)}
-        return self.publish(
-            manifest.name,
-            payload=stored,
+        shared_with = manifest.payload.shared_with
+        new = describe_payload(
+            name=manifest.name,
+            version=self._next_version(manifest.name),
             payload_format=manifest.payload_format,
+            stored=stored,
             compression=manifest.payload.compression,
             pattern=manifest.pattern,
             special_tokens=dict(manifest.special_tokens),
@@ -332,8 +350,14 @@ class Registry:
             expected_content_sha256=manifest.payload.content_sha256,
             description=manifest.description if description is None else description,
             provenance=provenance,
+            bos_token=manifest.bos_token,
+            eos_token=manifest.eos_token,
+            chat_template=manifest.chat_template,
+            shared_with=self.manifest(shared_with) if shared_with is not None else None,
+            family=manifest.family,
             chat_format=chat_format,
         )
+        return self._publish_numbered(new, auto_version=True)
 
     def publish_version(self, new: NewVersion) -> Manifest:
         """Publish a prepared manifest + payload (see `payload.describe_payload`).

@@ -1,0 +1,103 @@
+"""Mistral's Tekken tokenizer files (`tekken.json`) read as mistral-common's `Tekkenizer` reads them.
+
+Tekken is tiktoken underneath: `vocab` holds (rank, base64 bytes) entries, cut to `default_vocab_size -
+default_num_special_tokens`, merged by tiktoken's rule with the file's own `pattern`. The first
+`default_num_special_tokens` ids are special tokens (the file's `special_tokens`, or for files up to v7
+mistral-common's 20 defaults, then `<SPECIAL_n>` fillers), so a vocabulary token's id is its rank plus
+that number. Shifting every rank by the same number keeps their order, so the shifted ranks under
+tiktoken's rule give Tekken's ids directly.
+
+mistral-common never produces a special token from text; tokend applies tiktoken's policy to them like to
+any special token: `encode(text, disallowed_special=())` is mistral-common's `encode(text, bos=False,
+eos=False)`, and the default refuses text that contains one.
+
+>>> tekken = read_tekken_json(data, name="nemo")  # doctest: +SKIP
+>>> tekken.model.special_tokens["<s>"], tekken.bos_token
+(1, '<s>')
+
+Not handled: the image and audio settings of multimodal files (they do not change how text tokenizes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from ..errors import ModelFormatError
+from .byte_level_model import ByteLevelModel, TokenizerFile
+from .pre_tokenizer import Split
+
+__all__ = ["read_tekken_json", "TEKKEN_DEFAULT_SPECIAL_TOKENS"]
+
+# mistral-common's Tekkenizer.DEPRECATED_SPECIAL_TOKENS (ranks 0..19), used when the file lists none.
+TEKKEN_DEFAULT_SPECIAL_TOKENS = (
+    "<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]",
+    "[/TOOL_RESULTS]", "[TOOL_CALLS]", "[IMG]", "<pad>", "[IMG_BREAK]", "[IMG_END]", "[PREFIX]", "[MIDDLE]",
+    "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]",
+)
+_FILLER = "<SPECIAL_{id}>"
+_VERSION = re.compile(r"^v(\d+)$")
+
+
+def read_tekken_json(data: bytes, *, name: str) -> TokenizerFile:
+    """The Tekken model in `data` (the tekken.json bytes); ModelFormatError names what does not fit."""
+    def fail(problem: str):
+        raise ModelFormatError(f"tekken.json of {name!r}: {problem}")
+
+    try:
+        document: Any = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        fail(f"is not JSON: {error}")
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        fail("has no config object")
+    try:
+        pattern = str(config["pattern"])
+        vocab_size = int(config["default_vocab_size"])
+        num_special = int(config["default_num_special_tokens"])
+    except (KeyError, TypeError, ValueError) as error:
+        fail(f"config lacks pattern / default_vocab_size / default_num_special_tokens ({error})")
+    version = _VERSION.match(str(config.get("version", "")))
+    if version is None:
+        fail(f"config.version {config.get('version')!r} is not a Tekken version such as 'v3'")
+    listed = document.get("special_tokens")
+    if listed is None:
+        if int(version.group(1)) > 7:
+            fail(f"lists no special_tokens, which a {version.group()} file must (mistral-common refuses it too)")
+        specials = list(TEKKEN_DEFAULT_SPECIAL_TOKENS)
+    else:
+        if not isinstance(listed, list):
+            fail("special_tokens is not a list")
+        ordered = sorted(listed, key=lambda entry: entry.get("rank", -1) if isinstance(entry, dict) else -1)
+        if [entry.get("rank") for entry in ordered] != list(range(len(ordered))):
+            fail("special_tokens must have the ranks 0, 1, 2, ... without gaps")
+        specials = [str(entry["token_str"]) for entry in ordered]
+    if not 0 < len(specials) <= num_special or len(set(specials)) != len(specials):
+        fail(f"has {len(specials)} special tokens for {num_special} slots (they must be distinct and fit)")
+    specials += [_FILLER.format(id=rank) for rank in range(len(specials), num_special)]
+    vocab = document.get("vocab")
+    inner_size = vocab_size - num_special
+    if not isinstance(vocab, list) or not 256 <= inner_size <= len(vocab):
+        fail(f"needs at least default_vocab_size - default_num_special_tokens = {inner_size} (>= 256) vocab entries")
+    vocabulary: dict[bytes, int] = {}
+    for rank, entry in enumerate(vocab[:inner_size]):
+        try:
+            token = base64.b64decode(entry["token_bytes"], validate=True)
+            listed_rank = entry["rank"]
+        except (KeyError, TypeError, ValueError, binascii.Error) as error:
+            fail(f"vocab[{rank}] is not a {{rank, token_bytes}} entry ({error})")
+        if listed_rank != rank or (rank < 256 and token != bytes([rank])) or token in vocabulary:
+            fail(f"vocab[{rank}] has rank {listed_rank!r} and bytes {token[:16]!r}: ranks must be 0, 1, ... with "
+                 "the 256 single bytes first and no token twice")
+        vocabulary[token] = rank + num_special
+    model = ByteLevelModel(
+        name,
+        vocabulary=vocabulary,
+        pre_tokenizer=(Split(pattern, keep_gaps=False),),
+        special_tokens={text: rank for rank, text in enumerate(specials)},
+    )
+    return TokenizerFile(model, bos_token="<s>" if "<s>" in specials else None,
+                         eos_token="</s>" if "</s>" in specials else None)

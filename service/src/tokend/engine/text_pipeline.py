@@ -1,0 +1,83 @@
+"""The text side of a Hugging Face-style tokenizer, before BPE: added tokens, normalizer, pre-tokenizer.
+
+    raw text ── added tokens (normalized=False) ──> text │ id │ text ...
+    each text ── normalizer (NFC) ── added tokens (normalized=True) ──> segments │ ids
+    each segment ── pre-tokenizer ──> pieces (`pre_tokenize`; or the native core splits it)
+
+`items` gives the segments (normalized text without added tokens, str) and the ids of added tokens, in
+text order. Which added tokens count is the caller's choice per call (`active`): tokend applies
+tiktoken's special-token policy to special ones, while non-special ones always count.
+
+>>> from tokend.engine.pre_tokenizer import Split
+>>> pipeline = TextPipeline(pre_tokenizer=(Split(r"\\S+|\\s+"),), normalizer="NFC",
+...                         added_tokens=[AddedToken("<|end|>", 9)], dialect="oniguruma")
+>>> pipeline.items("cafe\\u0301 <|end|>x", active=lambda token: True)
+['café ', 9, 'x']
+>>> pipeline.pre_tokenize("café ")
+['café', ' ']
+
+Not handled: offsets (callers that need them decode the ids, as tiktoken does).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+
+from .added_tokens import AddedToken, AddedTokenMatcher
+from .byte_level_model import Normalizer
+from .pre_tokenizer import PreTokenizerStep, compile_pre_tokenizer
+from .regex_splitter import Dialect
+
+__all__ = ["TextPipeline", "normalize"]
+
+Item = str | int
+
+
+def normalize(normalizer: Normalizer | None, text: str) -> str:
+    """`text` after the normalizer (None: unchanged)."""
+    if normalizer is None or unicodedata.is_normalized(normalizer, text):
+        return text
+    return unicodedata.normalize(normalizer, text)
+
+
+class TextPipeline:
+    """Immutable; safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        pre_tokenizer: Sequence[PreTokenizerStep],
+        normalizer: Normalizer | None = None,
+        added_tokens: Sequence[AddedToken] = (),
+        dialect: Dialect,
+    ) -> None:
+        self.pre_tokenize = compile_pre_tokenizer(pre_tokenizer, dialect=dialect)
+        self.normalizer = normalizer
+        self._raw = AddedTokenMatcher([token for token in added_tokens if not token.normalized])
+        self._normalized = AddedTokenMatcher(
+            [
+                AddedToken(normalize(normalizer, token.content), token.id, token.special, token.lstrip,
+                           token.rstrip, token.single_word, token.normalized)
+                for token in added_tokens
+                if token.normalized
+            ]
+        )
+
+    def may_hold_added_tokens(self, text: str) -> bool:
+        """False when no added token can occur in `text` (normalized ones are looked for in the normalized
+        text)."""
+        return self._raw.may_occur(text) or (bool(self._normalized) and self._normalized.may_occur(normalize(self.normalizer, text)))
+
+    def items(self, text: str, *, active: Callable[[AddedToken], bool]) -> list[Item]:
+        """Segments and added-token ids of `text`, in order (no empty segments)."""
+        items: list[Item] = []
+        segments = self._raw.split(text, active=active) if self._raw else [text]
+        for segment in segments:
+            if isinstance(segment, int):
+                items.append(segment)
+                continue
+            segment = normalize(self.normalizer, segment)
+            inner = self._normalized.split(segment, active=active) if self._normalized else [segment]
+            items += (part for part in inner if part != "")
+        return items

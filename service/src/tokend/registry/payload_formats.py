@@ -1,0 +1,101 @@
+"""What each payload format holds and how its (verified) bytes become an `Encoding`.
+
+| payload_format | file | from the manifest | from the payload |
+|---|---|---|---|
+| `tiktoken_ranks` | ranks.tiktoken | pattern, special tokens | ranks |
+| `minbpe_model` | merges.model | (repeats them) | pattern, special tokens, merges |
+| `hf_tokenizer_json` | tokenizer.json | (repeats them) | everything, incl. normalizer, BOS/EOS |
+| `tekken_json` | tekken.json | (repeats them) | everything, incl. BOS/EOS |
+
+The self-describing formats repeat their pattern, special tokens and normalizer in the manifest (so a
+reader of the manifest alone sees them); the loader checks that both agree. An empty minbpe pattern line
+(BasicTokenizer: no pre-splitting) means the whole text is one piece, `NO_SPLIT_PATTERN`.
+
+    >>> parsed = parse_payload("tekken_json", content, name="nemo")
+    >>> parsed.encoding.n_vocab, parsed.bos_token
+    (131072, '<s>')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokend.engine import (
+    Encoding,
+    load_minbpe_model,
+    load_tiktoken_ranks,
+    merges_to_ranks,
+    read_tekken_json,
+    read_tokenizer_json,
+)
+from tokend.engine.training import NO_SPLIT_PATTERN
+from tokend.errors import ModelFormatError
+from tokend.registry.manifest import PayloadFormat
+
+__all__ = ["PAYLOAD_FILE_NAMES", "SELF_DESCRIBING", "ParsedPayload", "parse_payload", "minbpe_pattern"]
+
+PAYLOAD_FILE_NAMES: dict[PayloadFormat, str] = {
+    "tiktoken_ranks": "ranks.tiktoken",
+    "minbpe_model": "merges.model",
+    "hf_tokenizer_json": "tokenizer.json",
+    "tekken_json": "tekken.json",
+}
+# Formats whose payload carries its own pattern and special tokens.
+SELF_DESCRIBING: frozenset[PayloadFormat] = frozenset({"minbpe_model", "hf_tokenizer_json", "tekken_json"})
+
+
+@dataclass(frozen=True)
+class ParsedPayload:
+    encoding: Encoding
+    pattern: str
+    special_tokens: dict[str, int]
+    normalizer: str | None = None
+    bos_token: str | None = None
+    eos_token: str | None = None
+
+
+def parse_payload(
+    payload_format: PayloadFormat,
+    content: bytes,
+    *,
+    name: str,
+    pattern: str | None = None,
+    special_tokens: dict[str, int] | None = None,
+    explicit_n_vocab: int | None = None,
+) -> ParsedPayload:
+    """The Encoding in `content`. `pattern`, `special_tokens` and `explicit_n_vocab` complete a
+    tiktoken rank file (which has none of them); the other formats bring their own."""
+    if payload_format == "tiktoken_ranks":
+        if pattern is None:
+            raise ModelFormatError(f"a tiktoken rank file has no split pattern: give one for {name} (e.g. --pattern gpt4)")
+        ranks = load_tiktoken_ranks(content, what=f"rank file of {name}")
+        encoding = Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=dict(special_tokens or {}),
+                            explicit_n_vocab=explicit_n_vocab)
+        return ParsedPayload(encoding, pattern, dict(special_tokens or {}))
+    if payload_format == "minbpe_model":
+        model = load_minbpe_model(_utf8(content, what=name))
+        pattern = minbpe_pattern(model.pattern)
+        encoding = Encoding(name, pat_str=pattern, mergeable_ranks=merges_to_ranks(model.merges),
+                            special_tokens=dict(model.special_tokens), explicit_n_vocab=explicit_n_vocab)
+        return ParsedPayload(encoding, pattern, dict(model.special_tokens))
+    if payload_format == "hf_tokenizer_json":
+        parsed = read_tokenizer_json(content, name=name)
+    elif payload_format == "tekken_json":
+        parsed = read_tekken_json(content, name=name)
+    else:
+        raise ModelFormatError(f"{name}: unknown payload format {payload_format!r}")
+    encoding = Encoding.from_model(parsed.model)
+    return ParsedPayload(encoding, encoding.pattern, dict(encoding.special_tokens), parsed.model.normalizer,
+                         parsed.bos_token, parsed.eos_token)
+
+
+def minbpe_pattern(pattern: str) -> str:
+    """The split regex a minbpe model means: its pattern, or no splitting for an empty one (BasicTokenizer)."""
+    return pattern or NO_SPLIT_PATTERN
+
+
+def _utf8(content: bytes, *, what: str) -> str:
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ModelFormatError(f"minbpe model of {what} is not UTF-8 text: {error}") from None

@@ -1,0 +1,212 @@
+"""Hugging Face tokenizer.json models: byte-identical ids to `tokenizers` (the oracle) on the same file.
+
+Files (tests/support/tokenizer_json.py, built from vocabularies packages ship): Llama 3 (ignore_merges,
+Split + ByteLevel(use_regex=false), "a b" merges), Qwen 3 (NFC, [a, b] merges, special and non-special
+added tokens), GPT-2 (ByteLevel(use_regex=true)) with and without add_prefix_space, a DeepSeek-V3-style
+Sequence of Splits, and a file whose added tokens use every flag. Then every component tokend does not
+implement is refused, naming it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+
+import pytest
+import tokenizers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from support import tokenizer_json as files
+from tests.corpus import corpus_texts, edge_cases
+from tokend.engine import Encoding, parse_tokenizer_json
+from tokend.errors import DisallowedSpecialTokenError, ModelFormatError
+
+BUILDERS = {
+    "llama3": files.llama3_tokenizer_json,
+    "qwen3": files.qwen3_tokenizer_json,
+    "gpt2": files.gpt2_tokenizer_json,
+    "gpt2-prefix-space": functools.partial(files.gpt2_tokenizer_json, add_prefix_space=True),
+    "deepseek-v3-style": files.deepseek_v3_style_tokenizer_json,
+}
+_TEXTS = corpus_texts(limit_bytes=100_000) + edge_cases()
+
+
+@functools.lru_cache(maxsize=None)
+def models(name: str) -> tuple[Encoding, tokenizers.Tokenizer, object]:
+    document = BUILDERS[name]()
+    parsed = parse_tokenizer_json(document, name=name)
+    return Encoding.from_model(parsed.model), tokenizers.Tokenizer.from_str(json.dumps(document)), parsed
+
+
+@functools.lru_cache(maxsize=None)
+def ordinary_oracle(name: str) -> tokenizers.Tokenizer:
+    """The same file with special tokens read as text (what tokend's disallowed_special=() does)."""
+    oracle = tokenizers.Tokenizer.from_str(json.dumps(BUILDERS[name]()))
+    oracle.encode_special_tokens = True
+    return oracle
+
+
+def theirs(oracle: tokenizers.Tokenizer, text: str) -> list[int]:
+    return oracle.encode(text, add_special_tokens=False).ids
+
+
+@pytest.fixture(params=sorted(BUILDERS), scope="module")
+def name(request):
+    return request.param
+
+
+def test_corpus_matches_tokenizers(name):
+    enc, oracle, _ = models(name)
+    for text in _TEXTS:
+        expected = theirs(oracle, text)
+        assert enc.encode(text, allowed_special="all") == expected, text[:200]
+        assert enc.count(text, allowed_special="all") == len(expected)
+        assert enc.decode(expected) == oracle.decode(expected, skip_special_tokens=False)
+
+
+def test_special_tokens_follow_tiktokens_policy(name):
+    enc, oracle, _ = models(name)
+    specials = sorted(enc.special_tokens)
+    text = f"Hi {specials[0]} there{specials[-1]}!\n{specials[0]}"
+    assert enc.encode(text, allowed_special="all") == theirs(oracle, text)
+    assert enc.encode(text, disallowed_special=()) == theirs(ordinary_oracle(name), text)
+    assert enc.encode_ordinary(text) == theirs(ordinary_oracle(name), text)
+    with pytest.raises(DisallowedSpecialTokenError) as refused:
+        enc.encode(text)
+    assert refused.value.token == specials[0] and refused.value.offset == 3
+
+
+def test_qwen3_non_special_added_tokens_are_always_matched():
+    enc, oracle, _ = models("qwen3")
+    assert "<think>" not in enc.special_tokens and {token.content for token in enc.added_tokens} >= {"<think>", "<|im_end|>"}
+    text = "<think>\nplan</think> answer<|im_end|>"
+    ordinary = enc.encode(text, disallowed_special=())
+    assert ordinary == theirs(ordinary_oracle("qwen3"), text)
+    assert ordinary[0] == enc.encode_single_token("<think>") and enc.encode_single_token("<|im_end|>") not in ordinary
+    assert enc.encode(text, allowed_special="all") == theirs(oracle, text)
+
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=120) | st.lists(
+    st.sampled_from(["a", "A", " ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "1", "123", "4567", "😀", "é", "e\u0301",
+                     "中文", "ひら", "!", "?.", "\u00a0", "\u3000", "<think>", "<|im_end|>", "<|begin_of_text|>",
+                     "<|endoftext|>", "ſ", "İ", "Ⅻ"]),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_text)
+def test_hypothesis_text_matches_tokenizers(text):
+    for name in BUILDERS:
+        enc, oracle, _ = models(name)
+        assert enc.encode(text, allowed_special="all") == theirs(oracle, text), name
+        assert enc.encode(text, disallowed_special=()) == theirs(ordinary_oracle(name), text), name
+
+
+def test_bos_and_eos_come_from_the_post_processor():
+    assert (models("llama3")[2].bos_token, models("llama3")[2].eos_token) == ("<|begin_of_text|>", None)
+    document = files.gpt2_tokenizer_json()
+    document["post_processor"] = {"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0],
+                                  "trim_offsets": True, "add_prefix_space": False}
+    parsed = parse_tokenizer_json(document, name="roberta-like")
+    assert (parsed.bos_token, parsed.eos_token) == ("<s>", "</s>")
+    # never added by encode
+    assert Encoding.from_model(parsed.model).encode("hi") == theirs(tokenizers.Tokenizer.from_str(json.dumps(document)), "hi")
+
+
+# ---- added tokens with every flag ---------------------------------------------------------------------
+
+_FLAGGED = [
+    ("<|special|>", {"special": True, "normalized": False}),
+    ("[LEFT]", {"special": True, "lstrip": True, "normalized": False}),
+    ("[RIGHT]", {"special": False, "rstrip": True, "normalized": False}),
+    ("[BOTH]", {"special": False, "lstrip": True, "rstrip": True, "normalized": False}),
+    ("word", {"special": False, "single_word": True, "normalized": False}),
+    ("café", {"special": False, "normalized": True}),  # matched after NFC: "cafe\u0301" counts
+    ("naïve", {"special": True, "normalized": True, "single_word": True}),
+    ("ab", {"special": False, "normalized": False}),  # overlaps the next one: leftmost-longest wins
+    ("abc", {"special": False, "normalized": False}),
+    ("Ġhello", {"special": False, "normalized": False}),  # written like a vocabulary entry, still text
+]
+
+
+@functools.lru_cache(maxsize=None)
+def flagged() -> tuple[Encoding, tokenizers.Tokenizer, tokenizers.Tokenizer]:
+    document = files.gpt2_tokenizer_json()
+    document["normalizer"] = {"type": "NFC"}
+    document["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": files.LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    for offset, (content, flags) in enumerate(_FLAGGED):
+        document["added_tokens"].append({"id": 50257 + offset, "content": content, "single_word": False, "lstrip": False,
+                                         "rstrip": False, "normalized": False, "special": False} | flags)
+    ordinary = tokenizers.Tokenizer.from_str(json.dumps(document))
+    ordinary.encode_special_tokens = True
+    return (Encoding.from_model(parse_tokenizer_json(document, name="flagged").model),
+            tokenizers.Tokenizer.from_str(json.dumps(document)), ordinary)
+
+
+@pytest.mark.parametrize("text", [
+    "a  [LEFT]  b", "[LEFT]x", "\n\t [LEFT]", "x [RIGHT]  \n y", "[RIGHT]", "  [BOTH]  [BOTH]  z",
+    "word words sword a word, word_x wordé (word)", "café cafe\u0301 caf\u00e9s", "naïve naïvely nai\u0308ve",
+    "abcab abc ab", "Ġhello hello", "<|special|> [LEFT][RIGHT] <|special|>word", "", "   ",
+])
+def test_added_token_flags_match_tokenizers(text):
+    enc, oracle, ordinary = flagged()
+    assert enc.encode(text, allowed_special="all") == theirs(oracle, text)
+    assert enc.encode(text, disallowed_special=()) == theirs(ordinary, text)
+    assert enc.count(text, allowed_special="all") == len(theirs(oracle, text))
+
+
+@settings(max_examples=150, deadline=None)
+@given(parts=st.lists(st.sampled_from([content for content, _ in _FLAGGED] + [" ", "  ", "\n", "x", "é", "e\u0301", "1", "_", "-", "naï", "ve", "wo", "rd"]), max_size=14))
+def test_added_token_flags_hypothesis(parts):
+    text = "".join(parts)
+    enc, oracle, ordinary = flagged()
+    assert enc.encode(text, allowed_special="all") == theirs(oracle, text)
+    assert enc.encode(text, disallowed_special=()) == theirs(ordinary, text)
+
+
+# ---- what is refused ----------------------------------------------------------------------------------
+
+def _gpt2_with(**changes) -> dict:
+    document = copy.deepcopy(files.gpt2_tokenizer_json())
+    for path, value in changes.items():
+        target = document
+        keys = path.split("__")
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    return document
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"normalizer": {"type": "Lowercase"}}, "normalizer 'Lowercase'"),
+    ({"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "NFKC"}]}}, "normalizer 'NFKC'"),
+    ({"pre_tokenizer": {"type": "Metaspace", "replacement": "▁"}}, "pre_tokenizer 'Metaspace'"),
+    ({"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": True}, {"type": "ByteLevel"}]}}, "pre_tokenizer 'Digits'"),
+    ({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\s"}, "behavior": "Removed", "invert": False}}, "behavior 'Removed'"),
+    ({"pre_tokenizer": {"type": "Split", "pattern": {"Regex": "\\s"}, "behavior": "Isolated", "invert": False}}, "no ByteLevel"),
+    ({"pre_tokenizer": None}, "no ByteLevel"),
+    ({"decoder": {"type": "WordPiece", "prefix": "##"}}, "decoder 'WordPiece'"),
+    ({"model__type": "WordPiece"}, "model type 'WordPiece'"),
+    ({"model__dropout": 0.1}, "model.dropout"),
+    ({"model__byte_fallback": True}, "model.byte_fallback"),
+    ({"model__continuing_subword_prefix": "##"}, "model.continuing_subword_prefix"),
+    ({"model__merges": ["Ġ t", "Ġ xyzzy"]}, "model.merges\\[1\\]"),
+    ({"model__merges": ["a b c"]}, "model.merges\\[0\\]"),
+    ({"truncation": {"max_length": 8, "strategy": "LongestFirst", "stride": 0, "direction": "Right"}}, "truncation"),
+    ({"padding": {"strategy": "BatchLongest"}}, "padding"),
+])
+def test_unsupported_components_are_refused_by_name(changes, fragment):
+    with pytest.raises(ModelFormatError, match=fragment):
+        parse_tokenizer_json(_gpt2_with(**changes), name="bad")
+
+
+def test_bytes_that_are_not_json_are_refused():
+    from tokend.engine import read_tokenizer_json
+
+    with pytest.raises(ModelFormatError, match="not JSON"):
+        read_tokenizer_json(b"{ nope", name="bad")

@@ -1,0 +1,138 @@
+"""The native pair-priority merge (service/native/pair_merge.c) against its Python reference
+(tokend.engine.pair_bpe) on random merge lists, on both sides of the switch between its two algorithms,
+and within a time guard on 1 MB pieces. Real merge lists are held to Hugging Face `tokenizers` in
+test_hf_tokenizer_json.py.
+
+    >>> vocabulary = {bytes([b]): b for b in range(256)} | {b"ab": 256}
+    >>> BpeCore(vocabulary, None, merges=array("I", [97, 98, 256])).merge(b"aab")
+    [97, 256]
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokend.engine._native import BpeCore
+from tokend.engine.pair_bpe import pair_byte_pair_encode
+
+_SINGLE_BYTES = {bytes([b]): b for b in range(256)}
+
+
+def _core(vocabulary, merges, *, ignore_merges=False, capacity=64):
+    flat = array("I", [value for merge in merges for value in merge])
+    return BpeCore(vocabulary, None, cache_capacity=capacity, merges=flat, ignore_merges=ignore_merges)
+
+
+def test_hand_checked_merges():
+    vocabulary = _SINGLE_BYTES | {b"ab": 256, b"bc": 257, b"abc": 258, b"aa": 259}
+    # priority = place in the list: (b, c) before (a, b), so "abc" -> a + bc, and no merge makes a + bc
+    core = _core(vocabulary, [(98, 99, 257), (97, 98, 256), (256, 99, 258)])
+    assert core.merge(b"abc") == [97, 257]
+    # tiktoken's rule would give "abc" (258) from "a" + "bc" (their concatenation is a token); this rule does not
+    assert BpeCore(vocabulary, None).merge(b"abc") == [258]
+    core = _core(vocabulary, [(97, 98, 256), (256, 99, 258), (98, 99, 257)])
+    assert core.merge(b"abc") == [258]
+    core = _core(vocabulary, [(97, 97, 259)])
+    assert core.merge(b"aaa") == [259, 97]  # ties: leftmost first
+    assert core.merge(b"a" * 129) == [259] * 64 + [97]
+
+
+def test_a_merge_listed_twice_keeps_its_later_place():
+    # Hugging Face builds its merge map from the list in order, so the later entry wins.
+    vocabulary = _SINGLE_BYTES | {b"ab": 256, b"bc": 257}
+    merges = [(97, 98, 256), (98, 99, 257), (97, 98, 256)]  # (a, b) now ranks after (b, c)
+    assert _core(vocabulary, merges).merge(b"abc") == [97, 257]
+
+
+def test_ignore_merges_is_the_whole_piece_shortcut():
+    vocabulary = _SINGLE_BYTES | {b"ab": 256, b"abc": 257}
+    merges = [(97, 98, 256)]  # no merge makes "abc"
+    assert _core(vocabulary, merges).encode_piece(b"abc") == [256, 99]
+    assert _core(vocabulary, merges, ignore_merges=True).encode_piece(b"abc") == [257]
+    assert _core(vocabulary, merges, ignore_merges=True).merge(b"abc") == [256, 99]
+
+
+def test_bytes_without_an_id_are_dropped():
+    vocabulary = {bytes([b]): b for b in range(0xF5)} | {b"ab": 300}
+    core = _core(vocabulary, [(97, 98, 300)])
+    assert core.merge(b"a\xffb") == [300]  # as Hugging Face skips a character it cannot find
+    assert core.encode_piece(b"\xfe\xff") == []
+
+
+def test_bad_merge_lists_are_refused():
+    with pytest.raises(ValueError, match="not a token"):
+        _core(_SINGLE_BYTES, [(97, 98, 999)])
+    with pytest.raises(TypeError, match="array"):
+        BpeCore(_SINGLE_BYTES, None, merges=array("H", [1, 2, 3]))
+    with pytest.raises(TypeError, match="array"):
+        BpeCore(_SINGLE_BYTES, None, merges=array("I", [1, 2]))
+
+
+@st.composite
+def _merge_list_and_pieces(draw):
+    """A merge list over a small alphabet (random priorities, some merges listed twice, some tokens made by
+    several merges, as converted vocabularies have) and pieces of 1..400 bytes over the alphabet."""
+    rng = draw(st.randoms(use_true_random=False))
+    alphabet = [bytes([b]) for b in draw(st.lists(st.integers(0, 255), min_size=1, max_size=5, unique=True))]
+    ids = dict(_SINGLE_BYTES)
+    tokens = list(alphabet)
+    merges: list[tuple[int, int, int]] = []
+    for _ in range(draw(st.integers(0, 150))):
+        left, right = rng.choice(tokens), rng.choice(tokens)
+        merged = left + right
+        if len(merged) > 24:
+            continue
+        if merged not in ids:
+            ids[merged] = 256 + len(ids) + rng.randrange(3)  # ids need not be dense
+            tokens.append(merged)
+        merges.append((ids[left], ids[right], ids[merged]))
+    if draw(st.booleans()):
+        rng.shuffle(merges)  # priorities unrelated to how the tokens were built
+    lengths = draw(st.lists(st.one_of(st.sampled_from([1, 2, 127, 128, 129, 300]), st.integers(1, 400)), min_size=1, max_size=4))
+    pieces = []
+    for length in lengths:
+        parts: list[bytes] = []
+        while sum(map(len, parts)) < length:
+            parts.append(rng.choice(tokens))
+        pieces.append(b"".join(parts)[:length])
+    return ids, merges, pieces
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=_merge_list_and_pieces(), ignore_merges=st.booleans())
+def test_native_merge_matches_the_python_reference(case, ignore_merges):
+    ids, merges, pieces = case
+    core = _core(ids, merges, ignore_merges=ignore_merges)
+    table = {}
+    for priority, (left, right, merged) in enumerate(merges):
+        table[left, right] = (priority, merged)  # a later listing replaces an earlier one
+    for piece in pieces:
+        for length in sorted({len(piece)} | ({127, 128, 129} if len(piece) > 129 else set())):
+            part = piece[:length]
+            expected = pair_byte_pair_encode(part, {b: b for b in range(256)}, table)
+            assert core.merge(part) == expected, part
+            whole = ids.get(part)
+            assert core.encode_piece(part) == ([whole] if ignore_merges and whole is not None else expected)
+
+
+@pytest.mark.parametrize("text", [b"a" * 1_000_000, bytes(range(97, 123)) * 40_000])
+def test_one_megabyte_piece_within_guard(text):
+    # Every merge of a chain: "a"+"a", "aa"+"aa", ... (the worst shape for the heap: long runs of one pair).
+    ids = dict(_SINGLE_BYTES)
+    merges = []
+    token = b"a"
+    for _ in range(12):
+        ids[token + token] = len(ids)
+        merges.append((ids[token], ids[token], ids[token + token]))
+        token += token
+    core = _core(ids, merges, capacity=0)
+    started = time.process_time()
+    out = core.merge(text)
+    assert time.process_time() - started < 5.0  # generous: 0.1-1.1 s here
+    token_bytes = {token_id: token for token, token_id in ids.items()}
+    assert b"".join(token_bytes[token_id] for token_id in out) == text

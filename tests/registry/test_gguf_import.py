@@ -1,0 +1,159 @@
+"""The tokenizers inside llama.cpp's vocab-only GGUF files (llama-cpp-python 0.3.36's sdist ships them with
+the reference vectors llama.cpp tests itself against: `.inp` texts, `.out` ids that Hugging Face
+`tokenizers` produced with each model's own tokenizer.json), imported into a registry:
+
+- every vector gives the same ids (0 mismatches), read as llama.cpp's test-tokenizer-0 reads them;
+- `tokenizers` on the stored (converted) tokenizer.json gives our ids on the corpus;
+- the manifest records BOS/EOS, the chat template and the source's SHA-256 and `pre`;
+- SentencePiece GGUFs, unknown pre-tokenizers and damaged files are refused, naming what is wrong;
+- the metadata reader reads what the `gguf` package's GGUFReader reads.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+from pathlib import Path
+
+import pytest
+import tokenizers
+from gguf import GGUFReader, GGUFWriter
+
+from support.package_files import pypi_file, sha256_file
+from tests.corpus import corpus_texts, edge_cases
+from tokend.errors import ModelFormatError
+from tokend.registry import Registry
+from tokend.registry.gguf_metadata import read_gguf_metadata
+from tokend.registry.importing import import_files
+
+# (pre-tokenizer, BOS, EOS, has a chat template) as each file's metadata names them
+VOCABS = {
+    "llama-bpe": ("llama-bpe", "<|begin_of_text|>", "<|end_of_text|>", False),
+    "qwen2": ("qwen2", "<|endoftext|>", "<|endoftext|>", True),
+    "qwen35": ("qwen35", "<|endoftext|>", "<|endoftext|>", True),
+    "gpt-2": ("gpt-2", "<|endoftext|>", "<|endoftext|>", False),
+    "mpt": ("mpt", "<|endoftext|>", "<|endoftext|>", False),
+    "deepseek-llm": ("deepseek-llm", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", False),
+    "deepseek-coder": ("deepseek-coder", "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", False),
+    "falcon": ("falcon", "<|endoftext|>", "<|endoftext|>", False),
+    "starcoder": ("starcoder", "<|endoftext|>", "<|endoftext|>", False),
+    "refact": ("refact", "<|endoftext|>", "<|endoftext|>", False),
+    "command-r": ("command-r", "<BOS_TOKEN>", "<|END_OF_TURN_TOKEN|>", True),
+}
+# The big vocabularies (100k-256k tokens) take seconds each to convert and load: `slow` (CI runs them).
+_BIG = {"llama-bpe", "qwen2", "qwen35", "deepseek-llm", "command-r"}
+_PARAMS = [pytest.param(name, marks=pytest.mark.slow) if name in _BIG else name for name in sorted(VOCABS)]
+_SEPARATOR = "\n__ggml_vocab_test__\n"
+_CORPUS = corpus_texts(limit_bytes=40_000) + edge_cases()
+
+
+def vocab_file(name: str, suffix: str = "") -> Path:
+    return pypi_file("llama-cpp-python", "0.3.36", f"vendor/llama.cpp/models/ggml-vocab-{name}.gguf{suffix}", sdist=True)
+
+
+def vectors(name: str) -> list[tuple[str, list[int]]]:
+    """llama.cpp's test-tokenizer-0 reading: texts split on the separator, one line of ids per text."""
+    raw = vocab_file(name, ".inp").read_text(encoding="utf-8")
+    texts, position = [], 0
+    while position < len(raw):
+        end = raw.find(_SEPARATOR, position)
+        if end < 0:
+            texts.append(raw[position:])
+            break
+        texts.append(raw[position:end])
+        position = end + len(_SEPARATOR)
+    outputs = [[int(token) for token in line.split()] for line in vocab_file(name, ".out").read_text().splitlines()]
+    assert len(texts) == len(outputs) > 40
+    return list(zip(texts, outputs))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Registry:
+    return Registry.open(tmp_path_factory.mktemp("gguf") / "models", create=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _imported(root: Path, name: str):
+    registry = Registry.open(root)
+    manifest = import_files(registry, [vocab_file(name)], name=name, provenance={"kind": "imported", "command": "test"})
+    return manifest, registry.get_encoding(name)
+
+
+@pytest.fixture(params=_PARAMS)
+def imported(request, registry):
+    return (request.param, *_imported(Path(registry.location), request.param))
+
+
+def test_reference_vectors_give_the_same_ids(imported):
+    name, _, encoding = imported
+    for text, expected in vectors(name):
+        # add_special=false, parse_special=false: special tokens in the text are text
+        assert encoding.encode(text, disallowed_special=()) == expected, repr(text)
+
+
+def test_manifest_records_what_the_file_names(imported):
+    name, manifest, encoding = imported
+    pre, bos, eos, has_template = VOCABS[name]
+    assert (manifest.payload_format, manifest.payload.compression) == ("hf_tokenizer_json", "gzip")
+    assert (manifest.bos_token, manifest.eos_token, manifest.normalizer) == (bos, eos, None)
+    assert (manifest.chat_template is not None) == has_template
+    assert manifest.provenance.settings == {"format": "gguf", "pre": pre}
+    assert manifest.provenance.source_sha256 == sha256_file(vocab_file(name))
+    assert encoding.n_vocab == len(read_gguf_metadata(vocab_file(name), prefix="tokenizer.ggml.tokens")["tokenizer.ggml.tokens"])
+
+
+def test_tokenizers_on_the_stored_tokenizer_json_gives_our_ids(imported, registry):
+    name, manifest, encoding = imported
+    stored = Path(registry.location) / name / "1" / manifest.payload.path
+    oracle = tokenizers.Tokenizer.from_str(gzip.decompress(stored.read_bytes()).decode("utf-8"))
+    for text in _CORPUS:
+        assert encoding.encode(text, allowed_special="all") == oracle.encode(text, add_special_tokens=False).ids, text[:200]
+
+
+def test_sentencepiece_ggufs_are_refused_by_name(registry):
+    with pytest.raises(ModelFormatError, match="tokenizer.ggml.model 'llama' is not supported"):
+        import_files(registry, [vocab_file("llama-spm")], name="spm", provenance={"kind": "imported"})
+
+
+def _tiny_gguf(path: Path, *, pre: str) -> Path:
+    writer = GGUFWriter(str(path), arch="llama")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(pre)
+    writer.add_token_list([chr(c) for c in range(33, 127)])
+    writer.add_token_merges([])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    return path
+
+
+def test_an_unknown_pre_tokenizer_is_refused_by_name(registry, tmp_path):
+    path = _tiny_gguf(tmp_path / "tiny.gguf", pre="my-own-regex")
+    with pytest.raises(ModelFormatError, match="tokenizer.ggml.pre 'my-own-regex' is not a pre-tokenizer tokend knows"):
+        import_files(registry, [path], name="tiny", provenance={"kind": "imported"})
+
+
+@pytest.mark.parametrize("cut", [3, 30, 200, -10])
+def test_damaged_files_are_refused(tmp_path, cut):
+    whole = vocab_file("gpt-2").read_bytes()
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(whole[:cut] if cut > 0 else whole[: len(whole) // 2])
+    with pytest.raises(ModelFormatError):
+        read_gguf_metadata(damaged, prefix="tokenizer.")
+
+
+def test_arrays_nested_without_end_are_refused(tmp_path):
+    import struct
+
+    entry = struct.pack("<Q", 3) + b"key" + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * 100_000
+    path = tmp_path / "nested.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + entry)
+    with pytest.raises(ModelFormatError, match="nested more than 4 deep"):
+        read_gguf_metadata(path)
+
+
+def test_metadata_reader_reads_what_gguf_reads():
+    path = vocab_file("deepseek-coder")
+    ours = read_gguf_metadata(path)
+    theirs = {key: field.contents() for key, field in GGUFReader(path).fields.items() if not key.startswith("GGUF.")}
+    assert ours == theirs
