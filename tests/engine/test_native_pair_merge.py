@@ -82,13 +82,15 @@ def _merge_list_and_pieces(draw):
     ids = dict(_SINGLE_BYTES)
     tokens = list(alphabet)
     merges: list[tuple[int, int, int]] = []
+    next_id = 255
     for _ in range(draw(st.integers(0, 150))):
         left, right = rng.choice(tokens), rng.choice(tokens)
         merged = left + right
         if len(merged) > 24:
             continue
         if merged not in ids:
-            ids[merged] = 256 + len(ids) + rng.randrange(3)  # ids need not be dense
+            next_id += 1 + rng.randrange(3)  # ids need not be dense, but are distinct (the core refuses a shared one)
+            ids[merged] = next_id
             tokens.append(merged)
         merges.append((ids[left], ids[right], ids[merged]))
     if draw(st.booleans()):

@@ -133,3 +133,34 @@ def test_long_tokens_with_distinct_ranks_still_work():
         """
     )
     _assert_survived(done)
+
+
+def test_a_failed_init_with_a_merge_list_frees_its_pair_table_and_can_be_retried():
+    # The pair-priority path (merges=, ignore_merges=) fails last, in the merge list, after the pair table was
+    # allocated and filled: every failed __init__ must free it (30 leaked tables would be ~500 MiB), leave a
+    # core whose methods refuse, and a retry must build a working pair-rule core.
+    done = _run(
+        f"""
+        import resource
+        from array import array
+        merges = array("I", [97, 98, 256]) * 500_000  # one pair again and again: a table sized for 500,000
+        merges[-1] = 999  # the last merge yields no token of the vocabulary
+        vocabulary = SINGLE | {{b"ab": 256, b"bc": 257}}
+        core = BpeCore.__new__(BpeCore)
+        expect(ValueError, lambda: core.__init__(vocabulary, "cl100k", merges=merges), "not a token")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for _ in range(30):
+            expect(ValueError, lambda: core.__init__(vocabulary, None, merges=merges, ignore_merges=False), "not a token")
+        grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        assert grown_mib < 100, f"peak RSS grew {{grown_mib:.0f}} MiB over 30 failed inits: the pair table leaks"
+        for call in {list(_CALLS.values())!r}:
+            expect(RuntimeError, lambda: eval(call), "not initialised")
+        expect(TypeError, lambda: core.__init__(vocabulary, None, merges=array("H", [1, 2, 3])), "array")
+        expect(RuntimeError, lambda: core.merge(b"abc"), "not initialised")
+        core.__init__(vocabulary, "cl100k", merges=array("I", [98, 99, 257, 97, 98, 256]), ignore_merges=False)
+        assert core.merge(b"abc") == [97, 257], core.merge(b"abc")  # the pair rule: (b, c) comes first
+        assert core.encode("ab abc") == [256, 32, 97, 257], core.encode("ab abc")
+        expect(TypeError, lambda: core.__init__(vocabulary, None), "already initialised")
+        """
+    )
+    _assert_survived(done)
