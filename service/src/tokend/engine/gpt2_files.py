@@ -6,9 +6,13 @@ single bytes first (printable ones in byte order, then the rest), then one rank 
 order; encoder.json must give every token that same id (tiktoken asserts it: its merge rule needs rank =
 merge order). `<|endoftext|>` and `<|startoftext|>` in encoder.json are special tokens.
 
->>> files = read_gpt2_files(encoder_json, vocab_bpe)  # doctest: +SKIP
->>> files.ranks[b" the"], files.special_tokens
-(262, {'<|endoftext|>': 50256})
+>>> import json
+>>> from tokend.engine.byte_level_alphabet import BYTE_TO_CHAR
+>>> encoder = {char: rank for rank, char in enumerate(sorted(BYTE_TO_CHAR))} | {"hi": 256, "Ġhi": 257,
+...                                                                          "<|endoftext|>": 258}
+>>> files = read_gpt2_files(json.dumps(encoder).encode(), "#version: 0.2\\nh i\\nĠ hi\\n".encode())
+>>> files.ranks[b" hi"], files.special_tokens
+(257, {'<|endoftext|>': 258})
 
 Not handled: encoder.json files whose ids are not the merge order (import such a model as a tokenizer.json,
 whose merge rule is the merge list's); reading the files (callers pass their bytes).

@@ -16,9 +16,18 @@ model never loads that would tokenize differently):
 - decoder: none or `ByteLevel` (decoding gives back the bytes);
 - truncation and padding: must be null (tokend never truncates or pads an encoding).
 
->>> parsed = read_tokenizer_json(data, name="llama3")  # doctest: +SKIP
->>> parsed.bos_token, parsed.model.ignore_merges
-('<|begin_of_text|>', True)
+>>> from tokend.engine.byte_level_alphabet import BYTE_TO_CHAR
+>>> document = {
+...     "model": {"type": "BPE", "vocab": {char: byte for byte, char in enumerate(BYTE_TO_CHAR)} | {"hi": 256},
+...               "merges": ["h i"], "ignore_merges": True},
+...     "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+...     "added_tokens": [{"id": 257, "content": "<s>", "special": True}],
+...     "post_processor": {"type": "TemplateProcessing", "single": [
+...         {"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]},
+... }
+>>> parsed = read_tokenizer_json(json.dumps(document).encode(), name="toy")
+>>> parsed.bos_token, parsed.model.ignore_merges, parsed.model.merge_rule
+('<s>', True, 'pairs')
 """
 
 from __future__ import annotations

@@ -11,9 +11,14 @@ mistral-common never produces a special token from text; tokend applies tiktoken
 any special token: `encode(text, disallowed_special=())` is mistral-common's `encode(text, bos=False,
 eos=False)`, and the default refuses text that contains one.
 
->>> tekken = read_tekken_json(data, name="nemo")  # doctest: +SKIP
->>> tekken.model.special_tokens["<s>"], tekken.bos_token
-(1, '<s>')
+>>> vocab = [{"rank": rank, "token_bytes": base64.b64encode(bytes([rank])).decode()} for rank in range(256)]
+>>> data = json.dumps({"config": {"pattern": r"\\S+|\\s+", "default_vocab_size": 256 + 3,
+...                               "default_num_special_tokens": 3, "version": "v7"},
+...                    "vocab": vocab, "special_tokens": [{"rank": 0, "token_str": "<unk>"},
+...                    {"rank": 1, "token_str": "<s>"}, {"rank": 2, "token_str": "</s>"}]}).encode()
+>>> tekken = read_tekken_json(data, name="toy")
+>>> tekken.model.special_tokens["<s>"], tekken.bos_token, tekken.model.vocabulary[b"h"]  # ids: rank + 3
+(1, '<s>', 107)
 
 Not handled: the image and audio settings of multimodal files (they do not change how text tokenizes).
 """

@@ -1,8 +1,7 @@
 """The metadata of a GGUF file (llama.cpp's model format): its key/value section, read without the tensors.
 
-    >>> metadata = read_gguf_metadata(Path("ggml-vocab-qwen2.gguf"), prefix="tokenizer.")
-    >>> metadata["tokenizer.ggml.model"], len(metadata["tokenizer.ggml.tokens"])
-    ('gpt2', 151936)
+    metadata = read_gguf_metadata(Path("ggml-vocab-qwen2.gguf"), prefix="tokenizer.")
+    metadata["tokenizer.ggml.model"], len(metadata["tokenizer.ggml.tokens"])    # ('gpt2', 151936)
 
 Layout (little-endian, versions 2 and 3, the value types of the `gguf` package's `GGUFValueType`): magic
 "GGUF", u32 version, u64 tensor count, u64 key/value count, then per entry a string key (u64 length +

@@ -17,9 +17,8 @@ What is read (`gguf_metadata`, which takes its value types from the `gguf` packa
 Like llama.cpp, the converted file has no normalizer (a model whose original tokenizer.json normalizes,
 e.g. NFC, differs on text that is not already normalized; import that tokenizer.json instead).
 
-    >>> converted = read_gguf_tokenizer(Path("ggml-vocab-qwen2.gguf"))
-    >>> converted.pre, converted.bos_token, len(converted.tokenizer_json)
-    ('qwen2', '<|endoftext|>', 5928681)
+    converted = read_gguf_tokenizer(Path("ggml-vocab-qwen2.gguf"))
+    converted.pre, converted.bos_token, len(converted.tokenizer_json)    # ('qwen2', '<|endoftext|>', 5928681)
 """
 
 from __future__ import annotations

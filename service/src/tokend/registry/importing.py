@@ -13,10 +13,9 @@ Without `format`, it is told from the files: two files are GPT-2's, the GGUF mag
 with `model` a tokenizer.json and with `config` + `vocab` a tekken.json, a `.model` file or a
 `minbpe v` line a minbpe model; anything else is read as a tiktoken rank file.
 
-    >>> manifest = import_files(registry, [Path("tokenizer.json")], name="llama3",
-    ...                         provenance={"kind": "imported", "command": "..."})
-    >>> manifest.payload_format, manifest.bos_token
-    ('hf_tokenizer_json', '<|begin_of_text|>')
+    manifest = import_files(registry, [Path("tokenizer.json")], name="llama3",
+                            provenance={"kind": "imported", "command": "..."})
+    manifest.payload_format, manifest.bos_token    # ('hf_tokenizer_json', '<|begin_of_text|>')
 
 Not handled: fetching files (give paths on disk), a model's tokenizer_config.json (pass --bos-token /
 --eos-token where the tokenizer.json does not name them).

@@ -11,9 +11,8 @@ The self-describing formats repeat their pattern, special tokens and normalizer 
 reader of the manifest alone sees them); the loader checks that both agree. An empty minbpe pattern line
 (BasicTokenizer: no pre-splitting) means the whole text is one piece, `NO_SPLIT_PATTERN`.
 
-    >>> parsed = parse_payload("tekken_json", content, name="nemo")
-    >>> parsed.encoding.n_vocab, parsed.bos_token
-    (131072, '<s>')
+    parsed = parse_payload("tekken_json", content, name="nemo")    # content: tekken.json's bytes
+    parsed.encoding.n_vocab, parsed.bos_token                       # (131072, '<s>')
 """
 
 from __future__ import annotations
