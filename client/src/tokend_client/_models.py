@@ -44,7 +44,7 @@ class ModelDetails:
     max_token_value: int
     special_tokens: Mapping[str, int]  # special token -> id
     pattern: str  # the pre-split regex (Python `regex` syntax)
-    payload_format: str  # "tiktoken" or "minbpe"
+    payload_format: str  # "tiktoken", "minbpe", "huggingface" (tokenizer.json) or "tekken"
     sha256: str  # of the manifest, which holds the payload checksums
     description: str
     created_at: str  # RFC 3339

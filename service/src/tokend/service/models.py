@@ -38,7 +38,12 @@ __all__ = ["ServedModels", "ModelObserver", "PAYLOAD_FORMAT_NAMES", "MAX_MODEL_R
 _log = logging.getLogger("tokend.service.models")
 
 # Manifest payload formats → the names the API uses (ModelDetails.payload_format).
-PAYLOAD_FORMAT_NAMES = {"tiktoken_ranks": "tiktoken", "minbpe_model": "minbpe"}
+PAYLOAD_FORMAT_NAMES = {
+    "tiktoken_ranks": "tiktoken",
+    "minbpe_model": "minbpe",
+    "hf_tokenizer_json": "huggingface",
+    "tekken_json": "tekken",
+}
 # A request for a version not loaded yet waits this long for its load (a directory load takes < 0.5 s);
 # the registry also bounds how many requests wait at once, so slow loads never hold every handler thread.
 REQUEST_LOAD_WAIT_SECONDS = 5.0
