@@ -10,25 +10,11 @@ from chat.templates import LLAMA3_INSTRUCT_TEMPLATE, packaged_template
 
 @pytest.fixture(scope="session")
 def o200k_harmony():
-    """o200k_harmony as tiktoken 0.14 defines it, built with tokend's engine.
-
-    tiktoken maps both "<|endofprompt|>" and "<|reserved_200018|>" to 200018; tokend's Encoding requires
-    distinct ids, so the alias "<|endofprompt|>" is left out (harmony never renders 200018). The registry's
-    own o200k_harmony (branch byte-level-families) replaces this fixture once it lands.
-    """
-    import tiktoken
-
+    """o200k_harmony from the embedded default registry: tiktoken 0.14's definition, including both
+    "<|endofprompt|>" and "<|reserved_200018|>" as 200018 (harmony never renders that id)."""
     import tokend
-    from tokend.engine import O200K_PATTERN
 
-    reference = tiktoken.get_encoding("o200k_harmony")
-    specials = {token: token_id for token, token_id in reference._special_tokens.items() if token != "<|endofprompt|>"}
-    return tokend.Encoding(
-        "o200k_harmony",
-        pat_str=O200K_PATTERN,
-        mergeable_ranks=dict(tokend.get_encoding("o200k_base").mergeable_ranks),
-        special_tokens=specials,
-    )
+    return tokend.get_encoding("o200k_harmony")
 
 
 @pytest.fixture(scope="session")

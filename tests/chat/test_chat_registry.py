@@ -98,9 +98,18 @@ def test_a_manifest_whose_template_does_not_compile_is_refused_at_load(registry,
 
 
 def test_manifests_without_a_chat_format_still_read(registry):
+    # An unset chat_format is left out of the file (as every optional field), so the manifest is written
+    # exactly as before the field existed; one written with "chat_format": null reads as the same manifest.
+    from tokend.registry.manifest import parse_manifest
+
     manifest = publish_openai(registry, "o200k_base")
     assert manifest.chat_format is None
-    assert "chat_format" in json.loads((registry.source.root / "o200k_base" / "1" / "manifest.json").read_text())
+    stored = (registry.source.root / "o200k_base" / "1" / "manifest.json").read_bytes()
+    assert "chat_format" not in json.loads(stored)
+    with_null = json.dumps({**json.loads(stored), "chat_format": None}).encode()
+    reread = parse_manifest(with_null, what="o200k_base@1")
+    assert reread.chat_format is None and reread.same_content(manifest)
+    assert reread.to_json_bytes() == stored
 
 
 def test_chat_format_from_tokenizer_config():
@@ -113,3 +122,40 @@ def test_chat_format_from_tokenizer_config():
     assert chat_format_from_tokenizer_config(json.dumps(config).encode(), template_name="tool_use").template == "{{ eos_token }}t"
     with pytest.raises(ModelFormatError, match="no chat_template"):
         chat_format_from_tokenizer_config(b"{}")
+
+
+def test_publishing_a_chat_format_keeps_every_other_field_of_the_manifest(registry):
+    # publish_chat_format republishes the payload: BOS/EOS, normalizer, the model's own chat template and
+    # the family carry over; only chat_format (and version, provenance) change.
+    from support.tokenizer_json import qwen3_tokenizer_json
+    from tokend.registry.payload import describe_payload
+
+    payload = json.dumps(qwen3_tokenizer_json(), ensure_ascii=False).encode()
+    first = registry.publish_version(describe_payload(
+        name="qwen3", version=1, payload_format="hf_tokenizer_json", stored=payload, bos_token="<|endoftext|>",
+        eos_token="<|im_end|>", chat_template="{{ messages[0]['content'] }}", family="byte_level_bpe",
+        provenance={"kind": "imported", "source": "qwen3 tokenizer.json (quicktok-v1 0.4.0)"},
+    ))  # fmt: skip
+    second = registry.publish_chat_format("qwen3@1", builtin_chat_format("chatml"))
+    assert (second.version, second.chat_format.name, first.chat_format) == (2, "chatml", None)
+    for field in ("normalizer", "bos_token", "eos_token", "chat_template", "family"):
+        assert getattr(second, field) == getattr(first, field) is not None, field
+    reopened = Registry.open(registry.location)
+    assert reopened.manifest("qwen3@2").eos_token == "<|im_end|>" and reopened.load("qwen3@2").chat is not None
+    assert reopened.load("qwen3@2").encoding.encode("Hi there") == reopened.load("qwen3@1").encoding.encode("Hi there")
+
+
+def test_publishing_a_chat_format_onto_a_version_sharing_a_payload_shares_it_too(registry):
+    from chat.harmony_oracle import render
+    from tokend.engine import O200K_HARMONY
+
+    publish_openai(registry, "o200k_base")
+    registry.publish(
+        "gpt-oss", payload=openai_rank_file("o200k_base"), payload_format="tiktoken_ranks", compression="gzip",
+        pattern=O200K_HARMONY.pattern, special_tokens=dict(O200K_HARMONY.special_tokens),
+        share_payload_with="o200k_base@1", provenance={"kind": "imported", "source": "o200k_base.tiktoken.gz"},
+    )  # fmt: skip
+    second = registry.publish_chat_format("gpt-oss@1", builtin_chat_format("harmony"))
+    assert second.payload.shared_with == "o200k_base@1" and second.payload == registry.manifest("gpt-oss@1").payload
+    assert sorted(path.name for path in (registry.source.root / "gpt-oss" / "2").iterdir()) == ["manifest.json"]
+    assert Registry.open(registry.location).load("gpt-oss").encode_chat(MESSAGES).ids == render(MESSAGES, None, True)
