@@ -8,6 +8,8 @@ Families (every one available on this branch):
   special token).
 - fallback: cl100k_base's ranks under Qwen2's split pattern (single digits), which no native scanner
   knows, so the `regex` module splits (the regex fallback path).
+- hf-gpt2: GPT-2's own files as a Hugging Face tokenizer.json (`Encoding.from_model`): merges by the merge
+  list's priority (the pair rule), Hugging Face's ByteLevel split (the `regex` module) and an added token.
 Plus `overshooting()`: a toy model built so that cutting text re-encodes it into MORE tokens than the whole
 text's encoding had there (a lookahead keeps "xxxx" whole only before a "y"): real models do this rarely
 (o200k_base on a few suffixes), so this one exercises the search paths of truncation and chunking.
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 import tokend
 from tokend.engine import Encoding
 
-FAMILY_NAMES = ("cl100k_base", "o200k_base", "trained", "fallback")
+FAMILY_NAMES = ("cl100k_base", "o200k_base", "trained", "fallback", "hf-gpt2")
 OPENAI_NAMES = ("cl100k_base", "o200k_base")
 ALICE = Path(__file__).resolve().parents[2] / "corpus" / "alice29.txt"
 QWEN2_PATTERN = (
@@ -46,6 +48,11 @@ def family(name: str) -> Encoding:
             mergeable_ranks=dict(base.mergeable_ranks),
             special_tokens=dict(base.special_tokens),
         )
+    if name == "hf-gpt2":
+        from support.tokenizer_json import gpt2_tokenizer_json
+        from tokend.engine import parse_tokenizer_json
+
+        return Encoding.from_model(parse_tokenizer_json(gpt2_tokenizer_json(), name="gpt2-hf").model)
     raise ValueError(name)
 
 

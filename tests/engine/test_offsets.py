@@ -183,3 +183,23 @@ def test_native_align_rejects_bad_arguments():
     with pytest.raises(TypeError, match=r"lead\[0\]: expected bytes, got str"):
         align("x", [0], [], ["x"])
     assert align("ab", [0, 5, -1], [b"a"], []) == 1  # ids without a surface depart from the text
+
+
+def test_tokenizer_json_models_that_rewrite_text_have_no_offsets():
+    # A ByteLevel pre-tokenizer with add_prefix_space puts a space in front of the text, an NFC normalizer
+    # composes "e" + U+0301: the tokens then spell other text, and the budget operations say so.
+    from support.tokenizer_json import gpt2_tokenizer_json
+    from tokend.engine import ByteLevelModel, parse_tokenizer_json
+
+    prefixed = Encoding.from_model(parse_tokenizer_json(gpt2_tokenizer_json(add_prefix_space=True), name="gpt2-prefix").model)
+    assert prefixed.decode(prefixed.encode("hello")) == " hello"
+    with pytest.raises(OffsetsUnavailableError) as caught:
+        prefixed.encode_with_offsets("hello world")
+    assert caught.value.position == 0 and caught.value.model == "gpt2-prefix"
+    plain = family("hf-gpt2").model
+    nfc = Encoding.from_model(ByteLevelModel("gpt2-nfc", vocabulary=plain.vocabulary, pre_tokenizer=plain.pre_tokenizer,
+                                             added_tokens=plain.added_tokens, merges=plain.merges, normalizer="NFC"))
+    check_offsets(nfc, "caf\u00e9 au lait")  # text already in NFC: the tokens spell it
+    with pytest.raises(OffsetsUnavailableError) as caught:
+        nfc.truncate("cafe\u0301 au lait", 2)
+    assert caught.value.position == 3
