@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -37,6 +38,8 @@ from bench.corpora import KINDS, measurement_corpora
 from bench.exactness import Exactness, check_exact
 from bench.peers import DEFAULT_PEERS, Peer, Unavailable, load_peer
 from bench.throughput import measure_cell
+
+_FAMILIES_SECTION = re.compile(r"<!-- families -->.*<!-- /families -->", re.S)
 
 __all__ = ["ENCODINGS", "KINDS", "EngineRun", "main"]
 
@@ -196,8 +199,11 @@ def main(argv: list[str]) -> int:
     report = engine_report.render(result, command=command, chart=Path(args.chart).name if args.chart else None)
     sys.stdout.write(report)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(report, encoding="utf-8")
+        path = Path(args.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The families section belongs to `python -m bench families`: carried over, not dropped.
+        kept = _FAMILIES_SECTION.search(path.read_text(encoding="utf-8")) if path.exists() else None
+        path.write_text(report if kept is None else report.rstrip("\n") + "\n\n" + kept.group() + "\n", encoding="utf-8")
     if args.chart and result.rates:
         engine_chart.draw(result, Path(args.chart))
     return 0

