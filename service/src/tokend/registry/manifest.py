@@ -6,12 +6,16 @@ ids, the vocabulary size, optionally how chats are rendered (`chat_format`, see 
 decompressed content: for OpenAI's files that is the hash tiktoken publishes), when it was made and from
 what (provenance).
 
+    >>> from tokend.registry.registry import EMBEDDED_REGISTRY_DIR
+    >>> path = EMBEDDED_REGISTRY_DIR / "cl100k_base" / "1" / "manifest.json"
     >>> manifest = Manifest.model_validate_json(path.read_bytes())
-    >>> manifest.ref, manifest.payload.sha256
-    ('cl100k_base@1', '…')
+    >>> manifest.ref, manifest.payload_format, manifest.payload.path, manifest.n_vocab
+    ('cl100k_base@1', 'tiktoken_ranks', 'ranks.tiktoken.gz', 100277)
+    >>> manifest.payload.content_sha256          # tiktoken's published hash of cl100k_base.tiktoken
+    '223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7'
 
 Loaders refuse a manifest whose `format_version` they do not know (`ModelFormatError`), so a future layout
-can never be half-understood. Not handled here: reading files or checking hashes (see `model_files`).
+can never be half-understood. Not handled here: reading files or checking hashes (see `payload`).
 """
 
 from __future__ import annotations
@@ -178,7 +182,7 @@ def parse_manifest(data: bytes, *, what: str) -> Manifest:
 
     >>> parse_manifest(b"{}", what="x@1")
     Traceback (most recent call last):
-    ModelFormatError: manifest of x@1 is invalid: ...
+    tokend.errors.ModelFormatError: manifest of x@1 is invalid: ...
     """
     try:
         return Manifest.model_validate_json(data)

@@ -1,11 +1,21 @@
 """`Registry`: resolve model references, load verified Encodings once, publish, alias, hot reload.
 
-    >>> registry = Registry.open("models/")              # a directory; None = embedded; http(s):// = remote
-    >>> registry.resolve("mymodel@stable")
-    ModelVersionRef(name='mymodel', version=3)
-    >>> encoding = registry.get_encoding("mymodel")     # latest = highest version, loaded once, cached
-    >>> registry.load("mymodel@2", wait=5.0)            # a request: ModelLoadingError (retry) after 5 s
-    >>> registry.start_polling(30.0)                     # hot reload: new versions and alias moves
+    >>> registry = Registry.open(None)                   # None = the embedded registry (read-only)
+    >>> [model.name for model in registry.list_models()]
+    ['alice_2k', 'cl100k_base', 'o200k_base']
+    >>> registry.resolve("alice_2k")                     # latest = highest version
+    ModelVersionRef(name='alice_2k', version=1)
+    >>> encoding = registry.get_encoding("alice_2k@1")   # loaded once, verified, cached
+    >>> encoding.decode(encoding.encode("Alice was beginning to get very tired"))
+    'Alice was beginning to get very tired'
+
+A directory (or an http(s):// URL: a remote registry, read-only) adds aliases, publishing and hot reload:
+
+    registry = Registry.open("models/")
+    registry.resolve("mymodel@stable")                   # ModelVersionRef(name='mymodel', version=3)
+    encoding = registry.get_encoding("mymodel")          # latest = highest version, loaded once, cached
+    registry.load("mymodel@2", wait=5.0)                 # a request: ModelLoadingError (retry) after 5 s
+    registry.start_polling(30.0)                         # hot reload: new versions and alias moves
 
 Thread safety: lookups read an immutable catalog snapshot that `refresh()` swaps atomically; each version
 is loaded at most once per process, in a background thread (`version_loads`): callers wait for it without
@@ -279,8 +289,10 @@ class Registry:
         The payload is loaded once before anything is written, so a broken payload is never published.
         Same content under an existing version is idempotent; different content raises VersionConflictError.
 
-            >>> registry.publish("mine", payload=model_text.encode(), payload_format="minbpe_model",
-            ...                  provenance={"kind": "imported", "source": "mine.model"})
+            manifest = registry.publish("mine", payload=Path("mine.model").read_bytes(),
+                                        payload_format="minbpe_model",
+                                        provenance={"kind": "imported", "source": "mine.model"})
+            manifest.ref                                 # 'mine@1' (the first version of "mine")
         """
         auto_version = version is None
         new = describe_payload(
@@ -313,8 +325,7 @@ class Registry:
         """Publish the payload of `ref` again, as the next version of its name, with `chat_format` (None:
         without one). Published versions are immutable, so adding or changing a chat format is a new version.
 
-            >>> registry.publish_chat_format("qwen3@1", builtin_chat_format("chatml")).ref
-            'qwen3@2'
+            registry.publish_chat_format("qwen3@1", builtin_chat_format("chatml")).ref   # 'qwen3@2'
         """
         vref = self.resolve(ref)
         manifest, _ = self._models.read_manifest(vref)
