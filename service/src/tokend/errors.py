@@ -254,6 +254,8 @@ class ChatFormatNotSetError(TokendError, ValueError):
 
     def __reduce__(self):
         return (type(self), (self.ref,))
+
+
 class ModelLoadingError(RegistryError):
     """A version that is still being loaded (or whose loads already have enough callers waiting): retry
     shortly. Raised only to callers that bounded their wait (`Registry.load(ref, wait=...)`).

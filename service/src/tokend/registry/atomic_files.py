@@ -5,9 +5,9 @@ fsynced and then renamed over the target (rename is atomic on POSIX file systems
 updates (aliases, index) take an exclusive `flock` on the registry's lock file, so concurrent processes
 serialise instead of losing each other's updates.
 
-    >>> write_atomic(path, b"data")
-    >>> with registry_lock(root):
-    ...     ...
+    write_atomic(root / "mymodel" / "aliases.json", data)   # readers see the old file or the new one
+    with registry_lock(root):                               # one writer at a time, across processes
+        ...                                                 # read aliases.json, change it, write_atomic it
 
 Not handled: network file systems without working `flock`/`rename` semantics (NFSv3 and older).
 """

@@ -18,8 +18,9 @@ same version (threads or processes) exactly one wins; readers only ever see comp
 loser compares contents: identical is success (idempotent), different is `VersionConflictError`.
 Alias moves and the index are read-modify-write updates done under an exclusive `flock`.
 
-    >>> source = DirectorySource(Path("models"))
-    >>> source.publish(new_version)
+    source = DirectorySource(Path("models"))
+    source.publish(new_version)     # a NewVersion (payload.describe_payload) -> the stored Manifest;
+                                    # models/NAME/VERSION/ appears complete, or not at all
 
 Not handled: deleting versions (do it by hand; a running registry notices on refresh), network file
 systems without atomic rename/flock.

@@ -16,8 +16,8 @@ So a server that trickles a payload costs one loader thread until the deadline, 
 Verified files are kept in `cache_dir/NAME/VERSION/` (each written atomically), so a version is downloaded
 once per machine; cached files are re-checked against the same hashes every time they are read.
 
-    >>> source = HttpSource("http://127.0.0.1:8000/models/", cache_dir=Path("/var/cache/tokend"))
-    >>> source.scan().entries.keys()
+    source = HttpSource("http://127.0.0.1:8000/models/", cache_dir=Path("/var/cache/tokend"))
+    source.scan().entries.keys()    # the model names BASE/index.json lists: 'cl100k_base', 'mymodel', ...
 
 Not handled: authentication, directory listings (the index is required), writing (publish into a local
 directory and sync it to the web server or bucket).

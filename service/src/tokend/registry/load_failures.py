@@ -16,10 +16,18 @@ A `content` failure is a function of the manifest alone: the manifest pins the p
 everything after that check (inflating, hashing, parsing) is deterministic. So a gzip bomb with consistent
 hashes is inflated once per process, not once per reload, until someone publishes a different manifest.
 
+    >>> from tokend.errors import ModelFormatError
+    >>> vref, error = ModelVersionRef("m", 2), ModelFormatError("payload of m@2 inflates to more than 64 MiB")
     >>> failures = LoadFailures()
-    >>> failures.remember(vref, error, kind="content", manifest_sha256=digest)
+    >>> _ = failures.remember(vref, error, kind="content", manifest_sha256="3f1a…")
     >>> failures.get(vref).error
-    >>> failures.after_refresh(present={vref}, manifest_digest=lambda v: new_digest)   # forgets what may be fixed
+    ModelFormatError('payload of m@2 inflates to more than 64 MiB')
+    >>> failures.after_refresh(present={vref}, manifest_digest=lambda v: "3f1a…")   # the same manifest
+    >>> failures.get(vref).kind
+    'content'
+    >>> failures.after_refresh(present={vref}, manifest_digest=lambda v: "9c07…")   # a new one may fix it
+    >>> failures.get(vref) is None
+    True
 """
 
 from __future__ import annotations

@@ -12,12 +12,16 @@ A version may share the payload file of another version of the same registry (`p
 e.g. o200k_harmony@1 uses o200k_base@1's rank file): the file stays in that version's directory and the
 hashes in this manifest cover it. Published versions never change, so the bytes never move under it.
 
+    >>> from tokend.registry.registry import EMBEDDED_REGISTRY_DIR
+    >>> path = EMBEDDED_REGISTRY_DIR / "cl100k_base" / "1" / "manifest.json"
     >>> manifest = Manifest.model_validate_json(path.read_bytes())
-    >>> manifest.ref, manifest.payload.sha256
-    ('cl100k_base@1', '…')
+    >>> manifest.ref, manifest.payload_format, manifest.payload.path, manifest.n_vocab
+    ('cl100k_base@1', 'tiktoken_ranks', 'ranks.tiktoken.gz', 100277)
+    >>> manifest.payload.content_sha256          # tiktoken's published hash of cl100k_base.tiktoken
+    '223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7'
 
 Loaders refuse a manifest whose `format_version` they do not know (`ModelFormatError`), so a future layout
-can never be half-understood. Not handled here: reading files or checking hashes (see `model_files`).
+can never be half-understood. Not handled here: reading files or checking hashes (see `payload`).
 """
 
 from __future__ import annotations
@@ -220,7 +224,7 @@ def parse_manifest(data: bytes, *, what: str) -> Manifest:
 
     >>> parse_manifest(b"{}", what="x@1")
     Traceback (most recent call last):
-    ModelFormatError: manifest of x@1 is invalid: ...
+    tokend.errors.ModelFormatError: manifest of x@1 is invalid: ...
     """
     try:
         return Manifest.model_validate_json(data)

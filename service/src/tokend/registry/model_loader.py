@@ -2,10 +2,18 @@
 
 The registry resolves references to exact versions; this class loads them:
 
+    >>> from tokend.registry.registry import Registry
+    >>> source = Registry.open(None).source                 # the embedded registry's directory
     >>> loader = ModelLoader(source, load_timeout=60.0)
-    >>> loader.load(ModelVersionRef("cl100k_base", 1), wait=None)   # LoadedModel, cached
-    >>> loader.load(ModelVersionRef("cl100k_base", 2), wait=5.0)    # ModelLoadingError after 5 s; load goes on
-    >>> loader.recheck(ModelVersionRef("cl100k_base", 1))           # None, or why its files no longer verify
+    >>> model = loader.load(ModelVersionRef("alice_2k", 1), wait=None)   # a LoadedModel, cached
+    >>> model.ref, loader.load(ModelVersionRef("alice_2k", 1), wait=None) is model
+    ('alice_2k@1', True)
+    >>> loader.recheck(ModelVersionRef("alice_2k", 1)) is None          # None, or why its files no longer verify
+    True
+
+A request bounds its wait; the load goes on in the background and a later call finds it loaded:
+
+    loader.load(ModelVersionRef("big", 1), wait=5.0)   # ModelLoadingError (retry shortly) after 5 s
 
 One load = read the manifest (check it against the index), parse it, check the limits it asks for, read
 the payload (at most its size + 1 bytes), check size and SHA-256, inflate (bounded), check the content,

@@ -4,10 +4,16 @@ A moving reference switches to a new target only after that target has loaded an
 (ARCHITECTURE: "a new version is switched to only after it has loaded and verified"). Until then it keeps
 serving the version it served before, and the caller learns which version to load in the background:
 
-    >>> moving = MovingReferences()
-    >>> moving.pick(("m", None), [2, 1], is_loaded=loaded.__contains__, is_refused=refused.__contains__)
-    (1, 2)          # serve m@1 (loaded, served before), switch to m@2 once it has loaded
-    >>> moving.pick(("m", None), [2, 1], ...)   # after m@2 loaded
+    >>> moving, loaded, refused = MovingReferences(), {1}, set()   # versions of "m" loaded / known bad
+    >>> pick = lambda candidates: moving.pick(("m", None), candidates, is_loaded=loaded.__contains__,
+    ...                                       is_refused=refused.__contains__)
+    >>> pick([1])                   # "m" means m@1, loaded: serve it
+    (1, None)
+    >>> pick([2, 1])                # m@2 published: serve m@1, switch once m@2 has loaded
+    (1, 2)
+    >>> loaded.add(2); pick([2, 1])
+    (2, None)
+    >>> refused.add(3); pick([3, 2, 1])     # m@3 failed to load: skipped, m@2 stays
     (2, None)
 
 `candidates` are the versions the reference may mean, preferred first: every version newest first for

@@ -8,8 +8,18 @@ Every byte is checked before it is parsed: size and SHA-256 of the stored file (
 then the size and SHA-256 of the decompressed content when the manifest records them (`unpack_payload`).
 Inflating stops one byte past the recorded content size, or past `size_limits.MAX_PAYLOAD_BYTES`.
 
-    >>> content = verify_payload(manifest, stored_bytes)     # = check_stored_payload + unpack_payload
+    >>> import gzip
+    >>> from tokend import dump_tiktoken_ranks
+    >>> stored = gzip.compress(dump_tiktoken_ranks({bytes([i]): i for i in range(256)} | {b"hi": 256}))
+    >>> manifest = describe_payload(name="toy", version=1, payload_format="tiktoken_ranks", stored=stored,
+    ...                             compression="gzip", pattern=r"\\S+|\\s+", provenance={"kind": "imported"}).manifest
+    >>> content = verify_payload(manifest, stored)     # = check_stored_payload + unpack_payload
     >>> encoding = build_encoding(manifest, content)
+    >>> encoding.encode("hi hix")
+    [256, 32, 256, 120]
+    >>> verify_payload(manifest, stored[:-1])          # a truncated file
+    Traceback (most recent call last):
+    tokend.errors.ChecksumMismatchError: SHA-256 mismatch for payload ranks.tiktoken.gz of toy@1 (... bytes where ...
 
 Once the stored bytes match the manifest's SHA-256, everything after (inflating, content checks,
 parsing) is a function of the manifest alone: the registry remembers such failures by manifest digest.
@@ -198,9 +208,17 @@ def describe_payload(
     registry.chat.spec) is checked against the payload: it must compile and the model must define every
     special token the format emits.
 
-        >>> new = describe_payload(name="cl100k_base", version=1, payload_format="tiktoken_ranks",
-        ...                        stored=gz_bytes, compression="gzip", pattern=GPT4_PATTERN,
-        ...                        special_tokens={"<|endoftext|>": 100257}, provenance={"kind": "imported"})
+        >>> import gzip
+        >>> from tokend import GPT4_PATTERN, dump_tiktoken_ranks
+        >>> ranks = {bytes([i]): i for i in range(256)} | {b"hi": 256}
+        >>> new = describe_payload(name="toy", version=1, payload_format="tiktoken_ranks",
+        ...                        stored=gzip.compress(dump_tiktoken_ranks(ranks)), compression="gzip",
+        ...                        pattern=GPT4_PATTERN, special_tokens={"<|endoftext|>": 257},
+        ...                        provenance={"kind": "imported", "source": "toy.tiktoken"})
+        >>> new.manifest.ref, new.manifest.n_vocab, new.manifest.payload.path
+        ('toy@1', 258, 'ranks.tiktoken.gz')
+        >>> new.manifest.payload.content_size == len(dump_tiktoken_ranks(ranks))
+        True
     """
     content = decompress(stored, compression, what=f"{name}@{version}")
     content_sha256 = sha256_hex(content)

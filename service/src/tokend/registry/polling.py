@@ -1,7 +1,9 @@
 """The hot-reload poller: a daemon thread that calls a refresh function every `interval` seconds.
 
-    >>> poller = Poller(registry.refresh, 30.0, on_report=print)
-    >>> poller.start(); ...; poller.stop()
+    poller = Poller(registry.refresh, 30.0, on_report=print)   # prints a RefreshReport every 30 s
+    poller.start()
+    ...
+    poller.stop()                   # waits for a refresh in progress to finish
 
 A refresh that raises (it should not: `Registry.refresh` reports problems instead) is logged and the
 loop goes on, so one bad cycle never ends hot reload. Not handled: file-system notifications (inotify);

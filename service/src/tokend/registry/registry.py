@@ -1,11 +1,21 @@
 """`Registry`: resolve model references, load verified Encodings once, publish, alias, hot reload.
 
-    >>> registry = Registry.open("models/")              # a directory; None = embedded; http(s):// = remote
-    >>> registry.resolve("mymodel@stable")
-    ModelVersionRef(name='mymodel', version=3)
-    >>> encoding = registry.get_encoding("mymodel")     # latest = highest version, loaded once, cached
-    >>> registry.load("mymodel@2", wait=5.0)            # a request: ModelLoadingError (retry) after 5 s
-    >>> registry.start_polling(30.0)                     # hot reload: new versions and alias moves
+    >>> registry = Registry.open(None)                   # None = the embedded registry (read-only)
+    >>> [model.name for model in registry.list_models()]
+    ['alice_2k', 'cl100k_base', 'gpt2', 'o200k_base', 'o200k_harmony', 'p50k_base', 'p50k_edit', 'r50k_base']
+    >>> registry.resolve("alice_2k")                     # latest = highest version
+    ModelVersionRef(name='alice_2k', version=1)
+    >>> encoding = registry.get_encoding("alice_2k@1")   # loaded once, verified, cached
+    >>> encoding.decode(encoding.encode("Alice was beginning to get very tired"))
+    'Alice was beginning to get very tired'
+
+A directory (or an http(s):// URL: a remote registry, read-only) adds aliases, publishing and hot reload:
+
+    registry = Registry.open("models/")
+    registry.resolve("mymodel@stable")                   # ModelVersionRef(name='mymodel', version=3)
+    encoding = registry.get_encoding("mymodel")          # latest = highest version, loaded once, cached
+    registry.load("mymodel@2", wait=5.0)                 # a request: ModelLoadingError (retry) after 5 s
+    registry.start_polling(30.0)                         # hot reload: new versions and alias moves
 
 Thread safety: lookups read an immutable catalog snapshot that `refresh()` swaps atomically; each version
 is loaded at most once per process, in a background thread (`version_loads`): callers wait for it without
@@ -285,8 +295,10 @@ class Registry:
         `share_payload_with` ("o200k_base@1"): a version of this registry with the same payload content,
         whose file the new version then uses instead of a copy (`payload.shared_with` in its manifest).
 
-            >>> registry.publish("mine", payload=model_text.encode(), payload_format="minbpe_model",
-            ...                  provenance={"kind": "imported", "source": "mine.model"})
+            manifest = registry.publish("mine", payload=Path("mine.model").read_bytes(),
+                                        payload_format="minbpe_model",
+                                        provenance={"kind": "imported", "source": "mine.model"})
+            manifest.ref                                 # 'mine@1' (the first version of "mine")
         """
         auto_version = version is None
         new = describe_payload(
@@ -329,8 +341,7 @@ class Registry:
         Everything else the manifest says carries over (BOS/EOS, family, chat template; the normalizer comes
         with the payload), and a payload shared with another version stays shared.
 
-            >>> registry.publish_chat_format("qwen3@1", builtin_chat_format("chatml")).ref
-            'qwen3@2'
+            registry.publish_chat_format("qwen3@1", builtin_chat_format("chatml")).ref   # 'qwen3@2'
         """
         vref = self.resolve(ref)
         manifest, _ = self._models.read_manifest(vref)

@@ -1,10 +1,16 @@
 """Value objects the registry hands back: loaded models, refresh and verification reports.
 
+    >>> from tokend.registry import default_registry
+    >>> registry = default_registry()               # the embedded registry, as tokend.get_encoding uses it
     >>> loaded = registry.load("cl100k_base")
-    >>> loaded.ref, loaded.manifest_sha256[:8]
-    ('cl100k_base@1', '…')
-    >>> report = registry.refresh()
-    >>> report.added, report.alias_moves, report.failed
+    >>> loaded.ref, loaded.manifest_sha256[:12], loaded.encoding
+    ('cl100k_base@1', '7a37d7be924c', <Encoding 'cl100k_base'>)
+    >>> report = registry.refresh()                 # nothing is ever published into the embedded registry
+    >>> report.added, report.alias_moves, report.failed, report.changed
+    ([], [], {}, False)
+    >>> results = registry.verify()                 # every checksum, read again now (shared payloads too)
+    >>> len(results), [result.ref for result in results if not result.ok]
+    (8, [])
 """
 
 from __future__ import annotations
@@ -46,7 +52,15 @@ class LoadedModel:
     ) -> ChatEncoding:
         """The prompt ids of a chat in this version's chat format (see `ChatEncoder.encode_chat`).
 
-            >>> registry.load("qwen3").encode_chat([{"role": "user", "content": "Hi"}]).ids
+            registry.load("qwen3").encode_chat([{"role": "user", "content": "Hi"}]).ids   # qwen3 with chatml
+            # [151644, 872, 198, 13048, 151645, 198, 151644, 77091, 198]
+
+        A version published without a chat format refuses:
+
+            >>> from tokend.registry import default_registry
+            >>> default_registry().load("cl100k_base").encode_chat([{"role": "user", "content": "Hi"}])
+            Traceback (most recent call last):
+            tokend.errors.ChatFormatNotSetError: model cl100k_base@1 has no chat format; publish a new version with one ...
         """
         return self._chat().encode_chat(
             messages, tools, add_generation_prompt, content_special_tokens=content_special_tokens, limits=limits

@@ -5,8 +5,10 @@ a gzip payload with consistent hashes that inflates to gigabytes, a manifest or 
 Each read stops one byte past what is allowed, so refusing costs at most that many bytes of memory and the
 time to read them:
 
-    >>> stored = read_file_at_most(path, manifest.payload.size)   # at most size + 1 bytes come back
-    >>> content = gunzip_at_most(stored, limit=content_limit(manifest.payload), what="cl100k_base@1")
+    stored = read_file_at_most(path, manifest.payload.size)   # at most size + 1 bytes come back
+    # len(stored) > manifest.payload.size: the file is larger than its manifest says (refused)
+    limit = manifest.payload.content_size or MAX_PAYLOAD_BYTES
+    content = gunzip_at_most(stored, limit=limit, what="cl100k_base@1")   # ModelFormatError past `limit`
 
 Limits (why these numbers): the largest payload shipped today is o200k_base's rank file, 3.6 MB inflated
 (1.7 MB stored); tokenizer files of the big open vocabularies are 10-35 MB. MAX_PAYLOAD_BYTES leaves room for
@@ -50,8 +52,12 @@ def gunzip_at_most(data: bytes, *, limit: int, what: str) -> bytes:
     Memory stays below `limit` + one chunk, whatever the compression ratio; a bomb is refused after
     inflating `limit + 1` bytes. Raises `ModelFormatError` naming `what`.
 
+        >>> import gzip
         >>> gunzip_at_most(gzip.compress(b"x" * 10), limit=10, what="t@1")
         b'xxxxxxxxxx'
+        >>> gunzip_at_most(gzip.compress(b"x" * 10_000_000), limit=1_000_000, what="t@1")   # 10 KB stored
+        Traceback (most recent call last):
+        tokend.errors.ModelFormatError: payload of t@1 inflates to more than 1,000,000 bytes; refusing it ...
     """
     parts: list[bytes] = []
     total = 0

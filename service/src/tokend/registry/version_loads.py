@@ -5,9 +5,16 @@ caller's thread, it would hold that thread (a server's request handler) as long,
 same version would queue behind it. Here the load runs in its own daemon thread; callers wait on it:
 
     >>> loads = VersionLoads(max_waiting=2)
-    >>> load = loads.start(vref, lambda: load_version(vref))   # load_version records its outcome itself
+    >>> finish = threading.Event()                 # stands in for reading, verifying and parsing m@1
+    >>> load = loads.start("m@1", lambda: finish.wait() and "the loaded model")
+    >>> loads.start("m@1", lambda: "a second load") is load          # one load per version at a time
+    True
+    >>> loads.wait(load, timeout=0.05)        # a request: ModelLoadingError after its timeout; the load goes on
+    Traceback (most recent call last):
+    tokend.errors.ModelLoadingError: m@1 is still loading (for ... s); retry shortly
+    >>> finish.set()
     >>> loads.wait(load, timeout=None)        # library, CLI, start-up: until the load ends (its deadline bounds it)
-    >>> loads.wait(load, timeout=5.0)         # a request: ModelLoadingError after 5 s; the load goes on
+    'the loaded model'
 
 Bounded waiters: at most `max_waiting` callers with a timeout wait at once, over all versions; more get
 ModelLoadingError at once. So loads of one slow model can never hold every handler thread of a server, and

@@ -2,11 +2,14 @@
 
 A model version may carry a chat format in its manifest (`ChatFormatSpec`): a built-in (`harmony`,
 `openai-chat`, `chatml`, `llama3`, `mistral`) or a Jinja2 template rendered as transformers renders it,
-in a sandbox with time and size limits. A loaded model encodes and counts chats with it:
+in a sandbox with time and size limits. A loaded model encodes and counts chats with it (here a registry
+directory holding Qwen3 with the `chatml` format; runnable examples: chat_format, template_format):
 
-    >>> model = Registry.open("models/").load("qwen3")
-    >>> model.encode_chat([{"role": "user", "content": "Hi"}]).ids
-    >>> model.count_chat(messages, tools=tools).per_message
+    model = Registry.open("models/").load("qwen3")
+    model.encode_chat([{"role": "user", "content": "Hi"}]).ids
+    # [151644, 872, 198, 13048, 151645, 198, 151644, 77091, 198]
+    model.count_chat(messages, tools=tools).per_message
+    # [tokens of messages[0], tokens of messages[1], ...]; what no message owns: .format_overhead
 
 Modules: messages (checks), segments (ids and spans), chat_format (ChatFormat, ChatEncoder), sandbox and
 template_format (templates), text_builder, one module per built-in, spec (the manifest field).

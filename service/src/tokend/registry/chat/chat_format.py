@@ -1,9 +1,20 @@
 """`ChatFormat` (how a conversation becomes segments) and `ChatEncoder` (a format bound to one model's encoding).
 
-    >>> encoder = ChatEncoder(encoding, chatml_format, ref="qwen3@1")
+    >>> from tokend import Encoding, get_encoding
+    >>> from tokend.registry.chat.chatml import ChatmlFormat
+    >>> base = get_encoding("cl100k_base")
+    >>> ChatEncoder(base, ChatmlFormat(), ref="cl100k_base@1")
+    Traceback (most recent call last):
+    tokend.errors.ModelFormatError: cl100k_base@1: chat format chatml needs the special tokens ['<|im_end|>', ...
+    >>> # cl100k_base plus ChatML's two tokens, as tiktoken's README extends it (gpt-3.5-turbo's ids)
+    >>> encoding = Encoding("cl100k_im", pat_str=base.pattern, mergeable_ranks=base.mergeable_ranks,
+    ...                     special_tokens={**base.special_tokens, "<|im_start|>": 100264, "<|im_end|>": 100265})
+    >>> encoder = ChatEncoder(encoding, ChatmlFormat(), ref="cl100k_im@1")
     >>> result = encoder.encode_chat([{"role": "user", "content": "Hi"}])
-    >>> result.ids, result.message_spans                         # doctest: +SKIP
-    ([151644, 872, 198, 13048, 151645, 198, 151644, 77091, 198], [(0, 6)])
+    >>> result.ids, result.message_spans
+    ([100264, 882, 198, 13347, 100265, 198, 100264, 78191, 198], [(0, 6)])
+    >>> result.text
+    '<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n'
     >>> encoder.count_chat([{"role": "user", "content": "Hi"}]).total
     9
 

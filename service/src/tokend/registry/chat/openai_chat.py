@@ -6,8 +6,14 @@ gpt-4o-mini: 3 tokens per message, plus the tokens of every value in the message
 plus 1 for a name, plus 3 for the reply's priming (`<|start|>assistant<|message|>`). This format counts
 exactly that rule (`count_chat(...).estimate` is True) and has no ids: `encode_chat` refuses.
 
-    >>> encoder.count_chat([{"role": "user", "content": "Hello"}]).total     # doctest: +SKIP
-    9
+    >>> from tokend import get_encoding
+    >>> from tokend.registry.chat.chat_format import ChatEncoder
+    >>> encoder = ChatEncoder(get_encoding("cl100k_base"), OpenAIChatFormat(), ref="cl100k_base@1")
+    >>> encoder.count_chat([{"role": "user", "content": "Hello"}])    # 3 + "user" (1) + "Hello" (1) + 3
+    ChatCount(total=8, per_message=[5], spans_exact=True, estimate=True)
+    >>> encoder.encode_chat([{"role": "user", "content": "Hello"}])
+    Traceback (most recent call last):
+    tokend.errors.ChatRequestError: model: the openai-chat format of cl100k_base@1 is a documented token-count rule ...
 
 Differences from the cookbook function, all where it cannot answer: text parts are joined with "\\n";
 null content counts 0; special-token text in a value is counted as ordinary text (tiktoken's default

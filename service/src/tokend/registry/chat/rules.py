@@ -1,6 +1,11 @@
 """Checks the built-in formats share: which roles and fields a format renders, refused with the field named.
 
-    >>> check_message(message, "llama3", roles=("system", "user", "assistant"), tool_calls=False)
+    >>> from tokend.registry.chat.messages import parse_messages
+    >>> user, tool = parse_messages([{"role": "user", "content": "Hi"}, {"role": "tool", "content": "42"}])
+    >>> check_message(user, "llama3", roles=("system", "user", "assistant"), tool_calls=False)
+    >>> check_message(tool, "llama3", roles=("system", "user", "assistant"), tool_calls=False)
+    Traceback (most recent call last):
+    tokend.errors.ChatRequestError: messages[1].role: role 'tool' is not one of system, user, assistant (the roles ...
 """
 
 from __future__ import annotations

@@ -6,9 +6,15 @@ reference renderer encodes text pieces separately (openai-harmony, mistral-commo
 as separate segments; where it tokenizes one string (transformers), the format emits each stretch between
 two special tokens as one segment, so the ids equal those of the whole string.
 
+    >>> from tokend import Encoding, get_encoding
+    >>> base = get_encoding("cl100k_base")        # + ChatML's tokens (see chat_format)
+    >>> encoding = Encoding("cl100k_im", pat_str=base.pattern, mergeable_ranks=base.mergeable_ranks,
+    ...                     special_tokens={**base.special_tokens, "<|im_start|>": 100264, "<|im_end|>": 100265})
     >>> rendered = RenderedChat((Segment("<|im_start|>", special=True, owner=0), Segment("user\\nHi", owner=0)), 1)
-    >>> encode_rendered(encoding, rendered).ids       # doctest: +SKIP
-    [151644, 872, 198, 13048]
+    >>> encode_rendered(encoding, rendered).ids
+    [100264, 882, 198, 13347]
+    >>> count_rendered(encoding, rendered).per_message
+    [4]
 
 Every segment has an `owner`: the index of the message it renders, or None for what the format adds on its
 own (a BOS token, a default system prompt, the generation prompt). A segment may also list `splits`:

@@ -7,10 +7,21 @@
                      "variables": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
                      "source": "tokenizer_config.json (sha256 ...)"}}
 
-    >>> spec = builtin_chat_format("mistral", version="v3")
-    >>> spec = chat_format_from_template(Path("template.jinja").read_text(), bos_token="<s>")
-    >>> spec = chat_format_from_tokenizer_config(Path("tokenizer_config.json").read_bytes())
-    >>> chat_format = build_chat_format(spec)      # ModelFormatError when it cannot work
+    >>> builtin_chat_format("mistral", version="v3").describe()
+    "mistral(version='v3')"
+    >>> template = ("{% for m in messages %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n{% endfor %}"
+    ...             "{% if add_generation_prompt %}<|im_start|>assistant\\n{% endif %}")
+    >>> spec = chat_format_from_template(template, bos_token="<s>")     # a file: Path(...).read_text()
+    >>> spec.name, spec.variables
+    ('template', {'bos_token': '<s>'})
+    >>> config = {"chat_template": template, "bos_token": "<s>", "eos_token": {"content": "</s>"}}
+    >>> spec = chat_format_from_tokenizer_config(json.dumps(config).encode())   # a file: Path(...).read_bytes()
+    >>> spec.variables, spec.source[:30]
+    ({'bos_token': '<s>', 'eos_token': '</s>'}, 'tokenizer_config.json (sha256 ')
+    >>> chat_format = build_chat_format(spec)
+    >>> build_chat_format(ChatFormatSpec(name="template", template="{% for %}"))
+    Traceback (most recent call last):
+    tokend.errors.ModelFormatError: chat template does not compile: line 1: ...
 
 A template's `variables` are what transformers passes besides the conversation: the tokenizer's special
 tokens map (bos_token, eos_token, ...) and nothing else unless given. Built-in names: BUILTIN_CHAT_FORMATS.

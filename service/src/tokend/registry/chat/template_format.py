@@ -1,7 +1,22 @@
 """Jinja2 chat templates (a model's `tokenizer_config.json` "chat_template", GGUF `tokenizer.chat_template`),
 rendered and tokenized the way transformers' `apply_chat_template(tokenize=True)` does.
 
-    >>> chat_format = TemplateChatFormat(template_source, {"bos_token": "<|begin_of_text|>"})
+    >>> template_source = ("{{ bos_token }}{% for m in messages %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n"
+    ...                    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\\n{% endif %}")
+    >>> chat_format = TemplateChatFormat(template_source, {"bos_token": "<|endoftext|>"})
+    >>> from tokend import Encoding, get_encoding
+    >>> from tokend.registry.chat.chat_format import ChatEncoder
+    >>> base = get_encoding("cl100k_base")        # + ChatML's tokens (see chat_format)
+    >>> encoding = Encoding("cl100k_im", pat_str=base.pattern, mergeable_ranks=base.mergeable_ranks,
+    ...                     special_tokens={**base.special_tokens, "<|im_start|>": 100264, "<|im_end|>": 100265})
+    >>> chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+    >>> result = ChatEncoder(encoding, chat_format).encode_chat(chat, add_generation_prompt=False)
+    >>> result.text
+    '<|endoftext|><|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\nHello!<|im_end|>\\n'
+    >>> result.ids
+    [100257, 100264, 882, 198, 13347, 100265, 198, 100264, 78191, 198, 9906, 0, 100265, 198]
+    >>> result.message_spans, result.spans_exact      # the BOS belongs to no message
+    ([(1, 7), (7, 14)], True)
 
 The template sees what transformers passes: `messages` (the caller's dicts, unchanged), `tools` (the tool
 dicts, or None), `documents` (None), `add_generation_prompt`, and the template variables stored with the
