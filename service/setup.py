@@ -13,8 +13,17 @@ setup(
                 "native/bpe_merge.c",
                 "native/piece_cache.c",
                 "native/rank_table.c",
+                "native/split_program.c",
+                "native/split_pieces.c",
+                "native/split_object.c",
             ],
-            depends=["native/tokend_native.h", "native/unicode_classes.h"],
+            depends=[
+                "native/tokend_native.h",
+                "native/unicode_classes.h",
+                "native/unicode_props.h",
+                "native/split_program.h",
+                "native/split_object.h",
+            ],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
         )
     ]

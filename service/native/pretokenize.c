@@ -1,6 +1,8 @@
 /* The built-in split patterns as hand-written scanners: the same pieces as the `regex` module (and
- * tiktoken's fancy-regex) give for GPT2_PATTERN, GPT4_PATTERN (cl100k_base) and O200K_PATTERN, at
- * several times the speed.
+ * tiktoken's fancy-regex) give for GPT2_PATTERN, GPT4_PATTERN (cl100k_base) and O200K_PATTERN, and for
+ * the hottest open-model families, variants of those two (LLAMA3/QWEN2 and llama.cpp's rewrites of them,
+ * TEKKEN; exact strings in tokend/engine/patterns.py BUILTIN_SCANNERS), at 2-3x the speed of the general
+ * matcher (split_program.c), which runs every other pattern.
  *
  * Each function returns the end of the match that the pattern's alternation finds at `pos`, trying the
  * alternatives in order and backtracking exactly where the regex would; the derivation of each case is in
@@ -75,16 +77,6 @@ static size_t run_of_punctuation(const uint8_t *s, size_t len, size_t pos) {
     return pos;
 }
 
-/* \p{N}{1,3}: at most three digits (pos holds one). */
-static size_t up_to_three_numbers(const uint8_t *s, size_t len, size_t pos) {
-    for (int k = 0; k < 3 && pos < len; k++) {
-        tk_char c = char_at(s, len, pos);
-        if (!IS_N(c)) break;
-        pos += c.width;
-    }
-    return pos;
-}
-
 /* (?i:'s|'t|'m|'d|'re|'ve|'ll) at pos (= cl100k's '(?i:[sdmt]|ll|ve|re)): its end, or pos. */
 static size_t contraction_ignoring_case(const uint8_t *s, size_t len, size_t pos) {
     if (pos >= len || s[pos] != '\'') return pos;
@@ -112,6 +104,28 @@ static size_t contraction_ascii(const uint8_t *s, size_t len, size_t pos) {
     if (pos + 2 >= len) return pos;
     uint8_t b = s[pos + 2];
     if ((a == 'l' && b == 'l') || (a == 'v' && b == 'e') || (a == 'r' && b == 'e')) return pos + 3;
+    return pos;
+}
+
+/* llama.cpp's rewrite (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]) at pos: its end, or pos. */
+static size_t contraction_ascii_ignoring_case(const uint8_t *s, size_t len, size_t pos) {
+    if (pos + 1 >= len || s[pos] != '\'') return pos;
+    uint8_t a = s[pos + 1] | 0x20; /* ASCII letters only: 0x20 lower-cases them, and maps no other byte to one */
+    if (s[pos + 1] >= 0x80) return pos;
+    if (a == 's' || a == 'd' || a == 'm' || a == 't') return pos + 2;
+    if (pos + 2 >= len || s[pos + 2] >= 0x80) return pos;
+    uint8_t b = s[pos + 2] | 0x20;
+    if ((a == 'l' && b == 'l') || (a == 'v' && b == 'e') || (a == 'r' && b == 'e')) return pos + 3;
+    return pos;
+}
+
+/* \p{N}{1,max}: at most `max` digits (pos holds one). */
+static size_t up_to_numbers(const uint8_t *s, size_t len, size_t pos, int max) {
+    for (int k = 0; k < max && pos < len; k++) {
+        tk_char c = char_at(s, len, pos);
+        if (!IS_N(c)) break;
+        pos += c.width;
+    }
     return pos;
 }
 
@@ -171,7 +185,7 @@ static size_t cl100k_piece_end(const uint8_t *s, size_t len, size_t pos) {
     } else if (IS_L(c)) {
         return run_of(s, len, pos, TK_LETTER);
     }
-    if (IS_N(c)) return up_to_three_numbers(s, len, pos);
+    if (IS_N(c)) return up_to_numbers(s, len, pos, 3);
     size_t start = c.cp == ' ' ? pos + 1 : pos;
     if (IS_P(start == pos ? c : char_at(s, len, start))) {
         end = run_of_punctuation(s, len, start);
@@ -186,11 +200,41 @@ static size_t cl100k_piece_end(const uint8_t *s, size_t len, size_t pos) {
     return pos + c.width;                           /* \s */
 }
 
+/* Llama 3 / Qwen 2 (tokenizer.json) and llama.cpp's rewrites of them: cl100k's alternatives with
+ * `contraction` ('s... under (?i), or ASCII-only), `max_digits` digits, and the whitespace tail
+ * \s*[\r\n]+|\s+(?!\S)|\s+ (no \s++$):
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * X?\p{L}+ without possession is the same: when \p{L}+ fails after X, it fails at X too (X is not a letter).
+ * P+ without possession likewise: [\r\n]* cannot use what P+ gives back (P holds no \r \n). */
+static size_t llama3_piece_end(const uint8_t *s, size_t len, size_t pos, int ascii_contractions, int max_digits) {
+    tk_char c = char_at(s, len, pos);
+    size_t end = ascii_contractions ? contraction_ascii_ignoring_case(s, len, pos) : contraction_ignoring_case(s, len, pos);
+    if (end > pos) return end;
+    if (IS_X(c)) {
+        if (IS_L(char_at(s, len, pos + c.width))) return run_of(s, len, pos + c.width, TK_LETTER);
+    } else if (IS_L(c)) {
+        return run_of(s, len, pos, TK_LETTER);
+    }
+    if (IS_N(c)) return up_to_numbers(s, len, pos, max_digits);
+    size_t start = c.cp == ' ' ? pos + 1 : pos;
+    if (IS_P(start == pos ? c : char_at(s, len, start))) {
+        end = run_of_punctuation(s, len, start);
+        while (end < len && (s[end] == '\r' || s[end] == '\n')) end++;
+        return end;
+    }
+    if (!IS_S(c)) return pos;
+    space_run run = scan_space(s, len, pos);
+    if (run.after_newline) return run.after_newline; /* \s*[\r\n]+ backs off to the last newline */
+    if (run.end == len) return len;                 /* \s+(?!\S) at the end of the text */
+    if (run.many) return run.last_start;            /* \s+(?!\S) gives back the last space */
+    return run.end;                                 /* \s+ (a single space before \S) */
+}
+
 /* o200k's letter alternatives after the optional prefix, from `start`: its end, or 0 when it fails.
  * First: [UP]*[LO]+(?i:'s|...)?  UP* is greedy; when LO+ cannot follow the run, UP* gives characters back
  * one at a time until LO+ can start, i.e. at the last character of the run that is also LO (Lm, Lo, M are
  * both), and LO+ then ends right after it (the rest of the run is not LO). */
-static size_t o200k_lower_end(const uint8_t *s, size_t len, size_t start) {
+static size_t o200k_lower_end(const uint8_t *s, size_t len, size_t start, int contractions) {
     size_t end = start, last_lower_end = 0;
     while (end < len) {
         tk_char c = char_at(s, len, end);
@@ -205,30 +249,31 @@ static size_t o200k_lower_end(const uint8_t *s, size_t len, size_t start) {
     } else {
         return 0;
     }
-    return contraction_ignoring_case(s, len, end);
+    return contractions ? contraction_ignoring_case(s, len, end) : end;
 }
 
 /* Second: [UP]+[LO]*(?i:'s|...)?  nothing after UP+ is required, so no backtracking. */
-static size_t o200k_upper_end(const uint8_t *s, size_t len, size_t start) {
+static size_t o200k_upper_end(const uint8_t *s, size_t len, size_t start, int contractions) {
     if (!IS_UP(char_at(s, len, start))) return 0;
     size_t end = run_of(s, len, start, TK_UPPERISH);
     end = run_of(s, len, end, TK_LOWERISH);
-    return contraction_ignoring_case(s, len, end);
+    return contractions ? contraction_ignoring_case(s, len, end) : end;
 }
 
 /* O200K_PATTERN:
  * [^\r\n\p{L}\p{N}]?[UP]*[LO]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[UP]+[LO]*(?i:...)?|
  * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
  * The prefix X? is greedy but not possessive: when the rest fails after it, it is retried without it
- * (which matters when X is a mark, M, which is also UP and LO). */
-static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos) {
+ * (which matters when X is a mark, M, which is also UP and LO).
+ * TEKKEN_PATTERN is the same without the contraction suffixes and with \p{N} single digits. */
+static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos, int contractions, int max_digits) {
     tk_char c = char_at(s, len, pos);
     size_t end;
-    if (IS_X(c) && (end = o200k_lower_end(s, len, pos + c.width))) return end;
-    if ((end = o200k_lower_end(s, len, pos))) return end;
-    if (IS_X(c) && (end = o200k_upper_end(s, len, pos + c.width))) return end;
-    if ((end = o200k_upper_end(s, len, pos))) return end;
-    if (IS_N(c)) return up_to_three_numbers(s, len, pos);
+    if (IS_X(c) && (end = o200k_lower_end(s, len, pos + c.width, contractions))) return end;
+    if ((end = o200k_lower_end(s, len, pos, contractions))) return end;
+    if (IS_X(c) && (end = o200k_upper_end(s, len, pos + c.width, contractions))) return end;
+    if ((end = o200k_upper_end(s, len, pos, contractions))) return end;
+    if (IS_N(c)) return up_to_numbers(s, len, pos, max_digits);
     size_t start = c.cp == ' ' ? pos + 1 : pos;
     if (IS_P(start == pos ? c : char_at(s, len, start))) {
         end = run_of_punctuation(s, len, start);
@@ -251,7 +296,17 @@ static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t
     case TK_PATTERN_CL100K:
         return cl100k_piece_end(s, len, pos);
     case TK_PATTERN_O200K:
-        return o200k_piece_end(s, len, pos);
+        return o200k_piece_end(s, len, pos, 1, 3);
+    case TK_PATTERN_TEKKEN:
+        return o200k_piece_end(s, len, pos, 0, 1);
+    case TK_PATTERN_LLAMA3:
+        return llama3_piece_end(s, len, pos, 0, 3);
+    case TK_PATTERN_QWEN2:
+        return llama3_piece_end(s, len, pos, 0, 1);
+    case TK_PATTERN_LLAMA3_ASCII:
+        return llama3_piece_end(s, len, pos, 1, 3);
+    case TK_PATTERN_QWEN2_ASCII:
+        return llama3_piece_end(s, len, pos, 1, 1);
     default:
         return pos;
     }

@@ -83,7 +83,17 @@ void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, u
                         const uint32_t *ids, size_t n_ids);
 
 /* ---- pre-splitting ------------------------------------------------------------------------------ */
-typedef enum { TK_PATTERN_NONE = 0, TK_PATTERN_GPT2 = 1, TK_PATTERN_CL100K = 2, TK_PATTERN_O200K = 3 } tk_pattern;
+typedef enum {
+    TK_PATTERN_NONE = 0,
+    TK_PATTERN_GPT2 = 1,
+    TK_PATTERN_CL100K = 2,
+    TK_PATTERN_O200K = 3,
+    TK_PATTERN_LLAMA3 = 4,
+    TK_PATTERN_QWEN2 = 5,
+    TK_PATTERN_LLAMA3_ASCII = 6,
+    TK_PATTERN_QWEN2_ASCII = 7,
+    TK_PATTERN_TEKKEN = 8
+} tk_pattern;
 
 /* The next piece of the valid UTF-8 `text` at or after byte offset *pos, as findall finds it: returns 1
  * with the piece at [*start, *pos) (*pos moves to its end), or 0 when the text is exhausted. Characters

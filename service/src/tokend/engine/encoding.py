@@ -10,11 +10,14 @@
 'hi <|end|>'
 
 The hot path (`encode_ordinary`, and `encode`/`count` between special tokens) is the native core
-(`_native.BpeCore`, our own C in service/native/): for the GPT-2 / cl100k_base / o200k_base patterns it
-pre-splits with hand-written scanners equal to the `regex` module's matches, looks each piece up in the
-vocabulary, then in a bounded piece cache, and only then runs the BPE merge; `count` never builds a list.
-Any other pattern (a trained model may bring its own) is split by the `regex` module and the pieces go
-through the same core. Measured: docs/bench-engine.md.
+(`_native.BpeCore`, our own C in service/native/): it pre-splits in C (hand-written scanners for the
+hottest patterns, the general matcher compiled by `tokend.engine.splitting` for any other pattern in its
+subset; both equal to the `regex` module's matches), looks each piece up in the vocabulary, then in a
+bounded piece cache, and only then runs the BPE merge; `count` never builds a list. A pattern outside the
+subset (see splitting.syntax) is split by the `regex` module and the pieces go through the same core.
+`splitter=` (ours, keyword-only) replaces findall over `pat_str` with another split: a `Splitter`
+(findall, e.g. in the oniguruma dialect) or a `SplitterChain` (Hugging Face's Split / Sequence of Splits,
+"Isolated"); `pat_str` is then only recorded. Measured: docs/bench-engine.md.
 Rejected (with numbers in git history, 2026-11-25): a pure-Python hot path (word-chunk cache, stdlib-`re`
 ASCII patterns, dict piece cache, heap BPE in Python): 0.25-0.74x tiktoken on unseen text, because the
 `regex` pass alone runs at ~13 MB/s and a Python merge costs ~1 us per step.
@@ -37,9 +40,9 @@ import regex
 
 from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
 from ._native import BpeCore
-from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
 from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from .special_tokens import resolve_policy, special_token_regex
+from .splitting import Splitter, SplitterChain, compile_splitter
 from .vocabulary_checks import check_vocabulary
 
 __all__ = ["Encoding"]
@@ -47,8 +50,6 @@ __all__ = ["Encoding"]
 _EMPTY: frozenset[str] = frozenset()
 # Below this many disallowed strings, `token in text` scans (C, memchr-fast) beat one regex search.
 _SUBSTRING_PRECHECK_LIMIT = 16
-# The patterns the native core scans itself (pretokenize.c); any other goes through the `regex` module.
-_NATIVE_PATTERNS = {GPT2_PATTERN: "gpt2", GPT4_PATTERN: "cl100k", O200K_PATTERN: "o200k"}
 # Seeds the core's hash tables, per process, so no input can be precomputed to make lookups collide.
 _HASH_SEED = secrets.randbits(64)
 
@@ -63,7 +64,7 @@ class Encoding:
     """Byte-level BPE with regex pre-splitting and special tokens; same constructor as `tiktoken.Encoding`.
 
     `piece_cache_capacity` (keyword-only, ours) bounds the piece cache (entries per generation; 0 disables
-    it). Memory bound: see piece_cache.
+    it). Memory bound: see piece_cache. `splitter` (keyword-only, ours): see the module docstring.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class Encoding:
         special_tokens: Mapping[str, int],
         explicit_n_vocab: int | None = None,
         piece_cache_capacity: int = DEFAULT_CAPACITY,
+        splitter: Splitter | SplitterChain | None = None,
     ) -> None:
         self.name = name
         self._pat_str = pat_str
@@ -84,11 +86,26 @@ class Encoding:
         self._ranks = ranks
         self._special_tokens = specials
         self.max_token_value = max(max(ranks.values()), max(specials.values(), default=0))
-        try:
-            self._pattern = regex.compile(pat_str)
-        except regex.error as exc:
-            raise ModelFormatError(f"encoding {name!r}: split pattern does not compile: {exc}") from None
-        self._native_pattern = _NATIVE_PATTERNS.get(pat_str)
+        self._explicit_splitter = splitter
+        self._pattern = None  # the `regex` module's compiled pat_str, when that is what splits
+        if splitter is None:
+            try:
+                self._pattern = regex.compile(pat_str)
+            except regex.error as exc:
+                raise ModelFormatError(f"encoding {name!r}: split pattern does not compile: {exc}") from None
+            try:
+                splitter = compile_splitter(pat_str)
+            except ModelFormatError:
+                splitter = None  # outside the native subset: the regex module splits
+        if isinstance(splitter, Splitter):
+            native_splitter = splitter.native_splitter("findall")
+        elif isinstance(splitter, SplitterChain):
+            native_splitter = splitter.native_splitter()
+        elif splitter is None:
+            native_splitter = None
+        else:
+            raise TypeError(f"splitter must be a Splitter or SplitterChain, got {type(splitter).__name__}")
+        self._native_split = native_splitter is not None
         self._special_set = frozenset(specials)
         self._special_ids = frozenset(specials.values())
         # id -> bytes, for decoding (special tokens decode to their UTF-8 text, as in tiktoken)
@@ -100,14 +117,14 @@ class Encoding:
         try:
             self._core = BpeCore(
                 ranks,
-                self._native_pattern,
+                native_splitter,
                 cache_capacity=piece_cache_capacity,
                 max_cached_piece_bytes=DEFAULT_MAX_PIECE_BYTES,
                 hash_seed=_HASH_SEED,
             )
         except (TypeError, ValueError) as exc:  # e.g. a rank beyond 32 bits
             raise ModelFormatError(f"encoding {name!r}: {exc}") from None
-        if self._native_pattern is not None:
+        if self._native_split:
             self._encode_text, self._count_text, self._split = self._core.encode, self._core.count, self._core.split
         else:
             encode_pieces, count_pieces, findall = self._core.encode_pieces, self._core.count_pieces, self._pattern.findall
@@ -176,7 +193,7 @@ class Encoding:
         import numpy
 
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
-        if allowed or self._native_pattern is None:
+        if allowed or not self._native_split:
             return numpy.array(self.encode(text, allowed_special=allowed, disallowed_special=()), dtype=numpy.uint32)
         try:
             buffer = self._core.encode_buffer(text)
@@ -388,6 +405,7 @@ class Encoding:
             "mergeable_ranks": self._ranks,
             "special_tokens": self._special_tokens,
             "piece_cache_capacity": self._piece_cache_capacity,
+            "splitter": self._explicit_splitter,
         }
 
     def __setstate__(self, state: dict) -> None:
