@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = {"engine": "bench.engine", "service": "bench.service", "footprint": "bench.footprint"}
+BENCHMARKS = {"engine": "bench.engine", "split": "bench.split", "service": "bench.service", "footprint": "bench.footprint"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,8 @@ CLASSES = {
     "TK_SPACE": (0x04, r"\s"),
     "TK_UPPERISH": (0x08, r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]"),
     "TK_LOWERISH": (0x10, r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]"),
+    "TK_MARK": (0x20, r"\p{M}"),
+    "TK_PUNCT_SYMBOL": (0x40, r"[\p{P}\p{S}]"),
 }
 # Letters of the contractions ('s 't 're 've 'm 'll 'd): what each matches under (?i:...).
 CONTRACTION_LETTERS = "sdmtlvre"

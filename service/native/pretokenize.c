@@ -11,7 +11,7 @@
  * on every code point in several contexts, on hypothesis-generated text and on the conformance corpus.
  *
  * Notation: L = \p{L}, N = \p{N}, S = \s (White_Space), P = [^\s\p{L}\p{N}], X = [^\r\n\p{L}\p{N}],
- * UP = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LO = [\p{Ll}\p{Lm}\p{Lo}\p{M}]. */
+ * UP = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LO = [\p{Ll}\p{Lm}\p{Lo}\p{M}], M = \p{M}, PS = [\p{P}\p{S}]. */
 #include "tokend_native.h"
 #include "unicode_classes.h"
 
@@ -29,6 +29,10 @@ typedef struct {
 #define IS_LO(c) ((c).cls & TK_LOWERISH)
 #define IS_P(c) ((c).width && !((c).cls & (TK_LETTER | TK_NUMBER | TK_SPACE)))
 #define IS_X(c) ((c).width && (c).cp != '\r' && (c).cp != '\n' && !((c).cls & (TK_LETTER | TK_NUMBER)))
+#define IS_LM(c) ((c).cls & (TK_LETTER | TK_MARK))
+#define IS_PS(c) ((c).cls & TK_PUNCT_SYMBOL)
+/* DeepSeek-V3's prefix class [^\r\n\p{L}\p{P}\p{S}] */
+#define IS_Y(c) ((c).width && (c).cp != '\r' && (c).cp != '\n' && !((c).cls & (TK_LETTER | TK_PUNCT_SYMBOL)))
 
 static inline tk_char char_at(const uint8_t *s, size_t len, size_t pos) {
     tk_char c;
@@ -153,6 +157,15 @@ static space_run scan_space(const uint8_t *s, size_t len, size_t pos) {
     return run;
 }
 
+/* The whitespace alternatives \s*[\r\n]+|\s+(?!\S)|\s+ at pos (which holds S). */
+static size_t whitespace_tail_end(const uint8_t *s, size_t len, size_t pos) {
+    space_run run = scan_space(s, len, pos);
+    if (run.after_newline) return run.after_newline; /* \s*[\r\n]+ backs off to the last newline */
+    if (run.end == len) return len;                 /* \s+(?!\S) at the end of the text */
+    if (run.many) return run.last_start;            /* \s+(?!\S) gives back the last space */
+    return run.end;                                 /* \s+ (a single space before \S) */
+}
+
 /* GPT2_PATTERN: '(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s */
 static size_t gpt2_piece_end(const uint8_t *s, size_t len, size_t pos) {
     tk_char c = char_at(s, len, pos);
@@ -223,11 +236,7 @@ static size_t llama3_piece_end(const uint8_t *s, size_t len, size_t pos, int asc
         return end;
     }
     if (!IS_S(c)) return pos;
-    space_run run = scan_space(s, len, pos);
-    if (run.after_newline) return run.after_newline; /* \s*[\r\n]+ backs off to the last newline */
-    if (run.end == len) return len;                 /* \s+(?!\S) at the end of the text */
-    if (run.many) return run.last_start;            /* \s+(?!\S) gives back the last space */
-    return run.end;                                 /* \s+ (a single space before \S) */
+    return whitespace_tail_end(s, len, pos);
 }
 
 /* o200k's letter alternatives after the optional prefix, from `start`: its end, or 0 when it fails.
@@ -288,6 +297,41 @@ static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos, int cont
     return run.end;                                 /* \s+ (a single space before \S) */
 }
 
+static inline int is_ascii_punctuation(uint32_t cp) {
+    return (cp >= '!' && cp <= '/') || (cp >= ':' && cp <= '@') || (cp >= '[' && cp <= '`') || (cp >= '{' && cp <= '~');
+}
+
+static inline int is_ascii_letter(uint8_t b) { return (uint8_t)((b | 0x20) - 'a') < 26; }
+
+/* The main stage of DeepSeek-V3's Sequence (DEEPSEEK_V3_PATTERNS[2]; digits and CJK runs are split off
+ * by the two stages before it, each piece of theirs is the whole text here):
+ * [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|
+ * \s*[\r\n]+|\s+(?!\S)|\s+
+ * Y? before (L|M)+: with Y the run starts after it; without, only a mark can start it (M is in Y too), and
+ * then the run from the mark ends at the same place. PS+ without possession: [\r\n]* cannot use what it
+ * gives back (\r \n are not P or S). */
+static size_t deepseek_v3_piece_end(const uint8_t *s, size_t len, size_t pos) {
+    tk_char c = char_at(s, len, pos);
+    if (c.cp < 0x80 && is_ascii_punctuation(c.cp) && pos + 1 < len && is_ascii_letter(s[pos + 1])) {
+        size_t end = pos + 1;
+        while (end < len && is_ascii_letter(s[end])) end++;
+        return end;
+    }
+    if (IS_Y(c)) {
+        tk_char next = char_at(s, len, pos + c.width);
+        if (IS_LM(next)) return run_of(s, len, pos + c.width, TK_LETTER | TK_MARK);
+    }
+    if (IS_LM(c)) return run_of(s, len, pos, TK_LETTER | TK_MARK);
+    size_t start = c.cp == ' ' ? pos + 1 : pos;
+    if (IS_PS(start == pos ? c : char_at(s, len, start))) {
+        size_t end = run_of(s, len, start, TK_PUNCT_SYMBOL);
+        while (end < len && (s[end] == '\r' || s[end] == '\n')) end++;
+        return end;
+    }
+    if (!IS_S(c)) return pos;
+    return whitespace_tail_end(s, len, pos);
+}
+
 /* End of the piece that the pattern matches at `pos` (< len), or `pos` when nothing matches there. */
 static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t pos) {
     switch (pattern) {
@@ -307,6 +351,8 @@ static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t
         return llama3_piece_end(s, len, pos, 1, 3);
     case TK_PATTERN_QWEN2_ASCII:
         return llama3_piece_end(s, len, pos, 1, 1);
+    case TK_PATTERN_DEEPSEEK_V3:
+        return deepseek_v3_piece_end(s, len, pos);
     default:
         return pos;
     }

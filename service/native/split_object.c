@@ -38,6 +38,7 @@ static const struct {
     {"llama3-ascii", TK_PATTERN_LLAMA3_ASCII},
     {"qwen2-ascii", TK_PATTERN_QWEN2_ASCII},
     {"tekken", TK_PATTERN_TEKKEN},
+    {"deepseek-v3", TK_PATTERN_DEEPSEEK_V3},
 };
 #define N_BUILTIN_PATTERNS (sizeof builtin_patterns / sizeof builtin_patterns[0])
 

@@ -76,7 +76,7 @@ FAMILIES = [case for case in CASES if case.name in SPLIT_PATTERNS]
 SCANNED = [case for case in CASES if case.ours(use_builtin=True)[1] is not None]
 # One case per scanner added for the open-model families (the first three have test_native_split.py),
 # in the python-regex dialect, whose reference is the cheaper one.
-NEW_SCANNERS = {"llama3", "qwen2", "llama3-ascii", "qwen2-ascii", "tekken"}
+NEW_SCANNERS = {"llama3", "qwen2", "llama3-ascii", "qwen2-ascii", "tekken", "deepseek-v3"}
 QUICK_SCANNED = list({case.ours(use_builtin=True)[1]: case for case in SCANNED
                       if case.dialect == "python-regex" and case.ours(use_builtin=True)[1] in NEW_SCANNERS}.values())
 OTHERS = [case for case in CASES if case not in FAMILIES]
@@ -120,7 +120,7 @@ def test_new_scanners_on_every_code_point_of_plane_0(case, template):
 def test_every_family_has_a_case_and_the_hot_ones_a_scanner():
     assert {case.ours(use_builtin=True)[1] for case in QUICK_SCANNED} == NEW_SCANNERS
     names = {case.name for case in SCANNED}
-    assert {"llama3", "qwen2", "tekken", "hf-tekken", "hf-cl100k", "cl100k_base", "o200k_base", "gpt2"} <= names
+    assert {"llama3", "qwen2", "tekken", "hf-tekken", "hf-cl100k", "deepseek-v3", "cl100k_base", "o200k_base", "gpt2"} <= names
     assert len(FAMILIES) == len(SPLIT_PATTERNS)
 
 

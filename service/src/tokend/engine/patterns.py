@@ -214,6 +214,7 @@ _BOTH_DIALECTS = {
     LLAMA_CPP_PRE_TOKENIZERS["llama-bpe"][0]: "llama3-ascii",
     LLAMA_CPP_PRE_TOKENIZERS["qwen2"][0]: "qwen2-ascii",
     TEKKEN_PATTERN: "tekken",
+    DEEPSEEK_V3_PATTERNS[2]: "deepseek-v3",  # its main stage; the digit and CJK stages run on the matcher
 }
 BUILTIN_SCANNERS: dict[tuple[str, str], str] = {
     (GPT2_PATTERN, "python-regex"): "gpt2",
