@@ -2,7 +2,8 @@
  * in the supported subset, run by a backtracking matcher in C, and the iteration that turns matches into
  * pieces (findall or Hugging Face's Split "Isolated", either dialect, several stages in a chain).
  *
- *   split_program.c   program loading/validation and the matcher (tk_match_at)
+ *   split_program.c   program loading and validation (split_chars.h: decoding, class tests)
+ *   split_matcher.c   the matcher (tk_match_at)
  *   split_pieces.c    pieces of a text: stages, dialect rules for empty matches, gaps, chains
  *   split_object.c    the Python types SplitProgram and PieceSplitter (used by module.c's BpeCore)
  *

@@ -19,6 +19,13 @@ MODULES = [
     "tokend.engine.training",
     "tokend.engine.vocabulary_checks",
     "tokend.engine.patterns",
+    "tokend.engine.splitting",
+    "tokend.engine.splitting.splitter",
+    "tokend.engine.splitting.syntax",
+    "tokend.engine.splitting.nodes",
+    "tokend.engine.splitting.compiler",
+    "tokend.engine.splitting.charset",
+    "tokend.engine.splitting.unicode_properties",
 ]
 
 

@@ -4,11 +4,11 @@
 >>> compile_splitter(r"\\p{L}+|\\p{N}{1,3}").findall("abc 12345")
 ['abc', '123', '45']
 
-Modules: syntax (parser, dialects), charset (classes, case folding), unicode_properties (the property
+Modules: nodes (the AST), syntax (parser, dialects), charset (classes, case folding), unicode_properties (the property
 byte), compiler (AST -> program), splitter (Splitter, SplitterChain, compile_splitter).
 """
 
 from .splitter import SplitMode, Splitter, SplitterChain, compile_splitter
-from .syntax import DIALECTS, Dialect
+from .nodes import DIALECTS, Dialect
 
 __all__ = ["compile_splitter", "Splitter", "SplitterChain", "SplitMode", "Dialect", "DIALECTS"]

@@ -1,5 +1,6 @@
 """Compile a parsed split pattern into the program the native matcher runs (service/native/split_program.c).
 
+>>> from tokend.engine.splitting.syntax import parse
 >>> program = compile_program(parse(r"\\p{L}+|\\s", "python-regex"), "python-regex")
 >>> program.opcode_names()
 ['SPLIT', 'RUN', 'MATCH', 'CLASS', 'MATCH']
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 from .. import _native
 from .charset import CharSet
-from .syntax import Alternation, Assertion, Atomic, Chars, Lookahead, Repeat, Sequence, UnsupportedPattern
+from .nodes import Alternation, Assertion, Atomic, Chars, Lookahead, Repeat, Sequence, UnsupportedPattern
 
 __all__ = ["OPCODES", "ASSERTIONS", "Program", "compile_program", "MAX_PROGRAM_WORDS"]
 

@@ -23,85 +23,24 @@ classes, other inline flags, ...) raises `UnsupportedPattern` naming the constru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 from . import unicode_properties as props
 from .charset import CharSet, case_variants, multi_character_folds
+from .nodes import (
+    DIALECTS,
+    Alternation,
+    Assertion,
+    Atomic,
+    Chars,
+    Dialect,
+    Lookahead,
+    Repeat,
+    Sequence,
+    UnsupportedPattern,
+)
 
-__all__ = [
-    "Dialect",
-    "DIALECTS",
-    "UnsupportedPattern",
-    "Chars",
-    "Sequence",
-    "Alternation",
-    "Repeat",
-    "Assertion",
-    "Lookahead",
-    "Atomic",
-    "parse",
-]
+__all__ = ["Dialect", "DIALECTS", "UnsupportedPattern", "parse"]
 
-Dialect = Literal["python-regex", "oniguruma"]
-DIALECTS = ("python-regex", "oniguruma")
 MAX_REPEAT = 100_000
-
-
-class UnsupportedPattern(ValueError):
-    """A construct outside the supported subset (or a pattern that does not parse); `.offset` into the pattern."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(f"{message} (at offset {offset})")
-        self.offset = offset
-
-
-# ---- AST ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Chars:
-    """One character from `charset`."""
-
-    charset: CharSet
-
-    def __repr__(self) -> str:
-        return "Chars(...)"
-
-
-@dataclass(frozen=True)
-class Sequence:
-    items: tuple
-
-
-@dataclass(frozen=True)
-class Alternation:
-    branches: tuple  # leftmost-first
-
-
-@dataclass(frozen=True)
-class Repeat:
-    item: object
-    minimum: int
-    maximum: int | None  # None = unbounded
-    mode: Literal["greedy", "lazy", "possessive"]
-
-
-@dataclass(frozen=True)
-class Assertion:
-    # text_start, text_end, text_end_or_final_newline, line_start, line_end, word_boundary, not_word_boundary
-    kind: str
-
-
-@dataclass(frozen=True)
-class Lookahead:
-    item: object
-    negated: bool
-
-
-@dataclass(frozen=True)
-class Atomic:
-    item: object
 
 
 # ---- parser ---------------------------------------------------------------------------------------------
