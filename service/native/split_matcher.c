@@ -78,8 +78,11 @@ static int push(tk_matcher *m, uint32_t kind, uint32_t pc, size_t pos, size_t au
 }
 
 /* Memoization: on once the steps pass the budget (and memory allows). */
-static void maybe_start_memo(tk_matcher *m) {
-    if (m->memo || m->steps <= m->budget || !m->program->n_memo) return;
+static void start_memo(tk_matcher *m) {
+    if (m->memo || !m->program->n_memo) {
+        m->budget = UINT64_MAX;
+        return;
+    }
     size_t words_per_row = (m->len + 1 + 63) / 64;
     m->memo = calloc(words_per_row * m->program->n_memo, sizeof *m->memo);
     m->budget = UINT64_MAX; /* on, or impossible: do not try again for this text */
@@ -123,8 +126,12 @@ static void note_failed(tk_matcher *m, tk_slot *slot, size_t pos) {
     }
 }
 
+static inline void maybe_start_memo(tk_matcher *m) {
+    if (m->steps > m->budget) start_memo(m);
+}
+
 static inline int known_failed(const tk_matcher *m, const tk_slot *slot, uint32_t memo_point, size_t pos) {
-    return (slot->fail_valid && slot->fail_lo <= pos && pos <= slot->fail_hi) || memo_failed(m, memo_point, pos);
+    return (slot->fail_valid && slot->fail_lo <= pos && pos <= slot->fail_hi) || (m->memo && memo_failed(m, memo_point, pos));
 }
 
 /* Greedy RUN: the next candidate end below `pos` and not below `lo` not known to fail; 0 when none. */

@@ -10,7 +10,9 @@ OPCODES). It is a backtracking program with the semantics of the dialect's refer
 alternation, greedy/lazy/possessive repeats, atomic groups, lookahead):
 - a repeated character class is one RUN instruction: it scans the run at once and, when backtracked
   into, gives characters back one at a time (the native side caches run ends and the positions where the
-  rest of the pattern already failed, see split_program.c for the bound this gives);
+  rest of the pattern already failed, see split_matcher.c for the bound this gives). A greedy run whose
+  continuation cannot use what it would give back (the rest always matches, or starts with characters the
+  run's class lacks) is compiled possessive, as PCRE does ("auto-possessification"): no backtracking frame;
 - an alternative whose first character cannot be the next one is skipped without entering it: every SPLIT
   carries a guard class computed here (the set of characters a non-empty match of the branch can start with);
 - a lookahead of one character class is a PEEK; other lookaheads and atomic groups run their body as a
@@ -64,6 +66,19 @@ MAX_PROGRAM_WORDS = 1 << 20
 MAX_NESTING = 32  # lookahead / atomic bodies inside each other (native recursion depth)
 
 
+@dataclass(frozen=True)
+class Follow:
+    """What the code after a node does: `first` holds every character it can consume first (None:
+    unknown), `always` says it can succeed without consuming anything (a free end)."""
+
+    first: tuple[CharSet, ...] | None
+    always: bool
+
+
+UNKNOWN = Follow(None, False)
+FREE_END = Follow((), True)  # the end of the match, or of a lookahead / atomic body
+
+
 @dataclass
 class Program:
     dialect: str
@@ -101,7 +116,7 @@ def compile_program(node, dialect: str) -> Program:
     start = guard_set(node)
     if start is not None:
         compiler.program.start_class = compiler.klass(start)
-    if not compiler.emit(node, depth=0, tail=True):
+    if not compiler.emit(node, depth=0, tail=True, follow=FREE_END):
         compiler.op("MATCH")
     return compiler.program
 
@@ -153,6 +168,51 @@ def guard_set(node) -> CharSet | None:
     for charset in sets:
         union = union.union(charset.superset_without_negation())
     return union
+
+
+def _has_zero_width(node) -> bool:
+    if isinstance(node, (Assertion, Lookahead)):
+        return True
+    if isinstance(node, Sequence):
+        return any(_has_zero_width(item) for item in node.items)
+    if isinstance(node, Alternation):
+        return any(_has_zero_width(branch) for branch in node.branches)
+    if isinstance(node, (Repeat, Atomic)):
+        return _has_zero_width(node.item)
+    return False
+
+
+def follow_of(items, after: Follow) -> Follow:
+    """The Follow of whatever precedes `items` (a sequence's tail), given the Follow after them."""
+    first: list[CharSet] = []
+    for item in items:
+        if _has_zero_width(item):
+            return UNKNOWN  # an assertion may fail where nothing is consumed: no conclusion
+        first += first_sets(item)
+        if not nullable(item):
+            return Follow(tuple(first), False)
+    # Every item can match empty (and has no assertion), so the rest can end where `after` does.
+    return Follow(None if after.first is None else tuple(first) + after.first, after.always)
+
+
+_MAX_DISJOINT_CHECK = 4096  # code points of explicit ranges looked up one by one
+
+
+def disjoint(charset: CharSet, others) -> bool:
+    """True only when no character is in `charset` and in one of `others` (False when unsure)."""
+    if charset.negated:
+        return False
+    for other in others:
+        if other.negated or charset.signatures & other.signatures:
+            return False
+        if any(a_low <= b_high and b_low <= a_high for a_low, a_high in charset.ranges for b_low, b_high in other.ranges):
+            return False
+        for ranges, signatures in ((charset.ranges, other.signatures), (other.ranges, charset.signatures)):
+            if sum(high - low + 1 for low, high in ranges) > _MAX_DISJOINT_CHECK:
+                return False
+            if any(signatures >> _native.unicode_property(cp) & 1 for low, high in ranges for cp in range(low, high + 1)):
+                return False
+    return True
 
 
 def _admits(charset: CharSet, char: int) -> bool:
@@ -221,20 +281,22 @@ class _Compiler:
         self.patch(at, 0 if next_first else 1, len(self.code))
         return at, 1 if next_first else 0
 
-    def emit(self, node, depth: int, tail: bool = False) -> bool:
-        """Code for `node`; when `tail` (nothing follows but the end of the match), branches may end in
-        MATCH themselves instead of jumping to one: returns True when the code already ends in MATCH."""
+    def emit(self, node, depth: int, tail: bool = False, follow: Follow = UNKNOWN) -> bool:
+        """Code for `node`, followed by code that behaves as `follow` says; when `tail` (nothing follows
+        but the end of the match), branches may end in MATCH themselves instead of jumping to one: returns
+        True when the code already ends in MATCH."""
         node = _simplify(node)
         if isinstance(node, Alternation):
-            return self.alternation(node, depth, tail)
+            return self.alternation(node, depth, tail, follow)
         if isinstance(node, Sequence) and node.items:
-            for item in node.items[:-1]:
-                self.emit(item, depth)
-            return self.emit(node.items[-1], depth, tail)
-        self._emit_other(node, depth)
+            items = node.items
+            for index, item in enumerate(items[:-1]):
+                self.emit(item, depth, follow=follow_of(items[index + 1 :], follow))
+            return self.emit(items[-1], depth, tail, follow)
+        self._emit_other(node, depth, follow)
         return False
 
-    def _emit_other(self, node, depth: int) -> None:
+    def _emit_other(self, node, depth: int, follow: Follow) -> None:
         if isinstance(node, Chars):
             single = node.charset.single_code_point()
             if single is not None:
@@ -244,7 +306,7 @@ class _Compiler:
         elif isinstance(node, Sequence):  # empty
             pass
         elif isinstance(node, Repeat):
-            self.repeat(node, depth)
+            self.repeat(node, depth, follow)
         elif isinstance(node, Assertion):
             self.op("ASSERT", ASSERTIONS.index(node.kind))
         elif isinstance(node, Lookahead):
@@ -267,11 +329,11 @@ class _Compiler:
         if depth >= MAX_NESTING:
             raise UnsupportedPattern(f"lookaheads or atomic groups nested more than {MAX_NESTING} deep", 0)
         at = self.op(name, operands["negated"], 0, self.slot()) if name == "LOOK" else self.op(name, 0, self.slot())
-        self.emit(body, depth + 1)
+        self.emit(body, depth + 1, follow=FREE_END)  # the body's first success is all that counts
         self.op("SUCCEED")
         self.patch(at, 1 if name == "LOOK" else 0, len(self.code))
 
-    def alternation(self, node: Alternation, depth: int, tail: bool) -> bool:
+    def alternation(self, node: Alternation, depth: int, tail: bool, follow: Follow) -> bool:
         dispatch = None
         guarded = [guard_set(branch) for branch in node.branches[:-1]]
         if sum(guard is not None for guard in guarded) >= DISPATCH_MIN_BRANCHES:
@@ -280,11 +342,11 @@ class _Compiler:
         for index, branch in enumerate(node.branches):
             if index == len(node.branches) - 1:
                 last = len(self.code)
-                ends_in_match = self.emit(branch, depth, tail)
+                ends_in_match = self.emit(branch, depth, tail, follow)
                 break
             at, other = self.split(True, branch)
             splits.append((at, guarded[index]))
-            if self.emit(branch, depth, tail):
+            if self.emit(branch, depth, tail, follow):
                 pass
             elif tail:
                 self.op("MATCH")
@@ -304,9 +366,13 @@ class _Compiler:
             self.patch(dispatch, 128, splits[0][0])
         return tail
 
-    def repeat(self, node: Repeat, depth: int) -> None:
+    def repeat(self, node: Repeat, depth: int, follow: Follow = UNKNOWN) -> None:
         item, minimum, maximum, mode = node.item, node.minimum, node.maximum, node.mode
         if isinstance(item, Chars):
+            # Giving characters back cannot help when the rest always matches (the first end succeeds) or
+            # must start with a character outside the class (every shorter end fails).
+            if mode == "greedy" and (follow.always or (follow.first is not None and disjoint(item.charset, follow.first))):
+                mode = "possessive"
             self.op("RUN", self.klass(item.charset), minimum, NO_MAX if maximum is None else maximum,
                     RUN_MODES[mode], self.slot(), self.memo())
             return
