@@ -108,3 +108,13 @@ def test_pickle_keeps_the_splitter(cl100k_ranks):
 def test_splitter_argument_is_checked(cl100k_ranks):
     with pytest.raises(TypeError, match="splitter"):
         Encoding("bad", pat_str="", mergeable_ranks=cl100k_ranks, special_tokens={}, splitter=r"\S+")
+
+
+def test_capturing_groups_split_on_whole_matches_in_both_paths(cl100k_ranks):
+    # tiktoken splits on whole matches; regex.findall would return the groups' text instead.
+    text = "hello world, 123 again"
+    for pattern in (r"(\w)\w*|\s+|\S", r"(\w)\w*|\s+|(?<=,)\S|\S"):  # native; through regex (lookbehind)
+        ours = Encoding("groups", pat_str=pattern, mergeable_ranks=cl100k_ranks, special_tokens={})
+        expected = tiktoken.Encoding("groups", pat_str=pattern, mergeable_ranks=cl100k_ranks, special_tokens={})
+        assert ours.encode_ordinary(text) == expected.encode_ordinary(text)
+        assert ours.decode(ours.encode_ordinary(text)) == text

@@ -186,7 +186,7 @@ def test_hypothesis_general_text_every_family(text):
 
 
 @pytest.mark.slow
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(text=_subtle_text)
 def test_hypothesis_subtle_text_every_other_case(text):
     for case in OTHERS:

@@ -127,7 +127,12 @@ class Encoding:
         if self._native_split:
             self._encode_text, self._count_text, self._split = self._core.encode, self._core.count, self._core.split
         else:
-            encode_pieces, count_pieces, findall = self._core.encode_pieces, self._core.count_pieces, self._pattern.findall
+            encode_pieces, count_pieces = self._core.encode_pieces, self._core.count_pieces
+            pattern = self._pattern
+            if pattern.groups:  # findall would return the groups; tiktoken splits on whole matches
+                findall = lambda text: [match.group() for match in pattern.finditer(text)]  # noqa: E731
+            else:
+                findall = pattern.findall
             self._encode_text = lambda text: encode_pieces(findall(text))
             self._count_text = lambda text: count_pieces(findall(text))
             self._split = findall

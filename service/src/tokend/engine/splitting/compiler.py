@@ -112,6 +112,8 @@ class Program:
 
 
 def compile_program(node, dialect: str) -> Program:
+    if estimated_words(node) > MAX_PROGRAM_WORDS:  # refuse before spending the time to emit it
+        raise UnsupportedPattern(f"a program of more than {MAX_PROGRAM_WORDS} words (large repeat counts)", 0)
     compiler = _Compiler(Program(dialect))
     start = guard_set(node)
     if start is not None:
@@ -137,6 +139,25 @@ def nullable(node) -> bool:
     if isinstance(node, Atomic):
         return nullable(node.item)
     return True  # Assertion, Lookahead
+
+
+def estimated_words(node) -> int:
+    """An upper bound of the program words `node` compiles to (repeats of groups are unrolled)."""
+    if isinstance(node, Chars):
+        return 2
+    if isinstance(node, Sequence):
+        return sum(estimated_words(item) for item in node.items)
+    if isinstance(node, Alternation):
+        return 130 + sum(estimated_words(branch) + 7 for branch in node.branches)
+    if isinstance(node, Repeat):
+        if isinstance(node.item, Chars):
+            return 7
+        body = estimated_words(node.item) + 5
+        copies = node.minimum + (1 if node.maximum is None else node.maximum - node.minimum)
+        return 4 + body * copies
+    if isinstance(node, (Lookahead, Atomic)):
+        return 5 + estimated_words(node.item)
+    return 2
 
 
 def first_sets(node) -> list[CharSet]:
