@@ -8,7 +8,6 @@ Modules: nodes (the AST), syntax (parser, dialects), charset (classes, case fold
 byte), compiler (AST -> program), splitter (Splitter, SplitterChain, compile_splitter).
 """
 
-from .splitter import SplitMode, Splitter, SplitterChain, compile_splitter
-from .nodes import DIALECTS, Dialect
+from .splitter import DIALECTS, SplitMode, Splitter, SplitterChain, compile_splitter
 
-__all__ = ["compile_splitter", "Splitter", "SplitterChain", "SplitMode", "Dialect", "DIALECTS"]
+__all__ = ["compile_splitter", "Splitter", "SplitterChain", "SplitMode", "DIALECTS"]

@@ -21,23 +21,32 @@ has capturing groups (where `regex.findall` would return the groups).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ...errors import ModelFormatError
 from .. import _native
 from ..patterns import BUILTIN_SCANNERS
-from . import compiler, unicode_properties
-from .syntax import DIALECTS, Dialect, UnsupportedPattern, parse
+
+if TYPE_CHECKING:
+    from .nodes import Dialect
+
+# The compiler (syntax, nodes, compiler) is imported on first use: a pattern a scanner runs never needs it,
+# and importing it costs ~20 ms of every process's start.
+DIALECTS = ("python-regex", "oniguruma")
 
 __all__ = ["Splitter", "SplitterChain", "compile_splitter", "SplitMode"]
 
 SplitMode = Literal["findall", "isolated"]
 
 
+@functools.lru_cache(maxsize=1)
 def _check_native_tables() -> None:
     # The C side and this package must agree on the instruction set and the property layout; a stale
     # build of the extension would otherwise misread programs silently.
+    from . import compiler, unicode_properties
+
     table = ",".join(f"{name}:{operands}" for name, (_, operands) in compiler.OPCODES.items())
     if _native.SPLIT_OPCODES != table or [code for code, _ in compiler.OPCODES.values()] != list(range(len(compiler.OPCODES))):
         raise ImportError(f"native splitter opcodes {_native.SPLIT_OPCODES!r} != compiler's {table!r}: rebuild")
@@ -45,9 +54,6 @@ def _check_native_tables() -> None:
         raise ImportError("native splitter assertions differ from the compiler's: rebuild the extension")
     if _native.UNICODE_PROPS_LAYOUT != unicode_properties.LAYOUT:
         raise ImportError("native unicode_props.h layout differs from unicode_properties.py: regenerate, rebuild")
-
-
-_check_native_tables()
 
 
 class Splitter:
@@ -138,6 +144,10 @@ def _rebuild_splitter(pattern: str, dialect: Dialect, use_builtin: bool) -> Spli
 
 def compile_program(pattern: str, dialect: Dialect) -> _native.SplitProgram:
     """The general matcher's program for `pattern`; raises UnsupportedPattern."""
+    from . import compiler
+    from .syntax import parse
+
+    _check_native_tables()
     program = compiler.compile_program(parse(pattern, dialect), dialect)
     return _native.SplitProgram(
         program.code.tobytes(),
@@ -161,6 +171,8 @@ def compile_splitter(pattern: str, *, dialect: Dialect = "python-regex", use_bui
     builtin = BUILTIN_SCANNERS.get((pattern, dialect)) if use_builtin else None
     if builtin is not None:
         return Splitter(pattern, dialect, builtin=builtin, program=None)
+    from .nodes import UnsupportedPattern
+
     try:
         program = compile_program(pattern, dialect)
     except UnsupportedPattern as exc:
