@@ -283,3 +283,28 @@ def test_hand_checked_splits():
     assert deepseek.split("ab 12345 中文x!") == ["ab", " ", "123", "45", " ", "中文", "x", "!"]
     tekken = compile_splitter(patterns.TEKKEN_PATTERN)
     assert tekken.findall("HTTPServer's 12") == ["HTTPServer", "'s", " ", "1", "2"]
+
+
+def test_tokenizer_json_patterns_agree_with_two_published_sources():
+    # No package ships Meta's or Qwen's tokenizer.json; two independent packages record their Split
+    # regexes: quicktok-v1's importer (its exact-match table) and llama.cpp's "original regex from
+    # tokenizer.json" comments.
+    importer = pypi_file("quicktok-v1", "0.4.0", "quicktok/_import_core.py").read_text(encoding="utf-8")
+    quicktok = {name: ast.literal_eval(literal) for name, literal in re.findall(r'^(\w+_PAT\w*) = (r""".*?""")$', importer, re.M)}
+    assert quicktok["LLAMA3_PAT"] == patterns.LLAMA3_PATTERN
+    assert quicktok["QWEN_PAT"] == patterns.QWEN2_PATTERN
+    assert quicktok["TEKKEN_PAT"] == patterns.TEKKEN_PATTERN
+    assert quicktok["O200K_PAT"] == patterns.O200K_PATTERN
+    assert quicktok["CL100K_PAT_POSSESSIVE"] == patterns.CL100K_HF_PATTERN
+    source = pypi_file("llama-cpp-python", "0.3.36", "vendor/llama.cpp/src/llama-vocab.cpp", sdist=True).read_text(encoding="utf-8")
+
+    def original(pre_type: str) -> str:  # the first such comment after the case label
+        after = source[source.index(f"case {pre_type}:") :][:4000]
+        literal = re.search(r'original regex from tokenizer.json\s*//\s*"((?:[^"\\]|\\.)*)"', after).group(1)
+        return ast.literal_eval('"' + literal + '"')
+
+    originals = {name: original(f"LLAMA_VOCAB_PRE_TYPE_{name}") for name in ("LLAMA3", "QWEN2", "TEKKEN", "GPT4O")}
+    assert originals["LLAMA3"] == patterns.LLAMA3_PATTERN
+    assert originals["QWEN2"] == patterns.QWEN2_PATTERN
+    assert originals["TEKKEN"] == patterns.TEKKEN_PATTERN
+    assert originals["GPT4O"] == patterns.O200K_PATTERN
