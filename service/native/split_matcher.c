@@ -12,14 +12,17 @@
  *   once per RUN instruction and text;
  * - each backtracking RUN keeps the interval of positions from which the rest already failed, and skips
  *   over it: giving back a run of n characters costs O(n) once, O(1) on every later attempt;
- * - every instruction and scanned character counts as a step; past 64 steps per byte of text (real
- *   patterns take 2-10), memoization turns on: a bit per (SPLIT or RUN memo point, position), set when
+ * - every SPLIT, RUN (plus the characters it scans) and backtrack counts as a step (what runs between
+ *   them is bounded by the program's length); past 64 steps per byte of text (a split that backtracks
+ *   little takes a few per piece), memoization turns on: a bit per (SPLIT or RUN memo point, position), set when
  *   everything from that state failed, tested before entering it again. From then on each state is
  *   explored to failure at most once, so the rest costs O(program size x text length) (plus, for
  *   lookaheads and atomic groups other than one-class ones, their successful sub-matches, cached per
  *   position only for the last one).
- * Memory: the backtrack stack grows with the nesting of alternatives in flight (one frame per pending
- * alternative, not per character); memoization adds n_memo x (len + 1) bits. */
+ * Memory: the backtrack stack holds one frame (24 bytes) per pending alternative: a few per piece for
+ * the usual patterns (a repeated class is one frame, however long the run), but one per iteration for a
+ * repeated group, so O(match length) there; memoization adds n_memo x (len + 1) bits, allocated zeroed
+ * (untouched pages cost nothing). Both are plain malloc: the iteration runs without the GIL. */
 #include <stdlib.h>
 #include <string.h>
 

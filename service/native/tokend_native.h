@@ -5,7 +5,8 @@
  *   rank_table.c   bytes -> rank hash table (the vocabulary)
  *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
  *   piece_cache.c  bounded two-generation cache piece -> ids
- *   pretokenize.c  the GPT-2 / cl100k_base / o200k_base split patterns as hand-written scanners
+ *   pretokenize.c  hand-written scanners for the hottest split patterns (GPT-2, cl100k, o200k, Llama 3,
+ *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other
  */
 #ifndef TOKEND_NATIVE_H
 #define TOKEND_NATIVE_H

@@ -97,6 +97,7 @@ class Splitter:
         return self._splitters[mode]
 
     def native_stage(self, mode: SplitMode) -> tuple:
+        """This splitter as one stage of a native PieceSplitter (for SplitterChain)."""
         return (self._native_stage, mode)
 
 
