@@ -12,6 +12,7 @@
  * Hugging Face's Split(behavior="Isolated"): the matches and the gaps between them, in order, empty ones
  * dropped. A chain (Hugging Face's Sequence of Splits) hands every piece of stage k to stage k + 1 as its
  * whole text: anchors and lookaheads see only that piece, as in `tokenizers`. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,9 +132,13 @@ static int stage_next(const tk_split_stage *stage, tk_stage_iter *st, size_t *st
 }
 
 int tk_split_iter_init(tk_split_iter *iter, const tk_splitter *splitter, const uint8_t *text, size_t len) {
-    memset(iter, 0, sizeof *iter);
+    memset(iter, 0, offsetof(tk_split_iter, stages));
+    memset(iter->stages, 0, (size_t)splitter->n_stages * sizeof iter->stages[0]);
     iter->splitter = splitter;
     iter->root = text;
+    iter->root_len = len;
+    if (splitter->n_stages == 1 && !splitter->stages[0].program && splitter->stages[0].mode == TK_SPLIT_FINDALL)
+        iter->scanner = splitter->stages[0].builtin;
     for (int i = 0; i < splitter->n_stages; i++) {
         if (splitter->stages[i].program && tk_matcher_init(&iter->stages[i].matcher, splitter->stages[i].program) < 0) {
             tk_split_iter_free(iter);
@@ -147,7 +152,7 @@ int tk_split_iter_init(tk_split_iter *iter, const tk_splitter *splitter, const u
     return 0;
 }
 
-int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t *end) {
+int tk_split_iter_next_general(tk_split_iter *iter, size_t *start, size_t *end) {
     const tk_splitter *splitter = iter->splitter;
     while (iter->depth > 0) {
         int level = iter->depth - 1;
@@ -173,6 +178,6 @@ int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t *end) {
 }
 
 void tk_split_iter_free(tk_split_iter *iter) {
-    for (int i = 0; i < TK_MAX_STAGES; i++)
+    for (int i = 0; i < iter->splitter->n_stages; i++)
         if (iter->stages[i].matcher.program) tk_matcher_free(&iter->stages[i].matcher);
 }

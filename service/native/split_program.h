@@ -156,14 +156,27 @@ typedef struct {
 typedef struct {
     const tk_splitter *splitter;
     const uint8_t *root;
+    size_t root_len;
+    tk_pattern scanner;        /* one findall stage run by a scanner: the fast path (else TK_PATTERN_NONE) */
     int depth;                 /* stages that have an input */
     tk_stage_iter stages[TK_MAX_STAGES];
 } tk_split_iter;
 
 int tk_split_iter_init(tk_split_iter *iter, const tk_splitter *splitter, const uint8_t *text, size_t len);
-/* The next piece [*start, *end) (byte offsets into the text; may be empty: findall's empty matches):
- * 1, 0 when there are no more, -1 when out of memory. */
-int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t *end);
+int tk_split_iter_next_general(tk_split_iter *iter, size_t *start, size_t *end);
 void tk_split_iter_free(tk_split_iter *iter);
+
+/* The next piece [*start, *end) (byte offsets into the text; may be empty: findall's empty matches):
+ * 1, 0 when there are no more, -1 when out of memory. Inline so that the common case, one scanner in
+ * findall mode, calls the scanner directly (a call chain per piece measurably slowed the scanners). */
+static inline int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t *end) {
+    if (iter->scanner != TK_PATTERN_NONE) {
+        tk_stage_iter *st = &iter->stages[0];
+        if (!tk_next_piece(iter->scanner, iter->root, iter->root_len, &st->pos, start)) return 0;
+        *end = st->pos;
+        return 1;
+    }
+    return tk_split_iter_next_general(iter, start, end);
+}
 
 #endif
