@@ -11,6 +11,7 @@ BENCHMARKS = {
     "engine": "bench.engine",
     "family": "bench.family",
     "families": "bench.families",
+    "split": "bench.split",
     "service": "bench.service",
     "footprint": "bench.footprint",
     "chat": "bench.chat",

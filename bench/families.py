@@ -91,7 +91,7 @@ def run(quick: bool) -> list[str]:
         mine = Peer("tokend", tokend.__version__, lambda text, ours=ours, policy=policy: ours.encode(text, **policy),
                     lambda text, ours=ours, policy=policy: ours.count(text, **policy), "encode / count")
         theirs = Peer(reference_name, "", reference, lambda text, reference=reference: len(reference(text)), "encode")
-        split = "native" if ours._native_pattern is not None else "regex module"
+        split = "native" if ours._native_splitter is not None else "regex module"
         for kind in KINDS:
             warm, parts = corpora[kind]
             rates = measure_cell([mine, theirs, fresh_cl100k()], warm, parts)

@@ -28,56 +28,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokend.engine.patterns import LLAMA_CPP_PRE_TOKENIZERS
 from tokend.errors import ModelFormatError, RegistryError
 
 __all__ = ["GgufTokenizer", "PRE_TOKENIZERS", "read_gguf_tokenizer"]
 
-# llama.cpp's regex lists (src/llama-vocab.cpp, llm_tokenizer_bpe), by the `pre` names that select them.
-# Non-ASCII characters are escaped: the character classes must keep their exact code points (an editor
-# that normalizes text would turn U+1F7D into U+03CE, a different class).
-_CONTRACTIONS = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
-_LLAMA3 = (_CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",)
-_QWEN2 = (_CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",)
-_QWEN35 = (_CONTRACTIONS + r"|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",)
-_GPT2_WORDS = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
-_GPT2 = (_GPT2_WORDS,)
-_STARCODER = (r"\p{N}", _GPT2_WORDS)
-_FALCON = (r"[\p{P}\$\+<=>\^~\|`]+", _GPT2_WORDS, r"[0-9][0-9][0-9]")
-_DEEPSEEK_LLM = (
-    '[\r\n]',
-    '\\s?[A-Za-z\xb5\xc0-\xd6\xd8-\xf6\xf8-\u01ba\u01bc-\u01bf\u01c4-\u0293\u0295-\u02af\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u038a\u038c\u038e-\u03a1\u03a3-\u03f5\u03f7-\u0481\u048a-\u052f\u0531-\u0556\u10a0-\u10c5\u13a0-\u13f5\u13f8-\u13fd\u1c90-\u1cba\u1cbd-\u1cbf\u1d00-\u1d2b\u1d6b-\u1d77\u1d79-\u1d9a\u1e00-\u1f15\u1f18-\u1f1d\u1f20-\u1f45\u1f48-\u1f4d\u1f50-\u1f57\u1f59\u1f5b\u1f5d\u1f5f-\u1f7d\u1f80-\u1fb4\u1fb6-\u1fbc\u1fbe\u1fc2-\u1fc4\u1fc6-\u1fcc\u1fd0-\u1fd3\u1fd6-\u1fdb\u1fe0-\u1fec\u1ff2-\u1ff4\u1ff6-\u1ffc\u2102\u2107\u210a-\u2113\u2115\u2119-\u211d\u2124\u2126\u2128\u212a-\u212d\u212f-\u2134\u2139\u213c-\u213f\u2145-\u2149\u214e\u2183\u2184\u2c00-\u2c7b\u2c7e-\u2ce4\u2ceb-\u2cee\u2cf2\u2cf3\ua640-\ua66d\ua680-\ua69b\ua722-\ua76f\ua771-\ua787\ua78b-\ua78e\uab70-\uabbf\ufb00-\ufb06\ufb13-\ufb17\uff21-\uff3a\uff41-\uff5a\U00010400-\U0001044f\U000104b0-\U000104d3\U000104d8-\U000104fb\U00010c80-\U00010cb2\U00010cc0-\U00010cf2\U000118a0-\U000118df\U0001e900-\U0001e943]+',
-    '\\s?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+',
-    '\\s+$',
-    '[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+',
-    '\\p{N}+',
+# pre name -> (regexes, ignore_merges): llama.cpp's regex lists (tokend.engine.patterns.LLAMA_CPP_PRE_TOKENIZERS,
+# its src/llama-vocab.cpp verbatim: llama.cpp's rewrites of the tokenizer.json originals, and for GPT-2,
+# Falcon and StarCoder regex approximations of Hugging Face pre-tokenizers that are not Splits) and whether
+# the whole-piece shortcut applies (llama.cpp's Llama 3 family). Chosen per name by llama.cpp's reference
+# vectors: with these lists every `.inp`/`.out` vector of the names that have them (llama-bpe, qwen2,
+# qwen35, gpt-2, mpt, deepseek-llm, deepseek-coder, falcon, starcoder, refact, command-r) gives the same ids,
+# split natively (tests/registry/test_gguf_import.py); the other names share those lists in llama.cpp.
+_IGNORE_MERGES = {"llama-bpe", "llama3", "llama-v3"}
+_SUPPORTED = (
+    "llama-bpe", "llama3", "llama-v3", "qwen2", "deepseek-r1-qwen", "stablelm2", "qwen35", "gpt-2", "phi-2", "mpt",
+    "olmo", "starcoder", "refact", "command-r", "smollm", "falcon", "deepseek-llm", "deepseek-coder", "deepseek-v3",
 )
-_DEEPSEEK_CODER = (
-    '[\r\n]',
-    '\\s?\\p{L}+',
-    '\\s?\\p{P}+',
-    '[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+',
-    '\\p{N}',
-)
-_DEEPSEEK_V3 = (
-    '\\p{N}{1,3}',
-    '[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+',
-    '[!"#$%&\'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+',
-)
-
-# pre name -> (regexes, ignore_merges). The names with vectors in llama.cpp's test suite (llama-bpe, qwen2,
-# qwen35, gpt-2, mpt, deepseek-llm, deepseek-coder, falcon, starcoder, refact, command-r) are held to
-# them by tests/registry/test_gguf_import.py; the others share those entries in llama.cpp.
 PRE_TOKENIZERS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "llama-bpe": (_LLAMA3, True), "llama3": (_LLAMA3, True), "llama-v3": (_LLAMA3, True),
-    "qwen2": (_QWEN2, False), "deepseek-r1-qwen": (_QWEN2, False), "stablelm2": (_QWEN2, False),
-    "qwen35": (_QWEN35, False),
-    "gpt-2": (_GPT2, False), "phi-2": (_GPT2, False), "mpt": (_GPT2, False), "olmo": (_GPT2, False),
-    "starcoder": (_STARCODER, False), "refact": (_STARCODER, False), "command-r": (_STARCODER, False),
-    "smollm": (_STARCODER, False),
-    "falcon": (_FALCON, False),
-    "deepseek-llm": (_DEEPSEEK_LLM, False),
-    "deepseek-coder": (_DEEPSEEK_CODER, False),
-    "deepseek-v3": (_DEEPSEEK_V3, False),
+    name: (LLAMA_CPP_PRE_TOKENIZERS[name], name in _IGNORE_MERGES) for name in _SUPPORTED
 }
 # GGUF token types (gguf.TokenType)
 _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
