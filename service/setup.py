@@ -3,6 +3,8 @@ pyproject.toml. Sources: native/ (see native/tokend_native.h)."""
 
 from setuptools import Extension, setup
 
+_C_FLAGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+
 setup(
     ext_modules=[
         Extension(
@@ -15,7 +17,22 @@ setup(
                 "native/rank_table.c",
             ],
             depends=["native/tokend_native.h", "native/unicode_classes.h"],
-            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
-        )
+            extra_compile_args=_C_FLAGS,
+        ),
+        # SentencePiece BPE (its own module, so it builds and loads apart from the byte-level core; it
+        # reuses that core's hash, rank table and piece cache).
+        Extension(
+            "tokend.engine.sentencepiece._native",
+            sources=[
+                "native/sp_module.c",
+                "native/sp_normalizer.c",
+                "native/sp_vocab.c",
+                "native/sp_bpe.c",
+                "native/piece_cache.c",
+                "native/rank_table.c",
+            ],
+            depends=["native/sp_native.h", "native/tokend_native.h"],
+            extra_compile_args=_C_FLAGS,
+        ),
     ]
 )

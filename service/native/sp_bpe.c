@@ -1,0 +1,150 @@
+/* sentencepiece's merge rule (bpe_model.cc, SampleEncode without dropout) over one segment of symbols:
+ * repeatedly merge the adjacent pair whose concatenation is the piece with the highest score, the leftmost
+ * such pair on ties (sentencepiece's agenda orders equal scores by the smaller left index); stop when no
+ * adjacent pair forms a piece. Scores are compared as the model's 32-bit floats, as sentencepiece does.
+ *
+ * Two implementations of the same rule, as in bpe_merge.c:
+ * - short segments (nearly all: a word and its leading ▁): an array scan per merge, O(n^2), no allocation;
+ * - long segments: a heap of candidate pairs over a linked list with lazy deletion, O(n log n), so a 1 MB
+ *   run of text with no boundary costs a fraction of a second. An entry is current iff both symbols are
+ *   still adjacent and still carry the ids they had when it was pushed (sentencepiece checks the sizes).
+ * The Python reference (tokend/engine/sentencepiece/reference.py) is sentencepiece's heap loop itself; the
+ * tests hold this file to it and to sentencepiece. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sp_native.h"
+
+#define SP_SHORT_SEGMENT 192
+
+static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
+    uint32_t pair[SP_SHORT_SEGMENT];
+    const float *scores = vocab->scores;
+    size_t m = n;
+    for (size_t k = 0; k < m; k++) keep[k] = (uint32_t)k;
+    for (size_t k = 0; k + 1 < m; k++) pair[k] = sp_pair(vocab, ids[k], ids[k + 1]);
+    pair[m - 1] = SP_NONE;
+    for (;;) {
+        size_t at = SIZE_MAX;
+        float best = 0;
+        for (size_t k = 0; k + 1 < m; k++) {
+            if (pair[k] != SP_NONE && (at == SIZE_MAX || scores[pair[k]] > best)) {
+                best = scores[pair[k]];
+                at = k;
+            }
+        }
+        if (at == SIZE_MAX) break;
+        ids[at] = pair[at];
+        size_t tail = m - at - 2; /* symbols after the absorbed one */
+        memmove(&ids[at + 1], &ids[at + 2], tail * sizeof *ids);
+        memmove(&keep[at + 1], &keep[at + 2], tail * sizeof *keep);
+        memmove(&pair[at + 1], &pair[at + 2], tail * sizeof *pair);
+        m--;
+        if (at > 0) pair[at - 1] = sp_pair(vocab, ids[at - 1], ids[at]);
+        pair[at] = at + 1 < m ? sp_pair(vocab, ids[at], ids[at + 1]) : SP_NONE;
+    }
+    return (ptrdiff_t)m;
+}
+
+typedef struct {
+    float score;
+    uint32_t left, right;        /* symbol positions */
+    uint32_t left_id, right_id;  /* their ids when pushed */
+    uint32_t merged;
+} candidate;
+
+static inline int before(const candidate *a, const candidate *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+typedef struct {
+    candidate *entries;
+    size_t size, cap;
+} agenda;
+
+static int push(agenda *h, candidate entry) {
+    if (h->size == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 64;
+        candidate *entries = realloc(h->entries, cap * sizeof *entries);
+        if (!entries) return -1;
+        h->entries = entries;
+        h->cap = cap;
+    }
+    candidate *heap = h->entries;
+    size_t i = h->size++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!before(&entry, &heap[parent])) break;
+        heap[i] = heap[parent];
+        i = parent;
+    }
+    heap[i] = entry;
+    return 0;
+}
+
+static candidate pop(agenda *h) {
+    candidate *heap = h->entries;
+    candidate top = heap[0], last = heap[--h->size];
+    size_t n = h->size, i = 0;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && before(&heap[child + 1], &heap[child])) child++;
+        if (!before(&heap[child], &last)) break;
+        heap[i] = heap[child];
+        i = child;
+    }
+    if (n) heap[i] = last;
+    return top;
+}
+
+static int offer(const sp_vocab *vocab, agenda *h, const uint32_t *ids, uint32_t left, uint32_t right) {
+    uint32_t merged = sp_pair(vocab, ids[left], ids[right]);
+    if (merged == SP_NONE) return 0;
+    return push(h, (candidate){vocab->scores[merged], left, right, ids[left], ids[right], merged});
+}
+
+#define DEAD UINT32_MAX
+
+static ptrdiff_t merge_long(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
+    uint32_t *next = malloc(n * sizeof *next), *prev = malloc(n * sizeof *prev);
+    agenda h = {0};
+    ptrdiff_t result = -1;
+    if (!next || !prev) goto done;
+    for (size_t i = 0; i < n; i++) {
+        next[i] = i + 1 < n ? (uint32_t)(i + 1) : DEAD;
+        prev[i] = i ? (uint32_t)(i - 1) : DEAD;
+    }
+    for (size_t i = 0; i + 1 < n; i++)
+        if (offer(vocab, &h, ids, (uint32_t)i, (uint32_t)(i + 1)) < 0) goto done;
+    while (h.size) {
+        candidate top = pop(&h);
+        uint32_t left = top.left, right = top.right;
+        if (next[left] != right || ids[left] != top.left_id || ids[right] != top.right_id || prev[right] != left)
+            continue; /* stale */
+        ids[left] = top.merged;
+        next[left] = next[right];
+        if (next[right] != DEAD) prev[next[right]] = left;
+        prev[right] = DEAD; /* absorbed */
+        next[right] = DEAD;
+        if (prev[left] != DEAD && offer(vocab, &h, ids, prev[left], left) < 0) goto done;
+        if (next[left] != DEAD && offer(vocab, &h, ids, left, next[left]) < 0) goto done;
+    }
+    size_t m = 0;
+    for (uint32_t i = 0; i != DEAD; i = next[i]) {
+        ids[m] = ids[i];
+        keep[m++] = i;
+    }
+    result = (ptrdiff_t)m;
+done:
+    free(next);
+    free(prev);
+    free(h.entries);
+    return result;
+}
+
+ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
+    if (n == 0) return 0;
+    if (n <= SP_SHORT_SEGMENT) return merge_short(vocab, ids, n, keep);
+    return merge_long(vocab, ids, n, keep);
+}

@@ -1,0 +1,487 @@
+/* tokend.engine.sentencepiece._native: the Python face of the SentencePiece BPE core, one type.
+ *
+ *   core = SentencePieceCore(pieces, scores, types, charsmap=b"", add_dummy_prefix=True,
+ *                            remove_extra_whitespaces=True, escape_whitespaces=True,
+ *                            treat_whitespace_as_suffix=False, byte_fallback=False,
+ *                            cache_capacity=65536, max_cached_piece_bytes=128, hash_seed=seed)
+ *   core.encode("Hello world")      -> [15043, 3186]   normalize + BPE + byte fallback, as sentencepiece
+ *   core.count("Hello world")       -> 2               the same without building a list
+ *   core.encode_bytes(b"...")       -> ids of raw bytes (malformed UTF-8 becomes U+FFFD, as sentencepiece)
+ *   core.normalize(b"...")          -> the normalized bytes (tests)
+ *   core.cache_stats()              -> (hits, misses, size, capacity)
+ *
+ * How a text is encoded: the normalizer writes the whole normalized text; a scan cuts it into symbols (the
+ * longest user-defined piece, else one character) and into *segments* wherever no piece can span the
+ * boundary between two symbols (the per-character flags of sp_vocab.c: a character that never precedes
+ * another inside a piece, one that never follows another, or a whitespace mark no piece puts next to that
+ * character). No merge can cross such a boundary, and merges on either side never compete for a symbol, so
+ * running the merge loop per segment picks, within each segment, exactly the merges that the loop over the
+ * whole sentence picks (the order between segments does not matter). Each segment is looked up in the piece
+ * cache (segment bytes -> ids) and merged (sp_bpe.c) only on a miss. A user-defined piece is a segment of its
+ * own and is never merged.
+ *
+ * Declined (the Python class uses its reference encoder instead): a model with an UNUSED piece of two or more
+ * characters. sentencepiece splits such a piece again using the pair last pushed for it anywhere in the
+ * sentence (a whole-sentence quirk the segments cannot reproduce).
+ *
+ * Threads: everything touching the cache runs with the GIL held; the normalization of a big str and the merge
+ * of a long segment run without it (they read only the immutable tables, the immutable str and their own
+ * buffers), and the scan yields the GIL every SP_YIELD_BYTES of normalized text. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sp_native.h"
+
+#define SP_RELEASE_GIL_SYMBOLS 16384
+#define SP_RELEASE_GIL_TEXT_BYTES 65536
+#define SP_YIELD_BYTES 65536
+#define SP_MAX_CACHE_CAPACITY (1 << 24)
+
+typedef struct {
+    PyObject_HEAD
+    sp_vocab vocab;
+    sp_normalizer normalizer;
+    tk_piece_cache cache;
+    PyObject **id_objects; /* piece id -> int (owned) */
+    uint32_t n_ids;
+    int ready;
+} SentencePieceCore;
+
+/* Where ids go: a growable array, or only a count. Consecutive <unk> collapse into one (without byte fallback,
+ * as sentencepiece's PopulateSentencePieceText does); <unk> is produced by nothing else. */
+typedef struct {
+    uint32_t *ids;
+    size_t len, cap;
+    size_t count;
+    int counting;
+    int last_unk;
+} Sink;
+
+static int sink_reserve(Sink *sink, size_t more) {
+    if (sink->len + more <= sink->cap) return 0;
+    size_t cap = sink->cap ? sink->cap : 64;
+    while (cap < sink->len + more) cap *= 2;
+    uint32_t *ids = PyMem_Realloc(sink->ids, cap * sizeof *ids);
+    if (!ids) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    sink->ids = ids;
+    sink->cap = cap;
+    return 0;
+}
+
+static int sink_put(const sp_vocab *vocab, Sink *sink, const uint32_t *ids, size_t n) {
+    if (!sink->counting && sink_reserve(sink, n) < 0) return -1;
+    uint32_t unk = vocab->unk_id;
+    for (size_t i = 0; i < n; i++) {
+        int is_unk = ids[i] == unk && !vocab->byte_fallback;
+        if (is_unk && sink->last_unk) continue;
+        sink->last_unk = is_unk;
+        if (sink->counting)
+            sink->count++;
+        else
+            sink->ids[sink->len++] = ids[i];
+    }
+    return 0;
+}
+
+/* The output ids of one final symbol (the bytes [text, text+len) it covers) into out; returns how many. */
+static size_t symbol_ids(const sp_vocab *vocab, uint32_t id, const uint8_t *text, size_t len, uint32_t *out) {
+    if (id < vocab->n_pieces) {
+        out[0] = id;
+        return 1;
+    }
+    if (!vocab->byte_fallback) {
+        out[0] = vocab->unk_id;
+        return 1;
+    }
+    for (size_t i = 0; i < len; i++) out[i] = vocab->byte_ids[text[i]];
+    return len;
+}
+
+/* Scratch space for one segment, reused across segments of a call. */
+typedef struct {
+    uint32_t *ids;     /* symbol ids */
+    uint32_t *starts;  /* byte offset of each symbol in the normalized text */
+    uint32_t *keep;    /* survivors' initial indices (sp_bpe_merge) */
+    uint32_t *out;     /* output ids (at most 4 per symbol: byte fallback of a 4-byte character) */
+    size_t n, cap;
+} Segment;
+
+static int segment_reserve(Segment *segment, size_t n) {
+    if (n <= segment->cap) return 0;
+    size_t cap = segment->cap ? segment->cap : 256;
+    while (cap < n) cap *= 2;
+    uint32_t *ids = realloc(segment->ids, cap * sizeof *ids);
+    if (ids) segment->ids = ids;
+    uint32_t *starts = realloc(segment->starts, cap * sizeof *starts);
+    if (starts) segment->starts = starts;
+    uint32_t *keep = realloc(segment->keep, cap * sizeof *keep);
+    if (keep) segment->keep = keep;
+    uint32_t *out = realloc(segment->out, 4 * cap * sizeof *out);
+    if (out) segment->out = out;
+    if (!ids || !starts || !keep || !out) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    segment->cap = cap;
+    return 0;
+}
+
+static void segment_free(Segment *segment) {
+    free(segment->ids);
+    free(segment->starts);
+    free(segment->keep);
+    free(segment->out);
+}
+
+/* Encodes the segment's n symbols, which end at byte `end` of `text`, into the sink. */
+static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, const uint8_t *text, size_t end) {
+    const sp_vocab *vocab = &self->vocab;
+    size_t n = segment->n;
+    segment->n = 0;
+    if (n == 0) return 0;
+    const uint8_t *bytes = text + segment->starts[0];
+    size_t len = end - segment->starts[0];
+    if (n == 1) {
+        size_t k = symbol_ids(vocab, segment->ids[0], bytes, len, segment->out);
+        return sink_put(vocab, sink, segment->out, k);
+    }
+    uint64_t hash = tk_hash(bytes, len, self->cache.seed);
+    ptrdiff_t cached = tk_piece_cache_get(&self->cache, bytes, len, hash, segment->out);
+    if (cached >= 0) return sink_put(vocab, sink, segment->out, (size_t)cached);
+    ptrdiff_t m;
+    if (n >= SP_RELEASE_GIL_SYMBOLS) {
+        Py_BEGIN_ALLOW_THREADS
+        m = sp_bpe_merge(vocab, segment->ids, n, segment->keep);
+        Py_END_ALLOW_THREADS
+    } else {
+        m = sp_bpe_merge(vocab, segment->ids, n, segment->keep);
+    }
+    if (m < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t k = 0;
+    for (ptrdiff_t j = 0; j < m; j++) {
+        uint32_t first = segment->keep[j];
+        size_t symbol_end = first + 1 < n ? segment->starts[first + 1] : end;
+        k += symbol_ids(vocab, segment->ids[j], text + segment->starts[first], symbol_end - segment->starts[first],
+                        segment->out + k);
+    }
+    tk_piece_cache_put(&self->cache, bytes, len, hash, segment->out, k);
+    return sink_put(vocab, sink, segment->out, k);
+}
+
+/* Whether no piece can contain symbol a immediately followed by symbol b (see the module comment). */
+static inline int boundary(const sp_vocab *vocab, uint32_t a, uint32_t b) {
+    if (a == SP_NONE || b == SP_NONE) return 1;
+    uint8_t fa = vocab->flags[a], fb = vocab->flags[b];
+    if (!(fa & SP_FLAG_LEFT) || !(fb & SP_FLAG_RIGHT)) return 1;
+    if (b == vocab->ws_id && !(fa & SP_FLAG_BEFORE_WS)) return 1;
+    if (a == vocab->ws_id && !(fb & SP_FLAG_AFTER_WS)) return 1;
+    return 0;
+}
+
+static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    const sp_vocab *vocab = &self->vocab;
+    const int has_user_defined = vocab->user_defined.n_nodes > 0;
+    Segment segment = {0};
+    int status = 0;
+    size_t pos = 0, next_yield = SP_YIELD_BYTES;
+    uint32_t previous = SP_NONE;
+    while (pos < len && status == 0) {
+        if (pos >= next_yield) { /* let the other threads of this process run during a big text */
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
+            next_yield = pos + SP_YIELD_BYTES;
+        }
+        if (has_user_defined && vocab->user_defined.root[text[pos]] != SP_NONE) {
+            uint32_t piece_id;
+            size_t matched = sp_trie_longest(&vocab->user_defined, text + pos, len - pos, &piece_id);
+            if (matched) {
+                status = flush_segment(self, sink, &segment, text, pos);
+                if (status == 0) status = sink_put(vocab, sink, &piece_id, 1);
+                pos += matched;
+                previous = SP_NONE;
+                continue;
+            }
+        }
+        size_t char_len = sp_one_char_len(text[pos]);
+        if (char_len > len - pos) char_len = len - pos;
+        uint32_t id = sp_char_id(vocab, text + pos, char_len);
+        if (segment.n && boundary(vocab, previous, id)) status = flush_segment(self, sink, &segment, text, pos);
+        if (status == 0 && (status = segment_reserve(&segment, segment.n + 1)) == 0) {
+            segment.ids[segment.n] = id;
+            segment.starts[segment.n++] = (uint32_t)pos;
+        }
+        previous = id;
+        pos += char_len;
+    }
+    if (status == 0) status = flush_segment(self, sink, &segment, text, len);
+    segment_free(&segment);
+    return status;
+}
+
+static PyObject *ids_to_list(SentencePieceCore *self, const Sink *sink) {
+    PyObject *list = PyList_New((Py_ssize_t)sink->len);
+    if (!list) return NULL;
+    for (size_t i = 0; i < sink->len; i++) {
+        PyObject *item = self->id_objects[sink->ids[i]];
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+static int require_ready(SentencePieceCore *self) {
+    if (!self->ready) {
+        PyErr_SetString(PyExc_TypeError, "SentencePieceCore is not initialised");
+        return -1;
+    }
+    return 0;
+}
+
+/* Normalizes text[0:len] into *normalized; `immutable`: the bytes cannot change while the GIL is released. */
+static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable, sp_bytes *normalized) {
+    if (len >= UINT32_MAX / 4) { /* symbols are located with 32-bit offsets into the normalized text */
+        PyErr_SetString(PyExc_ValueError, "a text of 1 GiB or more cannot be encoded in one call; split it");
+        return -1;
+    }
+    int status;
+    if (immutable && len >= SP_RELEASE_GIL_TEXT_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        status = sp_normalize(&self->normalizer, text, len, normalized);
+        Py_END_ALLOW_THREADS
+    } else {
+        status = sp_normalize(&self->normalizer, text, len, normalized);
+    }
+    if (status < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (normalized->len >= UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the normalized text reaches 4 GiB; split the text");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable, int counting) {
+    sp_bytes normalized = {0};
+    Sink sink = {0};
+    sink.counting = counting;
+    PyObject *result = NULL;
+    if (normalize_into(self, text, len, immutable, &normalized) == 0 &&
+        encode_normalized(self, &sink, normalized.data, normalized.len) == 0)
+        result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
+    PyMem_Free(sink.ids);
+    sp_bytes_free(&normalized);
+    return result;
+}
+
+static PyObject *run_text(SentencePieceCore *self, PyObject *arg, int counting) {
+    if (require_ready(self) < 0) return NULL;
+    if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (!text) return NULL; /* lone surrogates: UnicodeEncodeError, handled by the Encoding */
+    return run(self, (const uint8_t *)text, (size_t)len, 1, counting);
+}
+
+static PyObject *SentencePieceCore_encode(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 0); }
+static PyObject *SentencePieceCore_count(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 1); }
+
+static PyObject *SentencePieceCore_encode_bytes(SentencePieceCore *self, PyObject *arg) {
+    if (require_ready(self) < 0) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    PyObject *result = run(self, view.buf, (size_t)view.len, PyBytes_CheckExact(arg), 0);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *SentencePieceCore_normalize(SentencePieceCore *self, PyObject *arg) {
+    if (require_ready(self) < 0) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    sp_bytes normalized = {0};
+    PyObject *result = NULL;
+    if (normalize_into(self, view.buf, (size_t)view.len, 0, &normalized) == 0)
+        result = PyBytes_FromStringAndSize((const char *)normalized.data, (Py_ssize_t)normalized.len);
+    sp_bytes_free(&normalized);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *SentencePieceCore_cache_stats(SentencePieceCore *self, PyObject *Py_UNUSED(ignored)) {
+    tk_piece_cache *cache = &self->cache;
+    return Py_BuildValue("(KKnn)", (unsigned long long)cache->hits, (unsigned long long)cache->misses,
+                         (Py_ssize_t)(cache->generations[0].n_entries + cache->generations[1].n_entries),
+                         (Py_ssize_t)(2 * cache->capacity));
+}
+
+static void SentencePieceCore_dealloc(SentencePieceCore *self) {
+    sp_vocab_free(&self->vocab);
+    sp_normalizer_free(&self->normalizer);
+    tk_piece_cache_free(&self->cache);
+    if (self->id_objects) {
+        for (uint32_t i = 0; i < self->n_ids; i++) Py_XDECREF(self->id_objects[i]);
+        PyMem_Free(self->id_objects);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int SentencePieceCore_init(SentencePieceCore *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"pieces", "scores", "types", "charsmap", "add_dummy_prefix", "remove_extra_whitespaces",
+                               "escape_whitespaces", "treat_whitespace_as_suffix", "byte_fallback", "cache_capacity",
+                               "max_cached_piece_bytes", "hash_seed", NULL};
+    PyObject *pieces, *scores;
+    Py_buffer types, charsmap = {0};
+    int add_dummy_prefix = 1, remove_extra = 1, escape = 1, suffix = 0, byte_fallback = 0;
+    Py_ssize_t cache_capacity = 65536, max_key_len = 128;
+    unsigned long long seed = 0;
+    if (self->id_objects || self->ready) {
+        PyErr_SetString(PyExc_TypeError, "SentencePieceCore is already initialised");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!y*|$y*pppppnnK", keywords, &PyList_Type, &pieces, &PyList_Type,
+                                     &scores, &types, &charsmap, &add_dummy_prefix, &remove_extra, &escape, &suffix,
+                                     &byte_fallback, &cache_capacity, &max_key_len, &seed))
+        return -1;
+    int status = -1;
+    const uint8_t **piece_data = NULL;
+    size_t *piece_lens = NULL;
+    float *score_values = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(pieces);
+    if (cache_capacity < 0 || cache_capacity > SP_MAX_CACHE_CAPACITY || max_key_len < 0 || max_key_len > 1024) {
+        PyErr_Format(PyExc_ValueError, "cache_capacity must be in 0..%d and max_cached_piece_bytes in 0..1024",
+                     SP_MAX_CACHE_CAPACITY);
+        goto done;
+    }
+    if (n == 0 || n >= (Py_ssize_t)(SP_NONE / 2) || PyList_GET_SIZE(scores) != n || types.len != n) {
+        PyErr_SetString(PyExc_ValueError, "pieces, scores and types must be non-empty lists of the same length");
+        goto done;
+    }
+    piece_data = PyMem_Malloc(n * sizeof *piece_data);
+    piece_lens = PyMem_Malloc(n * sizeof *piece_lens);
+    score_values = PyMem_Malloc(n * sizeof *score_values);
+    self->id_objects = PyMem_Calloc(n, sizeof *self->id_objects);
+    if (!piece_data || !piece_lens || !score_values || !self->id_objects) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    self->n_ids = (uint32_t)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *piece = PyList_GET_ITEM(pieces, i), *score = PyList_GET_ITEM(scores, i);
+        if (!PyBytes_Check(piece) || PyBytes_GET_SIZE(piece) == 0) {
+            PyErr_Format(PyExc_TypeError, "pieces[%zd] must be non-empty bytes", i);
+            goto done;
+        }
+        double value = PyFloat_AsDouble(score);
+        if (value == -1.0 && PyErr_Occurred()) goto done;
+        piece_data[i] = (const uint8_t *)PyBytes_AS_STRING(piece);
+        piece_lens[i] = (size_t)PyBytes_GET_SIZE(piece);
+        score_values[i] = (float)value;
+        if (!(self->id_objects[i] = PyLong_FromSsize_t(i))) goto done;
+    }
+    const uint8_t *ws = escape ? (const uint8_t *)"\xe2\x96\x81" : (const uint8_t *)" ";
+    if (sp_vocab_init(&self->vocab, (uint32_t)n, piece_data, piece_lens, types.buf, score_values, byte_fallback, ws,
+                      escape ? 3 : 1, seed) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (self->vocab.unk_id == SP_NONE) {
+        PyErr_SetString(PyExc_ValueError, "the vocabulary has no piece of type UNKNOWN");
+        goto done;
+    }
+    if (byte_fallback) {
+        for (int b = 0; b < 256; b++) {
+            if (self->vocab.byte_ids[b] == SP_NONE) {
+                PyErr_Format(PyExc_ValueError, "byte_fallback is on but the byte piece <0x%02X> is missing", b);
+                goto done;
+            }
+        }
+    }
+    int charsmap_status = sp_normalizer_init(&self->normalizer, charsmap.buf, charsmap.buf ? (size_t)charsmap.len : 0);
+    if (charsmap_status < 0) {
+        if (charsmap_status == -1)
+            PyErr_NoMemory();
+        else
+            PyErr_SetString(PyExc_ValueError, "the precompiled charsmap is broken (its trie size does not fit)");
+        goto done;
+    }
+    self->normalizer.add_dummy_prefix = add_dummy_prefix;
+    self->normalizer.remove_extra_whitespaces = remove_extra;
+    self->normalizer.escape_whitespaces = escape;
+    self->normalizer.treat_whitespace_as_suffix = suffix;
+    self->normalizer.user_defined = &self->vocab.user_defined;
+    if (tk_piece_cache_init(&self->cache, (size_t)cache_capacity, (size_t)max_key_len, seed) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    self->ready = 1;
+    status = 0;
+done:
+    PyMem_Free(piece_data);
+    PyMem_Free(piece_lens);
+    PyMem_Free(score_values);
+    PyBuffer_Release(&types);
+    if (charsmap.obj) PyBuffer_Release(&charsmap);
+    return status;
+}
+
+static PyObject *SentencePieceCore_has_unused_merges(SentencePieceCore *self, void *Py_UNUSED(closure)) {
+    return PyBool_FromLong(self->vocab.has_unused_merges);
+}
+
+static PyMethodDef SentencePieceCore_methods[] = {
+    {"encode", (PyCFunction)SentencePieceCore_encode, METH_O, "encode(text) -> ids"},
+    {"count", (PyCFunction)SentencePieceCore_count, METH_O, "count(text) -> number of ids"},
+    {"encode_bytes", (PyCFunction)SentencePieceCore_encode_bytes, METH_O, "encode_bytes(data) -> ids of raw bytes"},
+    {"normalize", (PyCFunction)SentencePieceCore_normalize, METH_O, "normalize(data) -> normalized bytes"},
+    {"cache_stats", (PyCFunction)SentencePieceCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef SentencePieceCore_getset[] = {
+    {"has_unused_merges", (getter)SentencePieceCore_has_unused_merges, NULL,
+     "an UNUSED piece of two or more characters exists (the core's ids would not be sentencepiece's)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SentencePieceCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tokend.engine.sentencepiece._native.SentencePieceCore",
+    .tp_doc = "Native sentencepiece normalizer + BPE + piece cache over one model (see sp_module.c).",
+    .tp_basicsize = sizeof(SentencePieceCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)SentencePieceCore_init,
+    .tp_dealloc = (destructor)SentencePieceCore_dealloc,
+    .tp_methods = SentencePieceCore_methods,
+    .tp_getset = SentencePieceCore_getset,
+};
+
+static struct PyModuleDef sp_native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tokend.engine.sentencepiece._native",
+    .m_doc = "tokend's SentencePiece BPE core in C (see service/native/sp_*.c).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&SentencePieceCoreType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&sp_native_module);
+    if (!module) return NULL;
+    Py_INCREF(&SentencePieceCoreType);
+    if (PyModule_AddObject(module, "SentencePieceCore", (PyObject *)&SentencePieceCoreType) < 0) {
+        Py_DECREF(&SentencePieceCoreType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,274 @@
+/* sentencepiece's Normalizer (src/normalizer.cc), in C: the reference is tokend/engine/sentencepiece/normalizer.py.
+ *
+ * At each input position the normalizer takes the longest user-defined piece verbatim, else the longest rule of
+ * the precompiled charsmap, else one UTF-8 character (a malformed byte becomes U+FFFD); then it applies the
+ * whitespace options (dummy prefix, extra-whitespace removal, escaping spaces as U+2581).
+ *
+ * The charsmap is a darts-clone double array over the input bytes whose leaves point into a block of
+ * NUL-terminated replacement strings (see charsmap.py for the unit layout). It comes from a model file, so every
+ * index is checked against the array and the string block: a corrupted map gives wrong rules, never a read out
+ * of bounds. Identity models have no charsmap and skip the walk. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sp_native.h"
+
+static const uint8_t REPLACEMENT[3] = {0xEF, 0xBF, 0xBD}; /* U+FFFD */
+static const uint8_t MARK[3] = {0xE2, 0x96, 0x81};         /* U+2581 ▁ */
+
+int sp_bytes_reserve(sp_bytes *buffer, size_t more) {
+    if (buffer->len + more <= buffer->cap) return 0;
+    size_t cap = buffer->cap ? buffer->cap : 256;
+    while (cap < buffer->len + more) cap *= 2;
+    uint8_t *data = realloc(buffer->data, cap);
+    if (!data) return -1;
+    buffer->data = data;
+    buffer->cap = cap;
+    return 0;
+}
+
+void sp_bytes_free(sp_bytes *buffer) {
+    free(buffer->data);
+    memset(buffer, 0, sizeof *buffer);
+}
+
+static inline int is_trail(uint8_t byte) { return (byte & 0xC0) == 0x80; }
+
+size_t sp_valid_char_len(const uint8_t *text, size_t len) {
+    uint8_t lead = text[0];
+    if (lead < 0x80) return 1;
+    if (len >= 2 && (lead & 0xE0) == 0xC0) {
+        uint32_t cp = ((uint32_t)(lead & 0x1F) << 6) | (text[1] & 0x3F);
+        return is_trail(text[1]) && cp >= 0x80 ? 2 : 0;
+    }
+    if (len >= 3 && (lead & 0xF0) == 0xE0) {
+        uint32_t cp = ((uint32_t)(lead & 0x0F) << 12) | ((uint32_t)(text[1] & 0x3F) << 6) | (text[2] & 0x3F);
+        return is_trail(text[1]) && is_trail(text[2]) && cp >= 0x800 && (cp < 0xD800 || cp >= 0xE000) ? 3 : 0;
+    }
+    if (len >= 4 && (lead & 0xF8) == 0xF0) {
+        uint32_t cp = ((uint32_t)(lead & 0x07) << 18) | ((uint32_t)(text[1] & 0x3F) << 12) |
+                      ((uint32_t)(text[2] & 0x3F) << 6) | (text[3] & 0x3F);
+        return is_trail(text[1]) && is_trail(text[2]) && is_trail(text[3]) && cp >= 0x10000 && cp <= 0x10FFFF ? 4 : 0;
+    }
+    return 0;
+}
+
+/* ---- user-defined pieces --------------------------------------------------------------------------- */
+
+void sp_trie_init(sp_trie *trie) {
+    memset(trie, 0, sizeof *trie);
+    for (int b = 0; b < 256; b++) trie->root[b] = SP_NONE;
+}
+
+static uint32_t new_node(sp_trie *trie, uint8_t label) {
+    if (trie->n_nodes == trie->cap) {
+        size_t cap = trie->cap ? 2 * trie->cap : 64;
+        sp_trie_node *nodes = realloc(trie->nodes, cap * sizeof *nodes);
+        if (!nodes) return SP_NONE;
+        trie->nodes = nodes;
+        trie->cap = cap;
+    }
+    trie->nodes[trie->n_nodes] = (sp_trie_node){SP_NONE, SP_NONE, SP_NONE, label};
+    return (uint32_t)trie->n_nodes++;
+}
+
+/* The child of `parent` labelled `label` (parent SP_NONE: the root), created when `create`. */
+static uint32_t child(sp_trie *trie, uint32_t parent, uint8_t label, int create) {
+    uint32_t *link = parent == SP_NONE ? &trie->root[label] : &trie->nodes[parent].first_child;
+    if (parent == SP_NONE) {
+        if (*link == SP_NONE && create) {
+            uint32_t node = new_node(trie, label);
+            trie->root[label] = node; /* new_node may have moved the nodes, never the root table */
+        }
+        return trie->root[label];
+    }
+    uint32_t node = *link;
+    while (node != SP_NONE && trie->nodes[node].label != label) node = trie->nodes[node].next_sibling;
+    if (node != SP_NONE || !create) return node;
+    node = new_node(trie, label);
+    if (node == SP_NONE) return SP_NONE;
+    trie->nodes[node].next_sibling = trie->nodes[parent].first_child; /* re-read: new_node may realloc */
+    trie->nodes[parent].first_child = node;
+    return node;
+}
+
+int sp_trie_add(sp_trie *trie, const uint8_t *piece, size_t len, uint32_t piece_id) {
+    uint32_t node = SP_NONE;
+    for (size_t i = 0; i < len; i++) {
+        node = child(trie, node, piece[i], 1);
+        if (node == SP_NONE) return -1;
+    }
+    if (node != SP_NONE) trie->nodes[node].piece_id = piece_id;
+    return 0;
+}
+
+size_t sp_trie_longest(const sp_trie *trie, const uint8_t *text, size_t len, uint32_t *piece_id) {
+    size_t best = 0;
+    uint32_t node = trie->root[text[0]];
+    for (size_t i = 0; node != SP_NONE;) {
+        const sp_trie_node *current = &trie->nodes[node];
+        if (current->piece_id != SP_NONE) {
+            best = i + 1;
+            *piece_id = current->piece_id;
+        }
+        if (++i >= len) break;
+        node = current->first_child;
+        while (node != SP_NONE && trie->nodes[node].label != text[i]) node = trie->nodes[node].next_sibling;
+    }
+    return best;
+}
+
+void sp_trie_free(sp_trie *trie) {
+    free(trie->nodes);
+    sp_trie_init(trie);
+}
+
+/* ---- charsmap ------------------------------------------------------------------------------------- */
+
+int sp_normalizer_init(sp_normalizer *normalizer, const uint8_t *charsmap, size_t len) {
+    memset(normalizer, 0, sizeof *normalizer);
+    if (len == 0) return 0;
+    if (len <= 4) return -2;
+    uint32_t trie_size = (uint32_t)charsmap[0] | (uint32_t)charsmap[1] << 8 | (uint32_t)charsmap[2] << 16 |
+                         (uint32_t)charsmap[3] << 24;
+    if (trie_size >= len - 4 + 1 || trie_size % 4 || trie_size == 0) return -2;
+    normalizer->n_units = trie_size / 4;
+    normalizer->units = malloc(trie_size);
+    normalizer->n_strings = len - 4 - trie_size;
+    normalizer->strings = malloc(normalizer->n_strings + 1);
+    if (!normalizer->units || !normalizer->strings) {
+        sp_normalizer_free(normalizer);
+        return -1;
+    }
+    for (size_t i = 0; i < normalizer->n_units; i++) {
+        const uint8_t *unit = charsmap + 4 + 4 * i;
+        normalizer->units[i] = (uint32_t)unit[0] | (uint32_t)unit[1] << 8 | (uint32_t)unit[2] << 16 | (uint32_t)unit[3] << 24;
+    }
+    memcpy(normalizer->strings, charsmap + 4 + trie_size, normalizer->n_strings);
+    normalizer->strings[normalizer->n_strings] = 0; /* so every replacement ends inside the block */
+    return 0;
+}
+
+void sp_normalizer_free(sp_normalizer *normalizer) {
+    free(normalizer->units);
+    free(normalizer->strings);
+    normalizer->units = NULL;
+    normalizer->strings = NULL;
+}
+
+static inline uint32_t unit_offset(uint32_t unit) { return (unit >> 10) << ((unit & 0x200) >> 6); }
+
+/* The longest charsmap key at text[0:len]: its length (0: none) and replacement. */
+static size_t charsmap_match(const sp_normalizer *normalizer, const uint8_t *text, size_t len,
+                             const uint8_t **replacement, size_t *replacement_len) {
+    const uint32_t *units = normalizer->units;
+    size_t n_units = normalizer->n_units, best = 0;
+    size_t node = unit_offset(units[0]);
+    for (size_t i = 0; i < len; i++) {
+        node ^= text[i];
+        if (node >= n_units) break;
+        uint32_t unit = units[node];
+        if ((unit & 0x800000FFu) != text[i]) break; /* label */
+        node ^= unit_offset(unit);
+        if (unit & 0x100) { /* has_leaf */
+            if (node >= n_units) break;
+            size_t value = units[node] & 0x7FFFFFFFu;
+            if (value > normalizer->n_strings) value = normalizer->n_strings; /* corrupted: empty replacement */
+            best = i + 1;
+            *replacement = normalizer->strings + value;
+            *replacement_len = strlen((const char *)*replacement);
+        }
+    }
+    return best;
+}
+
+/* sentencepiece's NormalizePrefix: the output for the input at text[0:len] and how many bytes it consumes. */
+static size_t normalize_prefix(const sp_normalizer *normalizer, const uint8_t *text, size_t len,
+                               const uint8_t **out, size_t *out_len) {
+    const sp_trie *user_defined = normalizer->user_defined;
+    if (user_defined && user_defined->root[text[0]] != SP_NONE) {
+        uint32_t ignored;
+        size_t matched = sp_trie_longest(user_defined, text, len, &ignored);
+        if (matched) {
+            *out = text;
+            *out_len = matched;
+            return matched;
+        }
+    }
+    if (normalizer->units) {
+        size_t matched = charsmap_match(normalizer, text, len, out, out_len);
+        if (matched) return matched;
+    }
+    size_t valid = sp_valid_char_len(text, len);
+    if (!valid) {
+        *out = REPLACEMENT;
+        *out_len = sizeof REPLACEMENT;
+        return 1;
+    }
+    *out = text;
+    *out_len = valid;
+    return valid;
+}
+
+static int append(sp_bytes *out, const uint8_t *data, size_t len) {
+    if (sp_bytes_reserve(out, len) < 0) return -1;
+    memcpy(out->data + out->len, data, len);
+    out->len += len;
+    return 0;
+}
+
+/* Appends `chunk` with each space escaped as ▁ when asked. */
+static int append_escaped(sp_bytes *out, const uint8_t *chunk, size_t len, int escape) {
+    if (!escape || !memchr(chunk, ' ', len)) return append(out, chunk, len);
+    if (sp_bytes_reserve(out, 3 * len) < 0) return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (chunk[i] == ' ') {
+            memcpy(out->data + out->len, MARK, 3);
+            out->len += 3;
+        } else {
+            out->data[out->len++] = chunk[i];
+        }
+    }
+    return 0;
+}
+
+int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, sp_bytes *out) {
+    const int remove_extra = normalizer->remove_extra_whitespaces, escape = normalizer->escape_whitespaces;
+    const uint8_t *space = escape ? MARK : (const uint8_t *)" ";
+    const size_t space_len = escape ? 3 : 1;
+    const uint8_t *chunk;
+    size_t chunk_len, pos = 0;
+    if (remove_extra) { /* leading input that normalizes to exactly " " */
+        while (pos < len) {
+            size_t consumed = normalize_prefix(normalizer, text + pos, len - pos, &chunk, &chunk_len);
+            if (chunk_len != 1 || chunk[0] != ' ') break;
+            pos += consumed;
+        }
+    }
+    if (pos == len) return 0;
+    size_t start = out->len;
+    if (sp_bytes_reserve(out, len - pos + 16) < 0) return -1;
+    if (!normalizer->treat_whitespace_as_suffix && normalizer->add_dummy_prefix && append(out, space, space_len) < 0)
+        return -1;
+    int is_prev_space = remove_extra;
+    while (pos < len) {
+        size_t consumed = normalize_prefix(normalizer, text + pos, len - pos, &chunk, &chunk_len);
+        while (is_prev_space && chunk_len && chunk[0] == ' ') {
+            chunk++;
+            chunk_len--;
+        }
+        if (chunk_len) {
+            if (append_escaped(out, chunk, chunk_len, escape) < 0) return -1;
+            is_prev_space = chunk[chunk_len - 1] == ' ';
+        }
+        pos += consumed;
+        if (!remove_extra) is_prev_space = 0;
+    }
+    if (remove_extra) {
+        while (out->len - start >= space_len && memcmp(out->data + out->len - space_len, space, space_len) == 0)
+            out->len -= space_len;
+    }
+    if (normalizer->treat_whitespace_as_suffix && normalizer->add_dummy_prefix && append(out, space, space_len) < 0)
+        return -1;
+    return 0;
+}

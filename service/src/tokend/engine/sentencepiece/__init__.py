@@ -1,0 +1,29 @@
+"""SentencePiece BPE: the second algorithm of the engine (Llama 2, Mistral 7B, `spm_train --model_type=bpe`).
+
+    >>> from tokend.engine.sentencepiece import SentencePieceEncoding
+    >>> enc = SentencePieceEncoding.from_model_file("mistral", open("tokenizer.model", "rb").read())  # doctest: +SKIP
+
+Files: model_file (the `.model` format), charsmap + normalizer (sentencepiece's normalizer), reference (the
+encoder in Python, step by step), surface (decoding), encoding (the public class over the native core).
+"""
+
+from .encoding import ALGORITHM, SentencePieceEncoding
+from .model_file import (
+    NormalizerSpec,
+    PieceType,
+    SentencePieceModel,
+    byte_piece,
+    dump_sentencepiece_model,
+    load_sentencepiece_model,
+)
+
+__all__ = [
+    "ALGORITHM",
+    "SentencePieceEncoding",
+    "SentencePieceModel",
+    "NormalizerSpec",
+    "PieceType",
+    "byte_piece",
+    "load_sentencepiece_model",
+    "dump_sentencepiece_model",
+]

@@ -1,0 +1,139 @@
+"""The SentencePiece BPE encoder in plain Python: the readable reference the native core is held to.
+
+    >>> reference = ReferenceEncoder(model)                      # doctest: +SKIP
+    >>> reference.encode("Hello world")                          # doctest: +SKIP
+    [15043, 3186]
+
+`encode(text)` = normalize (normalizer.py), then `bpe_model.cc`'s `SampleEncode` without dropout, then
+sentencepiece_processor.cc's `PopulateSentencePieceText` turned into ids:
+
+1. The normalized bytes are cut into symbols: at each position the longest user-defined piece (a *frozen*
+   symbol, never merged), else one UTF-8 character.
+2. Every adjacent pair whose concatenation is a piece (NORMAL, USER_DEFINED or UNUSED; never CONTROL,
+   UNKNOWN or BYTE) is a candidate, scored by that piece's score. Repeatedly the candidate with the highest
+   score is merged, the leftmost one on ties (sentencepiece's agenda orders by score, then by the smaller
+   left index); the pairs it forms with its neighbours become candidates.
+3. A final symbol that is an UNUSED piece is split again into the two symbols that formed it, recursively.
+   Quirk kept: sentencepiece remembers, per UNUSED piece, the *last* pair that was pushed as a candidate
+   for it anywhere in the sentence (even one that was never merged), and splits every occurrence that way.
+4. A symbol that is not a piece (a character outside the vocabulary) becomes its UTF-8 bytes as `<0xNN>`
+   pieces with byte fallback, else `<unk>`; consecutive `<unk>` become one.
+
+The whole normalized sentence is one BPE problem here (as in sentencepiece); the native core splits it at
+boundaries no piece can span, which gives the same ids (see sp_encoder.c). This module is slow (a heap
+operation per merge in Python): tests and models the native core declines use it.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from .model_file import PieceType, SentencePieceModel, byte_piece
+from .normalizer import Normalizer, UserDefinedMatcher, utf8_char_length
+
+__all__ = ["ReferenceEncoder", "MERGEABLE_TYPES"]
+
+# Piece types that BPE may produce from text (sentencepiece's `pieces_`); the rest are reserved.
+MERGEABLE_TYPES = frozenset({PieceType.NORMAL, PieceType.USER_DEFINED, PieceType.UNUSED})
+
+
+class ReferenceEncoder:
+    """normalize + BPE + byte fallback, in Python, exactly as sentencepiece (see module docstring)."""
+
+    def __init__(self, model: SentencePieceModel) -> None:
+        self.model = model
+        user_defined = [p for p, t in zip(model.pieces, model.types) if t == PieceType.USER_DEFINED]
+        self.normalizer = Normalizer(
+            model.normalizer, treat_whitespace_as_suffix=model.treat_whitespace_as_suffix, user_defined=user_defined
+        )
+        self._matcher = UserDefinedMatcher(user_defined)
+        # piece bytes -> id, for the pieces BPE can produce
+        self._pieces = {
+            piece.encode("utf-8"): index
+            for index, (piece, piece_type) in enumerate(zip(model.pieces, model.types))
+            if piece_type in MERGEABLE_TYPES
+        }
+        self._scores = model.scores
+        self._unused = {index for index, piece_type in enumerate(model.types) if piece_type == PieceType.UNUSED}
+        self._unk_id = model.types.index(PieceType.UNKNOWN)
+        # byte -> id of its <0xNN> piece
+        self._byte_ids = [model.piece_id(byte_piece(b)) for b in range(256)] if model.byte_fallback else None
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_normalized(self.normalizer.normalize(text.encode("utf-8")))
+
+    def encode_bytes(self, data: bytes) -> list[int]:
+        return self.encode_normalized(self.normalizer.normalize(bytes(data)))
+
+    def encode_normalized(self, normalized: bytes) -> list[int]:
+        ids: list[int] = []
+        previous_unknown = False
+        for piece, piece_id in self.bpe(normalized):
+            if piece_id is not None:
+                ids.append(piece_id)
+                previous_unknown = False
+            elif self._byte_ids is not None:
+                ids.extend(self._byte_ids[byte] for byte in piece)
+            elif not previous_unknown:
+                ids.append(self._unk_id)
+                previous_unknown = True
+        return ids
+
+    def bpe(self, normalized: bytes) -> list[tuple[bytes, int | None]]:
+        """The final symbols of `normalized` with their ids (None: not a piece), after UNUSED re-splitting."""
+        symbols: list[bytes] = []  # the text of each symbol; b"" once merged into its left neighbour
+        frozen: list[bool] = []
+        pos = 0
+        while pos < len(normalized):
+            length = self._matcher.match(normalized, pos) if self._matcher else 0
+            frozen.append(bool(length))
+            length = length or min(utf8_char_length(normalized[pos]), len(normalized) - pos)
+            symbols.append(normalized[pos : pos + length])
+            pos += length
+        count = len(symbols)
+        next_ = list(range(1, count)) + [-1]
+        prev = list(range(-1, count - 1))
+        agenda: list[tuple[float, int, int, int]] = []  # (-score, left, right, size) as a min-heap
+        rev_merge: dict[bytes, tuple[bytes, bytes]] = {}
+
+        def add_pair(left: int, right: int) -> None:
+            if left == -1 or right == -1 or frozen[left] or frozen[right]:
+                return
+            piece = symbols[left] + symbols[right]
+            piece_id = self._pieces.get(piece)
+            if piece_id is None:
+                return
+            heapq.heappush(agenda, (-self._scores[piece_id], left, right, len(piece)))
+            if piece_id in self._unused:
+                rev_merge[piece] = (symbols[left], symbols[right])
+
+        for index in range(1, count):
+            add_pair(index - 1, index)
+        while agenda:
+            _, left, right, size = heapq.heappop(agenda)
+            if not symbols[left] or not symbols[right] or len(symbols[left]) + len(symbols[right]) != size:
+                continue  # stale: one side has changed since the pair was pushed
+            symbols[left] += symbols[right]
+            symbols[right] = b""
+            next_[left] = next_[right]
+            if next_[right] >= 0:
+                prev[next_[right]] = left
+            add_pair(prev[left], left)
+            add_pair(left, next_[left])
+
+        result: list[tuple[bytes, int | None]] = []
+
+        def resegment(piece: bytes) -> None:
+            piece_id = self._pieces.get(piece)
+            if piece_id in self._unused and piece in rev_merge:
+                left, right = rev_merge[piece]
+                resegment(left)
+                resegment(right)
+            else:
+                result.append((piece, piece_id))
+
+        index = 0 if count else -1
+        while index != -1:
+            resegment(symbols[index])
+            index = next_[index]
+        return result
