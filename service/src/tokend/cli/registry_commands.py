@@ -3,6 +3,8 @@
     tokend registry list --registry models/
     tokend registry import cl100k_base.tiktoken --like cl100k_base --name cl100k_base --registry models/
     tokend registry import mine.model --name mine --registry models/          # a minbpe .model file
+    tokend registry import tokenizer.model --format sentencepiece --name mistral --registry models/
+    tokend registry import llama.gguf --name llama2 --registry models/         # the tokenizer inside a GGUF file
     tokend registry alias mine stable 3 --registry models/
     tokend registry verify --registry models/                                 # exit 1 if anything fails
 
@@ -77,14 +79,18 @@ def add_parser(subparsers: Any) -> None:
 
     imp = commands.add_parser(
         "import",
-        help="import a tiktoken rank file or a minbpe .model",
-        description="Import a tiktoken rank file (optionally .gz) or a minbpe .model file as a new version.",
+        help="import a tiktoken rank file, a minbpe or sentencepiece .model, or a GGUF file's tokenizer",
+        description="Import a tiktoken rank file (optionally .gz), a minbpe .model file, a sentencepiece .model "
+        "file (BPE) or the tokenizer of a GGUF file as a new version.",
     )
     imp.add_argument("file", metavar="FILE")
     add_registry_argument(imp, required=True)
     imp.add_argument("--name", required=True)
     imp.add_argument("--version", type=int, default=None, help="default: latest + 1")
-    imp.add_argument("--format", choices=["tiktoken", "minbpe"], help="default: from the file (.model / 'minbpe v1')")
+    imp.add_argument(
+        "--format", choices=["tiktoken", "minbpe", "sentencepiece", "gguf"],
+        help="default: from the file ('minbpe v1' text, GGUF magic, other .model files are sentencepiece)",
+    )
     imp.add_argument(
         "--like", choices=["cl100k_base", "o200k_base"],
         help="take pattern, special tokens and the expected SHA-256 from OpenAI's encoding of that name",
@@ -213,10 +219,10 @@ def run_import(args: argparse.Namespace) -> int:
         head = gzip.decompress(stored)[:16] if compression == "gzip" else stored[:16]
     except (OSError, EOFError) as error:
         raise UsageError(f"{path} looks gzip-compressed but does not decompress: {error}") from None
-    payload_format = {"tiktoken": "tiktoken_ranks", "minbpe": "minbpe_model", None: None}[args.format]
-    if payload_format is None:
-        is_minbpe = path.name.removesuffix(".gz").endswith(".model") or head.startswith(b"minbpe v")
-        payload_format = "minbpe_model" if is_minbpe else "tiktoken_ranks"
+    source_format = args.format or _detect_format(path, head)
+    if source_format in ("sentencepiece", "gguf"):
+        return _import_sentencepiece_or_gguf(args, path, stored, source_format)
+    payload_format = {"tiktoken": "tiktoken_ranks", "minbpe": "minbpe_model"}[source_format]
     pattern = resolve_pattern(args.pattern) if args.pattern else None
     if args.special and any("=" not in value for value in args.special):
         raise UsageError("--special for an import needs explicit ids: TOKEN=ID (e.g. '<|endoftext|>=100257')")
@@ -253,6 +259,62 @@ def run_import(args: argparse.Namespace) -> int:
             "source_sha256": sha256_hex(stored),
             "source_url": args.source_url,
             "settings": {"like": args.like} if args.like else {},
+        },
+    )
+    print(f"imported {path.name} as {manifest.ref} ({manifest.payload_format}, {manifest.n_vocab} tokens) into {registry.location}")
+    return 0
+
+
+def _detect_format(path: Path, head: bytes) -> str:
+    if head.startswith(b"minbpe v"):
+        return "minbpe"
+    if head.startswith(b"GGUF"):
+        return "gguf"
+    if path.name.removesuffix(".gz").endswith(".model"):
+        return "sentencepiece"  # a binary ModelProto (minbpe models start with their version line)
+    return "tiktoken"
+
+
+def _import_sentencepiece_or_gguf(args: argparse.Namespace, path: Path, stored: bytes, source_format: str) -> int:
+    """A sentencepiece .model is published as it is; a GGUF file's tokenizer is converted first."""
+    from tokend.cli.main import tokend_version
+    from tokend.registry.atomic_files import sha256_hex
+
+    if args.pattern or args.special or args.like:
+        raise UsageError(f"--pattern, --special and --like do not apply to {source_format} files: the model defines them")
+    settings: dict[str, Any] = {"format": source_format}
+    payload, expected = stored, args.expected_sha256
+    if source_format == "gguf":
+        if expected is not None and sha256_hex(stored) != expected:
+            from tokend.errors import ChecksumMismatchError
+
+            raise ChecksumMismatchError(expected=expected, actual=sha256_hex(stored), what=str(path))
+        expected = None  # checked against the file; the payload is what the conversion makes of it
+        from tokend.registry.gguf_import import import_gguf_tokenizer
+
+        imported = import_gguf_tokenizer(path)
+        payload_format, payload = imported.payload_format, imported.payload
+        settings.update(imported.settings)
+    else:
+        if stored.startswith(_GZIP_MAGIC):
+            raise UsageError(f"{path} is gzip-compressed: decompress the sentencepiece model first")
+        payload_format = "sentencepiece_model"
+    registry = _open(args, create=True)
+    manifest = registry.publish(
+        args.name,
+        version=args.version,
+        payload=payload,
+        payload_format=payload_format,
+        expected_content_sha256=expected,
+        description=args.description,
+        provenance={
+            "kind": "imported",
+            "command": shlex.join(["tokend", *getattr(args, "argv", [])]),
+            "tool": f"tokend {tokend_version()}",
+            "source": path.name,
+            "source_sha256": sha256_hex(stored),
+            "source_url": args.source_url,
+            "settings": settings,
         },
     )
     print(f"imported {path.name} as {manifest.ref} ({manifest.payload_format}, {manifest.n_vocab} tokens) into {registry.location}")

@@ -27,7 +27,7 @@ from tokend.errors import ModelFormatError
 # The only manifest layout this code reads and writes. Bump it when the meaning of a field changes.
 MANIFEST_FORMAT_VERSION = 1
 
-PayloadFormat = Literal["tiktoken_ranks", "minbpe_model"]
+PayloadFormat = Literal["tiktoken_ranks", "minbpe_model", "sentencepiece_model"]
 Compression = Literal["none", "gzip"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -26,6 +26,7 @@ from typing import Any
 from tokend.engine import Encoding, load_minbpe_model, load_tiktoken_ranks, merges_to_ranks
 from tokend.engine.training import NO_SPLIT_PATTERN
 from tokend.errors import ChecksumMismatchError, ModelFormatError
+from tokend.registry import sentencepiece_payload
 from tokend.registry.atomic_files import sha256_hex
 from tokend.registry.manifest import (
     MANIFEST_FORMAT_VERSION,
@@ -41,6 +42,7 @@ from tokend.registry.manifest import (
 PAYLOAD_FILE_NAMES: dict[PayloadFormat, str] = {
     "tiktoken_ranks": "ranks.tiktoken",
     "minbpe_model": "merges.model",
+    sentencepiece_payload.PAYLOAD_FORMAT: sentencepiece_payload.PAYLOAD_FILE_NAME,
 }
 
 
@@ -93,6 +95,8 @@ def build_encoding(manifest: Manifest, content: bytes) -> Encoding:
 
 
 def _parse_encoding(manifest: Manifest, content: bytes) -> Encoding:
+    if manifest.payload_format == sentencepiece_payload.PAYLOAD_FORMAT:
+        return sentencepiece_payload.build_sentencepiece_encoding(manifest, content)
     try:
         if manifest.payload_format == "tiktoken_ranks":
             ranks = load_tiktoken_ranks(content, what=f"rank file of {manifest.ref}")
@@ -183,6 +187,10 @@ def describe_payload(
                 f"{dict(model.special_tokens)}; do not pass different ones"
             )
         pattern, special_tokens = minbpe_pattern(model.pattern), dict(model.special_tokens)
+    elif payload_format == sentencepiece_payload.PAYLOAD_FORMAT:
+        pattern, special_tokens = sentencepiece_payload.sentencepiece_manifest_fields(
+            content, what=f"{name}@{version}", pattern=pattern, special_tokens=special_tokens
+        )
     elif pattern is None:
         raise ModelFormatError(
             f"a tiktoken rank file has no split pattern: give one for {name}@{version} (e.g. --pattern gpt4)"
