@@ -15,21 +15,29 @@
 
 #include "sp_native.h"
 
-#define SP_SHORT_SEGMENT 192
+#define SP_SHORT_SEGMENT 64
+
+/* The pair at k as (merged piece, its score); no pair: SP_NONE with score -inf, never chosen first. */
+static inline void set_pair(const sp_vocab *vocab, const uint32_t *ids, size_t k, uint32_t *pair, float *score) {
+    uint32_t merged = sp_pair(vocab, ids[k], ids[k + 1]);
+    pair[k] = merged;
+    score[k] = merged == SP_NONE ? -__builtin_inff() : vocab->scores[merged];
+}
 
 static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
     uint32_t pair[SP_SHORT_SEGMENT];
-    const float *scores = vocab->scores;
+    float score[SP_SHORT_SEGMENT];
     size_t m = n;
     for (size_t k = 0; k < m; k++) keep[k] = (uint32_t)k;
-    for (size_t k = 0; k + 1 < m; k++) pair[k] = sp_pair(vocab, ids[k], ids[k + 1]);
-    pair[m - 1] = SP_NONE;
+    for (size_t k = 0; k + 1 < m; k++) set_pair(vocab, ids, k, pair, score);
     for (;;) {
+        /* The leftmost pair with the highest score. A piece may score -inf itself, so the scan compares scores
+         * only among real pairs. */
         size_t at = SIZE_MAX;
         float best = 0;
         for (size_t k = 0; k + 1 < m; k++) {
-            if (pair[k] != SP_NONE && (at == SIZE_MAX || scores[pair[k]] > best)) {
-                best = scores[pair[k]];
+            if (pair[k] != SP_NONE && (at == SIZE_MAX || score[k] > best)) {
+                best = score[k];
                 at = k;
             }
         }
@@ -39,9 +47,11 @@ static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n, uin
         memmove(&ids[at + 1], &ids[at + 2], tail * sizeof *ids);
         memmove(&keep[at + 1], &keep[at + 2], tail * sizeof *keep);
         memmove(&pair[at + 1], &pair[at + 2], tail * sizeof *pair);
+        memmove(&score[at + 1], &score[at + 2], tail * sizeof *score);
         m--;
-        if (at > 0) pair[at - 1] = sp_pair(vocab, ids[at - 1], ids[at]);
-        pair[at] = at + 1 < m ? sp_pair(vocab, ids[at], ids[at + 1]) : SP_NONE;
+        if (at > 0) set_pair(vocab, ids, at - 1, pair, score);
+        if (at + 1 < m) set_pair(vocab, ids, at, pair, score);
+        else pair[at] = SP_NONE;
     }
     return (ptrdiff_t)m;
 }

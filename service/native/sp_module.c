@@ -75,9 +75,16 @@ static int sink_reserve(Sink *sink, size_t more) {
 
 static int sink_put(const sp_vocab *vocab, Sink *sink, const uint32_t *ids, size_t n) {
     if (!sink->counting && sink_reserve(sink, n) < 0) return -1;
+    if (vocab->byte_fallback) { /* no <unk> to collapse */
+        if (sink->counting)
+            sink->count += n;
+        else
+            memcpy(sink->ids + sink->len, ids, n * sizeof *ids), sink->len += n;
+        return 0;
+    }
     uint32_t unk = vocab->unk_id;
     for (size_t i = 0; i < n; i++) {
-        int is_unk = ids[i] == unk && !vocab->byte_fallback;
+        int is_unk = ids[i] == unk;
         if (is_unk && sink->last_unk) continue;
         sink->last_unk = is_unk;
         if (sink->counting)
@@ -176,16 +183,6 @@ static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, 
     return sink_put(vocab, sink, segment->out, k);
 }
 
-/* Whether no piece can contain symbol a immediately followed by symbol b (see the module comment). */
-static inline int boundary(const sp_vocab *vocab, uint32_t a, uint32_t b) {
-    if (a == SP_NONE || b == SP_NONE) return 1;
-    uint8_t fa = vocab->flags[a], fb = vocab->flags[b];
-    if (!(fa & SP_FLAG_LEFT) || !(fb & SP_FLAG_RIGHT)) return 1;
-    if (b == vocab->ws_id && !(fa & SP_FLAG_BEFORE_WS)) return 1;
-    if (a == vocab->ws_id && !(fb & SP_FLAG_AFTER_WS)) return 1;
-    return 0;
-}
-
 static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t *text, size_t len) {
     const sp_vocab *vocab = &self->vocab;
     const int has_user_defined = vocab->user_defined.n_nodes > 0;
@@ -193,6 +190,7 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
     int status = 0;
     size_t pos = 0, next_yield = SP_YIELD_BYTES;
     uint32_t previous = SP_NONE;
+    uint8_t previous_ascii = 0;
     while (pos < len && status == 0) {
         if (pos >= next_yield) { /* let the other threads of this process run during a big text */
             Py_BEGIN_ALLOW_THREADS
@@ -210,15 +208,20 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
                 continue;
             }
         }
-        size_t char_len = sp_one_char_len(text[pos]);
+        uint8_t byte = text[pos];
+        size_t char_len = sp_one_char_len(byte);
         if (char_len > len - pos) char_len = len - pos;
         uint32_t id = sp_char_id(vocab, text + pos, char_len);
-        if (segment.n && boundary(vocab, previous, id)) status = flush_segment(self, sink, &segment, text, pos);
-        if (status == 0 && (status = segment_reserve(&segment, segment.n + 1)) == 0) {
+        uint8_t ascii = byte < 0x80 ? byte : 0;
+        if (segment.n && !sp_adjacent_in_a_piece(vocab, previous, id, previous_ascii, ascii))
+            status = flush_segment(self, sink, &segment, text, pos);
+        if (segment.n == segment.cap && status == 0) status = segment_reserve(&segment, segment.n + 1);
+        if (status == 0) {
             segment.ids[segment.n] = id;
             segment.starts[segment.n++] = (uint32_t)pos;
         }
         previous = id;
+        previous_ascii = ascii;
         pos += char_len;
     }
     if (status == 0) status = flush_segment(self, sink, &segment, text, len);
@@ -245,19 +248,20 @@ static int require_ready(SentencePieceCore *self) {
     return 0;
 }
 
-/* Normalizes text[0:len] into *normalized; `immutable`: the bytes cannot change while the GIL is released. */
-static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable, sp_bytes *normalized) {
+/* Normalizes text[0:len] into *normalized; `immutable_str`: the bytes are a str's UTF-8 (valid, and they cannot
+ * change while the GIL is released). */
+static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable_str, sp_bytes *normalized) {
     if (len >= UINT32_MAX / 4) { /* symbols are located with 32-bit offsets into the normalized text */
         PyErr_SetString(PyExc_ValueError, "a text of 1 GiB or more cannot be encoded in one call; split it");
         return -1;
     }
     int status;
-    if (immutable && len >= SP_RELEASE_GIL_TEXT_BYTES) {
+    if (immutable_str && len >= SP_RELEASE_GIL_TEXT_BYTES) {
         Py_BEGIN_ALLOW_THREADS
-        status = sp_normalize(&self->normalizer, text, len, normalized);
+        status = sp_normalize(&self->normalizer, text, len, immutable_str, normalized);
         Py_END_ALLOW_THREADS
     } else {
-        status = sp_normalize(&self->normalizer, text, len, normalized);
+        status = sp_normalize(&self->normalizer, text, len, immutable_str, normalized);
     }
     if (status < 0) {
         PyErr_NoMemory();
@@ -270,12 +274,12 @@ static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t l
     return 0;
 }
 
-static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable, int counting) {
+static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable_str, int counting) {
     sp_bytes normalized = {0};
     Sink sink = {0};
     sink.counting = counting;
     PyObject *result = NULL;
-    if (normalize_into(self, text, len, immutable, &normalized) == 0 &&
+    if (normalize_into(self, text, len, immutable_str, &normalized) == 0 &&
         encode_normalized(self, &sink, normalized.data, normalized.len) == 0)
         result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
     PyMem_Free(sink.ids);
@@ -299,7 +303,7 @@ static PyObject *SentencePieceCore_encode_bytes(SentencePieceCore *self, PyObjec
     if (require_ready(self) < 0) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    PyObject *result = run(self, view.buf, (size_t)view.len, PyBytes_CheckExact(arg), 0);
+    PyObject *result = run(self, view.buf, (size_t)view.len, 0, 0);
     PyBuffer_Release(&view);
     return result;
 }
@@ -389,8 +393,14 @@ static int SentencePieceCore_init(SentencePieceCore *self, PyObject *args, PyObj
         if (!(self->id_objects[i] = PyLong_FromSsize_t(i))) goto done;
     }
     const uint8_t *ws = escape ? (const uint8_t *)"\xe2\x96\x81" : (const uint8_t *)" ";
-    if (sp_vocab_init(&self->vocab, (uint32_t)n, piece_data, piece_lens, types.buf, score_values, byte_fallback, ws,
-                      escape ? 3 : 1, seed) < 0) {
+    int vocab_status = sp_vocab_init(&self->vocab, (uint32_t)n, piece_data, piece_lens, types.buf, score_values,
+                                     byte_fallback, ws, escape ? 3 : 1, seed);
+    if (vocab_status == -2) {
+        PyErr_Format(PyExc_ValueError, "the vocabulary is too large: its pieces and the characters inside them must "
+                     "number fewer than %u", SP_MAX_SYMBOLS);
+        goto done;
+    }
+    if (vocab_status < 0) {
         PyErr_NoMemory();
         goto done;
     }
@@ -419,6 +429,7 @@ static int SentencePieceCore_init(SentencePieceCore *self, PyObject *args, PyObj
     self->normalizer.escape_whitespaces = escape;
     self->normalizer.treat_whitespace_as_suffix = suffix;
     self->normalizer.user_defined = &self->vocab.user_defined;
+    sp_normalizer_prepare(&self->normalizer);
     if (tk_piece_cache_init(&self->cache, (size_t)cache_capacity, (size_t)max_key_len, seed) < 0) {
         PyErr_NoMemory();
         goto done;

@@ -67,15 +67,25 @@ typedef struct {
     size_t n_strings;
     int add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces, treat_whitespace_as_suffix;
     const sp_trie *user_defined; /* borrowed from the vocabulary; no node means no user-defined pieces */
+    uint8_t rule_start[256];     /* a charsmap rule or a user-defined piece may start with this byte */
 } sp_normalizer;
 
 /* 0, -1 out of memory, -2 when the charsmap blob is inconsistent (its header does not fit). */
 int sp_normalizer_init(sp_normalizer *normalizer, const uint8_t *charsmap, size_t len);
+/* Call once the options and user_defined are set: fills rule_start. */
+void sp_normalizer_prepare(sp_normalizer *normalizer);
 void sp_normalizer_free(sp_normalizer *normalizer);
-/* Appends the normalized form of text[0:len] to *out. 0, or -1 when out of memory. */
-int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, sp_bytes *out);
+/* Appends the normalized form of text[0:len] to *out. `valid_utf8`: the caller knows the text is valid UTF-8
+ * (a str), so characters without a rule are copied without decoding them. 0, or -1 when out of memory. */
+int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out);
 
 /* ---- vocabulary ----------------------------------------------------------------------------------- */
+typedef struct {
+    uint64_t key;   /* left << 32 | right; UINT64_MAX = empty */
+    uint32_t value;
+    uint32_t unused;
+} sp_pair_slot;
+
 /* Per symbol id: where the character can sit inside a piece of two or more characters. */
 enum {
     SP_FLAG_LEFT = 1,      /* followed by another character in some piece */
@@ -91,9 +101,12 @@ typedef struct {
     uint8_t *types;        /* piece id -> SP_NORMAL ... */
     uint8_t *flags;        /* symbol id -> SP_FLAG_* */
     tk_rank_table chars;   /* one character's bytes -> symbol id */
-    uint64_t *pair_keys;   /* (left << 32 | right); UINT64_MAX = empty slot */
-    uint32_t *pair_values; /* -> merged piece id */
+    uint32_t *three_byte_ids; /* the same for 3-byte sequences lead + 2 continuation bytes, direct (65,536) */
+    uint64_t *pairs;       /* left | right << 21 | merged << 42; UINT64_MAX = empty (open addressing) */
     uint64_t pair_mask;
+    uint64_t *pair_filter;   /* SP_FILTER_BITS bits: set for the hash of every (left, right) in `pairs` */
+    uint64_t *bigram_filter; /* the same for every two characters adjacent inside some piece */
+    uint8_t ascii_bigram[128 * 128 / 8]; /* two ASCII characters adjacent inside some piece, exact: [a << 7 | b] */
     uint64_t seed;
     sp_trie user_defined;
     uint32_t byte_ids[256];
@@ -103,17 +116,81 @@ typedef struct {
     int has_unused_merges; /* an UNUSED piece of two or more characters exists: see sp_module.c */
 } sp_vocab;
 
-/* pieces[i] (lens[i] bytes, valid UTF-8, unique, non-empty) with types[i] and scores[i]. 0, -1 out of memory. */
+/* pieces[i] (lens[i] bytes, valid UTF-8, unique, non-empty) with types[i] and scores[i]. 0, -1 out of memory,
+ * -2 when pieces and the characters inside them number SP_MAX_SYMBOLS or more. */
 int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *pieces, const size_t *lens,
                   const uint8_t *types, const float *scores, int byte_fallback, const uint8_t *ws, size_t ws_len,
                   uint64_t seed);
 void sp_vocab_free(sp_vocab *vocab);
 
 static inline uint32_t sp_char_id(const sp_vocab *vocab, const uint8_t *symbol, size_t len) {
+    if (len == 1) return vocab->chars.byte_rank[symbol[0]];
+    if (len == 2) return vocab->chars.pair_rank[(symbol[0] << 8) | symbol[1]];
+    if (len == 3 && (symbol[0] & 0xF0) == 0xE0 && (symbol[1] & 0xC0) == 0x80 && (symbol[2] & 0xC0) == 0x80)
+        return vocab->three_byte_ids[(symbol[0] & 0x0F) << 12 | (symbol[1] & 0x3F) << 6 | (symbol[2] & 0x3F)];
     return tk_rank_of(&vocab->chars, symbol, len);
 }
 
-uint32_t sp_pair(const sp_vocab *vocab, uint32_t left, uint32_t right);
+static inline uint64_t sp_mix(uint64_t x) {
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 29;
+    return x;
+}
+
+/* Filters in front of the hash tables: one bit per hash of a (left, right) pair, 256 KB each, so the common
+ * "no such pair" answer costs one access to a table that stays in cache instead of a probe into megabytes
+ * (measured: the probes were most of the merge time on multilingual text). A set bit may be a collision;
+ * then the table decides. */
+#define SP_FILTER_BITS (1u << 21)
+
+static inline uint64_t sp_filter_bit(uint64_t key, uint64_t seed) {
+    return (sp_mix(key ^ seed ^ 0x5851f42d4c957f2dull) * 0x9e3779b97f4a7c15ull) >> (64 - 21);
+}
+
+static inline int sp_filter_has(const uint64_t *filter, uint64_t key, uint64_t seed) {
+    uint64_t bit = sp_filter_bit(key, seed);
+    return (filter[bit >> 6] >> (bit & 63)) & 1;
+}
+
+/* Symbol ids fit in 21 bits, so a pair and its merged piece pack into one 8-byte slot: the table of Llama 2's
+ * ~150,000 pairs is 2 MB, which mostly stays in this machine's L2 (16-byte slots at half load: 8 MB). */
+#define SP_ID_BITS 21
+#define SP_MAX_SYMBOLS ((1u << SP_ID_BITS) - 1)
+#define SP_PAIR_KEY_MASK ((1ull << (2 * SP_ID_BITS)) - 1)
+
+static inline uint32_t sp_lookup(const uint64_t *slots, uint64_t mask, uint64_t seed, uint32_t left, uint32_t right) {
+    uint64_t key = (uint64_t)left | (uint64_t)right << SP_ID_BITS;
+    for (uint64_t i = sp_mix(key ^ seed) & mask;; i = (i + 1) & mask) {
+        uint64_t slot = slots[i];
+        if ((slot & SP_PAIR_KEY_MASK) == key) return (uint32_t)(slot >> (2 * SP_ID_BITS));
+        if (slot == UINT64_MAX) return SP_NONE;
+    }
+}
+
+/* The piece that symbols `left` and `right` form together, SP_NONE when none. */
+static inline uint32_t sp_pair(const sp_vocab *vocab, uint32_t left, uint32_t right) {
+    if (left == SP_NONE || right == SP_NONE) return SP_NONE;
+    if (!sp_filter_has(vocab->pair_filter, (uint64_t)left << 32 | right, vocab->seed)) return SP_NONE;
+    return sp_lookup(vocab->pairs, vocab->pair_mask, vocab->seed, left, right);
+}
+
+/* Whether characters `a` and `b` (symbol ids; a_byte/b_byte their byte when ASCII, else 0) may be adjacent
+ * inside some piece: if not (0), no merge can join them. Exact next to the whitespace mark and for two ASCII
+ * characters; elsewhere a filter collision may answer 1 for a pair that is not adjacent anywhere, which only
+ * costs a longer segment. */
+static inline int sp_adjacent_in_a_piece(const sp_vocab *vocab, uint32_t a, uint32_t b, uint8_t a_byte, uint8_t b_byte) {
+    if (a == SP_NONE || b == SP_NONE) return 0;
+    uint8_t fa = vocab->flags[a], fb = vocab->flags[b];
+    if (b == vocab->ws_id) return (fa & SP_FLAG_BEFORE_WS) != 0; /* exact for the whitespace mark */
+    if (a == vocab->ws_id) return (fb & SP_FLAG_AFTER_WS) != 0;
+    if (!(fa & SP_FLAG_LEFT) || !(fb & SP_FLAG_RIGHT)) return 0;
+    if (a_byte && b_byte) {
+        unsigned bit = (unsigned)a_byte << 7 | b_byte;
+        return (vocab->ascii_bigram[bit >> 3] >> (bit & 7)) & 1;
+    }
+    return sp_filter_has(vocab->bigram_filter, (uint64_t)a << 32 | b, vocab->seed ^ 0x2545f4914f6cdd1dull);
+}
 
 /* ---- BPE ------------------------------------------------------------------------------------------- */
 /* Merges the n symbols ids[0..n) in place by sentencepiece's rule and writes the surviving symbols' initial

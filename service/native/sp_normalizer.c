@@ -232,10 +232,22 @@ static int append_escaped(sp_bytes *out, const uint8_t *chunk, size_t len, int e
     return 0;
 }
 
-int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, sp_bytes *out) {
+void sp_normalizer_prepare(sp_normalizer *normalizer) {
+    for (int b = 0; b < 256; b++) {
+        int starts = normalizer->user_defined && normalizer->user_defined->root[b] != SP_NONE;
+        if (normalizer->units) {
+            size_t node = unit_offset(normalizer->units[0]) ^ (size_t)b;
+            starts |= node < normalizer->n_units && (normalizer->units[node] & 0x800000FFu) == (uint32_t)b;
+        }
+        normalizer->rule_start[b] = (uint8_t)starts;
+    }
+}
+
+int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out) {
     const int remove_extra = normalizer->remove_extra_whitespaces, escape = normalizer->escape_whitespaces;
     const uint8_t *space = escape ? MARK : (const uint8_t *)" ";
     const size_t space_len = escape ? 3 : 1;
+    const uint8_t *rule_start = normalizer->rule_start;
     const uint8_t *chunk;
     size_t chunk_len, pos = 0;
     if (remove_extra) { /* leading input that normalizes to exactly " " */
@@ -247,12 +259,56 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
     }
     if (pos == len) return 0;
     size_t start = out->len;
-    if (sp_bytes_reserve(out, len - pos + 16) < 0) return -1;
-    if (!normalizer->treat_whitespace_as_suffix && normalizer->add_dummy_prefix && append(out, space, space_len) < 0)
-        return -1;
+    /* Every input byte becomes at most 3 output bytes except through a charsmap rule (append() grows for those). */
+    if (sp_bytes_reserve(out, 3 * (len - pos) + 16) < 0) return -1;
+    if (!normalizer->treat_whitespace_as_suffix && normalizer->add_dummy_prefix) {
+        memcpy(out->data + out->len, space, space_len);
+        out->len += space_len;
+    }
     int is_prev_space = remove_extra;
     while (pos < len) {
-        size_t consumed = normalize_prefix(normalizer, text + pos, len - pos, &chunk, &chunk_len);
+        uint8_t byte = text[pos];
+        size_t consumed;
+        /* NormalizePrefix, inlined: the longest user-defined piece, else the longest charsmap rule, else one
+         * character. rule_start says whether the first two can match at all. */
+        if (rule_start[byte]) {
+            uint32_t ignored;
+            const sp_trie *user_defined = normalizer->user_defined;
+            if (user_defined && user_defined->root[byte] != SP_NONE &&
+                (consumed = sp_trie_longest(user_defined, text + pos, len - pos, &ignored))) {
+                chunk = text + pos;
+                chunk_len = consumed;
+                goto general;
+            }
+            if (normalizer->units && (consumed = charsmap_match(normalizer, text + pos, len - pos, &chunk, &chunk_len)))
+                goto general;
+        }
+        if (byte >= 0x80 && !valid_utf8 && !sp_valid_char_len(text + pos, len - pos)) {
+            chunk = REPLACEMENT;
+            chunk_len = sizeof REPLACEMENT;
+            consumed = 1;
+            goto general;
+        }
+        /* The character itself: the general step below would copy it (escaping a space). */
+        if (byte == ' ') {
+            if (!is_prev_space) {
+                if (sp_bytes_reserve(out, 3) < 0) return -1;
+                memcpy(out->data + out->len, space, space_len);
+                out->len += space_len;
+            }
+            is_prev_space = remove_extra;
+            pos++;
+            continue;
+        }
+        consumed = sp_one_char_len(byte);
+        if (consumed > len - pos) consumed = len - pos;
+        if (sp_bytes_reserve(out, 4) < 0) return -1;
+        memcpy(out->data + out->len, text + pos, 4 <= len - pos ? 4 : consumed); /* fixed-size copy, then trim */
+        out->len += consumed;
+        is_prev_space = 0;
+        pos += consumed;
+        continue;
+    general:
         while (is_prev_space && chunk_len && chunk[0] == ' ') {
             chunk++;
             chunk_len--;

@@ -10,27 +10,21 @@
  * Pieces BPE may form are sentencepiece's `pieces_`: NORMAL, USER_DEFINED and UNUSED; CONTROL, UNKNOWN and
  * BYTE pieces are never produced from text.
  *
- * Flags per character record where it occurs inside pieces of two or more characters; the encoder uses them
- * to cut the normalized text where no piece can span (see sp_module.c). Memory: ~16 bytes per character
- * entry, ~24 bytes per (piece, split) pair at load factor <= 1/2 (Llama 2: ~6 MB). */
+ * The encoder cuts the normalized text where no piece can span (see sp_module.c). To know where, the table
+ * records which characters are adjacent inside some piece of two or more characters: exactly for two ASCII
+ * characters (a bit table) and next to the whitespace mark (per-character flags), as a filter elsewhere,
+ * plus flags that answer most questions without a lookup (never followed / never preceded by another
+ * character). Memory: the pair table at 8 bytes per slot, load factor <= 0.6 (Llama 2: 2 MB), two 256 KB
+ * filters, a 256 KB table of 3-byte characters, the character table. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "sp_native.h"
 
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 29;
-    x *= 0x94d049bb133111ebull;
-    x ^= x >> 32;
-    return x;
-}
-
-/* uint64 -> uint32 open addressing (UINT64_MAX marks an empty slot). */
+/* uint64 -> uint32 open addressing over sp_pair_slot (key UINT64_MAX marks an empty slot), for the characters
+ * that are not pieces while the tables are built. */
 typedef struct {
-    uint64_t *keys;
-    uint32_t *values;
+    sp_pair_slot *slots;
     uint64_t mask;
     uint64_t seed;
 } u64_map;
@@ -38,40 +32,40 @@ typedef struct {
 static int map_init(u64_map *map, size_t capacity, uint64_t seed) {
     size_t slots = 16;
     while (slots < 2 * capacity) slots <<= 1;
-    map->keys = malloc(slots * sizeof *map->keys);
-    map->values = malloc(slots * sizeof *map->values);
+    map->slots = malloc(slots * sizeof *map->slots);
     map->mask = slots - 1;
     map->seed = seed;
-    if (!map->keys || !map->values) return -1;
-    memset(map->keys, 0xFF, slots * sizeof *map->keys);
+    if (!map->slots) return -1;
+    for (size_t i = 0; i < slots; i++) map->slots[i] = (sp_pair_slot){UINT64_MAX, SP_NONE, 0};
     return 0;
-}
-
-static uint32_t map_get(const uint64_t *keys, const uint32_t *values, uint64_t mask, uint64_t seed, uint64_t key) {
-    uint64_t i = mix64(key ^ seed) & mask;
-    for (;;) {
-        uint64_t found = keys[i];
-        if (found == key) return values[i];
-        if (found == UINT64_MAX) return SP_NONE;
-        i = (i + 1) & mask;
-    }
 }
 
 /* Inserts unless present; returns the value now stored. */
 static uint32_t map_put(u64_map *map, uint64_t key, uint32_t value) {
-    uint64_t i = mix64(key ^ map->seed) & map->mask;
-    while (map->keys[i] != UINT64_MAX) {
-        if (map->keys[i] == key) return map->values[i];
+    uint64_t i = sp_mix(key ^ map->seed) & map->mask;
+    while (map->slots[i].key != UINT64_MAX) {
+        if (map->slots[i].key == key) return map->slots[i].value;
         i = (i + 1) & map->mask;
     }
-    map->keys[i] = key;
-    map->values[i] = value;
+    map->slots[i].key = key;
+    map->slots[i].value = value;
     return value;
 }
 
-uint32_t sp_pair(const sp_vocab *vocab, uint32_t left, uint32_t right) {
-    if (left == SP_NONE || right == SP_NONE) return SP_NONE;
-    return map_get(vocab->pair_keys, vocab->pair_values, vocab->pair_mask, vocab->seed, (uint64_t)left << 32 | right);
+/* Inserts (left, right) -> merged unless present (a pair names one string, so one piece). */
+static void put_pair(uint64_t *slots, uint64_t mask, uint64_t seed, uint32_t left, uint32_t right, uint32_t merged) {
+    uint64_t key = (uint64_t)left | (uint64_t)right << SP_ID_BITS;
+    uint64_t i = sp_mix(key ^ seed) & mask;
+    while (slots[i] != UINT64_MAX) {
+        if ((slots[i] & SP_PAIR_KEY_MASK) == key) return;
+        i = (i + 1) & mask;
+    }
+    slots[i] = key | (uint64_t)merged << (2 * SP_ID_BITS);
+}
+
+static void set_filter(uint64_t *filter, uint64_t key, uint64_t seed) {
+    uint64_t bit = sp_filter_bit(key, seed);
+    filter[bit >> 6] |= 1ull << (bit & 63);
 }
 
 static int mergeable(uint8_t type) { return type == SP_NORMAL || type == SP_USER_DEFINED || type == SP_UNUSED; }
@@ -126,6 +120,8 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
     int status = -1;
     tk_rank_table by_piece; /* mergeable piece bytes -> id, for the halves of splits */
     u64_map pseudo = {0};   /* packed character -> symbol id, for characters that are not pieces */
+    uint64_t *pair_slots = NULL;
+    size_t n_splits = 0;
     size_t *starts = NULL;
     int have_by_piece = 0;
     size_t n_mergeable = 0, total_bytes = 0, total_chars = 0, max_len = 0, n_single = 0;
@@ -159,6 +155,7 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
             continue;
         }
         if (types[id] == SP_UNUSED) vocab->has_unused_merges = 1;
+        n_splits += m - 1;
         for (size_t j = 0; j < m; j++) {
             const uint8_t *c = pieces[id] + starts[j];
             size_t c_len = starts[j + 1] - starts[j];
@@ -167,32 +164,41 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
         }
     }
     vocab->n_symbols = next_symbol;
+    if (next_symbol >= SP_MAX_SYMBOLS) {
+        status = -2;
+        goto done;
+    }
     size_t n_chars = n_single + (next_symbol - n_pieces);
     if (tk_rank_table_init(&vocab->chars, n_chars, 4 * n_chars, next_symbol ? next_symbol - 1 : 0, seed) < 0) goto done;
     for (uint32_t id = 0; id < n_pieces; id++)
         if (mergeable(types[id]) && split_chars(pieces[id], lens[id], starts) == 1)
             tk_rank_table_add(&vocab->chars, pieces[id], lens[id], id);
     for (uint64_t slot = 0; slot <= pseudo.mask; slot++) {
-        uint64_t key = pseudo.keys[slot];
+        uint64_t key = pseudo.slots[slot].key;
         if (key == UINT64_MAX) continue;
         uint8_t c[4];
         size_t c_len = (size_t)(key >> 32);
         for (size_t i = 0; i < c_len; i++) c[i] = (uint8_t)(key >> (8 * i));
-        tk_rank_table_add(&vocab->chars, c, c_len, pseudo.values[slot]);
+        tk_rank_table_add(&vocab->chars, c, c_len, pseudo.slots[slot].value);
+    }
+    vocab->three_byte_ids = malloc(65536 * sizeof *vocab->three_byte_ids);
+    if (!vocab->three_byte_ids) goto done;
+    for (uint32_t index = 0; index < 65536; index++) {
+        uint8_t c[3] = {(uint8_t)(0xE0 | index >> 12), (uint8_t)(0x80 | ((index >> 6) & 0x3F)), (uint8_t)(0x80 | (index & 0x3F))};
+        vocab->three_byte_ids[index] = tk_rank_of(&vocab->chars, c, 3);
     }
     vocab->ws_id = ws_len ? sp_char_id(vocab, ws, ws_len) : SP_NONE;
 
-    /* Pairs and flags. */
+    /* Pairs, adjacent characters and flags. */
     vocab->flags = calloc(next_symbol ? next_symbol : 1, 1);
-    u64_map pairs = {0};
-    if (!vocab->flags || map_init(&pairs, total_chars, seed) < 0) {
-        free(pairs.keys);
-        free(pairs.values);
-        goto done;
-    }
-    vocab->pair_keys = pairs.keys;
-    vocab->pair_values = pairs.values;
-    vocab->pair_mask = pairs.mask;
+    vocab->pair_filter = calloc(SP_FILTER_BITS / 64, sizeof(uint64_t));
+    vocab->bigram_filter = calloc(SP_FILTER_BITS / 64, sizeof(uint64_t));
+    size_t pair_slots_n = 16;
+    while (pair_slots_n * 3 < n_splits * 5) pair_slots_n <<= 1; /* load factor <= 0.6 */
+    pair_slots = malloc(pair_slots_n * sizeof *pair_slots);
+    if (!vocab->flags || !vocab->pair_filter || !vocab->bigram_filter || !pair_slots) goto done;
+    memset(pair_slots, 0xFF, pair_slots_n * sizeof *pair_slots);
+    vocab->pair_mask = pair_slots_n - 1;
     for (uint32_t id = 0; id < n_pieces; id++) {
         if (!mergeable(types[id])) continue;
         const uint8_t *piece = pieces[id];
@@ -206,6 +212,12 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
                 vocab->flags[c] |= SP_FLAG_RIGHT;
                 if (previous == vocab->ws_id) vocab->flags[c] |= SP_FLAG_AFTER_WS;
                 if (c == vocab->ws_id) vocab->flags[previous] |= SP_FLAG_BEFORE_WS;
+                set_filter(vocab->bigram_filter, (uint64_t)previous << 32 | c, seed ^ 0x2545f4914f6cdd1dull);
+                uint8_t a = piece[starts[j - 1]], b = piece[starts[j]];
+                if (starts[j] - starts[j - 1] == 1 && starts[j + 1] - starts[j] == 1 && a && a < 0x80 && b && b < 0x80) {
+                    unsigned bit = (unsigned)a << 7 | b;
+                    vocab->ascii_bigram[bit >> 3] |= (uint8_t)(1u << (bit & 7));
+                }
             }
             previous = c;
         }
@@ -213,14 +225,19 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
             uint32_t left = j == 1 ? sp_char_id(vocab, piece, starts[1]) : tk_rank_of(&by_piece, piece, starts[j]);
             uint32_t right = j == m - 1 ? sp_char_id(vocab, piece + starts[j], lens[id] - starts[j])
                                         : tk_rank_of(&by_piece, piece + starts[j], lens[id] - starts[j]);
-            if (left != SP_NONE && right != SP_NONE) map_put(&pairs, (uint64_t)left << 32 | right, id);
+            if (left != SP_NONE && right != SP_NONE) {
+                put_pair(pair_slots, vocab->pair_mask, seed, left, right, id);
+                set_filter(vocab->pair_filter, (uint64_t)left << 32 | right, seed);
+            }
         }
     }
+    vocab->pairs = pair_slots;
+    pair_slots = NULL;
     status = 0;
 done:
     free(starts);
-    free(pseudo.keys);
-    free(pseudo.values);
+    free(pseudo.slots);
+    free(pair_slots);
     if (have_by_piece) tk_rank_table_free(&by_piece);
     return status;
 }
@@ -229,8 +246,10 @@ void sp_vocab_free(sp_vocab *vocab) {
     free(vocab->scores);
     free(vocab->types);
     free(vocab->flags);
-    free(vocab->pair_keys);
-    free(vocab->pair_values);
+    free(vocab->three_byte_ids);
+    free(vocab->pairs);
+    free(vocab->pair_filter);
+    free(vocab->bigram_filter);
     if (vocab->chars.slots) tk_rank_table_free(&vocab->chars);
     sp_trie_free(&vocab->user_defined);
     memset(vocab, 0, sizeof *vocab);
