@@ -38,6 +38,7 @@
 #define SP_RELEASE_GIL_TEXT_BYTES 65536
 #define SP_YIELD_BYTES 65536
 #define SP_MAX_CACHE_CAPACITY (1 << 24)
+#define SP_UNCACHED_SYMBOLS 3
 
 typedef struct {
     PyObject_HEAD
@@ -157,9 +158,14 @@ static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, 
         size_t k = symbol_ids(vocab, segment->ids[0], bytes, len, segment->out);
         return sink_put(vocab, sink, segment->out, k);
     }
-    uint64_t hash = tk_hash(bytes, len, self->cache.seed);
-    ptrdiff_t cached = tk_piece_cache_get(&self->cache, bytes, len, hash, segment->out);
-    if (cached >= 0) return sink_put(vocab, sink, segment->out, (size_t)cached);
+    /* Two or three symbols merge in one or two pair lookups: cheaper than hashing and looking up the cache. */
+    int use_cache = n > SP_UNCACHED_SYMBOLS;
+    uint64_t hash = 0;
+    if (use_cache) {
+        hash = tk_hash(bytes, len, self->cache.seed);
+        ptrdiff_t cached = tk_piece_cache_get(&self->cache, bytes, len, hash, segment->out);
+        if (cached >= 0) return sink_put(vocab, sink, segment->out, (size_t)cached);
+    }
     ptrdiff_t m;
     if (n >= SP_RELEASE_GIL_SYMBOLS) {
         Py_BEGIN_ALLOW_THREADS
@@ -179,7 +185,7 @@ static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, 
         k += symbol_ids(vocab, segment->ids[j], text + segment->starts[first], symbol_end - segment->starts[first],
                         segment->out + k);
     }
-    tk_piece_cache_put(&self->cache, bytes, len, hash, segment->out, k);
+    if (use_cache) tk_piece_cache_put(&self->cache, bytes, len, hash, segment->out, k);
     return sink_put(vocab, sink, segment->out, k);
 }
 

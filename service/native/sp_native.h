@@ -26,7 +26,11 @@ typedef struct {
     size_t len, cap;
 } sp_bytes;
 
-int sp_bytes_reserve(sp_bytes *buffer, size_t more); /* 0, or -1 when out of memory */
+int sp_bytes_grow(sp_bytes *buffer, size_t more); /* 0, or -1 when out of memory */
+
+static inline int sp_bytes_reserve(sp_bytes *buffer, size_t more) {
+    return buffer->len + more <= buffer->cap ? 0 : sp_bytes_grow(buffer, more);
+}
 void sp_bytes_free(sp_bytes *buffer);
 
 /* sentencepiece's OneCharLen: the length a lead byte announces (continuation bytes: 1). */
@@ -67,8 +71,11 @@ typedef struct {
     size_t n_strings;
     int add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces, treat_whitespace_as_suffix;
     const sp_trie *user_defined; /* borrowed from the vocabulary; no node means no user-defined pieces */
-    uint8_t rule_start[256];     /* a charsmap rule or a user-defined piece may start with this byte */
+    uint8_t rule_start[256];     /* SP_RULE_* bits: what may start with this byte */
+    uint64_t rule_prefix2[65536 / 64]; /* bit [b0 << 8 | b1]: a charsmap key of 2+ bytes starts with b0 b1 */
 } sp_normalizer;
+
+enum { SP_RULE_USER_DEFINED = 1, SP_RULE_ONE_BYTE_KEY = 2, SP_RULE_LONGER_KEY = 4 };
 
 /* 0, -1 out of memory, -2 when the charsmap blob is inconsistent (its header does not fit). */
 int sp_normalizer_init(sp_normalizer *normalizer, const uint8_t *charsmap, size_t len);

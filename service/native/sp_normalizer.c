@@ -16,8 +16,7 @@
 static const uint8_t REPLACEMENT[3] = {0xEF, 0xBF, 0xBD}; /* U+FFFD */
 static const uint8_t MARK[3] = {0xE2, 0x96, 0x81};         /* U+2581 ▁ */
 
-int sp_bytes_reserve(sp_bytes *buffer, size_t more) {
-    if (buffer->len + more <= buffer->cap) return 0;
+int sp_bytes_grow(sp_bytes *buffer, size_t more) {
     size_t cap = buffer->cap ? buffer->cap : 256;
     while (cap < buffer->len + more) cap *= 2;
     uint8_t *data = realloc(buffer->data, cap);
@@ -232,22 +231,51 @@ static int append_escaped(sp_bytes *out, const uint8_t *chunk, size_t len, int e
     return 0;
 }
 
+/* The trie node reached from `node` by `byte` (SIZE_MAX when none), and whether that node ends a key. */
+static size_t trie_step(const sp_normalizer *normalizer, size_t node, uint8_t byte, int *is_leaf) {
+    node ^= byte;
+    if (node >= normalizer->n_units) return SIZE_MAX;
+    uint32_t unit = normalizer->units[node];
+    if ((unit & 0x800000FFu) != byte) return SIZE_MAX;
+    *is_leaf = (unit & 0x100) != 0;
+    return node ^ unit_offset(unit);
+}
+
 void sp_normalizer_prepare(sp_normalizer *normalizer) {
+    memset(normalizer->rule_prefix2, 0, sizeof normalizer->rule_prefix2);
     for (int b = 0; b < 256; b++) {
-        int starts = normalizer->user_defined && normalizer->user_defined->root[b] != SP_NONE;
+        uint8_t rules = normalizer->user_defined && normalizer->user_defined->root[b] != SP_NONE ? SP_RULE_USER_DEFINED : 0;
         if (normalizer->units) {
-            size_t node = unit_offset(normalizer->units[0]) ^ (size_t)b;
-            starts |= node < normalizer->n_units && (normalizer->units[node] & 0x800000FFu) == (uint32_t)b;
+            int leaf = 0, leaf2 = 0;
+            size_t node = trie_step(normalizer, unit_offset(normalizer->units[0]), (uint8_t)b, &leaf);
+            if (node != SIZE_MAX) {
+                if (leaf) rules |= SP_RULE_ONE_BYTE_KEY;
+                for (int c = 0; c < 256; c++) {
+                    if (trie_step(normalizer, node, (uint8_t)c, &leaf2) != SIZE_MAX) {
+                        rules |= SP_RULE_LONGER_KEY;
+                        normalizer->rule_prefix2[(b << 8 | c) >> 6] |= 1ull << (c & 63);
+                    }
+                }
+            }
         }
-        normalizer->rule_start[b] = (uint8_t)starts;
+        normalizer->rule_start[b] = rules;
     }
+}
+
+/* Whether a user-defined piece or a charsmap rule may match at text[0:len] (else the character is copied). */
+static inline int may_have_rule(const sp_normalizer *normalizer, const uint8_t *text, size_t len) {
+    uint8_t rules = normalizer->rule_start[text[0]];
+    if (!rules) return 0;
+    if (rules & (SP_RULE_USER_DEFINED | SP_RULE_ONE_BYTE_KEY)) return 1;
+    if (len < 2) return 0;
+    unsigned bit = (unsigned)text[0] << 8 | text[1];
+    return (normalizer->rule_prefix2[bit >> 6] >> (bit & 63)) & 1;
 }
 
 int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out) {
     const int remove_extra = normalizer->remove_extra_whitespaces, escape = normalizer->escape_whitespaces;
     const uint8_t *space = escape ? MARK : (const uint8_t *)" ";
     const size_t space_len = escape ? 3 : 1;
-    const uint8_t *rule_start = normalizer->rule_start;
     const uint8_t *chunk;
     size_t chunk_len, pos = 0;
     if (remove_extra) { /* leading input that normalizes to exactly " " */
@@ -271,7 +299,7 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
         size_t consumed;
         /* NormalizePrefix, inlined: the longest user-defined piece, else the longest charsmap rule, else one
          * character. rule_start says whether the first two can match at all. */
-        if (rule_start[byte]) {
+        if (may_have_rule(normalizer, text + pos, len - pos)) {
             uint32_t ignored;
             const sp_trie *user_defined = normalizer->user_defined;
             if (user_defined && user_defined->root[byte] != SP_NONE &&
