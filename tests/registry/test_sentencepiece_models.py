@@ -2,11 +2,13 @@
 verified, loaded back and held to sentencepiece (and, for the GGUF, to llama.cpp's own reference vectors).
 
 Fixtures: Mistral's `.model.v3` (mistral-common wheel), llama-cpp-python 0.3.36's sdist `ggml-vocab-llama-spm.gguf`
-with its `.inp`/`.out` vectors (llama.cpp's tokenizer test), and its `ggml-vocab-gpt-2.gguf` (refused here).
+with its `.inp`/`.out` vectors (llama.cpp's tokenizer test), and a GGUF of another tokenizer type written here
+with the `gguf` package (the sdist's own gpt-2 GGUF takes the reader ~3 s to parse).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,27 @@ GGUF_DIR = "vendor/llama.cpp/models"
 
 def gguf_file(name: str) -> Path:
     return pypi_file(*LLAMA_CPP_SDIST, f"{GGUF_DIR}/{name}", sdist=True)
+
+
+def gpt2_gguf(directory: Path) -> Path:
+    """A minimal GGUF whose tokenizer.ggml.model is "gpt2" (byte-level BPE), written with llama.cpp's `gguf`."""
+    import gguf
+
+    path = directory / "tiny-gpt2.gguf"
+    writer = gguf.GGUFWriter(str(path), "gpt2")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["a", "b", "ab"])
+    writer.add_token_merges(["a b"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@lru_cache(maxsize=None)
+def imported_llama():
+    return import_gguf_tokenizer(gguf_file("ggml-vocab-llama-spm.gguf"))
 
 
 def llama_vectors() -> list[tuple[str, list[int]]]:
@@ -66,7 +89,7 @@ def test_manifest_must_agree_with_the_model(tmp_path):
 
 
 def test_gguf_llama_tokenizer_matches_llama_cpp_vectors_and_sentencepiece():
-    imported = import_gguf_tokenizer(gguf_file("ggml-vocab-llama-spm.gguf"))
+    imported = imported_llama()
     assert imported.payload_format == "sentencepiece_model"
     assert imported.settings["tokenizer.ggml.model"] == "llama" and imported.settings["byte_fallback"] is True
     encoding = SentencePieceEncoding.from_model_file("llama", imported.payload)
@@ -83,9 +106,9 @@ def test_gguf_llama_tokenizer_matches_llama_cpp_vectors_and_sentencepiece():
     assert mismatches == []
 
 
-def test_gguf_of_another_tokenizer_type_is_refused_by_name():
+def test_gguf_of_another_tokenizer_type_is_refused_by_name(tmp_path):
     with pytest.raises(ModelFormatError, match="tokenizer.ggml.model is 'gpt2'"):
-        import_gguf_tokenizer(gguf_file("ggml-vocab-gpt-2.gguf"))
+        import_gguf_tokenizer(gpt2_gguf(tmp_path))
 
 
 def test_not_a_gguf_file(tmp_path):
