@@ -5,7 +5,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = {"engine": "bench.engine", "service": "bench.service", "footprint": "bench.footprint"}
+BENCHMARKS = {
+    "engine": "bench.engine",
+    "sentencepiece": "bench.sentencepiece",
+    "service": "bench.service",
+    "footprint": "bench.footprint",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,6 +124,9 @@ def run(quick: bool) -> list[str]:
             sys.stderr.write(f"  cache after {name}/{kind}: {stats}\n")
     lines += [""] + cold_lines + [""] + replay_lines + [""]
     lines += _worst_case(quick) + [""] + _training(quick)
+    from bench import sentencepiece
+
+    lines += [""] + sentencepiece.run(quick, command=f"python -m bench engine{' --quick' if quick else ''}")
     return lines
 
 

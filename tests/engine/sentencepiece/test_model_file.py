@@ -46,6 +46,7 @@ def test_unigram_models_are_refused_with_a_clear_error():
         (lambda p: p.denormalizer_spec.__setattr__("precompiled_charsmap", b"\x08\0\0\0" + b"\0" * 9), "denormalizer"),
         (lambda p: p.normalizer_spec.__setattr__("precompiled_charsmap", b"\xff\xff\0\0abc"), "charsmap is broken"),
         (lambda p: p.trainer_spec.__setattr__("model_type", p.trainer_spec.CHAR), "char model"),
+        (lambda p: p.pieces[5].__setattr__("piece", "x" * 5000), "5000 bytes long; tokend accepts up to 4096"),
     ],
 )
 def test_inconsistent_models_are_refused(edit, fragment):

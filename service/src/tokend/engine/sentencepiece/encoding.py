@@ -46,6 +46,7 @@ Not handled: sampling (BPE-dropout), n-best, offsets into the input text (budget
 
 from __future__ import annotations
 
+import operator
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
@@ -109,7 +110,6 @@ class SentencePieceEncoding:
         # models have ~750 control pieces, nearly all starting with "[" or "<").
         self._special_firsts = frozenset(token[0] for token in self._special_tokens)
         self._surfaces = SurfaceTable(model)
-        self._reference = ReferenceEncoder(model)
         spec = model.normalizer
         try:
             self._core = SentencePieceCore(
@@ -134,9 +134,10 @@ class SentencePieceEncoding:
             self._encode_text, self._count_text = self._core.encode, self._core.count
             self._encode_raw = self._core.encode_bytes
         else:
-            self._encode_text = self._reference.encode
-            self._count_text = lambda text: len(self._reference.encode(text))
-            self._encode_raw = self._reference.encode_bytes
+            reference = ReferenceEncoder(model)
+            self._encode_text = reference.encode
+            self._count_text = lambda text: len(reference.encode(text))
+            self._encode_raw = reference.encode_bytes
 
     @classmethod
     def from_model_file(cls, name: str, data: bytes, **options) -> SentencePieceEncoding:
@@ -445,6 +446,15 @@ class SentencePieceEncoding:
 
     def _check_ids(self, tokens: Sequence[int], item: int | None) -> None:
         n_vocab = len(self._model.pieces)
+        try:
+            if not tokens or (min(tokens) >= 0 and max(tokens) < n_vocab):
+                return  # every id in range (C-speed check); a non-integer id fails later with TypeError
+        except TypeError:
+            pass
         for token in tokens:
-            if not (isinstance(token, int) and 0 <= token < n_vocab):
+            try:
+                value = operator.index(token)
+            except TypeError:
+                raise UnknownTokenIdError(token, item, n_vocab=n_vocab) from None
+            if not 0 <= value < n_vocab:
                 raise UnknownTokenIdError(token, item, n_vocab=n_vocab)

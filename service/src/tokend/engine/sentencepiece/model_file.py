@@ -8,7 +8,9 @@
 The loader checks what `SentencePieceProcessor.Load` checks (non-empty unique pieces, one `<unk>`, byte
 pieces iff `byte_fallback` and then all 256 of them) and refuses with `ModelFormatError` what this engine
 does not implement, saying so: a model type other than BPE (Unigram, word, char), a denormalizer (a charsmap
-applied to decoded text), a normalizer charsmap that does not decode, NaN scores.
+applied to decoded text), NaN scores, a piece over 4 KiB or 32 MiB of piece text in all (the encoder's tables
+grow with it; real vocabularies are far smaller). A charsmap that does not decode is refused when the
+encoding is built.
 
 Not handled: the training options (`vocab_size`, `split_by_*`, `character_coverage`, ...) beyond reporting
 them; sentencepiece reads them only while training. The few trainer fields that matter when encoding are
@@ -34,6 +36,12 @@ __all__ = [
     "dump_sentencepiece_model",
     "byte_piece",
 ]
+
+# Bounds on what a model file may ask the encoder to build (its tables grow with the text of all pieces).
+# sentencepiece's trainer caps pieces at 16 characters by default (512 at most); real vocabularies hold a few
+# MB of piece text. Larger is refused rather than allocated.
+MAX_PIECE_BYTES = 4096
+MAX_TOTAL_PIECE_BYTES = 32 << 20
 
 # The model types of TrainerSpec.ModelType, by number.
 _MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
@@ -118,7 +126,13 @@ def load_sentencepiece_model(data: bytes, *, what: str = "sentencepiece model") 
     scores: list[float] = []
     types: list[PieceType] = []
     seen: set[str] = set()
+    total_bytes = 0
     for index, entry in enumerate(proto.pieces):
+        if len(entry.piece) > MAX_PIECE_BYTES:
+            raise ModelFormatError(f"{what}: piece {index} is {len(entry.piece)} bytes long; tokend accepts up to {MAX_PIECE_BYTES}")
+        total_bytes += len(entry.piece)
+        if total_bytes > MAX_TOTAL_PIECE_BYTES:
+            raise ModelFormatError(f"{what}: its pieces hold more than {MAX_TOTAL_PIECE_BYTES >> 20} MiB of text; not a vocabulary tokend loads")
         piece = _utf8(entry.piece, what=f"piece {index} of {what}")
         if not piece:
             raise ModelFormatError(f"{what}: piece {index} is empty (sentencepiece refuses this too)")

@@ -29,6 +29,7 @@ A streaming decoder must therefore hold back the undecodable tail of a byte run 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import groupby
 
 from .model_file import PieceType, SentencePieceModel
 from .normalizer import WHITESPACE_MARK, decode_utf8_char
@@ -63,6 +64,10 @@ class SurfaceTable:
             leading_mark.append(kinds[-1] == _TEXT and data.startswith(WHITESPACE_MARK))
         self.kinds = kinds
         self.surfaces = surfaces  # id -> bytes at a position past the start of the text
+        # Byte pieces of bytes 0x80-0xFF: only these can form or break a multi-byte character. An ASCII byte
+        # piece (Llama's <0x0A> for every newline) decodes to its character wherever it stands, and ends a byte
+        # run without changing how the bytes around it decode, so it can be joined like text.
+        self.high_byte_ids = frozenset(i for i, (kind, s) in enumerate(zip(kinds, surfaces)) if kind == _BYTE and s[0] >= 0x80)
         self.leading_mark = leading_mark
         spec = model.normalizer
         self.strips_leading_mark = spec.add_dummy_prefix or spec.remove_extra_whitespaces
@@ -84,8 +89,14 @@ class SurfaceDecoder:
     def feed(self, ids: Iterable[int]) -> list[bytes]:
         table = self._table
         kinds, surfaces = table.kinds, table.surfaces
+        if not self._at_start:  # past the start every surface is the token's own: no state left to track
+            return list(map(surfaces.__getitem__, ids))
         out: list[bytes] = []
-        for token in ids:
+        ids = list(ids)
+        for index, token in enumerate(ids):
+            if not self._at_start:
+                out += map(surfaces.__getitem__, ids[index:])
+                break
             kind = kinds[token]
             surface = surfaces[token]
             if kind == _BYTE:
@@ -134,22 +145,15 @@ def decode_text(table: SurfaceTable, ids: Iterable[int], errors: str = "replace"
     """The text of `ids` exactly as `SentencePieceProcessor.decode` (with `errors="replace"`) gives it."""
     ids = list(ids)
     surfaces = SurfaceDecoder(table).feed(ids)
-    kinds = table.kinds
+    byte_ids = table.high_byte_ids
+    if byte_ids.isdisjoint(ids):  # every surface is whole UTF-8 text
+        return b"".join(surfaces).decode("utf-8")
     parts: list[str] = []
-    run = bytearray()
-    offset = 0  # bytes of surface before the current run (for error positions)
-    for token, surface in zip(ids, surfaces):
-        if kinds[token] == _BYTE:
-            run += surface
-            continue
-        if run:
-            parts.append(_decode_run(bytes(run), errors, offset))
-            offset += len(run)
-            run.clear()
-        parts.append(surface.decode("utf-8"))
-        offset += len(surface)
-    if run:
-        parts.append(_decode_run(bytes(run), errors, offset))
+    offset = 0  # bytes of surface before the current group (for error positions)
+    for is_byte_run, group in groupby(zip(ids, surfaces), key=lambda pair: pair[0] in byte_ids):
+        data = b"".join(surface for _, surface in group)
+        parts.append(_decode_run(data, errors, offset) if is_byte_run else data.decode("utf-8"))
+        offset += len(data)
     return "".join(parts)
 
 
