@@ -133,3 +133,21 @@ def test_a_megabyte_without_boundaries_is_linear_ish(text):
     elapsed = time.perf_counter() - started
     assert 0 < count <= len(text) + 1
     assert elapsed < 5.0, f"{elapsed:.2f} s for a 1 MB text (guard: 5 s; sentencepiece takes ~0.3-0.5 s)"
+
+
+def test_threads_share_one_encoding():
+    """The core releases the GIL while it normalizes a big str and merges a long segment, and yields it while
+    scanning: several threads on one encoding (one piece cache) still get sentencepiece's ids."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    enc = SentencePieceEncoding.from_model_file("shared", model_bytes("mistral_v1"))
+    sp = oracle("mistral_v1")
+    texts = [
+        "word salad " * 9_000,  # ~100 KB: normalized without the GIL, scanned in windows
+        "x" * 40_000,  # one long segment: merged without the GIL
+        "Hello world, 12345 😀 héllo",
+        "中文" * 5_000,
+    ] * 3
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(enc.encode_ordinary, texts))
+    assert results == [sp.encode(text) for text in texts]
