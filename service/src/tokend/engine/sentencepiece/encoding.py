@@ -57,9 +57,8 @@ from ..piece_cache import DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from ..special_tokens import resolve_policy, special_token_regex
 from ._native import SentencePieceCore
 from .model_file import PieceType, SentencePieceModel, load_sentencepiece_model
-from .normalizer import decode_utf8_char
 from .reference import ReferenceEncoder
-from .surface import SurfaceDecoder, SurfaceTable, decode_text
+from .surface import SurfaceDecoder, SurfaceTable, character_offsets, decode_text
 
 __all__ = ["SentencePieceEncoding", "ALGORITHM"]
 
@@ -279,30 +278,7 @@ class SentencePieceEncoding:
     def decode_with_offsets(self, tokens: Sequence[int]) -> tuple[str, list[int]]:
         """The text (as `decode`) and, per token, the index of the first character holding its bytes."""
         token_bytes = self.decode_tokens_bytes(tokens)
-        kinds = self._surfaces.kinds
-        byte_kind = 2  # surface.py's kind of BYTE pieces
-        offsets: list[int] = [0] * len(token_bytes)
-        characters = 0
-        index = 0
-        while index < len(token_bytes):
-            if kinds[tokens[index]] != byte_kind:
-                offsets[index] = characters
-                characters += len(token_bytes[index].decode("utf-8"))
-                index += 1
-                continue
-            end = index
-            while end < len(token_bytes) and kinds[tokens[end]] == byte_kind:
-                end += 1
-            run = b"".join(token_bytes[index:end])  # one byte per token
-            pos = 0
-            while pos < len(run):
-                valid, length = decode_utf8_char(run, pos)
-                for k in range(index + pos, index + pos + length):
-                    offsets[k] = characters
-                characters += 1
-                pos += length
-            index = end
-        return self.decode(tokens), offsets
+        return self.decode(tokens), character_offsets(self._surfaces, tokens, token_bytes)
 
     def decode_batch(self, batch: Sequence[Sequence[int]], *, errors: str = "replace", num_threads: int = 8) -> list[str]:
         """`decode` of each item; an unknown id raises with `.item` = its index."""

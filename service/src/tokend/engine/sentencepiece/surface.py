@@ -34,7 +34,7 @@ from itertools import groupby
 from .model_file import PieceType, SentencePieceModel
 from .normalizer import WHITESPACE_MARK, decode_utf8_char
 
-__all__ = ["SurfaceDecoder", "SurfaceTable", "decode_text", "decode_utf8"]
+__all__ = ["SurfaceDecoder", "SurfaceTable", "character_offsets", "decode_text", "decode_utf8"]
 
 _CONTROL, _UNKNOWN, _BYTE, _TEXT = 0, 1, 2, 3
 
@@ -163,3 +163,29 @@ def _decode_run(run: bytes, errors: str, offset: int) -> str:
     except UnicodeDecodeError as error:
         raise UnicodeDecodeError("utf-8", error.object, error.start, error.end, f"{error.reason} (at byte "
                                  f"{offset + error.start} of the decoded bytes)") from None
+
+
+def character_offsets(table: SurfaceTable, ids: list[int], surfaces: list[bytes]) -> list[int]:
+    """Per token, the index in `decode_text(ids)` of the first character holding its bytes (a token with no bytes:
+    where the next character starts). The bytes of a character split over byte pieces share its index."""
+    kinds = table.kinds
+    offsets = [0] * len(surfaces)
+    characters = index = 0
+    while index < len(surfaces):
+        if kinds[ids[index]] != _BYTE:
+            offsets[index] = characters
+            characters += len(surfaces[index].decode("utf-8"))
+            index += 1
+            continue
+        end = index
+        while end < len(surfaces) and kinds[ids[end]] == _BYTE:
+            end += 1
+        run = b"".join(surfaces[index:end])  # one byte per token
+        pos = 0
+        while pos < len(run):  # sentencepiece's decoder: one character per valid sequence or invalid byte
+            _, length = decode_utf8_char(run, pos)
+            offsets[index + pos : index + pos + length] = [characters] * length
+            characters += 1
+            pos += length
+        index = end
+    return offsets
