@@ -3,7 +3,7 @@
  *   core = SentencePieceCore(pieces, scores, types, charsmap=b"", add_dummy_prefix=True,
  *                            remove_extra_whitespaces=True, escape_whitespaces=True,
  *                            treat_whitespace_as_suffix=False, byte_fallback=False,
- *                            cache_capacity=65536, max_cached_piece_bytes=128, hash_seed=seed)
+ *                            cache_capacity=16384, max_cached_piece_bytes=128, hash_seed=seed)
  *   core.encode("Hello world")      -> [15043, 3186]   normalize + BPE + byte fallback, as sentencepiece
  *   core.count("Hello world")       -> 2               the same without building a list
  *   core.encode_bytes(b"...")       -> ids of raw bytes (malformed UTF-8 becomes U+FFFD, as sentencepiece)
@@ -12,13 +12,13 @@
  *
  * How a text is encoded: the normalizer writes the whole normalized text; a scan cuts it into symbols (the
  * longest user-defined piece, else one character) and into *segments* wherever no piece can span the
- * boundary between two symbols (the per-character flags of sp_vocab.c: a character that never precedes
- * another inside a piece, one that never follows another, or a whitespace mark no piece puts next to that
- * character). No merge can cross such a boundary, and merges on either side never compete for a symbol, so
- * running the merge loop per segment picks, within each segment, exactly the merges that the loop over the
- * whole sentence picks (the order between segments does not matter). Each segment is looked up in the piece
- * cache (segment bytes -> ids) and merged (sp_bpe.c) only on a miss. A user-defined piece is a segment of its
- * own and is never merged.
+ * boundary between two symbols: the two characters are adjacent inside no piece (sp_adjacent_in_a_piece:
+ * per-character flags, an exact ASCII table, a filter elsewhere). No merge can cross such a boundary, and
+ * merges on either side never compete for a symbol, so running the merge loop per segment picks, within each
+ * segment, exactly the merges the loop over the whole sentence picks (the order between segments does not
+ * matter). Segments of four symbols or more are looked up in the piece cache (segment bytes -> ids) and
+ * merged (sp_bpe.c) only on a miss; shorter ones are merged directly. A user-defined piece is a segment of
+ * its own and is never merged.
  *
  * Declined (the Python class uses its reference encoder instead): a model with an UNUSED piece of two or more
  * characters. sentencepiece splits such a piece again using the pair last pushed for it anywhere in the

@@ -1,7 +1,7 @@
 """`SentencePieceEncoding`: SentencePiece BPE (Llama 2, Mistral 7B, `spm_train --model_type=bpe`) with the
 engine's tiktoken-shaped API and sentencepiece's exact ids.
 
->>> enc = SentencePieceEncoding.from_model_file("mistral", model_bytes)   # doctest: +SKIP
+>>> enc = SentencePieceEncoding.from_model_file("mistral", model_bytes)   # Mistral 7B instruct v3's  # doctest: +SKIP
 >>> enc.encode("Hello world")            # == SentencePieceProcessor.encode: no BOS/EOS   # doctest: +SKIP
 [23325, 2294]
 >>> enc.decode([1, 23325, 2294])         # == SentencePieceProcessor.decode: <s> is invisible  # doctest: +SKIP
@@ -65,8 +65,9 @@ __all__ = ["SentencePieceEncoding", "ALGORITHM"]
 ALGORITHM = "sentencepiece-bpe"
 # Entries per cache generation (2.9 MB in all, piece_cache.py). Smaller than the byte-level default (65,536):
 # measured on Mistral 7B's model, steady state on text unlike the warm-up, MB/s for capacity 0 / 4,096 /
-# 16,384 / 65,536: English 22 / 32 / 37 / 35, code 23 / 30 / 35 / 33, multilingual 29 / 34 / 32 / 29 — a big
-# cache's misses cost more here (it evicts the pair table from L2) than its extra hits save.
+# 16,384 / 65,536 in one run: English 22 / 32 / 37 / 35, code 23 / 30 / 35 / 33, multilingual 29 / 34 / 32 / 29
+# (runs on this shared machine vary by +-30 %). A bigger cache gains few hits and probably pushes the pair
+# table out of L2 (2 MB per core here).
 DEFAULT_CAPACITY = 16_384
 _EMPTY: frozenset[str] = frozenset()
 _SUBSTRING_PRECHECK_LIMIT = 16
