@@ -8,8 +8,11 @@
  * - long segments: a heap of candidate pairs over a linked list with lazy deletion, O(n log n), so a 1 MB
  *   run of text with no boundary costs a fraction of a second. An entry is current iff both symbols are
  *   still adjacent and still carry the ids they had when it was pushed (sentencepiece checks the sizes).
- * The Python reference (tokend/engine/sentencepiece/reference.py) is sentencepiece's heap loop itself; the
- * tests hold this file to it and to sentencepiece. */
+ * The heap version pushes candidates in sentencepiece's order (every bigram left to right, then after each
+ * merge the pair with the left neighbour, then with the right one), so for a whole sentence it also reproduces
+ * which pair was last offered for each UNUSED piece (sp_bpe_merge_sentence). The Python reference
+ * (tokend/engine/sentencepiece/reference.py) is sentencepiece's heap loop itself; the tests hold this file to
+ * it and to sentencepiece. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,15 +111,18 @@ static candidate pop(agenda *h) {
     return top;
 }
 
-static int offer(const sp_vocab *vocab, agenda *h, const uint32_t *ids, uint32_t left, uint32_t right) {
+/* Pushes the pair (left, right) when it forms a piece, as sentencepiece's MaybeAddNewSymbolPair; with `rev`,
+ * also records it as the last pair offered for an UNUSED piece (sentencepiece's rev_merge). */
+static int offer(const sp_vocab *vocab, agenda *h, const uint32_t *ids, uint32_t left, uint32_t right, uint64_t *rev) {
     uint32_t merged = sp_pair(vocab, ids[left], ids[right]);
     if (merged == SP_NONE) return 0;
+    if (rev && vocab->types[merged] == SP_UNUSED) rev[vocab->unused_slot[merged]] = (uint64_t)ids[left] << 32 | ids[right];
     return push(h, (candidate){vocab->scores[merged], left, right, ids[left], ids[right], merged});
 }
 
 #define DEAD UINT32_MAX
 
-static ptrdiff_t merge_long(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
+static ptrdiff_t merge_long(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep, uint64_t *rev) {
     uint32_t *next = malloc(n * sizeof *next), *prev = malloc(n * sizeof *prev);
     agenda h = {0};
     ptrdiff_t result = -1;
@@ -126,7 +132,7 @@ static ptrdiff_t merge_long(const sp_vocab *vocab, uint32_t *ids, size_t n, uint
         prev[i] = i ? (uint32_t)(i - 1) : DEAD;
     }
     for (size_t i = 0; i + 1 < n; i++)
-        if (offer(vocab, &h, ids, (uint32_t)i, (uint32_t)(i + 1)) < 0) goto done;
+        if (offer(vocab, &h, ids, (uint32_t)i, (uint32_t)(i + 1), rev) < 0) goto done;
     while (h.size) {
         candidate top = pop(&h);
         uint32_t left = top.left, right = top.right;
@@ -137,8 +143,8 @@ static ptrdiff_t merge_long(const sp_vocab *vocab, uint32_t *ids, size_t n, uint
         if (next[right] != DEAD) prev[next[right]] = left;
         prev[right] = DEAD; /* absorbed */
         next[right] = DEAD;
-        if (prev[left] != DEAD && offer(vocab, &h, ids, prev[left], left) < 0) goto done;
-        if (next[left] != DEAD && offer(vocab, &h, ids, left, next[left]) < 0) goto done;
+        if (prev[left] != DEAD && offer(vocab, &h, ids, prev[left], left, rev) < 0) goto done;
+        if (next[left] != DEAD && offer(vocab, &h, ids, left, next[left], rev) < 0) goto done;
     }
     size_t m = 0;
     for (uint32_t i = 0; i != DEAD; i = next[i]) {
@@ -156,5 +162,10 @@ done:
 ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
     if (n == 0) return 0;
     if (n <= SP_SHORT_SEGMENT) return merge_short(vocab, ids, n, keep);
-    return merge_long(vocab, ids, n, keep);
+    return merge_long(vocab, ids, n, keep, NULL);
+}
+
+ptrdiff_t sp_bpe_merge_sentence(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep, uint64_t *rev) {
+    if (n == 0) return 0;
+    return merge_long(vocab, ids, n, keep, rev);
 }

@@ -20,9 +20,9 @@
  * merged (sp_bpe.c) only on a miss; shorter ones are merged directly. A user-defined piece is a segment of
  * its own and is never merged.
  *
- * Declined (the Python class uses its reference encoder instead): a model with an UNUSED piece of two or more
- * characters. sentencepiece splits such a piece again using the pair last pushed for it anywhere in the
- * sentence (a whole-sentence quirk the segments cannot reproduce).
+ * Models with an UNUSED piece of two or more characters take another path (encode_sentence): sentencepiece
+ * splits such a piece again using the pair last offered for it anywhere in the sentence, a whole-sentence rule
+ * that segments cannot reproduce, so the whole normalized sentence is merged at once, without the cache.
  *
  * Threads: everything touching the cache runs with the GIL held; the normalization of a big str and the merge
  * of a long segment run without it (they read only the immutable tables, the immutable str and their own
@@ -235,6 +235,85 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
     return status;
 }
 
+/* Emits the piece `id` covering text[start:end], splitting an UNUSED piece again into the pair last offered for
+ * it (sentencepiece's resegment), recursively; a symbol that is not a piece is an unknown character. */
+static int resegment(SentencePieceCore *self, Sink *sink, const uint64_t *rev, uint32_t id, const uint8_t *text,
+                     size_t start, size_t end) {
+    const sp_vocab *vocab = &self->vocab;
+    if (id < vocab->n_pieces && vocab->types[id] == SP_UNUSED && rev[vocab->unused_slot[id]] != UINT64_MAX) {
+        uint32_t left = (uint32_t)(rev[vocab->unused_slot[id]] >> 32), right = (uint32_t)rev[vocab->unused_slot[id]];
+        size_t left_len = left < vocab->n_pieces ? vocab->piece_lens[left] : sp_one_char_len(text[start]);
+        if (left_len > end - start) left_len = end - start;
+        if (resegment(self, sink, rev, left, text, start, start + left_len) < 0) return -1;
+        return resegment(self, sink, rev, right, text, start + left_len, end);
+    }
+    uint32_t out[4];
+    if (id >= vocab->n_pieces && vocab->byte_fallback && end - start > 4) { /* not from valid text; stay in bounds */
+        for (size_t i = start; i < end; i++)
+            if (sink_put(vocab, sink, &vocab->byte_ids[text[i]], 1) < 0) return -1;
+        return 0;
+    }
+    return sink_put(vocab, sink, out, symbol_ids(vocab, id, text + start, end - start, out));
+}
+
+/* Models with UNUSED pieces of two or more characters: the whole normalized sentence is one merge problem, as
+ * in sentencepiece (no segments, no cache), so the re-splitting of UNUSED pieces sees every offered pair. */
+static int encode_sentence(SentencePieceCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    const sp_vocab *vocab = &self->vocab;
+    Segment segment = {0}; /* ids: pairing ids; out: the fixed id of a user-defined symbol (else SP_NONE) */
+    uint64_t *rev = NULL;
+    int status = -1;
+    size_t n = 0;
+    for (size_t pos = 0; pos < len; n++) {
+        if (segment_reserve(&segment, n + 1) < 0) goto done;
+        uint32_t piece_id = SP_NONE;
+        size_t step = 0;
+        if (vocab->user_defined.root[text[pos]] != SP_NONE)
+            step = sp_trie_longest(&vocab->user_defined, text + pos, len - pos, &piece_id);
+        if (step) { /* frozen: never pairs */
+            segment.ids[n] = SP_NONE;
+            segment.out[n] = piece_id;
+        } else {
+            step = sp_one_char_len(text[pos]);
+            if (step > len - pos) step = len - pos;
+            segment.ids[n] = sp_char_id(vocab, text + pos, step);
+            segment.out[n] = SP_NONE;
+        }
+        segment.starts[n] = (uint32_t)pos;
+        pos += step;
+    }
+    rev = malloc((vocab->n_unused ? vocab->n_unused : 1) * sizeof *rev);
+    if (!rev) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(rev, 0xFF, (vocab->n_unused ? vocab->n_unused : 1) * sizeof *rev);
+    ptrdiff_t m;
+    if (n >= SP_RELEASE_GIL_SYMBOLS) {
+        Py_BEGIN_ALLOW_THREADS
+        m = sp_bpe_merge_sentence(vocab, segment.ids, n, segment.keep, rev);
+        Py_END_ALLOW_THREADS
+    } else {
+        m = sp_bpe_merge_sentence(vocab, segment.ids, n, segment.keep, rev);
+    }
+    if (m < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (ptrdiff_t j = 0; j < m; j++) {
+        uint32_t first = segment.keep[j];
+        size_t start = segment.starts[first], end = j + 1 < m ? segment.starts[segment.keep[j + 1]] : len;
+        int failed = segment.out[first] != SP_NONE ? sink_put(vocab, sink, &segment.out[first], 1)
+                                                   : resegment(self, sink, rev, segment.ids[j], text, start, end);
+        if (failed < 0) goto done;
+    }
+    status = 0;
+done:
+    free(rev);
+    segment_free(&segment);
+    return status;
+}
+
 static PyObject *ids_to_list(SentencePieceCore *self, const Sink *sink) {
     PyObject *list = PyList_New((Py_ssize_t)sink->len);
     if (!list) return NULL;
@@ -285,8 +364,10 @@ static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, i
     Sink sink = {0};
     sink.counting = counting;
     PyObject *result = NULL;
+    int (*encode)(SentencePieceCore *, Sink *, const uint8_t *, size_t) =
+        self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
     if (normalize_into(self, text, len, immutable_str, &normalized) == 0 &&
-        encode_normalized(self, &sink, normalized.data, normalized.len) == 0)
+        encode(self, &sink, normalized.data, normalized.len) == 0)
         result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
     PyMem_Free(sink.ids);
     sp_bytes_free(&normalized);
@@ -466,7 +547,7 @@ static PyMethodDef SentencePieceCore_methods[] = {
 
 static PyGetSetDef SentencePieceCore_getset[] = {
     {"has_unused_merges", (getter)SentencePieceCore_has_unused_merges, NULL,
-     "an UNUSED piece of two or more characters exists (the core's ids would not be sentencepiece's)", NULL},
+     "an UNUSED piece of two or more characters exists (whole sentences are merged at once, without the cache)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -121,6 +121,9 @@ typedef struct {
     uint32_t unk_id;
     uint32_t ws_id;        /* symbol id of the whitespace mark (▁, or " " without escaping), SP_NONE if unknown */
     int has_unused_merges; /* an UNUSED piece of two or more characters exists: see sp_module.c */
+    uint32_t *unused_slot; /* piece id -> index among the UNUSED pieces (SP_NONE for other types) */
+    uint32_t n_unused;
+    uint32_t *piece_lens;  /* piece id -> its length in bytes */
 } sp_vocab;
 
 /* pieces[i] (lens[i] bytes, valid UTF-8, unique, non-empty) with types[i] and scores[i]. 0, -1 out of memory,
@@ -204,5 +207,10 @@ static inline int sp_adjacent_in_a_piece(const sp_vocab *vocab, uint32_t a, uint
  * indices to keep[] (so a symbol that was never merged can be found in the text again); returns how many
  * survive, or -1 when out of memory. ids[k] becomes the id of the symbol that starts at initial index k. */
 ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep);
+
+/* The same rule over a whole sentence, recording what sentencepiece needs to split UNUSED pieces again: for each
+ * UNUSED piece, rev[unused_slot[piece]] = left id << 32 | right id of the pair *last offered* for it (the caller
+ * fills rev with UINT64_MAX). Ids that must never pair (user-defined pieces) are passed as SP_NONE. */
+ptrdiff_t sp_bpe_merge_sentence(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep, uint64_t *rev);
 
 #endif

@@ -113,7 +113,13 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
     for (int b = 0; b < 256; b++) vocab->byte_ids[b] = SP_NONE;
     vocab->scores = malloc((n_pieces ? n_pieces : 1) * sizeof *vocab->scores);
     vocab->types = malloc(n_pieces ? n_pieces : 1);
-    if (!vocab->scores || !vocab->types) return -1;
+    vocab->unused_slot = malloc((n_pieces ? n_pieces : 1) * sizeof *vocab->unused_slot);
+    vocab->piece_lens = malloc((n_pieces ? n_pieces : 1) * sizeof *vocab->piece_lens);
+    if (!vocab->scores || !vocab->types || !vocab->unused_slot || !vocab->piece_lens) return -1;
+    for (uint32_t id = 0; id < n_pieces; id++) {
+        vocab->unused_slot[id] = types[id] == SP_UNUSED ? vocab->n_unused++ : SP_NONE;
+        vocab->piece_lens[id] = (uint32_t)lens[id];
+    }
     memcpy(vocab->scores, scores, n_pieces * sizeof *scores);
     memcpy(vocab->types, types, n_pieces);
 
@@ -247,6 +253,8 @@ void sp_vocab_free(sp_vocab *vocab) {
     free(vocab->types);
     free(vocab->flags);
     free(vocab->three_byte_ids);
+    free(vocab->unused_slot);
+    free(vocab->piece_lens);
     free(vocab->pairs);
     free(vocab->pair_filter);
     free(vocab->bigram_filter);

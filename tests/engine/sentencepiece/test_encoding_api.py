@@ -115,19 +115,29 @@ def test_piece_cache_counts_hits():
     assert disabled.piece_cache_stats().hits == 0
 
 
-def test_models_with_unused_merges_use_the_reference_encoder():
-    assert ours("unused").native is False
-    assert ours("llama2_like").native is True
-    assert any(t == PieceType.UNUSED for t in ours("unused").model.types)
+def test_models_with_unused_merges_are_merged_a_sentence_at_a_time():
+    enc = ours("unused")
+    assert enc._core.has_unused_merges and not ours("llama2_like")._core.has_unused_merges
+    assert any(t == PieceType.UNUSED for t in enc.model.types)
+    text = "the cat sat on the mat, the end " * 50
+    assert enc.encode_ordinary(text) == oracle("unused").encode(text)
+    assert enc.piece_cache_stats().hits == 0  # whole sentences: nothing for the cache to hold
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["a" * 1_000_000, "ab" * 500_000, " " * 1_000_000, "7" * 1_000_000, "\u2581" * 333_333],
-    ids=["a", "ab", "spaces", "digits", "marks"],
+    "name, text",
+    [
+        ("mistral_v1", "a" * 1_000_000),
+        ("mistral_v1", "ab" * 500_000),
+        ("mistral_v1", " " * 1_000_000),
+        ("mistral_v1", "7" * 1_000_000),
+        ("mistral_v1", "\u2581" * 333_333),
+        ("unused", "the cat " * 125_000),  # merged as one sentence: no segments, no cache
+    ],
+    ids=["a", "ab", "spaces", "digits", "marks", "whole-sentence"],
 )
-def test_a_megabyte_without_boundaries_is_linear_ish(text):
-    enc = ours("mistral_v1")
+def test_a_megabyte_without_boundaries_is_linear_ish(name, text):
+    enc = ours(name)
     started = time.perf_counter()
     count = enc.count_ordinary(text)
     elapsed = time.perf_counter() - started

@@ -14,7 +14,7 @@ normalizer (identity or a precompiled charsmap such as nmt_nfkc; dummy prefix; e
 user-defined pieces matched longest-first and never merged, merges by piece score (leftmost on ties), UNUSED
 pieces split again, byte fallback (`<0xNN>`) else one `<unk>` per run of unknown characters. The hot path is
 the native core (`_native.SentencePieceCore`, service/native/sp_*.c) with a piece cache; `reference.py` is
-the same algorithm in Python, used for models the core declines (an UNUSED piece of two or more characters).
+the same algorithm in Python (`native=False`, for tests).
 
 Special tokens (tiktoken's policy: the default refuses them in text):
 - `special_tokens` are the CONTROL pieces (`<s>`, `</s>`, Mistral's `[INST]`, ...) and the UNKNOWN piece
@@ -84,7 +84,7 @@ class SentencePieceEncoding:
 
     `piece_cache_capacity` bounds the native core's piece cache (see piece_cache.py; 0 disables it; the
     cached unit is a segment of the normalized text, see sp_module.c).
-    `native=False` forces the Python reference encoder (tests; slow).
+    `native=False` uses the Python reference encoder instead of the native core (tests; slow).
     """
 
     algorithm = ALGORITHM
@@ -128,9 +128,8 @@ class SentencePieceEncoding:
             )
         except (TypeError, ValueError) as error:
             raise ModelFormatError(f"sentencepiece model {name!r}: {error}") from None
-        # The core declines models whose UNUSED pieces need sentencepiece's whole-sentence re-splitting.
-        self.native = native and not self._core.has_unused_merges
-        if self.native:
+        self.native = native
+        if native:
             self._encode_text, self._count_text = self._core.encode, self._core.count
             self._encode_raw = self._core.encode_bytes
         else:

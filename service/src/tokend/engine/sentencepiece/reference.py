@@ -20,8 +20,8 @@ sentencepiece_processor.cc's `PopulateSentencePieceText` turned into ids:
    pieces with byte fallback, else `<unk>`; consecutive `<unk>` become one.
 
 The whole normalized sentence is one BPE problem here (as in sentencepiece); the native core splits it at
-boundaries no piece can span, which gives the same ids (see sp_encoder.c). This module is slow (a heap
-operation per merge in Python): tests and models the native core declines use it.
+boundaries no piece can span, which gives the same ids (see sp_module.c), except for models with UNUSED
+pieces, which it merges whole as well. This module is slow (a heap operation per merge in Python): tests use it.
 """
 
 from __future__ import annotations
