@@ -46,6 +46,9 @@ def test_import_the_tokenizer_of_a_gguf_file(tmp_path):
     assert json.loads(ok("encode", "-m", "llama2", "--registry", registry, "--json", "--text", text)) == want
     error = fails(1, "registry", "import", str(gpt2_gguf(tmp_path)), "--name", "gpt2", "--registry", registry)
     assert "tokenizer.ggml.model is 'gpt2'" in error
+    mismatch = fails(1, "registry", "import", str(gguf_file("ggml-vocab-llama-spm.gguf")), "--name", "llama2b",
+                     "--registry", registry, "--expected-sha256", "0" * 64)
+    assert "0" * 64 in mismatch and "ggml-vocab-llama-spm.gguf" in mismatch
     usage = fails(2, "registry", "import", str(gguf_file("ggml-vocab-llama-spm.gguf")), "--name", "x", "--registry",
                   registry, "--pattern", "gpt4")
     assert "do not apply to gguf files" in usage

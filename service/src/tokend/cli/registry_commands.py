@@ -213,6 +213,9 @@ def run_import(args: argparse.Namespace) -> int:
     from tokend.registry.atomic_files import sha256_hex
 
     path = Path(args.file)
+    with path.open("rb") as file:
+        if args.format == "gguf" or (args.format is None and file.read(4) == b"GGUF"):
+            return _import_model_file(args, path, "gguf")  # model files run to gigabytes: never read whole
     stored = path.read_bytes()
     compression = "gzip" if stored.startswith(_GZIP_MAGIC) else "none"
     try:
@@ -220,8 +223,8 @@ def run_import(args: argparse.Namespace) -> int:
     except (OSError, EOFError) as error:
         raise UsageError(f"{path} looks gzip-compressed but does not decompress: {error}") from None
     source_format = args.format or _detect_format(path, head)
-    if source_format in ("sentencepiece", "gguf"):
-        return _import_sentencepiece_or_gguf(args, path, stored, source_format)
+    if source_format == "sentencepiece":
+        return _import_model_file(args, path, source_format)
     payload_format = {"tiktoken": "tiktoken_ranks", "minbpe": "minbpe_model"}[source_format]
     pattern = resolve_pattern(args.pattern) if args.pattern else None
     if args.special and any("=" not in value for value in args.special):
@@ -268,37 +271,42 @@ def run_import(args: argparse.Namespace) -> int:
 def _detect_format(path: Path, head: bytes) -> str:
     if head.startswith(b"minbpe v"):
         return "minbpe"
-    if head.startswith(b"GGUF"):
-        return "gguf"
     if path.name.removesuffix(".gz").endswith(".model"):
         return "sentencepiece"  # a binary ModelProto (minbpe models start with their version line)
     return "tiktoken"
 
 
-def _import_sentencepiece_or_gguf(args: argparse.Namespace, path: Path, stored: bytes, source_format: str) -> int:
-    """A sentencepiece .model is published as it is; a GGUF file's tokenizer is converted first."""
+def _import_model_file(args: argparse.Namespace, path: Path, source_format: str) -> int:
+    """A sentencepiece .model is published as it is; a GGUF file's tokenizer is converted first (the file is
+    hashed in chunks and its metadata read in place)."""
+    import hashlib
+
     from tokend.cli.main import tokend_version
-    from tokend.registry.atomic_files import sha256_hex
+    from tokend.errors import ChecksumMismatchError
 
     if args.pattern or args.special or args.like:
         raise UsageError(f"--pattern, --special and --like do not apply to {source_format} files: the model defines them")
     settings: dict[str, Any] = {"format": source_format}
-    payload, expected = stored, args.expected_sha256
+    expected = args.expected_sha256
     if source_format == "gguf":
-        if expected is not None and sha256_hex(stored) != expected:
-            from tokend.errors import ChecksumMismatchError
-
-            raise ChecksumMismatchError(expected=expected, actual=sha256_hex(stored), what=str(path))
-        expected = None  # checked against the file; the payload is what the conversion makes of it
         from tokend.registry.gguf_import import import_gguf_tokenizer
 
+        digest = hashlib.sha256()
+        with path.open("rb") as file:
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                digest.update(chunk)
+        source_sha256 = digest.hexdigest()
+        if expected is not None and source_sha256 != expected:
+            raise ChecksumMismatchError(expected=expected, actual=source_sha256, what=str(path))
+        expected = None  # checked against the file; the payload is what the conversion makes of it
         imported = import_gguf_tokenizer(path)
         payload_format, payload = imported.payload_format, imported.payload
         settings.update(imported.settings)
     else:
-        if stored.startswith(_GZIP_MAGIC):
+        payload = path.read_bytes()
+        if payload.startswith(_GZIP_MAGIC):
             raise UsageError(f"{path} is gzip-compressed: decompress the sentencepiece model first")
-        payload_format = "sentencepiece_model"
+        payload_format, source_sha256 = "sentencepiece_model", hashlib.sha256(payload).hexdigest()
     registry = _open(args, create=True)
     manifest = registry.publish(
         args.name,
@@ -312,7 +320,7 @@ def _import_sentencepiece_or_gguf(args: argparse.Namespace, path: Path, stored: 
             "command": shlex.join(["tokend", *getattr(args, "argv", [])]),
             "tool": f"tokend {tokend_version()}",
             "source": path.name,
-            "source_sha256": sha256_hex(stored),
+            "source_sha256": source_sha256,
             "source_url": args.source_url,
             "settings": settings,
         },
