@@ -1,7 +1,8 @@
 /* sentencepiece's merge rule (bpe_model.cc, SampleEncode without dropout) over one segment of symbols:
  * repeatedly merge the adjacent pair whose concatenation is the piece with the highest score, the leftmost
  * such pair on ties (sentencepiece's agenda orders equal scores by the smaller left index); stop when no
- * adjacent pair forms a piece. Scores are compared as the model's 32-bit floats, as sentencepiece does.
+ * adjacent pair forms a piece. Scores are compared as sentencepiece 0.2.3 compares them: by their 32-bit
+ * patterns, which is the float order with -0.0 below +0.0 (sp_vocab.c's score keys).
  *
  * Two implementations of the same rule, as in bpe_merge.c:
  * - short segments (nearly all: a word and its leading ▁): an array scan per merge, O(n^2), no allocation;
@@ -20,24 +21,24 @@
 
 #define SP_SHORT_SEGMENT 64
 
-/* The pair at k as (merged piece, its score); no pair: SP_NONE with score -inf, never chosen first. */
-static inline void set_pair(const sp_vocab *vocab, const uint32_t *ids, size_t k, uint32_t *pair, float *score) {
+/* The pair at k as (merged piece, its score key); no pair: SP_NONE with key 0, never chosen. */
+static inline void set_pair(const sp_vocab *vocab, const uint32_t *ids, size_t k, uint32_t *pair, uint32_t *score) {
     uint32_t merged = sp_pair(vocab, ids[k], ids[k + 1]);
     pair[k] = merged;
-    score[k] = merged == SP_NONE ? -__builtin_inff() : vocab->scores[merged];
+    score[k] = merged == SP_NONE ? 0 : vocab->score_keys[merged];
 }
 
 static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
     uint32_t pair[SP_SHORT_SEGMENT];
-    float score[SP_SHORT_SEGMENT];
+    uint32_t score[SP_SHORT_SEGMENT];
     size_t m = n;
     for (size_t k = 0; k < m; k++) keep[k] = (uint32_t)k;
     for (size_t k = 0; k + 1 < m; k++) set_pair(vocab, ids, k, pair, score);
     for (;;) {
-        /* The leftmost pair with the highest score. A piece may score -inf itself, so the scan compares scores
-         * only among real pairs. */
+        /* The leftmost pair with the highest score. A real pair may have key 0 too (the score -NaN, refused at
+         * load; kept exact anyway by comparing real pairs only). */
         size_t at = SIZE_MAX;
-        float best = 0;
+        uint32_t best = 0;
         for (size_t k = 0; k + 1 < m; k++) {
             if (pair[k] != SP_NONE && (at == SIZE_MAX || score[k] > best)) {
                 best = score[k];
@@ -60,7 +61,7 @@ static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n, uin
 }
 
 typedef struct {
-    float score;
+    uint32_t score;              /* score key (sp_vocab.score_keys) */
     uint32_t left, right;        /* symbol positions */
     uint32_t left_id, right_id;  /* their ids when pushed */
     uint32_t merged;
@@ -117,7 +118,7 @@ static int offer(const sp_vocab *vocab, agenda *h, const uint32_t *ids, uint32_t
     uint32_t merged = sp_pair(vocab, ids[left], ids[right]);
     if (merged == SP_NONE) return 0;
     if (rev && vocab->types[merged] == SP_UNUSED) rev[vocab->unused_slot[merged]] = (uint64_t)ids[left] << 32 | ids[right];
-    return push(h, (candidate){vocab->scores[merged], left, right, ids[left], ids[right], merged});
+    return push(h, (candidate){vocab->score_keys[merged], left, right, ids[left], ids[right], merged});
 }
 
 #define DEAD UINT32_MAX

@@ -39,6 +39,7 @@
 #define SP_YIELD_BYTES 65536
 #define SP_MAX_CACHE_CAPACITY (1 << 24)
 #define SP_UNCACHED_SYMBOLS 3
+#define SP_MAX_RESEGMENT_DEPTH 100
 
 typedef struct {
     PyObject_HEAD
@@ -98,7 +99,8 @@ static int sink_put(const sp_vocab *vocab, Sink *sink, const uint32_t *ids, size
 
 /* The output ids of one final symbol (the bytes [text, text+len) it covers) into out; returns how many. */
 static size_t symbol_ids(const sp_vocab *vocab, uint32_t id, const uint8_t *text, size_t len, uint32_t *out) {
-    if (id < vocab->n_pieces) {
+    /* sentencepiece 0.2.3: an UNUSED piece that is not split again (a single character) counts as unknown. */
+    if (id < vocab->n_pieces && vocab->types[id] != SP_UNUSED) {
         out[0] = id;
         return 1;
     }
@@ -238,14 +240,16 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
 /* Emits the piece `id` covering text[start:end], splitting an UNUSED piece again into the pair last offered for
  * it (sentencepiece's resegment), recursively; a symbol that is not a piece is an unknown character. */
 static int resegment(SentencePieceCore *self, Sink *sink, const uint64_t *rev, uint32_t id, const uint8_t *text,
-                     size_t start, size_t end) {
+                     size_t start, size_t end, int depth) {
     const sp_vocab *vocab = &self->vocab;
+    if (depth > SP_MAX_RESEGMENT_DEPTH && id < vocab->n_pieces) /* sentencepiece's kMaxBpeResegmentDepth */
+        return sink_put(vocab, sink, &id, 1);
     if (id < vocab->n_pieces && vocab->types[id] == SP_UNUSED && rev[vocab->unused_slot[id]] != UINT64_MAX) {
         uint32_t left = (uint32_t)(rev[vocab->unused_slot[id]] >> 32), right = (uint32_t)rev[vocab->unused_slot[id]];
         size_t left_len = left < vocab->n_pieces ? vocab->piece_lens[left] : sp_one_char_len(text[start]);
         if (left_len > end - start) left_len = end - start;
-        if (resegment(self, sink, rev, left, text, start, start + left_len) < 0) return -1;
-        return resegment(self, sink, rev, right, text, start + left_len, end);
+        if (resegment(self, sink, rev, left, text, start, start + left_len, depth + 1) < 0) return -1;
+        return resegment(self, sink, rev, right, text, start + left_len, end, depth + 1);
     }
     uint32_t out[4];
     if (id >= vocab->n_pieces && vocab->byte_fallback && end - start > 4) { /* not from valid text; stay in bounds */
@@ -304,7 +308,7 @@ static int encode_sentence(SentencePieceCore *self, Sink *sink, const uint8_t *t
         uint32_t first = segment.keep[j];
         size_t start = segment.starts[first], end = j + 1 < m ? segment.starts[segment.keep[j + 1]] : len;
         int failed = segment.out[first] != SP_NONE ? sink_put(vocab, sink, &segment.out[first], 1)
-                                                   : resegment(self, sink, rev, segment.ids[j], text, start, end);
+                                                   : resegment(self, sink, rev, segment.ids[j], text, start, end, 0);
         if (failed < 0) goto done;
     }
     status = 0;

@@ -105,6 +105,7 @@ typedef struct {
     uint32_t n_pieces;     /* ids 0..n_pieces-1 are the model's pieces */
     uint32_t n_symbols;    /* ids n_pieces.. are characters that occur inside pieces without being one */
     float *scores;         /* piece id -> score */
+    uint32_t *score_keys;  /* piece id -> its score as an unsigned key in sentencepiece's order (see sp_vocab.c) */
     uint8_t *types;        /* piece id -> SP_NORMAL ... */
     uint8_t *flags;        /* symbol id -> SP_FLAG_* */
     tk_rank_table chars;   /* one character's bytes -> symbol id */

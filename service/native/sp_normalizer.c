@@ -102,11 +102,12 @@ int sp_trie_add(sp_trie *trie, const uint8_t *piece, size_t len, uint32_t piece_
 }
 
 size_t sp_trie_longest(const sp_trie *trie, const uint8_t *text, size_t len, uint32_t *piece_id) {
-    size_t best = 0;
+    size_t best = 0, found = 0;
     uint32_t node = trie->root[text[0]];
-    for (size_t i = 0; node != SP_NONE;) {
+    for (size_t i = 0; node != SP_NONE && found < 64;) { /* PrefixMatcher counts the first 64 matches */
         const sp_trie_node *current = &trie->nodes[node];
         if (current->piece_id != SP_NONE) {
+            found++;
             best = i + 1;
             *piece_id = current->piece_id;
         }
@@ -157,13 +158,15 @@ void sp_normalizer_free(sp_normalizer *normalizer) {
 
 static inline uint32_t unit_offset(uint32_t unit) { return (unit >> 10) << ((unit & 0x200) >> 6); }
 
-/* The longest charsmap key at text[0:len]: its length (0: none) and replacement. */
+/* The longest charsmap key at text[0:len]: its length (0: none) and replacement. As sentencepiece 0.2.3: only the
+ * first 32 keys found count (Normalizer::kMaxTrieResultsSize), and a key whose replacement lies outside the
+ * string block counts as no rule at all (the character is copied). */
 static size_t charsmap_match(const sp_normalizer *normalizer, const uint8_t *text, size_t len,
                              const uint8_t **replacement, size_t *replacement_len) {
     const uint32_t *units = normalizer->units;
-    size_t n_units = normalizer->n_units, best = 0;
+    size_t n_units = normalizer->n_units, best = 0, value = 0, found = 0;
     size_t node = unit_offset(units[0]);
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len && found < 32; i++) {
         node ^= text[i];
         if (node >= n_units) break;
         uint32_t unit = units[node];
@@ -171,13 +174,14 @@ static size_t charsmap_match(const sp_normalizer *normalizer, const uint8_t *tex
         node ^= unit_offset(unit);
         if (unit & 0x100) { /* has_leaf */
             if (node >= n_units) break;
-            size_t value = units[node] & 0x7FFFFFFFu;
-            if (value > normalizer->n_strings) value = normalizer->n_strings; /* corrupted: empty replacement */
+            found++;
             best = i + 1;
-            *replacement = normalizer->strings + value;
-            *replacement_len = strlen((const char *)*replacement);
+            value = units[node] & 0x7FFFFFFFu;
         }
     }
+    if (!best || value >= normalizer->n_strings) return 0;
+    *replacement = normalizer->strings + value;
+    *replacement_len = strlen((const char *)*replacement);
     return best;
 }
 

@@ -113,10 +113,17 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
     for (int b = 0; b < 256; b++) vocab->byte_ids[b] = SP_NONE;
     vocab->scores = malloc((n_pieces ? n_pieces : 1) * sizeof *vocab->scores);
     vocab->types = malloc(n_pieces ? n_pieces : 1);
+    vocab->score_keys = malloc((n_pieces ? n_pieces : 1) * sizeof *vocab->score_keys);
     vocab->unused_slot = malloc((n_pieces ? n_pieces : 1) * sizeof *vocab->unused_slot);
     vocab->piece_lens = malloc((n_pieces ? n_pieces : 1) * sizeof *vocab->piece_lens);
-    if (!vocab->scores || !vocab->types || !vocab->unused_slot || !vocab->piece_lens) return -1;
+    if (!vocab->scores || !vocab->types || !vocab->score_keys || !vocab->unused_slot || !vocab->piece_lens) return -1;
     for (uint32_t id = 0; id < n_pieces; id++) {
+        /* sentencepiece 0.2.3 orders its agenda by the score's bits read as an int32 (SymbolPairComparator):
+         * the float order, except that -0.0 ranks below +0.0. Flipping the bits of negative scores and the sign
+         * bit of the others gives unsigned keys in exactly that order. */
+        uint32_t bits;
+        memcpy(&bits, &scores[id], sizeof bits);
+        vocab->score_keys[id] = bits & 0x80000000u ? ~bits : bits | 0x80000000u;
         vocab->unused_slot[id] = types[id] == SP_UNUSED ? vocab->n_unused++ : SP_NONE;
         vocab->piece_lens[id] = (uint32_t)lens[id];
     }
@@ -250,6 +257,7 @@ done:
 
 void sp_vocab_free(sp_vocab *vocab) {
     free(vocab->scores);
+    free(vocab->score_keys);
     free(vocab->types);
     free(vocab->flags);
     free(vocab->three_byte_ids);

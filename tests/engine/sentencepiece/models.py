@@ -60,7 +60,7 @@ TRAINED = {
     "no_dummy_prefix": dict(model_type="bpe", add_dummy_prefix=False, byte_fallback=True),
     "whitespace_runs": dict(_LLAMA2_OPTIONS, split_by_whitespace=False),
 }
-EDITED = {"no_escape", "unused"}
+EDITED = {"no_escape", "unused", "ties"}
 
 MODEL_NAMES = tuple(PACKAGED) + tuple(TRAINED) + tuple(sorted(EDITED))
 
@@ -88,6 +88,8 @@ def model_bytes(name: str) -> bytes:
         return _edited("llama2_like", lambda proto: setattr(proto.normalizer_spec, "escape_whitespaces", False))
     if name == "unused":
         return _edited("llama2_like", _mark_unused)
+    if name == "ties":
+        return _edited("llama2_like", _tie_scores)
     raise KeyError(name)
 
 
@@ -131,7 +133,19 @@ def _edited(base: str, edit) -> bytes:
 
 def _mark_unused(proto) -> None:
     # Every 7th multi-character normal piece becomes UNUSED: sentencepiece then splits it again when a merge
-    # produces it (and stops producing it from text), which exercises its re-segmentation.
+    # produces it (and stops producing it from text), which exercises its re-segmentation. So do a few single
+    # characters, which sentencepiece 0.2.3 then treats as unknown (byte fallback).
     normal = [piece for piece in proto.pieces if piece.type == piece.NORMAL and len(piece.piece) > 1]
     for piece in normal[::7]:
         piece.type = piece.UNUSED
+    for piece in proto.pieces:
+        if piece.type == piece.NORMAL and piece.piece in ("q", "z", "é", "中"):
+            piece.type = piece.UNUSED
+
+
+def _tie_scores(proto) -> None:
+    # Only two scores, +0.0 and -0.0, alternating: nearly every choice is a tie, broken by position, except
+    # that sentencepiece 0.2.3 ranks -0.0 below +0.0 (it compares the scores' bits).
+    for index, piece in enumerate(proto.pieces):
+        if piece.type == piece.NORMAL:
+            piece.score = 0.0 if index % 2 else -0.0

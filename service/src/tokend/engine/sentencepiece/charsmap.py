@@ -16,6 +16,8 @@ p ^ offset(unit[p]) ^ b, whose label must equal b; a node with has_leaf has its 
 This module is the readable reference (used by the Python reference encoder and the tests); the native core
 reads the same blob in C (service/native/sp_normalizer.c). Every index is bounds-checked, so a corrupted
 blob gives wrong rules at worst, never a crash; `ModelFormatError` when the header itself is inconsistent.
+As sentencepiece 0.2.3: only the first 32 keys on the path count, and a key whose replacement offset lies
+outside the string block means "no rule" (the character is kept).
 """
 
 from __future__ import annotations
@@ -45,25 +47,30 @@ class PrecompiledCharsMap:
         units = self._units
         n_units = len(units)
         node = _offset(units[0])
-        best: tuple[int, bytes] | None = None
+        best: tuple[int, int] | None = None  # (length, offset of the replacement)
+        found = 0
         for index in range(pos, len(text)):
+            if found == 32:  # sentencepiece looks at the first 32 keys only (kMaxTrieResultsSize)
+                break
             byte = text[index]
             node ^= byte
             if node >= n_units:
-                return best
+                break
             unit = units[node]
             if (unit & 0x800000FF) != byte:  # label
-                return best
+                break
             node ^= _offset(unit)
             if unit & 0x100:  # has_leaf: the value sits in the unit at the new position
                 if node >= n_units:
-                    return best
-                best = (index + 1 - pos, self._replacement(units[node] & 0x7FFFFFFF))
-        return best
-
-    def _replacement(self, offset: int) -> bytes:
+                    break
+                found += 1
+                best = (index + 1 - pos, units[node] & 0x7FFFFFFF)
+        # A replacement outside the string block makes the longest key no rule at all (sentencepiece 0.2.3).
+        if best is None or best[1] >= len(self._strings):
+            return None
+        length, offset = best
         end = self._strings.find(b"\0", offset)
-        return self._strings[offset : end if end >= 0 else len(self._strings)]
+        return length, self._strings[offset : end if end >= 0 else len(self._strings)]
 
 
 def _offset(unit: int) -> int:

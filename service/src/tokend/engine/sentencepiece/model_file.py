@@ -136,6 +136,13 @@ def load_sentencepiece_model(data: bytes, *, what: str = "sentencepiece model") 
         piece = _utf8(entry.piece, what=f"piece {index} of {what}")
         if not piece:
             raise ModelFormatError(f"{what}: piece {index} is empty (sentencepiece refuses this too)")
+        piece_type = PieceType(entry.type)
+        if "\0" in piece:
+            # sentencepiece 0.2.3 ignores a "\0" piece that is UNUSED (and makes it so under byte fallback, for
+            # converters that add one); any other piece with a NUL it refuses.
+            if piece != "\0" or not (piece_type == PieceType.UNUSED or trainer.byte_fallback):
+                raise ModelFormatError(f"{what}: piece {index} contains a NUL character (sentencepiece refuses this too)")
+            piece_type = PieceType.UNUSED
         if piece in seen:
             raise ModelFormatError(f"{what}: piece {index} {piece!r} is defined twice")
         if math.isnan(entry.score):
@@ -143,7 +150,7 @@ def load_sentencepiece_model(data: bytes, *, what: str = "sentencepiece model") 
         seen.add(piece)
         pieces.append(piece)
         scores.append(entry.score)
-        types.append(PieceType(entry.type))
+        types.append(piece_type)
     byte_fallback = trainer.byte_fallback
     _check_special_pieces(pieces, types, byte_fallback, what)
     spec = proto.normalizer_spec

@@ -69,17 +69,16 @@ class UserDefinedMatcher:
         for piece in pieces:
             data = piece.encode("utf-8")
             by_first.setdefault(data[0], []).append(data)
-        self._by_first = {first: sorted(group, key=len, reverse=True) for first, group in by_first.items()}
+        self._by_first = {first: sorted(group, key=len) for first, group in by_first.items()}
 
     def __bool__(self) -> bool:
         return bool(self._by_first)
 
     def match(self, data: bytes, pos: int) -> int:
-        """Length of the longest user-defined piece at data[pos:], 0 when none."""
-        for candidate in self._by_first.get(data[pos], ()):
-            if data.startswith(candidate, pos):
-                return len(candidate)
-        return 0
+        """Length of the longest user-defined piece at data[pos:], 0 when none (as sentencepiece 0.2.3, the
+        longest of the first 64 that match, shortest first)."""
+        matches = [len(c) for c in self._by_first.get(data[pos], ()) if data.startswith(c, pos)]
+        return max(matches[:64], default=0)
 
 
 class Normalizer:

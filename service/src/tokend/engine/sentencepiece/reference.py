@@ -12,8 +12,10 @@ sentencepiece_processor.cc's `PopulateSentencePieceText` turned into ids:
 2. Every adjacent pair whose concatenation is a piece (NORMAL, USER_DEFINED or UNUSED; never CONTROL,
    UNKNOWN or BYTE) is a candidate, scored by that piece's score. Repeatedly the candidate with the highest
    score is merged, the leftmost one on ties (sentencepiece's agenda orders by score, then by the smaller
-   left index); the pairs it forms with its neighbours become candidates.
-3. A final symbol that is an UNUSED piece is split again into the two symbols that formed it, recursively.
+   left index); the pairs it forms with its neighbours become candidates. Scores are ordered as sentencepiece
+   0.2.3 orders them: by their 32-bit patterns read as integers, i.e. as floats but with -0.0 below +0.0.
+3. A final symbol that is an UNUSED piece is split again into the two symbols that formed it, recursively
+   (at most 100 levels deep); one that cannot be split (a single character) counts as unknown.
    Quirk kept: sentencepiece remembers, per UNUSED piece, the *last* pair that was pushed as a candidate
    for it anywhere in the sentence (even one that was never merged), and splits every occurrence that way.
 4. A symbol that is not a piece (a character outside the vocabulary) becomes its UTF-8 bytes as `<0xNN>`
@@ -27,6 +29,7 @@ pieces, which it merges whole as well. This module is slow (a heap operation per
 from __future__ import annotations
 
 import heapq
+import struct
 
 from .model_file import PieceType, SentencePieceModel, byte_piece
 from .normalizer import Normalizer, UserDefinedMatcher, utf8_char_length
@@ -53,7 +56,7 @@ class ReferenceEncoder:
             for index, (piece, piece_type) in enumerate(zip(model.pieces, model.types))
             if piece_type in MERGEABLE_TYPES
         }
-        self._scores = model.scores
+        self._score_keys = [_score_key(score) for score in model.scores]
         self._unused = {index for index, piece_type in enumerate(model.types) if piece_type == PieceType.UNUSED}
         self._unk_id = model.types.index(PieceType.UNKNOWN)
         # byte -> id of its <0xNN> piece
@@ -103,7 +106,7 @@ class ReferenceEncoder:
             piece_id = self._pieces.get(piece)
             if piece_id is None:
                 return
-            heapq.heappush(agenda, (-self._scores[piece_id], left, right, len(piece)))
+            heapq.heappush(agenda, (-self._score_keys[piece_id], left, right, len(piece)))
             if piece_id in self._unused:
                 rev_merge[piece] = (symbols[left], symbols[right])
 
@@ -123,17 +126,28 @@ class ReferenceEncoder:
 
         result: list[tuple[bytes, int | None]] = []
 
-        def resegment(piece: bytes) -> None:
+        def resegment(piece: bytes, depth: int) -> None:
             piece_id = self._pieces.get(piece)
-            if piece_id in self._unused and piece in rev_merge:
-                left, right = rev_merge[piece]
-                resegment(left)
-                resegment(right)
-            else:
+            if depth > _MAX_RESEGMENT_DEPTH or piece_id not in self._unused:
                 result.append((piece, piece_id))
+            elif piece in rev_merge:
+                left, right = rev_merge[piece]
+                resegment(left, depth + 1)
+                resegment(right, depth + 1)
+            else:
+                result.append((piece, None))  # an UNUSED character: unknown
 
         index = 0 if count else -1
         while index != -1:
-            resegment(symbols[index])
+            resegment(symbols[index], 0)
             index = next_[index]
         return result
+
+
+_MAX_RESEGMENT_DEPTH = 100  # sentencepiece's kMaxBpeResegmentDepth
+
+
+def _score_key(score: float) -> int:
+    """An integer in sentencepiece 0.2.3's score order (its comparator reads the float's bits as an int32)."""
+    (bits,) = struct.unpack("<I", struct.pack("<f", score))
+    return (~bits & 0xFFFFFFFF) if bits & 0x80000000 else bits | 0x80000000
