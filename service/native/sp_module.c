@@ -3,7 +3,8 @@
  *   core = SentencePieceCore(pieces, scores, types, charsmap=b"", add_dummy_prefix=True,
  *                            remove_extra_whitespaces=True, escape_whitespaces=True,
  *                            treat_whitespace_as_suffix=False, byte_fallback=False,
- *                            cache_capacity=16384, max_cached_piece_bytes=128, hash_seed=seed)
+ *                            cache_capacity=16384, max_cached_piece_bytes=128, hash_seed=seed,
+ *                            unigram=False)
  *   core.encode("Hello world")      -> [15043, 3186]   normalize + BPE + byte fallback, as sentencepiece
  *   core.count("Hello world")       -> 2               the same without building a list
  *   core.encode_bytes(b"...")       -> ids of raw bytes (malformed UTF-8 becomes U+FFFD, as sentencepiece)
@@ -19,6 +20,8 @@
  * matter). Segments of four symbols or more are looked up in the piece cache (segment bytes -> ids) and
  * merged (sp_bpe.c) only on a miss; shorter ones are merged directly. A user-defined piece is a segment of
  * its own and is never merged.
+ *
+ * Unigram models take the Viterbi path (sp_unigram.c) over the whole sentence, without the cache.
  *
  * Models with an UNUSED piece of two or more characters take another path (encode_sentence): sentencepiece
  * splits such a piece again using the pair last offered for it anywhere in the sentence, a whole-sentence rule
@@ -318,6 +321,43 @@ done:
     return status;
 }
 
+/* Unigram models: sentencepiece's Viterbi over the whole normalized sentence (its float roundings and score
+ * re-basing depend on the whole sentence, so no segments and no cache). */
+static int encode_unigram(SentencePieceCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    const sp_vocab *vocab = &self->vocab;
+    uint32_t *starts = malloc((len ? len : 1) * sizeof *starts), *ids = malloc((len ? len : 1) * sizeof *ids);
+    int status = -1;
+    ptrdiff_t n = -1;
+    if (starts && ids) {
+        if (len >= SP_RELEASE_GIL_TEXT_BYTES) {
+            Py_BEGIN_ALLOW_THREADS
+            n = sp_unigram_encode(vocab, text, len, starts, ids);
+            Py_END_ALLOW_THREADS
+        } else {
+            n = sp_unigram_encode(vocab, text, len, starts, ids);
+        }
+    }
+    if (n < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (ptrdiff_t j = 0; j < n; j++) {
+        size_t start = starts[j], end = j + 1 < n ? starts[j + 1] : len;
+        uint32_t out[4];
+        if (ids[j] == SP_NONE && vocab->byte_fallback && end - start > 4) { /* not from valid text; stay in bounds */
+            for (size_t i = start; i < end; i++)
+                if (sink_put(vocab, sink, &vocab->byte_ids[text[i]], 1) < 0) goto done;
+            continue;
+        }
+        if (sink_put(vocab, sink, out, symbol_ids(vocab, ids[j], text + start, end - start, out)) < 0) goto done;
+    }
+    status = 0;
+done:
+    free(starts);
+    free(ids);
+    return status;
+}
+
 static PyObject *ids_to_list(SentencePieceCore *self, const Sink *sink) {
     PyObject *list = PyList_New((Py_ssize_t)sink->len);
     if (!list) return NULL;
@@ -369,7 +409,7 @@ static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, i
     sink.counting = counting;
     PyObject *result = NULL;
     int (*encode)(SentencePieceCore *, Sink *, const uint8_t *, size_t) =
-        self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
+        self->vocab.unigram ? encode_unigram : self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
     if (normalize_into(self, text, len, immutable_str, &normalized) == 0 &&
         encode(self, &sink, normalized.data, normalized.len) == 0)
         result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
@@ -433,19 +473,19 @@ static void SentencePieceCore_dealloc(SentencePieceCore *self) {
 static int SentencePieceCore_init(SentencePieceCore *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"pieces", "scores", "types", "charsmap", "add_dummy_prefix", "remove_extra_whitespaces",
                                "escape_whitespaces", "treat_whitespace_as_suffix", "byte_fallback", "cache_capacity",
-                               "max_cached_piece_bytes", "hash_seed", NULL};
+                               "max_cached_piece_bytes", "hash_seed", "unigram", NULL};
     PyObject *pieces, *scores;
     Py_buffer types, charsmap = {0};
-    int add_dummy_prefix = 1, remove_extra = 1, escape = 1, suffix = 0, byte_fallback = 0;
+    int add_dummy_prefix = 1, remove_extra = 1, escape = 1, suffix = 0, byte_fallback = 0, unigram = 0;
     Py_ssize_t cache_capacity = 65536, max_key_len = 128;
     unsigned long long seed = 0;
     if (self->id_objects || self->ready) {
         PyErr_SetString(PyExc_TypeError, "SentencePieceCore is already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!y*|$y*pppppnnK", keywords, &PyList_Type, &pieces, &PyList_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!y*|$y*pppppnnKp", keywords, &PyList_Type, &pieces, &PyList_Type,
                                      &scores, &types, &charsmap, &add_dummy_prefix, &remove_extra, &escape, &suffix,
-                                     &byte_fallback, &cache_capacity, &max_key_len, &seed))
+                                     &byte_fallback, &cache_capacity, &max_key_len, &seed, &unigram))
         return -1;
     int status = -1;
     const uint8_t **piece_data = NULL;
@@ -485,7 +525,7 @@ static int SentencePieceCore_init(SentencePieceCore *self, PyObject *args, PyObj
     }
     const uint8_t *ws = escape ? (const uint8_t *)"\xe2\x96\x81" : (const uint8_t *)" ";
     int vocab_status = sp_vocab_init(&self->vocab, (uint32_t)n, piece_data, piece_lens, types.buf, score_values,
-                                     byte_fallback, ws, escape ? 3 : 1, seed);
+                                     byte_fallback, ws, escape ? 3 : 1, seed, unigram);
     if (vocab_status == -2) {
         PyErr_Format(PyExc_ValueError, "the vocabulary is too large: its pieces and the characters inside them must "
                      "number fewer than %u", SP_MAX_SYMBOLS);

@@ -6,6 +6,7 @@
  *   sp_vocab.c       the vocabulary as lookup tables: characters -> symbol ids, (left id, right id) -> merged
  *                    piece, per-character flags that say where no piece can span
  *   sp_bpe.c         sentencepiece's merge rule over one segment of symbols (highest score, leftmost on ties)
+ *   sp_unigram.c     sentencepiece's Viterbi for Unigram models
  * It reuses the byte-level core's hash, rank table (bytes -> id) and piece cache (tokend_native.h). */
 #ifndef TOKEND_SP_NATIVE_H
 #define TOKEND_SP_NATIVE_H
@@ -125,13 +126,22 @@ typedef struct {
     uint32_t *unused_slot; /* piece id -> index among the UNUSED pieces (SP_NONE for other types) */
     uint32_t n_unused;
     uint32_t *piece_lens;  /* piece id -> its length in bytes */
+    /* Unigram models only: every NORMAL, USER_DEFINED and UNUSED piece in a byte trie, as slots
+     * (node << 8 | byte) | child << 34 (UINT64_MAX = empty), and node -> piece id (SP_NONE: none ends there). */
+    int unigram;
+    uint64_t *trie_slots;
+    uint64_t trie_mask;
+    uint32_t *trie_piece;
+    float unk_score;       /* min(NORMAL scores) - 10, as float (unigram_model.cc) */
 } sp_vocab;
 
 /* pieces[i] (lens[i] bytes, valid UTF-8, unique, non-empty) with types[i] and scores[i]. 0, -1 out of memory,
  * -2 when pieces and the characters inside them number SP_MAX_SYMBOLS or more. */
 int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *pieces, const size_t *lens,
                   const uint8_t *types, const float *scores, int byte_fallback, const uint8_t *ws, size_t ws_len,
-                  uint64_t seed);
+                  uint64_t seed, int unigram);
+
+
 void sp_vocab_free(sp_vocab *vocab);
 
 static inline uint32_t sp_char_id(const sp_vocab *vocab, const uint8_t *symbol, size_t len) {
@@ -213,5 +223,22 @@ ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t 
  * UNUSED piece, rev[unused_slot[piece]] = left id << 32 | right id of the pair *last offered* for it (the caller
  * fills rev with UINT64_MAX). Ids that must never pair (user-defined pieces) are passed as SP_NONE. */
 ptrdiff_t sp_bpe_merge_sentence(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep, uint64_t *rev);
+
+#define SP_TRIE_ROOT 0u
+/* The trie node after `byte` from `node`, SP_NONE when there is none (Unigram models). */
+static inline uint32_t sp_trie_child(const sp_vocab *vocab, uint32_t node, uint8_t byte) {
+    uint64_t key = (uint64_t)node << 8 | byte;
+    for (uint64_t i = sp_mix(key ^ vocab->seed) & vocab->trie_mask;; i = (i + 1) & vocab->trie_mask) {
+        uint64_t slot = vocab->trie_slots[i];
+        if (slot == UINT64_MAX) return SP_NONE;
+        if ((slot & ((1ull << 34) - 1)) == key) return (uint32_t)(slot >> 34);
+    }
+}
+
+/* ---- Unigram ------------------------------------------------------------------------------------------ */
+/* sentencepiece's EncodeOptimized over text[0:len]: the best path as (start, piece id) pairs in text order
+ * (id SP_NONE: an unknown character), written to starts/ids (room for len entries). Returns how many, or -1
+ * when out of memory. */
+ptrdiff_t sp_unigram_encode(const sp_vocab *vocab, const uint8_t *text, size_t len, uint32_t *starts, uint32_t *ids);
 
 #endif

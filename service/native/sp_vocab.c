@@ -63,6 +63,44 @@ static void put_pair(uint64_t *slots, uint64_t mask, uint64_t seed, uint32_t lef
     slots[i] = key | (uint64_t)merged << (2 * SP_ID_BITS);
 }
 
+static int mergeable(uint8_t type);
+
+/* The byte trie of the pieces a Unigram model matches (NORMAL, USER_DEFINED, UNUSED), and its unknown score. */
+static int build_trie(sp_vocab *vocab, const uint8_t *const *pieces, const size_t *lens, const uint8_t *types,
+                      size_t total_bytes) {
+    size_t max_nodes = total_bytes + 1, slots = 16;
+    while (slots < 2 * max_nodes) slots <<= 1;
+    vocab->unigram = 1;
+    vocab->trie_slots = malloc(slots * sizeof *vocab->trie_slots);
+    vocab->trie_piece = malloc(max_nodes * sizeof *vocab->trie_piece);
+    if (!vocab->trie_slots || !vocab->trie_piece) return -1;
+    memset(vocab->trie_slots, 0xFF, slots * sizeof *vocab->trie_slots);
+    vocab->trie_mask = slots - 1;
+    vocab->trie_piece[SP_TRIE_ROOT] = SP_NONE;
+    uint32_t n_nodes = 1;
+    float min_score = 3.40282347e+38f; /* FLT_MAX, as unigram_model.cc starts it */
+    for (uint32_t id = 0; id < vocab->n_pieces; id++) {
+        if (types[id] == SP_NORMAL && vocab->scores[id] < min_score) min_score = vocab->scores[id];
+        if (!mergeable(types[id])) continue;
+        uint32_t node = SP_TRIE_ROOT;
+        for (size_t i = 0; i < lens[id]; i++) {
+            uint64_t key = (uint64_t)node << 8 | pieces[id][i];
+            uint64_t slot = sp_mix(key ^ vocab->seed) & vocab->trie_mask;
+            while (vocab->trie_slots[slot] != UINT64_MAX && (vocab->trie_slots[slot] & ((1ull << 34) - 1)) != key)
+                slot = (slot + 1) & vocab->trie_mask;
+            if (vocab->trie_slots[slot] == UINT64_MAX) {
+                vocab->trie_slots[slot] = key | (uint64_t)n_nodes << 34;
+                vocab->trie_piece[n_nodes] = SP_NONE;
+                n_nodes++;
+            }
+            node = (uint32_t)(vocab->trie_slots[slot] >> 34);
+        }
+        vocab->trie_piece[node] = id;
+    }
+    vocab->unk_score = min_score - 10.0f;
+    return 0;
+}
+
 static void set_filter(uint64_t *filter, uint64_t key, uint64_t seed) {
     uint64_t bit = sp_filter_bit(key, seed);
     filter[bit >> 6] |= 1ull << (bit & 63);
@@ -102,7 +140,7 @@ static int parse_byte_piece(const uint8_t *piece, size_t len) {
 
 int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *pieces, const size_t *lens,
                   const uint8_t *types, const float *scores, int byte_fallback, const uint8_t *ws, size_t ws_len,
-                  uint64_t seed) {
+                  uint64_t seed, int unigram) {
     memset(vocab, 0, sizeof *vocab);
     sp_trie_init(&vocab->user_defined);
     vocab->n_pieces = n_pieces;
@@ -246,6 +284,7 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
     }
     vocab->pairs = pair_slots;
     pair_slots = NULL;
+    if (unigram && build_trie(vocab, pieces, lens, types, total_bytes) < 0) goto done;
     status = 0;
 done:
     free(starts);
@@ -264,6 +303,8 @@ void sp_vocab_free(sp_vocab *vocab) {
     free(vocab->unused_slot);
     free(vocab->piece_lens);
     free(vocab->pairs);
+    free(vocab->trie_slots);
+    free(vocab->trie_piece);
     free(vocab->pair_filter);
     free(vocab->bigram_filter);
     if (vocab->chars.slots) tk_rank_table_free(&vocab->chars);

@@ -82,9 +82,14 @@ def test_manifest_must_agree_with_the_model(tmp_path):
     with pytest.raises(ModelFormatError, match="its own special tokens"):
         registry.publish("m", payload=model_bytes("mistral_v1"), payload_format="sentencepiece_model",
                          special_tokens={"<s>": 5}, provenance={"kind": "imported"})
-    unigram = pypi_file("sentencepiece", "0.2.3", "test/botchan_en_unigram_1000.model", sdist=True).read_bytes()
-    with pytest.raises(ModelFormatError, match="unigram"):
-        registry.publish("u", payload=unigram, payload_format="sentencepiece_model", provenance={"kind": "imported"})
+    from sentencepiece import sentencepiece_model_pb2
+
+    char_model = sentencepiece_model_pb2.ModelProto()
+    char_model.ParseFromString(model_bytes("botchan_unigram"))
+    char_model.trainer_spec.model_type = char_model.trainer_spec.CHAR
+    with pytest.raises(ModelFormatError, match="char model"):
+        registry.publish("c", payload=char_model.SerializeToString(), payload_format="sentencepiece_model",
+                         provenance={"kind": "imported"})
     assert registry.list_models() == []
 
 
@@ -116,6 +121,16 @@ def test_not_a_gguf_file(tmp_path):
     path.write_bytes(b"GGUF" + b"\0" * 10)
     with pytest.raises(ModelFormatError, match="not a readable GGUF file"):
         import_gguf_tokenizer(path)
+
+
+def test_a_unigram_model_loads_from_the_registry(tmp_path):
+    registry = Registry.open(tmp_path / "models", create=True)
+    registry.publish("kyoto", payload=model_bytes("kyoto_unigram"), payload_format="sentencepiece_model",
+                     provenance={"kind": "imported"})
+    encoding = Registry.open(tmp_path / "models").get_encoding("kyoto")
+    text = "吾輩は猫である。名前はまだ無い。"
+    assert encoding.algorithm == "sentencepiece-unigram"
+    assert encoding.encode(text) == oracle("kyoto_unigram").encode(text)
 
 
 def test_a_corrupted_payload_is_refused(tmp_path):

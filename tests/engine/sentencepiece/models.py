@@ -3,7 +3,8 @@
 Sources, never a model hub:
 - Mistral's `tokenizer.model.v1` (Mistral 7B: byte fallback, identity normalizer) and the instruct models
   `.model.v3` (user-defined pieces, ~750 control pieces) and `.model.v7`, out of the `mistral-common` wheel;
-- the BPE test model of the `sentencepiece` sdist (`botchan_en_bpe_1000.model`, nmt_nfkc charsmap);
+- the test models of the `sentencepiece` sdist (`botchan_en_bpe_1000.model`, nmt_nfkc charsmap, and the
+  Unigram models `botchan_en_unigram_1000.model` and `kyoto_ja_unigram_8000.model`, Japanese);
 - models trained here with sentencepiece's own trainer (a second or less each), in the variants of `TRAINED`;
 - models derived from a trained one by editing its ModelProto where the trainer has no option for it
   (`escape_whitespaces` off, UNUSED pieces).
@@ -32,6 +33,8 @@ PACKAGED = {
     "mistral_v3": (MISTRAL_COMMON, "mistral_common/data/mistral_instruct_tokenizer_240323.model.v3", False),
     "mistral_v7": (MISTRAL_COMMON, "mistral_common/data/mistral_instruct_tokenizer_241114.model.v7", False),
     "botchan_bpe": (SENTENCEPIECE_SDIST, "test/botchan_en_bpe_1000.model", True),
+    "botchan_unigram": (SENTENCEPIECE_SDIST, "test/botchan_en_unigram_1000.model", True),
+    "kyoto_unigram": (SENTENCEPIECE_SDIST, "test/kyoto_ja_unigram_8000.model", True),
 }
 
 _LLAMA2_OPTIONS = dict(  # the options Llama 2's tokenizer was trained with, at a small vocabulary
@@ -59,6 +62,15 @@ TRAINED = {
     ),
     "no_dummy_prefix": dict(model_type="bpe", add_dummy_prefix=False, byte_fallback=True),
     "whitespace_runs": dict(_LLAMA2_OPTIONS, split_by_whitespace=False),
+    "unigram": dict(model_type="unigram"),  # spm_train's defaults
+    "unigram_symbols": dict(
+        model_type="unigram",
+        byte_fallback=True,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        user_defined_symbols=["<tool>", "foo", "foobar", "12"],
+        control_symbols=["<ctrl>", "[INST]"],
+    ),
 }
 EDITED = {"no_escape", "unused", "ties"}
 

@@ -19,7 +19,7 @@ def _sp_id(value: int) -> int | None:
 
 
 def test_family_properties_equal_sentencepiece(ours, oracle):
-    assert ours.algorithm == "sentencepiece-bpe"
+    assert ours.algorithm == {"bpe": "sentencepiece-bpe", "unigram": "sentencepiece-unigram"}[ours.model.model_type]
     assert ours.n_vocab == oracle.get_piece_size() == ours.max_token_value + 1
     assert (ours.bos_id, ours.eos_id, ours.pad_id) == tuple(_sp_id(f()) for f in (oracle.bos_id, oracle.eos_id, oracle.pad_id))
     assert ours.unk_id == oracle.unk_id()
@@ -133,8 +133,10 @@ def test_models_with_unused_merges_are_merged_a_sentence_at_a_time():
         ("mistral_v1", "7" * 1_000_000),
         ("mistral_v1", "\u2581" * 333_333),
         ("unused", "the cat " * 125_000),  # merged as one sentence: no segments, no cache
+        ("kyoto_unigram", "a" * 1_000_000),  # Viterbi over the whole sentence
+        ("unigram", "the cat " * 125_000),
     ],
-    ids=["a", "ab", "spaces", "digits", "marks", "whole-sentence"],
+    ids=["a", "ab", "spaces", "digits", "marks", "whole-sentence", "unigram-a", "unigram-words"],
 )
 def test_a_megabyte_without_boundaries_is_linear_ish(name, text):
     enc = ours(name)

@@ -11,7 +11,10 @@ from tokend.engine.sentencepiece.reference import ReferenceEncoder
 
 from tests.engine.sentencepiece.models import oracle, ours
 
-FUZZ_MODELS = ("mistral_v3", "llama2_like", "nmt_nfkc", "nfkc_cf", "suffix", "symbols", "whitespace_runs", "unused")
+FUZZ_MODELS = (
+    "mistral_v3", "llama2_like", "nmt_nfkc", "nfkc_cf", "suffix", "symbols", "whitespace_runs", "unused", "ties",
+    "unigram_symbols", "kyoto_unigram",
+)
 
 _fragments = st.sampled_from(
     [" ", "  ", "\t", "\n", "\u2581", "\u3000", "12", "foo", "foobar", "<tool>", "<s>", "[INST]", "😀", "e\u0301", "ｆ", "ﬁ"]
@@ -35,7 +38,7 @@ def test_random_text(name):
     check()
 
 
-@pytest.mark.parametrize("name", ("mistral_v1", "nmt_nfkc", "symbols"))
+@pytest.mark.parametrize("name", ("mistral_v1", "nmt_nfkc", "symbols", "unigram"))
 def test_random_bytes(name):
     enc, sp = ours(name), oracle(name)
 

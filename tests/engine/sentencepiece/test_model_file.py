@@ -7,7 +7,6 @@ import importlib
 
 import pytest
 
-from support.package_files import pypi_file
 from tokend.engine.sentencepiece import (
     PieceType,
     SentencePieceEncoding,
@@ -17,7 +16,7 @@ from tokend.engine.sentencepiece import (
 from tokend.engine.sentencepiece.charsmap import PrecompiledCharsMap
 from tokend.errors import ModelFormatError
 
-from tests.engine.sentencepiece.models import MODEL_NAMES, SENTENCEPIECE_SDIST, model_bytes, oracle
+from tests.engine.sentencepiece.models import MODEL_NAMES, model_bytes, oracle
 
 
 def _proto(name: str):
@@ -28,10 +27,19 @@ def _proto(name: str):
     return proto
 
 
-def test_unigram_models_are_refused_with_a_clear_error():
-    data = pypi_file(*SENTENCEPIECE_SDIST, "test/botchan_en_unigram_1000.model", sdist=True).read_bytes()
-    with pytest.raises(ModelFormatError, match="unigram model; tokend implements sentencepiece BPE only"):
-        SentencePieceEncoding.from_model_file("botchan_unigram", data)
+def test_word_and_char_models_are_refused_with_a_clear_error():
+    for model_type in ("WORD", "CHAR"):
+        proto = _proto("botchan_unigram")
+        proto.trainer_spec.model_type = getattr(proto.trainer_spec, model_type)
+        with pytest.raises(ModelFormatError, match=f"{model_type.lower()} model; tokend implements sentencepiece BPE and Unigram"):
+            SentencePieceEncoding.from_model_file("edited", proto.SerializeToString())
+
+
+def test_unigram_scores_must_be_finite():
+    proto = _proto("botchan_unigram")
+    proto.pieces[10].score = float("-inf")
+    with pytest.raises(ModelFormatError, match="infinities in Unigram models"):
+        load_sentencepiece_model(proto.SerializeToString())
 
 
 @pytest.mark.parametrize(
@@ -40,12 +48,11 @@ def test_unigram_models_are_refused_with_a_clear_error():
         (lambda p: p.pieces[0].__setattr__("type", p.pieces[0].NORMAL), "0 pieces of type UNKNOWN"),
         (lambda p: p.pieces[5].__setattr__("piece", p.pieces[6].piece), "defined twice"),
         (lambda p: p.pieces[5].__setattr__("piece", ""), "is empty"),
-        (lambda p: p.pieces[5].__setattr__("score", float("nan")), "NaN score"),
+        (lambda p: p.pieces[5].__setattr__("score", float("nan")), "score of nan"),
         (lambda p: p.trainer_spec.__setattr__("byte_fallback", False), "byte_fallback is off"),
         (lambda p: p.pieces[3].__setattr__("type", p.pieces[3].NORMAL), "255 of the 256 byte pieces"),
         (lambda p: p.denormalizer_spec.__setattr__("precompiled_charsmap", b"\x08\0\0\0" + b"\0" * 9), "denormalizer"),
         (lambda p: p.normalizer_spec.__setattr__("precompiled_charsmap", b"\xff\xff\0\0abc"), "charsmap is broken"),
-        (lambda p: p.trainer_spec.__setattr__("model_type", p.trainer_spec.CHAR), "char model"),
         (lambda p: p.pieces[5].__setattr__("piece", "x" * 5000), "5000 bytes long; tokend accepts up to 4096"),
     ],
 )

@@ -1,4 +1,4 @@
-"""SentencePiece BPE: the second algorithm of the engine (Llama 2, Mistral 7B, `spm_train --model_type=bpe`).
+"""SentencePiece BPE and Unigram: the engine's second family (Llama 2, Mistral 7B, `spm_train` models).
 
     >>> from tokend.engine.sentencepiece import SentencePieceEncoding
     >>> enc = SentencePieceEncoding.from_model_file("mistral", open("tokenizer.model", "rb").read())  # doctest: +SKIP
@@ -7,7 +7,7 @@ Files: model_file (the `.model` format), charsmap + normalizer (sentencepiece's 
 encoder in Python, step by step), surface (decoding), encoding (the public class over the native core).
 """
 
-from .encoding import ALGORITHM, SentencePieceEncoding
+from .encoding import ALGORITHM, ALGORITHMS, SentencePieceEncoding
 from .model_file import (
     NormalizerSpec,
     PieceType,
@@ -19,6 +19,7 @@ from .model_file import (
 
 __all__ = [
     "ALGORITHM",
+    "ALGORITHMS",
     "SentencePieceEncoding",
     "SentencePieceModel",
     "NormalizerSpec",

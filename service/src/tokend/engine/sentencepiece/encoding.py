@@ -1,5 +1,5 @@
-"""`SentencePieceEncoding`: SentencePiece BPE (Llama 2, Mistral 7B, `spm_train --model_type=bpe`) with the
-engine's tiktoken-shaped API and sentencepiece's exact ids.
+"""`SentencePieceEncoding`: SentencePiece BPE (Llama 2, Mistral 7B, `spm_train --model_type=bpe`) and Unigram
+(`spm_train`'s default, T5-style vocabularies) with the engine's tiktoken-shaped API and sentencepiece's exact ids.
 
 >>> enc = SentencePieceEncoding.from_model_file("mistral", model_bytes)   # Mistral 7B instruct v3's  # doctest: +SKIP
 >>> enc.encode("Hello world")            # == SentencePieceProcessor.encode: no BOS/EOS   # doctest: +SKIP
@@ -12,9 +12,10 @@ engine's tiktoken-shaped API and sentencepiece's exact ids.
 What sentencepiece does, and we do identically (checked against `sentencepiece` in tests/engine/sentencepiece):
 normalizer (identity or a precompiled charsmap such as nmt_nfkc; dummy prefix; extra whitespace; `▁`),
 user-defined pieces matched longest-first and never merged, merges by piece score (leftmost on ties), UNUSED
-pieces split again, byte fallback (`<0xNN>`) else one `<unk>` per run of unknown characters. The hot path is
-the native core (`_native.SentencePieceCore`, service/native/sp_*.c) with a piece cache; `reference.py` is
-the same algorithm in Python (`native=False`, for tests).
+pieces split again, byte fallback (`<0xNN>`) else one `<unk>` per run of unknown characters; for Unigram
+models sentencepiece's Viterbi (its float roundings included) instead of the merges. The hot path is the
+native core (`_native.SentencePieceCore`, service/native/sp_*.c) with a piece cache (BPE; Unigram sentences
+are decoded whole, uncached); `reference.py` is the same algorithms in Python (`native=False`, for tests).
 
 Special tokens (tiktoken's policy: the default refuses them in text):
 - `special_tokens` are the CONTROL pieces (`<s>`, `</s>`, Mistral's `[INST]`, ...) and the UNKNOWN piece
@@ -60,9 +61,10 @@ from .model_file import PieceType, SentencePieceModel, load_sentencepiece_model
 from .reference import ReferenceEncoder
 from .surface import SurfaceDecoder, SurfaceTable, character_offsets, decode_text
 
-__all__ = ["SentencePieceEncoding", "ALGORITHM"]
+__all__ = ["SentencePieceEncoding", "ALGORITHM", "ALGORITHMS"]
 
 ALGORITHM = "sentencepiece-bpe"
+ALGORITHMS = {"bpe": ALGORITHM, "unigram": "sentencepiece-unigram"}  # model type -> `algorithm`
 # Entries per cache generation (2.9 MB in all, piece_cache.py). Smaller than the byte-level default (65,536):
 # measured on Mistral 7B's model, steady state on text unlike the warm-up, MB/s for capacity 0 / 4,096 /
 # 16,384 / 65,536 in one run: English 22 / 32 / 37 / 35, code 23 / 30 / 35 / 33, multilingual 29 / 34 / 32 / 29
@@ -87,7 +89,6 @@ class SentencePieceEncoding:
     `native=False` uses the Python reference encoder instead of the native core (tests; slow).
     """
 
-    algorithm = ALGORITHM
 
     def __init__(
         self,
@@ -100,6 +101,7 @@ class SentencePieceEncoding:
         if not 0 <= piece_cache_capacity <= MAX_CAPACITY:
             raise ValueError(f"piece_cache_capacity must be in 0..{MAX_CAPACITY}, got {piece_cache_capacity}")
         self.name = name
+        self.algorithm = ALGORITHMS[model.model_type]  # "sentencepiece-bpe" or "sentencepiece-unigram"
         self._model = model
         self._piece_cache_capacity = piece_cache_capacity
         pieces = model.pieces
@@ -125,6 +127,7 @@ class SentencePieceEncoding:
                 cache_capacity=piece_cache_capacity,
                 max_cached_piece_bytes=DEFAULT_MAX_PIECE_BYTES,
                 hash_seed=_HASH_SEED,
+                unigram=model.model_type == "unigram",
             )
         except (TypeError, ValueError) as error:
             raise ModelFormatError(f"sentencepiece model {name!r}: {error}") from None

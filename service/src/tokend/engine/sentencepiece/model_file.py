@@ -7,10 +7,10 @@
 
 The loader checks what `SentencePieceProcessor.Load` checks (non-empty unique pieces, one `<unk>`, byte
 pieces iff `byte_fallback` and then all 256 of them) and refuses with `ModelFormatError` what this engine
-does not implement, saying so: a model type other than BPE (Unigram, word, char), a denormalizer (a charsmap
-applied to decoded text), NaN scores, a piece over 4 KiB or 32 MiB of piece text in all (the encoder's tables
-grow with it; real vocabularies are far smaller). A charsmap that does not decode is refused when the
-encoding is built.
+does not implement, saying so: a model type other than BPE and Unigram (word, char), a denormalizer (a
+charsmap applied to decoded text), NaN scores (and infinite ones in Unigram models), a piece over 4 KiB or
+32 MiB of piece text in all (the encoder's tables grow with it; real vocabularies are far smaller). A charsmap
+that does not decode is refused when the encoding is built.
 
 Not handled: the training options (`vocab_size`, `split_by_*`, `character_coverage`, ...) beyond reporting
 them; sentencepiece reads them only while training. The few trainer fields that matter when encoding are
@@ -115,10 +115,10 @@ def load_sentencepiece_model(data: bytes, *, what: str = "sentencepiece model") 
         raise ModelFormatError(f"{what} has no pieces: is it a sentencepiece .model file?")
     trainer = proto.trainer_spec
     model_type = _MODEL_TYPES.get(trainer.model_type, str(trainer.model_type))
-    if model_type != "bpe":
+    if model_type not in ("bpe", "unigram"):
         raise ModelFormatError(
-            f"{what} is a sentencepiece {model_type} model; tokend implements sentencepiece BPE only "
-            "(train with --model_type=bpe, or use sentencepiece itself for this model)"
+            f"{what} is a sentencepiece {model_type} model; tokend implements sentencepiece BPE and Unigram "
+            "(train with --model_type=bpe or unigram, or use sentencepiece itself for this model)"
         )
     if proto.HasField("denormalizer_spec") and proto.denormalizer_spec.precompiled_charsmap:
         raise ModelFormatError(f"{what} has a denormalizer (rules applied to decoded text); tokend does not implement it")
@@ -145,8 +145,9 @@ def load_sentencepiece_model(data: bytes, *, what: str = "sentencepiece model") 
             piece_type = PieceType.UNUSED
         if piece in seen:
             raise ModelFormatError(f"{what}: piece {index} {piece!r} is defined twice")
-        if math.isnan(entry.score):
-            raise ModelFormatError(f"{what}: piece {index} {piece!r} has a NaN score")
+        if math.isnan(entry.score) or (model_type == "unigram" and math.isinf(entry.score)):
+            raise ModelFormatError(f"{what}: piece {index} {piece!r} has a score of {entry.score} (sentencepiece "
+                                   "refuses NaN, and infinities in Unigram models)")
         seen.add(piece)
         pieces.append(piece)
         scores.append(entry.score)
@@ -194,7 +195,7 @@ def dump_sentencepiece_model(model: SentencePieceModel) -> bytes:
         entry.score = score
         entry.type = int(piece_type)
     trainer = proto.trainer_spec
-    trainer.model_type = model_pb2.TrainerSpec.BPE
+    trainer.model_type = model_pb2.TrainerSpec.UNIGRAM if model.model_type == "unigram" else model_pb2.TrainerSpec.BPE
     trainer.vocab_size = len(model.pieces)
     trainer.treat_whitespace_as_suffix = model.treat_whitespace_as_suffix
     trainer.byte_fallback = model.byte_fallback

@@ -57,10 +57,16 @@ class ReferenceEncoder:
             if piece_type in MERGEABLE_TYPES
         }
         self._score_keys = [_score_key(score) for score in model.scores]
+        self._scores = model.scores
         self._unused = {index for index, piece_type in enumerate(model.types) if piece_type == PieceType.UNUSED}
         self._unk_id = model.types.index(PieceType.UNKNOWN)
         # byte -> id of its <0xNN> piece
         self._byte_ids = [model.piece_id(byte_piece(b)) for b in range(256)] if model.byte_fallback else None
+        self._segment = self.bpe if model.model_type == "bpe" else self.viterbi
+        self._user_defined_ids = {i for i, t in enumerate(model.types) if t == PieceType.USER_DEFINED}
+        self._max_piece_bytes = max(map(len, self._pieces), default=1)
+        normal_scores = [score for score, t in zip(model.scores, model.types) if t == PieceType.NORMAL]
+        self._unk_score = _f32(min(normal_scores, default=_FLT_MAX) - _UNK_PENALTY)
 
     def encode(self, text: str) -> list[int]:
         return self.encode_normalized(self.normalizer.normalize(text.encode("utf-8")))
@@ -71,7 +77,7 @@ class ReferenceEncoder:
     def encode_normalized(self, normalized: bytes) -> list[int]:
         ids: list[int] = []
         previous_unknown = False
-        for piece, piece_id in self.bpe(normalized):
+        for piece, piece_id in self._segment(normalized):
             if piece_id is not None:
                 ids.append(piece_id)
                 previous_unknown = False
@@ -81,6 +87,61 @@ class ReferenceEncoder:
                 ids.append(self._unk_id)
                 previous_unknown = True
         return ids
+
+    def viterbi(self, normalized: bytes) -> list[tuple[bytes, int | None]]:
+        """unigram_model.cc's EncodeOptimized (sentencepiece 0.2.3): the best-scoring segmentation (Unigram).
+
+        To the letter, in 32-bit float arithmetic: for each character start, every piece that starts there
+        (shortest first) offers `best[start] + score` for the position where it ends, and replaces the best
+        path ending there only if strictly higher; a user-defined piece scores 0.1 * (bytes - 1), UNUSED pieces
+        are skipped, and when no piece covers exactly the one character an unknown node scores
+        min(normal scores) - 10. When the running score passes +-100,000 it is re-based to 0 (sentencepiece's
+        kScoreResetThreshold, which changes later roundings, so it is kept too).
+        """
+        size = len(normalized)
+        if not size:
+            return []
+        best = [0.0] * (size + 1)  # float32 values
+        starts = [-1] * (size + 1)
+        ids: list[int | None] = [None] * (size + 1)
+        max_frontier = 0
+        start = 0
+        while start < size:
+            till_here = best[start]
+            if not -_SCORE_RESET <= till_here <= _SCORE_RESET:
+                offset = till_here
+                for index in range(start, max_frontier + 1):
+                    if index == start or starts[index] != -1:
+                        best[index] = _f32(best[index] - offset)
+                till_here = 0.0
+            has_single_node = False
+            char_length = min(utf8_char_length(normalized[start]), size - start)
+            for end in range(start + 1, min(size, start + self._max_piece_bytes) + 1):
+                piece_id = self._pieces.get(normalized[start:end])
+                if piece_id is None or piece_id in self._unused:
+                    continue
+                max_frontier = max(max_frontier, end)
+                length = end - start
+                score = _f32(0.1 * (length - 1)) if piece_id in self._user_defined_ids else self._scores[piece_id]
+                candidate = _f32(score + till_here)
+                if starts[end] == -1 or candidate > best[end]:
+                    best[end], starts[end], ids[end] = candidate, start, piece_id
+                if length == char_length:
+                    has_single_node = True
+            if not has_single_node:
+                end = start + char_length
+                max_frontier = max(max_frontier, end)
+                candidate = _f32(self._unk_score + till_here)
+                if starts[end] == -1 or candidate > best[end]:
+                    best[end], starts[end], ids[end] = candidate, start, None
+            start += char_length
+        result: list[tuple[bytes, int | None]] = []
+        end = size
+        while end > 0:
+            result.append((normalized[starts[end] : end], ids[end]))
+            end = starts[end]
+        result.reverse()
+        return result
 
     def bpe(self, normalized: bytes) -> list[tuple[bytes, int | None]]:
         """The final symbols of `normalized` with their ids (None: not a piece), after UNUSED re-splitting."""
@@ -145,6 +206,14 @@ class ReferenceEncoder:
 
 
 _MAX_RESEGMENT_DEPTH = 100  # sentencepiece's kMaxBpeResegmentDepth
+_FLT_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
+_UNK_PENALTY = 10.0  # unigram_model.cc's kUnkPenalty
+_SCORE_RESET = 100_000.0  # unigram_model.cc's kScoreResetThreshold
+
+
+def _f32(value: float) -> float:
+    """`value` rounded to a 32-bit float (a C++ `float` result; double rounding is harmless for + and -)."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
 def _score_key(score: float) -> int:
