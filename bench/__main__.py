@@ -12,6 +12,7 @@ BENCHMARKS = {
     "family": "bench.family",
     "families": "bench.families",
     "split": "bench.split",
+    "sentencepiece": "bench.sentencepiece",
     "service": "bench.service",
     "footprint": "bench.footprint",
     "chat": "bench.chat",

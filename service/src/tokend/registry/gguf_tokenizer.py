@@ -1,37 +1,45 @@
-"""The tokenizer inside a GGUF file (llama.cpp's model format), converted into a Hugging Face tokenizer.json
-that tokend stores as the payload (and that `tokenizers` itself reads the same way).
+"""The tokenizer inside a GGUF file (llama.cpp's model format), converted into a payload tokend stores: one
+dispatcher on `tokenizer.ggml.model` (CONVERTERS), the metadata read by `gguf_metadata` (only the
+`tokenizer.*` and `general.*` keys; a model file of gigabytes costs no RAM).
 
-What is read (`gguf_metadata`, which takes its value types from the `gguf` package: `pip install
-'tokend[gguf]'`):
-- `tokenizer.ggml.model`: "gpt2" (byte-level BPE) is converted; "llama" (SentencePiece) and anything else
-  is refused, naming it (CONVERTERS is the hook for other families);
+"gpt2" (byte-level BPE) becomes a Hugging Face tokenizer.json (payload `hf_tokenizer_json`, which
+`tokenizers` itself reads the same way):
 - `tokenizer.ggml.tokens` / `token_type` / `merges`: every token goes into the vocabulary under its id;
   CONTROL (and UNKNOWN) tokens become special added tokens, USER_DEFINED ones added tokens that are not
   special (llama.cpp matches both in raw text), the merges keep their order;
 - `tokenizer.ggml.pre`: the pre-tokenizer, by name, as llama.cpp's `llm_tokenizer_bpe` defines it (its
   list of regexes, each an Isolated split of the pieces before, then the byte mapping) and whether the
   whole-piece shortcut applies (`ignore_merges`, llama.cpp's Llama 3 family); an unknown name is refused,
-  naming it;
-- `tokenizer.ggml.bos_token_id` / `eos_token_id` and `tokenizer.chat_template`, for the manifest.
+  naming it. Like llama.cpp, the converted file has no normalizer (a model whose original tokenizer.json
+  normalizes, e.g. NFC, differs on text that is not already normalized; import that tokenizer.json instead).
 
-Like llama.cpp, the converted file has no normalizer (a model whose original tokenizer.json normalizes,
-e.g. NFC, differs on text that is not already normalized; import that tokenizer.json instead).
+"llama" (SentencePiece BPE: Llama 1/2, Mistral 7B, their fine-tunes) becomes a sentencepiece `.model` file
+(payload `sentencepiece_model`, ModelProto) rebuilt from `tokenizer.ggml.tokens`, `.scores` and
+`.token_type` (GGUF's token types are sentencepiece's piece types), with the normalizer llama.cpp applies
+to such models: no character map, a dummy prefix unless `tokenizer.ggml.add_space_prefix` is false, spaces
+as `▁`, extra whitespace kept unless `tokenizer.ggml.remove_extra_whitespaces` is true. Byte fallback is on
+when the vocabulary has all 256 `<0xNN>` byte pieces; BOS/EOS/UNK/PAD are the pieces the ids name.
+
+Both: `tokenizer.ggml.bos_token_id` / `eos_token_id` and `tokenizer.chat_template` go into the manifest.
+Any other `tokenizer.ggml.model` is refused, naming it.
 
     converted = read_gguf_tokenizer(Path("ggml-vocab-qwen2.gguf"))
-    converted.pre, converted.bos_token, len(converted.tokenizer_json)    # ('qwen2', '<|endoftext|>', 5928681)
+    converted.payload_format, converted.settings, converted.bos_token   # ('hf_tokenizer_json', {'pre': 'qwen2'}, '<|endoftext|>')
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tokend.engine.patterns import LLAMA_CPP_PRE_TOKENIZERS
-from tokend.errors import ModelFormatError, RegistryError
+from tokend.errors import ModelFormatError
+from tokend.registry.gguf_metadata import read_gguf_metadata
+from tokend.registry.manifest import PayloadFormat
 
-__all__ = ["GgufTokenizer", "PRE_TOKENIZERS", "read_gguf_tokenizer"]
+__all__ = ["GgufTokenizer", "PRE_TOKENIZERS", "CONVERTERS", "read_gguf_tokenizer"]
 
 # pre name -> (regexes, ignore_merges): llama.cpp's regex lists (tokend.engine.patterns.LLAMA_CPP_PRE_TOKENIZERS,
 # its src/llama-vocab.cpp verbatim: llama.cpp's rewrites of the tokenizer.json originals, and for GPT-2,
@@ -54,28 +62,25 @@ _NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED, _UNUSED, _BYTE = 1, 2, 3, 4, 5, 6
 
 @dataclass(frozen=True)
 class GgufTokenizer:
-    """A GGUF file's tokenizer as a tokenizer.json (bytes), and what the manifest records from it."""
+    """A GGUF file's tokenizer as a payload (uncompressed content), and what the manifest records from it."""
 
-    tokenizer_json: bytes
-    pre: str
+    payload_format: PayloadFormat
+    payload: bytes
     bos_token: str | None
     eos_token: str | None
     chat_template: str | None
+    settings: dict[str, Any] = field(default_factory=dict)  # what the conversion read, for the provenance
 
 
 def read_gguf_tokenizer(path: Path) -> GgufTokenizer:
     """Convert the tokenizer of the GGUF file at `path` (ModelFormatError for what it cannot convert)."""
-    try:
-        from tokend.registry.gguf_metadata import read_gguf_metadata
-    except ImportError:
-        raise RegistryError("reading GGUF files needs the gguf package: pip install 'tokend[gguf]'") from None
-    fields = read_gguf_metadata(path, prefix="tokenizer.")
+    fields = read_gguf_metadata(path, prefix=("tokenizer.", "general."))
     model = _value(fields, "tokenizer.ggml.model", path)
-    converter = CONVERTERS.get(model)
+    converter = CONVERTERS.get(model) if isinstance(model, str) else None
     if converter is None:
         raise ModelFormatError(
             f"{path.name}: tokenizer.ggml.model {model!r} is not supported by this importer (supported: "
-            f"{', '.join(sorted(CONVERTERS))}; 'llama' is SentencePiece, another family)"
+            f"{', '.join(repr(name) for name in sorted(CONVERTERS))})"
         )
     return converter(fields, path)
 
@@ -134,18 +139,66 @@ def _byte_level_bpe(fields: dict[str, Any], path: Path) -> GgufTokenizer:
         },
     }
 
-    def token(key: str) -> str | None:
-        token_id = _value(fields, key, path, None)
-        return tokens[token_id] if isinstance(token_id, int) and 0 <= token_id < len(tokens) else None
-
     return GgufTokenizer(
-        tokenizer_json=json.dumps(document, ensure_ascii=False, indent=None).encode("utf-8"),
-        pre=pre,
-        bos_token=token("tokenizer.ggml.bos_token_id"),
-        eos_token=token("tokenizer.ggml.eos_token_id"),
+        payload_format="hf_tokenizer_json",
+        payload=json.dumps(document, ensure_ascii=False, indent=None).encode("utf-8"),
+        bos_token=_token(fields, "tokenizer.ggml.bos_token_id", tokens),
+        eos_token=_token(fields, "tokenizer.ggml.eos_token_id", tokens),
         chat_template=_value(fields, "tokenizer.chat_template", path, None),
+        settings={"pre": pre},
     )
 
 
-# tokenizer.ggml.model -> converter (the hook for other families, e.g. "llama" = SentencePiece)
-CONVERTERS = {"gpt2": _byte_level_bpe}
+def _sentencepiece(fields: dict[str, Any], path: Path) -> GgufTokenizer:
+    from tokend.engine.sentencepiece import NormalizerSpec, PieceType, SentencePieceModel, dump_sentencepiece_model
+
+    tokens = _value(fields, "tokenizer.ggml.tokens", path)
+    if not isinstance(tokens, list) or not tokens or not all(isinstance(token, str) for token in tokens):
+        raise ModelFormatError(f"{path.name}: tokenizer.ggml.tokens is not a non-empty list of strings")
+    scores = _value(fields, "tokenizer.ggml.scores", path, None) or [0.0] * len(tokens)
+    token_types = _value(fields, "tokenizer.ggml.token_type", path, None) or [int(PieceType.NORMAL)] * len(tokens)
+    if not isinstance(scores, list) or not isinstance(token_types, list) or not len(tokens) == len(scores) == len(token_types):
+        raise ModelFormatError(f"{path.name}: tokenizer.ggml.tokens, .scores and .token_type must have the same length")
+    types: list[PieceType] = []
+    for index, value in enumerate(token_types):
+        try:
+            types.append(PieceType(int(value) or int(PieceType.NORMAL)))  # 0 (undefined) reads as normal
+        except (TypeError, ValueError):
+            raise ModelFormatError(f"{path.name}: token {index} {tokens[index]!r} has unknown token_type {value!r}") from None
+    piece_names = {}
+    for role, key in (("bos", "bos_token_id"), ("eos", "eos_token_id"), ("pad", "padding_token_id"), ("unk", "unknown_token_id")):
+        name = _token(fields, f"tokenizer.ggml.{key}", tokens)
+        if name is not None:
+            piece_names[f"{role}_piece"] = name
+    model = SentencePieceModel(
+        pieces=tuple(tokens),
+        scores=tuple(float(score) for score in scores),
+        types=tuple(types),
+        normalizer=NormalizerSpec(
+            name="identity",
+            add_dummy_prefix=bool(_value(fields, "tokenizer.ggml.add_space_prefix", path, True)),
+            remove_extra_whitespaces=bool(_value(fields, "tokenizer.ggml.remove_extra_whitespaces", path, False)),
+            escape_whitespaces=True,
+        ),
+        byte_fallback=sum(piece_type == PieceType.BYTE for piece_type in types) == 256,
+        **piece_names,
+    )
+    return GgufTokenizer(
+        payload_format="sentencepiece_model",
+        payload=dump_sentencepiece_model(model),
+        bos_token=_token(fields, "tokenizer.ggml.bos_token_id", tokens),
+        eos_token=_token(fields, "tokenizer.ggml.eos_token_id", tokens),
+        chat_template=_value(fields, "tokenizer.chat_template", path, None),
+        settings={"tokenizer.ggml.model": "llama", "add_space_prefix": model.normalizer.add_dummy_prefix,
+                  "byte_fallback": model.byte_fallback},
+    )
+
+
+def _token(fields: dict[str, Any], key: str, tokens: list[str]) -> str | None:
+    """The token an id key names (None when absent or out of range)."""
+    token_id = fields.get(key)
+    return tokens[token_id] if type(token_id) is int and 0 <= token_id < len(tokens) else None
+
+
+# tokenizer.ggml.model -> converter
+CONVERTERS = {"gpt2": _byte_level_bpe, "llama": _sentencepiece}
