@@ -56,6 +56,9 @@ typedef struct {
     int pair_rule;           /* merges by pair priority (pairs) instead of tiktoken's rank rule */
     int whole_piece_shortcut; /* a piece that is a token is that token (tiktoken; HF's ignore_merges) */
     tk_pair_table pairs;
+    /* Without the shortcut (the pair rule, ignore_merges=False): rank -> 1 when merging the token's own bytes
+     * gives that token alone, so a piece equal to it may skip the merge and the cache (NULL: none computed). */
+    uint8_t *merges_to_itself;
 } BpeCore;
 
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
@@ -94,7 +97,8 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
         return -1;
     }
     uint32_t rank = tk_rank_of(&self->table, piece, len);
-    if (rank != TK_NO_RANK && __builtin_expect(self->whole_piece_shortcut, 1)) {
+    if (rank != TK_NO_RANK && (__builtin_expect(self->whole_piece_shortcut, 1) ||
+                               (self->merges_to_itself && self->merges_to_itself[rank]))) {
         if (sink->counting) {
             sink->count++;
             return 0;
@@ -331,6 +335,8 @@ static void release_tables(BpeCore *self) {
     tk_pair_table_free(&self->pairs);
     self->pair_rule = 0;
     self->whole_piece_shortcut = 0;
+    PyMem_Free(self->merges_to_itself);
+    self->merges_to_itself = NULL;
     Py_CLEAR(self->splitter);
     self->split = NULL;
     if (self->rank_objects) {
@@ -379,6 +385,37 @@ static int add_merges(BpeCore *self, PyObject *merges) {
 done:
     PyBuffer_Release(&view);
     return status;
+}
+
+/* merges_to_itself for every token of `ranks` (after the merges are in). Costs one merge per token at load
+ * (0.045 s for Qwen 3's 151,643 tokens) and saves a piece-cache lookup per piece that is a token: on English
+ * text most pieces are, and Qwen 3 encoded it 1.3x faster with it (40 -> 52 MB/s, cl100k_base 79). */
+static int find_tokens_merging_to_themselves(BpeCore *self, PyObject *ranks) {
+    self->merges_to_itself = PyMem_Calloc(self->n_rank_objects, 1);
+    uint32_t *out = NULL;
+    size_t out_capacity = 0;
+    if (!self->merges_to_itself) goto out_of_memory;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(ranks, &pos, &key, &value)) {
+        size_t len = (size_t)PyBytes_GET_SIZE(key);
+        if (len > out_capacity) {
+            uint32_t *grown = PyMem_Realloc(out, len * sizeof *out);
+            if (!grown) goto out_of_memory;
+            out = grown;
+            out_capacity = len;
+        }
+        uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
+        ptrdiff_t n = tk_pair_merge(&self->pairs, &self->table, (const uint8_t *)PyBytes_AS_STRING(key), len, out);
+        if (n < 0) goto out_of_memory;
+        self->merges_to_itself[rank] = n == 1 && out[0] == rank;
+    }
+    PyMem_Free(out);
+    return 0;
+out_of_memory:
+    PyMem_Free(out);
+    PyErr_NoMemory();
+    return -1;
 }
 
 static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
@@ -454,6 +491,7 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
         self->rank_objects[rank] = value;
     }
     if (self->pair_rule && add_merges(self, merges) < 0) return -1;
+    if (!self->whole_piece_shortcut && find_tokens_merging_to_themselves(self, ranks) < 0) return -1;
     for (int b = 0; b < 256 && !self->pair_rule; b++) { /* the pair rule drops a byte without an id */
         if (self->table.byte_rank[b] == TK_NO_RANK) {
             PyErr_Format(PyExc_ValueError, "ranks lacks the single byte 0x%02x: byte-level BPE needs all 256", b);
