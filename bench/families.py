@@ -72,8 +72,9 @@ def run(quick: bool) -> list[str]:
         "",
         "Each model beside its reference library (same run, taking turns block by block) and beside tokend's "
         "cl100k_base on the same text (target: >= 0.67, i.e. within 1.5x; vs `tokenizers`: >= 3x). \"split\": "
-        "who cut the text into pieces in this run — the native core (its scanners) or Python's `regex` module, "
-        "which then takes most of the time.",
+        "who cut the text into pieces in this run — the native core (a hand-written scanner or the compiled "
+        "matcher, chains of them for a Sequence of Splits) or Python's `regex` module (patterns the compiler "
+        "refuses), which then takes most of the time.",
         "",
         "| model | split | text | op | tokend MB/s | reference | reference MB/s | ratio | tokend cl100k MB/s | vs cl100k |",
         "|---|---|---|---|---:|---|---:|---:|---:|---:|",
