@@ -14,6 +14,7 @@ setup(
             "tokend.engine._native",
             sources=[
                 "native/module.c",
+                "native/batch_encode.c",
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/piece_cache.c",
@@ -27,13 +28,15 @@ setup(
             ],
             depends=[
                 "native/tokend_native.h",
+                "native/batch_encode.h",
                 "native/unicode_classes.h",
                 "native/unicode_props.h",
                 "native/split_program.h",
                 "native/split_chars.h",
                 "native/split_object.h",
             ],
-            extra_compile_args=COMPILE_ARGS,
+            extra_compile_args=COMPILE_ARGS + ["-pthread"],
+            extra_link_args=["-pthread"],
         ),
         Extension("tokend.engine._alignment", sources=["native/token_alignment.c"], extra_compile_args=COMPILE_ARGS),
         # SentencePiece BPE and Unigram (its own module, so it builds and loads apart from the byte-level

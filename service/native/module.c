@@ -15,6 +15,7 @@
  *   core.encode_piece(b"...")    -> ids of one byte string (whole-token shortcut, then BPE)
  *   core.merge(b"...")           -> the merge rule alone, without the shortcut (for tests)
  *   core.cache_stats()           -> (hits, misses, size, capacity)
+ *   core.encode_batch(["a", "b"], 2)  -> [[64], [65]]   threads, the GIL released (count=True: counts)
  *
  * Everything touching the piece cache runs with the GIL held and never calls back into Python code while
  * it holds pointers into shared state, so one core is safe to share between threads. Two exceptions keep
@@ -31,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch_encode.h"
 #include "split_object.h"
 #include "tokend_native.h"
 
@@ -59,6 +61,7 @@ typedef struct {
     /* Without the shortcut (the pair rule, ignore_merges=False): rank -> 1 when merging the token's own bytes
      * gives that token alone, so a piece equal to it may skip the merge and the cache (NULL: none computed). */
     uint8_t *merges_to_itself;
+    tk_cache_pool worker_caches; /* the batch workers' own piece caches (encode_batch; batch_encode.h) */
 } BpeCore;
 
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
@@ -319,6 +322,95 @@ static PyObject *bytes_call(BpeCore *self, PyObject *arg, int shortcut) {
 static PyObject *BpeCore_encode_piece(BpeCore *self, PyObject *arg) { return bytes_call(self, arg, 1); }
 static PyObject *BpeCore_merge(BpeCore *self, PyObject *arg) { return bytes_call(self, arg, 0); }
 
+/* encode_batch(texts, num_threads, count=False): encode (or count) every text, the GIL released for all of the
+ * work. The texts' UTF-8 is taken with the GIL held (a str's is immutable, and `seq` keeps them alive), the
+ * workers (batch_encode.c) split and merge with their own piece caches, and the results are built with the
+ * GIL again. Errors name the item: "texts[3]: ...". Memory: ids of the whole batch, plus up to one worker
+ * cache per thread ever running at once (each a quarter of the shared cache's bound). */
+static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"texts", "num_threads", "count", NULL};
+    PyObject *texts;
+    Py_ssize_t num_threads = 1;
+    int counting = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On|p", keywords, &texts, &num_threads, &counting)) return NULL;
+    if (require_pattern(self) < 0) return NULL;
+    PyObject *seq = PySequence_Fast(texts, "texts must be a sequence of str");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **objects = PySequence_Fast_ITEMS(seq);
+    PyObject *result = NULL;
+    tk_batch_item *items = PyMem_Calloc(n ? (size_t)n : 1, sizeof *items);
+    tk_batch_buffer buffers[TK_BATCH_MAX_THREADS] = {{0}};
+    tk_piece_cache *caches[TK_BATCH_MAX_THREADS] = {0};
+    size_t threads = 0, total = 0;
+    if (!items) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_Check(objects[i])) {
+            PyErr_Format(PyExc_TypeError, "texts[%zd]: expected str, got %.100s", i, Py_TYPE(objects[i])->tp_name);
+            goto done;
+        }
+        Py_ssize_t len;
+        const char *text = PyUnicode_AsUTF8AndSize(objects[i], &len); /* UnicodeEncodeError: a lone surrogate */
+        if (!text) goto done;
+        items[i].text = (const uint8_t *)text;
+        items[i].len = (size_t)len;
+        total += (size_t)len;
+    }
+    threads = tk_batch_threads(num_threads > 0 ? (size_t)num_threads : 1, (size_t)n, total);
+    for (size_t w = 0; w < threads; w++) caches[w] = tk_cache_pool_take(&self->worker_caches);
+    tk_batch_model model = {&self->table, self->pair_rule ? &self->pairs : NULL, self->merges_to_itself,
+                            self->whole_piece_shortcut, self->split, self->seed};
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = tk_batch_run(&model, items, (size_t)n, threads, counting, caches, buffers);
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (items[i].status == TK_BATCH_NO_MEMORY) {
+                PyErr_Format(PyExc_MemoryError, "texts[%zd]: out of memory while encoding it", i);
+                goto done;
+            }
+            if (items[i].status == TK_BATCH_PIECE_TOO_LONG) {
+                PyErr_Format(PyExc_ValueError, "texts[%zd]: a single piece of 4 GiB or more cannot be encoded", i);
+                goto done;
+            }
+        }
+    }
+    result = PyList_New(n);
+    for (Py_ssize_t i = 0; result && i < n; i++) {
+        PyObject *item;
+        if (counting) {
+            item = PyLong_FromSize_t(items[i].n_ids);
+        } else {
+            const uint32_t *ids = buffers[items[i].worker].ids + items[i].offset;
+            item = PyList_New((Py_ssize_t)items[i].n_ids);
+            for (size_t k = 0; item && k < items[i].n_ids; k++) {
+                PyObject *id = self->rank_objects[ids[k]];
+                Py_INCREF(id);
+                PyList_SET_ITEM(item, (Py_ssize_t)k, id);
+            }
+        }
+        if (!item) Py_CLEAR(result);
+        else PyList_SET_ITEM(result, i, item);
+    }
+done:
+    for (size_t w = 0; w < threads; w++) {
+        tk_batch_buffer_free(&buffers[w]);
+        if (caches[w]) { /* the shared counters report the batch's cache work too */
+            self->cache.hits += caches[w]->hits;
+            self->cache.misses += caches[w]->misses;
+            caches[w]->hits = caches[w]->misses = 0;
+            tk_cache_pool_give(&self->worker_caches, caches[w]);
+        }
+    }
+    PyMem_Free(items);
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyObject *BpeCore_cache_stats(BpeCore *self, PyObject *Py_UNUSED(ignored)) {
     if (require_ready(self) < 0) return NULL;
     tk_piece_cache *cache = &self->cache;
@@ -332,6 +424,7 @@ static void release_tables(BpeCore *self) {
     self->ready = 0;
     tk_rank_table_free(&self->table);
     tk_piece_cache_free(&self->cache);
+    tk_cache_pool_free(&self->worker_caches);
     tk_pair_table_free(&self->pairs);
     self->pair_rule = 0;
     self->whole_piece_shortcut = 0;
@@ -502,6 +595,9 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
         PyErr_NoMemory();
         return -1;
     }
+    /* A quarter of the shared cache each: a batch's unseen text fills far fewer entries than a server's
+     * lifetime of traffic, and each worker of a batch keeps one (memory bound: see encode_batch). */
+    tk_cache_pool_init(&self->worker_caches, (size_t)cache_capacity / 4, (size_t)max_key_len, seed);
     return 0;
 }
 
@@ -529,6 +625,8 @@ static PyMethodDef BpeCore_methods[] = {
     {"count_pieces", (PyCFunction)BpeCore_count_pieces, METH_O, "count_pieces(pieces) -> number of ids"},
     {"encode_piece", (PyCFunction)BpeCore_encode_piece, METH_O, "encode_piece(bytes) -> ids (token shortcut, then BPE)"},
     {"merge", (PyCFunction)BpeCore_merge, METH_O, "merge(bytes) -> ids by the merge rule alone"},
+    {"encode_batch", (PyCFunction)(void (*)(void))BpeCore_encode_batch, METH_VARARGS | METH_KEYWORDS,
+     "encode_batch(texts, num_threads, count=False) -> ids (or counts) of each text, without the GIL"},
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {NULL, NULL, 0, NULL},
 };

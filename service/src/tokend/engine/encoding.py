@@ -39,14 +39,15 @@ Python merge costs ~1 us per step (docs/decisions.md).
 Thread safety: an Encoding is immutable except the core's piece cache, which the core touches only with
 the GIL held, so calls from several threads are safe. The core releases the GIL while it merges a long
 piece and while it finds the pieces of a big text (service/native/module.c), so one big call does not stall
-the other threads. The `*_batch` methods keep tiktoken's `num_threads` parameter but run in the calling
-thread (run batches in processes, as the server does).
+the other threads. `encode_batch`, `encode_ordinary_batch` and `count_batch` hand the whole batch to the
+core, which encodes it on up to `num_threads` threads with the GIL released throughout (`_batch`).
 
 Not handled: `encode_with_unstable` (tiktoken's completion helper; no caller of ours needs it).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from array import array
 from collections.abc import Collection, Mapping, Sequence
@@ -79,6 +80,40 @@ def _fix_surrogates(text: str) -> str:
     # tiktoken's fix-up for text that is not valid Unicode scalar values: pairs of surrogates become the
     # character they encode, lone surrogates become U+FFFD. Encode then does not round-trip, as in tiktoken.
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity masks (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def _reassemble(layouts: list[list[str | int]], results: list, counting: bool) -> list:
+    """Per text, its segments' results (in order, from one flat list) with the token ids between them."""
+    out: list = []
+    position = 0
+    for layout in layouts:
+        if counting:
+            total = 0
+            for part in layout:
+                if type(part) is str:
+                    total += results[position]
+                    position += 1
+                else:
+                    total += 1
+            out.append(total)
+        else:
+            ids: list[int] = []
+            for part in layout:
+                if type(part) is str:
+                    ids += results[position]
+                    position += 1
+                else:
+                    ids.append(part)
+            out.append(ids)
+    return out
 
 
 def _not_special(token: AddedToken) -> bool:
@@ -318,8 +353,13 @@ class Encoding(BudgetMethods):
         return numpy.frombuffer(buffer, dtype=numpy.uint32)
 
     def encode_ordinary_batch(self, text: Sequence[str], *, num_threads: int = 8) -> list[list[int]]:
-        """`encode_ordinary` of each text (in this thread; `num_threads` is accepted for compatibility)."""
-        return [self.encode_ordinary(item) for item in text]
+        """`encode_ordinary` of each text, on up to `num_threads` threads (see `_batch`).
+
+        >>> from tokend import get_encoding
+        >>> get_encoding("cl100k_base").encode_ordinary_batch(["hello world", "hi"], num_threads=2)
+        [[15339, 1917], [6151]]
+        """
+        return self._batch(text, None, num_threads, counting=False)
 
     def encode_batch(
         self,
@@ -329,12 +369,11 @@ class Encoding(BudgetMethods):
         allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
         disallowed_special: Literal["all"] | Collection[str] = "all",
     ) -> list[list[int]]:
-        """`encode` of each text; a disallowed special token raises with `.item` = its index."""
-        for index, item in enumerate(text):
-            self._check_specials(item, allowed_special, disallowed_special, index)
-        return [
-            self.encode(item, allowed_special=allowed_special, disallowed_special=()) for item in text
-        ]
+        """`encode` of each text on up to `num_threads` threads; a disallowed special token raises with
+        `.item` = its index (before any text is encoded)."""
+        allowed = [self._check_specials(item, allowed_special, disallowed_special, index)
+                   for index, item in enumerate(text)]
+        return self._batch(text, allowed, num_threads, counting=False)
 
     def encode_bytes(self, data: bytes) -> list[int]:
         """Ids for arbitrary bytes (need not be UTF-8); identical to tiktoken's `_encode_bytes`.
@@ -429,13 +468,53 @@ class Encoding(BudgetMethods):
         self,
         texts: Sequence[str],
         *,
+        num_threads: int = 8,
         allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
         disallowed_special: Literal["all"] | Collection[str] = "all",
     ) -> list[int]:
-        """`count` of each text; a disallowed special token raises with `.item` = its index."""
-        for index, item in enumerate(texts):
-            self._check_specials(item, allowed_special, disallowed_special, index)
-        return [self.count(item, allowed_special=allowed_special, disallowed_special=()) for item in texts]
+        """`count` of each text on up to `num_threads` threads; a disallowed special token raises with
+        `.item` = its index."""
+        allowed = [self._check_specials(item, allowed_special, disallowed_special, index)
+                   for index, item in enumerate(texts)]
+        return self._batch(texts, allowed, num_threads, counting=True)
+
+    def _batch(self, texts: Sequence[str], allowed: list[frozenset[str]] | None, num_threads: int, *,
+               counting: bool) -> list:
+        """Ids (or counts) of each text, `allowed[i]` being the special tokens allowed in text i (None: none).
+
+        The texts become the core's segments here (normalized, split at special and added tokens); the core
+        encodes all of them in one call that releases the GIL for the whole native work and runs it on
+        min(num_threads, usable CPUs) threads (fewer for a small batch; service/native/batch_encode.c), each
+        with its own piece cache. Same ids as one text at a time. Python splitting (a pattern outside the
+        compiler's subset) runs in this thread, one text after the other.
+        """
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        texts = texts if isinstance(texts, list) else list(texts)
+        if self._native_splitter is None:
+            return self._batch_in_python(texts, allowed, counting)
+        threads = min(num_threads, _usable_cpus())
+        plain = not self._uses_pipeline and self._model.normalizer is None and not self._prefix_space
+        if plain and (allowed is None or not any(allowed)):
+            try:
+                return self._core.encode_batch(texts, threads, count=counting)
+            except UnicodeEncodeError:  # lone surrogates: repaired as encode does, then all over again
+                return self._core.encode_batch([_fix_surrogates(item) for item in texts], threads, count=counting)
+        try:
+            layouts = [self._core_items(item, _EMPTY if allowed is None else allowed[index])
+                       for index, item in enumerate(texts)]
+            results = self._core.encode_batch([part for layout in layouts for part in layout if type(part) is str],
+                                              threads, count=counting)
+        except UnicodeEncodeError:
+            return self._batch([_fix_surrogates(item) for item in texts], allowed, num_threads, counting=counting)
+        return _reassemble(layouts, results, counting)
+
+    def _batch_in_python(self, texts: list[str], allowed: list[frozenset[str]] | None, counting: bool) -> list:
+        if allowed is None:
+            one = self.count_ordinary if counting else self.encode_ordinary
+            return [one(item) for item in texts]
+        one = self.count if counting else self.encode
+        return [one(item, allowed_special=allowed[index], disallowed_special=()) for index, item in enumerate(texts)]
 
     # ---- decoding -----------------------------------------------------------------------------------
 
@@ -632,6 +711,25 @@ class Encoding(BudgetMethods):
             return self._items_to_ids(self._items(text, allowed))
         except UnicodeEncodeError:
             return self._encode_items(_fix_surrogates(text), allowed)
+
+    def _core_items(self, text: str, allowed: frozenset[str]) -> list[str | int]:
+        """`text` as the core takes it: segments it encodes as they are (normalized, with the prefix space)
+        and, between them, the ids of the special or added tokens found (what `encode` does, in pieces)."""
+        normalizer = self._model.normalizer
+        if self._uses_pipeline:
+            items = (self._items(text, allowed) if self._pipeline.may_hold_added_tokens(text)
+                     else [normalize(normalizer, text)])
+        elif allowed:
+            items, start = [], 0
+            for match in special_token_regex(allowed).finditer(text):
+                items += (normalize(normalizer, text[start : match.start()]), self._special_tokens[match.group()])
+                start = match.end()
+            items.append(normalize(normalizer, text[start:]))
+        else:
+            items = [normalize(normalizer, text)]
+        if self._prefix_space:
+            items = [_with_prefix_space(item) if type(item) is str else item for item in items]
+        return items
 
     def _count_items(self, text: str, allowed: frozenset[str]) -> int:
         try:

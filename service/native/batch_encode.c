@@ -1,0 +1,216 @@
+/* The batch encoder's workers (see batch_encode.h): no Python, no GIL, no shared writes but two counters.
+ *
+ * Work is shared by an atomic counter over the items sorted longest first, so a thread that drew a long
+ * text is not left finishing it alone while the others idle. A worker that fails (out of memory, a piece
+ * of 4 GiB) sets a flag the others check between items; the items nobody reached stay TK_BATCH_NOT_RUN. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch_encode.h"
+
+typedef struct {
+    const tk_batch_model *model;
+    tk_batch_item *items;
+    const size_t *order; /* longest first (NULL: as given) */
+    size_t n_items;
+    int counting;
+    size_t next;         /* atomic: the next place in `order` to take */
+    int failed;          /* atomic: an item failed, stop taking more */
+} batch_state;
+
+typedef struct {
+    batch_state *state;
+    uint32_t index;
+    tk_piece_cache *cache;
+    tk_batch_buffer *buffer;
+} batch_worker;
+
+void tk_batch_buffer_free(tk_batch_buffer *buffer) {
+    free(buffer->ids);
+    memset(buffer, 0, sizeof *buffer);
+}
+
+static int reserve(tk_batch_buffer *buffer, size_t more) {
+    if (buffer->len + more <= buffer->cap) return 0;
+    size_t cap = buffer->cap ? buffer->cap : 1024;
+    while (cap < buffer->len + more) cap *= 2;
+    uint32_t *ids = realloc(buffer->ids, cap * sizeof *ids);
+    if (!ids) return -1;
+    buffer->ids = ids;
+    buffer->cap = cap;
+    return 0;
+}
+
+/* The ids of one piece into `out` (room for len ids); how many, or -1 when out of memory. The same steps
+ * as emit_piece in module.c (whole-token shortcut, piece cache, merge rule) with the worker's own cache. */
+static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, const uint8_t *piece, size_t len,
+                           uint32_t *out) {
+    uint32_t rank = tk_rank_of(model->table, piece, len);
+    if (rank != TK_NO_RANK &&
+        (__builtin_expect(model->whole_piece_shortcut, 1) || (model->merges_to_itself && model->merges_to_itself[rank]))) {
+        out[0] = rank;
+        return 1;
+    }
+    uint64_t hash = 0;
+    if (cache) {
+        hash = tk_hash(piece, len, model->seed);
+        ptrdiff_t n = tk_piece_cache_get(cache, piece, len, hash, out);
+        if (n >= 0) return n;
+    }
+    ptrdiff_t n = model->pairs ? tk_pair_merge(model->pairs, model->table, piece, len, out)
+                               : tk_bpe_merge(model->table, piece, len, out);
+    if (n >= 0 && cache) tk_piece_cache_put(cache, piece, len, hash, out, (size_t)n);
+    return n;
+}
+
+static int encode_item(batch_worker *worker, tk_batch_item *item) {
+    const tk_batch_model *model = worker->state->model;
+    tk_batch_buffer *buffer = worker->buffer;
+    int counting = worker->state->counting;
+    size_t first = buffer->len, count = 0, start, pos = 0;
+    int status = TK_BATCH_OK, found;
+    tk_split_iter iter;
+    if (reserve(buffer, counting ? 64 : item->len / 3 + 16) < 0 ||
+        tk_split_iter_init(&iter, model->split, item->text, item->len) < 0)
+        return TK_BATCH_NO_MEMORY;
+    while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
+        size_t len = pos - start;
+        if (len == 0) continue; /* an empty match: no ids */
+        if (len >= UINT32_MAX) { /* the merge names positions with 32 bits */
+            status = TK_BATCH_PIECE_TOO_LONG;
+            break;
+        }
+        if (reserve(buffer, len) < 0) {
+            status = TK_BATCH_NO_MEMORY;
+            break;
+        }
+        ptrdiff_t n = piece_ids(model, worker->cache, item->text + start, len, buffer->ids + buffer->len);
+        if (n < 0) {
+            status = TK_BATCH_NO_MEMORY;
+            break;
+        }
+        if (counting)
+            count += (size_t)n; /* the ids were scratch */
+        else
+            buffer->len += (size_t)n;
+    }
+    if (found < 0) status = TK_BATCH_NO_MEMORY;
+    tk_split_iter_free(&iter);
+    item->worker = worker->index;
+    item->offset = first;
+    item->n_ids = counting ? count : buffer->len - first;
+    return status;
+}
+
+static void *work(void *arg) {
+    batch_worker *worker = arg;
+    batch_state *state = worker->state;
+    while (!__atomic_load_n(&state->failed, __ATOMIC_RELAXED)) {
+        size_t k = __atomic_fetch_add(&state->next, 1, __ATOMIC_RELAXED);
+        if (k >= state->n_items) break;
+        tk_batch_item *item = &state->items[state->order ? state->order[k] : k];
+        item->status = encode_item(worker, item);
+        if (item->status != TK_BATCH_OK) __atomic_store_n(&state->failed, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+typedef struct {
+    size_t len, index;
+} sort_key;
+
+static int longest_first(const void *a, const void *b) {
+    const sort_key *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? 1 : -1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* The item indices, longest first; NULL when out of memory (then the items go as given). */
+static size_t *longest_first_order(const tk_batch_item *items, size_t n_items) {
+    sort_key *keys = malloc(n_items * sizeof *keys);
+    size_t *order = malloc(n_items * sizeof *order);
+    if (keys && order) {
+        for (size_t i = 0; i < n_items; i++) keys[i] = (sort_key){items[i].len, i};
+        qsort(keys, n_items, sizeof *keys, longest_first);
+        for (size_t i = 0; i < n_items; i++) order[i] = keys[i].index;
+    } else {
+        free(order);
+        order = NULL;
+    }
+    free(keys);
+    return order;
+}
+
+size_t tk_batch_threads(size_t wanted, size_t n_items, size_t total_bytes) {
+    size_t threads = wanted < TK_BATCH_MAX_THREADS ? wanted : TK_BATCH_MAX_THREADS;
+    if (threads > n_items) threads = n_items;
+    size_t by_size = total_bytes / TK_BATCH_BYTES_PER_THREAD + 1;
+    if (threads > by_size) threads = by_size;
+    return threads ? threads : 1;
+}
+
+int tk_batch_run(const tk_batch_model *model, tk_batch_item *items, size_t n_items, size_t n_threads, int counting,
+                 tk_piece_cache *const *caches, tk_batch_buffer *buffers) {
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads > TK_BATCH_MAX_THREADS) n_threads = TK_BATCH_MAX_THREADS;
+    for (size_t i = 0; i < n_items; i++) {
+        items[i].status = TK_BATCH_NOT_RUN;
+        items[i].n_ids = 0;
+    }
+    size_t *order = n_items > 1 ? longest_first_order(items, n_items) : NULL;
+    batch_state state = {model, items, order, n_items, counting, 0, 0};
+    batch_worker workers[TK_BATCH_MAX_THREADS];
+    pthread_t threads[TK_BATCH_MAX_THREADS];
+    uint8_t started[TK_BATCH_MAX_THREADS] = {0};
+    for (size_t w = 0; w < n_threads; w++) workers[w] = (batch_worker){&state, (uint32_t)w, caches[w], &buffers[w]};
+    for (size_t w = 1; w < n_threads; w++) started[w] = pthread_create(&threads[w], NULL, work, &workers[w]) == 0;
+    work(&workers[0]);
+    for (size_t w = 1; w < n_threads; w++)
+        if (started[w]) pthread_join(threads[w], NULL);
+    free(order);
+    for (size_t i = 0; i < n_items; i++)
+        if (items[i].status != TK_BATCH_OK) return -1;
+    return 0;
+}
+
+/* ---- the pool of worker caches ----------------------------------------------------------------- */
+
+void tk_cache_pool_init(tk_cache_pool *pool, size_t capacity, size_t max_key_len, uint64_t seed) {
+    memset(pool, 0, sizeof *pool);
+    pool->capacity = capacity;
+    pool->max_key_len = max_key_len;
+    pool->seed = seed;
+}
+
+tk_piece_cache *tk_cache_pool_take(tk_cache_pool *pool) {
+    for (size_t i = 0; i < pool->n; i++) {
+        if (!pool->busy[i]) {
+            pool->busy[i] = 1;
+            return pool->caches[i];
+        }
+    }
+    if (pool->n == TK_BATCH_MAX_THREADS) return NULL;
+    tk_piece_cache *cache = malloc(sizeof *cache);
+    if (!cache) return NULL;
+    if (tk_piece_cache_init(cache, pool->capacity, pool->max_key_len, pool->seed) < 0) {
+        free(cache);
+        return NULL;
+    }
+    pool->caches[pool->n] = cache;
+    pool->busy[pool->n++] = 1;
+    return cache;
+}
+
+void tk_cache_pool_give(tk_cache_pool *pool, tk_piece_cache *cache) {
+    for (size_t i = 0; i < pool->n; i++)
+        if (pool->caches[i] == cache) pool->busy[i] = 0;
+}
+
+void tk_cache_pool_free(tk_cache_pool *pool) {
+    for (size_t i = 0; i < pool->n; i++) {
+        tk_piece_cache_free(pool->caches[i]);
+        free(pool->caches[i]);
+    }
+    memset(pool, 0, sizeof *pool);
+}
