@@ -187,6 +187,7 @@ class RemoteEncoding(RemoteEncodingBase):
         self,
         texts: Sequence[str],
         *,
+        num_threads: int = 8,
         allowed_special: AllowedSpecial = set(),  # noqa: B006
         disallowed_special: DisallowedSpecial = "all",
     ) -> list[int]:

@@ -265,11 +265,13 @@ class SentencePieceEncoding(BudgetMethods):
         self,
         texts: Sequence[str],
         *,
+        num_threads: int = 8,
         allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
         disallowed_special: Literal["all"] | Collection[str] = "all",
     ) -> list[int]:
         for index, item in enumerate(texts):
             self._check_specials(item, allowed_special, disallowed_special, index)
+        # num_threads: accepted like the byte-level Encoding's; SentencePiece batches run in this thread
         return [self.count(item, allowed_special=allowed_special, disallowed_special=()) for item in texts]
 
     # ---- decoding -----------------------------------------------------------------------------------
