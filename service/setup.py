@@ -15,6 +15,7 @@ setup(
             sources=[
                 "native/module.c",
                 "native/batch_encode.c",
+                "native/rank_file.c",
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/piece_cache.c",
@@ -29,6 +30,7 @@ setup(
             depends=[
                 "native/tokend_native.h",
                 "native/batch_encode.h",
+                "native/rank_file.h",
                 "native/unicode_classes.h",
                 "native/unicode_props.h",
                 "native/split_program.h",

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "batch_encode.h"
+#include "rank_file.h"
 #include "split_object.h"
 #include "tokend_native.h"
 
@@ -654,7 +655,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&BpeCoreType) < 0) return NULL;
     PyObject *module = PyModule_Create(&native_module);
     if (!module) return NULL;
-    if (tk_split_types_add(module) < 0) {
+    if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

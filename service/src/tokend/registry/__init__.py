@@ -11,7 +11,12 @@ Public names (see `registry.py` for the main class and docs/registry.md for the 
 
 Errors come from `tokend.errors` (ModelNotFoundError, VersionConflictError, RegistryError,
 ChecksumMismatchError, ModelFormatError).
+
+`HttpSource` is imported on first use (it brings http.client and ssl, which a process that only reads the
+embedded registry never needs: part of `get_encoding`'s cold start).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from tokend.registry.catalog import ModelSummary
 from tokend.registry.chat import (
@@ -25,12 +30,14 @@ from tokend.registry.chat import (
 )
 from tokend.registry.default_registry import default_registry, get_encoding, list_encoding_names
 from tokend.registry.directory_source import DirectorySource
-from tokend.registry.http_source import HttpSource
 from tokend.registry.manifest import MANIFEST_FORMAT_VERSION, Manifest, PayloadFile, Provenance
 from tokend.registry.model_ref import ModelVersionRef
 from tokend.registry.payload import NewVersion, describe_payload
 from tokend.registry.registry import Registry
 from tokend.registry.reports import AliasMove, LoadedModel, RefreshReport, VerificationResult
+
+if TYPE_CHECKING:
+    from tokend.registry.http_source import HttpSource
 
 __all__ = [
     "AliasMove",
@@ -59,3 +66,12 @@ __all__ = [
     "get_encoding",
     "list_encoding_names",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name != "HttpSource":
+        raise AttributeError(f"module 'tokend.registry' has no attribute {name!r}")
+    from tokend.registry.http_source import HttpSource
+
+    globals()[name] = HttpSource  # later lookups skip this function
+    return HttpSource

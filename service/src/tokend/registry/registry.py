@@ -52,7 +52,6 @@ from tokend.engine import Encoding
 from tokend.errors import ModelLoadingError, ModelNotFoundError, RegistryError, TokendError, VersionConflictError
 from tokend.registry.catalog import Catalog, ModelSummary
 from tokend.registry.directory_source import DirectorySource
-from tokend.registry.http_source import HttpSource
 from tokend.registry.chat import ChatFormatSpec
 from tokend.registry.manifest import Compression, Manifest, PayloadFormat, Provenance
 from tokend.registry.model_loader import DEFAULT_LOAD_TIMEOUT_SECONDS, ModelLoader
@@ -111,6 +110,8 @@ class Registry:
         else:
             text = str(location)
             if text.startswith(("http://", "https://")):
+                from tokend.registry.http_source import HttpSource  # http.client and ssl: only for remote registries
+
                 source = HttpSource(text, cache_dir=cache_dir, load_timeout=load_timeout)
             elif "://" in text:
                 raise RegistryError(f"unsupported registry location {text!r}: use a directory path or an http(s):// URL")

@@ -17,7 +17,7 @@ template_format (templates), text_builder, one module per built-in, spec (the ma
 
 from tokend.registry.chat.chat_format import CONTENT_SPECIAL_TOKENS, ChatEncoder, ChatFormat, ContentSpecialTokens
 from tokend.registry.chat.messages import ChatMessage, ToolCall, ToolDefinition, parse_messages, parse_tools
-from tokend.registry.chat.sandbox import TemplateLimits
+from tokend.registry.chat.template_limits import TemplateLimits
 from tokend.registry.chat.segments import ChatCount, ChatEncoding
 from tokend.registry.chat.spec import (
     BUILTIN_CHAT_FORMATS,

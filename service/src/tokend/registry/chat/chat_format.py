@@ -41,7 +41,7 @@ from typing import Any, Literal
 from tokend.engine.special_tokens import special_token_regex
 from tokend.errors import ChatRequestError, ModelFormatError
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition, parse_messages, parse_tools
-from tokend.registry.chat.sandbox import TemplateLimits
+from tokend.registry.chat.template_limits import TemplateLimits
 from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat, count_rendered, encode_rendered
 
 __all__ = ["ChatFormat", "ChatEncoder", "RenderContext", "ContentSpecialTokens", "CONTENT_SPECIAL_TOKENS"]

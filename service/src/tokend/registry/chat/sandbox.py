@@ -44,16 +44,9 @@ from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tokend.errors import ChatTemplateError, ModelFormatError
+from tokend.registry.chat.template_limits import TemplateLimits
 
 __all__ = ["TemplateLimits", "CompiledTemplate", "compile_template", "render_template"]
-
-
-@dataclass(frozen=True)
-class TemplateLimits:
-    """Bounds for one render. The service layer passes the request's remaining deadline as `seconds`."""
-
-    seconds: float = 1.0
-    max_chars: int = 16 * 2**20  # output, and any single value the template builds
 
 
 class _LimitExceeded(Exception):

@@ -42,7 +42,6 @@ from tokend.registry.chat.harmony import HarmonyFormat
 from tokend.registry.chat.llama3 import Llama3Format
 from tokend.registry.chat.mistral import MistralFormat
 from tokend.registry.chat.openai_chat import OpenAIChatFormat
-from tokend.registry.chat.template_format import TemplateChatFormat
 
 __all__ = [
     "ChatFormatSpec",
@@ -102,6 +101,8 @@ class ChatFormatSpec(BaseModel):
 def build_chat_format(spec: ChatFormatSpec) -> ChatFormat:
     """The renderer a spec describes; bad options or a template that does not compile: ModelFormatError."""
     if spec.name == "template":
+        from tokend.registry.chat.template_format import TemplateChatFormat  # Jinja2: only once a template is used
+
         return TemplateChatFormat(spec.template or "", spec.variables)
     try:
         return BUILTIN_CHAT_FORMATS[spec.name](**spec.options)
