@@ -217,7 +217,7 @@ class Encoding(BudgetMethods):
         # id -> bytes, for decoding. Special and added tokens decode to their UTF-8 text (as in tiktoken and
         # Hugging Face); of two special tokens sharing an id, the first listed wins (tiktoken's o200k_harmony).
         self._decoder: dict[int, bytes] = dict(model.extra_decoder)
-        self._decoder.update((rank, token) for token, rank in ranks.items())
+        self._decoder.update(zip(ranks.values(), ranks.keys()))
         for text, token_id in reversed(list(specials.items())):
             self._decoder[token_id] = text.encode("utf-8")
         self._decoder.update((token.id, token.content.encode("utf-8")) for token in added)

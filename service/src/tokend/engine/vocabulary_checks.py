@@ -23,11 +23,12 @@ def check_vocabulary(name: str, ranks: dict[bytes, int], specials: dict[str, int
             f"encoding {name!r}: mergeable_ranks lacks {len(missing)} single bytes (first: {bytes([missing[0]])!r}); "
             "byte-level BPE needs a rank for every byte"
         )
-    if len(set(ranks.values())) != len(ranks):
+    ids = set(ranks.values())
+    if len(ids) != len(ranks):
         raise ModelFormatError(f"encoding {name!r}: two mergeable tokens share a rank; ranks must be unique ids")
     # Two special tokens may share an id (tiktoken's o200k_harmony has <|endofprompt|> and
     # <|reserved_200018|> both as 200018); a special token may not take a mergeable token's id.
-    clash = sorted(set(ranks.values()) & set(specials.values()))
+    clash = sorted(ids.intersection(specials.values()))
     if clash:
         raise ModelFormatError(
             f"encoding {name!r}: special token ids must be unused by mergeable tokens (id {clash[0]} is both)"
