@@ -103,6 +103,17 @@ class BoundPolicy:
             self._raise_leftmost(text, *found)
         return method(text, allowed_special=self.allowed_special, disallowed_special=self.disallowed_special)
 
+    def apply_batch(self, method: Callable[..., list[Result]], texts: list[str]) -> list[Result]:
+        """``apply`` for several texts with one engine batch call (``encoding.encode_batch`` / ``count_batch``),
+        on the calling worker's one thread (its GIL released while the engine works). Raises for the first
+        text that breaks the policy, without saying which: callers redo the batch one text at a time then."""
+        for text in texts:
+            found = self._first_other(text)
+            if found is not None:
+                self._raise_leftmost(text, *found)
+        return method(texts, num_threads=1, allowed_special=self.allowed_special,
+                      disallowed_special=self.disallowed_special)
+
     def _first_other(self, text: str) -> tuple[int, str] | None:
         """The leftmost (then longest) other disallowed string in ``text``: one substring search each."""
         first: tuple[int, str] | None = None

@@ -4,8 +4,9 @@ A front-end (gRPC servicer, JSON API, command line) turns its wire format into o
 result back; it passes the call's state (deadline, cancellation) as ``call`` and translates errors with
 ``tokend.service.errors.describe``. Each operation: checks the request limits, resolves the model once
 (every item is answered by that exact version), binds the special-token policy to it, runs the batch loop
-(stopping at the deadline), bounds the size of the answer before building it, and records the call's facts
-(``call_record``) for logs and metrics.
+(stopping at the deadline; texts go to the engine's batch calls a chunk at a time, see ``batch``), bounds
+the size of the answer before building it, and records the call's facts (``call_record``) for logs and
+metrics.
 
     service = TokenizerService(ServedModels(Registry.open()), Limits())
     service.encode("cl100k_base", ["hello world"]).ids                 # [[15339, 1917]]
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from tokend.service.batch import CallState, run_batch
+from tokend.service.batch import CallState, run_batch, run_text_batch
 from tokend.service.call_record import current_record
 from tokend.service.errors import InvalidRequest
 from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, input_bytes, text_bytes
@@ -60,7 +61,13 @@ class TokenizerService:
             answer.add(ids)  # stops before holding more than can be sent
             return ids
 
-        ids = run_batch(inputs, encode, call=call)
+        def encode_texts(texts: list[str]) -> list[list[int]]:
+            chunk = policy.apply_batch(encoding.encode_batch, texts)
+            for ids in chunk:
+                answer.add(ids)
+            return chunk
+
+        ids = run_text_batch(inputs, encode, encode_texts, call=call)
         total = sum(map(len, ids))
         _record("encode", len(inputs), total, size)
         return Encoded(_version(loaded), ids, total)
@@ -82,7 +89,7 @@ class TokenizerService:
                 return len(encoding.encode_bytes(item))
             return policy.apply(encoding.count, item)
 
-        counts = run_batch(inputs, count, call=call)
+        counts = run_text_batch(inputs, count, lambda texts: policy.apply_batch(encoding.count_batch, texts), call=call)
         total = sum(counts)
         _record("count", len(inputs), total, size)
         return Counted(_version(loaded), counts, total)
