@@ -8,13 +8,20 @@ since the point is to use a second core; the CPU/wall figure says how many cores
 busy. 1 and 2 threads alternate within a round, and the speed-up is the median over rounds of each
 round's ratio. On a machine whose 2 cores are shared with other work, 2 threads can only approach 2×.
 
+The first row is the machine itself: SHA-256 of a 32 MB buffer twice, in this thread and then in two
+threads (hashlib releases the GIL: perfectly parallel work). On a machine whose other work leaves this
+process one core (busy shared cores, or a CPU share per container), that control shows ~1.0× too, and
+no peer can do better; read the peers' speed-ups against it.
+
 Not measured: peers whose batch calls run on a process-wide pool sized once per process (fastokens and
 splintr use rayon's global pool, RAYON_NUM_THREADS): their rows say so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import statistics
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,11 +46,42 @@ class ScalingResult:
 def measure_scaling(
     peers: Sequence[str], encoding: str, warm: Sequence[str], batch: Sequence[str], *, rounds: int
 ) -> list[ScalingResult]:
-    results = []
+    results = [_machine_control(rounds)]
     for key in peers:
         for operation in ("encode_ordinary_batch", "count_batch"):
             results.append(_scaling(key, operation, encoding, list(warm), list(batch), rounds))
     return results
+
+
+def _machine_control(rounds: int) -> ScalingResult:
+    data = bytes(32 << 20)
+    seconds: dict[int, list[float]] = {1: [], 2: []}
+    cpu_ratio: list[float] = []
+    for round_index in range(rounds):
+        for threads in (1, 2) if round_index % 2 == 0 else (2, 1):
+            workers = [threading.Thread(target=hashlib.sha256, args=(data,)) for _ in range(threads)]
+            wall, cpu = time.perf_counter(), time.process_time()
+            if threads == 1:
+                hashlib.sha256(data)
+                hashlib.sha256(data)
+            else:
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            seconds[threads].append(wall)
+            if threads == 2:
+                cpu_ratio.append(cpu / wall)
+    size = 2 * len(data) / 1e6
+    return ScalingResult(
+        "machine (control)",
+        "sha256 ×2",
+        one_thread=size / statistics.median(seconds[1]),
+        two_threads=size / statistics.median(seconds[2]),
+        speedup=statistics.median(one / two for one, two in zip(seconds[1], seconds[2])),
+        cpu_per_wall=statistics.median(cpu_ratio),
+    )
 
 
 def _scaling(key: str, operation: str, encoding: str, warm: list[str], batch: list[str], rounds: int):
