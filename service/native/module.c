@@ -335,10 +335,11 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
     int counting = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On|p", keywords, &texts, &num_threads, &counting)) return NULL;
     if (require_pattern(self) < 0) return NULL;
-    PyObject *seq = PySequence_Fast(texts, "texts must be a sequence of str");
+    /* A tuple of our own: a list's items could be replaced (and freed) by another thread while the GIL is out. */
+    PyObject *seq = PySequence_Tuple(texts);
     if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **objects = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    PyObject **objects = &PyTuple_GET_ITEM(seq, 0);
     PyObject *result = NULL;
     tk_batch_item *items = PyMem_Calloc(n ? (size_t)n : 1, sizeof *items);
     tk_batch_buffer buffers[TK_BATCH_MAX_THREADS] = {{0}};

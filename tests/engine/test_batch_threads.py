@@ -75,6 +75,29 @@ def test_concurrent_batches_on_one_encoding(enc, oracle):
     assert [results[index] for index in range(4)] == [expected[index:] + expected[:index] for index in range(4)]
 
 
+def test_a_list_changed_by_another_thread_during_the_batch(enc):
+    """The core encodes a snapshot of the list: texts another thread replaces (and frees) meanwhile are kept."""
+    versions = [[word * 10_000 for _ in range(8)] for word in ("alpha ", "omega ")]  # equal sizes: memory is reused
+    expected = [enc.encode_ordinary_batch(texts, num_threads=1) for texts in versions]
+    texts = list(versions[0])
+    stop = threading.Event()
+
+    def swap() -> None:
+        version = 0
+        while not stop.is_set():
+            version ^= 1
+            texts[:] = [text.encode().decode() for text in versions[version]]  # fresh objects; the old ones die
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    try:
+        results = [enc.encode_ordinary_batch(texts, num_threads=2) for _ in range(6)]
+    finally:
+        stop.set()
+        swapper.join()
+    assert all(result in expected for result in results)
+
+
 def test_the_batch_reports_its_piece_cache_work(enc):
     before = enc.piece_cache_stats()
     enc.count_batch(["an unusualword zqxjkvb " * 2_000, "another qzvbkxj " * 2_000], num_threads=2)
