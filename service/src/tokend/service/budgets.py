@@ -21,11 +21,12 @@ alignment: ~0.1 s per MB, bounded by ``max_request_bytes``); deadlines are check
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from tokend_api import MAX_CHUNKS
 
-from tokend.errors import InvalidBudgetError
+from tokend.errors import InvalidBudgetError, TokendError
 from tokend.service.batch import CallState, check_call, run_batch
 from tokend.service.budget_results import (
     Chunked,
@@ -38,7 +39,7 @@ from tokend.service.budget_results import (
 from tokend.service.budget_sizes import SPAN_FRAMING_BYTES, BytePositions, offsets_bytes, utf8_of
 from tokend.service.budget_streams import ChunkingStopped, ChunkStream, DecodeSession
 from tokend.service.call_record import current_record
-from tokend.service.errors import InvalidRequest, RequestLimitExceeded
+from tokend.service.errors import BatchItemError, InvalidRequest, RequestLimitExceeded
 from tokend.service.limits import AnswerBudget, Limits, answer_bytes
 from tokend.service.results import ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
@@ -182,19 +183,21 @@ class BudgetOperations:
         """The chunks of one document, one at a time (``ChunkStream``: ``.model``, then iterate). Request,
         argument and special-token errors are raised here; the whole-text pass is done here too."""
         size, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks)
-        try:
-            chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
-        except InvalidBudgetError as exc:
-            raise _over_the_limit(exc, self.limits, 0, max_chunks) from exc
+        with _the_document():
+            try:
+                chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
+            except InvalidBudgetError as exc:
+                raise _over_the_limit(exc, self.limits, 0, max_chunks) from exc
 
         def chunks() -> Iterator[TextChunk]:
-            tokens = made = 0
-            for piece in chunking.chunks(call, 0, 1):
-                # Each chunk travels in its own part of the answer: it alone must fit one message.
-                self.limits.check_answer(answer_bytes(items=1) + SPAN_FRAMING_BYTES + 5 * len(piece.ids))
-                tokens, made = tokens + len(piece.ids), made + 1
-                _record("chunk", 1, tokens, size)
-                yield piece
+            tokens = 0
+            with _the_document():
+                for piece in chunking.chunks(call, 0, 1):
+                    # Each chunk travels in its own part of the answer: it alone must fit one message.
+                    self.limits.check_answer(answer_bytes(items=1) + SPAN_FRAMING_BYTES + 5 * len(piece.ids))
+                    tokens += len(piece.ids)
+                    _record("chunk", 1, tokens, size)
+                    yield piece
 
         _record("chunk", 1, 0, size)
         return ChunkStream(_version(loaded), chunks())
@@ -267,6 +270,15 @@ class _Chunking:
                 return
             made += 1
             yield TextChunk(piece.text, piece.ids, piece.start, piece.end, positions(piece.start), positions(piece.end))
+
+
+@contextmanager
+def _the_document() -> Iterator[None]:
+    """Domain errors about the one document of a stream name it as ``inputs[0]``, as Chunk names its items."""
+    try:
+        yield
+    except (TokendError, UnicodeDecodeError) as exc:
+        raise BatchItemError("inputs[0]", 0, exc) from exc
 
 
 def _over_the_limit(exc: InvalidBudgetError, limits: Limits, made_before: int, caller_bound: int | None) -> Exception:
