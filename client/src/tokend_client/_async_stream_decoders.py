@@ -17,9 +17,8 @@ import grpc
 import grpc.aio
 from tokend_api.v1 import tokenizer_pb2 as pb
 
-from ._error_mapping import exception_for
 from ._exceptions import ProtocolError
-from ._stream_decoders import TableStreamDecoder, TokenTable, check_errors, stream_errors
+from ._stream_decoders import TableStreamDecoder, TokenTable, check_errors, stream_errors, stream_exception
 
 __all__ = ["AsyncTableStreamDecoder", "AsyncRemoteStreamDecoder"]
 
@@ -77,6 +76,11 @@ class AsyncRemoteStreamDecoder:
     def pending(self) -> bytes:
         return self._pending
 
+    def __del__(self) -> None:
+        call = getattr(self, "_call", None)
+        if call is not None:
+            call.cancel()  # a decoder dropped without close(): free the server's stream slot
+
     async def close(self) -> None:
         """End the stream (what is still held back is dropped; `flush()` first to have it)."""
         async with self._lock:
@@ -97,8 +101,9 @@ class AsyncRemoteStreamDecoder:
                 await self._call.write(request)
                 response = await self._call.read()
             except grpc.RpcError as error:
+                pending = self._pending
                 await self._end_stream(cancel=True)
-                raise exception_for(error, ref=self._ref) from error
+                raise stream_exception(error, self._ref, pending) from error
             if response is grpc.aio.EOF:  # (read() raises the status of a stream that ended in an error)
                 await self._end_stream(cancel=True)
                 raise ProtocolError("DecodeStream ended without answering a request; the server is broken")

@@ -37,10 +37,13 @@ from typing import Any
 import grpc
 from tokend_api.v1 import tokenizer_pb2 as pb
 
-from ._error_mapping import exception_for
+from tokend_api import Reason
+
+from ._error_mapping import code_and_message, exception_for, status_details_of
 from ._exceptions import ProtocolError, UnknownTokenIdError
 
 __all__ = [
+    "stream_exception",
     "LOCAL_PAYLOAD_FORMATS",
     "MODES",
     "RemoteStreamDecoder",
@@ -57,6 +60,19 @@ MODES = ("auto", "local", "stream")
 TABLE_SLICE = 8192  # ids per batched Decode while fetching a table (one unknown id costs a retry of its slice)
 MAX_MISSING = 4096  # ids a model may lack below its largest id before local decoding is refused
 _STREAM_ERRORS = {"replace": pb.DecodeRequest.ERRORS_REPLACE, "strict": pb.DecodeRequest.ERRORS_STRICT}
+
+
+def stream_exception(error: grpc.RpcError, ref: str, pending: bytes) -> Exception:
+    """The exception for a DecodeStream that ended in an error: `exception_for`'s, except that invalid UTF-8
+    under errors="strict" is Python's own UnicodeDecodeError, as the engine's decoder raises it (the bytes
+    it holds are those held back before the failing message; the server's words are the reason)."""
+    mapped = exception_for(error, ref=ref)
+    info = status_details_of(error).error_info.get(Reason.UNICODE_DECODE_ERROR)
+    if info is None:
+        return mapped
+    offset = int(info.get("offset", "0") or 0)
+    reason = code_and_message(error)[1].rpartition("(")[2].partition(")")[0] or "invalid UTF-8"
+    return UnicodeDecodeError("utf-8", pending, min(offset, len(pending)), len(pending), reason)
 
 
 def check_errors(errors: object) -> str:
@@ -243,8 +259,9 @@ class RemoteStreamDecoder:
             try:
                 response = next(self._responses)
             except grpc.RpcError as error:
+                pending = self._pending
                 self._end_stream(cancel=True)
-                raise exception_for(error, ref=self._ref) from error
+                raise stream_exception(error, self._ref, pending) from error
             except StopIteration:
                 self._end_stream(cancel=True)
                 raise ProtocolError("DecodeStream ended without answering a request; the server is broken") from None

@@ -102,11 +102,8 @@ class BudgetMethods:
         allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
         disallowed_special: Literal["all"] | Collection[str] = "all",
     ) -> list[Truncation]:
-        """`truncate` of each text, in order (the remote client sends them as one batched request).
-
-        >>> [kept.text for kept in enc.truncate_batch(["hello world", "bye"], 1)]  # doctest: +SKIP
-        ['hello', 'bye']
-        """
+        """`truncate` of each text, in order (the remote client sends them as one batched request):
+        `[kept.text for kept in enc.truncate_batch(["hello world", "bye"], 1)]` is `['hello', 'bye']`."""
         return [
             self.truncate(text, max_tokens, side, allowed_special=allowed_special, disallowed_special=disallowed_special)
             for text in texts

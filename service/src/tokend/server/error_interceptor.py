@@ -26,7 +26,7 @@ from tokend_api import SERVICE_NAME
 from tokend.logs import log_event
 from tokend.server.status_mapping import to_rpc_status
 from tokend.service.call_record import recording
-from tokend.service.errors import InvalidRequest, echo
+from tokend.service.errors import InvalidRequest, describe, echo
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 
 __all__ = ["ErrorInterceptor", "UndecodableRequest"]
@@ -101,8 +101,8 @@ class ErrorInterceptor(UnaryInterceptor):
                     )
                 yield from behaviour(request, context)
             except Exception as exc:
-                if context.code() is not None or not context.is_active():
-                    raise  # already aborted further in, or the client is gone (gRPC closed the call)
+                if context.code() is not None or (not context.is_active() and describe(exc) is None):
+                    raise  # already aborted further in, or the client went away (gRPC's own error: it closed the call)
                 status, is_bug = to_rpc_status(exc)
                 if is_bug:
                     log_event(
