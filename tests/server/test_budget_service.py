@@ -213,3 +213,29 @@ def test_a_model_without_offsets_is_a_failed_precondition_on_every_front_end():
     assert (http.status, http.body()["error"]["model"], http.body()["error"]["position"]) == (422, "t5-small", 7)
     exit_status, line = _failure(error)
     assert exit_status == 1 and "rewrites the text" in line
+
+
+def test_a_normalizing_family_is_refused_with_the_model_and_position_through_the_service():
+    from types import SimpleNamespace
+
+    from engine._sentencepiece_family import SentencePieceFamily, train_model
+
+    family = SentencePieceFamily("nfkc", train_model())  # the trainer's defaults: NFKC, extra spaces removed
+    loaded = SimpleNamespace(name="nfkc", version=1, encoding=family)
+
+    class OneModel:
+        def load(self, ref):
+            return loaded
+
+    service = TokenizerService(OneModel(), Limits())
+    assert service.truncate("nfkc", ["Alice was beginning"], 3).results[0].ids  # text it spells: fine
+    for call in (
+        lambda: service.encode_with_offsets("nfkc", ["fine", "two  spaces ﬁ"]),
+        lambda: service.chunk("nfkc", ["fine", "two  spaces ﬁ"], 4),
+    ):
+        with pytest.raises(BatchItemError) as caught:
+            call()
+        failure = describe(caught.value)
+        assert failure.kind is ErrorKind.UNSUPPORTED and failure.field == "inputs[1]"
+        assert failure.metadata["model"] == "nfkc" and failure.metadata["position"] == 4
+        assert to_rpc_status(caught.value)[0].code == code_pb2.FAILED_PRECONDITION
