@@ -48,8 +48,11 @@ class AsyncRemoteBudgetMethods:
     _client: AsyncTokendClient
     _ref: str
     _expect: tuple[str, int]
-    _table: TokenTable | None = None
-    _table_lock: asyncio.Lock | None = None
+
+    def __init__(self, details: object) -> None:
+        super().__init__(details)  # type: ignore[call-arg]
+        self._table: TokenTable | None = None
+        self._table_lock: asyncio.Lock | None = None  # made in the event loop, at first use
 
     async def encode_with_offsets(
         self, text: str, *, allowed_special: AllowedSpecial = frozenset(), disallowed_special: DisallowedSpecial = "all"

@@ -60,8 +60,11 @@ class RemoteBudgetMethods:
     _client: TokendClient
     _ref: str
     _expect: tuple[str, int]
-    _table: TokenTable | None = None
-    _table_lock = threading.Lock()
+
+    def __init__(self, details: object) -> None:
+        super().__init__(details)  # type: ignore[call-arg]
+        self._table: TokenTable | None = None  # every token's bytes, for decoder(mode="local"); fetched once
+        self._table_lock = threading.Lock()
 
     # -- offsets -----------------------------------------------------------------------------------
 

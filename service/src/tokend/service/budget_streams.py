@@ -28,7 +28,7 @@ from tokend.service.limits import BYTES_PER_TOKEN_ID, Limits, answer_bytes, text
 from tokend.service.results import ModelVersion
 from tokend.service.token_sizes import decoded_bytes
 
-__all__ = ["ChunkStream", "ChunkingStopped", "DecodeSession", "StreamDeadlineExpired"]
+__all__ = ["ChunkStream", "DecodeSession", "StreamDeadlineExpired", "chunking_stopped"]
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,14 @@ class StreamDeadlineExpired(DeadlineExpired):
         self.total = total
 
 
-class ChunkingStopped:
-    """Builds the error that stops a chunking between two chunks, saying how far it got."""
-
-    @staticmethod
-    def of(exc: Exception, *, chunks: int, item: int) -> Exception:
-        if isinstance(exc, DeadlineExpired):
-            return StreamDeadlineExpired(f"{chunks} chunks of inputs[{item}]", exc.completed, exc.total)
-        if isinstance(exc, CallCancelled):
-            return CallCancelled(f"the client cancelled the call after {chunks} chunks of inputs[{item}]")
-        return exc
+def chunking_stopped(exc: Exception, *, chunks: int, item: int) -> Exception:
+    """The error that stops a chunking between two chunks (the call's deadline passed, or its client left),
+    saying how far it got."""
+    if isinstance(exc, DeadlineExpired):
+        return StreamDeadlineExpired(f"{chunks} chunks of inputs[{item}]", exc.completed, exc.total)
+    if isinstance(exc, CallCancelled):
+        return CallCancelled(f"the client cancelled the call after {chunks} chunks of inputs[{item}]")
+    return exc
 
 
 class DecodeSession:

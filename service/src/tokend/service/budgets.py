@@ -37,9 +37,9 @@ from tokend.service.budget_results import (
     TruncatedText,
 )
 from tokend.service.budget_sizes import SPAN_FRAMING_BYTES, BytePositions, offsets_bytes, utf8_of
-from tokend.service.budget_streams import ChunkingStopped, ChunkStream, DecodeSession
+from tokend.service.budget_streams import ChunkStream, DecodeSession, chunking_stopped
 from tokend.service.call_record import current_record
-from tokend.service.errors import BatchItemError, InvalidRequest, RequestLimitExceeded
+from tokend.service.errors import BatchItemError, CallCancelled, DeadlineExpired, InvalidRequest, RequestLimitExceeded
 from tokend.service.limits import AnswerBudget, Limits, answer_bytes
 from tokend.service.results import ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
@@ -260,8 +260,8 @@ class _Chunking:
             if call is not None:
                 try:
                     check_call(call, completed=item, total=items)
-                except Exception as exc:
-                    raise ChunkingStopped.of(exc, chunks=made, item=item) from None
+                except (DeadlineExpired, CallCancelled) as exc:
+                    raise chunking_stopped(exc, chunks=made, item=item) from None
             try:
                 piece = next(self.pieces, None)
             except InvalidBudgetError as exc:

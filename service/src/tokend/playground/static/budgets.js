@@ -52,9 +52,9 @@
       return false;
     }
     points.forEach((point, index) => {
-      const span = el("span", "ch", Object.prototype.hasOwnProperty.call(WHITESPACE, point) ? WHITESPACE[point] : point);
+      const whitespace = Object.prototype.hasOwnProperty.call(WHITESPACE, point);
+      const span = el("span", whitespace ? "ch ws" : "ch", whitespace ? WHITESPACE[point] : point);
       span.dataset.index = String(index);
-      if (point in WHITESPACE) span.classList.add("ws");
       characters.push(span);
       view.appendChild(span);
       if (point === "\n") view.appendChild(document.createElement("br"));
