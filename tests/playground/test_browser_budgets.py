@@ -2,10 +2,14 @@
 characters it covers in the text view, hovering a character highlights the tokens that cover it (in every
 model's column), and the budget slider shows where a truncation at N tokens cuts (keeping the beginning or
 the end) and where chunks of at most N tokens fall. Offsets are held to tiktoken's; cuts to the engine's
-(whose semantics tests/engine/test_budget*.py prove against tiktoken)."""
+(whose semantics tests/engine/test_budget*.py prove against tiktoken). Saves a screenshot of the budget
+panel; with TOKEND_UPDATE_SCREENSHOT=1 it becomes docs/playground-budget.png (docs/playground.md shows it)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -17,6 +21,7 @@ from .chromium import headless_chromium
 from .conftest import OPENAI_MODELS
 from .test_browser import wait_until_rendered
 
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "playground-budget.png"
 # An emoji split over three tokens (cl100k), an astral letter, combining marks, paragraphs and sentences.
 TEXT = "Hello world! 🤖 counts 𝔘 as e\u0301 one.\n\nSecond paragraph here. It ends now."
 
@@ -47,6 +52,7 @@ def browser(tmp_path_factory):
 @pytest.fixture
 def page(browser, playground, registry):
     refs = [f"{name}@{registry.resolve(name).version}" for name in OPENAI_MODELS]
+    browser.get("about:blank")  # a fresh document: a link differing only in its fragment would not reload
     browser.get(playground.url + f"#models={','.join(refs)}&special=disallowed&text=" + quote(TEXT))
     wait_until_rendered(browser, TEXT)
     _wait_budget(browser)
@@ -123,3 +129,20 @@ def test_the_budget_shows_where_chunks_fall(browser, page, registry, oracle):
     assert "max_tokens >= 3" in too_small["summary"] and too_small["marks"] == []
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE" and "400" not in entry["message"]]
     assert errors == [], "the page logged errors (script failure, blocked resource)"
+
+
+def test_screenshot_of_chunks_with_overlap(browser, page, registry, tmp_path):
+    browser.execute_script("document.getElementById('budget-overlap').value = '3';")
+    shown = _set_budget(browser, tokens=12, mode="chunks")
+    chunks = registry.get_encoding("cl100k_base").chunk(TEXT, 12, 3)
+    assert shown["marks"] == [chunk.start for chunk in chunks[1:]]
+    overlapping = browser.execute_script("return document.querySelectorAll('#text-view .ch.overlap').length")
+    assert overlapping == sum(max(0, previous.end - chunk.start) for previous, chunk in zip(chunks, chunks[1:]))
+    token = browser.find_elements(By.CSS_SELECTOR, f'article[data-model="{page[0]}"] .tokens > .tok')[4]
+    ActionChains(browser).move_to_element(token).perform()
+    screenshot = tmp_path / "playground-budget.png"
+    panel = browser.find_element(By.ID, "budget")
+    browser.execute_script("arguments[0].scrollIntoView();", panel)
+    assert panel.screenshot(str(screenshot)) and screenshot.read_bytes().startswith(b"\x89PNG")
+    if os.environ.get("TOKEND_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(screenshot, DOCS_SCREENSHOT)
