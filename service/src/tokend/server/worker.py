@@ -36,6 +36,7 @@ from tokend.server.logging_interceptor import LoggingInterceptor
 from tokend.server.metrics import ServerMetrics
 from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.servicer import TokenizerServicer
+from tokend.server.stream_slots import StreamSlots
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
 from tokend.service import Limits, ServedModels, TokenizerService
 from tokend.settings import Settings
@@ -81,7 +82,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings)))
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
-    # the error interceptor chose; the availability gate raises inside the error interceptor.
+    # the error interceptor chose; the availability gate and the stream bound raise inside the error interceptor.
     server = build_server(
         settings,
         interceptors=[
@@ -91,6 +92,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
             LoggingInterceptor(),
             ErrorInterceptor(),
             AvailabilityInterceptor(availability),
+            StreamSlots(),
         ],
     )
     add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection)

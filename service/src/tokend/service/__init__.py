@@ -4,7 +4,8 @@ Front-ends (``tokend.server`` gRPC, ``tokend.playground`` JSON, ``tokend.cli``) 
 format into a :class:`TokenizerService` call and its result or error back; nothing here knows a wire
 format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, hot-reload step),
 ``limits``, ``special_policy``, ``batch`` (the loop with deadlines), ``errors`` (the one taxonomy and
-``describe``), ``results``, ``call_record`` (facts for logs and metrics), ``token_sizes``.
+``describe``), ``results``, ``call_record`` (facts for logs and metrics), ``token_sizes``; the token-budget
+operations in ``budgets`` (with ``budget_streams``, ``budget_results``, ``budget_sizes``).
 
     from tokend.registry import Registry
     from tokend.service import Limits, ServedModels, TokenizerService
@@ -14,6 +15,8 @@ format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, 
 """
 
 from tokend.service.batch import CallState, run_batch
+from tokend.service.budget_results import Chunked, EncodedWithOffsets, TextChunk, TokenSpans, Truncated, TruncatedText
+from tokend.service.budget_streams import ChunkStream, DecodeSession
 from tokend.service.call_record import CallRecord, current_record, recording
 from tokend.service.errors import (
     BatchItemError,
@@ -40,11 +43,15 @@ __all__ = [
     "CallCancelled",
     "CallRecord",
     "CallState",
+    "ChunkStream",
+    "Chunked",
     "Counted",
     "DEFAULT_POLICY",
     "DeadlineExpired",
+    "DecodeSession",
     "Decoded",
     "Encoded",
+    "EncodedWithOffsets",
     "ErrorKind",
     "Failure",
     "Hint",
@@ -59,7 +66,11 @@ __all__ = [
     "ServedModels",
     "ServiceUnavailable",
     "SpecialTokenPolicy",
+    "TextChunk",
+    "TokenSpans",
     "TokenizerService",
+    "Truncated",
+    "TruncatedText",
     "UNLIMITED",
     "current_record",
     "describe",

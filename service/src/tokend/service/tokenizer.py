@@ -1,4 +1,5 @@
-"""The operations every front-end offers, written once: encode, count, decode, list models, model details.
+"""The operations every front-end offers, written once: encode, count, decode, list models, model details,
+and (from ``budgets``) offsets, truncate, chunk, chunk_stream and decode_stream.
 
 A front-end (gRPC servicer, JSON API, command line) turns its wire format into one call here and the
 result back; it passes the call's state (deadline, cancellation) as ``call`` and translates errors with
@@ -13,7 +14,7 @@ result back; it passes the call's state (deadline, cancellation) as ``call`` and
     service.decode("cl100k_base", [[15339, 1917]]).results             # ['hello world']
 
 Inputs of encode/count are ``str`` (text, subject to the special-token policy) or ``bytes`` (raw bytes,
-always ordinary text). Not handled: streaming.
+always ordinary text). The streamed operations are in ``budgets`` / ``budget_streams``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from tokend.service.batch import CallState, run_batch
+from tokend.service.budgets import BudgetOperations
 from tokend.service.call_record import current_record
 from tokend.service.errors import InvalidRequest
 from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, input_bytes, text_bytes
@@ -36,7 +38,7 @@ DECODE_ERRORS = ("replace", "strict")
 DECODE_OUTPUTS = ("text", "bytes")
 
 
-class TokenizerService:
+class TokenizerService(BudgetOperations):
     def __init__(self, models: ServedModels, limits: Limits | None = None) -> None:
         self.models = models
         self.limits = limits or Limits()
