@@ -97,7 +97,7 @@ def serve_playground(settings: Settings, ready: Any = None) -> None:
         max_batch_items=settings.max_batch_items, max_request_bytes=settings.max_request_bytes,
         max_response_bytes=settings.max_message_bytes,
     )  # fmt: skip
-    server = PlaygroundServer(registry, host=settings.host, port=settings.playground_port, limits=limits)
+    server = PlaygroundServer(registry, host=settings.playground_host, port=settings.playground_port, limits=limits)
     stopping = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -108,7 +108,7 @@ def serve_playground(settings: Settings, ready: Any = None) -> None:
         signal.signal(signal.SIGINT, _stop)
     reloader = server.api.service.models.hot_reload(settings.reload_interval, None)
     server.start()
-    logger.info("token playground serving on http://%s:%d/", settings.host, server.port)
+    logger.info("token playground serving on http://%s:%d/", settings.playground_host, server.port)
     if ready is not None:
         ready.set()
     try:

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    host: str = _setting("0.0.0.0", help="address to listen on")
+    host: str = _setting("0.0.0.0", help="address the gRPC and metrics ports listen on")
     port: int = _setting(50051, help="gRPC port shared by all workers", ge=0, le=65535)
     metrics_port: int = _setting(9464, help="Prometheus /metrics port; 0 = off", ge=0, le=65535)
     workers: int = _setting(
@@ -77,11 +77,14 @@ class Settings(BaseSettings):
     max_connection_age: float = _setting(
         300.0, help="seconds before clients are asked to reconnect (they re-resolve); 0 = never", ge=0
     )
-    reflection: bool = _setting(True, help="gRPC server reflection, for grpcurl")
+    reflection: bool = _setting(False, help="gRPC server reflection, for grpcurl (`make serve` turns it on)")
     tls_cert: Path | None = _setting(None, help="PEM server certificate (with --tls-key turns on TLS)", shown="off")
     tls_key: Path | None = _setting(None, help="PEM private key of --tls-cert", shown="off")
     tls_client_ca: Path | None = _setting(
         None, help="PEM CA bundle; clients must present a certificate it signed (mutual TLS)", shown="off"
+    )
+    playground_host: str = _setting(
+        "127.0.0.1", help="address the playground listens on (127.0.0.1: this machine only; 0.0.0.0: everyone)"
     )
     playground_port: int = _setting(8080, help="token playground web page port; 0 = off", ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = _setting("info", help="debug, info, warning or error")
