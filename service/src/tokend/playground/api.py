@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService
+from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService, WorkAdmission
 from tokend.service.limits import Limits, input_bytes
 from tokend.service.results import ModelVersion
 
@@ -69,9 +69,11 @@ class PlaygroundApi:
     2
     """
 
-    def __init__(self, registry: Any, limits: PlaygroundLimits | None = None) -> None:
+    def __init__(
+        self, registry: Any, limits: PlaygroundLimits | None = None, admission: WorkAdmission | None = None
+    ) -> None:
         self.limits = limits or PlaygroundLimits()
-        self.service = TokenizerService(ServedModels(registry), self.limits)
+        self.service = TokenizerService(ServedModels(registry), self.limits, admission)
 
     # -- endpoints ---------------------------------------------------------------------------------------
 

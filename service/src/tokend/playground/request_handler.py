@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from tokend_api import MAX_REQUEST_BYTES
 
+from tokend.service.call_record import recording
 from tokend.service.errors import echo
 
 from .api import PlaygroundApi
@@ -152,15 +153,17 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
             ) from None
 
     def _answer(self, produce: Any) -> None:
-        try:
-            result = produce()
-        except Exception as exc:  # noqa: BLE001 — every failure becomes a JSON error, the thread survives
-            error = error_from_exception(exc)
-            if error.status >= 500:
-                logger.exception("playground request %s failed", urlsplit(self.path).path)
-            self._send_error(error)
-            return
-        self._send(HTTPStatus.OK, _json_bytes(result), "application/json")
+        # One call record: the service's memory reservation lasts until the JSON answer is built.
+        with recording():
+            try:
+                payload = _json_bytes(produce())
+            except Exception as exc:  # noqa: BLE001 — every failure becomes a JSON error, the thread survives
+                error = error_from_exception(exc)
+                if error.status >= 500:
+                    logger.exception("playground request %s failed", urlsplit(self.path).path)
+                self._send_error(error)
+                return
+        self._send(HTTPStatus.OK, payload, "application/json")
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The stdlib's own refusals (a request line or headers that do not parse, a method without a

@@ -21,6 +21,7 @@ import threading
 from typing import Any
 
 from tokend.http_listener import DEFAULT_MAX_CONNECTIONS, HttpListener
+from tokend.service import WorkAdmission
 from tokend.settings import Settings
 
 from .api import PlaygroundApi, PlaygroundLimits
@@ -41,9 +42,9 @@ class PlaygroundServer:
 
     def __init__(
         self, registry: Any, host: str = "127.0.0.1", port: int = 0, limits: PlaygroundLimits | None = None,
-        *, max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        *, max_connections: int = DEFAULT_MAX_CONNECTIONS, admission: WorkAdmission | None = None,
     ) -> None:
-        self.api = PlaygroundApi(registry, limits)
+        self.api = PlaygroundApi(registry, limits, admission)
         self._httpd = HttpListener(
             (host, port), handler_for(self.api), max_connections=max_connections, overload_response=overload_response()
         )
@@ -99,7 +100,10 @@ def serve_playground(settings: Settings, ready: Any = None) -> None:
         max_batch_items=settings.max_batch_items, max_request_bytes=settings.max_request_bytes,
         max_response_bytes=settings.max_message_bytes,
     )  # fmt: skip
-    server = PlaygroundServer(registry, host=settings.playground_host, port=settings.playground_port, limits=limits)
+    server = PlaygroundServer(
+        registry, host=settings.playground_host, port=settings.playground_port, limits=limits,
+        admission=WorkAdmission(settings.max_work_bytes),
+    )  # fmt: skip
     stopping = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:

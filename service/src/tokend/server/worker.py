@@ -38,7 +38,8 @@ from tokend.server.metrics import ServerMetrics
 from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.servicer import TokenizerServicer
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
-from tokend.service import Limits, ServedModels, TokenizerService
+from tokend.server.freed_memory import return_freed_memory
+from tokend.service import Limits, ServedModels, TokenizerService, WorkAdmission
 from tokend.settings import Settings
 
 __all__ = ["run_worker", "EXIT_BIND_FAILED", "EXIT_MODELS_FAILED"]
@@ -79,7 +80,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         log_event(_log, "registry_open_failed", level=logging.ERROR, registry=settings.registry, error=f"{type(exc).__name__}: {exc}")
         return EXIT_MODELS_FAILED
     served = ServedModels(registry, observer=metrics)
-    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings)))
+    admission = WorkAdmission(settings.max_work_bytes, on_idle=return_freed_memory)
+    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings), admission))
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; the availability gate raises inside the error interceptor.

@@ -3,7 +3,7 @@
 Front-ends (``tokend.server`` gRPC, ``tokend.playground`` JSON, ``tokend.cli``) translate their wire
 format into a :class:`TokenizerService` call and its result or error back; nothing here knows a wire
 format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, hot-reload step),
-``limits``, ``special_policy``, ``batch`` (the loop with deadlines), ``errors`` (the one taxonomy and
+``limits``, ``admission`` (the working memory of a worker's large requests), ``special_policy``, ``batch`` (the loop with deadlines), ``errors`` (the one taxonomy and
 ``describe``), ``results``, ``call_record`` (facts for logs and metrics), ``token_sizes``.
 
     from tokend.registry import Registry
@@ -13,6 +13,7 @@ format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, 
     service.count("cl100k_base", ["hello world"]).total      # 2
 """
 
+from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch
 from tokend.service.call_record import CallRecord, current_record, recording
 from tokend.service.errors import (
@@ -61,8 +62,10 @@ __all__ = [
     "SpecialTokenPolicy",
     "TokenizerService",
     "UNLIMITED",
+    "WorkAdmission",
     "current_record",
     "describe",
     "echo",
     "recording",
+    "working_bytes",
 ]

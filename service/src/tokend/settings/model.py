@@ -33,6 +33,9 @@ from tokend.settings.cpus import available_cpus
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "SETTING_NAMES", "flag_name", "env_name"]
 
 ENV_PREFIX = "TOKEND_"
+# 256 MiB: one 8 MiB single-piece request (the largest the default limits accept) runs alone in a worker;
+# with a worker's ~150 MiB at rest, a worker stays under ~450 MiB (tokend.service.admission).
+DEFAULT_MAX_WORK_BYTES = 256 << 20
 
 
 class SettingsError(ValueError):
@@ -73,6 +76,11 @@ class Settings(BaseSettings):
         DEFAULT_MAX_MESSAGE_BYTES, help="gRPC max receive/send message size; also bounds every answer", ge=1024,
         le=2**31 - 1,
     )  # fmt: skip
+    max_work_bytes: int = _setting(
+        DEFAULT_MAX_WORK_BYTES,
+        help="estimated working memory the large requests of one worker hold at once (more wait; small ones never do)",
+        ge=0,
+    )
     grace_period: float = _setting(20.0, help="seconds in-flight calls get to finish on SIGTERM", ge=0)
     max_connection_age: float = _setting(
         300.0, help="seconds before clients are asked to reconnect (they re-resolve); 0 = never", ge=0
