@@ -138,7 +138,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
         try:
             return json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            raise HttpError(400, "invalid_argument", f"the request body is not UTF-8: {exc}") from None
+            raise HttpError(400, "invalid_argument", f"the request body is not UTF-8 JSON: {exc}") from None
         except RecursionError:
             raise HttpError(
                 400, "invalid_argument",
@@ -146,7 +146,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
             ) from None
         except ValueError as exc:  # json.JSONDecodeError, or an integer over Python's 4,300 digits
             if isinstance(exc, json.JSONDecodeError):
-                raise HttpError(400, "invalid_argument", f"the request body is not JSON: {exc}") from None
+                raise HttpError(400, "invalid_argument", f"the request body is not UTF-8 JSON: {exc}") from None
             raise HttpError(
                 400, "invalid_argument",
                 "a number in the JSON body has more than 4,300 digits; token ids and options are small integers",
