@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService
+from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService, WorkAdmission
 from tokend.service.limits import Limits, input_bytes
 from tokend.service.results import ModelVersion
 
@@ -71,9 +71,11 @@ class PlaygroundApi(BudgetApi):
     2
     """
 
-    def __init__(self, registry: Any, limits: PlaygroundLimits | None = None) -> None:
+    def __init__(
+        self, registry: Any, limits: PlaygroundLimits | None = None, admission: WorkAdmission | None = None
+    ) -> None:
         self.limits = limits or PlaygroundLimits()
-        self.service = TokenizerService(ServedModels(registry), self.limits)
+        self.service = TokenizerService(ServedModels(registry), self.limits, admission)
 
     # -- endpoints ---------------------------------------------------------------------------------------
 

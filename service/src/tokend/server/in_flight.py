@@ -1,10 +1,10 @@
 """Counts the unary calls a worker is running, so draining can end as soon as they are done.
 
-Why: ``server.stop(grace)`` waits for *every* RPC, including grpc.health.v1 Watch streams, which never
-end by themselves; a single watcher would hold every shutdown for the whole grace period. Draining
-waits for this count to reach zero (or the grace period to end), then stops the server at once,
-cancelling only the streams. The Tokenizer's own streams (ChunkStream, DecodeStream) are counted like
-unary calls: a document's chunks get the grace period to finish.
+Why: gRPC's own wait (``server.stop(grace)``) counts *every* RPC, including grpc.health.v1 Watch streams,
+which never end by themselves; a single watcher would hold every shutdown for the whole grace period.
+Draining waits for this count to reach zero (or the grace period to end), then ends the worker process
+(tokend.server.worker), which closes the streams' connections. The Tokenizer's own streams (ChunkStream,
+DecodeStream) are counted like unary calls: a document's chunks get the grace period to finish.
 
     calls = InFlightCalls()
     server = grpc.server(pool, interceptors=[calls, ...])

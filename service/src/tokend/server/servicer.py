@@ -28,6 +28,9 @@ from tokend.service import TokenizerService
 
 __all__ = ["TokenizerServicer"]
 
+# Encode answers are built in slices of this many ids (see Encode).
+_IDS_PER_SLICE = 1 << 16
+
 _OUTPUTS = {pb.DecodeRequest.OUTPUT_UNSPECIFIED: "text", pb.DecodeRequest.OUTPUT_TEXT: "text",
             pb.DecodeRequest.OUTPUT_BYTES: "bytes"}  # fmt: skip
 
@@ -45,8 +48,12 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
         response = pb.EncodeResponse(model=_model_version(encoded.model), total_tokens=encoded.total_tokens)
         # add().ids.extend(): measured 1.7x faster than results=[pb.TokenIds(ids=ids), ...] (which copies
         # each message into the response) — 26 ns per id was as much as encoding multilingual text.
+        # In slices: one extend holds the GIL throughout (65 ms for 3.5 M ids, while every other call of
+        # the worker waited); a slice of 64 Ki ids holds it ~1.5 ms.
         for ids in encoded.ids:
-            response.results.add().ids.extend(ids)
+            target = response.results.add().ids
+            for start in range(0, len(ids), _IDS_PER_SLICE):
+                target.extend(ids[start : start + _IDS_PER_SLICE] if len(ids) > _IDS_PER_SLICE else ids)
         return response
 
     def CountTokens(self, request: pb.CountTokensRequest, context: grpc.ServicerContext) -> pb.CountTokensResponse:

@@ -3,9 +3,10 @@
 Front-ends (``tokend.server`` gRPC, ``tokend.playground`` JSON, ``tokend.cli``) translate their wire
 format into a :class:`TokenizerService` call and its result or error back; nothing here knows a wire
 format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, hot-reload step),
-``limits``, ``special_policy``, ``batch`` (the loop with deadlines), ``errors`` (the one taxonomy and
-``describe``), ``results``, ``call_record`` (facts for logs and metrics), ``token_sizes``; the token-budget
-operations in ``budgets`` (with ``budget_streams``, ``budget_results``, ``budget_sizes``).
+``limits``, ``admission`` (the working memory of a worker's large requests), ``special_policy``, ``batch``
+(the loop with deadlines), ``errors`` (the one taxonomy and ``describe``), ``results``, ``call_record`` (facts
+for logs and metrics), ``token_sizes``; the token-budget operations in ``budgets`` (with ``budget_streams``,
+``budget_results``, ``budget_sizes``).
 
     from tokend.registry import Registry
     from tokend.service import Limits, ServedModels, TokenizerService
@@ -14,6 +15,7 @@ operations in ``budgets`` (with ``budget_streams``, ``budget_results``, ``budget
     service.count("cl100k_base", ["hello world"]).total      # 2
 """
 
+from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch
 from tokend.service.budget_results import Chunked, EncodedWithOffsets, TextChunk, TokenSpans, Truncated, TruncatedText
 from tokend.service.budget_streams import ChunkStream, DecodeSession
@@ -72,8 +74,10 @@ __all__ = [
     "Truncated",
     "TruncatedText",
     "UNLIMITED",
+    "WorkAdmission",
     "current_record",
     "describe",
     "echo",
     "recording",
+    "working_bytes",
 ]

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from tokend_api import MAX_CHUNKS
 
 from tokend.errors import InvalidBudgetError, TokendError
+from tokend.service.admission import working_bytes
 from tokend.service.batch import CallState, check_call, run_batch
 from tokend.service.budget_results import (
     Chunked,
@@ -56,7 +57,10 @@ class BudgetOperations:
     limits: Limits
     models: Any
 
-    def _text_request(self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy) -> tuple[int, Any, BoundPolicy]:
+    def _text_request(self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy) -> tuple[list[int], Any, BoundPolicy]:
+        raise NotImplementedError  # TokenizerService's
+
+    def _admitted(self, size: int, call: CallState | None) -> Any:
         raise NotImplementedError  # TokenizerService's
 
     # ---- offsets ---------------------------------------------------------------------------------
@@ -72,7 +76,8 @@ class BudgetOperations:
     ) -> EncodedWithOffsets:
         """The ids of each input (as ``encode``) with each token's character and byte spans (``offsets``)
         and/or the bytes of the input it spells (``token_bytes``)."""
-        size, loaded, policy = self._text_request(model, _texts(inputs, "offsets"), special)
+        sizes, loaded, policy = self._text_request(model, _texts(inputs, "offsets"), special)
+        size = sum(sizes)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
 
@@ -93,7 +98,9 @@ class BudgetOperations:
             )
             return found.ids, spans
 
-        results = run_batch(inputs, with_offsets, call=call)
+        # Offsets hold four positions per token beside each id: twice an encode's working memory.
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call):
+            results = run_batch(inputs, with_offsets, call=call)
         ids = [found for found, _ in results]
         total = sum(map(len, ids))
         _record("encode", len(inputs), total, size)
@@ -113,7 +120,8 @@ class BudgetOperations:
         """The longest prefix (``side="right"``) or suffix (``"left"``) of each input whose own encoding has
         at most ``max_tokens`` tokens (tokend.engine.truncation)."""
         _whole_number(max_tokens, "max_tokens")
-        size, loaded, policy = self._text_request(model, _texts(inputs, "truncate"), special)
+        sizes, loaded, policy = self._text_request(model, _texts(inputs, "truncate"), special)
+        size = sum(sizes)
         encoding = loaded.encoding
         encoding.truncate("", max_tokens, side)  # the engine's own argument checks, before any item
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
@@ -125,7 +133,8 @@ class BudgetOperations:
             byte_start = positions(kept.start)
             return TruncatedText(kept.text, kept.ids, kept.start, kept.end, byte_start, positions(kept.end), kept.total_tokens)
 
-        results = run_batch(inputs, truncate, call=call)
+        with self._admitted(working_bytes("encode", sizes=sizes), call):
+            results = run_batch(inputs, truncate, call=call)
         _record("truncate", len(inputs), sum(len(result.ids) for result in results), size)
         return Truncated(_version(loaded), results)
 
@@ -146,7 +155,8 @@ class BudgetOperations:
 
         ``max_chunks`` is the caller's bound per input (InvalidBudgetError, as in the engine); the
         service's ``limits.max_chunks`` bounds the whole request (RequestLimitExceeded)."""
-        size, loaded, policy = self._chunk_request(model, inputs, max_tokens, overlap, prefer, special, max_chunks)
+        sizes, loaded, policy = self._chunk_request(model, inputs, max_tokens, overlap, prefer, special, max_chunks)
+        size = sum(sizes)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
         made = 0
@@ -164,7 +174,9 @@ class BudgetOperations:
             made += len(chunks)
             return chunks
 
-        results = run_batch(inputs, chunk, call=call, with_index=True)
+        # Offsets of the whole encoding beside its ids while the chunks are found: as encode_with_offsets.
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call):
+            results = run_batch(inputs, chunk, call=call, with_index=True)
         _record("chunk", len(inputs), sum(len(piece.ids) for chunks in results for piece in chunks), size)
         return Chunked(_version(loaded), results)
 
@@ -182,8 +194,10 @@ class BudgetOperations:
     ) -> ChunkStream:
         """The chunks of one document, one at a time (``ChunkStream``: ``.model``, then iterate). Request,
         argument and special-token errors are raised here; the whole-text pass is done here too."""
-        size, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks)
-        with _the_document():
+        sizes, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks)
+        size = sum(sizes)
+        # Held until the stream's call ends (its record's end), or at once without a front-end record.
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call), _the_document():
             try:
                 chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
             except InvalidBudgetError as exc:
@@ -205,16 +219,16 @@ class BudgetOperations:
     def _chunk_request(
         self, model: str, inputs: Sequence[str], max_tokens: int, overlap: int, prefer: str,
         special: SpecialTokenPolicy, max_chunks: int | None,
-    ) -> tuple[int, Any, BoundPolicy]:  # fmt: skip
+    ) -> tuple[list[int], Any, BoundPolicy]:  # fmt: skip
         _whole_number(max_tokens, "max_tokens")
         _whole_number(overlap, "overlap")
         if max_chunks is not None:
             _whole_number(max_chunks, "max_chunks")
             if max_chunks < 1:
                 raise InvalidBudgetError("max_chunks", f"max_chunks must be at least 1 (or unset), got {max_chunks}")
-        size, loaded, policy = self._text_request(model, _texts(inputs, "chunk"), special)
+        sizes, loaded, policy = self._text_request(model, _texts(inputs, "chunk"), special)
         loaded.encoding.iter_chunks("", max_tokens, overlap, prefer)  # the engine's own argument checks
-        return size, loaded, policy
+        return sizes, loaded, policy
 
     # ---- streaming decode ------------------------------------------------------------------------
     def decode_stream(

@@ -133,11 +133,18 @@ class ServiceUnavailable(RequestError):
 class DeadlineExpired(RequestError):
     """The call's deadline passed; work stopped after ``completed`` of ``total`` items."""
 
-    def __init__(self, completed: int, total: int) -> None:
-        super().__init__(
-            f"deadline exceeded after {completed} of {total} batch items; work for this call was stopped. "
-            "Give the call a longer deadline or send smaller batches"
-        )
+    def __init__(self, completed: int, total: int, *, waiting: str | None = None) -> None:
+        if waiting is not None:  # before any work: see service/admission.py
+            message = (
+                f"deadline exceeded while waiting {waiting}; no work was done for this call. "
+                "Give the call a longer deadline, retry, or send smaller requests"
+            )
+        else:
+            message = (
+                f"deadline exceeded after {completed} of {total} batch items; work for this call was stopped. "
+                "Give the call a longer deadline or send smaller batches"
+            )
+        super().__init__(message)
         self.completed = completed
         self.total = total
 

@@ -47,6 +47,7 @@ __all__ = [
     "answer_bytes",
     "id_bytes",
     "input_bytes",
+    "item_sizes",
     "text_bytes",
 ]
 
@@ -67,7 +68,12 @@ def text_bytes(text: str) -> int:
 
 def input_bytes(items: Iterable[str | bytes]) -> int:
     """Bytes of a batch of inputs: UTF-8 bytes of text, length of raw bytes."""
-    return sum(len(item) if isinstance(item, (bytes, bytearray)) else text_bytes(item) for item in items)
+    return sum(item_sizes(items))
+
+
+def item_sizes(items: Iterable[str | bytes]) -> list[int]:
+    """Bytes of each input: UTF-8 bytes of text, length of raw bytes."""
+    return [len(item) if isinstance(item, (bytes, bytearray)) else text_bytes(item) for item in items]
 
 
 def answer_bytes(*, items: int, data_bytes: int = 0) -> int:
