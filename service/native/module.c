@@ -23,6 +23,7 @@
  * of a piece of at least TK_RELEASE_GIL_BYTES runs without the GIL (it reads only the immutable rank table,
  * the immutable str and its own buffers), and encode/count of a big text find its pieces without the GIL,
  * a window of TK_YIELD_GIL_BYTES at a time. Only str input gets this (immutable); buffers and piece lists do not.
+ * encode_batch releases the GIL for a whole batch: its workers never touch the shared cache (see there).
  * Text that is not valid UTF-8 (lone surrogates) raises UnicodeEncodeError; the Encoding handles that.
  * The type is private but reachable: a core whose __init__ was skipped (BpeCore.__new__) or failed raises
  * RuntimeError from every method, and __init__ validates everything the tables rely on itself (byte coverage,

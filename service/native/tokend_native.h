@@ -3,7 +3,7 @@
  * Scope: pure computation on byte strings handed in by module.c. No Python objects outside module.c, and
  * no locks: module.c releases the GIL only around code that reads immutable data (the rank table, the
  * text) and its own buffers (the merge of a long piece, finding the pieces of a big text); the piece
- * cache is only used with the GIL held.
+ * cache is only used with the GIL held (batch workers use caches of their own: batch_encode.h).
  *   rank_table.c   bytes -> rank hash table (the vocabulary)
  *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
  *   pair_table.c   (left id, right id) -> (priority, merged id): the merge list of pair-priority BPE
