@@ -55,7 +55,10 @@ def test_mixed_and_bad_items(enc, oracle):
         with pytest.raises(ValueError, match="num_threads must be a positive int"):
             enc.encode_ordinary_batch(["a"], num_threads=bad)
     assert enc.encode_ordinary_batch([], num_threads=2) == [] and enc.count_batch((), num_threads=4) == []
-    assert enc.encode_ordinary_batch(iter(["hello world"]), num_threads=2) == [oracle.encode_ordinary("hello world")]
+    one = [oracle.encode_ordinary("hello world")]
+    assert enc.encode_ordinary_batch(iter(["hello world"]), num_threads=2) == one
+    assert enc.encode_batch(iter(["hello world"]), num_threads=2) == one  # an iterator is read once
+    assert enc.count_batch((text for text in ["hello world"]), num_threads=2) == [len(one[0])]
 
 
 def test_concurrent_batches_on_one_encoding(enc, oracle):

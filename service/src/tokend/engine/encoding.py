@@ -371,6 +371,7 @@ class Encoding(BudgetMethods):
     ) -> list[list[int]]:
         """`encode` of each text on up to `num_threads` threads; a disallowed special token raises with
         `.item` = its index (before any text is encoded)."""
+        text = text if isinstance(text, list) else list(text)  # read twice below (an iterator only once)
         allowed = [self._check_specials(item, allowed_special, disallowed_special, index)
                    for index, item in enumerate(text)]
         return self._batch(text, allowed, num_threads, counting=False)
@@ -474,6 +475,7 @@ class Encoding(BudgetMethods):
     ) -> list[int]:
         """`count` of each text on up to `num_threads` threads; a disallowed special token raises with
         `.item` = its index."""
+        texts = texts if isinstance(texts, list) else list(texts)  # read twice below (an iterator only once)
         allowed = [self._check_specials(item, allowed_special, disallowed_special, index)
                    for index, item in enumerate(texts)]
         return self._batch(texts, allowed, num_threads, counting=True)
