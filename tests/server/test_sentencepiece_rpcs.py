@@ -87,8 +87,23 @@ def test_get_model_describes_it(stub, oracle):
     assert (details.pattern, details.payload_format) == ("", "sentencepiece")
     assert details.special_tokens["<s>"] == oracle.bos_id() and details.special_tokens["[INST]"] == oracle.piece_to_id("[INST]")
     assert details.eot_token == oracle.eos_id()
+    assert details.algorithm == "sentencepiece-bpe"
+    named = {role: (token.text, token.id) for role in ("bos", "eos", "unk") for token in [getattr(details, f"{role}_token")]}
+    assert named == {role: (oracle.id_to_piece(token_id), token_id)
+                     for role, token_id in (("bos", oracle.bos_id()), ("eos", oracle.eos_id()), ("unk", oracle.unk_id()))}
+    assert oracle.pad_id() == -1 and not details.HasField("pad_token")
 
 
 def test_unknown_ids_are_refused_by_name(stub, oracle):
     error = rpc_error(stub.Decode, pb.DecodeRequest(model=MODEL, inputs=[pb.TokenIds(ids=[1, oracle.get_piece_size()])]), timeout=10)
     assert str(oracle.get_piece_size()) in error.details()
+
+
+def test_the_client_reads_the_algorithm_and_role_tokens(server, oracle):
+    import tokend_client
+
+    with tokend_client.TokendClient(server.target, timeout=30) as client:
+        details = client.get_model(MODEL)
+    assert details.algorithm == "sentencepiece-bpe"
+    assert (details.bos_token, details.eos_token, details.unk_token, details.pad_token) == (
+        ("<s>", oracle.bos_id()), ("</s>", oracle.eos_id()), (oracle.id_to_piece(oracle.unk_id()), oracle.unk_id()), None)
