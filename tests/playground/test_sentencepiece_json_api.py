@@ -61,7 +61,10 @@ def test_token_detail_and_offsets_are_sentencepieces(api, oracle):
 def test_pieces_are_drawn_legibly(api, oracle):
     """`▁` is a space (the page marks it), a byte-fallback piece is its byte, a control piece its name."""
     text = "[INST] a \ua66e"  # ꙮ is not a piece of Mistral's vocabulary: byte fallback
-    answer = api.encode({"model": "mistral", "text": text, "detail": True, "allowed_special": "all"})
+    # with offsets, as the page asks (a control piece covers its own text)
+    answer = api.encode({"model": "mistral", "text": text, "detail": True, "offsets": True, "allowed_special": "all"})
+    # "[INST]" covers itself; " a ꙮ" is a text of its own, whose dummy-prefix "▁" spans nothing (as sentencepiece)
+    assert answer["results"][0]["offsets"][:2] == [[0, 6], [6, 6]]
     tokens = answer["results"][0]["tokens"]
     pieces = [oracle.id_to_piece(token["id"]) for token in tokens]
     assert pieces[0] == "[INST]" and tokens[0] == {"id": oracle.piece_to_id("[INST]"), "hex": "", "text": "[INST]", "special": True}

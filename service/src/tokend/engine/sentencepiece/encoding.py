@@ -104,6 +104,9 @@ class SentencePieceEncoding(BudgetMethods):
     `native=False` uses the Python reference encoder instead of the native core (tests; slow).
     """
 
+    # An allowed special token in the text ends a stretch: the text after it is encoded as a text of its
+    # own (its own dummy prefix), and a control piece spells nothing, so offsets align stretch by stretch.
+    specials_restart_text = True
 
     def __init__(
         self,
