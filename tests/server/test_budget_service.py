@@ -220,8 +220,8 @@ def test_a_normalizing_family_is_refused_with_the_model_and_position_through_the
 
     from engine._sentencepiece_family import family
 
-    # the trainer's defaults: NFKC, extra spaces removed
-    loaded = SimpleNamespace(name="nfkc", version=1, encoding=family("nfkc"))
+    encoding = family("nfkc")  # a SentencePieceEncoding of the trainer's defaults: NFKC, extra spaces removed
+    loaded = SimpleNamespace(name="nfkc", version=1, encoding=encoding)
 
     class OneModel:
         def load(self, ref):

@@ -181,7 +181,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class ModelDetails(_message.Message):
-    __slots__ = ("model", "n_vocab", "max_token_value", "special_tokens", "pattern", "payload_format", "sha256", "description", "created_at", "aliases", "eot_token")
+    __slots__ = ("model", "n_vocab", "max_token_value", "special_tokens", "pattern", "payload_format", "sha256", "description", "created_at", "aliases", "eot_token", "algorithm", "bos_token", "eos_token", "unk_token", "pad_token")
     class SpecialTokensEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +200,11 @@ class ModelDetails(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     EOT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    BOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    UNK_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PAD_TOKEN_FIELD_NUMBER: _ClassVar[int]
     model: ModelVersion
     n_vocab: int
     max_token_value: int
@@ -211,7 +216,20 @@ class ModelDetails(_message.Message):
     created_at: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
     eot_token: int
-    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., n_vocab: _Optional[int] = ..., max_token_value: _Optional[int] = ..., special_tokens: _Optional[_Mapping[str, int]] = ..., pattern: _Optional[str] = ..., payload_format: _Optional[str] = ..., sha256: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., eot_token: _Optional[int] = ...) -> None: ...
+    algorithm: str
+    bos_token: ModelToken
+    eos_token: ModelToken
+    unk_token: ModelToken
+    pad_token: ModelToken
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., n_vocab: _Optional[int] = ..., max_token_value: _Optional[int] = ..., special_tokens: _Optional[_Mapping[str, int]] = ..., pattern: _Optional[str] = ..., payload_format: _Optional[str] = ..., sha256: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., eot_token: _Optional[int] = ..., algorithm: _Optional[str] = ..., bos_token: _Optional[_Union[ModelToken, _Mapping]] = ..., eos_token: _Optional[_Union[ModelToken, _Mapping]] = ..., unk_token: _Optional[_Union[ModelToken, _Mapping]] = ..., pad_token: _Optional[_Union[ModelToken, _Mapping]] = ...) -> None: ...
+
+class ModelToken(_message.Message):
+    __slots__ = ("text", "id")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    id: int
+    def __init__(self, text: _Optional[str] = ..., id: _Optional[int] = ...) -> None: ...
 
 class GetModelResponse(_message.Message):
     __slots__ = ("details",)

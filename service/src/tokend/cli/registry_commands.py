@@ -155,7 +155,8 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     registry = _open(args)
     manifest = registry.manifest(args.ref)
-    print(manifest.model_dump_json(indent=2))
+    # The family is spelled out (an unset one means byte-level BPE), so every model says how it tokenizes.
+    print(json.dumps(manifest.model_dump(mode="json") | {"family": manifest.tokenizer_family}, indent=2))
     if args.history:
         print(json.dumps(registry.alias_history(manifest.name), indent=2))
     return 0

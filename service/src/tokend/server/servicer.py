@@ -96,9 +96,12 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
             description=model.description,
             created_at=_rfc3339(model.created_at),
             aliases=model.aliases,
+            algorithm=model.algorithm,
         )
         if model.eot_token is not None:
             details.eot_token = model.eot_token
+        for role, (text, token_id) in model.role_tokens.items():
+            getattr(details, f"{role}_token").CopyFrom(pb.ModelToken(text=text, id=token_id))
         return pb.GetModelResponse(details=details)
 
 

@@ -63,3 +63,7 @@ class ModelDetails:
     created_at: datetime | None = None
     aliases: list[str] = field(default_factory=list)  # aliases pointing at this version now
     eot_token: int | None = None
+    # How it tokenizes (the manifest's family): "byte_level_bpe", "sentencepiece-bpe", "sentencepiece-unigram".
+    algorithm: str = "byte_level_bpe"
+    # role ("bos", "eos", "unk", "pad") -> (token text, id), for the roles the model names
+    role_tokens: Mapping[str, tuple[str, int]] = field(default_factory=dict)
