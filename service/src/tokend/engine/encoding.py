@@ -716,11 +716,11 @@ class Encoding(BudgetMethods):
             items = (self._items(text, allowed) if self._pipeline.may_hold_added_tokens(text)
                      else [normalize(normalizer, text)])
         elif allowed:
-            items, start = [], 0
-            for match in special_token_regex(allowed).finditer(text):
-                items += (normalize(normalizer, text[start : match.start()]), self._special_tokens[match.group()])
-                start = match.end()
-            items.append(normalize(normalizer, text[start:]))
+            items = []
+            for ordinary, special in split_at_specials(text, allowed):
+                items.append(normalize(normalizer, ordinary))
+                if special is not None:
+                    items.append(self._special_tokens[special])
         else:
             items = [normalize(normalizer, text)]
         if self._prefix_space:
