@@ -31,7 +31,19 @@ TEXTS = [
 
 def test_embedded_registry_lists_the_shipped_models():
     assert list_encoding_names() == ["alice_2k", "cl100k_base", "o200k_base"]
-    assert all(summary.versions == (1,) for summary in default_registry().list_models())
+    versions = {summary.name: summary.versions for summary in default_registry().list_models()}
+    assert versions == {"alice_2k": (1,), "cl100k_base": (1, 2), "o200k_base": (1, 2)}
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+def test_version_2_is_version_1_with_the_openai_chat_format(name):
+    first, second = default_registry().manifest(f"{name}@1"), default_registry().manifest(f"{name}@2")
+    assert first.chat_format is None and second.chat_format.name == "openai-chat"
+    assert (second.payload.sha256, second.pattern, second.special_tokens) == (first.payload.sha256, first.pattern, first.special_tokens)
+    assert second.provenance.model_extra["chat_format_added_to"] == f"{name}@1"
+    # One Encoding serves both versions (same verified payload): the same ids, one copy in memory.
+    assert get_encoding(f"{name}@2") is get_encoding(f"{name}@1")
+    assert default_registry().load(name).version == 2 and default_registry().load(name).chat is not None
 
 
 @pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
@@ -44,8 +56,9 @@ def test_openai_encodings_give_tiktokens_ids(name):
 
 
 @pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
-def test_openai_payloads_carry_tiktokens_published_hash(name):
-    manifest = default_registry().manifest(f"{name}@1")
+@pytest.mark.parametrize("version", [1, 2])
+def test_openai_payloads_carry_tiktokens_published_hash(name, version):
+    manifest = default_registry().manifest(f"{name}@{version}")
     assert manifest.payload.compression == "gzip"
     assert manifest.payload.content_sha256 == PUBLISHED_SHA256[name]
     assert manifest.provenance.kind == "imported"
@@ -53,12 +66,13 @@ def test_openai_payloads_carry_tiktokens_published_hash(name):
 
 def test_every_embedded_version_verifies():
     assert [(result.ref, result.error) for result in default_registry().verify()] == [
-        ("alice_2k@1", None), ("cl100k_base@1", None), ("o200k_base@1", None)
+        ("alice_2k@1", None), ("cl100k_base@1", None), ("cl100k_base@2", None), ("o200k_base@1", None),
+        ("o200k_base@2", None),
     ]
 
 
 def test_get_encoding_is_cached_and_unknown_names_list_what_exists():
-    assert get_encoding("cl100k_base") is get_encoding("cl100k_base@1")
+    assert get_encoding("cl100k_base") is get_encoding("cl100k_base@2") is get_encoding("cl100k_base@1")
     with pytest.raises(ModelNotFoundError) as unknown:
         get_encoding("gpt2")
     assert unknown.value.available == ["alice_2k", "cl100k_base", "o200k_base"]

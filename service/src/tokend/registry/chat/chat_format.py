@@ -160,7 +160,7 @@ class ChatEncoder:
             content_specials = False
         else:
             content_specials = self.chat_format.reference_content_specials
-        context = RenderContext(self._special_tokens, content_specials, limits or TemplateLimits(), spans)
+        context = RenderContext(self._special_tokens, content_specials, (limits or TemplateLimits()).start(), spans)
         return parsed, parsed_tools, context
 
     def _refuse_special_text(self, messages: tuple[ChatMessage, ...], tools) -> None:
