@@ -11,6 +11,9 @@ all string values:
 | MODEL_NOT_FOUND_ERROR            | ref, available (comma-separated)           |
 | REQUEST_LIMIT_EXCEEDED           | limit_name, limit, actual                  |
 | INVALID_REQUEST                  | field                                      |
+| CHAT_REQUEST_ERROR               | field (in the conversation), message_index, item |
+| CHAT_TEMPLATE_ERROR              | template_failure (raised, failed, security, time_limit, size_limit), limit_name, item |
+| CHAT_FORMAT_NOT_SET_ERROR        | ref                                        |
 
 ``item`` (the batch index) is absent when the error is not about one item. Echoed input (``token``,
 ``ref``) is cut to a bounded prefix by the server.
@@ -44,3 +47,6 @@ class Reason(enum.StrEnum):
     MODEL_NOT_FOUND_ERROR = "MODEL_NOT_FOUND_ERROR"
     REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
     INVALID_REQUEST = "INVALID_REQUEST"
+    CHAT_REQUEST_ERROR = "CHAT_REQUEST_ERROR"
+    CHAT_TEMPLATE_ERROR = "CHAT_TEMPLATE_ERROR"
+    CHAT_FORMAT_NOT_SET_ERROR = "CHAT_FORMAT_NOT_SET_ERROR"

@@ -16,7 +16,11 @@ written for tiktoken switches to the shared service by changing how it obtains t
 from ._async_client import AsyncTokendClient
 from ._async_remote_encoding import AsyncRemoteEncoding
 from ._client import TokendClient
+from ._chat import ChatCount, ChatEncoding
 from ._exceptions import (
+    ChatFormatNotSetError,
+    ChatRequestError,
+    ChatTemplateError,
     DeadlineExceededError,
     DisallowedSpecialTokenError,
     InvalidArgumentError,
@@ -34,6 +38,11 @@ from ._remote_encoding import RemoteEncoding
 __all__ = [
     "AsyncRemoteEncoding",
     "AsyncTokendClient",
+    "ChatCount",
+    "ChatEncoding",
+    "ChatFormatNotSetError",
+    "ChatRequestError",
+    "ChatTemplateError",
     "DeadlineExceededError",
     "DisallowedSpecialTokenError",
     "InvalidArgumentError",

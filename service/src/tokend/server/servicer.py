@@ -20,6 +20,12 @@ from tokend_api.policy_message import PolicyMessageError, from_message
 from tokend_api.v1 import tokenizer_pb2 as pb
 from tokend_api.v1 import tokenizer_pb2_grpc
 
+from tokend.server.chat_messages import (
+    chat_count_message,
+    chat_encoding_message,
+    content_special_tokens_from,
+    conversations_from,
+)
 from tokend.service import InvalidRequest, SpecialTokenPolicy, TokenizerService
 from tokend.service.results import ModelVersion
 
@@ -90,6 +96,25 @@ class TokenizerServicer(tokenizer_pb2_grpc.TokenizerServicer):
         if model.eot_token is not None:
             details.eot_token = model.eot_token
         return pb.GetModelResponse(details=details)
+
+    def EncodeChat(self, request: pb.EncodeChatRequest, context: grpc.ServicerContext) -> pb.EncodeChatResponse:
+        encoded = self._service.encode_chat(
+            request.model, conversations_from(request.conversations),
+            content_special_tokens=content_special_tokens_from(request.content_special_tokens), call=context,
+        )  # fmt: skip
+        response = pb.EncodeChatResponse(model=_model_version(encoded.model), total_tokens=encoded.total_tokens)
+        response.results.extend(map(chat_encoding_message, encoded.results))
+        return response
+
+    def CountChatTokens(self, request: pb.CountChatTokensRequest, context: grpc.ServicerContext) -> pb.CountChatTokensResponse:
+        counted = self._service.count_chat(
+            request.model, conversations_from(request.conversations),
+            content_special_tokens=content_special_tokens_from(request.content_special_tokens),
+            per_message=not request.total_only, call=context,
+        )  # fmt: skip
+        return pb.CountChatTokensResponse(
+            model=_model_version(counted.model), results=map(chat_count_message, counted.results), total=counted.total
+        )
 
 
 def _inputs(inputs: Iterable[pb.Input]) -> list[str | bytes]:

@@ -3,7 +3,7 @@
 Front-ends (``tokend.server`` gRPC, ``tokend.playground`` JSON, ``tokend.cli``) translate their wire
 format into a :class:`TokenizerService` call and its result or error back; nothing here knows a wire
 format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, hot-reload step),
-``limits``, ``special_policy``, ``batch`` (the loop with deadlines), ``errors`` (the one taxonomy and
+``chat`` (encode_chat, count_chat), ``limits``, ``special_policy``, ``batch`` (the loop with deadlines), ``errors`` (the one taxonomy and
 ``describe``), ``results``, ``call_record`` (facts for logs and metrics), ``token_sizes``.
 
     from tokend.registry import Registry
@@ -15,6 +15,7 @@ format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, 
 
 from tokend.service.batch import CallState, run_batch
 from tokend.service.call_record import CallRecord, current_record, recording
+from tokend.service.chat import ChatConversation
 from tokend.service.errors import (
     BatchItemError,
     CallCancelled,
@@ -31,7 +32,16 @@ from tokend.service.errors import (
 )
 from tokend.service.limits import UNLIMITED, Limits
 from tokend.service.models import ServedModels
-from tokend.service.results import Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
+from tokend.service.results import (
+    ChatCounted,
+    ChatEncoded,
+    Counted,
+    Decoded,
+    Encoded,
+    ModelDetails,
+    ModelInfo,
+    ModelVersion,
+)
 from tokend.service.special_policy import DEFAULT_POLICY, ORDINARY_POLICY, SpecialTokenPolicy
 from tokend.service.tokenizer import TokenizerService
 
@@ -40,6 +50,9 @@ __all__ = [
     "CallCancelled",
     "CallRecord",
     "CallState",
+    "ChatConversation",
+    "ChatCounted",
+    "ChatEncoded",
     "Counted",
     "DEFAULT_POLICY",
     "DeadlineExpired",

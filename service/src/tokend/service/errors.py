@@ -13,7 +13,12 @@ Exception
 Domain errors (``tokend.errors``) keep their own classes: a disallowed special token, an unknown token id
 and invalid UTF-8 under strict decoding are INVALID_INPUT; ModelNotFoundError is NOT_FOUND; RegistryError
 is UNAVAILABLE; a model that does not parse or verify (ModelFormatError, ChecksumMismatchError,
-VersionConflictError) is MODEL_BROKEN. :func:`describe` turns any of them into a :class:`Failure`; each
+VersionConflictError) is MODEL_BROKEN. Chat: a message or tool a chat format refuses (ChatRequestError)
+and a template that raises or fails (ChatTemplateError) are INVALID_INPUT, the field being the path inside
+the conversation (``conversations[2].messages[1].role``); a template stopped by its time or size limit is
+LIMIT_EXCEEDED (``chat_template_seconds`` / ``chat_template_max_chars``); a model version without a chat
+format (ChatFormatNotSetError) is UNSUPPORTED_BY_MODEL: the call can only succeed once the registry has a
+version with one, or with another model. :func:`describe` turns any of them into a :class:`Failure`; each
 adapter has one small table from ``Failure.kind`` to its own status (gRPC code, HTTP status, exit code) and
 one from ``Failure.hint`` to advice in its own vocabulary. Anything :func:`describe` does not know is a bug
 (None): the adapter answers "internal" and logs the traceback.
@@ -34,9 +39,12 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from tokend_api import Reason
+from tokend_api import CHAT_TEMPLATE_MAX_CHARS, CHAT_TEMPLATE_SECONDS, Reason
 
 from tokend.errors import (
+    ChatFormatNotSetError,
+    ChatRequestError,
+    ChatTemplateError,
     ChecksumMismatchError,
     DisallowedSpecialTokenError,
     ModelFormatError,
@@ -85,6 +93,7 @@ class ErrorKind(enum.Enum):
     MODEL_BROKEN = "model_broken"
     DEADLINE_EXPIRED = "deadline_expired"
     CANCELLED = "cancelled"
+    UNSUPPORTED_BY_MODEL = "unsupported_by_model"  # the model version cannot do this (e.g. it has no chat format)
 
 
 class Hint(enum.Enum):
@@ -203,7 +212,47 @@ def _describe_item(cause: BaseException, field: str | None, index: int | None) -
             field, f"the decoded bytes are not valid UTF-8 at byte offset {cause.start} ({cause.reason})",
             Reason.UNICODE_DECODE_ERROR, {"offset": cause.start, "item": index}, Hint.DECODE_LENIENTLY,
         )  # fmt: skip
+    if isinstance(cause, ChatRequestError):
+        return _chat_failure(cause, field, index)
     return describe(cause) if not isinstance(cause, BatchItemError) else None
+
+
+_TEMPLATE_LIMITS = {"time_limit": CHAT_TEMPLATE_SECONDS, "size_limit": CHAT_TEMPLATE_MAX_CHARS}
+
+
+def _chat_failure(cause: ChatRequestError, item_field: str | None, index: int | None) -> Failure:
+    """A chat request error: its field is the path inside the conversation, under the batch item."""
+    parts = [part for part in (item_field, cause.field) if part]
+    field = ".".join(parts) if parts else None
+    message = f"{field}: {cause.problem}" if field else cause.problem
+    metadata = {"item": index, "message_index": cause.message_index, "field": cause.field}
+    if isinstance(cause, ChatTemplateError):
+        metadata["template_failure"] = cause.reason
+        limit_name = _TEMPLATE_LIMITS.get(cause.reason)
+        if limit_name is not None:
+            metadata["limit_name"] = limit_name
+            return Failure(
+                ErrorKind.LIMIT_EXCEEDED, message, field=field, description=cause.problem,
+                reason=Reason.CHAT_TEMPLATE_ERROR, metadata=_present(metadata), limit_name=limit_name,
+            )  # fmt: skip
+        reason = Reason.CHAT_TEMPLATE_ERROR
+    else:
+        reason = Reason.CHAT_REQUEST_ERROR
+    return Failure(
+        ErrorKind.INVALID_INPUT, message, field=field, description=cause.problem, reason=reason,
+        metadata=_present(metadata),
+    )  # fmt: skip
+
+
+def _present(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def _chat_format_not_set(exc: ChatFormatNotSetError) -> Failure:
+    return Failure(
+        ErrorKind.UNSUPPORTED_BY_MODEL, str(exc), reason=Reason.CHAT_FORMAT_NOT_SET_ERROR,
+        metadata={"ref": echo(str(exc.ref))},
+    )  # fmt: skip
 
 
 def _item_failure(
@@ -250,6 +299,8 @@ def _plain(kind: ErrorKind, prefix: str = "") -> Any:
 # First match wins: subclasses before their bases.
 _TABLE: tuple[tuple[Any, Any], ...] = (
     ((DisallowedSpecialTokenError, UnknownTokenIdError, UnicodeDecodeError), lambda exc: _describe_item(exc, None, None)),
+    (ChatRequestError, lambda exc: _chat_failure(exc, None, None)),
+    (ChatFormatNotSetError, _chat_format_not_set),
     (InvalidRequest, _invalid_request),
     (ModelNotFoundError, _model_not_found),
     (RequestLimitExceeded, _limit),

@@ -1,4 +1,5 @@
-"""The operations every front-end offers, written once: encode, count, decode, list models, model details.
+"""The operations every front-end offers, written once: encode, count, decode, list models, model details
+(and the chat operations, ``encode_chat`` / ``count_chat``, from ``tokend.service.chat``).
 
 A front-end (gRPC servicer, JSON API, command line) turns its wire format into one call here and the
 result back; it passes the call's state (deadline, cancellation) as ``call`` and translates errors with
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 from tokend.service.batch import CallState, run_batch
 from tokend.service.call_record import current_record
+from tokend.service.chat import ChatOperations
 from tokend.service.errors import InvalidRequest
 from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, input_bytes, text_bytes
 from tokend.service.models import ServedModels, payload_format_name
@@ -36,7 +38,7 @@ DECODE_ERRORS = ("replace", "strict")
 DECODE_OUTPUTS = ("text", "bytes")
 
 
-class TokenizerService:
+class TokenizerService(ChatOperations):  # encode_chat, count_chat: service/chat.py
     def __init__(self, models: ServedModels, limits: Limits | None = None) -> None:
         self.models = models
         self.limits = limits or Limits()

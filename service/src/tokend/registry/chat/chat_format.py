@@ -110,14 +110,18 @@ class ChatEncoder:
     ) -> ChatEncoding:
         """The prompt ids of `messages` (and `tools`) in this model's chat format, the rendered text and
         the ids of each message (`ChatEncoding`). Bad input raises `ChatRequestError` naming the field."""
+        self.require_ids()
+        parsed, parsed_tools, context = self._prepare(messages, tools, add_generation_prompt, content_special_tokens, limits, True)
+        return self.chat_format.encode(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
+
+    def require_ids(self) -> None:
+        """Raise the ChatRequestError of `encode_chat` when the format only counts (openai-chat)."""
         if self.chat_format.estimate:
             raise ChatRequestError(
                 f"the {self.chat_format.name} format of {self.ref or self.encoding.name} is a documented token-count "
                 "rule (OpenAI does not publish the prompt layout), so it has no ids: use count_chat",
                 field="model",
             )
-        parsed, parsed_tools, context = self._prepare(messages, tools, add_generation_prompt, content_special_tokens, limits, True)
-        return self.chat_format.encode(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
 
     def count_chat(
         self,
