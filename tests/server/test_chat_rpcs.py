@@ -124,7 +124,7 @@ def test_a_model_without_a_chat_format_is_failed_precondition(stub):
 
 def test_encode_chat_on_an_estimate_names_the_model(stub):
     error = rpc_error(stub.EncodeChat, pb.EncodeChatRequest(model="o200k_base", conversations=[_conversation("short")]), timeout=30)
-    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and list(details_of(error).violations) == ["model"]
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and list(details_of(error).violations) == ["conversations[0].model"]
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,6 @@ class ChatOperations:
         """The prompt ids, rendered text and per-message spans of each conversation."""
         size, loaded = self._chat_request(model, conversations, content_special_tokens)
         chat = loaded.chat
-        chat.require_ids()  # openai-chat only counts: refused for the whole call, naming "model"
         answer = AnswerBudget(self.limits, items=len(conversations), max_token_value=loaded.encoding.max_token_value)
         extra = 0  # rendered text and spans, beside the ids AnswerBudget measures
         max_chars = min(TemplateLimits().max_chars, self.limits.max_response_bytes)

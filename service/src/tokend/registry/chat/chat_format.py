@@ -110,8 +110,8 @@ class ChatEncoder:
     ) -> ChatEncoding:
         """The prompt ids of `messages` (and `tools`) in this model's chat format, the rendered text and
         the ids of each message (`ChatEncoding`). Bad input raises `ChatRequestError` naming the field."""
-        self.require_ids()
         parsed, parsed_tools, context = self._prepare(messages, tools, add_generation_prompt, content_special_tokens, limits, True)
+        self.require_ids()
         return self.chat_format.encode(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
 
     def require_ids(self) -> None:
