@@ -1,10 +1,12 @@
-"""`tokend registry list|show|verify|publish|alias|import|index`: look after a model registry.
+"""`tokend registry list|show|verify|publish|alias|import|index|chat-format`: look after a model registry.
 
     tokend registry list --registry models/
     tokend registry import cl100k_base.tiktoken --like cl100k_base --name cl100k_base --registry models/
     tokend registry import mine.model --name mine --registry models/          # a minbpe .model file
     tokend registry alias mine stable 3 --registry models/
     tokend registry verify --registry models/                                 # exit 1 if anything fails
+    tokend registry import ranks.tiktoken ... --chat-format chatml --registry models/  # with a chat format
+    tokend registry chat-format mine@3 --chat-template tokenizer_config.json --registry models/  # mine@4
 
 Read commands (`list`, `show`, `verify`) work on any location (directory, http(s) URL, or the embedded
 default); write commands need a local directory. Not handled: deleting versions (remove the directory;
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tokend.cli.arguments import UsageError, add_registry_argument, parse_special_tokens, resolve_pattern
+from tokend.cli.chat_commands import add_chat_format_arguments, add_chat_format_parser, chat_format_spec
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -94,7 +97,10 @@ def add_parser(subparsers: Any) -> None:
     imp.add_argument("--expected-sha256", help="refuse the file unless its (decompressed) content has this SHA-256")
     imp.add_argument("--source-url", help="where the file came from (recorded in the provenance)")
     imp.add_argument("--description", default="")
+    add_chat_format_arguments(imp)
     imp.set_defaults(handler=run_import)
+
+    add_chat_format_parser(commands)
 
     index = commands.add_parser(
         "index", help="rewrite index.json (for serving the directory over HTTP)",
@@ -233,6 +239,7 @@ def run_import(args: argparse.Namespace) -> int:
         explicit_n_vocab = spec.explicit_n_vocab
     if payload_format == "tiktoken_ranks" and pattern is None:
         raise UsageError("a tiktoken rank file has no split pattern: pass --pattern gpt4|o200k|gpt2|REGEX or --like")
+    chat_format = chat_format_spec(args)
     registry = _open(args, create=True)
     manifest = registry.publish(
         args.name,
@@ -254,6 +261,7 @@ def run_import(args: argparse.Namespace) -> int:
             "source_url": args.source_url,
             "settings": {"like": args.like} if args.like else {},
         },
+        chat_format=chat_format,
     )
     print(f"imported {path.name} as {manifest.ref} ({manifest.payload_format}, {manifest.n_vocab} tokens) into {registry.location}")
     return 0
