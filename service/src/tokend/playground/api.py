@@ -11,6 +11,7 @@ spells them:
             → {"model", "results": [{"text": ...} | {"data": "<base64>"}]}
     models  → {"models": [{"name", "versions", "latest_version", "aliases"}]}
     model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256"}
+    encode_chat, count_chat   OpenAI-shaped messages in the model's chat format (chat_api.py)
 
 `"text": "..."` (encode/count) and `"ids": [...]` (decode) are shorthands for a one-item `inputs`. Raw bytes
 (`{"data": ...}`) are always encoded as ordinary text, as in the gRPC API. The special-token policy is
@@ -35,6 +36,7 @@ from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolic
 from tokend.service.limits import Limits, input_bytes
 from tokend.service.results import ModelVersion
 
+from .chat_api import ChatApi
 from .http_error import bad_request
 from .token_view import describe_tokens
 
@@ -60,7 +62,7 @@ _COUNT_FIELDS = _ENCODE_FIELDS - {"detail"}
 _DECODE_FIELDS = frozenset({"model", "inputs", "ids", "errors", "output"})
 
 
-class PlaygroundApi:
+class PlaygroundApi(ChatApi):  # encode_chat, count_chat: chat_api.py
     """The JSON API over a registry; every method takes the parsed JSON body and returns the response dict.
 
     >>> from tokend.registry import Registry

@@ -6,6 +6,7 @@
     GET  /api/v1/models          every model: names, versions, aliases
     GET  /api/v1/models/<ref>    one model version ("name", "name@7", "name@alias"; URL-encoded)
     POST /api/v1/encode | count | decode   JSON in, JSON out (see api.py)
+    POST /api/v1/encode_chat | count_chat   chats in the model's chat format (see chat_api.py)
 
 Every response has a Content-Length (HTTP/1.1 keep-alive works) and defensive headers: a Content Security
 Policy that allows only this origin's own script and style (no inline script, so text that reaches the DOM
@@ -36,6 +37,8 @@ _STATIC_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/static/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
     "/static/playground.css": ("playground.css", "text/css; charset=utf-8"),
+    "/static/chat.js": ("chat.js", "text/javascript; charset=utf-8"),
+    "/static/chat.css": ("chat.css", "text/css; charset=utf-8"),
 }
 
 _SECURITY_HEADERS = {
@@ -78,14 +81,15 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
         elif path.startswith(_MODELS_PREFIX) and len(path) > len(_MODELS_PREFIX):
             ref = unquote(path[len(_MODELS_PREFIX):])
             self._answer(lambda: self.api.model(ref))
-        elif path in {"/api/v1/encode", "/api/v1/count", "/api/v1/decode"}:
+        elif path in {"/api/v1/encode", "/api/v1/count", "/api/v1/decode", "/api/v1/encode_chat", "/api/v1/count_chat"}:
             self._send_error(HttpError(405, "method_not_allowed", f"{path} takes POST with a JSON body"))
         else:
             self._send_error(HttpError(404, "not_found", f"no such path {path!r}; the API is under /api/v1/"))
 
     def do_POST(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
-        endpoints = {"/api/v1/encode": self.api.encode, "/api/v1/count": self.api.count, "/api/v1/decode": self.api.decode}
+        endpoints = {"/api/v1/encode": self.api.encode, "/api/v1/count": self.api.count, "/api/v1/decode": self.api.decode,
+                     "/api/v1/encode_chat": self.api.encode_chat, "/api/v1/count_chat": self.api.count_chat}
         endpoint = endpoints.get(path)
         if endpoint is None:
             self.close_connection = True  # the body was not read
