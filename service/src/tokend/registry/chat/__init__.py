@@ -9,10 +9,12 @@ in a sandbox with time and size limits. A loaded model encodes and counts chats 
     >>> model.count_chat(messages, tools=tools).per_message
 
 Modules: messages (checks), segments (ids and spans), chat_format (ChatFormat, ChatEncoder), sandbox and
-template_format (templates), text_builder, one module per built-in, spec (the manifest field).
+template_format (templates), text_builder, one module per built-in, spec (the manifest field),
+gguf_template (a GGUF file's template, for the GGUF importer).
 """
 
 from tokend.registry.chat.chat_format import CONTENT_SPECIAL_TOKENS, ChatEncoder, ChatFormat, ContentSpecialTokens
+from tokend.registry.chat.gguf_template import chat_format_from_gguf
 from tokend.registry.chat.messages import ChatMessage, ToolCall, ToolDefinition, parse_messages, parse_tools
 from tokend.registry.chat.sandbox import TemplateLimits
 from tokend.registry.chat.segments import ChatCount, ChatEncoding
@@ -40,6 +42,7 @@ __all__ = [
     "ToolDefinition",
     "build_chat_format",
     "builtin_chat_format",
+    "chat_format_from_gguf",
     "chat_format_from_template",
     "chat_format_from_tokenizer_config",
     "parse_messages",
