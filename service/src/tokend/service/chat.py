@@ -75,7 +75,8 @@ class ChatOperations:
         chat = loaded.chat
         answer = AnswerBudget(self.limits, items=len(conversations), max_token_value=loaded.encoding.max_token_value)
         extra = 0  # rendered text and spans, beside the ids AnswerBudget measures
-        max_chars = min(TemplateLimits().max_chars, self.limits.max_response_bytes)
+        # The rendered text is part of the answer: a template may not build more than can be sent.
+        limits = TemplateLimits(TEMPLATE_SECONDS, min(TemplateLimits().max_chars, self.limits.max_response_bytes))
 
         def encode(index: int, conversation: ChatConversation) -> ChatEncoding:
             nonlocal extra
@@ -85,7 +86,7 @@ class ChatOperations:
                     conversation.messages, conversation.tools, conversation.add_generation_prompt,
                     content_special_tokens=content_special_tokens, limits=limits,
                 ),
-                max_chars,
+                limits,
             )  # fmt: skip
             answer.add(result.ids)
             extra += text_bytes(result.text) + SPAN_BYTES * len(result.message_spans)
@@ -110,7 +111,7 @@ class ChatOperations:
         only, which spares a template one render per message)."""
         size, loaded = self._chat_request(model, conversations, content_special_tokens)
         chat = loaded.chat
-        max_chars = TemplateLimits().max_chars
+        limits = TemplateLimits(TEMPLATE_SECONDS)
 
         def count(index: int, conversation: ChatConversation) -> ChatCount:
             return _within_deadline(
@@ -119,7 +120,7 @@ class ChatOperations:
                     conversation.messages, conversation.tools, conversation.add_generation_prompt,
                     content_special_tokens=content_special_tokens, limits=limits, per_message=per_message,
                 ),
-                max_chars,
+                limits,
             )  # fmt: skip
 
         results = run_batch(conversations, count, call=call, field="conversations", with_index=True)
@@ -147,15 +148,15 @@ class ChatOperations:
         return size, loaded
 
 
-def _within_deadline(call: CallState | None, index: int, total: int, render: Any, max_chars: int) -> Any:
+def _within_deadline(call: CallState | None, index: int, total: int, render: Any, limits: TemplateLimits) -> Any:
     """``render(limits)`` with the template's time cut to what the call has left; a template stopped by
     the call's deadline (not its own limit) is the call's DeadlineExpired."""
     remaining = call.time_remaining() if call is not None else None
-    seconds = TEMPLATE_SECONDS if remaining is None else max(0.0, min(TEMPLATE_SECONDS, remaining))
+    cut = remaining is not None and remaining < limits.seconds
     try:
-        return render(TemplateLimits(seconds=seconds, max_chars=max_chars))
+        return render(TemplateLimits(seconds=max(0.0, remaining), max_chars=limits.max_chars) if cut else limits)
     except ChatTemplateError as error:
-        if error.reason == "time_limit" and seconds < TEMPLATE_SECONDS:
+        if error.reason == "time_limit" and cut:
             raise DeadlineExpired(index, total) from None
         raise
 
@@ -172,12 +173,13 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
     messages = conversation.messages
     if isinstance(messages, (list, tuple)):
         for number, message in enumerate(messages):
-            if type(message) is dict and all(type(value) is str for value in message.values()):
-                # The common message: a few string fields (role, content, name, tool_call_id).
-                for key, value in message.items():
-                    size += text_bytes(key) + text_bytes(value)
-            else:
-                size += _nested_bytes(message, f"{where}.messages[{number}]")
+            if type(message) is dict and len(message) == 2:
+                # The common message, {"role": ..., "content": ...} in ASCII: "role" + "content" is 11 bytes.
+                role, content = message.get("role"), message.get("content")
+                if type(role) is str and type(content) is str and role.isascii() and content.isascii():
+                    size += 11 + len(role) + len(content)
+                    continue
+            size += _nested_bytes(message, f"{where}.messages[{number}]")
     else:
         size += _nested_bytes(messages, f"{where}.messages")
     if conversation.tools is not None:

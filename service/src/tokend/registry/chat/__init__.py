@@ -4,9 +4,9 @@ A model version may carry a chat format in its manifest (`ChatFormatSpec`): a bu
 `openai-chat`, `chatml`, `llama3`, `mistral`) or a Jinja2 template rendered as transformers renders it,
 in a sandbox with time and size limits. A loaded model encodes and counts chats with it:
 
-    >>> model = Registry.open("models/").load("qwen3")
-    >>> model.encode_chat([{"role": "user", "content": "Hi"}]).ids
-    >>> model.count_chat(messages, tools=tools).per_message
+    model = Registry.open("models/").load("qwen3")
+    model.encode_chat([{"role": "user", "content": "Hi"}]).ids
+    model.count_chat(messages, tools=tools).per_message
 
 Modules: messages (checks), segments (ids and spans), chat_format (ChatFormat, ChatEncoder), sandbox and
 template_format (templates), text_builder, one module per built-in, spec (the manifest field),

@@ -1,9 +1,14 @@
 """`ChatFormat` (how a conversation becomes segments) and `ChatEncoder` (a format bound to one model's encoding).
 
-    >>> encoder = ChatEncoder(encoding, chatml_format, ref="qwen3@1")
+    >>> from tokend import Encoding, get_encoding
+    >>> from tokend.registry.chat import build_chat_format, builtin_chat_format
+    >>> cl100k = get_encoding("cl100k_base")       # with gpt-3.5-turbo's ChatML tokens:
+    >>> encoding = Encoding("cl100k_im", pat_str=cl100k.pattern, mergeable_ranks=cl100k.mergeable_ranks,
+    ...                     special_tokens={**cl100k.special_tokens, "<|im_start|>": 100264, "<|im_end|>": 100265})
+    >>> encoder = ChatEncoder(encoding, build_chat_format(builtin_chat_format("chatml")), ref="cl100k_im@1")
     >>> result = encoder.encode_chat([{"role": "user", "content": "Hi"}])
-    >>> result.ids, result.message_spans                         # doctest: +SKIP
-    ([151644, 872, 198, 13048, 151645, 198, 151644, 77091, 198], [(0, 6)])
+    >>> result.ids, result.message_spans
+    ([100264, 882, 198, 13347, 100265, 198, 100264, 78191, 198], [(0, 6)])
     >>> encoder.count_chat([{"role": "user", "content": "Hi"}]).total
     9
 
@@ -36,6 +41,7 @@ from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat,
 __all__ = ["ChatFormat", "ChatEncoder", "RenderContext", "ContentSpecialTokens", "CONTENT_SPECIAL_TOKENS"]
 
 ContentSpecialTokens = Literal["reference", "text", "refuse"]
+_DEFAULT_LIMITS = TemplateLimits()
 CONTENT_SPECIAL_TOKENS = ("reference", "text", "refuse")
 
 
@@ -164,7 +170,7 @@ class ChatEncoder:
             content_specials = False
         else:
             content_specials = self.chat_format.reference_content_specials
-        context = RenderContext(self._special_tokens, content_specials, (limits or TemplateLimits()).start(), spans)
+        context = RenderContext(self._special_tokens, content_specials, limits or _DEFAULT_LIMITS, spans)
         return parsed, parsed_tools, context
 
     def _refuse_special_text(self, messages: tuple[ChatMessage, ...], tools) -> None:

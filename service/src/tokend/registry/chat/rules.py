@@ -1,6 +1,11 @@
 """Checks the built-in formats share: which roles and fields a format renders, refused with the field named.
 
+    >>> from tokend.registry.chat.messages import parse_messages
+    >>> message = parse_messages([{"role": "tool", "content": "42"}])[0]
     >>> check_message(message, "llama3", roles=("system", "user", "assistant"), tool_calls=False)
+    Traceback (most recent call last):
+    ...
+    tokend.errors.ChatRequestError: messages[0].role: role 'tool' is not one of system, user, assistant (the roles of the llama3 format)
 """
 
 from __future__ import annotations

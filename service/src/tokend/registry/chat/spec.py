@@ -7,10 +7,14 @@
                      "variables": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
                      "source": "tokenizer_config.json (sha256 ...)"}}
 
-    >>> spec = builtin_chat_format("mistral", version="v3")
-    >>> spec = chat_format_from_template(Path("template.jinja").read_text(), bos_token="<s>")
-    >>> spec = chat_format_from_tokenizer_config(Path("tokenizer_config.json").read_bytes())
-    >>> chat_format = build_chat_format(spec)      # ModelFormatError when it cannot work
+    >>> builtin_chat_format("mistral", version="v3").describe()
+    "mistral(version='v3')"
+    >>> chat_format_from_template("{{ bos_token }}{{ messages[0].content }}", bos_token="<s>").variables
+    {'bos_token': '<s>'}
+    >>> build_chat_format(builtin_chat_format("chatml")).name      # ModelFormatError when it cannot work
+    'chatml'
+
+    spec = chat_format_from_tokenizer_config(Path("tokenizer_config.json").read_bytes())
 
 A template's `variables` are what transformers passes besides the conversation: the tokenizer's special
 tokens map (bos_token, eos_token, ...) and nothing else unless given. Built-in names: BUILTIN_CHAT_FORMATS.

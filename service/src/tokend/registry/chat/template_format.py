@@ -1,7 +1,7 @@
 """Jinja2 chat templates (a model's `tokenizer_config.json` "chat_template", GGUF `tokenizer.chat_template`),
 rendered and tokenized the way transformers' `apply_chat_template(tokenize=True)` does.
 
-    >>> chat_format = TemplateChatFormat(template_source, {"bos_token": "<|begin_of_text|>"})
+    chat_format = TemplateChatFormat(template_source, {"bos_token": "<|begin_of_text|>"})
 
 The template sees what transformers passes: `messages` (the caller's dicts, unchanged), `tools` (the tool
 dicts, or None), `documents` (None), `add_generation_prompt`, and the template variables stored with the
@@ -64,7 +64,8 @@ class TemplateChatFormat(ChatFormat):
     ) -> RenderedChat:
         raw_messages = [message.raw for message in messages]
         raw_tools = None if tools is None else [tool.raw for tool in tools]
-        full = self._render(raw_messages, raw_tools, add_generation_prompt, context.limits)
+        limits = context.limits.start()  # one time budget for the render and every prefix render below
+        full = self._render(raw_messages, raw_tools, add_generation_prompt, limits)
         count = len(messages)
         builder = TextBuilder(context.special_tokens, content_specials=True)
         if not context.spans or count == 0:
@@ -77,7 +78,7 @@ class TemplateChatFormat(ChatFormat):
                 boundaries.append(len(full))
                 continue
             try:
-                prefix = self._render(raw_messages[:k], raw_tools, False, context.limits)
+                prefix = self._render(raw_messages[:k], raw_tools, False, limits)
             except ChatTemplateError as error:
                 if error.reason in ("time_limit", "size_limit", "security"):
                     raise
