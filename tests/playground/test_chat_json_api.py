@@ -76,6 +76,11 @@ def test_failures_have_their_status(chat_client, path, body, status, code, says)
     assert says in reply.error["message"]
 
 
+def test_model_details_name_the_chat_format(chat_client):
+    formats = {ref: chat_client.get(f"/api/v1/models/{ref}").json()["chat_format"] for ref in ("chatml", "templated", "o200k_base", "plain")}
+    assert formats == {"chatml": "chatml", "templated": "template", "o200k_base": "openai-chat", "plain": None}
+
+
 def test_the_field_of_a_refusal_is_in_the_body(chat_client):
     bad = {"model": "chatml", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"function": {"name": ""}}]}]}
     error = chat_client.post("/api/v1/count_chat", bad).error

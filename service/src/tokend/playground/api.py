@@ -10,7 +10,8 @@ spells them:
     decode  {"model", "inputs": [[ids], ...], "errors": "replace" | "strict", "output": "text" | "bytes"}
             → {"model", "results": [{"text": ...} | {"data": "<base64>"}]}
     models  → {"models": [{"name", "versions", "latest_version", "aliases"}]}
-    model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256"}
+    model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256",
+                               "chat_format"}
     encode_chat, count_chat   OpenAI-shaped messages in the model's chat format (chat_api.py)
 
 `"text": "..."` (encode/count) and `"ids": [...]` (decode) are shorthands for a one-item `inputs`. Raw bytes
@@ -96,6 +97,7 @@ class PlaygroundApi(ChatApi):  # encode_chat, count_chat: chat_api.py
             "pattern": details.pattern,
             "eot_token": details.eot_token,  # as the gRPC GetModel: None when the model has no <|endoftext|>
             "sha256": details.sha256,
+            "chat_format": details.chat_format,  # None: encode_chat / count_chat answer 409
         }
 
     def encode(self, body: Any) -> dict[str, Any]:

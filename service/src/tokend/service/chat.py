@@ -136,6 +136,7 @@ class ChatOperations:
                 "content_special_tokens",
                 f"unknown value {content_special_tokens!r}; use one of {', '.join(CONTENT_SPECIAL_TOKENS)}",
             )
+        self.limits.check_request(items=len(conversations), input_bytes=0)  # before sizing a million items
         size = 0
         for index, conversation in enumerate(conversations):
             if not isinstance(conversation, ChatConversation):

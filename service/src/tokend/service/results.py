@@ -65,6 +65,7 @@ class ModelDetails:
     created_at: datetime | None = None
     aliases: list[str] = field(default_factory=list)  # aliases pointing at this version now
     eot_token: int | None = None
+    chat_format: str | None = None  # the chat format's name (harmony, openai-chat, ..., template); None: no chats
 
 
 @dataclass(frozen=True)

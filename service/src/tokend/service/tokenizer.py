@@ -163,6 +163,7 @@ class TokenizerService(ChatOperations):  # encode_chat, count_chat: service/chat
             created_at=manifest.created_at,
             aliases=aliases,
             eot_token=eot,
+            chat_format=manifest.chat_format.name if manifest.chat_format is not None else None,
         )
 
     # ---- parts ---------------------------------------------------------------------------------

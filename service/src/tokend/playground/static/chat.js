@@ -1,8 +1,8 @@
 // The playground's chat view: a messages editor (role, content, add/remove turns, tools as JSON, the
 // generation prompt) and, per model ticked in the models list, the prompt tokens of the conversation in
 // that model's chat format: the total, what each message costs, and the rendered prompt with its special
-// tokens outlined. Asks /api/v1/count_chat, then /api/v1/encode_chat with detail (formats that only count,
-// like openai-chat, have no prompt to show).
+// tokens outlined. Asks /api/v1/models/<ref> for the model's chat format (once), then /api/v1/count_chat and
+// /api/v1/encode_chat with detail (formats that only count, like openai-chat, have no prompt to show).
 //
 // Safety as in playground.js: user text reaches the DOM only through textContent. The models are the ones
 // ticked in #models (playground.js owns that list; this file only reads it and listens to its changes).
@@ -239,7 +239,23 @@
     return payload;
   }
 
+  const formats = {}; // ref -> its chat format's name, or null (a version never changes)
+
+  async function chatFormatOf(ref) {
+    if (!Object.prototype.hasOwnProperty.call(formats, ref)) {
+      const response = await fetch("/api/v1/models/" + encodeURIComponent(ref));
+      const payload = await response.json();
+      if (!response.ok) throw new Error(payload.error ? payload.error.message : "HTTP " + response.status);
+      formats[ref] = payload.chat_format;
+    }
+    return formats[ref];
+  }
+
   async function chatOf(ref, chat) {
+    if ((await chatFormatOf(ref)) === null) {
+      return { ref: ref, error: ref + " has no chat format: its prompt layout is unknown. Give it one with "
+        + "`tokend registry chat-format " + ref + " --chat-format NAME` (or --chat-template FILE)." };
+    }
     const count = (await post("/api/v1/count_chat", Object.assign({ model: ref }, chat))).results[0];
     if (count.estimate) return { ref: ref, count: count };
     const encoded = await post("/api/v1/encode_chat", Object.assign({ model: ref, detail: true }, chat));
