@@ -16,8 +16,12 @@ written for tiktoken switches to the shared service by changing how it obtains t
 from ._async_client import AsyncTokendClient
 from ._async_remote_encoding import AsyncRemoteEncoding
 from ._budget_results import Chunk, TokenOffsets, Truncation
+from ._chat import ChatCount, ChatEncoding
 from ._client import TokendClient
 from ._exceptions import (
+    ChatFormatNotSetError,
+    ChatRequestError,
+    ChatTemplateError,
     DeadlineExceededError,
     DisallowedSpecialTokenError,
     InvalidArgumentError,
@@ -37,6 +41,11 @@ from ._remote_encoding import RemoteEncoding
 __all__ = [
     "AsyncRemoteEncoding",
     "AsyncTokendClient",
+    "ChatCount",
+    "ChatEncoding",
+    "ChatFormatNotSetError",
+    "ChatRequestError",
+    "ChatTemplateError",
     "Chunk",
     "DeadlineExceededError",
     "DisallowedSpecialTokenError",

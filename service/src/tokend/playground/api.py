@@ -11,7 +11,9 @@ spells them:
             → {"model", "results": [{"text": ...} | {"data": "<base64>"}]}
     models  → {"models": [{"name", "versions", "latest_version", "aliases"}]}
     truncate, chunk, and encode's "offsets": true — token budgets (budget_api.py)
-    model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256"}
+    model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256",
+                               "chat_format"}
+    encode_chat, count_chat   OpenAI-shaped messages in the model's chat format (chat_api.py)
 
 `"text": "..."` (encode/count) and `"ids": [...]` (decode) are shorthands for a one-item `inputs`. Raw bytes
 (`{"data": ...}`) are always encoded as ordinary text, as in the gRPC API. The special-token policy is
@@ -37,6 +39,7 @@ from tokend.service.limits import Limits, input_bytes
 from tokend.service.results import ModelVersion
 
 from .budget_api import BudgetApi
+from .chat_api import ChatApi
 from .http_error import bad_request
 from .token_view import describe_tokens
 
@@ -62,7 +65,7 @@ _COUNT_FIELDS = _ENCODE_FIELDS - {"detail", "offsets"}
 _DECODE_FIELDS = frozenset({"model", "inputs", "ids", "errors", "output"})
 
 
-class PlaygroundApi(BudgetApi):
+class PlaygroundApi(BudgetApi, ChatApi):  # truncate, chunk: budget_api.py; encode_chat, count_chat: chat_api.py
     """The JSON API over a registry; every method takes the parsed JSON body and returns the response dict.
 
     >>> from tokend.registry import Registry
@@ -98,6 +101,7 @@ class PlaygroundApi(BudgetApi):
             "pattern": details.pattern,
             "eot_token": details.eot_token,  # as the gRPC GetModel: None when the model has no <|endoftext|>
             "sha256": details.sha256,
+            "chat_format": details.chat_format,  # None: encode_chat / count_chat answer 409
         }
 
     def encode(self, body: Any) -> dict[str, Any]:

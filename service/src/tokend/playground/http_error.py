@@ -5,11 +5,14 @@ Every error leaves the server as `{"error": {"code": ..., "message": ..., <detai
 
     400 invalid_argument    bad JSON, a disallowed special token (`item`, `token`, `offset`), an unknown
                             token id (`item`, `token_id`), invalid UTF-8 under errors="strict" (`item`, `offset`),
-                            a token budget out of range or one no cut of the text meets (`argument`, `item`)
+                            a token budget out of range or one no cut of the text meets (`argument`, `item`),
+                            a chat message or tool the format refuses or a template that raises (`field`,
+                            `message_index`, `item`)
     404 not_found           unknown model, version or alias (`ref`, `available`), unknown path
     405 method_not_allowed  e.g. GET on an endpoint that takes POST
+    409 failed_precondition the model version cannot do this: it has no chat format (`ref`)
     411 length_required     a POST without Content-Length (chunked bodies are not accepted)
-    413 resource_exhausted  a configured limit (`limit`, `setting`)
+    413 resource_exhausted  a configured limit (`limit`, `setting`), a chat template's time or size limit
     422 failed_precondition the model's tokens do not spell the text, so it has no offsets, cut points or
                             chunks in it (`item`, `model`, `position`)
     500 failed_precondition the model on the registry is broken (format, checksum, version conflict)
@@ -60,6 +63,7 @@ _STATUSES = {
     ErrorKind.DEADLINE_EXPIRED: (504, "deadline_exceeded"),
     ErrorKind.CANCELLED: (400, "cancelled"),
     ErrorKind.UNSUPPORTED: (422, "failed_precondition"),
+    ErrorKind.UNSUPPORTED_BY_MODEL: (409, "failed_precondition"),
 }
 
 

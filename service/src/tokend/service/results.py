@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["ModelVersion", "Encoded", "Counted", "Decoded", "ModelInfo", "ModelDetails"]
+from tokend.registry.chat import ChatCount, ChatEncoding
+
+__all__ = ["ModelVersion", "Encoded", "Counted", "Decoded", "ModelInfo", "ModelDetails", "ChatEncoded", "ChatCounted"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,22 @@ class ModelDetails:
     created_at: datetime | None = None
     aliases: list[str] = field(default_factory=list)  # aliases pointing at this version now
     eot_token: int | None = None
+    chat_format: str | None = None  # the chat format's name (harmony, openai-chat, ..., template); None: no chats
+
+
+@dataclass(frozen=True)
+class ChatEncoded:
+    """``encode_chat``: one ``ChatEncoding(ids, text, message_spans, spans_exact)`` per conversation."""
+
+    model: ModelVersion
+    results: list[ChatEncoding]
+    total_tokens: int
+
+
+@dataclass(frozen=True)
+class ChatCounted:
+    """``count_chat``: one ``ChatCount(total, per_message, spans_exact, estimate)`` per conversation."""
+
+    model: ModelVersion
+    results: list[ChatCount]
+    total: int

@@ -1,5 +1,6 @@
 """The operations every front-end offers, written once: encode, count, decode, list models, model details,
-and (from ``budgets``) offsets, truncate, chunk, chunk_stream and decode_stream.
+(from ``budgets``) offsets, truncate, chunk, chunk_stream and decode_stream, and (from ``chat``)
+encode_chat and count_chat.
 
 A front-end (gRPC servicer, JSON API, command line) turns its wire format into one call here and the
 result back; it passes the call's state (deadline, cancellation) as ``call`` and translates errors with
@@ -28,6 +29,7 @@ from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch
 from tokend.service.budgets import BudgetOperations
 from tokend.service.call_record import current_record
+from tokend.service.chat import ChatOperations
 from tokend.service.errors import InvalidRequest
 from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, item_sizes, text_bytes
 from tokend.service.models import ServedModels, payload_format_name
@@ -41,7 +43,7 @@ DECODE_ERRORS = ("replace", "strict")
 DECODE_OUTPUTS = ("text", "bytes")
 
 
-class TokenizerService(BudgetOperations):
+class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/budgets.py, service/chat.py
     def __init__(self, models: ServedModels, limits: Limits | None = None, admission: WorkAdmission | None = None) -> None:
         self.models = models
         self.limits = limits or Limits()
@@ -173,6 +175,7 @@ class TokenizerService(BudgetOperations):
             created_at=manifest.created_at,
             aliases=aliases,
             eot_token=eot,
+            chat_format=manifest.chat_format.name if manifest.chat_format is not None else None,
         )
 
     # ---- parts ---------------------------------------------------------------------------------

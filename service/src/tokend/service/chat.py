@@ -1,0 +1,218 @@
+"""The chat operations, written once: ``encode_chat`` and ``count_chat`` over a batch of conversations.
+
+A conversation is OpenAI-shaped messages, optional function tools and ``add_generation_prompt``; the model
+version's chat format (docs/chat.md) turns it into prompt tokens. ``TokenizerService`` has these methods
+(this class is its mixin, so the chat operations live in their own file):
+
+    service.encode_chat("qwen3", [ChatConversation([{"role": "user", "content": "Hi"}])]).results[0].ids
+    service.count_chat("cl100k_base", [ChatConversation(messages)]).results[0].per_message
+
+Each call: checks the request limits (conversations count as batch items; the text of every message, tool
+call and tool definition against ``max_request_bytes``, see :func:`conversation_bytes`), resolves the
+model once and refuses a version without a chat format (ChatFormatNotSetError), runs the batch loop (the
+deadline is checked between conversations, and a template's time budget is the call's remaining time when
+that is shorter than ``TEMPLATE_SECONDS``), bounds the answer (ids, rendered text and spans) as Encode
+does, and records the call's facts. A conversation the format refuses is a BatchItemError naming
+``conversations[i]``; ``describe`` appends the message field (``conversations[2].messages[1].role``).
+
+Not handled: streaming, images or audio in messages (only text parts can be tokenized).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tokend.errors import ChatFormatNotSetError, ChatTemplateError
+from tokend.registry.chat import CONTENT_SPECIAL_TOKENS, ChatCount, ChatEncoding, TemplateLimits
+from tokend.service.batch import CallState, run_batch
+from tokend.service.call_record import current_record
+from tokend.service.errors import DeadlineExpired, InvalidRequest
+from tokend.service.limits import AnswerBudget, Limits, text_bytes
+from tokend.service.results import ChatCounted, ChatEncoded, ModelVersion
+
+__all__ = ["ChatConversation", "ChatOperations", "conversation_bytes", "TEMPLATE_SECONDS", "MAX_CHAT_DEPTH"]
+
+# A chat template's time for one conversation (all its renders together), unless the call has less left.
+TEMPLATE_SECONDS = TemplateLimits().seconds
+# Nesting of messages and tools (tool schemas, object arguments) beyond this is refused: JSON of any
+# depth would otherwise reach the renderers and Python's recursion limit. Real tool schemas nest < 10.
+MAX_CHAT_DEPTH = 32
+# What a number, boolean or null counts against max_request_bytes (about its JSON text).
+SCALAR_BYTES = 8
+# Answer framing per message span (two varints and their tags).
+SPAN_BYTES = 12
+
+
+@dataclass(frozen=True)
+class ChatConversation:
+    """One chat: OpenAI-shaped ``messages``, optional function ``tools``, and whether to end with the
+    assistant's header (``add_generation_prompt``), as ``LoadedModel.encode_chat`` takes them."""
+
+    messages: Sequence[Any]
+    tools: Sequence[Any] | None = None
+    add_generation_prompt: bool = True
+
+
+class ChatOperations:
+    """``encode_chat`` and ``count_chat`` of ``TokenizerService`` (which provides ``models`` and ``limits``)."""
+
+    models: Any
+    limits: Limits
+
+    def encode_chat(
+        self,
+        model: str,
+        conversations: Sequence[ChatConversation],
+        *,
+        content_special_tokens: str = "reference",
+        call: CallState | None = None,
+    ) -> ChatEncoded:
+        """The prompt ids, rendered text and per-message spans of each conversation."""
+        size, loaded = self._chat_request(model, conversations, content_special_tokens)
+        chat = loaded.chat
+        answer = AnswerBudget(self.limits, items=len(conversations), max_token_value=loaded.encoding.max_token_value)
+        extra = 0  # rendered text and spans, beside the ids AnswerBudget measures
+        # The rendered text is part of the answer: a template may not build more than can be sent.
+        limits = TemplateLimits(TEMPLATE_SECONDS, min(TemplateLimits().max_chars, self.limits.max_response_bytes))
+
+        def encode(index: int, conversation: ChatConversation) -> ChatEncoding:
+            nonlocal extra
+            result = _within_deadline(
+                call, index, len(conversations),
+                lambda limits: chat.encode_chat(
+                    conversation.messages, conversation.tools, conversation.add_generation_prompt,
+                    content_special_tokens=content_special_tokens, limits=limits,
+                ),
+                limits,
+            )  # fmt: skip
+            answer.add(result.ids)
+            extra += text_bytes(result.text) + SPAN_BYTES * len(result.message_spans)
+            self.limits.check_answer(answer.size + extra, partial=True)
+            return result
+
+        results = run_batch(conversations, encode, call=call, field="conversations", with_index=True)
+        total = sum(len(result.ids) for result in results)
+        _record("encode_chat", len(conversations), total, size)
+        return ChatEncoded(ModelVersion(loaded.name, loaded.version), results, total)
+
+    def count_chat(
+        self,
+        model: str,
+        conversations: Sequence[ChatConversation],
+        *,
+        content_special_tokens: str = "reference",
+        per_message: bool = True,
+        call: CallState | None = None,
+    ) -> ChatCounted:
+        """The prompt tokens of each conversation, in total and per message (``per_message=False``: totals
+        only, which spares a template one render per message)."""
+        size, loaded = self._chat_request(model, conversations, content_special_tokens)
+        chat = loaded.chat
+        limits = TemplateLimits(TEMPLATE_SECONDS)
+
+        def count(index: int, conversation: ChatConversation) -> ChatCount:
+            return _within_deadline(
+                call, index, len(conversations),
+                lambda limits: chat.count_chat(
+                    conversation.messages, conversation.tools, conversation.add_generation_prompt,
+                    content_special_tokens=content_special_tokens, limits=limits, per_message=per_message,
+                ),
+                limits,
+            )  # fmt: skip
+
+        results = run_batch(conversations, count, call=call, field="conversations", with_index=True)
+        total = sum(result.total for result in results)
+        _record("count_chat", len(conversations), total, size)
+        return ChatCounted(ModelVersion(loaded.name, loaded.version), results, total)
+
+    def _chat_request(self, model: str, conversations: Sequence[ChatConversation], content_special_tokens: str) -> tuple[int, Any]:
+        """Request checks and limits first (nothing is loaded for a refused request), then the model, which
+        must have a chat format. Returns the input bytes and the LoadedModel."""
+        if content_special_tokens not in CONTENT_SPECIAL_TOKENS:
+            raise InvalidRequest(
+                "content_special_tokens",
+                f"unknown value {content_special_tokens!r}; use one of {', '.join(CONTENT_SPECIAL_TOKENS)}",
+            )
+        self.limits.check_request(items=len(conversations), input_bytes=0)  # before sizing a million items
+        size = 0
+        for index, conversation in enumerate(conversations):
+            if not isinstance(conversation, ChatConversation):
+                raise InvalidRequest(f"conversations[{index}]", f"expected a ChatConversation, got {type(conversation).__name__}")
+            size += conversation_bytes(conversation, f"conversations[{index}]")
+        self.limits.check_request(items=len(conversations), input_bytes=size)
+        loaded = self.models.load(model)
+        if loaded.chat is None:
+            raise ChatFormatNotSetError(loaded.ref)
+        return size, loaded
+
+
+def _within_deadline(call: CallState | None, index: int, total: int, render: Any, limits: TemplateLimits) -> Any:
+    """``render(limits)`` with the template's time cut to what the call has left; a template stopped by
+    the call's deadline (not its own limit) is the call's DeadlineExpired."""
+    remaining = call.time_remaining() if call is not None else None
+    cut = remaining is not None and remaining < limits.seconds
+    try:
+        return render(TemplateLimits(seconds=max(0.0, remaining), max_chars=limits.max_chars) if cut else limits)
+    except ChatTemplateError as error:
+        if error.reason == "time_limit" and cut:
+            raise DeadlineExpired(index, total) from None
+        raise
+
+
+def conversation_bytes(conversation: ChatConversation, where: str = "conversation") -> int:
+    """What a conversation counts against ``max_request_bytes``: the UTF-8 bytes of every string in its
+    messages and tools (keys included), ``SCALAR_BYTES`` per number, boolean or null. Nesting deeper than
+    ``MAX_CHAT_DEPTH`` is an InvalidRequest naming the message or tool.
+
+    >>> conversation_bytes(ChatConversation([{"role": "user", "content": "héllo"}]))
+    21
+    """
+    size = 0
+    messages = conversation.messages
+    if isinstance(messages, (list, tuple)):
+        for number, message in enumerate(messages):
+            if type(message) is dict and len(message) == 2:
+                # The common message, {"role": ..., "content": ...} in ASCII: "role" + "content" is 11 bytes.
+                role, content = message.get("role"), message.get("content")
+                if type(role) is str and type(content) is str and role.isascii() and content.isascii():
+                    size += 11 + len(role) + len(content)
+                    continue
+            size += _nested_bytes(message, f"{where}.messages[{number}]")
+    else:
+        size += _nested_bytes(messages, f"{where}.messages")
+    if conversation.tools is not None:
+        size += _nested_bytes(conversation.tools, f"{where}.tools")
+    return size
+
+
+def _nested_bytes(value: Any, where: str) -> int:
+    size = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            size += text_bytes(item)
+            continue
+        if isinstance(item, (bytes, bytearray)):
+            size += len(item)
+            continue
+        if depth >= MAX_CHAT_DEPTH and isinstance(item, (Mapping, list, tuple)):
+            raise InvalidRequest(where, f"nests deeper than {MAX_CHAT_DEPTH} levels; messages and tools are JSON of modest depth")
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                stack.append((key, depth + 1))
+                stack.append((inner, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((inner, depth + 1) for inner in item)
+        else:
+            size += SCALAR_BYTES
+    return size
+
+
+def _record(operation: str, items: int, tokens: int, size: int) -> None:
+    record = current_record()
+    if record is not None:
+        record.operation, record.items, record.tokens, record.input_bytes = operation, items, tokens, size
