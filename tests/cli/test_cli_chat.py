@@ -88,3 +88,10 @@ def test_import_with_a_chat_format_then_new_versions_with_other_formats(tmp_path
                                                           "--chat-option", "colour=red", *common)  # fmt: skip
     assert "--chat-variable goes with" not in fails(2, "registry", "chat-format", "gpt35", "--chat-format", "chatml",
                                                      "--chat-variable", "x=1", *common)  # fmt: skip
+
+
+def test_registry_show_names_the_chat_format_and_the_shared_payload():
+    manifest = json.loads(ok("registry", "show", "cl100k_base"))
+    assert (manifest["version"], manifest["chat_format"]["name"]) == (2, "openai-chat")
+    assert manifest["payload"]["shared_with"] == "cl100k_base@1"  # no second copy of the ranks
+    assert json.loads(ok("registry", "show", "cl100k_base@1"))["chat_format"] is None

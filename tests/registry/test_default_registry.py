@@ -55,6 +55,7 @@ def test_version_2_is_version_1_with_the_openai_chat_format(name):
     assert first.chat_format is None and second.chat_format.name == "openai-chat"
     assert (second.payload.sha256, second.pattern, second.special_tokens) == (first.payload.sha256, first.pattern, first.special_tokens)
     assert second.provenance.model_extra["chat_format_added_to"] == f"{name}@1"
+    assert second.payload.shared_with == f"{name}@1"  # one copy of the ranks in the wheel
     # One Encoding serves both versions (same verified payload): the same ids, one copy in memory.
     assert get_encoding(f"{name}@2") is get_encoding(f"{name}@1")
     assert default_registry().load(name).version == 2 and default_registry().load(name).chat is not None
