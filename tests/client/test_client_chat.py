@@ -130,3 +130,11 @@ def test_a_model_without_a_chat_format_raises_chat_format_not_set(chat_server, c
             client.get_encoding("plain").count_chat([{"role": "user", "content": "Hi"}])
     assert raised.value.ref == "plain@1" and isinstance(raised.value, ValueError)
     assert raised.value.code.name == "FAILED_PRECONDITION"
+
+
+def test_get_model_names_the_chat_format(chat_server):
+    with tokend_client.TokendClient(chat_server.target, timeout=30) as client:
+        assert client.get_model("plain").chat_format is None
+        chat_format = client.get_model("o200k_base").chat_format
+    assert isinstance(chat_format, tokend_client.ChatFormatDetails)
+    assert (chat_format.name, chat_format.kind, chat_format.estimate) == ("openai-chat", "builtin", True)

@@ -58,7 +58,7 @@ def test_count_chat_of_several_conversations(chat_client, chat_registry):
          "robots may not speak: x"),
         ("/api/v1/count_chat", {"model": "templated", "messages": [{"role": "user", "content": "grow"}]}, 413, "resource_exhausted",
          "limit 16,777,216"),
-        ("/api/v1/count_chat", {"model": "plain", "messages": [{"role": "user", "content": "x"}]}, 409, "failed_precondition",
+        ("/api/v1/count_chat", {"model": "plain", "messages": [{"role": "user", "content": "x"}]}, 422, "failed_precondition",
          "plain@1 has no chat format"),
         ("/api/v1/encode_chat", {"model": "o200k_base", "messages": [{"role": "user", "content": "x"}]}, 400, "invalid_argument",
          "no ids: use count_chat"),
@@ -78,7 +78,11 @@ def test_failures_have_their_status(chat_client, path, body, status, code, says)
 
 def test_model_details_name_the_chat_format(chat_client):
     formats = {ref: chat_client.get(f"/api/v1/models/{ref}").json()["chat_format"] for ref in ("chatml", "templated", "o200k_base", "plain")}
-    assert formats == {"chatml": "chatml", "templated": "template", "o200k_base": "openai-chat", "plain": None}
+    assert formats["plain"] is None
+    summary = {ref: (value["name"], value["kind"], value["estimate"]) for ref, value in formats.items() if value is not None}
+    assert summary == {"chatml": ("chatml", "builtin", False), "templated": ("template", "template", False),
+                       "o200k_base": ("openai-chat", "builtin", True)}  # fmt: skip
+    assert formats["templated"]["description"].startswith("template (sha256 ") and formats["chatml"]["description"] == "chatml"
 
 
 def test_the_field_of_a_refusal_is_in_the_body(chat_client):

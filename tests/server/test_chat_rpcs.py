@@ -157,3 +157,23 @@ def test_chat_calls_are_measured(server, stub):
     metrics = server.scrape_metrics()
     assert 'tokend_tokens_total{model="chatml",operation="count_chat",version="1"}' in metrics
     assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="CountChatTokens"' in metrics
+
+
+def test_get_model_reports_the_chat_format(stub):
+    details = {
+        ref: stub.GetModel(pb.GetModelRequest(model=ref), timeout=30).details for ref in ("chatml", "templated", "o200k_base", "plain")
+    }
+    assert not details["plain"].HasField("chat_format")
+    summary = {ref: (d.chat_format.name, d.chat_format.kind, d.chat_format.estimate) for ref, d in details.items() if ref != "plain"}
+    assert summary == {"chatml": ("chatml", "builtin", False), "templated": ("template", "template", False),
+                       "o200k_base": ("openai-chat", "builtin", True)}  # fmt: skip
+    assert details["templated"].chat_format.description.startswith("template (sha256 ")
+
+
+def test_a_conversation_over_the_message_bound_is_invalid_argument_naming_it(stub):
+    from tokend.service.chat import MAX_CHAT_MESSAGES
+
+    long = pb.ChatConversation(messages=[pb.ChatMessage(role="user")] * (MAX_CHAT_MESSAGES + 1))
+    error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(model="chatml", conversations=[long]), timeout=30)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and list(details_of(error).violations) == ["conversations[0].messages"]
+    assert f"over the limit of {MAX_CHAT_MESSAGES:,}" in error.details()

@@ -22,7 +22,8 @@ from tokend.service import (
     describe,
     recording,
 )
-from tokend.service.chat import MAX_CHAT_DEPTH, conversation_bytes
+from tokend.service.admission import WorkAdmission
+from tokend.service.chat import MAX_CHAT_DEPTH, MAX_CHAT_MESSAGES, MAX_CHAT_TOOLS_BYTES, chat_working_bytes, conversation_bytes
 from tokend_api import Reason
 
 
@@ -131,7 +132,7 @@ def test_the_calls_deadline_bounds_a_template_and_is_reported_as_the_deadline(se
 
 def test_a_model_without_a_chat_format_is_unsupported_naming_the_fix(service):
     failure = _failure(service.count_chat, "plain", _conversations("short"))
-    assert failure.kind is ErrorKind.UNSUPPORTED_BY_MODEL and failure.reason is Reason.CHAT_FORMAT_NOT_SET_ERROR
+    assert failure.kind is ErrorKind.UNSUPPORTED and failure.reason is Reason.CHAT_FORMAT_NOT_SET_ERROR
     assert failure.metadata == {"ref": "plain@1"} and "publish a new version with one" in failure.message
     with pytest.raises(ChatFormatNotSetError):
         service.encode_chat("plain", _conversations("short"))
@@ -169,3 +170,39 @@ def test_request_shapes_the_service_refuses(service):
     assert raised.value.field == "conversations[0].tools" and f"deeper than {MAX_CHAT_DEPTH}" in str(raised.value)
     refused = _failure(service.count_chat, "chatml", _conversations("special_text_in_content"), content_special_tokens="refuse")
     assert refused.field == "conversations[0].messages[0].content" and "<|im_end|>" in refused.message
+
+
+def test_chats_reserve_their_working_memory_like_every_operation(registry):
+    # A large chat waits at the admission gate like a large Encode: held while the call record is open.
+    admission = WorkAdmission(256 << 20, small_bytes=1 << 20)
+    gated = TokenizerService(ServedModels(registry), Limits(), admission=admission)
+    conversations = [ChatConversation([{"role": "user", "content": "many words " * 100_000}])]
+    size = conversation_bytes(conversations[0])
+    for operation in ("encode_chat", "count_chat"):
+        with recording():
+            getattr(gated, operation)("chatml", conversations)
+            assert admission.held_bytes == chat_working_bytes(operation, [size]) > size
+        assert admission.held_bytes == 0
+    # a held budget makes a large chat wait, and past its deadline it gives up before any work
+    holder = admission.reserve(256 << 20, call=None)
+    try:
+        with pytest.raises(DeadlineExpired, match="while waiting"):
+            gated.count_chat("chatml", conversations, call=Call(0.2))
+        assert gated.count_chat("chatml", _conversations("short")).total > 0  # small chats never wait
+    finally:
+        holder()
+    assert admission.held_bytes == 0 and admission.running == 0
+
+
+def test_per_conversation_bounds_name_the_conversation(service):
+    many = [{"role": "user", "content": ""}] * (MAX_CHAT_MESSAGES + 1)
+    failure = _failure(service.count_chat, "chatml", _conversations("short") + [ChatConversation(many)])
+    assert failure.kind is ErrorKind.INVALID_INPUT and failure.field == "conversations[1].messages"
+    assert f"{MAX_CHAT_MESSAGES + 1:,} messages, over the limit of {MAX_CHAT_MESSAGES:,}" in failure.message
+    schema = {"type": "object", "description": "d" * MAX_CHAT_TOOLS_BYTES}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    failure = _failure(service.encode_chat, "chatml", [ChatConversation([{"role": "user", "content": "x"}], tools)])
+    assert failure.kind is ErrorKind.INVALID_INPUT and failure.field == "conversations[0].tools"
+    assert f"over the limit of {MAX_CHAT_TOOLS_BYTES:,}" in failure.message
+    # at the bounds, both pass
+    assert service.count_chat("chatml", [ChatConversation(many[:MAX_CHAT_MESSAGES])]).total > MAX_CHAT_MESSAGES

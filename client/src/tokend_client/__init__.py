@@ -35,7 +35,7 @@ from ._exceptions import (
     TokendError,
     UnknownTokenIdError,
 )
-from ._models import ModelDetails, ModelSummary
+from ._models import ChatFormatDetails, ModelDetails, ModelSummary
 from ._remote_encoding import RemoteEncoding
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "AsyncTokendClient",
     "ChatCount",
     "ChatEncoding",
+    "ChatFormatDetails",
     "ChatFormatNotSetError",
     "ChatRequestError",
     "ChatTemplateError",

@@ -193,7 +193,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class ModelDetails(_message.Message):
-    __slots__ = ("model", "n_vocab", "max_token_value", "special_tokens", "pattern", "payload_format", "sha256", "description", "created_at", "aliases", "eot_token")
+    __slots__ = ("model", "n_vocab", "max_token_value", "special_tokens", "pattern", "payload_format", "sha256", "description", "created_at", "aliases", "eot_token", "chat_format")
     class SpecialTokensEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +212,7 @@ class ModelDetails(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     EOT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CHAT_FORMAT_FIELD_NUMBER: _ClassVar[int]
     model: ModelVersion
     n_vocab: int
     max_token_value: int
@@ -223,7 +224,20 @@ class ModelDetails(_message.Message):
     created_at: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
     eot_token: int
-    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., n_vocab: _Optional[int] = ..., max_token_value: _Optional[int] = ..., special_tokens: _Optional[_Mapping[str, int]] = ..., pattern: _Optional[str] = ..., payload_format: _Optional[str] = ..., sha256: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., eot_token: _Optional[int] = ...) -> None: ...
+    chat_format: ChatFormatDetails
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., n_vocab: _Optional[int] = ..., max_token_value: _Optional[int] = ..., special_tokens: _Optional[_Mapping[str, int]] = ..., pattern: _Optional[str] = ..., payload_format: _Optional[str] = ..., sha256: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., eot_token: _Optional[int] = ..., chat_format: _Optional[_Union[ChatFormatDetails, _Mapping]] = ...) -> None: ...
+
+class ChatFormatDetails(_message.Message):
+    __slots__ = ("name", "kind", "estimate", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    estimate: bool
+    description: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., estimate: _Optional[bool] = ..., description: _Optional[str] = ...) -> None: ...
 
 class GetModelResponse(_message.Message):
     __slots__ = ("details",)

@@ -12,7 +12,7 @@ spells them:
     models  → {"models": [{"name", "versions", "latest_version", "aliases"}]}
     truncate, chunk, and encode's "offsets": true — token budgets (budget_api.py)
     model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256",
-                               "chat_format"}
+                               "chat_format": {"name", "kind", "estimate", "description"} | null}
     encode_chat, count_chat   OpenAI-shaped messages in the model's chat format (chat_api.py)
 
 `"text": "..."` (encode/count) and `"ids": [...]` (decode) are shorthands for a one-item `inputs`. Raw bytes
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +102,8 @@ class PlaygroundApi(BudgetApi, ChatApi):  # truncate, chunk: budget_api.py; enco
             "pattern": details.pattern,
             "eot_token": details.eot_token,  # as the gRPC GetModel: None when the model has no <|endoftext|>
             "sha256": details.sha256,
-            "chat_format": details.chat_format,  # None: encode_chat / count_chat answer 409
+            # None: encode_chat / count_chat answer 422
+            "chat_format": dataclasses.asdict(details.chat_format) if details.chat_format is not None else None,
         }
 
     def encode(self, body: Any) -> dict[str, Any]:

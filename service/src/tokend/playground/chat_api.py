@@ -10,7 +10,7 @@
 
 Messages and tools are OpenAI's dicts as they are (docs/chat.md); the chat format checks them and a refusal
 is a 400 naming the field (``conversations[0].messages[1].role``: one conversation sent as "messages" is
-``conversations[0]``). A model without a chat format is a 409. ``detail`` adds each token as ``encode``'s
+``conversations[0]``). A model without a chat format is a 422. ``detail`` adds each token as ``encode``'s
 detail does, within the same ``max_detail_bytes``.
 """
 

@@ -10,11 +10,11 @@ Every error leaves the server as `{"error": {"code": ..., "message": ..., <detai
                             `message_index`, `item`)
     404 not_found           unknown model, version or alias (`ref`, `available`), unknown path
     405 method_not_allowed  e.g. GET on an endpoint that takes POST
-    409 failed_precondition the model version cannot do this: it has no chat format (`ref`)
     411 length_required     a POST without Content-Length (chunked bodies are not accepted)
     413 resource_exhausted  a configured limit (`limit`, `setting`), a chat template's time or size limit
-    422 failed_precondition the model's tokens do not spell the text, so it has no offsets, cut points or
-                            chunks in it (`item`, `model`, `position`)
+    422 failed_precondition the model version cannot do this: its tokens do not spell the text, so it has no
+                            offsets, cut points or chunks in it (`item`, `model`, `position`); or it has no
+                            chat format (`ref`)
     500 failed_precondition the model on the registry is broken (format, checksum, version conflict)
     500 internal            anything unexpected (logged with its traceback; the message names no request content)
     503 unavailable         the registry cannot be read right now (retry later)
@@ -63,7 +63,6 @@ _STATUSES = {
     ErrorKind.DEADLINE_EXPIRED: (504, "deadline_exceeded"),
     ErrorKind.CANCELLED: (400, "cancelled"),
     ErrorKind.UNSUPPORTED: (422, "failed_precondition"),
-    ErrorKind.UNSUPPORTED_BY_MODEL: (409, "failed_precondition"),
 }
 
 

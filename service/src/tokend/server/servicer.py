@@ -105,6 +105,11 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
         )
         if model.eot_token is not None:
             details.eot_token = model.eot_token
+        if model.chat_format is not None:
+            chat = model.chat_format
+            details.chat_format.CopyFrom(
+                pb.ChatFormatDetails(name=chat.name, kind=chat.kind, estimate=chat.estimate, description=chat.description)
+            )
         return pb.GetModelResponse(details=details)
 
     def EncodeChat(self, request: pb.EncodeChatRequest, context: grpc.ServicerContext) -> pb.EncodeChatResponse:

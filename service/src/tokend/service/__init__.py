@@ -40,6 +40,7 @@ from tokend.service.models import ServedModels
 from tokend.service.results import (
     ChatCounted,
     ChatEncoded,
+    ChatFormatDetails,
     Counted,
     Decoded,
     Encoded,
@@ -58,6 +59,7 @@ __all__ = [
     "ChatConversation",
     "ChatCounted",
     "ChatEncoded",
+    "ChatFormatDetails",
     "ChunkStream",
     "Chunked",
     "Counted",

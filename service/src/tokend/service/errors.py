@@ -12,15 +12,15 @@ Exception
 ```
 Domain errors (``tokend.errors``) keep their own classes: a disallowed special token, an unknown token id,
 invalid UTF-8 under strict decoding and a token budget out of range or unmeetable (InvalidBudgetError) are
-INVALID_INPUT; a model whose tokens do not spell the text, so it has no offsets, cut points or chunks in it
-(OffsetsUnavailableError), is UNSUPPORTED; ModelNotFoundError is NOT_FOUND; RegistryError
+INVALID_INPUT; a model version that cannot do the operation is UNSUPPORTED, its reason telling which: its tokens do
+not spell the text, so it has no offsets, cut points or chunks in it (OffsetsUnavailableError,
+OFFSETS_UNAVAILABLE_ERROR), or it has no chat format (ChatFormatNotSetError, CHAT_FORMAT_NOT_SET_ERROR; the call
+succeeds once the registry has a version with one, or with another model); ModelNotFoundError is NOT_FOUND; RegistryError
 is UNAVAILABLE; a model that does not parse or verify (ModelFormatError, ChecksumMismatchError,
 VersionConflictError) is MODEL_BROKEN. Chat: a message or tool a chat format refuses (ChatRequestError)
 and a template that raises or fails (ChatTemplateError) are INVALID_INPUT, the field being the path inside
 the conversation (``conversations[2].messages[1].role``); a template stopped by its time or size limit is
-LIMIT_EXCEEDED (``chat_template_seconds`` / ``chat_template_max_chars``); a model version without a chat
-format (ChatFormatNotSetError) is UNSUPPORTED_BY_MODEL: the call can only succeed once the registry has a
-version with one, or with another model. :func:`describe` turns any of them into a :class:`Failure`; each
+LIMIT_EXCEEDED (``chat_template_seconds`` / ``chat_template_max_chars``). :func:`describe` turns any of them into a :class:`Failure`; each
 adapter has one small table from ``Failure.kind`` to its own status (gRPC code, HTTP status, exit code) and
 one from ``Failure.hint`` to advice in its own vocabulary. Anything :func:`describe` does not know is a bug
 (None): the adapter answers "internal" and logs the traceback.
@@ -97,8 +97,9 @@ class ErrorKind(enum.Enum):
     MODEL_BROKEN = "model_broken"
     DEADLINE_EXPIRED = "deadline_expired"
     CANCELLED = "cancelled"
-    UNSUPPORTED = "unsupported"  # the model cannot do this for this input (its tokens do not spell the text)
-    UNSUPPORTED_BY_MODEL = "unsupported_by_model"  # the model version cannot do this (e.g. it has no chat format)
+    # The model version cannot do this operation (its tokens do not spell the text; it has no chat format):
+    # well formed, and it succeeds with another model or version. The reason says which.
+    UNSUPPORTED = "unsupported"
 
 
 class Hint(enum.Enum):
@@ -284,7 +285,7 @@ def _present(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def _chat_format_not_set(exc: ChatFormatNotSetError) -> Failure:
     return Failure(
-        ErrorKind.UNSUPPORTED_BY_MODEL, str(exc), reason=Reason.CHAT_FORMAT_NOT_SET_ERROR,
+        ErrorKind.UNSUPPORTED, str(exc), reason=Reason.CHAT_FORMAT_NOT_SET_ERROR,
         metadata={"ref": echo(str(exc.ref))},
     )  # fmt: skip
 

@@ -11,7 +11,17 @@ from datetime import datetime
 
 from tokend.registry.chat import ChatCount, ChatEncoding
 
-__all__ = ["ModelVersion", "Encoded", "Counted", "Decoded", "ModelInfo", "ModelDetails", "ChatEncoded", "ChatCounted"]
+__all__ = [
+    "ModelVersion",
+    "Encoded",
+    "Counted",
+    "Decoded",
+    "ModelInfo",
+    "ModelDetails",
+    "ChatFormatDetails",
+    "ChatEncoded",
+    "ChatCounted",
+]
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,17 @@ class ModelDetails:
     created_at: datetime | None = None
     aliases: list[str] = field(default_factory=list)  # aliases pointing at this version now
     eot_token: int | None = None
-    chat_format: str | None = None  # the chat format's name (harmony, openai-chat, ..., template); None: no chats
+    chat_format: ChatFormatDetails | None = None  # None: the version has no chat format (chats are refused)
+
+
+@dataclass(frozen=True)
+class ChatFormatDetails:
+    """A model version's chat format, as GetModel reports it."""
+
+    name: str  # a built-in's name (harmony, mistral, openai-chat, chatml, llama3, ...) or "template"
+    kind: str  # "builtin" or "template"
+    estimate: bool  # count_chat follows a documented rule (openai-chat); encode_chat has no ids
+    description: str  # the name with its options, or "template (sha256 …)"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from tokend.service.chat import ChatOperations
 from tokend.service.errors import InvalidRequest
 from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, item_sizes, text_bytes
 from tokend.service.models import ServedModels, payload_format_name
-from tokend.service.results import Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
+from tokend.service.results import ChatFormatDetails, Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
 from tokend.service.token_sizes import decoded_bytes
 
@@ -175,7 +175,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
             created_at=manifest.created_at,
             aliases=aliases,
             eot_token=eot,
-            chat_format=manifest.chat_format.name if manifest.chat_format is not None else None,
+            chat_format=_chat_format_details(loaded),
         )
 
     # ---- parts ---------------------------------------------------------------------------------
@@ -206,6 +206,14 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
             yield
         finally:
             release()
+
+
+def _chat_format_details(loaded: Any) -> ChatFormatDetails | None:
+    spec = loaded.manifest.chat_format
+    if spec is None or loaded.chat is None:
+        return None
+    kind = "template" if spec.name == "template" else "builtin"
+    return ChatFormatDetails(spec.name, kind, loaded.chat.chat_format.estimate, spec.describe())
 
 
 def _version(loaded: Any) -> ModelVersion:
