@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import string
+import sys
 import threading
 import time
 
@@ -64,11 +65,17 @@ def test_other_threads_run_during_a_big_encode(kind, text):
 
 
 def test_other_threads_run_during_a_big_alignment():
-    """The offsets/cut-point walk (engine/_alignment) holds the GIL but yields every 65,536 tokens."""
+    """The offsets/cut-point walk (engine/_alignment) holds the GIL but hands it over once per two switch
+    intervals. A 1 ms interval here (the walk reads it per call) gives ~15 hand-overs in a ~40 ms walk."""
     from tokend.engine._alignment import align
 
     tokens = 4_000_000
     text, ids, table = "a" * tokens, [0] * tokens, [b"a"]
-    runs, result = _runs_during(lambda enc: align(text, ids, table, [], offsets=False))
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)
+    try:
+        runs, result = _runs_during(lambda enc: align(text, ids, table, [], offsets=False))
+    finally:
+        sys.setswitchinterval(interval)
     assert len(result[4]) == 4 * (tokens + 1)  # every token boundary is a cut point
     assert runs >= RAN_DURING, f"another thread ran Python only {runs} times while the alignment ran"
