@@ -31,7 +31,7 @@
  * ALIGN_YIELD_TOKENS tokens: a thread waiting for the GIL asks for it only after a whole interval
  * without a hand-over, and CPython counts our own release-and-retake as one, so yielding more often
  * than that starves the waiter (it never asks; we always retake first). With a whole interval between
- * yields the waiter asks, and the next release hands the GIL over. */
+ * yields the waiter asks, and the next release hands the GIL over.
  * Kept out of module.c (the BpeCore type) on purpose: it needs no vocabulary of its own and serves any
  * encoding family that implements `token_surfaces`. */
 #define PY_SSIZE_T_CLEAN
