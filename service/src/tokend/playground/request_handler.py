@@ -1,7 +1,7 @@
 """HTTP routing for the playground: the page's static files, the JSON API, a health check.
 
     GET  /                       the page (static/index.html)
-    GET  /static/<file>          playground.js, playground.css (a fixed list: no path is ever joined)
+    GET  /static/<file>          token_view.js, playground.js, playground.css, ... (a fixed list: no path is ever joined)
     GET  /healthz                "ok" once the server runs
     GET  /api/v1/models          every model: names, versions, aliases
     GET  /api/v1/models/<ref>    one model version ("name", "name@7", "name@alias"; URL-encoded)
@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 # path -> (package-data file name, content type)
 _STATIC_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/token_view.js": ("token_view.js", "text/javascript; charset=utf-8"),
     "/static/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
     "/static/playground.css": ("playground.css", "text/css; charset=utf-8"),
     "/static/budgets.js": ("budgets.js", "text/javascript; charset=utf-8"),

@@ -12,9 +12,8 @@
 
 (function () {
   const DEBOUNCE_MS = 250;
-  const COLOURS = 6;
   const ROLES = ["system", "developer", "user", "assistant", "tool"];
-  const WHITESPACE = { " ": "·", "\t": "→", "\n": "↵", "\r": "␍" };
+  const { COLOURS, el, hexBytes, appendVisibleText } = window.tokendView; // token_view.js
   const FIRST_CHAT = [
     { role: "system", content: "You are a helpful assistant." },
     { role: "user", content: "What is a token?" },
@@ -26,13 +25,6 @@
 
   let generation = 0;
   let timer = null;
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
 
   // -- the editor -----------------------------------------------------------------------------------------
 
@@ -129,27 +121,9 @@
 
   // -- rendering ------------------------------------------------------------------------------------------
 
-  function appendVisibleText(span, text) {
-    let run = "";
-    const flush = () => {
-      if (run) span.appendChild(document.createTextNode(run));
-      run = "";
-    };
-    for (const ch of text) {
-      if (Object.prototype.hasOwnProperty.call(WHITESPACE, ch)) {
-        flush();
-        span.appendChild(el("span", "ws", WHITESPACE[ch]));
-        if (ch === "\n") span.appendChild(document.createElement("br"));
-      } else {
-        run += ch;
-      }
-    }
-    flush();
-  }
-
   function tokenSpan(token, index, message) {
     const span = el("span", "tok c" + (index % COLOURS));
-    const bytes = (token.hex.match(/../g) || []).join(" ");
+    const bytes = hexBytes(token.hex);
     let title = "id " + token.id + " · bytes " + (bytes || "(none)");
     if (token.special) {
       span.classList.add("special");
