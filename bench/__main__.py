@@ -11,6 +11,8 @@ BENCHMARKS = {
     "engine": "bench.engine",
     "family": "bench.family",
     "families": "bench.families",
+    "split": "bench.split",
+    "sentencepiece": "bench.sentencepiece",
     "service": "bench.service",
     "footprint": "bench.footprint",
     "chat": "bench.chat",

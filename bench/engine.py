@@ -39,7 +39,9 @@ from bench.exactness import Exactness, check_exact
 from bench.peers import DEFAULT_PEERS, Peer, Unavailable, load_peer
 from bench.throughput import measure_cell
 
-_FAMILIES_SECTION = re.compile(r"<!-- families -->.*<!-- /families -->", re.S)
+# Sections other benchmarks write into the same report (`python -m bench families`, `... sentencepiece`).
+_CARRIED_SECTIONS = (re.compile(r"<!-- families -->.*<!-- /families -->", re.S),
+                     re.compile(r"<!-- sentencepiece -->.*<!-- /sentencepiece -->", re.S))
 
 __all__ = ["ENCODINGS", "KINDS", "EngineRun", "main"]
 
@@ -201,9 +203,10 @@ def main(argv: list[str]) -> int:
     if args.out:
         path = Path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # The families section belongs to `python -m bench families`: carried over, not dropped.
-        kept = _FAMILIES_SECTION.search(path.read_text(encoding="utf-8")) if path.exists() else None
-        path.write_text(report if kept is None else report.rstrip("\n") + "\n\n" + kept.group() + "\n", encoding="utf-8")
+        # The families and SentencePiece sections belong to their own benchmarks: carried over, not dropped.
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        kept = [match.group() for match in (section.search(old) for section in _CARRIED_SECTIONS) if match]
+        path.write_text("\n\n".join([report.rstrip("\n"), *kept]) + "\n", encoding="utf-8")
     if args.chart and result.rates:
         engine_chart.draw(result, Path(args.chart))
     return 0

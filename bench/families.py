@@ -72,8 +72,9 @@ def run(quick: bool) -> list[str]:
         "",
         "Each model beside its reference library (same run, taking turns block by block) and beside tokend's "
         "cl100k_base on the same text (target: >= 0.67, i.e. within 1.5x; vs `tokenizers`: >= 3x). \"split\": "
-        "who cut the text into pieces in this run — the native core (its scanners) or Python's `regex` module, "
-        "which then takes most of the time.",
+        "who cut the text into pieces in this run — the native core (a hand-written scanner or the compiled "
+        "matcher, chains of them for a Sequence of Splits) or Python's `regex` module (patterns the compiler "
+        "refuses), which then takes most of the time.",
         "",
         "| model | split | text | op | tokend MB/s | reference | reference MB/s | ratio | tokend cl100k MB/s | vs cl100k |",
         "|---|---|---|---|---:|---|---:|---:|---:|---:|",
@@ -91,7 +92,7 @@ def run(quick: bool) -> list[str]:
         mine = Peer("tokend", tokend.__version__, lambda text, ours=ours, policy=policy: ours.encode(text, **policy),
                     lambda text, ours=ours, policy=policy: ours.count(text, **policy), "encode / count")
         theirs = Peer(reference_name, "", reference, lambda text, reference=reference: len(reference(text)), "encode")
-        split = "native" if ours._native_pattern is not None else "regex module"
+        split = "native" if ours._native_splitter is not None else "regex module"
         for kind in KINDS:
             warm, parts = corpora[kind]
             rates = measure_cell([mine, theirs, fresh_cl100k()], warm, parts)

@@ -2,7 +2,8 @@
 - `tokend.engine._native`: the core (pre-split, BPE merge, piece cache; see native/tokend_native.h), and
   text given as parts (native/text_parts.c: a chat's rendered parts in one call).
 - `tokend.engine._alignment`: token surfaces aligned with their text (native/token_alignment.c), for offsets,
-  truncation and chunking; separate so it depends on no vocabulary and no change to the core."""
+  truncation and chunking; separate so it depends on no vocabulary and no change to the core.
+- `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h)."""
 
 from setuptools import Extension, setup
 
@@ -20,11 +21,39 @@ setup(
                 "native/rank_table.c",
                 "native/pair_table.c",
                 "native/pair_merge.c",
+                "native/split_program.c",
+                "native/split_matcher.c",
+                "native/split_pieces.c",
+                "native/split_object.c",
                 "native/text_parts.c",
             ],
-            depends=["native/tokend_native.h", "native/unicode_classes.h", "native/text_parts.h"],
+            depends=[
+                "native/tokend_native.h",
+                "native/unicode_classes.h",
+                "native/unicode_props.h",
+                "native/split_program.h",
+                "native/split_chars.h",
+                "native/split_object.h",
+                "native/text_parts.h",
+            ],
             extra_compile_args=COMPILE_ARGS,
         ),
         Extension("tokend.engine._alignment", sources=["native/token_alignment.c"], extra_compile_args=COMPILE_ARGS),
+        # SentencePiece BPE and Unigram (its own module, so it builds and loads apart from the byte-level
+        # core; it reuses that core's hash, rank table and piece cache).
+        Extension(
+            "tokend.engine.sentencepiece._native",
+            sources=[
+                "native/sp_module.c",
+                "native/sp_normalizer.c",
+                "native/sp_vocab.c",
+                "native/sp_bpe.c",
+                "native/sp_unigram.c",
+                "native/piece_cache.c",
+                "native/rank_table.c",
+            ],
+            depends=["native/sp_native.h", "native/tokend_native.h"],
+            extra_compile_args=COMPILE_ARGS,
+        ),
     ]
 )

@@ -1,24 +1,39 @@
-"""Generate `unicode_classes.h`: the character classes of the built-in split patterns, per code point.
+"""Generate the native splitters' Unicode tables, per code point:
 
-The native pre-splitter (pretokenize.c) must classify characters exactly as the `regex` module does when it
-runs the patterns, so the tables are read off that module itself (the version pinned in pyproject.toml,
-Unicode 16 like tiktoken), not from `unicodedata` (Python 3.11 ships Unicode 15).
+- `unicode_classes.h`: the character classes of the hand-written scanners (pretokenize.c);
+- `unicode_props.h`: one property byte for the general matcher (split_program.c): General_Category,
+  White_Space, `\\w` of the `regex` module and `\\w` of Oniguruma (layout: tokend/engine/splitting/
+  unicode_properties.py).
 
-    python service/native/generate_unicode_classes.py           # rewrite the header
-    python service/native/generate_unicode_classes.py --check   # exit 1 if it is stale (tests run this)
+The splitters must classify characters exactly as their references do, so the tables are read off the
+references themselves: the `regex` module (the version pinned in pyproject.toml, Unicode 16 like tiktoken;
+not `unicodedata`: Python 3.11 ships Unicode 15) and, for Oniguruma's `\\w` only, Hugging Face `tokenizers`
+(tests/requirements.txt pins it; every other class of Oniguruma equals regex's on every code point, which
+tests/engine/test_split_oniguruma.py checks).
 
-Layout: two-stage table, 256 code points per block; identical blocks are stored once (~20 KB in all).
+    python service/native/generate_unicode_classes.py           # rewrite the headers
+    python service/native/generate_unicode_classes.py --check   # exit 1 if one is stale (tests run this)
+
+Layout: two-stage tables, 256 code points per block; identical blocks are stored once (~20 KB and ~40 KB).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import pathlib
 import sys
 
 import regex
 
+# The property layout, loaded from its file: importing the `tokend` package would need the native build.
+_LAYOUT_FILE = pathlib.Path(__file__).resolve().parents[1] / "src/tokend/engine/splitting/unicode_properties.py"
+_spec = importlib.util.spec_from_file_location("unicode_properties", _LAYOUT_FILE)
+props = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(props)
+
 HEADER = pathlib.Path(__file__).with_name("unicode_classes.h")
+PROPS_HEADER = pathlib.Path(__file__).with_name("unicode_props.h")
 BLOCK = 256
 MAX_CODE_POINT = 0x110000
 
@@ -29,6 +44,8 @@ CLASSES = {
     "TK_SPACE": (0x04, r"\s"),
     "TK_UPPERISH": (0x08, r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]"),
     "TK_LOWERISH": (0x10, r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]"),
+    "TK_MARK": (0x20, r"\p{M}"),
+    "TK_PUNCT_SYMBOL": (0x40, r"[\p{P}\p{S}]"),
 }
 # Letters of the contractions ('s 't 're 've 'm 'll 'd): what each matches under (?i:...).
 CONTRACTION_LETTERS = "sdmtlvre"
@@ -99,19 +116,166 @@ def render() -> str:
     return "\n".join(lines)
 
 
+def _class_members(class_text: str, text: str) -> list[int]:
+    members = []
+    for match in regex.finditer(class_text + "+", text):
+        members.extend(cp for cp in range(match.start(), match.end()) if not 0xD800 <= cp < 0xE000)
+    return members
+
+
+def _oniguruma_word_members(text: str) -> list[int]:
+    try:
+        import tokenizers
+        from tokenizers.pre_tokenizers import Split
+    except ImportError:
+        sys.exit("generating unicode_props.h needs `tokenizers` (pip install -r tests/requirements.txt)")
+    # "removed" drops what \\w matches; the offsets of the pieces left are the code points it does not match.
+    pieces = Split(tokenizers.Regex(r"\w"), "removed").pre_tokenize_str(text)
+    outside = bytearray(MAX_CODE_POINT)
+    for _, (start, end) in pieces:
+        outside[start:end] = b"\1" * (end - start)
+    return [cp for cp in range(MAX_CODE_POINT) if not outside[cp] and not 0xD800 <= cp < 0xE000]
+
+
+def props_per_code_point() -> bytearray:
+    text = _all_code_points()
+    values = bytearray(MAX_CODE_POINT)
+    assigned = bytearray(MAX_CODE_POINT)
+    for index, category in enumerate(props.GENERAL_CATEGORIES):
+        members = range(0xD800, 0xE000) if category == "Cs" else _class_members(rf"\p{{gc={category}}}", text)
+        for cp in members:
+            if assigned[cp]:
+                raise SystemExit(f"U+{cp:04X} is in two General_Categories")
+            assigned[cp] = 1
+            values[cp] = index
+    missing = [cp for cp in range(MAX_CODE_POINT) if not assigned[cp]]
+    if missing:
+        raise SystemExit(f"{len(missing)} code points without a General_Category, e.g. U+{missing[0]:04X}")
+    for cp in _class_members(r"\s", text):
+        values[cp] |= 1 << props.SPACE_BIT
+    for cp in _class_members(r"\w", text):
+        values[cp] |= 1 << props.WORD_BIT
+    for cp in _oniguruma_word_members(text):
+        values[cp] |= 1 << props.ONIG_WORD_BIT
+    return values
+
+
+def _two_stage(values: bytearray) -> tuple[list[int], list[bytes]]:
+    blocks: dict[bytes, int] = {}
+    stage1 = []
+    for start in range(0, MAX_CODE_POINT, BLOCK):
+        stage1.append(blocks.setdefault(bytes(values[start : start + BLOCK]), len(blocks)))
+    return stage1, list(blocks)
+
+
+def case_variants_per_code_point() -> dict[int, tuple[int, ...]]:
+    """cp -> every code point `(?i:cp)` matches in `regex` (cp included), for the cps that have others.
+
+    Only cased characters (or ones that change under case mapping) can have variants; matching each
+    against the string of those alone keeps this to about a second."""
+    text = _all_code_points()
+    candidates = _class_members(r"[\p{Cased}\p{Changes_When_Casefolded}\p{Changes_When_Casemapped}]", text)
+    candidate_text = "".join(chr(cp) for cp in candidates)
+    variants = {}
+    for cp in candidates:
+        found = tuple(sorted(ord(m.group()) for m in regex.finditer("(?i:" + regex.escape(chr(cp)) + ")", candidate_text)))
+        if len(found) > 1:
+            variants[cp] = found
+    return variants
+
+
+def ascii_multi_character_folds() -> list[str]:
+    # Full case folding makes one character of some ASCII sequences ("ß" -> "ss"); Oniguruma's (?i) then
+    # matches that character where a pattern has the sequence (the oniguruma dialect refuses those).
+    folds = set()
+    for cp in range(MAX_CODE_POINT):
+        if not 0xD800 <= cp < 0xE000:
+            folded = chr(cp).casefold()
+            if len(folded) > 1 and folded.isascii():
+                folds.add(folded)
+    return sorted(folds)
+
+
+def _number_rows(numbers: list[int], per_row: int = 16) -> list[str]:
+    return ["    " + ", ".join(str(n) for n in numbers[row : row + per_row]) + "," for row in range(0, len(numbers), per_row)]
+
+
+def render_props() -> str:
+    stage1, blocks = _two_stage(props_per_code_point())
+    lines = [
+        "/* Generated by generate_unicode_classes.py from the `regex` module (pinned in pyproject.toml to",
+        " * tiktoken's Unicode version) and, for Oniguruma's \\w, from `tokenizers`. Do not edit. */",
+        "#ifndef TOKEND_UNICODE_PROPS_H",
+        "#define TOKEND_UNICODE_PROPS_H",
+        "#include <stdint.h>",
+        "",
+        "/* Property byte: General_Category index (low 5 bits, in this order), then these bits. */",
+        f'#define TK_PROPS_LAYOUT "{props.LAYOUT}"',
+        f"#define TK_PROP_SPACE (1u << {props.SPACE_BIT})",
+        f"#define TK_PROP_WORD (1u << {props.WORD_BIT})",
+        f"#define TK_PROP_ONIG_WORD (1u << {props.ONIG_WORD_BIT})",
+        "",
+        f"static const uint16_t tk_props_stage1[{len(stage1)}] = {{",
+    ]
+    for row in range(0, len(stage1), 16):
+        lines.append("    " + ", ".join(str(index) for index in stage1[row : row + 16]) + ",")
+    lines += ["};", "", f"static const uint8_t tk_props_stage2[{len(blocks) * BLOCK}] = {{"]
+    for block in blocks:
+        for row in range(0, BLOCK, 32):
+            lines.append("    " + ",".join(str(value) for value in block[row : row + 32]) + ",")
+    lines += [
+        "};",
+        "",
+        "/* Property byte of code point `cp` (< 0x110000). */",
+        "static inline uint8_t tk_props(uint32_t cp) {",
+        "    return tk_props_stage2[((uint32_t)tk_props_stage1[cp >> 8] << 8) | (cp & 0xff)];",
+        "}",
+        "",
+    ]
+    variants = case_variants_per_code_point()
+    keys = sorted(variants)
+    offsets, members = [0], []
+    for cp in keys:
+        members += variants[cp]
+        offsets.append(len(members))
+    lines += [
+        "/* Case variants: what (?i:c) matches in `regex`, for the code points c that match more than c:",
+        " * tk_case_members[tk_case_offsets[i] .. tk_case_offsets[i + 1]) for c = tk_case_keys[i]. */",
+        f"#define TK_CASE_KEYS {len(keys)}",
+        f"static const uint32_t tk_case_keys[{len(keys)}] = {{",
+        *_number_rows(keys),
+        "};",
+        f"static const uint32_t tk_case_offsets[{len(offsets)}] = {{",
+        *_number_rows(offsets),
+        "};",
+        f"static const uint32_t tk_case_members[{len(members)}] = {{",
+        *_number_rows(members),
+        "};",
+        "",
+        "/* ASCII sequences that full case folding makes of one character (Oniguruma's (?i) matches those). */",
+        f'#define TK_ASCII_MULTI_CHARACTER_FOLDS "{",".join(ascii_multi_character_folds())}"',
+        "",
+        "#endif",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the header is stale")
     args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not HEADER.exists() or HEADER.read_text() != text:
-            print(f"{HEADER} is stale: run python {__file__}", file=sys.stderr)
-            return 1
-        return 0
-    HEADER.write_text(text)
-    print(f"wrote {HEADER}")
-    return 0
+    stale = []
+    for header, text in ((HEADER, render()), (PROPS_HEADER, render_props())):
+        if args.check:
+            if not header.exists() or header.read_text() != text:
+                stale.append(header)
+        else:
+            header.write_text(text)
+            print(f"wrote {header}")
+    for header in stale:
+        print(f"{header} is stale: run python {__file__}", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 /* The built-in split patterns as hand-written scanners: the same pieces as the `regex` module (and
- * tiktoken's fancy-regex) give for GPT2_PATTERN, GPT4_PATTERN (cl100k_base) and O200K_PATTERN, at
- * several times the speed.
+ * tiktoken's fancy-regex) give for GPT2_PATTERN, GPT4_PATTERN (cl100k_base) and O200K_PATTERN, and for
+ * the hottest open-model families, variants of those two (LLAMA3/QWEN2 and llama.cpp's rewrites of them,
+ * TEKKEN; exact strings in tokend/engine/patterns.py BUILTIN_SCANNERS), at 2-3x the speed of the general
+ * matcher (split_program.c), which runs every other pattern.
  *
  * Each function returns the end of the match that the pattern's alternation finds at `pos`, trying the
  * alternatives in order and backtracking exactly where the regex would; the derivation of each case is in
@@ -9,7 +11,7 @@
  * on every code point in several contexts, on hypothesis-generated text and on the conformance corpus.
  *
  * Notation: L = \p{L}, N = \p{N}, S = \s (White_Space), P = [^\s\p{L}\p{N}], X = [^\r\n\p{L}\p{N}],
- * UP = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LO = [\p{Ll}\p{Lm}\p{Lo}\p{M}]. */
+ * UP = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LO = [\p{Ll}\p{Lm}\p{Lo}\p{M}], M = \p{M}, PS = [\p{P}\p{S}]. */
 #include "tokend_native.h"
 #include "unicode_classes.h"
 
@@ -27,6 +29,10 @@ typedef struct {
 #define IS_LO(c) ((c).cls & TK_LOWERISH)
 #define IS_P(c) ((c).width && !((c).cls & (TK_LETTER | TK_NUMBER | TK_SPACE)))
 #define IS_X(c) ((c).width && (c).cp != '\r' && (c).cp != '\n' && !((c).cls & (TK_LETTER | TK_NUMBER)))
+#define IS_LM(c) ((c).cls & (TK_LETTER | TK_MARK))
+#define IS_PS(c) ((c).cls & TK_PUNCT_SYMBOL)
+/* DeepSeek-V3's prefix class [^\r\n\p{L}\p{P}\p{S}] */
+#define IS_Y(c) ((c).width && (c).cp != '\r' && (c).cp != '\n' && !((c).cls & (TK_LETTER | TK_PUNCT_SYMBOL)))
 
 static inline tk_char char_at(const uint8_t *s, size_t len, size_t pos) {
     tk_char c;
@@ -75,16 +81,6 @@ static size_t run_of_punctuation(const uint8_t *s, size_t len, size_t pos) {
     return pos;
 }
 
-/* \p{N}{1,3}: at most three digits (pos holds one). */
-static size_t up_to_three_numbers(const uint8_t *s, size_t len, size_t pos) {
-    for (int k = 0; k < 3 && pos < len; k++) {
-        tk_char c = char_at(s, len, pos);
-        if (!IS_N(c)) break;
-        pos += c.width;
-    }
-    return pos;
-}
-
 /* (?i:'s|'t|'m|'d|'re|'ve|'ll) at pos (= cl100k's '(?i:[sdmt]|ll|ve|re)): its end, or pos. */
 static size_t contraction_ignoring_case(const uint8_t *s, size_t len, size_t pos) {
     if (pos >= len || s[pos] != '\'') return pos;
@@ -115,6 +111,28 @@ static size_t contraction_ascii(const uint8_t *s, size_t len, size_t pos) {
     return pos;
 }
 
+/* llama.cpp's rewrite (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]) at pos: its end, or pos. */
+static size_t contraction_ascii_ignoring_case(const uint8_t *s, size_t len, size_t pos) {
+    if (pos + 1 >= len || s[pos] != '\'') return pos;
+    uint8_t a = s[pos + 1] | 0x20; /* ASCII letters only: 0x20 lower-cases them, and maps no other byte to one */
+    if (s[pos + 1] >= 0x80) return pos;
+    if (a == 's' || a == 'd' || a == 'm' || a == 't') return pos + 2;
+    if (pos + 2 >= len || s[pos + 2] >= 0x80) return pos;
+    uint8_t b = s[pos + 2] | 0x20;
+    if ((a == 'l' && b == 'l') || (a == 'v' && b == 'e') || (a == 'r' && b == 'e')) return pos + 3;
+    return pos;
+}
+
+/* \p{N}{1,max}: at most `max` digits (pos holds one). */
+static size_t up_to_numbers(const uint8_t *s, size_t len, size_t pos, int max) {
+    for (int k = 0; k < max && pos < len; k++) {
+        tk_char c = char_at(s, len, pos);
+        if (!IS_N(c)) break;
+        pos += c.width;
+    }
+    return pos;
+}
+
 /* The whitespace run starting at pos (which holds S). */
 typedef struct {
     size_t end;            /* end of the run */
@@ -137,6 +155,15 @@ static space_run scan_space(const uint8_t *s, size_t len, size_t pos) {
     run.end = pos;
     run.many = count >= 2;
     return run;
+}
+
+/* The whitespace alternatives \s*[\r\n]+|\s+(?!\S)|\s+ at pos (which holds S). */
+static size_t whitespace_tail_end(const uint8_t *s, size_t len, size_t pos) {
+    space_run run = scan_space(s, len, pos);
+    if (run.after_newline) return run.after_newline; /* \s*[\r\n]+ backs off to the last newline */
+    if (run.end == len) return len;                 /* \s+(?!\S) at the end of the text */
+    if (run.many) return run.last_start;            /* \s+(?!\S) gives back the last space */
+    return run.end;                                 /* \s+ (a single space before \S) */
 }
 
 /* GPT2_PATTERN: '(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s */
@@ -171,7 +198,7 @@ static size_t cl100k_piece_end(const uint8_t *s, size_t len, size_t pos) {
     } else if (IS_L(c)) {
         return run_of(s, len, pos, TK_LETTER);
     }
-    if (IS_N(c)) return up_to_three_numbers(s, len, pos);
+    if (IS_N(c)) return up_to_numbers(s, len, pos, 3);
     size_t start = c.cp == ' ' ? pos + 1 : pos;
     if (IS_P(start == pos ? c : char_at(s, len, start))) {
         end = run_of_punctuation(s, len, start);
@@ -186,11 +213,37 @@ static size_t cl100k_piece_end(const uint8_t *s, size_t len, size_t pos) {
     return pos + c.width;                           /* \s */
 }
 
+/* Llama 3 / Qwen 2 (tokenizer.json) and llama.cpp's rewrites of them: cl100k's alternatives with
+ * `contraction` ('s... under (?i), or ASCII-only), `max_digits` digits, and the whitespace tail
+ * \s*[\r\n]+|\s+(?!\S)|\s+ (no \s++$):
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ * X?\p{L}+ without possession is the same: when \p{L}+ fails after X, it fails at X too (X is not a letter).
+ * P+ without possession likewise: [\r\n]* cannot use what P+ gives back (P holds no \r \n). */
+static size_t llama3_piece_end(const uint8_t *s, size_t len, size_t pos, int ascii_contractions, int max_digits) {
+    tk_char c = char_at(s, len, pos);
+    size_t end = ascii_contractions ? contraction_ascii_ignoring_case(s, len, pos) : contraction_ignoring_case(s, len, pos);
+    if (end > pos) return end;
+    if (IS_X(c)) {
+        if (IS_L(char_at(s, len, pos + c.width))) return run_of(s, len, pos + c.width, TK_LETTER);
+    } else if (IS_L(c)) {
+        return run_of(s, len, pos, TK_LETTER);
+    }
+    if (IS_N(c)) return up_to_numbers(s, len, pos, max_digits);
+    size_t start = c.cp == ' ' ? pos + 1 : pos;
+    if (IS_P(start == pos ? c : char_at(s, len, start))) {
+        end = run_of_punctuation(s, len, start);
+        while (end < len && (s[end] == '\r' || s[end] == '\n')) end++;
+        return end;
+    }
+    if (!IS_S(c)) return pos;
+    return whitespace_tail_end(s, len, pos);
+}
+
 /* o200k's letter alternatives after the optional prefix, from `start`: its end, or 0 when it fails.
  * First: [UP]*[LO]+(?i:'s|...)?  UP* is greedy; when LO+ cannot follow the run, UP* gives characters back
  * one at a time until LO+ can start, i.e. at the last character of the run that is also LO (Lm, Lo, M are
  * both), and LO+ then ends right after it (the rest of the run is not LO). */
-static size_t o200k_lower_end(const uint8_t *s, size_t len, size_t start) {
+static size_t o200k_lower_end(const uint8_t *s, size_t len, size_t start, int contractions) {
     size_t end = start, last_lower_end = 0;
     while (end < len) {
         tk_char c = char_at(s, len, end);
@@ -205,30 +258,31 @@ static size_t o200k_lower_end(const uint8_t *s, size_t len, size_t start) {
     } else {
         return 0;
     }
-    return contraction_ignoring_case(s, len, end);
+    return contractions ? contraction_ignoring_case(s, len, end) : end;
 }
 
 /* Second: [UP]+[LO]*(?i:'s|...)?  nothing after UP+ is required, so no backtracking. */
-static size_t o200k_upper_end(const uint8_t *s, size_t len, size_t start) {
+static size_t o200k_upper_end(const uint8_t *s, size_t len, size_t start, int contractions) {
     if (!IS_UP(char_at(s, len, start))) return 0;
     size_t end = run_of(s, len, start, TK_UPPERISH);
     end = run_of(s, len, end, TK_LOWERISH);
-    return contraction_ignoring_case(s, len, end);
+    return contractions ? contraction_ignoring_case(s, len, end) : end;
 }
 
 /* O200K_PATTERN:
  * [^\r\n\p{L}\p{N}]?[UP]*[LO]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[UP]+[LO]*(?i:...)?|
  * \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
  * The prefix X? is greedy but not possessive: when the rest fails after it, it is retried without it
- * (which matters when X is a mark, M, which is also UP and LO). */
-static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos) {
+ * (which matters when X is a mark, M, which is also UP and LO).
+ * TEKKEN_PATTERN is the same without the contraction suffixes and with \p{N} single digits. */
+static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos, int contractions, int max_digits) {
     tk_char c = char_at(s, len, pos);
     size_t end;
-    if (IS_X(c) && (end = o200k_lower_end(s, len, pos + c.width))) return end;
-    if ((end = o200k_lower_end(s, len, pos))) return end;
-    if (IS_X(c) && (end = o200k_upper_end(s, len, pos + c.width))) return end;
-    if ((end = o200k_upper_end(s, len, pos))) return end;
-    if (IS_N(c)) return up_to_three_numbers(s, len, pos);
+    if (IS_X(c) && (end = o200k_lower_end(s, len, pos + c.width, contractions))) return end;
+    if ((end = o200k_lower_end(s, len, pos, contractions))) return end;
+    if (IS_X(c) && (end = o200k_upper_end(s, len, pos + c.width, contractions))) return end;
+    if ((end = o200k_upper_end(s, len, pos, contractions))) return end;
+    if (IS_N(c)) return up_to_numbers(s, len, pos, max_digits);
     size_t start = c.cp == ' ' ? pos + 1 : pos;
     if (IS_P(start == pos ? c : char_at(s, len, start))) {
         end = run_of_punctuation(s, len, start);
@@ -243,6 +297,41 @@ static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos) {
     return run.end;                                 /* \s+ (a single space before \S) */
 }
 
+static inline int is_ascii_punctuation(uint32_t cp) {
+    return (cp >= '!' && cp <= '/') || (cp >= ':' && cp <= '@') || (cp >= '[' && cp <= '`') || (cp >= '{' && cp <= '~');
+}
+
+static inline int is_ascii_letter(uint8_t b) { return (uint8_t)((b | 0x20) - 'a') < 26; }
+
+/* The main stage of DeepSeek-V3's Sequence (DEEPSEEK_V3_PATTERNS[2]; digits and CJK runs are split off
+ * by the two stages before it, each piece of theirs is the whole text here):
+ * [!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|
+ * \s*[\r\n]+|\s+(?!\S)|\s+
+ * Y? before (L|M)+: with Y the run starts after it; without, only a mark can start it (M is in Y too), and
+ * then the run from the mark ends at the same place. PS+ without possession: [\r\n]* cannot use what it
+ * gives back (\r \n are not P or S). */
+static size_t deepseek_v3_piece_end(const uint8_t *s, size_t len, size_t pos) {
+    tk_char c = char_at(s, len, pos);
+    if (c.cp < 0x80 && is_ascii_punctuation(c.cp) && pos + 1 < len && is_ascii_letter(s[pos + 1])) {
+        size_t end = pos + 1;
+        while (end < len && is_ascii_letter(s[end])) end++;
+        return end;
+    }
+    if (IS_Y(c)) {
+        tk_char next = char_at(s, len, pos + c.width);
+        if (IS_LM(next)) return run_of(s, len, pos + c.width, TK_LETTER | TK_MARK);
+    }
+    if (IS_LM(c)) return run_of(s, len, pos, TK_LETTER | TK_MARK);
+    size_t start = c.cp == ' ' ? pos + 1 : pos;
+    if (IS_PS(start == pos ? c : char_at(s, len, start))) {
+        size_t end = run_of(s, len, start, TK_PUNCT_SYMBOL);
+        while (end < len && (s[end] == '\r' || s[end] == '\n')) end++;
+        return end;
+    }
+    if (!IS_S(c)) return pos;
+    return whitespace_tail_end(s, len, pos);
+}
+
 /* End of the piece that the pattern matches at `pos` (< len), or `pos` when nothing matches there. */
 static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t pos) {
     switch (pattern) {
@@ -251,7 +340,19 @@ static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t
     case TK_PATTERN_CL100K:
         return cl100k_piece_end(s, len, pos);
     case TK_PATTERN_O200K:
-        return o200k_piece_end(s, len, pos);
+        return o200k_piece_end(s, len, pos, 1, 3);
+    case TK_PATTERN_TEKKEN:
+        return o200k_piece_end(s, len, pos, 0, 1);
+    case TK_PATTERN_LLAMA3:
+        return llama3_piece_end(s, len, pos, 0, 3);
+    case TK_PATTERN_QWEN2:
+        return llama3_piece_end(s, len, pos, 0, 1);
+    case TK_PATTERN_LLAMA3_ASCII:
+        return llama3_piece_end(s, len, pos, 1, 3);
+    case TK_PATTERN_QWEN2_ASCII:
+        return llama3_piece_end(s, len, pos, 1, 1);
+    case TK_PATTERN_DEEPSEEK_V3:
+        return deepseek_v3_piece_end(s, len, pos);
     default:
         return pos;
     }

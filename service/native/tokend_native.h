@@ -9,7 +9,8 @@
  *   pair_table.c   (left id, right id) -> (priority, merged id): the merge list of pair-priority BPE
  *   pair_merge.c   the pair-priority merge rule (Hugging Face tokenizers, GPT-2's encoder.py, llama.cpp)
  *   piece_cache.c  bounded two-generation cache piece -> ids
- *   pretokenize.c  the GPT-2 / cl100k_base / o200k_base split patterns as hand-written scanners
+ *   pretokenize.c  hand-written scanners for the hottest split patterns (GPT-2, cl100k, o200k, Llama 3,
+ *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other
  */
 #ifndef TOKEND_NATIVE_H
 #define TOKEND_NATIVE_H
@@ -113,7 +114,18 @@ void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, u
                         const uint32_t *ids, size_t n_ids);
 
 /* ---- pre-splitting ------------------------------------------------------------------------------ */
-typedef enum { TK_PATTERN_NONE = 0, TK_PATTERN_GPT2 = 1, TK_PATTERN_CL100K = 2, TK_PATTERN_O200K = 3 } tk_pattern;
+typedef enum {
+    TK_PATTERN_NONE = 0,
+    TK_PATTERN_GPT2 = 1,
+    TK_PATTERN_CL100K = 2,
+    TK_PATTERN_O200K = 3,
+    TK_PATTERN_LLAMA3 = 4,
+    TK_PATTERN_QWEN2 = 5,
+    TK_PATTERN_LLAMA3_ASCII = 6,
+    TK_PATTERN_QWEN2_ASCII = 7,
+    TK_PATTERN_TEKKEN = 8,
+    TK_PATTERN_DEEPSEEK_V3 = 9
+} tk_pattern;
 
 /* The next piece of the valid UTF-8 `text` at or after byte offset *pos, as findall finds it: returns 1
  * with the piece at [*start, *pos) (*pos moves to its end), or 0 when the text is exhausted. Characters

@@ -4,9 +4,9 @@ Two levels:
 - segments, for every shipped tokenizer file: mistral-common's own instruct tokenizer runs with its text
   encoder replaced by a recorder, so its output is the exact sequence of control tokens and text pieces it
   would encode; tokend's renderer must produce the same sequence. This needs no engine for the model.
-- ids: tokend's encoding of the model must give mistral-common's ids. Tekken runs now (tekken_240718.json
-  imported into a registry with the Tekken importer and loaded from there); the SentencePiece files wait
-  on the SentencePiece engine (branch `sentencepiece`) and are skipped with that reason until it lands.
+- ids: tokend's encoding of the model must give mistral-common's ids. Every file is imported into a
+  registry (tekken_240718.json with the Tekken importer, the `.model` files as sentencepiece models) and
+  loaded from there.
 """
 
 from __future__ import annotations
@@ -117,27 +117,35 @@ def test_segments_equal_mistral_common(file_name, name):
 
 
 @pytest.fixture(scope="module")
-def tekken_encoding(tmp_path_factory):
-    """tekken_240718.json as the registry serves it: imported (the Tekken importer), then loaded."""
-    with Registry.open(tmp_path_factory.mktemp("tekken") / "models", create=True) as registry:
-        import_files(registry, [DATA / "tekken_240718.json"], name="tekken",
-                     provenance={"kind": "imported", "command": "tests/chat/test_mistral.py"})
-        yield registry.get_encoding("tekken")
+def encodings(tmp_path_factory):
+    """Every file as the registry serves it: imported (format told from the file: Tekken or sentencepiece),
+    then loaded; file name -> encoding."""
+    with Registry.open(tmp_path_factory.mktemp("mistral") / "models", create=True) as registry:
+        loaded = {}
+        for index, file_name in enumerate(sorted(FILES)):
+            manifest = import_files(registry, [DATA / file_name], name=f"mistral-{index}",
+                                    provenance={"kind": "imported", "command": "tests/chat/test_mistral.py"})
+            assert manifest.payload_format == {"tekken": "tekken_json", "sentencepiece": "sentencepiece_model"}[FILES[file_name][1]]
+            loaded[file_name] = registry.get_encoding(manifest.ref)
+        yield loaded
 
 
-def our_encoding(file_name: str, tekken_encoding):
-    if FILES[file_name][1] == "tekken":
-        return tekken_encoding
-    pytest.skip("waits on the SentencePiece engine (branch sentencepiece): tokend cannot load .model files yet")
+@pytest.fixture(scope="module")
+def tekken_encoding(encodings):
+    return encodings["tekken_240718.json"]
+
+
+def our_encoding(file_name: str, encodings):
+    return encodings[file_name]
 
 
 @pytest.mark.parametrize("name", sorted(CONVERSATIONS))
 @pytest.mark.parametrize("file_name", sorted(FILES))
-def test_ids_equal_mistral_common(file_name, name, tekken_encoding):
+def test_ids_equal_mistral_common(file_name, name, encodings):
     version, _ = FILES[file_name]
     if _unsupported(version, name) or _refused_by_reference(file_name, name) is not None:
         pytest.skip("not a conversation this version renders (see test_segments_equal_mistral_common)")
-    encoding = our_encoding(file_name, tekken_encoding)
+    encoding = our_encoding(file_name, encodings)
     encoder = ChatEncoder(encoding, build_chat_format(builtin_chat_format("mistral", version=version)))
     messages, tools = conversation(name)
     expected = _tokenizer(file_name, messages).encode_chat_completion(_request(messages, tools)).tokens

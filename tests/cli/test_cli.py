@@ -84,6 +84,7 @@ def test_train_publishes_a_model_that_encodes_like_the_trainer(tmp_path, corpus)
     manifest = json.loads(ok("registry", "show", "tiny@1", "--registry", str(registry)))
     assert manifest["provenance"]["command"].startswith("tokend train --input ")
     assert manifest["special_tokens"] == {"<|endoftext|>": 300}
+    assert manifest["family"] == "byte_level_bpe"  # spelled out, though the stored manifest leaves it unset
     assert "1 ok, 0 failed" in ok("registry", "verify", "--registry", str(registry))
 
 

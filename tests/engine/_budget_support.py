@@ -6,10 +6,11 @@ Families (every one available on this branch):
   tiktoken is their oracle.
 - trained: a minbpe-style model trained here with `tokend.train` on alice29.txt (GPT-4 split, 600 ids, one
   special token).
-- fallback: cl100k_base's ranks under Qwen2's split pattern (single digits), which no native scanner
-  knows, so the `regex` module splits (the regex fallback path).
+- fallback: cl100k_base's ranks under Qwen2's split pattern (single digits) with a lookbehind alternative
+  that never matches in practice, which the native compiler refuses, so the `regex` module splits (the
+  regex fallback path).
 - hf-gpt2: GPT-2's own files as a Hugging Face tokenizer.json (`Encoding.from_model`): merges by the merge
-  list's priority (the pair rule), Hugging Face's ByteLevel split (the `regex` module) and an added token.
+  list's priority (the pair rule), Hugging Face's ByteLevel split (natively) and an added token.
 Plus `overshooting()`: a toy model built so that cutting text re-encodes it into MORE tokens than the whole
 text's encoding had there (a lookahead keeps "xxxx" whole only before a "y"): real models do this rarely
 (o200k_base on a few suffixes), so this one exercises the search paths of truncation and chunking.
@@ -42,12 +43,14 @@ def family(name: str) -> Encoding:
         return tokend.train([text], 600, special_tokens={"<|endoftext|>": 600}, name="alice_600").encoding
     if name == "fallback":
         base = tokend.get_encoding("cl100k_base")
-        return Encoding(
+        encoding = Encoding(
             "cl100k_qwen2_split",
-            pat_str=QWEN2_PATTERN,
+            pat_str=r"(?<=\x00\x01)\x02|" + QWEN2_PATTERN,
             mergeable_ranks=dict(base.mergeable_ranks),
             special_tokens=dict(base.special_tokens),
         )
+        assert encoding._native_splitter is None, "the fallback family must split with the regex module"
+        return encoding
     if name == "hf-gpt2":
         from support.tokenizer_json import gpt2_tokenizer_json
         from tokend.engine import parse_tokenizer_json

@@ -33,6 +33,13 @@ MODULES = [
     "tokend.engine.regex_splitter",
     "tokend.engine.text_pipeline",
     "tokend.engine.pair_bpe",
+    "tokend.engine.splitting",
+    "tokend.engine.splitting.splitter",
+    "tokend.engine.splitting.syntax",
+    "tokend.engine.splitting.nodes",
+    "tokend.engine.splitting.compiler",
+    "tokend.engine.splitting.charset",
+    "tokend.engine.splitting.unicode_properties",
 ]
 
 

@@ -3,8 +3,9 @@
 Files (tests/support/tokenizer_json.py, built from vocabularies packages ship): Llama 3 (ignore_merges,
 Split + ByteLevel(use_regex=false), "a b" merges), Qwen 3 (NFC, [a, b] merges, special and non-special
 added tokens), GPT-2 (ByteLevel(use_regex=true)) with and without add_prefix_space, a DeepSeek-V3-style
-Sequence of Splits, and a file whose added tokens use every flag. Then every component tokend does not
-implement is refused, naming it.
+Sequence of Splits, GPT-2 with pre-tokenizers the native core cannot take whole (a ByteLevel prefix space
+after a Split; a Split whose lookbehind the pattern compiler refuses: both split in Python), and a file whose
+added tokens use every flag. Then every component tokend does not implement is refused, naming it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ BUILDERS = {
     "gpt2": files.gpt2_tokenizer_json,
     "gpt2-prefix-space": functools.partial(files.gpt2_tokenizer_json, add_prefix_space=True),
     "deepseek-v3-style": files.deepseek_v3_style_tokenizer_json,
+    "gpt2-digits-then-prefix-space": functools.partial(
+        files.gpt2_with_pre_tokenizer, [files.split_step(r"\p{N}{1,3}"), files.byte_level_step(add_prefix_space=True)]),
+    "gpt2-lookbehind": functools.partial(
+        files.gpt2_with_pre_tokenizer, [files.split_step(r"(?<=[a-z])\d+"), files.byte_level_step()]),
 }
+# The pre-tokenizers the native core cannot run whole; every other one splits in C (encoding._native_split).
+SPLIT_IN_PYTHON = {"gpt2-digits-then-prefix-space", "gpt2-lookbehind"}
 _TEXTS = corpus_texts(limit_bytes=100_000) + edge_cases()
 
 
@@ -64,6 +71,11 @@ def test_corpus_matches_tokenizers(name):
         assert enc.encode(text, allowed_special="all") == expected, text[:200]
         assert enc.count(text, allowed_special="all") == len(expected)
         assert enc.decode(expected) == oracle.decode(expected, skip_special_tokens=False)
+
+
+def test_the_native_core_splits_all_but_what_it_cannot_take(name):
+    enc, _, _ = models(name)
+    assert (enc._native_splitter is None) == (name in SPLIT_IN_PYTHON)
 
 
 def test_special_tokens_follow_tiktokens_policy(name):

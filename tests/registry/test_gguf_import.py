@@ -5,7 +5,8 @@ the reference vectors llama.cpp tests itself against: `.inp` texts, `.out` ids t
 - every vector gives the same ids (0 mismatches), read as llama.cpp's test-tokenizer-0 reads them;
 - `tokenizers` on the stored (converted) tokenizer.json gives our ids on the corpus;
 - the manifest records BOS/EOS, the chat template and the source's SHA-256 and `pre`;
-- SentencePiece GGUFs, unknown pre-tokenizers and damaged files are refused, naming what is wrong;
+- a SentencePiece GGUF ("llama") goes to the SentencePiece family (its vectors: test_sentencepiece_models.py);
+- unknown pre-tokenizers and damaged files are refused, naming what is wrong;
 - the metadata reader reads what the `gguf` package's GGUFReader reads.
 """
 
@@ -110,9 +111,11 @@ def test_tokenizers_on_the_stored_tokenizer_json_gives_our_ids(imported, registr
         assert encoding.encode(text, allowed_special="all") == oracle.encode(text, add_special_tokens=False).ids, text[:200]
 
 
-def test_sentencepiece_ggufs_are_refused_by_name(registry):
-    with pytest.raises(ModelFormatError, match="tokenizer.ggml.model 'llama' is not supported"):
-        import_files(registry, [vocab_file("llama-spm")], name="spm", provenance={"kind": "imported"})
+def test_the_one_dispatcher_sends_sentencepiece_ggufs_to_the_sentencepiece_family(registry):
+    manifest = import_files(registry, [vocab_file("llama-spm")], name="spm", provenance={"kind": "imported"})
+    assert (manifest.payload_format, manifest.family) == ("sentencepiece_model", "sentencepiece-bpe")
+    text, expected = vectors("llama-spm")[5]
+    assert registry.get_encoding("spm").encode(text, disallowed_special=()) == expected
 
 
 def _tiny_gguf(path: Path, *, pre: str) -> Path:

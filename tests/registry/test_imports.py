@@ -116,6 +116,8 @@ def test_formats_are_told_from_the_files(tmp_path, llama3_file):
     assert detect_format([tmp_path / "ranks.tiktoken"]) == "tiktoken"
     (tmp_path / "m.model").write_text("minbpe v1\n\n0\n")
     assert detect_format([tmp_path / "m.model"]) == "minbpe"
+    (tmp_path / "sp.model").write_bytes(b"\n\x0e\n\x05<unk>\x15\x00\x00\x00\x00\x18\x02")  # a ModelProto's start
+    assert detect_format([tmp_path / "sp.model"]) == "sentencepiece"
     (tmp_path / "other.json").write_text('{"hello": 1}')
     with pytest.raises(ModelFormatError, match="neither a tokenizer.json nor a tekken.json"):
         detect_format([tmp_path / "other.json"])

@@ -234,6 +234,23 @@ def gpt2_tokenizer_json(*, add_prefix_space: bool = False) -> dict:
     )
 
 
+def gpt2_with_pre_tokenizer(steps: list[dict]) -> dict:
+    """GPT-2's tokenizer.json with `steps` as its pre-tokenizer (a Sequence)."""
+    document = gpt2_tokenizer_json()
+    document["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": steps}
+    return document
+
+
+def split_step(pattern: str) -> dict:
+    """A Split pre-tokenizer (Isolated, not inverted) of `pattern`."""
+    return _split(pattern)
+
+
+def byte_level_step(**options) -> dict:
+    """A ByteLevel pre-tokenizer (options as `_byte_level`)."""
+    return _byte_level(**options)
+
+
 def deepseek_v3_style_tokenizer_json() -> dict:
     """DeepSeek-V3's pre-tokenizer (a Sequence of three Splits) over the Qwen 3 vocabulary and merges."""
     document = copy.deepcopy(qwen3_tokenizer_json())

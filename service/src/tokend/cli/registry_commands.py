@@ -6,6 +6,7 @@
     tokend registry import tokenizer.json --name llama3 --registry models/    # Hugging Face (byte-level BPE)
     tokend registry import tekken.json --name nemo --registry models/         # Mistral Tekken
     tokend registry import model.gguf --name qwen2 --registry models/         # the tokenizer inside a GGUF
+    tokend registry import tokenizer.model --name mistral --registry models/  # a sentencepiece .model
     tokend registry import encoder.json vocab.bpe --like gpt2 --name gpt2 --registry models/
     tokend registry alias mine stable 3 --registry models/
     tokend registry verify --registry models/                                 # exit 1 if anything fails
@@ -84,10 +85,11 @@ def add_parser(subparsers: Any) -> None:
 
     imp = commands.add_parser(
         "import",
-        help="import a tokenizer file (tiktoken, minbpe, GPT-2, tokenizer.json, tekken.json, GGUF)",
+        help="import a tokenizer file (tiktoken, minbpe, GPT-2, tokenizer.json, tekken.json, sentencepiece, GGUF)",
         description="Import tokenizer files as a new version: a tiktoken rank file (optionally .gz), a minbpe "
         ".model, GPT-2's encoder.json + vocab.bpe, a Hugging Face tokenizer.json (byte-level BPE), Mistral's "
-        "tekken.json, or the tokenizer inside a GGUF file. What tokend cannot tokenize exactly is refused.",
+        "tekken.json, a sentencepiece .model (BPE or Unigram), or the tokenizer inside a GGUF file. What "
+        "tokend cannot tokenize exactly is refused.",
     )
     imp.add_argument("file", metavar="FILE", nargs="+", help="one file (two for GPT-2: encoder.json vocab.bpe)")
     add_registry_argument(imp, required=True)
@@ -159,7 +161,8 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     registry = _open(args)
     manifest = registry.manifest(args.ref)
-    print(manifest.model_dump_json(indent=2))
+    # The family is spelled out (an unset one means byte-level BPE), so every model says how it tokenizes.
+    print(json.dumps(manifest.model_dump(mode="json") | {"family": manifest.tokenizer_family}, indent=2))
     if args.history:
         print(json.dumps(registry.alias_history(manifest.name), indent=2))
     return 0

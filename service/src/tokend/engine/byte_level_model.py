@@ -28,7 +28,7 @@ from typing import Literal
 
 from .added_tokens import AddedToken
 from .pre_tokenizer import PreTokenizerStep
-from .regex_splitter import Dialect
+from .splitting.nodes import Dialect
 
 __all__ = ["ByteLevelModel", "Normalizer", "TokenizerFile"]
 

@@ -21,12 +21,17 @@ tokens with their flags; Tekken: ranks shifted by its special slots):
 [256, 257, 256]
 
 The hot path (`encode_ordinary`, and `encode`/`count` between special tokens) is the native core
-(`_native.BpeCore`, our own C in service/native/): for the GPT-2 / cl100k_base / o200k_base patterns it
-pre-splits with hand-written scanners equal to the `regex` module's matches, looks each piece up in the
-vocabulary, then in a bounded piece cache, and only then runs the BPE merge (tiktoken's rank rule, or the
-pair-priority rule of a merge list); `count` never builds a list. Any other pattern, a normalizer and
-added tokens are Python (`TextPipeline`, the `regex` module) in front of the same core.
-Measured: docs/bench-engine.md.
+(`_native.BpeCore`, our own C in service/native/): it pre-splits in C (hand-written scanners for the
+hottest patterns, the general matcher compiled by `tokend.engine.splitting` for any other pattern in its
+subset, chains of them for Hugging Face's Sequence of Splits; each equal to its reference's matches), looks
+each piece up in the vocabulary, then in a bounded piece cache, and only then runs the BPE merge (tiktoken's
+rank rule, or the pair-priority rule of a merge list); `count` never builds a list. A normalizer and added
+tokens are Python (`TextPipeline`) in front of the same core. Python also splits (`TextPipeline.pre_tokenize`,
+the `regex` module for a pattern the compiler refuses) when a pattern is outside the compiler's subset (see
+splitting.syntax) or a `PrefixSpace` step follows a `Split` (a leading one is one space before the text).
+`splitter=` (ours, keyword-only) replaces findall over `pat_str` with a compiled split: a `Splitter`
+(findall, e.g. in the oniguruma dialect) or a `SplitterChain` (Hugging Face's Split / Sequence of Splits,
+"Isolated"); the pre-tokenizer (and `pattern`) are then the splitter's. Measured: docs/bench-engine.md.
 Rejected: a pure-Python hot path (word-chunk cache, stdlib-`re` ASCII patterns, dict piece cache, heap BPE
 in Python): 0.25-0.74x tiktoken on unseen text, because the `regex` pass alone runs at ~13 MB/s and a
 Python merge costs ~1 us per step (docs/decisions.md).
@@ -49,14 +54,15 @@ from types import MappingProxyType
 from typing import AbstractSet, Literal
 
 from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
-from ._native import BpeCore
+from ._native import BpeCore, PieceSplitter
 from .added_tokens import AddedToken
 from .budget_methods import BudgetMethods
 from .byte_level_model import ByteLevelModel, Normalizer
-from .patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
 from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
-from .pre_tokenizer import PreTokenizerStep, Split
-from .special_tokens import SpecialTokenSet, resolve_policy, special_token_regex
+from .pre_tokenizer import PrefixSpace, PreTokenizerStep, Split
+from .special_tokens import SpecialTokenSet, resolve_policy, special_token_regex, split_at_specials
+from .splitting import MAX_STAGES, Splitter, SplitterChain, compile_splitter
+from .splitting.nodes import Dialect
 from .text_pipeline import TextPipeline, normalize
 from .vocabulary_checks import check_model
 
@@ -65,8 +71,6 @@ __all__ = ["Encoding"]
 _EMPTY: frozenset[str] = frozenset()
 # Below this many disallowed strings, `token in text` scans (C, memchr-fast) beat one regex search.
 _SUBSTRING_PRECHECK_LIMIT = 16
-# The patterns the native core scans itself (pretokenize.c); any other goes through the `regex` module.
-_NATIVE_PATTERNS = {GPT2_PATTERN: "gpt2", GPT4_PATTERN: "cl100k", O200K_PATTERN: "o200k"}
 # Seeds the core's hash tables, per process, so no input can be precomputed to make lookups collide.
 _HASH_SEED = secrets.randbits(64)
 
@@ -81,21 +85,36 @@ def _not_special(token: AddedToken) -> bool:
     return not token.special
 
 
-def _native_split(steps: tuple) -> str | None:
-    """The splitter the native core runs for `steps` (today one of its built-in scanners), or None when
-    Python splits (`TextPipeline.pre_tokenize`). The one place to hand the core other splitters."""
-    if len(steps) == 1 and isinstance(steps[0], Split):
-        # The built-in scanners match every character, so their findall is also Hugging Face's isolated split.
-        return _NATIVE_PATTERNS.get(steps[0].pattern)
-    return None
+def _with_prefix_space(segment: str) -> str:
+    # a leading PrefixSpace step: the segment is its only piece then
+    return segment if not segment or segment.startswith(" ") else " " + segment
+
+
+def _native_split(steps: tuple[PreTokenizerStep, ...], dialect: Dialect) -> tuple[PieceSplitter | None, bool]:
+    """The splitter the native core runs for `steps`, and whether a space goes before each segment first
+    (leading `PrefixSpace` steps); (None, False) when Python splits (`TextPipeline.pre_tokenize`): no Split
+    step, a `PrefixSpace` after a Split, more than MAX_STAGES Splits, or a pattern the compiler refuses.
+    The one place where pre-tokenizer steps become the core's splitter."""
+    index = 0
+    while index < len(steps) and isinstance(steps[index], PrefixSpace):
+        index += 1
+    splits = steps[index:]
+    if not splits or len(splits) > MAX_STAGES or not all(isinstance(step, Split) for step in splits):
+        return None, False
+    try:
+        stages = [compile_splitter(step.pattern, dialect=dialect).native_stage("isolated" if step.keep_gaps else "findall")
+                  for step in splits]
+    except ModelFormatError:  # outside the compiler's subset: the regex module splits
+        return None, False
+    return PieceSplitter(stages), index > 0
 
 
 class Encoding(BudgetMethods):
     """Byte-level BPE with regex pre-splitting and special tokens; same constructor as `tiktoken.Encoding`.
 
     `piece_cache_capacity` (keyword-only, ours) bounds the piece cache (entries per generation; 0 disables
-    it). Memory bound: see piece_cache. Other families: `Encoding.from_model(ByteLevelModel(...))`.
-    Offsets, truncate, chunk and decoder: budget_methods.
+    it). Memory bound: see piece_cache. `splitter` (keyword-only, ours): see the module docstring. Other
+    families: `Encoding.from_model(ByteLevelModel(...))`. Offsets, truncate, chunk and decoder: budget_methods.
     """
 
     def __init__(
@@ -107,15 +126,27 @@ class Encoding(BudgetMethods):
         special_tokens: Mapping[str, int],
         explicit_n_vocab: int | None = None,
         piece_cache_capacity: int = DEFAULT_CAPACITY,
+        splitter: Splitter | SplitterChain | None = None,
     ) -> None:
+        if splitter is None:
+            steps, dialect = (Split(pat_str, keep_gaps=False),), "python-regex"
+        elif isinstance(splitter, Splitter):
+            steps, dialect = (Split(splitter.pattern, keep_gaps=False),), splitter.dialect
+        elif isinstance(splitter, SplitterChain):
+            keep_gaps = splitter.mode == "isolated"
+            steps = tuple(Split(stage.pattern, keep_gaps=keep_gaps) for stage in splitter.splitters)
+            dialect = splitter.splitters[0].dialect
+        else:
+            raise TypeError(f"splitter must be a Splitter or SplitterChain, got {type(splitter).__name__}")
         model = ByteLevelModel(
             name,
             vocabulary=dict(mergeable_ranks),
-            pre_tokenizer=(Split(pat_str, keep_gaps=False),),
+            pre_tokenizer=steps,
             special_tokens=dict(special_tokens),
             explicit_n_vocab=explicit_n_vocab,
+            dialect=dialect,
         )
-        self._build(model, piece_cache_capacity)
+        self._build(model, piece_cache_capacity, splitter)
 
     @classmethod
     def from_model(cls, model: ByteLevelModel, *, piece_cache_capacity: int = DEFAULT_CAPACITY) -> Encoding:
@@ -130,7 +161,8 @@ class Encoding(BudgetMethods):
         encoding._build(model, piece_cache_capacity)
         return encoding
 
-    def _build(self, model: ByteLevelModel, piece_cache_capacity: int) -> None:
+    def _build(self, model: ByteLevelModel, piece_cache_capacity: int,
+               splitter: Splitter | SplitterChain | None = None) -> None:
         name = model.name
         self.name = name
         self._model = model
@@ -159,14 +191,23 @@ class Encoding(BudgetMethods):
             raise ValueError(f"piece_cache_capacity must be in 0..{MAX_CAPACITY}, got {piece_cache_capacity}")
         self._piece_cache_capacity = piece_cache_capacity
         steps = model.pre_tokenizer
-        self._native_pattern = _native_split(steps)
+        self._explicit_splitter = splitter  # as given to the constructor (kept for pickling), or None
+        if isinstance(splitter, Splitter):
+            native_splitter, self._prefix_space = splitter.native_splitter("findall"), False
+        elif isinstance(splitter, SplitterChain):
+            native_splitter, self._prefix_space = splitter.native_splitter(), False
+        else:
+            native_splitter, self._prefix_space = _native_split(steps, model.dialect)
+        self._native_splitter = native_splitter  # None: Python splits (TextPipeline.pre_tokenize)
         try:
             self._pipeline = TextPipeline(
                 pre_tokenizer=steps, normalizer=model.normalizer, added_tokens=added, dialect=model.dialect
             )
+            if native_splitter is None:
+                self._pipeline.pre_tokenize  # compiled now: a pattern that does not compile fails here
             self._core = BpeCore(
                 ranks,
-                self._native_pattern,
+                native_splitter,
                 cache_capacity=piece_cache_capacity,
                 max_cached_piece_bytes=DEFAULT_MAX_PIECE_BYTES,
                 hash_seed=_HASH_SEED,
@@ -178,8 +219,14 @@ class Encoding(BudgetMethods):
         # Hugging Face-style added tokens are looked for in all text (the non-special ones always count).
         self._uses_pipeline = bool(added)
         # A segment is text without added tokens, normalized: the core splits it, or Python does.
-        if self._native_pattern is not None:
-            self._segment_ids, self._segment_count, self._split = self._core.encode, self._core.count, self._core.split
+        if native_splitter is not None:
+            encode, count, split = self._core.encode, self._core.count, self._core.split
+            if self._prefix_space:
+                self._segment_ids = lambda segment: encode(_with_prefix_space(segment))
+                self._segment_count = lambda segment: count(_with_prefix_space(segment))
+                self._split = lambda segment: split(_with_prefix_space(segment))
+            else:
+                self._segment_ids, self._segment_count, self._split = encode, count, split
         else:
             encode_pieces, count_pieces, pieces = self._core.encode_pieces, self._core.count_pieces, self._pipeline.pre_tokenize
             self._segment_ids = lambda segment: encode_pieces(pieces(segment))
@@ -234,12 +281,10 @@ class Encoding(BudgetMethods):
         if not allowed:
             return self.encode_ordinary(text)
         ids: list[int] = []
-        start = 0
-        for match in special_token_regex(allowed).finditer(text):
-            ids += self.encode_ordinary(text[start : match.start()])
-            ids.append(self._special_tokens[match.group()])
-            start = match.end()
-        ids += self.encode_ordinary(text[start:])
+        for ordinary, special in split_at_specials(text, allowed):
+            ids += self.encode_ordinary(ordinary)
+            if special is not None:
+                ids.append(self._special_tokens[special])
         return ids
 
     def encode_to_numpy(
@@ -262,7 +307,7 @@ class Encoding(BudgetMethods):
         import numpy
 
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
-        if allowed or self._native_pattern is None or self._uses_pipeline:
+        if allowed or self._encode_text != self._core.encode or self._uses_pipeline:
             return numpy.array(self.encode(text, allowed_special=allowed, disallowed_special=()), dtype=numpy.uint32)
         try:
             buffer = self._core.encode_buffer(text)
@@ -371,12 +416,8 @@ class Encoding(BudgetMethods):
             return self._count_items(text, allowed)
         if not allowed:
             return self.count_ordinary(text)
-        total = 0
-        start = 0
-        for match in special_token_regex(allowed).finditer(text):
-            total += self.count_ordinary(text[start : match.start()]) + 1
-            start = match.end()
-        return total + self.count_ordinary(text[start:])
+        pieces = split_at_specials(text, allowed)
+        return sum(self.count_ordinary(ordinary) + (special is not None) for ordinary, special in pieces)
 
     def count_batch(
         self,
@@ -520,10 +561,11 @@ class Encoding(BudgetMethods):
     # ---- pickling: rebuild from plain data (the cache is not state) --------------------------------
 
     def __getstate__(self) -> dict:
-        return {"model": self._model, "piece_cache_capacity": self._piece_cache_capacity}
+        return {"model": self._model, "piece_cache_capacity": self._piece_cache_capacity,
+                "splitter": self._explicit_splitter}
 
     def __setstate__(self, state: dict) -> None:
-        self._build(state["model"], state["piece_cache_capacity"])
+        self._build(state["model"], state["piece_cache_capacity"], state.get("splitter"))
 
     # ---- private ------------------------------------------------------------------------------------
 

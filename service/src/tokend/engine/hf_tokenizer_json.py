@@ -42,7 +42,8 @@ from ..errors import ModelFormatError
 from .added_tokens import AddedToken
 from .byte_level_alphabet import token_text_to_bytes
 from .byte_level_model import ByteLevelModel, TokenizerFile
-from .pre_tokenizer import HF_BYTE_LEVEL_PATTERN, PrefixSpace, PreTokenizerStep, Split
+from .patterns import GPT2_BYTE_LEVEL_PATTERN
+from .pre_tokenizer import PrefixSpace, PreTokenizerStep, Split
 
 __all__ = ["read_tokenizer_json", "parse_tokenizer_json"]
 
@@ -128,7 +129,7 @@ class _Reader:
                 if part.get("add_prefix_space", True):
                     steps.append(PrefixSpace())
                 if part.get("use_regex", True):
-                    steps.append(Split(HF_BYTE_LEVEL_PATTERN))
+                    steps.append(Split(GPT2_BYTE_LEVEL_PATTERN))
             elif kind == "Split":
                 if part.get("behavior") != "Isolated" or part.get("invert", False):
                     self.fail("pre_tokenizer Split", f"with behavior {part.get('behavior')!r} and invert "

@@ -7,12 +7,17 @@
                                      Face ByteLevel(add_prefix_space=True))
 
 Hugging Face's ByteLevel(use_regex=True) is `(PrefixSpace(),)` when it adds the space, then
-`Split(HF_BYTE_LEVEL_PATTERN)`; ByteLevel(use_regex=False) cuts nothing (its byte mapping is what every
-byte-level vocabulary assumes anyway). A Sequence of pre-tokenizers is the concatenation of their steps.
+`Split(GPT2_BYTE_LEVEL_PATTERN)` (patterns.py); ByteLevel(use_regex=False) cuts nothing (its byte mapping
+is what every byte-level vocabulary assumes anyway). A Sequence of pre-tokenizers is the concatenation of
+their steps.
 
 >>> pre_tokenize = compile_pre_tokenizer((Split(r"\\p{N}{1,3}"), Split(r"\\s+|\\S+")), dialect="oniguruma")
 >>> pre_tokenize("ab 12345")
 ['ab', ' ', '123', '45']
+
+Each Split here runs on the native splitter (tokend.engine.splitting) when the compiler accepts its pattern,
+else on the `regex` module (regex_splitter). `Encoding` hands a whole chain of Splits to the native core
+instead and uses this function only for what the core cannot take (see `encoding._native_split`).
 
 Not handled here: normalizers and added tokens (see `Encoding`), the byte mapping (vocabularies are read
 into bytes when loaded).
@@ -23,13 +28,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .regex_splitter import Dialect, compile_splitter
+from ..errors import ModelFormatError
+from .regex_splitter import RegexSplitter, compile_regex_splitter
+from .splitting import Splitter, compile_splitter
+from .splitting.nodes import Dialect
 
-__all__ = ["Split", "PrefixSpace", "PreTokenizerStep", "HF_BYTE_LEVEL_PATTERN", "compile_pre_tokenizer"]
-
-# The pattern of Hugging Face's ByteLevel pre-tokenizer with use_regex=True (GPT-2's original release
-# pattern; tiktoken's GPT2_PATTERN is its faster equivalent).
-HF_BYTE_LEVEL_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+__all__ = ["Split", "PrefixSpace", "PreTokenizerStep", "compile_pre_tokenizer", "compile_step_splitter"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def compile_pre_tokenizer(steps: Sequence[PreTokenizerStep], *, dialect: Dialect
     functions: list[Callable[[str], list[str]]] = []
     for step in steps:
         if isinstance(step, Split):
-            splitter = compile_splitter(step.pattern, dialect=dialect)
+            splitter = compile_step_splitter(step.pattern, dialect=dialect)
             functions.append(splitter.split_isolated if step.keep_gaps else splitter.findall)
         elif isinstance(step, PrefixSpace):
             functions.append(_prefix_space)
@@ -72,6 +76,15 @@ def compile_pre_tokenizer(steps: Sequence[PreTokenizerStep], *, dialect: Dialect
         return pieces
 
     return pre_tokenize
+
+
+def compile_step_splitter(pattern: str, *, dialect: Dialect) -> Splitter | RegexSplitter:
+    """The native splitter of `pattern`, or the `regex` module's for a pattern outside the compiler's subset
+    (ModelFormatError when neither compiles it)."""
+    try:
+        return compile_splitter(pattern, dialect=dialect)
+    except ModelFormatError:
+        return compile_regex_splitter(pattern, dialect=dialect)
 
 
 def _prefix_space(piece: str) -> list[str]:

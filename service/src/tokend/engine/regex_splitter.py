@@ -1,13 +1,14 @@
-"""Split patterns the native core has no scanner for, run by the `regex` module (the stand-in until the
-native pattern matcher takes over; this module is the one place to swap it).
+"""Split patterns outside the native compiler's subset (tokend.engine.splitting refuses them, naming the
+construct: lookbehind, backreferences, ...), run by the `regex` module: the fallback of the pre-tokenizer
+(pre_tokenizer.compile_step_splitter), with the same two methods as the native `Splitter`.
 
 Two ways to cut text with one pattern:
 - `findall`: only the matches are pieces, text between them is dropped (tiktoken; no OpenAI pattern leaves
-  any gap).
+  any gap). Whole matches, also for a pattern with groups (where `regex.findall` would give the groups).
 - `split_isolated`: matches and the text between them are pieces, in order (Hugging Face's
   `Split(behavior="Isolated")`, llama.cpp's regex splitting).
 
->>> splitter = compile_splitter(r"\\p{N}{1,3}", dialect="oniguruma")
+>>> splitter = compile_regex_splitter(r"\\p{N}{1,3}", dialect="oniguruma")
 >>> splitter.findall("ab12345c")
 ['123', '45']
 >>> splitter.split_isolated("ab12345c")
@@ -15,21 +16,19 @@ Two ways to cut text with one pattern:
 
 Known difference: Hugging Face runs tokenizer.json patterns with Oniguruma, whose `$` also matches before
 every newline (the `regex` module's only before a final one) and whose Unicode tables are older; none of
-the patterns of the families tokend imports uses `$`, and the tests hold every imported model to its
-reference library on text of many scripts. `dialect` records which engine a pattern was written for.
+the patterns of the families tokend imports uses `$` where it matters, and the tests hold every imported
+model to its reference library on text of many scripts. `dialect` records which engine a pattern was
+written for (the native compiler implements both; this fallback only the `regex` module's reading).
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import regex
 
 from ..errors import ModelFormatError
+from .splitting.nodes import Dialect
 
-__all__ = ["RegexSplitter", "compile_splitter"]
-
-Dialect = Literal["python-regex", "oniguruma"]
+__all__ = ["RegexSplitter", "compile_regex_splitter"]
 
 
 class RegexSplitter:
@@ -39,7 +38,7 @@ class RegexSplitter:
         self.pattern = pattern
         self.dialect = dialect
         self._compiled = regex.compile(pattern)
-        self.findall = self._compiled.findall
+        self.findall = self._compiled.findall if self._compiled.groups == 0 else self._whole_matches
         self.split_isolated = self._split_isolated_slow
         if self._compiled.groups == 0:
             # One C call: splitting on the whole pattern as one capturing group yields gaps and matches in
@@ -51,6 +50,9 @@ class RegexSplitter:
                 pass
             else:
                 self.split_isolated = lambda text: [piece for piece in splitter(text) if piece]
+
+    def _whole_matches(self, text: str) -> list[str]:
+        return [match.group() for match in self._compiled.finditer(text)]
 
     def _split_isolated_slow(self, text: str) -> list[str]:
         pieces: list[str] = []
@@ -70,7 +72,7 @@ class RegexSplitter:
         return f"RegexSplitter({self.pattern!r}, dialect={self.dialect!r})"
 
 
-def compile_splitter(pattern: str, *, dialect: Dialect = "python-regex") -> RegexSplitter:
+def compile_regex_splitter(pattern: str, *, dialect: Dialect = "python-regex") -> RegexSplitter:
     """Compile `pattern`; a pattern that does not compile raises ModelFormatError naming it."""
     try:
         return RegexSplitter(pattern, dialect)

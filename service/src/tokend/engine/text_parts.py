@@ -11,9 +11,10 @@ per run of parts in one call. This is how a rendered chat prompt is tokenized (r
 
 An exact `str` part is ordinary text (its own `encode_ordinary`: parts are never joined, so ["hel", "lo"] is
 two texts); a `SpecialText` part is one special token of the encoding (KeyError if it has none by that text;
-`count_parts` does not look: one token). With the native core and a built-in pattern the whole walk is one C
-call (native/text_parts.c); any other encoding (another family, a pattern the `regex` module splits) goes
-part by part through the engine contract (`count_ordinary`, `encode_ordinary`, `special_tokens`).
+`count_parts` does not look: one token). When the native core's split is the encoding's whole text path the
+walk is one C call (native/text_parts.c); any other encoding (another family such as SentencePiece, a pattern
+the core cannot split, a normalizer, added tokens) goes part by part through the engine contract
+(`count_ordinary`, `encode_ordinary`, `special_tokens`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ class SpecialText(str):
 def _native_core(encoding: Any) -> Any:
     from tokend.engine.encoding import Encoding
 
-    if type(encoding) is Encoding and encoding._native_pattern is not None:
+    # The C walk encodes each text part as the core's encode does: exact when that is the encoding's whole
+    # text path (the core splits, no normalizer, no prefix space, no added tokens looked for in text).
+    if type(encoding) is Encoding and not encoding._uses_pipeline and encoding._encode_text == encoding._core.encode:
         return encoding._core
     return None
 

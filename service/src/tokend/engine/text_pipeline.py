@@ -21,13 +21,14 @@ Not handled: offsets (callers that need them decode the ids, as tiktoken does).
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable, Sequence
 
 from .added_tokens import AddedToken, AddedTokenMatcher
 from .byte_level_model import Normalizer
 from .pre_tokenizer import PreTokenizerStep, compile_pre_tokenizer
-from .regex_splitter import Dialect
+from .splitting.nodes import Dialect
 
 __all__ = ["TextPipeline", "normalize"]
 
@@ -52,7 +53,7 @@ class TextPipeline:
         added_tokens: Sequence[AddedToken] = (),
         dialect: Dialect,
     ) -> None:
-        self.pre_tokenize = compile_pre_tokenizer(pre_tokenizer, dialect=dialect)
+        self._pre_tokenizer, self._dialect = tuple(pre_tokenizer), dialect
         self.normalizer = normalizer
         self._raw = AddedTokenMatcher([token for token in added_tokens if not token.normalized])
         self._normalized = AddedTokenMatcher(
@@ -63,6 +64,11 @@ class TextPipeline:
                 if token.normalized
             ]
         )
+
+    @functools.cached_property
+    def pre_tokenize(self) -> Callable[[str], list[str]]:
+        """text -> pieces (compiled on first use: an Encoding whose core splits natively never needs it)."""
+        return compile_pre_tokenizer(self._pre_tokenizer, dialect=self._dialect)
 
     def may_hold_added_tokens(self, text: str) -> bool:
         """False when no added token can occur in `text` (normalized ones are looked for in the normalized

@@ -3,15 +3,17 @@
     metadata = read_gguf_metadata(Path("ggml-vocab-qwen2.gguf"), prefix="tokenizer.")
     metadata["tokenizer.ggml.model"], len(metadata["tokenizer.ggml.tokens"])    # ('gpt2', 151936)
 
-Layout (little-endian, versions 2 and 3, the value types of the `gguf` package's `GGUFValueType`): magic
-"GGUF", u32 version, u64 tensor count, u64 key/value count, then per entry a string key (u64 length +
-UTF-8), a u32 value type and the value (scalars; strings; arrays as u32 item type + u64 count + items).
+Layout (little-endian, versions 2 and 3; value types numbered as ggml's `gguf_type`, the `gguf` package's
+`GGUFValueType`): magic "GGUF", u32 version, u64 tensor count, u64 key/value count, then per entry a string
+key (u64 length + UTF-8), a u32 value type and the value (scalars; strings; arrays as u32 item type + u64
+count + items).
 Every length is checked against the file, so a truncated or hostile file is a ModelFormatError, never a
 crash or an unbounded allocation.
 
 Why not `gguf.GGUFReader`: it builds a numpy view per array element while opening the file: 20 s for
 llama.cpp's Llama 3 vocab file (128,256 tokens + 280,147 merges) on this project's machine, against
-0.5 s here. The tests hold this reader to GGUFReader's `contents()` on llama.cpp's vocab files.
+0.5 s here. The tests hold this reader to GGUFReader's `contents()` on llama.cpp's vocab files; the
+`gguf` package is a test dependency only (nothing here imports it).
 """
 
 from __future__ import annotations
@@ -21,18 +23,15 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUF_MAGIC, GGUFValueType
-
 from tokend.errors import ModelFormatError
 
 __all__ = ["read_gguf_metadata"]
 
+_GGUF_MAGIC = 0x46554747  # b"GGUF" read as a little-endian u32
+_STRING, _ARRAY = 8, 9
 _MAX_NESTING = 4  # arrays of arrays: llama.cpp writes none; a crafted file must not exhaust the stack
-_SCALARS = {
-    GGUFValueType.UINT8: "B", GGUFValueType.INT8: "b", GGUFValueType.UINT16: "H", GGUFValueType.INT16: "h",
-    GGUFValueType.UINT32: "I", GGUFValueType.INT32: "i", GGUFValueType.FLOAT32: "f", GGUFValueType.BOOL: "?",
-    GGUFValueType.UINT64: "Q", GGUFValueType.INT64: "q", GGUFValueType.FLOAT64: "d",
-}
+# value type -> struct code: UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, UINT64, INT64, FLOAT64
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 
 
 class _Cursor:
@@ -61,9 +60,9 @@ class _Cursor:
             raise ModelFormatError(f"{self.what}: a string is not UTF-8 ({error})") from None
 
     def value(self, kind: int, keep: bool, depth: int = 0) -> Any:
-        if kind == GGUFValueType.STRING:
+        if kind == _STRING:
             return self.string()
-        if kind == GGUFValueType.ARRAY:
+        if kind == _ARRAY:
             if depth >= _MAX_NESTING:
                 raise ModelFormatError(f"{self.what}: arrays nested more than {_MAX_NESTING} deep at byte {self.position}")
             item_kind, count = self.unpack("I"), self.unpack("Q")
@@ -80,8 +79,9 @@ class _Cursor:
         raise ModelFormatError(f"{self.what}: unknown value type {kind} at byte {self.position}")
 
 
-def read_gguf_metadata(path: Path, *, prefix: str = "") -> dict[str, Any]:
-    """The key/value metadata whose keys start with `prefix` (ModelFormatError for a file that is not GGUF)."""
+def read_gguf_metadata(path: Path, *, prefix: str | tuple[str, ...] = "") -> dict[str, Any]:
+    """The key/value metadata whose keys start with `prefix` (or one of several; ModelFormatError for a file
+    that is not GGUF)."""
     what = f"GGUF file {Path(path).name}"
     with open(path, "rb") as file:
         try:
@@ -90,7 +90,7 @@ def read_gguf_metadata(path: Path, *, prefix: str = "") -> dict[str, Any]:
             raise ModelFormatError(f"{what} is empty") from None
     with mapped:
         cursor = _Cursor(mapped, what)
-        if cursor.unpack("I") != GGUF_MAGIC:
+        if cursor.unpack("I") != _GGUF_MAGIC:
             raise ModelFormatError(f"{what} does not start with the GGUF magic")
         version = cursor.unpack("I")
         if version not in (2, 3):

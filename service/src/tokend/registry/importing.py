@@ -7,11 +7,13 @@
 | `gpt2` | GPT-2's `encoder.json` + `vocab.bpe` | their tiktoken ranks, gzipped (`tiktoken_ranks`); the manifest's provenance holds both files' SHA-256 |
 | `hf` | a Hugging Face `tokenizer.json` (optionally .gz) | the file as given (`hf_tokenizer_json`) |
 | `tekken` | Mistral's `tekken.json` (optionally .gz) | the file as given (`tekken_json`) |
-| `gguf` | a GGUF file (llama.cpp) | its tokenizer as a tokenizer.json, gzipped (`hf_tokenizer_json`); provenance: the GGUF's SHA-256 and `pre` |
+| `sentencepiece` | a sentencepiece `.model` (optionally .gz) | the file as given (`sentencepiece_model`) |
+| `gguf` | a GGUF file (llama.cpp) | "gpt2" vocabularies: the tokenizer as a tokenizer.json, gzipped (`hf_tokenizer_json`); "llama" ones: a sentencepiece `.model` (`sentencepiece_model`); provenance: the GGUF's SHA-256 and what the conversion read (`pre`, ...) |
 
-Without `format`, it is told from the files: two files are GPT-2's, the GGUF magic a GGUF, a JSON object
-with `model` a tokenizer.json and with `config` + `vocab` a tekken.json, a `.model` file or a
-`minbpe v` line a minbpe model; anything else is read as a tiktoken rank file.
+Without `format`, it is told from the files: two files are GPT-2's, the GGUF magic a GGUF, a `minbpe v`
+line a minbpe model, any other `.model` file (`.model.v3` too) a sentencepiece model (a binary ModelProto),
+a JSON object with `model` a tokenizer.json and with `config` + `vocab` a tekken.json; anything else is
+read as a tiktoken rank file. `expected_sha256` checks a GGUF file itself (its payload is what the conversion makes of it).
 
     manifest = import_files(registry, [Path("tokenizer.json")], name="llama3",
                             provenance={"kind": "imported", "command": "..."})
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,10 +42,12 @@ from tokend.registry.manifest import Compression, Manifest, PayloadFormat
 
 __all__ = ["FORMATS", "ImportSource", "detect_format", "import_files", "read_import"]
 
-ImportFormat = Literal["tiktoken", "minbpe", "gpt2", "hf", "tekken", "gguf"]
-FORMATS: tuple[ImportFormat, ...] = ("tiktoken", "minbpe", "gpt2", "hf", "tekken", "gguf")
+ImportFormat = Literal["tiktoken", "minbpe", "gpt2", "hf", "tekken", "sentencepiece", "gguf"]
+FORMATS: tuple[ImportFormat, ...] = ("tiktoken", "minbpe", "gpt2", "hf", "tekken", "sentencepiece", "gguf")
 _GZIP_MAGIC = b"\x1f\x8b"
 _GGUF_MAGIC = b"GGUF"
+# NAME.model, also with a version suffix as mistral-common names its files (tokenizer.model.v3), and .gz
+_MODEL_FILE = re.compile(r"\.model(\.v\d+)?(\.gz)?$")
 
 
 @dataclass(frozen=True)
@@ -131,12 +136,12 @@ def read_import(
         return _gpt2(paths, like=like, pattern=pattern, special_tokens=special_tokens)
     path = paths[0]
     if format == "gguf":
-        return _gguf(path)
+        return _gguf(path, expected_sha256=expected_sha256)
     stored = path.read_bytes()
     compression: Compression = "gzip" if stored.startswith(_GZIP_MAGIC) else "none"
     provenance = {"source": path.name, "source_sha256": sha256_hex(stored)}
-    payload_format: PayloadFormat = {"tiktoken": "tiktoken_ranks", "minbpe": "minbpe_model",
-                                     "hf": "hf_tokenizer_json", "tekken": "tekken_json"}[format]
+    payload_format: PayloadFormat = {"tiktoken": "tiktoken_ranks", "minbpe": "minbpe_model", "hf": "hf_tokenizer_json",
+                                     "tekken": "tekken_json", "sentencepiece": "sentencepiece_model"}[format]
     explicit_n_vocab = None
     if like:
         spec = _openai(like)
@@ -159,12 +164,15 @@ def detect_format(paths: Sequence[Path]) -> ImportFormat:
         raise ModelFormatError(f"expected one file (or GPT-2's encoder.json and vocab.bpe), got {len(paths)}")
     path = Path(paths[0])
     with open(path, "rb") as file:
-        head = file.read(4)
-    if head == _GGUF_MAGIC:
+        head = file.read(16)  # enough for the GGUF magic and minbpe's version line
+    if head[:4] == _GGUF_MAGIC:
         return "gguf"
     data = path.read_bytes() if head[:1] in (b"{", b"\x1f", b" ", b"\n") else head
     if data.startswith(_GZIP_MAGIC):
         data = _gunzip(data, path)
+    if _MODEL_FILE.search(path.name):
+        # minbpe models are text starting with their version line; sentencepiece's are a binary ModelProto
+        return "minbpe" if data.startswith(b"minbpe v") else "sentencepiece"
     if data.lstrip()[:1] == b"{":
         try:
             document = json.loads(data)
@@ -175,7 +183,7 @@ def detect_format(paths: Sequence[Path]) -> ImportFormat:
         if isinstance(document, dict) and "config" in document and "vocab" in document:
             return "tekken"
         raise ModelFormatError(f"{path.name} is JSON but neither a tokenizer.json nor a tekken.json: pass --format")
-    if path.name.removesuffix(".gz").endswith(".model") or data.startswith(b"minbpe v"):
+    if data.startswith(b"minbpe v"):
         return "minbpe"
     return "tiktoken"
 
@@ -227,19 +235,25 @@ def _gpt2(paths: list[Path], *, like: str | None, pattern: str | None, special_t
     )
 
 
-def _gguf(path: Path) -> ImportSource:
+def _gguf(path: Path, *, expected_sha256: str | None) -> ImportSource:
     from tokend.registry.gguf_tokenizer import read_gguf_tokenizer
 
+    source_sha256 = _file_sha256(path)  # in chunks: model files run to gigabytes
+    if expected_sha256 is not None and source_sha256 != expected_sha256:
+        raise ChecksumMismatchError(expected=expected_sha256, actual=source_sha256, what=f"GGUF file {path.name}")
     converted = read_gguf_tokenizer(path)
+    # A tokenizer.json is stored gzipped (5 MB of JSON for a 150k vocabulary); a rebuilt .model as it is, so
+    # the stored file is what sentencepiece loads.
+    compressed = converted.payload_format == "hf_tokenizer_json"
     return ImportSource(
-        payload=gzip.compress(converted.tokenizer_json, compresslevel=6, mtime=0),
-        payload_format="hf_tokenizer_json",
-        compression="gzip",
+        payload=gzip.compress(converted.payload, compresslevel=6, mtime=0) if compressed else converted.payload,
+        payload_format=converted.payload_format,
+        compression="gzip" if compressed else "none",
         bos_token=converted.bos_token,
         eos_token=converted.eos_token,
         chat_template=converted.chat_template,
-        provenance={"source": path.name, "source_sha256": _file_sha256(path),
-                    "settings": {"format": "gguf", "pre": converted.pre}},
+        provenance={"source": path.name, "source_sha256": source_sha256,
+                    "settings": {"format": "gguf", **converted.settings}},
     )
 
 

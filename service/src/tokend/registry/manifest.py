@@ -1,11 +1,13 @@
 """The manifest: the self-description stored next to every published model version.
 
 A version directory holds `manifest.json` and one payload file. The manifest says what the payload is
-(`tiktoken_ranks`, `minbpe_model`, `hf_tokenizer_json` or `tekken_json`), how to split text (`pattern`),
-which special tokens exist with which ids, the vocabulary size, the SHA-256 of the payload as stored (and,
-for a gzip-compressed payload, of its decompressed content: for OpenAI's files that is the hash tiktoken
-publishes, and its size), when it was made and from what (provenance); and, where the model has them, its
-BOS/EOS tokens (which `encode` never adds), normalizer and chat template, and optionally how chats are
+(`tiktoken_ranks`, `minbpe_model`, `hf_tokenizer_json`, `tekken_json` or `sentencepiece_model`), how to
+split text (`pattern`; "" for SentencePiece, which has no split regex), which special tokens exist with
+which ids, the vocabulary size, the SHA-256 of the payload as stored (and, for a gzip-compressed payload,
+of its decompressed content: for OpenAI's files that is the hash tiktoken publishes, and its size), when
+it was made and from what (provenance); and, where the model has them, its
+BOS/EOS tokens (which `encode` never adds), UNK/PAD tokens, normalizer, family (`sentencepiece-bpe`,
+`sentencepiece-unigram`; absent for byte-level BPE) and chat template, and optionally how chats are
 rendered (`chat_format`, see registry.chat.spec).
 
 A version may share the payload file of another version of the same registry (`payload.shared_with`,
@@ -38,10 +40,12 @@ from tokend.registry.chat.spec import ChatFormatSpec
 # The only manifest layout this code reads and writes. Bump it when the meaning of a field changes.
 MANIFEST_FORMAT_VERSION = 1
 
-PayloadFormat = Literal["tiktoken_ranks", "minbpe_model", "hf_tokenizer_json", "tekken_json"]
+PayloadFormat = Literal["tiktoken_ranks", "minbpe_model", "hf_tokenizer_json", "tekken_json", "sentencepiece_model"]
 # Fields added after format_version 1 was first written: left out of the file while unset, so a manifest
 # that does not use them stays readable by every tokend that reads format_version 1.
-_OPTIONAL_FIELDS = ("family", "normalizer", "bos_token", "eos_token", "chat_template", "chat_format")
+_OPTIONAL_FIELDS = (
+    "family", "normalizer", "bos_token", "eos_token", "unk_token", "pad_token", "chat_template", "chat_format",
+)
 _OPTIONAL_PAYLOAD_FIELDS = ("content_size", "shared_with")
 DEFAULT_FAMILY = "byte_level_bpe"
 Compression = Literal["none", "gzip"]
@@ -149,11 +153,15 @@ class Manifest(BaseModel):
     created_at: datetime
     description: str = ""
     provenance: Provenance
-    # How the payload tokenizes, e.g. "byte_level_bpe" (None: that).
+    # How the payload tokenizes: "byte_level_bpe" (None: that), "sentencepiece-bpe", "sentencepiece-unigram".
     family: str | None = None
     normalizer: str | None = None  # e.g. "NFC" (applied by encode; None: none)
     bos_token: str | None = None  # the model's BOS / EOS token text: never added by encode
     eos_token: str | None = None
+    # The model's UNK / PAD token text, where the payload names them (a sentencepiece model: its unknown
+    # piece and its PAD control piece); stated for readers of the manifest, taken from the payload.
+    unk_token: str | None = None
+    pad_token: str | None = None
     chat_template: str | None = None  # the model's own chat template (GGUF's tokenizer.chat_template), kept verbatim
     # How chats become prompt tokens for this version (None: encode_chat/count_chat refuse).
     chat_format: ChatFormatSpec | None = None

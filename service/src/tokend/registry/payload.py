@@ -1,7 +1,7 @@
 """Payloads: turning verified bytes into an `Encoding`, and describing new payloads for publishing.
 
 The formats and what each holds: `payload_formats` (tiktoken rank files, minbpe models, Hugging Face
-tokenizer.json, Mistral's tekken.json). Any payload may be stored gzip-compressed (the embedded OpenAI
+tokenizer.json, Mistral's tekken.json, sentencepiece `.model` files). Any payload may be stored gzip-compressed (the embedded OpenAI
 rank files are).
 
 Every byte is checked before it is parsed: size and SHA-256 of the stored file (`check_stored_payload`),
@@ -30,7 +30,7 @@ Not handled: where the bytes come from (sources) and caching (the registry).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokend.engine import Encoding
 from tokend.errors import ChecksumMismatchError, ModelFormatError
@@ -48,6 +48,9 @@ from tokend.registry.manifest import (
 )
 from tokend.registry.payload_formats import PAYLOAD_FILE_NAMES, SELF_DESCRIBING, ParsedPayload, parse_payload
 from tokend.registry.size_limits import MAX_PAYLOAD_BYTES, gunzip_at_most
+
+if TYPE_CHECKING:
+    from tokend.engine.sentencepiece import SentencePieceEncoding
 
 
 def decompress(stored: bytes, compression: Compression, *, what: str, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
@@ -123,7 +126,7 @@ def verify_payload(manifest: Manifest, stored: bytes) -> bytes:
     return unpack_payload(manifest, stored)
 
 
-def build_encoding(manifest: Manifest, content: bytes) -> Encoding:
+def build_encoding(manifest: Manifest, content: bytes) -> Encoding | SentencePieceEncoding:
     """Parse verified payload content into an Encoding named after the manifest.
 
     Raises `ModelFormatError` when the content does not parse or disagrees with the manifest.
@@ -136,17 +139,23 @@ def build_encoding(manifest: Manifest, content: bytes) -> Encoding:
     return encoding
 
 
-def _parse_encoding(manifest: Manifest, content: bytes) -> Encoding:
+def _parse_encoding(manifest: Manifest, content: bytes) -> Encoding | SentencePieceEncoding:
     parsed = _parse(manifest.payload_format, content, name=manifest.name, what=manifest.ref,
                     pattern=manifest.pattern, special_tokens=dict(manifest.special_tokens),
                     explicit_n_vocab=manifest.explicit_n_vocab)
     stated = (manifest.pattern, manifest.special_tokens, manifest.normalizer)
-    if manifest.payload_format in SELF_DESCRIBING and (parsed.pattern, parsed.special_tokens, parsed.normalizer) != stated:
+    found = (parsed.pattern, parsed.special_tokens, parsed.normalizer)
+    # UNK/PAD are checked where the manifest states them (a manifest written before it did stays readable).
+    stated_roles = [(getattr(manifest, role), getattr(parsed, role)) for role in ("unk_token", "pad_token")]
+    roles_differ = any(stated_token is not None and stated_token != token for stated_token, token in stated_roles)
+    if manifest.payload_format in SELF_DESCRIBING and (
+        found != stated or (parsed.family or manifest.family) != manifest.family or roles_differ
+    ):
         raise ModelFormatError(
-            f"{manifest.ref}: the pattern, special tokens or normalizer in {manifest.payload.path} differ from the "
-            "manifest; re-publish the model"
+            f"{manifest.ref}: the pattern, special tokens, normalizer, family or UNK/PAD token in "
+            f"{manifest.payload.path} differ from the manifest; re-publish the model"
         )
-    _check_named_tokens(parsed.encoding, manifest.bos_token, manifest.eos_token, what=manifest.ref)
+    _check_named_tokens(parsed.encoding, _named_tokens(manifest), what=manifest.ref)
     return parsed.encoding
 
 
@@ -159,8 +168,12 @@ def _parse(payload_format: PayloadFormat, content: bytes, *, name: str, what: st
         raise ModelFormatError(f"payload of {what} does not load: {error}") from None
 
 
-def _check_named_tokens(encoding: Encoding, bos_token: str | None, eos_token: str | None, *, what: str) -> None:
-    for role, token in (("bos_token", bos_token), ("eos_token", eos_token)):
+def _named_tokens(manifest: Manifest) -> dict[str, str | None]:
+    return {role: getattr(manifest, role) for role in ("bos_token", "eos_token", "unk_token", "pad_token")}
+
+
+def _check_named_tokens(encoding: Encoding | SentencePieceEncoding, named: dict[str, str | None], *, what: str) -> None:
+    for role, token in named.items():
         if token is not None:
             try:
                 encoding.encode_single_token(token)
@@ -201,10 +214,11 @@ def describe_payload(
     The self-describing formats (minbpe, tokenizer.json, tekken.json) bring their pattern and special
     tokens (passing different ones is an error); for `tiktoken_ranks` `pattern` is required.
     `expected_content_sha256` (e.g. tiktoken's published hash) is checked against the decompressed
-    content. BOS/EOS default to the ones the file names. `shared_with`: the manifest of a version of the
+    content. BOS/EOS default to the ones the file names; UNK/PAD are the ones the file names. `shared_with`: the manifest of a version of the
     same registry whose payload has the same content; the new version then refers to that file instead of
     storing a copy (`stored` is still checked and parsed, never written). `family` is written as given
-    (None: left out, meaning byte-level BPE). `chat_format` (see
+    (None: left out, meaning byte-level BPE), except that a payload of another family states its own
+    (a sentencepiece model: `sentencepiece-bpe` or `sentencepiece-unigram`). `chat_format` (see
     registry.chat.spec) is checked against the payload: it must compile and the model must define every
     special token the format emits.
 
@@ -244,7 +258,11 @@ def describe_payload(
             )
     bos_token = bos_token if bos_token is not None else parsed.bos_token
     eos_token = eos_token if eos_token is not None else parsed.eos_token
-    _check_named_tokens(parsed.encoding, bos_token, eos_token, what=what)
+    if parsed.family is not None:
+        if family is not None and family != parsed.family:
+            raise ModelFormatError(f"the {payload_format} payload for {what} is a {parsed.family} model, not {family}")
+        family = parsed.family
+    _check_named_tokens(parsed.encoding, {"bos_token": bos_token, "eos_token": eos_token}, what=what)
     file_name = PAYLOAD_FILE_NAMES[payload_format] + (".gz" if compression == "gzip" else "")
     payload = PayloadFile(
         path=file_name,
@@ -272,6 +290,8 @@ def describe_payload(
         normalizer=parsed.normalizer,
         bos_token=bos_token,
         eos_token=eos_token,
+        unk_token=parsed.unk_token,
+        pad_token=parsed.pad_token,
         chat_template=chat_template,
         family=family,
         chat_format=chat_format,
@@ -280,7 +300,7 @@ def describe_payload(
     return NewVersion(draft, stored)
 
 
-def build_chat_encoder(manifest: Manifest, encoding: Encoding) -> ChatEncoder | None:
+def build_chat_encoder(manifest: Manifest, encoding: Encoding | SentencePieceEncoding) -> ChatEncoder | None:
     """The manifest's chat format bound to its encoding (None without one); ModelFormatError when they do
     not fit (a template that does not compile, a special token the model lacks)."""
     if manifest.chat_format is None:

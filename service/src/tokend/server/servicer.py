@@ -102,6 +102,7 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
             description=model.description,
             created_at=_rfc3339(model.created_at),
             aliases=model.aliases,
+            algorithm=model.algorithm,
         )
         if model.eot_token is not None:
             details.eot_token = model.eot_token
@@ -110,6 +111,8 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
             details.chat_format.CopyFrom(
                 pb.ChatFormatDetails(name=chat.name, kind=chat.kind, estimate=chat.estimate, description=chat.description)
             )
+        for role, (text, token_id) in model.role_tokens.items():
+            getattr(details, f"{role}_token").CopyFrom(pb.ModelToken(text=text, id=token_id))
         return pb.GetModelResponse(details=details)
 
     def EncodeChat(self, request: pb.EncodeChatRequest, context: grpc.ServicerContext) -> pb.EncodeChatResponse:

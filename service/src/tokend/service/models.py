@@ -43,6 +43,7 @@ PAYLOAD_FORMAT_NAMES = {
     "minbpe_model": "minbpe",
     "hf_tokenizer_json": "huggingface",
     "tekken_json": "tekken",
+    "sentencepiece_model": "sentencepiece",
 }
 # A request for a version not loaded yet waits this long for its load (a directory load takes < 0.5 s);
 # the registry also bounds how many requests wait at once, so slow loads never hold every handler thread.

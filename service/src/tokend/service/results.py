@@ -76,6 +76,10 @@ class ModelDetails:
     aliases: list[str] = field(default_factory=list)  # aliases pointing at this version now
     eot_token: int | None = None
     chat_format: ChatFormatDetails | None = None  # None: the version has no chat format (chats are refused)
+    # How it tokenizes (the manifest's family): "byte_level_bpe", "sentencepiece-bpe", "sentencepiece-unigram".
+    algorithm: str = "byte_level_bpe"
+    # role ("bos", "eos", "unk", "pad") -> (token text, id), for the roles the model names
+    role_tokens: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,8 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         ]
 
     def get_model(self, model: str) -> ModelDetails:
-        """One exact model version: vocabulary, special tokens, pattern, checksum, aliases."""
+        """One exact model version: vocabulary, special tokens, pattern, checksum, aliases, algorithm and
+        the BOS/EOS/UNK/PAD tokens its manifest names."""
         loaded = self.models.load(model)
         manifest = loaded.manifest
         encoding = loaded.encoding
@@ -176,6 +177,8 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
             aliases=aliases,
             eot_token=eot,
             chat_format=_chat_format_details(loaded),
+            algorithm=manifest.tokenizer_family,
+            role_tokens=_role_tokens(manifest, encoding),
         )
 
     # ---- parts ---------------------------------------------------------------------------------
@@ -218,6 +221,17 @@ def _chat_format_details(loaded: Any) -> ChatFormatDetails | None:
 
 def _version(loaded: Any) -> ModelVersion:
     return ModelVersion(loaded.name, loaded.version)
+
+
+def _role_tokens(manifest: Any, encoding: Any) -> dict[str, tuple[str, int]]:
+    """role -> (text, id) for the BOS/EOS/UNK/PAD tokens the manifest names (the registry checked at load
+    that each is a token of the model)."""
+    roles = {}
+    for role in ("bos", "eos", "unk", "pad"):
+        text = getattr(manifest, f"{role}_token")
+        if text is not None:
+            roles[role] = (text, encoding.encode_single_token(text))
+    return roles
 
 
 def _record(operation: str, items: int, tokens: int, size: int) -> None:

@@ -1,0 +1,629 @@
+/* tokend.engine.sentencepiece._native: the Python face of the SentencePiece BPE core, one type.
+ *
+ *   core = SentencePieceCore(pieces, scores, types, charsmap=b"", add_dummy_prefix=True,
+ *                            remove_extra_whitespaces=True, escape_whitespaces=True,
+ *                            treat_whitespace_as_suffix=False, byte_fallback=False,
+ *                            cache_capacity=16384, max_cached_piece_bytes=128, hash_seed=seed,
+ *                            unigram=False)
+ *   core.encode("Hello world")      -> [15043, 3186]   normalize + BPE + byte fallback, as sentencepiece
+ *   core.count("Hello world")       -> 2               the same without building a list
+ *   core.encode_bytes(b"...")       -> ids of raw bytes (malformed UTF-8 becomes U+FFFD, as sentencepiece)
+ *   core.normalize(b"...")          -> the normalized bytes (tests)
+ *   core.cache_stats()              -> (hits, misses, size, capacity)
+ *
+ * How a text is encoded: the normalizer writes the whole normalized text; a scan cuts it into symbols (the
+ * longest user-defined piece, else one character) and into *segments* wherever no piece can span the
+ * boundary between two symbols: the two characters are adjacent inside no piece (sp_adjacent_in_a_piece:
+ * per-character flags, an exact ASCII table, a filter elsewhere). No merge can cross such a boundary, and
+ * merges on either side never compete for a symbol, so running the merge loop per segment picks, within each
+ * segment, exactly the merges the loop over the whole sentence picks (the order between segments does not
+ * matter). Segments of four symbols or more are looked up in the piece cache (segment bytes -> ids) and
+ * merged (sp_bpe.c) only on a miss; shorter ones are merged directly. A user-defined piece is a segment of
+ * its own and is never merged.
+ *
+ * Unigram models take the Viterbi path (sp_unigram.c) over the whole sentence, without the cache.
+ *
+ * Models with an UNUSED piece of two or more characters take another path (encode_sentence): sentencepiece
+ * splits such a piece again using the pair last offered for it anywhere in the sentence, a whole-sentence rule
+ * that segments cannot reproduce, so the whole normalized sentence is merged at once, without the cache.
+ *
+ * Threads: everything touching the cache runs with the GIL held; the normalization of a big str and the merge
+ * of a long segment run without it (they read only the immutable tables, the immutable str and their own
+ * buffers), and the scan yields the GIL every SP_YIELD_BYTES of normalized text. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sp_native.h"
+
+#define SP_RELEASE_GIL_SYMBOLS 16384
+#define SP_RELEASE_GIL_TEXT_BYTES 65536
+#define SP_YIELD_BYTES 65536
+#define SP_MAX_CACHE_CAPACITY (1 << 24)
+#define SP_UNCACHED_SYMBOLS 3
+#define SP_MAX_RESEGMENT_DEPTH 100
+
+typedef struct {
+    PyObject_HEAD
+    sp_vocab vocab;
+    sp_normalizer normalizer;
+    tk_piece_cache cache;
+    PyObject **id_objects; /* piece id -> int (owned) */
+    uint32_t n_ids;
+    int ready;
+} SentencePieceCore;
+
+/* Where ids go: a growable array, or only a count. Consecutive <unk> collapse into one (without byte fallback,
+ * as sentencepiece's PopulateSentencePieceText does); <unk> is produced by nothing else. */
+typedef struct {
+    uint32_t *ids;
+    size_t len, cap;
+    size_t count;
+    int counting;
+    int last_unk;
+} Sink;
+
+static int sink_reserve(Sink *sink, size_t more) {
+    if (sink->len + more <= sink->cap) return 0;
+    size_t cap = sink->cap ? sink->cap : 64;
+    while (cap < sink->len + more) cap *= 2;
+    uint32_t *ids = PyMem_Realloc(sink->ids, cap * sizeof *ids);
+    if (!ids) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    sink->ids = ids;
+    sink->cap = cap;
+    return 0;
+}
+
+static int sink_put(const sp_vocab *vocab, Sink *sink, const uint32_t *ids, size_t n) {
+    if (!sink->counting && sink_reserve(sink, n) < 0) return -1;
+    if (vocab->byte_fallback) { /* no <unk> to collapse */
+        if (sink->counting)
+            sink->count += n;
+        else
+            memcpy(sink->ids + sink->len, ids, n * sizeof *ids), sink->len += n;
+        return 0;
+    }
+    uint32_t unk = vocab->unk_id;
+    for (size_t i = 0; i < n; i++) {
+        int is_unk = ids[i] == unk;
+        if (is_unk && sink->last_unk) continue;
+        sink->last_unk = is_unk;
+        if (sink->counting)
+            sink->count++;
+        else
+            sink->ids[sink->len++] = ids[i];
+    }
+    return 0;
+}
+
+/* The output ids of one final symbol (the bytes [text, text+len) it covers) into out; returns how many. */
+static size_t symbol_ids(const sp_vocab *vocab, uint32_t id, const uint8_t *text, size_t len, uint32_t *out) {
+    /* sentencepiece 0.2.3: an UNUSED piece that is not split again (a single character) counts as unknown. */
+    if (id < vocab->n_pieces && vocab->types[id] != SP_UNUSED) {
+        out[0] = id;
+        return 1;
+    }
+    if (!vocab->byte_fallback) {
+        out[0] = vocab->unk_id;
+        return 1;
+    }
+    for (size_t i = 0; i < len; i++) out[i] = vocab->byte_ids[text[i]];
+    return len;
+}
+
+/* Scratch space for one segment, reused across segments of a call. */
+typedef struct {
+    uint32_t *ids;     /* symbol ids */
+    uint32_t *starts;  /* byte offset of each symbol in the normalized text */
+    uint32_t *keep;    /* survivors' initial indices (sp_bpe_merge) */
+    uint32_t *out;     /* output ids (at most 4 per symbol: byte fallback of a 4-byte character) */
+    size_t n, cap;
+} Segment;
+
+static int segment_reserve(Segment *segment, size_t n) {
+    if (n <= segment->cap) return 0;
+    size_t cap = segment->cap ? segment->cap : 256;
+    while (cap < n) cap *= 2;
+    uint32_t *ids = realloc(segment->ids, cap * sizeof *ids);
+    if (ids) segment->ids = ids;
+    uint32_t *starts = realloc(segment->starts, cap * sizeof *starts);
+    if (starts) segment->starts = starts;
+    uint32_t *keep = realloc(segment->keep, cap * sizeof *keep);
+    if (keep) segment->keep = keep;
+    uint32_t *out = realloc(segment->out, 4 * cap * sizeof *out);
+    if (out) segment->out = out;
+    if (!ids || !starts || !keep || !out) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    segment->cap = cap;
+    return 0;
+}
+
+static void segment_free(Segment *segment) {
+    free(segment->ids);
+    free(segment->starts);
+    free(segment->keep);
+    free(segment->out);
+}
+
+/* Encodes the segment's n symbols, which end at byte `end` of `text`, into the sink. */
+static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, const uint8_t *text, size_t end) {
+    const sp_vocab *vocab = &self->vocab;
+    size_t n = segment->n;
+    segment->n = 0;
+    if (n == 0) return 0;
+    const uint8_t *bytes = text + segment->starts[0];
+    size_t len = end - segment->starts[0];
+    if (n == 1) {
+        size_t k = symbol_ids(vocab, segment->ids[0], bytes, len, segment->out);
+        return sink_put(vocab, sink, segment->out, k);
+    }
+    /* Two or three symbols merge in one or two pair lookups: cheaper than hashing and looking up the cache. */
+    int use_cache = n > SP_UNCACHED_SYMBOLS;
+    uint64_t hash = 0;
+    if (use_cache) {
+        hash = tk_hash(bytes, len, self->cache.seed);
+        ptrdiff_t cached = tk_piece_cache_get(&self->cache, bytes, len, hash, segment->out);
+        if (cached >= 0) return sink_put(vocab, sink, segment->out, (size_t)cached);
+    }
+    ptrdiff_t m;
+    if (n >= SP_RELEASE_GIL_SYMBOLS) {
+        Py_BEGIN_ALLOW_THREADS
+        m = sp_bpe_merge(vocab, segment->ids, n, segment->keep);
+        Py_END_ALLOW_THREADS
+    } else {
+        m = sp_bpe_merge(vocab, segment->ids, n, segment->keep);
+    }
+    if (m < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t k = 0;
+    for (ptrdiff_t j = 0; j < m; j++) {
+        uint32_t first = segment->keep[j];
+        size_t symbol_end = first + 1 < n ? segment->starts[first + 1] : end;
+        k += symbol_ids(vocab, segment->ids[j], text + segment->starts[first], symbol_end - segment->starts[first],
+                        segment->out + k);
+    }
+    if (use_cache) tk_piece_cache_put(&self->cache, bytes, len, hash, segment->out, k);
+    return sink_put(vocab, sink, segment->out, k);
+}
+
+static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    const sp_vocab *vocab = &self->vocab;
+    const int has_user_defined = vocab->user_defined.n_nodes > 0;
+    Segment segment = {0};
+    int status = 0;
+    size_t pos = 0, next_yield = SP_YIELD_BYTES;
+    uint32_t previous = SP_NONE;
+    uint8_t previous_ascii = 0;
+    while (pos < len && status == 0) {
+        if (pos >= next_yield) { /* let the other threads of this process run during a big text */
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
+            next_yield = pos + SP_YIELD_BYTES;
+        }
+        if (has_user_defined && vocab->user_defined.root[text[pos]] != SP_NONE) {
+            uint32_t piece_id;
+            size_t matched = sp_trie_longest(&vocab->user_defined, text + pos, len - pos, &piece_id);
+            if (matched) {
+                status = flush_segment(self, sink, &segment, text, pos);
+                if (status == 0) status = sink_put(vocab, sink, &piece_id, 1);
+                pos += matched;
+                previous = SP_NONE;
+                continue;
+            }
+        }
+        uint8_t byte = text[pos];
+        size_t char_len = sp_one_char_len(byte);
+        if (char_len > len - pos) char_len = len - pos;
+        uint32_t id = sp_char_id(vocab, text + pos, char_len);
+        uint8_t ascii = byte < 0x80 ? byte : 0;
+        if (segment.n && !sp_adjacent_in_a_piece(vocab, previous, id, previous_ascii, ascii))
+            status = flush_segment(self, sink, &segment, text, pos);
+        if (segment.n == segment.cap && status == 0) status = segment_reserve(&segment, segment.n + 1);
+        if (status == 0) {
+            segment.ids[segment.n] = id;
+            segment.starts[segment.n++] = (uint32_t)pos;
+        }
+        previous = id;
+        previous_ascii = ascii;
+        pos += char_len;
+    }
+    if (status == 0) status = flush_segment(self, sink, &segment, text, len);
+    segment_free(&segment);
+    return status;
+}
+
+/* Emits the piece `id` covering text[start:end], splitting an UNUSED piece again into the pair last offered for
+ * it (sentencepiece's resegment), recursively; a symbol that is not a piece is an unknown character. */
+static int resegment(SentencePieceCore *self, Sink *sink, const uint64_t *rev, uint32_t id, const uint8_t *text,
+                     size_t start, size_t end, int depth) {
+    const sp_vocab *vocab = &self->vocab;
+    if (depth > SP_MAX_RESEGMENT_DEPTH && id < vocab->n_pieces) /* sentencepiece's kMaxBpeResegmentDepth */
+        return sink_put(vocab, sink, &id, 1);
+    if (id < vocab->n_pieces && vocab->types[id] == SP_UNUSED && rev[vocab->unused_slot[id]] != UINT64_MAX) {
+        uint32_t left = (uint32_t)(rev[vocab->unused_slot[id]] >> 32), right = (uint32_t)rev[vocab->unused_slot[id]];
+        size_t left_len = left < vocab->n_pieces ? vocab->piece_lens[left] : sp_one_char_len(text[start]);
+        if (left_len > end - start) left_len = end - start;
+        if (resegment(self, sink, rev, left, text, start, start + left_len, depth + 1) < 0) return -1;
+        return resegment(self, sink, rev, right, text, start + left_len, end, depth + 1);
+    }
+    uint32_t out[4];
+    if (id >= vocab->n_pieces && vocab->byte_fallback && end - start > 4) { /* not from valid text; stay in bounds */
+        for (size_t i = start; i < end; i++)
+            if (sink_put(vocab, sink, &vocab->byte_ids[text[i]], 1) < 0) return -1;
+        return 0;
+    }
+    return sink_put(vocab, sink, out, symbol_ids(vocab, id, text + start, end - start, out));
+}
+
+/* Models with UNUSED pieces of two or more characters: the whole normalized sentence is one merge problem, as
+ * in sentencepiece (no segments, no cache), so the re-splitting of UNUSED pieces sees every offered pair. */
+static int encode_sentence(SentencePieceCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    const sp_vocab *vocab = &self->vocab;
+    Segment segment = {0}; /* ids: pairing ids; out: the fixed id of a user-defined symbol (else SP_NONE) */
+    uint64_t *rev = NULL;
+    int status = -1;
+    size_t n = 0;
+    for (size_t pos = 0; pos < len; n++) {
+        if (segment_reserve(&segment, n + 1) < 0) goto done;
+        uint32_t piece_id = SP_NONE;
+        size_t step = 0;
+        if (vocab->user_defined.root[text[pos]] != SP_NONE)
+            step = sp_trie_longest(&vocab->user_defined, text + pos, len - pos, &piece_id);
+        if (step) { /* frozen: never pairs */
+            segment.ids[n] = SP_NONE;
+            segment.out[n] = piece_id;
+        } else {
+            step = sp_one_char_len(text[pos]);
+            if (step > len - pos) step = len - pos;
+            segment.ids[n] = sp_char_id(vocab, text + pos, step);
+            segment.out[n] = SP_NONE;
+        }
+        segment.starts[n] = (uint32_t)pos;
+        pos += step;
+    }
+    rev = malloc((vocab->n_unused ? vocab->n_unused : 1) * sizeof *rev);
+    if (!rev) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(rev, 0xFF, (vocab->n_unused ? vocab->n_unused : 1) * sizeof *rev);
+    ptrdiff_t m;
+    if (n >= SP_RELEASE_GIL_SYMBOLS) {
+        Py_BEGIN_ALLOW_THREADS
+        m = sp_bpe_merge_sentence(vocab, segment.ids, n, segment.keep, rev);
+        Py_END_ALLOW_THREADS
+    } else {
+        m = sp_bpe_merge_sentence(vocab, segment.ids, n, segment.keep, rev);
+    }
+    if (m < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (ptrdiff_t j = 0; j < m; j++) {
+        uint32_t first = segment.keep[j];
+        size_t start = segment.starts[first], end = j + 1 < m ? segment.starts[segment.keep[j + 1]] : len;
+        int failed = segment.out[first] != SP_NONE ? sink_put(vocab, sink, &segment.out[first], 1)
+                                                   : resegment(self, sink, rev, segment.ids[j], text, start, end, 0);
+        if (failed < 0) goto done;
+    }
+    status = 0;
+done:
+    free(rev);
+    segment_free(&segment);
+    return status;
+}
+
+/* Unigram models: sentencepiece's Viterbi over the whole normalized sentence (its float roundings and score
+ * re-basing depend on the whole sentence, so no segments and no cache). */
+static int encode_unigram(SentencePieceCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    const sp_vocab *vocab = &self->vocab;
+    uint32_t *starts = malloc((len ? len : 1) * sizeof *starts), *ids = malloc((len ? len : 1) * sizeof *ids);
+    int status = -1;
+    ptrdiff_t n = -1;
+    if (starts && ids) {
+        if (len >= SP_RELEASE_GIL_TEXT_BYTES) {
+            Py_BEGIN_ALLOW_THREADS
+            n = sp_unigram_encode(vocab, text, len, starts, ids);
+            Py_END_ALLOW_THREADS
+        } else {
+            n = sp_unigram_encode(vocab, text, len, starts, ids);
+        }
+    }
+    if (n < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (ptrdiff_t j = 0; j < n; j++) {
+        size_t start = starts[j], end = j + 1 < n ? starts[j + 1] : len;
+        uint32_t out[4];
+        if (ids[j] == SP_NONE && vocab->byte_fallback && end - start > 4) { /* not from valid text; stay in bounds */
+            for (size_t i = start; i < end; i++)
+                if (sink_put(vocab, sink, &vocab->byte_ids[text[i]], 1) < 0) goto done;
+            continue;
+        }
+        if (sink_put(vocab, sink, out, symbol_ids(vocab, ids[j], text + start, end - start, out)) < 0) goto done;
+    }
+    status = 0;
+done:
+    free(starts);
+    free(ids);
+    return status;
+}
+
+static PyObject *ids_to_list(SentencePieceCore *self, const Sink *sink) {
+    PyObject *list = PyList_New((Py_ssize_t)sink->len);
+    if (!list) return NULL;
+    for (size_t i = 0; i < sink->len; i++) {
+        PyObject *item = self->id_objects[sink->ids[i]];
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+static int require_ready(SentencePieceCore *self) {
+    if (!self->ready) {
+        PyErr_SetString(PyExc_TypeError, "SentencePieceCore is not initialised");
+        return -1;
+    }
+    return 0;
+}
+
+/* Normalizes text[0:len] into *normalized; `immutable_str`: the bytes are a str's UTF-8 (valid, and they cannot
+ * change while the GIL is released). */
+static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable_str, sp_bytes *normalized) {
+    if (len >= UINT32_MAX / 4) { /* symbols are located with 32-bit offsets into the normalized text */
+        PyErr_SetString(PyExc_ValueError, "a text of 1 GiB or more cannot be encoded in one call; split it");
+        return -1;
+    }
+    int status;
+    if (immutable_str && len >= SP_RELEASE_GIL_TEXT_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        status = sp_normalize(&self->normalizer, text, len, immutable_str, normalized);
+        Py_END_ALLOW_THREADS
+    } else {
+        status = sp_normalize(&self->normalizer, text, len, immutable_str, normalized);
+    }
+    if (status < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (normalized->len >= UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the normalized text reaches 4 GiB; split the text");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable_str, int counting) {
+    sp_bytes normalized = {0};
+    Sink sink = {0};
+    sink.counting = counting;
+    PyObject *result = NULL;
+    int (*encode)(SentencePieceCore *, Sink *, const uint8_t *, size_t) =
+        self->vocab.unigram ? encode_unigram : self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
+    if (normalize_into(self, text, len, immutable_str, &normalized) == 0 &&
+        encode(self, &sink, normalized.data, normalized.len) == 0)
+        result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
+    PyMem_Free(sink.ids);
+    sp_bytes_free(&normalized);
+    return result;
+}
+
+static PyObject *run_text(SentencePieceCore *self, PyObject *arg, int counting) {
+    if (require_ready(self) < 0) return NULL;
+    if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (!text) return NULL; /* lone surrogates: UnicodeEncodeError, handled by the Encoding */
+    return run(self, (const uint8_t *)text, (size_t)len, 1, counting);
+}
+
+static PyObject *SentencePieceCore_encode(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 0); }
+static PyObject *SentencePieceCore_count(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 1); }
+
+static PyObject *SentencePieceCore_encode_bytes(SentencePieceCore *self, PyObject *arg) {
+    if (require_ready(self) < 0) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    PyObject *result = run(self, view.buf, (size_t)view.len, 0, 0);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *SentencePieceCore_normalize(SentencePieceCore *self, PyObject *arg) {
+    if (require_ready(self) < 0) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    sp_bytes normalized = {0};
+    PyObject *result = NULL;
+    if (normalize_into(self, view.buf, (size_t)view.len, 0, &normalized) == 0)
+        result = PyBytes_FromStringAndSize((const char *)normalized.data, (Py_ssize_t)normalized.len);
+    sp_bytes_free(&normalized);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *SentencePieceCore_cache_stats(SentencePieceCore *self, PyObject *Py_UNUSED(ignored)) {
+    tk_piece_cache *cache = &self->cache;
+    return Py_BuildValue("(KKnn)", (unsigned long long)cache->hits, (unsigned long long)cache->misses,
+                         (Py_ssize_t)(cache->generations[0].n_entries + cache->generations[1].n_entries),
+                         (Py_ssize_t)(2 * cache->capacity));
+}
+
+static void SentencePieceCore_dealloc(SentencePieceCore *self) {
+    sp_vocab_free(&self->vocab);
+    sp_normalizer_free(&self->normalizer);
+    tk_piece_cache_free(&self->cache);
+    if (self->id_objects) {
+        for (uint32_t i = 0; i < self->n_ids; i++) Py_XDECREF(self->id_objects[i]);
+        PyMem_Free(self->id_objects);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int SentencePieceCore_init(SentencePieceCore *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"pieces", "scores", "types", "charsmap", "add_dummy_prefix", "remove_extra_whitespaces",
+                               "escape_whitespaces", "treat_whitespace_as_suffix", "byte_fallback", "cache_capacity",
+                               "max_cached_piece_bytes", "hash_seed", "unigram", NULL};
+    PyObject *pieces, *scores;
+    Py_buffer types, charsmap = {0};
+    int add_dummy_prefix = 1, remove_extra = 1, escape = 1, suffix = 0, byte_fallback = 0, unigram = 0;
+    Py_ssize_t cache_capacity = 65536, max_key_len = 128;
+    unsigned long long seed = 0;
+    if (self->id_objects || self->ready) {
+        PyErr_SetString(PyExc_TypeError, "SentencePieceCore is already initialised");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!y*|$y*pppppnnKp", keywords, &PyList_Type, &pieces, &PyList_Type,
+                                     &scores, &types, &charsmap, &add_dummy_prefix, &remove_extra, &escape, &suffix,
+                                     &byte_fallback, &cache_capacity, &max_key_len, &seed, &unigram))
+        return -1;
+    int status = -1;
+    const uint8_t **piece_data = NULL;
+    size_t *piece_lens = NULL;
+    float *score_values = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(pieces);
+    if (cache_capacity < 0 || cache_capacity > SP_MAX_CACHE_CAPACITY || max_key_len < 0 || max_key_len > 1024) {
+        PyErr_Format(PyExc_ValueError, "cache_capacity must be in 0..%d and max_cached_piece_bytes in 0..1024",
+                     SP_MAX_CACHE_CAPACITY);
+        goto done;
+    }
+    if (n == 0 || n >= (Py_ssize_t)(SP_NONE / 2) || PyList_GET_SIZE(scores) != n || types.len != n) {
+        PyErr_SetString(PyExc_ValueError, "pieces, scores and types must be non-empty lists of the same length");
+        goto done;
+    }
+    piece_data = PyMem_Malloc(n * sizeof *piece_data);
+    piece_lens = PyMem_Malloc(n * sizeof *piece_lens);
+    score_values = PyMem_Malloc(n * sizeof *score_values);
+    self->id_objects = PyMem_Calloc(n, sizeof *self->id_objects);
+    if (!piece_data || !piece_lens || !score_values || !self->id_objects) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    self->n_ids = (uint32_t)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *piece = PyList_GET_ITEM(pieces, i), *score = PyList_GET_ITEM(scores, i);
+        if (!PyBytes_Check(piece) || PyBytes_GET_SIZE(piece) == 0) {
+            PyErr_Format(PyExc_TypeError, "pieces[%zd] must be non-empty bytes", i);
+            goto done;
+        }
+        double value = PyFloat_AsDouble(score);
+        if (value == -1.0 && PyErr_Occurred()) goto done;
+        piece_data[i] = (const uint8_t *)PyBytes_AS_STRING(piece);
+        piece_lens[i] = (size_t)PyBytes_GET_SIZE(piece);
+        score_values[i] = (float)value;
+        if (!(self->id_objects[i] = PyLong_FromSsize_t(i))) goto done;
+    }
+    const uint8_t *ws = escape ? (const uint8_t *)"\xe2\x96\x81" : (const uint8_t *)" ";
+    int vocab_status = sp_vocab_init(&self->vocab, (uint32_t)n, piece_data, piece_lens, types.buf, score_values,
+                                     byte_fallback, ws, escape ? 3 : 1, seed, unigram);
+    if (vocab_status == -2) {
+        PyErr_Format(PyExc_ValueError, "the vocabulary is too large: its pieces and the characters inside them must "
+                     "number fewer than %u", SP_MAX_SYMBOLS);
+        goto done;
+    }
+    if (vocab_status < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (self->vocab.unk_id == SP_NONE) {
+        PyErr_SetString(PyExc_ValueError, "the vocabulary has no piece of type UNKNOWN");
+        goto done;
+    }
+    if (byte_fallback) {
+        for (int b = 0; b < 256; b++) {
+            if (self->vocab.byte_ids[b] == SP_NONE) {
+                PyErr_Format(PyExc_ValueError, "byte_fallback is on but the byte piece <0x%02X> is missing", b);
+                goto done;
+            }
+        }
+    }
+    int charsmap_status = sp_normalizer_init(&self->normalizer, charsmap.buf, charsmap.buf ? (size_t)charsmap.len : 0);
+    if (charsmap_status < 0) {
+        if (charsmap_status == -1)
+            PyErr_NoMemory();
+        else
+            PyErr_SetString(PyExc_ValueError, "the precompiled charsmap is broken (its trie size does not fit)");
+        goto done;
+    }
+    self->normalizer.add_dummy_prefix = add_dummy_prefix;
+    self->normalizer.remove_extra_whitespaces = remove_extra;
+    self->normalizer.escape_whitespaces = escape;
+    self->normalizer.treat_whitespace_as_suffix = suffix;
+    self->normalizer.user_defined = &self->vocab.user_defined;
+    sp_normalizer_prepare(&self->normalizer);
+    if (tk_piece_cache_init(&self->cache, (size_t)cache_capacity, (size_t)max_key_len, seed) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    self->ready = 1;
+    status = 0;
+done:
+    PyMem_Free(piece_data);
+    PyMem_Free(piece_lens);
+    PyMem_Free(score_values);
+    PyBuffer_Release(&types);
+    if (charsmap.obj) PyBuffer_Release(&charsmap);
+    return status;
+}
+
+static PyObject *SentencePieceCore_has_unused_merges(SentencePieceCore *self, void *Py_UNUSED(closure)) {
+    return PyBool_FromLong(self->vocab.has_unused_merges);
+}
+
+static PyMethodDef SentencePieceCore_methods[] = {
+    {"encode", (PyCFunction)SentencePieceCore_encode, METH_O, "encode(text) -> ids"},
+    {"count", (PyCFunction)SentencePieceCore_count, METH_O, "count(text) -> number of ids"},
+    {"encode_bytes", (PyCFunction)SentencePieceCore_encode_bytes, METH_O, "encode_bytes(data) -> ids of raw bytes"},
+    {"normalize", (PyCFunction)SentencePieceCore_normalize, METH_O, "normalize(data) -> normalized bytes"},
+    {"cache_stats", (PyCFunction)SentencePieceCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef SentencePieceCore_getset[] = {
+    {"has_unused_merges", (getter)SentencePieceCore_has_unused_merges, NULL,
+     "an UNUSED piece of two or more characters exists (whole sentences are merged at once, without the cache)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SentencePieceCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tokend.engine.sentencepiece._native.SentencePieceCore",
+    .tp_doc = "Native sentencepiece normalizer + BPE + piece cache over one model (see sp_module.c).",
+    .tp_basicsize = sizeof(SentencePieceCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)SentencePieceCore_init,
+    .tp_dealloc = (destructor)SentencePieceCore_dealloc,
+    .tp_methods = SentencePieceCore_methods,
+    .tp_getset = SentencePieceCore_getset,
+};
+
+static struct PyModuleDef sp_native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tokend.engine.sentencepiece._native",
+    .m_doc = "tokend's SentencePiece BPE core in C (see service/native/sp_*.c).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&SentencePieceCoreType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&sp_native_module);
+    if (!module) return NULL;
+    Py_INCREF(&SentencePieceCoreType);
+    if (PyModule_AddObject(module, "SentencePieceCore", (PyObject *)&SentencePieceCoreType) < 0) {
+        Py_DECREF(&SentencePieceCoreType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

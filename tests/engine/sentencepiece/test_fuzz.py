@@ -1,0 +1,66 @@
+"""Hypothesis against sentencepiece: random text (every script, emoji, whitespace and control characters,
+the `▁` mark, user-defined and special-token text) and random bytes, through the native core, the Python
+reference and the normalizer alone."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from tokend.engine.sentencepiece.reference import ReferenceEncoder
+
+from tests.engine.sentencepiece.models import oracle, ours
+
+FUZZ_MODELS = (
+    "mistral_v3", "llama2_like", "nmt_nfkc", "nfkc_cf", "suffix", "symbols", "whitespace_runs", "unused", "ties",
+    "unigram_symbols", "kyoto_unigram",
+)
+
+_fragments = st.sampled_from(
+    [" ", "  ", "\t", "\n", "\u2581", "\u3000", "12", "foo", "foobar", "<tool>", "<s>", "[INST]", "😀", "e\u0301", "ｆ", "ﬁ"]
+)
+texts = st.lists(st.one_of(st.text(max_size=12), _fragments), max_size=12).map("".join)
+
+
+@pytest.mark.parametrize("name", FUZZ_MODELS)
+def test_random_text(name):
+    enc, reference, sp = ours(name), ours(name, native=False), oracle(name)
+
+    @settings(max_examples=250, deadline=None, derandomize=True)
+    @given(texts)
+    def check(text):
+        want = sp.encode(text)
+        assert enc.encode_ordinary(text) == want
+        assert enc.count_ordinary(text) == len(want)
+        assert reference.encode_ordinary(text) == want
+        assert enc.decode(want) == sp.decode(want)
+
+    check()
+
+
+@pytest.mark.parametrize("name", ("mistral_v1", "nmt_nfkc", "symbols", "unigram"))
+def test_random_bytes(name):
+    enc, sp = ours(name), oracle(name)
+
+    @settings(max_examples=200, deadline=None, derandomize=True)
+    @given(st.binary(max_size=40))
+    def check(data):
+        assert enc.encode_bytes(data) == sp.encode(data)
+        assert enc._core.normalize(data) == sp.normalize(data)
+
+    check()
+
+
+@pytest.mark.parametrize("name", ("botchan_bpe", "nfkc_cf", "symbols", "suffix", "no_escape"))
+def test_native_normalizer_equals_reference_and_sentencepiece(name):
+    enc, sp = ours(name), oracle(name)
+    reference = ReferenceEncoder(enc.model).normalizer
+
+    @settings(max_examples=200, deadline=None, derandomize=True)
+    @given(texts)
+    def check(text):
+        data = text.encode("utf-8")
+        assert enc._core.normalize(data) == reference.normalize(data)
+        assert enc.normalize(text) == sp.normalize(text)
+
+    check()

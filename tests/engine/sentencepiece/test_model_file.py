@@ -1,0 +1,121 @@
+"""The `.model` file: what loads, what is refused (with errors that say why), and what we write back."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+from tokend.engine.sentencepiece import (
+    PieceType,
+    SentencePieceEncoding,
+    dump_sentencepiece_model,
+    load_sentencepiece_model,
+)
+from tokend.engine.sentencepiece.charsmap import PrecompiledCharsMap
+from tokend.errors import ModelFormatError
+
+from tests.engine.sentencepiece.models import MODEL_NAMES, model_bytes, oracle
+
+
+def _proto(name: str):
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model_bytes(name))
+    return proto
+
+
+def test_word_and_char_models_are_refused_with_a_clear_error():
+    for model_type in ("WORD", "CHAR"):
+        proto = _proto("botchan_unigram")
+        proto.trainer_spec.model_type = getattr(proto.trainer_spec, model_type)
+        with pytest.raises(ModelFormatError, match=f"{model_type.lower()} model; tokend implements sentencepiece BPE and Unigram"):
+            SentencePieceEncoding.from_model_file("edited", proto.SerializeToString())
+
+
+def test_unigram_scores_must_be_finite():
+    proto = _proto("botchan_unigram")
+    proto.pieces[10].score = float("-inf")
+    with pytest.raises(ModelFormatError, match="infinities in Unigram models"):
+        load_sentencepiece_model(proto.SerializeToString())
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda p: p.pieces[0].__setattr__("type", p.pieces[0].NORMAL), "0 pieces of type UNKNOWN"),
+        (lambda p: p.pieces[5].__setattr__("piece", p.pieces[6].piece), "defined twice"),
+        (lambda p: p.pieces[5].__setattr__("piece", ""), "is empty"),
+        (lambda p: p.pieces[5].__setattr__("score", float("nan")), "score of nan"),
+        (lambda p: p.trainer_spec.__setattr__("byte_fallback", False), "byte_fallback is off"),
+        (lambda p: p.pieces[3].__setattr__("type", p.pieces[3].NORMAL), "255 of the 256 byte pieces"),
+        (lambda p: p.denormalizer_spec.__setattr__("precompiled_charsmap", b"\x08\0\0\0" + b"\0" * 9), "denormalizer"),
+        (lambda p: p.normalizer_spec.__setattr__("precompiled_charsmap", b"\xff\xff\0\0abc"), "charsmap is broken"),
+        (lambda p: p.pieces[5].__setattr__("piece", "x" * 5000), "5000 bytes long; tokend accepts up to 4096"),
+    ],
+)
+def test_inconsistent_models_are_refused(edit, fragment):
+    proto = _proto("mistral_v1")
+    edit(proto)
+    with pytest.raises(ModelFormatError, match=fragment):
+        SentencePieceEncoding.from_model_file("edited", proto.SerializeToString())
+
+
+@pytest.mark.parametrize("data", [b"", b"not a model", b"\x0a\x05\x0a\x01", bytes(range(256)) * 4])
+def test_garbage_is_a_format_error(data):
+    with pytest.raises(ModelFormatError):
+        load_sentencepiece_model(data, what="garbage.model")
+
+
+def test_invalid_utf8_piece_is_named():
+    proto = _proto("mistral_v1")
+    proto.pieces[100].piece = "x"
+    data = proto.SerializeToString().replace(b"\n\x01x", b"\n\x01\xff", 1)
+    with pytest.raises(ModelFormatError, match="piece 100 .* not valid UTF-8"):
+        load_sentencepiece_model(data)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_dump_round_trips_through_sentencepiece(name):
+    import sentencepiece
+
+    model = load_sentencepiece_model(model_bytes(name))
+    written = dump_sentencepiece_model(model)
+    assert load_sentencepiece_model(written) == model
+    theirs = sentencepiece.SentencePieceProcessor(model_proto=written)
+    text = "Hello  wörld!\n\t12345 😀 foobar <tool> [INST] ｆｕｌｌ"
+    assert theirs.encode(text) == oracle(name).encode(text)
+    assert theirs.decode(theirs.encode(text)) == oracle(name).decode(oracle(name).encode(text))
+
+
+def test_model_fields():
+    model = load_sentencepiece_model(model_bytes("mistral_v3"))
+    assert model.model_type == "bpe" and model.byte_fallback and not model.treat_whitespace_as_suffix
+    assert model.types[0] == PieceType.UNKNOWN and model.pieces[1] == "<s>" and model.types[3] == PieceType.CONTROL
+    assert model.normalizer.name == "identity" and not model.normalizer.precompiled_charsmap
+    assert model.trainer_options["split_digits"] is True
+
+
+def test_charsmap_lookup():
+    charsmap = PrecompiledCharsMap(load_sentencepiece_model(model_bytes("botchan_bpe")).normalizer.precompiled_charsmap)
+    assert charsmap.longest_match("ｈｉ".encode(), 0) == (3, b"h")
+    assert charsmap.longest_match(b"hi", 0) is None
+
+
+@pytest.mark.parametrize("module_name", ["tokend.engine.sentencepiece.normalizer"])
+def test_docstring_examples(module_name):
+    result = doctest.testmod(importlib.import_module(module_name))
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_generated_model_proto_is_current():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    generator = repo / "protos" / "sentencepiece" / "generate.py"
+    result = subprocess.run([sys.executable, str(generator), "--check"], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}\nrun: python {generator.relative_to(repo)}"
