@@ -59,9 +59,9 @@ class ChatApi:
         ]  # fmt: skip
         if detail:
             encoding = self.service.models.load(f"{encoded.model.name}@{encoded.model.version}").encoding
-            special_ids = frozenset(encoding.special_tokens.values())
+            special_names = {token_id: text for text, token_id in encoding.special_tokens.items()}
             for result in results:
-                result["tokens"] = describe_tokens(encoding, result["ids"], special_ids)
+                result["tokens"] = describe_tokens(encoding, result["ids"], special_names)
         return {"model": _model_version(encoded.model), "results": results, "total_tokens": encoded.total_tokens}
 
     def count_chat(self, body: Any) -> dict[str, Any]:
