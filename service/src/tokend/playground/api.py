@@ -12,7 +12,9 @@ spells them:
     models  → {"models": [{"name", "versions", "latest_version", "aliases"}]}
     truncate, chunk, and encode's "offsets": true — token budgets (budget_api.py)
     model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256",
-                               "algorithm", "bos_token", "eos_token", "unk_token", "pad_token" ({"text", "id"} or null)}
+                               "algorithm", "bos_token", "eos_token", "unk_token", "pad_token" ({"text", "id"} or null),
+                               "chat_format": {"name", "kind", "estimate", "description"} | null}
+    encode_chat, count_chat   OpenAI-shaped messages in the model's chat format (chat_api.py)
 
 `"text": "..."` (encode/count) and `"ids": [...]` (decode) are shorthands for a one-item `inputs`. Raw bytes
 (`{"data": ...}`) are always encoded as ordinary text, as in the gRPC API. The special-token policy is
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +41,7 @@ from tokend.service.limits import Limits, input_bytes
 from tokend.service.results import ModelDetails, ModelVersion
 
 from .budget_api import BudgetApi
+from .chat_api import ChatApi
 from .http_error import bad_request
 from .token_view import describe_tokens
 
@@ -63,7 +67,7 @@ _COUNT_FIELDS = _ENCODE_FIELDS - {"detail", "offsets"}
 _DECODE_FIELDS = frozenset({"model", "inputs", "ids", "errors", "output"})
 
 
-class PlaygroundApi(BudgetApi):
+class PlaygroundApi(BudgetApi, ChatApi):  # truncate, chunk: budget_api.py; encode_chat, count_chat: chat_api.py
     """The JSON API over a registry; every method takes the parsed JSON body and returns the response dict.
 
     >>> from tokend.registry import Registry
@@ -99,6 +103,8 @@ class PlaygroundApi(BudgetApi):
             "pattern": details.pattern,
             "eot_token": details.eot_token,  # as the gRPC GetModel: None when the model has no <|endoftext|>
             "sha256": details.sha256,
+            # None: encode_chat / count_chat answer 422
+            "chat_format": dataclasses.asdict(details.chat_format) if details.chat_format is not None else None,
             "algorithm": details.algorithm,
             # as the gRPC GetModel: {"text", "id"} for each role the model names, None for the others
             **{f"{role}_token": _role_token(details, role) for role in ("bos", "eos", "unk", "pad")},

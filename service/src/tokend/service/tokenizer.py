@@ -1,5 +1,6 @@
 """The operations every front-end offers, written once: encode, count, decode, list models, model details,
-and (from ``budgets``) offsets, truncate, chunk, chunk_stream and decode_stream.
+(from ``budgets``) offsets, truncate, chunk, chunk_stream and decode_stream, and (from ``chat``)
+encode_chat and count_chat.
 
 A front-end (gRPC servicer, JSON API, command line) turns its wire format into one call here and the
 result back; it passes the call's state (deadline, cancellation) as ``call`` and translates errors with
@@ -29,10 +30,11 @@ from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch, run_text_batch
 from tokend.service.budgets import BudgetOperations
 from tokend.service.call_record import current_record
+from tokend.service.chat import ChatOperations
 from tokend.service.errors import InvalidRequest
 from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, item_sizes, text_bytes
 from tokend.service.models import ServedModels, payload_format_name
-from tokend.service.results import Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
+from tokend.service.results import ChatFormatDetails, Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
 from tokend.service.token_sizes import decoded_bytes
 
@@ -42,7 +44,7 @@ DECODE_ERRORS = ("replace", "strict")
 DECODE_OUTPUTS = ("text", "bytes")
 
 
-class TokenizerService(BudgetOperations):
+class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/budgets.py, service/chat.py
     def __init__(self, models: ServedModels, limits: Limits | None = None, admission: WorkAdmission | None = None) -> None:
         self.models = models
         self.limits = limits or Limits()
@@ -182,6 +184,7 @@ class TokenizerService(BudgetOperations):
             created_at=manifest.created_at,
             aliases=aliases,
             eot_token=eot,
+            chat_format=_chat_format_details(loaded),
             algorithm=manifest.tokenizer_family,
             role_tokens=_role_tokens(manifest, encoding),
         )
@@ -214,6 +217,14 @@ class TokenizerService(BudgetOperations):
             yield
         finally:
             release()
+
+
+def _chat_format_details(loaded: Any) -> ChatFormatDetails | None:
+    spec = loaded.manifest.chat_format
+    if spec is None or loaded.chat is None:
+        return None
+    kind = "template" if spec.name == "template" else "builtin"
+    return ChatFormatDetails(spec.name, kind, loaded.chat.chat_format.estimate, spec.describe())
 
 
 def _version(loaded: Any) -> ModelVersion:

@@ -64,7 +64,7 @@ class _Budget:
 
     def __init__(self, limits: TemplateLimits) -> None:
         self.seconds = limits.seconds
-        self.deadline = time.monotonic() + limits.seconds
+        self.deadline = limits.deadline if limits.deadline is not None else time.monotonic() + limits.seconds
         self.max_chars = limits.max_chars
 
     def tick(self) -> None:

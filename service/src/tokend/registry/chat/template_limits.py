@@ -1,4 +1,5 @@
-"""`TemplateLimits`: the bounds of one chat-template render (used by the sandbox, set by the service layer).
+"""`TemplateLimits`: the bounds of a conversation's chat-template renders (the sandbox keeps them; the
+service layer sets them).
 
 Its own module so that chat formats and reports can name it without importing the sandbox (and Jinja2,
 ~30 ms of a cold start) before a template is used.
@@ -9,14 +10,26 @@ Its own module so that chat formats and reports can name it without importing th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 __all__ = ["TemplateLimits"]
 
 
 @dataclass(frozen=True)
 class TemplateLimits:
-    """Bounds for one render. The service layer passes the request's remaining deadline as `seconds`."""
+    """Bounds for the renders of one conversation. `seconds` is shared by every render of it (per-message
+    spans render each prefix too): `start()` fixes the `deadline` (a `time.monotonic()` value) once, and
+    every render stops there. The service layer passes the call's remaining time when it is shorter."""
 
     seconds: float = 1.0
     max_chars: int = 16 * 2**20  # output, and any single value the template builds
+    deadline: float | None = None  # None: `seconds` from the start of each render
+
+    def start(self) -> TemplateLimits:
+        """These limits with the clock started now (unchanged when already started).
+
+        >>> TemplateLimits(seconds=2.0).start().deadline > time.monotonic()
+        True
+        """
+        return self if self.deadline is not None else replace(self, deadline=time.monotonic() + self.seconds)
