@@ -12,6 +12,7 @@ the reference vectors llama.cpp tests itself against: `.inp` texts, `.out` ids t
 
 from __future__ import annotations
 
+import copy
 import functools
 import gzip
 from pathlib import Path
@@ -20,9 +21,10 @@ import pytest
 import tokenizers
 from gguf import GGUFReader, GGUFWriter
 
+from chat.conversations import CONVERSATIONS
 from support.package_files import pypi_file, sha256_file
 from tests.corpus import corpus_texts, edge_cases
-from tokend.errors import ModelFormatError
+from tokend.errors import ModelFormatError, TokendError
 from tokend.registry import Registry
 from tokend.registry.gguf_metadata import read_gguf_metadata
 from tokend.registry.importing import import_files
@@ -98,6 +100,7 @@ def test_manifest_records_what_the_file_names(imported):
     assert (manifest.payload_format, manifest.payload.compression) == ("hf_tokenizer_json", "gzip")
     assert (manifest.bos_token, manifest.eos_token, manifest.normalizer) == (bos, eos, None)
     assert (manifest.chat_template is not None) == has_template
+    assert (manifest.chat_format is not None) == has_template  # the file's template is the chat format
     assert manifest.provenance.settings == {"format": "gguf", "pre": pre}
     assert manifest.provenance.source_sha256 == sha256_file(vocab_file(name))
     assert encoding.n_vocab == len(read_gguf_metadata(vocab_file(name), prefix="tokenizer.ggml.tokens")["tokenizer.ggml.tokens"])
@@ -111,6 +114,49 @@ def test_tokenizers_on_the_stored_tokenizer_json_gives_our_ids(imported, registr
         assert encoding.encode(text, allowed_special="all") == oracle.encode(text, add_special_tokens=False).ids, text[:200]
 
 
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) for name in ("qwen2", "command-r")])
+def test_the_files_chat_template_renders_transformers_ids(name, registry):
+    """The imported chat format against transformers' apply_chat_template with the same template over
+    `tokenizers` reading the stored tokenizer.json (held to llama.cpp's vectors above)."""
+    from transformers import PreTrainedTokenizerFast
+
+    manifest, _ = _imported(Path(registry.location), name)
+    stored = Path(registry.location) / name / "1" / manifest.payload.path
+    variables = manifest.chat_format.variables
+    oracle = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizers.Tokenizer.from_str(gzip.decompress(stored.read_bytes()).decode("utf-8")),
+        **{key: value for key, value in variables.items() if key in ("bos_token", "eos_token", "pad_token")},
+    )
+    oracle.chat_template = read_gguf_metadata(vocab_file(name), prefix="tokenizer.chat_template")["tokenizer.chat_template"]
+    model = Registry.open(Path(registry.location)).load(name)
+    compared, refused = 0, []
+    for conversation_name, (messages, tools) in CONVERSATIONS.items():
+        if tools is not None:
+            continue
+        for prompt in (True, False):
+            try:
+                expected = oracle.apply_chat_template(copy.deepcopy(messages), tokenize=True, add_generation_prompt=prompt)
+            except Exception as refusal:  # the template itself refuses (roles that do not alternate, parts)
+                with pytest.raises(TokendError):
+                    model.encode_chat(copy.deepcopy(messages), add_generation_prompt=prompt)
+                refused.append((conversation_name, type(refusal).__name__))
+                continue
+            assert model.encode_chat(copy.deepcopy(messages), add_generation_prompt=prompt).ids == expected, conversation_name
+            compared += 1
+    assert compared >= 6, refused
+
+
+def test_a_template_that_does_not_check_is_kept_and_the_import_goes_on(registry, tmp_path):
+    path = _tiny_gguf(tmp_path / "templated.gguf", pre="gpt-2", chat_template="{% for %}")
+    manifest = import_files(registry, [path], name="templated", provenance={"kind": "imported"})
+    assert manifest.chat_template == "{% for %}" and manifest.chat_format is None
+    assert "does not compile" in manifest.provenance.settings["chat_template_not_used"]
+    stored = Path(registry.location) / "templated" / "1" / manifest.payload.path
+    oracle = tokenizers.Tokenizer.from_str(gzip.decompress(stored.read_bytes()).decode("utf-8"))
+    text = "hi!his"
+    assert registry.get_encoding("templated").encode(text) == oracle.encode(text, add_special_tokens=False).ids
+
+
 def test_the_one_dispatcher_sends_sentencepiece_ggufs_to_the_sentencepiece_family(registry):
     manifest = import_files(registry, [vocab_file("llama-spm")], name="spm", provenance={"kind": "imported"})
     assert (manifest.payload_format, manifest.family) == ("sentencepiece_model", "sentencepiece-bpe")
@@ -118,12 +164,14 @@ def test_the_one_dispatcher_sends_sentencepiece_ggufs_to_the_sentencepiece_famil
     assert registry.get_encoding("spm").encode(text, disallowed_special=()) == expected
 
 
-def _tiny_gguf(path: Path, *, pre: str) -> Path:
+def _tiny_gguf(path: Path, *, pre: str, chat_template: str | None = None) -> Path:
     writer = GGUFWriter(str(path), arch="llama")
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre(pre)
-    writer.add_token_list([chr(c) for c in range(33, 127)])
-    writer.add_token_merges([])
+    writer.add_token_list([chr(c) for c in range(33, 127)] + ["hi"])
+    writer.add_token_merges(["h i"])
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.close()

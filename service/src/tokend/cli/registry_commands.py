@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -257,7 +258,12 @@ def run_import(args: argparse.Namespace) -> int:
         chat_format=chat_format,
     )
     shared = f", sharing the payload of {manifest.payload.shared_with}" if manifest.payload.shared_with else ""
-    print(f"imported {manifest.provenance.source} as {manifest.ref} ({manifest.payload_format}, {manifest.n_vocab} tokens{shared})")
+    chat = f", chat format from {manifest.chat_format.source or manifest.chat_format.name}" if manifest.chat_format else ""
+    print(f"imported {manifest.provenance.source} as {manifest.ref} ({manifest.payload_format}, {manifest.n_vocab} tokens{shared}{chat})")
+    not_used = manifest.provenance.settings.get("chat_template_not_used")
+    if not_used:
+        print(f"note: the file's chat template is kept verbatim but is not the chat format: {not_used} "
+              "(give --chat-format NAME or --chat-template FILE to set one)", file=sys.stderr)
     return 0
 
 

@@ -20,22 +20,28 @@ to such models: no character map, a dummy prefix unless `tokenizer.ggml.add_spac
 as `▁`, extra whitespace kept unless `tokenizer.ggml.remove_extra_whitespaces` is true. Byte fallback is on
 when the vocabulary has all 256 `<0xNN>` byte pieces; BOS/EOS/UNK/PAD are the pieces the ids name.
 
-Both: `tokenizer.ggml.bos_token_id` / `eos_token_id` and `tokenizer.chat_template` go into the manifest.
+Both: `tokenizer.ggml.bos_token_id` / `eos_token_id` and `tokenizer.chat_template` go into the manifest, and
+the template, checked with the special-token texts it reads (`chat_format_from_gguf`), becomes the
+version's chat format. A template that does not check does not stop the import: the tokenizer is still
+good, the template is kept verbatim and `chat_format_problem` says why it is not the chat format.
 Any other `tokenizer.ggml.model` is refused, naming it.
 
     converted = read_gguf_tokenizer(Path("ggml-vocab-qwen2.gguf"))
     converted.payload_format, converted.settings, converted.bos_token   # ('hf_tokenizer_json', {'pre': 'qwen2'}, '<|endoftext|>')
+    converted.chat_format.source                                        # 'GGUF tokenizer.chat_template'
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tokend.engine.patterns import LLAMA_CPP_PRE_TOKENIZERS
 from tokend.errors import ModelFormatError
+from tokend.registry.chat.gguf_template import chat_format_from_gguf
+from tokend.registry.chat.spec import ChatFormatSpec
 from tokend.registry.gguf_metadata import read_gguf_metadata
 from tokend.registry.manifest import PayloadFormat
 
@@ -70,6 +76,8 @@ class GgufTokenizer:
     eos_token: str | None
     chat_template: str | None
     settings: dict[str, Any] = field(default_factory=dict)  # what the conversion read, for the provenance
+    chat_format: ChatFormatSpec | None = None  # the file's default chat template, checked
+    chat_format_problem: str | None = None  # why the file's template is not the chat format (None: it is, or none)
 
 
 def read_gguf_tokenizer(path: Path) -> GgufTokenizer:
@@ -82,7 +90,12 @@ def read_gguf_tokenizer(path: Path) -> GgufTokenizer:
             f"{path.name}: tokenizer.ggml.model {model!r} is not supported by this importer (supported: "
             f"{', '.join(repr(name) for name in sorted(CONVERTERS))})"
         )
-    return converter(fields, path)
+    converted = converter(fields, path)
+    try:
+        spec = chat_format_from_gguf(fields)
+    except ModelFormatError as problem:
+        return replace(converted, chat_format_problem=f"{path.name}: {problem}")
+    return replace(converted, chat_format=spec)
 
 
 def _value(fields: dict[str, Any], key: str, path: Path, default: Any = ...) -> Any:

@@ -64,6 +64,8 @@ class ImportSource:
     bos_token: str | None = None
     eos_token: str | None = None
     chat_template: str | None = None
+    chat_format: ChatFormatSpec | None = None  # the file's own chat format (GGUF: its checked template)
+    chat_format_problem: str | None = None  # why the file's template did not become the chat format
     provenance: dict[str, Any] = field(default_factory=dict)  # source, source_sha256, sources, settings
 
 
@@ -85,12 +87,16 @@ def import_files(
     provenance: dict[str, Any],
     chat_format: ChatFormatSpec | None = None,
 ) -> Manifest:
-    """Read `paths` (`read_import`) and publish them into `registry` as `name@version` (None: next)."""
+    """Read `paths` (`read_import`) and publish them into `registry` as `name@version` (None: next).
+    `chat_format` replaces the file's own (a GGUF file's template); a file template that does not check is
+    recorded in the provenance's settings as `chat_template_not_used` (the import goes on without it)."""
     source = read_import(paths, format=format, like=like, pattern=pattern, special_tokens=special_tokens,
                          expected_sha256=expected_sha256)
     merged = dict(provenance)
     merged.update(source.provenance)
     merged["settings"] = {**source.provenance.get("settings", {}), **provenance.get("settings", {})}
+    if chat_format is None and source.chat_format_problem is not None:
+        merged["settings"]["chat_template_not_used"] = source.chat_format_problem
     return registry.publish(
         name,
         version=version,
@@ -107,7 +113,7 @@ def import_files(
         eos_token=eos_token if eos_token is not None else source.eos_token,
         chat_template=source.chat_template,
         share_payload_with=share_payload_with,
-        chat_format=chat_format,
+        chat_format=chat_format if chat_format is not None else source.chat_format,
     )
 
 
@@ -252,6 +258,8 @@ def _gguf(path: Path, *, expected_sha256: str | None) -> ImportSource:
         bos_token=converted.bos_token,
         eos_token=converted.eos_token,
         chat_template=converted.chat_template,
+        chat_format=converted.chat_format,
+        chat_format_problem=converted.chat_format_problem,
         provenance={"source": path.name, "source_sha256": source_sha256,
                     "settings": {"format": "gguf", **converted.settings}},
     )
