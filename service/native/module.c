@@ -64,7 +64,7 @@ typedef struct {
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
 static inline ptrdiff_t merge_piece(const BpeCore *self, const uint8_t *piece, size_t len, uint32_t *out) {
     if (__builtin_expect(self->pair_rule, 0)) return tk_pair_merge(&self->pairs, &self->table, piece, len, out);
-    return tk_bpe_merge(&self->table, piece, len, out);
+    return tk_bpe_merge(&self->table, piece, len, self->n_rank_objects, out);
 }
 
 /* Where ids go: appended to a growable array, or only counted. */
@@ -105,6 +105,25 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
         }
         if (sink_reserve(sink, 1) < 0) return -1;
         sink->ids[sink->len++] = rank;
+        return 0;
+    }
+    if (sink->counting && !self->pair_rule && len > self->cache.max_key_len) {
+        /* A piece too long to cache, counted: the merge counts its ids without writing them, so counting
+         * one huge piece needs no room for its ids (the cache still books it as a miss). */
+        ptrdiff_t n;
+        self->cache.misses++;
+        if (piece_is_immutable && len >= TK_RELEASE_GIL_BYTES) {
+            Py_BEGIN_ALLOW_THREADS
+            n = merge_piece(self, piece, len, NULL);
+            Py_END_ALLOW_THREADS
+        } else {
+            n = merge_piece(self, piece, len, NULL);
+        }
+        if (n < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        sink->count += (size_t)n;
         return 0;
     }
     if (sink_reserve(sink, len) < 0) return -1;

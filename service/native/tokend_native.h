@@ -6,6 +6,7 @@
  * cache is only used with the GIL held.
  *   rank_table.c   bytes -> rank hash table (the vocabulary)
  *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
+ *   bpe_bucket_merge.c  the same rule for huge pieces, rank by rank: O(n + ranks), 1 bit + 4 bytes a byte
  *   pair_table.c   (left id, right id) -> (priority, merged id): the merge list of pair-priority BPE
  *   pair_merge.c   the pair-priority merge rule (Hugging Face tokenizers, GPT-2's encoder.py, llama.cpp)
  *   piece_cache.c  bounded two-generation cache piece -> ids
@@ -49,9 +50,14 @@ void tk_rank_table_free(tk_rank_table *table);
 uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *token, size_t len);
 
 /* ---- BPE merge ---------------------------------------------------------------------------------- */
-/* Ids of `piece` by tiktoken's rule, written to `out` (room for len ids); returns how many, or -1 when
- * out of memory. Every single byte must have a rank (checked by the caller when the table is built). */
-ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
+/* Ids of `piece` by tiktoken's rule, written to `out` (room for len ids; NULL: only count them); returns
+ * how many, or -1 when out of memory. Every single byte must have a rank (checked by the caller when the
+ * table is built); every rank is below `n_ranks`. */
+ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out);
+/* The same for a long piece by rank-ordered buckets (bpe_bucket_merge.c); -2 when the vocabulary's ranks
+ * are not in merge order for this piece (then the heap of tk_bpe_merge gives the ids). */
+ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
+                               uint32_t *out);
 
 /* ---- pair-priority BPE -------------------------------------------------------------------------- */
 typedef struct {
