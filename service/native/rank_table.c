@@ -15,12 +15,6 @@
 
 #include "tokend_native.h"
 
-static inline uint64_t mix(uint64_t x) {
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ull;
-    x ^= x >> 32;
-    return x;
-}
 
 uint64_t tk_hash(const uint8_t *data, size_t len, uint64_t seed) {
     uint64_t h = seed ^ (0x9e3779b97f4a7c15ull * (len + 1));
@@ -35,17 +29,11 @@ uint64_t tk_hash(const uint8_t *data, size_t len, uint64_t seed) {
     uint64_t tail = 0;
     memcpy(&tail, data, len);
     h = (h ^ tail) * 0x94d049bb133111ebull;
-    return mix(h);
-}
-
-static inline uint64_t prefix_of(const uint8_t *token, size_t len) {
-    uint64_t word = 0;
-    memcpy(&word, token, len < 8 ? len : 8);
-    return word;
+    return tk_mix(h);
 }
 
 static inline uint64_t slot_hash(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t prefix) {
-    if (len <= 8) return mix((prefix ^ table->seed) * 0xbf58476d1ce4e5b9ull + len);
+    if (len <= 8) return tk_short_token_hash(table, prefix, len);
     return tk_hash(token, len, table->seed);
 }
 
@@ -82,7 +70,7 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
         memcpy(table->bytes + table->bytes_used, token, len);
         table->bytes_used += len;
     }
-    uint64_t prefix = prefix_of(token, len);
+    uint64_t prefix = tk_token_prefix(token, len);
     uint64_t i = slot_hash(table, token, len, prefix) & table->mask;
     while (table->slots[i].len) i = (i + 1) & table->mask;
     table->slots[i] = (tk_rank_slot){prefix, rank, (uint32_t)len};
@@ -96,16 +84,13 @@ void tk_rank_table_free(tk_rank_table *table) {
     memset(table, 0, sizeof *table);
 }
 
-uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *token, size_t len) {
-    if (len == 1) return table->byte_rank[token[0]];
-    if (len == 2) return table->pair_rank[(token[0] << 8) | token[1]];
-    uint64_t prefix = prefix_of(token, len);
-    uint64_t i = slot_hash(table, token, len, prefix) & table->mask;
+uint32_t tk_rank_of_long(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t prefix) {
+    uint64_t i = tk_hash(token, len, table->seed) & table->mask;
     for (;;) {
         const tk_rank_slot *slot = &table->slots[i];
         if (!slot->len) return TK_NO_RANK;
         if (slot->prefix == prefix && slot->len == len &&
-            (len <= 8 || memcmp(table->bytes + table->long_offset[slot->rank] + 8, token + 8, len - 8) == 0))
+            memcmp(table->bytes + table->long_offset[slot->rank] + 8, token + 8, len - 8) == 0)
             return slot->rank;
         i = (i + 1) & table->mask;
     }

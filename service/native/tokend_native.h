@@ -47,7 +47,61 @@ typedef struct {
 int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes, uint32_t max_rank, uint64_t seed);
 void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, uint32_t rank);
 void tk_rank_table_free(tk_rank_table *table);
-uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *token, size_t len);
+/* The rank of a token longer than 8 bytes (out of line: rare); `prefix` = tk_token_prefix(token, len). */
+uint32_t tk_rank_of_long(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t prefix);
+
+static inline uint64_t tk_mix(uint64_t x) {
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    return x;
+}
+
+/* The first min(len, 8) bytes of `token` as a word, zero-padded (the byte at offset k in bits 8k..8k+7 on
+ * little-endian machines). BPE looks up short byte strings more than anything else, so this avoids a
+ * variable-length copy: 4-7 bytes are two overlapping 4-byte loads, 3 a 2-byte load and a byte; nothing is
+ * read past the token. */
+static inline uint64_t tk_token_prefix(const uint8_t *token, size_t len) {
+    uint64_t word = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (len >= 8) {
+        __builtin_memcpy(&word, token, 8);
+        return word;
+    }
+    if (len >= 4) {
+        uint32_t low, high;
+        __builtin_memcpy(&low, token, 4);
+        __builtin_memcpy(&high, token + len - 4, 4);
+        return (uint64_t)low | ((uint64_t)high << (8 * (len - 4))); /* the overlap ORs equal bytes */
+    }
+    if (len == 3) {
+        uint16_t low;
+        __builtin_memcpy(&low, token, 2);
+        return (uint64_t)low | ((uint64_t)token[2] << 16);
+    }
+#endif
+    __builtin_memcpy(&word, token, len < 8 ? len : 8);
+    return word;
+}
+
+static inline uint64_t tk_short_token_hash(const tk_rank_table *table, uint64_t prefix, size_t len) {
+    return tk_mix((prefix ^ table->seed) * 0xbf58476d1ce4e5b9ull + len);
+}
+
+/* The rank of `token`, TK_NO_RANK when it is not one. Inline: the merge loops and the piece loop call it
+ * for every candidate pair and every piece. */
+static inline uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *token, size_t len) {
+    if (len <= 2) return len == 2 ? table->pair_rank[(token[0] << 8) | token[1]] : len ? table->byte_rank[token[0]] : TK_NO_RANK;
+    uint64_t prefix = tk_token_prefix(token, len);
+    if (len > 8) return tk_rank_of_long(table, token, len, prefix);
+    uint64_t i = tk_short_token_hash(table, prefix, len) & table->mask;
+    for (;;) {
+        const tk_rank_slot *slot = &table->slots[i];
+        if (slot->prefix == prefix && slot->len == len) return slot->rank;
+        if (!slot->len) return TK_NO_RANK; /* len 0 (empty) never matches: len >= 3 here */
+        i = (i + 1) & table->mask;
+    }
+}
 
 /* ---- BPE merge ---------------------------------------------------------------------------------- */
 /* Ids of `piece` by tiktoken's rule, written to `out` (room for len ids; NULL: only count them); returns
