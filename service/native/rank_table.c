@@ -26,8 +26,7 @@ uint64_t tk_hash(const uint8_t *data, size_t len, uint64_t seed) {
         data += 8;
         len -= 8;
     }
-    uint64_t tail = 0;
-    memcpy(&tail, data, len);
+    uint64_t tail = tk_token_prefix(data, len); /* the last 0-7 bytes, zero-padded */
     h = (h ^ tail) * 0x94d049bb133111ebull;
     return tk_mix(h);
 }
@@ -90,7 +89,7 @@ uint32_t tk_rank_of_long(const tk_rank_table *table, const uint8_t *token, size_
         const tk_rank_slot *slot = &table->slots[i];
         if (!slot->len) return TK_NO_RANK;
         if (slot->prefix == prefix && slot->len == len &&
-            memcmp(table->bytes + table->long_offset[slot->rank] + 8, token + 8, len - 8) == 0)
+            tk_bytes_equal(table->bytes + table->long_offset[slot->rank] + 8, token + 8, len - 8))
             return slot->rank;
         i = (i + 1) & table->mask;
     }

@@ -84,6 +84,21 @@ static inline uint64_t tk_token_prefix(const uint8_t *token, size_t len) {
     return word;
 }
 
+/* a[0..n) == b[0..n), inline: the lookups compare short keys, where a call to memcmp costs more than the
+ * comparison. */
+static inline int tk_bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
+    if (n < 8) return tk_token_prefix(a, n) == tk_token_prefix(b, n);
+    uint64_t x, y;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        __builtin_memcpy(&x, a + i, 8);
+        __builtin_memcpy(&y, b + i, 8);
+        if (x != y) return 0;
+    }
+    __builtin_memcpy(&x, a + n - 8, 8); /* the last 8 bytes (overlapping the loop's, if n is not a multiple) */
+    __builtin_memcpy(&y, b + n - 8, 8);
+    return x == y;
+}
+
 static inline uint64_t tk_short_token_hash(const tk_rank_table *table, uint64_t prefix, size_t len) {
     return tk_mix((prefix ^ table->seed) * 0xbf58476d1ce4e5b9ull + len);
 }
