@@ -64,6 +64,11 @@ static inline tk_char char_at(const uint8_t *s, size_t len, size_t pos) {
 /* End of the run of characters having any of the `classes` bits, from pos. */
 static size_t run_of(const uint8_t *s, size_t len, size_t pos, uint8_t classes) {
     while (pos < len) {
+        if (s[pos] < 0x80) { /* ASCII: no decoding, one class lookup */
+            if (!(tk_classes(s[pos]) & classes)) break;
+            pos++;
+            continue;
+        }
         tk_char c = char_at(s, len, pos);
         if (!(c.cls & classes)) break;
         pos += c.width;
