@@ -44,7 +44,11 @@ int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes
     table->slots = calloc(slots, sizeof *table->slots);
     table->bytes = malloc(total_bytes ? total_bytes : 1);
     table->long_offset = calloc((size_t)max_rank + 1, sizeof *table->long_offset);
-    if (!table->pair_rank || !table->slots || !table->bytes || !table->long_offset) {
+    size_t filter_bits = 64;
+    while (filter_bits < 8 * capacity) filter_bits <<= 1;
+    table->filter = calloc(filter_bits / 64, sizeof *table->filter);
+    table->filter_mask = filter_bits - 1;
+    if (!table->pair_rank || !table->slots || !table->bytes || !table->long_offset || !table->filter) {
         tk_rank_table_free(table);
         return -1;
     }
@@ -70,7 +74,10 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
         table->bytes_used += len;
     }
     uint64_t prefix = tk_token_prefix(token, len);
-    uint64_t i = slot_hash(table, token, len, prefix) & table->mask;
+    uint64_t hash = slot_hash(table, token, len, prefix);
+    uint64_t bit = (hash >> 32) & table->filter_mask;
+    table->filter[bit >> 6] |= 1ull << (bit & 63);
+    uint64_t i = hash & table->mask;
     while (table->slots[i].len) i = (i + 1) & table->mask;
     table->slots[i] = (tk_rank_slot){prefix, rank, (uint32_t)len};
 }
@@ -80,11 +87,14 @@ void tk_rank_table_free(tk_rank_table *table) {
     free(table->slots);
     free(table->bytes);
     free(table->long_offset);
+    free(table->filter);
     memset(table, 0, sizeof *table);
 }
 
 uint32_t tk_rank_of_long(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t prefix) {
-    uint64_t i = tk_hash(token, len, table->seed) & table->mask;
+    uint64_t hash = tk_hash(token, len, table->seed);
+    if (!tk_rank_filter_passes(table, hash)) return TK_NO_RANK;
+    uint64_t i = hash & table->mask;
     for (;;) {
         const tk_rank_slot *slot = &table->slots[i];
         if (!slot->len) return TK_NO_RANK;
