@@ -142,20 +142,34 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
 
     /* Counting sort of the byte pairs by rank: bucket_end[r + 1] counts, then (prefix sums) bucket r's
      * start, then (after the scatter, which advances it) bucket r's end. */
+    /* A run of equal pairs ("aaaa...") would make every step wait for the previous increment of the same
+     * counter in memory: runs are counted in a register and added once. */
     size_t n_first = 0;
-    for (size_t i = 0; i + 1 < len; i++) {
-        uint32_t rank = table->pair_rank[(piece[i] << 8) | piece[i + 1]];
+    for (size_t i = 0; i + 1 < len;) {
+        uint32_t pair = (piece[i] << 8) | piece[i + 1];
+        size_t run = i + 1;
+        while (run + 1 < len && (uint32_t)((piece[run] << 8) | piece[run + 1]) == pair) run++;
+        uint32_t rank = table->pair_rank[pair];
         if (rank != TK_NO_RANK) {
-            bucket_end[rank + 1]++;
-            n_first++;
+            bucket_end[rank + 1] += (uint32_t)(run - i);
+            n_first += run - i;
         }
+        i = run;
     }
     for (size_t r = 0; r < n_ranks; r++) bucket_end[r + 1] += bucket_end[r];
     first = malloc((n_first ? n_first : 1) * sizeof *first);
     if (!first) goto done;
-    for (size_t i = 0; i + 1 < len; i++) {
-        uint32_t rank = table->pair_rank[(piece[i] << 8) | piece[i + 1]];
-        if (rank != TK_NO_RANK) first[bucket_end[rank]++] = (uint32_t)i;
+    for (size_t i = 0; i + 1 < len;) {
+        uint32_t pair = (piece[i] << 8) | piece[i + 1];
+        size_t run = i + 1;
+        while (run + 1 < len && (uint32_t)((piece[run] << 8) | piece[run + 1]) == pair) run++;
+        uint32_t rank = table->pair_rank[pair];
+        if (rank != TK_NO_RANK) {
+            uint32_t at = bucket_end[rank];
+            for (size_t k = i; k < run; k++) first[at++] = (uint32_t)k;
+            bucket_end[rank] = at;
+        }
+        i = run;
     }
 
     for (size_t r = 0; r < n_ranks; r++) {
