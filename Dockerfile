@@ -89,8 +89,9 @@ ENV PATH=/opt/tokend/bin:$PATH \
 USER 10001:10001
 WORKDIR /tmp
 
-# 50051 gRPC, 9464 Prometheus metrics, 8080 token playground (on by the server's default; the Kubernetes
-# base turns it off with TOKEND_PLAYGROUND_PORT=0, see deploy/k8s/base/kustomization.yaml).
+# 50051 gRPC, 9464 Prometheus metrics, 8080 token playground (on by the server's default but on 127.0.0.1
+# only: TOKEND_PLAYGROUND_HOST=0.0.0.0 publishes it; the Kubernetes base turns it off with
+# TOKEND_PLAYGROUND_PORT=0, see deploy/k8s/base/kustomization.yaml). Reflection is off unless TOKEND_REFLECTION=true.
 EXPOSE 50051 9464 8080
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

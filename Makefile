@@ -1,5 +1,6 @@
 # The two commands a new machine needs (see README.md):
-#   make serve   install into .venv and start `tokend serve` on the embedded default models
+#   make serve   install into .venv and start `tokend serve` on the embedded default models, with what a
+#                developer wants locally (gRPC reflection for grpcurl; the playground on localhost:8080)
 #   make test    install everything the tests need (venv + apt packages) and run the whole suite
 # VENV may point elsewhere (CI uses a fresh one). Anything after ARGS= goes to the command.
 
@@ -25,7 +26,7 @@ install-test: install
 	$(BIN)/python -m pip install --quiet -r tests/requirements.txt
 
 serve: install
-	$(BIN)/tokend serve $(ARGS)
+	$(BIN)/tokend serve --reflection $(ARGS)
 
 system-deps:
 	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$(APT_PACKAGES)"; done; \

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "footprint": "bench.footprint",
     "chat": "bench.chat",
     "budgets": "bench.budgets",
+    "budget-service": "bench.budget_service",
 }
 
 

@@ -3,6 +3,7 @@
     python -m bench service batch       [--seconds 5] [--concurrency 4] [--workers 2] [--measure-mb 4]
     python -m bench service latency     [--seconds 10] [--rates 100,500,2000]
     python -m bench service footprint   [--starts 3]
+    python -m bench service hostile     [--rounds 5]      (bench/service_hostile.py)
     python -m bench service all         [--quick]
 
 Results go to docs/bench-service.md (one section per benchmark, table and chart from the same run)
@@ -505,7 +506,7 @@ def _latency_chart(results: dict[str, dict[float, LoadResult]]) -> None:
 # ---- command line -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench service", description="tokend service benchmarks")
-    parser.add_argument("which", choices=("batch", "latency", "footprint", "all"))
+    parser.add_argument("which", choices=("batch", "latency", "footprint", "hostile", "all"))
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (tokend and uvicorn), default 2")
     parser.add_argument("--connections", type=int, default=8, help="gRPC connections of the load generator (default 8)")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per measurement (batch 5, latency 10)")
@@ -515,13 +516,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rates", default="100,500,2000", help="latency: offered requests/s, comma-separated")
     parser.add_argument("--deadline", type=float, default=2.0, help="latency: per-request deadline in seconds")
     parser.add_argument("--starts", type=int, default=3, help="footprint: server starts to measure")
+    parser.add_argument("--rounds", type=int, default=5, help="hostile: rounds of 200 well-behaved calls per p99")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the benchmark itself)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    sections = ("batch", "latency", "footprint") if args.which == "all" else (args.which,)
+    sections = ("batch", "latency", "footprint", "hostile") if args.which == "all" else (args.which,)
     seconds = args.seconds
     for section in sections:
         if section == "batch":
@@ -532,6 +534,12 @@ def main(argv: list[str] | None = None) -> int:
         elif section == "latency":
             args.seconds = seconds if seconds is not None else (2.0 if args.quick else 10.0)
             markdown = run_latency(args)
+        elif section == "hostile":
+            from bench.service_hostile import run_hostile
+
+            if args.quick:
+                args.rounds = min(args.rounds, 2)
+            markdown = run_hostile(args)
         else:
             from bench.footprint import run_footprint
 

@@ -18,7 +18,7 @@ __all__ = ["DOCS", "PAGE", "SECTIONS", "write_section", "chart_path", "machine_l
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGE = DOCS / "bench-service.md"
-SECTIONS = ("batch", "latency", "footprint")
+SECTIONS = ("batch", "latency", "footprint", "hostile")
 
 _INTRO = """# Service benchmarks
 
@@ -29,20 +29,22 @@ tokend over gRPC beside tiktoken in-process and beside a FastAPI/uvicorn HTTP wr
     python -m bench service batch                # Encode throughput (MB/s, tokens/s)
     python -m bench service latency              # CountTokens latency at fixed offered loads (open loop)
     python -m bench service footprint            # RSS per worker, time from start to SERVING
-    python -m bench service all                  # the three in a row (each < ~2 min by default)
+    python -m bench service hostile              # a well-behaved p99 under hostile load; memory under large requests
+    python -m bench service all                  # the four in a row (each < ~2-5 min by default)
 
 Each section below is rewritten by its own command; its table and chart come from the same run. The
 load generator runs on the same machine as the servers and shares its cores with them (see each
 section). Method and caveats: `bench/service.py`, `bench/loadgen.py`, `bench/footprint.py`.
 
-The service's behaviour under faults and hostile input is tested, not benchmarked, in
-`tests/reliability/` (part of the default test suite): a soak of mixed requests with every answer
-checked against tiktoken and worker RSS watched (`test_soak.py`; 6,000 requests by default, the
+The service's behaviour under faults and hostile input is tested in `tests/reliability/` (statuses,
+answers, crashes, memory bounds — never timing): a soak of mixed requests with every answer checked
+against tiktoken and worker RSS watched (`test_soak.py`; 6,000 requests by default, the
 100,000-request variant is marked `slow`), SIGKILL of a worker under load (`test_worker_kill.py`),
 SIGTERM under load (`test_sigterm.py`), a model version corrupted on disk under load
-(`test_corrupt_model.py`), hostile input with the latency of well-behaved calls beside it
-(`test_hostile_input.py`) and hypothesis fuzzing through the client and with raw request bytes
-(`test_fuzz.py`).
+(`test_corrupt_model.py`), hostile input (`test_hostile_input.py`), every hostile case of issue 13 at once
+(`test_everything_at_once.py`) and hypothesis fuzzing through the client and with raw request bytes
+(`test_fuzz.py`). What hostile load does to a well-behaved client's latency is the "Hostile load" section
+below (`bench/service_hostile.py`).
 """
 
 

@@ -5,12 +5,14 @@ Every import statement of every module (at top level or inside a function) is re
 may import tokend packages of its own layer or below only:
 
     tokend.errors, tokend.logs          leaves (import nothing of tokend)
+    tokend.http_listener                the threaded HTTP server of the playground and /metrics (leaf)
     tokend.settings                     the settings model (leaf: pydantic-settings, tokend_api)
     tokend.engine                       errors
     tokend.registry                     engine, errors
     tokend.service                      registry, engine, errors, logs, tokend_api (not its stubs)
-    tokend.supervisor                   settings, logs, registry: its children are named, not imported
-    tokend.server | playground | cli    service and below, settings; none imports another
+    tokend.supervisor                   settings, logs, registry, http_listener: its children are named, not imported
+    tokend.server | playground | cli    service and below, settings; none imports another (the playground
+                                        also imports http_listener)
     entry points (cli, server.__main__) the supervisor
 
 and nothing below the front-ends imports a wire or serving library (grpc, protobuf, http.server,
@@ -31,13 +33,14 @@ BELOW_FRONT_ENDS = {"tokend.errors", "tokend.logs", "tokend.engine", "tokend.reg
 ALLOWED = {
     "tokend.errors": set(),
     "tokend.logs": set(),
+    "tokend.http_listener": set(),
     "tokend.settings": {"tokend.settings", "tokend_api"},
     "tokend.engine": {"tokend.engine", "tokend.errors"},
     "tokend.registry": {"tokend.registry", "tokend.engine", "tokend.errors"},
     "tokend.service": {"tokend.service", "tokend.registry", "tokend.engine", "tokend.errors", "tokend.logs", "tokend_api"},
-    "tokend.supervisor": {"tokend.supervisor", "tokend.settings", "tokend.logs", "tokend.registry"},
+    "tokend.supervisor": {"tokend.supervisor", "tokend.settings", "tokend.logs", "tokend.registry", "tokend.http_listener"},
     "tokend.server": {"tokend.server", *BELOW_FRONT_ENDS, "tokend_api"},
-    "tokend.playground": {"tokend.playground", *BELOW_FRONT_ENDS, "tokend_api"},
+    "tokend.playground": {"tokend.playground", *BELOW_FRONT_ENDS, "tokend_api", "tokend.http_listener"},
     "tokend.cli": {"tokend.cli", *BELOW_FRONT_ENDS, "tokend.supervisor"},
     "tokend": {"tokend.engine", "tokend.registry", "tokend.errors"},  # the package's own __init__
 }

@@ -140,3 +140,35 @@ def test_status_details_tolerate_garbage_and_unknown_types():
     details = parse_status_details(status.SerializeToString())
     assert details.other_types == ["google.rpc.RetryInfo"]
     assert [(v.field, v.description, v.reason) for v in details.field_violations] == [("inputs[2]", "d", "R")]
+
+
+def test_a_budget_no_cut_can_meet_is_an_invalid_budget_error_naming_argument_and_item():
+    cause = engine_errors.InvalidBudgetError("max_tokens", "max_tokens=2 is too small for this text: ...")
+    error = exception_for(_failed(request_errors.BatchItemError("inputs[1]", 1, cause)), item_offset=4, batch=True)
+    assert type(error) is tokend_client.InvalidBudgetError and isinstance(error, ValueError)
+    assert (error.argument, error.item) == ("max_tokens", 5)
+    assert str(error) == "max_tokens=2 is too small for this text: ..."  # the engine's words, without "inputs[1]: "
+    argument = exception_for(_failed(engine_errors.InvalidBudgetError("overlap", "overlap must be ...")))
+    assert (argument.argument, argument.item) == ("overlap", None)
+
+
+def test_a_model_without_offsets_is_an_offsets_unavailable_error():
+    cause = engine_errors.OffsetsUnavailableError("t5-small", 7)
+    error = exception_for(_failed(request_errors.BatchItemError("inputs[0]", 0, cause)), batch=False)
+    assert type(error) is tokend_client.OffsetsUnavailableError and isinstance(error, ValueError)
+    assert (error.model, error.position, error.item) == ("t5-small", 7, None)
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_the_chunk_limit_is_a_limit_and_re_splits_a_batch_without_lowering_the_clients_limits():
+    from tokend_client._batching import BatchPlan, Chunk, RequestLimits
+
+    cause = request_errors.RequestLimitExceeded("max_chunks", 100_000, 100_001, unit="chunks at least", hint="...")
+    error = exception_for(_failed(cause))
+    assert type(error) is tokend_client.LimitExceededError and error.limit == 100_000
+    limits = RequestLimits(max_items=1024, max_bytes=8 << 20)
+    plan = BatchPlan([10] * 8, limits)
+    chunk = plan.take()
+    assert plan.too_large(chunk, ("max_chunks", 100_000))  # halved and queued again
+    assert (limits.max_items, limits.max_bytes) == (1024, 8 << 20)
+    assert [plan.take(), plan.take()] == [Chunk(0, 4), Chunk(4, 8)]

@@ -234,7 +234,7 @@ def test_max_chunks_bounds_the_work():
     assert len(encoding.chunk(text, 100, max_chunks=10)) == 10
     with pytest.raises(InvalidBudgetError, match="more than max_chunks=9") as caught:
         encoding.chunk(text, 100, max_chunks=9)  # refused from the token count, before any chunk is made
-    assert caught.value.argument == "max_tokens"
+    assert caught.value.argument == "max_chunks"
     with pytest.raises(InvalidBudgetError, match="more than max_chunks=10"):
         encoding.chunk(text, 100, overlap=50, max_chunks=10)  # overlap: found while chunking
     with pytest.raises(TypeError, match="max_chunks"):

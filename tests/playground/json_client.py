@@ -58,3 +58,16 @@ class JsonClient:
                 return Reply(response.status, dict(response.headers), response.read())
         except urllib.error.HTTPError as error:
             return Reply(error.code, dict(error.headers), error.read())
+
+
+def parse_reply(raw: bytes) -> Reply:
+    """The first HTTP/1.1 response in ``raw`` (status line, headers, Content-Length body)."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip()] = value.strip()
+    length = int(headers.get("Content-Length", len(rest)))
+    return Reply(status, headers, rest[:length])

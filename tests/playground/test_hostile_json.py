@@ -1,13 +1,17 @@
 """Hostile requests to the JSON API get the service layer's bounds, as the gRPC API does (issue 13: the
-same holes were open in both; tests/server/test_hostile_requests.py has the gRPC side)."""
+same holes were open in both; tests/server/test_hostile_requests.py has the gRPC side); and hostile HTTP
+(deep JSON, huge integers, methods, Content-Length values, requests that do not parse) gets a JSON error
+with a 4xx and the page's security headers, never a closed connection or an HTML page."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from tokend.playground import PlaygroundLimits, PlaygroundServer
 
-from .json_client import JsonClient
+from .json_client import JsonClient, parse_reply
 
 LONGEST_TOKEN = 58040  # cl100k_base: 128 spaces (tiktoken's decode_single_token_bytes)
 
@@ -49,3 +53,87 @@ def test_a_megabyte_model_name_gets_a_short_404(bounded):
 def test_malformed_references_are_400(bounded, ref):
     reply = bounded.post("/api/v1/count", {"model": ref, "text": "x"})
     assert reply.status == 400 and reply.error["field"] == "model"
+
+
+# ---- HTTP itself: every refusal is a JSON error with a 4xx and the page's security headers ----------------
+SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy")
+
+
+def _refused(raw: bytes, status: int | None = None) -> dict:
+    reply = parse_reply(raw)
+    assert 400 <= reply.status < 500, (reply.status, reply.body[:300])
+    if status is not None:
+        assert reply.status == status, (reply.status, reply.body[:300])
+    assert reply.headers.get("Content-Type") == "application/json", reply.headers
+    for name in SECURITY_HEADERS:
+        assert name in reply.headers, (name, reply.headers)
+    error = json.loads(reply.body)["error"]
+    assert set(error) >= {"code", "message"} and error["message"], error
+    return error
+
+
+def _post_raw(client: JsonClient, body: bytes, *, path: str = "/api/v1/encode", headers: str | None = None) -> bytes:
+    head = headers if headers is not None else f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    return client.raw(f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{head}\r\n".encode() + body)
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deeply_nested_json_is_a_400(bounded, depth):
+    body = b'{"model": "cl100k_base", "text": ' + b"[" * depth + b"]" * depth + b"}"
+    error = _refused(_post_raw(bounded, body), 400)
+    assert "nest" in error["message"]
+
+
+def test_a_5000_digit_integer_is_a_400(bounded):
+    body = b'{"model": "cl100k_base", "ids": [' + b"7" * 5000 + b"]}"
+    error = _refused(_post_raw(bounded, body, path="/api/v1/decode"), 400)
+    assert "digits" in error["message"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "BREW"])
+def test_methods_the_page_does_not_serve_are_405_json(bounded, method):
+    raw = bounded.raw(f"{method} /api/v1/encode HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".encode())
+    error = _refused(raw, 405)
+    assert method in error["message"]
+    assert parse_reply(raw).headers["Allow"] == "GET, HEAD, POST"
+
+
+def test_head_is_get_without_a_body(bounded):
+    raw = bounded.raw(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 3" in head and body == b""
+    assert b"Content-Security-Policy" in head
+    raw = bounded.raw(b"HEAD /no/such/path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404") and body == b""
+
+
+@pytest.mark.parametrize("value", ["-1", "+5", "1_0", " 5x", "5, 5", "٣"])
+def test_a_content_length_that_is_not_a_plain_count_is_a_400(bounded, value):
+    error = _refused(_post_raw(bounded, b"{}", headers=f"Content-Length: {value}\r\n"), 400)
+    assert "Content-Length" in error["message"]
+
+
+def test_two_content_lengths_are_a_400(bounded):
+    _refused(_post_raw(bounded, b"{}", headers="Content-Length: 2\r\nContent-Length: 2\r\n"), 400)
+
+
+@pytest.mark.parametrize("excess", [1, 10**30])
+def test_a_body_over_the_limit_is_still_a_413(bounded, excess):
+    limit = PlaygroundLimits(max_request_bytes=400_000).max_body_bytes
+    error = _refused(_post_raw(bounded, b"", headers=f"Content-Length: {limit + excess}\r\n"), 413)
+    assert error["limit"] == limit
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"GET / HTTP/1.1 extra\r\n\r\n", 400),  # a malformed request line
+        (b"GET / HTTP/9.9\r\n\r\n", 400),  # an HTTP version the page does not speak (the stdlib's 505)
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),  # a URL over 64 KiB
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(120)) + b"\r\n", 431),  # > 100 headers
+        (b"GET / HTTP/1.1\r\nX-Long: " + b"y" * 70_000 + b"\r\n\r\n", 431),  # a header line over 64 KiB
+    ],
+)
+def test_http_that_does_not_parse_gets_a_json_4xx(bounded, request_bytes, status):
+    _refused(bounded.raw(request_bytes), status)

@@ -41,7 +41,7 @@ def test_serve_playground_takes_the_servers_settings(oracle):
 
         logging.basicConfig(level=logging.INFO)
         settings = Settings.load(
-            flags={"host": "127.0.0.1", "playground_port": 0, "workers": 1, "max_batch_items": 2},
+            flags={"playground_host": "127.0.0.1", "playground_port": 0, "workers": 1, "max_batch_items": 2},
             environ={},
         )
         serve_playground(settings)

@@ -1,7 +1,6 @@
 """SIGTERM under load: calls in flight finish with their full answer, new calls are refused cleanly
-(UNAVAILABLE — a draining worker's answer or a refused connection — never INTERNAL), and the server
-exits 0 within its grace period. Known exception (see RACE_CANCELLED): a call that lands in the very
-instant a worker stops can be CANCELLED by gRPC core; at most a few are tolerated.
+(UNAVAILABLE — a draining worker's answer, a closed connection or a refused one; never CANCELLED, never
+INTERNAL), and the server exits 0 within its grace period.
 
 Set-up: a 2-worker server (grace period 20 s); two long calls (8 × 1,000,000 random letters without
 whitespace each, just under the 8 MiB request limit: ~2 s of BPE for the native core) are started on their own connections and seen running in
@@ -41,11 +40,6 @@ LONG_ITEM_CHARS = 1_000_000
 _LONG_CALL_CHANNEL = {"grpc.use_local_subchannel_pool": 1, "grpc.max_receive_message_length": 16 << 20}
 DISTINCT_LONG_ITEMS = 2  # the items repeat these (tiktoken computes the expected ids once per distinct text)
 CLEAN_REFUSALS = {"UNAVAILABLE"}
-# gRPC core cancels a call that reached a worker in the instant it stops listening, before the call was
-# matched to a handler (seen: 1 call in ~2,000 refused, in half the runs). The client sees CANCELLED,
-# which its retry policy does not retry. Tolerated here in tiny numbers and reported, never INTERNAL.
-RACE_CANCELLED = "CANCELLED"
-MAX_RACE_CANCELLED = 3
 
 
 def _in_flight(metrics_text: str, method: str) -> float:
@@ -109,7 +103,7 @@ def _sigterm_under_load(long_method: str) -> None:
                         wrong.append("short call answered with the wrong ids")
                 except grpc.RpcError as error:
                     codes[error.code().name] += 1
-                    if error.code().name not in CLEAN_REFUSALS | {RACE_CANCELLED}:
+                    if error.code().name not in CLEAN_REFUSALS:
                         wrong.append(f"{error.code().name}: {error.details()}")
                 finally:
                     channel.close()
@@ -154,7 +148,57 @@ def _sigterm_under_load(long_method: str) -> None:
     assert ok_before > 0, "the short-call load never got an answer before SIGTERM"
     assert wrong == [], f"calls not refused cleanly after SIGTERM: {wrong[:5]} (all codes {dict(codes)})"
     assert codes["UNAVAILABLE"] > 0, f"no call was refused after SIGTERM: {dict(codes)}"
-    assert codes[RACE_CANCELLED] <= MAX_RACE_CANCELLED, f"too many calls cancelled at shutdown: {dict(codes)}"
     stopped = server.events("worker_stopped")
     assert len(stopped) == 2 and all(entry["calls_cut"] == 0 for entry in stopped), stopped
     print(f"drained in {drained_in:.1f} s; short calls: {dict(codes)}")
+
+
+def test_sigterm_under_a_stream_of_calls_on_open_connections_answers_only_ok_or_unavailable() -> None:
+    """Clients that keep their connections (every real client) and keep calling while a worker drains: each
+    call is answered OK or UNAVAILABLE, which clients retry. gRPC core's own shutdown (``server.stop``)
+    cancels every call that reaches the transport after it began — calls queued for a handler and calls
+    still arriving before the client read the GOAWAY — and the client sees CANCELLED (measured: 2-11 per
+    drain with 12 callers); so a drained worker ends its process instead, and its connections close
+    under the calls still arriving, which the client sees as UNAVAILABLE."""
+    callers_per_connection, connections = 3, 4
+    with start_server(workers=1, grace_period=5, metrics=False) as server:
+        request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]).SerializeToString()
+        channels = [server.channel(**{"grpc.use_local_subchannel_pool": 1}) for _ in range(connections)]
+        codes: Counter[str] = Counter()
+        details: dict[str, str] = {}
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def call_until_stopped(channel) -> None:
+            count_tokens = channel.unary_unary("/tokend.v1.Tokenizer/CountTokens")
+            while not stop.is_set():
+                try:
+                    count_tokens(request, timeout=10)
+                    code = "OK"
+                except grpc.RpcError as error:
+                    code = error.code().name
+                    details.setdefault(code, error.details() or "")
+                with lock:
+                    codes[code] += 1
+
+        threads = [
+            threading.Thread(target=call_until_stopped, args=(channel,), daemon=True)
+            for channel in channels
+            for _ in range(callers_per_connection)
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while codes["OK"] < 200:
+            assert time.monotonic() < deadline, f"the callers got no answers: {dict(codes)} {details}"
+            time.sleep(0.05)
+        server.process.send_signal(signal.SIGTERM)
+        exit_code = server.process.wait(timeout=40)
+        time.sleep(0.5)  # calls keep coming after the worker is gone (refused connections)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert exit_code == 0, server.stderr_text()[-3000:]
+    assert set(codes) <= {"OK", "UNAVAILABLE"}, f"statuses during the drain: {dict(codes)}; first details: {details}"
+    assert codes["UNAVAILABLE"] > 0, dict(codes)
+    print(f"statuses during the drain: {dict(codes)}")

@@ -30,7 +30,7 @@ def registry_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def shared_server(registry_dir):
     """One worker, small limits, metrics on; shared by every read-only test of the session."""
-    server = TokendServer(*SMALL_LIMITS, registry=registry_dir, workers=1).start()
+    server = TokendServer(*SMALL_LIMITS, "--reflection", registry=registry_dir, workers=1).start()
     yield server
     server.stop()
 

@@ -1,6 +1,7 @@
 """docs/api.md is true: every grpcurl request on the page is sent to a real server (the shared one,
-holding cl100k_base and o200k_base) and must give the documented status code; for Encode, CountTokens
-and Decode the documented JSON response must be exactly what the server returns."""
+holding cl100k_base and o200k_base) and must give the documented status code; for Encode, CountTokens,
+Decode and the token-budget RPCs the documented JSON response must be exactly what the server returns
+(for streams: every message, in order; a streaming request is several JSON objects in one `-d`)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,27 @@ _REQUESTS = {
     "tokend.v1.Tokenizer/Decode": pb.DecodeRequest,
     "tokend.v1.Tokenizer/ListModels": pb.ListModelsRequest,
     "tokend.v1.Tokenizer/GetModel": pb.GetModelRequest,
+    "tokend.v1.Tokenizer/Truncate": pb.TruncateRequest,
+    "tokend.v1.Tokenizer/Chunk": pb.ChunkRequest,
+    "tokend.v1.Tokenizer/ChunkStream": pb.ChunkRequest,
+    "tokend.v1.Tokenizer/DecodeStream": pb.DecodeStreamRequest,
     "grpc.health.v1.Health/Check": health_pb2.HealthCheckRequest,
 }
-_COMPARED = {"Encode", "CountTokens", "Decode"}
+_COMPARED = {"Encode", "CountTokens", "Decode", "Truncate", "Chunk", "ChunkStream", "DecodeStream"}
+_RESPONSE_STREAMS = {"ChunkStream", "DecodeStream"}
+_REQUEST_STREAMS = {"DecodeStream"}
+
+
+def _json_objects(text: str) -> list:
+    """Consecutive JSON objects (grpcurl's streaming input and output)."""
+    decoder, objects, position = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while position < len(text):
+        value, position = decoder.raw_decode(text, position)
+        objects.append(value)
+        while position < len(text) and text[position].isspace():
+            position += 1
+    return objects
 
 
 def _examples():
@@ -55,9 +74,12 @@ def _camel_to_code(name: str) -> grpc.StatusCode:
 
 @pytest.mark.parametrize("method,body,output_language,output", EXAMPLES)
 def test_documented_example(shared_server, method, body, output_language, output):
-    request = json_format.Parse(body, _REQUESTS[method]())
-    channel = shared_server.channel()
     service, name = method.split("/")
+    if name in _REQUEST_STREAMS:
+        request = iter([json_format.ParseDict(value, _REQUESTS[method]()) for value in _json_objects(body)])
+    else:
+        request = json_format.Parse(body, _REQUESTS[method]())
+    channel = shared_server.channel()
     if service == "grpc.health.v1.Health":
         call = health_pb2_grpc.HealthStub(channel).Check
     else:
@@ -65,7 +87,7 @@ def test_documented_example(shared_server, method, body, output_language, output
     if output.startswith("ERROR:"):
         expected = _camel_to_code(re.search(r"Code: (\w+)", output)[1])
         with pytest.raises(grpc.RpcError) as info:
-            call(request, timeout=10)
+            list(call(request, timeout=10)) if name in _RESPONSE_STREAMS else call(request, timeout=10)
         assert info.value.code() == expected
         documented = re.search(r"Message: (.*)", output)[1]
         if expected == grpc.StatusCode.INVALID_ARGUMENT:
@@ -73,5 +95,7 @@ def test_documented_example(shared_server, method, body, output_language, output
         return
     response = call(request, timeout=10)
     assert output_language == "json"
-    if name in _COMPARED or service == "grpc.health.v1.Health":
+    if name in _RESPONSE_STREAMS:
+        assert [json_format.MessageToDict(message) for message in response] == _json_objects(output)
+    elif name in _COMPARED or service == "grpc.health.v1.Health":
         assert json_format.MessageToDict(response) == json.loads(output)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -204,10 +205,25 @@ def test_reflection_lists_the_service(shared_server):
     assert descriptor.package == "tokend.v1"
 
 
-def test_reflection_can_be_switched_off(registry_dir):
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of the sockets listening on TCP ``port`` (IPv4, from /proc/net/tcp)."""
+    addresses = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, _, hex_port = local.partition(":")
+        if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+            addresses.add(".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0)))
+    return addresses
+
+
+def test_the_bare_binary_denies_by_default(registry_dir):
+    """No reflection and a playground for this machine only unless told (the gRPC port listens everywhere,
+    as a server must); `make serve` passes --reflection for a developer's grpcurl."""
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-    with start_server("--no-reflection", registry=registry_dir, models=["cl100k_base"], metrics=False) as server:
+    server = TokendServer(registry=registry_dir, models=["cl100k_base"], metrics=False, playground=True)
+    server.command[server.command.index("--host") + 1] = "0.0.0.0"  # the default of --host
+    with server:
         database = ProtoReflectionDescriptorDatabase(server.channel())
         with pytest.raises(grpc.RpcError) as info:
             database.get_services()
@@ -215,6 +231,10 @@ def test_reflection_can_be_switched_off(registry_dir):
         assert server.stub().CountTokens(
             pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]), timeout=5
         ).total == 2
+        _wait_for(lambda: _get_or_none(f"http://127.0.0.1:{server.playground_port}/healthz"), 60, "the playground")
+        assert _listening_addresses(server.playground_port) == {"127.0.0.1"}  # not 0.0.0.0, like --host
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert "tokend serve --reflection" in makefile
 
 
 @pytest.mark.parametrize(
@@ -240,8 +260,6 @@ def test_bad_settings_exit_2_naming_the_setting(registry_dir, flags, env, named)
 
 
 def test_tokend_serve_command_runs_the_service_and_the_playground(registry_dir):
-    from pathlib import Path
-
     tokend = Path(sys.executable).parent / "tokend"  # the console script of the installed distribution
     server = TokendServer(registry=registry_dir, models=["cl100k_base"], playground=True, command=[str(tokend), "serve"])
     with server:

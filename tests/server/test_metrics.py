@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import time
+import urllib.request
 
 import grpc
 import pytest
@@ -124,3 +126,27 @@ def test_promtool_check_metrics_is_clean(server):
     assert promtool, "promtool is required (Debian package prometheus; `make test` installs it)"
     result = subprocess.run([promtool, "check", "metrics"], input=server.scrape_metrics(), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+
+
+def test_a_burst_of_scrapes_and_vanishing_scrapers(server):
+    """50 simultaneous scrapes are all answered (the endpoint listens with a real backlog), and scrapers that
+    reset their connection leave no traceback in the log (issue 13 item 8)."""
+    import socket
+    import struct
+    from concurrent.futures import ThreadPoolExecutor
+
+    def scrape(_: int) -> int:
+        with urllib.request.urlopen(server.metrics_url, timeout=30) as response:
+            response.read()
+            return response.status
+
+    with ThreadPoolExecutor(50) as pool:
+        assert list(pool.map(scrape, range(50))) == [200] * 50
+    for number in range(20):
+        sock = socket.create_connection(("127.0.0.1", server.metrics_port), timeout=10)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + (b"\r\n" if number % 2 else b""))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    time.sleep(0.5)
+    assert scrape(0) == 200
+    assert "Traceback" not in server.stderr_text(), server.stderr_text()[-3000:]

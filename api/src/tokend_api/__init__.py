@@ -12,9 +12,11 @@ stubs). Importing this package loads neither grpc nor protobuf.
 from tokend_api.limits import (
     BYTES_PER_TOKEN_ID,
     DEFAULT_MAX_BATCH_ITEMS,
+    DEFAULT_MAX_CHUNKS,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_REQUEST_BYTES,
     MAX_BATCH_ITEMS,
+    MAX_CHUNKS,
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
 )
@@ -23,10 +25,12 @@ from tokend_api.wire import ERROR_DOMAIN, SERVICE_NAME, STATUS_DETAILS_METADATA_
 __all__ = [
     "BYTES_PER_TOKEN_ID",
     "DEFAULT_MAX_BATCH_ITEMS",
+    "DEFAULT_MAX_CHUNKS",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "DEFAULT_MAX_REQUEST_BYTES",
     "ERROR_DOMAIN",
     "MAX_BATCH_ITEMS",
+    "MAX_CHUNKS",
     "MAX_MESSAGE_BYTES",
     "MAX_REQUEST_BYTES",
     "Reason",

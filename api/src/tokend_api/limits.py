@@ -19,6 +19,8 @@ __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
     "DEFAULT_MAX_MESSAGE_BYTES",
     "BYTES_PER_TOKEN_ID",
+    "MAX_CHUNKS",
+    "DEFAULT_MAX_CHUNKS",
 ]
 
 # Limit names, as errors report them (ErrorInfo limit_name; QuotaFailure subject).
@@ -31,3 +33,7 @@ DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # What one token id of a Decode request counts against max_request_bytes (ids travel as uint32).
 BYTES_PER_TOKEN_ID = 4
+# Chunks one Chunk / ChunkStream request may make (over all its inputs): a chunk costs ~6 us and its framing,
+# so a tiny budget over 8 MiB of text (millions of chunks) is refused instead of computed.
+MAX_CHUNKS = "max_chunks"
+DEFAULT_MAX_CHUNKS = 100_000

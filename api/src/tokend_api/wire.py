@@ -11,6 +11,8 @@ all string values:
 | MODEL_NOT_FOUND_ERROR            | ref, available (comma-separated)           |
 | REQUEST_LIMIT_EXCEEDED           | limit_name, limit, actual                  |
 | INVALID_REQUEST                  | field                                      |
+| INVALID_BUDGET_ERROR             | argument, item                             |
+| OFFSETS_UNAVAILABLE_ERROR        | model, position (characters), item         |
 
 ``item`` (the batch index) is absent when the error is not about one item. Echoed input (``token``,
 ``ref``) is cut to a bounded prefix by the server.
@@ -44,3 +46,7 @@ class Reason(enum.StrEnum):
     MODEL_NOT_FOUND_ERROR = "MODEL_NOT_FOUND_ERROR"
     REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
     INVALID_REQUEST = "INVALID_REQUEST"
+    # Token budgets (Truncate, Chunk, Encode with offsets): a budget argument no cut can meet or out of range
+    # (INVALID_ARGUMENT), a model whose tokens do not spell the text (FAILED_PRECONDITION).
+    INVALID_BUDGET_ERROR = "INVALID_BUDGET_ERROR"
+    OFFSETS_UNAVAILABLE_ERROR = "OFFSETS_UNAVAILABLE_ERROR"

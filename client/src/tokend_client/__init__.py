@@ -15,13 +15,16 @@ written for tiktoken switches to the shared service by changing how it obtains t
 
 from ._async_client import AsyncTokendClient
 from ._async_remote_encoding import AsyncRemoteEncoding
+from ._budget_results import Chunk, TokenOffsets, Truncation
 from ._client import TokendClient
 from ._exceptions import (
     DeadlineExceededError,
     DisallowedSpecialTokenError,
     InvalidArgumentError,
+    InvalidBudgetError,
     LimitExceededError,
     ModelNotFoundError,
+    OffsetsUnavailableError,
     ProtocolError,
     RemoteError,
     ServiceUnavailableError,
@@ -34,18 +37,23 @@ from ._remote_encoding import RemoteEncoding
 __all__ = [
     "AsyncRemoteEncoding",
     "AsyncTokendClient",
+    "Chunk",
     "DeadlineExceededError",
     "DisallowedSpecialTokenError",
     "InvalidArgumentError",
+    "InvalidBudgetError",
     "LimitExceededError",
     "ModelDetails",
     "ModelNotFoundError",
     "ModelSummary",
+    "OffsetsUnavailableError",
     "ProtocolError",
     "RemoteEncoding",
     "RemoteError",
     "ServiceUnavailableError",
     "TokendClient",
+    "TokenOffsets",
     "TokendError",
+    "Truncation",
     "UnknownTokenIdError",
 ]

@@ -9,6 +9,8 @@ Properties (`name`, `version`, `n_vocab`, `eot_token`, `special_tokens_set`, `ma
 attributes, as on `RemoteEncoding`; every method that talks to the server is a coroutine. Parameters,
 defaults, results and exceptions are those of `RemoteEncoding` (and so of tiktoken).
 
+Token budgets (`_async_remote_budgets`): the same methods, awaited; `iter_chunks` returns an async iterator.
+
 Not handled: the same as `RemoteEncoding`.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ._async_remote_budgets import AsyncRemoteBudgetMethods
 from ._models import ModelDetails
 from ._offsets import text_with_offsets
 from ._operations import Operation, bytes_inputs, text_inputs, token_id_inputs
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from ._async_client import AsyncTokendClient
 
 
-class AsyncRemoteEncoding(RemoteEncodingBase):
+class AsyncRemoteEncoding(AsyncRemoteBudgetMethods, RemoteEncodingBase):
     """A tokend model version with `tiktoken.Encoding`'s methods as coroutines."""
 
     def __init__(self, client: AsyncTokendClient, details: ModelDetails) -> None:

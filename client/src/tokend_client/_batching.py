@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tokend_api import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_REQUEST_BYTES, MAX_BATCH_ITEMS, MAX_REQUEST_BYTES
+from tokend_api import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_REQUEST_BYTES, MAX_BATCH_ITEMS, MAX_CHUNKS, MAX_REQUEST_BYTES
 
 from ._exceptions import LimitExceededError
 
@@ -178,6 +178,8 @@ class BatchPlan:
         elif reported is not None and reported[0] == MAX_REQUEST_BYTES:
             # A named limit is worth keeping even when this chunk is one item: the next batch splits right.
             self._limits.lower(max_bytes=min(reported[1], chunk_bytes - 1))
+        elif reported is not None and reported[0] == MAX_CHUNKS:
+            pass  # chunks per request (Chunk): fewer texts per request helps, smaller limits for every call do not
         elif len(chunk) > 1:
             # No limit named (e.g. gRPC's own message-size check): halve what we sent, by items and bytes.
             # Never below the largest item: that one may well pass alone.

@@ -10,8 +10,12 @@ with backoff by gRPC itself (`retries`), and a call whose server went away mid-a
 client (`_error_mapping.lost_its_server`). Batches of any length are split under the server's limits
 (`_batching`), sent concurrently over the pool and put back in order.
 
-Not handled: streaming, per-call credentials; the client does not watch health (calls fail over with
-round_robin + retries instead).
+The streamed RPCs (ChunkStream, DecodeStream) are used by `RemoteEncoding.iter_chunks` and
+`decoder(mode="stream")` straight over the pool (`_remote_budgets`, `_stream_decoders`); they are not
+re-sent when their server goes away mid-stream.
+
+Not handled: per-call credentials; the client does not watch health (calls fail over with round_robin +
+retries instead).
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 |---------------------|---------------------------------------------------------|--------------------------------|
 | INVALID_ARGUMENT    | DISALLOWED_SPECIAL_TOKEN_ERROR token, offset, item      | DisallowedSpecialTokenError    |
 | INVALID_ARGUMENT    | UNKNOWN_TOKEN_ID_ERROR token_id, item                   | UnknownTokenIdError            |
+| INVALID_ARGUMENT    | INVALID_BUDGET_ERROR argument, item                     | InvalidBudgetError             |
 | INVALID_ARGUMENT    | anything else                                           | InvalidArgumentError           |
+| FAILED_PRECONDITION | OFFSETS_UNAVAILABLE_ERROR model, position, item         | OffsetsUnavailableError        |
 | NOT_FOUND           | MODEL_NOT_FOUND_ERROR ref, available ("a,b,c")          | ModelNotFoundError             |
 | RESOURCE_EXHAUSTED  | REQUEST_LIMIT_EXCEEDED limit_name, limit, actual        | LimitExceededError             |
 | UNAVAILABLE         |                                                         | ServiceUnavailableError        |
@@ -37,8 +39,10 @@ from ._exceptions import (
     DeadlineExceededError,
     DisallowedSpecialTokenError,
     InvalidArgumentError,
+    InvalidBudgetError,
     LimitExceededError,
     ModelNotFoundError,
+    OffsetsUnavailableError,
     RemoteError,
     ServiceUnavailableError,
     TokendError,
@@ -90,6 +94,15 @@ def _item(details: StatusDetails, metadata: dict[str, str], *, item_offset: int,
     return None if index is None else index + item_offset
 
 
+def _description(details: StatusDetails, message: str) -> str:
+    """The error's own words without the field the server put in front ("inputs[3]: ..."): what the
+    in-process engine says for a single text."""
+    for violation in details.field_violations:
+        if violation.description:
+            return violation.description
+    return message
+
+
 def exception_for(
     error: grpc.RpcError, *, ref: str | None = None, item_offset: int = 0, batch: bool = False
 ) -> TokendError:
@@ -113,8 +126,26 @@ def exception_for(
                 item=_item(details, unknown, item_offset=item_offset, batch=batch),
                 **keys,
             )
+        budget = details.error_info.get(Reason.INVALID_BUDGET_ERROR)
+        if budget is not None and "argument" in budget:
+            return InvalidBudgetError(
+                budget["argument"],
+                _description(details, message),
+                item=_item(details, budget, item_offset=item_offset, batch=batch),
+                **keys,
+            )
         violations = [(v.field, v.description) for v in details.field_violations]
         return InvalidArgumentError(f"the server rejected the request: {message}", field_violations=violations, **keys)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        unspelled = details.error_info.get(Reason.OFFSETS_UNAVAILABLE_ERROR)
+        if unspelled is not None:
+            return OffsetsUnavailableError(
+                unspelled.get("model", ref or ""),
+                _int_or_none(unspelled.get("position")),
+                item=_item(details, unspelled, item_offset=item_offset, batch=batch),
+                message=_description(details, message),
+                **keys,
+            )
     if code == grpc.StatusCode.NOT_FOUND:
         info = details.error_info.get(Reason.MODEL_NOT_FOUND_ERROR, {})
         available = [name for name in info.get("available", "").split(",") if name]

@@ -11,6 +11,8 @@ TokendError(Exception)                                     .code (grpc.StatusCod
 ├── DisallowedSpecialTokenError(TokendError, ValueError)   .token .offset (characters) .item (batch index or None)
 ├── UnknownTokenIdError(TokendError, KeyError)             .token_id .item
 ├── ModelNotFoundError(TokendError, ValueError)            .ref .available (what the server has)
+├── InvalidBudgetError(TokendError, ValueError)            truncate/chunk argument out of range or unmeetable; .argument .item
+├── OffsetsUnavailableError(TokendError, ValueError)       the model's tokens do not spell the text; .model .position .item
 ├── InvalidArgumentError(TokendError, ValueError)          any other INVALID_ARGUMENT; .field_violations
 ├── LimitExceededError(TokendError)                        over a limit splitting cannot fix; .item .limit
 ├── ServiceUnavailableError(TokendError, ConnectionError)  UNAVAILABLE after retries (not ready, draining, down)
@@ -158,6 +160,54 @@ class ModelNotFoundError(TokendError, ValueError):
         )
         self.ref = ref
         self.available = list(available)
+
+
+class InvalidBudgetError(TokendError, ValueError):
+    """A token-budget argument (`truncate`, `chunk`) out of range, or a budget no cut of the text can meet
+    (the engine's `InvalidBudgetError`). `argument` names the parameter to change ("max_tokens", "side",
+    "overlap", "prefer", "max_chunks"); `item` is the batch index of the text it is about (None for a
+    single-text call or an argument that is wrong for every text).
+    """
+
+    def __init__(
+        self,
+        argument: str,
+        message: str,
+        *,
+        item: int | None = None,
+        code: grpc.StatusCode | None = None,
+        status_message: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status_message=status_message)
+        self.argument = argument
+        self.item = item
+
+
+class OffsetsUnavailableError(TokendError, ValueError):
+    """The model's tokens do not spell the text (its normalizer rewrites text), so they have no offsets, cut
+    points or chunks in it (the engine's `OffsetsUnavailableError`, FAILED_PRECONDITION over the API).
+    `position` is the first character of the text where they differ.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        position: int | None,
+        *,
+        item: int | None = None,
+        message: str | None = None,
+        code: grpc.StatusCode | None = None,
+        status_message: str | None = None,
+    ) -> None:
+        super().__init__(
+            message or f"model {model!r} rewrites the text it encodes (from character {position} on), so its tokens "
+            "have no offsets, cut points or chunks in it; use a model without text normalization",
+            code=code,
+            status_message=status_message,
+        )
+        self.model = model
+        self.position = position
+        self.item = item
 
 
 class InvalidArgumentError(TokendError, ValueError):

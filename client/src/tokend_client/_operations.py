@@ -1,4 +1,4 @@
-"""The three batched RPCs (Encode, CountTokens, Decode) as data: how to build one request from a slice of
+"""The batched RPCs (Encode, CountTokens, Decode; the budget ones are in `_budget_operations`) as data: how to build one request from a slice of
 the caller's batch, how to read that request's answers, and how big each item is for the request limits.
 
 Sync and async clients share these; they differ only in how they send requests.
@@ -13,7 +13,7 @@ tiktoken repairs it before encoding — through UTF-16 with errors="replace" —
     request = operation.request(inputs[0:100])
     ids_lists = operation.results(stub.Encode(request), expected_items=100)
 
-Not handled: streaming (the API has none).
+Not handled: the streamed RPCs (see `_remote_budgets`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from tokend_api.policy_message import ORDINARY, to_message
 
 from ._models import ModelDetails
 from ._offsets import text_with_offsets
+from ._remote_budgets import RemoteBudgetMethods
 from ._operations import (
     Operation,
     bytes_inputs,
@@ -101,7 +102,7 @@ class RemoteEncodingBase:
         return decode_bytes_operation(self._ref, self._expect)
 
 
-class RemoteEncoding(RemoteEncodingBase):
+class RemoteEncoding(RemoteBudgetMethods, RemoteEncodingBase):
     """A tokend model version with `tiktoken.Encoding`'s methods; obtain it from `TokendClient.get_encoding`.
 
         enc = client.get_encoding("cl100k_base")

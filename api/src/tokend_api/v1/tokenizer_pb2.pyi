@@ -56,24 +56,30 @@ class TokenIds(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("model", "inputs", "special_tokens")
+    __slots__ = ("model", "inputs", "special_tokens", "offsets", "token_bytes")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_BYTES_FIELD_NUMBER: _ClassVar[int]
     model: str
     inputs: _containers.RepeatedCompositeFieldContainer[Input]
     special_tokens: SpecialTokenPolicy
-    def __init__(self, model: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Input, _Mapping]]] = ..., special_tokens: _Optional[_Union[SpecialTokenPolicy, _Mapping]] = ...) -> None: ...
+    offsets: bool
+    token_bytes: bool
+    def __init__(self, model: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Input, _Mapping]]] = ..., special_tokens: _Optional[_Union[SpecialTokenPolicy, _Mapping]] = ..., offsets: _Optional[bool] = ..., token_bytes: _Optional[bool] = ...) -> None: ...
 
 class EncodeResponse(_message.Message):
-    __slots__ = ("model", "results", "total_tokens")
+    __slots__ = ("model", "results", "total_tokens", "offsets")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OFFSETS_FIELD_NUMBER: _ClassVar[int]
     model: ModelVersion
     results: _containers.RepeatedCompositeFieldContainer[TokenIds]
     total_tokens: int
-    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TokenIds, _Mapping]]] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+    offsets: _containers.RepeatedCompositeFieldContainer[TokenOffsets]
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TokenIds, _Mapping]]] = ..., total_tokens: _Optional[int] = ..., offsets: _Optional[_Iterable[_Union[TokenOffsets, _Mapping]]] = ...) -> None: ...
 
 class DecodeRequest(_message.Message):
     __slots__ = ("model", "inputs", "errors", "output")
@@ -212,3 +218,151 @@ class GetModelResponse(_message.Message):
     DETAILS_FIELD_NUMBER: _ClassVar[int]
     details: ModelDetails
     def __init__(self, details: _Optional[_Union[ModelDetails, _Mapping]] = ...) -> None: ...
+
+class TokenOffsets(_message.Message):
+    __slots__ = ("starts", "ends", "byte_starts", "byte_ends", "token_bytes")
+    STARTS_FIELD_NUMBER: _ClassVar[int]
+    ENDS_FIELD_NUMBER: _ClassVar[int]
+    BYTE_STARTS_FIELD_NUMBER: _ClassVar[int]
+    BYTE_ENDS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_BYTES_FIELD_NUMBER: _ClassVar[int]
+    starts: _containers.RepeatedScalarFieldContainer[int]
+    ends: _containers.RepeatedScalarFieldContainer[int]
+    byte_starts: _containers.RepeatedScalarFieldContainer[int]
+    byte_ends: _containers.RepeatedScalarFieldContainer[int]
+    token_bytes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, starts: _Optional[_Iterable[int]] = ..., ends: _Optional[_Iterable[int]] = ..., byte_starts: _Optional[_Iterable[int]] = ..., byte_ends: _Optional[_Iterable[int]] = ..., token_bytes: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class TruncateRequest(_message.Message):
+    __slots__ = ("model", "inputs", "max_tokens", "side", "special_tokens")
+    class Side(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        SIDE_UNSPECIFIED: _ClassVar[TruncateRequest.Side]
+        SIDE_RIGHT: _ClassVar[TruncateRequest.Side]
+        SIDE_LEFT: _ClassVar[TruncateRequest.Side]
+    SIDE_UNSPECIFIED: TruncateRequest.Side
+    SIDE_RIGHT: TruncateRequest.Side
+    SIDE_LEFT: TruncateRequest.Side
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    inputs: _containers.RepeatedCompositeFieldContainer[Input]
+    max_tokens: int
+    side: TruncateRequest.Side
+    special_tokens: SpecialTokenPolicy
+    def __init__(self, model: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Input, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., side: _Optional[_Union[TruncateRequest.Side, str]] = ..., special_tokens: _Optional[_Union[SpecialTokenPolicy, _Mapping]] = ...) -> None: ...
+
+class Truncation(_message.Message):
+    __slots__ = ("ids", "start", "end", "byte_start", "byte_end", "total_tokens")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    BYTE_START_FIELD_NUMBER: _ClassVar[int]
+    BYTE_END_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    start: int
+    end: int
+    byte_start: int
+    byte_end: int
+    total_tokens: int
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., byte_start: _Optional[int] = ..., byte_end: _Optional[int] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+
+class TruncateResponse(_message.Message):
+    __slots__ = ("model", "results")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    results: _containers.RepeatedCompositeFieldContainer[Truncation]
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., results: _Optional[_Iterable[_Union[Truncation, _Mapping]]] = ...) -> None: ...
+
+class ChunkRequest(_message.Message):
+    __slots__ = ("model", "inputs", "max_tokens", "overlap", "prefer", "special_tokens", "max_chunks")
+    class Prefer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        PREFER_UNSPECIFIED: _ClassVar[ChunkRequest.Prefer]
+        PREFER_PARAGRAPH: _ClassVar[ChunkRequest.Prefer]
+        PREFER_SENTENCE: _ClassVar[ChunkRequest.Prefer]
+        PREFER_WHITESPACE: _ClassVar[ChunkRequest.Prefer]
+        PREFER_TOKEN: _ClassVar[ChunkRequest.Prefer]
+    PREFER_UNSPECIFIED: ChunkRequest.Prefer
+    PREFER_PARAGRAPH: ChunkRequest.Prefer
+    PREFER_SENTENCE: ChunkRequest.Prefer
+    PREFER_WHITESPACE: ChunkRequest.Prefer
+    PREFER_TOKEN: ChunkRequest.Prefer
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    PREFER_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    inputs: _containers.RepeatedCompositeFieldContainer[Input]
+    max_tokens: int
+    overlap: int
+    prefer: ChunkRequest.Prefer
+    special_tokens: SpecialTokenPolicy
+    max_chunks: int
+    def __init__(self, model: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Input, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., overlap: _Optional[int] = ..., prefer: _Optional[_Union[ChunkRequest.Prefer, str]] = ..., special_tokens: _Optional[_Union[SpecialTokenPolicy, _Mapping]] = ..., max_chunks: _Optional[int] = ...) -> None: ...
+
+class TextChunk(_message.Message):
+    __slots__ = ("ids", "start", "end", "byte_start", "byte_end")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    BYTE_START_FIELD_NUMBER: _ClassVar[int]
+    BYTE_END_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    start: int
+    end: int
+    byte_start: int
+    byte_end: int
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., byte_start: _Optional[int] = ..., byte_end: _Optional[int] = ...) -> None: ...
+
+class Chunks(_message.Message):
+    __slots__ = ("chunks",)
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[TextChunk]
+    def __init__(self, chunks: _Optional[_Iterable[_Union[TextChunk, _Mapping]]] = ...) -> None: ...
+
+class ChunkResponse(_message.Message):
+    __slots__ = ("model", "results")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    results: _containers.RepeatedCompositeFieldContainer[Chunks]
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., results: _Optional[_Iterable[_Union[Chunks, _Mapping]]] = ...) -> None: ...
+
+class ChunkStreamResponse(_message.Message):
+    __slots__ = ("model", "chunks")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    chunks: _containers.RepeatedCompositeFieldContainer[TextChunk]
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[TextChunk, _Mapping]]] = ...) -> None: ...
+
+class DecodeStreamRequest(_message.Message):
+    __slots__ = ("model", "errors", "ids", "flush")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    FLUSH_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    errors: DecodeRequest.Errors
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    flush: bool
+    def __init__(self, model: _Optional[str] = ..., errors: _Optional[_Union[DecodeRequest.Errors, str]] = ..., ids: _Optional[_Iterable[int]] = ..., flush: _Optional[bool] = ...) -> None: ...
+
+class DecodeStreamResponse(_message.Message):
+    __slots__ = ("model", "text", "pending")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    text: str
+    pending: bytes
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., text: _Optional[str] = ..., pending: _Optional[bytes] = ...) -> None: ...

@@ -59,6 +59,26 @@ class TokenizerStub:
                 request_serializer=tokend_dot_v1_dot_tokenizer__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=tokend_dot_v1_dot_tokenizer__pb2.GetModelResponse.FromString,
                 _registered_method=True)
+        self.Truncate = channel.unary_unary(
+                '/tokend.v1.Tokenizer/Truncate',
+                request_serializer=tokend_dot_v1_dot_tokenizer__pb2.TruncateRequest.SerializeToString,
+                response_deserializer=tokend_dot_v1_dot_tokenizer__pb2.TruncateResponse.FromString,
+                _registered_method=True)
+        self.Chunk = channel.unary_unary(
+                '/tokend.v1.Tokenizer/Chunk',
+                request_serializer=tokend_dot_v1_dot_tokenizer__pb2.ChunkRequest.SerializeToString,
+                response_deserializer=tokend_dot_v1_dot_tokenizer__pb2.ChunkResponse.FromString,
+                _registered_method=True)
+        self.ChunkStream = channel.unary_stream(
+                '/tokend.v1.Tokenizer/ChunkStream',
+                request_serializer=tokend_dot_v1_dot_tokenizer__pb2.ChunkRequest.SerializeToString,
+                response_deserializer=tokend_dot_v1_dot_tokenizer__pb2.ChunkStreamResponse.FromString,
+                _registered_method=True)
+        self.DecodeStream = channel.stream_stream(
+                '/tokend.v1.Tokenizer/DecodeStream',
+                request_serializer=tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamRequest.SerializeToString,
+                response_deserializer=tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamResponse.FromString,
+                _registered_method=True)
 
 
 class TokenizerServicer:
@@ -99,6 +119,36 @@ class TokenizerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Truncate(self, request, context):
+        """The longest prefix (or suffix) of each input whose own encoding has at most `max_tokens` tokens.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Chunk(self, request, context):
+        """Each input cut into consecutive chunks of at most `max_tokens` tokens each.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChunkStream(self, request, context):
+        """The chunks of one big document, sent as they are made (exactly one input).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecodeStream(self, request_iterator, context):
+        """Generated ids in, text out, never a broken character: one response per request, in order, with the
+        characters its ids completed; once the client closes its side, one last response with the held-back
+        bytes (decoded with `errors`) if there are any. Errors end the stream, as Decode's would.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenizerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +176,26 @@ def add_TokenizerServicer_to_server(servicer, server):
                     servicer.GetModel,
                     request_deserializer=tokend_dot_v1_dot_tokenizer__pb2.GetModelRequest.FromString,
                     response_serializer=tokend_dot_v1_dot_tokenizer__pb2.GetModelResponse.SerializeToString,
+            ),
+            'Truncate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Truncate,
+                    request_deserializer=tokend_dot_v1_dot_tokenizer__pb2.TruncateRequest.FromString,
+                    response_serializer=tokend_dot_v1_dot_tokenizer__pb2.TruncateResponse.SerializeToString,
+            ),
+            'Chunk': grpc.unary_unary_rpc_method_handler(
+                    servicer.Chunk,
+                    request_deserializer=tokend_dot_v1_dot_tokenizer__pb2.ChunkRequest.FromString,
+                    response_serializer=tokend_dot_v1_dot_tokenizer__pb2.ChunkResponse.SerializeToString,
+            ),
+            'ChunkStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.ChunkStream,
+                    request_deserializer=tokend_dot_v1_dot_tokenizer__pb2.ChunkRequest.FromString,
+                    response_serializer=tokend_dot_v1_dot_tokenizer__pb2.ChunkStreamResponse.SerializeToString,
+            ),
+            'DecodeStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.DecodeStream,
+                    request_deserializer=tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamRequest.FromString,
+                    response_serializer=tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +333,114 @@ class Tokenizer:
             '/tokend.v1.Tokenizer/GetModel',
             tokend_dot_v1_dot_tokenizer__pb2.GetModelRequest.SerializeToString,
             tokend_dot_v1_dot_tokenizer__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Truncate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokend.v1.Tokenizer/Truncate',
+            tokend_dot_v1_dot_tokenizer__pb2.TruncateRequest.SerializeToString,
+            tokend_dot_v1_dot_tokenizer__pb2.TruncateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Chunk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokend.v1.Tokenizer/Chunk',
+            tokend_dot_v1_dot_tokenizer__pb2.ChunkRequest.SerializeToString,
+            tokend_dot_v1_dot_tokenizer__pb2.ChunkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChunkStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tokend.v1.Tokenizer/ChunkStream',
+            tokend_dot_v1_dot_tokenizer__pb2.ChunkRequest.SerializeToString,
+            tokend_dot_v1_dot_tokenizer__pb2.ChunkStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecodeStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/tokend.v1.Tokenizer/DecodeStream',
+            tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamRequest.SerializeToString,
+            tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,6 +4,7 @@
     tokend train ...                      train a BPE model and publish it
     tokend registry list|show|verify|publish|alias|import|index
     tokend encode|count|decode --model REF
+    tokend truncate|chunk --max-tokens N --model REF
 
 Exit status: 0 success; 1 the command failed (unknown model, checksum mismatch, verification failure,
 unreadable file, a disallowed special token; one line on stderr, no traceback); 2 a usage error (bad or
@@ -38,7 +39,7 @@ def tokend_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tokend.cli import registry_commands, token_commands, train
+    from tokend.cli import budget_commands, registry_commands, token_commands, train
 
     parser = argparse.ArgumentParser(prog=PROG, description="tokend: BPE tokenizer engine, model registry and gRPC service.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {tokend_version()}")
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(subparsers)
     registry_commands.add_parser(subparsers)
     token_commands.add_parsers(subparsers)
+    budget_commands.add_parsers(subparsers)
     return parser
 
 

@@ -97,6 +97,22 @@ class BudgetMethods:
             self, text, max_tokens, side, allowed_special=allowed_special, disallowed_special=disallowed_special
         )
 
+    def truncate_batch(
+        self,
+        texts: Sequence[str],
+        max_tokens: int,
+        side: Literal["right", "left"] = "right",
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+    ) -> list[Truncation]:
+        """`truncate` of each text, in order (the remote client sends them as one batched request):
+        `[kept.text for kept in enc.truncate_batch(["hello world", "bye"], 1)]` is `['hello', 'bye']`."""
+        return [
+            self.truncate(text, max_tokens, side, allowed_special=allowed_special, disallowed_special=disallowed_special)
+            for text in texts
+        ]
+
     def chunk(
         self,
         text: str,
@@ -127,6 +143,26 @@ class BudgetMethods:
             disallowed_special=disallowed_special,
             max_chunks=max_chunks,
         )
+
+    def chunk_batch(
+        self,
+        texts: Sequence[str],
+        max_tokens: int,
+        overlap: int = 0,
+        prefer: Literal["paragraph", "sentence", "whitespace", "token"] = "paragraph",
+        *,
+        allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
+        disallowed_special: Literal["all"] | Collection[str] = "all",
+        max_chunks: int | None = None,
+    ) -> list[list[Chunk]]:
+        """`chunk` of each text, in order (`max_chunks` bounds each text's chunks)."""
+        return [
+            self.chunk(
+                text, max_tokens, overlap, prefer, allowed_special=allowed_special,
+                disallowed_special=disallowed_special, max_chunks=max_chunks,
+            )  # fmt: skip
+            for text in texts
+        ]
 
     def iter_chunks(
         self,

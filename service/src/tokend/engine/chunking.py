@@ -135,8 +135,10 @@ def iter_chunks(
 
 
 def _too_many_chunks(max_chunks: int, max_tokens: int, total: int):
+    # Named "max_chunks" (not "max_tokens"): a service that passes its own bound tells this apart from a
+    # budget that is too small for the text, and answers it as the limit it is.
     raise InvalidBudgetError(
-        "max_tokens",
+        "max_chunks",
         f"the text ({total} tokens) makes more than max_chunks={max_chunks} chunks of max_tokens={max_tokens}; "
         f"raise max_tokens, lower the overlap or send less text",
     )

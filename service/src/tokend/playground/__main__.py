@@ -4,33 +4,29 @@
     python -m tokend.playground --registry ./models --host 0.0.0.0
 
 Flags are the settings of `tokend serve` that the playground uses (same names, help and `TOKEND_*`
-variables, see DEVELOPERS.md), with `--port` for `--playground-port` and 127.0.0.1 as the default host
-(when neither `--host` nor `TOKEND_HOST` is given);
-`--port 0` picks a free port, and the log line "token playground serving on http://HOST:PORT/" says which.
+variables, see DEVELOPERS.md), with `--port` for `--playground-port` and `--host` for `--playground-host`
+(default 127.0.0.1: this machine only); `--port 0` picks a free port, and the log line
+"token playground serving on http://HOST:PORT/" says which.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from tokend.logs import configure_logging
-from tokend.settings import Settings, SettingsError, add_setting_flags, env_name, setting_flags
+from tokend.settings import Settings, SettingsError, add_setting_flags, setting_flags
 
 from .server import serve_playground
 
-_SETTINGS = ("host", "playground_port", "registry", "reload_interval", "max_batch_items", "max_request_bytes",
-             "max_message_bytes", "log_level")  # fmt: skip
-_LOCAL_HOST = "127.0.0.1"
+_SETTINGS = ("playground_host", "playground_port", "registry", "reload_interval", "max_batch_items",
+             "max_request_bytes", "max_message_bytes", "log_level")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tokend.playground", description=__doc__.splitlines()[0])
-    add_setting_flags(parser, _SETTINGS, aliases={"playground_port": "--port"}, defaults={"host": _LOCAL_HOST})
+    add_setting_flags(parser, _SETTINGS, aliases={"playground_port": "--port", "playground_host": "--host"})
     flags = setting_flags(parser.parse_args(argv))
-    if flags["host"] is None and env_name("host") not in os.environ:
-        flags["host"] = _LOCAL_HOST  # alone, a development page: this machine only unless told otherwise
     try:
         # Alone, nothing else listens: the gRPC and metrics ports are not this process's.
         settings = Settings.load(flags={**flags, "port": 0, "metrics_port": 0, "workers": 1})

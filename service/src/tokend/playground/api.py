@@ -10,6 +10,7 @@ spells them:
     decode  {"model", "inputs": [[ids], ...], "errors": "replace" | "strict", "output": "text" | "bytes"}
             → {"model", "results": [{"text": ...} | {"data": "<base64>"}]}
     models  → {"models": [{"name", "versions", "latest_version", "aliases"}]}
+    truncate, chunk, and encode's "offsets": true — token budgets (budget_api.py)
     model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256"}
 
 `"text": "..."` (encode/count) and `"ids": [...]` (decode) are shorthands for a one-item `inputs`. Raw bytes
@@ -31,10 +32,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService
+from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService, WorkAdmission
 from tokend.service.limits import Limits, input_bytes
 from tokend.service.results import ModelVersion
 
+from .budget_api import BudgetApi
 from .http_error import bad_request
 from .token_view import describe_tokens
 
@@ -55,12 +57,12 @@ class PlaygroundLimits(Limits):
         return 6 * self.max_request_bytes + 64 * 1024
 
 
-_ENCODE_FIELDS = frozenset({"model", "inputs", "text", "allowed_special", "disallowed_special", "detail"})
-_COUNT_FIELDS = _ENCODE_FIELDS - {"detail"}
+_ENCODE_FIELDS = frozenset({"model", "inputs", "text", "allowed_special", "disallowed_special", "detail", "offsets"})
+_COUNT_FIELDS = _ENCODE_FIELDS - {"detail", "offsets"}
 _DECODE_FIELDS = frozenset({"model", "inputs", "ids", "errors", "output"})
 
 
-class PlaygroundApi:
+class PlaygroundApi(BudgetApi):
     """The JSON API over a registry; every method takes the parsed JSON body and returns the response dict.
 
     >>> from tokend.registry import Registry
@@ -69,9 +71,11 @@ class PlaygroundApi:
     2
     """
 
-    def __init__(self, registry: Any, limits: PlaygroundLimits | None = None) -> None:
+    def __init__(
+        self, registry: Any, limits: PlaygroundLimits | None = None, admission: WorkAdmission | None = None
+    ) -> None:
         self.limits = limits or PlaygroundLimits()
-        self.service = TokenizerService(ServedModels(registry), self.limits)
+        self.service = TokenizerService(ServedModels(registry), self.limits, admission)
 
     # -- endpoints ---------------------------------------------------------------------------------------
 
@@ -109,8 +113,11 @@ class PlaygroundApi:
                     "max_detail_bytes", self.limits.max_detail_bytes, size, unit="input bytes with \"detail\": true",
                     hint='send less text or ask without "detail"',
                 )  # fmt: skip
-        encoded = self.service.encode(ref, inputs, special=policy)
-        results: list[dict[str, Any]] = [{"ids": ids} for ids in encoded.ids]
+        if _boolean(request, "offsets"):
+            encoded, results = self.token_offsets(ref, inputs, policy)  # budget_api
+        else:
+            encoded = self.service.encode(ref, inputs, special=policy)
+            results = [{"ids": ids} for ids in encoded.ids]
         if detail:
             encoding = self.service.models.load(f"{encoded.model.name}@{encoded.model.version}").encoding
             special_ids = frozenset(encoding.special_tokens.values())

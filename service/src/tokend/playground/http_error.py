@@ -4,11 +4,14 @@ Every error leaves the server as `{"error": {"code": ..., "message": ..., <detai
 (the kinds are the service layer's, ``tokend.service.errors``; the gRPC front-end maps the same kinds):
 
     400 invalid_argument    bad JSON, a disallowed special token (`item`, `token`, `offset`), an unknown
-                            token id (`item`, `token_id`), invalid UTF-8 under errors="strict" (`item`, `offset`)
+                            token id (`item`, `token_id`), invalid UTF-8 under errors="strict" (`item`, `offset`),
+                            a token budget out of range or one no cut of the text meets (`argument`, `item`)
     404 not_found           unknown model, version or alias (`ref`, `available`), unknown path
     405 method_not_allowed  e.g. GET on an endpoint that takes POST
     411 length_required     a POST without Content-Length (chunked bodies are not accepted)
     413 resource_exhausted  a configured limit (`limit`, `setting`)
+    422 failed_precondition the model's tokens do not spell the text, so it has no offsets, cut points or
+                            chunks in it (`item`, `model`, `position`)
     500 failed_precondition the model on the registry is broken (format, checksum, version conflict)
     500 internal            anything unexpected (logged with its traceback; the message names no request content)
     503 unavailable         the registry cannot be read right now (retry later)
@@ -56,6 +59,7 @@ _STATUSES = {
     ErrorKind.MODEL_BROKEN: (500, "failed_precondition"),
     ErrorKind.DEADLINE_EXPIRED: (504, "deadline_exceeded"),
     ErrorKind.CANCELLED: (400, "cancelled"),
+    ErrorKind.UNSUPPORTED: (422, "failed_precondition"),
 }
 
 

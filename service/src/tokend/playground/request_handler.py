@@ -6,10 +6,15 @@
     GET  /api/v1/models          every model: names, versions, aliases
     GET  /api/v1/models/<ref>    one model version ("name", "name@7", "name@alias"; URL-encoded)
     POST /api/v1/encode | count | decode   JSON in, JSON out (see api.py)
+    POST /api/v1/truncate | chunk          token budgets (see budget_api.py)
 
-Every response has a Content-Length (HTTP/1.1 keep-alive works) and defensive headers: a Content Security
-Policy that allows only this origin's own script and style (no inline script, so text that reaches the DOM
-can never run), nosniff, no framing, no referrer.
+HEAD is GET without the body. Every response has a Content-Length (HTTP/1.1 keep-alive works) and defensive
+headers: a Content Security Policy that allows only this origin's own script and style (no inline script, so
+text that reaches the DOM can never run), nosniff, no framing, no referrer. Every refusal — of the API, of a
+method the page does not serve (405), of HTTP that does not parse (the stdlib's ``send_error``: 400, 414,
+431) — is the JSON error of ``http_error.py`` with a 4xx and those headers. Bodies: a Content-Length of
+digits only (else 400), at most ``max_body_bytes`` (413), JSON nested at most ~1,000 levels and numbers of
+at most 4,300 digits (Python's bounds; else 400).
 
 Not handled: chunked request bodies (411: send Content-Length), HTTPS (put a proxy in front), compression.
 """
@@ -26,6 +31,9 @@ from urllib.parse import unquote, urlsplit
 
 from tokend_api import MAX_REQUEST_BYTES
 
+from tokend.service.call_record import recording
+from tokend.service.errors import echo
+
 from .api import PlaygroundApi
 from .http_error import HttpError, error_from_exception
 
@@ -36,6 +44,8 @@ _STATIC_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/static/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
     "/static/playground.css": ("playground.css", "text/css; charset=utf-8"),
+    "/static/budgets.js": ("budgets.js", "text/javascript; charset=utf-8"),
+    "/static/budgets.css": ("budgets.css", "text/css; charset=utf-8"),
 }
 
 _SECURITY_HEADERS = {
@@ -50,6 +60,7 @@ _SECURITY_HEADERS = {
 }
 
 _MODELS_PREFIX = "/api/v1/models/"
+_ALLOWED_METHODS = "GET, HEAD, POST"
 
 
 def _read_static(name: str) -> bytes:
@@ -78,14 +89,18 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
         elif path.startswith(_MODELS_PREFIX) and len(path) > len(_MODELS_PREFIX):
             ref = unquote(path[len(_MODELS_PREFIX):])
             self._answer(lambda: self.api.model(ref))
-        elif path in {"/api/v1/encode", "/api/v1/count", "/api/v1/decode"}:
+        elif path in {"/api/v1/encode", "/api/v1/count", "/api/v1/decode", "/api/v1/truncate", "/api/v1/chunk"}:
             self._send_error(HttpError(405, "method_not_allowed", f"{path} takes POST with a JSON body"))
         else:
             self._send_error(HttpError(404, "not_found", f"no such path {path!r}; the API is under /api/v1/"))
 
+    def do_HEAD(self) -> None:  # noqa: N802 (GET's status and headers; ``_send`` leaves out the body)
+        self.do_GET()
+
     def do_POST(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
-        endpoints = {"/api/v1/encode": self.api.encode, "/api/v1/count": self.api.count, "/api/v1/decode": self.api.decode}
+        endpoints = {"/api/v1/encode": self.api.encode, "/api/v1/count": self.api.count, "/api/v1/decode": self.api.decode,
+                     "/api/v1/truncate": self.api.truncate, "/api/v1/chunk": self.api.chunk}  # fmt: skip
         endpoint = endpoints.get(path)
         if endpoint is None:
             self.close_connection = True  # the body was not read
@@ -103,50 +118,88 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
     # -- plumbing ----------------------------------------------------------------------------------------
 
     def _read_json(self) -> Any:
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise HttpError(411, "length_required", "send the JSON body with a Content-Length header, not Transfer-Encoding")
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
             raise HttpError(411, "length_required", "send the JSON body with a Content-Length header")
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise HttpError(400, "invalid_argument", f"Content-Length {length_header!r} is not a number") from None
+        if len(lengths) > 1:
+            raise HttpError(400, "invalid_argument", "send one Content-Length header, not several")
+        length_text = lengths[0].strip()
+        if not (length_text.isascii() and length_text.isdigit()):  # int() would take "-1", "+5", "1_0"
+            raise HttpError(
+                400, "invalid_argument", f"Content-Length {echo(length_text)!r} is not a byte count (digits only)"
+            )
         limit = self.api.limits.max_body_bytes
-        if length < 0 or length > limit:
+        length = int(length_text) if len(length_text) <= 18 else limit + 1
+        if length > limit:
             raise HttpError(
                 413, "resource_exhausted",
-                f"a request body of {length} bytes exceeds the limit of {limit}; send less per request",
+                f"a request body of {length_text} bytes exceeds the limit of {limit}; send less per request",
                 limit=limit, setting=MAX_REQUEST_BYTES,
             )
         raw = self.rfile.read(length)
         try:
             return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HttpError(400, "invalid_argument", f"the request body is not UTF-8 JSON: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise HttpError(400, "invalid_argument", f"the request body is not UTF-8 JSON: {exc}") from None
+        except RecursionError:
+            raise HttpError(
+                400, "invalid_argument",
+                "the JSON body is nested too deeply for the parser; the API's requests nest four levels at most",
+            ) from None
+        except ValueError as exc:  # json.JSONDecodeError, or an integer over Python's 4,300 digits
+            if isinstance(exc, json.JSONDecodeError):
+                raise HttpError(400, "invalid_argument", f"the request body is not UTF-8 JSON: {exc}") from None
+            raise HttpError(
+                400, "invalid_argument",
+                "a number in the JSON body has more than 4,300 digits; token ids and options are small integers",
+            ) from None
 
     def _answer(self, produce: Any) -> None:
-        try:
-            result = produce()
-        except Exception as exc:  # noqa: BLE001 — every failure becomes a JSON error, the thread survives
-            error = error_from_exception(exc)
-            if error.status >= 500:
-                logger.exception("playground request %s failed", urlsplit(self.path).path)
-            self._send_error(error)
+        # One call record: the service's memory reservation lasts until the JSON answer is built.
+        with recording():
+            try:
+                payload = _json_bytes(produce())
+            except Exception as exc:  # noqa: BLE001 — every failure becomes a JSON error, the thread survives
+                error = error_from_exception(exc)
+                if error.status >= 500:
+                    logger.exception("playground request %s failed", urlsplit(self.path).path)
+                self._send_error(error)
+                return
+        self._send(HTTPStatus.OK, payload, "application/json")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (a request line or headers that do not parse, a method without a
+        ``do_<METHOD>``) as JSON errors with the security headers, instead of its HTML page."""
+        self.close_connection = True
+        if not str(self.request_version).startswith("HTTP/1."):
+            self.request_version = "HTTP/1.1"  # unparsed (the stdlib would answer HTTP/0.9-style, without headers)
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # no do_<METHOD>
+            method = echo(str(self.command))
+            self._send_error(
+                HttpError(405, "method_not_allowed", f"method {method!r} is not served here; use {_ALLOWED_METHODS}"),
+                {"Allow": _ALLOWED_METHODS},
+            )
             return
-        self._send(HTTPStatus.OK, _json_bytes(result), "application/json")
+        status = code if 400 <= code < 500 else HTTPStatus.BAD_REQUEST  # 505: an HTTP version other than 1.x
+        reason = message or HTTPStatus(code).phrase
+        self._send_error(HttpError(status, "invalid_argument", f"the request is not HTTP/1.1 this server reads: {reason}"))
 
-    def _send_error(self, error: HttpError) -> None:
-        self._send(error.status, _json_bytes(error.body()), "application/json")
+    def _send_error(self, error: HttpError, headers: dict[str, str] | None = None) -> None:
+        self._send(error.status, _json_bytes(error.body()), "application/json", headers)
 
-    def _send(self, status: int, payload: bytes, content_type: str) -> None:
+    def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
-        for name, value in _SECURITY_HEADERS.items():
+        for name, value in {**_SECURITY_HEADERS, **(headers or {})}.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":
+            self.wfile.write(payload)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
         # Request lines name paths only (the page keeps the text in the URL fragment, which is never sent).
@@ -155,6 +208,16 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
 
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", errors="surrogatepass")
+
+
+def overload_response() -> bytes:
+    """The complete 503 a connection over the server's bound gets (JSON, security headers, then closed)."""
+    payload = _json_bytes(HttpError(503, "unavailable", "too many connections to the playground; retry shortly").body())
+    head = [
+        "HTTP/1.1 503 Service Unavailable", "Content-Type: application/json", f"Content-Length: {len(payload)}",
+        *(f"{name}: {value}" for name, value in _SECURITY_HEADERS.items()), "Retry-After: 1", "Connection: close",
+    ]  # fmt: skip
+    return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + payload
 
 
 def handler_for(api: PlaygroundApi) -> type[PlaygroundRequestHandler]:

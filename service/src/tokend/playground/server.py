@@ -5,8 +5,12 @@ The playground answers from its own in-process service (``tokend.service`` over 
 the gRPC workers use), so it needs no gRPC round trip and shows exactly what a worker would answer. With
 `reload_interval > 0` it refreshes its models on the same schedule, with the same step, as the workers.
 
+The transport is ``tokend.http_listener.HttpListener`` (a thread per connection, a listen backlog of 1,024,
+at most ``max_connections`` connections — more get a JSON 503 —, quiet about clients that go away); the
+routes are ``request_handler.py``'s.
+
 Not handled: TLS and authentication (it is a development page; keep its port private or put a proxy in
-front), more than one process (one ThreadingHTTPServer is plenty for people typing).
+front), more than one process (one threaded server is plenty for people typing).
 """
 
 from __future__ import annotations
@@ -14,20 +18,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from http.server import ThreadingHTTPServer
 from typing import Any
 
+from tokend.http_listener import DEFAULT_MAX_CONNECTIONS, HttpListener
+from tokend.service import WorkAdmission
 from tokend.settings import Settings
 
 from .api import PlaygroundApi, PlaygroundLimits
-from .request_handler import handler_for
+from .request_handler import handler_for, overload_response
 
 logger = logging.getLogger(__name__)
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True  # a hung client never blocks shutdown
-    allow_reuse_address = True
 
 
 class PlaygroundServer:
@@ -42,9 +42,12 @@ class PlaygroundServer:
 
     def __init__(
         self, registry: Any, host: str = "127.0.0.1", port: int = 0, limits: PlaygroundLimits | None = None,
+        *, max_connections: int = DEFAULT_MAX_CONNECTIONS, admission: WorkAdmission | None = None,
     ) -> None:
-        self.api = PlaygroundApi(registry, limits)
-        self._httpd = _HttpServer((host, port), handler_for(self.api))
+        self.api = PlaygroundApi(registry, limits, admission)
+        self._httpd = HttpListener(
+            (host, port), handler_for(self.api), max_connections=max_connections, overload_response=overload_response()
+        )
         self._thread: threading.Thread | None = None
 
     @property
@@ -97,7 +100,10 @@ def serve_playground(settings: Settings, ready: Any = None) -> None:
         max_batch_items=settings.max_batch_items, max_request_bytes=settings.max_request_bytes,
         max_response_bytes=settings.max_message_bytes,
     )  # fmt: skip
-    server = PlaygroundServer(registry, host=settings.host, port=settings.playground_port, limits=limits)
+    server = PlaygroundServer(
+        registry, host=settings.playground_host, port=settings.playground_port, limits=limits,
+        admission=WorkAdmission(settings.max_work_bytes),
+    )  # fmt: skip
     stopping = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:
@@ -108,7 +114,7 @@ def serve_playground(settings: Settings, ready: Any = None) -> None:
         signal.signal(signal.SIGINT, _stop)
     reloader = server.api.service.models.hot_reload(settings.reload_interval, None)
     server.start()
-    logger.info("token playground serving on http://%s:%d/", settings.host, server.port)
+    logger.info("token playground serving on http://%s:%d/", settings.playground_host, server.port)
     if ready is not None:
         ready.set()
     try:

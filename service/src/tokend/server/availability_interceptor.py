@@ -8,7 +8,7 @@ It sits inside the error interceptor, which turns its ServiceUnavailable into th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tokend_api import SERVICE_NAME
@@ -20,10 +20,17 @@ __all__ = ["AvailabilityInterceptor"]
 
 
 class AvailabilityInterceptor(UnaryInterceptor):
+    wrap_streams = True
+
     def __init__(self, availability: Availability) -> None:
         self._availability = availability
 
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         if method.service == SERVICE_NAME:
             self._availability.require_serving()
+        return behaviour(request, context)
+
+    def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
+        if method.service == SERVICE_NAME:
+            self._availability.require_serving()  # raised inside the error interceptor's stream, which maps it
         return behaviour(request, context)

@@ -7,21 +7,26 @@ into an ``UndecodableRequest`` instead, answered INVALID_ARGUMENT like any other
 An exception the table does not know is a bug: the caller gets INTERNAL and the traceback is logged
 (with the method and model, never the request's content). The worker keeps serving either way.
 
+Tokenizer streams (ChunkStream, DecodeStream) get the same treatment while they run: an error raised
+between two messages ends the stream with its status; an undecodable request message is INVALID_ARGUMENT;
+a stream whose client went away ends without a status of ours (gRPC has already closed it).
+
     server = grpc.server(pool, interceptors=[..., ErrorInterceptor()])
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from grpc_status import rpc_status
+from tokend_api import SERVICE_NAME
 
 from tokend.logs import log_event
 from tokend.server.status_mapping import to_rpc_status
 from tokend.service.call_record import recording
-from tokend.service.errors import InvalidRequest, echo
+from tokend.service.errors import InvalidRequest, describe, echo
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 
 __all__ = ["ErrorInterceptor", "UndecodableRequest"]
@@ -49,6 +54,8 @@ def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
 
 
 class ErrorInterceptor(UnaryInterceptor):
+    wrap_streams = True
+
     def wrap_deserializer(self, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
         return None if deserializer is None else _tolerant(deserializer)
 
@@ -77,3 +84,41 @@ class ErrorInterceptor(UnaryInterceptor):
                     )
                 context.abort_with_status(rpc_status.to_status(status))
                 raise  # not reached: abort_with_status raises
+
+    def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
+        if method.service != SERVICE_NAME:
+            return behaviour(request, context)
+        return self._stream(method, behaviour, request, context)
+
+    def _stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
+        with recording() as record:
+            try:
+                if method.grpc_type in ("client_stream", "bidi_stream"):
+                    request = _decoded_messages(request, method)
+                elif isinstance(request, UndecodableRequest):
+                    raise InvalidRequest(
+                        "request", f"the request bytes do not parse as the {method.method} request message ({request.reason})"
+                    )
+                yield from behaviour(request, context)
+            except Exception as exc:
+                if context.code() is not None or (not context.is_active() and describe(exc) is None):
+                    raise  # already aborted further in, or the client went away (gRPC's own error: it closed the call)
+                status, is_bug = to_rpc_status(exc)
+                if is_bug:
+                    log_event(
+                        _log, "rpc_internal_error", level=logging.ERROR, exc_info=exc, method=method.full,
+                        model=record.model[0] if record.model else None,
+                        version=record.model[1] if record.model else None, error_type=type(exc).__name__,
+                    )  # fmt: skip
+                context.abort_with_status(rpc_status.to_status(status))
+                raise  # not reached: abort_with_status raises
+
+
+def _decoded_messages(messages: Iterable[Any], method: MethodName) -> Iterator[Any]:
+    for index, message in enumerate(messages):
+        if isinstance(message, UndecodableRequest):
+            raise InvalidRequest(
+                f"messages[{index}]",
+                f"the request bytes do not parse as the {method.method} request message ({message.reason})",
+            )
+        yield message

@@ -1,9 +1,10 @@
 """Counts the unary calls a worker is running, so draining can end as soon as they are done.
 
-Why: ``server.stop(grace)`` waits for *every* RPC, including grpc.health.v1 Watch streams, which never
-end by themselves; a single watcher would hold every shutdown for the whole grace period. Draining
-waits for this count to reach zero (or the grace period to end), then stops the server at once,
-cancelling only the streams.
+Why: gRPC's own wait (``server.stop(grace)``) counts *every* RPC, including grpc.health.v1 Watch streams,
+which never end by themselves; a single watcher would hold every shutdown for the whole grace period.
+Draining waits for this count to reach zero (or the grace period to end), then ends the worker process
+(tokend.server.worker), which closes the streams' connections. The Tokenizer's own streams (ChunkStream,
+DecodeStream) are counted like unary calls: a document's chunks get the grace period to finish.
 
     calls = InFlightCalls()
     server = grpc.server(pool, interceptors=[calls, ...])
@@ -13,8 +14,10 @@ cancelling only the streams.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from tokend_api import SERVICE_NAME
 
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 
@@ -22,6 +25,8 @@ __all__ = ["InFlightCalls"]
 
 
 class InFlightCalls(UnaryInterceptor):
+    wrap_streams = True
+
     def __init__(self) -> None:
         self._count = 0
         self._idle = threading.Condition()
@@ -41,7 +46,23 @@ class InFlightCalls(UnaryInterceptor):
                 if self._count == 0:
                     self._idle.notify_all()
 
+    def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
+        if method.service != SERVICE_NAME:
+            return behaviour(request, context)  # health Watch, reflection: never waited for
+        return self._counted(behaviour, request, context)
+
+    def _counted(self, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
+        with self._idle:
+            self._count += 1
+        try:
+            yield from behaviour(request, context)
+        finally:
+            with self._idle:
+                self._count -= 1
+                if self._count == 0:
+                    self._idle.notify_all()
+
     def wait_idle(self, timeout: float) -> bool:
-        """Block until no unary call runs (True) or ``timeout`` seconds pass (False)."""
+        """Block until no unary call or Tokenizer stream runs (True) or ``timeout`` seconds pass (False)."""
         with self._idle:
             return self._idle.wait_for(lambda: self._count == 0, timeout=timeout)

@@ -12,6 +12,7 @@ into facts (``tokend.service.errors``), the error interceptor calls :func:`to_rp
 | MODEL_BROKEN      | FAILED_PRECONDITION | (the model on the registry is broken)              |
 | DEADLINE_EXPIRED  | DEADLINE_EXCEEDED   |                                                    |
 | CANCELLED         | CANCELLED           |                                                    |
+| UNSUPPORTED       | FAILED_PRECONDITION | BadRequest (inputs[i]); ErrorInfo (model, position)|
 | (not an error of the service: a bug) | INTERNAL | logged with its traceback            |
 
 Advice (``Hint``) is worded with the API's own field names. Reasons and metadata keys: ``tokend_api.wire``.
@@ -40,6 +41,7 @@ _CODES = {
     ErrorKind.MODEL_BROKEN: code_pb2.FAILED_PRECONDITION,
     ErrorKind.DEADLINE_EXPIRED: code_pb2.DEADLINE_EXCEEDED,
     ErrorKind.CANCELLED: code_pb2.CANCELLED,
+    ErrorKind.UNSUPPORTED: code_pb2.FAILED_PRECONDITION,
 }
 _HINTS = {
     Hint.ALLOW_SPECIAL_TOKEN: (

@@ -1,8 +1,10 @@
 """A base for server interceptors that wrap unary-unary methods (every tokend.v1 RPC, health Check).
 
 Subclasses implement ``handle(method, behaviour, request, context)`` and call
-``behaviour(request, context)`` to continue the chain. Streaming methods (health Watch, reflection)
-pass through untouched unless the subclass sets ``wrap_streams`` and implements ``handle_stream``.
+``behaviour(request, context)`` to continue the chain. Streaming methods (health Watch, reflection, the
+Tokenizer's ChunkStream and DecodeStream) pass through untouched unless the subclass sets ``wrap_streams``
+and implements ``handle_stream``, which returns the response iterator (usually a generator wrapping
+``behaviour``'s, so that its work happens while the stream runs).
 
     class Timing(UnaryInterceptor):
         def handle(self, method, behaviour, request, context):
@@ -21,7 +23,7 @@ from typing import Any
 
 import grpc
 
-__all__ = ["MethodName", "UnaryInterceptor"]
+__all__ = ["MethodName", "UnaryInterceptor", "stream_end_code"]
 
 
 @dataclass(frozen=True)
@@ -100,3 +102,12 @@ class UnaryInterceptor(grpc.ServerInterceptor):
             return self.handle_stream(method, inner_ss, request_iterator, context)
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **common)
+
+
+def stream_end_code(context: Any) -> grpc.StatusCode:
+    """The status of a stream that ended by an exception: the one set on it, or CANCELLED when its client
+    went away (gRPC then stops asking for messages and closes the stream without a status of ours)."""
+    code = context.code()
+    if code is not None:
+        return code
+    return grpc.StatusCode.UNKNOWN if context.is_active() else grpc.StatusCode.CANCELLED

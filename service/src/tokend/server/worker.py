@@ -8,13 +8,13 @@ Life of a worker (started by the supervisor in a fresh *spawned* interpreter, se
 3. The configured models are loaded; then health SERVING, ``tokend_ready`` 1, the supervisor is told.
 4. A hot-reload thread (the registry's Poller) refreshes the registry every ``reload_interval`` seconds.
 5. SIGTERM (also sent by the parent watch when the supervisor vanishes): health NOT_SERVING, new calls
-   refused with UNAVAILABLE,
-   the server stops accepting and running calls get ``grace_period`` seconds to finish; exit 0.
+   refused with UNAVAILABLE, running calls get ``grace_period`` seconds to finish, their answers a moment
+   to reach the clients; then the process ends (exit 0) without gRPC's own shutdown, see ``_end_process``.
 
 Exit codes: 0 drained; 3 could not bind the port; 4 could not open the registry or load the models
 (the supervisor restarts the worker with backoff either way).
 
-    run_worker(settings, ready=None)   # blocks until SIGTERM
+    run_worker(settings, ready=None)   # blocks until SIGTERM, then ends the process
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
@@ -36,8 +37,10 @@ from tokend.server.logging_interceptor import LoggingInterceptor
 from tokend.server.metrics import ServerMetrics
 from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.servicer import TokenizerServicer
+from tokend.server.stream_slots import StreamSlots
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
-from tokend.service import Limits, ServedModels, TokenizerService
+from tokend.server.freed_memory import return_freed_memory
+from tokend.service import Limits, ServedModels, TokenizerService, WorkAdmission
 from tokend.settings import Settings
 
 __all__ = ["run_worker", "EXIT_BIND_FAILED", "EXIT_MODELS_FAILED"]
@@ -46,13 +49,13 @@ EXIT_BIND_FAILED = 3
 EXIT_MODELS_FAILED = 4
 # Time the transports stay up after the last handler returned, so queued answers reach their clients.
 RESPONSE_FLUSH_SECONDS = 2.0
-STOP_GRACE_SECONDS = 1.0
 
 _log = logging.getLogger("tokend.server.worker")
 
 
 def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_early: bool = True) -> int:
-    """Serve until SIGTERM; ``ready`` (a multiprocessing Event, optional) is set once SERVING.
+    """Serve until SIGTERM; ``ready`` (a multiprocessing Event, optional) is set once SERVING. Once the
+    gRPC server has started, this ends the process (``_end_process``): it is a worker process's whole body.
 
     ``listen_early``: start listening before the models are loaded (health NOT_SERVING meanwhile).
     The supervisor passes False when replacing a worker while others serve: a listener that is not
@@ -78,10 +81,11 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         log_event(_log, "registry_open_failed", level=logging.ERROR, registry=settings.registry, error=f"{type(exc).__name__}: {exc}")
         return EXIT_MODELS_FAILED
     served = ServedModels(registry, observer=metrics)
-    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings)))
+    admission = WorkAdmission(settings.max_work_bytes, on_idle=return_freed_memory)
+    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings), admission))
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
-    # the error interceptor chose; the availability gate raises inside the error interceptor.
+    # the error interceptor chose; the availability gate and the stream bound raise inside the error interceptor.
     server = build_server(
         settings,
         interceptors=[
@@ -91,6 +95,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
             LoggingInterceptor(),
             ErrorInterceptor(),
             AvailabilityInterceptor(availability),
+            StreamSlots(),
         ],
     )
     add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection)
@@ -109,8 +114,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
             error=f"{type(exc).__name__}: {exc}",
         )
         availability.draining()
-        server.stop(0)
-        return EXIT_MODELS_FAILED
+        _end_process(EXIT_MODELS_FAILED)
     availability.serving()
     if not listen_early and not _listen(server, settings, index):
         return EXIT_BIND_FAILED
@@ -130,15 +134,31 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     deadline = time.monotonic() + settings.grace_period
     finished = calls.wait_idle(settings.grace_period)
     # A returned handler's answer may still be on its way out: HTTP/2 flow control holds a large one
-    # until the client reads it, and stopping the server or exiting then resets the connection. Calling
+    # until the client reads it, and ending the process then resets the connection. Calling
     # server.stop(grace) first and trusting its event was not enough (its calls count as done once the
     # answer is queued: "GOAWAY ... Server shutdown" in 1 of ~20 runs of tests/reliability/test_sigterm.py),
     # so the transports stay up, serving nothing new, for a short flush period.
     time.sleep(max(0.0, min(RESPONSE_FLUSH_SECONDS, deadline - time.monotonic())))
-    # What is left are health Watch streams, which never end by themselves.
-    server.stop(STOP_GRACE_SECONDS).wait()
     log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count)
-    return 0
+    _end_process(0)
+    return 0  # not reached
+
+
+def _end_process(code: int) -> None:
+    """End this worker process now, leaving its connections for the kernel to close.
+
+    Why not ``server.stop(grace)``: gRPC core's shutdown cancels every call that reaches the transport
+    after it began — calls already received but not yet handed to a handler thread, and calls the client
+    sent before it read the GOAWAY — and the client sees CANCELLED, which it must not retry (measured:
+    2-11 per drain with 12 callers on open connections; tests/reliability/test_sigterm.py). The same calls
+    on a connection that simply closes fail with UNAVAILABLE ("Socket closed"), which clients retry, as
+    they retry the UNAVAILABLE that a draining worker answers. Nothing is left to clean up by then: no
+    handler runs (or the grace period is over), answers had their flush period, metric values live in
+    files the supervisor marks dead, and the interpreter's own exit would run gRPC's shutdown again.
+    """
+    logging.shutdown()  # flush the log handlers; os._exit skips every exit handler
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def worker_main(settings: Settings, ready: Any, index: int, peers_ready: bool) -> int:

@@ -3,8 +3,10 @@
 Front-ends (``tokend.server`` gRPC, ``tokend.playground`` JSON, ``tokend.cli``) translate their wire
 format into a :class:`TokenizerService` call and its result or error back; nothing here knows a wire
 format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, hot-reload step),
-``limits``, ``special_policy``, ``batch`` (the loop with deadlines), ``errors`` (the one taxonomy and
-``describe``), ``results``, ``call_record`` (facts for logs and metrics), ``token_sizes``.
+``limits``, ``admission`` (the working memory of a worker's large requests), ``special_policy``, ``batch``
+(the loop with deadlines), ``errors`` (the one taxonomy and ``describe``), ``results``, ``call_record`` (facts
+for logs and metrics), ``token_sizes``; the token-budget operations in ``budgets`` (with ``budget_streams``,
+``budget_results``, ``budget_sizes``).
 
     from tokend.registry import Registry
     from tokend.service import Limits, ServedModels, TokenizerService
@@ -13,7 +15,10 @@ format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, 
     service.count("cl100k_base", ["hello world"]).total      # 2
 """
 
+from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch
+from tokend.service.budget_results import Chunked, EncodedWithOffsets, TextChunk, TokenSpans, Truncated, TruncatedText
+from tokend.service.budget_streams import ChunkStream, DecodeSession
 from tokend.service.call_record import CallRecord, current_record, recording
 from tokend.service.errors import (
     BatchItemError,
@@ -40,11 +45,15 @@ __all__ = [
     "CallCancelled",
     "CallRecord",
     "CallState",
+    "ChunkStream",
+    "Chunked",
     "Counted",
     "DEFAULT_POLICY",
     "DeadlineExpired",
+    "DecodeSession",
     "Decoded",
     "Encoded",
+    "EncodedWithOffsets",
     "ErrorKind",
     "Failure",
     "Hint",
@@ -59,10 +68,16 @@ __all__ = [
     "ServedModels",
     "ServiceUnavailable",
     "SpecialTokenPolicy",
+    "TextChunk",
+    "TokenSpans",
     "TokenizerService",
+    "Truncated",
+    "TruncatedText",
     "UNLIMITED",
+    "WorkAdmission",
     "current_record",
     "describe",
     "echo",
     "recording",
+    "working_bytes",
 ]

@@ -5,15 +5,17 @@ answered and how much work it was. The service fills in the record; a front-end 
         service.encode("cl100k_base", ["hello"])
     record.model, record.operation, record.tokens        # ('cl100k_base', 1), 'encode', 1
 
-Nothing the request contains (text, ids) is recorded: names, versions and counts only.
+Nothing the request contains (text, ids) is recorded: names, versions and counts only. A record also holds
+what must happen when the call ends (``at_end``: the service gives back its reserved working memory there, so
+the front-end's answer, built inside the record, is covered by it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["CallRecord", "recording", "current_record"]
 
@@ -25,6 +27,11 @@ class CallRecord:
     items: int = 0
     tokens: int = 0  # produced (encode, count) or decoded (decode)
     input_bytes: int = 0
+    _at_end: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    def at_end(self, action: Callable[[], None]) -> None:
+        """Run ``action`` when the outermost ``recording()`` of this call exits (also on errors)."""
+        self._at_end.append(action)
 
 
 _CURRENT: ContextVar[CallRecord | None] = ContextVar("tokend_call_record", default=None)
@@ -43,6 +50,8 @@ def recording() -> Iterator[CallRecord]:
         yield record
     finally:
         _CURRENT.reset(token)
+        for action in reversed(record._at_end):
+            action()
 
 
 def current_record() -> CallRecord | None:

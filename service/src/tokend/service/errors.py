@@ -10,8 +10,10 @@ Exception
 │   └── CallCancelled                   the caller went away                                 CANCELLED
 └── BatchItemError                      a domain error on one item (.field "inputs[3]" .index .cause)
 ```
-Domain errors (``tokend.errors``) keep their own classes: a disallowed special token, an unknown token id
-and invalid UTF-8 under strict decoding are INVALID_INPUT; ModelNotFoundError is NOT_FOUND; RegistryError
+Domain errors (``tokend.errors``) keep their own classes: a disallowed special token, an unknown token id,
+invalid UTF-8 under strict decoding and a token budget out of range or unmeetable (InvalidBudgetError) are
+INVALID_INPUT; a model whose tokens do not spell the text, so it has no offsets, cut points or chunks in it
+(OffsetsUnavailableError), is UNSUPPORTED; ModelNotFoundError is NOT_FOUND; RegistryError
 is UNAVAILABLE; a model that does not parse or verify (ModelFormatError, ChecksumMismatchError,
 VersionConflictError) is MODEL_BROKEN. :func:`describe` turns any of them into a :class:`Failure`; each
 adapter has one small table from ``Failure.kind`` to its own status (gRPC code, HTTP status, exit code) and
@@ -39,8 +41,10 @@ from tokend_api import Reason
 from tokend.errors import (
     ChecksumMismatchError,
     DisallowedSpecialTokenError,
+    InvalidBudgetError,
     ModelFormatError,
     ModelNotFoundError,
+    OffsetsUnavailableError,
     RegistryError,
     UnknownTokenIdError,
     VersionConflictError,
@@ -85,6 +89,7 @@ class ErrorKind(enum.Enum):
     MODEL_BROKEN = "model_broken"
     DEADLINE_EXPIRED = "deadline_expired"
     CANCELLED = "cancelled"
+    UNSUPPORTED = "unsupported"  # the model cannot do this for this input (its tokens do not spell the text)
 
 
 class Hint(enum.Enum):
@@ -128,11 +133,18 @@ class ServiceUnavailable(RequestError):
 class DeadlineExpired(RequestError):
     """The call's deadline passed; work stopped after ``completed`` of ``total`` items."""
 
-    def __init__(self, completed: int, total: int) -> None:
-        super().__init__(
-            f"deadline exceeded after {completed} of {total} batch items; work for this call was stopped. "
-            "Give the call a longer deadline or send smaller batches"
-        )
+    def __init__(self, completed: int, total: int, *, waiting: str | None = None) -> None:
+        if waiting is not None:  # before any work: see service/admission.py
+            message = (
+                f"deadline exceeded while waiting {waiting}; no work was done for this call. "
+                "Give the call a longer deadline, retry, or send smaller requests"
+            )
+        else:
+            message = (
+                f"deadline exceeded after {completed} of {total} batch items; work for this call was stopped. "
+                "Give the call a longer deadline or send smaller batches"
+            )
+        super().__init__(message)
         self.completed = completed
         self.total = total
 
@@ -184,6 +196,8 @@ def describe(exc: BaseException) -> Failure | None:
 def _describe_item(cause: BaseException, field: str | None, index: int | None) -> Failure | None:
     if index is None:
         index = getattr(cause, "item", None)
+    if isinstance(cause, (InvalidBudgetError, OffsetsUnavailableError)):
+        return _describe_budget(cause, field, index)
     if field is None:
         field = f"inputs[{index}]" if index is not None else "inputs"
     if isinstance(cause, DisallowedSpecialTokenError):
@@ -204,6 +218,26 @@ def _describe_item(cause: BaseException, field: str | None, index: int | None) -
             Reason.UNICODE_DECODE_ERROR, {"offset": cause.start, "item": index}, Hint.DECODE_LENIENTLY,
         )  # fmt: skip
     return describe(cause) if not isinstance(cause, BatchItemError) else None
+
+
+def _describe_budget(
+    cause: InvalidBudgetError | OffsetsUnavailableError, field: str | None, index: int | None
+) -> Failure:
+    """A budget argument (the argument is the field, or the item whose text it cannot meet), or a model
+    without offsets in an item's text."""
+    if isinstance(cause, InvalidBudgetError):
+        field = field or cause.argument
+        metadata = {"argument": cause.argument, "item": index}
+        kind, reason = ErrorKind.INVALID_INPUT, Reason.INVALID_BUDGET_ERROR
+    else:
+        field = field or (f"inputs[{index}]" if index is not None else "model")
+        metadata = {"model": echo(cause.model), "position": cause.position, "item": index}
+        kind, reason = ErrorKind.UNSUPPORTED, Reason.OFFSETS_UNAVAILABLE_ERROR
+    description = str(cause)
+    return Failure(
+        kind, f"{field}: {description}", field=field, description=description, reason=reason,
+        metadata={key: value for key, value in metadata.items() if value is not None},
+    )  # fmt: skip
 
 
 def _item_failure(
@@ -249,7 +283,10 @@ def _plain(kind: ErrorKind, prefix: str = "") -> Any:
 
 # First match wins: subclasses before their bases.
 _TABLE: tuple[tuple[Any, Any], ...] = (
-    ((DisallowedSpecialTokenError, UnknownTokenIdError, UnicodeDecodeError), lambda exc: _describe_item(exc, None, None)),
+    (
+        (DisallowedSpecialTokenError, UnknownTokenIdError, UnicodeDecodeError, InvalidBudgetError, OffsetsUnavailableError),
+        lambda exc: _describe_item(exc, None, None),
+    ),
     (InvalidRequest, _invalid_request),
     (ModelNotFoundError, _model_not_found),
     (RequestLimitExceeded, _limit),

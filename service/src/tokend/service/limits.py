@@ -4,6 +4,8 @@ bound, so an oversized request costs almost nothing.
 - ``max_batch_items`` — inputs per request.
 - ``max_request_bytes`` — input bytes per request: UTF-8 bytes of text, raw bytes, the listed special-token
   strings, and ``BYTES_PER_TOKEN_ID`` per token id to decode.
+- ``max_chunks`` — chunks one Chunk / ChunkStream request may make, over all its inputs (a tiny budget
+  over a big text would make millions).
 - ``max_response_bytes`` — the answer, measured as it is produced and before it is built
   (``AnswerBudget``): the size of a compact binary answer (protobuf's: a token id is a varint of 1-4 bytes,
   decoded text its own bytes, each result some framing). A front-end sets it to what its transport can carry
@@ -27,6 +29,7 @@ from typing import Any
 from tokend_api import (
     BYTES_PER_TOKEN_ID,
     DEFAULT_MAX_BATCH_ITEMS,
+    DEFAULT_MAX_CHUNKS,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_REQUEST_BYTES,
     MAX_BATCH_ITEMS,
@@ -44,6 +47,7 @@ __all__ = [
     "answer_bytes",
     "id_bytes",
     "input_bytes",
+    "item_sizes",
     "text_bytes",
 ]
 
@@ -64,7 +68,12 @@ def text_bytes(text: str) -> int:
 
 def input_bytes(items: Iterable[str | bytes]) -> int:
     """Bytes of a batch of inputs: UTF-8 bytes of text, length of raw bytes."""
-    return sum(len(item) if isinstance(item, (bytes, bytearray)) else text_bytes(item) for item in items)
+    return sum(item_sizes(items))
+
+
+def item_sizes(items: Iterable[str | bytes]) -> list[int]:
+    """Bytes of each input: UTF-8 bytes of text, length of raw bytes."""
+    return [len(item) if isinstance(item, (bytes, bytearray)) else text_bytes(item) for item in items]
 
 
 def answer_bytes(*, items: int, data_bytes: int = 0) -> int:
@@ -100,19 +109,22 @@ class AnswerBudget:
         self._framing = answer_bytes(items=items)
         self._per_id = id_bytes([max_token_value])
         self._held: list[list[int]] = []
+        self._extra = 0  # bytes added besides the ids
         self._exact = False
         self.size = self._framing
 
-    def add(self, ids: list[int]) -> None:
+    def add(self, ids: list[int], extra: int = 0) -> None:
+        """Count one id list, plus ``extra`` bytes that go with it (e.g. its offsets, already exact)."""
         self._held.append(ids)
+        self._extra += extra
         if self._exact:
-            self.size += id_bytes(ids)
+            self.size += id_bytes(ids) + extra
         else:
-            self.size += self._per_id * len(ids)
+            self.size += self._per_id * len(ids) + extra
             if self.size <= self._limits.max_response_bytes:
                 return
             self._exact = True
-            self.size = self._framing
+            self.size = self._framing + self._extra
             for held in self._held:
                 self.size += id_bytes(held, stop_above=self._limits.max_response_bytes - self.size)
         self._limits.check_answer(self.size, partial=True)
@@ -126,6 +138,7 @@ class Limits:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_response_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     response_limit_name: str = MAX_MESSAGE_BYTES
+    max_chunks: int = DEFAULT_MAX_CHUNKS
 
     @classmethod
     def of(cls, settings: Any) -> Limits:
@@ -158,4 +171,4 @@ class Limits:
 
 
 # For a local command line: nothing is shared, so nothing is bounded.
-UNLIMITED = Limits(sys.maxsize, sys.maxsize, sys.maxsize)
+UNLIMITED = Limits(sys.maxsize, sys.maxsize, sys.maxsize, max_chunks=sys.maxsize)

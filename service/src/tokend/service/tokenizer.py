@@ -1,9 +1,11 @@
-"""The operations every front-end offers, written once: encode, count, decode, list models, model details.
+"""The operations every front-end offers, written once: encode, count, decode, list models, model details,
+and (from ``budgets``) offsets, truncate, chunk, chunk_stream and decode_stream.
 
 A front-end (gRPC servicer, JSON API, command line) turns its wire format into one call here and the
 result back; it passes the call's state (deadline, cancellation) as ``call`` and translates errors with
 ``tokend.service.errors.describe``. Each operation: checks the request limits, resolves the model once
-(every item is answered by that exact version), binds the special-token policy to it, runs the batch loop
+(every item is answered by that exact version), binds the special-token policy to it, reserves the request's
+working memory (``admission``: small requests never wait, large ones wait their turn), runs the batch loop
 (stopping at the deadline), bounds the size of the answer before building it, and records the call's facts
 (``call_record``) for logs and metrics.
 
@@ -13,18 +15,21 @@ result back; it passes the call's state (deadline, cancellation) as ``call`` and
     service.decode("cl100k_base", [[15339, 1917]]).results             # ['hello world']
 
 Inputs of encode/count are ``str`` (text, subject to the special-token policy) or ``bytes`` (raw bytes,
-always ordinary text). Not handled: streaming.
+always ordinary text). The streamed operations are in ``budgets`` / ``budget_streams``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
+from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch
+from tokend.service.budgets import BudgetOperations
 from tokend.service.call_record import current_record
 from tokend.service.errors import InvalidRequest
-from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, input_bytes, text_bytes
+from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, item_sizes, text_bytes
 from tokend.service.models import ServedModels, payload_format_name
 from tokend.service.results import Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
@@ -36,10 +41,11 @@ DECODE_ERRORS = ("replace", "strict")
 DECODE_OUTPUTS = ("text", "bytes")
 
 
-class TokenizerService:
-    def __init__(self, models: ServedModels, limits: Limits | None = None) -> None:
+class TokenizerService(BudgetOperations):
+    def __init__(self, models: ServedModels, limits: Limits | None = None, admission: WorkAdmission | None = None) -> None:
         self.models = models
         self.limits = limits or Limits()
+        self.admission = admission  # None: nothing waits (a command line, a test)
 
     # ---- operations ----------------------------------------------------------------------------
     def encode(
@@ -51,7 +57,7 @@ class TokenizerService:
         call: CallState | None = None,
     ) -> Encoded:
         """Token ids of each input; raises BatchItemError naming the item that breaks the policy."""
-        size, loaded, policy = self._text_request(model, inputs, special)
+        sizes, loaded, policy = self._text_request(model, inputs, special)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
 
@@ -60,9 +66,10 @@ class TokenizerService:
             answer.add(ids)  # stops before holding more than can be sent
             return ids
 
-        ids = run_batch(inputs, encode, call=call)
+        with self._admitted(working_bytes("encode", sizes=sizes), call):
+            ids = run_batch(inputs, encode, call=call)
         total = sum(map(len, ids))
-        _record("encode", len(inputs), total, size)
+        _record("encode", len(inputs), total, sum(sizes))
         return Encoded(_version(loaded), ids, total)
 
     def count(
@@ -74,7 +81,7 @@ class TokenizerService:
         call: CallState | None = None,
     ) -> Counted:
         """Tokens of each input (the ids ``encode`` gives, counted without building them where possible)."""
-        size, loaded, policy = self._text_request(model, inputs, special)
+        sizes, loaded, policy = self._text_request(model, inputs, special)
         encoding = loaded.encoding
 
         def count(item: str | bytes) -> int:
@@ -82,9 +89,10 @@ class TokenizerService:
                 return len(encoding.encode_bytes(item))
             return policy.apply(encoding.count, item)
 
-        counts = run_batch(inputs, count, call=call)
+        with self._admitted(working_bytes("count", sizes=sizes), call):
+            counts = run_batch(inputs, count, call=call)
         total = sum(counts)
-        _record("count", len(inputs), total, size)
+        _record("count", len(inputs), total, sum(sizes))
         return Counted(_version(loaded), counts, total)
 
     def decode(
@@ -107,9 +115,14 @@ class TokenizerService:
         encoding = loaded.encoding
         # Known before decoding; replacing invalid UTF-8 can only make text longer (checked as it grows).
         framing = answer_bytes(items=len(inputs))
-        self.limits.check_answer(
-            framing + decoded_bytes(encoding, inputs, enough=self.limits.max_response_bytes - framing)
-        )
+        answer_size = framing + decoded_bytes(encoding, inputs, enough=self.limits.max_response_bytes - framing)
+        self.limits.check_answer(answer_size)
+        with self._admitted(working_bytes("decode", ids=ids, answer_bytes=answer_size), call):
+            results = self._decode_items(encoding, inputs, errors, output, call)
+        _record("decode", len(inputs), ids, 0)
+        return Decoded(_version(loaded), results)
+
+    def _decode_items(self, encoding: Any, inputs: Sequence[Sequence[int]], errors: str, output: str, call: Any) -> list[Any]:
         if output == "bytes":
             results: list[Any] = run_batch(inputs, encoding.decode_bytes, call=call)
         else:
@@ -123,8 +136,7 @@ class TokenizerService:
                 return text
 
             results = run_batch(inputs, decode, call=call)
-        _record("decode", len(inputs), ids, 0)
-        return Decoded(_version(loaded), results)
+        return results
 
     def list_models(self) -> list[ModelInfo]:
         """Every model of the registry, by name."""
@@ -166,13 +178,31 @@ class TokenizerService:
     # ---- parts ---------------------------------------------------------------------------------
     def _text_request(
         self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy
-    ) -> tuple[int, Any, BoundPolicy]:
+    ) -> tuple[list[int], Any, BoundPolicy]:
         """Limits first (nothing is loaded for a refused request), then the model and the bound policy;
-        returns the input bytes, the LoadedModel and the policy."""
-        size = input_bytes(inputs)
-        self.limits.check_request(items=len(inputs), input_bytes=size + special.listed_bytes())
+        returns the input bytes of each item, the LoadedModel and the policy."""
+        sizes = item_sizes(inputs)
+        self.limits.check_request(items=len(inputs), input_bytes=sum(sizes) + special.listed_bytes())
         loaded = self.models.load(model)
-        return size, loaded, special.bind(loaded.encoding)
+        return sizes, loaded, special.bind(loaded.encoding)
+
+    @contextmanager
+    def _admitted(self, size: int, call: CallState | None) -> Iterator[None]:
+        """Hold ``size`` bytes of the worker's working memory (``admission``) until the call ends: the end
+        of the front-end's ``recording()`` when there is one (its answer is built inside it), else here."""
+        if self.admission is None:
+            yield
+            return
+        release = self.admission.reserve(size, call=call)
+        record = current_record()
+        if record is not None:
+            record.at_end(release)
+            yield
+            return
+        try:
+            yield
+        finally:
+            release()
 
 
 def _version(loaded: Any) -> ModelVersion:

@@ -33,6 +33,9 @@ from tokend.settings.cpus import available_cpus
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "SETTING_NAMES", "flag_name", "env_name"]
 
 ENV_PREFIX = "TOKEND_"
+# 256 MiB: one 8 MiB single-piece request (the largest the default limits accept) runs alone in a worker;
+# with a worker's ~150 MiB at rest, a worker stays under ~450 MiB (tokend.service.admission).
+DEFAULT_MAX_WORK_BYTES = 256 << 20
 
 
 class SettingsError(ValueError):
@@ -52,7 +55,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    host: str = _setting("0.0.0.0", help="address to listen on")
+    host: str = _setting("0.0.0.0", help="address the gRPC and metrics ports listen on")
     port: int = _setting(50051, help="gRPC port shared by all workers", ge=0, le=65535)
     metrics_port: int = _setting(9464, help="Prometheus /metrics port; 0 = off", ge=0, le=65535)
     workers: int = _setting(
@@ -73,15 +76,23 @@ class Settings(BaseSettings):
         DEFAULT_MAX_MESSAGE_BYTES, help="gRPC max receive/send message size; also bounds every answer", ge=1024,
         le=2**31 - 1,
     )  # fmt: skip
+    max_work_bytes: int = _setting(
+        DEFAULT_MAX_WORK_BYTES,
+        help="estimated working memory the large requests of one worker hold at once (more wait; small ones never do)",
+        ge=0,
+    )
     grace_period: float = _setting(20.0, help="seconds in-flight calls get to finish on SIGTERM", ge=0)
     max_connection_age: float = _setting(
         300.0, help="seconds before clients are asked to reconnect (they re-resolve); 0 = never", ge=0
     )
-    reflection: bool = _setting(True, help="gRPC server reflection, for grpcurl")
+    reflection: bool = _setting(False, help="gRPC server reflection, for grpcurl (`make serve` turns it on)")
     tls_cert: Path | None = _setting(None, help="PEM server certificate (with --tls-key turns on TLS)", shown="off")
     tls_key: Path | None = _setting(None, help="PEM private key of --tls-cert", shown="off")
     tls_client_ca: Path | None = _setting(
         None, help="PEM CA bundle; clients must present a certificate it signed (mutual TLS)", shown="off"
+    )
+    playground_host: str = _setting(
+        "127.0.0.1", help="address the playground listens on (127.0.0.1: this machine only; 0.0.0.0: everyone)"
     )
     playground_port: int = _setting(8080, help="token playground web page port; 0 = off", ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = _setting("info", help="debug, info, warning or error")

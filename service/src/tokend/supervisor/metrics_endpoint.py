@@ -5,6 +5,10 @@ mode); ``MultiProcessCollector`` sums them at scrape time. The supervisor's gaug
 from its state by ``SupervisorCollector`` (it never writes metric files, so its own import of
 prometheus_client needs no multiprocess set-up).
 
+Served by ``tokend.http_listener.HttpListener`` (prometheus_client's WSGI app on a thread per connection):
+its ``start_http_server`` listens with socketserver's backlog of 5, so 39 of 50 simultaneous scrapes waited
+≥ 1 s, and printed a traceback for every scraper that went away.
+
 Not handled: TLS or authentication on the metrics port (keep it inside the cluster network).
 
     endpoint = MetricsEndpoint(host="0.0.0.0", port=9464, multiproc_dir=path, supervisor=state)
@@ -13,15 +17,22 @@ Not handled: TLS or authentication on the metrics port (keep it inside the clust
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["MetricsEndpoint", "SupervisorCollector"]
+from tokend.http_listener import HttpListener
+
+__all__ = ["MetricsEndpoint", "SupervisorCollector", "MAX_SCRAPES"]
+
+# Connections served at once (each scrape sums every worker's files); more get a 503 with Retry-After.
+MAX_SCRAPES = 64
 
 
 class SupervisorCollector:
@@ -38,6 +49,15 @@ class SupervisorCollector:
         )
 
 
+class _MetricsServer(HttpListener, WSGIServer):
+    """HttpListener's bounds around wsgiref's WSGI plumbing (``set_app``, the WSGI environment)."""
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (a line per scrape is noise)
+        pass
+
+
 class MetricsEndpoint:
     def __init__(self, *, host: str, port: int, multiproc_dir: Path, supervisor: SupervisorCollector) -> None:
         self._host = host
@@ -50,7 +70,10 @@ class MetricsEndpoint:
 
     def start(self) -> int:
         """Start serving in a daemon thread; returns the bound port."""
-        self._server, self._thread = start_http_server(self._port, addr=self._host, registry=self.registry)
+        self._server = _MetricsServer((self._host, self._port), _QuietHandler, max_connections=MAX_SCRAPES)
+        self._server.set_app(make_wsgi_app(self.registry))
+        self._thread = threading.Thread(target=self._server.serve_forever, name="tokend-metrics", daemon=True)
+        self._thread.start()
         return self._server.server_port
 
     def stop(self) -> None:

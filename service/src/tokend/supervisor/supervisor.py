@@ -109,17 +109,22 @@ class Supervisor:
     def _check_ports(self) -> str | None:
         """Fail fast (exit 2) when a port is taken. Workers bind with SO_REUSEPORT, which would let a
         second `tokend serve` on the same port silently share its traffic; this probe binds without it."""
-        ports = {"port": self.settings.port, "metrics_port": self.settings.metrics_port, "playground_port": self.settings.playground_port}
-        for name, port in ports.items():
+        settings = self.settings
+        ports = {
+            "port": (settings.host, settings.port),
+            "metrics_port": (settings.host, settings.metrics_port),
+            "playground_port": (settings.playground_host, settings.playground_port),
+        }
+        for name, (host, port) in ports.items():
             if not port:
                 continue
-            family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
             with socket.socket(family, socket.SOCK_STREAM) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT leftovers
                 try:
-                    probe.bind((self.settings.host, port))
+                    probe.bind((host, port))
                 except OSError as exc:
-                    return f"setting {name} ({flag_name(name)}): cannot listen on {self.settings.host}:{port}: {exc.strerror}; is another server running there?"
+                    return f"setting {name} ({flag_name(name)}): cannot listen on {host}:{port}: {exc.strerror}; is another server running there?"
         return None
 
     def _check_models(self) -> str | None:

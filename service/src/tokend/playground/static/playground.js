@@ -87,7 +87,7 @@
     flush();
   }
 
-  function tokenSpan(token, index) {
+  function tokenSpan(token, index, offsets) {
     const span = el("span", "tok c" + (index % COLOURS));
     const bytes = hexBytes(token.hex);
     let title = "id " + token.id + " · bytes " + (bytes || "(none)");
@@ -105,6 +105,11 @@
     span.setAttribute("title", title);
     span.dataset.tokenId = String(token.id);
     span.dataset.hex = token.hex;
+    if (offsets) {
+      // Characters (code points) of the text this token covers; budgets.js highlights them on hover.
+      span.dataset.start = String(offsets[0]);
+      span.dataset.end = String(offsets[1]);
+    }
     return span;
   }
 
@@ -129,7 +134,7 @@
       chars + " characters · " +
       (chars ? (chars / Math.max(response.total_tokens, 1)).toFixed(2) : "0") + " characters per token"));
     const tokens = el("div", "tokens");
-    result.tokens.forEach((token, index) => tokens.appendChild(tokenSpan(token, index)));
+    result.tokens.forEach((token, index) => tokens.appendChild(tokenSpan(token, index, result.offsets && result.offsets[index])));
     column.appendChild(tokens);
     const ids = el("details", "ids");
     ids.appendChild(el("summary", null, "token ids"));
@@ -155,7 +160,7 @@
   // -- requests ------------------------------------------------------------------------------------------
 
   async function encode(ref, text) {
-    const body = Object.assign({ model: ref, text: text, detail: true }, POLICIES[policy()]);
+    const body = Object.assign({ model: ref, text: text, detail: true, offsets: true }, POLICIES[policy()]);
     const response = await fetch("/api/v1/encode", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -192,6 +197,10 @@
     if (!refs.length) results.appendChild(el("p", "hint", "Pick one or more models above."));
     renderSummary(counts);
     results.dataset.state = "ready";
+    // budgets.js (the text view, hover highlights, the budget slider) follows every render.
+    document.dispatchEvent(new CustomEvent("tokend:rendered", {
+      detail: { text: text, counts: counts, special: POLICIES[policy()] },
+    }));
   }
 
   function changed() {

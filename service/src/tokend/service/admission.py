@@ -1,0 +1,167 @@
+"""How much working memory the requests of one worker hold at once: a byte-weighted admission gate.
+
+Why: one valid 8 MiB request of a single piece (no whitespace) peaks at ~164 MiB in a worker (the merge
+needs ~20 bytes per byte of its piece), and ten at once passed a 1536 MiB pod limit. Each request now
+*reserves* its estimated working memory (:func:`working_bytes`) before any work and holds it until the call
+ends (``call_record``: the front-end's answer is built inside it):
+
+- a **small** request (estimate ≤ ``small_bytes``, e.g. 1 KB of text or a 64-document batch) never waits:
+  its lane is always open, so big requests cannot starve it. Small requests together hold at most the
+  handler threads × ``small_bytes``.
+- a **large** one waits, in arrival order, until its reservation fits in ``budget_bytes``; one whose
+  estimate alone passes the budget waits until nothing large runs and then runs alone. One worker is one
+  core's worth of work, so running two large requests at once in one worker would only interleave them.
+- at most ``max_waiting`` large requests wait at once (each holds a handler thread), and none longer than its
+  deadline or ``max_wait_seconds``: beyond that ServiceUnavailable (UNAVAILABLE: clients retry, another
+  worker may have room), DeadlineExpired or CallCancelled.
+
+Not handled: memory that gRPC holds before a handler runs (a request message being received, at most
+``max_message_bytes`` each) and after it returns (the serialized answer, at most as large).
+
+    admission = WorkAdmission(budget_bytes=256 << 20)
+    release = admission.reserve(working_bytes("encode", sizes=[8 << 20]), call=None)  # waits for room
+    ...; release()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from tokend.service.batch import CallState
+from tokend.service.errors import CallCancelled, DeadlineExpired, ServiceUnavailable
+
+__all__ = [
+    "WorkAdmission",
+    "working_bytes",
+    "MERGE_BYTES_PER_BYTE",
+    "IDS_BYTES_PER_BYTE",
+    "DECODE_BYTES_PER_ID",
+    "SMALL_REQUEST_BYTES",
+]
+
+# Measured with VmHWM of a worker (one request at a time, cl100k_base): one 8 MiB piece of random letters
+# peaked at +140..177 MiB for encode and count alike, 8 MiB of short words at +22..38 MiB. The merge of one
+# piece needs ~20 bytes per byte of it; a batch merges one piece at a time, so its longest item bounds it.
+MERGE_BYTES_PER_BYTE = 20
+# An encode holds its ids: a Python list (8 bytes per id, small ints shared) and the answer message (4
+# bytes per id); at most one id per input byte.
+IDS_BYTES_PER_BYTE = 12
+# A decode holds its ids as a list (8 bytes each, plus the message's 4) and builds the text: 3 bytes per
+# byte of answer (the str, its UTF-8 in the message, slack).
+DECODE_BYTES_PER_ID = 12
+DECODE_BYTES_PER_ANSWER_BYTE = 3
+# Requests estimated at or below this never wait (4 MiB: a 64 × 4 KB batch, or a 200 KB piece).
+SMALL_REQUEST_BYTES = 4 << 20
+MAX_WAITING = 4
+MAX_WAIT_SECONDS = 60.0
+_POLL_SECONDS = 0.1  # how often a waiting request checks that its caller is still there
+
+
+def working_bytes(operation: str, *, sizes: Sequence[int] = (), ids: int = 0, answer_bytes: int = 0) -> int:
+    """The working memory a request is estimated to need: ``sizes`` are the input bytes of each item
+    (encode, count), ``ids`` and ``answer_bytes`` the token ids and answer size of a decode.
+
+    >>> working_bytes("count", sizes=[1 << 20, 100])       # the longest item's merge
+    20971520
+    >>> working_bytes("encode", sizes=[1 << 20, 1 << 20])  # + the ids of both
+    46137344
+    """
+    if operation == "decode":
+        return DECODE_BYTES_PER_ID * ids + DECODE_BYTES_PER_ANSWER_BYTE * answer_bytes
+    merge = MERGE_BYTES_PER_BYTE * max(sizes, default=0)
+    if operation == "encode":
+        return merge + IDS_BYTES_PER_BYTE * sum(sizes)
+    return merge
+
+
+def _nothing() -> None:
+    pass
+
+
+class WorkAdmission:
+    """The gate of one worker (thread-safe); ``on_idle`` is called when the last large request ends (the
+    gRPC worker returns freed memory to the system then)."""
+
+    def __init__(
+        self,
+        budget_bytes: int,
+        *,
+        small_bytes: int = SMALL_REQUEST_BYTES,
+        max_waiting: int = MAX_WAITING,
+        max_wait_seconds: float = MAX_WAIT_SECONDS,
+        on_idle: Callable[[], None] | None = None,
+    ) -> None:
+        self.budget_bytes = budget_bytes
+        self.small_bytes = small_bytes
+        self.max_waiting = max_waiting
+        self.max_wait_seconds = max_wait_seconds
+        self._on_idle = on_idle
+        self._condition = threading.Condition()
+        self._queue: deque[object] = deque()  # tickets of the large requests waiting, in arrival order
+        self.held_bytes = 0  # reserved by the large requests running now
+        self.running = 0
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    def reserve(self, size: int, *, call: CallState | None) -> Callable[[], None]:
+        """Wait until ``size`` bytes fit (at once for a small request); returns the function that gives them
+        back (idempotent)."""
+        if size <= self.small_bytes or self.budget_bytes <= 0:
+            return _nothing
+        size = min(size, self.budget_bytes)
+        started = time.monotonic()
+        ticket = object()
+        with self._condition:
+            if len(self._queue) >= self.max_waiting:
+                raise ServiceUnavailable(
+                    f"this worker is busy with large requests ({len(self._queue)} waiting, {self.running} running); "
+                    "retry shortly, or send smaller requests"
+                )
+            self._queue.append(ticket)
+            try:
+                while not (self._queue[0] is ticket and self.held_bytes + size <= self.budget_bytes):
+                    self._condition.wait(self._wait_slice(call, started))
+                self._queue.popleft()
+                self.held_bytes += size
+                self.running += 1
+            except BaseException:
+                self._queue.remove(ticket)
+                raise
+            finally:
+                self._condition.notify_all()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._condition:
+                if released:
+                    return
+                released = True
+                self.held_bytes -= size
+                self.running -= 1
+                idle = self.running == 0
+                self._condition.notify_all()
+            if idle and self._on_idle is not None:
+                self._on_idle()
+
+        return release
+
+    def _wait_slice(self, call: CallState | None, started: float) -> float:
+        """Seconds to wait before looking again; raises once the request must stop waiting."""
+        waited = time.monotonic() - started
+        if call is not None:
+            remaining = call.time_remaining()
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExpired(0, 0, waiting="for memory held by larger requests")
+            if not call.is_active():
+                raise CallCancelled("the client cancelled the call while it waited for memory held by larger requests")
+        if waited >= self.max_wait_seconds:
+            raise ServiceUnavailable(
+                f"this worker has been busy with large requests for {waited:.0f} s; retry, or send smaller requests"
+            )
+        return _POLL_SECONDS

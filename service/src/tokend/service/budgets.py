@@ -1,0 +1,331 @@
+"""The token-budget operations of the service: offsets, truncate, chunk (batched and streamed), stream decode.
+
+`TokenizerService` inherits them (`BudgetOperations`); the semantics are the engine's
+(``tokend.engine.budget_methods``, docs/budgets.md), proved there against tiktoken. This layer adds what a
+shared service needs around them: request limits before any work, one model version per call, the
+special-token policy, argument errors that name the argument, deadlines and cancellation between items and
+between the chunks of one long chunking, ``max_chunks`` over the whole request, and the answer's size
+before it is built (offsets multiply it: four varints per token besides the id).
+
+    service.encode_with_offsets("cl100k_base", ["hello world"]).spans[0].starts      # array('I', [0, 5])
+    service.truncate("cl100k_base", ["hello world"], 1).results[0].text             # 'hello'
+    service.chunk("cl100k_base", [document], 512, overlap=64).results[0]             # [TextChunk, ...]
+    for chunk in service.chunk_stream("cl100k_base", document, 512): ...            # one at a time
+    session = service.decode_stream("cl100k_base"); session.feed([15339]) + session.flush()
+
+Inputs are text (``str``); raw bytes have no characters to cut at and are refused, naming the item.
+Not handled: interrupting the one pass over a whole input that every operation starts with (its encode and
+alignment: ~0.1 s per MB, bounded by ``max_request_bytes``); deadlines are checked between items and chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from tokend_api import MAX_CHUNKS
+
+from tokend.errors import InvalidBudgetError, TokendError
+from tokend.service.admission import working_bytes
+from tokend.service.batch import CallState, check_call, run_batch
+from tokend.service.budget_results import (
+    Chunked,
+    EncodedWithOffsets,
+    TextChunk,
+    TokenSpans,
+    Truncated,
+    TruncatedText,
+)
+from tokend.service.budget_sizes import SPAN_FRAMING_BYTES, BytePositions, offsets_bytes, utf8_of
+from tokend.service.budget_streams import ChunkStream, DecodeSession, chunking_stopped
+from tokend.service.call_record import current_record
+from tokend.service.errors import BatchItemError, CallCancelled, DeadlineExpired, InvalidRequest, RequestLimitExceeded
+from tokend.service.limits import AnswerBudget, Limits, answer_bytes
+from tokend.service.results import ModelVersion
+from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
+
+__all__ = ["BudgetOperations", "SIDES", "PREFERENCES"]
+
+SIDES = ("right", "left")
+PREFERENCES = ("paragraph", "sentence", "whitespace", "token")
+
+
+class BudgetOperations:
+    """Mixin of `TokenizerService` (which provides ``limits``, ``models`` and ``_text_request``)."""
+
+    limits: Limits
+    models: Any
+
+    def _text_request(self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy) -> tuple[list[int], Any, BoundPolicy]:
+        raise NotImplementedError  # TokenizerService's
+
+    def _admitted(self, size: int, call: CallState | None) -> Any:
+        raise NotImplementedError  # TokenizerService's
+
+    # ---- offsets ---------------------------------------------------------------------------------
+    def encode_with_offsets(
+        self,
+        model: str,
+        inputs: Sequence[str],
+        *,
+        special: SpecialTokenPolicy = DEFAULT_POLICY,
+        offsets: bool = True,
+        token_bytes: bool = False,
+        call: CallState | None = None,
+    ) -> EncodedWithOffsets:
+        """The ids of each input (as ``encode``) with each token's character and byte spans (``offsets``)
+        and/or the bytes of the input it spells (``token_bytes``)."""
+        sizes, loaded, policy = self._text_request(model, _texts(inputs, "offsets"), special)
+        size = sum(sizes)
+        encoding = loaded.encoding
+        answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
+
+        def with_offsets(text: str) -> tuple[list[int], TokenSpans]:
+            found = policy.apply(encoding.encode_with_offsets, text)
+            extra = offsets_bytes(found.starts, found.ends, found.byte_starts, found.byte_ends) if offsets else 0
+            pieces = None
+            if token_bytes:
+                utf8 = utf8_of(text)
+                # The token's own bytes: its byte span (byte spans of consecutive tokens are adjacent).
+                extra += len(utf8) + 2 * len(found.ids) + 6  # + a tag and a length per token, and the field
+                answer.add(found.ids, extra)  # before building the pieces: they double the text in memory
+                pieces = [utf8[start:end] for start, end in zip(found.byte_starts, found.byte_ends)]
+            else:
+                answer.add(found.ids, extra)
+            spans = TokenSpans(
+                *((found.starts, found.ends, found.byte_starts, found.byte_ends) if offsets else (None,) * 4), pieces
+            )
+            return found.ids, spans
+
+        # Offsets hold four positions per token beside each id: twice an encode's working memory.
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call):
+            results = run_batch(inputs, with_offsets, call=call)
+        ids = [found for found, _ in results]
+        total = sum(map(len, ids))
+        _record("encode", len(inputs), total, size)
+        return EncodedWithOffsets(_version(loaded), ids, [spans for _, spans in results], total)
+
+    # ---- truncation ------------------------------------------------------------------------------
+    def truncate(
+        self,
+        model: str,
+        inputs: Sequence[str],
+        max_tokens: int,
+        side: Literal["right", "left"] = "right",
+        *,
+        special: SpecialTokenPolicy = DEFAULT_POLICY,
+        call: CallState | None = None,
+    ) -> Truncated:
+        """The longest prefix (``side="right"``) or suffix (``"left"``) of each input whose own encoding has
+        at most ``max_tokens`` tokens (tokend.engine.truncation)."""
+        _whole_number(max_tokens, "max_tokens")
+        sizes, loaded, policy = self._text_request(model, _texts(inputs, "truncate"), special)
+        size = sum(sizes)
+        encoding = loaded.encoding
+        encoding.truncate("", max_tokens, side)  # the engine's own argument checks, before any item
+        answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
+
+        def truncate(text: str) -> TruncatedText:
+            kept = policy.apply(lambda part, **policy_arguments: encoding.truncate(part, max_tokens, side, **policy_arguments), text)
+            answer.add(kept.ids, SPAN_FRAMING_BYTES)
+            positions = BytePositions(text)
+            byte_start = positions(kept.start)
+            return TruncatedText(kept.text, kept.ids, kept.start, kept.end, byte_start, positions(kept.end), kept.total_tokens)
+
+        with self._admitted(working_bytes("encode", sizes=sizes), call):
+            results = run_batch(inputs, truncate, call=call)
+        _record("truncate", len(inputs), sum(len(result.ids) for result in results), size)
+        return Truncated(_version(loaded), results)
+
+    # ---- chunking --------------------------------------------------------------------------------
+    def chunk(
+        self,
+        model: str,
+        inputs: Sequence[str],
+        max_tokens: int,
+        overlap: int = 0,
+        prefer: Literal["paragraph", "sentence", "whitespace", "token"] = "paragraph",
+        *,
+        special: SpecialTokenPolicy = DEFAULT_POLICY,
+        max_chunks: int | None = None,
+        call: CallState | None = None,
+    ) -> Chunked:
+        """Each input cut into chunks of at most ``max_tokens`` tokens (tokend.engine.chunking).
+
+        ``max_chunks`` is the caller's bound per input (InvalidBudgetError, as in the engine); the
+        service's ``limits.max_chunks`` bounds the whole request (RequestLimitExceeded)."""
+        sizes, loaded, policy = self._chunk_request(model, inputs, max_tokens, overlap, prefer, special, max_chunks)
+        size = sum(sizes)
+        encoding = loaded.encoding
+        answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
+        made = 0
+
+        def chunk(index: int, text: str) -> list[TextChunk]:
+            nonlocal made
+            chunks = []
+            try:
+                chunking = _Chunking(self.limits, encoding, policy, text, max_tokens, overlap, prefer, max_chunks, made)
+            except InvalidBudgetError as exc:
+                raise _over_the_limit(exc, self.limits, made, max_chunks) from exc
+            for piece in chunking.chunks(call, index, len(inputs)):
+                answer.add(piece.ids, SPAN_FRAMING_BYTES)
+                chunks.append(piece)
+            made += len(chunks)
+            return chunks
+
+        # Offsets of the whole encoding beside its ids while the chunks are found: as encode_with_offsets.
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call):
+            results = run_batch(inputs, chunk, call=call, with_index=True)
+        _record("chunk", len(inputs), sum(len(piece.ids) for chunks in results for piece in chunks), size)
+        return Chunked(_version(loaded), results)
+
+    def chunk_stream(
+        self,
+        model: str,
+        text: str,
+        max_tokens: int,
+        overlap: int = 0,
+        prefer: Literal["paragraph", "sentence", "whitespace", "token"] = "paragraph",
+        *,
+        special: SpecialTokenPolicy = DEFAULT_POLICY,
+        max_chunks: int | None = None,
+        call: CallState | None = None,
+    ) -> ChunkStream:
+        """The chunks of one document, one at a time (``ChunkStream``: ``.model``, then iterate). Request,
+        argument and special-token errors are raised here; the whole-text pass is done here too."""
+        sizes, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks)
+        size = sum(sizes)
+        # Held until the stream's call ends (its record's end), or at once without a front-end record.
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call), _the_document():
+            try:
+                chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
+            except InvalidBudgetError as exc:
+                raise _over_the_limit(exc, self.limits, 0, max_chunks) from exc
+
+        def chunks() -> Iterator[TextChunk]:
+            tokens = 0
+            with _the_document():
+                for piece in chunking.chunks(call, 0, 1):
+                    # Each chunk travels in its own part of the answer: it alone must fit one message.
+                    self.limits.check_answer(answer_bytes(items=1) + SPAN_FRAMING_BYTES + 5 * len(piece.ids))
+                    tokens += len(piece.ids)
+                    _record("chunk", 1, tokens, size)
+                    yield piece
+
+        _record("chunk", 1, 0, size)
+        return ChunkStream(_version(loaded), chunks())
+
+    def _chunk_request(
+        self, model: str, inputs: Sequence[str], max_tokens: int, overlap: int, prefer: str,
+        special: SpecialTokenPolicy, max_chunks: int | None,
+    ) -> tuple[list[int], Any, BoundPolicy]:  # fmt: skip
+        _whole_number(max_tokens, "max_tokens")
+        _whole_number(overlap, "overlap")
+        if max_chunks is not None:
+            _whole_number(max_chunks, "max_chunks")
+            if max_chunks < 1:
+                raise InvalidBudgetError("max_chunks", f"max_chunks must be at least 1 (or unset), got {max_chunks}")
+        sizes, loaded, policy = self._text_request(model, _texts(inputs, "chunk"), special)
+        loaded.encoding.iter_chunks("", max_tokens, overlap, prefer)  # the engine's own argument checks
+        return sizes, loaded, policy
+
+    # ---- streaming decode ------------------------------------------------------------------------
+    def decode_stream(
+        self, model: str, *, errors: Literal["replace", "strict"] = "replace", call: CallState | None = None
+    ) -> DecodeSession:
+        """A decoding session for one sequence of generated ids (``feed(ids) -> str``, ``flush()``); errors
+        name the message (``messages[i]``) that caused them."""
+        from tokend.service.tokenizer import DECODE_ERRORS
+
+        if errors not in DECODE_ERRORS:
+            raise InvalidRequest("errors", f"unknown value {errors!r}; use one of {', '.join(DECODE_ERRORS)}")
+        loaded = self.models.load(model)
+        return DecodeSession(self.limits, _version(loaded), loaded.encoding, errors, call)
+
+
+class _Chunking:
+    """The chunks of one input under the request's bounds: the engine's ``iter_chunks`` (its whole-text
+    pass runs here, at once), byte positions added, the call checked before each chunk."""
+
+    def __init__(self, limits, encoding, policy, text, max_tokens, overlap, prefer, max_chunks, made_before) -> None:
+        self.limits = limits
+        self.caller_bound = max_chunks
+        self.made_before = made_before
+        remaining = limits.max_chunks - made_before
+        if remaining < 1:
+            raise RequestLimitExceeded(
+                MAX_CHUNKS, limits.max_chunks, made_before + 1, unit="chunks at least",
+                hint="send fewer inputs per request, raise max_tokens, or use ChunkStream per document",
+            )  # fmt: skip
+        self.bound = remaining if max_chunks is None else min(remaining, max_chunks)
+        self.text = text
+        self.pieces = policy.apply(
+            lambda part, **policy_arguments: encoding.iter_chunks(
+                part, max_tokens, overlap, prefer, max_chunks=self.bound, **policy_arguments
+            ),
+            text,
+        )
+
+    def chunks(self, call: CallState | None, item: int, items: int) -> Iterator[TextChunk]:
+        positions = BytePositions(self.text)
+        made = 0
+        while True:
+            if call is not None:
+                try:
+                    check_call(call, completed=item, total=items)
+                except (DeadlineExpired, CallCancelled) as exc:
+                    raise chunking_stopped(exc, chunks=made, item=item) from None
+            try:
+                piece = next(self.pieces, None)
+            except InvalidBudgetError as exc:
+                raise _over_the_limit(exc, self.limits, self.made_before, self.caller_bound) from exc
+            if piece is None:
+                return
+            made += 1
+            yield TextChunk(piece.text, piece.ids, piece.start, piece.end, positions(piece.start), positions(piece.end))
+
+
+@contextmanager
+def _the_document() -> Iterator[None]:
+    """Domain errors about the one document of a stream name it as ``inputs[0]``, as Chunk names its items."""
+    try:
+        yield
+    except (TokendError, UnicodeDecodeError) as exc:
+        raise BatchItemError("inputs[0]", 0, exc) from exc
+
+
+def _over_the_limit(exc: InvalidBudgetError, limits: Limits, made_before: int, caller_bound: int | None) -> Exception:
+    """The engine's "more than max_chunks" is the caller's own bound (kept) or the service's limit."""
+    if exc.argument != "max_chunks" or (caller_bound is not None and caller_bound <= limits.max_chunks - made_before):
+        return exc
+    return RequestLimitExceeded(
+        MAX_CHUNKS, limits.max_chunks, limits.max_chunks + 1, unit="chunks at least",
+        hint="raise max_tokens or send less text per request",
+    )  # fmt: skip
+
+
+def _texts(inputs: Sequence[Any], operation: str) -> Sequence[str]:
+    for index, item in enumerate(inputs):
+        if not isinstance(item, str):
+            raise InvalidRequest(
+                f"inputs[{index}]",
+                f"{operation} takes text (characters to cut at or to point into), not raw bytes; send it as text",
+            )
+    return inputs
+
+
+def _whole_number(value: object, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(field, f"must be a whole number, got {type(value).__name__}")
+
+
+def _version(loaded: Any) -> ModelVersion:
+    return ModelVersion(loaded.name, loaded.version)
+
+
+def _record(operation: str, items: int, tokens: int, size: int) -> None:
+    record = current_record()
+    if record is not None:
+        record.operation, record.items, record.tokens, record.input_bytes = operation, items, tokens, size
+

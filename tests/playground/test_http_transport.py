@@ -1,0 +1,126 @@
+"""The HTTP ports (the playground, and the supervisor's /metrics) take bursts of connections and clients that
+vanish: a real listen backlog (socketserver's default of 5 made 13 of 20 simultaneous connections wait ≥ 1 s
+for a SYN retransmit, some were reset), a bound on connections, and no traceback for a dropped connection
+(each printed 20 lines: 22 MB of log in one test)."""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tokend.http_listener import HttpListener
+from tokend.playground import PlaygroundServer
+
+from .json_client import JsonClient, parse_reply
+
+BURST = 64
+
+
+def _connect_all(port: int, count: int, timeout: float = 5.0) -> tuple[list[socket.socket], int]:
+    """``count`` non-blocking connects to 127.0.0.1:``port``; returns the sockets and how many completed the
+    TCP handshake (the kernel completes a handshake only while the listen backlog has room)."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        sockets.append(sock)
+    established: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(established) < count and time.monotonic() < deadline:
+        _, writable, _ = select.select([], [s for s in sockets if s.fileno() not in established], [], 0.1)
+        for sock in writable:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                established.add(sock.fileno())
+    return sockets, len(established)
+
+
+def test_a_burst_of_connections_is_queued_not_dropped_while_nothing_accepts(registry):
+    # Listening, not yet accepting: only the backlog decides how many handshakes complete.
+    server = PlaygroundServer(registry, port=0)
+    try:
+        sockets, established = _connect_all(server.port, BURST)
+        assert established == BURST, f"only {established} of {BURST} connections completed their handshake"
+        server.start()
+        for sock in sockets:
+            sock.setblocking(True)
+            sock.settimeout(30)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        replies = [b"".join(iter(lambda sock=sock: sock.recv(4096), b"")) for sock in sockets]
+        assert all(parse_reply(reply).status == 200 for reply in replies)
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.stop()
+
+
+def test_the_listener_class_has_a_real_backlog():
+    listener = HttpListener(("127.0.0.1", 0), _Nothing)
+    try:
+        sockets, established = _connect_all(listener.server_address[1], BURST)
+        assert established == BURST
+    finally:
+        for sock in sockets:
+            sock.close()
+        listener.server_close()
+
+
+class _Nothing:
+    def __init__(self, *args: object) -> None:
+        pass
+
+
+def test_simultaneous_requests_are_all_answered(playground):
+    client = JsonClient(playground.url)
+    with ThreadPoolExecutor(BURST) as pool:
+        replies = list(pool.map(lambda _: client.get("/healthz"), range(BURST)))
+    assert [reply.status for reply in replies] == [200] * BURST
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST (SO_LINGER 0), as a client that crashed or timed out does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_clients_that_vanish_leave_no_traceback(registry, capfd):
+    with PlaygroundServer(registry, port=0) as server:
+        body = b'{"model": "cl100k_base", "text": "' + b"word " * 200_000 + b'"}'
+        for number in range(30):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            if number % 3 == 0:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # gone in the middle of the headers
+            elif number % 3 == 1:
+                sock.sendall(b"POST /api/v1/encode HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")  # mid-body
+            else:  # gone before reading a large answer
+                sock.sendall(b"POST /api/v1/encode HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                time.sleep(0.05)
+            _reset(sock)
+        time.sleep(0.5)  # the handler threads notice
+        assert JsonClient(server.url).get("/healthz").status == 200
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err and "Traceback" not in captured.out, captured.err[-3000:]
+
+
+def test_connections_over_the_bound_get_a_json_503(registry):
+    server = PlaygroundServer(registry, port=0, max_connections=4)
+    server.start()
+    idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
+    try:
+        time.sleep(0.2)  # the four are being served (each waits for its request line)
+        reply = parse_reply(JsonClient(server.url).raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+        assert reply.status == 503 and reply.headers["Content-Type"] == "application/json"
+        assert "Content-Security-Policy" in reply.headers and "Retry-After" in reply.headers
+        for sock in idle:
+            sock.close()
+        deadline = time.monotonic() + 10
+        while JsonClient(server.url).get("/healthz").status != 200:  # slots free again once they closed
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        server.stop()
