@@ -124,6 +124,13 @@ static void sort_lefts(uint32_t *lefts, uint32_t *spare, size_t n) {
     }
 }
 
+/* End of the run of byte pairs equal to the one at i (i + 1 < len): pairs i .. end-1 are all equal. */
+static inline size_t pair_run_end(const uint8_t *piece, size_t len, size_t i) {
+    size_t end = i + 1;
+    while (end + 1 < len && piece[end] == piece[i] && piece[end + 1] == piece[i + 1]) end++;
+    return end;
+}
+
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out) {
     merge_state s = {table, piece, len, NULL, NULL, NULL};
@@ -145,31 +152,26 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
     /* A run of equal pairs ("aaaa...") would make every step wait for the previous increment of the same
      * counter in memory: runs are counted in a register and added once. */
     size_t n_first = 0;
-    for (size_t i = 0; i + 1 < len;) {
+    for (size_t i = 0, run; i + 1 < len; i = run) {
         uint32_t pair = (piece[i] << 8) | piece[i + 1];
-        size_t run = i + 1;
-        while (run + 1 < len && (uint32_t)((piece[run] << 8) | piece[run + 1]) == pair) run++;
+        run = pair_run_end(piece, len, i);
         uint32_t rank = table->pair_rank[pair];
         if (rank != TK_NO_RANK) {
             bucket_end[rank + 1] += (uint32_t)(run - i);
             n_first += run - i;
         }
-        i = run;
     }
     for (size_t r = 0; r < n_ranks; r++) bucket_end[r + 1] += bucket_end[r];
     first = malloc((n_first ? n_first : 1) * sizeof *first);
     if (!first) goto done;
-    for (size_t i = 0; i + 1 < len;) {
-        uint32_t pair = (piece[i] << 8) | piece[i + 1];
-        size_t run = i + 1;
-        while (run + 1 < len && (uint32_t)((piece[run] << 8) | piece[run + 1]) == pair) run++;
-        uint32_t rank = table->pair_rank[pair];
+    for (size_t i = 0, run; i + 1 < len; i = run) {
+        run = pair_run_end(piece, len, i);
+        uint32_t rank = table->pair_rank[(piece[i] << 8) | piece[i + 1]];
         if (rank != TK_NO_RANK) {
             uint32_t at = bucket_end[rank];
             for (size_t k = i; k < run; k++) first[at++] = (uint32_t)k;
             bucket_end[rank] = at;
         }
-        i = run;
     }
 
     for (size_t r = 0; r < n_ranks; r++) {

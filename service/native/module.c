@@ -95,6 +95,22 @@ static int sink_reserve(Sink *sink, size_t more) {
     return 0;
 }
 
+/* merge_piece, without the GIL when the piece is long and its bytes cannot change meanwhile (they belong
+ * to a str); -1 with MemoryError set when out of memory. */
+static ptrdiff_t merge_long_piece(BpeCore *self, const uint8_t *piece, size_t len, uint32_t *out,
+                                  int piece_is_immutable) {
+    ptrdiff_t n;
+    if (piece_is_immutable && len >= TK_RELEASE_GIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        n = merge_piece(self, piece, len, out);
+        Py_END_ALLOW_THREADS
+    } else {
+        n = merge_piece(self, piece, len, out);
+    }
+    if (n < 0) PyErr_NoMemory();
+    return n;
+}
+
 /* The ids of one piece into the sink. `piece_is_immutable`: the bytes cannot change while the GIL is
  * released (they belong to a str). */
 static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len, int piece_is_immutable) {
@@ -116,19 +132,9 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
     if (sink->counting && !self->pair_rule && len > self->cache.max_key_len) {
         /* A piece too long to cache, counted: the merge counts its ids without writing them, so counting
          * one huge piece needs no room for its ids (the cache still books it as a miss). */
-        ptrdiff_t n;
         self->cache.misses++;
-        if (piece_is_immutable && len >= TK_RELEASE_GIL_BYTES) {
-            Py_BEGIN_ALLOW_THREADS
-            n = merge_piece(self, piece, len, NULL);
-            Py_END_ALLOW_THREADS
-        } else {
-            n = merge_piece(self, piece, len, NULL);
-        }
-        if (n < 0) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        ptrdiff_t n = merge_long_piece(self, piece, len, NULL, piece_is_immutable);
+        if (n < 0) return -1;
         sink->count += (size_t)n;
         return 0;
     }
@@ -145,17 +151,8 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
     uint64_t hash = tk_hash(piece, len, self->seed);
     ptrdiff_t n = tk_piece_cache_get(&self->cache, piece, len, hash, out);
     if (n < 0) {
-        if (piece_is_immutable && len >= TK_RELEASE_GIL_BYTES) {
-            Py_BEGIN_ALLOW_THREADS
-            n = merge_piece(self, piece, len, out);
-            Py_END_ALLOW_THREADS
-        } else {
-            n = merge_piece(self, piece, len, out);
-        }
-        if (n < 0) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        n = merge_long_piece(self, piece, len, out, piece_is_immutable);
+        if (n < 0) return -1;
         tk_piece_cache_put(&self->cache, piece, len, hash, out, (size_t)n);
     }
     if (sink->counting)

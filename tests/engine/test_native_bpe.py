@@ -91,14 +91,17 @@ def _vocabulary_and_pieces(draw):
     values = sorted(rng.sample(range(10 * len(ordered)), len(ordered))) if sparse else range(len(ordered))
     ranks = dict(zip(ordered, values))
     lengths = draw(st.lists(st.one_of(st.sampled_from([1, 2, 127, 128, 129, 256, 400]), st.integers(1, 400)), min_size=1, max_size=4))
-    pieces = []
-    for length in lengths:
-        # Concatenated tokens, cut to length: merge-rich, unlike uniformly random bytes.
-        parts: list[bytes] = []
-        while sum(map(len, parts)) < length:
-            parts.append(rng.choice(tokens))
-        pieces.append(b"".join(parts)[:length])
-    return ranks, pieces
+    return ranks, [_merge_rich_piece(rng, tokens, length) for length in lengths]
+
+
+def _merge_rich_piece(rng, tokens: list[bytes], length: int) -> bytes:
+    """Random tokens concatenated, cut to `length`: merge-rich, unlike uniformly random bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while size < length:
+        parts.append(rng.choice(tokens))
+        size += len(parts[-1])
+    return b"".join(parts)[:length]
 
 
 @settings(max_examples=250, deadline=None)
@@ -139,15 +142,7 @@ def _vocabulary_and_long_pieces(draw):
     ranks = {token: rank for rank, token in enumerate(ordered)}
     lengths = draw(st.lists(st.sampled_from([_BUCKET_PIECE - 1, _BUCKET_PIECE, _BUCKET_PIECE + 1, 24_000]),
                             min_size=1, max_size=2))
-    pieces = []
-    for length in lengths:
-        parts: list[bytes] = []
-        size = 0
-        while size < length:
-            parts.append(rng.choice(tokens))
-            size += len(parts[-1])
-        pieces.append(b"".join(parts)[:length])
-    return ranks, pieces
+    return ranks, [_merge_rich_piece(rng, tokens, length) for length in lengths]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
