@@ -1,16 +1,19 @@
-"""Chat benchmark: what `count_chat` costs beside counting the rendered prompt text, per chat format.
+"""Chat benchmark: what `count_chat` costs beside counting the chat's text, per chat format.
 
     python -m bench chat            # writes docs/bench-chat.md
     python -m bench chat --quick    # fewer repetitions
 
-Method: a 20-message chat (a system message, then user and assistant turns of 300-700 characters of
-English from tests/corpus.py, different text in every turn). For each format, the baseline is
-`encoding.count(text, allowed_special="all")` on the prompt the format renders (`encode_chat(...).text`): the
-same tokens, counted as one string. The chat call is `count_chat(messages)` (message checks, rendering,
-per-message counts), and for templates also `count_chat(..., per_message=False)` (one render instead of
-one per prefix). Both run on a warm piece cache (the same text again), interleaved, and each number is the
-median of several rounds of wall time (`perf_counter`) in this one process. The ratio chat/baseline is the
-result; the target is at most 1.10 for the built-in formats.
+Method: 20-message chats (a system message, then user and assistant turns of English from tests/corpus.py,
+different text in every turn), *long* (300-700 characters per turn) and *short* (40-160). For each format
+the baseline, *contents*, is counting the text of the messages (`count_ordinary` of each content); *prompt*
+is counting the rendered prompt as one string (`count(text, allowed_special="all")`). The chat calls are
+`count_chat(messages)` on the loaded model (message checks, rendering, per-message counts), the same with
+`per_message=False` (for templates one render instead of one per prefix), and *service*: the whole request
+path of `TokenizerService.count_chat` (limits, conversation size, model resolution, deadline) around it.
+All run interleaved on a warm piece cache (the same text again) or with the cache *off* (every piece
+merged, as for new text); each number is the best of three medians of several rounds of wall time
+(`perf_counter`) in this one process. The ratios against *contents* are the result; the issue's target is
+at most 1.10 for the built-in formats.
 """
 
 from __future__ import annotations
@@ -25,18 +28,42 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _chat(turns: int = 20) -> list[dict]:
+CHAT_SIZES = {"long": (50, 70), "short": (7, 20)}  # words per turn: base + (turn * 37) % spread
+
+
+def _chat(turns: int = 20, size: str = "long") -> list[dict]:
     from tests.corpus import corpus_texts
 
     text = " ".join(doc for doc in corpus_texts(limit_bytes=60_000, kinds=("english",)) if "<|" not in doc and "[INST" not in doc)
     words = text.split()
+    base, spread = CHAT_SIZES[size]
     messages = [{"role": "system", "content": "You are a careful assistant. Answer in plain English."}]
     position = 0
     for turn in range(turns - 1):
-        size = 50 + (turn * 37) % 70  # 50-120 words, 300-700 characters
-        messages.append({"role": "user" if turn % 2 == 0 else "assistant", "content": " ".join(words[position : position + size])})
-        position += size
+        count = base + (turn * 37) % spread  # long: 50-120 words (300-700 characters); short: 7-27 words
+        messages.append({"role": "user" if turn % 2 == 0 else "assistant", "content": " ".join(words[position : position + count])})
+        position += count
     return messages
+
+
+class _OneModelRegistry:
+    """Just enough of a Registry for the service to serve one loaded chat encoder as "bench@1"."""
+
+    def __init__(self, encoder) -> None:
+        from types import SimpleNamespace
+
+        manifest = SimpleNamespace(payload_format="tiktoken_ranks", chat_format=None)
+        self.loaded = SimpleNamespace(name="bench", version=1, ref="bench@1", manifest=manifest, manifest_sha256="-",
+                                      encoding=encoder.encoding, chat=encoder, load_seconds=0.0)
+
+    def resolve(self, ref):
+        return self.loaded
+
+    def load(self, ref, wait=None):
+        return self.loaded
+
+    def list_models(self):
+        return []
 
 
 def _encoders():
@@ -94,54 +121,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=str(ROOT / "docs" / "bench-chat.md"))
     args = parser.parse_args(argv)
     from tokend.registry.chat import ChatEncoder, TemplateLimits
+    from tokend.service import ChatConversation, Limits, ServedModels, TokenizerService
 
     rounds, repeat = (5, 10) if args.quick else (9, 20)
     limits = TemplateLimits(seconds=30.0)  # a shared machine must not turn a slow round into an error
-    messages = _chat()
     rows = []
-    for name, warm_encoder in _encoders().items():
-        for cache in ("warm", "off"):
-            encoder = warm_encoder if cache == "warm" else ChatEncoder(_cold(warm_encoder.encoding), warm_encoder.chat_format)
-            encoding = encoder.encoding
-            contents = [message["content"] for message in messages]
-            text_of_chat = lambda: sum(map(encoding.count_ordinary, contents))  # noqa: E731
-            if encoder.chat_format.estimate:
-                prompt = None
-                prompt_text = text_of_chat
-            else:
-                prompt = encoder.encode_chat(messages, limits=limits).text
-                prompt_text = lambda: encoding.count(prompt, allowed_special="all")  # noqa: E731
-            chat = lambda: encoder.count_chat(messages, limits=limits)  # noqa: E731
-            total_only = lambda: encoder.count_chat(messages, limits=limits, per_message=False)  # noqa: E731
-            text_of_chat(), prompt_text(), chat(), total_only()  # warm up (and the piece cache, when there is one)
-            samples: dict[str, list[float]] = {"contents": [], "prompt": [], "chat": [], "total": []}
-            for _ in range(3):  # interleaved
-                for key, function in (("contents", text_of_chat), ("prompt", prompt_text), ("chat", chat), ("total", total_only)):
-                    samples[key].append(_median_seconds(function, rounds, repeat))
-            best = {key: min(values) * 1e6 for key, values in samples.items()}
-            tokens = encoder.count_chat(messages, limits=limits).total
-            rows.append((name, cache, tokens, best))
-            print(f"{name:30} cache {cache:4} {tokens:5} tok  contents {best['contents']:8.0f} us  prompt {best['prompt']:8.0f} us  "
-                  f"count_chat {best['chat']:8.0f} us ({best['chat'] / best['contents']:.2f}x)  "
-                  f"total-only {best['total']:8.0f} us ({best['total'] / best['contents']:.2f}x)", flush=True)
+    encoders = _encoders()
+    for size in CHAT_SIZES:
+        messages = _chat(size=size)
+        for name, warm_encoder in encoders.items():
+            for cache in ("warm", "off"):
+                encoder = warm_encoder if cache == "warm" else ChatEncoder(_cold(warm_encoder.encoding), warm_encoder.chat_format)
+                encoding = encoder.encoding
+                service = TokenizerService(ServedModels(_OneModelRegistry(encoder)), Limits())
+                conversation = [ChatConversation(messages)]
+                contents = [message["content"] for message in messages]
+                text_of_chat = lambda: sum(map(encoding.count_ordinary, contents))  # noqa: E731
+                if encoder.chat_format.estimate:
+                    prompt_text = text_of_chat
+                else:
+                    prompt = encoder.encode_chat(messages, limits=limits).text
+                    prompt_text = lambda: encoding.count(prompt, allowed_special="all")  # noqa: E731
+                chat = lambda: encoder.count_chat(messages, limits=limits)  # noqa: E731
+                total_only = lambda: encoder.count_chat(messages, limits=limits, per_message=False)  # noqa: E731
+                served = lambda: service.count_chat("bench", conversation)  # noqa: E731
+                functions = {"contents": text_of_chat, "prompt": prompt_text, "chat": chat, "total": total_only,
+                             "service": served}  # fmt: skip
+                for function in functions.values():
+                    function()  # warm up (and the piece cache, when there is one)
+                samples: dict[str, list[float]] = {key: [] for key in functions}
+                for _ in range(3):  # interleaved
+                    for key, function in functions.items():
+                        samples[key].append(_median_seconds(function, rounds, repeat))
+                best = {key: min(values) * 1e6 for key, values in samples.items()}
+                tokens = encoder.count_chat(messages, limits=limits).total
+                rows.append((size, name, cache, tokens, best))
+                print(f"{size:5} {name:30} cache {cache:4} {tokens:5} tok  contents {best['contents']:8.0f} us  "
+                      f"prompt {best['prompt']:8.0f} us  count_chat {best['chat']:8.0f} us ({best['chat'] / best['contents']:.2f}x)  "
+                      f"total-only {best['total'] / best['contents']:.2f}x  service {best['service'] / best['contents']:.2f}x", flush=True)
     lines = [
         "# Chat benchmark: count_chat beside counting the chat's text",
         "",
         f"`python -m bench chat{' --quick' if args.quick else ''}` on {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()}, a shared 2-core machine; method in bench/chat.py.",
-        "A 20-message chat of English (300-700 characters per turn). *contents*: counting the messages' text "
-        "(`count_ordinary` of each content); *prompt*: counting the rendered prompt as one string "
-        "(`count(text, allowed_special='all')`); *count_chat*: with per-message counts; *total only*: "
-        "`per_message=False`. Ratios are against *contents*. Cache *warm*: the same chat again (the piece cache "
-        "answers almost every piece); *off*: an encoding without piece cache (every piece merged, as for new text).",
+        "20-message chats of English: *long* turns of 300-700 characters, *short* ones of 40-160. *contents*: "
+        "counting the messages' text (`count_ordinary` of each content); *prompt*: counting the rendered prompt "
+        "as one string (`count(text, allowed_special='all')`); *count_chat*: on the loaded model, with per-message "
+        "counts; *total only*: `per_message=False`; *service*: `TokenizerService.count_chat` (the request path of "
+        "every front-end, without its wire). Ratios are against *contents*. Cache *warm*: the same chat again "
+        "(the piece cache answers almost every piece); *off*: an encoding without piece cache (every piece "
+        "merged, as for new text).",
         "",
-        "| format (encoding) | cache | tokens | contents µs | prompt µs | count_chat µs | ratio | total only µs | ratio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| chat | format (encoding) | cache | tokens | contents µs | prompt µs | count_chat µs | ratio | total only ratio | service µs | ratio |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, cache, tokens, best in rows:
+    for size, name, cache, tokens, best in rows:
         lines.append(
-            f"| {name} | {cache} | {tokens} | {best['contents']:.0f} | {best['prompt']:.0f} | {best['chat']:.0f} | "
-            f"{best['chat'] / best['contents']:.2f} | {best['total']:.0f} | {best['total'] / best['contents']:.2f} |"
+            f"| {size} | {name} | {cache} | {tokens} | {best['contents']:.0f} | {best['prompt']:.0f} | {best['chat']:.0f} | "
+            f"{best['chat'] / best['contents']:.2f} | {best['total'] / best['contents']:.2f} | {best['service']:.0f} | "
+            f"{best['service'] / best['contents']:.2f} |"
         )
     Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")

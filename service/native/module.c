@@ -15,6 +15,7 @@
  *   core.encode_piece(b"...")    -> ids of one byte string (whole-token shortcut, then BPE)
  *   core.merge(b"...")           -> the merge rule alone, without the shortcut (for tests)
  *   core.cache_stats()           -> (hits, misses, size, capacity)
+ *   core.count_parts(parts, ends) / core.encode_parts(parts, ends, special_ids)   text given as parts (text_parts.c)
  *
  * Everything touching the piece cache runs with the GIL held and never calls back into Python code while
  * it holds pointers into shared state, so one core is safe to share between threads. Two exceptions keep
@@ -33,6 +34,7 @@
 
 #include "split_object.h"
 #include "tokend_native.h"
+#include "text_parts.h"
 
 /* ~1-2 ms of merging: big enough that releasing the GIL costs nothing measurable, small enough that a
  * 1 MB piece (0.2 s of merging) no longer holds up the other calls of its worker. */
@@ -357,6 +359,43 @@ static PyObject *BpeCore_cache_stats(BpeCore *self, PyObject *Py_UNUSED(ignored)
                          (Py_ssize_t)(2 * cache->capacity));
 }
 
+/* Text given as parts, walked by native/text_parts.c with this core's text path. */
+static int parts_text(void *core, void *sink, const uint8_t *text, size_t len) {
+    return emit_text((BpeCore *)core, (Sink *)sink, text, len);
+}
+
+static int parts_special(void *sink, uint32_t id) {
+    Sink *ids = sink;
+    if (ids->counting) {
+        ids->count++;
+        return 0;
+    }
+    if (sink_reserve(ids, 1) < 0) return -1;
+    ids->ids[ids->len++] = id;
+    return 0;
+}
+
+static PyObject *run_parts(BpeCore *self, PyObject *args, int counting) {
+    PyObject *parts, *ends, *special_ids = NULL;
+    if (!PyArg_ParseTuple(args, counting ? "OO" : "OOO!", &parts, &ends, &PyDict_Type, &special_ids)) return NULL;
+    if (require_pattern(self) < 0) return NULL;
+    Sink sink = {0};
+    sink.counting = counting;
+    tk_parts_ops ops = {self, &sink, counting ? &sink.count : &sink.len, parts_text, parts_special};
+    PyObject *result = tk_walk_parts(&ops, parts, ends, special_ids);
+    if (result && !counting) {
+        PyObject *ids = tk_ids_to_list(sink.ids, sink.len, self->rank_objects, self->n_rank_objects);
+        PyObject *pair = ids ? PyTuple_Pack(2, ids, result) : NULL;
+        Py_XDECREF(ids);
+        Py_SETREF(result, pair);
+    }
+    PyMem_Free(sink.ids);
+    return result;
+}
+
+static PyObject *BpeCore_count_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 1); }
+static PyObject *BpeCore_encode_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 0); }
+
 /* Back to the state BpeCore.__new__ leaves: nothing allocated, not ready (after a failed __init__ too). */
 static void release_tables(BpeCore *self) {
     self->ready = 0;
@@ -560,6 +599,9 @@ static PyMethodDef BpeCore_methods[] = {
     {"encode_piece", (PyCFunction)BpeCore_encode_piece, METH_O, "encode_piece(bytes) -> ids (token shortcut, then BPE)"},
     {"merge", (PyCFunction)BpeCore_merge, METH_O, "merge(bytes) -> ids by the merge rule alone"},
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
+    {"count_parts", (PyCFunction)BpeCore_count_parts, METH_VARARGS, "count_parts(parts, ends) -> tokens per run (text_parts.h)"},
+    {"encode_parts", (PyCFunction)BpeCore_encode_parts, METH_VARARGS,
+     "encode_parts(parts, ends, special_ids) -> (ids, tokens per run) (text_parts.h)"},
     {NULL, NULL, 0, NULL},
 };
 

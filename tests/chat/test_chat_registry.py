@@ -56,6 +56,9 @@ def test_publishing_a_chat_format_onto_an_existing_model_is_a_new_version(regist
     second = registry.publish_chat_format("llama3@1", builtin_chat_format("llama3"), description="with chat")
     assert (second.version, second.chat_format.name, second.description) == (2, "llama3", "with chat")
     assert second.payload.sha256 == first.payload.sha256 and second.provenance.model_extra["chat_format_added_to"] == "llama3@1"
+    # no second copy of the ranks: @2 shares @1's file
+    assert second.payload.shared_with == "llama3@1"
+    assert sorted(path.name for path in (registry.source.root / "llama3" / "2").iterdir()) == ["manifest.json"]
     expected = reference_tokenizer("llama3-instruct").apply_chat_template(MESSAGES, tokenize=True, add_generation_prompt=True)
     assert registry.load("llama3").encode_chat(MESSAGES).ids == expected  # latest = @2
     assert registry.load("llama3@1").chat is None  # @1 is unchanged

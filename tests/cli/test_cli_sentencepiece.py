@@ -23,6 +23,11 @@ def test_import_a_sentencepiece_model_and_encode(tmp_path):
     assert ok("decode", "-m", "mistral", "--registry", registry, "--errors", "replace", "--ids", json.dumps([1, *ids, 2])) == text
     # the format is found from the file too (a binary .model that is not minbpe text)
     assert "sentencepiece_model" in ok("registry", "import", str(model), "--name", "again", "--registry", registry)
+    # `registry show` says how it tokenizes and which tokens it names for BOS/EOS/UNK/PAD
+    shown = json.loads(ok("registry", "show", "mistral", "--registry", registry))
+    theirs = oracle("mistral_v1")
+    assert (shown["family"], shown["bos_token"], shown["eos_token"], shown["unk_token"], shown["pad_token"]) == (
+        "sentencepiece-bpe", *(theirs.id_to_piece(i) for i in (theirs.bos_id(), theirs.eos_id(), theirs.unk_id())), None)
 
 
 def test_special_tokens_follow_the_cli_policy(tmp_path):

@@ -33,6 +33,8 @@ def test_get_model_describes_one_exact_version(client):
     assert details.eot_token == expected.eot_token
     assert details.pattern == expected._pat_str
     assert details.payload_format == "tiktoken"
+    assert details.algorithm == "byte_level_bpe"
+    assert (details.bos_token, details.eos_token, details.unk_token, details.pad_token) == (None,) * 4
     assert len(details.sha256) == 64 and int(details.sha256, 16) >= 0
     assert client.get_model(details.ref) == details
 

@@ -251,8 +251,20 @@ def test_encode_matches_tiktoken(served):
         tokenizer_pb2.EncodeRequest(model="cl100k_base", inputs=[tokenizer_pb2.Input(text=text)]), timeout=30
     )
     assert list(response.results[0].ids) == expected
-    assert (response.model.name, response.model.version) == ("cl100k_base", 1)
+    assert (response.model.name, response.model.version) == ("cl100k_base", 2)  # @1 with the openai-chat format
     assert response.total_tokens == len(expected)
+
+
+def test_chats_count_out_of_the_box(served):
+    """The installed package carries the chat formats of the embedded registry (o200k_base@2: openai-chat)."""
+    from tokend_api.v1 import tokenizer_pb2
+
+    conversation = tokenizer_pb2.ChatConversation(messages=[tokenizer_pb2.ChatMessage(role="user", text="Hello")])
+    response = served["server"].stub().CountChatTokens(
+        tokenizer_pb2.CountChatTokensRequest(model="o200k_base", conversations=[conversation]), timeout=30
+    )
+    # The cookbook's rule: 3 per message + "user" (1) + "Hello" (1), and 3 for the reply's priming.
+    assert (response.results[0].total, response.results[0].estimate, response.model.version) == (8, True, 2)
 
 
 def test_every_default_model_is_served(served):

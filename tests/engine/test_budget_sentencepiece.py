@@ -11,6 +11,7 @@ Models are trained here with sentencepiece's trainer on alice29.txt (tests/engin
 
 from __future__ import annotations
 
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -146,3 +147,54 @@ def test_a_normalizing_model_says_where_it_rewrites_the_text():
     assert caught.value.position == 6 and caught.value.model == "nfkc"
     with pytest.raises(OffsetsUnavailableError):
         family.chunk("Alice  was beginning", 3)
+
+
+# Mistral 7B instruct v3's control pieces, as a chat prompt holds them.
+CONTROL_TEXTS = ("<s>", "</s>", "[INST]", "[/INST]")
+_CONTROL = re.compile("(" + "|".join(re.escape(token) for token in sorted(CONTROL_TEXTS, key=len, reverse=True)) + ")")
+
+
+def stretch_oracle(processor, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """sentencepiece's ids and byte spans for `text` with its control pieces allowed: each stretch between
+    them is a text of its own (llama.cpp's parse_special; what tokend's encode does), a control piece covers
+    its own text."""
+    ids: list[int] = []
+    spans: list[tuple[int, int]] = []
+    base = 0
+    for index, part in enumerate(_CONTROL.split(text)):
+        if index % 2:
+            ids.append(processor.piece_to_id(part))
+            spans.append((base, base + len(part.encode())))
+        elif part:
+            pieces = processor.encode(part, return_type="proto").pieces
+            ids += [piece.id for piece in pieces]
+            spans += [(base + piece.begin, base + piece.end) for piece in pieces]
+        base += len(part.encode())
+    return ids, spans
+
+
+@SETTINGS
+@given(parts=st.lists(st.one_of(st.sampled_from(CONTROL_TEXTS), st.text(st.characters(exclude_categories=("Cs",)), max_size=12)), max_size=6))
+def test_allowed_control_pieces_have_offsets_truncation_and_chunks(parts):
+    """A control piece spells nothing and the text after it is encoded on its own (its own dummy prefix), so
+    offsets are aligned stretch by stretch: held to sentencepiece's own piece spans."""
+    from tests.engine.sentencepiece.models import oracle as packaged_oracle
+    from tests.engine.sentencepiece.models import ours
+
+    text = "".join(parts)
+    family, processor = ours("mistral_v3"), packaged_oracle("mistral_v3")
+    allowed = set(CONTROL_TEXTS)
+    result = family.encode_with_offsets(text, allowed_special=allowed)
+    ids, spans = stretch_oracle(processor, text)
+    assert result.ids == ids
+    # byte pieces: sentencepiece gives the whole character to the last one, tokend each its own byte
+    whole = [index for index, token in enumerate(ids) if not processor.is_byte(token)]
+    assert [result.byte_spans()[index] for index in whole] == [spans[index] for index in whole]
+    for budget in (1, 3, 7):
+        kept = family.truncate(text, budget, allowed_special=allowed)
+        assert kept.start == 0 and len(kept.ids) <= budget
+        assert kept.ids == stretch_oracle(processor, kept.text)[0]
+    chunks = family.chunk(text, 8, allowed_special=allowed)
+    assert "".join(chunk.text for chunk in chunks) == text
+    for chunk in chunks:
+        assert chunk.ids == stretch_oracle(processor, chunk.text)[0] and len(chunk.ids) <= 8

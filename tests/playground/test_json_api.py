@@ -292,14 +292,17 @@ class TestPage:
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
         assert page.headers["X-Content-Type-Options"] == "nosniff"
         html = page.body.decode()
-        assert '<script src="/static/playground.js"' in html and '<script src="/static/budgets.js"' in html
-        assert html.count("<script") == html.count('<script src="/static/') == 2  # no inline script anywhere
-        for path, kind in [("/static/playground.js", "text/javascript"), ("/static/playground.css", "text/css"),
-                           ("/static/budgets.js", "text/javascript"), ("/static/budgets.css", "text/css")]:
+        for name in ("token_view.js", "playground.js", "budgets.js", "chat.js"):
+            assert f'<script src="/static/{name}"' in html
+        assert html.count("<script") == html.count('<script src="/static/') == 4  # no inline script anywhere
+        for path, kind in [("/static/token_view.js", "text/javascript"),
+                           ("/static/playground.js", "text/javascript"), ("/static/playground.css", "text/css"),
+                           ("/static/budgets.js", "text/javascript"), ("/static/budgets.css", "text/css"),
+                           ("/static/chat.js", "text/javascript"), ("/static/chat.css", "text/css")]:
             asset = client.get(path)
             assert asset.status == 200 and asset.headers["Content-Type"].startswith(kind)
 
-    @pytest.mark.parametrize("path", ["/static/playground.js", "/static/budgets.js"])
+    @pytest.mark.parametrize("path", ["/static/token_view.js", "/static/playground.js", "/static/budgets.js", "/static/chat.js"])
     def test_the_scripts_never_write_html(self, client, path):
         script = client.get(path).body.decode()
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):

@@ -32,6 +32,8 @@ PUBLISHED_SHA256 = {
 }
 OPENAI = sorted(PUBLISHED_SHA256)
 SHARED = {"gpt2": "r50k_base@1", "p50k_edit": "p50k_base@1", "o200k_harmony": "o200k_base@1"}
+# Versions beyond @1: the same payload with a chat format.
+VERSIONS = {"cl100k_base": (1, 2), "o200k_base": (1, 2)}
 EMBEDDED = ["alice_2k", "cl100k_base", "gpt2", "o200k_base", "o200k_harmony", "p50k_base", "p50k_edit", "r50k_base"]
 TEXTS = [
     "hello world",
@@ -43,7 +45,20 @@ TEXTS = [
 
 def test_embedded_registry_lists_the_shipped_models():
     assert list_encoding_names() == EMBEDDED
-    assert all(summary.versions == (1,) for summary in default_registry().list_models())
+    versions = {summary.name: summary.versions for summary in default_registry().list_models()}
+    assert versions == {name: VERSIONS.get(name, (1,)) for name in EMBEDDED}
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+def test_version_2_is_version_1_with_the_openai_chat_format(name):
+    first, second = default_registry().manifest(f"{name}@1"), default_registry().manifest(f"{name}@2")
+    assert first.chat_format is None and second.chat_format.name == "openai-chat"
+    assert (second.payload.sha256, second.pattern, second.special_tokens) == (first.payload.sha256, first.pattern, first.special_tokens)
+    assert second.provenance.model_extra["chat_format_added_to"] == f"{name}@1"
+    assert second.payload.shared_with == f"{name}@1"  # one copy of the ranks in the wheel
+    # One Encoding serves both versions (same verified payload): the same ids, one copy in memory.
+    assert get_encoding(f"{name}@2") is get_encoding(f"{name}@1")
+    assert default_registry().load(name).version == 2 and default_registry().load(name).chat is not None
 
 
 @pytest.mark.parametrize("name", OPENAI)
@@ -58,9 +73,9 @@ def test_openai_encodings_give_tiktokens_ids(name):
     assert ours.decode(sorted(theirs._special_tokens.values())) == theirs.decode(sorted(theirs._special_tokens.values()))
 
 
-@pytest.mark.parametrize("name", OPENAI)
-def test_openai_payloads_carry_tiktokens_published_hash(name):
-    manifest = default_registry().manifest(f"{name}@1")
+@pytest.mark.parametrize("name,version", [(name, version) for name in OPENAI for version in VERSIONS.get(name, (1,))])
+def test_openai_payloads_carry_tiktokens_published_hash(name, version):
+    manifest = default_registry().manifest(f"{name}@{version}")
     assert manifest.payload.compression == "gzip"
     assert manifest.payload.content_sha256 == PUBLISHED_SHA256[name]
     assert manifest.provenance.kind == "imported"
@@ -87,7 +102,7 @@ def test_gpt2_records_gpt2s_own_files():
 
 def test_every_embedded_version_verifies():
     assert [(result.ref, result.error) for result in default_registry().verify()] == [
-        (f"{name}@1", None) for name in EMBEDDED
+        (f"{name}@{version}", None) for name in EMBEDDED for version in VERSIONS.get(name, (1,))
     ]
 
 
@@ -101,7 +116,7 @@ def test_every_payload_file_is_named_in_the_notice():
 
 
 def test_get_encoding_is_cached_and_unknown_names_list_what_exists():
-    assert get_encoding("cl100k_base") is get_encoding("cl100k_base@1")
+    assert get_encoding("cl100k_base") is get_encoding("cl100k_base@2") is get_encoding("cl100k_base@1")
     with pytest.raises(ModelNotFoundError) as unknown:
         get_encoding("p99k_base")
     assert unknown.value.available == EMBEDDED

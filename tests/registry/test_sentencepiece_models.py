@@ -67,6 +67,8 @@ def test_publish_and_load_a_sentencepiece_model(tmp_path):
     assert manifest.special_tokens["<s>"] == 1 and manifest.special_tokens["[INST]"] == 3
     assert (manifest.family, manifest.normalizer, manifest.bos_token, manifest.eos_token) == (
         "sentencepiece-bpe", "identity", "<s>", "</s>")
+    theirs = oracle("mistral_v3")
+    assert (manifest.unk_token, manifest.pad_token, theirs.pad_id()) == (theirs.id_to_piece(theirs.unk_id()), None, -1)
     assert (tmp_path / "models" / "mistral" / "1" / "tokenizer.model").read_bytes() == data
     reopened = Registry.open(tmp_path / "models")
     encoding = reopened.get_encoding("mistral@1")
@@ -76,6 +78,27 @@ def test_publish_and_load_a_sentencepiece_model(tmp_path):
     text = "Hello [REFERENCE_DOC_3] wörld\n  12345 😀"
     assert encoding.encode(text) == oracle("mistral_v3").encode(text)
     assert [result.ok for result in reopened.verify()] == [True]
+
+
+def test_the_manifest_names_unk_and_pad_as_sentencepiece_does(tmp_path):
+    """A model with a PAD piece (spm_train --pad_id): the manifest names it, as sentencepiece's pad_id() does."""
+    import sentencepiece
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model_bytes("botchan_bpe"))
+    pad = proto.pieces.add()
+    pad.piece, pad.type, pad.score = "<pad>", pad.CONTROL, 0.0
+    data = proto.SerializeToString()
+    theirs = sentencepiece.SentencePieceProcessor(model_proto=data)
+    assert theirs.pad_id() == len(proto.pieces) - 1
+    registry = Registry.open(tmp_path / "models", create=True)
+    manifest = registry.publish("padded", payload=data, payload_format="sentencepiece_model", provenance={"kind": "imported"})
+    named = (manifest.bos_token, manifest.eos_token, manifest.unk_token, manifest.pad_token)
+    assert named == tuple(theirs.id_to_piece(i) for i in (theirs.bos_id(), theirs.eos_id(), theirs.unk_id(), theirs.pad_id()))
+    stored = (tmp_path / "models" / "padded" / "1" / "manifest.json").read_text()
+    assert '"unk_token": "<unk>"' in stored and '"pad_token": "<pad>"' in stored
+    assert Registry.open(tmp_path / "models").get_encoding("padded").pad_id == theirs.pad_id()
 
 
 def test_manifest_must_agree_with_the_model(tmp_path):
@@ -123,6 +146,11 @@ def test_gguf_llama_import_records_what_the_file_names(tmp_path):
         "sentencepiece_model", "none", "tokenizer.model")
     assert (manifest.family, manifest.normalizer, manifest.bos_token, manifest.eos_token) == (
         "sentencepiece-bpe", "identity", "<s>", "</s>")
+    import sentencepiece
+
+    theirs = sentencepiece.SentencePieceProcessor(model_proto=imported_llama().payload)
+    assert (manifest.unk_token, manifest.pad_token) == (
+        theirs.id_to_piece(theirs.unk_id()), theirs.id_to_piece(theirs.pad_id()) if theirs.pad_id() >= 0 else None)
     assert manifest.provenance.settings == {"format": "gguf", "tokenizer.ggml.model": "llama",
                                             "add_space_prefix": True, "byte_fallback": True}
     text, want = llama_vectors()[-2]

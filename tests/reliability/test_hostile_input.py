@@ -125,7 +125,7 @@ def test_message_over_the_transport_limit_is_resource_exhausted(stubs) -> None:
 def test_empty_batches_and_empty_strings_are_answered(stubs, cl100k) -> None:
     # tiktoken: encode_batch([]) == [] and encode("") == []; the service answers the same, with its version.
     response = stubs[0].Encode(encode([]), timeout=30)
-    assert list(response.results) == [] and response.total_tokens == 0 and response.model.version == 1
+    assert list(response.results) == [] and response.total_tokens == 0 and response.model.version == 2  # cl100k_base@2
     response = stubs[1].Encode(encode(["", "", ""]), timeout=30)
     assert [list(r.ids) for r in response.results] == [cl100k.encode("")] * 3 == [[], [], []]
     count = stubs[2].CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[]), timeout=30)

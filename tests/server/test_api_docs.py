@@ -1,7 +1,8 @@
-"""docs/api.md is true: every grpcurl request on the page is sent to a real server (the shared one,
-holding cl100k_base and o200k_base) and must give the documented status code; for Encode, CountTokens,
-Decode and the token-budget RPCs the documented JSON response must be exactly what the server returns
-(for streams: every message, in order; a streaming request is several JSON objects in one `-d`)."""
+"""docs/api.md is true: every grpcurl request on the page is sent to a real server on the embedded default
+registry (what `make serve` runs, as the page says) and must give the documented status code; for Encode,
+CountTokens, Decode, the token-budget RPCs and the chat RPCs the documented JSON response must be exactly
+what the server returns (for streams: every message, in order; a streaming request is several JSON objects
+in one `-d`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from support.server import TokendServer
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -29,9 +31,11 @@ _REQUESTS = {
     "tokend.v1.Tokenizer/Chunk": pb.ChunkRequest,
     "tokend.v1.Tokenizer/ChunkStream": pb.ChunkRequest,
     "tokend.v1.Tokenizer/DecodeStream": pb.DecodeStreamRequest,
+    "tokend.v1.Tokenizer/EncodeChat": pb.EncodeChatRequest,
+    "tokend.v1.Tokenizer/CountChatTokens": pb.CountChatTokensRequest,
     "grpc.health.v1.Health/Check": health_pb2.HealthCheckRequest,
 }
-_COMPARED = {"Encode", "CountTokens", "Decode", "Truncate", "Chunk", "ChunkStream", "DecodeStream"}
+_COMPARED = {"Encode", "CountTokens", "Decode", "Truncate", "Chunk", "ChunkStream", "DecodeStream", "EncodeChat", "CountChatTokens"}
 _RESPONSE_STREAMS = {"ChunkStream", "DecodeStream"}
 _REQUEST_STREAMS = {"DecodeStream"}
 
@@ -72,8 +76,17 @@ def _camel_to_code(name: str) -> grpc.StatusCode:
     return grpc.StatusCode[re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()]
 
 
+@pytest.fixture(scope="module")
+def make_serve_server():
+    """`tokend serve` on the embedded default registry, as `make serve` starts it (one worker)."""
+    server = TokendServer("--reflection", workers=1, metrics=False).start()
+    yield server
+    server.stop()
+
+
 @pytest.mark.parametrize("method,body,output_language,output", EXAMPLES)
-def test_documented_example(shared_server, method, body, output_language, output):
+def test_documented_example(make_serve_server, method, body, output_language, output):
+    shared_server = make_serve_server
     service, name = method.split("/")
     if name in _REQUEST_STREAMS:
         request = iter([json_format.ParseDict(value, _REQUESTS[method]()) for value in _json_objects(body)])

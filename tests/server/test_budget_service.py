@@ -218,10 +218,10 @@ def test_a_model_without_offsets_is_a_failed_precondition_on_every_front_end():
 def test_a_normalizing_family_is_refused_with_the_model_and_position_through_the_service():
     from types import SimpleNamespace
 
-    from engine._sentencepiece_family import SentencePieceFamily, train_model
+    from engine._sentencepiece_family import family
 
-    family = SentencePieceFamily("nfkc", train_model())  # the trainer's defaults: NFKC, extra spaces removed
-    loaded = SimpleNamespace(name="nfkc", version=1, encoding=family)
+    encoding = family("nfkc")  # a SentencePieceEncoding of the trainer's defaults: NFKC, extra spaces removed
+    loaded = SimpleNamespace(name="nfkc", version=1, encoding=encoding)
 
     class OneModel:
         def load(self, ref):

@@ -216,6 +216,9 @@ def test_get_model(stub, registry_dir, cl100k, ref):
     assert details.HasField("eot_token") and details.eot_token == 100257
     assert list(details.aliases) == ["stable"]
     assert details.created_at.endswith("Z") and details.created_at[:2] == "20"
+    assert details.algorithm == "byte_level_bpe"
+    # a rank file names no BOS/EOS/UNK/PAD (its end-of-text token is eot_token)
+    assert not any(details.HasField(f"{role}_token") for role in ("bos", "eos", "unk", "pad"))
 
 
 def test_get_model_o200k(stub):

@@ -5,6 +5,7 @@ with `sentencepiece` itself as the oracle of every id and text.
 
 from __future__ import annotations
 
+import grpc
 import pytest
 import sentencepiece
 
@@ -18,6 +19,7 @@ from .conftest import SMALL_LIMITS, rpc_error
 
 Mode = pb.SpecialTokenSet.Mode
 MODEL = "mistral"
+NFKC_MODEL = "nfkc"  # spm_train's defaults: nmt_nfkc, extra whitespace removed (its tokens do not spell the text)
 TEXTS = [
     "Hello world",
     "",
@@ -41,6 +43,8 @@ def server(tmp_path_factory):
     registry = Registry.open(directory / "models", create=True)
     manifest = import_files(registry, [path], name=MODEL, provenance={"kind": "imported", "command": "test"})
     assert manifest.payload_format == "sentencepiece_model"
+    registry.publish(NFKC_MODEL, payload=model_bytes("nmt_nfkc"), payload_format="sentencepiece_model",
+                     provenance={"kind": "imported"})
     started = TokendServer(*SMALL_LIMITS, registry=directory / "models", workers=1, metrics=False).start()
     yield started
     started.stop()
@@ -87,8 +91,60 @@ def test_get_model_describes_it(stub, oracle):
     assert (details.pattern, details.payload_format) == ("", "sentencepiece")
     assert details.special_tokens["<s>"] == oracle.bos_id() and details.special_tokens["[INST]"] == oracle.piece_to_id("[INST]")
     assert details.eot_token == oracle.eos_id()
+    assert details.algorithm == "sentencepiece-bpe"
+    named = {role: (token.text, token.id) for role in ("bos", "eos", "unk") for token in [getattr(details, f"{role}_token")]}
+    assert named == {role: (oracle.id_to_piece(token_id), token_id)
+                     for role, token_id in (("bos", oracle.bos_id()), ("eos", oracle.eos_id()), ("unk", oracle.unk_id()))}
+    assert oracle.pad_id() == -1 and not details.HasField("pad_token")
 
 
 def test_unknown_ids_are_refused_by_name(stub, oracle):
     error = rpc_error(stub.Decode, pb.DecodeRequest(model=MODEL, inputs=[pb.TokenIds(ids=[1, oracle.get_piece_size()])]), timeout=10)
     assert str(oracle.get_piece_size()) in error.details()
+
+
+def test_the_client_reads_the_algorithm_and_role_tokens(server, oracle):
+    import tokend_client
+
+    with tokend_client.TokendClient(server.target, timeout=30) as client:
+        details = client.get_model(MODEL)
+    assert details.algorithm == "sentencepiece-bpe"
+    assert (details.bos_token, details.eos_token, details.unk_token, details.pad_token) == (
+        ("<s>", oracle.bos_id()), ("</s>", oracle.eos_id()), (oracle.id_to_piece(oracle.unk_id()), oracle.unk_id()), None)
+
+
+BUDGET_TEXTS = [text for text in TEXTS if text and "[INST]" not in text]
+
+
+def test_offsets_are_sentencepieces_spans(stub, oracle):
+    response = stub.Encode(pb.EncodeRequest(model=MODEL, inputs=_inputs(BUDGET_TEXTS), offsets=True), timeout=30)
+    for text, result, offsets in zip(BUDGET_TEXTS, response.results, response.offsets):
+        pieces = oracle.encode(text, return_type="proto").pieces
+        assert list(result.ids) == [piece.id for piece in pieces]
+        assert list(zip(offsets.byte_starts, offsets.byte_ends)) == [(piece.begin, piece.end) for piece in pieces], text
+
+
+def test_truncate_and_chunk_hold_budgets_on_sentencepieces_own_encoding(stub, oracle):
+    truncated = stub.Truncate(pb.TruncateRequest(model=MODEL, inputs=_inputs(BUDGET_TEXTS), max_tokens=5), timeout=30)
+    for text, kept in zip(BUDGET_TEXTS, truncated.results):
+        assert kept.start == 0 and len(kept.ids) <= 5
+        assert list(kept.ids) == oracle.encode(text[: kept.end]), text
+    chunked = stub.Chunk(pb.ChunkRequest(model=MODEL, inputs=_inputs(BUDGET_TEXTS), max_tokens=6), timeout=30)
+    for text, result in zip(BUDGET_TEXTS, chunked.results):
+        chunks = list(result.chunks)
+        assert "".join(text[chunk.start : chunk.end] for chunk in chunks) == text
+        for chunk in chunks:
+            assert 0 < len(chunk.ids) <= 6
+            assert list(chunk.ids) == oracle.encode(text[chunk.start : chunk.end]), (text, chunk.start)
+
+
+def test_a_model_whose_tokens_do_not_spell_the_text_refuses_offsets_by_name(stub):
+    text = "two  spaces"  # nmt_nfkc removes the extra space: no token holds it
+    error = rpc_error(stub.Encode, pb.EncodeRequest(model=NFKC_MODEL, inputs=_inputs(["fine", text]), offsets=True), timeout=10)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert NFKC_MODEL in error.details() and "inputs[1]" in error.details()
+    error = rpc_error(stub.Chunk, pb.ChunkRequest(model=NFKC_MODEL, inputs=_inputs([text]), max_tokens=4), timeout=10)
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # text it spells is fine
+    fine = stub.Encode(pb.EncodeRequest(model=NFKC_MODEL, inputs=_inputs(["fine"]), offsets=True), timeout=10)
+    assert len(fine.offsets[0].starts) == len(fine.results[0].ids) > 0

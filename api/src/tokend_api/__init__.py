@@ -11,6 +11,8 @@ stubs). Importing this package loads neither grpc nor protobuf.
 
 from tokend_api.limits import (
     BYTES_PER_TOKEN_ID,
+    CHAT_TEMPLATE_MAX_CHARS,
+    CHAT_TEMPLATE_SECONDS,
     DEFAULT_MAX_BATCH_ITEMS,
     DEFAULT_MAX_CHUNKS,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -24,6 +26,8 @@ from tokend_api.wire import ERROR_DOMAIN, SERVICE_NAME, STATUS_DETAILS_METADATA_
 
 __all__ = [
     "BYTES_PER_TOKEN_ID",
+    "CHAT_TEMPLATE_MAX_CHARS",
+    "CHAT_TEMPLATE_SECONDS",
     "DEFAULT_MAX_BATCH_ITEMS",
     "DEFAULT_MAX_CHUNKS",
     "DEFAULT_MAX_MESSAGE_BYTES",

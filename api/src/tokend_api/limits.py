@@ -15,6 +15,8 @@ __all__ = [
     "MAX_BATCH_ITEMS",
     "MAX_REQUEST_BYTES",
     "MAX_MESSAGE_BYTES",
+    "CHAT_TEMPLATE_SECONDS",
+    "CHAT_TEMPLATE_MAX_CHARS",
     "DEFAULT_MAX_BATCH_ITEMS",
     "DEFAULT_MAX_REQUEST_BYTES",
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -27,6 +29,8 @@ __all__ = [
 MAX_BATCH_ITEMS = "max_batch_items"  # inputs per request
 MAX_REQUEST_BYTES = "max_request_bytes"  # input bytes per request (text, data, listed special tokens, ids)
 MAX_MESSAGE_BYTES = "max_message_bytes"  # one gRPC message, request or response
+CHAT_TEMPLATE_SECONDS = "chat_template_seconds"  # a chat template's time for one conversation
+CHAT_TEMPLATE_MAX_CHARS = "chat_template_max_chars"  # the text a chat template may build
 
 DEFAULT_MAX_BATCH_ITEMS = 1024
 DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024

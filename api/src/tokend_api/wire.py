@@ -13,6 +13,9 @@ all string values:
 | INVALID_REQUEST                  | field                                      |
 | INVALID_BUDGET_ERROR             | argument, item                             |
 | OFFSETS_UNAVAILABLE_ERROR        | model, position (characters), item         |
+| CHAT_REQUEST_ERROR               | field (in the conversation), message_index, item |
+| CHAT_TEMPLATE_ERROR              | template_failure (raised, failed, security, time_limit, size_limit), limit_name, item |
+| CHAT_FORMAT_NOT_SET_ERROR        | ref                                        |
 
 ``item`` (the batch index) is absent when the error is not about one item. Echoed input (``token``,
 ``ref``) is cut to a bounded prefix by the server.
@@ -50,3 +53,8 @@ class Reason(enum.StrEnum):
     # (INVALID_ARGUMENT), a model whose tokens do not spell the text (FAILED_PRECONDITION).
     INVALID_BUDGET_ERROR = "INVALID_BUDGET_ERROR"
     OFFSETS_UNAVAILABLE_ERROR = "OFFSETS_UNAVAILABLE_ERROR"
+    # Chats (EncodeChat, CountChatTokens): a message or tool the format refuses, a template that fails or hits
+    # its limit (INVALID_ARGUMENT / RESOURCE_EXHAUSTED), a model version without a chat format (FAILED_PRECONDITION).
+    CHAT_REQUEST_ERROR = "CHAT_REQUEST_ERROR"
+    CHAT_TEMPLATE_ERROR = "CHAT_TEMPLATE_ERROR"
+    CHAT_FORMAT_NOT_SET_ERROR = "CHAT_FORMAT_NOT_SET_ERROR"

@@ -16,8 +16,12 @@ written for tiktoken switches to the shared service by changing how it obtains t
 from ._async_client import AsyncTokendClient
 from ._async_remote_encoding import AsyncRemoteEncoding
 from ._budget_results import Chunk, TokenOffsets, Truncation
+from ._chat import ChatCount, ChatEncoding
 from ._client import TokendClient
 from ._exceptions import (
+    ChatFormatNotSetError,
+    ChatRequestError,
+    ChatTemplateError,
     DeadlineExceededError,
     DisallowedSpecialTokenError,
     InvalidArgumentError,
@@ -31,12 +35,18 @@ from ._exceptions import (
     TokendError,
     UnknownTokenIdError,
 )
-from ._models import ModelDetails, ModelSummary
+from ._models import ChatFormatDetails, ModelDetails, ModelSummary
 from ._remote_encoding import RemoteEncoding
 
 __all__ = [
     "AsyncRemoteEncoding",
     "AsyncTokendClient",
+    "ChatCount",
+    "ChatEncoding",
+    "ChatFormatDetails",
+    "ChatFormatNotSetError",
+    "ChatRequestError",
+    "ChatTemplateError",
     "Chunk",
     "DeadlineExceededError",
     "DisallowedSpecialTokenError",

@@ -17,9 +17,10 @@ Not handled: the same as `RemoteEncoding`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._async_remote_budgets import AsyncRemoteBudgetMethods
+from ._chat import ChatCount, ChatEncoding, chat_inputs
 from ._models import ModelDetails
 from ._offsets import text_with_offsets
 from ._operations import Operation, bytes_inputs, text_inputs, token_id_inputs
@@ -130,3 +131,28 @@ class AsyncRemoteEncoding(AsyncRemoteBudgetMethods, RemoteEncodingBase):
         self, batch: Sequence[Sequence[int]], *, errors: str = "replace", num_threads: int = 8
     ) -> list[str]:
         return [data.decode("utf-8", errors=errors) for data in await self.decode_bytes_batch(batch)]
+
+    async def encode_chat(
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Any] | None = None,
+        add_generation_prompt: bool = True,
+        *,
+        content_special_tokens: str = "reference",
+    ) -> ChatEncoding:
+        """`RemoteEncoding.encode_chat`, awaited."""
+        operation = self._encode_chat_operation(content_special_tokens)
+        return (await self._run(operation, chat_inputs(messages, tools, add_generation_prompt), batch_call=False))[0]
+
+    async def count_chat(
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Any] | None = None,
+        add_generation_prompt: bool = True,
+        *,
+        content_special_tokens: str = "reference",
+        per_message: bool = True,
+    ) -> ChatCount:
+        """`RemoteEncoding.count_chat`, awaited."""
+        operation = self._count_chat_operation(content_special_tokens, per_message)
+        return (await self._run(operation, chat_inputs(messages, tools, add_generation_prompt), batch_call=False))[0]

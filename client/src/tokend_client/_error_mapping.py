@@ -5,8 +5,12 @@
 | INVALID_ARGUMENT    | DISALLOWED_SPECIAL_TOKEN_ERROR token, offset, item      | DisallowedSpecialTokenError    |
 | INVALID_ARGUMENT    | UNKNOWN_TOKEN_ID_ERROR token_id, item                   | UnknownTokenIdError            |
 | INVALID_ARGUMENT    | INVALID_BUDGET_ERROR argument, item                     | InvalidBudgetError             |
+| INVALID_ARGUMENT    | CHAT_REQUEST_ERROR field, message_index                 | ChatRequestError               |
+| INVALID_ARGUMENT    | CHAT_TEMPLATE_ERROR template_failure, field             | ChatTemplateError              |
 | INVALID_ARGUMENT    | anything else                                           | InvalidArgumentError           |
+| RESOURCE_EXHAUSTED  | CHAT_TEMPLATE_ERROR template_failure (time/size limit)  | ChatTemplateError (not re-split) |
 | FAILED_PRECONDITION | OFFSETS_UNAVAILABLE_ERROR model, position, item         | OffsetsUnavailableError        |
+| FAILED_PRECONDITION | CHAT_FORMAT_NOT_SET_ERROR ref                           | ChatFormatNotSetError          |
 | NOT_FOUND           | MODEL_NOT_FOUND_ERROR ref, available ("a,b,c")          | ModelNotFoundError             |
 | RESOURCE_EXHAUSTED  | REQUEST_LIMIT_EXCEEDED limit_name, limit, actual        | LimitExceededError             |
 | UNAVAILABLE         |                                                         | ServiceUnavailableError        |
@@ -36,6 +40,9 @@ from tokend_api.status_details import StatusDetails, read_status_details
 
 from ._batching import BatchPlan, Chunk
 from ._exceptions import (
+    ChatFormatNotSetError,
+    ChatRequestError,
+    ChatTemplateError,
     DeadlineExceededError,
     DisallowedSpecialTokenError,
     InvalidArgumentError,
@@ -110,6 +117,9 @@ def exception_for(
     code, message = code_and_message(error)
     details = status_details_of(error)
     keys = {"code": code, "status_message": message}
+    chat = _chat_error(details, message, keys)
+    if chat is not None:
+        return chat
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         special = details.error_info.get(Reason.DISALLOWED_SPECIAL_TOKEN_ERROR)
         if special is not None and "token" in special:
@@ -168,6 +178,32 @@ def exception_for(
     return RemoteError(f"tokend answered {code.name}: {message}", **keys)
 
 
+def _chat_error(details: StatusDetails, message: str, keys: dict) -> TokendError | None:
+    """The chat classes, whatever the status code (a template's limits come as RESOURCE_EXHAUSTED)."""
+    unset = details.error_info.get(Reason.CHAT_FORMAT_NOT_SET_ERROR)
+    if unset is not None:
+        return ChatFormatNotSetError(unset.get("ref", ""), message=message or None, **keys)
+    for reason in (Reason.CHAT_TEMPLATE_ERROR, Reason.CHAT_REQUEST_ERROR):
+        info = details.error_info.get(reason)
+        if info is None:
+            continue
+        violations = [(v.field, v.description) for v in details.field_violations]
+        # The violation's description is the problem alone; the field inside the conversation is the
+        # one a local call names (the server's adds "conversations[i]." in front).
+        problem = violations[0][1] if violations else message
+        fields = {"field": info.get("field"), "message_index": _int_or_none(info.get("message_index")),
+                  "field_violations": violations, **keys}  # fmt: skip
+        if reason is Reason.CHAT_TEMPLATE_ERROR:
+            return ChatTemplateError(problem, reason=info.get("template_failure", "failed"), **fields)
+        return ChatRequestError(problem, **fields)
+    return None
+
+
+def _not_splittable(error: grpc.RpcError) -> bool:
+    """RESOURCE_EXHAUSTED for something a smaller request does not fix (a chat template's limits)."""
+    return Reason.CHAT_TEMPLATE_ERROR in status_details_of(error).error_info
+
+
 def lost_its_server(error: grpc.RpcError) -> bool:
     """UNAVAILABLE after a server worker had started answering (it sent `tokend-worker`): the server
     died or began draining mid-call. gRPC's own retries never cover this case (a call counts as
@@ -190,7 +226,9 @@ def raise_or_requeue(
     (RESOURCE_EXHAUSTED) and it can be split, or whole if its server went away mid-call (see
     `lost_its_server`); otherwise raise the mapped exception."""
     code, message = code_and_message(error)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _not_splittable(error):
+        plan.abandon(chunk)
+    elif code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         if plan.too_large(chunk, reported_limit(status_details_of(error), message)):
             return
     elif lost_its_server(error):

@@ -14,6 +14,9 @@ TokendError(Exception)                                     .code (grpc.StatusCod
 ├── InvalidBudgetError(TokendError, ValueError)            truncate/chunk argument out of range or unmeetable; .argument .item
 ├── OffsetsUnavailableError(TokendError, ValueError)       the model's tokens do not spell the text; .model .position .item
 ├── InvalidArgumentError(TokendError, ValueError)          any other INVALID_ARGUMENT; .field_violations
+│   └── ChatRequestError(InvalidArgumentError)             a chat the model's format refuses; .field .message_index
+│       └── ChatTemplateError(ChatRequestError)            a chat template raised, failed or hit a limit; .reason
+├── ChatFormatNotSetError(TokendError, ValueError)         the model version has no chat format; .ref
 ├── LimitExceededError(TokendError)                        over a limit splitting cannot fix; .item .limit
 ├── ServiceUnavailableError(TokendError, ConnectionError)  UNAVAILABLE after retries (not ready, draining, down)
 ├── DeadlineExceededError(TokendError, TimeoutError)       the call's deadline expired
@@ -265,3 +268,56 @@ class ProtocolError(TokendError):
 
 class RemoteError(TokendError):
     """Any other gRPC status: INTERNAL (a server bug), UNAUTHENTICATED, PERMISSION_DENIED, UNIMPLEMENTED…"""
+
+
+class ChatRequestError(InvalidArgumentError):
+    """Chat messages or tools the model's chat format cannot render (the engine's class of the same name).
+
+    `field` is the path inside the call's arguments, e.g. "messages[2].tool_calls[0].function.name" (or
+    "tools[0]"), `message_index` the index in `messages` (None when the problem is not one message); the
+    text is the same as a local `LoadedModel.encode_chat` gives.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        field: str | None = None,
+        message_index: int | None = None,
+        field_violations: Sequence[tuple[str, str]] = (),
+        code: grpc.StatusCode | None = None,
+        status_message: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"{field}: {problem}" if field else problem, field_violations=field_violations, code=code,
+            status_message=status_message,
+        )  # fmt: skip
+        self.problem = problem
+        self.field = field
+        self.message_index = message_index
+
+
+class ChatTemplateError(ChatRequestError):
+    """The model's chat template refused the conversation, failed, or ran past its time or size limit.
+
+    `reason`: "raised", "failed", "security", "time_limit" or "size_limit" (the last two arrive as
+    RESOURCE_EXHAUSTED; the batch is not split for them: a smaller request does not help).
+    """
+
+    def __init__(self, problem: str, *, reason: str, **keys: object) -> None:
+        super().__init__(problem, **keys)  # type: ignore[arg-type]
+        self.reason = reason
+
+
+class ChatFormatNotSetError(TokendError, ValueError):
+    """`encode_chat` / `count_chat` on a model version without a chat format (FAILED_PRECONDITION).
+
+    `ref` is the exact version; use a model with one, or publish a version with one on the server
+    (`tokend registry chat-format REF --chat-format NAME`).
+    """
+
+    def __init__(
+        self, ref: str, *, message: str | None = None, code: grpc.StatusCode | None = None, status_message: str | None = None
+    ) -> None:
+        super().__init__(message or f"model {ref} has no chat format", code=code, status_message=status_message)
+        self.ref = ref

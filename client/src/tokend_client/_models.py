@@ -4,6 +4,7 @@
         print(model.name, model.versions, model.aliases)
     details = client.get_model("cl100k_base@stable")
     details.version, details.n_vocab, details.sha256
+    details.chat_format.name if details.chat_format else None   # "openai-chat", "harmony", "template", ...
 """
 
 from __future__ import annotations
@@ -35,6 +36,20 @@ class ModelSummary:
 
 
 @dataclass(frozen=True)
+class ChatFormatDetails:
+    """A model version's chat format (what `encode_chat` / `count_chat` use)."""
+
+    name: str  # a built-in ("harmony", "mistral", "openai-chat", "chatml", "llama3", ...) or "template"
+    kind: str  # "builtin" or "template" (a Jinja2 chat template from the registry)
+    estimate: bool  # True: count_chat follows a documented rule (openai-chat); encode_chat has no ids
+    description: str  # the name with its options, or "template (sha256 …)"
+
+    @classmethod
+    def from_proto(cls, message: pb.ChatFormatDetails) -> ChatFormatDetails:
+        return cls(name=message.name, kind=message.kind, estimate=message.estimate, description=message.description)
+
+
+@dataclass(frozen=True)
 class ModelDetails:
     """One exact model version, as `GetModel` describes it."""
 
@@ -44,12 +59,20 @@ class ModelDetails:
     max_token_value: int
     special_tokens: Mapping[str, int]  # special token -> id
     pattern: str  # the pre-split regex (Python `regex` syntax)
-    payload_format: str  # "tiktoken", "minbpe", "huggingface" (tokenizer.json) or "tekken"
+    payload_format: str  # "tiktoken", "minbpe", "huggingface" (tokenizer.json), "tekken" or "sentencepiece"
     sha256: str  # of the manifest, which holds the payload checksums
     description: str
     created_at: str  # RFC 3339
     aliases: tuple[str, ...]  # aliases pointing at this version now
     eot_token: int | None
+    # How it tokenizes: "byte_level_bpe", "sentencepiece-bpe" or "sentencepiece-unigram" ("" from an older server).
+    algorithm: str = ""
+    # The tokens the model names for these roles, as (text, id); None where it names none.
+    bos_token: tuple[str, int] | None = None
+    eos_token: tuple[str, int] | None = None
+    unk_token: tuple[str, int] | None = None
+    pad_token: tuple[str, int] | None = None
+    chat_format: ChatFormatDetails | None = None  # None: the version has no chat format
 
     @property
     def ref(self) -> str:
@@ -71,4 +94,14 @@ class ModelDetails:
             created_at=message.created_at,
             aliases=tuple(message.aliases),
             eot_token=message.eot_token if message.HasField("eot_token") else None,
+            algorithm=message.algorithm,
+            **{role: _role_token(message, role) for role in ("bos_token", "eos_token", "unk_token", "pad_token")},
+            chat_format=ChatFormatDetails.from_proto(message.chat_format) if message.HasField("chat_format") else None,
         )
+
+
+def _role_token(message: pb.ModelDetails, role: str) -> tuple[str, int] | None:
+    if not message.HasField(role):
+        return None
+    token = getattr(message, role)
+    return token.text, token.id

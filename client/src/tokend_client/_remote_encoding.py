@@ -10,7 +10,9 @@ Same parameters, defaults, results and exception classes as tiktoken: a disallow
 `DisallowedSpecialTokenError` (a ValueError), an unknown id `UnknownTokenIdError` (a KeyError),
 `decode(..., errors="strict")` Python's own UnicodeDecodeError (decoding happens here, from the bytes the
 server returns, with any Python error handler). Plus `version` (the exact model version), `count`,
-`count_batch`, `count_ordinary` and `encode_bytes`, as in the `tokend` engine.
+`count_batch`, `count_ordinary` and `encode_bytes`, as in the `tokend` engine, and `encode_chat` /
+`count_chat` with the parameters and results of the registry's `LoadedModel` (not `limits=`: the server
+bounds templates; the call's deadline is `timeout`).
 
 Not handled: `encode_with_unstable`, `token_byte_values` and the
 other rank-table introspection (the vocabulary stays on the server). `num_threads=` is accepted for
@@ -20,10 +22,11 @@ compatibility and ignored: concurrency comes from the client's connection pool.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, AbstractSet, Literal
+from typing import TYPE_CHECKING, AbstractSet, Any, Literal
 
 from tokend_api.policy_message import ORDINARY, to_message
 
+from ._chat import ChatCount, ChatEncoding, chat_inputs, count_chat_operation, encode_chat_operation
 from ._models import ModelDetails
 from ._offsets import text_with_offsets
 from ._remote_budgets import RemoteBudgetMethods
@@ -100,6 +103,12 @@ class RemoteEncodingBase:
 
     def _decode_operation(self) -> Operation:
         return decode_bytes_operation(self._ref, self._expect)
+
+    def _encode_chat_operation(self, content_special_tokens: str) -> Operation:
+        return encode_chat_operation(self._ref, content_special_tokens, self._expect)
+
+    def _count_chat_operation(self, content_special_tokens: str, per_message: bool) -> Operation:
+        return count_chat_operation(self._ref, content_special_tokens, per_message, self._expect)
 
 
 class RemoteEncoding(RemoteBudgetMethods, RemoteEncodingBase):
@@ -221,3 +230,32 @@ class RemoteEncoding(RemoteBudgetMethods, RemoteEncodingBase):
         self, batch: Sequence[Sequence[int]], *, errors: str = "replace", num_threads: int = 8
     ) -> list[str]:
         return [data.decode("utf-8", errors=errors) for data in self.decode_bytes_batch(batch)]
+
+    # -- chat (the model version's chat format; docs/chat.md) ----------------------------------------
+
+    def encode_chat(
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Any] | None = None,
+        add_generation_prompt: bool = True,
+        *,
+        content_special_tokens: str = "reference",
+    ) -> ChatEncoding:
+        """The prompt ids of OpenAI-shaped `messages` (and function `tools`) in this model's chat format, the
+        rendered text and each message's span, as `LoadedModel.encode_chat`. A model without a chat format
+        raises ChatFormatNotSetError; a message the format refuses, ChatRequestError naming the field."""
+        operation = self._encode_chat_operation(content_special_tokens)
+        return self._run(operation, chat_inputs(messages, tools, add_generation_prompt), batch_call=False)[0]
+
+    def count_chat(
+        self,
+        messages: Sequence[Any],
+        tools: Sequence[Any] | None = None,
+        add_generation_prompt: bool = True,
+        *,
+        content_special_tokens: str = "reference",
+        per_message: bool = True,
+    ) -> ChatCount:
+        """`ChatCount(total, per_message, spans_exact, estimate)` of a chat, as `LoadedModel.count_chat`."""
+        operation = self._count_chat_operation(content_special_tokens, per_message)
+        return self._run(operation, chat_inputs(messages, tools, add_generation_prompt), batch_call=False)[0]

@@ -248,8 +248,8 @@ class ChatFormatNotSetError(TokendError, ValueError):
     def __init__(self, ref: str) -> None:
         self.ref = ref
         super().__init__(
-            f"model {ref} has no chat format; publish a new version with one (Registry.publish_chat_format, "
-            "or `tokend registry import ... --chat-format NAME | --chat-template FILE`), or use a model that has one"
+            f"model {ref} has no chat format; use a model that has one, or publish a new version with one "
+            f"(`tokend registry chat-format {ref} --chat-format NAME | --chat-template FILE`, or Registry.publish_chat_format)"
         )
 
     def __reduce__(self):

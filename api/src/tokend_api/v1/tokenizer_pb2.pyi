@@ -1,3 +1,4 @@
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -6,6 +7,17 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ContentSpecialTokens(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONTENT_SPECIAL_TOKENS_UNSPECIFIED: _ClassVar[ContentSpecialTokens]
+    CONTENT_SPECIAL_TOKENS_REFERENCE: _ClassVar[ContentSpecialTokens]
+    CONTENT_SPECIAL_TOKENS_TEXT: _ClassVar[ContentSpecialTokens]
+    CONTENT_SPECIAL_TOKENS_REFUSE: _ClassVar[ContentSpecialTokens]
+CONTENT_SPECIAL_TOKENS_UNSPECIFIED: ContentSpecialTokens
+CONTENT_SPECIAL_TOKENS_REFERENCE: ContentSpecialTokens
+CONTENT_SPECIAL_TOKENS_TEXT: ContentSpecialTokens
+CONTENT_SPECIAL_TOKENS_REFUSE: ContentSpecialTokens
 
 class Input(_message.Message):
     __slots__ = ("text", "data")
@@ -181,7 +193,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class ModelDetails(_message.Message):
-    __slots__ = ("model", "n_vocab", "max_token_value", "special_tokens", "pattern", "payload_format", "sha256", "description", "created_at", "aliases", "eot_token")
+    __slots__ = ("model", "n_vocab", "max_token_value", "special_tokens", "pattern", "payload_format", "sha256", "description", "created_at", "aliases", "eot_token", "chat_format", "algorithm", "bos_token", "eos_token", "unk_token", "pad_token")
     class SpecialTokensEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +212,12 @@ class ModelDetails(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     EOT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CHAT_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    BOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    UNK_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PAD_TOKEN_FIELD_NUMBER: _ClassVar[int]
     model: ModelVersion
     n_vocab: int
     max_token_value: int
@@ -211,7 +229,33 @@ class ModelDetails(_message.Message):
     created_at: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
     eot_token: int
-    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., n_vocab: _Optional[int] = ..., max_token_value: _Optional[int] = ..., special_tokens: _Optional[_Mapping[str, int]] = ..., pattern: _Optional[str] = ..., payload_format: _Optional[str] = ..., sha256: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., eot_token: _Optional[int] = ...) -> None: ...
+    chat_format: ChatFormatDetails
+    algorithm: str
+    bos_token: ModelToken
+    eos_token: ModelToken
+    unk_token: ModelToken
+    pad_token: ModelToken
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., n_vocab: _Optional[int] = ..., max_token_value: _Optional[int] = ..., special_tokens: _Optional[_Mapping[str, int]] = ..., pattern: _Optional[str] = ..., payload_format: _Optional[str] = ..., sha256: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., eot_token: _Optional[int] = ..., chat_format: _Optional[_Union[ChatFormatDetails, _Mapping]] = ..., algorithm: _Optional[str] = ..., bos_token: _Optional[_Union[ModelToken, _Mapping]] = ..., eos_token: _Optional[_Union[ModelToken, _Mapping]] = ..., unk_token: _Optional[_Union[ModelToken, _Mapping]] = ..., pad_token: _Optional[_Union[ModelToken, _Mapping]] = ...) -> None: ...
+
+class ChatFormatDetails(_message.Message):
+    __slots__ = ("name", "kind", "estimate", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    estimate: bool
+    description: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., estimate: _Optional[bool] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ModelToken(_message.Message):
+    __slots__ = ("text", "id")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    id: int
+    def __init__(self, text: _Optional[str] = ..., id: _Optional[int] = ...) -> None: ...
 
 class GetModelResponse(_message.Message):
     __slots__ = ("details",)
@@ -366,3 +410,141 @@ class DecodeStreamResponse(_message.Message):
     text: str
     pending: bytes
     def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., text: _Optional[str] = ..., pending: _Optional[bytes] = ...) -> None: ...
+
+class ChatContentPart(_message.Message):
+    __slots__ = ("type", "text")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    text: str
+    def __init__(self, type: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class ChatContentParts(_message.Message):
+    __slots__ = ("parts",)
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    parts: _containers.RepeatedCompositeFieldContainer[ChatContentPart]
+    def __init__(self, parts: _Optional[_Iterable[_Union[ChatContentPart, _Mapping]]] = ...) -> None: ...
+
+class ChatFunctionCall(_message.Message):
+    __slots__ = ("name", "arguments", "arguments_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    arguments: str
+    arguments_json: str
+    def __init__(self, name: _Optional[str] = ..., arguments: _Optional[str] = ..., arguments_json: _Optional[str] = ...) -> None: ...
+
+class ChatToolCall(_message.Message):
+    __slots__ = ("id", "type", "function")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    type: str
+    function: ChatFunctionCall
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., function: _Optional[_Union[ChatFunctionCall, _Mapping]] = ...) -> None: ...
+
+class ChatMessage(_message.Message):
+    __slots__ = ("role", "text", "parts", "null_content", "name", "tool_calls", "tool_call_id", "extra_json")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    NULL_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    text: str
+    parts: ChatContentParts
+    null_content: _struct_pb2.NullValue
+    name: str
+    tool_calls: _containers.RepeatedCompositeFieldContainer[ChatToolCall]
+    tool_call_id: str
+    extra_json: str
+    def __init__(self, role: _Optional[str] = ..., text: _Optional[str] = ..., parts: _Optional[_Union[ChatContentParts, _Mapping]] = ..., null_content: _Optional[_Union[_struct_pb2.NullValue, str]] = ..., name: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ChatToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
+
+class ChatConversation(_message.Message):
+    __slots__ = ("messages", "tools_json", "add_generation_prompt")
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    TOOLS_JSON_FIELD_NUMBER: _ClassVar[int]
+    ADD_GENERATION_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    tools_json: str
+    add_generation_prompt: bool
+    def __init__(self, messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., tools_json: _Optional[str] = ..., add_generation_prompt: _Optional[bool] = ...) -> None: ...
+
+class EncodeChatRequest(_message.Message):
+    __slots__ = ("model", "conversations", "content_special_tokens")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    conversations: _containers.RepeatedCompositeFieldContainer[ChatConversation]
+    content_special_tokens: ContentSpecialTokens
+    def __init__(self, model: _Optional[str] = ..., conversations: _Optional[_Iterable[_Union[ChatConversation, _Mapping]]] = ..., content_special_tokens: _Optional[_Union[ContentSpecialTokens, str]] = ...) -> None: ...
+
+class ChatSpan(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
+
+class ChatEncoding(_message.Message):
+    __slots__ = ("ids", "text", "message_spans", "spans_exact")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_SPANS_FIELD_NUMBER: _ClassVar[int]
+    SPANS_EXACT_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    text: str
+    message_spans: _containers.RepeatedCompositeFieldContainer[ChatSpan]
+    spans_exact: bool
+    def __init__(self, ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., message_spans: _Optional[_Iterable[_Union[ChatSpan, _Mapping]]] = ..., spans_exact: _Optional[bool] = ...) -> None: ...
+
+class EncodeChatResponse(_message.Message):
+    __slots__ = ("model", "results", "total_tokens")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    results: _containers.RepeatedCompositeFieldContainer[ChatEncoding]
+    total_tokens: int
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., results: _Optional[_Iterable[_Union[ChatEncoding, _Mapping]]] = ..., total_tokens: _Optional[int] = ...) -> None: ...
+
+class CountChatTokensRequest(_message.Message):
+    __slots__ = ("model", "conversations", "content_special_tokens", "total_only")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SPECIAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ONLY_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    conversations: _containers.RepeatedCompositeFieldContainer[ChatConversation]
+    content_special_tokens: ContentSpecialTokens
+    total_only: bool
+    def __init__(self, model: _Optional[str] = ..., conversations: _Optional[_Iterable[_Union[ChatConversation, _Mapping]]] = ..., content_special_tokens: _Optional[_Union[ContentSpecialTokens, str]] = ..., total_only: _Optional[bool] = ...) -> None: ...
+
+class ChatCount(_message.Message):
+    __slots__ = ("total", "per_message", "spans_exact", "estimate")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SPANS_EXACT_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    per_message: _containers.RepeatedScalarFieldContainer[int]
+    spans_exact: bool
+    estimate: bool
+    def __init__(self, total: _Optional[int] = ..., per_message: _Optional[_Iterable[int]] = ..., spans_exact: _Optional[bool] = ..., estimate: _Optional[bool] = ...) -> None: ...
+
+class CountChatTokensResponse(_message.Message):
+    __slots__ = ("model", "results", "total")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    model: ModelVersion
+    results: _containers.RepeatedCompositeFieldContainer[ChatCount]
+    total: int
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., results: _Optional[_Iterable[_Union[ChatCount, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...

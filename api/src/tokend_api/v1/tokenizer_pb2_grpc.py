@@ -79,6 +79,16 @@ class TokenizerStub:
                 request_serializer=tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamRequest.SerializeToString,
                 response_deserializer=tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamResponse.FromString,
                 _registered_method=True)
+        self.EncodeChat = channel.unary_unary(
+                '/tokend.v1.Tokenizer/EncodeChat',
+                request_serializer=tokend_dot_v1_dot_tokenizer__pb2.EncodeChatRequest.SerializeToString,
+                response_deserializer=tokend_dot_v1_dot_tokenizer__pb2.EncodeChatResponse.FromString,
+                _registered_method=True)
+        self.CountChatTokens = channel.unary_unary(
+                '/tokend.v1.Tokenizer/CountChatTokens',
+                request_serializer=tokend_dot_v1_dot_tokenizer__pb2.CountChatTokensRequest.SerializeToString,
+                response_deserializer=tokend_dot_v1_dot_tokenizer__pb2.CountChatTokensResponse.FromString,
+                _registered_method=True)
 
 
 class TokenizerServicer:
@@ -149,6 +159,22 @@ class TokenizerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EncodeChat(self, request, context):
+        """The prompt tokens of chat conversations in the model version's chat format (docs/chat.md): ids,
+        the rendered prompt and which ids each message produced. FAILED_PRECONDITION for a version without
+        a chat format.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountChatTokens(self, request, context):
+        """The prompt tokens of chat conversations counted, in total and per message, without the ids.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenizerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +222,16 @@ def add_TokenizerServicer_to_server(servicer, server):
                     servicer.DecodeStream,
                     request_deserializer=tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamRequest.FromString,
                     response_serializer=tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamResponse.SerializeToString,
+            ),
+            'EncodeChat': grpc.unary_unary_rpc_method_handler(
+                    servicer.EncodeChat,
+                    request_deserializer=tokend_dot_v1_dot_tokenizer__pb2.EncodeChatRequest.FromString,
+                    response_serializer=tokend_dot_v1_dot_tokenizer__pb2.EncodeChatResponse.SerializeToString,
+            ),
+            'CountChatTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountChatTokens,
+                    request_deserializer=tokend_dot_v1_dot_tokenizer__pb2.CountChatTokensRequest.FromString,
+                    response_serializer=tokend_dot_v1_dot_tokenizer__pb2.CountChatTokensResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -441,6 +477,60 @@ class Tokenizer:
             '/tokend.v1.Tokenizer/DecodeStream',
             tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamRequest.SerializeToString,
             tokend_dot_v1_dot_tokenizer__pb2.DecodeStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EncodeChat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokend.v1.Tokenizer/EncodeChat',
+            tokend_dot_v1_dot_tokenizer__pb2.EncodeChatRequest.SerializeToString,
+            tokend_dot_v1_dot_tokenizer__pb2.EncodeChatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountChatTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokend.v1.Tokenizer/CountChatTokens',
+            tokend_dot_v1_dot_tokenizer__pb2.CountChatTokensRequest.SerializeToString,
+            tokend_dot_v1_dot_tokenizer__pb2.CountChatTokensResponse.FromString,
             options,
             channel_credentials,
             insecure,

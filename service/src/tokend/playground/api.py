@@ -11,7 +11,10 @@ spells them:
             → {"model", "results": [{"text": ...} | {"data": "<base64>"}]}
     models  → {"models": [{"name", "versions", "latest_version", "aliases"}]}
     truncate, chunk, and encode's "offsets": true — token budgets (budget_api.py)
-    model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256"}
+    model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256",
+                               "algorithm", "bos_token", "eos_token", "unk_token", "pad_token" ({"text", "id"} or null),
+                               "chat_format": {"name", "kind", "estimate", "description"} | null}
+    encode_chat, count_chat   OpenAI-shaped messages in the model's chat format (chat_api.py)
 
 `"text": "..."` (encode/count) and `"ids": [...]` (decode) are shorthands for a one-item `inputs`. Raw bytes
 (`{"data": ...}`) are always encoded as ordinary text, as in the gRPC API. The special-token policy is
@@ -28,15 +31,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService, WorkAdmission
 from tokend.service.limits import Limits, input_bytes
-from tokend.service.results import ModelVersion
+from tokend.service.results import ModelDetails, ModelVersion
 
 from .budget_api import BudgetApi
+from .chat_api import ChatApi
 from .http_error import bad_request
 from .token_view import describe_tokens
 
@@ -62,7 +67,7 @@ _COUNT_FIELDS = _ENCODE_FIELDS - {"detail", "offsets"}
 _DECODE_FIELDS = frozenset({"model", "inputs", "ids", "errors", "output"})
 
 
-class PlaygroundApi(BudgetApi):
+class PlaygroundApi(BudgetApi, ChatApi):  # truncate, chunk: budget_api.py; encode_chat, count_chat: chat_api.py
     """The JSON API over a registry; every method takes the parsed JSON body and returns the response dict.
 
     >>> from tokend.registry import Registry
@@ -98,6 +103,11 @@ class PlaygroundApi(BudgetApi):
             "pattern": details.pattern,
             "eot_token": details.eot_token,  # as the gRPC GetModel: None when the model has no <|endoftext|>
             "sha256": details.sha256,
+            # None: encode_chat / count_chat answer 422
+            "chat_format": dataclasses.asdict(details.chat_format) if details.chat_format is not None else None,
+            "algorithm": details.algorithm,
+            # as the gRPC GetModel: {"text", "id"} for each role the model names, None for the others
+            **{f"{role}_token": _role_token(details, role) for role in ("bos", "eos", "unk", "pad")},
         }
 
     def encode(self, body: Any) -> dict[str, Any]:
@@ -120,9 +130,9 @@ class PlaygroundApi(BudgetApi):
             results = [{"ids": ids} for ids in encoded.ids]
         if detail:
             encoding = self.service.models.load(f"{encoded.model.name}@{encoded.model.version}").encoding
-            special_ids = frozenset(encoding.special_tokens.values())
+            special_names = {token_id: text for text, token_id in encoding.special_tokens.items()}
             for result in results:
-                result["tokens"] = describe_tokens(encoding, result["ids"], special_ids)
+                result["tokens"] = describe_tokens(encoding, result["ids"], special_names)
         return {"model": _model_version(encoded.model), "results": results, "total_tokens": encoded.total_tokens}
 
     def count(self, body: Any) -> dict[str, Any]:
@@ -184,6 +194,11 @@ def _id_inputs(request: dict[str, Any]) -> list[list[int]]:
 
 def _model_version(model: ModelVersion) -> dict[str, Any]:
     return {"name": model.name, "version": model.version}
+
+
+def _role_token(details: ModelDetails, role: str) -> dict[str, Any] | None:
+    named = details.role_tokens.get(role)
+    return None if named is None else {"text": named[0], "id": named[1]}
 
 
 def _object(body: Any, fields: Iterable[str]) -> dict[str, Any]:

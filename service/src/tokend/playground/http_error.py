@@ -5,13 +5,16 @@ Every error leaves the server as `{"error": {"code": ..., "message": ..., <detai
 
     400 invalid_argument    bad JSON, a disallowed special token (`item`, `token`, `offset`), an unknown
                             token id (`item`, `token_id`), invalid UTF-8 under errors="strict" (`item`, `offset`),
-                            a token budget out of range or one no cut of the text meets (`argument`, `item`)
+                            a token budget out of range or one no cut of the text meets (`argument`, `item`),
+                            a chat message or tool the format refuses or a template that raises (`field`,
+                            `message_index`, `item`)
     404 not_found           unknown model, version or alias (`ref`, `available`), unknown path
     405 method_not_allowed  e.g. GET on an endpoint that takes POST
     411 length_required     a POST without Content-Length (chunked bodies are not accepted)
-    413 resource_exhausted  a configured limit (`limit`, `setting`)
-    422 failed_precondition the model's tokens do not spell the text, so it has no offsets, cut points or
-                            chunks in it (`item`, `model`, `position`)
+    413 resource_exhausted  a configured limit (`limit`, `setting`), a chat template's time or size limit
+    422 failed_precondition the model version cannot do this: its tokens do not spell the text, so it has no
+                            offsets, cut points or chunks in it (`item`, `model`, `position`); or it has no
+                            chat format (`ref`)
     500 failed_precondition the model on the registry is broken (format, checksum, version conflict)
     500 internal            anything unexpected (logged with its traceback; the message names no request content)
     503 unavailable         the registry cannot be read right now (retry later)

@@ -1,12 +1,13 @@
 """HTTP routing for the playground: the page's static files, the JSON API, a health check.
 
     GET  /                       the page (static/index.html)
-    GET  /static/<file>          playground.js, playground.css (a fixed list: no path is ever joined)
+    GET  /static/<file>          token_view.js, playground.js, playground.css, ... (a fixed list: no path is ever joined)
     GET  /healthz                "ok" once the server runs
     GET  /api/v1/models          every model: names, versions, aliases
     GET  /api/v1/models/<ref>    one model version ("name", "name@7", "name@alias"; URL-encoded)
     POST /api/v1/encode | count | decode   JSON in, JSON out (see api.py)
     POST /api/v1/truncate | chunk          token budgets (see budget_api.py)
+    POST /api/v1/encode_chat | count_chat   chats in the model's chat format (see chat_api.py)
 
 HEAD is GET without the body. Every response has a Content-Length (HTTP/1.1 keep-alive works) and defensive
 headers: a Content Security Policy that allows only this origin's own script and style (no inline script, so
@@ -42,10 +43,13 @@ logger = logging.getLogger(__name__)
 # path -> (package-data file name, content type)
 _STATIC_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/token_view.js": ("token_view.js", "text/javascript; charset=utf-8"),
     "/static/playground.js": ("playground.js", "text/javascript; charset=utf-8"),
     "/static/playground.css": ("playground.css", "text/css; charset=utf-8"),
     "/static/budgets.js": ("budgets.js", "text/javascript; charset=utf-8"),
     "/static/budgets.css": ("budgets.css", "text/css; charset=utf-8"),
+    "/static/chat.js": ("chat.js", "text/javascript; charset=utf-8"),
+    "/static/chat.css": ("chat.css", "text/css; charset=utf-8"),
 }
 
 _SECURITY_HEADERS = {
@@ -57,6 +61,17 @@ _SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
+}
+
+# path -> the PlaygroundApi method that answers a POST there (the route table)
+_POST_ENDPOINTS = {
+    "/api/v1/encode": "encode",
+    "/api/v1/count": "count",
+    "/api/v1/decode": "decode",
+    "/api/v1/truncate": "truncate",
+    "/api/v1/chunk": "chunk",
+    "/api/v1/encode_chat": "encode_chat",
+    "/api/v1/count_chat": "count_chat",
 }
 
 _MODELS_PREFIX = "/api/v1/models/"
@@ -89,7 +104,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
         elif path.startswith(_MODELS_PREFIX) and len(path) > len(_MODELS_PREFIX):
             ref = unquote(path[len(_MODELS_PREFIX):])
             self._answer(lambda: self.api.model(ref))
-        elif path in {"/api/v1/encode", "/api/v1/count", "/api/v1/decode", "/api/v1/truncate", "/api/v1/chunk"}:
+        elif path in _POST_ENDPOINTS:
             self._send_error(HttpError(405, "method_not_allowed", f"{path} takes POST with a JSON body"))
         else:
             self._send_error(HttpError(404, "not_found", f"no such path {path!r}; the API is under /api/v1/"))
@@ -99,12 +114,10 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
-        endpoints = {"/api/v1/encode": self.api.encode, "/api/v1/count": self.api.count, "/api/v1/decode": self.api.decode,
-                     "/api/v1/truncate": self.api.truncate, "/api/v1/chunk": self.api.chunk}  # fmt: skip
-        endpoint = endpoints.get(path)
-        if endpoint is None:
+        method_name = _POST_ENDPOINTS.get(path)
+        if method_name is None:
             self.close_connection = True  # the body was not read
-            known = ", ".join(sorted(endpoints))
+            known = ", ".join(sorted(_POST_ENDPOINTS))
             self._send_error(HttpError(404, "not_found", f"no POST endpoint {path!r}; there are {known}"))
             return
         try:
@@ -113,6 +126,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send_error(error)
             return
+        endpoint = getattr(self.api, method_name)
         self._answer(lambda: endpoint(body))
 
     # -- plumbing ----------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from tokend.engine import GPT2_PATTERN, OPENAI_ENCODINGS, dump_tiktoken_ranks, read_gpt2_files
 from tokend.errors import ChecksumMismatchError, ModelFormatError
 from tokend.registry.atomic_files import sha256_hex
+from tokend.registry.chat.spec import ChatFormatSpec
 from tokend.registry.manifest import Compression, Manifest, PayloadFormat
 
 __all__ = ["FORMATS", "ImportSource", "detect_format", "import_files", "read_import"]
@@ -82,6 +83,7 @@ def import_files(
     share_payload_with: str | None = None,
     description: str = "",
     provenance: dict[str, Any],
+    chat_format: ChatFormatSpec | None = None,
 ) -> Manifest:
     """Read `paths` (`read_import`) and publish them into `registry` as `name@version` (None: next)."""
     source = read_import(paths, format=format, like=like, pattern=pattern, special_tokens=special_tokens,
@@ -105,6 +107,7 @@ def import_files(
         eos_token=eos_token if eos_token is not None else source.eos_token,
         chat_template=source.chat_template,
         share_payload_with=share_payload_with,
+        chat_format=chat_format,
     )
 
 

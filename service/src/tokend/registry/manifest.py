@@ -6,7 +6,7 @@ split text (`pattern`; "" for SentencePiece, which has no split regex), which sp
 which ids, the vocabulary size, the SHA-256 of the payload as stored (and, for a gzip-compressed payload,
 of its decompressed content: for OpenAI's files that is the hash tiktoken publishes, and its size), when
 it was made and from what (provenance); and, where the model has them, its
-BOS/EOS tokens (which `encode` never adds), normalizer, family (`sentencepiece-bpe`,
+BOS/EOS tokens (which `encode` never adds), UNK/PAD tokens, normalizer, family (`sentencepiece-bpe`,
 `sentencepiece-unigram`; absent for byte-level BPE) and chat template, and optionally how chats are
 rendered (`chat_format`, see registry.chat.spec).
 
@@ -43,7 +43,9 @@ MANIFEST_FORMAT_VERSION = 1
 PayloadFormat = Literal["tiktoken_ranks", "minbpe_model", "hf_tokenizer_json", "tekken_json", "sentencepiece_model"]
 # Fields added after format_version 1 was first written: left out of the file while unset, so a manifest
 # that does not use them stays readable by every tokend that reads format_version 1.
-_OPTIONAL_FIELDS = ("family", "normalizer", "bos_token", "eos_token", "chat_template", "chat_format")
+_OPTIONAL_FIELDS = (
+    "family", "normalizer", "bos_token", "eos_token", "unk_token", "pad_token", "chat_template", "chat_format",
+)
 _OPTIONAL_PAYLOAD_FIELDS = ("content_size", "shared_with")
 DEFAULT_FAMILY = "byte_level_bpe"
 Compression = Literal["none", "gzip"]
@@ -156,6 +158,10 @@ class Manifest(BaseModel):
     normalizer: str | None = None  # e.g. "NFC" (applied by encode; None: none)
     bos_token: str | None = None  # the model's BOS / EOS token text: never added by encode
     eos_token: str | None = None
+    # The model's UNK / PAD token text, where the payload names them (a sentencepiece model: its unknown
+    # piece and its PAD control piece); stated for readers of the manifest, taken from the payload.
+    unk_token: str | None = None
+    pad_token: str | None = None
     chat_template: str | None = None  # the model's own chat template (GGUF's tokenizer.chat_template), kept verbatim
     # How chats become prompt tokens for this version (None: encode_chat/count_chat refuse).
     chat_format: ChatFormatSpec | None = None

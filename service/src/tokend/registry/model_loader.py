@@ -29,7 +29,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
+
+from tokend.engine import Encoding
 
 from tokend.errors import ChecksumMismatchError, ModelFormatError, RegistryError, TokendError
 from tokend.registry.atomic_files import sha256_hex
@@ -72,6 +75,9 @@ class ModelLoader:
         self._lock = threading.Lock()
         self._loaded: dict[ModelVersionRef, LoadedModel] = {}
         self._loads = VersionLoads(max_waiting=max_waiting)
+        # Versions that differ only in their chat format or description (`publish_chat_format`) share one
+        # Encoding: the same ids, one copy of the vocabulary in memory, one parse.
+        self._encodings: weakref.WeakValueDictionary[tuple, Encoding] = weakref.WeakValueDictionary()
 
     # --- what is loaded --------------------------------------------------------------------------
 
@@ -132,7 +138,7 @@ class ModelLoader:
             stored = self.source.read_payload(manifest, deadline=deadline)
             check_stored_payload(manifest, stored)
             kind = "content"
-            encoding = build_encoding(manifest, unpack_payload(manifest, stored))
+            encoding = self._encoding(manifest, stored)
             chat = build_chat_encoder(manifest, encoding)
         except TokendError as error:
             if isinstance(error, RegistryError):
@@ -147,6 +153,19 @@ class ModelLoader:
                 self._loaded[vref] = loaded
         logger.info("loaded %s in %.3f s", vref, loaded.load_seconds)
         return loaded
+
+    def _encoding(self, manifest: Manifest, stored: bytes) -> Encoding:
+        """The Encoding of a verified payload: the one already built from the same stored bytes (verified
+        against the same SHA-256) under the same settings, or a new one."""
+        key = (
+            manifest.name, manifest.payload_format, manifest.payload.sha256, manifest.payload.content_sha256,
+            manifest.pattern, tuple(sorted(manifest.special_tokens.items())), manifest.explicit_n_vocab, manifest.n_vocab,
+        )  # fmt: skip
+        encoding = self._encodings.get(key)
+        if encoding is None:
+            encoding = build_encoding(manifest, unpack_payload(manifest, stored))
+            self._encodings[key] = encoding
+        return encoding
 
     # --- checking files against what was verified ------------------------------------------------
 

@@ -145,12 +145,17 @@ def _parse_encoding(manifest: Manifest, content: bytes) -> Encoding | SentencePi
                     explicit_n_vocab=manifest.explicit_n_vocab)
     stated = (manifest.pattern, manifest.special_tokens, manifest.normalizer)
     found = (parsed.pattern, parsed.special_tokens, parsed.normalizer)
-    if manifest.payload_format in SELF_DESCRIBING and (found != stated or (parsed.family or manifest.family) != manifest.family):
+    # UNK/PAD are checked where the manifest states them (a manifest written before it did stays readable).
+    stated_roles = [(getattr(manifest, role), getattr(parsed, role)) for role in ("unk_token", "pad_token")]
+    roles_differ = any(stated_token is not None and stated_token != token for stated_token, token in stated_roles)
+    if manifest.payload_format in SELF_DESCRIBING and (
+        found != stated or (parsed.family or manifest.family) != manifest.family or roles_differ
+    ):
         raise ModelFormatError(
-            f"{manifest.ref}: the pattern, special tokens, normalizer or family in {manifest.payload.path} differ "
-            "from the manifest; re-publish the model"
+            f"{manifest.ref}: the pattern, special tokens, normalizer, family or UNK/PAD token in "
+            f"{manifest.payload.path} differ from the manifest; re-publish the model"
         )
-    _check_named_tokens(parsed.encoding, manifest.bos_token, manifest.eos_token, what=manifest.ref)
+    _check_named_tokens(parsed.encoding, _named_tokens(manifest), what=manifest.ref)
     return parsed.encoding
 
 
@@ -163,8 +168,12 @@ def _parse(payload_format: PayloadFormat, content: bytes, *, name: str, what: st
         raise ModelFormatError(f"payload of {what} does not load: {error}") from None
 
 
-def _check_named_tokens(encoding: Encoding | SentencePieceEncoding, bos_token: str | None, eos_token: str | None, *, what: str) -> None:
-    for role, token in (("bos_token", bos_token), ("eos_token", eos_token)):
+def _named_tokens(manifest: Manifest) -> dict[str, str | None]:
+    return {role: getattr(manifest, role) for role in ("bos_token", "eos_token", "unk_token", "pad_token")}
+
+
+def _check_named_tokens(encoding: Encoding | SentencePieceEncoding, named: dict[str, str | None], *, what: str) -> None:
+    for role, token in named.items():
         if token is not None:
             try:
                 encoding.encode_single_token(token)
@@ -205,7 +214,7 @@ def describe_payload(
     The self-describing formats (minbpe, tokenizer.json, tekken.json) bring their pattern and special
     tokens (passing different ones is an error); for `tiktoken_ranks` `pattern` is required.
     `expected_content_sha256` (e.g. tiktoken's published hash) is checked against the decompressed
-    content. BOS/EOS default to the ones the file names. `shared_with`: the manifest of a version of the
+    content. BOS/EOS default to the ones the file names; UNK/PAD are the ones the file names. `shared_with`: the manifest of a version of the
     same registry whose payload has the same content; the new version then refers to that file instead of
     storing a copy (`stored` is still checked and parsed, never written). `family` is written as given
     (None: left out, meaning byte-level BPE), except that a payload of another family states its own
@@ -253,7 +262,7 @@ def describe_payload(
         if family is not None and family != parsed.family:
             raise ModelFormatError(f"the {payload_format} payload for {what} is a {parsed.family} model, not {family}")
         family = parsed.family
-    _check_named_tokens(parsed.encoding, bos_token, eos_token, what=what)
+    _check_named_tokens(parsed.encoding, {"bos_token": bos_token, "eos_token": eos_token}, what=what)
     file_name = PAYLOAD_FILE_NAMES[payload_format] + (".gz" if compression == "gzip" else "")
     payload = PayloadFile(
         path=file_name,
@@ -281,6 +290,8 @@ def describe_payload(
         normalizer=parsed.normalizer,
         bos_token=bos_token,
         eos_token=eos_token,
+        unk_token=parsed.unk_token,
+        pad_token=parsed.pad_token,
         chat_template=chat_template,
         family=family,
         chat_format=chat_format,

@@ -6,7 +6,7 @@
 | `minbpe_model` | merges.model | (repeats them) | pattern, special tokens, merges |
 | `hf_tokenizer_json` | tokenizer.json | (repeats them) | everything, incl. normalizer, BOS/EOS |
 | `tekken_json` | tekken.json | (repeats them) | everything, incl. BOS/EOS |
-| `sentencepiece_model` | tokenizer.model | (repeats them; pattern "") | everything (a `SentencePieceEncoding`), incl. family, normalizer name, BOS/EOS |
+| `sentencepiece_model` | tokenizer.model | (repeats them; pattern "") | everything (a `SentencePieceEncoding`), incl. family, normalizer name, BOS/EOS/UNK/PAD |
 
 The self-describing formats repeat their pattern, special tokens and normalizer in the manifest (so a
 reader of the manifest alone sees them), SentencePiece also its family; the loader checks that both agree.
@@ -63,6 +63,8 @@ class ParsedPayload:
     bos_token: str | None = None
     eos_token: str | None = None
     family: str | None = None  # the manifest's `family` (None: byte-level BPE, the default)
+    unk_token: str | None = None
+    pad_token: str | None = None
 
 
 def parse_payload(
@@ -115,11 +117,12 @@ def _sentencepiece(content: bytes, *, name: str, pattern: str | None, special_to
         )
     model = encoding.model
 
-    def control_piece(token_id: int | None) -> str | None:
+    def piece(token_id: int | None) -> str | None:
         return None if token_id is None else model.pieces[token_id]
 
     return ParsedPayload(encoding, "", dict(encoding.special_tokens), encoding.normalizer_name or None,
-                         control_piece(encoding.bos_id), control_piece(encoding.eos_id), encoding.algorithm)
+                         piece(encoding.bos_id), piece(encoding.eos_id), encoding.algorithm,
+                         piece(encoding.unk_id), piece(encoding.pad_id))
 
 
 def minbpe_pattern(pattern: str) -> str:

@@ -339,7 +339,8 @@ class Registry:
         """Publish the payload of `ref` again, as the next version of its name, with `chat_format` (None:
         without one). Published versions are immutable, so adding or changing a chat format is a new version.
         Everything else the manifest says carries over (BOS/EOS, family, chat template; the normalizer comes
-        with the payload), and a payload shared with another version stays shared.
+        with the payload). The new version stores no payload of its own: it shares the file of `ref` (or of
+        the version `ref` shares it with), so a chat format costs a manifest, not a second copy of the ranks.
 
             registry.publish_chat_format("qwen3@1", builtin_chat_format("chatml")).ref   # 'qwen3@2'
         """
@@ -348,7 +349,7 @@ class Registry:
         stored = self._source.read_payload(manifest)
         verify_payload(manifest, stored)
         provenance = {**manifest.provenance.model_dump(exclude_none=True), "chat_format_added_to": str(vref)}
-        shared_with = manifest.payload.shared_with
+        owner = self.manifest(manifest.payload.shared_with) if manifest.payload.shared_with is not None else manifest
         new = describe_payload(
             name=manifest.name,
             version=self._next_version(manifest.name),
@@ -364,7 +365,7 @@ class Registry:
             bos_token=manifest.bos_token,
             eos_token=manifest.eos_token,
             chat_template=manifest.chat_template,
-            shared_with=self.manifest(shared_with) if shared_with is not None else None,
+            shared_with=owner,
             family=manifest.family,
             chat_format=chat_format,
         )

@@ -2,7 +2,7 @@
 
     >>> from tokend.registry import default_registry
     >>> registry = default_registry()               # the embedded registry, as tokend.get_encoding uses it
-    >>> loaded = registry.load("cl100k_base")
+    >>> loaded = registry.load("cl100k_base@1")
     >>> loaded.ref, loaded.manifest_sha256[:12], loaded.encoding
     ('cl100k_base@1', '7a37d7be924c', <Encoding 'cl100k_base'>)
     >>> report = registry.refresh()                 # nothing is ever published into the embedded registry
@@ -10,7 +10,7 @@
     ([], [], {}, False)
     >>> results = registry.verify()                 # every checksum, read again now (shared payloads too)
     >>> len(results), [result.ref for result in results if not result.ok]
-    (8, [])
+    (10, [])
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ class LoadedModel:
         A version published without a chat format refuses:
 
             >>> from tokend.registry import default_registry
-            >>> default_registry().load("cl100k_base").encode_chat([{"role": "user", "content": "Hi"}])
+            >>> default_registry().load("cl100k_base@1").encode_chat([{"role": "user", "content": "Hi"}])
             Traceback (most recent call last):
-            tokend.errors.ChatFormatNotSetError: model cl100k_base@1 has no chat format; publish a new version with one ...
+            tokend.errors.ChatFormatNotSetError: model cl100k_base@1 has no chat format; use a model that has one, ...
         """
         return self._chat().encode_chat(
             messages, tools, add_generation_prompt, content_special_tokens=content_special_tokens, limits=limits

@@ -4,7 +4,7 @@ It receives the service in ``__init__``. Errors are raised as typed exceptions a
 the error interceptor (``status_mapping``); the availability gate, metrics and logs are interceptors too.
 Adding an operation: one method here that calls the service and builds the response. The token-budget
 RPCs (Truncate, Chunk, ChunkStream, DecodeStream, and Encode's offsets) are in ``budget_rpcs``; the
-message helpers both use are in ``messages``.
+message helpers both use are in ``messages``, the chat RPCs' (EncodeChat, CountChatTokens) in ``chat_messages``.
 
     servicer = TokenizerServicer(TokenizerService(ServedModels(registry), limits))
     tokenizer_pb2_grpc.add_TokenizerServicer_to_server(servicer, server)
@@ -19,6 +19,12 @@ from tokend_api.v1 import tokenizer_pb2 as pb
 from tokend_api.v1 import tokenizer_pb2_grpc
 
 from tokend.server.budget_rpcs import BudgetRpcs
+from tokend.server.chat_messages import (
+    chat_count_message,
+    chat_encoding_message,
+    content_special_tokens_from,
+    conversations_from,
+)
 from tokend.server.messages import DECODE_ERRORS as _ERRORS
 from tokend.server.messages import enum_value as _enum
 from tokend.server.messages import inputs as _inputs
@@ -96,10 +102,37 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
             description=model.description,
             created_at=_rfc3339(model.created_at),
             aliases=model.aliases,
+            algorithm=model.algorithm,
         )
         if model.eot_token is not None:
             details.eot_token = model.eot_token
+        if model.chat_format is not None:
+            chat = model.chat_format
+            details.chat_format.CopyFrom(
+                pb.ChatFormatDetails(name=chat.name, kind=chat.kind, estimate=chat.estimate, description=chat.description)
+            )
+        for role, (text, token_id) in model.role_tokens.items():
+            getattr(details, f"{role}_token").CopyFrom(pb.ModelToken(text=text, id=token_id))
         return pb.GetModelResponse(details=details)
+
+    def EncodeChat(self, request: pb.EncodeChatRequest, context: grpc.ServicerContext) -> pb.EncodeChatResponse:
+        encoded = self._service.encode_chat(
+            request.model, conversations_from(request.conversations),
+            content_special_tokens=content_special_tokens_from(request.content_special_tokens), call=context,
+        )  # fmt: skip
+        response = pb.EncodeChatResponse(model=_model_version(encoded.model), total_tokens=encoded.total_tokens)
+        response.results.extend(map(chat_encoding_message, encoded.results))
+        return response
+
+    def CountChatTokens(self, request: pb.CountChatTokensRequest, context: grpc.ServicerContext) -> pb.CountChatTokensResponse:
+        counted = self._service.count_chat(
+            request.model, conversations_from(request.conversations),
+            content_special_tokens=content_special_tokens_from(request.content_special_tokens),
+            per_message=not request.total_only, call=context,
+        )  # fmt: skip
+        return pb.CountChatTokensResponse(
+            model=_model_version(counted.model), results=map(chat_count_message, counted.results), total=counted.total
+        )
 
 
 def _rfc3339(value: datetime | None) -> str:

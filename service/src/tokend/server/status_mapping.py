@@ -12,7 +12,7 @@ into facts (``tokend.service.errors``), the error interceptor calls :func:`to_rp
 | MODEL_BROKEN      | FAILED_PRECONDITION | (the model on the registry is broken)              |
 | DEADLINE_EXPIRED  | DEADLINE_EXCEEDED   |                                                    |
 | CANCELLED         | CANCELLED           |                                                    |
-| UNSUPPORTED       | FAILED_PRECONDITION | BadRequest (inputs[i]); ErrorInfo (model, position)|
+| UNSUPPORTED       | FAILED_PRECONDITION | ErrorInfo: OFFSETS_UNAVAILABLE_ERROR (model, position) with BadRequest (inputs[i]), or CHAT_FORMAT_NOT_SET_ERROR (ref) |
 | (not an error of the service: a bug) | INTERNAL | logged with its traceback            |
 
 Advice (``Hint``) is worded with the API's own field names. Reasons and metadata keys: ``tokend_api.wire``.

@@ -6,7 +6,7 @@ format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, 
 ``limits``, ``admission`` (the working memory of a worker's large requests), ``special_policy``, ``batch``
 (the loop with deadlines), ``errors`` (the one taxonomy and ``describe``), ``results``, ``call_record`` (facts
 for logs and metrics), ``token_sizes``; the token-budget operations in ``budgets`` (with ``budget_streams``,
-``budget_results``, ``budget_sizes``).
+``budget_results``, ``budget_sizes``); the chat operations in ``chat`` (encode_chat, count_chat).
 
     from tokend.registry import Registry
     from tokend.service import Limits, ServedModels, TokenizerService
@@ -20,6 +20,7 @@ from tokend.service.batch import CallState, run_batch
 from tokend.service.budget_results import Chunked, EncodedWithOffsets, TextChunk, TokenSpans, Truncated, TruncatedText
 from tokend.service.budget_streams import ChunkStream, DecodeSession
 from tokend.service.call_record import CallRecord, current_record, recording
+from tokend.service.chat import ChatConversation
 from tokend.service.errors import (
     BatchItemError,
     CallCancelled,
@@ -36,7 +37,17 @@ from tokend.service.errors import (
 )
 from tokend.service.limits import UNLIMITED, Limits
 from tokend.service.models import ServedModels
-from tokend.service.results import Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
+from tokend.service.results import (
+    ChatCounted,
+    ChatEncoded,
+    ChatFormatDetails,
+    Counted,
+    Decoded,
+    Encoded,
+    ModelDetails,
+    ModelInfo,
+    ModelVersion,
+)
 from tokend.service.special_policy import DEFAULT_POLICY, ORDINARY_POLICY, SpecialTokenPolicy
 from tokend.service.tokenizer import TokenizerService
 
@@ -45,6 +56,10 @@ __all__ = [
     "CallCancelled",
     "CallRecord",
     "CallState",
+    "ChatConversation",
+    "ChatCounted",
+    "ChatEncoded",
+    "ChatFormatDetails",
     "ChunkStream",
     "Chunked",
     "Counted",

@@ -12,10 +12,15 @@ Exception
 ```
 Domain errors (``tokend.errors``) keep their own classes: a disallowed special token, an unknown token id,
 invalid UTF-8 under strict decoding and a token budget out of range or unmeetable (InvalidBudgetError) are
-INVALID_INPUT; a model whose tokens do not spell the text, so it has no offsets, cut points or chunks in it
-(OffsetsUnavailableError), is UNSUPPORTED; ModelNotFoundError is NOT_FOUND; RegistryError
+INVALID_INPUT; a model version that cannot do the operation is UNSUPPORTED, its reason telling which: its tokens do
+not spell the text, so it has no offsets, cut points or chunks in it (OffsetsUnavailableError,
+OFFSETS_UNAVAILABLE_ERROR), or it has no chat format (ChatFormatNotSetError, CHAT_FORMAT_NOT_SET_ERROR; the call
+succeeds once the registry has a version with one, or with another model); ModelNotFoundError is NOT_FOUND; RegistryError
 is UNAVAILABLE; a model that does not parse or verify (ModelFormatError, ChecksumMismatchError,
-VersionConflictError) is MODEL_BROKEN. :func:`describe` turns any of them into a :class:`Failure`; each
+VersionConflictError) is MODEL_BROKEN. Chat: a message or tool a chat format refuses (ChatRequestError)
+and a template that raises or fails (ChatTemplateError) are INVALID_INPUT, the field being the path inside
+the conversation (``conversations[2].messages[1].role``); a template stopped by its time or size limit is
+LIMIT_EXCEEDED (``chat_template_seconds`` / ``chat_template_max_chars``). :func:`describe` turns any of them into a :class:`Failure`; each
 adapter has one small table from ``Failure.kind`` to its own status (gRPC code, HTTP status, exit code) and
 one from ``Failure.hint`` to advice in its own vocabulary. Anything :func:`describe` does not know is a bug
 (None): the adapter answers "internal" and logs the traceback.
@@ -36,9 +41,12 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from tokend_api import Reason
+from tokend_api import CHAT_TEMPLATE_MAX_CHARS, CHAT_TEMPLATE_SECONDS, Reason
 
 from tokend.errors import (
+    ChatFormatNotSetError,
+    ChatRequestError,
+    ChatTemplateError,
     ChecksumMismatchError,
     DisallowedSpecialTokenError,
     InvalidBudgetError,
@@ -89,7 +97,9 @@ class ErrorKind(enum.Enum):
     MODEL_BROKEN = "model_broken"
     DEADLINE_EXPIRED = "deadline_expired"
     CANCELLED = "cancelled"
-    UNSUPPORTED = "unsupported"  # the model cannot do this for this input (its tokens do not spell the text)
+    # The model version cannot do this operation (its tokens do not spell the text; it has no chat format):
+    # well formed, and it succeeds with another model or version. The reason says which.
+    UNSUPPORTED = "unsupported"
 
 
 class Hint(enum.Enum):
@@ -217,6 +227,8 @@ def _describe_item(cause: BaseException, field: str | None, index: int | None) -
             field, f"the decoded bytes are not valid UTF-8 at byte offset {cause.start} ({cause.reason})",
             Reason.UNICODE_DECODE_ERROR, {"offset": cause.start, "item": index}, Hint.DECODE_LENIENTLY,
         )  # fmt: skip
+    if isinstance(cause, ChatRequestError):
+        return _chat_failure(cause, field, index)
     return describe(cause) if not isinstance(cause, BatchItemError) else None
 
 
@@ -237,6 +249,44 @@ def _describe_budget(
     return Failure(
         kind, f"{field}: {description}", field=field, description=description, reason=reason,
         metadata={key: value for key, value in metadata.items() if value is not None},
+    )  # fmt: skip
+
+
+_TEMPLATE_LIMITS = {"time_limit": CHAT_TEMPLATE_SECONDS, "size_limit": CHAT_TEMPLATE_MAX_CHARS}
+
+
+def _chat_failure(cause: ChatRequestError, item_field: str | None, index: int | None) -> Failure:
+    """A chat request error: its field is the path inside the conversation, under the batch item."""
+    parts = [part for part in (item_field, cause.field) if part]
+    field = ".".join(parts) if parts else None
+    message = f"{field}: {cause.problem}" if field else cause.problem
+    metadata = {"item": index, "message_index": cause.message_index, "field": cause.field}
+    if isinstance(cause, ChatTemplateError):
+        metadata["template_failure"] = cause.reason
+        limit_name = _TEMPLATE_LIMITS.get(cause.reason)
+        if limit_name is not None:
+            metadata["limit_name"] = limit_name
+            return Failure(
+                ErrorKind.LIMIT_EXCEEDED, message, field=field, description=cause.problem,
+                reason=Reason.CHAT_TEMPLATE_ERROR, metadata=_present(metadata), limit_name=limit_name,
+            )  # fmt: skip
+        reason = Reason.CHAT_TEMPLATE_ERROR
+    else:
+        reason = Reason.CHAT_REQUEST_ERROR
+    return Failure(
+        ErrorKind.INVALID_INPUT, message, field=field, description=cause.problem, reason=reason,
+        metadata=_present(metadata),
+    )  # fmt: skip
+
+
+def _present(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def _chat_format_not_set(exc: ChatFormatNotSetError) -> Failure:
+    return Failure(
+        ErrorKind.UNSUPPORTED, str(exc), reason=Reason.CHAT_FORMAT_NOT_SET_ERROR,
+        metadata={"ref": echo(str(exc.ref))},
     )  # fmt: skip
 
 
@@ -287,6 +337,8 @@ _TABLE: tuple[tuple[Any, Any], ...] = (
         (DisallowedSpecialTokenError, UnknownTokenIdError, UnicodeDecodeError, InvalidBudgetError, OffsetsUnavailableError),
         lambda exc: _describe_item(exc, None, None),
     ),
+    (ChatRequestError, lambda exc: _chat_failure(exc, None, None)),
+    (ChatFormatNotSetError, _chat_format_not_set),
     (InvalidRequest, _invalid_request),
     (ModelNotFoundError, _model_not_found),
     (RequestLimitExceeded, _limit),

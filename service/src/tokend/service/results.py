@@ -9,7 +9,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["ModelVersion", "Encoded", "Counted", "Decoded", "ModelInfo", "ModelDetails"]
+from tokend.registry.chat import ChatCount, ChatEncoding
+
+__all__ = [
+    "ModelVersion",
+    "Encoded",
+    "Counted",
+    "Decoded",
+    "ModelInfo",
+    "ModelDetails",
+    "ChatFormatDetails",
+    "ChatEncoded",
+    "ChatCounted",
+]
 
 
 @dataclass(frozen=True)
@@ -63,3 +75,36 @@ class ModelDetails:
     created_at: datetime | None = None
     aliases: list[str] = field(default_factory=list)  # aliases pointing at this version now
     eot_token: int | None = None
+    chat_format: ChatFormatDetails | None = None  # None: the version has no chat format (chats are refused)
+    # How it tokenizes (the manifest's family): "byte_level_bpe", "sentencepiece-bpe", "sentencepiece-unigram".
+    algorithm: str = "byte_level_bpe"
+    # role ("bos", "eos", "unk", "pad") -> (token text, id), for the roles the model names
+    role_tokens: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChatFormatDetails:
+    """A model version's chat format, as GetModel reports it."""
+
+    name: str  # a built-in's name (harmony, mistral, openai-chat, chatml, llama3, ...) or "template"
+    kind: str  # "builtin" or "template"
+    estimate: bool  # count_chat follows a documented rule (openai-chat); encode_chat has no ids
+    description: str  # the name with its options, or "template (sha256 …)"
+
+
+@dataclass(frozen=True)
+class ChatEncoded:
+    """``encode_chat``: one ``ChatEncoding(ids, text, message_spans, spans_exact)`` per conversation."""
+
+    model: ModelVersion
+    results: list[ChatEncoding]
+    total_tokens: int
+
+
+@dataclass(frozen=True)
+class ChatCounted:
+    """``count_chat``: one ``ChatCount(total, per_message, spans_exact, estimate)`` per conversation."""
+
+    model: ModelVersion
+    results: list[ChatCount]
+    total: int

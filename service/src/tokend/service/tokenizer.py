@@ -1,5 +1,6 @@
 """The operations every front-end offers, written once: encode, count, decode, list models, model details,
-and (from ``budgets``) offsets, truncate, chunk, chunk_stream and decode_stream.
+(from ``budgets``) offsets, truncate, chunk, chunk_stream and decode_stream, and (from ``chat``)
+encode_chat and count_chat.
 
 A front-end (gRPC servicer, JSON API, command line) turns its wire format into one call here and the
 result back; it passes the call's state (deadline, cancellation) as ``call`` and translates errors with
@@ -28,10 +29,11 @@ from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch
 from tokend.service.budgets import BudgetOperations
 from tokend.service.call_record import current_record
+from tokend.service.chat import ChatOperations
 from tokend.service.errors import InvalidRequest
 from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, item_sizes, text_bytes
 from tokend.service.models import ServedModels, payload_format_name
-from tokend.service.results import Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
+from tokend.service.results import ChatFormatDetails, Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
 from tokend.service.token_sizes import decoded_bytes
 
@@ -41,7 +43,7 @@ DECODE_ERRORS = ("replace", "strict")
 DECODE_OUTPUTS = ("text", "bytes")
 
 
-class TokenizerService(BudgetOperations):
+class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/budgets.py, service/chat.py
     def __init__(self, models: ServedModels, limits: Limits | None = None, admission: WorkAdmission | None = None) -> None:
         self.models = models
         self.limits = limits or Limits()
@@ -146,7 +148,8 @@ class TokenizerService(BudgetOperations):
         ]
 
     def get_model(self, model: str) -> ModelDetails:
-        """One exact model version: vocabulary, special tokens, pattern, checksum, aliases."""
+        """One exact model version: vocabulary, special tokens, pattern, checksum, aliases, algorithm and
+        the BOS/EOS/UNK/PAD tokens its manifest names."""
         loaded = self.models.load(model)
         manifest = loaded.manifest
         encoding = loaded.encoding
@@ -173,6 +176,9 @@ class TokenizerService(BudgetOperations):
             created_at=manifest.created_at,
             aliases=aliases,
             eot_token=eot,
+            chat_format=_chat_format_details(loaded),
+            algorithm=manifest.tokenizer_family,
+            role_tokens=_role_tokens(manifest, encoding),
         )
 
     # ---- parts ---------------------------------------------------------------------------------
@@ -205,8 +211,27 @@ class TokenizerService(BudgetOperations):
             release()
 
 
+def _chat_format_details(loaded: Any) -> ChatFormatDetails | None:
+    spec = loaded.manifest.chat_format
+    if spec is None or loaded.chat is None:
+        return None
+    kind = "template" if spec.name == "template" else "builtin"
+    return ChatFormatDetails(spec.name, kind, loaded.chat.chat_format.estimate, spec.describe())
+
+
 def _version(loaded: Any) -> ModelVersion:
     return ModelVersion(loaded.name, loaded.version)
+
+
+def _role_tokens(manifest: Any, encoding: Any) -> dict[str, tuple[str, int]]:
+    """role -> (text, id) for the BOS/EOS/UNK/PAD tokens the manifest names (the registry checked at load
+    that each is a token of the model)."""
+    roles = {}
+    for role in ("bos", "eos", "unk", "pad"):
+        text = getattr(manifest, f"{role}_token")
+        if text is not None:
+            roles[role] = (text, encoding.encode_single_token(text))
+    return roles
 
 
 def _record(operation: str, items: int, tokens: int, size: int) -> None:

@@ -69,7 +69,7 @@ from typing import AbstractSet, Literal
 from ...errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
 from ..budget_methods import BudgetMethods
 from ..piece_cache import DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
-from ..special_tokens import resolve_policy, special_token_regex
+from ..special_tokens import resolve_policy, special_token_regex, split_at_specials
 from ._native import SentencePieceCore
 from .model_file import PieceType, SentencePieceModel, load_sentencepiece_model
 from .reference import ReferenceEncoder
@@ -104,6 +104,9 @@ class SentencePieceEncoding(BudgetMethods):
     `native=False` uses the Python reference encoder instead of the native core (tests; slow).
     """
 
+    # An allowed special token in the text ends a stretch: the text after it is encoded as a text of its
+    # own (its own dummy prefix), and a control piece spells nothing, so offsets align stretch by stretch.
+    specials_restart_text = True
 
     def __init__(
         self,
@@ -185,12 +188,10 @@ class SentencePieceEncoding(BudgetMethods):
         if not allowed:
             return self.encode_ordinary(text)
         ids: list[int] = []
-        start = 0
-        for match in special_token_regex(allowed).finditer(text):
-            ids += self.encode_ordinary(text[start : match.start()])
-            ids.append(self._special_tokens[match.group()])
-            start = match.end()
-        ids += self.encode_ordinary(text[start:])
+        for ordinary, special in split_at_specials(text, allowed):
+            ids += self.encode_ordinary(ordinary)
+            if special is not None:
+                ids.append(self._special_tokens[special])
         return ids
 
     def encode_to_numpy(self, text: str, *, allowed_special=frozenset(), disallowed_special="all"):
@@ -254,12 +255,8 @@ class SentencePieceEncoding(BudgetMethods):
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
         if not allowed:
             return self.count_ordinary(text)
-        total = 0
-        start = 0
-        for match in special_token_regex(allowed).finditer(text):
-            total += self.count_ordinary(text[start : match.start()]) + 1
-            start = match.end()
-        return total + self.count_ordinary(text[start:])
+        pieces = split_at_specials(text, allowed)
+        return sum(self.count_ordinary(ordinary) + (special is not None) for ordinary, special in pieces)
 
     def count_batch(
         self,

@@ -12,7 +12,7 @@
 (function () {
   const VIEW_LIMIT = 20000; // characters the text view shows one span each
   const DEBOUNCE_MS = 120;
-  const WHITESPACE = { " ": "·", "\t": "→", "\n": "↵", "\r": "␍" };
+  const { WHITESPACE, el, isWhitespace } = window.tokendView; // token_view.js
 
   const budget = document.getElementById("budget");
   const view = document.getElementById("text-view");
@@ -28,13 +28,6 @@
   let characters = []; // code point index -> its span in the text view
   let generation = 0;
   let timer = null;
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
 
   function mode() {
     const checked = document.querySelector('input[name="budget-mode"]:checked');
@@ -52,7 +45,7 @@
       return false;
     }
     points.forEach((point, index) => {
-      const whitespace = Object.prototype.hasOwnProperty.call(WHITESPACE, point);
+      const whitespace = isWhitespace(point);
       const span = el("span", whitespace ? "ch ws" : "ch", whitespace ? WHITESPACE[point] : point);
       span.dataset.index = String(index);
       characters.push(span);

@@ -10,8 +10,7 @@
 
 (function () {
   const DEBOUNCE_MS = 150;
-  const COLOURS = 6; // tokens alternate classes c0..c5
-  const WHITESPACE = { " ": "·", "\t": "→", "\n": "↵", "\r": "␍", "\f": "␌", "\v": "␋", "\u00a0": "⍽" };
+  const { COLOURS, el, hexBytes, appendVisibleText } = window.tokendView; // token_view.js
   const POLICIES = {
     disallowed: {}, // tiktoken's defaults: nothing allowed, everything disallowed
     allowed: { allowed_special: "all" },
@@ -28,13 +27,6 @@
   let selected = []; // model refs ("name@version") in the order the user picked them
   let generation = 0; // bumps on every change; responses for an older generation are dropped
   let timer = null;
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
 
   function policy() {
     const checked = document.querySelector('input[name="special"]:checked');
@@ -63,29 +55,6 @@
   }
 
   // -- rendering -----------------------------------------------------------------------------------------
-
-  function hexBytes(hex) {
-    return (hex.match(/../g) || []).join(" ");
-  }
-
-  // The visible form of a token's text: whitespace as marks, newlines also break the line.
-  function appendVisibleText(span, text) {
-    let run = "";
-    const flush = () => {
-      if (run) span.appendChild(document.createTextNode(run));
-      run = "";
-    };
-    for (const ch of text) {
-      if (Object.prototype.hasOwnProperty.call(WHITESPACE, ch)) {
-        flush();
-        span.appendChild(el("span", "ws", WHITESPACE[ch]));
-        if (ch === "\n") span.appendChild(document.createElement("br"));
-      } else {
-        run += ch;
-      }
-    }
-    flush();
-  }
 
   function tokenSpan(token, index, offsets) {
     const span = el("span", "tok c" + (index % COLOURS));

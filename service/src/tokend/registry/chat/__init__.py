@@ -12,10 +12,12 @@ directory holding Qwen3 with the `chatml` format; runnable examples: chat_format
     # [tokens of messages[0], tokens of messages[1], ...]; what no message owns: .format_overhead
 
 Modules: messages (checks), segments (ids and spans), chat_format (ChatFormat, ChatEncoder), sandbox and
-template_format (templates), text_builder, one module per built-in, spec (the manifest field).
+template_format (templates), text_builder, one module per built-in, spec (the manifest field),
+gguf_template (a GGUF file's template, for the GGUF importer).
 """
 
 from tokend.registry.chat.chat_format import CONTENT_SPECIAL_TOKENS, ChatEncoder, ChatFormat, ContentSpecialTokens
+from tokend.registry.chat.gguf_template import chat_format_from_gguf
 from tokend.registry.chat.messages import ChatMessage, ToolCall, ToolDefinition, parse_messages, parse_tools
 from tokend.registry.chat.sandbox import TemplateLimits
 from tokend.registry.chat.segments import ChatCount, ChatEncoding
@@ -43,6 +45,7 @@ __all__ = [
     "ToolDefinition",
     "build_chat_format",
     "builtin_chat_format",
+    "chat_format_from_gguf",
     "chat_format_from_template",
     "chat_format_from_tokenizer_config",
     "parse_messages",

@@ -47,6 +47,7 @@ from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat,
 __all__ = ["ChatFormat", "ChatEncoder", "RenderContext", "ContentSpecialTokens", "CONTENT_SPECIAL_TOKENS"]
 
 ContentSpecialTokens = Literal["reference", "text", "refuse"]
+_DEFAULT_LIMITS = TemplateLimits()
 CONTENT_SPECIAL_TOKENS = ("reference", "text", "refuse")
 
 
@@ -121,14 +122,18 @@ class ChatEncoder:
     ) -> ChatEncoding:
         """The prompt ids of `messages` (and `tools`) in this model's chat format, the rendered text and
         the ids of each message (`ChatEncoding`). Bad input raises `ChatRequestError` naming the field."""
+        parsed, parsed_tools, context = self._prepare(messages, tools, add_generation_prompt, content_special_tokens, limits, True)
+        self.require_ids()
+        return self.chat_format.encode(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
+
+    def require_ids(self) -> None:
+        """Raise the ChatRequestError of `encode_chat` when the format only counts (openai-chat)."""
         if self.chat_format.estimate:
             raise ChatRequestError(
                 f"the {self.chat_format.name} format of {self.ref or self.encoding.name} is a documented token-count "
                 "rule (OpenAI does not publish the prompt layout), so it has no ids: use count_chat",
                 field="model",
             )
-        parsed, parsed_tools, context = self._prepare(messages, tools, add_generation_prompt, content_special_tokens, limits, True)
-        return self.chat_format.encode(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
 
     def count_chat(
         self,
@@ -171,7 +176,7 @@ class ChatEncoder:
             content_specials = False
         else:
             content_specials = self.chat_format.reference_content_specials
-        context = RenderContext(self._special_tokens, content_specials, limits or TemplateLimits(), spans)
+        context = RenderContext(self._special_tokens, content_specials, limits or _DEFAULT_LIMITS, spans)
         return parsed, parsed_tools, context
 
     def _refuse_special_text(self, messages: tuple[ChatMessage, ...], tools) -> None:

@@ -30,12 +30,12 @@ from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.harmony_tools import tools_section
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
 from tokend.registry.chat.rules import check_message
-from tokend.registry.chat.segments import RenderedChat, Segment
+from tokend.registry.chat.segments import PartsBuilder, RenderedChat, SpecialText
 
 __all__ = ["HarmonyFormat", "HARMONY_DEFAULTS"]
 
-START, MESSAGE, END, CHANNEL, CALL, CONSTRAIN = (
-    "<|start|>", "<|message|>", "<|end|>", "<|channel|>", "<|call|>", "<|constrain|>",
+START, MESSAGE, END, CHANNEL, CALL, CONSTRAIN = map(
+    SpecialText, ("<|start|>", "<|message|>", "<|end|>", "<|channel|>", "<|call|>", "<|constrain|>")
 )
 HARMONY_DEFAULTS: dict[str, Any] = {
     "model_identity": "You are ChatGPT, a large language model trained by OpenAI.",
@@ -44,6 +44,7 @@ HARMONY_DEFAULTS: dict[str, Any] = {
     "conversation_start_date": None,
 }
 _CHANNELS = ("analysis", "commentary", "final")
+_ROLES = ("user", "assistant", "tool")
 
 
 class HarmonyFormat(ChatFormat):
@@ -71,7 +72,7 @@ class HarmonyFormat(ChatFormat):
         add_generation_prompt: bool,
         context: RenderContext,
     ) -> RenderedChat:
-        segments: list[Segment] = []
+        segments = PartsBuilder()
         has_instructions = bool(messages) and messages[0].role in ("system", "developer")
         has_function_tools = bool(tools)
         self._message(segments, None, "system", None, [self._system_text(has_function_tools)])
@@ -84,15 +85,23 @@ class HarmonyFormat(ChatFormat):
                 sections.append(tools_section([(tool.name, tool.description or "", tool.parameters) for tool in tools]))
             self._message(segments, 0 if has_instructions else None, "developer", None, ["\n\n".join(sections)])
         call_names: dict[str, str] = {}  # tool call id -> function name
+        message_part = self._message
         for message in messages[1:] if has_instructions else messages:
-            check_message(message, self.name, roles=("user", "assistant", "tool"), tool_calls=True)
-            owner = message.index
-            contents = list(message.parts) if message.parts is not None else ([] if message.content is None else [message.content])
-            if message.role == "user":
-                self._message(segments, owner, "user", message.name, contents)
-            elif message.role == "assistant":
-                if not message.tool_calls:
-                    self._message(segments, owner, "assistant", message.name, contents, channel="final")
+            owner, role, content, parts, name, tool_calls, _, extra_keys, _ = message
+            if role not in _ROLES or extra_keys:
+                check_message(message, self.name, roles=_ROLES, tool_calls=True)
+            contents = list(parts) if parts is not None else ([] if content is None else [content])
+            if role == "user":
+                if name is None:  # the common message, without the call below
+                    segments.extend(owner, [START, "user", MESSAGE, *contents, END])
+                else:
+                    message_part(segments, owner, "user", name, contents)
+            elif role == "assistant":
+                if not tool_calls:
+                    if name is None:
+                        segments.extend(owner, [START, "assistant", CHANNEL, "final", MESSAGE, *contents, END])
+                    else:
+                        message_part(segments, owner, "assistant", name, contents, channel="final")
                     continue
                 if message.text:
                     self._message(segments, owner, "assistant", message.name, contents, channel="commentary")
@@ -112,8 +121,8 @@ class HarmonyFormat(ChatFormat):
                     )
                 self._message(segments, owner, f"functions.{name}", None, contents, channel="commentary", recipient="assistant", tool=True)
         if add_generation_prompt:
-            segments += [Segment(START, special=True), Segment("assistant")]
-        return RenderedChat(tuple(segments), len(messages))
+            segments.add(None, START, "assistant")
+        return segments.build(message_count=len(messages))
 
     def _system_text(self, has_function_tools: bool) -> str:
         options = self.options
@@ -135,7 +144,7 @@ class HarmonyFormat(ChatFormat):
 
     @staticmethod
     def _message(
-        segments: list[Segment],
+        segments: PartsBuilder,
         owner: int | None,
         role: str,
         name: str | None,
@@ -146,24 +155,22 @@ class HarmonyFormat(ChatFormat):
         content_type: str | None = None,
         tool: bool = False,
     ) -> None:
-        """openai-harmony's `Render<Message>`: every text piece its own segment."""
-        pieces = [Segment(START, special=True, owner=owner), Segment(role, owner=owner)]
+        """openai-harmony's `Render<Message>`: every text piece its own part."""
+        pieces = [START, role]
         if name is not None and not tool:
-            pieces.append(Segment(f":{name}", owner=owner))
+            pieces.append(f":{name}")
         if recipient is not None and recipient != "all":
-            pieces.append(Segment(f" to={recipient}", owner=owner))
+            pieces.append(f" to={recipient}")
         if channel is not None:
-            pieces += [Segment(CHANNEL, special=True, owner=owner), Segment(channel, owner=owner)]
+            pieces += [CHANNEL, channel]
         if content_type is not None:
             if content_type.startswith(CONSTRAIN):
-                pieces += [Segment(" ", owner=owner), Segment(CONSTRAIN, special=True, owner=owner)]
+                pieces += [" ", CONSTRAIN]
                 if content_type[len(CONSTRAIN):]:
-                    pieces.append(Segment(content_type[len(CONSTRAIN):], owner=owner))
+                    pieces.append(content_type[len(CONSTRAIN):])
             else:
-                pieces.append(Segment(f" {content_type}", owner=owner))
-        pieces.append(Segment(MESSAGE, special=True, owner=owner))
-        pieces += [Segment(text, owner=owner) for text in contents]
-        ending = CALL if role == "assistant" and recipient is not None else END
-        pieces.append(Segment(ending, special=True, owner=owner))
-        segments += pieces
-
+                pieces.append(f" {content_type}")
+        pieces.append(MESSAGE)
+        pieces += contents
+        pieces.append(CALL if role == "assistant" and recipient is not None else END)
+        segments.extend(owner, pieces)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
 from tokend.registry.chat.rules import check_message, refuse_tools
-from tokend.registry.chat.segments import RenderedChat
+from tokend.registry.chat.segments import RenderedChat, SpecialText
 from tokend.registry.chat.text_builder import TextBuilder
 
 __all__ = ["Llama3Format"]
@@ -38,8 +38,35 @@ class Llama3Format(ChatFormat):
     ) -> RenderedChat:
         refuse_tools(tools, self.name, " (Llama 3.1+ tool calling: publish the model's own chat template)")
         builder = TextBuilder(context.special_tokens, content_specials=context.content_specials)
+        scan = builder.content_scanner()
+        # Every run of text lies between two of the format's special tokens, so the parts are built directly:
+        # [START, role, END, "\n\n" + content, EOT] per message, what TextBuilder would join (it is used
+        # only for content with special-token text in it, which the reference rule cuts out).
+        parts: list[str] = []
+        ends: list[int] = []
+        owners: list[int | None] = []
         for message in messages:
-            check_message(message, self.name, roles=("system", "user", "assistant"), tool_calls=False, content_required=True)
+            index, role, content, message_parts, _, tool_calls, _, extra_keys, _ = message
+            if role not in _ROLES or extra_keys or tool_calls or message_parts is None and content is None:
+                check_message(message, self.name, roles=_ROLES, tool_calls=False, content_required=True)
+            text = "\n\n" + (content if message_parts is None else message.text).strip()
+            if scan is not None and scan(text):
+                return self._render_scanned(messages, add_generation_prompt, builder)
+            if index == 0:
+                parts.append(_BOS)
+            parts += (_START, role, _END, text, _EOT)
+            ends.append(len(parts))
+            owners.append(index)
+        if add_generation_prompt:
+            parts += (_START, "assistant", _END, "\n\n")
+            ends.append(len(parts))
+            owners.append(None)
+        return RenderedChat(parts, ends, owners, len(messages))
+
+    @staticmethod
+    def _render_scanned(messages: tuple[ChatMessage, ...], add_generation_prompt: bool, builder: TextBuilder) -> RenderedChat:
+        """The same, through TextBuilder, for a chat whose content holds special-token text."""
+        for message in messages:
             owner = message.index
             if owner == 0:
                 builder.token(BOS, owner)
@@ -55,3 +82,7 @@ class Llama3Format(ChatFormat):
             builder.token(END_HEADER, None)
             builder.add("\n\n", None)
         return builder.build(message_count=len(messages))
+
+
+_ROLES = ("system", "user", "assistant")
+_BOS, _START, _END, _EOT = map(SpecialText, (BOS, START_HEADER, END_HEADER, EOT))

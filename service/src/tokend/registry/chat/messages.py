@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from tokend.errors import ChatRequestError
 
@@ -32,6 +33,7 @@ KNOWN_MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_c
 # How the built-in text formats (chatml, llama3, openai-chat) join the text parts of one message: as vLLM
 # flattens multi-part content for string-only chat formats. harmony and mistral keep parts apart (below).
 PART_SEPARATOR = "\n"
+_NO_KEYS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,9 @@ class ToolDefinition:
     raw: Mapping[str, Any]  # as given, for templates (`tool | tojson`)
 
 
-@dataclass(frozen=True)
-class ChatMessage:
-    """One checked message. `parts` keeps multi-part content apart (None when content was a string)."""
+class ChatMessage(NamedTuple):
+    """One checked message. `parts` keeps multi-part content apart (None when content was a string).
+    A tuple (immutable, and built in ~0.15 us: a chat checks one per message)."""
 
     index: int
     role: str
@@ -67,7 +69,7 @@ class ChatMessage:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     extra_keys: tuple[str, ...] = ()
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    raw: Mapping[str, Any] = _NO_KEYS
 
     @property
     def text(self) -> str:
@@ -87,11 +89,23 @@ class ChatMessage:
         return ChatRequestError(problem, message_index=self.index, field=self.path(*fields))
 
 
+_new_message = tuple.__new__
+
+
 def parse_messages(messages: Any) -> tuple[ChatMessage, ...]:
     """Check OpenAI-shaped messages; raise ChatRequestError naming the first bad field."""
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise ChatRequestError(f"must be a list of message objects, got {type(messages).__name__}", field="messages")
-    return tuple(_parse_message(index, message) for index, message in enumerate(messages))
+    parsed = []
+    for index, message in enumerate(messages):
+        # The common message, {"role": ..., "content": "..."}, checked in a few operations.
+        if type(message) is dict and len(message) == 2:
+            role, content = message.get("role"), message.get("content")
+            if type(role) is str and role and type(content) is str:
+                parsed.append(_new_message(ChatMessage, (index, role, content, None, None, (), None, (), message)))
+                continue
+        parsed.append(_parse_message(index, message))
+    return tuple(parsed)
 
 
 def _parse_message(index: int, message: Any) -> ChatMessage:
@@ -117,7 +131,16 @@ def _parse_message(index: int, message: Any) -> ChatMessage:
     if tool_call_id is not None and not isinstance(tool_call_id, str):
         raise ChatRequestError("must be a string when given", message_index=index, field=f"{where}.tool_call_id")
     extra = tuple(sorted(key for key in message if key not in KNOWN_MESSAGE_KEYS))
-    return ChatMessage(index, role, content, parts, name, tool_calls, tool_call_id, extra, message)
+    return ChatMessage(
+        index, _plain(role), None if content is None else _plain(content), parts, None if name is None else _plain(name),
+        tool_calls, None if tool_call_id is None else _plain(tool_call_id), extra, message,
+    )  # fmt: skip
+
+
+def _plain(text: str) -> str:
+    """`text` as an exact str: a str subclass in a rendered chat would be taken for a special token
+    (engine/text_parts.SpecialText)."""
+    return text if type(text) is str else str.__str__(text)
 
 
 def _parse_content(index: int, content: Any) -> tuple[str | None, tuple[str, ...] | None]:
@@ -140,7 +163,7 @@ def _parse_content(index: int, content: Any) -> tuple[str | None, tuple[str, ...
         text = part.get("text")
         if not isinstance(text, str):
             raise ChatRequestError("must be a string", message_index=index, field=f"{where}[{number}].text")
-        parts.append(text)
+        parts.append(_plain(text))
     return None, tuple(parts)
 
 
@@ -176,7 +199,7 @@ def _parse_tool_calls(index: int, role: str, tool_calls: Any) -> tuple[ToolCall,
             raise ChatRequestError(
                 f"must be a JSON string or a JSON-serialisable object: {error}", message_index=index, field=f"{path}.function.arguments"
             ) from None
-        calls.append(ToolCall(call_id, name, text, None if isinstance(arguments, str) else arguments))
+        calls.append(ToolCall(call_id, _plain(name), _plain(text), None if isinstance(arguments, str) else arguments))
     return tuple(calls)
 
 
@@ -214,5 +237,5 @@ def parse_tools(tools: Any) -> tuple[ToolDefinition, ...] | None:
             json.dumps(tool)
         except (TypeError, ValueError) as error:
             raise ChatRequestError(f"must be JSON-serialisable: {error}", field=path) from None
-        parsed.append(ToolDefinition(name, description, parameters, tool))
+        parsed.append(ToolDefinition(_plain(name), None if description is None else _plain(description), parameters, tool))
     return tuple(parsed)

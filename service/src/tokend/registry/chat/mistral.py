@@ -98,7 +98,7 @@ class MistralFormat(ChatFormat):
             else:
                 segments += [Segment("[SYSTEM_PROMPT]", True, turn.owner), Segment(turn.text, owner=turn.owner),
                              Segment("[/SYSTEM_PROMPT]", True, turn.owner)]
-        return RenderedChat(tuple(segments), len(messages))
+        return RenderedChat.from_segments(segments, len(messages))
 
     def _normalise(self, messages: tuple[ChatMessage, ...]) -> tuple[str | None, list[_Turn]]:
         system_texts = [_text(m) for m in messages if m.role == "system" and _text(m)]

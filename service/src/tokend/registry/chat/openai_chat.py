@@ -23,6 +23,7 @@ results are refused (the cookbook's tool rule is a different, model-specific est
 
 from __future__ import annotations
 
+from tokend.engine.text_parts import count_parts
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.rules import check_message, refuse_tools
 from tokend.registry.chat.segments import ChatCount, RenderedChat
@@ -43,13 +44,26 @@ class OpenAIChatFormat(ChatFormat):
 
     def count(self, encoding, messages, tools, add_generation_prompt, context: RenderContext) -> ChatCount:
         refuse_tools(tools, self.name, " (OpenAI's tool prompt layout is not published)")
-        count = encoding.count_ordinary
-        per_message = []
+        # Every value of a message counted on its own (the cookbook's rule), all in one engine call: one run
+        # of parts per message, then the rule's constants.
+        parts: list[str] = []
+        ends: list[int] = []
+        names = 0
         for message in messages:
-            check_message(message, self.name, roles=("system", "developer", "user", "assistant"), tool_calls=False)
-            tokens = TOKENS_PER_MESSAGE + count(message.role) + count(message.text)
-            if message.name is not None:
-                tokens += count(message.name) + TOKENS_PER_NAME
-            per_message.append(tokens)
+            _, role, content, message_parts, name, tool_calls, _, extra_keys, _ = message
+            if role not in _ROLES or extra_keys or tool_calls:
+                check_message(message, self.name, roles=_ROLES, tool_calls=False)
+            parts += (role, content if message_parts is None and content is not None else message.text)
+            if name is not None:
+                parts.append(name)
+            ends.append(len(parts))
+        counts = count_parts(encoding, parts, ends)
+        per_message = [
+            count + TOKENS_PER_MESSAGE + (TOKENS_PER_NAME if message.name is not None else 0)
+            for count, message in zip(counts, messages)
+        ]
         total = sum(per_message) + (REPLY_PRIMING_TOKENS if add_generation_prompt else 0)
         return ChatCount(total, per_message if context.spans else [], estimate=True)
+
+
+_ROLES = ("system", "developer", "user", "assistant")

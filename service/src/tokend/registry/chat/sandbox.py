@@ -33,7 +33,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -50,10 +50,21 @@ __all__ = ["TemplateLimits", "CompiledTemplate", "compile_template", "render_tem
 
 @dataclass(frozen=True)
 class TemplateLimits:
-    """Bounds for one render. The service layer passes the request's remaining deadline as `seconds`."""
+    """Bounds for the renders of one conversation. `seconds` is shared by every render of it (per-message
+    spans render each prefix too): `start()` fixes the `deadline` (a `time.monotonic()` value) once, and
+    every render stops there. The service layer passes the call's remaining time when it is shorter."""
 
     seconds: float = 1.0
     max_chars: int = 16 * 2**20  # output, and any single value the template builds
+    deadline: float | None = None  # None: `seconds` from the start of each render
+
+    def start(self) -> TemplateLimits:
+        """These limits with the clock started now (unchanged when already started).
+
+        >>> TemplateLimits(seconds=2.0).start().deadline > time.monotonic()
+        True
+        """
+        return self if self.deadline is not None else replace(self, deadline=time.monotonic() + self.seconds)
 
 
 class _LimitExceeded(Exception):
@@ -71,7 +82,7 @@ class _Budget:
 
     def __init__(self, limits: TemplateLimits) -> None:
         self.seconds = limits.seconds
-        self.deadline = time.monotonic() + limits.seconds
+        self.deadline = limits.deadline if limits.deadline is not None else time.monotonic() + limits.seconds
         self.max_chars = limits.max_chars
 
     def tick(self) -> None:

@@ -1,56 +1,143 @@
-"""A rendered chat as segments, and how segments become ids, counts and per-message spans.
+"""A rendered chat as parts, and how the parts become ids, counts and per-message spans.
 
-A built-in format renders a conversation into segments: a special token (by its text, e.g. "<|im_start|>",
-always the one id the encoding gives it) or a piece of text that the engine encodes *on its own*. Where a
-reference renderer encodes text pieces separately (openai-harmony, mistral-common), the format emits them
-as separate segments; where it tokenizes one string (transformers), the format emits each stretch between
-two special tokens as one segment, so the ids equal those of the whole string.
+A format renders a conversation into parts: a special token (`SpecialText`, e.g. "<|im_start|>", always the
+one id the encoding gives it) or a piece of text that the engine encodes *on its own*. Where a reference
+renderer encodes text pieces separately (openai-harmony, mistral-common), the format emits them as
+separate parts; where it tokenizes one string (transformers), the format emits each stretch between two
+special tokens as one part (text_builder), so the ids equal those of the whole string.
 
-    >>> from tokend import Encoding, get_encoding
-    >>> base = get_encoding("cl100k_base")        # + ChatML's tokens (see chat_format)
-    >>> encoding = Encoding("cl100k_im", pat_str=base.pattern, mergeable_ranks=base.mergeable_ranks,
-    ...                     special_tokens={**base.special_tokens, "<|im_start|>": 100264, "<|im_end|>": 100265})
-    >>> rendered = RenderedChat((Segment("<|im_start|>", special=True, owner=0), Segment("user\\nHi", owner=0)), 1)
-    >>> encode_rendered(encoding, rendered).ids
-    [100264, 882, 198, 13347]
-    >>> count_rendered(encoding, rendered).per_message
-    [4]
+    >>> builder = PartsBuilder()
+    >>> builder.add(0, SpecialText("<|endoftext|>"), "user: Hi")
+    >>> builder.add(None, "assistant:")
+    >>> rendered = builder.build(message_count=1)
+    >>> rendered.parts, rendered.ends, rendered.owners
+    (['<|endoftext|>', 'user: Hi', 'assistant:'], [2, 3], [0, None])
+    >>> from tokend import get_encoding
+    >>> encode_rendered(get_encoding("cl100k_base"), rendered).message_spans
+    [(0, 4)]
 
-Every segment has an `owner`: the index of the message it renders, or None for what the format adds on its
-own (a BOS token, a default system prompt, the generation prompt). A segment may also list `splits`:
-character offsets inside its text where a later message starts (templates only; see template_format).
+Parts come in runs, each with an `owner`: the index of the message it renders, or None for what the format
+adds on its own (a BOS token, a default system prompt, the generation prompt). A text part may also list
+`splits`: character offsets inside it where a later message starts (templates, and text the transformers
+rule joins across messages; see template_format); its tokens are then shared out by those offsets.
 
-Text segments are always encoded as ordinary text: a format that wants special-token text inside a
-string to become special tokens (transformers' rule) cuts it out as special segments when it builds them
-(text_builder), so the engine never searches for special tokens twice.
+The parts are counted or encoded in one engine call (`tokend.engine.text_parts`, native for the built-in
+patterns) that reports the tokens of each run: no Python work per part. Text parts are always encoded as
+ordinary text: a format that wants special-token text inside a string to become special tokens
+(transformers' rule) cuts it out as special parts when it builds them (text_builder).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-__all__ = ["Segment", "RenderedChat", "ChatEncoding", "ChatCount", "encode_rendered", "count_rendered"]
+from tokend.engine.text_parts import SpecialText, count_parts, encode_parts
+
+__all__ = [
+    "ChatCount",
+    "ChatEncoding",
+    "PartsBuilder",
+    "RenderedChat",
+    "Segment",
+    "SpecialText",
+    "count_rendered",
+    "encode_rendered",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Segment:
+    """One part with its owner, as `RenderedChat.segments` lists them (for reading and tests)."""
+
     text: str  # the special token's text, or text to encode
     special: bool = False
     owner: int | None = None  # message index; None: added by the format
-    # (character offset, message index) where another message starts inside this text (templates only)
+    # (character offset, message index) where another message starts inside this text
     splits: tuple[tuple[int, int], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RenderedChat:
-    segments: tuple[Segment, ...]
+    parts: list[str]  # SpecialText: one special token; an exact str: text, encoded on its own
+    ends: list[int]  # run i is parts[ends[i-1]:ends[i]]; ends[-1] == len(parts)
+    owners: list[int | None]  # the message of each run; None: the format's own
     message_count: int
     spans_exact: bool = True  # False: some message boundaries could not be placed (template_format)
+    splits: Mapping[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)  # part index -> splits
 
     @property
     def text(self) -> str:
-        return "".join(segment.text for segment in self.segments)
+        return "".join(self.parts)
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        segments, start = [], 0
+        for end, owner in zip(self.ends, self.owners):
+            for index in range(start, end):
+                part = self.parts[index]
+                special = type(part) is not str
+                segments.append(Segment(str(part), special, owner, self.splits.get(index, ())))
+            start = end
+        return tuple(segments)
+
+    @classmethod
+    def from_segments(cls, segments: list[Segment], message_count: int, spans_exact: bool = True) -> RenderedChat:
+        builder = PartsBuilder()
+        for segment in segments:
+            if segment.splits:
+                builder.add_split(segment.owner, segment.text, segment.splits)
+            else:
+                builder.add(segment.owner, SpecialText(segment.text) if segment.special else segment.text)
+        return builder.build(message_count=message_count, spans_exact=spans_exact)
+
+
+class PartsBuilder:
+    """Parts in order, each run with its owner: `add(owner, *parts)`; `build(...)` → RenderedChat."""
+
+    __slots__ = ("parts", "_ends", "_owners", "_owner", "_start", "_splits")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self._ends: list[int] = []  # of the closed runs
+        self._owners: list[int | None] = []  # of every run, the open one last
+        self._owner: object = _NO_OWNER
+        self._start = 0  # where the open run starts
+        self._splits: dict[int, tuple[tuple[int, int], ...]] = {}
+
+    def add(self, owner: int | None, *parts: str) -> None:
+        if owner != self._owner:
+            self._new_run(owner)
+        self.parts += parts
+
+    def extend(self, owner: int | None, parts: list[str]) -> None:
+        if owner != self._owner:
+            self._new_run(owner)
+        self.parts += parts
+
+    def add_split(self, owner: int | None, text: str, splits: tuple[tuple[int, int], ...]) -> None:
+        """Text in which other messages start (`splits`: (character offset, message)); what follows
+        belongs to the last of them."""
+        self.add(owner, text)
+        self._splits[len(self.parts) - 1] = splits
+        self._new_run(splits[-1][1])
+
+    def _new_run(self, owner: int | None) -> None:
+        if self._owners and len(self.parts) == self._start:
+            self._owners[-1] = owner  # the open run is still empty
+        else:
+            if self._owners:
+                self._ends.append(len(self.parts))
+            self._owners.append(owner)
+            self._start = len(self.parts)
+        self._owner = owner
+
+    def build(self, *, message_count: int, spans_exact: bool = True) -> RenderedChat:
+        ends = [*self._ends, len(self.parts)] if self._owners else []
+        return RenderedChat(self.parts, ends, list(self._owners), message_count, spans_exact, self._splits)
+
+
+_NO_OWNER = object()
 
 
 @dataclass(frozen=True)
@@ -89,51 +176,23 @@ class ChatCount:
         return self.total - sum(self.per_message)
 
 
-
-
 def encode_rendered(encoding, rendered: RenderedChat) -> ChatEncoding:
     """Ids of a rendered chat and the span of each message."""
-    encode_text = encoding.encode_ordinary
-    special_ids = encoding.special_tokens
-    ids: list[int] = []
-    owners: list[int | None] = []  # per segment piece: (owner, token count) in order
-    counts: list[int] = []
-    for segment in rendered.segments:
-        if segment.special:
-            ids.append(special_ids[segment.text])
-            owners.append(segment.owner)
-            counts.append(1)
-            continue
-        piece = encode_text(segment.text)
-        ids += piece
-        if not segment.splits:
-            owners.append(segment.owner)
-            counts.append(len(piece))
-        else:
-            for owner, count in _split_by_offsets(encoding, segment, piece):
-                owners.append(owner)
-                counts.append(count)
-    spans = _spans(owners, counts, rendered.message_count)
-    return ChatEncoding(ids, rendered.text, spans, rendered.spans_exact)
+    if rendered.splits:
+        ids, owners, counts = _walk_with_splits(encoding, rendered, want_ids=True)
+    else:
+        ids, counts = encode_parts(encoding, rendered.parts, rendered.ends)
+        owners = rendered.owners
+    return ChatEncoding(ids, rendered.text, _spans(owners, counts, rendered.message_count), rendered.spans_exact)
 
 
 def count_rendered(encoding, rendered: RenderedChat) -> ChatCount:
     """Total and per-message counts of a rendered chat, without building the id list where possible."""
-    count_text = encoding.count_ordinary
-    owners: list[int | None] = []
-    counts: list[int] = []
-    for segment in rendered.segments:
-        if segment.special:
-            owners.append(segment.owner)
-            counts.append(1)
-        elif not segment.splits:
-            owners.append(segment.owner)
-            counts.append(count_text(segment.text))
-        else:
-            piece = encoding.encode_ordinary(segment.text)
-            for owner, count in _split_by_offsets(encoding, segment, piece):
-                owners.append(owner)
-                counts.append(count)
+    if rendered.splits:
+        _, owners, counts = _walk_with_splits(encoding, rendered, want_ids=False)
+    else:
+        counts = count_parts(encoding, rendered.parts, rendered.ends)
+        owners = rendered.owners
     per_message = [0] * rendered.message_count
     for owner, count in zip(owners, counts):
         if owner is not None:
@@ -141,18 +200,49 @@ def count_rendered(encoding, rendered: RenderedChat) -> ChatCount:
     return ChatCount(sum(counts), per_message, rendered.spans_exact)
 
 
-def _split_by_offsets(encoding, segment: Segment, piece: list[int]) -> list[tuple[int | None, int]]:
+def _walk_with_splits(encoding, rendered: RenderedChat, *, want_ids: bool) -> tuple[list[int], list, list[int]]:
+    """Part by part, sharing out the tokens of split texts: (ids or [], owner per piece, count per piece)."""
+    special_ids = encoding.special_tokens
+    ids: list[int] = []
+    owners: list[int | None] = []
+    counts: list[int] = []
+    start = 0
+    for end, owner in zip(rendered.ends, rendered.owners):
+        for index in range(start, end):
+            part = rendered.parts[index]
+            if type(part) is not str:
+                if want_ids:
+                    ids.append(special_ids[part])
+                owners.append(owner)
+                counts.append(1)
+            elif index in rendered.splits:
+                piece = encoding.encode_ordinary(part)
+                ids += piece
+                for piece_owner, count in _split_by_offsets(encoding, part, owner, rendered.splits[index], piece):
+                    owners.append(piece_owner)
+                    counts.append(count)
+            else:
+                piece = encoding.encode_ordinary(part) if want_ids else None
+                if piece is not None:
+                    ids += piece
+                owners.append(owner)
+                counts.append(len(piece) if piece is not None else encoding.count_ordinary(part))
+        start = end
+    return ids, owners, counts
+
+
+def _split_by_offsets(encoding, text: str, owner, splits, piece: list[int]) -> list[tuple[int | None, int]]:
     """Share the ids of one text among the messages that start inside it: a token belongs to the message
     in which its first byte lies. Byte offsets come from the token bytes, which concatenate to the text's
     UTF-8 for byte-level BPE; for an engine where they do not, the whole text stays with its first owner."""
     token_bytes = encoding.decode_tokens_bytes(piece)
-    encoded = segment.text.encode("utf-8", "surrogatepass")
+    encoded = text.encode("utf-8", "surrogatepass")
     if b"".join(token_bytes) != encoded:
-        return [(segment.owner, len(piece))]
+        return [(owner, len(piece))]
     # character offset -> byte offset of each split
-    byte_splits = [(len(segment.text[:offset].encode("utf-8", "surrogatepass")), owner) for offset, owner in segment.splits]
+    byte_splits = [(len(text[:offset].encode("utf-8", "surrogatepass")), split_owner) for offset, split_owner in splits]
     result: list[tuple[int | None, int]] = []
-    owner, count, position, next_split = segment.owner, 0, 0, 0
+    count, position, next_split = 0, 0, 0
     for token in token_bytes:
         while next_split < len(byte_splits) and position >= byte_splits[next_split][0]:
             if count:

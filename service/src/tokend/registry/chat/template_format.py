@@ -79,7 +79,8 @@ class TemplateChatFormat(ChatFormat):
     ) -> RenderedChat:
         raw_messages = [message.raw for message in messages]
         raw_tools = None if tools is None else [tool.raw for tool in tools]
-        full = self._render(raw_messages, raw_tools, add_generation_prompt, context.limits)
+        limits = context.limits.start()  # one time budget for the render and every prefix render below
+        full = self._render(raw_messages, raw_tools, add_generation_prompt, limits)
         count = len(messages)
         builder = TextBuilder(context.special_tokens, content_specials=True)
         if not context.spans or count == 0:
@@ -92,7 +93,7 @@ class TemplateChatFormat(ChatFormat):
                 boundaries.append(len(full))
                 continue
             try:
-                prefix = self._render(raw_messages[:k], raw_tools, False, context.limits)
+                prefix = self._render(raw_messages[:k], raw_tools, False, limits)
             except ChatTemplateError as error:
                 if error.reason in ("time_limit", "size_limit", "security"):
                     raise

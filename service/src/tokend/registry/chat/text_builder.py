@@ -4,13 +4,13 @@ transformers' `apply_chat_template(tokenize=True)` renders one string and tokeni
 token recognised, so the ids are: each special-token text -> its id, each stretch of text between two of
 them encoded as a whole. `TextBuilder` collects the pieces of such a string with the message each came
 from, and `build` finds the special tokens the way the engine does (leftmost, longest at one offset) and
-returns the segments, text stretches carrying the offsets where a new message starts inside them. Special
+returns the parts, text stretches carrying the offsets where a new message starts inside them. Special
 tokens are looked for inside each piece: a format never splits one token's text across two pieces.
 
     >>> builder = TextBuilder(frozenset({"<|im_start|>"}), content_specials=True)
     >>> builder.token("<|im_start|>", owner=0); builder.add("user\\n", owner=0); builder.add("Hi", owner=0, content=True)
-    >>> builder.build(message_count=1).segments
-    (Segment(text='<|im_start|>', special=True, owner=0, splits=()), Segment(text='user\\nHi', ...))
+    >>> builder.build(message_count=1).parts
+    ['<|im_start|>', 'user\\nHi']
 
 `content_specials=False` keeps special-token text inside content pieces as text (the safe rule); with
 True, content is tokenized like the rest (what transformers does: a user who writes "<|im_end|>" in a
@@ -21,152 +21,173 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from tokend.registry.chat.segments import RenderedChat, Segment
+from tokend.registry.chat.segments import PartsBuilder, RenderedChat, SpecialText
 
 __all__ = ["TextBuilder"]
 
 
 class TextBuilder:
-    """Collects (text, owner) pieces. `special_tokens` are the encoding's; `content_specials` is the rule for
-    special-token text inside content (True: it becomes special tokens, as transformers does)."""
+    """Collects (text, owner) pieces in one pass. `special_tokens` are the encoding's; `content_specials` is the
+    rule for special-token text inside content (True: it becomes special tokens, as transformers does)."""
+
+    __slots__ = ("_special_tokens", "_content_specials", "_search", "_out", "_run", "_run_owner", "_owner", "_chars", "_splits")
 
     def __init__(self, special_tokens: frozenset[str], *, content_specials: bool) -> None:
         self._special_tokens = special_tokens
         self._content_specials = content_specials
-        self._pieces: list[tuple[str, int | None, int]] = []  # (text, owner, _TEXT | _SCAN | _SPECIAL)
+        self._search = _searcher(special_tokens)
+        self._out = PartsBuilder()
+        self._run: list[str] = []  # texts of the stretch since the last special token
+        self._run_owner: int | None = None  # owner of its first text
+        self._owner: int | None = None  # owner of its last text
+        self._chars = 0  # characters in it so far (only needed where the owner changes inside it)
+        self._splits: list[tuple[int, int]] = []  # (character offset, owner) where the owner changes inside it
 
     def add(self, text: str, owner: int | None, *, content: bool = False) -> None:
         """Template text (`content=False`, never searched: formats name their special tokens with `token`)
         or caller content (searched for special tokens when the rule says so)."""
-        if text:
-            self._pieces.append((text, owner, _SCAN if content and self._content_specials else _TEXT))
+        if not text:
+            return
+        if content and self._content_specials and self._search is not None and self._search[0](text):
+            self._scan(text, owner)
+        else:
+            self._text(text, owner)
 
     def add_rendered(self, text: str, owner: int | None) -> None:
         """Text in which template and content cannot be told apart (a Jinja template's output): searched."""
-        if text:
-            self._pieces.append((text, owner, _SCAN))
+        if not text:
+            return
+        if self._search is not None and self._search[0](text):
+            self._scan(text, owner)
+        else:
+            self._text(text, owner)
 
     def template(self, text: str, owner: int | None) -> None:
         """The format's own text, special tokens found in it the way transformers finds them (cached: a
         format's template strings are few)."""
-        for piece, special in _split_template(text, self._special_tokens):
-            self._pieces.append((piece, owner, _SPECIAL if special else _TEXT))
+        for piece in _split_template(text, self._special_tokens):
+            if type(piece) is str:
+                self._text(piece, owner)
+            else:
+                self._special(piece, owner)
 
     def token(self, text: str, owner: int | None) -> None:
         """A special token of the format; plain text when the model does not define it (e.g. `<tool_call>`
         is a special token in Qwen's vocabulary and text in other ChatML models), as transformers does."""
-        self._pieces.append((text, owner, _SPECIAL if text in self._special_tokens else _TEXT))
+        if text in self._special_tokens:
+            self._special(_special(text), owner)
+        else:
+            self._text(text, owner)
 
     def build(self, *, message_count: int, spans_exact: bool = True) -> RenderedChat:
-        """Segments: special tokens, and the text between them joined into one segment that remembers where
+        """Parts: special tokens, and the text between them joined into one part that remembers where
         its owner changes."""
-        segments: list[Segment] = []
-        run: list[tuple[str, int | None]] = []  # text pieces of the current stretch between special tokens
-        search = _searcher(self._special_tokens)
-        for text, owner, kind in self._pieces:
-            if kind == _SPECIAL:
-                _flush(run, segments)
-                segments.append(Segment(text, special=True, owner=owner))
-                continue
-            if kind == _TEXT or search is None or not search[0](text):
-                run.append((text, owner))
-                continue
-            position = 0
-            for match in search[1](text):
-                if match.start() > position:
-                    run.append((text[position : match.start()], owner))
-                _flush(run, segments)
-                segments.append(Segment(match.group(), special=True, owner=owner))
-                position = match.end()
-            if position < len(text):
-                run.append((text[position:], owner))
-        _flush(run, segments)
-        return RenderedChat(tuple(segments), message_count, spans_exact)
+        self._flush()
+        return self._out.build(message_count=message_count, spans_exact=spans_exact)
 
+    def content_scanner(self):
+        """The quick test for special-token text in content (None when content is never searched), for a
+        format that builds its parts itself unless content needs the search."""
+        return self._search[0] if self._content_specials and self._search is not None else None
 
-_TEXT, _SCAN, _SPECIAL = 0, 1, 2
+    # -- parts ------------------------------------------------------------------------------------------
+
+    def _text(self, text: str, owner: int | None) -> None:
+        run = self._run
+        if not run:
+            self._run_owner = self._owner = owner
+            self._chars = len(text)
+        else:
+            if owner != self._owner:
+                self._splits.append((self._chars, owner))
+                self._owner = owner
+            self._chars += len(text)
+        run.append(text)
+
+    def _special(self, token: SpecialText, owner: int | None) -> None:
+        if self._run:
+            self._flush()
+        self._out.add(owner, token)
+
+    def _scan(self, text: str, owner: int | None) -> None:
+        position = 0
+        for start, end, token in self._search[1](text):  # type: ignore[index]
+            if start > position:
+                self._text(text[position:start], owner)
+            self._special(token, owner)
+            position = end
+        if position < len(text):
+            self._text(text[position:], owner)
+
+    def _flush(self) -> None:
+        run = self._run
+        if not run:
+            return
+        text = run[0] if len(run) == 1 else "".join(run)
+        if self._splits:
+            self._out.add_split(self._run_owner, text, tuple(self._splits))
+            self._splits = []
+        else:
+            self._out.add(self._run_owner, text)
+        run.clear()
 
 
 @lru_cache(maxsize=4096)
-def _split_template(text: str, special_tokens: frozenset[str]) -> tuple[tuple[str, bool], ...]:
+def _special(text: str) -> SpecialText:
+    return SpecialText(text)
+
+
+@lru_cache(maxsize=4096)
+def _split_template(text: str, special_tokens: frozenset[str]) -> tuple[str, ...]:
+    """`text` as text and SpecialText pieces."""
     search = _searcher(special_tokens)
     if search is None or not search[0](text):
-        return ((text, False),)
-    pieces: list[tuple[str, bool]] = []
+        return (text,)
+    pieces: list[str] = []
     position = 0
-    for match in search[1](text):
-        if match.start() > position:
-            pieces.append((text[position : match.start()], False))
-        pieces.append((match.group(), True))
-        position = match.end()
+    for start, end, token in search[1](text):
+        if start > position:
+            pieces.append(text[position:start])
+        pieces.append(token)
+        position = end
     if position < len(text):
-        pieces.append((text[position:], False))
+        pieces.append(text[position:])
     return tuple(pieces)
-
-
-def _flush(run: list[tuple[str, int | None]], segments: list[Segment]) -> None:
-    if not run:
-        return
-    owner = run[0][1]
-    if len(run) == 1:
-        segments.append(Segment(run[0][0], owner=owner))
-    else:
-        splits = []
-        offset, current = 0, owner
-        for text, piece_owner in run:
-            if piece_owner != current:
-                splits.append((offset, piece_owner))
-                current = piece_owner
-            offset += len(text)
-        segments.append(Segment("".join(text for text, _ in run), owner=owner, splits=tuple(splits)))
-    run.clear()
 
 
 @lru_cache(maxsize=64)
 def _searcher(special_tokens: frozenset[str]):
     """(quick test, finditer) for the special tokens, with the engine's rule: leftmost, then longest.
+    finditer yields (start, end, SpecialText).
 
-    Special tokens are short and start with one of a few characters ("<", "["), so a candidate position
-    is found with `str.find` and tested with one set lookup per distinct token length; text without any of
-    the first characters is skipped outright. (A regex alternation of 256 or 1,100 tokens costs ~15 µs per
-    short piece; this costs ~1 µs.)"""
+    Every special token starts with one of a few short prefixes ("<|", "[" ...): text without any of
+    them is skipped outright (one substring test per prefix, C speed), and inside text candidates are
+    found with `str.find` and tested with one set lookup per distinct token length. (A regex alternation
+    of 256 or 1,100 tokens costs ~15 us per short piece; this costs ~1 us, and nothing without a prefix.)"""
     if not special_tokens:
         return None
-    first = "".join(sorted({token[0] for token in special_tokens}))
+    prefixes = tuple(sorted({token[:2] for token in special_tokens}))
+    if len(prefixes) > 16:  # many different prefixes: their first characters are fewer
+        prefixes = tuple(sorted({token[0] for token in special_tokens}))
     lengths = sorted({len(token) for token in special_tokens}, reverse=True)
 
     def finditer(text: str):
         position = 0
+        find = text.find
         while True:
-            candidates = [found for found in (text.find(char, position) for char in first) if found >= 0]
+            candidates = [found for found in (find(prefix, position) for prefix in prefixes) if found >= 0]
             if not candidates:
                 return
             start = min(candidates)
             for length in lengths:
                 token = text[start : start + length]
                 if len(token) == length and token in special_tokens:
-                    yield _Match(start, start + length, token)
+                    yield start, start + length, _special(token)
                     position = start + length
                     break
             else:
                 position = start + 1
 
-    if len(first) == 1:
-        return (lambda text, char=first: char in text), finditer
-    return (lambda text: any(char in text for char in first)), finditer
-
-
-class _Match:
-    __slots__ = ("_start", "_end", "_token")
-
-    def __init__(self, start: int, end: int, token: str) -> None:
-        self._start, self._end, self._token = start, end, token
-
-    def start(self) -> int:
-        return self._start
-
-    def end(self) -> int:
-        return self._end
-
-    def group(self) -> str:
-        return self._token
+    if len(prefixes) == 1:
+        return (lambda text, prefix=prefixes[0]: prefix in text), finditer
+    return (lambda text: any(prefix in text for prefix in prefixes)), finditer

@@ -1,0 +1,274 @@
+"""The chat operations, written once: ``encode_chat`` and ``count_chat`` over a batch of conversations.
+
+A conversation is OpenAI-shaped messages, optional function tools and ``add_generation_prompt``; the model
+version's chat format (docs/chat.md) turns it into prompt tokens. ``TokenizerService`` has these methods
+(this class is its mixin, so the chat operations live in their own file):
+
+    service.encode_chat("qwen3", [ChatConversation([{"role": "user", "content": "Hi"}])]).results[0].ids
+    service.count_chat("cl100k_base", [ChatConversation(messages)]).results[0].per_message
+
+Each call: checks the request limits (conversations count as batch items; the text of every message, tool
+call and tool definition against ``max_request_bytes``, see :func:`conversation_bytes`; per conversation at
+most ``MAX_CHAT_MESSAGES`` messages and ``MAX_CHAT_TOOLS_BYTES`` of tool definitions, else InvalidRequest
+naming ``conversations[i].messages`` / ``.tools``), resolves the model once and refuses a version without a
+chat format (ChatFormatNotSetError), reserves its working memory (``admission``: :func:`chat_working_bytes`)
+as every operation does, runs the batch loop (the
+deadline is checked between conversations, and a template's time budget is the call's remaining time when
+that is shorter than ``TEMPLATE_SECONDS``), bounds the answer (ids, rendered text and spans) as Encode
+does, and records the call's facts. A conversation the format refuses is a BatchItemError naming
+``conversations[i]``; ``describe`` appends the message field (``conversations[2].messages[1].role``).
+
+Not handled: streaming, images or audio in messages (only text parts can be tokenized).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tokend.errors import ChatFormatNotSetError, ChatTemplateError
+from tokend.registry.chat import CONTENT_SPECIAL_TOKENS, ChatCount, ChatEncoding, TemplateLimits
+from tokend.service.admission import working_bytes
+from tokend.service.batch import CallState, run_batch
+from tokend.service.call_record import current_record
+from tokend.service.errors import DeadlineExpired, InvalidRequest
+from tokend.service.limits import AnswerBudget, Limits, text_bytes
+from tokend.service.results import ChatCounted, ChatEncoded, ModelVersion
+
+__all__ = [
+    "ChatConversation",
+    "ChatOperations",
+    "conversation_bytes",
+    "chat_working_bytes",
+    "TEMPLATE_SECONDS",
+    "MAX_CHAT_DEPTH",
+    "MAX_CHAT_MESSAGES",
+    "MAX_CHAT_TOOLS_BYTES",
+]
+
+# A chat template's time for one conversation (all its renders together), unless the call has less left.
+TEMPLATE_SECONDS = TemplateLimits().seconds
+# Nesting of messages and tools (tool schemas, object arguments) beyond this is refused: JSON of any
+# depth would otherwise reach the renderers and Python's recursion limit. Real tool schemas nest < 10.
+MAX_CHAT_DEPTH = 32
+# Messages in one conversation. Work and memory per message (its dict, its rendered parts, a span, a template
+# render of every prefix for per-message counts) are beyond its bytes, so bytes alone do not bound them:
+# 8 MiB of empty messages would be ~700,000. Long agent sessions have a few thousand.
+MAX_CHAT_MESSAGES = 10_000
+# Tool definitions (their JSON schemas) of one conversation, as conversation_bytes counts them: real ones
+# are a few KB each (OpenAI accepts at most 128 tools).
+MAX_CHAT_TOOLS_BYTES = 1 << 20
+# Working memory of a chat beyond the text's merge and ids: the messages as rendered text, its parts and the
+# per-message runs (about 4 bytes per input byte, the str and list slots for the longest conversation).
+RENDER_BYTES_PER_BYTE = 4
+# What a number, boolean or null counts against max_request_bytes (about its JSON text).
+SCALAR_BYTES = 8
+# Answer framing per message span (two varints and their tags).
+SPAN_BYTES = 12
+
+
+@dataclass(frozen=True)
+class ChatConversation:
+    """One chat: OpenAI-shaped ``messages``, optional function ``tools``, and whether to end with the
+    assistant's header (``add_generation_prompt``), as ``LoadedModel.encode_chat`` takes them."""
+
+    messages: Sequence[Any]
+    tools: Sequence[Any] | None = None
+    add_generation_prompt: bool = True
+
+
+class ChatOperations:
+    """``encode_chat`` and ``count_chat`` of ``TokenizerService`` (which provides ``models`` and ``limits``)."""
+
+    models: Any
+    limits: Limits
+
+    def encode_chat(
+        self,
+        model: str,
+        conversations: Sequence[ChatConversation],
+        *,
+        content_special_tokens: str = "reference",
+        call: CallState | None = None,
+    ) -> ChatEncoded:
+        """The prompt ids, rendered text and per-message spans of each conversation."""
+        sizes, loaded = self._chat_request(model, conversations, content_special_tokens)
+        chat = loaded.chat
+        answer = AnswerBudget(self.limits, items=len(conversations), max_token_value=loaded.encoding.max_token_value)
+        extra = 0  # rendered text and spans, beside the ids AnswerBudget measures
+        # The rendered text is part of the answer: a template may not build more than can be sent.
+        limits = TemplateLimits(TEMPLATE_SECONDS, min(TemplateLimits().max_chars, self.limits.max_response_bytes))
+
+        def encode(index: int, conversation: ChatConversation) -> ChatEncoding:
+            nonlocal extra
+            result = _within_deadline(
+                call, index, len(conversations),
+                lambda limits: chat.encode_chat(
+                    conversation.messages, conversation.tools, conversation.add_generation_prompt,
+                    content_special_tokens=content_special_tokens, limits=limits,
+                ),
+                limits,
+            )  # fmt: skip
+            answer.add(result.ids)
+            extra += text_bytes(result.text) + SPAN_BYTES * len(result.message_spans)
+            self.limits.check_answer(answer.size + extra, partial=True)
+            return result
+
+        with self._admitted(chat_working_bytes("encode_chat", sizes), call):
+            results = run_batch(conversations, encode, call=call, field="conversations", with_index=True)
+        total = sum(len(result.ids) for result in results)
+        _record("encode_chat", len(conversations), total, sum(sizes))
+        return ChatEncoded(ModelVersion(loaded.name, loaded.version), results, total)
+
+    def count_chat(
+        self,
+        model: str,
+        conversations: Sequence[ChatConversation],
+        *,
+        content_special_tokens: str = "reference",
+        per_message: bool = True,
+        call: CallState | None = None,
+    ) -> ChatCounted:
+        """The prompt tokens of each conversation, in total and per message (``per_message=False``: totals
+        only, which spares a template one render per message)."""
+        sizes, loaded = self._chat_request(model, conversations, content_special_tokens)
+        chat = loaded.chat
+        limits = TemplateLimits(TEMPLATE_SECONDS)
+
+        def count(index: int, conversation: ChatConversation) -> ChatCount:
+            return _within_deadline(
+                call, index, len(conversations),
+                lambda limits: chat.count_chat(
+                    conversation.messages, conversation.tools, conversation.add_generation_prompt,
+                    content_special_tokens=content_special_tokens, limits=limits, per_message=per_message,
+                ),
+                limits,
+            )  # fmt: skip
+
+        with self._admitted(chat_working_bytes("count_chat", sizes), call):
+            results = run_batch(conversations, count, call=call, field="conversations", with_index=True)
+        total = sum(result.total for result in results)
+        _record("count_chat", len(conversations), total, sum(sizes))
+        return ChatCounted(ModelVersion(loaded.name, loaded.version), results, total)
+
+    def _admitted(self, size: int, call: CallState | None) -> Any:
+        raise NotImplementedError  # TokenizerService's
+
+    def _chat_request(self, model: str, conversations: Sequence[ChatConversation], content_special_tokens: str) -> tuple[list[int], Any]:
+        """Request checks and limits first (nothing is loaded for a refused request), then the model, which
+        must have a chat format. Returns the input bytes of each conversation and the LoadedModel."""
+        if content_special_tokens not in CONTENT_SPECIAL_TOKENS:
+            raise InvalidRequest(
+                "content_special_tokens",
+                f"unknown value {content_special_tokens!r}; use one of {', '.join(CONTENT_SPECIAL_TOKENS)}",
+            )
+        self.limits.check_request(items=len(conversations), input_bytes=0)  # before sizing a million items
+        sizes = []
+        for index, conversation in enumerate(conversations):
+            if not isinstance(conversation, ChatConversation):
+                raise InvalidRequest(f"conversations[{index}]", f"expected a ChatConversation, got {type(conversation).__name__}")
+            sizes.append(conversation_bytes(conversation, f"conversations[{index}]"))
+        self.limits.check_request(items=len(conversations), input_bytes=sum(sizes))
+        loaded = self.models.load(model)
+        if loaded.chat is None:
+            raise ChatFormatNotSetError(loaded.ref)
+        return sizes, loaded
+
+
+def _within_deadline(call: CallState | None, index: int, total: int, render: Any, limits: TemplateLimits) -> Any:
+    """``render(limits)`` with the template's time cut to what the call has left; a template stopped by
+    the call's deadline (not its own limit) is the call's DeadlineExpired."""
+    remaining = call.time_remaining() if call is not None else None
+    cut = remaining is not None and remaining < limits.seconds
+    try:
+        return render(TemplateLimits(seconds=max(0.0, remaining), max_chars=limits.max_chars) if cut else limits)
+    except ChatTemplateError as error:
+        if error.reason == "time_limit" and cut:
+            raise DeadlineExpired(index, total) from None
+        raise
+
+
+def chat_working_bytes(operation: str, sizes: Sequence[int]) -> int:
+    """The working memory ``admission`` reserves for a chat call whose conversations have ``sizes`` input
+    bytes: an encode or count of that much text (``working_bytes``), the rendering of the longest
+    conversation, and (``encode_chat``) the rendered text of each, which the answer holds.
+
+    >>> chat_working_bytes("count_chat", [1 << 20]) == working_bytes("count", sizes=[1 << 20]) + (4 << 20)
+    True
+    """
+    render = RENDER_BYTES_PER_BYTE * max(sizes, default=0)
+    if operation == "encode_chat":
+        return working_bytes("encode", sizes=sizes) + render + sum(sizes)
+    return working_bytes("count", sizes=sizes) + render
+
+
+def conversation_bytes(conversation: ChatConversation, where: str = "conversation") -> int:
+    """What a conversation counts against ``max_request_bytes``: the UTF-8 bytes of every string in its
+    messages and tools (keys included), ``SCALAR_BYTES`` per number, boolean or null. Nesting deeper than
+    ``MAX_CHAT_DEPTH``, more than ``MAX_CHAT_MESSAGES`` messages or more than ``MAX_CHAT_TOOLS_BYTES`` of
+    tools is an InvalidRequest naming the conversation's messages or tools.
+
+    >>> conversation_bytes(ChatConversation([{"role": "user", "content": "héllo"}]))
+    21
+    """
+    size = 0
+    messages = conversation.messages
+    if isinstance(messages, (list, tuple)):
+        if len(messages) > MAX_CHAT_MESSAGES:
+            raise InvalidRequest(
+                f"{where}.messages",
+                f"has {len(messages):,} messages, over the limit of {MAX_CHAT_MESSAGES:,} per conversation; "
+                "send a shorter conversation (count a long one in parts and add the counts)",
+            )
+        for number, message in enumerate(messages):
+            if type(message) is dict and len(message) == 2:
+                # The common message, {"role": ..., "content": ...} in ASCII: "role" + "content" is 11 bytes.
+                role, content = message.get("role"), message.get("content")
+                if type(role) is str and type(content) is str and role.isascii() and content.isascii():
+                    size += 11 + len(role) + len(content)
+                    continue
+            size += _nested_bytes(message, f"{where}.messages[{number}]")
+    else:
+        size += _nested_bytes(messages, f"{where}.messages")
+    if conversation.tools is not None:
+        tools = _nested_bytes(conversation.tools, f"{where}.tools")
+        if tools > MAX_CHAT_TOOLS_BYTES:
+            raise InvalidRequest(
+                f"{where}.tools",
+                f"the tool definitions take {tools:,} bytes, over the limit of {MAX_CHAT_TOOLS_BYTES:,} per "
+                "conversation; send fewer tools or shorter schemas",
+            )
+        size += tools
+    return size
+
+
+def _nested_bytes(value: Any, where: str) -> int:
+    size = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            size += text_bytes(item)
+            continue
+        if isinstance(item, (bytes, bytearray)):
+            size += len(item)
+            continue
+        if depth >= MAX_CHAT_DEPTH and isinstance(item, (Mapping, list, tuple)):
+            raise InvalidRequest(where, f"nests deeper than {MAX_CHAT_DEPTH} levels; messages and tools are JSON of modest depth")
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                stack.append((key, depth + 1))
+                stack.append((inner, depth + 1))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((inner, depth + 1) for inner in item)
+        else:
+            size += SCALAR_BYTES
+    return size
+
+
+def _record(operation: str, items: int, tokens: int, size: int) -> None:
+    record = current_record()
+    if record is not None:
+        record.operation, record.items, record.tokens, record.input_bytes = operation, items, tokens, size

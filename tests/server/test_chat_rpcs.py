@@ -1,0 +1,179 @@
+"""EncodeChat and CountChatTokens against a real server: requests reach the service's chat operations (the
+answers are the local LoadedModel's, which tests/chat holds to the reference renderers) and every failure
+kind maps to its status with details."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import struct_pb2
+
+from support.chat_models import CONVERSATIONS, build_chat_registry
+from support.server import TokendServer
+from tokend.registry import Registry
+from tokend_api.chat_message import conversation_to_message
+from tokend_api.v1 import tokenizer_pb2 as pb
+
+from .conftest import rpc_error
+from .status_details import details_of
+
+
+@pytest.fixture(scope="module")
+def registry_root(tmp_path_factory):
+    return build_chat_registry(tmp_path_factory.mktemp("chat") / "registry")
+
+
+@pytest.fixture(scope="module")
+def server(registry_root):
+    started = TokendServer("--max-batch-items", "8", "--max-request-bytes", "20000", registry=registry_root).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def stub(server):
+    return server.stub()
+
+
+@pytest.fixture(scope="module")
+def local(registry_root):
+    return Registry.open(registry_root)
+
+
+def _conversation(name, add_generation_prompt=True):
+    messages, tools = CONVERSATIONS[name]
+    return conversation_to_message(messages, tools, add_generation_prompt)
+
+
+def test_encode_chat_answers_with_the_local_models_ids_text_and_spans(stub, local):
+    names = ["short", "system_and_turns", "tool_call"]
+    response = stub.EncodeChat(pb.EncodeChatRequest(model="chatml", conversations=[_conversation(n) for n in names]), timeout=30)
+    assert (response.model.name, response.model.version) == ("chatml", 1)
+    for name, result in zip(names, response.results, strict=True):
+        expected = local.load("chatml").encode_chat(*CONVERSATIONS[name])
+        assert list(result.ids) == expected.ids and result.text == expected.text
+        assert [(span.start, span.end) for span in result.message_spans] == expected.message_spans
+        assert result.spans_exact == expected.spans_exact
+    assert response.total_tokens == sum(len(result.ids) for result in response.results)
+
+
+def test_a_message_built_by_hand_mirrors_the_dict(stub, local):
+    """The proto fields as an API user fills them: content parts, a null content, a tool call, no generation prompt."""
+    messages = [
+        pb.ChatMessage(role="user", parts=pb.ChatContentParts(parts=[pb.ChatContentPart(type="text", text="Hi"),
+                                                                     pb.ChatContentPart(type="text", text="there")])),
+        pb.ChatMessage(role="assistant", null_content=struct_pb2.NULL_VALUE, tool_calls=[
+            pb.ChatToolCall(id="c1", type="function", function=pb.ChatFunctionCall(name="f", arguments_json='{"x": 1}'))]),
+        pb.ChatMessage(role="tool", text="42", tool_call_id="c1"),
+    ]
+    conversation = pb.ChatConversation(messages=messages, add_generation_prompt=False,
+                                       tools_json='[{"type": "function", "function": {"name": "f"}}]')
+    response = stub.CountChatTokens(pb.CountChatTokensRequest(model="chatml", conversations=[conversation]), timeout=30)
+    expected = local.load("chatml").count_chat(
+        [{"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}]},
+         {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]},
+         {"role": "tool", "content": "42", "tool_call_id": "c1"}],
+        [{"type": "function", "function": {"name": "f"}}], add_generation_prompt=False,
+    )  # fmt: skip
+    result = response.results[0]
+    assert (result.total, list(result.per_message), result.estimate) == (expected.total, expected.per_message, False)
+
+
+def test_count_chat_total_only_and_the_openai_estimate(stub):
+    request = pb.CountChatTokensRequest(model="o200k_base", conversations=[_conversation("system_and_turns")], total_only=True)
+    result = stub.CountChatTokens(request, timeout=30).results[0]
+    assert result.estimate and list(result.per_message) == [] and result.total > 0
+
+
+def test_a_message_problem_is_invalid_argument_naming_the_field(stub):
+    robot = pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="ok"), pb.ChatMessage(role="robot", text="beep")])
+    error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(model="chatml", conversations=[_conversation("short"), robot]), timeout=30)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    details = details_of(error)
+    assert list(details.violations) == ["conversations[1].messages[1].role"]
+    assert details.error_info["CHAT_REQUEST_ERROR"] == {"item": "1", "message_index": "1", "field": "messages[1].role"}
+    assert error.details().startswith("conversations[1].messages[1].role: role 'robot' is not one of")
+
+
+def test_template_failures_map_to_invalid_argument_and_resource_exhausted(stub):
+    def call(content, role="user"):
+        conversation = pb.ChatConversation(messages=[pb.ChatMessage(role=role, text=content)])
+        return rpc_error(stub.EncodeChat, pb.EncodeChatRequest(model="templated", conversations=[conversation]), timeout=30)
+
+    raised = call("beep", role="robot")
+    assert raised.code() is grpc.StatusCode.INVALID_ARGUMENT and "robots may not speak: beep" in raised.details()
+    assert details_of(raised).error_info["CHAT_TEMPLATE_ERROR"]["template_failure"] == "raised"
+    for content, limit in (("spin", "chat_template_seconds"), ("grow", "chat_template_max_chars")):
+        error = call(content)
+        assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+        assert [subject for subject, _ in details_of(error).quota] == [limit]
+
+
+def test_a_short_deadline_stops_a_template_as_deadline_exceeded(stub):
+    spin = pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="spin")])
+    error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(model="templated", conversations=[spin]), timeout=0.4)
+    assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_a_model_without_a_chat_format_is_failed_precondition(stub):
+    error = rpc_error(stub.EncodeChat, pb.EncodeChatRequest(model="plain", conversations=[_conversation("short")]), timeout=30)
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert details_of(error).error_info["CHAT_FORMAT_NOT_SET_ERROR"] == {"ref": "plain@1"}
+    assert "plain@1 has no chat format" in error.details()
+
+
+def test_encode_chat_on_an_estimate_names_the_model(stub):
+    error = rpc_error(stub.EncodeChat, pb.EncodeChatRequest(model="o200k_base", conversations=[_conversation("short")]), timeout=30)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and list(details_of(error).violations) == ["conversations[0].model"]
+
+
+@pytest.mark.parametrize(
+    ("conversation", "field"),
+    [
+        (pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="x")], tools_json="[{"), "conversations[0].tools_json"),
+        (pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="x")], tools_json="[" * 100_000), "conversations[0].tools_json"),
+        (pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="x", extra_json="[1]")]), "conversations[0].messages[0].extra_json"),
+        (pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="x")], tools_json="[" * 100 + "]" * 100), "conversations[0].tools"),
+    ],
+)
+def test_json_fields_that_do_not_parse_or_nest_too_deep_are_invalid_argument(stub, conversation, field):
+    error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(model="chatml", conversations=[conversation]), timeout=30)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and list(details_of(error).violations) == [field]
+
+
+def test_limits_are_resource_exhausted(stub):
+    many = pb.CountChatTokensRequest(model="chatml", conversations=[_conversation("short")] * 9)
+    error = rpc_error(stub.CountChatTokens, many, timeout=30)
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "max_batch_items" in error.details()
+    big = pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="x" * 20_001)])
+    error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(model="chatml", conversations=[big]), timeout=30)
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "max_request_bytes" in error.details()
+    bad_mode = pb.CountChatTokensRequest(model="chatml", conversations=[_conversation("short")], content_special_tokens=99)
+    assert rpc_error(stub.CountChatTokens, bad_mode, timeout=30).code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_chat_calls_are_measured(server, stub):
+    stub.CountChatTokens(pb.CountChatTokensRequest(model="chatml", conversations=[_conversation("short")]), timeout=30)
+    metrics = server.scrape_metrics()
+    assert 'tokend_tokens_total{model="chatml",operation="count_chat",version="1"}' in metrics
+    assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="CountChatTokens"' in metrics
+
+
+def test_get_model_reports_the_chat_format(stub):
+    details = {
+        ref: stub.GetModel(pb.GetModelRequest(model=ref), timeout=30).details for ref in ("chatml", "templated", "o200k_base", "plain")
+    }
+    assert not details["plain"].HasField("chat_format")
+    summary = {ref: (d.chat_format.name, d.chat_format.kind, d.chat_format.estimate) for ref, d in details.items() if ref != "plain"}
+    assert summary == {"chatml": ("chatml", "builtin", False), "templated": ("template", "template", False),
+                       "o200k_base": ("openai-chat", "builtin", True)}  # fmt: skip
+    assert details["templated"].chat_format.description.startswith("template (sha256 ")
+
+
+def test_a_conversation_over_the_message_bound_is_invalid_argument_naming_it(stub):
+    from tokend.service.chat import MAX_CHAT_MESSAGES
+
+    long = pb.ChatConversation(messages=[pb.ChatMessage(role="user")] * (MAX_CHAT_MESSAGES + 1))
+    error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(model="chatml", conversations=[long]), timeout=30)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and list(details_of(error).violations) == ["conversations[0].messages"]
+    assert f"over the limit of {MAX_CHAT_MESSAGES:,}" in error.details()

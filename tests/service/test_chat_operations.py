@@ -1,0 +1,208 @@
+"""The chat operations of the service layer (`encode_chat`, `count_chat`): the registry's results, limits,
+deadlines and every failure kind as `describe` reports it. Exactness of the formats: tests/chat."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from support.chat_models import CONVERSATIONS, build_chat_registry
+from tokend.errors import ChatFormatNotSetError
+from tokend.registry import Registry
+from tokend.service import (
+    ChatConversation,
+    DeadlineExpired,
+    ErrorKind,
+    InvalidRequest,
+    Limits,
+    RequestLimitExceeded,
+    ServedModels,
+    TokenizerService,
+    describe,
+    recording,
+)
+from tokend.service.admission import WorkAdmission
+from tokend.service.chat import MAX_CHAT_DEPTH, MAX_CHAT_MESSAGES, MAX_CHAT_TOOLS_BYTES, chat_working_bytes, conversation_bytes
+from tokend_api import Reason
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    return Registry.open(build_chat_registry(tmp_path_factory.mktemp("chat") / "registry"))
+
+
+@pytest.fixture(scope="module")
+def service(registry):
+    return TokenizerService(ServedModels(registry), Limits())
+
+
+def _conversations(*names):
+    return [ChatConversation(*CONVERSATIONS[name]) for name in names]
+
+
+class Call:
+    """A call with `seconds` left (what grpc.ServicerContext offers the batch loop)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def time_remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def is_active(self) -> bool:
+        return True
+
+
+def _failure(call, *args, **kwargs):
+    with pytest.raises(Exception) as raised:
+        call(*args, **kwargs)
+    failure = describe(raised.value)
+    assert failure is not None, f"{type(raised.value).__name__} is not an error of the service: {raised.value}"
+    return failure
+
+
+def test_encode_and_count_are_the_loaded_models(service, registry):
+    conversations = _conversations("short", "system_and_turns", "tool_call")
+    with recording() as record:
+        encoded = service.encode_chat("chatml", conversations)
+    model = registry.load("chatml")
+    expected = [model.encode_chat(c.messages, c.tools, c.add_generation_prompt) for c in conversations]
+    assert encoded.results == expected
+    assert (encoded.model.name, encoded.model.version) == ("chatml", 1)
+    assert encoded.total_tokens == sum(len(result.ids) for result in expected)
+    assert (record.operation, record.items, record.tokens) == ("encode_chat", 3, encoded.total_tokens)
+    assert record.input_bytes == sum(map(conversation_bytes, conversations))
+    counted = service.count_chat("chatml", conversations)
+    assert [result.total for result in counted.results] == [len(result.ids) for result in expected]
+    assert [result.per_message for result in counted.results] == [result.message_counts for result in expected]
+    assert service.count_chat("chatml", conversations, per_message=False).results[0].per_message == []
+
+
+def test_openai_chat_counts_out_of_the_box_and_refuses_ids(service):
+    counted = service.count_chat("o200k_base", _conversations("system_and_turns"))
+    assert counted.results[0].estimate and counted.results[0].format_overhead == 3
+    failure = _failure(service.encode_chat, "o200k_base", _conversations("short"))
+    # As locally: the conversation is checked first, then the format says it has no ids.
+    assert failure.field == "conversations[0].model" and failure.reason is Reason.CHAT_REQUEST_ERROR
+    assert "use count_chat" in failure.message
+
+
+def test_a_message_problem_names_the_conversation_message_and_field(service):
+    bad_call = {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "", "arguments": "{}"}}]}
+    conversations = _conversations("short", "short") + [ChatConversation([{"role": "user", "content": "x"}, bad_call])]
+    failure = _failure(service.count_chat, "chatml", conversations)
+    assert failure.kind is ErrorKind.INVALID_INPUT and failure.reason is Reason.CHAT_REQUEST_ERROR
+    assert failure.field == "conversations[2].messages[1].tool_calls[0].function.name"
+    assert failure.metadata == {"item": 2, "message_index": 1, "field": "messages[1].tool_calls[0].function.name"}
+    assert failure.message.startswith("conversations[2].messages[1].tool_calls[0].function.name: is required")
+    role = _failure(service.encode_chat, "chatml", [ChatConversation([{"role": "robot", "content": "beep"}])])
+    assert role.field == "conversations[0].messages[0].role" and "system, user, assistant, tool" in role.message
+    tools = _failure(service.count_chat, "chatml", [ChatConversation([{"role": "user", "content": "x"}], [{"type": "web"}])])
+    assert tools.field == "conversations[0].tools[0]"
+
+
+def test_a_template_that_raises_is_invalid_input_with_its_message(service):
+    failure = _failure(service.encode_chat, "templated", [ChatConversation([{"role": "robot", "content": "beep"}])])
+    assert failure.kind is ErrorKind.INVALID_INPUT and failure.reason is Reason.CHAT_TEMPLATE_ERROR
+    assert failure.field == "conversations[0]" and failure.metadata["template_failure"] == "raised"
+    assert "robots may not speak: beep" in failure.message
+    failed = _failure(service.count_chat, "templated", [ChatConversation([{"role": "user", "content": None}])])
+    assert failed.kind is ErrorKind.INVALID_INPUT and failed.metadata["template_failure"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("content", "limit_name"), [("spin", "chat_template_seconds"), ("grow", "chat_template_max_chars")]
+)
+def test_a_template_at_its_limits_is_limit_exceeded_stating_the_limit(service, content, limit_name):
+    started = time.monotonic()
+    failure = _failure(service.count_chat, "templated", _conversations("short") + [ChatConversation([{"role": "user", "content": content}])])
+    assert time.monotonic() - started < 10  # the template's own bound (1 s), with room for a busy machine
+    assert failure.kind is ErrorKind.LIMIT_EXCEEDED and failure.reason is Reason.CHAT_TEMPLATE_ERROR
+    assert (failure.limit_name, failure.field, failure.metadata["item"]) == (limit_name, "conversations[1]", 1)
+    assert ("longer than 1 s" if content == "spin" else "limit 16,777,216") in failure.message
+
+
+def test_the_calls_deadline_bounds_a_template_and_is_reported_as_the_deadline(service):
+    started = time.monotonic()
+    with pytest.raises(DeadlineExpired):
+        service.count_chat("templated", [ChatConversation([{"role": "user", "content": "spin"}])], call=Call(0.3))
+    assert time.monotonic() - started < 5
+
+
+def test_a_model_without_a_chat_format_is_unsupported_naming_the_fix(service):
+    failure = _failure(service.count_chat, "plain", _conversations("short"))
+    assert failure.kind is ErrorKind.UNSUPPORTED and failure.reason is Reason.CHAT_FORMAT_NOT_SET_ERROR
+    assert failure.metadata == {"ref": "plain@1"} and "publish a new version with one" in failure.message
+    with pytest.raises(ChatFormatNotSetError):
+        service.encode_chat("plain", _conversations("short"))
+
+
+def test_limits_count_conversations_and_their_text(registry):
+    conversations = _conversations("short", "system_and_turns", "tool_call")
+    size = sum(map(conversation_bytes, conversations))
+    tight = TokenizerService(ServedModels(registry), Limits(max_batch_items=2))
+    with pytest.raises(RequestLimitExceeded, match="3 batch items"):
+        tight.count_chat("chatml", conversations)
+    small = TokenizerService(ServedModels(registry), Limits(max_request_bytes=size - 1))
+    with pytest.raises(RequestLimitExceeded, match=f"{size} input bytes"):
+        small.count_chat("chatml", conversations)
+    TokenizerService(ServedModels(registry), Limits(max_request_bytes=size)).count_chat("chatml", conversations)
+
+
+def test_the_answer_is_bounded_before_it_is_sent(registry):
+    long_chat = [ChatConversation([{"role": "user", "content": "many words " * 2000}])]
+    small = TokenizerService(ServedModels(registry), Limits(max_response_bytes=8000))
+    failure = _failure(small.encode_chat, "chatml", long_chat)
+    assert failure.kind is ErrorKind.LIMIT_EXCEEDED and failure.limit_name == "max_message_bytes"
+    assert small.count_chat("chatml", long_chat).total > 4000  # counting sends no ids or text
+
+
+def test_request_shapes_the_service_refuses(service):
+    with pytest.raises(InvalidRequest, match="content_special_tokens: unknown value 'maybe'"):
+        service.count_chat("chatml", _conversations("short"), content_special_tokens="maybe")
+    deep: object = "x"
+    for _ in range(MAX_CHAT_DEPTH + 5):
+        deep = {"nested": deep}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": deep}}]
+    with pytest.raises(InvalidRequest) as raised:
+        service.count_chat("chatml", [ChatConversation([{"role": "user", "content": "x"}], tools)])
+    assert raised.value.field == "conversations[0].tools" and f"deeper than {MAX_CHAT_DEPTH}" in str(raised.value)
+    refused = _failure(service.count_chat, "chatml", _conversations("special_text_in_content"), content_special_tokens="refuse")
+    assert refused.field == "conversations[0].messages[0].content" and "<|im_end|>" in refused.message
+
+
+def test_chats_reserve_their_working_memory_like_every_operation(registry):
+    # A large chat waits at the admission gate like a large Encode: held while the call record is open.
+    admission = WorkAdmission(256 << 20, small_bytes=1 << 20)
+    gated = TokenizerService(ServedModels(registry), Limits(), admission=admission)
+    conversations = [ChatConversation([{"role": "user", "content": "many words " * 100_000}])]
+    size = conversation_bytes(conversations[0])
+    for operation in ("encode_chat", "count_chat"):
+        with recording():
+            getattr(gated, operation)("chatml", conversations)
+            assert admission.held_bytes == chat_working_bytes(operation, [size]) > size
+        assert admission.held_bytes == 0
+    # a held budget makes a large chat wait, and past its deadline it gives up before any work
+    holder = admission.reserve(256 << 20, call=None)
+    try:
+        with pytest.raises(DeadlineExpired, match="while waiting"):
+            gated.count_chat("chatml", conversations, call=Call(0.2))
+        assert gated.count_chat("chatml", _conversations("short")).total > 0  # small chats never wait
+    finally:
+        holder()
+    assert admission.held_bytes == 0 and admission.running == 0
+
+
+def test_per_conversation_bounds_name_the_conversation(service):
+    many = [{"role": "user", "content": ""}] * (MAX_CHAT_MESSAGES + 1)
+    failure = _failure(service.count_chat, "chatml", _conversations("short") + [ChatConversation(many)])
+    assert failure.kind is ErrorKind.INVALID_INPUT and failure.field == "conversations[1].messages"
+    assert f"{MAX_CHAT_MESSAGES + 1:,} messages, over the limit of {MAX_CHAT_MESSAGES:,}" in failure.message
+    schema = {"type": "object", "description": "d" * MAX_CHAT_TOOLS_BYTES}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    failure = _failure(service.encode_chat, "chatml", [ChatConversation([{"role": "user", "content": "x"}], tools)])
+    assert failure.kind is ErrorKind.INVALID_INPUT and failure.field == "conversations[0].tools"
+    assert f"over the limit of {MAX_CHAT_TOOLS_BYTES:,}" in failure.message
+    # at the bounds, both pass
+    assert service.count_chat("chatml", [ChatConversation(many[:MAX_CHAT_MESSAGES])]).total > MAX_CHAT_MESSAGES
