@@ -104,12 +104,17 @@ def _merge_rich_piece(rng, tokens: list[bytes], length: int) -> bytes:
     return b"".join(parts)[:length]
 
 
+def _core_and_oracle(ranks: dict[bytes, int]) -> tuple[BpeCore, tiktoken.Encoding]:
+    """A core (small cache, no pattern) and tiktoken over the same ranks, for pieces given one at a time."""
+    oracle = tiktoken.Encoding("random", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={})
+    return BpeCore(ranks, None, cache_capacity=64), oracle
+
+
 @settings(max_examples=250, deadline=None)
 @given(case=_vocabulary_and_pieces())
 def test_merge_matches_python_reference_and_tiktoken(case):
     ranks, pieces = case
-    core = BpeCore(ranks, None, cache_capacity=64)
-    oracle = tiktoken.Encoding("random", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={})
+    core, oracle = _core_and_oracle(ranks)
     for piece in pieces:
         # Long pieces also through their prefixes on both sides of the switch between the C algorithms.
         for length in sorted({len(piece)} | ({127, 128, 129} if len(piece) > 129 else set())):
@@ -149,8 +154,7 @@ def _vocabulary_and_long_pieces(draw):
 @given(case=_vocabulary_and_long_pieces())
 def test_long_piece_merge_matches_python_reference_and_tiktoken(case):
     ranks, pieces = case
-    core = BpeCore(ranks, None, cache_capacity=64)
-    oracle = tiktoken.Encoding("random-long", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={})
+    core, oracle = _core_and_oracle(ranks)
     for piece in pieces:
         expected = oracle._encode_single_piece(piece)
         assert core.encode_piece(piece) == expected
