@@ -42,16 +42,19 @@ static int reserve(tk_batch_buffer *buffer, size_t more) {
     return 0;
 }
 
-/* The ids of one piece into `out` (room for len ids); how many, or -1 when out of memory. The same steps
- * as emit_piece in module.c (whole-token shortcut, piece cache, merge rule) with the worker's own cache. */
+/* The ids of one piece into `out` (room for len ids, or NULL to count only); how many, or -1 when out of
+ * memory. The same steps as emit_piece in module.c (whole-token shortcut, short pieces merged without the
+ * cache, piece cache, merge rule) with the worker's own cache. */
 static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, const uint8_t *piece, size_t len,
                            uint32_t *out) {
     uint32_t rank = tk_rank_of(model->table, piece, len);
     if (rank != TK_NO_RANK &&
         (__builtin_expect(model->whole_piece_shortcut, 1) || (model->merges_to_itself && model->merges_to_itself[rank]))) {
-        out[0] = rank;
+        if (out) out[0] = rank;
         return 1;
     }
+    if (!model->pairs && (!out || len <= TK_UNCACHED_PIECE_BYTES))
+        return tk_bpe_merge(model->table, piece, len, model->n_ranks, out);
     uint64_t hash = 0;
     if (cache) {
         hash = tk_hash(piece, len, model->seed);
@@ -59,7 +62,7 @@ static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, c
         if (n >= 0) return n;
     }
     ptrdiff_t n = model->pairs ? tk_pair_merge(model->pairs, model->table, piece, len, out)
-                               : tk_bpe_merge(model->table, piece, len, out);
+                               : tk_bpe_merge(model->table, piece, len, model->n_ranks, out);
     if (n >= 0 && cache) tk_piece_cache_put(cache, piece, len, hash, out, (size_t)n);
     return n;
 }
@@ -81,11 +84,13 @@ static int encode_item(batch_worker *worker, tk_batch_item *item) {
             status = TK_BATCH_PIECE_TOO_LONG;
             break;
         }
-        if (reserve(buffer, len) < 0) {
+        /* Counted, a piece too long to cache needs no room for its ids (the merge counts them). */
+        int count_only = counting && !model->pairs && (!worker->cache || len > worker->cache->max_key_len);
+        if (!count_only && reserve(buffer, len) < 0) {
             status = TK_BATCH_NO_MEMORY;
             break;
         }
-        ptrdiff_t n = piece_ids(model, worker->cache, item->text + start, len, buffer->ids + buffer->len);
+        ptrdiff_t n = piece_ids(model, worker->cache, item->text + start, len, count_only ? NULL : buffer->ids + buffer->len);
         if (n < 0) {
             status = TK_BATCH_NO_MEMORY;
             break;

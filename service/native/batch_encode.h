@@ -6,7 +6,7 @@
  * (rank table, pair table, splitter) and writes only its own buffer and its own piece cache, checked out of
  * the core's pool of worker caches (taken and given back with the GIL held, so the pool needs no lock).
  *
- *   tk_batch_model model = {&table, NULL, NULL, 1, splitter, seed};
+ *   tk_batch_model model = {&table, NULL, NULL, 1, splitter, seed, n_ranks};
  *   tk_batch_item items[2] = {{text0, len0}, {text1, len1}};
  *   tk_batch_run(&model, items, 2, 2, 0, caches, workers);   then items[i].{status, worker, offset, n_ids}
  */
@@ -34,6 +34,7 @@ typedef struct {
     int whole_piece_shortcut;          /* a piece that is a token is that token */
     const tk_splitter *split;
     uint64_t seed;
+    size_t n_ranks;                    /* ranks 0..n_ranks-1 (tk_bpe_merge's bucket merge sizes by it) */
 } tk_batch_model;
 
 typedef struct {

@@ -1,12 +1,16 @@
 /* tiktoken's merge rule for one piece: start from single bytes; repeatedly merge the adjacent pair whose
  * concatenation has the lowest rank (the leftmost on ties); stop when no adjacent pair is a token.
  *
- * Two implementations of the same rule:
+ * Three implementations of the same rule:
  * - short pieces (the common case): tiktoken's own loop over an array of parts, O(n^2) but cache-friendly;
- * - long pieces: a heap of (rank, start) over a linked list of parts with lazy deletion, O(n log n), so a
- *   1 MB piece of "a" or of base64 costs a fraction of a second instead of minutes.
- * The Python reference (tokend/engine/bpe.py) implements the heap version; the tests hold all three
- * (both of these and tiktoken) to the same ids. */
+ * - long pieces: a heap of (rank, start) over a linked list of parts with lazy deletion, O(n log n);
+ * - huge pieces (16 KiB and more): the same order without the heap, one rank at a time
+ *   (bpe_bucket_merge.c), O(n + ranks) and 1 bit + ~4 bytes a byte; it hands back to the heap when the
+ *   vocabulary's ranks are not in merge order. One 1 MB piece of cl100k_base on this machine: "a" * n
+ *   0.24 s with the heap -> 0.035 s, random letters 0.19 -> 0.055 s; peak RSS of counting an 8 MiB
+ *   piece of random letters 137 -> 17 MiB.
+ * The Python reference (tokend/engine/bpe.py) implements the heap version; the tests hold all of them
+ * (and tiktoken) to the same ids. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +20,9 @@
  * bounds adversarial input. Pieces past 128 bytes are rare in text (25 of 98,449 cache misses of o200k
  * multilingual), so the exact point hardly matters; the crossover itself was not measured. */
 #define TK_SHORT_PIECE 128
+/* From here on the rank-ordered buckets (bpe_bucket_merge.c) replace the heap: their set-up costs 16 bytes
+ * per rank of the vocabulary (1.6 MB for cl100k_base), which a piece must be long enough to pay for. */
+#define TK_BUCKET_PIECE 16384
 
 static inline uint32_t pair_rank(const tk_rank_table *table, const uint8_t *piece, size_t start, size_t end) {
     return tk_rank_of(table, piece + start, end - start);
@@ -147,7 +154,8 @@ static ptrdiff_t merge_long(const tk_rank_table *table, const uint8_t *piece, si
         }
     }
     n = 0;
-    for (uint32_t start = 0; start < len; start = next[start]) out[n++] = pair_rank(table, piece, start, next[start]);
+    for (uint32_t start = 0; start < len; start = next[start], n++)
+        if (out) out[n] = pair_rank(table, piece, start, next[start]);
 done:
     free(next);
     free(prev);
@@ -155,8 +163,16 @@ done:
     return n;
 }
 
-ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
+ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out) {
     if (len == 0) return 0;
-    if (len <= TK_SHORT_PIECE) return merge_short(table, piece, len, out);
+    if (len <= TK_SHORT_PIECE) {
+        uint32_t ids[TK_SHORT_PIECE];
+        return merge_short(table, piece, len, out ? out : ids);
+    }
+    if (len >= TK_BUCKET_PIECE) {
+        ptrdiff_t n = tk_bpe_merge_buckets(table, piece, len, n_ranks, out);
+        if (n != -2) return n;
+
+    }
     return merge_long(table, piece, len, out);
 }

@@ -71,7 +71,7 @@ typedef struct {
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
 static inline ptrdiff_t merge_piece(const BpeCore *self, const uint8_t *piece, size_t len, uint32_t *out) {
     if (__builtin_expect(self->pair_rule, 0)) return tk_pair_merge(&self->pairs, &self->table, piece, len, out);
-    return tk_bpe_merge(&self->table, piece, len, out);
+    return tk_bpe_merge(&self->table, piece, len, self->n_rank_objects, out);
 }
 
 /* Where ids go: appended to a growable array, or only counted. */
@@ -96,6 +96,22 @@ static int sink_reserve(Sink *sink, size_t more) {
     return 0;
 }
 
+/* merge_piece, without the GIL when the piece is long and its bytes cannot change meanwhile (they belong
+ * to a str); -1 with MemoryError set when out of memory. */
+static ptrdiff_t merge_long_piece(BpeCore *self, const uint8_t *piece, size_t len, uint32_t *out,
+                                  int piece_is_immutable) {
+    ptrdiff_t n;
+    if (piece_is_immutable && len >= TK_RELEASE_GIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        n = merge_piece(self, piece, len, out);
+        Py_END_ALLOW_THREADS
+    } else {
+        n = merge_piece(self, piece, len, out);
+    }
+    if (n < 0) PyErr_NoMemory();
+    return n;
+}
+
 /* The ids of one piece into the sink. `piece_is_immutable`: the bytes cannot change while the GIL is
  * released (they belong to a str). */
 static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len, int piece_is_immutable) {
@@ -114,22 +130,30 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
         sink->ids[sink->len++] = rank;
         return 0;
     }
+    if (sink->counting && !self->pair_rule && len > self->cache.max_key_len) {
+        /* A piece too long to cache, counted: the merge counts its ids without writing them, so counting
+         * one huge piece needs no room for its ids (the cache still books it as a miss). */
+        self->cache.misses++;
+        ptrdiff_t n = merge_long_piece(self, piece, len, NULL, piece_is_immutable);
+        if (n < 0) return -1;
+        sink->count += (size_t)n;
+        return 0;
+    }
     if (sink_reserve(sink, len) < 0) return -1;
     uint32_t *out = sink->ids + sink->len;
+    if (len <= TK_UNCACHED_PIECE_BYTES && !self->pair_rule) {
+        ptrdiff_t n = tk_bpe_merge(&self->table, piece, len, self->n_rank_objects, out);
+        if (sink->counting)
+            sink->count += (size_t)n;
+        else
+            sink->len += (size_t)n;
+        return 0;
+    }
     uint64_t hash = tk_hash(piece, len, self->seed);
     ptrdiff_t n = tk_piece_cache_get(&self->cache, piece, len, hash, out);
     if (n < 0) {
-        if (piece_is_immutable && len >= TK_RELEASE_GIL_BYTES) {
-            Py_BEGIN_ALLOW_THREADS
-            n = merge_piece(self, piece, len, out);
-            Py_END_ALLOW_THREADS
-        } else {
-            n = merge_piece(self, piece, len, out);
-        }
-        if (n < 0) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        n = merge_long_piece(self, piece, len, out, piece_is_immutable);
+        if (n < 0) return -1;
         tk_piece_cache_put(&self->cache, piece, len, hash, out, (size_t)n);
     }
     if (sink->counting)
@@ -367,7 +391,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
     threads = tk_batch_threads(num_threads > 0 ? (size_t)num_threads : 1, (size_t)n, total);
     for (size_t w = 0; w < threads; w++) caches[w] = tk_cache_pool_take(&self->worker_caches);
     tk_batch_model model = {&self->table, self->pair_rule ? &self->pairs : NULL, self->merges_to_itself,
-                            self->whole_piece_shortcut, self->split, self->seed};
+                            self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects};
     int failed;
     Py_BEGIN_ALLOW_THREADS
     failed = tk_batch_run(&model, items, (size_t)n, threads, counting, caches, buffers);

@@ -64,7 +64,7 @@ static const tk_cache_entry *find(const tk_piece_cache *cache, const tk_cache_ge
         uint32_t slot = gen->slots[i];
         if (!slot) return NULL;
         const tk_cache_entry *entry = &gen->entries[slot - 1];
-        if (entry->hash == hash && entry->key_len == len && memcmp(gen->arena + entry->offset, key, len) == 0)
+        if (entry->hash == hash && entry->key_len == len && tk_bytes_equal(gen->arena + entry->offset, key, len))
             return entry;
         i = (i + 1) & cache->slot_mask;
     }
@@ -129,7 +129,7 @@ void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, u
             return;
         }
         const tk_cache_entry *entry = &gen->entries[slot - 1];
-        if (entry->hash == hash && entry->key_len == len && memcmp(gen->arena + entry->offset, key, len) == 0)
+        if (entry->hash == hash && entry->key_len == len && tk_bytes_equal(gen->arena + entry->offset, key, len))
             return; /* already there */
         i = (i + 1) & cache->slot_mask;
     }

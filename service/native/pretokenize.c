@@ -34,6 +34,10 @@ typedef struct {
 /* DeepSeek-V3's prefix class [^\r\n\p{L}\p{P}\p{S}] */
 #define IS_Y(c) ((c).width && (c).cp != '\r' && (c).cp != '\n' && !((c).cls & (TK_LETTER | TK_PUNCT_SYMBOL)))
 
+static inline int is_ascii_letter(uint8_t b) { return (uint8_t)((b | 0x20) - 'a') < 26; }
+static inline int is_ascii_lower(uint8_t b) { return (uint8_t)(b - 'a') < 26; }
+static inline int is_ascii_upper(uint8_t b) { return (uint8_t)(b - 'A') < 26; }
+
 static inline tk_char char_at(const uint8_t *s, size_t len, size_t pos) {
     tk_char c;
     if (pos >= len) {
@@ -64,6 +68,11 @@ static inline tk_char char_at(const uint8_t *s, size_t len, size_t pos) {
 /* End of the run of characters having any of the `classes` bits, from pos. */
 static size_t run_of(const uint8_t *s, size_t len, size_t pos, uint8_t classes) {
     while (pos < len) {
+        if (s[pos] < 0x80) { /* ASCII: no decoding, one class lookup */
+            if (!(tk_classes(s[pos]) & classes)) break;
+            pos++;
+            continue;
+        }
         tk_char c = char_at(s, len, pos);
         if (!(c.cls & classes)) break;
         pos += c.width;
@@ -189,6 +198,11 @@ static size_t gpt2_piece_end(const uint8_t *s, size_t len, size_t pos) {
  * '(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|
  * \s+(?!\S)|\s */
 static size_t cl100k_piece_end(const uint8_t *s, size_t len, size_t pos) {
+    /* The commonest pieces first, with the matches the alternatives below give them: no contraction starts
+     * with a letter or a space, an ASCII letter is L (and not X), a space is X, so "word" and " word" are
+     * \p{L}++ and X?+\p{L}++ from their first letter. */
+    if (is_ascii_letter(s[pos])) return run_of(s, len, pos + 1, TK_LETTER);
+    if (s[pos] == ' ' && pos + 1 < len && is_ascii_letter(s[pos + 1])) return run_of(s, len, pos + 2, TK_LETTER);
     tk_char c = char_at(s, len, pos);
     size_t end = contraction_ignoring_case(s, len, pos);
     if (end > pos) return end;
@@ -275,9 +289,23 @@ static size_t o200k_upper_end(const uint8_t *s, size_t len, size_t start, int co
  * The prefix X? is greedy but not possessive: when the rest fails after it, it is retried without it
  * (which matters when X is a mark, M, which is also UP and LO).
  * TEKKEN_PATTERN is the same without the contraction suffixes and with \p{N} single digits. */
+/* o200k's first alternative for ASCII words, "word", " word", "Word", " WORDs" (X? then [UP]*[LO]+): the
+ * ASCII upper-case run is all of UP* there (the next character, an ASCII lower-case letter, is not UP),
+ * so LO+ starts right after it and no backtracking can happen. 0 when the text at `start` is not such a
+ * word (then the general code decides). */
+static size_t o200k_ascii_word_end(const uint8_t *s, size_t len, size_t start, int contractions) {
+    size_t end = start;
+    while (end < len && is_ascii_upper(s[end])) end++;
+    if (end >= len || !is_ascii_lower(s[end])) return 0;
+    end = run_of(s, len, end + 1, TK_LOWERISH);
+    return contractions ? contraction_ignoring_case(s, len, end) : end;
+}
+
 static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos, int contractions, int max_digits) {
-    tk_char c = char_at(s, len, pos);
     size_t end;
+    if (s[pos] < 0x80 && s[pos] != ' ' && (end = o200k_ascii_word_end(s, len, pos, contractions))) return end;
+    if (s[pos] == ' ' && pos + 1 < len && (end = o200k_ascii_word_end(s, len, pos + 1, contractions))) return end;
+    tk_char c = char_at(s, len, pos);
     if (IS_X(c) && (end = o200k_lower_end(s, len, pos + c.width, contractions))) return end;
     if ((end = o200k_lower_end(s, len, pos, contractions))) return end;
     if (IS_X(c) && (end = o200k_upper_end(s, len, pos + c.width, contractions))) return end;
@@ -300,8 +328,6 @@ static size_t o200k_piece_end(const uint8_t *s, size_t len, size_t pos, int cont
 static inline int is_ascii_punctuation(uint32_t cp) {
     return (cp >= '!' && cp <= '/') || (cp >= ':' && cp <= '@') || (cp >= '[' && cp <= '`') || (cp >= '{' && cp <= '~');
 }
-
-static inline int is_ascii_letter(uint8_t b) { return (uint8_t)((b | 0x20) - 'a') < 26; }
 
 /* The main stage of DeepSeek-V3's Sequence (DEEPSEEK_V3_PATTERNS[2]; digits and CJK runs are split off
  * by the two stages before it, each piece of theirs is the whole text here):

@@ -79,3 +79,24 @@ def test_200kb_hostile_texts_match_tiktoken(enc, oracle, text):
     ids = enc.encode_ordinary(text)
     assert time.monotonic() - started < GUARD_SECONDS
     assert ids == oracle.encode_ordinary(text)
+
+
+# The worst-case shapes of `python -m bench engine` (bench/worst_case.py), 1 MB each, kept whole by both
+# patterns. Long pieces merge rank by rank (service/native/bpe_bucket_merge.c); tiktoken is the oracle, and
+# the guard is loose on purpose (the merge takes tens of milliseconds here; a quadratic one, minutes).
+WORST_CASE_GUARD_SECONDS = 2
+
+
+@pytest.mark.parametrize("kind", ["repeated letter", "random letters", "repeated emoji"])
+def test_1mb_worst_case_piece_matches_tiktoken_within_guard(enc, oracle, kind):
+    text = {
+        "repeated letter": "a" * ONE_MB,
+        "random letters": "".join(random.Random(1).choices(string.ascii_letters, k=ONE_MB)),
+        "repeated emoji": "\N{GRINNING FACE}" * (ONE_MB // 4),
+    }[kind]
+    started = time.process_time()
+    ids = enc.encode_ordinary(text)
+    elapsed = time.process_time() - started
+    assert ids == oracle.encode_ordinary(text)
+    assert elapsed < WORST_CASE_GUARD_SECONDS, f"{kind}: {elapsed:.2f} s CPU for 1 MB"
+    assert enc.count(text) == len(ids)  # the count path merges without writing ids

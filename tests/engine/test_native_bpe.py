@@ -4,8 +4,8 @@
     >>> BpeCore(ranks, None).merge(b"aab")
     [97, 256]
 
-The C merge has two algorithms (tiktoken's array loop up to 128 bytes, a heap above), so pieces span that
-boundary. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
+The C merge has three algorithms (tiktoken's array loop up to 128 bytes, a heap above, rank-ordered buckets
+from 16 KiB), so pieces span those boundaries. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
 tiktoken's own encoding of the same text. Also: bounded time on 1 MB inputs, and the errors for bad input.
 """
 
@@ -20,7 +20,7 @@ import time
 import pytest
 import regex
 import tiktoken
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokend
@@ -91,22 +91,30 @@ def _vocabulary_and_pieces(draw):
     values = sorted(rng.sample(range(10 * len(ordered)), len(ordered))) if sparse else range(len(ordered))
     ranks = dict(zip(ordered, values))
     lengths = draw(st.lists(st.one_of(st.sampled_from([1, 2, 127, 128, 129, 256, 400]), st.integers(1, 400)), min_size=1, max_size=4))
-    pieces = []
-    for length in lengths:
-        # Concatenated tokens, cut to length: merge-rich, unlike uniformly random bytes.
-        parts: list[bytes] = []
-        while sum(map(len, parts)) < length:
-            parts.append(rng.choice(tokens))
-        pieces.append(b"".join(parts)[:length])
-    return ranks, pieces
+    return ranks, [_merge_rich_piece(rng, tokens, length) for length in lengths]
+
+
+def _merge_rich_piece(rng, tokens: list[bytes], length: int) -> bytes:
+    """Random tokens concatenated, cut to `length`: merge-rich, unlike uniformly random bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while size < length:
+        parts.append(rng.choice(tokens))
+        size += len(parts[-1])
+    return b"".join(parts)[:length]
+
+
+def _core_and_oracle(ranks: dict[bytes, int]) -> tuple[BpeCore, tiktoken.Encoding]:
+    """A core (small cache, no pattern) and tiktoken over the same ranks, for pieces given one at a time."""
+    oracle = tiktoken.Encoding("random", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={})
+    return BpeCore(ranks, None, cache_capacity=64), oracle
 
 
 @settings(max_examples=250, deadline=None)
 @given(case=_vocabulary_and_pieces())
 def test_merge_matches_python_reference_and_tiktoken(case):
     ranks, pieces = case
-    core = BpeCore(ranks, None, cache_capacity=64)
-    oracle = tiktoken.Encoding("random", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={})
+    core, oracle = _core_and_oracle(ranks)
     for piece in pieces:
         # Long pieces also through their prefixes on both sides of the switch between the C algorithms.
         for length in sorted({len(piece)} | ({127, 128, 129} if len(piece) > 129 else set())):
@@ -114,6 +122,54 @@ def test_merge_matches_python_reference_and_tiktoken(case):
             assert core.merge(part) == byte_pair_merge(part, ranks), part
             expected = byte_pair_encode(part, ranks)
             assert core.encode_piece(part) == expected == oracle._encode_single_piece(part), part
+
+
+# Pieces of 16 KiB and more merge rank by rank (bpe_bucket_merge.c) instead of through the heap; a
+# vocabulary whose ranks are not in merge order sends them back to the heap. Both ways against both oracles.
+_BUCKET_PIECE = 16384
+
+
+@st.composite
+def _vocabulary_and_long_pieces(draw):
+    """A small merge-built vocabulary over 2-4 ASCII letters, ranked in the order it was built (as real
+    vocabularies are) or shuffled (ranks out of merge order), and merge-rich pieces of 16-24 KB."""
+    rng = draw(st.randoms(use_true_random=False))
+    alphabet = [bytes([b]) for b in rng.sample(b"abcdefgh", draw(st.integers(2, 4)))]
+    tokens, vocabulary = list(alphabet), set(_SINGLE_BYTES)
+    for _ in range(draw(st.integers(1, 150))):
+        token = rng.choice(tokens) + rng.choice(tokens)
+        if len(token) <= 24 and token not in vocabulary:
+            vocabulary.add(token)
+            tokens.append(token)
+    ordered = list(_SINGLE_BYTES) + [token for token in tokens if len(token) > 1]  # build order
+    if draw(st.booleans()):
+        rng.shuffle(ordered)
+    ranks = {token: rank for rank, token in enumerate(ordered)}
+    lengths = draw(st.lists(st.sampled_from([_BUCKET_PIECE - 1, _BUCKET_PIECE, _BUCKET_PIECE + 1, 24_000]),
+                            min_size=1, max_size=2))
+    return ranks, [_merge_rich_piece(rng, tokens, length) for length in lengths]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
+@given(case=_vocabulary_and_long_pieces())
+def test_long_piece_merge_matches_python_reference_and_tiktoken(case):
+    ranks, pieces = case
+    core, oracle = _core_and_oracle(ranks)
+    for piece in pieces:
+        expected = oracle._encode_single_piece(piece)
+        assert core.encode_piece(piece) == expected
+        assert core.count_pieces([piece.decode()]) == len(expected)
+        assert core.merge(piece) == byte_pair_merge(piece, ranks)
+
+
+def test_long_piece_merge_with_ranks_out_of_merge_order():
+    # "aa" is made before "aaa" can be, yet "aaa" ranks first: a pair created while merging "aa" ranks
+    # below it, which the rank-by-rank merge cannot take; the heap gives tiktoken's ids.
+    ranks = _SINGLE_BYTES | {b"aaa": 256, b"aa": 257, b"aaaaa": 258}
+    oracle = tiktoken.Encoding("out-of-order", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={})
+    for n in (_BUCKET_PIECE, 50_001):
+        piece = b"a" * n
+        assert BpeCore(ranks, None).merge(piece) == byte_pair_merge(piece, ranks) == oracle._encode_single_piece(piece)
 
 
 # ---- b) real vocabularies: one piece at a time against tiktoken ---------------------------------------

@@ -5,7 +5,8 @@
     >>> core.cache_stats()[:3]
     (1, 1, 1)
 
-Only pieces that are not tokens themselves go through the cache. Its size is bounded whatever the input (two
+Only pieces that are not tokens themselves and are longer than 5 bytes go through the cache (shorter ones merge
+in a few table lookups, cheaper than the cache). Its size is bounded whatever the input (two
 generations of `cache_capacity` entries), pieces longer than `max_cached_piece_bytes` are never stored, and
 results are exact whatever the cache holds: against a core without cache and against tiktoken.
 """
@@ -81,6 +82,17 @@ def test_tokens_and_single_bytes_bypass_the_cache():
     assert core.cache_stats()[:3] == (0, 0, 0)
 
 
+def test_short_pieces_that_are_not_tokens_bypass_the_cache():
+    core = _core()
+    text = " ".join(["qzx Xqzv qzxv zzqx jqxz"] * 3)
+    pieces = regex.findall(GPT4_PATTERN, text)
+    assert all(len(piece.encode()) <= 5 for piece in pieces)
+    assert sum(piece.encode() not in _ranks() for piece in pieces) >= 3  # merged, yet not cached
+    assert core.encode(text) == _oracle().encode_ordinary(text)
+    assert core.count(text) == len(_oracle().encode_ordinary(text))
+    assert core.cache_stats()[:3] == (0, 0, 0)
+
+
 def test_encode_piece_shares_the_cache_but_merge_does_not():
     core = _core()
     piece = _non_token_words(1)[0].encode()
@@ -135,7 +147,7 @@ def test_a_piece_in_use_survives_a_stream_of_new_pieces():
 
 def test_pieces_longer_than_the_limit_count_as_misses_and_are_never_stored():
     core = _core(max_cached_piece_bytes=6)
-    short = _non_token_words(50, seed=5, length=(3, 5))  # 4-6 bytes with the space
+    short = _non_token_words(50, seed=5, length=(5, 5))  # 6 bytes with the space (5 and fewer skip the cache)
     long = _non_token_words(50, seed=6, length=(6, 12))  # 7-13 bytes
     for _ in range(2):
         for word in long:

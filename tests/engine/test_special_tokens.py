@@ -94,3 +94,23 @@ def test_string_policies_other_than_all_are_rejected(cl100k):
         cl100k.encode("x", allowed_special="<|endoftext|>")
     with pytest.raises(TypeError, match="disallowed_special"):
         cl100k.encode("x", disallowed_special="<|endoftext|>")
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 16, 40])
+def test_special_token_set_never_misses_a_token(size):
+    # Each way of checking (tokens themselves, 2-character prefixes then tokens, a prefix regex) must say
+    # "maybe" whenever a token occurs, and may say "no" only when none does.
+    from tokend.engine.special_tokens import SpecialTokenSet
+
+    tokens = {f"<|tok{i}|>" for i in range(size)}
+    if size > 3:
+        tokens |= {f"[X{i}]" for i in range(size // 2)}
+    tokens = frozenset(tokens)
+    specials = SpecialTokenSet(tokens)
+    for token in tokens:
+        assert specials.may_occur(f"before {token} after")
+        assert specials.may_occur(token)
+    assert not specials.may_occur("plain text with < and | and [ but no token")
+    assert not specials.may_occur("")
+    if size > 3:  # a prefix without its token: the tokens themselves decide (up to 16 of them)
+        assert specials.may_occur("<| not a token") == (len(tokens) > 16)

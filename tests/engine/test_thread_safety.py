@@ -37,10 +37,10 @@ def test_cache_stats_count_hits_and_misses(oracle):
     enc = Encoding("fresh", pat_str=oracle._pat_str, mergeable_ranks=oracle._mergeable_ranks, special_tokens={})
     start = enc.piece_cache_stats()
     assert (start.hits, start.misses, start.size) == (0, 0, 0) and start.capacity >= 65_536
-    enc.encode_ordinary("zxqv zxqv zxqv")  # not tokens: computed (missed) once, then found (hit)
+    enc.encode_ordinary("zxqvjk zxqvjk zxqvjk")  # not tokens (and longer than 5 bytes): computed (missed) once, then found (hit)
     first = enc.piece_cache_stats()
     assert first.misses >= 1 and first.hits >= 1 and first.size >= 1
-    enc.encode_ordinary("zxqv zxqv zxqv")  # the same text again: only hits
+    enc.encode_ordinary("zxqvjk zxqvjk zxqvjk")  # the same text again: only hits
     second = enc.piece_cache_stats()
     assert second.misses == first.misses and second.hits > first.hits
     enc.encode_ordinary("the")  # a token: found in the vocabulary, never a cache lookup
