@@ -108,6 +108,15 @@ def test_chunks_when_cut_text_needs_more_tokens(quick_retries, text, max_tokens,
         check_chunks(encoding.encode, text, chunks, max_tokens, overlap, encoding.decode_tokens_bytes(encoding.encode(text)))
 
 
+def test_an_overlap_longer_than_the_chunk_starts_on_a_token_boundary():
+    """Found by hypothesis: the first chunk ends at a separator inside a token ("\n|\n") with fewer whole
+    tokens before it than the overlap; the next start was that separator (cut -1 wrapped to the text's end)."""
+    text = "hellohellohellohellohello0:0\x95\U00010000\U00010000\n\nhellohellohellohello"
+    encoding, theirs = family("o200k_base"), oracle("o200k_base")
+    chunks = chunk_or_refusal(encoding, text, 22, int(22 * 0.9), "whitespace")
+    check_chunks(theirs.encode, text, chunks, 22, int(22 * 0.9), theirs.decode_tokens_bytes(theirs.encode(text)))
+
+
 def test_chunks_fill_the_budget_on_prose():
     encoding = family("cl100k_base")
     text = "\n\n".join(corpus_texts(limit_bytes=60_000, kinds=("english",)))

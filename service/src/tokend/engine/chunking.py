@@ -250,7 +250,9 @@ class _Chunker:
             return end
         cut_tokens, cut_chars = self.cut_tokens, self.cut_chars
         target = cut_tokens[bisect_right(cut_chars, end) - 1] - self.overlap
-        candidate = cut_chars[bisect_right(cut_tokens, target) - 1]
+        # max(..., 0): a target before the text (a chunk shorter than the overlap) is cut 0, never cut -1
+        # (the text's end, which min() below would turn into `end`, a separator that may split a token).
+        candidate = cut_chars[max(bisect_right(cut_tokens, target) - 1, 0)]
         if candidate <= start:
             candidate = cut_chars[bisect_right(cut_chars, start)]
         return min(candidate, end)
