@@ -38,11 +38,16 @@ def test_model_details_name_the_algorithm_and_the_role_tokens(api, oracle):
     for role, token_id in (("bos", oracle.bos_id()), ("eos", oracle.eos_id()), ("unk", oracle.unk_id())):
         assert details[f"{role}_token"] == {"text": oracle.id_to_piece(token_id), "id": token_id}
     assert details["pad_token"] is None and oracle.pad_id() == -1
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(oracle.serialized_model_proto())
+    assert details["normalizer"] == model.normalizer_spec.name
 
 
 def test_byte_level_models_say_so(api):
     details = PlaygroundApi(Registry.open()).model("cl100k_base")
-    assert details["algorithm"] == "byte_level_bpe"
+    assert details["algorithm"] == "byte_level_bpe" and details["normalizer"] is None
     assert [details[f"{role}_token"] for role in ("bos", "eos", "unk", "pad")] == [None] * 4
 
 

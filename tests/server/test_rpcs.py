@@ -217,6 +217,7 @@ def test_get_model(stub, registry_dir, cl100k, ref):
     assert list(details.aliases) == ["stable"]
     assert details.created_at.endswith("Z") and details.created_at[:2] == "20"
     assert details.algorithm == "byte_level_bpe"
+    assert details.normalizer == ""  # tiktoken normalizes nothing
     # a rank file names no BOS/EOS/UNK/PAD (its end-of-text token is eot_token)
     assert not any(details.HasField(f"{role}_token") for role in ("bos", "eos", "unk", "pad"))
 

@@ -85,6 +85,15 @@ def test_special_tokens_follow_the_policy(stub, oracle):
     assert ids == [oracle.piece_to_id("[INST]"), *oracle.encode(" hi "), oracle.piece_to_id("[/INST]")]
 
 
+def _normalizer_name(oracle) -> str:
+    """The normalizer's name as sentencepiece reads it from the model."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(oracle.serialized_model_proto())
+    return model.normalizer_spec.name
+
+
 def test_get_model_describes_it(stub, oracle):
     details = stub.GetModel(pb.GetModelRequest(model=MODEL), timeout=10).details
     assert (details.n_vocab, details.max_token_value) == (oracle.get_piece_size(), oracle.get_piece_size() - 1)
@@ -92,6 +101,7 @@ def test_get_model_describes_it(stub, oracle):
     assert details.special_tokens["<s>"] == oracle.bos_id() and details.special_tokens["[INST]"] == oracle.piece_to_id("[INST]")
     assert details.eot_token == oracle.eos_id()
     assert details.algorithm == "sentencepiece-bpe"
+    assert details.normalizer == _normalizer_name(oracle)
     named = {role: (token.text, token.id) for role in ("bos", "eos", "unk") for token in [getattr(details, f"{role}_token")]}
     assert named == {role: (oracle.id_to_piece(token_id), token_id)
                      for role, token_id in (("bos", oracle.bos_id()), ("eos", oracle.eos_id()), ("unk", oracle.unk_id()))}
@@ -109,6 +119,7 @@ def test_the_client_reads_the_algorithm_and_role_tokens(server, oracle):
     with tokend_client.TokendClient(server.target, timeout=30) as client:
         details = client.get_model(MODEL)
     assert details.algorithm == "sentencepiece-bpe"
+    assert details.normalizer == _normalizer_name(oracle)
     assert (details.bos_token, details.eos_token, details.unk_token, details.pad_token) == (
         ("<s>", oracle.bos_id()), ("</s>", oracle.eos_id()), (oracle.id_to_piece(oracle.unk_id()), oracle.unk_id()), None)
 

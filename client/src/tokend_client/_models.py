@@ -67,6 +67,8 @@ class ModelDetails:
     eot_token: int | None
     # How it tokenizes: "byte_level_bpe", "sentencepiece-bpe" or "sentencepiece-unigram" ("" from an older server).
     algorithm: str = ""
+    # What encode applies first ("NFC", "identity", "nmt_nfkc", ...); None: no normalizer (or an older server).
+    normalizer: str | None = None
     # The tokens the model names for these roles, as (text, id); None where it names none.
     bos_token: tuple[str, int] | None = None
     eos_token: tuple[str, int] | None = None
@@ -95,6 +97,7 @@ class ModelDetails:
             aliases=tuple(message.aliases),
             eot_token=message.eot_token if message.HasField("eot_token") else None,
             algorithm=message.algorithm,
+            normalizer=message.normalizer or None,
             **{role: _role_token(message, role) for role in ("bos_token", "eos_token", "unk_token", "pad_token")},
             chat_format=ChatFormatDetails.from_proto(message.chat_format) if message.HasField("chat_format") else None,
         )

@@ -193,7 +193,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class ModelDetails(_message.Message):
-    __slots__ = ("model", "n_vocab", "max_token_value", "special_tokens", "pattern", "payload_format", "sha256", "description", "created_at", "aliases", "eot_token", "chat_format", "algorithm", "bos_token", "eos_token", "unk_token", "pad_token")
+    __slots__ = ("model", "n_vocab", "max_token_value", "special_tokens", "pattern", "payload_format", "sha256", "description", "created_at", "aliases", "eot_token", "chat_format", "algorithm", "bos_token", "eos_token", "unk_token", "pad_token", "normalizer")
     class SpecialTokensEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +218,7 @@ class ModelDetails(_message.Message):
     EOS_TOKEN_FIELD_NUMBER: _ClassVar[int]
     UNK_TOKEN_FIELD_NUMBER: _ClassVar[int]
     PAD_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZER_FIELD_NUMBER: _ClassVar[int]
     model: ModelVersion
     n_vocab: int
     max_token_value: int
@@ -235,7 +236,8 @@ class ModelDetails(_message.Message):
     eos_token: ModelToken
     unk_token: ModelToken
     pad_token: ModelToken
-    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., n_vocab: _Optional[int] = ..., max_token_value: _Optional[int] = ..., special_tokens: _Optional[_Mapping[str, int]] = ..., pattern: _Optional[str] = ..., payload_format: _Optional[str] = ..., sha256: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., eot_token: _Optional[int] = ..., chat_format: _Optional[_Union[ChatFormatDetails, _Mapping]] = ..., algorithm: _Optional[str] = ..., bos_token: _Optional[_Union[ModelToken, _Mapping]] = ..., eos_token: _Optional[_Union[ModelToken, _Mapping]] = ..., unk_token: _Optional[_Union[ModelToken, _Mapping]] = ..., pad_token: _Optional[_Union[ModelToken, _Mapping]] = ...) -> None: ...
+    normalizer: str
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., n_vocab: _Optional[int] = ..., max_token_value: _Optional[int] = ..., special_tokens: _Optional[_Mapping[str, int]] = ..., pattern: _Optional[str] = ..., payload_format: _Optional[str] = ..., sha256: _Optional[str] = ..., description: _Optional[str] = ..., created_at: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., eot_token: _Optional[int] = ..., chat_format: _Optional[_Union[ChatFormatDetails, _Mapping]] = ..., algorithm: _Optional[str] = ..., bos_token: _Optional[_Union[ModelToken, _Mapping]] = ..., eos_token: _Optional[_Union[ModelToken, _Mapping]] = ..., unk_token: _Optional[_Union[ModelToken, _Mapping]] = ..., pad_token: _Optional[_Union[ModelToken, _Mapping]] = ..., normalizer: _Optional[str] = ...) -> None: ...
 
 class ChatFormatDetails(_message.Message):
     __slots__ = ("name", "kind", "estimate", "description")

@@ -12,7 +12,7 @@ spells them:
     models  → {"models": [{"name", "versions", "latest_version", "aliases"}]}
     truncate, chunk, and encode's "offsets": true — token budgets (budget_api.py)
     model   (one reference) → {"model", "n_vocab", "max_token_value", "special_tokens", "pattern", "eot_token", "sha256",
-                               "algorithm", "bos_token", "eos_token", "unk_token", "pad_token" ({"text", "id"} or null),
+                               "algorithm", "normalizer" (or null), "bos_token", "eos_token", "unk_token", "pad_token" ({"text", "id"} or null),
                                "chat_format": {"name", "kind", "estimate", "description"} | null}
     encode_chat, count_chat   OpenAI-shaped messages in the model's chat format (chat_api.py)
 
@@ -106,6 +106,7 @@ class PlaygroundApi(BudgetApi, ChatApi):  # truncate, chunk: budget_api.py; enco
             # None: encode_chat / count_chat answer 422
             "chat_format": dataclasses.asdict(details.chat_format) if details.chat_format is not None else None,
             "algorithm": details.algorithm,
+            "normalizer": details.normalizer,
             # as the gRPC GetModel: {"text", "id"} for each role the model names, None for the others
             **{f"{role}_token": _role_token(details, role) for role in ("bos", "eos", "unk", "pad")},
         }

@@ -103,6 +103,7 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
             created_at=_rfc3339(model.created_at),
             aliases=model.aliases,
             algorithm=model.algorithm,
+            normalizer=model.normalizer or "",
         )
         if model.eot_token is not None:
             details.eot_token = model.eot_token

@@ -78,6 +78,7 @@ class ModelDetails:
     chat_format: ChatFormatDetails | None = None  # None: the version has no chat format (chats are refused)
     # How it tokenizes (the manifest's family): "byte_level_bpe", "sentencepiece-bpe", "sentencepiece-unigram".
     algorithm: str = "byte_level_bpe"
+    normalizer: str | None = None  # what encode applies first ("NFC", "nmt_nfkc", "identity", ...); None: none
     # role ("bos", "eos", "unk", "pad") -> (token text, id), for the roles the model names
     role_tokens: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 

@@ -186,6 +186,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
             eot_token=eot,
             chat_format=_chat_format_details(loaded),
             algorithm=manifest.tokenizer_family,
+            normalizer=manifest.normalizer,
             role_tokens=_role_tokens(manifest, encoding),
         )
 
