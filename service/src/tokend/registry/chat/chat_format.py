@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from tokend.engine.special_tokens import special_token_regex
@@ -151,7 +151,7 @@ class ChatEncoder:
             messages, tools, add_generation_prompt, content_special_tokens, limits, per_message
         )
         result = self.chat_format.count(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
-        return result if per_message else replace(result, per_message=[])
+        return result if per_message else ChatCount(result.total, [], result.spans_exact, result.estimate)
 
     def _prepare(self, messages, tools, add_generation_prompt, content_special_tokens, limits, spans):
         if not isinstance(add_generation_prompt, bool):

@@ -26,7 +26,7 @@ from tokend.errors import ChatRequestError
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
 from tokend.registry.chat.rules import check_message
-from tokend.registry.chat.segments import RenderedChat
+from tokend.registry.chat.segments import RenderedChat, SpecialText
 from tokend.registry.chat.text_builder import TextBuilder
 
 __all__ = ["ChatmlFormat"]
@@ -56,6 +56,53 @@ class ChatmlFormat(ChatFormat):
         return frozenset({IM_START, IM_END})
 
     def render(
+        self,
+        messages: tuple[ChatMessage, ...],
+        tools: tuple[ToolDefinition, ...] | None,
+        add_generation_prompt: bool,
+        context: RenderContext,
+    ) -> RenderedChat:
+        if not tools and (self.enable_thinking is not False or not add_generation_prompt):
+            rendered = self._render_plain(messages, add_generation_prompt, context)
+            if rendered is not None:
+                return rendered
+        return self._render_built(messages, tools, add_generation_prompt, context)
+
+    @staticmethod
+    def _render_plain(messages: tuple[ChatMessage, ...], add_generation_prompt: bool, context: RenderContext) -> RenderedChat | None:
+        """The common chat — system, user and assistant text turns, no tools, no tool calls, no reasoning, no
+        special-token text in content — built as parts directly: [START, "role\\n" + content, END, "\\n"] per
+        message, what `_render_built` gives it through TextBuilder (a test holds the two equal). None for
+        any other chat, which `_render_built` renders."""
+        scan = TextBuilder(context.special_tokens, content_specials=context.content_specials).content_scanner()
+        parts: list[str] = []
+        ends: list[int] = []
+        owners: list[int | None] = []
+        count = len(messages)
+        for message in messages:
+            index, role, content, message_parts, _, tool_calls, _, extra_keys, _ = message
+            if role not in _PLAIN_ROLES or extra_keys or tool_calls:
+                return None
+            text = content if message_parts is None and content is not None else message.text
+            if scan is not None and scan(text):
+                return None
+            if role == "assistant":
+                # Qwen3's reasoning rules: split-out <think> blocks, and the think block of a last assistant
+                # turn after the last user query.
+                if "<" in text and "</think>" in text or index == count - 1 and index > _last_query_index(messages):
+                    return None
+                parts += (_START, "assistant\n" + text, _END, "\n")
+            else:
+                parts += (_START, role + "\n" + text, _END, "\n")
+            ends.append(len(parts))
+            owners.append(index)
+        if add_generation_prompt:
+            parts += (_START, "assistant\n")
+            ends.append(len(parts))
+            owners.append(None)
+        return RenderedChat(parts, ends, owners, count)
+
+    def _render_built(
         self,
         messages: tuple[ChatMessage, ...],
         tools: tuple[ToolDefinition, ...] | None,
@@ -141,3 +188,7 @@ def _last_query_index(messages: tuple[ChatMessage, ...]) -> int:
         if message.role == "user" and not (text.startswith("<tool_response>") and text.endswith("</tool_response>")):
             return position
     return len(messages) - 1
+
+
+_PLAIN_ROLES = ("system", "user", "assistant")
+_START, _END = SpecialText(IM_START), SpecialText(IM_END)

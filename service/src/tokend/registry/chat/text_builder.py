@@ -188,6 +188,11 @@ def _searcher(special_tokens: frozenset[str]):
             else:
                 position = start + 1
 
+    # A one-character `in` is a memchr (~30 ns on 400 characters), a two-character one ~10 times that: the
+    # first characters of the prefixes (usually just "<" or "[") rule out most text before the prefixes are looked for.
+    firsts = "".join(sorted({prefix[0] for prefix in prefixes}))
     if len(prefixes) == 1:
-        return (lambda text, prefix=prefixes[0]: prefix in text), finditer
+        return (lambda text, prefix=prefixes[0], first=firsts: first in text and prefix in text), finditer
+    if len(firsts) == 1:
+        return (lambda text, first=firsts: first in text and any(prefix in text for prefix in prefixes)), finditer
     return (lambda text: any(prefix in text for prefix in prefixes)), finditer
