@@ -46,9 +46,14 @@ typedef struct {
     size_t n_ids;         /* out: how many (the count, when counting) */
 } tk_batch_item;
 
+/* A cache line: what one worker writes all the time (its buffer's length, its cache's counters) gets a line
+ * of its own, or the other workers' cores keep taking that line away (false sharing: with the buffers
+ * side by side, 2 threads of encode_ordinary_batch spent ~30% more CPU than one). */
+#define TK_CACHE_LINE 64
+
 /* One worker's output: the ids of its items back to back (malloc'd; free with tk_batch_buffer_free). */
 typedef struct {
-    uint32_t *ids;
+    _Alignas(TK_CACHE_LINE) uint32_t *ids;
     size_t len, cap;
 } tk_batch_buffer;
 
