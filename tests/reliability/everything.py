@@ -152,15 +152,28 @@ def _send_grpc(target: str, port: int, big_bytes: int, ready: Any, stop: Any, re
 
 
 # ---- HTTP cases (threads of the calling process: they are I/O, not CPU) ------------------------------
-def _http_status(url: str, data: bytes | None = None, method: str | None = None) -> int:
+def _http_status(url: str, data: bytes | None = None, method: str | None = None) -> int | str:
+    """The request's status; a 503 other than the listener's overload answer comes with its body.
+
+    The listener's overload answer (more connections than it serves at once; the bursts of 50 and the
+    decode amplification can fill it) says Retry-After: it is retried, as a client that honours
+    Retry-After would, for up to a minute, so the case still has to end in its own status.
+    """
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as error:
-        error.read()
-        return error.code
+    give_up = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+                return response.status
+        except urllib.error.HTTPError as error:
+            body = error.read()
+            if error.code != 503:
+                return error.code
+            if b"too many connections" in body and error.headers.get("Retry-After") and time.monotonic() < give_up:
+                time.sleep(float(error.headers["Retry-After"]))
+                continue
+            return f"503 {body[:300]!r}"
 
 
 def _raw_status(port: int, request: bytes) -> int:
@@ -185,7 +198,7 @@ def _http_cases(playground: str, metrics: str, playground_port: int) -> list[tup
                 thread.start()
             for thread in threads:
                 thread.join()
-        return 200 if set(statuses) == {200} else min(statuses)
+        return 200 if set(statuses) == {200} else next(status for status in statuses if status != 200)
 
     def vanish() -> int:
         for number in range(10):
@@ -205,7 +218,7 @@ def _http_cases(playground: str, metrics: str, playground_port: int) -> list[tup
         ("12 OPTIONS", lambda: _http_status(playground + "api/v1/encode", None, "OPTIONS"), {405}, 1.0),
         ("12 Content-Length -1", lambda: _raw_status(playground_port, b"POST /api/v1/encode HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"), {400}, 1.0),
         ("1 JSON 100,000 disallowed strings", lambda: _http_status(playground + "api/v1/encode", listed), {400}, 0.5),
-        ("5 JSON decode amplification", lambda: _http_status(playground + "api/v1/decode", amplified), {413, 503}, 0.2),
+        ("5 JSON decode amplification", lambda: _http_status(playground + "api/v1/decode", amplified), {413}, 0.2),
     ]
 
 
