@@ -55,7 +55,7 @@ def test_publishing_a_chat_format_onto_an_existing_model_is_a_new_version(regist
         registry.load("llama3").encode_chat(MESSAGES)
     second = registry.publish_chat_format("llama3@1", builtin_chat_format("llama3"), description="with chat")
     assert (second.version, second.chat_format.name, second.description) == (2, "llama3", "with chat")
-    assert second.payload.sha256 == first.payload.sha256 and second.provenance.model_extra["chat_format_added_to"] == "llama3@1"
+    assert second.payload.sha256 == first.payload.sha256 and second.provenance.extra["chat_format_added_to"] == "llama3@1"
     # no second copy of the ranks: @2 shares @1's file
     assert second.payload.shared_with == "llama3@1"
     assert sorted(path.name for path in (registry.source.root / "llama3" / "2").iterdir()) == ["manifest.json"]
@@ -93,7 +93,7 @@ def test_a_manifest_whose_template_does_not_compile_is_refused_at_load(registry,
     from tokend.registry import ChatFormatSpec, NewVersion
 
     manifest = _publish_llama3(registry, llama3_payload)
-    broken = manifest.model_copy(update={"version": 2, "chat_format": ChatFormatSpec(name="template", template="{% for m in messages %}")})
+    broken = manifest.replace(version=2, chat_format=ChatFormatSpec(name="template", template="{% for m in messages %}"))
     registry.publish_version(NewVersion(broken, llama3_payload[0]))
     with pytest.raises(ModelFormatError, match="chat template does not compile: line 1"):
         Registry.open(registry.location).load("llama3@2")

@@ -19,6 +19,20 @@ def test_import_tokend_does_not_import_the_registry():
     assert result.stdout.strip() == "False"
 
 
+def test_a_cold_get_encoding_imports_only_what_it_uses():
+    """Cold start (issue 18): the first encode of an embedded model reads and checks its manifest and
+    payload, and imports neither a validation library, nor `regex`, nor a chat renderer, Jinja2 or http.client
+    (each costs 10-50 ms and is imported when a model or call needs it)."""
+    code = (
+        "import sys, tokend\n"
+        "tokend.get_encoding('cl100k_base@1').encode('hello world')\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('regex', 'pydantic', 'jinja2', 'http')"
+        " or m.startswith('tokend.registry.chat.') and not m.endswith('.spec'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == []
+
+
 def test_lazy_names_are_listed():
     assert {"Registry", "get_encoding", "Encoding", "train"} <= set(dir(tokend))
     with pytest.raises(AttributeError, match="no_such_name"):

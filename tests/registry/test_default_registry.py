@@ -54,7 +54,7 @@ def test_version_2_is_version_1_with_the_openai_chat_format(name):
     first, second = default_registry().manifest(f"{name}@1"), default_registry().manifest(f"{name}@2")
     assert first.chat_format is None and second.chat_format.name == "openai-chat"
     assert (second.payload.sha256, second.pattern, second.special_tokens) == (first.payload.sha256, first.pattern, first.special_tokens)
-    assert second.provenance.model_extra["chat_format_added_to"] == f"{name}@1"
+    assert second.provenance.extra["chat_format_added_to"] == f"{name}@1"
     assert second.payload.shared_with == f"{name}@1"  # one copy of the ranks in the wheel
     # One Encoding serves both versions (same verified payload): the same ids, one copy in memory.
     assert get_encoding(f"{name}@2") is get_encoding(f"{name}@1")
@@ -88,7 +88,7 @@ def test_versions_that_share_a_payload_hold_no_copy(name):
     manifest = default_registry().manifest(name)
     owner = default_registry().manifest(SHARED[name])
     assert manifest.payload.shared_with == SHARED[name]
-    assert manifest.payload.model_copy(update={"shared_with": None}) == owner.payload
+    assert manifest.payload.replace(shared_with=None) == owner.payload
     assert [path.name for path in (EMBEDDED_REGISTRY_DIR / name / "1").iterdir()] == ["manifest.json"]
 
 

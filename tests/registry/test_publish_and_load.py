@@ -148,7 +148,7 @@ def test_opening_a_missing_directory_says_how_to_fix_it(tmp_path):
         Registry.open("s3://bucket/models")
 
 
-@pytest.mark.parametrize("name, version, fragment", [("ok", 0, "greater than or equal to 1"), ("bad name", 1, "invalid model name")])
+@pytest.mark.parametrize("name, version, fragment", [("ok", 0, "version: must be an integer >= 1"), ("bad name", 1, "invalid model name")])
 def test_invalid_names_and_versions_are_refused_before_anything_is_written(registry, registry_dir, trained_small, name, version, fragment):
     with pytest.raises(ModelFormatError, match=fragment):
         publish_trained(registry, name, trained_small, version=version)

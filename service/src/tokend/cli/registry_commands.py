@@ -163,7 +163,7 @@ def run_show(args: argparse.Namespace) -> int:
     registry = _open(args)
     manifest = registry.manifest(args.ref)
     # The family is spelled out (an unset one means byte-level BPE), so every model says how it tokenizes.
-    print(json.dumps(manifest.model_dump(mode="json") | {"family": manifest.tokenizer_family}, indent=2))
+    print(json.dumps(manifest.to_document(every_field=True) | {"family": manifest.tokenizer_family}, indent=2))
     if args.history:
         print(json.dumps(registry.alias_history(manifest.name), indent=2))
     return 0
@@ -199,7 +199,10 @@ def run_publish(args: argparse.Namespace) -> int:
             raise UsageError(f"--version {args.version}: versions are positive integers")
         updates["version"] = args.version
     if updates:
-        manifest = manifest.model_validate({**manifest.model_dump(), **updates})
+        try:
+            manifest = manifest.replace(**updates)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     registry = _open(args, create=True)
     published = registry.publish_version(NewVersion(manifest, stored))
     print(f"published {published.ref} (sha256 {published.payload.sha256}) to {registry.location}")

@@ -22,19 +22,23 @@ starts where the first one's whitespace ends.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import regex
+from functools import cache
 
 __all__ = ["AddedToken", "AddedTokenMatcher"]
 
 # Used with pos/endpos, so each check costs what it reads: `match(text, pos)` anchors at pos; the reverse
 # pattern's `match(text, pos, endpos)` anchors at endpos and reads backwards. \s is Unicode White_Space and
 # \w is [\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}], as in Rust's regex crate, which Hugging Face uses here.
-_WORD_CHARACTER = regex.compile(r"\w")
-_TRAILING_SPACE = regex.compile(r"(?r)\s*")
-_LEADING_SPACE = regex.compile(r"\s*")
+# They need the `regex` module (Python's `re` has neither these classes nor reverse matching), imported
+# the first time a token with single_word/lstrip/rstrip occurs: `import tokend` does not pay for it.
+@cache
+def _space_and_word_patterns():  # -> (word character, trailing space (reverse), leading space)
+    import regex
+
+    return regex.compile(r"\w"), regex.compile(r"(?r)\s*"), regex.compile(r"\s*")
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,11 @@ class AddedTokenMatcher:
     def __init__(self, tokens: Sequence[AddedToken]) -> None:
         self._by_content = {token.content: token for token in tokens if token.content}
         ordered = sorted(self._by_content, key=lambda content: (-len(content), content))
-        self._regex = regex.compile("|".join(regex.escape(content) for content in ordered)) if ordered else None
+        # Literal alternations, longest first: `re` finds the same matches as `regex` and compiles faster.
+        self._regex = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         # Cheap test first: no token can match unless one of these 1-2 character prefixes occurs.
         self._prefixes = tuple(sorted({content[:2] for content in ordered}))
-        self._prefix_regex = regex.compile("|".join(regex.escape(prefix) for prefix in self._prefixes)) if ordered else None
+        self._prefix_regex = re.compile("|".join(map(re.escape, self._prefixes))) if ordered else None
 
     def __bool__(self) -> bool:
         return self._regex is not None
@@ -83,14 +88,16 @@ class AddedTokenMatcher:
             if not active(token):
                 continue
             start, stop = match.span()
-            if token.single_word and (
-                (start > 0 and _WORD_CHARACTER.match(text, start - 1)) or _WORD_CHARACTER.match(text, stop)
-            ):
-                continue
-            if token.lstrip:
-                start = _TRAILING_SPACE.match(text, end_of_last, start).start()
-            if token.rstrip:
-                stop = _LEADING_SPACE.match(text, stop).end()
+            if token.single_word or token.lstrip or token.rstrip:
+                word_character, trailing_space, leading_space = _space_and_word_patterns()
+                if token.single_word and (
+                    (start > 0 and word_character.match(text, start - 1)) or word_character.match(text, stop)
+                ):
+                    continue
+                if token.lstrip:
+                    start = trailing_space.match(text, end_of_last, start).start()
+                if token.rstrip:
+                    stop = leading_space.match(text, stop).end()
             if start > end_of_last:
                 out.append(text[end_of_last:start])
             out.append(token.id)

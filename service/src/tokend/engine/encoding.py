@@ -48,8 +48,8 @@ Not handled: `encode_with_unstable` (tiktoken's completion helper; no caller of 
 from __future__ import annotations
 
 import os
-import secrets
 from array import array
+from functools import cached_property
 from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import AbstractSet, Literal
@@ -73,7 +73,7 @@ _EMPTY: frozenset[str] = frozenset()
 # Below this many disallowed strings, `token in text` scans (C, memchr-fast) beat one regex search.
 _SUBSTRING_PRECHECK_LIMIT = 16
 # Seeds the core's hash tables, per process, so no input can be precomputed to make lookups collide.
-_HASH_SEED = secrets.randbits(64)
+_HASH_SEED = int.from_bytes(os.urandom(8), "little")
 
 
 def _fix_surrogates(text: str) -> str:
@@ -214,14 +214,10 @@ class Encoding(BudgetMethods):
         self._special_set = frozenset(specials)
         self._special_ids = frozenset(specials.values())
         self._specials = SpecialTokenSet(self._special_set)
-        # id -> bytes, for decoding. Special and added tokens decode to their UTF-8 text (as in tiktoken and
-        # Hugging Face); of two special tokens sharing an id, the first listed wins (tiktoken's o200k_harmony).
-        self._decoder: dict[int, bytes] = dict(model.extra_decoder)
-        self._decoder.update(zip(ranks.values(), ranks.keys()))
-        for text, token_id in reversed(list(specials.items())):
-            self._decoder[token_id] = text.encode("utf-8")
-        self._decoder.update((token.id, token.content.encode("utf-8")) for token in added)
-        self.max_token_value = max(self._decoder)
+        self.max_token_value = max(
+            max(ranks.values()), max(specials.values(), default=0), max(model.extra_decoder, default=0),
+            max((token.id for token in added), default=0),
+        )  # fmt: skip
         if not 0 <= piece_cache_capacity <= MAX_CAPACITY:
             raise ValueError(f"piece_cache_capacity must be in 0..{MAX_CAPACITY}, got {piece_cache_capacity}")
         self._piece_cache_capacity = piece_cache_capacity
@@ -276,6 +272,19 @@ class Encoding(BudgetMethods):
 
     def __repr__(self) -> str:
         return f"<Encoding {self.name!r}>"
+
+    @cached_property
+    def _decoder(self) -> dict[int, bytes]:
+        """id -> bytes, for decoding; built at the first decode (a cold start that only encodes skips it).
+        Special and added tokens decode to their UTF-8 text (as in tiktoken and Hugging Face); of two
+        special tokens sharing an id, the first listed wins (tiktoken's o200k_harmony). Two threads may
+        both build it the first time: the same dict, one kept."""
+        decoder: dict[int, bytes] = dict(self._model.extra_decoder)
+        decoder.update(zip(self._ranks.values(), self._ranks.keys()))
+        for text, token_id in reversed(list(self._special_tokens.items())):
+            decoder[token_id] = text.encode("utf-8")
+        decoder.update((token.id, token.content.encode("utf-8")) for token in self._model.added_tokens)
+        return decoder
 
     # ---- encoding ---------------------------------------------------------------------------------
 

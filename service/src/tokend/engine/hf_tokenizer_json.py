@@ -36,7 +36,6 @@ import json
 from array import array
 from typing import Any
 
-import regex
 
 from ..errors import ModelFormatError
 from .added_tokens import AddedToken
@@ -138,6 +137,8 @@ class _Reader:
                 if isinstance(pattern.get("Regex"), str):
                     steps.append(Split(pattern["Regex"]))
                 elif isinstance(pattern.get("String"), str):
+                    import regex  # `import tokend` does not pay for it
+
                     steps.append(Split(regex.escape(pattern["String"])))
                 else:
                     self.fail("pre_tokenizer Split", f"pattern {pattern!r} is neither a Regex nor a String")

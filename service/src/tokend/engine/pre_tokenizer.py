@@ -27,11 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import ModelFormatError
-from .regex_splitter import RegexSplitter, compile_regex_splitter
 from .splitting import Splitter, compile_splitter
 from .splitting.nodes import Dialect
+
+if TYPE_CHECKING:
+    from .regex_splitter import RegexSplitter
 
 __all__ = ["Split", "PrefixSpace", "PreTokenizerStep", "compile_pre_tokenizer", "compile_step_splitter"]
 
@@ -84,6 +87,8 @@ def compile_step_splitter(pattern: str, *, dialect: Dialect) -> Splitter | Regex
     try:
         return compile_splitter(pattern, dialect=dialect)
     except ModelFormatError:
+        from .regex_splitter import compile_regex_splitter  # `regex`: imported only for such a pattern
+
         return compile_regex_splitter(pattern, dialect=dialect)
 
 

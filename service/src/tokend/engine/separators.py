@@ -22,22 +22,32 @@ Not handled: abbreviations ("e.g. this") count as sentence ends; scripts without
 
 from __future__ import annotations
 
-import regex
+from functools import cache
+from typing import Any
 
 __all__ = ["SEPARATORS", "last_separator_cut"]
 
-# name -> (reverse-searching pattern, whether the cut is at the match's start (True) or end (False))
-SEPARATORS: dict[str, tuple[regex.Pattern, bool]] = {
-    "paragraph": (regex.compile(r"(?r)\n[^\S\n]*\n"), False),
-    "sentence": (regex.compile(r"(?r)[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)|[\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]\u300d\u300f]*|\n"), False),
-    "whitespace": (regex.compile(r"(?r)\s(?=\S)"), True),
+# name -> (reverse-searching pattern, whether the cut is at the match's start (True) or end (False)).
+# Reverse search needs the `regex` module; it is compiled at the first chunking call, so that importing
+# the engine (every `import tokend`) does not import `regex`.
+SEPARATORS: dict[str, tuple[str, bool]] = {
+    "paragraph": (r"(?r)\n[^\S\n]*\n", False),
+    "sentence": (r"(?r)[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)|[\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]\u300d\u300f]*|\n", False),
+    "whitespace": (r"(?r)\s(?=\S)", True),
 }
+
+
+@cache
+def _compiled(kind: str) -> Any:  # a regex.Pattern
+    import regex
+
+    return regex.compile(SEPARATORS[kind][0])
 
 
 def last_separator_cut(text: str, kind: str, low: int, high: int) -> int | None:
     """The last cut of `kind` with `low < cut <= high`, or None. Two characters past `high` count as context
     (a chunk may end right before the space of `" next"`: the space and the letter after it decide)."""
-    pattern, at_start = SEPARATORS[kind]
+    pattern, at_start = _compiled(kind), SEPARATORS[kind][1]
     end = min(len(text), high + 2)
     while True:
         match = pattern.search(text, low, end)  # reverse patterns: the last match first

@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 
-import regex
 
 from .encoding import Encoding
 from .merges import merges_to_ranks
@@ -69,6 +68,8 @@ def train(
 
     chunk_counts: Counter[str] = Counter()
     if pattern:
+        import regex  # training only: `import tokend` does not pay for it
+
         findall = regex.compile(pattern).findall
         for text in texts:
             chunk_counts.update(findall(text))

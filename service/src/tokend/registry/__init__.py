@@ -19,11 +19,8 @@ embedded registry never needs: part of `get_encoding`'s cold start).
 from typing import TYPE_CHECKING, Any
 
 from tokend.registry.catalog import ModelSummary
-from tokend.registry.chat import (
-    ChatCount,
-    ChatEncoding,
+from tokend.registry.chat.spec import (
     ChatFormatSpec,
-    TemplateLimits,
     builtin_chat_format,
     chat_format_from_template,
     chat_format_from_tokenizer_config,
@@ -37,7 +34,14 @@ from tokend.registry.registry import Registry
 from tokend.registry.reports import AliasMove, LoadedModel, RefreshReport, VerificationResult
 
 if TYPE_CHECKING:
+    from tokend.registry.chat import ChatCount, ChatEncoding, TemplateLimits
     from tokend.registry.http_source import HttpSource
+
+# Imported on first use: HttpSource brings http.client and ssl; the chat result types bring the renderers.
+_LAZY = {
+    "HttpSource": "tokend.registry.http_source", "ChatCount": "tokend.registry.chat.segments",
+    "ChatEncoding": "tokend.registry.chat.segments", "TemplateLimits": "tokend.registry.chat.template_limits",
+}  # fmt: skip
 
 __all__ = [
     "AliasMove",
@@ -69,9 +73,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name != "HttpSource":
+    if name not in _LAZY:
         raise AttributeError(f"module 'tokend.registry' has no attribute {name!r}")
-    from tokend.registry.http_source import HttpSource
+    import importlib
 
-    globals()[name] = HttpSource  # later lookups skip this function
-    return HttpSource
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from tokend.engine import Encoding
 from tokend.errors import ChecksumMismatchError, ModelFormatError
 from tokend.registry.atomic_files import sha256_hex
-from tokend.registry.chat import ChatEncoder, ChatFormatSpec, build_chat_format
+from tokend.registry.chat.spec import ChatFormatSpec, build_chat_format
 from tokend.registry.manifest import (
     MANIFEST_FORMAT_VERSION,
     Compression,
@@ -51,6 +51,7 @@ from tokend.registry.size_limits import MAX_PAYLOAD_BYTES, gunzip_at_most
 
 if TYPE_CHECKING:
     from tokend.engine.sentencepiece import SentencePieceEncoding
+    from tokend.registry.chat.chat_format import ChatEncoder
 
 
 def decompress(stored: bytes, compression: Compression, *, what: str, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
@@ -305,6 +306,8 @@ def build_chat_encoder(manifest: Manifest, encoding: Encoding | SentencePieceEnc
     not fit (a template that does not compile, a special token the model lacks)."""
     if manifest.chat_format is None:
         return None
+    from tokend.registry.chat.chat_format import ChatEncoder  # the renderers: only for a model that chats
+
     return ChatEncoder(encoding, build_chat_format(manifest.chat_format), ref=manifest.ref)
 
 
@@ -318,4 +321,4 @@ def _shared_payload(owner: Manifest, content_sha256: str, *, what: str) -> Paylo
             f"{what} cannot share the payload of {owner.ref}: the contents differ (sha256 {content_sha256} vs "
             f"{owner_content})"
         )
-    return owner.payload.model_copy(update={"shared_with": owner.ref})
+    return owner.payload.replace(shared_with=owner.ref)

@@ -52,7 +52,7 @@ from tokend.engine import Encoding
 from tokend.errors import ModelLoadingError, ModelNotFoundError, RegistryError, TokendError, VersionConflictError
 from tokend.registry.catalog import Catalog, ModelSummary
 from tokend.registry.directory_source import DirectorySource
-from tokend.registry.chat import ChatFormatSpec
+from tokend.registry.chat.spec import ChatFormatSpec
 from tokend.registry.manifest import Compression, Manifest, PayloadFormat, Provenance
 from tokend.registry.model_loader import DEFAULT_LOAD_TIMEOUT_SECONDS, ModelLoader
 from tokend.registry.model_ref import ModelVersionRef, ParsedModelRef, parse_model_ref
@@ -331,7 +331,7 @@ class Registry:
                 if not auto_version:
                     raise
                 # Another publisher took that number first: take the next one.
-                new = NewVersion(new.manifest.model_copy(update={"version": self._next_version(name)}), new.stored)
+                new = NewVersion(new.manifest.replace(version=self._next_version(name)), new.stored)
         raise RegistryError(f"could not find a free version for {name} after {_AUTO_VERSION_ATTEMPTS} attempts")
 
     def publish_chat_format(
@@ -349,7 +349,7 @@ class Registry:
         manifest, _ = self._models.read_manifest(vref)
         stored = self._source.read_payload(manifest)
         verify_payload(manifest, stored)
-        provenance = {**manifest.provenance.model_dump(exclude_none=True), "chat_format_added_to": str(vref)}
+        provenance = {**manifest.provenance.to_document(exclude_none=True), "chat_format_added_to": str(vref)}
         owner = self.manifest(manifest.payload.shared_with) if manifest.payload.shared_with is not None else manifest
         new = describe_payload(
             name=manifest.name,

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokend.engine import Encoding
 from tokend.errors import ChatFormatNotSetError
-from tokend.registry.chat import ChatCount, ChatEncoder, ChatEncoding, ContentSpecialTokens, TemplateLimits
 from tokend.registry.manifest import Manifest
+
+if TYPE_CHECKING:
+    from tokend.registry.chat import ChatCount, ChatEncoder, ChatEncoding, ContentSpecialTokens, TemplateLimits
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,46 @@ template_format (templates), text_builder, one module per built-in, spec (the ma
 gguf_template (a GGUF file's template, for the GGUF importer).
 """
 
-from tokend.registry.chat.chat_format import CONTENT_SPECIAL_TOKENS, ChatEncoder, ChatFormat, ContentSpecialTokens
-from tokend.registry.chat.gguf_template import chat_format_from_gguf
-from tokend.registry.chat.messages import ChatMessage, ToolCall, ToolDefinition, parse_messages, parse_tools
-from tokend.registry.chat.template_limits import TemplateLimits
-from tokend.registry.chat.segments import ChatCount, ChatEncoding
-from tokend.registry.chat.spec import (
-    BUILTIN_CHAT_FORMATS,
-    ChatFormatSpec,
-    build_chat_format,
-    builtin_chat_format,
-    chat_format_from_template,
-    chat_format_from_tokenizer_config,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tokend.registry.chat.chat_format import CONTENT_SPECIAL_TOKENS, ChatEncoder, ChatFormat, ContentSpecialTokens
+    from tokend.registry.chat.gguf_template import chat_format_from_gguf
+    from tokend.registry.chat.messages import ChatMessage, ToolCall, ToolDefinition, parse_messages, parse_tools
+    from tokend.registry.chat.segments import ChatCount, ChatEncoding
+    from tokend.registry.chat.spec import (
+        BUILTIN_CHAT_FORMATS,
+        ChatFormatSpec,
+        build_chat_format,
+        builtin_chat_format,
+        chat_format_from_template,
+        chat_format_from_tokenizer_config,
+    )
+    from tokend.registry.chat.template_limits import TemplateLimits
+
+# Each name is imported from its module when first used: reading a manifest (every model load, every
+# `tokend.get_encoding`) needs only `spec`, not the renderers.
+_MODULES = {
+    "CONTENT_SPECIAL_TOKENS": "chat_format", "ChatEncoder": "chat_format", "ChatFormat": "chat_format",
+    "ContentSpecialTokens": "chat_format", "chat_format_from_gguf": "gguf_template", "ChatMessage": "messages",
+    "ToolCall": "messages", "ToolDefinition": "messages", "parse_messages": "messages", "parse_tools": "messages",
+    "TemplateLimits": "template_limits", "ChatCount": "segments", "ChatEncoding": "segments",
+    "BUILTIN_CHAT_FORMATS": "spec", "ChatFormatSpec": "spec", "build_chat_format": "spec",
+    "builtin_chat_format": "spec", "chat_format_from_template": "spec", "chat_format_from_tokenizer_config": "spec",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BUILTIN_CHAT_FORMATS",

@@ -29,19 +29,18 @@ tokens map (bos_token, eos_token, ...) and nothing else unless given. Built-in n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib
 import json
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from tokend.errors import ChatRequestError, ModelFormatError
-from tokend.registry.chat.chat_format import ChatFormat
-from tokend.registry.chat.chatml import ChatmlFormat
-from tokend.registry.chat.harmony import HarmonyFormat
-from tokend.registry.chat.llama3 import Llama3Format
-from tokend.registry.chat.mistral import MistralFormat
-from tokend.registry.chat.openai_chat import OpenAIChatFormat
+from tokend.registry.document_fields import FieldError, check_choice, check_json_object, check_str, from_document
+
+if TYPE_CHECKING:
+    from tokend.registry.chat.chat_format import ChatFormat
 
 __all__ = [
     "ChatFormatSpec",
@@ -54,41 +53,52 @@ __all__ = [
 ]
 
 ChatFormatName = Literal["harmony", "openai-chat", "chatml", "llama3", "mistral", "template"]
+# name -> "module:class" of its renderer, imported when a model uses it (not on every manifest read).
 BUILTIN_CHAT_FORMATS = {
-    "harmony": HarmonyFormat,
-    "openai-chat": OpenAIChatFormat,
-    "chatml": ChatmlFormat,
-    "llama3": Llama3Format,
-    "mistral": MistralFormat,
+    "harmony": "tokend.registry.chat.harmony:HarmonyFormat",
+    "openai-chat": "tokend.registry.chat.openai_chat:OpenAIChatFormat",
+    "chatml": "tokend.registry.chat.chatml:ChatmlFormat",
+    "llama3": "tokend.registry.chat.llama3:Llama3Format",
+    "mistral": "tokend.registry.chat.mistral:MistralFormat",
 }
 # Real templates are a few KB (the largest we know, ~20 KB); this bounds what a manifest can make us compile.
 MAX_TEMPLATE_CHARS = 1_000_000
 
 
-class ChatFormatSpec(BaseModel):
+@dataclass(frozen=True)
+class ChatFormatSpec:
     """A named built-in format with its options, or a Jinja2 template with its variables."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     name: ChatFormatName
-    options: dict[str, Any] = Field(default_factory=dict)  # built-ins only
+    options: dict[str, Any] = field(default_factory=dict)  # built-ins only
     template: str | None = None  # name == "template" only
-    variables: dict[str, Any] = Field(default_factory=dict)  # template only: bos_token, eos_token, ...
+    variables: dict[str, Any] = field(default_factory=dict)  # template only: bos_token, eos_token, ...
     source: str | None = None  # where the template came from, for people
 
-    @model_validator(mode="after")
-    def _consistent(self) -> ChatFormatSpec:
+    def __post_init__(self) -> None:
+        check_choice(self.name, "name", get_args(ChatFormatName))
+        object.__setattr__(self, "options", check_json_object(self.options, "options"))
+        check_str(self.template, "template", optional=True)
+        object.__setattr__(self, "variables", check_json_object(self.variables, "variables"))
+        check_str(self.source, "source", optional=True)
         if self.name == "template":
             if not self.template:
-                raise ValueError("a template chat format needs its template text")
+                raise FieldError("a template chat format needs its template text")
             if len(self.template) > MAX_TEMPLATE_CHARS:
-                raise ValueError(f"the chat template has {len(self.template):,} characters (limit {MAX_TEMPLATE_CHARS:,})")
+                raise FieldError(f"the chat template has {len(self.template):,} characters (limit {MAX_TEMPLATE_CHARS:,})")
             if self.options:
-                raise ValueError("options belong to built-in formats; a template takes variables")
+                raise FieldError("options belong to built-in formats; a template takes variables")
         else:
             if self.template is not None or self.variables:
-                raise ValueError(f"the built-in format {self.name!r} takes options, not a template or variables")
-        return self
+                raise FieldError(f"the built-in format {self.name!r} takes options, not a template or variables")
+
+    @classmethod
+    def from_document(cls, document: Any, *, where: str = "chat_format") -> ChatFormatSpec:
+        names = tuple(item.name for item in dataclasses.fields(cls))
+        return from_document(cls, document, known=names, required=("name",), where=where)
+
+    def to_document(self) -> dict[str, Any]:
+        return {item.name: getattr(self, item.name) for item in dataclasses.fields(self)}
 
     def describe(self) -> str:
         if self.name == "template":
@@ -104,8 +114,9 @@ def build_chat_format(spec: ChatFormatSpec) -> ChatFormat:
         from tokend.registry.chat.template_format import TemplateChatFormat  # Jinja2: only once a template is used
 
         return TemplateChatFormat(spec.template or "", spec.variables)
+    module, _, name = BUILTIN_CHAT_FORMATS[spec.name].partition(":")
     try:
-        return BUILTIN_CHAT_FORMATS[spec.name](**spec.options)
+        return getattr(importlib.import_module(module), name)(**spec.options)
     except ChatRequestError as error:
         raise ModelFormatError(f"chat format {spec.describe()}: {error}") from None
     except TypeError:
