@@ -4,11 +4,18 @@
  * adjacent pair forms a piece. Scores are compared as sentencepiece 0.2.3 compares them: by their 32-bit
  * patterns, which is the float order with -0.0 below +0.0 (sp_vocab.c's score keys).
  *
- * Two implementations of the same rule, as in bpe_merge.c:
+ * Three implementations of the same rule, as in bpe_merge.c / bpe_bucket_merge.c:
  * - short segments (nearly all: a word and its leading ▁): an array scan per merge, O(n^2), no allocation;
- * - long segments: a heap of candidate pairs over a linked list with lazy deletion, O(n log n), so a 1 MB
- *   run of text with no boundary costs a fraction of a second. An entry is current iff both symbols are
- *   still adjacent and still carry the ids they had when it was pushed (sentencepiece checks the sizes).
+ * - long segments: a heap of candidate pairs over a linked list with lazy deletion, O(n log n). An entry is
+ *   current iff both symbols are still adjacent and still carry the ids they had when it was pushed
+ *   (sentencepiece checks the sizes);
+ * - very long segments (SP_LEVEL_SEGMENT symbols and more, e.g. 1 MB of text with no space): the same
+ *   candidates one score level at a time, highest first, each level's in ascending position, which is the
+ *   heap's order without the heap. A pair a merge creates usually scores below the level being merged (a
+ *   trained vocabulary learns a piece after its parts) and waits in its level's list; one that scores the
+ *   same (Llama 2 gives every run of ▁ the same score) lies left of every pair not merged yet, so a small
+ *   heap of those goes first; one that scores higher breaks the order, and the segment is merged again
+ *   with the full heap. O(n + levels) plus sorting the lists that several levels fed.
  * The heap version pushes candidates in sentencepiece's order (every bigram left to right, then after each
  * merge the pair with the left neighbour, then with the right one), so for a whole sentence it also reproduces
  * which pair was last offered for each UNUSED piece (sp_bpe_merge_sentence). The Python reference
@@ -160,9 +167,177 @@ done:
     return result;
 }
 
+#define SP_LEVEL_SEGMENT 8192
+
+typedef struct {
+    uint32_t left, left_id, right_id; /* symbol position; the ids both symbols had when the pair was made */
+} level_pair;
+
+typedef struct {
+    level_pair *pairs; /* made by merges of earlier levels, not merged yet */
+    uint32_t size, capacity;
+    int unsorted;      /* some pair was appended left of the one before it */
+} level_list;
+
+static int by_left(const void *a, const void *b) {
+    uint32_t x = ((const level_pair *)a)->left, y = ((const level_pair *)b)->left;
+    return (x > y) - (x < y);
+}
+
+typedef struct {
+    const sp_vocab *vocab;
+    uint32_t *ids, *next, *prev;
+    level_list *lists;
+    uint32_t level;   /* being merged */
+    level_list same;  /* pairs made at the level being merged: a min-heap by position */
+} level_state;
+
+static int push_same(level_list *heap, level_pair pair) {
+    if (heap->size == heap->capacity) {
+        uint32_t capacity = heap->capacity ? 2 * heap->capacity : 16;
+        level_pair *grown = realloc(heap->pairs, (size_t)capacity * sizeof *grown);
+        if (!grown) return -1;
+        heap->pairs = grown;
+        heap->capacity = capacity;
+    }
+    size_t i = heap->size++;
+    while (i > 0 && heap->pairs[(i - 1) / 2].left > pair.left) {
+        heap->pairs[i] = heap->pairs[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    heap->pairs[i] = pair;
+    return 0;
+}
+
+static level_pair pop_same(level_list *heap) {
+    level_pair top = heap->pairs[0], last = heap->pairs[--heap->size];
+    size_t n = heap->size, i = 0;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && heap->pairs[child + 1].left < heap->pairs[child].left) child++;
+        if (heap->pairs[child].left >= last.left) break;
+        heap->pairs[i] = heap->pairs[child];
+        i = child;
+    }
+    if (n) heap->pairs[i] = last;
+    return top;
+}
+
+/* Files the pair (left, right) under its level when it forms a piece: 0, -1 out of memory, -2 when its level
+ * is above the one being merged (the level order does not hold for this vocabulary). */
+static int file_pair(level_state *s, uint32_t left, uint32_t right) {
+    uint32_t merged = sp_pair(s->vocab, s->ids[left], s->ids[right]);
+    if (merged == SP_NONE) return 0;
+    uint32_t level = s->vocab->score_levels[merged];
+    if (level < s->level) return -2;
+    if (level == s->level) return push_same(&s->same, (level_pair){left, s->ids[left], s->ids[right]});
+    level_list *list = &s->lists[level];
+    if (list->size == list->capacity) {
+        uint32_t capacity = list->capacity ? 2 * list->capacity : 16;
+        level_pair *grown = realloc(list->pairs, (size_t)capacity * sizeof *grown);
+        if (!grown) return -1;
+        list->pairs = grown;
+        list->capacity = capacity;
+    }
+    if (list->size && list->pairs[list->size - 1].left > left) list->unsorted = 1;
+    list->pairs[list->size++] = (level_pair){left, s->ids[left], s->ids[right]};
+    return 0;
+}
+
+/* Merges the pair if it is still current: 0, or file_pair's -1 / -2 for the pairs it makes. */
+static int merge_pair(level_state *s, level_pair pair) {
+    uint32_t left = pair.left, right = s->next[left];
+    uint32_t *ids = s->ids, *next = s->next, *prev = s->prev;
+    if (right == DEAD || ids[left] != pair.left_id || ids[right] != pair.right_id) return 0; /* stale */
+    ids[left] = sp_pair(s->vocab, ids[left], ids[right]);
+    next[left] = next[right];
+    if (next[right] != DEAD) prev[next[right]] = left;
+    prev[right] = next[right] = DEAD; /* absorbed */
+    int status = 0;
+    if (prev[left] != DEAD) status = file_pair(s, prev[left], left);
+    if (status == 0 && next[left] != DEAD) status = file_pair(s, left, next[left]);
+    return status;
+}
+
+/* The merge of a very long segment by score level (see the top of the file): m, -1 out of memory, -2 when the
+ * vocabulary's levels are not in merge order (ids and keep are then unspecified). */
+static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
+    uint32_t n_levels = vocab->n_levels;
+    level_state s = {vocab, ids, malloc(n * sizeof(uint32_t)), malloc(n * sizeof(uint32_t)),
+                     calloc(n_levels ? n_levels : 1, sizeof(level_list)), 0, {0}};
+    uint32_t *starts = calloc((size_t)n_levels + 1, sizeof *starts);
+    level_pair *first = malloc(n * sizeof *first); /* the segment's own pairs, by level then position */
+    ptrdiff_t result = -1;
+    if (!s.next || !s.prev || !s.lists || !starts || !first) goto done;
+    /* A counting sort of the initial pairs by level (stable: positions ascend within a level); `prev` holds
+     * each pair's level until the links are set. */
+    for (size_t i = 0; i + 1 < n; i++) {
+        uint32_t merged = sp_pair(vocab, ids[i], ids[i + 1]);
+        s.prev[i] = merged == SP_NONE ? DEAD : vocab->score_levels[merged];
+        if (merged != SP_NONE) starts[s.prev[i] + 1]++;
+    }
+    for (uint32_t level = 0; level < n_levels; level++) starts[level + 1] += starts[level];
+    uint32_t *fill = malloc((n_levels ? n_levels : 1) * sizeof *fill); /* level -> its next free slot in first */
+    if (!fill) goto done;
+    memcpy(fill, starts, n_levels * sizeof *fill);
+    for (size_t i = 0; i + 1 < n; i++)
+        if (s.prev[i] != DEAD) first[fill[s.prev[i]]++] = (level_pair){(uint32_t)i, ids[i], ids[i + 1]};
+    free(fill);
+    for (size_t i = 0; i < n; i++) {
+        s.next[i] = i + 1 < n ? (uint32_t)(i + 1) : DEAD;
+        s.prev[i] = i ? (uint32_t)(i - 1) : DEAD;
+    }
+    for (uint32_t level = 0; level < n_levels; level++) {
+        s.level = level;
+        level_list *later = &s.lists[level];
+        if (later->unsorted) qsort(later->pairs, later->size, sizeof *later->pairs, by_left);
+        /* Both runs ascend: merge them by position. A pair made at this level lies left of both runs' next. */
+        const level_pair *a = first + starts[level], *a_end = first + starts[level + 1];
+        const level_pair *b = later->pairs, *b_end = later->pairs + later->size;
+        while (s.same.size || a < a_end || b < b_end) {
+            level_pair pair = s.same.size ? pop_same(&s.same)
+                              : (b == b_end || (a < a_end && a->left < b->left)) ? *a++ : *b++;
+            int status = merge_pair(&s, pair);
+            if (status < 0) {
+                result = status;
+                goto done;
+            }
+        }
+        free(later->pairs);
+        later->pairs = NULL;
+        later->size = later->capacity = 0;
+    }
+    size_t m = 0;
+    for (uint32_t i = 0; i != DEAD; i = s.next[i]) {
+        ids[m] = ids[i];
+        keep[m++] = i;
+    }
+    result = (ptrdiff_t)m;
+done:
+    if (s.lists)
+        for (uint32_t level = 0; level < n_levels; level++) free(s.lists[level].pairs);
+    free(s.lists);
+    free(s.same.pairs);
+    free(s.next);
+    free(s.prev);
+    free(starts);
+    free(first);
+    return result;
+}
+
 ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
     if (n == 0) return 0;
     if (n <= SP_SHORT_SEGMENT) return merge_short(vocab, ids, n, keep);
+    if (n >= SP_LEVEL_SEGMENT) {
+        uint32_t *original = malloc(n * sizeof *original);
+        if (!original) return -1;
+        memcpy(original, ids, n * sizeof *ids);
+        ptrdiff_t m = merge_levels(vocab, ids, n, keep);
+        if (m == -2) memcpy(ids, original, n * sizeof *ids); /* levels out of merge order: the heap decides */
+        free(original);
+        if (m != -2) return m;
+    }
     return merge_long(vocab, ids, n, keep, NULL);
 }
 

@@ -107,6 +107,8 @@ typedef struct {
     uint32_t n_symbols;    /* ids n_pieces.. are characters that occur inside pieces without being one */
     float *scores;         /* piece id -> score */
     uint32_t *score_keys;  /* piece id -> its score as an unsigned key in sentencepiece's order (see sp_vocab.c) */
+    uint32_t *score_levels; /* piece id -> rank of its score key among the distinct keys, 0 = the highest */
+    uint32_t n_levels;
     uint8_t *types;        /* piece id -> SP_NORMAL ... */
     uint8_t *flags;        /* symbol id -> SP_FLAG_* */
     tk_rank_table chars;   /* one character's bytes -> symbol id */

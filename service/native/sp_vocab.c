@@ -138,6 +138,40 @@ static int parse_byte_piece(const uint8_t *piece, size_t len) {
     return value;
 }
 
+static int descending_keys(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* score_levels: each piece's score key as its rank among the distinct keys, highest first (sp_bpe.c merges a
+ * long segment one level at a time). */
+static int score_levels(sp_vocab *vocab) {
+    uint32_t n = vocab->n_pieces;
+    uint32_t *sorted = malloc((n ? n : 1) * sizeof *sorted);
+    vocab->score_levels = malloc((n ? n : 1) * sizeof *vocab->score_levels);
+    if (!sorted || !vocab->score_levels) {
+        free(sorted);
+        return -1;
+    }
+    memcpy(sorted, vocab->score_keys, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, descending_keys);
+    uint32_t distinct = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (i == 0 || sorted[i] != sorted[distinct - 1]) sorted[distinct++] = sorted[i];
+    vocab->n_levels = distinct;
+    for (uint32_t id = 0; id < n; id++) {
+        uint32_t key = vocab->score_keys[id], low = 0, high = distinct; /* binary search in descending order */
+        while (low < high) {
+            uint32_t mid = low + (high - low) / 2;
+            if (sorted[mid] > key) low = mid + 1;
+            else high = mid;
+        }
+        vocab->score_levels[id] = low;
+    }
+    free(sorted);
+    return 0;
+}
+
 int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *pieces, const size_t *lens,
                   const uint8_t *types, const float *scores, int byte_fallback, const uint8_t *ws, size_t ws_len,
                   uint64_t seed, int unigram) {
@@ -167,6 +201,7 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
     }
     memcpy(vocab->scores, scores, n_pieces * sizeof *scores);
     memcpy(vocab->types, types, n_pieces);
+    if (score_levels(vocab) < 0) return -1;
 
     int status = -1;
     tk_rank_table by_piece; /* mergeable piece bytes -> id, for the halves of splits */
@@ -297,6 +332,7 @@ done:
 void sp_vocab_free(sp_vocab *vocab) {
     free(vocab->scores);
     free(vocab->score_keys);
+    free(vocab->score_levels);
     free(vocab->types);
     free(vocab->flags);
     free(vocab->three_byte_ids);

@@ -72,7 +72,7 @@ TRAINED = {
         control_symbols=["<ctrl>", "[INST]"],
     ),
 }
-EDITED = {"no_escape", "unused", "ties"}
+EDITED = {"no_escape", "unused", "ties", "longest_first", "shortest_first"}
 
 MODEL_NAMES = tuple(PACKAGED) + tuple(TRAINED) + tuple(sorted(EDITED))
 
@@ -102,6 +102,10 @@ def model_bytes(name: str) -> bytes:
         return _edited("llama2_like", _mark_unused)
     if name == "ties":
         return _edited("llama2_like", _tie_scores)
+    if name == "longest_first":
+        return _edited("mistral_v1", _longest_first)
+    if name == "shortest_first":
+        return _edited("mistral_v1", _shortest_first)
     raise KeyError(name)
 
 
@@ -161,3 +165,19 @@ def _tie_scores(proto) -> None:
     for index, piece in enumerate(proto.pieces):
         if piece.type == piece.NORMAL:
             piece.score = 0.0 if index % 2 else -0.0
+
+
+def _longest_first(proto) -> None:
+    # A piece scores by its length: every merge makes a pair that outranks the pairs already waiting (the
+    # opposite of a trained vocabulary), and pieces of one length tie, broken by position.
+    for piece in proto.pieces:
+        if piece.type == piece.NORMAL:
+            piece.score = float(len(piece.piece))
+
+
+def _shortest_first(proto) -> None:
+    # A piece scores minus its length: a merge never outranks its parts, but every piece of one length ties
+    # with the others, so pairs made at different times wait at the same level and go by position.
+    for piece in proto.pieces:
+        if piece.type == piece.NORMAL:
+            piece.score = -float(len(piece.piece))
