@@ -32,17 +32,20 @@ Not handled here: reading manifests (spec), limits on request size (the service 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tokend.engine.message_counts import MessageLayout, count_messages
 from tokend.engine.special_tokens import special_token_regex
 from tokend.errors import ChatRequestError, ModelFormatError
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition, parse_messages, parse_tools
 from tokend.registry.chat.template_limits import TemplateLimits
 from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat, count_rendered, encode_rendered
+from tokend.registry.chat.text_builder import special_text_prefixes
 
 __all__ = ["ChatFormat", "ChatEncoder", "RenderContext", "ContentSpecialTokens", "CONTENT_SPECIAL_TOKENS"]
 
@@ -94,6 +97,13 @@ class ChatFormat(ABC):
     def describe(self) -> str:
         return self.name
 
+    def message_layout(self, encoding, add_generation_prompt: bool) -> MessageLayout | None:
+        """What a plain message (`{"role", "content"}` strings) costs in this format, for `count_chat` to count
+        plain chats without rendering them (engine/message_counts): the roles, and the content this format
+        itself treats specially (`forbidden`). ChatEncoder adds the special-token text to refuse and the
+        `overhead`, which it counts by rendering the empty chat. None (the default): no such shortcut."""
+        return None
+
 
 class ChatEncoder:
     """A chat format bound to an encoding: the `encode_chat` / `count_chat` operation on a loaded model."""
@@ -110,6 +120,8 @@ class ChatEncoder:
         self.chat_format = chat_format
         self.ref = ref
         self._special_tokens = specials
+        # (add_generation_prompt, content_special_tokens) -> the layout of plain chats, or None
+        self._layouts: dict[tuple[bool, str], MessageLayout | None] = {}
 
     def encode_chat(
         self,
@@ -147,11 +159,48 @@ class ChatEncoder:
     ) -> ChatCount:
         """`len(encode_chat(...).ids)` and the count of each message, without building the ids where
         possible. `per_message=False` skips the per-message split (for templates: no prefix renders)."""
+        if tools is None and (add_generation_prompt is True or add_generation_prompt is False) and (
+            content_special_tokens in CONTENT_SPECIAL_TOKENS
+        ):
+            key = (add_generation_prompt, content_special_tokens)
+            layout = self._layouts[key] if key in self._layouts else self._message_layout(*key)
+            if layout is not None:
+                counted = count_messages(self.encoding, messages, layout, per_message=per_message)
+                if counted is not None:
+                    return ChatCount(counted[0], counted[1] or [], True, self.chat_format.estimate)
+        return self._count_rendered(messages, tools, add_generation_prompt, content_special_tokens, limits, per_message)
+
+    def _count_rendered(self, messages, tools, add_generation_prompt, content_special_tokens, limits, per_message) -> ChatCount:
+        """count_chat by the general path: check the messages, render (or count) them in the format."""
         parsed, parsed_tools, context = self._prepare(
             messages, tools, add_generation_prompt, content_special_tokens, limits, per_message
         )
         result = self.chat_format.count(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
         return result if per_message else ChatCount(result.total, [], result.spans_exact, result.estimate)
+
+    def _message_layout(self, add_generation_prompt: bool, content_special_tokens: str) -> MessageLayout | None:
+        """The plain-chat layout for these arguments (cached): the format's, plus the special-token text that
+        must send content down the general path (where it would become special tokens, or be refused)."""
+        layout = self.chat_format.message_layout(self.encoding, add_generation_prompt)
+        if layout is not None:
+            refused: tuple[str, ...] = ()
+            if self._special_tokens and (
+                content_special_tokens == "refuse"
+                or content_special_tokens == "reference" and self.chat_format.reference_content_specials
+            ):
+                refused = special_text_prefixes(self._special_tokens)
+            if content_special_tokens == "text" and not self.chat_format.supports_text_content_rule:
+                layout = None  # the general path refuses the call
+            elif "" in refused:
+                layout = None  # an empty special token: every text holds it
+            else:
+                forbidden = tuple(dict.fromkeys(layout.forbidden + refused))
+                empty = self._count_rendered([], None, add_generation_prompt, content_special_tokens, None, False)
+                layout = dataclasses.replace(layout, forbidden=forbidden, overhead=empty.total)
+        if len(layout.forbidden if layout else ()) > 64:
+            layout = None  # the native walk takes at most 64
+        self._layouts[(add_generation_prompt, content_special_tokens)] = layout
+        return layout
 
     def _prepare(self, messages, tools, add_generation_prompt, content_special_tokens, limits, spans):
         if not isinstance(add_generation_prompt, bool):
