@@ -182,14 +182,18 @@ static int count_message(const tk_parts_ops *ops, PyObject *message, int first, 
     return status;
 }
 
-PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *messages, PyObject *roles, PyObject *first_roles,
-                            PyObject *forbidden, int strip, int per_message) {
+PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
+                            int strip, Py_ssize_t overhead, PyObject *messages, int per_message) {
     if (!PyDict_Check(roles) || (first_roles != Py_None && !PyDict_Check(first_roles))) {
         PyErr_SetString(PyExc_TypeError, "roles and first_roles must be dicts (first_roles may be None)");
         return NULL;
     }
     if (!role_key && !(role_key = PyUnicode_InternFromString("role"))) return NULL;
     if (!content_key && !(content_key = PyUnicode_InternFromString("content"))) return NULL;
+    if (overhead < 0) {
+        PyErr_SetString(PyExc_ValueError, "overhead must not be negative");
+        return NULL;
+    }
     Forbidden forbidden_strings;
     if (read_forbidden(forbidden, &forbidden_strings) < 0) return NULL;
     if (!PyList_CheckExact(messages)) Py_RETURN_NONE;
@@ -197,7 +201,7 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *messages, PyObjec
     PyObject *counts = per_message ? PyList_New(n) : NULL;
     if (per_message && !counts) return NULL;
     Buffer buffer = {NULL, 0};
-    size_t total = 0;
+    size_t total = (size_t)overhead;
     PyObject *result = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (PyList_GET_SIZE(messages) != n) { /* changed by another thread while the GIL was released */

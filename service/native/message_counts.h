@@ -18,15 +18,17 @@
 
 #include "text_parts.h"
 
-/* count_messages(messages, roles, first_roles, forbidden, strip, per_message) with the core's text path in `ops`
- * (only `core`, `sink`, `position` and `text` are used):
+/* count_messages(roles, first_roles, forbidden, strip, overhead, messages, per_message) with the core's text path
+ * in `ops` (only `core`, `sink`, `position` and `text` are used). The layout comes first, so that Python can
+ * bind it once (functools.partial) and a call costs no Python frame:
  *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool)
  *   first_roles  the same for the first message, or None (then `roles`)
  *   forbidden    tuple of str: content holding any of them is not plain
  *   strip        true: content loses leading and trailing whitespace first, as str.strip() does
+ *   overhead     tokens of the chat that no message owns, added to the total
  * -> None (not plain), or (total, [tokens of each message] or None when not `per_message`).
  * TypeError / ValueError for a malformed layout. */
-PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *messages, PyObject *roles, PyObject *first_roles,
-                            PyObject *forbidden, int strip, int per_message);
+PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
+                            int strip, Py_ssize_t overhead, PyObject *messages, int per_message);
 
 #endif

@@ -4,9 +4,12 @@ rendering it (registry/chat/chat_format.py; each built-in format gives its layou
 
     >>> from tokend import get_encoding
     >>> layout = MessageLayout(roles={"user": ("user: ", 2, True)}, overhead=1)
-    >>> count_messages(get_encoding("cl100k_base"), [{"role": "user", "content": "Hi"}], layout)
+    >>> count = message_counter(get_encoding("cl100k_base"), layout)
+    >>> count([{"role": "user", "content": "Hi"}], True)        # 1 + (2 + "user: Hi")
     (6, [5])
-    >>> count_messages(get_encoding("cl100k_base"), [{"role": "tool", "content": "42"}], layout) is None
+    >>> count([{"role": "user", "content": "Hi"}], False)
+    (6, None)
+    >>> count([{"role": "tool", "content": "42"}], True) is None
     True
 
 A message counts `constant + count_ordinary(prefix + content)` for its role's `(prefix, constant,
@@ -22,13 +25,17 @@ The general path stays the authority: it is exact for every chat and raises the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from tokend.engine.text_parts import native_core
 
-__all__ = ["MessageLayout", "count_messages"]
+__all__ = ["MessageLayout", "MessageCounter", "message_counter"]
+
+# (messages, per_message) -> (total, tokens of each message or None), or None: not a plain chat
+MessageCounter = Callable[[Any, bool], "tuple[int, list[int] | None] | None"]
 
 
 @dataclass(frozen=True)
@@ -40,23 +47,13 @@ class MessageLayout:
     forbidden: tuple[str, ...] = ()  # content holding any of these is not plain
     strip: bool = False  # content is stripped of surrounding whitespace before the prefix is joined
     overhead: int = 0  # tokens of the chat that no message owns
-    _roles: dict = field(init=False, repr=False, compare=False)
-    _first_roles: Any = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # the native walk takes exact dicts; the mappings given stay as they were
-        object.__setattr__(self, "_roles", dict(self.roles))
-        object.__setattr__(self, "_first_roles", None if self.first_roles is None else dict(self.first_roles))
 
 
-def count_messages(encoding: Any, messages: Any, layout: MessageLayout, *, per_message: bool = True) -> tuple[int, list[int] | None] | None:
-    """`(total, tokens of each message)` (the list None when not `per_message`), or None: not a plain chat
-    for this layout, or no native core to count it with."""
+def message_counter(encoding: Any, layout: MessageLayout) -> MessageCounter | None:
+    """`layout` bound to `encoding`'s native core, as one C-level callable (no Python frame per chat: a short
+    chat costs ~10 us to count), or None when the encoding has no such core."""
     core = native_core(encoding)
     if core is None:
         return None
-    counted = core.count_messages(messages, layout._roles, layout._first_roles, layout.forbidden, layout.strip, per_message)
-    if counted is None:
-        return None
-    total, counts = counted
-    return total + layout.overhead, counts
+    first_roles = None if layout.first_roles is None else dict(layout.first_roles)
+    return partial(core.count_messages, dict(layout.roles), first_roles, tuple(layout.forbidden), layout.strip, layout.overhead)

@@ -39,18 +39,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tokend.engine.message_counts import MessageLayout, count_messages
+from tokend.engine.message_counts import MessageCounter, MessageLayout, message_counter
 from tokend.engine.special_tokens import special_token_regex
 from tokend.errors import ChatRequestError, ModelFormatError
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition, parse_messages, parse_tools
 from tokend.registry.chat.template_limits import TemplateLimits
-from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat, count_rendered, encode_rendered
+from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat, chat_count, count_rendered, encode_rendered
 from tokend.registry.chat.text_builder import special_text_prefixes
 
 __all__ = ["ChatFormat", "ChatEncoder", "RenderContext", "ContentSpecialTokens", "CONTENT_SPECIAL_TOKENS"]
 
 ContentSpecialTokens = Literal["reference", "text", "refuse"]
 _DEFAULT_LIMITS = TemplateLimits()
+_UNSET: Any = object()
+_MAX_FORBIDDEN = 64  # strings the native plain-chat walk looks for (message_counts.c); more: the general path
 CONTENT_SPECIAL_TOKENS = ("reference", "text", "refuse")
 
 
@@ -120,8 +122,9 @@ class ChatEncoder:
         self.chat_format = chat_format
         self.ref = ref
         self._special_tokens = specials
-        # (add_generation_prompt, content_special_tokens) -> the layout of plain chats, or None
-        self._layouts: dict[tuple[bool, str], MessageLayout | None] = {}
+        # (add_generation_prompt, content_special_tokens) -> counter of plain chats (engine/message_counts), or None
+        self._counters: dict[tuple[bool, str], MessageCounter | None] = {}
+        self._estimate = chat_format.estimate
 
     def encode_chat(
         self,
@@ -159,15 +162,16 @@ class ChatEncoder:
     ) -> ChatCount:
         """`len(encode_chat(...).ids)` and the count of each message, without building the ids where
         possible. `per_message=False` skips the per-message split (for templates: no prefix renders)."""
-        if tools is None and (add_generation_prompt is True or add_generation_prompt is False) and (
-            content_special_tokens in CONTENT_SPECIAL_TOKENS
-        ):
-            key = (add_generation_prompt, content_special_tokens)
-            layout = self._layouts[key] if key in self._layouts else self._message_layout(*key)
-            if layout is not None:
-                counted = count_messages(self.encoding, messages, layout, per_message=per_message)
+        # A plain chat ({"role", "content"} strings, the common request) in one engine call; any other, and
+        # every bad one, by the general path, which also raises the precise errors.
+        if tools is None and (add_generation_prompt is True or add_generation_prompt is False) and type(content_special_tokens) is str:
+            counter = self._counters.get((add_generation_prompt, content_special_tokens), _UNSET)
+            if counter is _UNSET:
+                counter = self._message_counter(add_generation_prompt, content_special_tokens)
+            if counter is not None:
+                counted = counter(messages, per_message)
                 if counted is not None:
-                    return ChatCount(counted[0], counted[1] or [], True, self.chat_format.estimate)
+                    return chat_count(counted[0], counted[1] or [], True, self._estimate)
         return self._count_rendered(messages, tools, add_generation_prompt, content_special_tokens, limits, per_message)
 
     def _count_rendered(self, messages, tools, add_generation_prompt, content_special_tokens, limits, per_message) -> ChatCount:
@@ -178,10 +182,15 @@ class ChatEncoder:
         result = self.chat_format.count(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
         return result if per_message else ChatCount(result.total, [], result.spans_exact, result.estimate)
 
-    def _message_layout(self, add_generation_prompt: bool, content_special_tokens: str) -> MessageLayout | None:
-        """The plain-chat layout for these arguments (cached): the format's, plus the special-token text that
-        must send content down the general path (where it would become special tokens, or be refused)."""
-        layout = self.chat_format.message_layout(self.encoding, add_generation_prompt)
+    def _message_counter(self, add_generation_prompt: bool, content_special_tokens: str) -> MessageCounter | None:
+        """The plain-chat counter for these arguments (cached): the format's layout, plus the special-token text
+        that must send content down the general path (where it would become special tokens, or be refused)."""
+        layout = None
+        if content_special_tokens in CONTENT_SPECIAL_TOKENS and (
+            content_special_tokens != "text" or self.chat_format.supports_text_content_rule
+        ):
+            layout = self.chat_format.message_layout(self.encoding, add_generation_prompt)
+        counter = None
         if layout is not None:
             refused: tuple[str, ...] = ()
             if self._special_tokens and (
@@ -189,18 +198,12 @@ class ChatEncoder:
                 or content_special_tokens == "reference" and self.chat_format.reference_content_specials
             ):
                 refused = special_text_prefixes(self._special_tokens)
-            if content_special_tokens == "text" and not self.chat_format.supports_text_content_rule:
-                layout = None  # the general path refuses the call
-            elif "" in refused:
-                layout = None  # an empty special token: every text holds it
-            else:
-                forbidden = tuple(dict.fromkeys(layout.forbidden + refused))
+            forbidden = tuple(dict.fromkeys(layout.forbidden + refused))
+            if "" not in forbidden and len(forbidden) <= _MAX_FORBIDDEN:
                 empty = self._count_rendered([], None, add_generation_prompt, content_special_tokens, None, False)
-                layout = dataclasses.replace(layout, forbidden=forbidden, overhead=empty.total)
-        if len(layout.forbidden if layout else ()) > 64:
-            layout = None  # the native walk takes at most 64
-        self._layouts[(add_generation_prompt, content_special_tokens)] = layout
-        return layout
+                counter = message_counter(self.encoding, dataclasses.replace(layout, forbidden=forbidden, overhead=empty.total))
+        self._counters[(add_generation_prompt, content_special_tokens)] = counter
+        return counter
 
     def _prepare(self, messages, tools, add_generation_prompt, content_special_tokens, limits, spans):
         if not isinstance(add_generation_prompt, bool):
