@@ -240,3 +240,29 @@ def test_the_walk_refuses_a_malformed_layout():
         core.count_messages({}, None, ("<",) * 65, False, 0, [], True)
     with pytest.raises(TypeError):
         core.count_messages([], None, (), False, 0, [], True)
+
+
+def test_a_list_changed_by_another_thread_meanwhile_is_counted_or_handed_on(openai_chat):
+    """The core releases the GIL inside a long text (>= 64 KiB); a list shortened or lengthened meanwhile
+    makes the walk hand the chat to the general path, never read past the list."""
+    import threading
+
+    long_turn = {"role": "user", "content": "word " * 20_000}
+    messages = [long_turn, long_turn, long_turn]
+    one = openai_chat.count_chat([long_turn]).per_message[0]
+    stop = threading.Event()
+
+    def change():
+        while not stop.is_set():
+            messages.append(long_turn)
+            del messages[1:]
+
+    thread = threading.Thread(target=change)
+    thread.start()
+    try:
+        for _ in range(30):
+            count = openai_chat.count_chat(messages)
+            assert set(count.per_message) == {one} and count.total == one * len(count.per_message) + 3
+    finally:
+        stop.set()
+        thread.join()
