@@ -43,6 +43,11 @@ def chatml(qwen3_encoding):
 
 
 @pytest.fixture(scope="module")
+def chatml_no_thinking(qwen3_encoding):
+    return ChatEncoder(qwen3_encoding, build_chat_format(builtin_chat_format("chatml", enable_thinking=False)))
+
+
+@pytest.fixture(scope="module")
 def llama3(llama3_encoding):
     return ChatEncoder(llama3_encoding, build_chat_format(builtin_chat_format("llama3")))
 
@@ -125,11 +130,12 @@ def _outcome(function):
     add_generation_prompt=st.booleans(),
     content_special_tokens=st.sampled_from(["reference", "text", "refuse"]),
     per_message=st.booleans(),
-    format_name=st.sampled_from(["chatml", "llama3", "harmony", "openai-chat"]),
+    format_name=st.sampled_from(["chatml", "chatml_no_thinking", "llama3", "harmony", "openai-chat"]),
 )
-def test_plain_path_equals_the_general_path(chatml, llama3, harmony, openai_chat, messages, add_generation_prompt,
-                                            content_special_tokens, per_message, format_name):  # fmt: skip
-    encoder = {"chatml": chatml, "llama3": llama3, "harmony": harmony, "openai-chat": openai_chat}[format_name]
+def test_plain_path_equals_the_general_path(chatml, chatml_no_thinking, llama3, harmony, openai_chat, messages,
+                                            add_generation_prompt, content_special_tokens, per_message, format_name):  # fmt: skip
+    encoder = {"chatml": chatml, "chatml_no_thinking": chatml_no_thinking, "llama3": llama3, "harmony": harmony,
+               "openai-chat": openai_chat}[format_name]  # fmt: skip
     fast = _outcome(lambda: encoder.count_chat(messages, None, add_generation_prompt, content_special_tokens=content_special_tokens,
                                                per_message=per_message))  # fmt: skip
     general = _outcome(lambda: encoder._count_rendered(messages, None, add_generation_prompt, content_special_tokens, None, per_message))
