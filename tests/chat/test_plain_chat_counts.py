@@ -187,6 +187,13 @@ def test_other_chats_take_the_general_path(request, monkeypatch, format_name, me
     assert taken
 
 
+def test_a_made_up_content_rule_is_refused_and_not_remembered(openai_chat):
+    for number in range(3):
+        with pytest.raises(ChatRequestError, match="content_special_tokens"):
+            openai_chat.count_chat(PLAIN, content_special_tokens=f"made-up-{number}")
+    assert not any(key[1].startswith("made-up") for key in openai_chat._counters)
+
+
 def test_special_text_that_stays_text_takes_the_plain_path(harmony, chatml, monkeypatch):
     """harmony encodes content as ordinary text, and so does chatml with content_special_tokens="text": the
     plain path counts such content itself, and equals openai-harmony."""

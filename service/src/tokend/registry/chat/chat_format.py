@@ -185,10 +185,10 @@ class ChatEncoder:
     def _message_counter(self, add_generation_prompt: bool, content_special_tokens: str) -> MessageCounter | None:
         """The plain-chat counter for these arguments (cached): the format's layout, plus the special-token text
         that must send content down the general path (where it would become special tokens, or be refused)."""
+        if content_special_tokens not in CONTENT_SPECIAL_TOKENS:
+            return None  # the general path refuses it (and nothing is cached for a made-up value)
         layout = None
-        if content_special_tokens in CONTENT_SPECIAL_TOKENS and (
-            content_special_tokens != "text" or self.chat_format.supports_text_content_rule
-        ):
+        if content_special_tokens != "text" or self.chat_format.supports_text_content_rule:
             layout = self.chat_format.message_layout(self.encoding, add_generation_prompt)
         counter = None
         if layout is not None:
