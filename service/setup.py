@@ -1,6 +1,7 @@
 """Build of tokend's native code; everything else is in pyproject.toml. Sources: native/.
 - `tokend.engine._native`: the core (pre-split, BPE merge, piece cache; see native/tokend_native.h), and
-  text given as parts (native/text_parts.c: a chat's rendered parts in one call).
+  text given as parts (native/text_parts.c: a chat's rendered parts in one call), and a plain chat's counts
+  (native/message_counts.c).
 - `tokend.engine._alignment`: token surfaces aligned with their text (native/token_alignment.c), for offsets,
   truncation and chunking; separate so it depends on no vocabulary and no change to the core.
 - `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h)."""
@@ -29,6 +30,7 @@ setup(
                 "native/split_pieces.c",
                 "native/split_object.c",
                 "native/text_parts.c",
+                "native/message_counts.c",
             ],
             depends=[
                 "native/tokend_native.h",
@@ -40,6 +42,7 @@ setup(
                 "native/split_chars.h",
                 "native/split_object.h",
                 "native/text_parts.h",
+                "native/message_counts.h",
             ],
             extra_compile_args=COMPILE_ARGS + ["-pthread"],
             extra_link_args=["-pthread"],

@@ -17,6 +17,8 @@
  *   core.cache_stats()           -> (hits, misses, size, capacity)
  *   core.encode_batch(["a", "b"], 2)  -> [[64], [65]]   threads, the GIL released (count=True: counts)
  *   core.count_parts(parts, ends) / core.encode_parts(parts, ends, special_ids)   text given as parts (text_parts.c)
+ *   core.count_messages(roles, first_roles, forbidden, strip, overhead, messages, per_message)   a plain chat
+ *                                (message_counts.c)
  *
  * Everything touching the piece cache runs with the GIL held and never calls back into Python code while
  * it holds pointers into shared state, so one core is safe to share between threads. Two exceptions keep
@@ -39,6 +41,7 @@
 #include "split_object.h"
 #include "tokend_native.h"
 #include "text_parts.h"
+#include "message_counts.h"
 
 /* ~1-2 ms of merging: big enough that releasing the GIL costs nothing measurable, small enough that a
  * 1 MB piece (0.2 s of merging) no longer holds up the other calls of its worker. */
@@ -483,6 +486,20 @@ static PyObject *run_parts(BpeCore *self, PyObject *args, int counting) {
 }
 
 static PyObject *BpeCore_count_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 1); }
+
+static PyObject *BpeCore_count_messages(BpeCore *self, PyObject *args) {
+    PyObject *roles, *first_roles, *forbidden, *messages;
+    int strip, per_message;
+    Py_ssize_t overhead;
+    if (!PyArg_ParseTuple(args, "OOOpnOp", &roles, &first_roles, &forbidden, &strip, &overhead, &messages, &per_message))
+        return NULL;
+    if (require_pattern(self) < 0) return NULL;
+    Sink sink = {0};
+    sink.counting = 1;
+    tk_parts_ops ops = {self, &sink, &sink.count, parts_text, parts_special};
+    return tk_count_messages(&ops, roles, first_roles, forbidden, strip, overhead, messages, per_message);
+}
+
 static PyObject *BpeCore_encode_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 0); }
 
 /* Back to the state BpeCore.__new__ leaves: nothing allocated, not ready (after a failed __init__ too). */
@@ -695,6 +712,9 @@ static PyMethodDef BpeCore_methods[] = {
      "encode_batch(texts, num_threads, count=False) -> ids (or counts) of each text, without the GIL"},
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {"count_parts", (PyCFunction)BpeCore_count_parts, METH_VARARGS, "count_parts(parts, ends) -> tokens per run (text_parts.h)"},
+    {"count_messages", (PyCFunction)BpeCore_count_messages, METH_VARARGS,
+     "count_messages(roles, first_roles, forbidden, strip, overhead, messages, per_message) -> None or (total, counts) "
+     "(message_counts.h)"},
     {"encode_parts", (PyCFunction)BpeCore_encode_parts, METH_VARARGS,
      "encode_parts(parts, ends, special_ids) -> (ids, tokens per run) (text_parts.h)"},
     {NULL, NULL, 0, NULL},

@@ -34,7 +34,7 @@ def _expected(encoding_name):
 @pytest.mark.parametrize("walk", ["native", "contract"])
 def test_parts_give_tiktokens_ids_per_run(encoding_name, walk, monkeypatch):
     if walk == "contract":
-        monkeypatch.setattr(text_parts, "_native_core", lambda encoding: None)
+        monkeypatch.setattr(text_parts, "native_core", lambda encoding: None)
     encoding = tokend.get_encoding(encoding_name)
     ids, counts = _expected(encoding_name)
     assert encode_parts(encoding, PARTS, ENDS) == (ids, counts)
@@ -56,7 +56,7 @@ def test_a_pattern_without_a_native_scanner_goes_through_the_contract():
                                special_tokens={"<|endoftext|>": 100257})  # fmt: skip
     ours = tokend.Encoding("custom", pat_str=pattern, mergeable_ranks=cl100k._mergeable_ranks,
                            special_tokens={"<|endoftext|>": 100257})  # fmt: skip
-    assert ours._native_splitter is None and text_parts._native_core(ours) is None
+    assert ours._native_splitter is None and text_parts.native_core(ours) is None
     parts = ["Alice was", " beginning to get", EOT, "très fatiguée"]
     expected = oracle.encode_ordinary(parts[0]) + oracle.encode_ordinary(parts[1]) + [100257] + oracle.encode_ordinary(parts[3])
     first = len(oracle.encode_ordinary(parts[0]))

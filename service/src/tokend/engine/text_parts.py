@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["SpecialText", "count_parts", "encode_parts"]
+__all__ = ["SpecialText", "count_parts", "encode_parts", "native_core"]
 
 
 class SpecialText(str):
@@ -31,7 +31,8 @@ class SpecialText(str):
     __slots__ = ()
 
 
-def _native_core(encoding: Any) -> Any:
+def native_core(encoding: Any) -> Any:
+    """The native core whose text path is `encoding`'s whole text path, or None."""
     from tokend.engine.encoding import Encoding
 
     # The C walk encodes each text part as the core's encode does: exact when that is the encoding's whole
@@ -43,7 +44,7 @@ def _native_core(encoding: Any) -> Any:
 
 def count_parts(encoding: Any, parts: list[str], ends: list[int]) -> list[int]:
     """The tokens of each run `parts[ends[i-1]:ends[i]]` (`ends[-1] == len(parts)`)."""
-    core = _native_core(encoding)
+    core = native_core(encoding)
     if core is not None:
         try:
             return core.count_parts(parts, ends)
@@ -60,7 +61,7 @@ def count_parts(encoding: Any, parts: list[str], ends: list[int]) -> list[int]:
 def encode_parts(encoding: Any, parts: list[str], ends: list[int]) -> tuple[list[int], list[int]]:
     """`(ids, tokens of each run)`."""
     special_ids = encoding.special_tokens
-    core = _native_core(encoding)
+    core = native_core(encoding)
     if core is not None:
         try:
             return core.encode_parts(parts, ends, encoding._special_tokens)

@@ -32,22 +32,27 @@ Not handled here: reading manifests (spec), limits on request size (the service 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tokend.engine.message_counts import MessageCounter, MessageLayout, message_counter
 from tokend.engine.special_tokens import special_token_regex
 from tokend.errors import ChatRequestError, ModelFormatError
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition, parse_messages, parse_tools
 from tokend.registry.chat.template_limits import TemplateLimits
-from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat, count_rendered, encode_rendered
+from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat, chat_count, count_rendered, encode_rendered
+from tokend.registry.chat.text_builder import special_text_prefixes
 
 __all__ = ["ChatFormat", "ChatEncoder", "RenderContext", "ContentSpecialTokens", "CONTENT_SPECIAL_TOKENS"]
 
 ContentSpecialTokens = Literal["reference", "text", "refuse"]
 _DEFAULT_LIMITS = TemplateLimits()
+_UNSET: Any = object()
+_MAX_FORBIDDEN = 64  # strings the native plain-chat walk looks for (message_counts.c); more: the general path
 CONTENT_SPECIAL_TOKENS = ("reference", "text", "refuse")
 
 
@@ -94,6 +99,13 @@ class ChatFormat(ABC):
     def describe(self) -> str:
         return self.name
 
+    def message_layout(self, encoding, add_generation_prompt: bool) -> MessageLayout | None:
+        """What a plain message (`{"role", "content"}` strings) costs in this format, for `count_chat` to count
+        plain chats without rendering them (engine/message_counts): the roles, and the content this format
+        itself treats specially (`forbidden`). ChatEncoder adds the special-token text to refuse and the
+        `overhead`, which it counts by rendering the empty chat. None (the default): no such shortcut."""
+        return None
+
 
 class ChatEncoder:
     """A chat format bound to an encoding: the `encode_chat` / `count_chat` operation on a loaded model."""
@@ -110,6 +122,9 @@ class ChatEncoder:
         self.chat_format = chat_format
         self.ref = ref
         self._special_tokens = specials
+        # (add_generation_prompt, content_special_tokens) -> counter of plain chats (engine/message_counts), or None
+        self._counters: dict[tuple[bool, str], MessageCounter | None] = {}
+        self._estimate = chat_format.estimate
 
     def encode_chat(
         self,
@@ -147,11 +162,48 @@ class ChatEncoder:
     ) -> ChatCount:
         """`len(encode_chat(...).ids)` and the count of each message, without building the ids where
         possible. `per_message=False` skips the per-message split (for templates: no prefix renders)."""
+        # A plain chat ({"role", "content"} strings, the common request) in one engine call; any other, and
+        # every bad one, by the general path, which also raises the precise errors.
+        if tools is None and (add_generation_prompt is True or add_generation_prompt is False) and type(content_special_tokens) is str:
+            counter = self._counters.get((add_generation_prompt, content_special_tokens), _UNSET)
+            if counter is _UNSET:
+                counter = self._message_counter(add_generation_prompt, content_special_tokens)
+            if counter is not None:
+                counted = counter(messages, per_message)
+                if counted is not None:
+                    return chat_count(counted[0], counted[1] or [], True, self._estimate)
+        return self._count_rendered(messages, tools, add_generation_prompt, content_special_tokens, limits, per_message)
+
+    def _count_rendered(self, messages, tools, add_generation_prompt, content_special_tokens, limits, per_message) -> ChatCount:
+        """count_chat by the general path: check the messages, render (or count) them in the format."""
         parsed, parsed_tools, context = self._prepare(
             messages, tools, add_generation_prompt, content_special_tokens, limits, per_message
         )
         result = self.chat_format.count(self.encoding, parsed, parsed_tools, add_generation_prompt, context)
         return result if per_message else ChatCount(result.total, [], result.spans_exact, result.estimate)
+
+    def _message_counter(self, add_generation_prompt: bool, content_special_tokens: str) -> MessageCounter | None:
+        """The plain-chat counter for these arguments (cached): the format's layout, plus the special-token text
+        that must send content down the general path (where it would become special tokens, or be refused)."""
+        if content_special_tokens not in CONTENT_SPECIAL_TOKENS:
+            return None  # the general path refuses it (and nothing is cached for a made-up value)
+        layout = None
+        if content_special_tokens != "text" or self.chat_format.supports_text_content_rule:
+            layout = self.chat_format.message_layout(self.encoding, add_generation_prompt)
+        counter = None
+        if layout is not None:
+            refused: tuple[str, ...] = ()
+            if self._special_tokens and (
+                content_special_tokens == "refuse"
+                or content_special_tokens == "reference" and self.chat_format.reference_content_specials
+            ):
+                refused = special_text_prefixes(self._special_tokens)
+            forbidden = tuple(dict.fromkeys(layout.forbidden + refused))
+            if "" not in forbidden and len(forbidden) <= _MAX_FORBIDDEN:
+                empty = self._count_rendered([], None, add_generation_prompt, content_special_tokens, None, False)
+                counter = message_counter(self.encoding, dataclasses.replace(layout, forbidden=forbidden, overhead=empty.total))
+        self._counters[(add_generation_prompt, content_special_tokens)] = counter
+        return counter
 
     def _prepare(self, messages, tools, add_generation_prompt, content_special_tokens, limits, spans):
         if not isinstance(add_generation_prompt, bool):

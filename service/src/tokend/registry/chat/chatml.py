@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tokend.engine.message_counts import MessageLayout
 from tokend.errors import ChatRequestError
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
@@ -54,6 +55,13 @@ class ChatmlFormat(ChatFormat):
 
     def required_special_tokens(self) -> frozenset[str]:
         return frozenset({IM_START, IM_END})
+
+    def message_layout(self, encoding, add_generation_prompt: bool) -> MessageLayout:
+        # What _render_plain builds for a message: [START, role + "\n" + content, END, "\n"]. A last assistant
+        # message (Qwen3's think block) and "</think>" in content (split out) take the general path.
+        constant = 2 + encoding.count_ordinary("\n")
+        roles = {role: (role + "\n", constant, role != "assistant") for role in _PLAIN_ROLES}
+        return MessageLayout(roles, forbidden=("</think>",))
 
     def render(
         self,

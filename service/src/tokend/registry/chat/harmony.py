@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokend.engine.message_counts import MessageLayout
 from tokend.errors import ChatRequestError
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.harmony_tools import tools_section
@@ -45,6 +46,7 @@ HARMONY_DEFAULTS: dict[str, Any] = {
 }
 _CHANNELS = ("analysis", "commentary", "final")
 _ROLES = ("user", "assistant", "tool")
+_INSTRUCTIONS = "# Instructions"
 
 
 class HarmonyFormat(ChatFormat):
@@ -65,6 +67,15 @@ class HarmonyFormat(ChatFormat):
     def required_special_tokens(self) -> frozenset[str]:
         return frozenset({START, MESSAGE, END, CHANNEL, CALL, CONSTRAIN})
 
+    def message_layout(self, encoding, add_generation_prompt: bool) -> MessageLayout:
+        # What render builds for a user message without a name, [START, "user", MESSAGE, content, END], an
+        # assistant one without tool calls, [START, "assistant", CHANNEL, "final", MESSAGE, content, END], and
+        # a leading system or developer message: the developer message, whose one text is the instructions.
+        count = encoding.count_ordinary
+        roles = {"user": ("", 3 + count("user"), True), "assistant": ("", 4 + count("assistant") + count("final"), True)}
+        developer = (_INSTRUCTIONS + "\n\n", 3 + count("developer"), True)
+        return MessageLayout(roles, {**roles, "system": developer, "developer": developer})
+
     def render(
         self,
         messages: tuple[ChatMessage, ...],
@@ -80,7 +91,7 @@ class HarmonyFormat(ChatFormat):
             sections = []
             if has_instructions:
                 check_message(messages[0], self.name, roles=("system", "developer"), tool_calls=False)
-                sections += ["# Instructions", messages[0].text]
+                sections += [_INSTRUCTIONS, messages[0].text]
             if has_function_tools:
                 sections.append(tools_section([(tool.name, tool.description or "", tool.parameters) for tool in tools]))
             self._message(segments, 0 if has_instructions else None, "developer", None, ["\n\n".join(sections)])

@@ -11,6 +11,7 @@ own template — publish the model's template for it.
 
 from __future__ import annotations
 
+from tokend.engine.message_counts import MessageLayout
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
 from tokend.registry.chat.rules import check_message, refuse_tools
@@ -28,6 +29,12 @@ class Llama3Format(ChatFormat):
 
     def required_special_tokens(self) -> frozenset[str]:
         return frozenset({BOS, START_HEADER, END_HEADER, EOT})
+
+    def message_layout(self, encoding, add_generation_prompt: bool) -> MessageLayout:
+        # [BOS (first message only), START, role, END, "\n\n" + content.strip(), EOT], as render builds it
+        roles = {role: ("\n\n", 3 + encoding.count_ordinary(role), True) for role in _ROLES}
+        first_roles = {role: (prefix, constant + 1, True) for role, (prefix, constant, _) in roles.items()}
+        return MessageLayout(roles, first_roles, strip=True)
 
     def render(
         self,

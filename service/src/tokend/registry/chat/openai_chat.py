@@ -23,6 +23,7 @@ results are refused (the cookbook's tool rule is a different, model-specific est
 
 from __future__ import annotations
 
+from tokend.engine.message_counts import MessageLayout
 from tokend.engine.text_parts import count_parts
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.rules import check_message, refuse_tools
@@ -41,6 +42,10 @@ class OpenAIChatFormat(ChatFormat):
 
     def render(self, messages, tools, add_generation_prompt, context: RenderContext) -> RenderedChat:
         raise NotImplementedError("openai-chat is a counting rule; ChatEncoder refuses encode_chat for it")
+
+    def message_layout(self, encoding, add_generation_prompt: bool) -> MessageLayout:
+        # the rule for a message without a name: its role and its content counted apart, plus 3
+        return MessageLayout({role: ("", TOKENS_PER_MESSAGE + encoding.count_ordinary(role), True) for role in _ROLES})
 
     def count(self, encoding, messages, tools, add_generation_prompt, context: RenderContext) -> ChatCount:
         refuse_tools(tools, self.name, " (OpenAI's tool prompt layout is not published)")

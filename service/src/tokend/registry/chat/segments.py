@@ -41,6 +41,7 @@ __all__ = [
     "RenderedChat",
     "Segment",
     "SpecialText",
+    "chat_count",
     "count_rendered",
     "encode_rendered",
 ]
@@ -174,6 +175,21 @@ class ChatCount:
     def format_overhead(self) -> int:
         """Tokens that belong to no message (BOS, default system prompt, generation prompt, ...)."""
         return self.total - sum(self.per_message)
+
+
+_new_object = object.__new__
+
+
+def chat_count(total: int, per_message: list[int], spans_exact: bool = True, estimate: bool = False) -> ChatCount:
+    """`ChatCount(...)`, built without the frozen dataclass's four `object.__setattr__` calls (~0.5 us, a
+    twentieth of counting a short plain chat)."""
+    count = _new_object(ChatCount)
+    fields = count.__dict__
+    fields["total"] = total
+    fields["per_message"] = per_message
+    fields["spans_exact"] = spans_exact
+    fields["estimate"] = estimate
+    return count
 
 
 def encode_rendered(encoding, rendered: RenderedChat) -> ChatEncoding:

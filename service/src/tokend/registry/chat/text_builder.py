@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from tokend.registry.chat.segments import PartsBuilder, RenderedChat, SpecialText
 
-__all__ = ["TextBuilder"]
+__all__ = ["TextBuilder", "special_text_prefixes"]
 
 
 class TextBuilder:
@@ -156,6 +156,20 @@ def _split_template(text: str, special_tokens: frozenset[str]) -> tuple[str, ...
 
 
 @lru_cache(maxsize=64)
+def special_text_prefixes(special_tokens: frozenset[str]) -> tuple[str, ...]:
+    """Strings of which every special token starts with one: text holding none of them holds no special
+    token (the quick test of the search below, and what count_chat's plain path refuses in content).
+
+    >>> special_text_prefixes(frozenset({"<|im_start|>", "<|im_end|>", "<think>"}))
+    ('<t', '<|')
+    """
+    prefixes = tuple(sorted({token[:2] for token in special_tokens}))
+    if len(prefixes) > 16:  # many different prefixes: their first characters are fewer
+        prefixes = tuple(sorted({token[0] for token in special_tokens}))
+    return prefixes
+
+
+@lru_cache(maxsize=64)
 def _searcher(special_tokens: frozenset[str]):
     """(quick test, finditer) for the special tokens, with the engine's rule: leftmost, then longest.
     finditer yields (start, end, SpecialText).
@@ -166,9 +180,7 @@ def _searcher(special_tokens: frozenset[str]):
     of 256 or 1,100 tokens costs ~15 us per short piece; this costs ~1 us, and nothing without a prefix.)"""
     if not special_tokens:
         return None
-    prefixes = tuple(sorted({token[:2] for token in special_tokens}))
-    if len(prefixes) > 16:  # many different prefixes: their first characters are fewer
-        prefixes = tuple(sorted({token[0] for token in special_tokens}))
+    prefixes = special_text_prefixes(special_tokens)
     lengths = sorted({len(token) for token in special_tokens}, reverse=True)
 
     def finditer(text: str):

@@ -1,0 +1,237 @@
+/* tk_count_messages: the tokens of a plain chat in one call (see message_counts.h). The common request, a list
+ * of {"role", "content"} dicts, otherwise costs a Python check, a rendered part and a list append per message
+ * (~1 us each: more than counting a short turn's text). Here a message costs two dict lookups, a memchr
+ * for the first bytes of the forbidden strings, and the count of its text.
+ *
+ * The core may release the GIL inside a long text, so nothing borrowed from `messages` is used across a
+ * count: the text is either the content itself (held by a new reference) or a copy in our own buffer, and
+ * the list's length is read again for every message. */
+#include "message_counts.h"
+
+#include <string.h>
+
+#define TK_MAX_FORBIDDEN 64
+
+typedef struct {
+    const char *text[TK_MAX_FORBIDDEN];
+    Py_ssize_t len[TK_MAX_FORBIDDEN];
+    Py_ssize_t n;
+    char firsts[TK_MAX_FORBIDDEN]; /* the distinct first bytes */
+    Py_ssize_t n_firsts;
+} Forbidden;
+
+typedef struct {
+    const char *prefix;
+    Py_ssize_t prefix_len;
+    Py_ssize_t constant;
+    int may_be_last;
+} RoleLayout;
+
+static PyObject *role_key, *content_key; /* interned "role", "content" */
+
+static int read_forbidden(PyObject *forbidden, Forbidden *out) {
+    if (!PyTuple_Check(forbidden)) {
+        PyErr_Format(PyExc_TypeError, "forbidden must be a tuple of str, got %.100s", Py_TYPE(forbidden)->tp_name);
+        return -1;
+    }
+    out->n = PyTuple_GET_SIZE(forbidden);
+    out->n_firsts = 0;
+    if (out->n > TK_MAX_FORBIDDEN) {
+        PyErr_Format(PyExc_ValueError, "at most %d forbidden strings, got %zd", TK_MAX_FORBIDDEN, out->n);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < out->n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(forbidden, i);
+        if (!PyUnicode_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "forbidden[%zd] must be a str", i);
+            return -1;
+        }
+        out->text[i] = PyUnicode_AsUTF8AndSize(item, &out->len[i]);
+        if (!out->text[i]) return -1;
+        if (out->len[i] == 0) {
+            PyErr_Format(PyExc_ValueError, "forbidden[%zd] must not be empty", i);
+            return -1;
+        }
+        char first = out->text[i][0];
+        if (!memchr(out->firsts, first, (size_t)out->n_firsts)) out->firsts[out->n_firsts++] = first;
+    }
+    return 0;
+}
+
+/* 1 when `text` holds one of the forbidden strings. One memchr per distinct first byte ("<" for most
+ * vocabularies) skips text without any candidate at memory speed. */
+static int holds_forbidden(const Forbidden *forbidden, const char *text, size_t len) {
+    for (Py_ssize_t f = 0; f < forbidden->n_firsts; f++) {
+        const char *at = text, *end = text + len;
+        while ((at = memchr(at, forbidden->firsts[f], (size_t)(end - at))) != NULL) {
+            for (Py_ssize_t i = 0; i < forbidden->n; i++)
+                if (forbidden->text[i][0] == forbidden->firsts[f] && end - at >= forbidden->len[i] &&
+                    memcmp(at, forbidden->text[i], (size_t)forbidden->len[i]) == 0)
+                    return 1;
+            at++;
+        }
+    }
+    return 0;
+}
+
+static int read_role(PyObject *entry, RoleLayout *out) {
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3 || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
+        !PyLong_Check(PyTuple_GET_ITEM(entry, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a role's layout must be (prefix: str, constant: int, may_be_last: bool)");
+        return -1;
+    }
+    out->prefix = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 0), &out->prefix_len);
+    if (!out->prefix) return -1;
+    out->constant = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 1));
+    if (out->constant == -1 && PyErr_Occurred()) return -1;
+    if (out->constant < 0) {
+        PyErr_SetString(PyExc_ValueError, "a role's constant tokens must not be negative");
+        return -1;
+    }
+    out->may_be_last = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 2));
+    return out->may_be_last < 0 ? -1 : 0;
+}
+
+/* The code point that starts at text[i] (valid UTF-8: CPython made it) and the index after it. */
+static Py_UCS4 utf8_at(const unsigned char *text, size_t i, size_t *next) {
+    unsigned char lead = text[i];
+    if (lead < 0x80) {
+        *next = i + 1;
+        return lead;
+    }
+    int extra = lead >= 0xF0 ? 3 : lead >= 0xE0 ? 2 : 1;
+    Py_UCS4 point = lead & (0x3F >> extra);
+    for (int k = 1; k <= extra; k++) point = (point << 6) | (text[i + k] & 0x3F);
+    *next = i + 1 + (size_t)extra;
+    return point;
+}
+
+/* `text[*start:*end]` without surrounding whitespace, as str.strip() sees whitespace. */
+static void strip_utf8(const char *text, size_t *start, size_t *end) {
+    const unsigned char *bytes = (const unsigned char *)text;
+    size_t next;
+    while (*start < *end && Py_UNICODE_ISSPACE(utf8_at(bytes, *start, &next))) *start = next;
+    while (*end > *start) {
+        size_t lead = *end - 1;
+        while (lead > *start && (bytes[lead] & 0xC0) == 0x80) lead--;
+        if (!Py_UNICODE_ISSPACE(utf8_at(bytes, lead, &next))) break;
+        *end = lead;
+    }
+}
+
+typedef struct {
+    char *data;
+    size_t cap;
+} Buffer;
+
+static const char *joined(Buffer *buffer, const char *prefix, size_t prefix_len, const char *text, size_t len) {
+    if (prefix_len + len > buffer->cap) {
+        size_t cap = 2 * (prefix_len + len) + 64;
+        char *data = PyMem_Realloc(buffer->data, cap);
+        if (!data) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        buffer->data = data;
+        buffer->cap = cap;
+    }
+    memcpy(buffer->data, prefix, prefix_len);
+    memcpy(buffer->data + prefix_len, text, len);
+    return buffer->data;
+}
+
+/* 1: counted; 0: not plain; -1: an exception. */
+static int count_message(const tk_parts_ops *ops, PyObject *message, int first, int last, PyObject *roles,
+                         PyObject *first_roles, const Forbidden *forbidden, int strip, Buffer *buffer, size_t *tokens) {
+    if (!PyDict_CheckExact(message) || PyDict_GET_SIZE(message) != 2) return 0;
+    PyObject *role = PyDict_GetItemWithError(message, role_key);
+    PyObject *content = role ? PyDict_GetItemWithError(message, content_key) : NULL;
+    if (!content) return PyErr_Occurred() ? -1 : 0;
+    if (!PyUnicode_CheckExact(role) || !PyUnicode_CheckExact(content)) return 0;
+    PyObject *entry = first && first_roles != Py_None ? PyDict_GetItemWithError(first_roles, role)
+                                                      : PyDict_GetItemWithError(roles, role);
+    if (!entry) return PyErr_Occurred() ? -1 : 0;
+    RoleLayout layout;
+    if (read_role(entry, &layout) < 0) return -1;
+    if (last && !layout.may_be_last) return 0;
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(content, &len);
+    if (!text) { /* lone surrogates: the general path repairs them as tiktoken does */
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    size_t start = 0, end = (size_t)len;
+    if (strip) strip_utf8(text, &start, &end);
+    Py_INCREF(content); /* `text` lives as long as it; the count may release the GIL */
+    int status = 1;
+    const char *whole = text + start;
+    size_t whole_len = end - start;
+    if (layout.prefix_len) {
+        whole = joined(buffer, layout.prefix, (size_t)layout.prefix_len, text + start, end - start);
+        whole_len += (size_t)layout.prefix_len;
+        if (!whole) status = -1;
+    }
+    if (status == 1 && forbidden->n && holds_forbidden(forbidden, whole, whole_len)) status = 0;
+    if (status == 1) {
+        size_t before = *ops->position;
+        if (whole_len && ops->text(ops->core, ops->sink, (const uint8_t *)whole, whole_len) < 0) status = -1;
+        *tokens = *ops->position - before + (size_t)layout.constant;
+    }
+    Py_DECREF(content);
+    return status;
+}
+
+PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
+                            int strip, Py_ssize_t overhead, PyObject *messages, int per_message) {
+    if (!PyDict_Check(roles) || (first_roles != Py_None && !PyDict_Check(first_roles))) {
+        PyErr_SetString(PyExc_TypeError, "roles and first_roles must be dicts (first_roles may be None)");
+        return NULL;
+    }
+    if (!role_key && !(role_key = PyUnicode_InternFromString("role"))) return NULL;
+    if (!content_key && !(content_key = PyUnicode_InternFromString("content"))) return NULL;
+    if (overhead < 0) {
+        PyErr_SetString(PyExc_ValueError, "overhead must not be negative");
+        return NULL;
+    }
+    Forbidden forbidden_strings;
+    if (read_forbidden(forbidden, &forbidden_strings) < 0) return NULL;
+    if (!PyList_CheckExact(messages)) Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(messages);
+    PyObject *counts = per_message ? PyList_New(n) : NULL;
+    if (per_message && !counts) return NULL;
+    Buffer buffer = {NULL, 0};
+    size_t total = (size_t)overhead;
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_GET_SIZE(messages) != n) { /* changed by another thread while the GIL was released */
+            result = Py_None;
+            break;
+        }
+        PyObject *message = PyList_GET_ITEM(messages, i);
+        Py_INCREF(message);
+        size_t tokens = 0;
+        int status = count_message(ops, message, i == 0, i == n - 1, roles, first_roles, &forbidden_strings, strip,
+                                   &buffer, &tokens);
+        Py_DECREF(message);
+        if (status <= 0) {
+            result = status == 0 ? Py_None : NULL;
+            break;
+        }
+        total += tokens;
+        if (counts) {
+            PyObject *count = PyLong_FromSize_t(tokens);
+            if (!count) break;
+            PyList_SET_ITEM(counts, i, count);
+        }
+    }
+    PyMem_Free(buffer.data);
+    if (result == Py_None || (result == NULL && PyErr_Occurred())) {
+        Py_XDECREF(counts);
+        if (result == Py_None) Py_RETURN_NONE;
+        return NULL;
+    }
+    result = Py_BuildValue("(nO)", (Py_ssize_t)total, counts ? counts : Py_None);
+    Py_XDECREF(counts);
+    return result;
+}

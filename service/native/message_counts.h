@@ -1,0 +1,34 @@
+/* The token counts of a plain chat, walked in one native call (message_counts.c). See
+ * engine/message_counts.py for the Python face and registry/chat/plain_layout.py for who builds the layout.
+ *
+ * A *plain* message is an exact dict with exactly the keys "role" and "content", both exact str. A chat format
+ * whose plain messages each render as
+ *     constant special/template tokens + (prefix of the role + content) encoded as one ordinary text
+ * (content stripped of surrounding whitespace first when the layout says `strip`)
+ * gives that shape as a layout, and the walk counts a whole list of such messages without a Python call per
+ * message. Anything else in the list (another key, a role the layout lacks, content with one of the
+ * `forbidden` strings, a role that may not come last, text that is not
+ * valid UTF-8) makes the walk answer None: the caller then renders the chat the general way, which is exact
+ * for every chat and raises the precise error for a bad one. */
+#ifndef TOKEND_MESSAGE_COUNTS_H
+#define TOKEND_MESSAGE_COUNTS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "text_parts.h"
+
+/* count_messages(roles, first_roles, forbidden, strip, overhead, messages, per_message) with the core's text path
+ * in `ops` (only `core`, `sink`, `position` and `text` are used). The layout comes first, so that Python can
+ * bind it once (functools.partial) and a call costs no Python frame:
+ *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool)
+ *   first_roles  the same for the first message, or None (then `roles`)
+ *   forbidden    tuple of str: content holding any of them is not plain
+ *   strip        true: content loses leading and trailing whitespace first, as str.strip() does
+ *   overhead     tokens of the chat that no message owns, added to the total
+ * -> None (not plain), or (total, [tokens of each message] or None when not `per_message`).
+ * TypeError / ValueError for a malformed layout. */
+PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
+                            int strip, Py_ssize_t overhead, PyObject *messages, int per_message);
+
+#endif
