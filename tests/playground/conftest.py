@@ -24,6 +24,7 @@ def registry() -> Registry:
 @pytest.fixture(scope="session")
 def playground(registry: Registry) -> Iterator[PlaygroundServer]:
     with PlaygroundServer(registry, host="127.0.0.1", port=0) as server:
+        assert server.load_models() == []  # as `tokend serve` does: pages and clients find the models loaded
         yield server
 
 

@@ -177,8 +177,10 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
                 payload = _json_bytes(produce())
             except Exception as exc:  # noqa: BLE001 — every failure becomes a JSON error, the thread survives
                 error = error_from_exception(exc)
-                if error.status >= 500:
+                if error.status == 500:  # a broken model or a bug: the traceback is for the operator
                     logger.exception("playground request %s failed", urlsplit(self.path).path)
+                elif error.status > 500:  # busy, loading, deadline: the client retries; one line is enough
+                    logger.warning("playground request %s: %d %s", urlsplit(self.path).path, error.status, error.message)
                 self._send_error(error)
                 return
         self._send(HTTPStatus.OK, payload, "application/json")

@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Sequence
 from typing import Any
 
+from tokend.errors import TokendError
 from tokend.http_listener import DEFAULT_MAX_CONNECTIONS, HttpListener
 from tokend.service import WorkAdmission
 from tokend.settings import Settings
@@ -62,6 +64,21 @@ class PlaygroundServer:
     def url(self) -> str:
         host = "127.0.0.1" if self.host in {"0.0.0.0", ""} else self.host
         return f"http://{host}:{self.port}/"
+
+    def load_models(self, refs: Sequence[str] | None = None) -> list[str]:
+        """Load `refs` (None: every model's latest version) now, as `tokend serve`'s workers do at start, so
+        the page's first requests find them loaded instead of waiting on loads (a few at a time; more get
+        503 "still loading"). Returns the references that failed to load, each logged; their requests get
+        the error when they come."""
+        models = self.api.service.models
+        failed = []
+        for ref in models.configured_refs(refs):
+            try:
+                models.load(ref, wait=None)
+            except TokendError as error:
+                logger.warning("playground: %s did not load at start: %s", ref, error)
+                failed.append(ref)
+        return failed
 
     def start(self) -> PlaygroundServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="tokend-playground", daemon=True)
@@ -113,6 +130,8 @@ def serve_playground(settings: Settings, ready: Any = None) -> None:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
     reloader = server.api.service.models.hot_reload(settings.reload_interval, None)
+    # Loaded in the background: the page answers at once (a request for a model still loading waits for it).
+    threading.Thread(target=server.load_models, args=(settings.models,), name="tokend-playground-load", daemon=True).start()
     server.start()
     logger.info("token playground serving on http://%s:%d/", settings.playground_host, server.port)
     if ready is not None:
