@@ -234,6 +234,11 @@ static size_t cl100k_piece_end(const uint8_t *s, size_t len, size_t pos) {
  * X?\p{L}+ without possession is the same: when \p{L}+ fails after X, it fails at X too (X is not a letter).
  * P+ without possession likewise: [\r\n]* cannot use what P+ gives back (P holds no \r \n). */
 static size_t llama3_piece_end(const uint8_t *s, size_t len, size_t pos, int ascii_contractions, int max_digits) {
+    /* ASCII words first, as in cl100k_piece_end (the same reasoning: no contraction starts with a letter or
+     * a space, an ASCII letter is L and not X, a space is X), so "word" and " word" are X?\p{L}+ from
+     * their first letter. */
+    if (is_ascii_letter(s[pos])) return run_of(s, len, pos + 1, TK_LETTER);
+    if (s[pos] == ' ' && pos + 1 < len && is_ascii_letter(s[pos + 1])) return run_of(s, len, pos + 2, TK_LETTER);
     tk_char c = char_at(s, len, pos);
     size_t end = ascii_contractions ? contraction_ascii_ignoring_case(s, len, pos) : contraction_ignoring_case(s, len, pos);
     if (end > pos) return end;
@@ -337,6 +342,11 @@ static inline int is_ascii_punctuation(uint32_t cp) {
  * then the run from the mark ends at the same place. PS+ without possession: [\r\n]* cannot use what it
  * gives back (\r \n are not P or S). */
 static size_t deepseek_v3_piece_end(const uint8_t *s, size_t len, size_t pos) {
+    /* ASCII words first: a letter is not punctuation (the first alternative) and not Y, so "word" is
+     * [\p{L}\p{M}]+ from its first letter; a space is Y and not punctuation, so " word" is Y[\p{L}\p{M}]+. */
+    if (is_ascii_letter(s[pos])) return run_of(s, len, pos + 1, TK_LETTER | TK_MARK);
+    if (s[pos] == ' ' && pos + 1 < len && is_ascii_letter(s[pos + 1]))
+        return run_of(s, len, pos + 2, TK_LETTER | TK_MARK);
     tk_char c = char_at(s, len, pos);
     if (c.cp < 0x80 && is_ascii_punctuation(c.cp) && pos + 1 < len && is_ascii_letter(s[pos + 1])) {
         size_t end = pos + 1;
