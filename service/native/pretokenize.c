@@ -368,6 +368,21 @@ static size_t deepseek_v3_piece_end(const uint8_t *s, size_t len, size_t pos) {
     return whitespace_tail_end(s, len, pos);
 }
 
+/* DeepSeek-V3's first two stages: \p{N}{1,3} and [\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+. Each matches
+ * at pos exactly when the character there is in its class, so findall's leftmost search is the scan below. */
+static inline int is_deepseek_cjk(uint32_t cp) {
+    return (cp >= 0x4e00 && cp <= 0x9fa5) || (cp >= 0x3040 && cp <= 0x309f) || (cp >= 0x30a0 && cp <= 0x30ff);
+}
+
+static size_t deepseek_cjk_end(const uint8_t *s, size_t len, size_t pos) {
+    while (pos < len && s[pos] >= 0xe3 && s[pos] <= 0xe9) { /* every code point of the class is 3 bytes, E3..E9 */
+        tk_char c = char_at(s, len, pos);
+        if (!is_deepseek_cjk(c.cp)) break;
+        pos += 3;
+    }
+    return pos;
+}
+
 /* End of the piece that the pattern matches at `pos` (< len), or `pos` when nothing matches there. */
 static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t pos) {
     switch (pattern) {
@@ -389,6 +404,10 @@ static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t
         return llama3_piece_end(s, len, pos, 1, 1);
     case TK_PATTERN_DEEPSEEK_V3:
         return deepseek_v3_piece_end(s, len, pos);
+    case TK_PATTERN_NUMBERS3:
+        return s[pos] < 0x80 && !(tk_classes(s[pos]) & TK_NUMBER) ? pos : up_to_numbers(s, len, pos, 3);
+    case TK_PATTERN_DEEPSEEK_CJK:
+        return deepseek_cjk_end(s, len, pos);
     default:
         return pos;
     }

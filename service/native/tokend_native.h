@@ -220,7 +220,9 @@ typedef enum {
     TK_PATTERN_LLAMA3_ASCII = 6,
     TK_PATTERN_QWEN2_ASCII = 7,
     TK_PATTERN_TEKKEN = 8,
-    TK_PATTERN_DEEPSEEK_V3 = 9
+    TK_PATTERN_DEEPSEEK_V3 = 9,
+    TK_PATTERN_NUMBERS3 = 10,
+    TK_PATTERN_DEEPSEEK_CJK = 11
 } tk_pattern;
 
 /* The next piece of the valid UTF-8 `text` at or after byte offset *pos, as findall finds it: returns 1

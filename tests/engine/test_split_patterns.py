@@ -76,7 +76,7 @@ FAMILIES = [case for case in CASES if case.name in SPLIT_PATTERNS]
 SCANNED = [case for case in CASES if case.ours(use_builtin=True)[1] is not None]
 # One case per scanner added for the open-model families (the first three have test_native_split.py),
 # in the python-regex dialect, whose reference is the cheaper one.
-NEW_SCANNERS = {"llama3", "qwen2", "llama3-ascii", "qwen2-ascii", "tekken", "deepseek-v3"}
+NEW_SCANNERS = {"llama3", "qwen2", "llama3-ascii", "qwen2-ascii", "tekken", "deepseek-v3", "numbers3", "deepseek-cjk"}
 QUICK_SCANNED = list({case.ours(use_builtin=True)[1]: case for case in SCANNED
                       if case.dialect == "python-regex" and case.ours(use_builtin=True)[1] in NEW_SCANNERS}.values())
 OTHERS = [case for case in CASES if case not in FAMILIES]
