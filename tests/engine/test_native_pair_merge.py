@@ -1,6 +1,7 @@
-"""The native pair-priority merge (service/native/pair_merge.c) against its Python reference
-(tokend.engine.pair_bpe) on random merge lists, on both sides of the switch between its two algorithms,
-and within a time guard on 1 MB pieces. Real merge lists are held to Hugging Face `tokenizers` in
+"""The native pair-priority merge against its Python reference (tokend.engine.pair_bpe) on random merge
+lists, both ways the core looks pairs up (the pair table, pair_merge.c; through the vocabulary,
+merge_index.c, which it takes whenever every merge joins bytes and every byte has a token), on both sides of
+the switch between their short- and long-piece algorithms, and within a time guard on 1 MB pieces. Real merge lists are held to Hugging Face `tokenizers` in
 test_hf_tokenizer_json.py.
 
     >>> vocabulary = {bytes([b]): b for b in range(256)} | {b"ab": 256}
@@ -23,9 +24,10 @@ from tokend.engine.pair_bpe import pair_byte_pair_encode
 _SINGLE_BYTES = {bytes([b]): b for b in range(256)}
 
 
-def _core(vocabulary, merges, *, ignore_merges=False, capacity=64):
+def _core(vocabulary, merges, *, ignore_merges=False, capacity=64, merge_index=True):
     flat = array("I", [value for merge in merges for value in merge])
-    return BpeCore(vocabulary, None, cache_capacity=capacity, merges=flat, ignore_merges=ignore_merges)
+    return BpeCore(vocabulary, None, cache_capacity=capacity, merges=flat, ignore_merges=ignore_merges,
+                   merge_index=merge_index)
 
 
 def test_hand_checked_merges():
@@ -105,11 +107,36 @@ def _merge_list_and_pieces(draw):
     return ids, merges, pieces
 
 
+def test_the_core_looks_pairs_up_through_the_vocabulary_when_every_merge_joins_bytes():
+    vocabulary = _SINGLE_BYTES | {b"ab": 256, b"bc": 257, b"abc": 258}
+    merges = [(98, 99, 257), (97, 98, 256), (256, 99, 258), (97, 257, 258)]  # "abc" made two ways
+    assert _core(vocabulary, merges).merge_path == "pairs-by-token"
+    assert _core(vocabulary, merges, merge_index=False).merge_path == "pairs-table"
+    assert BpeCore(vocabulary, None).merge_path == "rank"
+    for merge_index in (True, False):
+        assert _core(vocabulary, merges, merge_index=merge_index).merge(b"abc") == [258]  # a + bc, then (a, bc)
+        assert _core(vocabulary, merges[:3], merge_index=merge_index).merge(b"abc") == [97, 257]
+
+
+def test_lists_the_vocabulary_cannot_answer_keep_the_pair_table():
+    # A merge whose result is not its parts' bytes: the pair rule takes the list's word for it.
+    vocabulary = _SINGLE_BYTES | {b"xy": 256, b"ab": 257}
+    core = _core(vocabulary, [(97, 98, 256)])
+    assert core.merge_path == "pairs-table"
+    assert core.merge(b"zabz") == [122, 256, 122]
+    # A byte without a token: the pair rule drops it, so the parts are no longer the tokens of their bytes.
+    vocabulary = {bytes([b]): b for b in range(0xF5)} | {b"ab": 300}
+    core = _core(vocabulary, [(97, 98, 300)])
+    assert core.merge_path == "pairs-table"
+    assert core.merge(b"a\xffb") == [300]
+
+
 @settings(max_examples=150, deadline=None)
-@given(case=_merge_list_and_pieces(), ignore_merges=st.booleans())
-def test_native_merge_matches_the_python_reference(case, ignore_merges):
+@given(case=_merge_list_and_pieces(), ignore_merges=st.booleans(), merge_index=st.booleans())
+def test_native_merge_matches_the_python_reference(case, ignore_merges, merge_index):
     ids, merges, pieces = case
-    core = _core(ids, merges, ignore_merges=ignore_merges)
+    core = _core(ids, merges, ignore_merges=ignore_merges, merge_index=merge_index)
+    assert core.merge_path == ("pairs-by-token" if merge_index else "pairs-table")
     table = {}
     for priority, (left, right, merged) in enumerate(merges):
         table[left, right] = (priority, merged)  # a later listing replaces an earlier one
@@ -122,8 +149,9 @@ def test_native_merge_matches_the_python_reference(case, ignore_merges):
             assert core.encode_piece(part) == ([whole] if ignore_merges and whole is not None else expected)
 
 
+@pytest.mark.parametrize("merge_index", [True, False])
 @pytest.mark.parametrize("text", [b"a" * 1_000_000, bytes(range(97, 123)) * 40_000])
-def test_one_megabyte_piece_within_guard(text):
+def test_one_megabyte_piece_within_guard(text, merge_index):
     # Every merge of a chain: "a"+"a", "aa"+"aa", ... (the worst shape for the heap: long runs of one pair).
     ids = dict(_SINGLE_BYTES)
     merges = []
@@ -132,7 +160,7 @@ def test_one_megabyte_piece_within_guard(text):
         ids[token + token] = len(ids)
         merges.append((ids[token], ids[token], ids[token + token]))
         token += token
-    core = _core(ids, merges, capacity=0)
+    core = _core(ids, merges, capacity=0, merge_index=merge_index)
     started = time.process_time()
     out = core.merge(text)
     assert time.process_time() - started < 5.0  # generous: 0.1-1.1 s here
