@@ -413,6 +413,23 @@ static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t
     }
 }
 
+int tk_pattern_matches_everywhere(tk_pattern pattern) {
+    /* Each of these ends in catch-alls: letters (with what may precede them), digits, `[^\s\p{L}\p{N}]+`
+     * and `\s+` between them take any character, so no character is ever skipped (test_split_patterns
+     * checks every code point). llama.cpp's rewrites and DeepSeek-V3's stages are not in the list. */
+    switch (pattern) {
+    case TK_PATTERN_GPT2:
+    case TK_PATTERN_CL100K:
+    case TK_PATTERN_O200K:
+    case TK_PATTERN_LLAMA3:
+    case TK_PATTERN_QWEN2:
+    case TK_PATTERN_TEKKEN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int tk_next_piece(tk_pattern pattern, const uint8_t *s, size_t len, size_t *pos, size_t *start) {
     while (*pos < len) {
         size_t end = piece_end(pattern, s, len, *pos);

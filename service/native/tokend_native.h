@@ -272,5 +272,8 @@ typedef enum {
  * with the piece at [*start, *pos) (*pos moves to its end), or 0 when the text is exhausted. Characters
  * where no alternative matches are skipped, as findall skips them. */
 int tk_next_piece(tk_pattern pattern, const uint8_t *text, size_t len, size_t *pos, size_t *start);
+/* 1 when a piece starts at every character (findall skips nothing): then Hugging Face's Split(Isolated),
+ * matches and the gaps between them, is findall (no gaps), and the splitter calls the scanner directly. */
+int tk_pattern_matches_everywhere(tk_pattern pattern);
 
 #endif

@@ -308,3 +308,17 @@ def test_tokenizer_json_patterns_agree_with_two_published_sources():
     assert originals["QWEN2"] == patterns.QWEN2_PATTERN
     assert originals["TEKKEN"] == patterns.TEKKEN_PATTERN
     assert originals["GPT4O"] == patterns.O200K_PATTERN
+
+
+# Scanners whose pattern starts a piece at every character: the core runs Split(Isolated) on them as findall
+# (no gaps to emit; pretokenize.c, tk_pattern_matches_everywhere). Every code point, alone and between
+# letters, digits and spaces, must come back whole.
+@pytest.mark.parametrize("scanner", ["gpt2", "cl100k", "o200k", "llama3", "qwen2", "tekken"])
+def test_scanners_run_as_isolated_skip_no_character(scanner):
+    from tokend.engine._native import PieceSplitter
+
+    findall = PieceSplitter([(scanner, "findall")]).split
+    code_points = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and (c < 0x30000 or c % 97 == 0)]
+    for context in ("{}", "a{}", "{}a", " {}1", "1{} ", "\n{}\t"):
+        text = "".join(context.format(chr(c)) for c in code_points)
+        assert "".join(findall(text)) == text, context
