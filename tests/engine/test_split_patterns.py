@@ -322,3 +322,15 @@ def test_scanners_run_as_isolated_skip_no_character(scanner):
     for context in ("{}", "a{}", "{}a", " {}1", "1{} ", "\n{}\t"):
         text = "".join(context.format(chr(c)) for c in code_points)
         assert "".join(findall(text)) == text, context
+
+
+def test_a_scanned_pattern_spelled_otherwise_gets_its_scanner(corpus):
+    # DeepSeek-V3's stages as tests/support writes them: `\u3040` and `\r\n` as regex escapes, `\"` for `"`.
+    # Another string, the same syntax tree: the scanner runs it, and the pieces are still tokenizers'.
+    from tests.support.tokenizer_json import DEEPSEEK_V3_PATTERNS as ESCAPED
+
+    assert ESCAPED != patterns.DEEPSEEK_V3_PATTERNS
+    for dialect in ("oniguruma", "python-regex"):
+        assert [compile_splitter(p, dialect=dialect).builtin for p in ESCAPED] == ["numbers3", "deepseek-cjk", "deepseek-v3"]
+    assert compile_splitter(r"\p{N}{1,2}", dialect="oniguruma").builtin is None  # another tree: no scanner
+    _assert_same(Case("deepseek-v3-escaped", ESCAPED, "oniguruma"), corpus + _EDGE_TEXTS)
