@@ -431,6 +431,29 @@ int tk_pattern_matches_everywhere(tk_pattern pattern) {
 }
 
 int tk_next_piece(tk_pattern pattern, const uint8_t *s, size_t len, size_t *pos, size_t *start) {
+    /* DeepSeek-V3's first two stages see mostly text where they match nothing: skip it a byte at a time
+     * (ASCII other than digits; bytes other than the CJK class's lead bytes E3..E9, which never occur
+     * inside another character: continuation bytes are 80..BF) instead of a character and a switch at a time. */
+    if (pattern == TK_PATTERN_NUMBERS3 || pattern == TK_PATTERN_DEEPSEEK_CJK) {
+        size_t p = *pos;
+        for (;;) {
+            if (pattern == TK_PATTERN_NUMBERS3)
+                while (p < len && s[p] < 0x80 && !(tk_classes(s[p]) & TK_NUMBER)) p++;
+            else
+                while (p < len && (s[p] < 0xe3 || s[p] > 0xe9)) p++;
+            if (p >= len) {
+                *pos = len;
+                return 0;
+            }
+            size_t end = piece_end(pattern, s, len, p);
+            if (end > p) {
+                *start = p;
+                *pos = end;
+                return 1;
+            }
+            p += char_at(s, len, p).width;
+        }
+    }
     while (*pos < len) {
         size_t end = piece_end(pattern, s, len, *pos);
         if (end > *pos) {
