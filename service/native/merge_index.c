@@ -25,8 +25,31 @@ void tk_merge_index_free(tk_merge_index *index) {
     memset(index, 0, sizeof *index);
 }
 
-int tk_merge_index_build(tk_merge_index *index, const uint32_t *triples, size_t n_merges, const uint8_t *const *token_bytes,
-                         const uint32_t *token_len, size_t n_ids) {
+/* 1 when the list is sorted by (merged id, left id) without repeats and has as many merges as the vocabulary
+ * has splits of a token into two tokens. Every merge of an indexed list is such a split and a sorted list
+ * has no repeats, so then the list is exactly every split: the candidates of tiktoken's rule, in an order
+ * that only its tie-break (tk_bpe_merge_list_order) needs. */
+static int is_every_split_in_order(const tk_rank_table *table, const uint32_t *triples, size_t n_merges,
+                                   const uint8_t *const *token_bytes, const uint32_t *token_len, size_t n_ids) {
+    for (size_t i = 1; i < n_merges; i++) {
+        uint32_t merged = triples[3 * i + 2], previous = triples[3 * i - 1];
+        if (merged < previous || (merged == previous && triples[3 * i] <= triples[3 * i - 3])) return 0;
+    }
+    size_t splits = 0;
+    for (size_t id = 0; id < n_ids; id++) {
+        const uint8_t *bytes = token_bytes[id];
+        size_t len = bytes ? token_len[id] : 0;
+        for (size_t at = 1; at < len; at++) {
+            if (tk_rank_of(table, bytes, at) != TK_NO_RANK && tk_rank_of(table, bytes + at, len - at) != TK_NO_RANK &&
+                ++splits > n_merges)
+                return 0;
+        }
+    }
+    return splits == n_merges;
+}
+
+int tk_merge_index_build(tk_merge_index *index, const tk_rank_table *table, const uint32_t *triples, size_t n_merges,
+                         const uint8_t *const *token_bytes, const uint32_t *token_len, size_t n_ids) {
     memset(index, 0, sizeof *index);
     /* First pass: every merge joins bytes, and how many merges yield each token (an upper bound on its
      * entries: a merge listed twice takes one). */
@@ -77,6 +100,7 @@ int tk_merge_index_build(tk_merge_index *index, const uint32_t *triples, size_t 
         run[k] = (tk_split_merge){left_len, (uint32_t)i}; /* listed again: the later place */
         if (k == token->count) token->count++;
     }
+    index->all_splits = is_every_split_in_order(table, triples, n_merges, token_bytes, token_len, n_ids);
     status = 0;
 done:
     free(count);
@@ -231,6 +255,7 @@ done:
 ptrdiff_t tk_indexed_pair_merge(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece, size_t len,
                                 uint32_t *out) {
     if (len == 0) return 0;
+    if (index->all_splits && len <= TK_SHORT_PIECE) return tk_bpe_merge_list_order(table, piece, len, out);
     if (len <= TK_SHORT_PIECE) return merge_short(index, table, piece, len, out);
     return merge_long(index, table, piece, len, out);
 }

@@ -8,7 +8,8 @@
  *                                 (left id, right id, merged id) in priority order; `ignore_merges` turns
  *                                 on the whole-piece vocabulary shortcut (tiktoken's rule always has it);
  *                                 merge_index=False keeps the pair table even where merge_index.c applies
- *   core.merge_path              -> "rank" | "pairs-by-token" (merge_index.c) | "pairs-table" (pair_table.c)
+ *   core.merge_path              -> "rank" | "pairs-all-splits" / "pairs-by-token" (merge_index.c) | "pairs-table"
+ *                                 (pair_table.c)
  *   core.encode("hello world")   -> [15339, 1917]     pre-split + BPE, ordinary text
  *   core.count("hello world")    -> 2                  the same without building a list
  *   core.encode_buffer("hello world") -> bytes of native-endian uint32 ids (for numpy.frombuffer)
@@ -544,7 +545,8 @@ static int build_merge_index(BpeCore *self, PyObject *ranks, const uint32_t *tri
         token_bytes[rank] = (const uint8_t *)PyBytes_AS_STRING(key);
         token_len[rank] = (uint32_t)len;
     }
-    status = tk_merge_index_build(&self->merge_index, triples, n, token_bytes, token_len, self->n_rank_objects);
+    status = tk_merge_index_build(&self->merge_index, &self->table, triples, n, token_bytes, token_len,
+                                  self->n_rank_objects);
     if (status < 0) PyErr_NoMemory();
 done:
     PyMem_Free(token_bytes);
@@ -754,7 +756,10 @@ static PyMethodDef BpeCore_methods[] = {
 
 static PyObject *BpeCore_merge_path(BpeCore *self, void *Py_UNUSED(closure)) {
     if (require_ready(self) < 0) return NULL;
-    return PyUnicode_FromString(!self->pair_rule ? "rank" : self->merge_index.tokens ? "pairs-by-token" : "pairs-table");
+    return PyUnicode_FromString(!self->pair_rule              ? "rank"
+                                : self->merge_index.all_splits ? "pairs-all-splits"
+                                : self->merge_index.tokens     ? "pairs-by-token"
+                                                               : "pairs-table");
 }
 
 static PyGetSetDef BpeCore_getset[] = {

@@ -151,6 +151,10 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out);
 
+/* tiktoken's rule with a merge list's tie-break (bpe_merge.c): the pair rule of a list of every split of
+ * every token sorted by (merged id, left id); pieces up to 128 bytes, -2 for longer ones. */
+ptrdiff_t tk_bpe_merge_list_order(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
+
 /* ---- pair-priority BPE -------------------------------------------------------------------------- */
 typedef struct {
     uint64_t key;         /* left id << 32 | right id */
@@ -194,12 +198,16 @@ typedef struct {
     tk_token_merges *tokens; /* by merged id; NULL: no index (the pair table is used) */
     tk_split_merge *more;
     size_t n_ids;
+    /* The list is every split of every token into two tokens, sorted by (merged id, left id) (Llama 3's,
+     * converted from tiktoken ranks): then the pair rule is tiktoken's rule with a tie-break
+     * (tk_bpe_merge_list_order), with no lookup of this index at all. */
+    int all_splits;
 } tk_merge_index;
 
 /* 0 with the index built; 1 when the list does not join bytes (some merge's result is not its parts'
  * bytes, or names an id without bytes): then no index, use the pair table; -1 when out of memory.
  * token_bytes / token_len: id -> the token's bytes (NULL: no token), for ids 0..n_ids-1. */
-int tk_merge_index_build(tk_merge_index *index, const uint32_t *triples, size_t n_merges,
+int tk_merge_index_build(tk_merge_index *index, const tk_rank_table *table, const uint32_t *triples, size_t n_merges,
                          const uint8_t *const *token_bytes, const uint32_t *token_len, size_t n_ids);
 void tk_merge_index_free(tk_merge_index *index);
 

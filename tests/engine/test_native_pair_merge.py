@@ -136,7 +136,8 @@ def test_lists_the_vocabulary_cannot_answer_keep_the_pair_table():
 def test_native_merge_matches_the_python_reference(case, ignore_merges, merge_index):
     ids, merges, pieces = case
     core = _core(ids, merges, ignore_merges=ignore_merges, merge_index=merge_index)
-    assert core.merge_path == ("pairs-by-token" if merge_index else "pairs-table")
+    # (a small random list is now and then every split in order: the other indexed path)
+    assert core.merge_path in (("pairs-by-token", "pairs-all-splits") if merge_index else ("pairs-table",))
     table = {}
     for priority, (left, right, merged) in enumerate(merges):
         table[left, right] = (priority, merged)  # a later listing replaces an earlier one
@@ -166,3 +167,53 @@ def test_one_megabyte_piece_within_guard(text, merge_index):
     assert time.process_time() - started < 5.0  # generous: 0.1-1.1 s here
     token_bytes = {token_id: token for token, token_id in ids.items()}
     assert b"".join(token_bytes[token_id] for token_id in out) == text
+
+
+def _every_split_in_order(ids: dict[bytes, int]) -> list[tuple[int, int, int]]:
+    """Every split of every token into two tokens, sorted by (merged id, left id): how a tokenizer.json is
+    converted from tiktoken ranks (Llama 3's; tests/support/tokenizer_json.py builds it the same way)."""
+    merges = [(ids[token[:at]], ids[token[at:]], token_id) for token, token_id in ids.items()
+              for at in range(1, len(token)) if token[:at] in ids and token[at:] in ids]
+    return sorted(merges, key=lambda merge: (merge[2], merge[0]))
+
+
+@st.composite
+def _every_split_vocabulary_and_pieces(draw):
+    """A vocabulary over a two- or three-letter alphabet with random ids (so two splits of one token are
+    often candidates at once: "ab" + "a" and "a" + "ba"), its every-split list, and pieces over the alphabet."""
+    rng = draw(st.randoms(use_true_random=False))
+    alphabet = b"ab" if draw(st.booleans()) else b"abc"
+    ids = dict(_SINGLE_BYTES)
+    tokens = [bytes([letter]) for letter in alphabet]
+    free = list(range(256, 256 + 400))
+    rng.shuffle(free)
+    for _ in range(draw(st.integers(1, 60))):
+        token = rng.choice(tokens) + rng.choice(tokens)
+        if len(token) <= 6 and token not in ids:
+            ids[token] = free.pop()
+            tokens.append(token)
+    pieces = [bytes(rng.choice(alphabet) for _ in range(draw(st.integers(1, 140)))) for _ in range(4)]
+    return ids, _every_split_in_order(ids), pieces
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=_every_split_vocabulary_and_pieces(), ignore_merges=st.booleans())
+def test_an_every_split_list_runs_as_tiktokens_rule_with_the_lists_tie_break(case, ignore_merges):
+    ids, merges, pieces = case
+    core = _core(ids, merges, ignore_merges=ignore_merges)
+    assert core.merge_path == "pairs-all-splits"
+    table = _core(ids, merges, ignore_merges=ignore_merges, merge_index=False)
+    priorities = {(left, right): (priority, merged) for priority, (left, right, merged) in enumerate(merges)}
+    for piece in pieces:
+        expected = pair_byte_pair_encode(piece, {b: b for b in range(256)}, priorities)
+        assert core.merge(piece) == expected == table.merge(piece), piece
+        assert core.encode_piece(piece) == table.encode_piece(piece)
+
+
+def test_lists_that_are_not_every_split_in_order_use_the_index():
+    vocabulary = _SINGLE_BYTES | {b"ab": 256, b"ba": 257, b"aba": 258}
+    merges = _every_split_in_order(vocabulary)
+    assert _core(vocabulary, merges).merge_path == "pairs-all-splits"
+    assert _core(vocabulary, merges[:-1]).merge_path == "pairs-by-token"  # a split missing
+    assert _core(vocabulary, merges[::-1]).merge_path == "pairs-by-token"  # another order
+    assert _core(vocabulary, merges + merges[-1:]).merge_path == "pairs-by-token"  # one listed twice
