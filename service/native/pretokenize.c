@@ -413,6 +413,44 @@ static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t
     }
 }
 
+/* The end of the piece of an Isolated stage that starts at `pos` (< len) in the text [.., len): the match
+ * there, or the gap up to where the next match starts (or len). */
+static size_t isolated_piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t pos) {
+    size_t end = piece_end(pattern, s, len, pos);
+    if (end > pos) return end;
+    end = pos + char_at(s, len, pos).width;
+    if (pattern == TK_PATTERN_NUMBERS3) { /* ASCII other than digits starts no match: skip it bytewise */
+        for (;;) {
+            while (end < len && s[end] < 0x80 && !(tk_classes(s[end]) & TK_NUMBER)) end++;
+            if (end >= len || piece_end(pattern, s, len, end) > end) return end;
+            end += char_at(s, len, end).width;
+        }
+    }
+    if (pattern == TK_PATTERN_DEEPSEEK_CJK) { /* only the lead bytes E3..E9 can start a match */
+        for (;;) {
+            while (end < len && (s[end] < 0xe3 || s[end] > 0xe9)) end++;
+            if (end >= len || piece_end(pattern, s, len, end) > end) return end;
+            end += 3;
+        }
+    }
+    while (end < len && piece_end(pattern, s, len, end) == end) end += char_at(s, len, end).width;
+    return end;
+}
+
+int tk_deepseek_v3_next(const uint8_t *s, size_t len, tk_deepseek_v3_state *state, size_t *start, size_t *end) {
+    size_t pos = state->pos;
+    if (pos >= len) return 0;
+    /* Each stage splits every piece of the one before, which is the whole text the next one sees: the
+     * digits stage's piece bounds the CJK stage, whose piece bounds the main one. */
+    if (pos >= state->cjk_end) {
+        if (pos >= state->digits_end) state->digits_end = isolated_piece_end(TK_PATTERN_NUMBERS3, s, len, pos);
+        state->cjk_end = isolated_piece_end(TK_PATTERN_DEEPSEEK_CJK, s, state->digits_end, pos);
+    }
+    *start = pos;
+    *end = state->pos = isolated_piece_end(TK_PATTERN_DEEPSEEK_V3, s, state->cjk_end, pos);
+    return 1;
+}
+
 int tk_pattern_matches_everywhere(tk_pattern pattern) {
     /* Each of these ends in catch-alls: letters (with what may precede them), digits, `[^\s\p{L}\p{N}]+`
      * and `\s+` between them take any character, so no character is ever skipped (test_split_patterns

@@ -280,6 +280,16 @@ typedef enum {
  * with the piece at [*start, *pos) (*pos moves to its end), or 0 when the text is exhausted. Characters
  * where no alternative matches are skipped, as findall skips them. */
 int tk_next_piece(tk_pattern pattern, const uint8_t *text, size_t len, size_t *pos, size_t *start);
+/* DeepSeek-V3's pre-tokenizer, a Sequence of three Isolated Splits run by scanners (numbers3, deepseek-cjk,
+ * deepseek-v3), in one pass: the same pieces as the stage iterator (split_pieces.c) gives for that chain,
+ * without its per-stage bookkeeping. State zeroed before the first call; returns 1 with [*start, *end), or 0. */
+typedef struct {
+    size_t pos;
+    size_t digits_end;    /* end of the first stage's current piece (digits, or the text between them) */
+    size_t cjk_end;       /* end of the second stage's current piece inside it */
+} tk_deepseek_v3_state;
+int tk_deepseek_v3_next(const uint8_t *s, size_t len, tk_deepseek_v3_state *state, size_t *start, size_t *end);
+
 /* 1 when a piece starts at every character (findall skips nothing): then Hugging Face's Split(Isolated),
  * matches and the gaps between them, is findall (no gaps), and the splitter calls the scanner directly. */
 int tk_pattern_matches_everywhere(tk_pattern pattern);

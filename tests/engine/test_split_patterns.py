@@ -334,3 +334,15 @@ def test_a_scanned_pattern_spelled_otherwise_gets_its_scanner(corpus):
         assert [compile_splitter(p, dialect=dialect).builtin for p in ESCAPED] == ["numbers3", "deepseek-cjk", "deepseek-v3"]
     assert compile_splitter(r"\p{N}{1,2}", dialect="oniguruma").builtin is None  # another tree: no scanner
     _assert_same(Case("deepseek-v3-escaped", ESCAPED, "oniguruma"), corpus + _EDGE_TEXTS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.sampled_from("aZ 1\u0663\u00b2\n\r\t!.,'\u65e5\u672c\u30a2\u30fb\u30fc\u309b\u0301\u00a0\u3000"
+                                    "9\u4e00\u9fa5\u9fa6\u309f\u30a0\u30ff\U0001f600\x00-"), max_size=80))
+def test_deepseek_v3_chain_in_one_pass_is_the_stage_iterator(text):
+    # Its three scanner stages run as one pass (pretokenize.c, tk_deepseek_v3_next); the general matcher
+    # runs the same chain through the stage iterator, and tokenizers is the reference for both.
+    fused = SplitterChain([compile_splitter(p, dialect="oniguruma") for p in patterns.DEEPSEEK_V3_PATTERNS])
+    general = SplitterChain([compile_splitter(p, dialect="oniguruma", use_builtin=False)
+                             for p in patterns.DEEPSEEK_V3_PATTERNS])
+    assert fused.split(text) == general.split(text) == hf_isolated(patterns.DEEPSEEK_V3_PATTERNS, text)
