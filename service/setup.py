@@ -25,6 +25,7 @@ setup(
                 "native/rank_table.c",
                 "native/pair_table.c",
                 "native/pair_merge.c",
+                "native/merge_index.c",
                 "native/split_program.c",
                 "native/split_matcher.c",
                 "native/split_pieces.c",

@@ -42,6 +42,13 @@ static int reserve(tk_batch_buffer *buffer, size_t more) {
     return 0;
 }
 
+/* The model's merge rule (see module.c's merge_piece). */
+static inline ptrdiff_t merge(const tk_batch_model *model, const uint8_t *piece, size_t len, uint32_t *out) {
+    if (model->merge_index) return tk_indexed_pair_merge(model->merge_index, model->table, piece, len, out);
+    if (model->pairs) return tk_pair_merge(model->pairs, model->table, piece, len, out);
+    return tk_bpe_merge(model->table, piece, len, model->n_ranks, out);
+}
+
 /* The ids of one piece into `out` (room for len ids, or NULL to count only); how many, or -1 when out of
  * memory. The same steps as emit_piece in module.c (whole-token shortcut, short pieces merged without the
  * cache, piece cache, merge rule) with the worker's own cache. */
@@ -53,16 +60,14 @@ static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, c
         if (out) out[0] = rank;
         return 1;
     }
-    if (!model->pairs && (!out || len <= TK_UNCACHED_PIECE_BYTES))
-        return tk_bpe_merge(model->table, piece, len, model->n_ranks, out);
+    if (!model->pairs && (!out || len <= TK_UNCACHED_PIECE_BYTES)) return merge(model, piece, len, out);
     uint64_t hash = 0;
     if (cache) {
         hash = tk_hash(piece, len, model->seed);
         ptrdiff_t n = tk_piece_cache_get(cache, piece, len, hash, out);
         if (n >= 0) return n;
     }
-    ptrdiff_t n = model->pairs ? tk_pair_merge(model->pairs, model->table, piece, len, out)
-                               : tk_bpe_merge(model->table, piece, len, model->n_ranks, out);
+    ptrdiff_t n = merge(model, piece, len, out);
     if (n >= 0 && cache) tk_piece_cache_put(cache, piece, len, hash, out, (size_t)n);
     return n;
 }

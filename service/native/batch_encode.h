@@ -29,7 +29,8 @@ enum { TK_BATCH_OK = 0, TK_BATCH_NO_MEMORY = 1, TK_BATCH_PIECE_TOO_LONG = 2, TK_
 /* What the workers read: the core's immutable tables (see module.c's BpeCore). */
 typedef struct {
     const tk_rank_table *table;
-    const tk_pair_table *pairs;        /* NULL: tiktoken's rank rule; else pair-priority BPE */
+    const tk_pair_table *pairs;        /* pair-priority BPE through the pair table (else NULL) */
+    const tk_merge_index *merge_index; /* pair-priority BPE through the vocabulary (else NULL); both NULL: rank rule */
     const uint8_t *merges_to_itself;   /* rank -> 1 when the token's bytes merge back to it alone (or NULL) */
     int whole_piece_shortcut;          /* a piece that is a token is that token */
     const tk_splitter *split;

@@ -6,7 +6,10 @@
  *   core = BpeCore(vocabulary, splitter, merges=array("I", [left, right, merged, ...]), ignore_merges=False)
  *                                 pair-priority BPE (Hugging Face, GPT-2's encoder.py): `merges` lists
  *                                 (left id, right id, merged id) in priority order; `ignore_merges` turns
- *                                 on the whole-piece vocabulary shortcut (tiktoken's rule always has it)
+ *                                 on the whole-piece vocabulary shortcut (tiktoken's rule always has it);
+ *                                 merge_index=False keeps the pair table even where merge_index.c applies
+ *   core.merge_path              -> "rank" | "pairs-all-splits" / "pairs-by-token" (merge_index.c) | "pairs-table"
+ *                                 (pair_table.c)
  *   core.encode("hello world")   -> [15339, 1917]     pre-split + BPE, ordinary text
  *   core.count("hello world")    -> 2                  the same without building a list
  *   core.encode_buffer("hello world") -> bytes of native-endian uint32 ids (for numpy.frombuffer)
@@ -64,7 +67,8 @@ typedef struct {
     size_t n_rank_objects;
     int pair_rule;           /* merges by pair priority (pairs) instead of tiktoken's rank rule */
     int whole_piece_shortcut; /* a piece that is a token is that token (tiktoken; HF's ignore_merges) */
-    tk_pair_table pairs;
+    tk_pair_table pairs;         /* the pair rule's merges, when merge_index could not be built */
+    tk_merge_index merge_index;  /* the pair rule through the vocabulary (merge_index.c); tokens NULL: none */
     /* Without the shortcut (the pair rule, ignore_merges=False): rank -> 1 when merging the token's own bytes
      * gives that token alone, so a piece equal to it may skip the merge and the cache (NULL: none computed). */
     uint8_t *merges_to_itself;
@@ -73,9 +77,16 @@ typedef struct {
 
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
 static inline ptrdiff_t merge_piece(const BpeCore *self, const uint8_t *piece, size_t len, uint32_t *out) {
-    if (__builtin_expect(self->pair_rule, 0)) return tk_pair_merge(&self->pairs, &self->table, piece, len, out);
+    if (__builtin_expect(self->pair_rule, 0)) {
+        if (self->merge_index.tokens) return tk_indexed_pair_merge(&self->merge_index, &self->table, piece, len, out);
+        return tk_pair_merge(&self->pairs, &self->table, piece, len, out);
+    }
     return tk_bpe_merge(&self->table, piece, len, self->n_rank_objects, out);
 }
+
+/* The merge reads only the rank table (tiktoken's rule, or the pair rule through merge_index): short pieces
+ * may skip the cache and a count may skip writing ids. The pair table's merge needs room for the ids. */
+static inline int merges_by_lookup(const BpeCore *self) { return !self->pair_rule || self->merge_index.tokens; }
 
 /* Where ids go: appended to a growable array, or only counted. */
 typedef struct {
@@ -133,7 +144,7 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
         sink->ids[sink->len++] = rank;
         return 0;
     }
-    if (sink->counting && !self->pair_rule && len > self->cache.max_key_len) {
+    if (sink->counting && merges_by_lookup(self) && len > self->cache.max_key_len) {
         /* A piece too long to cache, counted: the merge counts its ids without writing them, so counting
          * one huge piece needs no room for its ids (the cache still books it as a miss). */
         self->cache.misses++;
@@ -144,8 +155,8 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
     }
     if (sink_reserve(sink, len) < 0) return -1;
     uint32_t *out = sink->ids + sink->len;
-    if (len <= TK_UNCACHED_PIECE_BYTES && !self->pair_rule) {
-        ptrdiff_t n = tk_bpe_merge(&self->table, piece, len, self->n_rank_objects, out);
+    if (len <= TK_UNCACHED_PIECE_BYTES && merges_by_lookup(self)) {
+        ptrdiff_t n = merge_piece(self, piece, len, out);
         if (sink->counting)
             sink->count += (size_t)n;
         else
@@ -393,7 +404,8 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
     }
     threads = tk_batch_threads(num_threads > 0 ? (size_t)num_threads : 1, (size_t)n, total);
     for (size_t w = 0; w < threads; w++) caches[w] = tk_cache_pool_take(&self->worker_caches);
-    tk_batch_model model = {&self->table, self->pair_rule ? &self->pairs : NULL, self->merges_to_itself,
+    tk_batch_model model = {&self->table, self->pair_rule && !self->merge_index.tokens ? &self->pairs : NULL,
+                            self->merge_index.tokens ? &self->merge_index : NULL, self->merges_to_itself,
                             self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects};
     int failed;
     Py_BEGIN_ALLOW_THREADS
@@ -509,6 +521,7 @@ static void release_tables(BpeCore *self) {
     tk_piece_cache_free(&self->cache);
     tk_cache_pool_free(&self->worker_caches);
     tk_pair_table_free(&self->pairs);
+    tk_merge_index_free(&self->merge_index);
     self->pair_rule = 0;
     self->whole_piece_shortcut = 0;
     PyMem_Free(self->merges_to_itself);
@@ -528,9 +541,41 @@ static void BpeCore_dealloc(BpeCore *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* merge_index over the merge list when every merge joins bytes and every byte has a token: 0 built, 1 not
+ * (then the pair table), -1 with an exception set. */
+static int build_merge_index(BpeCore *self, PyObject *ranks, const uint32_t *triples, size_t n) {
+    for (int b = 0; b < 256; b++)
+        if (self->table.byte_rank[b] == TK_NO_RANK) return 1; /* the pair rule drops it; the index cannot */
+    const uint8_t **token_bytes = PyMem_Calloc(self->n_rank_objects, sizeof *token_bytes);
+    uint32_t *token_len = PyMem_Calloc(self->n_rank_objects, sizeof *token_len);
+    int status = -1;
+    if (!token_bytes || !token_len) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(ranks, &pos, &key, &value)) { /* checked by init_tables: bytes -> distinct ranks */
+        uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
+        Py_ssize_t len = PyBytes_GET_SIZE(key);
+        if (len > UINT16_MAX) continue; /* a merge yielding it leaves the index unbuilt */
+        token_bytes[rank] = (const uint8_t *)PyBytes_AS_STRING(key);
+        token_len[rank] = (uint32_t)len;
+    }
+    status = tk_merge_index_build(&self->merge_index, &self->table, triples, n, token_bytes, token_len,
+                                  self->n_rank_objects);
+    if (status < 0) PyErr_NoMemory();
+done:
+    PyMem_Free(token_bytes);
+    PyMem_Free(token_len);
+    return status;
+}
+
 /* The merge list: a buffer of native uint32 (left id, right id, merged id) triples in priority order. Every
- * merged id must be a token of the vocabulary (the caller drops merges whose parts are no tokens). */
-static int add_merges(BpeCore *self, PyObject *merges) {
+ * merged id must be a token of the vocabulary (the caller drops merges whose parts are no tokens).
+ * `use_index`: look pairs up through the vocabulary where the list allows (merge_index.c); else, and when it
+ * does not, in the pair table. */
+static int add_merges(BpeCore *self, PyObject *merges, PyObject *ranks, int use_index) {
     Py_buffer view;
     if (PyObject_GetBuffer(merges, &view, PyBUF_FORMAT) < 0) return -1;
     int status = -1;
@@ -544,10 +589,6 @@ static int add_merges(BpeCore *self, PyObject *merges) {
         PyErr_SetString(PyExc_ValueError, "too many merges (at most 2**32 - 2)");
         goto done;
     }
-    if (tk_pair_table_init(&self->pairs, n, self->seed) < 0) {
-        PyErr_NoMemory();
-        goto done;
-    }
     const uint32_t *triples = view.buf;
     for (size_t i = 0; i < n; i++) {
         uint32_t merged = triples[3 * i + 2];
@@ -555,8 +596,21 @@ static int add_merges(BpeCore *self, PyObject *merges) {
             PyErr_Format(PyExc_ValueError, "merge %zu yields id %u, which is not a token of the vocabulary", i, merged);
             goto done;
         }
-        tk_pair_table_add(&self->pairs, triples[3 * i], triples[3 * i + 1], (uint32_t)i, merged);
     }
+    if (use_index) {
+        int built = build_merge_index(self, ranks, triples, n);
+        if (built < 0) goto done;
+        if (built == 0) {
+            status = 0;
+            goto done;
+        }
+    }
+    if (tk_pair_table_init(&self->pairs, n, self->seed) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        tk_pair_table_add(&self->pairs, triples[3 * i], triples[3 * i + 1], (uint32_t)i, triples[3 * i + 2]);
     status = 0;
 done:
     PyBuffer_Release(&view);
@@ -582,7 +636,7 @@ static int find_tokens_merging_to_themselves(BpeCore *self, PyObject *ranks) {
             out_capacity = len;
         }
         uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
-        ptrdiff_t n = tk_pair_merge(&self->pairs, &self->table, (const uint8_t *)PyBytes_AS_STRING(key), len, out);
+        ptrdiff_t n = merge_piece(self, (const uint8_t *)PyBytes_AS_STRING(key), len, out);
         if (n < 0) goto out_of_memory;
         self->merges_to_itself[rank] = n == 1 && out[0] == rank;
     }
@@ -596,13 +650,13 @@ out_of_memory:
 
 static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"ranks", "pattern", "cache_capacity", "max_cached_piece_bytes", "hash_seed", "merges",
-                               "ignore_merges", NULL};
+                               "ignore_merges", "merge_index", NULL};
     PyObject *ranks, *pattern_name, *merges = Py_None;
-    int ignore_merges = 1;
+    int ignore_merges = 1, use_merge_index = 1;
     Py_ssize_t cache_capacity = 65536, max_key_len = 128;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnKOp", keywords, &PyDict_Type, &ranks, &pattern_name,
-                                     &cache_capacity, &max_key_len, &seed, &merges, &ignore_merges))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnKOpp", keywords, &PyDict_Type, &ranks, &pattern_name,
+                                     &cache_capacity, &max_key_len, &seed, &merges, &ignore_merges, &use_merge_index))
         return -1;
     self->pair_rule = merges != Py_None;
     self->whole_piece_shortcut = !self->pair_rule || ignore_merges;
@@ -666,7 +720,7 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
         Py_INCREF(value);
         self->rank_objects[rank] = value;
     }
-    if (self->pair_rule && add_merges(self, merges) < 0) return -1;
+    if (self->pair_rule && add_merges(self, merges, ranks, use_merge_index) < 0) return -1;
     if (!self->whole_piece_shortcut && find_tokens_merging_to_themselves(self, ranks) < 0) return -1;
     for (int b = 0; b < 256 && !self->pair_rule; b++) { /* the pair rule drops a byte without an id */
         if (self->table.byte_rank[b] == TK_NO_RANK) {
@@ -720,6 +774,19 @@ static PyMethodDef BpeCore_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *BpeCore_merge_path(BpeCore *self, void *Py_UNUSED(closure)) {
+    if (require_ready(self) < 0) return NULL;
+    return PyUnicode_FromString(!self->pair_rule              ? "rank"
+                                : self->merge_index.all_splits ? "pairs-all-splits"
+                                : self->merge_index.tokens     ? "pairs-by-token"
+                                                               : "pairs-table");
+}
+
+static PyGetSetDef BpeCore_getset[] = {
+    {"merge_path", (getter)BpeCore_merge_path, NULL, "how the merge rule looks pairs up (see module.c)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyTypeObject BpeCoreType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "tokend.engine._native.BpeCore",
@@ -730,6 +797,7 @@ static PyTypeObject BpeCoreType = {
     .tp_init = (initproc)BpeCore_init,
     .tp_dealloc = (destructor)BpeCore_dealloc,
     .tp_methods = BpeCore_methods,
+    .tp_getset = BpeCore_getset,
 };
 
 static struct PyModuleDef native_module = {

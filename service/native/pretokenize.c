@@ -234,6 +234,11 @@ static size_t cl100k_piece_end(const uint8_t *s, size_t len, size_t pos) {
  * X?\p{L}+ without possession is the same: when \p{L}+ fails after X, it fails at X too (X is not a letter).
  * P+ without possession likewise: [\r\n]* cannot use what P+ gives back (P holds no \r \n). */
 static size_t llama3_piece_end(const uint8_t *s, size_t len, size_t pos, int ascii_contractions, int max_digits) {
+    /* ASCII words first, as in cl100k_piece_end (the same reasoning: no contraction starts with a letter or
+     * a space, an ASCII letter is L and not X, a space is X), so "word" and " word" are X?\p{L}+ from
+     * their first letter. */
+    if (is_ascii_letter(s[pos])) return run_of(s, len, pos + 1, TK_LETTER);
+    if (s[pos] == ' ' && pos + 1 < len && is_ascii_letter(s[pos + 1])) return run_of(s, len, pos + 2, TK_LETTER);
     tk_char c = char_at(s, len, pos);
     size_t end = ascii_contractions ? contraction_ascii_ignoring_case(s, len, pos) : contraction_ignoring_case(s, len, pos);
     if (end > pos) return end;
@@ -337,6 +342,11 @@ static inline int is_ascii_punctuation(uint32_t cp) {
  * then the run from the mark ends at the same place. PS+ without possession: [\r\n]* cannot use what it
  * gives back (\r \n are not P or S). */
 static size_t deepseek_v3_piece_end(const uint8_t *s, size_t len, size_t pos) {
+    /* ASCII words first: a letter is not punctuation (the first alternative) and not Y, so "word" is
+     * [\p{L}\p{M}]+ from its first letter; a space is Y and not punctuation, so " word" is Y[\p{L}\p{M}]+. */
+    if (is_ascii_letter(s[pos])) return run_of(s, len, pos + 1, TK_LETTER | TK_MARK);
+    if (s[pos] == ' ' && pos + 1 < len && is_ascii_letter(s[pos + 1]))
+        return run_of(s, len, pos + 2, TK_LETTER | TK_MARK);
     tk_char c = char_at(s, len, pos);
     if (c.cp < 0x80 && is_ascii_punctuation(c.cp) && pos + 1 < len && is_ascii_letter(s[pos + 1])) {
         size_t end = pos + 1;
@@ -356,6 +366,21 @@ static size_t deepseek_v3_piece_end(const uint8_t *s, size_t len, size_t pos) {
     }
     if (!IS_S(c)) return pos;
     return whitespace_tail_end(s, len, pos);
+}
+
+/* DeepSeek-V3's first two stages: \p{N}{1,3} and [\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+. Each matches
+ * at pos exactly when the character there is in its class, so findall's leftmost search is the scan below. */
+static inline int is_deepseek_cjk(uint32_t cp) {
+    return (cp >= 0x4e00 && cp <= 0x9fa5) || (cp >= 0x3040 && cp <= 0x309f) || (cp >= 0x30a0 && cp <= 0x30ff);
+}
+
+static size_t deepseek_cjk_end(const uint8_t *s, size_t len, size_t pos) {
+    while (pos < len && s[pos] >= 0xe3 && s[pos] <= 0xe9) { /* every code point of the class is 3 bytes, E3..E9 */
+        tk_char c = char_at(s, len, pos);
+        if (!is_deepseek_cjk(c.cp)) break;
+        pos += 3;
+    }
+    return pos;
 }
 
 /* End of the piece that the pattern matches at `pos` (< len), or `pos` when nothing matches there. */
@@ -379,12 +404,94 @@ static size_t piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t
         return llama3_piece_end(s, len, pos, 1, 1);
     case TK_PATTERN_DEEPSEEK_V3:
         return deepseek_v3_piece_end(s, len, pos);
+    case TK_PATTERN_NUMBERS3:
+        return s[pos] < 0x80 && !(tk_classes(s[pos]) & TK_NUMBER) ? pos : up_to_numbers(s, len, pos, 3);
+    case TK_PATTERN_DEEPSEEK_CJK:
+        return deepseek_cjk_end(s, len, pos);
     default:
         return pos;
     }
 }
 
+/* The end of the piece of an Isolated stage that starts at `pos` (< len) in the text [.., len): the match
+ * there, or the gap up to where the next match starts (or len). */
+static size_t isolated_piece_end(tk_pattern pattern, const uint8_t *s, size_t len, size_t pos) {
+    size_t end = piece_end(pattern, s, len, pos);
+    if (end > pos) return end;
+    end = pos + char_at(s, len, pos).width;
+    if (pattern == TK_PATTERN_NUMBERS3) { /* ASCII other than digits starts no match: skip it bytewise */
+        for (;;) {
+            while (end < len && s[end] < 0x80 && !(tk_classes(s[end]) & TK_NUMBER)) end++;
+            if (end >= len || piece_end(pattern, s, len, end) > end) return end;
+            end += char_at(s, len, end).width;
+        }
+    }
+    if (pattern == TK_PATTERN_DEEPSEEK_CJK) { /* only the lead bytes E3..E9 can start a match */
+        for (;;) {
+            while (end < len && (s[end] < 0xe3 || s[end] > 0xe9)) end++;
+            if (end >= len || piece_end(pattern, s, len, end) > end) return end;
+            end += 3;
+        }
+    }
+    while (end < len && piece_end(pattern, s, len, end) == end) end += char_at(s, len, end).width;
+    return end;
+}
+
+int tk_deepseek_v3_next(const uint8_t *s, size_t len, tk_deepseek_v3_state *state, size_t *start, size_t *end) {
+    size_t pos = state->pos;
+    if (pos >= len) return 0;
+    /* Each stage splits every piece of the one before, which is the whole text the next one sees: the
+     * digits stage's piece bounds the CJK stage, whose piece bounds the main one. */
+    if (pos >= state->cjk_end) {
+        if (pos >= state->digits_end) state->digits_end = isolated_piece_end(TK_PATTERN_NUMBERS3, s, len, pos);
+        state->cjk_end = isolated_piece_end(TK_PATTERN_DEEPSEEK_CJK, s, state->digits_end, pos);
+    }
+    *start = pos;
+    *end = state->pos = isolated_piece_end(TK_PATTERN_DEEPSEEK_V3, s, state->cjk_end, pos);
+    return 1;
+}
+
+int tk_pattern_matches_everywhere(tk_pattern pattern) {
+    /* Each of these ends in catch-alls: letters (with what may precede them), digits, `[^\s\p{L}\p{N}]+`
+     * and `\s+` between them take any character, so no character is ever skipped (test_split_patterns
+     * checks every code point). llama.cpp's rewrites and DeepSeek-V3's stages are not in the list. */
+    switch (pattern) {
+    case TK_PATTERN_GPT2:
+    case TK_PATTERN_CL100K:
+    case TK_PATTERN_O200K:
+    case TK_PATTERN_LLAMA3:
+    case TK_PATTERN_QWEN2:
+    case TK_PATTERN_TEKKEN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int tk_next_piece(tk_pattern pattern, const uint8_t *s, size_t len, size_t *pos, size_t *start) {
+    /* DeepSeek-V3's first two stages see mostly text where they match nothing: skip it a byte at a time
+     * (ASCII other than digits; bytes other than the CJK class's lead bytes E3..E9, which never occur
+     * inside another character: continuation bytes are 80..BF) instead of a character and a switch at a time. */
+    if (pattern == TK_PATTERN_NUMBERS3 || pattern == TK_PATTERN_DEEPSEEK_CJK) {
+        size_t p = *pos;
+        for (;;) {
+            if (pattern == TK_PATTERN_NUMBERS3)
+                while (p < len && s[p] < 0x80 && !(tk_classes(s[p]) & TK_NUMBER)) p++;
+            else
+                while (p < len && (s[p] < 0xe3 || s[p] > 0xe9)) p++;
+            if (p >= len) {
+                *pos = len;
+                return 0;
+            }
+            size_t end = piece_end(pattern, s, len, p);
+            if (end > p) {
+                *start = p;
+                *pos = end;
+                return 1;
+            }
+            p += char_at(s, len, p).width;
+        }
+    }
     while (*pos < len) {
         size_t end = piece_end(pattern, s, len, *pos);
         if (end > *pos) {

@@ -39,6 +39,8 @@ static const struct {
     {"qwen2-ascii", TK_PATTERN_QWEN2_ASCII},
     {"tekken", TK_PATTERN_TEKKEN},
     {"deepseek-v3", TK_PATTERN_DEEPSEEK_V3},
+    {"numbers3", TK_PATTERN_NUMBERS3},
+    {"deepseek-cjk", TK_PATTERN_DEEPSEEK_CJK},
 };
 #define N_BUILTIN_PATTERNS (sizeof builtin_patterns / sizeof builtin_patterns[0])
 

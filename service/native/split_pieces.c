@@ -137,7 +137,13 @@ int tk_split_iter_init(tk_split_iter *iter, const tk_splitter *splitter, const u
     iter->splitter = splitter;
     iter->root = text;
     iter->root_len = len;
-    if (splitter->n_stages == 1 && !splitter->stages[0].program && splitter->stages[0].mode == TK_SPLIT_FINDALL)
+    const tk_split_stage *stage = splitter->stages;
+    iter->deepseek_v3 = splitter->n_stages == 3 && !stage[0].program && !stage[1].program && !stage[2].program &&
+                        stage[0].builtin == TK_PATTERN_NUMBERS3 && stage[1].builtin == TK_PATTERN_DEEPSEEK_CJK &&
+                        stage[2].builtin == TK_PATTERN_DEEPSEEK_V3 && stage[0].mode == TK_SPLIT_ISOLATED &&
+                        stage[1].mode == TK_SPLIT_ISOLATED && stage[2].mode == TK_SPLIT_ISOLATED;
+    if (splitter->n_stages == 1 && !splitter->stages[0].program &&
+        (splitter->stages[0].mode == TK_SPLIT_FINDALL || tk_pattern_matches_everywhere(splitter->stages[0].builtin)))
         iter->scanner = splitter->stages[0].builtin;
     for (int i = 0; i < splitter->n_stages; i++) {
         if (splitter->stages[i].program && tk_matcher_init(&iter->stages[i].matcher, splitter->stages[i].program) < 0) {

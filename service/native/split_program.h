@@ -158,6 +158,8 @@ typedef struct {
     const uint8_t *root;
     size_t root_len;
     tk_pattern scanner;        /* one findall stage run by a scanner: the fast path (else TK_PATTERN_NONE) */
+    int deepseek_v3;           /* DeepSeek-V3's three scanner stages: tk_deepseek_v3_next does the chain */
+    tk_deepseek_v3_state chain;
     int depth;                 /* stages that have an input */
     tk_stage_iter stages[TK_MAX_STAGES];
 } tk_split_iter;
@@ -176,6 +178,7 @@ static inline int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t 
         *end = st->pos;
         return 1;
     }
+    if (iter->deepseek_v3) return tk_deepseek_v3_next(iter->root, iter->root_len, &iter->chain, start, end);
     return tk_split_iter_next_general(iter, start, end);
 }
 

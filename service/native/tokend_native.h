@@ -9,6 +9,8 @@
  *   bpe_bucket_merge.c  the same rule for huge pieces, rank by rank: O(n + ranks), 1 bit + 4 bytes a byte
  *   pair_table.c   (left id, right id) -> (priority, merged id): the merge list of pair-priority BPE
  *   pair_merge.c   the pair-priority merge rule (Hugging Face tokenizers, GPT-2's encoder.py, llama.cpp)
+ *   merge_index.c  the same rule looked up through the vocabulary (merged token -> its merges), when every
+ *                  merge joins bytes (byte-level lists do): the rank rule's cheap lookups
  *   piece_cache.c  bounded two-generation cache piece -> ids
  *   pretokenize.c  hand-written scanners for the hottest split patterns (GPT-2, cl100k, o200k, Llama 3,
  *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other
@@ -149,6 +151,10 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out);
 
+/* tiktoken's rule with a merge list's tie-break (bpe_merge.c): the pair rule of a list of every split of
+ * every token sorted by (merged id, left id); pieces up to 128 bytes, -2 for longer ones. */
+ptrdiff_t tk_bpe_merge_list_order(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
+
 /* ---- pair-priority BPE -------------------------------------------------------------------------- */
 typedef struct {
     uint64_t key;         /* left id << 32 | right id */
@@ -174,6 +180,51 @@ const tk_pair_slot *tk_pair_lookup(const tk_pair_table *table, uint32_t left, ui
  * one are dropped), written to `out` (room for len ids); returns how many, or -1 when out of memory. */
 ptrdiff_t tk_pair_merge(const tk_pair_table *pairs, const tk_rank_table *table, const uint8_t *piece, size_t len,
                         uint32_t *out);
+
+/* ---- pair-priority BPE through the vocabulary (merge_index.c) ----------------------------------- */
+/* A token's merges (the merges that yield it): one inline (left_len != 0), or a run of `more`. */
+typedef struct {
+    uint32_t priority;    /* inline: the merge's place in the list; a run: index of its first entry in `more` */
+    uint16_t left_len;    /* inline: bytes of the merge's left part; 0: a run (or no merge, count 0) */
+    uint16_t count;       /* merges that yield the token (a token has fewer than its length: < 65,536) */
+} tk_token_merges;
+
+typedef struct {
+    uint32_t left_len;
+    uint32_t priority;
+} tk_split_merge;
+
+typedef struct {
+    tk_token_merges *tokens; /* by merged id; NULL: no index (the pair table is used) */
+    tk_split_merge *more;
+    size_t n_ids;
+    /* The list is every split of every token into two tokens, sorted by (merged id, left id) (Llama 3's,
+     * converted from tiktoken ranks): then the pair rule is tiktoken's rule with a tie-break
+     * (tk_bpe_merge_list_order), with no lookup of this index at all. */
+    int all_splits;
+} tk_merge_index;
+
+/* 0 with the index built; 1 when the list does not join bytes (some merge's result is not its parts'
+ * bytes, or names an id without bytes): then no index, use the pair table; -1 when out of memory.
+ * token_bytes / token_len: id -> the token's bytes (NULL: no token), for ids 0..n_ids-1. */
+int tk_merge_index_build(tk_merge_index *index, const tk_rank_table *table, const uint32_t *triples, size_t n_merges,
+                         const uint8_t *const *token_bytes, const uint32_t *token_len, size_t n_ids);
+void tk_merge_index_free(tk_merge_index *index);
+
+/* The priority of the merge yielding token `merged` whose left part is `left_len` bytes; TK_NO_RANK: none. */
+static inline uint32_t tk_merge_index_priority(const tk_merge_index *index, uint32_t merged, size_t left_len) {
+    const tk_token_merges *token = &index->tokens[merged];
+    if (token->left_len) return token->left_len == left_len ? token->priority : TK_NO_RANK;
+    const tk_split_merge *run = index->more + token->priority;
+    for (uint32_t k = 0; k < token->count; k++)
+        if (run[k].left_len == left_len) return run[k].priority;
+    return TK_NO_RANK;
+}
+
+/* The ids of `piece` by the pair-priority rule (as tk_pair_merge), written to `out` (room for len ids;
+ * NULL: only count them); how many, or -1 when out of memory. Every byte must have a token. */
+ptrdiff_t tk_indexed_pair_merge(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece,
+                                size_t len, uint32_t *out);
 
 /* ---- piece cache -------------------------------------------------------------------------------- */
 typedef struct {
@@ -220,12 +271,27 @@ typedef enum {
     TK_PATTERN_LLAMA3_ASCII = 6,
     TK_PATTERN_QWEN2_ASCII = 7,
     TK_PATTERN_TEKKEN = 8,
-    TK_PATTERN_DEEPSEEK_V3 = 9
+    TK_PATTERN_DEEPSEEK_V3 = 9,
+    TK_PATTERN_NUMBERS3 = 10,
+    TK_PATTERN_DEEPSEEK_CJK = 11
 } tk_pattern;
 
 /* The next piece of the valid UTF-8 `text` at or after byte offset *pos, as findall finds it: returns 1
  * with the piece at [*start, *pos) (*pos moves to its end), or 0 when the text is exhausted. Characters
  * where no alternative matches are skipped, as findall skips them. */
 int tk_next_piece(tk_pattern pattern, const uint8_t *text, size_t len, size_t *pos, size_t *start);
+/* DeepSeek-V3's pre-tokenizer, a Sequence of three Isolated Splits run by scanners (numbers3, deepseek-cjk,
+ * deepseek-v3), in one pass: the same pieces as the stage iterator (split_pieces.c) gives for that chain,
+ * without its per-stage bookkeeping. State zeroed before the first call; returns 1 with [*start, *end), or 0. */
+typedef struct {
+    size_t pos;
+    size_t digits_end;    /* end of the first stage's current piece (digits, or the text between them) */
+    size_t cjk_end;       /* end of the second stage's current piece inside it */
+} tk_deepseek_v3_state;
+int tk_deepseek_v3_next(const uint8_t *s, size_t len, tk_deepseek_v3_state *state, size_t *start, size_t *end);
+
+/* 1 when a piece starts at every character (findall skips nothing): then Hugging Face's Split(Isolated),
+ * matches and the gaps between them, is findall (no gaps), and the splitter calls the scanner directly. */
+int tk_pattern_matches_everywhere(tk_pattern pattern);
 
 #endif

@@ -1,6 +1,7 @@
-"""The native pair-priority merge (service/native/pair_merge.c) against its Python reference
-(tokend.engine.pair_bpe) on random merge lists, on both sides of the switch between its two algorithms,
-and within a time guard on 1 MB pieces. Real merge lists are held to Hugging Face `tokenizers` in
+"""The native pair-priority merge against its Python reference (tokend.engine.pair_bpe) on random merge
+lists, both ways the core looks pairs up (the pair table, pair_merge.c; through the vocabulary,
+merge_index.c, which it takes whenever every merge joins bytes and every byte has a token), on both sides of
+the switch between their short- and long-piece algorithms, and within a time guard on 1 MB pieces. Real merge lists are held to Hugging Face `tokenizers` in
 test_hf_tokenizer_json.py.
 
     >>> vocabulary = {bytes([b]): b for b in range(256)} | {b"ab": 256}
@@ -23,9 +24,10 @@ from tokend.engine.pair_bpe import pair_byte_pair_encode
 _SINGLE_BYTES = {bytes([b]): b for b in range(256)}
 
 
-def _core(vocabulary, merges, *, ignore_merges=False, capacity=64):
+def _core(vocabulary, merges, *, ignore_merges=False, capacity=64, merge_index=True):
     flat = array("I", [value for merge in merges for value in merge])
-    return BpeCore(vocabulary, None, cache_capacity=capacity, merges=flat, ignore_merges=ignore_merges)
+    return BpeCore(vocabulary, None, cache_capacity=capacity, merges=flat, ignore_merges=ignore_merges,
+                   merge_index=merge_index)
 
 
 def test_hand_checked_merges():
@@ -105,11 +107,37 @@ def _merge_list_and_pieces(draw):
     return ids, merges, pieces
 
 
+def test_the_core_looks_pairs_up_through_the_vocabulary_when_every_merge_joins_bytes():
+    vocabulary = _SINGLE_BYTES | {b"ab": 256, b"bc": 257, b"abc": 258}
+    merges = [(98, 99, 257), (97, 98, 256), (256, 99, 258), (97, 257, 258)]  # "abc" made two ways
+    assert _core(vocabulary, merges).merge_path == "pairs-by-token"
+    assert _core(vocabulary, merges, merge_index=False).merge_path == "pairs-table"
+    assert BpeCore(vocabulary, None).merge_path == "rank"
+    for merge_index in (True, False):
+        assert _core(vocabulary, merges, merge_index=merge_index).merge(b"abc") == [258]  # a + bc, then (a, bc)
+        assert _core(vocabulary, merges[:3], merge_index=merge_index).merge(b"abc") == [97, 257]
+
+
+def test_lists_the_vocabulary_cannot_answer_keep_the_pair_table():
+    # A merge whose result is not its parts' bytes: the pair rule takes the list's word for it.
+    vocabulary = _SINGLE_BYTES | {b"xy": 256, b"ab": 257}
+    core = _core(vocabulary, [(97, 98, 256)])
+    assert core.merge_path == "pairs-table"
+    assert core.merge(b"zabz") == [122, 256, 122]
+    # A byte without a token: the pair rule drops it, so the parts are no longer the tokens of their bytes.
+    vocabulary = {bytes([b]): b for b in range(0xF5)} | {b"ab": 300}
+    core = _core(vocabulary, [(97, 98, 300)])
+    assert core.merge_path == "pairs-table"
+    assert core.merge(b"a\xffb") == [300]
+
+
 @settings(max_examples=150, deadline=None)
-@given(case=_merge_list_and_pieces(), ignore_merges=st.booleans())
-def test_native_merge_matches_the_python_reference(case, ignore_merges):
+@given(case=_merge_list_and_pieces(), ignore_merges=st.booleans(), merge_index=st.booleans())
+def test_native_merge_matches_the_python_reference(case, ignore_merges, merge_index):
     ids, merges, pieces = case
-    core = _core(ids, merges, ignore_merges=ignore_merges)
+    core = _core(ids, merges, ignore_merges=ignore_merges, merge_index=merge_index)
+    # (a small random list is now and then every split in order: the other indexed path)
+    assert core.merge_path in (("pairs-by-token", "pairs-all-splits") if merge_index else ("pairs-table",))
     table = {}
     for priority, (left, right, merged) in enumerate(merges):
         table[left, right] = (priority, merged)  # a later listing replaces an earlier one
@@ -122,8 +150,9 @@ def test_native_merge_matches_the_python_reference(case, ignore_merges):
             assert core.encode_piece(part) == ([whole] if ignore_merges and whole is not None else expected)
 
 
+@pytest.mark.parametrize("merge_index", [True, False])
 @pytest.mark.parametrize("text", [b"a" * 1_000_000, bytes(range(97, 123)) * 40_000])
-def test_one_megabyte_piece_within_guard(text):
+def test_one_megabyte_piece_within_guard(text, merge_index):
     # Every merge of a chain: "a"+"a", "aa"+"aa", ... (the worst shape for the heap: long runs of one pair).
     ids = dict(_SINGLE_BYTES)
     merges = []
@@ -132,9 +161,59 @@ def test_one_megabyte_piece_within_guard(text):
         ids[token + token] = len(ids)
         merges.append((ids[token], ids[token], ids[token + token]))
         token += token
-    core = _core(ids, merges, capacity=0)
+    core = _core(ids, merges, capacity=0, merge_index=merge_index)
     started = time.process_time()
     out = core.merge(text)
     assert time.process_time() - started < 5.0  # generous: 0.1-1.1 s here
     token_bytes = {token_id: token for token, token_id in ids.items()}
     assert b"".join(token_bytes[token_id] for token_id in out) == text
+
+
+def _every_split_in_order(ids: dict[bytes, int]) -> list[tuple[int, int, int]]:
+    """Every split of every token into two tokens, sorted by (merged id, left id): how a tokenizer.json is
+    converted from tiktoken ranks (Llama 3's; tests/support/tokenizer_json.py builds it the same way)."""
+    merges = [(ids[token[:at]], ids[token[at:]], token_id) for token, token_id in ids.items()
+              for at in range(1, len(token)) if token[:at] in ids and token[at:] in ids]
+    return sorted(merges, key=lambda merge: (merge[2], merge[0]))
+
+
+@st.composite
+def _every_split_vocabulary_and_pieces(draw):
+    """A vocabulary over a two- or three-letter alphabet with random ids (so two splits of one token are
+    often candidates at once: "ab" + "a" and "a" + "ba"), its every-split list, and pieces over the alphabet."""
+    rng = draw(st.randoms(use_true_random=False))
+    alphabet = b"ab" if draw(st.booleans()) else b"abc"
+    ids = dict(_SINGLE_BYTES)
+    tokens = [bytes([letter]) for letter in alphabet]
+    free = list(range(256, 256 + 400))
+    rng.shuffle(free)
+    for _ in range(draw(st.integers(1, 60))):
+        token = rng.choice(tokens) + rng.choice(tokens)
+        if len(token) <= 6 and token not in ids:
+            ids[token] = free.pop()
+            tokens.append(token)
+    pieces = [bytes(rng.choice(alphabet) for _ in range(draw(st.integers(1, 140)))) for _ in range(4)]
+    return ids, _every_split_in_order(ids), pieces
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=_every_split_vocabulary_and_pieces(), ignore_merges=st.booleans())
+def test_an_every_split_list_runs_as_tiktokens_rule_with_the_lists_tie_break(case, ignore_merges):
+    ids, merges, pieces = case
+    core = _core(ids, merges, ignore_merges=ignore_merges)
+    assert core.merge_path == "pairs-all-splits"
+    table = _core(ids, merges, ignore_merges=ignore_merges, merge_index=False)
+    priorities = {(left, right): (priority, merged) for priority, (left, right, merged) in enumerate(merges)}
+    for piece in pieces:
+        expected = pair_byte_pair_encode(piece, {b: b for b in range(256)}, priorities)
+        assert core.merge(piece) == expected == table.merge(piece), piece
+        assert core.encode_piece(piece) == table.encode_piece(piece)
+
+
+def test_lists_that_are_not_every_split_in_order_use_the_index():
+    vocabulary = _SINGLE_BYTES | {b"ab": 256, b"ba": 257, b"aba": 258}
+    merges = _every_split_in_order(vocabulary)
+    assert _core(vocabulary, merges).merge_path == "pairs-all-splits"
+    assert _core(vocabulary, merges[:-1]).merge_path == "pairs-by-token"  # a split missing
+    assert _core(vocabulary, merges[::-1]).merge_path == "pairs-by-token"  # another order
+    assert _core(vocabulary, merges + merges[-1:]).merge_path == "pairs-by-token"  # one listed twice

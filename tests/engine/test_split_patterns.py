@@ -76,7 +76,7 @@ FAMILIES = [case for case in CASES if case.name in SPLIT_PATTERNS]
 SCANNED = [case for case in CASES if case.ours(use_builtin=True)[1] is not None]
 # One case per scanner added for the open-model families (the first three have test_native_split.py),
 # in the python-regex dialect, whose reference is the cheaper one.
-NEW_SCANNERS = {"llama3", "qwen2", "llama3-ascii", "qwen2-ascii", "tekken", "deepseek-v3"}
+NEW_SCANNERS = {"llama3", "qwen2", "llama3-ascii", "qwen2-ascii", "tekken", "deepseek-v3", "numbers3", "deepseek-cjk"}
 QUICK_SCANNED = list({case.ours(use_builtin=True)[1]: case for case in SCANNED
                       if case.dialect == "python-regex" and case.ours(use_builtin=True)[1] in NEW_SCANNERS}.values())
 OTHERS = [case for case in CASES if case not in FAMILIES]
@@ -308,3 +308,41 @@ def test_tokenizer_json_patterns_agree_with_two_published_sources():
     assert originals["QWEN2"] == patterns.QWEN2_PATTERN
     assert originals["TEKKEN"] == patterns.TEKKEN_PATTERN
     assert originals["GPT4O"] == patterns.O200K_PATTERN
+
+
+# Scanners whose pattern starts a piece at every character: the core runs Split(Isolated) on them as findall
+# (no gaps to emit; pretokenize.c, tk_pattern_matches_everywhere). Every code point, alone and between
+# letters, digits and spaces, must come back whole.
+@pytest.mark.parametrize("scanner", ["gpt2", "cl100k", "o200k", "llama3", "qwen2", "tekken"])
+def test_scanners_run_as_isolated_skip_no_character(scanner):
+    from tokend.engine._native import PieceSplitter
+
+    findall = PieceSplitter([(scanner, "findall")]).split
+    code_points = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and (c < 0x30000 or c % 97 == 0)]
+    for context in ("{}", "a{}", "{}a", " {}1", "1{} ", "\n{}\t"):
+        text = "".join(context.format(chr(c)) for c in code_points)
+        assert "".join(findall(text)) == text, context
+
+
+def test_a_scanned_pattern_spelled_otherwise_gets_its_scanner(corpus):
+    # DeepSeek-V3's stages as tests/support writes them: `\u3040` and `\r\n` as regex escapes, `\"` for `"`.
+    # Another string, the same syntax tree: the scanner runs it, and the pieces are still tokenizers'.
+    from tests.support.tokenizer_json import DEEPSEEK_V3_PATTERNS as ESCAPED
+
+    assert ESCAPED != patterns.DEEPSEEK_V3_PATTERNS
+    for dialect in ("oniguruma", "python-regex"):
+        assert [compile_splitter(p, dialect=dialect).builtin for p in ESCAPED] == ["numbers3", "deepseek-cjk", "deepseek-v3"]
+    assert compile_splitter(r"\p{N}{1,2}", dialect="oniguruma").builtin is None  # another tree: no scanner
+    _assert_same(Case("deepseek-v3-escaped", ESCAPED, "oniguruma"), corpus + _EDGE_TEXTS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.sampled_from("aZ 1\u0663\u00b2\n\r\t!.,'\u65e5\u672c\u30a2\u30fb\u30fc\u309b\u0301\u00a0\u3000"
+                                    "9\u4e00\u9fa5\u9fa6\u309f\u30a0\u30ff\U0001f600\x00-"), max_size=80))
+def test_deepseek_v3_chain_in_one_pass_is_the_stage_iterator(text):
+    # Its three scanner stages run as one pass (pretokenize.c, tk_deepseek_v3_next); the general matcher
+    # runs the same chain through the stage iterator, and tokenizers is the reference for both.
+    fused = SplitterChain([compile_splitter(p, dialect="oniguruma") for p in patterns.DEEPSEEK_V3_PATTERNS])
+    general = SplitterChain([compile_splitter(p, dialect="oniguruma", use_builtin=False)
+                             for p in patterns.DEEPSEEK_V3_PATTERNS])
+    assert fused.split(text) == general.split(text) == hf_isolated(patterns.DEEPSEEK_V3_PATTERNS, text)

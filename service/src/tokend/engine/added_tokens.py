@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from .prefix_scan import PrefixScan
+
 __all__ = ["AddedToken", "AddedTokenMatcher"]
 
 # Used with pos/endpos, so each check costs what it reads: `match(text, pos)` anchors at pos; the reverse
@@ -63,19 +65,14 @@ class AddedTokenMatcher:
         # Literal alternations, longest first: `re` finds the same matches as `regex` and compiles faster.
         self._regex = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         # Cheap test first: no token can match unless one of these 1-2 character prefixes occurs.
-        self._prefixes = tuple(sorted({content[:2] for content in ordered}))
-        self._prefix_regex = re.compile("|".join(map(re.escape, self._prefixes))) if ordered else None
+        self._prefixes = PrefixScan(content[:2] for content in ordered)
 
     def __bool__(self) -> bool:
         return self._regex is not None
 
     def may_occur(self, text: str) -> bool:
         """False when no token can be in `text` (a fast check)."""
-        if self._regex is None:
-            return False
-        if len(self._prefixes) <= 8:
-            return any(prefix in text for prefix in self._prefixes)
-        return self._prefix_regex.search(text) is not None
+        return self._prefixes.found_in(text)
 
     def split(self, text: str, *, active: Callable[[AddedToken], bool]) -> list[str | int]:
         """`text` as text pieces (str) and token ids (int), in order; only `active` tokens become ids."""

@@ -116,6 +116,11 @@ def _reassemble(layouts: list[list[str | int]], results: list, counting: bool) -
     return out
 
 
+def _default_policy(allowed_special, disallowed_special) -> bool:
+    """tiktoken's default: nothing allowed, every special token disallowed (an error if one is in the text)."""
+    return not allowed_special and disallowed_special == "all" and isinstance(disallowed_special, str)
+
+
 def _not_special(token: AddedToken) -> bool:
     return not token.special
 
@@ -249,6 +254,10 @@ class Encoding(BudgetMethods):
             raise ModelFormatError(f"encoding {name!r}: {exc}") from None
         # Hugging Face-style added tokens are looked for in all text (the non-special ones always count).
         self._uses_pipeline = bool(added)
+        # Every added token special and matched in the raw text (Llama 3's): under the default policy,
+        # `_check_specials` returning means no special token is in the text, so no added token is either,
+        # and encode/count skip looking for them a second time.
+        self._added_are_raw_specials = bool(added) and all(token.special and not token.normalized for token in added)
         # A segment is text without added tokens, normalized: the core splits it, or Python does.
         if native_splitter is not None:
             encode, count, split = self._core.encode, self._core.count, self._core.split
@@ -321,6 +330,8 @@ class Encoding(BudgetMethods):
         """
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
         if self._uses_pipeline:
+            if self._added_are_raw_specials and _default_policy(allowed_special, disallowed_special):
+                return self._encode_without_added_tokens(text)
             return self._encode_items(text, allowed)
         if not allowed:
             return self.encode_ordinary(text)
@@ -462,6 +473,8 @@ class Encoding(BudgetMethods):
         """`len(encode(text, ...))`, with the same special-token rules and errors."""
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
         if self._uses_pipeline:
+            if self._added_are_raw_specials and _default_policy(allowed_special, disallowed_special):
+                return self._count_without_added_tokens(text)
             return self._count_items(text, allowed)
         if not allowed:
             return self.count_ordinary(text)
@@ -661,7 +674,7 @@ class Encoding(BudgetMethods):
 
     def _check_specials(self, text, allowed_special, disallowed_special, item) -> frozenset[str]:
         """Raise for a disallowed string in `text`; return the allowed special tokens that occur in it."""
-        if disallowed_special == "all" and not allowed_special and isinstance(disallowed_special, str):
+        if _default_policy(allowed_special, disallowed_special):
             # the default policy, without set arithmetic
             if not self._specials.may_occur(text):
                 return _EMPTY
@@ -694,6 +707,18 @@ class Encoding(BudgetMethods):
                 raise UnknownTokenIdError(token, item, n_vocab=self.n_vocab) from None
 
     # Hugging Face-style models: added tokens, normalizer and pre-tokenizer in TextPipeline, BPE in the core.
+
+    def _encode_without_added_tokens(self, text: str) -> list[int]:
+        try:
+            return self._encode_text(text)
+        except UnicodeEncodeError:
+            return self._encode_text(_fix_surrogates(text))
+
+    def _count_without_added_tokens(self, text: str) -> int:
+        try:
+            return self._count_text(text)
+        except UnicodeEncodeError:
+            return self._count_text(_fix_surrogates(text))
 
     def _items(self, text: str, allowed: frozenset[str]) -> list:
         active = _not_special if not allowed else (lambda token: not token.special or token.content in allowed)

@@ -224,7 +224,9 @@ _BOTH_DIALECTS = {
     LLAMA_CPP_PRE_TOKENIZERS["llama-bpe"][0]: "llama3-ascii",
     LLAMA_CPP_PRE_TOKENIZERS["qwen2"][0]: "qwen2-ascii",
     TEKKEN_PATTERN: "tekken",
-    DEEPSEEK_V3_PATTERNS[2]: "deepseek-v3",  # its main stage; the digit and CJK stages run on the matcher
+    DEEPSEEK_V3_PATTERNS[0]: "numbers3",  # DeepSeek-V3's digit stage (\p{N}{1,3})
+    DEEPSEEK_V3_PATTERNS[1]: "deepseek-cjk",  # its CJK stage
+    DEEPSEEK_V3_PATTERNS[2]: "deepseek-v3",  # its main stage
 }
 BUILTIN_SCANNERS: dict[tuple[str, str], str] = {
     (GPT2_PATTERN, "python-regex"): "gpt2",

@@ -19,20 +19,21 @@ hash order).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Set
 import re
+from collections.abc import Collection, Iterator, Set
 from functools import lru_cache
+
+from .prefix_scan import PrefixScan
 
 __all__ = ["SpecialTokenSet", "resolve_policy", "special_token_regex"]
 
 # Up to this many tokens are searched for themselves, straight away: a long needle skips ahead (one
-# `in` of a cl100k token runs at ~3,800 Mchar/s on the corpus, its prefix "<|" at ~1,270).
+# `in` of a cl100k token runs at ~3,800 Mchar/s on the corpus).
 _DIRECT_TOKEN_SCANS = 3
-# Otherwise the distinct 2-character prefixes go first (a text without any holds no special token): at
-# most this many one `in` at a time, more in one regex search. When a prefix occurs, up to
-# _WHOLE_TOKEN_SCANS tokens are then searched for themselves (else "maybe"). cl100k's five tokens: the
-# check went from ~790 to ~1,270 Mchar/s (it was ~14 % of encode on English text).
-_PREFIX_SCANS = 8
+# Otherwise the distinct 2-character prefixes go first (a text without any holds no special token; see
+# PrefixScan: a memchr of each first character, then the prefixes where it occurs). When a prefix occurs, up
+# to _WHOLE_TOKEN_SCANS tokens are then searched for themselves (else "maybe"). cl100k's five tokens: the
+# prefix check took the whole check from ~790 to ~1,270 Mchar/s (it was ~14 % of encode on English text).
 _WHOLE_TOKEN_SCANS = 16
 
 
@@ -105,25 +106,13 @@ class SpecialTokenSet:
     def __init__(self, tokens: frozenset[str]) -> None:
         self.tokens = tokens
         direct = len(tokens) <= _DIRECT_TOKEN_SCANS
-        self._prefixes = tuple(sorted(tokens if direct else {token[:2] for token in tokens}))
-        self._prefix_regex = (
-            re.compile("|".join(map(re.escape, self._prefixes)))
-            if len(self._prefixes) > _PREFIX_SCANS
-            else None
-        )
+        self._prefixes = PrefixScan(tokens if direct else {token[:2] for token in tokens})
         self._whole = tuple(sorted(tokens)) if not direct and len(tokens) <= _WHOLE_TOKEN_SCANS else None
 
     def may_occur(self, text: str) -> bool:
         """False when no token can occur in `text` (True: one may)."""
-        if self._prefix_regex is not None:
-            if self._prefix_regex.search(text) is None:
-                return False
-        else:
-            for prefix in self._prefixes:  # a loop, not any(...): no generator object per call
-                if prefix in text:
-                    break
-            else:
-                return False
+        if not self._prefixes.found_in(text):
+            return False
         if self._whole is None:
             return True
         for token in self._whole:

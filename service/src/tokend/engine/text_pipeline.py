@@ -37,8 +37,12 @@ Item = str | int
 
 def normalize(normalizer: Normalizer | None, text: str) -> str:
     """`text` after the normalizer (None: unchanged)."""
-    if normalizer is None or unicodedata.is_normalized(normalizer, text):
+    if normalizer is None:
         return text
+    # normalize() runs the quick check itself and hands back `text` when it passes; an is_normalized()
+    # first did the full normalization twice for text the quick check cannot decide (much of Vietnamese,
+    # Korean, Indic text): Qwen 3's multilingual count spent 18% in NFC, is_normalized + normalize 11 us vs
+    # normalize alone 6.5 us on 8 KB of Vietnamese and Korean.
     return unicodedata.normalize(normalizer, text)
 
 

@@ -170,7 +170,7 @@ def compile_splitter(pattern: str, *, dialect: Dialect = "python-regex", use_bui
         raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
     if not isinstance(pattern, str):
         raise TypeError(f"pattern must be str, got {type(pattern).__name__}")
-    builtin = BUILTIN_SCANNERS.get((pattern, dialect)) if use_builtin else None
+    builtin = _builtin_scanner(pattern, dialect) if use_builtin else None
     if builtin is not None:
         return Splitter(pattern, dialect, builtin=builtin, program=None)
     from .nodes import UnsupportedPattern
@@ -180,6 +180,31 @@ def compile_splitter(pattern: str, *, dialect: Dialect = "python-regex", use_bui
     except UnsupportedPattern as exc:
         raise ModelFormatError(f"split pattern {_shorten(pattern)} ({dialect}): {exc}") from None
     return Splitter(pattern, dialect, builtin=None, program=program, use_builtin=use_builtin)
+
+
+def _builtin_scanner(pattern: str, dialect: Dialect) -> str | None:
+    """The scanner that runs `pattern`: by its spelling, else by its syntax tree (a file may spell the
+    same regex otherwise: DeepSeek-V3's stages with `\\u3040` and `\\r` escapes where ours have the
+    characters; the same tree compiles to the same program, so it matches the same pieces)."""
+    builtin = BUILTIN_SCANNERS.get((pattern, dialect))
+    if builtin is not None:
+        return builtin
+    from .nodes import UnsupportedPattern
+    from .syntax import parse
+
+    try:
+        tree = parse(pattern, dialect)
+    except UnsupportedPattern:
+        return None
+    return _builtin_scanners_by_tree().get((tree, dialect))
+
+
+@functools.cache
+def _builtin_scanners_by_tree() -> dict:
+    """(syntax tree, dialect) -> scanner name, for every pattern of BUILTIN_SCANNERS (parsed on first use)."""
+    from .syntax import parse
+
+    return {(parse(pattern, dialect), dialect): name for (pattern, dialect), name in BUILTIN_SCANNERS.items()}
 
 
 def _shorten(pattern: str) -> str:
