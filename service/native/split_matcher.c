@@ -212,8 +212,8 @@ static int assertion_holds(const tk_matcher *m, uint32_t kind, size_t pos) {
         return pos == len;
     case TK_ASSERT_TEXT_END_OR_FINAL_NEWLINE:
         return pos == len || (pos + 1 == len && s[pos] == '\n');
-    case TK_ASSERT_LINE_START:
-        return pos == 0 || s[pos - 1] == '\n';
+    case TK_ASSERT_LINE_START: /* Oniguruma's ^ (only that dialect has it): not after a final newline */
+        return pos == 0 || (s[pos - 1] == '\n' && pos < len);
     case TK_ASSERT_LINE_END:
         return pos == len || s[pos] == '\n';
     case TK_ASSERT_WORD_BOUNDARY:

@@ -104,6 +104,12 @@ def test_random_patterns_oniguruma(pattern, texts):
         assert splitter.split_isolated(text) == hf_isolated([pattern], text), (pattern, text)
 
 
+@pytest.mark.parametrize("pattern, text", [("\n^", "1\n"), ("^", "a\nb\n"), ("^\n?", "\n\n")])
+def test_oniguruma_line_start_is_not_after_a_final_newline(pattern, text):
+    """Oniguruma's ^ matches after every newline but the text's last character (hypothesis found "\\\n^")."""
+    assert _compile_or_skip(pattern, "oniguruma").split_isolated(text) == hf_isolated([pattern], text)
+
+
 # ---- where the dialects differ (each side held to its own reference) -----------------------------------
 
 _DIALECT_CASES = [
