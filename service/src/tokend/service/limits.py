@@ -89,7 +89,7 @@ def id_bytes(ids: list[int], *, stop_above: int | None = None, largest: int | No
     near the limit); with ``stop_above``, a lower bound over it as soon as one is found. ``largest``, an upper
     bound of the ids (a model's ``max_token_value``), skips the passes for lengths no id can reach. Long lists
     are measured a slice of SUM_SLICE_IDS ids at a time, so the GIL can pass to the worker's other calls
-    between slices (four passes over 8 M ids held it ~0.8 s).
+    between slices (one pass over 8 M ids held it ~0.8 s).
 
     >>> id_bytes([1, 200, 100000])
     6
@@ -97,23 +97,18 @@ def id_bytes(ids: list[int], *, stop_above: int | None = None, largest: int | No
     6
     """
     steps = _VARINT_STEPS if largest is None else tuple(step for step in _VARINT_STEPS if step < largest)
-    if len(ids) > SUM_SLICE_IDS:
-        size = 0
-        for start in range(0, len(ids), SUM_SLICE_IDS):
-            size += _varint_bytes(ids[start : start + SUM_SLICE_IDS], steps)
-            if stop_above is not None and size > stop_above:
-                break
-        return size
     size = len(ids)
     for step in steps:
         if stop_above is not None and size > stop_above:
             break
-        size += sum(map(step.__lt__, ids))
+        if len(ids) <= SUM_SLICE_IDS:
+            size += sum(map(step.__lt__, ids))
+            continue
+        for start in range(0, len(ids), SUM_SLICE_IDS):
+            size += sum(map(step.__lt__, ids[start : start + SUM_SLICE_IDS]))
+            if stop_above is not None and size > stop_above:
+                return size
     return size
-
-
-def _varint_bytes(ids: list[int], steps: tuple[int, ...]) -> int:
-    return len(ids) + sum(sum(map(step.__lt__, ids)) for step in steps)
 
 
 class AnswerBudget:
