@@ -1,7 +1,7 @@
 """Service benchmarks: tokend over gRPC beside tiktoken in-process and a FastAPI/uvicorn tiktoken wrapper.
 
     python -m bench service batch       [--seconds 5] [--concurrency 4] [--workers 2] [--measure-mb 4]
-    python -m bench service latency     [--seconds 10] [--rates 100,500,2000]
+    python -m bench service latency     [--seconds 10] [--rates 100,500,2000,4000]
     python -m bench service footprint   [--starts 3]
     python -m bench service hostile     [--rounds 5]      (bench/service_hostile.py)
     python -m bench service all         [--quick]
@@ -27,7 +27,10 @@ Latency: ``CountTokens`` of one ~1 KB English text per request at fixed offered 
 (bench/loadgen.py: latency from the *scheduled* send time, so a backlog counts), a deadline of 2 s per
 request (a late answer is an error, ``DEADLINE_EXCEEDED`` / ``timeout``), 8 connections for gRPC and
 keep-alive connections for HTTP. Each server gets a 2 s warm-up first. p99.9 of a 10 s run at
-100 rps is the 2nd-largest of 1,000 samples: read it as "the worst few".
+100 rps is the 2nd-largest of 1,000 samples: read it as "the worst few". Beside tokend, a bare grpcio server
+with the same engine (bench/grpc_floor.py: no interceptors, no service layer) shows the floor any Python
+grpcio server has here; each row also gives the server processes' CPU time per answered call
+(bench/server_cpu.py: /proc CPU time over the run ÷ calls), issue 18's "per-call CPU".
 
 Shared cores: the load generator (one Python process) runs on the same 2 cores as the server's workers
 and takes a real share of them (JSON decoding of the wrapper's answers, protobuf for tokend's). Both
@@ -133,7 +136,8 @@ def piece_cache_counts(server, model: str = "cl100k_base") -> tuple[float, float
 
 @contextlib.contextmanager
 def http_wrapper(workers: int, timeout: float = 60.0):
-    """Run bench/http_wrapper.py (uvicorn, ``workers`` processes) on a free port; yields its base URL."""
+    """Run bench/http_wrapper.py (uvicorn, ``workers`` processes) on a free port; yields (base URL, pid of
+    the uvicorn process, whose workers are its children)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.http_wrapper", "--port", str(port), "--workers", str(workers)],
@@ -158,7 +162,7 @@ def http_wrapper(workers: int, timeout: float = 60.0):
             time.sleep(0.1)
         # uvicorn's workers come up one by one; give the second one time to load tiktoken too.
         time.sleep(2.0)
-        yield url
+        yield url, process.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -290,7 +294,7 @@ def run_batch(args: argparse.Namespace) -> str:
         rows[kind].results["tokend first pass"] = _batch_rate(tokend_results[f"{kind} first pass"], distinct[kind])
         print(f"tokend {kind}: {rows[kind].results['tokend gRPC']}", file=sys.stderr)
 
-    with http_wrapper(args.workers) as url:
+    with http_wrapper(args.workers) as (url, _):
 
         async def http_run() -> dict[str, LoadResult]:
             target = HttpTarget(url, timeout=120)
@@ -391,80 +395,158 @@ def _batch_chart(rows: dict[str, BatchRow]) -> None:
 
 
 # ---- CountTokens latency ------------------------------------------------------------------------
-async def _latency_runs(target, items, warm_items, rates: list[float], seconds: float) -> dict[float, LoadResult]:
+@dataclass
+class RateResult:
+    load: LoadResult
+    cpu_user_s: float = float("nan")  # the server processes' CPU during the run
+    cpu_system_s: float = float("nan")
+
+    def cpu_per_call_ms(self) -> float:
+        """CPU per answered call; NaN when more than 1% failed (the server did part of their work, or none)."""
+        if not self.load.ok or self.load.errors > 0.01 * self.load.sent:
+            return float("nan")
+        return (self.cpu_user_s + self.cpu_system_s) / self.load.ok * 1e3
+
+    def kernel_share(self) -> float:
+        total = self.cpu_user_s + self.cpu_system_s
+        return self.cpu_system_s / total if total else float("nan")
+
+
+async def _latency_runs(target, items, warm_items, rates: list[float], seconds: float, pids=None) -> dict[float, RateResult]:
+    """One open-loop run per rate; ``pids()`` (optional) gives the server's processes, whose CPU time over
+    each run is divided by the calls it sent (bench/server_cpu.py)."""
+    from bench.server_cpu import process_cpu_split
+
     await run_open_loop(lambda i: target.count(*warm_items[i % len(warm_items)]), rate=200, duration=2.0)
     results = {}
     for rate in rates:
-        results[rate] = await run_open_loop(lambda i: target.count(*items[i % len(items)]), rate=rate, duration=seconds)
-        print(f"{type(target).__name__} {rate:g} rps: p50 {results[rate].percentile(0.5) * 1e3:.2f} ms "
-              f"p99 {results[rate].percentile(0.99) * 1e3:.2f} ms errors {results[rate].error_summary()} "
-              f"lag {results[rate].max_lag_s * 1e3:.1f} ms", file=sys.stderr)  # fmt: skip
+        processes = pids() if pids else []
+        before = process_cpu_split(processes) if processes else None
+        load = await run_open_loop(lambda i: target.count(*items[i % len(items)]), rate=rate, duration=seconds)
+        result = results[rate] = RateResult(load)
+        if before is not None:
+            after = process_cpu_split(processes)
+            result.cpu_user_s, result.cpu_system_s = after[0] - before[0], after[1] - before[1]
+        print(f"{type(target).__name__} {rate:g} rps: p50 {load.percentile(0.5) * 1e3:.2f} ms "
+              f"p99 {load.percentile(0.99) * 1e3:.2f} ms errors {load.error_summary()} "
+              f"lag {load.max_lag_s * 1e3:.1f} ms CPU/call {result.cpu_per_call_ms():.3f} ms", file=sys.stderr)  # fmt: skip
     return results
 
 
+@contextlib.contextmanager
+def grpc_floor(workers: int, timeout: float = 60.0):
+    """``workers`` processes of bench/grpc_floor.py on one free port (SO_REUSEPORT); yields (target, pids)."""
+    port = free_port()
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "bench.grpc_floor", "--port", str(port)], cwd=REPO,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        for _ in range(workers)
+    ]  # fmt: skip
+    try:
+        for process in processes:
+            if process.stdout.readline().strip() != b"serving":
+                raise RuntimeError("bench.grpc_floor did not start")
+        yield f"127.0.0.1:{port}", [process.pid for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(timeout)
+
+
 def run_latency(args: argparse.Namespace) -> str:
+    from bench.server_cpu import process_tree
+
     rates = [float(rate) for rate in args.rates.split(",")]
     warm, measure = split_documents("english", size=COUNT_TEXT_BYTES, measure_bytes=2_000_000, warm_bytes=500_000)
     header = service_report.machine_line()
     print(header, file=sys.stderr)
 
-    server = start_tokend(args.workers)
-    try:
-
-        async def tokend_run() -> dict[float, LoadResult]:
-            target = GrpcTarget(server.target, connections=args.connections, timeout=args.deadline)
+    def grpc_run(address: str, pids) -> dict[float, RateResult]:
+        async def run() -> dict[float, RateResult]:
+            target = GrpcTarget(address, connections=args.connections, timeout=args.deadline)
             try:
                 items = [(target.count_request(text), len(text.encode())) for text in measure]
                 warm_items = [(target.count_request(text), len(text.encode())) for text in warm]
-                return await _latency_runs(target, items, warm_items, rates, args.seconds)
+                return await _latency_runs(target, items, warm_items, rates, args.seconds, pids)
             finally:
                 await target.close()
 
-        tokend_results = asyncio.run(tokend_run())
+        return asyncio.run(run())
+
+    server = start_tokend(args.workers)
+    try:
+        tokend_results = grpc_run(server.target, server.worker_pids)
     finally:
         server.stop()
-    with http_wrapper(args.workers) as url:
+    with grpc_floor(args.workers) as (address, floor_pids):
+        floor_results = grpc_run(address, lambda: floor_pids)
+    with http_wrapper(args.workers) as (url, wrapper_pid):
 
-        async def http_run() -> dict[float, LoadResult]:
+        async def http_run() -> dict[float, RateResult]:
             target = HttpTarget(url, timeout=args.deadline)
             try:
                 items = [(target.count_body(text), len(text.encode())) for text in measure]
                 warm_items = [(target.count_body(text), len(text.encode())) for text in warm]
-                return await _latency_runs(target, items, warm_items, rates, args.seconds)
+                return await _latency_runs(target, items, warm_items, rates, args.seconds, lambda: process_tree(wrapper_pid))
             finally:
                 await target.close()
 
         http_results = asyncio.run(http_run())
 
-    results = {"tokend CountTokens (gRPC)": tokend_results, "HTTP wrapper /count": http_results}
-    _latency_chart(results)
+    results = {
+        "tokend CountTokens (gRPC)": tokend_results,
+        "bare grpcio server, same engine (floor)": floor_results,
+        "HTTP wrapper /count": http_results,
+    }
+    _latency_chart({name: {rate: result.load for rate, result in by_rate.items()} for name, by_rate in results.items()})
     lines = [
         "## CountTokens latency (open loop)",
         "",
         header,
         f"One ~1 KB English text per request (cl100k_base), fixed offered rate, {args.seconds:g} s per rate, "
-        f"deadline {args.deadline:g} s, {args.workers} server workers; latency from the scheduled send time. "
-        f"{len(measure)} distinct texts, cycled. " + service_report.load_after_line(),
+        f"deadline {args.deadline:g} s, {args.workers} server workers (processes); latency from the scheduled send "
+        f"time. {len(measure)} distinct texts, cycled. " + service_report.load_after_line(),
         "",
-        "| server | offered rps | achieved rps | requests | p50 ms | p99 ms | p99.9 ms | max ms | errors | generator max lag ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| server | offered rps | achieved rps | requests | p50 ms | p99 ms | p99.9 ms | max ms | errors | generator max lag ms | server CPU per call ms | of it kernel |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for name, by_rate in results.items():
         for rate, result in by_rate.items():
+            load = result.load
             lines.append(
-                f"| {name} | {rate:g} | {result.achieved_rps:.0f} | {result.sent} | {result.percentile(0.5) * 1e3:.2f} | "
-                f"{result.percentile(0.99) * 1e3:.2f} | {result.percentile(0.999) * 1e3:.2f} | "
-                f"{result.percentile(1.0) * 1e3:.2f} | {result.error_summary()} | {result.max_lag_s * 1e3:.1f} |"
+                f"| {name} | {rate:g} | {load.achieved_rps:.0f} | {load.sent} | {load.percentile(0.5) * 1e3:.2f} | "
+                f"{load.percentile(0.99) * 1e3:.2f} | {load.percentile(0.999) * 1e3:.2f} | "
+                f"{load.percentile(1.0) * 1e3:.2f} | {load.error_summary()} | {load.max_lag_s * 1e3:.1f} | "
+                f"{result.cpu_per_call_ms():.3f} | {result.kernel_share():.0%} |"
             )
     at_500 = tokend_results.get(500.0)
     if at_500 is not None:
-        p99 = at_500.percentile(0.99) * 1e3
-        lines += ["", f"Target: tokend CountTokens p99 ≤ 5 ms at 500 rps → {p99:.2f} ms ({'met' if p99 <= 5 and not at_500.errors else 'NOT met'})."]
+        p99 = at_500.load.percentile(0.99) * 1e3
+        lines += ["", f"Target: tokend CountTokens p99 ≤ 5 ms at 500 rps → {p99:.2f} ms ({'met' if p99 <= 5 and not at_500.load.errors else 'NOT met'})."]
+    at_4000 = tokend_results.get(4000.0)
+    if at_4000 is not None:
+        load, cpu = at_4000.load, at_4000.cpu_per_call_ms()
+        met = load.achieved_rps >= 0.98 * 4000 and not load.errors and load.percentile(0.99) * 1e3 <= 2
+        floor = floor_results.get(4000.0)
+        lines += [
+            "",
+            f"Target (issue 18): ≥ 4,000 calls/s with p99 ≤ 2 ms → achieved {load.achieved_rps:.0f}/s, p99 "
+            f"{load.percentile(0.99) * 1e3:.2f} ms ({'met' if met else 'NOT met'}); server CPU per call ≤ 0.2 ms → "
+            f"{cpu:.3f} ms ({'met' if cpu <= 0.2 else 'NOT met'}; at 2,000/s: "
+            f"{tokend_results[2000.0].cpu_per_call_ms() if 2000.0 in tokend_results else float('nan'):.3f} ms)"
+            + (f"; the bare grpcio server with the same engine: {floor.cpu_per_call_ms():.3f} ms (at 2,000/s: "
+               f"{floor_results[2000.0].cpu_per_call_ms() if 2000.0 in floor_results else float('nan'):.3f} ms)."
+               if floor else "."),
+        ]
     lines += [
         "",
         "The generator is one Python process on the same 2 cores; \"generator max lag\" is how late it sent its "
         "latest request. When it is large the machine, not only the server, was saturated; the latency "
-        "still counts from the scheduled time.",
+        "still counts from the scheduled time. \"server CPU per call\": user + system CPU time of the server's "
+        "processes during the run (from /proc; tokend: the workers, the supervisor is idle) ÷ the calls answered, "
+        "\"nan\" where more than 1% failed (bench/server_cpu.py); at low rates the processes' idle work (gRPC's "
+        "pollers, timers) weighs on it. The floor row is a bare grpcio server (bench/grpc_floor.py: the same engine, no "
+        "interceptors, no service layer, no metrics): what any Python grpcio server costs per call here.",
         "",
         f"![CountTokens latency]({service_report.chart_path('latency').name})",
     ]
@@ -513,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=4, help="batch: requests in flight (default 4)")
     parser.add_argument("--measure-mb", type=float, default=8.0, help="batch: distinct measurement MB per text kind")
     parser.add_argument("--warm-mb", type=float, default=1.0, help="batch: warm-up MB per text kind")
-    parser.add_argument("--rates", default="100,500,2000", help="latency: offered requests/s, comma-separated")
+    parser.add_argument("--rates", default="100,500,2000,4000", help="latency: offered requests/s, comma-separated")
     parser.add_argument("--deadline", type=float, default=2.0, help="latency: per-request deadline in seconds")
     parser.add_argument("--starts", type=int, default=3, help="footprint: server starts to measure")
     parser.add_argument("--rounds", type=int, default=5, help="hostile: rounds of 200 well-behaved calls per p99")

@@ -108,6 +108,7 @@ class ServerMetrics:
         )
         self._cache_lock = threading.Lock()
         self._cache_seen: dict[tuple[str, str], tuple[int, int]] = {}  # (model, version) -> (hits, misses)
+        self._cache_series: dict[tuple[str, str], tuple[Any, Any]] = {}  # (model, version) -> (hits, misses) children
 
     # ---- tokend.service.models.ModelObserver: first loads of a model version ----
     def model_loaded(self, loaded: Any, seconds: float, payload_format: str) -> None:
@@ -123,9 +124,14 @@ class ServerMetrics:
         key = (model, str(version))
         with self._cache_lock:
             seen_hits, seen_misses = self._cache_seen.get(key, (0, 0))
+            if hits <= seen_hits and misses <= seen_misses:
+                return
+            series = self._cache_series.get(key)
+            if series is None:
+                series = self._cache_series[key] = (self.piece_cache_hits.labels(*key), self.piece_cache_misses.labels(*key))
             # The engine's counters only grow; guard anyway so a counter never goes down.
             if hits > seen_hits:
-                self.piece_cache_hits.labels(*key).inc(hits - seen_hits)
+                series[0].inc(hits - seen_hits)
             if misses > seen_misses:
-                self.piece_cache_misses.labels(*key).inc(misses - seen_misses)
+                series[1].inc(misses - seen_misses)
             self._cache_seen[key] = (max(hits, seen_hits), max(misses, seen_misses))

@@ -33,13 +33,14 @@ class MetricsInterceptor(UnaryInterceptor):
     def __init__(self, metrics: ServerMetrics, piece_cache_stats: Callable[[str, int], Any] | None = None) -> None:
         self._metrics = metrics
         self._piece_cache_stats = piece_cache_stats
+        # Bounded: methods are the services' own; models and versions are those the registry resolved.
+        self._by_method: dict[str, _MethodSeries] = {}
+        self._usage: dict[tuple[str, str, int, str], _UsageSeries] = {}
 
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
-        labels = (method.grpc_type, method.service, method.method)
-        metrics = self._metrics
-        metrics.started.labels(*labels).inc()
-        in_flight = metrics.in_flight.labels(method.method)
-        in_flight.inc()
+        series = self._series(method)
+        series.started.inc()
+        series.in_flight.inc()
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
         try:
@@ -53,9 +54,15 @@ class MetricsInterceptor(UnaryInterceptor):
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         finally:
-            in_flight.dec()
-            metrics.handling_seconds.labels(*labels).observe(time.perf_counter() - started)
-            metrics.handled.labels(*labels, code.name).inc()
+            series.in_flight.dec()
+            series.seconds.observe(time.perf_counter() - started)
+            series.handled(code).inc()
+
+    def _series(self, method: MethodName) -> _MethodSeries:
+        series = self._by_method.get(method.full)
+        if series is None:
+            series = self._by_method.setdefault(method.full, _MethodSeries(self._metrics, method))
+        return series
 
     def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         if method.service != SERVICE_NAME:
@@ -63,11 +70,9 @@ class MetricsInterceptor(UnaryInterceptor):
         return self._measured_stream(method, behaviour, request, context)
 
     def _measured_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
-        labels = (method.grpc_type, method.service, method.method)
-        metrics = self._metrics
-        metrics.started.labels(*labels).inc()
-        in_flight = metrics.in_flight.labels(method.method)
-        in_flight.inc()
+        series = self._series(method)
+        series.started.inc()
+        series.in_flight.inc()
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
         try:
@@ -80,21 +85,54 @@ class MetricsInterceptor(UnaryInterceptor):
             code = stream_end_code(context)
             raise
         finally:
-            in_flight.dec()
-            metrics.handling_seconds.labels(*labels).observe(time.perf_counter() - started)
-            metrics.handled.labels(*labels, code.name).inc()
+            series.in_flight.dec()
+            series.seconds.observe(time.perf_counter() - started)
+            series.handled(code).inc()
 
     def _record_usage(self, method: str, record: CallRecord) -> None:
-        metrics = self._metrics
         name, version = record.model  # type: ignore[misc]
-        usage = (name, str(version), record.operation)
-        metrics.batch_items.labels(method).observe(record.items)
-        metrics.tokens.labels(*usage).inc(record.tokens)
+        key = (method, name, version, record.operation)
+        usage = self._usage.get(key)
+        if usage is None:
+            usage = self._usage.setdefault(key, _UsageSeries(self._metrics, *key))
+        usage.batch_items.observe(record.items)
+        usage.tokens.inc(record.tokens)
         if record.operation == "decode":
             return
-        metrics.input_bytes.labels(*usage).inc(record.input_bytes)
+        usage.input_bytes.inc(record.input_bytes)
         if self._piece_cache_stats is not None:
             stats = self._piece_cache_stats(name, version)
             if stats is not None:
-                metrics.record_piece_cache(name, version, stats.hits, stats.misses)
+                self._metrics.record_piece_cache(name, version, stats.hits, stats.misses)
 
+
+class _MethodSeries:
+    """The labelled series of one method, looked up once (``labels()`` costs a lock and a tuple of str per call)."""
+
+    __slots__ = ("started", "in_flight", "seconds", "_metrics", "_labels", "_handled")
+
+    def __init__(self, metrics: ServerMetrics, method: MethodName) -> None:
+        self._metrics = metrics
+        self._labels = (method.grpc_type, method.service, method.method)
+        self.started = metrics.started.labels(*self._labels)
+        self.in_flight = metrics.in_flight.labels(method.method)
+        self.seconds = metrics.handling_seconds.labels(*self._labels)
+        self._handled: dict[grpc.StatusCode, Any] = {}
+
+    def handled(self, code: grpc.StatusCode) -> Any:
+        child = self._handled.get(code)
+        if child is None:
+            child = self._handled.setdefault(code, self._metrics.handled.labels(*self._labels, code.name))
+        return child
+
+
+class _UsageSeries:
+    """The usage series of one (method, model, version, operation)."""
+
+    __slots__ = ("batch_items", "tokens", "input_bytes")
+
+    def __init__(self, metrics: ServerMetrics, method: str, name: str, version: int, operation: str) -> None:
+        usage = (name, str(version), operation)
+        self.batch_items = metrics.batch_items.labels(method)
+        self.tokens = metrics.tokens.labels(*usage)
+        self.input_bytes = metrics.input_bytes.labels(*usage)

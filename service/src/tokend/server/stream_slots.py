@@ -28,13 +28,11 @@ STREAM_SLOTS = THREADS_PER_WORKER // 2
 
 class StreamSlots(UnaryInterceptor):
     wrap_streams = True
+    wrap_unary = False  # unary calls hold their thread only while they run: nothing to bound
 
     def __init__(self, slots: int = STREAM_SLOTS) -> None:
         self.slots = slots
         self._free = threading.BoundedSemaphore(slots)
-
-    def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
-        return behaviour(request, context)
 
     def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         if method.service != SERVICE_NAME:

@@ -53,6 +53,7 @@ def _grpc_type(handler: grpc.RpcMethodHandler) -> str:
 
 class UnaryInterceptor(grpc.ServerInterceptor):
     wrap_streams = False
+    wrap_unary = True  # False: calls with a single response message pass through untouched (``handle`` is not called)
 
     def wrap_deserializer(self, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
         """The request deserializer this interceptor's handler uses (interceptors further out copy it)."""
@@ -73,6 +74,8 @@ class UnaryInterceptor(grpc.ServerInterceptor):
             "request_deserializer": self.wrap_deserializer(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
+        if not self.wrap_unary and not handler.response_streaming:
+            return handler
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 

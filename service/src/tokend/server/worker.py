@@ -33,6 +33,7 @@ from tokend.server.availability_interceptor import AvailabilityInterceptor
 from tokend.server.error_interceptor import ErrorInterceptor
 from tokend.server.grpc_server import add_services, bind, build_server
 from tokend.server.in_flight import InFlightCalls
+from tokend.server.interceptor_chain import InterceptorChain
 from tokend.server.logging_interceptor import LoggingInterceptor
 from tokend.server.metrics import ServerMetrics
 from tokend.server.metrics_interceptor import MetricsInterceptor
@@ -86,16 +87,21 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; the availability gate and the stream bound raise inside the error interceptor.
+    # One chain, composed once per method (interceptor_chain: grpcio would run each interceptor per call).
     server = build_server(
         settings,
         interceptors=[
-            calls,
-            WorkerIdInterceptor(pid),
-            MetricsInterceptor(metrics, served.piece_cache_stats),
-            LoggingInterceptor(),
-            ErrorInterceptor(),
-            AvailabilityInterceptor(availability),
-            StreamSlots(),
+            InterceptorChain(
+                [
+                    calls,
+                    WorkerIdInterceptor(pid),
+                    MetricsInterceptor(metrics, served.piece_cache_stats),
+                    LoggingInterceptor(),
+                    ErrorInterceptor(),
+                    AvailabilityInterceptor(availability),
+                    StreamSlots(),
+                ]
+            )
         ],
     )
     add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection)

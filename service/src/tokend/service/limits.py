@@ -55,6 +55,9 @@ __all__ = [
 ANSWER_BYTES_PER_ITEM = 16
 ANSWER_ENVELOPE_BYTES = 1024
 _VARINT_STEPS = (127, 16383, 2097151, 268435455)  # the largest values of 1, 2, 3 and 4 bytes
+# Sums over many ids go a slice at a time (~0.5 ms each): one C-level sum holds the GIL throughout, and the
+# worker's other calls wait for it (id_bytes here, token_sizes.decoded_bytes).
+SUM_SLICE_IDS = 1 << 14
 
 
 def text_bytes(text: str) -> int:
@@ -81,18 +84,30 @@ def answer_bytes(*, items: int, data_bytes: int = 0) -> int:
     return ANSWER_ENVELOPE_BYTES + items * ANSWER_BYTES_PER_ITEM + data_bytes
 
 
-def id_bytes(ids: list[int], *, stop_above: int | None = None) -> int:
+def id_bytes(ids: list[int], *, stop_above: int | None = None, largest: int | None = None) -> int:
     """Bytes of ``ids`` as varints, exactly (one pass per varint length, ~25 ns per id and pass: used only
-    near the limit); with ``stop_above``, a lower bound over it as soon as one is found.
+    near the limit); with ``stop_above``, a lower bound over it as soon as one is found. ``largest``, an upper
+    bound of the ids (a model's ``max_token_value``), skips the passes for lengths no id can reach. Long lists
+    are measured a slice of SUM_SLICE_IDS ids at a time, so the GIL can pass to the worker's other calls
+    between slices (one pass over 8 M ids held it ~0.8 s).
 
     >>> id_bytes([1, 200, 100000])
     6
+    >>> id_bytes([1, 200, 100000], largest=100276)
+    6
     """
+    steps = _VARINT_STEPS if largest is None else tuple(step for step in _VARINT_STEPS if step < largest)
     size = len(ids)
-    for step in _VARINT_STEPS:
+    for step in steps:
         if stop_above is not None and size > stop_above:
             break
-        size += sum(map(step.__lt__, ids))
+        if len(ids) <= SUM_SLICE_IDS:
+            size += sum(map(step.__lt__, ids))
+            continue
+        for start in range(0, len(ids), SUM_SLICE_IDS):
+            size += sum(map(step.__lt__, ids[start : start + SUM_SLICE_IDS]))
+            if stop_above is not None and size > stop_above:
+                return size
     return size
 
 
@@ -108,6 +123,7 @@ class AnswerBudget:
         self._limits = limits
         self._framing = answer_bytes(items=items)
         self._per_id = id_bytes([max_token_value])
+        self._largest = max_token_value
         self._held: list[list[int]] = []
         self._extra = 0  # bytes added besides the ids
         self._exact = False
@@ -118,7 +134,7 @@ class AnswerBudget:
         self._held.append(ids)
         self._extra += extra
         if self._exact:
-            self.size += id_bytes(ids) + extra
+            self.size += id_bytes(ids, largest=self._largest) + extra
         else:
             self.size += self._per_id * len(ids) + extra
             if self.size <= self._limits.max_response_bytes:
@@ -126,7 +142,7 @@ class AnswerBudget:
             self._exact = True
             self.size = self._framing + self._extra
             for held in self._held:
-                self.size += id_bytes(held, stop_above=self._limits.max_response_bytes - self.size)
+                self.size += id_bytes(held, stop_above=self._limits.max_response_bytes - self.size, largest=self._largest)
         self._limits.check_answer(self.size, partial=True)
 
 

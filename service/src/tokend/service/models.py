@@ -66,6 +66,7 @@ class ServedModels:
         self._observer = observer
         self._lock = threading.Lock()
         self._loaded: set[tuple[str, int]] = set()  # versions loaded (and recorded) here
+        self._encodings: dict[tuple[str, int], Any] = {}  # (name, version) -> its encoding, for statistics
 
     def resolve(self, ref: str) -> Any:
         """``registry.resolve`` after the checks of the module docstring."""
@@ -113,6 +114,7 @@ class ServedModels:
         key = (loaded.name, loaded.version)
         if record is not None:
             record.model = key
+        self._encodings[key] = loaded.encoding
         if key not in self._loaded:
             with self._lock:  # held only to record, never across a load
                 if key not in self._loaded:
@@ -161,13 +163,12 @@ class ServedModels:
         return poller
 
     def piece_cache_stats(self, name: str, version: int) -> Any:
-        """The engine's cache statistics for a loaded version (None if it was never loaded here)."""
-        if (name, version) not in self._loaded:
-            return None
-        try:
-            return self.registry.load(f"{name}@{version}").encoding.piece_cache_stats()
-        except Exception:  # removed by a reload since the call: no statistics to report
-            return None
+        """The engine's cache statistics for a loaded version (None if it was never loaded here).
+
+        From the encoding this worker loaded, not a new registry lookup: called after every call, it must
+        cost next to nothing, and a version removed from the registry since keeps its statistics."""
+        encoding = self._encodings.get((name, version))
+        return None if encoding is None else encoding.piece_cache_stats()
 
     def _names(self) -> str:
         return ", ".join(summary.name for summary in self.registry.list_models()) or "none (the registry is empty)"

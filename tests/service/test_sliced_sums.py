@@ -1,0 +1,61 @@
+"""The service's sums over long id lists go a slice at a time (so a worker's other calls get the GIL
+between slices) and stay exact: the varint size of an answer (``id_bytes``, protobuf's own serialization as
+the oracle) and the decoded size of a Decode (``decoded_bytes``, the engine's ``decode_bytes`` as the
+oracle), across slice boundaries."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tokend import get_encoding
+from tokend.service.limits import SUM_SLICE_IDS, AnswerBudget, Limits, id_bytes
+from tokend.service.token_sizes import decoded_bytes
+from tokend_api.v1 import tokenizer_pb2 as pb
+
+LENGTHS = [0, 1, SUM_SLICE_IDS - 1, SUM_SLICE_IDS, SUM_SLICE_IDS + 1, 3 * SUM_SLICE_IDS + 7]
+
+
+def _varint_bytes_by_protobuf(ids: list[int]) -> int:
+    """The packed payload's size in protobuf's serialization: field tag (1 byte) + length varint + payload."""
+    serialized = len(pb.TokenIds(ids=ids).SerializeToString())
+    if not ids:
+        return 0
+    for length_bytes in range(1, 6):
+        payload = serialized - 1 - length_bytes
+        if len(pb.TokenIds(ids=[payload]).SerializeToString()) - 2 == length_bytes:  # the varint of `payload`
+            return payload
+    raise AssertionError("no consistent payload size")
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_id_bytes_is_exact_across_slices(length):
+    rng = random.Random(length)
+    ids = [rng.choice((1, 127, 128, 16383, 16384, 100_276, 2_097_152, 300_000_000)) for _ in range(length)]
+    assert id_bytes(ids) == _varint_bytes_by_protobuf(ids)
+    capped = [min(token, 100_276) for token in ids]
+    assert id_bytes(capped, largest=100_276) == _varint_bytes_by_protobuf(capped)
+
+
+def test_id_bytes_stops_over_a_bound_with_a_lower_bound():
+    ids = [200] * (4 * SUM_SLICE_IDS)  # 2 bytes each
+    found = id_bytes(ids, stop_above=SUM_SLICE_IDS, largest=100_276)
+    assert SUM_SLICE_IDS < found <= 2 * len(ids)
+
+
+def test_an_answer_over_the_limit_is_refused_with_its_size_at_least():
+    limits = Limits(max_response_bytes=3 * SUM_SLICE_IDS)
+    budget = AnswerBudget(limits, items=1, max_token_value=100_276)
+    with pytest.raises(Exception) as raised:
+        budget.add([200] * (2 * SUM_SLICE_IDS))  # 4 × SUM_SLICE_IDS bytes: over
+    assert "at least" in str(raised.value)
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_decoded_bytes_is_exact_across_slices(length):
+    encoding = get_encoding("cl100k_base")
+    rng = random.Random(length)
+    ids = [rng.randrange(100_000) for _ in range(length)]
+    inputs = [ids, ids[: length // 3]]
+    assert decoded_bytes(encoding, inputs, enough=0) == sum(len(encoding.decode_bytes(item)) for item in inputs)
