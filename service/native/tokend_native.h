@@ -45,6 +45,7 @@ typedef struct {
      * eighth of the misses get through) instead of a probe of the big one. NULL: no filter. */
     uint64_t *filter;
     uint64_t filter_mask;
+    size_t max_len;            /* bytes of the longest token: a longer byte string is no token, unhashed */
 } tk_rank_table;
 
 /* add() may be called `capacity` times after init (ranks < max_rank + 1, long tokens' bytes <= total_bytes);
@@ -130,6 +131,54 @@ static inline uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *tok
         if (!slot->len) return TK_NO_RANK; /* len 0 (empty) never matches: len >= 3 here */
         i = (i + 1) & table->mask;
     }
+}
+
+/* The hash a piece of text is known by, in the rank table and in the piece cache alike: one hash per piece
+ * serves the whole-piece lookup and the cache (tk_rank_of_piece computes it). */
+static inline uint64_t tk_piece_hash(const tk_rank_table *table, const uint8_t *piece, size_t len) {
+    return len <= 8 ? tk_short_token_hash(table, tk_token_prefix(piece, len), len) : tk_hash(piece, len, table->seed);
+}
+
+uint32_t tk_rank_of_long_hashed(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t hash);
+
+/* tk_rank_of for a whole piece of text, and the piece's hash for the piece cache (one hash serves both).
+ * A piece of 3-8 bytes is one unaligned load and a mask when `readable` (bytes that may be read from `piece`
+ * on: the rest of the text) is 8 or more, without tk_token_prefix's branches on the length: the lengths of
+ * consecutive pieces are as good as random to the branch predictor. Sets *hash to tk_piece_hash of the
+ * piece, except for pieces of 1-2 bytes (0: the caller hashes the few it caches: the pair rule's) and pieces
+ * longer than TK_MAX_HASHED_PIECE (0: longer than the cache's longest key and than any token, so no reason
+ * to read them twice). */
+#define TK_MAX_HASHED_PIECE 1024
+static inline uint32_t tk_rank_of_piece(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t readable,
+                                        uint64_t *hash) {
+    if (len <= 2) {
+        *hash = 0;
+        return len == 2 ? table->pair_rank[(piece[0] << 8) | piece[1]] : table->byte_rank[piece[0]];
+    }
+    if (len <= 8) {
+        uint64_t prefix;
+        if (readable >= 8) {
+            __builtin_memcpy(&prefix, piece, 8);
+            prefix &= ~0ull >> (64 - 8 * len);
+        } else {
+            prefix = tk_token_prefix(piece, len);
+        }
+        uint64_t h = tk_short_token_hash(table, prefix, len);
+        *hash = h;
+        if (!tk_rank_filter_passes(table, h)) return TK_NO_RANK;
+        for (uint64_t i = h & table->mask;; i = (i + 1) & table->mask) {
+            const tk_rank_slot *slot = &table->slots[i];
+            if (slot->prefix == prefix && slot->len == len) return slot->rank;
+            if (!slot->len) return TK_NO_RANK;
+        }
+    }
+    if (len > TK_MAX_HASHED_PIECE) {
+        *hash = 0;
+        return TK_NO_RANK;
+    }
+    *hash = tk_hash(piece, len, table->seed);
+    if (len > table->max_len || !tk_rank_filter_passes(table, *hash)) return TK_NO_RANK;
+    return tk_rank_of_long_hashed(table, piece, len, *hash);
 }
 
 /* Pieces up to this length that are not tokens skip the piece cache: their merge is a few lookups in the
