@@ -141,13 +141,39 @@ static inline uint64_t tk_piece_hash(const tk_rank_table *table, const uint8_t *
 
 uint32_t tk_rank_of_long_hashed(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t hash);
 
-/* tk_rank_of for a whole piece of text, and the piece's hash for the piece cache (one hash serves both).
- * A piece of 3-8 bytes is one unaligned load and a mask when `readable` (bytes that may be read from `piece`
- * on: the rest of the text) is 8 or more, without tk_token_prefix's branches on the length: the lengths of
- * consecutive pieces are as good as random to the branch predictor. Sets *hash to tk_piece_hash of the
- * piece, except for pieces of 1-2 bytes (0: the caller hashes the few it caches: the pair rule's) and pieces
- * longer than TK_MAX_HASHED_PIECE (0: longer than the cache's longest key and than any token, so no reason
- * to read them twice). */
+/* The rank of a token of 3-8 bytes given as its prefix word and tk_short_token_hash. */
+static inline uint32_t tk_rank_of_short_hashed(const tk_rank_table *table, uint64_t prefix, size_t len, uint64_t hash) {
+    if (!tk_rank_filter_passes(table, hash)) return TK_NO_RANK;
+    for (uint64_t i = hash & table->mask;; i = (i + 1) & table->mask) {
+        const tk_rank_slot *slot = &table->slots[i];
+        if (slot->prefix == prefix && slot->len == len) return slot->rank;
+        if (!slot->len) return TK_NO_RANK;
+    }
+}
+
+/* tk_token_prefix of a token of 1-8 bytes when `readable` bytes (8 or more: the common case) may be read
+ * from `token` on: one unaligned load and a mask, without tk_token_prefix's branches on the length, which
+ * the lengths of consecutive pieces (or of a merge's candidate pairs) make as good as random to the branch
+ * predictor. */
+static inline uint64_t tk_token_prefix_readable(const uint8_t *token, size_t len, size_t readable) {
+    if (readable < 8) return tk_token_prefix(token, len);
+    uint64_t word;
+    __builtin_memcpy(&word, token, 8);
+    return word & (~0ull >> (64 - 8 * len));
+}
+
+/* tk_rank_of, with `readable` (>= len) bytes that may be read from `token` on: the rest of the piece or text. */
+static inline uint32_t tk_rank_of_readable(const tk_rank_table *table, const uint8_t *token, size_t len,
+                                           size_t readable) {
+    if (len <= 2 || len > 8) return tk_rank_of(table, token, len);
+    uint64_t prefix = tk_token_prefix_readable(token, len, readable);
+    return tk_rank_of_short_hashed(table, prefix, len, tk_short_token_hash(table, prefix, len));
+}
+
+/* tk_rank_of for a whole piece of text (tk_rank_of_readable), and the piece's hash for the piece cache: one
+ * hash serves both. Sets *hash to tk_piece_hash of the piece, except for pieces of 1-2 bytes (0: the
+ * caller hashes the few it caches: the pair rule's) and pieces longer than TK_MAX_HASHED_PIECE (0: longer
+ * than the cache's longest key and than any token, so no reason to read them twice). */
 #define TK_MAX_HASHED_PIECE 1024
 static inline uint32_t tk_rank_of_piece(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t readable,
                                         uint64_t *hash) {
@@ -156,21 +182,9 @@ static inline uint32_t tk_rank_of_piece(const tk_rank_table *table, const uint8_
         return len == 2 ? table->pair_rank[(piece[0] << 8) | piece[1]] : table->byte_rank[piece[0]];
     }
     if (len <= 8) {
-        uint64_t prefix;
-        if (readable >= 8) {
-            __builtin_memcpy(&prefix, piece, 8);
-            prefix &= ~0ull >> (64 - 8 * len);
-        } else {
-            prefix = tk_token_prefix(piece, len);
-        }
-        uint64_t h = tk_short_token_hash(table, prefix, len);
-        *hash = h;
-        if (!tk_rank_filter_passes(table, h)) return TK_NO_RANK;
-        for (uint64_t i = h & table->mask;; i = (i + 1) & table->mask) {
-            const tk_rank_slot *slot = &table->slots[i];
-            if (slot->prefix == prefix && slot->len == len) return slot->rank;
-            if (!slot->len) return TK_NO_RANK;
-        }
+        uint64_t prefix = tk_token_prefix_readable(piece, len, readable);
+        *hash = tk_short_token_hash(table, prefix, len);
+        return tk_rank_of_short_hashed(table, prefix, len, *hash);
     }
     if (len > TK_MAX_HASHED_PIECE) {
         *hash = 0;
