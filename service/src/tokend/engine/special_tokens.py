@@ -20,7 +20,6 @@ hash order).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Set
-import re
 from functools import lru_cache
 
 import regex
@@ -30,12 +29,11 @@ __all__ = ["SpecialTokenSet", "resolve_policy", "special_token_regex"]
 # Up to this many tokens are searched for themselves, straight away: a long needle skips ahead (one
 # `in` of a cl100k token runs at ~3,800 Mchar/s on the corpus, its prefix "<|" at ~1,270).
 _DIRECT_TOKEN_SCANS = 3
-# Otherwise the distinct 2-character prefixes go first (a text without any holds no special token).
-# When a prefix occurs, up to _WHOLE_TOKEN_SCANS tokens are then searched for themselves (else "maybe").
-# cl100k's five tokens: the check went from ~790 to ~1,270 Mchar/s (it was ~14 % of encode on English
-# text). The search is one stdlib `re` pattern of the literals, in every case: sre's literal search ran
-# "<|" at ~3,300 Mchar/s where `"<|" in text` ran at ~1,000 (CPython's search for a 2-character needle
-# skips little), and o200k's two tokens at ~3,500 where two `in` ran at ~2,000 (bench corpus, same run).
+# Otherwise the distinct 2-character prefixes go first (a text without any holds no special token): at
+# most this many one `in` at a time, more in one regex search. When a prefix occurs, up to
+# _WHOLE_TOKEN_SCANS tokens are then searched for themselves (else "maybe"). cl100k's five tokens: the
+# check went from ~790 to ~1,270 Mchar/s (it was ~14 % of encode on English text).
+_PREFIX_SCANS = 8
 _WHOLE_TOKEN_SCANS = 16
 
 
@@ -105,14 +103,24 @@ class SpecialTokenSet:
         self.tokens = tokens
         direct = len(tokens) <= _DIRECT_TOKEN_SCANS
         self._prefixes = tuple(sorted(tokens if direct else {token[:2] for token in tokens}))
-        # no tokens: a pattern that matches nowhere ("" would match everywhere)
-        self._prefix_regex = re.compile("|".join(map(re.escape, self._prefixes)) if self._prefixes else "(?!)")
+        self._prefix_regex = (
+            regex.compile("|".join(regex.escape(prefix) for prefix in self._prefixes))
+            if len(self._prefixes) > _PREFIX_SCANS
+            else None
+        )
         self._whole = tuple(sorted(tokens)) if not direct and len(tokens) <= _WHOLE_TOKEN_SCANS else None
 
     def may_occur(self, text: str) -> bool:
         """False when no token can occur in `text` (True: one may)."""
-        if self._prefix_regex.search(text) is None:
-            return False
+        if self._prefix_regex is not None:
+            if self._prefix_regex.search(text) is None:
+                return False
+        else:
+            for prefix in self._prefixes:  # a loop, not any(...): no generator object per call
+                if prefix in text:
+                    break
+            else:
+                return False
         if self._whole is None:
             return True
         for token in self._whole:
