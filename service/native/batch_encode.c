@@ -53,17 +53,17 @@ static inline ptrdiff_t merge(const tk_batch_model *model, const uint8_t *piece,
  * memory. The same steps as emit_piece in module.c (whole-token shortcut, short pieces merged without the
  * cache, piece cache, merge rule) with the worker's own cache. */
 static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, const uint8_t *piece, size_t len,
-                           uint32_t *out) {
-    uint32_t rank = tk_rank_of(model->table, piece, len);
+                           size_t readable, uint32_t *out) {
+    uint64_t hash;
+    uint32_t rank = tk_rank_of_piece(model->table, piece, len, readable, &hash);
     if (rank != TK_NO_RANK &&
         (__builtin_expect(model->whole_piece_shortcut, 1) || (model->merges_to_itself && model->merges_to_itself[rank]))) {
         if (out) out[0] = rank;
         return 1;
     }
     if (!model->pairs && (!out || len <= TK_UNCACHED_PIECE_BYTES)) return merge(model, piece, len, out);
-    uint64_t hash = 0;
     if (cache) {
-        hash = tk_hash(piece, len, model->seed);
+        if (len <= 2) hash = tk_piece_hash(model->table, piece, len); /* see tk_rank_of_piece */
         ptrdiff_t n = tk_piece_cache_get(cache, piece, len, hash, out);
         if (n >= 0) return n;
     }
@@ -95,7 +95,7 @@ static int encode_item(batch_worker *worker, tk_batch_item *item) {
             status = TK_BATCH_NO_MEMORY;
             break;
         }
-        ptrdiff_t n = piece_ids(model, worker->cache, item->text + start, len, count_only ? NULL : buffer->ids + buffer->len);
+        ptrdiff_t n = piece_ids(model, worker->cache, item->text + start, len, item->len - start, count_only ? NULL : buffer->ids + buffer->len);
         if (n < 0) {
             status = TK_BATCH_NO_MEMORY;
             break;

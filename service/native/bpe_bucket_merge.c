@@ -87,7 +87,7 @@ static int merge_at(merge_state *s, uint32_t rank, size_t left, size_t length) {
      * while one rank is merged (the before-pair of the next merge starts at or after this left). */
     if (left > 0) {
         size_t before = previous_start(s, left);
-        uint32_t created = tk_rank_of(s->table, s->piece + before, end - before);
+        uint32_t created = tk_rank_of_readable(s->table, s->piece + before, end - before, s->len - before);
         if (created != TK_NO_RANK) {
             if (created <= rank) return -2;
             if (push_pair(s, created, before, end - before) < 0) return -1;
@@ -95,7 +95,7 @@ static int merge_at(merge_state *s, uint32_t rank, size_t left, size_t length) {
     }
     if (end < s->len) {
         size_t after = next_start(s, end);
-        uint32_t created = tk_rank_of(s->table, s->piece + left, after - left);
+        uint32_t created = tk_rank_of_readable(s->table, s->piece + left, after - left, s->len - left);
         if (created != TK_NO_RANK) {
             if (created <= rank) return -2;
             if (push_pair(s, created, left, after - left) < 0) return -1;
@@ -126,6 +126,8 @@ static void sort_lefts(uint32_t *lefts, uint32_t *spare, size_t n) {
 
 /* End of the run of byte pairs equal to the one at i (i + 1 < len): pairs i .. end-1 are all equal. */
 static inline size_t pair_run_end(const uint8_t *piece, size_t len, size_t i) {
+    /* Two equal pairs in a row are one byte three times: most pieces have none, and one compare says so. */
+    if (piece[i] != piece[i + 1]) return i + 1;
     size_t end = i + 1;
     while (end + 1 < len && piece[end] == piece[i] && piece[end + 1] == piece[i + 1]) end++;
     return end;

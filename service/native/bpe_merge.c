@@ -28,6 +28,12 @@ static inline uint32_t pair_rank(const tk_rank_table *table, const uint8_t *piec
     return tk_rank_of(table, piece + start, end - start);
 }
 
+/* pair_rank inside a piece of `len` bytes, which bounds what may be read (tk_rank_of_readable). */
+static inline uint32_t pair_rank_in(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t start,
+                                    size_t end) {
+    return tk_rank_of_readable(table, piece + start, end - start, len - start);
+}
+
 static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
     /* parts k = 0..m-1 start at start[k]; start[m-1] == len is a sentinel. rank[k] = rank of the pair
      * (part k, part k+1), TK_NO_RANK when there is none. */
@@ -35,7 +41,7 @@ static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, s
     uint32_t rank[TK_SHORT_PIECE + 1];
     size_t m = len + 1;
     for (size_t k = 0; k < m; k++) start[k] = (uint32_t)k;
-    for (size_t k = 0; k + 2 < m; k++) rank[k] = pair_rank(table, piece, k, k + 2);
+    for (size_t k = 0; k + 2 < m; k++) rank[k] = pair_rank_in(table, piece, len, k, k + 2);
     rank[m - 2] = TK_NO_RANK;
     rank[m - 1] = TK_NO_RANK;
     for (;;) {
@@ -49,14 +55,14 @@ static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, s
         }
         if (best == TK_NO_RANK) break;
         /* merge parts at and at+1: the new part spans start[at] .. start[at+2] */
-        if (at > 0) rank[at - 1] = pair_rank(table, piece, start[at - 1], start[at + 2]);
-        rank[at] = at + 3 < m ? pair_rank(table, piece, start[at], start[at + 3]) : TK_NO_RANK;
+        if (at > 0) rank[at - 1] = pair_rank_in(table, piece, len, start[at - 1], start[at + 2]);
+        rank[at] = at + 3 < m ? pair_rank_in(table, piece, len, start[at], start[at + 3]) : TK_NO_RANK;
         memmove(&start[at + 1], &start[at + 2], (m - at - 2) * sizeof start[0]);
         memmove(&rank[at + 1], &rank[at + 2], (m - at - 2) * sizeof rank[0]);
         m--;
     }
     size_t n = 0;
-    for (size_t k = 0; k + 1 < m; k++) out[n++] = pair_rank(table, piece, start[k], start[k + 1]);
+    for (size_t k = 0; k + 1 < m; k++) out[n++] = pair_rank_in(table, piece, len, start[k], start[k + 1]);
     return (ptrdiff_t)n;
 }
 
@@ -184,7 +190,7 @@ static ptrdiff_t merge_long(const tk_rank_table *table, const uint8_t *piece, si
         prev[i] = i ? (uint32_t)(i - 1) : DEAD;
     }
     for (size_t i = 0; i + 1 < len; i++) {
-        uint32_t rank = pair_rank(table, piece, i, i + 2);
+        uint32_t rank = pair_rank_in(table, piece, len, i, i + 2);
         if (rank != TK_NO_RANK && heap_push(&h, (heap_entry){rank, (uint32_t)i, (uint32_t)(i + 2)}) < 0) goto done;
     }
     while (h.size) {
@@ -197,18 +203,18 @@ static ptrdiff_t merge_long(const tk_rank_table *table, const uint8_t *piece, si
         if (end < len) {
             prev[end] = left;
             uint32_t after = next[end];
-            uint32_t rank = pair_rank(table, piece, left, after);
+            uint32_t rank = pair_rank_in(table, piece, len, left, after);
             if (rank != TK_NO_RANK && heap_push(&h, (heap_entry){rank, left, after}) < 0) goto done;
         }
         uint32_t before = prev[left];
         if (before != DEAD) {
-            uint32_t rank = pair_rank(table, piece, before, end);
+            uint32_t rank = pair_rank_in(table, piece, len, before, end);
             if (rank != TK_NO_RANK && heap_push(&h, (heap_entry){rank, before, end}) < 0) goto done;
         }
     }
     n = 0;
     for (uint32_t start = 0; start < len; start = next[start], n++)
-        if (out) out[n] = pair_rank(table, piece, start, next[start]);
+        if (out) out[n] = pair_rank_in(table, piece, len, start, next[start]);
 done:
     free(next);
     free(prev);

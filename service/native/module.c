@@ -127,13 +127,16 @@ static ptrdiff_t merge_long_piece(BpeCore *self, const uint8_t *piece, size_t le
 }
 
 /* The ids of one piece into the sink. `piece_is_immutable`: the bytes cannot change while the GIL is
- * released (they belong to a str). */
-static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len, int piece_is_immutable) {
+ * released (they belong to a str). `readable`: bytes that may be read from `piece` on (>= len; the rest of
+ * the text when the piece is part of one: see tk_rank_of_piece). */
+static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len, int piece_is_immutable,
+                      size_t readable) {
     if (len >= UINT32_MAX) { /* the merge names positions with 32 bits */
         PyErr_SetString(PyExc_ValueError, "a single piece of 4 GiB or more cannot be encoded");
         return -1;
     }
-    uint32_t rank = tk_rank_of(&self->table, piece, len);
+    uint64_t hash;
+    uint32_t rank = tk_rank_of_piece(&self->table, piece, len, readable, &hash);
     if (rank != TK_NO_RANK && (__builtin_expect(self->whole_piece_shortcut, 1) ||
                                (self->merges_to_itself && self->merges_to_itself[rank]))) {
         if (sink->counting) {
@@ -163,7 +166,7 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
             sink->len += (size_t)n;
         return 0;
     }
-    uint64_t hash = tk_hash(piece, len, self->seed);
+    if (len <= 2) hash = tk_piece_hash(&self->table, piece, len); /* see tk_rank_of_piece */
     ptrdiff_t n = tk_piece_cache_get(&self->cache, piece, len, hash, out);
     if (n < 0) {
         n = merge_long_piece(self, piece, len, out, piece_is_immutable);
@@ -191,7 +194,7 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
     }
     if (len < TK_YIELD_GIL_BYTES) {
         while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1)
-            if (pos > start && emit_piece(self, sink, text + start, pos - start, 1) < 0) break;
+            if (pos > start && emit_piece(self, sink, text + start, pos - start, 1, len - start) < 0) break;
         tk_split_iter_free(&iter);
         if (found < 0) PyErr_NoMemory();
         return found == 0 ? 0 : -1;
@@ -232,7 +235,7 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
             break;
         }
         for (size_t i = 0; i < count && status == 0; i++)
-            status = emit_piece(self, sink, text + bounds[2 * i], bounds[2 * i + 1] - bounds[2 * i], 1);
+            status = emit_piece(self, sink, text + bounds[2 * i], bounds[2 * i + 1] - bounds[2 * i], 1, len - bounds[2 * i]);
     }
     free(bounds);
     tk_split_iter_free(&iter);
@@ -323,7 +326,7 @@ static PyObject *run_pieces(BpeCore *self, PyObject *arg, int counting) {
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t len;
         const char *piece = PyUnicode_AsUTF8AndSize(items[i], &len);
-        if (len && emit_piece(self, &sink, (const uint8_t *)piece, (size_t)len, 0) < 0) goto done;
+        if (len && emit_piece(self, &sink, (const uint8_t *)piece, (size_t)len, 0, (size_t)len) < 0) goto done;
     }
     result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
 done:
@@ -346,7 +349,7 @@ static PyObject *bytes_call(BpeCore *self, PyObject *arg, int shortcut) {
     if (len == 0) {
         result = PyList_New(0);
     } else if (shortcut) {
-        if (emit_piece(self, &sink, piece, len, 0) == 0) result = ids_to_list(self, &sink);
+        if (emit_piece(self, &sink, piece, len, 0, len) == 0) result = ids_to_list(self, &sink);
     } else if (sink_reserve(&sink, len) == 0) {
         ptrdiff_t n = merge_piece(self, piece, len, sink.ids);
         if (n < 0) {

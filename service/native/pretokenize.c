@@ -12,6 +12,8 @@
  *
  * Notation: L = \p{L}, N = \p{N}, S = \s (White_Space), P = [^\s\p{L}\p{N}], X = [^\r\n\p{L}\p{N}],
  * UP = [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LO = [\p{Ll}\p{Lm}\p{Lo}\p{M}], M = \p{M}, PS = [\p{P}\p{S}]. */
+#include <string.h>
+
 #include "tokend_native.h"
 #include "unicode_classes.h"
 
@@ -65,8 +67,32 @@ static inline tk_char char_at(const uint8_t *s, size_t len, size_t pos) {
     return c;
 }
 
+/* The first offset from pos whose byte is not an ASCII letter (lower_only: not a-z), or a point where fewer
+ * than 8 bytes are left: 8 bytes a step. Words are most of the pieces of text, and a byte-at-a-time loop
+ * pays a mispredicted exit per word; here a word of up to 7 letters costs one word-wide test. */
+static inline size_t ascii_letters_end(const uint8_t *s, size_t len, size_t pos, int lower_only) {
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    while (pos + 8 <= len) {
+        uint64_t x;
+        memcpy(&x, s + pos, 8);
+        uint64_t y = (x & ~high) | (lower_only ? 0 : 0x20 * ones); /* 7 bits a byte: the sums below stay in the byte */
+        uint64_t at_least_a = y + (0x80 - 'a') * ones;          /* high bit: y >= 'a' */
+        uint64_t past_z = y + (0x80 - 'z' - 1) * ones;          /* high bit: y > 'z' */
+        uint64_t not_letter = ~(at_least_a & ~past_z & ~x) & high;
+        if (not_letter) return pos + (size_t)(__builtin_ctzll(not_letter) >> 3);
+        pos += 8;
+    }
+    return pos;
+}
+
 /* End of the run of characters having any of the `classes` bits, from pos. */
 static size_t run_of(const uint8_t *s, size_t len, size_t pos, uint8_t classes) {
+    /* ASCII letters first (every ASCII letter has TK_LETTER, a-z TK_LOWERISH): the loop below goes on from
+     * the first byte that is not one */
+    if (classes & TK_LETTER)
+        pos = ascii_letters_end(s, len, pos, 0);
+    else if (classes & TK_LOWERISH)
+        pos = ascii_letters_end(s, len, pos, 1);
     while (pos < len) {
         if (s[pos] < 0x80) { /* ASCII: no decoding, one class lookup */
             if (!(tk_classes(s[pos]) & classes)) break;

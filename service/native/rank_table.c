@@ -65,6 +65,7 @@ int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes
 }
 
 void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, uint32_t rank) {
+    if (len > table->max_len) table->max_len = len;
     if (len == 1) {
         table->byte_rank[token[0]] = rank;
         return;
@@ -97,8 +98,15 @@ void tk_rank_table_free(tk_rank_table *table) {
 }
 
 uint32_t tk_rank_of_long(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t prefix) {
+    if (len > table->max_len) return TK_NO_RANK;
     uint64_t hash = tk_hash(token, len, table->seed);
     if (!tk_rank_filter_passes(table, hash)) return TK_NO_RANK;
+    return tk_rank_of_long_hashed(table, token, len, hash);
+}
+
+/* The rank of a token longer than 8 bytes whose hash (tk_hash with the table's seed) is known. */
+uint32_t tk_rank_of_long_hashed(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t hash) {
+    uint64_t prefix = tk_token_prefix(token, len);
     uint64_t i = hash & table->mask;
     for (;;) {
         const tk_rank_slot *slot = &table->slots[i];

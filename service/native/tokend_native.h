@@ -47,6 +47,7 @@ typedef struct {
      * eighth of the misses get through) instead of a probe of the big one. NULL: no filter. */
     uint64_t *filter;
     uint64_t filter_mask;
+    size_t max_len;            /* bytes of the longest token: a longer byte string is no token, unhashed */
 } tk_rank_table;
 
 /* add() may be called `capacity` times after init (ranks < max_rank + 1, long tokens' bytes <= total_bytes);
@@ -132,6 +133,68 @@ static inline uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *tok
         if (!slot->len) return TK_NO_RANK; /* len 0 (empty) never matches: len >= 3 here */
         i = (i + 1) & table->mask;
     }
+}
+
+/* The hash a piece of text is known by, in the rank table and in the piece cache alike: one hash per piece
+ * serves the whole-piece lookup and the cache (tk_rank_of_piece computes it). */
+static inline uint64_t tk_piece_hash(const tk_rank_table *table, const uint8_t *piece, size_t len) {
+    return len <= 8 ? tk_short_token_hash(table, tk_token_prefix(piece, len), len) : tk_hash(piece, len, table->seed);
+}
+
+uint32_t tk_rank_of_long_hashed(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t hash);
+
+/* The rank of a token of 3-8 bytes given as its prefix word and tk_short_token_hash. */
+static inline uint32_t tk_rank_of_short_hashed(const tk_rank_table *table, uint64_t prefix, size_t len, uint64_t hash) {
+    if (!tk_rank_filter_passes(table, hash)) return TK_NO_RANK;
+    for (uint64_t i = hash & table->mask;; i = (i + 1) & table->mask) {
+        const tk_rank_slot *slot = &table->slots[i];
+        if (slot->prefix == prefix && slot->len == len) return slot->rank;
+        if (!slot->len) return TK_NO_RANK;
+    }
+}
+
+/* tk_token_prefix of a token of 1-8 bytes when `readable` bytes (8 or more: the common case) may be read
+ * from `token` on: one unaligned load and a mask, without tk_token_prefix's branches on the length, which
+ * the lengths of consecutive pieces (or of a merge's candidate pairs) make as good as random to the branch
+ * predictor. */
+static inline uint64_t tk_token_prefix_readable(const uint8_t *token, size_t len, size_t readable) {
+    if (readable < 8) return tk_token_prefix(token, len);
+    uint64_t word;
+    __builtin_memcpy(&word, token, 8);
+    return word & (~0ull >> (64 - 8 * len));
+}
+
+/* tk_rank_of, with `readable` (>= len) bytes that may be read from `token` on: the rest of the piece or text. */
+static inline uint32_t tk_rank_of_readable(const tk_rank_table *table, const uint8_t *token, size_t len,
+                                           size_t readable) {
+    if (len <= 2 || len > 8) return tk_rank_of(table, token, len);
+    uint64_t prefix = tk_token_prefix_readable(token, len, readable);
+    return tk_rank_of_short_hashed(table, prefix, len, tk_short_token_hash(table, prefix, len));
+}
+
+/* tk_rank_of for a whole piece of text (tk_rank_of_readable), and the piece's hash for the piece cache: one
+ * hash serves both. Sets *hash to tk_piece_hash of the piece, except for pieces of 1-2 bytes (0: the
+ * caller hashes the few it caches: the pair rule's) and pieces longer than TK_MAX_HASHED_PIECE (0: longer
+ * than the cache's longest key and than any token, so no reason to read them twice). */
+#define TK_MAX_HASHED_PIECE 1024
+static inline uint32_t tk_rank_of_piece(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t readable,
+                                        uint64_t *hash) {
+    if (len <= 2) {
+        *hash = 0;
+        return len == 2 ? table->pair_rank[(piece[0] << 8) | piece[1]] : table->byte_rank[piece[0]];
+    }
+    if (len <= 8) {
+        uint64_t prefix = tk_token_prefix_readable(piece, len, readable);
+        *hash = tk_short_token_hash(table, prefix, len);
+        return tk_rank_of_short_hashed(table, prefix, len, *hash);
+    }
+    if (len > TK_MAX_HASHED_PIECE) {
+        *hash = 0;
+        return TK_NO_RANK;
+    }
+    *hash = tk_hash(piece, len, table->seed);
+    if (len > table->max_len || !tk_rank_filter_passes(table, *hash)) return TK_NO_RANK;
+    return tk_rank_of_long_hashed(table, piece, len, *hash);
 }
 
 /* Pieces up to this length that are not tokens skip the piece cache: their merge is a few lookups in the
