@@ -114,3 +114,26 @@ def test_special_token_set_never_misses_a_token(size):
     assert not specials.may_occur("")
     if size > 3:  # a prefix without its token: the tokens themselves decide (up to 16 of them)
         assert specials.may_occur("<| not a token") == (len(tokens) > 16)
+
+
+@pytest.mark.parametrize("kind", ["special_tokens", "added_tokens"])
+def test_a_token_with_a_lone_surrogate_is_refused_when_the_encoding_is_built(kind):
+    # tiktoken refuses it in its constructor (UnicodeEncodeError): the token could be encoded but never decoded.
+    import tiktoken
+
+    from tokend.engine import ByteLevelModel, Encoding, Split
+    from tokend.engine.added_tokens import AddedToken
+    from tokend.errors import ModelFormatError
+
+    ranks = {bytes([byte]): byte for byte in range(256)}
+    token = "<x\ud800>"
+    with pytest.raises(ValueError):
+        tiktoken.Encoding("x", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={token: 256})
+    with pytest.raises(ModelFormatError, match="lone surrogate"):
+        if kind == "special_tokens":
+            Encoding("x", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={token: 256})
+        else:
+            added = (AddedToken(id=256, content=token, special=True),)
+            Encoding.from_model(
+                ByteLevelModel("x", vocabulary=ranks, pre_tokenizer=(Split(r"\S+"),), added_tokens=added)
+            )

@@ -89,3 +89,43 @@ def test_latest_cannot_be_set_as_an_alias():
         validate_alias("latest")
     with pytest.raises(ValueError, match="starting with a letter"):
         validate_alias("7")
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b'{"provenance": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "not UTF-8 JSON"),  # nested too deep
+        (b'{"n_vocab": ' + b"1" * 5_000 + b"}", "not UTF-8 JSON"),  # more digits than int() reads
+        (json.dumps(VALID).encode("utf-16"), "not UTF-8 JSON"),
+        (_bytes(special_tokens={"<|end|>": 300, "<x\ud800>": 299}), r"special_tokens: .*lone surrogate"),
+        (_bytes(description="\udfff"), r"description: .*lone surrogate"),
+    ],
+    ids=["nested 100,000 deep", "5,000-digit number", "UTF-16", "lone surrogate in a special token", "in text"],
+)
+def test_manifest_bytes_that_are_no_utf8_json_text_are_refused_as_a_model_format_error(data, fragment):
+    # What a damaged or hostile registry can store: the load fails as a ModelFormatError naming the version
+    # (remembered, served as FAILED_PRECONDITION), never a RecursionError/ValueError/UnicodeEncodeError.
+    with pytest.raises(ModelFormatError, match=rf"toy@3 is invalid: {fragment}"):
+        parse_manifest(data, what="toy@3")
+
+
+def test_a_surrogate_pair_spelled_as_escapes_is_text():
+    manifest = parse_manifest(_bytes(description="\\ud83d\\ude00").replace(b"\\\\u", b"\\u"), what="toy@3")
+    assert manifest.description == "\U0001f600"
+
+
+def test_provenance_keeps_every_other_field_even_one_named_self():
+    document = json.loads(_bytes())
+    document["provenance"] |= {"self": "me", "license": "MIT"}
+    manifest = parse_manifest(json.dumps(document).encode(), what="toy@3")
+    assert (manifest.provenance.self, manifest.provenance.license) == ("me", "MIT")
+    assert json.loads(manifest.to_json_bytes())["provenance"] == document["provenance"] | {
+        "tool": None, "source": None, "source_sha256": None, "source_url": None, "inputs": [], "settings": {},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("shared_with", ["base@\u00b2", "base@\u0661", "base@01", "base@x", "base"])
+def test_shared_with_names_an_exact_version_in_ascii_digits(shared_with):
+    payload = {"path": "merges.model", "size": 10, "sha256": "a" * 64, "shared_with": shared_with}
+    with pytest.raises(ModelFormatError, match="shared_with"):
+        parse_manifest(_bytes(payload=payload), what="toy@3")

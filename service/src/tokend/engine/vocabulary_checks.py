@@ -48,6 +48,16 @@ def check_model(model, ranks: dict[bytes, int]) -> None:
     it: Falcon's vocabulary lacks 15 control characters.)"""
     if model.special_tokens and model.added_tokens:
         raise ModelFormatError(f"encoding {model.name!r}: give special_tokens or added_tokens, not both")
+    # Checked here, not where they are first decoded (the decoder table is built then): a token with a lone
+    # surrogate could be encoded but never decoded.
+    for text in (*model.special_tokens, *(token.content for token in model.added_tokens)):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ModelFormatError(
+                    f"encoding {model.name!r}: the token {text!r} holds a lone surrogate, which is no UTF-8 text"
+                ) from None
     if model.merges is None:
         check_vocabulary(model.name, ranks, dict(model.special_tokens), model.explicit_n_vocab)
         return

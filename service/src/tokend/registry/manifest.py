@@ -133,7 +133,7 @@ class PayloadFile:
                 validate_model_name(name)
             except ValueError as error:
                 raise FieldError(f"shared_with: {error}") from None
-            if not version.isdigit() or version.startswith("0"):
+            if not (version.isascii() and version.isdigit()) or version.startswith("0"):  # "²" is a digit to isdigit
                 raise FieldError(f"shared_with: {self.shared_with!r} must name an exact version, e.g. o200k_base@1")
 
     @classmethod
@@ -179,10 +179,11 @@ class Provenance:
     extra: dict[str, Any]  # the other fields, in the order given
 
     def __init__(
-        self, kind: str, command: str | None = None, tool: str | None = None, source: str | None = None,
+        self, /, kind: str, command: str | None = None, tool: str | None = None, source: str | None = None,
         source_sha256: str | None = None, source_url: str | None = None, inputs: list[dict[str, Any]] | None = None,
         settings: dict[str, Any] | None = None, **extra: Any,
     ) -> None:  # fmt: skip
+        # `self` is positional-only, so a provenance field named "self" is one more extra field.
         _set(self, "kind", check_choice(kind, "kind", ("imported", "trained")))
         for name, value in (("command", command), ("tool", tool), ("source", source), ("source_url", source_url)):
             _set(self, name, check_str(value, name, optional=True))
@@ -336,13 +337,33 @@ def parse_manifest(data: bytes, *, what: str) -> Manifest:
     tokend.errors.ModelFormatError: manifest of x@1 is invalid: ...
     """
     try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFormatError(f"manifest of {what} is invalid: not JSON ({error})") from None
+        text = data.decode("utf-8")  # strictly: json.loads(bytes) would also take UTF-16 and encoded surrogates
+        document = json.loads(text)
+    # ValueError: not UTF-8, not JSON, or a number of more than 4,300 digits; RecursionError: nested too deep.
+    except (ValueError, RecursionError) as error:
+        raise ModelFormatError(f"manifest of {what} is invalid: not UTF-8 JSON ({error})") from None
     try:
+        if _SURROGATE_ESCAPE.search(text):
+            _refuse_lone_surrogates(document)
         return Manifest.from_document(document)
     except FieldError as error:
         raise ModelFormatError(f"manifest of {what} is invalid: {error}") from None
+
+
+# A \uD800-\uDFFF escape: JSON lets a string spell half of a surrogate pair on its own, which is no text
+# (it cannot be written as UTF-8: a special token, pattern or template holding one fails where it is used).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(document: Any) -> None:
+    """FieldError naming the top-level field whose strings (keys too) are not all valid Unicode."""
+    for key, value in document.items() if isinstance(document, dict) else ():
+        try:
+            json.dumps({key: value}, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise FieldError(f"{key}: a string holds a lone surrogate (a \\uD800-\\uDFFF escape, unpaired)") from None
+        except RecursionError:
+            raise FieldError(f"{key}: nested too deep") from None
 
 
 def build_manifest(**fields: Any) -> Manifest:
