@@ -129,3 +129,16 @@ def test_shared_with_names_an_exact_version_in_ascii_digits(shared_with):
     payload = {"path": "merges.model", "size": 10, "sha256": "a" * 64, "shared_with": shared_with}
     with pytest.raises(ModelFormatError, match="shared_with"):
         parse_manifest(_bytes(payload=payload), what="toy@3")
+
+
+@pytest.mark.parametrize("name", ["toy\n", "toy\r\n"])
+def test_a_name_with_a_trailing_line_break_is_refused(name):
+    with pytest.raises(ModelFormatError, match="invalid model name"):
+        parse_manifest(_bytes(name=name), what="toy@3")
+    with pytest.raises(ValueError, match="starting with a letter"):
+        validate_alias("stable\n")
+
+
+def test_a_digest_with_a_trailing_line_break_is_refused():
+    with pytest.raises(ModelFormatError, match="SHA-256"):
+        parse_manifest(_bytes(payload={"path": "merges.model", "size": 1, "sha256": "a" * 64 + "\n"}), what="toy@3")

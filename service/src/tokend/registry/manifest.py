@@ -62,9 +62,10 @@ _OPTIONAL_PAYLOAD_FIELDS = ("content_size", "shared_with")
 DEFAULT_FAMILY = "byte_level_bpe"
 Compression = Literal["none", "gzip"]
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# Names end up as directory names and in `name@ref` strings: keep them portable and unambiguous.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+# Names end up as directory names and in `name@ref` strings: keep them portable and unambiguous. (\Z, not $:
+# `$` also matches before a final newline, which would let "name\n" through.)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _PAYLOAD_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 

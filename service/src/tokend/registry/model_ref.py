@@ -22,7 +22,7 @@ from typing import NamedTuple
 from tokend.registry.manifest import validate_model_name
 
 LATEST = "latest"
-_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}\Z")
 
 
 class MalformedModelRef(ValueError):
