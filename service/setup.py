@@ -44,6 +44,7 @@ setup(
                 "native/split_object.h",
                 "native/text_parts.h",
                 "native/message_counts.h",
+                "native/binary_heap.h",
             ],
             extra_compile_args=COMPILE_ARGS + ["-pthread"],
             extra_link_args=["-pthread"],
@@ -62,7 +63,7 @@ setup(
                 "native/piece_cache.c",
                 "native/rank_table.c",
             ],
-            depends=["native/sp_native.h", "native/tokend_native.h"],
+            depends=["native/sp_native.h", "native/tokend_native.h", "native/binary_heap.h"],
             extra_compile_args=COMPILE_ARGS,
         ),
     ]

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binary_heap.h"
 #include "tokend_native.h"
 
 /* Below this the array loop's O(n^2) is at most ~16k cheap steps on a stack buffer; above it the heap
@@ -129,48 +130,7 @@ static inline int entry_before(const heap_entry *a, const heap_entry *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-typedef struct {
-    heap_entry *entries;
-    size_t size, capacity;
-} heap;
-
-/* Returns -1 when out of memory. */
-static int heap_push(heap *h, heap_entry entry) {
-    if (h->size == h->capacity) {
-        size_t capacity = h->capacity * 2;
-        heap_entry *entries = realloc(h->entries, capacity * sizeof *entries);
-        if (!entries) return -1;
-        h->entries = entries;
-        h->capacity = capacity;
-    }
-    heap_entry *heap = h->entries;
-    size_t i = h->size++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!entry_before(&entry, &heap[parent])) break;
-        heap[i] = heap[parent];
-        i = parent;
-    }
-    heap[i] = entry;
-    return 0;
-}
-
-static heap_entry heap_pop(heap *h) {
-    heap_entry *heap = h->entries;
-    heap_entry top = heap[0];
-    heap_entry last = heap[--h->size];
-    size_t n = h->size, i = 0;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= n) break;
-        if (child + 1 < n && entry_before(&heap[child + 1], &heap[child])) child++;
-        if (!entry_before(&heap[child], &last)) break;
-        heap[i] = heap[child];
-        i = child;
-    }
-    if (n) heap[i] = last;
-    return top;
-}
+TK_BINARY_HEAP(heap, heap_entry, entry_before)
 
 #define DEAD UINT32_MAX
 

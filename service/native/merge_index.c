@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binary_heap.h"
 #include "tokend_native.h"
 
 void tk_merge_index_free(tk_merge_index *index) {
@@ -161,47 +162,7 @@ static inline int entry_before(const heap_entry *a, const heap_entry *b) {
     return a->priority < b->priority || (a->priority == b->priority && a->left < b->left);
 }
 
-typedef struct {
-    heap_entry *entries;
-    size_t size, capacity;
-} heap;
-
-static int heap_push(heap *h, heap_entry entry) {
-    if (h->size == h->capacity) {
-        size_t capacity = h->capacity ? h->capacity * 2 : 16;
-        heap_entry *entries = realloc(h->entries, capacity * sizeof *entries);
-        if (!entries) return -1;
-        h->entries = entries;
-        h->capacity = capacity;
-    }
-    heap_entry *items = h->entries;
-    size_t i = h->size++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!entry_before(&entry, &items[parent])) break;
-        items[i] = items[parent];
-        i = parent;
-    }
-    items[i] = entry;
-    return 0;
-}
-
-static heap_entry heap_pop(heap *h) {
-    heap_entry *items = h->entries;
-    heap_entry top = items[0];
-    heap_entry last = items[--h->size];
-    size_t n = h->size, i = 0;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= n) break;
-        if (child + 1 < n && entry_before(&items[child + 1], &items[child])) child++;
-        if (!entry_before(&items[child], &last)) break;
-        items[i] = items[child];
-        i = child;
-    }
-    if (n) items[i] = last;
-    return top;
-}
+TK_BINARY_HEAP(heap, heap_entry, entry_before)
 
 #define DEAD UINT32_MAX
 

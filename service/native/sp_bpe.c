@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binary_heap.h"
 #include "sp_native.h"
 
 #define SP_SHORT_SEGMENT 64
@@ -78,46 +79,7 @@ static inline int before(const candidate *a, const candidate *b) {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-typedef struct {
-    candidate *entries;
-    size_t size, cap;
-} agenda;
-
-static int push(agenda *h, candidate entry) {
-    if (h->size == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 64;
-        candidate *entries = realloc(h->entries, cap * sizeof *entries);
-        if (!entries) return -1;
-        h->entries = entries;
-        h->cap = cap;
-    }
-    candidate *heap = h->entries;
-    size_t i = h->size++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!before(&entry, &heap[parent])) break;
-        heap[i] = heap[parent];
-        i = parent;
-    }
-    heap[i] = entry;
-    return 0;
-}
-
-static candidate pop(agenda *h) {
-    candidate *heap = h->entries;
-    candidate top = heap[0], last = heap[--h->size];
-    size_t n = h->size, i = 0;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= n) break;
-        if (child + 1 < n && before(&heap[child + 1], &heap[child])) child++;
-        if (!before(&heap[child], &last)) break;
-        heap[i] = heap[child];
-        i = child;
-    }
-    if (n) heap[i] = last;
-    return top;
-}
+TK_BINARY_HEAP(agenda, candidate, before)
 
 /* Pushes the pair (left, right) when it forms a piece, as sentencepiece's MaybeAddNewSymbolPair; with `rev`,
  * also records it as the last pair offered for an UNUSED piece (sentencepiece's rev_merge). */
@@ -125,7 +87,7 @@ static int offer(const sp_vocab *vocab, agenda *h, const uint32_t *ids, uint32_t
     uint32_t merged = sp_pair(vocab, ids[left], ids[right]);
     if (merged == SP_NONE) return 0;
     if (rev && vocab->types[merged] == SP_UNUSED) rev[vocab->unused_slot[merged]] = (uint64_t)ids[left] << 32 | ids[right];
-    return push(h, (candidate){vocab->score_keys[merged], left, right, ids[left], ids[right], merged});
+    return agenda_push(h, (candidate){vocab->score_keys[merged], left, right, ids[left], ids[right], merged});
 }
 
 #define DEAD UINT32_MAX
@@ -142,7 +104,7 @@ static ptrdiff_t merge_long(const sp_vocab *vocab, uint32_t *ids, size_t n, uint
     for (size_t i = 0; i + 1 < n; i++)
         if (offer(vocab, &h, ids, (uint32_t)i, (uint32_t)(i + 1), rev) < 0) goto done;
     while (h.size) {
-        candidate top = pop(&h);
+        candidate top = agenda_pop(&h);
         uint32_t left = top.left, right = top.right;
         if (next[left] != right || ids[left] != top.left_id || ids[right] != top.right_id || prev[right] != left)
             continue; /* stale */
@@ -184,45 +146,17 @@ static int by_left(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static inline int left_before(const level_pair *a, const level_pair *b) { return a->left < b->left; }
+
+TK_BINARY_HEAP(position_heap, level_pair, left_before)
+
 typedef struct {
     const sp_vocab *vocab;
     uint32_t *ids, *next, *prev;
     level_list *lists;
     uint32_t level;   /* being merged */
-    level_list same;  /* pairs made at the level being merged: a min-heap by position */
+    position_heap same; /* pairs made at the level being merged, by position */
 } level_state;
-
-static int push_same(level_list *heap, level_pair pair) {
-    if (heap->size == heap->capacity) {
-        uint32_t capacity = heap->capacity ? 2 * heap->capacity : 16;
-        level_pair *grown = realloc(heap->pairs, (size_t)capacity * sizeof *grown);
-        if (!grown) return -1;
-        heap->pairs = grown;
-        heap->capacity = capacity;
-    }
-    size_t i = heap->size++;
-    while (i > 0 && heap->pairs[(i - 1) / 2].left > pair.left) {
-        heap->pairs[i] = heap->pairs[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    heap->pairs[i] = pair;
-    return 0;
-}
-
-static level_pair pop_same(level_list *heap) {
-    level_pair top = heap->pairs[0], last = heap->pairs[--heap->size];
-    size_t n = heap->size, i = 0;
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= n) break;
-        if (child + 1 < n && heap->pairs[child + 1].left < heap->pairs[child].left) child++;
-        if (heap->pairs[child].left >= last.left) break;
-        heap->pairs[i] = heap->pairs[child];
-        i = child;
-    }
-    if (n) heap->pairs[i] = last;
-    return top;
-}
 
 /* Files the pair (left, right) under its level when it forms a piece: 0, -1 out of memory, -2 when its level
  * is above the one being merged (the level order does not hold for this vocabulary). */
@@ -231,7 +165,7 @@ static int file_pair(level_state *s, uint32_t left, uint32_t right) {
     if (merged == SP_NONE) return 0;
     uint32_t level = s->vocab->score_levels[merged];
     if (level < s->level) return -2;
-    if (level == s->level) return push_same(&s->same, (level_pair){left, s->ids[left], s->ids[right]});
+    if (level == s->level) return position_heap_push(&s->same, (level_pair){left, s->ids[left], s->ids[right]});
     level_list *list = &s->lists[level];
     if (list->size == list->capacity) {
         uint32_t capacity = list->capacity ? 2 * list->capacity : 16;
@@ -296,7 +230,7 @@ static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, ui
         const level_pair *a = first + starts[level], *a_end = first + starts[level + 1];
         const level_pair *b = later->pairs, *b_end = later->pairs + later->size;
         while (s.same.size || a < a_end || b < b_end) {
-            level_pair pair = s.same.size ? pop_same(&s.same)
+            level_pair pair = s.same.size ? position_heap_pop(&s.same)
                               : (b == b_end || (a < a_end && a->left < b->left)) ? *a++ : *b++;
             int status = merge_pair(&s, pair);
             if (status < 0) {
@@ -318,7 +252,7 @@ done:
     if (s.lists)
         for (uint32_t level = 0; level < n_levels; level++) free(s.lists[level].pairs);
     free(s.lists);
-    free(s.same.pairs);
+    free(s.same.entries);
     free(s.next);
     free(s.prev);
     free(starts);
