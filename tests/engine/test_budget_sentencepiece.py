@@ -16,7 +16,7 @@ import functools
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.engine._budget_support import hostile_text
@@ -89,7 +89,7 @@ def test_unknown_ids_are_refused_by_the_hook_before_anything_else():
 def test_stream_split_at_every_position_is_sentencepieces_decode(family, data):
     family = family()
     if data.draw(st.booleans()):
-        ids = family.encode(data.draw(hostile_text(12)))
+        ids = family.encode(data.draw(hostile_text(12)), disallowed_special=())
     else:
         ids = data.draw(piece_ids(family))
     expected = oracle(family).decode(ids)
@@ -109,8 +109,23 @@ def test_the_leading_space_rule_spans_feeds():
         assert "".join(decoder.feed([token]) for token in ids) + decoder.flush() == processor.decode(ids)
 
 
+def spelled_text() -> st.SearchStrategy[str]:
+    """hostile_text without the model's space mark "\u2581" (in the input it decodes as a space, so the tokens
+    do not spell the text: offsets are refused, test_the_space_mark_in_the_input_has_no_offsets)."""
+    return hostile_text().map(lambda text: text.replace("\u2581", "_"))
+
+
+def test_the_space_mark_in_the_input_has_no_offsets():
+    family = llama_like()
+    for text in ("\u2581", "a\u2581b"):
+        with pytest.raises(OffsetsUnavailableError):
+            family.encode_with_offsets(text)
+        with pytest.raises(OffsetsUnavailableError):
+            family.truncate(text, 1)
+
+
 @SETTINGS
-@given(text=hostile_text())
+@given(text=spelled_text())
 def test_offsets_on_a_model_that_spells_its_input(text):
     family = llama_like()
     # special-token text ("<s>") is text here, as sentencepiece reads it: disallowed_special=() throughout
@@ -127,7 +142,7 @@ def test_offsets_on_a_model_that_spells_its_input(text):
 
 @pytest.mark.parametrize("side", ["right", "left"])
 @SETTINGS
-@given(text=hostile_text(), budget=st.integers(0, 30))
+@given(text=spelled_text(), budget=st.integers(0, 30))
 def test_truncation_on_sentencepiece(side, text, budget):
     family = llama_like()
     encode = functools.partial(family.encode, disallowed_special=())
@@ -137,7 +152,7 @@ def test_truncation_on_sentencepiece(side, text, budget):
 
 
 @SETTINGS
-@given(text=hostile_text(), max_tokens=st.integers(6, 30), overlap=st.sampled_from([0, 0, 2]))
+@given(text=spelled_text(), max_tokens=st.integers(6, 30), overlap=st.sampled_from([0, 0, 2]))
 def test_chunks_on_sentencepiece(text, max_tokens, overlap):
     family = llama_like()
     encode = functools.partial(family.encode, disallowed_special=())
@@ -181,6 +196,8 @@ def stretch_oracle(processor, text: str) -> tuple[list[int], list[tuple[int, int
 
 @SETTINGS
 @given(parts=st.lists(st.one_of(st.sampled_from(CONTROL_TEXTS), st.text(st.characters(exclude_categories=("Cs",)), max_size=12)), max_size=6))
+@example(parts=["<unk>", "[INST]", "<s>x"])  # special-token text that is not allowed stays text (hypothesis found it)
+@example(parts=["\u2581"])
 def test_allowed_control_pieces_have_offsets_truncation_and_chunks(parts):
     """A control piece spells nothing and the text after it is encoded on its own (its own dummy prefix), so
     offsets are aligned stretch by stretch: held to sentencepiece's own piece spans."""
@@ -190,17 +207,24 @@ def test_allowed_control_pieces_have_offsets_truncation_and_chunks(parts):
     text = "".join(parts)
     family, processor = ours("mistral_v3"), packaged_oracle("mistral_v3")
     allowed = set(CONTROL_TEXTS)
-    result = family.encode_with_offsets(text, allowed_special=allowed)
+    if "\u2581" in text:
+        # The model's own space mark in the input decodes as a space: the tokens do not spell the text, and
+        # offsets are refused as for any rewriting model (docs/budgets.md), never wrong.
+        with pytest.raises(OffsetsUnavailableError):
+            family.encode_with_offsets(text, allowed_special=allowed, disallowed_special=())
+        return
+    # other special-token text ("<unk>", "<s>") is text, as sentencepiece reads it
+    result = family.encode_with_offsets(text, allowed_special=allowed, disallowed_special=())
     ids, spans = stretch_oracle(processor, text)
     assert result.ids == ids
     # byte pieces: sentencepiece gives the whole character to the last one, tokend each its own byte
     whole = [index for index, token in enumerate(ids) if not processor.is_byte(token)]
     assert [result.byte_spans()[index] for index in whole] == [spans[index] for index in whole]
     for budget in (1, 3, 7):
-        kept = family.truncate(text, budget, allowed_special=allowed)
+        kept = family.truncate(text, budget, allowed_special=allowed, disallowed_special=())
         assert kept.start == 0 and len(kept.ids) <= budget
         assert kept.ids == stretch_oracle(processor, kept.text)[0]
-    chunks = family.chunk(text, 8, allowed_special=allowed)
+    chunks = family.chunk(text, 8, allowed_special=allowed, disallowed_special=())
     assert "".join(chunk.text for chunk in chunks) == text
     for chunk in chunks:
         assert chunk.ids == stretch_oracle(processor, chunk.text)[0] and len(chunk.ids) <= 8
