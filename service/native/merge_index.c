@@ -177,6 +177,16 @@ static inline uint32_t pair_by_id(const tk_merge_index *index, const tk_rank_tab
     return merged;
 }
 
+/* Starts loading the rank table's lines for the pair [start, end) (3-8 bytes: the hashed ones), so that the
+ * two lookups after a merge wait for memory together rather than one after the other. */
+static inline void prefetch_pair(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t start, size_t end) {
+    size_t n = end - start;
+    if (n < 3 || n > 8) return;
+    uint64_t hash = tk_short_token_hash(table, tk_token_prefix_readable(piece + start, n, len - start), n);
+    if (table->filter) __builtin_prefetch(&table->filter[((hash >> 32) & table->filter_mask) >> 6]);
+    __builtin_prefetch(&table->slots[hash & table->mask]);
+}
+
 /* merge_short with merged ids as priorities: the same pairs, in the same order (the list's order is the
  * merged ids' order, one merge per token), and a merged part's id is its pair's priority, so the parts'
  * ids are kept instead of looked up again at the end. */
@@ -202,6 +212,8 @@ static ptrdiff_t merge_short_by_id(const tk_merge_index *index, const tk_rank_ta
         }
         if (best == TK_NO_RANK) break;
         id[at] = best;
+        if (at > 0) prefetch_pair(table, piece, len, start[at - 1], start[at + 2]);
+        if (at + 3 < m) prefetch_pair(table, piece, len, start[at], start[at + 3]);
         if (at > 0) priority[at - 1] = pair_by_id(index, table, piece, len, start[at - 1], start[at], start[at + 2]);
         priority[at] = at + 3 < m ? pair_by_id(index, table, piece, len, start[at], start[at + 2], start[at + 3]) : TK_NO_RANK;
         memmove(&start[at + 1], &start[at + 2], (m - at - 2) * sizeof start[0]);
