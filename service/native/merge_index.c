@@ -13,7 +13,9 @@
  * Built only when every merge joins bytes (merged = left + right, all three tokens of the vocabulary) and
  * every byte has a token; otherwise (a byte without one is dropped by the pair rule; a list naming a merge
  * whose result is some other token) module.c keeps the pair table. A merge listed twice keeps its later
- * place, as in the pair table. The tests hold both paths, and the Python reference, to the same ids. */
+ * place, as in the pair table. The tests hold both paths, and the Python reference, to the same ids.
+ * A list in merged-id order with one merge per token (trained lists: Qwen's, GPT-2's) needs less: the
+ * merged id is the priority, and a 2-byte left length per id the whole index (merge_short_by_id). */
 #include <stdlib.h>
 #include <string.h>
 
