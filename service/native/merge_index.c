@@ -13,7 +13,9 @@
  * Built only when every merge joins bytes (merged = left + right, all three tokens of the vocabulary) and
  * every byte has a token; otherwise (a byte without one is dropped by the pair rule; a list naming a merge
  * whose result is some other token) module.c keeps the pair table. A merge listed twice keeps its later
- * place, as in the pair table. The tests hold both paths, and the Python reference, to the same ids. */
+ * place, as in the pair table. The tests hold both paths, and the Python reference, to the same ids.
+ * A list in merged-id order with one merge per token (trained lists: Qwen's, GPT-2's) needs less: the
+ * merged id is the priority, and a 2-byte left length per id the whole index (merge_short_by_id). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +25,7 @@
 void tk_merge_index_free(tk_merge_index *index) {
     free(index->tokens);
     free(index->more);
+    free(index->left_len_by_id);
     memset(index, 0, sizeof *index);
 }
 
@@ -47,6 +50,16 @@ static int is_every_split_in_order(const tk_rank_table *table, const uint32_t *t
         }
     }
     return splits == n_merges;
+}
+
+/* 1 when the merged ids rise strictly along the list (so no token has two merges and the list's order is
+ * the merged ids' order) and every left part has bytes (0 marks "no merge" in left_len_by_id). Called on a
+ * list that joins bytes, so every length fits in 16 bits. */
+static int is_in_merged_order(const uint32_t *triples, size_t n_merges, const uint32_t *token_len) {
+    for (size_t i = 0; i < n_merges; i++) {
+        if (token_len[triples[3 * i]] == 0 || (i && triples[3 * i + 2] <= triples[3 * i - 1])) return 0;
+    }
+    return 1;
 }
 
 int tk_merge_index_build(tk_merge_index *index, const tk_rank_table *table, const uint32_t *triples, size_t n_merges,
@@ -102,6 +115,12 @@ int tk_merge_index_build(tk_merge_index *index, const tk_rank_table *table, cons
         if (k == token->count) token->count++;
     }
     index->all_splits = is_every_split_in_order(table, triples, n_merges, token_bytes, token_len, n_ids);
+    if (!index->all_splits && is_in_merged_order(triples, n_merges, token_len)) {
+        index->left_len_by_id = calloc(n_ids ? n_ids : 1, sizeof *index->left_len_by_id);
+        if (!index->left_len_by_id) goto done;
+        for (size_t i = 0; i < n_merges; i++)
+            index->left_len_by_id[triples[3 * i + 2]] = (uint16_t)token_len[triples[3 * i]];
+    }
     status = 0;
 done:
     free(count);
@@ -149,6 +168,63 @@ static ptrdiff_t merge_short(const tk_merge_index *index, const tk_rank_table *t
     }
     if (out)
         for (size_t k = 0; k + 1 < m; k++) out[k] = tk_rank_of(table, piece + start[k], start[k + 1] - start[k]);
+    return (ptrdiff_t)(m - 1);
+}
+
+/* The pair [start, mid) + [mid, end) of a piece of `len` bytes through left_len_by_id: the merged id (the
+ * pair's priority, in this list's order), TK_NO_RANK when the pair is no merge. */
+static inline uint32_t pair_by_id(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece,
+                                  size_t len, size_t start, size_t mid, size_t end) {
+    uint32_t merged = tk_rank_of_readable(table, piece + start, end - start, len - start);
+    if (merged >= index->n_ids || index->left_len_by_id[merged] != mid - start) return TK_NO_RANK;
+    return merged;
+}
+
+/* Starts loading the rank table's lines for the pair [start, end) (3-8 bytes: the hashed ones), so that the
+ * two lookups after a merge wait for memory together rather than one after the other. */
+static inline void prefetch_pair(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t start, size_t end) {
+    size_t n = end - start;
+    if (n < 3 || n > 8) return;
+    uint64_t hash = tk_short_token_hash(table, tk_token_prefix_readable(piece + start, n, len - start), n);
+    if (table->filter) __builtin_prefetch(&table->filter[((hash >> 32) & table->filter_mask) >> 6]);
+    __builtin_prefetch(&table->slots[hash & table->mask]);
+}
+
+/* merge_short with merged ids as priorities: the same pairs, in the same order (the list's order is the
+ * merged ids' order, one merge per token), and a merged part's id is its pair's priority, so the parts'
+ * ids are kept instead of looked up again at the end. */
+static ptrdiff_t merge_short_by_id(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece,
+                                   size_t len, uint32_t *out) {
+    uint32_t start[TK_SHORT_PIECE + 1];
+    uint32_t priority[TK_SHORT_PIECE + 1];
+    uint32_t id[TK_SHORT_PIECE + 1];
+    size_t m = len + 1;
+    for (size_t k = 0; k < m; k++) start[k] = (uint32_t)k;
+    for (size_t k = 0; k < len; k++) id[k] = table->byte_rank[piece[k]];
+    for (size_t k = 0; k + 2 < m; k++) priority[k] = pair_by_id(index, table, piece, len, k, k + 1, k + 2);
+    priority[m - 2] = TK_NO_RANK;
+    priority[m - 1] = TK_NO_RANK;
+    for (;;) {
+        uint32_t best = TK_NO_RANK;
+        size_t at = 0;
+        for (size_t k = 0; k + 1 < m; k++) {
+            if (priority[k] < best) {
+                best = priority[k];
+                at = k;
+            }
+        }
+        if (best == TK_NO_RANK) break;
+        id[at] = best;
+        if (at > 0) prefetch_pair(table, piece, len, start[at - 1], start[at + 2]);
+        if (at + 3 < m) prefetch_pair(table, piece, len, start[at], start[at + 3]);
+        if (at > 0) priority[at - 1] = pair_by_id(index, table, piece, len, start[at - 1], start[at], start[at + 2]);
+        priority[at] = at + 3 < m ? pair_by_id(index, table, piece, len, start[at], start[at + 2], start[at + 3]) : TK_NO_RANK;
+        memmove(&start[at + 1], &start[at + 2], (m - at - 2) * sizeof start[0]);
+        memmove(&priority[at + 1], &priority[at + 2], (m - at - 2) * sizeof priority[0]);
+        memmove(&id[at + 1], &id[at + 2], (m - at - 2) * sizeof id[0]);
+        m--;
+    }
+    if (out) memcpy(out, id, (m - 1) * sizeof id[0]);
     return (ptrdiff_t)(m - 1);
 }
 
@@ -217,6 +293,7 @@ ptrdiff_t tk_indexed_pair_merge(const tk_merge_index *index, const tk_rank_table
                                 uint32_t *out) {
     if (len == 0) return 0;
     if (index->all_splits && len <= TK_SHORT_PIECE) return tk_bpe_merge_list_order(table, piece, len, out);
+    if (index->left_len_by_id && len <= TK_SHORT_PIECE) return merge_short_by_id(index, table, piece, len, out);
     if (len <= TK_SHORT_PIECE) return merge_short(index, table, piece, len, out);
     return merge_long(index, table, piece, len, out);
 }

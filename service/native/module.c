@@ -8,7 +8,7 @@
  *                                 (left id, right id, merged id) in priority order; `ignore_merges` turns
  *                                 on the whole-piece vocabulary shortcut (tiktoken's rule always has it);
  *                                 merge_index=False keeps the pair table even where merge_index.c applies
- *   core.merge_path              -> "rank" | "pairs-all-splits" / "pairs-by-token" (merge_index.c) | "pairs-table"
+ *   core.merge_path              -> "rank" | "pairs-all-splits" / "pairs-by-id" / "pairs-by-token" (merge_index.c) | "pairs-table"
  *                                 (pair_table.c)
  *   core.encode("hello world")   -> [15339, 1917]     pre-split + BPE, ordinary text
  *   core.count("hello world")    -> 2                  the same without building a list
@@ -781,6 +781,7 @@ static PyObject *BpeCore_merge_path(BpeCore *self, void *Py_UNUSED(closure)) {
     if (require_ready(self) < 0) return NULL;
     return PyUnicode_FromString(!self->pair_rule              ? "rank"
                                 : self->merge_index.all_splits ? "pairs-all-splits"
+                                : self->merge_index.left_len_by_id ? "pairs-by-id"
                                 : self->merge_index.tokens     ? "pairs-by-token"
                                                                : "pairs-table");
 }

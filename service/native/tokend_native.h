@@ -265,6 +265,11 @@ typedef struct {
      * converted from tiktoken ranks): then the pair rule is tiktoken's rule with a tie-break
      * (tk_bpe_merge_list_order), with no lookup of this index at all. */
     int all_splits;
+    /* By merged id: the left part's length of the token's one merge (0: none). Set when every token has at
+     * most one merge and the list is in merged-id order (a trained list, Qwen's: token ids in merge order):
+     * then the merged id orders pairs as the list's place does, so it serves as the priority and as the
+     * merged part's id, and this 2-byte array is the whole index a short piece reads. NULL otherwise. */
+    uint16_t *left_len_by_id;
 } tk_merge_index;
 
 /* 0 with the index built; 1 when the list does not join bytes (some merge's result is not its parts'

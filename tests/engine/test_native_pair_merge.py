@@ -15,7 +15,7 @@ import time
 from array import array
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tokend.engine._native import BpeCore
@@ -137,7 +137,7 @@ def test_native_merge_matches_the_python_reference(case, ignore_merges, merge_in
     ids, merges, pieces = case
     core = _core(ids, merges, ignore_merges=ignore_merges, merge_index=merge_index)
     # (a small random list is now and then every split in order: the other indexed path)
-    assert core.merge_path in (("pairs-by-token", "pairs-all-splits") if merge_index else ("pairs-table",))
+    assert core.merge_path in (("pairs-by-token", "pairs-by-id", "pairs-all-splits") if merge_index else ("pairs-table",))
     table = {}
     for priority, (left, right, merged) in enumerate(merges):
         table[left, right] = (priority, merged)  # a later listing replaces an earlier one
@@ -214,6 +214,29 @@ def test_lists_that_are_not_every_split_in_order_use_the_index():
     vocabulary = _SINGLE_BYTES | {b"ab": 256, b"ba": 257, b"aba": 258}
     merges = _every_split_in_order(vocabulary)
     assert _core(vocabulary, merges).merge_path == "pairs-all-splits"
-    assert _core(vocabulary, merges[:-1]).merge_path == "pairs-by-token"  # a split missing
+    assert _core(vocabulary, merges[:-1]).merge_path == "pairs-by-id"  # a split missing: one merge per token
     assert _core(vocabulary, merges[::-1]).merge_path == "pairs-by-token"  # another order
     assert _core(vocabulary, merges + merges[-1:]).merge_path == "pairs-by-token"  # one listed twice
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=_merge_list_and_pieces(), ignore_merges=st.booleans())
+def test_a_list_in_merged_id_order_with_one_merge_per_token_runs_by_id(case, ignore_merges):
+    # A trained list (Qwen's): token ids in merge order, so the merged id serves as the priority.
+    ids, merges, pieces = case
+    first = {}
+    for left, right, merged in merges:
+        first.setdefault(merged, (left, right, merged))
+    merges = sorted(first.values(), key=lambda merge: merge[2])
+    core = _core(ids, merges, ignore_merges=ignore_merges)
+    # (a short list may also be every split in order, the path with no index lookups: tested above)
+    assume(core.merge_path != "pairs-all-splits")
+    assert core.merge_path == "pairs-by-id"
+    table = _core(ids, merges, ignore_merges=ignore_merges, merge_index=False)
+    priorities = {(left, right): (priority, merged) for priority, (left, right, merged) in enumerate(merges)}
+    for piece in pieces:
+        for length in sorted({len(piece)} | ({127, 128, 129} if len(piece) > 129 else set())):
+            part = piece[:length]
+            expected = pair_byte_pair_encode(part, {b: b for b in range(256)}, priorities)
+            assert core.merge(part) == expected == table.merge(part), part
+            assert core.encode_piece(part) == table.encode_piece(part)
