@@ -125,7 +125,10 @@ def tokenizer_json(ranks: dict[bytes, int], specials: dict[str, int], *, pattern
 MODELS = {
     # name: (quicktok name, tokenizer.json pattern, NFC, ignore_merges, bos, eos, pad)
     "llama3": ("llama3", LLAMA3_PATTERN, False, True, "<|begin_of_text|>", "<|eot_id|>", None),
-    "qwen3": ("qwen3", QWEN_PATTERN, True, False, None, "<|im_end|>", "<|endoftext|>"),
+    # Qwen 3's own tokenizer.json has an NFC normalizer; tokend_encoding builds its model from the ranks
+    # without one, so the oracle's file leaves it out too (NFC itself is held to tokenizers by the registry's
+    # import tests: tests/registry/test_imports.py). With it, "\uf902" was 車 for one side only.
+    "qwen3": ("qwen3", QWEN_PATTERN, False, False, None, "<|im_end|>", "<|endoftext|>"),
 }
 
 
@@ -149,7 +152,7 @@ def tokend_encoding(model: str):
 def _tokenizer_file(model: str) -> Path:
     quicktok_name, pattern, nfc, ignore_merges, *_ = MODELS[model]
     ranks, specials, _ = model_parts(model)
-    path = cache_root() / "chat" / f"{model}-quicktok-0.4.0-tokenizer-v2.json"
+    path = cache_root() / "chat" / f"{model}-quicktok-0.4.0-tokenizer-v3.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")

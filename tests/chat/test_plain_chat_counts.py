@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import tiktoken
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import tokend
@@ -74,6 +74,7 @@ def _held_to_transformers(encoder, tokenizer, messages, add_generation_prompt):
 
 @SETTINGS
 @given(messages=_chats(["system", "user", "assistant"], ["system", "user", "assistant", "tool"]), add_generation_prompt=st.booleans())
+@example(messages=[{"role": "system", "content": "\uf902"}], add_generation_prompt=False)  # NFC would change it
 def test_chatml_counts_equal_transformers_qwen3(chatml, reference_tokenizer, messages, add_generation_prompt):
     _held_to_transformers(chatml, reference_tokenizer("qwen3"), messages, add_generation_prompt)
 

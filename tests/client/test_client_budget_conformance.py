@@ -25,7 +25,10 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 # Hostile text: emoji ZWJ sequences, combining marks, CJK without spaces, blank lines, no whitespace at all.
 PIECES = ["a", "b", "word", " ", ".", ",", "!", "?", "\n", "\n\n", "\t", "é", "e\u0301", "語", "👩‍👩‍👧", "🇩🇪",
           "🤖", "Ω", "  ", "12"]
-TEXTS = st.one_of(st.text(max_size=60), st.lists(st.sampled_from(PIECES), max_size=40).map("".join))
+# Special-token text ("<|endoftext|>"; hypothesis also draws string constants of the code under test) follows
+# the special-token policy, which has its own test: here every "<|" is cut to "<", so the text is ordinary.
+TEXTS = st.one_of(st.text(max_size=60), st.lists(st.sampled_from(PIECES), max_size=40).map("".join)).map(
+    lambda text: text.replace("<|", "<"))
 
 
 class AsyncEncoding:
