@@ -99,6 +99,12 @@ class ChatFormat(ABC):
     def describe(self) -> str:
         return self.name
 
+    def plain_chat_counter(self, encoding):
+        """For a format whose plain-chat cost depends on more than the roles (templates: on the conversation's
+        shape, template_layout): `(messages, add_generation_prompt, per_message, limits)` -> ChatCount, or None
+        for "the general path". Asked once per ChatEncoder; None (the default): no such counter."""
+        return None
+
     def message_layout(self, encoding, add_generation_prompt: bool) -> MessageLayout | None:
         """What a plain message (`{"role", "content"}` strings) costs in this format, for `count_chat` to count
         plain chats without rendering them (engine/message_counts): the roles, and the content this format
@@ -125,6 +131,7 @@ class ChatEncoder:
         # (add_generation_prompt, content_special_tokens) -> counter of plain chats (engine/message_counts), or None
         self._counters: dict[tuple[bool, str], MessageCounter | None] = {}
         self._estimate = chat_format.estimate
+        self._plain_chat = chat_format.plain_chat_counter(encoding)  # templates' shape-traced counter, or None
 
     def encode_chat(
         self,
@@ -172,6 +179,10 @@ class ChatEncoder:
                 counted = counter(messages, per_message)
                 if counted is not None:
                     return chat_count(counted[0], counted[1] or [], True, self._estimate)
+            elif self._plain_chat is not None and (content_special_tokens == "reference" or content_special_tokens == "refuse"):
+                counted = self._plain_chat(messages, add_generation_prompt, per_message, limits)
+                if counted is not None:
+                    return counted
         return self._count_rendered(messages, tools, add_generation_prompt, content_special_tokens, limits, per_message)
 
     def _count_rendered(self, messages, tools, add_generation_prompt, content_special_tokens, limits, per_message) -> ChatCount:

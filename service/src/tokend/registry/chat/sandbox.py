@@ -60,9 +60,10 @@ class _RaisedByTemplate(TemplateError):
 
 
 class _Budget:
-    __slots__ = ("deadline", "max_chars", "seconds")
+    __slots__ = ("deadline", "max_chars", "seconds", "tracer")
 
-    def __init__(self, limits: TemplateLimits) -> None:
+    def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
+        self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
         self.seconds = limits.seconds
         self.deadline = limits.deadline if limits.deadline is not None else time.monotonic() + limits.seconds
         self.max_chars = limits.max_chars
@@ -142,14 +143,28 @@ def _bounded_join(parts: Any) -> str:
     budget.tick()
     parts = list(parts)
     budget.size(sum(_estimate(part, budget.max_chars) for part in parts), "a string")
+    if budget.tracer is not None:  # a captured block (`{% set %}`, macro, call, filter block) of a traced render
+        return budget.tracer.captured("".join(parts))
     return "".join(parts)
 
 
 def _bounded_str_join(seq: Any) -> str:
+    budget = _budget()
+    if budget.tracer is not None:  # `~` of a traced render: traced operands stay traced
+        seq = list(seq)
+        joined = budget.tracer.join(seq)
+        if joined is not None:
+            return joined
     return _bounded_join(map(str, seq))
 
 
 def _bounded_markup_join(seq: Any) -> str:
+    budget = _budget()
+    if budget.tracer is not None:
+        seq = list(seq)
+        joined = budget.tracer.join(seq)
+        if joined is not None:
+            return joined
     return jinja2.runtime.markup_join(list(map(_check_joined, seq)))
 
 
@@ -202,6 +217,10 @@ def _wrap_filter(name: str, function: Any) -> Any:
     def bounded(*args: Any, **kwargs: Any) -> Any:
         budget = _budget()
         budget.tick()
+        if budget.tracer is not None:  # a traced render: the tracer models this filter on traced content, or stops
+            handled, result = budget.tracer.filter(name, args, kwargs)
+            if handled:
+                return result
         _check_int_arguments(args[1:], kwargs, f"the result of the {name!r} filter")
         if args and name in _GROWING_FILTERS:
             value = args[0]
@@ -229,6 +248,23 @@ def _wrap_filter(name: str, function: Any) -> Any:
     return bounded
 
 
+def _wrap_test(name: str, function: Any) -> Any:
+    """Every test: in a traced render, the tracer answers it for traced content (or stops the trace)."""
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        budget = _BUDGET.get()
+        if budget is not None and budget.tracer is not None:
+            handled, result = budget.tracer.test(name, args, kwargs)
+            if handled:
+                return result
+        return function(*args, **kwargs)
+
+    traced.__name__ = getattr(function, "__name__", name)
+    if hasattr(function, "jinja_pass_arg"):
+        traced.jinja_pass_arg = function.jinja_pass_arg  # type: ignore[attr-defined]
+    return traced
+
+
 class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
     """transformers' chat-template environment, with every hook checking the render's budget."""
 
@@ -238,23 +274,32 @@ class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
         super().__init__(trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
         self.filters["tojson"] = _tojson
         self.filters = {name: _wrap_filter(name, function) for name, function in self.filters.items()}
+        self.tests = {name: _wrap_test(name, function) for name, function in self.tests.items()}
         self.globals["raise_exception"] = _raise_exception
         self.globals["strftime_now"] = _strftime_now
 
     concat = staticmethod(_bounded_join)  # block `set`, macro bodies, render()
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        _budget().tick()
+        budget = _budget()
+        budget.tick()
+        if budget.tracer is not None:
+            budget.tracer.lookup(attribute)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        _budget().tick()
+        budget = _budget()
+        budget.tick()
+        if budget.tracer is not None:
+            budget.tracer.lookup(argument)
         return super().getitem(obj, argument)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
         budget = _budget()
         budget.tick()
         what = f"the result of {getattr(__obj, '__name__', 'a call')}()"
+        if budget.tracer is not None and (__obj is _strftime_now or __obj is _ENVIRONMENT.globals.get("lipsum")):
+            budget.tracer.stop("a call whose result changes between renders")
         _check_int_arguments(args, kwargs, what)
         owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
         if isinstance(owner, str):
@@ -324,18 +369,26 @@ def compile_template(source: str) -> CompiledTemplate:
     return CompiledTemplate(source, template)
 
 
-def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], limits: TemplateLimits) -> str:
-    """Render within `limits`; every failure is a `ChatTemplateError` with its reason."""
-    budget = _Budget(limits)
+def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], limits: TemplateLimits, tracer: Any = None) -> str:
+    """Render within `limits`; every failure is a `ChatTemplateError` with its reason. With a `tracer`
+    (template_trace), the variables hold traced content and the render is a trace: one that used content in a
+    way the tracer does not model fails with reason "untraceable", whatever else it raised."""
+    budget = _Budget(limits, tracer)
     token = _BUDGET.set(budget)
     chunks: list[str] = []
     produced = 0
     try:
-        for chunk in compiled.template.generate(**variables):
-            produced += len(chunk)
-            budget.size(produced, "output")
-            budget.tick()
-            chunks.append(chunk)
+        try:
+            for chunk in compiled.template.generate(**variables):
+                produced += len(chunk)
+                budget.size(produced, "output")
+                budget.tick()
+                chunks.append(chunk)
+        finally:
+            if tracer is not None and tracer.stopped is not None:
+                raise ChatTemplateError(f"the chat template used content in a way a trace cannot follow: {tracer.stopped}", reason="untraceable")
+    except ChatTemplateError:
+        raise
     except _LimitExceeded as error:
         raise ChatTemplateError(str(error), reason=error.reason) from None
     except _RaisedByTemplate as error:
@@ -347,6 +400,8 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
     except RecursionError:
         raise ChatTemplateError("the chat template recursed too deeply", reason="failed") from None
     except Exception as error:  # anything a template can raise on bad data (TypeError, UndefinedError, ...)
+        if tracer is not None:
+            tracer.failure = error
         raise ChatTemplateError(f"the chat template failed: {type(error).__name__}: {error}", reason="failed") from None
     finally:
         _BUDGET.reset(token)

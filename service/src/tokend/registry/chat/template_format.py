@@ -43,6 +43,7 @@ from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
 from tokend.registry.chat.sandbox import CompiledTemplate, TemplateLimits, compile_template, render_template
 from tokend.registry.chat.segments import RenderedChat
+from tokend.registry.chat.template_layout import TemplateLayouts, owned_ranges
 from tokend.registry.chat.text_builder import TextBuilder
 
 __all__ = ["TemplateChatFormat"]
@@ -56,11 +57,15 @@ class TemplateChatFormat(ChatFormat):
     def __init__(self, source: str, variables: Mapping[str, Any] | None = None) -> None:
         self.compiled: CompiledTemplate = compile_template(source)
         self.variables = dict(variables or {})
+        self.layouts = TemplateLayouts(self)  # plain chats by their shape's traced layout (template_layout)
 
     def describe(self) -> str:
         return "template"
 
-    def _render(self, messages, tools, add_generation_prompt: bool, limits: TemplateLimits) -> str:
+    def plain_chat_counter(self, encoding):
+        return self.layouts.counter(encoding)
+
+    def _render(self, messages, tools, add_generation_prompt: bool, limits: TemplateLimits, tracer=None) -> str:
         variables = {
             **self.variables,
             "messages": messages,
@@ -68,7 +73,7 @@ class TemplateChatFormat(ChatFormat):
             "documents": None,
             "add_generation_prompt": add_generation_prompt,
         }
-        return render_template(self.compiled, variables, limits)
+        return render_template(self.compiled, variables, limits, tracer)
 
     def render(
         self,
@@ -80,6 +85,10 @@ class TemplateChatFormat(ChatFormat):
         raw_messages = [message.raw for message in messages]
         raw_tools = None if tools is None else [tool.raw for tool in tools]
         limits = context.limits.start()  # one time budget for the render and every prefix render below
+        if tools is None and context.content_specials:
+            rendered = self.layouts.rendered(raw_messages, add_generation_prompt, context.special_tokens, limits, context.spans)
+            if rendered is not None:
+                return rendered
         full = self._render(raw_messages, raw_tools, add_generation_prompt, limits)
         count = len(messages)
         builder = TextBuilder(context.special_tokens, content_specials=True)
@@ -100,23 +109,7 @@ class TemplateChatFormat(ChatFormat):
                 boundaries.append(None)  # the template refuses this unfinished conversation
                 continue
             boundaries.append(len(prefix) if full.startswith(prefix) else None)
-        if boundaries[0] is None:
-            boundaries[0] = 0  # a template that cannot render an empty conversation: message 0 starts at 0
-        exact = True
-        known: list[tuple[int, int | None]] = []  # (offset, owner) in order
-        last = 0
-        for k, offset in enumerate(boundaries):
-            if offset is None or offset < last:
-                exact = False
-                continue
-            known.append((offset, k if k < count else None))
-            last = offset
-        if not known or known[0][0] > 0:
-            known.insert(0, (0, None))
-        position = 0
-        owner: int | None = None
-        for offset, next_owner in known:
-            builder.add_rendered(full[position:offset], owner)
-            position, owner = offset, next_owner
-        builder.add_rendered(full[position:], owner)
+        ranges, exact = owned_ranges(full, boundaries, count)
+        for start, end, owner in ranges:
+            builder.add_rendered(full[start:end], owner)
         return builder.build(message_count=count, spans_exact=exact)
