@@ -74,7 +74,7 @@ class TemplateCountPlan:
             if not self._fits(messages, total, max_chars):
                 return None
             if counts is None:
-                return chat_count(total, [], self.spans_exact)
+                return chat_count(total, [], False)  # as the general path: spans not placed, not exact
             for index, owner in self.merges:
                 counts[owner] += counts[index]
                 counts[index] = 0
@@ -92,7 +92,7 @@ class TemplateCountPlan:
             return None
         total += sum(self.constants)
         if not per_message:
-            return chat_count(total, [], self.spans_exact)
+            return chat_count(total, [], False)
         result = list(self.constants)
         if self.owners is None:
             for index, count in enumerate(counts):
@@ -118,6 +118,8 @@ def count_plan(layout: Any, roles: tuple[str, ...], guards: tuple, encoding: Any
     builder = TextBuilder(special_tokens, content_specials=False)
     for piece, owner in layout.pieces:
         if type(piece) is str:
+            if _MARK in piece:
+                return None  # the template writes the character this plan marks contents with
             builder.template(piece, owner)
         else:
             index, strip = piece

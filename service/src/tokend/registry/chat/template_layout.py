@@ -53,7 +53,7 @@ from tokend.errors import ChatTemplateError
 from tokend.registry.chat.segments import ChatCount, RenderedChat
 from tokend.registry.chat.template_count_plan import TemplateCountPlan, count_plan
 from tokend.registry.chat.template_limits import TemplateLimits
-from tokend.registry.chat.template_trace import ContentTracer, guards_hold
+from tokend.registry.chat.template_trace import ContentTracer, Untraceable, guards_hold
 from tokend.registry.chat.text_builder import TextBuilder, special_text_prefixes
 
 __all__ = ["TemplateLayout", "TemplateLayouts", "owned_ranges"]
@@ -160,14 +160,16 @@ class TemplateLayouts:
         for guards, layout in self._shapes.get(shape, ()):
             if guards_hold(guards, contents):
                 return None if layout is None else self._substitute(layout, contents, special_tokens, limits, spans)
-        traced = self._trace(roles, contents, add_generation_prompt, special_tokens, limits)
+        if len(self._shapes.get(shape, ())) >= MAX_TRACES:
+            return None  # this shape has been traced often enough: chats it does not fit render in full
+        try:
+            traced = self._trace(roles, contents, add_generation_prompt, special_tokens, limits)
+        except Untraceable:  # raised outside a render (a marker cut apart): this chat renders in full
+            traced = None
         if traced is None:
             return None
         with self._lock:
-            traces = self._shapes.pop(shape, ())
-            if len(traces) < MAX_TRACES:
-                traces = (*traces, traced)
-            self._shapes[shape] = traces
+            self._shapes[shape] = (*self._shapes.pop(shape, ()), traced)
             while len(self._shapes) > MAX_SHAPES:
                 del self._shapes[next(iter(self._shapes))]
         layout = traced[1]

@@ -37,7 +37,7 @@ import secrets
 import sys
 from typing import Any
 
-__all__ = ["ContentTracer", "TracedText", "guards_hold"]
+__all__ = ["ContentTracer", "TracedText", "Untraceable", "guards_hold"]
 
 # Tests whose answer is the same for every str (what a real content is): defined, a string, iterable, ...
 _STR_TESTS = {
@@ -51,7 +51,7 @@ _NONDETERMINISTIC_FILTERS = frozenset({"random"})
 _PLANE_15 = 0xF0000  # private-use characters for the nonce and the content index
 
 
-class _Untraceable(Exception):
+class Untraceable(Exception):
     """Raised inside a traced render where it cannot be followed (also recorded in `ContentTracer.stopped`, in
     case some code between the template and us catches it)."""
 
@@ -77,7 +77,7 @@ class ContentTracer:
 
     def messages(self, roles: list[str]) -> list[dict[str, Any]]:
         """The messages a traced render sees: each role as given, each content traced."""
-        return [{"role": role, "content": TracedText(self, ((index, False),))} for index, role in enumerate(roles)]
+        return [_TracedMessage(self, role, TracedText(self, ((index, False),))) for index, role in enumerate(roles)]
 
     def marker(self, index: int, strip: bool) -> str:
         return f"{self.nonce}{chr(_PLANE_15 + 2 * index + strip)}{self.nonce}"
@@ -111,7 +111,7 @@ class ContentTracer:
     def stop(self, why: str) -> None:
         if self.stopped is None:
             self.stopped = why
-        raise _Untraceable(why)
+        raise Untraceable(why)
 
     def ask(self, reference: Any, question: str, argument: Any) -> Any:
         """The real content's answer to `question`, recorded as a guard."""
@@ -241,6 +241,22 @@ def guards_hold(guards: tuple[tuple[int, str, Any, Any], ...], contents: list[st
         if _answer(content, question, argument) != answer:
             return False
     return True
+
+
+class _TracedMessage(dict):
+    """A message of a traced render: a dict whose key order a template may not observe (a real message may
+    list "content" before "role"), so iterating it stops the trace. Looking keys up is fine."""
+
+    __slots__ = ("_tracer",)
+
+    def __init__(self, tracer: ContentTracer, role: str, content: TracedText) -> None:
+        super().__init__(role=role, content=content)
+        self._tracer = tracer
+
+    def _stop(self, *args: Any, **kwargs: Any) -> Any:
+        self._tracer.stop("a message's keys iterated (their order is the caller's)")
+
+    __iter__ = __reversed__ = __repr__ = keys = values = items = copy = _stop
 
 
 def _text_argument(value: Any) -> bool:
