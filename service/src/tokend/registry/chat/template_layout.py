@@ -43,7 +43,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -59,6 +59,7 @@ from tokend.registry.chat.text_builder import TextBuilder, special_text_prefixes
 __all__ = ["TemplateLayout", "TemplateLayouts", "owned_ranges"]
 
 _ROLE = itemgetter("role")
+_UNSET: Any = object()
 _MAX_FORBIDDEN = 64  # strings the engine's plain-chat walk looks for (as chat_format)
 MAX_SHAPES = 512
 MAX_TRACES = 8  # per shape: traces with different guard answers (e.g. with and without "</think>")
@@ -79,6 +80,8 @@ class TemplateLayout:
     references: int  # most references to one content in the output or in any one value
     references_whole: int  # the same, counting only references to contents as given
     references_stripped: int  # the same, counting only references to stripped contents
+    # counter (TemplateLayouts.counter) -> its TemplateCountPlan of this layout, or None: made when first used
+    plans: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def owned_ranges(text: str, boundaries: list[int | None], count: int) -> tuple[list[tuple[int, int, int | None]], bool]:
@@ -190,8 +193,7 @@ class TemplateLayouts:
         shapes = self._shapes
         longest: list[int | None] = []  # the longest token's bytes, found when the first plan is made
         default_chars = TemplateLimits().max_chars
-        # (roles, add_generation_prompt) -> (the traces the plans were made from, their plans)
-        plans: dict[tuple[tuple[str, ...], bool], tuple[tuple, tuple[TemplateCountPlan, ...]]] = {}
+        token = object()  # this counter's key in each layout's `plans`
 
         def count(messages: Any, add_generation_prompt: bool, per_message: bool, limits: TemplateLimits | None) -> ChatCount | None:
             if not self.enabled:
@@ -203,25 +205,21 @@ class TemplateLayouts:
             traces = shapes.get((roles, add_generation_prompt, special_tokens))
             if traces is None:
                 return None
-            made = plans.get((roles, add_generation_prompt))
-            if made is None or made[0] is not traces:
-                if not longest:
-                    ranks = getattr(encoding, "mergeable_ranks", None)  # byte-level BPE: a token is its bytes
-                    longest.append(max(map(len, ranks), default=1) if isinstance(ranks, Mapping) else None)
-                longest_token = longest[0]
-                made = (traces, tuple(
-                    plan for guards, layout in traces if layout is not None
-                    for plan in (count_plan(layout, roles, guards, encoding, special_tokens, forbidden, longest_token),)
-                    if plan is not None
-                ))  # fmt: skip
-                if len(plans) >= MAX_SHAPES:
-                    plans.clear()
-                plans[(roles, add_generation_prompt)] = made
             max_chars = default_chars if limits is None else limits.max_chars
-            for plan in made[1]:
-                counted = plan.count(messages, per_message, max_chars)
-                if counted is not None:
-                    return counted
+            for guards, layout in traces:
+                if layout is None:
+                    continue
+                plan = layout.plans.get(token, _UNSET)
+                if plan is _UNSET:
+                    if not longest:
+                        ranks = getattr(encoding, "mergeable_ranks", None)  # byte-level BPE: a token is its bytes
+                        longest.append(max(map(len, ranks), default=1) if isinstance(ranks, Mapping) else None)
+                    plan = count_plan(layout, roles, guards, encoding, special_tokens, forbidden, longest[0])
+                    layout.plans[token] = plan
+                if plan is not None:
+                    counted = plan.count(messages, per_message, max_chars)
+                    if counted is not None:
+                        return counted
             return None
 
         return count
