@@ -148,7 +148,7 @@ class TemplateLayouts:
         for message in messages:
             if type(message) is not dict or len(message) != 2:
                 return None
-            role, content = message["role"], message.get("content")
+            role, content = message.get("role"), message.get("content")
             if type(role) is not str or not role or type(content) is not str:
                 return None
             roles.append(role)
@@ -196,7 +196,7 @@ class TemplateLayouts:
         token = object()  # this counter's key in each layout's `plans`
 
         def count(messages: Any, add_generation_prompt: bool, per_message: bool, limits: TemplateLimits | None) -> ChatCount | None:
-            if not self.enabled:
+            if not self.enabled or type(messages) is not list:  # (an iterator must reach the general path unread)
                 return None
             try:
                 roles = tuple(map(_ROLE, messages))
@@ -278,6 +278,8 @@ class TemplateLayouts:
                 return tuple(tracer.guards), None
             boundaries.append(boundary)
         guards = tuple(tracer.guards)
+        if _cuts_a_special_token(full, boundaries, special_tokens):
+            return guards, None  # the full path would find that token only without spans: keep it to that path
         ranges, exact = owned_ranges(full, boundaries, count)
         pieces: list[tuple[Any, int | None]] = []
         for start, end, owner in ranges:
@@ -291,6 +293,19 @@ class TemplateLayouts:
         fixed_chars = sum(len(piece) for piece, _ in pieces if type(piece) is str)
         tracer.note_value([piece for piece, _ in pieces])
         return guards, TemplateLayout(tuple(pieces), count, exact, max(fixed_chars, tracer.most_fixed), *tracer.most_references)
+
+
+def _cuts_a_special_token(text: str, boundaries: list[int | None], special_tokens: frozenset[str]) -> bool:
+    """Whether a message boundary falls inside a special token of the text (as the full path finds them)."""
+    builder = TextBuilder(special_tokens, content_specials=True)
+    builder.add_rendered(text, None)
+    inside: list[tuple[int, int]] = []
+    position = 0
+    for part in builder.build(message_count=0).parts:
+        if type(part) is not str:
+            inside.append((position, position + len(part)))
+        position += len(part)
+    return any(start < boundary < end for boundary in boundaries if boundary is not None for start, end in inside)
 
 
 class _Undecided:
