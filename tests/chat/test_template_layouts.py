@@ -152,6 +152,7 @@ UNMODELLED = {
     "first_key": "{{ m|first }}{{ m.content }}",
     "raise": "{% if m.role == 'assistant' %}{{ raise_exception('no: ' + m.content) }}{% endif %}{{ m.content }}",
     "test_lower": "{% if m.content is lower %}low{% endif %}{{ m.content }}",
+    "default_boolean": "{{ m.content|default('EMPTY', true) }}",
 }
 MODELLED = {
     "equals": "{% if m.content == 'hi' %}EQ{% endif %}{{ m.content }}",
@@ -163,6 +164,7 @@ MODELLED = {
     "trim": "{{ m.content|trim }}",
     "trimmed_truth": "{% if m.content|trim %}T{% endif %}{{ m.content|trim }}",
     "is_string": "{% if m.content is string %}S{% endif %}{{ m.content }}",
+    "default": "{{ m.content|default('EMPTY') }}",
     "equalto": "{{ messages|selectattr('content', 'equalto', 'hi')|list|length }}{{ m.content }}",
     "lstrip_nothing": "{{ m.content.lstrip('\\n') }}",
     "concatenated": "{{ '[' + m.content + ']' }}",

@@ -19,8 +19,10 @@ Why substitution is exact (each point is checked when the layout is built; a fai
   next to a content ends with the beginning of one, or starts with the end of one), so the special tokens of
   the real text are exactly those of the fixed text;
 - spans: a prefix render that is a prefix of the traced whole is one after substitution; one that is not
-  must differ from it at a fixed character (a difference at a content could vanish once substituted), so
-  that the boundary is unknown for every chat the layout serves;
+  must differ from it at a fixed character, or at a content that is not empty and does not start with the
+  other render's character there (two guards), so that the boundary is unknown for every chat the layout
+  serves; and no boundary may fall inside a special token (the full path would then find it only without
+  spans);
 - size: a chat whose substituted text could pass the template's `max_chars` goes the full way.
 Traced renders run with the caller's limits. Anything a trace cannot follow (template_trace) gives "no
 layout" for that shape and those guard answers, also cached, so such chats render in full without tracing

@@ -165,8 +165,8 @@ class ContentTracer:
             return False, None
         value = args[0] if args else None
         if type(value) is TracedText and len(traced) == 1 and not kwargs:
-            if name in ("string", "default", "d") and (name != "string" or len(args) == 1):
-                return True, value  # a str is its own string and is never undefined
+            if name == "string" and len(args) == 1 or name in ("default", "d") and len(args) <= 2:
+                return True, value  # a str is its own string and is never undefined (without `boolean`, which asks its truth)
             if name == "trim" and (len(args) == 1 or args[1] is None):
                 return True, value.strip()
         self.stop(f"content passed to the {name!r} filter")
