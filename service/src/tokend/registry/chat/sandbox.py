@@ -24,6 +24,8 @@ How they are enforced, without threads or signals (a template cannot be killed f
   after. A `MemoryError` inside a template is reported as "size_limit" too.
 Not handled: a template's CPU time inside one bounded C operation (e.g. sorting 100,000 items), which the
 bounds above keep small.
+A render may be a trace (`render_template(..., tracer=)`, template_trace): the same render under the same
+limits, in which filters, tests, lookups, calls and joins ask the tracer first about traced content.
 """
 
 from __future__ import annotations
