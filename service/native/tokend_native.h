@@ -358,6 +358,9 @@ typedef struct {
 } tk_deepseek_v3_state;
 int tk_deepseek_v3_next(const uint8_t *s, size_t len, tk_deepseek_v3_state *state, size_t *start, size_t *end);
 
+/* Tables the scanners derive from the Unicode class tables: once, before the first split (module init). */
+void tk_pretokenize_init(void);
+
 /* 1 when a piece starts at every character (findall skips nothing): then Hugging Face's Split(Isolated),
  * matches and the gaps between them, is findall (no gaps), and the splitter calls the scanner directly. */
 int tk_pattern_matches_everywhere(tk_pattern pattern);
