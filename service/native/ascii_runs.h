@@ -64,7 +64,37 @@ static inline int tk_ascii_in_run(uint8_t b, tk_ascii_run run) {
     return run == TK_RUN_SPACES ? b == ' ' : (tk_ascii_class[b] & tk_ascii_run_bits(run)) != 0;
 }
 
+/* Bytes of the 8 at p, as high bits of a word: in [low, low + count), count <= 32 (7-bit sums stay in
+ * their byte; a byte >= 0x80 is never in). Compiled everywhere: the fallback where SSE2 is missing, and
+ * what tests compare the SSE2 steps with (tk_ascii_run_end_by). */
+static inline uint64_t tk_swar_in_range(uint64_t x, uint8_t low, uint8_t count) {
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t y = x & ~high;
+    uint64_t at_least = y + (uint64_t)(0x80 - low) * ones;
+    uint64_t past = y + (uint64_t)(0x80 - low - count) * ones;
+    return at_least & ~past & ~x & high;
+}
+
+static inline uint64_t tk_swar_run_mask(const uint8_t *p, tk_ascii_run run) {
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t x;
+    memcpy(&x, p, 8);
+    switch (run) {
+    case TK_RUN_LETTERS: return tk_swar_in_range(x | 0x20 * ones, 'a', 26);
+    case TK_RUN_LOWER: return tk_swar_in_range(x, 'a', 26);
+    case TK_RUN_UPPER: return tk_swar_in_range(x, 'A', 26);
+    case TK_RUN_DIGITS: return tk_swar_in_range(x, '0', 10);
+    case TK_RUN_SPACES: return tk_swar_in_range(x, ' ', 1);
+    default: {
+        uint64_t other = tk_swar_in_range(x | 0x20 * ones, 'a', 26) | tk_swar_in_range(x, '0', 10) |
+                         tk_swar_in_range(x, 9, 5) | tk_swar_in_range(x, ' ', 1);
+        return ~x & ~other & high;
+    }
+    }
+}
+
 #if defined(__SSE2__)
+#define TK_ASCII_RUNS_SSE2 1
 /* Bytes of x in [low, low + count) (unsigned): shift the range to the bottom of the signed order. */
 static inline __m128i tk_sse2_in_range(__m128i x, uint8_t low, uint8_t count) {
     __m128i shifted = _mm_add_epi8(x, _mm_set1_epi8((char)(0x80 - low)));
@@ -91,56 +121,38 @@ static inline unsigned tk_sse2_run_mask(const uint8_t *p, tk_ascii_run run) {
     return (unsigned)_mm_movemask_epi8(in);
 }
 #else
-/* Bytes of the 8 at p, as high bits of a word: in [low, low + count), count <= 32 (7-bit sums stay in
- * their byte; a byte >= 0x80 is never in). */
-static inline uint64_t tk_swar_in_range(uint64_t x, uint8_t low, uint8_t count) {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    uint64_t y = x & ~high;
-    uint64_t at_least = y + (uint64_t)(0x80 - low) * ones;
-    uint64_t past = y + (uint64_t)(0x80 - low - count) * ones;
-    return at_least & ~past & ~x & high;
-}
-
-static inline uint64_t tk_swar_run_mask(const uint8_t *p, tk_ascii_run run) {
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    uint64_t x;
-    memcpy(&x, p, 8);
-    switch (run) {
-    case TK_RUN_LETTERS: return tk_swar_in_range(x | 0x20 * ones, 'a', 26);
-    case TK_RUN_LOWER: return tk_swar_in_range(x, 'a', 26);
-    case TK_RUN_UPPER: return tk_swar_in_range(x, 'A', 26);
-    case TK_RUN_DIGITS: return tk_swar_in_range(x, '0', 10);
-    case TK_RUN_SPACES: return tk_swar_in_range(x, ' ', 1);
-    default: {
-        uint64_t other = tk_swar_in_range(x | 0x20 * ones, 'a', 26) | tk_swar_in_range(x, '0', 10) |
-                         tk_swar_in_range(x, 9, 5) | tk_swar_in_range(x, ' ', 1);
-        return ~x & ~other & high;
-    }
-    }
-}
+#define TK_ASCII_RUNS_SSE2 0
 #endif
 
-/* The first offset from pos whose byte is not in the run (len at the end). */
-static inline size_t tk_ascii_run_end(const uint8_t *s, size_t len, size_t pos, tk_ascii_run run) {
-#if defined(__SSE2__)
-    while (pos + 16 <= len) {
-        unsigned out = ~tk_sse2_run_mask(s + pos, run) & 0xffffu;
-        if (out) return pos + (size_t)__builtin_ctz(out);
-        pos += 16;
-    }
-#else
-    while (pos + 8 <= len) {
-        uint64_t out = ~tk_swar_run_mask(s + pos, run) & 0x8080808080808080ull;
-        if (out) return pos + (size_t)(__builtin_ctzll(out) >> 3);
-        pos += 8;
+/* How tk_ascii_run_end_by steps: 16 bytes (SSE2, where compiled), 8 (64-bit words), or 1. */
+typedef enum { TK_STEP_SSE2, TK_STEP_WORDS, TK_STEP_BYTES } tk_ascii_step;
+
+/* The first offset from pos whose byte is not in the run (len at the end), with the given steps (SSE2
+ * falls back to words where it is not compiled). */
+static inline size_t tk_ascii_run_end_by(const uint8_t *s, size_t len, size_t pos, tk_ascii_run run, tk_ascii_step step) {
+#if TK_ASCII_RUNS_SSE2
+    if (step == TK_STEP_SSE2) {
+        while (pos + 16 <= len) {
+            unsigned out = ~tk_sse2_run_mask(s + pos, run) & 0xffffu;
+            if (out) return pos + (size_t)__builtin_ctz(out);
+            pos += 16;
+        }
     }
 #endif
+    if (step != TK_STEP_BYTES) {
+        while (pos + 8 <= len) {
+            uint64_t out = ~tk_swar_run_mask(s + pos, run) & 0x8080808080808080ull;
+            if (out) return pos + (size_t)(__builtin_ctzll(out) >> 3);
+            pos += 8;
+        }
+    }
     while (pos < len && tk_ascii_in_run(s[pos], run)) pos++;
     return pos;
 }
 
-static inline size_t tk_ascii_letters_end(const uint8_t *s, size_t len, size_t pos) {
-    return tk_ascii_run_end(s, len, pos, TK_RUN_LETTERS);
+/* The first offset from pos whose byte is not in the run (len at the end): the fastest steps compiled. */
+static inline size_t tk_ascii_run_end(const uint8_t *s, size_t len, size_t pos, tk_ascii_run run) {
+    return tk_ascii_run_end_by(s, len, pos, run, TK_STEP_SSE2);
 }
 
 #endif

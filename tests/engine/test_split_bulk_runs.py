@@ -4,6 +4,9 @@ character (ASCII of another class, a letter, mark, digit or space that is not AS
 apostrophes and contractions after words, digit runs of 1-4, whitespace runs before words, \\r\\n, and the
 digit stage's skip over text between numbers (DeepSeek-V3's chain). Every hand-written scanner against
 its reference (`regex.findall`; `tokenizers` for the DeepSeek-V3 chain), and the general matcher beside it.
+The run functions themselves on any bytes, each way of stepping (16 bytes with SSE2, 8 with 64-bit words,
+1) against the `regex` module's classes: the scanners take the first that is compiled, so the others are
+checked here.
 
     >>> _text([("lower", 16), ("high", 0)], "") == "a" * 16 + "\\u00e9"
     True
@@ -18,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine.test_split_patterns import SCANNED, Case, _assert_same
+from tokend.engine import _native
 
 # ASCII runs and what may end them. Lengths: the bulk steps are 16 bytes (SSE2) or 8 (64-bit words),
 # and a run shorter than a step ends inside its first one.
@@ -99,3 +103,55 @@ def test_each_run_length_before_every_ascii_byte_and_each_kind_of_end(run, lengt
         texts.append("".join(f"{start}{body}{ending} tail of 16+ bytes\n" for ending in endings) + start + body)
     for case in _CASES.values():
         _assert_same(case, texts)
+
+
+# ---- the run functions of native/ascii_runs.h, every way of stepping ---------------------------------------
+
+_RUNS = {0: r"[A-Za-z]", 1: r"[a-z]", 2: r"[A-Z]", 3: r"[0-9]", 4: r" ", 5: r"[^\s\p{L}\p{N}]"}  # by run number
+_STEPS = (0, 1, 2)  # 16 bytes (SSE2), 8 (64-bit words), 1
+
+
+def _members(run: int) -> frozenset[int]:
+    import regex
+
+    pattern = regex.compile(_RUNS[run])
+    return frozenset(byte for byte in range(128) if pattern.fullmatch(chr(byte)))
+
+
+_MEMBERS = {run: _members(run) for run in _RUNS}  # ASCII bytes in each run, by the regex module
+
+
+def _expected_run_end(data: bytes, pos: int, run: int) -> int:
+    while pos < len(data) and data[pos] in _MEMBERS[run]:
+        pos += 1
+    return pos
+
+
+def test_sse2_is_what_every_x86_64_build_uses():
+    import platform
+
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert _native.ASCII_RUNS_SSE2 == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.lists(st.one_of(st.sampled_from(b"aAzZ09 \t\n\r\x0b\x0c\x1f!/:@[`{~\x7f\x80\xc3\xe4\xff"),
+                               st.integers(0, 255)), max_size=70).map(bytes),
+       start=st.integers(0, 70))
+def test_every_step_gives_the_run_end_of_the_regex_classes(data, start):
+    start = min(start, len(data))
+    for run in _RUNS:
+        expected = _expected_run_end(data, start, run)
+        for step in _STEPS:
+            assert _native.ascii_run_end(data, start, run, step) == expected, (data, start, run, step)
+
+
+@pytest.mark.parametrize("run", sorted(_RUNS))
+def test_every_step_on_runs_of_every_length_before_every_byte(run):
+    member = {0: b"q", 1: b"q", 2: b"Q", 3: b"7", 4: b" ", 5: b"%"}[run]
+    for length in range(0, 41):
+        for stop in range(256):
+            data = b"x" + member * length + bytes([stop]) + b"tail after it"
+            expected = _expected_run_end(data, 1, run)
+            for step in _STEPS:
+                assert _native.ascii_run_end(data, 1, run, step) == expected, (length, stop, step)
