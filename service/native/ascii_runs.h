@@ -4,13 +4,14 @@
  * machines, then a byte at a time near the end of the text. A scanner then pays one test per piece instead
  * of a decoded character, a two-level table lookup and a mispredicted branch per byte.
  *
- *     size_t end = tk_ascii_letters_end(s, len, pos);   // first byte from pos that is not A-Z / a-z
- *     if (tk_ascii_class[s[pos]] & TK_A_PUNCT) ...       // ASCII [^\s\p{L}\p{N}]
+ *     size_t end = tk_ascii_run_end(s, len, pos, TK_RUN_LETTERS);  // first byte from pos not A-Z / a-z
+ *     if (tk_ascii_class[s[pos]] & TK_A_PUNCT) ...                  // ASCII [^\s\p{L}\p{N}]
  *
  * Every run stops at a byte >= 0x80: the scanners decode that character and decide with the Unicode class
  * tables (unicode_classes.h), so these functions only ever answer for ASCII. The classes are those of the
  * `regex` module: \s in ASCII is \t \n \v \f \r and space (not \x1c-\x1f, which str.isspace counts);
- * test_split_patterns.py and test_native_split.py hold the scanners to `regex` on every code point. */
+ * test_split_patterns.py and test_native_split.py hold the scanners to `regex` on every code point, and
+ * test_split_bulk_runs.py every way of stepping (tk_ascii_run_end_by) on any bytes. */
 #ifndef TOKEND_ASCII_RUNS_H
 #define TOKEND_ASCII_RUNS_H
 

@@ -13,7 +13,8 @@
  *                  merge joins bytes (byte-level lists do): the rank rule's cheap lookups
  *   piece_cache.c  bounded two-generation cache piece -> ids
  *   pretokenize.c  hand-written scanners for the hottest split patterns (GPT-2, cl100k, o200k, Llama 3,
- *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other
+ *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other;
+ *                  ascii_runs.h their byte-class table and runs of ASCII 16 bytes a step (SSE2)
  */
 #ifndef TOKEND_NATIVE_H
 #define TOKEND_NATIVE_H

@@ -41,7 +41,8 @@ _ALPHABETS = {
 # not ASCII, CJK (DeepSeek-V3's second stage), lead bytes the digit stage must decode, and emoji.
 _HIGH = ["\u00e9", "\u00c9", "\u0301", "\u0434", "\u0414", "\u4e2d", "\u3042", "\u30a2", "\u3001", "\u00a0", "\u0085",
          "\u3000", "\u2028", "\u0663", "\u00b2", "\uff11", "\u2167", "\u0966", "\u2019", "\u201c", "\u00ab", "\u01c5",
-         "\u02b0", "\u017f", "\u212a", "\U0001f600", "\U00010400", "\u00aa", "\u1e9e", "\u0e01", "\uac00"]
+         "\u02b0", "\u017f", "\u212a", "\U0001f600", "\U00010400", "\u00aa", "\u1e9e", "\u0e01", "\uac00",
+         "\U0001d7ce", "\U00010107", "\u3007", "\u3021", "\u30fc", "\u4e00", "\u00bd", "\u06f1", "\u07c0"]
 _PIECES = ["'s", "'S", "'t", "'re", "'VE", "'ll", "'Ll", "'m", "'d", "'x", "'", "\u2019s", "\r\n", "\n\n", " \n",
            "\r\n\r\n", " 's", "//", "/\n", "1234", "12345", " 1", " 12", " 123", " 1234"]
 
@@ -90,19 +91,33 @@ def test_runs_at_the_bulk_steps_every_scanner(text):
         _assert_same(case, [text])
 
 
-@pytest.mark.parametrize("length", _RUN_LENGTHS)
-@pytest.mark.parametrize("run", sorted(_ALPHABETS))
-def test_each_run_length_before_every_ascii_byte_and_each_kind_of_end(run, length):
-    # One text per start (none, a space, a word, a tab) holding the run before each ending in turn, every
-    # ASCII character and the characters above, each followed by more text (so the bulk step past the end
-    # of the run reads real bytes), and the run once more at the very end of the text.
+# A few of each ASCII class (every digit: the digit runs), the bytes where the classes meet, and more.
+_SOME_ASCII = list("09185aAzZmM _'/!@[`{~-.\t\n\r\x0b\x0c\x00\x1c\x1f\x7f")
+
+
+def _assert_run_before_each_ending(run: str, length: int, endings: list[str]) -> None:
+    # One text per start (none, a space, a word, a tab) holding the run before each ending in turn, each
+    # followed by more text (so the bulk step past the end of the run reads real bytes), and the run once
+    # more at the very end of the text.
     body = (_ALPHABETS[run] * (length // len(_ALPHABETS[run]) + 1))[:length]
-    endings = [chr(byte) for byte in range(128)] + _HIGH + _PIECES + [" x", "  x", "'s"]
     texts = []
     for start in ("", " ", "x", "\t"):
         texts.append("".join(f"{start}{body}{ending} tail of 16+ bytes\n" for ending in endings) + start + body)
     for case in _CASES.values():
         _assert_same(case, texts)
+
+
+@pytest.mark.parametrize("length", _RUN_LENGTHS)
+@pytest.mark.parametrize("run", sorted(_ALPHABETS))
+def test_each_run_length_before_each_kind_of_end(run, length):
+    _assert_run_before_each_ending(run, length, _SOME_ASCII + _HIGH + _PIECES + [" x", "  x", "'s"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("length", _RUN_LENGTHS)
+@pytest.mark.parametrize("run", sorted(_ALPHABETS))
+def test_each_run_length_before_every_ascii_byte(run, length):
+    _assert_run_before_each_ending(run, length, [chr(byte) for byte in range(128)])
 
 
 # ---- the run functions of native/ascii_runs.h, every way of stepping ---------------------------------------
