@@ -84,7 +84,7 @@ def test_every_scanner_is_checked_here():
             "numbers3", "deepseek-cjk"} <= set(_CASES)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(text=_bulk_text)
 def test_runs_at_the_bulk_steps_every_scanner(text):
     for case in _CASES.values():
