@@ -11,6 +11,11 @@ which runs tiktoken underneath). Text and method as `bench engine` (bench/corpor
 corpus documents split into a warm-up set and disjoint encode/count parts, every side warmed up on the
 warm-up set, ours, the reference and cl100k_base taking turns block by block, CPU time of this process. Targets (issue 14): every model's MB/s within 1.5x of cl100k_base's
 on the same text (ratio >= 0.67) and >= 3x `tokenizers` on the same tokenizer.json.
+
+Rounds (`--rounds N`, default 3): each round measures every cell again with new tokend encodings (empty
+piece caches: the text stays unseen) and prints the median over rounds of each MB/s and of each ratio
+within a round. One pass per cell moved single ratios by about +-0.08 between runs on a quiet machine,
+enough to flip a cell across a target; the median of three halves that.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,7 +37,8 @@ _SECTION = re.compile(r"<!-- families -->.*<!-- /families -->", re.S)
 
 
 def _models():
-    """name -> (ours: tokend Encoding, reference encode: text -> ids, reference name, ours' encode arguments)."""
+    """name -> (ours: () -> a new tokend Encoding, reference encode: text -> ids, reference name, ours' encode
+    arguments)."""
     import mistral_common
     import tiktoken
     import tokenizers
@@ -44,23 +51,31 @@ def _models():
     models = {}
     for name in ("gpt2", "r50k_base", "p50k_base", "p50k_edit", "o200k_harmony"):
         oracle = tiktoken.get_encoding(name)
-        models[name] = (tokend.get_encoding(name), oracle.encode, "tiktoken", {})
+        models[name] = (lambda name=name: _fresh(tokend.get_encoding(name)), oracle.encode, "tiktoken", {})
     for name, build in (("llama3", files.llama3_tokenizer_json), ("qwen3", files.qwen3_tokenizer_json),
                         ("deepseek-v3-style", files.deepseek_v3_style_tokenizer_json)):
         document = build()
         oracle = tokenizers.Tokenizer.from_str(json.dumps(document))
-        ours = Encoding.from_model(parse_tokenizer_json(document, name=name).model)
-        models[name] = (ours, lambda text, oracle=oracle: oracle.encode(text, add_special_tokens=False).ids, "tokenizers", {})
+        model = parse_tokenizer_json(document, name=name).model
+        models[name] = (lambda model=model: Encoding.from_model(model), lambda text, oracle=oracle: oracle.encode(text, add_special_tokens=False).ids, "tokenizers", {})
     tekken_file = Path(mistral_common.__file__).parent / "data" / "tekken_240718.json"
     tekken = Tekkenizer.from_file(tekken_file)
-    ours = Encoding.from_model(read_tekken_json(tekken_file.read_bytes(), name="tekken").model)
+    model = read_tekken_json(tekken_file.read_bytes(), name="tekken").model
     # mistral-common reads special-token text ("[INST]", "<s>", which code contains) as text: so does this call
-    models["tekken (NeMo)"] = (ours, lambda text: tekken.encode(text, bos=False, eos=False), "mistral-common",
+    models["tekken (NeMo)"] = (lambda model=model: Encoding.from_model(model), lambda text: tekken.encode(text, bos=False, eos=False), "mistral-common",
                                {"disallowed_special": ()})
     return models
 
 
-def run(quick: bool) -> list[str]:
+def _fresh(encoding):
+    """A new Encoding with `encoding`'s data: its piece cache holds no text measured before."""
+    import tokend
+
+    return tokend.Encoding(encoding.name, pat_str=encoding.pattern, mergeable_ranks=encoding._mergeable_ranks,
+                           special_tokens=dict(encoding.special_tokens))
+
+
+def run(quick: bool, rounds: int = 3) -> list[str]:
     import tokend
 
     limit = 600_000 if quick else 2_000_000
@@ -74,7 +89,8 @@ def run(quick: bool) -> list[str]:
         "cl100k_base on the same text (target: >= 0.67, i.e. within 1.5x; vs `tokenizers`: >= 3x). \"split\": "
         "who cut the text into pieces in this run — the native core (a hand-written scanner or the compiled "
         "matcher, chains of them for a Sequence of Splits) or Python's `regex` module (patterns the compiler "
-        "refuses), which then takes most of the time.",
+        "refuses), which then takes most of the time. MB/s and ratios: medians over "
+        f"{rounds} round{'s' if rounds > 1 else ''}, each ratio taken within a round (new encodings each round).",
         "",
         "| model | split | text | op | tokend MB/s | reference | reference MB/s | ratio | tokend cl100k MB/s | vs cl100k |",
         "|---|---|---|---|---:|---|---:|---:|---:|---:|",
@@ -82,27 +98,33 @@ def run(quick: bool) -> list[str]:
 
     def fresh_cl100k() -> Peer:
         # a new Encoding per cell: its piece cache must not hold text measured in an earlier cell
-        base = tokend.Encoding("cl100k_base", pat_str=cl100k.pattern, mergeable_ranks=cl100k._mergeable_ranks,
-                               special_tokens=dict(cl100k.special_tokens))
+        base = _fresh(cl100k)
         return Peer("cl100k", tokend.__version__, base.encode, base.count, "encode / count")
 
-    for name, (ours, reference, reference_name, policy) in _models().items():
-        # both sides warmed through the calls measured (lazy regexes, caches): measure_cell encodes the
-        # warm-up set with each
-        mine = Peer("tokend", tokend.__version__, lambda text, ours=ours, policy=policy: ours.encode(text, **policy),
-                    lambda text, ours=ours, policy=policy: ours.count(text, **policy), "encode / count")
+    for name, (make_ours, reference, reference_name, policy) in _models().items():
         theirs = Peer(reference_name, "", reference, lambda text, reference=reference: len(reference(text)), "encode")
-        split = "native" if ours._native_splitter is not None else "regex module"
+        split = "native" if make_ours()._native_splitter is not None else "regex module"
         for kind in KINDS:
             warm, parts = corpora[kind]
-            rates = measure_cell([mine, theirs, fresh_cl100k()], warm, parts)
+            per_round = []  # per round: (peer key, operation) -> MB/s
+            for _ in range(rounds):
+                # both sides warmed through the calls measured (lazy regexes, caches): measure_cell encodes
+                # the warm-up set with each
+                ours = make_ours()
+                mine = Peer("tokend", tokend.__version__, lambda text, ours=ours, policy=policy: ours.encode(text, **policy),
+                            lambda text, ours=ours, policy=policy: ours.count(text, **policy), "encode / count")
+                per_round.append(measure_cell([mine, theirs, fresh_cl100k()], warm, parts))
             for operation in ("encode", "count"):
-                ours_rate, reference_rate = rates[("tokend", operation)], rates[(reference_name, operation)]
-                base_rate = rates[("cl100k", operation)]
+                def median(key, per_round=per_round, operation=operation):
+                    return statistics.median(rates[(key, operation)] for rates in per_round)
+
+                def median_ratio(key, per_round=per_round, operation=operation):
+                    return statistics.median(rates[("tokend", operation)] / rates[(key, operation)] for rates in per_round)
+
                 lines.append(
-                    f"| {name} | {split} | {kind} ({megabytes(parts[operation]):.2f} MB) | {operation} | {ours_rate:.2f} | "
-                    f"{reference_name} | {reference_rate:.2f} | {ours_rate / reference_rate:.2f} | {base_rate:.2f} | "
-                    f"{ours_rate / base_rate:.2f} |"
+                    f"| {name} | {split} | {kind} ({megabytes(parts[operation]):.2f} MB) | {operation} | "
+                    f"{median('tokend'):.2f} | {reference_name} | {median(reference_name):.2f} | "
+                    f"{median_ratio(reference_name):.2f} | {median('cl100k'):.2f} | {median_ratio('cl100k'):.2f} |"
                 )
                 sys.stderr.write(lines[-1] + "\n")
     lines.append("<!-- /families -->")
@@ -112,11 +134,12 @@ def run(quick: bool) -> list[str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench families", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller texts")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per cell; medians are reported (default 3)")
     parser.add_argument("--out", default="docs/bench-engine.md", help="report whose families section is rewritten ('' = none)")
     args = parser.parse_args(argv)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = run(args.quick)
-    lines.insert(2, f"\n`python -m bench families{' --quick' if args.quick else ''}` — {started}.")
+    lines = run(args.quick, args.rounds)
+    lines.insert(2, f"\n`python -m bench families{' --quick' if args.quick else ''} --rounds {args.rounds}` — {started}.")
     section = "\n".join(lines)
     sys.stdout.write(section + "\n")
     if args.out:

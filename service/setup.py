@@ -37,6 +37,7 @@ setup(
                 "native/tokend_native.h",
                 "native/batch_encode.h",
                 "native/rank_file.h",
+                "native/ascii_runs.h",
                 "native/unicode_classes.h",
                 "native/unicode_props.h",
                 "native/split_program.h",

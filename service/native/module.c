@@ -813,6 +813,7 @@ static struct PyModuleDef native_module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&BpeCoreType) < 0) return NULL;
+    tk_pretokenize_init();
     PyObject *module = PyModule_Create(&native_module);
     if (!module) return NULL;
     if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0) {

@@ -12,6 +12,7 @@
  * shared by every thread; each call has its own matcher scratch. */
 #include "split_object.h"
 
+#include "ascii_runs.h"
 #include "unicode_props.h"
 
 typedef struct {
@@ -316,7 +317,27 @@ static PyObject *case_variants(PyObject *Py_UNUSED(module), PyObject *arg) {
     return variants;
 }
 
+/* ascii_run_end(data, pos, run, step) -> the end of the run (ascii_runs.h) from pos in the bytes `data`:
+ * run 0-5 = letters, lower, upper, digits, spaces, punct; step 0-2 = 16 bytes (SSE2 where compiled), 8, 1.
+ * For the tests, which hold every step to the others on the same bytes. */
+static PyObject *ascii_run_end(PyObject *module, PyObject *args) {
+    Py_buffer data;
+    Py_ssize_t pos;
+    int run, step;
+    if (!PyArg_ParseTuple(args, "y*nii", &data, &pos, &run, &step)) return NULL;
+    if (pos < 0 || pos > data.len || run < TK_RUN_LETTERS || run > TK_RUN_PUNCT || step < TK_STEP_SSE2 ||
+        step > TK_STEP_BYTES) {
+        PyBuffer_Release(&data);
+        return PyErr_Format(PyExc_ValueError, "ascii_run_end: pos in [0, len], run in 0..5, step in 0..2");
+    }
+    size_t end = tk_ascii_run_end_by((const uint8_t *)data.buf, (size_t)data.len, (size_t)pos, (tk_ascii_run)run,
+                                     (tk_ascii_step)step);
+    PyBuffer_Release(&data);
+    return PyLong_FromSize_t(end);
+}
+
 static PyMethodDef split_functions[] = {
+    {"ascii_run_end", ascii_run_end, METH_VARARGS, "ascii_run_end(data, pos, run, step) -> end (ascii_runs.h; tests)"},
     {"unicode_property", unicode_property, METH_O, "unicode_property(cp) -> the property byte (unicode_props.h)"},
     {"case_variants", case_variants, METH_O, "case_variants(cp) -> sorted code points (?i:cp) matches in regex"},
     {NULL, NULL, 0, NULL},
@@ -349,7 +370,8 @@ int tk_split_types_add(PyObject *module) {
         Py_DECREF(names);
         return -1;
     }
-    if (PyModule_AddStringConstant(module, "SPLIT_OPCODES", TK_OPCODE_TABLE) < 0 ||
+    if (PyModule_AddIntConstant(module, "ASCII_RUNS_SSE2", TK_ASCII_RUNS_SSE2) < 0 ||
+        PyModule_AddStringConstant(module, "SPLIT_OPCODES", TK_OPCODE_TABLE) < 0 ||
         PyModule_AddStringConstant(module, "SPLIT_ASSERTIONS", TK_ASSERTION_TABLE) < 0 ||
         PyModule_AddStringConstant(module, "UNICODE_PROPS_LAYOUT", TK_PROPS_LAYOUT) < 0 ||
         PyModule_AddStringConstant(module, "ASCII_MULTI_CHARACTER_FOLDS", TK_ASCII_MULTI_CHARACTER_FOLDS) < 0 ||

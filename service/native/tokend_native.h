@@ -13,7 +13,8 @@
  *                  merge joins bytes (byte-level lists do): the rank rule's cheap lookups
  *   piece_cache.c  bounded two-generation cache piece -> ids
  *   pretokenize.c  hand-written scanners for the hottest split patterns (GPT-2, cl100k, o200k, Llama 3,
- *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other
+ *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other;
+ *                  ascii_runs.h their byte-class table and runs of ASCII 16 bytes a step (SSE2)
  */
 #ifndef TOKEND_NATIVE_H
 #define TOKEND_NATIVE_H
@@ -357,6 +358,9 @@ typedef struct {
     size_t cjk_end;       /* end of the second stage's current piece inside it */
 } tk_deepseek_v3_state;
 int tk_deepseek_v3_next(const uint8_t *s, size_t len, tk_deepseek_v3_state *state, size_t *start, size_t *end);
+
+/* Tables the scanners derive from the Unicode class tables: once, before the first split (module init). */
+void tk_pretokenize_init(void);
 
 /* 1 when a piece starts at every character (findall skips nothing): then Hugging Face's Split(Isolated),
  * matches and the gaps between them, is findall (no gaps), and the splitter calls the scanner directly. */
