@@ -75,13 +75,9 @@ static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) 
     return 0;
 }
 
-/* 0 after merging the pair at `left` if it is still current, -2 when a pair it creates ranks at or below
- * `rank` (ranks not in merge order), -1 when out of memory. */
-static int merge_at(merge_state *s, uint32_t rank, size_t left, size_t length) {
-    size_t end = left + length;
-    if (!starts_part(s, left) || (end < s->len && !starts_part(s, end))) return 0;
-    size_t middle = next_start(s, left);
-    if (middle >= end || next_start(s, middle) < end) return 0; /* not two parts exactly: stale */
+/* Merges the current pair at `left` whose right part starts at `middle` and ends at `end`: 0, -2 when a pair
+ * it creates ranks at or below `rank` (ranks not in merge order), -1 when out of memory. */
+static int apply_merge(merge_state *s, uint32_t rank, size_t left, size_t middle, size_t end) {
     s->bits[middle >> 6] &= ~(1ull << (middle & 63));
     /* The pair before first, then the one after: each rank's list then grows in ascending left order
      * while one rank is merged (the before-pair of the next merge starts at or after this left). */
@@ -102,6 +98,23 @@ static int merge_at(merge_state *s, uint32_t rank, size_t left, size_t length) {
         }
     }
     return 0;
+}
+
+/* 0 after merging the pair at `left` if it is still current, else as apply_merge. */
+static int merge_at(merge_state *s, uint32_t rank, size_t left, size_t length) {
+    size_t end = left + length;
+    if (!starts_part(s, left) || (end < s->len && !starts_part(s, end))) return 0;
+    size_t middle = next_start(s, left);
+    if (middle >= end || next_start(s, middle) < end) return 0; /* not two parts exactly: stale */
+    return apply_merge(s, rank, left, middle, end);
+}
+
+/* merge_at for a pair of two bytes (the first round's): current iff parts start at left, left + 1 and
+ * left + 2 (or the piece ends there), three bit tests instead of two scans for the next part. */
+static inline int merge_byte_pair_at(merge_state *s, uint32_t rank, size_t left) {
+    if (!starts_part(s, left) || !starts_part(s, left + 1) || (left + 2 < s->len && !starts_part(s, left + 2)))
+        return 0;
+    return apply_merge(s, rank, left, left + 1, left + 2);
 }
 
 /* Sorts `lefts` ascending: LSD radix, three 11-bit digits (32-bit offsets), through `spare` of the same size. */
@@ -180,7 +193,7 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
         size_t begin = r ? bucket_end[r - 1] : 0;
         int status = 0;
         /* A rank has first-round pairs (2-byte tokens) or created pairs (3 bytes and more), never both. */
-        for (size_t k = begin; k < bucket_end[r] && status == 0; k++) status = merge_at(&s, (uint32_t)r, first[k], 2);
+        for (size_t k = begin; k < bucket_end[r] && status == 0; k++) status = merge_byte_pair_at(&s, (uint32_t)r, first[k]);
         pair_list list = s.lists[r];
         if (list.size && status == 0) {
             /* Nothing is pushed to this rank while it is merged (a created pair ranks higher or stops us). */
