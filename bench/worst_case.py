@@ -11,10 +11,16 @@ CPU seconds, then checks its ids against tiktoken's.
 Memory: peak RSS growth of a child while it encodes (and, separately, counts) one `size`-byte piece of
 random letters. The peak is reset just before the call (Linux: `5` > /proc/self/clear_refs resets
 VmHWM; elsewhere ru_maxrss, which also holds the peak of loading), so the figure is what the call itself
-needed. It is set beside the size of the result as uint32 ids (4 bytes per id): issue 18's yardstick,
-"peak RSS for an 8 MiB single piece ≤ 2× its size in ids". An `encode` returning a Python list carries
-~36 bytes per id of list and int objects on top (8-byte pointer + a 28-byte int above 256), which no
-engine can avoid; `count` shows the engine's own working memory.
+needed, the result included. Issue 18's yardstick is "peak RSS for an 8 MiB single piece ≤ 2× its size in
+ids", and "size in ids" is taken as what the call hands back:
+- `encode`: the returned list as it sits in memory (`result_bytes`): `sys.getsizeof` of the list (8 bytes
+  a slot) plus every distinct int object it refers to, except the interpreter's cached -5..256, at its
+  allocated size (28 bytes -> a 32-byte block). A library that makes an int per id pays ~40 bytes an id;
+  one that hands out the model's own int objects (tokend) ~8. Counting those shared objects makes the
+  yardstick a little larger than what that call allocated (a few thousand distinct ids: well under 1%).
+- `count`: the ids as a C array of uint32 (4 bytes an id), since no list is returned: what an engine
+  that kept the ids would hold at least.
+Both figures are printed for both calls.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class PieceResult:
     ids: int | None = None
     exact: bool | None = None
     rss_growth: int | None = None  # bytes: peak RSS during the call minus RSS before it
+    result_bytes: int | None = None  # bytes of the returned list and the int objects it holds (encode only)
     error: str | None = None  # "> 60 s", "crashed (exit -9)", "not installed ...", ...
 
     def cell(self) -> str:
@@ -133,13 +140,21 @@ def _run_child(peer_key: str, encoding: str, piece: str, operation: str, size: i
     seconds = time.process_time() - started
     growth = _peak(reset) - before
     ids = result if isinstance(result, int) else len(result)
+    result_bytes = None if isinstance(result, int) else _list_bytes(result)
     exact = None
     if check:
         from bench._oracle import tiktoken_encoding
 
         expected = tiktoken_encoding(encoding).encode_ordinary(text)
         exact = list(result) == expected if operation == "encode" else ids == len(expected)
-    return {"seconds": seconds, "ids": ids, "exact": exact, "rss_growth": growth}
+    return {"seconds": seconds, "ids": ids, "exact": exact, "rss_growth": growth, "result_bytes": result_bytes}
+
+
+def _list_bytes(result) -> int:
+    """The returned ids as they sit in memory: the list's slots plus each distinct int object outside the
+    interpreter's small-int cache, at its allocated size (pymalloc rounds up to 16 bytes)."""
+    objects = {id(value): value for value in result if not -5 <= value <= 256}
+    return sys.getsizeof(result) + sum((sys.getsizeof(value) + 15) // 16 * 16 for value in objects.values())
 
 
 if __name__ == "__main__":  # the child: python -m bench.worst_case PEER ENCODING PIECE OPERATION SIZE [--check]

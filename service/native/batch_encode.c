@@ -1,30 +1,22 @@
-/* The batch encoder's workers (see batch_encode.h): no Python, no GIL, no shared writes but two counters.
+/* The batch encoder's workers (see batch_encode.h): no Python, no GIL, no shared writes but three counters.
  *
  * Work is shared by an atomic counter over the items sorted longest first, so a thread that drew a long
- * text is not left finishing it alone while the others idle. A worker that fails (out of memory, a piece
- * of 4 GiB) sets a flag the others check between items; the items nobody reached stay TK_BATCH_NOT_RUN. */
+ * text is not left finishing it alone while the others idle. A finished item is queued for the caller (a
+ * place in `finished` taken from a counter, the index stored with release order: the caller reads places
+ * in order and stops at one not written yet). A worker that fails (out of memory, a piece of 4 GiB) sets a
+ * flag the others check between items; the items nobody reached stay TK_BATCH_NOT_RUN. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "batch_encode.h"
 
-typedef struct {
-    const tk_batch_model *model;
-    tk_batch_item *items;
-    const size_t *order; /* longest first (NULL: as given) */
-    size_t n_items;
-    int counting;
-    size_t next;         /* atomic: the next place in `order` to take */
-    int failed;          /* atomic: an item failed, stop taking more */
-} batch_state;
-
-typedef struct {
-    batch_state *state;
-    uint32_t index;
+struct tk_batch_worker {
+    tk_batch_job *job;
     tk_piece_cache *cache;
     tk_batch_buffer *buffer;
-} batch_worker;
+};
+typedef struct tk_batch_worker batch_worker;
 
 void tk_batch_buffer_free(tk_batch_buffer *buffer) {
     free(buffer->ids);
@@ -73,10 +65,11 @@ static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, c
 }
 
 static int encode_item(batch_worker *worker, tk_batch_item *item) {
-    const tk_batch_model *model = worker->state->model;
+    const tk_batch_model *model = worker->job->model;
     tk_batch_buffer *buffer = worker->buffer;
-    int counting = worker->state->counting;
-    size_t first = buffer->len, count = 0, start, pos = 0;
+    int counting = worker->job->counting;
+    size_t count = 0, start, pos = 0;
+    buffer->len = 0;
     int status = TK_BATCH_OK, found;
     tk_split_iter iter;
     if (reserve(buffer, counting ? 64 : item->len / 3 + 16) < 0 ||
@@ -107,22 +100,33 @@ static int encode_item(batch_worker *worker, tk_batch_item *item) {
     }
     if (found < 0) status = TK_BATCH_NO_MEMORY;
     tk_split_iter_free(&iter);
-    item->worker = worker->index;
-    item->offset = first;
-    item->n_ids = counting ? count : buffer->len - first;
+    item->n_ids = counting ? count : buffer->len;
+    if (status == TK_BATCH_OK && !counting && buffer->len) {
+        /* An array of the item's own: the caller turns it into a list while this buffer takes the next item. */
+        item->ids = malloc(buffer->len * sizeof *item->ids);
+        if (!item->ids) return TK_BATCH_NO_MEMORY;
+        memcpy(item->ids, buffer->ids, buffer->len * sizeof *item->ids);
+    }
     return status;
 }
 
+/* Takes and encodes one item: 1 when it did, 0 when none is left or the batch failed. */
+static int work_one(batch_worker *worker) {
+    tk_batch_job *job = worker->job;
+    if (__atomic_load_n(&job->failed, __ATOMIC_RELAXED)) return 0;
+    size_t k = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+    if (k >= job->n_items) return 0;
+    size_t index = job->order ? job->order[k] : k;
+    tk_batch_item *item = &job->items[index];
+    item->status = encode_item(worker, item);
+    if (item->status != TK_BATCH_OK) __atomic_store_n(&job->failed, 1, __ATOMIC_RELAXED);
+    size_t place = __atomic_fetch_add(&job->n_finished, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&job->finished[place], index, __ATOMIC_RELEASE); /* publishes the item's results */
+    return 1;
+}
+
 static void *work(void *arg) {
-    batch_worker *worker = arg;
-    batch_state *state = worker->state;
-    while (!__atomic_load_n(&state->failed, __ATOMIC_RELAXED)) {
-        size_t k = __atomic_fetch_add(&state->next, 1, __ATOMIC_RELAXED);
-        if (k >= state->n_items) break;
-        tk_batch_item *item = &state->items[state->order ? state->order[k] : k];
-        item->status = encode_item(worker, item);
-        if (item->status != TK_BATCH_OK) __atomic_store_n(&state->failed, 1, __ATOMIC_RELAXED);
-    }
+    while (work_one(arg)) {}
     return NULL;
 }
 
@@ -160,28 +164,82 @@ size_t tk_batch_threads(size_t wanted, size_t n_items, size_t total_bytes) {
     return threads ? threads : 1;
 }
 
-int tk_batch_run(const tk_batch_model *model, tk_batch_item *items, size_t n_items, size_t n_threads, int counting,
-                 tk_piece_cache *const *caches, tk_batch_buffer *buffers) {
+typedef struct {
+    pthread_t thread;
+    int started;
+} started_thread;
+
+int tk_batch_start(tk_batch_job *job, const tk_batch_model *model, tk_batch_item *items, size_t n_items,
+                   size_t n_threads, int counting, tk_piece_cache *const *caches, tk_batch_buffer *buffers) {
     if (n_threads < 1) n_threads = 1;
     if (n_threads > TK_BATCH_MAX_THREADS) n_threads = TK_BATCH_MAX_THREADS;
+    memset(job, 0, sizeof *job);
     for (size_t i = 0; i < n_items; i++) {
         items[i].status = TK_BATCH_NOT_RUN;
+        items[i].ids = NULL;
         items[i].n_ids = 0;
     }
-    size_t *order = n_items > 1 ? longest_first_order(items, n_items) : NULL;
-    batch_state state = {model, items, order, n_items, counting, 0, 0};
-    batch_worker workers[TK_BATCH_MAX_THREADS];
-    pthread_t threads[TK_BATCH_MAX_THREADS];
-    uint8_t started[TK_BATCH_MAX_THREADS] = {0};
-    for (size_t w = 0; w < n_threads; w++) workers[w] = (batch_worker){&state, (uint32_t)w, caches[w], &buffers[w]};
-    for (size_t w = 1; w < n_threads; w++) started[w] = pthread_create(&threads[w], NULL, work, &workers[w]) == 0;
-    work(&workers[0]);
-    for (size_t w = 1; w < n_threads; w++)
-        if (started[w]) pthread_join(threads[w], NULL);
-    free(order);
-    for (size_t i = 0; i < n_items; i++)
-        if (items[i].status != TK_BATCH_OK) return -1;
+    job->model = model;
+    job->items = items;
+    job->n_items = n_items;
+    job->counting = counting;
+    job->n_threads = n_threads;
+    job->order = n_items > 1 ? longest_first_order(items, n_items) : NULL;
+    job->finished = malloc((n_items ? n_items : 1) * sizeof *job->finished);
+    /* Each worker's struct on lines of its own (it is read all the time; see TK_CACHE_LINE). */
+    size_t worker_size = (sizeof(batch_worker) + TK_CACHE_LINE - 1) / TK_CACHE_LINE * TK_CACHE_LINE;
+    job->workers = aligned_alloc(TK_CACHE_LINE, n_threads * worker_size);
+    started_thread *threads = calloc(n_threads, sizeof *threads);
+    job->threads = threads;
+    if (!job->finished || !job->workers || !threads) {
+        free(job->order);
+        free(job->finished);
+        free(job->workers);
+        free(threads);
+        return -1;
+    }
+    for (size_t i = 0; i < n_items; i++) job->finished[i] = SIZE_MAX;
+    for (size_t w = 0; w < n_threads; w++) {
+        batch_worker *worker = (batch_worker *)((char *)job->workers + w * worker_size);
+        *worker = (batch_worker){job, caches[w], &buffers[w]};
+        if (w) threads[w].started = pthread_create(&threads[w].thread, NULL, work, worker) == 0;
+    }
     return 0;
+}
+
+int tk_batch_step(tk_batch_job *job) { return work_one(job->workers); /* worker 0: the caller */ }
+
+ptrdiff_t tk_batch_next_finished(tk_batch_job *job) {
+    if (job->read >= job->n_items) return -1;
+    size_t index = __atomic_load_n(&job->finished[job->read], __ATOMIC_ACQUIRE);
+    if (index == SIZE_MAX) return -1;
+    job->read++;
+    return (ptrdiff_t)index;
+}
+
+void tk_batch_stop(tk_batch_job *job) { __atomic_store_n(&job->failed, 1, __ATOMIC_RELAXED); }
+
+int tk_batch_finish(tk_batch_job *job) {
+    started_thread *threads = job->threads;
+    for (size_t w = 1; w < job->n_threads; w++)
+        if (threads[w].started) pthread_join(threads[w].thread, NULL);
+    free(threads);
+    free(job->workers);
+    free(job->order);
+    free(job->finished);
+    int failed = 0;
+    for (size_t i = 0; i < job->n_items; i++)
+        if (job->items[i].status != TK_BATCH_OK) failed = 1;
+    memset(job, 0, sizeof *job);
+    return failed ? -1 : 0;
+}
+
+int tk_batch_run(const tk_batch_model *model, tk_batch_item *items, size_t n_items, size_t n_threads, int counting,
+                 tk_piece_cache *const *caches, tk_batch_buffer *buffers) {
+    tk_batch_job job;
+    if (tk_batch_start(&job, model, items, n_items, n_threads, counting, caches, buffers) < 0) return -1;
+    while (tk_batch_step(&job)) {}
+    return tk_batch_finish(&job);
 }
 
 /* ---- the pool of worker caches ----------------------------------------------------------------- */

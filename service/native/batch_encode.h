@@ -1,14 +1,23 @@
 /* The batch encoder: many texts encoded (or counted) by worker threads, without the GIL.
  *
- * module.c converts the texts to UTF-8 with the GIL held, hands this file plain byte ranges, releases the
- * GIL for the whole of `tk_batch_run`, then builds the Python results from the workers' buffers. Nothing
- * here touches a Python object or the core's shared piece cache: each worker reads the immutable tables
- * (rank table, pair table, splitter) and writes only its own buffer and its own piece cache, checked out of
- * the core's pool of worker caches (taken and given back with the GIL held, so the pool needs no lock).
+ * module.c converts the texts to UTF-8 with the GIL held, hands this file plain byte ranges and releases
+ * the GIL for the whole batch. Nothing here touches a Python object or the core's shared piece cache: each
+ * worker reads the immutable tables (rank table, pair table, splitter) and writes only its own scratch
+ * buffer, its own piece cache (checked out of the core's pool of worker caches, taken and given back with
+ * the GIL held, so the pool needs no lock) and the items it took.
  *
- *   tk_batch_model model = {&table, NULL, NULL, 1, splitter, seed, n_ranks};
+ * Building the Python lists needs the GIL, so one thread at a time: done after the batch it was ~20% of
+ * encode_ordinary_batch's work, and kept 2 threads at ~1.7x. So every finished item's ids are moved to an
+ * array of its own and the item is queued; the calling thread, between the items it encodes itself, takes
+ * the GIL back and turns the queued items into lists while the other workers go on encoding.
+ *
+ *   tk_batch_model model = {&table, NULL, NULL, NULL, 1, splitter, seed, n_ranks};
  *   tk_batch_item items[2] = {{text0, len0}, {text1, len1}};
- *   tk_batch_run(&model, items, 2, 2, 0, caches, workers);   then items[i].{status, worker, offset, n_ids}
+ *   tk_batch_job job;
+ *   tk_batch_start(&job, &model, items, 2, 2, 0, caches, buffers);   starts the other thread
+ *   while (tk_batch_step(&job)) for (ptrdiff_t i; (i = tk_batch_next_finished(&job)) >= 0;) use items[i];
+ *   tk_batch_finish(&job);                                              joins it
+ *   then every items[i].{status, ids, n_ids} not used yet
  */
 #ifndef TOKEND_BATCH_ENCODE_H
 #define TOKEND_BATCH_ENCODE_H
@@ -42,8 +51,7 @@ typedef struct {
     const uint8_t *text;  /* in: valid UTF-8, immutable while the batch runs */
     size_t len;
     int status;           /* out: TK_BATCH_* (TK_BATCH_NOT_RUN when the batch stopped at another item's error) */
-    uint32_t worker;      /* out: whose buffer holds the ids */
-    size_t offset;        /* out: where they start in it */
+    uint32_t *ids;        /* out (encoding, TK_BATCH_OK): the ids, malloc'd (NULL when none); the caller frees */
     size_t n_ids;         /* out: how many (the count, when counting) */
 } tk_batch_item;
 
@@ -52,7 +60,7 @@ typedef struct {
  * side by side, 2 threads of encode_ordinary_batch spent ~30% more CPU than one). */
 #define TK_CACHE_LINE 64
 
-/* One worker's output: the ids of its items back to back (malloc'd; free with tk_batch_buffer_free). */
+/* One worker's scratch: the ids of the item it is encoding (malloc'd; free with tk_batch_buffer_free). */
 typedef struct {
     _Alignas(TK_CACHE_LINE) uint32_t *ids;
     size_t len, cap;
@@ -63,10 +71,41 @@ void tk_batch_buffer_free(tk_batch_buffer *buffer);
 /* How many threads a batch of `n_items` texts of `total_bytes` gets when `wanted` are asked for: at least 1. */
 size_t tk_batch_threads(size_t wanted, size_t n_items, size_t total_bytes);
 
-/* Encodes (counting: only counts) every item with `n_threads` threads, the calling one included; the others
- * are started here and joined before it returns (if one cannot be started, the rest do its share). Items are
- * taken longest first. `caches[w]` is worker w's piece cache (NULL: none), `buffers[w]` its output (zeroed by
- * the caller, n_threads of each). Returns 0 when every item is TK_BATCH_OK, else -1. Call without the GIL. */
+/* A batch under way (tk_batch_start .. tk_batch_finish); its fields are batch_encode.c's. */
+typedef struct {
+    const tk_batch_model *model;
+    tk_batch_item *items;
+    size_t *order;        /* longest first (NULL: as given) */
+    size_t n_items;
+    int counting;
+    size_t n_threads;
+    size_t *finished;     /* item indices in the order they finished; SIZE_MAX: not yet written */
+    size_t read;          /* the caller's place in `finished` */
+    _Alignas(TK_CACHE_LINE) size_t next; /* atomic: the next place in `order` to take */
+    size_t n_finished;    /* atomic: places of `finished` handed out */
+    int failed;           /* atomic: an item failed (or tk_batch_stop), stop taking more */
+    _Alignas(TK_CACHE_LINE) struct tk_batch_worker *workers;
+    void *threads;        /* pthread_t[n_threads] and their started flags */
+} tk_batch_job;
+
+/* Starts encoding (counting: only counting) every item with `n_threads` threads, the calling one included,
+ * which works by calling tk_batch_step; the others start here (if one cannot be started, the rest do its
+ * share). Items are taken longest first. `caches[w]` is worker w's piece cache (NULL: none), `buffers[w]`
+ * its scratch (zeroed by the caller, n_threads of each). Returns 0, or -1 when out of memory (nothing
+ * started, nothing to finish). None of these functions touches Python (module.c calls them without the GIL). */
+int tk_batch_start(tk_batch_job *job, const tk_batch_model *model, tk_batch_item *items, size_t n_items,
+                   size_t n_threads, int counting, tk_piece_cache *const *caches, tk_batch_buffer *buffers);
+/* The calling thread encodes one more item: 1 when it did, 0 when none is left (or the batch failed). */
+int tk_batch_step(tk_batch_job *job);
+/* The index of the next item that finished (any status), in finishing order; -1 when no other has yet. */
+ptrdiff_t tk_batch_next_finished(tk_batch_job *job);
+/* Makes the workers stop after their current item (the caller cannot use the results). */
+void tk_batch_stop(tk_batch_job *job);
+/* Joins the other threads and frees the job; 0 when every item is TK_BATCH_OK, else -1. The items keep
+ * their results (the caller frees their ids). */
+int tk_batch_finish(tk_batch_job *job);
+
+/* The whole batch in one call (tk_batch_start, steps, tk_batch_finish); 0 when every item is TK_BATCH_OK. */
 int tk_batch_run(const tk_batch_model *model, tk_batch_item *items, size_t n_items, size_t n_threads, int counting,
                  tk_piece_cache *const *caches, tk_batch_buffer *buffers);
 

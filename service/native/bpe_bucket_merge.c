@@ -75,13 +75,9 @@ static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) 
     return 0;
 }
 
-/* 0 after merging the pair at `left` if it is still current, -2 when a pair it creates ranks at or below
- * `rank` (ranks not in merge order), -1 when out of memory. */
-static int merge_at(merge_state *s, uint32_t rank, size_t left, size_t length) {
-    size_t end = left + length;
-    if (!starts_part(s, left) || (end < s->len && !starts_part(s, end))) return 0;
-    size_t middle = next_start(s, left);
-    if (middle >= end || next_start(s, middle) < end) return 0; /* not two parts exactly: stale */
+/* Merges the current pair at `left` whose right part starts at `middle` and ends at `end`: 0, -2 when a pair
+ * it creates ranks at or below `rank` (ranks not in merge order), -1 when out of memory. */
+static int apply_merge(merge_state *s, uint32_t rank, size_t left, size_t middle, size_t end) {
     s->bits[middle >> 6] &= ~(1ull << (middle & 63));
     /* The pair before first, then the one after: each rank's list then grows in ascending left order
      * while one rank is merged (the before-pair of the next merge starts at or after this left). */
@@ -102,6 +98,23 @@ static int merge_at(merge_state *s, uint32_t rank, size_t left, size_t length) {
         }
     }
     return 0;
+}
+
+/* 0 after merging the pair at `left` if it is still current, else as apply_merge. */
+static int merge_at(merge_state *s, uint32_t rank, size_t left, size_t length) {
+    size_t end = left + length;
+    if (!starts_part(s, left) || (end < s->len && !starts_part(s, end))) return 0;
+    size_t middle = next_start(s, left);
+    if (middle >= end || next_start(s, middle) < end) return 0; /* not two parts exactly: stale */
+    return apply_merge(s, rank, left, middle, end);
+}
+
+/* merge_at for a pair of two bytes (the first round's): current iff parts start at left, left + 1 and
+ * left + 2 (or the piece ends there), three bit tests instead of two scans for the next part. */
+static inline int merge_byte_pair_at(merge_state *s, uint32_t rank, size_t left) {
+    if (!starts_part(s, left) || !starts_part(s, left + 1) || (left + 2 < s->len && !starts_part(s, left + 2)))
+        return 0;
+    return apply_merge(s, rank, left, left + 1, left + 2);
 }
 
 /* Sorts `lefts` ascending: LSD radix, three 11-bit digits (32-bit offsets), through `spare` of the same size. */
@@ -138,49 +151,60 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
     merge_state s = {table, piece, len, NULL, NULL, NULL};
     size_t n_words = (len + 63) >> 6;
     uint32_t *first = NULL;    /* first-round pairs: left offsets grouped by rank, ascending within a rank */
-    uint32_t *bucket_end = calloc(n_ranks + 1, sizeof *bucket_end);
+    /* The first round's counting sort is keyed by the byte pair itself (65,536 keys), not by its rank: one
+     * random access a byte instead of two (the pair's rank, then the rank's counter); the ranks order the
+     * few distinct pairs afterwards. */
+    uint32_t *pair_count = calloc(65536, sizeof *pair_count); /* byte pair -> how many times it occurs */
+    uint32_t *pair_at = malloc(65536 * sizeof *pair_at);      /* byte pair -> its next slot in first (then its end) */
+    uint32_t *pair_of_rank = calloc(n_ranks, sizeof *pair_of_rank); /* rank -> its byte pair + 1 (0: none here) */
     uint32_t *spare = NULL;    /* room to sort the longest list */
     size_t spare_capacity = 0;
     ptrdiff_t result = -1;
     s.bits = malloc(n_words * sizeof *s.bits);
     s.lists = calloc(n_ranks, sizeof *s.lists);
     s.pair_len = calloc(n_ranks, sizeof *s.pair_len);
-    if (!bucket_end || !s.bits || !s.lists || !s.pair_len) goto done;
+    if (!pair_count || !pair_at || !pair_of_rank || !s.bits || !s.lists || !s.pair_len) goto done;
     memset(s.bits, 0xff, n_words * sizeof *s.bits);
     if (len & 63) s.bits[n_words - 1] = (1ull << (len & 63)) - 1;
 
-    /* Counting sort of the byte pairs by rank: bucket_end[r + 1] counts, then (prefix sums) bucket r's
-     * start, then (after the scatter, which advances it) bucket r's end. */
     /* A run of equal pairs ("aaaa...") would make every step wait for the previous increment of the same
      * counter in memory: runs are counted in a register and added once. */
-    size_t n_first = 0;
     for (size_t i = 0, run; i + 1 < len; i = run) {
-        uint32_t pair = (piece[i] << 8) | piece[i + 1];
         run = pair_run_end(piece, len, i);
-        uint32_t rank = table->pair_rank[pair];
-        if (rank != TK_NO_RANK) {
-            bucket_end[rank + 1] += (uint32_t)(run - i);
-            n_first += run - i;
-        }
+        pair_count[(piece[i] << 8) | piece[i + 1]] += (uint32_t)(run - i);
     }
-    for (size_t r = 0; r < n_ranks; r++) bucket_end[r + 1] += bucket_end[r];
+    memset(pair_at, 0xff, 65536 * sizeof *pair_at); /* UINT32_MAX: a pair that is no token (not merged) */
+    for (uint32_t pair = 0; pair < 65536; pair++) {
+        uint32_t rank = pair_count[pair] ? table->pair_rank[pair] : TK_NO_RANK;
+        if (rank != TK_NO_RANK) pair_of_rank[rank] = pair + 1;
+    }
+    size_t n_first = 0;
+    for (size_t r = 0; r < n_ranks; r++) {
+        if (!pair_of_rank[r]) continue;
+        uint32_t pair = pair_of_rank[r] - 1;
+        pair_at[pair] = (uint32_t)n_first;
+        n_first += pair_count[pair];
+    }
     first = malloc((n_first ? n_first : 1) * sizeof *first);
     if (!first) goto done;
     for (size_t i = 0, run; i + 1 < len; i = run) {
         run = pair_run_end(piece, len, i);
-        uint32_t rank = table->pair_rank[(piece[i] << 8) | piece[i + 1]];
-        if (rank != TK_NO_RANK) {
-            uint32_t at = bucket_end[rank];
+        uint32_t pair = (piece[i] << 8) | piece[i + 1];
+        uint32_t at = pair_at[pair];
+        if (at != UINT32_MAX) {
             for (size_t k = i; k < run; k++) first[at++] = (uint32_t)k;
-            bucket_end[rank] = at;
+            pair_at[pair] = at;
         }
     }
 
     for (size_t r = 0; r < n_ranks; r++) {
-        size_t begin = r ? bucket_end[r - 1] : 0;
         int status = 0;
         /* A rank has first-round pairs (2-byte tokens) or created pairs (3 bytes and more), never both. */
-        for (size_t k = begin; k < bucket_end[r] && status == 0; k++) status = merge_at(&s, (uint32_t)r, first[k], 2);
+        if (pair_of_rank[r]) {
+            uint32_t pair = pair_of_rank[r] - 1, end = pair_at[pair]; /* the scatter left pair_at at the end */
+            for (size_t k = end - pair_count[pair]; k < end && status == 0; k++)
+                status = merge_byte_pair_at(&s, (uint32_t)r, first[k]);
+        }
         pair_list list = s.lists[r];
         if (list.size && status == 0) {
             /* Nothing is pushed to this rank while it is merged (a created pair ranks higher or stops us). */
@@ -215,7 +239,9 @@ done:
     if (s.lists)
         for (size_t r = 0; r < n_ranks; r++) free(s.lists[r].lefts);
     free(first);
-    free(bucket_end);
+    free(pair_count);
+    free(pair_at);
+    free(pair_of_rank);
     free(spare);
     free(s.bits);
     free(s.lists);

@@ -242,13 +242,32 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
     return status;
 }
 
-static PyObject *ids_to_list(BpeCore *self, const Sink *sink) {
+/* A sink of more ids than this gives them back to the allocator as the list takes them (see ids_to_list). */
+#define TK_SHRINK_SINK_IDS (1u << 18)
+
+/* The sink's ids as a list of the model's int objects (made at load: the list costs 8 bytes an id and no
+ * objects). A big sink is read from the end and cut down every TK_SHRINK_SINK_IDS ids (realloc of a block
+ * that size is an mremap: the pages go back at once), so the ids and the list are not both held whole: one
+ * 8 MiB piece of random letters peaked at 63 MiB (list 42 + ids 21) before, ~44 MiB after. */
+static PyObject *ids_to_list(BpeCore *self, Sink *sink) {
     PyObject *list = PyList_New((Py_ssize_t)sink->len);
     if (!list) return NULL;
-    for (size_t i = 0; i < sink->len; i++) {
-        PyObject *item = self->rank_objects[sink->ids[i]];
-        Py_INCREF(item);
-        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    size_t i = sink->len;
+    while (i > 0) {
+        size_t low = i > TK_SHRINK_SINK_IDS ? i - TK_SHRINK_SINK_IDS : 0;
+        for (size_t k = i; k-- > low;) {
+            PyObject *item = self->rank_objects[sink->ids[k]];
+            Py_INCREF(item);
+            PyList_SET_ITEM(list, (Py_ssize_t)k, item);
+        }
+        i = low;
+        if (i && sink->cap > TK_SHRINK_SINK_IDS) {
+            uint32_t *ids = PyMem_Realloc(sink->ids, i * sizeof *ids); /* shrinking: may fail, then keeps */
+            if (ids) {
+                sink->ids = ids;
+                sink->cap = i;
+            }
+        }
     }
     return list;
 }
@@ -367,11 +386,32 @@ static PyObject *bytes_call(BpeCore *self, PyObject *arg, int shortcut) {
 static PyObject *BpeCore_encode_piece(BpeCore *self, PyObject *arg) { return bytes_call(self, arg, 1); }
 static PyObject *BpeCore_merge(BpeCore *self, PyObject *arg) { return bytes_call(self, arg, 0); }
 
+/* The list of ids of a finished item into result[i] (its ids array freed); -1 with an exception set. */
+static int batch_item_list(BpeCore *self, tk_batch_item *item, PyObject *result, Py_ssize_t i) {
+    PyObject *list = PyList_New((Py_ssize_t)item->n_ids);
+    if (!list) return -1;
+    for (size_t k = 0; k < item->n_ids; k++) {
+        PyObject *id = self->rank_objects[item->ids[k]];
+        Py_INCREF(id);
+        PyList_SET_ITEM(list, (Py_ssize_t)k, id);
+    }
+    free(item->ids);
+    item->ids = NULL;
+    PyList_SET_ITEM(result, i, list);
+    return 0;
+}
+
+/* Between its own items the calling thread turns finished items into lists once this many ids wait: taking
+ * the GIL back costs about a microsecond, so a batch of tiny texts is not charged one per text. */
+#define TK_BATCH_LIST_IDS 2048
+
 /* encode_batch(texts, num_threads, count=False): encode (or count) every text, the GIL released for all of the
- * work. The texts' UTF-8 is taken with the GIL held (a str's is immutable, and `seq` keeps them alive), the
- * workers (batch_encode.c) split and merge with their own piece caches, and the results are built with the
- * GIL again. Errors name the item: "texts[3]: ...". Memory: ids of the whole batch, plus up to one worker
- * cache per thread ever running at once (each a quarter of the shared cache's bound). */
+ * native work. The texts' UTF-8 is taken with the GIL held (a str's is immutable, and `seq` keeps them
+ * alive), the workers (batch_encode.c) split and merge with their own piece caches, and the lists are built
+ * with the GIL by this thread between the items it encodes itself, while the other workers go on (building
+ * them after the batch left ~20% of the work to one core). Errors name the item: "texts[3]: ...". Memory:
+ * ids of the whole batch, plus up to one worker cache per thread ever running at once (each a quarter of the
+ * shared cache's bound). */
 static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"texts", "num_threads", "count", NULL};
     PyObject *texts;
@@ -405,15 +445,55 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         items[i].len = (size_t)len;
         total += (size_t)len;
     }
+    result = PyList_New(n); /* slots NULL until filled */
+    if (!result) goto done;
     threads = tk_batch_threads(num_threads > 0 ? (size_t)num_threads : 1, (size_t)n, total);
     for (size_t w = 0; w < threads; w++) caches[w] = tk_cache_pool_take(&self->worker_caches);
     tk_batch_model model = {&self->table, self->pair_rule && !self->merge_index.tokens ? &self->pairs : NULL,
                             self->merge_index.tokens ? &self->merge_index : NULL, self->merges_to_itself,
                             self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects};
-    int failed;
+    tk_batch_job job;
+    int started, failed = 0, list_failed = 0;
+    /* Finished items waiting for their lists (indices), filled from the job's queue by this thread alone. */
+    size_t *waiting = counting ? NULL : PyMem_Malloc((n ? (size_t)n : 1) * sizeof *waiting);
+    if (!counting && !waiting) {
+        Py_CLEAR(result);
+        PyErr_NoMemory();
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
-    failed = tk_batch_run(&model, items, (size_t)n, threads, counting, caches, buffers);
+    started = tk_batch_start(&job, &model, items, (size_t)n, threads, counting, caches, buffers) == 0;
+    if (started) {
+        size_t n_waiting = 0, waiting_ids = 0;
+        ptrdiff_t i;
+        while (tk_batch_step(&job)) {
+            if (counting) continue;
+            while ((i = tk_batch_next_finished(&job)) >= 0) {
+                waiting[n_waiting++] = (size_t)i;
+                waiting_ids += items[i].n_ids + 1;
+            }
+            if (waiting_ids < TK_BATCH_LIST_IDS) continue;
+            Py_BLOCK_THREADS
+            for (size_t k = 0; k < n_waiting && !list_failed; k++)
+                if (items[waiting[k]].status == TK_BATCH_OK)
+                    list_failed = batch_item_list(self, &items[waiting[k]], result, (Py_ssize_t)waiting[k]) < 0;
+            Py_UNBLOCK_THREADS
+            n_waiting = waiting_ids = 0;
+            if (list_failed) {
+                tk_batch_stop(&job);
+                break;
+            }
+        }
+        failed = tk_batch_finish(&job);
+    }
     Py_END_ALLOW_THREADS
+    PyMem_Free(waiting);
+    if (!started || list_failed || failed) Py_CLEAR(result);
+    if (!started) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (list_failed) goto done; /* the exception of the list that could not be made */
     if (failed) {
         for (Py_ssize_t i = 0; i < n; i++) {
             if (items[i].status == TK_BATCH_NO_MEMORY) {
@@ -425,25 +505,21 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
                 goto done;
             }
         }
+        PyErr_NoMemory(); /* not reached: a failed batch has an item that failed */
+        goto done;
     }
-    result = PyList_New(n);
-    for (Py_ssize_t i = 0; result && i < n; i++) {
-        PyObject *item;
-        if (counting) {
-            item = PyLong_FromSize_t(items[i].n_ids);
-        } else {
-            const uint32_t *ids = buffers[items[i].worker].ids + items[i].offset;
-            item = PyList_New((Py_ssize_t)items[i].n_ids);
-            for (size_t k = 0; item && k < items[i].n_ids; k++) {
-                PyObject *id = self->rank_objects[ids[k]];
-                Py_INCREF(id);
-                PyList_SET_ITEM(item, (Py_ssize_t)k, id);
-            }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_GET_ITEM(result, i)) continue; /* made while the batch ran */
+        PyObject *count = counting ? PyLong_FromSize_t(items[i].n_ids) : NULL;
+        if (counting ? count == NULL : batch_item_list(self, &items[i], result, i) < 0) {
+            Py_CLEAR(result);
+            goto done;
         }
-        if (!item) Py_CLEAR(result);
-        else PyList_SET_ITEM(result, i, item);
+        if (counting) PyList_SET_ITEM(result, i, count);
     }
 done:
+    if (items)
+        for (Py_ssize_t i = 0; i < n; i++) free(items[i].ids); /* the items whose lists were not made */
     for (size_t w = 0; w < threads; w++) {
         tk_batch_buffer_free(&buffers[w]);
         if (caches[w]) { /* the shared counters report the batch's cache work too */

@@ -179,11 +179,9 @@ static int file_pair(level_state *s, uint32_t left, uint32_t right) {
     return 0;
 }
 
-/* Merges the pair if it is still current: 0, or file_pair's -1 / -2 for the pairs it makes. */
-static int merge_pair(level_state *s, level_pair pair) {
-    uint32_t left = pair.left, right = s->next[left];
+/* Merges the current pair (left, right): 0, or file_pair's -1 / -2 for the pairs it makes. */
+static int apply_pair(level_state *s, uint32_t left, uint32_t right) {
     uint32_t *ids = s->ids, *next = s->next, *prev = s->prev;
-    if (right == DEAD || ids[left] != pair.left_id || ids[right] != pair.right_id) return 0; /* stale */
     ids[left] = sp_pair(s->vocab, ids[left], ids[right]);
     next[left] = next[right];
     if (next[right] != DEAD) prev[next[right]] = left;
@@ -194,6 +192,23 @@ static int merge_pair(level_state *s, level_pair pair) {
     return status;
 }
 
+/* Merges the pair if it is still current (both symbols still carry the ids they had when it was filed). */
+static int merge_pair(level_state *s, level_pair pair) {
+    uint32_t left = pair.left, right = s->next[left];
+    if (right == DEAD || s->ids[left] != pair.left_id || s->ids[right] != pair.right_id) return 0; /* stale */
+    return apply_pair(s, left, right);
+}
+
+/* merge_pair for one of the segment's own pairs (symbols left, left + 1 as they came): still current iff
+ * neither symbol has merged yet. A merge changes the left symbol's next (it absorbs its neighbour), and an
+ * absorbed symbol's next becomes DEAD, so: left's next is still left + 1, and left + 1's next is still
+ * left + 2 (or it is the last symbol). 4 bytes a pair instead of a level_pair's 12. */
+static int merge_own_pair(level_state *s, uint32_t left, uint32_t n) {
+    uint32_t right = left + 1;
+    if (s->next[left] != right || (right + 1 < n && s->next[right] != right + 1)) return 0; /* stale */
+    return apply_pair(s, left, right);
+}
+
 /* The merge of a very long segment by score level (see the top of the file): m, -1 out of memory, -2 when the
  * vocabulary's levels are not in merge order (ids and keep are then unspecified). */
 static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
@@ -201,7 +216,7 @@ static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, ui
     level_state s = {vocab, ids, malloc(n * sizeof(uint32_t)), malloc(n * sizeof(uint32_t)),
                      calloc(n_levels ? n_levels : 1, sizeof(level_list)), 0, {0}};
     uint32_t *starts = calloc((size_t)n_levels + 1, sizeof *starts);
-    level_pair *first = malloc(n * sizeof *first); /* the segment's own pairs, by level then position */
+    uint32_t *first = malloc(n * sizeof *first); /* the segment's own pairs (left positions), by level then position */
     ptrdiff_t result = -1;
     if (!s.next || !s.prev || !s.lists || !starts || !first) goto done;
     /* A counting sort of the initial pairs by level (stable: positions ascend within a level); `prev` holds
@@ -216,7 +231,7 @@ static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, ui
     if (!fill) goto done;
     memcpy(fill, starts, n_levels * sizeof *fill);
     for (size_t i = 0; i + 1 < n; i++)
-        if (s.prev[i] != DEAD) first[fill[s.prev[i]]++] = (level_pair){(uint32_t)i, ids[i], ids[i + 1]};
+        if (s.prev[i] != DEAD) first[fill[s.prev[i]]++] = (uint32_t)i;
     free(fill);
     for (size_t i = 0; i < n; i++) {
         s.next[i] = i + 1 < n ? (uint32_t)(i + 1) : DEAD;
@@ -227,12 +242,12 @@ static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, ui
         level_list *later = &s.lists[level];
         if (later->unsorted) qsort(later->pairs, later->size, sizeof *later->pairs, by_left);
         /* Both runs ascend: merge them by position. A pair made at this level lies left of both runs' next. */
-        const level_pair *a = first + starts[level], *a_end = first + starts[level + 1];
+        const uint32_t *a = first + starts[level], *a_end = first + starts[level + 1];
         const level_pair *b = later->pairs, *b_end = later->pairs + later->size;
         while (s.same.size || a < a_end || b < b_end) {
-            level_pair pair = s.same.size ? position_heap_pop(&s.same)
-                              : (b == b_end || (a < a_end && a->left < b->left)) ? *a++ : *b++;
-            int status = merge_pair(&s, pair);
+            int status = s.same.size                              ? merge_pair(&s, position_heap_pop(&s.same))
+                         : (b == b_end || (a < a_end && *a < b->left)) ? merge_own_pair(&s, *a++, (uint32_t)n)
+                                                                       : merge_pair(&s, *b++);
             if (status < 0) {
                 result = status;
                 goto done;

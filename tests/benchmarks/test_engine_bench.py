@@ -60,3 +60,5 @@ def test_the_worst_case_child_checks_ids_against_tiktoken() -> None:
     memory = measure_memory(["tokend"], "cl100k_base", size=1 << 16, timeout=120)
     assert [result.operation for result in memory] == ["count", "encode"]
     assert memory[0].ids == memory[1].ids > 0
+    # the yardstick of encode's memory is the returned list: its 8-byte slots at least
+    assert memory[0].result_bytes is None and memory[1].result_bytes >= 8 * memory[1].ids
