@@ -104,9 +104,14 @@ def _grpc_cases(big_bytes: int) -> list[tuple[str, str, Any, set[str], float]]:
     ]
 
 
-def _send_grpc(target: str, port: int, big_bytes: int, ready: Any, stop: Any, results: Any, enabled: Any, busy: Any) -> None:
+def _send_grpc(target: str, port: int, big_bytes: int, ready: Any, stop: Any, results: Any, enabled: Any, busy: Any,
+               niceness: int) -> None:  # fmt: skip
     """Runs the gRPC cases in a separate process. ``enabled`` and ``busy`` (shared arrays, one slot per case
-    of ``grpc_case_names``): a case sends only while its slot is set; ``busy`` counts its calls in flight."""
+    of ``GRPC_CASES``): a case sends only while its slot is set; ``busy`` counts its calls in flight.
+    ``niceness``: the process's CPU priority (a benchmark lowers it, as if the senders ran elsewhere)."""
+    import os
+
+    os.nice(niceness)
     import grpc
 
     from support.raw_grpc import raw_call
@@ -277,11 +282,12 @@ def _flip_payload_byte(version_dir: Path) -> None:
 
 class HostileWorld:
     def __init__(self, directory: Path, *, big_bytes: int = 2 * MiB, server_args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+                 env: dict[str, str] | None = None, sender_niceness: int = 0) -> None:  # fmt: skip
         self.directory = Path(directory)
         self.big_bytes = big_bytes
         self.server_args = server_args
         self.env = dict(env or {})
+        self.sender_niceness = sender_niceness
         self._enabled: Any = None  # per gRPC case (GRPC_CASES), shared with the sender process
         self._busy: Any = None
         self._http_enabled: set[str] = set()
@@ -330,7 +336,7 @@ class HostileWorld:
         self.enable(self.case_names() if cases is None else cases)
         self._sender = context.Process(
             target=_send_grpc, args=(self.server.target, self.server.port, self.big_bytes, ready, self._sender_stop,
-                                     self._results, self._enabled, self._busy),
+                                     self._results, self._enabled, self._busy, self.sender_niceness),
             daemon=True,
         )  # fmt: skip
         self._sender.start()
