@@ -599,6 +599,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--deadline", type=float, default=2.0, help="latency: per-request deadline in seconds")
     parser.add_argument("--starts", type=int, default=3, help="footprint: server starts to measure")
     parser.add_argument("--rounds", type=int, default=5, help="hostile: rounds of 200 well-behaved calls per p99")
+    parser.add_argument("--parts", default="large,mixes,everything",
+                        help="hostile: which parts to run (comma-separated: large, mixes, everything)")
+    parser.add_argument("--cases", action="append", default=[],
+                        help="hostile: only the cases whose name contains this (repeatable; default every case)")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the benchmark itself)")
     return parser
 

@@ -4,7 +4,9 @@
   (native/message_counts.c).
 - `tokend.engine._alignment`: token surfaces aligned with their text (native/token_alignment.c), for offsets,
   truncation and chunking; separate so it depends on no vocabulary and no change to the core.
-- `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h)."""
+- `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h).
+- `tokend.server._encode_answer`: an Encode answer's wire bytes written from id buffers without the GIL
+  (native/encode_answer.c; the gRPC server's, not the engine's)."""
 
 from setuptools import Extension, setup
 
@@ -67,5 +69,6 @@ setup(
             depends=["native/sp_native.h", "native/tokend_native.h", "native/binary_heap.h"],
             extra_compile_args=COMPILE_ARGS,
         ),
+        Extension("tokend.server._encode_answer", sources=["native/encode_answer.c"], extra_compile_args=COMPILE_ARGS),
     ]
 )

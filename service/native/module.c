@@ -272,6 +272,22 @@ static PyObject *ids_to_list(BpeCore *self, Sink *sink) {
     return list;
 }
 
+/* The ids as bytes of native uint32; a big copy runs without the GIL (the new bytes object is not shared
+ * yet), so a multi-megabyte answer does not stop the process's other threads. */
+static PyObject *ids_to_bytes(const Sink *sink) {
+    size_t size = sink->len * sizeof *sink->ids;
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (!bytes) return NULL;
+    if (size >= TK_RELEASE_GIL_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        memcpy(PyBytes_AS_STRING(bytes), sink->ids, size);
+        Py_END_ALLOW_THREADS
+    } else {
+        memcpy(PyBytes_AS_STRING(bytes), sink->ids, size);
+    }
+    return bytes;
+}
+
 static int require_ready(BpeCore *self) {
     if (!self->ready) {
         PyErr_SetString(PyExc_RuntimeError, "BpeCore is not initialised: build it with BpeCore(ranks, pattern) "
@@ -305,7 +321,7 @@ static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
     if (counting || sink_reserve(&sink, (size_t)len / 3 + 16) == 0) {
         if (emit_text(self, &sink, (const uint8_t *)text, (size_t)len) == 0)
             result = counting ? PyLong_FromSize_t(sink.count)
-                     : output == AS_BUFFER ? PyBytes_FromStringAndSize((const char *)sink.ids, (Py_ssize_t)(sink.len * sizeof *sink.ids))
+                     : output == AS_BUFFER ? ids_to_bytes(&sink)
                                            : ids_to_list(self, &sink);
     }
     PyMem_Free(sink.ids);

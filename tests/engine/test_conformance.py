@@ -150,6 +150,18 @@ def test_cached_pieces_keep_end_of_text_semantics(oracle, texts):
         assert fresh.encode_ordinary(text) == oracle.encode_ordinary(text), repr(text)
 
 
+def test_encode_to_buffer_matches_tiktoken(enc, oracle):
+    # The server's Encode path: a uint32 memoryview from the core's buffer where it can, else encode's list.
+    texts = _CORPUS["multilingual"][:5] + _CORPUS["code"][:3] + ["a<|endoftext|>b " * 3, "x\ud800y", ""]
+    for text in texts:
+        got = enc.encode_to_buffer(text, disallowed_special=())
+        assert list(got) == oracle.encode(text, disallowed_special=()), repr(text[:80])
+        assert list(enc.encode_to_buffer(text, allowed_special="all")) == oracle.encode(text, allowed_special="all")
+    assert enc.encode_to_buffer("hello world").format == "I"
+    with pytest.raises(ValueError):
+        enc.encode_to_buffer("a<|endoftext|>b")
+
+
 def test_encode_to_numpy_matches_tiktoken(enc, oracle):
     # The ordinary path reads the native core's buffer directly; allowed specials and lone surrogates too.
     import numpy

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HostileWorld", "Outcome", "DOCUMENTED_INTERNAL"]
+__all__ = ["HostileWorld", "Outcome", "DOCUMENTED_INTERNAL", "GRPC_CASES"]
 
 MiB = 1 << 20
 LONGEST_CL100K_TOKEN = 58040  # 128 spaces
@@ -71,6 +71,11 @@ class Outcome:
 
 
 # ---- gRPC cases (built in the sender process) -----------------------------------------------------
+GRPC_CASES = ("1 100,000 disallowed strings", "5 decode amplification", "6 big single piece", "9 1 MB model name",
+              "10 8 MiB of \\x01", "13 malformed reference", "13 unknown enum", "limits: items", "limits: 9 MB",
+              "2 trickling version", "4 gzip bomb", "3 tampered after load", DOCUMENTED_INTERNAL)  # fmt: skip
+
+
 def _grpc_cases(big_bytes: int) -> list[tuple[str, str, Any, set[str], float]]:
     """[(case, method, request, statuses it may get, requests per second)]."""
     import random
@@ -99,7 +104,14 @@ def _grpc_cases(big_bytes: int) -> list[tuple[str, str, Any, set[str], float]]:
     ]
 
 
-def _send_grpc(target: str, port: int, big_bytes: int, ready: Any, stop: Any, results: Any) -> None:
+def _send_grpc(target: str, port: int, big_bytes: int, ready: Any, stop: Any, results: Any, enabled: Any, busy: Any,
+               niceness: int) -> None:  # fmt: skip
+    """Runs the gRPC cases in a separate process. ``enabled`` and ``busy`` (shared arrays, one slot per case
+    of ``GRPC_CASES``): a case sends only while its slot is set; ``busy`` counts its calls in flight.
+    ``niceness``: the process's CPU priority (a benchmark lowers it, as if the senders ran elsewhere)."""
+    import os
+
+    os.nice(niceness)
     import grpc
 
     from support.raw_grpc import raw_call
@@ -115,23 +127,32 @@ def _send_grpc(target: str, port: int, big_bytes: int, ready: Any, stop: Any, re
             if status not in expected and len(outcome.unexpected) < 50:
                 outcome.unexpected.append(f"{case}: {status} ({details[:200]})")
 
-    def run(case: str, method: str, request: Any, expected: set[str], rate: float) -> None:
+    def run(index: int, case: str, method: str, request: Any, expected: set[str], rate: float) -> None:
         stub = tokenizer_pb2_grpc.TokenizerStub(grpc.insecure_channel(target, options=_CHANNEL))
         call = getattr(stub, method)
         sent, started = 0, time.monotonic()
         while not stop.is_set():
+            if not enabled[index]:
+                stop.wait(0.02)
+                sent, started = 0, time.monotonic()
+                continue
             if stop.wait(max(0.0, started + sent / rate - time.monotonic())):
                 break
             sent += 1
+            busy[index] += 1
             try:
                 call(request, timeout=120)
                 record(case, "OK", expected)
             except grpc.RpcError as error:
                 record(case, error.code().name, expected, error.details() or "")
+            finally:
+                busy[index] -= 1
 
-    def framing() -> None:
+    def framing(index: int) -> None:
         request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hi")]).SerializeToString()
         while not stop.wait(0.5):
+            if not enabled[index]:
+                continue
             try:
                 code, details, reset = raw_call("127.0.0.1", port, "/tokend.v1.Tokenizer/CountTokens", request,
                                                 compressed_flag=True, encoding=None)  # fmt: skip
@@ -141,8 +162,10 @@ def _send_grpc(target: str, port: int, big_bytes: int, ready: Any, stop: Any, re
             name = grpc.StatusCode.INTERNAL.name if code == "13" else f"status {code} reset {reset}"
             record(DOCUMENTED_INTERNAL, name, {"INTERNAL"}, details or "")
 
-    threads = [threading.Thread(target=run, args=case, daemon=True) for case in _grpc_cases(big_bytes)]
-    threads.append(threading.Thread(target=framing, daemon=True))
+    cases = _grpc_cases(big_bytes)
+    assert [case[0] for case in cases] + [DOCUMENTED_INTERNAL] == list(GRPC_CASES)
+    threads = [threading.Thread(target=run, args=(index, *case), daemon=True) for index, case in enumerate(cases)]
+    threads.append(threading.Thread(target=framing, args=(len(cases),), daemon=True))
     for thread in threads:
         thread.start()
     ready.set()
@@ -258,10 +281,17 @@ def _flip_payload_byte(version_dir: Path) -> None:
 
 
 class HostileWorld:
-    def __init__(self, directory: Path, *, big_bytes: int = 2 * MiB, server_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, directory: Path, *, big_bytes: int = 2 * MiB, server_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None, sender_niceness: int = 0) -> None:  # fmt: skip
         self.directory = Path(directory)
         self.big_bytes = big_bytes
         self.server_args = server_args
+        self.env = dict(env or {})
+        self.sender_niceness = sender_niceness
+        self._enabled: Any = None  # per gRPC case (GRPC_CASES), shared with the sender process
+        self._busy: Any = None
+        self._http_enabled: set[str] = set()
+        self._http_busy: Counter = Counter()
         self._stack = contextlib.ExitStack()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -278,7 +308,7 @@ class HostileWorld:
         self.origin = self._stack.enter_context(TricklingServer(self.root, byte_interval=0.2))
         self.server = TokendServer(
             *self.server_args, workers=2, registry=self.origin.url, playground=True, reload_interval=0.5,
-            env={"XDG_CACHE_HOME": str(self.directory / "cache")},
+            env={"XDG_CACHE_HOME": str(self.directory / "cache"), **self.env},
         )  # fmt: skip
         self._stack.enter_context(self.server)
         self.worker_pids = self.server.worker_pids()
@@ -288,7 +318,8 @@ class HostileWorld:
         self._stop.set()
         self._stack.close()
 
-    def start(self) -> None:
+    def start(self, cases: set[str] | None = None) -> None:
+        """Fault the registry and start every sender; only ``cases`` send (default: all; see ``enable``)."""
         from support.registries import publish_openai
         from tokend.registry import Registry
 
@@ -301,8 +332,11 @@ class HostileWorld:
         (self.root / "index.json").write_text('{"format_version": 1, "models": {"cl100k_base": ')
         context = multiprocessing.get_context("spawn")
         ready, self._sender_stop, self._results = context.Event(), context.Event(), context.Queue()
+        self._enabled, self._busy = context.Array("b", len(GRPC_CASES)), context.Array("i", len(GRPC_CASES))
+        self.enable(self.case_names() if cases is None else cases)
         self._sender = context.Process(
-            target=_send_grpc, args=(self.server.target, self.server.port, self.big_bytes, ready, self._sender_stop, self._results),
+            target=_send_grpc, args=(self.server.target, self.server.port, self.big_bytes, ready, self._sender_stop,
+                                     self._results, self._enabled, self._busy, self.sender_niceness),
             daemon=True,
         )  # fmt: skip
         self._sender.start()
@@ -313,6 +347,26 @@ class HostileWorld:
             thread = threading.Thread(target=self._run_http, args=case, daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def case_names(self) -> list[str]:
+        """Every hostile case's name: the gRPC ones (GRPC_CASES), then the HTTP ones."""
+        if not hasattr(self, "_names"):
+            self._names = list(GRPC_CASES) + [case[0] for case in _http_cases("", "", 0)]
+        return self._names
+
+    def enable(self, cases: set[str] | list[str]) -> None:
+        """Only ``cases`` send from now on (the others finish the calls they have in flight)."""
+        cases = set(cases)
+        unknown = cases - set(self.case_names())
+        if unknown:
+            raise ValueError(f"unknown hostile cases {sorted(unknown)}")
+        for index, name in enumerate(GRPC_CASES):
+            self._enabled[index] = name in cases
+        self._http_enabled = cases - set(GRPC_CASES)
+
+    def in_flight(self) -> int:
+        """Hostile calls still in flight (gRPC and HTTP)."""
+        return sum(self._busy[:]) + sum(self._http_busy.values())
 
     def _wait_until_listed(self, versions: dict[str, int], timeout: float = 60.0) -> None:
         """Until every worker lists ``versions`` (each refreshes on its own; asked on new connections)."""
@@ -338,13 +392,22 @@ class HostileWorld:
 
     def _run_http(self, case: str, action: Any, expected: set[int], rate: float) -> None:
         sent, started = 0, time.monotonic()
-        while not self._stop.wait(max(0.0, started + sent / rate - time.monotonic())):
+        while not self._stop.is_set():
+            if case not in self._http_enabled:
+                self._stop.wait(0.02)
+                sent, started = 0, time.monotonic()
+                continue
+            if self._stop.wait(max(0.0, started + sent / rate - time.monotonic())):
+                break
             sent += 1
+            with self._lock:
+                self._http_busy[case] += 1
             try:
                 status = str(action())
             except OSError as error:
                 status = f"{type(error).__name__}: {error}"
             with self._lock:
+                self._http_busy[case] -= 1
                 self._http.statuses.setdefault(case, Counter())[status] += 1
                 if status not in {str(code) for code in expected} and len(self._http.unexpected) < 50:
                     self._http.unexpected.append(f"{case}: {status}")

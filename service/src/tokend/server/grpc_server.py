@@ -10,6 +10,9 @@ Options and why:
 
 Not handled: ALTS, compression settings (clients choose; gRPC decompresses transparently).
 
+The Tokenizer's handlers are the generated ones, but Encode's response serializer is
+``encode_answer.serialize_encode_response`` (the servicer returns an ``EncodeAnswer``).
+
     server = build_server(settings, interceptors=[...])
     add_services(server, tokenizer=servicer, health=health, reflection=True)
     port = bind(server, settings)
@@ -26,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tokend_api.v1 import tokenizer_pb2, tokenizer_pb2_grpc
+from tokend.server.encode_answer import serialize_encode_response
 from tokend.settings import Settings
 
 __all__ = ["build_server", "add_services", "bind", "server_options", "THREADS_PER_WORKER"]
@@ -62,7 +66,7 @@ def build_server(settings: Settings, *, interceptors: Sequence[grpc.ServerInterc
 
 
 def add_services(server: grpc.Server, *, tokenizer: Any, health: Any, reflection_enabled: bool) -> None:
-    tokenizer_pb2_grpc.add_TokenizerServicer_to_server(tokenizer, server)
+    _add_tokenizer(tokenizer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if reflection_enabled:
         names = (
@@ -90,3 +94,32 @@ def bind(server: grpc.Server, settings: Settings) -> int:
         require_client_auth=client_ca is not None,
     )
     return server.add_secure_port(address, credentials)
+
+
+class _HandlerCapture:
+    """Stands in for the server while the generated code registers the Tokenizer's method handlers."""
+
+    service = ""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.service, self.handlers = service, dict(handlers)
+
+
+def _add_tokenizer(tokenizer: Any, server: grpc.Server) -> None:
+    """The generated registration, but Encode's answers are serialized by ``serialize_encode_response``
+    (the servicer returns an ``EncodeAnswer`` whose bytes are written without the GIL)."""
+    capture = _HandlerCapture()
+    tokenizer_pb2_grpc.add_TokenizerServicer_to_server(tokenizer, capture)
+    if not capture.handlers:
+        raise RuntimeError("tokenizer_pb2_grpc registered no method handlers: regenerate it with grpcio-tools >= 1.63")
+    encode = capture.handlers["Encode"]
+    capture.handlers["Encode"] = grpc.unary_unary_rpc_method_handler(
+        encode.unary_unary, request_deserializer=encode.request_deserializer,
+        response_serializer=serialize_encode_response,
+    )  # fmt: skip
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, capture.handlers),))
+    server.add_registered_method_handlers(capture.service, capture.handlers)

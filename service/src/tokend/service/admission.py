@@ -46,8 +46,9 @@ __all__ = [
 # peaked at +140..177 MiB for encode and count alike, 8 MiB of short words at +22..38 MiB. The merge of one
 # piece needs ~20 bytes per byte of it; a batch merges one piece at a time, so its longest item bounds it.
 MERGE_BYTES_PER_BYTE = 20
-# An encode holds its ids: a Python list (8 bytes per id, small ints shared) and the answer message (4
-# bytes per id); at most one id per input byte.
+# An encode holds its ids: a Python list (8 bytes per id, small ints shared; batches of small texts) or,
+# for a text encoded alone, the core's uint32 buffer and its copy (4 + 4), then the answer's bytes (up to
+# 5 per id, 3 for ids below 2**21); at most one id per input byte.
 IDS_BYTES_PER_BYTE = 12
 # A decode holds its ids as a list (8 bytes each, plus the message's 4) and builds the text: 3 bytes per
 # byte of answer (the str, its UTF-8 in the message, slack).

@@ -33,7 +33,7 @@ class ModelVersion:
 @dataclass(frozen=True)
 class Encoded:
     model: ModelVersion
-    ids: list[list[int]]  # one list per input, in order
+    ids: list[list[int]]  # one list per input, in order (with encode(packed=True), some may be uint32 memoryviews)
     total_tokens: int
 
 

@@ -58,14 +58,20 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         *,
         special: SpecialTokenPolicy = DEFAULT_POLICY,
         call: CallState | None = None,
+        packed: bool = False,
     ) -> Encoded:
-        """Token ids of each input; raises BatchItemError naming the item that breaks the policy."""
+        """Token ids of each input; raises BatchItemError naming the item that breaks the policy.
+
+        ``packed``: a text encoded on its own may come back as a read-only uint32 ``memoryview``
+        (``Encoding.encode_to_buffer``) instead of a list, for front-ends that write the ids out in bulk:
+        no Python int per id is made (or freed) while the worker's other calls wait for the GIL."""
         sizes, loaded, policy = self._text_request(model, inputs, special)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
+        encode_text = getattr(encoding, "encode_to_buffer", encoding.encode) if packed else encoding.encode
 
         def encode(item: str | bytes) -> list[int]:
-            ids = encoding.encode_bytes(item) if isinstance(item, bytes) else policy.apply(encoding.encode, item)
+            ids = encoding.encode_bytes(item) if isinstance(item, bytes) else policy.apply(encode_text, item)
             answer.add(ids)  # stops before holding more than can be sent
             return ids
 
