@@ -62,8 +62,10 @@ setup(
                 "native/sp_unigram.c",
                 "native/piece_cache.c",
                 "native/rank_table.c",
+                "native/message_counts.c",
             ],
-            depends=["native/sp_native.h", "native/tokend_native.h", "native/binary_heap.h"],
+            depends=["native/sp_native.h", "native/tokend_native.h", "native/binary_heap.h", "native/message_counts.h",
+                     "native/text_parts.h"],
             extra_compile_args=COMPILE_ARGS,
         ),
     ]

@@ -21,10 +21,12 @@ typedef struct {
 } Forbidden;
 
 typedef struct {
-    const char *prefix;
-    Py_ssize_t prefix_len;
+    const char *prefix, *suffix;
+    Py_ssize_t prefix_len, suffix_len;
     Py_ssize_t constant;
     int may_be_last;
+    long flags; /* TK_ROLE_* (message_counts.h) */
+    int ascii_around; /* prefix and suffix are ASCII */
 } RoleLayout;
 
 static PyObject *role_key, *content_key; /* interned "role", "content" */
@@ -75,13 +77,28 @@ static int holds_forbidden(const Forbidden *forbidden, const char *text, size_t 
 }
 
 static int read_role(PyObject *entry, RoleLayout *out) {
-    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3 || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
-        !PyLong_Check(PyTuple_GET_ITEM(entry, 1))) {
-        PyErr_SetString(PyExc_TypeError, "a role's layout must be (prefix: str, constant: int, may_be_last: bool)");
+    Py_ssize_t size = PyTuple_Check(entry) ? PyTuple_GET_SIZE(entry) : 0;
+    if ((size != 3 && size != 5) || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) || !PyLong_Check(PyTuple_GET_ITEM(entry, 1)) ||
+        (size == 5 && (!PyUnicode_Check(PyTuple_GET_ITEM(entry, 3)) || !PyLong_Check(PyTuple_GET_ITEM(entry, 4))))) {
+        PyErr_SetString(PyExc_TypeError, "a role's layout must be (prefix: str, constant: int, may_be_last: bool"
+                                         "[, suffix: str, flags: int])");
         return -1;
     }
     out->prefix = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 0), &out->prefix_len);
     if (!out->prefix) return -1;
+    out->suffix = "", out->suffix_len = 0, out->flags = 0;
+    out->ascii_around = PyUnicode_IS_ASCII(PyTuple_GET_ITEM(entry, 0));
+    if (size == 5) {
+        out->suffix = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 3), &out->suffix_len);
+        if (!out->suffix) return -1;
+        out->ascii_around = out->ascii_around && PyUnicode_IS_ASCII(PyTuple_GET_ITEM(entry, 3));
+        out->flags = PyLong_AsLong(PyTuple_GET_ITEM(entry, 4));
+        if (out->flags == -1 && PyErr_Occurred()) return -1;
+        if (out->flags & ~(long)TK_ROLE_ALL_FLAGS) {
+            PyErr_SetString(PyExc_ValueError, "unknown role flags");
+            return -1;
+        }
+    }
     out->constant = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 1));
     if (out->constant == -1 && PyErr_Occurred()) return -1;
     if (out->constant < 0) {
@@ -124,9 +141,10 @@ typedef struct {
     size_t cap;
 } Buffer;
 
-static const char *joined(Buffer *buffer, const char *prefix, size_t prefix_len, const char *text, size_t len) {
-    if (prefix_len + len > buffer->cap) {
-        size_t cap = 2 * (prefix_len + len) + 64;
+static const char *joined(Buffer *buffer, const RoleLayout *layout, const char *text, size_t len) {
+    size_t prefix_len = (size_t)layout->prefix_len, suffix_len = (size_t)layout->suffix_len;
+    if (prefix_len + len + suffix_len > buffer->cap) {
+        size_t cap = 2 * (prefix_len + len + suffix_len) + 64;
         char *data = PyMem_Realloc(buffer->data, cap);
         if (!data) {
             PyErr_NoMemory();
@@ -135,14 +153,31 @@ static const char *joined(Buffer *buffer, const char *prefix, size_t prefix_len,
         buffer->data = data;
         buffer->cap = cap;
     }
-    memcpy(buffer->data, prefix, prefix_len);
+    memcpy(buffer->data, layout->prefix, prefix_len);
     memcpy(buffer->data + prefix_len, text, len);
+    memcpy(buffer->data + prefix_len + len, layout->suffix, suffix_len);
     return buffer->data;
 }
 
-/* 1: counted; 0: not plain; -1: an exception. */
+/* 1 when the model's normalizer (NFC) leaves `whole` as it is (`normalized(str)` says so), 0 when not, -1:
+ * an exception. Text of code points below U+0100 is in NFC (each of them is its own composition, none is a
+ * combining mark or composes with a neighbour), so only wider text pays the call. */
+static int is_normalized(PyObject *normalized, PyObject *content, const RoleLayout *layout, const char *whole, size_t len) {
+    if (PyUnicode_KIND(content) == PyUnicode_1BYTE_KIND && layout->ascii_around) return 1;
+    PyObject *text = PyUnicode_DecodeUTF8(whole, (Py_ssize_t)len, "strict");
+    if (!text) return -1;
+    PyObject *answer = PyObject_CallOneArg(normalized, text);
+    Py_DECREF(text);
+    if (!answer) return -1;
+    int truth = PyObject_IsTrue(answer);
+    Py_DECREF(answer);
+    return truth;
+}
+
+/* 1: counted; 0: not plain; -1: an exception. `*role_out` gets a new reference to the message's role. */
 static int count_message(const tk_parts_ops *ops, PyObject *message, int first, int last, PyObject *roles,
-                         PyObject *first_roles, const Forbidden *forbidden, int strip, Buffer *buffer, size_t *tokens) {
+                         PyObject *first_roles, const Forbidden *forbidden, int strip, PyObject *normalized,
+                         PyObject *previous_role, PyObject **role_out, Buffer *buffer, size_t *tokens) {
     if (!PyDict_CheckExact(message) || PyDict_GET_SIZE(message) != 2) return 0;
     PyObject *role = PyDict_GetItemWithError(message, role_key);
     PyObject *content = role ? PyDict_GetItemWithError(message, content_key) : NULL;
@@ -154,6 +189,8 @@ static int count_message(const tk_parts_ops *ops, PyObject *message, int first, 
     RoleLayout layout;
     if (read_role(entry, &layout) < 0) return -1;
     if (last && !layout.may_be_last) return 0;
+    if ((layout.flags & TK_ROLE_NOT_EMPTY) && PyUnicode_GET_LENGTH(content) == 0) return 0;
+    if ((layout.flags & TK_ROLE_NOT_REPEATED) && previous_role && PyUnicode_Compare(previous_role, role) == 0) return 0;
     Py_ssize_t len;
     const char *text = PyUnicode_AsUTF8AndSize(content, &len);
     if (!text) { /* lone surrogates: the general path repairs them as tiktoken does */
@@ -163,16 +200,21 @@ static int count_message(const tk_parts_ops *ops, PyObject *message, int first, 
     }
     size_t start = 0, end = (size_t)len;
     if (strip) strip_utf8(text, &start, &end);
+    if (layout.flags & TK_ROLE_RSTRIP_SPACES)
+        while (end > start && text[end - 1] == ' ') end--;
     Py_INCREF(content); /* `text` lives as long as it; the count may release the GIL */
+    Py_INCREF(role);
+    *role_out = role;
     int status = 1;
     const char *whole = text + start;
     size_t whole_len = end - start;
-    if (layout.prefix_len) {
-        whole = joined(buffer, layout.prefix, (size_t)layout.prefix_len, text + start, end - start);
-        whole_len += (size_t)layout.prefix_len;
+    if (layout.prefix_len || layout.suffix_len) {
+        whole = joined(buffer, &layout, text + start, end - start);
+        whole_len += (size_t)(layout.prefix_len + layout.suffix_len);
         if (!whole) status = -1;
     }
     if (status == 1 && forbidden->n && holds_forbidden(forbidden, whole, whole_len)) status = 0;
+    if (status == 1 && normalized != Py_None) status = is_normalized(normalized, content, &layout, whole, whole_len);
     if (status == 1) {
         size_t before = *ops->position;
         if (whole_len && ops->text(ops->core, ops->sink, (const uint8_t *)whole, whole_len) < 0) status = -1;
@@ -183,13 +225,17 @@ static int count_message(const tk_parts_ops *ops, PyObject *message, int first, 
 }
 
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
-                            int strip, Py_ssize_t overhead, PyObject *messages, int per_message) {
+                            int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *messages, int per_message) {
     if (!PyDict_Check(roles) || (first_roles != Py_None && !PyDict_Check(first_roles))) {
         PyErr_SetString(PyExc_TypeError, "roles and first_roles must be dicts (first_roles may be None)");
         return NULL;
     }
     if (!role_key && !(role_key = PyUnicode_InternFromString("role"))) return NULL;
     if (!content_key && !(content_key = PyUnicode_InternFromString("content"))) return NULL;
+    if (normalized != Py_None && !PyCallable_Check(normalized)) {
+        PyErr_SetString(PyExc_TypeError, "normalized must be None or callable");
+        return NULL;
+    }
     if (overhead < 0) {
         PyErr_SetString(PyExc_ValueError, "overhead must not be negative");
         return NULL;
@@ -202,7 +248,7 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     if (per_message && !counts) return NULL;
     Buffer buffer = {NULL, 0};
     size_t total = (size_t)overhead;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *previous_role = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (PyList_GET_SIZE(messages) != n) { /* changed by another thread while the GIL was released */
             result = Py_None;
@@ -211,9 +257,11 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
         PyObject *message = PyList_GET_ITEM(messages, i);
         Py_INCREF(message);
         size_t tokens = 0;
+        PyObject *role = NULL;
         int status = count_message(ops, message, i == 0, i == n - 1, roles, first_roles, &forbidden_strings, strip,
-                                   &buffer, &tokens);
+                                   normalized, previous_role, &role, &buffer, &tokens);
         Py_DECREF(message);
+        Py_XSETREF(previous_role, role);
         if (status <= 0) {
             result = status == 0 ? Py_None : NULL;
             break;
@@ -226,6 +274,7 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
         }
     }
     PyMem_Free(buffer.data);
+    Py_XDECREF(previous_role);
     if (result == Py_None || (result == NULL && PyErr_Occurred())) {
         Py_XDECREF(counts);
         if (result == Py_None) Py_RETURN_NONE;

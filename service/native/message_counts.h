@@ -18,17 +18,26 @@
 
 #include "text_parts.h"
 
-/* count_messages(roles, first_roles, forbidden, strip, overhead, messages, per_message) with the core's text path
- * in `ops` (only `core`, `sink`, `position` and `text` are used). The layout comes first, so that Python can
- * bind it once (functools.partial) and a call costs no Python frame:
- *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool)
+/* Flags of a role (the optional fifth item of its layout). */
+#define TK_ROLE_RSTRIP_SPACES 1 /* the content loses trailing spaces (" " only) */
+#define TK_ROLE_NOT_EMPTY 2     /* empty content is not plain (the format refuses it, or renders it otherwise) */
+#define TK_ROLE_NOT_REPEATED 4  /* a message of this role right after one of the same role is not plain (merged) */
+#define TK_ROLE_ALL_FLAGS 7
+
+/* count_messages(roles, first_roles, forbidden, strip, overhead, normalized, messages, per_message) with the
+ * core's text path in `ops` (only `core`, `sink`, `position` and `text` are used). The layout comes first, so
+ * that Python can bind it once (functools.partial) and a call costs no Python frame:
+ *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool[, suffix: str, flags: int]);
+ *                the message counts constant + the tokens of prefix + content + suffix as one text
  *   first_roles  the same for the first message, or None (then `roles`)
  *   forbidden    tuple of str: content holding any of them is not plain
  *   strip        true: content loses leading and trailing whitespace first, as str.strip() does
  *   overhead     tokens of the chat that no message owns, added to the total
+ *   normalized   None, or a callable telling whether a str is in NFC (the model's normalizer): text it is
+ *                not true for is not plain (the core counts text as given)
  * -> None (not plain), or (total, [tokens of each message] or None when not `per_message`).
  * TypeError / ValueError for a malformed layout. */
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
-                            int strip, Py_ssize_t overhead, PyObject *messages, int per_message);
+                            int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *messages, int per_message);
 
 #endif
