@@ -141,10 +141,18 @@ typedef struct {
     size_t cap;
 } Buffer;
 
-static const char *joined(Buffer *buffer, const RoleLayout *layout, const char *text, size_t len) {
+/* Text joined before one message's content (a system prompt and its separator), or none (len 0). */
+typedef struct {
+    char *text;
+    size_t len;
+    int narrow; /* every code point below U+0100 */
+} Lead;
+
+/* prefix + lead + text + suffix, in `buffer`. */
+static const char *joined(Buffer *buffer, const RoleLayout *layout, const Lead *lead, const char *text, size_t len) {
     size_t prefix_len = (size_t)layout->prefix_len, suffix_len = (size_t)layout->suffix_len;
-    if (prefix_len + len + suffix_len > buffer->cap) {
-        size_t cap = 2 * (prefix_len + len + suffix_len) + 64;
+    if (prefix_len + lead->len + len + suffix_len > buffer->cap) {
+        size_t cap = 2 * (prefix_len + lead->len + len + suffix_len) + 64;
         char *data = PyMem_Realloc(buffer->data, cap);
         if (!data) {
             PyErr_NoMemory();
@@ -153,17 +161,20 @@ static const char *joined(Buffer *buffer, const RoleLayout *layout, const char *
         buffer->data = data;
         buffer->cap = cap;
     }
-    memcpy(buffer->data, layout->prefix, prefix_len);
-    memcpy(buffer->data + prefix_len, text, len);
-    memcpy(buffer->data + prefix_len + len, layout->suffix, suffix_len);
+    char *at = buffer->data;
+    memcpy(at, layout->prefix, prefix_len), at += prefix_len;
+    if (lead->len) memcpy(at, lead->text, lead->len), at += lead->len;
+    memcpy(at, text, len), at += len;
+    memcpy(at, layout->suffix, suffix_len);
     return buffer->data;
 }
 
 /* 1 when the model's normalizer (NFC) leaves `whole` as it is (`normalized(str)` says so), 0 when not, -1:
  * an exception. Text of code points below U+0100 is in NFC (each of them is its own composition, none is a
  * combining mark or composes with a neighbour), so only wider text pays the call. */
-static int is_normalized(PyObject *normalized, PyObject *content, const RoleLayout *layout, const char *whole, size_t len) {
-    if (PyUnicode_KIND(content) == PyUnicode_1BYTE_KIND && layout->ascii_around) return 1;
+static int is_normalized(PyObject *normalized, PyObject *content, const RoleLayout *layout, const Lead *lead,
+                         const char *whole, size_t len) {
+    if (PyUnicode_KIND(content) == PyUnicode_1BYTE_KIND && layout->ascii_around && (!lead->len || lead->narrow)) return 1;
     PyObject *text = PyUnicode_DecodeUTF8(whole, (Py_ssize_t)len, "strict");
     if (!text) return -1;
     PyObject *answer = PyObject_CallOneArg(normalized, text);
@@ -177,7 +188,7 @@ static int is_normalized(PyObject *normalized, PyObject *content, const RoleLayo
 /* 1: counted; 0: not plain; -1: an exception. `*role_out` gets a new reference to the message's role. */
 static int count_message(const tk_parts_ops *ops, PyObject *message, int first, int last, PyObject *roles,
                          PyObject *first_roles, const Forbidden *forbidden, int strip, PyObject *normalized,
-                         PyObject *previous_role, PyObject **role_out, Buffer *buffer, size_t *tokens) {
+                         PyObject *previous_role, PyObject **role_out, const Lead *lead, Buffer *buffer, size_t *tokens) {
     if (!PyDict_CheckExact(message) || PyDict_GET_SIZE(message) != 2) return 0;
     PyObject *role = PyDict_GetItemWithError(message, role_key);
     PyObject *content = role ? PyDict_GetItemWithError(message, content_key) : NULL;
@@ -208,13 +219,13 @@ static int count_message(const tk_parts_ops *ops, PyObject *message, int first, 
     int status = 1;
     const char *whole = text + start;
     size_t whole_len = end - start;
-    if (layout.prefix_len || layout.suffix_len) {
-        whole = joined(buffer, &layout, text + start, end - start);
-        whole_len += (size_t)(layout.prefix_len + layout.suffix_len);
+    if (layout.prefix_len || layout.suffix_len || lead->len) {
+        whole = joined(buffer, &layout, lead, text + start, end - start);
+        whole_len += (size_t)(layout.prefix_len + layout.suffix_len) + lead->len;
         if (!whole) status = -1;
     }
     if (status == 1 && forbidden->n && holds_forbidden(forbidden, whole, whole_len)) status = 0;
-    if (status == 1 && normalized != Py_None) status = is_normalized(normalized, content, &layout, whole, whole_len);
+    if (status == 1 && normalized != Py_None) status = is_normalized(normalized, content, &layout, lead, whole, whole_len);
     if (status == 1) {
         size_t before = *ops->position;
         if (whole_len && ops->text(ops->core, ops->sink, (const uint8_t *)whole, whole_len) < 0) status = -1;
@@ -224,8 +235,70 @@ static int count_message(const tk_parts_ops *ops, PyObject *message, int first, 
     return status;
 }
 
+/* The role of messages[i] when it is an exact dict holding an exact str "role" (borrowed), else NULL. */
+static PyObject *role_of(PyObject *messages, Py_ssize_t i) {
+    PyObject *message = PyList_GET_ITEM(messages, i);
+    if (!PyDict_CheckExact(message)) return NULL;
+    PyObject *role = PyDict_GetItemWithError(message, role_key);
+    return role && PyUnicode_CheckExact(role) ? role : NULL;
+}
+
+/* With a system prompt layout (role, separator, target role, last) and messages[0] a plain message of that
+ * role: its content + separator as *lead (a copy), and in *target the index of the first (or, with `last`,
+ * the last) later message of the target role. 1: taken; 0: no system prompt here; -1: an exception;
+ * 2: not plain (no target message, or text that is not valid UTF-8). */
+static int read_system_prompt(PyObject *spec, PyObject *messages, Lead *lead, Py_ssize_t *target) {
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 4 || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 0)) ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 1)) || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 2))) {
+        PyErr_SetString(PyExc_TypeError, "system_prompt must be None or (role: str, separator: str, target role: str, last: bool)");
+        return -1;
+    }
+    int last = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 3));
+    if (last < 0) return -1;
+    Py_ssize_t n = PyList_GET_SIZE(messages);
+    PyObject *first = n ? PyList_GET_ITEM(messages, 0) : NULL;
+    PyObject *role = n ? role_of(messages, 0) : NULL;
+    if (!role) return PyErr_Occurred() ? -1 : 0;
+    if (PyDict_GET_SIZE(first) != 2 || PyUnicode_Compare(role, PyTuple_GET_ITEM(spec, 0)) != 0) return 0;
+    PyObject *content = PyDict_GetItemWithError(first, content_key);
+    if (!content) return PyErr_Occurred() ? -1 : 0;
+    if (!PyUnicode_CheckExact(content)) return 0;
+    *target = -1;
+    for (Py_ssize_t k = 1; k < n; k++) {
+        Py_ssize_t i = last ? n - k : k;
+        PyObject *other = role_of(messages, i);
+        if (!other && PyErr_Occurred()) return -1;
+        if (other && PyUnicode_Compare(other, PyTuple_GET_ITEM(spec, 2)) == 0) {
+            *target = i;
+            break;
+        }
+    }
+    if (*target < 0) return 2;
+    Py_ssize_t len, separator_len;
+    const char *text = PyUnicode_AsUTF8AndSize(content, &len);
+    if (!text) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+        PyErr_Clear();
+        return 2;
+    }
+    const char *separator = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(spec, 1), &separator_len);
+    if (!separator) return -1;
+    if (len == 0) return 1; /* an empty system prompt joins nothing */
+    lead->text = PyMem_Malloc((size_t)(len + separator_len) + 1);
+    if (!lead->text) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(lead->text, text, (size_t)len);
+    memcpy(lead->text + len, separator, (size_t)separator_len);
+    lead->len = (size_t)(len + separator_len);
+    lead->narrow = PyUnicode_KIND(content) == PyUnicode_1BYTE_KIND && PyUnicode_IS_ASCII(PyTuple_GET_ITEM(spec, 1));
+    return 1;
+}
+
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
-                            int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *messages, int per_message) {
+                            int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,
+                            PyObject *messages, int per_message) {
     if (!PyDict_Check(roles) || (first_roles != Py_None && !PyDict_Check(first_roles))) {
         PyErr_SetString(PyExc_TypeError, "roles and first_roles must be dicts (first_roles may be None)");
         return NULL;
@@ -243,13 +316,24 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     Forbidden forbidden_strings;
     if (read_forbidden(forbidden, &forbidden_strings) < 0) return NULL;
     if (!PyList_CheckExact(messages)) Py_RETURN_NONE;
-    Py_ssize_t n = PyList_GET_SIZE(messages);
+    Py_ssize_t n = PyList_GET_SIZE(messages), start = 0, target = -1;
+    Lead lead = {NULL, 0, 1}, no_lead = {NULL, 0, 1};
+    if (system_prompt != Py_None) {
+        int taken = read_system_prompt(system_prompt, messages, &lead, &target);
+        if (taken < 0) return NULL;
+        if (taken == 2) Py_RETURN_NONE;
+        start = taken; /* the system message counts 0: its text is in the target's */
+    }
     PyObject *counts = per_message ? PyList_New(n) : NULL;
-    if (per_message && !counts) return NULL;
+    if (per_message && !counts) {
+        PyMem_Free(lead.text);
+        return NULL;
+    }
+    if (counts && start) PyList_SET_ITEM(counts, 0, PyLong_FromLong(0)); /* a small int: cannot fail */
     Buffer buffer = {NULL, 0};
     size_t total = (size_t)overhead;
     PyObject *result = NULL, *previous_role = NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = start; i < n; i++) {
         if (PyList_GET_SIZE(messages) != n) { /* changed by another thread while the GIL was released */
             result = Py_None;
             break;
@@ -258,8 +342,8 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
         Py_INCREF(message);
         size_t tokens = 0;
         PyObject *role = NULL;
-        int status = count_message(ops, message, i == 0, i == n - 1, roles, first_roles, &forbidden_strings, strip,
-                                   normalized, previous_role, &role, &buffer, &tokens);
+        int status = count_message(ops, message, i == start, i == n - 1, roles, first_roles, &forbidden_strings, strip,
+                                   normalized, previous_role, &role, i == target ? &lead : &no_lead, &buffer, &tokens);
         Py_DECREF(message);
         Py_XSETREF(previous_role, role);
         if (status <= 0) {
@@ -274,6 +358,7 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
         }
     }
     PyMem_Free(buffer.data);
+    PyMem_Free(lead.text);
     Py_XDECREF(previous_role);
     if (result == Py_None || (result == NULL && PyErr_Occurred())) {
         Py_XDECREF(counts);

@@ -24,7 +24,7 @@
 #define TK_ROLE_NOT_REPEATED 4  /* a message of this role right after one of the same role is not plain (merged) */
 #define TK_ROLE_ALL_FLAGS 7
 
-/* count_messages(roles, first_roles, forbidden, strip, overhead, normalized, messages, per_message) with the
+/* count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message) with the
  * core's text path in `ops` (only `core`, `sink`, `position` and `text` are used). The layout comes first, so
  * that Python can bind it once (functools.partial) and a call costs no Python frame:
  *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool[, suffix: str, flags: int]);
@@ -35,9 +35,14 @@
  *   overhead     tokens of the chat that no message owns, added to the total
  *   normalized   None, or a callable telling whether a str is in NFC (the model's normalizer): text it is
  *                not true for is not plain (the core counts text as given)
+ *   system_prompt None, or (role, separator, target role, last): a first message of `role` counts 0 tokens, and
+ *                its content + separator (when not empty) is joined before the content of the first (`last`:
+ *                the last) later message of the target role, inside that message's prefix (mistral v1-v3);
+ *                first_roles then applies to the message after it
  * -> None (not plain), or (total, [tokens of each message] or None when not `per_message`).
  * TypeError / ValueError for a malformed layout. */
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
-                            int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *messages, int per_message);
+                            int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,
+                            PyObject *messages, int per_message);
 
 #endif

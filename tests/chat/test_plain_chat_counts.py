@@ -249,25 +249,27 @@ def test_the_walk_refuses_a_malformed_layout(family, mistral_v3_sentencepiece):
     core = tokend.get_encoding("cl100k_base")._core if family == "bpe" else mistral_v3_sentencepiece._core
     user = [{"role": "user", "content": "a"}]
     with pytest.raises(TypeError):
-        core.count_messages({"user": ("", 1)}, None, (), False, 0, None, user, True)
+        core.count_messages({"user": ("", 1)}, None, (), False, 0, None, None, user, True)
     with pytest.raises(ValueError):
-        core.count_messages({"user": ("", -1, True)}, None, (), False, 0, None, user, True)
+        core.count_messages({"user": ("", -1, True)}, None, (), False, 0, None, None, user, True)
     with pytest.raises(TypeError):  # a suffix comes with flags
-        core.count_messages({"user": ("", 1, True, "x")}, None, (), False, 0, None, user, True)
+        core.count_messages({"user": ("", 1, True, "x")}, None, (), False, 0, None, None, user, True)
     with pytest.raises(TypeError):
-        core.count_messages({"user": ("", 1, True, b"x", 0)}, None, (), False, 0, None, user, True)
+        core.count_messages({"user": ("", 1, True, b"x", 0)}, None, (), False, 0, None, None, user, True)
     with pytest.raises(ValueError):  # unknown flags
-        core.count_messages({"user": ("", 1, True, "", 8)}, None, (), False, 0, None, user, True)
+        core.count_messages({"user": ("", 1, True, "", 8)}, None, (), False, 0, None, None, user, True)
     with pytest.raises(TypeError):
-        core.count_messages({"user": ("", 1, True)}, None, (), False, 0, "NFC", user, True)
-    with pytest.raises(ValueError):
-        core.count_messages({}, None, ("",), False, 0, None, [], True)
-    with pytest.raises(ValueError):
-        core.count_messages({}, None, ("<",) * 65, False, 0, None, [], True)
+        core.count_messages({"user": ("", 1, True)}, None, (), False, 0, "NFC", None, user, True)
     with pytest.raises(TypeError):
-        core.count_messages([], None, (), False, 0, None, [], True)
+        core.count_messages({"user": ("", 1, True)}, None, (), False, 0, None, ("system", "\n"), [{"role": "system", "content": "a"}], True)
+    with pytest.raises(ValueError):
+        core.count_messages({}, None, ("",), False, 0, None, None, [], True)
+    with pytest.raises(ValueError):
+        core.count_messages({}, None, ("<",) * 65, False, 0, None, None, [], True)
+    with pytest.raises(TypeError):
+        core.count_messages([], None, (), False, 0, None, None, [], True)
     with pytest.raises(ZeroDivisionError):  # the normal-form check's own error comes through
-        core.count_messages({"user": ("", 1, True)}, None, (), False, 0, lambda text: 1 / 0, [{"role": "user", "content": "ā"}], True)
+        core.count_messages({"user": ("", 1, True)}, None, (), False, 0, lambda text: 1 / 0, None, [{"role": "user", "content": "ā"}], True)
 
 
 def test_a_list_changed_by_another_thread_meanwhile_is_counted_or_handed_on(openai_chat):

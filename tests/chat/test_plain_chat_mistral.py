@@ -1,5 +1,5 @@
-"""count_chat's plain path for the mistral formats — alternating user/assistant strings (and v7 system
-messages) counted in one native call, on SentencePiece (mistral-common's v1/v2/v3/v7 `.model` files) and on
+"""count_chat's plain path for the mistral formats — alternating user/assistant strings after an optional
+system prompt (and v7's system messages anywhere) counted in one native call, on SentencePiece (mistral-common's v1/v2/v3/v7 `.model` files) and on
 Tekken — held to mistral-common's `encode_chat_completion` and to the general path (render, then count).
 
 SentencePiece adds its word-start mark to every text piece on its own: "[INST] text [/INST]" (v1) or the
@@ -30,14 +30,14 @@ CONTENT = st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=5)), max_
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _alternating(first_roles, size=6):
-    """user/assistant turns alternating (what the plain path takes), after optional system messages (v7)."""
+def _alternating(size=6):
+    """user/assistant turns alternating from a user's (what the plain path takes), maybe after a system message."""
 
-    def build(first, contents):
-        roles = ["user", "assistant"] if first == "user" else ["assistant", "user"]
-        return [{"role": roles[i % 2], "content": content} for i, content in enumerate(contents)]
+    def build(system, contents):
+        turns = [{"role": ["user", "assistant"][i % 2], "content": content} for i, content in enumerate(contents)]
+        return turns if system is None else [{"role": "system", "content": system}, *turns]
 
-    return st.tuples(st.sampled_from(first_roles), st.lists(CONTENT, min_size=1, max_size=size)).map(lambda t: build(*t))
+    return st.tuples(st.none() | CONTENT, st.lists(CONTENT, min_size=1, max_size=size)).map(lambda t: build(*t))
 
 
 @lru_cache(maxsize=None)
@@ -68,9 +68,11 @@ def _outcome(function):
 
 @SETTINGS
 @pytest.mark.parametrize("file_name", sorted(MISTRAL_FILES))
-@given(messages=_alternating(["user"]))
+@given(messages=_alternating())
 @example(messages=[{"role": "user", "content": " \u2581 lead"}, {"role": "assistant", "content": "tail  "},
                    {"role": "user", "content": ""}])  # fmt: skip
+@example(messages=[{"role": "system", "content": "Be brief. "}, {"role": "user", "content": " a"},
+                   {"role": "assistant", "content": "b"}, {"role": "user", "content": ""}])  # fmt: skip
 def test_plain_counts_equal_mistral_common(mistral_encodings, file_name, messages):
     encoder = _encoder(mistral_encodings, file_name)
     count = _outcome(lambda: encoder.count_chat(messages))
@@ -119,9 +121,8 @@ def test_a_plain_chat_is_counted_without_rendering(mistral_encodings, monkeypatc
     monkeypatch.setattr(encoder, "_count_rendered", lambda *arguments: pytest.fail("the general path was taken"))
     assert encoder.count_chat(PLAIN) == expected
     assert encoder.count_chat(PLAIN, add_generation_prompt=False) == expected
-    if MISTRAL_FILES[file_name][0] == "v7":
-        system = [{"role": "system", "content": "Be brief."}, *PLAIN]
-        assert encoder.count_chat(system).total == len(_mistral_common(file_name, system))
+    system = [{"role": "system", "content": "Be brief."}, *PLAIN]  # v1-v3: the system prompt joins a user turn
+    assert encoder.count_chat(system).total == len(_mistral_common(file_name, system))
 
 
 @pytest.mark.parametrize(
@@ -130,11 +131,13 @@ def test_a_plain_chat_is_counted_without_rendering(mistral_encodings, monkeypatc
         [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],  # merged into one turn
         [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}],  # v1-v3 put an empty user turn first
         [{"role": "user", "content": "a"}, {"role": "assistant", "content": ""}],  # refused
-        [{"role": "system", "content": "s"}, {"role": "user", "content": "a"}],  # v1-v3 move it into the user turn
+        [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}],  # v1-v3 move it into a user turn
+        [{"role": "system", "content": "s"}, {"role": "system", "content": "t"}, {"role": "user", "content": "a"}],
+        [{"role": "system", "content": "s"}],  # no user turn to join
         [{"role": "user", "content": "a"}, {"role": "tool", "content": "1", "tool_call_id": "abcdefghi"}],
         [],  # refused
     ],
-)
+)  # fmt: skip
 def test_other_chats_take_the_general_path(mistral_encodings, monkeypatch, messages):
     encoder = _encoder(mistral_encodings, "mistral_instruct_tokenizer_240323.model.v3")
     encoder.count_chat(PLAIN)  # builds the plain counter

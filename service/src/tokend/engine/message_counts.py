@@ -16,7 +16,8 @@ A message counts `constant + count_ordinary(prefix + content + suffix)` for its 
 may_be_last)` or `(prefix, constant, may_be_last, suffix, flags)`; the chat counts `overhead` (the tokens no
 message owns: a format's own header, the generation prompt) plus its messages. Flags (`ROLE_*`): trailing
 spaces cut from the content, empty content not plain, a message right after one of the same role not plain
-(formats that merge such runs). The answer is None — "render this chat the general way" — for anything
+(formats that merge such runs). With `system_prompt`, a first message of that role is not counted on its
+own but joined before the content of another message (mistral v1-v3). The answer is None — "render this chat the general way" — for anything
 else: a message that is not an exact dict with exactly those two keys as exact str, a role the layout lacks,
 a role that may not come last in the last message, content holding one of `forbidden` (special-token text,
 which a format may have to cut out, or text a format treats specially such as "</think>"), text that is not
@@ -64,6 +65,9 @@ class MessageLayout:
     forbidden: tuple[str, ...] = ()  # content holding any of these is not plain
     strip: bool = False  # content is stripped of surrounding whitespace before the prefix is joined
     overhead: int | None = None  # tokens of the chat that no message owns (None: 0; for a ChatFormat: its empty chat's)
+    # (role, separator, target role, last): a first message of `role` is a system prompt, joined (+ separator)
+    # before the content of the first (last: the last) message of the target role; it counts 0 itself
+    system_prompt: tuple[str, str, str, bool] | None = None
 
 
 def message_counter(encoding: Any, layout: MessageLayout) -> MessageCounter | None:
@@ -77,7 +81,8 @@ def message_counter(encoding: Any, layout: MessageLayout) -> MessageCounter | No
     if len(forbidden) > MAX_FORBIDDEN:
         return None
     first_roles = None if layout.first_roles is None else dict(layout.first_roles)
-    return partial(core.count_messages, dict(layout.roles), first_roles, forbidden, layout.strip, layout.overhead or 0, normalized)
+    return partial(core.count_messages, dict(layout.roles), first_roles, forbidden, layout.strip, layout.overhead or 0, normalized,
+                   layout.system_prompt)
 
 
 MAX_FORBIDDEN = 64  # strings the native walk looks for (message_counts.c)
