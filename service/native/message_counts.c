@@ -369,3 +369,47 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     Py_XDECREF(counts);
     return result;
 }
+
+/* UTF-8 bytes of `text`, lone surrogates 3 each (what encode("utf-8", "surrogatepass") gives). */
+static size_t utf8_bytes(PyObject *text) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (PyUnicode_IS_ASCII(text)) return (size_t)n;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    size_t bytes = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 point = PyUnicode_READ(kind, data, i);
+        bytes += point < 0x80 ? 1 : point < 0x800 ? 2 : point < 0x10000 ? 3 : 4;
+    }
+    return bytes;
+}
+
+/* plain_message_bytes(messages): for a list of exact {"role": str, "content": str} dicts (exact str), the
+ * UTF-8 bytes of every key and value (11 for "role" + "content" per message); None for anything else. */
+static PyObject *plain_message_bytes(PyObject *Py_UNUSED(module), PyObject *messages) {
+    if (!role_key && !(role_key = PyUnicode_InternFromString("role"))) return NULL;
+    if (!content_key && !(content_key = PyUnicode_InternFromString("content"))) return NULL;
+    if (!PyList_CheckExact(messages)) Py_RETURN_NONE;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(messages); i++) {
+        PyObject *message = PyList_GET_ITEM(messages, i);
+        if (!PyDict_CheckExact(message) || PyDict_GET_SIZE(message) != 2) Py_RETURN_NONE;
+        PyObject *role = PyDict_GetItemWithError(message, role_key);
+        PyObject *content = role ? PyDict_GetItemWithError(message, content_key) : NULL;
+        if (!content) {
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_NONE;
+        }
+        if (!PyUnicode_CheckExact(role) || !PyUnicode_CheckExact(content)) Py_RETURN_NONE;
+        total += 11 + utf8_bytes(role) + utf8_bytes(content);
+    }
+    return PyLong_FromSize_t(total);
+}
+
+static PyMethodDef message_count_functions[] = {
+    {"plain_message_bytes", plain_message_bytes, METH_O,
+     "plain_message_bytes(messages) -> UTF-8 bytes of a plain chat's keys and strings, or None when not plain"},
+    {NULL, NULL, 0, NULL},
+};
+
+int tk_message_counts_add(PyObject *module) { return PyModule_AddFunctions(module, message_count_functions); }

@@ -45,4 +45,8 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
                             int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,
                             PyObject *messages, int per_message);
 
+/* Adds plain_message_bytes(messages) to the module (the request size of a plain chat, for the service layer's
+ * limits): 0, or -1 with an exception. */
+int tk_message_counts_add(PyObject *module);
+
 #endif

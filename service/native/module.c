@@ -22,6 +22,7 @@
  *   core.count_parts(parts, ends) / core.encode_parts(parts, ends, special_ids)   text given as parts (text_parts.c)
  *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message)   a plain chat
  *                                (message_counts.c)
+ *   plain_message_bytes(messages) -> request bytes of a plain chat, or None    (module function, message_counts.c)
  *
  * Everything touching the piece cache runs with the GIL held and never calls back into Python code while
  * it holds pointers into shared state, so one core is safe to share between threads. Two exceptions keep
@@ -817,7 +818,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&BpeCoreType) < 0) return NULL;
     PyObject *module = PyModule_Create(&native_module);
     if (!module) return NULL;
-    if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0) {
+    if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0 || tk_message_counts_add(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

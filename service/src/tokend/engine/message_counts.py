@@ -42,9 +42,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from tokend.engine._native import plain_message_bytes as _plain_message_bytes
 from tokend.engine.text_parts import native_core
 
-__all__ = ["MessageLayout", "MessageCounter", "message_counter", "ROLE_RSTRIP_SPACES", "ROLE_NOT_EMPTY", "ROLE_NOT_REPEATED"]
+__all__ = ["MessageLayout", "MessageCounter", "message_counter", "plain_message_bytes", "ROLE_RSTRIP_SPACES", "ROLE_NOT_EMPTY",
+           "ROLE_NOT_REPEATED"]
 
 # Role flags, as native/message_counts.h defines them.
 ROLE_RSTRIP_SPACES = 1  # the content loses trailing " " (mistral's assistant turns)
@@ -117,3 +119,16 @@ def _text_path(encoding: Any) -> tuple[Any, Any, tuple[str, ...]] | None:
         forbidden.append(content)
     normalized = partial(unicodedata.is_normalized, normalizer) if normalizer else None
     return core, normalized, tuple(forbidden)
+
+
+def plain_message_bytes(messages: Any) -> int | None:
+    """The UTF-8 bytes of every key and string of a plain chat (a list of exact `{"role": str, "content": str}`
+    dicts; lone surrogates 3 bytes each), in one C loop; None for anything else. The service layer's request
+    size of the common chat (a Python loop cost ~0.2 us a message, more than counting a short turn).
+
+    >>> plain_message_bytes([{"role": "user", "content": "héllo"}])   # "role" + "content" + "user" + 6
+    21
+    >>> plain_message_bytes([{"role": "user", "content": None}]) is None
+    True
+    """
+    return _plain_message_bytes(messages)

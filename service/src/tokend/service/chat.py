@@ -23,12 +23,12 @@ Not handled: streaming, images or audio in messages (only text parts can be toke
 
 from __future__ import annotations
 
-import operator
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tokend.engine.message_counts import plain_message_bytes
 from tokend.errors import ChatFormatNotSetError, ChatTemplateError
 from tokend.registry.chat import CONTENT_SPECIAL_TOKENS, ChatCount, ChatEncoding, TemplateLimits
 from tokend.service.admission import working_bytes
@@ -224,7 +224,7 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
                 f"has {len(messages):,} messages, over the limit of {MAX_CHAT_MESSAGES:,} per conversation; "
                 "send a shorter conversation (count a long one in parts and add the counts)",
             )
-        plain = _plain_messages_bytes(messages)
+        plain = plain_message_bytes(messages)  # the common chat, in C
         if plain is not None:
             size += plain
         for number, message in enumerate(messages if plain is None else ()):
@@ -247,22 +247,6 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
             )
         size += tools
     return size
-
-
-def _plain_messages_bytes(messages: Sequence[Any]) -> int | None:
-    """What ``conversation_bytes`` counts for messages that are all exact ``{"role": str, "content": str}``
-    dicts — the common chat — in C-level passes (a Python loop cost ~0.3 us a message, more than counting a
-    short turn's text); None for any other list. "role" + "content" are 11 bytes; UTF-8 lengths add up."""
-    if set(map(type, messages)) - {dict} or set(map(len, messages)) - {2}:
-        return None
-    try:
-        text = "".join(map(_ROLE, messages)) + "".join(map(_CONTENT, messages))
-    except (KeyError, TypeError):  # another key, or a value that is not str
-        return None
-    return 11 * len(messages) + text_bytes(text)
-
-
-_ROLE, _CONTENT = operator.itemgetter("role"), operator.itemgetter("content")
 
 
 def _nested_bytes(value: Any, where: str) -> int:
