@@ -141,6 +141,27 @@ typedef struct {
     size_t cap;
 } Buffer;
 
+/* The layouts read so far in one call, by entry (a strong reference each): a chat alternates between a few
+ * roles, and reading an entry (its tuple, str and ints) cost more per message than the lookup here. */
+#define TK_LAYOUT_CACHE 4
+typedef struct {
+    PyObject *entry[TK_LAYOUT_CACHE];
+    RoleLayout layout[TK_LAYOUT_CACHE];
+    int n;
+} LayoutCache;
+
+static const RoleLayout *cached_role(LayoutCache *cache, PyObject *entry) {
+    for (int i = 0; i < cache->n; i++)
+        if (cache->entry[i] == entry) return &cache->layout[i];
+    RoleLayout layout;
+    if (read_role(entry, &layout) < 0) return NULL;
+    int slot = cache->n < TK_LAYOUT_CACHE ? cache->n++ : TK_LAYOUT_CACHE - 1;
+    Py_INCREF(entry);
+    Py_XSETREF(cache->entry[slot], entry);
+    cache->layout[slot] = layout;
+    return &cache->layout[slot];
+}
+
 /* Text joined before one message's content (a system prompt and its separator), or none (len 0). */
 typedef struct {
     char *text;
@@ -185,23 +206,35 @@ static int is_normalized(PyObject *normalized, PyObject *content, const RoleLayo
     return truth;
 }
 
+/* What stays the same for every message of one call. */
+typedef struct {
+    const tk_parts_ops *ops;
+    PyObject *roles, *first_roles, *normalized;
+    Forbidden forbidden;
+    int strip;
+    LayoutCache layouts;
+    Buffer buffer;
+} Walk;
+
 /* 1: counted; 0: not plain; -1: an exception. `*role_out` gets a new reference to the message's role. */
-static int count_message(const tk_parts_ops *ops, PyObject *message, int first, int last, PyObject *roles,
-                         PyObject *first_roles, const Forbidden *forbidden, int strip, PyObject *normalized,
-                         PyObject *previous_role, PyObject **role_out, const Lead *lead, Buffer *buffer, size_t *tokens) {
+static int count_message(Walk *walk, PyObject *message, int first, int last, PyObject *previous_role,
+                         PyObject **role_out, const Lead *lead, size_t *tokens) {
+    const tk_parts_ops *ops = walk->ops;
     if (!PyDict_CheckExact(message) || PyDict_GET_SIZE(message) != 2) return 0;
     PyObject *role = PyDict_GetItemWithError(message, role_key);
     PyObject *content = role ? PyDict_GetItemWithError(message, content_key) : NULL;
     if (!content) return PyErr_Occurred() ? -1 : 0;
     if (!PyUnicode_CheckExact(role) || !PyUnicode_CheckExact(content)) return 0;
-    PyObject *entry = first && first_roles != Py_None ? PyDict_GetItemWithError(first_roles, role)
-                                                      : PyDict_GetItemWithError(roles, role);
+    PyObject *entry = first && walk->first_roles != Py_None ? PyDict_GetItemWithError(walk->first_roles, role)
+                                                            : PyDict_GetItemWithError(walk->roles, role);
     if (!entry) return PyErr_Occurred() ? -1 : 0;
-    RoleLayout layout;
-    if (read_role(entry, &layout) < 0) return -1;
-    if (last && !layout.may_be_last) return 0;
-    if ((layout.flags & TK_ROLE_NOT_EMPTY) && PyUnicode_GET_LENGTH(content) == 0) return 0;
-    if ((layout.flags & TK_ROLE_NOT_REPEATED) && previous_role && PyUnicode_Compare(previous_role, role) == 0) return 0;
+    const RoleLayout *layout = cached_role(&walk->layouts, entry);
+    if (!layout) return -1;
+    if (last && !layout->may_be_last) return 0;
+    if (layout->flags) {
+        if ((layout->flags & TK_ROLE_NOT_EMPTY) && PyUnicode_GET_LENGTH(content) == 0) return 0;
+        if ((layout->flags & TK_ROLE_NOT_REPEATED) && previous_role && PyUnicode_Compare(previous_role, role) == 0) return 0;
+    }
     Py_ssize_t len;
     const char *text = PyUnicode_AsUTF8AndSize(content, &len);
     if (!text) { /* lone surrogates: the general path repairs them as tiktoken does */
@@ -210,8 +243,8 @@ static int count_message(const tk_parts_ops *ops, PyObject *message, int first, 
         return 0;
     }
     size_t start = 0, end = (size_t)len;
-    if (strip) strip_utf8(text, &start, &end);
-    if (layout.flags & TK_ROLE_RSTRIP_SPACES)
+    if (walk->strip) strip_utf8(text, &start, &end);
+    if (layout->flags & TK_ROLE_RSTRIP_SPACES)
         while (end > start && text[end - 1] == ' ') end--;
     Py_INCREF(content); /* `text` lives as long as it; the count may release the GIL */
     Py_INCREF(role);
@@ -219,17 +252,18 @@ static int count_message(const tk_parts_ops *ops, PyObject *message, int first, 
     int status = 1;
     const char *whole = text + start;
     size_t whole_len = end - start;
-    if (layout.prefix_len || layout.suffix_len || lead->len) {
-        whole = joined(buffer, &layout, lead, text + start, end - start);
-        whole_len += (size_t)(layout.prefix_len + layout.suffix_len) + lead->len;
+    if (layout->prefix_len || layout->suffix_len || lead->len) {
+        whole = joined(&walk->buffer, layout, lead, text + start, end - start);
+        whole_len += (size_t)(layout->prefix_len + layout->suffix_len) + lead->len;
         if (!whole) status = -1;
     }
-    if (status == 1 && forbidden->n && holds_forbidden(forbidden, whole, whole_len)) status = 0;
-    if (status == 1 && normalized != Py_None) status = is_normalized(normalized, content, &layout, lead, whole, whole_len);
+    if (status == 1 && walk->forbidden.n && holds_forbidden(&walk->forbidden, whole, whole_len)) status = 0;
+    if (status == 1 && walk->normalized != Py_None)
+        status = is_normalized(walk->normalized, content, layout, lead, whole, whole_len);
     if (status == 1) {
         size_t before = *ops->position;
         if (whole_len && ops->text(ops->core, ops->sink, (const uint8_t *)whole, whole_len) < 0) status = -1;
-        *tokens = *ops->position - before + (size_t)layout.constant;
+        *tokens = *ops->position - before + (size_t)layout->constant;
     }
     Py_DECREF(content);
     return status;
@@ -313,9 +347,10 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
         PyErr_SetString(PyExc_ValueError, "overhead must not be negative");
         return NULL;
     }
-    Forbidden forbidden_strings;
-    if (read_forbidden(forbidden, &forbidden_strings) < 0) return NULL;
-    if (!PyList_CheckExact(messages)) Py_RETURN_NONE;
+    Walk walk = {ops, roles, first_roles, normalized, {{0}}, strip, {{NULL}, {{0}}, 0}, {NULL, 0}};
+    if (read_forbidden(forbidden, &walk.forbidden) < 0) return NULL;
+    /* An empty chat is the format's own answer (its header alone, or an error): the general path. */
+    if (!PyList_CheckExact(messages) || PyList_GET_SIZE(messages) == 0) Py_RETURN_NONE;
     Py_ssize_t n = PyList_GET_SIZE(messages), start = 0, target = -1;
     Lead lead = {NULL, 0, 1}, no_lead = {NULL, 0, 1};
     if (system_prompt != Py_None) {
@@ -330,7 +365,6 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
         return NULL;
     }
     if (counts && start) PyList_SET_ITEM(counts, 0, PyLong_FromLong(0)); /* a small int: cannot fail */
-    Buffer buffer = {NULL, 0};
     size_t total = (size_t)overhead;
     PyObject *result = NULL, *previous_role = NULL;
     for (Py_ssize_t i = start; i < n; i++) {
@@ -342,8 +376,8 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
         Py_INCREF(message);
         size_t tokens = 0;
         PyObject *role = NULL;
-        int status = count_message(ops, message, i == start, i == n - 1, roles, first_roles, &forbidden_strings, strip,
-                                   normalized, previous_role, &role, i == target ? &lead : &no_lead, &buffer, &tokens);
+        int status = count_message(&walk, message, i == start, i == n - 1, previous_role, &role,
+                                   i == target ? &lead : &no_lead, &tokens);
         Py_DECREF(message);
         Py_XSETREF(previous_role, role);
         if (status <= 0) {
@@ -357,8 +391,9 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
             PyList_SET_ITEM(counts, i, count);
         }
     }
-    PyMem_Free(buffer.data);
+    PyMem_Free(walk.buffer.data);
     PyMem_Free(lead.text);
+    for (int k = 0; k < walk.layouts.n; k++) Py_DECREF(walk.layouts.entry[k]);
     Py_XDECREF(previous_role);
     if (result == Py_None || (result == NULL && PyErr_Occurred())) {
         Py_XDECREF(counts);

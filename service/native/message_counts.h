@@ -1,5 +1,5 @@
 /* The token counts of a plain chat, walked in one native call (message_counts.c). See
- * engine/message_counts.py for the Python face and registry/chat/plain_layout.py for who builds the layout.
+ * engine/message_counts.py for the Python face and `ChatFormat.message_layout` (registry/chat/) for who builds the layout.
  *
  * A *plain* message is an exact dict with exactly the keys "role" and "content", both exact str. A chat format
  * whose plain messages each render as
@@ -39,7 +39,7 @@
  *                its content + separator (when not empty) is joined before the content of the first (`last`:
  *                the last) later message of the target role, inside that message's prefix (mistral v1-v3);
  *                first_roles then applies to the message after it
- * -> None (not plain), or (total, [tokens of each message] or None when not `per_message`).
+ * -> None (not plain; an empty list too), or (total, [tokens of each message] or None when not `per_message`).
  * TypeError / ValueError for a malformed layout. */
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
                             int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,

@@ -21,7 +21,8 @@ own but joined before the content of another message (mistral v1-v3). The answer
 else: a message that is not an exact dict with exactly those two keys as exact str, a role the layout lacks,
 a role that may not come last in the last message, content holding one of `forbidden` (special-token text,
 which a format may have to cut out, or text a format treats specially such as "</think>"), text that is not
-valid UTF-8, messages given as anything but a list. With `strip`, content loses its surrounding whitespace
+valid UTF-8, messages given as anything but a list, an empty list (the format's own answer: its header
+alone, or an error). With `strip`, content loses its surrounding whitespace
 first (as `str.strip`). The general path stays the authority: it is exact for every chat and raises the
 precise error for a bad one.
 

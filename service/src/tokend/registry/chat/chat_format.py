@@ -169,7 +169,7 @@ class ChatEncoder:
             counter = self._counters.get((add_generation_prompt, content_special_tokens), _UNSET)
             if counter is _UNSET:
                 counter = self._message_counter(add_generation_prompt, content_special_tokens)
-            if counter is not None and type(messages) is list and messages:  # an empty chat: the format's own answer
+            if counter is not None:
                 counted = counter(messages, per_message)
                 if counted is not None:
                     return chat_count(counted[0], counted[1] or [], True, self._estimate)

@@ -89,7 +89,7 @@ class MistralFormat(ChatFormat):
             roles["system"] = ("", 2, True, "", 0)  # [SYSTEM_PROMPT] text [/SYSTEM_PROMPT], in place
         # v1-v3: a first system message is the system prompt, put before the first (v1) / last (v2+) user text.
         system_prompt = None if self.number >= 7 else ("system", _JOIN, "user", self.number >= 2)
-        # No empty chat (render refuses it; ChatEncoder sends [] to the general path), so BOS is given here.
+        # No empty chat (render refuses it; the walk sends [] to the general path), so BOS is given here.
         return MessageLayout(roles, first_roles=None if self.number >= 7 else {"user": user}, overhead=1, system_prompt=system_prompt)
 
     def render(
