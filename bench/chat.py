@@ -26,6 +26,7 @@ import argparse
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -112,7 +113,8 @@ def _more_encoders(registry_dir: Path):
     files = {"tokenizer.model.v1": "v1", "mistral_instruct_tokenizer_240323.model.v3": "v3",
              "mistral_instruct_tokenizer_241114.model.v7": "v7", "tekken_240718.json": "v3"}  # fmt: skip
     for mistral in imported_encodings(registry_dir, tuple(files)):
-        encoders = {"chatml (Qwen 3, NFC)": ChatEncoder(tokend_encoding_from_file("qwen3-nfc"), build_chat_format(builtin_chat_format("chatml")))}
+        qwen3_nfc = tokend_encoding_from_file("qwen3-nfc")
+        encoders = {"chatml (Qwen 3, NFC)": ChatEncoder(qwen3_nfc, build_chat_format(builtin_chat_format("chatml")))}
         for file_name, version in files.items():
             family = "Tekken" if file_name.startswith("tekken") else f"SentencePiece {file_name.rsplit('.', 1)[-1]}"
             format_ = build_chat_format(builtin_chat_format("mistral", version=version))
@@ -156,8 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     rounds, repeat = (5, 10) if args.quick else (9, 20)
     limits = TemplateLimits(seconds=30.0)  # a shared machine must not turn a slow round into an error
     rows = []
-    import tempfile
-
     scratch = tempfile.TemporaryDirectory(prefix="bench-chat-")
     more = _more_encoders(Path(scratch.name) / "models")
     encoders = {**_encoders(), **next(more)}

@@ -17,28 +17,27 @@ may_be_last)` or `(prefix, constant, may_be_last, suffix, flags)`; the chat coun
 message owns: a format's own header, the generation prompt) plus its messages. Flags (`ROLE_*`): trailing
 spaces cut from the content, empty content not plain, a message right after one of the same role not plain
 (formats that merge such runs). With `system_prompt`, a first message of that role is not counted on its
-own but joined before the content of another message (mistral v1-v3). The answer is None — "render this chat the general way" — for anything
-else: a message that is not an exact dict with exactly those two keys as exact str, a role the layout lacks,
+own but joined before the content of another message (mistral v1-v3). The answer is None — "render this
+chat the general way" — for anything else: a message that is not an exact dict with exactly those two keys as exact str, a role the layout lacks,
 a role that may not come last in the last message, content holding one of `forbidden` (special-token text,
 which a format may have to cut out, or text a format treats specially such as "</think>"), text that is not
 valid UTF-8, messages given as anything but a list, an empty list (the format's own answer: its header
-alone, or an error). With `strip`, content loses its surrounding whitespace
-first (as `str.strip`). The general path stays the authority: it is exact for every chat and raises the
-precise error for a bad one.
+alone, or an error). With `strip`, content loses its surrounding whitespace first (as `str.strip`). The
+general path stays the authority: it is exact for every chat and raises the precise error for a bad one.
 
 Which encodings: the byte-level `Encoding` whose core splits (no prefix space), and the native
 `SentencePieceEncoding` (each text its own sentence, as `count_ordinary` counts it). An NFC normalizer
 (Hugging Face files, e.g. Qwen 3's) is fine for text already in NFC — the core then counts what
-`count_ordinary` counts — and text that is not sends the chat down the general path (`unicodedata.is_normalized`,
-only for text with a code point from U+0100 up). Hugging Face added tokens that are not special are found
-in any text, so content holding one is not plain either. Anything else (another normalizer, a Python
-split, a reference encoder) has no counter.
+`count_ordinary` counts — and text that is not sends the chat down the general path
+(`unicodedata.is_normalized`, only for text with a code point from U+0100 up). Hugging Face added tokens
+that are not special are found in any text, so content holding one is not plain either. Anything else
+(another normalizer, a Python split, a reference encoder) has no counter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -46,8 +45,15 @@ from typing import Any
 from tokend.engine._native import plain_message_bytes as _plain_message_bytes
 from tokend.engine.text_parts import native_core
 
-__all__ = ["MessageLayout", "MessageCounter", "message_counter", "plain_message_bytes", "ROLE_RSTRIP_SPACES", "ROLE_NOT_EMPTY",
-           "ROLE_NOT_REPEATED"]
+__all__ = [
+    "MessageLayout",
+    "MessageCounter",
+    "message_counter",
+    "plain_message_bytes",
+    "ROLE_RSTRIP_SPACES",
+    "ROLE_NOT_EMPTY",
+    "ROLE_NOT_REPEATED",
+]
 
 # Role flags, as native/message_counts.h defines them.
 ROLE_RSTRIP_SPACES = 1  # the content loses trailing " " (mistral's assistant turns)
@@ -84,8 +90,8 @@ def message_counter(encoding: Any, layout: MessageLayout) -> MessageCounter | No
     if len(forbidden) > MAX_FORBIDDEN:
         return None
     first_roles = None if layout.first_roles is None else dict(layout.first_roles)
-    return partial(core.count_messages, dict(layout.roles), first_roles, forbidden, layout.strip, layout.overhead or 0, normalized,
-                   layout.system_prompt)
+    return partial(core.count_messages, dict(layout.roles), first_roles, forbidden, layout.strip, layout.overhead or 0,
+                   normalized, layout.system_prompt)
 
 
 MAX_FORBIDDEN = 64  # strings the native walk looks for (message_counts.c)
