@@ -9,11 +9,15 @@ the baseline, *contents*, is counting the text of the messages (`count_ordinary`
 is counting the rendered prompt as one string (`count(text, allowed_special="all")`). The chat calls are
 `count_chat(messages)` on the loaded model (message checks, rendering, per-message counts), the same with
 `per_message=False` (for templates one render instead of one per prefix), and *service*: the whole request
-path of `TokenizerService.count_chat` (limits, conversation size, model resolution, deadline) around it.
+path of `TokenizerService.count_chat` (limits, conversation size, model resolution, deadline) around it,
+beside the service's own text path: `TokenizerService.count` of the contents joined as one text, and of
+one two-letter text (the cost of a call itself).
 All run interleaved on a warm piece cache (the same text again) or with the cache *off* (every piece
 merged, as for new text); each number is the best of three medians of several rounds of wall time
 (`perf_counter`) in this one process. The ratios against *contents* are the result; the issue's target is
-at most 1.10 for the built-in formats.
+at most 1.10 for the built-in formats (and, over the service, against the service's text path). Rows beyond
+the first formats: Qwen 3 with its published NFC normalizer (tokenizer.json read by tokend's importer), and
+the mistral formats on mistral-common's shipped files (SentencePiece v1/v3/v7, Tekken).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -97,6 +102,26 @@ def _encoders():
     }
 
 
+def _more_encoders(registry_dir: Path):
+    """Qwen 3 as published (NFC normalizer, tokenizer.json read by tokend's importer) and the mistral formats on
+    mistral-common's shipped files (SentencePiece v1/v3/v7, Tekken), imported into a registry at
+    `registry_dir` as tests/chat does. A generator: the registry stays open until it is closed."""
+    from chat.hf_tokenizers import tokend_encoding_from_file
+    from chat.mistral_files import imported_encodings
+    from tokend.registry.chat import ChatEncoder, build_chat_format, builtin_chat_format
+
+    files = {"tokenizer.model.v1": "v1", "mistral_instruct_tokenizer_240323.model.v3": "v3",
+             "mistral_instruct_tokenizer_241114.model.v7": "v7", "tekken_240718.json": "v3"}  # fmt: skip
+    for mistral in imported_encodings(registry_dir, tuple(files)):
+        qwen3_nfc = tokend_encoding_from_file("qwen3-nfc")
+        encoders = {"chatml (Qwen 3, NFC)": ChatEncoder(qwen3_nfc, build_chat_format(builtin_chat_format("chatml")))}
+        for file_name, version in files.items():
+            family = "Tekken" if file_name.startswith("tekken") else f"SentencePiece {file_name.rsplit('.', 1)[-1]}"
+            format_ = build_chat_format(builtin_chat_format("mistral", version=version))
+            encoders[f"mistral {version} ({family})"] = ChatEncoder(mistral[file_name], format_)
+        yield encoders
+
+
 def _median_seconds(function, rounds: int, repeat: int) -> float:
     samples = []
     for _ in range(rounds):
@@ -110,7 +135,12 @@ def _median_seconds(function, rounds: int, repeat: int) -> float:
 def _cold(encoding):
     """The same encoding without a piece cache: every count pays the full merge, as for text never seen."""
     import tokend
+    from tokend.engine.sentencepiece.encoding import SentencePieceEncoding
 
+    if isinstance(encoding, SentencePieceEncoding):
+        return SentencePieceEncoding(encoding.name, model=encoding._model, piece_cache_capacity=0)
+    if encoding.normalizer is not None or encoding.added_tokens:  # a tokenizer.json's model, as it is
+        return tokend.Encoding.from_model(encoding._model, piece_cache_capacity=0)
     return tokend.Encoding(encoding.name, pat_str=encoding.pattern, mergeable_ranks=encoding.mergeable_ranks,
                            special_tokens=encoding.special_tokens, piece_cache_capacity=0)
 
@@ -119,14 +149,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench chat")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=str(ROOT / "docs" / "bench-chat.md"))
+    parser.add_argument("--only", default="", help="comma-separated parts of format names: only those rows (for a look while working)")
     args = parser.parse_args(argv)
     from tokend.registry.chat import ChatEncoder, TemplateLimits
     from tokend.service import ChatConversation, Limits, ServedModels, TokenizerService
+    from tokend.service.special_policy import ORDINARY_POLICY
 
     rounds, repeat = (5, 10) if args.quick else (9, 20)
     limits = TemplateLimits(seconds=30.0)  # a shared machine must not turn a slow round into an error
     rows = []
-    encoders = _encoders()
+    scratch = tempfile.TemporaryDirectory(prefix="bench-chat-")
+    more = _more_encoders(Path(scratch.name) / "models")
+    encoders = {**_encoders(), **next(more)}
+    if args.only:
+        encoders = {name: encoder for name, encoder in encoders.items() if any(part in name for part in args.only.split(","))}
     for size in CHAT_SIZES:
         messages = _chat(size=size)
         for name, warm_encoder in encoders.items():
@@ -145,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
                 chat = lambda: encoder.count_chat(messages, limits=limits)  # noqa: E731
                 total_only = lambda: encoder.count_chat(messages, limits=limits, per_message=False)  # noqa: E731
                 served = lambda: service.count_chat("bench", conversation)  # noqa: E731
+                joined = ["\n".join(contents)]  # the chat's text as one Count item: the service's text path
+                served_text = lambda: service.count("bench", joined, special=ORDINARY_POLICY)  # noqa: E731
+                served_call = lambda: service.count("bench", ["Hi"], special=ORDINARY_POLICY)  # noqa: E731  (the call's own cost)
                 functions = {"contents": text_of_chat, "prompt": prompt_text, "chat": chat, "total": total_only,
-                             "service": served}  # fmt: skip
+                             "service": served, "service_text": served_text, "service_call": served_call}  # fmt: skip
                 for function in functions.values():
                     function()  # warm up (and the piece cache, when there is one)
                 samples: dict[str, list[float]] = {key: [] for key in functions}
@@ -158,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((size, name, cache, tokens, best))
                 print(f"{size:5} {name:30} cache {cache:4} {tokens:5} tok  contents {best['contents']:8.0f} us  "
                       f"prompt {best['prompt']:8.0f} us  count_chat {best['chat']:8.0f} us ({best['chat'] / best['contents']:.2f}x)  "
-                      f"total-only {best['total'] / best['contents']:.2f}x  service {best['service'] / best['contents']:.2f}x", flush=True)
+                      f"total-only {best['total'] / best['contents']:.2f}x  service {best['service'] / best['contents']:.2f}x  "
+                      f"service/service text {best['service'] / best['service_text']:.2f}x  "
+                      f"service/(contents + call) {best['service'] / (best['contents'] + best['service_call']):.2f}x", flush=True)
     lines = [
         "# Chat benchmark: count_chat beside counting the chat's text",
         "",
@@ -170,17 +211,25 @@ def main(argv: list[str] | None = None) -> int:
         "counts; *total only*: `per_message=False`; *service*: `TokenizerService.count_chat` (the request path of "
         "every front-end, without its wire). Ratios are against *contents*. Cache *warm*: the same chat again "
         "(the piece cache answers almost every piece); *off*: an encoding without piece cache (every piece "
-        "merged, as for new text).",
+        "merged, as for new text). *service text*: `TokenizerService.count` of the contents joined by newlines "
+        "as one item, special-token text as ordinary text as in the chat's content (the same request path for "
+        "text: limits, model resolution, policy, admission, batch loop; the engine's batch call, whose workers "
+        "have their own piece caches), and *service* against it; *call*: `TokenizerService.count` of one "
+        "two-letter text, the request path's own cost, and *service* against *contents* + *call*.",
         "",
-        "| chat | format (encoding) | cache | tokens | contents µs | prompt µs | count_chat µs | ratio | total only ratio | service µs | ratio |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| chat | format (encoding) | cache | tokens | contents µs | prompt µs | count_chat µs | ratio | total only ratio | service µs | ratio "
+        "| service text µs | service / service text | call µs | service / (contents + call) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size, name, cache, tokens, best in rows:
         lines.append(
             f"| {size} | {name} | {cache} | {tokens} | {best['contents']:.0f} | {best['prompt']:.0f} | {best['chat']:.0f} | "
             f"{best['chat'] / best['contents']:.2f} | {best['total'] / best['contents']:.2f} | {best['service']:.0f} | "
-            f"{best['service'] / best['contents']:.2f} |"
+            f"{best['service'] / best['contents']:.2f} | {best['service_text']:.0f} | {best['service'] / best['service_text']:.2f} | "
+            f"{best['service_call']:.1f} | {best['service'] / (best['contents'] + best['service_call']):.2f} |"
         )
+    more.close()
+    scratch.cleanup()
     Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")
     return 0

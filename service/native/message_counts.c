@@ -21,10 +21,12 @@ typedef struct {
 } Forbidden;
 
 typedef struct {
-    const char *prefix;
-    Py_ssize_t prefix_len;
+    const char *prefix, *suffix;
+    Py_ssize_t prefix_len, suffix_len;
     Py_ssize_t constant;
     int may_be_last;
+    long flags; /* TK_ROLE_* (message_counts.h) */
+    int ascii_around; /* prefix and suffix are ASCII */
 } RoleLayout;
 
 static PyObject *role_key, *content_key; /* interned "role", "content" */
@@ -75,13 +77,28 @@ static int holds_forbidden(const Forbidden *forbidden, const char *text, size_t 
 }
 
 static int read_role(PyObject *entry, RoleLayout *out) {
-    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3 || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
-        !PyLong_Check(PyTuple_GET_ITEM(entry, 1))) {
-        PyErr_SetString(PyExc_TypeError, "a role's layout must be (prefix: str, constant: int, may_be_last: bool)");
+    Py_ssize_t size = PyTuple_Check(entry) ? PyTuple_GET_SIZE(entry) : 0;
+    if ((size != 3 && size != 5) || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) || !PyLong_Check(PyTuple_GET_ITEM(entry, 1)) ||
+        (size == 5 && (!PyUnicode_Check(PyTuple_GET_ITEM(entry, 3)) || !PyLong_Check(PyTuple_GET_ITEM(entry, 4))))) {
+        PyErr_SetString(PyExc_TypeError, "a role's layout must be (prefix: str, constant: int, may_be_last: bool"
+                                         "[, suffix: str, flags: int])");
         return -1;
     }
     out->prefix = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 0), &out->prefix_len);
     if (!out->prefix) return -1;
+    out->suffix = "", out->suffix_len = 0, out->flags = 0;
+    out->ascii_around = PyUnicode_IS_ASCII(PyTuple_GET_ITEM(entry, 0));
+    if (size == 5) {
+        out->suffix = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 3), &out->suffix_len);
+        if (!out->suffix) return -1;
+        out->ascii_around = out->ascii_around && PyUnicode_IS_ASCII(PyTuple_GET_ITEM(entry, 3));
+        out->flags = PyLong_AsLong(PyTuple_GET_ITEM(entry, 4));
+        if (out->flags == -1 && PyErr_Occurred()) return -1;
+        if (out->flags & ~(long)TK_ROLE_ALL_FLAGS) {
+            PyErr_SetString(PyExc_ValueError, "unknown role flags");
+            return -1;
+        }
+    }
     out->constant = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 1));
     if (out->constant == -1 && PyErr_Occurred()) return -1;
     if (out->constant < 0) {
@@ -124,9 +141,39 @@ typedef struct {
     size_t cap;
 } Buffer;
 
-static const char *joined(Buffer *buffer, const char *prefix, size_t prefix_len, const char *text, size_t len) {
-    if (prefix_len + len > buffer->cap) {
-        size_t cap = 2 * (prefix_len + len) + 64;
+/* The layouts read so far in one call, by entry (a strong reference each): a chat alternates between a few
+ * roles, and reading an entry (its tuple, str and ints) cost more per message than the lookup here. */
+#define TK_LAYOUT_CACHE 4
+typedef struct {
+    PyObject *entry[TK_LAYOUT_CACHE];
+    RoleLayout layout[TK_LAYOUT_CACHE];
+    int n;
+} LayoutCache;
+
+static const RoleLayout *cached_role(LayoutCache *cache, PyObject *entry) {
+    for (int i = 0; i < cache->n; i++)
+        if (cache->entry[i] == entry) return &cache->layout[i];
+    RoleLayout layout;
+    if (read_role(entry, &layout) < 0) return NULL;
+    int slot = cache->n < TK_LAYOUT_CACHE ? cache->n++ : TK_LAYOUT_CACHE - 1;
+    Py_INCREF(entry);
+    Py_XSETREF(cache->entry[slot], entry);
+    cache->layout[slot] = layout;
+    return &cache->layout[slot];
+}
+
+/* Text joined before one message's content (a system prompt and its separator), or none (len 0). */
+typedef struct {
+    char *text;
+    size_t len;
+    int narrow; /* every code point below U+0100 */
+} Lead;
+
+/* prefix + lead + text + suffix, in `buffer`. */
+static const char *joined(Buffer *buffer, const RoleLayout *layout, const Lead *lead, const char *text, size_t len) {
+    size_t prefix_len = (size_t)layout->prefix_len, suffix_len = (size_t)layout->suffix_len;
+    if (prefix_len + lead->len + len + suffix_len > buffer->cap) {
+        size_t cap = 2 * (prefix_len + lead->len + len + suffix_len) + 64;
         char *data = PyMem_Realloc(buffer->data, cap);
         if (!data) {
             PyErr_NoMemory();
@@ -135,25 +182,59 @@ static const char *joined(Buffer *buffer, const char *prefix, size_t prefix_len,
         buffer->data = data;
         buffer->cap = cap;
     }
-    memcpy(buffer->data, prefix, prefix_len);
-    memcpy(buffer->data + prefix_len, text, len);
+    char *at = buffer->data;
+    memcpy(at, layout->prefix, prefix_len), at += prefix_len;
+    if (lead->len) memcpy(at, lead->text, lead->len), at += lead->len;
+    memcpy(at, text, len), at += len;
+    memcpy(at, layout->suffix, suffix_len);
     return buffer->data;
 }
 
-/* 1: counted; 0: not plain; -1: an exception. */
-static int count_message(const tk_parts_ops *ops, PyObject *message, int first, int last, PyObject *roles,
-                         PyObject *first_roles, const Forbidden *forbidden, int strip, Buffer *buffer, size_t *tokens) {
+/* 1 when the model's normalizer (NFC) leaves `whole` as it is (`normalized(str)` says so), 0 when not, -1:
+ * an exception. Text of code points below U+0100 is in NFC (each of them is its own composition, none is a
+ * combining mark or composes with a neighbour), so only wider text pays the call. */
+static int is_normalized(PyObject *normalized, PyObject *content, const RoleLayout *layout, const Lead *lead,
+                         const char *whole, size_t len) {
+    if (PyUnicode_KIND(content) == PyUnicode_1BYTE_KIND && layout->ascii_around && (!lead->len || lead->narrow)) return 1;
+    PyObject *text = PyUnicode_DecodeUTF8(whole, (Py_ssize_t)len, "strict");
+    if (!text) return -1;
+    PyObject *answer = PyObject_CallOneArg(normalized, text);
+    Py_DECREF(text);
+    if (!answer) return -1;
+    int truth = PyObject_IsTrue(answer);
+    Py_DECREF(answer);
+    return truth;
+}
+
+/* What stays the same for every message of one call. */
+typedef struct {
+    const tk_parts_ops *ops;
+    PyObject *roles, *first_roles, *normalized;
+    Forbidden forbidden;
+    int strip;
+    LayoutCache layouts;
+    Buffer buffer;
+} Walk;
+
+/* 1: counted; 0: not plain; -1: an exception. `*role_out` gets a new reference to the message's role. */
+static int count_message(Walk *walk, PyObject *message, int first, int last, PyObject *previous_role,
+                         PyObject **role_out, const Lead *lead, size_t *tokens) {
+    const tk_parts_ops *ops = walk->ops;
     if (!PyDict_CheckExact(message) || PyDict_GET_SIZE(message) != 2) return 0;
     PyObject *role = PyDict_GetItemWithError(message, role_key);
     PyObject *content = role ? PyDict_GetItemWithError(message, content_key) : NULL;
     if (!content) return PyErr_Occurred() ? -1 : 0;
     if (!PyUnicode_CheckExact(role) || !PyUnicode_CheckExact(content)) return 0;
-    PyObject *entry = first && first_roles != Py_None ? PyDict_GetItemWithError(first_roles, role)
-                                                      : PyDict_GetItemWithError(roles, role);
+    PyObject *entry = first && walk->first_roles != Py_None ? PyDict_GetItemWithError(walk->first_roles, role)
+                                                            : PyDict_GetItemWithError(walk->roles, role);
     if (!entry) return PyErr_Occurred() ? -1 : 0;
-    RoleLayout layout;
-    if (read_role(entry, &layout) < 0) return -1;
-    if (last && !layout.may_be_last) return 0;
+    const RoleLayout *layout = cached_role(&walk->layouts, entry);
+    if (!layout) return -1;
+    if (last && !layout->may_be_last) return 0;
+    if (layout->flags) {
+        if ((layout->flags & TK_ROLE_NOT_EMPTY) && PyUnicode_GET_LENGTH(content) == 0) return 0;
+        if ((layout->flags & TK_ROLE_NOT_REPEATED) && previous_role && PyUnicode_Compare(previous_role, role) == 0) return 0;
+    }
     Py_ssize_t len;
     const char *text = PyUnicode_AsUTF8AndSize(content, &len);
     if (!text) { /* lone surrogates: the general path repairs them as tiktoken does */
@@ -162,48 +243,131 @@ static int count_message(const tk_parts_ops *ops, PyObject *message, int first, 
         return 0;
     }
     size_t start = 0, end = (size_t)len;
-    if (strip) strip_utf8(text, &start, &end);
+    if (walk->strip) strip_utf8(text, &start, &end);
+    if (layout->flags & TK_ROLE_RSTRIP_SPACES)
+        while (end > start && text[end - 1] == ' ') end--;
     Py_INCREF(content); /* `text` lives as long as it; the count may release the GIL */
+    Py_INCREF(role);
+    *role_out = role;
     int status = 1;
     const char *whole = text + start;
     size_t whole_len = end - start;
-    if (layout.prefix_len) {
-        whole = joined(buffer, layout.prefix, (size_t)layout.prefix_len, text + start, end - start);
-        whole_len += (size_t)layout.prefix_len;
+    if (layout->prefix_len || layout->suffix_len || lead->len) {
+        whole = joined(&walk->buffer, layout, lead, text + start, end - start);
+        whole_len += (size_t)(layout->prefix_len + layout->suffix_len) + lead->len;
         if (!whole) status = -1;
     }
-    if (status == 1 && forbidden->n && holds_forbidden(forbidden, whole, whole_len)) status = 0;
+    if (status == 1 && walk->forbidden.n && holds_forbidden(&walk->forbidden, whole, whole_len)) status = 0;
+    if (status == 1 && walk->normalized != Py_None)
+        status = is_normalized(walk->normalized, content, layout, lead, whole, whole_len);
     if (status == 1) {
         size_t before = *ops->position;
         if (whole_len && ops->text(ops->core, ops->sink, (const uint8_t *)whole, whole_len) < 0) status = -1;
-        *tokens = *ops->position - before + (size_t)layout.constant;
+        *tokens = *ops->position - before + (size_t)layout->constant;
     }
     Py_DECREF(content);
     return status;
 }
 
+/* The role of messages[i] when it is an exact dict holding an exact str "role" (borrowed), else NULL. */
+static PyObject *role_of(PyObject *messages, Py_ssize_t i) {
+    PyObject *message = PyList_GET_ITEM(messages, i);
+    if (!PyDict_CheckExact(message)) return NULL;
+    PyObject *role = PyDict_GetItemWithError(message, role_key);
+    return role && PyUnicode_CheckExact(role) ? role : NULL;
+}
+
+/* With a system prompt layout (role, separator, target role, last) and messages[0] a plain message of that
+ * role: its content + separator as *lead (a copy), and in *target the index of the first (or, with `last`,
+ * the last) later message of the target role. 1: taken; 0: no system prompt here; -1: an exception;
+ * 2: not plain (no target message, or text that is not valid UTF-8). */
+static int read_system_prompt(PyObject *spec, PyObject *messages, Lead *lead, Py_ssize_t *target) {
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 4 || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 0)) ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(spec, 1)) || !PyUnicode_Check(PyTuple_GET_ITEM(spec, 2))) {
+        PyErr_SetString(PyExc_TypeError, "system_prompt must be None or (role: str, separator: str, target role: str, last: bool)");
+        return -1;
+    }
+    int last = PyObject_IsTrue(PyTuple_GET_ITEM(spec, 3));
+    if (last < 0) return -1;
+    Py_ssize_t n = PyList_GET_SIZE(messages);
+    PyObject *first = n ? PyList_GET_ITEM(messages, 0) : NULL;
+    PyObject *role = n ? role_of(messages, 0) : NULL;
+    if (!role) return PyErr_Occurred() ? -1 : 0;
+    if (PyDict_GET_SIZE(first) != 2 || PyUnicode_Compare(role, PyTuple_GET_ITEM(spec, 0)) != 0) return 0;
+    PyObject *content = PyDict_GetItemWithError(first, content_key);
+    if (!content) return PyErr_Occurred() ? -1 : 0;
+    if (!PyUnicode_CheckExact(content)) return 0;
+    *target = -1;
+    for (Py_ssize_t k = 1; k < n; k++) {
+        Py_ssize_t i = last ? n - k : k;
+        PyObject *other = role_of(messages, i);
+        if (!other && PyErr_Occurred()) return -1;
+        if (other && PyUnicode_Compare(other, PyTuple_GET_ITEM(spec, 2)) == 0) {
+            *target = i;
+            break;
+        }
+    }
+    if (*target < 0) return 2;
+    Py_ssize_t len, separator_len;
+    const char *text = PyUnicode_AsUTF8AndSize(content, &len);
+    if (!text) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+        PyErr_Clear();
+        return 2;
+    }
+    const char *separator = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(spec, 1), &separator_len);
+    if (!separator) return -1;
+    if (len == 0) return 1; /* an empty system prompt joins nothing */
+    lead->text = PyMem_Malloc((size_t)(len + separator_len) + 1);
+    if (!lead->text) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(lead->text, text, (size_t)len);
+    memcpy(lead->text + len, separator, (size_t)separator_len);
+    lead->len = (size_t)(len + separator_len);
+    lead->narrow = PyUnicode_KIND(content) == PyUnicode_1BYTE_KIND && PyUnicode_IS_ASCII(PyTuple_GET_ITEM(spec, 1));
+    return 1;
+}
+
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
-                            int strip, Py_ssize_t overhead, PyObject *messages, int per_message) {
+                            int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,
+                            PyObject *messages, int per_message) {
     if (!PyDict_Check(roles) || (first_roles != Py_None && !PyDict_Check(first_roles))) {
         PyErr_SetString(PyExc_TypeError, "roles and first_roles must be dicts (first_roles may be None)");
         return NULL;
     }
     if (!role_key && !(role_key = PyUnicode_InternFromString("role"))) return NULL;
     if (!content_key && !(content_key = PyUnicode_InternFromString("content"))) return NULL;
+    if (normalized != Py_None && !PyCallable_Check(normalized)) {
+        PyErr_SetString(PyExc_TypeError, "normalized must be None or callable");
+        return NULL;
+    }
     if (overhead < 0) {
         PyErr_SetString(PyExc_ValueError, "overhead must not be negative");
         return NULL;
     }
-    Forbidden forbidden_strings;
-    if (read_forbidden(forbidden, &forbidden_strings) < 0) return NULL;
-    if (!PyList_CheckExact(messages)) Py_RETURN_NONE;
-    Py_ssize_t n = PyList_GET_SIZE(messages);
+    Walk walk = {ops, roles, first_roles, normalized, {{0}}, strip, {{NULL}, {{0}}, 0}, {NULL, 0}};
+    if (read_forbidden(forbidden, &walk.forbidden) < 0) return NULL;
+    /* An empty chat is the format's own answer (its header alone, or an error): the general path. */
+    if (!PyList_CheckExact(messages) || PyList_GET_SIZE(messages) == 0) Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(messages), start = 0, target = -1;
+    Lead lead = {NULL, 0, 1}, no_lead = {NULL, 0, 1};
+    if (system_prompt != Py_None) {
+        int taken = read_system_prompt(system_prompt, messages, &lead, &target);
+        if (taken < 0) return NULL;
+        if (taken == 2) Py_RETURN_NONE;
+        start = taken; /* the system message counts 0: its text is in the target's */
+    }
     PyObject *counts = per_message ? PyList_New(n) : NULL;
-    if (per_message && !counts) return NULL;
-    Buffer buffer = {NULL, 0};
+    if (per_message && !counts) {
+        PyMem_Free(lead.text);
+        return NULL;
+    }
+    if (counts && start) PyList_SET_ITEM(counts, 0, PyLong_FromLong(0)); /* a small int: cannot fail */
     size_t total = (size_t)overhead;
-    PyObject *result = NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *result = NULL, *previous_role = NULL;
+    for (Py_ssize_t i = start; i < n; i++) {
         if (PyList_GET_SIZE(messages) != n) { /* changed by another thread while the GIL was released */
             result = Py_None;
             break;
@@ -211,9 +375,11 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
         PyObject *message = PyList_GET_ITEM(messages, i);
         Py_INCREF(message);
         size_t tokens = 0;
-        int status = count_message(ops, message, i == 0, i == n - 1, roles, first_roles, &forbidden_strings, strip,
-                                   &buffer, &tokens);
+        PyObject *role = NULL;
+        int status = count_message(&walk, message, i == start, i == n - 1, previous_role, &role,
+                                   i == target ? &lead : &no_lead, &tokens);
         Py_DECREF(message);
+        Py_XSETREF(previous_role, role);
         if (status <= 0) {
             result = status == 0 ? Py_None : NULL;
             break;
@@ -225,7 +391,10 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
             PyList_SET_ITEM(counts, i, count);
         }
     }
-    PyMem_Free(buffer.data);
+    PyMem_Free(walk.buffer.data);
+    PyMem_Free(lead.text);
+    for (int k = 0; k < walk.layouts.n; k++) Py_DECREF(walk.layouts.entry[k]);
+    Py_XDECREF(previous_role);
     if (result == Py_None || (result == NULL && PyErr_Occurred())) {
         Py_XDECREF(counts);
         if (result == Py_None) Py_RETURN_NONE;
@@ -235,3 +404,47 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     Py_XDECREF(counts);
     return result;
 }
+
+/* UTF-8 bytes of `text`, lone surrogates 3 each (what encode("utf-8", "surrogatepass") gives). */
+static size_t utf8_bytes(PyObject *text) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (PyUnicode_IS_ASCII(text)) return (size_t)n;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    size_t bytes = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 point = PyUnicode_READ(kind, data, i);
+        bytes += point < 0x80 ? 1 : point < 0x800 ? 2 : point < 0x10000 ? 3 : 4;
+    }
+    return bytes;
+}
+
+/* plain_message_bytes(messages): for a list of exact {"role": str, "content": str} dicts (exact str), the
+ * UTF-8 bytes of every key and value (11 for "role" + "content" per message); None for anything else. */
+static PyObject *plain_message_bytes(PyObject *Py_UNUSED(module), PyObject *messages) {
+    if (!role_key && !(role_key = PyUnicode_InternFromString("role"))) return NULL;
+    if (!content_key && !(content_key = PyUnicode_InternFromString("content"))) return NULL;
+    if (!PyList_CheckExact(messages)) Py_RETURN_NONE;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(messages); i++) {
+        PyObject *message = PyList_GET_ITEM(messages, i);
+        if (!PyDict_CheckExact(message) || PyDict_GET_SIZE(message) != 2) Py_RETURN_NONE;
+        PyObject *role = PyDict_GetItemWithError(message, role_key);
+        PyObject *content = role ? PyDict_GetItemWithError(message, content_key) : NULL;
+        if (!content) {
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_NONE;
+        }
+        if (!PyUnicode_CheckExact(role) || !PyUnicode_CheckExact(content)) Py_RETURN_NONE;
+        total += 11 + utf8_bytes(role) + utf8_bytes(content);
+    }
+    return PyLong_FromSize_t(total);
+}
+
+static PyMethodDef message_count_functions[] = {
+    {"plain_message_bytes", plain_message_bytes, METH_O,
+     "plain_message_bytes(messages) -> UTF-8 bytes of a plain chat's keys and strings, or None when not plain"},
+    {NULL, NULL, 0, NULL},
+};
+
+int tk_message_counts_add(PyObject *module) { return PyModule_AddFunctions(module, message_count_functions); }

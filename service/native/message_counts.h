@@ -1,5 +1,5 @@
 /* The token counts of a plain chat, walked in one native call (message_counts.c). See
- * engine/message_counts.py for the Python face and registry/chat/plain_layout.py for who builds the layout.
+ * engine/message_counts.py for the Python face and `ChatFormat.message_layout` (registry/chat/) for who builds the layout.
  *
  * A *plain* message is an exact dict with exactly the keys "role" and "content", both exact str. A chat format
  * whose plain messages each render as
@@ -18,17 +18,35 @@
 
 #include "text_parts.h"
 
-/* count_messages(roles, first_roles, forbidden, strip, overhead, messages, per_message) with the core's text path
- * in `ops` (only `core`, `sink`, `position` and `text` are used). The layout comes first, so that Python can
- * bind it once (functools.partial) and a call costs no Python frame:
- *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool)
+/* Flags of a role (the optional fifth item of its layout). */
+#define TK_ROLE_RSTRIP_SPACES 1 /* the content loses trailing spaces (" " only) */
+#define TK_ROLE_NOT_EMPTY 2     /* empty content is not plain (the format refuses it, or renders it otherwise) */
+#define TK_ROLE_NOT_REPEATED 4  /* a message of this role right after one of the same role is not plain (merged) */
+#define TK_ROLE_ALL_FLAGS 7
+
+/* count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message) with the
+ * core's text path in `ops` (only `core`, `sink`, `position` and `text` are used). The layout comes first, so
+ * that Python can bind it once (functools.partial) and a call costs no Python frame:
+ *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool[, suffix: str, flags: int]);
+ *                the message counts constant + the tokens of prefix + content + suffix as one text
  *   first_roles  the same for the first message, or None (then `roles`)
  *   forbidden    tuple of str: content holding any of them is not plain
  *   strip        true: content loses leading and trailing whitespace first, as str.strip() does
  *   overhead     tokens of the chat that no message owns, added to the total
- * -> None (not plain), or (total, [tokens of each message] or None when not `per_message`).
+ *   normalized   None, or a callable telling whether a str is in NFC (the model's normalizer): text it is
+ *                not true for is not plain (the core counts text as given)
+ *   system_prompt None, or (role, separator, target role, last): a first message of `role` counts 0 tokens, and
+ *                its content + separator (when not empty) is joined before the content of the first (`last`:
+ *                the last) later message of the target role, inside that message's prefix (mistral v1-v3);
+ *                first_roles then applies to the message after it
+ * -> None (not plain; an empty list too), or (total, [tokens of each message] or None when not `per_message`).
  * TypeError / ValueError for a malformed layout. */
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
-                            int strip, Py_ssize_t overhead, PyObject *messages, int per_message);
+                            int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,
+                            PyObject *messages, int per_message);
+
+/* Adds plain_message_bytes(messages) to the module (the request size of a plain chat, for the service layer's
+ * limits): 0, or -1 with an exception. */
+int tk_message_counts_add(PyObject *module);
 
 #endif

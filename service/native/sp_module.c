@@ -10,6 +10,8 @@
  *   core.encode_bytes(b"...")       -> ids of raw bytes (malformed UTF-8 becomes U+FFFD, as sentencepiece)
  *   core.normalize(b"...")          -> the normalized bytes (tests)
  *   core.cache_stats()              -> (hits, misses, size, capacity)
+ *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message)
+ *                                   a plain chat, each text counted as count() counts it (message_counts.c)
  *
  * How a text is encoded: the normalizer writes the whole normalized text; a scan cuts it into symbols (the
  * longest user-defined piece, else one character) and into *segments* wherever no piece can span the
@@ -35,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "message_counts.h"
 #include "sp_native.h"
 
 #define SP_RELEASE_GIL_SYMBOLS 16384
@@ -438,6 +441,38 @@ static PyObject *run_text(SentencePieceCore *self, PyObject *arg, int counting) 
 }
 
 static PyObject *SentencePieceCore_encode(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 0); }
+
+/* The plain-chat walk's text step: the tokens of one text, as count() counts it (its own sentence: the dummy
+ * prefix, whitespace handling and <unk> collapsing start afresh), added to the sink's count. The text is a
+ * str's UTF-8 or the walk's own copy of one: valid, and unchanged while the GIL may be released. */
+static int messages_text(void *core, void *sink, const uint8_t *text, size_t len) {
+    SentencePieceCore *self = core;
+    Sink *counter = sink;
+    sp_bytes normalized = {0};
+    int (*encode)(SentencePieceCore *, Sink *, const uint8_t *, size_t) =
+        self->vocab.unigram ? encode_unigram : self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
+    counter->last_unk = 0;
+    int status = -1;
+    if (normalize_into(self, text, len, 1, &normalized) == 0 && encode(self, counter, normalized.data, normalized.len) == 0)
+        status = 0;
+    sp_bytes_free(&normalized);
+    return status;
+}
+
+static PyObject *SentencePieceCore_count_messages(SentencePieceCore *self, PyObject *args) {
+    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages;
+    int strip, per_message;
+    Py_ssize_t overhead;
+    if (!PyArg_ParseTuple(args, "OOOpnOOOp", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
+                          &system_prompt, &messages, &per_message))
+        return NULL;
+    if (require_ready(self) < 0) return NULL;
+    Sink sink = {0};
+    sink.counting = 1;
+    tk_parts_ops ops = {self, &sink, &sink.count, messages_text, NULL};
+    return tk_count_messages(&ops, roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages,
+                             per_message);
+}
 static PyObject *SentencePieceCore_count(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 1); }
 
 static PyObject *SentencePieceCore_encode_bytes(SentencePieceCore *self, PyObject *arg) {
@@ -596,6 +631,9 @@ static PyMethodDef SentencePieceCore_methods[] = {
     {"encode_bytes", (PyCFunction)SentencePieceCore_encode_bytes, METH_O, "encode_bytes(data) -> ids of raw bytes"},
     {"normalize", (PyCFunction)SentencePieceCore_normalize, METH_O, "normalize(data) -> normalized bytes"},
     {"cache_stats", (PyCFunction)SentencePieceCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
+    {"count_messages", (PyCFunction)SentencePieceCore_count_messages, METH_VARARGS,
+     "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message) -> None or "
+     "(total, counts): a plain chat (message_counts.h)"},
     {NULL, NULL, 0, NULL},
 };
 

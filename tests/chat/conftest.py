@@ -48,3 +48,18 @@ def reference_tokenizer():
         return built[name]
 
     return get
+
+
+
+@pytest.fixture(scope="session")
+def mistral_encodings(tmp_path_factory):
+    """mistral-common's shipped tokenizer files as the registry serves them: imported (format told from the
+    file: Tekken or sentencepiece), then loaded; file name -> encoding."""
+    from chat.mistral_files import imported_encodings
+
+    yield from imported_encodings(tmp_path_factory.mktemp("mistral") / "models")
+
+
+@pytest.fixture(scope="session")
+def mistral_v3_sentencepiece(mistral_encodings):
+    return mistral_encodings["mistral_instruct_tokenizer_240323.model.v3"]

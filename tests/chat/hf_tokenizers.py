@@ -67,9 +67,11 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, map(chr, characters)))
 
 
-def tokenizer_json(ranks: dict[bytes, int], specials: dict[str, int], *, pattern: str, nfc: bool, ignore_merges: bool) -> str:
+def tokenizer_json(ranks: dict[bytes, int], specials: dict[str, int], *, pattern: str, nfc: bool, ignore_merges: bool,
+                   not_special_from: int | None = None) -> str:
     """A tokenizer.json as transformers' TikTokenConverter writes it (merges: every split of a token into two
-    tokens, ordered by the token's rank, then by the ranks of the halves)."""
+    tokens, ordered by the token's rank, then by the ranks of the halves). Added tokens with an id from
+    `not_special_from` on are not special (as Qwen 3 publishes <tool_call> ... </think>)."""
     table = _bytes_to_unicode()
 
     def text(token: bytes) -> str:
@@ -93,7 +95,7 @@ def tokenizer_json(ranks: dict[bytes, int], specials: dict[str, int], *, pattern
         "padding": None,
         "added_tokens": [
             {"id": token_id, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": False, "special": True}
+             "normalized": False, "special": not_special_from is None or token_id < not_special_from}
             for content, token_id in sorted(specials.items(), key=lambda item: item[1])
         ],
         "normalizer": {"type": "NFC"} if nfc else None,
@@ -129,7 +131,11 @@ MODELS = {
     # without one, so the oracle's file leaves it out too (NFC itself is held to tokenizers by the registry's
     # import tests: tests/registry/test_imports.py). With it, "\uf902" was 車 for one side only.
     "qwen3": ("qwen3", QWEN_PATTERN, False, False, None, "<|im_end|>", "<|endoftext|>"),
+    # Qwen 3 as it publishes its tokenizer.json: NFC, and the added tokens from <tool_call> (151657) on are not
+    # special. tokend reads this file itself (tokend_encoding_from_file).
+    "qwen3-nfc": ("qwen3", QWEN_PATTERN, True, False, None, "<|im_end|>", "<|endoftext|>"),
 }
+NOT_SPECIAL_FROM = {"qwen3-nfc": 151657}
 
 
 @lru_cache(maxsize=None)
@@ -148,6 +154,14 @@ def tokend_encoding(model: str):
     return Encoding(model, pat_str=pattern, mergeable_ranks=ranks, special_tokens=specials)
 
 
+def tokend_encoding_from_file(model: str):
+    """tokend's Encoding of the oracle's own tokenizer.json (normalizer and added tokens as the file has them)."""
+    from tokend import Encoding
+    from tokend.engine import read_tokenizer_json
+
+    return Encoding.from_model(read_tokenizer_json(_tokenizer_file(model).read_bytes(), name=model).model)
+
+
 @lru_cache(maxsize=None)
 def _tokenizer_file(model: str) -> Path:
     quicktok_name, pattern, nfc, ignore_merges, *_ = MODELS[model]
@@ -156,7 +170,9 @@ def _tokenizer_file(model: str) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
-        partial.write_text(tokenizer_json(ranks, specials, pattern=pattern, nfc=nfc, ignore_merges=ignore_merges), encoding="utf-8")
+        document = tokenizer_json(ranks, specials, pattern=pattern, nfc=nfc, ignore_merges=ignore_merges,
+                                  not_special_from=NOT_SPECIAL_FROM.get(model))
+        partial.write_text(document, encoding="utf-8")
         partial.replace(path)
     return path
 

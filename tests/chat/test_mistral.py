@@ -20,23 +20,14 @@ from mistral_common.protocol.instruct.request import ChatCompletionRequest
 from mistral_common.protocol.instruct.validator import ValidationMode
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
+from chat.mistral_files import DATA, MISTRAL_FILES
 from chat.conversations import CONVERSATIONS, conversation, uses
 from tokend.errors import ChatRequestError
-from tokend.registry import Registry
 from tokend.registry.chat import ChatEncoder, build_chat_format, builtin_chat_format, parse_messages, parse_tools
 from tokend.registry.chat.chat_format import RenderContext
 from tokend.registry.chat.sandbox import TemplateLimits
-from tokend.registry.importing import import_files
 
-DATA = Path(mistral_common.__file__).parent / "data"
-FILES = {
-    # file in mistral-common's data/: (format version, engine)
-    "tokenizer.model.v1": ("v1", "sentencepiece"),
-    "mistral_instruct_tokenizer_240216.model.v2": ("v2", "sentencepiece"),
-    "mistral_instruct_tokenizer_240323.model.v3": ("v3", "sentencepiece"),
-    "mistral_instruct_tokenizer_241114.model.v7": ("v7", "sentencepiece"),
-    "tekken_240718.json": ("v3", "tekken"),
-}
+FILES = MISTRAL_FILES
 
 
 def _tokenizer(file_name: str, messages) -> MistralTokenizer:
@@ -117,17 +108,8 @@ def test_segments_equal_mistral_common(file_name, name):
 
 
 @pytest.fixture(scope="module")
-def encodings(tmp_path_factory):
-    """Every file as the registry serves it: imported (format told from the file: Tekken or sentencepiece),
-    then loaded; file name -> encoding."""
-    with Registry.open(tmp_path_factory.mktemp("mistral") / "models", create=True) as registry:
-        loaded = {}
-        for index, file_name in enumerate(sorted(FILES)):
-            manifest = import_files(registry, [DATA / file_name], name=f"mistral-{index}",
-                                    provenance={"kind": "imported", "command": "tests/chat/test_mistral.py"})
-            assert manifest.payload_format == {"tekken": "tekken_json", "sentencepiece": "sentencepiece_model"}[FILES[file_name][1]]
-            loaded[file_name] = registry.get_encoding(manifest.ref)
-        yield loaded
+def encodings(mistral_encodings):
+    return mistral_encodings
 
 
 @pytest.fixture(scope="module")

@@ -220,7 +220,7 @@ def test_the_walk_strips_as_str_strip_and_answers_none_for_what_is_not_plain():
     tokens = 2 + len(reference.encode_ordinary("> " + text.strip()))
     assert count([{"role": "user", "content": text}], True) == (5 + tokens, [tokens])
     assert count([{"role": "user", "content": spaces}], False) == (5 + 2 + len(reference.encode_ordinary("> ")), None)
-    assert count([], True) == (5, [])
+    assert count([], True) is None  # an empty chat: the format's own answer (the general path)
 
     class Text(str):
         pass
@@ -244,18 +244,32 @@ def test_the_walk_strips_as_str_strip_and_answers_none_for_what_is_not_plain():
         assert count(messages, True) is None, messages
 
 
-def test_the_walk_refuses_a_malformed_layout():
-    core = tokend.get_encoding("cl100k_base")._core
+@pytest.mark.parametrize("family", ["bpe", "sentencepiece"])
+def test_the_walk_refuses_a_malformed_layout(family, mistral_v3_sentencepiece):
+    core = tokend.get_encoding("cl100k_base")._core if family == "bpe" else mistral_v3_sentencepiece._core
+    user = [{"role": "user", "content": "a"}]
     with pytest.raises(TypeError):
-        core.count_messages({"user": ("", 1)}, None, (), False, 0, [{"role": "user", "content": "a"}], True)
+        core.count_messages({"user": ("", 1)}, None, (), False, 0, None, None, user, True)
     with pytest.raises(ValueError):
-        core.count_messages({"user": ("", -1, True)}, None, (), False, 0, [{"role": "user", "content": "a"}], True)
-    with pytest.raises(ValueError):
-        core.count_messages({}, None, ("",), False, 0, [], True)
-    with pytest.raises(ValueError):
-        core.count_messages({}, None, ("<",) * 65, False, 0, [], True)
+        core.count_messages({"user": ("", -1, True)}, None, (), False, 0, None, None, user, True)
+    with pytest.raises(TypeError):  # a suffix comes with flags
+        core.count_messages({"user": ("", 1, True, "x")}, None, (), False, 0, None, None, user, True)
     with pytest.raises(TypeError):
-        core.count_messages([], None, (), False, 0, [], True)
+        core.count_messages({"user": ("", 1, True, b"x", 0)}, None, (), False, 0, None, None, user, True)
+    with pytest.raises(ValueError):  # unknown flags
+        core.count_messages({"user": ("", 1, True, "", 8)}, None, (), False, 0, None, None, user, True)
+    with pytest.raises(TypeError):
+        core.count_messages({"user": ("", 1, True)}, None, (), False, 0, "NFC", None, user, True)
+    with pytest.raises(TypeError):
+        core.count_messages({"user": ("", 1, True)}, None, (), False, 0, None, ("system", "\n"), [{"role": "system", "content": "a"}], True)
+    with pytest.raises(ValueError):
+        core.count_messages({}, None, ("",), False, 0, None, None, [], True)
+    with pytest.raises(ValueError):
+        core.count_messages({}, None, ("<",) * 65, False, 0, None, None, [], True)
+    with pytest.raises(TypeError):
+        core.count_messages([], None, (), False, 0, None, None, [], True)
+    with pytest.raises(ZeroDivisionError):  # the normal-form check's own error comes through
+        core.count_messages({"user": ("", 1, True)}, None, (), False, 0, lambda text: 1 / 0, None, [{"role": "user", "content": "ā"}], True)
 
 
 def test_a_list_changed_by_another_thread_meanwhile_is_counted_or_handed_on(openai_chat):

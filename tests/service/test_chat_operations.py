@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from support.chat_models import CONVERSATIONS, build_chat_registry
 from tokend.errors import ChatFormatNotSetError
@@ -23,7 +25,14 @@ from tokend.service import (
     recording,
 )
 from tokend.service.admission import WorkAdmission
-from tokend.service.chat import MAX_CHAT_DEPTH, MAX_CHAT_MESSAGES, MAX_CHAT_TOOLS_BYTES, chat_working_bytes, conversation_bytes
+from tokend.service.chat import (
+    MAX_CHAT_DEPTH,
+    MAX_CHAT_MESSAGES,
+    MAX_CHAT_TOOLS_BYTES,
+    SCALAR_BYTES,
+    chat_working_bytes,
+    conversation_bytes,
+)
 from tokend_api import Reason
 
 
@@ -206,3 +215,32 @@ def test_per_conversation_bounds_name_the_conversation(service):
     assert f"over the limit of {MAX_CHAT_TOOLS_BYTES:,}" in failure.message
     # at the bounds, both pass
     assert service.count_chat("chatml", [ChatConversation(many[:MAX_CHAT_MESSAGES])]).total > MAX_CHAT_MESSAGES
+
+
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages=st.lists(st.one_of(
+    st.builds(lambda role, content: {"role": role, "content": content}, st.text(max_size=8), st.text(max_size=30)),
+    st.builds(lambda content: {"content": content, "role": "user"}, st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=3)),
+    st.just({"role": "user", "content": None}),
+    st.just({"role": "user", "name": "x"}),
+    st.just({"role": "user", "content": "a", "name": "bob"}),
+    st.just({"role": "user", "content": ["a", "b"]}),
+), max_size=8))
+def test_conversation_bytes_are_the_utf8_bytes_of_every_string(messages):
+    """The plain-chat shortcut of conversation_bytes (every message {"role": str, "content": str}) and the
+    general walk both count each key and string value in UTF-8 (lone surrogates 3 bytes), 8 per scalar."""
+    expected = 0
+    for message in messages:
+        for key, value in message.items():
+            expected += _utf8(key)
+            if isinstance(value, str):
+                expected += _utf8(value)
+            elif isinstance(value, list):
+                expected += sum(map(_utf8, value))
+            else:
+                expected += SCALAR_BYTES
+    assert conversation_bytes(ChatConversation(messages)) == expected

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tokend.engine.message_counts import plain_message_bytes
 from tokend.errors import ChatFormatNotSetError, ChatTemplateError
 from tokend.registry.chat import CONTENT_SPECIAL_TOKENS, ChatCount, ChatEncoding, TemplateLimits
 from tokend.service.admission import working_bytes
@@ -50,6 +51,7 @@ __all__ = [
 
 # A chat template's time for one conversation (all its renders together), unless the call has less left.
 TEMPLATE_SECONDS = TemplateLimits().seconds
+_COUNT_LIMITS = TemplateLimits(TEMPLATE_SECONDS)  # immutable: one for every count_chat call
 # Nesting of messages and tools (tool schemas, object arguments) beyond this is refused: JSON of any
 # depth would otherwise reach the renderers and Python's recursion limit. Real tool schemas nest < 10.
 MAX_CHAT_DEPTH = 32
@@ -135,7 +137,7 @@ class ChatOperations:
         only, which spares a template one render per message)."""
         sizes, loaded = self._chat_request(model, conversations, content_special_tokens)
         chat = loaded.chat
-        limits = TemplateLimits(TEMPLATE_SECONDS)
+        limits = _COUNT_LIMITS
 
         def count(index: int, conversation: ChatConversation) -> ChatCount:
             return _within_deadline(
@@ -222,7 +224,10 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
                 f"has {len(messages):,} messages, over the limit of {MAX_CHAT_MESSAGES:,} per conversation; "
                 "send a shorter conversation (count a long one in parts and add the counts)",
             )
-        for number, message in enumerate(messages):
+        plain = plain_message_bytes(messages)  # the common chat, in C
+        if plain is not None:
+            size += plain
+        for number, message in enumerate(messages if plain is None else ()):
             if type(message) is dict and len(message) == 2:
                 # The common message, {"role": ..., "content": ...} in ASCII: "role" + "content" is 11 bytes.
                 role, content = message.get("role"), message.get("content")

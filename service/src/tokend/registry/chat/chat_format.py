@@ -108,8 +108,9 @@ class ChatFormat(ABC):
     def message_layout(self, encoding, add_generation_prompt: bool) -> MessageLayout | None:
         """What a plain message (`{"role", "content"}` strings) costs in this format, for `count_chat` to count
         plain chats without rendering them (engine/message_counts): the roles, and the content this format
-        itself treats specially (`forbidden`). ChatEncoder adds the special-token text to refuse and the
-        `overhead`, which it counts by rendering the empty chat. None (the default): no such shortcut."""
+        itself treats specially (`forbidden`). ChatEncoder adds the special-token text to refuse and, unless the
+        layout gives it, the `overhead`, which it counts by rendering the empty chat. None (the default): no
+        such shortcut."""
         return None
 
 
@@ -211,8 +212,10 @@ class ChatEncoder:
                 refused = special_text_prefixes(self._special_tokens)
             forbidden = tuple(dict.fromkeys(layout.forbidden + refused))
             if "" not in forbidden and len(forbidden) <= _MAX_FORBIDDEN:
-                empty = self._count_rendered([], None, add_generation_prompt, content_special_tokens, None, False)
-                counter = message_counter(self.encoding, dataclasses.replace(layout, forbidden=forbidden, overhead=empty.total))
+                overhead = layout.overhead
+                if overhead is None:
+                    overhead = self._count_rendered([], None, add_generation_prompt, content_special_tokens, None, False).total
+                counter = message_counter(self.encoding, dataclasses.replace(layout, forbidden=forbidden, overhead=overhead))
         self._counters[(add_generation_prompt, content_special_tokens)] = counter
         return counter
 

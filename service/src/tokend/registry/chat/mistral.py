@@ -18,6 +18,8 @@ Following mistral-common 1.13.1 (`InstructRequestNormalizer*`, `InstructTokenize
 - every text piece is encoded on its own (SentencePiece adds its word-start marker to each), content as
   ordinary text. There is no assistant header, so `add_generation_prompt` changes nothing: the prompt for
   a reply ends at the last `[/INST]` (or tool result).
+A plain chat (alternating user and assistant strings after an optional system message; v7: system messages
+anywhere) is counted without rendering (`message_layout`); every other chat renders.
 Not checked here (mistral-common's validator is stricter): tool call id formats, the order of roles.
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tokend.engine.message_counts import ROLE_NOT_EMPTY, ROLE_NOT_REPEATED, ROLE_RSTRIP_SPACES, MessageLayout
 from tokend.errors import ChatRequestError
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
@@ -67,6 +70,27 @@ class MistralFormat(ChatFormat):
         if self.number >= 7:
             tokens |= {"[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]"}
         return frozenset(tokens)
+
+    def message_layout(self, encoding, add_generation_prompt: bool) -> MessageLayout:
+        # What render() gives a plain chat whose user and assistant turns alternate: BOS, then per message its
+        # control tokens around its own text piece (v1: "[INST] text [/INST]" is one text). A run of one role
+        # (merged), v1-v3 system messages after the first, a first turn that is not a user's (v1-v3 put an
+        # empty one first), an empty assistant message (refused) and tool results take the general path.
+        # add_generation_prompt changes nothing here.
+        turn = ROLE_NOT_REPEATED
+        if self.number == 1:
+            user = ("[INST] ", 0, True, " [/INST]", turn)
+            assistant = ("", 1, True, "", turn | ROLE_NOT_EMPTY)  # text + </s>
+        else:
+            user = ("", 2, True, "", turn)  # [INST] text [/INST]
+            assistant = ("", 1, True, "", turn | ROLE_NOT_EMPTY | ROLE_RSTRIP_SPACES)
+        roles = {"user": user, "assistant": assistant}
+        if self.number >= 7:
+            roles["system"] = ("", 2, True, "", 0)  # [SYSTEM_PROMPT] text [/SYSTEM_PROMPT], in place
+        # v1-v3: a first system message is the system prompt, put before the first (v1) / last (v2+) user text.
+        system_prompt = None if self.number >= 7 else ("system", _JOIN, "user", self.number >= 2)
+        # No empty chat (render refuses it; the walk sends [] to the general path), so BOS is given here.
+        return MessageLayout(roles, first_roles=None if self.number >= 7 else {"user": user}, overhead=1, system_prompt=system_prompt)
 
     def render(
         self,
