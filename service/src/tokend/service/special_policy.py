@@ -65,13 +65,15 @@ class SpecialTokenPolicy:
         return sum(sum(map(text_bytes, tokens)) for tokens in (self.allowed, self.disallowed) if tokens != ALL)
 
     def bind(self, encoding: Any) -> BoundPolicy:
-        """The policy for one model: the engine's arguments plus the other disallowed strings to look for."""
-        specials = encoding.special_tokens_set
-        allowed = ALL if self.allowed == ALL else frozenset(self.allowed & specials)
-        longest = max(map(len, specials), default=0)
+        """The policy for one model: the engine's arguments plus the other disallowed strings to look for.
+
+        Costs what the caller listed, not what the model has: o200k_harmony has ~1,100 special tokens, and a
+        pass over them per request cost more than counting a short text."""
+        specials = encoding.special_tokens  # a read-only view: membership without a copy
+        allowed = self.allowed if self.allowed == ALL else frozenset(t for t in self.allowed if t in specials)
         if self.disallowed == ALL:
-            return BoundPolicy(allowed, ALL, (), longest, encoding.count)
-        others = self.disallowed - specials
+            return BoundPolicy(allowed, ALL, (), encoding)
+        others = frozenset(t for t in self.disallowed if t not in specials)
         if len(others) > MAX_OTHER_DISALLOWED:
             example = echo(min(others), 40)
             raise InvalidRequest(
@@ -80,8 +82,8 @@ class SpecialTokenPolicy:
                 f"{MAX_OTHER_DISALLOWED} such strings are searched for: list only the model's special tokens, or "
                 "look for other strings before sending the text",
             )
-        disallowed = frozenset(self.disallowed & specials)
-        return BoundPolicy(allowed, disallowed, tuple(sorted(others)), longest, encoding.count)
+        disallowed = self.disallowed - others
+        return BoundPolicy(allowed, disallowed, tuple(sorted(others)), encoding)
 
 
 Result = TypeVar("Result")
@@ -94,8 +96,7 @@ class BoundPolicy:
     allowed_special: SpecialTokens
     disallowed_special: SpecialTokens
     other_disallowed: tuple[str, ...]  # disallowed strings that are not special tokens of the model
-    longest_special: int  # characters of the model's longest special token
-    count: Callable[..., int]  # the model's count, to check a prefix
+    encoding: Any  # the model: its count checks a prefix when an other disallowed string is found
 
     def apply(self, method: Callable[..., Result], text: str) -> Result:
         found = self._first_other(text)
@@ -126,9 +127,10 @@ class BoundPolicy:
     def _raise_leftmost(self, text: str, offset: int, token: str) -> None:
         # A disallowed special token that starts no later wins, as in tiktoken's one search over all strings:
         # the engine checks the text up to where such a token could end.
+        longest_special = max(map(len, self.encoding.special_tokens), default=0)
         try:
-            self.count(
-                text[: offset + max(self.longest_special, len(token))],
+            self.encoding.count(
+                text[: offset + max(longest_special, len(token))],
                 allowed_special=self.allowed_special, disallowed_special=self.disallowed_special,
             )  # fmt: skip
         except DisallowedSpecialTokenError as special:
