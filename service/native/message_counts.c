@@ -401,6 +401,12 @@ malformed:
     return -1;
 }
 
+#define TK_STACK_MESSAGES 64
+
+static void release(Py_ssize_t *tally, Py_ssize_t *stack) {
+    if (tally != stack) PyMem_Free(tally);
+}
+
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
                             int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,
                             PyObject *messages, int per_message, PyObject *shape_spec) {
@@ -423,14 +429,16 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     /* An empty chat is the format's own answer (its header alone, or an error): the general path. */
     if (!PyList_CheckExact(messages) || PyList_GET_SIZE(messages) == 0) Py_RETURN_NONE;
     Py_ssize_t n = PyList_GET_SIZE(messages), start = 0, target = -1;
-    /* tokens of each message, then owners: two arrays of n in one block */
-    Py_ssize_t *tally = PyMem_Calloc((size_t)(2 * n), sizeof(Py_ssize_t));
+    /* tokens of each message, then owners: two arrays of n in one block (on the stack for a usual chat) */
+    Py_ssize_t stack[2 * TK_STACK_MESSAGES];
+    Py_ssize_t *tally = n <= TK_STACK_MESSAGES ? stack : PyMem_Malloc((size_t)(2 * n) * sizeof(Py_ssize_t));
     if (!tally) return PyErr_NoMemory();
+    memset(tally, 0, (size_t)n * sizeof(Py_ssize_t));
     Py_ssize_t *owners = tally + n;
     Shape shape;
     int of_shape = read_shape(shape_spec, n, &shape, owners);
     if (of_shape <= 0) {
-        PyMem_Free(tally);
+        release(tally, stack);
         if (of_shape < 0) return NULL;
         Py_RETURN_NONE;
     }
@@ -438,7 +446,7 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     if (system_prompt != Py_None) {
         int taken = read_system_prompt(system_prompt, messages, &lead, &target);
         if (taken < 0 || taken == 2) {
-            PyMem_Free(tally);
+            release(tally, stack);
             if (taken < 0) return NULL;
             Py_RETURN_NONE;
         }
@@ -471,7 +479,7 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     for (int k = 0; k < walk.layouts.n; k++) Py_DECREF(walk.layouts.entry[k]);
     Py_XDECREF(previous_role);
     if (status <= 0) {
-        PyMem_Free(tally);
+        release(tally, stack);
         if (status == 0) Py_RETURN_NONE;
         return NULL;
     }
@@ -491,7 +499,7 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
             else PyList_SET_ITEM(counts, i, count);
         }
     }
-    PyMem_Free(tally);
+    release(tally, stack);
     if (!counts) return NULL;
     result = Py_BuildValue("(nO)", (Py_ssize_t)total, counts);
     Py_DECREF(counts);

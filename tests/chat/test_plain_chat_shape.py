@@ -116,3 +116,15 @@ def test_a_plan_kept_for_its_length_refuses_chats_of_another_shape(encoders, tem
                             fast.count_chat(chat, add_generation_prompt=add_generation_prompt, per_message=per_message)
                         continue
                     assert fast.count_chat(chat, add_generation_prompt=add_generation_prompt, per_message=per_message) == expected
+
+
+def test_a_long_chat_keeps_its_counts(walk):
+    """More messages than the walk keeps on its stack (64): the same answers as its reference."""
+    messages = [{"role": ROLES[index % 3], "content": f"turn {index} " * (index % 5)} for index in range(150)]
+    roles = tuple(message["role"] for message in messages)
+    owners = tuple(index - 1 if index % 4 == 3 else index for index in range(150))
+    guards = tuple((True, "<") if index % 5 == 1 else None for index in range(150))
+    for shape in [(roles, owners, None), (roles, None, guards), (roles, owners, guards)]:
+        expected = _reference(walk, messages, True, shape)
+        assert walk(messages, True, shape) == expected
+        assert expected is not None and sum(expected[1]) + 2 == expected[0]
