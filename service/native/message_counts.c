@@ -216,15 +216,45 @@ typedef struct {
     Buffer buffer;
 } Walk;
 
+/* A first-character guard of the shape (tk_count_messages): (not_empty: bool, characters: str). 1 when
+ * `content` passes it (not empty if asked; its first character not one of `characters`), 0 when not, -1: a
+ * malformed guard (TypeError). What `content[:1] not in {"", *characters}` says in Python. */
+static int first_character_holds(PyObject *guard, PyObject *content) {
+    if (!PyTuple_Check(guard) || PyTuple_GET_SIZE(guard) != 2 || !PyUnicode_Check(PyTuple_GET_ITEM(guard, 1))) {
+        PyErr_SetString(PyExc_TypeError, "a first-character guard must be None or (not_empty: bool, characters: str)");
+        return -1;
+    }
+    if (PyUnicode_GET_LENGTH(content) == 0) {
+        int not_empty = PyObject_IsTrue(PyTuple_GET_ITEM(guard, 0));
+        return not_empty < 0 ? -1 : !not_empty;
+    }
+    PyObject *characters = PyTuple_GET_ITEM(guard, 1);
+    Py_UCS4 first = PyUnicode_READ_CHAR(content, 0);
+    int kind = PyUnicode_KIND(characters);
+    const void *data = PyUnicode_DATA(characters);
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(characters); i++)
+        if (PyUnicode_READ(kind, data, i) == first) return 0;
+    return 1;
+}
+
 /* 1: counted; 0: not plain; -1: an exception. `*role_out` gets a new reference to the message's role. */
 static int count_message(Walk *walk, PyObject *message, int first, int last, PyObject *previous_role,
-                         PyObject **role_out, const Lead *lead, size_t *tokens) {
+                         PyObject *expected_role, PyObject *first_guard, PyObject **role_out, const Lead *lead,
+                         size_t *tokens) {
     const tk_parts_ops *ops = walk->ops;
     if (!PyDict_CheckExact(message) || PyDict_GET_SIZE(message) != 2) return 0;
     PyObject *role = PyDict_GetItemWithError(message, role_key);
     PyObject *content = role ? PyDict_GetItemWithError(message, content_key) : NULL;
     if (!content) return PyErr_Occurred() ? -1 : 0;
     if (!PyUnicode_CheckExact(role) || !PyUnicode_CheckExact(content)) return 0;
+    if (expected_role) {
+        int same = role == expected_role ? 1 : PyUnicode_Compare(role, expected_role) == 0;
+        if (!same) return PyErr_Occurred() ? -1 : 0;
+    }
+    if (first_guard && first_guard != Py_None) {
+        int holds = first_character_holds(first_guard, content);
+        if (holds <= 0) return holds;
+    }
     PyObject *entry = first && walk->first_roles != Py_None ? PyDict_GetItemWithError(walk->first_roles, role)
                                                             : PyDict_GetItemWithError(walk->roles, role);
     if (!entry) return PyErr_Occurred() ? -1 : 0;
@@ -330,9 +360,56 @@ static int read_system_prompt(PyObject *spec, PyObject *messages, Lead *lead, Py
     return 1;
 }
 
+/* The shape argument read: each message's expected role, the index its tokens go to, its first-character
+ * guard (borrowed from the tuples; NULL when the shape leaves them out). 1: read; 0: the chat is not of this
+ * shape (another length); -1: a malformed shape. */
+typedef struct {
+    PyObject *roles, *owners, *guards;
+} Shape;
+
+static int read_shape(PyObject *spec, Py_ssize_t n, Shape *shape, Py_ssize_t *owners) {
+    shape->roles = shape->owners = shape->guards = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) owners[i] = i;
+    if (spec == Py_None) return 1;
+    if (!PyTuple_Check(spec) || PyTuple_GET_SIZE(spec) != 3) goto malformed;
+    PyObject **slots[3] = {&shape->roles, &shape->owners, &shape->guards};
+    for (int k = 0; k < 3; k++) {
+        PyObject *item = PyTuple_GET_ITEM(spec, k);
+        if (item == Py_None) continue;
+        if (!PyTuple_Check(item)) goto malformed;
+        if (PyTuple_GET_SIZE(item) != n) {
+            if (k == 0) return 0; /* a chat of another length */
+            goto malformed;
+        }
+        *slots[k] = item;
+    }
+    if (!shape->roles) goto malformed;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(shape->roles, i))) goto malformed;
+        if (!shape->owners) continue;
+        Py_ssize_t owner = PyLong_Check(PyTuple_GET_ITEM(shape->owners, i)) ? PyLong_AsSsize_t(PyTuple_GET_ITEM(shape->owners, i)) : -1;
+        if (owner < 0 || owner >= n) {
+            PyErr_Clear();
+            goto malformed;
+        }
+        owners[i] = owner;
+    }
+    return 1;
+malformed:
+    PyErr_SetString(PyExc_TypeError, "shape must be None or (roles: tuple of str, owners: None or tuple of int in "
+                                     "range, first-character guards: None or tuple), one item per message");
+    return -1;
+}
+
+#define TK_STACK_MESSAGES 64
+
+static void release(Py_ssize_t *tally, Py_ssize_t *stack) {
+    if (tally != stack) PyMem_Free(tally);
+}
+
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
                             int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,
-                            PyObject *messages, int per_message) {
+                            PyObject *messages, int per_message, PyObject *shape_spec) {
     if (!PyDict_Check(roles) || (first_roles != Py_None && !PyDict_Check(first_roles))) {
         PyErr_SetString(PyExc_TypeError, "roles and first_roles must be dicts (first_roles may be None)");
         return NULL;
@@ -352,56 +429,80 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     /* An empty chat is the format's own answer (its header alone, or an error): the general path. */
     if (!PyList_CheckExact(messages) || PyList_GET_SIZE(messages) == 0) Py_RETURN_NONE;
     Py_ssize_t n = PyList_GET_SIZE(messages), start = 0, target = -1;
+    /* tokens of each message, then owners: two arrays of n in one block (on the stack for a usual chat) */
+    Py_ssize_t stack[2 * TK_STACK_MESSAGES];
+    Py_ssize_t *tally = n <= TK_STACK_MESSAGES ? stack : PyMem_Malloc((size_t)(2 * n) * sizeof(Py_ssize_t));
+    if (!tally) return PyErr_NoMemory();
+    memset(tally, 0, (size_t)n * sizeof(Py_ssize_t));
+    Py_ssize_t *owners = tally + n;
+    Shape shape;
+    int of_shape = read_shape(shape_spec, n, &shape, owners);
+    if (of_shape <= 0) {
+        release(tally, stack);
+        if (of_shape < 0) return NULL;
+        Py_RETURN_NONE;
+    }
     Lead lead = {NULL, 0, 1}, no_lead = {NULL, 0, 1};
     if (system_prompt != Py_None) {
         int taken = read_system_prompt(system_prompt, messages, &lead, &target);
-        if (taken < 0) return NULL;
-        if (taken == 2) Py_RETURN_NONE;
+        if (taken < 0 || taken == 2) {
+            release(tally, stack);
+            if (taken < 0) return NULL;
+            Py_RETURN_NONE;
+        }
         start = taken; /* the system message counts 0: its text is in the target's */
     }
-    PyObject *counts = per_message ? PyList_New(n) : NULL;
-    if (per_message && !counts) {
-        PyMem_Free(lead.text);
-        return NULL;
-    }
-    if (counts && start) PyList_SET_ITEM(counts, 0, PyLong_FromLong(0)); /* a small int: cannot fail */
     size_t total = (size_t)overhead;
     PyObject *result = NULL, *previous_role = NULL;
+    int status = 1;
     for (Py_ssize_t i = start; i < n; i++) {
         if (PyList_GET_SIZE(messages) != n) { /* changed by another thread while the GIL was released */
-            result = Py_None;
+            status = 0;
             break;
         }
         PyObject *message = PyList_GET_ITEM(messages, i);
         Py_INCREF(message);
         size_t tokens = 0;
         PyObject *role = NULL;
-        int status = count_message(&walk, message, i == start, i == n - 1, previous_role, &role,
-                                   i == target ? &lead : &no_lead, &tokens);
+        status = count_message(&walk, message, i == start, i == n - 1, previous_role,
+                               shape.roles ? PyTuple_GET_ITEM(shape.roles, i) : NULL,
+                               shape.guards ? PyTuple_GET_ITEM(shape.guards, i) : NULL, &role,
+                               i == target ? &lead : &no_lead, &tokens);
         Py_DECREF(message);
         Py_XSETREF(previous_role, role);
-        if (status <= 0) {
-            result = status == 0 ? Py_None : NULL;
-            break;
-        }
+        if (status <= 0) break;
         total += tokens;
-        if (counts) {
-            PyObject *count = PyLong_FromSize_t(tokens);
-            if (!count) break;
-            PyList_SET_ITEM(counts, i, count);
-        }
+        tally[i] = (Py_ssize_t)tokens;
     }
     PyMem_Free(walk.buffer.data);
     PyMem_Free(lead.text);
     for (int k = 0; k < walk.layouts.n; k++) Py_DECREF(walk.layouts.entry[k]);
     Py_XDECREF(previous_role);
-    if (result == Py_None || (result == NULL && PyErr_Occurred())) {
-        Py_XDECREF(counts);
-        if (result == Py_None) Py_RETURN_NONE;
+    if (status <= 0) {
+        release(tally, stack);
+        if (status == 0) Py_RETURN_NONE;
         return NULL;
     }
-    result = Py_BuildValue("(nO)", (Py_ssize_t)total, counts ? counts : Py_None);
-    Py_XDECREF(counts);
+    PyObject *counts = Py_None;
+    Py_INCREF(counts);
+    if (per_message) {
+        /* a message whose boundary is unknown: its tokens belong to its owner (the shape says which) */
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (owners[i] != i) {
+                tally[owners[i]] += tally[i];
+                tally[i] = 0;
+            }
+        Py_SETREF(counts, PyList_New(n));
+        for (Py_ssize_t i = 0; counts && i < n; i++) {
+            PyObject *count = PyLong_FromSsize_t(tally[i]);
+            if (!count) Py_CLEAR(counts);
+            else PyList_SET_ITEM(counts, i, count);
+        }
+    }
+    release(tally, stack);
+    if (!counts) return NULL;
+    result = Py_BuildValue("(nO)", (Py_ssize_t)total, counts);
+    Py_DECREF(counts);
     return result;
 }
 

@@ -24,7 +24,7 @@
 #define TK_ROLE_NOT_REPEATED 4  /* a message of this role right after one of the same role is not plain (merged) */
 #define TK_ROLE_ALL_FLAGS 7
 
-/* count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message) with the
+/* count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) with the
  * core's text path in `ops` (only `core`, `sink`, `position` and `text` are used). The layout comes first, so
  * that Python can bind it once (functools.partial) and a call costs no Python frame:
  *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool[, suffix: str, flags: int]);
@@ -39,11 +39,17 @@
  *                its content + separator (when not empty) is joined before the content of the first (`last`:
  *                the last) later message of the target role, inside that message's prefix (mistral v1-v3);
  *                first_roles then applies to the message after it
+ *   shape        None, or (roles, owners, guards) of one conversation shape (a traced chat template's layout,
+ *                registry/chat/template_count_plan.py), one item per message: a chat of another length, or whose
+ *                message i has a role other than roles[i], is not plain; owners (None: each its own) gives the
+ *                message whose count gets message i's tokens (its boundary is unknown); guards (None: none) holds
+ *                None or (not_empty, characters) per message: content that is empty when not_empty, or that
+ *                starts with one of `characters`, is not plain. (A system prompt taken as such skips these.)
  * -> None (not plain; an empty list too), or (total, [tokens of each message] or None when not `per_message`).
- * TypeError / ValueError for a malformed layout. */
+ * TypeError / ValueError for a malformed layout or shape. */
 PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *first_roles, PyObject *forbidden,
                             int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,
-                            PyObject *messages, int per_message);
+                            PyObject *messages, int per_message, PyObject *shape);
 
 /* Adds plain_message_bytes(messages) to the module (the request size of a plain chat, for the service layer's
  * limits): 0, or -1 with an exception. */

@@ -20,7 +20,7 @@
  *   core.cache_stats()           -> (hits, misses, size, capacity)
  *   core.encode_batch(["a", "b"], 2)  -> [[64], [65]]   threads, the GIL released (count=True: counts)
  *   core.count_parts(parts, ends) / core.encode_parts(parts, ends, special_ids)   text given as parts (text_parts.c)
- *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message)   a plain chat
+ *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape])   a plain chat
  *                                (message_counts.c)
  *   plain_message_bytes(messages) -> request bytes of a plain chat, or None    (module function, message_counts.c)
  *
@@ -596,18 +596,18 @@ static PyObject *run_parts(BpeCore *self, PyObject *args, int counting) {
 static PyObject *BpeCore_count_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 1); }
 
 static PyObject *BpeCore_count_messages(BpeCore *self, PyObject *args) {
-    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages;
+    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages, *shape = Py_None;
     int strip, per_message;
     Py_ssize_t overhead;
-    if (!PyArg_ParseTuple(args, "OOOpnOOOp", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
-                          &system_prompt, &messages, &per_message))
+    if (!PyArg_ParseTuple(args, "OOOpnOOOp|O", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
+                          &system_prompt, &messages, &per_message, &shape))
         return NULL;
     if (require_pattern(self) < 0) return NULL;
     Sink sink = {0};
     sink.counting = 1;
     tk_parts_ops ops = {self, &sink, &sink.count, parts_text, parts_special};
     return tk_count_messages(&ops, roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages,
-                             per_message);
+                             per_message, shape);
 }
 
 static PyObject *BpeCore_encode_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 0); }
@@ -865,7 +865,7 @@ static PyMethodDef BpeCore_methods[] = {
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {"count_parts", (PyCFunction)BpeCore_count_parts, METH_VARARGS, "count_parts(parts, ends) -> tokens per run (text_parts.h)"},
     {"count_messages", (PyCFunction)BpeCore_count_messages, METH_VARARGS,
-     "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message) -> None or (total, counts) "
+     "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) -> None or (total, counts) "
      "(message_counts.h)"},
     {"encode_parts", (PyCFunction)BpeCore_encode_parts, METH_VARARGS,
      "encode_parts(parts, ends, special_ids) -> (ids, tokens per run) (text_parts.h)"},

@@ -10,7 +10,7 @@
  *   core.encode_bytes(b"...")       -> ids of raw bytes (malformed UTF-8 becomes U+FFFD, as sentencepiece)
  *   core.normalize(b"...")          -> the normalized bytes (tests)
  *   core.cache_stats()              -> (hits, misses, size, capacity)
- *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message)
+ *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape])
  *                                   a plain chat, each text counted as count() counts it (message_counts.c)
  *
  * How a text is encoded: the normalizer writes the whole normalized text; a scan cuts it into symbols (the
@@ -460,18 +460,18 @@ static int messages_text(void *core, void *sink, const uint8_t *text, size_t len
 }
 
 static PyObject *SentencePieceCore_count_messages(SentencePieceCore *self, PyObject *args) {
-    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages;
+    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages, *shape = Py_None;
     int strip, per_message;
     Py_ssize_t overhead;
-    if (!PyArg_ParseTuple(args, "OOOpnOOOp", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
-                          &system_prompt, &messages, &per_message))
+    if (!PyArg_ParseTuple(args, "OOOpnOOOp|O", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
+                          &system_prompt, &messages, &per_message, &shape))
         return NULL;
     if (require_ready(self) < 0) return NULL;
     Sink sink = {0};
     sink.counting = 1;
     tk_parts_ops ops = {self, &sink, &sink.count, messages_text, NULL};
     return tk_count_messages(&ops, roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages,
-                             per_message);
+                             per_message, shape);
 }
 static PyObject *SentencePieceCore_count(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 1); }
 
@@ -632,7 +632,7 @@ static PyMethodDef SentencePieceCore_methods[] = {
     {"normalize", (PyCFunction)SentencePieceCore_normalize, METH_O, "normalize(data) -> normalized bytes"},
     {"cache_stats", (PyCFunction)SentencePieceCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {"count_messages", (PyCFunction)SentencePieceCore_count_messages, METH_VARARGS,
-     "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message) -> None or "
+     "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) -> None or "
      "(total, counts): a plain chat (message_counts.h)"},
     {NULL, NULL, 0, NULL},
 };

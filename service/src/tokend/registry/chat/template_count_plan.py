@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tokend.engine.message_counts import MessageLayout, message_counter
@@ -49,14 +50,32 @@ class TemplateCountPlan:
     constants: tuple[int, ...]  # tokens each message owns besides the contents
     overhead: int  # tokens no message owns
     owners: tuple[int | None, ...] | None  # the owner of each content's tokens; None: each its own message
-    # direct: one walk whose counts carry the constants; then only `merges` (message, owner) move counts
+    # direct: one walk whose counts carry the constants; it also checks `shape` (the roles, which message's count
+    # takes each one's tokens, the first-character guards: engine/message_counts) so that the plan can be tried
+    # on any chat, without looking its shape up
     direct: bool
-    merges: tuple[tuple[int, int], ...]
+    shape: tuple | None
     guards: Callable[[list], bool] | None  # the remaining guards, on the messages (None: none)
     fixed_chars: int
     references: int
     chars_per_token: int | None  # a content has at most this many characters per token (None: look)
     spans_exact: bool
+
+    @cached_property  # (read per chat: cached in the instance's dict, no frame after the first)
+    def walk(self) -> Callable:
+        """The one walk of a direct plan: `walk(messages, per_message, shape)`."""
+        return self.segments[0][2]
+
+    @property
+    def quick(self) -> bool:
+        """Whether the walk checks all this plan asks of a chat (direct, no guards left to Python): then
+        `walk(messages, per_message, shape)` and `fits` are its whole count, on a chat of any shape."""
+        return self.direct and self.guards is None
+
+    @cached_property
+    def chars_per_counted(self) -> int | None:
+        """Characters a counted token adds to the render at most (None: unknown), for `fits`."""
+        return None if self.chars_per_token is None else self.references * self.chars_per_token
 
     def count(self, messages: list, per_message: bool, max_chars: int) -> ChatCount | None:
         """The count of a chat of the plan's shape, or None (guards not met, not plain, maybe too long)."""
@@ -67,17 +86,14 @@ class TemplateCountPlan:
             except (TypeError, KeyError, IndexError, AttributeError):  # not plain: the general path says why
                 return None
         if self.direct:
-            counted = self.segments[0][2](messages, per_message)
+            counted = self.segments[0][2](messages, per_message, self.shape)
             if counted is None:
                 return None
             total, counts = counted
-            if not self._fits(messages, total, max_chars):
+            if not self.fits(messages, total, max_chars):
                 return None
             if counts is None:
                 return chat_count(total, [], False)  # as the general path: spans not placed, not exact
-            for index, owner in self.merges:
-                counts[owner] += counts[index]
-                counts[index] = 0
             return chat_count(total, counts, self.spans_exact)
         total = self.overhead
         counts: list[int] = []
@@ -88,7 +104,7 @@ class TemplateCountPlan:
             total += counted[0]
             if per_message:
                 counts += counted[1]
-        if not self._fits(messages, total, max_chars):
+        if not self.fits(messages, total, max_chars):
             return None
         total += sum(self.constants)
         if not per_message:
@@ -103,7 +119,7 @@ class TemplateCountPlan:
                     result[owner] += count
         return chat_count(total, result, self.spans_exact)
 
-    def _fits(self, messages: list, tokens: int, max_chars: int) -> bool:
+    def fits(self, messages: list, tokens: int, max_chars: int) -> bool:
         """Whether no render of this chat can pass `max_chars` (the template's size limit): from the tokens
         counted (each at most `chars_per_token` characters of content) or else from the contents."""
         if self.chars_per_token is not None and self.fixed_chars + self.references * self.chars_per_token * tokens <= max_chars:
@@ -183,14 +199,26 @@ def count_plan(layout: Any, roles: tuple[str, ...], guards: tuple, encoding: Any
         if counter is None:
             return None
         walks.append((first, end, counter))
-    merges = tuple((index, owner) for index, owner in enumerate(owners) if owner != index)
+    shape = None
+    python_guards = guards
+    if direct:
+        checks, first_characters = _split_guards(guards, forbidden)
+        # first-character guards on a content as it is go to the walk; on a stripped one (~index) they stay here
+        python_guards = tuple(check for check in checks) + tuple(
+            (index, "first_character_not_in", frozenset(characters), True) for index, characters in first_characters.items() if index < 0
+        )
+        native = [None] * count
+        for index, characters in first_characters.items():
+            if index >= 0:
+                native[index] = ("" in characters, "".join(sorted(characters - {""})))
+        shape = (tuple(roles), None if identity else tuple(owners), tuple(native) if any(native) else None)
     # Characters of content per token counted: at most the longest token's bytes, when the values hold the
     # contents as they are counted (all stripped, or none).
     other_references = layout.references_whole if strip else layout.references_stripped
     chars_per_token = longest_token if other_references == 0 else None
     return TemplateCountPlan(
-        tuple(walks), tuple(constants), overhead, None if identity else tuple(owners), direct, merges,
-        compile_guards(guards, forbidden), layout.fixed_chars, layout.references, chars_per_token, layout.spans_exact,
+        tuple(walks), tuple(constants), overhead, None if identity else tuple(owners), direct, shape,
+        _compiled(python_guards) if direct else compile_guards(guards, forbidden), layout.fixed_chars, layout.references, chars_per_token, layout.spans_exact,
     )  # fmt: skip
 
 
@@ -234,16 +262,24 @@ def _role_constants(roles, owners, constants) -> dict[str, int] | None:
 def compile_guards(guards: tuple, forbidden: tuple[str, ...]) -> Callable[[list], bool] | None:
     """The guards as one function of the messages, without those that content free of `forbidden` (which the
     walk checks) always passes: "not in", "does not start / end with" a string holding a forbidden one."""
+    checks, first_characters = _split_guards(guards, forbidden)
+    for index, characters in first_characters.items():
+        checks.append((index, "first_character_not_in", frozenset(characters), True))
+    return _compiled(tuple(checks))
+
+
+def _split_guards(guards: tuple, forbidden: tuple[str, ...]) -> tuple[list[tuple], dict[int, set[str]]]:
+    """(the guards left to check, {index: what the content's first character ("" if empty) is not}): the
+    questions about the first character only, folded into one set per content (Qwen3 asks three of them
+    about every assistant turn): not empty; does not start with one character; lstrip(chars) changes
+    nothing. Guards that content free of `forbidden` always passes are dropped."""
     checks = []
-    first_characters: dict[int, set[str]] = {}  # index -> what the content's first character ("" if empty) is not
+    first_characters: dict[int, set[str]] = {}
     for index, question, argument, answer in dict.fromkeys(guards):
         if answer is False and question in ("contains", "startswith", "endswith"):
             arguments = argument if type(argument) is tuple else (argument,)
             if all(any(string in text for string in forbidden) for text in arguments):
                 continue
-        # Questions about the first character only, folded into one set test per content (Qwen3 asks three
-        # of them about every assistant turn): not empty; does not start with one character; lstrip(chars)
-        # changes nothing (its first character is not one of them).
         if question == "bool" and answer is True:
             first_characters.setdefault(index, set()).add("")
             continue
@@ -255,8 +291,11 @@ def compile_guards(guards: tuple, forbidden: tuple[str, ...]) -> Callable[[list]
             first_characters.setdefault(index, set()).update(argument)
             continue
         checks.append((index, question, argument, answer))
-    for index, characters in first_characters.items():
-        checks.append((index, "first_character_not_in", frozenset(characters), True))
+    return checks, first_characters
+
+
+def _compiled(checks: tuple) -> Callable[[list], bool] | None:
+    """Guards (index, question, argument, answer) as one function of the messages; None when there are none."""
     if not checks:
         return None
     # One generated expression: ~40 ns a guard instead of ~300 in a loop. Only indices (ints) and fixed names

@@ -52,7 +52,7 @@ from typing import Any
 
 from tokend.engine.text_parts import native_core
 from tokend.errors import ChatTemplateError
-from tokend.registry.chat.segments import ChatCount, RenderedChat
+from tokend.registry.chat.segments import ChatCount, RenderedChat, chat_count
 from tokend.registry.chat.template_count_plan import TemplateCountPlan, count_plan
 from tokend.registry.chat.template_limits import TemplateLimits
 from tokend.registry.chat.template_trace import ContentTracer, Untraceable, guards_hold
@@ -196,10 +196,23 @@ class TemplateLayouts:
         longest: list[int | None] = []  # the longest token's bytes, found when the first plan is made
         default_chars = TemplateLimits().max_chars
         token = object()  # this counter's key in each layout's `plans`
+        # (add_generation_prompt, messages) -> the plan that counted the last such chat, when its one walk checks
+        # everything (the roles, the guards: TemplateCountPlan.quick): a chat of the same shape skips building
+        # the shape's key and the plan's frame (a twentieth of counting a short chat)
+        recent: dict[tuple[bool, int], TemplateCountPlan] = {}
 
         def count(messages: Any, add_generation_prompt: bool, per_message: bool, limits: TemplateLimits | None) -> ChatCount | None:
             if not self.enabled or type(messages) is not list:  # (an iterator must reach the general path unread)
                 return None
+            max_chars = default_chars if limits is None else limits.max_chars
+            plan = recent.get((add_generation_prompt, len(messages)))
+            if plan is not None:
+                counted = plan.walk(messages, per_message, plan.shape)
+                if counted is not None:
+                    total, counts = counted
+                    per_token = plan.chars_per_counted
+                    if (per_token is not None and plan.fixed_chars + per_token * total <= max_chars) or plan.fits(messages, total, max_chars):
+                        return chat_count(total, counts, plan.spans_exact) if per_message else chat_count(total, [], False)
             try:
                 roles = tuple(map(_ROLE, messages))
             except Exception:  # not a list of dicts with a role: the general path says what is wrong
@@ -207,7 +220,6 @@ class TemplateLayouts:
             traces = shapes.get((roles, add_generation_prompt, special_tokens))
             if traces is None:
                 return None
-            max_chars = default_chars if limits is None else limits.max_chars
             for guards, layout in traces:
                 if layout is None:
                     continue
@@ -221,6 +233,8 @@ class TemplateLayouts:
                 if plan is not None:
                     counted = plan.count(messages, per_message, max_chars)
                     if counted is not None:
+                        if plan.quick:
+                            recent[add_generation_prompt, len(roles)] = plan
                         return counted
             return None
 
