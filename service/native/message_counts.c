@@ -549,3 +549,14 @@ static PyMethodDef message_count_functions[] = {
 };
 
 int tk_message_counts_add(PyObject *module) { return PyModule_AddFunctions(module, message_count_functions); }
+
+PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *args) {
+    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages, *shape = Py_None;
+    int strip, per_message;
+    Py_ssize_t overhead;
+    if (!PyArg_ParseTuple(args, "OOOpnOOOp|O", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
+                          &system_prompt, &messages, &per_message, &shape))
+        return NULL;
+    return tk_count_messages(ops, roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages,
+                             per_message, shape);
+}

@@ -51,6 +51,10 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
                             int strip, Py_ssize_t overhead, PyObject *normalized, PyObject *system_prompt,
                             PyObject *messages, int per_message, PyObject *shape);
 
+/* tk_count_messages with the arguments of a core's `count_messages` method as Python passed them (the
+ * byte-level and SentencePiece cores share one argument list). */
+PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *args);
+
 /* Adds plain_message_bytes(messages) to the module (the request size of a plain chat, for the service layer's
  * limits): 0, or -1 with an exception. */
 int tk_message_counts_add(PyObject *module);

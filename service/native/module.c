@@ -596,18 +596,11 @@ static PyObject *run_parts(BpeCore *self, PyObject *args, int counting) {
 static PyObject *BpeCore_count_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 1); }
 
 static PyObject *BpeCore_count_messages(BpeCore *self, PyObject *args) {
-    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages, *shape = Py_None;
-    int strip, per_message;
-    Py_ssize_t overhead;
-    if (!PyArg_ParseTuple(args, "OOOpnOOOp|O", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
-                          &system_prompt, &messages, &per_message, &shape))
-        return NULL;
     if (require_pattern(self) < 0) return NULL;
     Sink sink = {0};
     sink.counting = 1;
     tk_parts_ops ops = {self, &sink, &sink.count, parts_text, parts_special};
-    return tk_count_messages(&ops, roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages,
-                             per_message, shape);
+    return tk_count_messages_call(&ops, args);
 }
 
 static PyObject *BpeCore_encode_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 0); }

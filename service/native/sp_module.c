@@ -460,18 +460,11 @@ static int messages_text(void *core, void *sink, const uint8_t *text, size_t len
 }
 
 static PyObject *SentencePieceCore_count_messages(SentencePieceCore *self, PyObject *args) {
-    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages, *shape = Py_None;
-    int strip, per_message;
-    Py_ssize_t overhead;
-    if (!PyArg_ParseTuple(args, "OOOpnOOOp|O", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
-                          &system_prompt, &messages, &per_message, &shape))
-        return NULL;
     if (require_ready(self) < 0) return NULL;
     Sink sink = {0};
     sink.counting = 1;
     tk_parts_ops ops = {self, &sink, &sink.count, messages_text, NULL};
-    return tk_count_messages(&ops, roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages,
-                             per_message, shape);
+    return tk_count_messages_call(&ops, args);
 }
 static PyObject *SentencePieceCore_count(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 1); }
 

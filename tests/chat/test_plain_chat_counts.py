@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import tokend
 from chat.harmony_oracle import render as harmony_render
 from tokend.engine.message_counts import MessageLayout, message_counter
+from chat.plain_paths import outcome, takes_general_path
 from tokend.errors import ChatRequestError
 from tokend.registry.chat import ChatEncoder, build_chat_format, builtin_chat_format
 
@@ -118,13 +119,6 @@ MIXED_MESSAGE = st.one_of(
 )  # fmt: skip
 
 
-def _outcome(function):
-    try:
-        return function()
-    except ChatRequestError as error:
-        return ("refused", str(error))
-
-
 @settings(max_examples=150, deadline=None)
 @given(
     messages=st.lists(MIXED_MESSAGE, max_size=6),
@@ -137,9 +131,9 @@ def test_plain_path_equals_the_general_path(chatml, chatml_no_thinking, llama3, 
                                             add_generation_prompt, content_special_tokens, per_message, format_name):  # fmt: skip
     encoder = {"chatml": chatml, "chatml_no_thinking": chatml_no_thinking, "llama3": llama3, "harmony": harmony,
                "openai-chat": openai_chat}[format_name]  # fmt: skip
-    fast = _outcome(lambda: encoder.count_chat(messages, None, add_generation_prompt, content_special_tokens=content_special_tokens,
+    fast = outcome(lambda: encoder.count_chat(messages, None, add_generation_prompt, content_special_tokens=content_special_tokens,
                                                per_message=per_message))  # fmt: skip
-    general = _outcome(lambda: encoder._count_rendered(messages, None, add_generation_prompt, content_special_tokens, None, per_message))
+    general = outcome(lambda: encoder._count_rendered(messages, None, add_generation_prompt, content_special_tokens, None, per_message))
     assert fast == general
 
 
@@ -180,12 +174,7 @@ def test_a_plain_chat_is_counted_without_rendering(request, monkeypatch, format_
 )
 def test_other_chats_take_the_general_path(request, monkeypatch, format_name, messages):
     encoder = request.getfixturevalue(format_name.replace("-", "_"))
-    encoder.count_chat(PLAIN)  # builds the plain counter
-    taken = []
-    general = encoder._count_rendered
-    monkeypatch.setattr(encoder, "_count_rendered", lambda *arguments: taken.append(1) or general(*arguments))
-    _outcome(lambda: encoder.count_chat(messages))
-    assert taken
+    assert takes_general_path(encoder, monkeypatch, messages, PLAIN)
 
 
 def test_a_made_up_content_rule_is_refused_and_not_remembered(openai_chat):

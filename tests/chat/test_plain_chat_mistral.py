@@ -19,7 +19,7 @@ from mistral_common.protocol.instruct.validator import ValidationMode
 from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
 from chat.mistral_files import DATA, MISTRAL_FILES
-from tokend.errors import ChatRequestError
+from chat.plain_paths import outcome, takes_general_path
 from tokend.registry.chat import ChatEncoder, build_chat_format, builtin_chat_format
 
 PIECES = [
@@ -59,13 +59,6 @@ def _encoder(encodings, file_name: str) -> ChatEncoder:
     return ChatEncoder(encodings[file_name], build_chat_format(builtin_chat_format("mistral", version=version)))
 
 
-def _outcome(function):
-    try:
-        return function()
-    except ChatRequestError as error:
-        return ("refused", str(error))
-
-
 @SETTINGS
 @pytest.mark.parametrize("file_name", sorted(MISTRAL_FILES))
 @given(messages=_alternating())
@@ -75,8 +68,8 @@ def _outcome(function):
                    {"role": "assistant", "content": "b"}, {"role": "user", "content": ""}])  # fmt: skip
 def test_plain_counts_equal_mistral_common(mistral_encodings, file_name, messages):
     encoder = _encoder(mistral_encodings, file_name)
-    count = _outcome(lambda: encoder.count_chat(messages))
-    assert count == _outcome(lambda: encoder._count_rendered(messages, None, True, "reference", None, True))
+    count = outcome(lambda: encoder.count_chat(messages))
+    assert count == outcome(lambda: encoder._count_rendered(messages, None, True, "reference", None, True))
     expected = _mistral_common(file_name, messages)
     if expected is not None:  # (an empty assistant turn is refused by both)
         assert count.total == len(expected)
@@ -104,8 +97,8 @@ def test_plain_path_equals_the_general_path(mistral_encodings, messages, file_na
     """Any chat — runs of one role, system messages, empty turns, tool results — counts the same with the
     plain path on as through the general path, or is refused with the same error."""
     encoder = _encoder(mistral_encodings, file_name)
-    fast = _outcome(lambda: encoder.count_chat(messages, content_special_tokens=content_special_tokens, per_message=per_message))
-    general = _outcome(lambda: encoder._count_rendered(messages, None, True, content_special_tokens, None, per_message))
+    fast = outcome(lambda: encoder.count_chat(messages, content_special_tokens=content_special_tokens, per_message=per_message))
+    general = outcome(lambda: encoder._count_rendered(messages, None, True, content_special_tokens, None, per_message))
     assert fast == general
 
 
@@ -140,9 +133,4 @@ def test_a_plain_chat_is_counted_without_rendering(mistral_encodings, monkeypatc
 )  # fmt: skip
 def test_other_chats_take_the_general_path(mistral_encodings, monkeypatch, messages):
     encoder = _encoder(mistral_encodings, "mistral_instruct_tokenizer_240323.model.v3")
-    encoder.count_chat(PLAIN)  # builds the plain counter
-    taken = []
-    general = encoder._count_rendered
-    monkeypatch.setattr(encoder, "_count_rendered", lambda *arguments: taken.append(1) or general(*arguments))
-    _outcome(lambda: encoder.count_chat(messages))
-    assert taken
+    assert takes_general_path(encoder, monkeypatch, messages, PLAIN)
