@@ -47,6 +47,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from tokend.errors import ChatTemplateError, ModelFormatError
 from tokend.registry.chat.template_limits import TemplateLimits
+from tokend.registry.chat.template_trace import TracedText
 
 __all__ = ["TemplateLimits", "CompiledTemplate", "compile_template", "render_template"]
 
@@ -107,10 +108,20 @@ def _estimate(value: Any, cap: int) -> int:
         return 64  # other objects (Undefined, Namespace, callables) print short
     total = 2
     for item in items:
+        if type(item) is TracedText:
+            _traced_in_container(item)
         total += _estimate(item, cap) + 2
         if total > cap:
             break
     return total
+
+
+def _traced_in_container(item: TracedText) -> None:
+    # A traced content inside a list or dict: its size here is the marker's, not the content's, and the
+    # layout's size bound (template_layout) counts only traced values, not containers of them (nor
+    # `[content] * 1000`), so a later chat with a long content could pass where its render would hit
+    # `max_chars`. Such a template is not traced.
+    item._tracer.stop("content held in a list or dict whose size the sandbox checks")
 
 
 def _check_value(value: Any, what: str) -> Any:
