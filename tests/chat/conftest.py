@@ -63,3 +63,35 @@ def mistral_encodings(tmp_path_factory):
 @pytest.fixture(scope="session")
 def mistral_v3_sentencepiece(mistral_encodings):
     return mistral_encodings["mistral_instruct_tokenizer_240323.model.v3"]
+
+
+@pytest.fixture(scope="module")
+def template_encoders(reference_tokenizer):
+    """(template name of TEMPLATES) -> (encoder with traced layouts, encoder without, the oracle tokenizer)."""
+    from tokend.registry.chat import ChatEncoder, build_chat_format, chat_format_from_template
+
+    built = {}
+
+    def get(name):
+        if name not in built:
+            tokenizer = reference_tokenizer(name)
+            spec = chat_format_from_template(tokenizer.chat_template, **tokenizer.special_tokens_map)
+            encoding = tokend_encoding(TEMPLATES[name][0])
+            full = ChatEncoder(encoding, build_chat_format(spec), ref=name)
+            full.chat_format.layouts.enabled = False
+            built[name] = (ChatEncoder(encoding, build_chat_format(spec), ref=name), full, tokenizer)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def cl100k_im():
+    """cl100k_base with ChatML's two tokens, for templates written in tests."""
+    import tokend
+
+    base = tokend.get_encoding("cl100k_base")
+    return tokend.Encoding(
+        "cl100k_im", pat_str=base.pattern, mergeable_ranks=base.mergeable_ranks,
+        special_tokens={**base.special_tokens, "<|im_start|>": 100264, "<|im_end|>": 100265},
+    )  # fmt: skip

@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 
 import tokend
 from chat.conftest import TEMPLATES
-from chat.hf_tokenizers import tokend_encoding
 from tokend.engine.message_counts import MessageLayout, message_counter
-from tokend.registry.chat import ChatEncoder, build_chat_format, chat_format_from_template
 
 ROLES = ["user", "assistant", "system"]
 LAYOUT = MessageLayout(roles={"user": ("user: ", 3, True), "assistant": ("\n", 1, True), "system": ("", 2, True)}, overhead=2)
@@ -79,28 +77,11 @@ def test_a_malformed_shape_is_a_type_error(walk):
     assert walk(chat, True, None) == walk(chat, True)
 
 
-@pytest.fixture(scope="module")
-def encoders(reference_tokenizer):
-    built = {}
-
-    def get(name):
-        if name not in built:
-            tokenizer = reference_tokenizer(name)
-            spec = chat_format_from_template(tokenizer.chat_template, **tokenizer.special_tokens_map)
-            encoding = tokend_encoding(TEMPLATES[name][0])
-            full = ChatEncoder(encoding, build_chat_format(spec), ref=name)
-            full.chat_format.layouts.enabled = False
-            built[name] = (ChatEncoder(encoding, build_chat_format(spec), ref=name), full)
-        return built[name]
-
-    return get
-
-
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
-def test_a_plan_kept_for_its_length_refuses_chats_of_another_shape(encoders, template):
+def test_a_plan_kept_for_its_length_refuses_chats_of_another_shape(template_encoders, template):
     """The counter keeps the last quick plan by chat length and tries it first: chats of the same length with
     other roles, or contents that answer its first-character guards otherwise, must still count as rendered."""
-    fast, full = encoders(template)
+    fast, full, _ = template_encoders(template)
     base = ["system", "user", "assistant", "user", "assistant", "user"]
     others = [["system", "user", "assistant", "user", "user", "user"], ["user", "assistant", "user", "assistant", "user", "assistant"]]
     contents = ["plain words", "\nleading newline", "", "<think>a</think>b", " x", "😀 ok"]

@@ -14,21 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import tokend
 from tokend.errors import ChatRequestError, ChatTemplateError
 from tokend.registry.chat import ChatEncoder, TemplateLimits
 from tokend.registry.chat.template_format import TemplateChatFormat
 
 _AROUND = "{{% for m in messages %}}<|im_start|>{{{{ m.role }}}}\n{body}<|im_end|>\n{{% endfor %}}"
-
-
-@pytest.fixture(scope="module")
-def cl100k_im():
-    base = tokend.get_encoding("cl100k_base")
-    return tokend.Encoding(
-        "cl100k_im", pat_str=base.pattern, mergeable_ranks=base.mergeable_ranks,
-        special_tokens={**base.special_tokens, "<|im_start|>": 100264, "<|im_end|>": 100265},
-    )  # fmt: skip
 
 
 def _pair(encoding, source):
