@@ -304,11 +304,14 @@ def test_a_broken_version_is_refused_precisely_while_others_serve(tmp_path):
         assert not server.events("rpc_internal_error") and not server.events("worker_died")
 
 
-def test_workers_exit_when_the_supervisor_is_killed_and_its_files_are_swept_later(registry_dir):
+def test_workers_exit_when_the_supervisor_is_killed_and_its_files_are_swept_later(registry_dir, tmp_path):
     import os
     from pathlib import Path
 
-    with start_server(registry=registry_dir, models=["cl100k_base"], workers=2) as server:
+    # A private temporary directory: any other tokend starting on this machine meanwhile would sweep the
+    # dead supervisor's directory from the shared one before this test looks for it.
+    private_tmp = {"TMPDIR": str(tmp_path)}
+    with start_server(registry=registry_dir, models=["cl100k_base"], workers=2, env=private_tmp) as server:
         (metrics_serving,) = server.events("metrics_serving")
         left_behind = Path(metrics_serving["multiproc_dir"])
         workers = server.worker_pids()
@@ -330,7 +333,8 @@ def test_workers_exit_when_the_supervisor_is_killed_and_its_files_are_swept_late
         _wait_for(lambda: all(gone(pid) for pid in workers), 30, "the orphaned workers to exit")
         assert len(server.events("supervisor_gone")) == 2
     assert left_behind.is_dir()  # a SIGKILLed supervisor cannot clean up...
-    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False):
+    assert left_behind.parent == tmp_path
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False, env=private_tmp):
         assert not left_behind.exists()  # ...the next one sweeps its directory
 
 
