@@ -166,3 +166,16 @@ def test_templates_equal_transformers(template_encoders, messages, add_generatio
     encoder, _, tokenizer = template_encoders(name)
     for _ in range(2):  # the first count traces the chat's shape, the second takes the walk
         _held_to_transformers(encoder, tokenizer, messages, add_generation_prompt)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [("user", 0, True, "", ROLE_PREFIX_APART, 1, ""), ("user\n", 0, True, "x", ROLE_PREFIX_APART, 2, ""),
+     ("user\n", 0, True, "", ROLE_PREFIX_APART, -1, ""), ("user\n", 0, True, "", ROLE_PREFIX_APART)],
+)  # fmt: skip
+def test_the_walk_refuses_the_flag_where_the_rule_cannot_hold(entry):
+    """A prefix without a final newline, a suffix, negative tokens, or no (prefix_tokens, joining): the walk
+    raises instead of counting apart (the flag is message_counter's to set, on the rule's conditions)."""
+    core = tokend.get_encoding("cl100k_base")._core
+    with pytest.raises((ValueError, TypeError)):
+        core.count_messages({"user": entry}, None, (), False, 0, None, None, [{"role": "user", "content": "Hi"}], True)
