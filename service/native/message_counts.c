@@ -538,7 +538,9 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     }
     release(tally, stack);
     if (!counts) return NULL;
-    result = Py_BuildValue("(nO)", (Py_ssize_t)total, counts);
+    PyObject *sum = PyLong_FromSize_t(total);
+    result = sum ? PyTuple_Pack(2, sum, counts) : NULL;
+    Py_XDECREF(sum);
     Py_DECREF(counts);
     return result;
 }
@@ -587,13 +589,19 @@ static PyMethodDef message_count_functions[] = {
 
 int tk_message_counts_add(PyObject *module) { return PyModule_AddFunctions(module, message_count_functions); }
 
-PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *args) {
-    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages, *shape = Py_None;
-    int strip, per_message;
-    Py_ssize_t overhead;
-    if (!PyArg_ParseTuple(args, "OOOpnOOOp|O", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
-                          &system_prompt, &messages, &per_message, &shape))
+PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *const *args, Py_ssize_t nargs) {
+    /* read by hand (METH_FASTCALL): the layout's partial passes ten arguments per chat, and a tuple plus
+     * PyArg_ParseTuple's format cost as much as counting a short message */
+    if (nargs != 9 && nargs != 10) {
+        PyErr_Format(PyExc_TypeError, "count_messages takes 9 or 10 arguments (%zd given)", nargs);
         return NULL;
-    return tk_count_messages(ops, roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages,
-                             per_message, shape);
+    }
+    int strip = PyObject_IsTrue(args[3]);
+    if (strip < 0) return NULL;
+    Py_ssize_t overhead = PyNumber_AsSsize_t(args[4], PyExc_OverflowError);
+    if (overhead == -1 && PyErr_Occurred()) return NULL;
+    int per_message = PyObject_IsTrue(args[8]);
+    if (per_message < 0) return NULL;
+    return tk_count_messages(ops, args[0], args[1], args[2], strip, overhead, args[5], args[6], args[7], per_message,
+                             nargs == 10 ? args[9] : Py_None);
 }

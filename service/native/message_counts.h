@@ -60,7 +60,7 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
 
 /* tk_count_messages with the arguments of a core's `count_messages` method as Python passed them (the
  * byte-level and SentencePiece cores share one argument list). */
-PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *args);
+PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *const *args, Py_ssize_t nargs);
 
 /* Adds plain_message_bytes(messages) to the module (the request size of a plain chat, for the service layer's
  * limits): 0, or -1 with an exception. */
