@@ -13,7 +13,9 @@ rendering it (registry/chat/chat_format.py; each built-in format gives its layou
     True
 
 A message counts `constant + count_ordinary(prefix + content + suffix)` for its role's `(prefix, constant,
-may_be_last)` or `(prefix, constant, may_be_last, suffix, flags)`; the chat counts `overhead` (the tokens no
+may_be_last)` or `(prefix, constant, may_be_last, suffix, flags)` — where the encoding's split provably cuts
+between a prefix ending in a newline and the content (engine/newline_boundary), `message_counter` counts
+the prefix once when it binds the layout and the walk counts the content alone (`ROLE_PREFIX_APART`); the chat counts `overhead` (the tokens no
 message owns: a format's own header, the generation prompt) plus its messages. Flags (`ROLE_*`): trailing
 spaces cut from the content, empty content not plain, a message right after one of the same role not plain
 (formats that merge such runs). With `system_prompt`, a first message of that role is not counted on its
