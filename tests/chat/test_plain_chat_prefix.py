@@ -179,3 +179,20 @@ def test_the_walk_refuses_the_flag_where_the_rule_cannot_hold(entry):
     core = tokend.get_encoding("cl100k_base")._core
     with pytest.raises((ValueError, TypeError)):
         core.count_messages({"user": entry}, None, (), False, 0, None, None, [{"role": "user", "content": "Hi"}], True)
+
+
+def test_a_prefix_the_normalizer_would_change_stays_joined():
+    """With an NFC model the walk checks the content alone when apart, so a prefix that is not NFC itself
+    keeps its role joined (whose whole text fails the check: the general path counts it)."""
+    from chat.hf_tokenizers import hf_tokenizer, tokend_encoding_from_file
+    from chat.templates import packaged_template
+
+    encoding = tokend_encoding_from_file("qwen3-nfc")
+    oracle = hf_tokenizer("qwen3-nfc", packaged_template("Qwen-Qwen3-0.6B.jinja"))  # transformers, the same file
+    assert encoding.normalizer == "NFC" and newline_joining(encoding) is not None
+    counter = message_counter(encoding, MessageLayout(roles={"nfd": ("e\u0301\n", 0, True), "nfc": ("\u00e9\n", 0, True)}))
+    roles = counter.args[0]
+    assert len(roles["nfd"]) == 3 and roles["nfc"][4] & ROLE_PREFIX_APART
+    assert counter([{"role": "nfd", "content": "Hi"}], True) is None
+    expected = len(oracle.encode("\u00e9\nHi", add_special_tokens=False))
+    assert counter([{"role": "nfc", "content": "Hi"}], True) == (expected, [expected])

@@ -97,22 +97,25 @@ def message_counter(encoding: Any, layout: MessageLayout) -> MessageCounter | No
     if len(forbidden) > MAX_FORBIDDEN:
         return None
     joining = newline_joining(encoding)
-    apart = partial(_apart, core, joining, forbidden) if joining is not None else dict
+    apart = partial(_apart, core, joining, forbidden, normalized) if joining is not None else dict
     first_roles = None if layout.first_roles is None else apart(layout.first_roles)
     return partial(core.count_messages, apart(layout.roles), first_roles, forbidden, layout.strip, layout.overhead or 0,
                    normalized, layout.system_prompt)
 
 
-def _apart(core: Any, joining: str, forbidden: tuple[str, ...], roles: Mapping[str, tuple]) -> dict[str, tuple]:
+def _apart(core: Any, joining: str, forbidden: tuple[str, ...], normalized: Callable[[str], bool] | None,
+           roles: Mapping[str, tuple]) -> dict[str, tuple]:  # fmt: skip
     """`roles` with ROLE_PREFIX_APART (and the prefix's tokens, counted here once) on each role whose prefix
     ends in a newline and that has no suffix, unless a forbidden string could lie across the prefix's end (the
-    walk then looks for them in the content alone) or in the prefix (the joined text finds it, as before)."""
+    walk then looks for them in the content alone) or in the prefix (the joined text finds it, as before), or
+    the model normalizes and the prefix is not in its normal form (the walk then checks the content alone)."""
     table = {}
     for role, entry in roles.items():
         prefix, constant, may_be_last, suffix, flags = (*entry, "", 0) if len(entry) == 3 else entry
         if (
             prefix.endswith("\n") and not suffix and not flags & ROLE_PREFIX_APART
             and not any(string in prefix or _overlaps_end(prefix, string) for string in forbidden)
+            and (normalized is None or normalized(prefix))
         ):
             entry = (prefix, constant, may_be_last, suffix, flags | ROLE_PREFIX_APART, core.count(prefix), joining)
         table[role] = entry
