@@ -27,6 +27,10 @@ typedef struct {
     int may_be_last;
     long flags; /* TK_ROLE_* (message_counts.h) */
     int ascii_around; /* prefix and suffix are ASCII */
+    /* TK_ROLE_PREFIX_APART: the prefix's own tokens, and the characters besides whitespace that keep a
+     * content joined to it (borrowed from the entry, which the layout cache holds) */
+    Py_ssize_t prefix_tokens;
+    PyObject *joining;
 } RoleLayout;
 
 static PyObject *role_key, *content_key; /* interned "role", "content" */
@@ -78,17 +82,19 @@ static int holds_forbidden(const Forbidden *forbidden, const char *text, size_t 
 
 static int read_role(PyObject *entry, RoleLayout *out) {
     Py_ssize_t size = PyTuple_Check(entry) ? PyTuple_GET_SIZE(entry) : 0;
-    if ((size != 3 && size != 5) || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) || !PyLong_Check(PyTuple_GET_ITEM(entry, 1)) ||
-        (size == 5 && (!PyUnicode_Check(PyTuple_GET_ITEM(entry, 3)) || !PyLong_Check(PyTuple_GET_ITEM(entry, 4))))) {
+    if ((size != 3 && size != 5 && size != 7) || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)) ||
+        !PyLong_Check(PyTuple_GET_ITEM(entry, 1)) ||
+        (size >= 5 && (!PyUnicode_Check(PyTuple_GET_ITEM(entry, 3)) || !PyLong_Check(PyTuple_GET_ITEM(entry, 4)))) ||
+        (size == 7 && (!PyLong_Check(PyTuple_GET_ITEM(entry, 5)) || !PyUnicode_Check(PyTuple_GET_ITEM(entry, 6))))) {
         PyErr_SetString(PyExc_TypeError, "a role's layout must be (prefix: str, constant: int, may_be_last: bool"
-                                         "[, suffix: str, flags: int])");
+                                         "[, suffix: str, flags: int[, prefix_tokens: int, joining: str]])");
         return -1;
     }
     out->prefix = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 0), &out->prefix_len);
     if (!out->prefix) return -1;
-    out->suffix = "", out->suffix_len = 0, out->flags = 0;
+    out->suffix = "", out->suffix_len = 0, out->flags = 0, out->prefix_tokens = 0, out->joining = NULL;
     out->ascii_around = PyUnicode_IS_ASCII(PyTuple_GET_ITEM(entry, 0));
-    if (size == 5) {
+    if (size >= 5) {
         out->suffix = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(entry, 3), &out->suffix_len);
         if (!out->suffix) return -1;
         out->ascii_around = out->ascii_around && PyUnicode_IS_ASCII(PyTuple_GET_ITEM(entry, 3));
@@ -98,6 +104,21 @@ static int read_role(PyObject *entry, RoleLayout *out) {
             PyErr_SetString(PyExc_ValueError, "unknown role flags");
             return -1;
         }
+    }
+    if (out->flags & TK_ROLE_PREFIX_APART) {
+        /* the rule holds only for a prefix that ends in "\n" and content that nothing follows in its text */
+        if (size != 7 || out->prefix_len == 0 || out->prefix[out->prefix_len - 1] != '\n' || out->suffix_len) {
+            PyErr_SetString(PyExc_ValueError, "ROLE_PREFIX_APART needs a prefix ending in a newline, no suffix, "
+                                              "and (prefix_tokens, joining) as the sixth and seventh items");
+            return -1;
+        }
+        out->prefix_tokens = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 5));
+        if (out->prefix_tokens == -1 && PyErr_Occurred()) return -1;
+        if (out->prefix_tokens < 0) {
+            PyErr_SetString(PyExc_ValueError, "a prefix's tokens must not be negative");
+            return -1;
+        }
+        out->joining = PyTuple_GET_ITEM(entry, 6);
     }
     out->constant = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 1));
     if (out->constant == -1 && PyErr_Occurred()) return -1;
@@ -237,6 +258,15 @@ static int first_character_holds(PyObject *guard, PyObject *content) {
     return 1;
 }
 
+/* 1 when `point` is one of the characters of `characters` (a str). */
+static int holds_character(PyObject *characters, Py_UCS4 point) {
+    int kind = PyUnicode_KIND(characters);
+    const void *data = PyUnicode_DATA(characters);
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(characters); i++)
+        if (PyUnicode_READ(kind, data, i) == point) return 1;
+    return 0;
+}
+
 /* 1: counted; 0: not plain; -1: an exception. `*role_out` gets a new reference to the message's role. */
 static int count_message(Walk *walk, PyObject *message, int first, int last, PyObject *previous_role,
                          PyObject *expected_role, PyObject *first_guard, PyObject **role_out, const Lead *lead,
@@ -276,13 +306,20 @@ static int count_message(Walk *walk, PyObject *message, int first, int last, PyO
     if (walk->strip) strip_utf8(text, &start, &end);
     if (layout->flags & TK_ROLE_RSTRIP_SPACES)
         while (end > start && text[end - 1] == ' ') end--;
+    /* The prefix's tokens known, the content alone where the split provably cuts before it (message_counts.h) */
+    int apart = (layout->flags & TK_ROLE_PREFIX_APART) && !lead->len;
+    if (apart && end > start) {
+        size_t next;
+        Py_UCS4 first = utf8_at((const unsigned char *)text, start, &next);
+        if (Py_UNICODE_ISSPACE(first) || holds_character(layout->joining, first)) apart = 0;
+    }
     Py_INCREF(content); /* `text` lives as long as it; the count may release the GIL */
     Py_INCREF(role);
     *role_out = role;
     int status = 1;
     const char *whole = text + start;
     size_t whole_len = end - start;
-    if (layout->prefix_len || layout->suffix_len || lead->len) {
+    if (!apart && (layout->prefix_len || layout->suffix_len || lead->len)) {
         whole = joined(&walk->buffer, layout, lead, text + start, end - start);
         whole_len += (size_t)(layout->prefix_len + layout->suffix_len) + lead->len;
         if (!whole) status = -1;
@@ -293,7 +330,7 @@ static int count_message(Walk *walk, PyObject *message, int first, int last, PyO
     if (status == 1) {
         size_t before = *ops->position;
         if (whole_len && ops->text(ops->core, ops->sink, (const uint8_t *)whole, whole_len) < 0) status = -1;
-        *tokens = *ops->position - before + (size_t)layout->constant;
+        *tokens = *ops->position - before + (size_t)layout->constant + (apart ? (size_t)layout->prefix_tokens : 0);
     }
     Py_DECREF(content);
     return status;
@@ -501,7 +538,9 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
     }
     release(tally, stack);
     if (!counts) return NULL;
-    result = Py_BuildValue("(nO)", (Py_ssize_t)total, counts);
+    PyObject *sum = PyLong_FromSize_t(total);
+    result = sum ? PyTuple_Pack(2, sum, counts) : NULL;
+    Py_XDECREF(sum);
     Py_DECREF(counts);
     return result;
 }
@@ -550,13 +589,19 @@ static PyMethodDef message_count_functions[] = {
 
 int tk_message_counts_add(PyObject *module) { return PyModule_AddFunctions(module, message_count_functions); }
 
-PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *args) {
-    PyObject *roles, *first_roles, *forbidden, *normalized, *system_prompt, *messages, *shape = Py_None;
-    int strip, per_message;
-    Py_ssize_t overhead;
-    if (!PyArg_ParseTuple(args, "OOOpnOOOp|O", &roles, &first_roles, &forbidden, &strip, &overhead, &normalized,
-                          &system_prompt, &messages, &per_message, &shape))
+PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *const *args, Py_ssize_t nargs) {
+    /* read by hand (METH_FASTCALL): the layout's partial passes ten arguments per chat, and a tuple plus
+     * PyArg_ParseTuple's format cost as much as counting a short message */
+    if (nargs != 9 && nargs != 10) {
+        PyErr_Format(PyExc_TypeError, "count_messages takes 9 or 10 arguments (%zd given)", nargs);
         return NULL;
-    return tk_count_messages(ops, roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages,
-                             per_message, shape);
+    }
+    int strip = PyObject_IsTrue(args[3]);
+    if (strip < 0) return NULL;
+    Py_ssize_t overhead = PyNumber_AsSsize_t(args[4], PyExc_OverflowError);
+    if (overhead == -1 && PyErr_Occurred()) return NULL;
+    int per_message = PyObject_IsTrue(args[8]);
+    if (per_message < 0) return NULL;
+    return tk_count_messages(ops, args[0], args[1], args[2], strip, overhead, args[5], args[6], args[7], per_message,
+                             nargs == 10 ? args[9] : Py_None);
 }

@@ -22,13 +22,20 @@
 #define TK_ROLE_RSTRIP_SPACES 1 /* the content loses trailing spaces (" " only) */
 #define TK_ROLE_NOT_EMPTY 2     /* empty content is not plain (the format refuses it, or renders it otherwise) */
 #define TK_ROLE_NOT_REPEATED 4  /* a message of this role right after one of the same role is not plain (merged) */
-#define TK_ROLE_ALL_FLAGS 7
+/* The prefix (ending in "\n", no suffix) counts its own `prefix_tokens` (the sixth item) and the content is counted
+ * alone when it is empty or its first character (after `strip`) is neither whitespace (str.isspace) nor one of
+ * `joining` (the seventh item): what the encoding's split provably cuts there (engine/newline_boundary.py). Other
+ * content, and a message a system prompt is joined into, are counted with the prefix as one text. */
+#define TK_ROLE_PREFIX_APART 8
+#define TK_ROLE_ALL_FLAGS 15
 
 /* count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) with the
  * core's text path in `ops` (only `core`, `sink`, `position` and `text` are used). The layout comes first, so
  * that Python can bind it once (functools.partial) and a call costs no Python frame:
- *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool[, suffix: str, flags: int]);
- *                the message counts constant + the tokens of prefix + content + suffix as one text
+ *   roles        dict: role -> (prefix: str, constant tokens: int, may_be_last: bool[, suffix: str, flags: int
+ *                [, prefix_tokens: int, joining: str]]); the message counts constant + the tokens of prefix +
+ *                content + suffix as one text (with TK_ROLE_PREFIX_APART, prefix_tokens + the content's tokens
+ *                where the split provably cuts between them)
  *   first_roles  the same for the first message, or None (then `roles`)
  *   forbidden    tuple of str: content holding any of them is not plain
  *   strip        true: content loses leading and trailing whitespace first, as str.strip() does
@@ -53,7 +60,7 @@ PyObject *tk_count_messages(const tk_parts_ops *ops, PyObject *roles, PyObject *
 
 /* tk_count_messages with the arguments of a core's `count_messages` method as Python passed them (the
  * byte-level and SentencePiece cores share one argument list). */
-PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *args);
+PyObject *tk_count_messages_call(const tk_parts_ops *ops, PyObject *const *args, Py_ssize_t nargs);
 
 /* Adds plain_message_bytes(messages) to the module (the request size of a plain chat, for the service layer's
  * limits): 0, or -1 with an exception. */

@@ -595,12 +595,12 @@ static PyObject *run_parts(BpeCore *self, PyObject *args, int counting) {
 
 static PyObject *BpeCore_count_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 1); }
 
-static PyObject *BpeCore_count_messages(BpeCore *self, PyObject *args) {
+static PyObject *BpeCore_count_messages(BpeCore *self, PyObject *const *args, Py_ssize_t nargs) {
     if (require_pattern(self) < 0) return NULL;
     Sink sink = {0};
     sink.counting = 1;
     tk_parts_ops ops = {self, &sink, &sink.count, parts_text, parts_special};
-    return tk_count_messages_call(&ops, args);
+    return tk_count_messages_call(&ops, args, nargs);
 }
 
 static PyObject *BpeCore_encode_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 0); }
@@ -857,7 +857,7 @@ static PyMethodDef BpeCore_methods[] = {
      "encode_batch(texts, num_threads, count=False) -> ids (or counts) of each text, without the GIL"},
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {"count_parts", (PyCFunction)BpeCore_count_parts, METH_VARARGS, "count_parts(parts, ends) -> tokens per run (text_parts.h)"},
-    {"count_messages", (PyCFunction)BpeCore_count_messages, METH_VARARGS,
+    {"count_messages", (PyCFunction)(void (*)(void))BpeCore_count_messages, METH_FASTCALL,
      "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) -> None or (total, counts) "
      "(message_counts.h)"},
     {"encode_parts", (PyCFunction)BpeCore_encode_parts, METH_VARARGS,

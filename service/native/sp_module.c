@@ -459,12 +459,12 @@ static int messages_text(void *core, void *sink, const uint8_t *text, size_t len
     return status;
 }
 
-static PyObject *SentencePieceCore_count_messages(SentencePieceCore *self, PyObject *args) {
+static PyObject *SentencePieceCore_count_messages(SentencePieceCore *self, PyObject *const *args, Py_ssize_t nargs) {
     if (require_ready(self) < 0) return NULL;
     Sink sink = {0};
     sink.counting = 1;
     tk_parts_ops ops = {self, &sink, &sink.count, messages_text, NULL};
-    return tk_count_messages_call(&ops, args);
+    return tk_count_messages_call(&ops, args, nargs);
 }
 static PyObject *SentencePieceCore_count(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 1); }
 
@@ -624,7 +624,7 @@ static PyMethodDef SentencePieceCore_methods[] = {
     {"encode_bytes", (PyCFunction)SentencePieceCore_encode_bytes, METH_O, "encode_bytes(data) -> ids of raw bytes"},
     {"normalize", (PyCFunction)SentencePieceCore_normalize, METH_O, "normalize(data) -> normalized bytes"},
     {"cache_stats", (PyCFunction)SentencePieceCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
-    {"count_messages", (PyCFunction)SentencePieceCore_count_messages, METH_VARARGS,
+    {"count_messages", (PyCFunction)(void (*)(void))SentencePieceCore_count_messages, METH_FASTCALL,
      "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) -> None or "
      "(total, counts): a plain chat (message_counts.h)"},
     {NULL, NULL, 0, NULL},

@@ -245,8 +245,10 @@ def test_the_walk_refuses_a_malformed_layout(family, mistral_v3_sentencepiece):
         core.count_messages({"user": ("", 1, True, "x")}, None, (), False, 0, None, None, user, True)
     with pytest.raises(TypeError):
         core.count_messages({"user": ("", 1, True, b"x", 0)}, None, (), False, 0, None, None, user, True)
-    with pytest.raises(ValueError):  # unknown flags
-        core.count_messages({"user": ("", 1, True, "", 8)}, None, (), False, 0, None, None, user, True)
+    with pytest.raises(ValueError, match="unknown role flags"):
+        core.count_messages({"user": ("", 1, True, "", 16)}, None, (), False, 0, None, None, user, True)
+    with pytest.raises(TypeError, match="9 or 10 arguments"):
+        core.count_messages({"user": ("", 1, True)}, None, (), False, 0, None, None, user)
     with pytest.raises(TypeError):
         core.count_messages({"user": ("", 1, True)}, None, (), False, 0, "NFC", None, user, True)
     with pytest.raises(TypeError):

@@ -13,7 +13,9 @@ rendering it (registry/chat/chat_format.py; each built-in format gives its layou
     True
 
 A message counts `constant + count_ordinary(prefix + content + suffix)` for its role's `(prefix, constant,
-may_be_last)` or `(prefix, constant, may_be_last, suffix, flags)`; the chat counts `overhead` (the tokens no
+may_be_last)` or `(prefix, constant, may_be_last, suffix, flags)` — where the encoding's split provably cuts
+between a prefix ending in a newline and the content (engine/newline_boundary), `message_counter` counts
+the prefix once when it binds the layout and the walk counts the content alone (`ROLE_PREFIX_APART`); the chat counts `overhead` (the tokens no
 message owns: a format's own header, the generation prompt) plus its messages. Flags (`ROLE_*`): trailing
 spaces cut from the content, empty content not plain, a message right after one of the same role not plain
 (formats that merge such runs). With `system_prompt`, a first message of that role is not counted on its
@@ -43,6 +45,7 @@ from functools import partial
 from typing import Any
 
 from tokend.engine._native import plain_message_bytes as _plain_message_bytes
+from tokend.engine.newline_boundary import newline_joining
 from tokend.engine.text_parts import native_core
 
 __all__ = [
@@ -53,12 +56,16 @@ __all__ = [
     "ROLE_RSTRIP_SPACES",
     "ROLE_NOT_EMPTY",
     "ROLE_NOT_REPEATED",
+    "ROLE_PREFIX_APART",
 ]
 
 # Role flags, as native/message_counts.h defines them.
 ROLE_RSTRIP_SPACES = 1  # the content loses trailing " " (mistral's assistant turns)
 ROLE_NOT_EMPTY = 2  # empty content is not plain
 ROLE_NOT_REPEATED = 4  # a message right after one of the same role is not plain (the format merges the run)
+# the prefix's tokens counted once and the content alone where the split provably cuts between them (set by
+# message_counter from engine/newline_boundary's rule, not by a format)
+ROLE_PREFIX_APART = 8
 
 # (messages, per_message) -> (total, tokens of each message or None), or None: not a plain chat
 MessageCounter = Callable[[Any, bool], "tuple[int, list[int] | None] | None"]
@@ -89,9 +96,35 @@ def message_counter(encoding: Any, layout: MessageLayout) -> MessageCounter | No
     forbidden = tuple(dict.fromkeys(tuple(layout.forbidden) + forbidden))
     if len(forbidden) > MAX_FORBIDDEN:
         return None
-    first_roles = None if layout.first_roles is None else dict(layout.first_roles)
-    return partial(core.count_messages, dict(layout.roles), first_roles, forbidden, layout.strip, layout.overhead or 0,
+    joining = newline_joining(encoding)
+    apart = partial(_apart, core, joining, forbidden, normalized) if joining is not None else dict
+    first_roles = None if layout.first_roles is None else apart(layout.first_roles)
+    return partial(core.count_messages, apart(layout.roles), first_roles, forbidden, layout.strip, layout.overhead or 0,
                    normalized, layout.system_prompt)
+
+
+def _apart(core: Any, joining: str, forbidden: tuple[str, ...], normalized: Callable[[str], bool] | None,
+           roles: Mapping[str, tuple]) -> dict[str, tuple]:  # fmt: skip
+    """`roles` with ROLE_PREFIX_APART (and the prefix's tokens, counted here once) on each role whose prefix
+    ends in a newline and that has no suffix, unless a forbidden string could lie across the prefix's end (the
+    walk then looks for them in the content alone) or in the prefix (the joined text finds it, as before), or
+    the model normalizes and the prefix is not in its normal form (the walk then checks the content alone)."""
+    table = {}
+    for role, entry in roles.items():
+        prefix, constant, may_be_last, suffix, flags = (*entry, "", 0) if len(entry) == 3 else entry
+        if (
+            prefix.endswith("\n") and not suffix and not flags & ROLE_PREFIX_APART
+            and not any(string in prefix or _overlaps_end(prefix, string) for string in forbidden)
+            and (normalized is None or normalized(prefix))
+        ):
+            entry = (prefix, constant, may_be_last, suffix, flags | ROLE_PREFIX_APART, core.count(prefix), joining)
+        table[role] = entry
+    return table
+
+
+def _overlaps_end(prefix: str, string: str) -> bool:
+    """Whether `prefix` ends with a proper start of `string` (which could then continue in the content)."""
+    return any(prefix.endswith(string[:length]) for length in range(1, len(string)))
 
 
 MAX_FORBIDDEN = 64  # strings the native walk looks for (message_counts.c)
