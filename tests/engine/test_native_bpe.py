@@ -172,6 +172,56 @@ def test_long_piece_merge_with_ranks_out_of_merge_order():
         assert BpeCore(ranks, None).merge(piece) == byte_pair_merge(piece, ranks) == oracle._encode_single_piece(piece)
 
 
+# Huge pieces made of a few long runs of one byte merge as runs of equal tokens (bpe_run_merge.c), which
+# declines (to the buckets, then the heap) when a pair a merge creates ranks at or below the merge.
+@st.composite
+def _vocabulary_and_run_pieces(draw):
+    """A merge-built vocabulary over 2-3 letters (build order or shuffled ranks) and pieces of 16-40 KB that
+    are runs of one letter, mostly long (the run merge's case), some of 1-3 bytes between them."""
+    rng = draw(st.randoms(use_true_random=False))
+    alphabet = [bytes([b]) for b in rng.sample(b"abc", draw(st.integers(2, 3)))]
+    tokens, vocabulary = list(alphabet), set(_SINGLE_BYTES)
+    for _ in range(draw(st.integers(1, 80))):
+        token = rng.choice(tokens) + rng.choice(tokens)
+        if len(token) <= 24 and token not in vocabulary:
+            vocabulary.add(token)
+            tokens.append(token)
+    ordered = list(_SINGLE_BYTES) + [token for token in tokens if len(token) > 1]
+    if draw(st.booleans()):
+        rng.shuffle(ordered)
+    ranks = {token: rank for rank, token in enumerate(ordered)}
+    pieces = []
+    for length in draw(st.lists(st.sampled_from([_BUCKET_PIECE, _BUCKET_PIECE + 1, 24_001, 40_000]), min_size=1,
+                                max_size=2)):
+        runs = []
+        while sum(map(len, runs)) < length:
+            size = rng.choice([1, 2, 3, rng.randint(64, 300), rng.randint(300, 12_000)])
+            runs.append(rng.choice(alphabet) * size)
+        pieces.append(b"".join(runs)[:length])
+    return ranks, pieces
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
+@given(case=_vocabulary_and_run_pieces())
+def test_run_piece_merge_matches_python_reference_and_tiktoken(case):
+    ranks, pieces = case
+    core, oracle = _core_and_oracle(ranks)
+    for piece in pieces:
+        expected = oracle._encode_single_piece(piece)
+        assert core.encode_piece(piece) == expected
+        assert core.count_pieces([piece.decode()]) == len(expected)
+        assert core.merge(piece) == byte_pair_merge(piece, ranks)
+
+
+def test_run_piece_merge_with_ranks_out_of_merge_order():
+    # Merging "aa" creates "aa"+"a" = "aaa", which ranks below "aa": tiktoken merges it before the next "aa"
+    # to its right ("aaa" "aa" "aaa" ...), which a sweep of all "aa" pairs of a run at once would not.
+    ranks = _SINGLE_BYTES | {b"aaa": 256, b"aa": 257, b"aaaaa": 258, b"ab": 259}
+    oracle = tiktoken.Encoding("out-of-order", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={})
+    for piece in (b"a" * 9000 + b"b" * 9000, b"b" * 100 + b"a" * 20_001 + b"b" + b"a" * 5000):
+        assert BpeCore(ranks, None).merge(piece) == byte_pair_merge(piece, ranks) == oracle._encode_single_piece(piece)
+
+
 # ---- b) real vocabularies: one piece at a time against tiktoken ---------------------------------------
 
 def _hard_pieces() -> list[bytes]:
@@ -191,6 +241,39 @@ def test_encode_piece_matches_tiktoken_on_hard_pieces(name):
     core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
     for piece in _hard_pieces():
         assert core.encode_piece(piece) == oracle._encode_single_piece(piece), piece[:60]
+
+
+def _huge_pieces() -> list[bytes]:
+    """Pieces of 16-40 KB, past the switch to the run and bucket merges: runs of one byte (spaces, "=",
+    letters, digits, newlines) alone and mixed, and random text over mixed alphabets (ASCII letters and
+    digits, Latin accents, Cyrillic, Greek, CJK, Arabic, emoji), some of it with long runs in between."""
+    rng = random.Random(20261202)
+    runs = [b"a" * 16384, b"a" * 16385, b"a" * 40_001, b" " * 20_000, b"=" * 17_000, b"-" * 16_999, b"0" * 18_000,
+            b"\n" * 16_500, b"a" * 9000 + b"b" * 9000, b" " * 8000 + b"a" * 12_000 + b" " * 3 + b"x" * 7000]
+    runs.append(b"".join(bytes([rng.choice(b"ab =-")]) * rng.randint(1, 4000) for _ in range(12)))
+    alphabets = [string.ascii_letters, string.ascii_letters + string.digits, "\u00e9\u00e8\u00fc\u00df\u00e0\u00e7",
+                 "\u0430\u0431\u0432\u0433\u0434\u0435\u0436\u0437\u0438\u043a", "\u03b1\u03b2\u03b3\u03b4\u03b5",
+                 "\u4e2d\u6587\u5b57\u7b26\u6d4b\u8bd5\u6570\u636e", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629",
+                 "\U0001F600\U0001F680\U0001F44D\u2764"]
+    mixed = []
+    for size in (16_400, 24_000, 40_000):
+        for _ in range(2):
+            chosen = rng.sample(alphabets, rng.randint(2, 4))
+            text = "".join(rng.choice(rng.choice(chosen)) for _ in range(size // 2))
+            mixed.append(text.encode()[:size])
+        chars = [rng.choice(string.ascii_letters) * rng.choice([1, 1, 2, 3, 200]) for _ in range(size // 8)]
+        mixed.append("".join(chars).encode()[:size])
+    return runs + mixed
+
+
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_encode_piece_matches_tiktoken_on_huge_pieces(name):
+    core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
+    for piece in _huge_pieces():
+        expected = oracle._encode_single_piece(piece)
+        assert core.encode_piece(piece) == expected, piece[:60]
+        text = piece.decode(errors="ignore")  # counted as a str piece (the ids are not kept): cut at a character
+        assert core.count_pieces([text]) == len(oracle._encode_single_piece(text.encode())), piece[:60]
 
 
 @settings(max_examples=200, deadline=None)
