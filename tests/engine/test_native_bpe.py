@@ -4,8 +4,8 @@
     >>> BpeCore(ranks, None).merge(b"aab")
     [97, 256]
 
-The C merge has three algorithms (tiktoken's array loop up to 128 bytes, a heap above, rank-ordered buckets
-from 16 KiB), so pieces span those boundaries. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
+The C merge has four algorithms (tiktoken's array loop up to 128 bytes, a heap above, rank-ordered buckets
+from 16 KiB, runs of equal tokens for a 16 KiB piece of a few long byte runs), so pieces span those boundaries. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
 tiktoken's own encoding of the same text. Also: bounded time on 1 MB inputs, and the errors for bad input.
 """
 
@@ -124,15 +124,16 @@ def test_merge_matches_python_reference_and_tiktoken(case):
             assert core.encode_piece(part) == expected == oracle._encode_single_piece(part), part
 
 
-# Pieces of 16 KiB and more merge rank by rank (bpe_bucket_merge.c) instead of through the heap; a
-# vocabulary whose ranks are not in merge order sends them back to the heap. Both ways against both oracles.
+# Pieces of 16 KiB and more merge as runs of equal tokens when they are a few long byte runs
+# (bpe_run_merge.c), else rank by rank (bpe_bucket_merge.c), instead of through the heap; a vocabulary whose
+# ranks are not in merge order sends them on to the next (the heap last). All ways against both oracles.
 _BUCKET_PIECE = 16384
 
 
 @st.composite
 def _vocabulary_and_long_pieces(draw):
     """A small merge-built vocabulary over 2-4 ASCII letters, ranked in the order it was built (as real
-    vocabularies are) or shuffled (ranks out of merge order), and merge-rich pieces of 16-24 KB."""
+    vocabularies are) or shuffled (ranks out of merge order), and pieces of 16-40 KB: merge-rich, or runs."""
     rng = draw(st.randoms(use_true_random=False))
     alphabet = [bytes([b]) for b in rng.sample(b"abcdefgh", draw(st.integers(2, 4)))]
     tokens, vocabulary = list(alphabet), set(_SINGLE_BYTES)
@@ -145,12 +146,24 @@ def _vocabulary_and_long_pieces(draw):
     if draw(st.booleans()):
         rng.shuffle(ordered)
     ranks = {token: rank for rank, token in enumerate(ordered)}
-    lengths = draw(st.lists(st.sampled_from([_BUCKET_PIECE - 1, _BUCKET_PIECE, _BUCKET_PIECE + 1, 24_000]),
+    lengths = draw(st.lists(st.sampled_from([_BUCKET_PIECE - 1, _BUCKET_PIECE, _BUCKET_PIECE + 1, 24_000, 40_000]),
                             min_size=1, max_size=2))
-    return ranks, [_merge_rich_piece(rng, tokens, length) for length in lengths]
+    make_piece = _run_piece if draw(st.booleans()) else _merge_rich_piece
+    return ranks, [make_piece(rng, tokens, length) for length in lengths]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
+def _run_piece(rng, tokens: list[bytes], length: int) -> bytes:
+    """Runs of one letter, mostly long, some of 1-3 bytes between them: a huge piece of a few long runs
+    merges as runs of equal tokens (bpe_run_merge.c) when it has few enough runs."""
+    letters = [token for token in tokens if len(token) == 1]
+    runs, size = [], 0
+    while size < length:
+        runs.append(rng.choice(letters) * rng.choice([1, 2, 3, rng.randint(64, 300), rng.randint(300, 12_000)]))
+        size += len(runs[-1])
+    return b"".join(runs)[:length]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
 @given(case=_vocabulary_and_long_pieces())
 def test_long_piece_merge_matches_python_reference_and_tiktoken(case):
     ranks, pieces = case
@@ -164,61 +177,12 @@ def test_long_piece_merge_matches_python_reference_and_tiktoken(case):
 
 def test_long_piece_merge_with_ranks_out_of_merge_order():
     # "aa" is made before "aaa" can be, yet "aaa" ranks first: a pair created while merging "aa" ranks
-    # below it, which the rank-by-rank merge cannot take; the heap gives tiktoken's ids.
-    ranks = _SINGLE_BYTES | {b"aaa": 256, b"aa": 257, b"aaaaa": 258}
-    oracle = tiktoken.Encoding("out-of-order", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={})
-    for n in (_BUCKET_PIECE, 50_001):
-        piece = b"a" * n
-        assert BpeCore(ranks, None).merge(piece) == byte_pair_merge(piece, ranks) == oracle._encode_single_piece(piece)
-
-
-# Huge pieces made of a few long runs of one byte merge as runs of equal tokens (bpe_run_merge.c), which
-# declines (to the buckets, then the heap) when a pair a merge creates ranks at or below the merge.
-@st.composite
-def _vocabulary_and_run_pieces(draw):
-    """A merge-built vocabulary over 2-3 letters (build order or shuffled ranks) and pieces of 16-40 KB that
-    are runs of one letter, mostly long (the run merge's case), some of 1-3 bytes between them."""
-    rng = draw(st.randoms(use_true_random=False))
-    alphabet = [bytes([b]) for b in rng.sample(b"abc", draw(st.integers(2, 3)))]
-    tokens, vocabulary = list(alphabet), set(_SINGLE_BYTES)
-    for _ in range(draw(st.integers(1, 80))):
-        token = rng.choice(tokens) + rng.choice(tokens)
-        if len(token) <= 24 and token not in vocabulary:
-            vocabulary.add(token)
-            tokens.append(token)
-    ordered = list(_SINGLE_BYTES) + [token for token in tokens if len(token) > 1]
-    if draw(st.booleans()):
-        rng.shuffle(ordered)
-    ranks = {token: rank for rank, token in enumerate(ordered)}
-    pieces = []
-    for length in draw(st.lists(st.sampled_from([_BUCKET_PIECE, _BUCKET_PIECE + 1, 24_001, 40_000]), min_size=1,
-                                max_size=2)):
-        runs = []
-        while sum(map(len, runs)) < length:
-            size = rng.choice([1, 2, 3, rng.randint(64, 300), rng.randint(300, 12_000)])
-            runs.append(rng.choice(alphabet) * size)
-        pieces.append(b"".join(runs)[:length])
-    return ranks, pieces
-
-
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
-@given(case=_vocabulary_and_run_pieces())
-def test_run_piece_merge_matches_python_reference_and_tiktoken(case):
-    ranks, pieces = case
-    core, oracle = _core_and_oracle(ranks)
-    for piece in pieces:
-        expected = oracle._encode_single_piece(piece)
-        assert core.encode_piece(piece) == expected
-        assert core.count_pieces([piece.decode()]) == len(expected)
-        assert core.merge(piece) == byte_pair_merge(piece, ranks)
-
-
-def test_run_piece_merge_with_ranks_out_of_merge_order():
-    # Merging "aa" creates "aa"+"a" = "aaa", which ranks below "aa": tiktoken merges it before the next "aa"
-    # to its right ("aaa" "aa" "aaa" ...), which a sweep of all "aa" pairs of a run at once would not.
+    # below it, which neither the run merge (a sweep of every "aa" of a run) nor the rank-by-rank merge can
+    # take; the heap gives tiktoken's ids.
     ranks = _SINGLE_BYTES | {b"aaa": 256, b"aa": 257, b"aaaaa": 258, b"ab": 259}
     oracle = tiktoken.Encoding("out-of-order", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={})
-    for piece in (b"a" * 9000 + b"b" * 9000, b"b" * 100 + b"a" * 20_001 + b"b" + b"a" * 5000):
+    for piece in (b"a" * _BUCKET_PIECE, b"a" * 50_001, b"a" * 9000 + b"b" * 9000,
+                  b"b" * 100 + b"a" * 20_001 + b"b" + b"a" * 5000):
         assert BpeCore(ranks, None).merge(piece) == byte_pair_merge(piece, ranks) == oracle._encode_single_piece(piece)
 
 
