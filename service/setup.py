@@ -23,6 +23,7 @@ setup(
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/bpe_bucket_merge.c",
+                "native/bpe_run_merge.c",
                 "native/piece_cache.c",
                 "native/rank_table.c",
                 "native/pair_table.c",

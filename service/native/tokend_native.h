@@ -7,6 +7,7 @@
  *   rank_table.c   bytes -> rank hash table (the vocabulary)
  *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
  *   bpe_bucket_merge.c  the same rule for huge pieces, rank by rank: O(n + ranks), 1 bit + 4 bytes a byte
+ *   bpe_run_merge.c  the same rule for huge pieces of a few long byte runs, on runs of equal tokens
  *   pair_table.c   (left id, right id) -> (priority, merged id): the merge list of pair-priority BPE
  *   pair_merge.c   the pair-priority merge rule (Hugging Face tokenizers, GPT-2's encoder.py, llama.cpp)
  *   merge_index.c  the same rule looked up through the vocabulary (merged token -> its merges), when every
@@ -214,6 +215,11 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
  * are not in merge order for this piece (then the heap of tk_bpe_merge gives the ids). */
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out);
+
+/* The same for a piece of a few long runs of one byte ("a" * n; bpe_run_merge.c); -2 when the piece has too
+ * many runs for it or the vocabulary's ranks are not in merge order for it (then the other merges give the
+ * ids). */
+ptrdiff_t tk_bpe_merge_runs(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
 
 /* tiktoken's rule with a merge list's tie-break (bpe_merge.c): the pair rule of a list of every split of
  * every token sorted by (merged id, left id); pieces up to 128 bytes, -2 for longer ones. */

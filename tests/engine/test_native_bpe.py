@@ -4,8 +4,8 @@
     >>> BpeCore(ranks, None).merge(b"aab")
     [97, 256]
 
-The C merge has three algorithms (tiktoken's array loop up to 128 bytes, a heap above, rank-ordered buckets
-from 16 KiB), so pieces span those boundaries. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
+The C merge has four algorithms (tiktoken's array loop up to 128 bytes, a heap above, rank-ordered buckets
+from 16 KiB, runs of equal tokens for a 16 KiB piece of a few long byte runs), so pieces span those boundaries. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
 tiktoken's own encoding of the same text. Also: bounded time on 1 MB inputs, and the errors for bad input.
 """
 
@@ -124,15 +124,16 @@ def test_merge_matches_python_reference_and_tiktoken(case):
             assert core.encode_piece(part) == expected == oracle._encode_single_piece(part), part
 
 
-# Pieces of 16 KiB and more merge rank by rank (bpe_bucket_merge.c) instead of through the heap; a
-# vocabulary whose ranks are not in merge order sends them back to the heap. Both ways against both oracles.
+# Pieces of 16 KiB and more merge as runs of equal tokens when they are a few long byte runs
+# (bpe_run_merge.c), else rank by rank (bpe_bucket_merge.c), instead of through the heap; a vocabulary whose
+# ranks are not in merge order sends them on to the next (the heap last). All ways against both oracles.
 _BUCKET_PIECE = 16384
 
 
 @st.composite
 def _vocabulary_and_long_pieces(draw):
     """A small merge-built vocabulary over 2-4 ASCII letters, ranked in the order it was built (as real
-    vocabularies are) or shuffled (ranks out of merge order), and merge-rich pieces of 16-24 KB."""
+    vocabularies are) or shuffled (ranks out of merge order), and pieces of 16-40 KB: merge-rich, or runs."""
     rng = draw(st.randoms(use_true_random=False))
     alphabet = [bytes([b]) for b in rng.sample(b"abcdefgh", draw(st.integers(2, 4)))]
     tokens, vocabulary = list(alphabet), set(_SINGLE_BYTES)
@@ -145,12 +146,24 @@ def _vocabulary_and_long_pieces(draw):
     if draw(st.booleans()):
         rng.shuffle(ordered)
     ranks = {token: rank for rank, token in enumerate(ordered)}
-    lengths = draw(st.lists(st.sampled_from([_BUCKET_PIECE - 1, _BUCKET_PIECE, _BUCKET_PIECE + 1, 24_000]),
+    lengths = draw(st.lists(st.sampled_from([_BUCKET_PIECE - 1, _BUCKET_PIECE, _BUCKET_PIECE + 1, 24_000, 40_000]),
                             min_size=1, max_size=2))
-    return ranks, [_merge_rich_piece(rng, tokens, length) for length in lengths]
+    make_piece = _run_piece if draw(st.booleans()) else _merge_rich_piece
+    return ranks, [make_piece(rng, tokens, length) for length in lengths]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
+def _run_piece(rng, tokens: list[bytes], length: int) -> bytes:
+    """Runs of one letter, mostly long, some of 1-3 bytes between them: a huge piece of a few long runs
+    merges as runs of equal tokens (bpe_run_merge.c) when it has few enough runs."""
+    letters = [token for token in tokens if len(token) == 1]
+    runs, size = [], 0
+    while size < length:
+        runs.append(rng.choice(letters) * rng.choice([1, 2, 3, rng.randint(64, 300), rng.randint(300, 12_000)]))
+        size += len(runs[-1])
+    return b"".join(runs)[:length]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.large_base_example])
 @given(case=_vocabulary_and_long_pieces())
 def test_long_piece_merge_matches_python_reference_and_tiktoken(case):
     ranks, pieces = case
@@ -164,11 +177,12 @@ def test_long_piece_merge_matches_python_reference_and_tiktoken(case):
 
 def test_long_piece_merge_with_ranks_out_of_merge_order():
     # "aa" is made before "aaa" can be, yet "aaa" ranks first: a pair created while merging "aa" ranks
-    # below it, which the rank-by-rank merge cannot take; the heap gives tiktoken's ids.
-    ranks = _SINGLE_BYTES | {b"aaa": 256, b"aa": 257, b"aaaaa": 258}
+    # below it, which neither the run merge (a sweep of every "aa" of a run) nor the rank-by-rank merge can
+    # take; the heap gives tiktoken's ids.
+    ranks = _SINGLE_BYTES | {b"aaa": 256, b"aa": 257, b"aaaaa": 258, b"ab": 259}
     oracle = tiktoken.Encoding("out-of-order", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={})
-    for n in (_BUCKET_PIECE, 50_001):
-        piece = b"a" * n
+    for piece in (b"a" * _BUCKET_PIECE, b"a" * 50_001, b"a" * 9000 + b"b" * 9000,
+                  b"b" * 100 + b"a" * 20_001 + b"b" + b"a" * 5000):
         assert BpeCore(ranks, None).merge(piece) == byte_pair_merge(piece, ranks) == oracle._encode_single_piece(piece)
 
 
@@ -191,6 +205,39 @@ def test_encode_piece_matches_tiktoken_on_hard_pieces(name):
     core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
     for piece in _hard_pieces():
         assert core.encode_piece(piece) == oracle._encode_single_piece(piece), piece[:60]
+
+
+def _huge_pieces() -> list[bytes]:
+    """Pieces of 16-40 KB, past the switch to the run and bucket merges: runs of one byte (spaces, "=",
+    letters, digits, newlines) alone and mixed, and random text over mixed alphabets (ASCII letters and
+    digits, Latin accents, Cyrillic, Greek, CJK, Arabic, emoji), some of it with long runs in between."""
+    rng = random.Random(20261202)
+    runs = [b"a" * 16384, b"a" * 16385, b"a" * 40_001, b" " * 20_000, b"=" * 17_000, b"-" * 16_999, b"0" * 18_000,
+            b"\n" * 16_500, b"a" * 9000 + b"b" * 9000, b" " * 8000 + b"a" * 12_000 + b" " * 3 + b"x" * 7000]
+    runs.append(b"".join(bytes([rng.choice(b"ab =-")]) * rng.randint(1, 4000) for _ in range(12)))
+    alphabets = [string.ascii_letters, string.ascii_letters + string.digits, "\u00e9\u00e8\u00fc\u00df\u00e0\u00e7",
+                 "\u0430\u0431\u0432\u0433\u0434\u0435\u0436\u0437\u0438\u043a", "\u03b1\u03b2\u03b3\u03b4\u03b5",
+                 "\u4e2d\u6587\u5b57\u7b26\u6d4b\u8bd5\u6570\u636e", "\u0627\u0644\u0639\u0631\u0628\u064a\u0629",
+                 "\U0001F600\U0001F680\U0001F44D\u2764"]
+    mixed = []
+    for size in (16_400, 24_000, 40_000):
+        for _ in range(2):
+            chosen = rng.sample(alphabets, rng.randint(2, 4))
+            text = "".join(rng.choice(rng.choice(chosen)) for _ in range(size // 2))
+            mixed.append(text.encode()[:size])
+        chars = [rng.choice(string.ascii_letters) * rng.choice([1, 1, 2, 3, 200]) for _ in range(size // 8)]
+        mixed.append("".join(chars).encode()[:size])
+    return runs + mixed
+
+
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_encode_piece_matches_tiktoken_on_huge_pieces(name):
+    core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
+    for piece in _huge_pieces():
+        expected = oracle._encode_single_piece(piece)
+        assert core.encode_piece(piece) == expected, piece[:60]
+        text = piece.decode(errors="ignore")  # counted as a str piece (the ids are not kept): cut at a character
+        assert core.count_pieces([text]) == len(oracle._encode_single_piece(text.encode())), piece[:60]
 
 
 @settings(max_examples=200, deadline=None)
