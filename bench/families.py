@@ -107,13 +107,15 @@ def run(quick: bool, rounds: int = 3) -> list[str]:
         for kind in KINDS:
             warm, parts = corpora[kind]
             per_round = []  # per round: (peer key, operation) -> MB/s
-            for _ in range(rounds):
+            for round_index in range(rounds):
                 # both sides warmed through the calls measured (lazy regexes, caches): measure_cell encodes
                 # the warm-up set with each
                 ours = make_ours()
                 mine = Peer("tokend", tokend.__version__, lambda text, ours=ours, policy=policy: ours.encode(text, **policy),
                             lambda text, ours=ours, policy=policy: ours.count(text, **policy), "encode / count")
-                per_round.append(measure_cell([mine, theirs, fresh_cl100k()], warm, parts))
+                peers = [mine, theirs, fresh_cl100k()]
+                turn = round_index % len(peers)  # who goes first changes from round to round
+                per_round.append(measure_cell(peers[turn:] + peers[:turn], warm, parts))
             for operation in ("encode", "count"):
                 def median(key, per_round=per_round, operation=operation):
                     return statistics.median(rates[(key, operation)] for rates in per_round)
