@@ -788,7 +788,7 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
                      "below %llu)", max_rank, n_tokens, 4 * (unsigned long long)n_tokens + 65536);
         return -1;
     }
-    if (tk_rank_table_init(&self->table, n_tokens, total_bytes, (uint32_t)max_rank, seed) < 0) {
+    if (tk_rank_table_init(&self->table, n_tokens, total_bytes, seed) < 0) {
         PyErr_NoMemory();
         return -1;
     }
