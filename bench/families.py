@@ -9,7 +9,8 @@ Qwen 3 and a DeepSeek-V3-style pre-tokenizer as tokenizer.json files built the w
 (Hugging Face `tokenizers`, one text at a time: `Tokenizer.encode`); Mistral NeMo's Tekken (mistral-common,
 which runs tiktoken underneath). Text and method as `bench engine` (bench/corpora.py, bench/throughput.py):
 corpus documents split into a warm-up set and disjoint encode/count parts, every side warmed up on the
-warm-up set, ours, the reference and cl100k_base taking turns block by block, CPU time of this process. Targets (issue 14): every model's MB/s within 1.5x of cl100k_base's
+warm-up set, ours, the reference and cl100k_base taking turns block by block (in the warm-up too; who goes first
+changes from round to round), CPU time of this process. Targets (issue 14): every model's MB/s within 1.5x of cl100k_base's
 on the same text (ratio >= 0.67) and >= 3x `tokenizers` on the same tokenizer.json.
 
 Rounds (`--rounds N`, default 3): each round measures every cell again with new tokend encodings (empty
