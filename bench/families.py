@@ -9,7 +9,8 @@ Qwen 3 and a DeepSeek-V3-style pre-tokenizer as tokenizer.json files built the w
 (Hugging Face `tokenizers`, one text at a time: `Tokenizer.encode`); Mistral NeMo's Tekken (mistral-common,
 which runs tiktoken underneath). Text and method as `bench engine` (bench/corpora.py, bench/throughput.py):
 corpus documents split into a warm-up set and disjoint encode/count parts, every side warmed up on the
-warm-up set, ours, the reference and cl100k_base taking turns block by block, CPU time of this process. Targets (issue 14): every model's MB/s within 1.5x of cl100k_base's
+warm-up set, ours, the reference and cl100k_base taking turns block by block (in the warm-up too; who goes first
+changes from round to round), CPU time of this process. Targets (issue 14): every model's MB/s within 1.5x of cl100k_base's
 on the same text (ratio >= 0.67) and >= 3x `tokenizers` on the same tokenizer.json.
 
 Rounds (`--rounds N`, default 3): each round measures every cell again with new tokend encodings (empty
@@ -107,13 +108,15 @@ def run(quick: bool, rounds: int = 3) -> list[str]:
         for kind in KINDS:
             warm, parts = corpora[kind]
             per_round = []  # per round: (peer key, operation) -> MB/s
-            for _ in range(rounds):
+            for round_index in range(rounds):
                 # both sides warmed through the calls measured (lazy regexes, caches): measure_cell encodes
                 # the warm-up set with each
                 ours = make_ours()
                 mine = Peer("tokend", tokend.__version__, lambda text, ours=ours, policy=policy: ours.encode(text, **policy),
                             lambda text, ours=ours, policy=policy: ours.count(text, **policy), "encode / count")
-                per_round.append(measure_cell([mine, theirs, fresh_cl100k()], warm, parts))
+                peers = [mine, theirs, fresh_cl100k()]
+                turn = round_index % len(peers)  # who goes first changes from round to round
+                per_round.append(measure_cell(peers[turn:] + peers[:turn], warm, parts))
             for operation in ("encode", "count"):
                 def median(key, per_round=per_round, operation=operation):
                     return statistics.median(rates[(key, operation)] for rates in per_round)

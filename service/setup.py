@@ -1,7 +1,7 @@
 """Build of tokend's native code; everything else is in pyproject.toml. Sources: native/.
 - `tokend.engine._native`: the core (pre-split, BPE merge, piece cache; see native/tokend_native.h), and
-  text given as parts (native/text_parts.c: a chat's rendered parts in one call), and a plain chat's counts
-  (native/message_counts.c).
+  text given as parts (native/text_parts.c: a chat's rendered parts in one call), a plain chat's counts
+  (native/message_counts.c), and where NFC may change a text (native/nfc_runs.c).
 - `tokend.engine._alignment`: token surfaces aligned with their text (native/token_alignment.c), for offsets,
   truncation and chunking; separate so it depends on no vocabulary and no change to the core.
 - `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h).
@@ -20,6 +20,7 @@ setup(
                 "native/module.c",
                 "native/batch_encode.c",
                 "native/rank_file.c",
+                "native/nfc_runs.c",
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/bpe_bucket_merge.c",

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "batch_encode.h"
+#include "nfc_runs.h"
 #include "rank_file.h"
 #include "split_object.h"
 #include "tokend_native.h"
@@ -788,7 +789,7 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
                      "below %llu)", max_rank, n_tokens, 4 * (unsigned long long)n_tokens + 65536);
         return -1;
     }
-    if (tk_rank_table_init(&self->table, n_tokens, total_bytes, (uint32_t)max_rank, seed) < 0) {
+    if (tk_rank_table_init(&self->table, n_tokens, total_bytes, seed) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -904,7 +905,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     tk_pretokenize_init();
     PyObject *module = PyModule_Create(&native_module);
     if (!module) return NULL;
-    if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0 || tk_message_counts_add(module) < 0) {
+    if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0 || tk_message_counts_add(module) < 0 ||
+        tk_nfc_runs_add(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

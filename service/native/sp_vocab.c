@@ -225,7 +225,7 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
         if (lens[id] > max_len) max_len = lens[id];
     }
     starts = malloc((max_len + 1) * sizeof *starts);
-    if (!starts || tk_rank_table_init(&by_piece, n_mergeable, total_bytes, n_pieces ? n_pieces - 1 : 0, seed) < 0) goto done;
+    if (!starts || tk_rank_table_init(&by_piece, n_mergeable, total_bytes, seed) < 0) goto done;
     have_by_piece = 1;
     for (uint32_t id = 0; id < n_pieces; id++)
         if (mergeable(types[id])) tk_rank_table_add(&by_piece, pieces[id], lens[id], id);
@@ -255,7 +255,7 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
         goto done;
     }
     size_t n_chars = n_single + (next_symbol - n_pieces);
-    if (tk_rank_table_init(&vocab->chars, n_chars, 4 * n_chars, next_symbol ? next_symbol - 1 : 0, seed) < 0) goto done;
+    if (tk_rank_table_init(&vocab->chars, n_chars, 4 * n_chars, seed) < 0) goto done;
     for (uint32_t id = 0; id < n_pieces; id++)
         if (mergeable(types[id]) && split_chars(pieces[id], lens[id], starts) == 1)
             tk_rank_table_add(&vocab->chars, pieces[id], lens[id], id);

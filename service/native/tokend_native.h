@@ -31,18 +31,20 @@ uint64_t tk_hash(const uint8_t *data, size_t len, uint64_t seed);
 /* ---- rank table: the vocabulary, bytes -> rank ---------------------------------------------- */
 typedef struct {
     uint64_t prefix;      /* the token's first (up to) 8 bytes, zero-padded; 0 with len 0 = empty slot */
-    uint32_t rank;
+    uint32_t rank;        /* tokens longer than 8 bytes: offset of the token's record in `bytes` instead */
     uint32_t len;
 } tk_rank_slot;
 
 typedef struct {
     uint32_t byte_rank[256];   /* 1-byte tokens, direct */
     uint32_t *pair_rank;       /* 2-byte tokens, direct: [first << 8 | second] (65,536 entries) */
-    tk_rank_slot *slots;       /* 3+ byte tokens: open addressing, load factor <= 1/2 */
+    tk_rank_slot *slots;       /* 3+ byte tokens: open addressing, load factor <= 2/3 */
     uint64_t mask;
-    uint8_t *bytes;            /* bytes of the tokens longer than 8, back to back */
+    /* Tokens longer than 8 bytes, back to back: a record per token, its rank (4 bytes, unaligned) then its
+     * bytes after the first 8. The slot names the record, so a hit reads the slot's line and the record's,
+     * nothing indexed by rank in between. */
+    uint8_t *bytes;
     size_t bytes_used;
-    uint64_t *long_offset;     /* rank -> offset into bytes (tokens longer than 8 bytes only) */
     uint64_t seed;
     /* Filter in front of `slots`: bit (hash >> 32) & filter_mask is set for every token of 3+ bytes, so a
      * clear bit proves a byte string is no token with one read of a small array (8 bits per token: an
@@ -52,9 +54,9 @@ typedef struct {
     size_t max_len;            /* bytes of the longest token: a longer byte string is no token, unhashed */
 } tk_rank_table;
 
-/* add() may be called `capacity` times after init (ranks < max_rank + 1, long tokens' bytes <= total_bytes);
+/* add() may be called `capacity` times after init (the tokens' bytes adding up to at most total_bytes);
  * init returns 0, or -1 on allocation failure. */
-int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes, uint32_t max_rank, uint64_t seed);
+int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes, uint64_t seed);
 void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, uint32_t rank);
 void tk_rank_table_free(tk_rank_table *table);
 /* The rank of a token longer than 8 bytes (out of line: rare); `prefix` = tk_token_prefix(token, len). */

@@ -1,0 +1,79 @@
+"""`tokend.engine.nfc.nfc` is `unicodedata.normalize("NFC", ...)`: on every code point the scan treats
+specially, in the contexts where composition and reordering happen, on generated text and on the corpus."""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.corpus import corpus_texts
+from tokend.engine.nfc import _TABLE_END, _classes, nfc
+
+CLASSES = _classes()
+SPECIAL = [code for code in range(_TABLE_END) if CLASSES[code]]  # marks, No/Maybe, decomposing starters
+
+# before / after each code point: starters that compose (e, a, Hangul L jamo and LV syllable, Bengali E),
+# decomposed and composed letters with marks of lower and higher classes, a mark of each kind
+CONTEXTS = [
+    ("", ""), ("a", ""), ("e", ""), ("", "a"), ("\u00e9", ""), ("e\u0323", ""), ("\u1100", ""), ("\uac00", ""),
+    ("\u09c7", ""), ("", "\u0301"), ("", "\u0323"), ("", "\u0316\u0301"), ("x\u0360", ""), ("o\u0302", "\u0301"),
+    ("\u1112", "\u11a8"), ("", "\u1161"),
+]
+
+
+def _reference(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def test_no_code_point_past_the_table_has_a_combining_class_or_a_decomposition():
+    # nfc_runs reads every code point past the table as a starter without a decomposition
+    for code in range(_TABLE_END, sys.maxunicode + 1):
+        char = chr(code)
+        assert unicodedata.combining(char) == 0 and unicodedata.decomposition(char) == "", hex(code)
+
+
+def test_every_special_code_point_in_context():
+    mismatches = []
+    for code in SPECIAL:
+        char = chr(code)
+        for before, after in CONTEXTS:
+            for text in (before + char + after, before + char + char + after, char + before + char):
+                if nfc(text) != _reference(text):
+                    mismatches.append(text)
+    assert mismatches == []
+
+
+def test_every_special_code_point_after_every_other_special_one_of_a_sample():
+    sample = SPECIAL[::37] + [0x0301, 0x0323, 0x0316, 0x09BE, 0x0D3E, 0x1161, 0x11A8, 0x093C, 0x3099]
+    hangul = range(0xAC00, 0xD7A4)
+    seconds = [code for code in SPECIAL if code not in hangul] + list(hangul[::97])
+    mismatches = [
+        chr(first) + chr(second)
+        for first in sample
+        for second in seconds
+        if nfc(chr(first) + chr(second)) != _reference(chr(first) + chr(second))
+    ]
+    assert mismatches == []
+
+
+_ALPHABET = st.sampled_from(
+    [chr(code) for code in SPECIAL[::11]]
+    + list("ae o\u00e9\u1100\u1161\u11a8\uac00\u09c7\u09be\u0301\u0323\u0316\u0360\u0344\u2126\u0958\u093c")
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_ALPHABET, max_size=24).map("".join))
+def test_generated_text(text):
+    assert nfc(text) == _reference(text)
+
+
+def test_the_corpus_and_the_same_object_when_nothing_changes():
+    for text in corpus_texts(limit_bytes=400_000):
+        result = nfc(text)
+        assert result == _reference(text)
+        if _reference(text) == text:
+            assert result is text  # no copy (the core reads the text's UTF-8 from the object)
