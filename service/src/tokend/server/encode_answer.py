@@ -32,7 +32,10 @@ class EncodeAnswer:
 
 
 def serialize_encode_response(response: Any) -> bytes:
-    """The wire bytes of Encode's answer: an ``EncodeAnswer`` (written natively) or a ``pb.EncodeResponse``."""
+    """The wire bytes of Encode's answer: an ``EncodeAnswer`` (written natively), a ``pb.EncodeResponse``, or
+    the bytes this function already wrote (a large call's answer is written on the bulk lane)."""
+    if isinstance(response, bytes):
+        return response
     if isinstance(response, EncodeAnswer):
         model = response.model
         return encode_response(model.name.encode("utf-8"), model.version, response.total_tokens, list(response.ids))

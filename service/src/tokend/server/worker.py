@@ -30,6 +30,7 @@ from typing import Any
 from tokend.logs import configure_logging, log_event
 from tokend.server.availability import Availability
 from tokend.server.availability_interceptor import AvailabilityInterceptor
+from tokend.server.bulk_lane_interceptor import BulkLaneInterceptor
 from tokend.server.error_interceptor import ErrorInterceptor
 from tokend.server.grpc_server import add_services, bind, build_server
 from tokend.server.in_flight import InFlightCalls
@@ -41,7 +42,7 @@ from tokend.server.servicer import TokenizerServicer
 from tokend.server.stream_slots import StreamSlots
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
 from tokend.server.freed_memory import return_freed_memory
-from tokend.service import Limits, ServedModels, TokenizerService, WorkAdmission
+from tokend.service import BulkLane, Limits, ServedModels, TokenizerService, WorkAdmission
 from tokend.settings import Settings
 
 __all__ = ["run_worker", "EXIT_BIND_FAILED", "EXIT_MODELS_FAILED"]
@@ -84,6 +85,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     served = ServedModels(registry, observer=metrics)
     admission = WorkAdmission(settings.max_work_bytes, on_idle=return_freed_memory)
     servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings), admission))
+    lane = BulkLane(idle=settings.bulk_lane_policy == "idle")
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; the availability gate and the stream bound raise inside the error interceptor.
@@ -99,6 +101,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                     LoggingInterceptor(),
                     ErrorInterceptor(),
                     AvailabilityInterceptor(availability),
+                    BulkLaneInterceptor(lane, settings.bulk_lane_bytes),
                     StreamSlots(),
                 ]
             )

@@ -1,0 +1,190 @@
+"""A bulk lane: a few threads at the lowest CPU priority that do the work of large requests, so the kernel
+runs the threads of small calls first whenever both want a core.
+
+Why: a worker serves every call on its handler threads at one priority; while an 8 MiB Encode's merge
+(in C, the GIL released) or its answer's writing runs, a well-behaved CountTokens waits for a core as much
+as for the GIL: on 2 cores shared with other processes its p99 went to 6–19× its idle p99. On Linux the
+nice value (and the scheduling policy) is per thread, and an unprivileged thread cannot raise its priority
+again once lowered, so the lowering is done once, by threads that only ever do bulk work; a front-end
+hands a large request to them (``run``) and its handler thread waits, holding no GIL and no core.
+
+- niceness 19 (weight 15 against 1024 for nice 0) or ``SCHED_IDLE`` (weight 3; ``idle=True``): either way
+  the lane runs at full speed on a core nobody else wants, and yields it within a scheduler tick otherwise.
+- the lane's threads must hold the GIL only briefly (a nice-19 thread that is preempted while holding it
+  keeps every other thread of the worker waiting: priority inversion). The bulk work is in C with the GIL
+  released (the engine's merge, the Encode answer's writer); what runs in Python there is bounded by a
+  request's size and cut into slices elsewhere (``limits.id_bytes``).
+- at most ``threads`` requests run on the lane at once and at most ``max_queued`` wait for it, each
+  waiting on its caller's handler thread until its deadline: beyond that ``ServiceUnavailable`` (clients
+  retry, another worker may have room); a caller that goes away or whose deadline passes while its work
+  is queued gets ``CallCancelled`` / ``DeadlineExpired`` and its work never starts. Work that has started
+  stops as it would on the handler thread (the batch loop checks the call between chunks); its caller
+  waits for it, so the call's end (memory given back, metrics, logs) still follows its work.
+- work submitted from a lane thread runs at once on that thread (no deadlock, no second hop).
+
+Not handled: other platforms than Linux keep the lane's threads at normal priority (logged once).
+
+    lane = BulkLane(threads=2)
+    lane.run(lambda: sum(range(10)), call=None)    # 45, computed on a lane thread
+    lane.close()
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tokend.service.batch import DEADLINE_SLACK_SECONDS, CallState
+from tokend.service.errors import CallCancelled, DeadlineExpired, ServiceUnavailable
+
+__all__ = ["BulkLane", "LANE_NICENESS", "LANE_THREADS", "LANE_MAX_QUEUED"]
+
+_log = logging.getLogger("tokend.service.bulk_lane")
+
+LANE_NICENESS = 19
+# Two: one large request at a time is what a worker's core can do; the second lets a big parse or answer
+# overlap another's merge. More would only interleave them (the admission gate bounds their memory).
+LANE_THREADS = 2
+# Requests waiting for a lane thread (each holds a handler thread meanwhile; a worker has 8): with the two
+# running, five large requests at most per worker, as the admission gate allowed before (one running, four waiting).
+LANE_MAX_QUEUED = 3
+_POLL_SECONDS = 0.05  # how often a queued request checks that its caller is still there
+
+Result = TypeVar("Result")
+
+
+class _Job:
+    __slots__ = ("fn", "context", "done", "started", "abandoned", "result", "error")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.context = contextvars.copy_context()  # the call's record (call_record) goes with its work
+        self.done = threading.Event()
+        self.started = False
+        self.abandoned = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class BulkLane:
+    """The bulk threads of one worker (thread-safe). ``niceness`` 1–19, or ``idle=True`` for SCHED_IDLE."""
+
+    def __init__(
+        self,
+        *,
+        threads: int = LANE_THREADS,
+        niceness: int = LANE_NICENESS,
+        idle: bool = False,
+        max_queued: int = LANE_MAX_QUEUED,
+    ) -> None:
+        self.niceness = niceness
+        self.idle = idle
+        self.max_queued = max_queued
+        self._condition = threading.Condition()
+        self._queue: deque[_Job] = deque()
+        self._closed = False
+        self._local = threading.local()
+        self.running = 0
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"tokend-bulk-{index}", daemon=True) for index in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def on_lane(self) -> bool:
+        """True on one of this lane's threads."""
+        return getattr(self._local, "on_lane", False)
+
+    def run(self, fn: Callable[[], Result], *, call: CallState | None) -> Result:
+        """``fn()`` on a lane thread (in the caller's context variables); its result, or its exception."""
+        if self.on_lane():
+            return fn()
+        job = _Job(fn)
+        with self._condition:
+            if self._closed:
+                raise ServiceUnavailable("this worker is shutting down; retry")
+            if len(self._queue) >= self.max_queued:
+                raise ServiceUnavailable(
+                    f"this worker is busy with large requests ({self.running} running, {len(self._queue)} waiting); "
+                    "retry shortly, or send smaller requests"
+                )
+            self._queue.append(job)
+            self._condition.notify()
+        while not job.done.wait(_POLL_SECONDS if not job.started else None):
+            if call is not None:
+                self._check_queued(job, call)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _check_queued(self, job: _Job, call: CallState) -> None:
+        """While the job waits for a thread: give up (and never start it) once its caller cannot use it."""
+        remaining = call.time_remaining()
+        expired = remaining is not None and remaining <= 0
+        gone = not call.is_active()
+        if not (expired or gone):
+            return
+        with self._condition:
+            if job.started:
+                return  # its own checks stop it now; the caller waits for its end
+            job.abandoned = True
+            self._queue.remove(job)
+        if expired or (remaining is not None and remaining <= DEADLINE_SLACK_SECONDS):
+            raise DeadlineExpired(0, 0, waiting="for a thread of the bulk lane")
+        raise CallCancelled("the client cancelled the call while it waited for the bulk lane")
+
+    def close(self) -> None:
+        """Stop the threads once the queued work is done (they are daemons: a worker's exit does not wait)."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    def _serve(self) -> None:
+        self._local.on_lane = True
+        lower_priority(self.niceness, idle=self.idle)
+        while True:
+            with self._condition:
+                while not self._queue and not self._closed:
+                    self._condition.wait()
+                if not self._queue:
+                    return
+                job = self._queue.popleft()
+                job.started = True
+                self.running += 1
+            try:
+                job.result = job.context.run(job.fn)
+            except BaseException as exc:  # handed to the caller, who raises it
+                job.error = exc
+            finally:
+                with self._condition:
+                    self.running -= 1
+                job.done.set()
+
+
+_warned = False
+
+
+def lower_priority(niceness: int, *, idle: bool = False) -> bool:
+    """Lower the calling thread's CPU priority for good (Linux: nice and policy are per thread); False where
+    the system does not allow it (logged once)."""
+    global _warned
+    try:
+        if idle:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread
+        else:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        return True
+    except (AttributeError, OSError) as exc:
+        if not _warned:
+            _warned = True
+            _log.warning("bulk lane threads keep normal priority: %s", exc)
+        return False
