@@ -20,6 +20,7 @@ setup(
                 "native/module.c",
                 "native/batch_encode.c",
                 "native/rank_file.c",
+                "native/varint_sizes.c",
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/bpe_bucket_merge.c",
