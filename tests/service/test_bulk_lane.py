@@ -85,6 +85,12 @@ def test_work_runs_on_another_thread_at_the_lowest_priority(lane):
     assert _priority() == caller[1]  # the caller's own priority is untouched
 
 
+def test_work_on_small_items_stays_on_the_calling_thread(lane):
+    bulk = lane(min_bytes=1000)
+    assert bulk.run(threading.get_native_id, call=None, size=999) == threading.get_native_id()
+    assert bulk.run(threading.get_native_id, call=None, size=1000) != threading.get_native_id()
+
+
 def test_the_idle_policy_puts_the_threads_in_sched_idle(lane):
     assert lane(idle=True).run(lambda: os.sched_getscheduler(0), call=None) == os.SCHED_IDLE
 

@@ -29,7 +29,7 @@ from tokend.service.call_record import recording
 from tokend.service.errors import InvalidRequest, describe, echo
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 
-__all__ = ["ErrorInterceptor", "UndecodableRequest", "undecodable"]
+__all__ = ["ErrorInterceptor", "UndecodableRequest"]
 
 _log = logging.getLogger("tokend.server.errors")
 
@@ -41,11 +41,6 @@ class UndecodableRequest:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-
-
-def undecodable(method: MethodName, request: UndecodableRequest) -> InvalidRequest:
-    """The error for request bytes that did not parse (also raised where a request is parsed late: bulk_lane_interceptor)."""
-    return InvalidRequest("request", f"the request bytes do not parse as the {method.method} request message ({request.reason})")
 
 
 def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
@@ -68,7 +63,9 @@ class ErrorInterceptor(UnaryInterceptor):
         with recording() as record:
             try:
                 if isinstance(request, UndecodableRequest):
-                    raise undecodable(method, request)
+                    raise InvalidRequest(
+                        "request", f"the request bytes do not parse as the {method.method} request message ({request.reason})"
+                    )
                 return behaviour(request, context)
             except Exception as exc:
                 if context.code() is not None:
@@ -99,7 +96,9 @@ class ErrorInterceptor(UnaryInterceptor):
                 if method.grpc_type in ("client_stream", "bidi_stream"):
                     request = _decoded_messages(request, method)
                 elif isinstance(request, UndecodableRequest):
-                    raise undecodable(method, request)
+                    raise InvalidRequest(
+                        "request", f"the request bytes do not parse as the {method.method} request message ({request.reason})"
+                    )
                 yield from behaviour(request, context)
             except Exception as exc:
                 if context.code() is not None or (not context.is_active() and describe(exc) is None):

@@ -30,7 +30,6 @@ from typing import Any
 from tokend.logs import configure_logging, log_event
 from tokend.server.availability import Availability
 from tokend.server.availability_interceptor import AvailabilityInterceptor
-from tokend.server.bulk_lane_interceptor import BulkLaneInterceptor
 from tokend.server.error_interceptor import ErrorInterceptor
 from tokend.server.grpc_server import add_services, bind, build_server
 from tokend.server.in_flight import InFlightCalls
@@ -55,6 +54,9 @@ RESPONSE_FLUSH_SECONDS = 2.0
 _log = logging.getLogger("tokend.server.worker")
 
 
+GIL_SWITCH_SECONDS = 0.001
+
+
 def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_early: bool = True) -> int:
     """Serve until SIGTERM; ``ready`` (a multiprocessing Event, optional) is set once SERVING. Once the
     gRPC server has started, this ends the process (``_end_process``): it is a worker process's whole body.
@@ -64,6 +66,10 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     ready would take its share of new connections (SO_REUSEPORT) only to answer UNAVAILABLE.
     """
     configure_logging(settings.log_level)
+    # A thread waiting for the GIL asks its holder to let go after this long (CPython's default: 5 ms). The
+    # long holds left in a worker are Python loops cut into slices (sums over millions of ids, listed
+    # strings), each slice a switch point: a small call waits up to one interval per GIL turn behind them.
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -84,8 +90,10 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         return EXIT_MODELS_FAILED
     served = ServedModels(registry, observer=metrics)
     admission = WorkAdmission(settings.max_work_bytes, on_idle=return_freed_memory)
-    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings), admission))
-    lane = BulkLane(idle=settings.bulk_lane_policy == "idle")
+    # Large items' engine work and Encode answers run on low-priority threads: small calls get the cores first.
+    lane = None if settings.bulk_lane_bytes <= 0 else BulkLane(
+        idle=settings.bulk_lane_policy == "idle", min_bytes=settings.bulk_lane_bytes)
+    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings), admission, lane))
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; the availability gate and the stream bound raise inside the error interceptor.
@@ -101,13 +109,12 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                     LoggingInterceptor(),
                     ErrorInterceptor(),
                     AvailabilityInterceptor(availability),
-                    BulkLaneInterceptor(lane, settings.bulk_lane_bytes),
                     StreamSlots(),
                 ]
             )
         ],
     )
-    add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection)
+    add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection, lane=lane)
     if listen_early:
         # Nobody is serving yet: listen at once so probes see NOT_SERVING rather than a refused connection.
         if not _listen(server, settings, index):

@@ -1,31 +1,34 @@
-"""A bulk lane: a few threads at the lowest CPU priority that do the work of large requests, so the kernel
-runs the threads of small calls first whenever both want a core.
+"""A bulk lane: a few threads at the lowest CPU priority that do the GIL-free engine work of large items,
+so the kernel runs the threads of small calls first whenever both want a core.
 
 Why: a worker serves every call on its handler threads at one priority; while an 8 MiB Encode's merge
 (in C, the GIL released) or its answer's writing runs, a well-behaved CountTokens waits for a core as much
-as for the GIL: on 2 cores shared with other processes its p99 went to 6–19× its idle p99. On Linux the
-nice value (and the scheduling policy) is per thread, and an unprivileged thread cannot raise its priority
-again once lowered, so the lowering is done once, by threads that only ever do bulk work; a front-end
-hands a large request to them (``run``) and its handler thread waits, holding no GIL and no core.
+as for the GIL. On Linux the nice value (and the scheduling policy) is per thread, and an unprivileged
+thread cannot raise its priority again once lowered, so the lowering is done once, by threads that only
+ever do bulk work; the service hands them an item's engine call (``run``) and the handler thread waits,
+holding no GIL and no core.
 
+- Only work that runs with the GIL released goes here (the engine's encode/count of one large item, the
+  Encode answer's writer): a low-priority thread preempted while *holding* the GIL would keep every other
+  thread of the worker waiting (priority inversion). Parsing the request, the special-token policy and the
+  answer-size check stay on the handler thread. Measured: running whole large calls here (their protobuf
+  parse and policy included), a small call's longest GIL wait beside every hostile case was 92 ms against
+  59 ms without a lane (one run each; docs/decisions.md).
 - niceness 19 (weight 15 against 1024 for nice 0) or ``SCHED_IDLE`` (weight 3; ``idle=True``): either way
   the lane runs at full speed on a core nobody else wants, and yields it within a scheduler tick otherwise.
-- the lane's threads must hold the GIL only briefly (a nice-19 thread that is preempted while holding it
-  keeps every other thread of the worker waiting: priority inversion). The bulk work is in C with the GIL
-  released (the engine's merge, the Encode answer's writer); what runs in Python there is bounded by a
-  request's size and cut into slices elsewhere (``limits.id_bytes``).
-- at most ``threads`` requests run on the lane at once and at most ``max_queued`` wait for it, each
-  waiting on its caller's handler thread until its deadline: beyond that ``ServiceUnavailable`` (clients
-  retry, another worker may have room); a caller that goes away or whose deadline passes while its work
-  is queued gets ``CallCancelled`` / ``DeadlineExpired`` and its work never starts. Work that has started
-  stops as it would on the handler thread (the batch loop checks the call between chunks); its caller
-  waits for it, so the call's end (memory given back, metrics, logs) still follows its work.
+- items of at least ``min_bytes`` go to the lane (``run(..., size=)``); at most ``threads`` run at once and
+  at most ``max_queued`` wait, each on its caller's handler thread until its deadline: beyond that
+  ``ServiceUnavailable`` (clients retry, another worker may have room); a caller that goes away or whose
+  deadline passes while its work is queued gets ``CallCancelled`` / ``DeadlineExpired`` and its work never
+  starts. Work that has started ends as it would on the handler thread; its caller waits for it, so the
+  call's end (memory given back, metrics, logs) still follows its work.
 - work submitted from a lane thread runs at once on that thread (no deadlock, no second hop).
 
 Not handled: other platforms than Linux keep the lane's threads at normal priority (logged once).
 
     lane = BulkLane(threads=2)
-    lane.run(lambda: sum(range(10)), call=None)    # 45, computed on a lane thread
+    lane.run(lambda: sum(range(10)), call=None)               # 45, computed on a lane thread
+    lane.run(lambda: 1, call=None, size=100)                  # below min_bytes: on the calling thread
     lane.close()
 """
 
@@ -47,12 +50,14 @@ __all__ = ["BulkLane", "LANE_NICENESS", "LANE_THREADS", "LANE_MAX_QUEUED"]
 _log = logging.getLogger("tokend.service.bulk_lane")
 
 LANE_NICENESS = 19
-# Two: one large request at a time is what a worker's core can do; the second lets a big parse or answer
-# overlap another's merge. More would only interleave them (the admission gate bounds their memory).
+# Two: one large item at a time is what a worker's core can do; the second lets one call's answer be written
+# while another's item is merged. More would only interleave them (the admission gate bounds their memory).
 LANE_THREADS = 2
 # Requests waiting for a lane thread (each holds a handler thread meanwhile; a worker has 8): with the two
 # running, five large requests at most per worker, as the admission gate allowed before (one running, four waiting).
 LANE_MAX_QUEUED = 3
+# An item this large is ~5 ms of engine work or more; a 64 × 4 KB batch's items stay on the handler threads.
+LANE_MIN_BYTES = 1 << 20
 _POLL_SECONDS = 0.05  # how often a queued request checks that its caller is still there
 
 Result = TypeVar("Result")
@@ -81,7 +86,9 @@ class BulkLane:
         niceness: int = LANE_NICENESS,
         idle: bool = False,
         max_queued: int = LANE_MAX_QUEUED,
+        min_bytes: int = LANE_MIN_BYTES,
     ) -> None:
+        self.min_bytes = min_bytes
         self.niceness = niceness
         self.idle = idle
         self.max_queued = max_queued
@@ -104,9 +111,10 @@ class BulkLane:
         """True on one of this lane's threads."""
         return getattr(self._local, "on_lane", False)
 
-    def run(self, fn: Callable[[], Result], *, call: CallState | None) -> Result:
-        """``fn()`` on a lane thread (in the caller's context variables); its result, or its exception."""
-        if self.on_lane():
+    def run(self, fn: Callable[[], Result], *, call: CallState | None, size: int | None = None) -> Result:
+        """``fn()`` on a lane thread (in the caller's context variables); its result, or its exception.
+        With ``size`` (bytes of the item it works on), only work of at least ``min_bytes`` goes there."""
+        if self.on_lane() or (size is not None and size < self.min_bytes):
             return fn()
         job = _Job(fn)
         with self._condition:

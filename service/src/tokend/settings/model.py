@@ -36,7 +36,7 @@ ENV_PREFIX = "TOKEND_"
 # 256 MiB: one 8 MiB single-piece request (the largest the default limits accept) runs alone in a worker;
 # with a worker's ~150 MiB at rest, a worker stays under ~450 MiB (tokend.service.admission).
 DEFAULT_MAX_WORK_BYTES = 256 << 20
-DEFAULT_BULK_LANE_BYTES = 1 << 20  # a request this large is ~5 ms of work or more; a 64 × 4 KB batch is 256 KB
+DEFAULT_BULK_LANE_BYTES = 1 << 20  # an item this large is ~5 ms of engine work or more
 
 
 class SettingsError(ValueError):
@@ -84,8 +84,8 @@ class Settings(BaseSettings):
     )
     bulk_lane_bytes: int = _setting(
         DEFAULT_BULK_LANE_BYTES,
-        help="requests of at least this many bytes run on a worker's low-priority bulk threads, so small calls get the "
-        "CPU first; 0 = off",
+        help="items of at least this many bytes are encoded on a worker's low-priority bulk threads (and large Encode "
+        "answers written there), so small calls get the CPU first; 0 = off",
         ge=0,
     )
     bulk_lane_policy: Literal["nice", "idle"] = _setting(
