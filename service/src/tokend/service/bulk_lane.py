@@ -53,9 +53,10 @@ LANE_NICENESS = 19
 # Two: one large item at a time is what a worker's core can do; the second lets one call's answer be written
 # while another's item is merged. More would only interleave them (the admission gate bounds their memory).
 LANE_THREADS = 2
-# Requests waiting for a lane thread (each holds a handler thread meanwhile; a worker has 8): with the two
-# running, five large requests at most per worker, as the admission gate allowed before (one running, four waiting).
-LANE_MAX_QUEUED = 3
+# Items waiting for a lane thread. Not the bound on large requests (the admission gate is: they wait there,
+# before any work, and a worker has 8 handler threads); a full lane would refuse a call midway, so it is
+# generous.
+LANE_MAX_QUEUED = 16
 # An item this large is ~5 ms of engine work or more; a 64 × 4 KB batch's items stay on the handler threads.
 LANE_MIN_BYTES = 1 << 20
 _POLL_SECONDS = 0.05  # how often a queued request checks that its caller is still there
