@@ -11,7 +11,8 @@ Options and why:
 Not handled: ALTS, compression settings (clients choose; gRPC decompresses transparently).
 
 The Tokenizer's handlers are the generated ones, but Encode's response serializer is
-``encode_answer.serialize_encode_response`` (the servicer returns an ``EncodeAnswer``).
+``encode_answer.serialize_encode_response`` (the servicer returns an ``EncodeAnswer``), which writes a large
+answer on the worker's bulk lane (``add_services(..., lane=)``).
 
     server = build_server(settings, interceptors=[...])
     add_services(server, tokenizer=servicer, health=health, reflection=True)

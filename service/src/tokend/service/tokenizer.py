@@ -7,7 +7,8 @@ result back; it passes the call's state (deadline, cancellation) as ``call`` and
 ``tokend.service.errors.describe``. Each operation: checks the request limits, resolves the model once
 (every item is answered by that exact version), binds the special-token policy to it, reserves the request's
 working memory (``admission``: small requests never wait, large ones wait their turn), runs the batch loop
-(stopping at the deadline; texts go to the engine's batch calls a chunk at a time, see ``batch``), bounds
+(stopping at the deadline; texts go to the engine's batch calls a chunk at a time, see ``batch``; the engine
+call of an item of at least the lane's ``min_bytes`` runs on the worker's low-priority ``bulk_lane``), bounds
 the size of the answer before building it, and records the call's facts (``call_record``) for logs and
 metrics.
 
