@@ -21,6 +21,7 @@ setup(
                 "native/batch_encode.c",
                 "native/rank_file.c",
                 "native/nfc_runs.c",
+                "native/varint_sizes.c",
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/bpe_bucket_merge.c",

@@ -20,6 +20,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.reload_interval == 30 and settings.grace_period == 20 and settings.max_connection_age == 300
     assert (settings.max_batch_items, settings.max_request_bytes, settings.max_message_bytes) == (1024, 8388608, 16777216)
     assert settings.max_work_bytes == 256 << 20
+    assert (settings.bulk_lane_bytes, settings.bulk_lane_policy) == (1 << 20, "nice")
     # Deny by default: no reflection, the playground on this machine only (`make serve` turns reflection on).
     assert settings.reflection is False and settings.tls is False
     assert (settings.playground_host, settings.playground_port) == ("127.0.0.1", 8080) and settings.log_level == "info"
@@ -30,7 +31,7 @@ def test_every_setting_has_a_flag_and_a_variable():
     assert env_name("tls_client_ca") == "TOKEND_TLS_CLIENT_CA"
     assert set(SETTING_NAMES) == {
         "host", "port", "metrics_port", "workers", "registry", "models", "reload_interval", "max_batch_items",
-        "max_request_bytes", "max_message_bytes", "max_work_bytes", "grace_period", "max_connection_age", "reflection",
+        "max_request_bytes", "max_message_bytes", "max_work_bytes", "bulk_lane_bytes", "bulk_lane_policy", "grace_period", "max_connection_age", "reflection",
         "tls_cert", "tls_key", "tls_client_ca", "playground_host", "playground_port", "log_level",
     }  # fmt: skip
 

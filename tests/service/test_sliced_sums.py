@@ -1,11 +1,12 @@
 """The service's sums over long id lists go a slice at a time (so a worker's other calls get the GIL
 between slices) and stay exact: the varint size of an answer (``id_bytes``, protobuf's own serialization as
-the oracle) and the decoded size of a Decode (``decoded_bytes``, the engine's ``decode_bytes`` as the
+the oracle; a native uint32 buffer is measured in C) and the decoded size of a Decode (``decoded_bytes``, the engine's ``decode_bytes`` as the
 oracle), across slice boundaries."""
 
 from __future__ import annotations
 
 import random
+from array import array
 
 import pytest
 
@@ -36,6 +37,17 @@ def test_id_bytes_is_exact_across_slices(length):
     assert id_bytes(ids) == _varint_bytes_by_protobuf(ids)
     capped = [min(token, 100_276) for token in ids]
     assert id_bytes(capped, largest=100_276) == _varint_bytes_by_protobuf(capped)
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_id_bytes_of_a_native_buffer_is_exact(length):
+    # The ids of a text encoded alone come as a uint32 memoryview: measured natively, the GIL released.
+    rng = random.Random(length)
+    ids = [rng.choice((0, 1, 127, 128, 16383, 16384, 100_276, 2_097_152, 300_000_000, 2**32 - 1)) for _ in range(length)]
+    assert id_bytes(memoryview(array("I", ids))) == _varint_bytes_by_protobuf(ids)
+    text = "\x01" * length + " hello world"
+    buffer = get_encoding("cl100k_base").encode_to_buffer(text)
+    assert isinstance(buffer, memoryview) and id_bytes(buffer) == _varint_bytes_by_protobuf(list(buffer))
 
 
 def test_id_bytes_stops_over_a_bound_with_a_lower_bound():

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokend.server._encode_answer import encode_response
+from tokend.service.bulk_lane import BulkLane
 from tokend.service.results import ModelVersion
 
 __all__ = ["EncodeAnswer", "serialize_encode_response"]
@@ -31,9 +32,16 @@ class EncodeAnswer:
     total_tokens: int
 
 
-def serialize_encode_response(response: Any) -> bytes:
-    """The wire bytes of Encode's answer: an ``EncodeAnswer`` (written natively) or a ``pb.EncodeResponse``."""
+def serialize_encode_response(response: Any, lane: BulkLane | None = None) -> bytes:
+    """The wire bytes of Encode's answer: an ``EncodeAnswer`` (written natively; a large one on ``lane``, the
+    worker's low-priority bulk threads) or a ``pb.EncodeResponse``."""
     if isinstance(response, EncodeAnswer):
-        model = response.model
-        return encode_response(model.name.encode("utf-8"), model.version, response.total_tokens, list(response.ids))
+        model, ids = response.model, list(response.ids)
+
+        def write() -> bytes:
+            return encode_response(model.name.encode("utf-8"), model.version, response.total_tokens, ids)
+
+        if lane is None:
+            return write()
+        return lane.run(write, call=None, size=4 * response.total_tokens)  # the ids' bytes held as uint32
     return response.SerializeToString()

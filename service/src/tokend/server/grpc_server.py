@@ -11,7 +11,8 @@ Options and why:
 Not handled: ALTS, compression settings (clients choose; gRPC decompresses transparently).
 
 The Tokenizer's handlers are the generated ones, but Encode's response serializer is
-``encode_answer.serialize_encode_response`` (the servicer returns an ``EncodeAnswer``).
+``encode_answer.serialize_encode_response`` (the servicer returns an ``EncodeAnswer``), which writes a large
+answer on the worker's bulk lane (``add_services(..., lane=)``).
 
     server = build_server(settings, interceptors=[...])
     add_services(server, tokenizer=servicer, health=health, reflection=True)
@@ -20,6 +21,7 @@ The Tokenizer's handlers are the generated ones, but Encode's response serialize
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from concurrent import futures
 from typing import Any
@@ -30,6 +32,7 @@ from grpc_reflection.v1alpha import reflection
 
 from tokend_api.v1 import tokenizer_pb2, tokenizer_pb2_grpc
 from tokend.server.encode_answer import serialize_encode_response
+from tokend.service.bulk_lane import BulkLane
 from tokend.settings import Settings
 
 __all__ = ["build_server", "add_services", "bind", "server_options", "THREADS_PER_WORKER"]
@@ -65,8 +68,11 @@ def build_server(settings: Settings, *, interceptors: Sequence[grpc.ServerInterc
     )
 
 
-def add_services(server: grpc.Server, *, tokenizer: Any, health: Any, reflection_enabled: bool) -> None:
-    _add_tokenizer(tokenizer, server)
+def add_services(
+    server: grpc.Server, *, tokenizer: Any, health: Any, reflection_enabled: bool, lane: BulkLane | None = None
+) -> None:
+    """The Tokenizer (Encode's large answers written on ``lane``), health and, if enabled, reflection."""
+    _add_tokenizer(tokenizer, server, lane)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if reflection_enabled:
         names = (
@@ -109,7 +115,7 @@ class _HandlerCapture:
         self.service, self.handlers = service, dict(handlers)
 
 
-def _add_tokenizer(tokenizer: Any, server: grpc.Server) -> None:
+def _add_tokenizer(tokenizer: Any, server: grpc.Server, lane: BulkLane | None) -> None:
     """The generated registration, but Encode's answers are serialized by ``serialize_encode_response``
     (the servicer returns an ``EncodeAnswer`` whose bytes are written without the GIL)."""
     capture = _HandlerCapture()
@@ -119,7 +125,7 @@ def _add_tokenizer(tokenizer: Any, server: grpc.Server) -> None:
     encode = capture.handlers["Encode"]
     capture.handlers["Encode"] = grpc.unary_unary_rpc_method_handler(
         encode.unary_unary, request_deserializer=encode.request_deserializer,
-        response_serializer=serialize_encode_response,
+        response_serializer=functools.partial(serialize_encode_response, lane=lane),
     )  # fmt: skip
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, capture.handlers),))
     server.add_registered_method_handlers(capture.service, capture.handlers)

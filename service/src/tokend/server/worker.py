@@ -41,7 +41,7 @@ from tokend.server.servicer import TokenizerServicer
 from tokend.server.stream_slots import StreamSlots
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
 from tokend.server.freed_memory import return_freed_memory
-from tokend.service import Limits, ServedModels, TokenizerService, WorkAdmission
+from tokend.service import BulkLane, Limits, ServedModels, TokenizerService, WorkAdmission
 from tokend.settings import Settings
 
 __all__ = ["run_worker", "EXIT_BIND_FAILED", "EXIT_MODELS_FAILED"]
@@ -54,6 +54,9 @@ RESPONSE_FLUSH_SECONDS = 2.0
 _log = logging.getLogger("tokend.server.worker")
 
 
+GIL_SWITCH_SECONDS = 0.001
+
+
 def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_early: bool = True) -> int:
     """Serve until SIGTERM; ``ready`` (a multiprocessing Event, optional) is set once SERVING. Once the
     gRPC server has started, this ends the process (``_end_process``): it is a worker process's whole body.
@@ -63,6 +66,10 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     ready would take its share of new connections (SO_REUSEPORT) only to answer UNAVAILABLE.
     """
     configure_logging(settings.log_level)
+    # A thread waiting for the GIL asks its holder to let go after this long (CPython's default: 5 ms). The
+    # long holds left in a worker are Python loops cut into slices (sums over millions of ids, listed
+    # strings), each slice a switch point: a small call waits up to one interval per GIL turn behind them.
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -83,7 +90,10 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         return EXIT_MODELS_FAILED
     served = ServedModels(registry, observer=metrics)
     admission = WorkAdmission(settings.max_work_bytes, on_idle=return_freed_memory)
-    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings), admission))
+    # Large items' engine work and Encode answers run on low-priority threads: small calls get the cores first.
+    lane = None if settings.bulk_lane_bytes <= 0 else BulkLane(
+        idle=settings.bulk_lane_policy == "idle", min_bytes=settings.bulk_lane_bytes)
+    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings), admission, lane))
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; the availability gate and the stream bound raise inside the error interceptor.
@@ -104,7 +114,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
             )
         ],
     )
-    add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection)
+    add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection, lane=lane)
     if listen_early:
         # Nobody is serving yet: listen at once so probes see NOT_SERVING rather than a refused connection.
         if not _listen(server, settings, index):

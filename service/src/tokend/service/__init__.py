@@ -3,7 +3,8 @@
 Front-ends (``tokend.server`` gRPC, ``tokend.playground`` JSON, ``tokend.cli``) translate their wire
 format into a :class:`TokenizerService` call and its result or error back; nothing here knows a wire
 format. Parts: ``tokenizer`` (the operations), ``models`` (resolution, loading, hot-reload step),
-``limits``, ``admission`` (the working memory of a worker's large requests), ``special_policy``, ``batch``
+``limits``, ``admission`` (the working memory of a worker's large requests), ``bulk_lane`` (the low-priority
+threads that do their work), ``special_policy``, ``batch``
 (the loop with deadlines), ``errors`` (the one taxonomy and ``describe``), ``results``, ``call_record`` (facts
 for logs and metrics), ``token_sizes``; the token-budget operations in ``budgets`` (with ``budget_streams``,
 ``budget_results``, ``budget_sizes``); the chat operations in ``chat`` (encode_chat, count_chat).
@@ -16,6 +17,7 @@ for logs and metrics), ``token_sizes``; the token-budget operations in ``budgets
 """
 
 from tokend.service.admission import WorkAdmission, working_bytes
+from tokend.service.bulk_lane import BulkLane
 from tokend.service.batch import CallState, run_batch
 from tokend.service.budget_results import Chunked, EncodedWithOffsets, TextChunk, TokenSpans, Truncated, TruncatedText
 from tokend.service.budget_streams import ChunkStream, DecodeSession
@@ -90,6 +92,7 @@ __all__ = [
     "TruncatedText",
     "UNLIMITED",
     "WorkAdmission",
+    "BulkLane",
     "current_record",
     "describe",
     "echo",

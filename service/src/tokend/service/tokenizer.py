@@ -7,7 +7,8 @@ result back; it passes the call's state (deadline, cancellation) as ``call`` and
 ``tokend.service.errors.describe``. Each operation: checks the request limits, resolves the model once
 (every item is answered by that exact version), binds the special-token policy to it, reserves the request's
 working memory (``admission``: small requests never wait, large ones wait their turn), runs the batch loop
-(stopping at the deadline; texts go to the engine's batch calls a chunk at a time, see ``batch``), bounds
+(stopping at the deadline; texts go to the engine's batch calls a chunk at a time, see ``batch``; the engine
+call of an item of at least the lane's ``min_bytes`` runs on the worker's low-priority ``bulk_lane``), bounds
 the size of the answer before building it, and records the call's facts (``call_record``) for logs and
 metrics.
 
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch, run_text_batch
+from tokend.service.bulk_lane import BulkLane
 from tokend.service.budgets import BudgetOperations
 from tokend.service.call_record import current_record
 from tokend.service.chat import ChatOperations
@@ -45,10 +47,14 @@ DECODE_OUTPUTS = ("text", "bytes")
 
 
 class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/budgets.py, service/chat.py
-    def __init__(self, models: ServedModels, limits: Limits | None = None, admission: WorkAdmission | None = None) -> None:
+    def __init__(
+        self, models: ServedModels, limits: Limits | None = None, admission: WorkAdmission | None = None,
+        lane: BulkLane | None = None,
+    ) -> None:  # fmt: skip
         self.models = models
         self.limits = limits or Limits()
         self.admission = admission  # None: nothing waits (a command line, a test)
+        self.lane = lane  # None: large items' engine work runs on the caller's thread
 
     # ---- operations ----------------------------------------------------------------------------
     def encode(
@@ -71,7 +77,8 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         encode_text = getattr(encoding, "encode_to_buffer", encoding.encode) if packed else encoding.encode
 
         def encode(item: str | bytes) -> list[int]:
-            ids = encoding.encode_bytes(item) if isinstance(item, bytes) else policy.apply(encode_text, item)
+            ids = self._bulk(encoding.encode_bytes, item, call) if isinstance(item, bytes) else policy.apply(
+                lambda text, **options: self._bulk(encode_text, text, call, **options), item)
             answer.add(ids)  # stops before holding more than can be sent
             return ids
 
@@ -101,8 +108,8 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
 
         def count(item: str | bytes) -> int:
             if isinstance(item, bytes):
-                return len(encoding.encode_bytes(item))
-            return policy.apply(encoding.count, item)
+                return len(self._bulk(encoding.encode_bytes, item, call))
+            return policy.apply(lambda text, **options: self._bulk(encoding.count, text, call, **options), item)
 
         with self._admitted(working_bytes("count", sizes=sizes), call):
             counts = run_text_batch(inputs, count, lambda texts: policy.apply_batch(encoding.count_batch, texts),
@@ -206,6 +213,13 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         self.limits.check_request(items=len(inputs), input_bytes=sum(sizes) + special.listed_bytes())
         loaded = self.models.load(model)
         return sizes, loaded, special.bind(loaded.encoding)
+
+    def _bulk(self, method: Any, item: str | bytes, call: CallState | None, **options: Any) -> Any:
+        """``method(item, **options)``: an engine call, on the bulk lane when the item is large (the engine's
+        work on it runs with the GIL released, so the lane's low priority delays no other call's GIL)."""
+        if self.lane is None or len(item) < self.lane.min_bytes:
+            return method(item, **options)
+        return self.lane.run(lambda: method(item, **options), call=call)
 
     @contextmanager
     def _admitted(self, size: int, call: CallState | None) -> Iterator[None]:

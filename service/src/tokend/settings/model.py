@@ -36,6 +36,7 @@ ENV_PREFIX = "TOKEND_"
 # 256 MiB: one 8 MiB single-piece request (the largest the default limits accept) runs alone in a worker;
 # with a worker's ~150 MiB at rest, a worker stays under ~450 MiB (tokend.service.admission).
 DEFAULT_MAX_WORK_BYTES = 256 << 20
+DEFAULT_BULK_LANE_BYTES = 1 << 20  # an item this large is ~5 ms of engine work or more
 
 
 class SettingsError(ValueError):
@@ -80,6 +81,15 @@ class Settings(BaseSettings):
         DEFAULT_MAX_WORK_BYTES,
         help="estimated working memory the large requests of one worker hold at once (more wait; small ones never do)",
         ge=0,
+    )
+    bulk_lane_bytes: int = _setting(
+        DEFAULT_BULK_LANE_BYTES,
+        help="items of at least this many bytes (characters of text) are encoded on a worker's low-priority bulk threads "
+        "(and large Encode answers written there), so small calls get the CPU first; 0 = off",
+        ge=0,
+    )
+    bulk_lane_policy: Literal["nice", "idle"] = _setting(
+        "nice", help="priority of the bulk threads: nice (niceness 19) or idle (SCHED_IDLE: only CPU nobody else wants)"
     )
     grace_period: float = _setting(20.0, help="seconds in-flight calls get to finish on SIGTERM", ge=0)
     max_connection_age: float = _setting(
