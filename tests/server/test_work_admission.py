@@ -20,6 +20,7 @@ import pytest
 import tiktoken
 from tokend_api.v1 import tokenizer_pb2 as pb
 
+from support.call_state import FakeCall as _Call
 from support.server import start_server
 from tokend.registry import Registry
 from tokend.service import (
@@ -34,19 +35,6 @@ from tokend.service import (
 )
 
 MiB = 1 << 20
-
-
-class _Call:
-    """A CallState whose deadline and liveness the test sets."""
-
-    def __init__(self, remaining: float | None = None, active: bool = True) -> None:
-        self.remaining, self.active = remaining, active
-
-    def time_remaining(self) -> float | None:
-        return self.remaining
-
-    def is_active(self) -> bool:
-        return self.active
 
 
 def _waiter(admission: WorkAdmission, size: int, call=None) -> tuple[threading.Thread, threading.Event, list]:

@@ -12,21 +12,9 @@ import threading
 
 import pytest
 
+from support.call_state import FakeCall as _Call
 from tokend.service import CallCancelled, DeadlineExpired, ServiceUnavailable, recording
 from tokend.service.bulk_lane import BulkLane, lower_priority
-
-
-class _Call:
-    """A CallState whose deadline and liveness the test sets."""
-
-    def __init__(self, remaining: float | None = None, active: bool = True) -> None:
-        self.remaining, self.active = remaining, active
-
-    def time_remaining(self) -> float | None:
-        return self.remaining
-
-    def is_active(self) -> bool:
-        return self.active
 
 
 def _priority() -> int:
