@@ -51,6 +51,9 @@ setup(
                 "native/text_parts.h",
                 "native/message_counts.h",
                 "native/binary_heap.h",
+                "native/nfc_runs.h",
+                "native/varint_sizes.h",
+                "native/varint.h",
             ],
             extra_compile_args=COMPILE_ARGS + ["-pthread"],
             extra_link_args=["-pthread"],
@@ -74,6 +77,7 @@ setup(
                      "native/text_parts.h"],
             extra_compile_args=COMPILE_ARGS,
         ),
-        Extension("tokend.server._encode_answer", sources=["native/encode_answer.c"], extra_compile_args=COMPILE_ARGS),
+        Extension("tokend.server._encode_answer", sources=["native/encode_answer.c"], depends=["native/varint.h"],
+                  extra_compile_args=COMPILE_ARGS),
     ]
 )

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "varint.h"
+
 /* Below this many ids in all, releasing the GIL costs more than the work. */
 #define RELEASE_GIL_IDS 16384
 /* A list being converted yields the GIL this often. */
@@ -51,11 +53,6 @@ static inline uint8_t *put_varint(uint8_t *out, uint64_t value) {
     return out;
 }
 
-static size_t packed_size(const uint32_t *ids, size_t n) {
-    size_t size = n;
-    for (size_t i = 0; i < n; i++) size += (ids[i] >= (1u << 7)) + (ids[i] >= (1u << 14)) + (ids[i] >= (1u << 21)) + (ids[i] >= (1u << 28));
-    return size;
-}
 
 /* TokenIds message bytes: the packed field (tag 1, wire type 2) when there are ids, else nothing. */
 static size_t token_ids_size(const Result *r) { return r->n ? 1 + varint_size(r->payload) + r->payload : 0; }
@@ -144,7 +141,7 @@ static PyObject *encode_response(PyObject *module, PyObject *args) {
     int release_gil = all_ids >= RELEASE_GIL_IDS;
     PyThreadState *state = release_gil ? PyEval_SaveThread() : NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
-        results[i].payload = packed_size(results[i].ids, results[i].n);
+        results[i].payload = tk_packed_varint_size(results[i].ids, results[i].n);
         size_t message = token_ids_size(&results[i]);
         size += 1 + varint_size(message) + message;
     }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "varint.h"
 #include "varint_sizes.h"
 
 static PyObject *varint_bytes(PyObject *self, PyObject *arg) {
@@ -26,14 +27,9 @@ static PyObject *varint_bytes(PyObject *self, PyObject *arg) {
         PyErr_SetString(PyExc_TypeError, "varint_bytes needs a contiguous buffer of native uint32 (format 'I')");
         return NULL;
     }
-    const uint32_t *ids = (const uint32_t *)view.buf;
-    Py_ssize_t count = view.len / 4;
-    size_t size = 0;
+    size_t size;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < count; i++) {
-        uint32_t id = ids[i];
-        size += 1 + (id >= (1u << 7)) + (id >= (1u << 14)) + (id >= (1u << 21)) + (id >= (1u << 28));
-    }
+    size = tk_packed_varint_size((const uint32_t *)view.buf, (size_t)view.len / 4);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     return PyLong_FromSize_t(size);

@@ -200,20 +200,20 @@ def test_questions_about_content_become_guards(cl100k_im, name):
 # -- limits ----------------------------------------------------------------------------------------------------
 
 
-def test_a_trace_keeps_the_time_limit(cl100k_im):
-    slow = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ m.content }}"
-    fast, _ = _pair(cl100k_im, slow)
+@pytest.mark.parametrize(
+    "template, limits, reason",
+    [
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ m.content }}",
+         TemplateLimits(seconds=0.05), "time_limit"),
+        ("{% set x = 'a' * 5000 %}{{ m.content }}", TemplateLimits(max_chars=1000), "size_limit"),
+    ],
+    ids=["time", "size"],
+)  # fmt: skip
+def test_a_trace_keeps_the_limits(cl100k_im, template, limits, reason):
+    fast, _ = _pair(cl100k_im, template)
     with pytest.raises(ChatTemplateError) as caught:
-        fast.count_chat([{"role": "user", "content": "hi"}], limits=TemplateLimits(seconds=0.05))
-    assert caught.value.reason == "time_limit"
-
-
-def test_a_trace_keeps_the_size_limit(cl100k_im):
-    big = "{% set x = 'a' * 5000 %}{{ m.content }}"
-    fast, _ = _pair(cl100k_im, big)
-    with pytest.raises(ChatTemplateError) as caught:
-        fast.count_chat([{"role": "user", "content": "hi"}], limits=TemplateLimits(max_chars=1000))
-    assert caught.value.reason == "size_limit"
+        fast.count_chat([{"role": "user", "content": "hi"}], limits=limits)
+    assert caught.value.reason == reason
 
 
 def test_a_layout_never_counts_a_chat_the_render_would_refuse_as_too_long(cl100k_im):

@@ -17,8 +17,8 @@ for logs and metrics), ``token_sizes``; the token-budget operations in ``budgets
 """
 
 from tokend.service.admission import WorkAdmission, working_bytes
-from tokend.service.bulk_lane import BulkLane
 from tokend.service.batch import CallState, run_batch
+from tokend.service.bulk_lane import BulkLane
 from tokend.service.budget_results import Chunked, EncodedWithOffsets, TextChunk, TokenSpans, Truncated, TruncatedText
 from tokend.service.budget_streams import ChunkStream, DecodeSession
 from tokend.service.call_record import CallRecord, current_record, recording
@@ -55,6 +55,7 @@ from tokend.service.tokenizer import TokenizerService
 
 __all__ = [
     "BatchItemError",
+    "BulkLane",
     "CallCancelled",
     "CallRecord",
     "CallState",
@@ -92,7 +93,6 @@ __all__ = [
     "TruncatedText",
     "UNLIMITED",
     "WorkAdmission",
-    "BulkLane",
     "current_record",
     "describe",
     "echo",

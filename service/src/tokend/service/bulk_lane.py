@@ -65,14 +65,13 @@ Result = TypeVar("Result")
 
 
 class _Job:
-    __slots__ = ("fn", "context", "done", "started", "abandoned", "result", "error")
+    __slots__ = ("fn", "context", "done", "started", "result", "error")
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self.fn = fn
         self.context = contextvars.copy_context()  # the call's record (call_record) goes with its work
         self.done = threading.Event()
         self.started = False
-        self.abandoned = False
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -106,6 +105,7 @@ class BulkLane:
 
     @property
     def queued(self) -> int:
+        """Items waiting for a lane thread."""
         return len(self._queue)
 
     def on_lane(self) -> bool:
@@ -145,7 +145,6 @@ class BulkLane:
         with self._condition:
             if job.started:
                 return  # its own checks stop it now; the caller waits for its end
-            job.abandoned = True
             self._queue.remove(job)
         if expired or (remaining is not None and remaining <= DEADLINE_SLACK_SECONDS):
             raise DeadlineExpired(0, 0, waiting="for a thread of the bulk lane")

@@ -217,9 +217,9 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
     def _bulk(self, method: Any, item: str | bytes, call: CallState | None, **options: Any) -> Any:
         """``method(item, **options)``: an engine call, on the bulk lane when the item is large (the engine's
         work on it runs with the GIL released, so the lane's low priority delays no other call's GIL)."""
-        if self.lane is None or len(item) < self.lane.min_bytes:
+        if self.lane is None:
             return method(item, **options)
-        return self.lane.run(lambda: method(item, **options), call=call)
+        return self.lane.run(lambda: method(item, **options), call=call, size=len(item))
 
     @contextmanager
     def _admitted(self, size: int, call: CallState | None) -> Iterator[None]:
