@@ -25,17 +25,9 @@ def _reference(tokenizer, messages, tools, add_generation_prompt):
 
 
 @pytest.fixture(scope="module")
-def template_encoder(reference_tokenizer):
-    encoders = {}
-
-    def get(name):
-        if name not in encoders:
-            tokenizer = reference_tokenizer(name)
-            spec = chat_format_from_template(tokenizer.chat_template, **tokenizer.special_tokens_map)
-            encoders[name] = ChatEncoder(tokend_encoding(TEMPLATES[name][0]), build_chat_format(spec), ref=name)
-        return encoders[name]
-
-    return get
+def template_encoder(template_encoders):
+    """(template name) -> the ChatEncoder as served (layouts on): conftest's template_encoders builds it."""
+    return lambda name: template_encoders(name)[0]
 
 
 @pytest.mark.parametrize("add_generation_prompt", [True, False])
