@@ -110,6 +110,24 @@ static int encode_item(batch_worker *worker, tk_batch_item *item) {
     return status;
 }
 
+/* 1 when one of `needles` occurs in text[0..len): a memchr for each distinct first byte, the needles that
+ * start with it compared where it is found. */
+static int contains_needle(const tk_batch_needles *needles, const uint8_t *text, size_t len) {
+    const uint8_t *end = text + len;
+    for (size_t k = 0; k < needles->n; k++) {
+        uint8_t first = needles->strings[k][0];
+        int scanned = 0; /* an earlier needle had this first byte: its scan compared this one too */
+        for (size_t j = 0; j < k && !scanned; j++) scanned = needles->strings[j][0] == first;
+        if (scanned) continue;
+        for (const uint8_t *at = text; (at = memchr(at, first, (size_t)(end - at))) != NULL; at++)
+            for (size_t j = k; j < needles->n; j++)
+                if (needles->strings[j][0] == first && needles->lens[j] <= (size_t)(end - at) &&
+                    memcmp(at, needles->strings[j], needles->lens[j]) == 0)
+                    return 1;
+    }
+    return 0;
+}
+
 /* Takes and encodes one item: 1 when it did, 0 when none is left or the batch failed. */
 static int work_one(batch_worker *worker) {
     tk_batch_job *job = worker->job;
@@ -119,6 +137,7 @@ static int work_one(batch_worker *worker) {
     size_t index = job->order ? job->order[k] : k;
     tk_batch_item *item = &job->items[index];
     item->status = encode_item(worker, item);
+    if (job->needles) item->flagged = contains_needle(job->needles, item->text, item->len);
     if (item->status != TK_BATCH_OK) __atomic_store_n(&job->failed, 1, __ATOMIC_RELAXED);
     size_t place = __atomic_fetch_add(&job->n_finished, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&job->finished[place], index, __ATOMIC_RELEASE); /* publishes the item's results */
@@ -169,8 +188,9 @@ typedef struct {
     int started;
 } started_thread;
 
-int tk_batch_start(tk_batch_job *job, const tk_batch_model *model, tk_batch_item *items, size_t n_items,
-                   size_t n_threads, int counting, tk_piece_cache *const *caches, tk_batch_buffer *buffers) {
+int tk_batch_start(tk_batch_job *job, const tk_batch_model *model, const tk_batch_needles *needles,
+                   tk_batch_item *items, size_t n_items, size_t n_threads, int counting,
+                   tk_piece_cache *const *caches, tk_batch_buffer *buffers) {
     if (n_threads < 1) n_threads = 1;
     if (n_threads > TK_BATCH_MAX_THREADS) n_threads = TK_BATCH_MAX_THREADS;
     memset(job, 0, sizeof *job);
@@ -178,8 +198,10 @@ int tk_batch_start(tk_batch_job *job, const tk_batch_model *model, tk_batch_item
         items[i].status = TK_BATCH_NOT_RUN;
         items[i].ids = NULL;
         items[i].n_ids = 0;
+        items[i].flagged = 0;
     }
     job->model = model;
+    job->needles = needles && needles->n ? needles : NULL;
     job->items = items;
     job->n_items = n_items;
     job->counting = counting;
@@ -234,10 +256,10 @@ int tk_batch_finish(tk_batch_job *job) {
     return failed ? -1 : 0;
 }
 
-int tk_batch_run(const tk_batch_model *model, tk_batch_item *items, size_t n_items, size_t n_threads, int counting,
-                 tk_piece_cache *const *caches, tk_batch_buffer *buffers) {
+int tk_batch_run(const tk_batch_model *model, const tk_batch_needles *needles, tk_batch_item *items, size_t n_items,
+                 size_t n_threads, int counting, tk_piece_cache *const *caches, tk_batch_buffer *buffers) {
     tk_batch_job job;
-    if (tk_batch_start(&job, model, items, n_items, n_threads, counting, caches, buffers) < 0) return -1;
+    if (tk_batch_start(&job, model, needles, items, n_items, n_threads, counting, caches, buffers) < 0) return -1;
     while (tk_batch_step(&job)) {}
     return tk_batch_finish(&job);
 }

@@ -14,7 +14,7 @@
  *   tk_batch_model model = {&table, NULL, NULL, NULL, 1, splitter, seed, n_ranks};
  *   tk_batch_item items[2] = {{text0, len0}, {text1, len1}};
  *   tk_batch_job job;
- *   tk_batch_start(&job, &model, items, 2, 2, 0, caches, buffers);   starts the other thread
+ *   tk_batch_start(&job, &model, NULL, items, 2, 2, 0, caches, buffers);   starts the other thread
  *   while (tk_batch_step(&job)) for (ptrdiff_t i; (i = tk_batch_next_finished(&job)) >= 0;) use items[i];
  *   tk_batch_finish(&job);                                              joins it
  *   then every items[i].{status, ids, n_ids} not used yet
@@ -53,7 +53,19 @@ typedef struct {
     int status;           /* out: TK_BATCH_* (TK_BATCH_NOT_RUN when the batch stopped at another item's error) */
     uint32_t *ids;        /* out (encoding, TK_BATCH_OK): the ids, malloc'd (NULL when none); the caller frees */
     size_t n_ids;         /* out: how many (the count, when counting) */
+    int flagged;          /* out: one of the batch's needles occurs in the text (tk_batch_needles) */
 } tk_batch_item;
+
+/* Strings every item is searched for while it is encoded (count_batch: the special tokens' prefixes), so the
+ * caller checks only the flagged texts afterwards instead of every text before the batch with the GIL held
+ * (a serial part that capped 2 threads). At most TK_BATCH_MAX_NEEDLES, none empty: the search costs at
+ * most len * needles * needle length per text, and is one memchr per distinct first byte in practice. */
+#define TK_BATCH_MAX_NEEDLES 16
+typedef struct {
+    const uint8_t *strings[TK_BATCH_MAX_NEEDLES];
+    size_t lens[TK_BATCH_MAX_NEEDLES];
+    size_t n;
+} tk_batch_needles;
 
 /* A cache line: what one worker writes all the time (its buffer's length, its cache's counters) gets a line
  * of its own, or the other workers' cores keep taking that line away (false sharing: with the buffers
@@ -74,6 +86,7 @@ size_t tk_batch_threads(size_t wanted, size_t n_items, size_t total_bytes);
 /* A batch under way (tk_batch_start .. tk_batch_finish); its fields are batch_encode.c's. */
 typedef struct {
     const tk_batch_model *model;
+    const tk_batch_needles *needles; /* NULL: none */
     tk_batch_item *items;
     size_t *order;        /* longest first (NULL: as given) */
     size_t n_items;
@@ -93,8 +106,9 @@ typedef struct {
  * share). Items are taken longest first. `caches[w]` is worker w's piece cache (NULL: none), `buffers[w]`
  * its scratch (zeroed by the caller, n_threads of each). Returns 0, or -1 when out of memory (nothing
  * started, nothing to finish). None of these functions touches Python (module.c calls them without the GIL). */
-int tk_batch_start(tk_batch_job *job, const tk_batch_model *model, tk_batch_item *items, size_t n_items,
-                   size_t n_threads, int counting, tk_piece_cache *const *caches, tk_batch_buffer *buffers);
+int tk_batch_start(tk_batch_job *job, const tk_batch_model *model, const tk_batch_needles *needles,
+                   tk_batch_item *items, size_t n_items, size_t n_threads, int counting,
+                   tk_piece_cache *const *caches, tk_batch_buffer *buffers);
 /* The calling thread encodes one more item: 1 when it did, 0 when none is left (or the batch failed). */
 int tk_batch_step(tk_batch_job *job);
 /* The index of the next item that finished (any status), in finishing order; -1 when no other has yet. */
@@ -106,8 +120,8 @@ void tk_batch_stop(tk_batch_job *job);
 int tk_batch_finish(tk_batch_job *job);
 
 /* The whole batch in one call (tk_batch_start, steps, tk_batch_finish); 0 when every item is TK_BATCH_OK. */
-int tk_batch_run(const tk_batch_model *model, tk_batch_item *items, size_t n_items, size_t n_threads, int counting,
-                 tk_piece_cache *const *caches, tk_batch_buffer *buffers);
+int tk_batch_run(const tk_batch_model *model, const tk_batch_needles *needles, tk_batch_item *items, size_t n_items,
+                 size_t n_threads, int counting, tk_piece_cache *const *caches, tk_batch_buffer *buffers);
 
 /* ---- the core's pool of worker caches (used with the GIL held) ---------------------------------- */
 typedef struct {

@@ -424,20 +424,46 @@ static int batch_item_list(BpeCore *self, tk_batch_item *item, PyObject *result,
  * the GIL back costs about a microsecond, so a batch of tiny texts is not charged one per text. */
 #define TK_BATCH_LIST_IDS 2048
 
+/* flag= of encode_batch: a tuple of non-empty str (their UTF-8 lives as long as the tuple) into `needles`. */
+static int batch_needles(PyObject *flag, tk_batch_needles *needles) {
+    if (!PyTuple_Check(flag) || PyTuple_GET_SIZE(flag) > TK_BATCH_MAX_NEEDLES) {
+        PyErr_Format(PyExc_ValueError, "flag: expected a tuple of at most %d non-empty str", TK_BATCH_MAX_NEEDLES);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(flag); k++) {
+        PyObject *item = PyTuple_GET_ITEM(flag, k);
+        Py_ssize_t len;
+        const char *utf8 = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &len) : NULL;
+        if (!utf8 || len == 0) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "flag[%zd]: expected a non-empty str", k);
+            return -1;
+        }
+        needles->strings[needles->n] = (const uint8_t *)utf8;
+        needles->lens[needles->n++] = (size_t)len;
+    }
+    return 0;
+}
+
 /* encode_batch(texts, num_threads, count=False): encode (or count) every text, the GIL released for all of the
  * native work. The texts' UTF-8 is taken with the GIL held (a str's is immutable, and `seq` keeps them
  * alive), the workers (batch_encode.c) split and merge with their own piece caches, and the lists are built
  * with the GIL by this thread between the items it encodes itself, while the other workers go on (building
  * them after the batch left ~20% of the work to one core). Errors name the item: "texts[3]: ...". Memory:
  * ids of the whole batch, plus up to one worker cache per thread ever running at once (each a quarter of the
- * shared cache's bound). */
+ * shared cache's bound). With flag=(str, ...) (at most TK_BATCH_MAX_NEEDLES, none empty) the workers also
+ * look for those strings in each text, and the call returns (results, [indices of the texts that contain
+ * one], ascending). */
 static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"texts", "num_threads", "count", NULL};
-    PyObject *texts;
+    static char *keywords[] = {"texts", "num_threads", "count", "flag", NULL};
+    PyObject *texts, *flag = Py_None;
     Py_ssize_t num_threads = 1;
     int counting = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On|p", keywords, &texts, &num_threads, &counting)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "On|pO", keywords, &texts, &num_threads, &counting, &flag))
+        return NULL;
     if (require_pattern(self) < 0) return NULL;
+    tk_batch_needles needles = {{0}, {0}, 0};
+    if (flag != Py_None && batch_needles(flag, &needles) < 0) return NULL;
     /* A tuple of our own: a list's items could be replaced (and freed) by another thread while the GIL is out. */
     PyObject *seq = PySequence_Tuple(texts);
     if (!seq) return NULL;
@@ -481,7 +507,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    started = tk_batch_start(&job, &model, items, (size_t)n, threads, counting, caches, buffers) == 0;
+    started = tk_batch_start(&job, &model, &needles, items, (size_t)n, threads, counting, caches, buffers) == 0;
     if (started) {
         size_t n_waiting = 0, waiting_ids = 0;
         ptrdiff_t i;
@@ -535,6 +561,18 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
             goto done;
         }
         if (counting) PyList_SET_ITEM(result, i, count);
+    }
+    if (flag != Py_None) { /* (results, flagged indices) */
+        PyObject *flagged = PyList_New(0);
+        for (Py_ssize_t i = 0; flagged && i < n; i++) {
+            if (!items[i].flagged) continue;
+            PyObject *index = PyLong_FromSsize_t(i);
+            if (!index || PyList_Append(flagged, index) < 0) Py_CLEAR(flagged);
+            Py_XDECREF(index);
+        }
+        PyObject *pair = flagged ? PyTuple_Pack(2, result, flagged) : NULL;
+        Py_XDECREF(flagged);
+        Py_SETREF(result, pair);
     }
 done:
     if (items)
@@ -856,7 +894,8 @@ static PyMethodDef BpeCore_methods[] = {
     {"encode_piece", (PyCFunction)BpeCore_encode_piece, METH_O, "encode_piece(bytes) -> ids (token shortcut, then BPE)"},
     {"merge", (PyCFunction)BpeCore_merge, METH_O, "merge(bytes) -> ids by the merge rule alone"},
     {"encode_batch", (PyCFunction)(void (*)(void))BpeCore_encode_batch, METH_VARARGS | METH_KEYWORDS,
-     "encode_batch(texts, num_threads, count=False) -> ids (or counts) of each text, without the GIL"},
+     "encode_batch(texts, num_threads, count=False, flag=None) -> ids (or counts) of each text, without the GIL; "
+     "with flag=(str, ...): (ids or counts, indices of the texts containing one of them)"},
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {"count_parts", (PyCFunction)BpeCore_count_parts, METH_VARARGS, "count_parts(parts, ends) -> tokens per run (text_parts.h)"},
     {"count_messages", (PyCFunction)(void (*)(void))BpeCore_count_messages, METH_FASTCALL,

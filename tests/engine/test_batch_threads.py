@@ -36,12 +36,27 @@ def test_encode_batch_with_special_tokens_matches_tiktoken(enc, oracle):
     assert enc.encode_batch(texts, disallowed_special=(), num_threads=2) == oracle.encode_batch(texts, disallowed_special=())
 
 
-def test_a_disallowed_special_token_is_reported_by_item_before_any_work(enc):
+def test_a_disallowed_special_token_is_reported_by_its_first_item(enc):
+    # encode_batch checks before any work; count_batch's workers flag the texts and it checks those after
     texts = ["fine", "also fine " * 5_000, "here <|endoftext|> it is", "<|endoftext|>"]
     for method in (enc.encode_batch, enc.count_batch):
         with pytest.raises(DisallowedSpecialTokenError) as refused:
             method(texts, num_threads=2)
         assert refused.value.item == 2 and "batch item 2" in str(refused.value)
+    with pytest.raises(DisallowedSpecialTokenError) as refused:  # a repaired lone surrogate does not hide one
+        enc.count_batch(["a" * 20_000, "lone \ud800 <|endoftext|>", "b" * 20_000], num_threads=2)
+    assert refused.value.item == 1
+
+
+def test_count_batch_default_policy_with_token_prefixes_that_are_no_tokens(enc, oracle):
+    # the workers flag every text holding "<|"; these hold no whole token, so they count as plain text
+    near = ["<|", "a <|endof", "<|endoftext|", "|>", "<<||>>", "<|" * 9_000, "x<|fim_prefix |>y", "é<|ü"]
+    texts = [text + near[i % len(near)] if i % 2 else text for i, text in enumerate(_TEXTS[:400])] + near
+    texts = [text for text in texts if not any(token in text for token in enc.special_tokens_set)]
+    assert len(texts) > 300 and sum("<|" in text for text in texts) > 100
+    expected = [len(ids) for ids in oracle.encode_batch(texts)]  # tiktoken's default policy accepts them all
+    for threads in (1, 2, 3):
+        assert enc.count_batch(texts, num_threads=threads) == expected
 
 
 def test_mixed_and_bad_items(enc, oracle):

@@ -116,6 +116,9 @@ def _reassemble(layouts: list[list[str | int]], results: list, counting: bool) -
     return out
 
 
+_BATCH_MAX_FLAGS = 16  # strings the core's batch looks for at most (batch_encode.h, TK_BATCH_MAX_NEEDLES)
+
+
 def _default_policy(allowed_special, disallowed_special) -> bool:
     """tiktoken's default: nothing allowed, every special token disallowed (an error if one is in the text)."""
     return not allowed_special and disallowed_special == "all" and isinstance(disallowed_special, str)
@@ -258,6 +261,14 @@ class Encoding(BudgetMethods):
         # `_check_specials` returning means no special token is in the text, so no added token is either,
         # and encode/count skip looking for them a second time.
         self._added_are_raw_specials = bool(added) and all(token.special and not token.normalized for token in added)
+        # count_batch under the default policy lets the core's workers look for the special tokens' prefixes
+        # (`_count_batch_default_policy`): for a model whose texts go to the core as they are, and at most
+        # the core's number of non-empty prefixes (batch_encode.h, TK_BATCH_MAX_NEEDLES).
+        prefixes = self._specials.prefixes
+        self._batch_flags_specials = (
+            native_splitter is not None and not self._uses_pipeline and model.normalizer is None
+            and not self._prefix_space and len(prefixes) <= _BATCH_MAX_FLAGS and "" not in prefixes
+        )  # fmt: skip
         # A segment is text without added tokens, normalized: the core splits it, or Python does.
         if native_splitter is not None:
             encode, count, split = self._core.encode, self._core.count, self._core.split
@@ -520,9 +531,33 @@ class Encoding(BudgetMethods):
         """`count` of each text on up to `num_threads` threads; a disallowed special token raises with
         `.item` = its index."""
         texts = texts if isinstance(texts, list) else list(texts)  # read twice below (an iterator only once)
+        if _default_policy(allowed_special, disallowed_special) and self._batch_flags_specials:
+            return self._count_batch_default_policy(texts, num_threads)
         allowed = [self._check_specials(item, allowed_special, disallowed_special, index)
                    for index, item in enumerate(texts)]
         return self._batch(texts, allowed, num_threads, counting=True)
+
+    def _count_batch_default_policy(self, texts: list[str], num_threads: int) -> list[int]:
+        """count_batch under the default policy, the special-token check done by the workers.
+
+        Checking every text before the batch ran in this thread with the GIL held, a serial part that kept
+        2 threads from 2x; here the workers flag each text holding one of the tokens' prefixes (the first
+        test of `may_occur`) and only the flagged texts are checked, after the counts: a disallowed token
+        raises as before (the first such text's index), a prefix that is no token leaves the count of
+        the text as plain text, which it is under this policy.
+        """
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+        threads = min(num_threads, _usable_cpus())
+        prefixes = self._specials.prefixes
+        try:
+            counts, flagged = self._core.encode_batch(texts, threads, count=True, flag=prefixes)
+        except UnicodeEncodeError:  # lone surrogates: repaired as count does (no token holds one)
+            counts, flagged = self._core.encode_batch([_fix_surrogates(item) for item in texts], threads,
+                                                      count=True, flag=prefixes)
+        for index in flagged:
+            self._check_specials(texts[index], _EMPTY, "all", index)
+        return counts
 
     def _batch(self, texts: Sequence[str], allowed: list[frozenset[str]] | None, num_threads: int, *,
                counting: bool) -> list:

@@ -109,6 +109,11 @@ class SpecialTokenSet:
         self._prefixes = PrefixScan(tokens if direct else {token[:2] for token in tokens})
         self._whole = tuple(sorted(tokens)) if not direct and len(tokens) <= _WHOLE_TOKEN_SCANS else None
 
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """What `may_occur` looks for first: a text with none of these strings holds none of the tokens."""
+        return self._prefixes.strings
+
     def may_occur(self, text: str) -> bool:
         """False when no token can occur in `text` (True: one may)."""
         if not self._prefixes.found_in(text):
