@@ -49,21 +49,23 @@ from __future__ import annotations
 
 import os
 from array import array
-from functools import cached_property
 from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import AbstractSet, Literal
 
-from ..errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
+from ..errors import DisallowedSpecialTokenError, ModelFormatError
 from ._native import BpeCore, PieceSplitter
 from .added_tokens import AddedToken
+from .batch_methods import BATCH_MAX_FLAGS, ByteLevelBatchMethods
 from .budget_methods import BudgetMethods
+from .byte_level_decoding import ByteLevelDecoding
 from .byte_level_model import ByteLevelModel, Normalizer
 from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from .pre_tokenizer import PrefixSpace, PreTokenizerStep, Split
-from .special_tokens import SpecialTokenSet, resolve_policy, special_token_regex, split_at_specials
+from .special_tokens import SpecialTokenSet, is_default_policy, resolve_policy, special_token_regex, split_at_specials
 from .splitting import MAX_STAGES, Splitter, SplitterChain, compile_splitter
 from .splitting.nodes import Dialect
+from .surrogates import fix_surrogates
 from .text_pipeline import TextPipeline, normalize
 from .vocabulary_checks import check_model
 
@@ -74,54 +76,6 @@ _EMPTY: frozenset[str] = frozenset()
 _SUBSTRING_PRECHECK_LIMIT = 16
 # Seeds the core's hash tables, per process, so no input can be precomputed to make lookups collide.
 _HASH_SEED = int.from_bytes(os.urandom(8), "little")
-
-
-def _fix_surrogates(text: str) -> str:
-    # tiktoken's fix-up for text that is not valid Unicode scalar values: pairs of surrogates become the
-    # character they encode, lone surrogates become U+FFFD. Encode then does not round-trip, as in tiktoken.
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-def _usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask, where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # no affinity masks (macOS, Windows)
-        return os.cpu_count() or 1
-
-
-def _reassemble(layouts: list[list[str | int]], results: list, counting: bool) -> list:
-    """Per text, its segments' results (in order, from one flat list) with the token ids between them."""
-    out: list = []
-    position = 0
-    for layout in layouts:
-        if counting:
-            total = 0
-            for part in layout:
-                if type(part) is str:
-                    total += results[position]
-                    position += 1
-                else:
-                    total += 1
-            out.append(total)
-        else:
-            ids: list[int] = []
-            for part in layout:
-                if type(part) is str:
-                    ids += results[position]
-                    position += 1
-                else:
-                    ids.append(part)
-            out.append(ids)
-    return out
-
-
-_BATCH_MAX_FLAGS = 16  # strings the core's batch looks for at most (batch_encode.h, TK_BATCH_MAX_NEEDLES)
-
-
-def _default_policy(allowed_special, disallowed_special) -> bool:
-    """tiktoken's default: nothing allowed, every special token disallowed (an error if one is in the text)."""
-    return not allowed_special and disallowed_special == "all" and isinstance(disallowed_special, str)
 
 
 def _not_special(token: AddedToken) -> bool:
@@ -152,7 +106,7 @@ def _native_split(steps: tuple[PreTokenizerStep, ...], dialect: Dialect) -> tupl
     return PieceSplitter(stages), index > 0
 
 
-class Encoding(BudgetMethods):
+class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
     """Byte-level BPE with regex pre-splitting and special tokens; same constructor as `tiktoken.Encoding`.
 
     `piece_cache_capacity` (keyword-only, ours) bounds the piece cache (entries per generation; 0 disables
@@ -267,7 +221,7 @@ class Encoding(BudgetMethods):
         prefixes = self._specials.prefixes
         self._batch_flags_specials = (
             native_splitter is not None and not self._uses_pipeline and model.normalizer is None
-            and not self._prefix_space and len(prefixes) <= _BATCH_MAX_FLAGS and "" not in prefixes
+            and not self._prefix_space and len(prefixes) <= BATCH_MAX_FLAGS and "" not in prefixes
         )  # fmt: skip
         # A segment is text without added tokens, normalized: the core splits it, or Python does.
         if native_splitter is not None:
@@ -293,19 +247,6 @@ class Encoding(BudgetMethods):
     def __repr__(self) -> str:
         return f"<Encoding {self.name!r}>"
 
-    @cached_property
-    def _decoder(self) -> dict[int, bytes]:
-        """id -> bytes, for decoding; built at the first decode (a cold start that only encodes skips it).
-        Special and added tokens decode to their UTF-8 text (as in tiktoken and Hugging Face); of two
-        special tokens sharing an id, the first listed wins (tiktoken's o200k_harmony). Two threads may
-        both build it the first time: the same dict, one kept."""
-        decoder: dict[int, bytes] = dict(self._model.extra_decoder)
-        decoder.update(zip(self._ranks.values(), self._ranks.keys()))
-        for text, token_id in reversed(list(self._special_tokens.items())):
-            decoder[token_id] = text.encode("utf-8")
-        decoder.update((token.id, token.content.encode("utf-8")) for token in self._model.added_tokens)
-        return decoder
-
     # ---- encoding ---------------------------------------------------------------------------------
 
     def encode_ordinary(self, text: str) -> list[int]:
@@ -320,7 +261,7 @@ class Encoding(BudgetMethods):
         try:
             return self._encode_text(text)
         except UnicodeEncodeError:
-            return self._encode_text(_fix_surrogates(text))
+            return self._encode_text(fix_surrogates(text))
 
     def encode(
         self,
@@ -341,7 +282,7 @@ class Encoding(BudgetMethods):
         """
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
         if self._uses_pipeline:
-            if self._added_are_raw_specials and _default_policy(allowed_special, disallowed_special):
+            if self._added_are_raw_specials and is_default_policy(allowed_special, disallowed_special):
                 return self._encode_without_added_tokens(text)
             return self._encode_items(text, allowed)
         if not allowed:
@@ -378,7 +319,7 @@ class Encoding(BudgetMethods):
         try:
             buffer = self._core.encode_buffer(text)
         except UnicodeEncodeError:
-            buffer = self._core.encode_buffer(_fix_surrogates(text))
+            buffer = self._core.encode_buffer(fix_surrogates(text))
         return numpy.frombuffer(buffer, dtype=numpy.uint32)
 
     def encode_to_buffer(
@@ -406,32 +347,8 @@ class Encoding(BudgetMethods):
         try:
             buffer = self._core.encode_buffer(text)
         except UnicodeEncodeError:
-            buffer = self._core.encode_buffer(_fix_surrogates(text))
+            buffer = self._core.encode_buffer(fix_surrogates(text))
         return memoryview(buffer).cast("I")
-
-    def encode_ordinary_batch(self, text: Sequence[str], *, num_threads: int = 8) -> list[list[int]]:
-        """`encode_ordinary` of each text, on up to `num_threads` threads (see `_batch`).
-
-        >>> from tokend import get_encoding
-        >>> get_encoding("cl100k_base").encode_ordinary_batch(["hello world", "hi"], num_threads=2)
-        [[15339, 1917], [6151]]
-        """
-        return self._batch(text, None, num_threads, counting=False)
-
-    def encode_batch(
-        self,
-        text: Sequence[str],
-        *,
-        num_threads: int = 8,
-        allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
-        disallowed_special: Literal["all"] | Collection[str] = "all",
-    ) -> list[list[int]]:
-        """`encode` of each text on up to `num_threads` threads; a disallowed special token raises with
-        `.item` = its index (before any text is encoded)."""
-        text = text if isinstance(text, list) else list(text)  # read twice below (an iterator only once)
-        allowed = [self._check_specials(item, allowed_special, disallowed_special, index)
-                   for index, item in enumerate(text)]
-        return self._batch(text, allowed, num_threads, counting=False)
 
     def encode_bytes(self, data: bytes) -> list[int]:
         """Ids for arbitrary bytes (need not be UTF-8); identical to tiktoken's `_encode_bytes`.
@@ -500,7 +417,7 @@ class Encoding(BudgetMethods):
         try:
             return self._count_text(text)
         except UnicodeEncodeError:
-            return self._count_text(_fix_surrogates(text))
+            return self._count_text(fix_surrogates(text))
 
     def count(
         self,
@@ -512,151 +429,13 @@ class Encoding(BudgetMethods):
         """`len(encode(text, ...))`, with the same special-token rules and errors."""
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
         if self._uses_pipeline:
-            if self._added_are_raw_specials and _default_policy(allowed_special, disallowed_special):
+            if self._added_are_raw_specials and is_default_policy(allowed_special, disallowed_special):
                 return self._count_without_added_tokens(text)
             return self._count_items(text, allowed)
         if not allowed:
             return self.count_ordinary(text)
         pieces = split_at_specials(text, allowed)
         return sum(self.count_ordinary(ordinary) + (special is not None) for ordinary, special in pieces)
-
-    def count_batch(
-        self,
-        texts: Sequence[str],
-        *,
-        num_threads: int = 8,
-        allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
-        disallowed_special: Literal["all"] | Collection[str] = "all",
-    ) -> list[int]:
-        """`count` of each text on up to `num_threads` threads; a disallowed special token raises with
-        `.item` = its index."""
-        texts = texts if isinstance(texts, list) else list(texts)  # read twice below (an iterator only once)
-        if _default_policy(allowed_special, disallowed_special) and self._batch_flags_specials:
-            return self._count_batch_default_policy(texts, num_threads)
-        allowed = [self._check_specials(item, allowed_special, disallowed_special, index)
-                   for index, item in enumerate(texts)]
-        return self._batch(texts, allowed, num_threads, counting=True)
-
-    def _count_batch_default_policy(self, texts: list[str], num_threads: int) -> list[int]:
-        """count_batch under the default policy, the special-token check done by the workers.
-
-        Checking every text before the batch ran in this thread with the GIL held, a serial part that kept
-        2 threads from 2x; here the workers flag each text holding one of the tokens' prefixes (the first
-        test of `may_occur`) and only the flagged texts are checked, after the counts: a disallowed token
-        raises as before (the first such text's index), a prefix that is no token leaves the count of
-        the text as plain text, which it is under this policy.
-        """
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
-        threads = min(num_threads, _usable_cpus())
-        prefixes = self._specials.prefixes
-        try:
-            counts, flagged = self._core.encode_batch(texts, threads, count=True, flag=prefixes)
-        except UnicodeEncodeError:  # lone surrogates: repaired as count does (no token holds one)
-            counts, flagged = self._core.encode_batch([_fix_surrogates(item) for item in texts], threads,
-                                                      count=True, flag=prefixes)
-        for index in flagged:
-            self._check_specials(texts[index], _EMPTY, "all", index)
-        return counts
-
-    def _batch(self, texts: Sequence[str], allowed: list[frozenset[str]] | None, num_threads: int, *,
-               counting: bool) -> list:
-        """Ids (or counts) of each text, `allowed[i]` being the special tokens allowed in text i (None: none).
-
-        The texts become the core's segments here (normalized, split at special and added tokens); the core
-        encodes all of them in one call that releases the GIL for the whole native work and runs it on
-        min(num_threads, usable CPUs) threads (fewer for a small batch; service/native/batch_encode.c), each
-        with its own piece cache. Same ids as one text at a time. Python splitting (a pattern outside the
-        compiler's subset) runs in this thread, one text after the other.
-        """
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
-        texts = texts if isinstance(texts, list) else list(texts)
-        if self._native_splitter is None:
-            return self._batch_in_python(texts, allowed, counting)
-        threads = min(num_threads, _usable_cpus())
-        plain = not self._uses_pipeline and self._model.normalizer is None and not self._prefix_space
-        if plain and (allowed is None or not any(allowed)):
-            try:
-                return self._core.encode_batch(texts, threads, count=counting)
-            except UnicodeEncodeError:  # lone surrogates: repaired as encode does, then all over again
-                return self._core.encode_batch([_fix_surrogates(item) for item in texts], threads, count=counting)
-        try:
-            layouts = [self._core_items(item, _EMPTY if allowed is None else allowed[index])
-                       for index, item in enumerate(texts)]
-            results = self._core.encode_batch([part for layout in layouts for part in layout if type(part) is str],
-                                              threads, count=counting)
-        except UnicodeEncodeError:
-            return self._batch([_fix_surrogates(item) for item in texts], allowed, num_threads, counting=counting)
-        return _reassemble(layouts, results, counting)
-
-    def _batch_in_python(self, texts: list[str], allowed: list[frozenset[str]] | None, counting: bool) -> list:
-        if allowed is None:
-            one = self.count_ordinary if counting else self.encode_ordinary
-            return [one(item) for item in texts]
-        one = self.count if counting else self.encode
-        return [one(item, allowed_special=allowed[index], disallowed_special=()) for index, item in enumerate(texts)]
-
-    # ---- decoding -----------------------------------------------------------------------------------
-
-    def decode_bytes(self, tokens: Sequence[int]) -> bytes:
-        """The bytes of `tokens`; an unknown id raises `UnknownTokenIdError` (a KeyError)."""
-        try:
-            return b"".join(map(self._decoder.__getitem__, tokens))
-        except KeyError:
-            self._raise_unknown(tokens, None)
-            raise
-
-    def decode(self, tokens: Sequence[int], errors: str = "replace") -> str:
-        """The text of `tokens`; invalid UTF-8 is replaced unless `errors="strict"` (UnicodeDecodeError)."""
-        return self.decode_bytes(tokens).decode("utf-8", errors=errors)
-
-    def decode_single_token_bytes(self, token: int) -> bytes:
-        """The bytes of one token (special tokens included)."""
-        try:
-            return self._decoder[token]
-        except KeyError:
-            raise UnknownTokenIdError(token, n_vocab=self.n_vocab) from None
-
-    def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
-        """The bytes of each token: `[b'hello', b' world']`."""
-        return [self.decode_single_token_bytes(token) for token in tokens]
-
-    def token_surfaces(self, tokens: Sequence[int], *, at_start: bool = True) -> tuple[list[bytes], bool]:
-        """The budget hook (budget_methods): each token's bytes, whatever the state; no leading-space rule."""
-        try:
-            surfaces = list(map(self._decoder.__getitem__, tokens))
-        except (KeyError, TypeError):
-            self._raise_unknown(tokens, None)
-            raise
-        return surfaces, at_start and not surfaces
-
-    def decode_with_offsets(self, tokens: Sequence[int]) -> tuple[str, list[int]]:
-        """The text and, per token, the index of the first character containing its bytes (as tiktoken)."""
-        token_bytes = self.decode_tokens_bytes(tokens)
-        text_len = 0
-        offsets = []
-        for token in token_bytes:
-            offsets.append(max(0, text_len - (0x80 <= token[0] < 0xC0)))
-            text_len += sum(1 for byte in token if not 0x80 <= byte < 0xC0)
-        return b"".join(token_bytes).decode("utf-8", errors="strict"), offsets
-
-    def decode_batch(
-        self, batch: Sequence[Sequence[int]], *, errors: str = "replace", num_threads: int = 8
-    ) -> list[str]:
-        """`decode` of each item; an unknown id raises with `.item` = its index."""
-        return [self._decode_bytes_item(tokens, index).decode("utf-8", errors=errors) for index, tokens in enumerate(batch)]
-
-    def decode_bytes_batch(self, batch: Sequence[Sequence[int]], *, num_threads: int = 8) -> list[bytes]:
-        """`decode_bytes` of each item; an unknown id raises with `.item` = its index."""
-        return [self._decode_bytes_item(tokens, index) for index, tokens in enumerate(batch)]
-
-    def _decode_bytes_item(self, tokens: Sequence[int], item: int | None) -> bytes:
-        try:
-            return b"".join(map(self._decoder.__getitem__, tokens))
-        except KeyError:
-            self._raise_unknown(tokens, item)
-            raise
 
     # ---- vocabulary ---------------------------------------------------------------------------------
 
@@ -737,7 +516,7 @@ class Encoding(BudgetMethods):
 
     def _check_specials(self, text, allowed_special, disallowed_special, item) -> frozenset[str]:
         """Raise for a disallowed string in `text`; return the allowed special tokens that occur in it."""
-        if _default_policy(allowed_special, disallowed_special):
+        if is_default_policy(allowed_special, disallowed_special):
             # the default policy, without set arithmetic
             if not self._specials.may_occur(text):
                 return _EMPTY
@@ -764,24 +543,19 @@ class Encoding(BudgetMethods):
         token_bytes = self._decoder.get(token)
         return token_bytes is not None and all(byte in b" \n\t" for byte in token_bytes)
 
-    def _raise_unknown(self, tokens: Sequence[int], item: int | None) -> None:
-        for token in tokens:
-            if token not in self._decoder:
-                raise UnknownTokenIdError(token, item, n_vocab=self.n_vocab) from None
-
     # Hugging Face-style models: added tokens, normalizer and pre-tokenizer in TextPipeline, BPE in the core.
 
     def _encode_without_added_tokens(self, text: str) -> list[int]:
         try:
             return self._encode_text(text)
         except UnicodeEncodeError:
-            return self._encode_text(_fix_surrogates(text))
+            return self._encode_text(fix_surrogates(text))
 
     def _count_without_added_tokens(self, text: str) -> int:
         try:
             return self._count_text(text)
         except UnicodeEncodeError:
-            return self._count_text(_fix_surrogates(text))
+            return self._count_text(fix_surrogates(text))
 
     def _items(self, text: str, allowed: frozenset[str]) -> list:
         active = _not_special if not allowed else (lambda token: not token.special or token.content in allowed)
@@ -803,7 +577,7 @@ class Encoding(BudgetMethods):
                 return self._encode_text(text)
             return self._items_to_ids(self._items(text, allowed))
         except UnicodeEncodeError:
-            return self._encode_items(_fix_surrogates(text), allowed)
+            return self._encode_items(fix_surrogates(text), allowed)
 
     def _core_items(self, text: str, allowed: frozenset[str]) -> list[str | int]:
         """`text` as the core takes it: segments it encodes as they are (normalized, with the prefix space)
@@ -831,4 +605,4 @@ class Encoding(BudgetMethods):
             segment_count = self._segment_count
             return sum(1 if isinstance(item, int) else segment_count(item) for item in self._items(text, allowed))
         except UnicodeEncodeError:
-            return self._count_items(_fix_surrogates(text), allowed)
+            return self._count_items(fix_surrogates(text), allowed)

@@ -25,7 +25,7 @@ from functools import lru_cache
 
 from .prefix_scan import PrefixScan
 
-__all__ = ["SpecialTokenSet", "resolve_policy", "special_token_regex"]
+__all__ = ["SpecialTokenSet", "is_default_policy", "resolve_policy", "special_token_regex"]
 
 # Up to this many tokens are searched for themselves, straight away: a long needle skips ahead (one
 # `in` of a cl100k token runs at ~3,800 Mchar/s on the corpus).
@@ -35,6 +35,15 @@ _DIRECT_TOKEN_SCANS = 3
 # to _WHOLE_TOKEN_SCANS tokens are then searched for themselves (else "maybe"). cl100k's five tokens: the
 # prefix check took the whole check from ~790 to ~1,270 Mchar/s (it was ~14 % of encode on English text).
 _WHOLE_TOKEN_SCANS = 16
+
+
+def is_default_policy(allowed_special, disallowed_special) -> bool:
+    """tiktoken's default: nothing allowed, every special token disallowed (an error if one is in the text).
+
+    >>> is_default_policy(frozenset(), "all"), is_default_policy("all", ())
+    (True, False)
+    """
+    return not allowed_special and disallowed_special == "all" and isinstance(disallowed_special, str)
 
 
 def resolve_policy(

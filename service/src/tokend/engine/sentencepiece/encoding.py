@@ -70,6 +70,7 @@ from ...errors import DisallowedSpecialTokenError, ModelFormatError, UnknownToke
 from ..budget_methods import BudgetMethods
 from ..piece_cache import DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from ..special_tokens import resolve_policy, special_token_regex, split_at_specials
+from ..surrogates import fix_surrogates
 from ._native import SentencePieceCore
 from .model_file import PieceType, SentencePieceModel, load_sentencepiece_model
 from .reference import ReferenceEncoder
@@ -89,10 +90,6 @@ _EMPTY: frozenset[str] = frozenset()
 _SUBSTRING_PRECHECK_LIMIT = 16
 _HASH_SEED = secrets.randbits(64)
 _SPECIAL_TYPES = (PieceType.CONTROL, PieceType.UNKNOWN)
-
-
-def _fix_surrogates(text: str) -> str:
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class SentencePieceEncoding(BudgetMethods):
@@ -174,7 +171,7 @@ class SentencePieceEncoding(BudgetMethods):
         try:
             return self._encode_text(text)
         except UnicodeEncodeError:
-            return self._encode_text(_fix_surrogates(text))
+            return self._encode_text(fix_surrogates(text))
 
     def encode(
         self,
@@ -242,7 +239,7 @@ class SentencePieceEncoding(BudgetMethods):
         try:
             return self._count_text(text)
         except UnicodeEncodeError:
-            return self._count_text(_fix_surrogates(text))
+            return self._count_text(fix_surrogates(text))
 
     def count(
         self,
