@@ -216,10 +216,19 @@ static inline int sp_adjacent_in_a_piece(const sp_vocab *vocab, uint32_t a, uint
 }
 
 /* ---- BPE ------------------------------------------------------------------------------------------- */
-/* Merges the n symbols ids[0..n) in place by sentencepiece's rule and writes the surviving symbols' initial
- * indices to keep[] (so a symbol that was never merged can be found in the text again); returns how many
- * survive, or -1 when out of memory. ids[k] becomes the id of the symbol that starts at initial index k. */
-ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep);
+/* Merges the n symbols ids[0..n) in place by sentencepiece's rule: ids[0..m) become the survivors in text
+ * order (each covers its piece's bytes, or one character when it is not a piece); returns m, or -1 when out of
+ * memory. */
+ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n);
+
+/* The passes of a very long segment (sp_bpe_passes.c), for sp_bpe_merge: merges ids[0..n) one score level per
+ * pass while one level has a large share of the pairs, compacting ids in place; returns the symbols left (or
+ * -1 out of memory) and sets *state: SP_PASSES_DONE (no pair left),
+ * SP_PASSES_LEVELS (the rest for the level lists; levels[i] is then the level of the pair (i - 1, i),
+ * UINT32_MAX: none) or SP_PASSES_HEAP (a created pair scores above the level being merged: the rest for the
+ * heap). levels: room for n. */
+enum { SP_PASSES_DONE, SP_PASSES_LEVELS, SP_PASSES_HEAP };
+ptrdiff_t sp_bpe_passes(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *levels, int *state);
 
 /* The same rule over a whole sentence, recording what sentencepiece needs to split UNUSED pieces again: for each
  * UNUSED piece, rev[unused_slot[piece]] = left id << 32 | right id of the pair *last offered* for it (the caller
