@@ -37,6 +37,12 @@ static inline void set_pair(const sp_vocab *vocab, const uint32_t *ids, size_t k
 }
 
 static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n) {
+    if (n == 2) { /* a third of the segments of text with no space (random letters: half of them) */
+        uint32_t merged = sp_pair(vocab, ids[0], ids[1]);
+        if (merged == SP_NONE) return 2;
+        ids[0] = merged;
+        return 1;
+    }
     uint32_t pair[SP_SHORT_SEGMENT];
     uint32_t score[SP_SHORT_SEGMENT];
     size_t m = n;
@@ -54,10 +60,11 @@ static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n) {
         }
         if (at == SIZE_MAX) break;
         ids[at] = pair[at];
-        size_t tail = m - at - 2; /* symbols after the absorbed one */
-        memmove(&ids[at + 1], &ids[at + 2], tail * sizeof *ids);
-        memmove(&pair[at + 1], &pair[at + 2], tail * sizeof *pair);
-        memmove(&score[at + 1], &score[at + 2], tail * sizeof *score);
+        for (size_t k = at + 1; k + 1 < m; k++) { /* the symbols after the absorbed one, a few: no memmove calls */
+            ids[k] = ids[k + 1];
+            pair[k] = pair[k + 1];
+            score[k] = score[k + 1];
+        }
         m--;
         if (at > 0) set_pair(vocab, ids, at - 1, pair, score);
         if (at + 1 < m) set_pair(vocab, ids, at, pair, score);

@@ -49,7 +49,7 @@ typedef struct {
 /* The pair (left, right): its merged piece (SP_NONE: none) and level (NO_LEVEL: none). */
 static inline const memo_slot *pair_of(passes *p, uint32_t left, uint32_t right) {
     uint64_t key = (uint64_t)left << 32 | right;
-    memo_slot *slot = &p->memo[((left * 0x9E3779B1u) ^ right) & (MEMO_SLOTS - 1)];
+    memo_slot *slot = &p->memo[((left * 0x9E3779B1u + right) * 0x85EBCA6Bu) >> 26];
     if (slot->key != key) {
         uint32_t merged = sp_pair(p->vocab, left, right);
         *slot = (memo_slot){key, merged, merged == SP_NONE ? NO_LEVEL : p->vocab->score_levels[merged]};
@@ -108,7 +108,8 @@ static int pass(passes *p, uint32_t level, size_t count, size_t first, size_t *w
         top = first;
     }
     int untouched = 1;             /* the stack's top is the symbol read last, not merged: levels[r] is its pair with r */
-    uint32_t with_next = NO_LEVEL; /* else: the level of the top's pair with the next symbol, from the last merge */
+    uint32_t with_next = NO_LEVEL; /* else: the level of the top's pair with the next symbol, from the last merge, */
+    uint32_t next_merged = SP_NONE; /* and its piece */
     size_t read_from = r;
     while (r < p->n) {
         if (r == p->gap_start && p->gap_start != p->gap_end) { /* read across the gap (levels[gap_end] pairs across it) */
@@ -119,17 +120,29 @@ static int pass(passes *p, uint32_t level, size_t count, size_t first, size_t *w
         uint32_t read_level = levels[r];
         count -= read_level == level;
         uint32_t below = top == 0 ? NO_LEVEL : untouched ? read_level : with_next;
+        uint32_t top_merged = untouched ? SP_NONE : next_merged; /* the piece of the top pair when known */
         ids[top] = ids[r];
         levels[top] = below;
         top++;
         untouched = 1;
         size_t next = r + 1 == p->gap_start && p->gap_start != p->gap_end ? p->gap_end : r + 1;
         while (levels[top - 1] == level) { /* levels[0] is NO_LEVEL: at least two symbols here */
-            uint32_t merged = pair_of(p, ids[top - 2], ids[top - 1])->merged;
+            uint32_t merged = top_merged != SP_NONE ? top_merged : pair_of(p, ids[top - 2], ids[top - 1])->merged;
             top--;
             ids[top - 1] = merged;
-            uint32_t left = top >= 2 ? pair_of(p, ids[top - 2], merged)->level : NO_LEVEL;
-            with_next = next < p->n ? pair_of(p, merged, ids[next])->level : NO_LEVEL;
+            uint32_t left = NO_LEVEL;
+            top_merged = SP_NONE;
+            if (top >= 2) {
+                const memo_slot *pair = pair_of(p, ids[top - 2], merged);
+                left = pair->level;
+                top_merged = pair->merged;
+            }
+            with_next = NO_LEVEL;
+            if (next < p->n) {
+                const memo_slot *pair = pair_of(p, merged, ids[next]);
+                with_next = pair->level;
+                next_merged = pair->merged;
+            }
             levels[top - 1] = left;
             untouched = 0;
             if (left < level || with_next < level) { /* sentencepiece merges that pair first: the heap goes on */
@@ -164,14 +177,17 @@ static int pass(passes *p, uint32_t level, size_t count, size_t first, size_t *w
 ptrdiff_t sp_bpe_passes(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *levels, int *state) {
     passes p = {.vocab = vocab, .ids = ids, .levels = levels, .n = n};
     memset(p.memo, 0xFF, sizeof p.memo);
-    levels[0] = NO_LEVEL;
-    for (size_t i = 1; i < n; i++) levels[i] = pair_of(&p, ids[i - 1], ids[i])->level;
-    /* Entry: one level holds a large share of the pairs. */
+    /* The pairs' levels, and whether one level holds a large share of them (entry). */
     uint32_t *counts = calloc(vocab->n_levels ? vocab->n_levels : 1, sizeof *counts);
     if (!counts) return -1;
     size_t most = 0;
-    for (size_t i = 1; i < n; i++)
-        if (levels[i] != NO_LEVEL && ++counts[levels[i]] > most) most = counts[levels[i]];
+    levels[0] = NO_LEVEL;
+    for (size_t i = 1; i < n; i++) {
+        uint32_t level = i >= 3 && ids[i - 1] == ids[i - 3] && ids[i] == ids[i - 2] ? levels[i - 2] /* "abab" */
+                                                                                   : pair_of(&p, ids[i - 1], ids[i])->level;
+        levels[i] = level;
+        if (level != NO_LEVEL && ++counts[level] > most) most = counts[level];
+    }
     free(counts);
     *state = SP_PASSES_LEVELS;
     if (most * SP_PASS_SHARE < n) return (ptrdiff_t)n;
