@@ -235,16 +235,26 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
                 if (status == 0) status = sink_put(vocab, sink, &piece_id, 1);
                 pos += matched;
                 previous = SP_NONE;
+                previous_ascii = 0;
                 continue;
             }
         }
         uint8_t byte = text[pos];
-        size_t char_len = sp_one_char_len(byte);
-        if (char_len > len - pos) char_len = len - pos;
-        uint32_t id = sp_char_id(vocab, text + pos, char_len);
         uint8_t ascii = byte < 0x80 ? byte : 0;
-        if (segment.n && !sp_adjacent_in_a_piece(vocab, previous, id, previous_ascii, ascii))
-            status = flush_segment(self, sink, &segment, text, pos);
+        size_t char_len = 1;
+        uint32_t id;
+        int joins;
+        if (ascii && previous_ascii) { /* two ASCII characters: a table each */
+            id = vocab->chars.byte_rank[byte];
+            unsigned bit = (unsigned)previous_ascii << 7 | ascii;
+            joins = (vocab->ascii_joinable[bit >> 3] >> (bit & 7)) & 1;
+        } else {
+            char_len = sp_one_char_len(byte);
+            if (char_len > len - pos) char_len = len - pos;
+            id = sp_char_id(vocab, text + pos, char_len);
+            joins = sp_adjacent_in_a_piece(vocab, previous, id, previous_ascii, ascii);
+        }
+        if (segment.n && !joins) status = flush_segment(self, sink, &segment, text, pos);
         if (segment.n == segment.cap && status == 0) status = segment_reserve(&segment, segment.n + 1, 0);
         if (status == 0) {
             if (segment.n == 0) segment.start = pos;
