@@ -81,13 +81,15 @@ static int sink_reserve(Sink *sink, size_t more) {
     return 0;
 }
 
-static int sink_put(const sp_vocab *vocab, Sink *sink, const uint32_t *ids, size_t n) {
+static inline int sink_put(const sp_vocab *vocab, Sink *sink, const uint32_t *ids, size_t n) {
     if (!sink->counting && sink_reserve(sink, n) < 0) return -1;
     if (vocab->byte_fallback) { /* no <unk> to collapse */
-        if (sink->counting)
+        if (sink->counting) {
             sink->count += n;
-        else
-            memcpy(sink->ids + sink->len, ids, n * sizeof *ids), sink->len += n;
+        } else {
+            for (size_t i = 0; i < n; i++) sink->ids[sink->len + i] = ids[i]; /* mostly 1-3 ids: no memcpy call */
+            sink->len += n;
+        }
         return 0;
     }
     uint32_t unk = vocab->unk_id;
