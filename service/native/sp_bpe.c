@@ -4,18 +4,21 @@
  * adjacent pair forms a piece. Scores are compared as sentencepiece 0.2.3 compares them: by their 32-bit
  * patterns, which is the float order with -0.0 below +0.0 (sp_vocab.c's score keys).
  *
- * Three implementations of the same rule, as in bpe_merge.c / bpe_bucket_merge.c:
+ * Four implementations of the same rule, as in bpe_merge.c / bpe_bucket_merge.c:
  * - short segments (nearly all: a word and its leading ▁): an array scan per merge, O(n^2), no allocation;
  * - long segments: a heap of candidate pairs over a linked list with lazy deletion, O(n log n). An entry is
  *   current iff both symbols are still adjacent and still carry the ids they had when it was pushed
  *   (sentencepiece checks the sizes);
- * - very long segments (SP_LEVEL_SEGMENT symbols and more, e.g. 1 MB of text with no space): the same
- *   candidates one score level at a time, highest first, each level's in ascending position, which is the
- *   heap's order without the heap. A pair a merge creates usually scores below the level being merged (a
- *   trained vocabulary learns a piece after its parts) and waits in its level's list; one that scores the
- *   same (Llama 2 gives every run of ▁ the same score) lies left of every pair not merged yet, so a small
- *   heap of those goes first; one that scores higher breaks the order, and the segment is merged again
- *   with the full heap. O(n + levels) plus sorting the lists that several levels fed.
+ * - very long segments (SP_LEVEL_SEGMENT symbols and more, e.g. 1 MB of text with no space) where one score
+ *   level holds a large share of the pairs ("a" * n, spaces, "ab" * n): one pass over an array per level
+ *   (sp_bpe_passes.c), which hands what is left to the next two when the levels stop paying for a pass;
+ * - other very long segments: the same candidates one score level at a time, highest first, each level's in
+ *   ascending position, which is the heap's order without the heap. A pair a merge creates usually scores
+ *   below the level being merged (a trained vocabulary learns a piece after its parts) and waits in its
+ *   level's list; one that scores the same (Llama 2 gives every run of ▁ the same score) lies left of every
+ *   pair not merged yet, so a small heap of those goes first; one that scores higher breaks the order, and
+ *   the heap merges the symbols the lists started from. O(n + levels) plus sorting the lists that several
+ *   levels fed.
  * The heap version pushes candidates in sentencepiece's order (every bigram left to right, then after each
  * merge the pair with the left neighbour, then with the right one), so for a whole sentence it also reproduces
  * which pair was last offered for each UNUSED piece (sp_bpe_merge_sentence). The Python reference
@@ -278,13 +281,13 @@ ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n) {
     if (n == 0) return 0;
     if (n <= SP_SHORT_SEGMENT) return merge_short(vocab, ids, n);
     if (n < SP_LEVEL_SEGMENT) return merge_long(vocab, ids, n, NULL, NULL);
-    /* Passes while a level merges a large share of the symbols, then the level lists, or the heap when the
-     * levels are out of merge order (sp_bpe_passes.c). */
+    /* Passes while they pay, then the level lists, or the heap when the levels are out of merge order
+     * (sp_bpe_passes.c). */
     uint32_t *levels = malloc(n * sizeof *levels);
     if (!levels) return -1;
-    int state;
+    int state = SP_PASSES_DONE;
     ptrdiff_t m = sp_bpe_passes(vocab, ids, n, levels, &state);
-    if (state == SP_PASSES_LEVELS) {
+    if (m >= 0 && state == SP_PASSES_LEVELS) {
         uint32_t *before = malloc((size_t)m * sizeof *before);
         if (!before) {
             free(levels);
@@ -301,7 +304,7 @@ ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n) {
         free(before);
     }
     free(levels);
-    if (state == SP_PASSES_HEAP) m = merge_long(vocab, ids, (size_t)m, NULL, NULL);
+    if (m >= 0 && state == SP_PASSES_HEAP) m = merge_long(vocab, ids, (size_t)m, NULL, NULL);
     return m;
 }
 
