@@ -256,7 +256,15 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
             id = sp_char_id(vocab, text + pos, char_len);
             joins = sp_adjacent_in_a_piece(vocab, previous, id, previous_ascii, ascii);
         }
-        if (segment.n && !joins) status = flush_segment(self, sink, &segment, text, pos);
+        if (segment.n && !joins) {
+            uint32_t only = segment.ids[0];
+            if (segment.n == 1 && only < vocab->n_pieces && vocab->types[only] != SP_UNUSED) { /* a piece: itself */
+                segment.n = 0;
+                status = sink_put(vocab, sink, &only, 1);
+            } else {
+                status = flush_segment(self, sink, &segment, text, pos);
+            }
+        }
         if (segment.n == segment.cap && status == 0) status = segment_reserve(&segment, segment.n + 1, 0);
         if (status == 0) {
             if (segment.n == 0) segment.start = pos;
