@@ -112,11 +112,6 @@ static int pass(passes *p, uint32_t level, size_t count, size_t first, size_t *w
     uint32_t next_merged = SP_NONE; /* and its piece */
     size_t read_from = r;
     while (r < p->n) {
-        if (r == p->gap_start && p->gap_start != p->gap_end) { /* read across the gap (levels[gap_end] pairs across it) */
-            r = p->gap_end;
-            p->gap_start = p->gap_end = 0;
-            continue;
-        }
         uint32_t read_level = levels[r];
         count -= read_level == level;
         uint32_t below = top == 0 ? NO_LEVEL : untouched ? read_level : with_next;
@@ -125,7 +120,11 @@ static int pass(passes *p, uint32_t level, size_t count, size_t first, size_t *w
         levels[top] = below;
         top++;
         untouched = 1;
-        size_t next = r + 1 == p->gap_start && p->gap_start != p->gap_end ? p->gap_end : r + 1;
+        size_t next = r + 1;
+        if (next == p->gap_start && p->gap_start != p->gap_end) { /* read on across the gap: levels[gap_end] is */
+            next = p->gap_end;                                    /* the level of the pair across it */
+            p->gap_start = p->gap_end = 0;
+        }
         while (levels[top - 1] == level) { /* levels[0] is NO_LEVEL: at least two symbols here */
             uint32_t merged = top_merged != SP_NONE ? top_merged : pair_of(p, ids[top - 2], ids[top - 1])->merged;
             top--;
