@@ -68,6 +68,7 @@ setup(
                 "native/sp_normalizer.c",
                 "native/sp_vocab.c",
                 "native/sp_bpe.c",
+                "native/sp_bpe_passes.c",
                 "native/sp_unigram.c",
                 "native/piece_cache.c",
                 "native/rank_table.c",

@@ -4,18 +4,21 @@
  * adjacent pair forms a piece. Scores are compared as sentencepiece 0.2.3 compares them: by their 32-bit
  * patterns, which is the float order with -0.0 below +0.0 (sp_vocab.c's score keys).
  *
- * Three implementations of the same rule, as in bpe_merge.c / bpe_bucket_merge.c:
+ * Four implementations of the same rule, as in bpe_merge.c / bpe_bucket_merge.c:
  * - short segments (nearly all: a word and its leading ▁): an array scan per merge, O(n^2), no allocation;
  * - long segments: a heap of candidate pairs over a linked list with lazy deletion, O(n log n). An entry is
  *   current iff both symbols are still adjacent and still carry the ids they had when it was pushed
  *   (sentencepiece checks the sizes);
- * - very long segments (SP_LEVEL_SEGMENT symbols and more, e.g. 1 MB of text with no space): the same
- *   candidates one score level at a time, highest first, each level's in ascending position, which is the
- *   heap's order without the heap. A pair a merge creates usually scores below the level being merged (a
- *   trained vocabulary learns a piece after its parts) and waits in its level's list; one that scores the
- *   same (Llama 2 gives every run of ▁ the same score) lies left of every pair not merged yet, so a small
- *   heap of those goes first; one that scores higher breaks the order, and the segment is merged again
- *   with the full heap. O(n + levels) plus sorting the lists that several levels fed.
+ * - very long segments (SP_LEVEL_SEGMENT symbols and more, e.g. 1 MB of text with no space) where one score
+ *   level holds a large share of the pairs ("a" * n, spaces, "ab" * n): one pass over an array per level
+ *   (sp_bpe_passes.c), which hands what is left to the next two when the levels stop paying for a pass;
+ * - other very long segments: the same candidates one score level at a time, highest first, each level's in
+ *   ascending position, which is the heap's order without the heap. A pair a merge creates usually scores
+ *   below the level being merged (a trained vocabulary learns a piece after its parts) and waits in its
+ *   level's list; one that scores the same (Llama 2 gives every run of ▁ the same score) lies left of every
+ *   pair not merged yet, so a small heap of those goes first; one that scores higher breaks the order, and
+ *   the heap merges the symbols the lists started from. O(n + levels) plus sorting the lists that several
+ *   levels fed.
  * The heap version pushes candidates in sentencepiece's order (every bigram left to right, then after each
  * merge the pair with the left neighbour, then with the right one), so for a whole sentence it also reproduces
  * which pair was last offered for each UNUSED piece (sp_bpe_merge_sentence). The Python reference
@@ -36,11 +39,16 @@ static inline void set_pair(const sp_vocab *vocab, const uint32_t *ids, size_t k
     score[k] = merged == SP_NONE ? 0 : vocab->score_keys[merged];
 }
 
-static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
+static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n) {
+    if (n == 2) { /* a third of the segments of text with no space (random letters: half of them) */
+        uint32_t merged = sp_pair(vocab, ids[0], ids[1]);
+        if (merged == SP_NONE) return 2;
+        ids[0] = merged;
+        return 1;
+    }
     uint32_t pair[SP_SHORT_SEGMENT];
     uint32_t score[SP_SHORT_SEGMENT];
     size_t m = n;
-    for (size_t k = 0; k < m; k++) keep[k] = (uint32_t)k;
     for (size_t k = 0; k + 1 < m; k++) set_pair(vocab, ids, k, pair, score);
     for (;;) {
         /* The leftmost pair with the highest score. A real pair may have key 0 too (the score -NaN, refused at
@@ -55,11 +63,11 @@ static ptrdiff_t merge_short(const sp_vocab *vocab, uint32_t *ids, size_t n, uin
         }
         if (at == SIZE_MAX) break;
         ids[at] = pair[at];
-        size_t tail = m - at - 2; /* symbols after the absorbed one */
-        memmove(&ids[at + 1], &ids[at + 2], tail * sizeof *ids);
-        memmove(&keep[at + 1], &keep[at + 2], tail * sizeof *keep);
-        memmove(&pair[at + 1], &pair[at + 2], tail * sizeof *pair);
-        memmove(&score[at + 1], &score[at + 2], tail * sizeof *score);
+        for (size_t k = at + 1; k + 1 < m; k++) { /* the symbols after the absorbed one, a few: no memmove calls */
+            ids[k] = ids[k + 1];
+            pair[k] = pair[k + 1];
+            score[k] = score[k + 1];
+        }
         m--;
         if (at > 0) set_pair(vocab, ids, at - 1, pair, score);
         if (at + 1 < m) set_pair(vocab, ids, at, pair, score);
@@ -117,9 +125,9 @@ static ptrdiff_t merge_long(const sp_vocab *vocab, uint32_t *ids, size_t n, uint
         if (next[left] != DEAD && offer(vocab, &h, ids, left, next[left], rev) < 0) goto done;
     }
     size_t m = 0;
-    for (uint32_t i = 0; i != DEAD; i = next[i]) {
+    for (uint32_t i = 0; i != DEAD; i = next[i], m++) {
         ids[m] = ids[i];
-        keep[m++] = i;
+        if (keep) keep[m] = i;
     }
     result = (ptrdiff_t)m;
 done:
@@ -209,9 +217,10 @@ static int merge_own_pair(level_state *s, uint32_t left, uint32_t n) {
     return apply_pair(s, left, right);
 }
 
-/* The merge of a very long segment by score level (see the top of the file): m, -1 out of memory, -2 when the
- * vocabulary's levels are not in merge order (ids and keep are then unspecified). */
-static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
+/* The merge of a very long segment by score level (see the top of the file), given levels[i] = the level of
+ * the pair (i - 1, i) (NO_LEVEL: none) for i >= 1: m, -1 out of memory, -2 when the vocabulary's levels are not
+ * in merge order (ids are then unspecified). */
+static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, const uint32_t *levels) {
     uint32_t n_levels = vocab->n_levels;
     level_state s = {vocab, ids, malloc(n * sizeof(uint32_t)), malloc(n * sizeof(uint32_t)),
                      calloc(n_levels ? n_levels : 1, sizeof(level_list)), 0, {0}};
@@ -219,19 +228,15 @@ static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, ui
     uint32_t *first = malloc(n * sizeof *first); /* the segment's own pairs (left positions), by level then position */
     ptrdiff_t result = -1;
     if (!s.next || !s.prev || !s.lists || !starts || !first) goto done;
-    /* A counting sort of the initial pairs by level (stable: positions ascend within a level); `prev` holds
-     * each pair's level until the links are set. */
-    for (size_t i = 0; i + 1 < n; i++) {
-        uint32_t merged = sp_pair(vocab, ids[i], ids[i + 1]);
-        s.prev[i] = merged == SP_NONE ? DEAD : vocab->score_levels[merged];
-        if (merged != SP_NONE) starts[s.prev[i] + 1]++;
-    }
+    /* A counting sort of the initial pairs by level (stable: positions ascend within a level). */
+    for (size_t i = 1; i < n; i++)
+        if (levels[i] != DEAD) starts[levels[i] + 1]++;
     for (uint32_t level = 0; level < n_levels; level++) starts[level + 1] += starts[level];
     uint32_t *fill = malloc((n_levels ? n_levels : 1) * sizeof *fill); /* level -> its next free slot in first */
     if (!fill) goto done;
     memcpy(fill, starts, n_levels * sizeof *fill);
-    for (size_t i = 0; i + 1 < n; i++)
-        if (s.prev[i] != DEAD) first[fill[s.prev[i]]++] = (uint32_t)i;
+    for (size_t i = 1; i < n; i++)
+        if (levels[i] != DEAD) first[fill[levels[i]]++] = (uint32_t)(i - 1);
     free(fill);
     for (size_t i = 0; i < n; i++) {
         s.next[i] = i + 1 < n ? (uint32_t)(i + 1) : DEAD;
@@ -258,10 +263,7 @@ static ptrdiff_t merge_levels(const sp_vocab *vocab, uint32_t *ids, size_t n, ui
         later->size = later->capacity = 0;
     }
     size_t m = 0;
-    for (uint32_t i = 0; i != DEAD; i = s.next[i]) {
-        ids[m] = ids[i];
-        keep[m++] = i;
-    }
+    for (uint32_t i = 0; i != DEAD; i = s.next[i]) ids[m++] = ids[i];
     result = (ptrdiff_t)m;
 done:
     if (s.lists)
@@ -275,19 +277,35 @@ done:
     return result;
 }
 
-ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep) {
+ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n) {
     if (n == 0) return 0;
-    if (n <= SP_SHORT_SEGMENT) return merge_short(vocab, ids, n, keep);
-    if (n >= SP_LEVEL_SEGMENT) {
-        uint32_t *original = malloc(n * sizeof *original);
-        if (!original) return -1;
-        memcpy(original, ids, n * sizeof *ids);
-        ptrdiff_t m = merge_levels(vocab, ids, n, keep);
-        if (m == -2) memcpy(ids, original, n * sizeof *ids); /* levels out of merge order: the heap decides */
-        free(original);
-        if (m != -2) return m;
+    if (n <= SP_SHORT_SEGMENT) return merge_short(vocab, ids, n);
+    if (n < SP_LEVEL_SEGMENT) return merge_long(vocab, ids, n, NULL, NULL);
+    /* Passes while they pay, then the level lists, or the heap when the levels are out of merge order
+     * (sp_bpe_passes.c). */
+    uint32_t *levels = malloc(n * sizeof *levels);
+    if (!levels) return -1;
+    int state = SP_PASSES_DONE;
+    ptrdiff_t m = sp_bpe_passes(vocab, ids, n, levels, &state);
+    if (m >= 0 && state == SP_PASSES_LEVELS) {
+        uint32_t *before = malloc((size_t)m * sizeof *before);
+        if (!before) {
+            free(levels);
+            return -1;
+        }
+        memcpy(before, ids, (size_t)m * sizeof *ids);
+        ptrdiff_t merged = merge_levels(vocab, ids, (size_t)m, levels);
+        if (merged == -2) { /* levels out of merge order: the heap decides, from the symbols the lists started with */
+            memcpy(ids, before, (size_t)m * sizeof *ids);
+            state = SP_PASSES_HEAP;
+        } else {
+            m = merged;
+        }
+        free(before);
     }
-    return merge_long(vocab, ids, n, keep, NULL);
+    free(levels);
+    if (m >= 0 && state == SP_PASSES_HEAP) m = merge_long(vocab, ids, (size_t)m, NULL, NULL);
+    return m;
 }
 
 ptrdiff_t sp_bpe_merge_sentence(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep, uint64_t *rev) {

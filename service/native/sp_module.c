@@ -81,13 +81,15 @@ static int sink_reserve(Sink *sink, size_t more) {
     return 0;
 }
 
-static int sink_put(const sp_vocab *vocab, Sink *sink, const uint32_t *ids, size_t n) {
+static inline int sink_put(const sp_vocab *vocab, Sink *sink, const uint32_t *ids, size_t n) {
     if (!sink->counting && sink_reserve(sink, n) < 0) return -1;
     if (vocab->byte_fallback) { /* no <unk> to collapse */
-        if (sink->counting)
+        if (sink->counting) {
             sink->count += n;
-        else
-            memcpy(sink->ids + sink->len, ids, n * sizeof *ids), sink->len += n;
+        } else {
+            for (size_t i = 0; i < n; i++) sink->ids[sink->len + i] = ids[i]; /* mostly 1-3 ids: no memcpy call */
+            sink->len += n;
+        }
         return 0;
     }
     uint32_t unk = vocab->unk_id;
@@ -121,35 +123,38 @@ static size_t symbol_ids(const sp_vocab *vocab, uint32_t id, const uint8_t *text
 /* Scratch space for one segment, reused across segments of a call. */
 typedef struct {
     uint32_t *ids;     /* symbol ids */
-    uint32_t *starts;  /* byte offset of each symbol in the normalized text */
-    uint32_t *keep;    /* survivors' initial indices (sp_bpe_merge) */
+    uint32_t *starts;  /* byte offset of each symbol in the normalized text (encode_sentence only) */
+    uint32_t *keep;    /* survivors' initial indices (encode_sentence only) */
     uint32_t *out;     /* output ids (at most 4 per symbol: byte fallback of a 4-byte character) */
+    size_t start;      /* byte offset of the first symbol (encode_normalized) */
     size_t n, cap;
 } Segment;
 
-/* Room for n symbols. `keep_out`: out holds a value per symbol that must survive (encode_sentence's). */
-static int segment_reserve(Segment *segment, size_t n, int keep_out) {
+/* Room for n symbols. `sentence`: encode_sentence's, with starts and keep, and out holding a value per symbol
+ * that must survive. */
+static int segment_reserve(Segment *segment, size_t n, int sentence) {
     if (n <= segment->cap) return 0;
     size_t cap = segment->cap ? segment->cap : 256;
     while (cap < n) cap *= 2;
     uint32_t *ids = realloc(segment->ids, cap * sizeof *ids);
     if (ids) segment->ids = ids;
-    uint32_t *starts = realloc(segment->starts, cap * sizeof *starts);
-    if (starts) segment->starts = starts;
-    /* keep (and out, unless kept) are written afresh by every flush: new blocks, not realloc, which would
-     * copy the old ones whole (out is 16 bytes a symbol, nearly all of it never written: for one 1 MB
-     * segment the copies and the page faults they caused were a fifth of the encode). */
-    free(segment->keep);
-    uint32_t *keep = segment->keep = malloc(cap * sizeof *keep);
-    uint32_t *out;
-    if (keep_out) {
+    uint32_t *starts = NULL, *keep = NULL, *out;
+    if (sentence) {
+        starts = realloc(segment->starts, cap * sizeof *starts);
+        if (starts) segment->starts = starts;
+        /* keep is written afresh by the merge: a new block, not realloc, which would copy the old one whole */
+        free(segment->keep);
+        keep = segment->keep = malloc(cap * sizeof *keep);
         out = realloc(segment->out, 4 * cap * sizeof *out);
         if (out) segment->out = out;
     } else {
+        /* out is written afresh by every flush: a new block (it is 16 bytes a symbol, nearly all of it never
+         * written: for one 1 MB segment, realloc's copies and the page faults they caused were a fifth of the
+         * encode) */
         free(segment->out);
         out = segment->out = malloc(4 * cap * sizeof *out);
     }
-    if (!ids || !starts || !keep || !out) {
+    if (!ids || (sentence && (!starts || !keep)) || !out) {
         PyErr_NoMemory();
         return -1;
     }
@@ -170,8 +175,8 @@ static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, 
     size_t n = segment->n;
     segment->n = 0;
     if (n == 0) return 0;
-    const uint8_t *bytes = text + segment->starts[0];
-    size_t len = end - segment->starts[0];
+    const uint8_t *bytes = text + segment->start;
+    size_t len = end - segment->start;
     if (n == 1) {
         size_t k = symbol_ids(vocab, segment->ids[0], bytes, len, segment->out);
         return sink_put(vocab, sink, segment->out, k);
@@ -187,21 +192,24 @@ static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, 
     ptrdiff_t m;
     if (n >= SP_RELEASE_GIL_SYMBOLS) {
         Py_BEGIN_ALLOW_THREADS
-        m = sp_bpe_merge(vocab, segment->ids, n, segment->keep);
+        m = sp_bpe_merge(vocab, segment->ids, n);
         Py_END_ALLOW_THREADS
     } else {
-        m = sp_bpe_merge(vocab, segment->ids, n, segment->keep);
+        m = sp_bpe_merge(vocab, segment->ids, n);
     }
     if (m < 0) {
         PyErr_NoMemory();
         return -1;
     }
-    size_t k = 0;
+    /* The survivors in text order: a piece covers its own bytes, anything else one character (as the scan
+     * read it). */
+    size_t k = 0, at = segment->start;
     for (ptrdiff_t j = 0; j < m; j++) {
-        uint32_t first = segment->keep[j];
-        size_t symbol_end = first + 1 < n ? segment->starts[first + 1] : end;
-        k += symbol_ids(vocab, segment->ids[j], text + segment->starts[first], symbol_end - segment->starts[first],
-                        segment->out + k);
+        uint32_t id = segment->ids[j];
+        size_t symbol_len = id < vocab->n_pieces ? vocab->piece_lens[id] : sp_one_char_len(text[at]);
+        if (symbol_len > end - at) symbol_len = end - at;
+        k += symbol_ids(vocab, id, text + at, symbol_len, segment->out + k);
+        at += symbol_len;
     }
     if (use_cache) tk_piece_cache_put(&self->cache, bytes, len, hash, segment->out, k);
     return sink_put(vocab, sink, segment->out, k);
@@ -229,20 +237,38 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
                 if (status == 0) status = sink_put(vocab, sink, &piece_id, 1);
                 pos += matched;
                 previous = SP_NONE;
+                previous_ascii = 0;
                 continue;
             }
         }
         uint8_t byte = text[pos];
-        size_t char_len = sp_one_char_len(byte);
-        if (char_len > len - pos) char_len = len - pos;
-        uint32_t id = sp_char_id(vocab, text + pos, char_len);
         uint8_t ascii = byte < 0x80 ? byte : 0;
-        if (segment.n && !sp_adjacent_in_a_piece(vocab, previous, id, previous_ascii, ascii))
-            status = flush_segment(self, sink, &segment, text, pos);
+        size_t char_len = 1;
+        uint32_t id;
+        int joins;
+        if (ascii && previous_ascii) { /* two ASCII characters: a table each */
+            id = vocab->chars.byte_rank[byte];
+            unsigned bit = (unsigned)previous_ascii << 7 | ascii;
+            joins = (vocab->ascii_joinable[bit >> 3] >> (bit & 7)) & 1;
+        } else {
+            char_len = sp_one_char_len(byte);
+            if (char_len > len - pos) char_len = len - pos;
+            id = sp_char_id(vocab, text + pos, char_len);
+            joins = sp_adjacent_in_a_piece(vocab, previous, id, previous_ascii, ascii);
+        }
+        if (segment.n && !joins) {
+            uint32_t only = segment.ids[0];
+            if (segment.n == 1 && only < vocab->n_pieces && vocab->types[only] != SP_UNUSED) { /* a piece: itself */
+                segment.n = 0;
+                status = sink_put(vocab, sink, &only, 1);
+            } else {
+                status = flush_segment(self, sink, &segment, text, pos);
+            }
+        }
         if (segment.n == segment.cap && status == 0) status = segment_reserve(&segment, segment.n + 1, 0);
         if (status == 0) {
-            segment.ids[segment.n] = id;
-            segment.starts[segment.n++] = (uint32_t)pos;
+            if (segment.n == 0) segment.start = pos;
+            segment.ids[segment.n++] = id;
         }
         previous = id;
         previous_ascii = ascii;

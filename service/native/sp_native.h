@@ -118,6 +118,9 @@ typedef struct {
     uint64_t *pair_filter;   /* SP_FILTER_BITS bits: set for the hash of every (left, right) in `pairs` */
     uint64_t *bigram_filter; /* the same for every two characters adjacent inside some piece */
     uint8_t ascii_bigram[128 * 128 / 8]; /* two ASCII characters adjacent inside some piece, exact: [a << 7 | b] */
+    uint8_t *ascii_of;     /* symbol id -> its character when that is one ASCII byte 1-127, else 0 */
+    uint32_t *ascii_pairs; /* [a << 7 | b] -> the piece of those two characters, SP_NONE: none (sp_pair) */
+    uint8_t ascii_joinable[128 * 128 / 8]; /* sp_adjacent_in_a_piece of ASCII characters 1-127: [a << 7 | b] */
     uint64_t seed;
     sp_trie user_defined;
     uint32_t byte_ids[256];
@@ -191,9 +194,13 @@ static inline uint32_t sp_lookup(const uint64_t *slots, uint64_t mask, uint64_t 
     }
 }
 
-/* The piece that symbols `left` and `right` form together, SP_NONE when none. */
+/* The piece that symbols `left` and `right` form together, SP_NONE when none. Two ASCII characters (the first
+ * pairs of most text) by direct index: two small tables that stay in L1 instead of the filter and the 2 MB
+ * table. */
 static inline uint32_t sp_pair(const sp_vocab *vocab, uint32_t left, uint32_t right) {
     if (left == SP_NONE || right == SP_NONE) return SP_NONE;
+    uint8_t a = vocab->ascii_of[left], b = vocab->ascii_of[right];
+    if (a && b) return vocab->ascii_pairs[a << 7 | b];
     if (!sp_filter_has(vocab->pair_filter, (uint64_t)left << 32 | right, vocab->seed)) return SP_NONE;
     return sp_lookup(vocab->pairs, vocab->pair_mask, vocab->seed, left, right);
 }
@@ -216,10 +223,19 @@ static inline int sp_adjacent_in_a_piece(const sp_vocab *vocab, uint32_t a, uint
 }
 
 /* ---- BPE ------------------------------------------------------------------------------------------- */
-/* Merges the n symbols ids[0..n) in place by sentencepiece's rule and writes the surviving symbols' initial
- * indices to keep[] (so a symbol that was never merged can be found in the text again); returns how many
- * survive, or -1 when out of memory. ids[k] becomes the id of the symbol that starts at initial index k. */
-ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *keep);
+/* Merges the n symbols ids[0..n) in place by sentencepiece's rule: ids[0..m) become the survivors in text
+ * order (each covers its piece's bytes, or one character when it is not a piece); returns m, or -1 when out of
+ * memory. */
+ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n);
+
+/* The passes of a very long segment (sp_bpe_passes.c), for sp_bpe_merge: merges ids[0..n) one score level per
+ * pass while one level has a large share of the pairs, compacting ids in place; returns the symbols left (or
+ * -1 out of memory) and sets *state: SP_PASSES_DONE (no pair left),
+ * SP_PASSES_LEVELS (the rest for the level lists; levels[i] is then the level of the pair (i - 1, i),
+ * UINT32_MAX: none) or SP_PASSES_HEAP (a created pair scores above the level being merged: the rest for the
+ * heap). levels: room for n. */
+enum { SP_PASSES_DONE, SP_PASSES_LEVELS, SP_PASSES_HEAP };
+ptrdiff_t sp_bpe_passes(const sp_vocab *vocab, uint32_t *ids, size_t n, uint32_t *levels, int *state);
 
 /* The same rule over a whole sentence, recording what sentencepiece needs to split UNUSED pieces again: for each
  * UNUSED piece, rev[unused_slot[piece]] = left id << 32 | right id of the pair *last offered* for it (the caller

@@ -301,6 +301,23 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
     while (pos < len) {
         uint8_t byte = text[pos];
         size_t consumed;
+        if (normalizer->rule_start[byte] == 0 && byte < 0x80) {
+            /* A run of ASCII characters that no rule may start with: copied as it is (or, spaces, escaped). */
+            size_t end = pos + 1;
+            if (byte == ' ') {
+                while (end < len && text[end] == ' ') end++;
+                size_t n = is_prev_space ? 0 : remove_extra ? 1 : end - pos;
+                if (sp_bytes_reserve(out, n * space_len) < 0) return -1;
+                for (size_t i = 0; i < n; i++, out->len += space_len) memcpy(out->data + out->len, space, space_len);
+                is_prev_space = remove_extra;
+            } else {
+                while (end < len && text[end] < 0x80 && text[end] != ' ' && normalizer->rule_start[text[end]] == 0) end++;
+                if (append(out, text + pos, end - pos) < 0) return -1;
+                is_prev_space = 0;
+            }
+            pos = end;
+            continue;
+        }
         /* NormalizePrefix, inlined: the longest user-defined piece, else the longest charsmap rule, else one
          * character. rule_start says whether the first two can match at all. */
         if (may_have_rule(normalizer, text + pos, len - pos)) {

@@ -319,6 +319,26 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
     }
     vocab->pairs = pair_slots;
     pair_slots = NULL;
+    /* Two ASCII characters: their piece by direct index (sp_pair asks these first). */
+    vocab->ascii_of = calloc(next_symbol ? next_symbol : 1, 1);
+    vocab->ascii_pairs = malloc(128 * 128 * sizeof *vocab->ascii_pairs);
+    if (!vocab->ascii_of || !vocab->ascii_pairs) goto done;
+    for (unsigned a = 1; a < 128; a++) {
+        uint8_t c = (uint8_t)a;
+        uint32_t id = sp_char_id(vocab, &c, 1);
+        if (id != SP_NONE) vocab->ascii_of[id] = c;
+    }
+    for (unsigned a = 0; a < 128; a++) {
+        for (unsigned b = 0; b < 128; b++) {
+            uint8_t ca = (uint8_t)a, cb = (uint8_t)b;
+            uint32_t left = sp_char_id(vocab, &ca, 1), right = sp_char_id(vocab, &cb, 1);
+            vocab->ascii_pairs[a << 7 | b] = left == SP_NONE || right == SP_NONE || !sp_filter_has(vocab->pair_filter, (uint64_t)left << 32 | right, seed)
+                                                 ? SP_NONE
+                                                 : sp_lookup(vocab->pairs, vocab->pair_mask, seed, left, right);
+            if (a && b && sp_adjacent_in_a_piece(vocab, left, right, ca, cb))
+                vocab->ascii_joinable[(a << 7 | b) >> 3] |= (uint8_t)(1u << (b & 7));
+        }
+    }
     if (unigram && build_trie(vocab, pieces, lens, types, total_bytes) < 0) goto done;
     status = 0;
 done:
@@ -339,6 +359,8 @@ void sp_vocab_free(sp_vocab *vocab) {
     free(vocab->unused_slot);
     free(vocab->piece_lens);
     free(vocab->pairs);
+    free(vocab->ascii_of);
+    free(vocab->ascii_pairs);
     free(vocab->trie_slots);
     free(vocab->trie_piece);
     free(vocab->pair_filter);
