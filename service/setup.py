@@ -26,7 +26,6 @@ setup(
                 "native/bpe_merge.c",
                 "native/bpe_bucket_merge.c",
                 "native/bpe_run_merge.c",
-                "native/bpe_window_merge.c",
                 "native/piece_cache.c",
                 "native/rank_table.c",
                 "native/pair_table.c",

@@ -193,8 +193,6 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
     if (len >= TK_BUCKET_PIECE) {
         ptrdiff_t n = tk_bpe_merge_runs(table, piece, len, out);
         if (n != -2) return n;
-        n = tk_bpe_merge_windows(table, piece, len, n_ranks, out);
-        if (n != -2) return n;
         n = tk_bpe_merge_buckets(table, piece, len, n_ranks, out);
         if (n != -2) return n;
     }

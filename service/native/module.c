@@ -405,41 +405,6 @@ static PyObject *bytes_call(BpeCore *self, PyObject *arg, int shortcut) {
 static PyObject *BpeCore_encode_piece(BpeCore *self, PyObject *arg) { return bytes_call(self, arg, 1); }
 static PyObject *BpeCore_merge(BpeCore *self, PyObject *arg) { return bytes_call(self, arg, 0); }
 
-/* merge_windows(piece, window, margin): the ids of `piece` by tiktoken's rule merged in windows of `window`
- * bytes (bpe_window_merge.c), or None when a seam's proof fails (the engine then merges the piece whole).
- * For tests: small windows put many seams into a short piece. The rank rule only. */
-static PyObject *BpeCore_merge_windows(BpeCore *self, PyObject *args) {
-    Py_buffer view;
-    Py_ssize_t window, margin;
-    if (require_ready(self) < 0) return NULL;
-    if (self->pair_rule) {
-        PyErr_SetString(PyExc_ValueError, "merge_windows: this core merges by pair priority, not by rank");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "y*nn", &view, &window, &margin)) return NULL;
-    PyObject *result = NULL;
-    Sink sink = {0};
-    if (window < 2 || margin < 1 || margin >= window) {
-        PyErr_SetString(PyExc_ValueError, "merge_windows: need window >= 2 and 1 <= margin < window");
-    } else if (view.len == 0) {
-        result = PyList_New(0);
-    } else if (sink_reserve(&sink, (size_t)view.len) == 0) {
-        ptrdiff_t n = tk_bpe_merge_windows_sized(&self->table, view.buf, (size_t)view.len, self->n_rank_objects,
-                                                 sink.ids, (size_t)window, (size_t)margin);
-        if (n == -2) {
-            result = Py_NewRef(Py_None);
-        } else if (n < 0) {
-            PyErr_NoMemory();
-        } else {
-            sink.len = (size_t)n;
-            result = ids_to_list(self, &sink);
-        }
-    }
-    PyMem_Free(sink.ids);
-    PyBuffer_Release(&view);
-    return result;
-}
-
 /* The list of ids of a finished item into result[i] (its ids array freed); -1 with an exception set. */
 static int batch_item_list(BpeCore *self, tk_batch_item *item, PyObject *result, Py_ssize_t i) {
     PyObject *list = PyList_New((Py_ssize_t)item->n_ids);
@@ -890,8 +855,6 @@ static PyMethodDef BpeCore_methods[] = {
     {"count_pieces", (PyCFunction)BpeCore_count_pieces, METH_O, "count_pieces(pieces) -> number of ids"},
     {"encode_piece", (PyCFunction)BpeCore_encode_piece, METH_O, "encode_piece(bytes) -> ids (token shortcut, then BPE)"},
     {"merge", (PyCFunction)BpeCore_merge, METH_O, "merge(bytes) -> ids by the merge rule alone"},
-    {"merge_windows", (PyCFunction)BpeCore_merge_windows, METH_VARARGS,
-     "merge_windows(bytes, window, margin) -> ids by the rank rule in windows, None when a seam is unproven"},
     {"encode_batch", (PyCFunction)(void (*)(void))BpeCore_encode_batch, METH_VARARGS | METH_KEYWORDS,
      "encode_batch(texts, num_threads, count=False) -> ids (or counts) of each text, without the GIL"},
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},

@@ -8,7 +8,6 @@
  *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
  *   bpe_bucket_merge.c  the same rule for huge pieces, rank by rank: O(n + ranks), 1 bit + 4 bytes a byte
  *   bpe_run_merge.c  the same rule for huge pieces of a few long byte runs, on runs of equal tokens
- *   bpe_window_merge.c  the same rule for huge pieces a window at a time (bucket merges), seams proven
  *   pair_table.c   (left id, right id) -> (priority, merged id): the merge list of pair-priority BPE
  *   pair_merge.c   the pair-priority merge rule (Hugging Face tokenizers, GPT-2's encoder.py, llama.cpp)
  *   merge_index.c  the same rule looked up through the vocabulary (merged token -> its merges), when every
@@ -218,28 +217,6 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
  * are not in merge order for this piece (then the heap of tk_bpe_merge gives the ids). */
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out);
-/* The bucket merge's state, kept between pieces (the window merge runs it once per window): run merges a
- * piece (0; -2 when the ranks are not in merge order for it, -1 out of memory; the merger stays usable),
- * after which its part starts can be read and its ids written. The piece must outlive the reads. */
-typedef struct tk_bucket_merger tk_bucket_merger;
-tk_bucket_merger *tk_bucket_merger_new(const tk_rank_table *table, size_t n_ranks);
-void tk_bucket_merger_free(tk_bucket_merger *merger);
-int tk_bucket_merger_run(tk_bucket_merger *merger, const uint8_t *piece, size_t len);
-/* The first part start after offset x (the piece's length after the last part). */
-size_t tk_bucket_merger_next_start(const tk_bucket_merger *merger, size_t x);
-/* The last part start at or before offset x. */
-size_t tk_bucket_merger_start_at_most(const tk_bucket_merger *merger, size_t x);
-/* Writes the ids of the parts that start before `cut` (a part start, or the length) to `out` (NULL: only
- * counts them); returns how many. */
-size_t tk_bucket_merger_ids(const tk_bucket_merger *merger, size_t cut, uint32_t *out);
-
-/* The same for a huge piece, one window of it at a time with the seams proven (bpe_window_merge.c); -2 when a
- * proof fails or the ranks are not in merge order (then merge the piece whole). _sized: windows of `window`
- * bytes, cut at the last part start `margin` bytes or more before a window's end (tests use small ones). */
-ptrdiff_t tk_bpe_merge_windows(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
-                               uint32_t *out);
-ptrdiff_t tk_bpe_merge_windows_sized(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
-                                     uint32_t *out, size_t window, size_t margin);
 
 /* The same for a piece of a few long runs of one byte ("a" * n; bpe_run_merge.c); -2 when the piece has too
  * many runs for it or the vocabulary's ranks are not in merge order for it (then the other merges give the
