@@ -240,6 +240,23 @@ def test_encode_piece_matches_tiktoken_on_huge_pieces(name):
         assert core.count_pieces([text]) == len(oracle._encode_single_piece(text.encode())), piece[:60]
 
 
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_huge_piece_ids_and_count_at_bitmap_word_edges(name):
+    # The bucket merge keeps its parts as a bitmap of their starts, 64 to a word: its ids walk the set bits
+    # word by word and its count is a popcount a word. Lengths on and around a word's edge, with parts of
+    # one byte and longer ones ending the piece, so a bit lost or counted twice at either end shows.
+    core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
+    rng = random.Random(20261202)
+    for extra in (0, 1, 2, 63, 64, 65, 127):
+        for alphabet in (string.ascii_letters, string.ascii_lowercase + "\u00e9", "\U0001F600\u4e2d"):
+            text = "".join(rng.choices(alphabet, k=_BUCKET_PIECE + extra))
+            for piece in (text.encode()[: _BUCKET_PIECE + extra], text.encode()[: _BUCKET_PIECE + extra - 1] + b"\x00"):
+                expected = oracle._encode_single_piece(piece)
+                assert core.encode_piece(piece) == expected, (extra, piece[-20:])
+                counted = piece.decode(errors="ignore")
+                assert core.count_pieces([counted]) == len(oracle._encode_single_piece(counted.encode())), extra
+
+
 @settings(max_examples=200, deadline=None)
 @given(piece=st.one_of(st.binary(min_size=1, max_size=2000), st.text(min_size=1, max_size=600).map(str.encode)))
 def test_encode_piece_matches_tiktoken_on_random_pieces(piece):
