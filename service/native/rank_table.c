@@ -45,24 +45,29 @@ static inline uint64_t slot_hash(const tk_rank_table *table, const uint8_t *toke
     return tk_hash(token, len, table->seed);
 }
 
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
 int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes, uint64_t seed) {
     memset(table, 0, sizeof *table);
     size_t slots = 16;
     while (2 * slots < 3 * capacity) slots <<= 1; /* load factor <= 2/3 */
-    table->pair_rank = malloc(65536 * sizeof *table->pair_rank);
-    table->slots = calloc(slots, sizeof *table->slots);
     /* a record per long token: its rank, then its bytes after the first 8 (which its slot holds) */
     size_t record_bytes = total_bytes + 4 * capacity;
     if (record_bytes > UINT32_MAX) return -1; /* slots name records with 32 bits (a 4 GiB vocabulary) */
-    table->bytes = malloc(record_bytes ? record_bytes : 1);
     size_t filter_bits = 64;
     while (filter_bits < 8 * capacity) filter_bits <<= 1;
-    table->filter = calloc(filter_bits / 64, sizeof *table->filter);
+    /* One block for the four arrays a piece's lookups touch, so that together they fill huge pages (the
+     * slots alone are 4 MiB for cl100k_base; the 2-byte table, filter and records add ~1 MiB). */
+    size_t slots_size = align64(slots * sizeof *table->slots);
+    size_t pair_size = align64(65536 * sizeof *table->pair_rank);
+    size_t filter_size = align64(filter_bits / 8);
+    uint8_t *block = tk_table_memory_alloc(&table->memory, slots_size + pair_size + filter_size + record_bytes);
+    if (!block) return -1;
+    table->slots = (tk_rank_slot *)block;
+    table->pair_rank = (uint32_t *)(block + slots_size);
+    table->filter = (uint64_t *)(block + slots_size + pair_size);
+    table->bytes = block + slots_size + pair_size + filter_size;
     table->filter_mask = filter_bits - 1;
-    if (!table->pair_rank || !table->slots || !table->bytes || !table->filter) {
-        tk_rank_table_free(table);
-        return -1;
-    }
     table->mask = slots - 1;
     table->seed = seed;
     for (int b = 0; b < 256; b++) table->byte_rank[b] = TK_NO_RANK;
@@ -97,10 +102,7 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
 }
 
 void tk_rank_table_free(tk_rank_table *table) {
-    free(table->pair_rank);
-    free(table->slots);
-    free(table->bytes);
-    free(table->filter);
+    tk_table_memory_free(&table->memory);
     memset(table, 0, sizeof *table);
 }
 
