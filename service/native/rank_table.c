@@ -7,8 +7,9 @@
  * Measured against the first layout (every token in one table whose slots pointed into separate arrays
  * of entries and bytes: 3-4 cache misses per lookup), cache disabled: count on multilingual text went
  * from 17.3 to 24.2 MB/s (o200k_base) and from 23.7 to 37.2 MB/s (cl100k_base).
- * Rejected: transparent huge pages for the slot table (posix_memalign + madvise(MADV_HUGEPAGE)) against
- * TLB misses: this machine's kernel gave none (AnonHugePages 0) and the speed did not move (+-5 %).
+ * The four arrays (slots, 2-byte table, filter, records) are one block from table_memory.c: on transparent
+ * huge pages (a fresh 2 MiB-aligned mapping advised before its first touch) when it reaches 2 MiB, so the
+ * lookups' random probes miss no TLB (docs/decisions.md, "The engine's tables on huge pages").
  * Rejected: a second, cache-sized table (512 KiB) of the 16,384 lowest-ranked tokens of 3-8 bytes probed
  * before the big one (low ranks are the frequent tokens): encode/count fell 10-25 % in every cl100k/o200k
  * cell (min of 5 rounds, same run) — the extra probe costs more than the misses it saves.
