@@ -28,18 +28,28 @@
 
 uint64_t tk_hash(const uint8_t *data, size_t len, uint64_t seed) {
     uint64_t h = seed ^ (0x9e3779b97f4a7c15ull * (len + 1));
-    while (len >= 8) {
-        uint64_t word;
-        memcpy(&word, data, 8);
-        h = (h ^ word) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 31;
-        data += 8;
-        len -= 8;
+    uint64_t word;
+    if (len >= 8) {
+        /* Whole words, then the last 8 bytes (overlapping the word before when len is no multiple of 8):
+         * no zero-padded tail, whose branches on len % 8 mispredicted on pieces of random length. */
+        const uint8_t *last = data + len - 8;
+        for (; data < last; data += 8) {
+            memcpy(&word, data, 8);
+            h = (h ^ word) * 0xbf58476d1ce4e5b9ull;
+            h ^= h >> 31;
+        }
+        memcpy(&word, last, 8);
+    } else {
+        word = tk_token_prefix(data, len); /* 0-7 bytes, zero-padded */
     }
-    uint64_t tail = tk_token_prefix(data, len); /* the last 0-7 bytes, zero-padded */
-    h = (h ^ tail) * 0x94d049bb133111ebull;
+    h = (h ^ word) * 0x94d049bb133111ebull;
     return tk_mix(h);
 }
+
+/* Bytes of a long token (len > 8) its record holds after the rank: the bytes after the first 8 (which the
+ * slot holds), but at least 8 — the token's last 8, overlapping the slot's — so that comparing them is whole
+ * words (tk_bytes_equal of 8+ bytes), never a tail of 1-7 bytes whose branches mispredict. */
+static inline size_t record_tail(size_t len) { return len - 8 < 8 ? 8 : len - 8; }
 
 static inline uint64_t slot_hash(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t prefix) {
     if (len <= 8) return tk_short_token_hash(table, prefix, len);
@@ -90,8 +100,9 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
     if (len > 8) {
         value = (uint32_t)table->bytes_used; /* the slot names the token's record */
         memcpy(table->bytes + table->bytes_used, &rank, 4);
-        memcpy(table->bytes + table->bytes_used + 4, token + 8, len - 8);
-        table->bytes_used += 4 + (len - 8);
+        size_t tail = record_tail(len); /* < len: within the 4 + len bytes init budgets per token */
+        memcpy(table->bytes + table->bytes_used + 4, token + len - tail, tail);
+        table->bytes_used += 4 + tail;
     }
     uint64_t prefix = tk_token_prefix(token, len);
     uint64_t hash = slot_hash(table, token, len, prefix);
@@ -123,7 +134,8 @@ uint32_t tk_rank_of_long_hashed(const tk_rank_table *table, const uint8_t *token
         if (!slot->len) return TK_NO_RANK;
         if (slot->prefix == prefix && slot->len == len) {
             const uint8_t *record = table->bytes + slot->rank; /* a long token's slot names its record */
-            if (tk_bytes_equal(record + 4, token + 8, len - 8)) {
+            size_t tail = record_tail(len);
+            if (tk_bytes_equal(record + 4, token + len - tail, tail)) {
                 uint32_t rank;
                 memcpy(&rank, record, 4);
                 return rank;

@@ -55,8 +55,8 @@ typedef struct {
     tk_rank_slot *slots;       /* 3+ byte tokens: open addressing, load factor <= 2/3 */
     uint64_t mask;
     /* Tokens longer than 8 bytes, back to back: a record per token, its rank (4 bytes, unaligned) then its
-     * bytes after the first 8. The slot names the record, so a hit reads the slot's line and the record's,
-     * nothing indexed by rank in between. */
+     * bytes after the first 8, or its last 8 when it has fewer than 16 (rank_table.c: record_tail). The slot
+     * names the record, so a hit reads the slot's line and the record's, nothing indexed by rank between. */
     uint8_t *bytes;
     size_t bytes_used;
     uint64_t seed;
