@@ -23,8 +23,7 @@
 #include "tokend_native.h"
 
 void tk_merge_index_free(tk_merge_index *index) {
-    free(index->tokens);
-    free(index->more);
+    tk_table_memory_free(&index->memory);
     free(index->left_len_by_id);
     memset(index, 0, sizeof *index);
 }
@@ -85,9 +84,12 @@ int tk_merge_index_build(tk_merge_index *index, const tk_rank_table *table, cons
         else if (count[merged] > 2) n_more++;
     }
     status = -1;
-    index->tokens = calloc(n_ids ? n_ids : 1, sizeof *index->tokens);
-    index->more = malloc((n_more ? n_more : 1) * sizeof *index->more);
-    if (!index->tokens || !index->more) goto done;
+    /* One block for both arrays a lookup reads (table_memory.c: huge pages once it reaches 2 MiB). */
+    size_t tokens_size = ((n_ids ? n_ids : 1) * sizeof *index->tokens + 63) & ~(size_t)63;
+    uint8_t *block = tk_table_memory_alloc(&index->memory, tokens_size + (n_more ? n_more : 1) * sizeof *index->more);
+    if (!block) goto done;
+    index->tokens = (tk_token_merges *)block;
+    index->more = (tk_split_merge *)(block + tokens_size);
     index->n_ids = n_ids;
     /* Tokens with several merges get a run of `more`, in id order. */
     size_t next = 0;

@@ -29,7 +29,7 @@ int tk_pair_table_init(tk_pair_table *table, size_t capacity, uint64_t seed) {
     memset(table, 0, sizeof *table);
     size_t slots = 16;
     while (slots * 3 < capacity * 4) slots <<= 1;
-    table->slots = malloc(slots * sizeof *table->slots);
+    table->slots = tk_table_memory_alloc(&table->memory, slots * sizeof *table->slots); /* huge pages: 8 MiB */
     if (!table->slots) return -1;
     for (size_t i = 0; i < slots; i++) table->slots[i].priority = TK_NO_RANK;
     table->mask = slots - 1;
@@ -46,7 +46,7 @@ void tk_pair_table_add(tk_pair_table *table, uint32_t left, uint32_t right, uint
 }
 
 void tk_pair_table_free(tk_pair_table *table) {
-    free(table->slots);
+    tk_table_memory_free(&table->memory);
     memset(table, 0, sizeof *table);
 }
 

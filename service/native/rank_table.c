@@ -7,8 +7,9 @@
  * Measured against the first layout (every token in one table whose slots pointed into separate arrays
  * of entries and bytes: 3-4 cache misses per lookup), cache disabled: count on multilingual text went
  * from 17.3 to 24.2 MB/s (o200k_base) and from 23.7 to 37.2 MB/s (cl100k_base).
- * Rejected: transparent huge pages for the slot table (posix_memalign + madvise(MADV_HUGEPAGE)) against
- * TLB misses: this machine's kernel gave none (AnonHugePages 0) and the speed did not move (+-5 %).
+ * The four arrays (slots, 2-byte table, filter, records) are one block from table_memory.c: on transparent
+ * huge pages (a fresh 2 MiB-aligned mapping advised before its first touch) when it reaches 2 MiB, so the
+ * lookups' random probes miss no TLB (docs/decisions.md, "The engine's tables on huge pages").
  * Rejected: a second, cache-sized table (512 KiB) of the 16,384 lowest-ranked tokens of 3-8 bytes probed
  * before the big one (low ranks are the frequent tokens): encode/count fell 10-25 % in every cl100k/o200k
  * cell (min of 5 rounds, same run) — the extra probe costs more than the misses it saves.
@@ -27,42 +28,57 @@
 
 uint64_t tk_hash(const uint8_t *data, size_t len, uint64_t seed) {
     uint64_t h = seed ^ (0x9e3779b97f4a7c15ull * (len + 1));
-    while (len >= 8) {
-        uint64_t word;
-        memcpy(&word, data, 8);
-        h = (h ^ word) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 31;
-        data += 8;
-        len -= 8;
+    uint64_t word;
+    if (len >= 8) {
+        /* Whole words, then the last 8 bytes (overlapping the word before when len is no multiple of 8):
+         * no zero-padded tail, whose branches on len % 8 mispredicted on pieces of random length. */
+        const uint8_t *last = data + len - 8;
+        for (; data < last; data += 8) {
+            memcpy(&word, data, 8);
+            h = (h ^ word) * 0xbf58476d1ce4e5b9ull;
+            h ^= h >> 31;
+        }
+        memcpy(&word, last, 8);
+    } else {
+        word = tk_token_prefix(data, len); /* 0-7 bytes, zero-padded */
     }
-    uint64_t tail = tk_token_prefix(data, len); /* the last 0-7 bytes, zero-padded */
-    h = (h ^ tail) * 0x94d049bb133111ebull;
+    h = (h ^ word) * 0x94d049bb133111ebull;
     return tk_mix(h);
 }
+
+/* Bytes of a long token (len > 8) its record holds after the rank: the bytes after the first 8 (which the
+ * slot holds), but at least 8 — the token's last 8, overlapping the slot's — so that comparing them is whole
+ * words (tk_bytes_equal of 8+ bytes), never a tail of 1-7 bytes whose branches mispredict. */
+static inline size_t record_tail(size_t len) { return len - 8 < 8 ? 8 : len - 8; }
 
 static inline uint64_t slot_hash(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t prefix) {
     if (len <= 8) return tk_short_token_hash(table, prefix, len);
     return tk_hash(token, len, table->seed);
 }
 
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
 int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes, uint64_t seed) {
     memset(table, 0, sizeof *table);
     size_t slots = 16;
     while (2 * slots < 3 * capacity) slots <<= 1; /* load factor <= 2/3 */
-    table->pair_rank = malloc(65536 * sizeof *table->pair_rank);
-    table->slots = calloc(slots, sizeof *table->slots);
     /* a record per long token: its rank, then its bytes after the first 8 (which its slot holds) */
     size_t record_bytes = total_bytes + 4 * capacity;
     if (record_bytes > UINT32_MAX) return -1; /* slots name records with 32 bits (a 4 GiB vocabulary) */
-    table->bytes = malloc(record_bytes ? record_bytes : 1);
     size_t filter_bits = 64;
     while (filter_bits < 8 * capacity) filter_bits <<= 1;
-    table->filter = calloc(filter_bits / 64, sizeof *table->filter);
+    /* One block for the four arrays a piece's lookups touch, so that together they fill huge pages (the
+     * slots alone are 4 MiB for cl100k_base; the 2-byte table, filter and records add ~1 MiB). */
+    size_t slots_size = align64(slots * sizeof *table->slots);
+    size_t pair_size = align64(65536 * sizeof *table->pair_rank);
+    size_t filter_size = align64(filter_bits / 8);
+    uint8_t *block = tk_table_memory_alloc(&table->memory, slots_size + pair_size + filter_size + record_bytes);
+    if (!block) return -1;
+    table->slots = (tk_rank_slot *)block;
+    table->pair_rank = (uint32_t *)(block + slots_size);
+    table->filter = (uint64_t *)(block + slots_size + pair_size);
+    table->bytes = block + slots_size + pair_size + filter_size;
     table->filter_mask = filter_bits - 1;
-    if (!table->pair_rank || !table->slots || !table->bytes || !table->filter) {
-        tk_rank_table_free(table);
-        return -1;
-    }
     table->mask = slots - 1;
     table->seed = seed;
     for (int b = 0; b < 256; b++) table->byte_rank[b] = TK_NO_RANK;
@@ -84,8 +100,9 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
     if (len > 8) {
         value = (uint32_t)table->bytes_used; /* the slot names the token's record */
         memcpy(table->bytes + table->bytes_used, &rank, 4);
-        memcpy(table->bytes + table->bytes_used + 4, token + 8, len - 8);
-        table->bytes_used += 4 + (len - 8);
+        size_t tail = record_tail(len); /* < len: within the 4 + len bytes init budgets per token */
+        memcpy(table->bytes + table->bytes_used + 4, token + len - tail, tail);
+        table->bytes_used += 4 + tail;
     }
     uint64_t prefix = tk_token_prefix(token, len);
     uint64_t hash = slot_hash(table, token, len, prefix);
@@ -97,10 +114,7 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
 }
 
 void tk_rank_table_free(tk_rank_table *table) {
-    free(table->pair_rank);
-    free(table->slots);
-    free(table->bytes);
-    free(table->filter);
+    tk_table_memory_free(&table->memory);
     memset(table, 0, sizeof *table);
 }
 
@@ -120,7 +134,8 @@ uint32_t tk_rank_of_long_hashed(const tk_rank_table *table, const uint8_t *token
         if (!slot->len) return TK_NO_RANK;
         if (slot->prefix == prefix && slot->len == len) {
             const uint8_t *record = table->bytes + slot->rank; /* a long token's slot names its record */
-            if (tk_bytes_equal(record + 4, token + 8, len - 8)) {
+            size_t tail = record_tail(len);
+            if (tk_bytes_equal(record + 4, token + len - tail, tail)) {
                 uint32_t rank;
                 memcpy(&rank, record, 4);
                 return rank;

@@ -13,6 +13,7 @@
  *   merge_index.c  the same rule looked up through the vocabulary (merged token -> its merges), when every
  *                  merge joins bytes (byte-level lists do): the rank rule's cheap lookups
  *   piece_cache.c  bounded two-generation cache piece -> ids
+ *   table_memory.c memory for the tables probed at random, on transparent huge pages when >= 2 MiB
  *   pretokenize.c  hand-written scanners for the hottest split patterns (GPT-2, cl100k, o200k, Llama 3,
  *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other;
  *                  ascii_runs.h their byte-class table and runs of ASCII 16 bytes a step (SSE2)
@@ -24,6 +25,19 @@
 #include <stdint.h>
 
 #define TK_NO_RANK UINT32_MAX
+
+/* ---- memory for tables probed at random (table_memory.c) --------------------------------------- */
+typedef struct {
+    void *base;
+    size_t mapped_bytes;  /* 0: from the C heap */
+} tk_table_memory;
+
+/* `size` zeroed bytes, 64-byte aligned, on huge pages when size >= 2 MiB and the kernel gives them; NULL when
+ * out of memory. tk_table_memory_free (also on a zeroed or failed `memory`) gives them back. For tables
+ * written whole when a model loads (the rank table, pair table, merge index); not for the piece cache, which
+ * fills as text comes and on huge pages paid a 2 MiB clear per first touch of a range (table_memory.c). */
+void *tk_table_memory_alloc(tk_table_memory *memory, size_t size);
+void tk_table_memory_free(tk_table_memory *memory);
 
 /* ---- hashing ---------------------------------------------------------------------------------- */
 uint64_t tk_hash(const uint8_t *data, size_t len, uint64_t seed);
@@ -41,8 +55,8 @@ typedef struct {
     tk_rank_slot *slots;       /* 3+ byte tokens: open addressing, load factor <= 2/3 */
     uint64_t mask;
     /* Tokens longer than 8 bytes, back to back: a record per token, its rank (4 bytes, unaligned) then its
-     * bytes after the first 8. The slot names the record, so a hit reads the slot's line and the record's,
-     * nothing indexed by rank in between. */
+     * bytes after the first 8, or its last 8 when it has fewer than 16 (rank_table.c: record_tail). The slot
+     * names the record, so a hit reads the slot's line and the record's, nothing indexed by rank between. */
     uint8_t *bytes;
     size_t bytes_used;
     uint64_t seed;
@@ -52,6 +66,7 @@ typedef struct {
     uint64_t *filter;
     uint64_t filter_mask;
     size_t max_len;            /* bytes of the longest token: a longer byte string is no token, unhashed */
+    tk_table_memory memory;    /* one block holding slots, pair_rank, filter and bytes (table_memory.c) */
 } tk_rank_table;
 
 /* add() may be called `capacity` times after init (the tokens' bytes adding up to at most total_bytes);
@@ -239,6 +254,7 @@ typedef struct {
     uint64_t mask;
     uint64_t seed;
     size_t size;
+    tk_table_memory memory; /* holds `slots` (table_memory.c) */
 } tk_pair_table;
 
 /* init returns 0, or -1 on allocation failure; add() may be called `capacity` times (a pair added twice
@@ -279,6 +295,7 @@ typedef struct {
      * then the merged id orders pairs as the list's place does, so it serves as the priority and as the
      * merged part's id, and this 2-byte array is the whole index a short piece reads. NULL otherwise. */
     uint16_t *left_len_by_id;
+    tk_table_memory memory;  /* holds `tokens` and `more` (table_memory.c) */
 } tk_merge_index;
 
 /* 0 with the index built; 1 when the list does not join bytes (some merge's result is not its parts'
