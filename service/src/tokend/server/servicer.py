@@ -6,7 +6,8 @@ Adding an operation: one method here that calls the service and builds the respo
 RPCs (Truncate, Chunk, ChunkStream, DecodeStream, and Encode's offsets) are in ``budget_rpcs``; the
 message helpers both use are in ``messages``, the chat RPCs' (EncodeChat, CountChatTokens) in ``chat_messages``.
 Encode returns an ``EncodeAnswer`` (``encode_answer``), not a message: its wire bytes are written natively
-by the method's response serializer, which ``grpc_server.add_services`` registers.
+by the method's response serializer, which ``grpc_server.add_services`` registers; a large Decode request
+arrives as a ``DecodeIds`` (``decode_request``: its ids read without the GIL by the method's deserializer).
 
     servicer = TokenizerServicer(TokenizerService(ServedModels(registry), limits))
     add_services(server, tokenizer=servicer, health=health, reflection_enabled=False)   # grpc_server
@@ -21,6 +22,7 @@ from tokend_api.v1 import tokenizer_pb2 as pb
 from tokend_api.v1 import tokenizer_pb2_grpc
 
 from tokend.server.budget_rpcs import BudgetRpcs
+from tokend.server.decode_request import DecodeIds
 from tokend.server.encode_answer import EncodeAnswer
 from tokend.server.chat_messages import (
     chat_count_message,
@@ -62,12 +64,11 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
         )
         return pb.CountTokensResponse(model=_model_version(counted.model), counts=counted.counts, total=counted.total)
 
-    def Decode(self, request: pb.DecodeRequest, context: grpc.ServicerContext) -> pb.DecodeResponse:
+    def Decode(self, request: pb.DecodeRequest | DecodeIds, context: grpc.ServicerContext) -> pb.DecodeResponse:
         errors = _enum(request.errors, _ERRORS, "errors", pb.DecodeRequest.Errors)
         output = _enum(request.output, _OUTPUTS, "output", pb.DecodeRequest.Output)
-        decoded = self._service.decode(
-            request.model, [item.ids for item in request.inputs], errors=errors, output=output, call=context
-        )
+        inputs = request.ids if isinstance(request, DecodeIds) else [item.ids for item in request.inputs]
+        decoded = self._service.decode(request.model, inputs, errors=errors, output=output, call=context)
         field = "data" if output == "bytes" else "text"
         return pb.DecodeResponse(
             model=_model_version(decoded.model), results=[pb.DecodeResult(**{field: value}) for value in decoded.results]
