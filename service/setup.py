@@ -8,8 +8,9 @@
 - `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h).
 - `tokend.server._encode_answer`: an Encode answer's wire bytes written from id buffers without the GIL
   (native/encode_answer.c; the gRPC server's, not the engine's).
-- `tokend.server._decode_request`: a large Decode request's ids read from its wire bytes without the GIL
-  (native/decode_request.c; the gRPC server's)."""
+- `tokend.server._decode_request`, `tokend.server._text_request`: a large Decode request's ids, and a large
+  Encode or CountTokens request's texts, read from their wire bytes without the GIL (native/decode_request.c,
+  native/text_request.c, native/wire_reader.h; the gRPC server's)."""
 
 from setuptools import Extension, setup
 
@@ -84,6 +85,9 @@ setup(
         ),
         Extension("tokend.server._encode_answer", sources=["native/encode_answer.c"], depends=["native/varint.h"],
                   extra_compile_args=COMPILE_ARGS),
-        Extension("tokend.server._decode_request", sources=["native/decode_request.c"], extra_compile_args=COMPILE_ARGS),
+        Extension("tokend.server._decode_request", sources=["native/decode_request.c"], depends=["native/wire_reader.h"],
+                  extra_compile_args=COMPILE_ARGS),
+        Extension("tokend.server._text_request", sources=["native/text_request.c"], depends=["native/wire_reader.h"],
+                  extra_compile_args=COMPILE_ARGS),
     ]
 )

@@ -23,10 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire_reader.h"
+
 #define MAX_INPUTS 65536
 
 enum { FIELD_MODEL = 1, FIELD_INPUTS = 2, FIELD_ERRORS = 3, FIELD_OUTPUT = 4, LAST_FIELD = 4 };
-enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_DELIMITED = 2, WIRE_FIXED32 = 5 };
 
 typedef struct {
     const uint8_t *start, *end; /* the TokenIds message */
@@ -42,91 +43,6 @@ typedef struct {
     size_t total;
 } Request;
 
-/* A varint of at most 10 bytes (the 10th carrying only the 64th bit); -1 for anything else. */
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
-    uint64_t value = 0;
-    for (int i = 0; i < 10; i++) {
-        if (*p >= end) return -1;
-        uint8_t byte = *(*p)++;
-        if (i == 9 && byte > 1) return -1;
-        value |= (uint64_t)(byte & 0x7f) << (7 * i);
-        if (!(byte & 0x80)) {
-            *out = value;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static int read_tag(const uint8_t **p, const uint8_t *end, uint32_t *field, int *wire) {
-    uint64_t tag;
-    if (read_varint(p, end, &tag) < 0 || tag > UINT32_MAX || (tag >> 3) == 0) return -1;
-    *field = (uint32_t)(tag >> 3);
-    *wire = (int)(tag & 7);
-    return 0;
-}
-
-static int read_delimited(const uint8_t **p, const uint8_t *end, const uint8_t **start) {
-    uint64_t len;
-    if (read_varint(p, end, &len) < 0 || len > (uint64_t)(end - *p)) return -1;
-    *start = *p;
-    *p += len;
-    return 0;
-}
-
-/* Strict UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF), as protobuf checks every string
- * field it reads: a later `model` record does not excuse an earlier one. */
-static int valid_utf8(const uint8_t *p, const uint8_t *end) {
-    while (p < end) {
-        uint8_t c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t need;
-        uint8_t low = 0x80, high = 0xBF; /* the second byte's range */
-        if (c >= 0xC2 && c <= 0xDF)
-            need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) low = 0xA0;
-            if (c == 0xED) high = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) low = 0x90;
-            if (c == 0xF4) high = 0x8F;
-        } else
-            return 0;
-        if ((size_t)(end - p) <= need || p[1] < low || p[1] > high) return 0;
-        for (size_t i = 2; i <= need; i++)
-            if ((p[i] & 0xC0) != 0x80) return 0;
-        p += need + 1;
-    }
-    return 1;
-}
-
-/* An unknown field's value; groups (wire types 3, 4) and invalid wire types are left to protobuf. */
-static int skip_value(const uint8_t **p, const uint8_t *end, int wire) {
-    uint64_t value;
-    const uint8_t *start;
-    switch (wire) {
-    case WIRE_VARINT:
-        return read_varint(p, end, &value);
-    case WIRE_FIXED64:
-        if (end - *p < 8) return -1;
-        *p += 8;
-        return 0;
-    case WIRE_DELIMITED:
-        return read_delimited(p, end, &start);
-    case WIRE_FIXED32:
-        if (end - *p < 4) return -1;
-        *p += 4;
-        return 0;
-    default:
-        return -1;
-    }
-}
-
 /* The ids of one TokenIds message (field 1, packed or not, in any number of records): counted, and written
  * to `out` unless it is NULL. */
 static int read_token_ids(const uint8_t *p, const uint8_t *end, uint32_t *out, size_t *count) {
@@ -135,18 +51,18 @@ static int read_token_ids(const uint8_t *p, const uint8_t *end, uint32_t *out, s
         uint32_t field;
         int wire;
         uint64_t value;
-        if (read_tag(&p, end, &field, &wire) < 0) return -1;
+        if (tk_wire_tag(&p, end, &field, &wire) < 0) return -1;
         if (field != 1) {
-            if (skip_value(&p, end, wire) < 0) return -1;
+            if (tk_wire_skip(&p, end, wire) < 0) return -1;
         } else if (wire == WIRE_VARINT) {
-            if (read_varint(&p, end, &value) < 0) return -1;
+            if (tk_wire_varint(&p, end, &value) < 0) return -1;
             if (out) out[n] = (uint32_t)value;
             n++;
         } else if (wire == WIRE_DELIMITED) {
             const uint8_t *packed;
-            if (read_delimited(&p, end, &packed) < 0) return -1;
+            if (tk_wire_delimited(&p, end, &packed) < 0) return -1;
             while (packed < p) {
-                if (read_varint(&packed, p, &value) < 0) return -1;
+                if (tk_wire_varint(&packed, p, &value) < 0) return -1;
                 if (out) out[n] = (uint32_t)value;
                 n++;
             }
@@ -165,19 +81,19 @@ static int read_request(const uint8_t *p, const uint8_t *end, Request *r) {
         int wire;
         uint64_t value;
         const uint8_t *start;
-        if (read_tag(&p, end, &field, &wire) < 0) return -1;
+        if (tk_wire_tag(&p, end, &field, &wire) < 0) return -1;
         if (field > LAST_FIELD) {
-            if (skip_value(&p, end, wire) < 0) return -1;
+            if (tk_wire_skip(&p, end, wire) < 0) return -1;
             continue;
         }
         int expected = field == FIELD_MODEL || field == FIELD_INPUTS ? WIRE_DELIMITED : WIRE_VARINT;
         if (wire != expected) return -1;
         if (field == FIELD_MODEL) {
-            if (read_delimited(&p, end, &start) < 0 || !valid_utf8(start, p)) return -1;
+            if (tk_wire_delimited(&p, end, &start) < 0 || !tk_wire_utf8(start, p, NULL)) return -1;
             r->model = start;
             r->model_len = (size_t)(p - start);
         } else if (field == FIELD_INPUTS) {
-            if (read_delimited(&p, end, &start) < 0) return -1;
+            if (tk_wire_delimited(&p, end, &start) < 0) return -1;
             if (r->n_inputs == r->cap_inputs) {
                 if (r->n_inputs == MAX_INPUTS) return -1;
                 size_t cap = r->cap_inputs ? 4 * r->cap_inputs : 16;
@@ -192,7 +108,7 @@ static int read_request(const uint8_t *p, const uint8_t *end, Request *r) {
             if (read_token_ids(start, p, NULL, &input->count) < 0) return -1;
             r->total += input->count;
         } else {
-            if (read_varint(&p, end, &value) < 0) return -1;
+            if (tk_wire_varint(&p, end, &value) < 0) return -1;
             if (field == FIELD_ERRORS)
                 r->errors = (int32_t)(uint32_t)value;
             else
