@@ -1,12 +1,16 @@
 """Build of tokend's native code; everything else is in pyproject.toml. Sources: native/.
 - `tokend.engine._native`: the core (pre-split, BPE merge, piece cache; see native/tokend_native.h), and
   text given as parts (native/text_parts.c: a chat's rendered parts in one call), a plain chat's counts
-  (native/message_counts.c), and where NFC may change a text (native/nfc_runs.c).
+  (native/message_counts.c), where NFC may change a text (native/nfc_runs.c),
+  and the decoded size of an id buffer (native/length_sums.c).
 - `tokend.engine._alignment`: token surfaces aligned with their text (native/token_alignment.c), for offsets,
   truncation and chunking; separate so it depends on no vocabulary and no change to the core.
 - `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h).
 - `tokend.server._encode_answer`: an Encode answer's wire bytes written from id buffers without the GIL
-  (native/encode_answer.c; the gRPC server's, not the engine's)."""
+  (native/encode_answer.c; the gRPC server's, not the engine's).
+- `tokend.server._decode_request`, `tokend.server._text_request`: a large Decode request's ids, and a large
+  Encode or CountTokens request's texts, read from their wire bytes without the GIL (native/decode_request.c,
+  native/text_request.c, native/wire_reader.h; the gRPC server's)."""
 
 from setuptools import Extension, setup
 
@@ -22,6 +26,7 @@ setup(
                 "native/rank_file.c",
                 "native/nfc_runs.c",
                 "native/varint_sizes.c",
+                "native/length_sums.c",
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/bpe_bucket_merge.c",
@@ -54,6 +59,7 @@ setup(
                 "native/binary_heap.h",
                 "native/nfc_runs.h",
                 "native/varint_sizes.h",
+                "native/length_sums.h",
                 "native/varint.h",
             ],
             extra_compile_args=COMPILE_ARGS + ["-pthread"],
@@ -81,6 +87,10 @@ setup(
             extra_compile_args=COMPILE_ARGS,
         ),
         Extension("tokend.server._encode_answer", sources=["native/encode_answer.c"], depends=["native/varint.h"],
+                  extra_compile_args=COMPILE_ARGS),
+        Extension("tokend.server._decode_request", sources=["native/decode_request.c"], depends=["native/wire_reader.h"],
+                  extra_compile_args=COMPILE_ARGS),
+        Extension("tokend.server._text_request", sources=["native/text_request.c"], depends=["native/wire_reader.h"],
                   extra_compile_args=COMPILE_ARGS),
     ]
 )

@@ -44,6 +44,7 @@
 #include "nfc_runs.h"
 #include "rank_file.h"
 #include "varint_sizes.h"
+#include "length_sums.h"
 #include "split_object.h"
 #include "tokend_native.h"
 #include "text_parts.h"
@@ -946,7 +947,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     PyObject *module = PyModule_Create(&native_module);
     if (!module) return NULL;
     if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0 || tk_message_counts_add(module) < 0 ||
-        tk_nfc_runs_add(module) < 0 || tk_varint_sizes_add(module) < 0) {
+        tk_nfc_runs_add(module) < 0 || tk_varint_sizes_add(module) < 0 ||
+        tk_length_sums_add(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

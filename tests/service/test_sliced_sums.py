@@ -71,3 +71,18 @@ def test_decoded_bytes_is_exact_across_slices(length):
     ids = [rng.randrange(100_000) for _ in range(length)]
     inputs = [ids, ids[: length // 3]]
     assert decoded_bytes(encoding, inputs, enough=0) == sum(len(encoding.decode_bytes(item)) for item in inputs)
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_decoded_bytes_of_a_native_buffer_is_exact(length):
+    # A large Decode request's ids come as uint32 memoryviews (tokend.server.decode_request): summed natively,
+    # the GIL released; ids past the model's last token count 0, as in the sliced sum (decoding them raises).
+    encoding = get_encoding("cl100k_base")
+    rng = random.Random(length)
+    ids = [rng.randrange(100_000) for _ in range(length)]
+    buffer = memoryview(array("I", ids + [2**32 - 1, 100_300])).cast("B").toreadonly().cast("I")
+    expected = sum(len(encoding.decode_bytes(ids[i : i + 1000])) for i in range(0, length, 1000))
+    assert decoded_bytes(encoding, [buffer, buffer[: length // 3], buffer[:0]], enough=0) == (
+        expected + len(encoding.decode_bytes(ids[: length // 3]))
+    )
+    assert decoded_bytes(encoding, [buffer], enough=0) == decoded_bytes(encoding, [ids + [2**32 - 1, 100_300]], enough=0)

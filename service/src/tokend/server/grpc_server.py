@@ -12,7 +12,9 @@ Not handled: ALTS, compression settings (clients choose; gRPC decompresses trans
 
 The Tokenizer's handlers are the generated ones, but Encode's response serializer is
 ``encode_answer.serialize_encode_response`` (the servicer returns an ``EncodeAnswer``), which writes a large
-answer on the worker's bulk lane (``add_services(..., lane=)``).
+answer on the worker's bulk lane (``add_services(..., lane=)``), and the request deserializers of Decode,
+Encode and CountTokens are ``decode_request.read_decode_request`` and ``text_request.read_encode_request`` /
+``read_count_request`` (a large request's ids or texts read without the GIL).
 
     server = build_server(settings, interceptors=[...])
     add_services(server, tokenizer=servicer, health=health, reflection=True)
@@ -31,7 +33,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tokend_api.v1 import tokenizer_pb2, tokenizer_pb2_grpc
+from tokend.server.decode_request import read_decode_request
 from tokend.server.encode_answer import serialize_encode_response
+from tokend.server.text_request import read_count_request, read_encode_request
 from tokend.service.bulk_lane import BulkLane
 from tokend.settings import Settings
 
@@ -117,15 +121,23 @@ class _HandlerCapture:
 
 def _add_tokenizer(tokenizer: Any, server: grpc.Server, lane: BulkLane | None) -> None:
     """The generated registration, but Encode's answers are serialized by ``serialize_encode_response``
-    (the servicer returns an ``EncodeAnswer`` whose bytes are written without the GIL)."""
+    (the servicer returns an ``EncodeAnswer`` whose bytes are written without the GIL), and Decode's, Encode's
+    and CountTokens' requests are read by ``read_decode_request``, ``read_encode_request`` and
+    ``read_count_request`` (a large one's ids or texts without the GIL)."""
     capture = _HandlerCapture()
     tokenizer_pb2_grpc.add_TokenizerServicer_to_server(tokenizer, capture)
     if not capture.handlers:
         raise RuntimeError("tokenizer_pb2_grpc registered no method handlers: regenerate it with grpcio-tools >= 1.63")
-    encode = capture.handlers["Encode"]
-    capture.handlers["Encode"] = grpc.unary_unary_rpc_method_handler(
-        encode.unary_unary, request_deserializer=encode.request_deserializer,
-        response_serializer=functools.partial(serialize_encode_response, lane=lane),
-    )  # fmt: skip
+    replaced = {
+        "Encode": (read_encode_request, functools.partial(serialize_encode_response, lane=lane)),
+        "Decode": (read_decode_request, None),
+        "CountTokens": (read_count_request, None),
+    }
+    for method, (deserializer, serializer) in replaced.items():
+        handler = capture.handlers[method]
+        capture.handlers[method] = grpc.unary_unary_rpc_method_handler(
+            handler.unary_unary, request_deserializer=deserializer,
+            response_serializer=serializer or handler.response_serializer,
+        )  # fmt: skip
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, capture.handlers),))
     server.add_registered_method_handlers(capture.service, capture.handlers)

@@ -6,7 +6,9 @@ Adding an operation: one method here that calls the service and builds the respo
 RPCs (Truncate, Chunk, ChunkStream, DecodeStream, and Encode's offsets) are in ``budget_rpcs``; the
 message helpers both use are in ``messages``, the chat RPCs' (EncodeChat, CountChatTokens) in ``chat_messages``.
 Encode returns an ``EncodeAnswer`` (``encode_answer``), not a message: its wire bytes are written natively
-by the method's response serializer, which ``grpc_server.add_services`` registers.
+by the method's response serializer, which ``grpc_server.add_services`` registers; a large Decode request
+arrives as a ``DecodeIds`` (``decode_request``: its ids read without the GIL by the method's deserializer), a
+large Encode (without offsets) or CountTokens request as a ``TextRequest`` (``text_request``: its texts so read).
 
     servicer = TokenizerServicer(TokenizerService(ServedModels(registry), limits))
     add_services(server, tokenizer=servicer, health=health, reflection_enabled=False)   # grpc_server
@@ -21,6 +23,7 @@ from tokend_api.v1 import tokenizer_pb2 as pb
 from tokend_api.v1 import tokenizer_pb2_grpc
 
 from tokend.server.budget_rpcs import BudgetRpcs
+from tokend.server.decode_request import DecodeIds
 from tokend.server.encode_answer import EncodeAnswer
 from tokend.server.chat_messages import (
     chat_count_message,
@@ -33,6 +36,7 @@ from tokend.server.messages import enum_value as _enum
 from tokend.server.messages import inputs as _inputs
 from tokend.server.messages import model_version as _model_version
 from tokend.server.messages import policy as _policy
+from tokend.server.text_request import TextRequest
 from tokend.service import TokenizerService
 
 __all__ = ["TokenizerServicer"]
@@ -45,29 +49,27 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
     def __init__(self, service: TokenizerService) -> None:
         self._service = service
 
-    def Encode(self, request: pb.EncodeRequest, context: grpc.ServicerContext) -> EncodeAnswer | pb.EncodeResponse:
-        if request.offsets or request.token_bytes:
+    def Encode(self, request: pb.EncodeRequest | TextRequest, context: grpc.ServicerContext) -> EncodeAnswer | pb.EncodeResponse:
+        if not isinstance(request, TextRequest) and (request.offsets or request.token_bytes):
             return self.encode_with_offsets(request, context)  # budget_rpcs
         encoded = self._service.encode(
-            request.model, _inputs(request.inputs), special=_policy(request.special_tokens), call=context,
-            packed=True,
-        )  # fmt: skip
+            request.model, _text_inputs(request), special=_policy(request.special_tokens), call=context, packed=True
+        )
         # Not a pb.EncodeResponse: its wire bytes are written from the ids' buffers without the GIL
         # (encode_answer; the Encode method's response serializer, see grpc_server.add_services).
         return EncodeAnswer(encoded.model, encoded.ids, encoded.total_tokens)
 
-    def CountTokens(self, request: pb.CountTokensRequest, context: grpc.ServicerContext) -> pb.CountTokensResponse:
+    def CountTokens(self, request: pb.CountTokensRequest | TextRequest, context: grpc.ServicerContext) -> pb.CountTokensResponse:
         counted = self._service.count(
-            request.model, _inputs(request.inputs), special=_policy(request.special_tokens), call=context
+            request.model, _text_inputs(request), special=_policy(request.special_tokens), call=context
         )
         return pb.CountTokensResponse(model=_model_version(counted.model), counts=counted.counts, total=counted.total)
 
-    def Decode(self, request: pb.DecodeRequest, context: grpc.ServicerContext) -> pb.DecodeResponse:
+    def Decode(self, request: pb.DecodeRequest | DecodeIds, context: grpc.ServicerContext) -> pb.DecodeResponse:
         errors = _enum(request.errors, _ERRORS, "errors", pb.DecodeRequest.Errors)
         output = _enum(request.output, _OUTPUTS, "output", pb.DecodeRequest.Output)
-        decoded = self._service.decode(
-            request.model, [item.ids for item in request.inputs], errors=errors, output=output, call=context
-        )
+        inputs = request.ids if isinstance(request, DecodeIds) else [item.ids for item in request.inputs]
+        decoded = self._service.decode(request.model, inputs, errors=errors, output=output, call=context)
         field = "data" if output == "bytes" else "text"
         return pb.DecodeResponse(
             model=_model_version(decoded.model), results=[pb.DecodeResult(**{field: value}) for value in decoded.results]
@@ -128,6 +130,10 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
         return pb.CountChatTokensResponse(
             model=_model_version(counted.model), results=map(chat_count_message, counted.results), total=counted.total
         )
+
+
+def _text_inputs(request: pb.EncodeRequest | pb.CountTokensRequest | TextRequest) -> list[str | bytes]:
+    return request.inputs if isinstance(request, TextRequest) else _inputs(request.inputs)
 
 
 def _rfc3339(value: datetime | None) -> str:
