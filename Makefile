@@ -8,10 +8,11 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 ARGS   ?=
 BIN    := $(VENV)/bin
-# Debian packages the tests use: promtool (prometheus), headless Chromium + ChromeDriver (playground),
-# npm (model fixtures from pinned npm packages: tests/support/package_files.py).
-APT_PACKAGES ?= prometheus chromium chromium-driver npm
-APT_COMMANDS ?= promtool chromium chromedriver npm
+# Debian packages the tests use, as command:package: promtool (prometheus), headless Chromium +
+# ChromeDriver (playground), npm (model fixtures from pinned npm packages: tests/support/package_files.py).
+# Only the packages of missing commands are installed: a machine whose Node.js comes from elsewhere has an
+# npm that Debian's npm package conflicts with.
+APT_NEEDS ?= promtool:prometheus chromium:chromium chromedriver:chromium-driver npm:npm
 
 .PHONY: serve test install install-test system-deps protos bench clean
 
@@ -29,7 +30,8 @@ serve: install
 	$(BIN)/tokend serve --reflection $(ARGS)
 
 system-deps:
-	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$(APT_PACKAGES)"; done; \
+	@missing=""; for need in $(APT_NEEDS); do \
+	  command -v "$${need%%:*}" >/dev/null || missing="$$missing $${need#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

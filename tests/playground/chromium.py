@@ -3,7 +3,7 @@
 Selenium talks to /usr/bin/chromedriver on a loopback port; nothing is downloaded (the driver and browser
 paths are given, so Selenium Manager is never asked). Chromium's flags keep it off the network and out of
 any sandbox this container cannot provide. A missing browser is a test failure, never a skip: CI installs
-`chromium` and `chromium-driver` (Makefile APT_PACKAGES).
+`chromium` and `chromium-driver` (Makefile APT_NEEDS).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def headless_chromium(user_data_dir: Path) -> Iterator[object]:
     if missing:
         pytest.fail(
             f"{', '.join(missing)} not found: install Debian's browser with "
-            "`apt-get install chromium chromium-driver` (`make test` does it via APT_PACKAGES)",
+            "`apt-get install chromium chromium-driver` (`make test` does it via APT_NEEDS)",
             pytrace=False,
         )
     from selenium import webdriver
