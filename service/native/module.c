@@ -92,20 +92,47 @@ static inline ptrdiff_t merge_piece(const BpeCore *self, const uint8_t *piece, s
  * may skip the cache and a count may skip writing ids. The pair table's merge needs room for the ids. */
 static inline int merges_by_lookup(const BpeCore *self) { return !self->pair_rule || self->merge_index.tokens; }
 
-/* Where ids go: appended to a growable array, or only counted. */
+/* Where ids go: appended to a growable array (the raw allocator's: resized without the GIL), or only
+ * counted. `unlocked_resize`: the caller's input stays alive and unchanged while the GIL is released (a str
+ * argument, as emit_text's windows already assume), so a big resize may release it. */
 typedef struct {
     uint32_t *ids;
     size_t len, cap;
     size_t count;
     int counting;
+    int unlocked_resize;
 } Sink;
+
+/* Resizes of at least this many bytes run without the GIL where the sink allows it. */
+#define TK_UNLOCKED_RESIZE_BYTES (1u << 20)
+
+/* The ids' array at `cap`; an empty one is replaced, not copied. Why both: once glibc has freed a block of
+ * many MiB it serves blocks up to 32 MiB from its heap, where realloc copies the whole old block — the
+ * reserve of len/3 ids, never written, faulted in page by page — and one 8 MiB piece held the GIL 9-11 ms
+ * there (bench hostile, "6 big single piece"; an in-process probe thread showed the hold). */
+static uint32_t *resized_ids(uint32_t *ids, size_t len, size_t cap) {
+    if (len) return PyMem_RawRealloc(ids, cap * sizeof *ids);
+    PyMem_RawFree(ids);
+    return PyMem_RawMalloc(cap * sizeof *ids);
+}
 
 static int sink_reserve(Sink *sink, size_t more) {
     if (sink->len + more <= sink->cap) return 0;
     size_t cap = sink->cap ? sink->cap : 64;
     while (cap < sink->len + more) cap *= 2;
-    uint32_t *ids = PyMem_Realloc(sink->ids, cap * sizeof *ids);
+    uint32_t *ids;
+    if (sink->unlocked_resize && cap * sizeof *ids >= TK_UNLOCKED_RESIZE_BYTES) {
+        Py_BEGIN_ALLOW_THREADS
+        ids = resized_ids(sink->ids, sink->len, cap);
+        Py_END_ALLOW_THREADS
+    } else {
+        ids = resized_ids(sink->ids, sink->len, cap);
+    }
     if (!ids) {
+        if (!sink->len) { /* resized_ids freed the old array */
+            sink->ids = NULL;
+            sink->cap = 0;
+        }
         PyErr_NoMemory();
         return -1;
     }
@@ -266,7 +293,7 @@ static PyObject *ids_to_list(BpeCore *self, Sink *sink) {
         }
         i = low;
         if (i && sink->cap > TK_SHRINK_SINK_IDS) {
-            uint32_t *ids = PyMem_Realloc(sink->ids, i * sizeof *ids); /* shrinking: may fail, then keeps */
+            uint32_t *ids = PyMem_RawRealloc(sink->ids, i * sizeof *ids); /* shrinking: may fail, then keeps */
             if (ids) {
                 sink->ids = ids;
                 sink->cap = i;
@@ -321,6 +348,7 @@ static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
     if (!text) return NULL;
     Sink sink = {0};
     sink.counting = counting;
+    sink.unlocked_resize = 1; /* `arg` is an immutable str the caller holds */
     PyObject *result = NULL;
     if (counting || sink_reserve(&sink, (size_t)len / 3 + 16) == 0) {
         if (emit_text(self, &sink, (const uint8_t *)text, (size_t)len) == 0)
@@ -328,7 +356,7 @@ static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
                      : output == AS_BUFFER ? ids_to_bytes(&sink)
                                            : ids_to_list(self, &sink);
     }
-    PyMem_Free(sink.ids);
+    PyMem_RawFree(sink.ids);
     return result;
 }
 
@@ -369,7 +397,7 @@ static PyObject *run_pieces(BpeCore *self, PyObject *arg, int counting) {
     }
     result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
 done:
-    PyMem_Free(sink.ids);
+    PyMem_RawFree(sink.ids);
     Py_DECREF(seq);
     return result;
 }
@@ -398,7 +426,7 @@ static PyObject *bytes_call(BpeCore *self, PyObject *arg, int shortcut) {
             result = ids_to_list(self, &sink);
         }
     }
-    PyMem_Free(sink.ids);
+    PyMem_RawFree(sink.ids);
     PyBuffer_Release(&view);
     return result;
 }
@@ -630,7 +658,7 @@ static PyObject *run_parts(BpeCore *self, PyObject *args, int counting) {
         Py_XDECREF(ids);
         Py_SETREF(result, pair);
     }
-    PyMem_Free(sink.ids);
+    PyMem_RawFree(sink.ids);
     return result;
 }
 
