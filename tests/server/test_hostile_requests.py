@@ -90,11 +90,47 @@ def test_a_hundred_thousand_listed_strings_cost_milliseconds_not_seconds():
     from tokend.service.errors import InvalidRequest
 
     service = TokenizerService(ServedModels(Registry.open()), Limits(max_request_bytes=16 << 20))
-    tokens = frozenset(f"<|a string that is no special token {index:07d}|>" for index in range(100_000))
-    started = time.process_time()
-    with pytest.raises(InvalidRequest, match="at most 64"):
-        service.encode("cl100k_base", ["hi"], special=SpecialTokenPolicy(frozenset(), tokens))
-    assert time.process_time() - started < 2  # measured 0.05 s
+    for count, refusal in ((16_000, "at most 64"), (100_000, "100000 strings listed; at most 16384 per set")):
+        tokens = frozenset(f"<|a string that is no special token {index:07d}|>" for index in range(count))
+        started = time.process_time()
+        with pytest.raises(InvalidRequest, match=refusal):
+            service.encode("cl100k_base", ["hi"], special=SpecialTokenPolicy(frozenset(), tokens))
+        assert time.process_time() - started < 2  # measured 0.05 s for 100,000 before the cap on their number
+
+
+def test_a_list_over_the_cap_is_refused_before_its_strings_are_made(stub, monkeypatch):
+    # Over RPC: INVALID_ARGUMENT naming the set. In the adapter: only the list's length was read (protobuf
+    # makes a listed string when it is read; from_message would read them all).
+    from tokend.server import messages
+    from tokend.service.errors import InvalidRequest
+
+    error = rpc_error(stub.Encode, _disallowing([f"s{index}" for index in range(100_000)], "hi"), timeout=30)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "100000 strings listed; at most 16384 per set" in error.details()
+    assert "special_tokens.disallowed.tokens" in details_of(error).violations
+
+    def reads_every_string(message):
+        raise AssertionError("the listed strings were read")
+
+    monkeypatch.setattr(messages, "from_message", reads_every_string)
+    allowed = pb.SpecialTokenPolicy(allowed=pb.SpecialTokenSet(mode=Mode.MODE_LISTED, tokens=["x"] * 16_385))
+    with pytest.raises(InvalidRequest, match="special_tokens.allowed.tokens: 16385 strings listed"):
+        messages.policy(allowed)
+
+
+def test_every_special_token_of_the_largest_set_may_be_listed():
+    # o200k_harmony's special tokens but the allowed one, disallowed by name (what "all" says): under the cap.
+    from tokend.registry import Registry
+    from tokend.service import Limits, ServedModels, SpecialTokenPolicy, TokenizerService
+
+    oracle = tiktoken.get_encoding("o200k_harmony")
+    assert len(oracle.special_tokens_set) > 1000
+    service = TokenizerService(ServedModels(Registry.open()), Limits())
+    text = "hello <|start|> world"
+    others = oracle.special_tokens_set - {"<|start|>"}
+    policy = SpecialTokenPolicy(frozenset({"<|start|>"}), frozenset(others))
+    encoded = service.encode("o200k_harmony", [text], special=policy)
+    assert list(encoded.ids[0]) == oracle.encode(text, allowed_special={"<|start|>"}, disallowed_special=others)
 
 
 # ---- 5: decode amplification --------------------------------------------------------------------

@@ -11,7 +11,9 @@ tiktoken's semantics and bounds the cost of what a caller can list:
 - disallowed strings that are *not* special tokens still raise where they occur (as in tiktoken, the
   leftmost disallowed string is reported); at most ``MAX_OTHER_DISALLOWED`` of them are accepted, and each
   is looked for with a plain substring search (linear in the text), never compiled into a pattern;
-- the listed strings count against ``max_request_bytes`` like input text (:meth:`listed_bytes`).
+- the listed strings count against ``max_request_bytes`` like input text (:meth:`listed_bytes`), and one set
+  lists at most ``MAX_LISTED_TOKENS`` (:func:`check_listed_count`, which front-ends call on the list's length
+  before they make its strings).
 
     >>> from tokend import get_encoding
     >>> encoding = get_encoding("cl100k_base")
@@ -22,7 +24,7 @@ tiktoken's semantics and bounds the cost of what a caller can list:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,11 +34,33 @@ from tokend.errors import DisallowedSpecialTokenError
 from tokend.service.errors import InvalidRequest, echo
 from tokend.service.limits import text_bytes
 
-__all__ = ["SpecialTokenPolicy", "BoundPolicy", "DEFAULT_POLICY", "ORDINARY_POLICY", "MAX_OTHER_DISALLOWED"]
+__all__ = ["SpecialTokenPolicy", "BoundPolicy", "DEFAULT_POLICY", "ORDINARY_POLICY", "MAX_OTHER_DISALLOWED",
+           "MAX_LISTED_TOKENS", "check_listed_count"]
 
 # Disallowed strings that are not special tokens of the model, searched for one by one.
 MAX_OTHER_DISALLOWED = 64
+# Strings one set (allowed or disallowed) may list: 15x o200k_harmony's 1,091 special tokens. A longer list is
+# refused from its length alone, before its strings are made: making, hashing and freeing 100,000 of them held
+# a worker's GIL up to ~10 ms while its other calls waited (bench hostile, "1 100,000 disallowed strings").
+MAX_LISTED_TOKENS = 16384
 _MIN_SLICE = 4096
+
+
+def check_listed_count(count: int, field: str) -> None:
+    """InvalidRequest naming ``field`` when one set lists more than ``MAX_LISTED_TOKENS`` strings.
+
+    >>> check_listed_count(1091, "special_tokens.disallowed.tokens")
+    >>> check_listed_count(100_000, "special_tokens.disallowed.tokens")
+    Traceback (most recent call last):
+    ...
+    tokend.service.errors.InvalidRequest: special_tokens.disallowed.tokens: 100000 strings listed; at most 16384 per set: list only the model's special tokens (the set's "all" mode names every one)
+    """
+    if count > MAX_LISTED_TOKENS:
+        raise InvalidRequest(
+            field,
+            f"{count} strings listed; at most {MAX_LISTED_TOKENS} per set: list only the model's special tokens "
+            '(the set\'s "all" mode names every one)',
+        )
 
 
 @dataclass(frozen=True)
@@ -55,6 +79,8 @@ class SpecialTokenPolicy:
         """From tiktoken-shaped values (``"all"`` or a collection of strings); InvalidRequest names a bad one."""
         values = []
         for value, field in ((allowed_special, allowed_field), (disallowed_special, disallowed_field)):
+            if isinstance(value, Sized) and not isinstance(value, str):
+                check_listed_count(len(value), field)
             try:
                 values.append(normalize(value, argument=field))
             except TypeError as exc:
@@ -70,6 +96,9 @@ class SpecialTokenPolicy:
 
         Costs what the caller listed, not what the model has: o200k_harmony has ~1,100 special tokens, and a
         pass over them per request cost more than counting a short text."""
+        for tokens, field in ((self.allowed, self.allowed_field), (self.disallowed, self.disallowed_field)):
+            if tokens != ALL:
+                check_listed_count(len(tokens), field)
         specials = encoding.special_tokens  # a read-only view: membership without a copy
         allowed = self.allowed if self.allowed == ALL else frozenset(t for t in self.allowed if t in specials)
         if self.disallowed == ALL:
