@@ -7,8 +7,6 @@ same INVALID_ARGUMENT as a small request's) are here too.
 
 from __future__ import annotations
 
-import threading
-import time
 
 import grpc
 import pytest
@@ -19,6 +17,8 @@ from hypothesis import strategies as st
 from tokend.server._decode_request import read_decode_request as read_native
 from tokend.server.decode_request import RAW_READ_BYTES, DecodeIds, read_decode_request
 from tokend_api.v1 import tokenizer_pb2 as pb
+
+from support.gil_ticks import ticks_during
 
 from .conftest import rpc_error
 
@@ -164,24 +164,9 @@ def test_large_bytes_protobuf_refuses_raise_its_error() -> None:
 
 def test_the_gil_is_free_while_a_big_request_is_read() -> None:
     data = pb.DecodeRequest(model="m", inputs=[pb.TokenIds(ids=range(1 << 20, 5 << 20))]).SerializeToString()
-    ticks: list[float] = []
-    done = threading.Event()
-
-    def tick() -> None:
-        while not done.is_set():
-            ticks.append(time.perf_counter())
-            time.sleep(0.0005)
-
-    ticker = threading.Thread(target=tick)
-    ticker.start()
-    time.sleep(0.01)
-    started = time.perf_counter()
-    read_native(data)
-    ended = time.perf_counter()
-    done.set()
-    ticker.join()
     # With the GIL held throughout, the ticker could not run at all between the start and the end.
-    assert sum(started < at < ended for at in ticks) >= 2, f"{ended - started:.3f} s without a tick"
+    ticks, seconds = ticks_during(lambda: read_native(data))
+    assert ticks >= 2, f"{seconds:.3f} s without a tick"
 
 
 def test_a_large_decode_through_the_server_is_tiktokens(stub) -> None:
@@ -206,25 +191,3 @@ def test_a_large_request_that_does_not_parse_is_invalid_argument(shared_server) 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "do not parse as the Decode request message" in error.details()
     channel.close()
-
-
-def test_the_server_reads_decode_requests_with_the_reader() -> None:
-    from grpc_health.v1.health import HealthServicer
-
-    from tokend.server import grpc_server
-    from tokend.server.servicer import TokenizerServicer
-
-    class Recorder:
-        def __init__(self) -> None:
-            self.handlers: dict = {}
-
-        def add_generic_rpc_handlers(self, handlers) -> None:
-            pass
-
-        def add_registered_method_handlers(self, service, handlers) -> None:
-            self.handlers[service] = handlers
-
-    server = Recorder()
-    grpc_server.add_services(server, tokenizer=TokenizerServicer(None), health=HealthServicer(),  # type: ignore[arg-type]
-                             reflection_enabled=False)
-    assert server.handlers["tokend.v1.Tokenizer"]["Decode"].request_deserializer is read_decode_request

@@ -6,8 +6,6 @@ equals tiktoken's ids) is here too; every other Encode test goes through the sam
 
 from __future__ import annotations
 
-import threading
-import time
 from array import array
 
 import pytest
@@ -19,6 +17,8 @@ from tokend.server._encode_answer import encode_response
 from tokend.server.encode_answer import EncodeAnswer, serialize_encode_response
 from tokend.service.results import ModelVersion
 from tokend_api.v1 import tokenizer_pb2 as pb
+
+from support.gil_ticks import ticks_during
 
 UINT32 = st.integers(min_value=0, max_value=2**32 - 1)
 # Ids near the varint length boundaries, where a size slip would show.
@@ -90,24 +90,9 @@ def test_what_is_not_uint32_ids_is_refused(ids, error) -> None:
 
 def test_the_gil_is_free_while_a_big_answer_is_written() -> None:
     ids = memoryview(array("I", range(2**28 - 8_000_000, 2**28)))  # 8 M ids of 4-5 bytes each
-    ticks = []
-    done = threading.Event()
-
-    def tick() -> None:
-        while not done.is_set():
-            ticks.append(time.perf_counter())
-            time.sleep(0.0005)
-
-    ticker = threading.Thread(target=tick)
-    ticker.start()
-    time.sleep(0.01)
-    started = time.perf_counter()
-    encode_response(b"m", 1, len(ids), [ids])
-    ended = time.perf_counter()
-    done.set()
-    ticker.join()
     # With the GIL held throughout, the ticker could not run at all between the start and the end.
-    assert sum(started < at < ended for at in ticks) >= 2, f"{ended - started:.3f} s without a tick"
+    ticks, seconds = ticks_during(lambda: encode_response(b"m", 1, len(ids), [ids]))
+    assert ticks >= 2, f"{seconds:.3f} s without a tick"
 
 
 def test_a_big_encode_through_the_server_is_tiktokens(stub) -> None:

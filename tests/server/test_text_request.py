@@ -8,8 +8,6 @@ are tiktoken's; bad bytes get the same INVALID_ARGUMENT as a small request's.
 
 from __future__ import annotations
 
-import threading
-import time
 
 import grpc
 import pytest
@@ -18,10 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokend.server._text_request import read_text_request as read_native
-from tokend.server.decode_request import RAW_READ_BYTES
+from tokend.server.decode_request import RAW_READ_BYTES, read_decode_request
 from tokend.server.messages import inputs as message_inputs
 from tokend.server.text_request import TextRequest, read_count_request, read_encode_request
 from tokend_api.v1 import tokenizer_pb2 as pb
+
+from support.gil_ticks import ticks_during
 
 from .conftest import rpc_error
 from .test_decode_request import INT64, ODD, _field
@@ -153,24 +153,9 @@ def test_large_bytes_protobuf_refuses_raise_its_error() -> None:
 
 def test_the_gil_is_free_while_a_big_request_is_read() -> None:
     data = pb.EncodeRequest(model="m", inputs=[pb.Input(text="é" * (8 << 20))]).SerializeToString()
-    ticks: list[float] = []
-    done = threading.Event()
-
-    def tick() -> None:
-        while not done.is_set():
-            ticks.append(time.perf_counter())
-            time.sleep(0.0005)
-
-    ticker = threading.Thread(target=tick)
-    ticker.start()
-    time.sleep(0.01)
-    started = time.perf_counter()
-    read_native(data, 5)
-    ended = time.perf_counter()
-    done.set()
-    ticker.join()
     # With the GIL held throughout, the ticker could not run at all between the start and the end.
-    assert sum(started < at < ended for at in ticks) >= 2, f"{ended - started:.3f} s without a tick"
+    ticks, seconds = ticks_during(lambda: read_native(data, 5))
+    assert ticks >= 2, f"{seconds:.3f} s without a tick"
 
 
 def test_large_encodes_and_counts_through_the_server_are_tiktokens(stub) -> None:
@@ -200,7 +185,7 @@ def test_a_large_request_that_does_not_parse_is_invalid_argument(shared_server) 
     channel.close()
 
 
-def test_the_server_reads_text_requests_with_the_readers() -> None:
+def test_the_server_reads_large_requests_with_the_readers() -> None:
     from grpc_health.v1.health import HealthServicer
 
     from tokend.server import grpc_server
@@ -222,3 +207,4 @@ def test_the_server_reads_text_requests_with_the_readers() -> None:
     handlers = server.handlers["tokend.v1.Tokenizer"]
     assert handlers["Encode"].request_deserializer is read_encode_request
     assert handlers["CountTokens"].request_deserializer is read_count_request
+    assert handlers["Decode"].request_deserializer is read_decode_request
