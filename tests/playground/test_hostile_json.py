@@ -31,9 +31,18 @@ def test_strings_that_are_not_special_tokens_are_capped(bounded):
 
 
 def test_listed_strings_count_against_the_request_bytes(bounded):
-    body = {"model": "cl100k_base", "text": "hi", "allowed_special": [f"<|not special {i:06d}|>" for i in range(20_000)]}
+    # 10,000 strings (under the 16,384 a set may list) of 51 bytes: 510,000 bytes, over the 400,000 allowed.
+    body = {"model": "cl100k_base", "text": "hi",
+            "allowed_special": [f"<|a string that is not a special token, no {i:06d}|>" for i in range(10_000)]}
     reply = bounded.post("/api/v1/count", body)
     assert reply.status == 413 and reply.error["setting"] == "max_request_bytes"
+
+
+def test_a_set_over_the_listed_cap_is_400_naming_it(bounded):
+    body = {"model": "cl100k_base", "text": "hi", "disallowed_special": [f"s{i}" for i in range(20_000)]}
+    reply = bounded.post("/api/v1/count", body)
+    assert reply.status == 400 and reply.error["field"] == "disallowed_special"
+    assert "20000 strings listed; at most 16384 per set" in reply.error["message"]
 
 
 def test_decode_amplification_is_refused_before_the_text_is_built(bounded):
