@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))  # `support` (pytest.ini adds it too; this module runs first)
 
 from support.package_files import npm_file  # noqa: E402
@@ -70,3 +72,17 @@ def _prepare_tiktoken_cache() -> None:
 
 
 _prepare_tiktoken_cache()
+
+
+# Directories whose tests start servers, workers or other processes (and measure them, or the machine): they
+# run one after another on one xdist worker, as they did before the suite ran on two, so they never compete
+# with each other for the cores or the loopback ports; in-process tests take the other worker.
+_PROCESS_TEST_DIRS = ("benchmarks", "cli", "client", "deploy", "playground", "reliability", "server")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests_dir).parts
+        if parts and parts[0] in _PROCESS_TEST_DIRS:
+            item.add_marker(pytest.mark.xdist_group("processes"))
