@@ -47,14 +47,11 @@ typedef struct {
  * to `out` unless it is NULL. */
 static int read_token_ids(const uint8_t *p, const uint8_t *end, uint32_t *out, size_t *count) {
     size_t n = 0;
-    while (p < end) {
-        uint32_t field;
-        int wire;
+    uint32_t field;
+    int wire, next;
+    while ((next = tk_wire_next_field(&p, end, 1, &field, &wire)) == 1) {
         uint64_t value;
-        if (tk_wire_tag(&p, end, &field, &wire) < 0) return -1;
-        if (field != 1) {
-            if (tk_wire_skip(&p, end, wire) < 0) return -1;
-        } else if (wire == WIRE_VARINT) {
+        if (wire == WIRE_VARINT) {
             if (tk_wire_varint(&p, end, &value) < 0) return -1;
             if (out) out[n] = (uint32_t)value;
             n++;
@@ -71,21 +68,16 @@ static int read_token_ids(const uint8_t *p, const uint8_t *end, uint32_t *out, s
         }
     }
     *count = n;
-    return 0;
+    return next;
 }
 
 /* The whole message, counting each input's ids (no GIL: touches only `data` and malloc'd memory). */
 static int read_request(const uint8_t *p, const uint8_t *end, Request *r) {
-    while (p < end) {
-        uint32_t field;
-        int wire;
+    uint32_t field;
+    int wire, next;
+    while ((next = tk_wire_next_field(&p, end, LAST_FIELD, &field, &wire)) == 1) {
         uint64_t value;
         const uint8_t *start;
-        if (tk_wire_tag(&p, end, &field, &wire) < 0) return -1;
-        if (field > LAST_FIELD) {
-            if (tk_wire_skip(&p, end, wire) < 0) return -1;
-            continue;
-        }
         int expected = field == FIELD_MODEL || field == FIELD_INPUTS ? WIRE_DELIMITED : WIRE_VARINT;
         if (wire != expected) return -1;
         if (field == FIELD_MODEL) {
@@ -115,7 +107,7 @@ static int read_request(const uint8_t *p, const uint8_t *end, Request *r) {
                 r->output = (int32_t)(uint32_t)value;
         }
     }
-    return 0;
+    return next;
 }
 
 static void write_ids(const Request *r, uint32_t *out) {

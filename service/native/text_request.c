@@ -66,36 +66,26 @@ static int grow(void **items, size_t *cap, size_t size) {
 
 static int read_input(const uint8_t *p, const uint8_t *end, Input *input) {
     memset(input, 0, sizeof *input);
-    while (p < end) {
-        uint32_t field;
-        int wire;
+    uint32_t field;
+    int wire, next;
+    while ((next = tk_wire_next_field(&p, end, INPUT_DATA, &field, &wire)) == 1) {
         const uint8_t *start;
-        if (tk_wire_tag(&p, end, &field, &wire) < 0) return -1;
-        if (field != INPUT_TEXT && field != INPUT_DATA) {
-            if (tk_wire_skip(&p, end, wire) < 0) return -1;
-            continue;
-        }
         if (wire != WIRE_DELIMITED || tk_wire_delimited(&p, end, &start) < 0) return -1;
         if (field == INPUT_TEXT && !tk_wire_utf8(start, p, &input->shape)) return -1;
         input->which = (int)field;
         input->start = start;
         input->end = p;
     }
-    return 0;
+    return next;
 }
 
 /* The whole message (no GIL: touches only `data` and malloc'd memory). */
 static int read_request(const uint8_t *p, const uint8_t *end, uint32_t last_field, Request *r) {
-    while (p < end) {
-        uint32_t field;
-        int wire;
+    uint32_t field;
+    int wire, next;
+    while ((next = tk_wire_next_field(&p, end, last_field, &field, &wire)) == 1) {
         uint64_t value;
         const uint8_t *start;
-        if (tk_wire_tag(&p, end, &field, &wire) < 0) return -1;
-        if (field > last_field) {
-            if (tk_wire_skip(&p, end, wire) < 0) return -1;
-            continue;
-        }
         int expected = field <= FIELD_SPECIAL_TOKENS ? WIRE_DELIMITED : WIRE_VARINT;
         if (wire != expected) return -1;
         if (field == FIELD_OFFSETS || field == FIELD_TOKEN_BYTES) {
@@ -118,7 +108,7 @@ static int read_request(const uint8_t *p, const uint8_t *end, uint32_t last_fiel
             r->policy_bytes += (size_t)(p - start);
         }
     }
-    return 0;
+    return next;
 }
 
 /* Copies every input's bytes into its (not yet shared) object, and the policy's records into `policy`. */

@@ -64,6 +64,19 @@ static inline int tk_wire_skip(const uint8_t **p, const uint8_t *end, int wire) 
     }
 }
 
+/* The next field numbered 1..last_field, and its wire type; fields numbered after it are skipped (unknown to
+ * the reader: protobuf skips unknown fields too). 1: a field, 0: the message's end, -1: bytes left to
+ * protobuf. */
+static inline int tk_wire_next_field(const uint8_t **p, const uint8_t *end, uint32_t last_field, uint32_t *field,
+                                     int *wire) {
+    while (*p < end) {
+        if (tk_wire_tag(p, end, field, wire) < 0) return -1;
+        if (*field <= last_field) return 1;
+        if (tk_wire_skip(p, end, *wire) < 0) return -1;
+    }
+    return 0;
+}
+
 typedef struct {
     size_t code_points;
     uint32_t max_char;
