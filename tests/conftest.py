@@ -83,6 +83,6 @@ _PROCESS_TEST_DIRS = ("benchmarks", "cli", "client", "deploy", "playground", "re
 def pytest_collection_modifyitems(config, items) -> None:
     tests_dir = Path(__file__).parent
     for item in items:
-        parts = item.path.relative_to(tests_dir).parts
+        parts = item.path.relative_to(tests_dir).parts if item.path.is_relative_to(tests_dir) else ()
         if parts and parts[0] in _PROCESS_TEST_DIRS:
             item.add_marker(pytest.mark.xdist_group("processes"))
