@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bulk_starts.h"
 #include "tokend_native.h"
 
 /* Opcodes and operand counts: must equal OPCODES in tokend/engine/splitting/compiler.py (checked there
@@ -158,6 +159,11 @@ typedef struct {
     const uint8_t *root;
     size_t root_len;
     tk_pattern scanner;        /* one findall stage run by a scanner: the fast path (else TK_PATTERN_NONE) */
+    /* bulk starts (bulk_starts.h): pieces found and not yet returned, as bits from bulk_base (the
+     * lowest is the next piece's start, the highest where the scanner goes on); 0 when none are left.
+     * bulk_retry: no bulk call before this offset. */
+    uint64_t bulk;
+    size_t bulk_base, bulk_retry;
     int deepseek_v3;           /* DeepSeek-V3's three scanner stages: tk_deepseek_v3_next does the chain */
     tk_deepseek_v3_state chain;
     int depth;                 /* stages that have an input */
@@ -174,6 +180,24 @@ void tk_split_iter_free(tk_split_iter *iter);
 static inline int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t *end) {
     if (iter->scanner != TK_PATTERN_NONE) {
         tk_stage_iter *st = &iter->stages[0];
+        if (st->pos >= iter->bulk_retry || iter->bulk) { /* bulk_retry: SIZE_MAX for other scanners */
+            if (!iter->bulk && st->pos + TK_BULK_WINDOW_READ <= iter->root_len) {
+                iter->bulk = tk_bulk_starts(iter->scanner, iter->root, st->pos, &iter->bulk_retry);
+                iter->bulk_base = st->pos;
+            }
+            if (iter->bulk) {
+                uint64_t rest = iter->bulk & (iter->bulk - 1);
+                *start = iter->bulk_base + (size_t)__builtin_ctzll(iter->bulk);
+                *end = iter->bulk_base + (size_t)__builtin_ctzll(rest);
+                if (rest & (rest - 1)) {
+                    iter->bulk = rest;
+                } else { /* the last piece of the window: the scanner goes on at its end */
+                    iter->bulk = 0;
+                    st->pos = *end;
+                }
+                return 1;
+            }
+        }
         if (!tk_next_piece(iter->scanner, iter->root, iter->root_len, &st->pos, start)) return 0;
         *end = st->pos;
         return 1;

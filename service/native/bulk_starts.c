@@ -1,0 +1,265 @@
+/* Where cl100k_base's pieces start, 64 bytes at a time (bulk_starts.h says what and when).
+ *
+ * In text made only of ASCII letters (L), digits (D), spaces (SP), \n (NL) and the printable ASCII that is
+ * neither (P, the apostrophe included), every alternative of the pattern
+ *
+ *   '(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s
+ *
+ * decides a cut from a byte and the one or two before it, so the starts of a whole window are a few
+ * shifts and masks instead of a scanner's branch per piece (what the branch predictor cannot learn: the
+ * kind of the next piece). Matching from a start `pos` (a piece start, so nothing before it belongs to the
+ * piece there), a byte starts a piece when it is:
+ *
+ * - the first letter of a run of L, unless the byte before it joins the run as the prefix X of X?L+: a
+ *   space (the last of its run of whitespace always starts a piece: see below), or a P that starts a piece
+ *   itself, i.e. has neither a P nor a space before it (after a P it is inside a P run; after a space the
+ *   space takes it as " ?P+"). An apostrophe that joins a run tries the contractions first: "'s" ("'t",
+ *   "'d", "'m", either case) or "'ll" ("'ve", "'re") is a piece of its own and the rest of the run starts
+ *   one more piece.
+ * - a digit starting a run of D, or the 4th or 7th digit of one (\p{N}{1,3}); a run of 10 or more ends the
+ *   window before its 10th digit (rare; the scanner takes it).
+ * - the first P of a run of P, unless a space is before it (" ?P+" then starts at the space).
+ * - whitespace: only runs of the form NL* SP* are taken here (a space before a \n ends the window: \s*[\r\n]
+ *   reaches back over it). The \n part starts a piece unless a P run is right before it ([\r\n]*+ takes
+ *   it); the first space of the space part starts a piece (\s+(?!\S) after the \n piece, or the run's own
+ *   start), and so does the last one (what \s+(?!\S) gives back: the start of " word", " !", or " " before
+ *   a digit).
+ *
+ * The window stops before the first byte of any other kind (a byte >= 0x80, \t, \r, another control) and
+ * before a space followed by \n. Starts are kept only where every byte that decides them was in the
+ * window: a run of whitespace still open at its end (it could go on with more \n, or reach the end of the
+ * text, where \s++$ takes it whole) keeps only its first start. tests/engine/test_bulk_starts.py holds the
+ * split to `regex` on text made to hit every rule and every window edge. */
+#include "bulk_starts.h"
+
+#include <string.h>
+
+#define TK_BULK_INLINE inline __attribute__((always_inline))
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* Byte classes of 64 bytes as bit masks (bit i: byte i). */
+typedef struct {
+    uint64_t letter, lower, digit, space, newline, apostrophe, slash, valid;
+} window_classes;
+
+static inline uint64_t movemask64(__m128i a, __m128i b, __m128i c, __m128i d) {
+    return (uint64_t)(unsigned)_mm_movemask_epi8(a) | (uint64_t)(unsigned)_mm_movemask_epi8(b) << 16 |
+           (uint64_t)(unsigned)_mm_movemask_epi8(c) << 32 | (uint64_t)(unsigned)_mm_movemask_epi8(d) << 48;
+}
+
+/* Bytes of x in [low, low + count), as 0xff lanes (signed compare after moving the range to the bottom). */
+static inline __m128i in_range(__m128i x, uint8_t low, uint8_t count) {
+    return _mm_cmplt_epi8(_mm_add_epi8(x, _mm_set1_epi8((char)(0x80 - low))), _mm_set1_epi8((char)(-128 + count)));
+}
+
+static inline window_classes classify(const uint8_t *p) {
+    __m128i x[4], letter[4], lower[4], digit[4], space[4], newline[4], apostrophe[4], slash[4], valid[4];
+    for (int k = 0; k < 4; k++) {
+        x[k] = _mm_loadu_si128((const __m128i *)(p + 16 * k));
+        letter[k] = in_range(_mm_or_si128(x[k], _mm_set1_epi8(0x20)), 'a', 26);
+        lower[k] = in_range(x[k], 'a', 26);
+        digit[k] = in_range(x[k], '0', 10);
+        space[k] = _mm_cmpeq_epi8(x[k], _mm_set1_epi8(' '));
+        newline[k] = _mm_cmpeq_epi8(x[k], _mm_set1_epi8('\n'));
+        apostrophe[k] = _mm_cmpeq_epi8(x[k], _mm_set1_epi8('\''));
+        slash[k] = _mm_cmpeq_epi8(x[k], _mm_set1_epi8('/'));
+        valid[k] = _mm_or_si128(in_range(x[k], ' ', 95), newline[k]); /* space..~ and \n */
+    }
+    window_classes c;
+    c.letter = movemask64(letter[0], letter[1], letter[2], letter[3]);
+    c.lower = movemask64(lower[0], lower[1], lower[2], lower[3]);
+    c.digit = movemask64(digit[0], digit[1], digit[2], digit[3]);
+    c.space = movemask64(space[0], space[1], space[2], space[3]);
+    c.newline = movemask64(newline[0], newline[1], newline[2], newline[3]);
+    c.apostrophe = movemask64(apostrophe[0], apostrophe[1], apostrophe[2], apostrophe[3]);
+    c.slash = movemask64(slash[0], slash[1], slash[2], slash[3]);
+    c.valid = movemask64(valid[0], valid[1], valid[2], valid[3]);
+    return c;
+}
+
+static inline int is_window_byte(uint8_t b) { return (b >= ' ' && b <= '~') || b == '\n'; }
+
+/* cl100k: the contractions an apostrophe that joins a letter run at i tries first: the start of the rest of
+ * the run (i + 1 or i + 2), or 0 when none matches or nothing of the run is left. */
+static inline uint64_t contraction_rest(const uint8_t *p, unsigned i, uint64_t letter) {
+    uint8_t first = p[i] | 0x20, second = p[i + 1] | 0x20; /* p[i + 1]: at most byte 64, which exists */
+    unsigned rest;
+    if (first == 's' || first == 'd' || first == 'm' || first == 't')
+        rest = i + 1;
+    else if ((first == 'l' && second == 'l') || (first == 'v' && second == 'e') || (first == 'r' && second == 'e'))
+        rest = i + 2;
+    else
+        return 0;
+    return rest < 64 && (letter >> rest & 1) ? 1ull << rest : 0;
+}
+
+/* o200k: bytes of the suffix (?i:'s|'t|'re|'ve|'m|'ll|'d) at an apostrophe at p[0] (3, 2, or 0: none). */
+static inline unsigned suffix_length(const uint8_t *p) {
+    uint8_t first = p[1] | 0x20, second = p[2] | 0x20;
+    if (first == 's' || first == 't' || first == 'm' || first == 'd') return 2;
+    if ((first == 'r' || first == 'v') && second == 'e') return 3;
+    return first == 'l' && second == 'l' ? 3 : 0;
+}
+
+/* `o200k`: o200k's words ([UP]*[LO]+ and [UP]+[LO]*, cut where a lower-case letter meets an upper-case
+ * one) and P tail [\r\n/]*, else cl100k's (\p{L}+, [\r\n]*); `suffixes`: o200k's contraction suffixes
+ * (cl100k's contractions, a prefix, are always on); `max_digits`: 3 (\p{N}{1,3}) or 1 (\p{N}). */
+static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t *retry, int o200k, int with_suffixes,
+                                           int max_digits) {
+    const uint8_t *p = s + pos;
+    window_classes c = classify(p);
+    uint8_t after = p[64]; /* decides whether a space at byte 63 is the last of its run */
+    uint64_t space = c.space, newline = c.newline, letter = c.letter, digit = c.digit;
+    uint64_t whitespace = space | newline;
+
+    /* How many bytes the rules may read: up to the first byte of another kind, the \n of a space-\n pair,
+     * or (o200k) a / after a \n (a P run's tail [\r\n/]* would take it). */
+    uint64_t stop = ~c.valid | (newline & (space << 1));
+    if (o200k) stop |= c.slash & (newline << 1);
+    unsigned valid;
+    if (stop)
+        valid = (unsigned)__builtin_ctzll(stop);
+    else if (!is_window_byte(after) || (after == '\n' && space >> 63) || (o200k && after == '/' && newline >> 63))
+        valid = 64;
+    else
+        valid = 65; /* all 64 bytes, and byte 64 may be read as what follows byte 63 */
+    /* A run of 10+ digits: the window ends before its 10th (\p{N}{1,3} needs a 4th cut the masks don't make). */
+    uint64_t ten = max_digits == 3 ? digit : 0;
+    for (int k = 1; k < 10 && ten; k++) ten &= digit << k;
+    if (ten) {
+        unsigned at = (unsigned)__builtin_ctzll(ten);
+        if (at < valid) valid = at;
+    }
+    /* After a byte of another kind the scanner takes the piece that holds it; when it came at once, the
+     * text is likely more of it (another script): the scanner goes on for a window's length. */
+    *retry = valid >= 64 ? pos : valid >= 2 ? pos + valid + 1 : pos + 64;
+    if (valid < 2) return 0;
+
+    uint64_t punct = c.valid & ~(letter | digit | whitespace);
+    uint64_t starts = 1; /* pos is a piece start */
+    uint64_t letter_starts = letter & ~(letter << 1);
+    uint64_t covered = 0; /* o200k: the suffixes' bytes after their apostrophe (no piece starts there) */
+    uint64_t suffixes = 0; /* o200k: apostrophes that end a word as (?i:'s|...) */
+    if (o200k) {
+        uint64_t candidates = with_suffixes ? c.apostrophe & (letter << 1) : 0;
+        while (candidates) {
+            unsigned j = (unsigned)__builtin_ctzll(candidates);
+            candidates &= candidates - 1;
+            if (j + 3 > valid) { /* the suffix's letters are not all known (ſ is s under (?i)) */
+                if (j < valid) valid = j;
+                break;
+            }
+            if (covered >> (j - 1) & 1) continue; /* after a suffix: a match starts at this apostrophe */
+            unsigned n = suffix_length(p + j);
+            if (!n) continue;
+            suffixes |= 1ull << j;
+            if (j < 63) covered |= ((1ull << (n - 1)) - 1) << (j + 1); /* bits past 63 fall off */
+            if (j + n < 64 && (letter >> (j + n) & 1)) starts |= 1ull << (j + n); /* the rest of the run */
+        }
+        if (valid < 2) {
+            if (*retry == pos) *retry = pos + 1;
+            return 0;
+        }
+        /* a lower-case letter then an upper-case one: [UP]*[LO]+ ended, the next word starts */
+        starts |= (letter & ~c.lower) & (c.lower << 1);
+    }
+    /* letters: a run starts a piece unless the byte before joins it as X (a space, or a P that starts a
+     * piece itself: no P or space before it, and not an o200k suffix) */
+    uint64_t lone_punct = punct & ~((punct | space) << 1) & ~suffixes;
+    uint64_t joined = letter_starts & ((space << 1) | (lone_punct << 1) | (suffixes << 1));
+    starts |= letter_starts & ~joined;
+    if (!o200k) {
+        uint64_t after_apostrophe = letter_starts & ((c.apostrophe & lone_punct) << 1);
+        while (after_apostrophe) {
+            unsigned i = (unsigned)__builtin_ctzll(after_apostrophe);
+            after_apostrophe &= after_apostrophe - 1;
+            starts |= contraction_rest(p, i, letter);
+        }
+    }
+
+    /* digits: each one, or a run's 1st, 4th and 7th */
+    if (max_digits == 1) {
+        starts |= digit;
+    } else {
+        uint64_t d1 = digit << 1, d2 = digit << 2, d3 = digit << 3;
+        uint64_t run3 = digit & d1 & d2 & d3; /* a digit with three before it */
+        uint64_t run6 = run3 & (digit << 4) & (digit << 5) & (digit << 6);
+        starts |= (digit & ~d1) | (run3 & ~(digit << 4)) | (run6 & ~(digit << 7));
+    }
+
+    /* punctuation */
+    starts |= punct & ~(punct << 1) & ~(space << 1) & ~suffixes;
+
+    /* whitespace: NL* SP* runs */
+    uint64_t next_is_space = (space >> 1) | ((uint64_t)(after == ' ') << 63);
+    starts |= (newline & ~(newline << 1) & ~(punct << 1)) | (space & ~(space << 1)) | (space & ~next_is_space);
+    starts &= ~covered;
+
+    /* Keep what the valid bytes decide. */
+    uint64_t kept = valid >= 64 ? ~0ull : (1ull << valid) - 1;
+    /* A whitespace run still open at the window's edge keeps only its first start. */
+    unsigned last = valid >= 64 ? 63 : valid - 1;
+    int open = (whitespace >> last & 1) && (valid < 65 || after == ' ' || after == '\n');
+    if (open) {
+        uint64_t before = ~whitespace & (last == 63 ? ~0ull : (2ull << last) - 1);
+        unsigned run_start = before ? 64 - (unsigned)__builtin_clzll(before) : 0;
+        kept &= run_start == 63 ? ~0ull : (2ull << run_start) - 1;
+    }
+    starts &= kept;
+    if (!(starts & (starts - 1))) { /* no piece ends in the window (a long word, a long run): one from the scanner */
+        if (*retry == pos) *retry = pos + 1;
+        return 0;
+    }
+    return starts;
+}
+
+int tk_bulk_split_supports(tk_pattern pattern) {
+    switch (pattern) {
+    case TK_PATTERN_CL100K:
+    case TK_PATTERN_LLAMA3: /* cl100k's alternatives but for the whitespace at the end of the text: never decided here */
+    case TK_PATTERN_LLAMA3_ASCII: /* ASCII-only contractions: the same in ASCII */
+    case TK_PATTERN_QWEN2:
+    case TK_PATTERN_QWEN2_ASCII:
+    case TK_PATTERN_O200K:
+    case TK_PATTERN_TEKKEN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t *retry) {
+    switch (pattern) {
+    case TK_PATTERN_CL100K:
+    case TK_PATTERN_LLAMA3:
+    case TK_PATTERN_LLAMA3_ASCII:
+        return bulk_starts(s, pos, retry, 0, 0, 3);
+    case TK_PATTERN_QWEN2:
+    case TK_PATTERN_QWEN2_ASCII:
+        return bulk_starts(s, pos, retry, 0, 0, 1);
+    case TK_PATTERN_O200K:
+        return bulk_starts(s, pos, retry, 1, 1, 3);
+    case TK_PATTERN_TEKKEN:
+        return bulk_starts(s, pos, retry, 1, 0, 1);
+    default:
+        *retry = (size_t)-1;
+        return 0;
+    }
+}
+
+#else
+
+int tk_bulk_split_supports(tk_pattern pattern) {
+    (void)pattern;
+    return 0; /* the scanners do every piece */
+}
+
+uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t *retry) {
+    (void)pattern, (void)s, (void)pos;
+    *retry = (size_t)-1;
+    return 0;
+}
+
+#endif

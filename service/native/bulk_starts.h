@@ -1,0 +1,30 @@
+/* Piece starts of cl100k_base's and o200k_base's patterns found 64 bytes at a time (bulk_starts.c: the rules and why they
+ * hold), for the split iterator's fast path (split_program.h, tk_split_iter_next):
+ *
+ *     size_t retry;
+ *     uint64_t starts = tk_bulk_starts(TK_PATTERN_CL100K, text, pos, &retry);  // needs pos + TK_BULK_WINDOW_READ <= len
+ *     // starts == 0: the scanner takes the next piece; no bulk call again before `retry`.
+ *     // else bit 0 (pos) and every later set bit start pieces: [pos + a, pos + b) for consecutive bits a < b;
+ *     // the highest bit is where the next piece starts, the first not given here.
+ *
+ * Only text made of ASCII letters, digits, spaces, \n and printable ASCII punctuation is taken: anything
+ * else ends the window, so other scripts, tabs and \r cost one classification per 64 bytes and go to the
+ * scanner (pretokenize.c), which is what both are held to `regex` against. Pure computation, no state. */
+#ifndef TOKEND_BULK_STARTS_H
+#define TOKEND_BULK_STARTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokend_native.h"
+
+/* Bytes a call reads from pos: the window and the byte after it (what follows byte 63). */
+#define TK_BULK_WINDOW_READ 65
+
+/* 1 when `pattern` has bulk starts: cl100k_base's and o200k_base's, and the patterns that are the same in
+ * such text (Llama 3, Qwen 2 and their ASCII-contraction variants like cl100k, with one digit a piece for
+ * Qwen 2; Tekken like o200k without suffixes, one digit a piece). */
+int tk_bulk_split_supports(tk_pattern pattern);
+uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t *retry);
+
+#endif

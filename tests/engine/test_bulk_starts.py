@@ -1,0 +1,116 @@
+"""The bulk piece starts (service/native/bulk_starts.c) of cl100k_base, o200k_base and the patterns that
+share their rules in ASCII text (Llama 3, Qwen 2, their llama.cpp variants, Tekken) against each pattern's
+reference (`regex`; Hugging Face `tokenizers` for the oniguruma dialect): the split of text made to hit
+every rule of the 64-byte windows and every way a window ends.
+
+    >>> core = BpeCore({bytes([b]): b for b in range(256)}, "o200k")
+    >>> text = "It's 12345 o'clock.\\n    x = helloWorld  (we'll SEE)!!\\n\\n" * 3
+    >>> core.split(text) == regex.findall(O200K_PATTERN, text)
+    True
+
+The windows take ASCII letters, digits, spaces, \\n and printable punctuation; the texts here are long (a
+window needs 65 bytes) and mostly of those, with the contraction letters, runs of digits longer than a
+window's digit rule, spaces before \\n, and now and then a byte the windows leave to the scanner (\\t, \\r,
+non-ASCII letters and spaces, controls), so every window edge and every fall-back is crossed. The whole
+split is also held to tiktoken's ids through the conformance tests; this file is where a wrong rule shows
+up first, with the text that broke it.
+"""
+
+from __future__ import annotations
+
+import random
+
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pytest
+
+from tests.engine.test_split_patterns import SCANNED
+from tokend.engine._native import BpeCore
+from tokend.engine.patterns import GPT4_PATTERN, O200K_PATTERN
+
+_BYTES_ONLY = {bytes([b]): b for b in range(256)}
+_SPLITS = {name: (BpeCore(_BYTES_ONLY, name), regex.compile(pattern))
+           for name, pattern in (("cl100k", GPT4_PATTERN), ("o200k", O200K_PATTERN))}  # fmt: skip
+
+# What the rules turn on: contraction letters in both cases, other letters (o200k cuts where a lower-case
+# letter meets an upper-case one), digits, the apostrophe, / (o200k's P tail) and other punctuation, spaces
+# and \n; then bytes that end a window.
+_WINDOW = ["s", "d", "m", "t", "l", "v", "r", "e", "S", "L", "V", "R", "E", "x", "Q", "0", "7", "'", ".", "!", "(",
+           "/", " ", "  ", "\n", "aB", "ABc"]  # fmt: skip
+# (ſ is s and K is k under (?i): a suffix or contraction may end in a byte the windows do not take.)
+_OTHER = ["\t", "\r", "\r\n", "é", "\u00a0", "\u3000", "\x0b", "\x1f", "中", "😀", "\u0301", "ſ", "\u212a"]
+_WORDS = ["the", "It's", "we'll", "THEY'RE", "don't", "I'm", "o'clock", "'Twas", "'ll", "'ve", "x'", "''s",
+          "12345678901", "2024", "123", " ", "  ", "   ", "\n", "\n\n", "\n    ", " \n", "  \n  ", ".\n", "!!\n\n ",
+          " (", ") ", "...", " .x", ".x", "a.b", "helloWorld's", "HTTPServer", "it'lL", "x'sOK", ".\n/", "//\n\n",
+          "McDonald's"]  # fmt: skip
+
+
+def _assert_like_regex(text: str) -> None:
+    for name, (core, pattern) in _SPLITS.items():
+        assert core.split(text) == pattern.findall(text), f"{name}: {text!r}"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_WINDOW + _WORDS), min_size=20, max_size=200), st.lists(st.sampled_from(_OTHER), max_size=3),
+       st.randoms(use_true_random=False))  # fmt: skip
+def test_window_text_splits_like_regex(parts, others, rng):
+    for other in others:
+        parts.insert(rng.randrange(len(parts) + 1), other)
+    _assert_like_regex("".join(parts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab'sltSLA0 \n.!/\t"), min_size=60, max_size=400))
+def test_dense_edge_text_splits_like_regex(text):
+    _assert_like_regex(text)
+
+
+def test_every_offset_of_each_rule_across_a_window_edge():
+    """Each tricky snippet at every offset of the first two windows (so it straddles byte 63/64 and the
+    byte after a window), followed by enough text for the window to be taken."""
+    snippets = ["it's", "we'll", "x've", "'re", " 's", "''s", "1234567", "1234567890123", "  x", "   \n  y", "a \nb",
+                ".\n\n x", "!!  (", "x.y", " .y", "\n'", "\n\n\n", "a" * 70, " " * 70, "\n" * 70, "9" * 70, "é", "\t x",
+                "aBcD", "x'LL", "IT'S", ".\n/x", "a/\n", "x'", "x'ſ", "x'lſ", "'ſx"]  # fmt: skip
+    filler = "Plain words, and more of them. " * 6
+    for snippet in snippets:
+        for offset in range(0, 140):
+            _assert_like_regex("w" * offset + snippet + filler)
+            _assert_like_regex(filler[:offset] + snippet + filler)
+
+
+def test_random_documents_of_the_window_alphabet():
+    rng = random.Random(13)
+    alphabet = "etaoinshrdlu ETAOINS'0123456789.,;:!?()[]{}\"-/\n  "
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(65, 3000)))
+        _assert_like_regex(text)
+
+
+def test_text_ending_in_whitespace_keeps_the_end_of_text_rule():
+    r"""\s++$ takes a run of whitespace that reaches the end whole: a window never decides such a run."""
+    for tail in [" " * 80, "\n" * 80, "\n" + " " * 90, "  x" + " " * 100, "x\n\n" + " " * 66]:
+        _assert_like_regex("Words before the end. " * 4 + tail)
+
+
+# Every recorded pattern (either dialect) whose scanner has bulk starts.
+BULK_SCANNERS = {"cl100k", "o200k", "llama3", "llama3-ascii", "qwen2", "qwen2-ascii", "tekken"}
+BULK_CASES = [case for case in SCANNED if case.ours(use_builtin=True)[1] in BULK_SCANNERS]
+
+
+def test_every_bulk_scanner_has_cases():
+    assert {case.ours(use_builtin=True)[1] for case in BULK_CASES} == BULK_SCANNERS
+
+
+@pytest.mark.parametrize("case", BULK_CASES, ids=lambda case: case.name)
+def test_every_pattern_with_bulk_starts_splits_like_its_reference(case):
+    split = case.ours(use_builtin=True)[0]
+    rng = random.Random(case.name)
+    pieces = _WINDOW + _WORDS + ["1234", "99"]
+    for _ in range(150):
+        parts = [rng.choice(pieces) for _ in range(rng.randrange(20, 120))]
+        for _ in range(rng.randrange(3)):
+            parts.insert(rng.randrange(len(parts) + 1), rng.choice(_OTHER))
+        text = "".join(parts)
+        assert split(text) == case.reference(text), f"{case.name}: {text!r}"
