@@ -14,7 +14,7 @@
 
 from setuptools import Extension, setup
 
-COMPILE_ARGS = ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+COMPILE_ARGS = ["-O3", "-fvisibility=hidden", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
 setup(
     ext_modules=[

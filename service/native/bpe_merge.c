@@ -48,13 +48,16 @@ static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, s
     rank[m - 2] = TK_NO_RANK;
     rank[m - 1] = TK_NO_RANK;
     for (;;) {
+        /* The lowest rank, leftmost on ties, by selects rather than a branch: which pair wins is as good as
+         * random to the branch predictor (a mispredicted compare a pair cost ~30 % of a count's mispredicts
+         * on English text, the merges of pieces that are no token). */
         uint32_t best = TK_NO_RANK;
         size_t at = 0;
         for (size_t k = 0; k + 1 < m; k++) {
-            if (rank[k] < best) {
-                best = rank[k];
-                at = k;
-            }
+            uint32_t r = rank[k];
+            int lower = r < best;
+            at = lower ? k : at;
+            best = lower ? r : best;
         }
         if (best == TK_NO_RANK) break;
         /* merge parts at and at+1: the new part spans start[at] .. start[at+2] */
