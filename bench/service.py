@@ -603,6 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="hostile: which parts to run (comma-separated: large, mixes, everything)")
     parser.add_argument("--cases", action="append", default=[],
                         help="hostile: only the cases whose name contains this (repeatable; default every case)")
+    parser.add_argument("--server-arg", action="append", default=[], dest="server_args",
+                        help="hostile, everything: one more `tokend serve` argument (repeatable), e.g. "
+                             "--server-arg=--bulk-lane-policy=idle for an A/B of a setting")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the benchmark itself)")
     return parser
 

@@ -24,6 +24,7 @@ The load generators share the machine's 2 cores with the server: read the ratios
 The hostile gRPC senders run at the lowest CPU priority (``SENDER_NICENESS``).
 
     python -m bench service hostile --parts everything --cases "6 big" --rounds 3   # some cases only
+    python -m bench service hostile --parts everything --server-arg=--bulk-lane-policy=idle   # A/B a setting
 """
 
 from __future__ import annotations
@@ -322,7 +323,7 @@ def run_everything(args: argparse.Namespace) -> list[str]:
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(PROBE), os.environ.get("PYTHONPATH", "")])),
                "GIL_PROBE_DIR": str(probe)}  # fmt: skip
         with HostileWorld(Path(directory), big_bytes=(2 if args.quick else 8) * MiB, env=env,
-                          sender_niceness=SENDER_NICENESS) as world:  # fmt: skip
+                          server_args=tuple(args.server_args), sender_niceness=SENDER_NICENESS) as world:  # fmt: skip
             target = world.server.target
             pids = world.server.worker_pids()
             measurer = _Measurer(target)
@@ -371,7 +372,7 @@ def run_everything(args: argparse.Namespace) -> list[str]:
         "### Every hostile case at once, and each alone",
         "",
         f"tests/reliability/everything.py ({2 if args.quick else 8} MiB single pieces) against one server "
-        f"(2 workers). {rounds} rounds; each round measures idle, every case at once, then each case alone "
+        f"(2 workers{''.join(' ' + arg for arg in args.server_args)}). {rounds} rounds; each round measures idle, every case at once, then each case alone "
         f"(in a shuffled order), {calls} well-behaved CountTokens calls at 100/s per phase (from a process of "
         f"their own; the hostile gRPC senders at nice {SENDER_NICENESS}), so every ratio is "
         f"against the idle p99 of its own round; the tables give the median ratio over rounds and its spread. "
