@@ -6,6 +6,8 @@
  *   split_matcher.c   the matcher (tk_match_at)
  *   split_pieces.c    pieces of a text: stages, dialect rules for empty matches, gaps, chains
  *   split_object.c    the Python types SplitProgram and PieceSplitter (used by module.c's BpeCore)
+ *   bulk_starts.c     the scanners' fast path: piece starts of 64 bytes of ASCII text at once (cl100k_base,
+ *                     o200k_base and the patterns that cut such text the same way)
  *
  * Like the rest of the core: pure computation on UTF-8 handed in (valid: it comes from a str), no Python
  * objects outside split_object.c, nothing shared is written (a tk_split_iter belongs to one call), so the
