@@ -1,7 +1,8 @@
-/* Where cl100k_base's pieces start, 64 bytes at a time (bulk_starts.h says what and when).
+/* Where the pieces of cl100k_base's pattern, and of those that cut ASCII text the same way, start: 64 bytes
+ * at a time (bulk_starts.h says what and when).
  *
  * In text made only of ASCII letters (L), digits (D), spaces (SP), \n (NL) and the printable ASCII that is
- * neither (P, the apostrophe included), every alternative of the pattern
+ * neither (P, the apostrophe included), every alternative of cl100k's pattern
  *
  *   '(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s
  *
@@ -19,25 +20,32 @@
  * - a digit starting a run of D, or the 4th or 7th digit of one (\p{N}{1,3}); a run of 10 or more ends the
  *   window before its 10th digit (rare; the scanner takes it).
  * - the first P of a run of P, unless a space is before it (" ?P+" then starts at the space).
- * - whitespace: only runs of the form NL* SP* are taken here (a space before a \n ends the window: \s*[\r\n]
- *   reaches back over it). The \n part starts a piece unless a P run is right before it ([\r\n]*+ takes
- *   it); the first space of the space part starts a piece (\s+(?!\S) after the \n piece, or the run's own
- *   start), and so does the last one (what \s+(?!\S) gives back: the start of " word", " !", or " " before
- *   a digit).
+ * - whitespace: only runs of the form NL* SP* are taken here (at a \n after a space the window ends, and
+ *   the open run before it keeps only its first start: \s*[\r\n] reaches back over the spaces). The \n part
+ *   starts a piece unless a P run is right before it ([\r\n]*+ takes it); the first space of the space part
+ *   starts a piece (\s+(?!\S) after the \n piece, or the run's own start), and so does the last one (what
+ *   \s+(?!\S) gives back: the start of " word", " !", or " " before a digit).
  *
- * The window stops before the first byte of any other kind (a byte >= 0x80, \t, \r, another control) and
- * before a space followed by \n. Starts are kept only where every byte that decides them was in the
- * window: a run of whitespace still open at its end (it could go on with more \n, or reach the end of the
- * text, where \s++$ takes it whole) keeps only its first start. tests/engine/test_bulk_starts.py holds the
- * split to `regex` on text made to hit every rule and every window edge. */
+ * Llama 3 and Qwen 2 (either contraction rule) are the same in such text (their other differences are at
+ * the end of the text or outside ASCII), Qwen 2 with one digit a piece. o200k_base differs in three
+ * places: a word is [UP]*[LO]+ or [UP]+[LO]* (a lower-case letter then an upper-case one also starts a
+ * piece), the contractions are a word's suffix (?i:'s|'t|'re|'ve|'m|'ll|'d)? (an apostrophe after a word's
+ * letter starts nothing when one follows, and the rest of the letter run starts a piece; after a suffix's
+ * own letter it is an ordinary P), and its P runs take [\r\n/]* (a / after a \n ends the window). Tekken is
+ * o200k without the suffixes and with one digit a piece.
+ *
+ * The window stops before the first byte of any other kind (a byte >= 0x80, \t, \r, another control).
+ * Starts are kept only where every byte that decides them was in the window: a run of whitespace still open
+ * at its end (it could go on with more \n, or reach the end of the text, where \s++$ takes it whole) keeps
+ * only its first start, and an o200k suffix must have both its letters in it (ſ is s under (?i)).
+ * tests/engine/test_bulk_starts.py holds the split to each pattern's reference on text made to hit every
+ * rule and every window edge. */
 #include "bulk_starts.h"
-
-#include <string.h>
-
-#define TK_BULK_INLINE inline __attribute__((always_inline))
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+
+#define TK_BULK_INLINE inline __attribute__((always_inline))
 
 /* Byte classes of 64 bytes as bit masks (bit i: byte i). */
 typedef struct {
@@ -155,7 +163,7 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
             unsigned n = suffix_length(p + j);
             if (!n) continue;
             suffixes |= 1ull << j;
-            if (j < 63) covered |= ((1ull << (n - 1)) - 1) << (j + 1); /* bits past 63 fall off */
+            covered |= ((1ull << (n - 1)) - 1) << (j + 1); /* j <= 62 here (j + 3 <= valid <= 65) */
             if (j + n < 64 && (letter >> (j + n) & 1)) starts |= 1ull << (j + n); /* the rest of the run */
         }
         if (valid < 2) {
