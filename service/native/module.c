@@ -157,26 +157,14 @@ static ptrdiff_t merge_long_piece(BpeCore *self, const uint8_t *piece, size_t le
     return n;
 }
 
-/* The ids of one piece into the sink. `piece_is_immutable`: the bytes cannot change while the GIL is
- * released (they belong to a str). `readable`: bytes that may be read from `piece` on (>= len; the rest of
- * the text when the piece is part of one: see tk_rank_of_piece). */
-static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len, int piece_is_immutable,
-                      size_t readable) {
+/* emit_piece past the whole-token shortcut: a piece that is no token (or whose token the merge rule does
+ * not give alone), with its `hash` from tk_rank_of_piece. Out of line, so that the shortcut,
+ * taken by most pieces of text, is inlined into the loops over pieces without the merge's registers. */
+static __attribute__((noinline)) int emit_merged_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len,
+                                                       int piece_is_immutable, uint64_t hash) {
     if (len >= UINT32_MAX) { /* the merge names positions with 32 bits */
         PyErr_SetString(PyExc_ValueError, "a single piece of 4 GiB or more cannot be encoded");
         return -1;
-    }
-    uint64_t hash;
-    uint32_t rank = tk_rank_of_piece(&self->table, piece, len, readable, &hash);
-    if (rank != TK_NO_RANK && (__builtin_expect(self->whole_piece_shortcut, 1) ||
-                               (self->merges_to_itself && self->merges_to_itself[rank]))) {
-        if (sink->counting) {
-            sink->count++;
-            return 0;
-        }
-        if (sink_reserve(sink, 1) < 0) return -1;
-        sink->ids[sink->len++] = rank;
-        return 0;
     }
     if (sink->counting && merges_by_lookup(self) && len > self->cache.max_key_len) {
         /* A piece too long to cache, counted: the merge counts its ids without writing them, so counting
@@ -209,6 +197,27 @@ static int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t le
     else
         sink->len += (size_t)n;
     return 0;
+}
+
+/* The ids of one piece into the sink. `piece_is_immutable`: the bytes cannot change while the GIL is
+ * released (they belong to a str). `readable`: bytes that may be read from `piece` on (>= len; the rest of
+ * the text when the piece is part of one: see tk_rank_of_piece). A piece that is a token is that token
+ * (tiktoken's shortcut; the pair rule's only for tokens that merge to themselves); the rest is merged. */
+static inline int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len, int piece_is_immutable,
+                             size_t readable) {
+    uint64_t hash;
+    uint32_t rank = tk_rank_of_piece(&self->table, piece, len, readable, &hash); /* none for 4 GiB pieces */
+    if (rank != TK_NO_RANK && (__builtin_expect(self->whole_piece_shortcut, 1) ||
+                               (self->merges_to_itself && self->merges_to_itself[rank]))) {
+        if (sink->counting) {
+            sink->count++;
+            return 0;
+        }
+        if (__builtin_expect(sink->len == sink->cap, 0) && sink_reserve(sink, 1) < 0) return -1;
+        sink->ids[sink->len++] = rank;
+        return 0;
+    }
+    return emit_merged_piece(self, sink, piece, len, piece_is_immutable, hash);
 }
 
 /* Big texts go in windows: the pieces of the next ~TK_YIELD_GIL_BYTES are found without the GIL (the
