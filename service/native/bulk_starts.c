@@ -42,8 +42,9 @@
  * rule and every window edge. */
 #include "bulk_starts.h"
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#include "ascii_runs.h"
+
+#if TK_ASCII_RUNS_SSE2
 
 #define TK_BULK_INLINE inline __attribute__((always_inline))
 
@@ -57,23 +58,18 @@ static inline uint64_t movemask64(__m128i a, __m128i b, __m128i c, __m128i d) {
            (uint64_t)(unsigned)_mm_movemask_epi8(c) << 32 | (uint64_t)(unsigned)_mm_movemask_epi8(d) << 48;
 }
 
-/* Bytes of x in [low, low + count), as 0xff lanes (signed compare after moving the range to the bottom). */
-static inline __m128i in_range(__m128i x, uint8_t low, uint8_t count) {
-    return _mm_cmplt_epi8(_mm_add_epi8(x, _mm_set1_epi8((char)(0x80 - low))), _mm_set1_epi8((char)(-128 + count)));
-}
-
 static inline window_classes classify(const uint8_t *p) {
     __m128i x[4], letter[4], lower[4], digit[4], space[4], newline[4], apostrophe[4], slash[4], valid[4];
     for (int k = 0; k < 4; k++) {
         x[k] = _mm_loadu_si128((const __m128i *)(p + 16 * k));
-        letter[k] = in_range(_mm_or_si128(x[k], _mm_set1_epi8(0x20)), 'a', 26);
-        lower[k] = in_range(x[k], 'a', 26);
-        digit[k] = in_range(x[k], '0', 10);
+        letter[k] = tk_sse2_in_range(_mm_or_si128(x[k], _mm_set1_epi8(0x20)), 'a', 26);
+        lower[k] = tk_sse2_in_range(x[k], 'a', 26);
+        digit[k] = tk_sse2_in_range(x[k], '0', 10);
         space[k] = _mm_cmpeq_epi8(x[k], _mm_set1_epi8(' '));
         newline[k] = _mm_cmpeq_epi8(x[k], _mm_set1_epi8('\n'));
         apostrophe[k] = _mm_cmpeq_epi8(x[k], _mm_set1_epi8('\''));
         slash[k] = _mm_cmpeq_epi8(x[k], _mm_set1_epi8('/'));
-        valid[k] = _mm_or_si128(in_range(x[k], ' ', 95), newline[k]); /* space..~ and \n */
+        valid[k] = _mm_or_si128(tk_sse2_in_range(x[k], ' ', 95), newline[k]); /* space..~ and \n */
     }
     window_classes c;
     c.letter = movemask64(letter[0], letter[1], letter[2], letter[3]);
