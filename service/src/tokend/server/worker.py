@@ -144,6 +144,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
 
     log_event(_log, "worker_draining", worker=index, grace_period=settings.grace_period)
     availability.draining()
+    calls.stop_counting()  # later calls are refused by `availability`: neither waited for nor "cut"
     if reloader is not None:
         reloader.stop()
     # New calls get UNAVAILABLE from `availability` from here on; running ones get the grace period.

@@ -1,0 +1,69 @@
+"""InFlightCalls, the count a draining worker waits on and reports as ``calls_cut``: calls that arrive
+once draining began are refused and must be neither waited for nor reported as cut (a refusal being
+answered when the worker ended made tests/reliability/test_sigterm.py fail with ``calls_cut: 1``)."""
+
+from __future__ import annotations
+
+import threading
+
+from tokend.server.in_flight import InFlightCalls
+from tokend.server.unary_interceptor import MethodName
+
+ENCODE = MethodName.parse("/tokend.v1.Tokenizer/Encode", "unary")
+CHUNKS = MethodName.parse("/tokend.v1.Tokenizer/ChunkStream", "server_stream")
+
+
+def _blocking_call(calls: InFlightCalls, release: threading.Event, method: MethodName = ENCODE) -> tuple[threading.Thread, threading.Event]:
+    started = threading.Event()
+
+    def behaviour(request, context):
+        started.set()
+        release.wait(10)
+        return "answer"
+
+    def streaming(request, context):
+        started.set()
+        release.wait(10)
+        yield "chunk"
+
+    def run() -> None:
+        if method.grpc_type == "unary":
+            assert calls.handle(method, behaviour, None, None) == "answer"
+        else:
+            assert list(calls.handle_stream(method, streaming, None, None)) == ["chunk"]
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(5)
+    return thread, started
+
+
+def test_calls_admitted_before_draining_are_waited_for_and_later_ones_are_not() -> None:
+    for method in (ENCODE, CHUNKS):
+        calls = InFlightCalls()
+        release_old, release_new = threading.Event(), threading.Event()
+        old, _ = _blocking_call(calls, release_old, method)
+        assert calls.count == 1
+        calls.stop_counting()
+        new, _ = _blocking_call(calls, release_new, method)  # a refusal still being answered
+        assert calls.count == 1
+        assert not calls.wait_idle(0.05)
+        release_old.set()
+        old.join(5)
+        assert calls.wait_idle(1.0), "the drain waited on a call that arrived after it began"
+        assert calls.count == 0, "a refusal in progress was reported as a cut call"
+        release_new.set()
+        new.join(5)
+        assert calls.count == 0
+
+
+def test_a_call_admitted_before_draining_that_outlives_the_grace_period_is_counted_as_cut() -> None:
+    calls = InFlightCalls()
+    release = threading.Event()
+    thread, _ = _blocking_call(calls, release)
+    calls.stop_counting()
+    assert not calls.wait_idle(0.05)
+    assert calls.count == 1
+    release.set()
+    thread.join(5)
+    assert calls.count == 0
