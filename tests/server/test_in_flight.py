@@ -13,7 +13,7 @@ ENCODE = MethodName.parse("/tokend.v1.Tokenizer/Encode", "unary")
 CHUNKS = MethodName.parse("/tokend.v1.Tokenizer/ChunkStream", "server_stream")
 
 
-def _blocking_call(calls: InFlightCalls, release: threading.Event, method: MethodName = ENCODE) -> tuple[threading.Thread, threading.Event]:
+def _blocking_call(calls: InFlightCalls, release: threading.Event, method: MethodName = ENCODE) -> tuple[threading.Thread, list[object]]:
     started = threading.Event()
 
     def behaviour(request, context):
@@ -26,26 +26,28 @@ def _blocking_call(calls: InFlightCalls, release: threading.Event, method: Metho
         release.wait(10)
         yield "chunk"
 
+    answers: list[object] = []
+
     def run() -> None:
         if method.grpc_type == "unary":
-            assert calls.handle(method, behaviour, None, None) == "answer"
+            answers.append(calls.handle(method, behaviour, None, None))
         else:
-            assert list(calls.handle_stream(method, streaming, None, None)) == ["chunk"]
+            answers.append(list(calls.handle_stream(method, streaming, None, None)))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert started.wait(5)
-    return thread, started
+    return thread, answers
 
 
 def test_calls_admitted_before_draining_are_waited_for_and_later_ones_are_not() -> None:
     for method in (ENCODE, CHUNKS):
         calls = InFlightCalls()
         release_old, release_new = threading.Event(), threading.Event()
-        old, _ = _blocking_call(calls, release_old, method)
+        old, old_answers = _blocking_call(calls, release_old, method)
         assert calls.count == 1
         calls.stop_counting()
-        new, _ = _blocking_call(calls, release_new, method)  # a refusal still being answered
+        new, new_answers = _blocking_call(calls, release_new, method)  # a refusal still being answered
         assert calls.count == 1
         assert not calls.wait_idle(0.05)
         release_old.set()
@@ -55,15 +57,17 @@ def test_calls_admitted_before_draining_are_waited_for_and_later_ones_are_not() 
         release_new.set()
         new.join(5)
         assert calls.count == 0
+        expected = "answer" if method.grpc_type == "unary" else ["chunk"]
+        assert old_answers == [expected] and new_answers == [expected], "a counted call lost its answer"
 
 
 def test_a_call_admitted_before_draining_that_outlives_the_grace_period_is_counted_as_cut() -> None:
     calls = InFlightCalls()
     release = threading.Event()
-    thread, _ = _blocking_call(calls, release)
+    thread, answers = _blocking_call(calls, release)
     calls.stop_counting()
     assert not calls.wait_idle(0.05)
     assert calls.count == 1
     release.set()
     thread.join(5)
-    assert calls.count == 0
+    assert calls.count == 0 and answers == ["answer"]

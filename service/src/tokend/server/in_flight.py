@@ -44,7 +44,8 @@ class InFlightCalls(UnaryInterceptor):
         return self._count
 
     def stop_counting(self) -> None:
-        """From now on new calls run uncounted: they arrive after draining began and are refused."""
+        """From now on new calls run uncounted: they arrive after draining began, so the availability gate
+        refuses them (health checks answer NOT_SERVING). Call it after the gate switched to draining."""
         with self._idle:
             self._counting = False
 

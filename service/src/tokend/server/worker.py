@@ -144,7 +144,9 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
 
     log_event(_log, "worker_draining", worker=index, grace_period=settings.grace_period)
     availability.draining()
-    calls.stop_counting()  # later calls are refused by `availability`: neither waited for nor "cut"
+    # After draining(), not before: a call left uncounted must already meet the refusal (or health's
+    # NOT_SERVING); neither is waited for nor reported as cut.
+    calls.stop_counting()
     if reloader is not None:
         reloader.stop()
     # New calls get UNAVAILABLE from `availability` from here on; running ones get the grace period.
