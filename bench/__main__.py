@@ -18,6 +18,7 @@ BENCHMARKS = {
     "chat": "bench.chat",
     "budgets": "bench.budgets",
     "budget-service": "bench.budget_service",
+    "ab": "bench.ab",
 }
 
 
