@@ -56,7 +56,10 @@ def test_a_worker_has_two_bulk_threads_at_the_lowest_priority(server):
 def test_the_work_of_a_large_call_is_done_by_the_bulk_threads_and_a_small_calls_is_not(server):
     pid = server.worker_pids()[0]
     rng = random.Random(13)
-    words = ["".join(rng.choices("abcdefghij", k=rng.randint(1, 9))) for _ in range(1000)]
+    # 200,000 distinct words, so most pieces miss the piece cache and the merge is ~0.3 s of lane CPU: the
+    # ratio below is read in 10 ms ticks per thread, and with 1,000 words (~0.07 s of merge against 2-5 ticks
+    # of gRPC's receive/send and the parse) it measured 0.54-0.78 under load, a tick or two from 0.5.
+    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 12))) for _ in range(200_000)]
     text = " ".join(rng.choices(words, k=700_000))[: 4 * MiB]
     stub = server.stub(server.channel(**{"grpc.max_receive_message_length": 64 * MiB}))
     small = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="a small call " * 20)])
