@@ -114,9 +114,17 @@ def _worktree(revision: str, directory: Path) -> Path:
     tree = directory / "base"
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--force", str(tree), revision], check=True,
                    stdout=subprocess.DEVNULL)  # fmt: skip
-    subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree / "service", check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=tree / "service", check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    except subprocess.CalledProcessError:
+        _remove_worktree(tree)
+        raise SystemExit(f"the native core of {revision} did not build")
     return tree
+
+
+def _remove_worktree(tree: Path) -> None:
+    subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
         finally:
             if args.base:
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False)
+                _remove_worktree(base)
     label = f"A = {args.base or args.base_dir}, B = this checkout ({REPO})"
     print(f"{label}; A time / B time (> 1: B faster), median of {args.runs} runs [range]")
     for cell, values in results.items():

@@ -50,18 +50,12 @@ class InFlightCalls(UnaryInterceptor):
             self._counting = False
 
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
-        with self._idle:
-            counted = self._counting
-            self._count += counted
-        if not counted:
+        if not self._enter():
             return behaviour(request, context)
         try:
             return behaviour(request, context)
         finally:
-            with self._idle:
-                self._count -= 1
-                if self._count == 0:
-                    self._idle.notify_all()
+            self._leave()
 
     def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         if method.service != SERVICE_NAME:
@@ -69,19 +63,26 @@ class InFlightCalls(UnaryInterceptor):
         return self._counted(behaviour, request, context)
 
     def _counted(self, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
-        with self._idle:
-            counted = self._counting
-            self._count += counted
-        if not counted:
+        if not self._enter():
             yield from behaviour(request, context)
             return
         try:
             yield from behaviour(request, context)
         finally:
-            with self._idle:
-                self._count -= 1
-                if self._count == 0:
-                    self._idle.notify_all()
+            self._leave()
+
+    def _enter(self) -> bool:
+        """Count a call that starts now, unless counting stopped; True when it was counted."""
+        with self._idle:
+            counted = self._counting
+            self._count += counted
+        return counted
+
+    def _leave(self) -> None:
+        with self._idle:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no unary call or Tokenizer stream runs (True) or ``timeout`` seconds pass (False)."""
