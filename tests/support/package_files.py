@@ -14,6 +14,10 @@ tarball a directory at a time (the member asked for and the files beside it, in 
 Members are named relative to the archive's top directory (an sdist's ``name-version/``, npm's
 ``package/``); for a wheel, relative to its root. A missing member raises FileNotFoundError listing
 near matches, so a renamed file in a new release fails loudly.
+
+On a machine whose cache is empty, ``prefetch_in_background()`` (called by the suite's controller process,
+tests/conftest.py) downloads the big archives and unpacks their most-read directories on a thread while
+the first tests run, instead of one test per worker waiting ~30 s for llama-cpp-python's sdist.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
+import threading
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["cache_root", "npm_file", "pypi_file", "sha256_file"]
+__all__ = ["cache_root", "npm_file", "prefetch_in_background", "pypi_file", "sha256_file"]
 
 
 def cache_root() -> Path:
@@ -54,10 +60,16 @@ def _pypi_archive(name: str, version: str, *, sdist: bool) -> Path:
     with _locked(directory):
         archives = [p for p in directory.glob("*") if p.suffix in {".gz", ".whl", ".zip"}] if directory.exists() else []
         if not archives:
-            command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(directory),
-                       f"{name}=={version}"]
-            command += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
-            subprocess.run(command, check=True)
+            directory.mkdir(parents=True, exist_ok=True)
+            # Into a scratch directory first, then renamed: an interrupted download leaves no archive that a
+            # later run would take for whole.
+            with tempfile.TemporaryDirectory(dir=directory, prefix=".download-") as scratch:
+                command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", scratch,
+                           f"{name}=={version}"]
+                command += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+                subprocess.run(command, check=True)
+                for downloaded in Path(scratch).iterdir():
+                    downloaded.replace(directory / downloaded.name)
             archives = [p for p in directory.glob("*") if p.suffix in {".gz", ".whl", ".zip"}]
         if len(archives) != 1:
             raise FileNotFoundError(f"expected one archive of {name}=={version} in {directory}, found {archives}")
@@ -137,6 +149,38 @@ def pypi_file(name: str, version: str, member: str, *, sdist: bool = False) -> P
 def npm_file(name: str, version: str, member: str) -> Path:
     """A file out of the npm package ``name@version`` (``npm pack``), relative to its ``package/`` directory."""
     return _extract(_npm_archive(name, version), member, top_level=True)
+
+
+# What the suite reads most, by package: one member of each directory unpacks the directory (a tarball's).
+_PREFETCH = (
+    (("llama-cpp-python", "0.3.36", True), ("vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf",
+                                            "vendor/llama.cpp/models/templates/Apertus-8B-Instruct.jinja",
+                                            "vendor/llama.cpp/src/llama-vocab.cpp")),
+    (("sentencepiece", "0.2.3", True), ("test/botchan.txt",)),
+    (("mistral-common", "1.13.1", False), ()),
+    (("quicktok-v1", "0.4.0", False), ()),
+)
+
+
+def prefetch_in_background() -> threading.Thread:
+    """Fetch the suite's big archives on a daemon thread; tests that need one meanwhile wait on its lock.
+
+    A failure here is left to the test that needs the file, which reports it where it matters.
+    """
+
+    def fetch() -> None:
+        for (name, version, sdist), members in _PREFETCH:
+            try:
+                for member in members or (None,):
+                    archive = _pypi_archive(name, version, sdist=sdist)
+                    if member is not None:
+                        _extract(archive, member, top_level=sdist)
+            except (OSError, subprocess.CalledProcessError):
+                continue
+
+    thread = threading.Thread(target=fetch, name="prefetch-package-files", daemon=True)
+    thread.start()
+    return thread
 
 
 def sha256_file(path: Path) -> str:

@@ -1,0 +1,37 @@
+"""The suite's two lanes: tests under the process directories run one after another on one xdist worker.
+
+tests/conftest.py marks them ``xdist_group("processes")``; xdist's ``--dist loadgroup`` turns the mark into a
+``@processes`` suffix of the test's id, and schedules by that suffix. When the mark is added after xdist looked
+(hook order) or the id is not renamed (xdist 3.8 on pytest 9), nothing is grouped and nothing says so: the
+servers of two tests compete for the two cores, and module fixtures (the deploy test's image) are built
+once per worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import _PROCESS_TEST_DIRS
+
+TESTS = Path(__file__).parents[1]
+
+
+def _in_process_dir(item: pytest.Item) -> bool:
+    parts = item.path.relative_to(TESTS).parts if item.path.is_relative_to(TESTS) else ()
+    return bool(parts) and parts[0] in _PROCESS_TEST_DIRS
+
+
+def test_tests_under_the_process_directories_are_in_one_group_and_no_others(request) -> None:
+    items = request.session.items
+    grouped = [item for item in items if _in_process_dir(item)]
+    others = [item for item in items if not _in_process_dir(item)]
+    assert request.node in grouped  # this test lives in tests/server, so the check below always has one
+    for item in grouped:
+        assert [mark.args for mark in item.iter_markers("xdist_group")] == [("processes",)], item.nodeid
+    for item in others:
+        assert not list(item.iter_markers("xdist_group")), item.nodeid
+    if request.config.getoption("loadgroup", default=False):  # on an xdist worker of `--dist loadgroup`
+        assert all(item.nodeid.endswith("@processes") for item in grouped), [i.nodeid for i in grouped][:3]
+        assert not any("@" in item.nodeid.rpartition("]")[2] for item in others)
