@@ -26,6 +26,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # `support` (pytest.ini adds it too; this module runs first)
 
 from support.package_files import npm_file, prefetch_in_background  # noqa: E402
+from support.process_dirs import PROCESS_TEST_DIRS  # noqa: E402
 
 _OPENAI = "https://openaipublic.blob.core.windows.net"
 
@@ -79,17 +80,12 @@ def pytest_configure(config) -> None:
         prefetch_in_background()
 
 
-# Directories whose tests start servers, workers or other processes (and measure them, or the machine): they
-# run one after another on one xdist worker, as they did before the suite ran on two, so they never compete
-# with each other for the cores or the loopback ports; in-process tests take the other worker.
-_PROCESS_TEST_DIRS = ("benchmarks", "client", "deploy", "playground", "reliability", "server")
-
-
+# Tests under support/process_dirs.py's directories run one after another on one xdist worker.
 # tryfirst: xdist reads the marks in its own pytest_collection_modifyitems, to name each test's group.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
     tests_dir = Path(__file__).parent
     for item in items:
         parts = item.path.relative_to(tests_dir).parts if item.path.is_relative_to(tests_dir) else ()
-        if parts and parts[0] in _PROCESS_TEST_DIRS:
+        if parts and parts[0] in PROCESS_TEST_DIRS:
             item.add_marker(pytest.mark.xdist_group("processes"))
