@@ -139,6 +139,11 @@ class BatchPlan:
     def in_flight(self) -> int:
         return self._in_flight
 
+    @property
+    def pending(self) -> int:
+        """Chunks not sent yet (or queued again)."""
+        return len(self._pending)
+
     def take(self) -> Chunk | None:
         """The next chunk to send, or None when all are sent (or in flight)."""
         if not self._pending:

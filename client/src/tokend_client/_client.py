@@ -142,6 +142,9 @@ class TokendClient(ClientBase):
         futures: dict[Chunk, Any] = {}
         try:
             while not plan.done:
+                if plan.in_flight == 0 and plan.pending == 1:
+                    self._send_alone(plan, operation, inputs, ref=ref, batch_call=batch_call)
+                    continue
                 while plan.in_flight < self._settings.max_in_flight:
                     chunk = plan.take()
                     if chunk is None:
@@ -167,6 +170,22 @@ class TokendClient(ClientBase):
             for future in futures.values():  # only left when we are raising
                 future.cancel()
         return plan.results
+
+    def _send_alone(self, plan: BatchPlan, operation: Operation, inputs: Sequence[Any], *, ref: str, batch_call: bool) -> None:
+        # The only request left (a single text's call, always): a blocking call. A future would cost a
+        # channel-spin thread started per call, ~0.3 ms of CPU, twice the call itself.
+        chunk = plan.take()
+        assert chunk is not None
+        stub_method = getattr(self._pool.stub(), operation.method)
+        try:
+            response, call = stub_method.with_call(
+                operation.request(inputs[chunk.start : chunk.stop]), timeout=self._settings.timeout
+            )
+        except grpc.RpcError as error:
+            raise_or_requeue(plan, chunk, error, ref=ref, batch_call=batch_call, resend_budget=self._settings.retries)
+            return
+        self._record_worker(call)
+        plan.complete(chunk, operation.results(response, expected_items=len(chunk)))
 
 
 def _ref(ref: str) -> str:
