@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import random
 import signal
 import subprocess
 import sys
@@ -32,13 +31,6 @@ def _wait_for(predicate, timeout: float, what: str):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _random_text(seed: int, words: int) -> str:
-    # Distinct words defeat the piece cache, so encoding takes real time.
-    rng = random.Random(seed)
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    return " ".join("".join(rng.choice(letters) for _ in range(rng.randint(2, 12))) for _ in range(words))
 
 
 class _GatedHandler(http.server.SimpleHTTPRequestHandler):
@@ -89,18 +81,27 @@ def test_health_not_serving_until_models_loaded(tmp_path):
 def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
     import tiktoken
 
-    texts = [_random_text(seed, 40_000) for seed in range(4)]  # ~0.3 MB each: about a second of work in total
-    expected = [len(tiktoken.get_encoding("o200k_base").encode(t)) for t in texts]
+    # The call in flight is a DecodeStream the client holds open: it is in flight until the client ends it,
+    # however fast the machine (a big CountTokens, used before, could finish between two metric scrapes).
+    reference = tiktoken.get_encoding("cl100k_base")
+    text = "in flight across a SIGTERM: ünïcödé 🚀 done"
+    ids = reference.encode(text)
+    release = threading.Event()
+
+    def requests():
+        yield pb.DecodeStreamRequest(model="cl100k_base", ids=ids[: len(ids) // 2])
+        release.wait(timeout=120)
+        yield pb.DecodeStreamRequest(ids=ids[len(ids) // 2 :], flush=True)
+
     with start_server(registry=registry_dir, grace_period=60) as server:
         channel = server.channel()
         stub = server.stub(channel)
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=120)
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-        in_flight = stub.CountTokens.future(
-            pb.CountTokensRequest(model="o200k_base", inputs=[pb.Input(text=t) for t in texts]), timeout=120
-        )
+        stream = stub.DecodeStream(requests(), timeout=120)
+        first = next(stream)
         _wait_for(
-            lambda: 'tokend_rpc_in_flight{grpc_method="CountTokens"} 1.0' in server.scrape_metrics(),
+            lambda: 'tokend_rpc_in_flight{grpc_method="DecodeStream"} 1.0' in server.scrape_metrics(),
             30,
             "the call to be in flight",
         )
@@ -116,8 +117,10 @@ def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
             assert error.code() == grpc.StatusCode.UNAVAILABLE
         finally:
             fresh.close()
-        response = in_flight.result(timeout=120)
-        assert list(response.counts) == expected
+        assert server.process.poll() is None, "the server ended with a call in flight"
+        release.set()
+        rest = list(stream)
+        assert first.text + "".join(answer.text for answer in rest) == text and not rest[-1].pending
         assert server.process.wait(timeout=90) == 0
         assert server.events("worker_draining") and server.events("stopped")
 
