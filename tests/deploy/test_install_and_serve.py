@@ -168,6 +168,7 @@ def served(image, prod_settings, tmp_path_factory):
         env=env,
         reload_interval=None,  # from the ConfigMap
         grace_period=None,  # from the ConfigMap
+        drain_flush=None,  # the server's default
         command=[str(venv / "bin" / program), *arguments],  # the image's ENTRYPOINT, from its PATH
         start_timeout=120,
     )

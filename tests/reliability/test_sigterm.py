@@ -13,7 +13,7 @@ must still be *sent* after the handler returned. The worker first gave that a fi
 everything; on this loaded 2-core machine one answer was cut ("GOAWAY ... Server shutdown") in about 1
 run of 6; waiting on server.stop()'s event still lost one in ~20 (gRPC counts a call done once its
 answer is queued). worker.py now keeps the transports up, serving nothing new, for
-RESPONSE_FLUSH_SECONDS after the last handler returned, and only then stops the server. If this test
+`--drain-flush` (2 s) after the last handler returned, and only then stops the server. If this test
 fails, the cut is real and the message says which call lost its answer.
 """
 
@@ -65,7 +65,7 @@ def _sigterm_under_load(long_method: str) -> None:
     short_text = "The quick brown fox jumps over the lazy dog. " * 20
     short_ids = tiktoken.get_encoding("cl100k_base").encode_ordinary(short_text)
 
-    with start_server(workers=2, grace_period=20) as server:
+    with start_server(workers=2, grace_period=20, drain_flush=None) as server:
         supervisor = server.process
         inputs = [pb.Input(text=text) for text in long_texts]
         long_request = (
@@ -161,7 +161,7 @@ def test_sigterm_under_a_stream_of_calls_on_open_connections_answers_only_ok_or_
     drain with 12 callers); so a drained worker ends its process instead, and its connections close
     under the calls still arriving, which the client sees as UNAVAILABLE."""
     callers_per_connection, connections = 3, 4
-    with start_server(workers=1, grace_period=5, metrics=False) as server:
+    with start_server(workers=1, grace_period=5, metrics=False, drain_flush=None) as server:
         request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]).SerializeToString()
         channels = [server.channel(**{"grpc.use_local_subchannel_pool": 1}) for _ in range(connections)]
         codes: Counter[str] = Counter()

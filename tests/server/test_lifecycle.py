@@ -93,7 +93,7 @@ def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
         release.wait(timeout=120)
         yield pb.DecodeStreamRequest(ids=ids[len(ids) // 2 :], flush=True)
 
-    with start_server(registry=registry_dir, grace_period=60) as server:
+    with start_server(registry=registry_dir, grace_period=60, drain_flush=None) as server:
         channel = server.channel()
         stub = server.stub(channel)
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=120)
@@ -123,6 +123,17 @@ def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
         assert first.text + "".join(answer.text for answer in rest) == text and not rest[-1].pending
         assert server.process.wait(timeout=90) == 0
         assert server.events("worker_draining") and server.events("stopped")
+
+
+def test_a_draining_worker_keeps_its_connections_for_the_drain_flush(registry_dir):
+    # --drain-flush: the connections stay up that long after the last call returned (answers leave), then
+    # the worker ends; an idle server with a 4 s flush is still running 2 s after SIGTERM and then exits 0.
+    with start_server(registry=registry_dir, grace_period=60, drain_flush=4, metrics=False) as server:
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(2)
+        assert server.process.poll() is None, "the worker ended before its drain flush"
+        assert server.process.wait(timeout=60) == 0
+        assert server.events("worker_stopped")
 
 
 def test_killed_worker_is_replaced_and_service_keeps_answering(registry_dir):

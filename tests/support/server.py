@@ -71,6 +71,7 @@ class TokendServer:
         playground: bool = False,
         reload_interval: float | None = 0,
         grace_period: float | None = 10,
+        drain_flush: float | None = 0.1,
         log_level: str = "info",
         start_timeout: float = DEFAULT_START_TIMEOUT,
         wait_until_serving: bool = True,
@@ -105,6 +106,10 @@ class TokendServer:
             flags += ["--reload-interval", str(reload_interval)]
         if grace_period is not None:
             flags += ["--grace-period", str(grace_period)]
+        # Short by default: a test has its answers before it stops the server, and each stop would wait the
+        # server's 2 s for nothing. Tests of draining under load pass None (the server's default).
+        if drain_flush is not None:
+            flags += ["--drain-flush", str(drain_flush)]
         self.command = [*(command or (sys.executable, "-m", SERVER_MODULE)), *flags, *args]
         self.env = {key: value for key, value in os.environ.items() if not key.startswith("TOKEND_")}
         self.env["PYTHONUNBUFFERED"] = "1"

@@ -48,8 +48,6 @@ __all__ = ["run_worker", "EXIT_BIND_FAILED", "EXIT_MODELS_FAILED"]
 
 EXIT_BIND_FAILED = 3
 EXIT_MODELS_FAILED = 4
-# Time the transports stay up after the last handler returned, so queued answers reach their clients.
-RESPONSE_FLUSH_SECONDS = 2.0
 
 _log = logging.getLogger("tokend.server.worker")
 
@@ -156,8 +154,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # until the client reads it, and ending the process then resets the connection. Calling
     # server.stop(grace) first and trusting its event was not enough (its calls count as done once the
     # answer is queued: "GOAWAY ... Server shutdown" in 1 of ~20 runs of tests/reliability/test_sigterm.py),
-    # so the transports stay up, serving nothing new, for a short flush period.
-    time.sleep(max(0.0, min(RESPONSE_FLUSH_SECONDS, deadline - time.monotonic())))
+    # so the transports stay up, serving nothing new, for a short flush period (--drain-flush).
+    time.sleep(max(0.0, min(settings.drain_flush, deadline - time.monotonic())))
     log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count)
     _end_process(0)
     return 0  # not reached

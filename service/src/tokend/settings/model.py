@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         "nice", help="priority of the bulk threads: nice (niceness 19) or idle (SCHED_IDLE: only CPU nobody else wants)"
     )
     grace_period: float = _setting(20.0, help="seconds in-flight calls get to finish on SIGTERM", ge=0)
+    drain_flush: float = _setting(
+        2.0,
+        help="seconds a draining worker keeps its connections after its last call returned, so queued answers "
+        "reach their clients (HTTP/2 flow control holds a large one until the client reads it); within the grace period",
+        ge=0,
+    )
     max_connection_age: float = _setting(
         300.0, help="seconds before clients are asked to reconnect (they re-resolve); 0 = never", ge=0
     )
