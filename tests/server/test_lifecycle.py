@@ -3,6 +3,7 @@ serving a version published while it runs, reflection, and refusing bad settings
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import signal
@@ -78,6 +79,15 @@ def test_health_not_serving_until_models_loaded(tmp_path):
         httpd.server_close()
 
 
+@contextlib.contextmanager
+def _released(event: threading.Event):
+    # A failed assertion must not leave the request stream waiting for its event.
+    try:
+        yield
+    finally:
+        event.set()
+
+
 def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
     import tiktoken
 
@@ -93,7 +103,7 @@ def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
         release.wait(timeout=120)
         yield pb.DecodeStreamRequest(ids=ids[len(ids) // 2 :], flush=True)
 
-    with start_server(registry=registry_dir, grace_period=60, drain_flush=None) as server:
+    with start_server(registry=registry_dir, grace_period=60, drain_flush=None) as server, _released(release):
         channel = server.channel()
         stub = server.stub(channel)
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=120)
@@ -119,8 +129,8 @@ def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
             fresh.close()
         assert server.process.poll() is None, "the server ended with a call in flight"
         release.set()
-        rest = list(stream)
-        assert first.text + "".join(answer.text for answer in rest) == text and not rest[-1].pending
+        answers = [first, *stream]
+        assert "".join(answer.text for answer in answers) == text and not answers[-1].pending
         assert server.process.wait(timeout=90) == 0
         assert server.events("worker_draining") and server.events("stopped")
 

@@ -15,8 +15,8 @@ Members are named relative to the archive's top directory (an sdist's ``name-ver
 ``package/``); for a wheel, relative to its root. A missing member raises FileNotFoundError listing
 near matches, so a renamed file in a new release fails loudly.
 
-On a machine whose cache is empty, ``prefetch_in_background()`` (called by the suite's controller process,
-tests/conftest.py) downloads the big archives and unpacks their most-read directories on a thread while
+On a machine whose cache is empty, ``Prefetch`` (started by the suite's controller process for a whole-suite
+run, tests/conftest.py) downloads the big archives and unpacks their most-read directories on a thread while
 the first tests run, instead of one test per worker waiting ~30 s for llama-cpp-python's sdist.
 """
 
@@ -34,7 +34,7 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["cache_root", "npm_file", "prefetch_in_background", "pypi_file", "sha256_file"]
+__all__ = ["Prefetch", "cache_root", "npm_file", "pypi_file", "sha256_file"]
 
 
 def cache_root() -> Path:
@@ -55,7 +55,8 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _pypi_archive(name: str, version: str, *, sdist: bool) -> Path:
+def _pypi_archive(name: str, version: str, *, sdist: bool, started: list[subprocess.Popen] | None = None) -> Path:
+    """The archive of ``name==version`` (downloaded by pip on first use); ``started`` receives the pip process."""
     directory = cache_root() / "pypi" / f"{name}-{version}-{'sdist' if sdist else 'wheel'}"
     with _locked(directory):
         archives = [p for p in directory.glob("*") if p.suffix in {".gz", ".whl", ".zip"}] if directory.exists() else []
@@ -64,10 +65,14 @@ def _pypi_archive(name: str, version: str, *, sdist: bool) -> Path:
             # Into a scratch directory first, then renamed: an interrupted download leaves no archive that a
             # later run would take for whole.
             with tempfile.TemporaryDirectory(dir=directory, prefix=".download-") as scratch:
-                command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", scratch,
-                           f"{name}=={version}"]
+                command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-input", "--no-deps", "-d",
+                           scratch, f"{name}=={version}"]
                 command += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
-                subprocess.run(command, check=True)
+                with subprocess.Popen(command, stdin=subprocess.DEVNULL) as pip:
+                    if started is not None:
+                        started.append(pip)
+                    if pip.wait() != 0:
+                        raise subprocess.CalledProcessError(pip.returncode, command)
                 for downloaded in Path(scratch).iterdir():
                     downloaded.replace(directory / downloaded.name)
             archives = [p for p in directory.glob("*") if p.suffix in {".gz", ".whl", ".zip"}]
@@ -104,23 +109,34 @@ def _extract(archive: Path, member: str, *, top_level: bool) -> Path:
     # llama-cpp-python's 77 MB sdist), and the tests read ~80 files out of a few of its directories. So one
     # pass writes the wanted member and every file beside it that is not there yet.
     with _locked(archive):
-        if target.exists():
-            return target
-        folder = member.rpartition("/")[0]
-        names = []
-        with tarfile.open(archive, "r|*") as tarred:
-            for info in tarred:
-                names.append(info.name)
-                relative = info.name.split("/", 1)[1] if top_level and "/" in info.name else info.name
-                if not info.isfile() or relative.rpartition("/")[0] != folder:
-                    continue
-                sibling = archive.parent / "files" / relative
-                if not sibling.exists():
-                    _write(sibling, tarred.extractfile(info).read())
         if not target.exists():
-            wanted = _find(names, member, top_level=top_level, archive=archive)
-            raise FileNotFoundError(f"{wanted} in {archive.name} is not a regular file")
+            names = _unpack_folders(archive, {member.rpartition("/")[0]}, top_level=top_level)
+            if not target.exists():  # a link, or a name the pass did not take: read that member alone
+                wanted = _find(names, member, top_level=top_level, archive=archive)
+                with tarfile.open(archive) as tarred:
+                    extracted = tarred.extractfile(wanted)
+                    if extracted is None:
+                        raise FileNotFoundError(f"{wanted} in {archive.name} is not a regular file")
+                    _write(target, extracted.read())
     return target
+
+
+def _unpack_folders(archive: Path, folders: set[str], *, top_level: bool) -> list[str]:
+    """Write the regular files directly in ``folders`` that are not cached yet, in one pass over the
+    tarball (the caller holds its lock); returns every member name. A name given twice keeps its last copy,
+    as tar does."""
+    names, written = [], set()
+    with tarfile.open(archive, "r|*") as tarred:
+        for info in tarred:
+            names.append(info.name)
+            relative = info.name.split("/", 1)[1] if top_level and "/" in info.name else info.name
+            if not info.isfile() or relative.rpartition("/")[0] not in folders:
+                continue
+            file = archive.parent / "files" / relative
+            if file in written or not file.exists():
+                _write(file, tarred.extractfile(info).read())
+                written.add(file)
+    return names
 
 
 def _write(target: Path, data: bytes) -> None:
@@ -151,36 +167,53 @@ def npm_file(name: str, version: str, member: str) -> Path:
     return _extract(_npm_archive(name, version), member, top_level=True)
 
 
-# What the suite reads most, by package: one member of each directory unpacks the directory (a tarball's).
+# What the suite reads most, by package: the folders of a tarball it reads files from (tests/test_prefetch.py
+# checks that the tests still pin these versions).
 _PREFETCH = (
-    (("llama-cpp-python", "0.3.36", True), ("vendor/llama.cpp/models/ggml-vocab-llama-spm.gguf",
-                                            "vendor/llama.cpp/models/templates/Apertus-8B-Instruct.jinja",
-                                            "vendor/llama.cpp/src/llama-vocab.cpp")),
-    (("sentencepiece", "0.2.3", True), ("test/botchan.txt",)),
-    (("mistral-common", "1.13.1", False), ()),
-    (("quicktok-v1", "0.4.0", False), ()),
+    (("llama-cpp-python", "0.3.36", True), {"vendor/llama.cpp/models", "vendor/llama.cpp/models/templates",
+                                            "vendor/llama.cpp/src"}),
+    (("sentencepiece", "0.2.3", True), {"test"}),
+    (("mistral-common", "1.13.1", False), set()),
+    (("quicktok-v1", "0.4.0", False), set()),
 )
 
 
-def prefetch_in_background() -> threading.Thread:
-    """Fetch the suite's big archives on a daemon thread; tests that need one meanwhile wait on its lock.
+class Prefetch:
+    """The suite's big archives, fetched on a daemon thread while the first tests run; tests that need one
+    meanwhile wait on its lock. ``stop()`` (at the end of the session) ends a pip still downloading, so
+    nothing outlives pytest. A failure is left to the test that needs the file, which reports it.
 
-    A failure here is left to the test that needs the file, which reports it where it matters.
+        prefetch = Prefetch().start()
+        prefetch.stop()
     """
 
-    def fetch() -> None:
-        for (name, version, sdist), members in _PREFETCH:
-            try:
-                for member in members or (None,):
-                    archive = _pypi_archive(name, version, sdist=sdist)
-                    if member is not None:
-                        _extract(archive, member, top_level=sdist)
-            except (OSError, subprocess.CalledProcessError):
-                continue
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._started: list[subprocess.Popen] = []
+        self._thread = threading.Thread(target=self._fetch, name="prefetch-package-files", daemon=True)
 
-    thread = threading.Thread(target=fetch, name="prefetch-package-files", daemon=True)
-    thread.start()
-    return thread
+    def start(self) -> Prefetch:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        for pip in self._started:
+            if pip.poll() is None:
+                pip.terminate()
+        self._thread.join(timeout)
+
+    def _fetch(self) -> None:
+        for (name, version, sdist), folders in _PREFETCH:
+            if self._stopping.is_set():
+                return
+            try:
+                archive = _pypi_archive(name, version, sdist=sdist, started=self._started)
+                if folders and not self._stopping.is_set():
+                    with _locked(archive):
+                        _unpack_folders(archive, folders, top_level=sdist)
+            except (OSError, subprocess.CalledProcessError, tarfile.TarError):
+                continue
 
 
 def sha256_file(path: Path) -> str:
