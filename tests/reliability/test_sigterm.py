@@ -2,13 +2,14 @@
 (UNAVAILABLE — a draining worker's answer, a closed connection or a refused one; never CANCELLED, never
 INTERNAL), and the server exits 0 within its grace period.
 
-Set-up: a 2-worker server (grace period 20 s); two long calls (8 × 1,000,000 random letters without
-whitespace each, just under the 8 MiB request limit: ~2 s of BPE for the native core) are started on their own connections and seen running in
-``tokend_rpc_in_flight``; short Encode calls keep coming from three threads on raw stubs, each on a
-new connection (no client retries, so every status the server gives is seen as it is). Then SIGTERM
-goes to the supervisor.
+Set-up: a 2-worker server (grace period 20 s, 40 MiB requests); short Encode calls keep coming from three
+threads on raw stubs, each on a new connection (no client retries, so every status the server gives is seen
+as it is); two long calls (32 or 16 items of 1,000,000 random letters without whitespace: 0.4-0.8 s of BPE
+here; the 8 items of before took ~2 s when the engine was slower, and by now finished before SIGTERM) are
+started on their own connections and seen running in ``tokend_rpc_in_flight``. Then SIGTERM goes to the
+supervisor at once.
 
-Two variants: the long calls are CountTokens (small answers) — strict; or Encode, whose ~1.6 MB answers
+Two variants: the long calls are CountTokens (small answers) — strict; or Encode, whose ~36 MB answers
 must still be *sent* after the handler returned. The worker first gave that a fixed 1 s and then cut
 everything; on this loaded 2-core machine one answer was cut ("GOAWAY ... Server shutdown") in about 1
 run of 6; waiting on server.stop()'s event still lost one in ~20 (gRPC counts a call done once its
@@ -34,10 +35,14 @@ from support.server import start_server
 
 from tokend_api.v1 import tokenizer_pb2 as pb
 
-LONG_ITEMS = 8
+# Items of 1 MB random letters (one piece each, ~25 ms of BPE apiece here): enough that a long call outlasts
+# the wait for it to show as in flight (a metric scrape every 50 ms) many times over, so more than the default
+# 8 MiB a request; the server of this test takes 40 MiB requests and 64 MiB messages.
+LONG_ITEMS = {"CountTokens": 32, "Encode": 16}
 LONG_ITEM_CHARS = 1_000_000
-# Own connections, and room for the ~9 MB Encode answer (gRPC's default receive limit is 4 MiB).
-_LONG_CALL_CHANNEL = {"grpc.use_local_subchannel_pool": 1, "grpc.max_receive_message_length": 16 << 20}
+SERVER_LIMITS = ("--max-request-bytes", str(40 << 20), "--max-message-bytes", str(64 << 20))
+# Own connections, and room for the ~36 MB Encode answer (gRPC's default receive limit is 4 MiB).
+_LONG_CALL_CHANNEL = {"grpc.use_local_subchannel_pool": 1, "grpc.max_receive_message_length": 64 << 20}
 DISTINCT_LONG_ITEMS = 2  # the items repeat these (tiktoken computes the expected ids once per distinct text)
 CLEAN_REFUSALS = {"UNAVAILABLE"}
 
@@ -59,13 +64,13 @@ def _sigterm_under_load(long_method: str) -> None:
     rng = random.Random(6)
     distinct = ["".join(rng.choices(string.ascii_letters, k=LONG_ITEM_CHARS)) for _ in range(DISTINCT_LONG_ITEMS)]
     distinct_ids = tiktoken.get_encoding("cl100k_base").encode_ordinary_batch(distinct)
-    long_texts = [distinct[index % DISTINCT_LONG_ITEMS] for index in range(LONG_ITEMS)]
-    expected_long = [distinct_ids[index % DISTINCT_LONG_ITEMS] for index in range(LONG_ITEMS)]
+    long_texts = [distinct[index % DISTINCT_LONG_ITEMS] for index in range(LONG_ITEMS[long_method])]
+    expected_long = [distinct_ids[index % DISTINCT_LONG_ITEMS] for index in range(LONG_ITEMS[long_method])]
     expected_counts = [len(ids) for ids in expected_long]
     short_text = "The quick brown fox jumps over the lazy dog. " * 20
     short_ids = tiktoken.get_encoding("cl100k_base").encode_ordinary(short_text)
 
-    with start_server(workers=2, grace_period=20, drain_flush=None) as server:
+    with start_server(*SERVER_LIMITS, workers=2, grace_period=20, drain_flush=None) as server:
         supervisor = server.process
         inputs = [pb.Input(text=text) for text in long_texts]
         long_request = (
@@ -73,16 +78,6 @@ def _sigterm_under_load(long_method: str) -> None:
             if long_method == "Encode"
             else pb.CountTokensRequest(model="cl100k_base", inputs=inputs)
         )
-        long_calls = [
-            getattr(server.stub(server.channel(**_LONG_CALL_CHANNEL)), long_method).future(long_request, timeout=60)
-            for _ in range(2)
-        ]
-        deadline = time.monotonic() + 30
-        while _in_flight(server.scrape_metrics(), long_method) < 2:
-            assert time.monotonic() < deadline, "the long calls never showed in tokend_rpc_in_flight"
-            assert not any(call.done() for call in long_calls), "a long call finished before SIGTERM; make it longer"
-            time.sleep(0.05)
-
         codes: Counter[str] = Counter()
         wrong: list[str] = []
         stop = threading.Event()
@@ -113,6 +108,16 @@ def _sigterm_under_load(long_method: str) -> None:
         for thread in threads:
             thread.start()
         time.sleep(0.3)
+        # The long calls start once the short ones flow, and SIGTERM follows as soon as both show in flight.
+        long_calls = [
+            getattr(server.stub(server.channel(**_LONG_CALL_CHANNEL)), long_method).future(long_request, timeout=60)
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 30
+        while _in_flight(server.scrape_metrics(), long_method) < 2:
+            assert time.monotonic() < deadline, "the long calls never showed in tokend_rpc_in_flight"
+            assert not any(call.done() for call in long_calls), "a long call finished before SIGTERM; make it longer"
+            time.sleep(0.05)
         ok_before = codes["OK"]
         supervisor.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
