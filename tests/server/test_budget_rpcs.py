@@ -206,7 +206,9 @@ def test_the_calls_deadline_stops_a_10_mb_chunking(big_server):
     document = _document(10)
     assert len(document.encode()) >= 9_990_000
     before = _metric(big_server, "grpc_server_handled_total", grpc_method="ChunkStream", grpc_code="DEADLINE_EXCEEDED")
-    responses = stub.ChunkStream(pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=32), timeout=1.0)
+    # 0.3 s: the unary Chunk below reaches its 100,000-chunk limit after ~1.1 s of this work here (and did
+    # within a 1 s deadline once the engine got faster), the handlers start within ~0.1 s.
+    responses = stub.ChunkStream(pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=32), timeout=0.3)
     with pytest.raises(grpc.RpcError) as caught:
         for _ in responses:
             pass
@@ -216,7 +218,7 @@ def test_the_calls_deadline_stops_a_10_mb_chunking(big_server):
     assert _until(lambda: _metric(big_server, "grpc_server_handled_total", grpc_method="ChunkStream",
                                   grpc_code="DEADLINE_EXCEEDED") == before + 1)  # fmt: skip
     assert _until(lambda: _metric(big_server, "tokend_rpc_in_flight", grpc_method="ChunkStream") == 0)
-    error = rpc_error(stub.Chunk, pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=32), timeout=1.0)
+    error = rpc_error(stub.Chunk, pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=32), timeout=0.3)
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert _until(lambda: _metric(big_server, "grpc_server_handled_total", grpc_method="Chunk", grpc_code="DEADLINE_EXCEEDED") == 1)
 
