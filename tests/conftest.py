@@ -26,7 +26,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # `support` (pytest.ini adds it too; this module runs first)
 
 from support.package_files import Prefetch, npm_file  # noqa: E402
-from support.process_dirs import PROCESS_TEST_DIRS  # noqa: E402
+from support.process_dirs import is_process_test  # noqa: E402
 
 _OPENAI = "https://openaipublic.blob.core.windows.net"
 
@@ -97,8 +97,6 @@ def pytest_unconfigure(config) -> None:
 # tryfirst: xdist reads the marks in its own pytest_collection_modifyitems, to name each test's group.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    tests_dir = Path(__file__).parent
     for item in items:
-        parts = item.path.relative_to(tests_dir).parts if item.path.is_relative_to(tests_dir) else ()
-        if parts and parts[0] in PROCESS_TEST_DIRS:
+        if is_process_test(item.path):
             item.add_marker(pytest.mark.xdist_group("processes"))

@@ -1,7 +1,7 @@
 """A call that is one request is a blocking gRPC call: no thread is started for it.
 
 grpcio's `.future()` on a channel starts a channel-spin thread per call when nothing else is in flight
-(~0.3 ms of CPU, twice the call itself); the client sends only the requests of a split batch as futures.
+(~0.3 ms of CPU, as much as the call itself); the client sends only the requests of a split batch as futures.
 """
 
 from __future__ import annotations

@@ -1,32 +1,21 @@
 """The suite's two lanes: tests under the process directories run one after another on one xdist worker.
 
-tests/conftest.py marks them (support/process_dirs.py names the directories) ``xdist_group("processes")``; xdist's ``--dist loadgroup`` turns the mark into a
-``@processes`` suffix of the test's id, and schedules by that suffix. When the mark is added after xdist looked
-(hook order) or the id is not renamed (xdist 3.8 on pytest 9), nothing is grouped and nothing says so: the
-servers of two tests compete for the two cores, and module fixtures (the deploy test's image) are built
-once per worker.
+tests/conftest.py marks them ``xdist_group("processes")`` (support/process_dirs.py names the directories);
+xdist's ``--dist loadgroup`` turns the mark into a ``@processes`` suffix of the test's id, and schedules by
+that suffix. When the mark is added after xdist looked (hook order) or the id is not renamed (xdist 3.8 on
+pytest 9), nothing is grouped and nothing says so: the servers of two tests compete for the two cores, and
+module fixtures (the deploy test's image) are built once per worker.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from support.process_dirs import PROCESS_TEST_DIRS
-
-TESTS = Path(__file__).parents[1]
-
-
-def _in_process_dir(item: pytest.Item) -> bool:
-    parts = item.path.relative_to(TESTS).parts if item.path.is_relative_to(TESTS) else ()
-    return bool(parts) and parts[0] in PROCESS_TEST_DIRS
+from support.process_dirs import is_process_test
 
 
 def test_tests_under_the_process_directories_are_in_one_group_and_no_others(request) -> None:
     items = request.session.items
-    grouped = [item for item in items if _in_process_dir(item)]
-    others = [item for item in items if not _in_process_dir(item)]
+    grouped = [item for item in items if is_process_test(item.path)]
+    others = [item for item in items if not is_process_test(item.path)]
     assert request.node in grouped  # this test lives in tests/server, so the check below always has one
     for item in grouped:
         assert [mark.args for mark in item.iter_markers("xdist_group")] == [("processes",)], item.nodeid
