@@ -24,13 +24,14 @@
  *                                (message_counts.c)
  *   plain_message_bytes(messages) -> request bytes of a plain chat, or None    (module function, message_counts.c)
  *
- * Everything touching the piece cache runs with the GIL held and never calls back into Python code while
- * it holds pointers into shared state, so one core is safe to share between threads. Two exceptions keep
- * one big text from stalling every other thread of the process (a server worker's other calls): the merge
- * of a piece of at least TK_RELEASE_GIL_BYTES runs without the GIL (it reads only the immutable rank table,
- * the immutable str and its own buffers), and encode/count of a big text find its pieces without the GIL,
- * a window of TK_YIELD_GIL_BYTES at a time. Only str input gets this (immutable); buffers and piece lists do not.
- * encode_batch releases the GIL for a whole batch: its workers never touch the shared cache (see there).
+ * Everything touching the shared piece cache runs with the GIL held and never calls back into Python code
+ * while it holds pointers into shared state, so one core is safe to share between threads. Two exceptions
+ * keep one big text from stalling every other thread of the process (a server worker's other calls): the
+ * merge of a piece of at least TK_RELEASE_GIL_BYTES runs without the GIL (it reads only the immutable rank
+ * table, the immutable str and its own buffers), and a text of at least TK_UNLOCKED_TEXT_BYTES is split and
+ * merged without the GIL from start to end, with a worker cache of its own (emit_unlocked_text). Only str
+ * input gets this (immutable); buffers and piece lists do not. encode_batch releases the GIL for a whole
+ * batch: its workers never touch the shared cache either (see there).
  * Text that is not valid UTF-8 (lone surrogates) raises UnicodeEncodeError; the Encoding handles that.
  * The type is private but reachable: a core whose __init__ was skipped (BpeCore.__new__) or failed raises
  * RuntimeError from every method, and __init__ validates everything the tables rely on itself (byte coverage,
@@ -53,8 +54,9 @@
 /* ~1-2 ms of merging: big enough that releasing the GIL costs nothing measurable, small enough that a
  * 1 MB piece (0.2 s of merging) no longer holds up the other calls of its worker. */
 #define TK_RELEASE_GIL_BYTES 16384
-/* Window of text whose pieces are found without the GIL and then emitted with it: ~1 ms of lookups. */
-#define TK_YIELD_GIL_BYTES 65536
+/* A text of at least this many bytes is encoded with the GIL released throughout (emit_unlocked_text):
+ * ~1 ms of work, where releasing and taking back the GIL and a worker cache cost nothing measurable. */
+#define TK_UNLOCKED_TEXT_BYTES 65536
 #define TK_MAX_CACHE_CAPACITY (1 << 24)
 
 typedef struct {
@@ -111,9 +113,9 @@ typedef struct {
  * reserve of len/3 ids, never written, faulted in page by page — and one 8 MiB piece held the GIL 9-11 ms
  * there (bench hostile, "6 big single piece"; an in-process probe thread showed the hold). */
 static uint32_t *resized_ids(uint32_t *ids, size_t len, size_t cap) {
-    if (len) return PyMem_RawRealloc(ids, cap * sizeof *ids);
-    PyMem_RawFree(ids);
-    return PyMem_RawMalloc(cap * sizeof *ids);
+    if (len) return realloc(ids, cap * sizeof *ids);
+    free(ids);
+    return malloc(cap * sizeof *ids);
 }
 
 static int sink_reserve(Sink *sink, size_t more) {
@@ -220,11 +222,77 @@ static inline int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, si
     return emit_merged_piece(self, sink, piece, len, piece_is_immutable, hash);
 }
 
-/* Big texts go in windows: the pieces of the next ~TK_YIELD_GIL_BYTES are found without the GIL (the
- * scanner reads only the immutable str), then emitted with it (cache lookups; long merges release it again
- * themselves). So the GIL is never held for more than one window's lookups, even for a 1 MB piece. Small
- * texts skip the release (it would cost more than their whole encode). */
+/* This core's tables as the batch encoder reads them (batch_encode.h). */
+static tk_batch_model batch_model(const BpeCore *self) {
+    return (tk_batch_model){&self->table, self->pair_rule && !self->merge_index.tokens ? &self->pairs : NULL,
+                            self->merge_index.tokens ? &self->merge_index : NULL, self->merges_to_itself,
+                            self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects};
+}
+
+/* A worker cache back to the pool; its hits and misses go to the shared counters (cache_stats). */
+static void give_worker_cache(BpeCore *self, tk_piece_cache *cache) {
+    if (!cache) return;
+    self->cache.hits += cache->hits;
+    self->cache.misses += cache->misses;
+    cache->hits = cache->misses = 0;
+    tk_cache_pool_give(&self->worker_caches, cache);
+}
+
+/* The exception of a batch item that failed (batch_encode.h's statuses). */
+static void set_batch_error(int status, const char *prefix) {
+    if (status == TK_BATCH_PIECE_TOO_LONG)
+        PyErr_Format(PyExc_ValueError, "%sa single piece of 4 GiB or more cannot be encoded", prefix);
+    else
+        PyErr_NoMemory();
+}
+
+/* A big text, split and merged with the GIL released from start to end: one item of the batch encoder run
+ * on this thread, with a worker cache of the pool instead of the shared one (which only GIL holders touch).
+ * Why not windows (found without the GIL, emitted with it): the emitting held the GIL ~2-4 ms per 64 KiB
+ * of short words, a C loop no switch interval interrupts; in a server worker, the bulk lane's low-priority
+ * thread held it that way while the small calls of the same worker waited (docs/decisions.md). The ids
+ * are appended to the sink (taken whole when the sink is empty). The text must stay unchanged meanwhile:
+ * a str's UTF-8, which the caller holds. */
+static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    tk_batch_item item = {text, len, TK_BATCH_NOT_RUN, NULL, 0, 0};
+    tk_batch_buffer buffer = {0};
+    tk_piece_cache *cache = tk_cache_pool_take(&self->worker_caches); /* NULL: no cache, still exact */
+    tk_batch_model model = batch_model(self);
+    int failed;
+    Py_BEGIN_ALLOW_THREADS
+    failed = tk_batch_run(&model, NULL, &item, 1, 1, sink->counting, &cache, &buffer);
+    tk_batch_buffer_free(&buffer);
+    Py_END_ALLOW_THREADS
+    give_worker_cache(self, cache);
+    if (failed) {
+        free(item.ids);
+        set_batch_error(item.status, "");
+        return -1;
+    }
+    if (sink->counting) {
+        sink->count += item.n_ids;
+        return 0;
+    }
+    if (sink->len == 0) {
+        free(sink->ids);
+        sink->ids = item.ids;
+        sink->len = sink->cap = item.n_ids;
+        return 0;
+    }
+    int status = sink_reserve(sink, item.n_ids);
+    if (status == 0) {
+        memcpy(sink->ids + sink->len, item.ids, item.n_ids * sizeof *item.ids);
+        sink->len += item.n_ids;
+    }
+    free(item.ids);
+    return status;
+}
+
+/* The ids of a text into the sink. Big texts (TK_UNLOCKED_TEXT_BYTES) go without the GIL (above); small
+ * ones are split and emitted with it, through the shared piece cache (releasing the GIL would cost more
+ * than their whole encode). */
 static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
     size_t pos = 0, start;
     int found;
     tk_split_iter iter;
@@ -232,54 +300,11 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
         PyErr_NoMemory();
         return -1;
     }
-    if (len < TK_YIELD_GIL_BYTES) {
-        while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1)
-            if (pos > start && emit_piece(self, sink, text + start, pos - start, 1, len - start) < 0) break;
-        tk_split_iter_free(&iter);
-        if (found < 0) PyErr_NoMemory();
-        return found == 0 ? 0 : -1;
-    }
-    size_t capacity = 1024, count;
-    size_t *bounds = malloc(2 * capacity * sizeof *bounds); /* (start, end) per piece; malloc: grown without the GIL */
-    if (!bounds) {
-        tk_split_iter_free(&iter);
-        PyErr_NoMemory();
-        return -1;
-    }
-    int status = 0;
-    found = 1;
-    while (found == 1 && status == 0) {
-        size_t window_end = pos + TK_YIELD_GIL_BYTES;
-        int grown = 1;
-        count = 0;
-        Py_BEGIN_ALLOW_THREADS
-        while (pos < window_end && (found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
-            if (pos == start) continue; /* an empty match: no ids */
-            if (count == capacity) {
-                size_t *more = realloc(bounds, 4 * capacity * sizeof *bounds); /* PyMem_* needs the GIL */
-                if (!more) {
-                    grown = 0;
-                    break;
-                }
-                bounds = more;
-                capacity *= 2;
-            }
-            bounds[2 * count] = start;
-            bounds[2 * count + 1] = pos;
-            count++;
-        }
-        Py_END_ALLOW_THREADS
-        if (!grown || found < 0) {
-            PyErr_NoMemory();
-            status = -1;
-            break;
-        }
-        for (size_t i = 0; i < count && status == 0; i++)
-            status = emit_piece(self, sink, text + bounds[2 * i], bounds[2 * i + 1] - bounds[2 * i], 1, len - bounds[2 * i]);
-    }
-    free(bounds);
+    while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1)
+        if (pos > start && emit_piece(self, sink, text + start, pos - start, 1, len - start) < 0) break;
     tk_split_iter_free(&iter);
-    return status;
+    if (found < 0) PyErr_NoMemory();
+    return found == 0 ? 0 : -1;
 }
 
 /* A sink of more ids than this gives them back to the allocator as the list takes them (see ids_to_list). */
@@ -302,7 +327,7 @@ static PyObject *ids_to_list(BpeCore *self, Sink *sink) {
         }
         i = low;
         if (i && sink->cap > TK_SHRINK_SINK_IDS) {
-            uint32_t *ids = PyMem_RawRealloc(sink->ids, i * sizeof *ids); /* shrinking: may fail, then keeps */
+            uint32_t *ids = realloc(sink->ids, i * sizeof *ids); /* shrinking: may fail, then keeps */
             if (ids) {
                 sink->ids = ids;
                 sink->cap = i;
@@ -359,13 +384,14 @@ static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
     sink.counting = counting;
     sink.unlocked_resize = 1; /* `arg` is an immutable str the caller holds */
     PyObject *result = NULL;
-    if (counting || sink_reserve(&sink, (size_t)len / 3 + 16) == 0) {
+    /* Room for a small text's ids up front; a big one's come whole from emit_unlocked_text. */
+    if (counting || (size_t)len >= TK_UNLOCKED_TEXT_BYTES || sink_reserve(&sink, (size_t)len / 3 + 16) == 0) {
         if (emit_text(self, &sink, (const uint8_t *)text, (size_t)len) == 0)
             result = counting ? PyLong_FromSize_t(sink.count)
                      : output == AS_BUFFER ? ids_to_bytes(&sink)
                                            : ids_to_list(self, &sink);
     }
-    PyMem_RawFree(sink.ids);
+    free(sink.ids);
     return result;
 }
 
@@ -406,7 +432,7 @@ static PyObject *run_pieces(BpeCore *self, PyObject *arg, int counting) {
     }
     result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
 done:
-    PyMem_RawFree(sink.ids);
+    free(sink.ids);
     Py_DECREF(seq);
     return result;
 }
@@ -435,7 +461,7 @@ static PyObject *bytes_call(BpeCore *self, PyObject *arg, int shortcut) {
             result = ids_to_list(self, &sink);
         }
     }
-    PyMem_RawFree(sink.ids);
+    free(sink.ids);
     PyBuffer_Release(&view);
     return result;
 }
@@ -532,9 +558,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
     if (!result) goto done;
     threads = tk_batch_threads(num_threads > 0 ? (size_t)num_threads : 1, (size_t)n, total);
     for (size_t w = 0; w < threads; w++) caches[w] = tk_cache_pool_take(&self->worker_caches);
-    tk_batch_model model = {&self->table, self->pair_rule && !self->merge_index.tokens ? &self->pairs : NULL,
-                            self->merge_index.tokens ? &self->merge_index : NULL, self->merges_to_itself,
-                            self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects};
+    tk_batch_model model = batch_model(self);
     tk_batch_job job;
     int started, failed = 0, list_failed = 0;
     /* Finished items waiting for their lists (indices), filled from the job's queue by this thread alone. */
@@ -617,12 +641,7 @@ done:
         for (Py_ssize_t i = 0; i < n; i++) free(items[i].ids); /* the items whose lists were not made */
     for (size_t w = 0; w < threads; w++) {
         tk_batch_buffer_free(&buffers[w]);
-        if (caches[w]) { /* the shared counters report the batch's cache work too */
-            self->cache.hits += caches[w]->hits;
-            self->cache.misses += caches[w]->misses;
-            caches[w]->hits = caches[w]->misses = 0;
-            tk_cache_pool_give(&self->worker_caches, caches[w]);
-        }
+        give_worker_cache(self, caches[w]); /* the shared counters report the batch's cache work too */
     }
     PyMem_Free(items);
     Py_DECREF(seq);
@@ -667,7 +686,7 @@ static PyObject *run_parts(BpeCore *self, PyObject *args, int counting) {
         Py_XDECREF(ids);
         Py_SETREF(result, pair);
     }
-    PyMem_RawFree(sink.ids);
+    free(sink.ids);
     return result;
 }
 

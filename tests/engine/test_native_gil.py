@@ -1,6 +1,6 @@
 """One big encode does not stall the other threads of the process (a server worker's other calls): the
-native core merges long pieces without the GIL and lets waiting threads run between pieces of big texts.
-With the GIL held for the whole call, no other thread could run Python while it runs.
+native core merges long pieces and encodes big texts without the GIL. With the GIL held for the whole
+call, no other thread could run Python while it runs.
 
 Counted, not timed: the big call runs in a thread; this thread sleeps 1 ms at a time and counts how often it
 ran Python while the call was in progress. Holding the GIL for the whole call, the count is at most 1 (the
@@ -57,6 +57,7 @@ def _runs_during(big_call) -> tuple[int, object]:
         # 4 MB of ordinary words, all distinct: many short pieces
         ("many pieces", " ".join("".join(random.Random(i).choices("etaoinshrdlu", k=7)) for i in range(500_000))),
     ],
+    ids=["one long piece", "many pieces"],
 )
 def test_other_threads_run_during_a_big_encode(kind, text):
     runs, ids = _runs_during(lambda enc: enc.encode_ordinary(text))
@@ -79,3 +80,58 @@ def test_other_threads_run_during_a_big_alignment():
         sys.setswitchinterval(interval)
     assert len(result[4]) == 4 * (tokens + 1)  # every token boundary is a cut point
     assert runs >= RAN_DURING, f"another thread ran Python only {runs} times while the alignment ran"
+
+
+_WORDS = " ".join("".join(random.Random(i).choices("etaoinshrdlu", k=6)) for i in range(300_000))  # ~2 MB
+
+
+@pytest.mark.parametrize(
+    "kind, call, reference",
+    [
+        pytest.param("encode", lambda enc: enc.encode_ordinary(_WORDS), lambda ref: ref.encode_ordinary(_WORDS), id="encode"),
+        pytest.param("count", lambda enc: enc.count(_WORDS), lambda ref: len(ref.encode_ordinary(_WORDS)), id="count"),
+        # text parts: a big part after a special token's id is appended to the ids already there
+        pytest.param("special tokens",
+                     lambda enc: enc.encode(f"<|endoftext|>{_WORDS}<|endoftext|>{_WORDS[:70_000]}", allowed_special="all"),
+                     lambda ref: ref.encode(f"<|endoftext|>{_WORDS}<|endoftext|>{_WORDS[:70_000]}", allowed_special="all"),
+                     id="special tokens"),
+    ],
+)
+def test_a_big_text_is_encoded_without_taking_the_gil_back(kind, call, reference):
+    """A big text (>= 64 KiB) is split and merged with the GIL released from start to end, not taken back
+    once per window of the text. Observed through CPython's switch interval: while this thread runs Python
+    all the time, the big call gets the GIL back only by asking for it and waiting one interval (0.2 s
+    here), so N takings cost it at least N intervals whatever the machine's speed. Released throughout, it
+    takes the GIL back once, to return; the ~2 MB here would take it ~30 times if its pieces were emitted
+    with the GIL, 64 KiB at a time (as they were: in a server worker the low-priority bulk lane held the
+    GIL that way). The bound allows 5 takings and 3x the call's time alone, so load does not trip it."""
+    enc = tokend.get_encoding("cl100k_base")
+    started = time.perf_counter()
+    call(enc)  # alone (and the text's first pass: loads, caches)
+    alone = time.perf_counter() - started
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.2)
+    inside, returned = threading.Event(), threading.Event()
+    result: list[object] = []
+
+    def run() -> None:
+        inside.set()
+        began = time.perf_counter()
+        result.append(call(enc))
+        result.append(time.perf_counter() - began)
+        returned.set()
+
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        inside.wait()
+        while not returned.is_set():  # Python all the time: the big call waits an interval per GIL taking
+            pass
+        thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    ids, elapsed = result
+    assert ids == reference(tiktoken.get_encoding("cl100k_base"))
+    assert elapsed < 3 * alone + 5 * 0.2, (
+        f"{kind}: {elapsed:.2f} s beside a busy thread against {alone:.2f} s alone: the call took the GIL back "
+        f"~{(elapsed - alone) / 0.2:.0f} times")
