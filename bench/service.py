@@ -606,6 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-arg", action="append", default=[], dest="server_args",
                         help="hostile, everything: one more `tokend serve` argument (repeatable), e.g. "
                              "--server-arg=--bulk-lane-policy=idle for an A/B of a setting")
+    parser.add_argument("--without", action="append", default=[],
+                        help="hostile: leave out the cases whose name contains this (repeatable), e.g. to find "
+                             "which cases make the gap together")
+    parser.add_argument("--together-only", action="store_true",
+                        help="hostile, everything: measure idle and the cases together only, not each case alone "
+                             "(a quick A/B of the headline ratio)")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the benchmark itself)")
     return parser
 

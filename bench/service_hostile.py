@@ -329,9 +329,12 @@ def run_everything(args: argparse.Namespace) -> list[str]:
             measurer = _Measurer(target)
             measurer.p99(200)  # warm-up: connections, the server's caches
             world.start(cases=set())
-            cases = world.case_names() if not args.cases else [c for c in world.case_names() if any(w in c for w in args.cases)]
+            cases = [case for case in world.case_names() if (not args.cases or any(w in case for w in args.cases))
+                     and not any(w in case for w in args.without)]  # fmt: skip
+            print(f"cases: {', '.join(cases)}", file=sys.stderr)
             for round_index in range(rounds):
-                order = ["idle", "all", *random.Random(round_index).sample(cases, len(cases))]
+                alone = [] if args.together_only else random.Random(round_index).sample(cases, len(cases))
+                order = ["idle", "all", *alone]
                 for phase in order:
                     world.enable(set() if phase == "idle" else set(cases) if phase == "all" else {phase})
                     time.sleep(1.5 if phase == "all" else 0.2)  # a case alone: its first request lands in the window

@@ -55,8 +55,9 @@ class UnaryInterceptor(grpc.ServerInterceptor):
     wrap_streams = False
     wrap_unary = True  # False: calls with a single response message pass through untouched (``handle`` is not called)
 
-    def wrap_deserializer(self, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-        """The request deserializer this interceptor's handler uses (interceptors further out copy it)."""
+    def wrap_deserializer(self, method: MethodName, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+        """The request deserializer this interceptor's handler of ``method`` uses (interceptors further out
+        copy it)."""
         return deserializer
 
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
@@ -71,7 +72,7 @@ class UnaryInterceptor(grpc.ServerInterceptor):
             return None
         method = MethodName.parse(handler_call_details.method, _grpc_type(handler))
         common = {
-            "request_deserializer": self.wrap_deserializer(handler.request_deserializer),
+            "request_deserializer": self.wrap_deserializer(method, handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if not self.wrap_unary and not handler.response_streaming:
