@@ -321,6 +321,7 @@ static PyObject *ids_to_list(BpeCore *self, Sink *sink) {
     while (i > 0) {
         size_t low = i > TK_SHRINK_SINK_IDS ? i - TK_SHRINK_SINK_IDS : 0;
         for (size_t k = i; k-- > low;) {
+            if (k >= low + TK_LIST_PREFETCH) __builtin_prefetch(self->rank_objects[sink->ids[k - TK_LIST_PREFETCH]], 1, 3);
             PyObject *item = self->rank_objects[sink->ids[k]];
             Py_INCREF(item);
             PyList_SET_ITEM(list, (Py_ssize_t)k, item);
@@ -474,6 +475,7 @@ static int batch_item_list(BpeCore *self, tk_batch_item *item, PyObject *result,
     PyObject *list = PyList_New((Py_ssize_t)item->n_ids);
     if (!list) return -1;
     for (size_t k = 0; k < item->n_ids; k++) {
+        if (k + TK_LIST_PREFETCH < item->n_ids) __builtin_prefetch(self->rank_objects[item->ids[k + TK_LIST_PREFETCH]], 1, 3);
         PyObject *id = self->rank_objects[item->ids[k]];
         Py_INCREF(id);
         PyList_SET_ITEM(list, (Py_ssize_t)k, id);

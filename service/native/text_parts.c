@@ -5,6 +5,7 @@
  * The parts list may be changed by another thread while the core releases the GIL inside a long text, so each
  * text part is held (a new reference) while it is encoded, and the list's length is read again every step. */
 #include "text_parts.h"
+#include "tokend_native.h"
 
 static int read_ends(PyObject *ends, Py_ssize_t n_parts, Py_ssize_t **out, Py_ssize_t *n_runs) {
     if (!PyList_Check(ends)) {
@@ -105,6 +106,8 @@ PyObject *tk_ids_to_list(const uint32_t *ids, size_t n, PyObject *const *objects
     PyObject *list = PyList_New((Py_ssize_t)n);
     if (!list) return NULL;
     for (size_t i = 0; i < n; i++) {
+        if (i + TK_LIST_PREFETCH < n && ids[i + TK_LIST_PREFETCH] < n_objects)
+            __builtin_prefetch(objects[ids[i + TK_LIST_PREFETCH]], 1, 3);
         PyObject *item = ids[i] < n_objects ? objects[ids[i]] : NULL;
         if (item) {
             Py_INCREF(item);
