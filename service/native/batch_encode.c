@@ -53,7 +53,10 @@ static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, c
         if (out) out[0] = rank;
         return 1;
     }
-    if (!model->pairs && (!out || len <= TK_UNCACHED_PIECE_BYTES)) return merge(model, piece, len, out);
+    if (!model->pairs && (!out || len <= TK_UNCACHED_PIECE_BYTES)) {
+        if (!out && cache) cache->misses++; /* counted without ids: too long to cache, booked as a miss (emit_merged_piece) */
+        return merge(model, piece, len, out);
+    }
     if (cache) {
         if (len <= 2) hash = tk_piece_hash(model->table, piece, len); /* see tk_rank_of_piece */
         ptrdiff_t n = tk_piece_cache_get(cache, piece, len, hash, out);
@@ -280,14 +283,16 @@ void tk_cache_pool_init(tk_cache_pool *pool, size_t capacity, size_t max_key_len
     pool->seed = seed;
 }
 
-tk_piece_cache *tk_cache_pool_take(tk_cache_pool *pool) {
+tk_piece_cache *tk_cache_pool_take(tk_cache_pool *pool) { return tk_cache_pool_take_within(pool, TK_BATCH_MAX_THREADS); }
+
+tk_piece_cache *tk_cache_pool_take_within(tk_cache_pool *pool, size_t most) {
     for (size_t i = 0; i < pool->n; i++) {
         if (!pool->busy[i]) {
             pool->busy[i] = 1;
             return pool->caches[i];
         }
     }
-    if (pool->n == TK_BATCH_MAX_THREADS) return NULL;
+    if (pool->n >= most || pool->n == TK_BATCH_MAX_THREADS) return NULL;
     /* A line of its own (batch_encode.h's TK_CACHE_LINE): the caches are made one after the other. */
     tk_piece_cache *cache = aligned_alloc(TK_CACHE_LINE, (sizeof *cache + TK_CACHE_LINE - 1) / TK_CACHE_LINE * TK_CACHE_LINE);
     if (!cache) return NULL;

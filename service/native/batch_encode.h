@@ -136,6 +136,8 @@ typedef struct {
 void tk_cache_pool_init(tk_cache_pool *pool, size_t capacity, size_t max_key_len, uint64_t seed);
 /* An idle cache (made on first need); NULL when the pool is exhausted or out of memory (then no cache). */
 tk_piece_cache *tk_cache_pool_take(tk_cache_pool *pool);
+/* The same, but a new cache is made only while the pool holds fewer than `most` (else NULL when none is idle). */
+tk_piece_cache *tk_cache_pool_take_within(tk_cache_pool *pool, size_t most);
 void tk_cache_pool_give(tk_cache_pool *pool, tk_piece_cache *cache);
 void tk_cache_pool_free(tk_cache_pool *pool);
 

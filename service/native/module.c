@@ -57,6 +57,9 @@
 /* A text of at least this many bytes is encoded with the GIL released throughout (emit_unlocked_text):
  * ~1 ms of work, where releasing and taking back the GIL and a worker cache cost nothing measurable. */
 #define TK_UNLOCKED_TEXT_BYTES 65536
+/* Worker caches emit_unlocked_text may add to the core's pool (beyond them, a big text with every cache
+ * busy is encoded without one: exact, slower only on pieces it repeats). */
+#define TK_UNLOCKED_TEXT_CACHES 4
 #define TK_MAX_CACHE_CAPACITY (1 << 24)
 
 typedef struct {
@@ -94,7 +97,7 @@ static inline ptrdiff_t merge_piece(const BpeCore *self, const uint8_t *piece, s
  * may skip the cache and a count may skip writing ids. The pair table's merge needs room for the ids. */
 static inline int merges_by_lookup(const BpeCore *self) { return !self->pair_rule || self->merge_index.tokens; }
 
-/* Where ids go: appended to a growable array (the raw allocator's: resized without the GIL), or only
+/* Where ids go: appended to a growable array (malloc's: resized without the GIL), or only
  * counted. `unlocked_resize`: the caller's input stays alive and unchanged while the GIL is released (a str
  * argument, as emit_text's windows already assume), so a big resize may release it. */
 typedef struct {
@@ -256,7 +259,10 @@ static void set_batch_error(int status, const char *prefix) {
 static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
     tk_batch_item item = {text, len, TK_BATCH_NOT_RUN, NULL, 0, 0};
     tk_batch_buffer buffer = {0};
-    tk_piece_cache *cache = tk_cache_pool_take(&self->worker_caches); /* NULL: no cache, still exact */
+    /* NULL: no cache, still exact. At most TK_UNLOCKED_TEXT_CACHES are made for this path: each stays in the
+     * pool for the core's life (a quarter of the shared cache), and a server worker may encode as many big
+     * texts at once as it has handler threads. */
+    tk_piece_cache *cache = tk_cache_pool_take_within(&self->worker_caches, TK_UNLOCKED_TEXT_CACHES);
     tk_batch_model model = batch_model(self);
     int failed;
     Py_BEGIN_ALLOW_THREADS
@@ -281,7 +287,14 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
     }
     int status = sink_reserve(sink, item.n_ids);
     if (status == 0) {
-        memcpy(sink->ids + sink->len, item.ids, item.n_ids * sizeof *item.ids);
+        size_t bytes = item.n_ids * sizeof *item.ids;
+        if (bytes >= TK_UNLOCKED_RESIZE_BYTES) { /* both arrays are this call's own */
+            Py_BEGIN_ALLOW_THREADS
+            memcpy(sink->ids + sink->len, item.ids, bytes);
+            Py_END_ALLOW_THREADS
+        } else {
+            memcpy(sink->ids + sink->len, item.ids, bytes);
+        }
         sink->len += item.n_ids;
     }
     free(item.ids);

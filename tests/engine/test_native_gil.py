@@ -13,6 +13,7 @@ service benchmark (docs/bench-service.md), not of this test.
 
 from __future__ import annotations
 
+import functools
 import random
 import string
 import sys
@@ -82,18 +83,20 @@ def test_other_threads_run_during_a_big_alignment():
     assert runs >= RAN_DURING, f"another thread ran Python only {runs} times while the alignment ran"
 
 
-_WORDS = " ".join("".join(random.Random(i).choices("etaoinshrdlu", k=6)) for i in range(300_000))  # ~2 MB
+@functools.cache
+def _words() -> str:
+    return " ".join("".join(random.Random(i).choices("etaoinshrdlu", k=6)) for i in range(300_000))  # ~2 MB
 
 
 @pytest.mark.parametrize(
     "kind, call, reference",
     [
-        pytest.param("encode", lambda enc: enc.encode_ordinary(_WORDS), lambda ref: ref.encode_ordinary(_WORDS), id="encode"),
-        pytest.param("count", lambda enc: enc.count(_WORDS), lambda ref: len(ref.encode_ordinary(_WORDS)), id="count"),
-        # text parts: a big part after a special token's id is appended to the ids already there
+        pytest.param("encode", lambda enc: enc.encode_ordinary(_words()), lambda ref: ref.encode_ordinary(_words()), id="encode"),
+        pytest.param("count", lambda enc: enc.count(_words()), lambda ref: len(ref.encode_ordinary(_words())), id="count"),
+        # big texts between special tokens
         pytest.param("special tokens",
-                     lambda enc: enc.encode(f"<|endoftext|>{_WORDS}<|endoftext|>{_WORDS[:70_000]}", allowed_special="all"),
-                     lambda ref: ref.encode(f"<|endoftext|>{_WORDS}<|endoftext|>{_WORDS[:70_000]}", allowed_special="all"),
+                     lambda enc: enc.encode(f"<|endoftext|>{_words()}<|endoftext|>{_words()[:70_000]}", allowed_special="all"),
+                     lambda ref: ref.encode(f"<|endoftext|>{_words()}<|endoftext|>{_words()[:70_000]}", allowed_special="all"),
                      id="special tokens"),
     ],
 )
@@ -117,9 +120,11 @@ def test_a_big_text_is_encoded_without_taking_the_gil_back(kind, call, reference
     def run() -> None:
         inside.set()
         began = time.perf_counter()
-        result.append(call(enc))
-        result.append(time.perf_counter() - began)
-        returned.set()
+        try:
+            result.append(call(enc))
+            result.append(time.perf_counter() - began)
+        finally:
+            returned.set()  # also when the call raises: the loop below must end
 
     try:
         thread = threading.Thread(target=run)
@@ -130,6 +135,7 @@ def test_a_big_text_is_encoded_without_taking_the_gil_back(kind, call, reference
         thread.join()
     finally:
         sys.setswitchinterval(interval)
+    assert len(result) == 2, "the big call raised (its traceback is above)"
     ids, elapsed = result
     assert ids == reference(tiktoken.get_encoding("cl100k_base"))
     assert elapsed < 3 * alone + 5 * 0.2, (

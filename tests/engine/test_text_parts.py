@@ -4,6 +4,7 @@ special token's id for a SpecialText), per run; bad arguments are refused, never
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -39,6 +40,22 @@ def test_parts_give_tiktokens_ids_per_run(encoding_name, walk, monkeypatch):
     ids, counts = _expected(encoding_name)
     assert encode_parts(encoding, PARTS, ENDS) == (ids, counts)
     assert count_parts(encoding, PARTS, ENDS) == counts
+
+
+@pytest.mark.parametrize("encoding_name", ["cl100k_base", "o200k_base"])
+def test_big_parts_first_in_a_run_and_after_other_ids(encoding_name):
+    """Parts of 64 KiB or more are encoded without the GIL into an array of their own, which becomes the
+    run's ids when nothing came before it and is appended to the ids before it otherwise."""
+    big = " ".join("".join(random.Random(i).choices("etaoinshrdlu", k=6)) for i in range(12_000))  # ~84 KB
+    parts = [big, "hello", big, EOT, big[:70_000], "x" * 70_000, EOT]
+    ends = [1, 7]
+    oracle = tiktoken.get_encoding(encoding_name)
+    runs = [[oracle.eot_token] if type(part) is SpecialText else oracle.encode_ordinary(part) for part in parts]
+    ids = [token for run in runs for token in run]
+    counts = [len(runs[0]), len(ids) - len(runs[0])]
+    encoding = tokend.get_encoding(encoding_name)
+    assert encode_parts(encoding, parts, ends) == (ids, counts)
+    assert count_parts(encoding, parts, ends) == counts
 
 
 def test_text_that_is_not_unicode_scalars_is_repaired_as_tiktoken_repairs_it():

@@ -15,9 +15,10 @@ from concurrent import futures
 import grpc
 import pytest
 from tokend_api import SERVICE_NAME
+from tokend_api.v1 import tokenizer_pb2 as pb
 
 from support.server import free_port
-from tokend.server.error_interceptor import DEFERRED_PARSE_BYTES, ErrorInterceptor
+from tokend.server.error_interceptor import DEFERRED_PARSE_BYTES, DeferredRequest, ErrorInterceptor
 
 
 class _Threads:
@@ -81,3 +82,13 @@ def test_a_large_request_that_does_not_parse_is_invalid_argument(served):
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "do not parse as the CountTokens request message (ValueError: not a message)" in raised.value.details()
     assert threads.handled_on == []  # the handler never saw it
+
+
+def test_a_deferred_request_is_parsed_once_and_shows_the_messages_fields():
+    """Interceptors outside the error interceptor (the request log) read the parsed message's fields."""
+    parses: list[bytes] = []
+    message = pb.CountTokensRequest(model="m", inputs=[pb.Input(text="x"), pb.Input(text="y")])
+    request = DeferredRequest(message.SerializeToString(), lambda data: parses.append(data) or pb.CountTokensRequest.FromString(data))
+    assert request.parsed() == message
+    assert (request.model, len(request.inputs)) == ("m", 2)
+    assert request.parsed() is request.parsed() and len(parses) == 1

@@ -9,8 +9,11 @@ are tiktoken's; bad bytes get the same INVALID_ARGUMENT as a small request's.
 from __future__ import annotations
 
 
+import time
+
 import grpc
 import pytest
+
 import tiktoken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -171,6 +174,18 @@ def test_large_encodes_and_counts_through_the_server_are_tiktokens(stub) -> None
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "<|endoftext|>" in error.details()
     allowed = stub.Encode(pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text=special)], special_tokens=_policy()))
     assert list(allowed.results[0].ids) == oracle.encode(special, allowed_special={"<|endoftext|>"})
+
+
+def test_a_large_request_is_logged_with_its_model_and_items(shared_server, stub) -> None:
+    """A large message is parsed on the handler thread, inside the request log's interceptor: the log line
+    still names the model the caller asked for and the number of items."""
+    model = "no-such-model-for-the-log-test"
+    error = rpc_error(stub.CountTokens, pb.CountTokensRequest(model=model, inputs=[pb.Input(text="x" * RAW_READ_BYTES)]))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    deadline = time.monotonic() + 10
+    while not (lines := [e for e in shared_server.events("rpc_error") if e.get("model") == model]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lines and lines[-1]["items"] == 1 and lines[-1]["method"].endswith("/CountTokens")
 
 
 def test_a_large_request_that_does_not_parse_is_invalid_argument(shared_server) -> None:

@@ -56,17 +56,25 @@ class UndecodableRequest:
 
 class DeferredRequest:
     """A large request message's bytes, parsed by ``parsed()`` on the handler thread; never reaches a
-    servicer (``ErrorInterceptor`` parses it first)."""
+    servicer (``ErrorInterceptor`` parses it first). Interceptors further out that read the message's
+    fields (the request log's model and items) get the parsed message's."""
 
-    __slots__ = ("_data", "_parse")
+    __slots__ = ("_data", "_parse", "_message")
 
     def __init__(self, data: bytes, parse: Callable[[bytes], Any]) -> None:
-        self._data, self._parse = data, parse
+        self._data: bytes | None = data
+        self._parse = parse
+        self._message: Any = None
 
     def parsed(self) -> Any:
-        """The message (or an ``UndecodableRequest``); the bytes are let go."""
-        data, self._data = self._data, b""
-        return self._parse(data)
+        """The message (or an ``UndecodableRequest``), parsed once; the bytes are let go."""
+        if self._data is not None:
+            data, self._data = self._data, None
+            self._message = self._parse(data)
+        return self._message
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.parsed(), name)
 
 
 def _tolerant(deserializer: Callable[[bytes], Any], *, defer: bool) -> Callable[[bytes], Any]:
