@@ -1,10 +1,11 @@
-"""Large Tokenizer requests are parsed on the call's handler thread, not on grpcio's polling thread.
+"""Large Tokenizer requests are parsed on the call's handler thread, after the availability gate, not on
+grpcio's polling thread.
 
 grpcio runs a method's request deserializer on the worker's one polling thread, which every other call of
 the worker needs to start and end; parsing an 8 MiB request there held up the small calls arriving
-meanwhile (docs/decisions.md). The error interceptor hands a message of ``DEFERRED_PARSE_BYTES`` or more on
-unparsed and parses it on the handler thread. Checked on a real grpc server on loopback with the worker's
-ErrorInterceptor: the deserializer records the thread it runs on, the handler its own.
+meanwhile (docs/decisions.md). A message of ``DEFERRED_PARSE_BYTES`` or more is handed on unparsed and the
+innermost interceptor, DeferredParse, parses it. Checked on a real grpc server on loopback with the worker's
+ErrorInterceptor and DeferredParse: the deserializer records the thread it runs on, the handler its own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from tokend_api import SERVICE_NAME
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 from support.server import free_port
-from tokend.server.error_interceptor import DEFERRED_PARSE_BYTES, DeferredRequest, ErrorInterceptor
+from tokend.server.deferred_parse import DEFERRED_PARSE_BYTES, DeferredParse, DeferredRequest
+from tokend.server.error_interceptor import ErrorInterceptor
+from tokend.server.unary_interceptor import UnaryInterceptor
 
 
 class _Threads:
@@ -39,12 +42,25 @@ class _Threads:
         return b"%d" % len(request)
 
 
+class _Gate(UnaryInterceptor):
+    """Where the availability gate sits (between the error interceptor and DeferredParse): records whether
+    the request it sees is still unparsed."""
+
+    def __init__(self) -> None:
+        self.saw_unparsed: list[bool] = []
+
+    def handle(self, method, behaviour, request, context):
+        self.saw_unparsed.append(isinstance(request, DeferredRequest))
+        return behaviour(request, context)
+
+
 @pytest.fixture
 def served():
     threads = _Threads()
+    gate = threads.gate = _Gate()
     handler = grpc.unary_unary_rpc_method_handler(threads.handle, request_deserializer=threads.deserialize,
                                                   response_serializer=lambda data: data)  # fmt: skip
-    server = grpc.server(futures.ThreadPoolExecutor(2, thread_name_prefix="handler"), interceptors=[ErrorInterceptor()],
+    server = grpc.server(futures.ThreadPoolExecutor(2, thread_name_prefix="handler"), interceptors=[ErrorInterceptor(), gate, DeferredParse()],
                          options=[("grpc.max_receive_message_length", 4 * DEFERRED_PARSE_BYTES)])  # fmt: skip
     server.add_generic_rpc_handlers([
         grpc.method_handlers_generic_handler(SERVICE_NAME, {"CountTokens": handler}),
@@ -64,6 +80,8 @@ def test_a_large_tokenizer_request_is_parsed_on_its_handler_thread(served):
     assert call(f"/{SERVICE_NAME}/CountTokens", b"x" * DEFERRED_PARSE_BYTES) == b"%d" % DEFERRED_PARSE_BYTES
     assert threads.parsed_on == threads.handled_on
     assert threads.handled_on[0].startswith("handler")
+    # parsed after the gate: a call let in before draining began is not refused once its parse ends
+    assert threads.gate.saw_unparsed == [True]
 
 
 def test_small_requests_and_other_services_are_parsed_before_the_handler_runs(served):
@@ -73,6 +91,7 @@ def test_small_requests_and_other_services_are_parsed_before_the_handler_runs(se
     # grpcio's polling thread, not a handler thread (well under a millisecond for a small message)
     assert [name.startswith("handler") for name in threads.parsed_on] == [False, False]
     assert all(name.startswith("handler") for name in threads.handled_on)
+    assert threads.gate.saw_unparsed == [False, False]
 
 
 def test_a_large_request_that_does_not_parse_is_invalid_argument(served):
