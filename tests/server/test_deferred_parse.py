@@ -41,6 +41,10 @@ class _Threads:
         self.handled_on.append(threading.current_thread().name)
         return b"%d" % len(request)
 
+    def handle_stream(self, requests, context):
+        for request in requests:
+            yield self.handle(request, context)
+
 
 class _Gate(UnaryInterceptor):
     """Where the availability gate sits (between the error interceptor and DeferredParse): records whether
@@ -62,14 +66,17 @@ def served():
                                                   response_serializer=lambda data: data)  # fmt: skip
     server = grpc.server(futures.ThreadPoolExecutor(2, thread_name_prefix="handler"), interceptors=[ErrorInterceptor(), gate, DeferredParse()],
                          options=[("grpc.max_receive_message_length", 4 * DEFERRED_PARSE_BYTES)])  # fmt: skip
+    stream = grpc.stream_stream_rpc_method_handler(threads.handle_stream, request_deserializer=threads.deserialize,
+                                                   response_serializer=lambda data: data)  # fmt: skip
     server.add_generic_rpc_handlers([
-        grpc.method_handlers_generic_handler(SERVICE_NAME, {"CountTokens": handler}),
+        grpc.method_handlers_generic_handler(SERVICE_NAME, {"CountTokens": handler, "DecodeStream": stream}),
         grpc.method_handlers_generic_handler("test.Other", {"Echo": handler}),
     ])  # fmt: skip
     port = server.add_insecure_port(f"127.0.0.1:{free_port()}")
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", -1)])
     call = lambda method, data: channel.unary_unary(method)(data, timeout=10)  # noqa: E731
+    call.stream = lambda method, messages: list(channel.stream_stream(method)(iter(messages), timeout=10))
     yield call, threads
     channel.close()
     server.stop(None)
@@ -111,3 +118,14 @@ def test_a_deferred_request_is_parsed_once_and_shows_the_messages_fields():
     assert request.parsed() == message
     assert (request.model, len(request.inputs)) == ("m", 2)
     assert request.parsed() is request.parsed() and len(parses) == 1
+
+
+def test_a_streams_large_messages_are_parsed_as_the_servicer_reads_them(served):
+    call, threads = served
+    big = b"x" * DEFERRED_PARSE_BYTES
+    assert call.stream(f"/{SERVICE_NAME}/DecodeStream", [b"small", big]) == [b"5", b"%d" % len(big)]
+    assert threads.parsed_on[1] == threads.handled_on[1] and threads.parsed_on[1].startswith("handler")
+    with pytest.raises(grpc.RpcError) as raised:
+        call.stream(f"/{SERVICE_NAME}/DecodeStream", [big, b"bad" + big])
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details().startswith("messages[1]: the request bytes do not parse as the DecodeStream request message")
