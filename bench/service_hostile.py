@@ -25,6 +25,9 @@ The hostile gRPC senders run at the lowest CPU priority (``SENDER_NICENESS``).
 
     python -m bench service hostile --parts everything --cases "6 big" --rounds 3   # some cases only
     python -m bench service hostile --parts everything --server-arg=--bulk-lane-policy=idle   # A/B a setting
+    python -m bench service hostile --parts everything --together-only --without "8 " --without "12 "
+        # idle and all at once only (about a minute), leaving out the cases whose names contain "8 " or "12 ":
+        # for bisecting which cases make the all-at-once p99 together
 """
 
 from __future__ import annotations
