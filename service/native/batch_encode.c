@@ -104,18 +104,20 @@ static int encode_item(batch_worker *worker, tk_batch_item *item) {
     if (found < 0) status = TK_BATCH_NO_MEMORY;
     tk_split_iter_free(&iter);
     item->n_ids = counting ? count : buffer->len;
-    if (status == TK_BATCH_OK && !counting && buffer->len && worker->job->n_items == 1) {
-        /* The only item takes the buffer itself, cut to its ids (no second copy of a big text's ids; a cut
-         * of an mmapped block is an mremap). The buffer starts empty if it is used again. */
-        uint32_t *ids = realloc(buffer->ids, buffer->len * sizeof *ids);
-        item->ids = ids ? ids : buffer->ids;
-        buffer->ids = NULL;
-        buffer->len = buffer->cap = 0;
-    } else if (status == TK_BATCH_OK && !counting && buffer->len) {
-        /* An array of the item's own: the caller turns it into a list while this buffer takes the next item. */
-        item->ids = malloc(buffer->len * sizeof *item->ids);
-        if (!item->ids) return TK_BATCH_NO_MEMORY;
-        memcpy(item->ids, buffer->ids, buffer->len * sizeof *item->ids);
+    if (status == TK_BATCH_OK && !counting && buffer->len) {
+        if (worker->job->n_items == 1) {
+            /* The only item takes the buffer itself, cut to its ids (no second copy of a big text's ids; a
+             * cut of an mmapped block is an mremap). The buffer starts empty if it is used again. */
+            uint32_t *ids = realloc(buffer->ids, buffer->len * sizeof *ids);
+            item->ids = ids ? ids : buffer->ids;
+            buffer->ids = NULL;
+            buffer->len = buffer->cap = 0;
+        } else {
+            /* An array of the item's own: the caller turns it into a list while this buffer takes the next item. */
+            item->ids = malloc(buffer->len * sizeof *item->ids);
+            if (!item->ids) return TK_BATCH_NO_MEMORY;
+            memcpy(item->ids, buffer->ids, buffer->len * sizeof *item->ids);
+        }
     }
     return status;
 }

@@ -97,24 +97,22 @@ static inline ptrdiff_t merge_piece(const BpeCore *self, const uint8_t *piece, s
  * may skip the cache and a count may skip writing ids. The pair table's merge needs room for the ids. */
 static inline int merges_by_lookup(const BpeCore *self) { return !self->pair_rule || self->merge_index.tokens; }
 
-/* Where ids go: appended to a growable array (malloc's: resized without the GIL), or only
- * counted. `unlocked_resize`: the caller's input stays alive and unchanged while the GIL is released (a str
- * argument, as emit_text's windows already assume), so a big resize may release it. */
+/* Where ids go: appended to a growable array (malloc's, so a big text's array from emit_unlocked_text can
+ * be taken over), or only counted. */
 typedef struct {
     uint32_t *ids;
     size_t len, cap;
     size_t count;
     int counting;
-    int unlocked_resize;
 } Sink;
 
-/* Resizes of at least this many bytes run without the GIL where the sink allows it. */
-#define TK_UNLOCKED_RESIZE_BYTES (1u << 20)
+/* Copies of ids of at least this many bytes run without the GIL. */
+#define TK_UNLOCKED_COPY_BYTES (1u << 20)
 
-/* The ids' array at `cap`; an empty one is replaced, not copied. Why both: once glibc has freed a block of
- * many MiB it serves blocks up to 32 MiB from its heap, where realloc copies the whole old block — the
- * reserve of len/3 ids, never written, faulted in page by page — and one 8 MiB piece held the GIL 9-11 ms
- * there (bench hostile, "6 big single piece"; an in-process probe thread showed the hold). */
+/* The ids' array at `cap`; an empty one is replaced, not copied: once glibc has freed a block of many MiB
+ * it serves blocks up to 32 MiB from its heap, where realloc copies the whole old block (an unwritten
+ * reserve, faulted in page by page: one 8 MiB piece held the GIL 9-11 ms there before big texts left the
+ * GIL altogether). */
 static uint32_t *resized_ids(uint32_t *ids, size_t len, size_t cap) {
     if (len) return realloc(ids, cap * sizeof *ids);
     free(ids);
@@ -125,14 +123,7 @@ static int sink_reserve(Sink *sink, size_t more) {
     if (sink->len + more <= sink->cap) return 0;
     size_t cap = sink->cap ? sink->cap : 64;
     while (cap < sink->len + more) cap *= 2;
-    uint32_t *ids;
-    if (sink->unlocked_resize && cap * sizeof *ids >= TK_UNLOCKED_RESIZE_BYTES) {
-        Py_BEGIN_ALLOW_THREADS
-        ids = resized_ids(sink->ids, sink->len, cap);
-        Py_END_ALLOW_THREADS
-    } else {
-        ids = resized_ids(sink->ids, sink->len, cap);
-    }
+    uint32_t *ids = resized_ids(sink->ids, sink->len, cap);
     if (!ids) {
         if (!sink->len) { /* resized_ids freed the old array */
             sink->ids = NULL;
@@ -241,14 +232,6 @@ static void give_worker_cache(BpeCore *self, tk_piece_cache *cache) {
     tk_cache_pool_give(&self->worker_caches, cache);
 }
 
-/* The exception of a batch item that failed (batch_encode.h's statuses). */
-static void set_batch_error(int status, const char *prefix) {
-    if (status == TK_BATCH_PIECE_TOO_LONG)
-        PyErr_Format(PyExc_ValueError, "%sa single piece of 4 GiB or more cannot be encoded", prefix);
-    else
-        PyErr_NoMemory();
-}
-
 /* A big text, split and merged with the GIL released from start to end: one item of the batch encoder run
  * on this thread, with a worker cache of the pool instead of the shared one (which only GIL holders touch).
  * Why not windows (found without the GIL, emitted with it): the emitting held the GIL ~2-4 ms per 64 KiB
@@ -272,7 +255,10 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
     give_worker_cache(self, cache);
     if (failed) {
         free(item.ids);
-        set_batch_error(item.status, "");
+        if (item.status == TK_BATCH_PIECE_TOO_LONG)
+            PyErr_SetString(PyExc_ValueError, "a single piece of 4 GiB or more cannot be encoded");
+        else
+            PyErr_NoMemory();
         return -1;
     }
     if (sink->counting) {
@@ -288,7 +274,7 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
     int status = sink_reserve(sink, item.n_ids);
     if (status == 0) {
         size_t bytes = item.n_ids * sizeof *item.ids;
-        if (bytes >= TK_UNLOCKED_RESIZE_BYTES) { /* both arrays are this call's own */
+        if (bytes >= TK_UNLOCKED_COPY_BYTES) { /* both arrays are this call's own */
             Py_BEGIN_ALLOW_THREADS
             memcpy(sink->ids + sink->len, item.ids, bytes);
             Py_END_ALLOW_THREADS
@@ -396,7 +382,6 @@ static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
     if (!text) return NULL;
     Sink sink = {0};
     sink.counting = counting;
-    sink.unlocked_resize = 1; /* `arg` is an immutable str the caller holds */
     PyObject *result = NULL;
     /* Room for a small text's ids up front; a big one's come whole from emit_unlocked_text. */
     if (counting || (size_t)len >= TK_UNLOCKED_TEXT_BYTES || sink_reserve(&sink, (size_t)len / 3 + 16) == 0) {
@@ -485,14 +470,8 @@ static PyObject *BpeCore_merge(BpeCore *self, PyObject *arg) { return bytes_call
 
 /* The list of ids of a finished item into result[i] (its ids array freed); -1 with an exception set. */
 static int batch_item_list(BpeCore *self, tk_batch_item *item, PyObject *result, Py_ssize_t i) {
-    PyObject *list = PyList_New((Py_ssize_t)item->n_ids);
+    PyObject *list = tk_ids_to_list(item->ids, item->n_ids, self->rank_objects, self->n_rank_objects);
     if (!list) return -1;
-    for (size_t k = 0; k < item->n_ids; k++) {
-        if (k + TK_LIST_PREFETCH < item->n_ids) __builtin_prefetch(self->rank_objects[item->ids[k + TK_LIST_PREFETCH]], 1, 3);
-        PyObject *id = self->rank_objects[item->ids[k]];
-        Py_INCREF(id);
-        PyList_SET_ITEM(list, (Py_ssize_t)k, id);
-    }
     free(item->ids);
     item->ids = NULL;
     PyList_SET_ITEM(result, i, list);

@@ -21,7 +21,7 @@ from typing import Any
 
 from tokend_api import SERVICE_NAME
 
-from tokend.server.error_interceptor import UndecodableRequest
+from tokend.server.error_interceptor import UndecodableRequest, tolerant
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 
 __all__ = ["DeferredParse", "DeferredRequest", "DEFERRED_PARSE_BYTES"]
@@ -37,6 +37,7 @@ class DeferredRequest:
     __slots__ = ("_data", "_parse", "_message")
 
     def __init__(self, data: bytes, parse: Callable[[bytes], Any]) -> None:
+        """``parse``: the message or an ``UndecodableRequest`` (error_interceptor.tolerant)."""
         self._data: bytes | None = data
         self._parse = parse
         self._message: Any = None
@@ -45,10 +46,7 @@ class DeferredRequest:
         """The message, or an ``UndecodableRequest``; parsed once, the bytes let go."""
         if self._data is not None:
             data, self._data = self._data, None
-            try:
-                self._message = self._parse(data)
-            except Exception as exc:  # protobuf's DecodeError and friends: bad input, not a bug
-                self._message = UndecodableRequest(f"{type(exc).__name__}: {exc}")
+            self._message = self._parse(data)
         return self._message
 
     def __getattr__(self, name: str) -> Any:
@@ -62,8 +60,10 @@ class DeferredParse(UnaryInterceptor):
         if deserializer is None or method.service != SERVICE_NAME:
             return deserializer
 
+        parse = tolerant(deserializer)
+
         def deserialize(data: bytes) -> Any:
-            return DeferredRequest(data, deserializer) if len(data) >= DEFERRED_PARSE_BYTES else deserializer(data)
+            return DeferredRequest(data, parse) if len(data) >= DEFERRED_PARSE_BYTES else deserializer(data)
 
         return deserialize
 

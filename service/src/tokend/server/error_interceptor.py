@@ -29,7 +29,7 @@ from tokend.service.call_record import recording
 from tokend.service.errors import InvalidRequest, describe, echo
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 
-__all__ = ["ErrorInterceptor", "UndecodableRequest"]
+__all__ = ["ErrorInterceptor", "UndecodableRequest", "tolerant"]
 
 _log = logging.getLogger("tokend.server.errors")
 
@@ -47,7 +47,7 @@ class UndecodableRequest:
         return InvalidRequest(where, f"the request bytes do not parse as the {method.method} request message ({self.reason})")
 
 
-def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+def tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     def deserialize(data: bytes) -> Any:
         try:
             return deserializer(data)
@@ -61,7 +61,7 @@ class ErrorInterceptor(UnaryInterceptor):
     wrap_streams = True
 
     def wrap_deserializer(self, method: MethodName, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-        return None if deserializer is None else _tolerant(deserializer)
+        return None if deserializer is None else tolerant(deserializer)
 
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         with recording() as record:
