@@ -7,14 +7,16 @@
  * filling them (they are not shared yet) run without it.
  *
  *   read_text_request(data: bytes, last_field: int)
- *       -> (model: str, inputs: list[str | bytes], special_tokens: bytes, offsets: bool, token_bytes: bool) or None
+ *       -> (model: str, inputs: list[str | bytes], special_tokens: tuple[bytes, ...], offsets: bool, token_bytes: bool)
+ *          or None
  *
  * `last_field`: 5 for EncodeRequest (model 1, inputs 2, special_tokens 3, offsets 4, token_bytes 5), 3 for
  * CountTokensRequest (model 1, inputs 2, special_tokens 3; 4 and 5 are unknown fields there). The values are
  * what protobuf reads: the last `model`, `offsets`, `token_bytes` win; each `inputs` record is one more Input,
  * in which the last of `text` / `data` wins (a oneof; neither: "", as the servicer reads an empty Input);
- * `special_tokens` is the concatenation of its records' payloads, which parses (FromString) as protobuf merges
- * them; fields this reader does not know are skipped. None when protobuf must decide: bytes that do not parse,
+ * `special_tokens` is its records' payloads, one bytes each: protobuf parses each record alone and merges
+ * them (so a record that does not parse alone fails the message, even where the records joined would parse;
+ * the caller merges them the same way); fields this reader does not know are skipped. None when protobuf must decide: bytes that do not parse,
  * any `model` or `text` that is not UTF-8, groups, a known field with another wire type, more than MAX_INPUTS
  * inputs (refused by the item limit anyway); the caller then parses with FromString. Nothing of the special-token
  * policy is checked here (protobuf parses it, UTF-8 included). tests/server/test_text_request.py holds this to
@@ -42,6 +44,7 @@ typedef struct {
 
 typedef struct {
     const uint8_t *start, *end;
+    PyObject *object; /* its bytes: made under the GIL, filled without it */
 } Span;
 
 typedef struct {
@@ -52,7 +55,6 @@ typedef struct {
     size_t n_inputs, cap_inputs;
     Span *policy; /* special_tokens records */
     size_t n_policy, cap_policy;
-    size_t policy_bytes;
 } Request;
 
 static int grow(void **items, size_t *cap, size_t size) {
@@ -104,15 +106,14 @@ static int read_request(const uint8_t *p, const uint8_t *end, uint32_t last_fiel
             if (read_input(start, p, &r->inputs[r->n_inputs++]) < 0) return -1;
         } else {
             if (r->n_policy == r->cap_policy && grow((void **)&r->policy, &r->cap_policy, sizeof *r->policy) < 0) return -1;
-            r->policy[r->n_policy++] = (Span){start, p};
-            r->policy_bytes += (size_t)(p - start);
+            r->policy[r->n_policy++] = (Span){start, p, NULL};
         }
     }
     return next;
 }
 
-/* Copies every input's bytes into its (not yet shared) object, and the policy's records into `policy`. */
-static void fill(const Request *r, char *policy) {
+/* Copies every input's and policy record's bytes into its (not yet shared) object. */
+static void fill(const Request *r) {
     for (size_t i = 0; i < r->n_inputs; i++) {
         const Input *input = &r->inputs[i];
         size_t len = (size_t)(input->end - input->start);
@@ -125,11 +126,8 @@ static void fill(const Request *r, char *policy) {
                 tk_wire_utf8_fill(input->start, input->end, PyUnicode_DATA(input->object), PyUnicode_KIND(input->object));
         }
     }
-    for (size_t i = 0; i < r->n_policy; i++) {
-        size_t len = (size_t)(r->policy[i].end - r->policy[i].start);
-        memcpy(policy, r->policy[i].start, len);
-        policy += len;
-    }
+    for (size_t i = 0; i < r->n_policy; i++)
+        memcpy(PyBytes_AS_STRING(r->policy[i].object), r->policy[i].start, (size_t)(r->policy[i].end - r->policy[i].start));
 }
 
 static PyObject *make_input(Input *input) {
@@ -165,11 +163,15 @@ static PyObject *read_text_request(PyObject *module, PyObject *const *args, Py_s
         if (!r.inputs[i].object) goto done;
         PyList_SET_ITEM(inputs, (Py_ssize_t)i, r.inputs[i].object); /* the list owns it; nobody else sees it yet */
     }
-    policy = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)r.policy_bytes);
+    policy = PyTuple_New((Py_ssize_t)r.n_policy);
     if (!policy) goto done;
-    char *policy_out = PyBytes_AS_STRING(policy);
+    for (size_t i = 0; i < r.n_policy; i++) {
+        r.policy[i].object = PyBytes_FromStringAndSize(NULL, r.policy[i].end - r.policy[i].start);
+        if (!r.policy[i].object) goto done;
+        PyTuple_SET_ITEM(policy, (Py_ssize_t)i, r.policy[i].object); /* the tuple owns it; nobody else sees it yet */
+    }
     Py_BEGIN_ALLOW_THREADS
-    fill(&r, policy_out);
+    fill(&r);
     Py_END_ALLOW_THREADS
     result = Py_BuildValue("(OOONN)", model, inputs, policy, PyBool_FromLong(r.offsets), PyBool_FromLong(r.token_bytes));
 done:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tokend.server._text_request import read_text_request as read_native
 from tokend.server.decode_request import RAW_READ_BYTES, read_decode_request
 from tokend.server.messages import inputs as message_inputs
-from tokend.server.text_request import TextRequest, read_count_request, read_encode_request
+from tokend.server.text_request import TextRequest, policy_from_records, read_count_request, read_encode_request
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 from support.gil_ticks import ticks_during
@@ -67,7 +67,7 @@ def _values(message) -> tuple:
 
 def _native_values(read: tuple) -> tuple:
     model, inputs, policy, offsets, token_bytes = read
-    return model, inputs, pb.SpecialTokenPolicy.FromString(policy).SerializeToString(deterministic=True), offsets, token_bytes
+    return model, inputs, policy_from_records(policy).SerializeToString(deterministic=True), offsets, token_bytes
 
 
 def _protobuf(data: bytes, last_field: int) -> tuple | None:

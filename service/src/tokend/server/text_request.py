@@ -6,7 +6,7 @@ reading its ``text`` 1-3 ms more (UTF-8 into a str), while every other call of t
 at least ``RAW_READ_BYTES`` is read by native/text_request.c instead: it checks the UTF-8 and fills each str
 and bytes object with the GIL released, so the servicer gets a ``TextRequest`` whose ``inputs`` are already
 the service's values (str for text, bytes for data). Its special-token policy is parsed by protobuf from the
-policy's own bytes (the records concatenated: protobuf's merge). Smaller requests, Encode with ``offsets`` or
+policy's own records (``policy_from_records``: each alone, then merged, as protobuf reads them). Smaller requests, Encode with ``offsets`` or
 ``token_bytes`` (its budget path reads the message), and anything the reader leaves to protobuf (bytes that do
 not parse, text that is not UTF-8, groups, a known field with another wire type) are parsed by ``FromString``
 as before: the same values, and the same error for bytes that do not parse.
@@ -25,7 +25,7 @@ from tokend_api.v1 import tokenizer_pb2 as pb
 from tokend.server._text_request import read_text_request as _read
 from tokend.server.decode_request import RAW_READ_BYTES
 
-__all__ = ["TextRequest", "read_encode_request", "read_count_request"]
+__all__ = ["TextRequest", "read_encode_request", "read_count_request", "policy_from_records"]
 
 _ENCODE_LAST_FIELD = 5  # token_bytes
 _COUNT_LAST_FIELD = 3  # special_tokens
@@ -55,4 +55,14 @@ def _text_request(data: bytes, message: Any, last_field: int) -> Any:
     if read is None or read[3] or read[4]:  # protobuf decides; or offsets / token bytes: the message's path
         return message.FromString(data)
     model, inputs, policy, _, _ = read
-    return TextRequest(model, inputs, pb.SpecialTokenPolicy.FromString(policy))
+    return TextRequest(model, inputs, policy_from_records(policy))
+
+
+def policy_from_records(records: tuple[bytes, ...]) -> pb.SpecialTokenPolicy:
+    """The ``special_tokens`` field from its records' payloads as protobuf reads a message field given more
+    than once: each record parsed alone (one that does not parse fails, even where the records joined
+    would parse) and merged into the one before; DecodeError as FromString raises it."""
+    policy = pb.SpecialTokenPolicy()
+    for record in records:
+        policy.MergeFromString(record)
+    return policy
