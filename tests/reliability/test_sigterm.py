@@ -35,13 +35,15 @@ from support.server import start_server
 
 from tokend_api.v1 import tokenizer_pb2 as pb
 
-# Items of 1 MB random letters (one piece each, ~25 ms of BPE apiece here): enough that a long call outlasts
-# the wait for it to show as in flight (a metric scrape every 50 ms) many times over, so more than the default
-# 8 MiB a request; the server of this test takes 40 MiB requests and 64 MiB messages.
-LONG_ITEMS = {"CountTokens": 32, "Encode": 16}
+# Items of 1 MB random letters (one piece each, ~15-25 ms of BPE apiece here): enough that a long call
+# outlasts the wait for it to show as in flight (a metric scrape every 50 ms) many times over, so more than
+# the default 8 MiB a request; the server of this test takes 40 MiB requests and 64 MiB messages (Encode: 24
+# items, a ~54 MB answer; 16 finished before the wait saw both calls in one CI run here once big texts were
+# encoded wholly without the GIL).
+LONG_ITEMS = {"CountTokens": 38, "Encode": 24}
 LONG_ITEM_CHARS = 1_000_000
 SERVER_LIMITS = ("--max-request-bytes", str(40 << 20), "--max-message-bytes", str(64 << 20))
-# Own connections, and room for the ~36 MB Encode answer (gRPC's default receive limit is 4 MiB).
+# Own connections, and room for the ~54 MB Encode answer (gRPC's default receive limit is 4 MiB).
 _LONG_CALL_CHANNEL = {"grpc.use_local_subchannel_pool": 1, "grpc.max_receive_message_length": 64 << 20}
 DISTINCT_LONG_ITEMS = 2  # the items repeat these (tiktoken computes the expected ids once per distinct text)
 CLEAN_REFUSALS = {"UNAVAILABLE"}
