@@ -41,13 +41,12 @@ static inline ptrdiff_t merge(const tk_batch_model *model, const uint8_t *piece,
     return tk_bpe_merge(model->table, piece, len, model->n_ranks, out);
 }
 
-/* The ids of one piece into `out` (room for len ids, or NULL to count only); how many, or -1 when out of
- * memory. The same steps as emit_piece in module.c (whole-token shortcut, short pieces merged without the
- * cache, piece cache, merge rule) with the worker's own cache. */
+/* The ids of one piece into `out` (room for len ids, or NULL to count only), its whole-piece lookup done
+ * (`rank`, `hash`: as tk_rank_of_piece gives them); how many, or -1 when out of memory. The same steps as
+ * emit_ranked_piece in module.c (whole-token shortcut, short pieces merged without the cache, piece cache,
+ * merge rule) with the worker's own cache. */
 static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, const uint8_t *piece, size_t len,
-                           size_t readable, uint32_t *out) {
-    uint64_t hash;
-    uint32_t rank = tk_rank_of_piece(model->table, piece, len, readable, &hash);
+                           uint32_t rank, uint64_t hash, uint32_t *out) {
     if (rank != TK_NO_RANK &&
         (__builtin_expect(model->whole_piece_shortcut, 1) || (model->merges_to_itself && model->merges_to_itself[rank]))) {
         if (out) out[0] = rank;
@@ -67,40 +66,50 @@ static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, c
     return n;
 }
 
+/* A prepared piece of the item's text (tk_pending_piece) into the worker's buffer, or counted in *count: a
+ * TK_BATCH_* status. */
+static int encode_pending_piece(batch_worker *worker, const tk_batch_item *item, const tk_pending_piece *p,
+                                size_t *count) {
+    const tk_batch_model *model = worker->job->model;
+    tk_batch_buffer *buffer = worker->buffer;
+    int counting = worker->job->counting;
+    size_t len = p->len;
+    if (len >= UINT32_MAX) return TK_BATCH_PIECE_TOO_LONG; /* the merge names positions with 32 bits */
+    /* Counted, a piece too long to cache needs no room for its ids (the merge counts them). */
+    int count_only = counting && !model->pairs && (!worker->cache || len > worker->cache->max_key_len);
+    if (!count_only && reserve(buffer, len) < 0) return TK_BATCH_NO_MEMORY;
+    uint32_t rank = tk_rank_of_prepared(model->table, item->text, p);
+    ptrdiff_t n = piece_ids(model, worker->cache, item->text + p->start, len, rank, p->hash,
+                            count_only ? NULL : buffer->ids + buffer->len);
+    if (n < 0) return TK_BATCH_NO_MEMORY;
+    if (counting)
+        *count += (size_t)n; /* the ids were scratch */
+    else
+        buffer->len += (size_t)n;
+    return TK_BATCH_OK;
+}
+
 static int encode_item(batch_worker *worker, tk_batch_item *item) {
     const tk_batch_model *model = worker->job->model;
     tk_batch_buffer *buffer = worker->buffer;
     int counting = worker->job->counting;
-    size_t count = 0, start, pos = 0;
+    size_t count = 0, start, pos = 0, k = 0;
     buffer->len = 0;
     int status = TK_BATCH_OK, found;
     tk_split_iter iter;
+    tk_pending_piece ring[TK_PIECE_LEAD]; /* the pieces found, encoded TK_PIECE_LEAD pieces later */
     if (reserve(buffer, counting ? 64 : item->len / 3 + 16) < 0 ||
         tk_split_iter_init(&iter, model->split, item->text, item->len) < 0)
         return TK_BATCH_NO_MEMORY;
     while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
-        size_t len = pos - start;
-        if (len == 0) continue; /* an empty match: no ids */
-        if (len >= UINT32_MAX) { /* the merge names positions with 32 bits */
-            status = TK_BATCH_PIECE_TOO_LONG;
-            break;
-        }
-        /* Counted, a piece too long to cache needs no room for its ids (the merge counts them). */
-        int count_only = counting && !model->pairs && (!worker->cache || len > worker->cache->max_key_len);
-        if (!count_only && reserve(buffer, len) < 0) {
-            status = TK_BATCH_NO_MEMORY;
-            break;
-        }
-        ptrdiff_t n = piece_ids(model, worker->cache, item->text + start, len, item->len - start, count_only ? NULL : buffer->ids + buffer->len);
-        if (n < 0) {
-            status = TK_BATCH_NO_MEMORY;
-            break;
-        }
-        if (counting)
-            count += (size_t)n; /* the ids were scratch */
-        else
-            buffer->len += (size_t)n;
+        if (pos == start) continue; /* an empty match: no ids */
+        tk_pending_piece *slot = &ring[k & (TK_PIECE_LEAD - 1)];
+        if (k >= TK_PIECE_LEAD && (status = encode_pending_piece(worker, item, slot, &count)) != TK_BATCH_OK) break;
+        tk_prepare_piece(model->table, item->text, item->len, start, pos - start, slot);
+        k++;
     }
+    for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && status == TK_BATCH_OK && found == 0; j++)
+        status = encode_pending_piece(worker, item, &ring[j & (TK_PIECE_LEAD - 1)], &count);
     if (found < 0) status = TK_BATCH_NO_MEMORY;
     tk_split_iter_free(&iter);
     item->n_ids = counting ? count : buffer->len;

@@ -195,14 +195,12 @@ static __attribute__((noinline)) int emit_merged_piece(BpeCore *self, Sink *sink
     return 0;
 }
 
-/* The ids of one piece into the sink. `piece_is_immutable`: the bytes cannot change while the GIL is
- * released (they belong to a str). `readable`: bytes that may be read from `piece` on (>= len; the rest of
- * the text when the piece is part of one: see tk_rank_of_piece). A piece that is a token is that token
- * (tiktoken's shortcut; the pair rule's only for tokens that merge to themselves); the rest is merged. */
-static inline int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len, int piece_is_immutable,
-                             size_t readable) {
-    uint64_t hash;
-    uint32_t rank = tk_rank_of_piece(&self->table, piece, len, readable, &hash); /* none for 4 GiB pieces */
+/* The ids of one piece into the sink, its whole-piece lookup done: `rank` and `hash` as tk_rank_of_piece gives
+ * them. `piece_is_immutable`: the bytes cannot change while the GIL is released (they belong to a str). A
+ * piece that is a token is that token (tiktoken's shortcut; the pair rule's only for tokens that merge to
+ * themselves); the rest is merged. */
+static inline int emit_ranked_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len,
+                                    int piece_is_immutable, uint32_t rank, uint64_t hash) {
     if (rank != TK_NO_RANK && (__builtin_expect(self->whole_piece_shortcut, 1) ||
                                (self->merges_to_itself && self->merges_to_itself[rank]))) {
         if (sink->counting) {
@@ -214,6 +212,21 @@ static inline int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, si
         return 0;
     }
     return emit_merged_piece(self, sink, piece, len, piece_is_immutable, hash);
+}
+
+/* emit_ranked_piece after the lookup. `readable`: bytes that may be read from `piece` on (>= len; the rest of
+ * the text when the piece is part of one: see tk_rank_of_piece). */
+static inline int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, size_t len, int piece_is_immutable,
+                             size_t readable) {
+    uint64_t hash;
+    uint32_t rank = tk_rank_of_piece(&self->table, piece, len, readable, &hash); /* none for 4 GiB pieces */
+    return emit_ranked_piece(self, sink, piece, len, piece_is_immutable, rank, hash);
+}
+
+/* A prepared piece of a str's `text` into the sink (see tk_pending_piece). */
+static inline int emit_pending_piece(BpeCore *self, Sink *sink, const uint8_t *text, const tk_pending_piece *p) {
+    uint32_t rank = tk_rank_of_prepared(&self->table, text, p);
+    return emit_ranked_piece(self, sink, text + p->start, p->len, 1, rank, p->hash);
 }
 
 /* This core's tables as the batch encoder reads them (batch_encode.h). */
@@ -299,11 +312,24 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
         PyErr_NoMemory();
         return -1;
     }
-    while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1)
-        if (pos > start && emit_piece(self, sink, text + start, pos - start, 1, len - start) < 0) break;
+    tk_pending_piece ring[TK_PIECE_LEAD]; /* the pieces found, looked up TK_PIECE_LEAD pieces later */
+    size_t k = 0;
+    int failed = 0;
+    while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
+        if (pos == start) continue;
+        tk_pending_piece *slot = &ring[k & (TK_PIECE_LEAD - 1)];
+        if (k >= TK_PIECE_LEAD && emit_pending_piece(self, sink, text, slot) < 0) {
+            failed = 1;
+            break;
+        }
+        tk_prepare_piece(&self->table, text, len, start, pos - start, slot);
+        k++;
+    }
+    for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && !failed && found == 0; j++)
+        if (emit_pending_piece(self, sink, text, &ring[j & (TK_PIECE_LEAD - 1)]) < 0) failed = 1;
     tk_split_iter_free(&iter);
     if (found < 0) PyErr_NoMemory();
-    return found == 0 ? 0 : -1;
+    return found == 0 && !failed ? 0 : -1;
 }
 
 /* A sink of more ids than this gives them back to the allocator as the list takes them (see ids_to_list). */

@@ -216,6 +216,46 @@ static inline uint32_t tk_rank_of_piece(const tk_rank_table *table, const uint8_
     return tk_rank_of_long_hashed(table, piece, len, *hash);
 }
 
+/* A piece of a text whose whole-piece lookup starts TK_PIECE_LEAD pieces ahead of its use: tk_prepare_piece
+ * hashes it and prefetches its rank-table slot and filter word as the split finds it; tk_rank_of_prepared
+ * looks it up when the loop over pieces comes to it, by then (usually) in cache. The loops over pieces (module.c's
+ * emit_text, batch_encode.c's encode_item) keep a ring of TK_PIECE_LEAD such pieces. The slot load was the
+ * hottest instruction of the piece loop (the 4 MiB slot table does not fit a core's cache); the out-of-order
+ * core overlaps a few of those loads, the ring more (docs/decisions.md, "Whole-piece lookups started ahead"). */
+#define TK_PIECE_LEAD 8 /* a power of two */
+typedef struct {
+    size_t start, len;    /* the piece: text[start, start + len) */
+    uint64_t prefix, hash; /* hash: as tk_rank_of_piece sets it; prefix: of a piece of 3-8 bytes */
+} tk_pending_piece;
+
+static inline void tk_prepare_piece(const tk_rank_table *table, const uint8_t *text, size_t text_len, size_t start,
+                                    size_t len, tk_pending_piece *p) {
+    p->start = start;
+    p->len = len;
+    if (len <= 2 || len > TK_MAX_HASHED_PIECE) {
+        p->hash = 0;
+        return;
+    }
+    if (len <= 8) {
+        p->prefix = tk_token_prefix_readable(text + start, len, text_len - start);
+        p->hash = tk_short_token_hash(table, p->prefix, len);
+    } else {
+        p->hash = tk_hash(text + start, len, table->seed);
+    }
+    if (table->filter) __builtin_prefetch(&table->filter[((p->hash >> 32) & table->filter_mask) >> 6], 0, 3);
+    __builtin_prefetch(&table->slots[p->hash & table->mask], 0, 3);
+}
+
+/* tk_rank_of_piece of a prepared piece of `text` (its hash is p->hash). */
+static inline uint32_t tk_rank_of_prepared(const tk_rank_table *table, const uint8_t *text, const tk_pending_piece *p) {
+    const uint8_t *piece = text + p->start;
+    size_t len = p->len;
+    if (len <= 2) return len == 2 ? table->pair_rank[(piece[0] << 8) | piece[1]] : table->byte_rank[piece[0]];
+    if (len <= 8) return tk_rank_of_short_hashed(table, p->prefix, len, p->hash);
+    if (len > TK_MAX_HASHED_PIECE || len > table->max_len || !tk_rank_filter_passes(table, p->hash)) return TK_NO_RANK;
+    return tk_rank_of_long_hashed(table, piece, len, p->hash);
+}
+
 /* Lists of ids are built with the int object of the id this many places ahead prefetched for writing
  * (its reference count): for ids spread over the vocabulary, the objects' cache misses were the cost of
  * building the list (encode of 1 MB of random letters 22.9 -> 21.9 ms, a replay of English documents
