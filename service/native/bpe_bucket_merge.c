@@ -9,6 +9,9 @@
  *     rank's positions come out ascending), 4 bytes a pair.
  *   - A pair created later is appended to an array of its rank (freed once the rank is done); an array is
  *     the concatenation of ascending runs (one per rank that fed it), sorted when its turn comes.
+ *   - A rank's merges are done a window at a time before the pairs they created are looked up: the
+ *     lookups (random probes of the rank table, which outgrows the core's cache) are then independent of
+ *     each other, hashed and prefetched a few ahead of their use (push_created_pairs).
  *   - Parts are a bitmap of their start offsets (1 bit a byte): a pair (left, length) is still current iff
  *     a part starts at left, one at left + length, and exactly one in between. The length is the token's,
  *     so an entry is its left offset alone.
@@ -35,6 +38,7 @@ typedef struct {
     uint64_t *bits;       /* bit i set: a part starts at offset i (i < len) */
     pair_list *lists;     /* rank -> the pairs created with that rank, not merged yet */
     uint32_t *pair_len;   /* rank -> the token's length (set when its list is first used) */
+    int prefetch;         /* the piece has many distinct byte pairs (TK_PREFETCH_PAIRS): its lookups miss */
 } merge_state;
 
 /* First part start after offset x, or len. */
@@ -58,6 +62,10 @@ static inline size_t previous_start(const merge_state *s, size_t x) {
     return (w << 6) + 63 - (size_t)__builtin_clzll(word);
 }
 
+/* Starts loading the bitmap's word of offset x, for a merge a few merges later (a rank's pairs lie anywhere
+ * in the piece, and its 1 bit a byte outgrows the core's first-level cache). */
+static inline void prefetch_bits(const merge_state *s, size_t x) { __builtin_prefetch(&s->bits[x >> 6], 1, 3); }
+
 static inline int starts_part(const merge_state *s, size_t x) { return (s->bits[x >> 6] >> (x & 63)) & 1; }
 
 /* Appends the pair at `left` (`length` bytes, token `rank`) to its rank's list; -1 when out of memory. */
@@ -75,46 +83,147 @@ static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) 
     return 0;
 }
 
-/* Merges the current pair at `left` whose right part starts at `middle` and ends at `end`: 0, -2 when a pair
- * it creates ranks at or below `rank` (ranks not in merge order), -1 when out of memory. */
-static int apply_merge(merge_state *s, uint32_t rank, size_t left, size_t middle, size_t end) {
-    s->bits[middle >> 6] &= ~(1ull << (middle & 63));
-    /* The pair before first, then the one after: each rank's list then grows in ascending left order
-     * while one rank is merged (the before-pair of the next merge starts at or after this left). */
-    if (left > 0) {
-        size_t before = previous_start(s, left);
-        uint32_t created = tk_rank_of_readable(s->table, s->piece + before, end - before, s->len - before);
-        if (created != TK_NO_RANK) {
-            if (created <= rank) return -2;
-            if (push_pair(s, created, before, end - before) < 0) return -1;
-        }
+/* A rank's merges are done a window at a time; then the pairs they created are hashed, their filter words
+ * and rank-table slots prefetched, and only then looked up: on a piece of random letters nearly every
+ * lookup misses the caches (the 4 MiB slot table, the filter), and one at a time, inside the merge loop,
+ * those misses were most of the merge's time (docs/decisions.md). Buffers on the stack, no memory that
+ * grows with the piece; a window's up to 2 * 64 prefetched slots stay well within the core's second-level
+ * cache. */
+#define TK_MERGE_WINDOW 64
+/* Lookups ahead of their use where one stream of them is prefetched as it goes (the bitmap words of a
+ * rank's merges; the ids of the parts at the end). */
+#define TK_CREATED_LEAD 16 /* a power of two */
+
+typedef struct {
+    uint32_t left, length;
+    uint64_t prefix, hash; /* prefix: of a pair of <= 8 bytes; hash: as tk_rank_of_piece's */
+} created_pair;
+
+/* Distinct byte pairs from which a piece's lookups are prefetched. A piece of few (one emoji repeated: 4)
+ * makes few distinct tokens, whose slots stay in the cache: there the prefetches were pure cost (count of
+ * 1 MB of one emoji 16.5 -> 20.4 ms), where random letters (676 pairs) gained 10-18 %. */
+#define TK_PREFETCH_PAIRS 256
+
+/* Hashes the pair piece[left, left + length) and starts loading what its lookup reads (s->prefetch). */
+static inline void prepare_created(const merge_state *s, size_t left, size_t length, created_pair *c) {
+    const tk_rank_table *table = s->table;
+    c->left = (uint32_t)left;
+    c->length = (uint32_t)length;
+    if (length > table->max_len) return; /* no token: looked up as none, unhashed */
+    if (length <= 8) {
+        c->prefix = tk_token_prefix_readable(s->piece + left, length, s->len - left);
+        c->hash = tk_short_token_hash(table, c->prefix, length);
+    } else {
+        c->hash = tk_hash(s->piece + left, length, table->seed);
     }
-    if (end < s->len) {
-        size_t after = next_start(s, end);
-        uint32_t created = tk_rank_of_readable(s->table, s->piece + left, after - left, s->len - left);
-        if (created != TK_NO_RANK) {
-            if (created <= rank) return -2;
-            if (push_pair(s, created, left, after - left) < 0) return -1;
-        }
-    }
-    return 0;
+    if (!s->prefetch) return;
+    if (table->filter) __builtin_prefetch(&table->filter[((c->hash >> 32) & table->filter_mask) >> 6], 0, 3);
+    __builtin_prefetch(&table->slots[c->hash & table->mask], 0, 3);
 }
 
-/* 0 after merging the pair at `left` if it is still current, else as apply_merge. */
-static int merge_at(merge_state *s, uint32_t rank, size_t left, size_t length) {
+/* Looks up a prepared pair and appends it to its rank's list when it is a token: 0, -2 when it ranks at or
+ * below `rank` (ranks not in merge order), -1 when out of memory. */
+static inline int push_created(merge_state *s, uint32_t rank, const created_pair *c) {
+    const tk_rank_table *table = s->table;
+    size_t length = c->length;
+    uint32_t created;
+    if (length > table->max_len)
+        created = TK_NO_RANK;
+    else if (length <= 8)
+        created = tk_rank_of_short_hashed(table, c->prefix, length, c->hash);
+    else
+        created = tk_rank_filter_passes(table, c->hash)
+                      ? tk_rank_of_long_hashed(table, s->piece + c->left, length, c->hash)
+                      : TK_NO_RANK;
+    if (created == TK_NO_RANK) return 0;
+    if (created <= rank) return -2;
+    return push_pair(s, created, c->left, length);
+}
+
+/* The pairs that merges of `rank` created (their parts' left offsets `merged`, ascending, and their ends
+ * `ends`; those merges done),
+ * appended to their ranks' lists: for each merged part, the pair with the part before it, then the pair
+ * with the part after it — unless that part is the next one in `merged`, whose pair with the part before
+ * it is the same pair. Called for a window of the rank's merges at a time (TK_MERGE_WINDOW): a merge of the
+ * rank after the window may start at the end of the window's last part, which leaves that part's pair with
+ * the part after it stale, as a pair can always become (merge_at skips it); the merge that did it pushes the
+ * current pair. Pushes come in ascending left order, so each list still grows as ascending runs. 0, -2 or
+ * -1 as push_created. */
+static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *merged, const uint32_t *ends,
+                              size_t n_merged) {
+    created_pair pairs[2 * TK_MERGE_WINDOW];
+    size_t n_pairs = 0;
+    for (size_t i = 0; i < n_merged && s->prefetch; i++) { /* the bytes the pairs hash: anywhere in the piece */
+        const uint8_t *part = s->piece + merged[i];
+        __builtin_prefetch(part - (merged[i] >= 8 ? 8 : 0), 0, 3);
+        __builtin_prefetch(part + 8, 0, 3);
+    }
+    for (size_t i = 0; i < n_merged; i++) {
+        size_t left = merged[i], end = ends[i];
+        if (left > 0) {
+            size_t before = previous_start(s, left);
+            prepare_created(s, before, end - before, &pairs[n_pairs++]);
+        }
+        if (end < s->len && !(i + 1 < n_merged && merged[i + 1] == end))
+            prepare_created(s, left, next_start(s, end) - left, &pairs[n_pairs++]);
+    }
+    int status = 0;
+    for (size_t k = 0; k < n_pairs && status == 0; k++) status = push_created(s, rank, &pairs[k]);
+    return status;
+}
+
+/* The ids of the `n` parts whose starts are `out[0..n)` (ascending; the last part ends the piece), written
+ * over those starts. Every part is a token; its slot is prefetched TK_CREATED_LEAD parts ahead (the ids
+ * of 1 MB of random letters are ~650,000 lookups spread over the rank table). Part i's id replaces its
+ * start only after part i + TK_CREATED_LEAD, which reads the start after it, was prepared. */
+static void part_ids(const merge_state *s, uint32_t *out, size_t n) {
+    const tk_rank_table *table = s->table;
+    created_pair ring[TK_CREATED_LEAD];
+    for (size_t i = 0; i < n + TK_CREATED_LEAD; i++) {
+        if (i >= TK_CREATED_LEAD) {
+            const created_pair *c = &ring[(i - TK_CREATED_LEAD) & (TK_CREATED_LEAD - 1)];
+            const uint8_t *part = s->piece + c->left;
+            size_t length = c->length;
+            out[i - TK_CREATED_LEAD] = length <= 2 ? tk_rank_of(table, part, length)
+                                       : length <= 8 ? tk_rank_of_short_hashed(table, c->prefix, length, c->hash)
+                                                     : tk_rank_of_long_hashed(table, part, length, c->hash);
+        }
+        if (i < n) {
+            created_pair *c = &ring[i & (TK_CREATED_LEAD - 1)];
+            size_t start = out[i], length = (i + 1 < n ? out[i + 1] : s->len) - start;
+            c->left = (uint32_t)start;
+            c->length = (uint32_t)length;
+            if (length <= 2) continue;
+            if (length <= 8) {
+                c->prefix = tk_token_prefix_readable(s->piece + start, length, s->len - start);
+                c->hash = tk_short_token_hash(table, c->prefix, length);
+            } else {
+                c->hash = tk_hash(s->piece + start, length, table->seed);
+            }
+            __builtin_prefetch(&table->slots[c->hash & table->mask], 0, 3);
+        }
+    }
+}
+
+/* Merges the pair at `left` (`length` bytes) if it is still current — parts start at left and at
+ * left + length, and exactly one in between — and returns whether it did. A later merge of the same rank
+ * starts at or after the end of this one, so the part made here keeps its end until the rank is done. */
+static int merge_at(merge_state *s, size_t left, size_t length) {
     size_t end = left + length;
     if (!starts_part(s, left) || (end < s->len && !starts_part(s, end))) return 0;
     size_t middle = next_start(s, left);
     if (middle >= end || next_start(s, middle) < end) return 0; /* not two parts exactly: stale */
-    return apply_merge(s, rank, left, middle, end);
+    s->bits[middle >> 6] &= ~(1ull << (middle & 63));
+    return 1;
 }
 
 /* merge_at for a pair of two bytes (the first round's): current iff parts start at left, left + 1 and
  * left + 2 (or the piece ends there), three bit tests instead of two scans for the next part. */
-static inline int merge_byte_pair_at(merge_state *s, uint32_t rank, size_t left) {
+static inline int merge_byte_pair_at(merge_state *s, size_t left) {
     if (!starts_part(s, left) || !starts_part(s, left + 1) || (left + 2 < s->len && !starts_part(s, left + 2)))
         return 0;
-    return apply_merge(s, rank, left, left + 1, left + 2);
+    s->bits[(left + 1) >> 6] &= ~(1ull << ((left + 1) & 63));
+    return 1;
 }
 
 /* Sorts `lefts` ascending: LSD radix, three 11-bit digits (32-bit offsets), through `spare` of the same size. */
@@ -148,7 +257,7 @@ static inline size_t pair_run_end(const uint8_t *piece, size_t len, size_t i) {
 
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out) {
-    merge_state s = {table, piece, len, NULL, NULL, NULL};
+    merge_state s = {table, piece, len, NULL, NULL, NULL, 0};
     size_t n_words = (len + 63) >> 6;
     uint32_t *first = NULL;    /* first-round pairs: left offsets grouped by rank, ascending within a rank */
     /* The first round's counting sort is keyed by the byte pair itself (65,536 keys), not by its rank: one
@@ -159,6 +268,8 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
                                                                * set for the pairs of the piece only */
     uint32_t *pair_of_rank = calloc(n_ranks, sizeof *pair_of_rank); /* rank -> its byte pair + 1 (0: none here) */
     uint32_t *spare = NULL;    /* room to sort the longest list */
+    uint32_t merged[TK_MERGE_WINDOW]; /* left offsets of a window of one rank's merges, ascending */
+    uint32_t ends[TK_MERGE_WINDOW];   /* and where each merged part ends */
     size_t spare_capacity = 0;
     ptrdiff_t result = -1;
     s.bits = malloc(n_words * sizeof *s.bits);
@@ -177,7 +288,9 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
     for (uint32_t pair = 0; pair < 65536; pair++) {
         uint32_t rank = pair_count[pair] ? table->pair_rank[pair] : TK_NO_RANK;
         if (rank != TK_NO_RANK) pair_of_rank[rank] = pair + 1;
+        s.prefetch += pair_count[pair] != 0;
     }
+    s.prefetch = s.prefetch >= TK_PREFETCH_PAIRS;
     /* Every byte pair gets its place, tokens in rank order, then the pairs that are no token (never merged,
      * never read): the scatter then has no branch on whether a pair is a token, which random text makes as
      * good as random to the predictor (the scatter was ~20 % of counting 1 MB of random letters). */
@@ -200,11 +313,21 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
 
     for (size_t r = 0; r < n_ranks; r++) {
         int status = 0;
-        /* A rank has first-round pairs (2-byte tokens) or created pairs (3 bytes and more), never both. */
+        size_t n_merged = 0;
+        /* The rank's merges a window at a time, then the pairs that window created (each ranks higher). A
+         * rank has first-round pairs (2-byte tokens) or created pairs (3 bytes and more), never both. */
         if (pair_of_rank[r]) {
             uint32_t pair = pair_of_rank[r] - 1, end = pair_at[pair]; /* the scatter left pair_at at the end */
-            for (size_t k = end - pair_count[pair]; k < end && status == 0; k++)
-                status = merge_byte_pair_at(&s, (uint32_t)r, first[k]);
+            for (size_t k = end - pair_count[pair]; k < end && status == 0; k++) {
+                if (k + TK_CREATED_LEAD < end) prefetch_bits(&s, first[k + TK_CREATED_LEAD]);
+                merged[n_merged] = first[k];
+                ends[n_merged] = first[k] + 2;
+                n_merged += (size_t)merge_byte_pair_at(&s, first[k]);
+                if (n_merged == TK_MERGE_WINDOW) {
+                    status = push_created_pairs(&s, (uint32_t)r, merged, ends, n_merged);
+                    n_merged = 0;
+                }
+            }
         }
         pair_list list = s.lists[r];
         if (list.size && status == 0) {
@@ -219,10 +342,19 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
                 if (!spare) status = -1;
             }
             if (!sorted && status == 0) sort_lefts(list.lefts, spare, list.size);
-            for (uint32_t k = 0; k < list.size && status == 0; k++)
-                status = merge_at(&s, (uint32_t)r, list.lefts[k], s.pair_len[r]);
+            for (uint32_t k = 0; k < list.size && status == 0; k++) {
+                if (k + TK_CREATED_LEAD < list.size) prefetch_bits(&s, list.lefts[k + TK_CREATED_LEAD]);
+                merged[n_merged] = list.lefts[k];
+                ends[n_merged] = list.lefts[k] + s.pair_len[r];
+                n_merged += (size_t)merge_at(&s, list.lefts[k], s.pair_len[r]);
+                if (n_merged == TK_MERGE_WINDOW) {
+                    status = push_created_pairs(&s, (uint32_t)r, merged, ends, n_merged);
+                    n_merged = 0;
+                }
+            }
         }
         free(list.lefts);
+        if (status == 0 && n_merged) status = push_created_pairs(&s, (uint32_t)r, merged, ends, n_merged);
         if (status < 0) {
             result = status;
             goto done;
@@ -236,17 +368,12 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
          * a branch at every part. */
         for (size_t w = 0; w < n_words; w++) n += (size_t)__builtin_popcountll(s.bits[w]);
     } else {
-        /* The parts' starts word by word (the lowest set bit, then cleared), each id the bytes from the
-         * previous start to this one. */
-        size_t start = 0;
-        for (size_t w = 0; w < n_words; w++) {
-            for (uint64_t word = s.bits[w] & (w ? ~0ull : ~1ull); word; word &= word - 1) {
-                size_t next = (w << 6) + (size_t)__builtin_ctzll(word);
-                out[n++] = tk_rank_of(table, piece + start, next - start);
-                start = next;
-            }
-        }
-        out[n++] = tk_rank_of(table, piece + start, len - start);
+        /* The parts' starts word by word (the lowest set bit, then cleared) into `out`, then each part's id
+         * in their place, looked up TK_CREATED_LEAD parts after its hash and prefetch (part_ids). */
+        for (size_t w = 0; w < n_words; w++)
+            for (uint64_t word = s.bits[w]; word; word &= word - 1)
+                out[n++] = (uint32_t)((w << 6) + (size_t)__builtin_ctzll(word));
+        part_ids(&s, out, n);
     }
     result = (ptrdiff_t)n;
 done:
