@@ -94,9 +94,10 @@ static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) 
  * rank's merges; the ids of the parts at the end). */
 #define TK_CREATED_LEAD 16 /* a power of two */
 
+/* Bytes of the piece (a created pair, or a part at the end) hashed ahead of their lookup. */
 typedef struct {
     uint32_t left, length;
-    uint64_t prefix, hash; /* prefix: of a pair of <= 8 bytes; hash: as tk_rank_of_piece's */
+    uint64_t prefix, hash; /* prefix: of 3-8 bytes; hash: as tk_rank_of_piece's */
 } created_pair;
 
 /* Distinct byte pairs from which a piece's lookups are prefetched. A piece of few (one emoji repeated: 4)
@@ -104,12 +105,12 @@ typedef struct {
  * 1 MB of one emoji 16.5 -> 20.4 ms), where random letters (676 pairs) gained 10-18 %. */
 #define TK_PREFETCH_PAIRS 256
 
-/* Hashes the pair piece[left, left + length) and starts loading what its lookup reads (s->prefetch). */
+/* Hashes piece[left, left + length) and starts loading what its lookup reads (s->prefetch). */
 static inline void prepare_created(const merge_state *s, size_t left, size_t length, created_pair *c) {
     const tk_rank_table *table = s->table;
     c->left = (uint32_t)left;
     c->length = (uint32_t)length;
-    if (length > table->max_len) return; /* no token: looked up as none, unhashed */
+    if (length <= 2 || length > table->max_len) return; /* direct tables; longer than any token: none */
     if (length <= 8) {
         c->prefix = tk_token_prefix_readable(s->piece + left, length, s->len - left);
         c->hash = tk_short_token_hash(table, c->prefix, length);
@@ -121,23 +122,24 @@ static inline void prepare_created(const merge_state *s, size_t left, size_t len
     __builtin_prefetch(&table->slots[c->hash & table->mask], 0, 3);
 }
 
+/* The rank of prepared bytes (tk_rank_of's answer). */
+static inline uint32_t prepared_rank(const merge_state *s, const created_pair *c) {
+    const tk_rank_table *table = s->table;
+    size_t length = c->length;
+    if (length <= 2) return tk_rank_of(table, s->piece + c->left, length);
+    if (length > table->max_len) return TK_NO_RANK;
+    if (length <= 8) return tk_rank_of_short_hashed(table, c->prefix, length, c->hash);
+    return tk_rank_filter_passes(table, c->hash) ? tk_rank_of_long_hashed(table, s->piece + c->left, length, c->hash)
+                                                 : TK_NO_RANK;
+}
+
 /* Looks up a prepared pair and appends it to its rank's list when it is a token: 0, -2 when it ranks at or
  * below `rank` (ranks not in merge order), -1 when out of memory. */
 static inline int push_created(merge_state *s, uint32_t rank, const created_pair *c) {
-    const tk_rank_table *table = s->table;
-    size_t length = c->length;
-    uint32_t created;
-    if (length > table->max_len)
-        created = TK_NO_RANK;
-    else if (length <= 8)
-        created = tk_rank_of_short_hashed(table, c->prefix, length, c->hash);
-    else
-        created = tk_rank_filter_passes(table, c->hash)
-                      ? tk_rank_of_long_hashed(table, s->piece + c->left, length, c->hash)
-                      : TK_NO_RANK;
+    uint32_t created = prepared_rank(s, c);
     if (created == TK_NO_RANK) return 0;
     if (created <= rank) return -2;
-    return push_pair(s, created, c->left, length);
+    return push_pair(s, created, c->left, c->length);
 }
 
 /* The pairs that merges of `rank` created (their parts' left offsets `merged`, ascending, and their ends
@@ -173,35 +175,16 @@ static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *mer
 }
 
 /* The ids of the `n` parts whose starts are `out[0..n)` (ascending; the last part ends the piece), written
- * over those starts. Every part is a token; its slot is prefetched TK_CREATED_LEAD parts ahead (the ids
- * of 1 MB of random letters are ~650,000 lookups spread over the rank table). Part i's id replaces its
- * start only after part i + TK_CREATED_LEAD, which reads the start after it, was prepared. */
+ * over those starts. Every part is a token, prepared TK_CREATED_LEAD parts ahead of its lookup (the ids of
+ * 1 MB of random letters are ~650,000 lookups spread over the rank table). Part i's id replaces its start
+ * only after part i + TK_CREATED_LEAD, which reads the start after it, was prepared. */
 static void part_ids(const merge_state *s, uint32_t *out, size_t n) {
-    const tk_rank_table *table = s->table;
     created_pair ring[TK_CREATED_LEAD];
     for (size_t i = 0; i < n + TK_CREATED_LEAD; i++) {
-        if (i >= TK_CREATED_LEAD) {
-            const created_pair *c = &ring[(i - TK_CREATED_LEAD) & (TK_CREATED_LEAD - 1)];
-            const uint8_t *part = s->piece + c->left;
-            size_t length = c->length;
-            out[i - TK_CREATED_LEAD] = length <= 2 ? tk_rank_of(table, part, length)
-                                       : length <= 8 ? tk_rank_of_short_hashed(table, c->prefix, length, c->hash)
-                                                     : tk_rank_of_long_hashed(table, part, length, c->hash);
-        }
-        if (i < n) {
-            created_pair *c = &ring[i & (TK_CREATED_LEAD - 1)];
-            size_t start = out[i], length = (i + 1 < n ? out[i + 1] : s->len) - start;
-            c->left = (uint32_t)start;
-            c->length = (uint32_t)length;
-            if (length <= 2) continue;
-            if (length <= 8) {
-                c->prefix = tk_token_prefix_readable(s->piece + start, length, s->len - start);
-                c->hash = tk_short_token_hash(table, c->prefix, length);
-            } else {
-                c->hash = tk_hash(s->piece + start, length, table->seed);
-            }
-            __builtin_prefetch(&table->slots[c->hash & table->mask], 0, 3);
-        }
+        if (i >= TK_CREATED_LEAD)
+            out[i - TK_CREATED_LEAD] = prepared_rank(s, &ring[(i - TK_CREATED_LEAD) & (TK_CREATED_LEAD - 1)]);
+        if (i < n)
+            prepare_created(s, out[i], (i + 1 < n ? out[i + 1] : s->len) - out[i], &ring[i & (TK_CREATED_LEAD - 1)]);
     }
 }
 
