@@ -78,8 +78,7 @@ static int encode_pending_piece(batch_worker *worker, const tk_batch_item *item,
     /* Counted, a piece too long to cache needs no room for its ids (the merge counts them). */
     int count_only = counting && !model->pairs && (!worker->cache || len > worker->cache->max_key_len);
     if (!count_only && reserve(buffer, len) < 0) return TK_BATCH_NO_MEMORY;
-    uint32_t rank = tk_rank_of_prepared(model->table, item->text, p);
-    ptrdiff_t n = piece_ids(model, worker->cache, item->text + p->start, len, rank, p->hash,
+    ptrdiff_t n = piece_ids(model, worker->cache, item->text + p->start, len, p->rank, p->hash,
                             count_only ? NULL : buffer->ids + buffer->len);
     if (n < 0) return TK_BATCH_NO_MEMORY;
     if (counting)
@@ -106,10 +105,16 @@ static int encode_item(batch_worker *worker, tk_batch_item *item) {
         tk_pending_piece *slot = &ring[k & (TK_PIECE_LEAD - 1)];
         if (k >= TK_PIECE_LEAD && (status = encode_pending_piece(worker, item, slot, &count)) != TK_BATCH_OK) break;
         tk_prepare_piece(model->table, item->text, item->len, start, pos - start, slot);
+        if (k >= TK_RESOLVE_LEAD)
+            tk_resolve_piece(model->table, worker->cache, item->text, &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)]);
         k++;
     }
-    for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && status == TK_BATCH_OK && found == 0; j++)
-        status = encode_pending_piece(worker, item, &ring[j & (TK_PIECE_LEAD - 1)], &count);
+    for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && status == TK_BATCH_OK && found == 0; j++) {
+        tk_pending_piece *p = &ring[j & (TK_PIECE_LEAD - 1)];
+        if (j + TK_RESOLVE_LEAD >= k) /* the loop did not look it up */
+            tk_resolve_piece(model->table, worker->cache, item->text, p);
+        status = encode_pending_piece(worker, item, p, &count);
+    }
     if (found < 0) status = TK_BATCH_NO_MEMORY;
     tk_split_iter_free(&iter);
     item->n_ids = counting ? count : buffer->len;

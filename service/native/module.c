@@ -225,8 +225,7 @@ static inline int emit_piece(BpeCore *self, Sink *sink, const uint8_t *piece, si
 
 /* A prepared piece of a str's `text` into the sink (see tk_pending_piece). */
 static inline int emit_pending_piece(BpeCore *self, Sink *sink, const uint8_t *text, const tk_pending_piece *p) {
-    uint32_t rank = tk_rank_of_prepared(&self->table, text, p);
-    return emit_ranked_piece(self, sink, text + p->start, p->len, 1, rank, p->hash);
+    return emit_ranked_piece(self, sink, text + p->start, p->len, 1, p->rank, p->hash);
 }
 
 /* This core's tables as the batch encoder reads them (batch_encode.h). */
@@ -312,7 +311,7 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
         PyErr_NoMemory();
         return -1;
     }
-    tk_pending_piece ring[TK_PIECE_LEAD]; /* the pieces found, looked up TK_PIECE_LEAD pieces later */
+    tk_pending_piece ring[TK_PIECE_LEAD]; /* the pieces found, emitted TK_PIECE_LEAD pieces later */
     size_t k = 0;
     int failed = 0;
     while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
@@ -323,10 +322,16 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
             break;
         }
         tk_prepare_piece(&self->table, text, len, start, pos - start, slot);
+        if (k >= TK_RESOLVE_LEAD)
+            tk_resolve_piece(&self->table, &self->cache, text, &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)]);
         k++;
     }
-    for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && !failed && found == 0; j++)
-        if (emit_pending_piece(self, sink, text, &ring[j & (TK_PIECE_LEAD - 1)]) < 0) failed = 1;
+    for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && !failed && found == 0; j++) {
+        tk_pending_piece *p = &ring[j & (TK_PIECE_LEAD - 1)];
+        if (j + TK_RESOLVE_LEAD >= k) /* the loop did not look it up */
+            tk_resolve_piece(&self->table, &self->cache, text, p);
+        if (emit_pending_piece(self, sink, text, p) < 0) failed = 1;
+    }
     tk_split_iter_free(&iter);
     if (found < 0) PyErr_NoMemory();
     return found == 0 && !failed ? 0 : -1;

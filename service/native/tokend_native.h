@@ -216,16 +216,23 @@ static inline uint32_t tk_rank_of_piece(const tk_rank_table *table, const uint8_
     return tk_rank_of_long_hashed(table, piece, len, *hash);
 }
 
-/* A piece of a text whose whole-piece lookup starts TK_PIECE_LEAD pieces ahead of its use: tk_prepare_piece
- * hashes it and prefetches its rank-table slot and filter word as the split finds it; tk_rank_of_prepared
- * looks it up when the loop over pieces comes to it, by then (usually) in cache. The loops over pieces (module.c's
- * emit_text, batch_encode.c's encode_item) keep a ring of TK_PIECE_LEAD such pieces. The slot load was the
- * hottest instruction of the piece loop (the 4 MiB slot table does not fit a core's cache); the out-of-order
- * core overlaps a few of those loads, the ring more (docs/decisions.md, "Whole-piece lookups started ahead"). */
-#define TK_PIECE_LEAD 8 /* a power of two */
+/* A piece of a text on its way through a loop over pieces (module.c's emit_text, batch_encode.c's
+ * encode_item), in three steps a few pieces apart so that each step's memory reads are in cache when the
+ * next needs them:
+ * - found: tk_prepare_piece hashes it and prefetches its rank-table slot and filter word;
+ * - TK_RESOLVE_LEAD pieces later: tk_resolve_piece looks it up (p->rank) and, when it is no token and may
+ *   be cached, prefetches its piece-cache slots;
+ * - TK_PIECE_LEAD pieces after it was found: its ids are emitted (the token, or the cache's ids, or a merge).
+ * The slot loads were the hottest instructions of the piece loop (neither the 4 MiB rank slots nor the cache
+ * fit a core's cache); the out-of-order core overlaps a few of those loads, the ring more (docs/decisions.md,
+ * "Whole-piece lookups started ahead" and "The piece cache's slots fetched before use"). Both loops keep a
+ * ring of TK_PIECE_LEAD pieces, drained in order at the end of the text. */
+#define TK_PIECE_LEAD 16  /* a power of two */
+#define TK_RESOLVE_LEAD 8 /* < TK_PIECE_LEAD */
 typedef struct {
     size_t start, len;    /* the piece: text[start, start + len) */
     uint64_t prefix, hash; /* hash: as tk_rank_of_piece sets it; prefix: of a piece of 3-8 bytes */
+    uint32_t rank;        /* set by tk_resolve_piece: the piece's rank, TK_NO_RANK when it is no token */
 } tk_pending_piece;
 
 static inline void tk_prepare_piece(const tk_rank_table *table, const uint8_t *text, size_t text_len, size_t start,
@@ -399,6 +406,20 @@ void tk_piece_cache_free(tk_piece_cache *cache);
 ptrdiff_t tk_piece_cache_get(tk_piece_cache *cache, const uint8_t *key, size_t len, uint64_t hash, uint32_t *out);
 void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, uint64_t hash,
                         const uint32_t *ids, size_t n_ids);
+
+/* The whole-piece lookup of a prepared piece (tk_prepare_piece), into p->rank; a piece that is no token and
+ * that `cache` (NULL: none) may hold has the slot of its hash prefetched in both generations, which
+ * tk_piece_cache_get reads when the piece's ids are emitted. */
+static inline void tk_resolve_piece(const tk_rank_table *table, const tk_piece_cache *cache, const uint8_t *text,
+                                    tk_pending_piece *p) {
+    p->rank = tk_rank_of_prepared(table, text, p);
+    if (p->rank != TK_NO_RANK || p->len <= TK_UNCACHED_PIECE_BYTES || !p->hash || !cache || !cache->capacity ||
+        p->len > cache->max_key_len)
+        return;
+    size_t i = p->hash & cache->slot_mask;
+    __builtin_prefetch(&cache->generations[0].slots[i], 0, 3);
+    __builtin_prefetch(&cache->generations[1].slots[i], 0, 3);
+}
 
 /* ---- pre-splitting ------------------------------------------------------------------------------ */
 typedef enum {

@@ -1,9 +1,12 @@
-"""The loops over pieces look each piece up a few pieces after they find it (TK_PIECE_LEAD, 8: its rank-table
-slot is prefetched meanwhile), from a ring of pending pieces that is drained at the end of the text. Held to
-tiktoken at every count of pieces around the ring's size, each kind of piece in every ring position, in
-both loops: a text under 64 KiB (module.c's emit_text, with the GIL) and a batch or a text of 64 KiB or more
-(batch_encode.c's encode_item, without it). "a b c d e f g h i j" is 10 pieces: the ring wraps once, and its
-last 8 pieces are looked up after the split has ended.
+"""The loops over pieces take each piece through a ring of pending pieces: hashed when found (its rank-table
+slot prefetched), looked up TK_RESOLVE_LEAD (8) pieces later (a piece that is no token has its piece-cache
+slots prefetched then), emitted TK_PIECE_LEAD (16) pieces after it was found; the ring is drained in order at
+the end of the text, looking up the pieces the loop did not reach. Held to tiktoken at every count of
+pieces around both leads, each kind of piece in every ring position, in both loops: a text under 64 KiB
+(module.c's emit_text, with the GIL) and a batch or a text of 64 KiB or more (batch_encode.c's encode_item,
+without it). "a b c d e f g h i j" is 10 pieces: looked up 2 in the loop and 8 in the drain. Pieces that
+are no token come again and again across the calls of a test: their second and later passes are cache
+hits through the prefetched slots.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def test_every_piece_count_around_the_ring_size(enc, oracle, n):
         assert enc.count(text, disallowed_special=()) == len(expected), (n, shift)
 
 
-@pytest.mark.parametrize("n", [1, 8, 9, 17])
+@pytest.mark.parametrize("n", [1, 8, 9, 16, 17])
 def test_the_batch_loop_on_the_same_texts(enc, oracle, n):
     texts = [_text(n, shift) for shift in range(len(_PIECES))]
     expected = [oracle.encode_ordinary(text) for text in texts]
@@ -42,7 +45,7 @@ def test_the_batch_loop_on_the_same_texts(enc, oracle, n):
     assert enc.count_batch(texts, num_threads=2, disallowed_special=()) == [len(ids) for ids in expected]
 
 
-@pytest.mark.parametrize("tail", [0, 1, 7, 8, 9])
+@pytest.mark.parametrize("tail", [0, 1, 7, 8, 9, 15, 16, 17])
 def test_a_big_text_drains_its_ring(enc, oracle, tail):
     # A big text ending in `tail` pieces after a long run of others: the last pieces are the ring's drain.
     body = _text(_BIG // 6, 0)
@@ -55,7 +58,7 @@ def test_a_big_text_drains_its_ring(enc, oracle, tail):
 
 def test_special_tokens_between_ring_fulls(enc, oracle):
     # Text around special tokens is encoded part by part: each part's ring starts empty and drains.
-    text = "<|endoftext|>".join(_text(n, n) for n in (0, 3, 8, 9, 20))
+    text = "<|endoftext|>".join(_text(n, n) for n in (0, 3, 8, 9, 16, 17, 20))
     expected = oracle.encode(text, allowed_special="all")
     assert enc.encode(text, allowed_special="all") == expected
     assert enc.count(text, allowed_special="all") == len(expected)
