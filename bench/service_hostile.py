@@ -331,6 +331,10 @@ def run_everything(args: argparse.Namespace) -> list[str]:
             pids = world.server.worker_pids()
             measurer = _Measurer(target)
             measurer.p99(200)  # warm-up: connections, the server's caches
+            # The HTTP senders are threads of this process, as is the registry's HTTP origin: from here on they
+            # run at the gRPC senders' niceness (in production all of them are other machines). The server and
+            # the measuring client were started before, at the default priority.
+            os.nice(SENDER_NICENESS)
             world.start(cases=set())
             cases = [case for case in world.case_names() if (not args.cases or any(w in case for w in args.cases))
                      and not any(w in case for w in args.without)]  # fmt: skip
@@ -380,7 +384,7 @@ def run_everything(args: argparse.Namespace) -> list[str]:
         f"tests/reliability/everything.py ({2 if args.quick else 8} MiB single pieces) against one server "
         f"(2 workers{''.join(' ' + arg for arg in args.server_args)}). {rounds} rounds; each round measures idle, every case at once, then each case alone "
         f"(in a shuffled order), {calls} well-behaved CountTokens calls at 100/s per phase (from a process of "
-        f"their own; the hostile gRPC senders at nice {SENDER_NICENESS}), so every ratio is "
+        f"their own; the hostile senders, gRPC and HTTP, at nice {SENDER_NICENESS}), so every ratio is "
         f"against the idle p99 of its own round; the tables give the median ratio over rounds and its spread. "
         f"Idle p99 per round: {', '.join(f'{value * 1e3:.1f}' for value in idle)} ms.",
         "",
@@ -407,15 +411,16 @@ def run_hostile(args: argparse.Namespace) -> str:
     header = service_report.machine_line()
     lines = ["## Hostile load", "", header, ""]
     parts = {"large": run_large, "mixes": run_mixes, "everything": run_everything}
-    for name in args.parts.split(","):
-        lines += parts[name.strip()](args) + [""]
+    chosen = {name.strip() for name in args.parts.split(",")}
+    for name in [name for name in parts if name in chosen]:  # "everything" last: it lowers this process's priority
+        lines += parts[name](args) + [""]
     lines += [
         service_report.load_after_line(),
         "",
         "Read with the machine in mind: 2 cores shared by both workers, the playground, the hostile senders, "
         "the measuring client and whatever else runs on the machine (the \"machine busy\" column). The hostile "
-        f"gRPC senders run at nice {SENDER_NICENESS} (in production they are other machines); the measuring "
-        "client and the HTTP senders do not. A large ratio with short GIL waits is a wait for a core; the "
+        f"senders (gRPC; HTTP and the registry's origin in the everything part) run at nice {SENDER_NICENESS} (in "
+        "production they are other machines); the measuring client does not. A large ratio with short GIL waits is a wait for a core; the "
         "GIL columns are what the server's own code holds. The memory rows are what the admission gate bounds.",
     ]
     return "\n".join(lines)
