@@ -331,9 +331,9 @@ def run_everything(args: argparse.Namespace) -> list[str]:
             pids = world.server.worker_pids()
             measurer = _Measurer(target)
             measurer.p99(200)  # warm-up: connections, the server's caches
-            # The HTTP senders are threads of this process, as is the registry's HTTP origin: from here on they
-            # run at the gRPC senders' niceness (in production all of them are other machines). The server and
-            # the measuring client were started before, at the default priority.
+            # The HTTP senders are threads of this process started from here on: they run at the gRPC senders'
+            # niceness (in production they are other machines). os.nice is per thread on Linux, so the threads
+            # started before (the registry's HTTP origin, the server, the measuring client) keep theirs.
             os.nice(SENDER_NICENESS)
             world.start(cases=set())
             cases = [case for case in world.case_names() if (not args.cases or any(w in case for w in args.cases))
@@ -419,7 +419,7 @@ def run_hostile(args: argparse.Namespace) -> str:
         "",
         "Read with the machine in mind: 2 cores shared by both workers, the playground, the hostile senders, "
         "the measuring client and whatever else runs on the machine (the \"machine busy\" column). The hostile "
-        f"senders (gRPC; HTTP and the registry's origin in the everything part) run at nice {SENDER_NICENESS} (in "
+        f"senders (gRPC; HTTP in the everything part) run at nice {SENDER_NICENESS} (in "
         "production they are other machines); the measuring client does not. A large ratio with short GIL waits is a wait for a core; the "
         "GIL columns are what the server's own code holds. The memory rows are what the admission gate bounds.",
     ]
