@@ -412,6 +412,8 @@ def run_hostile(args: argparse.Namespace) -> str:
     lines = ["## Hostile load", "", header, ""]
     parts = {"large": run_large, "mixes": run_mixes, "everything": run_everything}
     chosen = {name.strip() for name in args.parts.split(",")}
+    if chosen - parts.keys():
+        raise SystemExit(f"unknown --parts {sorted(chosen - parts.keys())}; choose from {', '.join(parts)}")
     for name in [name for name in parts if name in chosen]:  # "everything" last: it lowers this process's priority
         lines += parts[name](args) + [""]
     lines += [
@@ -419,8 +421,9 @@ def run_hostile(args: argparse.Namespace) -> str:
         "",
         "Read with the machine in mind: 2 cores shared by both workers, the playground, the hostile senders, "
         "the measuring client and whatever else runs on the machine (the \"machine busy\" column). The hostile "
-        f"senders (gRPC; HTTP in the everything part) run at nice {SENDER_NICENESS} (in "
-        "production they are other machines); the measuring client does not. A large ratio with short GIL waits is a wait for a core; the "
+        f"senders (gRPC; HTTP in the everything part) run at nice {SENDER_NICENESS} (in production they are "
+        "other machines); the measuring client does not. A large ratio with short GIL waits is a wait for a "
+        "core; the "
         "GIL columns are what the server's own code holds. The memory rows are what the admission gate bounds.",
     ]
     return "\n".join(lines)

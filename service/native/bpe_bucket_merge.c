@@ -105,7 +105,9 @@ typedef struct {
  * 1 MB of one emoji 16.5 -> 20.4 ms), where random letters (676 pairs) gained 10-18 %. */
 #define TK_PREFETCH_PAIRS 256
 
-/* Hashes piece[left, left + length) and starts loading what its lookup reads (s->prefetch). */
+/* Hashes piece[left, left + length) and starts loading what its lookup reads (s->prefetch). Not
+ * tk_prepare_piece: that one stops at TK_MAX_HASHED_PIECE bytes (the piece cache's concern), where a part
+ * here may be any token up to the vocabulary's longest. */
 static inline void prepare_created(const merge_state *s, size_t left, size_t length, created_pair *c) {
     const tk_rank_table *table = s->table;
     c->left = (uint32_t)left;
@@ -172,6 +174,24 @@ static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *mer
     int status = 0;
     for (size_t k = 0; k < n_pairs && status == 0; k++) status = push_created(s, rank, &pairs[k]);
     return status;
+}
+
+/* A window of one rank's merges (push_created_pairs): `merged` left offsets, ascending, and their `ends`. */
+typedef struct {
+    uint32_t merged[TK_MERGE_WINDOW];
+    uint32_t ends[TK_MERGE_WINDOW];
+    size_t n;
+} merge_window;
+
+/* Records a merge of `rank` at [left, end) if `done`; a full window's created pairs are pushed (0, -2 or -1
+ * as push_created_pairs). */
+static inline int note_merge(merge_state *s, merge_window *w, uint32_t rank, size_t left, size_t end, int done) {
+    w->merged[w->n] = (uint32_t)left; /* written whether or not it counts: no branch on `done` */
+    w->ends[w->n] = (uint32_t)end;
+    w->n += (size_t)done;
+    if (w->n < TK_MERGE_WINDOW) return 0;
+    w->n = 0;
+    return push_created_pairs(s, rank, w->merged, w->ends, TK_MERGE_WINDOW);
 }
 
 /* The ids of the `n` parts whose starts are `out[0..n)` (ascending; the last part ends the piece), written
@@ -251,8 +271,7 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
                                                                * set for the pairs of the piece only */
     uint32_t *pair_of_rank = calloc(n_ranks, sizeof *pair_of_rank); /* rank -> its byte pair + 1 (0: none here) */
     uint32_t *spare = NULL;    /* room to sort the longest list */
-    uint32_t merged[TK_MERGE_WINDOW]; /* left offsets of a window of one rank's merges, ascending */
-    uint32_t ends[TK_MERGE_WINDOW];   /* and where each merged part ends */
+    merge_window window; /* the rank's merges not yet followed by their created pairs */
     size_t spare_capacity = 0;
     ptrdiff_t result = -1;
     s.bits = malloc(n_words * sizeof *s.bits);
@@ -296,20 +315,14 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
 
     for (size_t r = 0; r < n_ranks; r++) {
         int status = 0;
-        size_t n_merged = 0;
+        window.n = 0;
         /* The rank's merges a window at a time, then the pairs that window created (each ranks higher). A
          * rank has first-round pairs (2-byte tokens) or created pairs (3 bytes and more), never both. */
         if (pair_of_rank[r]) {
             uint32_t pair = pair_of_rank[r] - 1, end = pair_at[pair]; /* the scatter left pair_at at the end */
             for (size_t k = end - pair_count[pair]; k < end && status == 0; k++) {
                 if (k + TK_CREATED_LEAD < end) prefetch_bits(&s, first[k + TK_CREATED_LEAD]);
-                merged[n_merged] = first[k];
-                ends[n_merged] = first[k] + 2;
-                n_merged += (size_t)merge_byte_pair_at(&s, first[k]);
-                if (n_merged == TK_MERGE_WINDOW) {
-                    status = push_created_pairs(&s, (uint32_t)r, merged, ends, n_merged);
-                    n_merged = 0;
-                }
+                status = note_merge(&s, &window, (uint32_t)r, first[k], first[k] + 2, merge_byte_pair_at(&s, first[k]));
             }
         }
         pair_list list = s.lists[r];
@@ -327,17 +340,12 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
             if (!sorted && status == 0) sort_lefts(list.lefts, spare, list.size);
             for (uint32_t k = 0; k < list.size && status == 0; k++) {
                 if (k + TK_CREATED_LEAD < list.size) prefetch_bits(&s, list.lefts[k + TK_CREATED_LEAD]);
-                merged[n_merged] = list.lefts[k];
-                ends[n_merged] = list.lefts[k] + s.pair_len[r];
-                n_merged += (size_t)merge_at(&s, list.lefts[k], s.pair_len[r]);
-                if (n_merged == TK_MERGE_WINDOW) {
-                    status = push_created_pairs(&s, (uint32_t)r, merged, ends, n_merged);
-                    n_merged = 0;
-                }
+                size_t left = list.lefts[k], length = s.pair_len[r];
+                status = note_merge(&s, &window, (uint32_t)r, left, left + length, merge_at(&s, left, length));
             }
         }
         free(list.lefts);
-        if (status == 0 && n_merged) status = push_created_pairs(&s, (uint32_t)r, merged, ends, n_merged);
+        if (status == 0 && window.n) status = push_created_pairs(&s, (uint32_t)r, window.merged, window.ends, window.n);
         if (status < 0) {
             result = status;
             goto done;

@@ -229,6 +229,8 @@ static inline uint32_t tk_rank_of_piece(const tk_rank_table *table, const uint8_
  * ring of TK_PIECE_LEAD pieces, drained in order at the end of the text. */
 #define TK_PIECE_LEAD 16  /* a power of two */
 #define TK_RESOLVE_LEAD 8 /* < TK_PIECE_LEAD */
+_Static_assert((TK_PIECE_LEAD & (TK_PIECE_LEAD - 1)) == 0, "the rings index with TK_PIECE_LEAD - 1 as a mask");
+_Static_assert(TK_RESOLVE_LEAD < TK_PIECE_LEAD, "a piece is looked up before it is emitted");
 typedef struct {
     size_t start, len;    /* the piece: text[start, start + len) */
     uint64_t prefix, hash; /* hash: as tk_rank_of_piece sets it; prefix: of a piece of 3-8 bytes */
@@ -407,9 +409,11 @@ ptrdiff_t tk_piece_cache_get(tk_piece_cache *cache, const uint8_t *key, size_t l
 void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, uint64_t hash,
                         const uint32_t *ids, size_t n_ids);
 
-/* The whole-piece lookup of a prepared piece (tk_prepare_piece), into p->rank; a piece that is no token and
- * that `cache` (NULL: none) may hold has the slot of its hash prefetched in both generations, which
- * tk_piece_cache_get reads when the piece's ids are emitted. */
+/* The whole-piece lookup of a prepared piece (tk_prepare_piece), into p->rank. A piece that is no token, of
+ * more than TK_UNCACHED_PIECE_BYTES (the rank rule merges shorter ones without the cache) and at most the
+ * cache's longest key, has the slot of its hash prefetched in both generations of `cache` (NULL: none),
+ * which tk_piece_cache_get reads when the piece's ids are emitted. The pair rule also reads the cache for
+ * shorter pieces and for tokens that do not merge to themselves; those go without the prefetch. */
 static inline void tk_resolve_piece(const tk_rank_table *table, const tk_piece_cache *cache, const uint8_t *text,
                                     tk_pending_piece *p) {
     p->rank = tk_rank_of_prepared(table, text, p);

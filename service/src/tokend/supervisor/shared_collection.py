@@ -37,7 +37,7 @@ class SharedCollection:
         self._lock = threading.Lock()  # held for a whole collection: later scrapes queue on it
         self._families: list[Any] | None = None
         self._started_at = float("-inf")
-        self.collections = 0  # how often the collector underneath ran
+        self.collections = 0  # collections of the collector underneath that finished (failed ones are not counted)
 
     def collect(self) -> Iterator[Any]:
         arrived = self._clock()
