@@ -8,7 +8,9 @@ scrapes that arrive meanwhile wait and share the next one, which starts when the
 ``min_interval`` has passed since it started. A scraper alone, scraping less often than ``min_interval``
 (Prometheus: every 15 s by default), never waits; one that scrapes faster waits for the next collection
 rather than being answered with values older than its request (so a count read after a call includes
-that call).
+that call). A collection that fails is shared the same way: the scrapes that arrived before it started
+get its error (``CollectionFailed``) rather than each running one more failing collection in turn, and
+the next scrape after it tries again.
 
     registry.register(SharedCollection(MultiProcessCollector(None, path=directory), min_interval=0.25))
 """
@@ -20,7 +22,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["SharedCollection"]
+__all__ = ["CollectionFailed", "SharedCollection"]
+
+
+class CollectionFailed(RuntimeError):
+    """The collection this scrape shared failed; ``__cause__`` is that collection's error."""
 
 
 class SharedCollection:
@@ -35,21 +41,29 @@ class SharedCollection:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()  # held for a whole collection: later scrapes queue on it
-        self._families: list[Any] | None = None
+        self._families: list[Any] = []
+        self._failure: Exception | None = None  # the error of the latest collection, if it failed
         self._started_at = float("-inf")
         self.collections = 0  # collections of the collector underneath that finished (failed ones are not counted)
+        self.failures = 0  # collections of the collector underneath that raised
 
     def collect(self) -> Iterator[Any]:
         arrived = self._clock()
         with self._lock:
-            if self._families is not None and self._started_at >= arrived:
-                return iter(self._families)  # collected after this scrape arrived: as fresh as its own
+            if self._started_at >= arrived:  # collected after this scrape arrived: as fresh as its own
+                if self._failure is not None:
+                    raise CollectionFailed(f"collecting the metrics failed: {self._failure!r}") from self._failure
+                return iter(self._families)
             wait = self._started_at + self._min_interval - self._clock()
             if wait > 0:
                 self._sleep(wait)
             self._started_at = self._clock()
-            self._families = None  # a failed collection is not shared: the next scrape tries again
-            families = list(self._collector.collect())
-            self._families = families
+            try:
+                families = list(self._collector.collect())
+            except Exception as error:
+                self._failure = error
+                self.failures += 1
+                raise
+            self._families, self._failure = families, None
             self.collections += 1
             return iter(families)
