@@ -67,6 +67,7 @@ typedef struct {
     /* 1 once __init__ succeeded. The type is reachable from Python (BpeCore.__new__ skips __init__, and a
      * failed __init__ leaves the object behind), so every method checks it before touching the tables. */
     int ready;
+    int initialising; /* 1 while __init__ runs (it releases the GIL midway): a second one is refused */
     tk_rank_table table;
     tk_piece_cache cache;
     PyObject *splitter;          /* PieceSplitter or None (owned) */
@@ -920,19 +921,42 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
         PyErr_NoMemory();
         return -1;
     }
+    /* Second pass, with the GIL: each token (its bytes object held, so that a caller changing the dict
+     * meanwhile frees none) and rank listed, the rank objects kept. Then the table is filled without the
+     * GIL: its inserts (random writes over a 4 MiB table) were ~20 ms of o200k_base's load, which a server
+     * worker reloading a model does while it serves, every other call of the worker waiting. */
+    PyObject **keys = PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *keys);
+    uint32_t *key_ranks = PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *key_ranks);
+    size_t n_keys = 0;
+    int failed = !keys || !key_ranks;
+    if (failed) PyErr_NoMemory();
     pos = 0;
-    while (PyDict_Next(ranks, &pos, &key, &value)) {
+    while (!failed && n_keys < n_tokens && PyDict_Next(ranks, &pos, &key, &value)) {
         uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
         /* Checked here, not only by the Python caller: the table keeps one byte offset per rank for tokens
          * longer than 8 bytes, so a shared rank would make one token's lookup compare the other's bytes. */
         if (self->rank_objects[rank]) {
             PyErr_Format(PyExc_ValueError, "ranks must be distinct: rank %u is given to more than one token", rank);
-            return -1;
+            failed = 1;
+            break;
         }
-        tk_rank_table_add(&self->table, (const uint8_t *)PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key), rank);
+        Py_INCREF(key);
+        keys[n_keys] = key;
+        key_ranks[n_keys++] = rank;
         Py_INCREF(value);
         self->rank_objects[rank] = value;
     }
+    if (!failed) {
+        Py_BEGIN_ALLOW_THREADS
+        for (size_t i = 0; i < n_keys; i++)
+            tk_rank_table_add(&self->table, (const uint8_t *)PyBytes_AS_STRING(keys[i]),
+                              (size_t)PyBytes_GET_SIZE(keys[i]), key_ranks[i]);
+        Py_END_ALLOW_THREADS
+    }
+    for (size_t i = 0; i < n_keys; i++) Py_DECREF(keys[i]);
+    PyMem_Free(keys);
+    PyMem_Free(key_ranks);
+    if (failed) return -1;
     if (self->pair_rule && add_merges(self, merges, ranks, use_merge_index) < 0) return -1;
     if (!self->whole_piece_shortcut && find_tokens_merging_to_themselves(self, ranks) < 0) return -1;
     for (int b = 0; b < 256 && !self->pair_rule; b++) { /* the pair rule drops a byte without an id */
@@ -957,11 +981,18 @@ static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_TypeError, "BpeCore is already initialised");
         return -1;
     }
-    release_tables(self);
-    if (init_tables(self, args, kwargs) < 0) {
-        release_tables(self);
+    /* init_tables releases the GIL while it fills the rank table: a second __init__ of the same core from
+     * another thread meanwhile would free that table under it. */
+    if (self->initialising) {
+        PyErr_SetString(PyExc_TypeError, "BpeCore is being initialised by another thread");
         return -1;
     }
+    self->initialising = 1;
+    release_tables(self);
+    int status = init_tables(self, args, kwargs);
+    if (status < 0) release_tables(self);
+    self->initialising = 0;
+    if (status < 0) return -1;
     self->ready = 1;
     return 0;
 }
@@ -997,8 +1028,16 @@ static PyObject *BpeCore_merge_path(BpeCore *self, void *Py_UNUSED(closure)) {
                                                                : "pairs-table");
 }
 
+/* The rank table's longest token (kept as tokens are added): what a Decode's size bound needs, with no pass
+ * over the vocabulary (sorting o200k_base's tokens to find it held a worker's GIL ~77 ms). */
+static PyObject *BpeCore_longest_token(BpeCore *self, void *Py_UNUSED(closure)) {
+    if (require_ready(self) < 0) return NULL;
+    return PyLong_FromSize_t(self->table.max_len);
+}
+
 static PyGetSetDef BpeCore_getset[] = {
     {"merge_path", (getter)BpeCore_merge_path, NULL, "how the merge rule looks pairs up (see module.c)", NULL},
+    {"longest_token", (getter)BpeCore_longest_token, NULL, "bytes of the longest mergeable token", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

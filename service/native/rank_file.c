@@ -1,4 +1,5 @@
-/* parse_canonical_ranks(data): tiktoken rank files in their canonical form, parsed in C (cold start).
+/* tiktoken rank files in their canonical form, parsed in C (cold start), a slice of lines a call
+ * (tokend.engine.tiktoken_ranks.parse_canonical_ranks joins them):
  *
  *   parse_canonical_ranks(b"YQ== 0\nYg== 1\n")  -> {b"a": 0, b"b": 1}
  *   parse_canonical_ranks(b"YQ==  0\n")          -> None   (not canonical: two spaces)
@@ -63,17 +64,28 @@ static int64_t parse_rank(const uint8_t *digits, size_t len) {
     return value < (1 << 24) ? value : -1;
 }
 
-static PyObject *parse_canonical_ranks(PyObject *Py_UNUSED(module), PyObject *arg) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    const uint8_t *data = view.buf, *end = data + view.len;
-    PyObject *ranks = PyDict_New();
-    uint8_t *seen = NULL;   /* rank -> 1 once given (grown on demand) */
-    size_t seen_size = 0;
-    uint8_t token[768];     /* a token's bytes: base64 of at most 1,024 chars; longer lines go to Python */
+/* parse_canonical_rank_lines(data, offset, max_lines, ranks, seen): the lines of `data` from byte `offset`,
+ * at most `max_lines` of them, added to the dict `ranks`; `seen` (a writable buffer, zero at the first call)
+ * marks the ranks given so far. Returns the offset after the last line read (len(data) at the end), or -1
+ * when a line is not canonical, repeats a token or a rank, or has a rank past `seen` (then the Python
+ * parser decides). The caller goes a slice of lines at a time (tiktoken_ranks.py): one call over
+ * o200k_base's 200,000 lines held the GIL ~46 ms, which a server worker loading a model while it serves
+ * made every other call wait. */
+static PyObject *parse_canonical_rank_lines(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer view, seen_view;
+    Py_ssize_t offset, max_lines;
+    PyObject *ranks;
+    if (!PyArg_ParseTuple(args, "y*nnO!w*", &view, &offset, &max_lines, &PyDict_Type, &ranks, &seen_view)) return NULL;
+    PyObject *result = NULL;
+    if (offset < 0 || offset > view.len || max_lines < 1) {
+        PyErr_SetString(PyExc_ValueError, "need 0 <= offset <= len(data) and max_lines >= 1");
+        goto done;
+    }
+    const uint8_t *data = view.buf, *end = data + view.len, *line = data + offset;
+    uint8_t *seen = seen_view.buf;
+    uint8_t token[768]; /* a token's bytes: base64 of at most 1,024 chars; longer lines go to Python */
     int canonical = 1;
-    if (!ranks) goto fail;
-    for (const uint8_t *line = data; line < end && canonical;) {
+    for (Py_ssize_t lines = 0; line < end && lines < max_lines; lines++) {
         const uint8_t *newline = memchr(line, '\n', (size_t)(end - line));
         const uint8_t *line_end = newline ? newline : end;
         if (line_end == line) { /* an empty line */
@@ -88,21 +100,9 @@ static PyObject *parse_canonical_ranks(PyObject *Py_UNUSED(module), PyObject *ar
             n = decode_base64(line, token_len, token);
             rank = parse_rank(space + 1, (size_t)(line_end - space - 1));
         }
-        if (n < 0 || rank < 0) {
-            canonical = 0; /* a \r, a tab, two spaces, an empty token, a sign, ...: Python's rules */
+        if (n < 0 || rank < 0 || rank >= seen_view.len || seen[rank]) { /* a \r, a tab, a sign, ...: Python's rules */
+            canonical = 0;
             break;
-        }
-        if ((size_t)rank >= seen_size) {
-            size_t size = seen_size ? seen_size : 4096;
-            while (size <= (size_t)rank) size *= 2;
-            uint8_t *grown = PyMem_Realloc(seen, size);
-            if (!grown) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            memset(grown + seen_size, 0, size - seen_size);
-            seen = grown;
-            seen_size = size;
         }
         PyObject *key = PyBytes_FromStringAndSize((const char *)token, n);
         PyObject *value = key ? PyLong_FromLongLong(rank) : NULL;
@@ -110,28 +110,26 @@ static PyObject *parse_canonical_ranks(PyObject *Py_UNUSED(module), PyObject *ar
         int failed = !value || PyDict_SetItem(ranks, key, value) < 0;
         Py_XDECREF(key);
         Py_XDECREF(value);
-        if (failed) goto fail;
-        if (PyDict_GET_SIZE(ranks) == before || seen[rank]) canonical = 0; /* listed twice: Python's error */
+        if (failed) goto done;
+        if (PyDict_GET_SIZE(ranks) == before) { /* a token listed twice: Python's error */
+            canonical = 0;
+            break;
+        }
         seen[rank] = 1;
         line = line_end + 1;
     }
-    PyMem_Free(seen);
+    if (line > end) line = end; /* the last line's newline */
+    result = PyLong_FromSsize_t(canonical ? (Py_ssize_t)(line - data) : -1);
+done:
     PyBuffer_Release(&view);
-    if (!canonical) {
-        Py_DECREF(ranks);
-        Py_RETURN_NONE;
-    }
-    return ranks;
-fail:
-    PyMem_Free(seen);
-    PyBuffer_Release(&view);
-    Py_XDECREF(ranks);
-    return NULL;
+    PyBuffer_Release(&seen_view);
+    return result;
 }
 
 static PyMethodDef rank_file_functions[] = {
-    {"parse_canonical_ranks", parse_canonical_ranks, METH_O,
-     "parse_canonical_ranks(data) -> {token bytes: rank}, or None when a line is not in the canonical form"},
+    {"parse_canonical_rank_lines", parse_canonical_rank_lines, METH_VARARGS,
+     "parse_canonical_rank_lines(data, offset, max_lines, ranks, seen) -> offset after the lines added to "
+     "ranks, or -1 when a line is not in the canonical form"},
     {NULL, NULL, 0, NULL},
 };
 

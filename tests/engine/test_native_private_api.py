@@ -164,3 +164,38 @@ def test_a_failed_init_with_a_merge_list_frees_its_pair_table_and_can_be_retried
         """
     )
     _assert_survived(done)
+
+
+def test_a_second_init_while_the_first_fills_its_table_without_the_gil_is_refused():
+    # __init__ fills the rank table with the GIL released (a server worker loading a model keeps serving): a
+    # second __init__ of the same core from another thread meanwhile must be refused, not free that table.
+    done = _run(
+        """
+        import random, threading
+        rng = random.Random(5)
+        big = dict(SINGLE)
+        while len(big) < 300_000:
+            big.setdefault(bytes(rng.randrange(256) for _ in range(rng.randrange(3, 13))), len(big))
+        core = BpeCore.__new__(BpeCore)
+        outcome = []
+        first = threading.Thread(target=lambda: outcome.append(core.__init__(big, None)))
+        first.start()
+        refused = set()
+        while first.is_alive():
+            try:
+                core.__init__(SINGLE, None)
+            except TypeError as error:
+                refused.add(str(error).split(" by ")[0])
+            try:
+                core.encode_piece(b"ab")
+            except RuntimeError as error:
+                assert "not initialised" in str(error), error
+        first.join()
+        assert refused <= {"BpeCore is being initialised", "BpeCore is already initialised"}, refused
+        if outcome == [None]:  # the big vocabulary won: its tokens are there
+            token = next(key for key, rank in big.items() if len(key) > 8)
+            assert core.encode_piece(token) == [big[token]]
+        assert core.encode_piece(b"ab") in ([97, 98], [big.get(b"ab")]), core.encode_piece(b"ab")
+        """
+    )
+    _assert_survived(done)

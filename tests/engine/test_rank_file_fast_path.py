@@ -1,6 +1,7 @@
-"""The native fast path of tiktoken rank files (`_native.parse_canonical_ranks`) against the Python parser,
-which is the spec: on real files it gives the same ranks in the same order; on anything else it either
-agrees or declines (None) and the Python parser decides, so it never accepts a file the spec refuses."""
+"""The native fast path of tiktoken rank files (`tiktoken_ranks.parse_canonical_ranks`: a slice of lines per
+native call) against the Python parser, which is the spec: on real files it gives the same ranks in the same
+order; on anything else it either agrees or declines (None) and the Python parser decides, so it never
+accepts a file the spec refuses."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokend.engine import load_tiktoken_ranks
-from tokend.engine._native import parse_canonical_ranks
+from tokend.engine.tiktoken_ranks import parse_canonical_ranks
 from tokend.engine.tiktoken_ranks import _parse_ranks
 from tokend.errors import ModelFormatError
 
@@ -78,3 +79,30 @@ def test_fast_path_agrees_with_the_spec_or_declines(data):
         assert fast is None
         return
     assert fast is None or list(fast.items()) == list(expected.items())
+
+
+def _lines(ranks: dict[bytes, int]) -> bytes:
+    return b"".join(base64.b64encode(token) + b" " + str(rank).encode() + b"\n" for token, rank in ranks.items())
+
+
+_MANY = {bytes([byte]): byte for byte in range(256)} | {f"t{index:05d}".encode(): 256 + index for index in range(10_000)}
+
+
+def test_a_file_of_many_slices_is_read_whole():
+    # The native path reads a slice of lines per call (tiktoken_ranks._LINES_PER_CALL); 10,256 lines are several.
+    data = _lines(_MANY)
+    assert list(parse_canonical_ranks(data).items()) == list(_parse_ranks(data, "t").items())
+
+
+@pytest.mark.parametrize("repeat", ["token", "rank"])
+def test_a_repeat_in_a_later_slice_than_its_first_line_is_left_to_the_python_parser(repeat):
+    data = _lines(_MANY) + (base64.b64encode(b"t00003") + b" 99999\n" if repeat == "token" else b"enp6 259\n")
+    assert parse_canonical_ranks(data) is None
+    with pytest.raises(ModelFormatError, match="line 10257"):
+        load_tiktoken_ranks(data, what="t")
+
+
+def test_a_rank_past_the_lines_of_the_file_is_left_to_the_python_parser():
+    data = b"YQ== 0\nYg== 40000\n"  # sparse: more than the file's lines could number
+    assert parse_canonical_ranks(data) is None
+    assert load_tiktoken_ranks(data) == {b"a": 0, b"b": 40000}
