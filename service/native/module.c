@@ -757,7 +757,15 @@ static void BpeCore_dealloc(BpeCore *self) {
 
 /* merge_index over the merge list when every merge joins bytes and every byte has a token: 0 built, 1 not
  * (then the pair table), -1 with an exception set. */
-static int build_merge_index(BpeCore *self, PyObject *ranks, const uint32_t *triples, size_t n) {
+/* The vocabulary's tokens as init_tables lists them: held references to the bytes (the dict it came from may
+ * change once the GIL has been released), and their ranks, checked distinct and below n_rank_objects. */
+typedef struct {
+    PyObject **keys;
+    uint32_t *ranks;
+    size_t n;
+} listed_tokens;
+
+static int build_merge_index(BpeCore *self, const listed_tokens *tokens, const uint32_t *triples, size_t n) {
     for (int b = 0; b < 256; b++)
         if (self->table.byte_rank[b] == TK_NO_RANK) return 1; /* the pair rule drops it; the index cannot */
     const uint8_t **token_bytes = PyMem_Calloc(self->n_rank_objects, sizeof *token_bytes);
@@ -767,14 +775,11 @@ static int build_merge_index(BpeCore *self, PyObject *ranks, const uint32_t *tri
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(ranks, &pos, &key, &value)) { /* checked by init_tables: bytes -> distinct ranks */
-        uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
-        Py_ssize_t len = PyBytes_GET_SIZE(key);
+    for (size_t i = 0; i < tokens->n; i++) {
+        Py_ssize_t len = PyBytes_GET_SIZE(tokens->keys[i]);
         if (len > UINT16_MAX) continue; /* a merge yielding it leaves the index unbuilt */
-        token_bytes[rank] = (const uint8_t *)PyBytes_AS_STRING(key);
-        token_len[rank] = (uint32_t)len;
+        token_bytes[tokens->ranks[i]] = (const uint8_t *)PyBytes_AS_STRING(tokens->keys[i]);
+        token_len[tokens->ranks[i]] = (uint32_t)len;
     }
     status = tk_merge_index_build(&self->merge_index, &self->table, triples, n, token_bytes, token_len,
                                   self->n_rank_objects);
@@ -789,7 +794,7 @@ done:
  * merged id must be a token of the vocabulary (the caller drops merges whose parts are no tokens).
  * `use_index`: look pairs up through the vocabulary where the list allows (merge_index.c); else, and when it
  * does not, in the pair table. */
-static int add_merges(BpeCore *self, PyObject *merges, PyObject *ranks, int use_index) {
+static int add_merges(BpeCore *self, PyObject *merges, const listed_tokens *tokens, int use_index) {
     Py_buffer view;
     if (PyObject_GetBuffer(merges, &view, PyBUF_FORMAT) < 0) return -1;
     int status = -1;
@@ -812,7 +817,7 @@ static int add_merges(BpeCore *self, PyObject *merges, PyObject *ranks, int use_
         }
     }
     if (use_index) {
-        int built = build_merge_index(self, ranks, triples, n);
+        int built = build_merge_index(self, tokens, triples, n);
         if (built < 0) goto done;
         if (built == 0) {
             status = 0;
@@ -831,17 +836,16 @@ done:
     return status;
 }
 
-/* merges_to_itself for every token of `ranks` (after the merges are in). Costs one merge per token at load
+/* merges_to_itself for every listed token (after the merges are in). Costs one merge per token at load
  * (0.045 s for Qwen 3's 151,643 tokens) and saves a piece-cache lookup per piece that is a token: on English
  * text most pieces are, and Qwen 3 encoded it 1.3x faster with it (40 -> 52 MB/s, cl100k_base 79). */
-static int find_tokens_merging_to_themselves(BpeCore *self, PyObject *ranks) {
+static int find_tokens_merging_to_themselves(BpeCore *self, const listed_tokens *tokens) {
     self->merges_to_itself = PyMem_Calloc(self->n_rank_objects, 1);
     uint32_t *out = NULL;
     size_t out_capacity = 0;
     if (!self->merges_to_itself) goto out_of_memory;
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(ranks, &pos, &key, &value)) {
+    for (size_t i = 0; i < tokens->n; i++) {
+        PyObject *key = tokens->keys[i];
         size_t len = (size_t)PyBytes_GET_SIZE(key);
         if (len > out_capacity) {
             uint32_t *grown = PyMem_Realloc(out, len * sizeof *out);
@@ -849,7 +853,7 @@ static int find_tokens_merging_to_themselves(BpeCore *self, PyObject *ranks) {
             out = grown;
             out_capacity = len;
         }
-        uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
+        uint32_t rank = tokens->ranks[i];
         ptrdiff_t n = merge_piece(self, (const uint8_t *)PyBytes_AS_STRING(key), len, out);
         if (n < 0) goto out_of_memory;
         self->merges_to_itself[rank] = n == 1 && out[0] == rank;
@@ -921,17 +925,17 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
         PyErr_NoMemory();
         return -1;
     }
-    /* Second pass, with the GIL: each token (its bytes object held, so that a caller changing the dict
-     * meanwhile frees none) and rank listed, the rank objects kept. Then the table is filled without the
-     * GIL: its inserts (random writes over a 4 MiB table) were ~20 ms of o200k_base's load, which a server
-     * worker reloading a model does while it serves, every other call of the worker waiting. */
-    PyObject **keys = PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *keys);
-    uint32_t *key_ranks = PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *key_ranks);
-    size_t n_keys = 0;
-    int failed = !keys || !key_ranks;
+    /* Second pass, with the GIL: each token listed (its bytes object held) with its rank, the rank objects
+     * kept. Then the table is filled without the GIL: its inserts (random writes over a 4 MiB table) were
+     * ~20 ms of o200k_base's load, which a server worker reloading a model does while it serves, every
+     * other call of the worker waiting. From there on only the list is read, never the dict: another thread
+     * may have changed it meanwhile (Encoding passes a model's vocabulary as given). */
+    listed_tokens tokens = {PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *tokens.keys),
+                            PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *tokens.ranks), 0};
+    int failed = !tokens.keys || !tokens.ranks;
     if (failed) PyErr_NoMemory();
     pos = 0;
-    while (!failed && n_keys < n_tokens && PyDict_Next(ranks, &pos, &key, &value)) {
+    while (!failed && tokens.n < n_tokens && PyDict_Next(ranks, &pos, &key, &value)) {
         uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
         /* Checked here, not only by the Python caller: the table keeps one byte offset per rank for tokens
          * longer than 8 bytes, so a shared rank would make one token's lookup compare the other's bytes. */
@@ -941,24 +945,24 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
             break;
         }
         Py_INCREF(key);
-        keys[n_keys] = key;
-        key_ranks[n_keys++] = rank;
+        tokens.keys[tokens.n] = key;
+        tokens.ranks[tokens.n++] = rank;
         Py_INCREF(value);
         self->rank_objects[rank] = value;
     }
     if (!failed) {
         Py_BEGIN_ALLOW_THREADS
-        for (size_t i = 0; i < n_keys; i++)
-            tk_rank_table_add(&self->table, (const uint8_t *)PyBytes_AS_STRING(keys[i]),
-                              (size_t)PyBytes_GET_SIZE(keys[i]), key_ranks[i]);
+        for (size_t i = 0; i < tokens.n; i++)
+            tk_rank_table_add(&self->table, (const uint8_t *)PyBytes_AS_STRING(tokens.keys[i]),
+                              (size_t)PyBytes_GET_SIZE(tokens.keys[i]), tokens.ranks[i]);
         Py_END_ALLOW_THREADS
     }
-    for (size_t i = 0; i < n_keys; i++) Py_DECREF(keys[i]);
-    PyMem_Free(keys);
-    PyMem_Free(key_ranks);
+    if (!failed && self->pair_rule) failed = add_merges(self, merges, &tokens, use_merge_index) < 0;
+    if (!failed && !self->whole_piece_shortcut) failed = find_tokens_merging_to_themselves(self, &tokens) < 0;
+    for (size_t i = 0; i < tokens.n; i++) Py_DECREF(tokens.keys[i]);
+    PyMem_Free(tokens.keys);
+    PyMem_Free(tokens.ranks);
     if (failed) return -1;
-    if (self->pair_rule && add_merges(self, merges, ranks, use_merge_index) < 0) return -1;
-    if (!self->whole_piece_shortcut && find_tokens_merging_to_themselves(self, ranks) < 0) return -1;
     for (int b = 0; b < 256 && !self->pair_rule; b++) { /* the pair rule drops a byte without an id */
         if (self->table.byte_rank[b] == TK_NO_RANK) {
             PyErr_Format(PyExc_ValueError, "ranks lacks the single byte 0x%02x: byte-level BPE needs all 256", b);
@@ -1029,7 +1033,7 @@ static PyObject *BpeCore_merge_path(BpeCore *self, void *Py_UNUSED(closure)) {
 }
 
 /* The rank table's longest token (kept as tokens are added): what a Decode's size bound needs, with no pass
- * over the vocabulary (sorting o200k_base's tokens to find it held a worker's GIL ~77 ms). */
+ * over the vocabulary (sorting o200k_base's tokens to find it held a worker's GIL ~70 ms). */
 static PyObject *BpeCore_longest_token(BpeCore *self, void *Py_UNUSED(closure)) {
     if (require_ready(self) < 0) return NULL;
     return PyLong_FromSize_t(self->table.max_len);

@@ -89,7 +89,7 @@ static PyObject *parse_canonical_rank_lines(PyObject *Py_UNUSED(module), PyObjec
         const uint8_t *newline = memchr(line, '\n', (size_t)(end - line));
         const uint8_t *line_end = newline ? newline : end;
         if (line_end == line) { /* an empty line */
-            line = line_end + 1;
+            line = newline + 1;     /* line < end, so there is a newline here */
             continue;
         }
         const uint8_t *space = memchr(line, ' ', (size_t)(line_end - line));
@@ -116,9 +116,8 @@ static PyObject *parse_canonical_rank_lines(PyObject *Py_UNUSED(module), PyObjec
             break;
         }
         seen[rank] = 1;
-        line = line_end + 1;
+        line = newline ? newline + 1 : end;
     }
-    if (line > end) line = end; /* the last line's newline */
     result = PyLong_FromSsize_t(canonical ? (Py_ssize_t)(line - data) : -1);
 done:
     PyBuffer_Release(&view);

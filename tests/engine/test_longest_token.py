@@ -1,4 +1,4 @@
-"""`Encoding.longest_token_bytes`: the longest bytes any id decodes to, from the native core's rank table and
+"""`Encoding._longest_token_bytes`: the longest bytes any id decodes to, from the native core's rank table and
 the few special, added and extra-decoder tokens, never from a pass over the vocabulary (a Decode's size
 bound reads it in a server worker: tokend.service.token_sizes). tiktoken's vocabulary is the oracle."""
 
@@ -16,7 +16,7 @@ def test_longest_token_bytes_equals_the_longest_of_tiktokens_vocabulary(name):
     reference = theirs(name)
     ordinary = max(map(len, reference.token_byte_values()))
     special = max(len(token.encode("utf-8")) for token in reference.special_tokens_set)
-    assert ours(name).longest_token_bytes == max(ordinary, special)
+    assert ours(name)._longest_token_bytes == max(ordinary, special)
 
 
 def _toy(**model) -> Encoding:
@@ -47,7 +47,7 @@ def _longest_decoded(encoding: Encoding) -> int:
 )
 def test_longest_token_bytes_counts_every_kind_of_token(model):
     encoding = _toy(**model)
-    assert encoding.longest_token_bytes == _longest_decoded(encoding)
+    assert encoding._longest_token_bytes == _longest_decoded(encoding)
 
 
 def test_the_service_bound_reads_it_without_sorting_the_vocabulary(monkeypatch):

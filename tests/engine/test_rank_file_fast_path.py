@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tokend.engine import load_tiktoken_ranks
-from tokend.engine.tiktoken_ranks import parse_canonical_ranks
-from tokend.engine.tiktoken_ranks import _parse_ranks
+from tokend.engine import tiktoken_ranks
+from tokend.engine.tiktoken_ranks import _parse_ranks, parse_canonical_ranks
 from tokend.errors import ModelFormatError
 
 _EMBEDDED = Path(__import__("tokend").__file__).parent / "registry" / "default"
@@ -69,10 +69,16 @@ _file = st.tuples(st.lists(_line, max_size=12), st.sampled_from([b"\n", b"\r\n",
     lambda parts: parts[1].join(parts[0]) + (parts[1] if parts[2] else b""))
 
 
+@pytest.mark.parametrize("lines_per_call", [1, 3, tiktoken_ranks._LINES_PER_CALL])
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=_file)
-def test_fast_path_agrees_with_the_spec_or_declines(data):
-    fast = parse_canonical_ranks(data)
+def test_fast_path_agrees_with_the_spec_or_declines(lines_per_call, data):
+    # Also with slices of 1 and 3 lines, so that the files drawn (up to 12 lines) cross slice boundaries.
+    default, tiktoken_ranks._LINES_PER_CALL = tiktoken_ranks._LINES_PER_CALL, lines_per_call
+    try:
+        fast = parse_canonical_ranks(data)
+    finally:
+        tiktoken_ranks._LINES_PER_CALL = default
     try:
         expected = _parse_ranks(data, "t")
     except ModelFormatError:

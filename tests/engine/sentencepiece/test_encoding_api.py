@@ -168,4 +168,4 @@ def test_threads_share_one_encoding():
 def test_longest_token_bytes_is_the_longest_single_token_decode(ours):
     # What a Decode's answer-size bound reads (tokend.service.token_sizes), measured in slices.
     longest = max(len(ours.decode_single_token_bytes(token)) for token in range(ours.n_vocab))
-    assert ours.longest_token_bytes == longest
+    assert ours._longest_token_bytes == longest

@@ -50,9 +50,10 @@ class ByteLevelDecoding:
         return decoder
 
     @cached_property
-    def longest_token_bytes(self) -> int:
-        """Bytes of the longest token `decode_single_token_bytes` gives (special, added and extra decoder
-        tokens included), without a pass over the vocabulary: the native core keeps its longest mergeable
+    def _longest_token_bytes(self) -> int:
+        """At least the bytes of the longest token `decode_single_token_bytes` gives (special, added and
+        extra decoder tokens included; a special sharing an id, or an extra decoder entry a rank overrides,
+        may make it more), without a pass over the vocabulary: the native core keeps its longest mergeable
         token. A Decode's answer-size bound reads it (tokend.service.token_sizes); finding it by sorting
         o200k_base's 200,000 tokens held a server worker's GIL ~70 ms."""
         others = [

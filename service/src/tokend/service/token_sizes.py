@@ -37,9 +37,9 @@ _longest: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 def longest_token_bytes(encoding: Any) -> int:
     """Bytes of the model's longest token (special tokens included). The engine's encodings keep it
-    (``longest_token_bytes``, no pass over the vocabulary: sorting o200k_base's tokens to find it held the
+    (``_longest_token_bytes``, no pass over the vocabulary: sorting o200k_base's tokens to find it held the
     worker's GIL ~70 ms on the first Decode of every model version); another engine's is measured once."""
-    known = getattr(encoding, "longest_token_bytes", None)
+    known = getattr(encoding, "_longest_token_bytes", None)
     if isinstance(known, int):
         return known
     longest = _longest.get(encoding)

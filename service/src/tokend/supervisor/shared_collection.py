@@ -42,7 +42,7 @@ class SharedCollection:
         self._sleep = sleep
         self._lock = threading.Lock()  # held for a whole collection: later scrapes queue on it
         self._families: list[Any] = []
-        self._failure: Exception | None = None  # the error of the latest collection, if it failed
+        self._failure: BaseException | None = None  # the error of the latest collection, if it failed
         self._started_at = float("-inf")
         self.collections = 0  # collections of the collector underneath that finished (failed ones are not counted)
         self.failures = 0  # collections of the collector underneath that raised
@@ -60,7 +60,7 @@ class SharedCollection:
             self._started_at = self._clock()
             try:
                 families = list(self._collector.collect())
-            except Exception as error:
+            except BaseException as error:  # even an interrupt: the scrapes queued behind must not get older values
                 self._failure = error
                 self.failures += 1
                 raise

@@ -89,7 +89,7 @@ ALGORITHMS = {"bpe": ALGORITHM, "unigram": "sentencepiece-unigram"}  # model typ
 DEFAULT_CAPACITY = 16_384
 _EMPTY: frozenset[str] = frozenset()
 _SUBSTRING_PRECHECK_LIMIT = 16
-_LENGTH_SLICE = 16384  # pieces measured per C call in longest_token_bytes (~0.3 ms of the GIL each)
+_LENGTH_SLICE = 16384  # pieces measured per C call in _longest_token_bytes (~0.3 ms of the GIL each)
 _HASH_SEED = secrets.randbits(64)
 _SPECIAL_TYPES = (PieceType.CONTROL, PieceType.UNKNOWN)
 
@@ -327,7 +327,7 @@ class SentencePieceEncoding(BudgetMethods):
     # ---- vocabulary ---------------------------------------------------------------------------------
 
     @cached_property
-    def longest_token_bytes(self) -> int:
+    def _longest_token_bytes(self) -> int:
         """Bytes of the longest token `decode_single_token_bytes` gives, measured a slice of the vocabulary
         at a time: a Decode's answer-size bound reads it (tokend.service.token_sizes) in a server worker,
         where one pass over a 256,000-piece vocabulary in a single C call would hold the GIL for
