@@ -21,6 +21,14 @@ import pytest
 _PRELUDE = """
 from tokend.engine._native import BpeCore
 SINGLE = {bytes([b]): b for b in range(256)}
+def big_vocabulary(seed, size=300_000):
+    # The 256 bytes and random tokens of 3-12 bytes up to `size` (ranks in order): a fill of ~30 ms.
+    import random
+    rng = random.Random(seed)
+    vocabulary = dict(SINGLE)
+    while len(vocabulary) < size:
+        vocabulary.setdefault(bytes(rng.randrange(256) for _ in range(rng.randrange(3, 13))), len(vocabulary))
+    return vocabulary
 def expect(error_type, call, needle):
     try:
         result = call()
@@ -172,11 +180,8 @@ def test_a_second_init_while_the_first_fills_its_table_without_the_gil_is_refuse
     # Fresh cores until one second __init__ lands inside the first's fill (the first try, nearly always).
     done = _run(
         """
-        import random, threading, time
-        rng = random.Random(5)
-        big = dict(SINGLE)
-        while len(big) < 300_000:
-            big.setdefault(bytes(rng.randrange(256) for _ in range(rng.randrange(3, 13))), len(big))
+        import threading, time
+        big = big_vocabulary(5)
         long_token = next(key for key in big if len(key) > 8)
         overlapped = False
         for attempt in range(20):
@@ -224,18 +229,12 @@ def test_a_vocabulary_changed_by_another_thread_while_the_table_fills_is_not_rea
     # key with a rank past every table, or a non-bytes key, read as listed would write out of bounds).
     done = _run(
         """
-        import random, threading, time
+        import threading, time
         from array import array
-        rng = random.Random(6)
-        ranks = dict(SINGLE)
-        while len(ranks) < 300_000:
-            ranks.setdefault(bytes(rng.randrange(256) for _ in range(rng.randrange(3, 13))), len(ranks))
         merges = array("I", [97, 98, 256])
-        ranks[b"ab"] = 256
-        ranks = {key: rank for key, rank in ranks.items() if rank != 256 or key == b"ab"}
+        ranks = {key: rank for key, rank in big_vocabulary(6).items() if rank != 256} | {b"ab": 256}
         for attempt in range(10):
             vocabulary = dict(ranks)
-            stop = threading.Event()
 
             def meddle():
                 time.sleep(0.002)
