@@ -755,8 +755,6 @@ static void BpeCore_dealloc(BpeCore *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* merge_index over the merge list when every merge joins bytes and every byte has a token: 0 built, 1 not
- * (then the pair table), -1 with an exception set. */
 /* The vocabulary's tokens as init_tables lists them: held references to the bytes (the dict it came from may
  * change once the GIL has been released), and their ranks, checked distinct and below n_rank_objects. */
 typedef struct {
@@ -765,6 +763,8 @@ typedef struct {
     size_t n;
 } listed_tokens;
 
+/* merge_index over the merge list when every merge joins bytes and every byte has a token: 0 built, 1 not
+ * (then the pair table), -1 with an exception set. */
 static int build_merge_index(BpeCore *self, const listed_tokens *tokens, const uint32_t *triples, size_t n) {
     for (int b = 0; b < 256; b++)
         if (self->table.byte_rank[b] == TK_NO_RANK) return 1; /* the pair rule drops it; the index cannot */
