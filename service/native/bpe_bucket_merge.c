@@ -15,6 +15,8 @@
  *   - Parts are a bitmap of their start offsets (1 bit a byte): a pair (left, length) is still current iff
  *     a part starts at left, one at left + length, and exactly one in between. The length is the token's,
  *     so an entry is its left offset alone.
+ *   - Encoding, each merge writes its rank at out[left]: the ids come from there at the end, without a
+ *     lookup of the final parts.
  * When a created pair ranks *below* the rank being merged (a vocabulary whose ranks are not in merge
  * order, e.g. a hand-made one), the order above no longer holds: the caller falls back to the heap.
  *
@@ -39,6 +41,7 @@ typedef struct {
     pair_list *lists;     /* rank -> the pairs created with that rank, not merged yet */
     uint32_t *pair_len;   /* rank -> the token's length (set when its list is first used) */
     int prefetch;         /* the piece has many distinct byte pairs (TK_PREFETCH_PAIRS): its lookups miss */
+    uint32_t *ids;        /* the caller's `out` (NULL: counting): ids[left] = the rank of the last merge at left */
 } merge_state;
 
 /* First part start after offset x, or len. */
@@ -90,11 +93,10 @@ static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) 
  * grows with the piece; a window's up to 2 * 64 prefetched slots stay well within the core's second-level
  * cache. */
 #define TK_MERGE_WINDOW 64
-/* Lookups ahead of their use where one stream of them is prefetched as it goes (the bitmap words of a
- * rank's merges; the ids of the parts at the end). */
+/* Bitmap words of a rank's merges prefetched this many merges ahead. */
 #define TK_CREATED_LEAD 16 /* a power of two */
 
-/* Bytes of the piece (a created pair, or a part at the end) hashed ahead of their lookup. */
+/* Bytes of the piece (a created pair) hashed ahead of their lookup. */
 typedef struct {
     uint32_t left, length;
     uint64_t prefix, hash; /* prefix: of 3-8 bytes; hash: as tk_rank_of_piece's */
@@ -157,6 +159,8 @@ static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *mer
                               size_t n_merged) {
     created_pair pairs[2 * TK_MERGE_WINDOW];
     size_t n_pairs = 0;
+    if (s->ids) /* the part each merge made is token `rank` until a later merge at the same left grows it */
+        for (size_t i = 0; i < n_merged; i++) s->ids[merged[i]] = rank;
     for (size_t i = 0; i < n_merged && s->prefetch; i++) { /* the bytes the pairs hash: anywhere in the piece */
         const uint8_t *part = s->piece + merged[i];
         __builtin_prefetch(part - (merged[i] >= 8 ? 8 : 0), 0, 3);
@@ -192,20 +196,6 @@ static inline int note_merge(merge_state *s, merge_window *w, uint32_t rank, siz
     if (w->n < TK_MERGE_WINDOW) return 0;
     w->n = 0;
     return push_created_pairs(s, rank, w->merged, w->ends, TK_MERGE_WINDOW);
-}
-
-/* The ids of the `n` parts whose starts are `out[0..n)` (ascending; the last part ends the piece), written
- * over those starts. Every part is a token, prepared TK_CREATED_LEAD parts ahead of its lookup (the ids of
- * 1 MB of random letters are ~650,000 lookups spread over the rank table). Part i's id replaces its start
- * only after part i + TK_CREATED_LEAD, which reads the start after it, was prepared. */
-static void part_ids(const merge_state *s, uint32_t *out, size_t n) {
-    created_pair ring[TK_CREATED_LEAD];
-    for (size_t i = 0; i < n + TK_CREATED_LEAD; i++) {
-        if (i >= TK_CREATED_LEAD)
-            out[i - TK_CREATED_LEAD] = prepared_rank(s, &ring[(i - TK_CREATED_LEAD) & (TK_CREATED_LEAD - 1)]);
-        if (i < n)
-            prepare_created(s, out[i], (i + 1 < n ? out[i + 1] : s->len) - out[i], &ring[i & (TK_CREATED_LEAD - 1)]);
-    }
 }
 
 /* Merges the pair at `left` (`length` bytes) if it is still current — parts start at left and at
@@ -260,7 +250,7 @@ static inline size_t pair_run_end(const uint8_t *piece, size_t len, size_t i) {
 
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out) {
-    merge_state s = {table, piece, len, NULL, NULL, NULL, 0};
+    merge_state s = {table, piece, len, NULL, NULL, NULL, 0, out};
     size_t n_words = (len + 63) >> 6;
     uint32_t *first = NULL;    /* first-round pairs: left offsets grouped by rank, ascending within a rank */
     /* The first round's counting sort is keyed by the byte pair itself (65,536 keys), not by its rank: one
@@ -359,12 +349,19 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
          * a branch at every part. */
         for (size_t w = 0; w < n_words; w++) n += (size_t)__builtin_popcountll(s.bits[w]);
     } else {
-        /* The parts' starts word by word (the lowest set bit, then cleared) into `out`, then each part's id
-         * in their place, looked up TK_CREATED_LEAD parts after its hash and prefetch (part_ids). */
+        /* The parts in order (the bitmap word by word, the lowest set bit, then cleared), each one's id
+         * written over `out` from the front: a part of one byte is that byte's token; a longer one is the
+         * token its last merge made, which that merge left at out[its start] (push_created_pairs). The
+         * writes trail the reads (the k-th part starts at k or later), and no table is probed: looking the
+         * parts up by their bytes was ~650,000 random probes for 1 MB of random letters. */
+        size_t part = 0; /* a part starts at 0 */
         for (size_t w = 0; w < n_words; w++)
-            for (uint64_t word = s.bits[w]; word; word &= word - 1)
-                out[n++] = (uint32_t)((w << 6) + (size_t)__builtin_ctzll(word));
-        part_ids(&s, out, n);
+            for (uint64_t word = s.bits[w] & (w ? ~0ull : ~1ull); word; word &= word - 1) {
+                size_t next = (w << 6) + (size_t)__builtin_ctzll(word);
+                out[n++] = next - part == 1 ? table->byte_rank[piece[part]] : out[part];
+                part = next;
+            }
+        out[n++] = len - part == 1 ? table->byte_rank[piece[part]] : out[part];
     }
     result = (ptrdiff_t)n;
 done:
