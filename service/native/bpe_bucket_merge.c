@@ -146,19 +146,24 @@ static inline int push_created(merge_state *s, uint32_t rank, const created_pair
     return push_pair(s, created, c->left, c->length);
 }
 
-/* The pairs that merges of `rank` created (their parts' left offsets `merged`, ascending, and their ends
- * `ends`; those merges done),
+/* The pairs that merges of `rank` created (their parts' left offsets `merged`, ascending, the offsets
+ * between their two halves `middles`, and their ends `ends`; those merges done),
  * appended to their ranks' lists: for each merged part, the pair with the part before it, then the pair
  * with the part after it — unless that part is the next one in `merged`, whose pair with the part before
  * it is the same pair. Called for a window of the rank's merges at a time (TK_MERGE_WINDOW): a merge of the
  * rank after the window may start at the end of the window's last part, which leaves that part's pair with
  * the part after it stale, as a pair can always become (merge_at skips it); the merge that did it pushes the
  * current pair. Pushes come in ascending left order, so each list still grows as ascending runs. 0, -2 or
- * -1 as push_created. */
-static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *merged, const uint32_t *ends,
-                              size_t n_merged) {
-    created_pair pairs[2 * TK_MERGE_WINDOW];
-    size_t n_pairs = 0;
+ * -1 as push_created.
+ *
+ * When the next merge starts where a merged part ends, the pair the part had with the next merge's left
+ * half, between the two merges, is gone by now and never pushed; but the rule would have merged it first
+ * had it ranked below `rank` (a vocabulary whose ranks are not in merge order: a token ranked below its
+ * parts), so it is looked up too, and -2 returned if it does. */
+static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *merged, const uint32_t *middles,
+                              const uint32_t *ends, size_t n_merged) {
+    created_pair pairs[2 * TK_MERGE_WINDOW], gone[TK_MERGE_WINDOW];
+    size_t n_pairs = 0, n_gone = 0;
     if (s->ids) /* the part each merge made is token `rank` until a later merge at the same left grows it */
         for (size_t i = 0; i < n_merged; i++) s->ids[merged[i]] = rank;
     for (size_t i = 0; i < n_merged && s->prefetch; i++) { /* the bytes the pairs hash: anywhere in the piece */
@@ -174,49 +179,57 @@ static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *mer
         }
         if (end < s->len && !(i + 1 < n_merged && merged[i + 1] == end))
             prepare_created(s, left, next_start(s, end) - left, &pairs[n_pairs++]);
+        else if (i + 1 < n_merged)
+            prepare_created(s, left, middles[i + 1] - left, &gone[n_gone++]);
     }
+    for (size_t k = 0; k < n_gone; k++)
+        if (prepared_rank(s, &gone[k]) <= rank) return -2; /* TK_NO_RANK is above every rank */
     int status = 0;
     for (size_t k = 0; k < n_pairs && status == 0; k++) status = push_created(s, rank, &pairs[k]);
     return status;
 }
 
-/* A window of one rank's merges (push_created_pairs): `merged` left offsets, ascending, and their `ends`. */
+/* A window of one rank's merges (push_created_pairs): `merged` left offsets, ascending, their `middles` and
+ * their `ends`. */
 typedef struct {
     uint32_t merged[TK_MERGE_WINDOW];
+    uint32_t middles[TK_MERGE_WINDOW];
     uint32_t ends[TK_MERGE_WINDOW];
     size_t n;
 } merge_window;
 
-/* Records a merge of `rank` at [left, end) if `done`; a full window's created pairs are pushed (0, -2 or -1
- * as push_created_pairs). */
-static inline int note_merge(merge_state *s, merge_window *w, uint32_t rank, size_t left, size_t end, int done) {
-    w->merged[w->n] = (uint32_t)left; /* written whether or not it counts: no branch on `done` */
+/* Records a merge of `rank` at [left, end) if it was done (`middle`: where its halves met; 0: not done); a
+ * full window's created pairs are pushed (0, -2 or -1 as push_created_pairs). */
+static inline int note_merge(merge_state *s, merge_window *w, uint32_t rank, size_t left, size_t end, size_t middle) {
+    w->merged[w->n] = (uint32_t)left; /* written whether or not it counts: no branch on whether it was done */
+    w->middles[w->n] = (uint32_t)middle;
     w->ends[w->n] = (uint32_t)end;
-    w->n += (size_t)done;
+    w->n += (size_t)(middle != 0);
     if (w->n < TK_MERGE_WINDOW) return 0;
     w->n = 0;
-    return push_created_pairs(s, rank, w->merged, w->ends, TK_MERGE_WINDOW);
+    return push_created_pairs(s, rank, w->merged, w->middles, w->ends, TK_MERGE_WINDOW);
 }
 
 /* Merges the pair at `left` (`length` bytes) if it is still current — parts start at left and at
- * left + length, and exactly one in between — and returns whether it did. A later merge of the same rank
- * starts at or after the end of this one, so the part made here keeps its end until the rank is done. */
-static int merge_at(merge_state *s, size_t left, size_t length) {
+ * left + length, and exactly one in between — and returns where its halves met (> 0), or 0 when it did
+ * not. A later merge of the same rank starts at or after the end of this one, so the part made here keeps
+ * its end until the rank is done. */
+static size_t merge_at(merge_state *s, size_t left, size_t length) {
     size_t end = left + length;
     if (!starts_part(s, left) || (end < s->len && !starts_part(s, end))) return 0;
     size_t middle = next_start(s, left);
     if (middle >= end || next_start(s, middle) < end) return 0; /* not two parts exactly: stale */
     s->bits[middle >> 6] &= ~(1ull << (middle & 63));
-    return 1;
+    return middle;
 }
 
 /* merge_at for a pair of two bytes (the first round's): current iff parts start at left, left + 1 and
  * left + 2 (or the piece ends there), three bit tests instead of two scans for the next part. */
-static inline int merge_byte_pair_at(merge_state *s, size_t left) {
+static inline size_t merge_byte_pair_at(merge_state *s, size_t left) {
     if (!starts_part(s, left) || !starts_part(s, left + 1) || (left + 2 < s->len && !starts_part(s, left + 2)))
         return 0;
     s->bits[(left + 1) >> 6] &= ~(1ull << ((left + 1) & 63));
-    return 1;
+    return left + 1;
 }
 
 /* Sorts `lefts` ascending: LSD radix, three 11-bit digits (32-bit offsets), through `spare` of the same size. */
@@ -335,7 +348,8 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
             }
         }
         free(list.lefts);
-        if (status == 0 && window.n) status = push_created_pairs(&s, (uint32_t)r, window.merged, window.ends, window.n);
+        if (status == 0 && window.n)
+            status = push_created_pairs(&s, (uint32_t)r, window.merged, window.middles, window.ends, window.n);
         if (status < 0) {
             result = status;
             goto done;
