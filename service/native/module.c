@@ -888,55 +888,64 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
     if (!self->splitter) return -1;
     self->split = tk_piece_splitter_get(self->splitter);
     self->seed = seed;
-    /* First pass: validate and size. */
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
+    /* One pass over the dict, with the GIL: each entry checked and its token listed with its rank and its
+     * int, both held. From there on only the list is read, never the dict: another thread may change it once
+     * the GIL is released below (Encoding passes a model's vocabulary as given). The rank table is then
+     * filled without the GIL: its inserts (random writes over a 4 MiB table) were ~20 ms of o200k_base's
+     * load, which a server worker reloading a model does while it serves, every other call of the worker
+     * waiting. A second pass over the dict (checks, then listing) held the GIL ~4 ms longer for o200k_base. */
+    size_t n_tokens = (size_t)PyDict_GET_SIZE(ranks);
+    listed_tokens tokens = {PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *tokens.keys),
+                            PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *tokens.ranks), 0};
+    PyObject **values = PyMem_Calloc(n_tokens ? n_tokens : 1, sizeof *values); /* held; moved to rank_objects */
+    int failed = !tokens.keys || !tokens.ranks || !values;
+    if (failed) PyErr_NoMemory();
     size_t total_bytes = 0;
     unsigned long long max_rank = 0;
-    while (PyDict_Next(ranks, &pos, &key, &value)) {
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (!failed && tokens.n < n_tokens && PyDict_Next(ranks, &pos, &key, &value)) {
         if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) == 0 || !PyLong_Check(value)) {
             PyErr_SetString(PyExc_TypeError, "ranks must map non-empty bytes to int");
-            return -1;
+            failed = 1;
+            break;
         }
         unsigned long long rank = PyLong_AsUnsignedLongLong(value);
         if (PyErr_Occurred() || rank >= TK_NO_RANK) {
             PyErr_Clear();
             PyErr_SetString(PyExc_ValueError, "ranks must be ints in 0..2**32-2");
-            return -1;
+            failed = 1;
+            break;
         }
         if (rank > max_rank) max_rank = rank;
         total_bytes += (size_t)PyBytes_GET_SIZE(key);
+        Py_INCREF(key);
+        Py_INCREF(value);
+        tokens.keys[tokens.n] = key;
+        values[tokens.n] = value;
+        tokens.ranks[tokens.n++] = (uint32_t)rank;
     }
-    size_t n_tokens = (size_t)PyDict_GET_SIZE(ranks);
     /* Tables indexed by rank are allocated up to the largest rank: refuse ids so sparse that a crafted
      * model file would make them huge (real vocabularies number their tokens 0..n-1, give or take). */
-    if (max_rank >= 4 * (unsigned long long)n_tokens + 65536) {
+    if (!failed && max_rank >= 4 * (unsigned long long)tokens.n + 65536) {
         PyErr_Format(PyExc_ValueError, "ranks are too sparse: the largest is %llu for %zu tokens (expected ids "
-                     "below %llu)", max_rank, n_tokens, 4 * (unsigned long long)n_tokens + 65536);
-        return -1;
+                     "below %llu)", max_rank, tokens.n, 4 * (unsigned long long)tokens.n + 65536);
+        failed = 1;
     }
-    if (tk_rank_table_init(&self->table, n_tokens, total_bytes, seed) < 0) {
+    if (!failed && tk_rank_table_init(&self->table, tokens.n, total_bytes, seed) < 0) {
         PyErr_NoMemory();
-        return -1;
+        failed = 1;
     }
-    self->n_rank_objects = (size_t)max_rank + 1;
-    self->rank_objects = PyMem_Calloc(self->n_rank_objects, sizeof *self->rank_objects);
-    if (!self->rank_objects) {
-        PyErr_NoMemory();
-        return -1;
+    if (!failed) {
+        self->n_rank_objects = (size_t)max_rank + 1;
+        self->rank_objects = PyMem_Calloc(self->n_rank_objects, sizeof *self->rank_objects);
+        if (!self->rank_objects) {
+            PyErr_NoMemory();
+            failed = 1;
+        }
     }
-    /* Second pass, with the GIL: each token listed (its bytes object held) with its rank, the rank objects
-     * kept. Then the table is filled without the GIL: its inserts (random writes over a 4 MiB table) were
-     * ~20 ms of o200k_base's load, which a server worker reloading a model does while it serves, every
-     * other call of the worker waiting. From there on only the list is read, never the dict: another thread
-     * may have changed it meanwhile (Encoding passes a model's vocabulary as given). */
-    listed_tokens tokens = {PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *tokens.keys),
-                            PyMem_Malloc((n_tokens ? n_tokens : 1) * sizeof *tokens.ranks), 0};
-    int failed = !tokens.keys || !tokens.ranks;
-    if (failed) PyErr_NoMemory();
-    pos = 0;
-    while (!failed && tokens.n < n_tokens && PyDict_Next(ranks, &pos, &key, &value)) {
-        uint32_t rank = (uint32_t)PyLong_AsUnsignedLongLong(value);
+    for (size_t i = 0; i < tokens.n && !failed; i++) {
+        uint32_t rank = tokens.ranks[i];
         /* Checked here, not only by the Python caller: the table keeps one byte offset per rank for tokens
          * longer than 8 bytes, so a shared rank would make one token's lookup compare the other's bytes. */
         if (self->rank_objects[rank]) {
@@ -944,12 +953,11 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
             failed = 1;
             break;
         }
-        Py_INCREF(key);
-        tokens.keys[tokens.n] = key;
-        tokens.ranks[tokens.n++] = rank;
-        Py_INCREF(value);
-        self->rank_objects[rank] = value;
+        self->rank_objects[rank] = values[i]; /* the reference moves */
+        values[i] = NULL;
     }
+    for (size_t i = 0; values && i < tokens.n; i++) Py_XDECREF(values[i]); /* the ints a failure left unmoved */
+    PyMem_Free(values);
     if (!failed) {
         Py_BEGIN_ALLOW_THREADS
         for (size_t i = 0; i < tokens.n; i++)
