@@ -36,6 +36,7 @@ from tokend.server.grpc_server import add_services, bind, build_server
 from tokend.server.in_flight import InFlightCalls
 from tokend.server.interceptor_chain import InterceptorChain
 from tokend.server.logging_interceptor import LoggingInterceptor
+from tokend.server.long_lived import freeze_long_lived_objects
 from tokend.server.metrics import ServerMetrics
 from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.servicer import TokenizerServicer
@@ -120,6 +121,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         # Nobody is serving yet: listen at once so probes see NOT_SERVING rather than a refused connection.
         if not _listen(server, settings, index):
             return EXIT_BIND_FAILED
+    frozen = freeze_long_lived_objects()  # before the models: a reload's old versions stay collectable
     try:
         loaded = served.load_configured(settings.models)
     except Exception as exc:
@@ -137,7 +139,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         return EXIT_BIND_FAILED
     if ready is not None:
         ready.set()
-    log_event(_log, "worker_serving", worker=index, models=[f"{m.name}@{m.version}" for m in loaded])
+    log_event(_log, "worker_serving", worker=index, models=[f"{m.name}@{m.version}" for m in loaded],
+              gc_frozen_objects=frozen)
 
     reloader = served.hot_reload(settings.reload_interval, settings.models)
     while not stop.wait(1.0):  # a bounded wait: signal handlers run promptly in the main thread
