@@ -186,13 +186,12 @@ def test_long_piece_merge_with_ranks_out_of_merge_order():
         assert BpeCore(ranks, None).merge(piece) == byte_pair_merge(piece, ranks) == oracle._encode_single_piece(piece)
 
 
-
 def test_long_piece_merge_with_a_token_ranked_below_its_parts_inside_one_window():
     # "cbc" ranks below "cb": once the first "cb" of "cbcb" is merged, tiktoken merges "cb" + "c" before the
     # second "cb". The rank-by-rank merge does both "cb" merges in one window and looks up the pairs they
     # made only afterwards, when "cb" + "c" is gone, so that pair is looked up too and sends the piece to the
     # heap. Letters without tokens around it, in short runs (the run merge declines), and no window edge
-    # near it (one there caught it before: the test above).
+    # near it (at a window's edge the pair with the next part is pushed, and checked, anyway).
     ranks = _SINGLE_BYTES | {b"cbc": 256, b"cb": 257}
     oracle = tiktoken.Encoding("below-its-parts", pat_str=r"\S+", mergeable_ranks=ranks, special_tokens={})
     rng = random.Random(7)
