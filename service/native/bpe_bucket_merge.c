@@ -166,7 +166,10 @@ static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *mer
                               const uint32_t *ends, size_t n_merged) {
     created_pair pairs[2 * TK_MERGE_WINDOW], gone[TK_MERGE_WINDOW];
     size_t n_pairs = 0, n_gone = 0;
-    if (s->ids) /* the part each merge made is token `rank` until a later merge at the same left grows it */
+    /* The part each merge made is token `rank` until a later merge at the same left grows it. Parts of two
+     * bytes (the first round's, most merges of most pieces) are not written: the 2-byte table gives their
+     * ids at the end, without a write to a random place of `out` now. */
+    if (s->ids && n_merged && ends[0] - merged[0] > 2) /* one rank: all its parts have one length */
         for (size_t i = 0; i < n_merged; i++) s->ids[merged[i]] = rank;
     for (size_t i = 0; i < n_merged && s->prefetch; i++) { /* the bytes the pairs hash: anywhere in the piece */
         const uint8_t *part = s->piece + merged[i];
@@ -261,6 +264,21 @@ static inline size_t pair_run_end(const uint8_t *piece, size_t len, size_t i) {
     size_t end = i + 1;
     while (end + 1 < len && piece[end] == piece[i] && piece[end + 1] == piece[i + 1]) end++;
     return end;
+}
+
+/* The id of the final part [part, end): a byte's or a byte pair's from their direct tables, a longer one's
+ * where its last merge left it (push_created_pairs). */
+static inline uint32_t part_id(const tk_rank_table *table, const uint8_t *piece, size_t part, size_t end,
+                               const uint32_t *out) {
+    size_t length = end - part;
+    /* All three read, one chosen by selects: the lengths of consecutive parts are as good as random to
+     * the branch predictor. The second byte read is the part's own or, for a last part of one byte, its
+     * first again (never past the piece); out[part] is within `out` even where no merge wrote it. */
+    uint32_t one = table->byte_rank[piece[part]];
+    uint32_t two = table->pair_rank[(piece[part] << 8) | piece[part + (length > 1)]];
+    uint32_t longer = out[part];
+    uint32_t id = length == 2 ? two : longer;
+    return length == 1 ? one : id;
 }
 
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
@@ -366,18 +384,16 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
         for (size_t w = 0; w < n_words; w++) n += (size_t)__builtin_popcountll(s.bits[w]);
     } else {
         /* The parts in order (the bitmap word by word, the lowest set bit, then cleared), each one's id
-         * written over `out` from the front: a part of one byte is that byte's token; a longer one is the
-         * token its last merge made, which that merge left at out[its start] (push_created_pairs). The
-         * writes trail the reads (the k-th part starts at k or later), and no table is probed (1 MB of
-         * random letters ends in ~650,000 parts). */
+         * written over `out` from the front (part_id). The writes trail the reads (the k-th part starts at
+         * k or later), and the rank table is not probed (1 MB of random letters ends in ~650,000 parts). */
         size_t part = 0; /* a part starts at 0 */
         for (size_t w = 0; w < n_words; w++)
             for (uint64_t word = s.bits[w] & (w ? ~0ull : ~1ull); word; word &= word - 1) {
                 size_t next = (w << 6) + (size_t)__builtin_ctzll(word);
-                out[n++] = next - part == 1 ? table->byte_rank[piece[part]] : out[part];
+                out[n++] = part_id(table, piece, part, next, out);
                 part = next;
             }
-        out[n++] = len - part == 1 ? table->byte_rank[piece[part]] : out[part];
+        out[n++] = part_id(table, piece, part, len, out);
     }
     result = (ptrdiff_t)n;
 done:
