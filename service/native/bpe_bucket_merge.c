@@ -15,8 +15,8 @@
  *   - Parts are a bitmap of their start offsets (1 bit a byte): a pair (left, length) is still current iff
  *     a part starts at left, one at left + length, and exactly one in between. The length is the token's,
  *     so an entry is its left offset alone.
- *   - Encoding, each merge writes its rank at out[left]: the ids come from there at the end, without a
- *     lookup of the final parts.
+ *   - Encoding, each merge making a part of 3 bytes or more writes its rank at out[left]: the ids come
+ *     from there (parts of 1-2 bytes: the direct tables) at the end, without a lookup of the final parts.
  * When a created pair ranks *below* the rank being merged (a vocabulary whose ranks are not in merge
  * order, e.g. a hand-made one), the order above no longer holds: the caller falls back to the heap. That
  * includes a pair that existed only between two adjacent merges of one rank (push_created_pairs).
@@ -43,7 +43,8 @@ typedef struct {
     pair_list *lists;     /* rank -> the pairs created with that rank, not merged yet */
     uint32_t *pair_len;   /* rank -> the token's length (set when its list is first used) */
     int prefetch;         /* the piece has many distinct byte pairs (TK_PREFETCH_PAIRS): its lookups miss */
-    uint32_t *ids;        /* the caller's `out` (NULL: counting): ids[left] = the rank of the last merge at left */
+    uint32_t *ids;        /* the caller's `out` (NULL: counting): ids[left] = the rank of the last merge at
+                           * left that made a part of 3+ bytes */
 } merge_state;
 
 /* First part start after offset x, or len. */
@@ -182,10 +183,10 @@ static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *mer
             size_t before = previous_start(s, left);
             prepare_created(s, before, end - before, &pairs[n_pairs++]);
         }
-        if (end < s->len && !(i + 1 < n_merged && merged[i + 1] == end))
-            prepare_created(s, left, next_start(s, end) - left, &pairs[n_pairs++]);
-        else if (i + 1 < n_merged && merged[i + 1] == end)
+        if (i + 1 < n_merged && merged[i + 1] == end) /* the next merge's pair with this part: pushed there */
             prepare_created(s, left, middles[i + 1] - left, &gone[n_gone++]);
+        else if (end < s->len)
+            prepare_created(s, left, next_start(s, end) - left, &pairs[n_pairs++]);
     }
     for (size_t k = 0; k < n_gone; k++)
         if (prepared_rank(s, &gone[k]) <= rank) return -2; /* TK_NO_RANK is above every rank */

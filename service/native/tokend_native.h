@@ -280,8 +280,8 @@ static inline uint32_t tk_rank_of_prepared(const tk_rank_table *table, const uin
 
 /* ---- BPE merge ---------------------------------------------------------------------------------- */
 /* Ids of `piece` by tiktoken's rule, written to `out` (room for len ids, all of which it may use as
- * scratch; NULL: only count them); returns how many, or -1 when out of memory. Every single byte must have a rank (checked by the caller when the
- * table is built); every rank is below `n_ranks`. */
+ * scratch; NULL: only count them); returns how many, or -1 when out of memory. Every single byte must
+ * have a rank (checked by the caller when the table is built); every rank is below `n_ranks`. */
 ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out);
 /* The same for a long piece by rank-ordered buckets (bpe_bucket_merge.c); -2 when the vocabulary's ranks
  * are not in merge order for this piece (then the heap of tk_bpe_merge gives the ids). */
