@@ -1,5 +1,6 @@
 """Build of tokend's native code; everything else is in pyproject.toml. Sources: native/.
-- `tokend.engine._native`: the core (pre-split, BPE merge, piece cache; see native/tokend_native.h), and
+- `tokend.engine._native`: the core (pre-split, BPE merge, piece cache, short-piece table; see
+  native/tokend_native.h), and
   text given as parts (native/text_parts.c: a chat's rendered parts in one call), a plain chat's counts
   (native/message_counts.c), where NFC may change a text (native/nfc_runs.c),
   and the decoded size of an id buffer (native/length_sums.c).
@@ -32,6 +33,7 @@ setup(
                 "native/bpe_bucket_merge.c",
                 "native/bpe_run_merge.c",
                 "native/piece_cache.c",
+                "native/short_table.c",
                 "native/rank_table.c",
                 "native/table_memory.c",
                 "native/pair_table.c",
@@ -47,6 +49,7 @@ setup(
             ],
             depends=[
                 "native/tokend_native.h",
+                "native/short_table.h",
                 "native/batch_encode.h",
                 "native/rank_file.h",
                 "native/ascii_runs.h",

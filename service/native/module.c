@@ -48,6 +48,7 @@
 #include "length_sums.h"
 #include "split_object.h"
 #include "tokend_native.h"
+#include "short_table.h"
 #include "text_parts.h"
 #include "message_counts.h"
 
@@ -83,6 +84,12 @@ typedef struct {
      * gives that token alone, so a piece equal to it may skip the merge and the cache (NULL: none computed). */
     uint8_t *merges_to_itself;
     tk_cache_pool worker_caches; /* the batch workers' own piece caches (encode_batch; batch_encode.h) */
+    /* Pieces of <= 15 bytes -> ids, tokens and merged pieces (short_table.h), for emit_text's loop. Built
+     * once the core has encoded TK_SHORT_TABLE_AFTER_BYTES of text that way (see build_short_table). */
+    tk_short_table shorts;
+    int shorts_state;            /* SHORTS_* */
+    size_t shorts_bytes_seen;    /* bytes of text through emit_text's loop while SHORTS_WAITING */
+    size_t shorts_after;         /* ... before it is built (SIZE_MAX: never) */
 } BpeCore;
 
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
@@ -303,8 +310,161 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
 /* The ids of a text into the sink. Big texts (TK_UNLOCKED_TEXT_BYTES) go without the GIL (above); small
  * ones are split and emitted with it, through the shared piece cache (releasing the GIL would cost more
  * than their whole encode). */
+/* The short-piece table is built once a core has encoded this much text in emit_text's loop: 8-16 MiB
+ * (short_table.h) is paid by the models a process uses, not by every model of a registry it loads. */
+#define TK_SHORT_TABLE_AFTER_BYTES (256 * 1024)
+/* Merged pieces the table holds at most (fewer when the piece cache is smaller): the rest go to the piece
+ * cache, so a cache_capacity of millions does not size this table too. */
+#define TK_SHORT_MAX_ADDED 65536
+enum { SHORTS_WAITING = 0, SHORTS_BUILDING, SHORTS_READY, SHORTS_NONE };
+
+/* The short-piece table, once enough text has come (called with the GIL held, before a text's loop). The
+ * build (~5-20 ms: every short token into a table of 8-16 MiB) runs without the GIL; meanwhile the core's
+ * other callers encode without the table, which `shorts.entries` stays NULL for until it is ready (no
+ * caller can see it half built: it is assigned with the GIL held). Out of memory: the core goes on
+ * without it (exact either way: the table only shortcuts the lookups and merges). */
+static void build_short_table(BpeCore *self, size_t len) {
+    if (__builtin_expect(self->shorts_state != SHORTS_WAITING, 1)) return;
+    if (self->shorts_after == SIZE_MAX) {
+        self->shorts_state = SHORTS_NONE;
+        return;
+    }
+    self->shorts_bytes_seen += len;
+    if (self->shorts_bytes_seen < self->shorts_after) return;
+    self->shorts_state = SHORTS_BUILDING;
+    const uint8_t *only = self->whole_piece_shortcut ? NULL : self->merges_to_itself;
+    if (!self->whole_piece_shortcut && !only) { /* which tokens are their own pieces is not known */
+        self->shorts_state = SHORTS_NONE;
+        return;
+    }
+    tk_short_table table;
+    int built;
+    Py_BEGIN_ALLOW_THREADS
+    size_t max_added = self->cache.capacity < TK_SHORT_MAX_ADDED ? self->cache.capacity : TK_SHORT_MAX_ADDED;
+    built = tk_short_table_build(&table, &self->table, only, max_added, self->seed) == 0;
+    Py_END_ALLOW_THREADS
+    if (!built) {
+        self->shorts_state = SHORTS_NONE;
+        return;
+    }
+    self->shorts = table;
+    self->shorts_state = SHORTS_READY;
+}
+
+/* A piece on its way through emit_text's loop: tk_pending_piece, and its short-table key when it has one. */
+#define TK_SHORT_TO_RESOLVE UINT32_MAX /* n_short: a key made, not looked up yet */
+#define TK_SHORT_MERGE (UINT32_MAX - 1) /* n_short: no token, not held: merge it and add it to the table */
+typedef struct {
+    tk_pending_piece p;
+    tk_short_key key;
+    uint64_t short_hash;
+    uint32_t n_short;    /* TK_SHORT_*, or the table's n (ids | TK_SHORT_ADDED), or 0: the rank table's way */
+    int has_key;         /* key and short_hash are set */
+    uint32_t ids[TK_SHORT_INLINE_IDS]; /* a hit's ids, when they are inline */
+    const uint32_t *many;              /* a hit's ids */
+} short_pending;
+
+/* Found: a piece of <= 15 bytes gets its key and its table line fetched; a longer one (or any, without a
+ * table) is prepared for the rank table (tk_prepare_piece). */
+static inline void prepare_short(const BpeCore *self, const uint8_t *text, size_t len, size_t start, size_t n,
+                                 short_pending *s) {
+    if (n <= TK_SHORT_MAX_LEN && self->shorts.entries) {
+        s->p.start = start;
+        s->p.len = n;
+        s->key = tk_short_key_of(text + start, n, len - start);
+        s->short_hash = tk_short_hash(&self->shorts, &s->key);
+        __builtin_prefetch(tk_short_slot(&self->shorts, s->short_hash), 0, 3);
+        s->n_short = TK_SHORT_TO_RESOLVE;
+        s->has_key = 1;
+        return;
+    }
+    s->n_short = 0;
+    s->has_key = 0;
+    tk_prepare_piece(&self->table, text, len, start, n, &s->p);
+}
+
+/* TK_RESOLVE_LEAD pieces later: looked up. A short piece the table lacks is no token when the table holds
+ * them all: then it is merged when emitted, without the piece cache, and added (while the table has room;
+ * once it is full, the piece cache's slots are fetched now and it takes the piece). Without all of them the
+ * piece takes the rank table's way, unprefetched. */
+static inline void resolve_short(const BpeCore *self, const uint8_t *text, size_t len, short_pending *s) {
+    if (s->n_short == TK_SHORT_TO_RESOLVE) {
+        const tk_short_entry *e = tk_short_find(&self->shorts, &s->key, s->short_hash);
+        if (__builtin_expect(e != NULL, 1)) {
+            s->n_short = e->n;
+            __builtin_memcpy(s->ids, e->ids, sizeof s->ids);
+            s->many = tk_short_ids(&self->shorts, e);
+            return;
+        }
+        if (self->shorts.all_tokens) {
+            if (tk_short_table_has_room(&self->shorts)) {
+                s->n_short = TK_SHORT_MERGE;
+                return;
+            }
+            s->n_short = 0;
+            s->p.rank = TK_NO_RANK;
+            s->p.hash = tk_piece_hash(&self->table, text + s->p.start, s->p.len);
+            tk_prefetch_cached(&self->cache, &s->p);
+            return;
+        }
+        s->n_short = 0;
+        tk_prepare_piece(&self->table, text, len, s->p.start, s->p.len, &s->p);
+    }
+    tk_resolve_piece(&self->table, &self->cache, text, &s->p);
+}
+
+/* A merged short piece's ids (at `ids`) into the table, while it has room. */
+static inline void add_short(BpeCore *self, const short_pending *s, const uint32_t *ids, size_t n) {
+    if (!s->has_key || !tk_short_table_has_room(&self->shorts)) return;
+    if (tk_short_table_put(&self->shorts, &s->key, s->short_hash, ids, (uint32_t)n, TK_SHORT_ADDED))
+        self->shorts.n_added++;
+}
+
+/* TK_PIECE_LEAD pieces after it was found: the piece's ids into the sink. */
+static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, short_pending *s) {
+    uint32_t n = s->n_short & 0xff;
+    if (__builtin_expect(n != 0 && s->n_short != TK_SHORT_MERGE, 1)) {
+        if (s->n_short & TK_SHORT_ADDED) self->cache.hits++; /* merged pieces found count as the cache's hits */
+        if (sink->counting) {
+            sink->count += n;
+            return 0;
+        }
+        if (__builtin_expect(sink->len + TK_SHORT_MAX_LEN > sink->cap, 0) && sink_reserve(sink, TK_SHORT_MAX_LEN) < 0)
+            return -1;
+        if (__builtin_expect(n <= TK_SHORT_INLINE_IDS, 1))
+            __builtin_memcpy(sink->ids + sink->len, s->ids, sizeof s->ids); /* 3 ids: room for 15 was made */
+        else
+            memcpy(sink->ids + sink->len, s->many, n * sizeof *s->many);
+        sink->len += n;
+        return 0;
+    }
+    if (s->n_short == TK_SHORT_MERGE) {
+        if (s->p.len > TK_UNCACHED_PIECE_BYTES) self->cache.misses++; /* as the piece cache would have */
+        if (sink_reserve(sink, s->p.len) < 0) return -1;
+        uint32_t *out = sink->ids + sink->len; /* a count too writes the ids there, unadvanced */
+        ptrdiff_t got = merge_piece(self, text + s->p.start, s->p.len, out);
+        if (got < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (sink->counting)
+            sink->count += (size_t)got;
+        else
+            sink->len += (size_t)got;
+        add_short(self, s, out, (size_t)got);
+        return 0;
+    }
+    size_t before = sink->len;
+    if (emit_pending_piece(self, sink, text, &s->p) < 0) return -1;
+    /* A merged piece, its ids at the sink's end, goes into the table too; not from a count, which may not
+     * write them (emit_merged_piece), nor a token that merges (not the table's to hold). */
+    if (s->p.rank == TK_NO_RANK && !sink->counting) add_short(self, s, sink->ids + before, sink->len - before);
+    return 0;
+}
+
 static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
     if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
+    build_short_table(self, len);
     size_t pos = 0, start;
     int found;
     tk_split_iter iter;
@@ -312,26 +472,25 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
         PyErr_NoMemory();
         return -1;
     }
-    tk_pending_piece ring[TK_PIECE_LEAD]; /* the pieces found, emitted TK_PIECE_LEAD pieces later */
+    short_pending ring[TK_PIECE_LEAD]; /* the pieces found, emitted TK_PIECE_LEAD pieces later */
     size_t k = 0;
     int failed = 0;
     while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
         if (pos == start) continue;
-        tk_pending_piece *slot = &ring[k & (TK_PIECE_LEAD - 1)];
-        if (k >= TK_PIECE_LEAD && emit_pending_piece(self, sink, text, slot) < 0) {
+        short_pending *slot = &ring[k & (TK_PIECE_LEAD - 1)];
+        if (k >= TK_PIECE_LEAD && emit_short(self, sink, text, slot) < 0) {
             failed = 1;
             break;
         }
-        tk_prepare_piece(&self->table, text, len, start, pos - start, slot);
-        if (k >= TK_RESOLVE_LEAD)
-            tk_resolve_piece(&self->table, &self->cache, text, &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)]);
+        prepare_short(self, text, len, start, pos - start, slot);
+        if (k >= TK_RESOLVE_LEAD) resolve_short(self, text, len, &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)]);
         k++;
     }
     for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && !failed && found == 0; j++) {
-        tk_pending_piece *p = &ring[j & (TK_PIECE_LEAD - 1)];
+        short_pending *p = &ring[j & (TK_PIECE_LEAD - 1)];
         if (j + TK_RESOLVE_LEAD >= k) /* the loop did not look it up */
-            tk_resolve_piece(&self->table, &self->cache, text, p);
-        if (emit_pending_piece(self, sink, text, p) < 0) failed = 1;
+            resolve_short(self, text, len, p);
+        if (emit_short(self, sink, text, p) < 0) failed = 1;
     }
     tk_split_iter_free(&iter);
     if (found < 0) PyErr_NoMemory();
@@ -682,6 +841,16 @@ static PyObject *BpeCore_cache_stats(BpeCore *self, PyObject *Py_UNUSED(ignored)
                          (Py_ssize_t)(2 * cache->capacity));
 }
 
+static PyObject *BpeCore_short_table_stats(BpeCore *self, PyObject *Py_UNUSED(ignored)) {
+    if (require_ready(self) < 0) return NULL;
+    static const char *const states[] = {"waiting", "building", "ready", "none"};
+    const tk_short_table *t = &self->shorts;
+    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:O,s:n}", "state", states[self->shorts_state], "tokens",
+                         (Py_ssize_t)t->n_tokens, "added", (Py_ssize_t)t->n_added, "max_added", (Py_ssize_t)t->max_added,
+                         "all_tokens", t->all_tokens ? Py_True : Py_False, "bytes",
+                         (Py_ssize_t)(t->entries ? (t->mask + 1) * sizeof *t->entries + t->more_cap * sizeof *t->more : 0));
+}
+
 /* Text given as parts, walked by native/text_parts.c with this core's text path. */
 static int parts_text(void *core, void *sink, const uint8_t *text, size_t len) {
     return emit_text((BpeCore *)core, (Sink *)sink, text, len);
@@ -733,6 +902,9 @@ static void release_tables(BpeCore *self) {
     self->ready = 0;
     tk_rank_table_free(&self->table);
     tk_piece_cache_free(&self->cache);
+    tk_short_table_free(&self->shorts);
+    self->shorts_state = SHORTS_WAITING;
+    self->shorts_bytes_seen = 0;
     tk_cache_pool_free(&self->worker_caches);
     tk_pair_table_free(&self->pairs);
     tk_merge_index_free(&self->merge_index);
@@ -868,14 +1040,20 @@ out_of_memory:
 
 static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"ranks", "pattern", "cache_capacity", "max_cached_piece_bytes", "hash_seed", "merges",
-                               "ignore_merges", "merge_index", NULL};
+                               "ignore_merges", "merge_index", "short_table_after", NULL};
     PyObject *ranks, *pattern_name, *merges = Py_None;
     int ignore_merges = 1, use_merge_index = 1;
-    Py_ssize_t cache_capacity = 65536, max_key_len = 128;
+    Py_ssize_t cache_capacity = 65536, max_key_len = 128, short_table_after = TK_SHORT_TABLE_AFTER_BYTES;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnKOpp", keywords, &PyDict_Type, &ranks, &pattern_name,
-                                     &cache_capacity, &max_key_len, &seed, &merges, &ignore_merges, &use_merge_index))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnKOppn", keywords, &PyDict_Type, &ranks, &pattern_name,
+                                     &cache_capacity, &max_key_len, &seed, &merges, &ignore_merges, &use_merge_index,
+                                     &short_table_after))
         return -1;
+    if (short_table_after < -1) {
+        PyErr_SetString(PyExc_ValueError, "short_table_after must be -1 (never), 0 (at the first text) or more bytes");
+        return -1;
+    }
+    self->shorts_after = short_table_after < 0 ? SIZE_MAX : (size_t)short_table_after;
     self->pair_rule = merges != Py_None;
     self->whole_piece_shortcut = !self->pair_rule || ignore_merges;
     /* The cache's arena offsets are 32-bit: at 64 bytes per entry the capacity must stay below 2**26. */
@@ -1022,6 +1200,8 @@ static PyMethodDef BpeCore_methods[] = {
      "encode_batch(texts, num_threads, count=False, flag=None) -> ids (or counts) of each text, without the GIL; "
      "with flag=(str, ...): (ids or counts, indices of the texts containing one of them)"},
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
+    {"short_table_stats", (PyCFunction)BpeCore_short_table_stats, METH_NOARGS,
+     "short_table_stats() -> {state, tokens, added, max_added, all_tokens, bytes} (short_table.h)"},
     {"count_parts", (PyCFunction)BpeCore_count_parts, METH_VARARGS, "count_parts(parts, ends) -> tokens per run (text_parts.h)"},
     {"count_messages", (PyCFunction)(void (*)(void))BpeCore_count_messages, METH_FASTCALL,
      "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) -> None or (total, counts) "

@@ -13,6 +13,7 @@
  *   merge_index.c  the same rule looked up through the vocabulary (merged token -> its merges), when every
  *                  merge joins bytes (byte-level lists do): the rank rule's cheap lookups
  *   piece_cache.c  bounded two-generation cache piece -> ids
+ *   short_table.c  pieces of <= 15 bytes -> ids, tokens and merged pieces in one table (short_table.h)
  *   table_memory.c memory for the tables probed at random, on transparent huge pages when >= 2 MiB
  *   pretokenize.c  hand-written scanners for the hottest split patterns (GPT-2, cl100k, o200k, Llama 3,
  *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other;
@@ -409,6 +410,16 @@ ptrdiff_t tk_piece_cache_get(tk_piece_cache *cache, const uint8_t *key, size_t l
 void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, uint64_t hash,
                         const uint32_t *ids, size_t n_ids);
 
+/* The piece-cache slots of a piece that is no token (p->hash set), fetched ahead of tk_piece_cache_get: when
+ * its length is one the cache holds and the rank rule does not merge without it (TK_UNCACHED_PIECE_BYTES). */
+static inline void tk_prefetch_cached(const tk_piece_cache *cache, const tk_pending_piece *p) {
+    if (p->len <= TK_UNCACHED_PIECE_BYTES || !p->hash || !cache || !cache->capacity || p->len > cache->max_key_len)
+        return;
+    size_t i = p->hash & cache->slot_mask;
+    __builtin_prefetch(&cache->generations[0].slots[i], 0, 3);
+    __builtin_prefetch(&cache->generations[1].slots[i], 0, 3);
+}
+
 /* The whole-piece lookup of a prepared piece (tk_prepare_piece), into p->rank. A piece that is no token, of
  * more than TK_UNCACHED_PIECE_BYTES (the rank rule merges shorter ones without the cache) and at most the
  * cache's longest key, has the slot of its hash prefetched in both generations of `cache` (NULL: none),
@@ -417,12 +428,7 @@ void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, u
 static inline void tk_resolve_piece(const tk_rank_table *table, const tk_piece_cache *cache, const uint8_t *text,
                                     tk_pending_piece *p) {
     p->rank = tk_rank_of_prepared(table, text, p);
-    if (p->rank != TK_NO_RANK || p->len <= TK_UNCACHED_PIECE_BYTES || !p->hash || !cache || !cache->capacity ||
-        p->len > cache->max_key_len)
-        return;
-    size_t i = p->hash & cache->slot_mask;
-    __builtin_prefetch(&cache->generations[0].slots[i], 0, 3);
-    __builtin_prefetch(&cache->generations[1].slots[i], 0, 3);
+    if (p->rank == TK_NO_RANK) tk_prefetch_cached(cache, p);
 }
 
 /* ---- pre-splitting ------------------------------------------------------------------------------ */

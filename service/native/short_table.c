@@ -1,0 +1,135 @@
+/* The short-piece table (short_table.h): its build from the rank table, inserts. */
+#include "short_table.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Masks keeping the first min(len, 8) bytes in the low word and the next max(len - 8, 0) in the high one. */
+#define LOW(n) ((n) >= 8 ? ~0ull : (1ull << (8 * (n))) - 1)
+#define HIGH(n) ((n) <= 8 ? 0ull : (1ull << (8 * ((n) - 8))) - 1)
+const uint64_t tk_short_low_mask[TK_SHORT_MAX_LEN + 1] = {
+    LOW(0), LOW(1), LOW(2), LOW(3), LOW(4), LOW(5), LOW(6), LOW(7),
+    LOW(8), LOW(9), LOW(10), LOW(11), LOW(12), LOW(13), LOW(14), LOW(15)};
+const uint64_t tk_short_high_mask[TK_SHORT_MAX_LEN + 1] = {
+    HIGH(0), HIGH(1), HIGH(2), HIGH(3), HIGH(4), HIGH(5), HIGH(6), HIGH(7),
+    HIGH(8), HIGH(9), HIGH(10), HIGH(11), HIGH(12), HIGH(13), HIGH(14), HIGH(15)};
+
+void tk_short_table_free(tk_short_table *table) {
+    tk_table_memory_free(&table->memory);
+    free(table->more);
+    memset(table, 0, sizeof *table);
+}
+
+int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t hash, const uint32_t *ids, uint32_t n,
+                       uint32_t flags) {
+    if (!table->entries || n == 0 || n > TK_SHORT_MAX_LEN) return 0;
+    if (n > TK_SHORT_INLINE_IDS && table->more_used + n > table->more_cap) return 0;
+    uint64_t i = hash & table->mask;
+    for (int probe = 0; probe < TK_SHORT_MAX_PROBES; probe++) {
+        tk_short_entry *e = &table->entries[i];
+        if (e->key.lo == key->lo && e->key.hi == key->hi) return 1;
+        if (!e->key.hi) {
+            if (n <= TK_SHORT_INLINE_IDS) {
+                memcpy(e->ids, ids, n * sizeof *ids);
+            } else {
+                memcpy(table->more + table->more_used, ids, n * sizeof *ids);
+                e->ids[0] = (uint32_t)table->more_used;
+                table->more_used += n;
+            }
+            e->n = n | flags;
+            e->key = *key;
+            return 1;
+        }
+        i = (i + 1) & table->mask;
+    }
+    return 0;
+}
+
+/* Calls `visit(ctx, bytes, len, rank)` for every token of at most TK_SHORT_MAX_LEN bytes in `rank_table`
+ * (with `merges_to_itself`: only the ranks it marks), its bytes rebuilt from the slot's prefix and, past 8
+ * bytes, the record's last 8 (rank_table.c); 16 bytes may be read from `bytes`. */
+static void each_short_token(const tk_rank_table *rank_table, const uint8_t *merges_to_itself, void *ctx,
+                             void (*visit)(void *, const uint8_t *, size_t, uint32_t)) {
+    uint8_t bytes[24] = {0};
+    for (int b = 0; b < 256; b++) {
+        uint32_t rank = rank_table->byte_rank[b];
+        if (rank == TK_NO_RANK || (merges_to_itself && !merges_to_itself[rank])) continue;
+        bytes[0] = (uint8_t)b;
+        visit(ctx, bytes, 1, rank);
+    }
+    for (int pair = 0; pair < 65536; pair++) {
+        uint32_t rank = rank_table->pair_rank[pair];
+        if (rank == TK_NO_RANK || (merges_to_itself && !merges_to_itself[rank])) continue;
+        bytes[0] = (uint8_t)(pair >> 8);
+        bytes[1] = (uint8_t)pair;
+        visit(ctx, bytes, 2, rank);
+    }
+    for (uint64_t i = 0; i <= rank_table->mask; i++) {
+        const tk_rank_slot *slot = &rank_table->slots[i];
+        size_t len = slot->len;
+        if (len < 3 || len > TK_SHORT_MAX_LEN) continue;
+        memset(bytes, 0, sizeof bytes);
+        memcpy(bytes, &slot->prefix, 8);
+        uint32_t rank = slot->rank;
+        if (len > 8) { /* the slot names the record: the rank, then the token's last 8 bytes (it has < 16) */
+            const uint8_t *record = rank_table->bytes + slot->rank;
+            memcpy(&rank, record, 4);
+            memcpy(bytes + len - 8, record + 4, 8);
+        }
+        if (merges_to_itself && !merges_to_itself[rank]) continue;
+        visit(ctx, bytes, len, rank);
+    }
+}
+
+typedef struct {
+    size_t n_tokens;
+    size_t n_ranks;        /* highest rank + 1 */
+    tk_short_key *by_rank; /* the keys of the tokens by rank (hi 0: no such token) */
+} token_listing;
+
+static void count_token(void *ctx, const uint8_t *bytes, size_t len, uint32_t rank) {
+    token_listing *listing = ctx;
+    (void)bytes, (void)len;
+    listing->n_tokens++;
+    if (rank >= listing->n_ranks) listing->n_ranks = (size_t)rank + 1;
+}
+
+static void list_token(void *ctx, const uint8_t *bytes, size_t len, uint32_t rank) {
+    token_listing *listing = ctx;
+    listing->by_rank[rank] = tk_short_key_of(bytes, len, 16);
+}
+
+int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table, const uint8_t *merges_to_itself,
+                         size_t max_added, uint64_t seed) {
+    memset(table, 0, sizeof *table);
+    token_listing listing = {0, 0, NULL};
+    each_short_token(rank_table, merges_to_itself, &listing, count_token);
+    size_t want = listing.n_tokens + max_added, slots = 1024;
+    while (slots < want + want / 2) slots <<= 1; /* load <= 2/3 */
+    table->n_tokens = listing.n_tokens;
+    table->more_cap = 4 * max_added; /* 4 ids each if every merged piece had more than 3 */
+    table->more = table->more_cap ? malloc(table->more_cap * sizeof *table->more) : NULL;
+    table->entries = tk_table_memory_alloc(&table->memory, slots * sizeof *table->entries);
+    listing.by_rank = calloc(listing.n_ranks ? listing.n_ranks : 1, sizeof *listing.by_rank);
+    if (!table->entries || (table->more_cap && !table->more) || !listing.by_rank) {
+        free(listing.by_rank);
+        tk_short_table_free(table);
+        return -1;
+    }
+    table->mask = slots - 1;
+    table->seed = seed * 0x94d049bb133111ebull + 0x2545f4914f6cdd1dull; /* not the rank table's hash */
+    table->max_added = max_added;
+    /* Inserted by rank, lowest first: BPE's first merges are its most frequent tokens, which then sit in
+     * their home slot (one line read) and leave the longer probes to rare ones (measured: docs/decisions.md). */
+    each_short_token(rank_table, merges_to_itself, &listing, list_token);
+    size_t refused = 0;
+    for (size_t rank = 0; rank < listing.n_ranks; rank++) {
+        const tk_short_key *key = &listing.by_rank[rank];
+        if (!key->hi) continue;
+        uint32_t id = (uint32_t)rank;
+        refused += !tk_short_table_put(table, key, tk_short_hash(table, key), &id, 1, 0);
+    }
+    free(listing.by_rank);
+    table->all_tokens = refused == 0;
+    return 0;
+}

@@ -1,0 +1,118 @@
+/* The short-piece table: the ids of pieces of at most TK_SHORT_MAX_LEN bytes, tokens and merged pieces
+ * alike, in one open-addressing table with the ids inline (module.c's loop over the pieces of a text).
+ *
+ *   tk_short_table t;
+ *   tk_short_table_build(&t, &rank_table, NULL, 65536, seed);    every token, room for 65,536 merged pieces
+ *   tk_short_key k = tk_short_key_of(piece, len, readable);
+ *   uint64_t h = tk_short_hash(&t, &k);   __builtin_prefetch(tk_short_slot(&t, h));   ... a few pieces later:
+ *   const tk_short_entry *e = tk_short_find(&t, &k, h);   e: tk_short_ids(&t, e)[0 .. e->n & 0xff); NULL: not held
+ *   tk_short_table_put(&t, &k, h, ids, n, TK_SHORT_ADDED);  a merged piece's ids, while tk_short_table_has_room
+ *
+ * Why one table: the loop over pieces otherwise branches on a piece's length (1-2 bytes: direct arrays;
+ * 3-8: the rank slots; 9+: a slot, then the token's record) and then on whether it is a token (if not: the
+ * piece cache's slot, entry and arena, in two generations); the kind of the next piece is as good as
+ * random to the branch predictor, and each of those reads is a cache miss of its own. Here a piece of up
+ * to 15 bytes is a key of two words, one probe of a line fetched a few pieces earlier, one compare, and its
+ * ids. (fastokens' per-thread "pretoken cache" is of this kind: docs/decisions.md.)
+ *
+ * A miss proves nothing by itself (an insert that would probe further than TK_SHORT_MAX_PROBES is dropped):
+ * `all_tokens` says whether every token the build was asked for is in, so that a miss proves a piece is no
+ * such token. Entries are never removed; merged pieces are added until max_added of them (or the ids of
+ * those of more than TK_SHORT_INLINE_IDS fill `more`), after which the piece cache takes new ones. So the
+ * memory is fixed when the table is built: 32 bytes a slot, slots the power of two >= 1.5 x (tokens of
+ * <= 15 bytes + max_added), and 16 bytes per max_added for `more` (cl100k_base with 65,536: 8 MiB + 1 MiB;
+ * o200k_base: 16 MiB + 1 MiB).
+ *
+ * Not thread-safe: module.c reads and writes it with the GIL held only. */
+#ifndef TOKEND_SHORT_TABLE_H
+#define TOKEND_SHORT_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokend_native.h"
+
+#define TK_SHORT_MAX_LEN 15
+#define TK_SHORT_INLINE_IDS 3
+#define TK_SHORT_MAX_PROBES 64 /* linear probing at load 0.4 over 2^18 slots makes runs of 20-40 */
+#define TK_SHORT_ADDED 0x100u /* in tk_short_entry.n: a merged piece's entry, not a token's */
+
+/* A piece's bytes zero-padded to 16, its length in the last byte (so "a" and "a\0" differ); hi == 0: an
+ * empty slot (every key has a length >= 1). */
+typedef struct {
+    uint64_t lo, hi;
+} tk_short_key;
+
+typedef struct {
+    tk_short_key key;
+    uint32_t ids[TK_SHORT_INLINE_IDS]; /* n <= 3: the ids; more: ids[0] is where they start in `more` */
+    uint32_t n;                        /* how many ids (low byte), | TK_SHORT_ADDED for a merged piece */
+} tk_short_entry;                      /* 32 bytes: two a cache line */
+
+typedef struct {
+    tk_short_entry *entries; /* NULL: no table */
+    uint64_t mask;
+    uint64_t seed;
+    size_t n_tokens, n_added, max_added;
+    uint32_t *more;          /* ids of the entries of more than TK_SHORT_INLINE_IDS, back to back */
+    size_t more_used, more_cap;
+    int all_tokens;          /* every token asked for is in: a miss proves a piece is none of them */
+    tk_table_memory memory;
+} tk_short_table;
+
+/* The table of the tokens of `rank_table` of at most TK_SHORT_MAX_LEN bytes (with `merges_to_itself`:
+ * only the ranks it marks, the tokens a piece equal to encodes to alone under the pair rule; NULL: all),
+ * their id their rank, with room for max_added merged pieces. 0, or -1 when out of memory (then the table
+ * is empty: entries NULL). Touches no Python object: runs without the GIL. */
+int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table, const uint8_t *merges_to_itself,
+                         size_t max_added, uint64_t seed);
+void tk_short_table_free(tk_short_table *table);
+/* Adds a piece's ids (1 <= n <= TK_SHORT_MAX_LEN; `flags`: 0 or TK_SHORT_ADDED); 1 when added or already
+ * there, 0 when dropped (too many probes, or no room in `more`). Callers add merged pieces only while
+ * tk_short_table_has_room, and count them in n_added. */
+int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t hash, const uint32_t *ids, uint32_t n,
+                       uint32_t flags);
+
+static inline int tk_short_table_has_room(const tk_short_table *table) {
+    return table->n_added < table->max_added && table->more_used + TK_SHORT_MAX_LEN <= table->more_cap;
+}
+
+extern const uint64_t tk_short_low_mask[TK_SHORT_MAX_LEN + 1], tk_short_high_mask[TK_SHORT_MAX_LEN + 1];
+
+/* The key of piece[0, len) (1 <= len <= 15); `readable`: bytes that may be read from piece on (>= len). */
+static inline tk_short_key tk_short_key_of(const uint8_t *piece, size_t len, size_t readable) {
+    uint64_t w[2] = {0, 0};
+    if (__builtin_expect(readable >= 16, 1))
+        __builtin_memcpy(w, piece, 16);
+    else
+        __builtin_memcpy(w, piece, len);
+    return (tk_short_key){w[0] & tk_short_low_mask[len], (w[1] & tk_short_high_mask[len]) | (uint64_t)len << 56};
+}
+
+/* Seeded per table (the core's secret seed), so no input can be made to collide ahead of time. */
+static inline uint64_t tk_short_hash(const tk_short_table *table, const tk_short_key *key) {
+    uint64_t h = (key->lo ^ table->seed) * 0x9e3779b97f4a7c15ull;
+    h ^= (key->hi + (h >> 29)) * 0xbf58476d1ce4e5b9ull;
+    return h ^ (h >> 31);
+}
+
+static inline const tk_short_entry *tk_short_slot(const tk_short_table *table, uint64_t hash) {
+    return &table->entries[hash & table->mask];
+}
+
+static inline const tk_short_entry *tk_short_find(const tk_short_table *table, const tk_short_key *key, uint64_t hash) {
+    uint64_t i = hash & table->mask;
+    for (int probe = 0; probe < TK_SHORT_MAX_PROBES; probe++) {
+        const tk_short_entry *e = &table->entries[i];
+        if (e->key.lo == key->lo && e->key.hi == key->hi) return e;
+        if (!e->key.hi) return NULL;
+        i = (i + 1) & table->mask;
+    }
+    return NULL;
+}
+
+static inline const uint32_t *tk_short_ids(const tk_short_table *table, const tk_short_entry *e) {
+    return (e->n & 0xff) <= TK_SHORT_INLINE_IDS ? e->ids : table->more + e->ids[0];
+}
+
+#endif

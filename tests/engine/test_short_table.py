@@ -1,0 +1,209 @@
+"""The short-piece table (native/short_table.h), seen through `BpeCore.short_table_stats()`: the ids of
+pieces of at most 15 bytes, tokens and merged pieces alike, in one table that the loop over the pieces of a
+text under 64 KiB reads first. A core builds it once it has encoded `short_table_after` bytes of text that
+way (256 KiB by default; 0: at the first text; -1: never):
+
+    >>> core = BpeCore(ranks, "cl100k", short_table_after=0)
+    >>> core.short_table_stats()["state"]
+    'waiting'
+    >>> core.encode(" xyzzyq xyzzyq") == tiktoken_ids(" xyzzyq xyzzyq")   # built, then merged once, then found
+    True
+    >>> stats = core.short_table_stats(); (stats["state"], stats["added"], stats["all_tokens"])
+    ('ready', 1, True)
+
+Held to tiktoken (the rank rule) and to the Python pair-rule reference, on every kind of piece, on first
+passes (merged and added) and later ones (found), with a table too small for the text, and while another
+thread encodes during the build.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import threading
+from array import array
+
+import pytest
+import tiktoken
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tokend
+from tokend.engine._native import BpeCore
+from tokend.engine.pair_bpe import pair_byte_pair_encode
+
+_NATIVE = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
+_DEFAULT_AFTER = 256 * 1024
+_MAX_ADDED = 65536
+
+
+@functools.lru_cache(maxsize=None)
+def _ranks(name: str) -> dict[bytes, int]:
+    return dict(tokend.get_encoding(name)._mergeable_ranks)
+
+
+@functools.lru_cache(maxsize=None)
+def _oracle(name: str) -> tiktoken.Encoding:
+    return tiktoken.get_encoding(name)
+
+
+def _core(name: str, **options) -> BpeCore:
+    return BpeCore(_ranks(name), _NATIVE[name], **({"short_table_after": 0} | options))
+
+
+def _pieces_with_ids(name: str, count_ids) -> list[str]:
+    """Pieces of 3-15 bytes of mixed text whose tiktoken ids number `count_ids(n)`-true."""
+    oracle, rng, found = _oracle(name), random.Random(7), []
+    alphabet = "qxzjkvwbfgyp" + "éüßøñçåæ" + "жщъыэюя" + "中文字典" + "🙂🚀"
+    while len(found) < 12:
+        word = " " + "".join(rng.choice(alphabet) for _ in range(rng.randint(2, 6)))
+        if len(word.encode()) <= 15 and count_ids(len(oracle.encode_ordinary(word))) and oracle.encode_ordinary(word):
+            if len(oracle.encode_ordinary(word)) > 1:
+                found.append(word)
+    return found
+
+
+def _check(core: BpeCore, name: str, text: str) -> None:
+    expected = _oracle(name).encode_ordinary(text)
+    assert core.encode(text) == expected, text
+    assert core.count(text) == len(expected), text
+
+
+def test_a_default_core_builds_it_after_256_kib_of_text_and_never_when_told():
+    core = BpeCore(_ranks("cl100k_base"), "cl100k")
+    text = "The quick brown fox jumps over the lazy dog. " * 1000  # 45,000 bytes
+    seen = 0
+    while seen + len(text) < _DEFAULT_AFTER:
+        core.count(text)
+        seen += len(text)
+    assert core.short_table_stats()["state"] == "waiting"
+    core.count(text)
+    assert core.short_table_stats()["state"] == "ready"
+    never = BpeCore(_ranks("cl100k_base"), "cl100k", short_table_after=-1)
+    for _ in range(8):
+        never.count(text)
+    assert never.short_table_stats() == {"state": "none", "tokens": 0, "added": 0, "max_added": 0,
+                                         "all_tokens": False, "bytes": 0}
+    with pytest.raises(ValueError, match="short_table_after"):
+        BpeCore(_ranks("cl100k_base"), "cl100k", short_table_after=-2)
+
+
+def test_a_threshold_counts_the_bytes_of_texts_of_the_loop_only():
+    core = _core("cl100k_base", short_table_after=1000)
+    core.encode("a" * 999)
+    assert core.short_table_stats()["state"] == "waiting"
+    core.encode_batch(["b" * 5000], 1)  # the batch loop: no table, not counted
+    assert core.short_table_stats()["state"] == "waiting"
+    core.encode("c")
+    assert core.short_table_stats()["state"] == "ready"
+
+
+@pytest.mark.parametrize("name", list(_NATIVE))
+def test_it_holds_every_token_of_15_bytes_or_fewer_in_bounded_memory(name):
+    core = _core(name)
+    core.encode("hello")
+    stats = core.short_table_stats()
+    tokens = sum(len(token) <= 15 for token in _ranks(name))
+    assert stats["tokens"] == tokens and stats["all_tokens"]
+    slots = 1024
+    while slots < 1.5 * (tokens + _MAX_ADDED):
+        slots *= 2
+    assert stats["bytes"] == 32 * slots + 16 * _MAX_ADDED  # fixed when built, whatever comes after
+    assert stats["max_added"] == _MAX_ADDED
+
+
+# Every kind of piece the table tells apart or hands on: 1 and 2 bytes, tokens of 3-8 and 9-15 bytes, a
+# token of 16+ bytes, pieces that are no token (1 merge result of <= 5 bytes, of 6-15 bytes with 2-3 ids and
+# with more), and pieces past 15 bytes (the rank table and the piece cache).
+_KINDS = ["a", " b", " the", " international", " responsibilities", "!", "\n\n", "123", " xqzv", " qwxzvkjq",
+          " zzqxjvkwqzzqxj", " zzqxjvkwqzzqxjv", " zzqxjvkwqzzqxjvk", " " + "qj" * 40]
+
+
+@pytest.mark.parametrize("name", list(_NATIVE))
+def test_every_kind_of_piece_first_merged_then_found(name):
+    core = _core(name)
+    kinds = _KINDS + _pieces_with_ids(name, lambda n: n > 3) + _pieces_with_ids(name, lambda n: n <= 3)
+    text = "".join(kinds)
+    _check(core, name, text)  # built at this text's start: its pieces that are no token merged and added
+    added = core.short_table_stats()["added"]
+    assert added >= 8
+    hits, misses = core.cache_stats()[:2]
+    _check(core, name, text)  # ... now found: hits, and no more misses
+    assert core.short_table_stats()["added"] == added
+    assert core.cache_stats()[0] > hits and core.cache_stats()[1] == misses
+    for shift in range(len(kinds)):  # each kind last: fewer than 16 bytes readable after its start
+        _check(core, name, "".join(kinds[shift:] + kinds[:shift]))
+        _check(core, name, kinds[shift])
+
+
+@pytest.mark.parametrize("name", list(_NATIVE))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(st.sampled_from("abcxyzqj EÉé\n'1209.,!?жщ中文🙂\u0301"), max_size=80))
+def test_random_text_twice(name, text):
+    core = _shared_core(name)
+    _check(core, name, text)
+    _check(core, name, text)
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_core(name: str) -> BpeCore:
+    return _core(name)
+
+
+def test_a_full_table_hands_new_pieces_to_the_piece_cache():
+    core = _core("cl100k_base", cache_capacity=8)  # room for 8 merged pieces (fewer when they have > 3 ids)
+    rng = random.Random(3)
+    words = [" " + "".join(rng.choice("qxzjkvw") for _ in range(rng.randint(6, 12))) for _ in range(200)]
+    for _ in range(2):
+        for start in range(0, len(words), 20):
+            _check(core, "cl100k_base", "".join(words[start:start + 20]))
+    stats = core.short_table_stats()
+    assert 0 < stats["added"] <= stats["max_added"] == 8
+    assert core.cache_stats()[2] > 0  # the rest went to the piece cache
+
+
+def test_no_cache_means_tokens_only():
+    core = _core("cl100k_base", cache_capacity=0)
+    _check(core, "cl100k_base", "".join(_KINDS) * 2)
+    assert core.short_table_stats()["added"] == 0 and core.short_table_stats()["all_tokens"]
+
+
+def test_the_pair_rule_keeps_a_token_that_does_not_merge_to_itself_out():
+    # "abc" is a token, but its piece merges b+c first and then nothing: [a, bc], not [abc].
+    vocabulary = {bytes([b]): b for b in range(256)} | {b"bc": 256, b"ab": 257, b"abc": 258}
+    merges = [(98, 99, 256), (97, 98, 257), (257, 99, 258)]
+    flat = array("I", [value for merge in merges for value in merge])
+    core = BpeCore(vocabulary, "gpt2", merges=flat, ignore_merges=False, short_table_after=0)
+    byte_ids = {b: b for b in range(256)}
+    pairs = {(left, right): (place, merged) for place, (left, right, merged) in enumerate(merges)}
+    for text in ["abc abc ab bc abcab", "abc", " abc abc"]:
+        expected = [i for piece in core.split(text) for i in pair_byte_pair_encode(piece.encode(), byte_ids, pairs)]
+        assert core.encode(text) == core.encode(text) == expected
+        assert core.count(text) == len(expected)
+    assert core.encode("abc") == [97, 256]
+    assert core.short_table_stats()["all_tokens"]
+    with_shortcut = BpeCore(vocabulary, "gpt2", merges=flat, ignore_merges=True, short_table_after=0)
+    assert with_shortcut.encode("abc") == with_shortcut.encode("abc") == [258]
+
+
+def test_other_threads_encode_while_it_is_built():
+    # The build runs without the GIL: the other threads' texts go the rank table's way meanwhile.
+    name = "o200k_base"
+    rng = random.Random(11)
+    texts = ["".join(rng.choice(_KINDS) for _ in range(rng.randint(1, 40))) for _ in range(200)]
+    expected = [_oracle(name).encode_ordinary(text) for text in texts]
+    for _ in range(3):
+        core = _core(name, short_table_after=4096)
+        failures: list[int] = []
+
+        def work(seed: int) -> None:
+            order = random.Random(seed).sample(range(len(texts)), len(texts))
+            failures.extend(i for i in order if core.encode(texts[i]) != expected[i])
+
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        assert core.short_table_stats()["state"] == "ready"
