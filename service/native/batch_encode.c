@@ -66,13 +66,30 @@ static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, c
     return n;
 }
 
-/* A prepared piece of the item's text (tk_pending_piece) into the worker's buffer, or counted in *count: a
- * TK_BATCH_* status. */
-static int encode_pending_piece(batch_worker *worker, const tk_batch_item *item, const tk_pending_piece *p,
+/* A prepared piece of the item's text (tk_short_pending) into the worker's buffer, or counted in *count: a
+ * TK_BATCH_* status. The workers only read the short table (its merged pieces are added by the core's
+ * callers that hold the GIL). */
+static int encode_pending_piece(batch_worker *worker, const tk_batch_item *item, const tk_short_pending *s,
                                 size_t *count) {
     const tk_batch_model *model = worker->job->model;
     tk_batch_buffer *buffer = worker->buffer;
     int counting = worker->job->counting;
+    uint32_t n_short = s->n_short & 0xff;
+    if (__builtin_expect(n_short != 0, 1)) { /* found in the short table (TK_SHORT_MERGE is never set here) */
+        if ((s->n_short & TK_SHORT_ADDED) && worker->cache) worker->cache->hits++; /* as module.c counts them */
+        if (counting) {
+            *count += n_short;
+            return TK_BATCH_OK;
+        }
+        if (reserve(buffer, TK_SHORT_MAX_LEN) < 0) return TK_BATCH_NO_MEMORY;
+        if (__builtin_expect(n_short <= TK_SHORT_INLINE_IDS, 1))
+            memcpy(buffer->ids + buffer->len, s->ids, sizeof s->ids); /* 3 ids: room for 15 was made */
+        else
+            memcpy(buffer->ids + buffer->len, s->many, n_short * sizeof *s->many);
+        buffer->len += n_short;
+        return TK_BATCH_OK;
+    }
+    const tk_pending_piece *p = &s->p;
     size_t len = p->len;
     if (len >= UINT32_MAX) return TK_BATCH_PIECE_TOO_LONG; /* the merge names positions with 32 bits */
     /* Counted, a piece too long to cache needs no room for its ids (the merge counts them). */
@@ -96,23 +113,24 @@ static int encode_item(batch_worker *worker, tk_batch_item *item) {
     buffer->len = 0;
     int status = TK_BATCH_OK, found;
     tk_split_iter iter;
-    tk_pending_piece ring[TK_PIECE_LEAD]; /* the pieces found, encoded TK_PIECE_LEAD pieces later */
+    tk_short_pending ring[TK_PIECE_LEAD]; /* the pieces found, encoded TK_PIECE_LEAD pieces later */
     if (reserve(buffer, counting ? 64 : item->len / 3 + 16) < 0 ||
         tk_split_iter_init(&iter, model->split, item->text, item->len) < 0)
         return TK_BATCH_NO_MEMORY;
     while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
         if (pos == start) continue; /* an empty match: no ids */
-        tk_pending_piece *slot = &ring[k & (TK_PIECE_LEAD - 1)];
+        tk_short_pending *slot = &ring[k & (TK_PIECE_LEAD - 1)];
         if (k >= TK_PIECE_LEAD && (status = encode_pending_piece(worker, item, slot, &count)) != TK_BATCH_OK) break;
-        tk_prepare_piece(model->table, item->text, item->len, start, pos - start, slot);
+        tk_short_prepare(model->shorts, model->table, item->text, item->len, start, pos - start, slot);
         if (k >= TK_RESOLVE_LEAD)
-            tk_resolve_piece(model->table, worker->cache, item->text, &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)]);
+            tk_short_resolve(model->shorts, model->table, worker->cache, item->text, item->len,
+                             &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)], 0);
         k++;
     }
     for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && status == TK_BATCH_OK && found == 0; j++) {
-        tk_pending_piece *p = &ring[j & (TK_PIECE_LEAD - 1)];
+        tk_short_pending *p = &ring[j & (TK_PIECE_LEAD - 1)];
         if (j + TK_RESOLVE_LEAD >= k) /* the loop did not look it up */
-            tk_resolve_piece(model->table, worker->cache, item->text, p);
+            tk_short_resolve(model->shorts, model->table, worker->cache, item->text, item->len, p, 0);
         status = encode_pending_piece(worker, item, p, &count);
     }
     if (found < 0) status = TK_BATCH_NO_MEMORY;

@@ -2,7 +2,9 @@
  *
  * module.c converts the texts to UTF-8 with the GIL held, hands this file plain byte ranges and releases
  * the GIL for the whole batch. Nothing here touches a Python object or the core's shared piece cache: each
- * worker reads the immutable tables (rank table, pair table, splitter) and writes only its own scratch
+ * worker reads the immutable tables (rank table, pair table, splitter), the short-piece table (which a
+ * thread holding the GIL may add to meanwhile: short_table.h says how readers see whole entries only),
+ * and writes only its own scratch
  * buffer, its own piece cache (checked out of the core's pool of worker caches, taken and given back with
  * the GIL held, so the pool needs no lock) and the items it took.
  *
@@ -11,7 +13,7 @@
  * array of its own and the item is queued; the calling thread, between the items it encodes itself, takes
  * the GIL back and turns the queued items into lists while the other workers go on encoding.
  *
- *   tk_batch_model model = {&table, NULL, NULL, NULL, 1, splitter, seed, n_ranks};
+ *   tk_batch_model model = {&table, NULL, NULL, NULL, 1, splitter, seed, n_ranks, NULL};
  *   tk_batch_item items[2] = {{text0, len0}, {text1, len1}};
  *   tk_batch_job job;
  *   tk_batch_start(&job, &model, NULL, items, 2, 2, 0, caches, buffers);   starts the other thread
@@ -25,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "short_table.h"
 #include "split_program.h"
 #include "tokend_native.h"
 
@@ -45,6 +48,7 @@ typedef struct {
     const tk_splitter *split;
     uint64_t seed;
     size_t n_ranks;                    /* ranks 0..n_ranks-1 (tk_bpe_merge's bucket merge sizes by it) */
+    const tk_short_table *shorts;      /* the core's short-piece table, read only (NULL: none yet) */
 } tk_batch_model;
 
 typedef struct {

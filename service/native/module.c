@@ -236,11 +236,17 @@ static inline int emit_pending_piece(BpeCore *self, Sink *sink, const uint8_t *t
     return emit_ranked_piece(self, sink, text + p->start, p->len, 1, p->rank, p->hash);
 }
 
+/* The short table of this core when built (NULL before: the rank table's way). */
+static inline const tk_short_table *ready_shorts(const BpeCore *self) {
+    return self->shorts.entries ? &self->shorts : NULL;
+}
+
 /* This core's tables as the batch encoder reads them (batch_encode.h). */
 static tk_batch_model batch_model(const BpeCore *self) {
     return (tk_batch_model){&self->table, self->pair_rule && !self->merge_index.tokens ? &self->pairs : NULL,
                             self->merge_index.tokens ? &self->merge_index : NULL, self->merges_to_itself,
-                            self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects};
+                            self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects,
+                            ready_shorts(self)};
 }
 
 /* A worker cache back to the pool; its hits and misses go to the shared counters (cache_stats). */
@@ -307,10 +313,7 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
     return status;
 }
 
-/* The ids of a text into the sink. Big texts (TK_UNLOCKED_TEXT_BYTES) go without the GIL (above); small
- * ones are split and emitted with it, through the shared piece cache (releasing the GIL would cost more
- * than their whole encode). */
-/* The short-piece table is built once a core has encoded this much text in emit_text's loop: 8-16 MiB
+/* The short-piece table is built once a core has encoded this much text (any way): 9-17 MiB
  * (short_table.h) is paid by the models a process uses, not by every model of a registry it loads. */
 #define TK_SHORT_TABLE_AFTER_BYTES (256 * 1024)
 /* Merged pieces the table holds at most (fewer when the piece cache is smaller): the rest go to the piece
@@ -351,77 +354,20 @@ static void build_short_table(BpeCore *self, size_t len) {
     self->shorts_state = SHORTS_READY;
 }
 
-/* A piece on its way through emit_text's loop: tk_pending_piece, and its short-table key when it has one. */
-#define TK_SHORT_TO_RESOLVE UINT32_MAX /* n_short: a key made, not looked up yet */
-#define TK_SHORT_MERGE (UINT32_MAX - 1) /* n_short: no token, not held: merge it and add it to the table */
-typedef struct {
-    tk_pending_piece p;
-    tk_short_key key;
-    uint64_t short_hash;
-    uint32_t n_short;    /* TK_SHORT_*, or the table's n (ids | TK_SHORT_ADDED), or 0: the rank table's way */
-    int has_key;         /* key and short_hash are set */
-    uint32_t ids[TK_SHORT_INLINE_IDS]; /* a hit's ids, when they are inline */
-    const uint32_t *many;              /* a hit's ids */
-} short_pending;
-
-/* Found: a piece of <= 15 bytes gets its key and its table line fetched; a longer one (or any, without a
- * table) is prepared for the rank table (tk_prepare_piece). */
-static inline void prepare_short(const BpeCore *self, const uint8_t *text, size_t len, size_t start, size_t n,
-                                 short_pending *s) {
-    if (n <= TK_SHORT_MAX_LEN && self->shorts.entries) {
-        s->p.start = start;
-        s->p.len = n;
-        s->key = tk_short_key_of(text + start, n, len - start);
-        s->short_hash = tk_short_hash(&self->shorts, &s->key);
-        __builtin_prefetch(tk_short_slot(&self->shorts, s->short_hash), 0, 3);
-        s->n_short = TK_SHORT_TO_RESOLVE;
-        s->has_key = 1;
-        return;
-    }
-    s->n_short = 0;
-    s->has_key = 0;
-    tk_prepare_piece(&self->table, text, len, start, n, &s->p);
-}
-
-/* TK_RESOLVE_LEAD pieces later: looked up. A short piece the table lacks is no token when the table holds
- * them all: then it is merged when emitted, without the piece cache, and added (while the table has room;
- * once it is full, the piece cache's slots are fetched now and it takes the piece). Without all of them the
- * piece takes the rank table's way, unprefetched. */
-static inline void resolve_short(const BpeCore *self, const uint8_t *text, size_t len, short_pending *s) {
-    if (s->n_short == TK_SHORT_TO_RESOLVE) {
-        const tk_short_entry *e = tk_short_find(&self->shorts, &s->key, s->short_hash);
-        if (__builtin_expect(e != NULL, 1)) {
-            s->n_short = e->n;
-            __builtin_memcpy(s->ids, e->ids, sizeof s->ids);
-            s->many = tk_short_ids(&self->shorts, e);
-            return;
-        }
-        if (self->shorts.all_tokens) {
-            if (tk_short_table_has_room(&self->shorts)) {
-                s->n_short = TK_SHORT_MERGE;
-                return;
-            }
-            s->n_short = 0;
-            s->p.rank = TK_NO_RANK;
-            s->p.hash = tk_piece_hash(&self->table, text + s->p.start, s->p.len);
-            tk_prefetch_cached(&self->cache, &s->p);
-            return;
-        }
-        s->n_short = 0;
-        tk_prepare_piece(&self->table, text, len, s->p.start, s->p.len, &s->p);
-    }
-    tk_resolve_piece(&self->table, &self->cache, text, &s->p);
-}
-
 /* A merged short piece's ids (at `ids`) into the table, while it has room. */
-static inline void add_short(BpeCore *self, const short_pending *s, const uint32_t *ids, size_t n) {
-    if (!s->has_key || !tk_short_table_has_room(&self->shorts)) return;
-    if (tk_short_table_put(&self->shorts, &s->key, s->short_hash, ids, (uint32_t)n, TK_SHORT_ADDED))
+static inline void add_short(BpeCore *self, const tk_short_pending *s, const uint32_t *ids, size_t n) {
+    if (!s->has_key || s->p.len > self->cache.max_key_len || !tk_short_table_has_room(&self->shorts)) return;
+    if (tk_short_table_put(&self->shorts, &s->key, s->short_hash, ids, (uint32_t)n, TK_SHORT_ADDED) == 1)
         self->shorts.n_added++;
 }
 
+/* Merged pieces up to this length may be added to the short table now (0: none). */
+static inline size_t short_add_up_to(const BpeCore *self) {
+    return tk_short_table_has_room(&self->shorts) ? self->cache.max_key_len : 0;
+}
+
 /* TK_PIECE_LEAD pieces after it was found: the piece's ids into the sink. */
-static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, short_pending *s) {
+static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_short_pending *s) {
     uint32_t n = s->n_short & 0xff;
     if (__builtin_expect(n != 0 && s->n_short != TK_SHORT_MERGE, 1)) {
         if (s->n_short & TK_SHORT_ADDED) self->cache.hits++; /* merged pieces found count as the cache's hits */
@@ -439,6 +385,14 @@ static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, sho
         return 0;
     }
     if (s->n_short == TK_SHORT_MERGE) {
+        /* Added meanwhile by an earlier piece of the same ring (a word repeated within 16 pieces)? */
+        const tk_short_entry *e = tk_short_find(&self->shorts, &s->key, s->short_hash);
+        if (e) {
+            s->n_short = e->n;
+            __builtin_memcpy(s->ids, e->ids, sizeof s->ids);
+            s->many = tk_short_ids(&self->shorts, e);
+            return emit_short(self, sink, text, s);
+        }
         if (s->p.len > TK_UNCACHED_PIECE_BYTES) self->cache.misses++; /* as the piece cache would have */
         if (sink_reserve(sink, s->p.len) < 0) return -1;
         uint32_t *out = sink->ids + sink->len; /* a count too writes the ids there, unadvanced */
@@ -462,9 +416,12 @@ static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, sho
     return 0;
 }
 
+/* The ids of a text into the sink. Big texts (TK_UNLOCKED_TEXT_BYTES) go without the GIL (above); small
+ * ones are split and emitted with it, through the short-piece table and the shared piece cache (releasing
+ * the GIL would cost more than their whole encode). */
 static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
-    if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
     build_short_table(self, len);
+    if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
     size_t pos = 0, start;
     int found;
     tk_split_iter iter;
@@ -472,24 +429,30 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
         PyErr_NoMemory();
         return -1;
     }
-    short_pending ring[TK_PIECE_LEAD]; /* the pieces found, emitted TK_PIECE_LEAD pieces later */
+    const tk_short_table *shorts = ready_shorts(self); /* fixed for this text: its pieces take one way */
+    /* Also fixed for the text: a piece marked for merging after the table filled up is merged without the
+     * piece cache and not added (add_short checks the room again), exact either way. */
+    size_t add_up_to = short_add_up_to(self);
+    tk_short_pending ring[TK_PIECE_LEAD]; /* the pieces found, emitted TK_PIECE_LEAD pieces later */
     size_t k = 0;
     int failed = 0;
     while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
         if (pos == start) continue;
-        short_pending *slot = &ring[k & (TK_PIECE_LEAD - 1)];
+        tk_short_pending *slot = &ring[k & (TK_PIECE_LEAD - 1)];
         if (k >= TK_PIECE_LEAD && emit_short(self, sink, text, slot) < 0) {
             failed = 1;
             break;
         }
-        prepare_short(self, text, len, start, pos - start, slot);
-        if (k >= TK_RESOLVE_LEAD) resolve_short(self, text, len, &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)]);
+        tk_short_prepare(shorts, &self->table, text, len, start, pos - start, slot);
+        if (k >= TK_RESOLVE_LEAD)
+            tk_short_resolve(shorts, &self->table, &self->cache, text, len, &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)],
+                             add_up_to);
         k++;
     }
     for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && !failed && found == 0; j++) {
-        short_pending *p = &ring[j & (TK_PIECE_LEAD - 1)];
+        tk_short_pending *p = &ring[j & (TK_PIECE_LEAD - 1)];
         if (j + TK_RESOLVE_LEAD >= k) /* the loop did not look it up */
-            resolve_short(self, text, len, p);
+            tk_short_resolve(shorts, &self->table, &self->cache, text, len, p, add_up_to);
         if (emit_short(self, sink, text, p) < 0) failed = 1;
     }
     tk_split_iter_free(&iter);
@@ -739,6 +702,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         items[i].len = (size_t)len;
         total += (size_t)len;
     }
+    build_short_table(self, total); /* may release the GIL: the texts are the tuple's, their UTF-8 cached */
     result = PyList_New(n); /* slots NULL until filled */
     if (!result) goto done;
     threads = tk_batch_threads(num_threads > 0 ? (size_t)num_threads : 1, (size_t)n, total);
@@ -892,7 +856,9 @@ static PyObject *BpeCore_count_messages(BpeCore *self, PyObject *const *args, Py
     Sink sink = {0};
     sink.counting = 1;
     tk_parts_ops ops = {self, &sink, &sink.count, parts_text, parts_special};
-    return tk_count_messages_call(&ops, args, nargs);
+    PyObject *result = tk_count_messages_call(&ops, args, nargs);
+    free(sink.ids); /* a count's scratch: merges write their ids there */
+    return result;
 }
 
 static PyObject *BpeCore_encode_parts(BpeCore *self, PyObject *args) { return run_parts(self, args, 0); }

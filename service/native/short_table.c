@@ -24,10 +24,10 @@ int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t 
                        uint32_t flags) {
     if (!table->entries || n == 0 || n > TK_SHORT_MAX_LEN) return 0;
     if (n > TK_SHORT_INLINE_IDS && table->more_used + n > table->more_cap) return 0;
-    uint64_t i = hash & table->mask;
+    uint64_t i = tk_short_home(table, hash);
     for (int probe = 0; probe < TK_SHORT_MAX_PROBES; probe++) {
         tk_short_entry *e = &table->entries[i];
-        if (e->key.lo == key->lo && e->key.hi == key->hi) return 1;
+        if (e->key.lo == key->lo && e->key.hi == key->hi) return 2;
         if (!e->key.hi) {
             if (n <= TK_SHORT_INLINE_IDS) {
                 memcpy(e->ids, ids, n * sizeof *ids);
@@ -37,7 +37,8 @@ int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t 
                 table->more_used += n;
             }
             e->n = n | flags;
-            e->key = *key;
+            e->key.lo = key->lo;
+            __atomic_store_n(&e->key.hi, key->hi, __ATOMIC_RELEASE); /* last: readers see the entry whole */
             return 1;
         }
         i = (i + 1) & table->mask;
@@ -107,7 +108,8 @@ int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table,
     size_t want = listing.n_tokens + max_added, slots = 1024;
     while (slots < want + want / 2) slots <<= 1; /* load <= 2/3 */
     table->n_tokens = listing.n_tokens;
-    table->more_cap = 4 * max_added; /* 4 ids each if every merged piece had more than 3 */
+    /* 4 ids each if every merged piece had more than 3; and room for one of 15 (has_room) when max_added > 0 */
+    table->more_cap = max_added ? 4 * max_added + TK_SHORT_MAX_LEN : 0;
     table->more = table->more_cap ? malloc(table->more_cap * sizeof *table->more) : NULL;
     table->entries = tk_table_memory_alloc(&table->memory, slots * sizeof *table->entries);
     listing.by_rank = calloc(listing.n_ranks ? listing.n_ranks : 1, sizeof *listing.by_rank);
@@ -117,7 +119,9 @@ int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table,
         return -1;
     }
     table->mask = slots - 1;
-    table->seed = seed * 0x94d049bb133111ebull + 0x2545f4914f6cdd1dull; /* not the rank table's hash */
+    table->shift = 64 - (unsigned)__builtin_ctzll(slots);
+    table->seed = tk_mix(seed ^ 0x2545f4914f6cdd1dull); /* not the rank table's hash */
+    table->seed_hi = tk_mix(table->seed + 0x94d049bb133111ebull);
     table->max_added = max_added;
     /* Inserted by rank, lowest first: BPE's first merges are its most frequent tokens, which then sit in
      * their home slot (one line read) and leave the longer probes to rare ones (measured: docs/decisions.md). */

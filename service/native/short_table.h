@@ -20,10 +20,13 @@
  * such token. Entries are never removed; merged pieces are added until max_added of them (or the ids of
  * those of more than TK_SHORT_INLINE_IDS fill `more`), after which the piece cache takes new ones. So the
  * memory is fixed when the table is built: 32 bytes a slot, slots the power of two >= 1.5 x (tokens of
- * <= 15 bytes + max_added), and 16 bytes per max_added for `more` (cl100k_base with 65,536: 8 MiB + 1 MiB;
+ * <= 15 bytes + max_added), and 16 bytes per max_added (+60) for `more` (cl100k_base with 65,536: 8 MiB + 1 MiB;
  * o200k_base: 16 MiB + 1 MiB).
  *
- * Not thread-safe: module.c reads and writes it with the GIL held only. */
+ * Threads: one writer at a time (module.c adds with the GIL held), any number of readers, with or without
+ * the GIL (batch_encode.c's workers): an entry's ids, count and key.lo are written before its key.hi, with
+ * release order, and a reader reads key.hi first, with acquire order; a slot is written once and never
+ * changes after, so a reader sees an entry whole or as empty (a miss, which proves nothing). */
 #ifndef TOKEND_SHORT_TABLE_H
 #define TOKEND_SHORT_TABLE_H
 
@@ -51,8 +54,9 @@ typedef struct {
 
 typedef struct {
     tk_short_entry *entries; /* NULL: no table */
-    uint64_t mask;
-    uint64_t seed;
+    uint64_t mask;           /* slots - 1 */
+    unsigned shift;          /* 64 - log2(slots): a hash's top bits name its home slot */
+    uint64_t seed, seed_hi;
     size_t n_tokens, n_added, max_added;
     uint32_t *more;          /* ids of the entries of more than TK_SHORT_INLINE_IDS, back to back */
     size_t more_used, more_cap;
@@ -67,9 +71,9 @@ typedef struct {
 int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table, const uint8_t *merges_to_itself,
                          size_t max_added, uint64_t seed);
 void tk_short_table_free(tk_short_table *table);
-/* Adds a piece's ids (1 <= n <= TK_SHORT_MAX_LEN; `flags`: 0 or TK_SHORT_ADDED); 1 when added or already
- * there, 0 when dropped (too many probes, or no room in `more`). Callers add merged pieces only while
- * tk_short_table_has_room, and count them in n_added. */
+/* Adds a piece's ids (1 <= n <= TK_SHORT_MAX_LEN; `flags`: 0 or TK_SHORT_ADDED): 1 when added, 2 when it
+ * was there already, 0 when dropped (too many probes, or no room in `more`). Callers add merged pieces only
+ * while tk_short_table_has_room, and count the ones added in n_added. */
 int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t hash, const uint32_t *ids, uint32_t n,
                        uint32_t flags);
 
@@ -89,23 +93,26 @@ static inline tk_short_key tk_short_key_of(const uint8_t *piece, size_t len, siz
     return (tk_short_key){w[0] & tk_short_low_mask[len], (w[1] & tk_short_high_mask[len]) | (uint64_t)len << 56};
 }
 
-/* Seeded per table (the core's secret seed), so no input can be made to collide ahead of time. */
+/* Seeded per table (the core's secret seed). The slot is the hash's top bits (tk_short_slot): the top bit
+ * of a product depends on every bit of its factor, so every bit of the key reaches the slot (the low bits
+ * depend on the factor's low bits only: byte 14 and the length byte would never move a key). */
 static inline uint64_t tk_short_hash(const tk_short_table *table, const tk_short_key *key) {
-    uint64_t h = (key->lo ^ table->seed) * 0x9e3779b97f4a7c15ull;
-    h ^= (key->hi + (h >> 29)) * 0xbf58476d1ce4e5b9ull;
-    return h ^ (h >> 31);
+    return ((key->lo ^ table->seed) * 0x9e3779b97f4a7c15ull) ^ ((key->hi ^ table->seed_hi) * 0xbf58476d1ce4e5b9ull);
 }
 
+static inline uint64_t tk_short_home(const tk_short_table *table, uint64_t hash) { return hash >> table->shift; }
+
 static inline const tk_short_entry *tk_short_slot(const tk_short_table *table, uint64_t hash) {
-    return &table->entries[hash & table->mask];
+    return &table->entries[tk_short_home(table, hash)];
 }
 
 static inline const tk_short_entry *tk_short_find(const tk_short_table *table, const tk_short_key *key, uint64_t hash) {
-    uint64_t i = hash & table->mask;
+    uint64_t i = tk_short_home(table, hash);
     for (int probe = 0; probe < TK_SHORT_MAX_PROBES; probe++) {
         const tk_short_entry *e = &table->entries[i];
-        if (e->key.lo == key->lo && e->key.hi == key->hi) return e;
-        if (!e->key.hi) return NULL;
+        uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE); /* a plain load on x86 and ARM64's ldar */
+        if (hi == key->hi && e->key.lo == key->lo) return e;
+        if (!hi) return NULL;
         i = (i + 1) & table->mask;
     }
     return NULL;
@@ -113,6 +120,73 @@ static inline const tk_short_entry *tk_short_find(const tk_short_table *table, c
 
 static inline const uint32_t *tk_short_ids(const tk_short_table *table, const tk_short_entry *e) {
     return (e->n & 0xff) <= TK_SHORT_INLINE_IDS ? e->ids : table->more + e->ids[0];
+}
+
+/* ---- a piece on its way through a loop over pieces ---------------------------------------------- */
+/* module.c's emit_text and batch_encode.c's encode_item take each piece through the steps of
+ * tk_pending_piece (found, looked up TK_RESOLVE_LEAD pieces later, emitted TK_PIECE_LEAD pieces after it was
+ * found); a piece of <= 15 bytes goes through the short table instead of the rank table when there is one. */
+#define TK_SHORT_TO_RESOLVE UINT32_MAX  /* n_short: a key made, not looked up yet */
+#define TK_SHORT_MERGE (UINT32_MAX - 1) /* n_short: no token, not held: merge it, then add it */
+typedef struct {
+    tk_pending_piece p;
+    tk_short_key key;
+    uint64_t short_hash;
+    uint32_t n_short; /* TK_SHORT_*, a hit's entry n (ids | TK_SHORT_ADDED), or 0: the rank table's way (p) */
+    int has_key;      /* key and short_hash are set */
+    uint32_t ids[TK_SHORT_INLINE_IDS]; /* a hit's ids when they are inline (copied: an entry may be read once) */
+    const uint32_t *many;              /* a hit's ids */
+} tk_short_pending;
+
+/* Found: a piece of <= 15 bytes gets its key and its table line fetched; a longer one (or any, `shorts`
+ * NULL) is prepared for the rank table (tk_prepare_piece). */
+static inline void tk_short_prepare(const tk_short_table *shorts, const tk_rank_table *table, const uint8_t *text,
+                                    size_t len, size_t start, size_t n, tk_short_pending *s) {
+    if (n <= TK_SHORT_MAX_LEN && shorts) {
+        s->p.start = start;
+        s->p.len = n;
+        s->key = tk_short_key_of(text + start, n, len - start);
+        s->short_hash = tk_short_hash(shorts, &s->key);
+        __builtin_prefetch(tk_short_slot(shorts, s->short_hash), 0, 3);
+        s->n_short = TK_SHORT_TO_RESOLVE;
+        s->has_key = 1;
+        return;
+    }
+    s->n_short = 0;
+    s->has_key = 0;
+    tk_prepare_piece(table, text, len, start, n, &s->p);
+}
+
+/* Looked up. A short piece the table lacks is no token when the table holds them all: then, when the
+ * caller merges and adds such pieces (of at most `add_up_to` bytes; 0: it adds none), it is marked
+ * TK_SHORT_MERGE (no rank table, no piece cache); else it is ranked none and its piece-cache slots are
+ * fetched. Without all tokens in the table
+ * the piece takes the rank table's way, unprefetched (rare: a token the build could not place). */
+static inline void tk_short_resolve(const tk_short_table *shorts, const tk_rank_table *table,
+                                    const tk_piece_cache *cache, const uint8_t *text, size_t len, tk_short_pending *s,
+                                    size_t add_up_to) {
+    if (s->n_short == TK_SHORT_TO_RESOLVE) {
+        const tk_short_entry *e = tk_short_find(shorts, &s->key, s->short_hash);
+        if (__builtin_expect(e != NULL, 1)) {
+            s->n_short = e->n;
+            __builtin_memcpy(s->ids, e->ids, sizeof s->ids);
+            s->many = tk_short_ids(shorts, e);
+            return;
+        }
+        if (shorts->all_tokens && s->p.len <= add_up_to) {
+            s->n_short = TK_SHORT_MERGE;
+            return;
+        }
+        s->n_short = 0;
+        if (shorts->all_tokens) {
+            s->p.rank = TK_NO_RANK;
+            s->p.hash = tk_piece_hash(table, text + s->p.start, s->p.len);
+            tk_prefetch_cached(cache, &s->p);
+            return;
+        }
+        tk_prepare_piece(table, text, len, s->p.start, s->p.len, &s->p);
+    }
+    tk_resolve_piece(table, cache, text, &s->p);
 }
 
 #endif

@@ -1,7 +1,8 @@
 """The short-piece table (native/short_table.h), seen through `BpeCore.short_table_stats()`: the ids of
 pieces of at most 15 bytes, tokens and merged pieces alike, in one table that the loop over the pieces of a
-text under 64 KiB reads first. A core builds it once it has encoded `short_table_after` bytes of text that
-way (256 KiB by default; 0: at the first text; -1: never):
+text reads first. A core builds it once it has encoded `short_table_after` bytes of text (256 KiB by
+default; 0: at the first text; -1: never); texts under 64 KiB also add their merged pieces to it, batches
+and bigger texts (encoded without the GIL) only read it:
 
     >>> core = BpeCore(ranks, "cl100k", short_table_after=0)
     >>> core.short_table_stats()["state"]
@@ -12,8 +13,8 @@ way (256 KiB by default; 0: at the first text; -1: never):
     ('ready', 1, True)
 
 Held to tiktoken (the rank rule) and to the Python pair-rule reference, on every kind of piece, on first
-passes (merged and added) and later ones (found), with a table too small for the text, and while another
-thread encodes during the build.
+passes (merged and added) and later ones (found), with a table too small for the text, in batches, and
+while other threads encode during the build or add while batches read.
 """
 
 from __future__ import annotations
@@ -88,14 +89,15 @@ def test_a_default_core_builds_it_after_256_kib_of_text_and_never_when_told():
         BpeCore(_ranks("cl100k_base"), "cl100k", short_table_after=-2)
 
 
-def test_a_threshold_counts_the_bytes_of_texts_of_the_loop_only():
+def test_a_threshold_counts_the_bytes_of_every_text():
     core = _core("cl100k_base", short_table_after=1000)
     core.encode("a" * 999)
     assert core.short_table_stats()["state"] == "waiting"
-    core.encode_batch(["b" * 5000], 1)  # the batch loop: no table, not counted
-    assert core.short_table_stats()["state"] == "waiting"
-    core.encode("c")
+    core.encode("b")
     assert core.short_table_stats()["state"] == "ready"
+    batch = _core("cl100k_base", short_table_after=1000)
+    batch.encode_batch(["a" * 600, "b" * 600], 2)  # a batch counts all its texts, before it runs
+    assert batch.short_table_stats()["state"] == "ready"
 
 
 @pytest.mark.parametrize("name", list(_NATIVE))
@@ -108,7 +110,7 @@ def test_it_holds_every_token_of_15_bytes_or_fewer_in_bounded_memory(name):
     slots = 1024
     while slots < 1.5 * (tokens + _MAX_ADDED):
         slots *= 2
-    assert stats["bytes"] == 32 * slots + 16 * _MAX_ADDED  # fixed when built, whatever comes after
+    assert stats["bytes"] == 32 * slots + 16 * _MAX_ADDED + 60  # fixed when built, whatever comes after
     assert stats["max_added"] == _MAX_ADDED
 
 
@@ -162,6 +164,21 @@ def test_a_full_table_hands_new_pieces_to_the_piece_cache():
     assert core.cache_stats()[2] > 0  # the rest went to the piece cache
 
 
+def test_a_piece_repeated_within_a_ring_is_added_once():
+    for call in ("encode", "count"):
+        core = _core("cl100k_base")
+        text = " xqzvkw" * 20  # 20 copies of one merged piece, all found before the first is emitted
+        assert getattr(core, call)(text) == (_oracle("cl100k_base").encode_ordinary(text) if call == "encode"
+                                             else len(_oracle("cl100k_base").encode_ordinary(text)))
+        assert core.short_table_stats()["added"] == 1, call
+
+
+def test_pieces_longer_than_the_cache_takes_are_not_added():
+    core = _core("cl100k_base", max_cached_piece_bytes=5)
+    _check(core, "cl100k_base", " xqzvkw xqz zzqxjvkwqzzqxj xqz")
+    assert core.short_table_stats()["added"] == 1  # " xqz" (4 bytes), not the longer ones
+
+
 def test_no_cache_means_tokens_only():
     core = _core("cl100k_base", cache_capacity=0)
     _check(core, "cl100k_base", "".join(_KINDS) * 2)
@@ -207,3 +224,51 @@ def test_other_threads_encode_while_it_is_built():
             thread.join()
         assert failures == []
         assert core.short_table_stats()["state"] == "ready"
+
+
+@pytest.mark.parametrize("name", list(_NATIVE))
+def test_batches_and_big_texts_read_it(name):
+    core = _core(name)
+    kinds = _KINDS + _pieces_with_ids(name, lambda n: n > 3) + _pieces_with_ids(name, lambda n: n <= 3)
+    texts = ["".join(kinds[shift:] + kinds[:shift]) for shift in range(len(kinds))]
+    expected = [_oracle(name).encode_ordinary(text) for text in texts]
+    assert core.encode_batch(texts, 2) == expected  # built before the batch: tokens found, merged pieces not yet
+    for text in texts:
+        _check(core, name, text)  # merged pieces added
+    hits = core.cache_stats()[0]
+    assert core.encode_batch(texts, 2) == expected  # ... and now found by the workers too
+    assert core.encode_batch(texts, 2, count=True) == [len(ids) for ids in expected]
+    assert core.cache_stats()[0] > hits
+    big = "".join(texts) * (70_000 // len("".join(texts)) + 1)  # >= 64 KiB: encoded without the GIL
+    assert core.encode(big) == _oracle(name).encode_ordinary(big)
+
+
+def test_batches_read_while_another_thread_adds():
+    # Readers without the GIL (the batch workers) beside a writer holding it (single texts adding their
+    # merged pieces): every answer exact whatever the table holds at the moment.
+    name = "cl100k_base"
+    core = _core(name)
+    rng = random.Random(5)
+    words = [" " + "".join(rng.choice("qxzjkvwbfgyp") for _ in range(rng.randint(3, 14))) for _ in range(3000)]
+    texts = ["".join(words[i:i + 30]) for i in range(0, len(words), 30)]
+    expected = [_oracle(name).encode_ordinary(text) for text in texts]
+    core.encode("warm")  # built
+    failures: list[str] = []
+
+    def add() -> None:
+        for text, ids in zip(texts, expected):
+            if core.encode(text) != ids:
+                failures.append("single")
+
+    def read() -> None:
+        for _ in range(3):
+            if core.encode_batch(texts, 2) != expected:
+                failures.append("batch")
+
+    threads = [threading.Thread(target=add), threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert core.short_table_stats()["added"] > 1000

@@ -4,6 +4,15 @@ service/native/piece_cache.c, one per Encoding, inside its native core.)
 It maps a piece's bytes to its ids, for pieces that are not tokens themselves (the BPE results); pieces
 that are tokens are found in the vocabulary table first and never enter it.
 
+In front of it, once an Encoding has encoded 256 KiB of text, stands the short-piece table
+(service/native/short_table.h): pieces of at most 15 bytes, tokens and merged pieces alike, one probe each.
+Merged pieces of that length go there first (65,536 at most; added by texts under 64 KiB, read by batches
+and bigger texts too), the piece cache takes the rest and the longer ones; the statistics count the
+table's finds of merged pieces as hits and their merges as misses, and `size` counts the piece cache's
+entries only. Its memory is fixed when it is built: 9 MiB for
+cl100k_base, 17 MiB for o200k_base (32 bytes a slot, slots >= 1.5 x its tokens and merged pieces), paid
+only by the Encodings a process uses that much.
+
 Eviction: two generations of `piece_cache_capacity` entries; lookups read the current generation, then
 the previous one (a hit there is copied forward); when the current one is full the previous one is
 dropped. An approximate LRU with O(1) work per operation and no bookkeeping on hits.
