@@ -313,8 +313,10 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
     return status;
 }
 
-/* The short-piece table is built once a core has encoded this much text (any way): 9-17 MiB
- * (short_table.h) is paid by the models a process uses, not by every model of a registry it loads. */
+/* The short-piece table is built once a core has encoded this much text in texts under
+ * TK_UNLOCKED_TEXT_BYTES (one at a time or in batches): 9-17 MiB (short_table.h) is paid by the models a
+ * process uses that way, not by every model of a registry it loads, nor by one big text (its pieces are
+ * few and long; the build would be a fifth of a 1 MB piece's time and double its memory). */
 #define TK_SHORT_TABLE_AFTER_BYTES (256 * 1024)
 /* Merged pieces the table holds at most (fewer when the piece cache is smaller): the rest go to the piece
  * cache, so a cache_capacity of millions does not size this table too. */
@@ -420,8 +422,8 @@ static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_
  * ones are split and emitted with it, through the short-piece table and the shared piece cache (releasing
  * the GIL would cost more than their whole encode). */
 static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
-    build_short_table(self, len);
     if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
+    build_short_table(self, len);
     size_t pos = 0, start;
     int found;
     tk_split_iter iter;
@@ -685,7 +687,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
     tk_batch_item *items = PyMem_Calloc(n ? (size_t)n : 1, sizeof *items);
     tk_batch_buffer buffers[TK_BATCH_MAX_THREADS] = {{0}};
     tk_piece_cache *caches[TK_BATCH_MAX_THREADS] = {0};
-    size_t threads = 0, total = 0;
+    size_t threads = 0, total = 0, small = 0;
     if (!items) {
         PyErr_NoMemory();
         goto done;
@@ -701,8 +703,9 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         items[i].text = (const uint8_t *)text;
         items[i].len = (size_t)len;
         total += (size_t)len;
+        if ((size_t)len < TK_UNLOCKED_TEXT_BYTES) small += (size_t)len;
     }
-    build_short_table(self, total); /* may release the GIL: the texts are the tuple's, their UTF-8 cached */
+    build_short_table(self, small); /* may release the GIL: the texts are the tuple's, their UTF-8 cached */
     result = PyList_New(n); /* slots NULL until filled */
     if (!result) goto done;
     threads = tk_batch_threads(num_threads > 0 ? (size_t)num_threads : 1, (size_t)n, total);

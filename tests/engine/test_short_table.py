@@ -1,8 +1,8 @@
 """The short-piece table (native/short_table.h), seen through `BpeCore.short_table_stats()`: the ids of
 pieces of at most 15 bytes, tokens and merged pieces alike, in one table that the loop over the pieces of a
-text reads first. A core builds it once it has encoded `short_table_after` bytes of text (256 KiB by
-default; 0: at the first text; -1: never); texts under 64 KiB also add their merged pieces to it, batches
-and bigger texts (encoded without the GIL) only read it:
+text reads first. A core builds it once it has encoded `short_table_after` bytes in texts under 64 KiB
+(256 KiB by default; 0: at the first text; -1: never), one at a time or in batches; texts under 64 KiB add
+their merged pieces to it, batches and bigger texts (encoded without the GIL) only read it:
 
     >>> core = BpeCore(ranks, "cl100k", short_table_after=0)
     >>> core.short_table_stats()["state"]
@@ -96,8 +96,14 @@ def test_a_threshold_counts_the_bytes_of_every_text():
     core.encode("b")
     assert core.short_table_stats()["state"] == "ready"
     batch = _core("cl100k_base", short_table_after=1000)
-    batch.encode_batch(["a" * 600, "b" * 600], 2)  # a batch counts all its texts, before it runs
+    batch.encode_batch(["a" * 600, "b" * 600], 2)  # a batch counts its texts, before it runs
     assert batch.short_table_stats()["state"] == "ready"
+    big = _core("cl100k_base", short_table_after=1000)
+    big.count("x" * 70_000)  # a text of 64 KiB or more neither counts nor builds it (nor in a batch)
+    big.encode_batch(["y" * 70_000, "z" * 900], 2)
+    assert big.short_table_stats()["state"] == "waiting"
+    big.count("w" * 100)
+    assert big.short_table_stats()["state"] == "ready"
 
 
 @pytest.mark.parametrize("name", list(_NATIVE))

@@ -4,7 +4,7 @@ service/native/piece_cache.c, one per Encoding, inside its native core.)
 It maps a piece's bytes to its ids, for pieces that are not tokens themselves (the BPE results); pieces
 that are tokens are found in the vocabulary table first and never enter it.
 
-In front of it, once an Encoding has encoded 256 KiB of text, stands the short-piece table
+In front of it, once an Encoding has encoded 256 KiB in texts under 64 KiB, stands the short-piece table
 (service/native/short_table.h): pieces of at most 15 bytes, tokens and merged pieces alike, one probe each.
 Merged pieces of that length go there first (65,536 at most; added by texts under 64 KiB, read by batches
 and bigger texts too), the piece cache takes the rest and the longer ones; the statistics count the
