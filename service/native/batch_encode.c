@@ -82,11 +82,7 @@ static int encode_pending_piece(batch_worker *worker, const tk_batch_item *item,
             return TK_BATCH_OK;
         }
         if (reserve(buffer, TK_SHORT_MAX_LEN) < 0) return TK_BATCH_NO_MEMORY;
-        if (__builtin_expect(n_short <= TK_SHORT_INLINE_IDS, 1))
-            memcpy(buffer->ids + buffer->len, s->ids, sizeof s->ids); /* 3 ids: room for 15 was made */
-        else
-            memcpy(buffer->ids + buffer->len, s->many, n_short * sizeof *s->many);
-        buffer->len += n_short;
+        buffer->len += tk_short_write_ids(s, buffer->ids + buffer->len);
         return TK_BATCH_OK;
     }
     const tk_pending_piece *p = &s->p;

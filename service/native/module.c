@@ -84,12 +84,13 @@ typedef struct {
      * gives that token alone, so a piece equal to it may skip the merge and the cache (NULL: none computed). */
     uint8_t *merges_to_itself;
     tk_cache_pool worker_caches; /* the batch workers' own piece caches (encode_batch; batch_encode.h) */
-    /* Pieces of <= 15 bytes -> ids, tokens and merged pieces (short_table.h), for emit_text's loop. Built
-     * once the core has encoded TK_SHORT_TABLE_AFTER_BYTES of text that way (see build_short_table). */
+    /* Pieces of <= 15 bytes -> ids, tokens and merged pieces (short_table.h), for the loops over pieces.
+     * Built once the core has encoded `shorts_after` bytes in texts under TK_UNLOCKED_TEXT_BYTES (see
+     * build_short_table). */
     tk_short_table shorts;
-    int shorts_state;            /* SHORTS_* */
-    size_t shorts_bytes_seen;    /* bytes of text through emit_text's loop while SHORTS_WAITING */
-    size_t shorts_after;         /* ... before it is built (SIZE_MAX: never) */
+    int shorts_state;            /* SHORTS_* (SHORTS_NONE from the start when told never to build it) */
+    size_t shorts_bytes_seen;    /* bytes of those texts while SHORTS_WAITING */
+    size_t shorts_after;
 } BpeCore;
 
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
@@ -324,16 +325,12 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
 enum { SHORTS_WAITING = 0, SHORTS_BUILDING, SHORTS_READY, SHORTS_NONE };
 
 /* The short-piece table, once enough text has come (called with the GIL held, before a text's loop). The
- * build (~5-20 ms: every short token into a table of 8-16 MiB) runs without the GIL; meanwhile the core's
+ * build (~5-20 ms: every short token into a table of 9-17 MiB) runs without the GIL; meanwhile the core's
  * other callers encode without the table, which `shorts.entries` stays NULL for until it is ready (no
  * caller can see it half built: it is assigned with the GIL held). Out of memory: the core goes on
  * without it (exact either way: the table only shortcuts the lookups and merges). */
 static void build_short_table(BpeCore *self, size_t len) {
     if (__builtin_expect(self->shorts_state != SHORTS_WAITING, 1)) return;
-    if (self->shorts_after == SIZE_MAX) {
-        self->shorts_state = SHORTS_NONE;
-        return;
-    }
     self->shorts_bytes_seen += len;
     if (self->shorts_bytes_seen < self->shorts_after) return;
     self->shorts_state = SHORTS_BUILDING;
@@ -379,20 +376,14 @@ static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_
         }
         if (__builtin_expect(sink->len + TK_SHORT_MAX_LEN > sink->cap, 0) && sink_reserve(sink, TK_SHORT_MAX_LEN) < 0)
             return -1;
-        if (__builtin_expect(n <= TK_SHORT_INLINE_IDS, 1))
-            __builtin_memcpy(sink->ids + sink->len, s->ids, sizeof s->ids); /* 3 ids: room for 15 was made */
-        else
-            memcpy(sink->ids + sink->len, s->many, n * sizeof *s->many);
-        sink->len += n;
+        sink->len += tk_short_write_ids(s, sink->ids + sink->len);
         return 0;
     }
     if (s->n_short == TK_SHORT_MERGE) {
         /* Added meanwhile by an earlier piece of the same ring (a word repeated within 16 pieces)? */
         const tk_short_entry *e = tk_short_find(&self->shorts, &s->key, s->short_hash);
         if (e) {
-            s->n_short = e->n;
-            __builtin_memcpy(s->ids, e->ids, sizeof s->ids);
-            s->many = tk_short_ids(&self->shorts, e);
+            tk_short_take(&self->shorts, e, s);
             return emit_short(self, sink, text, s);
         }
         if (s->p.len > TK_UNCACHED_PIECE_BYTES) self->cache.misses++; /* as the piece cache would have */
@@ -1022,7 +1013,8 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_ValueError, "short_table_after must be -1 (never), 0 (at the first text) or more bytes");
         return -1;
     }
-    self->shorts_after = short_table_after < 0 ? SIZE_MAX : (size_t)short_table_after;
+    self->shorts_state = short_table_after < 0 ? SHORTS_NONE : SHORTS_WAITING;
+    self->shorts_after = short_table_after < 0 ? 0 : (size_t)short_table_after;
     self->pair_rule = merges != Py_None;
     self->whole_piece_shortcut = !self->pair_rule || ignore_merges;
     /* The cache's arena offsets are 32-bit: at 64 bytes per entry the capacity must stay below 2**26. */

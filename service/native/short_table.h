@@ -138,6 +138,23 @@ typedef struct {
     const uint32_t *many;              /* a hit's ids */
 } tk_short_pending;
 
+/* A found entry's ids into the pending piece (copied: the caller may read the entry only once). */
+static inline void tk_short_take(const tk_short_table *shorts, const tk_short_entry *e, tk_short_pending *s) {
+    s->n_short = e->n;
+    __builtin_memcpy(s->ids, e->ids, sizeof s->ids);
+    s->many = tk_short_ids(shorts, e);
+}
+
+/* A hit's ids written to `out` (room for TK_SHORT_MAX_LEN: the inline ones are copied as 3); how many. */
+static inline uint32_t tk_short_write_ids(const tk_short_pending *s, uint32_t *out) {
+    uint32_t n = s->n_short & 0xff;
+    if (__builtin_expect(n <= TK_SHORT_INLINE_IDS, 1))
+        __builtin_memcpy(out, s->ids, sizeof s->ids);
+    else
+        __builtin_memcpy(out, s->many, n * sizeof *s->many);
+    return n;
+}
+
 /* Found: a piece of <= 15 bytes gets its key and its table line fetched; a longer one (or any, `shorts`
  * NULL) is prepared for the rank table (tk_prepare_piece). */
 static inline void tk_short_prepare(const tk_short_table *shorts, const tk_rank_table *table, const uint8_t *text,
@@ -160,17 +177,15 @@ static inline void tk_short_prepare(const tk_short_table *shorts, const tk_rank_
 /* Looked up. A short piece the table lacks is no token when the table holds them all: then, when the
  * caller merges and adds such pieces (of at most `add_up_to` bytes; 0: it adds none), it is marked
  * TK_SHORT_MERGE (no rank table, no piece cache); else it is ranked none and its piece-cache slots are
- * fetched. Without all tokens in the table
- * the piece takes the rank table's way, unprefetched (rare: a token the build could not place). */
+ * fetched. Without all tokens in the table the piece takes the rank table's way, unprefetched (rare: a
+ * token the build could not place). */
 static inline void tk_short_resolve(const tk_short_table *shorts, const tk_rank_table *table,
                                     const tk_piece_cache *cache, const uint8_t *text, size_t len, tk_short_pending *s,
                                     size_t add_up_to) {
     if (s->n_short == TK_SHORT_TO_RESOLVE) {
         const tk_short_entry *e = tk_short_find(shorts, &s->key, s->short_hash);
         if (__builtin_expect(e != NULL, 1)) {
-            s->n_short = e->n;
-            __builtin_memcpy(s->ids, e->ids, sizeof s->ids);
-            s->many = tk_short_ids(shorts, e);
+            tk_short_take(shorts, e, s);
             return;
         }
         if (shorts->all_tokens && s->p.len <= add_up_to) {
