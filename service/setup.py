@@ -50,6 +50,7 @@ setup(
             depends=[
                 "native/tokend_native.h",
                 "native/short_table.h",
+                "native/piece_batch.h",
                 "native/batch_encode.h",
                 "native/rank_file.h",
                 "native/ascii_runs.h",

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "batch_encode.h"
+#include "piece_batch.h"
 
 struct tk_batch_worker {
     tk_batch_job *job;
@@ -101,34 +102,57 @@ static int encode_pending_piece(batch_worker *worker, const tk_batch_item *item,
     return TK_BATCH_OK;
 }
 
-static int encode_item(batch_worker *worker, tk_batch_item *item) {
+/* The pieces of one item into the worker's buffer, or counted (piece_batch.h); `counting` is a constant of
+ * each copy (encode_item). A TK_BATCH_* status; a count is added to *count. */
+static inline __attribute__((always_inline)) int encode_pieces(batch_worker *worker, const tk_batch_item *item,
+                                                               tk_split_iter *iter, size_t *count, int *found,
+                                                               const int counting) {
     const tk_batch_model *model = worker->job->model;
     tk_batch_buffer *buffer = worker->buffer;
+    const tk_short_table *shorts = model->shorts;
+    tk_piece_batch batch;
+    uint64_t hits = 0; /* merged pieces found in the table count as the cache's hits, as module.c counts them */
+    size_t n_ids = 0;
+    int status = TK_BATCH_OK;
+    do {
+        *found = tk_piece_batch_fill(&batch, iter);
+        tk_piece_batch_look_up(&batch, shorts, model->table, worker->cache, item->text, item->len, 0);
+        for (size_t i = 0; i < batch.n && status == TK_BATCH_OK; i++) {
+            const tk_short_entry *e =
+                tk_piece_batch_entry(&batch, i, shorts, model->table, worker->cache, item->text, item->len, 0);
+            if (__builtin_expect(e != NULL, 1)) {
+                hits += (e->n & TK_SHORT_ADDED) != 0;
+                if (counting) {
+                    n_ids += e->n & 0xff;
+                    continue;
+                }
+                if (reserve(buffer, TK_SHORT_MAX_LEN) < 0) {
+                    status = TK_BATCH_NO_MEMORY;
+                    break;
+                }
+                buffer->len += tk_short_copy_ids(shorts, e, buffer->ids + buffer->len);
+                continue;
+            }
+            status = encode_pending_piece(worker, item, &batch.pending[i], count);
+        }
+    } while (*found == 1 && status == TK_BATCH_OK);
+    *count += n_ids;
+    if (worker->cache) worker->cache->hits += hits;
+    return status;
+}
+
+static int encode_item(batch_worker *worker, tk_batch_item *item) {
     int counting = worker->job->counting;
-    size_t count = 0, start, pos = 0, k = 0;
+    tk_batch_buffer *buffer = worker->buffer;
+    size_t count = 0;
     buffer->len = 0;
-    int status = TK_BATCH_OK, found;
+    int status, found;
     tk_split_iter iter;
-    tk_short_pending ring[TK_PIECE_LEAD]; /* the pieces found, encoded TK_PIECE_LEAD pieces later */
     if (reserve(buffer, counting ? 64 : item->len / 3 + 16) < 0 ||
-        tk_split_iter_init(&iter, model->split, item->text, item->len) < 0)
+        tk_split_iter_init(&iter, worker->job->model->split, item->text, item->len) < 0)
         return TK_BATCH_NO_MEMORY;
-    while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
-        if (pos == start) continue; /* an empty match: no ids */
-        tk_short_pending *slot = &ring[k & (TK_PIECE_LEAD - 1)];
-        if (k >= TK_PIECE_LEAD && (status = encode_pending_piece(worker, item, slot, &count)) != TK_BATCH_OK) break;
-        tk_short_prepare(model->shorts, model->table, item->text, item->len, start, pos - start, slot);
-        if (k >= TK_RESOLVE_LEAD)
-            tk_short_resolve(model->shorts, model->table, worker->cache, item->text, item->len,
-                             &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)], 0);
-        k++;
-    }
-    for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && status == TK_BATCH_OK && found == 0; j++) {
-        tk_short_pending *p = &ring[j & (TK_PIECE_LEAD - 1)];
-        if (j + TK_RESOLVE_LEAD >= k) /* the loop did not look it up */
-            tk_short_resolve(model->shorts, model->table, worker->cache, item->text, item->len, p, 0);
-        status = encode_pending_piece(worker, item, p, &count);
-    }
+    status = counting ? encode_pieces(worker, item, &iter, &count, &found, 1)
+                      : encode_pieces(worker, item, &iter, &count, &found, 0);
     if (found < 0) status = TK_BATCH_NO_MEMORY;
     tk_split_iter_free(&iter);
     item->n_ids = counting ? count : buffer->len;

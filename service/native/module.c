@@ -49,6 +49,7 @@
 #include "split_object.h"
 #include "tokend_native.h"
 #include "short_table.h"
+#include "piece_batch.h"
 #include "text_parts.h"
 #include "message_counts.h"
 
@@ -365,7 +366,7 @@ static inline size_t short_add_up_to(const BpeCore *self) {
     return tk_short_table_has_room(&self->shorts) ? self->cache.max_key_len : 0;
 }
 
-/* TK_PIECE_LEAD pieces after it was found: the piece's ids into the sink. */
+/* A piece of a batch other than a short one in its home slot (piece_batch.h): its ids into the sink. */
 static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_short_pending *s) {
     uint32_t n = s->n_short & 0xff;
     if (__builtin_expect(n != 0 && s->n_short != TK_SHORT_MERGE, 1)) {
@@ -412,11 +413,10 @@ static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_
 /* The ids of a text into the sink. Big texts (TK_UNLOCKED_TEXT_BYTES) go without the GIL (above); small
  * ones are split and emitted with it, through the short-piece table and the shared piece cache (releasing
  * the GIL would cost more than their whole encode). */
-static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
-    if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
-    build_short_table(self, len);
-    size_t pos = 0, start;
-    int found;
+/* The ids of a text's pieces into the sink (piece_batch.h): a short piece in its home slot here, every other
+ * through emit_short. `counting` is a constant of each copy (emit_text): the count stays in a register. */
+static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink *sink, const uint8_t *text,
+                                                             size_t len, const int counting) {
     tk_split_iter iter;
     if (tk_split_iter_init(&iter, self->split, text, len) < 0) {
         PyErr_NoMemory();
@@ -426,31 +426,47 @@ static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len)
     /* Also fixed for the text: a piece marked for merging after the table filled up is merged without the
      * piece cache and not added (add_short checks the room again), exact either way. */
     size_t add_up_to = short_add_up_to(self);
-    tk_short_pending ring[TK_PIECE_LEAD]; /* the pieces found, emitted TK_PIECE_LEAD pieces later */
-    size_t k = 0;
-    int failed = 0;
-    while ((found = tk_split_iter_next(&iter, &start, &pos)) == 1) {
-        if (pos == start) continue;
-        tk_short_pending *slot = &ring[k & (TK_PIECE_LEAD - 1)];
-        if (k >= TK_PIECE_LEAD && emit_short(self, sink, text, slot) < 0) {
-            failed = 1;
-            break;
+    tk_piece_batch batch;
+    uint64_t hits = 0; /* merged pieces found in the table count as the piece cache's hits */
+    size_t count = 0;
+    int found, failed = 0;
+    do {
+        found = tk_piece_batch_fill(&batch, &iter);
+        tk_piece_batch_look_up(&batch, shorts, &self->table, &self->cache, text, len, add_up_to);
+        for (size_t i = 0; i < batch.n; i++) {
+            const tk_short_entry *e = tk_piece_batch_entry(&batch, i, shorts, &self->table, &self->cache, text, len,
+                                                           add_up_to);
+            if (__builtin_expect(e != NULL, 1)) {
+                hits += (e->n & TK_SHORT_ADDED) != 0;
+                if (counting) {
+                    count += e->n & 0xff;
+                    continue;
+                }
+                if (__builtin_expect(sink->len + TK_SHORT_MAX_LEN > sink->cap, 0) &&
+                    sink_reserve(sink, TK_SHORT_MAX_LEN) < 0) {
+                    failed = 1;
+                    break;
+                }
+                sink->len += tk_short_copy_ids(shorts, e, sink->ids + sink->len);
+                continue;
+            }
+            if (emit_short(self, sink, text, &batch.pending[i]) < 0) {
+                failed = 1;
+                break;
+            }
         }
-        tk_short_prepare(shorts, &self->table, text, len, start, pos - start, slot);
-        if (k >= TK_RESOLVE_LEAD)
-            tk_short_resolve(shorts, &self->table, &self->cache, text, len, &ring[(k - TK_RESOLVE_LEAD) & (TK_PIECE_LEAD - 1)],
-                             add_up_to);
-        k++;
-    }
-    for (size_t j = k > TK_PIECE_LEAD ? k - TK_PIECE_LEAD : 0; j < k && !failed && found == 0; j++) {
-        tk_short_pending *p = &ring[j & (TK_PIECE_LEAD - 1)];
-        if (j + TK_RESOLVE_LEAD >= k) /* the loop did not look it up */
-            tk_short_resolve(shorts, &self->table, &self->cache, text, len, p, add_up_to);
-        if (emit_short(self, sink, text, p) < 0) failed = 1;
-    }
+    } while (found == 1 && !failed);
+    self->cache.hits += hits;
+    sink->count += count;
     tk_split_iter_free(&iter);
     if (found < 0) PyErr_NoMemory();
     return found == 0 && !failed ? 0 : -1;
+}
+
+static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
+    if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
+    build_short_table(self, len);
+    return sink->counting ? emit_pieces(self, sink, text, len, 1) : emit_pieces(self, sink, text, len, 0);
 }
 
 /* A sink of more ids than this gives them back to the allocator as the list takes them (see ids_to_list). */

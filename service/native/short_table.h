@@ -122,10 +122,20 @@ static inline const uint32_t *tk_short_ids(const tk_short_table *table, const tk
     return (e->n & 0xff) <= TK_SHORT_INLINE_IDS ? e->ids : table->more + e->ids[0];
 }
 
+/* A found entry's ids to `out` (room for TK_SHORT_MAX_LEN: the inline ones are copied as 3); how many. */
+static inline uint32_t tk_short_copy_ids(const tk_short_table *table, const tk_short_entry *e, uint32_t *out) {
+    uint32_t n = e->n & 0xff;
+    if (__builtin_expect(n <= TK_SHORT_INLINE_IDS, 1))
+        __builtin_memcpy(out, e->ids, sizeof e->ids);
+    else
+        __builtin_memcpy(out, table->more + e->ids[0], n * sizeof *out);
+    return n;
+}
+
 /* ---- a piece on its way through a loop over pieces ---------------------------------------------- */
-/* module.c's emit_text and batch_encode.c's encode_item take each piece through the steps of
- * tk_pending_piece (found, looked up TK_RESOLVE_LEAD pieces later, emitted TK_PIECE_LEAD pieces after it was
- * found); a piece of <= 15 bytes goes through the short table instead of the rank table when there is one. */
+/* A piece that is not a short one in its home slot, in piece_batch.h's loop (module.c's emit_text and
+ * batch_encode.c's encode_item): prepared when its batch is found, resolved before the batch is handed out;
+ * a piece of <= 15 bytes takes the short table instead of the rank table when there is one. */
 #define TK_SHORT_TO_RESOLVE UINT32_MAX  /* n_short: a key made, not looked up yet */
 #define TK_SHORT_MERGE (UINT32_MAX - 1) /* n_short: no token, not held: merge it, then add it */
 typedef struct {

@@ -208,4 +208,26 @@ static inline int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t 
     return tk_split_iter_next_general(iter, start, end);
 }
 
+/* Up to `max` pieces of the scanner's current bulk window (bulk_starts.h) into starts/ends: how many, 0 when
+ * none is pending. For a loop that takes pieces in batches: the same pieces as tk_split_iter_next, without
+ * its checks per piece. */
+static inline size_t tk_split_iter_take_bulk(tk_split_iter *iter, size_t *starts, size_t *ends, size_t max) {
+    uint64_t bulk = iter->bulk;
+    size_t base = iter->bulk_base, n = 0;
+    while (bulk && n < max) {
+        uint64_t rest = bulk & (bulk - 1); /* a pending window has 2+ bits: the last is where the scanner goes on */
+        starts[n] = base + (size_t)__builtin_ctzll(bulk);
+        ends[n] = base + (size_t)__builtin_ctzll(rest);
+        n++;
+        if (rest & (rest - 1)) {
+            bulk = rest;
+        } else {
+            bulk = 0;
+            iter->stages[0].pos = ends[n - 1];
+        }
+    }
+    iter->bulk = bulk;
+    return n;
+}
+
 #endif

@@ -217,21 +217,15 @@ static inline uint32_t tk_rank_of_piece(const tk_rank_table *table, const uint8_
     return tk_rank_of_long_hashed(table, piece, len, *hash);
 }
 
-/* A piece of a text on its way through a loop over pieces (module.c's emit_text, batch_encode.c's
- * encode_item), in three steps a few pieces apart so that each step's memory reads are in cache when the
- * next needs them:
+/* A piece of a text on its way through the loop over pieces (piece_batch.h), in steps a batch apart so that
+ * each step's memory reads are in cache when the next needs them:
  * - found: tk_prepare_piece hashes it and prefetches its rank-table slot and filter word;
- * - TK_RESOLVE_LEAD pieces later: tk_resolve_piece looks it up (p->rank) and, when it is no token and may
- *   be cached, prefetches its piece-cache slots;
- * - TK_PIECE_LEAD pieces after it was found: its ids are emitted (the token, or the cache's ids, or a merge).
+ * - once its batch is found: tk_resolve_piece looks it up (p->rank) and, when it is no token and may be
+ *   cached, prefetches its piece-cache slots;
+ * - once its batch is looked up: its ids are emitted (the token, or the cache's ids, or a merge).
  * The slot loads were the hottest instructions of the piece loop (neither the 4 MiB rank slots nor the cache
- * fit a core's cache); the out-of-order core overlaps a few of those loads, the ring more (docs/decisions.md,
- * "Whole-piece lookups started ahead" and "The piece cache's slots fetched before use"). Both loops keep a
- * ring of TK_PIECE_LEAD pieces, drained in order at the end of the text. */
-#define TK_PIECE_LEAD 16  /* a power of two */
-#define TK_RESOLVE_LEAD 8 /* < TK_PIECE_LEAD */
-_Static_assert((TK_PIECE_LEAD & (TK_PIECE_LEAD - 1)) == 0, "the rings index with TK_PIECE_LEAD - 1 as a mask");
-_Static_assert(TK_RESOLVE_LEAD < TK_PIECE_LEAD, "a piece is looked up before it is emitted");
+ * fit a core's cache); the out-of-order core overlaps a few of those loads, steps a batch apart more
+ * (docs/decisions.md, "Whole-piece lookups started ahead" and "The piece cache's slots fetched before use"). */
 typedef struct {
     size_t start, len;    /* the piece: text[start, start + len) */
     uint64_t prefix, hash; /* hash: as tk_rank_of_piece sets it; prefix: of a piece of 3-8 bytes */

@@ -1,0 +1,116 @@
+/* A text's pieces a batch at a time: found, looked up, then handed out in order (module.c's emit_text and
+ * batch_encode.c's encode_item, the one loop over pieces of both).
+ *
+ *   tk_piece_batch batch;
+ *   int found;
+ *   do {
+ *       found = tk_piece_batch_fill(&batch, &iter);                  // up to TK_PIECE_BATCH pieces
+ *       tk_piece_batch_look_up(&batch, shorts, table, cache, text, len, add_up_to);
+ *       for (size_t i = 0; i < batch.n; i++) {
+ *           const tk_short_entry *e = tk_piece_batch_entry(&batch, i, shorts, table, cache, text, len, add_up_to);
+ *           if (e) ...   // a piece of <= 15 bytes found in its home slot: e->n & 0xff ids (tk_short_entry_ids)
+ *           else ...     // batch.pending[i], resolved (tk_short_pending): the short table's other answers,
+ *       }                //   or the rank table's way (a longer piece, or no short table)
+ *   } while (found == 1);   // 0: the text is done; -1: out of memory
+ *
+ * Why batches: each step runs over the whole batch before the next begins, so a piece's table line is
+ * fetched (prefetch) a batch ahead of its compare, and the common piece (a short one in its home slot)
+ * costs a few instructions in a tight loop: its key, hash and slot, then a compare and its count or ids.
+ * The ring this replaced (each piece found, looked up and emitted a fixed distance apart, one piece per
+ * turn) kept every piece's state in a ring entry and the count in memory; on a replay of English text
+ * (every piece found) it ran 175 instructions a piece against 120 here, and 1.35-1.75x slower
+ * (docs/decisions.md, "Pieces in batches"). Pieces of the scanner's bulk windows are taken a window at a
+ * time (tk_split_iter_take_bulk), without the iterator's checks per piece.
+ * Longer pieces (and every piece without a short table) are prepared for the rank table as the batch is
+ * looked up and resolved once every piece of the batch is, so their rank-table and piece-cache lines too
+ * are fetched ahead. */
+#ifndef TOKEND_PIECE_BATCH_H
+#define TOKEND_PIECE_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "short_table.h"
+#include "split_program.h"
+#include "tokend_native.h"
+
+#define TK_PIECE_BATCH 16
+
+typedef struct {
+    size_t n; /* pieces in this batch */
+    size_t starts[TK_PIECE_BATCH], ends[TK_PIECE_BATCH];
+    tk_short_key keys[TK_PIECE_BATCH];
+    const tk_short_entry *homes[TK_PIECE_BATCH]; /* a short piece's home slot; NULL: pending[i] has the piece */
+    tk_short_pending pending[TK_PIECE_BATCH];
+} tk_piece_batch;
+
+/* Up to TK_PIECE_BATCH non-empty pieces of the text (findall's empty matches have no ids): 1 when more
+ * may follow, 0 when the text is done, -1 when out of memory (then `n` pieces are still valid). */
+static inline int tk_piece_batch_fill(tk_piece_batch *batch, tk_split_iter *iter) {
+    size_t n = 0, start, end;
+    int found = 1;
+    while (n < TK_PIECE_BATCH) {
+        if (iter->bulk) {
+            n += tk_split_iter_take_bulk(iter, batch->starts + n, batch->ends + n, TK_PIECE_BATCH - n);
+            continue;
+        }
+        if ((found = tk_split_iter_next(iter, &start, &end)) != 1) break;
+        if (end == start) continue;
+        batch->starts[n] = start;
+        batch->ends[n] = end;
+        n++;
+    }
+    batch->n = n;
+    return found;
+}
+
+/* Keys and home slots of the short pieces, their lines fetched; the rest prepared and then resolved for
+ * the rank table (tk_short_prepare, tk_short_resolve: `cache` and `add_up_to` as there). `shorts` NULL:
+ * every piece takes the rank table's way. */
+static inline void tk_piece_batch_look_up(tk_piece_batch *batch, const tk_short_table *shorts,
+                                          const tk_rank_table *table, const tk_piece_cache *cache,
+                                          const uint8_t *text, size_t len, size_t add_up_to) {
+    size_t n_other = 0;
+    /* A copy no store to the batch can alias, so that its seeds and slots stay in registers. */
+    tk_short_table held;
+    if (shorts) held = *shorts;
+    for (size_t i = 0; i < batch->n; i++) {
+        size_t start = batch->starts[i], n = batch->ends[i] - start;
+        if (shorts && n <= TK_SHORT_MAX_LEN) {
+            tk_short_key key = tk_short_key_of(text + start, n, len - start);
+            batch->keys[i] = key;
+            batch->homes[i] = tk_short_slot(&held, tk_short_hash(&held, &key));
+            __builtin_prefetch(batch->homes[i], 0, 3);
+        } else {
+            batch->homes[i] = NULL;
+            tk_short_prepare(shorts, table, text, len, start, n, &batch->pending[i]);
+            n_other++;
+        }
+    }
+    if (!n_other) return;
+    for (size_t i = 0; i < batch->n; i++)
+        if (!batch->homes[i]) tk_short_resolve(shorts, table, cache, text, len, &batch->pending[i], add_up_to);
+}
+
+/* Piece i's entry when it is a short piece in its home slot; else NULL, with pending[i] resolved (a short
+ * piece elsewhere in the table, or not in it: tk_short_resolve's answers). Read in order: an entry the
+ * caller added for an earlier piece of the batch is found. */
+static inline const tk_short_entry *tk_piece_batch_entry(tk_piece_batch *batch, size_t i, const tk_short_table *shorts,
+                                                         const tk_rank_table *table, const tk_piece_cache *cache,
+                                                         const uint8_t *text, size_t len, size_t add_up_to) {
+    const tk_short_entry *e = batch->homes[i];
+    if (!e) return NULL;
+    uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE); /* see short_table.h: Threads */
+    if (__builtin_expect(hi == batch->keys[i].hi && e->key.lo == batch->keys[i].lo, 1)) return e;
+    tk_short_pending *s = &batch->pending[i];
+    s->p.start = batch->starts[i];
+    s->p.len = batch->ends[i] - batch->starts[i];
+    s->key = batch->keys[i];
+    s->short_hash = tk_short_hash(shorts, &s->key);
+    s->n_short = TK_SHORT_TO_RESOLVE;
+    s->has_key = 1;
+    tk_short_resolve(shorts, table, cache, text, len, s, add_up_to);
+    return NULL;
+}
+
+#endif

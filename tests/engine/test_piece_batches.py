@@ -1,0 +1,126 @@
+"""The loop over a text's pieces takes them 16 at a time (native/piece_batch.h): found, looked up, then
+handed out in order. A batch may end anywhere: inside one of the scanner's 64-byte windows of ASCII text,
+between a short piece found in its home slot and one that is merged or a long one that takes the rank table.
+
+    >>> core = BpeCore(ranks, "cl100k", short_table_after=0)
+    >>> core.encode(text) == tiktoken.get_encoding("cl100k_base").encode_ordinary(text)   # for any text
+    True
+
+Held to tiktoken at every batch boundary (texts of 1 to 50 pieces of every kind), with the windows shifted
+byte by byte, with and without the short-piece table, on first passes (merged, added) and later ones (found),
+one text at a time and in batches on threads (which only read the table).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+
+import pytest
+import tiktoken
+
+import tokend
+from tokend.engine._native import BpeCore
+
+_NATIVE = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
+_BATCH = 16  # TK_PIECE_BATCH
+_MOST = 3 * _BATCH + 2  # texts of up to this many pieces: every batch boundary up to the third, and beside it
+
+# One of each way a piece takes through the loop: a token of <= 15 bytes (found in the short table), a short
+# piece that is no token (merged, then added and found), a long token, a long piece that is none (rank table,
+# piece cache), numbers, punctuation, newlines, CJK (multi-byte, long).
+_KINDS = [
+    " the",
+    " and",
+    " xqzjv",
+    " bvwkq",
+    " internationalization",
+    " supercalifragilisticexpialidocious",
+    " 123",
+    " 4567",
+    "!!",
+    "...\n",
+    "\n\n",
+    " 中文字典中文字典",
+    " naïve",
+    "'s",
+    "       ",
+]
+
+
+@functools.lru_cache(maxsize=None)
+def _ranks(name: str) -> dict[bytes, int]:
+    return dict(tokend.get_encoding(name)._mergeable_ranks)
+
+
+@functools.lru_cache(maxsize=None)
+def _oracle(name: str) -> tiktoken.Encoding:
+    return tiktoken.get_encoding(name)
+
+
+def _texts(core: BpeCore, seed: int) -> list[str]:
+    """For n = 1.._MOST a text of exactly n pieces (by the core's split, which the split tests hold to tiktoken's
+    regex), of kinds in random order."""
+    rng, texts = random.Random(seed), []
+    for n in range(1, _MOST + 1):
+        while True:
+            text = ""
+            while len(core.split(text)) < n:
+                text += rng.choice(_KINDS)
+            if len(core.split(text)) == n:
+                texts.append(text)
+                break
+    return texts
+
+
+@pytest.mark.parametrize("name", sorted(_NATIVE))
+@pytest.mark.parametrize("after", [0, -1], ids=["with-table", "without-table"])
+def test_every_batch_boundary_matches_tiktoken(name, after):
+    core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=after)
+    texts = _texts(core, 1)
+    assert [len(core.split(t)) for t in texts] == list(range(1, _MOST + 1))
+    oracle = _oracle(name)
+    for rounds in range(2):  # the first pass merges and adds, the second finds
+        for text in texts:
+            expected = oracle.encode_ordinary(text)
+            assert core.encode(text) == expected, (rounds, text)
+            assert core.count(text) == len(expected), (rounds, text)
+    assert core.short_table_stats()["state"] == ("ready" if after == 0 else "none")
+    if after == 0:
+        assert core.short_table_stats()["added"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(_NATIVE))
+def test_batches_on_threads_read_the_table_and_match_tiktoken(name):
+    core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=0)
+    texts = _texts(core, 2)
+    core.count(texts[-1])  # builds the table and adds this text's merged pieces
+    oracle = _oracle(name)
+    expected = [oracle.encode_ordinary(t) for t in texts]
+    assert core.encode_batch(texts, 2) == expected
+    assert core.encode_batch(texts, 2, count=True) == [len(ids) for ids in expected]
+
+
+@pytest.mark.parametrize("name", sorted(_NATIVE))
+def test_batches_ending_inside_the_scanners_ascii_windows(name):
+    """ASCII prose: pieces come from 64-byte windows by masks; a batch fills up in the middle of one and the
+    next batch takes the rest of that window first. Shifting the text a byte at a time moves every window."""
+    rng = random.Random(3)
+    words = ["a", "of", "the", "word", "quick", "brown", "xqzjv", "internationalization", "42", "1999", ",", "."]
+    prose = " ".join(rng.choice(words) for _ in range(400)) + "\n"
+    core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=0)
+    oracle = _oracle(name)
+    for shift in range(70):
+        text = "x" * shift + prose
+        expected = oracle.encode_ordinary(text)
+        assert core.encode(text) == expected, shift
+        assert core.count(text) == len(expected), shift
+
+
+def test_merged_pieces_found_count_as_cache_hits_once_each():
+    core = BpeCore(_ranks("cl100k_base"), "cl100k", short_table_after=0)
+    core.count(" xqzjv")  # builds the table, merges and adds the piece
+    hits_before = core.cache_stats()[0]
+    text = " xqzjv" * 40  # 40 pieces over three batches, each found in the table
+    assert core.count(text) == 40 * len(_oracle("cl100k_base").encode_ordinary(" xqzjv"))
+    assert core.cache_stats()[0] - hits_before == 40
