@@ -117,15 +117,13 @@ static inline __attribute__((always_inline)) int encode_pieces(batch_worker *wor
     do {
         *found = tk_piece_batch_fill(&batch, iter);
         tk_piece_batch_look_up(&batch, shorts, model->table, worker->cache, item->text, item->len, 0);
+        uint64_t sum = 0; /* the hits' n (tk_short_sum_ids) */
         for (size_t i = 0; i < batch.n && status == TK_BATCH_OK; i++) {
             const tk_short_entry *e =
                 tk_piece_batch_entry(&batch, i, shorts, model->table, worker->cache, item->text, item->len, 0);
             if (__builtin_expect(e != NULL, 1)) {
-                hits += (e->n & TK_SHORT_ADDED) != 0;
-                if (counting) {
-                    n_ids += e->n & 0xff;
-                    continue;
-                }
+                sum += e->n;
+                if (counting) continue;
                 if (reserve(buffer, TK_SHORT_MAX_LEN) < 0) {
                     status = TK_BATCH_NO_MEMORY;
                     break;
@@ -135,6 +133,8 @@ static inline __attribute__((always_inline)) int encode_pieces(batch_worker *wor
             }
             status = encode_pending_piece(worker, item, &batch.pending[i], count);
         }
+        hits += tk_short_sum_added(sum);
+        if (counting) n_ids += tk_short_sum_ids(sum);
     } while (*found == 1 && status == TK_BATCH_OK);
     *count += n_ids;
     if (worker->cache) worker->cache->hits += hits;

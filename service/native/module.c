@@ -433,15 +433,13 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
     do {
         found = tk_piece_batch_fill(&batch, &iter);
         tk_piece_batch_look_up(&batch, shorts, &self->table, &self->cache, text, len, add_up_to);
+        uint64_t sum = 0; /* the hits' n (tk_short_sum_ids) */
         for (size_t i = 0; i < batch.n; i++) {
             const tk_short_entry *e = tk_piece_batch_entry(&batch, i, shorts, &self->table, &self->cache, text, len,
                                                            add_up_to);
             if (__builtin_expect(e != NULL, 1)) {
-                hits += (e->n & TK_SHORT_ADDED) != 0;
-                if (counting) {
-                    count += e->n & 0xff;
-                    continue;
-                }
+                sum += e->n;
+                if (counting) continue;
                 if (__builtin_expect(sink->len + TK_SHORT_MAX_LEN > sink->cap, 0) &&
                     sink_reserve(sink, TK_SHORT_MAX_LEN) < 0) {
                     failed = 1;
@@ -455,6 +453,8 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
                 break;
             }
         }
+        hits += tk_short_sum_added(sum);
+        if (counting) count += tk_short_sum_ids(sum);
     } while (found == 1 && !failed);
     self->cache.hits += hits;
     sink->count += count;

@@ -72,8 +72,7 @@ static inline void tk_piece_batch_look_up(tk_piece_batch *batch, const tk_short_
                                           const uint8_t *text, size_t len, size_t add_up_to) {
     size_t n_other = 0;
     /* A copy no store to the batch can alias, so that its seeds and slots stay in registers. */
-    tk_short_table held;
-    if (shorts) held = *shorts;
+    tk_short_table held = shorts ? *shorts : (tk_short_table){0};
     for (size_t i = 0; i < batch->n; i++) {
         size_t start = batch->starts[i], n = batch->ends[i] - start;
         if (shorts && n <= TK_SHORT_MAX_LEN) {

@@ -38,7 +38,11 @@
 #define TK_SHORT_MAX_LEN 15
 #define TK_SHORT_INLINE_IDS 3
 #define TK_SHORT_MAX_PROBES 64 /* linear probing at load 0.4 over 2^18 slots makes runs of 20-40 */
-#define TK_SHORT_ADDED 0x100u /* in tk_short_entry.n: a merged piece's entry, not a token's */
+#define TK_SHORT_ADDED 0x80000000u /* in tk_short_entry.n: a merged piece's entry, not a token's */
+/* Entries' n added up over a batch of pieces (piece_batch.h; at most 2^24 of them): one add a piece counts
+ * both its ids (the low 31 bits: 15 at most each) and whether it was a merged piece (bit 31 and up). */
+static inline uint64_t tk_short_sum_ids(uint64_t sum) { return sum & 0x7fffffffu; }
+static inline uint64_t tk_short_sum_added(uint64_t sum) { return sum >> 31; }
 
 /* A piece's bytes zero-padded to 16, its length in the last byte (so "a" and "a\0" differ); hi == 0: an
  * empty slot (every key has a length >= 1). */
