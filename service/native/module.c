@@ -410,9 +410,6 @@ static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_
     return 0;
 }
 
-/* The ids of a text into the sink. Big texts (TK_UNLOCKED_TEXT_BYTES) go without the GIL (above); small
- * ones are split and emitted with it, through the short-piece table and the shared piece cache (releasing
- * the GIL would cost more than their whole encode). */
 /* The ids of a text's pieces into the sink (piece_batch.h): a short piece in its home slot here, every other
  * through emit_short. `counting` is a constant of each copy (emit_text): the count stays in a register. */
 static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink *sink, const uint8_t *text,
@@ -463,6 +460,9 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
     return found == 0 && !failed ? 0 : -1;
 }
 
+/* The ids of a text into the sink. Big texts (TK_UNLOCKED_TEXT_BYTES) go without the GIL (above); small
+ * ones are split and emitted with it, through the short-piece table and the shared piece cache (releasing
+ * the GIL would cost more than their whole encode). */
 static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
     if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
     build_short_table(self, len);
