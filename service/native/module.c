@@ -381,12 +381,8 @@ static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_
         return 0;
     }
     if (s->n_short == TK_SHORT_MERGE) {
-        /* Added meanwhile by an earlier piece of the same ring (a word repeated within 16 pieces)? */
-        const tk_short_entry *e = tk_short_find(&self->shorts, &s->key, s->short_hash);
-        if (e) {
-            tk_short_take(&self->shorts, e, s);
-            return emit_short(self, sink, text, s);
-        }
+        /* Looked up just now (tk_piece_batch_entry resolves a short piece as it is handed out), so an earlier
+         * copy of the piece in the same batch has been added already and found. */
         if (s->p.len > TK_UNCACHED_PIECE_BYTES) self->cache.misses++; /* as the piece cache would have */
         if (sink_reserve(sink, s->p.len) < 0) return -1;
         uint32_t *out = sink->ids + sink->len; /* a count too writes the ids there, unadvanced */

@@ -71,8 +71,15 @@ static inline void tk_piece_batch_look_up(tk_piece_batch *batch, const tk_short_
                                           const tk_rank_table *table, const tk_piece_cache *cache,
                                           const uint8_t *text, size_t len, size_t add_up_to) {
     size_t n_other = 0;
-    /* A copy no store to the batch can alias, so that its seeds and slots stay in registers. */
-    tk_short_table held = shorts ? *shorts : (tk_short_table){0};
+    /* The fields a key's slot needs, in a copy no store to the batch can alias (so they stay in registers);
+     * only those: a GIL holder may be adding to the table's other fields meanwhile. */
+    tk_short_table held = {0};
+    if (shorts) {
+        held.entries = shorts->entries;
+        held.shift = shorts->shift;
+        held.seed = shorts->seed;
+        held.seed_hi = shorts->seed_hi;
+    }
     for (size_t i = 0; i < batch->n; i++) {
         size_t start = batch->starts[i], n = batch->ends[i] - start;
         if (shorts && n <= TK_SHORT_MAX_LEN) {

@@ -170,10 +170,10 @@ def test_a_full_table_hands_new_pieces_to_the_piece_cache():
     assert core.cache_stats()[2] > 0  # the rest went to the piece cache
 
 
-def test_a_piece_repeated_within_a_ring_is_added_once():
+def test_a_piece_repeated_within_a_batch_is_added_once():
     for call in ("encode", "count"):
         core = _core("cl100k_base")
-        text = " xqzvkw" * 20  # 20 copies of one merged piece, all found before the first is emitted
+        text = " xqzvkw" * 20  # 20 copies of one merged piece, the first 16 found before the first is emitted
         assert getattr(core, call)(text) == (_oracle("cl100k_base").encode_ordinary(text) if call == "encode"
                                              else len(_oracle("cl100k_base").encode_ordinary(text)))
         assert core.short_table_stats()["added"] == 1, call

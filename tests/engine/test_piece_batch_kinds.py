@@ -1,12 +1,10 @@
-"""The loops over pieces take each piece through a ring of pending pieces: hashed when found (its rank-table
-slot prefetched), looked up TK_RESOLVE_LEAD (8) pieces later (a piece that is no token has its piece-cache
-slots prefetched then), emitted TK_PIECE_LEAD (16) pieces after it was found; the ring is drained in order at
-the end of the text, looking up the pieces the loop did not reach. Held to tiktoken at every count of
-pieces around both leads, each kind of piece in every ring position, in both loops: a text under 64 KiB
-(module.c's emit_text, with the GIL) and a batch or a text of 64 KiB or more (batch_encode.c's encode_item,
-without it). "a b c d e f g h i j" is 10 pieces: looked up 2 in the loop and 8 in the drain. Pieces that
-are no token come again and again across the calls of a test: their second and later passes are cache
-hits through the prefetched slots.
+"""The loops over pieces take a text's pieces in batches of 16 (native/piece_batch.h): found, looked up
+(a piece that is no token has its piece-cache slots prefetched then), handed out in order. Held to tiktoken
+at every count of pieces around the batch size, each kind of piece in every place of a batch, in both
+loops: a text under 64 KiB (module.c's emit_text, with the GIL) and a batch or a text of 64 KiB or more
+(batch_encode.c's encode_item, without it), and for texts cut into parts by special tokens (each part's
+loop starts with an empty batch). Pieces that are no token come again and again across the calls of a
+test: their second and later passes are cache hits through the prefetched slots.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ def _text(n: int, shift: int) -> str:
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 9, 15, 16, 17, 33])
-def test_every_piece_count_around_the_ring_size(enc, oracle, n):
+def test_every_piece_count_around_the_batch_size(enc, oracle, n):
     for shift in range(len(_PIECES)):
         text = _text(n, shift)
         expected = oracle.encode_ordinary(text)
@@ -46,8 +44,8 @@ def test_the_batch_loop_on_the_same_texts(enc, oracle, n):
 
 
 @pytest.mark.parametrize("tail", [0, 1, 7, 8, 9, 15, 16, 17])
-def test_a_big_text_drains_its_ring(enc, oracle, tail):
-    # A big text ending in `tail` pieces after a long run of others: the last pieces are the ring's drain.
+def test_a_big_text_ends_in_a_part_batch(enc, oracle, tail):
+    # A big text ending in `tail` pieces after a long run of others: its last batch is a part one.
     body = _text(_BIG // 6, 0)
     text = body + _text(tail, 3)
     expected = oracle.encode_ordinary(text)
@@ -56,8 +54,8 @@ def test_a_big_text_drains_its_ring(enc, oracle, tail):
     assert enc.count(text, disallowed_special=()) == len(expected)
 
 
-def test_special_tokens_between_ring_fulls(enc, oracle):
-    # Text around special tokens is encoded part by part: each part's ring starts empty and drains.
+def test_special_tokens_between_batch_fulls(enc, oracle):
+    # Text around special tokens is encoded part by part: each part's loop starts with an empty batch.
     text = "<|endoftext|>".join(_text(n, n) for n in (0, 3, 8, 9, 16, 17, 20))
     expected = oracle.encode(text, allowed_special="all")
     assert enc.encode(text, allowed_special="all") == expected
