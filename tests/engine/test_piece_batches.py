@@ -13,13 +13,11 @@ one text at a time and in batches on threads (which only read the table).
 
 from __future__ import annotations
 
-import functools
 import random
 
 import pytest
-import tiktoken
 
-import tokend
+from tests.engine._encodings import ours
 from tokend.engine._native import BpeCore
 
 _NATIVE = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
@@ -48,14 +46,8 @@ _KINDS = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
-def _ranks(name: str) -> dict[bytes, int]:
-    return dict(tokend.get_encoding(name)._mergeable_ranks)
-
-
-@functools.lru_cache(maxsize=None)
-def _oracle(name: str) -> tiktoken.Encoding:
-    return tiktoken.get_encoding(name)
+def _core(name: str, after: int) -> BpeCore:
+    return BpeCore(dict(ours(name)._mergeable_ranks), _NATIVE[name], short_table_after=after)
 
 
 def _texts(core: BpeCore, seed: int) -> list[str]:
@@ -73,13 +65,11 @@ def _texts(core: BpeCore, seed: int) -> list[str]:
     return texts
 
 
-@pytest.mark.parametrize("name", sorted(_NATIVE))
 @pytest.mark.parametrize("after", [0, -1], ids=["with-table", "without-table"])
-def test_every_batch_boundary_matches_tiktoken(name, after):
-    core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=after)
+def test_every_batch_boundary_matches_tiktoken(encoding_name, oracle, after):
+    core = _core(encoding_name, after)
     texts = _texts(core, 1)
     assert [len(core.split(t)) for t in texts] == list(range(1, _MOST + 1))
-    oracle = _oracle(name)
     for rounds in range(2):  # the first pass merges and adds, the second finds
         for text in texts:
             expected = oracle.encode_ordinary(text)
@@ -90,26 +80,22 @@ def test_every_batch_boundary_matches_tiktoken(name, after):
         assert core.short_table_stats()["added"] > 0
 
 
-@pytest.mark.parametrize("name", sorted(_NATIVE))
-def test_batches_on_threads_read_the_table_and_match_tiktoken(name):
-    core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=0)
+def test_batches_on_threads_read_the_table_and_match_tiktoken(encoding_name, oracle):
+    core = _core(encoding_name, 0)
     texts = _texts(core, 2)
     core.count(texts[-1])  # builds the table and adds this text's merged pieces
-    oracle = _oracle(name)
     expected = [oracle.encode_ordinary(t) for t in texts]
     assert core.encode_batch(texts, 2) == expected
     assert core.encode_batch(texts, 2, count=True) == [len(ids) for ids in expected]
 
 
-@pytest.mark.parametrize("name", sorted(_NATIVE))
-def test_batches_ending_inside_the_scanners_ascii_windows(name):
+def test_batches_ending_inside_the_scanners_ascii_windows(encoding_name, oracle):
     """ASCII prose: pieces come from 64-byte windows by masks; a batch fills up in the middle of one and the
     next batch takes the rest of that window first. Shifting the text a byte at a time moves every window."""
     rng = random.Random(3)
     words = ["a", "of", "the", "word", "quick", "brown", "xqzjv", "internationalization", "42", "1999", ",", "."]
     prose = " ".join(rng.choice(words) for _ in range(400)) + "\n"
-    core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=0)
-    oracle = _oracle(name)
+    core = _core(encoding_name, 0)
     for shift in range(70):
         text = "x" * shift + prose
         expected = oracle.encode_ordinary(text)
@@ -117,10 +103,10 @@ def test_batches_ending_inside_the_scanners_ascii_windows(name):
         assert core.count(text) == len(expected), shift
 
 
-def test_merged_pieces_found_count_as_cache_hits_once_each():
-    core = BpeCore(_ranks("cl100k_base"), "cl100k", short_table_after=0)
+def test_merged_pieces_found_count_as_cache_hits_once_each(cl100k):
+    core = _core("cl100k_base", 0)
     core.count(" xqzjv")  # builds the table, merges and adds the piece
     hits_before = core.cache_stats()[0]
     text = " xqzjv" * 40  # 40 pieces over three batches, each found in the table
-    assert core.count(text) == 40 * len(_oracle("cl100k_base").encode_ordinary(" xqzjv"))
+    assert core.count(text) == 40 * len(cl100k.encode_ordinary(" xqzjv"))  # held to tiktoken above
     assert core.cache_stats()[0] - hits_before == 40
