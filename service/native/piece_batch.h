@@ -8,19 +8,19 @@
  *       tk_piece_batch_look_up(&batch, shorts, table, cache, text, len, add_up_to);
  *       for (size_t i = 0; i < batch.n; i++) {
  *           const tk_short_entry *e = tk_piece_batch_entry(&batch, i, shorts, table, cache, text, len, add_up_to);
- *           if (e) ...   // a piece of <= 15 bytes found in its home slot: e->n & 0xff ids (tk_short_entry_ids)
+ *           if (e) ...   // a piece of <= 15 bytes found in its home slot: e->n & 0xff ids (tk_short_copy_ids)
  *           else ...     // batch.pending[i], resolved (tk_short_pending): the short table's other answers,
  *       }                //   or the rank table's way (a longer piece, or no short table)
  *   } while (found == 1);   // 0: the text is done; -1: out of memory
  *
  * Why batches: each step runs over the whole batch before the next begins, so a piece's table line is
  * fetched (prefetch) a batch ahead of its compare, and the common piece (a short one in its home slot)
- * costs a few instructions in a tight loop: its key, hash and slot, then a compare and its count or ids.
- * The ring this replaced (each piece found, looked up and emitted a fixed distance apart, one piece per
- * turn) kept every piece's state in a ring entry and the count in memory; on a replay of English text
- * (every piece found) it ran 175 instructions a piece against 120 here, and 1.35-1.75x slower
- * (docs/decisions.md, "Pieces in batches"). Pieces of the scanner's bulk windows are taken a window at a
- * time (tk_split_iter_take_bulk), without the iterator's checks per piece.
+ * costs a few instructions in a tight loop: its key, hash and slot, then a compare and one add of its n
+ * (tk_short_sum_ids), or a copy of its ids. Nothing of it is stored per piece beyond its key and slot, and
+ * the callers keep their count in a register (docs/decisions.md, "Pieces in batches": a loop taking one
+ * piece a turn through a ring of pending pieces ran 175 instructions a piece on a replay of English, this
+ * one 115). Pieces of the scanner's bulk windows are taken a window at a time (tk_split_iter_take_bulk),
+ * without the iterator's checks per piece.
  * Longer pieces (and every piece without a short table) are prepared for the rank table as the batch is
  * looked up and resolved once every piece of the batch is, so their rank-table and piece-cache lines too
  * are fetched ahead. */
