@@ -83,7 +83,7 @@ static int encode_pending_piece(batch_worker *worker, const tk_batch_item *item,
             return TK_BATCH_OK;
         }
         if (reserve(buffer, TK_SHORT_MAX_LEN) < 0) return TK_BATCH_NO_MEMORY;
-        buffer->len += tk_short_write_ids(s, buffer->ids + buffer->len);
+        buffer->len += tk_short_copy_ids(model->shorts, s->entry, buffer->ids + buffer->len);
         return TK_BATCH_OK;
     }
     const tk_pending_piece *p = &s->p;

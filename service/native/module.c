@@ -377,7 +377,7 @@ static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_
         }
         if (__builtin_expect(sink->len + TK_SHORT_MAX_LEN > sink->cap, 0) && sink_reserve(sink, TK_SHORT_MAX_LEN) < 0)
             return -1;
-        sink->len += tk_short_write_ids(s, sink->ids + sink->len);
+        sink->len += tk_short_copy_ids(&self->shorts, s->entry, sink->ids + sink->len);
         return 0;
     }
     if (s->n_short == TK_SHORT_MERGE) {

@@ -89,7 +89,7 @@ static inline void tk_piece_batch_look_up(tk_piece_batch *batch, const tk_short_
             __builtin_prefetch(batch->homes[i], 0, 3);
         } else {
             batch->homes[i] = NULL;
-            tk_short_prepare(shorts, table, text, len, start, n, &batch->pending[i]);
+            tk_short_prepare(table, text, len, start, n, &batch->pending[i]);
             n_other++;
         }
     }

@@ -5,7 +5,7 @@
  *   tk_short_table_build(&t, &rank_table, NULL, 65536, seed);    every token, room for 65,536 merged pieces
  *   tk_short_key k = tk_short_key_of(piece, len, readable);
  *   uint64_t h = tk_short_hash(&t, &k);   __builtin_prefetch(tk_short_slot(&t, h));   ... a few pieces later:
- *   const tk_short_entry *e = tk_short_find(&t, &k, h);   e: tk_short_ids(&t, e)[0 .. e->n & 0xff); NULL: not held
+ *   const tk_short_entry *e = tk_short_find(&t, &k, h);   e: tk_short_copy_ids(&t, e, out) ids; NULL: not held
  *   tk_short_table_put(&t, &k, h, ids, n, TK_SHORT_ADDED);  a merged piece's ids, while tk_short_table_has_room
  *
  * Why one table: the loop over pieces otherwise branches on a piece's length (1-2 bytes: direct arrays;
@@ -122,10 +122,6 @@ static inline const tk_short_entry *tk_short_find(const tk_short_table *table, c
     return NULL;
 }
 
-static inline const uint32_t *tk_short_ids(const tk_short_table *table, const tk_short_entry *e) {
-    return (e->n & 0xff) <= TK_SHORT_INLINE_IDS ? e->ids : table->more + e->ids[0];
-}
-
 /* A found entry's ids to `out` (room for TK_SHORT_MAX_LEN: the inline ones are copied as 3); how many. */
 static inline uint32_t tk_short_copy_ids(const tk_short_table *table, const tk_short_entry *e, uint32_t *out) {
     uint32_t n = e->n & 0xff;
@@ -148,41 +144,13 @@ typedef struct {
     uint64_t short_hash;
     uint32_t n_short; /* TK_SHORT_*, a hit's entry n (ids | TK_SHORT_ADDED), or 0: the rank table's way (p) */
     int has_key;      /* key and short_hash are set */
-    uint32_t ids[TK_SHORT_INLINE_IDS]; /* a hit's ids when they are inline (copied: an entry may be read once) */
-    const uint32_t *many;              /* a hit's ids */
+    const tk_short_entry *entry; /* a hit's entry (a slot never changes once written: tk_short_copy_ids) */
 } tk_short_pending;
 
-/* A found entry's ids into the pending piece (copied: the caller may read the entry only once). */
-static inline void tk_short_take(const tk_short_table *shorts, const tk_short_entry *e, tk_short_pending *s) {
-    s->n_short = e->n;
-    __builtin_memcpy(s->ids, e->ids, sizeof s->ids);
-    s->many = tk_short_ids(shorts, e);
-}
-
-/* A hit's ids written to `out` (room for TK_SHORT_MAX_LEN: the inline ones are copied as 3); how many. */
-static inline uint32_t tk_short_write_ids(const tk_short_pending *s, uint32_t *out) {
-    uint32_t n = s->n_short & 0xff;
-    if (__builtin_expect(n <= TK_SHORT_INLINE_IDS, 1))
-        __builtin_memcpy(out, s->ids, sizeof s->ids);
-    else
-        __builtin_memcpy(out, s->many, n * sizeof *s->many);
-    return n;
-}
-
-/* Found: a piece of <= 15 bytes gets its key and its table line fetched; a longer one (or any, `shorts`
- * NULL) is prepared for the rank table (tk_prepare_piece). */
-static inline void tk_short_prepare(const tk_short_table *shorts, const tk_rank_table *table, const uint8_t *text,
-                                    size_t len, size_t start, size_t n, tk_short_pending *s) {
-    if (n <= TK_SHORT_MAX_LEN && shorts) {
-        s->p.start = start;
-        s->p.len = n;
-        s->key = tk_short_key_of(text + start, n, len - start);
-        s->short_hash = tk_short_hash(shorts, &s->key);
-        __builtin_prefetch(tk_short_slot(shorts, s->short_hash), 0, 3);
-        s->n_short = TK_SHORT_TO_RESOLVE;
-        s->has_key = 1;
-        return;
-    }
+/* A piece that takes the rank table's way (longer than TK_SHORT_MAX_LEN, or no short table): prepared for
+ * it (tk_prepare_piece). */
+static inline void tk_short_prepare(const tk_rank_table *table, const uint8_t *text, size_t len, size_t start,
+                                    size_t n, tk_short_pending *s) {
     s->n_short = 0;
     s->has_key = 0;
     tk_prepare_piece(table, text, len, start, n, &s->p);
@@ -199,7 +167,8 @@ static inline void tk_short_resolve(const tk_short_table *shorts, const tk_rank_
     if (s->n_short == TK_SHORT_TO_RESOLVE) {
         const tk_short_entry *e = tk_short_find(shorts, &s->key, s->short_hash);
         if (__builtin_expect(e != NULL, 1)) {
-            tk_short_take(shorts, e, s);
+            s->n_short = e->n;
+            s->entry = e;
             return;
         }
         if (shorts->all_tokens && s->p.len <= add_up_to) {
