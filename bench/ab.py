@@ -10,8 +10,15 @@ The parent hands both sides the same documents one at a time, alternating which 
 each side times only its own call: both see the same moments of a shared, noisy machine, as the peers
 of one `bench engine` round do. Every run starts fresh processes, so each measured document is unseen
 by both (warm-up: the corpus's other part, as in `bench engine`). The result per cell (encoding, kind,
-encode or count) is A's time ÷ B's time, > 1 when this checkout is faster: the median over runs and the
-range. Run an A/A first when the machine is busy; a ratio inside the A/A range is no result.
+encode or count) is A's time ÷ B's time, > 1 when this checkout is faster.
+
+Which side starts first alternates from run to run, and the result is the geometric mean of the two
+halves (each half's median is shown beside it). On a 2-core VM the process started first ran English
+`encode` 1.2-1.5x slower than the other in A/A runs, in every run and whichever tree it held, with both
+pinned to one CPU too and after a second warm-up: a property of the process (where its memory landed, as
+far as it could be told), not of the build. The bias then shows as a gap between the two halves, and
+cancels in the mean. Run an A/A first when the machine is busy; a ratio inside the A/A halves is no
+result.
 
 `--base REV` checks REV out as a git worktree in a temporary directory and builds its native core there
 (about a minute); `--base-dir` takes a tree whose native core is built. Exactness is not checked here:
@@ -25,6 +32,7 @@ branch prediction without history, and twice pointed at savings the clock did no
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -86,9 +94,15 @@ class _Side:
         self.process.wait(timeout=30)
 
 
-def _run(base: Path, encoding_name: str, limit_bytes: int, kinds: list[str], counts: dict) -> dict[str, float]:
-    """One run: fresh processes for A (base) and B (this checkout); A's time ÷ B's per cell."""
-    a, b = _Side(base, encoding_name, limit_bytes, kinds), _Side(REPO, encoding_name, limit_bytes, kinds)
+def _run(base: Path, encoding_name: str, limit_bytes: int, kinds: list[str], counts: dict, *, a_first: bool) -> dict[str, float]:
+    """One run: fresh processes for A (base) and B (this checkout), the one of `a_first` started first; A's
+    time ÷ B's per cell."""
+    if a_first:
+        a = _Side(base, encoding_name, limit_bytes, kinds)
+        b = _Side(REPO, encoding_name, limit_bytes, kinds)
+    else:
+        b = _Side(REPO, encoding_name, limit_bytes, kinds)
+        a = _Side(base, encoding_name, limit_bytes, kinds)
     if a.module == b.module:
         sys.stderr.write(f"A and B import the same tokend ({a.module}): an A/A run\n")  # --base-dir .
     ratios = {}
@@ -156,17 +170,30 @@ def main(argv: list[str] | None = None) -> int:
             results: dict[str, list[float]] = {}
             for run in range(args.runs):
                 for encoding_name in args.encodings.split(","):
-                    for cell, ratio in _run(base, encoding_name, args.limit_bytes, kinds, counts).items():
+                    ratios = _run(base, encoding_name, args.limit_bytes, kinds, counts, a_first=run % 2 == 0)
+                    for cell, ratio in ratios.items():
                         results.setdefault(cell, []).append(ratio)
                 print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
         finally:
             if args.base:
                 _remove_worktree(base)
     label = f"A = {args.base or args.base_dir}, B = this checkout ({REPO})"
-    print(f"{label}; A time / B time (> 1: B faster), median of {args.runs} runs [range]")
+    print(f"{label}; A time / B time (> 1: B faster), geometric mean of {args.runs} runs "
+          "[A started first: median; B started first: median]")
     for cell, values in results.items():
-        print(f"  {cell:<32} {statistics.median(values):.3f}  [{min(values):.3f}-{max(values):.3f}]")
+        a_first, b_first = values[0::2], values[1::2]
+        print(f"  {cell:<32} {_balanced_mean(values):.3f}  [{statistics.median(a_first):.3f}; "
+              f"{statistics.median(b_first) if b_first else float('nan'):.3f}]")
     return 0
+
+
+def _balanced_mean(values: list[float]) -> float:
+    """The geometric mean of the runs with A started first and of those with B first, each pair weighted
+    alike: a bias of the start order (f on one side, 1/f on the other) cancels."""
+    a_first, b_first = values[0::2], values[1::2]
+    if not b_first:
+        return statistics.geometric_mean(a_first)
+    return math.sqrt(statistics.geometric_mean(a_first) * statistics.geometric_mean(b_first))
 
 
 if __name__ == "__main__":

@@ -222,6 +222,22 @@ def test_encode_piece_matches_tiktoken_on_hard_pieces(name):
         assert core.encode_piece(piece) == oracle._encode_single_piece(piece), piece[:60]
 
 
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_every_short_length_against_tiktoken(name):
+    # The short merge scans its keys 4 at a time and keeps positions in 8 bits: every length up to the heap
+    # (128) and past it, so each merge position falls at every place in a scan step and at the last one.
+    # Multilingual text cut anywhere (pieces that end inside a character), ties ("a" * n, "ab" * n) and
+    # random bytes; the merge rule alone against the Python reference, the piece against tiktoken.
+    core, oracle, ranks = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name), _ranks(name)
+    rng = random.Random(20261204)
+    text = "".join(corpus_texts(limit_bytes=200_000, kinds=("multilingual",))).encode()
+    for n in range(1, 134):
+        offset = rng.randrange(len(text) - n)
+        for piece in (text[offset:offset + n], b"a" * n, (b"ab" * n)[:n], (b"\xd0\xbf" * n)[:n], rng.randbytes(n)):
+            assert core.merge(piece) == byte_pair_merge(piece, ranks), piece
+            assert core.encode_piece(piece) == oracle._encode_single_piece(piece), piece
+
+
 def _huge_pieces() -> list[bytes]:
     """Pieces of 16-40 KB, past the switch to the run and bucket merges: runs of one byte (spaces, "=",
     letters, digits, newlines) alone and mixed, and random text over mixed alphabets (ASCII letters and
