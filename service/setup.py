@@ -51,6 +51,7 @@ setup(
                 "native/tokend_native.h",
                 "native/short_table.h",
                 "native/piece_batch.h",
+                "native/short_merge.h",
                 "native/batch_encode.h",
                 "native/rank_file.h",
                 "native/ascii_runs.h",

@@ -3,7 +3,7 @@
  *
  * Three implementations of the same rule:
  * - short pieces (the common case): the parts linked in arrays on the stack, each merge a scan of every
- *   position for the lowest (rank, position), O(n^2) but a few instructions a position and no moves;
+ *   position for the lowest (rank, position) (short_merge.h), O(n^2) but a few instructions a position;
  * - long pieces: a heap of (rank, start) over a linked list of parts with lazy deletion, O(n log n);
  * - huge pieces (16 KiB and more) made of a few long runs of one byte ("a" * n): the parts kept as runs
  *   of equal tokens (bpe_run_merge.c), a few lookups per run and round;
@@ -18,14 +18,13 @@
 #include <string.h>
 
 #include "binary_heap.h"
+#include "short_merge.h"
 #include "tokend_native.h"
 
-/* Below this the scan's O(n^2) is at most ~16k cheap steps on a stack buffer; above it the heap bounds
- * adversarial input. Pieces past 128 bytes are rare in text (25 of 98,449 cache misses of o200k
- * multilingual), so the exact point hardly matters; the crossover itself was not measured. merge_short
- * keeps positions in bytes and in the low 8 bits of its keys: at most 255. */
-#define TK_SHORT_PIECE 128
-_Static_assert(TK_SHORT_PIECE <= 255, "merge_short keeps positions in 8 bits");
+/* Below this the scan's O(n^2) (short_merge.h) is at most ~16k cheap steps on a stack buffer; above it the
+ * heap bounds adversarial input. Pieces past 128 bytes are rare in text (25 of 98,449 cache misses of o200k
+ * multilingual), so the exact point hardly matters; the crossover itself was not measured. */
+#define TK_SHORT_PIECE TK_SHORT_MERGE_PIECE
 /* From here on the rank-ordered buckets (bpe_bucket_merge.c) replace the heap: their set-up costs 16 bytes
  * per rank of the vocabulary (1.6 MB for cl100k_base), which a piece must be long enough to pay for. */
 #define TK_BUCKET_PIECE 16384
@@ -40,71 +39,8 @@ static inline uint32_t pair_rank_in(const tk_rank_table *table, const uint8_t *p
     return tk_rank_of_readable(table, piece + start, end - start, len - start);
 }
 
-/* merge_short's scan takes this many keys a step; its key array has that many spare entries at the end. */
-#define TK_SCAN_STEP 4
-/* The key of a position that is no pair's start: above every (rank << 8 | position). */
-#define TK_NO_KEY ((uint64_t)TK_NO_RANK << 8)
-
-/* The rank of buf[start, end), 3 bytes or more, where 8 bytes may be read from buf + start (merge_short's
- * copy of the piece is padded): one load, no branch on how much of the piece is left. */
-static inline uint32_t padded_rank(const tk_rank_table *table, const uint8_t *buf, size_t start, size_t end) {
-    size_t n = end - start;
-    uint64_t prefix;
-    __builtin_memcpy(&prefix, buf + start, 8);
-    if (n > 8) return tk_rank_of_long(table, buf + start, n, prefix);
-    prefix &= ~0ull >> (64 - 8 * n);
-    return tk_rank_of_short_hashed(table, prefix, n, tk_short_token_hash(table, prefix, n));
-}
-
-static inline uint64_t min_key(uint64_t a, uint64_t b) { return a < b ? a : b; }
-
-/* Parts are named by their first byte k: next[k] is where the part ends (the next one starts), prev[k] the
- * part before it, id[k] its token. key[k] = the rank of the pair (part k, the part after it) << 8, TK_NO_KEY
- * when there is no such pair or k is no longer a part's start. A merge is the lowest key with its position
- * ORed in, which is the lowest rank and, among equal ranks, the leftmost pair, as tiktoken's rule wants.
- *
- * Why links and a scan: a merge moves nothing (an array of parts would be moved down after each one), the
- * final parts need no second look-up (a merge records its token), the scan takes 4 keys a step without a
- * branch, and nothing is read back wider than it was written (16-byte moves over fresh 4-byte stores stall
- * on store forwarding). On the first-pass pieces of multilingual text (~6 merges a piece) this is 1.10-1.20x
- * the array loop's speed (docs/decisions.md, "Short merges as links"). */
 static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
-    uint8_t buf[TK_SHORT_PIECE + 8];
-    uint64_t key[TK_SHORT_PIECE + TK_SCAN_STEP];
-    uint8_t next[TK_SHORT_PIECE], prev[TK_SHORT_PIECE];
-    uint32_t id[TK_SHORT_PIECE];
-    memcpy(buf, piece, len);
-    memset(buf + len, 0, 8);
-    for (size_t k = 0; k < len; k++) {
-        id[k] = table->byte_rank[buf[k]];
-        key[k] = (uint64_t)table->pair_rank[(buf[k] << 8) | buf[k + 1]] << 8; /* k = len - 1: reset below */
-        next[k] = (uint8_t)(k + 1);
-        prev[k] = (uint8_t)(k - 1); /* prev[0] is never read */
-    }
-    for (size_t k = len - 1; k < len + TK_SCAN_STEP; k++) key[k] = TK_NO_KEY;
-    for (;;) {
-        uint64_t best = UINT64_MAX;
-        for (size_t k = 0; k < len; k += TK_SCAN_STEP) {
-            const uint64_t *step = key + k;
-            uint64_t low = min_key(step[0] | k, step[1] | (k + 1)), high = min_key(step[2] | (k + 2), step[3] | (k + 3));
-            best = min_key(best, min_key(low, high));
-        }
-        if (best >= TK_NO_KEY) break;
-        size_t at = (size_t)(best & 0xFF), right = next[at], end = next[right]; /* at + right = [at, end) */
-        id[at] = (uint32_t)(best >> 8);
-        key[right] = TK_NO_KEY;
-        next[at] = (uint8_t)end;
-        if (at > 0) key[prev[at]] = (uint64_t)padded_rank(table, buf, prev[at], end) << 8;
-        if (end < len) {
-            prev[end] = (uint8_t)at;
-            key[at] = (uint64_t)padded_rank(table, buf, at, next[end]) << 8;
-        } else {
-            key[at] = TK_NO_KEY;
-        }
-    }
-    size_t n = 0;
-    for (size_t k = 0; k < len; k = next[k]) out[n++] = id[k];
-    return (ptrdiff_t)n;
+    return tk_short_merge(table, NULL, 0, piece, len, out);
 }
 
 /* merge_short with a merge list's order among pairs that join into the same token: a list of every split

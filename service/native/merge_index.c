@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "binary_heap.h"
+#include "short_merge.h"
 #include "tokend_native.h"
 
 void tk_merge_index_free(tk_merge_index *index) {
@@ -143,7 +144,8 @@ static inline uint32_t pair_priority(const tk_merge_index *index, const tk_rank_
 static ptrdiff_t merge_short(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece, size_t len,
                              uint32_t *out) {
     /* parts k = 0..m-2 start at start[k]; start[m-1] == len is a sentinel. priority[k]: the pair (part k,
-     * part k+1), TK_NO_RANK when it is no merge. The same loop as bpe_merge.c's merge_short. */
+     * part k+1), TK_NO_RANK when it is no merge. tiktoken's array loop: short_merge.h's links take only
+     * rules whose priority is the merged id. */
     uint32_t start[TK_SHORT_PIECE + 1];
     uint32_t priority[TK_SHORT_PIECE + 1];
     size_t m = len + 1;
@@ -173,67 +175,12 @@ static ptrdiff_t merge_short(const tk_merge_index *index, const tk_rank_table *t
     return (ptrdiff_t)(m - 1);
 }
 
-/* The pair [start, mid) + [mid, end) of a piece of `len` bytes through left_len_by_id: the merged id (the
- * pair's priority, in this list's order), TK_NO_RANK when the pair is no merge. */
-static inline uint32_t pair_by_id(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece,
-                                  size_t len, size_t start, size_t mid, size_t end) {
-    uint32_t merged = tk_rank_of_readable(table, piece + start, end - start, len - start);
-    if (merged >= index->n_ids || index->left_len_by_id[merged] != mid - start) return TK_NO_RANK;
-    return merged;
-}
-
-/* Starts loading the rank table's lines for the pair [start, end) (3-8 bytes: the hashed ones), so that the
- * two lookups after a merge wait for memory together rather than one after the other. */
-static inline void prefetch_pair(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t start, size_t end) {
-    size_t n = end - start;
-    if (n < 3 || n > 8) return;
-    uint64_t hash = tk_short_token_hash(table, tk_token_prefix_readable(piece + start, n, len - start), n);
-    if (table->filter) __builtin_prefetch(&table->filter[((hash >> 32) & table->filter_mask) >> 6]);
-    __builtin_prefetch(&table->slots[hash & table->mask]);
-}
-
 /* merge_short with merged ids as priorities: the same pairs, in the same order (the list's order is the
- * merged ids' order, one merge per token), and a merged part's id is its pair's priority, so the parts'
- * ids are kept instead of looked up again at the end. */
+ * merged ids' order, one merge per token), so tiktoken's loop (short_merge.h) with the list's left length
+ * as the only extra check; a merged part's id is its pair's priority. */
 static ptrdiff_t merge_short_by_id(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece,
                                    size_t len, uint32_t *out) {
-    uint32_t start[TK_SHORT_PIECE + 1];
-    uint32_t priority[TK_SHORT_PIECE + 1];
-    uint32_t id[TK_SHORT_PIECE + 1];
-    size_t m = len + 1;
-    for (size_t k = 0; k < m; k++) start[k] = (uint32_t)k;
-    for (size_t k = 0; k < len; k++) id[k] = table->byte_rank[piece[k]];
-    for (size_t k = 0; k + 2 < m; k++) priority[k] = pair_by_id(index, table, piece, len, k, k + 1, k + 2);
-    priority[m - 2] = TK_NO_RANK;
-    priority[m - 1] = TK_NO_RANK;
-    for (;;) {
-        uint32_t best = TK_NO_RANK;
-        size_t at = 0;
-        /* branch-free: which pair is the lowest so far is as good as random to the branch predictor, and
-         * multilingual pieces (DeepSeek-V3-style's [\p{L}\p{M}]+ keeps marks in the word) are long enough
-         * for the mispredictions to show: with conditional moves DeepSeek-V3-style's multilingual count
-         * went from 0.63 to 0.67 of cl100k_base's on a quiet machine (bench/corpora.py's text, medians) */
-        for (size_t k = 0; k + 1 < m; k++) {
-            uint32_t p = priority[k];
-            int lower = p < best;
-            best = lower ? p : best;
-            at = lower ? k : at;
-        }
-        if (best == TK_NO_RANK) break;
-        id[at] = best;
-        if (at > 0) prefetch_pair(table, piece, len, start[at - 1], start[at + 2]);
-        if (at + 3 < m) prefetch_pair(table, piece, len, start[at], start[at + 3]);
-        if (at > 0) priority[at - 1] = pair_by_id(index, table, piece, len, start[at - 1], start[at], start[at + 2]);
-        priority[at] = at + 3 < m ? pair_by_id(index, table, piece, len, start[at], start[at + 2], start[at + 3]) : TK_NO_RANK;
-        for (size_t k = at + 1; k + 1 < m; k++) { /* one pass over the three arrays: shorter than three calls */
-            start[k] = start[k + 1];
-            priority[k] = priority[k + 1];
-            id[k] = id[k + 1];
-        }
-        m--;
-    }
-    if (out) memcpy(out, id, (m - 1) * sizeof id[0]);
-    return (ptrdiff_t)(m - 1);
+    return tk_short_merge(table, index->left_len_by_id, index->n_ids, piece, len, out);
 }
 
 typedef struct {

@@ -6,6 +6,7 @@
  * cache is only used with the GIL held (batch workers use caches of their own: batch_encode.h).
  *   rank_table.c   bytes -> rank hash table (the vocabulary)
  *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
+ *   short_merge.h  the short pieces' merge over linked parts, for tiktoken's rule and merged-id-ordered lists
  *   bpe_bucket_merge.c  the same rule for huge pieces, rank by rank: O(n + ranks), 1 bit + 4 bytes a byte
  *   bpe_run_merge.c  the same rule for huge pieces of a few long byte runs, on runs of equal tokens
  *   pair_table.c   (left id, right id) -> (priority, merged id): the merge list of pair-priority BPE
