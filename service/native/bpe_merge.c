@@ -29,71 +29,27 @@
  * per rank of the vocabulary (1.6 MB for cl100k_base), which a piece must be long enough to pay for. */
 #define TK_BUCKET_PIECE 16384
 
-static inline uint32_t pair_rank(const tk_rank_table *table, const uint8_t *piece, size_t start, size_t end) {
-    return tk_rank_of(table, piece + start, end - start);
-}
-
-/* pair_rank inside a piece of `len` bytes, which bounds what may be read (tk_rank_of_readable). */
+/* The rank of piece[start, end) inside a piece of `len` bytes, which bounds what may be read
+ * (tk_rank_of_readable). */
 static inline uint32_t pair_rank_in(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t start,
                                     size_t end) {
     return tk_rank_of_readable(table, piece + start, end - start, len - start);
 }
 
 static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
-    return tk_short_merge(table, NULL, 0, piece, len, out);
+    return tk_short_merge(table, NULL, 0, 0, piece, len, out);
 }
 
 /* merge_short with a merge list's order among pairs that join into the same token: a list of every split
  * of every token sorted by (merged id, left id) (merge_index.c checks that) runs tiktoken's rule, except
  * that two different splits of one token may be candidates at once ("ab"+"a" and "a"+"ba" both make "aba"):
  * the list takes the one whose left part has the lower id, tiktoken the leftmost. Equal pairs: leftmost.
- * (No input was found where the two choices end in different ids; unproven, so the list's choice is made.) */
+ * (No input was found where the two choices end in different ids; unproven, so the list's choice is made.)
+ * Ids below TK_SHORT_MERGE_MAX_IDS only (short_merge.h keeps a left id in 24 bits). */
 ptrdiff_t tk_bpe_merge_list_order(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
-    uint32_t ids[TK_SHORT_PIECE];
     if (len == 0) return 0;
     if (len > TK_SHORT_PIECE) return -2;
-    if (!out) out = ids;
-    uint32_t start[TK_SHORT_PIECE + 1];
-    uint32_t rank[TK_SHORT_PIECE + 1];
-    size_t m = len + 1;
-    for (size_t k = 0; k < m; k++) start[k] = (uint32_t)k;
-    for (size_t k = 0; k + 2 < m; k++) rank[k] = pair_rank(table, piece, k, k + 2);
-    rank[m - 2] = TK_NO_RANK;
-    rank[m - 1] = TK_NO_RANK;
-    for (;;) {
-        uint32_t best = TK_NO_RANK;
-        size_t at = 0;
-        int tie = 0;
-        for (size_t k = 0; k + 1 < m; k++) {
-            if (rank[k] < best) {
-                best = rank[k];
-                at = k;
-                tie = 0;
-            } else if (rank[k] == best) {
-                tie = 1;
-            }
-        }
-        if (best == TK_NO_RANK) break;
-        if (tie) { /* the lowest left part among the pairs making `best` (the first of them on equal ones) */
-            uint32_t best_left = pair_rank(table, piece, start[at], start[at + 1]);
-            for (size_t k = at + 1; k + 1 < m; k++) {
-                if (rank[k] != best) continue;
-                uint32_t left = pair_rank(table, piece, start[k], start[k + 1]);
-                if (left < best_left) {
-                    best_left = left;
-                    at = k;
-                }
-            }
-        }
-        if (at > 0) rank[at - 1] = pair_rank(table, piece, start[at - 1], start[at + 2]);
-        rank[at] = at + 3 < m ? pair_rank(table, piece, start[at], start[at + 3]) : TK_NO_RANK;
-        memmove(&start[at + 1], &start[at + 2], (m - at - 2) * sizeof start[0]);
-        memmove(&rank[at + 1], &rank[at + 2], (m - at - 2) * sizeof rank[0]);
-        m--;
-    }
-    size_t n = 0;
-    for (size_t k = 0; k + 1 < m; k++) out[n++] = pair_rank(table, piece, start[k], start[k + 1]);
-    return (ptrdiff_t)n;
+    return tk_short_merge(table, NULL, 0, 1, piece, len, out);
 }
 
 typedef struct {

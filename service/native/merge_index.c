@@ -117,7 +117,9 @@ int tk_merge_index_build(tk_merge_index *index, const tk_rank_table *table, cons
         run[k] = (tk_split_merge){left_len, (uint32_t)i}; /* listed again: the later place */
         if (k == token->count) token->count++;
     }
-    index->all_splits = is_every_split_in_order(table, triples, n_merges, token_bytes, token_len, n_ids);
+    /* tk_bpe_merge_list_order keeps a left id in 24 bits (short_merge.h) */
+    index->all_splits = n_ids <= TK_SHORT_MERGE_MAX_IDS &&
+                        is_every_split_in_order(table, triples, n_merges, token_bytes, token_len, n_ids);
     if (!index->all_splits && is_in_merged_order(triples, n_merges, token_len)) {
         index->left_len_by_id = calloc(n_ids ? n_ids : 1, sizeof *index->left_len_by_id);
         if (!index->left_len_by_id) goto done;
@@ -180,7 +182,7 @@ static ptrdiff_t merge_short(const tk_merge_index *index, const tk_rank_table *t
  * as the only extra check; a merged part's id is its pair's priority. */
 static ptrdiff_t merge_short_by_id(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece,
                                    size_t len, uint32_t *out) {
-    return tk_short_merge(table, index->left_len_by_id, index->n_ids, piece, len, out);
+    return tk_short_merge(table, index->left_len_by_id, index->n_ids, 0, piece, len, out);
 }
 
 typedef struct {

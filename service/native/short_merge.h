@@ -2,15 +2,20 @@
  * merged part is the token of its joined bytes and whose priority is that token's id: tiktoken's rule
  * (bpe_merge.c: every adjacent pair whose bytes are a token, lowest id first) and a merge list in merged-id
  * order with one merge per token (merge_index.c's trained lists, Qwen's and GPT-2's: the same, but only
- * the pair whose left part has the length the list names). Leftmost first on ties in both.
+ * the pair whose left part has the length the list names), and a list of every split of every token in
+ * (merged id, left id) order (Llama 3's, converted from tiktoken ranks: tiktoken's rule, but of two splits
+ * of one token that are candidates at once the one with the lower left id first). Leftmost first on
+ * remaining ties in all three.
  *
- *     ptrdiff_t n = tk_short_merge(table, NULL, 0, piece, len, out);               // tiktoken's rule
- *     ptrdiff_t n = tk_short_merge(table, left_len_by_id, n_ids, piece, len, out); // the list's
+ *     ptrdiff_t n = tk_short_merge(table, NULL, 0, 0, piece, len, out);               // tiktoken's rule
+ *     ptrdiff_t n = tk_short_merge(table, left_len_by_id, n_ids, 0, piece, len, out); // a trained list
+ *     ptrdiff_t n = tk_short_merge(table, NULL, 0, 1, piece, len, out);               // every split
  *
  * Parts are named by their first byte k: next[k] is where the part ends (the next one starts), prev[k] the
- * part before it, id[k] its token. key[k] = the id of the pair (part k, the part after it) << 8, TK_NO_KEY
- * when there is no such pair or k is no longer a part's start. A merge is the lowest key with its position
- * ORed in: the lowest id and, among equal ones, the leftmost pair.
+ * part before it, id[k] its token. key[k] = the merged id of the pair (part k, the part after it) << 8 (or
+ * << 32 with the left part's id << 8: `then_left`), tk_no_key() when there is no such pair or k is no
+ * longer a part's start. A merge is the lowest key with its position ORed in: the lowest merged id, then
+ * (`then_left`) the lowest left id, then the leftmost pair.
  *
  * Why links and a scan: a merge moves nothing (an array of parts would be moved down after each one), the
  * final parts need no second look-up (a merge records its token), the scan takes 4 keys a step without a
@@ -32,8 +37,15 @@
 _Static_assert(TK_SHORT_MERGE_PIECE <= 255, "tk_short_merge keeps positions in 8 bits");
 /* The scan takes this many keys a step; the key array has that many spare entries at the end. */
 #define TK_SCAN_STEP 4
-/* The key of a position that starts no pair: above every (id << 8 | position). */
-#define TK_NO_KEY ((uint64_t)TK_NO_RANK << 8)
+/* `then_left` keeps the left part's id in the 24 bits between the merged id and the position: a vocabulary
+ * of more ids must not take that order here (merge_index.c checks). */
+#define TK_SHORT_MERGE_MAX_IDS (1u << 24)
+
+/* Where the merged id sits in a key. */
+static inline unsigned tk_merged_shift(int then_left) { return then_left ? 32 : 8; }
+
+/* The key of a position that starts no pair: at or above every key of a pair, with its position. */
+static inline uint64_t tk_no_key(int then_left) { return (uint64_t)TK_NO_RANK << tk_merged_shift(then_left); }
 
 /* The token of buf[start, end), 3 bytes or more, where 8 bytes may be read from buf + start (the piece's
  * padded copy): one load, no branch on how much of the piece is left. */
@@ -46,20 +58,24 @@ static inline uint32_t tk_padded_rank(const tk_rank_table *table, const uint8_t 
     return tk_rank_of_short_hashed(table, prefix, n, tk_short_token_hash(table, prefix, n));
 }
 
-/* The key of the pair [start, mid) + [mid, end) whose joined bytes are the token `merged`: under a list
- * (left_len_by_id), only when the list's merge of `merged` has a left part of mid - start bytes. */
-static inline uint64_t tk_pair_key(uint32_t merged, const uint16_t *left_len_by_id, size_t n_ids, size_t start,
-                                   size_t mid) {
-    if (left_len_by_id && (merged >= n_ids || left_len_by_id[merged] != mid - start)) return TK_NO_KEY;
-    return (uint64_t)merged << 8;
+/* The key of the pair [start, mid) + [mid, end) whose joined bytes are the token `merged` (TK_NO_RANK: none)
+ * and whose left part is the token `left`: under a trained list (left_len_by_id), only when the list's merge
+ * of `merged` has a left part of mid - start bytes. */
+static inline uint64_t tk_pair_key(uint32_t merged, uint32_t left, int then_left, const uint16_t *left_len_by_id,
+                                   size_t n_ids, size_t start, size_t mid) {
+    if (left_len_by_id && (merged >= n_ids || left_len_by_id[merged] != mid - start)) return tk_no_key(then_left);
+    if (then_left && merged == TK_NO_RANK) return tk_no_key(then_left);
+    return (uint64_t)merged << tk_merged_shift(then_left) | (then_left ? (uint64_t)left << 8 : 0);
 }
 
 static inline uint64_t tk_lower_key(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* The ids of piece[0, len), 1 <= len <= TK_SHORT_MERGE_PIECE, into out (NULL: only counted); their count. */
 static inline __attribute__((always_inline)) ptrdiff_t
-tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t n_ids, const uint8_t *piece,
-               size_t len, uint32_t *out) {
+tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t n_ids, int then_left,
+               const uint8_t *piece, size_t len, uint32_t *out) {
+    const uint64_t no_key = tk_no_key(then_left);
+    const unsigned shift = tk_merged_shift(then_left);
     uint8_t buf[TK_SHORT_MERGE_PIECE + 8];
     uint64_t key[TK_SHORT_MERGE_PIECE + TK_SCAN_STEP];
     uint8_t next[TK_SHORT_MERGE_PIECE], prev[TK_SHORT_MERGE_PIECE];
@@ -69,11 +85,12 @@ tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_
     for (size_t k = 0; k < len; k++) {
         id[k] = table->byte_rank[buf[k]];
         /* k = len - 1 pairs the last byte with the padding: reset below */
-        key[k] = tk_pair_key(table->pair_rank[(buf[k] << 8) | buf[k + 1]], left_len_by_id, n_ids, k, k + 1);
+        key[k] = tk_pair_key(table->pair_rank[(buf[k] << 8) | buf[k + 1]], id[k], then_left, left_len_by_id, n_ids,
+                             k, k + 1);
         next[k] = (uint8_t)(k + 1);
         prev[k] = (uint8_t)(k - 1); /* prev[0] is never read */
     }
-    for (size_t k = len - 1; k < len + TK_SCAN_STEP; k++) key[k] = TK_NO_KEY;
+    for (size_t k = len - 1; k < len + TK_SCAN_STEP; k++) key[k] = no_key;
     for (;;) {
         uint64_t best = UINT64_MAX;
         for (size_t k = 0; k < len; k += TK_SCAN_STEP) {
@@ -82,20 +99,22 @@ tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_
             uint64_t high = tk_lower_key(step[2] | (k + 2), step[3] | (k + 3));
             best = tk_lower_key(best, tk_lower_key(low, high));
         }
-        if (best >= TK_NO_KEY) break;
+        if (best >= no_key) break;
         size_t at = (size_t)(best & 0xFF), right = next[at], end = next[right]; /* at + right = [at, end) */
-        id[at] = (uint32_t)(best >> 8);
-        key[right] = TK_NO_KEY;
+        id[at] = (uint32_t)(best >> shift);
+        key[right] = no_key;
         next[at] = (uint8_t)end;
         if (at > 0) {
             size_t before = prev[at];
-            key[before] = tk_pair_key(tk_padded_rank(table, buf, before, end), left_len_by_id, n_ids, before, at);
+            key[before] = tk_pair_key(tk_padded_rank(table, buf, before, end), id[before], then_left, left_len_by_id,
+                                      n_ids, before, at);
         }
         if (end < len) {
             prev[end] = (uint8_t)at;
-            key[at] = tk_pair_key(tk_padded_rank(table, buf, at, next[end]), left_len_by_id, n_ids, at, end);
+            key[at] = tk_pair_key(tk_padded_rank(table, buf, at, next[end]), id[at], then_left, left_len_by_id, n_ids,
+                                  at, end);
         } else {
-            key[at] = TK_NO_KEY;
+            key[at] = no_key;
         }
     }
     size_t n = 0;

@@ -291,7 +291,8 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
 ptrdiff_t tk_bpe_merge_runs(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
 
 /* tiktoken's rule with a merge list's tie-break (bpe_merge.c): the pair rule of a list of every split of
- * every token sorted by (merged id, left id); pieces up to 128 bytes, -2 for longer ones. */
+ * every token sorted by (merged id, left id); pieces up to 128 bytes, -2 for longer ones; ids below 2^24
+ * (TK_SHORT_MERGE_MAX_IDS). */
 ptrdiff_t tk_bpe_merge_list_order(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
 
 /* ---- pair-priority BPE -------------------------------------------------------------------------- */
