@@ -117,8 +117,7 @@ done:
 ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out) {
     if (len == 0) return 0;
     if (len <= TK_SHORT_PIECE) {
-        uint32_t ids[TK_SHORT_PIECE];
-        return merge_short(table, piece, len, out ? out : ids);
+        return merge_short(table, piece, len, out); /* out NULL: only counted */
     }
     if (len >= TK_BUCKET_PIECE) {
         ptrdiff_t n = tk_bpe_merge_runs(table, piece, len, out);

@@ -141,7 +141,7 @@ static inline uint32_t pair_priority(const tk_merge_index *index, const tk_rank_
     return tk_merge_index_priority(index, merged, mid - start);
 }
 
-#define TK_SHORT_PIECE 128
+#define TK_SHORT_PIECE TK_SHORT_MERGE_PIECE /* merge_short_by_id and tk_bpe_merge_list_order: short_merge.h */
 
 static ptrdiff_t merge_short(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece, size_t len,
                              uint32_t *out) {
@@ -158,7 +158,7 @@ static ptrdiff_t merge_short(const tk_merge_index *index, const tk_rank_table *t
     for (;;) {
         uint32_t best = TK_NO_RANK;
         size_t at = 0;
-        for (size_t k = 0; k + 1 < m; k++) { /* branch-free, as in merge_short_by_id */
+        for (size_t k = 0; k + 1 < m; k++) { /* branch-free: which pair wins is as good as random */
             uint32_t p = priority[k];
             int lower = p < best;
             best = lower ? p : best;

@@ -11,7 +11,7 @@
  *     ptrdiff_t n = tk_short_merge(table, left_len_by_id, n_ids, 0, piece, len, out); // a trained list
  *     ptrdiff_t n = tk_short_merge(table, NULL, 0, 1, piece, len, out);               // every split
  *
- * Parts are named by their first byte k: next[k] is where the part ends (the next one starts), prev[k] the
+ * Parts are named by the position k of their first byte: next[k] is where the part ends (the next one starts), prev[k] the
  * part before it, id[k] its token. key[k] = the merged id of the pair (part k, the part after it) << 8 (or
  * << 32 with the left part's id << 8: `then_left`), tk_no_key() when there is no such pair or k is no
  * longer a part's start. A merge is the lowest key with its position ORed in: the lowest merged id, then
@@ -31,6 +31,10 @@
 #include <string.h>
 
 #include "tokend_native.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#error "tk_padded_rank masks an 8-byte load to a token's first bytes, which are its low bytes only on little-endian"
+#endif
 
 /* Positions are kept in bytes and in the low 8 bits of the keys. */
 #define TK_SHORT_MERGE_PIECE 128

@@ -4,7 +4,7 @@
     >>> BpeCore(ranks, None).merge(b"aab")
     [97, 256]
 
-The C merge has four algorithms (tiktoken's array loop up to 128 bytes, a heap above, rank-ordered buckets
+The C merge has four algorithms (linked parts scanned for the lowest rank up to 128 bytes, a heap above, rank-ordered buckets
 from 16 KiB, runs of equal tokens for a 16 KiB piece of a few long byte runs), so pieces span those boundaries. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
 tiktoken's own encoding of the same text. Also: bounded time on 1 MB inputs, and the errors for bad input.
 """
