@@ -3,7 +3,8 @@
   native/tokend_native.h), and
   text given as parts (native/text_parts.c: a chat's rendered parts in one call), a plain chat's counts
   (native/message_counts.c), where NFC may change a text (native/nfc_runs.c),
-  and the decoded size of an id buffer (native/length_sums.c).
+  the decoded size of an id buffer (native/length_sums.c), and whether any of a few strings occurs in a text
+  (native/text_find.c: the special-token pre-check).
 - `tokend.engine._alignment`: token surfaces aligned with their text (native/token_alignment.c), for offsets,
   truncation and chunking; separate so it depends on no vocabulary and no change to the core.
 - `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h).
@@ -28,6 +29,7 @@ setup(
                 "native/nfc_runs.c",
                 "native/varint_sizes.c",
                 "native/length_sums.c",
+                "native/text_find.c",
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/bpe_bucket_merge.c",
@@ -67,6 +69,7 @@ setup(
                 "native/nfc_runs.h",
                 "native/varint_sizes.h",
                 "native/length_sums.h",
+                "native/text_find.h",
                 "native/varint.h",
             ],
             extra_compile_args=COMPILE_ARGS + ["-pthread"],

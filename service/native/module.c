@@ -46,6 +46,7 @@
 #include "rank_file.h"
 #include "varint_sizes.h"
 #include "length_sums.h"
+#include "text_find.h"
 #include "split_object.h"
 #include "tokend_native.h"
 #include "short_table.h"
@@ -1233,7 +1234,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (!module) return NULL;
     if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0 || tk_message_counts_add(module) < 0 ||
         tk_nfc_runs_add(module) < 0 || tk_varint_sizes_add(module) < 0 ||
-        tk_length_sums_add(module) < 0) {
+        tk_length_sums_add(module) < 0 || tk_text_find_add(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

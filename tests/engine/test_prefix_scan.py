@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tokend.engine._native import contains_any
 from tokend.engine.prefix_scan import PrefixScan
 
 _ALPHABET = "<|/[]tIa \u00e9\U0001f600"
@@ -23,3 +24,48 @@ def test_a_first_character_that_occurs_often_still_finds_a_late_string():
     assert not scan.found_in("<a>" * 50)
     assert PrefixScan(["ab", "cd", "ef", "gh", "ij"]).found_in("x" * 100 + "ij")  # five first characters: a regex
     assert PrefixScan([""]).found_in("anything") and not PrefixScan([]).found_in("anything")
+
+
+# The native scan (service/native/text_find.c) takes 16 bytes of starts a step (16, 8 or 4 characters by the
+# str's kind), looking for a string's first two characters at once, then one start at a time.
+_NARROW = "<|ab \u00e9\u00ff"  # ASCII and Latin-1: CPython's one-byte kind
+
+
+# one alphabet a kind: 1, 2 and 4 bytes a character (the text's widest character decides)
+_KINDS = (_NARROW, _NARROW + "\u0100\u65e5", _NARROW + "\u65e5\U0001f600")
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data(), alphabet=st.sampled_from(_KINDS))
+def test_the_native_scan_is_any_string_in_the_text_in_every_kind(data, alphabet):
+    strings = data.draw(st.lists(st.text(_KINDS[-1], max_size=4), max_size=8))
+    text = data.draw(st.text(alphabet, max_size=120))
+    assert contains_any(text, tuple(strings)) == any(string in text for string in strings)
+
+
+def test_the_native_scan_finds_a_string_at_every_place_of_a_step_and_at_the_end():
+    for size in range(0, 70):
+        for at in range(0, size + 1):
+            for needle in ("<|", "<", "<|x", "\u00e9<"):
+                for filler in ("a", "\u65e5", "\U0001f600"):  # each kind
+                    text = "<" * at + needle + filler * (size - at)  # "<" everywhere before it: dense
+                    assert contains_any(text, (needle,)), (size, at, needle, filler)
+                    assert contains_any(text[:-1], (needle,)) == (needle in text[:-1]), (size, at, needle, filler)
+    assert not contains_any("<" * 100, ("<|",)) and contains_any("<" * 100 + "|", ("<|",))
+    assert not contains_any("abc", ("\u0100",)) and not contains_any("abc", ("abcd",))
+    assert contains_any("日本<|", ("<|",)) and not contains_any("日本<", ("<|",))  # two-byte kind
+    assert contains_any("\U0001f600<|", ("<|",)) and contains_any("x", ("",)) and not contains_any("x", ())
+
+
+def test_the_native_scan_refuses_what_is_not_a_str_and_a_tuple_of_str():
+    for args in (("text", ["<|"]), (b"text", ("<|",)), ("text", ("<|", 1))):
+        try:
+            contains_any(*args)
+        except TypeError:
+            continue
+        raise AssertionError(f"accepted {args!r}")
+
+
+def test_more_strings_than_the_native_scan_takes_give_the_same_answer():
+    strings = [f"<{letter}" for letter in "abcdefghijkl"]  # 12 strings: found in Python
+    assert PrefixScan(strings).found_in("x" * 50 + "<l") and not PrefixScan(strings).found_in("x<" * 50)
