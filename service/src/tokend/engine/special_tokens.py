@@ -117,6 +117,9 @@ class SpecialTokenSet:
         direct = len(tokens) <= _DIRECT_TOKEN_SCANS
         self._prefixes = PrefixScan(tokens if direct else {token[:2] for token in tokens})
         self._whole = tuple(sorted(tokens)) if not direct and len(tokens) <= _WHOLE_TOKEN_SCANS else None
+        # prefix_found(text): may_occur's first test alone (False: no token in the text), one call for the
+        # callers that take a shortcut when it is False (Encoding.encode / count under the default policy)
+        self.prefix_found = self._prefixes.found_in
 
     @property
     def prefixes(self) -> tuple[str, ...]:
