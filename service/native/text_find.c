@@ -79,9 +79,17 @@ TK_OCCURS(Py_UCS4, 4, TK_SET1_32, _mm_cmpeq_epi32)
 
 static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyTuple_Check(args[1]))
-        return PyErr_Format(PyExc_TypeError, "contains_any(text: str, strings: tuple[str, ...])");
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "contains_any(text, strings) takes 2 arguments, got %zd", nargs);
+    if (!PyUnicode_Check(args[0]))
+        return PyErr_Format(PyExc_TypeError, "expected the text as a str, got %.100s", Py_TYPE(args[0])->tp_name);
+    if (!PyTuple_Check(args[1]))
+        return PyErr_Format(PyExc_TypeError, "contains_any: strings must be a tuple of str, got %.100s",
+                            Py_TYPE(args[1])->tp_name);
     PyObject *text = args[0], *strings = args[1];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(strings); i++) /* all checked first: no answer depends on order */
+        if (!PyUnicode_Check(PyTuple_GET_ITEM(strings, i)))
+            return PyErr_Format(PyExc_TypeError, "contains_any: strings must be str, got %.100s",
+                                Py_TYPE(PyTuple_GET_ITEM(strings, i))->tp_name);
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(text) < 0) return NULL; /* a legacy string made by the old C API */
 #endif
@@ -89,7 +97,6 @@ static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t 
     int kind = PyUnicode_KIND(text);
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(strings); i++) {
         PyObject *needle = PyTuple_GET_ITEM(strings, i);
-        if (!PyUnicode_Check(needle)) return PyErr_Format(PyExc_TypeError, "contains_any: strings must be str");
 #if PY_VERSION_HEX < 0x030C0000
         if (PyUnicode_READY(needle) < 0) return NULL;
 #endif

@@ -58,12 +58,24 @@ def test_the_native_scan_finds_a_string_at_every_place_of_a_step_and_at_the_end(
 
 
 def test_the_native_scan_refuses_what_is_not_a_str_and_a_tuple_of_str():
-    for args in (("text", ["<|"]), (b"text", ("<|",)), ("text", ("<|", 1))):
+    for args in (("text", ["<|"]), (b"text", ("<|",)), ("text", ("<|", 1)), ("text", ("", 1)), ("text", ("t", b"x"))):
         try:
             contains_any(*args)
         except TypeError:
             continue
-        raise AssertionError(f"accepted {args!r}")
+        raise AssertionError(f"accepted {args!r}")  # every item checked before any answer
+
+
+def test_encode_of_what_is_not_a_str_names_the_text():
+    from tokend import get_encoding
+
+    for call in (get_encoding("cl100k_base").encode, get_encoding("cl100k_base").count):
+        try:
+            call(b"abc")
+        except TypeError as exc:
+            assert "text" in str(exc) and "bytes" in str(exc), exc
+        else:
+            raise AssertionError("bytes accepted")
 
 
 def test_more_strings_than_the_native_scan_takes_give_the_same_answer():
