@@ -68,7 +68,7 @@ static inline uint32_t tk_padded_rank(const tk_rank_table *table, const uint8_t 
 static inline uint64_t tk_pair_key(uint32_t merged, uint32_t left, int then_left, const uint16_t *left_len_by_id,
                                    size_t n_ids, size_t start, size_t mid) {
     if (left_len_by_id && (merged >= n_ids || left_len_by_id[merged] != mid - start)) return tk_no_key(then_left);
-    if (then_left && merged == TK_NO_RANK) return tk_no_key(then_left);
+    /* merged == TK_NO_RANK gives a key at or above tk_no_key(then_left): no pair, whatever `left` adds */
     return (uint64_t)merged << tk_merged_shift(then_left) | (then_left ? (uint64_t)left << 8 : 0);
 }
 

@@ -285,8 +285,8 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         Traceback (most recent call last):
         tokend.errors.DisallowedSpecialTokenError: Encountered text corresponding to disallowed special token ...
         """
-        if (self._default_goes_to_core and not allowed_special and disallowed_special == "all"
-                and isinstance(disallowed_special, str) and not self._special_prefix_found(text)):
+        if (self._default_goes_to_core and is_default_policy(allowed_special, disallowed_special)
+                and not self._special_prefix_found(text)):
             return self._encode_without_added_tokens(text)
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
         if self._uses_pipeline:
@@ -435,8 +435,8 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         disallowed_special: Literal["all"] | Collection[str] = "all",
     ) -> int:
         """`len(encode(text, ...))`, with the same special-token rules and errors."""
-        if (self._default_goes_to_core and not allowed_special and disallowed_special == "all"
-                and isinstance(disallowed_special, str) and not self._special_prefix_found(text)):
+        if (self._default_goes_to_core and is_default_policy(allowed_special, disallowed_special)
+                and not self._special_prefix_found(text)):
             return self._count_without_added_tokens(text)
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
         if self._uses_pipeline:

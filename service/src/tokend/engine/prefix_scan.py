@@ -7,11 +7,11 @@ added tokens, which every encode and count of a model with such tokens runs on i
 
 How: up to 8 strings, the native core's `contains_any` (service/native/text_find.c: the text scanned 16
 bytes a step, whatever its kind, for a string's first two characters at once; strings over 64 characters
-through CPython's own search), a pass over the text for each string. More strings: CPython's `str.find` of one character is a
-memchr (~0.1 us on 8,000 characters), of two characters a general search (~7 us, ~1.2 G characters/s; a
-regex alternation of three ~2.5 us). So each distinct first character is found with `find`, and the strings
-are tried only where it occurs (`startswith`); text where a first character occurs often (HTML, C++
-templates) goes to one regex search after a few tries.
+through CPython's own search), a pass over the text for each string. More strings: CPython's `str.find` of
+one character is a memchr (~0.1 us on 8,000 characters), of two characters a general search (~7 us, ~1.2 G
+characters/s; a regex alternation of three ~2.5 us). So each distinct first character is found with
+`find`, and the strings are tried only where it occurs (`startswith`); text where a first character occurs
+often (HTML, C++ templates) goes to one regex search after a few tries.
 Not handled: which string is where (the callers search for the tokens themselves when one may be there).
 """
 
