@@ -100,21 +100,17 @@ static void list_token(void *ctx, const uint8_t *bytes, size_t len, uint32_t ran
     listing->by_rank[rank] = tk_short_key_of(bytes, len, 16);
 }
 
-int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table, const uint8_t *merges_to_itself,
-                         size_t max_added, uint64_t seed) {
+/* The table's memory for n_tokens tokens and max_added merged pieces, empty; 0, or -1 (then freed). */
+static int allocate(tk_short_table *table, size_t n_tokens, size_t max_added, uint64_t seed) {
     memset(table, 0, sizeof *table);
-    token_listing listing = {0, 0, NULL};
-    each_short_token(rank_table, merges_to_itself, &listing, count_token);
-    size_t want = listing.n_tokens + max_added, slots = 1024;
+    size_t want = n_tokens + max_added, slots = 1024;
     while (slots < want + want / 2) slots <<= 1; /* load <= 2/3 */
-    table->n_tokens = listing.n_tokens;
+    table->n_tokens = n_tokens;
     /* 4 ids each if every merged piece had more than 3; and room for one of 15 (has_room) when max_added > 0 */
     table->more_cap = max_added ? 4 * max_added + TK_SHORT_MAX_LEN : 0;
     table->more = table->more_cap ? malloc(table->more_cap * sizeof *table->more) : NULL;
     table->entries = tk_table_memory_alloc(&table->memory, slots * sizeof *table->entries);
-    listing.by_rank = calloc(listing.n_ranks ? listing.n_ranks : 1, sizeof *listing.by_rank);
-    if (!table->entries || (table->more_cap && !table->more) || !listing.by_rank) {
-        free(listing.by_rank);
+    if (!table->entries || (table->more_cap && !table->more)) {
         tk_short_table_free(table);
         return -1;
     }
@@ -123,6 +119,19 @@ int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table,
     table->seed = tk_mix(seed ^ 0x2545f4914f6cdd1dull); /* not the rank table's hash */
     table->seed_hi = tk_mix(table->seed + 0x94d049bb133111ebull);
     table->max_added = max_added;
+    return 0;
+}
+
+int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table, const uint8_t *merges_to_itself,
+                         size_t max_added, uint64_t seed) {
+    token_listing listing = {0, 0, NULL};
+    each_short_token(rank_table, merges_to_itself, &listing, count_token);
+    if (allocate(table, listing.n_tokens, max_added, seed) < 0) return -1;
+    listing.by_rank = calloc(listing.n_ranks ? listing.n_ranks : 1, sizeof *listing.by_rank);
+    if (!listing.by_rank) {
+        tk_short_table_free(table);
+        return -1;
+    }
     /* Inserted by rank, lowest first: BPE's first merges are its most frequent tokens, which then sit in
      * their home slot (one line read) and leave the longer probes to rare ones (measured: docs/decisions.md). */
     each_short_token(rank_table, merges_to_itself, &listing, list_token);
@@ -135,5 +144,11 @@ int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table,
     }
     free(listing.by_rank);
     table->all_tokens = refused == 0;
+    return 0;
+}
+
+int tk_short_table_init_empty(tk_short_table *table, size_t max_added, uint64_t seed) {
+    if (allocate(table, 0, max_added, seed) < 0) return -1;
+    table->all_tokens = 1; /* every token it was asked for (none) is in */
     return 0;
 }

@@ -74,6 +74,9 @@ typedef struct {
  * is empty: entries NULL). Touches no Python object: runs without the GIL. */
 int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table, const uint8_t *merges_to_itself,
                          size_t max_added, uint64_t seed);
+/* A table of no tokens with room for max_added pieces (the SentencePiece core's segments: sp_module.c); 0, or -1
+ * when out of memory (then entries NULL). */
+int tk_short_table_init_empty(tk_short_table *table, size_t max_added, uint64_t seed);
 void tk_short_table_free(tk_short_table *table);
 /* Adds a piece's ids (1 <= n <= TK_SHORT_MAX_LEN; `flags`: 0 or TK_SHORT_ADDED): 1 when added, 2 when it
  * was there already, 0 when dropped (too many probes, or no room in `more`). Callers add merged pieces only

@@ -10,6 +10,9 @@
  * of bounds. Identity models have no charsmap and skip the walk. */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "sp_native.h"
 
@@ -264,6 +267,9 @@ void sp_normalizer_prepare(sp_normalizer *normalizer) {
         }
         normalizer->rule_start[b] = rules;
     }
+    normalizer->plain_ascii = 1;
+    for (int b = 0; b < 0x80; b++)
+        if (b != ' ' && normalizer->rule_start[b]) normalizer->plain_ascii = 0;
 }
 
 /* Whether a user-defined piece or a charsmap rule may match at text[0:len] (else the character is copied). */
@@ -311,6 +317,32 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
                 for (size_t i = 0; i < n; i++, out->len += space_len) memcpy(out->data + out->len, space, space_len);
                 is_prev_space = remove_extra;
             } else {
+#if defined(__SSE2__)
+                if (normalizer->plain_ascii) {
+                    /* 16 bytes a step, stored whole; the output keeps those before the first space or non-ASCII
+                     * byte (a word is one or two steps: no loop per byte, no call to copy it). */
+                    if (sp_bytes_reserve(out, len - pos + 16) < 0) return -1;
+                    const __m128i spaces = _mm_set1_epi8(' ');
+                    for (;;) {
+                        if (len - pos < 16) {
+                            for (end = pos; end < len && text[end] < 0x80 && text[end] != ' '; end++) {}
+                            memcpy(out->data + out->len, text + pos, end - pos);
+                            out->len += end - pos;
+                            pos = end;
+                            break;
+                        }
+                        __m128i v = _mm_loadu_si128((const __m128i *)(text + pos));
+                        _mm_storeu_si128((__m128i *)(out->data + out->len), v);
+                        unsigned stops = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, spaces), v));
+                        size_t n = stops ? (size_t)__builtin_ctz(stops) : 16;
+                        pos += n;
+                        out->len += n;
+                        if (stops) break;
+                    }
+                    is_prev_space = 0;
+                    continue;
+                }
+#endif
                 while (end < len && text[end] < 0x80 && text[end] != ' ' && normalizer->rule_start[text[end]] == 0) end++;
                 if (append(out, text + pos, end - pos) < 0) return -1;
                 is_prev_space = 0;

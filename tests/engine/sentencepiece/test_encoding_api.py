@@ -115,6 +115,27 @@ def test_piece_cache_counts_hits():
     assert disabled.piece_cache_stats().hits == 0
 
 
+def test_segments_past_the_short_tables_room_take_the_piece_cache():
+    """Segments of up to 15 bytes are cached in a short table of at most piece_cache_capacity of them; once it is
+    full, new ones go to the piece cache. Both ways give sentencepiece's ids, and both count hits."""
+    import random
+
+    letters = random.Random(5)
+    words = ["".join(letters.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(letters.randint(4, 11))) for _ in range(300)]
+    long_words = ["internationalization" + word for word in words[:20]]  # > 15 bytes: the piece cache's
+    text = " ".join(words + long_words)
+    sp = oracle("mistral_v1")
+    enc = SentencePieceEncoding.from_model_file("small", model_bytes("mistral_v1"), piece_cache_capacity=8)
+    first = enc._core.cache_stats()
+    assert enc.encode_ordinary(text) == sp.encode(text)
+    filled = enc._core.cache_stats()
+    assert filled[2] <= filled[3] and filled[2] - first[2] > 8  # the short table's 8, and the piece cache's
+    assert enc.encode_ordinary(text) == sp.encode(text)
+    assert enc.count_ordinary(text) == len(sp.encode(text))
+    again = enc._core.cache_stats()
+    assert again[0] - filled[0] >= 8  # repeated segments found: at least the short table's own
+
+
 def test_models_with_unused_merges_are_merged_a_sentence_at_a_time():
     enc = ours("unused")
     assert enc._core.has_unused_merges and not ours("llama2_like")._core.has_unused_merges

@@ -64,3 +64,21 @@ def test_native_normalizer_equals_reference_and_sentencepiece(name):
         assert enc.normalize(text) == sp.normalize(text)
 
     check()
+
+
+# Stops of the normalizer's ASCII runs (copied 16 bytes a step where no rule starts with an ASCII byte): a space,
+# runs of them, a tab (a rule in nmt_nfkc), non-ASCII characters of 2, 3 and 4 bytes, the mark itself.
+_STOPS = (" ", "  ", "\t", "é", "\u2581", "😀", "\u3000")
+
+
+@pytest.mark.parametrize("name", ("llama2_like", "mistral_v1", "nmt_nfkc", "suffix", "no_escape", "whitespace_runs"))
+def test_ascii_runs_around_every_step_boundary(name):
+    """A stop at every offset of a run of 1-40 ASCII characters, at the end of the text and inside it: the
+    bulk copy must keep exactly the bytes before the stop, whatever the run's length modulo 16."""
+    enc, sp = ours(name), oracle(name)
+    word = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123"
+    for length in range(1, len(word) + 1):
+        for stop in _STOPS:
+            for text in (word[:length] + stop, word[:length] + stop + word[: 41 - length], stop + word[:length]):
+                assert enc._core.normalize(text.encode()) == sp.normalize(text).encode(), (name, text)
+                assert enc.encode_ordinary(text) == sp.encode(text), (name, text)
