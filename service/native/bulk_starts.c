@@ -34,6 +34,15 @@
  * own letter it is an ordinary P), and its P runs take [\r\n/]* (a / after a \n ends the window). Tekken is
  * o200k without the suffixes and with one digit a piece.
  *
+ * DeepSeek-V3's chain of three Isolated Splits (\p{N}{1,3}; a CJK class; then
+ * [P][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+) cuts such text as
+ * cl100k does but in two places. It has no contractions: an apostrophe is a P like any other ("'s" before
+ * letters is P + letters, one piece with them). And the digits are cut off first, so the main stage sees
+ * the text between two numbers as a whole text: a run of whitespace right before a digit ends that text,
+ * where \s+(?!\S) takes it whole (cl100k gives back its last space: " " then " 1"; here "  " then "1").
+ * The digits themselves are \p{N}{1,3} from the start of their run, as cl100k's. The CJK stage cuts nothing
+ * in ASCII.
+ *
  * The window stops before the first byte of any other kind (a byte >= 0x80, \t, \r, another control).
  * Starts are kept only where every byte that decides them was in the window: a run of whitespace still open
  * at its end (it could go on with more \n, or reach the end of the text, where \s++$ takes it whole) keeps
@@ -108,10 +117,11 @@ static inline unsigned suffix_length(const uint8_t *p) {
 }
 
 /* `o200k`: o200k's words ([UP]*[LO]+ and [UP]+[LO]*, cut where a lower-case letter meets an upper-case
- * one) and P tail [\r\n/]*, else cl100k's (\p{L}+, [\r\n]*); `suffixes`: o200k's contraction suffixes
- * (cl100k's contractions, a prefix, are always on); `max_digits`: 3 (\p{N}{1,3}) or 1 (\p{N}). */
+ * one) and P tail [\r\n/]*, else cl100k's (\p{L}+, [\r\n]*); `suffixes`: o200k's contraction suffixes;
+ * `contractions`: cl100k's (a prefix); `max_digits`: 3 (\p{N}{1,3}) or 1 (\p{N}); `digits_end_text`:
+ * DeepSeek-V3's chain, where the whitespace before a digit is at the end of its text. */
 static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t *retry, int o200k, int with_suffixes,
-                                           int max_digits) {
+                                           int contractions, int max_digits, int digits_end_text) {
     const uint8_t *p = s + pos;
     window_classes c = classify(p);
     uint8_t after = p[64]; /* decides whether a space at byte 63 is the last of its run */
@@ -174,7 +184,7 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     uint64_t lone_punct = punct & ~((punct | space) << 1) & ~suffixes;
     uint64_t joined = letter_starts & ((space << 1) | (lone_punct << 1) | (suffixes << 1));
     starts |= letter_starts & ~joined;
-    if (!o200k) {
+    if (!o200k && contractions) {
         uint64_t after_apostrophe = letter_starts & ((c.apostrophe & lone_punct) << 1);
         while (after_apostrophe) {
             unsigned i = (unsigned)__builtin_ctzll(after_apostrophe);
@@ -196,9 +206,12 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     /* punctuation */
     starts |= punct & ~(punct << 1) & ~(space << 1) & ~suffixes;
 
-    /* whitespace: NL* SP* runs */
+    /* whitespace: NL* SP* runs; the last space gives itself back to what follows (\s+(?!\S)), unless that is
+     * the end of the text (DeepSeek-V3: a digit) */
     uint64_t next_is_space = (space >> 1) | ((uint64_t)(after == ' ') << 63);
-    starts |= (newline & ~(newline << 1) & ~(punct << 1)) | (space & ~(space << 1)) | (space & ~next_is_space);
+    uint64_t gives_back = space & ~next_is_space;
+    if (digits_end_text) gives_back &= ~((digit >> 1) | ((uint64_t)(after >= '0' && after <= '9') << 63));
+    starts |= (newline & ~(newline << 1) & ~(punct << 1)) | (space & ~(space << 1)) | gives_back;
     starts &= ~covered;
 
     /* Keep what the valid bytes decide. */
@@ -239,21 +252,35 @@ uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t
     case TK_PATTERN_CL100K:
     case TK_PATTERN_LLAMA3:
     case TK_PATTERN_LLAMA3_ASCII:
-        return bulk_starts(s, pos, retry, 0, 0, 3);
+        return bulk_starts(s, pos, retry, 0, 0, 1, 3, 0);
     case TK_PATTERN_QWEN2:
     case TK_PATTERN_QWEN2_ASCII:
-        return bulk_starts(s, pos, retry, 0, 0, 1);
+        return bulk_starts(s, pos, retry, 0, 0, 1, 1, 0);
     case TK_PATTERN_O200K:
-        return bulk_starts(s, pos, retry, 1, 1, 3);
+        return bulk_starts(s, pos, retry, 1, 1, 0, 3, 0);
     case TK_PATTERN_TEKKEN:
-        return bulk_starts(s, pos, retry, 1, 0, 1);
+        return bulk_starts(s, pos, retry, 1, 0, 0, 1, 0);
     default:
         *retry = (size_t)-1;
         return 0;
     }
 }
 
+int tk_bulk_split_deepseek_v3_supported(void) { return 1; }
+
+uint64_t tk_bulk_starts_deepseek_v3(const uint8_t *s, size_t pos, size_t *retry) {
+    return bulk_starts(s, pos, retry, 0, 0, 0, 3, 1);
+}
+
 #else
+
+int tk_bulk_split_deepseek_v3_supported(void) { return 0; }
+
+uint64_t tk_bulk_starts_deepseek_v3(const uint8_t *s, size_t pos, size_t *retry) {
+    (void)s, (void)pos;
+    *retry = (size_t)-1;
+    return 0;
+}
 
 int tk_bulk_split_supports(tk_pattern pattern) {
     (void)pattern;

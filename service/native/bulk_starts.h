@@ -26,5 +26,9 @@
  * Qwen 2; Tekken like o200k without suffixes, one digit a piece). */
 int tk_bulk_split_supports(tk_pattern pattern);
 uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t *retry);
+/* The same for DeepSeek-V3's chain of three stages (split_program.h: iter->deepseek_v3), whose last stage alone
+ * has no bulk starts (digits there join letters as their prefix). */
+int tk_bulk_split_deepseek_v3_supported(void);
+uint64_t tk_bulk_starts_deepseek_v3(const uint8_t *s, size_t pos, size_t *retry);
 
 #endif

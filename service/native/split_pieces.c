@@ -145,7 +145,8 @@ int tk_split_iter_init(tk_split_iter *iter, const tk_splitter *splitter, const u
     if (splitter->n_stages == 1 && !splitter->stages[0].program &&
         (splitter->stages[0].mode == TK_SPLIT_FINDALL || tk_pattern_matches_everywhere(splitter->stages[0].builtin)))
         iter->scanner = splitter->stages[0].builtin;
-    iter->bulk_retry = tk_bulk_split_supports(iter->scanner) ? 0 : (size_t)-1;
+    iter->bulk_retry = tk_bulk_split_supports(iter->scanner) || (iter->deepseek_v3 && tk_bulk_split_deepseek_v3_supported())
+                           ? 0 : (size_t)-1;
     for (int i = 0; i < splitter->n_stages; i++) {
         if (splitter->stages[i].program && tk_matcher_init(&iter->stages[i].matcher, splitter->stages[i].program) < 0) {
             tk_split_iter_free(iter);

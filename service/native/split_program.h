@@ -204,7 +204,28 @@ static inline int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t 
         *end = st->pos;
         return 1;
     }
-    if (iter->deepseek_v3) return tk_deepseek_v3_next(iter->root, iter->root_len, &iter->chain, start, end);
+    if (iter->deepseek_v3) {
+        tk_deepseek_v3_state *chain = &iter->chain;
+        if (chain->pos >= iter->bulk_retry || iter->bulk) { /* the chain's own bulk starts (bulk_starts.h) */
+            if (!iter->bulk && chain->pos + TK_BULK_WINDOW_READ <= iter->root_len) {
+                iter->bulk = tk_bulk_starts_deepseek_v3(iter->root, chain->pos, &iter->bulk_retry);
+                iter->bulk_base = chain->pos;
+            }
+            if (iter->bulk) {
+                uint64_t rest = iter->bulk & (iter->bulk - 1);
+                *start = iter->bulk_base + (size_t)__builtin_ctzll(iter->bulk);
+                *end = iter->bulk_base + (size_t)__builtin_ctzll(rest);
+                if (rest & (rest - 1)) {
+                    iter->bulk = rest;
+                } else { /* the chain goes on at the window's last start; its stages' ends are found again there */
+                    iter->bulk = 0;
+                    chain->pos = *end;
+                }
+                return 1;
+            }
+        }
+        return tk_deepseek_v3_next(iter->root, iter->root_len, chain, start, end);
+    }
     return tk_split_iter_next_general(iter, start, end);
 }
 
@@ -223,7 +244,10 @@ static inline size_t tk_split_iter_take_bulk(tk_split_iter *iter, size_t *starts
             bulk = rest;
         } else {
             bulk = 0;
-            iter->stages[0].pos = ends[n - 1];
+            if (iter->deepseek_v3)
+                iter->chain.pos = ends[n - 1];
+            else
+                iter->stages[0].pos = ends[n - 1];
         }
     }
     iter->bulk = bulk;

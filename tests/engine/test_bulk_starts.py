@@ -1,7 +1,8 @@
 """The bulk piece starts (service/native/bulk_starts.c) of cl100k_base, o200k_base and the patterns that
-share their rules in ASCII text (Llama 3, Qwen 2, their llama.cpp variants, Tekken) against each pattern's
-reference (`regex`; Hugging Face `tokenizers` for the oniguruma dialect): the split of text made to hit
-every rule of the 64-byte windows and every way a window ends.
+share their rules in ASCII text (Llama 3, Qwen 2, their llama.cpp variants, Tekken, DeepSeek-V3's chain of
+three Isolated Splits) against each pattern's reference (`regex`; Hugging Face `tokenizers` for the
+oniguruma dialect and the chain): the split of text made to hit every rule of the 64-byte windows and
+every way a window ends.
 
     >>> core = BpeCore({bytes([b]): b for b in range(256)}, "o200k")
     >>> text = "It's 12345 o'clock.\\n    x = helloWorld  (we'll SEE)!!\\n\\n" * 3
@@ -26,9 +27,11 @@ from hypothesis import strategies as st
 
 import pytest
 
+from tests.engine._split_oracles import hf_isolated
 from tests.engine.test_split_patterns import SCANNED
 from tokend.engine._native import BpeCore
-from tokend.engine.patterns import GPT4_PATTERN, O200K_PATTERN
+from tokend.engine.patterns import DEEPSEEK_V3_PATTERNS, GPT4_PATTERN, O200K_PATTERN
+from tokend.engine.splitting import SplitterChain, compile_splitter
 
 _BYTES_ONLY = {bytes([b]): b for b in range(256)}
 _SPLITS = {name: (BpeCore(_BYTES_ONLY, name), regex.compile(pattern))
@@ -47,9 +50,15 @@ _WORDS = ["the", "It's", "we'll", "THEY'RE", "don't", "I'm", "o'clock", "'Twas",
           "McDonald's"]  # fmt: skip
 
 
+# DeepSeek-V3: the digits, then a CJK class, are cut off before the main stage (no contractions; whitespace
+# before a digit ends the main stage's text): its three scanners run as one pass, with bulk starts of its own.
+_DEEPSEEK = SplitterChain([compile_splitter(p, dialect="oniguruma") for p in DEEPSEEK_V3_PATTERNS])
+
+
 def _assert_like_regex(text: str) -> None:
     for name, (core, pattern) in _SPLITS.items():
         assert core.split(text) == pattern.findall(text), f"{name}: {text!r}"
+    assert _DEEPSEEK.split(text) == hf_isolated(DEEPSEEK_V3_PATTERNS, text), f"deepseek-v3: {text!r}"
 
 
 @settings(max_examples=1500, deadline=None)
@@ -72,6 +81,7 @@ def test_every_offset_of_each_rule_across_a_window_edge():
     byte after a window), followed by enough text for the window to be taken."""
     snippets = ["it's", "we'll", "x've", "'re", " 's", "''s", "1234567", "1234567890123", "  x", "   \n  y", "a \nb",
                 ".\n\n x", "!!  (", "x.y", " .y", "\n'", "\n\n\n", "a" * 70, " " * 70, "\n" * 70, "9" * 70, "é", "\t x",
+                "a  1", "x\n  7", ".   12", "  \n 3x", "1  2", "'sx", "x'tcha",
                 "aBcD", "x'LL", "IT'S", ".\n/x", "a/\n", "x'", "x'ſ", "x'lſ", "'ſx"]  # fmt: skip
     filler = "Plain words, and more of them. " * 6
     for snippet in snippets:
