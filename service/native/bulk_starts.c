@@ -232,8 +232,77 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     return starts;
 }
 
+/* GPT-2's pattern (r50k_base, p50k_base, gpt2), possessive as tokend spells it:
+ *
+ *   '(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s
+ *
+ * In the same text as above, with fewer rules than cl100k's: a run of letters, of digits (any length) or of
+ * P starts a piece unless a space is right before it (" ?X++": the space takes it; only a space, never a P,
+ * joins what follows). A run of whitespace starts a piece at its first byte and at its last (\s+(?!\S)
+ * gives the last back before \S: a space then takes the run after it, a \n is a piece of its own), and a \n
+ * anywhere else in it starts nothing. The contractions are lower-case and hold only where a match starts: at
+ * an apostrophe that starts a piece (a P run's first byte with no space before it) followed by s, t, m, d or
+ * ll, ve, re; the rest of the letter run after them starts another piece. */
+static uint64_t gpt2_bulk_starts(const uint8_t *s, size_t pos, size_t *retry) {
+    const uint8_t *p = s + pos;
+    window_classes c = classify(p);
+    uint8_t after = p[64];
+    uint64_t space = c.space, letter = c.letter, digit = c.digit;
+    uint64_t whitespace = space | c.newline;
+    uint64_t stop = ~c.valid;
+    unsigned valid = stop ? (unsigned)__builtin_ctzll(stop) : is_window_byte(after) ? 65 : 64;
+    *retry = valid >= 64 ? pos : valid >= 2 ? pos + valid + 1 : pos + 64;
+    if (valid < 2) return 0;
+
+    uint64_t punct = c.valid & ~(letter | digit | whitespace);
+    uint64_t unjoined = ~(space << 1); /* not right after a space */
+    uint64_t starts = 1;
+    starts |= ((letter & ~(letter << 1)) | (digit & ~(digit << 1)) | (punct & ~(punct << 1))) & unjoined;
+    uint64_t next_is_whitespace = (whitespace >> 1) | ((uint64_t)(after == ' ' || after == '\n') << 63);
+    starts |= (whitespace & ~(whitespace << 1)) | (whitespace & ~next_is_whitespace);
+
+    uint64_t covered = 0; /* a contraction's letters */
+    uint64_t candidates = c.apostrophe & starts & (letter >> 1);
+    while (candidates) {
+        unsigned j = (unsigned)__builtin_ctzll(candidates);
+        candidates &= candidates - 1;
+        if (j + 3 > valid) { /* the letters that decide it are not all known */
+            if (j < valid) valid = j;
+            break;
+        }
+        uint8_t first = p[j + 1], second = p[j + 2];
+        unsigned n = first == 's' || first == 't' || first == 'm' || first == 'd' ? 2
+                     : (first == 'l' && second == 'l') || ((first == 'v' || first == 'r') && second == 'e') ? 3
+                                                                                                            : 0;
+        if (!n) continue;
+        covered |= ((1ull << (n - 1)) - 1) << (j + 1);
+        if (j + n < 64 && (letter >> (j + n) & 1)) starts |= 1ull << (j + n); /* the rest of the run */
+    }
+    if (valid < 2) {
+        if (*retry == pos) *retry = pos + 1;
+        return 0;
+    }
+    starts &= ~covered;
+
+    /* Keep what the valid bytes decide; a whitespace run still open at the window's edge keeps only its first start. */
+    uint64_t kept = valid >= 64 ? ~0ull : (1ull << valid) - 1;
+    unsigned last = valid >= 64 ? 63 : valid - 1;
+    if ((whitespace >> last & 1) && (valid < 65 || after == ' ' || after == '\n')) {
+        uint64_t before = ~whitespace & (last == 63 ? ~0ull : (2ull << last) - 1);
+        unsigned run_start = before ? 64 - (unsigned)__builtin_clzll(before) : 0;
+        kept &= run_start == 63 ? ~0ull : (2ull << run_start) - 1;
+    }
+    starts &= kept;
+    if (!(starts & (starts - 1))) {
+        if (*retry == pos) *retry = pos + 1;
+        return 0;
+    }
+    return starts;
+}
+
 int tk_bulk_split_supports(tk_pattern pattern) {
     switch (pattern) {
+    case TK_PATTERN_GPT2:
     case TK_PATTERN_CL100K:
     case TK_PATTERN_LLAMA3: /* cl100k's alternatives but for the whitespace at the end of the text: never decided here */
     case TK_PATTERN_LLAMA3_ASCII: /* ASCII-only contractions: the same in ASCII */
@@ -249,6 +318,8 @@ int tk_bulk_split_supports(tk_pattern pattern) {
 
 uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t *retry) {
     switch (pattern) {
+    case TK_PATTERN_GPT2:
+        return gpt2_bulk_starts(s, pos, retry);
     case TK_PATTERN_CL100K:
     case TK_PATTERN_LLAMA3:
     case TK_PATTERN_LLAMA3_ASCII:

@@ -23,7 +23,8 @@
 
 /* 1 when `pattern` has bulk starts: cl100k_base's and o200k_base's, and the patterns that are the same in
  * such text (Llama 3, Qwen 2 and their ASCII-contraction variants like cl100k, with one digit a piece for
- * Qwen 2; Tekken like o200k without suffixes, one digit a piece). */
+ * Qwen 2; Tekken like o200k without suffixes, one digit a piece); and GPT-2's (r50k_base, p50k_base), by
+ * rules of its own. */
 int tk_bulk_split_supports(tk_pattern pattern);
 uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t *retry);
 /* The same for DeepSeek-V3's chain of three stages (split_program.h: iter->deepseek_v3), whose last stage alone

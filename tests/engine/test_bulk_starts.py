@@ -1,6 +1,6 @@
 """The bulk piece starts (service/native/bulk_starts.c) of cl100k_base, o200k_base and the patterns that
 share their rules in ASCII text (Llama 3, Qwen 2, their llama.cpp variants, Tekken, DeepSeek-V3's chain of
-three Isolated Splits) against each pattern's reference (`regex`; Hugging Face `tokenizers` for the
+three Isolated Splits), and GPT-2's (r50k_base, p50k_base) against each pattern's reference (`regex`; Hugging Face `tokenizers` for the
 oniguruma dialect and the chain): the split of text made to hit every rule of the 64-byte windows and
 every way a window ends.
 
@@ -30,12 +30,12 @@ import pytest
 from tests.engine._split_oracles import hf_isolated
 from tests.engine.test_split_patterns import SCANNED
 from tokend.engine._native import BpeCore
-from tokend.engine.patterns import DEEPSEEK_V3_PATTERNS, GPT4_PATTERN, O200K_PATTERN
+from tokend.engine.patterns import DEEPSEEK_V3_PATTERNS, GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
 from tokend.engine.splitting import SplitterChain, compile_splitter
 
 _BYTES_ONLY = {bytes([b]): b for b in range(256)}
 _SPLITS = {name: (BpeCore(_BYTES_ONLY, name), regex.compile(pattern))
-           for name, pattern in (("cl100k", GPT4_PATTERN), ("o200k", O200K_PATTERN))}  # fmt: skip
+           for name, pattern in (("cl100k", GPT4_PATTERN), ("o200k", O200K_PATTERN), ("gpt2", GPT2_PATTERN))}  # fmt: skip
 
 # What the rules turn on: contraction letters in both cases, other letters (o200k cuts where a lower-case
 # letter meets an upper-case one), digits, the apostrophe, / (o200k's P tail) and other punctuation, spaces
@@ -81,7 +81,8 @@ def test_every_offset_of_each_rule_across_a_window_edge():
     byte after a window), followed by enough text for the window to be taken."""
     snippets = ["it's", "we'll", "x've", "'re", " 's", "''s", "1234567", "1234567890123", "  x", "   \n  y", "a \nb",
                 ".\n\n x", "!!  (", "x.y", " .y", "\n'", "\n\n\n", "a" * 70, " " * 70, "\n" * 70, "9" * 70, "é", "\t x",
-                "a  1", "x\n  7", ".   12", "  \n 3x", "1  2", "'sx", "x'tcha",
+                "a  1", "x\n  7", ".   12", "  \n 3x", "1  2", "'sx", "x'tcha", " 's", "x 'll", "''s", "\n'd", "1're",
+                "x'S", "'llama", " \n x", "\n\n\nx", "  \n", "( x", "x(y", "12 34", " 1x",
                 "aBcD", "x'LL", "IT'S", ".\n/x", "a/\n", "x'", "x'ſ", "x'lſ", "'ſx"]  # fmt: skip
     filler = "Plain words, and more of them. " * 6
     for snippet in snippets:
@@ -105,7 +106,7 @@ def test_text_ending_in_whitespace_keeps_the_end_of_text_rule():
 
 
 # Every recorded pattern (either dialect) whose scanner has bulk starts.
-BULK_SCANNERS = {"cl100k", "o200k", "llama3", "llama3-ascii", "qwen2", "qwen2-ascii", "tekken"}
+BULK_SCANNERS = {"gpt2", "cl100k", "o200k", "llama3", "llama3-ascii", "qwen2", "qwen2-ascii", "tekken"}
 BULK_CASES = [case for case in SCANNED if case.ours(use_builtin=True)[1] in BULK_SCANNERS]
 
 
