@@ -74,6 +74,7 @@ typedef struct {
     const sp_trie *user_defined; /* borrowed from the vocabulary; no node means no user-defined pieces */
     uint8_t rule_start[256];     /* SP_RULE_* bits: what may start with this byte */
     int plain_ascii;             /* no rule starts with an ASCII byte but maybe ' ': ASCII runs are copied in bulk */
+    int plain;                   /* no rule starts with any byte but maybe ' ': runs of a valid text, likewise */
     uint64_t rule_prefix2[65536 / 64]; /* bit [b0 << 8 | b1]: a charsmap key of 2+ bytes starts with b0 b1 */
 } sp_normalizer;
 

@@ -267,9 +267,12 @@ void sp_normalizer_prepare(sp_normalizer *normalizer) {
         }
         normalizer->rule_start[b] = rules;
     }
-    normalizer->plain_ascii = 1;
-    for (int b = 0; b < 0x80; b++)
-        if (b != ' ' && normalizer->rule_start[b]) normalizer->plain_ascii = 0;
+    normalizer->plain_ascii = normalizer->plain = 1;
+    for (int b = 0; b < 256; b++) {
+        if (b == ' ' || !normalizer->rule_start[b]) continue;
+        normalizer->plain = 0;
+        if (b < 0x80) normalizer->plain_ascii = 0;
+    }
 }
 
 /* Whether a user-defined piece or a charsmap rule may match at text[0:len] (else the character is copied). */
@@ -281,6 +284,37 @@ static inline int may_have_rule(const sp_normalizer *normalizer, const uint8_t *
     unsigned bit = (unsigned)text[0] << 8 | text[1];
     return (normalizer->rule_prefix2[bit >> 6] >> (bit & 63)) & 1;
 }
+
+#if defined(__SSE2__)
+/* Copies text[*pos..] up to the first space (and, `ascii_only`, the first byte >= 0x80), 16 bytes a step: each
+ * step stores all 16 and keeps those before the stop (a word is one or two steps, no loop per byte, no call to
+ * copy it). For runs no rule may touch: ASCII where no rule starts with an ASCII byte (plain_ascii), any
+ * character of a valid text where no rule starts anywhere (plain). 0, or -1 when out of memory. */
+static int copy_run(sp_bytes *out, const uint8_t *text, size_t len, size_t *at, int ascii_only) {
+    size_t pos = *at;
+    if (sp_bytes_reserve(out, len - pos + 16) < 0) return -1;
+    const __m128i spaces = _mm_set1_epi8(' '), high = _mm_set1_epi8(ascii_only ? (char)0x80 : 0);
+    for (;;) {
+        if (len - pos < 16) {
+            size_t end = pos;
+            while (end < len && text[end] != ' ' && !(ascii_only && text[end] >= 0x80)) end++;
+            memcpy(out->data + out->len, text + pos, end - pos);
+            out->len += end - pos;
+            pos = end;
+            break;
+        }
+        __m128i v = _mm_loadu_si128((const __m128i *)(text + pos));
+        _mm_storeu_si128((__m128i *)(out->data + out->len), v);
+        unsigned stops = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, spaces), _mm_and_si128(v, high)));
+        size_t n = stops ? (size_t)__builtin_ctz(stops) : 16;
+        pos += n;
+        out->len += n;
+        if (stops) break;
+    }
+    *at = pos;
+    return 0;
+}
+#endif
 
 int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out) {
     const int remove_extra = normalizer->remove_extra_whitespaces, escape = normalizer->escape_whitespaces;
@@ -319,26 +353,7 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
             } else {
 #if defined(__SSE2__)
                 if (normalizer->plain_ascii) {
-                    /* 16 bytes a step, stored whole; the output keeps those before the first space or non-ASCII
-                     * byte (a word is one or two steps: no loop per byte, no call to copy it). */
-                    if (sp_bytes_reserve(out, len - pos + 16) < 0) return -1;
-                    const __m128i spaces = _mm_set1_epi8(' ');
-                    for (;;) {
-                        if (len - pos < 16) {
-                            for (end = pos; end < len && text[end] < 0x80 && text[end] != ' '; end++) {}
-                            memcpy(out->data + out->len, text + pos, end - pos);
-                            out->len += end - pos;
-                            pos = end;
-                            break;
-                        }
-                        __m128i v = _mm_loadu_si128((const __m128i *)(text + pos));
-                        _mm_storeu_si128((__m128i *)(out->data + out->len), v);
-                        unsigned stops = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, spaces), v));
-                        size_t n = stops ? (size_t)__builtin_ctz(stops) : 16;
-                        pos += n;
-                        out->len += n;
-                        if (stops) break;
-                    }
+                    if (copy_run(out, text, len, &pos, !(valid_utf8 && normalizer->plain)) < 0) return -1;
                     is_prev_space = 0;
                     continue;
                 }
@@ -350,6 +365,13 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
             pos = end;
             continue;
         }
+#if defined(__SSE2__)
+        if (byte >= 0x80 && valid_utf8 && normalizer->plain) { /* a run of characters no rule touches */
+            if (copy_run(out, text, len, &pos, 0) < 0) return -1;
+            is_prev_space = 0;
+            continue;
+        }
+#endif
         /* NormalizePrefix, inlined: the longest user-defined piece, else the longest charsmap rule, else one
          * character. rule_start says whether the first two can match at all. */
         if (may_have_rule(normalizer, text + pos, len - pos)) {

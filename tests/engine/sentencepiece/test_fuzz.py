@@ -82,3 +82,17 @@ def test_ascii_runs_around_every_step_boundary(name):
             for text in (word[:length] + stop, word[:length] + stop + word[: 41 - length], stop + word[:length]):
                 assert enc._core.normalize(text.encode()) == sp.normalize(text).encode(), (name, text)
                 assert enc.encode_ordinary(text) == sp.encode(text), (name, text)
+
+
+@pytest.mark.parametrize("name", ("llama2_like", "mistral_v1", "nmt_nfkc", "suffix", "whitespace_runs"))
+def test_runs_of_any_characters_around_every_step_boundary(name):
+    """Where no rule starts with any byte (an identity normalizer), runs of characters of 1-4 bytes are
+    copied 16 bytes a step up to the next space: every length of such a run from 1 to 40 characters, then a
+    space or the end, then more text, never cut inside a character."""
+    enc, sp = ours(name), oracle(name)
+    word = "é中😀aж\u0301ñ日😀b" * 4  # 1-4 bytes a character, a combining mark among them
+    for length in range(1, 41):
+        for stop in (" ", "  ", "\t", "\n", ""):
+            for text in (word[:length] + stop + "tail", "x" + word[:length] + stop, stop + word[:length] + " end"):
+                assert enc._core.normalize(text.encode()) == sp.normalize(text).encode(), (name, text)
+                assert enc.encode_ordinary(text) == sp.encode(text), (name, text)
