@@ -1,5 +1,5 @@
 /* Where the pieces of cl100k_base's pattern, and of those that cut ASCII text the same way, start: 64 bytes
- * at a time (bulk_starts.h says what and when).
+ * at a time (bulk_starts.h says what and when); GPT-2's pattern by rules of its own, at the end.
  *
  * In text made only of ASCII letters (L), digits (D), spaces (SP), \n (NL) and the printable ASCII that is
  * neither (P, the apostrophe included), every alternative of cl100k's pattern
@@ -39,7 +39,8 @@
  * cl100k does but in two places. It has no contractions: an apostrophe is a P like any other ("'s" before
  * letters is P + letters, one piece with them). And the digits are cut off first, so the main stage sees
  * the text between two numbers as a whole text: a run of whitespace right before a digit ends that text,
- * where \s+(?!\S) takes it whole (cl100k gives back its last space: " " then " 1"; here "  " then "1").
+ * where \s+(?!\S) takes it whole ("a  1": cl100k "a", " ", " ", "1", its last space given back and a piece
+ * of its own, since no prefix joins digits; here "a", "  ", "1").
  * The digits themselves are \p{N}{1,3} from the start of their run, as cl100k's. The CJK stage cuts nothing
  * in ASCII.
  *
@@ -232,7 +233,8 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     return starts;
 }
 
-/* GPT-2's pattern (r50k_base, p50k_base, gpt2), possessive as tokend spells it:
+/* GPT-2's pattern (r50k_base, p50k_base, gpt2, and Hugging Face's ByteLevel pre-tokenizer in tokenizer.json
+ * files: its scanner is the same), possessive as tokend spells it:
  *
  *   '(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s
  *

@@ -1,4 +1,4 @@
-/* Piece starts of cl100k_base's and o200k_base's patterns found 64 bytes at a time (bulk_starts.c: the rules and why they
+/* Piece starts of cl100k_base's, o200k_base's and GPT-2's patterns (and DeepSeek-V3's chain) found 64 bytes at a time (bulk_starts.c: the rules and why they
  * hold), for the split iterator's fast path (split_program.h, tk_split_iter_next):
  *
  *     size_t retry;

@@ -667,7 +667,9 @@ static int SentencePieceCore_init(SentencePieceCore *self, PyObject *args, PyObj
     }
     size_t short_segments = cache_capacity < SP_MAX_SHORT_SEGMENTS ? (size_t)cache_capacity : SP_MAX_SHORT_SEGMENTS;
     tk_short_table_free(&self->shorts); /* a zeroed table, or one of an __init__ that failed after it */
-    if (short_segments && max_key_len > 0 && tk_short_table_init_empty(&self->shorts, short_segments, seed) < 0) {
+    /* A cached segment has more than SP_UNCACHED_SYMBOLS symbols, so at least as many bytes + 1. */
+    if (short_segments && max_key_len > SP_UNCACHED_SYMBOLS &&
+        tk_short_table_init_empty(&self->shorts, short_segments, seed) < 0) {
         PyErr_NoMemory();
         goto done;
     }

@@ -217,7 +217,8 @@ static inline int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t 
                 *end = iter->bulk_base + (size_t)__builtin_ctzll(rest);
                 if (rest & (rest - 1)) {
                     iter->bulk = rest;
-                } else { /* the chain goes on at the window's last start; its stages' ends are found again there */
+                } else { /* the chain goes on at the window's last start: its stages' ends still bound the pieces
+                          * holding it, or are found again once it reaches them */
                     iter->bulk = 0;
                     chain->pos = *end;
                 }

@@ -13,6 +13,11 @@ entries only. Its memory is fixed when it is built: 9 MiB for
 cl100k_base, 17 MiB for o200k_base (32 bytes a slot, slots >= 1.5 x its tokens and merged pieces), paid
 only by the Encodings a process uses that much.
 
+SentencePieceEncoding differs: its short table holds segments only (no tokens), is built with the core
+(32 bytes a slot, slots the power of two >= 1.5 x min(capacity, 65,536), at least 1,024, plus 16 bytes of
+ids per segment: 5 MiB at 65,536), and its statistics count it in: `size` adds the segments it holds and
+`capacity` the most it may hold (sp_module.c).
+
 Eviction: two generations of `piece_cache_capacity` entries; lookups read the current generation, then
 the previous one (a hit there is copied forward); when the current one is full the previous one is
 dropped. An approximate LRU with O(1) work per operation and no bookkeeping on hits.
