@@ -117,6 +117,27 @@ static inline unsigned suffix_length(const uint8_t *p) {
     return first == 'l' && second == 'l' ? 3 : 0;
 }
 
+/* The starts a window's valid bytes decide (bits below `valid`; a whitespace run still open at the window's
+ * edge keeps only its first start), or 0 with *retry moved on when no piece ends in the window (a long word,
+ * a long run: one from the scanner). */
+static TK_BULK_INLINE uint64_t decided_starts(uint64_t starts, uint64_t whitespace, unsigned valid, uint8_t after,
+                                              size_t pos, size_t *retry) {
+    uint64_t kept = valid >= 64 ? ~0ull : (1ull << valid) - 1;
+    unsigned last = valid >= 64 ? 63 : valid - 1;
+    int open = (whitespace >> last & 1) && (valid < 65 || after == ' ' || after == '\n');
+    if (open) {
+        uint64_t before = ~whitespace & (last == 63 ? ~0ull : (2ull << last) - 1);
+        unsigned run_start = before ? 64 - (unsigned)__builtin_clzll(before) : 0;
+        kept &= run_start == 63 ? ~0ull : (2ull << run_start) - 1;
+    }
+    starts &= kept;
+    if (!(starts & (starts - 1))) {
+        if (*retry == pos) *retry = pos + 1;
+        return 0;
+    }
+    return starts;
+}
+
 /* `o200k`: o200k's words ([UP]*[LO]+ and [UP]+[LO]*, cut where a lower-case letter meets an upper-case
  * one) and P tail [\r\n/]*, else cl100k's (\p{L}+, [\r\n]*); `suffixes`: o200k's contraction suffixes;
  * `contractions`: cl100k's (a prefix); `max_digits`: 3 (\p{N}{1,3}) or 1 (\p{N}); `digits_end_text`:
@@ -214,23 +235,7 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     if (digits_end_text) gives_back &= ~((digit >> 1) | ((uint64_t)(after >= '0' && after <= '9') << 63));
     starts |= (newline & ~(newline << 1) & ~(punct << 1)) | (space & ~(space << 1)) | gives_back;
     starts &= ~covered;
-
-    /* Keep what the valid bytes decide. */
-    uint64_t kept = valid >= 64 ? ~0ull : (1ull << valid) - 1;
-    /* A whitespace run still open at the window's edge keeps only its first start. */
-    unsigned last = valid >= 64 ? 63 : valid - 1;
-    int open = (whitespace >> last & 1) && (valid < 65 || after == ' ' || after == '\n');
-    if (open) {
-        uint64_t before = ~whitespace & (last == 63 ? ~0ull : (2ull << last) - 1);
-        unsigned run_start = before ? 64 - (unsigned)__builtin_clzll(before) : 0;
-        kept &= run_start == 63 ? ~0ull : (2ull << run_start) - 1;
-    }
-    starts &= kept;
-    if (!(starts & (starts - 1))) { /* no piece ends in the window (a long word, a long run): one from the scanner */
-        if (*retry == pos) *retry = pos + 1;
-        return 0;
-    }
-    return starts;
+    return decided_starts(starts, whitespace, valid, after, pos, retry);
 }
 
 /* GPT-2's pattern (r50k_base, p50k_base, gpt2, and Hugging Face's ByteLevel pre-tokenizer in tokenizer.json
@@ -285,21 +290,7 @@ static uint64_t gpt2_bulk_starts(const uint8_t *s, size_t pos, size_t *retry) {
         return 0;
     }
     starts &= ~covered;
-
-    /* Keep what the valid bytes decide; a whitespace run still open at the window's edge keeps only its first start. */
-    uint64_t kept = valid >= 64 ? ~0ull : (1ull << valid) - 1;
-    unsigned last = valid >= 64 ? 63 : valid - 1;
-    if ((whitespace >> last & 1) && (valid < 65 || after == ' ' || after == '\n')) {
-        uint64_t before = ~whitespace & (last == 63 ? ~0ull : (2ull << last) - 1);
-        unsigned run_start = before ? 64 - (unsigned)__builtin_clzll(before) : 0;
-        kept &= run_start == 63 ? ~0ull : (2ull << run_start) - 1;
-    }
-    starts &= kept;
-    if (!(starts & (starts - 1))) {
-        if (*retry == pos) *retry = pos + 1;
-        return 0;
-    }
-    return starts;
+    return decided_starts(starts, whitespace, valid, after, pos, retry);
 }
 
 int tk_bulk_split_supports(tk_pattern pattern) {

@@ -176,56 +176,44 @@ int tk_split_iter_init(tk_split_iter *iter, const tk_splitter *splitter, const u
 int tk_split_iter_next_general(tk_split_iter *iter, size_t *start, size_t *end);
 void tk_split_iter_free(tk_split_iter *iter);
 
+/* The next piece of the bulk window (bulk_starts.h) pending, or of a new one taken at *pos: 1; 0 when there is
+ * none, and the scanner (or DeepSeek-V3's chain) takes the next piece at *pos. After the window's last piece
+ * *pos is its end: the window's last start, a start of the scanner's or the chain's pieces (the chain's
+ * stages' ends still bound the pieces holding it, or are found again once it reaches them). */
+static inline int tk_split_iter_bulk_next(tk_split_iter *iter, size_t *pos, size_t *start, size_t *end) {
+    if (*pos < iter->bulk_retry && !iter->bulk) return 0; /* bulk_retry: SIZE_MAX where there are no bulk starts */
+    if (!iter->bulk && *pos + TK_BULK_WINDOW_READ <= iter->root_len) {
+        iter->bulk = iter->deepseek_v3 ? tk_bulk_starts_deepseek_v3(iter->root, *pos, &iter->bulk_retry)
+                                       : tk_bulk_starts(iter->scanner, iter->root, *pos, &iter->bulk_retry);
+        iter->bulk_base = *pos;
+    }
+    if (!iter->bulk) return 0;
+    uint64_t rest = iter->bulk & (iter->bulk - 1);
+    *start = iter->bulk_base + (size_t)__builtin_ctzll(iter->bulk);
+    *end = iter->bulk_base + (size_t)__builtin_ctzll(rest);
+    if (rest & (rest - 1)) {
+        iter->bulk = rest;
+    } else {
+        iter->bulk = 0;
+        *pos = *end;
+    }
+    return 1;
+}
+
 /* The next piece [*start, *end) (byte offsets into the text; may be empty: findall's empty matches):
  * 1, 0 when there are no more, -1 when out of memory. Inline so that the common case, one scanner in
  * findall mode, calls the scanner directly (a call chain per piece measurably slowed the scanners). */
 static inline int tk_split_iter_next(tk_split_iter *iter, size_t *start, size_t *end) {
     if (iter->scanner != TK_PATTERN_NONE) {
         tk_stage_iter *st = &iter->stages[0];
-        if (st->pos >= iter->bulk_retry || iter->bulk) { /* bulk_retry: SIZE_MAX for other scanners */
-            if (!iter->bulk && st->pos + TK_BULK_WINDOW_READ <= iter->root_len) {
-                iter->bulk = tk_bulk_starts(iter->scanner, iter->root, st->pos, &iter->bulk_retry);
-                iter->bulk_base = st->pos;
-            }
-            if (iter->bulk) {
-                uint64_t rest = iter->bulk & (iter->bulk - 1);
-                *start = iter->bulk_base + (size_t)__builtin_ctzll(iter->bulk);
-                *end = iter->bulk_base + (size_t)__builtin_ctzll(rest);
-                if (rest & (rest - 1)) {
-                    iter->bulk = rest;
-                } else { /* the last piece of the window: the scanner goes on at its end */
-                    iter->bulk = 0;
-                    st->pos = *end;
-                }
-                return 1;
-            }
-        }
+        if (tk_split_iter_bulk_next(iter, &st->pos, start, end)) return 1;
         if (!tk_next_piece(iter->scanner, iter->root, iter->root_len, &st->pos, start)) return 0;
         *end = st->pos;
         return 1;
     }
     if (iter->deepseek_v3) {
-        tk_deepseek_v3_state *chain = &iter->chain;
-        if (chain->pos >= iter->bulk_retry || iter->bulk) { /* the chain's own bulk starts (bulk_starts.h) */
-            if (!iter->bulk && chain->pos + TK_BULK_WINDOW_READ <= iter->root_len) {
-                iter->bulk = tk_bulk_starts_deepseek_v3(iter->root, chain->pos, &iter->bulk_retry);
-                iter->bulk_base = chain->pos;
-            }
-            if (iter->bulk) {
-                uint64_t rest = iter->bulk & (iter->bulk - 1);
-                *start = iter->bulk_base + (size_t)__builtin_ctzll(iter->bulk);
-                *end = iter->bulk_base + (size_t)__builtin_ctzll(rest);
-                if (rest & (rest - 1)) {
-                    iter->bulk = rest;
-                } else { /* the chain goes on at the window's last start: its stages' ends still bound the pieces
-                          * holding it, or are found again once it reaches them */
-                    iter->bulk = 0;
-                    chain->pos = *end;
-                }
-                return 1;
-            }
-        }
-        return tk_deepseek_v3_next(iter->root, iter->root_len, chain, start, end);
+        if (tk_split_iter_bulk_next(iter, &iter->chain.pos, start, end)) return 1;
+        return tk_deepseek_v3_next(iter->root, iter->root_len, &iter->chain, start, end);
     }
     return tk_split_iter_next_general(iter, start, end);
 }
