@@ -1,4 +1,5 @@
-/* The batch encoder's workers (see batch_encode.h): no Python, no GIL, no shared writes but three counters.
+/* The batch encoder's workers (see batch_encode.h): no Python, no GIL; shared writes: three counters, and the
+ * merged short pieces they add to the core's short table (short_table.h: Threads).
  *
  * Work is shared by an atomic counter over the items sorted longest first, so a thread that drew a long
  * text is not left finishing it alone while the others idle. A finished item is queued for the caller (a
@@ -67,16 +68,36 @@ static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, c
     return n;
 }
 
+/* A short piece that is no token and not in the short table (TK_SHORT_MERGE) merged into the worker's
+ * buffer (or counted in *count), and added to the table while it has room, as module.c's emit_short does:
+ * the other workers and the core's other callers find it from then on. A TK_BATCH_* status. */
+static int merge_and_add(batch_worker *worker, const tk_batch_item *item, const tk_short_pending *s, size_t *count) {
+    const tk_batch_model *model = worker->job->model;
+    tk_batch_buffer *buffer = worker->buffer;
+    if (s->p.len > TK_UNCACHED_PIECE_BYTES && worker->cache) worker->cache->misses++; /* as module.c counts it */
+    if (reserve(buffer, s->p.len) < 0) return TK_BATCH_NO_MEMORY;
+    uint32_t *out = buffer->ids + buffer->len; /* a count too writes the ids there, unadvanced */
+    ptrdiff_t n = merge(model, item->text + s->p.start, s->p.len, out);
+    if (n < 0) return TK_BATCH_NO_MEMORY;
+    if (worker->job->counting)
+        *count += (size_t)n;
+    else
+        buffer->len += (size_t)n;
+    if (s->has_key && tk_short_table_has_room(model->shorts))
+        tk_short_table_put(model->shorts, &s->key, s->short_hash, out, (uint32_t)n, TK_SHORT_ADDED);
+    return TK_BATCH_OK;
+}
+
 /* A prepared piece of the item's text (tk_short_pending) into the worker's buffer, or counted in *count: a
- * TK_BATCH_* status. The workers only read the short table (its merged pieces are added by the core's
- * callers that hold the GIL). */
+ * TK_BATCH_* status. */
 static int encode_pending_piece(batch_worker *worker, const tk_batch_item *item, const tk_short_pending *s,
                                 size_t *count) {
     const tk_batch_model *model = worker->job->model;
     tk_batch_buffer *buffer = worker->buffer;
     int counting = worker->job->counting;
+    if (s->n_short == TK_SHORT_MERGE) return merge_and_add(worker, item, s, count);
     uint32_t n_short = s->n_short & 0xff;
-    if (__builtin_expect(n_short != 0, 1)) { /* found in the short table (TK_SHORT_MERGE is never set here) */
+    if (__builtin_expect(n_short != 0, 1)) { /* found in the short table */
         if ((s->n_short & TK_SHORT_ADDED) && worker->cache) worker->cache->hits++; /* as module.c counts them */
         if (counting) {
             *count += n_short;
@@ -110,17 +131,20 @@ static inline __attribute__((always_inline)) int encode_pieces(batch_worker *wor
     const tk_batch_model *model = worker->job->model;
     tk_batch_buffer *buffer = worker->buffer;
     const tk_short_table *shorts = model->shorts;
+    /* Fixed for the item, as module.c's emit_pieces fixes it for a text: a piece marked for merging after the
+     * table filled up is merged and not added (merge_and_add checks the room again), exact either way. */
+    size_t add_up_to = shorts && tk_short_table_has_room(shorts) ? model->short_add_len : 0;
     tk_piece_batch batch;
     uint64_t hits = 0; /* merged pieces found in the table count as the cache's hits, as module.c counts them */
     size_t n_ids = 0;
     int status = TK_BATCH_OK;
     do {
         *found = tk_piece_batch_fill(&batch, iter);
-        tk_piece_batch_look_up(&batch, shorts, model->table, worker->cache, item->text, item->len, 0);
+        tk_piece_batch_look_up(&batch, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
         uint64_t sum = 0; /* the hits' n (tk_short_sum_ids) */
         for (size_t i = 0; i < batch.n && status == TK_BATCH_OK; i++) {
             const tk_short_entry *e =
-                tk_piece_batch_entry(&batch, i, shorts, model->table, worker->cache, item->text, item->len, 0);
+                tk_piece_batch_entry(&batch, i, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
             if (__builtin_expect(e != NULL, 1)) {
                 sum += e->n;
                 if (counting) continue;

@@ -48,7 +48,8 @@ typedef struct {
     const tk_splitter *split;
     uint64_t seed;
     size_t n_ranks;                    /* ranks 0..n_ranks-1 (tk_bpe_merge's bucket merge sizes by it) */
-    const tk_short_table *shorts;      /* the core's short-piece table, read only (NULL: none yet) */
+    tk_short_table *shorts;            /* the core's short-piece table (NULL: none yet); workers add to it */
+    size_t short_add_len;              /* merged pieces up to this length go into `shorts` while it has room */
 } tk_batch_model;
 
 typedef struct {

@@ -240,16 +240,17 @@ static inline int emit_pending_piece(BpeCore *self, Sink *sink, const uint8_t *t
 }
 
 /* The short table of this core when built (NULL before: the rank table's way). */
-static inline const tk_short_table *ready_shorts(const BpeCore *self) {
+static inline tk_short_table *ready_shorts(BpeCore *self) {
     return self->shorts.entries ? &self->shorts : NULL;
 }
 
-/* This core's tables as the batch encoder reads them (batch_encode.h). */
-static tk_batch_model batch_model(const BpeCore *self) {
+/* This core's tables as the batch encoder reads them (batch_encode.h); its workers add merged short pieces
+ * as this thread does (add_short: up to the piece cache's longest key). */
+static tk_batch_model batch_model(BpeCore *self) {
     return (tk_batch_model){&self->table, self->pair_rule && !self->merge_index.tokens ? &self->pairs : NULL,
                             self->merge_index.tokens ? &self->merge_index : NULL, self->merges_to_itself,
                             self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects,
-                            ready_shorts(self)};
+                            ready_shorts(self), self->cache.max_key_len};
 }
 
 /* A worker cache back to the pool; its hits and misses go to the shared counters (cache_stats). */
@@ -358,8 +359,7 @@ static void build_short_table(BpeCore *self, size_t len) {
 /* A merged short piece's ids (at `ids`) into the table, while it has room. */
 static inline void add_short(BpeCore *self, const tk_short_pending *s, const uint32_t *ids, size_t n) {
     if (!s->has_key || s->p.len > self->cache.max_key_len || !tk_short_table_has_room(&self->shorts)) return;
-    if (tk_short_table_put(&self->shorts, &s->key, s->short_hash, ids, (uint32_t)n, TK_SHORT_ADDED) == 1)
-        self->shorts.n_added++;
+    tk_short_table_put(&self->shorts, &s->key, s->short_hash, ids, (uint32_t)n, TK_SHORT_ADDED); /* counts it */
 }
 
 /* Merged pieces up to this length may be added to the short table now (0: none). */
@@ -816,8 +816,9 @@ static PyObject *BpeCore_short_table_stats(BpeCore *self, PyObject *Py_UNUSED(ig
     if (require_ready(self) < 0) return NULL;
     static const char *const states[] = {"waiting", "building", "ready", "none"};
     const tk_short_table *t = &self->shorts;
+    size_t added = __atomic_load_n(&t->n_added, __ATOMIC_RELAXED); /* a batch's workers may be adding */
     return Py_BuildValue("{s:s,s:n,s:n,s:n,s:O,s:n}", "state", states[self->shorts_state], "tokens",
-                         (Py_ssize_t)t->n_tokens, "added", (Py_ssize_t)t->n_added, "max_added", (Py_ssize_t)t->max_added,
+                         (Py_ssize_t)t->n_tokens, "added", (Py_ssize_t)added, "max_added", (Py_ssize_t)t->max_added,
                          "all_tokens", t->all_tokens ? Py_True : Py_False, "bytes",
                          (Py_ssize_t)(t->entries ? (t->mask + 1) * sizeof *t->entries + t->more_cap * sizeof *t->more : 0));
 }

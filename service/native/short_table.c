@@ -20,27 +20,44 @@ void tk_short_table_free(tk_short_table *table) {
     memset(table, 0, sizeof *table);
 }
 
+/* Room for n ids in `more`, taken with a compare-and-swap (writers may add at once): where they start, or
+ * SIZE_MAX when there is no room. */
+static size_t take_more(tk_short_table *table, uint32_t n) {
+    size_t used = __atomic_load_n(&table->more_used, __ATOMIC_RELAXED);
+    do {
+        if (used + n > table->more_cap) return SIZE_MAX;
+    } while (!__atomic_compare_exchange_n(&table->more_used, &used, used + n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return used;
+}
+
 int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t hash, const uint32_t *ids, uint32_t n,
                        uint32_t flags) {
     if (!table->entries || n == 0 || n > TK_SHORT_MAX_LEN) return 0;
-    if (n > TK_SHORT_INLINE_IDS && table->more_used + n > table->more_cap) return 0;
+    /* `more` first: a slot, once claimed, is filled (room that no slot takes is lost; rare, and bounded) */
+    size_t at = n > TK_SHORT_INLINE_IDS ? take_more(table, n) : 0;
+    if (at == SIZE_MAX) return 0;
     uint64_t i = tk_short_home(table, hash);
     for (int probe = 0; probe < TK_SHORT_MAX_PROBES; probe++) {
         tk_short_entry *e = &table->entries[i];
-        if (e->key.lo == key->lo && e->key.hi == key->hi) return 2;
-        if (!e->key.hi) {
+        uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE);
+        if (hi == key->hi && e->key.lo == key->lo) return 2;
+        uint32_t empty = 0; /* an empty slot: n 0 as well as key.hi (a claimed one has TK_SHORT_CLAIMED) */
+        if (!hi && __atomic_compare_exchange_n(&e->n, &empty, TK_SHORT_CLAIMED, 0, __ATOMIC_ACQUIRE,
+                                               __ATOMIC_RELAXED)) {
             if (n <= TK_SHORT_INLINE_IDS) {
                 memcpy(e->ids, ids, n * sizeof *ids);
             } else {
-                memcpy(table->more + table->more_used, ids, n * sizeof *ids);
-                e->ids[0] = (uint32_t)table->more_used;
-                table->more_used += n;
+                memcpy(table->more + at, ids, n * sizeof *ids);
+                e->ids[0] = (uint32_t)at;
             }
-            e->n = n | flags;
+            __atomic_store_n(&e->n, n | flags, __ATOMIC_RELAXED);
             e->key.lo = key->lo;
             __atomic_store_n(&e->key.hi, key->hi, __ATOMIC_RELEASE); /* last: readers see the entry whole */
+            if (flags & TK_SHORT_ADDED) __atomic_fetch_add(&table->n_added, 1, __ATOMIC_RELAXED);
             return 1;
         }
+        /* taken, or being filled by another writer (maybe with this very key: then it is held twice, the
+         * same ids in both, the first one found) */
         i = (i + 1) & table->mask;
     }
     return 0;

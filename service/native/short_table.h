@@ -23,10 +23,12 @@
  * <= 15 bytes + max_added), and 16 bytes per max_added (+60) for `more` (cl100k_base with 65,536: 8 MiB + 1 MiB;
  * o200k_base: 16 MiB + 1 MiB).
  *
- * Threads: one writer at a time (module.c adds with the GIL held), any number of readers, with or without
- * the GIL (batch_encode.c's workers): an entry's ids, count and key.lo are written before its key.hi, with
- * release order, and a reader reads key.hi first, with acquire order; a slot is written once and never
- * changes after, so a reader sees an entry whole or as empty (a miss, which proves nothing). */
+ * Threads: any number of writers (module.c's callers with the GIL, batch_encode.c's workers without it)
+ * and readers at once. A writer claims an empty slot by a compare-and-swap of its n (0 -> TK_SHORT_CLAIMED),
+ * writes the ids, n and key.lo, and key.hi last, with release order; a reader reads key.hi first, with
+ * acquire order, so it sees an entry whole or as empty (a miss, which proves nothing: a slot that was empty
+ * when the table was built lies on no token's probe path). A slot is written once and never changes after.
+ * Two writers of one piece may each take a slot: it is then held twice, with the same ids. */
 #ifndef TOKEND_SHORT_TABLE_H
 #define TOKEND_SHORT_TABLE_H
 
@@ -39,6 +41,7 @@
 #define TK_SHORT_INLINE_IDS 3
 #define TK_SHORT_MAX_PROBES 64 /* linear probing at load 0.4 over 2^18 slots makes runs of 20-40 */
 #define TK_SHORT_ADDED 0x80000000u /* in tk_short_entry.n: a merged piece's entry, not a token's */
+#define TK_SHORT_CLAIMED UINT32_MAX /* in tk_short_entry.n: a writer is filling the slot (its key.hi still 0) */
 /* Entries' n added up over a batch of pieces (piece_batch.h; at most 2^24 of them): one add a piece counts
  * both its ids (the low 31 bits: 15 at most each) and whether it was a merged piece (bit 31 and up). */
 static inline uint64_t tk_short_sum_ids(uint64_t sum) { return sum & 0x7fffffffu; }
@@ -61,11 +64,14 @@ typedef struct {
     uint64_t mask;           /* slots - 1 */
     unsigned shift;          /* 64 - log2(slots): a hash's top bits name its home slot */
     uint64_t seed, seed_hi;
-    size_t n_tokens, n_added, max_added;
+    size_t n_tokens, max_added;
     uint32_t *more;          /* ids of the entries of more than TK_SHORT_INLINE_IDS, back to back */
-    size_t more_used, more_cap;
+    size_t more_cap;
     int all_tokens;          /* every token asked for is in: a miss proves a piece is none of them */
     tk_table_memory memory;
+    /* Written by every add (atomically), so a cache line away from the fields every look-up reads. */
+    char apart_[64];
+    size_t n_added, more_used;
 } tk_short_table;
 
 /* The table of the tokens of `rank_table` of at most TK_SHORT_MAX_LEN bytes (with `merges_to_itself`:
@@ -80,12 +86,15 @@ int tk_short_table_init_empty(tk_short_table *table, size_t max_added, uint64_t 
 void tk_short_table_free(tk_short_table *table);
 /* Adds a piece's ids (1 <= n <= TK_SHORT_MAX_LEN; `flags`: 0 or TK_SHORT_ADDED): 1 when added, 2 when it
  * was there already, 0 when dropped (too many probes, or no room in `more`). Callers add merged pieces only
- * while tk_short_table_has_room, and count the ones added in n_added. */
+ * while tk_short_table_has_room; those added (TK_SHORT_ADDED) are counted in n_added. Safe beside other
+ * writers and readers (Threads, above). */
 int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t hash, const uint32_t *ids, uint32_t n,
                        uint32_t flags);
 
+/* Approximate while writers add (they may pass max_added by one each; `more` and the probe limit still hold). */
 static inline int tk_short_table_has_room(const tk_short_table *table) {
-    return table->n_added < table->max_added && table->more_used + TK_SHORT_MAX_LEN <= table->more_cap;
+    return __atomic_load_n(&table->n_added, __ATOMIC_RELAXED) < table->max_added &&
+           __atomic_load_n(&table->more_used, __ATOMIC_RELAXED) + TK_SHORT_MAX_LEN <= table->more_cap;
 }
 
 extern const uint64_t tk_short_low_mask[TK_SHORT_MAX_LEN + 1], tk_short_high_mask[TK_SHORT_MAX_LEN + 1];

@@ -240,9 +240,8 @@ static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, 
         at += symbol_len;
     }
     if (use_short) {
-        if (k >= 1 && k <= TK_SHORT_MAX_LEN &&
-            tk_short_table_put(&self->shorts, &key, short_hash, segment->out, (uint32_t)k, TK_SHORT_ADDED) == 1)
-            self->shorts.n_added++;
+        if (k >= 1 && k <= TK_SHORT_MAX_LEN) /* counted in n_added when added */
+            tk_short_table_put(&self->shorts, &key, short_hash, segment->out, (uint32_t)k, TK_SHORT_ADDED);
     } else if (use_cache) {
         tk_piece_cache_put(&self->cache, bytes, len, hash, segment->out, k);
     }

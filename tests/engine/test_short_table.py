@@ -1,8 +1,9 @@
 """The short-piece table (native/short_table.h), seen through `BpeCore.short_table_stats()`: the ids of
 pieces of at most 15 bytes, tokens and merged pieces alike, in one table that the loop over the pieces of a
 text reads first. A core builds it once it has encoded `short_table_after` bytes in texts under 64 KiB
-(256 KiB by default; 0: at the first text; -1: never), one at a time or in batches; texts under 64 KiB add
-their merged pieces to it, batches and bigger texts (encoded without the GIL) only read it:
+(256 KiB by default; 0: at the first text; -1: never), one at a time or in batches; every text adds its merged
+pieces to it, whether encoded with the GIL (texts under 64 KiB) or by the batch workers without it (batches
+and bigger texts), several writers at once:
 
     >>> core = BpeCore(ranks, "cl100k", short_table_after=0)
     >>> core.short_table_stats()["state"]
@@ -14,7 +15,7 @@ their merged pieces to it, batches and bigger texts (encoded without the GIL) on
 
 Held to tiktoken (the rank rule) and to the Python pair-rule reference, on every kind of piece, on first
 passes (merged and added) and later ones (found), with a table too small for the text, in batches, and
-while other threads encode during the build or add while batches read.
+while other threads encode during the build or add while batches read and add.
 """
 
 from __future__ import annotations
@@ -238,11 +239,14 @@ def test_batches_and_big_texts_read_it(name):
     kinds = _KINDS + _pieces_with_ids(name, lambda n: n > 3) + _pieces_with_ids(name, lambda n: n <= 3)
     texts = ["".join(kinds[shift:] + kinds[:shift]) for shift in range(len(kinds))]
     expected = [_oracle(name).encode_ordinary(text) for text in texts]
-    assert core.encode_batch(texts, 2) == expected  # built before the batch: tokens found, merged pieces not yet
+    assert core.encode_batch(texts, 2) == expected  # built before the batch: tokens found, merged pieces added
+    added = core.short_table_stats()["added"]
+    assert added >= 8
     for text in texts:
-        _check(core, name, text)  # merged pieces added
+        _check(core, name, text)  # ... and found by single texts
+    assert core.short_table_stats()["added"] == added
     hits = core.cache_stats()[0]
-    assert core.encode_batch(texts, 2) == expected  # ... and now found by the workers too
+    assert core.encode_batch(texts, 2) == expected  # ... and by the workers
     assert core.encode_batch(texts, 2, count=True) == [len(ids) for ids in expected]
     assert core.cache_stats()[0] > hits
     big = "".join(texts) * (70_000 // len("".join(texts)) + 1)  # >= 64 KiB: encoded without the GIL
@@ -278,3 +282,62 @@ def test_batches_read_while_another_thread_adds():
         thread.join()
     assert failures == []
     assert core.short_table_stats()["added"] > 1000
+
+
+@pytest.mark.parametrize("counting", [False, True])
+def test_the_workers_add_what_they_merge_and_find_it_again(counting):
+    name = "cl100k_base"
+    core = _core(name)
+    rng = random.Random(11)
+    words = [" " + "".join(rng.choice("qxzjkvwbfgyp") for _ in range(rng.randint(3, 14))) for _ in range(600)]
+    texts = ["".join(words[i:i + 20]) for i in range(0, len(words), 20)]
+    expected = [_oracle(name).encode_ordinary(text) for text in texts]
+    answer = [len(ids) for ids in expected] if counting else expected
+    assert core.encode_batch(texts, 2, count=counting) == answer
+    added = core.short_table_stats()["added"]
+    assert added > 300  # most of the words: each one merged pieces of 4-15 bytes that are no token
+    hits, misses = core.cache_stats()[:2]
+    assert core.encode_batch(texts, 2, count=counting) == answer  # found now: nothing merged, nothing added
+    assert core.short_table_stats()["added"] == added
+    assert core.cache_stats()[0] >= hits + added and core.cache_stats()[1] == misses
+    big = "".join(texts) * (70_000 // len("".join(texts)) + 1)  # >= 64 KiB: one worker, without the GIL
+    assert core.count(big) == len(_oracle(name).encode_ordinary(big))
+    assert core.short_table_stats()["added"] == added
+
+
+def test_writers_with_and_without_the_gil_at_once():
+    # Batches on 2 threads each, in 2 threads at once (4 writers without the GIL), beside single texts adding
+    # with it: every answer exact, and the table never takes more than its room (each writer may pass it by
+    # one: has_room is read before the put).
+    name = "o200k_base"
+    core = _core(name, cache_capacity=2000)
+    rng = random.Random(12)
+    alphabet = "qxzjkvwbfgypéüжщ中文"
+    words = [" " + "".join(rng.choice(alphabet) for _ in range(rng.randint(2, 9))) for _ in range(6000)]
+    texts = ["".join(words[i:i + 25]) for i in range(0, len(words), 25)]
+    expected = [_oracle(name).encode_ordinary(text) for text in texts]
+    core.encode("warm")  # built
+    failures: list[str] = []
+
+    def batches(seed: int) -> None:
+        order = list(range(len(texts)))
+        random.Random(seed).shuffle(order)
+        for counting in (False, True, False):
+            got = core.encode_batch([texts[i] for i in order], 2, count=counting)
+            want = [len(expected[i]) if counting else expected[i] for i in order]
+            if got != want:
+                failures.append(f"batch {seed} counting={counting}")
+
+    def singles() -> None:
+        for text, ids in zip(reversed(texts), reversed(expected)):
+            if core.encode(text) != ids:
+                failures.append("single")
+
+    threads = [threading.Thread(target=batches, args=(seed,)) for seed in range(2)] + [threading.Thread(target=singles)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    stats = core.short_table_stats()
+    assert stats["max_added"] <= stats["added"] <= stats["max_added"] + 5  # full: 4 workers and 1 GIL holder
