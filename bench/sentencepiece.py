@@ -16,6 +16,9 @@ Models, the same bytes on both sides:
   extra-whitespace removal, no byte fallback) on the warm-up documents of every kind;
 - Unigram (kyoto 8k): the sentencepiece sdist's `kyoto_ja_unigram_8000.model` (Viterbi, no piece cache: the
   ≥ 3x goal is for BPE).
+Beside fastokens too (issue 18's targets for the open-model families), for Llama 2 and Mistral 7B v3 as
+transformers' converter writes them as tokenizer.json (fastokens reads no .model), once that file is exact
+against sentencepiece on every measured text.
 Method as bench/engine.py: tests/corpus.py per kind, warm-up and measurement documents disjoint, the
 measurement set split in three (encode, encode_ordinary, count), ours after the warm-up; sentencepiece's
 `encode(text)` (ids, its default: no BOS/EOS) is the yardstick for all three (it has no count). CPU time of
@@ -135,7 +138,70 @@ def run(quick: bool, *, command: str) -> list[str]:
                 mine, theirs = _rates(functions[operation], oracle.encode, part)
                 lines.append(f"| {label} | {kind} ({_mb(part):.2f} MB) | {operation} | {mine:.2f} | {theirs:.2f} | {mine / theirs:.2f} |")
                 sys.stderr.write(lines[-1] + "\n")
-    lines += ["", *cold_lines, "", *_worst_case(quick, models["Llama 2"])]
+    lines += ["", *cold_lines, "", *_beside_fastokens(models, corpora), "", *_worst_case(quick, models["Llama 2"])]
+    return lines
+
+
+# The Llama-style BPE models (byte fallback, "▁" for spaces, no normalizer rules): transformers' converter
+# writes them as a tokenizer.json that fastokens reads. Exactness is checked, not assumed.
+_CONVERTED = ("Llama 2", "Mistral 7B v3")
+
+
+def _converted_tokenizer_json(data: bytes) -> str:
+    """The tokenizer.json transformers' LlamaConverter makes of a SentencePiece model (no BOS added)."""
+    import tempfile
+
+    from transformers import LlamaTokenizer
+    from transformers.convert_slow_tokenizer import convert_slow_tokenizer
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "tokenizer.model"
+        path.write_bytes(data)
+        slow = LlamaTokenizer(vocab_file=str(path), legacy=True, add_bos_token=False, add_eos_token=False)
+        return convert_slow_tokenizer(slow).to_str()
+
+
+def _beside_fastokens(models: dict[str, bytes], corpora: dict) -> list[str]:
+    """tokend beside fastokens 0.3.5 on the same models (issue 18's targets for the open-model families:
+    encode >= 1.0x, count >= 1.2x), each checked exact against sentencepiece on every text first."""
+    import fastokens
+    import sentencepiece
+
+    from bench.exactness import check_exact
+    from bench.peers import distribution_version
+    from tokend.engine.sentencepiece import SentencePieceEncoding
+
+    version = distribution_version("fastokens")
+    lines = [f"### Beside fastokens {version} (MB/s, same run)", "",
+             "fastokens reads a tokenizer.json: the model as transformers' `LlamaConverter` writes it "
+             "(`convert_slow_tokenizer`, legacy, no BOS). First pass over text unseen by both after the same warm-up, "
+             "taking turns document by document; fastokens' count is `len(encode_batch_flat([t])[0]) // 4`. "
+             "Targets (issue 18): encode >= 1.0x, count >= 1.2x.", "",
+             "| model | text | operation | tokend | fastokens | ratio |", "|---|---|---|---:|---:|---:|"]
+    for label in _CONVERTED:
+        data = models[label]
+        document = _converted_tokenizer_json(data)
+        oracle = sentencepiece.SentencePieceProcessor(model_proto=data)
+        probe = fastokens.Tokenizer.from_json_str(document)
+        texts = [text for kind in KINDS for part in corpora[kind][1] for text in part]
+        verdict = check_exact(lambda text: probe.encode(text).ids, None, oracle.encode, texts)
+        if not verdict.exact:
+            lines.append(f"| {label} | all | — | — | {verdict.short()} | — |")
+            sys.stderr.write(f"fastokens on {label}: {verdict.summary()}\n")
+            continue
+        for kind in KINDS:
+            warm, parts = corpora[kind]
+            ours = SentencePieceEncoding.from_model_file(label, data)
+            theirs = fastokens.Tokenizer.from_json_str(document)
+            _rates(ours.encode_ordinary, lambda text: theirs.encode(text).ids, warm)  # both warmed alike
+            for operation, part, mine, other in (
+                ("encode_ordinary", parts[1], ours.encode_ordinary, lambda text: theirs.encode(text).ids),
+                ("count", parts[2], ours.count_ordinary, lambda text: len(theirs.encode_batch_flat([text])[0]) // 4),
+            ):
+                mine_rate, their_rate = _rates(mine, other, part)
+                lines.append(f"| {label} | {kind} ({_mb(part):.2f} MB) | {operation} | {mine_rate:.2f} | {their_rate:.2f} "
+                             f"| {mine_rate / their_rate:.2f} |")
+                sys.stderr.write(lines[-1] + "\n")
     return lines
 
 

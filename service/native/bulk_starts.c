@@ -54,6 +54,8 @@
 
 #include "ascii_runs.h"
 
+#include <immintrin.h>
+
 #if TK_ASCII_RUNS_SSE2
 
 #define TK_BULK_INLINE inline __attribute__((always_inline))
@@ -138,12 +140,121 @@ static TK_BULK_INLINE uint64_t decided_starts(uint64_t starts, uint64_t whitespa
     return starts;
 }
 
+/* ---- windows with other scripts (cl100k's rules) ------------------------------------------------
+ * cl100k's rules decide a start from the characters before it, so they hold for any characters as long as
+ * every one is a letter, a digit, whitespace or P as they are in ASCII: a character of \p{L} is a letter
+ * whatever its script, and every character of none of \p{L}, \p{N} and \s (marks, other punctuation,
+ * symbols, format characters) is P. A window holding other scripts is then taken in characters: each
+ * byte mask is compressed to one bit a character (pext over the characters' first bytes), the same rules
+ * run on those, and the starts are spread back to bytes (pdep). Characters that end such a window: other
+ * digits (\p{N} outside 0-9: the {1,3} count is kept for ASCII digits), other whitespace (\s outside
+ * space and \n), ſ (s under (?i), so "'ſ" is a contraction), a character cut by the window's end, and
+ * what ends an ASCII window (\t, \r, controls). Not for o200k's rules (a letter there is upper- or
+ * lower-case-ish, both for most scripts: its own cuts) nor DeepSeek-V3's chain (a CJK stage). Needs BMI2
+ * (x86-64-v3); without it such windows end at their first non-ASCII byte, as before. */
+
+static inline unsigned bit_index(uint64_t x) { return (unsigned)__builtin_ctzll(x); }
+
+__attribute__((target("bmi2"))) static uint64_t wide_starts(const uint8_t *p, size_t pos, size_t *retry,
+                                                           const window_classes *c, int contractions,
+                                                           int max_digits) {
+    uint64_t cont = 0; /* UTF-8 continuation bytes: every other byte starts a character */
+    for (int k = 0; k < 4; k++)
+        cont |= (uint64_t)(unsigned)_mm_movemask_epi8(tk_sse2_in_range(_mm_loadu_si128((const __m128i *)(p + 16 * k)),
+                                                                       0x80, 64)) << (16 * k);
+    uint64_t first = ~cont;
+    uint64_t letter = c->letter, punct = c->valid & ~(c->letter | c->digit | c->space | c->newline);
+    uint64_t stop = ~c->valid & first; /* a character of another kind, ASCII or not: filled in below */
+    for (uint64_t others = stop; others;) { /* the non-ASCII characters up to the first ASCII stop */
+        unsigned i = bit_index(others);
+        others &= others - 1;
+        uint8_t b = p[i];
+        if (b < 0x80) break; /* an ASCII byte of another kind: the window ends there */
+        stop &= ~(1ull << i);
+        unsigned width = b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
+        if (i + width > 64) { /* cut by the window's end */
+            stop |= 1ull << i;
+            break;
+        }
+        uint32_t cp = width == 2 ? (uint32_t)(b & 0x1f) << 6 | (p[i + 1] & 0x3f)
+                      : width == 3 ? (uint32_t)(b & 0x0f) << 12 | (uint32_t)(p[i + 1] & 0x3f) << 6 | (p[i + 2] & 0x3f)
+                                   : (uint32_t)(b & 0x07) << 18 | (uint32_t)(p[i + 1] & 0x3f) << 12 |
+                                         (uint32_t)(p[i + 2] & 0x3f) << 6 | (p[i + 3] & 0x3f);
+        uint8_t classes = tk_unicode_classes(cp);
+        if ((classes & (TK_UC_NUMBER | TK_UC_SPACE)) || cp == 0x17f) {
+            stop |= 1ull << i;
+            break;
+        }
+        uint64_t bytes = ((1ull << width) - 1) << i;
+        if (classes & TK_UC_LETTER)
+            letter |= bytes;
+        else
+            punct |= bytes;
+    }
+    /* in characters from here: bit k is the window's character k */
+    uint64_t space = _pext_u64(c->space, first), newline = _pext_u64(c->newline, first);
+    uint64_t digit = _pext_u64(c->digit, first), apostrophe = _pext_u64(c->apostrophe, first);
+    letter = _pext_u64(letter, first);
+    punct = _pext_u64(punct, first);
+    unsigned n_chars = (unsigned)__builtin_popcountll(first); /* < 64: the window holds a wider character */
+    uint64_t ends = _pext_u64(stop, first) | (newline & (space << 1));
+    /* what follows the last character is not known: the window ends there too (its last whitespace run is
+     * left open: decided_starts) */
+    uint64_t real_end = ends;
+    ends |= 1ull << n_chars;
+    unsigned valid = bit_index(ends);
+    uint64_t ten = max_digits == 3 ? digit : 0;
+    for (int k = 1; k < 10 && ten; k++) ten &= digit << k;
+    if (ten && bit_index(ten) < valid) {
+        valid = bit_index(ten);
+        real_end |= 1ull << valid;
+    }
+    /* a real end (a character of another kind) as in an ASCII window: the scanner past it before the next
+     * call; the window's own end: none (the next piece start may take a window at once) */
+    unsigned end_byte = valid < n_chars ? bit_index(_pdep_u64(1ull << valid, first)) : 64;
+    *retry = !(real_end >> valid & 1) ? pos : valid >= 2 ? pos + end_byte + 1 : pos + 64;
+    if (valid < 2) return 0;
+
+    uint64_t whitespace = space | newline;
+    uint64_t starts = 1; /* pos is a piece start */
+    uint64_t letter_starts = letter & ~(letter << 1);
+    uint64_t lone_punct = punct & ~((punct | space) << 1);
+    starts |= letter_starts & ~(letter_starts & ((space << 1) | (lone_punct << 1)));
+    if (contractions) {
+        uint64_t after_apostrophe = letter_starts & ((apostrophe & lone_punct) << 1);
+        while (after_apostrophe) {
+            unsigned i = bit_index(after_apostrophe);
+            after_apostrophe &= after_apostrophe - 1;
+            /* the letter's bytes: an ASCII contraction letter is one byte, so the next one is character i + 1 */
+            unsigned at = bit_index(_pdep_u64(1ull << i, first));
+            uint8_t one = p[at] | 0x20, two = p[at + 1] | 0x20; /* p[at + 1]: at most byte 64 */
+            unsigned rest = one == 's' || one == 'd' || one == 'm' || one == 't' ? i + 1
+                            : (one == 'l' && two == 'l') || (one == 'v' && two == 'e') || (one == 'r' && two == 'e') ? i + 2
+                                                                                                                      : 0;
+            if (rest && rest < 64 && (letter >> rest & 1)) starts |= 1ull << rest;
+        }
+    }
+    if (max_digits == 1) {
+        starts |= digit;
+    } else {
+        uint64_t d1 = digit << 1, d2 = digit << 2, d3 = digit << 3;
+        uint64_t run3 = digit & d1 & d2 & d3;
+        uint64_t run6 = run3 & (digit << 4) & (digit << 5) & (digit << 6);
+        starts |= (digit & ~d1) | (run3 & ~(digit << 4)) | (run6 & ~(digit << 7));
+    }
+    starts |= punct & ~(punct << 1) & ~(space << 1);
+    uint64_t gives_back = space & ~(space >> 1); /* bit 63 is past n_chars: never kept */
+    starts |= (newline & ~(newline << 1) & ~(punct << 1)) | (space & ~(space << 1)) | gives_back;
+    starts = decided_starts(starts, whitespace, valid, 0, pos, retry);
+    return starts ? _pdep_u64(starts, first) : 0;
+}
+
 /* `o200k`: o200k's words ([UP]*[LO]+ and [UP]+[LO]*, cut where a lower-case letter meets an upper-case
  * one) and P tail [\r\n/]*, else cl100k's (\p{L}+, [\r\n]*); `suffixes`: o200k's contraction suffixes;
  * `contractions`: cl100k's (a prefix); `max_digits`: 3 (\p{N}{1,3}) or 1 (\p{N}); `digits_end_text`:
  * DeepSeek-V3's chain, where the whitespace before a digit is at the end of its text. */
 static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t *retry, int o200k, int with_suffixes,
-                                           int contractions, int max_digits, int digits_end_text) {
+                                           int contractions, int max_digits, int digits_end_text, int wide) {
     const uint8_t *p = s + pos;
     window_classes c = classify(p);
     uint8_t after = p[64]; /* decides whether a space at byte 63 is the last of its run */
@@ -154,6 +265,9 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
      * or (o200k) a / after a \n (a P run's tail [\r\n/]* would take it). */
     uint64_t stop = ~c.valid | (newline & (space << 1));
     if (o200k) stop |= c.slash & (newline << 1);
+    /* `wide`: cl100k's rules, where a window of other scripts is taken in characters (wide_starts) */
+    if (wide && stop && p[bit_index(stop)] >= 0x80 && __builtin_cpu_supports("bmi2"))
+        return wide_starts(p, pos, retry, &c, contractions, max_digits);
     unsigned valid;
     if (stop)
         valid = (unsigned)__builtin_ctzll(stop);
@@ -316,14 +430,14 @@ uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t
     case TK_PATTERN_CL100K:
     case TK_PATTERN_LLAMA3:
     case TK_PATTERN_LLAMA3_ASCII:
-        return bulk_starts(s, pos, retry, 0, 0, 1, 3, 0);
+        return bulk_starts(s, pos, retry, 0, 0, 1, 3, 0, 1);
     case TK_PATTERN_QWEN2:
     case TK_PATTERN_QWEN2_ASCII:
-        return bulk_starts(s, pos, retry, 0, 0, 1, 1, 0);
+        return bulk_starts(s, pos, retry, 0, 0, 1, 1, 0, 1);
     case TK_PATTERN_O200K:
-        return bulk_starts(s, pos, retry, 1, 1, 0, 3, 0);
+        return bulk_starts(s, pos, retry, 1, 1, 0, 3, 0, 0);
     case TK_PATTERN_TEKKEN:
-        return bulk_starts(s, pos, retry, 1, 0, 0, 1, 0);
+        return bulk_starts(s, pos, retry, 1, 0, 0, 1, 0, 0);
     default:
         *retry = (size_t)-1;
         return 0;
@@ -333,7 +447,7 @@ uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t
 int tk_bulk_split_deepseek_v3_supported(void) { return 1; }
 
 uint64_t tk_bulk_starts_deepseek_v3(const uint8_t *s, size_t pos, size_t *retry) {
-    return bulk_starts(s, pos, retry, 0, 0, 0, 3, 1);
+    return bulk_starts(s, pos, retry, 0, 0, 0, 3, 1, 0);
 }
 
 #else

@@ -53,7 +53,10 @@ int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t 
             __atomic_store_n(&e->n, n | flags, __ATOMIC_RELAXED);
             e->key.lo = key->lo;
             __atomic_store_n(&e->key.hi, key->hi, __ATOMIC_RELEASE); /* last: readers see the entry whole */
-            if (flags & TK_SHORT_ADDED) __atomic_fetch_add(&table->n_added, 1, __ATOMIC_RELAXED);
+            /* not a locked add: two writers at once may count one (n_added only paces the adding; `more` and
+             * the slots hold their own bounds), and a lone writer, the common case, pays no bus lock */
+            if (flags & TK_SHORT_ADDED)
+                __atomic_store_n(&table->n_added, __atomic_load_n(&table->n_added, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
             return 1;
         }
         /* taken, or being filled by another writer (maybe with this very key: then it is held twice, the

@@ -91,7 +91,8 @@ void tk_short_table_free(tk_short_table *table);
 int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t hash, const uint32_t *ids, uint32_t n,
                        uint32_t flags);
 
-/* Approximate while writers add (they may pass max_added by one each; `more` and the probe limit still hold). */
+/* Approximate while writers add at once (each may pass max_added by one, and n_added may miss an add made
+ * beside another: `more` and the probe limit still hold their bounds). */
 static inline int tk_short_table_has_room(const tk_short_table *table) {
     return __atomic_load_n(&table->n_added, __ATOMIC_RELAXED) < table->max_added &&
            __atomic_load_n(&table->more_used, __ATOMIC_RELAXED) + TK_SHORT_MAX_LEN <= table->more_cap;

@@ -461,6 +461,13 @@ int tk_deepseek_v3_next(const uint8_t *s, size_t len, tk_deepseek_v3_state *stat
 /* Tables the scanners derive from the Unicode class tables: once, before the first split (module init). */
 void tk_pretokenize_init(void);
 
+/* The class bits of code point `cp` (unicode_classes.h, whose tables live in pretokenize.c alone), of which
+ * these three (the same bits there): \p{L}, \p{N}, \s. */
+#define TK_UC_LETTER 0x01
+#define TK_UC_NUMBER 0x02
+#define TK_UC_SPACE 0x04
+uint8_t tk_unicode_classes(uint32_t cp);
+
 /* 1 when a piece starts at every character (findall skips nothing): then Hugging Face's Split(Isolated),
  * matches and the gaps between them, is findall (no gaps), and the splitter calls the scanner directly. */
 int tk_pattern_matches_everywhere(tk_pattern pattern);

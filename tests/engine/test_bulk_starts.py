@@ -12,7 +12,10 @@ every way a window ends.
 The windows take ASCII letters, digits, spaces, \\n and printable punctuation; the texts here are long (a
 window needs 65 bytes) and mostly of those, with the contraction letters, runs of digits longer than a
 window's digit rule, spaces before \\n, and now and then a byte the windows leave to the scanner (\\t, \\r,
-non-ASCII letters and spaces, controls), so every window edge and every fall-back is crossed. The whole
+non-ASCII letters and spaces, controls), so every window edge and every fall-back is crossed. Under
+cl100k's rules (cl100k, Llama 3, Qwen 2) a window also takes the letters, marks and punctuation of other
+scripts, in characters (2-4 bytes each, cut anywhere by the window's end); other digits and whitespace, and
+ſ, end it: the texts of the `_SCRIPTS` tests are mostly of those. The whole
 split is also held to tiktoken's ids through the conformance tests; this file is where a wrong rule shows
 up first, with the text that broke it.
 """
@@ -48,6 +51,20 @@ _WORDS = ["the", "It's", "we'll", "THEY'RE", "don't", "I'm", "o'clock", "'Twas",
           "12345678901", "2024", "123", " ", "  ", "   ", "\n", "\n\n", "\n    ", " \n", "  \n  ", ".\n", "!!\n\n ",
           " (", ") ", "...", " .x", ".x", "a.b", "helloWorld's", "HTTPServer", "it'lL", "x'sOK", ".\n/", "//\n\n",
           "McDonald's"]  # fmt: skip
+
+
+# Other scripts as cl100k's windows take them: letters of 2, 3 and 4 bytes (Cyrillic, Greek, Devanagari,
+# CJK, Hangul, Latin-1 and a supplementary-plane letter), marks (Devanagari's, combining accents: P under
+# cl100k), punctuation and symbols (« » — 、 。 € 😀), a format character (ZWJ); and what ends them: other
+# digits (٣ ² ½ Ⅻ), other whitespace (no-break space, ideographic space, U+2028), ſ and K (under (?i)).
+_SCRIPTS = ["слово", " слово", "Ωμέγα", " नमस्ते", "हिन्दी", "中文字", "日本語の", "한국어", "ñandú", "𐐷𐐸", "é",
+            "\u0301", "\u093f", "«", "»", " «x»", "—", "、", "。", "€", "😀", "\u200d", "x'ſ", "'ſ", "\u212a",
+            "٣", "²", "½", "Ⅻ", "\u00a0", "\u3000", "\u2028", "'слово", "'ñ", "é's", "l'été", "Ж'S", "中's"]  # fmt: skip
+
+
+def _assert_cl100k_rules_like_regex(text: str) -> None:
+    core, pattern = _SPLITS["cl100k"]
+    assert core.split(text) == pattern.findall(text), f"cl100k: {text!r}"
 
 
 # DeepSeek-V3: the digits, then a CJK class, are cut off before the main stage (no contractions; whitespace
@@ -124,4 +141,42 @@ def test_every_pattern_with_bulk_starts_splits_like_its_reference(case):
         for _ in range(rng.randrange(3)):
             parts.insert(rng.randrange(len(parts) + 1), rng.choice(_OTHER))
         text = "".join(parts)
+        assert split(text) == case.reference(text), f"{case.name}: {text!r}"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(_SCRIPTS + _WINDOW + _WORDS), min_size=20, max_size=200))
+def test_other_scripts_split_like_regex(parts):
+    _assert_like_regex("".join(parts))
+
+
+def test_other_scripts_at_every_offset_across_a_window_edge():
+    """Each snippet of other scripts at every offset of the first two windows, so that its characters are cut by
+    the window's end at each of their bytes, in text of other scripts and in ASCII."""
+    fillers = ["Слова и ещё слова, «цитата» — конец. " * 4, "中文的句子，还有一些。" * 8, "Plain words, and more. " * 6]
+    for snippet in _SCRIPTS + [" x", "'s", "'ll", "a  b", "  \n", "1234", "x\n\n y"]:
+        for filler in fillers:
+            for offset in range(0, 130):
+                _assert_cl100k_rules_like_regex(filler[:offset] + snippet + filler)
+                _assert_cl100k_rules_like_regex("ж" * (offset // 2) + "w" * (offset % 2) + snippet + filler)
+
+
+def test_documents_of_other_scripts():
+    rng = random.Random(17)
+    alphabets = ["абвгдеёжзийклмнопрстуфхцчшщъыьэюя АБВ.,«»—\n'", "αβγδεζηθικλμνξοπρστυφχψω ΑΒΓ;·\n",
+                 "अआइईउकखगघचछजझटठडढणतथदधनपफबभमयरलवशसह ािीुूेैोौ्ं। \n", "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年，。、\n ",
+                 "abcdefghij ÀÉÎÕÜàéîõüñç'!?0123 \n"]  # fmt: skip
+    for _ in range(400):
+        mix = "".join(rng.sample(alphabets, rng.randrange(1, 4)))
+        _assert_like_regex("".join(rng.choice(mix) for _ in range(rng.randrange(65, 2500))))
+
+
+@pytest.mark.parametrize("case", [case for case in BULK_CASES if case.ours(use_builtin=True)[1] in
+                                  {"cl100k", "llama3", "llama3-ascii", "qwen2", "qwen2-ascii"}], ids=lambda case: case.name)
+def test_every_pattern_with_cl100k_rules_splits_other_scripts_like_its_reference(case):
+    split = case.ours(use_builtin=True)[0]
+    rng = random.Random(case.name)
+    pieces = _SCRIPTS * 3 + _WINDOW + _WORDS
+    for _ in range(200):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(20, 150)))
         assert split(text) == case.reference(text), f"{case.name}: {text!r}"
