@@ -33,24 +33,26 @@ static size_t take_more(tk_short_table *table, uint32_t n) {
 int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t hash, const uint32_t *ids, uint32_t n,
                        uint32_t flags) {
     if (!table->entries || n == 0 || n > TK_SHORT_MAX_LEN) return 0;
-    /* `more` first: a slot, once claimed, is filled (room that no slot takes is lost; rare, and bounded) */
-    size_t at = n > TK_SHORT_INLINE_IDS ? take_more(table, n) : 0;
-    if (at == SIZE_MAX) return 0;
     uint64_t i = tk_short_home(table, hash);
     for (int probe = 0; probe < TK_SHORT_MAX_PROBES; probe++) {
         tk_short_entry *e = &table->entries[i];
         uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE);
         if (hi == key->hi && e->key.lo == key->lo) return 2;
-        uint32_t empty = 0; /* an empty slot: n 0 as well as key.hi (a claimed one has TK_SHORT_CLAIMED) */
-        if (!hi && __atomic_compare_exchange_n(&e->n, &empty, TK_SHORT_CLAIMED, 0, __ATOMIC_ACQUIRE,
-                                               __ATOMIC_RELAXED)) {
+        uint64_t empty = 0;
+        if (!hi && __atomic_compare_exchange_n(&e->key.hi, &empty, TK_SHORT_CLAIMED_HI, 0, __ATOMIC_RELAXED,
+                                               __ATOMIC_RELAXED)) { /* the slot is this writer's */
             if (n <= TK_SHORT_INLINE_IDS) {
                 memcpy(e->ids, ids, n * sizeof *ids);
             } else {
+                size_t at = take_more(table, n);
+                if (at == SIZE_MAX) { /* no room: the slot given back, nothing written */
+                    __atomic_store_n(&e->key.hi, 0, __ATOMIC_RELAXED);
+                    return 0;
+                }
                 memcpy(table->more + at, ids, n * sizeof *ids);
                 e->ids[0] = (uint32_t)at;
             }
-            __atomic_store_n(&e->n, n | flags, __ATOMIC_RELAXED);
+            e->n = n | flags;
             e->key.lo = key->lo;
             __atomic_store_n(&e->key.hi, key->hi, __ATOMIC_RELEASE); /* last: readers see the entry whole */
             /* not a locked add: two writers at once may count one (n_added only paces the adding; `more` and

@@ -24,11 +24,13 @@
  * o200k_base: 16 MiB + 1 MiB).
  *
  * Threads: any number of writers (module.c's callers with the GIL, batch_encode.c's workers without it)
- * and readers at once. A writer claims an empty slot by a compare-and-swap of its n (0 -> TK_SHORT_CLAIMED),
- * writes the ids, n and key.lo, and key.hi last, with release order; a reader reads key.hi first, with
- * acquire order, so it sees an entry whole or as empty (a miss, which proves nothing: a slot that was empty
- * when the table was built lies on no token's probe path). A slot is written once and never changes after.
- * Two writers of one piece may each take a slot: it is then held twice, with the same ids. */
+ * and readers at once. A writer claims an empty slot by a compare-and-swap of its key.hi (0 ->
+ * TK_SHORT_CLAIMED_HI, which no key has: readers go past it as past any other key), writes the ids, n and
+ * key.lo, and key.hi last, with release order; a reader reads key.hi first, with acquire order, so it sees
+ * an entry whole or not at all. A slot is written once and never changes after (but for a claimed slot
+ * given back when `more` has no room). A miss proves nothing beyond `all_tokens`: every token is in before
+ * the table is shared, and nothing is removed, so no slot on a token's probe path is ever empty. Two
+ * writers of one piece may each take a slot: it is then held twice, with the same ids. */
 #ifndef TOKEND_SHORT_TABLE_H
 #define TOKEND_SHORT_TABLE_H
 
@@ -41,7 +43,7 @@
 #define TK_SHORT_INLINE_IDS 3
 #define TK_SHORT_MAX_PROBES 64 /* linear probing at load 0.4 over 2^18 slots makes runs of 20-40 */
 #define TK_SHORT_ADDED 0x80000000u /* in tk_short_entry.n: a merged piece's entry, not a token's */
-#define TK_SHORT_CLAIMED UINT32_MAX /* in tk_short_entry.n: a writer is filling the slot (its key.hi still 0) */
+#define TK_SHORT_CLAIMED_HI 1ull /* key.hi of a slot a writer is filling: no key's (its length byte is 0), not empty */
 /* Entries' n added up over a batch of pieces (piece_batch.h; at most 2^24 of them): one add a piece counts
  * both its ids (the low 31 bits: 15 at most each) and whether it was a merged piece (bit 31 and up). */
 static inline uint64_t tk_short_sum_ids(uint64_t sum) { return sum & 0x7fffffffu; }

@@ -553,7 +553,7 @@ static PyObject *SentencePieceCore_cache_stats(SentencePieceCore *self, PyObject
     tk_piece_cache *cache = &self->cache;
     return Py_BuildValue("(KKnn)", (unsigned long long)cache->hits, (unsigned long long)cache->misses,
                          (Py_ssize_t)(cache->generations[0].n_entries + cache->generations[1].n_entries +
-                                      self->shorts.n_added),
+                                      __atomic_load_n(&self->shorts.n_added, __ATOMIC_RELAXED)),
                          (Py_ssize_t)(2 * cache->capacity + self->shorts.max_added));
 }
 

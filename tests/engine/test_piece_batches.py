@@ -8,7 +8,7 @@ between a short piece found in its home slot and one that is merged or a long on
 
 Held to tiktoken at every batch boundary (texts of 1 to 50 pieces of every kind), with the windows shifted
 byte by byte, with and without the short-piece table, on first passes (merged, added) and later ones (found),
-one text at a time and in batches on threads (which only read the table).
+one text at a time and in batches on threads (which add to the table too).
 """
 
 from __future__ import annotations

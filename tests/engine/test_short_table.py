@@ -340,4 +340,4 @@ def test_writers_with_and_without_the_gil_at_once():
         thread.join()
     assert failures == []
     stats = core.short_table_stats()
-    assert stats["max_added"] <= stats["added"] <= stats["max_added"] + 5  # full: 4 workers and 1 GIL holder
+    assert 0 < stats["added"] <= stats["max_added"] + 5  # at most one past the room for each of the 5 writers
