@@ -97,10 +97,20 @@ static inline window_classes classify(const uint8_t *p) {
 
 static inline int is_window_byte(uint8_t b) { return (b >= ' ' && b <= '~') || b == '\n'; }
 
-/* cl100k: the contractions an apostrophe that joins a letter run at i tries first: the start of the rest of
- * the run (i + 1 or i + 2), or 0 when none matches or nothing of the run is left. */
-static inline uint64_t contraction_rest(const uint8_t *p, unsigned i, uint64_t letter) {
-    uint8_t first = p[i] | 0x20, second = p[i + 1] | 0x20; /* p[i + 1]: at most byte 64, which exists */
+/* Bit k of a window's masks is its byte k, or its character k in a wide window (below), whose characters'
+ * first bytes are the bits of `first` (~0 in an ASCII window): where character k starts. Only read at an
+ * apostrophe (contractions, suffixes), so a loop will do. */
+static inline unsigned char_byte(uint64_t first, unsigned k) {
+    if (first == ~0ull) return k;
+    for (unsigned i = 0; i < k && first; i++) first &= first - 1;
+    return first ? (unsigned)__builtin_ctzll(first) : 64;
+}
+
+/* cl100k: the contractions an apostrophe that joins a letter run at character i tries first (`at`: that
+ * letter's bytes): the start of the rest of the run (i + 1 or i + 2), or 0 when none matches or nothing of
+ * the run is left. A contraction's letters are ASCII, one byte a character. */
+static inline uint64_t contraction_rest(const uint8_t *at, unsigned i, uint64_t letter) {
+    uint8_t first = at[0] | 0x20, second = at[1] | 0x20; /* at[1]: at most byte 64, which exists */
     unsigned rest;
     if (first == 's' || first == 'd' || first == 'm' || first == 't')
         rest = i + 1;
@@ -140,160 +150,38 @@ static TK_BULK_INLINE uint64_t decided_starts(uint64_t starts, uint64_t whitespa
     return starts;
 }
 
-/* ---- windows with other scripts (cl100k's rules) ------------------------------------------------
- * cl100k's rules decide a start from the characters before it, so they hold for any characters as long as
- * every one is a letter, a digit, whitespace or P as they are in ASCII: a character of \p{L} is a letter
- * whatever its script, and every character of none of \p{L}, \p{N} and \s (marks, other punctuation,
- * symbols, format characters) is P. A window holding other scripts is then taken in characters: each
- * byte mask is compressed to one bit a character (pext over the characters' first bytes), the same rules
- * run on those, and the starts are spread back to bytes (pdep). Characters that end such a window: other
- * digits (\p{N} outside 0-9: the {1,3} count is kept for ASCII digits), other whitespace (\s outside
- * space and \n), ſ (s under (?i), so "'ſ" is a contraction), a character cut by the window's end, and
- * what ends an ASCII window (\t, \r, controls). Not for o200k's rules (a letter there is upper- or
- * lower-case-ish, both for most scripts: its own cuts) nor DeepSeek-V3's chain (a CJK stage). Needs BMI2
- * (x86-64-v3); without it such windows end at their first non-ASCII byte, as before. */
-
-static inline unsigned bit_index(uint64_t x) { return (unsigned)__builtin_ctzll(x); }
-
-__attribute__((target("bmi2"))) static uint64_t wide_starts(const uint8_t *p, size_t pos, size_t *retry,
-                                                           const window_classes *c, int contractions,
-                                                           int max_digits) {
-    uint64_t cont = 0; /* UTF-8 continuation bytes: every other byte starts a character */
-    for (int k = 0; k < 4; k++)
-        cont |= (uint64_t)(unsigned)_mm_movemask_epi8(tk_sse2_in_range(_mm_loadu_si128((const __m128i *)(p + 16 * k)),
-                                                                       0x80, 64)) << (16 * k);
-    uint64_t first = ~cont;
-    uint64_t letter = c->letter, punct = c->valid & ~(c->letter | c->digit | c->space | c->newline);
-    uint64_t stop = ~c->valid & first; /* a character of another kind, ASCII or not: filled in below */
-    for (uint64_t others = stop; others;) { /* the non-ASCII characters up to the first ASCII stop */
-        unsigned i = bit_index(others);
-        others &= others - 1;
-        uint8_t b = p[i];
-        if (b < 0x80) break; /* an ASCII byte of another kind: the window ends there */
-        stop &= ~(1ull << i);
-        unsigned width = b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
-        if (i + width > 64) { /* cut by the window's end */
-            stop |= 1ull << i;
-            break;
-        }
-        uint32_t cp = width == 2 ? (uint32_t)(b & 0x1f) << 6 | (p[i + 1] & 0x3f)
-                      : width == 3 ? (uint32_t)(b & 0x0f) << 12 | (uint32_t)(p[i + 1] & 0x3f) << 6 | (p[i + 2] & 0x3f)
-                                   : (uint32_t)(b & 0x07) << 18 | (uint32_t)(p[i + 1] & 0x3f) << 12 |
-                                         (uint32_t)(p[i + 2] & 0x3f) << 6 | (p[i + 3] & 0x3f);
-        uint8_t classes = tk_unicode_classes(cp);
-        if ((classes & (TK_UC_NUMBER | TK_UC_SPACE)) || cp == 0x17f) {
-            stop |= 1ull << i;
-            break;
-        }
-        uint64_t bytes = ((1ull << width) - 1) << i;
-        if (classes & TK_UC_LETTER)
-            letter |= bytes;
-        else
-            punct |= bytes;
-    }
-    /* in characters from here: bit k is the window's character k */
-    uint64_t space = _pext_u64(c->space, first), newline = _pext_u64(c->newline, first);
-    uint64_t digit = _pext_u64(c->digit, first), apostrophe = _pext_u64(c->apostrophe, first);
-    letter = _pext_u64(letter, first);
-    punct = _pext_u64(punct, first);
-    unsigned n_chars = (unsigned)__builtin_popcountll(first); /* < 64: the window holds a wider character */
-    uint64_t ends = _pext_u64(stop, first) | (newline & (space << 1));
-    /* what follows the last character is not known: the window ends there too (its last whitespace run is
-     * left open: decided_starts) */
-    uint64_t real_end = ends;
-    ends |= 1ull << n_chars;
-    unsigned valid = bit_index(ends);
-    uint64_t ten = max_digits == 3 ? digit : 0;
-    for (int k = 1; k < 10 && ten; k++) ten &= digit << k;
-    if (ten && bit_index(ten) < valid) {
-        valid = bit_index(ten);
-        real_end |= 1ull << valid;
-    }
-    /* a real end (a character of another kind) as in an ASCII window: the scanner past it before the next
-     * call; the window's own end: none (the next piece start may take a window at once) */
-    unsigned end_byte = valid < n_chars ? bit_index(_pdep_u64(1ull << valid, first)) : 64;
-    *retry = !(real_end >> valid & 1) ? pos : valid >= 2 ? pos + end_byte + 1 : pos + 64;
-    if (valid < 2) return 0;
-
+/* The rules of the pattern on a window's classes `c` (bit k: byte or character k, `first` as char_byte has
+ * it), of which `valid` may be read (65: all 64 and `after`, what follows the window); `real_end`: the window
+ * ends at a character of another kind (not at its own end), after which the scanner takes over. `o200k`:
+ * o200k's words ([UP]*[LO]+ and [UP]+[LO]*, cut where a lower-case letter meets an upper-case one) and P tail
+ * [\r\n/]*, else cl100k's (\p{L}+, [\r\n]*); `suffixes`: o200k's contraction suffixes; `contractions`:
+ * cl100k's (a prefix); `max_digits`: 3 (\p{N}{1,3}) or 1 (\p{N}); `digits_end_text`: DeepSeek-V3's chain,
+ * where the whitespace before a digit is at the end of its text. */
+static TK_BULK_INLINE uint64_t window_starts(const uint8_t *p, const window_classes *c, uint64_t first, unsigned valid,
+                                             int real_end, uint8_t after, size_t pos, size_t *retry, int o200k,
+                                             int with_suffixes, int contractions, int max_digits,
+                                             int digits_end_text) {
+    uint64_t space = c->space, newline = c->newline, letter = c->letter, digit = c->digit;
     uint64_t whitespace = space | newline;
-    uint64_t starts = 1; /* pos is a piece start */
-    uint64_t letter_starts = letter & ~(letter << 1);
-    uint64_t lone_punct = punct & ~((punct | space) << 1);
-    starts |= letter_starts & ~(letter_starts & ((space << 1) | (lone_punct << 1)));
-    if (contractions) {
-        uint64_t after_apostrophe = letter_starts & ((apostrophe & lone_punct) << 1);
-        while (after_apostrophe) {
-            unsigned i = bit_index(after_apostrophe);
-            after_apostrophe &= after_apostrophe - 1;
-            /* the letter's bytes: an ASCII contraction letter is one byte, so the next one is character i + 1 */
-            unsigned at = bit_index(_pdep_u64(1ull << i, first));
-            uint8_t one = p[at] | 0x20, two = p[at + 1] | 0x20; /* p[at + 1]: at most byte 64 */
-            unsigned rest = one == 's' || one == 'd' || one == 'm' || one == 't' ? i + 1
-                            : (one == 'l' && two == 'l') || (one == 'v' && two == 'e') || (one == 'r' && two == 'e') ? i + 2
-                                                                                                                      : 0;
-            if (rest && rest < 64 && (letter >> rest & 1)) starts |= 1ull << rest;
-        }
-    }
-    if (max_digits == 1) {
-        starts |= digit;
-    } else {
-        uint64_t d1 = digit << 1, d2 = digit << 2, d3 = digit << 3;
-        uint64_t run3 = digit & d1 & d2 & d3;
-        uint64_t run6 = run3 & (digit << 4) & (digit << 5) & (digit << 6);
-        starts |= (digit & ~d1) | (run3 & ~(digit << 4)) | (run6 & ~(digit << 7));
-    }
-    starts |= punct & ~(punct << 1) & ~(space << 1);
-    uint64_t gives_back = space & ~(space >> 1); /* bit 63 is past n_chars: never kept */
-    starts |= (newline & ~(newline << 1) & ~(punct << 1)) | (space & ~(space << 1)) | gives_back;
-    starts = decided_starts(starts, whitespace, valid, 0, pos, retry);
-    return starts ? _pdep_u64(starts, first) : 0;
-}
-
-/* `o200k`: o200k's words ([UP]*[LO]+ and [UP]+[LO]*, cut where a lower-case letter meets an upper-case
- * one) and P tail [\r\n/]*, else cl100k's (\p{L}+, [\r\n]*); `suffixes`: o200k's contraction suffixes;
- * `contractions`: cl100k's (a prefix); `max_digits`: 3 (\p{N}{1,3}) or 1 (\p{N}); `digits_end_text`:
- * DeepSeek-V3's chain, where the whitespace before a digit is at the end of its text. */
-static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t *retry, int o200k, int with_suffixes,
-                                           int contractions, int max_digits, int digits_end_text, int wide) {
-    const uint8_t *p = s + pos;
-    window_classes c = classify(p);
-    uint8_t after = p[64]; /* decides whether a space at byte 63 is the last of its run */
-    uint64_t space = c.space, newline = c.newline, letter = c.letter, digit = c.digit;
-    uint64_t whitespace = space | newline;
-
-    /* How many bytes the rules may read: up to the first byte of another kind, the \n of a space-\n pair,
-     * or (o200k) a / after a \n (a P run's tail [\r\n/]* would take it). */
-    uint64_t stop = ~c.valid | (newline & (space << 1));
-    if (o200k) stop |= c.slash & (newline << 1);
-    /* `wide`: cl100k's rules, where a window of other scripts is taken in characters (wide_starts) */
-    if (wide && stop && p[bit_index(stop)] >= 0x80 && __builtin_cpu_supports("bmi2"))
-        return wide_starts(p, pos, retry, &c, contractions, max_digits);
-    unsigned valid;
-    if (stop)
-        valid = (unsigned)__builtin_ctzll(stop);
-    else if (!is_window_byte(after) || (after == '\n' && space >> 63) || (o200k && after == '/' && newline >> 63))
-        valid = 64;
-    else
-        valid = 65; /* all 64 bytes, and byte 64 may be read as what follows byte 63 */
     /* A run of 10+ digits: the window ends before its 10th (\p{N}{1,3} needs a 4th cut the masks don't make). */
     uint64_t ten = max_digits == 3 ? digit : 0;
     for (int k = 1; k < 10 && ten; k++) ten &= digit << k;
-    if (ten) {
-        unsigned at = (unsigned)__builtin_ctzll(ten);
-        if (at < valid) valid = at;
+    if (ten && (unsigned)__builtin_ctzll(ten) < valid) {
+        valid = (unsigned)__builtin_ctzll(ten);
+        real_end = 1;
     }
-    /* After a byte of another kind the scanner takes the piece that holds it; when it came at once, the
+    /* After a character of another kind the scanner takes the piece that holds it; when it came at once, the
      * text is likely more of it (another script): the scanner goes on for a window's length. */
-    *retry = valid >= 64 ? pos : valid >= 2 ? pos + valid + 1 : pos + 64;
+    *retry = !real_end ? pos : valid >= 2 ? pos + char_byte(first, valid) + 1 : pos + 64;
     if (valid < 2) return 0;
 
-    uint64_t punct = c.valid & ~(letter | digit | whitespace);
+    uint64_t punct = c->valid & ~(letter | digit | whitespace);
     uint64_t starts = 1; /* pos is a piece start */
     uint64_t letter_starts = letter & ~(letter << 1);
     uint64_t covered = 0; /* o200k: the suffixes' bytes after their apostrophe (no piece starts there) */
     uint64_t suffixes = 0; /* o200k: apostrophes that end a word as (?i:'s|...) */
     if (o200k) {
-        uint64_t candidates = with_suffixes ? c.apostrophe & (letter << 1) : 0;
+        uint64_t candidates = with_suffixes ? c->apostrophe & (letter << 1) : 0;
         while (candidates) {
             unsigned j = (unsigned)__builtin_ctzll(candidates);
             candidates &= candidates - 1;
@@ -302,7 +190,7 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
                 break;
             }
             if (covered >> (j - 1) & 1) continue; /* after a suffix: a match starts at this apostrophe */
-            unsigned n = suffix_length(p + j);
+            unsigned n = suffix_length(p + char_byte(first, j)); /* its letters: ASCII, a byte a character */
             if (!n) continue;
             suffixes |= 1ull << j;
             covered |= ((1ull << (n - 1)) - 1) << (j + 1); /* j <= 62 here (j + 3 <= valid <= 65) */
@@ -313,7 +201,7 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
             return 0;
         }
         /* a lower-case letter then an upper-case one: [UP]*[LO]+ ended, the next word starts */
-        starts |= (letter & ~c.lower) & (c.lower << 1);
+        starts |= (letter & ~c->lower) & (c->lower << 1);
     }
     /* letters: a run starts a piece unless the byte before joins it as X (a space, or a P that starts a
      * piece itself: no P or space before it, and not an o200k suffix) */
@@ -321,11 +209,11 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     uint64_t joined = letter_starts & ((space << 1) | (lone_punct << 1) | (suffixes << 1));
     starts |= letter_starts & ~joined;
     if (!o200k && contractions) {
-        uint64_t after_apostrophe = letter_starts & ((c.apostrophe & lone_punct) << 1);
+        uint64_t after_apostrophe = letter_starts & ((c->apostrophe & lone_punct) << 1);
         while (after_apostrophe) {
             unsigned i = (unsigned)__builtin_ctzll(after_apostrophe);
             after_apostrophe &= after_apostrophe - 1;
-            starts |= contraction_rest(p, i, letter);
+            starts |= contraction_rest(p + char_byte(first, i), i, letter);
         }
     }
 
@@ -350,6 +238,124 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     starts |= (newline & ~(newline << 1) & ~(punct << 1)) | (space & ~(space << 1)) | gives_back;
     starts &= ~covered;
     return decided_starts(starts, whitespace, valid, after, pos, retry);
+}
+
+/* ---- windows with other scripts ------------------------------------------------------------------
+ * The rules decide a start from the characters before it, so they hold for any characters as long as each
+ * one is a letter, a digit, whitespace or P as it is in ASCII. Under cl100k's rules a character of \p{L} is a
+ * letter whatever its script, and every character of none of \p{L}, \p{N} and \s (marks, other punctuation,
+ * symbols, format characters) is P. Under o200k's a letter is also upper- or lower-case-ish ([UP], [LO]):
+ * only letters that are one of the two take part (Lu and Lt, or Ll: the cased scripts), since for one that
+ * is both (Lm, Lo, marks: CJK, Arabic, Devanagari) whether an upper-case letter after it starts a piece
+ * depends on what follows ([UP]*[LO]+ backtracks: "中A中" is one piece, "中A " two). A window holding
+ * other scripts is taken in characters: each byte mask compressed to one bit a character (pext over the
+ * characters' first bytes), the same rules, the starts spread back to bytes (pdep). What ends such a
+ * window: other digits (\p{N} outside 0-9: the {1,3} count is kept for ASCII digits), other whitespace
+ * (\s outside space and \n), ſ (s under (?i): "'ſ" is a contraction, and a suffix), a character cut by
+ * the window's end, under o200k a letter of both cases, and what ends an ASCII window (\t, \r, controls).
+ * Not for DeepSeek-V3's chain (a CJK stage of its own). Needs BMI2 (x86-64-v3); without it such windows end
+ * at their first non-ASCII byte. */
+
+static inline unsigned bit_index(uint64_t x) { return (unsigned)__builtin_ctzll(x); }
+
+static TK_BULK_INLINE __attribute__((target("bmi2"))) uint64_t wide_starts(const uint8_t *p, size_t pos, size_t *retry,
+                                                                         const window_classes *c, int o200k,
+                                                                         int with_suffixes, int contractions,
+                                                                         int max_digits) {
+    uint64_t cont = 0; /* UTF-8 continuation bytes: every other byte starts a character */
+    for (int k = 0; k < 4; k++)
+        cont |= (uint64_t)(unsigned)_mm_movemask_epi8(tk_sse2_in_range(_mm_loadu_si128((const __m128i *)(p + 16 * k)),
+                                                                       0x80, 64)) << (16 * k);
+    uint64_t first = ~cont;
+    uint64_t letter = c->letter, lower = c->lower;
+    uint64_t punct = c->valid & ~(c->letter | c->digit | c->space | c->newline);
+    uint64_t stop = ~c->valid & first; /* a character of another kind, ASCII or not: found below */
+    for (uint64_t others = stop; others;) { /* the non-ASCII characters up to the first ASCII stop */
+        unsigned i = bit_index(others);
+        others &= others - 1;
+        uint8_t b = p[i];
+        if (b < 0x80) break; /* an ASCII byte of another kind: the window ends there */
+        stop &= ~(1ull << i);
+        unsigned width = b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
+        if (i + width > 64) { /* cut by the window's end */
+            stop |= 1ull << i;
+            break;
+        }
+        uint32_t cp = width == 2 ? (uint32_t)(b & 0x1f) << 6 | (p[i + 1] & 0x3f)
+                      : width == 3 ? (uint32_t)(b & 0x0f) << 12 | (uint32_t)(p[i + 1] & 0x3f) << 6 | (p[i + 2] & 0x3f)
+                                   : (uint32_t)(b & 0x07) << 18 | (uint32_t)(p[i + 1] & 0x3f) << 12 |
+                                         (uint32_t)(p[i + 2] & 0x3f) << 6 | (p[i + 3] & 0x3f);
+        uint8_t classes = tk_unicode_classes(cp);
+        int upper = (classes & TK_UC_UPPERISH) != 0, lowerish = (classes & TK_UC_LOWERISH) != 0;
+        if ((classes & (TK_UC_NUMBER | TK_UC_SPACE)) || cp == 0x17f || (o200k && upper && lowerish)) {
+            stop |= 1ull << i;
+            break;
+        }
+        uint64_t bytes = ((1ull << width) - 1) << i;
+        if (classes & TK_UC_LETTER) {
+            letter |= bytes;
+            if (lowerish) lower |= bytes;
+        } else {
+            punct |= bytes;
+        }
+    }
+    /* in characters from here: bit k is the window's character k */
+    window_classes w;
+    w.letter = _pext_u64(letter, first);
+    w.lower = _pext_u64(lower, first);
+    w.digit = _pext_u64(c->digit, first);
+    w.space = _pext_u64(c->space, first);
+    w.newline = _pext_u64(c->newline, first);
+    w.apostrophe = _pext_u64(c->apostrophe, first);
+    w.slash = _pext_u64(c->slash, first);
+    w.valid = w.letter | w.digit | w.space | w.newline | _pext_u64(punct, first);
+    unsigned n_chars = (unsigned)__builtin_popcountll(first); /* < 64: the window holds a wider character */
+    uint64_t ends = _pext_u64(stop, first) | (w.newline & (w.space << 1));
+    if (o200k) ends |= w.slash & (w.newline << 1);
+    /* what follows the last character is not known: the window ends there too (its last whitespace run is
+     * left open: decided_starts), but that end is no character of another kind */
+    unsigned valid = ends ? bit_index(ends) : n_chars;
+    if (valid > n_chars) valid = n_chars;
+    int real_end = valid < n_chars;
+    uint64_t starts = window_starts(p, &w, first, valid, real_end, 0, pos, retry, o200k, with_suffixes, contractions,
+                                    max_digits, 0);
+    return starts ? _pdep_u64(starts, first) : 0;
+}
+
+/* wide_starts for each set of rules, its own copy (the loop over characters without the others' tests) */
+#define TK_WIDE_STARTS(name, o200k, with_suffixes, contractions, max_digits)                                      \
+    __attribute__((target("bmi2"), noinline)) static uint64_t name(const uint8_t *p, size_t pos, size_t *retry,     \
+                                                                  const window_classes *c) {                     \
+        return wide_starts(p, pos, retry, c, o200k, with_suffixes, contractions, max_digits);                     \
+    }
+TK_WIDE_STARTS(wide_cl100k, 0, 0, 1, 3)
+TK_WIDE_STARTS(wide_qwen2, 0, 0, 1, 1)
+TK_WIDE_STARTS(wide_o200k, 1, 1, 0, 3)
+TK_WIDE_STARTS(wide_tekken, 1, 0, 0, 1)
+
+static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t *retry, int o200k, int with_suffixes,
+                                           int contractions, int max_digits, int digits_end_text, int wide) {
+    const uint8_t *p = s + pos;
+    window_classes c = classify(p);
+    uint8_t after = p[64]; /* decides whether a space at byte 63 is the last of its run */
+    /* How many bytes the rules may read: up to the first byte of another kind, the \n of a space-\n pair,
+     * or (o200k) a / after a \n (a P run's tail [\r\n/]* would take it). */
+    uint64_t stop = ~c.valid | (c.newline & (c.space << 1));
+    if (o200k) stop |= c.slash & (c.newline << 1);
+    /* `wide`: a window of other scripts is taken in characters (wide_starts) */
+    if (wide && stop && p[bit_index(stop)] >= 0x80 && __builtin_cpu_supports("bmi2")) {
+        if (o200k) return with_suffixes ? wide_o200k(p, pos, retry, &c) : wide_tekken(p, pos, retry, &c);
+        return max_digits == 3 ? wide_cl100k(p, pos, retry, &c) : wide_qwen2(p, pos, retry, &c);
+    }
+    unsigned valid;
+    if (stop)
+        valid = (unsigned)__builtin_ctzll(stop);
+    else if (!is_window_byte(after) || (after == '\n' && c.space >> 63) || (o200k && after == '/' && c.newline >> 63))
+        valid = 64;
+    else
+        valid = 65; /* all 64 bytes, and byte 64 may be read as what follows byte 63 */
+    return window_starts(p, &c, ~0ull, valid, valid < 64, after, pos, retry, o200k, with_suffixes, contractions,
+                         max_digits, digits_end_text);
 }
 
 /* GPT-2's pattern (r50k_base, p50k_base, gpt2, and Hugging Face's ByteLevel pre-tokenizer in tokenizer.json
@@ -435,9 +441,9 @@ uint64_t tk_bulk_starts(tk_pattern pattern, const uint8_t *s, size_t pos, size_t
     case TK_PATTERN_QWEN2_ASCII:
         return bulk_starts(s, pos, retry, 0, 0, 1, 1, 0, 1);
     case TK_PATTERN_O200K:
-        return bulk_starts(s, pos, retry, 1, 1, 0, 3, 0, 0);
+        return bulk_starts(s, pos, retry, 1, 1, 0, 3, 0, 1);
     case TK_PATTERN_TEKKEN:
-        return bulk_starts(s, pos, retry, 1, 0, 0, 1, 0, 0);
+        return bulk_starts(s, pos, retry, 1, 0, 0, 1, 0, 1);
     default:
         *retry = (size_t)-1;
         return 0;

@@ -467,7 +467,8 @@ static TK_ALWAYS_INLINE size_t deepseek_v3_piece_end(const uint8_t *s, size_t le
 static uint8_t number_lead[256];
 static uint64_t number_second[256];
 
-_Static_assert(TK_UC_LETTER == TK_LETTER && TK_UC_NUMBER == TK_NUMBER && TK_UC_SPACE == TK_SPACE,
+_Static_assert(TK_UC_LETTER == TK_LETTER && TK_UC_NUMBER == TK_NUMBER && TK_UC_SPACE == TK_SPACE &&
+                   TK_UC_UPPERISH == TK_UPPERISH && TK_UC_LOWERISH == TK_LOWERISH,
                "tk_unicode_classes' bits are unicode_classes.h's");
 uint8_t tk_unicode_classes(uint32_t cp) { return tk_classes(cp); }
 

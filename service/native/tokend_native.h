@@ -462,10 +462,12 @@ int tk_deepseek_v3_next(const uint8_t *s, size_t len, tk_deepseek_v3_state *stat
 void tk_pretokenize_init(void);
 
 /* The class bits of code point `cp` (unicode_classes.h, whose tables live in pretokenize.c alone), of which
- * these three (the same bits there): \p{L}, \p{N}, \s. */
+ * these (the same bits there): \p{L}, \p{N}, \s, [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], [\p{Ll}\p{Lm}\p{Lo}\p{M}]. */
 #define TK_UC_LETTER 0x01
 #define TK_UC_NUMBER 0x02
 #define TK_UC_SPACE 0x04
+#define TK_UC_UPPERISH 0x08
+#define TK_UC_LOWERISH 0x10
 uint8_t tk_unicode_classes(uint32_t cp);
 
 /* 1 when a piece starts at every character (findall skips nothing): then Hugging Face's Split(Isolated),
