@@ -44,7 +44,8 @@
  * The digits themselves are \p{N}{1,3} from the start of their run, as cl100k's. The CJK stage cuts nothing
  * in ASCII.
  *
- * The window stops before the first byte of any other kind (a byte >= 0x80, \t, \r, another control).
+ * The window stops before the first byte of any other kind (\t, \r, another control; a byte >= 0x80 but
+ * where a window of other scripts is taken in characters: see wide_starts below).
  * Starts are kept only where every byte that decides them was in the window: a run of whitespace still open
  * at its end (it could go on with more \n, or reach the end of the text, where \s++$ takes it whole) keeps
  * only its first start, and an o200k suffix must have both its letters in it (ſ is s under (?i)).

@@ -7,9 +7,11 @@
  *     // else bit 0 (pos) and every later set bit start pieces: [pos + a, pos + b) for consecutive bits a < b;
  *     // the highest bit is where the next piece starts, the first not given here.
  *
- * Only text made of ASCII letters, digits, spaces, \n and printable ASCII punctuation is taken: anything
- * else ends the window, so other scripts, tabs and \r cost one classification per 64 bytes and go to the
- * scanner (pretokenize.c), which is what both are held to `regex` against. Pure computation, no state. */
+ * Text made of ASCII letters, digits, spaces, \n and printable ASCII punctuation is taken, and (but for
+ * GPT-2's pattern and DeepSeek-V3's chain, with BMI2) other scripts' letters and punctuation as the rules
+ * can take them (bulk_starts.c, wide_starts); anything else ends the window (tabs, \r, other digits and
+ * whitespace, ...) and goes to the scanner (pretokenize.c), which is what both are held to `regex`
+ * against. Pure computation, no state. */
 #ifndef TOKEND_BULK_STARTS_H
 #define TOKEND_BULK_STARTS_H
 
