@@ -253,14 +253,20 @@ def test_batches_and_big_texts_read_it(name):
     assert core.encode(big) == _oracle(name).encode_ordinary(big)
 
 
+def _word_texts(seed: int, n_words: int, per_text: int, alphabet: str = "qxzjkvwbfgyp", shortest: int = 3,
+                longest: int = 14) -> list[str]:
+    """Texts of `per_text` random words each (a space, then letters of `alphabet`): mostly no token, so merged."""
+    rng = random.Random(seed)
+    words = [" " + "".join(rng.choice(alphabet) for _ in range(rng.randint(shortest, longest))) for _ in range(n_words)]
+    return ["".join(words[i:i + per_text]) for i in range(0, len(words), per_text)]
+
+
 def test_batches_read_while_another_thread_adds():
     # Readers without the GIL (the batch workers) beside a writer holding it (single texts adding their
     # merged pieces): every answer exact whatever the table holds at the moment.
     name = "cl100k_base"
     core = _core(name)
-    rng = random.Random(5)
-    words = [" " + "".join(rng.choice("qxzjkvwbfgyp") for _ in range(rng.randint(3, 14))) for _ in range(3000)]
-    texts = ["".join(words[i:i + 30]) for i in range(0, len(words), 30)]
+    texts = _word_texts(5, 3000, 30)
     expected = [_oracle(name).encode_ordinary(text) for text in texts]
     core.encode("warm")  # built
     failures: list[str] = []
@@ -288,9 +294,7 @@ def test_batches_read_while_another_thread_adds():
 def test_the_workers_add_what_they_merge_and_find_it_again(counting):
     name = "cl100k_base"
     core = _core(name)
-    rng = random.Random(11)
-    words = [" " + "".join(rng.choice("qxzjkvwbfgyp") for _ in range(rng.randint(3, 14))) for _ in range(600)]
-    texts = ["".join(words[i:i + 20]) for i in range(0, len(words), 20)]
+    texts = _word_texts(11, 600, 20)
     expected = [_oracle(name).encode_ordinary(text) for text in texts]
     answer = [len(ids) for ids in expected] if counting else expected
     assert core.encode_batch(texts, 2, count=counting) == answer
@@ -311,10 +315,7 @@ def test_writers_with_and_without_the_gil_at_once():
     # one: has_room is read before the put).
     name = "o200k_base"
     core = _core(name, cache_capacity=2000)
-    rng = random.Random(12)
-    alphabet = "qxzjkvwbfgypéüжщ中文"
-    words = [" " + "".join(rng.choice(alphabet) for _ in range(rng.randint(2, 9))) for _ in range(6000)]
-    texts = ["".join(words[i:i + 25]) for i in range(0, len(words), 25)]
+    texts = _word_texts(12, 6000, 25, alphabet="qxzjkvwbfgypéüжщ中文", shortest=2, longest=9)
     expected = [_oracle(name).encode_ordinary(text) for text in texts]
     core.encode("warm")  # built
     failures: list[str] = []
