@@ -216,7 +216,9 @@ def test_the_calls_deadline_stops_a_10_mb_chunking(big_server):
     # DEADLINE_EXCEEDED in the server's own count: its chunk loop saw the deadline and stopped (a server that
     # went on would count OK once done, and a client that merely gave up is not counted as this).
     assert _until(lambda: _metric(big_server, "grpc_server_handled_total", grpc_method="ChunkStream",
-                                  grpc_code="DEADLINE_EXCEEDED") == before + 1)  # fmt: skip
+                                  grpc_code="DEADLINE_EXCEEDED") == before + 1), {  # fmt: skip
+        code: _metric(big_server, "grpc_server_handled_total", grpc_method="ChunkStream", grpc_code=code)
+        for code in ("OK", "CANCELLED", "DEADLINE_EXCEEDED", "UNKNOWN")}
     assert _until(lambda: _metric(big_server, "tokend_rpc_in_flight", grpc_method="ChunkStream") == 0)
     error = rpc_error(stub.Chunk, pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=32), timeout=0.3)
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -93,3 +93,31 @@ def test_a_new_handler_for_a_method_is_composed_again():
     assert composed[0] is composed[1] and composed[2] is not composed[0]
     assert only.compositions == 2
     assert composed[2].unary_unary(b"", None) == b"second" and seen == ["only:One"]
+
+
+class _EndedStream:
+    """What a stream's context says once gRPC stopped it without a status of ours."""
+
+    def __init__(self, remaining):
+        self.remaining = remaining
+
+    def code(self):
+        return None
+
+    def is_active(self):
+        return False
+
+    def time_remaining(self):
+        return self.remaining
+
+
+@pytest.mark.parametrize(("remaining", "expected"), [
+    (-0.05, grpc.StatusCode.DEADLINE_EXCEEDED),  # gRPC saw the deadline before the stream's own check did
+    (0.1, grpc.StatusCode.DEADLINE_EXCEEDED),    # within the slack check_call allows
+    (5.0, grpc.StatusCode.CANCELLED),            # the client went away well before its deadline
+    (None, grpc.StatusCode.CANCELLED),           # no deadline at all
+])  # fmt: skip
+def test_a_stream_stopped_by_grpc_counts_its_deadline_or_a_cancel(remaining, expected):
+    from tokend.server.unary_interceptor import stream_end_code
+
+    assert stream_end_code(_EndedStream(remaining)) == expected

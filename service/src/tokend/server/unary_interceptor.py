@@ -23,6 +23,8 @@ from typing import Any
 
 import grpc
 
+from tokend.service.batch import DEADLINE_SLACK_SECONDS
+
 __all__ = ["MethodName", "UnaryInterceptor", "stream_end_code"]
 
 
@@ -109,9 +111,16 @@ class UnaryInterceptor(grpc.ServerInterceptor):
 
 
 def stream_end_code(context: Any) -> grpc.StatusCode:
-    """The status of a stream that ended by an exception: the one set on it, or CANCELLED when its client
-    went away (gRPC then stops asking for messages and closes the stream without a status of ours)."""
+    """The status of a stream that ended by an exception: the one set on it; or, when gRPC stopped asking
+    for messages and closed the stream without a status of ours, DEADLINE_EXCEEDED if the call's deadline
+    had passed (gRPC saw it before our loop's next check did; the same slack as ``check_call``), else
+    CANCELLED (its client went away)."""
     code = context.code()
     if code is not None:
         return code
-    return grpc.StatusCode.UNKNOWN if context.is_active() else grpc.StatusCode.CANCELLED
+    if context.is_active():
+        return grpc.StatusCode.UNKNOWN
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= DEADLINE_SLACK_SECONDS:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
