@@ -55,9 +55,15 @@
 
 #include "ascii_runs.h"
 
-#include <immintrin.h>
-
 #if TK_ASCII_RUNS_SSE2
+
+/* Windows of other scripts (wide_starts): pext and pdep, x86-64's BMI2 (not on 32-bit x86). */
+#if defined(__x86_64__)
+#define TK_BULK_WIDE 1
+#include <immintrin.h>
+#else
+#define TK_BULK_WIDE 0
+#endif
 
 #define TK_BULK_INLINE inline __attribute__((always_inline))
 
@@ -254,10 +260,13 @@ static TK_BULK_INLINE uint64_t window_starts(const uint8_t *p, const window_clas
  * window: other digits (\p{N} outside 0-9: the {1,3} count is kept for ASCII digits), other whitespace
  * (\s outside space and \n), ſ (s under (?i): "'ſ" is a contraction, and a suffix), a character cut by
  * the window's end, under o200k a letter of both cases, and what ends an ASCII window (\t, \r, controls).
- * Not for DeepSeek-V3's chain (a CJK stage of its own). Needs BMI2 (x86-64-v3); without it such windows end
- * at their first non-ASCII byte. */
+ * Not for DeepSeek-V3's chain (a CJK stage of its own). Needs x86-64 with a fast BMI2 (x86-64-v3; not AMD's
+ * families 15h and 17h, Bulldozer to Zen 2, whose pext and pdep are microcode, slower the more bits the
+ * mask has); elsewhere such windows end at their first non-ASCII byte. */
 
 static inline unsigned bit_index(uint64_t x) { return (unsigned)__builtin_ctzll(x); }
+
+#if TK_BULK_WIDE
 
 static TK_BULK_INLINE __attribute__((target("bmi2"))) uint64_t wide_starts(const uint8_t *p, size_t pos, size_t *retry,
                                                                          const window_classes *c, int o200k,
@@ -310,7 +319,7 @@ static TK_BULK_INLINE __attribute__((target("bmi2"))) uint64_t wide_starts(const
     w.apostrophe = _pext_u64(c->apostrophe, first);
     w.slash = _pext_u64(c->slash, first);
     w.valid = w.letter | w.digit | w.space | w.newline | _pext_u64(punct, first);
-    unsigned n_chars = (unsigned)__builtin_popcountll(first); /* < 64: the window holds a wider character */
+    unsigned n_chars = (unsigned)__builtin_popcountll(first); /* 64 only when its one wide character is cut */
     uint64_t ends = _pext_u64(stop, first) | (w.newline & (w.space << 1));
     if (o200k) ends |= w.slash & (w.newline << 1);
     /* what follows the last character is not known: the window ends there too (its last whitespace run is
@@ -334,6 +343,19 @@ TK_WIDE_STARTS(wide_qwen2, 0, 0, 1, 1)
 TK_WIDE_STARTS(wide_o200k, 1, 1, 0, 3)
 TK_WIDE_STARTS(wide_tekken, 1, 0, 0, 1)
 
+/* BMI2 with pext and pdep in hardware (not microcode): read once (a racing first read computes the same). */
+static int fast_bmi2(void) {
+    static int known = -1;
+    int fast = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (fast < 0) {
+        __builtin_cpu_init();
+        fast = __builtin_cpu_supports("bmi2") && !__builtin_cpu_is("amdfam15h") && !__builtin_cpu_is("amdfam17h");
+        __atomic_store_n(&known, fast, __ATOMIC_RELAXED);
+    }
+    return fast;
+}
+#endif
+
 static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t *retry, int o200k, int with_suffixes,
                                            int contractions, int max_digits, int digits_end_text, int wide) {
     const uint8_t *p = s + pos;
@@ -344,10 +366,14 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     uint64_t stop = ~c.valid | (c.newline & (c.space << 1));
     if (o200k) stop |= c.slash & (c.newline << 1);
     /* `wide`: a window of other scripts is taken in characters (wide_starts) */
-    if (wide && stop && p[bit_index(stop)] >= 0x80 && __builtin_cpu_supports("bmi2")) {
+#if TK_BULK_WIDE
+    if (wide && stop && p[bit_index(stop)] >= 0x80 && fast_bmi2()) {
         if (o200k) return with_suffixes ? wide_o200k(p, pos, retry, &c) : wide_tekken(p, pos, retry, &c);
         return max_digits == 3 ? wide_cl100k(p, pos, retry, &c) : wide_qwen2(p, pos, retry, &c);
     }
+#else
+    (void)wide;
+#endif
     unsigned valid;
     if (stop)
         valid = (unsigned)__builtin_ctzll(stop);
