@@ -76,11 +76,9 @@ def _fastokens(document: str) -> Peer:
     """fastokens on a tokenizer.json's text, called as bench/family_peers.py calls it."""
     import fastokens
 
-    from bench.peers import distribution_version
+    from bench.family_peers import fastokens_peer
 
-    tokenizer = fastokens.Tokenizer.from_json_str(document)
-    return Peer("fastokens", distribution_version("fastokens"), lambda text: tokenizer.encode(text).ids,
-                lambda text: len(tokenizer.encode_batch_flat([text])[0]) // 4, "encode(t).ids; count by encode_batch_flat")
+    return fastokens_peer(fastokens.Tokenizer.from_json_str(document))
 
 
 def _fresh(encoding):
@@ -107,7 +105,6 @@ def run(quick: bool, rounds: int = 3) -> list[str]:
         "matcher, chains of them for a Sequence of Splits) or Python's `regex` module (patterns the compiler "
         "refuses), which then takes most of the time. MB/s and ratios: medians over "
         f"{rounds} round{'s' if rounds > 1 else ''}, each ratio taken within a round (new encodings each round).",
-        "",
         "",
         "Beside fastokens too where it reads the same file (the tokenizer.json models; the engine benchmark has "
         "cl100k_base and o200k_base): checked exact against the reference on every text of the cell first, and "

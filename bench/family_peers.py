@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.peers import Peer, distribution_version
 
-__all__ = ["FAMILIES", "family_of", "family_peers"]
+__all__ = ["FAMILIES", "family_of", "family_peers", "fastokens_peer"]
 
 FAMILIES = ("tokenizer.json", "sentencepiece", "tekken")
 
@@ -62,13 +62,17 @@ def _tokenizers(path: Path) -> Peer:
                 "encode(t, add_special_tokens=False).ids; len(...)")
 
 
-def _fastokens(path: Path) -> Peer:
-    import fastokens
-
-    tokenizer = fastokens.Tokenizer.from_file(str(path))
+def fastokens_peer(tokenizer) -> Peer:
+    """A fastokens.Tokenizer (of a tokenizer.json) as a Peer: its ids, and a count from its flat uint32 buffer."""
     return Peer("fastokens", distribution_version("fastokens"), lambda text: tokenizer.encode(text).ids,
                 lambda text: len(tokenizer.encode_batch_flat([text])[0]) // 4,
                 "encode(t).ids; len(encode_batch_flat([t])[0]) // 4")
+
+
+def _fastokens(path: Path) -> Peer:
+    import fastokens
+
+    return fastokens_peer(fastokens.Tokenizer.from_file(str(path)))
 
 
 def _tokie(path: Path) -> Peer:

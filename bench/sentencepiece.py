@@ -168,6 +168,7 @@ def _beside_fastokens(models: dict[str, bytes], corpora: dict) -> list[str]:
     import sentencepiece
 
     from bench.exactness import check_exact
+    from bench.family_peers import fastokens_peer
     from bench.peers import distribution_version
     from tokend.engine.sentencepiece import SentencePieceEncoding
 
@@ -182,9 +183,9 @@ def _beside_fastokens(models: dict[str, bytes], corpora: dict) -> list[str]:
         data = models[label]
         document = _converted_tokenizer_json(data)
         oracle = sentencepiece.SentencePieceProcessor(model_proto=data)
-        probe = fastokens.Tokenizer.from_json_str(document)
+        probe = fastokens_peer(fastokens.Tokenizer.from_json_str(document))
         texts = [text for kind in KINDS for part in corpora[kind][1] for text in part]
-        verdict = check_exact(lambda text: probe.encode(text).ids, None, oracle.encode, texts)
+        verdict = check_exact(probe.encode, None, oracle.encode, texts)
         if not verdict.exact:
             lines.append(f"| {label} | all | — | — | {verdict.short()} | — |")
             sys.stderr.write(f"fastokens on {label}: {verdict.summary()}\n")
@@ -192,11 +193,11 @@ def _beside_fastokens(models: dict[str, bytes], corpora: dict) -> list[str]:
         for kind in KINDS:
             warm, parts = corpora[kind]
             ours = SentencePieceEncoding.from_model_file(label, data)
-            theirs = fastokens.Tokenizer.from_json_str(document)
-            _rates(ours.encode_ordinary, lambda text: theirs.encode(text).ids, warm)  # both warmed alike
+            theirs = fastokens_peer(fastokens.Tokenizer.from_json_str(document))
+            _rates(ours.encode_ordinary, theirs.encode, warm)  # both warmed alike
             for operation, part, mine, other in (
-                ("encode_ordinary", parts[1], ours.encode_ordinary, lambda text: theirs.encode(text).ids),
-                ("count", parts[2], ours.count_ordinary, lambda text: len(theirs.encode_batch_flat([text])[0]) // 4),
+                ("encode_ordinary", parts[1], ours.encode_ordinary, theirs.encode),
+                ("count", parts[2], ours.count_ordinary, theirs.count),
             ):
                 mine_rate, their_rate = _rates(mine, other, part)
                 lines.append(f"| {label} | {kind} ({_mb(part):.2f} MB) | {operation} | {mine_rate:.2f} | {their_rate:.2f} "
