@@ -3,8 +3,10 @@
     rows = measure_pieces(["tokend", "fastokens"], "cl100k_base", size=1_000_000, timeout=60)
     rows = measure_memory(["tokend"], "cl100k_base", size=8 << 20, timeout=120)
 
-Pieces (`size` bytes of UTF-8 each): one repeated letter, random ASCII letters (seeded), one repeated
-emoji. Each (peer, piece) runs in a fresh subprocess with a time limit, so a peer that is quadratic, runs
+Pieces (`size` bytes of UTF-8 each): one repeated letter, random ASCII letters (seeded), random lowercase
+ASCII letters (seeded), one repeated emoji. Random letters of both cases are one piece under cl100k_base's
+`\p{L}+`, but o200k_base's letter rule ends a piece before every capital that follows a small letter (1 MB
+of them is ~250,000 short pieces there): random lowercase letters are one piece under every pattern. Each (peer, piece) runs in a fresh subprocess with a time limit, so a peer that is quadratic, runs
 out of memory or crashes costs one row ("> 60 s", "crashed"), not the run. The child times the call in
 CPU seconds, then checks its ids against tiktoken's.
 
@@ -38,16 +40,19 @@ from pathlib import Path
 
 __all__ = ["PIECES", "PieceResult", "measure_memory", "measure_pieces", "piece_text"]
 
-PIECES = ("repeated letter", "random letters", "repeated emoji")
+PIECES = ("repeated letter", "random letters", "random lowercase letters", "repeated emoji")
 _REPO = Path(__file__).resolve().parent.parent
 
 
 def piece_text(kind: str, size: int) -> str:
-    """One piece of `size` UTF-8 bytes that every split pattern keeps whole."""
+    """`size` UTF-8 bytes without whitespace: one piece under every split pattern but o200k-style letter rules,
+    which cut "random letters" before each capital (see the module's docstring)."""
     if kind == "repeated letter":
         return "a" * size
     if kind == "random letters":
         return "".join(random.Random(1).choices(string.ascii_letters, k=size))
+    if kind == "random lowercase letters":
+        return "".join(random.Random(1).choices(string.ascii_lowercase, k=size))
     if kind == "repeated emoji":
         return "\N{GRINNING FACE}" * (size // 4)  # 4 bytes each
     raise ValueError(f"unknown piece {kind!r}; choose from {PIECES}")

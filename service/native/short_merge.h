@@ -21,7 +21,10 @@
  * final parts need no second look-up (a merge records its token), the scan takes 4 keys a step without a
  * branch, and nothing is read back wider than it was written (16-byte moves over fresh 4-byte stores stall
  * on store forwarding). On the first-pass pieces of multilingual text (~6 merges a piece) this is 1.10-1.20x
- * the array loop's speed (docs/decisions.md, "Short merges as links"). Always inlined: each caller's rule is
+ * the array loop's speed (docs/decisions.md, "Short merges as links"). A piece of more than TK_BLOCKED_PIECE
+ * bytes (o200k's runs of CJK letters) also keeps each block of 8 keys' lowest: a merge rescans the <= 3 blocks
+ * whose keys it changed and then the block minima, not all n keys (pieces of 16-128 bytes of o200k
+ * multilingual text: ~10 % less time a piece; docs/decisions.md, "Blocks of keys"). Always inlined: each caller's rule is
  * then a constant (the list's check is compiled out of tiktoken's). */
 #ifndef TOKEND_SHORT_MERGE_H
 #define TOKEND_SHORT_MERGE_H
@@ -41,6 +44,10 @@
 _Static_assert(TK_SHORT_MERGE_PIECE <= 255, "tk_short_merge keeps positions in 8 bits");
 /* The scan takes this many keys a step; the key array has that many spare entries at the end. */
 #define TK_SCAN_STEP 4
+/* Pieces longer than this keep the lowest key of every TK_KEY_BLOCK positions: a merge changes at most three
+ * keys, so it rescans their blocks and then the block minima, not every key (see tk_short_merge). */
+#define TK_BLOCKED_PIECE 24
+#define TK_KEY_BLOCK 8
 /* `then_left` keeps the left part's id in the 24 bits between the merged id and the position: a vocabulary
  * of more ids must not take that order here (merge_index.c checks). */
 #define TK_SHORT_MERGE_MAX_IDS (1u << 24)
@@ -74,6 +81,18 @@ static inline uint64_t tk_pair_key(uint32_t merged, uint32_t left, int then_left
 
 static inline uint64_t tk_lower_key(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
+/* The lowest of key[k] | k over k in [from, from + n), n a multiple of TK_SCAN_STEP: 4 keys a step, no branch. */
+static inline uint64_t tk_lowest_key(const uint64_t *key, size_t from, size_t n) {
+    uint64_t best = UINT64_MAX;
+    for (size_t k = from; k < from + n; k += TK_SCAN_STEP) {
+        const uint64_t *step = key + k;
+        uint64_t low = tk_lower_key(step[0] | k, step[1] | (k + 1));
+        uint64_t high = tk_lower_key(step[2] | (k + 2), step[3] | (k + 3));
+        best = tk_lower_key(best, tk_lower_key(low, high));
+    }
+    return best;
+}
+
 /* The ids of piece[0, len), 1 <= len <= TK_SHORT_MERGE_PIECE, into out (NULL: only counted); their count. */
 static inline __attribute__((always_inline)) ptrdiff_t
 tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t n_ids, int then_left,
@@ -81,7 +100,9 @@ tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_
     const uint64_t no_key = tk_no_key(then_left);
     const unsigned shift = tk_merged_shift(then_left);
     uint8_t buf[TK_SHORT_MERGE_PIECE + 8];
-    uint64_t key[TK_SHORT_MERGE_PIECE + TK_SCAN_STEP];
+    uint64_t key[TK_SHORT_MERGE_PIECE + TK_KEY_BLOCK];
+    /* blocked pieces: block[b] the lowest key | position of positions [8b, 8b + 8); UINT64_MAX past the last */
+    uint64_t block[TK_SHORT_MERGE_PIECE / TK_KEY_BLOCK + TK_SCAN_STEP];
     uint8_t next[TK_SHORT_MERGE_PIECE], prev[TK_SHORT_MERGE_PIECE];
     uint32_t id[TK_SHORT_MERGE_PIECE];
     memcpy(buf, piece, len);
@@ -94,14 +115,21 @@ tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_
         next[k] = (uint8_t)(k + 1);
         prev[k] = (uint8_t)(k - 1); /* prev[0] is never read */
     }
-    for (size_t k = len - 1; k < len + TK_SCAN_STEP; k++) key[k] = no_key;
+    for (size_t k = len - 1; k < len + TK_KEY_BLOCK; k++) key[k] = no_key;
+    const int blocked = len > TK_BLOCKED_PIECE;
+    const size_t n_blocks = (len + TK_KEY_BLOCK - 1) / TK_KEY_BLOCK;
+    if (blocked) {
+        for (size_t b = 0; b < n_blocks; b++) block[b] = tk_lowest_key(key, b * TK_KEY_BLOCK, TK_KEY_BLOCK);
+        for (size_t b = n_blocks; b < n_blocks + TK_SCAN_STEP; b++) block[b] = UINT64_MAX;
+    }
     for (;;) {
         uint64_t best = UINT64_MAX;
-        for (size_t k = 0; k < len; k += TK_SCAN_STEP) {
-            const uint64_t *step = key + k;
-            uint64_t low = tk_lower_key(step[0] | k, step[1] | (k + 1));
-            uint64_t high = tk_lower_key(step[2] | (k + 2), step[3] | (k + 3));
-            best = tk_lower_key(best, tk_lower_key(low, high));
+        if (blocked) {
+            for (size_t b = 0; b < n_blocks; b += TK_SCAN_STEP)
+                best = tk_lower_key(best, tk_lower_key(tk_lower_key(block[b], block[b + 1]),
+                                                       tk_lower_key(block[b + 2], block[b + 3])));
+        } else {
+            best = tk_lowest_key(key, 0, (len + TK_SCAN_STEP - 1) & ~(size_t)(TK_SCAN_STEP - 1));
         }
         if (best >= no_key) break;
         size_t at = (size_t)(best & 0xFF), right = next[at], end = next[right]; /* at + right = [at, end) */
@@ -119,6 +147,12 @@ tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_
                                   at, end);
         } else {
             key[at] = no_key;
+        }
+        if (blocked) { /* keys changed at `right`, `at` and the part before `at`: their blocks, in any order */
+            size_t a = at / TK_KEY_BLOCK, r = right / TK_KEY_BLOCK, p = at > 0 ? prev[at] / TK_KEY_BLOCK : a;
+            block[a] = tk_lowest_key(key, a * TK_KEY_BLOCK, TK_KEY_BLOCK);
+            if (r != a) block[r] = tk_lowest_key(key, r * TK_KEY_BLOCK, TK_KEY_BLOCK);
+            if (p != a) block[p] = tk_lowest_key(key, p * TK_KEY_BLOCK, TK_KEY_BLOCK);
         }
     }
     size_t n = 0;

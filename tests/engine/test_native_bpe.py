@@ -224,8 +224,9 @@ def test_encode_piece_matches_tiktoken_on_hard_pieces(name):
 
 @pytest.mark.parametrize("name", _NATIVE_PATTERN)
 def test_every_short_length_against_tiktoken(name):
-    # The short merge scans its keys 4 at a time and keeps positions in 8 bits: every length up to the heap
-    # (128) and past it, so each merge position falls at every place in a scan step and at the last one.
+    # The short merge scans its keys 4 at a time, keeps positions in 8 bits and, past 24 bytes, the lowest key
+    # of each block of 8: every length up to the heap (128) and past it, so each merge position falls at
+    # every place in a scan step and a block and at the last one.
     # Multilingual text cut anywhere (pieces that end inside a character), ties ("a" * n, "ab" * n) and
     # random bytes; the merge rule alone against the Python reference, the piece against tiktoken.
     core, oracle, ranks = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name), _ranks(name)
