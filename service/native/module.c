@@ -1235,7 +1235,9 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (!module) return NULL;
     if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0 || tk_message_counts_add(module) < 0 ||
         tk_nfc_runs_add(module) < 0 || tk_varint_sizes_add(module) < 0 ||
-        tk_length_sums_add(module) < 0 || tk_text_find_add(module) < 0) {
+        tk_length_sums_add(module) < 0 || tk_text_find_add(module) < 0 ||
+        /* pieces a text's loop takes at a time (piece_batch.h): the tests place pieces around its edges */
+        PyModule_AddIntConstant(module, "PIECE_BATCH", TK_PIECE_BATCH) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -34,7 +34,11 @@
 #include "split_program.h"
 #include "tokend_native.h"
 
-#define TK_PIECE_BATCH 16
+/* 64: the batch's first compare waits for its line while the others arrive meanwhile, so the wait is paid
+ * once a batch. Where the tables have left the core's caches (the benchmark's turns with other libraries,
+ * a server between calls) that wait is a trip to memory: English `count` 0.90-0.94x fastokens with 16, 1.06-1.18x
+ * with 64 (128: the same); with the tables hot, the same speed (docs/decisions.md, "64 pieces a batch"). */
+#define TK_PIECE_BATCH 64
 
 typedef struct {
     size_t n; /* pieces in this batch */

@@ -15,7 +15,7 @@
  *                  merge joins bytes (byte-level lists do): the rank rule's cheap lookups
  *   piece_cache.c  bounded two-generation cache piece -> ids
  *   short_table.c  pieces of <= 15 bytes -> ids, tokens and merged pieces in one table (short_table.h)
- *   piece_batch.h  the loop over a text's pieces, 16 at a time: found, looked up, handed out in order
+ *   piece_batch.h  the loop over a text's pieces, 64 at a time: found, looked up, handed out in order
  *   table_memory.c memory for the tables probed at random, on transparent huge pages when >= 2 MiB
  *   pretokenize.c  hand-written scanners for the hottest split patterns (GPT-2, cl100k, o200k, Llama 3,
  *                  Qwen 2, Tekken, DeepSeek-V3); split_program.h has the general matcher for any other;

@@ -1,4 +1,4 @@
-"""The loops over pieces take a text's pieces in batches of 16 (native/piece_batch.h): found, looked up
+"""The loops over pieces take a text's pieces in batches of PIECE_BATCH (64; native/piece_batch.h): found, looked up
 (a piece that is no token has its piece-cache slots prefetched then), handed out in order. Held to tiktoken
 at every count of pieces around the batch size, each kind of piece in every place of a batch, in both
 loops: a text under 64 KiB (module.c's emit_text, with the GIL) and a batch or a text of 64 KiB or more
@@ -10,6 +10,10 @@ test: their second and later passes are cache hits through the prefetched slots.
 from __future__ import annotations
 
 import pytest
+
+from tokend.engine._native import PIECE_BATCH
+
+_B = PIECE_BATCH
 
 # Pieces of every length class the lookup tells apart: 1 byte, 2 bytes, a token of 3-8 bytes, a token of more
 # than 8 bytes, pieces that are no token (merged: short, cached length, long), and a piece over the 1 KiB
@@ -26,7 +30,7 @@ def _text(n: int, shift: int) -> str:
     return "".join(_PIECES[(i + shift) % len(_PIECES)] for i in range(n))
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 9, 15, 16, 17, 33])
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 8, 9, _B - 1, _B, _B + 1, 2 * _B + 1])
 def test_every_piece_count_around_the_batch_size(enc, oracle, n):
     for shift in range(len(_PIECES)):
         text = _text(n, shift)
@@ -35,7 +39,7 @@ def test_every_piece_count_around_the_batch_size(enc, oracle, n):
         assert enc.count(text, disallowed_special=()) == len(expected), (n, shift)
 
 
-@pytest.mark.parametrize("n", [1, 8, 9, 16, 17])
+@pytest.mark.parametrize("n", [1, 8, 9, _B, _B + 1])
 def test_the_batch_loop_on_the_same_texts(enc, oracle, n):
     texts = [_text(n, shift) for shift in range(len(_PIECES))]
     expected = [oracle.encode_ordinary(text) for text in texts]
@@ -43,7 +47,7 @@ def test_the_batch_loop_on_the_same_texts(enc, oracle, n):
     assert enc.count_batch(texts, num_threads=2, disallowed_special=()) == [len(ids) for ids in expected]
 
 
-@pytest.mark.parametrize("tail", [0, 1, 7, 8, 9, 15, 16, 17])
+@pytest.mark.parametrize("tail", [0, 1, 7, 8, 9, _B - 1, _B, _B + 1])
 def test_a_big_text_ends_in_a_part_batch(enc, oracle, tail):
     # A big text ending in `tail` pieces after a long run of others: its last batch is a part one.
     body = _text(_BIG // 6, 0)
@@ -56,7 +60,7 @@ def test_a_big_text_ends_in_a_part_batch(enc, oracle, tail):
 
 def test_special_tokens_between_batch_fulls(enc, oracle):
     # Text around special tokens is encoded part by part: each part's loop starts with an empty batch.
-    text = "<|endoftext|>".join(_text(n, n) for n in (0, 3, 8, 9, 16, 17, 20))
+    text = "<|endoftext|>".join(_text(n, n) for n in (0, 3, 8, 9, _B, _B + 1, _B + 4))
     expected = oracle.encode(text, allowed_special="all")
     assert enc.encode(text, allowed_special="all") == expected
     assert enc.count(text, allowed_special="all") == len(expected)

@@ -1,4 +1,4 @@
-"""The loop over a text's pieces takes them 16 at a time (native/piece_batch.h): found, looked up, then
+"""The loop over a text's pieces takes them PIECE_BATCH (64) at a time (native/piece_batch.h): found, looked up, then
 handed out in order. A batch may end anywhere: inside one of the scanner's 64-byte windows of ASCII text,
 between a short piece found in its home slot and one that is merged or a long one that takes the rank table.
 
@@ -6,7 +6,7 @@ between a short piece found in its home slot and one that is merged or a long on
     >>> core.encode(text) == tiktoken.get_encoding("cl100k_base").encode_ordinary(text)   # for any text
     True
 
-Held to tiktoken at every batch boundary (texts of 1 to 50 pieces of every kind), with the windows shifted
+Held to tiktoken at every batch boundary (texts of 1 to 3 batches and 2 pieces, of every kind), with the windows shifted
 byte by byte, with and without the short-piece table, on first passes (merged, added) and later ones (found),
 one text at a time and in batches on threads (which add to the table too).
 """
@@ -18,10 +18,10 @@ import random
 import pytest
 
 from tests.engine._encodings import ours
-from tokend.engine._native import BpeCore
+from tokend.engine._native import PIECE_BATCH, BpeCore
 
 _NATIVE = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
-_BATCH = 16  # TK_PIECE_BATCH
+_BATCH = PIECE_BATCH
 _MOST = 3 * _BATCH + 2  # texts of up to this many pieces: every batch boundary up to the third, and beside it
 
 # One of each way a piece takes through the loop: a token of <= 15 bytes (found in the short table), a short
@@ -107,6 +107,7 @@ def test_merged_pieces_found_count_as_cache_hits_once_each(cl100k):
     core = _core("cl100k_base", 0)
     core.count(" xqzjv")  # builds the table, merges and adds the piece
     hits_before = core.cache_stats()[0]
-    text = " xqzjv" * 40  # 40 pieces over three batches, each found in the table
-    assert core.count(text) == 40 * len(cl100k.encode_ordinary(" xqzjv"))  # held to tiktoken above
-    assert core.cache_stats()[0] - hits_before == 40
+    n = 2 * _BATCH + 8  # pieces over three batches, each found in the table
+    text = " xqzjv" * n
+    assert core.count(text) == n * len(cl100k.encode_ordinary(" xqzjv"))  # held to tiktoken above
+    assert core.cache_stats()[0] - hits_before == n
