@@ -134,17 +134,23 @@ static inline __attribute__((always_inline)) int encode_pieces(batch_worker *wor
     /* Fixed for the item, as module.c's emit_pieces fixes it for a text: a piece marked for merging after the
      * table filled up is merged and not added (merge_and_add checks the room again), exact either way. */
     size_t add_up_to = shorts && tk_short_table_has_room(shorts) ? model->short_add_len : 0;
-    tk_piece_batch batch;
+    tk_piece_batch batches[2]; /* the one handed out, and the next one, looked up meanwhile (module.c's loop) */
+    tk_piece_batch *batch = &batches[0], *next = &batches[1];
     uint64_t hits = 0; /* merged pieces found in the table count as the cache's hits, as module.c counts them */
     size_t n_ids = 0;
     int status = TK_BATCH_OK;
-    do {
-        *found = tk_piece_batch_fill(&batch, iter);
-        tk_piece_batch_look_up(&batch, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
+    *found = tk_piece_batch_fill(batch, iter);
+    tk_piece_batch_look_up(batch, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
+    for (;;) {
+        int more = *found == 1, found_next = 0;
+        if (more) {
+            found_next = tk_piece_batch_fill(next, iter);
+            tk_piece_batch_look_up(next, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
+        }
         uint64_t sum = 0; /* the hits' n (tk_short_sum_ids) */
-        for (size_t i = 0; i < batch.n && status == TK_BATCH_OK; i++) {
+        for (size_t i = 0; i < batch->n && status == TK_BATCH_OK; i++) {
             const tk_short_entry *e =
-                tk_piece_batch_entry(&batch, i, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
+                tk_piece_batch_entry(batch, i, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
             if (__builtin_expect(e != NULL, 1)) {
                 sum += e->n;
                 if (counting) continue;
@@ -155,11 +161,16 @@ static inline __attribute__((always_inline)) int encode_pieces(batch_worker *wor
                 buffer->len += tk_short_copy_ids(shorts, e, buffer->ids + buffer->len);
                 continue;
             }
-            status = encode_pending_piece(worker, item, &batch.pending[i], count);
+            status = encode_pending_piece(worker, item, &batch->pending[i], count);
         }
         hits += tk_short_sum_added(sum);
         if (counting) n_ids += tk_short_sum_ids(sum);
-    } while (*found == 1 && status == TK_BATCH_OK);
+        if (status != TK_BATCH_OK || !more) break;
+        tk_piece_batch *handed = batch;
+        batch = next;
+        next = handed;
+        *found = found_next;
+    }
     *count += n_ids;
     if (worker->cache) worker->cache->hits += hits;
     return status;

@@ -420,16 +420,22 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
     /* Also fixed for the text: a piece marked for merging after the table filled up is merged without the
      * piece cache and not added (add_short checks the room again), exact either way. */
     size_t add_up_to = short_add_up_to(self);
-    tk_piece_batch batch;
+    tk_piece_batch batches[2]; /* the one handed out, and the next one, looked up meanwhile (piece_batch.h) */
+    tk_piece_batch *batch = &batches[0], *next = &batches[1];
     uint64_t hits = 0; /* merged pieces found in the table count as the piece cache's hits */
     size_t count = 0;
-    int found, failed = 0;
-    do {
-        found = tk_piece_batch_fill(&batch, &iter);
-        tk_piece_batch_look_up(&batch, shorts, &self->table, &self->cache, text, len, add_up_to);
+    int failed = 0;
+    int found = tk_piece_batch_fill(batch, &iter);
+    tk_piece_batch_look_up(batch, shorts, &self->table, &self->cache, text, len, add_up_to);
+    for (;;) {
+        int more = found == 1, found_next = 0;
+        if (more) {
+            found_next = tk_piece_batch_fill(next, &iter);
+            tk_piece_batch_look_up(next, shorts, &self->table, &self->cache, text, len, add_up_to);
+        }
         uint64_t sum = 0; /* the hits' n (tk_short_sum_ids) */
-        for (size_t i = 0; i < batch.n; i++) {
-            const tk_short_entry *e = tk_piece_batch_entry(&batch, i, shorts, &self->table, &self->cache, text, len,
+        for (size_t i = 0; i < batch->n; i++) {
+            const tk_short_entry *e = tk_piece_batch_entry(batch, i, shorts, &self->table, &self->cache, text, len,
                                                            add_up_to);
             if (__builtin_expect(e != NULL, 1)) {
                 sum += e->n;
@@ -442,14 +448,19 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
                 sink->len += tk_short_copy_ids(shorts, e, sink->ids + sink->len);
                 continue;
             }
-            if (emit_short(self, sink, text, &batch.pending[i]) < 0) {
+            if (emit_short(self, sink, text, &batch->pending[i]) < 0) {
                 failed = 1;
                 break;
             }
         }
         hits += tk_short_sum_added(sum);
         if (counting) count += tk_short_sum_ids(sum);
-    } while (found == 1 && !failed);
+        if (failed || !more) break;
+        tk_piece_batch *handed = batch;
+        batch = next;
+        next = handed;
+        found = found_next;
+    }
     self->cache.hits += hits;
     sink->count += count;
     tk_split_iter_free(&iter);

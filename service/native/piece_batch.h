@@ -13,6 +13,10 @@
  *       }                //   or the rank table's way (a longer piece, or no short table)
  *   } while (found == 1);   // 0: the text is done; -1: out of memory
  *
+ * The callers keep two batches and find and look up the next one before handing out the current one, so the
+ * next batch's lines arrive while this one is handed out (a look-up only reads the tables and fetches lines;
+ * what a hand-out adds is found by the next batch's hand-out, which reads its slots then).
+ *
  * Why batches: each step runs over the whole batch before the next begins, so a piece's table line is
  * fetched (prefetch) a batch ahead of its compare, and the common piece (a short one in its home slot)
  * costs a few instructions in a tight loop: its key, hash and slot, then a compare and one add of its n
