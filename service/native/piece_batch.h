@@ -1,21 +1,27 @@
 /* A text's pieces a batch at a time: found, looked up, then handed out in order (module.c's emit_text and
  * batch_encode.c's encode_item, the one loop over pieces of both).
  *
- *   tk_piece_batch batch;
- *   int found;
- *   do {
- *       found = tk_piece_batch_fill(&batch, &iter);                  // up to TK_PIECE_BATCH pieces
- *       tk_piece_batch_look_up(&batch, shorts, table, cache, text, len, add_up_to);
- *       for (size_t i = 0; i < batch.n; i++) {
- *           const tk_short_entry *e = tk_piece_batch_entry(&batch, i, shorts, table, cache, text, len, add_up_to);
+ *   tk_piece_batch batches[2], *batch = &batches[0], *next = &batches[1];
+ *   int found = tk_piece_batch_fill(batch, &iter);                  // up to TK_PIECE_BATCH pieces
+ *   tk_piece_batch_look_up(batch, shorts, table, cache, text, len, add_up_to);
+ *   for (;;) {
+ *       int more = found == 1, found_next = 0;                      // 0: the text is done; -1: out of memory
+ *       if (more) {                                                 // the next batch, looked up ahead
+ *           found_next = tk_piece_batch_fill(next, &iter);
+ *           tk_piece_batch_look_up(next, shorts, table, cache, text, len, add_up_to);
+ *       }
+ *       for (size_t i = 0; i < batch->n; i++) {
+ *           const tk_short_entry *e = tk_piece_batch_entry(batch, i, shorts, table, cache, text, len, add_up_to);
  *           if (e) ...   // a piece of <= 15 bytes found in its home slot: e->n & 0xff ids (tk_short_copy_ids)
- *           else ...     // batch.pending[i], resolved (tk_short_pending): the short table's other answers,
+ *           else ...     // batch->pending[i], resolved (tk_short_pending): the short table's other answers,
  *       }                //   or the rank table's way (a longer piece, or no short table)
- *   } while (found == 1);   // 0: the text is done; -1: out of memory
+ *       if (!more) break;
+ *       swap batch and next; found = found_next;
+ *   }
  *
- * The callers keep two batches and find and look up the next one before handing out the current one, so the
- * next batch's lines arrive while this one is handed out (a look-up only reads the tables and fetches lines;
- * what a hand-out adds is found by the next batch's hand-out, which reads its slots then).
+ * The next batch is found and looked up before the current one is handed out, so its lines arrive while
+ * this one is handed out (a look-up only reads the tables and fetches lines; what a hand-out adds is found
+ * by the next batch's hand-out, which reads its slots then).
  *
  * Why batches: each step runs over the whole batch before the next begins, so a piece's table line is
  * fetched (prefetch) a batch ahead of its compare, and the common piece (a short one in its home slot)

@@ -42,12 +42,14 @@
 /* Positions are kept in bytes and in the low 8 bits of the keys. */
 #define TK_SHORT_MERGE_PIECE 128
 _Static_assert(TK_SHORT_MERGE_PIECE <= 255, "tk_short_merge keeps positions in 8 bits");
-/* The scan takes this many keys a step; the key array has that many spare entries at the end. */
+/* The scan takes this many keys a step (the key array has TK_KEY_BLOCK spare entries at the end). */
 #define TK_SCAN_STEP 4
 /* Pieces longer than this keep the lowest key of every TK_KEY_BLOCK positions: a merge changes at most three
  * keys, so it rescans their blocks and then the block minima, not every key (see tk_short_merge). */
 #define TK_BLOCKED_PIECE 24
 #define TK_KEY_BLOCK 8
+_Static_assert(TK_SHORT_MERGE_PIECE % TK_KEY_BLOCK == 0 && TK_KEY_BLOCK % TK_SCAN_STEP == 0,
+               "block[] holds TK_SHORT_MERGE_PIECE / TK_KEY_BLOCK blocks, each scanned TK_SCAN_STEP keys a step");
 /* `then_left` keeps the left part's id in the 24 bits between the merged id and the position: a vocabulary
  * of more ids must not take that order here (merge_index.c checks). */
 #define TK_SHORT_MERGE_MAX_IDS (1u << 24)
