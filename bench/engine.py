@@ -13,8 +13,8 @@ Sections:
   multilingual (tests/corpus.py). Documents are split by a hash into a warm-up set and measurement
   parts; every round builds every peer anew, warms it on the warm-up set and measures text it has not
   seen (bench/throughput.py). Ratios are taken within a round, then the median over rounds.
-- worst: one 1 MB piece (repeated letter, random letters, random lowercase letters, repeated emoji) per peer, each in its own
-  process with a time limit; memory: peak RSS growth for one 8 MiB piece (bench/worst_case.py).
+- worst: one 1 MB piece (repeated letter, random letters, random lowercase letters, repeated emoji) per
+  peer, each in its own process with a time limit; memory: peak RSS growth for one 8 MiB piece (bench/worst_case.py).
 - threads: encode_ordinary_batch / count_batch with 2 threads against 1 (bench/threads.py).
 - cold: import + load + first encode in a fresh process (bench/cold_start.py).
 - training: tokend's trainer, vocab 4,096 on ~10 MB of English (no peer trains).

@@ -6,7 +6,8 @@
 Pieces (`size` bytes of UTF-8 each): one repeated letter, random ASCII letters (seeded), random lowercase
 ASCII letters (seeded), one repeated emoji. Random letters of both cases are one piece under cl100k_base's
 `\p{L}+`, but o200k_base's letter rule ends a piece before every capital that follows a small letter (1 MB
-of them is ~250,000 short pieces there): random lowercase letters are one piece under every pattern. Each (peer, piece) runs in a fresh subprocess with a time limit, so a peer that is quadratic, runs
+of them is ~250,000 short pieces there): random lowercase letters are one piece under every pattern.
+Each (peer, piece) runs in a fresh subprocess with a time limit, so a peer that is quadratic, runs
 out of memory or crashes costs one row ("> 60 s", "crashed"), not the run. The child times the call in
 CPU seconds, then checks its ids against tiktoken's.
 

@@ -139,14 +139,12 @@ static inline __attribute__((always_inline)) int encode_pieces(batch_worker *wor
     uint64_t hits = 0; /* merged pieces found in the table count as the cache's hits, as module.c counts them */
     size_t n_ids = 0;
     int status = TK_BATCH_OK;
-    *found = tk_piece_batch_fill(batch, iter);
-    tk_piece_batch_look_up(batch, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
+    *found = tk_piece_batch_take(batch, iter, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
     for (;;) {
-        int more = *found == 1, found_next = 0;
-        if (more) {
-            found_next = tk_piece_batch_fill(next, iter);
-            tk_piece_batch_look_up(next, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
-        }
+        int more = *found == 1;
+        int found_next = more ? tk_piece_batch_take(next, iter, shorts, model->table, worker->cache, item->text,
+                                                    item->len, add_up_to)
+                              : 0;
         uint64_t sum = 0; /* the hits' n (tk_short_sum_ids) */
         for (size_t i = 0; i < batch->n && status == TK_BATCH_OK; i++) {
             const tk_short_entry *e =

@@ -425,14 +425,12 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
     uint64_t hits = 0; /* merged pieces found in the table count as the piece cache's hits */
     size_t count = 0;
     int failed = 0;
-    int found = tk_piece_batch_fill(batch, &iter);
-    tk_piece_batch_look_up(batch, shorts, &self->table, &self->cache, text, len, add_up_to);
+    int found = tk_piece_batch_take(batch, &iter, shorts, &self->table, &self->cache, text, len, add_up_to);
     for (;;) {
-        int more = found == 1, found_next = 0;
-        if (more) {
-            found_next = tk_piece_batch_fill(next, &iter);
-            tk_piece_batch_look_up(next, shorts, &self->table, &self->cache, text, len, add_up_to);
-        }
+        int more = found == 1;
+        int found_next = more ? tk_piece_batch_take(next, &iter, shorts, &self->table, &self->cache, text, len,
+                                                    add_up_to)
+                              : 0;
         uint64_t sum = 0; /* the hits' n (tk_short_sum_ids) */
         for (size_t i = 0; i < batch->n; i++) {
             const tk_short_entry *e = tk_piece_batch_entry(batch, i, shorts, &self->table, &self->cache, text, len,

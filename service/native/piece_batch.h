@@ -2,14 +2,10 @@
  * batch_encode.c's encode_item, the one loop over pieces of both).
  *
  *   tk_piece_batch batches[2], *batch = &batches[0], *next = &batches[1];
- *   int found = tk_piece_batch_fill(batch, &iter);                  // up to TK_PIECE_BATCH pieces
- *   tk_piece_batch_look_up(batch, shorts, table, cache, text, len, add_up_to);
+ *   int found = tk_piece_batch_take(batch, &iter, shorts, table, cache, text, len, add_up_to); // fill + look_up
  *   for (;;) {
- *       int more = found == 1, found_next = 0;                      // 0: the text is done; -1: out of memory
- *       if (more) {                                                 // the next batch, looked up ahead
- *           found_next = tk_piece_batch_fill(next, &iter);
- *           tk_piece_batch_look_up(next, shorts, table, cache, text, len, add_up_to);
- *       }
+ *       int more = found == 1;                                      // 0: the text is done; -1: out of memory
+ *       int found_next = more ? tk_piece_batch_take(next, &iter, ...) : 0;   // the next batch, looked up ahead
  *       for (size_t i = 0; i < batch->n; i++) {
  *           const tk_short_entry *e = tk_piece_batch_entry(batch, i, shorts, table, cache, text, len, add_up_to);
  *           if (e) ...   // a piece of <= 15 bytes found in its home slot: e->n & 0xff ids (tk_short_copy_ids)
@@ -45,9 +41,9 @@
 #include "tokend_native.h"
 
 /* 64: the batch's first compare waits for its line while the others arrive meanwhile, so the wait is paid
- * once a batch. Where the tables have left the core's caches (the benchmark's turns with other libraries,
- * a server between calls) that wait is a trip to memory: English `count` 0.90-0.94x fastokens with 16, 1.06-1.18x
- * with 64 (128: the same); with the tables hot, the same speed (docs/decisions.md, "64 pieces a batch"). */
+ * once a batch. Where the tables have left the core's caches (measured: the benchmark's turns with other
+ * libraries) that wait is a trip to memory: English `count` 0.90-0.94x fastokens with 16, 1.06-1.18x with 64
+ * (128: the same); with the tables hot, the same speed (docs/decisions.md, "64 pieces a batch"). */
 #define TK_PIECE_BATCH 64
 
 typedef struct {
@@ -110,6 +106,15 @@ static inline void tk_piece_batch_look_up(tk_piece_batch *batch, const tk_short_
     if (!n_other) return;
     for (size_t i = 0; i < batch->n; i++)
         if (!batch->homes[i]) tk_short_resolve(shorts, table, cache, text, len, &batch->pending[i], add_up_to);
+}
+
+/* The next batch of the text's pieces, found and looked up (fill, then look_up): fill's answer. */
+static inline int tk_piece_batch_take(tk_piece_batch *batch, tk_split_iter *iter, const tk_short_table *shorts,
+                                      const tk_rank_table *table, const tk_piece_cache *cache, const uint8_t *text,
+                                      size_t len, size_t add_up_to) {
+    int found = tk_piece_batch_fill(batch, iter);
+    tk_piece_batch_look_up(batch, shorts, table, cache, text, len, add_up_to);
+    return found;
 }
 
 /* Piece i's entry when it is a short piece in its home slot; else NULL, with pending[i] resolved (a short
