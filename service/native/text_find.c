@@ -10,7 +10,9 @@
  * common, spent 13-15 % of a `count` of text already seen on it (docs/decisions.md, "The special-token
  * pre-check in C"). Here the text is scanned 16 bytes a step (16, 8 or 4 characters by CPython's kind of
  * the str) for a string's first two characters at once (SSE2, part of every x86-64; one character at a
- * time elsewhere, by memchr in one-byte text), whatever their density. */
+ * time elsewhere, by memchr in one-byte text), whatever their density; strings that share their first two
+ * characters in the same pass, each compared where those occur (an added token's whole text is looked for,
+ * not only its first two characters, which code holds often: "</", "<t"). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
@@ -21,14 +23,22 @@
 
 #include "text_find.h"
 
-/* Whether needle (m >= 1 characters, each fitting the text's kind) occurs in text (n >= m characters of type
- * T, LANES of them in 16 bytes). SSE2: at 16 bytes of starts a step, a start's first two characters compared
- * at once (so the step costs the same however often the first character occurs), the rest where both match;
- * one character at a time after that and without SSE2 (kind 1: memchr to the next first character). */
+/* The strings looked for, grouped: a group is the strings that share their first two characters (each
+ * string of one character is a group of its own), found in one pass over the text. */
+typedef struct {
+    const Py_UCS4 *chars; /* m characters */
+    Py_ssize_t m;
+} tk_needle;
+
+/* Whether one of the group's n needles (all >= `shortest` characters, sharing their first min(2, m)
+ * characters; each character fitting the text's kind) occurs in text (length characters of type T, LANES of
+ * them in 16 bytes). SSE2: at 16 bytes of starts a step, a start's first two characters compared at once
+ * (so the step costs the same however often the first character occurs), each needle's rest where both
+ * match; one start at a time after that and without SSE2 (kind 1: memchr to the next first character). */
 #if defined(__SSE2__)
 #define TK_SCAN_STEPS(T, LANES, SET1, CMPEQ)                                                                    \
-    if (m >= 2) {                                                                                              \
-        const __m128i first = SET1(needle[0]), second = SET1(needle[1]);                                       \
+    if (shortest >= 2) {                                                                                       \
+        const __m128i first = SET1(group[0].chars[0]), second = SET1(group[0].chars[1]);                       \
         /* at + LANES <= last + 1 keeps both loads (starts at..at+LANES-1, plus one) inside the text */        \
         for (; at + LANES <= last + 1; at += LANES) {                                                          \
             __m128i here = _mm_loadu_si128((const __m128i *)(text + at));                                      \
@@ -36,7 +46,7 @@
             unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(CMPEQ(here, first), CMPEQ(next, second))); \
             while (mask) {                                                                                     \
                 unsigned lane = (unsigned)__builtin_ctz(mask) / sizeof(T);                                     \
-                if (rest_matches_##T(text + at + lane, needle, m)) return 1;                                   \
+                if (one_matches_##T(text, length, at + lane, group, n)) return 1;                              \
                 mask &= ~(((1u << sizeof(T)) - 1) << (lane * sizeof(T))); /* the lane's sizeof(T) bits */      \
             }                                                                                                  \
         }                                                                                                      \
@@ -46,23 +56,29 @@
 #endif
 
 #define TK_OCCURS(T, LANES, SET1, CMPEQ)                                                                        \
-    static inline int rest_matches_##T(const T *at, const Py_UCS4 *needle, Py_ssize_t m) {                     \
-        for (Py_ssize_t j = 0; j < m; j++)                                                                     \
-            if (at[j] != needle[j]) return 0;                                                                  \
-        return 1;                                                                                              \
+    /* whether one of the needles starts at text[at] */                                                        \
+    static inline int one_matches_##T(const T *text, Py_ssize_t length, Py_ssize_t at, const tk_needle *group,  \
+                                      size_t n) {                                                              \
+        for (size_t k = 0; k < n; k++) {                                                                       \
+            Py_ssize_t m = group[k].m, j = 0;                                                                  \
+            if (m > length - at) continue;                                                                     \
+            while (j < m && text[at + j] == group[k].chars[j]) j++;                                            \
+            if (j == m) return 1;                                                                              \
+        }                                                                                                      \
+        return 0;                                                                                              \
     }                                                                                                          \
-    static int occurs_##T(const T *text, Py_ssize_t n, const Py_UCS4 *needle, Py_ssize_t m) {                  \
-        Py_ssize_t last = n - m, at = 0; /* last: the last place the needle can start */                       \
+    static int occurs_##T(const T *text, Py_ssize_t length, const tk_needle *group, size_t n, Py_ssize_t shortest) { \
+        Py_ssize_t last = length - shortest, at = 0; /* last: the last place a needle can start */             \
         TK_SCAN_STEPS(T, LANES, SET1, CMPEQ)                                                                   \
         for (; at <= last; at++) {                                                                             \
             if (sizeof(T) == 1) { /* memchr to the next first character */                                     \
-                const void *hit = memchr(text + at, (int)needle[0], (size_t)(last - at + 1));                  \
+                const void *hit = memchr(text + at, (int)group[0].chars[0], (size_t)(last - at + 1));          \
                 if (!hit) return 0;                                                                            \
                 at = (const T *)hit - text;                                                                    \
-            } else if (text[at] != needle[0]) {                                                                \
+            } else if (text[at] != group[0].chars[0]) {                                                        \
                 continue;                                                                                      \
             }                                                                                                  \
-            if (rest_matches_##T(text + at, needle, m)) return 1;                                              \
+            if (one_matches_##T(text, length, at, group, n)) return 1;                                         \
         }                                                                                                      \
         return 0;                                                                                              \
     }
@@ -77,6 +93,20 @@ TK_OCCURS(Py_UCS4, 4, TK_SET1_32, _mm_cmpeq_epi32)
 /* Needles longer than this (the callers' are a few characters) go to CPython's search. */
 #define TK_SHORT_NEEDLE 64
 
+/* Orders needles by their first two characters (a needle of one character before the longer ones that
+ * share it, and apart from them: it is a group of its own). */
+static int needle_order(const void *a, const void *b) {
+    const tk_needle *x = a, *y = b;
+    if (x->chars[0] != y->chars[0]) return x->chars[0] < y->chars[0] ? -1 : 1;
+    if ((x->m == 1) != (y->m == 1)) return x->m == 1 ? -1 : 1;
+    if (x->m == 1) return 0;
+    return x->chars[1] < y->chars[1] ? -1 : x->chars[1] > y->chars[1];
+}
+
+static int same_group(const tk_needle *x, const tk_needle *y) {
+    return x->m >= 2 && y->m >= 2 && x->chars[0] == y->chars[0] && x->chars[1] == y->chars[1];
+}
+
 static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 2) return PyErr_Format(PyExc_TypeError, "contains_any(text, strings) takes 2 arguments, got %zd", nargs);
@@ -86,40 +116,67 @@ static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t 
         return PyErr_Format(PyExc_TypeError, "contains_any: strings must be a tuple of str, got %.100s",
                             Py_TYPE(args[1])->tp_name);
     PyObject *text = args[0], *strings = args[1];
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(strings); i++) /* all checked first: no answer depends on order */
+    Py_ssize_t n_strings = PyTuple_GET_SIZE(strings);
+    for (Py_ssize_t i = 0; i < n_strings; i++) /* all checked first: no answer depends on order */
         if (!PyUnicode_Check(PyTuple_GET_ITEM(strings, i)))
             return PyErr_Format(PyExc_TypeError, "contains_any: strings must be str, got %.100s",
                                 Py_TYPE(PyTuple_GET_ITEM(strings, i))->tp_name);
 #if PY_VERSION_HEX < 0x030C0000
     if (PyUnicode_READY(text) < 0) return NULL; /* a legacy string made by the old C API */
 #endif
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(strings); i++) {
+    /* the short needles that may occur, their characters back to back */
+    tk_needle *needles = PyMem_Malloc((size_t)(n_strings ? n_strings : 1) * sizeof *needles);
+    Py_UCS4 *chars = PyMem_Malloc((size_t)(n_strings ? n_strings : 1) * TK_SHORT_NEEDLE * sizeof *chars);
+    if (!needles || !chars) {
+        PyMem_Free(needles);
+        PyMem_Free(chars);
+        return PyErr_NoMemory();
+    }
+    int found = 0;
+    size_t n = 0;
+    for (Py_ssize_t i = 0; i < n_strings && !found; i++) {
         PyObject *needle = PyTuple_GET_ITEM(strings, i);
 #if PY_VERSION_HEX < 0x030C0000
-        if (PyUnicode_READY(needle) < 0) return NULL;
+        if (PyUnicode_READY(needle) < 0) {
+            found = -1;
+            break;
+        }
 #endif
         Py_ssize_t m = PyUnicode_GET_LENGTH(needle);
-        if (m == 0) Py_RETURN_TRUE;
-        if (m > n) continue;
+        if (m == 0) {
+            found = 1;
+            break;
+        }
+        if (m > length) continue;
         int needle_kind = PyUnicode_KIND(needle);
         if (needle_kind > kind) continue; /* it holds a character wider than any the text has */
         if (m > TK_SHORT_NEEDLE) {
-            Py_ssize_t found = PyUnicode_Find(text, needle, 0, n, 1);
-            if (found == -2) return NULL;
-            if (found >= 0) Py_RETURN_TRUE;
+            Py_ssize_t at = PyUnicode_Find(text, needle, 0, length, 1);
+            found = at == -2 ? -1 : at >= 0;
             continue;
         }
-        Py_UCS4 chars[TK_SHORT_NEEDLE];
-        for (Py_ssize_t j = 0; j < m; j++) chars[j] = PyUnicode_READ(needle_kind, PyUnicode_DATA(needle), j);
-        const void *data = PyUnicode_DATA(text);
-        int found = kind == PyUnicode_1BYTE_KIND   ? occurs_Py_UCS1(data, n, chars, m)
-                    : kind == PyUnicode_2BYTE_KIND ? occurs_Py_UCS2(data, n, chars, m)
-                                                   : occurs_Py_UCS4(data, n, chars, m);
-        if (found) Py_RETURN_TRUE;
+        Py_UCS4 *own = chars + n * TK_SHORT_NEEDLE;
+        for (Py_ssize_t j = 0; j < m; j++) own[j] = PyUnicode_READ(needle_kind, PyUnicode_DATA(needle), j);
+        needles[n++] = (tk_needle){own, m};
     }
-    Py_RETURN_FALSE;
+    if (!found && n) {
+        qsort(needles, n, sizeof *needles, needle_order);
+        const void *data = PyUnicode_DATA(text);
+        for (size_t g = 0, end; g < n && !found; g = end) {
+            Py_ssize_t shortest = needles[g].m;
+            for (end = g + 1; end < n && same_group(&needles[g], &needles[end]); end++)
+                if (needles[end].m < shortest) shortest = needles[end].m;
+            found = kind == PyUnicode_1BYTE_KIND   ? occurs_Py_UCS1(data, length, needles + g, end - g, shortest)
+                    : kind == PyUnicode_2BYTE_KIND ? occurs_Py_UCS2(data, length, needles + g, end - g, shortest)
+                                                   : occurs_Py_UCS4(data, length, needles + g, end - g, shortest);
+        }
+    }
+    PyMem_Free(needles);
+    PyMem_Free(chars);
+    if (found < 0) return NULL;
+    return PyBool_FromLong(found);
 }
 
 static PyMethodDef text_find_functions[] = {

@@ -81,3 +81,35 @@ def test_encode_of_what_is_not_a_str_names_the_text():
 def test_more_strings_than_the_native_scan_takes_give_the_same_answer():
     strings = [f"<{letter}" for letter in "abcdefghijkl"]  # 12 strings: found in Python
     assert PrefixScan(strings).found_in("x" * 50 + "<l") and not PrefixScan(strings).found_in("x<" * 50)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), alphabet=st.sampled_from(_KINDS))
+def test_strings_that_share_their_first_two_characters_are_found_in_one_pass(data, alphabet):
+    # many strings over few first pairs: groups of several strings, each compared where its pair occurs
+    heads = data.draw(st.lists(st.text(_KINDS[-1], min_size=1, max_size=2), min_size=1, max_size=3))
+    strings = data.draw(st.lists(st.tuples(st.sampled_from(heads), st.text(_KINDS[-1], max_size=3)).map("".join),
+                                 max_size=40))
+    text = data.draw(st.text(alphabet, max_size=150))
+    assert contains_any(text, tuple(strings)) == any(string in text for string in strings)
+    assert PrefixScan(strings).found_in(text) == any(string in text for string in strings)
+
+
+def test_a_model_s_added_tokens_are_looked_for_whole_where_the_native_scan_takes_them():
+    # Qwen 3's 26 added tokens share 3 first pairs; code holds "</" and "<t" without holding a token
+    from tokend.engine.added_tokens import AddedToken, AddedTokenMatcher
+
+    contents = [f"<|{name}|>" for name in ("endoftext", "im_start", "im_end", "fim_prefix", "fim_middle", "fim_suffix",
+                                           "fim_pad", "repo_name", "file_sep", "object_ref_start", "object_ref_end",
+                                           "box_start", "box_end", "quad_start", "quad_end", "vision_start",
+                                           "vision_end", "vision_pad", "image_pad", "video_pad")]
+    contents += ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>"]
+    tokens = AddedTokenMatcher([AddedToken(content=content, id=i) for i, content in enumerate(contents)])
+    assert PrefixScan(contents).native
+    code = "<table><tr><td>x</td></tr></table> <T> a <| b"
+    assert not tokens.may_occur(code) and tokens.split(code, active=lambda token: True) == [code]
+    for content in contents:
+        assert tokens.may_occur(code + content)
+        assert tokens.split(code + content, active=lambda token: True) == [code, contents.index(content)]
+    many = [f"<|x{i}|>" for i in range(40)]  # one pair, 40 strings: prefixes first, in Python
+    assert not PrefixScan(many).native and PrefixScan(many).found_in("a <|x39|>") and not PrefixScan(many).found_in("<|x")

@@ -64,8 +64,12 @@ class AddedTokenMatcher:
         ordered = sorted(self._by_content, key=lambda content: (-len(content), content))
         # Literal alternations, longest first: `re` finds the same matches as `regex` and compiles faster.
         self._regex = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-        # Cheap test first: no token can match unless one of these 1-2 character prefixes occurs.
-        self._prefixes = PrefixScan(content[:2] for content in ordered)
+        # Cheap test first: the tokens themselves where the core's scan takes them (a few groups of tokens
+        # that share their first two characters: Qwen's 26 make 3), else their 1-2 character prefixes, which
+        # no token can match without. Code holds Qwen's "</" and "<t" often: looking for those alone sent
+        # ~1 text of 3 to the regex below (~10 % of a count of code already seen).
+        whole = PrefixScan(ordered)
+        self._prefixes = whole if whole.native else PrefixScan(content[:2] for content in ordered)
 
     def __bool__(self) -> bool:
         return self._regex is not None

@@ -5,9 +5,10 @@ added tokens, which every encode and count of a model with such tokens runs on i
 >>> scan.found_in("a < b, c [d]"), scan.found_in("x </y>")
 (False, True)
 
-How: up to 8 strings, the native core's `contains_any` (service/native/text_find.c: the text scanned 16
-bytes a step, whatever its kind, for a string's first two characters at once; strings over 64 characters
-through CPython's own search), a pass over the text for each string. More strings: CPython's `str.find` of
+How: strings in up to 8 groups of at most 16 (a group: the strings that share their first two characters),
+the native core's `contains_any` (service/native/text_find.c: the text scanned 16 bytes a step, whatever its
+kind, for a group's first two characters at once, each of its strings compared where they occur; strings over
+64 characters through CPython's own search), a pass over the text for each group. More: CPython's `str.find` of
 one character is a memchr (~0.1 us on 8,000 characters), of two characters a general search (~7 us, ~1.2 G
 characters/s; a regex alternation of three ~2.5 us). So each distinct first character is found with
 `find`, and the strings are tried only where it occurs (`startswith`); text where a first character occurs
@@ -18,14 +19,18 @@ Not handled: which string is where (the callers search for the tokens themselves
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 from ._native import contains_any
 
 __all__ = ["PrefixScan"]
 
-# Strings looked for by the native core, one pass each; with more, the first characters in Python.
-_NATIVE_STRINGS = 8
+# Groups of strings (the strings that share their first two characters) looked for by the native core, one
+# pass each, and strings a group may hold (each compared wherever the two characters occur); with more, the
+# first characters in Python.
+_NATIVE_GROUPS = 8
+_NATIVE_GROUP_STRINGS = 32
 # Distinct first characters looked for one at a time; with more, one regex search.
 _MAX_FIRST_CHARACTERS = 4
 # Occurrences of a first character tried one at a time before the regex search takes the whole text.
@@ -48,7 +53,11 @@ class PrefixScan:
         # literal search is also faster than `regex`'s here).
         self._regex = re.compile("|".join(map(re.escape, longest_first))) if self.strings else None
         self._by_character = len(self._by_first) <= _MAX_FIRST_CHARACTERS
-        self._native = len(self.strings) <= _NATIVE_STRINGS
+        # native: the core's scan takes them (a string of one character is a group of its own)
+        pairs = Counter(string[:2] for string in self.strings if len(string) >= 2)
+        singles = sum(len(string) < 2 for string in self.strings)
+        self.native = (len(pairs) + singles <= _NATIVE_GROUPS
+                       and max(pairs.values(), default=0) <= _NATIVE_GROUP_STRINGS)  # fmt: skip
 
     def found_in(self, text: str) -> bool:
         """True when one of the strings occurs in `text`."""
@@ -56,7 +65,7 @@ class PrefixScan:
             return True
         if self._regex is None:
             return False
-        if self._native:
+        if self.native:
             return contains_any(text, self.strings)
         if not self._by_character:
             return self._regex.search(text) is not None
