@@ -26,9 +26,12 @@
 /* The strings looked for, grouped: a group is the strings that share their first two characters (each
  * string of one character is a group of its own), found in one pass over the text. */
 typedef struct {
-    const Py_UCS4 *chars; /* m characters */
+    const void *data; /* m characters of CPython's `kind` (the str's own buffer) */
+    int kind;
     Py_ssize_t m;
 } tk_needle;
+
+static inline Py_UCS4 needle_char(const tk_needle *needle, Py_ssize_t j) { return PyUnicode_READ(needle->kind, needle->data, j); }
 
 /* Whether one of the group's n needles (all >= `shortest` characters, sharing their first min(2, m)
  * characters; each character fitting the text's kind) occurs in text (length characters of type T, LANES of
@@ -38,7 +41,7 @@ typedef struct {
 #if defined(__SSE2__)
 #define TK_SCAN_STEPS(T, LANES, SET1, CMPEQ)                                                                    \
     if (shortest >= 2) {                                                                                       \
-        const __m128i first = SET1(group[0].chars[0]), second = SET1(group[0].chars[1]);                       \
+        const __m128i first = SET1(needle_char(group, 0)), second = SET1(needle_char(group, 1));               \
         /* at + LANES <= last + 1 keeps both loads (starts at..at+LANES-1, plus one) inside the text */        \
         for (; at + LANES <= last + 1; at += LANES) {                                                          \
             __m128i here = _mm_loadu_si128((const __m128i *)(text + at));                                      \
@@ -62,20 +65,21 @@ typedef struct {
         for (size_t k = 0; k < n; k++) {                                                                       \
             Py_ssize_t m = group[k].m, j = 0;                                                                  \
             if (m > length - at) continue;                                                                     \
-            while (j < m && text[at + j] == group[k].chars[j]) j++;                                            \
+            while (j < m && text[at + j] == needle_char(&group[k], j)) j++;                                    \
             if (j == m) return 1;                                                                              \
         }                                                                                                      \
         return 0;                                                                                              \
     }                                                                                                          \
     static int occurs_##T(const T *text, Py_ssize_t length, const tk_needle *group, size_t n, Py_ssize_t shortest) { \
         Py_ssize_t last = length - shortest, at = 0; /* last: the last place a needle can start */             \
+        const Py_UCS4 lead = needle_char(group, 0);                                                            \
         TK_SCAN_STEPS(T, LANES, SET1, CMPEQ)                                                                   \
         for (; at <= last; at++) {                                                                             \
             if (sizeof(T) == 1) { /* memchr to the next first character */                                     \
-                const void *hit = memchr(text + at, (int)group[0].chars[0], (size_t)(last - at + 1));          \
+                const void *hit = memchr(text + at, (int)lead, (size_t)(last - at + 1));                       \
                 if (!hit) return 0;                                                                            \
                 at = (const T *)hit - text;                                                                    \
-            } else if (text[at] != group[0].chars[0]) {                                                        \
+            } else if (text[at] != lead) {                                                                     \
                 continue;                                                                                      \
             }                                                                                                  \
             if (one_matches_##T(text, length, at, group, n)) return 1;                                         \
@@ -93,19 +97,14 @@ TK_OCCURS(Py_UCS4, 4, TK_SET1_32, _mm_cmpeq_epi32)
 /* Needles longer than this (the callers' are a few characters) go to CPython's search. */
 #define TK_SHORT_NEEDLE 64
 
-/* Orders needles by their first two characters (a needle of one character before the longer ones that
- * share it, and apart from them: it is a group of its own). */
-static int needle_order(const void *a, const void *b) {
-    const tk_needle *x = a, *y = b;
-    if (x->chars[0] != y->chars[0]) return x->chars[0] < y->chars[0] ? -1 : 1;
-    if ((x->m == 1) != (y->m == 1)) return x->m == 1 ? -1 : 1;
-    if (x->m == 1) return 0;
-    return x->chars[1] < y->chars[1] ? -1 : x->chars[1] > y->chars[1];
+/* Whether two needles of the text's kind share their first two characters (a needle of one character is a
+ * group of its own). */
+static int same_group(const tk_needle *x, const tk_needle *y) {
+    return x->m >= 2 && y->m >= 2 && needle_char(x, 0) == needle_char(y, 0) && needle_char(x, 1) == needle_char(y, 1);
 }
 
-static int same_group(const tk_needle *x, const tk_needle *y) {
-    return x->m >= 2 && y->m >= 2 && x->chars[0] == y->chars[0] && x->chars[1] == y->chars[1];
-}
+/* Needles kept on the stack; more take the heap. */
+#define TK_STACK_NEEDLES 64
 
 static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
@@ -126,14 +125,12 @@ static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t 
 #endif
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
-    /* the short needles that may occur, their characters back to back */
-    tk_needle *needles = PyMem_Malloc((size_t)(n_strings ? n_strings : 1) * sizeof *needles);
-    Py_UCS4 *chars = PyMem_Malloc((size_t)(n_strings ? n_strings : 1) * TK_SHORT_NEEDLE * sizeof *chars);
-    if (!needles || !chars) {
-        PyMem_Free(needles);
-        PyMem_Free(chars);
-        return PyErr_NoMemory();
-    }
+    /* the short needles that may occur, in the given order: a run of needles that share their first two
+     * characters is one group, one pass over the text (the callers pass them sorted, so each pair's needles
+     * are one run; in any other order the answer is the same, in more passes) */
+    tk_needle on_stack[TK_STACK_NEEDLES];
+    tk_needle *needles = n_strings <= TK_STACK_NEEDLES ? on_stack : PyMem_Malloc((size_t)n_strings * sizeof *needles);
+    if (!needles) return PyErr_NoMemory();
     int found = 0;
     size_t n = 0;
     for (Py_ssize_t i = 0; i < n_strings && !found; i++) {
@@ -157,24 +154,18 @@ static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t 
             found = at == -2 ? -1 : at >= 0;
             continue;
         }
-        Py_UCS4 *own = chars + n * TK_SHORT_NEEDLE;
-        for (Py_ssize_t j = 0; j < m; j++) own[j] = PyUnicode_READ(needle_kind, PyUnicode_DATA(needle), j);
-        needles[n++] = (tk_needle){own, m};
+        needles[n++] = (tk_needle){PyUnicode_DATA(needle), needle_kind, m};
     }
-    if (!found && n) {
-        qsort(needles, n, sizeof *needles, needle_order);
-        const void *data = PyUnicode_DATA(text);
-        for (size_t g = 0, end; g < n && !found; g = end) {
-            Py_ssize_t shortest = needles[g].m;
-            for (end = g + 1; end < n && same_group(&needles[g], &needles[end]); end++)
-                if (needles[end].m < shortest) shortest = needles[end].m;
-            found = kind == PyUnicode_1BYTE_KIND   ? occurs_Py_UCS1(data, length, needles + g, end - g, shortest)
-                    : kind == PyUnicode_2BYTE_KIND ? occurs_Py_UCS2(data, length, needles + g, end - g, shortest)
-                                                   : occurs_Py_UCS4(data, length, needles + g, end - g, shortest);
-        }
+    const void *data = PyUnicode_DATA(text);
+    for (size_t g = 0, end; g < n && !found; g = end) {
+        Py_ssize_t shortest = needles[g].m;
+        for (end = g + 1; end < n && same_group(&needles[g], &needles[end]); end++)
+            if (needles[end].m < shortest) shortest = needles[end].m;
+        found = kind == PyUnicode_1BYTE_KIND   ? occurs_Py_UCS1(data, length, needles + g, end - g, shortest)
+                : kind == PyUnicode_2BYTE_KIND ? occurs_Py_UCS2(data, length, needles + g, end - g, shortest)
+                                               : occurs_Py_UCS4(data, length, needles + g, end - g, shortest);
     }
-    PyMem_Free(needles);
-    PyMem_Free(chars);
+    if (needles != on_stack) PyMem_Free(needles);
     if (found < 0) return NULL;
     return PyBool_FromLong(found);
 }
