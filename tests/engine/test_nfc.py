@@ -77,3 +77,14 @@ def test_the_corpus_and_the_same_object_when_nothing_changes():
         assert result == _reference(text)
         if _reference(text) == text:
             assert result is text  # no copy (the core reads the text's UTF-8 from the object)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_ALPHABET, st.sampled_from(list("\u00e0\u00ff\u02ff\u2019\U0001f600"))), max_size=30).map("".join))
+def test_the_scan_passing_code_points_below_the_first_mark_finds_the_same_runs(text):
+    # nfc passes quiet_below (U+0300): characters before it are compared, not looked up; the runs must not move
+    from tokend.engine._native import nfc_runs
+    from tokend.engine.nfc import _quiet_below
+
+    assert _quiet_below() == min(code for code in SPECIAL if CLASSES[code] in (1, 2))
+    assert nfc_runs(text, CLASSES, _quiet_below()) == nfc_runs(text, CLASSES)

@@ -47,7 +47,7 @@ def nfc(text: str) -> str:
     """`unicodedata.normalize("NFC", text)`; `text` itself when it is NFC already."""
     if text.isascii():
         return text
-    runs = nfc_runs(text, _classes())
+    runs = nfc_runs(text, _classes(), _quiet_below())
     if not runs:
         return text
     parts = []
@@ -62,6 +62,16 @@ def nfc(text: str) -> str:
         return text
     parts.append(text[last:])
     return "".join(parts)
+
+
+@functools.cache
+def _quiet_below() -> int:
+    """The first code point of class _MARK or _MAYBE_OR_NO (U+0300 today): nfc_runs passes those before it
+    with one compare each, so Latin-1 text (curly quotes included: U+2019 is past it but a plain starter)
+    costs a compare a character, not a table read."""
+    table = _classes()
+    return min((table.find(bytes([cls])) for cls in (_MARK, _MAYBE_OR_NO) if table.find(bytes([cls])) >= 0),
+               default=len(table))
 
 
 @functools.cache
