@@ -100,6 +100,21 @@ def test_qwen3_non_special_added_tokens_are_always_matched():
     assert enc.encode(text, allowed_special="all") == theirs(oracle, text)
 
 
+def test_qwen3_default_policy_one_scan_finds_added_and_special_tokens():
+    # every special token of Qwen 3 is a raw added token: under the default policy encode/count look for the
+    # added tokens once, and check the special ones only in a text that holds an added token
+    enc, _, _ = models("qwen3")
+    assert enc._added_scan_covers_specials and not models("llama3")[0]._added_scan_covers_specials
+    for text in ("<table><td>x</td></table> <T>", "<think>\nplan</think> answer", "\ud800 <tool_call> x"):
+        expected = theirs(ordinary_oracle("qwen3"), text.replace("\ud800", "\ufffd"))
+        assert enc.encode(text) == expected and enc.count(text) == len(expected), text
+    for text in ("a <think> b <|im_end|>", "<|im_end|>", "\ud800 <think><|endoftext|>"):
+        for call in (enc.encode, enc.count):
+            with pytest.raises(DisallowedSpecialTokenError) as refused:
+                call(text)
+            assert refused.value.offset == text.index("<|"), (call, text)
+
+
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=120) | st.lists(
     st.sampled_from(["a", "A", " ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "1", "123", "4567", "😀", "é", "e\u0301",
                      "中文", "ひら", "!", "?.", "\u00a0", "\u3000", "<think>", "<|im_end|>", "<|begin_of_text|>",

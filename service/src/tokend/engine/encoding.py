@@ -220,6 +220,13 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         # calls (~1 us, 3-6 % of a count of a few KB; docs/decisions.md, "The special-token pre-check in C").
         self._default_goes_to_core = not self._uses_pipeline or self._added_are_raw_specials
         self._special_prefix_found = self._specials.prefix_found
+        # Every special token a raw added token (Qwen's: special ones beside plain ones like "<think>"): under
+        # the default policy a text without any added token holds no special token either, so one scan for
+        # the added tokens (TextPipeline.may_hold_added_tokens) answers both questions and encode/count go on
+        # without `_check_specials`' own (docs/decisions.md, "Added tokens looked for whole").
+        raw_added = {token.content for token in added if not token.normalized}
+        self._added_scan_covers_specials = (self._uses_pipeline and not self._added_are_raw_specials
+                                            and self._special_set <= raw_added)  # fmt: skip
         # count_batch under the default policy lets the core's workers look for the special tokens' prefixes
         # (`_count_batch_default_policy`): for a model whose texts go to the core as they are, and at most
         # the core's number of non-empty prefixes (batch_encode.h, TK_BATCH_MAX_NEEDLES).
@@ -288,6 +295,8 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         if (self._default_goes_to_core and is_default_policy(allowed_special, disallowed_special)
                 and not self._special_prefix_found(text)):
             return self._encode_without_added_tokens(text)
+        if self._added_scan_covers_specials and is_default_policy(allowed_special, disallowed_special):
+            return self._encode_items(text, _EMPTY, check_specials=True)
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
         if self._uses_pipeline:
             if self._added_are_raw_specials and is_default_policy(allowed_special, disallowed_special):
@@ -438,6 +447,8 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         if (self._default_goes_to_core and is_default_policy(allowed_special, disallowed_special)
                 and not self._special_prefix_found(text)):
             return self._count_without_added_tokens(text)
+        if self._added_scan_covers_specials and is_default_policy(allowed_special, disallowed_special):
+            return self._count_items(text, _EMPTY, check_specials=True)
         allowed = self._check_specials(text, allowed_special, disallowed_special, None)
         if self._uses_pipeline:
             if self._added_are_raw_specials and is_default_policy(allowed_special, disallowed_special):
@@ -582,13 +593,18 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
                 ids += segment_ids(item)
         return ids
 
-    def _encode_items(self, text: str, allowed: frozenset[str]) -> list[int]:
+    def _encode_items(self, text: str, allowed: frozenset[str], *, check_specials: bool = False) -> list[int]:
+        """Ids of `text` through the pipeline, `allowed` the special tokens `_check_specials` let through.
+        `check_specials`: that check is still to be made, under the default policy (`allowed` empty), and only
+        for a text that holds an added token (`_added_scan_covers_specials`)."""
         try:
             if not self._pipeline.may_hold_added_tokens(text):
                 return self._encode_text(text)
+            if check_specials:
+                allowed = self._check_specials(text, _EMPTY, "all", None)
             return self._items_to_ids(self._items(text, allowed))
         except UnicodeEncodeError:
-            return self._encode_items(fix_surrogates(text), allowed)
+            return self._encode_items(fix_surrogates(text), allowed, check_specials=check_specials)
 
     def _core_items(self, text: str, allowed: frozenset[str]) -> list[str | int]:
         """`text` as the core takes it: segments it encodes as they are (normalized, with the prefix space)
@@ -609,11 +625,14 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
             items = [_with_prefix_space(item) if type(item) is str else item for item in items]
         return items
 
-    def _count_items(self, text: str, allowed: frozenset[str]) -> int:
+    def _count_items(self, text: str, allowed: frozenset[str], *, check_specials: bool = False) -> int:
+        """`len(_encode_items(text, allowed, check_specials=check_specials))`."""
         try:
             if not self._pipeline.may_hold_added_tokens(text):
                 return self._count_text(text)
+            if check_specials:
+                allowed = self._check_specials(text, _EMPTY, "all", None)
             segment_count = self._segment_count
             return sum(1 if isinstance(item, int) else segment_count(item) for item in self._items(text, allowed))
         except UnicodeEncodeError:
-            return self._count_items(fix_surrogates(text), allowed)
+            return self._count_items(fix_surrogates(text), allowed, check_specials=check_specials)
