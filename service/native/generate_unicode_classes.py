@@ -89,10 +89,12 @@ def render() -> str:
     ]
     for name, (bit, class_text) in CLASSES.items():
         lines.append(f"#define {name} 0x{bit:02x} /* {class_text} */")
-    lines += ["", f"static const uint16_t tk_class_stage1[{len(stage1)}] = {{"]
+    lines += ["", "/* The tables are defined here, with external linkage (hidden: the build's -fvisibility), so this header is",
+              " * included by pretokenize.c alone; tokend_native.h declares them for its inline tk_unicode_classes. */",
+              f"const uint16_t tk_class_stage1[{len(stage1)}] = {{"]
     for row in range(0, len(stage1), 16):
         lines.append("    " + ", ".join(str(index) for index in stage1[row : row + 16]) + ",")
-    lines += ["};", "", f"static const uint8_t tk_class_stage2[{len(blocks) * BLOCK}] = {{"]
+    lines += ["};", "", f"const uint8_t tk_class_stage2[{len(blocks) * BLOCK}] = {{"]
     for block in blocks:
         for row in range(0, BLOCK, 32):
             lines.append("    " + ",".join(str(value) for value in block[row : row + 32]) + ",")

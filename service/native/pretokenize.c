@@ -470,7 +470,6 @@ static uint64_t number_second[256];
 _Static_assert(TK_UC_LETTER == TK_LETTER && TK_UC_NUMBER == TK_NUMBER && TK_UC_SPACE == TK_SPACE &&
                    TK_UC_UPPERISH == TK_UPPERISH && TK_UC_LOWERISH == TK_LOWERISH,
                "tk_unicode_classes' bits are unicode_classes.h's");
-uint8_t tk_unicode_classes(uint32_t cp) { return tk_classes(cp); }
 
 void tk_pretokenize_init(void) {
     /* per block of 256 code points of the class tables: does it hold a number? (152 blocks; then only the

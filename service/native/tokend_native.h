@@ -462,13 +462,20 @@ int tk_deepseek_v3_next(const uint8_t *s, size_t len, tk_deepseek_v3_state *stat
 void tk_pretokenize_init(void);
 
 /* The class bits of code point `cp` (unicode_classes.h, whose tables live in pretokenize.c alone), of which
- * these (the same bits there): \p{L}, \p{N}, \s, [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], [\p{Ll}\p{Lm}\p{Lo}\p{M}]. */
+ * these (the same bits there): \p{L}, \p{N}, \s, [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], [\p{Ll}\p{Lm}\p{Lo}\p{M}].
+ * Inline, through pointers to those tables: the bulk scanner's windows of other scripts look up every
+ * character, and a call each was 5-6 % of a `count` of multilingual text already seen (docs/decisions.md). */
 #define TK_UC_LETTER 0x01
 #define TK_UC_NUMBER 0x02
 #define TK_UC_SPACE 0x04
 #define TK_UC_UPPERISH 0x08
 #define TK_UC_LOWERISH 0x10
-uint8_t tk_unicode_classes(uint32_t cp);
+#define TK_UC_CODE_POINTS 0x110000 /* the tables' reach: code points past it have no class */
+extern const uint16_t tk_class_stage1[TK_UC_CODE_POINTS >> 8]; /* unicode_classes.h: a block per 256 code points */
+extern const uint8_t tk_class_stage2[];                         /* the blocks' class bits */
+static inline uint8_t tk_unicode_classes(uint32_t cp) {
+    return cp < TK_UC_CODE_POINTS ? tk_class_stage2[(uint32_t)tk_class_stage1[cp >> 8] << 8 | (cp & 0xff)] : 0;
+}
 
 /* 1 when a piece starts at every character (findall skips nothing): then Hugging Face's Split(Isolated),
  * matches and the gaps between them, is findall (no gaps), and the splitter calls the scanner directly. */

@@ -12,7 +12,9 @@
 #define TK_MARK 0x20 /* \p{M} */
 #define TK_PUNCT_SYMBOL 0x40 /* [\p{P}\p{S}] */
 
-static const uint16_t tk_class_stage1[4352] = {
+/* The tables are defined here, with external linkage (hidden: the build's -fvisibility), so this header is
+ * included by pretokenize.c alone; tokend_native.h declares them for its inline tk_unicode_classes. */
+const uint16_t tk_class_stage1[4352] = {
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
     16, 17, 18, 19, 20, 17, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
     31, 32, 33, 33, 34, 33, 33, 35, 33, 33, 33, 36, 37, 38, 39, 40,
@@ -287,7 +289,7 @@ static const uint16_t tk_class_stage1[4352] = {
     53, 53, 53, 53, 53, 53, 53, 53, 53, 53, 53, 53, 53, 53, 53, 53,
 };
 
-static const uint8_t tk_class_stage2[38912] = {
+const uint8_t tk_class_stage2[38912] = {
     0,0,0,0,0,0,0,0,0,4,4,4,4,4,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
     4,64,64,64,64,64,64,64,64,64,64,64,64,64,64,64,2,2,2,2,2,2,2,2,2,2,64,64,64,64,64,64,
     64,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,9,64,64,64,64,64,
