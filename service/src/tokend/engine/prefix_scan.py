@@ -5,7 +5,7 @@ added tokens, which every encode and count of a model with such tokens runs on i
 >>> scan.found_in("a < b, c [d]"), scan.found_in("x </y>")
 (False, True)
 
-How: strings in up to 8 groups of at most 16 (a group: the strings that share their first two characters),
+How: strings in up to 8 groups of at most 32 (a group: the strings that share their first two characters),
 the native core's `contains_any` (service/native/text_find.c: the text scanned 16 bytes a step, whatever its
 kind, for a group's first two characters at once, each of its strings compared where they occur; strings over
 64 characters through CPython's own search), a pass over the text for each group. More: CPython's `str.find` of
