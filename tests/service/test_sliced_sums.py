@@ -86,3 +86,15 @@ def test_decoded_bytes_of_a_native_buffer_is_exact(length):
         expected + len(encoding.decode_bytes(ids[: length // 3]))
     )
     assert decoded_bytes(encoding, [buffer], enough=0) == decoded_bytes(encoding, [ids + [2**32 - 1, 100_300]], enough=0)
+
+
+@pytest.mark.parametrize("length", [(1 << 20) - 1, 1 << 20, (1 << 20) + 1, (2 << 20) + 3])
+def test_native_varint_sizes_are_exact_across_the_32_bit_blocks(length):
+    # varint.h sums the extra bytes of each block of 2^20 ids in 32 bits, then into the total
+    from tokend.engine._native import varint_bytes
+
+    values = (0, 127, 128, 16383, 16384, 2_097_151, 2_097_152, 268_435_455, 268_435_456, 2**32 - 1)
+    ids = array("I", (values[(i * 7 + i // 3) % len(values)] for i in range(length)))
+    per_value = {value: (max(value.bit_length(), 1) + 6) // 7 for value in values}
+    assert varint_bytes(memoryview(ids)) == sum(per_value[value] for value in ids)
+    assert varint_bytes(memoryview(array("I", [2**32 - 1]) * length)) == 5 * length  # every block at its most
