@@ -115,6 +115,21 @@ def test_qwen3_default_policy_one_scan_finds_added_and_special_tokens():
             assert refused.value.offset == text.index("<|"), (call, text)
 
 
+def test_qwen3_default_policy_checks_special_tokens_in_the_text_as_given():
+    # repairing lone surrogates (or joining a pair) can make a special token that was not in the text: the
+    # one-scan path checks the text as given, as encode_batch and tiktoken do
+    document = files.qwen3_tokenizer_json()
+    for id_, content in ((151669, "<|\U0001f600|>"), (151670, "<|\ufffd|>")):
+        document["added_tokens"].append({"id": id_, "content": content, "single_word": False, "lstrip": False,
+                                         "rstrip": False, "normalized": False, "special": True})
+    enc = Encoding.from_model(parse_tokenizer_json(document, name="qwen3-astral").model)
+    assert enc._added_scan_covers_specials
+    for text in ("x <|\ud83d\ude00|> y", "x <|\ud800|> y"):
+        ids = enc.encode(text)
+        assert ids == enc.encode_batch([text])[0] and enc.count(text) == len(ids), text
+        assert 151669 not in ids and 151670 not in ids
+
+
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=120) | st.lists(
     st.sampled_from(["a", "A", " ", "  ", "\n", "\r\n", "\t", "'s", "'LL", "1", "123", "4567", "😀", "é", "e\u0301",
                      "中文", "ひら", "!", "?.", "\u00a0", "\u3000", "<think>", "<|im_end|>", "<|begin_of_text|>",

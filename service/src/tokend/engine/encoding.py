@@ -603,8 +603,10 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
             if check_specials:
                 allowed = self._check_specials(text, _EMPTY, "all", None)
             return self._items_to_ids(self._items(text, allowed))
-        except UnicodeEncodeError:
-            return self._encode_items(fix_surrogates(text), allowed, check_specials=check_specials)
+        except UnicodeEncodeError:  # specials checked on the text as given (repairing may join a pair into one)
+            if check_specials:
+                allowed = self._check_specials(text, _EMPTY, "all", None)
+            return self._encode_items(fix_surrogates(text), allowed)
 
     def _core_items(self, text: str, allowed: frozenset[str]) -> list[str | int]:
         """`text` as the core takes it: segments it encodes as they are (normalized, with the prefix space)
@@ -634,5 +636,7 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
                 allowed = self._check_specials(text, _EMPTY, "all", None)
             segment_count = self._segment_count
             return sum(1 if isinstance(item, int) else segment_count(item) for item in self._items(text, allowed))
-        except UnicodeEncodeError:
-            return self._count_items(fix_surrogates(text), allowed, check_specials=check_specials)
+        except UnicodeEncodeError:  # specials checked on the text as given (repairing may join a pair into one)
+            if check_specials:
+                allowed = self._check_specials(text, _EMPTY, "all", None)
+            return self._count_items(fix_surrogates(text), allowed)
