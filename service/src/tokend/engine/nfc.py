@@ -70,8 +70,8 @@ def _quiet_below() -> int:
     with one compare each, so Latin-1 text (curly quotes included: U+2019 is past it but a plain starter)
     costs a compare a character, not a table read."""
     table = _classes()
-    return min((table.find(bytes([cls])) for cls in (_MARK, _MAYBE_OR_NO) if table.find(bytes([cls])) >= 0),
-               default=len(table))
+    firsts = [table.find(bytes([cls])) for cls in (_MARK, _MAYBE_OR_NO)]
+    return min((first for first in firsts if first >= 0), default=len(table))
 
 
 @functools.cache

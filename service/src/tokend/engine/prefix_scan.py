@@ -53,7 +53,9 @@ class PrefixScan:
         # literal search is also faster than `regex`'s here).
         self._regex = re.compile("|".join(map(re.escape, longest_first))) if self.strings else None
         self._by_character = len(self._by_first) <= _MAX_FIRST_CHARACTERS
-        # native: the core's scan takes them (a string of one character is a group of its own)
+        # native: the core's scan takes them (a string of one character is a group of its own). contains_any
+        # groups a *run* of strings that share their first two characters: `self.strings` is sorted, so each
+        # pair's strings are one run and these counts are its passes.
         pairs = Counter(string[:2] for string in self.strings if len(string) >= 2)
         singles = sum(len(string) < 2 for string in self.strings)
         self.native = (len(pairs) + singles <= _NATIVE_GROUPS
