@@ -116,3 +116,49 @@ def test_a_template_that_does_not_compile_is_a_model_format_error():
 def test_limits_are_per_render_and_the_next_render_works():
     _refused("{{ 'a' * 10**9 }}", "size_limit")
     assert _render("{{ 'ok' * 3 }}") == "okokok"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 2**1500000 // (2**750000 + 1) }}",  # one C division holding the GIL for seconds
+        "{{ 2**1500000 % (2**750000 + 1) }}",
+        "{% set ns = namespace(x=1) %}{% set ns.x = 3**30000 %}{% for i in range(12) %}{% set ns.x = ns.x * ns.x %}{% endfor %}",
+    ],
+)
+def test_integer_arithmetic_is_bounded_before_it_runs(source):
+    error = _refused(source, "size_limit")
+    assert "bits" in str(error)
+
+
+def test_ordinary_integer_arithmetic_still_works():
+    assert _render("{{ 2**100 // 3 }} {{ 10**30 % 7 }} {{ (2**60) * (2**60) }}") == f"{2**100 // 3} {10**30 % 7} {2**120}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # A list holding the previous list twice: 40 small objects whose printed form would double each time.
+        "{% set ns = namespace(x=['a']) %}{% for i in range(40) %}{% set ns.x = [ns.x, ns.x] %}{% endfor %}{{ ns.x }}",
+        "{% set ns = namespace(x=['a'], y=['a']) %}{% for i in range(40) %}{% set ns.x = [ns.x, ns.x] %}"
+        "{% set ns.y = [ns.y, ns.y] %}{% endfor %}{{ ns.x == ns.y }}",  # comparing two of them
+        "{% set ns = namespace(x='a') %}{% for i in range(40) %}{% set ns.x = (ns.x, ns.x) %}{% endfor %}",
+        "{% set ns = namespace(x='a') %}{% for i in range(40) %}{% set ns.x = {'k': ns.x, 'v': ns.x} %}{% endfor %}",
+        "{% set ns = namespace(x='a') %}{% for i in range(40) %}{% set ns.x = namespace(a=ns.x, b=ns.x) %}{% endfor %}{{ ns.x }}",
+        "{% set ns = namespace(x={'a': 1}) %}{% for i in range(40) %}{% set ns.x = dict(a=ns.x.items(), b=ns.x.items()) %}{% endfor %}{{ ns.x }}",
+    ],
+)
+def test_values_that_reuse_themselves_are_sized_by_what_they_print(source):
+    error = _refused(source, "size_limit")
+    assert "limit 1,000,000" in str(error)
+
+
+@pytest.mark.parametrize("source", ["{{ lipsum(n=200000) }}", "{{ lipsum(n=16000000) }}", "{{ lipsum(1, False, 5, 10**8) }}"])
+def test_lipsum_is_bounded(source):
+    _refused(source, "size_limit")
+
+
+def test_lipsum_still_renders_paragraphs():
+    text = _render("{{ lipsum(2, False, 5, 9) }}")
+    assert text.count("\n\n") == 1 and text.endswith(".")
+    assert _render("{{ lipsum(1) }}").startswith("<p>")

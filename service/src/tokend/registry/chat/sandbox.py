@@ -22,6 +22,10 @@ How they are enforced, without threads or signals (a template cannot be killed f
   result size is estimated — counting every reference to a shared string, so a list of 1,000 references
   to one long string counts as 1,000 strings — and refused past `max_chars`; every result is checked again
   after. A `MemoryError` inside a template is reported as "size_limit" too.
+- values without a hook: every list, tuple and dict literal is sized as it is built (`_SizedLiterals`), and
+  every `{{ value }}` before it is printed, so `[x, x]` nested forty deep is refused, not printed or compared.
+- integers: an operand or result past `MAX_INT_BITS` is refused before the (GIL-holding) C arithmetic runs.
+- `lipsum` runs a paragraph at a time under the deadline.
 Not handled: a template's CPU time inside one bounded C operation (e.g. sorting 100,000 items), which the
 bounds above keep small.
 A render may be a trace (`render_template(..., tracer=)`, template_trace): the same render under the same
@@ -34,7 +38,7 @@ import contextvars
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MappingView
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,8 +46,11 @@ from typing import Any
 import jinja2
 import jinja2.ext
 import jinja2.nodes
+import markupsafe
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace, generate_lorem_ipsum
 
 from tokend.errors import ChatTemplateError, ModelFormatError
 from tokend.registry.chat.template_limits import TemplateLimits
@@ -78,8 +85,13 @@ class _Budget:
     def size(self, chars: int, what: str) -> None:
         if chars > self.max_chars:
             raise _LimitExceeded(
-                "size_limit", f"the chat template would build {what} of about {chars:,} characters (limit {self.max_chars:,})"
+                "size_limit", f"the chat template would build {what} of about {_amount(chars)} characters (limit {self.max_chars:,})"
             )
+
+
+def _amount(count: int) -> str:
+    # An estimate may be an integer too long for Python to print (more than 4,300 digits).
+    return f"{count:,}" if count < 10**18 else f"10^{len(hex(count)) * 4 * 3 // 10}"
 
 
 _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("tokend_chat_template_budget", default=None)
@@ -95,24 +107,37 @@ def _budget() -> _Budget:
 
 
 def _estimate(value: Any, cap: int) -> int:
-    """Characters `str(value)` would take, roughly, stopping once past `cap`. Every reference counts."""
+    """Characters `str(value)` would take, roughly, stopping once past `cap`. Every reference counts, and a
+    container referenced many times is sized once (`[x, x]` nested 40 deep prints 2**40 copies of x)."""
+    return _estimate_into(value, cap, {})
+
+
+def _estimate_into(value: Any, cap: int, sizes: dict[int, int]) -> int:
     if isinstance(value, str):
         return len(value)
     if isinstance(value, (bool, int, float)) or value is None:
         return 24 if not isinstance(value, int) or value.bit_length() < 64 else value.bit_length() // 3 + 1
+    known = sizes.get(id(value))  # the objects are alive for the whole estimate, so ids are not reused
+    if known is not None:
+        return known
     if isinstance(value, Mapping):
         items: Any = (item for pair in value.items() for item in pair)
-    elif isinstance(value, (list, tuple, set, frozenset)):
+    elif isinstance(value, (list, tuple, set, frozenset, MappingView)):
         items = iter(value)
+    elif isinstance(value, Namespace):  # prints as its attributes' dict
+        items = (item for pair in object.__getattribute__(value, "_Namespace__attrs").items() for item in pair)
     else:
-        return 64  # other objects (Undefined, Namespace, callables) print short
+        return 64  # other objects (Undefined, callables, generators) print short
     total = 2
-    for item in items:
+    for count, item in enumerate(items, 1):
         if type(item) is TracedText:
             _traced_in_container(item)
-        total += _estimate(item, cap) + 2
+        total += _estimate_into(item, cap, sizes) + 2
         if total > cap:
             break
+        if not count & 0xFFF:  # a long estimate still stops at the render's deadline
+            _budget().tick()
+    sizes[id(value)] = total
     return total
 
 
@@ -124,11 +149,57 @@ def _traced_in_container(item: TracedText) -> None:
     item._tracer.stop("content held in a list or dict whose size the sandbox checks")
 
 
+_SIZED = (str, list, tuple, dict, set, frozenset, Namespace, MappingView)
+
+# Python's integer arithmetic is one C call holding the GIL: `2**24000000 // (2**12000000 + 1)` runs for
+# minutes. At 2**16 bits (~19,700 digits; Python itself prints no more than 4,300) the slowest operation,
+# a division, takes milliseconds, and no chat template comes near it.
+MAX_INT_BITS = 1 << 16
+
+
+def _check_int(bits: int, what: str) -> None:
+    if bits > MAX_INT_BITS:
+        raise _LimitExceeded("size_limit", f"the chat template would build {what}: an integer of about {_amount(bits)} bits (limit {MAX_INT_BITS:,} bits)")
+
+
 def _check_value(value: Any, what: str) -> Any:
     budget = _budget()
-    if isinstance(value, (str, list, tuple, dict, set, frozenset)):
+    if isinstance(value, _SIZED):
         budget.size(_estimate(value, budget.max_chars), what)
+    elif isinstance(value, int):
+        _check_int(value.bit_length(), what)
     return value
+
+
+def _check_printed(value: Any) -> Any:
+    """Every `{{ value }}` before it is turned into text (the environment's `finalize`): a container is sized
+    first, so one that references itself many times over is refused instead of printed."""
+    if isinstance(value, _SIZED) and not isinstance(value, str):
+        _check_value(value, "output")
+    return value
+
+
+class _SizedLiterals(CodeGenerator):
+    """Builds every list, tuple and dict literal through `environment.sized(...)`: `[x, x]` is the one way a
+    template makes a value without a hook (`{% set ns.x = [ns.x, ns.x] %}` forty times prints 2**40 copies,
+    and `==` of two such values compares them all)."""
+
+    def _sized(self, visit: Any, node: jinja2.nodes.Expr, frame: Frame) -> None:
+        self.write("environment.sized(")
+        visit(self, node, frame)
+        self.write(")")
+
+    def visit_List(self, node: jinja2.nodes.List, frame: Frame) -> None:
+        self._sized(CodeGenerator.visit_List, node, frame)
+
+    def visit_Dict(self, node: jinja2.nodes.Dict, frame: Frame) -> None:
+        self._sized(CodeGenerator.visit_Dict, node, frame)
+
+    def visit_Tuple(self, node: jinja2.nodes.Tuple, frame: Frame) -> None:
+        if node.ctx == "load":  # not the targets of `{% for a, b in ... %}`
+            self._sized(CodeGenerator.visit_Tuple, node, frame)
+        else:
+            CodeGenerator.visit_Tuple(self, node, frame)
 
 
 _FORMAT_FIELD = re.compile(r"\{[^{}]*\}|%[^a-zA-Z%]*[a-zA-Z%]")
@@ -213,6 +284,34 @@ def _tojson(value: Any, ensure_ascii: bool = False, indent: Any = None, separato
     return _check_value(text, "JSON text")
 
 
+# lipsum's words are at most 14 characters; a paragraph of more than this many would take over 100 ms.
+_LIPSUM_MAX_WORDS = 100_000
+
+
+def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+    """Jinja's `lipsum`, one paragraph at a time under the render's deadline, refused up front when even its
+    shortest paragraphs would pass the size limit."""
+    budget = _budget()
+    n, min, max = int(n), int(min), int(max)
+    if max > _LIPSUM_MAX_WORDS:
+        budget.size(max * 4, "lipsum text")
+    budget.size(n * min * 3, "lipsum text")  # a word and its space take at least 3 characters
+    paragraphs: list[str] = []
+    produced = 0
+    for _ in range(n):
+        budget.tick()
+        paragraph = generate_lorem_ipsum(n=1, html=False, min=min, max=max)
+        produced += len(paragraph) + 2
+        budget.size(produced, "lipsum text")
+        paragraphs.append(paragraph)
+    if not html:
+        return "\n\n".join(paragraphs)
+    return markupsafe.Markup("\n".join(f"<p>{markupsafe.escape(p)}</p>" for p in paragraphs))
+
+
+_lipsum.__name__ = "lipsum"
+
+
 def _strftime_now(format: str) -> str:
     _check_format_spec(str(format), "a date")
     return datetime.now().strftime(format)
@@ -281,17 +380,26 @@ def _wrap_test(name: str, function: Any) -> Any:
 class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
     """transformers' chat-template environment, with every hook checking the render's budget."""
 
-    intercepted_binops = frozenset({"+", "*", "**", "%", "//"})
+    intercepted_binops = frozenset({"+", "-", "*", "**", "%", "//"})
+    code_generator_class = _SizedLiterals
 
     def __init__(self) -> None:
-        super().__init__(trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
+        super().__init__(
+            trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationBlock, jinja2.ext.loopcontrols], finalize=_check_printed
+        )
         self.filters["tojson"] = _tojson
         self.filters = {name: _wrap_filter(name, function) for name, function in self.filters.items()}
         self.tests = {name: _wrap_test(name, function) for name, function in self.tests.items()}
         self.globals["raise_exception"] = _raise_exception
         self.globals["strftime_now"] = _strftime_now
+        self.globals["lipsum"] = _lipsum
 
     concat = staticmethod(_bounded_join)  # block `set`, macro bodies, render()
+
+    @staticmethod
+    def sized(value: Any) -> Any:
+        """A list, tuple or dict literal as it is built (`_SizedLiterals`)."""
+        return _check_value(value, "a list" if isinstance(value, list) else "a tuple" if isinstance(value, tuple) else "a dict")
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         budget = _budget()
@@ -340,12 +448,17 @@ class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
                     budget.size(_estimate(sequence, budget.max_chars) * max(0, times), what)
         elif operator == "**":
             if isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right > 0:
-                budget.size(right * abs(left).bit_length() // 3, what)
+                budget.size(right * abs(left).bit_length() // 3, what)  # its digits
+                _check_int(right * abs(left).bit_length(), what)
         elif operator == "%" and isinstance(left, str):
             _check_format_spec(left, what)
             budget.size(len(left) + _estimate(right, budget.max_chars), what)
         elif operator == "+" and isinstance(left, (str, list, tuple)):
             budget.size(_estimate(left, budget.max_chars) + _estimate(right, budget.max_chars), what)
+        if isinstance(left, int) and isinstance(right, int):  # bools too: they are ints to Python
+            _check_int(max(left.bit_length(), right.bit_length()), what)  # operands may come from the conversation
+            if operator == "*":
+                _check_int(left.bit_length() + right.bit_length(), what)
         return _check_value(super().call_binop(context, operator, left, right), what)
 
 
