@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import time
 
 import pytest
 import tokenizers
@@ -252,3 +253,56 @@ def test_bytes_that_are_not_json_are_refused():
 
     with pytest.raises(ModelFormatError, match="not JSON"):
         read_tokenizer_json(b"{ nope", name="bad")
+
+
+def _split_then_byte_level(pattern) -> dict:
+    return {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": pattern, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    # Hostile or broken shapes: each a ModelFormatError naming the field, never a TypeError or AttributeError.
+    ({"pre_tokenizer": _split_then_byte_level("a|b")}, "pre_tokenizer Split pattern is str"),
+    ({"pre_tokenizer": _split_then_byte_level(["a"])}, "pre_tokenizer Split pattern is list"),
+    ({"pre_tokenizer": {"type": "Sequence", "pretokenizers": 5}}, "pre_tokenizer.pretokenizers is int"),
+    ({"normalizer": {"type": "Sequence", "normalizers": 5}}, "normalizer.normalizers is int"),
+    ({"decoder": {"type": "Sequence", "decoders": 5}}, "decoder.decoders is int"),
+    ({"model__merges": 5}, "model.merges is int"),
+    ({"model__merges": {"a": 1}}, "model.merges is dict"),
+    ({"model__vocab__zzzq": 2**32}, "model.vocab gives 'zzzq' the id 4294967296"),
+    ({"model__vocab__zzzq": 10**30}, "model.vocab gives 'zzzq' the id of 31 digits"),
+    ({"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": "x"}]}}, "post_processor.single\\[0\\].SpecialToken is str"),
+    ({"post_processor": {"type": "TemplateProcessing", "single": [5]}}, "post_processor.single\\[0\\] is int"),
+    ({"post_processor": {"type": "TemplateProcessing", "single": "abc"}}, "post_processor.single is str"),
+    ({"post_processor": {"type": "Sequence", "processors": 5}}, "post_processor.processors is int"),
+    # Split patterns past the bounds are refused before any engine compiles them.
+    ({"pre_tokenizer": _split_then_byte_level({"Regex": "(" * 400 + "a" + ")" * 400})}, "groups nest 400 deep"),
+    ({"pre_tokenizer": _split_then_byte_level({"Regex": "(?<=x)" + "[" * 100 + "a" + "]" * 100})}, "groups nest 100 deep"),
+    ({"pre_tokenizer": _split_then_byte_level({"Regex": "|".join(f"w{i}x" for i in range(200_000))})}, "characters \\(at most 16,384\\)"),
+])
+def test_malformed_components_are_refused_by_name(changes, fragment):
+    document = _gpt2_with(**changes)
+    with pytest.raises(ModelFormatError, match=fragment):
+        Encoding.from_model(parse_tokenizer_json(document, name="bad").model)
+
+
+def test_json_nested_too_deeply_is_refused():
+    from tokend.engine import read_tokenizer_json
+
+    with pytest.raises(ModelFormatError, match="nests too deeply"):
+        read_tokenizer_json(b"[" * 100_000 + b"]" * 100_000, name="bad")
+
+
+def test_a_pattern_the_regex_fallback_runs_is_bounded_in_time_and_still_exact_on_normal_text():
+    # A backreference is outside the native subset, so the `regex` module runs it; it backtracks
+    # exponentially on a run of "a"s. The model still encodes ordinary text exactly as tokenizers does.
+    document = _gpt2_with(pre_tokenizer=_split_then_byte_level({"Regex": r"(a|aa)+\1b|\s+|."}))
+    ours = Encoding.from_model(parse_tokenizer_json(document, name="backref").model)
+    reference = tokenizers.Tokenizer.from_str(json.dumps(document))
+    for text in ["aab hello", "aaaab xyz aab"]:
+        assert ours.encode(text) == reference.encode(text, add_special_tokens=False).ids
+    started = time.perf_counter()
+    with pytest.raises(ModelFormatError, match="took longer than .* backtracks"):
+        ours.encode("a" * 41 + "c")
+    assert time.perf_counter() - started < 5.0  # the bound is 0.1 s here; generous for shared cores

@@ -4,6 +4,8 @@ kind maps to its status with details."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from google.protobuf import struct_pb2
@@ -103,10 +105,14 @@ def test_template_failures_map_to_invalid_argument_and_resource_exhausted(stub):
     raised = call("beep", role="robot")
     assert raised.code() is grpc.StatusCode.INVALID_ARGUMENT and "robots may not speak: beep" in raised.details()
     assert details_of(raised).error_info["CHAT_TEMPLATE_ERROR"]["template_failure"] == "raised"
-    for content, limit in (("spin", "chat_template_seconds"), ("grow", "chat_template_max_chars")):
+    for content, limit in (("spin", "chat_template_seconds"), ("grow", "chat_template_max_chars"), ("divide", "chat_template_max_chars"),
+                           ("twins", "chat_template_max_chars"), ("lorem", "chat_template_seconds")):
+        started = time.monotonic()
         error = call(content)
         assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
         assert [subject for subject, _ in details_of(error).quota] == [limit]
+        assert time.monotonic() - started < 10  # each is stopped within the template's 1 s (it held the worker for minutes)
+    assert stub.CountTokens(pb.CountTokensRequest(model="templated", inputs=[pb.Input(text="still serving")]), timeout=30).total > 0
 
 
 def test_a_short_deadline_stops_a_template_as_deadline_exceeded(stub):

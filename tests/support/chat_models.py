@@ -8,7 +8,8 @@ Models (all OpenAI's cl100k_base / o200k_base ranks, published through ``Registr
   ``<|im_end|>`` 100265) and the built-in ``chatml`` format;
 - ``templated@1``: the same vocabulary with ``TEMPLATE`` below, a ChatML template that refuses the role
   "robot" (raise_exception), loops for ever on the content "spin" (its time limit) and builds 200 MB on
-  the content "grow" (its size limit);
+  the content "grow" (its size limit), and stops "divide" and "twins" (a huge integer division, lists built
+  of themselves) at its size limit before they run and "lorem" (200,000 paragraphs of lipsum) at its time limit;
 - ``o200k_base@1``: ``openai-chat`` (an estimate: counts, no ids);
 - ``plain@1``: cl100k_base without a chat format.
 Exactness of the formats is tests/chat's business (against the reference renderers); these models only
@@ -30,6 +31,11 @@ TEMPLATE = (
     "{%- if message.content == 'spin' %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
     "{% endfor %}{% endif %}"
     "{%- if message.content == 'grow' %}{{ 'ab' * 100000000 }}{% endif %}"
+    # hostile computations the size limit stops before they run (each held a worker for seconds to minutes)
+    "{%- if message.content == 'divide' %}{{ 2**24000000 // (2**12000000 + 1) }}{% endif %}"
+    "{%- if message.content == 'twins' %}{% set ns = namespace(x=['a'], y=['a']) %}{% for i in range(40) %}"
+    "{% set ns.x = [ns.x, ns.x] %}{% set ns.y = [ns.y, ns.y] %}{% endfor %}{{ ns.x == ns.y }}{% endif %}"
+    "{%- if message.content == 'lorem' %}{{ lipsum(n=200000) }}{% endif %}"
     "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
     "{%- endfor %}"
     "{%- if tools %}{{- '<|im_start|>tools\\n' + (tools | tojson) + '<|im_end|>\\n' }}{% endif %}"

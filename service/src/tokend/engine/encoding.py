@@ -65,6 +65,7 @@ from .pre_tokenizer import PrefixSpace, PreTokenizerStep, Split
 from .special_tokens import SpecialTokenSet, is_default_policy, resolve_policy, special_token_regex, split_at_specials
 from .splitting import MAX_STAGES, Splitter, SplitterChain, compile_splitter
 from .splitting.nodes import Dialect
+from .splitting.pattern_bounds import PatternTooComplex
 from .surrogates import fix_surrogates
 from .text_pipeline import TextPipeline, normalize
 from .vocabulary_checks import check_model
@@ -101,6 +102,8 @@ def _native_split(steps: tuple[PreTokenizerStep, ...], dialect: Dialect) -> tupl
     try:
         stages = [compile_splitter(step.pattern, dialect=dialect).native_stage("isolated" if step.keep_gaps else "findall")
                   for step in splits]
+    except PatternTooComplex:
+        raise
     except ModelFormatError:  # outside the compiler's subset: the regex module splits
         return None, False
     return PieceSplitter(stages), index > 0

@@ -46,6 +46,8 @@ from .pre_tokenizer import PrefixSpace, PreTokenizerStep, Split
 
 __all__ = ["read_tokenizer_json", "parse_tokenizer_json"]
 
+_MAX_ID = 2**32 - 2  # the native core's ids are 32-bit, one value reserved
+
 
 def read_tokenizer_json(data: bytes, *, name: str) -> TokenizerFile:
     """Parse tokenizer.json bytes (ModelFormatError for anything not understood)."""
@@ -53,6 +55,8 @@ def read_tokenizer_json(data: bytes, *, name: str) -> TokenizerFile:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         raise ModelFormatError(f"tokenizer.json of {name!r} is not JSON: {error}") from None
+    except RecursionError:
+        raise ModelFormatError(f"tokenizer.json of {name!r} nests too deeply to read") from None
     return parse_tokenizer_json(document, name=name)
 
 
@@ -100,6 +104,14 @@ class _Reader:
     def fail(self, component: str, problem: str):
         raise ModelFormatError(f"tokenizer.json of {self.name!r}: {component} {problem}")
 
+    def items(self, value: Any, field: str) -> list:
+        """`value` as a list (None: empty), else a ModelFormatError naming `field`."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(field, f"is {type(value).__name__}, not a list")
+        return value
+
     def unsupported(self, component: str, value: Any):
         kind = value.get("type") if isinstance(value, dict) else value
         self.fail(component, f"{kind!r} is not supported by tokend (byte-level BPE only); the model would tokenize differently")
@@ -107,9 +119,9 @@ class _Reader:
     def normalizer(self, value: Any) -> str | None:
         if value is None:
             return None
-        parts = value.get("normalizers") if isinstance(value, dict) and value.get("type") == "Sequence" else [value]
+        parts = self.items(value.get("normalizers"), "normalizer.normalizers") if isinstance(value, dict) and value.get("type") == "Sequence" else [value]
         kinds = set()
-        for part in parts or []:
+        for part in parts:
             if not isinstance(part, dict) or part.get("type") != "NFC":
                 self.unsupported("normalizer", part)
             kinds.add("NFC")
@@ -118,10 +130,10 @@ class _Reader:
     def pre_tokenizer(self, value: Any) -> tuple[list[PreTokenizerStep], bool]:
         if value is None:
             return [], False
-        parts = value.get("pretokenizers") if isinstance(value, dict) and value.get("type") == "Sequence" else [value]
+        parts = self.items(value.get("pretokenizers"), "pre_tokenizer.pretokenizers") if isinstance(value, dict) and value.get("type") == "Sequence" else [value]
         steps: list[PreTokenizerStep] = []
         byte_level = False
-        for part in parts or []:
+        for part in parts:
             kind = part.get("type") if isinstance(part, dict) else None
             if kind == "ByteLevel":
                 byte_level = True
@@ -134,6 +146,8 @@ class _Reader:
                     self.fail("pre_tokenizer Split", f"with behavior {part.get('behavior')!r} and invert "
                               f"{part.get('invert')!r} is not supported (only Isolated, not inverted)")
                 pattern = part.get("pattern") or {}
+                if not isinstance(pattern, dict):
+                    self.fail("pre_tokenizer Split pattern", f"is {type(pattern).__name__}, not {{\"Regex\": ...}} or {{\"String\": ...}}")
                 if isinstance(pattern.get("Regex"), str):
                     steps.append(Split(pattern["Regex"]))
                 elif isinstance(pattern.get("String"), str):
@@ -147,8 +161,8 @@ class _Reader:
         return steps, byte_level
 
     def decoder(self, value: Any) -> None:
-        parts = value.get("decoders") if isinstance(value, dict) and value.get("type") == "Sequence" else [value]
-        for part in parts or []:
+        parts = self.items(value.get("decoders"), "decoder.decoders") if isinstance(value, dict) and value.get("type") == "Sequence" else [value]
+        for part in parts:
             if part is not None and (not isinstance(part, dict) or part.get("type") != "ByteLevel"):
                 self.unsupported("decoder", part)
 
@@ -162,6 +176,9 @@ class _Reader:
             self.fail("model.vocab", "is missing or empty")
         if len(set(vocab.values())) != len(vocab) or any(type(token_id) is not int or token_id < 0 for token_id in vocab.values()):
             self.fail("model.vocab", "must give every token a distinct non-negative integer id")
+        if max(vocab.values()) > _MAX_ID:
+            text, token_id = max(vocab.items(), key=lambda item: item[1])
+            self.fail("model.vocab", f"gives {text[:40]!r} the id {token_id if token_id < 10**12 else 'of ' + str(len(str(token_id))) + ' digits'} (ids go up to {_MAX_ID:,})")
         vocabulary: dict[bytes, int] = {}  # bytes -> id, for the tokens BPE can produce
         extra_decoder: dict[int, bytes] = {}  # id -> bytes, for entries outside the byte-level alphabet
         for text, token_id in vocab.items():
@@ -178,7 +195,7 @@ class _Reader:
         reachable = set(vocabulary.values())
         flat: list[int] = []
         get = ids_by_text.get
-        for index, merge in enumerate(model.get("merges") or []):
+        for index, merge in enumerate(self.items(model.get("merges"), "model.merges")):
             parts = merge.split(" ") if type(merge) is str else merge
             if type(parts) is not list or len(parts) != 2 or type(parts[0]) is not str or type(parts[1]) is not str:
                 self.fail(f"model.merges[{index}]", f"= {merge!r} is neither 'a b' nor ['a', 'b']")
@@ -227,17 +244,22 @@ class _Reader:
         kind = value.get("type")
         if kind == "Sequence":
             bos = eos = None
-            for part in value.get("processors") or []:
+            for part in self.items(value.get("processors"), "post_processor.processors"):
                 part_bos, part_eos = self.bos_eos(part)
                 bos, eos = bos or part_bos, eos or part_eos
             return bos, eos
         if kind == "TemplateProcessing":
             before, after, seen_text = [], [], False
-            for item in value.get("single") or []:
+            for index, item in enumerate(self.items(value.get("single"), "post_processor.single")):
+                if not isinstance(item, dict):
+                    self.fail(f"post_processor.single[{index}]", f"is {type(item).__name__}, not an object")
                 if "Sequence" in item:
                     seen_text = True
                 elif "SpecialToken" in item:
-                    (after if seen_text else before).append(item["SpecialToken"].get("id"))
+                    special = item["SpecialToken"]
+                    if not isinstance(special, dict):
+                        self.fail(f"post_processor.single[{index}].SpecialToken", f"is {type(special).__name__}, not an object with an id")
+                    (after if seen_text else before).append(special.get("id"))
             return (before[0] if before else None), (after[-1] if after else None)
         if kind in ("RobertaProcessing", "BertProcessing"):
             cls, sep = value.get("cls"), value.get("sep")

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from ..errors import ModelFormatError
 from .splitting import Splitter, compile_splitter
 from .splitting.nodes import Dialect
+from .splitting.pattern_bounds import PatternTooComplex
 
 if TYPE_CHECKING:
     from .regex_splitter import RegexSplitter
@@ -86,6 +87,8 @@ def compile_step_splitter(pattern: str, *, dialect: Dialect) -> Splitter | Regex
     (ModelFormatError when neither compiles it)."""
     try:
         return compile_splitter(pattern, dialect=dialect)
+    except PatternTooComplex:
+        raise
     except ModelFormatError:
         from .regex_splitter import compile_regex_splitter  # `regex`: imported only for such a pattern
 

@@ -27,8 +27,17 @@ import regex
 
 from ..errors import ModelFormatError
 from .splitting.nodes import Dialect
+from .splitting.pattern_bounds import check_pattern_bounds
 
 __all__ = ["RegexSplitter", "compile_regex_splitter"]
+
+
+# The `regex` module backtracks, and a pattern outside the native subset (a backreference, a lookbehind) can
+# take exponential time on a short text: "(a|aa)+\\1b" on 41 "a"s runs for minutes, holding a worker. Every
+# call is bounded by a time linear in the text, far above what any real pattern needs (they run at 5-20 MB/s),
+# and lets other threads run while it matches.
+BASE_SECONDS = 0.1
+SECONDS_PER_CHAR = 2e-6
 
 
 class RegexSplitter:
@@ -38,43 +47,65 @@ class RegexSplitter:
         self.pattern = pattern
         self.dialect = dialect
         self._compiled = regex.compile(pattern)
-        self.findall = self._compiled.findall if self._compiled.groups == 0 else self._whole_matches
-        self.split_isolated = self._split_isolated_slow
+        self._split = None
         if self._compiled.groups == 0:
             # One C call: splitting on the whole pattern as one capturing group yields gaps and matches in
             # turn (2-3x faster than finditer). A pattern with groups of its own (or global flags, which
             # cannot move inside a group) keeps the loop.
             try:
-                splitter = regex.compile(f"({pattern})").split
+                self._split = regex.compile(f"({pattern})").split
             except regex.error:
                 pass
-            else:
-                self.split_isolated = lambda text: [piece for piece in splitter(text) if piece]
 
-    def _whole_matches(self, text: str) -> list[str]:
-        return [match.group() for match in self._compiled.finditer(text)]
+    def findall(self, text: str) -> list[str]:
+        """The matches (whole matches, also for a pattern with groups)."""
+        try:
+            if self._compiled.groups == 0:
+                return self._compiled.findall(text, concurrent=True, timeout=_seconds(text))
+            return [match.group() for match in self._compiled.finditer(text, concurrent=True, timeout=_seconds(text))]
+        except TimeoutError:
+            raise self._too_slow(text) from None
 
-    def _split_isolated_slow(self, text: str) -> list[str]:
-        pieces: list[str] = []
-        end = 0
-        for match in self._compiled.finditer(text):
-            start = match.start()
-            if start > end:
-                pieces.append(text[end:start])
-            if match.end() > start:
-                pieces.append(match.group())
-            end = match.end()
-        if end < len(text):
-            pieces.append(text[end:])
-        return pieces
+    def split_isolated(self, text: str) -> list[str]:
+        """The matches and the text between them, in order."""
+        try:
+            if self._split is not None:
+                return [piece for piece in self._split(text, concurrent=True, timeout=_seconds(text)) if piece]
+            pieces: list[str] = []
+            end = 0
+            for match in self._compiled.finditer(text, concurrent=True, timeout=_seconds(text)):
+                start = match.start()
+                if start > end:
+                    pieces.append(text[end:start])
+                if match.end() > start:
+                    pieces.append(match.group())
+                end = match.end()
+            if end < len(text):
+                pieces.append(text[end:])
+            return pieces
+        except TimeoutError:
+            raise self._too_slow(text) from None
+
+    def _too_slow(self, text: str) -> ModelFormatError:
+        return ModelFormatError(
+            f"split pattern {self.pattern[:80]!r} (outside the native subset, run by the regex module) took longer than "
+            f"{_seconds(text):.2g} s on a text of {len(text):,} characters: it backtracks on such text"
+        )
 
     def __repr__(self) -> str:
         return f"RegexSplitter({self.pattern!r}, dialect={self.dialect!r})"
 
 
+def _seconds(text: str) -> float:
+    return BASE_SECONDS + SECONDS_PER_CHAR * len(text)
+
+
 def compile_regex_splitter(pattern: str, *, dialect: Dialect = "python-regex") -> RegexSplitter:
     """Compile `pattern`; a pattern that does not compile raises ModelFormatError naming it."""
+    check_pattern_bounds(pattern)
     try:
         return RegexSplitter(pattern, dialect)
+    except RecursionError:  # the bounds keep real nesting shallow; this is the last guard
+        raise ModelFormatError(f"split pattern {pattern[:200]!r} nests too deeply to compile") from None
     except regex.error as error:
         raise ModelFormatError(f"split pattern {pattern[:200]!r} does not compile: {error}") from None

@@ -184,6 +184,8 @@ def detect_format(paths: Sequence[Path]) -> ImportFormat:
             document = json.loads(data)
         except (ValueError, UnicodeDecodeError) as error:
             raise ModelFormatError(f"{path.name} starts like JSON but does not parse: {error}") from None
+        except RecursionError:
+            raise ModelFormatError(f"{path.name} is JSON nested too deeply to read") from None
         if isinstance(document, dict) and "model" in document:
             return "hf"
         if isinstance(document, dict) and "config" in document and "vocab" in document:

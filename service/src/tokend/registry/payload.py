@@ -165,8 +165,12 @@ def _parse(payload_format: PayloadFormat, content: bytes, *, name: str, what: st
         return parse_payload(payload_format, content, name=name, **manifest_fields)
     except ModelFormatError:
         raise
-    except (ValueError, KeyError, TypeError) as error:
-        raise ModelFormatError(f"payload of {what} does not load: {error}") from None
+    except RecursionError:
+        raise ModelFormatError(f"payload of {what} does not load: it nests too deeply") from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError) as error:
+        # A parser's own checks name the field; this catches what they miss, so a hostile file is a
+        # ModelFormatError (MODEL_BROKEN), never an internal error.
+        raise ModelFormatError(f"payload of {what} does not load: {type(error).__name__}: {str(error)[:200]}") from None
 
 
 def _named_tokens(manifest: Manifest) -> dict[str, str | None]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from . import unicode_properties as props
 from .charset import CharSet, case_variants, multi_character_folds
+from .pattern_bounds import check_pattern_bounds
 from .nodes import (
     DIALECTS,
     Alternation,
@@ -67,6 +68,7 @@ def parse(pattern: str, dialect: Dialect):
     """The AST of `pattern` in `dialect`; raises UnsupportedPattern."""
     if dialect not in DIALECTS:
         raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
+    check_pattern_bounds(pattern)  # PatternTooComplex: not an UnsupportedPattern, so no fallback engine tries it
     return _Parser(pattern, dialect).parse()
 
 
