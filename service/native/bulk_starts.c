@@ -268,7 +268,7 @@ static inline unsigned bit_index(uint64_t x) { return (unsigned)__builtin_ctzll(
 
 #if TK_BULK_WIDE
 
-static TK_BULK_INLINE __attribute__((target("bmi2"))) uint64_t wide_starts(const uint8_t *p, size_t pos, size_t *retry,
+static TK_BULK_INLINE __attribute__((target("bmi2,popcnt"))) uint64_t wide_starts(const uint8_t *p, size_t pos, size_t *retry,
                                                                          const window_classes *c, int o200k,
                                                                          int with_suffixes, int contractions,
                                                                          int max_digits) {
@@ -334,7 +334,7 @@ static TK_BULK_INLINE __attribute__((target("bmi2"))) uint64_t wide_starts(const
 
 /* wide_starts for each set of rules, its own copy (the loop over characters without the others' tests) */
 #define TK_WIDE_STARTS(name, o200k, with_suffixes, contractions, max_digits)                                      \
-    __attribute__((target("bmi2"), noinline)) static uint64_t name(const uint8_t *p, size_t pos, size_t *retry,     \
+    __attribute__((target("bmi2,popcnt"), noinline)) static uint64_t name(const uint8_t *p, size_t pos, size_t *retry,     \
                                                                   const window_classes *c) {                     \
         return wide_starts(p, pos, retry, c, o200k, with_suffixes, contractions, max_digits);                     \
     }
@@ -343,13 +343,15 @@ TK_WIDE_STARTS(wide_qwen2, 0, 0, 1, 1)
 TK_WIDE_STARTS(wide_o200k, 1, 1, 0, 3)
 TK_WIDE_STARTS(wide_tekken, 1, 0, 0, 1)
 
-/* BMI2 with pext and pdep in hardware (not microcode): read once (a racing first read computes the same). */
+/* BMI2 with pext and pdep in hardware (not microcode), and POPCNT (the windows count their characters with it;
+ * every BMI2 processor has it): read once (a racing first read computes the same). */
 static int fast_bmi2(void) {
     static int known = -1;
     int fast = __atomic_load_n(&known, __ATOMIC_RELAXED);
     if (fast < 0) {
         __builtin_cpu_init();
-        fast = __builtin_cpu_supports("bmi2") && !__builtin_cpu_is("amdfam15h") && !__builtin_cpu_is("amdfam17h");
+        fast = __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt") && !__builtin_cpu_is("amdfam15h") &&
+               !__builtin_cpu_is("amdfam17h");
         __atomic_store_n(&known, fast, __ATOMIC_RELAXED);
     }
     return fast;
