@@ -64,6 +64,35 @@ def test_malformed_references_are_400(bounded, ref):
     assert reply.status == 400 and reply.error["field"] == "model"
 
 
+_VALID = {
+    "encode": {"model": "cl100k_base", "text": "hi there"},
+    "count": {"model": "cl100k_base", "text": "hi there"},
+    "decode": {"model": "cl100k_base", "ids": [1, 2, 3]},
+    "truncate": {"model": "cl100k_base", "text": "hi there", "max_tokens": 1},
+    "chunk": {"model": "cl100k_base", "text": "hi there", "max_tokens": 1},
+}
+_FIELDS = {
+    "encode": ["model", "inputs", "text", "allowed_special", "disallowed_special", "detail", "offsets"],
+    "count": ["model", "inputs", "text", "allowed_special", "disallowed_special"],
+    "decode": ["model", "inputs", "ids", "errors", "output"],
+    "truncate": ["model", "inputs", "text", "allowed_special", "disallowed_special", "max_tokens", "side"],
+    "chunk": ["model", "inputs", "text", "allowed_special", "disallowed_special", "max_tokens", "overlap", "prefer",
+              "max_chunks"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("endpoint, field", [(endpoint, field) for endpoint, fields in _FIELDS.items() for field in fields])
+def test_a_field_of_another_json_type_is_a_4xx_naming_it(bounded, endpoint, field):
+    # `"prefer": ["a"]` was a 500 (a list is not hashable); every field gets each JSON type it does not take.
+    for value in (["a"], {"a": 1}, 2**70, 1.5, [["a"]]):
+        reply = bounded.post(f"/api/v1/{endpoint}", {**_VALID[endpoint], field: value})
+        if reply.status == 200:
+            continue  # a value the field takes (a list of strings for a special-token set, a large budget)
+        assert 400 <= reply.status < 500, (field, value, reply.body[:300])
+        named = reply.error.get("field") or reply.error["message"]
+        assert field in named or (field == "ids" and "inputs[0]" in named), (field, value, reply.error)
+
+
 # ---- HTTP itself: every refusal is a JSON error with a 4xx and the page's security headers ----------------
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy")
 

@@ -124,7 +124,7 @@ def iter_chunks(
         raise InvalidBudgetError(
             "overlap", f"overlap must be >= 0 and below max_tokens ({max_tokens}), got {overlap}"
         )
-    if prefer not in PREFERENCES:
+    if not isinstance(prefer, str) or prefer not in PREFERENCES:  # a list from JSON is not hashable
         raise InvalidBudgetError("prefer", f"prefer must be one of {', '.join(map(repr, PREFERENCES))}, got {prefer!r}")
     grid = align_tokens(encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special)
     if max_chunks is not None and len(grid.ids) > max_chunks * max_tokens:

@@ -92,7 +92,7 @@ def truncate(
 ) -> Truncation:
     """The longest prefix (`side="right"`) or suffix (`"left"`) of `text` that fits `max_tokens` (see above)."""
     max_tokens = check_max_tokens(max_tokens, minimum=0)
-    if side not in SIDES:
+    if not isinstance(side, str) or side not in SIDES:
         raise InvalidBudgetError("side", f"side must be 'right' (keep the beginning) or 'left' (keep the end), got {side!r}")
     if not isinstance(text, str):
         raise TypeError(f"text must be str, got {type(text).__name__}")
