@@ -160,6 +160,16 @@ def test_user_errors_are_one_line_with_a_non_zero_status(tmp_path):
     fails(2, "registry", "alias", "m", "--registry", str(tmp_path))  # neither ALIAS VERSION nor --history
 
 
+def test_hostile_arguments_and_input_are_one_line_errors(tmp_path, corpus):
+    # Each of these printed a Python traceback (issue 13).
+    assert "nests too deeply" in fails(2, "decode", "--model", "cl100k_base", stdin="[" * 100_000 + "]" * 100_000)
+    assert "does not parse: Invalid IPv6 URL" in fails(1, "count", "--registry", "http://[::1", "--model", "x", "--text", "x")
+    train = ("train", "--input", str(corpus), "--vocab-size", "260", "--name", "x", "--registry", str(tmp_path / "r"))
+    assert "groups nest 400 deep (at most 64)" in fails(2, *train, "--pattern", "(" * 400 + "a" + ")" * 400)
+    assert "id 5 is inside the trained vocabulary (< 260)" in fails(2, *train, "--special", "<|x|>=5")
+    assert not (tmp_path / "r").exists() or "x" not in ok("registry", "list", "--registry", str(tmp_path / "r"))
+
+
 def test_verify_reports_a_tampered_version_and_exits_1(tmp_path, corpus):
     registry = tmp_path / "models"
     ok("train", "--input", str(corpus), "--vocab-size", "270", "--name", "a", "--registry", str(registry), "--quiet")

@@ -49,17 +49,23 @@ def resolve_pattern(value: str) -> str:
         return PATTERNS[value]
     import regex
 
+    from tokend.engine.splitting.pattern_bounds import PatternTooComplex, check_pattern_bounds
+
     try:
+        check_pattern_bounds(value)  # before the regex module's parser, which recurses once per nested group
         regex.compile(value)
+    except PatternTooComplex as error:
+        raise UsageError(f"--pattern: {error}") from None
     except regex.error as error:
         raise UsageError(
-            f"--pattern {value!r} is neither one of {', '.join(sorted(PATTERNS))} nor a valid regex: {error}"
+            f"--pattern {value[:200]!r} is neither one of {', '.join(sorted(PATTERNS))} nor a valid regex: {error}"
         ) from None
     return value
 
 
 def parse_special_tokens(values: list[str] | None, *, first_free_id: int) -> dict[str, int]:
-    """`TOKEN` (next free id from `first_free_id`) or `TOKEN=ID`, in order; duplicates are refused."""
+    """`TOKEN` (next free id from `first_free_id`) or `TOKEN=ID` (an ID of `first_free_id` or more), in order;
+    duplicates are refused."""
     special_tokens: dict[str, int] = {}
     next_id = first_free_id
     for value in values or []:
@@ -79,5 +85,10 @@ def parse_special_tokens(values: list[str] | None, *, first_free_id: int) -> dic
             next_id += 1
         if token_id in special_tokens.values():
             raise UsageError(f"special token id {token_id} is given twice")
+        if token_id < first_free_id:
+            raise UsageError(
+                f"--special {value!r}: id {token_id} is inside the trained vocabulary (< {first_free_id}); "
+                f"give an id of {first_free_id} or more, or only the token"
+            )
         special_tokens[token] = token_id
     return special_tokens

@@ -120,9 +120,10 @@ def parse_token_ids(text: str) -> list[int]:
                 raise ValueError("the JSON list must hold only integers")
             return tokens
         return [int(part) for part in stripped.split()]
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: JSON nested past the parser's depth
+        reason = error if isinstance(error, ValueError) else "the JSON nests too deeply"
         raise UsageError(
-            f"cannot read token ids ({error}): give integers separated by spaces, e.g. '15339 1917', or a JSON list"
+            f"cannot read token ids ({reason}): give integers separated by spaces, e.g. '15339 1917', or a JSON list"
         ) from None
 
 

@@ -73,7 +73,10 @@ class HttpSource(Source):
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         load_timeout: float = DEFAULT_LOAD_TIMEOUT_SECONDS,
     ):
-        parsed = urllib.parse.urlsplit(base_url)
+        try:
+            parsed = urllib.parse.urlsplit(base_url)
+        except ValueError as error:  # e.g. "http://[::1": Invalid IPv6 URL
+            raise RegistryError(f"registry URL {base_url[:200]!r} does not parse: {error}") from None
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise RegistryError(f"registry URL {base_url!r} must be http:// or https:// with a host")
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
