@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import time
 from pathlib import Path
 
 import mistral_common
@@ -88,7 +89,16 @@ def test_a_small_file_loads_with_ids_shifted_by_the_special_slots():
     ({"config": {"pattern": "x", "default_vocab_size": 1300, "default_num_special_tokens": 10, "version": "v3"}}, "slots"),
     ({"vocab": [{"rank": 0, "token_bytes": "AA=="}]}, "vocab entries"),
     ({"special_tokens": [{"rank": 1, "token_str": "<s>", "is_control": True}]}, "ranks 0, 1, 2"),
+    ({"config": {"pattern": "x", "default_vocab_size": 1300, "default_num_special_tokens": 0, "version": "v3"}},
+     "default_num_special_tokens = 0 is outside"),
+    # 4,000,000 slots in a small file: refused by name before a filler is made (it made 1 GB first)
+    ({"config": {"pattern": "x", "default_vocab_size": 4_000_300, "default_num_special_tokens": 4_000_000, "version": "v3"}},
+     "default_num_special_tokens = 4000000 is outside 1..65,536"),
+    ({"config": {"pattern": "x", "default_vocab_size": 1300, "default_num_special_tokens": 60_000, "version": "v3"}},
+     "vocab entries"),
 ])
 def test_bad_files_are_refused(changes, fragment):
+    started = time.perf_counter()
     with pytest.raises(ModelFormatError, match=fragment):
         read_tekken_json(_file(**changes), name="bad")
+    assert time.perf_counter() - started < 2.0  # generous: no filler tokens are made for a file refused

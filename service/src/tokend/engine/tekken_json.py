@@ -35,7 +35,7 @@ from ..errors import ModelFormatError
 from .byte_level_model import ByteLevelModel, TokenizerFile
 from .pre_tokenizer import Split
 
-__all__ = ["read_tekken_json", "TEKKEN_DEFAULT_SPECIAL_TOKENS"]
+__all__ = ["read_tekken_json", "TEKKEN_DEFAULT_SPECIAL_TOKENS", "MAX_SPECIAL_TOKENS"]
 
 # mistral-common's Tekkenizer.DEPRECATED_SPECIAL_TOKENS (ranks 0..19), used when the file lists none.
 TEKKEN_DEFAULT_SPECIAL_TOKENS = (
@@ -44,6 +44,9 @@ TEKKEN_DEFAULT_SPECIAL_TOKENS = (
     "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]",
 )
 _FILLER = "<SPECIAL_{id}>"
+# Tekken files have 1,000 special-token slots; a slot is a token string and a dict entry (~150 bytes), so a
+# 122 KB file asking for 4,000,000 of them made 1 GB before anything else was checked.
+MAX_SPECIAL_TOKENS = 65_536
 _VERSION = re.compile(r"^v(\d+)$")
 
 
@@ -65,6 +68,8 @@ def read_tekken_json(data: bytes, *, name: str) -> TokenizerFile:
         num_special = int(config["default_num_special_tokens"])
     except (KeyError, TypeError, ValueError) as error:
         fail(f"config lacks pattern / default_vocab_size / default_num_special_tokens ({error})")
+    if not 0 < num_special <= MAX_SPECIAL_TOKENS:  # each slot becomes a token string: bound them before making any
+        fail(f"config.default_num_special_tokens = {num_special} is outside 1..{MAX_SPECIAL_TOKENS:,} (Tekken files have 1,000)")
     version = _VERSION.match(str(config.get("version", "")))
     if version is None:
         fail(f"config.version {config.get('version')!r} is not a Tekken version such as 'v3'")
@@ -82,11 +87,11 @@ def read_tekken_json(data: bytes, *, name: str) -> TokenizerFile:
         specials = [str(entry["token_str"]) for entry in ordered]
     if not 0 < len(specials) <= num_special or len(set(specials)) != len(specials):
         fail(f"has {len(specials)} special tokens for {num_special} slots (they must be distinct and fit)")
-    specials += [_FILLER.format(id=rank) for rank in range(len(specials), num_special)]
     vocab = document.get("vocab")
     inner_size = vocab_size - num_special
     if not isinstance(vocab, list) or not 256 <= inner_size <= len(vocab):
         fail(f"needs at least default_vocab_size - default_num_special_tokens = {inner_size} (>= 256) vocab entries")
+    specials += [_FILLER.format(id=rank) for rank in range(len(specials), num_special)]
     vocabulary: dict[bytes, int] = {}
     for rank, entry in enumerate(vocab[:inner_size]):
         try:
