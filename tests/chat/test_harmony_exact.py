@@ -60,3 +60,14 @@ def test_tool_result_needs_a_function_name(harmony):
     with pytest.raises(ChatRequestError) as caught:
         harmony.encode_chat([{"role": "user", "content": "x"}, {"role": "tool", "content": "42", "tool_call_id": "nope"}])
     assert caught.value.message_index == 1 and caught.value.field == "messages[1].name"
+
+
+@pytest.mark.parametrize("description", ["x\r", "\r", "\r\r", "a\r\nb\r", "x\r\r", "x\r\n", "a\rb", "a\n\nb\n", "\n", "a\r\n\r\n"])
+def test_line_endings_in_descriptions_as_in_openai_harmony(harmony, description):
+    # openai-harmony splits descriptions with Rust's `str::lines()`, which keeps a bare "\r" at the very end.
+    tools = [{"type": "function", "function": {"name": "f", "description": description, "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "description": description}}}}}]
+    messages = [{"role": "user", "content": "hi"}]
+    expected = render(messages, tools, True)
+    assert harmony.encode_chat(messages, tools, True).ids == expected
+    assert harmony.count_chat(messages, tools, True).total == len(expected)

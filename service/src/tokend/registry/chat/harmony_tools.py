@@ -20,13 +20,15 @@ __all__ = ["tools_section", "schema_to_typescript", "rust_lines"]
 
 
 def rust_lines(text: str) -> list[str]:
-    """Rust's `str::lines()`: split on "\\n", drop one trailing "\\r" per line, no empty last line."""
-    if not text:
-        return []
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    """Rust's `str::lines()` (since Rust 1.77, which openai-harmony is built with): split on "\\n", a "\\r"
+    before a "\\n" is part of the line ending, no empty last line. A bare "\\r" at the very end stays.
+
+    >>> rust_lines("a\\r\\nb\\r"), rust_lines("x\\r\\n"), rust_lines("")
+    (['a', 'b\\r'], ['x'], [])
+    """
+    *ended, last = text.split("\n")
+    lines = [line[:-1] if line.endswith("\r") else line for line in ended]
+    return lines + [last] if last else lines
 
 
 def _json(value: Any) -> str:
