@@ -20,6 +20,7 @@ from functools import cached_property
 from itertools import islice
 
 from ..errors import UnknownTokenIdError
+from .byte_level_alphabet import token_text_to_bytes
 
 __all__ = ["ByteLevelDecoding"]
 
@@ -34,7 +35,8 @@ class ByteLevelDecoding:
     @cached_property
     def _decoder(self) -> dict[int, bytes]:
         """id -> bytes, for decoding; built at the first decode (a cold start that only encodes skips it).
-        Special and added tokens decode to their UTF-8 text (as in tiktoken and Hugging Face); of two
+        Special and added tokens decode to their UTF-8 text (as in tiktoken), or for a tokenizer.json with a
+        ByteLevel decoder as that decoder reads them (`added_tokens_byte_level`); of two
         special tokens sharing an id, the first listed wins (tiktoken's o200k_harmony). Two threads may
         both build it the first time: the same dict, one kept."""
         decoder: dict[int, bytes] = dict(self._model.extra_decoder)
@@ -46,7 +48,8 @@ class ByteLevelDecoding:
             decoder.update(entries)
         for text, token_id in reversed(list(self._special_tokens.items())):
             decoder[token_id] = text.encode("utf-8")
-        decoder.update((token.id, token.content.encode("utf-8")) for token in self._model.added_tokens)
+        spell = _byte_level_or_utf8 if self._model.added_tokens_byte_level else _utf8
+        decoder.update((token.id, spell(token.content)) for token in self._model.added_tokens)
         return decoder
 
     @cached_property
@@ -126,3 +129,12 @@ class ByteLevelDecoding:
         for token in tokens:
             if token not in self._decoder:
                 raise UnknownTokenIdError(token, item, n_vocab=self.n_vocab) from None
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def _byte_level_or_utf8(text: str) -> bytes:
+    # At most as long as its UTF-8 (a character of the alphabet is one byte): `_longest_token_bytes` holds.
+    return token_text_to_bytes(text) or text.encode("utf-8")

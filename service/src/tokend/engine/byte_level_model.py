@@ -57,6 +57,9 @@ class ByteLevelModel:
     ignore_merges: bool = True
     normalizer: Normalizer | None = None
     extra_decoder: Mapping[int, bytes] = field(default_factory=dict)  # id -> bytes
+    # Hugging Face's ByteLevel decoder runs over added tokens too: one whose every character is in the
+    # byte-level alphabet decodes as those bytes ("ĠĠhi" -> b"  hi", "þ" -> b"\xfe"), any other as its UTF-8.
+    added_tokens_byte_level: bool = False
     explicit_n_vocab: int | None = None
     dialect: Dialect = "python-regex"  # the regex dialect the pre-tokenizer's patterns were written for
 

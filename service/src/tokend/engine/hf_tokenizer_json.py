@@ -13,7 +13,8 @@ model never loads that would tokenize differently):
 - added_tokens: every entry, with `special`, `lstrip`, `rstrip`, `single_word`, `normalized`;
 - post_processor: never applied by `encode`; a TemplateProcessing, Roberta or Bert processor names the
   model's BOS/EOS tokens, which are returned for the manifest;
-- decoder: none or `ByteLevel` (decoding gives back the bytes);
+- decoder: none or `ByteLevel` (decoding gives back the bytes; with ByteLevel, an added token whose
+  characters are all in the byte-level alphabet decodes as those bytes, as `tokenizers` decodes it);
 - truncation and padding: must be null (tokend never truncates or pads an encoding).
 
 >>> from tokend.engine.byte_level_alphabet import BYTE_TO_CHAR
@@ -72,7 +73,7 @@ def parse_tokenizer_json(document: Any, *, name: str) -> TokenizerFile:
     steps, has_byte_level = reader.pre_tokenizer(document.get("pre_tokenizer"))
     if not has_byte_level:
         reader.fail("pre_tokenizer", "has no ByteLevel step: the vocabulary is not byte-level BPE")
-    reader.decoder(document.get("decoder"))
+    byte_level_decoder = reader.decoder(document.get("decoder"))
     model = document.get("model")
     if not isinstance(model, dict) or model.get("type", "BPE") != "BPE":
         reader.fail("model", f"type {model.get('type') if isinstance(model, dict) else model!r} is not BPE")
@@ -90,6 +91,7 @@ def parse_tokenizer_json(document: Any, *, name: str) -> TokenizerFile:
             ignore_merges=bool(model.get("ignore_merges", False)),
             normalizer=normalizer,
             extra_decoder=extra_decoder,
+            added_tokens_byte_level=byte_level_decoder,
             dialect="oniguruma",
         ),
         bos,
@@ -160,11 +162,13 @@ class _Reader:
                 self.unsupported("pre_tokenizer", part)
         return steps, byte_level
 
-    def decoder(self, value: Any) -> None:
+    def decoder(self, value: Any) -> bool:
+        """Whether a ByteLevel decoder is there (it decodes the added tokens too)."""
         parts = self.items(value.get("decoders"), "decoder.decoders") if isinstance(value, dict) and value.get("type") == "Sequence" else [value]
         for part in parts:
             if part is not None and (not isinstance(part, dict) or part.get("type") != "ByteLevel"):
                 self.unsupported("decoder", part)
+        return any(part is not None for part in parts)
 
     def vocabulary(self, model: dict) -> tuple[dict[bytes, int], dict[int, bytes], dict[str, int]]:
         for key, allowed in (("dropout", (None, 0, 0.0)), ("continuing_subword_prefix", (None, "")),
