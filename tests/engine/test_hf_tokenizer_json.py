@@ -306,3 +306,35 @@ def test_a_pattern_the_regex_fallback_runs_is_bounded_in_time_and_still_exact_on
     with pytest.raises(ModelFormatError, match="took longer than .* backtracks"):
         ours.encode("a" * 41 + "c")
     assert time.perf_counter() - started < 5.0  # the bound is 0.1 s here; generous for shared cores
+
+
+def test_added_tokens_decode_through_the_byte_level_decoder_as_in_tokenizers():
+    # tokenizers runs every token, added ones too, through the ByteLevel decoder: an added token whose
+    # characters all belong to the byte-level alphabet decodes as those bytes ("ĠĠhi" -> "  hi", "þ" -> 0xFE),
+    # any other as its own UTF-8 ("<|x|>" is ASCII the alphabet maps to itself; "é x" has a plain space).
+    document = copy.deepcopy(files.gpt2_tokenizer_json())
+    next_id = 1 + max(document["model"]["vocab"].values())
+    added = [("þ", False, False), ("ĠĠhi", True, False), ("é", False, True), ("õ÷", False, False), ("<|x|>", True, False),
+             ("é x", False, False), ("日本", True, False), ("Ċ", False, False)]
+    for offset, (content, special, normalized) in enumerate(added):
+        document["added_tokens"].append({"id": next_id + offset, "content": content, "single_word": False, "lstrip": False,
+                                         "rstrip": False, "normalized": normalized, "special": special})
+    ours = Encoding.from_model(parse_tokenizer_json(document, name="added").model)
+    reference = tokenizers.Tokenizer.from_str(json.dumps(document))
+    ids = [reference.token_to_id(content) for content, _, _ in added]
+    for token_id in ids:
+        assert ours.decode([token_id]) == reference.decode([token_id], skip_special_tokens=False), token_id
+    text = "aĠĠhi þ café õ÷ <|x|> é x 日本 Ċ"
+    encoded = reference.encode(text, add_special_tokens=False).ids
+    assert ours.encode(text, allowed_special="all") == encoded
+    assert ours.decode(encoded) == reference.decode(encoded, skip_special_tokens=False)
+    assert ours.decode(ids + encoded) == reference.decode(ids + encoded, skip_special_tokens=False)
+
+
+@pytest.mark.parametrize("text", ["x\u1ac2\u1abd", "\u0c4d\u0c3c", "e\u1df8\u0323", "\U00011935\U00011930",
+                                  "ca\u0301fe\u0301 e\u1df8\u0323 \u1ac2\u1abd done"])
+def test_qwen3_normalizes_marks_newer_than_tokenizers_tables_as_tokenizers_does(text):
+    # tokenizers' NFC has Unicode 9.0's tables: marks added since are starters to it (tests/engine/test_nfc.py)
+    enc, oracle, _ = models("qwen3")
+    assert enc.encode(text, allowed_special="all") == oracle.encode(text, add_special_tokens=False).ids
+    assert enc.count(text, allowed_special="all") == len(oracle.encode(text, add_special_tokens=False).ids)

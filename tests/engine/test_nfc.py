@@ -1,5 +1,7 @@
-"""`tokend.engine.nfc.nfc` is `unicodedata.normalize("NFC", ...)`: on every code point the scan treats
-specially, in the contexts where composition and reordering happen, on generated text and on the corpus."""
+"""`tokend.engine.nfc.nfc` is Hugging Face `tokenizers`' NFC (the reference for a tokenizer.json's normalizer):
+on every code point, composition and mark against it, on every code point the scan treats specially in the
+contexts where composition and reordering happen, on generated text and on the corpus. (`tokenizers`'
+tables are Unicode 9.0's, Python 3.11's unicodedata 14.0's: they differ on 98 marks and one composition.)"""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tokenizers.normalizers import NFC
+
 from tests.corpus import corpus_texts
-from tokend.engine.nfc import _TABLE_END, _classes, nfc
+from tokend.engine.nfc import _TABLE_END, TOKENIZERS_STARTERS, _classes, nfc
 
 CLASSES = _classes()
 SPECIAL = [code for code in range(_TABLE_END) if CLASSES[code]]  # marks, No/Maybe, decomposing starters
@@ -24,8 +28,29 @@ CONTEXTS = [
 ]
 
 
-def _reference(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
+_reference = NFC().normalize_str
+_NOT_SURROGATES = [code for code in range(sys.maxunicode + 1) if not 0xD800 <= code <= 0xDFFF]
+
+
+def test_every_code_point_composition_and_mark_as_tokenizers_normalizes_it():
+    # every code point alone; every composition's decomposed form; every mark after a letter, before and after
+    # marks of the lowest and a high class (whether it reorders shows the class tokenizers gives it)
+    texts = [chr(code) for code in _NOT_SURROGATES]
+    texts += [unicodedata.normalize("NFD", chr(code)) for code in _NOT_SURROGATES
+              if len(unicodedata.normalize("NFD", chr(code))) > 1]  # fmt: skip
+    marks = [chr(code) for code in _NOT_SURROGATES if unicodedata.combining(chr(code))]
+    texts += [context.format(mark) for mark in marks for context in ("a{}\u0334", "a\u0301{}", "e{}\u0323", "e\u0323{}")]
+    mismatches = [text for text in texts if nfc(text) != _reference(text)]
+    assert mismatches == [], [[hex(ord(char)) for char in text] for text in mismatches[:10]]
+
+
+def test_tokenizers_differs_from_unicodedata_where_the_table_says():
+    # the starters' list is what tokenizers' Unicode 9.0 tables do not know: each one matters, and no other
+    differ = [code for code in _NOT_SURROGATES if unicodedata.combining(chr(code)) and (
+              _reference("a\u0301" + chr(code)) != unicodedata.normalize("NFC", "a\u0301" + chr(code))
+              or _reference("a" + chr(code) + "\u0334") != unicodedata.normalize("NFC", "a" + chr(code) + "\u0334"))]
+    assert set(differ) | {0x11930} == set(TOKENIZERS_STARTERS)
+    assert _reference("\U00011935\U00011930") == "\U00011935\U00011930" != unicodedata.normalize("NFC", "\U00011935\U00011930")
 
 
 def test_no_code_point_past_the_table_has_a_combining_class_or_a_decomposition():
@@ -62,6 +87,7 @@ def test_every_special_code_point_after_every_other_special_one_of_a_sample():
 _ALPHABET = st.sampled_from(
     [chr(code) for code in SPECIAL[::11]]
     + list("ae o\u00e9\u1100\u1161\u11a8\uac00\u09c7\u09be\u0301\u0323\u0316\u0360\u0344\u2126\u0958\u093c")
+    + [chr(code) for code in sorted(TOKENIZERS_STARTERS)[::7]] + ["\U00011935", "\U00011930", "\u1df8", "\u1abd"]
 )
 
 

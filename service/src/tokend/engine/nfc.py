@@ -6,6 +6,14 @@
     >>> nfc(text) is text  # nothing to do: the same object back
     True
 
+What NFC: Hugging Face `tokenizers`' (the reference for a tokenizer.json's normalizer), whose tables are
+Unicode 9.0's. To it the 98 combining marks added since (Unicode 10-14: U+1DF6-1DFA, U+08CA-08D3,
+U+1AC1-1ACE, ...) are characters of class 0 that compose with nothing, and U+11935 U+11930 does not compose
+(U+11938 came in 13.0): "e\u1df8\u0323" stays as it is there, while Unicode 14's NFC puts U+0323 first and
+composes ẹ. So a run is normalized in pieces split at those characters (`TOKENIZERS_STARTERS`), each piece
+by `unicodedata` (identical elsewhere: tests/engine/test_nfc.py compares every code point, composition and
+mark against `tokenizers`).
+
 `unicodedata.normalize("NFC", text)` runs Unicode's quick check and, as soon as one character is not a
 plain "yes" (a vowel sign that may compose with the letter before it, Bengali া or Malayalam ാ; a
 combining accent), normalizes the whole text again: on the multilingual bench corpus, 15 of 135
@@ -25,17 +33,37 @@ Any other run is one mark after a starter that does not decompose, which NFC lea
 starters whose quick check is Yes between the runs. The scan is native (`nfc_runs`,
 service/native/nfc_runs.c); the classes come from the running interpreter's `unicodedata` (a table
 built at the first call, ~0.1 s), so they follow its Unicode version. tests/engine/test_nfc.py holds
-`nfc` to `unicodedata.normalize` on every code point in context and on generated text.
+`nfc` to `tokenizers` on every code point in context and on generated text.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 
 from ._native import nfc_runs
 
-__all__ = ["nfc"]
+__all__ = ["nfc", "TOKENIZERS_STARTERS"]
+
+# Code points that are marks (or, U+11930, the second half of a composition) in the running Unicode but
+# that `tokenizers`' Unicode 9.0 tables do not know: starters there, composing with nothing. Python 3.11's
+# unicodedata is Unicode 14.0; a later Python adds marks, which test_nfc.py's sweep against tokenizers finds.
+TOKENIZERS_STARTERS = frozenset(
+    code
+    for first, last in (
+        (0x07FD, 0x07FD), (0x0898, 0x089F), (0x08CA, 0x08D3), (0x09FE, 0x09FE), (0x0C3C, 0x0C3C), (0x0D3B, 0x0D3C),
+        (0x0EBA, 0x0EBA), (0x1715, 0x1715), (0x1ABF, 0x1ACE), (0x1DF6, 0x1DFA), (0xA82C, 0xA82C), (0x10D24, 0x10D27),
+        (0x10EAB, 0x10EAC), (0x10F46, 0x10F50), (0x10F82, 0x10F85), (0x11070, 0x11070), (0x1133B, 0x1133B),
+        (0x1145E, 0x1145E), (0x11839, 0x1183A), (0x11930, 0x11930), (0x1193D, 0x1193E), (0x11943, 0x11943),
+        (0x119E0, 0x119E0), (0x11A34, 0x11A34), (0x11A47, 0x11A47), (0x11A99, 0x11A99), (0x11D42, 0x11D42),
+        (0x11D44, 0x11D45), (0x11D97, 0x11D97), (0x16FF0, 0x16FF1), (0x1E130, 0x1E136), (0x1E2AE, 0x1E2AE),
+        (0x1E2EC, 0x1E2EF),
+    )  # fmt: skip
+    for code in range(first, last + 1)
+)
+_STARTER_CHARS = frozenset(map(chr, TOKENIZERS_STARTERS))
+_AT_STARTERS = re.compile("([" + "".join(sorted(_STARTER_CHARS)) + "])")
 
 # No code point from here on has a combining class or a canonical decomposition (test_nfc.py checks that
 # against the running unicodedata): the table stops here, and nfc_runs reads what lies beyond as class 0.
@@ -54,7 +82,7 @@ def nfc(text: str) -> str:
     last = 0
     for start, end in runs:
         segment = text[start:end]
-        normalized = unicodedata.normalize("NFC", segment)
+        normalized = _normalize_run(segment)
         if normalized != segment:
             parts += (text[last:start], normalized)
             last = end
@@ -62,6 +90,15 @@ def nfc(text: str) -> str:
         return text
     parts.append(text[last:])
     return "".join(parts)
+
+
+def _normalize_run(segment: str) -> str:
+    """NFC of one run as `tokenizers` gives it: pieces between TOKENIZERS_STARTERS normalized apart."""
+    normalized = unicodedata.normalize("NFC", segment)
+    if normalized == segment or _STARTER_CHARS.isdisjoint(segment):
+        return normalized  # unchanged, or nothing Unicode 9.0 reads otherwise
+    pieces = _AT_STARTERS.split(segment)  # text, starter, text, ...: the starters at the odd indices, kept
+    return "".join(piece if index % 2 else unicodedata.normalize("NFC", piece) for index, piece in enumerate(pieces))
 
 
 @functools.cache
