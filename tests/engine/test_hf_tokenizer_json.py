@@ -305,7 +305,7 @@ def test_a_pattern_the_regex_fallback_runs_is_bounded_in_time_and_still_exact_on
     started = time.perf_counter()
     with pytest.raises(ModelFormatError, match="took longer than .* backtracks"):
         ours.encode("a" * 41 + "c")
-    assert time.perf_counter() - started < 5.0  # the bound is 0.1 s here; generous for shared cores
+    assert time.perf_counter() - started < 10.0  # the bound is 0.5 s of CPU here; generous for shared cores
 
 
 def test_added_tokens_decode_through_the_byte_level_decoder_as_in_tokenizers():

@@ -34,10 +34,12 @@ __all__ = ["RegexSplitter", "compile_regex_splitter"]
 
 # The `regex` module backtracks, and a pattern outside the native subset (a backreference, a lookbehind) can
 # take exponential time on a short text: "(a|aa)+\\1b" on 41 "a"s runs for minutes, holding a worker. Every
-# call is bounded by a time linear in the text, far above what any real pattern needs (they run at 5-20 MB/s),
-# and lets other threads run while it matches.
-BASE_SECONDS = 0.1
-SECONDS_PER_CHAR = 2e-6
+# call is bounded by a time linear in the text and lets other threads run while it matches. The module counts
+# the process's CPU time (measured: another busy thread of the process uses it up too), so the bound is far
+# above what a real pattern needs (5-20 MB/s, 0.05-0.2 us a character): a legitimate call fails only if it
+# gets under 1/25 of the CPU its process burns meanwhile.
+BASE_SECONDS = 0.5
+SECONDS_PER_CHAR = 10e-6
 
 
 class RegexSplitter:
