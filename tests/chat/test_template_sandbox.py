@@ -162,3 +162,12 @@ def test_lipsum_still_renders_paragraphs():
     text = _render("{{ lipsum(2, False, 5, 9) }}")
     assert text.count("\n\n") == 1 and text.endswith(".")
     assert _render("{{ lipsum(1) }}").startswith("<p>")
+
+
+def test_a_views_items_are_each_sized():
+    # dict views make their (key, value) pairs as they are read; a pair freed and the next made at its address
+    # (CPython reuses a freed tuple's memory at once) must not take its size: sized once per object, not per id
+    from tokend.registry.chat.sandbox import _estimate
+
+    pairs = {"a": 1, "b": "x" * 1000, "c": "y" * 5000}.items()
+    assert _estimate(pairs, 10**9) > 6000

@@ -112,14 +112,14 @@ def _estimate(value: Any, cap: int) -> int:
     return _estimate_into(value, cap, {})
 
 
-def _estimate_into(value: Any, cap: int, sizes: dict[int, int]) -> int:
+def _estimate_into(value: Any, cap: int, sizes: dict[int, tuple[Any, int]]) -> int:
     if isinstance(value, str):
         return len(value)
     if isinstance(value, (bool, int, float)) or value is None:
         return 24 if not isinstance(value, int) or value.bit_length() < 64 else value.bit_length() // 3 + 1
-    known = sizes.get(id(value))  # the objects are alive for the whole estimate, so ids are not reused
+    known = sizes.get(id(value))
     if known is not None:
-        return known
+        return known[1]
     if isinstance(value, Mapping):
         items: Any = (item for pair in value.items() for item in pair)
     elif isinstance(value, (list, tuple, set, frozenset, MappingView)):
@@ -137,7 +137,9 @@ def _estimate_into(value: Any, cap: int, sizes: dict[int, int]) -> int:
             break
         if not count & 0xFFF:  # a long estimate still stops at the render's deadline
             _budget().tick()
-    sizes[id(value)] = total
+    # The object is kept with its size: a view's items are made as they are read and freed after, and a
+    # later one could take the address (and so the id) of a freed one.
+    sizes[id(value)] = (value, total)
     return total
 
 
