@@ -29,21 +29,34 @@ class PatternTooComplex(ModelFormatError):
 
 
 def check_pattern_bounds(pattern: str) -> None:
-    """Raise PatternTooComplex when `pattern` is too long or nests too deeply. Depth counts unescaped
-    `(` and `[` (a class inside a class nests in the `regex` module's V1 syntax)."""
+    """Raise PatternTooComplex when `pattern` is too long or nests too deeply. Depth counts unescaped groups
+    and classes (a class inside a class nests in the `regex` module's V1 syntax); a parenthesis inside a
+    class is a literal.
+
+    >>> check_pattern_bounds("[(]" * 100 + "|" + "[[a]]")
+    """
     if len(pattern) > MAX_PATTERN_CHARS:
         raise PatternTooComplex(f"split pattern {_head(pattern)}: {len(pattern):,} characters (at most {MAX_PATTERN_CHARS:,})")
-    depth = deepest = 0
+    depth = deepest = classes = 0
     escaped = False
     for char in pattern:
         if escaped:
             escaped = False
         elif char == "\\":
             escaped = True
-        elif char in "([":
+        elif char == "[":
+            classes += 1
             depth += 1
             deepest = max(deepest, depth)
-        elif char in ")]" and depth:
+        elif char == "]" and classes:
+            classes -= 1
+            depth -= 1
+        elif classes:
+            continue  # inside a class "(" and ")" are characters
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")" and depth:
             depth -= 1
     if deepest > MAX_PATTERN_DEPTH:
         raise PatternTooComplex(f"split pattern {_head(pattern)}: groups nest {deepest} deep (at most {MAX_PATTERN_DEPTH})")
