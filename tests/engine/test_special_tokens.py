@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import re
+
 import pytest
 
 from tokend.errors import DisallowedSpecialTokenError, TokendError
@@ -137,3 +139,20 @@ def test_a_token_with_a_lone_surrogate_is_refused_when_the_encoding_is_built(kin
             Encoding.from_model(
                 ByteLevelModel("x", vocabulary=ranks, pre_tokenizer=(Split(r"\S+"),), added_tokens=added)
             )
+
+
+@pytest.mark.parametrize("token_id, fragment", [
+    (2**40, "has the id of 13 digits; ids are whole numbers 0..4,294,967,294"),
+    (2**32 - 1, "has the id 4294967295"),
+    (-1, "has the id -1"),
+    ("7", "has the id 7"),
+    (400_000_000, "has the id 400,000,000, far past the vocabulary's 257 tokens"),
+])
+def test_special_token_ids_the_core_and_tables_cannot_hold_are_refused_by_name(token_id, fragment):
+    # an id past 32 bits answered INTERNAL on every call once published; a sparse one made per-id tables of GBs
+    from tokend.engine import Encoding
+    from tokend.errors import ModelFormatError
+
+    ranks = {bytes([byte]): byte for byte in range(256)}
+    with pytest.raises(ModelFormatError, match=re.escape(fragment)):
+        Encoding("bad", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={"<s>": token_id})

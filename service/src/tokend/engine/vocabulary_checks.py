@@ -67,8 +67,30 @@ def check_model(model, ranks: dict[bytes, int]) -> None:
                 raise ModelFormatError(
                     f"encoding {model.name!r}: the token {text!r} holds a lone surrogate, which is no UTF-8 text"
                 ) from None
+    _check_token_ids(model, len(ranks))
     if model.merges is None:
         check_vocabulary(model.name, ranks, dict(model.special_tokens), model.explicit_n_vocab)
         return
     if len(set(ranks.values())) != len(ranks):
         raise ModelFormatError(f"encoding {model.name!r}: two vocabulary tokens share an id")
+
+
+MAX_ID = 2**32 - 2  # ids are 32-bit in the core and on the wire; one value is reserved
+
+
+def _check_token_ids(model, n_ranks: int) -> None:
+    """Special and added tokens' ids: whole numbers the core and the wire hold (a special token of id 2**40
+    was published and then answered INTERNAL on every call), and not so sparse that the tables indexed by id
+    (a decode's token lengths, the offsets' surfaces) grow huge: the same bound the core puts on ranks (one
+    special token of id 400,000,000 made a chunk call build a 3 GB table)."""
+    named = [*model.special_tokens.items(), *((token.content, token.id) for token in model.added_tokens)]
+    bound = 4 * (n_ranks + len(named)) + 65536
+    for text, token_id in named:
+        if type(token_id) is not int or not 0 <= token_id <= MAX_ID:
+            shown = token_id if type(token_id) is not int or token_id < 10**12 else f"of {len(str(token_id))} digits"
+            raise ModelFormatError(f"encoding {model.name!r}: the token {text[:60]!r} has the id {shown}; ids are whole numbers 0..{MAX_ID:,}")
+        if token_id >= bound:
+            raise ModelFormatError(
+                f"encoding {model.name!r}: the token {text[:60]!r} has the id {token_id:,}, far past the vocabulary's "
+                f"{n_ranks + len(named):,} tokens (ids must stay below {bound:,})"
+            )
