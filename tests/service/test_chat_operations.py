@@ -213,6 +213,13 @@ def test_per_conversation_bounds_name_the_conversation(service):
     failure = _failure(service.encode_chat, "chatml", [ChatConversation([{"role": "user", "content": "x"}], tools)])
     assert failure.kind is ErrorKind.INVALID_INPUT and failure.field == "conversations[0].tools"
     assert f"over the limit of {MAX_CHAT_TOOLS_BYTES:,}" in failure.message
+    # a schema of 100,000 empty properties: 1.2 MB of JSON whose keys are 0.6 MB (its structure counts too)
+    empty = {"type": "object", "properties": {f"p{index}": {} for index in range(100_000)}}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": empty}}]
+    started = time.perf_counter()
+    failure = _failure(service.count_chat, "chatml", [ChatConversation([{"role": "user", "content": "x"}], tools)])
+    assert failure.field == "conversations[0].tools" and f"over the limit of {MAX_CHAT_TOOLS_BYTES:,}" in failure.message
+    assert time.perf_counter() - started < 5.0  # refused while sizing, before any render (generous: shared cores)
     # at the bounds, both pass
     assert service.count_chat("chatml", [ChatConversation(many[:MAX_CHAT_MESSAGES])]).total > MAX_CHAT_MESSAGES
 

@@ -67,6 +67,10 @@ MAX_CHAT_TOOLS_BYTES = 1 << 20
 RENDER_BYTES_PER_BYTE = 4
 # What a number, boolean or null counts against max_request_bytes (about its JSON text).
 SCALAR_BYTES = 8
+# Tools also count their structure: ENTRY_BYTES per entry of an object or list and 4 entries' worth for its
+# brackets (a schema's nodes are what a chat format renders: 100,000 empty properties were 1.2 MB of JSON
+# counted as their 0.6 MB of keys). Messages need not: their count and their parts are bounded apart.
+ENTRY_BYTES = 2
 # Answer framing per message span (two varints and their tags).
 SPAN_BYTES = 12
 
@@ -208,7 +212,8 @@ def chat_working_bytes(operation: str, sizes: Sequence[int]) -> int:
 
 def conversation_bytes(conversation: ChatConversation, where: str = "conversation") -> int:
     """What a conversation counts against ``max_request_bytes``: the UTF-8 bytes of every string in its
-    messages and tools (keys included), ``SCALAR_BYTES`` per number, boolean or null. Nesting deeper than
+    messages and tools (keys included), ``SCALAR_BYTES`` per number, boolean or null, and for tools
+    ``ENTRY_BYTES`` per entry of an object or list and 4 more per object or list. Nesting deeper than
     ``MAX_CHAT_DEPTH``, more than ``MAX_CHAT_MESSAGES`` messages or more than ``MAX_CHAT_TOOLS_BYTES`` of
     tools is an InvalidRequest naming the conversation's messages or tools.
 
@@ -238,7 +243,7 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
     else:
         size += _nested_bytes(messages, f"{where}.messages")
     if conversation.tools is not None:
-        tools = _nested_bytes(conversation.tools, f"{where}.tools")
+        tools = _nested_bytes(conversation.tools, f"{where}.tools", ENTRY_BYTES)
         if tools > MAX_CHAT_TOOLS_BYTES:
             raise InvalidRequest(
                 f"{where}.tools",
@@ -249,7 +254,9 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
     return size
 
 
-def _nested_bytes(value: Any, where: str) -> int:
+def _nested_bytes(value: Any, where: str, structure: int = 0) -> int:
+    """UTF-8 bytes of the strings in `value`, SCALAR_BYTES per other leaf; `structure` (ENTRY_BYTES for
+    tools) more per object or list and per entry of one."""
     size = 0
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
@@ -263,10 +270,12 @@ def _nested_bytes(value: Any, where: str) -> int:
         if depth >= MAX_CHAT_DEPTH and isinstance(item, (Mapping, list, tuple)):
             raise InvalidRequest(where, f"nests deeper than {MAX_CHAT_DEPTH} levels; messages and tools are JSON of modest depth")
         if isinstance(item, Mapping):
+            size += structure * (len(item) + 4)
             for key, inner in item.items():
                 stack.append((key, depth + 1))
                 stack.append((inner, depth + 1))
         elif isinstance(item, (list, tuple)):
+            size += structure * (len(item) + 4)
             stack.extend((inner, depth + 1) for inner in item)
         else:
             size += SCALAR_BYTES
