@@ -441,6 +441,17 @@ static PyObject *ids_to_list(SentencePieceCore *self, const Sink *sink) {
     return list;
 }
 
+/* tokend.errors.ModelFormatError (a leaf module): what the model makes of the text is the model's fault, which
+ * the service answers as a broken model, never as an internal error. */
+static void raise_model_error(const char *format, size_t len, int factor) {
+    PyObject *errors = PyImport_ImportModule("tokend.errors");
+    PyObject *kind = errors ? PyObject_GetAttrString(errors, "ModelFormatError") : NULL;
+    Py_XDECREF(errors);
+    if (!kind) return; /* the import's own error stands */
+    PyErr_Format(kind, format, len, factor);
+    Py_DECREF(kind);
+}
+
 static int require_ready(SentencePieceCore *self) {
     if (!self->ready) {
         PyErr_SetString(PyExc_TypeError, "SentencePieceCore is not initialised");
@@ -463,6 +474,11 @@ static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t l
         Py_END_ALLOW_THREADS
     } else {
         status = sp_normalize(&self->normalizer, text, len, immutable_str, normalized);
+    }
+    if (status == -3) {
+        raise_model_error("the model's normalizer rules make this text of %zu bytes more than %d times longer; "
+                          "no real normalizer does (nmt_nfkc: 11 times at most)", len, SP_MAX_EXPANSION);
+        return -1;
     }
     if (status < 0) {
         PyErr_NoMemory();

@@ -85,8 +85,17 @@ int sp_normalizer_init(sp_normalizer *normalizer, const uint8_t *charsmap, size_
 /* Call once the options and user_defined are set: fills rule_start. */
 void sp_normalizer_prepare(sp_normalizer *normalizer);
 void sp_normalizer_free(sp_normalizer *normalizer);
+/* The normalized text may be at most this many times the input (plus SP_EXPANSION_SLACK bytes): past it
+ * sp_normalize returns -3. nmt_nfkc's largest rule is 11x (U+FDFA, 3 bytes, becomes 33); a crafted
+ * charsmap turning "a" into 100,000 bytes made a 2 KB request 2.5 GB. */
+#define SP_MAX_EXPANSION 16
+#define SP_EXPANSION_SLACK 1024
+/* Charsmap keys longer than this are not looked for (real ones are a few characters; a crafted chain of
+ * 20,000 nodes made every position's walk 20,000 steps). */
+#define SP_MAX_CHARSMAP_KEY 256
 /* Appends the normalized form of text[0:len] to *out. `valid_utf8`: the caller knows the text is valid UTF-8
- * (a str), so characters without a rule are copied without decoding them. 0, or -1 when out of memory. */
+ * (a str), so characters without a rule are copied without decoding them. 0, -1 out of memory, or -3 when
+ * the text grew past SP_MAX_EXPANSION times its length. */
 int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out);
 
 /* ---- vocabulary ----------------------------------------------------------------------------------- */

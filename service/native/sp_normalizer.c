@@ -169,6 +169,7 @@ static size_t charsmap_match(const sp_normalizer *normalizer, const uint8_t *tex
     const uint32_t *units = normalizer->units;
     size_t n_units = normalizer->n_units, best = 0, value = 0, found = 0;
     size_t node = unit_offset(units[0]);
+    if (len > SP_MAX_CHARSMAP_KEY) len = SP_MAX_CHARSMAP_KEY;
     for (size_t i = 0; i < len && found < 32; i++) {
         node ^= text[i];
         if (node >= n_units) break;
@@ -331,6 +332,7 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
     }
     if (pos == len) return 0;
     size_t start = out->len;
+    const size_t expansion_limit = SP_MAX_EXPANSION * len + SP_EXPANSION_SLACK;
     /* Every input byte becomes at most 3 output bytes except through a charsmap rule (append() grows for those). */
     if (sp_bytes_reserve(out, 3 * (len - pos) + 16) < 0) return -1;
     if (!normalizer->treat_whitespace_as_suffix && normalizer->add_dummy_prefix) {
@@ -419,6 +421,7 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
         if (chunk_len) {
             if (append_escaped(out, chunk, chunk_len, escape) < 0) return -1;
             is_prev_space = chunk[chunk_len - 1] == ' ';
+            if (out->len - start > expansion_limit) return -3;
         }
         pos += consumed;
         if (!remove_extra) is_prev_space = 0;

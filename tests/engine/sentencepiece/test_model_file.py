@@ -53,7 +53,7 @@ def test_unigram_scores_must_be_finite():
         (lambda p: p.pieces[3].__setattr__("type", p.pieces[3].NORMAL), "255 of the 256 byte pieces"),
         (lambda p: p.denormalizer_spec.__setattr__("precompiled_charsmap", b"\x08\0\0\0" + b"\0" * 9), "denormalizer"),
         (lambda p: p.normalizer_spec.__setattr__("precompiled_charsmap", b"\xff\xff\0\0abc"), "charsmap is broken"),
-        (lambda p: p.pieces[5].__setattr__("piece", "x" * 5000), "5000 bytes long; tokend accepts up to 4096"),
+        (lambda p: p.pieces[5].__setattr__("piece", "x" * 5000), "5000 bytes long; tokend accepts up to 256"),
     ],
 )
 def test_inconsistent_models_are_refused(edit, fragment):
@@ -119,3 +119,56 @@ def test_generated_model_proto_is_current():
     generator = repo / "protos" / "sentencepiece" / "generate.py"
     result = subprocess.run([sys.executable, str(generator), "--check"], cwd=repo, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{result.stdout}{result.stderr}\nrun: python {generator.relative_to(repo)}"
+
+
+# ---- crafted models: what they may cost (issue 13) ------------------------------------------------------------
+def _one_rule_charsmap(key: int, replacement: bytes) -> bytes:
+    """A darts-clone trie with the one key `bytes([key])` whose value is offset 0 of the strings: `replacement`."""
+    units = [0] * max(key + 2, 4)
+    units[key] = (1 << 10) | 0x100 | key  # label `key`, has a leaf, children at key ^ 1
+    trie = b"".join(unit.to_bytes(4, "little") for unit in units)
+    return len(trie).to_bytes(4, "little") + trie + replacement + b"\0"
+
+
+def _with_charsmap(blob: bytes):
+    proto = _proto("botchan_bpe")
+    proto.normalizer_spec.precompiled_charsmap = blob
+    proto.normalizer_spec.add_dummy_prefix = False
+    return SentencePieceEncoding.from_model_file("crafted", proto.SerializeToString())
+
+
+def test_a_rule_that_expands_text_past_sixteen_times_is_refused_before_the_text_is_built():
+    # "a" -> 100,000 "b": a 2 KB request became 2.5 GB; nmt_nfkc's largest rule is 11x (U+FDFA -> 33 bytes)
+    encoding = _with_charsmap(_one_rule_charsmap(ord("a"), b"b" * 100_000))
+    for call in (encoding.encode, encoding.count):
+        with pytest.raises(ModelFormatError, match="more than 16 times longer"):
+            call("a" * 2000)
+    fine = _with_charsmap(_one_rule_charsmap(ord("a"), b"b" * 12))  # within the bound: as sentencepiece normalizes
+    assert fine.encode("xa a") == fine.encode("x" + "b" * 12 + " " + "b" * 12)
+
+
+def _chain_charsmap(depth: int) -> bytes:
+    """A darts-clone trie with one key, "a" * depth, whose replacement is "b" (node k's base at 0x100 * (k + 1))."""
+    units = [0] * (0x100 * (depth + 2) + 0x100)
+    units[0] = 0x100 << 10  # the root's base
+    for level in range(depth):
+        child = (0x100 * (level + 1)) ^ 0x61
+        last = level == depth - 1
+        units[child] = 0x61 | (0x100 if last else 0) | ((child ^ (0x100 * (level + 2))) << 10)
+    # the leaf's unit (at the last base) holds the value: offset 0 of the strings, "b"
+    trie = b"".join(unit.to_bytes(4, "little") for unit in units)
+    return len(trie).to_bytes(4, "little") + trie + b"b\0"
+
+
+def test_charsmap_keys_are_looked_for_up_to_256_bytes_only():
+    # a crafted chain of 20,000 nodes made each position's walk 20,000 steps (22 s for 1 MB); keys longer than
+    # 256 bytes are not looked for, in the native core and the Python reference alike (real keys: a few bytes)
+    from tokend.engine.sentencepiece.charsmap import MAX_KEY_BYTES
+
+    assert MAX_KEY_BYTES == 256
+    plain = _with_charsmap(_one_rule_charsmap(ord("z"), b"z"))  # the same model with no rule for "a"
+    for depth, replaced in ((MAX_KEY_BYTES, True), (MAX_KEY_BYTES + 1, False)):
+        blob = _chain_charsmap(depth)
+        assert (PrecompiledCharsMap(blob).longest_match(b"a" * depth, 0) is not None) is replaced
+        expected = plain.encode("b" if replaced else "a" * depth)
+        assert _with_charsmap(blob).encode("a" * depth) == expected

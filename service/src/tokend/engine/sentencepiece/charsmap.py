@@ -25,7 +25,12 @@ import struct
 
 from ...errors import ModelFormatError
 
-__all__ = ["PrecompiledCharsMap"]
+__all__ = ["PrecompiledCharsMap", "MAX_KEY_BYTES"]
+
+# Keys longer than this are not looked for, here and in the native core (SP_MAX_CHARSMAP_KEY): real keys are a
+# few characters, and a crafted chain of 20,000 trie nodes made each position's walk 20,000 steps. Only such a
+# crafted file differs from sentencepiece, which walks on.
+MAX_KEY_BYTES = 256
 
 
 class PrecompiledCharsMap:
@@ -48,7 +53,7 @@ class PrecompiledCharsMap:
         node = _offset(units[0])
         best: tuple[int, int] | None = None  # (length, offset of the replacement)
         found = 0
-        for index in range(pos, len(text)):
+        for index in range(pos, min(len(text), pos + MAX_KEY_BYTES)):
             if found == 32:  # sentencepiece looks at the first 32 keys only (kMaxTrieResultsSize)
                 break
             byte = text[index]
