@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import gzip
+import re
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,70 @@ def test_metadata_reader_reads_what_gguf_reads():
     ours = read_gguf_metadata(path)
     theirs = {key: field.contents() for key, field in GGUFReader(path).fields.items() if not key.startswith("GGUF.")}
     assert ours == theirs
+
+
+def _raw_gguf(path: Path, entries: list[bytes]) -> Path:
+    import struct
+
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, len(entries)) + b"".join(entries))
+    return path
+
+
+def _string(text: str) -> bytes:
+    import struct
+
+    return struct.pack("<Q", len(text.encode())) + text.encode()
+
+
+def _entry(key: str, kind: int, payload: bytes) -> bytes:
+    import struct
+
+    return _string(key) + struct.pack("<I", kind) + payload
+
+
+def _strings(items: list[str]) -> bytes:
+    import struct
+
+    return struct.pack("<IQ", 8, len(items)) + b"".join(map(_string, items))
+
+
+_U32, _STRING, _ARRAY = 4, 8, 9
+_TOKENS = [chr(c) for c in range(33, 127)]
+
+
+@pytest.mark.parametrize("entries, fragment", [
+    ([_entry("tokenizer.ggml.model", _STRING, _string("gpt2")), _entry("tokenizer.ggml.pre", _ARRAY, _strings(["gpt-2"])),
+      _entry("tokenizer.ggml.tokens", _ARRAY, _strings(_TOKENS)), _entry("tokenizer.ggml.merges", _ARRAY, _strings([]))],
+     re.escape("tokenizer.ggml.pre is an array of 1 items (str), not a string")),
+    ([_entry("tokenizer.ggml.model", _STRING, _string("gpt2")), _entry("tokenizer.ggml.pre", _STRING, _string("gpt-2")),
+      _entry("tokenizer.ggml.tokens", _U32, (5).to_bytes(4, "little")), _entry("tokenizer.ggml.merges", _ARRAY, _strings([]))],
+     "tokenizer.ggml.tokens is int '5', not an array of strings"),
+    ([_entry("tokenizer.ggml.model", _STRING, _string("gpt2")), _entry("tokenizer.ggml.pre", _STRING, _string("gpt-2")),
+      _entry("tokenizer.ggml.tokens", _ARRAY, _strings(_TOKENS)), _entry("tokenizer.ggml.merges", _U32, (5).to_bytes(4, "little"))],
+     "tokenizer.ggml.merges is int '5', not an array of strings"),
+    ([_entry("tokenizer.ggml.model", _STRING, _string("llama")), _entry("tokenizer.ggml.tokens", _ARRAY, _strings(_TOKENS)),
+      _entry("tokenizer.ggml.scores", _ARRAY, _strings(["x"] * len(_TOKENS)))],
+     re.escape("tokenizer.ggml.scores is an array of 94 items (str), not an array of numbers")),
+])
+def test_metadata_of_another_type_is_refused_naming_the_key(registry, tmp_path, entries, fragment):
+    # each was a TypeError or ValueError traceback from `tokend registry import`
+    path = _raw_gguf(tmp_path / "typed.gguf", entries)
+    with pytest.raises(ModelFormatError, match=fragment):
+        import_files(registry, [path], name="typed", provenance={"kind": "imported"})
+
+
+def test_keys_the_importer_does_not_read_are_skipped_not_built(tmp_path):
+    # a general.* array of 30 M bytes was built into a list (0.5 GB) before the file was refused
+    import struct
+
+    junk = _entry("general.junk", _ARRAY, struct.pack("<IQ", 0, 30_000_000) + bytes(30_000_000))  # 0: uint8
+    path = _raw_gguf(tmp_path / "junk.gguf", [junk, _entry("tokenizer.ggml.model", _STRING, _string("gpt2"))])
+    from tokend.registry.gguf_tokenizer import read_gguf_tokenizer
+    import tracemalloc
+
+    tracemalloc.start()
+    with pytest.raises(ModelFormatError, match="tokenizer.ggml.pre None is not a pre-tokenizer tokend knows"):
+        read_gguf_tokenizer(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 << 20, peak  # the array is stepped over (it was ~500 MB of int objects in a list)

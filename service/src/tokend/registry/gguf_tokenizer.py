@@ -82,7 +82,7 @@ class GgufTokenizer:
 
 def read_gguf_tokenizer(path: Path) -> GgufTokenizer:
     """Convert the tokenizer of the GGUF file at `path` (ModelFormatError for what it cannot convert)."""
-    fields = read_gguf_metadata(path, prefix=("tokenizer.", "general."))
+    fields = read_gguf_metadata(path, prefix="tokenizer.")  # a general.* array of 30 M items cost 0.5 GB
     model = _value(fields, "tokenizer.ggml.model", path)
     converter = CONVERTERS.get(model) if isinstance(model, str) else None
     if converter is None:
@@ -98,25 +98,52 @@ def read_gguf_tokenizer(path: Path) -> GgufTokenizer:
     return replace(converted, chat_format=spec)
 
 
-def _value(fields: dict[str, Any], key: str, path: Path, default: Any = ...) -> Any:
+def _value(fields: dict[str, Any], key: str, path: Path, default: Any = ..., kind: str | None = None) -> Any:
+    """`fields[key]` (`default` when absent; ModelFormatError without one), of the GGUF type `kind` names when
+    given: "string", "number", "bool", or "strings" / "numbers" / "integers" for arrays of those."""
     if key not in fields:
         if default is ...:
             raise ModelFormatError(f"{path.name} has no {key}")
         return default
-    return fields[key]
+    value = fields[key]
+    if kind is not None and not _KINDS[kind](value):
+        raise ModelFormatError(f"{path.name}: {key} is {_gguf_type(value)}, not {_KIND_NAMES[kind]}")
+    return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_KINDS = {
+    "string": lambda value: isinstance(value, str),
+    "bool": lambda value: isinstance(value, (bool, int)),
+    "strings": lambda value: isinstance(value, list) and all(isinstance(item, str) for item in value),
+    "numbers": lambda value: isinstance(value, list) and all(map(_number, value)),
+    "integers": lambda value: isinstance(value, list) and all(type(item) is int for item in value),
+}
+_KIND_NAMES = {"string": "a string", "bool": "a bool", "strings": "an array of strings", "numbers": "an array of numbers",
+               "integers": "an array of integers"}
+
+
+def _gguf_type(value: Any) -> str:
+    if isinstance(value, list):
+        kinds = sorted({type(item).__name__ for item in value[:1000]})
+        return f"an array of {len(value):,} items ({', '.join(kinds) or 'empty'})"
+    return f"{type(value).__name__} {str(value)[:40]!r}"
 
 
 def _byte_level_bpe(fields: dict[str, Any], path: Path) -> GgufTokenizer:
-    pre = _value(fields, "tokenizer.ggml.pre", path, None)
+    pre = _value(fields, "tokenizer.ggml.pre", path, None, kind="string")
     if pre not in PRE_TOKENIZERS:
         raise ModelFormatError(
             f"{path.name}: tokenizer.ggml.pre {pre!r} is not a pre-tokenizer tokend knows (known: "
             f"{', '.join(sorted(PRE_TOKENIZERS))}); import the model's tokenizer.json instead"
         )
     regexes, ignore_merges = PRE_TOKENIZERS[pre]
-    tokens = _value(fields, "tokenizer.ggml.tokens", path)
-    types = _value(fields, "tokenizer.ggml.token_type", path, [_NORMAL] * len(tokens))
-    merges = _value(fields, "tokenizer.ggml.merges", path)
+    tokens = _value(fields, "tokenizer.ggml.tokens", path, kind="strings")
+    types = _value(fields, "tokenizer.ggml.token_type", path, [_NORMAL] * len(tokens), kind="integers")
+    merges = _value(fields, "tokenizer.ggml.merges", path, kind="strings")
     if len(types) != len(tokens):
         raise ModelFormatError(f"{path.name}: {len(tokens)} tokens but {len(types)} token types")
     vocab: dict[str, int] = {}
@@ -157,7 +184,7 @@ def _byte_level_bpe(fields: dict[str, Any], path: Path) -> GgufTokenizer:
         payload=json.dumps(document, ensure_ascii=False, indent=None).encode("utf-8"),
         bos_token=_token(fields, "tokenizer.ggml.bos_token_id", tokens),
         eos_token=_token(fields, "tokenizer.ggml.eos_token_id", tokens),
-        chat_template=_value(fields, "tokenizer.chat_template", path, None),
+        chat_template=_value(fields, "tokenizer.chat_template", path, None, kind="string"),
         settings={"pre": pre},
     )
 
@@ -165,11 +192,11 @@ def _byte_level_bpe(fields: dict[str, Any], path: Path) -> GgufTokenizer:
 def _sentencepiece(fields: dict[str, Any], path: Path) -> GgufTokenizer:
     from tokend.engine.sentencepiece import NormalizerSpec, PieceType, SentencePieceModel, dump_sentencepiece_model
 
-    tokens = _value(fields, "tokenizer.ggml.tokens", path)
-    if not isinstance(tokens, list) or not tokens or not all(isinstance(token, str) for token in tokens):
-        raise ModelFormatError(f"{path.name}: tokenizer.ggml.tokens is not a non-empty list of strings")
-    scores = _value(fields, "tokenizer.ggml.scores", path, None) or [0.0] * len(tokens)
-    token_types = _value(fields, "tokenizer.ggml.token_type", path, None) or [int(PieceType.NORMAL)] * len(tokens)
+    tokens = _value(fields, "tokenizer.ggml.tokens", path, kind="strings")
+    if not tokens:
+        raise ModelFormatError(f"{path.name}: tokenizer.ggml.tokens is empty")
+    scores = _value(fields, "tokenizer.ggml.scores", path, None, kind="numbers") or [0.0] * len(tokens)
+    token_types = _value(fields, "tokenizer.ggml.token_type", path, None, kind="integers") or [int(PieceType.NORMAL)] * len(tokens)
     if not isinstance(scores, list) or not isinstance(token_types, list) or not len(tokens) == len(scores) == len(token_types):
         raise ModelFormatError(f"{path.name}: tokenizer.ggml.tokens, .scores and .token_type must have the same length")
     types: list[PieceType] = []
@@ -201,7 +228,7 @@ def _sentencepiece(fields: dict[str, Any], path: Path) -> GgufTokenizer:
         payload=dump_sentencepiece_model(model),
         bos_token=_token(fields, "tokenizer.ggml.bos_token_id", tokens),
         eos_token=_token(fields, "tokenizer.ggml.eos_token_id", tokens),
-        chat_template=_value(fields, "tokenizer.chat_template", path, None),
+        chat_template=_value(fields, "tokenizer.chat_template", path, None, kind="string"),
         settings={"tokenizer.ggml.model": "llama", "add_space_prefix": model.normalizer.add_dummy_prefix,
                   "byte_fallback": model.byte_fallback},
     )
