@@ -50,6 +50,17 @@ MAX_SPECIAL_TOKENS = 65_536
 _VERSION = re.compile(r"^v(\d+)$")
 
 
+def _kind(value: Any) -> str:
+    """A short description of a JSON value for an error message (never the whole of a large value)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return json.dumps(value)[:40] if not isinstance(value, float) else repr(value)
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, dict):
+        return "an object with keys " + ", ".join(repr(key[:20]) for key in list(value)[:4])
+    return f"a {type(value).__name__}"
+
+
 def read_tekken_json(data: bytes, *, name: str) -> TokenizerFile:
     """The Tekken model in `data` (the tekken.json bytes); ModelFormatError names what does not fit."""
     def fail(problem: str):
@@ -59,15 +70,21 @@ def read_tekken_json(data: bytes, *, name: str) -> TokenizerFile:
         document: Any = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         fail(f"is not JSON: {error}")
+    except RecursionError:
+        fail("is not JSON a parser takes: it nests too deeply")
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         fail("has no config object")
-    try:
-        pattern = str(config["pattern"])
-        vocab_size = int(config["default_vocab_size"])
-        num_special = int(config["default_num_special_tokens"])
-    except (KeyError, TypeError, ValueError) as error:
-        fail(f"config lacks pattern / default_vocab_size / default_num_special_tokens ({error})")
+    pattern = config.get("pattern")
+    if not isinstance(pattern, str):
+        fail(f"config.pattern is {_kind(pattern)}, not a string")
+    sizes = {}
+    for field in ("default_vocab_size", "default_num_special_tokens"):
+        value = config.get(field)
+        if type(value) is not int:  # not a float (Infinity, NaN, 1e300), bool or string
+            fail(f"config.{field} is {_kind(value)}, not an integer")
+        sizes[field] = value
+    vocab_size, num_special = sizes["default_vocab_size"], sizes["default_num_special_tokens"]
     if not 0 < num_special <= MAX_SPECIAL_TOKENS:  # each slot becomes a token string: bound them before making any
         fail(f"config.default_num_special_tokens = {num_special} is outside 1..{MAX_SPECIAL_TOKENS:,} (Tekken files have 1,000)")
     version = _VERSION.match(str(config.get("version", "")))
@@ -81,10 +98,14 @@ def read_tekken_json(data: bytes, *, name: str) -> TokenizerFile:
     else:
         if not isinstance(listed, list):
             fail("special_tokens is not a list")
-        ordered = sorted(listed, key=lambda entry: entry.get("rank", -1) if isinstance(entry, dict) else -1)
-        if [entry.get("rank") for entry in ordered] != list(range(len(ordered))):
+        for index, entry in enumerate(listed):  # checked before sorting: a rank "a" beside a rank 1 does not sort
+            if not isinstance(entry, dict) or type(entry.get("rank")) is not int or not isinstance(entry.get("token_str"), str):
+                fail(f"special_tokens[{index}] is not a {{rank, token_str}} object with an integer rank and a string "
+                     f"token_str (it is {_kind(entry)})")
+        ordered = sorted(listed, key=lambda entry: entry["rank"])
+        if [entry["rank"] for entry in ordered] != list(range(len(ordered))):
             fail("special_tokens must have the ranks 0, 1, 2, ... without gaps")
-        specials = [str(entry["token_str"]) for entry in ordered]
+        specials = [entry["token_str"] for entry in ordered]
     if not 0 < len(specials) <= num_special or len(set(specials)) != len(specials):
         fail(f"has {len(specials)} special tokens for {num_special} slots (they must be distinct and fit)")
     vocab = document.get("vocab")
