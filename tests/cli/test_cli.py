@@ -170,6 +170,14 @@ def test_hostile_arguments_and_input_are_one_line_errors(tmp_path, corpus):
     assert not (tmp_path / "r").exists() or "x" not in ok("registry", "list", "--registry", str(tmp_path / "r"))
 
 
+@pytest.mark.parametrize("url", [b"http://x/\xff", "http://x/caf\u00e9".encode(), b"http://\xff/", b"http://x/a b"])
+def test_a_registry_url_that_is_not_printable_ascii_is_a_one_line_error(url):
+    # A byte argv does not decode (a surrogate) hashed for the cache directory, and a non-ASCII path in the
+    # request line, were tracebacks (UnicodeEncodeError).
+    stderr = fails(1, "count", "--registry", url, "--model", "x", "--text", "x")
+    assert "is printable ASCII" in stderr and len(stderr.strip().splitlines()) == 1
+
+
 def test_verify_reports_a_tampered_version_and_exits_1(tmp_path, corpus):
     registry = tmp_path / "models"
     ok("train", "--input", str(corpus), "--vocab-size", "270", "--name", "a", "--registry", str(registry), "--quiet")

@@ -77,6 +77,10 @@ class HttpSource(Source):
             parsed = urllib.parse.urlsplit(base_url)
         except ValueError as error:  # e.g. "http://[::1": Invalid IPv6 URL
             raise RegistryError(f"registry URL {base_url[:200]!r} does not parse: {error}") from None
+        odd = next((char for char in base_url if not " " < char < "\x7f"), None)
+        if odd is not None:  # a byte argv could not decode (a surrogate), a space, a control or non-ASCII character
+            raise RegistryError(f"registry URL {base_url[:200]!r} has the character {odd!r}: a URL is printable ASCII "
+                                "(percent-encode the path, punycode the host)")
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise RegistryError(f"registry URL {base_url!r} must be http:// or https:// with a host")
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
