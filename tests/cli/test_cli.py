@@ -178,6 +178,19 @@ def test_a_registry_url_that_is_not_printable_ascii_is_a_one_line_error(url):
     assert "is printable ASCII" in stderr and len(stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("flag", ["--description", "--pattern", "--input"])
+def test_train_arguments_that_are_not_utf8_are_a_one_line_error(tmp_path, corpus, flag):
+    # A byte argv does not decode (a surrogate) was a UnicodeEncodeError traceback writing the manifest.
+    odd = tmp_path / "c\udcff.txt"
+    odd.write_bytes(corpus.read_bytes())
+    value = {"--description": b"d\xff", "--pattern": b"\xff", "--input": os.fsencode(odd)}[flag]
+    args = ["train", "--input", str(corpus), "--vocab-size", "260", "--name", "x", "--registry", str(tmp_path / "r"), "--quiet"]
+    args = [*args[:1], *args[3:]] if flag == "--input" else args
+    stderr = fails(2, *args, flag, value)
+    assert "is not UTF-8 text" in stderr
+    assert not (tmp_path / "r" / "x").exists()
+
+
 def test_verify_reports_a_tampered_version_and_exits_1(tmp_path, corpus):
     registry = tmp_path / "models"
     ok("train", "--input", str(corpus), "--vocab-size", "270", "--name", "a", "--registry", str(registry), "--quiet")
