@@ -191,6 +191,13 @@ def test_train_arguments_that_are_not_utf8_are_a_one_line_error(tmp_path, corpus
     assert not (tmp_path / "r" / "x").exists()
 
 
+def test_registry_import_of_a_file_name_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    odd = tmp_path / "ranks\udcff.tiktoken"
+    odd.write_bytes(b"YQ== 0\n")
+    stderr = fails(2, "registry", "import", "--registry", str(tmp_path / "r"), "--name", "a", "--like", "cl100k_base", os.fsencode(odd))
+    assert "is not UTF-8 text" in stderr
+
+
 def test_verify_reports_a_tampered_version_and_exits_1(tmp_path, corpus):
     registry = tmp_path / "models"
     ok("train", "--input", str(corpus), "--vocab-size", "270", "--name", "a", "--registry", str(registry), "--quiet")

@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="tokend: %(levelname)s: %(message)s")
     handler = args.handler
     try:
+        if args.command in ("train", "registry"):
+            _check_utf8(argv)
         return int(handler(args) or 0)
     except UsageError as error:
         parser_for(parser, args).error(str(error))  # exits 2, like argparse's own errors
@@ -94,6 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {line}", file=sys.stderr)
         return status
     return 0
+
+
+def _check_utf8(argv: Sequence[str]) -> None:
+    """Commands that write a manifest record their arguments (names, paths, descriptions) as UTF-8 text: an
+    argument bytes argv could not decode (it holds surrogates) is refused before anything is written."""
+    for argument in argv:
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"argument {argument[:200]!r} is not UTF-8 text; the manifest records the command "
+                             "(rename the file, or give the text as UTF-8)") from None
 
 
 def parser_for(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:

@@ -57,12 +57,6 @@ def run(args: argparse.Namespace) -> int:
     from tokend.registry.atomic_files import sha256_hex
     from tokend.registry.manifest import validate_model_name
 
-    for argument in args.argv:  # the manifest records the command as UTF-8 text; a byte argv could not decode can't be
-        try:
-            argument.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UsageError(f"argument {argument[:200]!r} is not UTF-8 text; the manifest records the command "
-                             "(rename the file, or give the text as UTF-8)") from None
     if args.vocab_size < 256:
         raise UsageError(f"--vocab-size {args.vocab_size} is too small: byte-level BPE needs at least 256")
     if args.version is not None and args.version < 1:
