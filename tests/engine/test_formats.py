@@ -78,7 +78,8 @@ def test_trained_model_survives_both_formats(tmp_path):
 
 @pytest.mark.parametrize(
     "text, fragment",
-    [("minbpe v2\n\n0\n", "expected 'minbpe v1'"), ("minbpe v1\n\nx\n", "line 3"), ("minbpe v1\n\n0\n97 300\n", "not defined"), ("minbpe v1\n\n0\n1 2 3\n", "line 4")],
+    [("minbpe v2\n\n0\n", "expected 'minbpe v1'"), ("minbpe v1\n\nx\n", "line 3"), ("minbpe v1\n\n0\n97 300\n", "not defined"), ("minbpe v1\n\n0\n1 2 3\n", "line 4"),
+     ("minbpe v1\n\n2\n<s> 300\n<s> 301\n", "line 5: special token '<s>' is given twice")],
 )
 def test_malformed_minbpe_model(text, fragment):
     with pytest.raises(ModelFormatError, match=fragment):

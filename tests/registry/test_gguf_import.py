@@ -276,3 +276,11 @@ def test_keys_the_importer_does_not_read_are_skipped_not_built(tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 50 << 20, peak  # the array is stepped over (it was ~500 MB of int objects in a list)
+
+
+def test_a_key_given_twice_is_refused(tmp_path):
+    # the last value won silently; llama.cpp's writer never repeats a key
+    model = _entry("tokenizer.ggml.model", _STRING, _string("gpt2"))
+    path = _raw_gguf(tmp_path / "twice.gguf", [model, _entry("tokenizer.ggml.model", _STRING, _string("llama"))])
+    with pytest.raises(ModelFormatError, match="has the key 'tokenizer.ggml.model' twice"):
+        read_gguf_metadata(path, prefix="tokenizer.")

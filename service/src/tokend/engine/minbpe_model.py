@@ -55,6 +55,8 @@ def load_minbpe_model(text: str) -> MinbpeModel:
         fields = lines[line_number - 1].strip().split() if line_number - 1 < len(lines) else []
         if len(fields) != 2 or not fields[1].isdigit():
             raise ModelFormatError(f"minbpe model, line {line_number}: expected `<special> <id>`")
+        if fields[0] in special_tokens:  # the last would win silently
+            raise ModelFormatError(f"minbpe model, line {line_number}: special token {fields[0][:40]!r} is given twice")
         special_tokens[fields[0]] = int(fields[1])
     merges: dict[tuple[int, int], int] = {}
     next_id = 256

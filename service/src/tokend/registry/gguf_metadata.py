@@ -103,5 +103,7 @@ def read_gguf_metadata(path: Path, *, prefix: str | tuple[str, ...] = "") -> dic
             keep = key.startswith(prefix)
             value = cursor.value(kind, keep)
             if keep:
+                if key in metadata:  # the last would win silently; llama.cpp's writer never repeats a key
+                    raise ModelFormatError(f"{what} has the key {key[:80]!r} twice")
                 metadata[key] = value
         return metadata
