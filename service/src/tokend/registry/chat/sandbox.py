@@ -24,7 +24,8 @@ How they are enforced, without threads or signals (a template cannot be killed f
   after. A `MemoryError` inside a template is reported as "size_limit" too.
 - values without a hook: every list, tuple and dict literal is sized as it is built (`_SizedLiterals`), and
   every `{{ value }}` before it is printed, so `[x, x]` nested forty deep is refused, not printed or compared.
-- integers: an operand or result past `MAX_INT_BITS` is refused before the (GIL-holding) C arithmetic runs.
+- integers: an operand or result of `+ * ** % //` past `MAX_INT_BITS` is refused before the (GIL-holding) C
+  arithmetic runs (`-` is not checked: it cannot make an integer longer by more than a bit).
 - `lipsum` runs a paragraph at a time under the deadline.
 Not handled: a template's CPU time inside one bounded C operation (e.g. sorting 100,000 items), which the
 bounds above keep small.
@@ -109,6 +110,8 @@ def _budget() -> _Budget:
 def _estimate(value: Any, cap: int) -> int:
     """Characters `str(value)` would take, roughly, stopping once past `cap`. Every reference counts, and a
     container referenced many times is sized once (`[x, x]` nested 40 deep prints 2**40 copies of x)."""
+    if isinstance(value, str):  # the common case, without the memo's dict
+        return len(value)
     return _estimate_into(value, cap, {})
 
 
@@ -382,7 +385,7 @@ def _wrap_test(name: str, function: Any) -> Any:
 class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
     """transformers' chat-template environment, with every hook checking the render's budget."""
 
-    intercepted_binops = frozenset({"+", "-", "*", "**", "%", "//"})
+    intercepted_binops = frozenset({"+", "*", "**", "%", "//"})  # not "-": it cannot grow a value
     code_generator_class = _SizedLiterals
 
     def __init__(self) -> None:
