@@ -44,10 +44,9 @@ from .byte_level_alphabet import token_text_to_bytes
 from .byte_level_model import ByteLevelModel, TokenizerFile
 from .patterns import GPT2_BYTE_LEVEL_PATTERN
 from .pre_tokenizer import PrefixSpace, PreTokenizerStep, Split
+from .vocabulary_checks import MAX_ID, shown_id
 
 __all__ = ["read_tokenizer_json", "parse_tokenizer_json"]
-
-_MAX_ID = 2**32 - 2  # the native core's ids are 32-bit, one value reserved
 
 
 def read_tokenizer_json(data: bytes, *, name: str) -> TokenizerFile:
@@ -180,9 +179,9 @@ class _Reader:
             self.fail("model.vocab", "is missing or empty")
         if len(set(vocab.values())) != len(vocab) or any(type(token_id) is not int or token_id < 0 for token_id in vocab.values()):
             self.fail("model.vocab", "must give every token a distinct non-negative integer id")
-        if max(vocab.values()) > _MAX_ID:
+        if max(vocab.values()) > MAX_ID:
             text, token_id = max(vocab.items(), key=lambda item: item[1])
-            self.fail("model.vocab", f"gives {text[:40]!r} the id {token_id if token_id < 10**12 else 'of ' + str(len(str(token_id))) + ' digits'} (ids go up to {_MAX_ID:,})")
+            self.fail("model.vocab", f"gives {text[:40]!r} the id {shown_id(token_id)} (ids go up to {MAX_ID:,})")
         vocabulary: dict[bytes, int] = {}  # bytes -> id, for the tokens BPE can produce
         extra_decoder: dict[int, bytes] = {}  # id -> bytes, for entries outside the byte-level alphabet
         for text, token_id in vocab.items():

@@ -12,7 +12,7 @@ from itertools import islice
 
 from ..errors import ModelFormatError
 
-__all__ = ["check_vocabulary", "check_model"]
+__all__ = ["check_vocabulary", "check_model", "MAX_ID", "shown_id"]
 
 _SLICE = 16384  # ranks per C call while checking them (~1 ms of the GIL)
 
@@ -78,6 +78,15 @@ def check_model(model, ranks: dict[bytes, int]) -> None:
 MAX_ID = 2**32 - 2  # ids are 32-bit in the core and on the wire; one value is reserved
 
 
+def shown_id(token_id: object) -> str:
+    """An id as an error message quotes it: whole when short, else its number of digits.
+
+    >>> shown_id(7), shown_id(10**30)
+    ('7', 'of 31 digits')
+    """
+    return str(token_id) if type(token_id) is not int or token_id < 10**12 else f"of {len(str(token_id))} digits"
+
+
 def _check_token_ids(model, n_ranks: int) -> None:
     """Special and added tokens' ids: whole numbers the core and the wire hold (a special token of id 2**40
     was published and then answered INTERNAL on every call), and not so sparse that the tables indexed by id
@@ -87,8 +96,10 @@ def _check_token_ids(model, n_ranks: int) -> None:
     bound = 4 * (n_ranks + len(named)) + 65536
     for text, token_id in named:
         if type(token_id) is not int or not 0 <= token_id <= MAX_ID:
-            shown = token_id if type(token_id) is not int or token_id < 10**12 else f"of {len(str(token_id))} digits"
-            raise ModelFormatError(f"encoding {model.name!r}: the token {text[:60]!r} has the id {shown}; ids are whole numbers 0..{MAX_ID:,}")
+            raise ModelFormatError(
+                f"encoding {model.name!r}: the token {text[:60]!r} has the id {shown_id(token_id)}; ids are whole numbers "
+                f"0..{MAX_ID:,}"
+            )
         if token_id >= bound:
             raise ModelFormatError(
                 f"encoding {model.name!r}: the token {text[:60]!r} has the id {token_id:,}, far past the vocabulary's "

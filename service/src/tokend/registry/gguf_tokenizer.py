@@ -100,7 +100,7 @@ def read_gguf_tokenizer(path: Path) -> GgufTokenizer:
 
 def _value(fields: dict[str, Any], key: str, path: Path, default: Any = ..., kind: str | None = None) -> Any:
     """`fields[key]` (`default` when absent; ModelFormatError without one), of the GGUF type `kind` names when
-    given: "string", "number", "bool", or "strings" / "numbers" / "integers" for arrays of those."""
+    given: "string", or "strings" / "numbers" / "integers" for arrays of those."""
     if key not in fields:
         if default is ...:
             raise ModelFormatError(f"{path.name} has no {key}")
@@ -117,12 +117,11 @@ def _number(value: Any) -> bool:
 
 _KINDS = {
     "string": lambda value: isinstance(value, str),
-    "bool": lambda value: isinstance(value, (bool, int)),
     "strings": lambda value: isinstance(value, list) and all(isinstance(item, str) for item in value),
     "numbers": lambda value: isinstance(value, list) and all(map(_number, value)),
     "integers": lambda value: isinstance(value, list) and all(type(item) is int for item in value),
 }
-_KIND_NAMES = {"string": "a string", "bool": "a bool", "strings": "an array of strings", "numbers": "an array of numbers",
+_KIND_NAMES = {"string": "a string", "strings": "an array of strings", "numbers": "an array of numbers",
                "integers": "an array of integers"}
 
 
