@@ -12,6 +12,10 @@ DecodeStream) are counted like unary calls: a document's chunks get the grace pe
     calls.wait_idle(timeout=20)
     calls.count                    # calls still running: cut when the process ends
 
+A call counted here entered the worker before draining began, and the availability gate lets it through even
+when draining begins before the call reaches the gate (``entered_before_drain``): between this outermost
+interceptor and the gate sit metrics, logging and, under load, a wait for the GIL, and a call already shown in
+``tokend_rpc_in_flight`` must be answered, not refused (tests/reliability/test_sigterm.py saw it refused).
 Calls that arrive once draining began are refused by the availability gate (UNAVAILABLE). Counting them
 would make the drain wait on refusals and, when one is being answered at the moment the worker ends,
 report it as a cut call although its client got the clean refusal (tests/reliability/test_sigterm.py
@@ -38,6 +42,7 @@ class InFlightCalls(UnaryInterceptor):
         self._count = 0
         self._counting = True
         self._idle = threading.Condition()
+        self._entered = threading.local()  # per handler thread: whether its current call was counted
 
     @property
     def count(self) -> int:
@@ -71,11 +76,20 @@ class InFlightCalls(UnaryInterceptor):
         finally:
             self._leave()
 
+    def entered_before_drain(self) -> bool:
+        """Whether the call running in this thread was counted, i.e. entered before ``stop_counting``.
+
+        Meant for the interceptors inside this one (the availability gate): a Tokenizer call runs in one
+        handler thread from this interceptor down to the servicer (a stream's generator starts the inner
+        ones on its first step, in the thread that steps it)."""
+        return getattr(self._entered, "counted", False)
+
     def _enter(self) -> bool:
         """Count a call that starts now, unless counting stopped; True when it was counted."""
         with self._idle:
             counted = self._counting
             self._count += counted
+        self._entered.counted = counted
         return counted
 
     def _leave(self) -> None:

@@ -109,7 +109,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                     MetricsInterceptor(metrics, served.piece_cache_stats),
                     LoggingInterceptor(),
                     ErrorInterceptor(),
-                    AvailabilityInterceptor(availability),
+                    AvailabilityInterceptor(availability, calls),
                     StreamSlots(),
                     DeferredParse(),
                 ]
