@@ -212,6 +212,33 @@ def test_verify_reports_a_tampered_version_and_exits_1(tmp_path, corpus):
     assert ok("count", "--model", "a", "--registry", str(registry), "--text", "Alice").strip().isdigit()
 
 
+@pytest.mark.parametrize("damage", ["manifest not JSON", "index.json not JSON", "no index, manifest not JSON"])
+def test_list_names_a_corrupt_manifest_or_index_and_exits_1(tmp_path, corpus, damage):
+    # `registry list` read names and versions only and exited 0 over a manifest or index that could not be read
+    # (issue 13); it lists what it can, as before, and names each version it cannot vouch for, like `verify`.
+    registry = tmp_path / "models"
+    for name in ("a", "b"):
+        ok("train", "--input", str(corpus), "--vocab-size", "270", "--name", name, "--registry", str(registry), "--quiet")
+    if damage == "index.json not JSON":
+        (registry / "index.json").write_text("{broken")
+    else:
+        if damage.startswith("no index"):
+            (registry / "index.json").unlink()
+        (registry / "a" / "1" / "manifest.json").write_text("not json")
+    completed = tokend("registry", "list", "--registry", str(registry))
+    stderr = completed.stderr.decode()
+    assert completed.returncode == 1 and "Traceback" not in stderr, (completed.returncode, stderr)
+    assert [line.split()[:2] for line in completed.stdout.decode().splitlines()[1:]] == [["a", "1"], ["b", "1"]]
+    errors = stderr.splitlines()
+    if damage == "index.json not JSON":
+        assert [line.split(": ")[:3] for line in errors] == [["tokend", "error", "a@1"], ["tokend", "error", "b@1"]]
+        assert all(f"registry index {registry / 'index.json'} is invalid" in line for line in errors)
+    else:
+        assert len(errors) == 1 and errors[0].startswith("tokend: error: a@1: ")
+        assert ("compared with the registry index" if damage == "manifest not JSON" else "is invalid: not UTF-8 JSON") in errors[0]
+    assert json.loads(tokend("registry", "list", "--registry", str(registry), "--json").stdout)[1]["name"] == "b"
+
+
 def test_two_concurrent_imports_of_one_version_exactly_one_wins(tmp_path):
     registry = str(tmp_path / "models")
     files = []

@@ -25,10 +25,13 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokend.cli.arguments import UsageError, add_registry_argument, parse_special_tokens, resolve_pattern
 from tokend.cli.chat_commands import add_chat_format_arguments, add_chat_format_parser, chat_format_spec
+
+if TYPE_CHECKING:
+    from tokend.registry.catalog import ModelSummary
 
 
 def add_parser(subparsers: Any) -> None:
@@ -136,18 +139,28 @@ def _open(args: argparse.Namespace, *, create: bool = False):
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """Every version found is listed; one whose manifest does not read, match the index or parse is also
+    named on stderr (as `verify` names it), and the exit status is 1."""
     registry = _open(args)
     models = registry.list_models()
-    if args.json:
+    _print_listing(models, registry.location, as_json=args.json)
+    failed = [result for result in registry.verify(payloads=False) if not result.ok]
+    for result in failed:
+        print(f"tokend: error: {result.ref}: {result.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _print_listing(models: list[ModelSummary], location: str, *, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(
             [{"name": m.name, "versions": list(m.versions), "latest_version": m.latest_version, "aliases": dict(m.aliases)}
              for m in models],
             indent=2,
         ))
-        return 0
+        return
     if not models:
-        print(f"no models in {registry.location}")
-        return 0
+        print(f"no models in {location}")
+        return
     rows = [("NAME", "VERSIONS", "LATEST", "ALIASES")] + [
         (m.name, ",".join(map(str, m.versions)), str(m.latest_version),
          " ".join(f"{alias}={version}" for alias, version in m.aliases.items()) or "-")
@@ -156,7 +169,6 @@ def run_list(args: argparse.Namespace) -> int:
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
-    return 0
 
 
 def run_show(args: argparse.Namespace) -> int:

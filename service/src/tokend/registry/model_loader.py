@@ -184,11 +184,14 @@ class ModelLoader:
             )
         return _parse_manifest(vref, data), digest
 
-    def verify(self, vref: ModelVersionRef) -> TokendError | None:
-        """None if every checksum of `vref` on the source matches now, else why not (content included)."""
+    def verify(self, vref: ModelVersionRef, *, payload: bool = True) -> TokendError | None:
+        """None if every checksum of `vref` on the source matches now, else why not (content included).
+        `payload=False`: the manifest only (read, checked against the index, parsed)."""
         try:
             deadline = time.monotonic() + self.load_timeout
             manifest, _ = self.read_manifest(vref, deadline=deadline)
+            if not payload:
+                return None
             check_payload_limits(manifest)
             verify_payload(manifest, self.source.read_payload(manifest, deadline=deadline))
         except TokendError as error:

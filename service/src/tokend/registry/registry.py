@@ -247,10 +247,12 @@ class Registry(Publishing):
     def loaded_models(self) -> list[LoadedModel]:
         return self._models.loaded()
 
-    def verify(self, ref: str | None = None) -> list[VerificationResult]:
+    def verify(self, ref: str | None = None, *, payloads: bool = True) -> list[VerificationResult]:
         """Recompute every checksum of one version (`ref`) or of all versions, from the source as it is now
         (a loaded version whose files changed fails here while its verified copy keeps serving). Never
-        raises for a bad version (its result carries the error); raises ModelNotFoundError for an unknown `ref`."""
+        raises for a bad version (its result carries the error); raises ModelNotFoundError for an unknown `ref`.
+        `payloads=False` checks the manifests alone (read, compared with the index, parsed): what
+        `tokend registry list` vouches for, without reading every payload."""
         if ref is not None:
             targets = [self._resolve(ref)[0]]
         else:
@@ -261,7 +263,7 @@ class Registry(Publishing):
             ]
         results = []
         for vref in targets:
-            error = self._models.verify(vref)
+            error = self._models.verify(vref, payload=payloads)
             results.append(VerificationResult(str(vref), None if error is None else str(error)))
         return results
 
