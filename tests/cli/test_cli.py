@@ -191,6 +191,16 @@ def test_train_arguments_that_are_not_utf8_are_a_one_line_error(tmp_path, corpus
     assert not (tmp_path / "r" / "x").exists()
 
 
+@pytest.mark.parametrize("command", [["encode"], ["count"], ["truncate", "-n", "2"], ["chunk", "-n", "2"]])
+def test_text_argument_that_is_not_utf8_is_refused_naming_the_byte(command):
+    # A --text byte argv does not decode reached the engine as a lone surrogate, which (like tiktoken's encode)
+    # reads it as U+FFFD: 'ab\xffc' gave 370 5809 66 with cl100k_base, the ids of "ab\ufffdc", without a word.
+    stderr = fails(2, *command, "--model", "cl100k_base", "--text", b"ab\xffc")
+    error = stderr.strip().splitlines()[-1]
+    assert error.startswith(f"tokend {command[0]}: error: --text is not UTF-8 text (byte 2 is 0xff); "), error
+    assert "stdin" in error
+
+
 def test_registry_import_of_a_file_name_that_is_not_utf8_is_a_one_line_error(tmp_path):
     odd = tmp_path / "ranks\udcff.tiktoken"
     odd.write_bytes(b"YQ== 0\n")

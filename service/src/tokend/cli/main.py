@@ -78,8 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="tokend: %(levelname)s: %(message)s")
     handler = args.handler
     try:
-        if args.command in ("train", "registry"):
-            _check_utf8(argv)
+        if args.command in ("train", "registry"):  # they record their arguments in a manifest, as UTF-8 text
+            for argument in argv:
+                _check_utf8(argument, f"argument {argument[:200]!r}", _MANIFEST_FIX)
+        if getattr(args, "text", None) is not None:  # encode, count, truncate, chunk: text, never bytes
+            _check_utf8(args.text, "--text", _TEXT_FIX)
         return int(handler(args) or 0)
     except UsageError as error:
         parser_for(parser, args).error(str(error))  # exits 2, like argparse's own errors
@@ -98,15 +101,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _check_utf8(argv: Sequence[str]) -> None:
-    """Commands that write a manifest record their arguments (names, paths, descriptions) as UTF-8 text: an
-    argument bytes argv could not decode (it holds surrogates) is refused before anything is written."""
-    for argument in argv:
-        try:
-            argument.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UsageError(f"argument {argument[:200]!r} is not UTF-8 text; the manifest records the command "
-                             "(rename the file, or give the text as UTF-8)") from None
+_MANIFEST_FIX = "the manifest records the command (rename the file, or give the text as UTF-8)"
+_TEXT_FIX = "give it as UTF-8, or convert it (e.g. with iconv) and pass it on stdin"
+
+
+def _check_utf8(argument: str, what: str, fix: str) -> None:
+    """An argument bytes argv could not decode holds surrogates (surrogateescape): it is refused, naming the
+    first such byte, before anything reads it as text. (The engine, like tiktoken, would read each as U+FFFD.)"""
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError as error:
+        offset = len(argument[: error.start].encode("utf-8"))
+        code = ord(argument[error.start])
+        byte = f" is 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else ""  # the byte surrogateescape stood for
+        raise UsageError(f"{what} is not UTF-8 text (byte {offset}{byte}); {fix}") from None
 
 
 def parser_for(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
