@@ -16,6 +16,7 @@ import copy
 import functools
 import gzip
 import re
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -276,6 +277,48 @@ def test_keys_the_importer_does_not_read_are_skipped_not_built(tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 50 << 20, peak  # the array is stepped over (it was ~500 MB of int objects in a list)
+
+
+_BYTES_TOKENS = _TOKENS + ["hi", "<|end|>"]
+
+
+def _gguf_with_byte_arrays(path: Path, charsmap_bytes: int) -> Path:
+    import struct
+
+    types = bytes([1] * (len(_BYTES_TOKENS) - 1) + [3])  # uint8 token types: NORMAL ..., CONTROL
+    return _raw_gguf(path, [
+        _entry("tokenizer.ggml.model", _STRING, _string("gpt2")), _entry("tokenizer.ggml.pre", _STRING, _string("gpt-2")),
+        _entry("tokenizer.ggml.tokens", _ARRAY, _strings(_BYTES_TOKENS)),
+        _entry("tokenizer.ggml.merges", _ARRAY, _strings(["h i"])),
+        _entry("tokenizer.ggml.token_type", _ARRAY, struct.pack("<IQ", 0, len(types)) + types),  # 0: uint8
+        _entry("tokenizer.ggml.precompiled_charsmap", _ARRAY, struct.pack("<IQ", 0, charsmap_bytes) + bytes(range(256)) * (charsmap_bytes // 256)),
+        _entry("tokenizer.ggml.scores", _ARRAY, struct.pack("<IQ", 1, 3) + bytes([1, 255, 7])),  # 1: int8, kept, unread
+    ])
+
+
+def test_uint8_arrays_are_read_as_bytes_with_bounded_memory(tmp_path):
+    # a uint8 array under a key the importer keeps (llama.cpp writes a T5 model's precompiled_charsmap so) was
+    # a list of ints, 8 bytes of pointer per byte of file: a peak of 480 MB for these 30 MB
+    from tokend.registry.gguf_tokenizer import read_gguf_tokenizer
+
+    path = _gguf_with_byte_arrays(tmp_path / "bytes.gguf", 30_000_000 // 256 * 256)
+    tracemalloc.start()
+    read_gguf_tokenizer(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 45 << 20, peak  # the array's 30 MB once
+
+
+def test_uint8_and_int8_arrays_read_as_gguf_reads_them_and_import(registry, tmp_path):
+    path = _gguf_with_byte_arrays(tmp_path / "bytes.gguf", 1024)  # GGUFReader makes a numpy view per item: small
+    ours, theirs = read_gguf_metadata(path), {key: field.contents() for key, field in GGUFReader(path).fields.items()}
+    for key in ("tokenizer.ggml.token_type", "tokenizer.ggml.precompiled_charsmap", "tokenizer.ggml.scores"):
+        assert list(ours[key]) == theirs[key], key
+    manifest = import_files(registry, [path], name="bytes", provenance={"kind": "imported"})
+    encoding = registry.get_encoding(manifest.ref)
+    assert encoding.special_tokens_set == {"<|end|>"}  # the uint8 CONTROL type made it special
+    ids = [_BYTES_TOKENS.index("hi"), _BYTES_TOKENS.index("!"), len(_BYTES_TOKENS) - 1]
+    assert encoding.encode("hi!<|end|>", allowed_special="all") == ids
 
 
 def test_a_key_given_twice_is_refused(tmp_path):

@@ -6,7 +6,7 @@
 Layout (little-endian, versions 2 and 3; value types numbered as ggml's `gguf_type`, the `gguf` package's
 `GGUFValueType`): magic "GGUF", u32 version, u64 tensor count, u64 key/value count, then per entry a string
 key (u64 length + UTF-8), a u32 value type and the value (scalars; strings; arrays as u32 item type + u64
-count + items).
+count + items). Arrays come back as lists, except arrays of UINT8 (`bytes`) and INT8 (`array("b")`).
 Every length is checked against the file, so a truncated or hostile file is a ModelFormatError, never a
 crash or an unbounded allocation.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,9 @@ _STRING, _ARRAY = 8, 9
 _MAX_NESTING = 4  # arrays of arrays: llama.cpp writes none; a crafted file must not exhaust the stack
 # value type -> struct code: UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, UINT64, INT64, FLOAT64
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+# item type -> how an array of it is kept: UINT8 as bytes, INT8 as array("b") (a T5 model's
+# precompiled_charsmap is a UINT8 array of the whole charsmap: as a list, 8 bytes of pointer per byte)
+_BYTE_ARRAYS = {0: bytes, 1: lambda data: array("b", data)}
 
 
 class _Cursor:
@@ -69,7 +73,11 @@ class _Cursor:
             if item_kind in _SCALARS:
                 code = _SCALARS[item_kind]
                 start = self._advance(count * struct.calcsize(code))
-                return list(struct.unpack_from(f"<{count}{code}", self.data, start)) if keep else None
+                if not keep:
+                    return None
+                if item_kind in _BYTE_ARRAYS:  # a byte an item (a list of ints: 8 bytes of pointer an item)
+                    return _BYTE_ARRAYS[item_kind](self.data[start : self.position])
+                return list(struct.unpack_from(f"<{count}{code}", self.data, start))
             if count > len(self.data):  # every item takes at least a byte
                 raise ModelFormatError(f"{self.what}: an array claims {count} items")
             items = [self.value(item_kind, keep, depth + 1) for _ in range(count)]

@@ -34,6 +34,7 @@ Any other `tokenizer.ggml.model` is refused, naming it.
 from __future__ import annotations
 
 import json
+from array import array
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -115,18 +116,19 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+_BYTE_ARRAYS = (bytes, array)  # how gguf_metadata keeps arrays of UINT8 and INT8: integers, a byte each
 _KINDS = {
     "string": lambda value: isinstance(value, str),
     "strings": lambda value: isinstance(value, list) and all(isinstance(item, str) for item in value),
-    "numbers": lambda value: isinstance(value, list) and all(map(_number, value)),
-    "integers": lambda value: isinstance(value, list) and all(type(item) is int for item in value),
+    "numbers": lambda value: isinstance(value, _BYTE_ARRAYS) or isinstance(value, list) and all(map(_number, value)),
+    "integers": lambda value: isinstance(value, _BYTE_ARRAYS) or isinstance(value, list) and all(type(item) is int for item in value),
 }
 _KIND_NAMES = {"string": "a string", "strings": "an array of strings", "numbers": "an array of numbers",
                "integers": "an array of integers"}
 
 
 def _gguf_type(value: Any) -> str:
-    if isinstance(value, list):
+    if isinstance(value, (list, *_BYTE_ARRAYS)):
         kinds = sorted({type(item).__name__ for item in value[:1000]})
         return f"an array of {len(value):,} items ({', '.join(kinds) or 'empty'})"
     return f"{type(value).__name__} {str(value)[:40]!r}"
@@ -196,7 +198,7 @@ def _sentencepiece(fields: dict[str, Any], path: Path) -> GgufTokenizer:
         raise ModelFormatError(f"{path.name}: tokenizer.ggml.tokens is empty")
     scores = _value(fields, "tokenizer.ggml.scores", path, None, kind="numbers") or [0.0] * len(tokens)
     token_types = _value(fields, "tokenizer.ggml.token_type", path, None, kind="integers") or [int(PieceType.NORMAL)] * len(tokens)
-    if not isinstance(scores, list) or not isinstance(token_types, list) or not len(tokens) == len(scores) == len(token_types):
+    if not len(tokens) == len(scores) == len(token_types):
         raise ModelFormatError(f"{path.name}: tokenizer.ggml.tokens, .scores and .token_type must have the same length")
     types: list[PieceType] = []
     for index, value in enumerate(token_types):
