@@ -13,6 +13,9 @@ path (`messages[2].tool_calls[0].function.name`). Other keys are kept in `raw` f
 may read e.g. `reasoning_content`); the built-in formats refuse them, so nothing is silently left out of a
 count.
 
+Text must be Unicode: a string holding a lone surrogate (a JSON "\\ud800" escape without its pair) is refused,
+naming its field, as openai-harmony and transformers' tokenizers refuse it.
+
 Not handled here: which roles and fields a format accepts (each format checks its own) and size limits
 (the service layer bounds the request).
 """
@@ -20,6 +23,7 @@ Not handled here: which roles and fields a format accepts (each format checks it
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -101,7 +105,9 @@ def parse_messages(messages: Any) -> tuple[ChatMessage, ...]:
         # The common message, {"role": ..., "content": "..."}, checked in a few operations.
         if type(message) is dict and len(message) == 2:
             role, content = message.get("role"), message.get("content")
-            if type(role) is str and role and type(content) is str:
+            if type(role) is str and role and type(content) is str and (content.isascii() or _is_text(content)) and (
+                role.isascii() or _is_text(role)
+            ):
                 parsed.append(_new_message(ChatMessage, (index, role, content, None, None, (), None, (), message)))
                 continue
         parsed.append(_parse_message(index, message))
@@ -131,16 +137,62 @@ def _parse_message(index: int, message: Any) -> ChatMessage:
     if tool_call_id is not None and not isinstance(tool_call_id, str):
         raise ChatRequestError("must be a string when given", message_index=index, field=f"{where}.tool_call_id")
     extra = tuple(sorted(key for key in message if key not in KNOWN_MESSAGE_KEYS))
+    for key in extra:  # what a template may read (the built-in formats refuse such keys)
+        _check_nested_text(message[key], index, f"{where}.{key}")
     return ChatMessage(
-        index, _plain(role), None if content is None else _plain(content), parts, None if name is None else _plain(name),
-        tool_calls, None if tool_call_id is None else _plain(tool_call_id), extra, message,
+        index, _text(role, index, f"{where}.role"), None if content is None else _text(content, index, f"{where}.content"),
+        parts, None if name is None else _text(name, index, f"{where}.name"), tool_calls,
+        None if tool_call_id is None else _text(tool_call_id, index, f"{where}.tool_call_id"), extra, message,
     )  # fmt: skip
 
 
-def _plain(text: str) -> str:
-    """`text` as an exact str: a str subclass in a rendered chat would be taken for a special token
-    (engine/text_parts.SpecialText)."""
+def _text(text: str, index: int | None, field: str) -> str:
+    """`text` as an exact str (a str subclass in a rendered chat would be taken for a special token:
+    engine/text_parts.SpecialText), refused when it is not Unicode text (a lone surrogate)."""
+    _check_text(text, index, field)
     return text if type(text) is str else str.__str__(text)
+
+
+def _is_text(text: str) -> bool:
+    """True when `text` encodes as UTF-8: it holds no surrogate (one UTF-8 encode: ~1.5-3 ms a MB, only for
+    text that is not ASCII)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(text: str, index: int | None, field: str) -> None:
+    """Refuse a lone surrogate (half of a UTF-16 pair without the other half: a JSON "\\ud800" escape decodes
+    to one). It is not text: openai-harmony and transformers' tokenizers refuse it; tokenizing it would read
+    it as U+FFFD without a word. A whole pair (two surrogates a Python caller put side by side) is read as
+    the character it encodes, as JSON and openai-harmony read it."""
+    if text.isascii() or _is_text(text):  # isascii: a flag of the str, no scan
+        return
+    lone = _LONE_SURROGATE.search(text)
+    if lone is not None:
+        raise ChatRequestError(
+            f"holds a lone surrogate (U+{ord(lone.group()):04X}) at character {lone.start()}, which is not Unicode "
+            "text; send UTF-8 text (in JSON, a \\uD800-\\uDFFF escape must be one half of a pair)",
+            message_index=index,
+            field=field,
+        )
+
+
+def _check_nested_text(value: Any, index: int | None, field: str) -> None:
+    """`_check_text` for every string of a JSON-like value, naming `field` (the value's own path)."""
+    if isinstance(value, str):
+        _check_text(value, index, field)
+        return
+    try:
+        serialised = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return  # not JSON: what a template makes of it is the template's (the size limits bound it)
+    _check_text(serialised, index, field)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
 
 
 def _parse_content(index: int, content: Any) -> tuple[str | None, tuple[str, ...] | None]:
@@ -163,7 +215,7 @@ def _parse_content(index: int, content: Any) -> tuple[str | None, tuple[str, ...
         text = part.get("text")
         if not isinstance(text, str):
             raise ChatRequestError("must be a string", message_index=index, field=f"{where}[{number}].text")
-        parts.append(_plain(text))
+        parts.append(_text(text, index, f"{where}[{number}].text"))
     return None, tuple(parts)
 
 
@@ -199,7 +251,10 @@ def _parse_tool_calls(index: int, role: str, tool_calls: Any) -> tuple[ToolCall,
             raise ChatRequestError(
                 f"must be a JSON string or a JSON-serialisable object: {error}", message_index=index, field=f"{path}.function.arguments"
             ) from None
-        calls.append(ToolCall(call_id, _plain(name), _plain(text), None if isinstance(arguments, str) else arguments))
+        if call_id is not None:
+            _text(call_id, index, f"{path}.id")
+        calls.append(ToolCall(call_id, _text(name, index, f"{path}.function.name"), _text(text, index, f"{path}.function.arguments"),
+                              None if isinstance(arguments, str) else arguments))
     return tuple(calls)
 
 
@@ -233,9 +288,12 @@ def parse_tools(tools: Any) -> tuple[ToolDefinition, ...] | None:
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, Mapping):
             raise ChatRequestError("must be a JSON-schema object when given", field=f"{path}.function.parameters")
+        name = _text(name, None, f"{path}.function.name")
+        description = None if description is None else _text(description, None, f"{path}.function.description")
         try:
-            json.dumps(tool)
+            serialised = json.dumps(tool, ensure_ascii=False)
         except (TypeError, ValueError) as error:
             raise ChatRequestError(f"must be JSON-serialisable: {error}", field=path) from None
-        parsed.append(ToolDefinition(_plain(name), None if description is None else _plain(description), parameters, tool))
+        _check_text(serialised, None, path)  # a string of its schema
+        parsed.append(ToolDefinition(name, description, parameters, tool))
     return tuple(parsed)
