@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
+from .literal_alternation import literal_alternation
 from .prefix_scan import PrefixScan
 
 __all__ = ["AddedToken", "AddedTokenMatcher"]
@@ -62,8 +63,9 @@ class AddedTokenMatcher:
     def __init__(self, tokens: Sequence[AddedToken]) -> None:
         self._by_content = {token.content: token for token in tokens if token.content}
         ordered = sorted(self._by_content, key=lambda content: (-len(content), content))
-        # Literal alternations, longest first: `re` finds the same matches as `regex` and compiles faster.
-        self._regex = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        # The longest token at each offset, as a trie (literal_alternation: 20,000 tokens sharing a prefix
+        # cost as few as 20), in `re`: the same matches as `regex`, compiled faster.
+        self._regex = re.compile(literal_alternation(ordered)) if ordered else None
         # Cheap test first: the tokens themselves where the core's scan takes them (a few groups of tokens
         # that share their first two characters: Qwen's 26 make 3), else their 1-2 character prefixes, which
         # no token can match without. Code holds Qwen's "</" and "<t" often: looking for those alone sent

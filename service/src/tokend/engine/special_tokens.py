@@ -23,6 +23,7 @@ import re
 from collections.abc import Collection, Iterator, Set
 from functools import lru_cache
 
+from .literal_alternation import literal_alternation
 from .prefix_scan import PrefixScan
 
 __all__ = ["SpecialTokenSet", "is_default_policy", "resolve_policy", "special_token_regex"]
@@ -80,11 +81,11 @@ def resolve_policy(
 def special_token_regex(tokens: frozenset[str]) -> re.Pattern:
     """A regex matching any of `tokens`; the longest wins at the same offset (deterministic).
 
-    A literal alternation: Python's `re` finds what `regex` would, and compiles it ~3x faster (10,000
-    tokens: 140 ms against 470), without `import regex` on the way to a first encode.
+    The tokens as a trie (literal_alternation): an offset costs the characters of the longest token there,
+    not an attempt per token (harmony's 1,091 all start with "<|"). In Python's `re`: it finds what
+    `regex` would, compiles faster, without `import regex` on the way to a first encode.
     """
-    ordered = sorted(tokens, key=lambda token: (-len(token), token))
-    return re.compile("|".join(map(re.escape, ordered)))
+    return re.compile(literal_alternation(tokens) if tokens else "(?!)")  # no token: never matches
 
 
 def split_at_specials(text: str, allowed: frozenset[str]) -> Iterator[tuple[str, str | None]]:

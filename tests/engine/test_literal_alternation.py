@@ -1,0 +1,75 @@
+"""literal_alternation: the trie pattern finds exactly what the longest-first alternation of the same strings
+finds (the pattern tokend used before, and what Hugging Face's and tiktoken's special-token matching
+means), and its cost per offset does not grow with the number of strings (issue 13: 1,091 harmony special
+tokens made each "<|" cost ~1,000 attempts; 20,000 added tokens sharing "aa" ~50 µs a character).
+
+The oracle here is `regex`'s longest-first alternation, independent of `re` and of the trie; the
+families' own references (tiktoken, tokenizers) check the same matching through the encodings in
+test_openai_encodings.py, test_special_tokens.py and test_hf_tokenizer_json.py."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.engine.test_openai_encodings import ours
+from tokend.engine.added_tokens import AddedToken, AddedTokenMatcher
+from tokend.engine.literal_alternation import MAX_NESTING, literal_alternation
+
+
+def _oracle(strings: set[str]) -> regex.Pattern:
+    ordered = sorted(strings, key=lambda s: (-len(s), s))
+    return regex.compile("|".join(map(regex.escape, ordered)))
+
+
+def _matches(pattern, text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in pattern.finditer(text)]
+
+
+_ALPHABET = "ab<|>\\.*()[]?é\u0301😀"
+
+
+@settings(max_examples=400, deadline=None)
+@given(strings=st.sets(st.text(_ALPHABET, max_size=8), min_size=1, max_size=40),
+       text=st.text(_ALPHABET, max_size=80))
+def test_the_trie_finds_what_the_longest_first_alternation_finds(strings, text):
+    assert _matches(re.compile(literal_alternation(strings)), text) == _matches(_oracle(strings), text)
+
+
+def test_strings_nested_deeper_than_the_group_limit_still_match_as_the_alternation():
+    chain = {"a" * n for n in range(1, 3 * MAX_NESTING)} | {"a" * n + "b" for n in range(1, 3 * MAX_NESTING, 7)}
+    pattern = re.compile(literal_alternation(chain))  # nested 190 deep as groups: `re` would hit its recursion limit
+    for text in ("a" * 500, "a" * 100 + "b" + "a" * 30, "ab" * 50, "a" * (3 * MAX_NESTING - 1) + "b"):
+        assert _matches(pattern, text) == _matches(_oracle(chain), text)
+
+
+def test_an_empty_set_is_refused():
+    with pytest.raises(ValueError, match="at least one"):
+        literal_alternation([])
+
+
+def test_special_tokens_sharing_a_prefix_cost_a_few_steps_an_offset_not_one_per_token():
+    """o200k_harmony's 1,091 special tokens all start with "<|": the default (disallowed "all") check of
+    2 MB of "<|" took ~5 s before; generous bound, the point is the order of growth."""
+    harmony = ours("o200k_harmony")
+    text = "<|" * 1_000_000
+    started = time.process_time()
+    assert len(harmony.encode(text, disallowed_special=())) == harmony.count(text)
+    assert len(harmony.encode(text, allowed_special="all")) == len(harmony.encode(text, disallowed_special=()))
+    assert time.process_time() - started < 2.0
+
+
+def test_added_tokens_sharing_a_prefix_cost_a_few_steps_an_offset_not_one_per_token():
+    """20,000 non-special added tokens "aa00000".."aa19999" (a crafted tokenizer.json): a count of 200 KB
+    of "a" cost ~10 s of a worker before; and the matches are still every token where it occurs."""
+    tokens = [AddedToken(f"aa{n:05d}", 1000 + n, special=False) for n in range(20_000)]
+    matcher = AddedTokenMatcher(tokens)
+    started = time.process_time()
+    assert matcher.split("a" * 200_000, active=lambda token: True) == ["a" * 200_000]
+    assert time.process_time() - started < 2.0
+    assert matcher.split("xaa12345aa1234aa00000", active=lambda token: True) == ["x", 13345, "aa1234", 1000]
