@@ -23,13 +23,16 @@ written for (the native compiler implements both; this fallback only the `regex`
 
 from __future__ import annotations
 
+import contextvars
+import time
+
 import regex
 
 from ..errors import ModelFormatError
 from .splitting.nodes import Dialect
 from .splitting.pattern_bounds import check_pattern_bounds
 
-__all__ = ["RegexSplitter", "compile_regex_splitter"]
+__all__ = ["RegexSplitter", "RegexTime", "compile_regex_splitter", "shared_regex_time"]
 
 
 # The `regex` module backtracks, and a pattern outside the native subset (a backreference, a lookbehind) can
@@ -40,6 +43,53 @@ __all__ = ["RegexSplitter", "compile_regex_splitter"]
 # gets under 1/25 of the CPU its process burns meanwhile.
 BASE_SECONDS = 0.5
 SECONDS_PER_CHAR = 10e-6
+
+
+class RegexTime:
+    """The fallback's time shared by every text of one request (``shared_regex_time``): BASE_SECONDS once,
+    plus SECONDS_PER_CHAR per character of the texts split so far, as the sum of those texts' calls' thread
+    CPU time. Without it each text has its own bound, and a batch of texts that each backtrack for just under
+    theirs cost ~0.4 s an item (1,024 items: minutes). Not thread-safe: one request's texts are split one
+    after another (on its handler thread, or a bulk-lane thread that carries its context)."""
+
+    __slots__ = ("chars", "spent")
+
+    def __init__(self) -> None:
+        self.chars = 0
+        self.spent = 0.0
+
+    def allowed(self, text: str) -> float:
+        """Seconds a call on `text` may take now."""
+        return BASE_SECONDS + SECONDS_PER_CHAR * (self.chars + len(text)) - self.spent
+
+
+_SHARED: contextvars.ContextVar[RegexTime | None] = contextvars.ContextVar("tokend_regex_time", default=None)
+
+
+class shared_regex_time:  # noqa: N801 - used as a function: ``with shared_regex_time():``
+    """Within it, the fallback's calls share one RegexTime (the outermost one opened in this context).
+
+    >>> with shared_regex_time() as shared:
+    ...     compile_regex_splitter(r"(?<=a)b").findall("abab")
+    ['b', 'b']
+    >>> shared.chars
+    4
+    """
+
+    __slots__ = ("_token", "_time")
+
+    def __enter__(self) -> RegexTime:
+        existing = _SHARED.get()
+        if existing is not None:
+            self._token = None
+            return existing
+        self._time = RegexTime()
+        self._token = _SHARED.set(self._time)
+        return self._time
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _SHARED.reset(self._token)
 
 
 class RegexSplitter:
@@ -61,21 +111,25 @@ class RegexSplitter:
 
     def findall(self, text: str) -> list[str]:
         """The matches (whole matches, also for a pattern with groups)."""
+        shared, timeout, started = self._start(text)
         try:
             if self._compiled.groups == 0:
-                return self._compiled.findall(text, concurrent=True, timeout=_seconds(text))
-            return [match.group() for match in self._compiled.finditer(text, concurrent=True, timeout=_seconds(text))]
+                return self._compiled.findall(text, concurrent=True, timeout=timeout)
+            return [match.group() for match in self._compiled.finditer(text, concurrent=True, timeout=timeout)]
         except TimeoutError:
-            raise self._too_slow(text) from None
+            raise self._too_slow(text, shared) from None
+        finally:
+            self._charge(shared, text, started)
 
     def split_isolated(self, text: str) -> list[str]:
         """The matches and the text between them, in order."""
+        shared, timeout, started = self._start(text)
         try:
             if self._split is not None:
-                return [piece for piece in self._split(text, concurrent=True, timeout=_seconds(text)) if piece]
+                return [piece for piece in self._split(text, concurrent=True, timeout=timeout) if piece]
             pieces: list[str] = []
             end = 0
-            for match in self._compiled.finditer(text, concurrent=True, timeout=_seconds(text)):
+            for match in self._compiled.finditer(text, concurrent=True, timeout=timeout):
                 start = match.start()
                 if start > end:
                     pieces.append(text[end:start])
@@ -86,9 +140,34 @@ class RegexSplitter:
                 pieces.append(text[end:])
             return pieces
         except TimeoutError:
-            raise self._too_slow(text) from None
+            raise self._too_slow(text, shared) from None
+        finally:
+            self._charge(shared, text, started)
 
-    def _too_slow(self, text: str) -> ModelFormatError:
+    def _start(self, text: str) -> tuple[RegexTime | None, float, float]:
+        """The request's shared time (or None), this call's timeout, and the thread's CPU clock now."""
+        shared = _SHARED.get()
+        timeout = _seconds(text)
+        if shared is not None:
+            timeout = min(timeout, shared.allowed(text))
+            if timeout <= 0:
+                raise self._too_slow(text, shared)
+        return shared, timeout, time.thread_time()
+
+    @staticmethod
+    def _charge(shared: RegexTime | None, text: str, started: float) -> None:
+        if shared is not None:
+            shared.chars += len(text)
+            shared.spent += time.thread_time() - started
+
+    def _too_slow(self, text: str, shared: RegexTime | None) -> ModelFormatError:
+        if shared is not None and shared.allowed(text) < _seconds(text):
+            chars = shared.chars + len(text)
+            return ModelFormatError(
+                f"split pattern {self.pattern[:80]!r} (outside the native subset, run by the regex module) took longer than "
+                f"the {BASE_SECONDS + SECONDS_PER_CHAR * chars:.2g} s one request's texts may take together ({chars:,} "
+                f"characters so far): it backtracks on such text"
+            )
         return ModelFormatError(
             f"split pattern {self.pattern[:80]!r} (outside the native subset, run by the regex module) took longer than "
             f"{_seconds(text):.2g} s on a text of {len(text):,} characters: it backtracks on such text"

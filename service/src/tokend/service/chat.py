@@ -44,6 +44,7 @@ __all__ = [
     "conversation_bytes",
     "chat_working_bytes",
     "TEMPLATE_SECONDS",
+    "TEMPLATE_SECONDS_PER_CONVERSATION",
     "MAX_CHAT_DEPTH",
     "MAX_CHAT_MESSAGES",
     "MAX_CHAT_TOOLS_BYTES",
@@ -51,6 +52,11 @@ __all__ = [
 
 # A chat template's time for one conversation (all its renders together), unless the call has less left.
 TEMPLATE_SECONDS = TemplateLimits().seconds
+# ... and for the whole request, all its conversations together: TEMPLATE_SECONDS, plus this much for each
+# conversation after the first. Real templates render a conversation of 120 messages and 10 tools in 1-2.5 ms,
+# so a batch of 1,024 of those fits; 1,024 conversations each rendering for just under a second did not
+# (17 minutes of one worker, answered OK).
+TEMPLATE_SECONDS_PER_CONVERSATION = 0.005
 _COUNT_LIMITS = TemplateLimits(TEMPLATE_SECONDS)  # immutable: one for every count_chat call
 # Nesting of messages and tools (tool schemas, object arguments) beyond this is refused: JSON of any
 # depth would otherwise reach the renderers and Python's recursion limit. Real tool schemas nest < 10.
@@ -106,11 +112,12 @@ class ChatOperations:
         extra = 0  # rendered text and spans, beside the ids AnswerBudget measures
         # The rendered text is part of the answer: a template may not build more than can be sent.
         limits = TemplateLimits(TEMPLATE_SECONDS, min(TemplateLimits().max_chars, self.limits.max_response_bytes))
+        request = _RequestTime(len(conversations))
 
         def encode(index: int, conversation: ChatConversation) -> ChatEncoding:
             nonlocal extra
             result = _within_deadline(
-                call, index, len(conversations),
+                call, request, index, len(conversations),
                 lambda limits: chat.encode_chat(
                     conversation.messages, conversation.tools, conversation.add_generation_prompt,
                     content_special_tokens=content_special_tokens, limits=limits,
@@ -142,10 +149,11 @@ class ChatOperations:
         sizes, loaded = self._chat_request(model, conversations, content_special_tokens)
         chat = loaded.chat
         limits = _COUNT_LIMITS
+        request = _RequestTime(len(conversations))
 
         def count(index: int, conversation: ChatConversation) -> ChatCount:
             return _within_deadline(
-                call, index, len(conversations),
+                call, request, index, len(conversations),
                 lambda limits: chat.count_chat(
                     conversation.messages, conversation.tools, conversation.add_generation_prompt,
                     content_special_tokens=content_special_tokens, limits=limits, per_message=per_message,
@@ -183,16 +191,48 @@ class ChatOperations:
         return sizes, loaded
 
 
-def _within_deadline(call: CallState | None, index: int, total: int, render: Any, limits: TemplateLimits) -> Any:
-    """``render(limits)`` with the template's time cut to what the call has left; a template stopped by
-    the call's deadline (not its own limit) is the call's DeadlineExpired."""
+class _RequestTime:
+    """The template time one request's conversations share (TEMPLATE_SECONDS and
+    TEMPLATE_SECONDS_PER_CONVERSATION), from when its first conversation is rendered."""
+
+    __slots__ = ("seconds", "deadline")
+
+    def __init__(self, conversations: int) -> None:
+        self.seconds = TEMPLATE_SECONDS + TEMPLATE_SECONDS_PER_CONVERSATION * max(0, conversations - 1)
+        self.deadline: float | None = None
+
+    def remaining(self) -> float:
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.seconds
+        return self.deadline - time.monotonic()
+
+
+def _within_deadline(call: CallState | None, request: _RequestTime, index: int, total: int, render: Any,
+                     limits: TemplateLimits) -> Any:
+    """``render(limits)`` with the template's time cut to what the request's templates and the call have
+    left: a template stopped by the call's deadline is the call's DeadlineExpired; one stopped by the
+    request's share a time limit saying so."""
+    seconds, cut_by = limits.seconds, None
+    request_left = request.remaining()
+    if request_left < seconds:
+        seconds, cut_by = request_left, "request"
     remaining = call.time_remaining() if call is not None else None
-    cut = remaining is not None and remaining < limits.seconds
+    if remaining is not None and remaining < seconds:
+        seconds, cut_by = remaining, "call"
     try:
-        return render(TemplateLimits(seconds=max(0.0, remaining), max_chars=limits.max_chars) if cut else limits)
+        if cut_by is None:
+            return render(limits)
+        return render(TemplateLimits(seconds=max(0.0, seconds), max_chars=limits.max_chars))
     except ChatTemplateError as error:
-        if error.reason == "time_limit" and cut:
+        if error.reason == "time_limit" and cut_by == "call":
             raise DeadlineExpired(index, total) from None
+        if error.reason == "time_limit" and cut_by == "request":
+            raise ChatTemplateError(
+                f"the chat template ran out of this request's template time: {request.seconds:g} s for its {total:,} "
+                f"conversation(s) together ({TEMPLATE_SECONDS:g} s, and {TEMPLATE_SECONDS_PER_CONVERSATION * 1000:g} ms "
+                f"for each conversation after the first); send fewer conversations a request",
+                reason="time_limit", message_index=error.message_index, field=error.field,
+            ) from None
         raise
 
 

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from tokend.engine.regex_splitter import shared_regex_time
 from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch, run_text_batch
 from tokend.service.bulk_lane import BulkLane
@@ -224,18 +225,23 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
     @contextmanager
     def _admitted(self, size: int, call: CallState | None) -> Iterator[None]:
         """Hold ``size`` bytes of the worker's working memory (``admission``) until the call ends: the end
-        of the front-end's ``recording()`` when there is one (its answer is built inside it), else here."""
+        of the front-end's ``recording()`` when there is one (its answer is built inside it), else here.
+        Inside, the regex fallback's split patterns share one time bound for all the call's texts
+        (``shared_regex_time``)."""
         if self.admission is None:
-            yield
+            with shared_regex_time():
+                yield
             return
         release = self.admission.reserve(size, call=call)
         record = current_record()
         if record is not None:
             record.at_end(release)
-            yield
+            with shared_regex_time():
+                yield
             return
         try:
-            yield
+            with shared_regex_time():
+                yield
         finally:
             release()
 
