@@ -308,6 +308,27 @@ def test_a_pattern_the_regex_fallback_runs_is_bounded_in_time_and_still_exact_on
     assert time.perf_counter() - started < 10.0  # the bound is 0.5 s of CPU here; generous for shared cores
 
 
+def test_the_regex_fallback_time_is_shared_by_the_texts_of_one_request():
+    """The service opens shared_regex_time around a call's engine work: a batch of texts that each backtrack
+    for well under their own bound (~0.06 s each here) is stopped once together they pass 0.5 s + 10 us a
+    character, not after 100 x 0.06 s (issue 13: 20 items of ~0.4 s each answered OK after 8 s)."""
+    from tokend.engine.regex_splitter import shared_regex_time
+
+    document = _gpt2_with(pre_tokenizer=_split_then_byte_level({"Regex": r"(a|aa)+\1b|\s+|."}))
+    ours = Encoding.from_model(parse_tokenizer_json(document, name="backref").model)
+    text = "a" * 24 + "c"
+    ours.encode(text)  # alone: within its own bound
+    started = time.process_time()
+    with pytest.raises(ModelFormatError, match="one request's texts may take together"):
+        with shared_regex_time():
+            for _ in range(100):
+                ours.encode(text)
+    assert time.process_time() - started < 3.0
+    with shared_regex_time() as shared:  # ordinary text costs nothing of it
+        assert ours.encode("aab hello " * 100) == ours.encode("aab hello " * 100)
+    assert shared.spent < 0.5 and shared.chars == 2_000
+
+
 def test_added_tokens_decode_through_the_byte_level_decoder_as_in_tokenizers():
     # tokenizers runs every token, added ones too, through the ByteLevel decoder: an added token whose
     # characters all belong to the byte-level alphabet decodes as those bytes ("ĠĠhi" -> "  hi", "þ" -> 0xFE),

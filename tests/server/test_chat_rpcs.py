@@ -115,6 +115,20 @@ def test_template_failures_map_to_invalid_argument_and_resource_exhausted(stub):
     assert stub.CountTokens(pb.CountTokensRequest(model="templated", inputs=[pb.Input(text="still serving")]), timeout=30).total > 0
 
 
+def test_the_conversations_of_one_request_share_the_template_time(stub):
+    """1 s, and 5 ms for each conversation after the first, for all of a request's renders: 8 conversations of
+    ~0.3 s each (the test server's max_batch_items) were answered OK after 2.4 s of one worker; with up to 1,024
+    conversations a request that was minutes (issue 13). One of them alone still renders."""
+    busy = pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="busy")])
+    assert stub.EncodeChat(pb.EncodeChatRequest(model="templated", conversations=[busy]), timeout=30).total_tokens > 0
+    started = time.monotonic()
+    error = rpc_error(stub.EncodeChat, pb.EncodeChatRequest(model="templated", conversations=[busy] * 8), timeout=60)
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+    assert "this request's template time: 1.035 s for its 8 conversation(s) together" in error.details()
+    assert [subject for subject, _ in details_of(error).quota] == ["chat_template_seconds"]
+    assert time.monotonic() - started < 10  # ~1 s of rendering; generous for shared cores
+
+
 def test_a_short_deadline_stops_a_template_as_deadline_exceeded(stub):
     spin = pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="spin")])
     error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(model="templated", conversations=[spin]), timeout=0.4)

@@ -9,7 +9,8 @@ Models (all OpenAI's cl100k_base / o200k_base ranks, published through ``Registr
 - ``templated@1``: the same vocabulary with ``TEMPLATE`` below, a ChatML template that refuses the role
   "robot" (raise_exception), loops for ever on the content "spin" (its time limit) and builds 200 MB on
   the content "grow" (its size limit), and stops "divide" and "twins" (a huge integer division, lists built
-  of themselves) at its size limit before they run and "lorem" (200,000 paragraphs of lipsum) at its time limit;
+  of themselves) at its size limit before they run and "lorem" (200,000 paragraphs of lipsum) at its time limit,
+  and works ~0.3 s on "busy" (many in one request: the request's shared template time);
 - ``o200k_base@1``: ``openai-chat`` (an estimate: counts, no ids);
 - ``plain@1``: cl100k_base without a chat format.
 Exactness of the formats is tests/chat's business (against the reference renderers); these models only
@@ -36,6 +37,10 @@ TEMPLATE = (
     "{%- if message.content == 'twins' %}{% set ns = namespace(x=['a'], y=['a']) %}{% for i in range(40) %}"
     "{% set ns.x = [ns.x, ns.x] %}{% set ns.y = [ns.y, ns.y] %}{% endfor %}{{ ns.x == ns.y }}{% endif %}"
     "{%- if message.content == 'lorem' %}{{ lipsum(n=200000) }}{% endif %}"
+    # ~0.3 s of work, within one conversation's 1 s: many of them in one request exhaust the request's share
+    # (strftime_now: a render no layout can stand for, so every conversation renders: template_layout)
+    "{%- if message.content == 'busy' %}{% set ns = namespace(n=strftime_now('%S')|length) %}{% for i in range(60000) %}"
+    "{% set ns.n = ns.n + 1 %}{% endfor %}{% endif %}"
     "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
     "{%- endfor %}"
     "{%- if tools %}{{- '<|im_start|>tools\\n' + (tools | tojson) + '<|im_end|>\\n' }}{% endif %}"
