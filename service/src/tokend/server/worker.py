@@ -123,7 +123,9 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
             return EXIT_BIND_FAILED
     frozen = freeze_long_lived_objects()  # before the models: a reload's old versions stay collectable
     try:
-        loaded = served.load_configured(settings.models)
+        loaded, failed = served.load_configured(settings.models)
+        if failed and not loaded:  # nothing to serve: every configured version failed
+            raise next(iter(failed.values()))
     except Exception as exc:
         log_event(
             _log,
@@ -140,7 +142,10 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     if ready is not None:
         ready.set()
     log_event(_log, "worker_serving", worker=index, models=[f"{m.name}@{m.version}" for m in loaded],
-              gc_frozen_objects=frozen)
+              unavailable=sorted(failed), gc_frozen_objects=frozen)
+    for ref, exc in failed.items():
+        log_event(_log, "model_unavailable", level=logging.ERROR, worker=index, model=ref,
+                  error=f"{type(exc).__name__}: {exc}", serving_the_others=True)
 
     reloader = served.hot_reload(settings.reload_interval, settings.models)
     while not stop.wait(1.0):  # a bounded wait: signal handlers run promptly in the main thread

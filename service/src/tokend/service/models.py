@@ -14,7 +14,7 @@ such a name) is ModelNotFoundError quoting a bounded prefix; anything else is th
 Not handled: unloading versions nobody asks for any more (they stay cached until the process exits).
 
     served = ServedModels(Registry.open())
-    served.load_configured(None)              # every model, latest version
+    loaded, failed = served.load_configured(None)   # every model, latest version; failed: {ref: error}
     model = served.load("cl100k_base")        # LoadedModel(name, version, manifest, ..., encoding)
 """
 
@@ -129,9 +129,23 @@ class ServedModels:
             return list(models)
         return [summary.name for summary in self.registry.list_models()]
 
-    def load_configured(self, models: Sequence[str] | None) -> list[Any]:
-        """Load every configured model (raises on the first that cannot be loaded)."""
-        return [self.load(ref, wait=None) for ref in self.configured_refs(models)]
+    def load_configured(self, models: Sequence[str] | None) -> tuple[list[Any], dict[str, Exception]]:
+        """Load every configured model: (the loaded ones, {reference: error} of those that failed to load).
+
+        A reference that names no model raises ModelNotFoundError (a configuration error: no later publish
+        is waited for). A version that exists but does not load (a damaged payload, a manifest the reader
+        refuses) is returned, not raised: the worker serves the others (one damaged file must not keep a
+        restarted worker from serving every intact model), requests for it fail as they would after any
+        load failure, and hot reload loads it once it is repaired."""
+        loaded, failed = [], {}
+        for ref in self.configured_refs(models):
+            try:
+                loaded.append(self.load(ref, wait=None))
+            except ModelNotFoundError:
+                raise
+            except Exception as exc:  # logged and counted by load()
+                failed[ref] = exc
+        return loaded, failed
 
     def refresh(self, models: Sequence[str] | None) -> Any:
         """One hot-reload step: re-read the registry, then load any new latest/alias targets now, so the
