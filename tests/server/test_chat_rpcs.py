@@ -4,6 +4,8 @@ kind maps to its status with details."""
 
 from __future__ import annotations
 
+import json
+
 import time
 
 import grpc
@@ -113,6 +115,29 @@ def test_template_failures_map_to_invalid_argument_and_resource_exhausted(stub):
         assert [subject for subject, _ in details_of(error).quota] == [limit]
         assert time.monotonic() - started < 10  # each is stopped within the template's 1 s (it held the worker for minutes)
     assert stub.CountTokens(pb.CountTokensRequest(model="templated", inputs=[pb.Input(text="still serving")]), timeout=30).total > 0
+
+
+@pytest.mark.parametrize("size", [3_000, 15_000])  # the test server takes 20,000 request bytes
+def test_chat_errors_quote_the_callers_text_cut_short(stub, size):
+    """A role, a part's type, a tool call's type, an extra key or a template's raise_exception message of
+    thousands of characters was quoted whole: past gRPC's 8-16 KiB of metadata the caller saw "Stream
+    removed" (RESOURCE_EXHAUSTED) instead of the error naming the field (issue 13, hostile round 3)."""
+    long = "r" * size
+    cases = {
+        "conversations[0].messages[0].role": ("chatml", pb.ChatMessage(role=long, text="x")),
+        "conversations[0].messages[0].content[0]": ("chatml", pb.ChatMessage(role="user", parts=pb.ChatContentParts(
+            parts=[pb.ChatContentPart(type=long, text="x")]))),
+        "conversations[0].messages[0].tool_calls[0].type": ("chatml", pb.ChatMessage(role="assistant", tool_calls=[
+            pb.ChatToolCall(id="c", type=long, function=pb.ChatFunctionCall(name="f", arguments_json="{}"))])),
+        "conversations[0].messages[0].rrrr": ("chatml", pb.ChatMessage(role="user", text="x", extra_json=json.dumps({long: 1}))),
+        "conversations[0]": ("templated", pb.ChatMessage(role="robot", text=long)),  # raise_exception quotes the content
+    }
+    for field, (model, message) in cases.items():
+        error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(
+            model=model, conversations=[pb.ChatConversation(messages=[message])]), timeout=30)
+        assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT,), (field, error.code(), error.details()[:200])
+        assert error.details().startswith(field), (field, error.details()[:200])
+        assert len(error.details()) < 1_000, (field, len(error.details()))
 
 
 def test_the_conversations_of_one_request_share_the_template_time(stub):

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "quoted",
     "TokendError",
     "DisallowedSpecialTokenError",
     "UnknownTokenIdError",
@@ -46,6 +47,21 @@ __all__ = [
     "ChatFormatNotSetError",
     "ModelLoadingError",
 ]
+
+
+def quoted(value: object, limit: int = 100) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters when the caller sent more.
+
+    >>> quoted("user")
+    "'user'"
+    >>> quoted("r" * 3000)[-28:]
+    'r… (3,000 characters in all)'
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value):,} characters in all)" if isinstance(value, str) else ""
+    return f"{text[:limit]}…{size}"
 
 
 class TokendError(Exception):

@@ -255,26 +255,35 @@ def _describe_budget(
 _TEMPLATE_LIMITS = {"time_limit": CHAT_TEMPLATE_SECONDS, "size_limit": CHAT_TEMPLATE_MAX_CHARS}
 
 
+# A chat error's problem and field path quote the caller's text (a role, a part's type, a key of extra
+# fields) and a template's raise_exception message: bounded like echoed input, so the error stays within
+# gRPC's metadata limits (16 KiB; a 3,000-character role made it "Stream removed" instead of the error).
+CHAT_PROBLEM_CHARS = 400
+CHAT_FIELD_CHARS = 200
+
+
 def _chat_failure(cause: ChatRequestError, item_field: str | None, index: int | None) -> Failure:
     """A chat request error: its field is the path inside the conversation, under the batch item."""
     parts = [part for part in (item_field, cause.field) if part]
-    field = ".".join(parts) if parts else None
-    message = f"{field}: {cause.problem}" if field else cause.problem
-    metadata = {"item": index, "message_index": cause.message_index, "field": cause.field}
+    field = echo(".".join(parts), CHAT_FIELD_CHARS) if parts else None
+    problem = echo(cause.problem, CHAT_PROBLEM_CHARS)
+    message = f"{field}: {problem}" if field else problem
+    inner_field = echo(cause.field, CHAT_FIELD_CHARS) if cause.field else None
+    metadata = {"item": index, "message_index": cause.message_index, "field": inner_field}
     if isinstance(cause, ChatTemplateError):
         metadata["template_failure"] = cause.reason
         limit_name = _TEMPLATE_LIMITS.get(cause.reason)
         if limit_name is not None:
             metadata["limit_name"] = limit_name
             return Failure(
-                ErrorKind.LIMIT_EXCEEDED, message, field=field, description=cause.problem,
+                ErrorKind.LIMIT_EXCEEDED, message, field=field, description=problem,
                 reason=Reason.CHAT_TEMPLATE_ERROR, metadata=_present(metadata), limit_name=limit_name,
             )  # fmt: skip
         reason = Reason.CHAT_TEMPLATE_ERROR
     else:
         reason = Reason.CHAT_REQUEST_ERROR
     return Failure(
-        ErrorKind.INVALID_INPUT, message, field=field, description=cause.problem, reason=reason,
+        ErrorKind.INVALID_INPUT, message, field=field, description=problem, reason=reason,
         metadata=_present(metadata),
     )  # fmt: skip
 

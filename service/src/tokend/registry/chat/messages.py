@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from tokend.errors import ChatRequestError
+from tokend.errors import ChatRequestError, quoted
 
 __all__ = ["ChatMessage", "ToolCall", "ToolDefinition", "parse_messages", "parse_tools", "arguments_text", "PART_SEPARATOR"]
 
@@ -120,7 +120,7 @@ def _parse_message(index: int, message: Any) -> ChatMessage:
         raise ChatRequestError(f"must be an object with a role, got {type(message).__name__}", message_index=index, field=where)
     for key in message:
         if not isinstance(key, str):
-            raise ChatRequestError(f"keys must be strings, got {key!r}", message_index=index, field=where)
+            raise ChatRequestError(f"keys must be strings, got {quoted(key)}", message_index=index, field=where)
     role = message.get("role")
     if not isinstance(role, str) or not role:
         raise ChatRequestError(
@@ -138,7 +138,7 @@ def _parse_message(index: int, message: Any) -> ChatMessage:
         raise ChatRequestError("must be a string when given", message_index=index, field=f"{where}.tool_call_id")
     extra = tuple(sorted(key for key in message if key not in KNOWN_MESSAGE_KEYS))
     for key in extra:  # what a template may read (the built-in formats refuse such keys)
-        _check_nested_text(message[key], index, f"{where}.{key}")
+        _check_nested_text(message[key], index, f"{where}.{key[:100]}")
     return ChatMessage(
         index, _text(role, index, f"{where}.role"), None if content is None else _text(content, index, f"{where}.content"),
         parts, None if name is None else _text(name, index, f"{where}.name"), tool_calls,
@@ -208,7 +208,7 @@ def _parse_content(index: int, content: Any) -> tuple[str | None, tuple[str, ...
         if not isinstance(part, Mapping) or part.get("type") != "text":
             kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
             raise ChatRequestError(
-                f"only text parts ({{'type': 'text', 'text': ...}}) can be tokenized, got {kind!r}",
+                f"only text parts ({{'type': 'text', 'text': ...}}) can be tokenized, got {quoted(kind)}",
                 message_index=index,
                 field=f"{where}[{number}]",
             )
@@ -226,7 +226,7 @@ def _parse_tool_calls(index: int, role: str, tool_calls: Any) -> tuple[ToolCall,
     if isinstance(tool_calls, (str, bytes, Mapping)) or not isinstance(tool_calls, Sequence):
         raise ChatRequestError(f"must be a list of tool calls, got {type(tool_calls).__name__}", message_index=index, field=where)
     if tool_calls and role != "assistant":
-        raise ChatRequestError(f"only assistant messages carry tool calls, this one has role {role!r}", message_index=index, field=where)
+        raise ChatRequestError(f"only assistant messages carry tool calls, this one has role {quoted(role)}", message_index=index, field=where)
     calls = []
     for number, call in enumerate(tool_calls):
         path = f"{where}[{number}]"
@@ -234,7 +234,7 @@ def _parse_tool_calls(index: int, role: str, tool_calls: Any) -> tuple[ToolCall,
             raise ChatRequestError("must be an object with a function", message_index=index, field=path)
         call_type = call.get("type", "function")
         if call_type != "function":
-            raise ChatRequestError(f"only function tool calls are supported, got type {call_type!r}", message_index=index, field=f"{path}.type")
+            raise ChatRequestError(f"only function tool calls are supported, got type {quoted(call_type)}", message_index=index, field=f"{path}.type")
         call_id = call.get("id")
         if call_id is not None and not isinstance(call_id, str):
             raise ChatRequestError("must be a string when given", message_index=index, field=f"{path}.id")

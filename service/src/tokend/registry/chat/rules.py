@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from tokend.errors import ChatRequestError
+from tokend.errors import ChatRequestError, quoted
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
 
 __all__ = ["check_message", "refuse_tools"]
@@ -26,12 +26,13 @@ def check_message(
 ) -> None:
     """Refuse what `format_name` cannot render: an unknown role, tool calls, keys the format would drop."""
     if message.role not in roles:
-        raise message.refuse(f"role {message.role!r} is not one of {', '.join(roles)} (the roles of the {format_name} format)", "role")
+        raise message.refuse(f"role {quoted(message.role)} is not one of {', '.join(roles)} (the roles of the {format_name} format)", "role")
     if message.extra_keys:
         raise message.refuse(
-            f"the {format_name} format does not render {', '.join(map(repr, message.extra_keys))}; "
+            f"the {format_name} format does not render {', '.join(map(quoted, message.extra_keys[:8]))}"
+            f"{f' (and {len(message.extra_keys) - 8:,} more keys)' if len(message.extra_keys) > 8 else ''}; "
             "remove it, or publish the model's own chat template if it uses it",
-            message.extra_keys[0],
+            message.extra_keys[0][:100],
         )
     if message.tool_calls and not tool_calls:
         raise message.refuse(f"the {format_name} format has no tool calls", "tool_calls")
