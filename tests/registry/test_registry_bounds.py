@@ -242,3 +242,22 @@ def test_a_missing_index_still_loads_with_the_payload_checks(with_specials, regi
     fresh = Registry.open(registry_dir)
     assert fresh.get_encoding("victim").special_tokens == {"<|a|>": 512, "<|b|>": 513}
     assert all(result.ok for result in fresh.verify())
+
+
+def test_a_version_whose_manifest_no_reader_accepts_is_not_published(tmp_path):
+    """A Tekken file with 65,536 special-token slots (within its own bound) was imported as a version whose
+    1.9 MB manifest every registry reader refuses (1 MiB): `tokend serve` could not load it (issue 13,
+    hostile round 3). Publishing checks the manifest against the readers' bound first."""
+    from support.registries import publish_openai
+    from tokend.registry.size_limits import MAX_MANIFEST_BYTES
+
+    registry = Registry.open(tmp_path / "registry", create=True)
+    specials = {f"<|reserved_special_token_{n:06d}|>": 100_300 + n for n in range(40_000)}
+    with pytest.raises(ModelFormatError, match=r"manifest of big@1 would be [\d,]+ bytes, over the 1,048,576"):
+        publish_openai(registry, "cl100k_base", as_name="big", special_tokens=specials)
+    assert [summary.name for summary in registry.list_models()] == []
+    assert not (tmp_path / "registry" / "big").exists()
+    small = dict(list(specials.items())[:1_000])  # Tekken's real 1,000 fit
+    manifest = publish_openai(registry, "cl100k_base", as_name="big", special_tokens=small)
+    assert len(manifest.to_json_bytes()) < MAX_MANIFEST_BYTES
+    assert Registry.open(tmp_path / "registry").load("big").encoding.encode_single_token("<|reserved_special_token_000999|>") == 101_299

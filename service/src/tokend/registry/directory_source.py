@@ -181,6 +181,13 @@ class DirectorySource(Source):
         if not self.writable:
             raise self.read_only_error("publish")
         manifest = new.manifest
+        manifest_bytes = manifest.to_json_bytes()
+        if len(manifest_bytes) > MAX_MANIFEST_BYTES:
+            # Every reader refuses it (directory and HTTP alike): published, it would be a version no server loads.
+            raise ModelFormatError(
+                f"the manifest of {manifest.name}@{manifest.version} would be {len(manifest_bytes):,} bytes, over the "
+                f"{MAX_MANIFEST_BYTES:,} a registry reads ({len(manifest.special_tokens):,} special tokens); not published"
+            )
         target = self.root / manifest.name / str(manifest.version)
         existing = self._existing(target, manifest)
         if existing is not None:
@@ -193,7 +200,7 @@ class DirectorySource(Source):
                 self._write_file(staging / manifest.payload.path, new.stored)
             else:
                 self._check_shared_payload(manifest)
-            self._write_file(staging / MANIFEST_FILE, manifest.to_json_bytes())
+            self._write_file(staging / MANIFEST_FILE, manifest_bytes)
             os.chmod(staging, 0o755)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
