@@ -279,6 +279,28 @@ def test_keys_the_importer_does_not_read_are_skipped_not_built(tmp_path):
     assert peak < 50 << 20, peak  # the array is stepped over (it was ~500 MB of int objects in a list)
 
 
+def test_arrays_under_tokenizer_keys_the_importer_does_not_read_are_skipped_not_built(tmp_path):
+    # a tokenizer.* array nobody reads (7.5 M uint32: 30 MB) was built into a list of ints (~0.3 GB); one that
+    # holds a key the importer reads as a scalar is still named with its type
+    import struct
+    import tracemalloc
+
+    from tokend.registry.gguf_tokenizer import read_gguf_tokenizer
+
+    junk = _entry("tokenizer.zzz_unused", _ARRAY, struct.pack("<IQ", 4, 7_500_000) + bytes(30_000_000))  # 4: uint32
+    path = _raw_gguf(tmp_path / "junk.gguf", [junk, _entry("tokenizer.ggml.model", _STRING, _string("gpt2"))])
+    tracemalloc.start()
+    with pytest.raises(ModelFormatError, match="tokenizer.ggml.pre None is not a pre-tokenizer tokend knows"):
+        read_gguf_tokenizer(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 << 20, peak
+    pre = _entry("tokenizer.ggml.pre", _ARRAY, struct.pack("<IQ", 4, 3) + bytes(12))
+    path = _raw_gguf(tmp_path / "pre.gguf", [pre, _entry("tokenizer.ggml.model", _STRING, _string("gpt2"))])
+    with pytest.raises(ModelFormatError, match=re.escape("tokenizer.ggml.pre is an array of 3 items (int), not a string")):
+        read_gguf_tokenizer(path)
+
+
 _BYTES_TOKENS = _TOKENS + ["hi", "<|end|>"]
 
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 import mmap
 import struct
 from array import array
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tokend.errors import ModelFormatError
 
-__all__ = ["read_gguf_metadata"]
+__all__ = ["SkippedArray", "read_gguf_metadata"]
 
 _GGUF_MAGIC = 0x46554747  # b"GGUF" read as a little-endian u32
 _STRING, _ARRAY = 8, 9
@@ -87,9 +88,25 @@ class _Cursor:
         raise ModelFormatError(f"{self.what}: unknown value type {kind} at byte {self.position}")
 
 
-def read_gguf_metadata(path: Path, *, prefix: str | tuple[str, ...] = "") -> dict[str, Any]:
+@dataclass(frozen=True)
+class SkippedArray:
+    """An array read_gguf_metadata stepped over (a key outside `arrays`): what it held, not its items."""
+
+    item_type: str  # "str", "int", "float", "bool"
+    count: int
+
+
+# GGUF value type -> the Python type its items would have been
+_TYPE_NAMES = {**{kind: "int" for kind in (0, 1, 2, 3, 4, 5, 10, 11)}, 6: "float", 12: "float", 7: "bool", 8: "str", 9: "list"}
+
+
+def read_gguf_metadata(
+    path: Path, *, prefix: str | tuple[str, ...] = "", arrays: frozenset[str] | None = None
+) -> dict[str, Any]:
     """The key/value metadata whose keys start with `prefix` (or one of several; ModelFormatError for a file
-    that is not GGUF)."""
+    that is not GGUF). `arrays`: the only keys whose array values are built (None: all); an array under any
+    other key is stepped over like a key outside `prefix` (a 30 M-item array under a key nobody reads
+    peaked at 0.5 GB)."""
     what = f"GGUF file {Path(path).name}"
     with open(path, "rb") as file:
         try:
@@ -109,7 +126,13 @@ def read_gguf_metadata(path: Path, *, prefix: str | tuple[str, ...] = "") -> dic
             key = cursor.string()
             kind = cursor.unpack("I")
             keep = key.startswith(prefix)
-            value = cursor.value(kind, keep)
+            if keep and kind == _ARRAY and arrays is not None and key not in arrays:
+                header = bytes(cursor.data[cursor.position : cursor.position + 12])
+                cursor.value(kind, False)  # stepped over, bounds checked (a short header raises there)
+                item_kind, count = struct.unpack("<IQ", header)
+                value = SkippedArray(_TYPE_NAMES.get(item_kind, f"type {item_kind}"), count)
+            else:
+                value = cursor.value(kind, keep)
             if keep:
                 if key in metadata:  # the last would win silently; llama.cpp's writer never repeats a key
                     raise ModelFormatError(f"{what} has the key {key[:80]!r} twice")

@@ -43,7 +43,7 @@ from tokend.engine.patterns import LLAMA_CPP_PRE_TOKENIZERS
 from tokend.errors import ModelFormatError
 from tokend.registry.chat.gguf_template import chat_format_from_gguf
 from tokend.registry.chat.spec import ChatFormatSpec
-from tokend.registry.gguf_metadata import read_gguf_metadata
+from tokend.registry.gguf_metadata import SkippedArray, read_gguf_metadata
 from tokend.registry.manifest import PayloadFormat
 
 __all__ = ["GgufTokenizer", "PRE_TOKENIZERS", "CONVERTERS", "read_gguf_tokenizer"]
@@ -81,9 +81,16 @@ class GgufTokenizer:
     chat_format_problem: str | None = None  # why the file's template is not the chat format (None: it is, or none)
 
 
+# The arrays the converters read; any other array is not built.
+ARRAY_KEYS = frozenset({"tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.scores",
+                        "tokenizer.ggml.merges", "tokenizer.chat_templates"})
+
+
 def read_gguf_tokenizer(path: Path) -> GgufTokenizer:
     """Convert the tokenizer of the GGUF file at `path` (ModelFormatError for what it cannot convert)."""
-    fields = read_gguf_metadata(path, prefix="tokenizer.")  # a general.* array of 30 M items cost 0.5 GB
+    # Only tokenizer.* keys, and of those only the arrays read below: a 30 M-item array under any other key
+    # (general.*, or tokenizer.* that nothing reads) cost 0.5 GB
+    fields = read_gguf_metadata(path, prefix="tokenizer.", arrays=ARRAY_KEYS)
     model = _value(fields, "tokenizer.ggml.model", path)
     converter = CONVERTERS.get(model) if isinstance(model, str) else None
     if converter is None:
@@ -128,6 +135,8 @@ _KIND_NAMES = {"string": "a string", "strings": "an array of strings", "numbers"
 
 
 def _gguf_type(value: Any) -> str:
+    if isinstance(value, SkippedArray):
+        return f"an array of {value.count:,} items ({value.item_type})"
     if isinstance(value, (list, *_BYTE_ARRAYS)):
         kinds = sorted({type(item).__name__ for item in value[:1000]})
         return f"an array of {len(value):,} items ({', '.join(kinds) or 'empty'})"
