@@ -124,6 +124,18 @@ def test_a_template_time_limit_is_raised_once_not_split_and_retried(implementati
     assert "longer than 1 s" in str(raised.value) and time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("message", [{"role": "user", "content": "a\ud800b"},
+                                     {"role": "user", "content": [{"type": "text", "text": "x\udc00"}]}])
+def test_a_lone_surrogate_raises_chat_request_error_locally_and_remotely(implementations, implementation, message):
+    """The same class everywhere: the local model's message check, and the client before anything is sent
+    (protobuf strings are UTF-8: it raised a bare UnicodeEncodeError)."""
+    with pytest.raises(ValueError) as raised:
+        implementations(implementation, "chatml").count_chat([message])
+    assert type(raised.value).__name__ == "ChatRequestError", repr(raised.value)
+    assert raised.value.field.startswith("messages[0].content") and "lone surrogate" in str(raised.value)
+
+
 def test_a_model_without_a_chat_format_raises_chat_format_not_set(chat_server, chat_registry):
     with tokend_client.TokendClient(chat_server.target, timeout=30) as client:
         with pytest.raises(tokend_client.ChatFormatNotSetError) as raised:

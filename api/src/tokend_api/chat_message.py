@@ -75,7 +75,16 @@ def _message(index: int, message: Any) -> pb.ChatMessage:
     for key, value in message.items():
         if not isinstance(key, str):
             raise ChatMessageError(where, f"keys must be strings, got {key!r}", message_index=index)
-        if not _set_typed(result, key, value):
+        try:
+            typed = _set_typed(result, key, value)
+        except UnicodeEncodeError as error:  # a lone surrogate: protobuf strings are UTF-8, as is the server's reading
+            character = error.object[error.start] if isinstance(error.object, str) else "?"
+            raise ChatMessageError(
+                f"{where}.{key[:100]}",
+                f"holds a lone surrogate (U+{ord(character):04X}), which is not Unicode text; send the text as UTF-8",
+                message_index=index,
+            ) from None
+        if not typed:
             extra[key] = value
     if extra:
         result.extra_json = _json(extra, where, index)
