@@ -214,7 +214,7 @@ def _within_deadline(call: CallState | None, request: _RequestTime, index: int, 
     request's share a time limit saying so."""
     seconds, cut_by = limits.seconds, None
     request_left = request.remaining()
-    if request_left < seconds:
+    if request_left < seconds and index > 0:  # the first conversation has the whole of it (>= its own limit)
         seconds, cut_by = request_left, "request"
     remaining = call.time_remaining() if call is not None else None
     if remaining is not None and remaining < seconds:
