@@ -20,7 +20,9 @@ What `start()` does, by the issue's item numbers:
   malformed references and unknown enum values (13); requests over the item and byte limits; the
   versions above (2, 4, 3); gRPC framing that grpcio answers itself (13: compression flag without an
   encoding, the documented INTERNAL); chat templates computing a huge integer division and comparing lists
-  built of themselves (templated@1); a model whose split pattern backtracks exponentially (backref@1).
+  built of themselves (templated@1) and 16 conversations each busy for ~0.3 s in one request; a model whose
+  split pattern backtracks exponentially (backref@1), on one text and on 64 texts each within its own bound;
+  1 MB of the special tokens' shared prefix "<|" with every special token allowed.
 - HTTP (8, 12): bursts of 50 connections to the playground and to /metrics, clients that reset
   mid-request, deep JSON, a 5,000-digit integer, PUT/DELETE/OPTIONS, `Content-Length: -1`, the
   100,000-string list and the decode amplification through the JSON API.
@@ -75,7 +77,9 @@ class Outcome:
 GRPC_CASES = ("1 100,000 disallowed strings", "5 decode amplification", "6 big single piece", "9 1 MB model name",
               "10 8 MiB of \\x01", "13 malformed reference", "13 unknown enum", "limits: items", "limits: 9 MB",
               "2 trickling version", "4 gzip bomb", "3 tampered after load", "template: huge integer division",
-              "template: lists of themselves", "model: backtracking split pattern", DOCUMENTED_INTERNAL)  # fmt: skip
+              "template: lists of themselves", "model: backtracking split pattern",
+              "model: backtracking split pattern, 64 items", "template: 16 busy conversations",
+              "specials: 1 MB of their prefix", DOCUMENTED_INTERNAL)  # fmt: skip
 
 
 def _grpc_cases(big_bytes: int) -> list[tuple[str, str, Any, set[str], float]]:
@@ -108,6 +112,17 @@ def _grpc_cases(big_bytes: int) -> list[tuple[str, str, Any, set[str], float]]:
         ("template: huge integer division", "CountChatTokens", chat("divide"), {"RESOURCE_EXHAUSTED"}, 1.0),
         ("template: lists of themselves", "CountChatTokens", chat("twins"), {"RESOURCE_EXHAUSTED"}, 1.0),
         ("model: backtracking split pattern", "CountTokens", text("backref", "a" * 41 + "c"), {"FAILED_PRECONDITION"}, 0.5),
+        # each item within its own bound, the request's shared one stops them (0.5 s + 10 us a character)
+        ("model: backtracking split pattern, 64 items", "CountTokens", pb.CountTokensRequest(
+            model="backref", inputs=[pb.Input(text="a" * 26 + "c")] * 64), {"FAILED_PRECONDITION"}, 0.3),
+        # ~0.3 s each, their request's shared template time (1 s + 5 ms a conversation) stops them
+        ("template: 16 busy conversations", "CountChatTokens", pb.CountChatTokensRequest(
+            model="templated", conversations=[pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="busy")])] * 16),
+         {"RESOURCE_EXHAUSTED"}, 0.2),
+        # 1 MB of "<|": every special token of templated@1 ("<|endoftext|>", "<|im_start|>", ...) starts there
+        ("specials: 1 MB of their prefix", "CountTokens", text("templated", "<|" * 500_000,
+            special_tokens=pb.SpecialTokenPolicy(allowed=pb.SpecialTokenSet(mode=pb.SpecialTokenSet.MODE_ALL))),
+         {"OK", "UNAVAILABLE"}, 0.5),
     ]
 
 
