@@ -23,6 +23,8 @@ __all__ = [
     "BYTES_PER_TOKEN_ID",
     "MAX_CHUNKS",
     "DEFAULT_MAX_CHUNKS",
+    "MAX_STREAM_ANSWER_BYTES",
+    "STREAM_ANSWER_MESSAGES",
 ]
 
 # Limit names, as errors report them (ErrorInfo limit_name; QuotaFailure subject).
@@ -41,3 +43,9 @@ BYTES_PER_TOKEN_ID = 4
 # so a tiny budget over 8 MiB of text (millions of chunks) is refused instead of computed.
 MAX_CHUNKS = "max_chunks"
 DEFAULT_MAX_CHUNKS = 100_000
+# The whole answer of one ChunkStream: STREAM_ANSWER_MESSAGES answer limits (max_message_bytes; 64 MiB by
+# default), each id counted at the size of its model's largest id. Room for a chunking without overlap of any
+# text max_request_bytes admits (8 MiB: at most ~8 M ids, ~24 MiB) overlapped by half; past it, a stream's
+# overlap multiplies the answer (overlap = max_tokens - 1 repeats every token max_tokens times).
+MAX_STREAM_ANSWER_BYTES = "max_stream_answer_bytes"
+STREAM_ANSWER_MESSAGES = 4

@@ -44,7 +44,7 @@ from .offsets import Alignment, align_tokens
 from .separators import last_separator_cut
 from .truncation import check_max_tokens, own_encoding
 
-__all__ = ["Chunk", "chunk", "iter_chunks", "PREFERENCES"]
+__all__ = ["Chunk", "chunk", "iter_chunks", "least_chunks", "PREFERENCES"]
 
 # prefer -> the separator kinds tried, strongest first (token boundaries always come last)
 PREFERENCES: dict[str, tuple[str, ...]] = {
@@ -85,7 +85,8 @@ def chunk(
     """`text` cut into chunks of at most `max_tokens` tokens each (see the module docstring).
 
     `max_chunks` bounds the work and the result (a service sets it): `InvalidBudgetError` when the text
-    has more than `max_chunks * max_tokens` tokens (checked before chunking) or chunking makes more than
+    has more than `max_chunks * (max_tokens - overlap) + overlap` tokens (checked before chunking: each chunk
+    starts at most `max_tokens - overlap` tokens after the previous one) or chunking makes more than
     `max_chunks` chunks.
     """
     return list(
@@ -127,21 +128,39 @@ def iter_chunks(
     if not isinstance(prefer, str) or prefer not in PREFERENCES:  # a list from JSON is not hashable
         raise InvalidBudgetError("prefer", f"prefer must be one of {', '.join(map(repr, PREFERENCES))}, got {prefer!r}")
     grid = align_tokens(encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special)
-    if max_chunks is not None and len(grid.ids) > max_chunks * max_tokens:
-        _too_many_chunks(max_chunks, max_tokens, len(grid.ids))
+    if max_chunks is not None and least_chunks(len(grid.ids), max_tokens, overlap) > max_chunks:
+        _too_many_chunks(max_chunks, max_tokens, overlap, len(grid.ids))
     protected = _special_spans(encoding, text, allowed_special)
     chunker = _Chunker(encoding, grid, max_tokens, overlap, PREFERENCES[prefer], allowed_special, protected)
     return chunker.chunks(max_chunks)
 
 
-def _too_many_chunks(max_chunks: int, max_tokens: int, total: int):
+def least_chunks(tokens: int, max_tokens: int, overlap: int) -> int:
+    """The chunks a text of `tokens` tokens needs at least: the first covers up to `max_tokens` of them, each
+    next one starts at most `max_tokens - overlap` tokens after the previous start (an overlap of
+    `max_tokens - 1` advances one token a chunk). Exact for `PREFER_TOKEN` cuts on token boundaries; a chunk
+    that cannot keep its overlap (a character of several tokens in the way) starts at the previous end, so
+    a few such texts need fewer.
+
+    >>> least_chunks(100, 10, 0), least_chunks(100, 10, 9), least_chunks(0, 10, 9)
+    (10, 91, 0)
+    """
+    if tokens <= max_tokens:
+        return 1 if tokens else 0
+    return 1 + -(-(tokens - max_tokens) // (max_tokens - overlap))
+
+
+def _too_many_chunks(max_chunks: int, max_tokens: int, overlap: int, total: int):
     # Named "max_chunks" (not "max_tokens"): a service that passes its own bound tells this apart from a
     # budget that is too small for the text, and answers it as the limit it is.
-    raise InvalidBudgetError(
+    advance = f" advancing {max_tokens - overlap} a chunk (overlap={overlap})" if overlap else ""
+    error = InvalidBudgetError(
         "max_chunks",
-        f"the text ({total} tokens) makes more than max_chunks={max_chunks} chunks of max_tokens={max_tokens}; "
-        f"raise max_tokens, lower the overlap or send less text",
+        f"the text ({total} tokens) makes more than max_chunks={max_chunks} chunks of max_tokens={max_tokens}"
+        f"{advance}; raise max_tokens, lower the overlap or send less text",
     )
+    error.least_chunks = max(least_chunks(total, max_tokens, overlap), max_chunks + 1)  # what a service reports
+    raise error
 
 
 class _OverlapTooLong(Exception):
@@ -166,7 +185,7 @@ class _Chunker:
         start = previous_end = 0
         while start < len(text):
             if made == max_chunks:
-                _too_many_chunks(max_chunks, self.max_tokens, self.cut_tokens[-1])
+                _too_many_chunks(max_chunks, self.max_tokens, self.overlap, self.cut_tokens[-1])
             try:
                 end, ids = self.chunk_end(start, previous_end)
             except _OverlapTooLong:

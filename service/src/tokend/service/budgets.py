@@ -41,7 +41,7 @@ from tokend.service.budget_sizes import SPAN_FRAMING_BYTES, BytePositions, offse
 from tokend.service.budget_streams import ChunkStream, DecodeSession, chunking_stopped
 from tokend.service.call_record import current_record
 from tokend.service.errors import BatchItemError, CallCancelled, DeadlineExpired, InvalidRequest, RequestLimitExceeded
-from tokend.service.limits import AnswerBudget, Limits, answer_bytes
+from tokend.service.limits import AnswerBudget, Limits, answer_bytes, id_bytes
 from tokend.service.results import ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
 
@@ -167,7 +167,7 @@ class BudgetOperations:
             try:
                 chunking = _Chunking(self.limits, encoding, policy, text, max_tokens, overlap, prefer, max_chunks, made)
             except InvalidBudgetError as exc:
-                raise _over_the_limit(exc, self.limits, made, max_chunks) from exc
+                raise _over_the_limit(exc, self.limits, made, max_chunks, overlap) from exc
             for piece in chunking.chunks(call, index, len(inputs)):
                 answer.add(piece.ids, SPAN_FRAMING_BYTES)
                 chunks.append(piece)
@@ -201,14 +201,19 @@ class BudgetOperations:
             try:
                 chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
             except InvalidBudgetError as exc:
-                raise _over_the_limit(exc, self.limits, 0, max_chunks) from exc
+                raise _over_the_limit(exc, self.limits, 0, max_chunks, overlap) from exc
+
+        per_id = id_bytes([loaded.encoding.max_token_value])  # an upper bound of each id's size
 
         def chunks() -> Iterator[TextChunk]:
-            tokens = 0
+            tokens = streamed = 0
             with _the_document():
                 for piece in chunking.chunks(call, 0, 1):
-                    # Each chunk travels in its own part of the answer: it alone must fit one message.
+                    # Each chunk travels in its own part of the answer: it alone must fit one message; all of
+                    # them together, max_stream_answer_bytes (an overlap repeats tokens in every chunk).
                     self.limits.check_answer(answer_bytes(items=1) + SPAN_FRAMING_BYTES + 5 * len(piece.ids))
+                    streamed += SPAN_FRAMING_BYTES + per_id * len(piece.ids)
+                    self.limits.check_stream_answer(streamed)
                     tokens += len(piece.ids)
                     _record("chunk", 1, tokens, size)
                     yield piece
@@ -260,6 +265,7 @@ class _Chunking:
             )  # fmt: skip
         self.bound = remaining if max_chunks is None else min(remaining, max_chunks)
         self.text = text
+        self.overlap = overlap
         self.pieces = policy.apply(
             lambda part, **policy_arguments: encoding.iter_chunks(
                 part, max_tokens, overlap, prefer, max_chunks=self.bound, **policy_arguments
@@ -279,7 +285,7 @@ class _Chunking:
             try:
                 piece = next(self.pieces, None)
             except InvalidBudgetError as exc:
-                raise _over_the_limit(exc, self.limits, self.made_before, self.caller_bound) from exc
+                raise _over_the_limit(exc, self.limits, self.made_before, self.caller_bound, self.overlap) from exc
             if piece is None:
                 return
             made += 1
@@ -295,14 +301,18 @@ def _the_document() -> Iterator[None]:
         raise BatchItemError("inputs[0]", 0, exc) from exc
 
 
-def _over_the_limit(exc: InvalidBudgetError, limits: Limits, made_before: int, caller_bound: int | None) -> Exception:
+def _over_the_limit(
+    exc: InvalidBudgetError, limits: Limits, made_before: int, caller_bound: int | None, overlap: int
+) -> Exception:
     """The engine's "more than max_chunks" is the caller's own bound (kept) or the service's limit."""
     if exc.argument != "max_chunks" or (caller_bound is not None and caller_bound <= limits.max_chunks - made_before):
         return exc
-    return RequestLimitExceeded(
-        MAX_CHUNKS, limits.max_chunks, limits.max_chunks + 1, unit="chunks at least",
-        hint="raise max_tokens or send less text per request",
-    )  # fmt: skip
+    # The engine's count from the text's tokens (tokend.engine.chunking.least_chunks), when it had one.
+    least = made_before + getattr(exc, "least_chunks", limits.max_chunks + 1 - made_before)
+    hint = "raise max_tokens or send less text per request"
+    if overlap:
+        hint = "lower the overlap (each chunk advances max_tokens - overlap tokens), raise max_tokens or send less text per request"
+    return RequestLimitExceeded(MAX_CHUNKS, limits.max_chunks, least, unit="chunks at least", hint=hint)
 
 
 def _texts(inputs: Sequence[Any], operation: str) -> Sequence[str]:

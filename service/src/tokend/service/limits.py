@@ -10,6 +10,8 @@ bound, so an oversized request costs almost nothing.
   (``AnswerBudget``): the size of a compact binary answer (protobuf's: a token id is a varint of 1-4 bytes,
   decoded text its own bytes, each result some framing). A front-end sets it to what its transport can carry
   (the gRPC worker: ``max_message_bytes``), so every request that is accepted can also be answered.
+- ``max_stream_answer_bytes`` — the whole answer of one ChunkStream, ``STREAM_ANSWER_MESSAGES`` answer limits
+  (derived, not a setting): a stream is not one message, but its overlap multiplies what it makes and sends.
 
     >>> limits = Limits(max_batch_items=2, max_request_bytes=10)
     >>> limits.check_request(items=2, input_bytes=10)
@@ -35,6 +37,8 @@ from tokend_api import (
     MAX_BATCH_ITEMS,
     MAX_MESSAGE_BYTES,
     MAX_REQUEST_BYTES,
+    MAX_STREAM_ANSWER_BYTES,
+    STREAM_ANSWER_MESSAGES,
 )
 
 from tokend.engine._native import varint_bytes
@@ -167,6 +171,22 @@ class Limits:
         """The limits under a server's settings (``max_batch_items``, ``max_request_bytes`` and
         ``max_message_bytes``): every answer must fit in one message."""
         return cls(settings.max_batch_items, settings.max_request_bytes, settings.max_message_bytes)
+
+    @property
+    def max_stream_answer_bytes(self) -> int:
+        """What one stream may answer in all (``STREAM_ANSWER_MESSAGES`` times ``max_response_bytes``)."""
+        return STREAM_ANSWER_MESSAGES * self.max_response_bytes
+
+    def check_stream_answer(self, size: int) -> None:
+        """Raise RequestLimitExceeded when a stream has answered (or is about to answer) over
+        ``max_stream_answer_bytes`` in all; ``size`` counts each id at its model's largest id."""
+        if size > self.max_stream_answer_bytes:
+            raise RequestLimitExceeded(
+                MAX_STREAM_ANSWER_BYTES, self.max_stream_answer_bytes, size,
+                unit="bytes of streamed answer at least (ids counted at the model's largest id)",
+                hint=f"a stream answers at most {STREAM_ANSWER_MESSAGES} times {self.response_limit_name} in all; "
+                "lower the overlap (it repeats tokens in every chunk), raise max_tokens or send less text per stream",
+            )  # fmt: skip
 
     def check_request(self, *, items: int, input_bytes: int) -> None:
         """Raise RequestLimitExceeded when a request is over either request limit."""

@@ -1,0 +1,92 @@
+"""What one Tokenizer stream may cost, against a real server (issue 13, hostile round 3).
+
+- A ChunkStream whose overlap is max_tokens - 1 advances one token a chunk: its chunk count is reckoned with
+  the overlap from the text's token count and refused before any chunk is made (it streamed 99,997 chunks of
+  4,000 ids, ~950 MiB, for 14 s of CPU before it reached max_chunks), and its whole answer is bounded
+  (``max_stream_answer_bytes``: four answer limits) when the count passes.
+
+The worker's CPU is read from /proc (user + system time of its process), so the bounds are generous.
+"""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+import pytest
+
+from support.server import TokendServer
+from tokend_api.v1 import tokenizer_pb2 as pb
+
+from .status_details import details_of
+
+# Answers up to 1 MiB, so a stream answers up to 4 MiB in all.
+MESSAGE_BYTES = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def server(registry_dir):
+    server = TokendServer("--max-message-bytes", str(MESSAGE_BYTES), registry=registry_dir, workers=1, models=["cl100k_base"]).start()
+    yield server
+    server.stop()
+
+
+def _cpu_seconds(server: TokendServer) -> float:
+    total = 0.0
+    for pid in server.worker_pids():
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _stream_chunks(stub, request: pb.ChunkRequest) -> tuple[int, int, grpc.RpcError | None]:
+    """Chunks and ids the client received, and the error that ended the stream (None: it ended well)."""
+    chunks = ids = 0
+    try:
+        for message in stub.ChunkStream(request, timeout=120):
+            chunks += len(message.chunks)
+            ids += sum(len(chunk.ids) for chunk in message.chunks)
+    except grpc.RpcError as error:
+        return chunks, ids, error
+    return chunks, ids, None
+
+
+def test_an_overlap_that_advances_one_token_a_chunk_is_counted_before_any_chunk(server):
+    stub = server.stub()
+    # ~300,000 tokens; overlap 3,999 of 4,000: ~296,000 chunks of 4,000 ids each, over max_chunks (100,000).
+    request = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text="word. " * 150_000)], max_tokens=4000, overlap=3999)
+    before = _cpu_seconds(server)
+    chunks, ids, error = _stream_chunks(stub, request)
+    spent = _cpu_seconds(server) - before
+    assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+    assert chunks == 0, f"{chunks} chunks ({ids} ids) were made and sent before the refusal"
+    exceeded = details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]
+    assert exceeded["limit_name"] == "max_chunks" and exceeded["limit"] == "100000"
+    assert int(exceeded["actual"]) > 290_000  # the count the overlap gives, not the limit + 1
+    assert "overlap" in error.details() and "max_tokens" in error.details()
+    assert spent < 3.0, f"the refusal cost {spent:.1f} s of worker CPU"
+    # The unary Chunk of the same request: the same refusal.
+    with pytest.raises(grpc.RpcError) as unary:
+        stub.Chunk(request, timeout=60)
+    assert details_of(unary.value).error_info["REQUEST_LIMIT_EXCEEDED"]["limit_name"] == "max_chunks"
+
+
+def test_a_chunk_streams_whole_answer_is_bounded(server):
+    stub = server.stub()
+    # ~30,000 tokens: ~26,000 chunks (under max_chunks) of 4,000 ids, ~100 M ids in all; four answer limits
+    # (4 MiB here) hold ~1.4 M ids of cl100k_base counted at 3 bytes each.
+    request = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text="word. " * 15_000)], max_tokens=4000, overlap=3999)
+    before = _cpu_seconds(server)
+    chunks, ids, error = _stream_chunks(stub, request)
+    spent = _cpu_seconds(server) - before
+    assert error is not None and error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (chunks, ids)
+    exceeded = details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]
+    assert exceeded["limit_name"] == "max_stream_answer_bytes" and int(exceeded["limit"]) == 4 * MESSAGE_BYTES
+    assert "overlap" in error.details()
+    assert 0 < ids <= 4 * MESSAGE_BYTES, ids  # what came before the refusal, every id at least a byte
+    assert spent < 2.0, f"the stream cost {spent:.1f} s of worker CPU"
+    # A stream within the bound is answered whole, as Chunk answers it.
+    small = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text="word. " * 300)], max_tokens=40, overlap=30)
+    streamed = [chunk for message in stub.ChunkStream(small, timeout=30) for chunk in message.chunks]
+    assert streamed == list(stub.Chunk(small, timeout=30).results[0].chunks)
