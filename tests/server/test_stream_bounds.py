@@ -4,6 +4,9 @@
   the overlap from the text's token count and refused before any chunk is made (it streamed 99,997 chunks of
   4,000 ids, ~950 MiB, for 14 s of CPU before it reached max_chunks), and its whole answer is bounded
   (``max_stream_answer_bytes``: four answer limits) when the count passes.
+- A DecodeStream whose client sends nothing for ``--stream-idle-timeout`` seconds ends with DEADLINE_EXCEEDED
+  and frees its stream slot (four such streams held every slot of a worker for ever: everyone else's streams
+  got UNAVAILABLE); a stream that is slow but keeps sending is not ended.
 
 The worker's CPU is read from /proc (user + system time of its process), so the bounds are generous.
 """
@@ -11,6 +14,9 @@ The worker's CPU is read from /proc (user + system time of its process), so the 
 from __future__ import annotations
 
 import os
+import queue
+import threading
+import time
 
 import grpc
 import pytest
@@ -29,6 +35,20 @@ def server(registry_dir):
     server = TokendServer("--max-message-bytes", str(MESSAGE_BYTES), registry=registry_dir, workers=1, models=["cl100k_base"]).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def idle_server(registry_dir):
+    """Streams idle for 1 s are ended."""
+    server = TokendServer("--stream-idle-timeout", "1", registry=registry_dir, workers=1, models=["cl100k_base"]).start()
+    yield server
+    server.stop()
+
+
+def _threads(server: TokendServer) -> int:
+    (pid,) = server.worker_pids()
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
 
 
 def _cpu_seconds(server: TokendServer) -> float:
@@ -90,3 +110,85 @@ def test_a_chunk_streams_whole_answer_is_bounded(server):
     small = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text="word. " * 300)], max_tokens=40, overlap=30)
     streamed = [chunk for message in stub.ChunkStream(small, timeout=30) for chunk in message.chunks]
     assert streamed == list(stub.Chunk(small, timeout=30).results[0].chunks)
+
+
+class _QuietStream:
+    """A DecodeStream whose client sends ``first`` (None: nothing) and then nothing, until ``close``."""
+
+    def __init__(self, stub, first: pb.DecodeStreamRequest | None) -> None:
+        self.requests: queue.SimpleQueue = queue.SimpleQueue()
+        if first is not None:
+            self.requests.put(first)
+        self.responses = stub.DecodeStream(iter(self.requests.get, None), timeout=60)
+        self.texts: list[str] = []
+        self.error: grpc.RpcError | None = None
+        self.ended_at: float | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            for response in self.responses:
+                self.texts.append(response.text)
+        except grpc.RpcError as error:
+            self.error = error
+        self.ended_at = time.monotonic()
+
+    def wait(self, timeout: float) -> None:
+        self._reader.join(timeout)
+
+    def close(self) -> None:
+        self.requests.put(None)
+        self._reader.join(10)
+
+
+def _quiet_round(stub) -> list[_QuietStream]:
+    """Four quiet streams (every slot of the worker): three sent one message, one nothing at all; once ended."""
+    started = time.monotonic()
+    quiet = [_QuietStream(stub, pb.DecodeStreamRequest(model="cl100k_base", ids=[15339])) for _ in range(3)]
+    quiet.append(_QuietStream(stub, None))
+    for stream in quiet:
+        stream.wait(15)
+    for stream in quiet:
+        assert stream.error is not None, "the stream is still open"
+        assert stream.error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, stream.error
+        assert "stream_idle_timeout" in stream.error.details()
+        assert stream.ended_at - started < 8, f"ended after {stream.ended_at - started:.1f} s (timeout 1 s)"
+    assert [stream.texts for stream in quiet] == [["hello"]] * 3 + [[]]
+    return quiet
+
+
+def test_streams_whose_clients_send_nothing_are_ended_and_free_their_slots(idle_server):
+    hostile, other = idle_server.stub(), idle_server.stub()
+    cpu_before = _cpu_seconds(idle_server)
+    first = _quiet_round(hostile)  # their clients keep the calls open (never close their side)
+    # Everyone else's streams run again.
+    chunk = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")], max_tokens=5)
+    assert [c.end for m in other.ChunkStream(chunk, timeout=10) for c in m.chunks] == [11]
+    decoded = other.DecodeStream(iter([pb.DecodeStreamRequest(model="cl100k_base", ids=[15339, 1917])]), timeout=10)
+    assert "".join(response.text for response in decoded) == "hello world"
+    # Each stream's reader thread left with its stream, though its client never closed: another round leaves
+    # no more threads than the first did (the handler pool grows to its size once; a reader left behind would
+    # add four a round).
+    time.sleep(0.5)
+    threads = _threads(idle_server)
+    second = _quiet_round(hostile)
+    time.sleep(0.5)
+    assert _threads(idle_server) <= threads
+    assert _cpu_seconds(idle_server) - cpu_before < 2.0
+    for stream in first + second:
+        stream.close()
+
+
+def test_a_slow_stream_that_keeps_sending_is_not_ended(idle_server):
+    stub = idle_server.stub()
+    stream = _QuietStream(stub, pb.DecodeStreamRequest(model="cl100k_base", ids=[15339]))
+    try:
+        for _ in range(6):  # 3.6 s in all, three times the idle timeout; 0.6 s between messages
+            time.sleep(0.6)
+            assert stream.error is None, stream.error
+            stream.requests.put(pb.DecodeStreamRequest(ids=[1917]))
+    finally:
+        stream.close()
+    assert stream.error is None, stream.error
+    assert "".join(stream.texts) == "hello" + " world" * 6

@@ -4,7 +4,8 @@ Why: grpcio's synchronous server runs each call on one of the worker's ``THREADS
 the call's whole life, and a stream lives as long as its client keeps it open (a DecodeStream for a whole
 generation, a ChunkStream as long as its reader is slow). Without a bound, eight open streams would leave
 the worker no thread for a single Encode. With it, half the threads always remain for unary calls; a
-stream over the bound gets UNAVAILABLE at once ("retry": another worker or replica may have room).
+stream over the bound gets UNAVAILABLE at once ("retry": another worker or replica may have room). A stream
+whose client goes quiet gives its slot back after ``--stream-idle-timeout`` (idle_streams.py).
 
     server = grpc.server(pool, interceptors=[..., ErrorInterceptor(), StreamSlots(STREAM_SLOTS)])
 """

@@ -33,6 +33,7 @@ from tokend.server.availability_interceptor import AvailabilityInterceptor
 from tokend.server.deferred_parse import DeferredParse
 from tokend.server.error_interceptor import ErrorInterceptor
 from tokend.server.grpc_server import add_services, bind, build_server
+from tokend.server.idle_streams import IdleStreams
 from tokend.server.in_flight import InFlightCalls
 from tokend.server.interceptor_chain import InterceptorChain
 from tokend.server.logging_interceptor import LoggingInterceptor
@@ -96,8 +97,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings), admission, lane))
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
-    # the error interceptor chose; the availability gate and the stream bound raise inside the error interceptor;
-    # large messages are parsed innermost, after the gate (deferred_parse).
+    # the error interceptor chose; the availability gate, the stream bound and the idle timeout raise inside the
+    # error interceptor; large messages are parsed innermost, after the gate (deferred_parse).
     # One chain, composed once per method (interceptor_chain: grpcio would run each interceptor per call).
     server = build_server(
         settings,
@@ -111,6 +112,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                     ErrorInterceptor(),
                     AvailabilityInterceptor(availability, calls),
                     StreamSlots(),
+                    IdleStreams(settings.stream_idle_timeout),
                     DeferredParse(),
                 ]
             )

@@ -11,7 +11,8 @@ decoding session for ids that arrive a few at a time.
 A session checks the call before each message and bounds each message like a Decode request (ids
 against ``max_request_bytes``, its text against the answer limit). Errors name the message that caused
 them (``messages[i]``). Not handled: a bound on a session's length (a generation may be long; the call's
-deadline and the connection's maximum age end it).
+deadline and the connection's maximum age end it; the gRPC server ends a stream whose client goes quiet,
+tokend.server.idle_streams).
 """
 
 from __future__ import annotations

@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     max_connection_age: float = _setting(
         300.0, help="seconds before clients are asked to reconnect (they re-resolve); 0 = never", ge=0
     )
+    stream_idle_timeout: float = _setting(
+        30.0,
+        help="seconds a DecodeStream waits for its client's next message before it is ended (DEADLINE_EXCEEDED) and its "
+        "stream slot freed; 0 = never",
+        ge=0,
+    )
     reflection: bool = _setting(False, help="gRPC server reflection, for grpcurl (`make serve` turns it on)")
     tls_cert: Path | None = _setting(None, help="PEM server certificate (with --tls-key turns on TLS)", shown="off")
     tls_key: Path | None = _setting(None, help="PEM private key of --tls-cert", shown="off")
