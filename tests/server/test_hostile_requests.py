@@ -6,7 +6,8 @@ service layer existed; docs/api.md has the table of what the caller gets and wha
 5. decode amplification: refused from the summed token lengths before the text is built;
 9. echoed input (a model name, a token) is cut to a bounded prefix in messages, details and logs;
 10. an answer that would not fit in one message is refused by the service with a precise message;
-13. malformed references and unknown enum values are INVALID_ARGUMENT.
+13. malformed references and unknown enum values are INVALID_ARGUMENT;
+parse bound: a message larger than any acceptable request can be on the wire is refused before it is parsed.
 
 The shared server (tests/server/conftest.py) has small limits: 64 items, 200000 input bytes, 1 MiB messages.
 """
@@ -104,9 +105,10 @@ def test_a_list_over_the_cap_is_refused_before_its_strings_are_made(stub, monkey
     from tokend.server import messages
     from tokend.service.errors import InvalidRequest
 
-    error = rpc_error(stub.Encode, _disallowing([f"s{index}" for index in range(100_000)], "hi"), timeout=30)
+    # (20,000: 100,000 would be over the largest acceptable message, refused unparsed: the parse bound below)
+    error = rpc_error(stub.Encode, _disallowing([f"s{index}" for index in range(20_000)], "hi"), timeout=30)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "100000 strings listed; at most 16384 per set" in error.details()
+    assert "20000 strings listed; at most 16384 per set" in error.details()
     assert "special_tokens.disallowed.tokens" in details_of(error).violations
 
     def reads_every_string(message):
@@ -147,15 +149,15 @@ def test_decode_is_refused_from_the_summed_token_lengths_before_decoding(stub):
 
 
 # ---- 9: echoed input is bounded ------------------------------------------------------------------
-def test_a_megabyte_model_name_is_not_found_with_a_short_message(shared_server, stub):
-    name = "m" * 1_000_000
+def test_a_long_model_name_is_not_found_with_a_short_message(shared_server, stub):
+    name = "m" * 400_000  # a longer one is over the largest acceptable message: refused unparsed (parse bound)
     for request, call in [
         (pb.EncodeRequest(model=name, inputs=[pb.Input(text="x")]), stub.Encode),
         (pb.GetModelRequest(model=name), stub.GetModel),
     ]:
         error = rpc_error(call, request, timeout=30)
         assert error.code() == grpc.StatusCode.NOT_FOUND, error.details()[:200]
-        assert len(error.details()) < 1000 and "1000000 characters" in error.details()
+        assert len(error.details()) < 1000 and "400000 characters" in error.details()
         assert len(details_of(error).error_info["MODEL_NOT_FOUND_ERROR"]["ref"]) < 200
     logged = [entry for entry in shared_server.events("rpc_error") if entry.get("code") == "NOT_FOUND"]
     assert logged and max(len(str(entry.get("model"))) for entry in logged) < 200
@@ -221,3 +223,121 @@ def test_unknown_special_token_mode_is_invalid_argument(stub, part):
 def test_the_worker_still_answers_exactly_afterwards(stub):
     response = stub.Encode(pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]), timeout=10)
     assert list(response.results[0].ids) == [15339, 1917]
+
+
+# ---- parse bound: a message no acceptable request fills is refused unparsed ----------------------------
+# SMALL_LIMITS: 5/4 x 200000 + 16 x 64 + 64 KiB + 2 x 16384 x 6 (server/wire_bound.py)
+LARGEST_SMALL_MESSAGE = 250_000 + 1_024 + 65_536 + 196_608
+
+
+def _proc_status(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    import os
+
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_chat_of_millions_of_tiny_messages_is_refused_before_it_is_parsed(registry_dir):
+    """15 MB of one-character messages (1,400,000; within --max-message-bytes) cost 1.9 s of worker CPU and
+    +556 MiB before the RESOURCE_EXHAUSTED for max_request_bytes: protobuf built every message first."""
+    message = pb.ChatMessage(role="user", text="x")
+    request = pb.EncodeChatRequest(
+        model="cl100k_base", conversations=[pb.ChatConversation(messages=[message] * 1400) for _ in range(1000)]
+    )
+    assert request.ByteSize() > 15_000_000
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
+        stub = server.stub()
+        (worker,) = server.worker_pids()
+        cpu, rss = _cpu_seconds(worker), _proc_status(worker, "VmRSS")
+        error = rpc_error(stub.EncodeChat, request, timeout=60)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "bytes of request message" in error.details() and "(max_request_bytes)" in error.details()
+        info = details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]
+        assert info["limit_name"] == "max_request_bytes" and info["limit"] == str(8 << 20)
+        assert _cpu_seconds(worker) - cpu < 0.5  # was 1.9 s
+        assert _proc_status(worker, "VmHWM") - rss < 150 << 20  # was +556 MiB
+        count = stub.CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello")]), timeout=10)
+        assert count.total == 1
+
+
+def test_any_rpc_over_the_largest_acceptable_message_is_refused_unparsed(stub):
+    text = "a" * (LARGEST_SMALL_MESSAGE + 1)
+    for call, request in [
+        (stub.Encode, pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text=text)])),
+        (stub.CountTokens, pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(data=text.encode())])),
+        (stub.Decode, pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[100_000] * 200_000)])),
+    ]:
+        error = rpc_error(call, request, timeout=30)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "bytes of request message" in error.details() and "limit of 200000 (max_request_bytes)" in error.details()
+
+
+def _unpacked_decode_request(ids_per_item: list[int]) -> bytes:
+    """A DecodeRequest whose ids are sent one field each (not packed), as protobuf lets a client: 4 bytes for
+    an id of 3 varint bytes, the most an id of these vocabularies takes."""
+
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while value > 127:
+            out.append(value & 127 | 128)
+            value >>= 7
+        out.append(value)
+        return bytes(out)
+
+    data = b"\x0a" + varint(len(b"cl100k_base")) + b"cl100k_base"
+    for count in ids_per_item:
+        item = (b"\x08" + varint(100_000)) * count
+        data += b"\x12" + varint(len(item)) + item
+    return data
+
+
+def test_requests_at_the_limits_are_still_parsed_and_answered(shared_server, stub):
+    """The bound refuses nothing the service would accept: the widest acceptable messages — every batch item
+    used, token ids sent unpacked, listed special tokens, a chat of tiny messages — are answered."""
+    texts = ["a" * (200_000 // 64)] * 63 + ["a" * (200_000 - 13 - 63 * (200_000 // 64))]  # and "<|endoftext|>"
+    policy = pb.SpecialTokenPolicy(allowed=pb.SpecialTokenSet(mode=Mode.MODE_LISTED, tokens=["<|endoftext|>"] * 64))
+    wide = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text=text) for text in texts], special_tokens=policy)
+    assert stub.CountTokens(wide, timeout=30).total > 0
+
+    channel = grpc.insecure_channel(shared_server.target, options=[("grpc.max_receive_message_length", 8 << 20)])
+    decode = channel.unary_unary("/tokend.v1.Tokenizer/Decode", request_serializer=None,
+                                 response_deserializer=pb.DecodeResponse.FromString)  # fmt: skip
+    at_limit = _unpacked_decode_request([50_000 // 64] * 63 + [50_000 - 63 * (50_000 // 64)])  # 200,000 counted
+    assert 200_000 <= len(at_limit) < LARGEST_SMALL_MESSAGE
+    assert len(decode(at_limit, timeout=30).results) == 64
+    over = _unpacked_decode_request([50_001])  # one id more: the service's count refuses it, after the parse
+    error = rpc_error(decode, over, timeout=30)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "input bytes" in error.details()
+    channel.close()
+
+    message = pb.ChatMessage(role="user", text="x")  # 11 bytes of protobuf, counts 52
+    chat = pb.CountChatTokensRequest(model="cl100k_base", conversations=[pb.ChatConversation(messages=[message] * 3840)])
+    error = rpc_error(stub.CountChatTokens, chat, timeout=30)  # 199,680 counted: past the size checks
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()[:200]  # cl100k_base has no chat format
+    chat = pb.CountChatTokensRequest(model="cl100k_base", conversations=[pb.ChatConversation(messages=[message] * 3850)])
+    error = rpc_error(stub.CountChatTokens, chat, timeout=30)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "request has 200200 input bytes" in error.details()
+
+
+def test_a_chat_of_too_many_messages_is_refused_from_their_count(stub):
+    """Within the largest acceptable message (20,000 messages are 220 KB), more messages than any acceptable
+    chat holds are refused from their number (32 bytes each at least) before they are made dicts: 966,000
+    one-character messages took 1.1 s and +257 MiB to become dicts before their count refused them."""
+    message = pb.ChatMessage(role="user", text="x")
+    chat = pb.EncodeChatRequest(model="cl100k_base", conversations=[pb.ChatConversation(messages=[message] * 5000)] * 4)
+    assert chat.ByteSize() < LARGEST_SMALL_MESSAGE
+    error = rpc_error(stub.EncodeChat, chat, timeout=30)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "request has 640000 input bytes, over the limit of 200000 (max_request_bytes)" in error.details()
+    chat = pb.EncodeChatRequest(model="cl100k_base", conversations=[pb.ChatConversation(messages=[message] * 10_001)])
+    error = rpc_error(stub.EncodeChat, chat, timeout=30)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "conversations[0].messages" in error.details()

@@ -28,7 +28,9 @@ from tokend.service.admission import WorkAdmission
 from tokend.service.chat import (
     MAX_CHAT_DEPTH,
     MAX_CHAT_MESSAGES,
+    ENTRY_BYTES,
     MAX_CHAT_TOOLS_BYTES,
+    MESSAGE_BYTES,
     SCALAR_BYTES,
     chat_working_bytes,
     conversation_bytes,
@@ -239,15 +241,18 @@ def _utf8(text: str) -> int:
 ), max_size=8))
 def test_conversation_bytes_are_the_utf8_bytes_of_every_string(messages):
     """The plain-chat shortcut of conversation_bytes (every message {"role": str, "content": str}) and the
-    general walk both count each key and string value in UTF-8 (lone surrogates 3 bytes), 8 per scalar."""
+    general walk both count each key and string value in UTF-8 (lone surrogates 3 bytes), 8 per scalar, and
+    ENTRY_BYTES per entry of an object or list plus 4 times that per object or list (the message's structure),
+    and MESSAGE_BYTES per message."""
     expected = 0
     for message in messages:
+        expected += MESSAGE_BYTES + ENTRY_BYTES * (len(message) + 4)
         for key, value in message.items():
             expected += _utf8(key)
             if isinstance(value, str):
                 expected += _utf8(value)
             elif isinstance(value, list):
-                expected += sum(map(_utf8, value))
+                expected += sum(map(_utf8, value)) + ENTRY_BYTES * (len(value) + 4)
             else:
                 expected += SCALAR_BYTES
     assert conversation_bytes(ChatConversation(messages)) == expected

@@ -11,7 +11,13 @@ the metrics) could be refused UNAVAILABLE once its parse ended (tests/reliabilit
 Bytes that do not parse are INVALID_ARGUMENT as anywhere else (``UndecodableRequest.refusal``). Small
 messages, and other services' (health, reflection), are parsed by grpcio as before.
 
-    interceptors=[..., ErrorInterceptor(), AvailabilityInterceptor(availability), StreamSlots(), DeferredParse()]
+A message larger than any acceptable request can be on the wire (``largest``: wire_bound.py) is not parsed at
+all: its bytes are let go at once and the call is refused RESOURCE_EXHAUSTED naming ``max_request_bytes``, as
+the service would have refused it after the parse (``OversizedRequest``).
+
+    interceptors=[..., ErrorInterceptor(), AvailabilityInterceptor(availability), StreamSlots(),
+                  DeferredParse(largest=largest_request_message(max_request_bytes=..., max_batch_items=...),
+                                max_request_bytes=...)]
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from tokend_api import SERVICE_NAME
+from tokend_api import MAX_REQUEST_BYTES, SERVICE_NAME
 
 from tokend.server.error_interceptor import UndecodableRequest, tolerant
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
+from tokend.service import RequestLimitExceeded
 
-__all__ = ["DeferredParse", "DeferredRequest", "DEFERRED_PARSE_BYTES"]
+__all__ = ["DeferredParse", "DeferredRequest", "OversizedRequest", "DEFERRED_PARSE_BYTES"]
 
 # Request messages of at least this many bytes are parsed on the handler thread.
 DEFERRED_PARSE_BYTES = 64 << 10
@@ -53,40 +60,70 @@ class DeferredRequest:
         return getattr(self.parsed(), name)
 
 
+class OversizedRequest:
+    """Stands in for a request message larger than any acceptable request (its bytes are not kept); never
+    reaches a servicer."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def refusal(self, largest: int, max_request_bytes: int) -> RequestLimitExceeded:
+        """RESOURCE_EXHAUSTED naming max_request_bytes, as the service's refusal after a parse would."""
+        return RequestLimitExceeded(
+            MAX_REQUEST_BYTES, max_request_bytes, self.size,
+            unit=f"bytes of request message, more than the {largest:,} any request within the limits takes",
+            hint="send fewer or shorter inputs per request",
+        )  # fmt: skip
+
+
 class DeferredParse(UnaryInterceptor):
+    """``largest``: the most bytes an acceptable request message takes (wire_bound.largest_request_message);
+    None: no bound (tests)."""
+
     wrap_streams = True
+
+    def __init__(self, largest: int | None = None, max_request_bytes: int = 0) -> None:
+        self._largest = largest
+        self._max_request_bytes = max_request_bytes
 
     def wrap_deserializer(self, method: MethodName, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
         if deserializer is None or method.service != SERVICE_NAME:
             return deserializer
 
         parse = tolerant(deserializer)
+        largest = self._largest
 
         def deserialize(data: bytes) -> Any:
-            return DeferredRequest(data, parse) if len(data) >= DEFERRED_PARSE_BYTES else deserializer(data)
+            if len(data) < DEFERRED_PARSE_BYTES:
+                return deserializer(data)
+            if largest is not None and len(data) > largest:
+                return OversizedRequest(len(data))
+            return DeferredRequest(data, parse)
 
         return deserialize
 
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         if method.grpc_type == "client_stream":
-            return behaviour(_parsed_messages(request, method), context)
-        return behaviour(_parsed(request, method), context)
+            return behaviour(self._parsed_messages(request, method), context)
+        return behaviour(self._parsed(request, method), context)
 
     def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         if method.grpc_type == "bidi_stream":
-            return behaviour(_parsed_messages(request, method), context)
-        return behaviour(_parsed(request, method), context)
+            return behaviour(self._parsed_messages(request, method), context)
+        return behaviour(self._parsed(request, method), context)
 
+    def _parsed(self, request: Any, method: MethodName, where: str = "request") -> Any:
+        if isinstance(request, OversizedRequest):
+            raise request.refusal(self._largest or 0, self._max_request_bytes)
+        if not isinstance(request, DeferredRequest):
+            return request
+        message = request.parsed()
+        if isinstance(message, UndecodableRequest):
+            raise message.refusal(method, where)
+        return message
 
-def _parsed(request: Any, method: MethodName, where: str = "request") -> Any:
-    if not isinstance(request, DeferredRequest):
-        return request
-    message = request.parsed()
-    if isinstance(message, UndecodableRequest):
-        raise message.refusal(method, where)
-    return message
-
-
-def _parsed_messages(messages: Iterable[Any], method: MethodName) -> Iterator[Any]:
-    for index, message in enumerate(messages):
-        yield _parsed(message, method, f"messages[{index}]")
+    def _parsed_messages(self, messages: Iterable[Any], method: MethodName) -> Iterator[Any]:
+        for index, message in enumerate(messages):
+            yield self._parsed(message, method, f"messages[{index}]")

@@ -16,6 +16,7 @@ large Encode (without offsets) or CountTokens request as a ``TextRequest`` (``te
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import grpc
@@ -37,7 +38,7 @@ from tokend.server.messages import inputs as _inputs
 from tokend.server.messages import model_version as _model_version
 from tokend.server.messages import policy as _policy
 from tokend.server.text_request import TextRequest
-from tokend.service import TokenizerService
+from tokend.service import ChatConversation, TokenizerService
 
 __all__ = ["TokenizerServicer"]
 
@@ -114,7 +115,7 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
 
     def EncodeChat(self, request: pb.EncodeChatRequest, context: grpc.ServicerContext) -> pb.EncodeChatResponse:
         encoded = self._service.encode_chat(
-            request.model, conversations_from(request.conversations),
+            request.model, self._conversations(request.conversations),
             content_special_tokens=content_special_tokens_from(request.content_special_tokens), call=context,
         )  # fmt: skip
         response = pb.EncodeChatResponse(model=_model_version(encoded.model), total_tokens=encoded.total_tokens)
@@ -123,13 +124,18 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
 
     def CountChatTokens(self, request: pb.CountChatTokensRequest, context: grpc.ServicerContext) -> pb.CountChatTokensResponse:
         counted = self._service.count_chat(
-            request.model, conversations_from(request.conversations),
+            request.model, self._conversations(request.conversations),
             content_special_tokens=content_special_tokens_from(request.content_special_tokens),
             per_message=not request.total_only, call=context,
         )  # fmt: skip
         return pb.CountChatTokensResponse(
             model=_model_version(counted.model), results=map(chat_count_message, counted.results), total=counted.total
         )
+
+    def _conversations(self, messages: Sequence[pb.ChatConversation]) -> list[ChatConversation]:
+        # The limits that message counts settle are checked before any message becomes a dict.
+        self._service.check_chat_shape([len(conversation.messages) for conversation in messages])
+        return conversations_from(messages)
 
 
 def _text_inputs(request: pb.EncodeRequest | pb.CountTokensRequest | TextRequest) -> list[str | bytes]:

@@ -42,6 +42,7 @@ from tokend.server.metrics import ServerMetrics
 from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.servicer import TokenizerServicer
 from tokend.server.stream_slots import StreamSlots
+from tokend.server.wire_bound import largest_request_message
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
 from tokend.server.freed_memory import return_freed_memory
 from tokend.service import BulkLane, Limits, ServedModels, TokenizerService, WorkAdmission
@@ -113,7 +114,12 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                     AvailabilityInterceptor(availability, calls),
                     StreamSlots(),
                     IdleStreams(settings.stream_idle_timeout),
-                    DeferredParse(),
+                    DeferredParse(
+                        largest_request_message(
+                            max_request_bytes=settings.max_request_bytes, max_batch_items=settings.max_batch_items
+                        ),
+                        settings.max_request_bytes,
+                    ),
                 ]
             )
         ],

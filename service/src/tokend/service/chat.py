@@ -48,6 +48,9 @@ __all__ = [
     "MAX_CHAT_DEPTH",
     "MAX_CHAT_MESSAGES",
     "MAX_CHAT_TOOLS_BYTES",
+    "ENTRY_BYTES",
+    "MESSAGE_BYTES",
+    "SCALAR_BYTES",
 ]
 
 # A chat template's time for one conversation (all its renders together), unless the call has less left.
@@ -73,10 +76,23 @@ MAX_CHAT_TOOLS_BYTES = 1 << 20
 RENDER_BYTES_PER_BYTE = 4
 # What a number, boolean or null counts against max_request_bytes (about its JSON text).
 SCALAR_BYTES = 8
-# Tools also count their structure: ENTRY_BYTES per entry of an object or list and 4 entries' worth for its
-# brackets (a schema's nodes are what a chat format renders: 100,000 empty properties were 1.2 MB of JSON
-# counted as their 0.6 MB of keys). Messages need not: their count and their parts are bounded apart.
+# Messages and tools also count their structure: ENTRY_BYTES per entry of an object or list and 4 entries' worth
+# for its brackets (a schema's nodes are what a chat format renders: 100,000 empty properties were 1.2 MB of
+# JSON counted as their 0.6 MB of keys). For messages it keeps the count near the request's size on the wire:
+# 1,400,000 messages {"role": "user", "content": "x"} are 15 MB of gRPC message counted as 22 MB of text, and
+# empty messages ({}: 2 bytes of protobuf each) counted nothing; each message object now counts at least 8, a
+# plain one 12, besides MESSAGE_BYTES (server/wire_bound.py derives the largest acceptable message from this).
 ENTRY_BYTES = 2
+# Each message counts this much more, for what it costs beyond its bytes: its dict (~270 bytes, ~1 us to build
+# from a gRPC message), its rendered parts and span. 24 keeps 8 MiB of chat to ~260,000 messages at most (a
+# real batch: 1,024 conversations of 128 messages counts 3 MiB of it), which check_chat_shape refuses from
+# the message count alone, before any dict is built.
+MESSAGE_BYTES = 24
+# What a plain message counts besides its strings: MESSAGE_BYTES, and ENTRY_BYTES for each of its 2 entries
+# and 4 for its brackets.
+PLAIN_MESSAGE_STRUCTURE = MESSAGE_BYTES + ENTRY_BYTES * (2 + 4)
+# The least any message counts: MESSAGE_BYTES and an empty object's brackets.
+EMPTY_MESSAGE_BYTES = MESSAGE_BYTES + ENTRY_BYTES * 4
 # Answer framing per message span (two varints and their tags).
 SPAN_BYTES = 12
 
@@ -167,6 +183,18 @@ class ChatOperations:
         _record("count_chat", len(conversations), total, sum(sizes))
         return ChatCounted(ModelVersion(loaded.name, loaded.version), results, total)
 
+    def check_chat_shape(self, message_counts: Sequence[int]) -> None:
+        """The checks a front-end can make before it builds the messages, from how many each conversation has:
+        conversations against ``max_batch_items``, messages per conversation against ``MAX_CHAT_MESSAGES``, and
+        the least every message counts (``EMPTY_MESSAGE_BYTES``, its object's brackets) against
+        ``max_request_bytes``. Building a message's dict costs ~1 us and ~270 bytes: 966,000 one-character
+        messages (10 MB of gRPC) took 1.1 s and +257 MiB before ``conversation_bytes`` refused them."""
+        self.limits.check_request(items=len(message_counts), input_bytes=0)
+        for index, count in enumerate(message_counts):
+            if count > MAX_CHAT_MESSAGES:
+                raise _too_many_messages(f"conversations[{index}]", count)
+        self.limits.check_request(items=len(message_counts), input_bytes=EMPTY_MESSAGE_BYTES * sum(message_counts))
+
     def _admitted(self, size: int, call: CallState | None) -> Any:
         raise NotImplementedError  # TokenizerService's
 
@@ -252,36 +280,35 @@ def chat_working_bytes(operation: str, sizes: Sequence[int]) -> int:
 
 def conversation_bytes(conversation: ChatConversation, where: str = "conversation") -> int:
     """What a conversation counts against ``max_request_bytes``: the UTF-8 bytes of every string in its
-    messages and tools (keys included), ``SCALAR_BYTES`` per number, boolean or null, and for tools
-    ``ENTRY_BYTES`` per entry of an object or list and 4 more per object or list. Nesting deeper than
-    ``MAX_CHAT_DEPTH``, more than ``MAX_CHAT_MESSAGES`` messages or more than ``MAX_CHAT_TOOLS_BYTES`` of
-    tools is an InvalidRequest naming the conversation's messages or tools.
+    messages and tools (keys included), ``SCALAR_BYTES`` per number, boolean or null, and ``ENTRY_BYTES`` per
+    entry of an object or list and 4 more per object or list (a message, a content part, a tool call, a
+    schema node). Nesting deeper than ``MAX_CHAT_DEPTH``, more than ``MAX_CHAT_MESSAGES`` messages or more
+    than ``MAX_CHAT_TOOLS_BYTES`` of tools is an InvalidRequest naming the conversation's messages or tools.
+    Each message of a list counts ``MESSAGE_BYTES`` more.
 
-    >>> conversation_bytes(ChatConversation([{"role": "user", "content": "héllo"}]))
-    21
+    >>> conversation_bytes(ChatConversation([{"role": "user", "content": "héllo"}]))  # 21 of text, 12 + 24
+    57
+    >>> conversation_bytes(ChatConversation([{}, {}]))
+    64
     """
     size = 0
     messages = conversation.messages
     if isinstance(messages, (list, tuple)):
         if len(messages) > MAX_CHAT_MESSAGES:
-            raise InvalidRequest(
-                f"{where}.messages",
-                f"has {len(messages):,} messages, over the limit of {MAX_CHAT_MESSAGES:,} per conversation; "
-                "send a shorter conversation (count a long one in parts and add the counts)",
-            )
+            raise _too_many_messages(where, len(messages))
         plain = plain_message_bytes(messages)  # the common chat, in C
         if plain is not None:
-            size += plain
+            size += plain + PLAIN_MESSAGE_STRUCTURE * len(messages)
         for number, message in enumerate(messages if plain is None else ()):
             if type(message) is dict and len(message) == 2:
                 # The common message, {"role": ..., "content": ...} in ASCII: "role" + "content" is 11 bytes.
                 role, content = message.get("role"), message.get("content")
                 if type(role) is str and type(content) is str and role.isascii() and content.isascii():
-                    size += 11 + len(role) + len(content)
+                    size += 11 + PLAIN_MESSAGE_STRUCTURE + len(role) + len(content)
                     continue
-            size += _nested_bytes(message, f"{where}.messages[{number}]")
+            size += MESSAGE_BYTES + _nested_bytes(message, f"{where}.messages[{number}]", ENTRY_BYTES)
     else:
-        size += _nested_bytes(messages, f"{where}.messages")
+        size += _nested_bytes(messages, f"{where}.messages", ENTRY_BYTES)
     if conversation.tools is not None:
         tools = _nested_bytes(conversation.tools, f"{where}.tools", ENTRY_BYTES)
         if tools > MAX_CHAT_TOOLS_BYTES:
@@ -294,9 +321,17 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
     return size
 
 
+def _too_many_messages(where: str, count: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"{where}.messages",
+        f"has {count:,} messages, over the limit of {MAX_CHAT_MESSAGES:,} per conversation; "
+        "send a shorter conversation (count a long one in parts and add the counts)",
+    )
+
+
 def _nested_bytes(value: Any, where: str, structure: int = 0) -> int:
-    """UTF-8 bytes of the strings in `value`, SCALAR_BYTES per other leaf; `structure` (ENTRY_BYTES for
-    tools) more per object or list and per entry of one."""
+    """UTF-8 bytes of the strings in `value`, SCALAR_BYTES per other leaf; `structure` (ENTRY_BYTES) more per
+    entry of an object or list and 4 times that per object or list."""
     size = 0
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
