@@ -115,7 +115,7 @@ def _post_raw(client: JsonClient, body: bytes, *, path: str = "/api/v1/encode", 
     return client.raw(f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{head}\r\n".encode() + body)
 
 
-@pytest.mark.parametrize("depth", [1_000, 100_000])
+@pytest.mark.parametrize("depth", [1_000, 60_000])  # deeper: over the structure limit, a 413
 def test_deeply_nested_json_is_a_400(bounded, depth):
     body = b'{"model": "cl100k_base", "text": ' + b"[" * depth + b"]" * depth + b"}"
     error = _refused(_post_raw(bounded, body), 400)
@@ -175,3 +175,54 @@ def test_a_body_over_the_limit_is_still_a_413(bounded, excess):
 )
 def test_http_that_does_not_parse_gets_a_json_4xx(bounded, request_bytes, status):
     _refused(bounded.raw(request_bytes), status)
+
+
+# ---- a body's structure is counted before it is parsed ---------------------------------------------------
+def test_millions_of_empty_lists_are_413_before_the_body_is_parsed(client):
+    """A 12 MB decode body of 4,000,000 empty id lists (under the 48 MiB body limit) was parsed whole — ~2 s
+    of CPU and ~300 MiB — before its 413 for max_batch_items (46 MB: 7.7 s and +1.2 GiB kept)."""
+    import time
+
+    body = b'{"model": "gpt2", "inputs": [' + b",".join([b"[]"] * 4_000_000) + b"]}"
+    assert len(body) < PlaygroundLimits().max_body_bytes
+    started = time.process_time()
+    reply = client.post("/api/v1/decode", body)
+    spent = time.process_time() - started
+    assert reply.status == 413 and reply.error["setting"] == "max_request_bytes", reply.body[:300]
+    assert "objects, lists and commas count 40,000,016 bytes" in reply.error["message"]
+    assert reply.error["limit"] == PlaygroundLimits().max_structure_bytes
+    assert spent < 0.6, spent  # the scan: ~0.05 s (json.loads alone was ~2 s)
+
+
+def test_large_acceptable_bodies_are_not_refused_for_their_structure(client, oracle):
+    """The scan refuses nothing the service accepts: 8 MiB of text full of brackets, commas, escaped quotes
+    and \\u escapes; 2,097,152 ids (8 MiB counted); 1,024 empty items; a chat of 10,000 messages."""
+    limits = PlaygroundLimits()
+    piece = '[{"a": [1, 2]}, {}], \\"quoted\\" \u00e9\u4e2d\x01 '  # 1 + 5 + 7 bytes past ASCII per piece
+    text = piece * (limits.max_request_bytes // len(piece.encode()))
+    assert len(text.encode()) <= limits.max_request_bytes
+    body = json.dumps({"model": "cl100k_base", "text": text}).encode()  # ensure_ascii: \u00e9, \u4e2d, \u0001
+    assert len(body) > limits.max_structure_bytes // 8  # scanned
+    reply = client.post("/api/v1/count", body)
+    assert reply.status == 200, reply.body[:300]
+    assert reply.json()["total"] == len(oracle["cl100k_base"].encode(text, disallowed_special=()))
+
+    ids = [15] * (limits.max_request_bytes // 4)  # "0" each: 2 MiB of answer
+    reply = client.post("/api/v1/decode", {"model": "cl100k_base", "ids": ids})
+    assert reply.status == 200 and len(reply.json()["results"][0]["text"]) == len(ids)
+    reply = client.post("/api/v1/decode", {"model": "cl100k_base", "inputs": [[]] * limits.max_batch_items})
+    assert reply.status == 200 and len(reply.json()["results"]) == limits.max_batch_items
+    reply = client.post("/api/v1/count", {"model": "cl100k_base", "inputs": [""] * limits.max_batch_items})
+    assert reply.status == 200 and reply.json()["total"] == 0
+
+    messages = [{"role": "user" if index % 2 == 0 else "assistant", "content": f"[{index}], {{ok}}"} for index in range(10_000)]
+    reply = client.post("/api/v1/count_chat", {"model": "o200k_base", "messages": messages, "per_message": False})
+    assert reply.status == 200, reply.body[:300]
+
+
+def test_the_structure_scan_skips_strings_whatever_they_hold():
+    from tokend.playground.json_structure import structure_bytes
+
+    assert structure_bytes(json.dumps({"text": '[[{,,}]] \\" \\\\" \u00e9'}).encode()) == 8  # the outer object
+    assert structure_bytes(json.dumps(["a,b", "c]", 'd"[', "\\"]).encode()) == 8 + 3 * 2
+    assert structure_bytes(b'{"ids": [1, 2, 3]}') == 2 * 8 + 2 * 2

@@ -22,7 +22,9 @@ tiktoken's: by default nothing is allowed and everything is disallowed, so text 
 is a 400 naming the token, the item and the character offset.
 
 Limits (413): the service's (`max_batch_items`, `max_request_bytes`, the answer's size) plus per-token
-`detail` only up to `max_detail_bytes` of input, because it multiplies the response size by ~50.
+`detail` only up to `max_detail_bytes` of input, because it multiplies the response size by ~50. Before a
+body is parsed, its size (`max_body_bytes`) and its objects, lists and commas (`max_structure_bytes`,
+json_structure.py) are checked by the HTTP handler.
 
 Not handled: streaming, and several models in one request (the page sends one request per model).
 """
@@ -43,6 +45,7 @@ from tokend.service.results import ModelDetails, ModelVersion
 from .budget_api import BudgetApi
 from .chat_api import ChatApi
 from .http_error import bad_request
+from .json_structure import largest_structure
 from .token_view import describe_tokens
 
 
@@ -60,6 +63,11 @@ class PlaygroundLimits(Limits):
     def max_body_bytes(self) -> int:
         # JSON may spell one input byte as six characters ("\u0000"); the envelope gets 64 KiB on top.
         return 6 * self.max_request_bytes + 64 * 1024
+
+    @property
+    def max_structure_bytes(self) -> int:
+        """The most a body's objects, lists and commas count (json_structure.py), checked before it is parsed."""
+        return largest_structure(max_request_bytes=self.max_request_bytes, max_batch_items=self.max_batch_items)
 
 
 _ENCODE_FIELDS = frozenset({"model", "inputs", "text", "allowed_special", "disallowed_special", "detail", "offsets"})

@@ -14,8 +14,9 @@ headers: a Content Security Policy that allows only this origin's own script and
 text that reaches the DOM can never run), nosniff, no framing, no referrer. Every refusal — of the API, of a
 method the page does not serve (405), of HTTP that does not parse (the stdlib's ``send_error``: 400, 414,
 431) — is the JSON error of ``http_error.py`` with a 4xx and those headers. Bodies: a Content-Length of
-digits only (else 400), at most ``max_body_bytes`` (413), JSON nested at most ~1,000 levels and numbers of
-at most 4,300 digits (Python's bounds; else 400).
+digits only (else 400), at most ``max_body_bytes`` (413), objects, lists and commas that count at most
+``max_structure_bytes`` (413, found before the parse: json_structure.py), JSON nested at most ~1,000 levels
+and numbers of at most 4,300 digits (Python's bounds; else 400).
 
 Not handled: chunked request bodies (411: send Content-Length), HTTPS (put a proxy in front), compression.
 """
@@ -37,6 +38,7 @@ from tokend.service.errors import echo
 
 from .api import PlaygroundApi
 from .http_error import HttpError, error_from_exception
+from .json_structure import CONTAINER_BYTES, ENTRY_BYTES, structure_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +155,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
                 limit=limit, setting=MAX_REQUEST_BYTES,
             )
         raw = self.rfile.read(length)
+        self._check_structure(raw)
         try:
             return json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -169,6 +172,24 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
                 400, "invalid_argument",
                 "a number in the JSON body has more than 4,300 digits; token ids and options are small integers",
             ) from None
+
+    def _check_structure(self, raw: bytes) -> None:
+        """413 naming max_request_bytes when the body's objects, lists and commas count more than any
+        acceptable request's (json_structure.py): refused before json.loads builds them."""
+        limits = self.api.limits
+        limit = limits.max_structure_bytes
+        if len(raw) * CONTAINER_BYTES <= limit:  # a byte counts 8 at most: no body this small can be over
+            return
+        charge = structure_bytes(raw)
+        if charge > limit:
+            raise HttpError(
+                413, "resource_exhausted",
+                f"the JSON body's objects, lists and commas count {charge:,} bytes ({CONTAINER_BYTES} an object or "
+                f"list, {ENTRY_BYTES} a comma), over the {limit:,} that a request within max_request_bytes "
+                f"({limits.max_request_bytes:,}) and max_batch_items ({limits.max_batch_items:,}) can hold; "
+                "send fewer items per request",
+                limit=limit, setting=MAX_REQUEST_BYTES,
+            )  # fmt: skip
 
     def _answer(self, produce: Any) -> None:
         # One call record: the service's memory reservation lasts until the JSON answer is built.
