@@ -171,3 +171,32 @@ def test_a_views_items_are_each_sized():
 
     pairs = {"a": 1, "b": "x" * 1000, "c": "y" * 5000}.items()
     assert _estimate(pairs, 10**9) > 6000
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% set s = 'a' * 20000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",  # strings
+        "{% set s = 'a' * 20000 %}{% for a in s %}{% for b in s if b == 'x' %}{% endfor %}{% endfor %}",  # a loop filter
+        "{% set s = 'a' * 20000 %}{% for a in s %}{% for b in s %}{{ loop.index if false }}{% endfor %}{% endfor %}",  # `loop`
+        "{% set l = ('a' * 20000)|list %}{% for a in l %}{% for b in l %}{% endfor %}{% endfor %}",  # lists
+        "{% for a in range(20000) %}{% for b in range(20000) %}{% endfor %}{% endfor %}",
+        "{% set l = ('a' * 20000)|list %}{% for a in [l, l] recursive %}{% if a is not string %}{{ loop(a) }}{% endif %}"
+        "{% for b in l %}{% endfor %}{% endfor %}",  # recursive loops
+    ],
+)
+def test_loops_with_empty_bodies_stop_at_the_deadline(source):
+    # Nested loops whose bodies reach no other hook: the deadline was checked only after them (7 s of CPU here).
+    started = time.process_time()
+    error = _refused(source, "time_limit")
+    assert "longer than 0.3 s" in str(error)
+    assert time.process_time() - started < 2.0  # generous; 7 s before the loops' iterables were checked
+
+
+def test_loops_still_iterate_every_kind_of_iterable():
+    source = (
+        "{% for k, v in {'a': 1, 'b': 2}.items() %}{{ k }}{{ v }}{% endfor %}|{% for c in 'xyz' %}{{ loop.index }}{{ c }}{% endfor %}|"
+        "{% for i in range(2000) if i % 500 == 0 %}{{ i }},{{ loop.last }};{% endfor %}|{% for x in [] %}{% else %}E{% endfor %}|"
+        "{% for x in [[1, [2]], 3] recursive %}{% if x is iterable %}{{ loop(x) }}{% else %}{{ x }}{% endif %}{% endfor %}"
+    )
+    assert _render(source) == "a1b2|1x2y3z|0,False;500,False;1000,False;1500,True;|E|123"
