@@ -262,39 +262,31 @@ def test_metadata_of_another_type_is_refused_naming_the_key(registry, tmp_path, 
         import_files(registry, [path], name="typed", provenance={"kind": "imported"})
 
 
-def test_keys_the_importer_does_not_read_are_skipped_not_built(tmp_path):
-    # a general.* array of 30 M bytes was built into a list (0.5 GB) before the file was refused
-    import struct
-
-    junk = _entry("general.junk", _ARRAY, struct.pack("<IQ", 0, 30_000_000) + bytes(30_000_000))  # 0: uint8
-    path = _raw_gguf(tmp_path / "junk.gguf", [junk, _entry("tokenizer.ggml.model", _STRING, _string("gpt2"))])
-    from tokend.registry.gguf_tokenizer import read_gguf_tokenizer
-    import tracemalloc
-
-    tracemalloc.start()
-    with pytest.raises(ModelFormatError, match="tokenizer.ggml.pre None is not a pre-tokenizer tokend knows"):
-        read_gguf_tokenizer(path)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert peak < 50 << 20, peak  # the array is stepped over (it was ~500 MB of int objects in a list)
-
-
-def test_arrays_under_tokenizer_keys_the_importer_does_not_read_are_skipped_not_built(tmp_path):
-    # a tokenizer.* array nobody reads (7.5 M uint32: 30 MB) was built into a list of ints (~0.3 GB); one that
-    # holds a key the importer reads as a scalar is still named with its type
+@pytest.mark.parametrize(("key", "item_type", "count", "item_bytes"), [
+    ("general.junk", 0, 30_000_000, 1),  # uint8: was built into a list of ints (0.5 GB)
+    ("tokenizer.zzz_unused", 4, 7_500_000, 4),  # uint32 under a tokenizer.* key nobody reads: ~0.3 GB
+])
+def test_arrays_the_importer_does_not_read_are_skipped_not_built(tmp_path, key, item_type, count, item_bytes):
     import struct
     import tracemalloc
 
     from tokend.registry.gguf_tokenizer import read_gguf_tokenizer
 
-    junk = _entry("tokenizer.zzz_unused", _ARRAY, struct.pack("<IQ", 4, 7_500_000) + bytes(30_000_000))  # 4: uint32
+    junk = _entry(key, _ARRAY, struct.pack("<IQ", item_type, count) + bytes(count * item_bytes))
     path = _raw_gguf(tmp_path / "junk.gguf", [junk, _entry("tokenizer.ggml.model", _STRING, _string("gpt2"))])
     tracemalloc.start()
     with pytest.raises(ModelFormatError, match="tokenizer.ggml.pre None is not a pre-tokenizer tokend knows"):
         read_gguf_tokenizer(path)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 50 << 20, peak
+    assert peak < 50 << 20, peak  # the array is stepped over
+
+
+def test_an_array_stepped_over_is_still_named_with_its_type(tmp_path):
+    import struct
+
+    from tokend.registry.gguf_tokenizer import read_gguf_tokenizer
+
     pre = _entry("tokenizer.ggml.pre", _ARRAY, struct.pack("<IQ", 4, 3) + bytes(12))
     path = _raw_gguf(tmp_path / "pre.gguf", [pre, _entry("tokenizer.ggml.model", _STRING, _string("gpt2"))])
     with pytest.raises(ModelFormatError, match=re.escape("tokenizer.ggml.pre is an array of 3 items (int), not a string")):

@@ -15,7 +15,6 @@ and answered FAILED_PRECONDITION: 8,282 of 47,743 calls failed in the run that f
 
 from __future__ import annotations
 
-import stat
 import subprocess
 import sys
 import threading
@@ -24,23 +23,13 @@ from collections import Counter
 
 import grpc
 import tiktoken
-from support.registries import build_registry, publish_openai
+from support.registries import build_registry, corrupt_payload, publish_openai
 from support.server import start_server
 
 from reliability.load import GoldenTexts, LoadThreads
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 SERVED_AFTER_CORRUPTION_SECONDS = 4.0  # ~8 reloads per worker at 0.5 s
-
-
-def _corrupt_payload(version_dir) -> str:
-    """Flip one byte in the middle of the version's payload file; returns the file name."""
-    payload = next(path for path in sorted(version_dir.iterdir()) if path.name != "manifest.json")
-    payload.chmod(payload.stat().st_mode | stat.S_IWUSR)
-    data = bytearray(payload.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    payload.write_bytes(bytes(data))
-    return payload.name
 
 
 def test_a_corrupted_loaded_version_keeps_serving_and_the_damage_is_reported(tmp_path, golden: GoldenTexts) -> None:
@@ -93,7 +82,7 @@ def test_a_corrupted_loaded_version_keeps_serving_and_the_damage_is_reported(tmp
         try:
             time.sleep(1.0)
             assert probes and all(code == "OK" for _, code, _ in probes), probes[:3]
-            corrupted_file = _corrupt_payload(root / "cl100k_base" / "1")
+            corrupted_file = corrupt_payload(root / "cl100k_base" / "1")
             corrupted_at = time.monotonic()
             time.sleep(SERVED_AFTER_CORRUPTION_SECONDS)
         finally:

@@ -9,25 +9,16 @@ from __future__ import annotations
 
 import os
 import signal
-import stat
 import time
 
 import grpc
 import tiktoken
-from support.registries import build_registry
+from support.registries import build_registry, corrupt_payload
 from support.server import start_server
 
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 TEXT = "Hello, damaged registry: the others keep serving."
-
-
-def _damage(version_dir) -> None:
-    payload = next(path for path in sorted(version_dir.iterdir()) if path.name != "manifest.json")
-    payload.chmod(payload.stat().st_mode | stat.S_IWUSR)
-    data = bytearray(payload.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    payload.write_bytes(bytes(data))
 
 
 def _count_code(server, model: str) -> str:
@@ -45,7 +36,7 @@ def _encode(server, model: str) -> list[int]:
 def test_a_restarted_worker_serves_the_intact_models_beside_a_damaged_one(tmp_path):
     root = build_registry(tmp_path / "registry", ["cl100k_base", "o200k_base"])
     with start_server(registry=root, workers=1, metrics=False) as server:
-        _damage(root / "cl100k_base" / "1")
+        corrupt_payload(root / "cl100k_base" / "1")
         assert _count_code(server, "cl100k_base") == "OK"  # the verified copy in memory
         died = server.worker_pids()[0]
         os.kill(died, signal.SIGKILL)
@@ -64,7 +55,7 @@ def test_a_restarted_worker_serves_the_intact_models_beside_a_damaged_one(tmp_pa
 
 def test_a_worker_that_can_load_no_configured_model_still_refuses_to_serve(tmp_path):
     root = build_registry(tmp_path / "registry", ["cl100k_base"])
-    _damage(root / "cl100k_base" / "1")
+    corrupt_payload(root / "cl100k_base" / "1")
     server_kwargs = {"registry": root, "workers": 1, "metrics": False, "wait_until_serving": False}
     with start_server(**server_kwargs) as server:
         deadline = time.monotonic() + 30

@@ -62,3 +62,16 @@ def build_registry(root: Path, encodings: Iterable[str] = ("cl100k_base",)) -> P
     for encoding in encodings:
         publish_openai(registry, encoding)
     return root
+
+
+def corrupt_payload(version_dir: Path) -> str:
+    """Flip one byte in the middle of a published version's payload file (as a bad disk or a bad copy
+    would); returns the file's name."""
+    import stat
+
+    payload = next(path for path in sorted(version_dir.iterdir()) if path.name != "manifest.json")
+    payload.chmod(payload.stat().st_mode | stat.S_IWUSR)
+    data = bytearray(payload.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    payload.write_bytes(bytes(data))
+    return payload.name

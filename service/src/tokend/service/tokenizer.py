@@ -228,22 +228,17 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         of the front-end's ``recording()`` when there is one (its answer is built inside it), else here.
         Inside, the regex fallback's split patterns share one time bound for all the call's texts
         (``shared_regex_time``)."""
-        if self.admission is None:
-            with shared_regex_time():
-                yield
-            return
-        release = self.admission.reserve(size, call=call)
+        release = None if self.admission is None else self.admission.reserve(size, call=call)
         record = current_record()
-        if record is not None:
-            record.at_end(release)
-            with shared_regex_time():
-                yield
-            return
+        if release is not None and record is not None:
+            record.at_end(release)  # given back with the answer, not here
+            release = None
         try:
             with shared_regex_time():
                 yield
         finally:
-            release()
+            if release is not None:
+                release()
 
 
 def _chat_format_details(loaded: Any) -> ChatFormatDetails | None:
