@@ -141,6 +141,26 @@ def test_the_calls_deadline_bounds_a_template_and_is_reported_as_the_deadline(se
     assert time.monotonic() - started < 5
 
 
+def test_a_requests_template_share_is_charged_with_rendering_only(service, monkeypatch):
+    """A request's conversations share 1 s + 5 ms each of template time, spent by their renders alone:
+    here each conversation's work after its render (tokenizing a large one, or waiting for the GIL while
+    other calls run) is a 0.12 s pause, 1.4 s in all, past the request's 1.055 s, while the renders take
+    ~1 ms each (content holding special-token text renders in full every time). Every conversation is
+    answered (when the share ran on the wall clock from the first render, conversations 9 onwards were
+    refused as out of template time)."""
+    chat = service.models.load("templated").chat
+    render_and_count = type(chat).count_chat
+
+    def then_pause(self, *args, **kwargs):
+        counted = render_and_count(self, *args, **kwargs)
+        time.sleep(0.12)
+        return counted
+
+    monkeypatch.setattr(type(chat), "count_chat", then_pause)
+    counted = service.count_chat("templated", _conversations(*["special_text_in_content"] * 12))
+    assert [result.total for result in counted.results] == [counted.results[0].total] * 12
+
+
 def test_a_model_without_a_chat_format_is_unsupported_naming_the_fix(service):
     failure = _failure(service.count_chat, "plain", _conversations("short"))
     assert failure.kind is ErrorKind.UNSUPPORTED and failure.reason is Reason.CHAT_FORMAT_NOT_SET_ERROR

@@ -30,7 +30,7 @@ from typing import Any
 
 from tokend.engine.message_counts import plain_message_bytes
 from tokend.errors import ChatFormatNotSetError, ChatTemplateError
-from tokend.registry.chat import CONTENT_SPECIAL_TOKENS, ChatCount, ChatEncoding, TemplateLimits
+from tokend.registry.chat import CONTENT_SPECIAL_TOKENS, ChatCount, ChatEncoding, TemplateClock, TemplateLimits
 from tokend.service.admission import working_bytes
 from tokend.service.batch import CallState, run_batch
 from tokend.service.call_record import current_record
@@ -221,25 +221,30 @@ class ChatOperations:
 
 class _RequestTime:
     """The template time one request's conversations share (TEMPLATE_SECONDS and
-    TEMPLATE_SECONDS_PER_CONVERSATION), from when its first conversation is rendered."""
+    TEMPLATE_SECONDS_PER_CONVERSATION), charged with the CPU time of its renders only (a TemplateClock):
+    tokenizing the rendered text, and waiting for the GIL, are not the template's.
 
-    __slots__ = ("seconds", "deadline")
+        >>> request = _RequestTime(3)
+        >>> request.seconds == TEMPLATE_SECONDS + 2 * TEMPLATE_SECONDS_PER_CONVERSATION
+        True
+    """
+
+    __slots__ = ("seconds", "clock")
 
     def __init__(self, conversations: int) -> None:
         self.seconds = TEMPLATE_SECONDS + TEMPLATE_SECONDS_PER_CONVERSATION * max(0, conversations - 1)
-        self.deadline: float | None = None
+        self.clock = TemplateClock()
 
     def remaining(self) -> float:
-        if self.deadline is None:
-            self.deadline = time.monotonic() + self.seconds
-        return self.deadline - time.monotonic()
+        return self.seconds - self.clock.spent
 
 
 def _within_deadline(call: CallState | None, request: _RequestTime, index: int, total: int, render: Any,
                      limits: TemplateLimits) -> Any:
     """``render(limits)`` with the template's time cut to what the request's templates and the call have
     left: a template stopped by the call's deadline is the call's DeadlineExpired; one stopped by the
-    request's share a time limit saying so."""
+    request's share a time limit saying so. The share is CPU time and a render's limit wall time, so a
+    render given the share's rest never spends more CPU than that."""
     seconds, cut_by = limits.seconds, None
     request_left = request.remaining()
     if request_left < seconds and index > 0:  # the first conversation has the whole of it (>= its own limit)
@@ -248,9 +253,7 @@ def _within_deadline(call: CallState | None, request: _RequestTime, index: int, 
     if remaining is not None and remaining < seconds:
         seconds, cut_by = remaining, "call"
     try:
-        if cut_by is None:
-            return render(limits)
-        return render(TemplateLimits(seconds=max(0.0, seconds), max_chars=limits.max_chars))
+        return render(TemplateLimits(seconds=max(0.0, seconds), max_chars=limits.max_chars, clock=request.clock))
     except ChatTemplateError as error:
         if error.reason == "time_limit" and cut_by == "call":
             raise DeadlineExpired(index, total) from None

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         chat_format_from_template,
         chat_format_from_tokenizer_config,
     )
-    from tokend.registry.chat.template_limits import TemplateLimits
+    from tokend.registry.chat.template_limits import TemplateClock, TemplateLimits
 
 # Each name is imported from its module when first used: reading a manifest (every model load, every
 # `tokend.get_encoding`) needs only `spec`, not the renderers.
@@ -42,7 +42,8 @@ _MODULES = {
     "CONTENT_SPECIAL_TOKENS": "chat_format", "ChatEncoder": "chat_format", "ChatFormat": "chat_format",
     "ContentSpecialTokens": "chat_format", "chat_format_from_gguf": "gguf_template", "ChatMessage": "messages",
     "ToolCall": "messages", "ToolDefinition": "messages", "parse_messages": "messages", "parse_tools": "messages",
-    "TemplateLimits": "template_limits", "ChatCount": "segments", "ChatEncoding": "segments",
+    "TemplateClock": "template_limits", "TemplateLimits": "template_limits",
+    "ChatCount": "segments", "ChatEncoding": "segments",
     "BUILTIN_CHAT_FORMATS": "spec", "ChatFormatSpec": "spec", "build_chat_format": "spec",
     "builtin_chat_format": "spec", "chat_format_from_template": "spec", "chat_format_from_tokenizer_config": "spec",
 }  # fmt: skip
@@ -67,6 +68,7 @@ __all__ = [
     "ChatFormatSpec",
     "ChatMessage",
     "ContentSpecialTokens",
+    "TemplateClock",
     "TemplateLimits",
     "ToolCall",
     "ToolDefinition",

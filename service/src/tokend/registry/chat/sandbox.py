@@ -566,6 +566,7 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
     way the tracer does not model fails with reason "untraceable", whatever else it raised."""
     budget = _Budget(limits, tracer)
     token = _BUDGET.set(budget)
+    started = time.thread_time()
     chunks: list[str] = []
     produced = 0
     try:
@@ -596,4 +597,6 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
         raise ChatTemplateError(f"the chat template failed: {type(error).__name__}: {error}", reason="failed") from None
     finally:
         _BUDGET.reset(token)
+        if limits.clock is not None:
+            limits.clock.spent += time.thread_time() - started
     return "".join(chunks)

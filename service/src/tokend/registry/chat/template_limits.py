@@ -13,7 +13,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-__all__ = ["TemplateLimits"]
+__all__ = ["TemplateClock", "TemplateLimits"]
+
+
+class TemplateClock:
+    """The CPU time (``time.thread_time``) renders spent, summed: every render given limits with this clock
+    adds its own, so a request can share template time among its conversations and charge nothing else
+    (tokenizing between renders, or waiting for the GIL while another thread runs, is not template time).
+
+        >>> clock = TemplateClock()
+        >>> clock.spent
+        0.0
+    """
+
+    __slots__ = ("spent",)
+
+    def __init__(self) -> None:
+        self.spent = 0.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +41,7 @@ class TemplateLimits:
     seconds: float = 1.0
     max_chars: int = 16 * 2**20  # output, and any single value the template builds
     deadline: float | None = None  # None: `seconds` from the start of each render
+    clock: TemplateClock | None = None  # charged with each render's CPU time (shared by a request's renders)
 
     def start(self) -> TemplateLimits:
         """These limits with the clock started now (unchanged when already started).
