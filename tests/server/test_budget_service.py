@@ -239,3 +239,35 @@ def test_a_normalizing_family_is_refused_with_the_model_and_position_through_the
         assert failure.kind is ErrorKind.UNSUPPORTED and failure.field == "inputs[1]"
         assert failure.metadata["model"] == "nfkc" and failure.metadata["position"] == 4
         assert to_rpc_status(caught.value)[0].code == code_pb2.FAILED_PRECONDITION
+
+
+def test_a_chunk_streams_later_chunks_spend_its_requests_regex_time():
+    """A ChunkStream encodes its chunks as the client reads them, after chunk_stream returned; those encodes
+    spend the request's regex-fallback time (0.5 s + 10 us a character, shared_regex_time) with its
+    whole-text pass. Here the pass takes ~0.35 s of a split pattern that backtracks, and the chunks as much
+    again: the stream stops with the shared bound's error (each chunk had its own 0.5 s: 0.77 s answered OK,
+    and 2.9 s for a larger document)."""
+    import time
+    from types import SimpleNamespace
+
+    from support.tokenizer_json import gpt2_tokenizer_json
+    from tokend.engine import Encoding, parse_tokenizer_json
+
+    document = gpt2_tokenizer_json()
+    document["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": r"(a|aa)+\1b|\s+|."}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}  # fmt: skip
+    loaded = SimpleNamespace(name="backref", version=1, encoding=Encoding.from_model(parse_tokenizer_json(document, name="backref").model))
+
+    class OneModel:
+        def load(self, ref):
+            return loaded
+
+    service = TokenizerService(OneModel(), Limits())
+    word = "a" * 24 + "c"  # the pattern's first alternative backtracks at each "a" before "." takes it
+    started = time.thread_time()
+    service.encode("backref", [word])
+    words = max(2, round(0.35 / (time.thread_time() - started)))  # a whole-text pass of ~0.35 s on this machine
+    stream = service.chunk_stream("backref", " ".join([word] * words), len(word) + 1)  # about a word a chunk
+    with pytest.raises(BatchItemError, match="one request's texts may take together"):
+        list(stream)

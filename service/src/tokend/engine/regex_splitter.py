@@ -49,8 +49,10 @@ class RegexTime:
     """The fallback's time shared by every text of one request (``shared_regex_time``): BASE_SECONDS once,
     plus SECONDS_PER_CHAR per character of the texts split so far, as the sum of those texts' calls' thread
     CPU time. Without it each text has its own bound, and a batch of texts that each backtrack for just under
-    theirs cost ~0.4 s an item (1,024 items: minutes). Not thread-safe: one request's texts are split one
-    after another (on its handler thread, or a bulk-lane thread that carries its context)."""
+    theirs cost ~0.4 s an item (1,024 items: minutes). Two clocks: what a call spent is charged in its
+    thread's CPU time, while `regex` stops a call on the process's CPU time (its timeout), so in a busy
+    process a call is stopped before its share is spent, never after. Not thread-safe: one request's texts
+    are split one after another (on its handler thread, or a bulk-lane thread that carries its context)."""
 
     __slots__ = ("chars", "spent")
 
@@ -67,23 +69,32 @@ _SHARED: contextvars.ContextVar[RegexTime | None] = contextvars.ContextVar("toke
 
 
 class shared_regex_time:  # noqa: N801 - used as a function: ``with shared_regex_time():``
-    """Within it, the fallback's calls share one RegexTime (the outermost one opened in this context).
+    """Within it, the fallback's calls share one RegexTime: the outermost one opened in this context, else
+    ``regex_time`` when given (a request's own, entered again for work it does later: a ChunkStream's chunks
+    are encoded as the client reads them, after the call that opened it returned), else a new one.
 
     >>> with shared_regex_time() as shared:
     ...     compile_regex_splitter(r"(?<=a)b").findall("abab")
     ['b', 'b']
     >>> shared.chars
     4
+    >>> with shared_regex_time(shared) as again:
+    ...     again is shared
+    True
     """
 
     __slots__ = ("_token", "_time")
+
+    def __init__(self, regex_time: RegexTime | None = None) -> None:
+        self._time = regex_time
 
     def __enter__(self) -> RegexTime:
         existing = _SHARED.get()
         if existing is not None:
             self._token = None
             return existing
-        self._time = RegexTime()
+        if self._time is None:
+            self._time = RegexTime()
         self._token = _SHARED.set(self._time)
         return self._time
 

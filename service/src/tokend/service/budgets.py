@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from tokend_api import MAX_CHUNKS
 
+from tokend.engine.regex_splitter import shared_regex_time
 from tokend.errors import InvalidBudgetError, TokendError
 from tokend.service.admission import working_bytes
 from tokend.service.batch import CallState, check_call, run_batch
@@ -197,7 +198,7 @@ class BudgetOperations:
         sizes, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks)
         size = sum(sizes)
         # Held until the stream's call ends (its record's end), or at once without a front-end record.
-        with self._admitted(2 * working_bytes("encode", sizes=sizes), call), _the_document():
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call) as regex_time, _the_document():
             try:
                 chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
             except InvalidBudgetError as exc:
@@ -207,8 +208,15 @@ class BudgetOperations:
 
         def chunks() -> Iterator[TextChunk]:
             tokens = streamed = 0
+            found = chunking.chunks(call, 0, 1)
             with _the_document():
-                for piece in chunking.chunks(call, 0, 1):
+                while True:
+                    # Encoded as the client reads: in the request's regex time, entered for this step only (a
+                    # context variable set across a yield would leak into the reader's context).
+                    with shared_regex_time(regex_time):
+                        piece = next(found, None)
+                    if piece is None:
+                        return
                     # Each chunk travels in its own part of the answer: it alone must fit one message; all of
                     # them together, max_stream_answer_bytes (an overlap repeats tokens in every chunk).
                     self.limits.check_answer(answer_bytes(items=1) + SPAN_FRAMING_BYTES + 5 * len(piece.ids))
