@@ -12,10 +12,13 @@ import signal
 import time
 
 import grpc
+import pytest
 import tiktoken
 from support.registries import build_registry, corrupt_payload
 from support.server import start_server
 
+from tokend.registry import Registry
+from tokend.service import InvalidRequest, ServedModels
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 TEXT = "Hello, damaged registry: the others keep serving."
@@ -72,3 +75,13 @@ def test_a_configured_reference_that_names_no_model_is_still_a_start_failure(tmp
         assert server.process.wait(timeout=30) != 0
         errors = server.events("config_error")
         assert errors and "unknown model 'no_such_model'" in errors[0]["error"], server.stderr_text()[-3000:]
+
+
+def test_a_malformed_configured_reference_is_refused_before_anything_loads(tmp_path):
+    """The worker's own check (the supervisor checks --models before starting workers; a worker run alone, or
+    restarted against a changed registry, must not serve a configuration it cannot honour): a malformed
+    reference is InvalidRequest naming it, raised before any model loads. It was taken for a load failure
+    of that one model, unlogged, and the worker served the others."""
+    root = build_registry(tmp_path / "registry", ["cl100k_base"])
+    with pytest.raises(InvalidRequest, match="'cl100k_base@' has an empty selector"):
+        ServedModels(Registry.open(root)).load_configured(["cl100k_base", "cl100k_base@"])

@@ -132,17 +132,20 @@ class ServedModels:
     def load_configured(self, models: Sequence[str] | None) -> tuple[list[Any], dict[str, Exception]]:
         """Load every configured model: (the loaded ones, {reference: error} of those that failed to load).
 
-        A reference that names no model raises ModelNotFoundError (a configuration error: no later publish
-        is waited for). A version that exists but does not load (a damaged payload, a manifest the reader
+        A malformed reference raises InvalidRequest and one that names no model ModelNotFoundError, before
+        anything loads (configuration errors: no later publish is waited for). A version that exists but does not load (a damaged payload, a manifest the reader
         refuses) is returned, not raised: the worker serves the others (one damaged file must not keep a
         restarted worker from serving every intact model), requests for it fail as they would after any
         load failure, and hot reload loads it once it is repaired."""
         loaded, failed = [], {}
-        for ref in self.configured_refs(models):
+        refs = self.configured_refs(models)
+        for ref in refs:
+            self.resolve(ref)
+        for ref in refs:
             try:
                 loaded.append(self.load(ref, wait=None))
             except ModelNotFoundError:
-                raise
+                raise  # removed since it resolved: as much a configuration error
             except Exception as exc:  # logged and counted by load()
                 failed[ref] = exc
         return loaded, failed
