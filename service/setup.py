@@ -103,5 +103,7 @@ setup(
                   extra_compile_args=COMPILE_ARGS),
         Extension("tokend.server._text_request", sources=["native/text_request.c"], depends=["native/wire_reader.h"],
                   extra_compile_args=COMPILE_ARGS),
+        Extension("tokend.server._chat_shape", sources=["native/chat_shape.c"], depends=["native/wire_reader.h"],
+                  extra_compile_args=COMPILE_ARGS),
     ]
 )

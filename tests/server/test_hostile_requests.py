@@ -269,6 +269,27 @@ def test_a_chat_of_millions_of_tiny_messages_is_refused_before_it_is_parsed(regi
         assert count.total == 1
 
 
+def test_a_chat_of_millions_of_empty_messages_is_refused_from_its_wire_bytes(registry_dir):
+    """5,000,000 empty messages (2 bytes each: 10 MB, within the wire bound of 10.3 MiB) cost ~0.25 s and
+    +600 MiB of protobuf parse before the service refused their count; their records are now counted in the
+    wire bytes (server/chat_shape.py) and refused unparsed, with the same status and limit."""
+    conversation = b"\x0a\x00" * 5000  # field 1 (messages), length 0: an empty ChatMessage
+    record = b"\x12" + _varint(len(conversation)) + conversation  # field 2: a ChatConversation
+    data = b"\x0a\x0bcl100k_base" + record * 1000
+    assert 10_000_000 < len(data) < 10_764_288  # the default wire bound (wire_bound.largest_request_message)
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
+        channel = grpc.insecure_channel(server.target, options=[("grpc.max_send_message_length", 16 << 20)])
+        count_chat = channel.unary_unary("/tokend.v1.Tokenizer/CountChatTokens", request_serializer=None,
+                                         response_deserializer=pb.CountChatTokensResponse.FromString)  # fmt: skip
+        (worker,) = server.worker_pids()
+        rss = _proc_status(worker, "VmRSS")
+        error = rpc_error(count_chat, data, timeout=60)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+        assert "request has 160000000 input bytes, over the limit of 8388608 (max_request_bytes)" in error.details()
+        assert _proc_status(worker, "VmHWM") - rss < 100 << 20  # was +600 MiB
+        channel.close()
+
+
 def test_any_rpc_over_the_largest_acceptable_message_is_refused_unparsed(stub):
     text = "a" * (LARGEST_SMALL_MESSAGE + 1)
     for call, request in [
@@ -281,22 +302,22 @@ def test_any_rpc_over_the_largest_acceptable_message_is_refused_unparsed(stub):
         assert "bytes of request message" in error.details() and "limit of 200000 (max_request_bytes)" in error.details()
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 127:
+        out.append(value & 127 | 128)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def _unpacked_decode_request(ids_per_item: list[int]) -> bytes:
     """A DecodeRequest whose ids are sent one field each (not packed), as protobuf lets a client: 4 bytes for
     an id of 3 varint bytes, the most an id of these vocabularies takes."""
-
-    def varint(value: int) -> bytes:
-        out = bytearray()
-        while value > 127:
-            out.append(value & 127 | 128)
-            value >>= 7
-        out.append(value)
-        return bytes(out)
-
-    data = b"\x0a" + varint(len(b"cl100k_base")) + b"cl100k_base"
+    data = b"\x0a" + _varint(len(b"cl100k_base")) + b"cl100k_base"
     for count in ids_per_item:
-        item = (b"\x08" + varint(100_000)) * count
-        data += b"\x12" + varint(len(item)) + item
+        item = (b"\x08" + _varint(100_000)) * count
+        data += b"\x12" + _varint(len(item)) + item
     return data
 
 

@@ -11,6 +11,9 @@ the metrics) could be refused UNAVAILABLE once its parse ended (tests/reliabilit
 Bytes that do not parse are INVALID_ARGUMENT as anywhere else (``UndecodableRequest.refusal``). Small
 messages, and other services' (health, reflection), are parsed by grpcio as before.
 
+A chat request's conversations and messages are counted from its bytes first (``prechecks``, chat_shape.py)
+and refused unparsed when the service would refuse them from their counts.
+
 A message larger than any acceptable request can be on the wire (``largest``: wire_bound.py) is not parsed at
 all: its bytes are let go at once and the call is refused RESOURCE_EXHAUSTED naming ``max_request_bytes``, as
 the service would have refused it after the parse (``OversizedRequest``).
@@ -22,7 +25,7 @@ the service would have refused it after the parse (``OversizedRequest``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from tokend_api import MAX_REQUEST_BYTES, SERVICE_NAME
@@ -48,6 +51,16 @@ class DeferredRequest:
         self._data: bytes | None = data
         self._parse = parse
         self._message: Any = None
+
+    def check(self, precheck: Callable[[bytes], None]) -> None:
+        """``precheck(bytes)`` before the parse; when it raises (refusing the request unparsed) the bytes are let
+        go, and interceptors further out see no fields (the request log's model and items would parse them)."""
+        if self._data is not None:
+            try:
+                precheck(self._data)
+            except BaseException:
+                self._data = None
+                raise
 
     def parsed(self) -> Any:
         """The message, or an ``UndecodableRequest``; parsed once, the bytes let go."""
@@ -80,13 +93,18 @@ class OversizedRequest:
 
 class DeferredParse(UnaryInterceptor):
     """``largest``: the most bytes an acceptable request message takes (wire_bound.largest_request_message);
-    None: no bound (tests)."""
+    None: no bound (tests). ``prechecks``: {method: check(bytes)} run on a deferred message's bytes before it is
+    parsed, raising the service's error to refuse it unparsed (chat_shape.chat_prechecks)."""
 
     wrap_streams = True
 
-    def __init__(self, largest: int | None = None, max_request_bytes: int = 0) -> None:
+    def __init__(
+        self, largest: int | None = None, max_request_bytes: int = 0,
+        prechecks: Mapping[str, Callable[[bytes], None]] | None = None,
+    ) -> None:  # fmt: skip
         self._largest = largest
         self._max_request_bytes = max_request_bytes
+        self._prechecks = dict(prechecks or {})
 
     def wrap_deserializer(self, method: MethodName, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
         if deserializer is None or method.service != SERVICE_NAME:
@@ -119,6 +137,9 @@ class DeferredParse(UnaryInterceptor):
             raise request.refusal(self._largest or 0, self._max_request_bytes)
         if not isinstance(request, DeferredRequest):
             return request
+        precheck = self._prechecks.get(method.method)
+        if precheck is not None:
+            request.check(precheck)
         message = request.parsed()
         if isinstance(message, UndecodableRequest):
             raise message.refusal(method, where)

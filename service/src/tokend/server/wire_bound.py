@@ -29,9 +29,8 @@ So a message within ``max_request_bytes`` and ``max_batch_items`` is at most
 Not covered (refused although the service might have counted them under the limit): padding no client needs —
 unknown fields, a repeated singular field, JSON text in ``tools_json`` / ``extra_json`` / ``arguments_json``
 whose whitespace, escapes ("\\u003c" for "<") or long numbers make it more than 5/4 of what its values count.
-Within the bound, a chat message of many tiny messages is still parsed (~0.08 s and +133 MiB for 966,000
-one-character messages in 10 MB; ~0.25 s and +600 MiB for 5,000,000 empty ones) before the service refuses it
-from the message count (``check_chat_shape``, before any dict is built).
+Within the bound, a chat request of many tiny messages is refused from their count before it is parsed
+(chat_shape.py counts them in the wire bytes; 5,000,000 empty ones cost ~0.25 s and +600 MiB of parse).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from typing import Any
 from tokend.logs import configure_logging, log_event
 from tokend.server.availability import Availability
 from tokend.server.availability_interceptor import AvailabilityInterceptor
+from tokend.server.chat_shape import chat_prechecks
 from tokend.server.deferred_parse import DeferredParse
 from tokend.server.error_interceptor import ErrorInterceptor
 from tokend.server.grpc_server import add_services, bind, build_server
@@ -95,7 +96,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # Large items' engine work and Encode answers run on low-priority threads: small calls get the cores first.
     lane = None if settings.bulk_lane_bytes <= 0 else BulkLane(
         idle=settings.bulk_lane_policy == "idle", min_bytes=settings.bulk_lane_bytes)
-    servicer = TokenizerServicer(TokenizerService(served, Limits.of(settings), admission, lane))
+    service = TokenizerService(served, Limits.of(settings), admission, lane)
+    servicer = TokenizerServicer(service)
     calls = InFlightCalls()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; the availability gate, the stream bound and the idle timeout raise inside the
@@ -119,6 +121,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                             max_request_bytes=settings.max_request_bytes, max_batch_items=settings.max_batch_items
                         ),
                         settings.max_request_bytes,
+                        chat_prechecks(service),
                     ),
                 ]
             )

@@ -189,11 +189,20 @@ class ChatOperations:
         the least every message counts (``EMPTY_MESSAGE_BYTES``, its object's brackets) against
         ``max_request_bytes``. Building a message's dict costs ~1 us and ~270 bytes: 966,000 one-character
         messages (10 MB of gRPC) took 1.1 s and +257 MiB before ``conversation_bytes`` refused them."""
-        self.limits.check_request(items=len(message_counts), input_bytes=0)
-        for index, count in enumerate(message_counts):
-            if count > MAX_CHAT_MESSAGES:
-                raise _too_many_messages(f"conversations[{index}]", count)
-        self.limits.check_request(items=len(message_counts), input_bytes=EMPTY_MESSAGE_BYTES * sum(message_counts))
+        over = next(((index, count) for index, count in enumerate(message_counts) if count > MAX_CHAT_MESSAGES), None)
+        self.check_chat_totals(len(message_counts), sum(message_counts), over)
+
+    def check_chat_totals(self, conversations: int, messages: int, first_over: tuple[int, int] | None = None) -> None:
+        """``check_chat_shape`` from totals: ``first_over`` is (index, messages) of the first conversation with
+        more than ``MAX_CHAT_MESSAGES``, if any. What a front-end can count before it parses anything (the gRPC
+        server, from a large request's wire bytes: server/chat_shape.py).
+
+            service.check_chat_totals(2, 10)  # within every limit: returns; else the limit's error
+        """
+        self.limits.check_request(items=conversations, input_bytes=0)
+        if first_over is not None:
+            raise _too_many_messages(f"conversations[{first_over[0]}]", first_over[1])
+        self.limits.check_request(items=conversations, input_bytes=EMPTY_MESSAGE_BYTES * messages)
 
     def _admitted(self, size: int, call: CallState | None) -> Any:
         raise NotImplementedError  # TokenizerService's
