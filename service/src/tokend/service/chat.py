@@ -53,7 +53,7 @@ __all__ = [
     "SCALAR_BYTES",
 ]
 
-# A chat template's time for one conversation (all its renders together), unless the call has less left.
+# A chat template's CPU time for one conversation (all its renders together); never past the call's deadline.
 TEMPLATE_SECONDS = TemplateLimits().seconds
 # ... and for the whole request, all its conversations together: TEMPLATE_SECONDS, plus this much for each
 # conversation after the first. Real templates render a conversation of 120 messages and 10 tools in 1-2.5 ms,
@@ -251,20 +251,19 @@ class _RequestTime:
 def _within_deadline(call: CallState | None, request: _RequestTime, index: int, total: int, render: Any,
                      limits: TemplateLimits) -> Any:
     """``render(limits)`` with the template's time cut to what the request's templates and the call have
-    left: a template stopped by the call's deadline is the call's DeadlineExpired; one stopped by the
-    request's share a time limit saying so. The share is CPU time and a render's limit wall time, so a
-    render given the share's rest never spends more CPU than that."""
+    left: a template stopped by the call's deadline (wall time, its ``hard_deadline``) is the call's
+    DeadlineExpired; one stopped by the request's share (CPU time, as a render's own limit) a time limit
+    saying so."""
     seconds, cut_by = limits.seconds, None
     request_left = request.remaining()
     if request_left < seconds and index > 0:  # the first conversation has the whole of it (>= its own limit)
         seconds, cut_by = request_left, "request"
     remaining = call.time_remaining() if call is not None else None
-    if remaining is not None and remaining < seconds:
-        seconds, cut_by = remaining, "call"
+    hard_deadline = None if remaining is None else time.monotonic() + remaining
     try:
-        return render(TemplateLimits(seconds=max(0.0, seconds), max_chars=limits.max_chars, clock=request.clock))
+        return render(TemplateLimits(max(0.0, seconds), limits.max_chars, hard_deadline=hard_deadline, clock=request.clock))
     except ChatTemplateError as error:
-        if error.reason == "time_limit" and cut_by == "call":
+        if error.reason == "time_limit" and hard_deadline is not None and time.monotonic() >= hard_deadline:
             raise DeadlineExpired(index, total) from None
         if error.reason == "time_limit" and cut_by == "request":
             raise ChatTemplateError(

@@ -73,17 +73,37 @@ class _RaisedByTemplate(TemplateError):
 
 
 class _Budget:
-    __slots__ = ("deadline", "max_chars", "seconds", "tracer")
+    __slots__ = ("deadline", "cpu_deadline", "hard_deadline", "max_chars", "seconds", "tracer")
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
         self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
         self.seconds = limits.seconds
-        self.deadline = limits.deadline if limits.deadline is not None else time.monotonic() + limits.seconds
+        started = limits.start()
+        self.deadline: float = started.deadline  # type: ignore[assignment]
+        self.cpu_deadline = started.cpu_deadline
+        self.hard_deadline = limits.hard_deadline
+        if self.hard_deadline is not None and self.hard_deadline < self.deadline:
+            self.deadline = self.hard_deadline
         self.max_chars = limits.max_chars
 
     def tick(self) -> None:
-        if time.monotonic() > self.deadline:
+        # The wall clock first (~60 ns); the thread's CPU clock (~350 ns) only once the wall deadline passed.
+        if time.monotonic() > self.deadline and not self._more_time():
             raise _LimitExceeded("time_limit", f"the chat template ran longer than {self.seconds:g} s")
+
+    def _more_time(self) -> bool:
+        """Past the wall deadline: True (and a later deadline) while the render has CPU time left and the
+        hard deadline has not passed."""
+        if self.cpu_deadline is None:
+            return False
+        now = time.monotonic()
+        deadline = now + (self.cpu_deadline - time.thread_time())
+        if self.hard_deadline is not None:
+            deadline = min(deadline, self.hard_deadline)
+        if deadline <= now:
+            return False
+        self.deadline = deadline
+        return True
 
     def size(self, chars: int, what: str) -> None:
         if chars > self.max_chars:

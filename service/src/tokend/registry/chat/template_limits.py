@@ -34,19 +34,26 @@ class TemplateClock:
 
 @dataclass(frozen=True)
 class TemplateLimits:
-    """Bounds for the renders of one conversation. `seconds` is shared by every render of it (per-message
-    spans render each prefix too): `start()` fixes the `deadline` (a `time.monotonic()` value) once, and
-    every render stops there. The service layer passes the call's remaining time when it is shorter."""
+    """Bounds for the renders of one conversation. `seconds` is CPU time (``time.thread_time``) shared by every
+    render of it (per-message spans render each prefix too): `start()` fixes the `deadline` (a
+    `time.monotonic()` value) and the `cpu_deadline` once. A render is stopped when both have passed: past
+    the wall-clock deadline it gets the CPU time it has left as more wall time (it waited for a core or for
+    the GIL meanwhile), so a busy worker does not refuse a template that stays within its time. `hard_deadline`
+    (the call's deadline, a `time.monotonic()` value) is wall time and final.
+
+        >>> TemplateLimits(seconds=2.0).start().deadline > time.monotonic()
+        True
+    """
 
     seconds: float = 1.0
     max_chars: int = 16 * 2**20  # output, and any single value the template builds
     deadline: float | None = None  # None: `seconds` from the start of each render
+    cpu_deadline: float | None = None  # with `deadline`: a `time.thread_time()` value; None: wall time only
+    hard_deadline: float | None = None  # never past it, whatever CPU time is left
     clock: TemplateClock | None = None  # charged with each render's CPU time (shared by a request's renders)
 
     def start(self) -> TemplateLimits:
-        """These limits with the clock started now (unchanged when already started).
-
-        >>> TemplateLimits(seconds=2.0).start().deadline > time.monotonic()
-        True
-        """
-        return self if self.deadline is not None else replace(self, deadline=time.monotonic() + self.seconds)
+        """These limits with the clock started now (unchanged when already started)."""
+        if self.deadline is not None:
+            return self
+        return replace(self, deadline=time.monotonic() + self.seconds, cpu_deadline=time.thread_time() + self.seconds)
