@@ -25,14 +25,19 @@ them. Required of every family:
 2. Splitting: for ids = a + b, `token_surfaces(ids, at_start=s)` equals the surfaces of `a` from state `s`
    followed by those of `b` from the state `a` leaves — so a stream can be decoded piecewise.
 3. Unknown ids raise `UnknownTokenIdError` (a KeyError), before anything else happens.
-4. Spelling (for offsets, truncate, chunk): the surfaces of `encode(text)` from the start spell the UTF-8
-   of the text (lone surrogates repaired as the engine does). Where a family's normalizer rewrites text this
-   fails, and those methods raise `OffsetsUnavailableError` naming the first differing character.
+4. Spelling (for offsets, truncate, chunk): the surfaces of `encode(text)` from the state
+   `spelling_at_start` spell the UTF-8 of the text (lone surrogates repaired as the engine does) followed,
+   when there are tokens, by `spelling_suffix`. Both are optional attributes of the family: True and ""
+   unless it says otherwise. Where a family's normalizer rewrites text this fails, and those methods raise
+   `OffsetsUnavailableError` naming the first differing character.
 Byte-level BPE: each token's bytes, whatever the state, and the state is False after any token.
 SentencePiece: control tokens (`<s>`) add b"" and keep the state; while `at_start`, a piece's leading
 "▁" is dropped when the model adds a dummy prefix (then the state is False: one space only); every other
 "▁" becomes b" "; byte-fallback pieces `<0xNN>` add their byte. With an identity normalizer that spells
-the text: the dummy prefix is the dropped "▁", so the first token may have an empty span.
+the text: the dummy prefix is the dropped "▁", so the first token may have an empty span. A model with
+`treat_whitespace_as_suffix` puts the dummy "▁" last ("Hi" -> "Hi▁") while `decode` still drops a leading
+one: it spells from `spelling_at_start=False` (a leading "▁" is the text's space) with `spelling_suffix`
+" " (its dummy mark, when it adds one), so the last token's span stops where the text ends.
 
 Nothing here asks which class it is working on: only the contract and the hook.
 """

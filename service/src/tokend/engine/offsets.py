@@ -16,15 +16,18 @@ Definitions (per token i, text = the caller's string):
   is two indexes there); byte offsets index the UTF-8 of the repaired text, which is what the tokens spell.
 
 How: the ids come from the encoding's `encode`; each token's surface bytes come from the family hook
-`token_surfaces` (see budget_methods) — for the first tokens of the sequence as the hook gives them (a
-family may treat the start specially), for the rest from a table id -> surface built once per encoding
-from the same hook (`surface_table`). The native walk `_alignment.align` checks that the surfaces spell
-the text and computes every offset in one pass (~0.2 s per 10 MB faster than a Python list of surfaces
-per call, ~0.4 s faster than a Python loop). Families whose normalizer rewrites the text (NFKC, collapsed
-whitespace) do not spell their input; for those `OffsetsUnavailableError` names the first character that
-differs. A family whose allowed special tokens restart the text (`specials_restart_text`: SentencePiece,
-where `<s>` spells nothing and the text after it gets its own dummy prefix) is aligned stretch by stretch
-between its special tokens, each special token covering its own text.
+`token_surfaces` (see budget_methods) — for the first tokens of the sequence as the hook gives them (a family
+may treat the start specially), for the rest from a table id -> surface built once per encoding from the same
+hook (`surface_table`). The native walk `_alignment.align` checks that the surfaces spell the text and
+computes every offset in one pass (~0.2 s per 10 MB faster than a Python list of surfaces per call, ~0.4 s
+faster than a Python loop). Families whose normalizer rewrites the text (NFKC, collapsed whitespace) do not
+spell their input; for those `OffsetsUnavailableError` names the first character that differs. A family whose
+tokens spell more than the text (`spelling_suffix`: SentencePiece's dummy "▁" with treat_whitespace_as_suffix)
+is aligned with the text plus that suffix, and the spans and cuts that reach into it are cut back to the
+text's end (the last token's span is shorter, or empty for a lone "▁"). A family whose allowed special tokens
+restart the text (`specials_restart_text`: SentencePiece, where `<s>` spells nothing and the text after it
+gets its own dummy prefix) is aligned stretch by stretch between its special tokens, each special token
+covering its own text.
 
 The same pass yields the cut grid that truncation and chunking use: after how many tokens the text can be
 cut on a character boundary, and at which character.
@@ -120,11 +123,36 @@ def align_tokens(
         if allowed and (special_token_regex(allowed).search(text) is not None if len(allowed) > 16
                         else any(token in text for token in allowed)):
             return _align_segments(encoding, text, ids, allowed, offsets=offsets)
-    aligned = align(text, ids, surface_table(encoding), _leading_surfaces(encoding, ids), offsets=offsets)
+    at_start = getattr(encoding, "spelling_at_start", True)
+    suffix = getattr(encoding, "spelling_suffix", "") if ids else ""
+    lead = _leading_surfaces(encoding, ids) if at_start else []
+    aligned = align(text + suffix if suffix else text, ids, surface_table(encoding), lead, offsets=offsets)
     if isinstance(aligned, int):
         raise _unspelled(encoding, text, ids, aligned)
+    if suffix:
+        aligned = _without_suffix(aligned, text, suffix, offsets)
     cut_tokens, cut_chars = (memoryview(buffer).cast("I") for buffer in aligned[4:])
     return Alignment(text, ids, cut_tokens, cut_chars, aligned[:4] if offsets else None)
+
+
+def _without_suffix(aligned: tuple, text: str, suffix: str, offsets: bool) -> tuple:
+    """`align`'s answer for `text + suffix` made an answer for `text`: spans and cuts that reach into the
+    suffix end where the text ends. Only the last tokens spell the suffix, so they get a shorter or empty
+    span, as sentencepiece's own piece spans give its dummy "\u2581" nothing."""
+    columns = list(aligned)  # the four offset columns, cut_tokens, cut_chars (bytes of uint32)
+    limits = {5: len(text)}
+    if offsets:
+        # the last token ends where text + suffix does
+        byte_limit = memoryview(columns[3]).cast("I")[-1] - len(suffix.encode("utf-8"))
+        limits.update({0: len(text), 1: len(text), 2: byte_limit, 3: byte_limit})
+    for column, limit in limits.items():
+        values = memoryview(columns[column]).cast("I")
+        past = 0
+        while past < len(values) and values[len(values) - 1 - past] > limit:  # non-decreasing: a tail only
+            past += 1
+        if past:  # one copy of the column, for the columns whose last values change (the ends, the last cut)
+            columns[column] = columns[column][: -4 * past] + array("I", [limit] * past).tobytes()
+    return tuple(columns)
 
 
 def _align_segments(encoding, text: str, ids: list[int], allowed: frozenset[str], *, offsets: bool) -> Alignment:
@@ -227,9 +255,14 @@ def _leading_surfaces(encoding, ids: Sequence[int]) -> list[bytes]:
 
 
 def _unspelled(encoding, text: str, ids: list[int], token_index: int) -> OffsetsUnavailableError:
-    # Where the decoded tokens first differ from the text, in characters of the caller's string.
-    surfaces, _ = encoding.token_surfaces(ids[: token_index + 1], at_start=True)
+    # Where the tokens first spell something else than the text, in characters of the caller's string. The
+    # last token's spelling_suffix is not the text's: without it, "rabbit " that a normalizer made "rabbit"
+    # + the dummy mark differs at its space (6), not at its end.
+    surfaces, _ = encoding.token_surfaces(ids[: token_index + 1], at_start=getattr(encoding, "spelling_at_start", True))
     spelled = b"".join(surfaces).decode("utf-8", "replace")
+    suffix = getattr(encoding, "spelling_suffix", "")
+    if suffix and token_index >= len(ids) - 1 and spelled.endswith(suffix):
+        spelled = spelled[: -len(suffix)]
     position = 0
     while position < min(len(text), len(spelled)) and text[position] == spelled[position]:
         position += 1

@@ -53,6 +53,9 @@ the tokens spell the text: identity-normalizer models (Llama 2, Mistral) always 
 whose normalizer rewrites text (nmt_nfkc, collapsed whitespace, no byte fallback for an unknown character)
 raises `OffsetsUnavailableError` naming the first character that differs, as tokend does for NFC and
 prefix-space byte-level models (sentencepiece's normalized-to-original alignment is not carried over).
+With `treat_whitespace_as_suffix` the dummy "▁" is the last token's ("Hi" -> "Hi▁"): offsets hold the text
+plus that space (`spelling_suffix`) and give it no span, as sentencepiece's piece spans do; a leading "▁" is
+a space of the text there, though `decode` drops it as sentencepiece's does (`spelling_at_start=False`).
 `decoder()` decodes UTF-8 as Python's codec does: where byte pieces spell malformed UTF-8, or a control piece
 interrupts a character spelled in byte pieces, `decode` (sentencepiece's rule) and the stream can differ.
 Not handled: sampling (BPE-dropout), n-best.
@@ -130,6 +133,13 @@ class SentencePieceEncoding(BudgetMethods):
         self._special_firsts = frozenset(token[0] for token in self._special_tokens)
         self._surfaces = SurfaceTable(model)
         spec = model.normalizer
+        # How the tokens of encode(text) spell the text (budget_methods, rule 4). With treat_whitespace_as_suffix
+        # the dummy mark comes last ("Hi" -> "Hi▁") and a leading "▁" is a space of the text, which `decode`
+        # still drops at the start (sentencepiece's rule knows no suffix): the tokens spell the text with their
+        # mid-sequence surfaces, followed by the dummy mark's space.
+        suffix = model.treat_whitespace_as_suffix
+        self.spelling_at_start = not suffix
+        self.spelling_suffix = " " if suffix and spec.add_dummy_prefix else ""
         try:
             self._core = SentencePieceCore(
                 [piece.encode("utf-8") for piece in pieces],

@@ -21,6 +21,11 @@ A token's *surface* is what `SentencePieceProcessor.decode` makes of it at its p
   it, if the model adds a dummy prefix or removes extra whitespace; with `remove_extra_whitespaces`, every
   piece that starts with `▁` loses one `▁` for as long as the decoded text is still empty.
 
+The rule is the same with `treat_whitespace_as_suffix`, as in sentencepiece's decoder, which does not look at
+that option: there a leading `▁` is a space of the text and still dropped, and the dummy `▁` at the end
+stays a space (" a" encodes as "▁", "a▁" and decodes to "a "; the budget operations spell such a model's
+text otherwise: encoding.py).
+
 The rule depends only on the tokens before, never after, so surfaces are prefix-stable: feeding ids in
 pieces (streaming) yields exactly the bytes of decoding them all at once. `SurfaceDecoder` keeps that state.
 
