@@ -20,6 +20,7 @@ from .conftest import SMALL_LIMITS, rpc_error
 Mode = pb.SpecialTokenSet.Mode
 MODEL = "mistral"
 NFKC_MODEL = "nfkc"  # spm_train's defaults: nmt_nfkc, extra whitespace removed (its tokens do not spell the text)
+SUFFIX_MODEL = "suffix"  # Llama 2's options with treat_whitespace_as_suffix: "Hi" is "Hi▁"
 TEXTS = [
     "Hello world",
     "",
@@ -44,6 +45,8 @@ def server(tmp_path_factory):
     manifest = import_files(registry, [path], name=MODEL, provenance={"kind": "imported", "command": "test"})
     assert manifest.payload_format == "sentencepiece_model"
     registry.publish(NFKC_MODEL, payload=model_bytes("nmt_nfkc"), payload_format="sentencepiece_model",
+                     provenance={"kind": "imported"})
+    registry.publish(SUFFIX_MODEL, payload=model_bytes("suffix"), payload_format="sentencepiece_model",
                      provenance={"kind": "imported"})
     started = TokendServer(*SMALL_LIMITS, registry=directory / "models", workers=1, metrics=False).start()
     yield started
@@ -147,6 +150,29 @@ def test_truncate_and_chunk_hold_budgets_on_sentencepieces_own_encoding(stub, or
         for chunk in chunks:
             assert 0 < len(chunk.ids) <= 6
             assert list(chunk.ids) == oracle.encode(text[chunk.start : chunk.end]), (text, chunk.start)
+
+
+def test_whitespace_as_suffix_has_sentencepieces_spans_truncations_and_chunks(stub):
+    """The dummy mark is the last token's: it spans nothing, and a leading space is the text's own."""
+    suffix_oracle = sentencepiece.SentencePieceProcessor(model_proto=model_bytes("suffix"))
+    texts = BUDGET_TEXTS + [" ", " a  b "]
+    response = stub.Encode(pb.EncodeRequest(model=SUFFIX_MODEL, inputs=_inputs(texts), offsets=True), timeout=30)
+    for text, result, offsets in zip(texts, response.results, response.offsets):
+        pieces = suffix_oracle.encode(text, return_type="proto").pieces
+        assert list(result.ids) == [piece.id for piece in pieces]
+        spans = list(zip(offsets.byte_starts, offsets.byte_ends))
+        # byte pieces: sentencepiece gives the whole character to the last one, tokend each its own byte
+        whole = [index for index, piece in enumerate(pieces) if not suffix_oracle.is_byte(piece.id)]
+        assert [spans[index] for index in whole] == [(pieces[index].begin, pieces[index].end) for index in whole], text
+    for side in (pb.TruncateRequest.SIDE_RIGHT, pb.TruncateRequest.SIDE_LEFT):
+        truncated = stub.Truncate(pb.TruncateRequest(model=SUFFIX_MODEL, inputs=_inputs(texts), max_tokens=5, side=side), timeout=30)
+        for text, kept in zip(texts, truncated.results):
+            assert len(kept.ids) <= 5 and list(kept.ids) == suffix_oracle.encode(text[kept.start : kept.end]), text
+    chunked = stub.Chunk(pb.ChunkRequest(model=SUFFIX_MODEL, inputs=_inputs(texts), max_tokens=6), timeout=30)
+    for text, result in zip(texts, chunked.results):
+        assert "".join(text[chunk.start : chunk.end] for chunk in result.chunks) == text
+        for chunk in result.chunks:
+            assert 0 < len(chunk.ids) <= 6 and list(chunk.ids) == suffix_oracle.encode(text[chunk.start : chunk.end])
 
 
 def test_a_model_whose_tokens_do_not_spell_the_text_refuses_offsets_by_name(stub):
