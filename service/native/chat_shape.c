@@ -1,19 +1,33 @@
-/* tokend.server._chat_shape: how many conversations and messages a large tokend.v1.EncodeChatRequest or
- * CountChatTokensRequest holds, read from its wire bytes with the GIL released, before protobuf parses it.
+/* tokend.server._chat_shape: what a large tokend.v1.EncodeChatRequest or CountChatTokensRequest holds — its
+ * conversations, messages, content parts, tool calls and the containers of its JSON fields — read from its
+ * wire bytes with the GIL released, before protobuf parses it.
  *
- * Why: an empty chat message is 2 bytes on the wire and ~120 bytes once protobuf has built it; 5,000,000 of
- * them fit under the wire bound (server/wire_bound.py) and cost ~0.25 s and ~600 MiB of parse before the
- * service refused them from their count (service/chat.py, check_chat_shape). Counting the records costs
- * ~2 ns a byte and allocates nothing.
+ * Why: an empty chat message, content part or tool call is 2 bytes on the wire and ~120-500 bytes once
+ * protobuf and the servicer have built it; 5,000,000 of them fit under the wire bound (server/wire_bound.py)
+ * and cost 0.25-20 s and 0.6-2.5 GiB of a worker before the service refused their count. Likewise "{}," in a
+ * JSON field (3 bytes, a 64-byte dict once parsed). Counting the records costs ~2 ns a byte and allocates
+ * nothing.
  *
- *   chat_shape(data: bytes, over: int) -> (conversations, messages, first_over, first_over_messages) or None
+ *   chat_shape(data: bytes, over: int, tools_over: int)
+ *       -> (conversations, messages, first_over, first_over_messages, parts, tool_calls, containers, commas,
+ *           extra_objects, first_tools_over, first_tools_over_bytes) or None
  *
- * Both requests hold `conversations` as field 2 and a ChatConversation its `messages` as field 1, as
- * protobuf counts them: each record of a repeated message field is one more element. `first_over`: the index
- * of the first conversation with more than `over` messages (-1: none), and its count. None when protobuf must
- * decide: bytes that do not parse as far as this reader goes, groups, or field 2 / field 1 with another wire
- * type; the caller then lets protobuf parse (and refuse) as before. Nothing inside a message is read.
- * tests/server/test_chat_shape.py holds the counts to protobuf's on arbitrary messages.
+ * Both requests hold `conversations` as field 2. Read as protobuf reads them: each record of a repeated
+ * message field is one more element; records of a singular message field merge (so the parts of two `parts`
+ * records add up), of a string field the last one counts, and of a oneof its last member set (`text` after
+ * `parts` drops the parts); a known field number with another wire type is an unknown field; unknown fields,
+ * groups included, are skipped. Counted: a ChatConversation's `messages` (1) and `tools_json` (2); a ChatMessage's
+ * `parts` (3, a ChatContentParts whose `parts` are field 1), `tool_calls` (6) and `extra_json` (8); a
+ * ChatToolCall's `function` (3), a ChatFunctionCall's `arguments_json` (3). A JSON field counts its `[` and `{`
+ * (containers) and `,` outside strings; `extra_objects` is how many `extra_json` fields are not empty (their
+ * outer object is merged into the message, not a container of its own). Strings, and everything inside a
+ * part or a message's other fields, are not read. `first_over`: the index of the first conversation with
+ * more than `over` messages (-1: none), and its count; `first_tools_over`: of the first whose tools_json
+ * counts more than `tools_over` bytes at least (8 a container, 2 a comma), and that least.
+ *
+ * None: bytes protobuf refuses (a truncated record, a length past the end, wire type 6 or 7, an unmatched
+ * group end, groups nested deeper than protobuf's 100 levels), so the caller refuses them without parsing.
+ * tests/server/test_chat_shape.py holds the counts to protobuf's and the servicer's on arbitrary messages.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,45 +35,200 @@
 
 #include "wire_reader.h"
 
-enum { FIELD_CONVERSATIONS = 2, FIELD_MESSAGES = 1 };
+enum { WIRE_START_GROUP = 3, WIRE_END_GROUP = 4 };
+enum { MAX_DEPTH = 100 }; /* protobuf's recursion limit: messages and groups nested */
 
 typedef struct {
     int64_t conversations, messages, first_over, first_over_messages;
+    int64_t parts, tool_calls, containers, commas, extra_objects;
+    int64_t first_tools_over, first_tools_over_bytes;
+    int64_t over, tools_over;
 } Shape;
 
-/* The messages of one ChatConversation's bytes, or -1. */
-static int64_t count_messages(const uint8_t *p, const uint8_t *end) {
-    int64_t messages = 0;
+/* Skips the rest of a group opened by `field` at `depth` (its end-group tag included), or -1. */
+static int skip_group(const uint8_t **p, const uint8_t *end, uint32_t field, int depth) {
+    uint32_t open[MAX_DEPTH + 1];
+    int top = 0;
+    if (depth + 1 > MAX_DEPTH) return -1;
+    open[top++] = field;
+    while (top > 0) {
+        uint32_t inner;
+        int wire;
+        if (tk_wire_tag(p, end, &inner, &wire) < 0) return -1;
+        if (wire == WIRE_START_GROUP) {
+            if (depth + top + 1 > MAX_DEPTH) return -1;
+            open[top++] = inner;
+        } else if (wire == WIRE_END_GROUP) {
+            if (open[top - 1] != inner) return -1;
+            top--;
+        } else if (tk_wire_skip(p, end, wire) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One field this reader does not count (an unknown one, or a known one with another wire type). */
+static int skip_field(const uint8_t **p, const uint8_t *end, uint32_t field, int wire, int depth) {
+    if (wire == WIRE_START_GROUP) return skip_group(p, end, field, depth);
+    if (wire == WIRE_END_GROUP) return -1; /* no group is open at a message's own level */
+    return tk_wire_skip(p, end, wire);
+}
+
+/* The value of field `want` when the next field is it, length-delimited: 1 (*start, *p past it), 0 another
+ * field (skipped), -1 bytes protobuf refuses. */
+static int next_delimited(const uint8_t **p, const uint8_t *end, uint32_t *field, int depth, const uint8_t **start) {
+    int wire;
+    if (tk_wire_tag(p, end, field, &wire) < 0) return -1;
+    if (wire == WIRE_DELIMITED) return tk_wire_delimited(p, end, start) < 0 ? -1 : 1;
+    return skip_field(p, end, *field, wire, depth) < 0 ? -1 : 0;
+}
+
+static void count_json(const uint8_t *p, const uint8_t *end, Shape *shape) {
+    int in_string = 0;
+    for (; p < end; p++) {
+        uint8_t c = *p;
+        if (in_string) {
+            if (c == '\\' && p + 1 < end)
+                p++; /* the escaped character, whatever it is */
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            shape->containers++;
+        } else if (c == ',') {
+            shape->commas++;
+        }
+    }
+}
+
+/* Each reader below: one message's fields at `depth` (its nesting), counting what the header says. A
+ * singular field sent in several records is its last one's value (a string), or their merge (a message), as
+ * protobuf reads it; so is a oneof: its last member set. */
+typedef struct {
+    const uint8_t *start, *end; /* the last arguments_json; NULL when unset or `arguments` came after it */
+} Arguments;
+
+static int read_function(const uint8_t *p, const uint8_t *end, int depth, Arguments *arguments) {
+    while (p < end) {
+        uint32_t field;
+        const uint8_t *start;
+        int got = next_delimited(&p, end, &field, depth, &start);
+        if (got < 0) return -1;
+        if (got && field == 2) *arguments = (Arguments){NULL, NULL}; /* arguments: the oneof's other member */
+        if (got && field == 3) *arguments = (Arguments){start, p};    /* arguments_json */
+    }
+    return 0;
+}
+
+static int read_tool_call(const uint8_t *p, const uint8_t *end, int depth, Shape *shape) {
+    Arguments arguments = {NULL, NULL}; /* `function` records merge: their oneof's last member counts */
+    while (p < end) {
+        uint32_t field;
+        const uint8_t *start;
+        int got = next_delimited(&p, end, &field, depth, &start);
+        if (got < 0) return -1;
+        if (got && field == 3 && read_function(start, p, depth + 1, &arguments) < 0) return -1; /* function */
+    }
+    if (arguments.start) count_json(arguments.start, arguments.end, shape);
+    return 0;
+}
+
+/* The parts of one ChatContentParts record, or -1. */
+static int64_t read_parts(const uint8_t *p, const uint8_t *end, int depth) {
+    int64_t parts = 0;
+    while (p < end) {
+        uint32_t field;
+        const uint8_t *start;
+        int got = next_delimited(&p, end, &field, depth, &start);
+        if (got < 0) return -1;
+        if (got && field == 1) parts++; /* a ChatContentPart: not read */
+    }
+    return parts;
+}
+
+static int read_message(const uint8_t *p, const uint8_t *end, int depth, Shape *shape) {
+    int64_t parts = 0; /* since the content oneof last became `parts` */
+    const uint8_t *extra = NULL, *extra_end = NULL;
     while (p < end) {
         uint32_t field;
         int wire;
+        const uint8_t *start;
+        const uint8_t *at = p;
         if (tk_wire_tag(&p, end, &field, &wire) < 0) return -1;
-        if (field == FIELD_MESSAGES) {
-            const uint8_t *start;
-            if (wire != WIRE_DELIMITED || tk_wire_delimited(&p, end, &start) < 0) return -1;
+        if (field == 4 && wire == WIRE_VARINT) { /* null_content: the oneof's other member */
+            parts = 0;
+            if (tk_wire_skip(&p, end, wire) < 0) return -1;
+            continue;
+        }
+        p = at;
+        int got = next_delimited(&p, end, &field, depth, &start);
+        if (got < 0) return -1;
+        if (!got) continue;
+        if (field == 2) {
+            parts = 0; /* text */
+        } else if (field == 3) {
+            int64_t more = read_parts(start, p, depth + 1);
+            if (more < 0) return -1;
+            parts += more;
+        } else if (field == 6) {
+            shape->tool_calls++;
+            if (read_tool_call(start, p, depth + 1, shape) < 0) return -1;
+        } else if (field == 8) {
+            extra = start;
+            extra_end = p;
+        }
+    }
+    shape->parts += parts;
+    if (extra && extra_end > extra) {
+        shape->extra_objects++;
+        count_json(extra, extra_end, shape);
+    }
+    return 0;
+}
+
+/* A ChatConversation: its messages, or -1. */
+static int64_t read_conversation(const uint8_t *p, const uint8_t *end, int depth, Shape *shape) {
+    int64_t messages = 0;
+    const uint8_t *tools = NULL, *tools_end = NULL;
+    while (p < end) {
+        uint32_t field;
+        const uint8_t *start;
+        int got = next_delimited(&p, end, &field, depth, &start);
+        if (got < 0) return -1;
+        if (!got) continue;
+        if (field == 1) {
             messages++;
-        } else if (tk_wire_skip(&p, end, wire) < 0) {
-            return -1;
+            if (read_message(start, p, depth + 1, shape) < 0) return -1;
+        } else if (field == 2) {
+            tools = start; /* tools_json: the last record's */
+            tools_end = p;
+        }
+    }
+    if (tools) {
+        int64_t containers = shape->containers, commas = shape->commas;
+        count_json(tools, tools_end, shape);
+        /* the least these tools count (service/chat.py: 8 a container, 2 a comma) */
+        int64_t least = 8 * (shape->containers - containers) + 2 * (shape->commas - commas);
+        if (least > shape->tools_over && shape->first_tools_over < 0) {
+            shape->first_tools_over = shape->conversations;
+            shape->first_tools_over_bytes = least;
         }
     }
     return messages;
 }
 
-static int read_shape(const uint8_t *p, const uint8_t *end, int64_t over, Shape *shape) {
-    *shape = (Shape){0, 0, -1, 0};
+static int read_shape(const uint8_t *p, const uint8_t *end, Shape *shape) {
     while (p < end) {
         uint32_t field;
-        int wire;
-        if (tk_wire_tag(&p, end, &field, &wire) < 0) return -1;
-        if (field != FIELD_CONVERSATIONS) {
-            if (tk_wire_skip(&p, end, wire) < 0) return -1;
-            continue;
-        }
         const uint8_t *start;
-        if (wire != WIRE_DELIMITED || tk_wire_delimited(&p, end, &start) < 0) return -1;
-        int64_t messages = count_messages(start, p);
+        int got = next_delimited(&p, end, &field, 0, &start);
+        if (got < 0) return -1;
+        if (!got || field != 2) continue;
+        int64_t messages = read_conversation(start, p, 1, shape);
         if (messages < 0) return -1;
-        if (messages > over && shape->first_over < 0) {
+        if (messages > shape->over && shape->first_over < 0) {
             shape->first_over = shape->conversations;
             shape->first_over_messages = messages;
         }
@@ -70,30 +239,40 @@ static int read_shape(const uint8_t *p, const uint8_t *end, int64_t over, Shape 
 }
 
 static PyObject *chat_shape(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1]))
-        return PyErr_Format(PyExc_TypeError, "chat_shape(data: bytes, over: int)");
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyLong_Check(args[1]) || !PyLong_Check(args[2]))
+        return PyErr_Format(PyExc_TypeError, "chat_shape(data: bytes, over: int, tools_over: int)");
     long long over = PyLong_AsLongLong(args[1]);
     if (over == -1 && PyErr_Occurred()) return NULL;
+    long long tools_over = PyLong_AsLongLong(args[2]);
+    if (tools_over == -1 && PyErr_Occurred()) return NULL;
     const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(args[0]); /* immutable: safe to read without the GIL */
     const uint8_t *end = p + PyBytes_GET_SIZE(args[0]);
-    Shape shape;
+    Shape shape = {0};
+    shape.first_over = -1;
+    shape.first_tools_over = -1;
+    shape.over = (int64_t)over;
+    shape.tools_over = (int64_t)tools_over;
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = read_shape(p, end, (int64_t)over, &shape);
+    status = read_shape(p, end, &shape);
     Py_END_ALLOW_THREADS
     if (status < 0) Py_RETURN_NONE;
-    return Py_BuildValue("(LLLL)", (long long)shape.conversations, (long long)shape.messages,
-                         (long long)shape.first_over, (long long)shape.first_over_messages);
+    return Py_BuildValue("(LLLLLLLLLLL)", (long long)shape.conversations, (long long)shape.messages,
+                         (long long)shape.first_over, (long long)shape.first_over_messages, (long long)shape.parts,
+                         (long long)shape.tool_calls, (long long)shape.containers, (long long)shape.commas,
+                         (long long)shape.extra_objects, (long long)shape.first_tools_over,
+                         (long long)shape.first_tools_over_bytes);
 }
 
 static PyMethodDef methods[] = {
     {"chat_shape", (PyCFunction)(void (*)(void))chat_shape, METH_FASTCALL,
-     "chat_shape(data: bytes, over: int) -> (conversations, messages, first_over, first_over_messages) or None"},
+     "chat_shape(data: bytes, over: int, tools_over: int) -> (conversations, messages, first_over, "
+     "first_over_messages, parts, tool_calls, containers, commas, extra_objects, first_tools_over, "
+     "first_tools_over_bytes) or None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "tokend.server._chat_shape",
-                                    "The conversation and message counts of a large chat request's wire bytes.", -1,
-                                    methods};
+                                    "What a large chat request's wire bytes hold, counted.", -1, methods};
 
 PyMODINIT_FUNC PyInit__chat_shape(void) { return PyModule_Create(&module); }

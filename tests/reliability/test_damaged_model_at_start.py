@@ -82,6 +82,16 @@ def test_a_malformed_configured_reference_is_refused_before_anything_loads(tmp_p
     restarted against a changed registry, must not serve a configuration it cannot honour): a malformed
     reference is InvalidRequest naming it, raised before any model loads. It was taken for a load failure
     of that one model, unlogged, and the worker served the others."""
+    loads = []
+
+    class Observer:
+        def model_loaded(self, loaded, seconds, payload_format):
+            loads.append(loaded.name)
+
+        def model_load_failed(self, name, version):
+            loads.append(f"{name} failed")
+
     root = build_registry(tmp_path / "registry", ["cl100k_base"])
     with pytest.raises(InvalidRequest, match="'cl100k_base@' has an empty selector"):
-        ServedModels(Registry.open(root)).load_configured(["cl100k_base", "cl100k_base@"])
+        ServedModels(Registry.open(root), observer=Observer()).load_configured(["cl100k_base", "cl100k_base@"])
+    assert loads == []

@@ -1,9 +1,13 @@
-"""A large chat request's conversations and messages are counted from its wire bytes before protobuf parses it
-(tokend.server.chat_shape, native/chat_shape.c): the counts must be protobuf's for every message it reads,
-and the service's refusal from the counts the same as from the parsed message. End to end (a real server,
-5,000,000 empty messages refused without the parse): tests/server/test_hostile_requests.py."""
+"""A large chat request's conversations, messages, content parts, tool calls and JSON containers are counted
+from its wire bytes before protobuf parses it (tokend.server.chat_shape, native/chat_shape.c): the counts
+must be protobuf's for every message it parses, bytes the counter refuses must be bytes protobuf refuses, the
+least bytes it derives must never exceed what the service counts for the parsed request, and the service's
+refusal from the counts must be the one it gives the parsed message. End to end (a real server refusing
+5,000,000 empty messages, parts or tool calls without the parse): tests/server/test_hostile_requests.py."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from google.protobuf.message import DecodeError
@@ -11,82 +15,183 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokend.server._chat_shape import chat_shape
-from tokend.server.chat_shape import CHAT_METHODS, chat_prechecks
+from tokend.server.chat_messages import conversations_from
+from tokend.server.chat_shape import CHAT_METHODS, chat_prechecks, least_bytes
 from tokend.service import InvalidRequest, Limits, RequestLimitExceeded, TokenizerService
-from tokend.service.chat import MAX_CHAT_MESSAGES
+from tokend.service import ChatConversation
+from tokend.service.chat import (
+    JSON_COMMA_BYTES,
+    JSON_CONTAINER_BYTES,
+    MAX_CHAT_MESSAGES,
+    MAX_CHAT_TOOLS_BYTES,
+    conversation_bytes,
+)
 from tokend_api.v1 import tokenizer_pb2 as pb
 
-from .test_decode_request import INT64, ODD, _field
+from .test_decode_request import INT64, _field, _varint
 
-UNKNOWN = st.one_of(  # field numbers neither message nor a conversation has
-    st.builds(lambda n, v: _field(n, 0, v), st.integers(5, 1000), INT64),
-    st.builds(lambda n, b: _field(n, 1, b), st.integers(5, 1000), st.binary(min_size=8, max_size=8)),
-    st.builds(lambda n, b: _field(n, 2, b), st.integers(5, 1000), st.binary(max_size=6)),
-    st.builds(lambda n, b: _field(n, 5, b), st.integers(5, 1000), st.binary(min_size=4, max_size=4)),
+REQUEST_TYPES = [pb.EncodeChatRequest, pb.CountChatTokensRequest]
+# Records protobuf reads as unknown fields, at any level: field numbers no message here has, a known number
+# with another wire type, groups (nested, empty) — and bytes protobuf refuses.
+UNKNOWN = st.one_of(
+    st.builds(lambda n, v: _field(n, 0, v), st.integers(1, 12), INT64),
+    st.builds(lambda n, b: _field(n, 1, b), st.integers(1, 12), st.binary(min_size=8, max_size=8)),
+    st.builds(lambda n, b: _field(n, 2, b), st.integers(9, 40), st.binary(max_size=6)),
+    st.builds(lambda n, b: _field(n, 5, b), st.integers(1, 12), st.binary(min_size=4, max_size=4)),
+    st.builds(lambda n, inner: _varint(n << 3 | 3) + inner + _varint(n << 3 | 4), st.integers(1, 12),
+              st.sampled_from([b"", b"\x08\x01", _varint(7 << 3 | 3) + _varint(7 << 3 | 4)])),  # fmt: skip
 )
-MESSAGE = st.builds(
-    lambda role, text: pb.ChatMessage(role=role, text=text).SerializeToString(), st.text(max_size=4), st.text(max_size=6)
+BROKEN = st.sampled_from([
+    b"\x07", b"\x0e", b"\x0c", b"\x0a\x05ab", b"\xff" * 11, b"\x00", b"\x1b", b"\x1b\x24", b"\x0a",
+])  # fmt: skip
+JSON = st.one_of(
+    st.recursive(st.one_of(st.none(), st.integers(), st.text(alphabet='a",{}[]\\', max_size=4)),
+                 lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(alphabet='a"{,', max_size=3), inner, max_size=3)),
+                 max_leaves=6).map(lambda value: json.dumps(value)),
+    st.text(alphabet='[]{},"\\a', max_size=8),  # not JSON: refused after the parse
+)  # fmt: skip
+JSON_OBJECT = st.dictionaries(  # extra_json: an object of the message's other keys
+    st.sampled_from(["k", "weight", "x,y"]), st.one_of(st.integers(), st.lists(st.integers(), max_size=2), st.just({})), max_size=3
+).map(json.dumps)
+
+
+def _records(*options):
+    return st.lists(st.one_of(*options), max_size=4).map(b"".join)
+
+
+PART = st.builds(lambda text: pb.ChatContentPart(text=text).SerializeToString(), st.text(max_size=3))
+PARTS = _records(st.builds(lambda part: _field(1, 2, part), PART), UNKNOWN)
+FUNCTION = _records(
+    st.builds(lambda name: _field(1, 2, name.encode()), st.text(max_size=3)),
+    st.builds(lambda text: _field(3, 2, text.encode()), JSON),
+    UNKNOWN,
 )
-CONVERSATION_RECORD = st.one_of(
+TOOL_CALL = _records(st.builds(lambda function: _field(3, 2, function), FUNCTION), UNKNOWN)
+MESSAGE = _records(
+    st.builds(lambda role: _field(1, 2, role.encode()), st.sampled_from(["user", "assistant", ""])),
+    st.builds(lambda text: _field(2, 2, text.encode()), st.text(max_size=4)),
+    st.builds(lambda parts: _field(3, 2, parts), PARTS),
+    st.builds(lambda call: _field(6, 2, call), TOOL_CALL),
+    st.builds(lambda extra: _field(8, 2, extra.encode()), st.one_of(JSON_OBJECT, JSON)),
+    UNKNOWN,
+)
+CONVERSATION = _records(
     st.builds(lambda message: _field(1, 2, message), MESSAGE),
-    st.builds(lambda tools: _field(2, 2, tools.encode()), st.text(max_size=6)),
+    st.builds(lambda tools: _field(2, 2, tools.encode()), JSON),
     st.builds(lambda flag: _field(3, 0, flag), st.integers(0, 1)),
     UNKNOWN,
 )
-CONVERSATION = st.lists(CONVERSATION_RECORD, max_size=6).map(b"".join)
-RECORD = st.one_of(
+RECORDS = [
     st.builds(lambda model: _field(1, 2, model.encode()), st.text(max_size=6)),
     st.builds(lambda conversation: _field(2, 2, conversation), CONVERSATION),
     st.builds(lambda number, value: _field(number, 0, value), st.integers(3, 4), st.integers(0, 2)),
     UNKNOWN,
-)
-REQUEST_TYPES = [pb.EncodeChatRequest, pb.CountChatTokensRequest]
+]
+REQUEST = st.lists(st.one_of(*RECORDS), max_size=6).map(b"".join)
+ODD_REQUEST = st.lists(st.one_of(*RECORDS, BROKEN), max_size=6).map(b"".join)
 
 
-def _parsed_shape(message_type, data: bytes, over: int):
-    counts = [len(conversation.messages) for conversation in message_type.FromString(data).conversations]
+def _json_least(text: str) -> int:
+    """8 per [ or { and 2 per comma outside strings: chat_shape.c's count of a JSON field, written plainly."""
+    least, in_string, escaped = 0, False, False
+    for char in text.encode():
+        char = chr(char)
+        if in_string:
+            in_string = escaped or char != '"'
+            escaped = not escaped and char == "\\"
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            least += 8
+        elif char == ",":
+            least += 2
+    return least
+
+
+def _protobuf_counts(message, over: int) -> tuple[int, ...]:
+    counts = [len(conversation.messages) for conversation in message.conversations]
     first_over = next((index for index, count in enumerate(counts) if count > over), -1)
-    return len(counts), sum(counts), first_over, counts[first_over] if first_over >= 0 else 0
+    messages = [m for conversation in message.conversations for m in conversation.messages]
+    parts = sum(len(m.parts.parts) for m in messages if m.WhichOneof("content") == "parts")
+    return len(counts), sum(counts), first_over, counts[first_over] if first_over >= 0 else 0, parts, sum(len(m.tool_calls) for m in messages)
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.sampled_from(REQUEST_TYPES), st.lists(RECORD, max_size=8).map(b"".join), st.integers(0, 3))
-def test_the_counts_are_protobufs(message_type, data, over):
-    assert chat_shape(data, over) == _parsed_shape(message_type, data, over)
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.sampled_from(REQUEST_TYPES), st.lists(st.one_of(RECORD, ODD), max_size=8).map(b"".join))
-def test_what_it_reads_of_odd_bytes_is_protobufs_and_the_rest_is_left_to_protobuf(message_type, data):
-    shape = chat_shape(data, 2)
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(REQUEST_TYPES), st.one_of(REQUEST, ODD_REQUEST), st.integers(0, 3))
+def test_what_protobuf_parses_is_counted_as_protobuf_counts_it(message_type, data, over):
+    shape = chat_shape(data, over, 20)
     try:
-        expected = _parsed_shape(message_type, data, 2)
+        message = message_type.FromString(data)
     except DecodeError:
-        return  # refused by protobuf whatever the counter said (it may refuse first, from counts it read)
-    assert shape is None or shape == expected
+        return  # refused by protobuf: the counter may refuse it too, or count what it read
+    assert shape is not None, "bytes protobuf parses were refused"
+    expected = _protobuf_counts(message, over)
+    assert shape[:4] == expected[:4]
+    assert shape[4] == expected[4]
+    assert shape[5] == expected[5]
+    tools = [_json_least(conversation.tools_json) for conversation in message.conversations]
+    first_tools = next((index for index, least in enumerate(tools) if least > 20), -1)
+    assert shape[9:] == (first_tools, tools[first_tools] if first_tools >= 0 else 0)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from(REQUEST_TYPES), REQUEST)
+def test_the_least_bytes_never_exceed_what_the_service_counts(message_type, data):
+    shape = chat_shape(data, MAX_CHAT_MESSAGES, MAX_CHAT_TOOLS_BYTES)
+    try:
+        conversations = conversations_from(message_type.FromString(data).conversations)
+        counted = sum(conversation_bytes(conversation) for conversation in conversations)
+    except (DecodeError, InvalidRequest):
+        return  # refused anyway
+    assert shape is not None and least_bytes(shape) <= counted
+    over = chat_shape(data, MAX_CHAT_MESSAGES, 20)[9:]
+    if over[0] >= 0:  # the least of its tools the counter found: no more than the service counts of them
+        assert conversation_bytes(ChatConversation([], conversations[over[0]].tools)) >= over[1] > 20
+
+
+def test_the_counters_prices_are_the_services():
+    assert (JSON_CONTAINER_BYTES, JSON_COMMA_BYTES) == (8, 2)  # written in native/chat_shape.c (tools_json)
 
 
 @pytest.mark.parametrize("method", CHAT_METHODS)
 def test_a_precheck_refuses_what_the_service_refuses_from_the_parsed_message(method):
-    service = TokenizerService(models=None, limits=Limits(max_request_bytes=200_000, max_batch_items=8))
+    limits = Limits(max_request_bytes=200_000, max_batch_items=8)
+    service = TokenizerService(models=None, limits=limits)
     check = chat_prechecks(service)[method]
     message_type = getattr(pb, f"{method}Request")
     empty = pb.ChatMessage()
+    parts = pb.ChatMessage(parts=pb.ChatContentParts(parts=[pb.ChatContentPart()] * 20_000))
+    calls = pb.ChatMessage(tool_calls=[pb.ChatToolCall()] * 10_000)
     cases = {
         "fits": [[empty] * 3] * 2,
         "max_request_bytes": [[empty] * 4000] * 2,
         "max_batch_items": [[empty]] * 9,
         "messages": [[empty], [empty] * (MAX_CHAT_MESSAGES + 1)],
+        "parts": [[parts]],
+        "tool calls": [[calls]],
+        "tools": [[empty], [empty]],
     }
+    tools = "[" + "{}," * 140_000 + "{}]"  # 420 KB, counts 1.1 MB: over the 1 MiB of tools a conversation may have
     for case, conversations in cases.items():
-        request = message_type(model="m", conversations=[pb.ChatConversation(messages=messages) for messages in conversations])
-        counts = [len(messages) for messages in conversations]
+        request = message_type(model="m", conversations=[
+            pb.ChatConversation(messages=messages, tools_json=tools if case == "tools" and index else "")
+            for index, messages in enumerate(conversations)])  # fmt: skip
         errors = []
-        for run in (lambda: check(request.SerializeToString()), lambda: service.check_chat_shape(counts)):
+        for run in (lambda: check(request.SerializeToString()), lambda: _parsed_refusal(service, request)):
             try:
                 run()
                 errors.append(None)
             except (RequestLimitExceeded, InvalidRequest) as error:
-                errors.append((type(error), str(error)))
-        assert errors[0] == errors[1], case
-        assert (errors[0] is None) == (case == "fits"), (case, errors[0])
+                errors.append((type(error), getattr(error, "limit_name", None), getattr(error, "field", None)))
+        assert (errors[0] is None) == (case == "fits"), (case, errors)
+        assert errors[0] == errors[1], (case, errors)
+    with pytest.raises(InvalidRequest, match=f"do not parse as the {method} request message"):
+        check(b"\x12\x05ab")  # a conversation record past the end
+
+
+def _parsed_refusal(service, request) -> None:
+    """What the servicer does with the parsed request before any model: the shape, then the counted bytes."""
+    service.check_chat_shape([len(conversation.messages) for conversation in request.conversations])
+    conversations = conversations_from(request.conversations)
+    sizes = [conversation_bytes(c, f"conversations[{i}]") for i, c in enumerate(conversations)]
+    service.limits.check_request(items=len(conversations), input_bytes=sum(sizes))

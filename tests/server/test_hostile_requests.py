@@ -269,24 +269,54 @@ def test_a_chat_of_millions_of_tiny_messages_is_refused_before_it_is_parsed(regi
         assert count.total == 1
 
 
-def test_a_chat_of_millions_of_empty_messages_is_refused_from_its_wire_bytes(registry_dir):
-    """5,000,000 empty messages (2 bytes each: 10 MB, within the wire bound of 10.3 MiB) cost ~0.25 s and
-    +600 MiB of protobuf parse before the service refused their count; their records are now counted in the
-    wire bytes (server/chat_shape.py) and refused unparsed, with the same status and limit."""
-    conversation = b"\x0a\x00" * 5000  # field 1 (messages), length 0: an empty ChatMessage
-    record = b"\x12" + _varint(len(conversation)) + conversation  # field 2: a ChatConversation
-    data = b"\x0a\x0bcl100k_base" + record * 1000
-    assert 10_000_000 < len(data) < 10_764_288  # the default wire bound (wire_bound.largest_request_message)
+def _delimited(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _chat_bombs() -> dict[str, tuple[bytes, str, str]]:
+    """{case: (CountChatTokensRequest bytes of ~10 MB, status, a phrase of its details)}."""
+    empty_messages = b"\x0a\x00" * 5000  # 5,000 empty ChatMessages (field 1, length 0)
+    messages = b"\x0a\x0bcl100k_base" + _delimited(2, empty_messages) * 1000
+    over = "over the limit of 8388608 (max_request_bytes)"
+    one = lambda message: b"\x0a\x0bcl100k_base" + _delimited(2, _delimited(1, message))  # noqa: E731
+    return {
+        "5,000,000 empty messages": (messages, "RESOURCE_EXHAUSTED", "request has 160000000 input bytes, " + over),
+        # a known field with another wire type is an unknown field to protobuf: the counter must read past it
+        "the same, then field 2 as a varint": (messages + b"\x10\x00", "RESOURCE_EXHAUSTED", over),
+        "the same, then an empty group": (messages + b"\x2b\x2c", "RESOURCE_EXHAUSTED", over),
+        "the same, its last record cut short": (messages[:-1], "INVALID_ARGUMENT", "do not parse as the CountChatTokens request"),
+        "4,900,000 empty content parts": (one(_delimited(3, b"\x0a\x00" * 4_900_000)), "RESOURCE_EXHAUSTED", over),
+        "4,900,000 empty tool calls": (one(b"\x32\x00" * 4_900_000), "RESOURCE_EXHAUSTED", over),
+        "3,300,000 {} in tools_json": (
+            b"\x0a\x0bcl100k_base" + _delimited(2, _delimited(2, b"[" + b"{}," * 3_300_000 + b"{}]")), "INVALID_ARGUMENT",
+            "conversations[0].tools: the tool definitions take at least 33,000,016 bytes, over the limit of 1,048,576"),
+        "1,000 conversations of 3,300 {} in tools_json": (
+            b"\x0a\x0bcl100k_base" + _delimited(2, _delimited(2, b"[" + b"{}," * 3_300 + b"{}]")) * 1_000,
+            "RESOURCE_EXHAUSTED", over),
+    }  # fmt: skip
+
+
+def test_chat_requests_of_millions_of_tiny_records_are_refused_from_their_wire_bytes(registry_dir):
+    """Records that cost far more parsed than their bytes — empty messages, content parts and tool calls
+    (2 bytes each; ~120-500 bytes as protobuf objects and dicts), "{}" in a JSON field — are counted in the
+    wire bytes (server/chat_shape.py) and refused unparsed, with the status the parsed request gets. Before,
+    each case cost its parse first: 5,000,000 empty messages ~0.25 s and +600 MiB of worker memory; 4,900,000
+    content parts 8.6 s and +1.6 GiB; tool calls 20 s and +2.5 GiB; and bytes the counter did not read as
+    protobuf does (2 more bytes) were handed to protobuf whole."""
+    bombs = _chat_bombs()
     with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
         channel = grpc.insecure_channel(server.target, options=[("grpc.max_send_message_length", 16 << 20)])
         count_chat = channel.unary_unary("/tokend.v1.Tokenizer/CountChatTokens", request_serializer=None,
                                          response_deserializer=pb.CountChatTokensResponse.FromString)  # fmt: skip
         (worker,) = server.worker_pids()
         rss = _proc_status(worker, "VmRSS")
-        error = rpc_error(count_chat, data, timeout=60)
-        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
-        assert "request has 160000000 input bytes, over the limit of 8388608 (max_request_bytes)" in error.details()
-        assert _proc_status(worker, "VmHWM") - rss < 100 << 20  # was +600 MiB
+        for case, (data, status, phrase) in bombs.items():
+            assert 9_500_000 < len(data) < 10_764_288, case  # within the default wire bound (wire_bound.py)
+            error = rpc_error(count_chat, data, timeout=60)
+            assert (error.code().name, phrase in error.details()) == (status, True), (case, error.details()[:300])
+        assert _proc_status(worker, "VmHWM") - rss < 100 << 20  # each was +0.6-2.5 GiB
+        count = server.stub().CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello")]), timeout=10)
+        assert count.total == 1
         channel.close()
 
 

@@ -1,13 +1,21 @@
-"""EncodeChat's and CountChatTokens' shape — how many conversations and messages — checked from a large
-request's wire bytes, before protobuf parses it.
+"""EncodeChat's and CountChatTokens' size in what costs beyond bytes — conversations, messages, content
+parts, tool calls, and the containers of JSON fields — checked from a large request's wire bytes, before
+protobuf parses it.
 
-Why: an empty chat message is 2 bytes of protobuf and ~120 bytes once parsed. 5,000,000 of them (9.5 MB)
-are within the wire bound (wire_bound.py), and parsing them cost ~0.25 s and ~600 MiB of a worker before the
-service refused them from their count (``check_chat_shape``); four such calls at once would pass a 1536 MiB
-pod's limit. native/chat_shape.c counts the records with the GIL released (~10 ms for those 9.5 MB,
-nothing allocated), and the service's own check runs on the counts (``TokenizerService.check_chat_totals``):
-the same refusal, same status and limit name, without the parse. Bytes the counter does not read as
-protobuf would are left to protobuf (parsed and refused as before).
+Why: an empty chat message, content part or tool call is 2 bytes of protobuf and ~120-500 bytes once parsed
+and made a dict; "{}," in a JSON field is 3 bytes and a 64-byte dict once loaded. 5,000,000 such records
+(10 MB) are within the wire bound (wire_bound.py): 0.25-20 s of worker CPU and 0.6-2.5 GiB before the
+service refused them from their count (four at once pass a 1536 MiB pod's limit). native/chat_shape.c counts
+them with the GIL released (~12 ms for 10 MB, nothing allocated), and the service's own check runs on the
+least those counts make the request count (``TokenizerService.check_chat_totals``): the refusal the parsed
+request would get, with its status and limit name, without the parse. Bytes protobuf would refuse are refused
+too, unparsed (INVALID_ARGUMENT naming the request, as for any bytes that do not parse).
+
+The counts are protobuf's (repeated, singular and oneof fields as protobuf reads them). What may be refused
+that the service would have accepted: JSON objects with repeated keys, whose every value is counted where
+json.loads keeps the last (no client sends them). A JSON field is counted before its syntax is checked: 100,000
+"[" (not JSON) in a 100 KB request is refused for the structure it would have (RESOURCE_EXHAUSTED,
+max_request_bytes) where a smaller request is refused as not JSON (INVALID_ARGUMENT naming the field).
 
     prechecks = chat_prechecks(service)   # DeferredParse(..., prechecks=prechecks): run on the handler thread
     prechecks["CountChatTokens"](data)    # returns, or raises the service's refusal
@@ -19,21 +27,47 @@ from collections.abc import Callable
 from typing import Any
 
 from tokend.server._chat_shape import chat_shape
-from tokend.service.chat import MAX_CHAT_MESSAGES
+from tokend.service import InvalidRequest
+from tokend.service.chat import (
+    EMPTY_MESSAGE_BYTES,
+    EMPTY_PART_BYTES,
+    EMPTY_TOOL_CALL_BYTES,
+    JSON_COMMA_BYTES,
+    JSON_CONTAINER_BYTES,
+    MAX_CHAT_MESSAGES,
+    MAX_CHAT_TOOLS_BYTES,
+)
 
-__all__ = ["chat_prechecks", "CHAT_METHODS"]
+__all__ = ["chat_prechecks", "least_bytes", "CHAT_METHODS"]
 
-CHAT_METHODS = ("EncodeChat", "CountChatTokens")  # both hold conversations as field 2, messages as its field 1
+CHAT_METHODS = ("EncodeChat", "CountChatTokens")  # both hold conversations as field 2 (chat_shape.c)
+
+
+def least_bytes(shape: tuple[int, ...]) -> int:
+    """The least a request with ``chat_shape``'s counts counts against max_request_bytes (service/chat.py's
+    charges; an ``extra_json`` object's own braces are the message's, not a container)."""
+    _, messages, _, _, parts, tool_calls, containers, commas, extra_objects = shape[:9]
+    return (
+        EMPTY_MESSAGE_BYTES * messages + EMPTY_PART_BYTES * parts + EMPTY_TOOL_CALL_BYTES * tool_calls
+        + JSON_CONTAINER_BYTES * (containers - extra_objects) + JSON_COMMA_BYTES * commas
+    )  # fmt: skip
 
 
 def chat_prechecks(service: Any) -> dict[str, Callable[[bytes], None]]:
-    """{method: check(wire bytes)} for the chat methods, each refusing what ``service.check_chat_totals`` refuses."""
+    """{method: check(wire bytes)} for the chat methods, each refusing what the service would refuse."""
 
-    def check(data: bytes) -> None:
-        shape = chat_shape(data, MAX_CHAT_MESSAGES)
-        if shape is None:
-            return  # protobuf decides
-        conversations, messages, first_over, over_by = shape
-        service.check_chat_totals(conversations, messages, None if first_over < 0 else (first_over, over_by))
+    def precheck(method: str) -> Callable[[bytes], None]:
+        def check(data: bytes) -> None:
+            shape = chat_shape(data, MAX_CHAT_MESSAGES, MAX_CHAT_TOOLS_BYTES)
+            if shape is None:
+                raise InvalidRequest("request", f"the request bytes do not parse as the {method} request message (malformed protobuf)")
+            conversations, _, first_over, over_by = shape[:4]
+            first_tools, tools_bytes = shape[9:]
+            service.check_chat_totals(
+                conversations, None if first_over < 0 else (first_over, over_by), least_bytes(shape),
+                None if first_tools < 0 else (first_tools, tools_bytes),
+            )  # fmt: skip
 
-    return {method: check for method in CHAT_METHODS}
+        return check
+
+    return {method: precheck(method) for method in CHAT_METHODS}

@@ -51,6 +51,10 @@ __all__ = [
     "ENTRY_BYTES",
     "MESSAGE_BYTES",
     "SCALAR_BYTES",
+    "EMPTY_PART_BYTES",
+    "EMPTY_TOOL_CALL_BYTES",
+    "JSON_CONTAINER_BYTES",
+    "JSON_COMMA_BYTES",
 ]
 
 # A chat template's CPU time for one conversation (all its renders together); never past the call's deadline.
@@ -93,6 +97,14 @@ MESSAGE_BYTES = 24
 PLAIN_MESSAGE_STRUCTURE = MESSAGE_BYTES + ENTRY_BYTES * (2 + 4)
 # The least any message counts: MESSAGE_BYTES and an empty object's brackets.
 EMPTY_MESSAGE_BYTES = MESSAGE_BYTES + ENTRY_BYTES * 4
+# The least a content part and a tool call count (an empty part is {"text": ""}: its list entry, its object and
+# key; a tool call {"function": {"name": ""}}), and each container and comma of JSON text in a JSON field (an
+# object or list counts ENTRY_BYTES per entry and 4 for its brackets): what a front-end that counts these in
+# the request's bytes may refuse before it parses them (server/chat_shape.py).
+EMPTY_PART_BYTES = ENTRY_BYTES * (1 + 1 + 4) + len("text")
+EMPTY_TOOL_CALL_BYTES = ENTRY_BYTES * (1 + 1 + 4 + 1 + 4) + len("function") + len("name")
+JSON_CONTAINER_BYTES = ENTRY_BYTES * 4
+JSON_COMMA_BYTES = ENTRY_BYTES
 # Answer framing per message span (two varints and their tags).
 SPAN_BYTES = 12
 
@@ -190,19 +202,28 @@ class ChatOperations:
         ``max_request_bytes``. Building a message's dict costs ~1 us and ~270 bytes: 966,000 one-character
         messages (10 MB of gRPC) took 1.1 s and +257 MiB before ``conversation_bytes`` refused them."""
         over = next(((index, count) for index, count in enumerate(message_counts) if count > MAX_CHAT_MESSAGES), None)
-        self.check_chat_totals(len(message_counts), sum(message_counts), over)
+        self.check_chat_totals(len(message_counts), over, EMPTY_MESSAGE_BYTES * sum(message_counts))
 
-    def check_chat_totals(self, conversations: int, messages: int, first_over: tuple[int, int] | None = None) -> None:
-        """``check_chat_shape`` from totals: ``first_over`` is (index, messages) of the first conversation with
-        more than ``MAX_CHAT_MESSAGES``, if any. What a front-end can count before it parses anything (the gRPC
-        server, from a large request's wire bytes: server/chat_shape.py).
+    def check_chat_totals(
+        self, conversations: int, first_over: tuple[int, int] | None, least_bytes: int,
+        first_tools_over: tuple[int, int] | None = None,
+    ) -> None:  # fmt: skip
+        """``check_chat_shape`` from totals, in the order the parsed request is checked: ``first_over`` is
+        (index, messages) of the first conversation with more than ``MAX_CHAT_MESSAGES``, ``first_tools_over``
+        (index, bytes at least) of the first whose tools count more than ``MAX_CHAT_TOOLS_BYTES``, and
+        ``least_bytes`` the least the request counts against ``max_request_bytes`` (its messages at
+        EMPTY_MESSAGE_BYTES, and what else a front-end counted before parsing: EMPTY_PART_BYTES,
+        EMPTY_TOOL_CALL_BYTES, JSON_CONTAINER_BYTES, JSON_COMMA_BYTES; the gRPC server does, from a large
+        request's wire bytes: server/chat_shape.py).
 
-            service.check_chat_totals(2, 10)  # within every limit: returns; else the limit's error
+            service.check_chat_totals(2, None, 640)  # within every limit: returns; else the limit's error
         """
         self.limits.check_request(items=conversations, input_bytes=0)
-        if first_over is not None:
+        if first_over is not None and (first_tools_over is None or first_over[0] <= first_tools_over[0]):
             raise _too_many_messages(f"conversations[{first_over[0]}]", first_over[1])
-        self.limits.check_request(items=conversations, input_bytes=EMPTY_MESSAGE_BYTES * messages)
+        if first_tools_over is not None:
+            raise _too_many_tool_bytes(f"conversations[{first_tools_over[0]}]", first_tools_over[1], at_least=True)
+        self.limits.check_request(items=conversations, input_bytes=least_bytes)
 
     def _admitted(self, size: int, call: CallState | None) -> Any:
         raise NotImplementedError  # TokenizerService's
@@ -323,13 +344,17 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
     if conversation.tools is not None:
         tools = _nested_bytes(conversation.tools, f"{where}.tools", ENTRY_BYTES)
         if tools > MAX_CHAT_TOOLS_BYTES:
-            raise InvalidRequest(
-                f"{where}.tools",
-                f"the tool definitions take {tools:,} bytes, over the limit of {MAX_CHAT_TOOLS_BYTES:,} per "
-                "conversation; send fewer tools or shorter schemas",
-            )
+            raise _too_many_tool_bytes(where, tools)
         size += tools
     return size
+
+
+def _too_many_tool_bytes(where: str, size: int, at_least: bool = False) -> InvalidRequest:
+    return InvalidRequest(
+        f"{where}.tools",
+        f"the tool definitions take {'at least ' if at_least else ''}{size:,} bytes, over the limit of "
+        f"{MAX_CHAT_TOOLS_BYTES:,} per conversation; send fewer tools or shorter schemas",
+    )
 
 
 def _too_many_messages(where: str, count: int) -> InvalidRequest:
