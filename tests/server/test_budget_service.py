@@ -241,13 +241,9 @@ def test_a_normalizing_family_is_refused_with_the_model_and_position_through_the
         assert to_rpc_status(caught.value)[0].code == code_pb2.FAILED_PRECONDITION
 
 
-def test_a_chunk_streams_later_chunks_spend_its_requests_regex_time():
-    """A ChunkStream encodes its chunks as the client reads them, after chunk_stream returned; those encodes
-    spend the request's regex-fallback time (0.5 s + 10 us a character, shared_regex_time) with its
-    whole-text pass. Here the pass takes ~0.35 s of a split pattern that backtracks, and the chunks as much
-    again: the stream stops with the shared bound's error (each chunk had its own 0.5 s: 0.77 s answered OK,
-    and 2.9 s for a larger document)."""
-    import time
+def _backref_service():
+    """A service of one model whose split pattern only the `regex` module runs and that backtracks on runs of
+    "a" (a backreference): each call's time is bounded by shared_regex_time."""
     from types import SimpleNamespace
 
     from support.tokenizer_json import gpt2_tokenizer_json
@@ -263,7 +259,30 @@ def test_a_chunk_streams_later_chunks_spend_its_requests_regex_time():
         def load(self, ref):
             return loaded
 
-    service = TokenizerService(OneModel(), Limits())
+    return TokenizerService(OneModel(), Limits())
+
+
+def test_re_splitting_a_text_earns_no_more_regex_time():
+    """Chunking splits windows of its text again for every chunk (an overlap of 199 in 200: ~200 times). The
+    request's regex time is 0.5 s + 10 us a character of its own input, whatever is split again: here the
+    document (~2,600 characters, ~6 us a character to split once) is stopped at ~0.53 s, where the time grew
+    with every character split again (3.6 s, answered OK; a 48 KB document had 97 s)."""
+    service = _backref_service()
+    text = " ".join(["a" * 10 + "c"] * 240)
+    for chunked in (lambda: service.chunk("backref", [text], 200, 199), lambda: list(service.chunk_stream("backref", text, 200, 199))):
+        with pytest.raises(BatchItemError, match=r"longer than the 0\.53 s one request's texts may take together"):
+            chunked()
+
+
+def test_a_chunk_streams_later_chunks_spend_its_requests_regex_time():
+    """A ChunkStream encodes its chunks as the client reads them, after chunk_stream returned; those encodes
+    spend the request's regex-fallback time (0.5 s + 10 us a character, shared_regex_time) with its
+    whole-text pass. Here the pass takes ~0.35 s of a split pattern that backtracks, and the chunks as much
+    again: the stream stops with the shared bound's error (each chunk had its own 0.5 s: 0.77 s answered OK,
+    and 2.9 s for a larger document)."""
+    import time
+
+    service = _backref_service()
     word = "a" * 24 + "c"  # the pattern's first alternative backtracks at each "a" before "." takes it
     started = time.thread_time()
     service.encode("backref", [word])

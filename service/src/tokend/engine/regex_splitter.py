@@ -52,17 +52,30 @@ class RegexTime:
     theirs cost ~0.4 s an item (1,024 items: minutes). Two clocks: what a call spent is charged in its
     thread's CPU time, while `regex` stops a call on the process's CPU time (its timeout), so in a busy
     process a call is stopped before its share is spent, never after. Not thread-safe: one request's texts
-    are split one after another (on its handler thread, or a bulk-lane thread that carries its context)."""
+    are split one after another (on its handler thread, or a bulk-lane thread that carries its context).
+    `most_chars`: the request's own characters, for operations that split parts of their text again (a
+    chunking's windows, a truncation's retries, a chunk overlap): the characters charged never pass it, so
+    re-splitting the same text earns no more time.
 
-    __slots__ = ("chars", "spent")
+        >>> RegexTime(most_chars=1000).allowed("x" * 5000) == BASE_SECONDS + SECONDS_PER_CHAR * 1000
+        True
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("chars", "spent", "most_chars")
+
+    def __init__(self, most_chars: int | None = None) -> None:
         self.chars = 0
         self.spent = 0.0
+        self.most_chars = most_chars
+
+    def charged_chars(self, text: str) -> int:
+        """The characters the request's time is for, with `text` split too."""
+        chars = self.chars + len(text)
+        return chars if self.most_chars is None else min(chars, self.most_chars)
 
     def allowed(self, text: str) -> float:
         """Seconds a call on `text` may take now."""
-        return BASE_SECONDS + SECONDS_PER_CHAR * (self.chars + len(text)) - self.spent
+        return BASE_SECONDS + SECONDS_PER_CHAR * self.charged_chars(text) - self.spent
 
 
 _SHARED: contextvars.ContextVar[RegexTime | None] = contextvars.ContextVar("tokend_regex_time", default=None)
@@ -83,10 +96,12 @@ class shared_regex_time:  # noqa: N801 - used as a function: ``with shared_regex
     True
     """
 
-    __slots__ = ("_token", "_time")
+    __slots__ = ("_token", "_time", "_most_chars")
 
-    def __init__(self, regex_time: RegexTime | None = None) -> None:
+    def __init__(self, regex_time: RegexTime | None = None, *, most_chars: int | None = None) -> None:
+        """``most_chars``: a new RegexTime's (see RegexTime)."""
         self._time = regex_time
+        self._most_chars = most_chars
 
     def __enter__(self) -> RegexTime:
         existing = _SHARED.get()
@@ -94,7 +109,7 @@ class shared_regex_time:  # noqa: N801 - used as a function: ``with shared_regex
             self._token = None
             return existing
         if self._time is None:
-            self._time = RegexTime()
+            self._time = RegexTime(self._most_chars)
         self._token = _SHARED.set(self._time)
         return self._time
 
@@ -173,7 +188,7 @@ class RegexSplitter:
 
     def _too_slow(self, text: str, shared: RegexTime | None) -> ModelFormatError:
         if shared is not None and shared.allowed(text) < _seconds(text):
-            chars = shared.chars + len(text)
+            chars = shared.charged_chars(text)
             return ModelFormatError(
                 f"split pattern {self.pattern[:80]!r} (outside the native subset, run by the regex module) took longer than "
                 f"the {BASE_SECONDS + SECONDS_PER_CHAR * chars:.2g} s one request's texts may take together ({chars:,} "

@@ -61,7 +61,7 @@ class BudgetOperations:
     def _text_request(self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy) -> tuple[list[int], Any, BoundPolicy]:
         raise NotImplementedError  # TokenizerService's
 
-    def _admitted(self, size: int, call: CallState | None) -> Any:
+    def _admitted(self, size: int, call: CallState | None, regex_chars: int | None = None) -> Any:
         raise NotImplementedError  # TokenizerService's
 
     # ---- offsets ---------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ class BudgetOperations:
             return found.ids, spans
 
         # Offsets hold four positions per token beside each id: twice an encode's working memory.
-        with self._admitted(2 * working_bytes("encode", sizes=sizes), call):
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call, regex_chars=size):
             results = run_batch(inputs, with_offsets, call=call)
         ids = [found for found, _ in results]
         total = sum(map(len, ids))
@@ -134,7 +134,7 @@ class BudgetOperations:
             byte_start = positions(kept.start)
             return TruncatedText(kept.text, kept.ids, kept.start, kept.end, byte_start, positions(kept.end), kept.total_tokens)
 
-        with self._admitted(working_bytes("encode", sizes=sizes), call):
+        with self._admitted(working_bytes("encode", sizes=sizes), call, regex_chars=size):
             results = run_batch(inputs, truncate, call=call)
         _record("truncate", len(inputs), sum(len(result.ids) for result in results), size)
         return Truncated(_version(loaded), results)
@@ -176,7 +176,7 @@ class BudgetOperations:
             return chunks
 
         # Offsets of the whole encoding beside its ids while the chunks are found: as encode_with_offsets.
-        with self._admitted(2 * working_bytes("encode", sizes=sizes), call):
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call, regex_chars=size):
             results = run_batch(inputs, chunk, call=call, with_index=True)
         _record("chunk", len(inputs), sum(len(piece.ids) for chunks in results for piece in chunks), size)
         return Chunked(_version(loaded), results)
@@ -198,7 +198,7 @@ class BudgetOperations:
         sizes, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks)
         size = sum(sizes)
         # Held until the stream's call ends (its record's end), or at once without a front-end record.
-        with self._admitted(2 * working_bytes("encode", sizes=sizes), call) as regex_time, _the_document():
+        with self._admitted(2 * working_bytes("encode", sizes=sizes), call, regex_chars=size) as regex_time, _the_document():
             try:
                 chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
             except InvalidBudgetError as exc:

@@ -223,18 +223,19 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         return self.lane.run(lambda: method(item, **options), call=call, size=len(item))
 
     @contextmanager
-    def _admitted(self, size: int, call: CallState | None) -> Iterator[RegexTime]:
+    def _admitted(self, size: int, call: CallState | None, regex_chars: int | None = None) -> Iterator[RegexTime]:
         """Hold ``size`` bytes of the worker's working memory (``admission``) until the call ends: the end
         of the front-end's ``recording()`` when there is one (its answer is built inside it), else here.
         Inside, the regex fallback's split patterns share one time bound for all the call's texts
-        (``shared_regex_time``); the RegexTime it yields is for work done after the block (a stream's)."""
+        (``shared_regex_time``; ``regex_chars``: its ``most_chars``, for operations that split their text
+        again); the RegexTime it yields is for work done after the block (a stream's)."""
         release = None if self.admission is None else self.admission.reserve(size, call=call)
         record = current_record()
         if release is not None and record is not None:
             record.at_end(release)  # given back with the answer, not here
             release = None
         try:
-            with shared_regex_time() as regex_time:
+            with shared_regex_time(most_chars=regex_chars) as regex_time:
                 yield regex_time
         finally:
             if release is not None:
