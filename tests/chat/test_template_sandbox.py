@@ -233,3 +233,144 @@ def test_a_renders_time_limit_is_its_cpu_time_and_a_hard_deadline_is_wall_time()
         stop.set()
         for thread in threads:
             thread.join()
+
+# Content reaching a template can be ~8 MB (max_request_bytes); a template can build 16 Mi characters itself.
+LARGE_VALUES = {
+    "s": "ab cd " * 700_000,  # 4.2 M characters
+    "w": "\U0001f600" * 120_000,  # one long word
+    "tags": "<a>" * 1_000_000,
+    "lines": "\n" * 5_000_000,
+    "d": dict.fromkeys(map(str, range(300_000)), 1),
+    "numbers": list(range(1_000_000)),
+    "m": "a" * 1_000_000,
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("{{ s|sort }}", "sort"),  # 6.4 s and +631 MiB in one call before
+        ("{{ s|select('equalto', 'a')|list }}", "select"),
+        ("{{ s|reject('equalto', 'a')|list }}", "reject"),
+        ("{{ s|list|map('upper')|list }}", "list"),
+        ("{{ s|unique|list }}", "unique"),
+        ("{{ s|groupby(0) }}", "groupby"),
+        ("{{ s|batch(2)|list }}", "batch"),
+        ("{{ s|min }}", "min"),
+        ("{{ s|join(',') }}", "join"),
+        ("{{ m|join('-' * 20) }}", "join"),  # within the item cap, its result 21 M characters: sized before
+        ("{{ s|urlize }}", "urlize"),
+        ("{{ s|wordwrap }}", "wordwrap"),
+        ("{{ s|title }}", "title"),
+        ("{{ s|urlencode }}", "urlencode"),
+        ("{{ s|wordcount }}", "wordcount"),
+        ("{{ s|pprint }}", "pprint"),
+        ("{{ tags|striptags }}", "striptags"),
+        ("{{ lines|indent }}", "indent"),
+        ("{{ w|wordwrap(1) }}", "wordwrap"),  # a long word cut at width 1: quadratic (130 s for 1 M emoji)
+        ("{{ d|dictsort }}", "dictsort"),
+        ("{{ numbers|select|sort }}", "sort"),  # a generator: counted as it is read
+        ("{{ s.split() }}", "split()"),  # str methods making lists of new strings (+382 MiB for 16 M characters)
+        ("{{ s.rsplit(' ') }}", "rsplit()"),
+        ("{{ lines.splitlines() }}", "splitlines()"),
+    ],
+)
+def test_one_filter_call_on_a_large_value_is_refused_before_it_runs(source, name):
+    started = time.process_time()
+    error = render_error(source, seconds=5.0, **LARGE_VALUES)  # refused on size, not time, on a busy machine
+    assert error.reason == "size_limit", error
+    assert (f"the {name!r} filter" if name.isalpha() else f"with {name}") in str(error) and "limit" in str(error)
+    assert time.process_time() - started < 2.0  # generous; seconds (up to 130 s) in one call before
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # one test per item, each scanning a long string: no hook between the items (4 s before)
+        "{{ (range(1000)|map('string')|list)|select('in', s)|list }}",
+        "{{ l|sum(start=[]) }}",  # quadratic concatenation inside one sum() (10 s for 100,000 lists before)
+    ],
+)
+def test_one_filter_call_with_slow_items_stops_at_the_deadline(source):
+    started = time.process_time()
+    error = render_error(source, seconds=LIMITS.seconds, s="a" * 4_000_000, l=[[1]] * 100_000)
+    assert error.reason == "time_limit", error
+    assert time.process_time() - started < 2.0
+
+
+def render_error(source: str, seconds: float, **variables) -> ChatTemplateError:
+    # The default size limit (16 Mi characters), which every result of these calls is within.
+    with pytest.raises(ChatTemplateError) as caught:
+        render_template(compile_template(source), variables, TemplateLimits(seconds=seconds))
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ items|sort|join(',') }}", "{{ items|sort(reverse=true)|first }}", "{{ items|select('odd')|list|length }}",
+        "{{ items|reject('odd')|sum }}", "{{ items|map('string')|unique|list|length }}", "{{ items|min }},{{ items|max }}",
+        "{{ items|batch(7)|list|length }}", "{{ items|slice(3)|map('length')|join(',') }}", "{{ items|reverse|list|last }}",
+        "{{ text|list|length }}", "{{ text|unique|join }}", "{{ text|sort|first }}", "{{ text|join('-')|length }}",
+        "{{ text|title|length }}", "{{ text|wordwrap(10)|length }}", "{{ text|urlize|length }}", "{{ text|wordcount }}",
+        "{{ dicts|groupby('k')|map(attribute='grouper')|join(',') }}", "{{ dicts|selectattr('k', 'equalto', 3)|list|length }}",
+        "{{ dicts|map(attribute='k')|sum }}", "{{ mapping|dictsort|first }}", "{{ mapping|items|list|length }}",
+        "{{ (items|map('string'))|join(',')|length }}", "{{ ''|list }}{{ nothing|default([])|sort }}",
+        "{{ long.split()|length }},{{ long.split(' ', 1)|last }},{{ long.rsplit('x', 2)|length }},{{ long.splitlines()|length }}",
+        "{{ long_words.split()|length }},{{ long_words.split(none, 3)|length }},{{ long_words.split(' ')|length }}",
+        "{{ none|selectattr('x')|list }}{{ none|map('upper')|list }}{{ nothing|sort }}",  # functionary v3.1: `tools|...` of None
+    ],
+)
+def test_filters_over_a_few_thousand_items_give_jinjas_results(source):
+    # Past LOOP_TICK_ITEMS items a filter reads its value through a counting iterator: the result is Jinja's.
+    import jinja2
+
+    variables = {
+        "items": [(i * 7919) % 3001 for i in range(3000)], "text": "Hello world, see https://example.com now. " * 100,
+        "dicts": [{"k": i % 5} for i in range(2500)], "mapping": {f"k{i}": i for i in range(2000)},
+        "long": "x" * 3_000_000 + " y", "long_words": "wörd\u3000" * 300_000,  # past MAX_ELEMENTS: pieces counted first
+    }  # fmt: skip
+    rendered = render_template(compile_template(source), variables, TemplateLimits(seconds=5.0))
+    assert rendered == jinja2.Environment().from_string(source).render(**variables)
+
+
+HELD_LIMITS = TemplateLimits(seconds=5.0, max_chars=1_000_000, max_held_bytes=8_000_000)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # many values, each within max_chars, held at once: 40 of 900,000 characters (16 Mi each by default: ~2 GB)
+        "".join(f"{{% set v{i} = s ~ '{i}' %}}" for i in range(40)) + "{{ v0|length + v39|length }}",
+        "{% macro f(n, t) %}{% if n %}{{ f(n - 1, t ~ 'x') }}{% endif %}{% endmacro %}{{ f(40, s) }}",  # a frame each
+        "{% set ns = namespace() %}" + "".join(f"{{% set ns.a{i} = s ~ '{i}' %}}" for i in range(40)),
+        "{% set parts = t.split('|') %}" + "".join(f"{{% set l{i} = parts|map('upper')|list %}}" for i in range(40)),  # lists
+    ],
+)
+def test_the_values_a_render_holds_together_are_bounded(source):
+    with pytest.raises(ChatTemplateError) as caught:
+        render_template(compile_template(source), {"s": "x" * 900_000, "t": ("x" * 8191 + "|") * 110}, HELD_LIMITS)
+    assert caught.value.reason == "size_limit", caught.value
+    assert "limit 8,000,000 bytes for one render" in str(caught.value)
+
+
+def test_values_let_go_are_not_held():
+    # A string grown a message at a time (Reka-Edge's template: `ns.out ~ text`) makes 160 M characters in
+    # all over 400 messages, but holds one of them at a time.
+    source = "{% set ns = namespace(out='') %}{% for m in messages %}{% set ns.out = ns.out ~ m %}{% endfor %}{{ ns.out|length }}"
+    assert render_template(compile_template(source), {"messages": ["y" * 2000] * 400}, HELD_LIMITS) == "800000"
+
+
+def test_the_split_piece_count_knows_every_separator_python_splits_at():
+    # `_most_pieces` is an upper bound only if it counts every character split() and splitlines() split at.
+    import sys
+
+    from tokend.registry.chat.sandbox import _LINE_BREAKS, _WHITESPACE, _WHITESPACE_WIDE, _most_pieces
+
+    characters = [chr(code) for code in range(sys.maxunicode + 1)]
+    assert sorted(_WHITESPACE + _WHITESPACE_WIDE) == [c for c in characters if c.isspace()]
+    assert sorted(_LINE_BREAKS) == [c for c in characters if len(f"a{c}b".splitlines()) == 2]
+    text = "a\u3000b\tc\r\nd\x85e" * 1000
+    assert _most_pieces(text, "split", (), {}) >= len(text.split())
+    assert _most_pieces(text, "splitlines", (), {}) >= len(text.splitlines())
+    assert _most_pieces(text, "rsplit", ("\t", 3), {}) == 4

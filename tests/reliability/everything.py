@@ -77,7 +77,7 @@ class Outcome:
 GRPC_CASES = ("1 100,000 disallowed strings", "5 decode amplification", "6 big single piece", "9 1 MB model name",
               "10 8 MiB of \\x01", "13 malformed reference", "13 unknown enum", "limits: items", "limits: 9 MB",
               "2 trickling version", "4 gzip bomb", "3 tampered after load", "template: huge integer division",
-              "template: lists of themselves", "model: backtracking split pattern",
+              "template: lists of themselves", "template: many large values held at once", "model: backtracking split pattern",
               "model: backtracking split pattern, 64 items", "template: 16 busy conversations",
               "specials: 1 MB of their prefix", DOCUMENTED_INTERNAL)  # fmt: skip
 
@@ -111,6 +111,7 @@ def _grpc_cases(big_bytes: int) -> list[tuple[str, str, Any, set[str], float]]:
         ("3 tampered after load", "CountTokens", text("o200k_base@1", "hello world"), {"OK"}, 5.0),
         ("template: huge integer division", "CountChatTokens", chat("divide"), {"RESOURCE_EXHAUSTED"}, 1.0),
         ("template: lists of themselves", "CountChatTokens", chat("twins"), {"RESOURCE_EXHAUSTED"}, 1.0),
+        ("template: many large values held at once", "CountChatTokens", chat("hoard"), {"RESOURCE_EXHAUSTED"}, 1.0),
         ("model: backtracking split pattern", "CountTokens", text("backref", "a" * 41 + "c"), {"FAILED_PRECONDITION"}, 0.5),
         # each item within its own bound, the request's shared one stops them (0.5 s + 10 us a character)
         ("model: backtracking split pattern, 64 items", "CountTokens", pb.CountTokensRequest(

@@ -123,15 +123,22 @@ def test_a_template_that_raises_is_invalid_input_with_its_message(service):
 
 
 @pytest.mark.parametrize(
-    ("content", "limit_name"), [("spin", "chat_template_seconds"), ("grow", "chat_template_max_chars")]
+    ("content", "limit_name"),
+    [("spin", "chat_template_seconds"), ("grow", "chat_template_max_chars"), ("hoard", "chat_template_max_chars")],
 )
 def test_a_template_at_its_limits_is_limit_exceeded_stating_the_limit(service, content, limit_name):
     started = time.monotonic()
-    failure = _failure(service.count_chat, "templated", _conversations("short") + [ChatConversation([{"role": "user", "content": content}])])
+    conversations = _conversations("short") + [ChatConversation([{"role": "user", "content": content}])]
+    failure = _failure(service.count_chat, "templated", conversations)
     assert time.monotonic() - started < 10  # the template's own bound (1 s), with room for a busy machine
     assert failure.kind is ErrorKind.LIMIT_EXCEEDED and failure.reason is Reason.CHAT_TEMPLATE_ERROR
     assert (failure.limit_name, failure.field, failure.metadata["item"]) == (limit_name, "conversations[1]", 1)
-    assert ("longer than 1 s" if content == "spin" else "limit 16,777,216") in failure.message
+    # hoard: the service's held limit for a small conversation, 2 x max_chars + 4 bytes per input byte
+    expected = {"spin": "longer than 1 s", "grow": "limit 16,777,216", "hoard": "bytes for one render"}[content]
+    assert expected in failure.message
+    if content == "hoard":
+        longest = max(conversation_bytes(conversation) for conversation in conversations)
+        assert f"limit {2 * (16 << 20) + 4 * longest:,} bytes" in failure.message
 
 
 def test_the_calls_deadline_bounds_a_template_and_is_reported_as_the_deadline(service):

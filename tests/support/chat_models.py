@@ -10,7 +10,8 @@ Models (all OpenAI's cl100k_base / o200k_base ranks, published through ``Registr
   "robot" (raise_exception), loops for ever on the content "spin" (its time limit) and builds 200 MB on
   the content "grow" (its size limit), and stops "divide" and "twins" (a huge integer division, lists built
   of themselves) at its size limit before they run and "lorem" (200,000 paragraphs of lipsum) at its time limit,
-  and works ~0.3 s on "busy" (many in one request: the request's shared template time);
+  refuses "hoard" (five values of 10 M characters held at once) at its held-values limit, and works ~0.3 s on
+  "busy" (many in one request: the request's shared template time);
 - ``o200k_base@1``: ``openai-chat`` (an estimate: counts, no ids);
 - ``plain@1``: cl100k_base without a chat format.
 Exactness of the formats is tests/chat's business (against the reference renderers); these models only
@@ -37,6 +38,9 @@ TEMPLATE = (
     "{%- if message.content == 'twins' %}{% set ns = namespace(x=['a'], y=['a']) %}{% for i in range(40) %}"
     "{% set ns.x = [ns.x, ns.x] %}{% set ns.y = [ns.y, ns.y] %}{% endfor %}{{ ns.x == ns.y }}{% endif %}"
     "{%- if message.content == 'lorem' %}{{ lipsum(n=200000) }}{% endif %}"
+    # five values of 10 M characters held at once, each within max_chars (30 of them were 1.8 GB)
+    "{%- if message.content == 'hoard' %}{% set a = 'x' * 10000000 %}{% set b = a ~ 'b' %}{% set c = a ~ 'c' %}"
+    "{% set d = a ~ 'd' %}{% set e = a ~ 'e' %}{{ e|length }}{% endif %}"
     # ~0.3 s of work, within one conversation's 1 s: many of them in one request exhaust the request's share
     # (strftime_now: a render no layout can stand for, so every conversation renders: template_layout)
     "{%- if message.content == 'busy' %}{% set ns = namespace(n=strftime_now('%S')|length) %}{% for i in range(60000) %}"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tokend.engine.message_counts import plain_message_bytes
@@ -43,6 +43,7 @@ __all__ = [
     "ChatOperations",
     "conversation_bytes",
     "chat_working_bytes",
+    "template_held_bytes",
     "TEMPLATE_SECONDS",
     "TEMPLATE_SECONDS_PER_CONVERSATION",
     "MAX_CHAT_DEPTH",
@@ -64,7 +65,6 @@ TEMPLATE_SECONDS = TemplateLimits().seconds
 # so a batch of 1,024 of those fits; 1,024 conversations each rendering for just under a second did not
 # (17 minutes of one worker, answered OK).
 TEMPLATE_SECONDS_PER_CONVERSATION = 0.005
-_COUNT_LIMITS = TemplateLimits(TEMPLATE_SECONDS)  # immutable: one for every count_chat call
 # Nesting of messages and tools (tool schemas, object arguments) beyond this is refused: JSON of any
 # depth would otherwise reach the renderers and Python's recursion limit. Real tool schemas nest < 10.
 MAX_CHAT_DEPTH = 32
@@ -139,7 +139,8 @@ class ChatOperations:
         answer = AnswerBudget(self.limits, items=len(conversations), max_token_value=loaded.encoding.max_token_value)
         extra = 0  # rendered text and spans, beside the ids AnswerBudget measures
         # The rendered text is part of the answer: a template may not build more than can be sent.
-        limits = TemplateLimits(TEMPLATE_SECONDS, min(TemplateLimits().max_chars, self.limits.max_response_bytes))
+        max_chars = min(TemplateLimits().max_chars, self.limits.max_response_bytes)
+        limits = TemplateLimits(TEMPLATE_SECONDS, max_chars, max_held_bytes=template_held_bytes(sizes, max_chars))
         request = _RequestTime(len(conversations))
 
         def encode(index: int, conversation: ChatConversation) -> ChatEncoding:
@@ -176,7 +177,7 @@ class ChatOperations:
         only, which spares a template one render per message)."""
         sizes, loaded = self._chat_request(model, conversations, content_special_tokens)
         chat = loaded.chat
-        limits = _COUNT_LIMITS
+        limits = TemplateLimits(TEMPLATE_SECONDS, max_held_bytes=template_held_bytes(sizes, TemplateLimits().max_chars))
         request = _RequestTime(len(conversations))
 
         def count(index: int, conversation: ChatConversation) -> ChatCount:
@@ -282,7 +283,7 @@ def _within_deadline(call: CallState | None, request: _RequestTime, index: int, 
     remaining = call.time_remaining() if call is not None else None
     hard_deadline = None if remaining is None else time.monotonic() + remaining
     try:
-        return render(TemplateLimits(max(0.0, seconds), limits.max_chars, hard_deadline=hard_deadline, clock=request.clock))
+        return render(replace(limits, seconds=max(0.0, seconds), hard_deadline=hard_deadline, clock=request.clock))
     except ChatTemplateError as error:
         if error.reason == "time_limit" and hard_deadline is not None and time.monotonic() >= hard_deadline:
             raise DeadlineExpired(index, total) from None
@@ -308,6 +309,18 @@ def chat_working_bytes(operation: str, sizes: Sequence[int]) -> int:
     if operation == "encode_chat":
         return working_bytes("encode", sizes=sizes) + render + sum(sizes)
     return working_bytes("count", sizes=sizes) + render
+
+
+def template_held_bytes(sizes: Sequence[int], max_chars: int) -> int:
+    """What a chat template's render may hold at once of the values it made (``TemplateLimits.max_held_bytes``):
+    the rendering memory ``chat_working_bytes`` reserves for the longest conversation (RENDER_BYTES_PER_BYTE
+    per input byte), and two values of ``max_chars`` ASCII characters (the output, and one being made). The
+    70 templates llama.cpp ships hold at most 0.61 of it for 8 MB conversations (docs/decisions.md).
+
+    >>> template_held_bytes([1 << 20], 16 << 20) == (32 << 20) + (4 << 20)
+    True
+    """
+    return 2 * max_chars + RENDER_BYTES_PER_BYTE * max(sizes, default=0)
 
 
 def conversation_bytes(conversation: ChatConversation, where: str = "conversation") -> int:

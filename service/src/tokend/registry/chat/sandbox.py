@@ -11,7 +11,8 @@ messages), configured the way transformers' `apply_chat_template` configures it 
     'user:Hi\\n'
 
 Limits (`TemplateLimits`): a render stops with `ChatTemplateError` (reason "time_limit" or "size_limit")
-when it runs past `seconds` or when the output, or any one string or list it builds, would pass `max_chars`.
+when it runs past `seconds`, when the output, or any one string or list it builds, would pass `max_chars`,
+or when the values it made and still holds would pass `max_held_bytes`.
 How they are enforced, without threads or signals (a template cannot be killed from outside):
 - time: the deadline is checked at every hook the sandbox routes through Python — each attribute or item
   access, each call (every call in a sandboxed template goes through `call`), each filter, each `+ * % **`
@@ -27,8 +28,19 @@ How they are enforced, without threads or signals (a template cannot be killed f
 - integers: an operand or result of `+ * ** % //` past `MAX_INT_BITS` is refused before the (GIL-holding) C
   arithmetic runs (`-` is not checked: it cannot make an integer longer by more than a bit).
 - `lipsum` runs a paragraph at a time under the deadline.
-Not handled: a template's CPU time inside one bounded C operation (e.g. sorting 100,000 items), which the
-bounds above keep small.
+- one filter call: the deadline is not checked inside it, so the value it works through is bounded first
+  (`_ELEMENT_LIMITS`: 1 Mi items, 256 Ki for the sorting ones; `_CHARACTER_LIMITS` for the string filters
+  that are Python code per word or character), so that no call takes more than ~0.5 s or ~256 MiB; a
+  filter reading items one by one reads a long or lazy value through an iterator that counts them and
+  checks the deadline, and every test checks it (`select('in', long_text)` over 1,000 items took 13 s).
+  `split`, `rsplit` and `splitlines` of more than 1 Mi characters count their pieces first (`str.count`).
+- held values: each result of a filter, call, operator, join or slice of 4,096 characters or more is kept
+  in `_Budget.held` with its size (a string's bytes, a container's estimate); when their total doubles,
+  those nothing else references any more (`sys.getrefcount`) are let go (those of 1 MiB or more at every
+  hook), and what is left must be within `max_held_bytes` (30 values within max_chars each held 1.8 GB).
+  A string grown a message at a time holds one string, however many it made.
+Not handled: a template's CPU time inside one bounded C operation (e.g. a str method on 16 Mi characters),
+which the bounds above keep small.
 A render may be a trace (`render_template(..., tracer=)`, template_trace): the same render under the same
 limits, in which filters, tests, lookups, calls and joins ask the tracer first about traced content.
 """
@@ -38,8 +50,9 @@ from __future__ import annotations
 import contextvars
 import json
 import re
+import sys
 import time
-from collections.abc import Mapping, MappingView
+from collections.abc import Iterator, Mapping, MappingView
 from dataclasses import dataclass
 from datetime import datetime
 from types import GeneratorType
@@ -73,7 +86,8 @@ class _RaisedByTemplate(TemplateError):
 
 
 class _Budget:
-    __slots__ = ("deadline", "cpu_deadline", "hard_deadline", "max_chars", "seconds", "tracer")
+    __slots__ = ("deadline", "cpu_deadline", "hard_deadline", "held", "held_bytes", "large", "max_chars", "max_held_bytes",
+                 "prune_at", "seconds", "tracer")
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
         self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
@@ -85,11 +99,50 @@ class _Budget:
         if self.hard_deadline is not None and self.hard_deadline < self.deadline:
             self.deadline = self.hard_deadline
         self.max_chars = limits.max_chars
+        self.max_held_bytes = limits.max_held_bytes
+        self.held: dict[int, tuple[Any, int]] = {}  # id -> (value, its bytes): the values made, HELD_MIN_CHARS+
+        self.large: dict[int, tuple[Any, int]] = {}  # the same, for values of RELEASE_MIN_BYTES or more
+        self.held_bytes = 0  # the bytes of both, summed
+        self.prune_at = _PRUNE_BYTES
 
     def tick(self) -> None:
+        if self.large:
+            self.release()
         # The wall clock first (~60 ns); the thread's CPU clock (~350 ns) only once the wall deadline passed.
         if time.monotonic() > self.deadline and not self._more_time():
             raise _LimitExceeded("time_limit", f"the chat template ran longer than {self.seconds:g} s")
+
+    def release(self) -> None:
+        """Let go of the large values nothing else references any more. Called at every hook (`tick`), before
+        the operation allocates: a value held one operation too long could not give its memory to the next
+        one (Qwen3's `'<|im_start|>' + role + '\\n' + content + ...` over an 8 MB message took 3 ms more, and
+        Reka-Edge's `ns.out ~ text` over 1,000 messages of 8 KB 650 -> 940 ms)."""
+        dead = [key for key, entry in self.large.items() if _references(entry) <= _UNREFERENCED]
+        for key in dead:
+            self.held_bytes -= self.large.pop(key)[1]
+
+    def hold(self, value: Any, size: int, what: str) -> None:
+        """Count a large value the render made (`size` bytes); past `prune_at`, those no longer referenced
+        elsewhere are let go (so a template that grows one string, `ns.out ~ text` per message, holds one),
+        and what is still referenced must stay within max_held_bytes."""
+        if id(value) in self.held or id(value) in self.large:  # the same object made again (a cached result)
+            return
+        (self.large if size >= RELEASE_MIN_BYTES else self.held)[id(value)] = (value, size)
+        self.held_bytes += size
+        if self.held_bytes <= self.prune_at:
+            return
+        self.held = {key: entry for key, entry in self.held.items() if _references(entry) > _UNREFERENCED}
+        self.large = {key: entry for key, entry in self.large.items() if _references(entry) > _UNREFERENCED}
+        self.held_bytes = sum(size for _, size in self.held.values()) + sum(size for _, size in self.large.values())
+        if self.held_bytes > self.max_held_bytes:
+            raise _LimitExceeded(
+                "size_limit",
+                f"the chat template holds {_amount(self.held_bytes)} bytes of values it made, making {what} "
+                f"(limit {self.max_held_bytes:,} bytes for one render)",
+            )
+        # Pruned again when the count doubles: each value is looked at O(1) times on average, and a render keeps
+        # at most about as much garbage as it holds.
+        self.prune_at = min(max(_PRUNE_BYTES, 2 * self.held_bytes), self.max_held_bytes)
 
     def _more_time(self) -> bool:
         """Past the wall deadline: True (and a later deadline) while the render has CPU time left and the
@@ -110,6 +163,25 @@ class _Budget:
             raise _LimitExceeded(
                 "size_limit", f"the chat template would build {what} of about {_amount(chars)} characters (limit {self.max_chars:,})"
             )
+
+
+# Values the render makes of at least this many characters are counted while they live (`_Budget.hold`):
+# ~1 us of copying each, so the count costs no real template anything measurable.
+HELD_MIN_CHARS = 4096
+# The held values are first checked for garbage past this many bytes.
+_PRUNE_BYTES = 4 * 2**20
+# ... and values of this many bytes or more at every hook (`_Budget.release`); a render holds at most
+# max_held_bytes / RELEASE_MIN_BYTES (64) of them at once, so the check stays short.
+RELEASE_MIN_BYTES = 1 << 20
+
+
+def _references(entry: tuple[Any, int]) -> int:
+    return sys.getrefcount(entry[0])
+
+
+# What `_references` says of a value held only by its entry (the entry's and the call's references: 2 on
+# CPython 3.11), measured rather than assumed, as the count differs between interpreter versions.
+_UNREFERENCED = _references(("".join(["un", "referenced"]), 0))
 
 
 def _amount(count: int) -> str:
@@ -193,6 +265,27 @@ def _check_value(value: Any, what: str) -> Any:
     budget = _budget()
     if isinstance(value, _SIZED):
         budget.size(_estimate(value, budget.max_chars), what)
+    elif isinstance(value, int):
+        _check_int(value.bit_length(), what)
+    return value
+
+
+def _check_built(value: Any, what: str) -> Any:
+    """A value the template made (a result of a filter, call, operator, join or slice): checked as
+    `_check_value` does and, when large, counted while it lives (`_Budget.hold`, `max_held_bytes`): a string
+    by its memory (1, 2 or 4 bytes a character), a list, tuple or dict by its items' characters (each value
+    is within max_chars, but 30 strings of 16 M emoji held 1.8 GB)."""
+    budget = _budget()
+    if isinstance(value, str):
+        chars = len(value)
+        budget.size(chars, what)
+        if chars >= HELD_MIN_CHARS:
+            budget.hold(value, sys.getsizeof(value), what)
+    elif isinstance(value, _SIZED):
+        chars = _estimate(value, budget.max_chars)
+        budget.size(chars, what)
+        if chars >= HELD_MIN_CHARS:
+            budget.hold(value, chars, what)
     elif isinstance(value, int):
         _check_int(value.bit_length(), what)
     return value
@@ -309,9 +402,10 @@ def _bounded_join(parts: Any) -> str:
     budget.tick()
     parts = list(parts)
     budget.size(sum(_estimate(part, budget.max_chars) for part in parts), "a string")
+    joined = _check_built("".join(parts), "a string")
     if budget.tracer is not None:  # a captured block (`{% set %}`, macro, call, filter block) of a traced render
-        return budget.tracer.captured("".join(parts))
-    return "".join(parts)
+        return budget.tracer.captured(joined)
+    return joined
 
 
 def _bounded_str_join(seq: Any) -> str:
@@ -331,7 +425,7 @@ def _bounded_markup_join(seq: Any) -> str:
         joined = budget.tracer.join(seq)
         if joined is not None:
             return joined
-    return jinja2.runtime.markup_join(list(map(_check_joined, seq)))
+    return _check_built(jinja2.runtime.markup_join(list(map(_check_joined, seq))), "a string")
 
 
 def _check_joined(value: Any) -> Any:
@@ -363,7 +457,7 @@ def _tojson(value: Any, ensure_ascii: bool = False, indent: Any = None, separato
     elif isinstance(indent, str):
         budget.size(_estimate(value, budget.max_chars) * max(1, len(indent)), "JSON text")
     text = json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-    return _check_value(text, "JSON text")
+    return _check_built(text, "JSON text")
 
 
 # lipsum's words are at most 14 characters; a paragraph of more than this many would take over 100 ms.
@@ -404,9 +498,49 @@ def _strftime_now(format: str) -> str:
 _SERIALISING_FILTERS = frozenset({"join", "string", "pprint", "xmlattr", "urlize", "wordwrap", "center", "batch", "slice", "list"})
 _GROWING_FILTERS = _SERIALISING_FILTERS | {"indent", "replace", "format"}
 
+# One filter call is one step between hooks: the deadline is not checked inside it, so its input is bounded
+# before it runs, such that no call takes more than ~0.5 s of CPU or ~256 MiB (measured on the 2-core build
+# machine, the worst input found for each; docs/decisions.md, "Chat templates: one filter call ...").
+# Elements (a list's or dict's items, a string's characters) of the value a filter walks item by item:
+MAX_ELEMENTS = 1 << 20  # select/reject/map/unique/min/max/sum/batch/slice/list/join: <= ~1 us and ~120 B an item
+MAX_SORTED_ELEMENTS = 1 << 18  # sorting (key per item, then the sort): ~1.6 us and ~250 B an item
+# filter -> the most elements of its value
+_ELEMENT_LIMITS = {
+    **dict.fromkeys(("select", "reject", "selectattr", "rejectattr", "map", "unique", "min", "max", "sum"), MAX_ELEMENTS),
+    **dict.fromkeys(("batch", "slice", "list", "join", "items"), MAX_ELEMENTS),
+    **dict.fromkeys(("sort", "groupby", "dictsort", "xmlattr"), MAX_SORTED_ELEMENTS),
+}
+# Filters that take any iterable the same way: a value past LOOP_TICK_ITEMS is handed to them as an iterator
+# that counts its items and checks the deadline (a per-item test or filter, e.g. `select('in', long_text)` or
+# `sum(start=[])`, is slow however few the items). The others (items, dictsort, xmlattr) need a dict.
+_ITERATING_FILTERS = frozenset(_ELEMENT_LIMITS) - {"items", "dictsort", "xmlattr"}
+# Characters of the string a filter works through in Python, a word or a character at a time.
+# filter -> the most characters of its value (worst measured: ns and bytes a character)
+_CHARACTER_LIMITS = {
+    "urlize": 1 << 18,  # 1,190 ns, 160 B ("1 1 1 ...", "<<<...")
+    "wordwrap": 1 << 17,  # 1,730 ns, 95 B (emoji); and see _WORDWRAP_WORK
+    "title": 1 << 20,  # 180 ns, 80 B ("1 1 1 ...")
+    "striptags": 1 << 21,  # 120 ns, 26 B ("<a><a>...")
+    "urlencode": 1 << 21,  # 170 ns, 48 B (emoji: 12 characters out for each)
+    "wordcount": 1 << 22,  # 90 ns, 24 B (a list of the words)
+}
+# wordwrap cuts a word longer than its width one line at a time, copying the rest of the word each time:
+# len(value)**2 / width characters copied (a 1 M-character word at width 1 took 130 s). 2**32 is ~0.3 s.
+_WORDWRAP_WORK = 1 << 32
+# pprint is Python code for every item and line: at most this many characters of its value (~450 ns each).
+_PPRINT_CHARS = 1 << 19
+# indent splits its value into lines and joins them again: at most this many lines (~50 ns, 17 B each).
+_INDENT_LINES = 1 << 22
+
 
 def _wrap_filter(name: str, function: Any) -> Any:
-    """Every filter: deadline, size-like integer arguments, an estimate for the ones that multiply, result."""
+    """Every filter: deadline, size-like integer arguments, the size of the value it works through, an
+    estimate for the ones that multiply, result."""
+    # pass_context / pass_eval_context / pass_environment filters get that first, then their value.
+    first = 1 if hasattr(function, "jinja_pass_arg") else 0
+    element_limit = _ELEMENT_LIMITS.get(name)
+    iterating = name in _ITERATING_FILTERS
+    character_limit = _CHARACTER_LIMITS.get(name)
 
     def bounded(*args: Any, **kwargs: Any) -> Any:
         budget = _budget()
@@ -415,25 +549,49 @@ def _wrap_filter(name: str, function: Any) -> Any:
             handled, result = budget.tracer.filter(name, args, kwargs)
             if handled:
                 return result
-        _check_int_arguments(args[1:], kwargs, f"the result of the {name!r} filter")
-        if args and name in _GROWING_FILTERS:
-            value = args[0]
+        _check_int_arguments(args[first + 1 :], kwargs, f"the result of the {name!r} filter")
+        if len(args) <= first:
+            return _check_built(function(*args, **kwargs), f"the result of the {name!r} filter")
+        value = args[first]
+        if element_limit is not None:
+            counted = _elements_within(value, element_limit, name, iterating, budget)
+            if counted is not value:
+                args = (*args[:first], counted, *args[first + 1 :])
+        elif character_limit is not None and isinstance(value, str) and len(value) > character_limit:
+            _refuse_filter(name, f"{len(value):,} characters", f"{character_limit:,} characters")
+        if name in _GROWING_FILTERS:
             estimate = _estimate(value, budget.max_chars)
             if name == "indent":
                 width = args[1] if len(args) > 1 else kwargs.get("width", 4)
                 width_chars = width if isinstance(width, int) else len(str(width))
                 lines = value.count("\n") + 1 if isinstance(value, str) else 1
+                if lines > _INDENT_LINES:
+                    _refuse_filter(name, f"{lines:,} lines", f"{_INDENT_LINES:,} lines")
                 budget.size(estimate + width_chars * lines, f"the result of the {name!r} filter")
-            elif name == "replace" and isinstance(value, str) and len(args) > 2:
-                old, new = str(args[1]), str(args[2])
+            elif name == "replace" and isinstance(value, str) and len(args) > first + 2:
+                old, new = str(args[first + 1]), str(args[first + 2])
                 growth = (value.count(old) if old else len(value) + 1) * max(0, len(new) - len(old))
                 budget.size(estimate + growth, f"the result of the {name!r} filter")
             elif name == "format" and isinstance(value, str):
                 _check_format_spec(value, "the result of the 'format' filter")
                 budget.size(estimate + sum(_estimate(arg, budget.max_chars) for arg in args[1:]), "a string")
+            elif name == "join" and isinstance(value, str):  # a string's characters with the separator between
+                separator = args[first + 1] if len(args) > first + 1 else kwargs.get("d", "")
+                budget.size(estimate + len(str(separator)) * len(value), f"the result of the {name!r} filter")
+            elif name == "wordwrap" and isinstance(value, str):
+                width = args[first + 1] if len(args) > first + 1 else kwargs.get("width", 79)
+                if isinstance(width, int) and len(value) ** 2 // max(1, width) > _WORDWRAP_WORK:
+                    work = f"{_WORDWRAP_WORK:,} for length² / width"
+                    _refuse_filter(name, f"{len(value):,} characters at width {width}", work)
+                budget.size(estimate, f"the result of the {name!r} filter")
+            elif name == "pprint" and estimate > _PPRINT_CHARS:
+                _refuse_filter(name, f"about {_amount(estimate)} characters", f"{_PPRINT_CHARS:,} characters")
             elif name in _SERIALISING_FILTERS:
                 budget.size(estimate, f"the result of the {name!r} filter")
-        return _check_value(function(*args, **kwargs), f"the result of the {name!r} filter")
+        result = function(*args, **kwargs)
+        if result is value:  # `trim` of a string with nothing to trim, `default` of a defined value: not made here
+            return result
+        return _check_built(result, f"the result of the {name!r} filter")
 
     bounded.__name__ = getattr(function, "__name__", name)
     # Keep Jinja's pass_context / pass_eval_context / pass_environment marker, so it passes the same arguments.
@@ -442,12 +600,49 @@ def _wrap_filter(name: str, function: Any) -> Any:
     return bounded
 
 
+def _elements_within(value: Any, limit: int, name: str, iterating: bool, budget: _Budget) -> Any:
+    """`value`, refused when it has more than `limit` items; one of more than LOOP_TICK_ITEMS, or an iterator
+    (a generator: `s|map(...)|list`), as an iterator counting them (for a filter that takes any iterable)."""
+    try:
+        length = len(value)
+    except TypeError:
+        length = None
+    if length is not None:
+        if length > limit:
+            unit = "characters" if isinstance(value, str) else "items"
+            _refuse_filter(name, f"{length:,} {unit}", f"{limit:,} {unit}")
+        if length < LOOP_TICK_ITEMS or not iterating:
+            return value
+    elif not iterating or not isinstance(value, Iterator):  # None, Undefined, a number: the filter's own answer
+        return value
+    return _counting(value, limit, name, budget)
+
+
+def _counting(iterable: Any, limit: int, name: str, budget: _Budget) -> Any:
+    count = 0
+    for item in iterable:
+        count += 1
+        if not count % LOOP_TICK_ITEMS:
+            budget.tick()
+            if count > limit:
+                _refuse_filter(name, f"more than {limit:,} items", f"{limit:,} items")
+        yield item
+
+
+def _refuse_filter(name: str, amount: str, limit: str) -> None:
+    raise _LimitExceeded("size_limit", f"the chat template gave the {name!r} filter {amount} (limit {limit} for one call)")
+
+
 def _wrap_test(name: str, function: Any) -> Any:
     """Every test: in a traced render, the tracer answers it for traced content (or stops the trace)."""
 
     def traced(*args: Any, **kwargs: Any) -> Any:
         budget = _BUDGET.get()
-        if budget is not None and budget.tracer is not None:
+        if budget is None:
+            return function(*args, **kwargs)
+        # One test can be slow (`in` a long string), and `select` / `reject` run one per item with no other hook.
+        budget.tick()
+        if budget.tracer is not None:
             handled, result = budget.tracer.test(name, args, kwargs)
             if handled:
                 return result
@@ -497,6 +692,8 @@ class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
         budget.tick()
         if budget.tracer is not None:
             budget.tracer.lookup(argument)
+        if type(argument) is slice:  # `s[1:]` copies
+            return _check_built(super().getitem(obj, argument), "a slice")
         return super().getitem(obj, argument)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
@@ -520,7 +717,18 @@ class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
                 budget.size(len(owner) + growth, what)
             elif name == "expandtabs":
                 budget.size(len(owner) * max(1, int(args[0]) if args and isinstance(args[0], int) else 8), what)
-        return _check_value(super().call(__context, __obj, *args, **kwargs), what)
+            elif name in _SPLITTING_METHODS and len(owner) > MAX_ELEMENTS:
+                pieces = _most_pieces(owner, name, args, kwargs)
+                if pieces > MAX_ELEMENTS:
+                    raise _LimitExceeded(
+                        "size_limit",
+                        f"the chat template would split a string of {len(owner):,} characters into up to {pieces:,} "
+                        f"pieces with {name}() (limit {MAX_ELEMENTS:,} for one call)",
+                    )
+        result = super().call(__context, __obj, *args, **kwargs)
+        if owner is not None and result is owner:  # `s.strip()` of a string with nothing to strip is `s`
+            return result
+        return _check_built(result, what)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         budget = _budget()
@@ -543,7 +751,33 @@ class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
             _check_int(max(left.bit_length(), right.bit_length()), what)  # operands may come from the conversation
             if operator == "*":
                 _check_int(left.bit_length() + right.bit_length(), what)
-        return _check_value(super().call_binop(context, operator, left, right), what)
+        return _check_built(super().call_binop(context, operator, left, right), what)
+
+
+# A str method making a list of new strings: 16 M characters of "ab cd " split into 5.4 M strings took +382 MiB
+# before the result could be sized. Past MAX_ELEMENTS characters, the pieces are counted first (`str.count`).
+_SPLITTING_METHODS = frozenset({"split", "rsplit", "splitlines"})
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"  # what splitlines splits at ("\r\n" counted twice)
+# What split() splits at (str.isspace()): in ASCII text, and the others
+_WHITESPACE = "\t\n\v\f\r \x1c\x1d\x1e\x1f"
+_WHITESPACE_WIDE = (
+    "\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _most_pieces(text: str, name: str, args: tuple, kwargs: Mapping[str, Any]) -> int:
+    """At most how many pieces `text.split(...)` / `rsplit` / `splitlines` makes: one more than its separators."""
+    if name == "splitlines":
+        return 1 + sum(map(text.count, _LINE_BREAKS))
+    separator = args[0] if args else kwargs.get("sep")
+    most = args[1] if len(args) > 1 else kwargs.get("maxsplit", -1)
+    if isinstance(separator, str) and separator:
+        pieces = text.count(separator) + 1
+    else:  # whitespace runs
+        pieces = (len(text) + 1) // 2 + 1
+        if pieces > MAX_ELEMENTS:
+            pieces = 1 + sum(map(text.count, _WHITESPACE if text.isascii() else _WHITESPACE + _WHITESPACE_WIDE))
+    return min(pieces, most + 1) if isinstance(most, int) and most >= 0 else pieces
 
 
 def _length(value: Any) -> int:

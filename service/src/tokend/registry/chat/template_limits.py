@@ -47,6 +47,9 @@ class TemplateLimits:
 
     seconds: float = 1.0
     max_chars: int = 16 * 2**20  # output, and any single value the template builds
+    # Bytes of the values a render has made and still holds, together (strings, lists and dicts of 4,096
+    # characters or more each). The service sets it from the memory it reserves for a chat (service/chat.py).
+    max_held_bytes: int = 64 * 2**20
     deadline: float | None = None  # None: `seconds` from the start of each render
     cpu_deadline: float | None = None  # with `deadline`: a `time.thread_time()` value; None: wall time only
     hard_deadline: float | None = None  # never past it, whatever CPU time is left
