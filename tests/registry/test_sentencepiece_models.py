@@ -51,10 +51,10 @@ def imported_llama():
     return read_gguf_tokenizer(gguf_file("ggml-vocab-llama-spm.gguf"))
 
 
-def llama_vectors() -> list[tuple[str, list[int]]]:
+def llama_vectors(name: str = "llama-spm") -> list[tuple[str, list[int]]]:
     """llama.cpp's test-tokenizer-0 cases: texts separated by `__ggml_vocab_test__` lines, ids one line each."""
-    texts = gguf_file("ggml-vocab-llama-spm.gguf.inp").read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
-    lines = gguf_file("ggml-vocab-llama-spm.gguf.out").read_text(encoding="utf-8").split("\n")
+    texts = gguf_file(f"ggml-vocab-{name}.gguf.inp").read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
+    lines = gguf_file(f"ggml-vocab-{name}.gguf.out").read_text(encoding="utf-8").split("\n")
     assert len(texts) == len(lines) > 40
     return [(text, [int(part) for part in line.split()]) for text, line in zip(texts, lines)]
 
@@ -136,6 +136,22 @@ def test_gguf_llama_tokenizer_matches_llama_cpp_vectors_and_sentencepiece():
             mismatches.append((text[:60], got[:20], want[:20]))
         assert encoding.decode(want) == theirs.decode(want)
     assert mismatches == []
+
+
+def test_gguf_phi3_with_its_unk_control_and_pads_unknown_imports_and_matches_llama_cpp_vectors(tmp_path):
+    """Phi-3's GGUF types `<unk>` CONTROL and 53 `[PAD320nn]` tokens UNKNOWN (sentencepiece wants exactly one
+    UNKNOWN): the id `unknown_token_id` names is the UNKNOWN piece, the others CONTROL, as llama.cpp treats them."""
+    registry = Registry.open(tmp_path / "models", create=True)
+    manifest = import_files(registry, [gguf_file("ggml-vocab-phi-3.gguf")], name="phi-3", provenance={"kind": "imported"})
+    assert (manifest.unk_token, manifest.bos_token, manifest.eos_token) == ("<unk>", "<s>", "<|endoftext|>")
+    encoding = registry.get_encoding("phi-3")
+    mismatches = [(text[:60], want[:20]) for text, want in llama_vectors("phi-3") if encoding.encode_ordinary(text) != want]
+    assert mismatches == []
+    import sentencepiece
+
+    theirs = sentencepiece.SentencePieceProcessor(model_proto=(tmp_path / "models" / "phi-3" / "1" / manifest.payload.path).read_bytes())
+    for text in ("[PAD32011] <unk> <|user|>", "Hello\n\n world"):
+        assert encoding.encode_ordinary(text) == theirs.encode(text)
 
 
 def test_gguf_llama_import_records_what_the_file_names(tmp_path):

@@ -19,6 +19,8 @@ dispatcher on `tokenizer.ggml.model` (CONVERTERS), the metadata read by `gguf_me
 to such models: no character map, a dummy prefix unless `tokenizer.ggml.add_space_prefix` is false, spaces
 as `▁`, extra whitespace kept unless `tokenizer.ggml.remove_extra_whitespaces` is true. Byte fallback is on
 when the vocabulary has all 256 `<0xNN>` byte pieces; BOS/EOS/UNK/PAD are the pieces the ids name.
+Exactly one piece is UNKNOWN (sentencepiece's rule): the one `unknown_token_id` names; other UNKNOWN tokens
+(Phi-3's `[PAD320nn]`) become CONTROL, which llama.cpp tokenizes the same way.
 
 Both: `tokenizer.ggml.bos_token_id` / `eos_token_id` and `tokenizer.chat_template` go into the manifest, and
 the template, checked with the special-token texts it reads (`chat_format_from_gguf`), becomes the
@@ -215,6 +217,7 @@ def _sentencepiece(fields: dict[str, Any], path: Path) -> GgufTokenizer:
             types.append(PieceType(int(value) or int(PieceType.NORMAL)))  # 0 (undefined) reads as normal
         except (TypeError, ValueError):
             raise ModelFormatError(f"{path.name}: token {index} {tokens[index]!r} has unknown token_type {value!r}") from None
+    types = _one_unknown_piece(fields, types)
     piece_names = {}
     for role, key in (("bos", "bos_token_id"), ("eos", "eos_token_id"), ("pad", "padding_token_id"), ("unk", "unknown_token_id")):
         name = _token(fields, f"tokenizer.ggml.{key}", tokens)
@@ -242,6 +245,27 @@ def _sentencepiece(fields: dict[str, Any], path: Path) -> GgufTokenizer:
         settings={"tokenizer.ggml.model": "llama", "add_space_prefix": model.normalizer.add_dummy_prefix,
                   "byte_fallback": model.byte_fallback},
     )
+
+
+def _one_unknown_piece(fields: dict[str, Any], types: list[Any]) -> list[Any]:
+    """The piece types with exactly one UNKNOWN, as sentencepiece requires: the token
+    `tokenizer.ggml.unknown_token_id` names (else the one UNKNOWN token, else id 0: llama.cpp's default for
+    "llama" vocabularies) is UNKNOWN, any other UNKNOWN token becomes CONTROL. llama.cpp treats the two types
+    alike when it tokenizes (never matched in plain text, matched as special tokens when asked, never reached
+    by merges), so this changes no ids. Phi-3's GGUF marks `<unk>` CONTROL and its 53 `[PAD320nn]` tokens
+    UNKNOWN: imported as they stand, sentencepiece refused the model."""
+    from tokend.engine.sentencepiece import PieceType
+
+    unknown_id = fields.get("tokenizer.ggml.unknown_token_id")
+    if not (type(unknown_id) is int and 0 <= unknown_id < len(types)):
+        marked = [index for index, piece_type in enumerate(types) if piece_type == PieceType.UNKNOWN]
+        unknown_id = marked[0] if len(marked) == 1 else 0
+    if types[unknown_id] not in (PieceType.UNKNOWN, PieceType.CONTROL):
+        return types  # the id names a normal (or byte) token: the types stand, the model file's checks decide
+    return [
+        PieceType.UNKNOWN if index == unknown_id else PieceType.CONTROL if piece_type == PieceType.UNKNOWN else piece_type
+        for index, piece_type in enumerate(types)
+    ]
 
 
 def _token(fields: dict[str, Any], key: str, tokens: list[str]) -> str | None:
