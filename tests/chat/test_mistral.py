@@ -152,3 +152,16 @@ def test_v1_refuses_tools():
         chat_format.render(parse_messages([{"role": "user", "content": "x"}]), parse_tools(CONVERSATIONS["tools_no_system"][1]),
                            True, RenderContext(frozenset(), False, TemplateLimits()))
     assert caught.value.field == "tools"
+
+
+@pytest.mark.parametrize("file_name", sorted(FILES))
+def test_a_system_message_of_empty_parts_still_joins_the_system_prompt(file_name, encodings):
+    """mistral-common keeps every system message whose content is truthy: a list of empty text parts adds ""
+    to the system prompt (which then ends with "\\n\\n"); an empty string adds nothing (found by fuzzing)."""
+    version, _ = FILES[file_name]
+    encoder = ChatEncoder(our_encoding(file_name, encodings), build_chat_format(builtin_chat_format("mistral", version=version)))
+    for empty in ([{"type": "text", "text": ""}], [{"type": "text", "text": ""}, {"type": "text", "text": ""}], "", []):
+        messages = [{"role": "system", "content": "Be brief."}, {"role": "system", "content": empty}, {"role": "user", "content": "Hi"}]
+        expected = _tokenizer(file_name, messages).encode_chat_completion(_request(messages, None)).tokens
+        assert encoder.encode_chat(messages).ids == expected, empty
+        assert encoder.count_chat(messages).total == len(expected), empty

@@ -125,7 +125,9 @@ class MistralFormat(ChatFormat):
         return RenderedChat.from_segments(segments, len(messages))
 
     def _normalise(self, messages: tuple[ChatMessage, ...]) -> tuple[str | None, list[_Turn]]:
-        system_texts = [_text(m) for m in messages if m.role == "system" and _text(m)]
+        # mistral-common keeps a system message whose content is truthy: a list of empty text parts adds "" (the
+        # joined prompt then ends with "\n\n"), an empty string or None adds nothing.
+        system_texts = [_text(m) for m in messages if m.role == "system" and (m.parts if m.parts is not None else m.content)]
         system_prompt = _JOIN.join(system_texts) if system_texts and self.number < 7 else None
         turns: list[_Turn] = []
         run: list[ChatMessage] = []
