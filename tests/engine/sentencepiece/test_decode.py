@@ -74,6 +74,19 @@ def test_strict_decoding_raises_where_sentencepiece_replaces():
     assert enc.decode(enc.encode("héllo €"), errors="strict") == "héllo €"
 
 
+def test_a_strict_decode_error_gives_the_offset_in_the_decoded_bytes():
+    """The error's start was relative to the run of byte pieces it was found in (0 here), and the service
+    reported it as the offset: Decode said "at byte offset 0 (... at byte 6 of the decoded bytes)"."""
+    enc = ours("mistral_v1")
+    ids = enc.encode("héllo ") + [enc.piece_to_id("<0xE2>"), enc.piece_to_id("<0x82>")]
+    expected = enc.decode_bytes(ids)
+    with pytest.raises(UnicodeDecodeError) as error:
+        enc.decode(ids, errors="strict")
+    with pytest.raises(UnicodeDecodeError) as reference:
+        expected.decode("utf-8")
+    assert error.value.start == reference.value.start == 7
+
+
 @pytest.mark.parametrize("name", DECODE_MODELS)
 def test_surfaces_stream_exactly(name):
     enc, sp = ours(name), oracle(name)

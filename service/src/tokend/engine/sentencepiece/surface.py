@@ -175,11 +175,12 @@ def decode_text(table: SurfaceTable, ids: Iterable[int], errors: str = "replace"
 
 
 def _decode_run(run: bytes, errors: str, offset: int) -> str:
+    # start and end in the decoded bytes, as decoding them whole gives (the service reports `start` as the
+    # error's offset); `object` is only the run, the whole is never joined.
     try:
         return decode_utf8(run, errors)
     except UnicodeDecodeError as error:
-        raise UnicodeDecodeError("utf-8", error.object, error.start, error.end, f"{error.reason} (at byte "
-                                 f"{offset + error.start} of the decoded bytes)") from None
+        raise UnicodeDecodeError("utf-8", error.object, offset + error.start, offset + error.end, error.reason) from None
 
 
 def character_offsets(table: SurfaceTable, ids: list[int], surfaces: list[bytes]) -> list[int]:
