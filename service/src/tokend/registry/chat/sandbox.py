@@ -86,18 +86,14 @@ class _RaisedByTemplate(TemplateError):
 
 
 class _Budget:
-    __slots__ = ("deadline", "cpu_deadline", "hard_deadline", "held", "held_bytes", "large", "max_chars", "max_held_bytes",
-                 "prune_at", "seconds", "tracer")
+    __slots__ = ("deadline", "held", "held_bytes", "large", "max_chars", "max_held_bytes", "prune_at", "seconds", "tracer")
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
         self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
         self.seconds = limits.seconds
-        started = limits.start()
-        self.deadline: float = started.deadline  # type: ignore[assignment]
-        self.cpu_deadline = started.cpu_deadline
-        self.hard_deadline = limits.hard_deadline
-        if self.hard_deadline is not None and self.hard_deadline < self.deadline:
-            self.deadline = self.hard_deadline
+        self.deadline: float = limits.start().deadline  # type: ignore[assignment]
+        if limits.hard_deadline is not None:
+            self.deadline = min(self.deadline, limits.hard_deadline)
         self.max_chars = limits.max_chars
         self.max_held_bytes = limits.max_held_bytes
         self.held: dict[int, tuple[Any, int]] = {}  # id -> (value, its bytes): the values made, HELD_MIN_CHARS+
@@ -108,8 +104,7 @@ class _Budget:
     def tick(self) -> None:
         if self.large:
             self.release()
-        # The wall clock first (~60 ns); the thread's CPU clock (~350 ns) only once the wall deadline passed.
-        if time.monotonic() > self.deadline and not self._more_time():
+        if time.monotonic() > self.deadline:
             raise _LimitExceeded("time_limit", f"the chat template ran longer than {self.seconds:g} s")
 
     def release(self) -> None:
@@ -143,20 +138,6 @@ class _Budget:
         # Pruned again when the count doubles: each value is looked at O(1) times on average, and a render keeps
         # at most about as much garbage as it holds.
         self.prune_at = min(max(_PRUNE_BYTES, 2 * self.held_bytes), self.max_held_bytes)
-
-    def _more_time(self) -> bool:
-        """Past the wall deadline: True (and a later deadline) while the render has CPU time left and the
-        hard deadline has not passed."""
-        if self.cpu_deadline is None:
-            return False
-        now = time.monotonic()
-        deadline = now + (self.cpu_deadline - time.thread_time())
-        if self.hard_deadline is not None:
-            deadline = min(deadline, self.hard_deadline)
-        if deadline <= now:
-            return False
-        self.deadline = deadline
-        return True
 
     def size(self, chars: int, what: str) -> None:
         if chars > self.max_chars:

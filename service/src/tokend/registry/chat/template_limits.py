@@ -34,12 +34,11 @@ class TemplateClock:
 
 @dataclass(frozen=True)
 class TemplateLimits:
-    """Bounds for the renders of one conversation. `seconds` is CPU time (``time.thread_time``) shared by every
-    render of it (per-message spans render each prefix too): `start()` fixes the `deadline` (a
-    `time.monotonic()` value) and the `cpu_deadline` once. A render is stopped when both have passed: past
-    the wall-clock deadline it gets the CPU time it has left as more wall time (it waited for a core or for
-    the GIL meanwhile), so a busy worker does not refuse a template that stays within its time. `hard_deadline`
-    (the call's deadline, a `time.monotonic()` value) is wall time and final.
+    """Bounds for the renders of one conversation. `seconds` is wall time shared by every render of it
+    (per-message spans render each prefix too): `start()` fixes the `deadline` (a `time.monotonic()` value)
+    once, and every render stops there, or at `hard_deadline` (the call's deadline) when that is sooner. Wall
+    time, not the render's CPU time: a template that spins holds a handler thread, and beside K others
+    spinning its CPU second would take K seconds of a thread (docs/decisions.md).
 
         >>> TemplateLimits(seconds=2.0).start().deadline > time.monotonic()
         True
@@ -51,12 +50,11 @@ class TemplateLimits:
     # characters or more each). The service sets it from the memory it reserves for a chat (service/chat.py).
     max_held_bytes: int = 64 * 2**20
     deadline: float | None = None  # None: `seconds` from the start of each render
-    cpu_deadline: float | None = None  # with `deadline`: a `time.thread_time()` value; None: wall time only
-    hard_deadline: float | None = None  # never past it, whatever CPU time is left
+    hard_deadline: float | None = None  # the call's deadline (a `time.monotonic()` value): never past it
     clock: TemplateClock | None = None  # charged with each render's CPU time (shared by a request's renders)
 
     def start(self) -> TemplateLimits:
         """These limits with the clock started now (unchanged when already started)."""
         if self.deadline is not None:
             return self
-        return replace(self, deadline=time.monotonic() + self.seconds, cpu_deadline=time.thread_time() + self.seconds)
+        return replace(self, deadline=time.monotonic() + self.seconds)
