@@ -105,5 +105,7 @@ setup(
                   extra_compile_args=COMPILE_ARGS),
         Extension("tokend.server._chat_shape", sources=["native/chat_shape.c"], depends=["native/wire_reader.h"],
                   extra_compile_args=COMPILE_ARGS),
+        Extension("tokend.server._batch_items", sources=["native/batch_items.c"], depends=["native/wire_reader.h"],
+                  extra_compile_args=COMPILE_ARGS),
     ]
 )

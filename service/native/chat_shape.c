@@ -14,9 +14,10 @@
  *
  * Both requests hold `conversations` as field 2. Read as protobuf reads them: each record of a repeated
  * message field is one more element; records of a singular message field merge (so the parts of two `parts`
- * records add up), of a string field the last one counts, and of a oneof its last member set (`text` after
- * `parts` drops the parts); a known field number with another wire type is an unknown field; unknown fields,
- * groups included, are skipped. Counted: a ChatConversation's `messages` (1) and `tools_json` (2); a ChatMessage's
+ * records add up), of a string field the last one counts (and of `arguments` / `arguments_json`, a oneof of
+ * strings, the last member set); a known field number with another wire type is an unknown field; unknown
+ * fields, groups included, are skipped. Content parts a later `text` replaces count too: protobuf builds them
+ * before it drops them (4,900,000 parts, then a text: the same +1.6 GiB). Counted: a ChatConversation's `messages` (1) and `tools_json` (2); a ChatMessage's
  * `parts` (3, a ChatContentParts whose `parts` are field 1), `tool_calls` (6) and `extra_json` (8); a
  * ChatToolCall's `function` (3), a ChatFunctionCall's `arguments_json` (3). A JSON field counts its `[` and `{`
  * (containers) and `,` outside strings; `extra_objects` is how many `extra_json` fields are not empty (their
@@ -45,6 +46,18 @@ typedef struct {
     int64_t over, tools_over;
 } Shape;
 
+/* A value of wire type 0, 1, 2 or 5 as protobuf skips it, or -1. A varint takes at most 10 bytes, and bits
+ * past the 64th are dropped, not refused (tk_wire_skip refuses them: its readers then leave the bytes to
+ * protobuf; here -1 means bytes protobuf refuses). */
+static int skip_plain(const uint8_t **p, const uint8_t *end, int wire) {
+    if (wire != WIRE_VARINT) return tk_wire_skip(p, end, wire);
+    for (int i = 0; i < 10; i++) {
+        if (*p >= end) return -1;
+        if (!(*(*p)++ & 0x80)) return 0;
+    }
+    return -1;
+}
+
 /* Skips the rest of a group opened by `field` at `depth` (its end-group tag included), or -1. */
 static int skip_group(const uint8_t **p, const uint8_t *end, uint32_t field, int depth) {
     uint32_t open[MAX_DEPTH + 1];
@@ -61,7 +74,7 @@ static int skip_group(const uint8_t **p, const uint8_t *end, uint32_t field, int
         } else if (wire == WIRE_END_GROUP) {
             if (open[top - 1] != inner) return -1;
             top--;
-        } else if (tk_wire_skip(p, end, wire) < 0) {
+        } else if (skip_plain(p, end, wire) < 0) {
             return -1;
         }
     }
@@ -72,7 +85,7 @@ static int skip_group(const uint8_t **p, const uint8_t *end, uint32_t field, int
 static int skip_field(const uint8_t **p, const uint8_t *end, uint32_t field, int wire, int depth) {
     if (wire == WIRE_START_GROUP) return skip_group(p, end, field, depth);
     if (wire == WIRE_END_GROUP) return -1; /* no group is open at a message's own level */
-    return tk_wire_skip(p, end, wire);
+    return skip_plain(p, end, wire);
 }
 
 /* The value of field `want` when the next field is it, length-delimited: 1 (*start, *p past it), 0 another
@@ -149,29 +162,18 @@ static int64_t read_parts(const uint8_t *p, const uint8_t *end, int depth) {
 }
 
 static int read_message(const uint8_t *p, const uint8_t *end, int depth, Shape *shape) {
-    int64_t parts = 0; /* since the content oneof last became `parts` */
     const uint8_t *extra = NULL, *extra_end = NULL;
     while (p < end) {
         uint32_t field;
-        int wire;
         const uint8_t *start;
-        const uint8_t *at = p;
-        if (tk_wire_tag(&p, end, &field, &wire) < 0) return -1;
-        if (field == 4 && wire == WIRE_VARINT) { /* null_content: the oneof's other member */
-            parts = 0;
-            if (tk_wire_skip(&p, end, wire) < 0) return -1;
-            continue;
-        }
-        p = at;
         int got = next_delimited(&p, end, &field, depth, &start);
         if (got < 0) return -1;
         if (!got) continue;
-        if (field == 2) {
-            parts = 0; /* text */
-        } else if (field == 3) {
-            int64_t more = read_parts(start, p, depth + 1);
-            if (more < 0) return -1;
-            parts += more;
+        if (field == 3) {
+            /* Every part counts, also those a later `text` replaces (the oneof): protobuf builds them first. */
+            int64_t parts = read_parts(start, p, depth + 1);
+            if (parts < 0) return -1;
+            shape->parts += parts;
         } else if (field == 6) {
             shape->tool_calls++;
             if (read_tool_call(start, p, depth + 1, shape) < 0) return -1;
@@ -180,7 +182,6 @@ static int read_message(const uint8_t *p, const uint8_t *end, int depth, Shape *
             extra_end = p;
         }
     }
-    shape->parts += parts;
     if (extra && extra_end > extra) {
         shape->extra_objects++;
         count_json(extra, extra_end, shape);

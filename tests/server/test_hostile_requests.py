@@ -286,6 +286,8 @@ def _chat_bombs() -> dict[str, tuple[bytes, str, str]]:
         "the same, then an empty group": (messages + b"\x2b\x2c", "RESOURCE_EXHAUSTED", over),
         "the same, its last record cut short": (messages[:-1], "INVALID_ARGUMENT", "do not parse as the CountChatTokens request"),
         "4,900,000 empty content parts": (one(_delimited(3, b"\x0a\x00" * 4_900_000)), "RESOURCE_EXHAUSTED", over),
+        # the content oneof's last member wins, but protobuf builds every part first
+        "the same, then a text": (one(_delimited(3, b"\x0a\x00" * 4_900_000) + b"\x12\x01x"), "RESOURCE_EXHAUSTED", over),
         "4,900,000 empty tool calls": (one(b"\x32\x00" * 4_900_000), "RESOURCE_EXHAUSTED", over),
         "3,300,000 {} in tools_json": (
             b"\x0a\x0bcl100k_base" + _delimited(2, _delimited(2, b"[" + b"{}," * 3_300_000 + b"{}]")), "INVALID_ARGUMENT",
@@ -318,6 +320,52 @@ def test_chat_requests_of_millions_of_tiny_records_are_refused_from_their_wire_b
         count = server.stub().CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello")]), timeout=10)
         assert count.total == 1
         channel.close()
+
+
+@pytest.mark.parametrize("method", ["Encode", "CountTokens", "Decode", "Truncate", "Chunk", "ChunkStream"])
+def test_millions_of_empty_inputs_are_refused_from_the_wire_bytes(registry_dir, method):
+    """4,900,000 empty inputs (2 bytes each: 9.8 MB, within the wire bound) were parsed by protobuf before
+    max_batch_items refused them (the native readers leave over 65,536 inputs to protobuf): ~2.2 s of CPU and
+    +300-500 MiB kept after the answer for Encode, Truncate or Chunk; for Decode minutes of a core with the GIL
+    held most of it (13 s for 800,000 inputs), the call's deadline long past. Now counted in the wire bytes."""
+    data = b"\x0a\x0bcl100k_base" + b"\x12\x00" * 4_900_000
+    if method in ("Truncate", "Chunk", "ChunkStream"):
+        data += b"\x18\x05"  # max_tokens 5
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
+        channel = grpc.insecure_channel(server.target, options=[("grpc.max_send_message_length", 16 << 20)])
+        streaming = method == "ChunkStream"
+        call = (channel.unary_stream if streaming else channel.unary_unary)(
+            f"/tokend.v1.Tokenizer/{method}", request_serializer=None, response_deserializer=None
+        )
+        (worker,) = server.worker_pids()
+        cpu, rss = _cpu_seconds(worker), _proc_status(worker, "VmRSS")
+        error = rpc_error((lambda data, timeout: list(call(data, timeout=timeout))) if streaming else call, data, timeout=30)
+        if streaming:
+            assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+            assert "exactly one input (got 4900000)" in error.details()
+        else:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+            assert "request has 4900000 batch items, over the limit of 1024 (max_batch_items)" in error.details()
+        assert _cpu_seconds(worker) - cpu < 0.5  # was 2.2 s (Decode: minutes)
+        assert _proc_status(worker, "VmHWM") - rss < 100 << 20  # was +300-500 MiB
+        channel.close()
+
+
+def test_millions_of_listed_special_token_strings_are_refused_from_the_wire_bytes(registry_dir):
+    """4,900,000 empty strings in a disallowed set (2 bytes each) were parsed by protobuf before the list's
+    length was refused: +200 MiB of a worker a call. Now counted in the wire bytes."""
+    listed = b"\x08\x03" + b"\x12\x00" * 4_900_000  # mode LISTED, tokens ""
+    policy = b"\x12" + _varint(len(listed)) + listed  # disallowed
+    data = b"\x0a\x0bcl100k_base\x12\x03\x0a\x01x\x1a" + _varint(len(policy)) + policy
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
+        encode = server.channel().unary_unary("/tokend.v1.Tokenizer/Encode", request_serializer=None,
+                                              response_deserializer=None)  # fmt: skip
+        (worker,) = server.worker_pids()
+        rss = _proc_status(worker, "VmRSS")
+        error = rpc_error(encode, data, timeout=60)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+        assert "special_tokens.disallowed.tokens: 4900000 strings listed; at most 16384 per set" in error.details()
+        assert _proc_status(worker, "VmHWM") - rss < 100 << 20  # was +200 MiB
 
 
 def test_any_rpc_over_the_largest_acceptable_message_is_refused_unparsed(stub):

@@ -82,9 +82,7 @@ class BudgetRpcs:
 
     def ChunkStream(self, request: pb.ChunkRequest, context: grpc.ServicerContext) -> Iterator[pb.ChunkStreamResponse]:
         if len(request.inputs) != 1:
-            raise InvalidRequest(
-                "inputs", f"ChunkStream takes exactly one input (got {len(request.inputs)}); use Chunk for a batch"
-            )
+            raise not_one_stream_input(len(request.inputs))
         stream = self._service.chunk_stream(
             request.model, inputs(request.inputs)[0], **_chunk_arguments(request), call=context
         )
@@ -130,6 +128,11 @@ def _required(request: Any, field: str) -> int:
     if not request.HasField(field):
         raise InvalidRequest(field, f"{field} is required")
     return getattr(request, field)
+
+
+def not_one_stream_input(count: int) -> InvalidRequest:
+    """ChunkStream's refusal of a request without exactly one input (also from its wire bytes: batch_items.py)."""
+    return InvalidRequest("inputs", f"ChunkStream takes exactly one input (got {count}); use Chunk for a batch")
 
 
 def _chunk_arguments(request: pb.ChunkRequest) -> dict[str, Any]:

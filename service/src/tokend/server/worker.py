@@ -30,6 +30,7 @@ from typing import Any
 from tokend.logs import configure_logging, log_event
 from tokend.server.availability import Availability
 from tokend.server.availability_interceptor import AvailabilityInterceptor
+from tokend.server.batch_items import batch_prechecks
 from tokend.server.chat_shape import chat_prechecks
 from tokend.server.deferred_parse import DeferredParse
 from tokend.server.error_interceptor import ErrorInterceptor
@@ -121,7 +122,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                             max_request_bytes=settings.max_request_bytes, max_batch_items=settings.max_batch_items
                         ),
                         settings.max_request_bytes,
-                        chat_prechecks(service),
+                        {**batch_prechecks(service), **chat_prechecks(service)},
                     ),
                 ]
             )
