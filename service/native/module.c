@@ -1120,11 +1120,20 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
     }
     for (size_t i = 0; values && i < tokens.n; i++) Py_XDECREF(values[i]); /* the ints a failure left unmoved */
     PyMem_Free(values);
+    /* tiktoken's rule cuts pieces where no token spans (bpe_merge.c) */
+    int cuts = !failed && !self->pair_rule;
+    if (cuts && tk_rank_table_init_cuts(&self->table) < 0) {
+        PyErr_NoMemory();
+        failed = 1;
+    }
     if (!failed) {
         Py_BEGIN_ALLOW_THREADS
-        for (size_t i = 0; i < tokens.n; i++)
-            tk_rank_table_add(&self->table, (const uint8_t *)PyBytes_AS_STRING(tokens.keys[i]),
-                              (size_t)PyBytes_GET_SIZE(tokens.keys[i]), tokens.ranks[i]);
+        for (size_t i = 0; i < tokens.n; i++) {
+            const uint8_t *token = (const uint8_t *)PyBytes_AS_STRING(tokens.keys[i]);
+            size_t len = (size_t)PyBytes_GET_SIZE(tokens.keys[i]);
+            tk_rank_table_add(&self->table, token, len, tokens.ranks[i]);
+            if (cuts && tk_has_inner_lead(token, len)) tk_rank_table_add_cuts(&self->table, token, len);
+        }
         Py_END_ALLOW_THREADS
     }
     if (!failed && self->pair_rule) failed = add_merges(self, merges, &tokens, use_merge_index) < 0;

@@ -86,6 +86,39 @@ int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes
     return 0;
 }
 
+int tk_rank_table_init_cuts(tk_rank_table *table) {
+    table->cut_pairs = calloc((TK_CUT_PAIR_BITS + TK_CUT_CHAR_BITS) / 64, sizeof(uint64_t));
+    if (!table->cut_pairs) return -1;
+    table->cut_chars = table->cut_pairs + TK_CUT_PAIR_BITS / 64;
+    return 0;
+}
+
+/* Records where `token` crosses a boundary between two characters of 2-4 bytes: at every m with a
+ * continuation byte at m - 1 and a lead byte (C0-FF) at m. When the token holds both characters whole (the
+ * one ending at m from its lead byte, the one starting at m to its last byte), their pair goes into the
+ * character filter; otherwise the byte pair (token[m - 1], token[m]). tk_cut_between then proves, from the
+ * two characters either side of a boundary in a text, that no token spans it: a token spanning it at offset m
+ * has the text's continuation byte at m - 1 and lead byte at m, and holds each character whole exactly when
+ * it reaches that character's first (last) byte, so it recorded the same character pair or byte pair. */
+void tk_rank_table_add_cuts(tk_rank_table *table, const uint8_t *token, size_t len) {
+    for (size_t m = 1; m < len; m++) {
+        if (token[m] < 0xC0 || tk_utf8_lead_len(token[m - 1]) != 0) continue;
+        size_t lead = m - 1;
+        while (lead > 0 && tk_utf8_lead_len(token[lead]) == 0) lead--;
+        size_t n1 = m - lead, n2 = tk_utf8_lead_len(token[m]);
+        int first_whole = tk_utf8_lead_len(token[lead]) == n1 && n1 >= 2;
+        int second_whole = m + n2 <= len;
+        for (size_t j = m + 1; second_whole && j < m + n2; j++) second_whole = tk_utf8_lead_len(token[j]) == 0;
+        if (first_whole && second_whole) {
+            uint64_t bit = tk_cut_char_bit(tk_utf8_char_word(token + lead, n1), tk_utf8_char_word(token + m, n2));
+            table->cut_chars[bit >> 6] |= 1ull << (bit & 63);
+        } else {
+            unsigned pair = (unsigned)token[m - 1] << 8 | token[m];
+            table->cut_pairs[pair >> 6] |= 1ull << (pair & 63);
+        }
+    }
+}
+
 void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, uint32_t rank) {
     if (len > table->max_len) table->max_len = len;
     if (len == 1) {
@@ -114,6 +147,7 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
 }
 
 void tk_rank_table_free(tk_rank_table *table) {
+    free(table->cut_pairs);
     tk_table_memory_free(&table->memory);
     memset(table, 0, sizeof *table);
 }

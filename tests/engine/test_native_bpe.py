@@ -239,6 +239,59 @@ def test_every_short_length_against_tiktoken(name):
             assert core.encode_piece(piece) == oracle._encode_single_piece(piece), piece
 
 
+def _is_lead(byte: int) -> bool:
+    return byte < 0x80 or byte >= 0xC0
+
+
+def _completed(token: bytes) -> bytes | None:
+    """`token` with the character its first bytes end (continuation bytes) given a lead byte and the character
+    its last bytes begin given continuation bytes: a valid UTF-8 string holding it, or None."""
+    head = len(token) - len(token.lstrip(bytes(range(0x80, 0xC0))))
+    if head >= 4:
+        return None
+    token = (b"", b"\xd0", b"\xe4", b"\xf1")[head] + token
+    for filler in (0x80, 0x90, 0xA0):
+        for missing in range(4):
+            text = token + bytes([filler]) * missing
+            try:
+                text.decode()
+                return text
+            except UnicodeDecodeError:
+                pass
+    return None
+
+
+def _tokens_across_characters(ranks: dict[bytes, int]) -> list[bytes]:
+    """Every token that holds a continuation byte followed by a lead byte of 2-4: one that spans a boundary
+    between two characters of 2-4 bytes, whole or in part (what the merge's cuts must never separate)."""
+    return sorted(token for token in ranks
+                  if any(0x80 <= a < 0xC0 and b >= 0xC0 for a, b in zip(token, token[1:])))
+
+
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_pieces_cut_between_characters_against_tiktoken(name):
+    # The merge cuts a piece between two characters of 2-4 bytes where no token spans (bpe_merge.c's
+    # merge_cut), from two tables the rank table builds from the tokens that span such a boundary: the byte
+    # pairs of those holding part of a character there, the character pairs of those holding both whole.
+    # Every such token of the vocabulary, its partial characters completed, between characters of other
+    # scripts (a cut right before or after it is then likely), and the same characters without it, against
+    # the Python reference and tiktoken: a table that missed a token would cut through it.
+    core, oracle, ranks = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name), _ranks(name)
+    around = ["\u4e2d", "\u043f", "\u0627", "\U0001F600", "\u0e01", "\u00e9", "\u0915\u094d", "\uac00"]
+    pieces = []
+    for index, token in enumerate(_tokens_across_characters(ranks)):
+        text = _completed(token)
+        if text is None:
+            continue
+        before, after = around[index % len(around)], around[(index // len(around)) % len(around)]
+        pieces.append(before.encode() + text + after.encode())
+        pieces.append(text + before.encode() + after.encode() + text)
+    assert len(pieces) > 2000
+    for piece in pieces:
+        assert core.merge(piece) == byte_pair_merge(piece, ranks), piece
+        assert core.encode_piece(piece) == oracle._encode_single_piece(piece), piece
+
+
 def _huge_pieces() -> list[bytes]:
     """Pieces of 16-40 KB, past the switch to the run and bucket merges: runs of one byte (spaces, "=",
     letters, digits, newlines) alone and mixed, and random text over mixed alphabets (ASCII letters and
