@@ -40,60 +40,6 @@ static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, s
     return tk_short_merge(table, NULL, 0, 0, piece, len, out);
 }
 
-/* The ids of piece[start, end), one segment of a piece cut where no token spans (merge_cut): its token when it
- * is one (no merge), else its merge. */
-static ptrdiff_t merge_segment(const tk_rank_table *table, const uint8_t *piece, size_t start, size_t end,
-                               uint32_t *out) {
-    uint32_t rank = pair_rank_in(table, piece, end, start, end);
-    if (rank != TK_NO_RANK) {
-        if (out) out[0] = rank;
-        return 1;
-    }
-    return merge_short(table, piece + start, end - start, out);
-}
-
-/* merge_short of a piece cut at every boundary between two characters of 2-4 bytes that no token spans
- * (tk_cut_between): no merge joins parts across such a boundary, so the merges either side of it are those
- * of each side alone, in the same order among themselves, and the ids are each side's in turn. A segment
- * that is a token is found whole, without its merges. In multilingual text under cl100k_base most
- * boundaries between CJK, Devanagari or Thai characters are cut (few of its tokens hold two of them): the
- * merges of the first-pass pieces of the benchmark's multilingual text fall from 52,660 to ~33,000 (-38 %),
- * under o200k_base (many such tokens) by ~11 % (docs/decisions.md, "Pieces cut where no token spans"). A
- * character that is not a lead byte and its continuation bytes whole inside the piece is never cut at. */
-static ptrdiff_t merge_cut(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
-    size_t start = 0, n = 0;
-    size_t last = 0, last_len = 0; /* the character before the one at p, when it is 2-4 bytes (else last_len 0) */
-    for (size_t p = 0; p < len;) {
-        size_t k = tk_utf8_lead_len(piece[p]);
-        int whole = k >= 2 && p + k <= len;
-        for (size_t j = p + 1; whole && j < p + k; j++) whole = tk_utf8_lead_len(piece[j]) == 0;
-        if (!whole) {
-            last_len = 0;
-            p += 1;
-            continue;
-        }
-        if (last_len && tk_cut_between(table, piece + last, last_len, piece + p, k)) {
-            ptrdiff_t m = merge_segment(table, piece, start, p, out ? out + n : NULL);
-            if (m < 0) return m;
-            n += (size_t)m;
-            start = p;
-        }
-        last = p;
-        last_len = k;
-        p += k;
-    }
-    if (start == 0) return merge_short(table, piece, len, out);
-    ptrdiff_t m = merge_segment(table, piece, start, len, out ? out + n : NULL);
-    return m < 0 ? m : (ptrdiff_t)n + m;
-}
-
-/* Whether a piece holds a byte of C0-FF (a lead byte of 2-4), which merge_cut needs to cut anywhere. */
-static inline int has_lead_byte(const uint8_t *piece, size_t len) {
-    for (size_t k = 0; k < len; k++)
-        if (piece[k] >= 0xC0) return 1;
-    return 0;
-}
-
 /* merge_short with a merge list's order among pairs that join into the same token: a list of every split
  * of every token sorted by (merged id, left id) (merge_index.c checks that) runs tiktoken's rule, except
  * that two different splits of one token may be candidates at once ("ab"+"a" and "a"+"ba" both make "aba"):
@@ -168,12 +114,11 @@ done:
     return n;
 }
 
-ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out) {
-    if (len == 0) return 0;
-    if (len <= TK_SHORT_PIECE) { /* out NULL: only counted */
-        return table->cut_pairs && has_lead_byte(piece, len) ? merge_cut(table, piece, len, out)
-                                                              : merge_short(table, piece, len, out);
-    }
+/* The ids of a piece by tiktoken's rule, uncut: by its length, the short merge, the heap, or the runs or
+ * buckets of a huge piece. */
+static ptrdiff_t merge_uncut(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
+                             uint32_t *out) {
+    if (len <= TK_SHORT_PIECE) return merge_short(table, piece, len, out); /* out NULL: only counted */
     if (len >= TK_BUCKET_PIECE) {
         ptrdiff_t n = tk_bpe_merge_runs(table, piece, len, out);
         if (n != -2) return n;
@@ -181,4 +126,87 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
         if (n != -2) return n;
     }
     return merge_long(table, piece, len, out);
+}
+
+/* The ids of piece[start, end), one segment of a piece cut where no token spans (merge_cut): its token when it
+ * is one (no merge), else its merge. */
+static ptrdiff_t merge_segment(const tk_rank_table *table, const uint8_t *piece, size_t start, size_t end,
+                               size_t n_ranks, uint32_t *out) {
+    uint32_t rank = pair_rank_in(table, piece, end, start, end);
+    if (rank != TK_NO_RANK) {
+        if (out) out[0] = rank;
+        return 1;
+    }
+    return merge_uncut(table, piece + start, end - start, n_ranks, out);
+}
+
+/* merge_uncut of a piece cut at every boundary between two characters of 2-4 bytes that no token spans
+ * (tk_cut_between): no merge joins parts across such a boundary, so the merges either side of it are those
+ * of each side alone, in the same order among themselves, and the ids are each side's in turn. A segment
+ * that is a token is found whole, without its merges; in a piece longer than TK_SHORT_PIECE a segment equal
+ * to the one before takes its ids (one emoji repeated over 1 MB: 262,144 segments, merged once). A segment
+ * longer than TK_SHORT_PIECE sends the whole piece to merge_uncut instead (the ids written so far are written
+ * over): the heap and the buckets are bounded for the whole piece, and a bucket merge per segment would pay
+ * its set-up (16 bytes a rank) per segment. In
+ * multilingual text under cl100k_base most boundaries between CJK, Devanagari or Thai characters are cut
+ * (few of its tokens hold two of them): the merges of the first-pass pieces of the benchmark's multilingual
+ * text fall from 52,660 to 37,452, under o200k_base (many such tokens) by ~11 % (docs/decisions.md, "Pieces
+ * cut where no token spans"). A character that is not a lead byte and its continuation bytes whole inside
+ * the piece is never cut at. */
+static ptrdiff_t merge_cut(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
+                           uint32_t *out) {
+    size_t start = 0, n = 0;
+    size_t last = 0, last_len = 0; /* the character before the one at p, when it is 2-4 bytes (else last_len 0) */
+    /* the segment before the current one (pieces past TK_SHORT_PIECE): its bytes and where its ids went */
+    size_t before_start = 0, before_len = 0, before_ids = 0, before_n = 0;
+    const int repeats = len > TK_SHORT_PIECE;
+    for (size_t p = 0; p < len;) {
+        size_t k = tk_utf8_lead_len(piece[p]);
+        int whole = k >= 2 && p + k <= len;
+        for (size_t j = p + 1; whole && j < p + k; j++) whole = tk_utf8_lead_len(piece[j]) == 0;
+        if (!whole) {
+            last_len = 0;
+            p += 1;
+            continue;
+        }
+        if (last_len && tk_cut_between(table, piece + last, last_len, piece + p, k)) {
+            size_t seg_len = p - start;
+            if (seg_len > TK_SHORT_PIECE) return merge_uncut(table, piece, len, n_ranks, out); /* see above */
+            ptrdiff_t m;
+            if (repeats && seg_len == before_len && memcmp(piece + start, piece + before_start, seg_len) == 0) {
+                if (out) memmove(out + n, out + before_ids, before_n * sizeof *out);
+                m = (ptrdiff_t)before_n;
+            } else {
+                m = merge_segment(table, piece, start, p, n_ranks, out ? out + n : NULL);
+                if (m < 0) return m;
+            }
+            before_start = start, before_len = seg_len, before_ids = n, before_n = (size_t)m;
+            n += (size_t)m;
+            start = p;
+        }
+        last = p;
+        last_len = k;
+        p += k;
+    }
+    if (start == 0 || len - start > TK_SHORT_PIECE) return merge_uncut(table, piece, len, n_ranks, out);
+    ptrdiff_t m = merge_segment(table, piece, start, len, n_ranks, out ? out + n : NULL);
+    return m < 0 ? m : (ptrdiff_t)n + m;
+}
+
+/* Whether a piece holds a byte of C0-FF (a lead byte of 2-4), which merge_cut needs to cut anywhere. */
+static inline int has_lead_byte(const uint8_t *piece, size_t len) {
+    size_t k = 0;
+    for (uint64_t word; k + 8 <= len; k += 8) { /* the top two bits of each byte */
+        memcpy(&word, piece + k, 8);
+        if (word & (word << 1) & 0x8080808080808080ull) return 1;
+    }
+    for (; k < len; k++)
+        if (piece[k] >= 0xC0) return 1;
+    return 0;
+}
+
+ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out) {
+    if (len == 0) return 0;
+    if (table->cut_pairs && has_lead_byte(piece, len)) return merge_cut(table, piece, len, n_ranks, out);
+    return merge_uncut(table, piece, len, n_ranks, out);
 }

@@ -292,6 +292,34 @@ def test_pieces_cut_between_characters_against_tiktoken(name):
         assert core.encode_piece(piece) == oracle._encode_single_piece(piece), piece
 
 
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_long_pieces_cut_between_characters_against_tiktoken(name):
+    # Pieces past the short merge (128 bytes) are cut too: a segment equal to the one before takes its ids
+    # (checked against its own merge by every piece whose segments differ right after repeating), and a segment
+    # past 128 bytes sends the whole piece to the uncut merges. Runs of CJK, Thai, Devanagari and emoji with
+    # Cyrillic and Latin letters between, repeated and varied, at lengths around 128 and up to 40 KB.
+    core, oracle, ranks = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name), _ranks(name)
+    rng = random.Random(20261205)
+    alphabet = list("\u4e2d\u6587\u5b57\u7b26\u6d4b\u8bd5\u0e01\u0e32\u0e23\u0915\u093e\u0930\u043f\u0440\u0438\u00e9a")
+    alphabet += ["\U0001F600", "\U0001F680", "\u2764"]
+    pieces = []
+    for unit in ("\U0001F600", "\u4e2d", "\u4e2d\u6587", "\U0001F600\u4e2d", "\u0e01\u0e32", "\u043f\u0440\u0438"):
+        for count in (30, 43, 44, 64, 200, 5000):
+            text = (unit * count).encode()
+            pieces += [text, text + "\u6587".encode(), "\u6587".encode() + text, text + b"x" + text[:rng.randrange(1, 40)]]
+    for size in (100, 129, 140, 300, 2000, 40_000):
+        for _ in range(3):
+            pieces.append("".join(rng.choice(alphabet) for _ in range(size)).encode())
+    pieces.append("\u043f\u0440\u0438".encode() * 100 + "\u4e2d".encode() + "\u043f".encode() * 200)  # > 128 uncut
+    for piece in pieces:
+        # compared first, so that a failure names the piece instead of diffing lists of up to 40,000 ids
+        same = core.encode_piece(piece) == oracle._encode_single_piece(piece)
+        assert same, (len(piece), piece[:60])
+        if len(piece) <= 3000:
+            same = core.merge(piece) == byte_pair_merge(piece, ranks)
+            assert same, (len(piece), piece[:60])
+
+
 def _huge_pieces() -> list[bytes]:
     """Pieces of 16-40 KB, past the switch to the run and bucket merges: runs of one byte (spaces, "=",
     letters, digits, newlines) alone and mixed, and random text over mixed alphabets (ASCII letters and
