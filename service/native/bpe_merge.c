@@ -128,16 +128,23 @@ static ptrdiff_t merge_uncut(const tk_rank_table *table, const uint8_t *piece, s
     return merge_long(table, piece, len, out);
 }
 
-/* The ids of piece[start, end), one segment of a piece cut where no token spans (merge_cut): its token when it
- * is one (no merge), else its merge. */
+/* The ids of piece[start, end), one segment of a piece cut where no token spans (merge_cut): its merge, or its
+ * token when it is one that merged to itself before. Not the token on sight: a segment, unlike a whole piece,
+ * gets tiktoken's merge of its bytes, which for a token no merge reaches is not that token (a vocabulary with
+ * "\xe4\xb8\xad" but none of its two-byte halves: a cut "\xe4\xb8\xad\xe4\xb8\xad" is six bytes). Every token of
+ * cl100k_base and o200k_base merges to itself; the bit spares each one's merges after its first. */
 static ptrdiff_t merge_segment(const tk_rank_table *table, const uint8_t *piece, size_t start, size_t end,
                                size_t n_ranks, uint32_t *out) {
     uint32_t rank = pair_rank_in(table, piece, end, start, end);
-    if (rank != TK_NO_RANK) {
+    uint64_t *word = rank < table->n_merged_bits ? &table->merges_to_itself[rank >> 6] : NULL;
+    uint64_t bit = 1ull << (rank & 63);
+    if (word && (__atomic_load_n(word, __ATOMIC_RELAXED) & bit)) {
         if (out) out[0] = rank;
         return 1;
     }
-    return merge_uncut(table, piece + start, end - start, n_ranks, out);
+    ptrdiff_t n = merge_uncut(table, piece + start, end - start, n_ranks, out);
+    if (word && n == 1) __atomic_fetch_or(word, bit, __ATOMIC_RELAXED); /* one part of all its bytes: the token */
+    return n;
 }
 
 /* merge_uncut of a piece cut at every boundary between two characters of 2-4 bytes that no token spans

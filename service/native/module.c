@@ -1122,7 +1122,7 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
     PyMem_Free(values);
     /* tiktoken's rule cuts pieces where no token spans (bpe_merge.c) */
     int cuts = !failed && !self->pair_rule;
-    if (cuts && tk_rank_table_init_cuts(&self->table) < 0) {
+    if (cuts && tk_rank_table_init_cuts(&self->table, (size_t)max_rank + 1) < 0) {
         PyErr_NoMemory();
         failed = 1;
     }

@@ -86,10 +86,13 @@ int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes
     return 0;
 }
 
-int tk_rank_table_init_cuts(tk_rank_table *table) {
-    table->cut_pairs = calloc((TK_CUT_PAIR_BITS + TK_CUT_CHAR_BITS) / 64, sizeof(uint64_t));
+int tk_rank_table_init_cuts(tk_rank_table *table, size_t n_ranks) {
+    size_t merged_words = (n_ranks + 63) / 64;
+    table->cut_pairs = calloc((TK_CUT_PAIR_BITS + TK_CUT_CHAR_BITS) / 64 + merged_words, sizeof(uint64_t));
     if (!table->cut_pairs) return -1;
     table->cut_chars = table->cut_pairs + TK_CUT_PAIR_BITS / 64;
+    table->merges_to_itself = table->cut_chars + TK_CUT_CHAR_BITS / 64;
+    table->n_merged_bits = n_ranks;
     return 0;
 }
 

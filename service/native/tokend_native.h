@@ -76,6 +76,11 @@ typedef struct {
      * NULL until tk_rank_table_init_cuts. */
     uint64_t *cut_pairs;
     uint64_t *cut_chars;
+    /* A bit per rank, set once merging the token's own bytes gave that token alone (bpe_merge.c's
+     * merge_segment: a cut segment equal to a token may then skip its merge; one that does not merge to
+     * itself never does). Set by any thread, with atomic ORs; n_merged_bits ranks. */
+    uint64_t *merges_to_itself;
+    size_t n_merged_bits;
     tk_table_memory memory;    /* one block holding slots, pair_rank, filter and bytes (table_memory.c) */
 } tk_rank_table;
 
@@ -114,11 +119,12 @@ static inline int tk_cut_between(const tk_rank_table *table, const uint8_t *firs
  * init returns 0, or -1 on allocation failure. */
 int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes, uint64_t seed);
 void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, uint32_t rank);
-/* The cut tables (tk_cut_between) of tiktoken's rule: init_cuts once (0, or -1 when out of memory), then
+/* The cut tables (tk_cut_between) of tiktoken's rule: init_cuts once for ranks below n_ranks (0, or -1 when
+ * out of memory), then
  * add_cuts for every token. A table without them (cut_pairs NULL) is never cut. In a loop of their own
  * after the adds: inside tk_rank_table_add, the branches of add_cuts cost o200k_base's load 12.7 -> 17.4 ms,
  * the slots' cache misses no longer overlapping; apart, ~1 ms. */
-int tk_rank_table_init_cuts(tk_rank_table *table);
+int tk_rank_table_init_cuts(tk_rank_table *table, size_t n_ranks);
 void tk_rank_table_add_cuts(tk_rank_table *table, const uint8_t *token, size_t len);
 
 /* Whether a token has a lead byte of 2-4 after its first byte: only those add cuts (most have none). */

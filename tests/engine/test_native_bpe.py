@@ -320,6 +320,26 @@ def test_long_pieces_cut_between_characters_against_tiktoken(name):
             assert same, (len(piece), piece[:60])
 
 
+@pytest.mark.parametrize("reachable", [False, True])
+def test_cut_segment_equal_to_a_token_no_merge_reaches(reachable):
+    # A segment of a cut piece gets the merge of its bytes, which for a token no merge reaches is not that
+    # token (unlike a whole piece, which tiktoken looks up first). "\u4e2d" (3 bytes) is a token but neither of
+    # its 2-byte halves is, so "\u4e2d\u4e2d" stays six bytes; with "\xe4\xb8" a token it is two tokens. Short and
+    # long pieces (a repeated segment takes the ids of the one before), the core's two merges against tiktoken.
+    ranks = {bytes([b]): b for b in range(256)}
+    ranks.update({"\u4e2d".encode(): 256, "\u6587".encode(): 257, b"ab": 258})
+    if reachable:
+        ranks["\u4e2d".encode()[:2]] = 259
+    core = BpeCore(ranks, "cl100k", hash_seed=0x5EED)
+    oracle = tiktoken.Encoding("cut-segments", pat_str=GPT4_PATTERN, mergeable_ranks=ranks, special_tokens={})
+    for text in ("\u4e2d\u4e2d", "\u4e2d\u6587", "\u6587\u4e2d\u4e2d", "\u4e2d" * 50, "\u4e2d" * 43 + "\u6587", "\u4e2d\u6587" * 30,
+                 "\u4e2d" * 2000):
+        piece = text.encode()
+        assert core.encode_piece(piece) == oracle._encode_single_piece(piece), text[:4]
+        assert core.merge(piece) == byte_pair_merge(piece, ranks), text[:4]
+        assert core.encode_piece(piece) == oracle._encode_single_piece(piece), text[:4]  # after the bits are set
+
+
 def _huge_pieces() -> list[bytes]:
     """Pieces of 16-40 KB, past the switch to the run and bucket merges: runs of one byte (spaces, "=",
     letters, digits, newlines) alone and mixed, and random text over mixed alphabets (ASCII letters and
