@@ -24,58 +24,7 @@
 
 #include "wire_reader.h"
 
-enum { FIELD_INPUTS = 2, WIRE_START_GROUP = 3, WIRE_END_GROUP = 4 };
-
-/* Groups nest at most this deep here; protobuf refuses past 100 (its recursion limit), so every group it
- * skips is skipped here too. */
-#define MAX_GROUP_DEPTH 1024
-
-/* A varint value as protobuf skips it: at most 10 bytes; bits past the 64th are dropped, not refused. */
-static int skip_varint(const uint8_t **p, const uint8_t *end) {
-    for (int i = 0; i < 10; i++) {
-        if (*p >= end) return -1;
-        if (!(*(*p)++ & 0x80)) return 0;
-    }
-    return -1;
-}
-
-/* The value of a field whose tag (`field`, `wire`) was just read, skipped as protobuf skips a field it does not
- * know or whose wire type is not the field's: a group up to its matching end, nested groups included. -1: bytes
- * protobuf refuses too (an end without its start, an invalid wire type, a value past the end). */
-static int skip_value(const uint8_t **p, const uint8_t *end, uint32_t field, int wire) {
-    uint32_t open[MAX_GROUP_DEPTH]; /* the field number of each open group */
-    int depth = 0;
-    for (;;) {
-        const uint8_t *start;
-        switch (wire) {
-        case WIRE_VARINT:
-            if (skip_varint(p, end) < 0) return -1;
-            break;
-        case WIRE_FIXED64:
-            if (end - *p < 8) return -1;
-            *p += 8;
-            break;
-        case WIRE_DELIMITED:
-            if (tk_wire_delimited(p, end, &start) < 0) return -1;
-            break;
-        case WIRE_FIXED32:
-            if (end - *p < 4) return -1;
-            *p += 4;
-            break;
-        case WIRE_START_GROUP:
-            if (depth == MAX_GROUP_DEPTH) return -1;
-            open[depth++] = field;
-            break;
-        case WIRE_END_GROUP:
-            if (depth == 0 || open[--depth] != field) return -1;
-            break;
-        default:
-            return -1;
-        }
-        if (depth == 0) return 0;
-        if (tk_wire_tag(p, end, &field, &wire) < 0) return -1;
-    }
-}
+enum { FIELD_INPUTS = 2 };
 
 /* The records of field `number` with wire type 2 (a repeated message field's elements) in a message's bytes,
  * added to *count. 0: read to the end; -1: bytes protobuf refuses (*count then holds the records before them). */
@@ -88,7 +37,7 @@ static int count_records(const uint8_t *p, const uint8_t *end, uint32_t number, 
         if (field == number && wire == WIRE_DELIMITED) {
             if (tk_wire_delimited(&p, end, &start) < 0) return -1;
             (*count)++;
-        } else if (skip_value(&p, end, field, wire) < 0) {
+        } else if (tk_wire_skip_unknown(&p, end, field, wire, TK_WIRE_MAX_GROUPS) < 0) {
             return -1;
         }
     }
@@ -106,7 +55,7 @@ static int count_listed(const uint8_t *p, const uint8_t *end, int64_t *allowed, 
         if ((field == 1 || field == 2) && wire == WIRE_DELIMITED) {
             if (tk_wire_delimited(&p, end, &start) < 0) return -1;
             if (count_records(start, p, 2, field == 1 ? allowed : disallowed) < 0) return -1;
-        } else if (skip_value(&p, end, field, wire) < 0) {
+        } else if (tk_wire_skip_unknown(&p, end, field, wire, TK_WIRE_MAX_GROUPS) < 0) {
             return -1;
         }
     }
@@ -130,7 +79,7 @@ static int read_items(const uint8_t *p, const uint8_t *end, uint32_t policy_fiel
         } else if (field == FIELD_INPUTS && wire == WIRE_DELIMITED) {
             if (tk_wire_delimited(&p, end, &start) < 0) return -1;
             items->items++;
-        } else if (skip_value(&p, end, field, wire) < 0) {
+        } else if (tk_wire_skip_unknown(&p, end, field, wire, TK_WIRE_MAX_GROUPS) < 0) {
             return -1;
         }
     }

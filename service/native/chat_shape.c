@@ -36,7 +36,6 @@
 
 #include "wire_reader.h"
 
-enum { WIRE_START_GROUP = 3, WIRE_END_GROUP = 4 };
 enum { MAX_DEPTH = 100 }; /* protobuf's recursion limit: messages and groups nested */
 
 typedef struct {
@@ -46,55 +45,14 @@ typedef struct {
     int64_t over, tools_over;
 } Shape;
 
-/* A value of wire type 0, 1, 2 or 5 as protobuf skips it, or -1. A varint takes at most 10 bytes, and bits
- * past the 64th are dropped, not refused (tk_wire_skip refuses them: its readers then leave the bytes to
- * protobuf; here -1 means bytes protobuf refuses). */
-static int skip_plain(const uint8_t **p, const uint8_t *end, int wire) {
-    if (wire != WIRE_VARINT) return tk_wire_skip(p, end, wire);
-    for (int i = 0; i < 10; i++) {
-        if (*p >= end) return -1;
-        if (!(*(*p)++ & 0x80)) return 0;
-    }
-    return -1;
-}
-
-/* Skips the rest of a group opened by `field` at `depth` (its end-group tag included), or -1. */
-static int skip_group(const uint8_t **p, const uint8_t *end, uint32_t field, int depth) {
-    uint32_t open[MAX_DEPTH + 1];
-    int top = 0;
-    if (depth + 1 > MAX_DEPTH) return -1;
-    open[top++] = field;
-    while (top > 0) {
-        uint32_t inner;
-        int wire;
-        if (tk_wire_tag(p, end, &inner, &wire) < 0) return -1;
-        if (wire == WIRE_START_GROUP) {
-            if (depth + top + 1 > MAX_DEPTH) return -1;
-            open[top++] = inner;
-        } else if (wire == WIRE_END_GROUP) {
-            if (open[top - 1] != inner) return -1;
-            top--;
-        } else if (skip_plain(p, end, wire) < 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* One field this reader does not count (an unknown one, or a known one with another wire type). */
-static int skip_field(const uint8_t **p, const uint8_t *end, uint32_t field, int wire, int depth) {
-    if (wire == WIRE_START_GROUP) return skip_group(p, end, field, depth);
-    if (wire == WIRE_END_GROUP) return -1; /* no group is open at a message's own level */
-    return skip_plain(p, end, wire);
-}
-
-/* The value of field `want` when the next field is it, length-delimited: 1 (*start, *p past it), 0 another
- * field (skipped), -1 bytes protobuf refuses. */
+/* The next field of a message at `depth`: 1 when it is length-delimited (*field, *start, *p past it), 0 when it
+ * is not (skipped as protobuf skips it: groups may nest up to protobuf's MAX_DEPTH with the message's own
+ * nesting), -1 bytes protobuf refuses. */
 static int next_delimited(const uint8_t **p, const uint8_t *end, uint32_t *field, int depth, const uint8_t **start) {
     int wire;
     if (tk_wire_tag(p, end, field, &wire) < 0) return -1;
     if (wire == WIRE_DELIMITED) return tk_wire_delimited(p, end, start) < 0 ? -1 : 1;
-    return skip_field(p, end, *field, wire, depth) < 0 ? -1 : 0;
+    return tk_wire_skip_unknown(p, end, *field, wire, MAX_DEPTH - depth) < 0 ? -1 : 0;
 }
 
 static void count_json(const uint8_t *p, const uint8_t *end, Shape *shape) {
@@ -118,7 +76,7 @@ static void count_json(const uint8_t *p, const uint8_t *end, Shape *shape) {
 
 /* Each reader below: one message's fields at `depth` (its nesting), counting what the header says. A
  * singular field sent in several records is its last one's value (a string), or their merge (a message), as
- * protobuf reads it; so is a oneof: its last member set. */
+ * protobuf reads it; a oneof of strings (`arguments` / `arguments_json`) its last member set. */
 typedef struct {
     const uint8_t *start, *end; /* the last arguments_json; NULL when unset or `arguments` came after it */
 } Arguments;

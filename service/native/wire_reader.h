@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_DELIMITED = 2, WIRE_FIXED32 = 5 };
+enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_DELIMITED = 2, WIRE_START_GROUP = 3, WIRE_END_GROUP = 4, WIRE_FIXED32 = 5 };
 
 /* A varint of at most 10 bytes (the 10th carrying only the 64th bit). */
 static inline int tk_wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *out) {
@@ -75,6 +75,53 @@ static inline int tk_wire_next_field(const uint8_t **p, const uint8_t *end, uint
         if (tk_wire_skip(p, end, *wire) < 0) return -1;
     }
     return 0;
+}
+
+/* Groups tk_wire_skip_unknown may hold open at once (its stack). */
+#define TK_WIRE_MAX_GROUPS 1024
+
+/* The value of a field whose tag (`field`, `wire`) was just read, skipped as protobuf skips a field it does not
+ * know or whose wire type is not the field's (chat_shape.c, batch_items.c): a varint of at most 10 bytes whose
+ * bits past the 64th are dropped, not refused (tk_wire_skip refuses them); a group up to its matching end, nested
+ * groups included, at most `max_groups` (<= TK_WIRE_MAX_GROUPS) open at once. -1: bytes protobuf refuses too (an
+ * end without its start, an invalid wire type, a value past the end), or groups nested past `max_groups`. */
+static inline int tk_wire_skip_unknown(const uint8_t **p, const uint8_t *end, uint32_t field, int wire,
+                                       int max_groups) {
+    uint32_t open[TK_WIRE_MAX_GROUPS]; /* the field number of each open group */
+    int depth = 0;
+    for (;;) {
+        const uint8_t *start;
+        switch (wire) {
+        case WIRE_VARINT:
+            for (int i = 0;; i++) {
+                if (i == 10 || *p >= end) return -1;
+                if (!(*(*p)++ & 0x80)) break;
+            }
+            break;
+        case WIRE_FIXED64:
+            if (end - *p < 8) return -1;
+            *p += 8;
+            break;
+        case WIRE_DELIMITED:
+            if (tk_wire_delimited(p, end, &start) < 0) return -1;
+            break;
+        case WIRE_FIXED32:
+            if (end - *p < 4) return -1;
+            *p += 4;
+            break;
+        case WIRE_START_GROUP:
+            if (depth >= max_groups || depth == TK_WIRE_MAX_GROUPS) return -1;
+            open[depth++] = field;
+            break;
+        case WIRE_END_GROUP:
+            if (depth == 0 || open[--depth] != field) return -1;
+            break;
+        default:
+            return -1;
+        }
+        if (depth == 0) return 0;
+        if (tk_wire_tag(p, end, &field, &wire) < 0) return -1;
+    }
 }
 
 typedef struct {

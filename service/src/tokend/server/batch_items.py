@@ -38,7 +38,7 @@ def batch_prechecks(service: Any) -> dict[str, Callable[[bytes], None]]:
     """{method: check(wire bytes)}: each refuses a batch ``service.limits`` refuses (ChunkStream: more than one
     input, as its servicer does)."""
 
-    def check(method: str) -> Callable[[bytes], None]:
+    def precheck(method: str) -> Callable[[bytes], None]:
         policy_field = _POLICY_FIELDS[method]
 
         def check(data: bytes) -> None:
@@ -53,4 +53,4 @@ def batch_prechecks(service: Any) -> dict[str, Callable[[bytes], None]]:
 
         return check
 
-    return {method: check(method) for method in (*BATCH_METHODS, "ChunkStream")}
+    return {method: precheck(method) for method in (*BATCH_METHODS, "ChunkStream")}

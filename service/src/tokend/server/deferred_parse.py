@@ -11,8 +11,8 @@ the metrics) could be refused UNAVAILABLE once its parse ended (tests/reliabilit
 Bytes that do not parse are INVALID_ARGUMENT as anywhere else (``UndecodableRequest.refusal``). Small
 messages, and other services' (health, reflection), are parsed by grpcio as before.
 
-A chat request's conversations and messages are counted from its bytes first (``prechecks``, chat_shape.py)
-and refused unparsed when the service would refuse them from their counts.
+A request's batch is counted from its bytes first (``prechecks``: batch_items.py, chat_shape.py) and refused
+unparsed when the service would refuse it from those counts.
 
 A message larger than any acceptable request can be on the wire (``largest``: wire_bound.py) is not parsed at
 all: its bytes are let go at once and the call is refused RESOURCE_EXHAUSTED naming ``max_request_bytes``, as
@@ -20,7 +20,8 @@ the service would have refused it after the parse (``OversizedRequest``).
 
     interceptors=[..., ErrorInterceptor(), AvailabilityInterceptor(availability), StreamSlots(),
                   DeferredParse(largest=largest_request_message(max_request_bytes=..., max_batch_items=...),
-                                max_request_bytes=...)]
+                                max_request_bytes=...,
+                                prechecks={**batch_prechecks(service), **chat_prechecks(service)})]
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class OversizedRequest:
 class DeferredParse(UnaryInterceptor):
     """``largest``: the most bytes an acceptable request message takes (wire_bound.largest_request_message);
     None: no bound (tests). ``prechecks``: {method: check(bytes)} run on a deferred message's bytes before it is
-    parsed, raising the service's error to refuse it unparsed (chat_shape.chat_prechecks)."""
+    parsed, raising the service's error to refuse it unparsed (batch_items.py, chat_shape.py)."""
 
     wrap_streams = True
 

@@ -277,10 +277,10 @@ def _within_deadline(call: CallState | None, request: _RequestTime, index: int, 
     stopped by the request's share a time limit saying so. The share is charged with the renders' CPU time
     (``_RequestTime``) and what is left of it given as the render's wall time, so a render never spends more
     CPU than that."""
-    seconds, cut_by = limits.seconds, None
+    seconds, cut_by_request = limits.seconds, False
     request_left = request.remaining()
     if request_left < seconds and index > 0:  # the first conversation has the whole of it (>= its own limit)
-        seconds, cut_by = request_left, "request"
+        seconds, cut_by_request = request_left, True
     remaining = call.time_remaining() if call is not None else None
     hard_deadline = None if remaining is None else time.monotonic() + remaining
     try:
@@ -288,7 +288,7 @@ def _within_deadline(call: CallState | None, request: _RequestTime, index: int, 
     except ChatTemplateError as error:
         if error.reason == "time_limit" and hard_deadline is not None and time.monotonic() >= hard_deadline:
             raise DeadlineExpired(index, total) from None
-        if error.reason == "time_limit" and cut_by == "request":
+        if error.reason == "time_limit" and cut_by_request:
             raise ChatTemplateError(
                 f"the chat template ran out of this request's template time: {request.seconds:g} s for its {total:,} "
                 f"conversation(s) together ({TEMPLATE_SECONDS:g} s, and {TEMPLATE_SECONDS_PER_CONVERSATION * 1000:g} ms "

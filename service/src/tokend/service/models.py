@@ -133,10 +133,11 @@ class ServedModels:
         """Load every configured model: (the loaded ones, {reference: error} of those that failed to load).
 
         A malformed reference raises InvalidRequest and one that names no model ModelNotFoundError, before
-        anything loads (configuration errors: no later publish is waited for). A version that exists but does not load (a damaged payload, a manifest the reader
-        refuses) is returned, not raised: the worker serves the others (one damaged file must not keep a
-        restarted worker from serving every intact model), requests for it fail as they would after any
-        load failure, and hot reload loads it once it is repaired."""
+        anything loads (configuration errors: no later publish is waited for). A version that exists but does
+        not load (a damaged payload, a manifest the reader refuses) is returned, not raised: the worker serves
+        the others (one damaged file must not keep a restarted worker from serving every intact model),
+        requests for it fail as they would after any load failure, and hot reload loads it once it is
+        repaired."""
         loaded, failed = [], {}
         refs = self.configured_refs(models)
         for ref in refs:

@@ -55,6 +55,4 @@ class TemplateLimits:
 
     def start(self) -> TemplateLimits:
         """These limits with the clock started now (unchanged when already started)."""
-        if self.deadline is not None:
-            return self
-        return replace(self, deadline=time.monotonic() + self.seconds)
+        return self if self.deadline is not None else replace(self, deadline=time.monotonic() + self.seconds)
