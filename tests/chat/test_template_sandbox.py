@@ -167,10 +167,10 @@ def test_lipsum_still_renders_paragraphs():
 def test_a_views_items_are_each_sized():
     # dict views make their (key, value) pairs as they are read; a pair freed and the next made at its address
     # (CPython reuses a freed tuple's memory at once) must not take its size: sized once per object, not per id
-    from tokend.registry.chat.sandbox import _estimate
+    from tokend.registry.chat.template_sizes import estimate
 
     pairs = {"a": 1, "b": "x" * 1000, "c": "y" * 5000}.items()
-    assert _estimate(pairs, 10**9) > 6000
+    assert estimate(pairs, 10**9) > 6000
 
 
 @pytest.mark.parametrize(
@@ -358,15 +358,15 @@ def test_values_let_go_are_not_held():
 
 
 def test_the_split_piece_count_knows_every_separator_python_splits_at():
-    # `_most_pieces` is an upper bound only if it counts every character split() and splitlines() split at.
+    # `most_pieces` is an upper bound only if it counts every character split() and splitlines() split at.
     import sys
 
-    from tokend.registry.chat.sandbox import _LINE_BREAKS, _WHITESPACE, _WHITESPACE_WIDE, _most_pieces
+    from tokend.registry.chat.template_filters import _LINE_BREAKS, _WHITESPACE, _WHITESPACE_WIDE, most_pieces
 
     characters = [chr(code) for code in range(sys.maxunicode + 1)]
     assert sorted(_WHITESPACE + _WHITESPACE_WIDE) == [c for c in characters if c.isspace()]
     assert sorted(_LINE_BREAKS) == [c for c in characters if len(f"a{c}b".splitlines()) == 2]
     text = "a\u3000b\tc\r\nd\x85e" * 1000
-    assert _most_pieces(text, "split", (), {}) >= len(text.split())
-    assert _most_pieces(text, "splitlines", (), {}) >= len(text.splitlines())
-    assert _most_pieces(text, "rsplit", ("\t", 3), {}) == 4
+    assert most_pieces(text, "split", (), {}) >= len(text.split())
+    assert most_pieces(text, "splitlines", (), {}) >= len(text.splitlines())
+    assert most_pieces(text, "rsplit", ("\t", 3), {}) == 4

@@ -11,9 +11,13 @@ directory holding Qwen3 with the `chatml` format; runnable examples: chat_format
     model.count_chat(messages, tools=tools).per_message
     # [tokens of messages[0], tokens of messages[1], ...]; what no message owns: .format_overhead
 
-Modules: messages (checks), segments (ids and spans), chat_format (ChatFormat, ChatEncoder), sandbox and
-template_format (templates), text_builder, one module per built-in, spec (the manifest field),
-gguf_template (a GGUF file's template, for the GGUF importer).
+Modules: messages (checks), segments (ids and spans), chat_format (ChatFormat, ChatEncoder), text_builder,
+one module per built-in, spec (the manifest field), gguf_template (a GGUF file's template, for the GGUF
+importer); templates: template_format (a template as a chat format), sandbox (the environment a template
+renders in) with its limits (template_limits: the bounds; template_budget: one render's time and held
+values; template_sizes: the size of what it builds; template_filters: one filter call; template_code_hooks:
+literals, loops and joins), template_trace, template_layout and template_count_plan (a traced render, the
+layout of a chat shape, its count).
 """
 
 from __future__ import annotations
