@@ -11,7 +11,7 @@ Models (all OpenAI's cl100k_base / o200k_base ranks, published through ``Registr
   the content "grow" (its size limit), and stops "divide" and "twins" (a huge integer division, lists built
   of themselves) at its size limit before they run and "lorem" (200,000 paragraphs of lipsum) at its time limit,
   refuses "hoard" (five values of 10 M characters held at once) at its held-values limit, and works ~0.3 s on
-  "busy" (many in one request: the request's shared template time);
+  "busy" and ~0.05 s on "brief" (many in one request: the request's shared template time);
 - ``o200k_base@1``: ``openai-chat`` (an estimate: counts, no ids);
 - ``plain@1``: cl100k_base without a chat format.
 Exactness of the formats is tests/chat's business (against the reference renderers); these models only
@@ -41,10 +41,11 @@ TEMPLATE = (
     # five values of 10 M characters held at once, each within max_chars (30 of them were 1.8 GB)
     "{%- if message.content == 'hoard' %}{% set a = 'x' * 10000000 %}{% set b = a ~ 'b' %}{% set c = a ~ 'c' %}"
     "{% set d = a ~ 'd' %}{% set e = a ~ 'e' %}{{ e|length }}{% endif %}"
-    # ~0.3 s of work, within one conversation's 1 s: many of them in one request exhaust the request's share
-    # (strftime_now: a render no layout can stand for, so every conversation renders: template_layout)
-    "{%- if message.content == 'busy' %}{% set ns = namespace(n=strftime_now('%S')|length) %}{% for i in range(60000) %}"
-    "{% set ns.n = ns.n + 1 %}{% endfor %}{% endif %}"
+    # ~0.3 s of work ("busy") or ~0.05 s ("brief"), within one conversation's 1 s: many of them in one request
+    # exhaust the request's share (strftime_now: a render no layout can stand for, so every conversation
+    # renders: template_layout)
+    "{%- if message.content in ('busy', 'brief') %}{% set ns = namespace(n=strftime_now('%S')|length) %}"
+    "{% for i in range(60000 if message.content == 'busy' else 10000) %}{% set ns.n = ns.n + 1 %}{% endfor %}{% endif %}"
     "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
     "{%- endfor %}"
     "{%- if tools %}{{- '<|im_start|>tools\\n' + (tools | tojson) + '<|im_end|>\\n' }}{% endif %}"
