@@ -20,6 +20,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.reload_interval == 30 and settings.grace_period == 20 and settings.max_connection_age == 300
     assert (settings.max_batch_items, settings.max_request_bytes, settings.max_message_bytes) == (1024, 8388608, 16777216)
     assert settings.max_work_bytes == 256 << 20
+    assert (settings.stream_idle_timeout, settings.stream_yield_after, settings.stream_message_rate) == (30, 10, 1000)
     assert (settings.bulk_lane_bytes, settings.bulk_lane_policy) == (1 << 20, "nice")
     # Deny by default: no reflection, the playground on this machine only (`make serve` turns reflection on).
     assert settings.reflection is False and settings.tls is False
@@ -32,7 +33,7 @@ def test_every_setting_has_a_flag_and_a_variable():
     assert set(SETTING_NAMES) == {
         "host", "port", "metrics_port", "workers", "registry", "models", "reload_interval", "max_batch_items",
         "max_request_bytes", "max_message_bytes", "max_work_bytes", "bulk_lane_bytes", "bulk_lane_policy", "grace_period", "drain_flush",
-        "max_connection_age", "stream_idle_timeout", "reflection",
+        "max_connection_age", "stream_idle_timeout", "stream_yield_after", "stream_message_rate", "reflection",
         "tls_cert", "tls_key", "tls_client_ca", "playground_host", "playground_port", "log_level",
     }  # fmt: skip
 

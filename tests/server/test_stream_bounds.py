@@ -7,6 +7,11 @@
 - A DecodeStream whose client sends nothing for ``--stream-idle-timeout`` seconds ends with DEADLINE_EXCEEDED
   and frees its stream slot (four such streams held every slot of a worker for ever: everyone else's streams
   got UNAVAILABLE); a stream that is slow but keeps sending is not ended.
+- When every stream slot is taken, a new DecodeStream takes the slot of a stream whose client has sent nothing
+  for ``--stream-yield-after`` seconds (a client that sent a message just under the idle timeout, for ever,
+  held its slot until its connection's age, 320 s by default); a stream whose messages keep coming keeps its.
+- A DecodeStream's messages are read at most ``--stream-message-rate`` a second (after a second's worth at
+  once): a flood of one-id messages took 84% of a core from one stream.
 
 The worker's CPU is read from /proc (user + system time of its process), so the bounds are generous.
 """
@@ -41,6 +46,16 @@ def server(registry_dir):
 def idle_server(registry_dir):
     """Streams idle for 1 s are ended."""
     server = TokendServer("--stream-idle-timeout", "1", registry=registry_dir, workers=1, models=["cl100k_base"]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def contended_server(registry_dir):
+    """Streams silent for 2 s give their slot to a new stream; messages read at most 100 a second."""
+    server = TokendServer(
+        "--stream-yield-after", "2", "--stream-message-rate", "100", registry=registry_dir, workers=1, models=["cl100k_base"]
+    ).start()
     yield server
     server.stop()
 
@@ -192,3 +207,67 @@ def test_a_slow_stream_that_keeps_sending_is_not_ended(idle_server):
         stream.close()
     assert stream.error is None, stream.error
     assert "".join(stream.texts) == "hello" + " world" * 6
+
+
+def test_a_new_stream_takes_the_slot_of_a_stream_whose_client_is_silent(contended_server):
+    stub = contended_server.stub()
+    hello = pb.DecodeStreamRequest(model="cl100k_base", ids=[15339])
+    quiet = [_QuietStream(stub, hello) for _ in range(3)]
+    busy = _QuietStream(stub, hello)  # sends a message every 0.2 s
+    sending = threading.Event()
+    sending.set()
+
+    def keep_sending() -> None:
+        while sending.is_set():
+            busy.requests.put(pb.DecodeStreamRequest(ids=[1917]))
+            time.sleep(0.2)
+
+    sender = threading.Thread(target=keep_sending, daemon=True)
+    sender.start()
+    newcomers: list[_QuietStream] = []
+    try:
+        time.sleep(3.0)  # the quiet ones have waited 3 s for their clients; every slot is taken
+        assert all(stream.error is None for stream in quiet + [busy])
+        # Each newcomer takes the slot of one quiet stream (the one the server saw silent longest).
+        for number in range(3):
+            newcomers.append(_QuietStream(stub, hello))
+            deadline = time.monotonic() + 10
+            while sum(stream.ended_at is not None for stream in quiet) <= number and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sum(stream.ended_at is not None for stream in quiet) == number + 1
+        for stream in quiet:
+            assert stream.error is not None and stream.error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, stream.error
+            assert "stream_yield_after" in stream.error.details() and "another stream needed" in stream.error.details()
+            assert stream.texts == ["hello"]
+        time.sleep(0.5)
+        assert [stream.error for stream in newcomers] == [None] * 3
+        assert [stream.texts for stream in newcomers] == [["hello"]] * 3
+        # Now every slot holds a stream that is busy or was silent for less than 2 s: a fifth is refused.
+        with pytest.raises(grpc.RpcError) as refused:
+            list(stub.DecodeStream(iter([hello]), timeout=10))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+        assert busy.error is None
+    finally:
+        sending.clear()
+        sender.join(5)
+        for stream in quiet + newcomers + [busy]:
+            stream.close()
+    assert busy.error is None and "".join(busy.texts).startswith("hello world world")
+
+
+def test_a_flood_of_messages_is_read_at_the_streams_rate(contended_server):
+    stub = contended_server.stub()
+    count = 400
+
+    def flood():
+        yield pb.DecodeStreamRequest(model="cl100k_base", ids=[15339])
+        for _ in range(count - 1):
+            yield pb.DecodeStreamRequest(ids=[1917])
+
+    started = time.monotonic()
+    texts = [response.text for response in stub.DecodeStream(flood(), timeout=60)]
+    elapsed = time.monotonic() - started
+    assert "".join(texts) == "hello" + " world" * (count - 1)  # every message answered, in order
+    # 100 at once, then 100 a second: a bound from below, which a slow machine only makes longer (it took
+    # ~0.1 s, the worker reading as fast as the client sent)
+    assert elapsed >= 0.9 * (count - 100) / 100, elapsed

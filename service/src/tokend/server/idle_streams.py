@@ -21,15 +21,27 @@ guidance does not retry it automatically (a client that idles would only idle ag
 which reads as the client's own cancellation. Rejected: ``context.cancel()`` from a timer (no thread per
 stream), because its client sees a bare CANCELLED with no word of why.
 
-Not handled: a client that sends a message just under the timeout, for ever, still holds its slot — the stream's
-lifetime is bounded only by ``--max-connection-age`` plus the grace period (320 s by default), its connection's
-end. Client-streaming RPCs with a single answer (tokend has none) are not wrapped.
+A client that sends a message just under the timeout, for ever, held its slot until its connection's end
+(``--max-connection-age`` plus the grace period: 320 s by default) while other clients' streams got UNAVAILABLE.
+So when every slot is taken, a new stream takes the slot of the stream that has waited longest for its client,
+if that wait has lasted ``--stream-yield-after`` seconds (10 s by default): ``make_room`` ends it with
+``StreamYielded`` (DEADLINE_EXCEEDED), and StreamSlots (stream_slots.py) gives its slot to the newcomer. A
+stream whose client is silent keeps its slot while nobody else needs one; a stream whose messages come
+within 10 s of each other (a generation of 0.1 token a second) never yields. Why this rather than a lifetime
+or a minimum rate for every stream: a generation can last longer than the connection's age already allows,
+and any rate a legitimate slow generation meets, a client holding slots meets as cheaply; yielding only
+under contention takes nothing from a stream unless another stream is waiting for its slot.
+
+Not handled: a client that sends a message every few seconds on several streams still holds their slots
+while it keeps sending (it costs it and the worker next to nothing); client-streaming RPCs with a single
+answer (tokend has none) are not wrapped.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,9 +50,9 @@ from tokend_api import SERVICE_NAME
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 from tokend.service.errors import DeadlineExpired, RequestError
 
-__all__ = ["IdleStreams", "StreamIdle"]
+__all__ = ["IdleStreams", "StreamIdle", "StreamYielded"]
 
-_MESSAGE, _END, _FAILED = "message", "end", "failed"
+_MESSAGE, _END, _FAILED, _YIELDED = "message", "end", "failed", "yielded"
 
 
 class StreamIdle(DeadlineExpired):
@@ -55,32 +67,74 @@ class StreamIdle(DeadlineExpired):
         self.total = received + 1
 
 
+class StreamYielded(DeadlineExpired):
+    """The client of a stream had sent nothing for ``--stream-yield-after`` seconds or more when another stream
+    needed its slot; the stream was ended (DEADLINE_EXCEEDED)."""
+
+    def __init__(self, silent: float, yield_after: float, received: int) -> None:
+        RequestError.__init__(
+            self, f"no message from the client for {silent:.1f} s after {received} messages, while every stream slot of "
+            f"this worker was taken and another stream needed one (stream_yield_after: {yield_after:g} s); the stream "
+            "was ended to give its slot to that one. Send the next message sooner, or open a new stream when there is more"
+        )  # fmt: skip
+        self.completed = received
+        self.total = received + 1
+
+
 class IdleStreams(UnaryInterceptor):
     wrap_streams = True
     wrap_unary = False
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, yield_after: float = 0.0) -> None:
         self.timeout = timeout  # seconds; 0 = never
+        self.yield_after = yield_after  # seconds; 0 = never
+        self._lock = threading.Lock()
+        self._streams: set[IdleBoundedRequests] = set()  # the wrapped streams now running
 
     def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
-        if method.service != SERVICE_NAME or method.grpc_type != "bidi_stream" or self.timeout <= 0:
+        if method.service != SERVICE_NAME or method.grpc_type != "bidi_stream":
+            return behaviour(request, context)
+        if self.timeout <= 0 and self.yield_after <= 0:
             return behaviour(request, context)
         return self._bounded(behaviour, request, context)
 
+    def make_room(self) -> bool:
+        """End the stream that has waited longest for its client, if that wait has lasted ``yield_after`` seconds;
+        False if none has (or yielding is off). Its slot comes free once its handler has returned."""
+        if self.yield_after <= 0:
+            return False
+        with self._lock:
+            streams = list(self._streams)
+        waits = [(stream.silent_for(), stream) for stream in streams]
+        for silent, stream in sorted(waits, key=lambda pair: pair[0], reverse=True):
+            if silent < self.yield_after:
+                return False
+            if stream.end_silent(self.yield_after):
+                return True
+        return False
+
     def _bounded(self, behaviour: Callable[[Any, Any], Iterator[Any]], requests: Any, context: Any) -> Iterator[Any]:
-        bounded = IdleBoundedRequests(requests, self.timeout)
+        bounded = IdleBoundedRequests(requests, self.timeout or None)
+        with self._lock:
+            self._streams.add(bounded)
         try:
             yield from behaviour(bounded, context)
         finally:
             bounded.close()
+            with self._lock:
+                self._streams.discard(bounded)
 
 
 class IdleBoundedRequests:
-    """The request messages of one stream; ``next`` raises ``StreamIdle`` when none came within ``timeout``."""
+    """The request messages of one stream; ``next`` raises ``StreamIdle`` when none came within ``timeout``
+    (None: no timeout), ``StreamYielded`` when ``end_silent`` ended the stream while it waited."""
 
-    def __init__(self, requests: Iterator[Any], timeout: float) -> None:
+    def __init__(self, requests: Iterator[Any], timeout: float | None) -> None:
         self._requests = requests
         self._timeout = timeout
+        self._lock = threading.Lock()
+        self._waiting_since: float | None = None  # monotonic time the handler asked for a message not yet taken
+        self._yielded_after = 0.0  # seconds of silence when end_silent ended the stream
         self._asked = threading.Semaphore(0)  # released once for each message the handler asks for
         self._answers: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # (kind, message or exception)
         self._reader: threading.Thread | None = None
@@ -96,19 +150,45 @@ class IdleBoundedRequests:
         if self._reader is None:
             self._reader = threading.Thread(target=self._read, name="tokend-stream-reader", daemon=True)
             self._reader.start()
+        with self._lock:
+            self._waiting_since = time.monotonic()
         self._asked.release()
         try:
             kind, value = self._answers.get(timeout=self._timeout)
         except queue.Empty:
             self.close()
-            raise StreamIdle(self._timeout, self._received) from None
+            raise StreamIdle(self._timeout or 0.0, self._received) from None
+        finally:
+            with self._lock:
+                self._waiting_since = None
         if kind == _MESSAGE:
             self._received += 1
             return value
-        self._closed = True
+        self.close()
         if kind == _END:
             raise StopIteration
+        if kind == _YIELDED:
+            raise StreamYielded(self._yielded_after, value, self._received)
         raise value
+
+    def silent_for(self) -> float:
+        """Seconds the handler has waited for the client's next message (0: it is not waiting)."""
+        with self._lock:
+            return 0.0 if self._waiting_since is None else time.monotonic() - self._waiting_since
+
+    def end_silent(self, yield_after: float) -> bool:
+        """End the stream if its handler has waited ``yield_after`` seconds or more for the next message: it
+        raises ``StreamYielded`` (if a message arrived at the same moment, once it has answered that one)."""
+        with self._lock:
+            if self._closed or self._waiting_since is None:
+                return False
+            silent = time.monotonic() - self._waiting_since
+            if silent < yield_after:
+                return False
+            self._yielded_after = silent
+            self._waiting_since = None  # ended once
+            self._answers.put((_YIELDED, yield_after))
+            return True
 
     def close(self) -> None:
         """No more messages will be asked for: a reader waiting to be asked leaves (one inside the iterator

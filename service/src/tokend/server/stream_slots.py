@@ -5,9 +5,11 @@ the call's whole life, and a stream lives as long as its client keeps it open (a
 generation, a ChunkStream as long as its reader is slow). Without a bound, eight open streams would leave
 the worker no thread for a single Encode. With it, half the threads always remain for unary calls; a
 stream over the bound gets UNAVAILABLE at once ("retry": another worker or replica may have room). A stream
-whose client goes quiet gives its slot back after ``--stream-idle-timeout`` (idle_streams.py).
+whose client goes quiet gives its slot back after ``--stream-idle-timeout``, or as soon as a new stream needs
+it once its client has been silent for ``--stream-yield-after`` (``make_room``: idle_streams.py).
 
-    server = grpc.server(pool, interceptors=[..., ErrorInterceptor(), StreamSlots(STREAM_SLOTS)])
+    idle = IdleStreams(30.0, yield_after=10.0)
+    server = grpc.server(pool, interceptors=[..., ErrorInterceptor(), StreamSlots(STREAM_SLOTS, idle.make_room), idle])
 """
 
 from __future__ import annotations
@@ -25,15 +27,19 @@ from tokend.service.errors import ServiceUnavailable
 __all__ = ["StreamSlots", "STREAM_SLOTS"]
 
 STREAM_SLOTS = THREADS_PER_WORKER // 2
+# How long a new stream waits for the slot of a stream ``make_room`` ended: that stream's handler returns at
+# once (it was waiting for its client), so this is only a bound.
+_SLOT_HANDOVER_SECONDS = 2.0
 
 
 class StreamSlots(UnaryInterceptor):
     wrap_streams = True
     wrap_unary = False  # unary calls hold their thread only while they run: nothing to bound
 
-    def __init__(self, slots: int = STREAM_SLOTS) -> None:
+    def __init__(self, slots: int = STREAM_SLOTS, make_room: Callable[[], bool] | None = None) -> None:
         self.slots = slots
         self._free = threading.BoundedSemaphore(slots)
+        self._make_room = make_room  # ends a silent stream to free its slot; False if there is none
 
     def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         if method.service != SERVICE_NAME:
@@ -43,7 +49,7 @@ class StreamSlots(UnaryInterceptor):
     def _in_a_slot(self, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         # Taken when the stream starts running (here, not in handle_stream): a generator that never runs
         # never reaches its `finally`, and would keep the slot.
-        if not self._free.acquire(blocking=False):
+        if not self._free.acquire(blocking=False) and not self._room_made():
             raise ServiceUnavailable(
                 f"this worker already runs {self.slots} streams (each holds one of its {THREADS_PER_WORKER} threads "
                 "while open); retry shortly: another worker or replica may have room"
@@ -52,3 +58,9 @@ class StreamSlots(UnaryInterceptor):
             yield from behaviour(request, context)
         finally:
             self._free.release()
+
+    def _room_made(self) -> bool:
+        """A slot, taken from a stream whose client has been silent (if there is such a stream)."""
+        if self._make_room is None or not self._make_room():
+            return False
+        return self._free.acquire(timeout=_SLOT_HANDOVER_SECONDS)

@@ -43,6 +43,7 @@ from tokend.server.long_lived import freeze_long_lived_objects
 from tokend.server.metrics import ServerMetrics
 from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.servicer import TokenizerServicer
+from tokend.server.stream_pace import StreamPace
 from tokend.server.stream_slots import StreamSlots
 from tokend.server.wire_bound import largest_request_message
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
@@ -100,9 +101,12 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     service = TokenizerService(served, Limits.of(settings), admission, lane)
     servicer = TokenizerServicer(service)
     calls = InFlightCalls()
+    idle_streams = IdleStreams(settings.stream_idle_timeout, settings.stream_yield_after)
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; the availability gate, the stream bound and the idle timeout raise inside the
-    # error interceptor; large messages are parsed innermost, after the gate (deferred_parse).
+    # error interceptor (a new stream may end a silent one to take its slot); a stream's pace holds it back
+    # before the idle timeout's wait begins (stream_pace); large messages are parsed innermost, after the gate
+    # (deferred_parse).
     # One chain, composed once per method (interceptor_chain: grpcio would run each interceptor per call).
     server = build_server(
         settings,
@@ -115,8 +119,9 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                     LoggingInterceptor(),
                     ErrorInterceptor(),
                     AvailabilityInterceptor(availability, calls),
-                    StreamSlots(),
-                    IdleStreams(settings.stream_idle_timeout),
+                    StreamSlots(make_room=idle_streams.make_room),
+                    idle_streams,
+                    StreamPace(settings.stream_message_rate),
                     DeferredParse(
                         largest_request_message(
                             max_request_bytes=settings.max_request_bytes, max_batch_items=settings.max_batch_items

@@ -12,7 +12,7 @@ A session checks the call before each message and bounds each message like a Dec
 against ``max_request_bytes``, its text against the answer limit). Errors name the message that caused
 them (``messages[i]``). Not handled: a bound on a session's length (a generation may be long; the call's
 deadline and the connection's maximum age end it; the gRPC server ends a stream whose client goes quiet,
-tokend.server.idle_streams).
+or gives its slot to a new stream, tokend.server.idle_streams, and paces its messages, tokend.server.stream_pace).
 """
 
 from __future__ import annotations

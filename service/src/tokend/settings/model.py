@@ -107,6 +107,18 @@ class Settings(BaseSettings):
         "stream slot freed; 0 = never",
         ge=0,
     )
+    stream_yield_after: float = _setting(
+        10.0,
+        help="seconds after which a DecodeStream still waiting for its client's next message gives its stream slot to a "
+        "new stream when every slot is taken (it ends with DEADLINE_EXCEEDED); 0 = never",
+        ge=0,
+    )
+    stream_message_rate: float = _setting(
+        1000.0,
+        help="messages a second a DecodeStream's client may send on average (one second's worth at once); faster, the "
+        "server reads its next message later and flow control slows the client; 0 = no limit",
+        ge=0,
+    )
     reflection: bool = _setting(False, help="gRPC server reflection, for grpcurl (`make serve` turns it on)")
     tls_cert: Path | None = _setting(None, help="PEM server certificate (with --tls-key turns on TLS)", shown="off")
     tls_key: Path | None = _setting(None, help="PEM private key of --tls-cert", shown="off")
