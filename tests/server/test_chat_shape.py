@@ -197,6 +197,25 @@ def test_a_precheck_refuses_what_the_service_refuses_from_the_parsed_message(met
         check(b"\x12\x05ab")  # a conversation record past the end
 
 
+@pytest.mark.parametrize("method", CHAT_METHODS)
+def test_half_a_million_untyped_parts_are_refused_as_the_parsed_request_is(method):
+    """500,000 content parts without a "type" (2 bytes each: 1 MB) counted 16 bytes each, under the default
+    max_request_bytes: the request was parsed, every part made a dict (0.8 s of worker CPU, +150 MiB), and
+    then refused for its first part's missing type. A part now counts PART_BYTES more, as a message does."""
+    service = TokenizerService(models=None, limits=Limits())
+    request = getattr(pb, f"{method}Request")(model="m", conversations=[pb.ChatConversation(messages=[
+        pb.ChatMessage(role="user", parts=pb.ChatContentParts(parts=[pb.ChatContentPart()] * 500_000))])])  # fmt: skip
+    data = request.SerializeToString()
+    assert len(data) < 1_100_000
+    errors = []
+    for run in (lambda: chat_prechecks(service)[method](data), lambda: _parsed_refusal(service, request)):
+        with pytest.raises(RequestLimitExceeded) as refused:
+            run()
+        errors.append((refused.value.limit_name, refused.value.actual))
+    assert errors[0][0] == errors[1][0] == "max_request_bytes"
+    assert errors[0][1] <= errors[1][1]  # the least the wire bytes count, at most what the parsed request counts
+
+
 def _parsed_refusal(service, request) -> None:
     """What the servicer does with the parsed request before any model: the shape, then the counted bytes."""
     service.check_chat_shape([len(conversation.messages) for conversation in request.conversations])

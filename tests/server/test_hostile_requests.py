@@ -322,6 +322,29 @@ def test_chat_requests_of_millions_of_tiny_records_are_refused_from_their_wire_b
         channel.close()
 
 
+def test_half_a_million_untyped_content_parts_are_refused_unparsed(registry_dir):
+    """500,000 content parts without a "type" in 1 MB (2 bytes each) were within max_request_bytes as counted
+    (16 bytes a part): the worker parsed them and made a dict of each before the first part's missing type was
+    refused (INVALID_ARGUMENT naming conversations[0].messages[0].content[0]): 0.77 s of CPU and +164 MiB at
+    peak (+130 MiB kept). A part now counts PART_BYTES more, as a message does, and the wire count refuses it."""
+    message = _delimited(1, b"user") + _delimited(3, b"\x0a\x00" * 500_000)
+    data = b"\x0a\x0bcl100k_base" + _delimited(2, _delimited(1, message))
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
+        channel = grpc.insecure_channel(server.target)
+        count_chat = channel.unary_unary("/tokend.v1.Tokenizer/CountChatTokens", request_serializer=None,
+                                         response_deserializer=pb.CountChatTokensResponse.FromString)  # fmt: skip
+        (worker,) = server.worker_pids()
+        cpu, rss = _cpu_seconds(worker), _proc_status(worker, "VmRSS")
+        error = rpc_error(count_chat, data, timeout=60)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()[:300]
+        assert details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]["limit_name"] == "max_request_bytes"
+        assert _cpu_seconds(worker) - cpu < 0.3  # was 0.77 s
+        assert _proc_status(worker, "VmHWM") - rss < 50 << 20  # was +164 MiB
+        count = server.stub().CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello")]), timeout=10)
+        assert count.total == 1
+        channel.close()
+
+
 @pytest.mark.parametrize("method", ["Encode", "CountTokens", "Decode", "Truncate", "Chunk", "ChunkStream"])
 def test_millions_of_empty_inputs_are_refused_from_the_wire_bytes(registry_dir, method):
     """4,900,000 empty inputs (2 bytes each: 9.8 MB, within the wire bound) were parsed by protobuf before

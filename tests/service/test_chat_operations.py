@@ -31,6 +31,7 @@ from tokend.service.chat import (
     ENTRY_BYTES,
     MAX_CHAT_TOOLS_BYTES,
     MESSAGE_BYTES,
+    PART_BYTES,
     SCALAR_BYTES,
     chat_working_bytes,
     conversation_bytes,
@@ -270,7 +271,7 @@ def test_conversation_bytes_are_the_utf8_bytes_of_every_string(messages):
     """The plain-chat shortcut of conversation_bytes (every message {"role": str, "content": str}) and the
     general walk both count each key and string value in UTF-8 (lone surrogates 3 bytes), 8 per scalar, and
     ENTRY_BYTES per entry of an object or list plus 4 times that per object or list (the message's structure),
-    and MESSAGE_BYTES per message."""
+    MESSAGE_BYTES per message and PART_BYTES per item of a content list."""
     expected = 0
     for message in messages:
         expected += MESSAGE_BYTES + ENTRY_BYTES * (len(message) + 4)
@@ -280,6 +281,7 @@ def test_conversation_bytes_are_the_utf8_bytes_of_every_string(messages):
                 expected += _utf8(value)
             elif isinstance(value, list):
                 expected += sum(map(_utf8, value)) + ENTRY_BYTES * (len(value) + 4)
+                expected += PART_BYTES * len(value) if key == "content" else 0
             else:
                 expected += SCALAR_BYTES
     assert conversation_bytes(ChatConversation(messages)) == expected

@@ -53,6 +53,7 @@ __all__ = [
     "MESSAGE_BYTES",
     "SCALAR_BYTES",
     "EMPTY_PART_BYTES",
+    "PART_BYTES",
     "EMPTY_TOOL_CALL_BYTES",
     "JSON_CONTAINER_BYTES",
     "JSON_COMMA_BYTES",
@@ -97,11 +98,16 @@ MESSAGE_BYTES = 24
 PLAIN_MESSAGE_STRUCTURE = MESSAGE_BYTES + ENTRY_BYTES * (2 + 4)
 # The least any message counts: MESSAGE_BYTES and an empty object's brackets.
 EMPTY_MESSAGE_BYTES = MESSAGE_BYTES + ENTRY_BYTES * 4
+# Each content part counts this much more, for what it costs beyond its bytes, as a message does: its dict
+# (~200 bytes and ~0.4 us to build from a gRPC message, more to check and render). An empty part is 2 bytes
+# of protobuf and counted 16: 8 MiB held 524,288 of them, 0.8 s of worker CPU and +150 MiB before the first
+# one's missing "type" was refused. Now it holds ~210,000 at most (real messages have a handful of parts).
+PART_BYTES = MESSAGE_BYTES
 # The least a content part and a tool call count (an empty part is {"text": ""}: its list entry, its object and
-# key; a tool call {"function": {"name": ""}}), and each container and comma of JSON text in a JSON field (an
-# object or list counts ENTRY_BYTES per entry and 4 for its brackets): what a front-end that counts these in
-# the request's bytes may refuse before it parses them (server/chat_shape.py).
-EMPTY_PART_BYTES = ENTRY_BYTES * (1 + 1 + 4) + len("text")
+# key, and PART_BYTES; a tool call {"function": {"name": ""}}), and each container and comma of JSON text in a
+# JSON field (an object or list counts ENTRY_BYTES per entry and 4 for its brackets): what a front-end that
+# counts these in the request's bytes may refuse before it parses them (server/chat_shape.py).
+EMPTY_PART_BYTES = PART_BYTES + ENTRY_BYTES * (1 + 1 + 4) + len("text")
 EMPTY_TOOL_CALL_BYTES = ENTRY_BYTES * (1 + 1 + 4 + 1 + 4) + len("function") + len("name")
 JSON_CONTAINER_BYTES = ENTRY_BYTES * 4
 JSON_COMMA_BYTES = ENTRY_BYTES
@@ -330,7 +336,7 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
     entry of an object or list and 4 more per object or list (a message, a content part, a tool call, a
     schema node). Nesting deeper than ``MAX_CHAT_DEPTH``, more than ``MAX_CHAT_MESSAGES`` messages or more
     than ``MAX_CHAT_TOOLS_BYTES`` of tools is an InvalidRequest naming the conversation's messages or tools.
-    Each message of a list counts ``MESSAGE_BYTES`` more.
+    Each message of a list counts ``MESSAGE_BYTES`` more, and each part of its content ``PART_BYTES`` more.
 
     >>> conversation_bytes(ChatConversation([{"role": "user", "content": "héllo"}]))  # 21 of text, 12 + 24
     57
@@ -353,6 +359,9 @@ def conversation_bytes(conversation: ChatConversation, where: str = "conversatio
                     size += 11 + PLAIN_MESSAGE_STRUCTURE + len(role) + len(content)
                     continue
             size += MESSAGE_BYTES + _nested_bytes(message, f"{where}.messages[{number}]", ENTRY_BYTES)
+            content = message.get("content") if isinstance(message, Mapping) else None
+            if isinstance(content, (list, tuple)):
+                size += PART_BYTES * len(content)
     else:
         size += _nested_bytes(messages, f"{where}.messages", ENTRY_BYTES)
     if conversation.tools is not None:
