@@ -229,6 +229,7 @@ def test_a_new_stream_takes_the_slot_of_a_stream_whose_client_is_silent(contende
         time.sleep(3.0)  # the quiet ones have waited 3 s for their clients; every slot is taken
         assert all(stream.error is None for stream in quiet + [busy])
         # Each newcomer takes the slot of one quiet stream (the one the server saw silent longest).
+        first_newcomer = time.monotonic()
         for number in range(3):
             newcomers.append(_QuietStream(stub, hello))
             deadline = time.monotonic() + 10
@@ -242,10 +243,12 @@ def test_a_new_stream_takes_the_slot_of_a_stream_whose_client_is_silent(contende
         time.sleep(0.5)
         assert [stream.error for stream in newcomers] == [None] * 3
         assert [stream.texts for stream in newcomers] == [["hello"]] * 3
-        # Now every slot holds a stream that is busy or was silent for less than 2 s: a fifth is refused.
-        with pytest.raises(grpc.RpcError) as refused:
-            list(stub.DecodeStream(iter([hello]), timeout=10))
-        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+        # Now every slot holds a stream that is busy or was silent for less than 2 s: a fifth is refused (unless
+        # the machine was so slow that a newcomer has been silent for 2 s by now: then it yields, as it should).
+        if time.monotonic() - first_newcomer < 1.5:
+            with pytest.raises(grpc.RpcError) as refused:
+                list(stub.DecodeStream(iter([hello]), timeout=10))
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
         assert busy.error is None
     finally:
         sending.clear()
