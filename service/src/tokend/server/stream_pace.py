@@ -21,6 +21,11 @@ worker CPU per stream (the CPU of one message is spread over gRPC's threads and 
 stream cannot be charged for exactly); charging by ids (a message's cost is its framing, not its ids: a
 thousand ids decode in less time than one message's overhead, and large messages are bounded like Decode
 requests).
+
+Not handled: gRPC's transport reads ahead what its flow-control window holds before the client blocks — with
+BDP probing (grpcio's default) up to ~16 MiB, ~450,000 one-id messages, ~25 s of a third of a core in its C
+core (outside the GIL) once per stream; turning BDP probing off would keep the window at 64 KiB, but slow
+large uploads from distant clients (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ class PacedRequests:
         self._rate = rate
         self._depth = max(rate, 1.0)  # one second of messages
         self._tokens = self._depth
-        self._quantum = min(self._depth, max(1.0, rate * 0.02))
+        self._step = min(self._depth, max(1.0, rate * 0.02))  # messages a held-back stream waits for: 20 ms' worth
         self._clock = clock
         self._sleep = sleep
         self._filled_at = clock()
@@ -76,7 +81,7 @@ class PacedRequests:
         if self._tokens < 1.0 - 1e-9:  # (not a float's rounding of a whole token)
             # Held back, it waits for a few messages' worth (20 ms), not one: a thread woken per message cost
             # ~90 µs more a message (237 µs instead of 146), the wake-ups, not the messages.
-            wait = (self._quantum - self._tokens) / self._rate
+            wait = (self._step - self._tokens) / self._rate
             self._sleep(wait)
             self.waited += wait
             self._refill()
