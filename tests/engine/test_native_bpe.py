@@ -340,6 +340,55 @@ def test_cut_segment_equal_to_a_token_no_merge_reaches(reachable):
         assert core.encode_piece(piece) == oracle._encode_single_piece(piece), text[:4]  # after the bits are set
 
 
+_ZHONG = "\u4e2d".encode()  # e4 b8 ad
+
+
+@pytest.mark.parametrize("reachable", [False, True])
+def test_cut_segments_repeated_across_pieces_against_tiktoken(reachable):
+    # Segments of cut pieces that recur in other pieces and alone, through the loop over pieces with the
+    # short-piece table and the piece cache from the first text on (short_table_after=0), each text twice:
+    # whatever a segment's ids are kept in, they must stay the merge of its bytes. "\u4e2d" alone as a piece is
+    # its token; as a segment, in a vocabulary where no merge reaches it, its three bytes: a segment that took
+    # the table's entry for the piece "\u4e2d" (the token) would differ from tiktoken here.
+    ranks = {bytes([b]): b for b in range(256)}
+    ranks.update({_ZHONG: 256, "\u6587".encode(): 257, b"ab": 258, "\u6587\u5b57".encode(): 259})
+    if reachable:
+        ranks[_ZHONG[:2]] = 260
+    oracle = tiktoken.Encoding("cut-segments", pat_str=GPT4_PATTERN, mergeable_ranks=ranks, special_tokens={})
+    words = ["\u4e2d", "\u4e2d\u4e2d", "\u6587\u4e2d", "\u4e2d\u6587\u5b57", "\u6587\u5b57\u4e2d\u4e2d\u6587", "ab\u4e2d",
+             "\u4e2d" * 7, "\u6587\u5b57" * 9 + "\u4e2d", "\u00e9\u4e2d\u00e9"]
+    texts = [" ".join(words), "".join(words), " ".join(reversed(words)), "\n".join(w * 3 for w in words)]
+    core = BpeCore(ranks, "cl100k", hash_seed=0x5EED, short_table_after=0)
+    for text in texts + texts:
+        assert core.encode(text) == oracle.encode_ordinary(text), text
+        assert core.count(text) == len(oracle.encode_ordinary(text)), text
+    for name in _NATIVE_PATTERN:  # the real vocabularies, on the corpus's multilingual texts
+        core = BpeCore(_ranks(name), _NATIVE_PATTERN[name], hash_seed=0x5EED, short_table_after=0)
+        for text in corpus_texts(limit_bytes=200_000, kinds=("multilingual",)) * 2:
+            assert core.encode(text) == _tiktoken(name).encode_ordinary(text), text[:40]
+
+
+@pytest.mark.parametrize("extra, text", [
+    # a token holding the character whole ranks below the character's own merges: merged first, "\u4e2d"
+    # would join "x" before "w" does
+    ({_ZHONG[:2]: 256, b"x" + _ZHONG: 257, b"wx": 258, _ZHONG: 259}, "wx\u4e2d"),
+    # a token holds the byte before the character and part of it ("x\xe4")
+    ({b"x" + _ZHONG[:1]: 256, _ZHONG[:2]: 257, _ZHONG: 258}, "x\u4e2d"),
+    # a token holds part of the character and the byte after it ("\xady")
+    ({_ZHONG[2:] + b"y": 256, _ZHONG[:2]: 257, _ZHONG: 258}, "\u4e2dy"),
+])
+def test_character_merged_whole_only_where_exact(extra, text):
+    # Where a character of a piece may not be merged to its token before the merge starts (fastokens'
+    # "atoms"; docs/decisions.md, "Segments of cut pieces cached, and atoms: tried"): each of these
+    # vocabularies gives other ids than the character's token with its neighbours merged around it.
+    ranks = {bytes([b]): b for b in range(256)} | extra
+    oracle = tiktoken.Encoding("atoms", pat_str=GPT4_PATTERN, mergeable_ranks=ranks, special_tokens={})
+    core = BpeCore(ranks, "cl100k", hash_seed=0x5EED)
+    for piece in (text, text * 3, "\u6587" + text + "\u6587", text + " " + text):
+        assert core.encode_piece(piece.encode()) == oracle._encode_single_piece(piece.encode()), piece
+        assert core.encode(piece) == oracle.encode_ordinary(piece), piece
+
+
 def _huge_pieces() -> list[bytes]:
     """Pieces of 16-40 KB, past the switch to the run and bucket merges: runs of one byte (spaces, "=",
     letters, digits, newlines) alone and mixed, and random text over mixed alphabets (ASCII letters and
