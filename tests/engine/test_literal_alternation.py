@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from unittest import mock
 
 import pytest
 import regex
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.engine.test_openai_encodings import ours
 from tokend.engine.added_tokens import AddedToken, AddedTokenMatcher
+from tokend.engine import literal_alternation as literal_alternation_module
 from tokend.engine.literal_alternation import MAX_NESTING, literal_alternation
 
 
@@ -46,6 +48,38 @@ def test_strings_nested_deeper_than_the_group_limit_still_match_as_the_alternati
     pattern = re.compile(literal_alternation(chain))  # nested 190 deep as groups: `re` would hit its recursion limit
     for text in ("a" * 500, "a" * 100 + "b" + "a" * 30, "ab" * 50, "a" * (3 * MAX_NESTING - 1) + "b"):
         assert _matches(pattern, text) == _matches(_oracle(chain), text)
+
+
+# Characters that mean something inside a class ("-", "^", "]", "\\") and several past U+FFFF apart.
+_RANGE_ALPHABET = _ALPHABET + "-^c\U0001F680\U0001F642\U0001F90D"
+
+
+@settings(max_examples=400, deadline=None)
+@given(strings=st.sets(st.text(_RANGE_ALPHABET, max_size=6), min_size=1, max_size=40),
+       text=st.text(_RANGE_ALPHABET, max_size=80))
+def test_nodes_split_into_ranges_find_what_the_longest_first_alternation_finds(strings, text):
+    """Nodes of more than MAX_FAN_OUT next characters become range groups (and, at the top, a class of the first
+    characters); with a fan-out limit of 2 and a nesting limit of 4 every rule is exercised on small sets."""
+    with mock.patch.object(literal_alternation_module, "MAX_FAN_OUT", 2), \
+            mock.patch.object(literal_alternation_module, "MAX_NESTING", 4):
+        pattern = re.compile(literal_alternation(strings))
+    assert _matches(pattern, text) == _matches(_oracle(strings), text)
+
+
+@pytest.mark.parametrize("base", [0x4E00, 0x20000], ids=["bmp", "astral"])
+def test_a_node_of_thousands_of_next_characters_costs_a_few_tests_an_offset_not_one_per_branch(base):
+    """20,000 added tokens with 20,000 distinct first characters (a crafted tokenizer.json): `re` tried the
+    branches one after another, ~40 us a character of text made of those characters (200 KB: ~8 s); and with
+    first characters past U+FFFF, which `re` holds as a list, any other text cost ~9 us a character (1.8 s).
+    Generous bound, the point is the order of growth."""
+    firsts = [chr(base + 2 * n) for n in range(20_000)]
+    matcher = AddedTokenMatcher([AddedToken(first + "x", 1000 + n, special=False) for n, first in enumerate(firsts)])
+    crafted = "".join(firsts[n * 7 % 20_000] for n in range(200_000))
+    ordinary = "ordinary text, " * 13_000 + firsts[19_999] + "x" + firsts[5] + "xx"
+    started = time.process_time()
+    assert matcher.split(crafted, active=lambda token: True) == [crafted]
+    assert matcher.split(ordinary, active=lambda token: True) == ["ordinary text, " * 13_000, 20_999, 1005, "x"]
+    assert time.process_time() - started < 2.0
 
 
 def test_an_empty_set_is_refused():
