@@ -148,6 +148,7 @@ typedef struct {
     uint64_t *trie_slots;
     uint64_t trie_mask;
     uint32_t *trie_piece;
+    size_t trie_depth;     /* the longest piece in the trie, bytes: the most steps a position's walk takes */
     float unk_score;       /* min(NORMAL scores) - 10, as float (unigram_model.cc) */
 } sp_vocab;
 

@@ -82,6 +82,7 @@ static int build_trie(sp_vocab *vocab, const uint8_t *const *pieces, const size_
     for (uint32_t id = 0; id < vocab->n_pieces; id++) {
         if (types[id] == SP_NORMAL && vocab->scores[id] < min_score) min_score = vocab->scores[id];
         if (!mergeable(types[id])) continue;
+        if (lens[id] > vocab->trie_depth) vocab->trie_depth = lens[id];
         uint32_t node = SP_TRIE_ROOT;
         for (size_t i = 0; i < lens[id]; i++) {
             uint64_t key = (uint64_t)node << 8 | pieces[id][i];

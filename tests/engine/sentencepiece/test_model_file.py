@@ -172,3 +172,32 @@ def test_charsmap_keys_are_looked_for_up_to_256_bytes_only():
         assert (PrecompiledCharsMap(blob).longest_match(b"a" * depth, 0) is not None) is replaced
         expected = plain.encode("b" if replaced else "a" * depth)
         assert _with_charsmap(blob).encode("a" * depth) == expected
+
+
+def _nested_unigram(depth: int) -> bytes:
+    """botchan's Unigram model plus the pieces "a", "aa", ... "a" * depth (a crafted file: each byte of "aaa..." is
+    the start of `depth` pieces, so sentencepiece's Viterbi, and ours, take `depth` steps there)."""
+    proto = _proto("botchan_unigram")
+    known = {piece.piece for piece in proto.pieces}
+    for length in range(1, depth + 1):
+        if "a" * length not in known:
+            piece = proto.pieces.add()
+            piece.piece, piece.score, piece.type = "a" * length, -5.0 - 0.01 * length, piece.NORMAL
+    return proto.SerializeToString()
+
+
+def test_a_unigram_vocabulary_of_nested_pieces_is_encoded_as_sentencepiece_and_lets_other_threads_run():
+    """256 nested pieces (the longest a piece may be) cost 256 trie steps a byte of "aaa...", ~1.7 s of CPU a MB,
+    as sentencepiece itself takes (~1.0 s): bounded by the piece length, not refused. A text under 64 KB held the
+    GIL throughout (~110 ms for 60 KB, so a batch of such texts stalled the worker's other calls); the walk now
+    lets other threads run once it may take 1 Mi steps."""
+    import sentencepiece
+    from support.gil_ticks import longest_gap_during
+
+    data = _nested_unigram(256)
+    encoding, reference = SentencePieceEncoding.from_model_file("nested", data), sentencepiece.SentencePieceProcessor(model_proto=data)
+    for text in ("a" * 1000, "a" * 257 + " ba" + "a" * 300, "banana " * 50):
+        assert encoding.encode(text, disallowed_special=()) == reference.encode(text)
+    text = "a" * 60_000
+    gap, seconds = longest_gap_during(lambda: encoding.count(text, disallowed_special=()))
+    assert gap < seconds / 2, f"{gap:.3f} s of the call's {seconds:.3f} s without a tick of another thread"
