@@ -57,50 +57,74 @@ size_t sp_valid_char_len(const uint8_t *text, size_t len) {
 
 /* ---- user-defined pieces --------------------------------------------------------------------------- */
 
-void sp_trie_init(sp_trie *trie) {
+void sp_trie_init(sp_trie *trie, uint64_t seed) {
     memset(trie, 0, sizeof *trie);
+    trie->seed = seed;
     for (int b = 0; b < 256; b++) trie->root[b] = SP_NONE;
 }
 
-static uint32_t new_node(sp_trie *trie, uint8_t label) {
+static uint32_t new_node(sp_trie *trie) {
     if (trie->n_nodes == trie->cap) {
         size_t cap = trie->cap ? 2 * trie->cap : 64;
-        sp_trie_node *nodes = realloc(trie->nodes, cap * sizeof *nodes);
-        if (!nodes) return SP_NONE;
-        trie->nodes = nodes;
+        uint32_t *piece_ids = realloc(trie->piece_ids, cap * sizeof *piece_ids);
+        if (!piece_ids) return SP_NONE;
+        trie->piece_ids = piece_ids;
         trie->cap = cap;
     }
-    trie->nodes[trie->n_nodes] = (sp_trie_node){SP_NONE, SP_NONE, SP_NONE, label};
+    trie->piece_ids[trie->n_nodes] = SP_NONE;
     return (uint32_t)trie->n_nodes++;
 }
 
-/* The child of `parent` labelled `label` (parent SP_NONE: the root), created when `create`. */
-static uint32_t child(sp_trie *trie, uint32_t parent, uint8_t label, int create) {
-    uint32_t *link = parent == SP_NONE ? &trie->root[label] : &trie->nodes[parent].first_child;
+static inline size_t edge_slot(const sp_trie *trie, uint64_t key) {
+    size_t slot = sp_mix(key ^ trie->seed) & trie->edge_mask;
+    while (trie->edges[slot].key != UINT64_MAX && trie->edges[slot].key != key) slot = (slot + 1) & trie->edge_mask;
+    return slot;
+}
+
+static inline uint32_t find_child(const sp_trie *trie, uint32_t parent, uint8_t label) {
+    if (!trie->edges) return SP_NONE;
+    const sp_trie_edge *edge = &trie->edges[edge_slot(trie, (uint64_t)parent << 8 | label)];
+    return edge->key == UINT64_MAX ? SP_NONE : edge->child;
+}
+
+static int grow_edges(sp_trie *trie) {
+    size_t slots = trie->edges ? 2 * (trie->edge_mask + 1) : 64;
+    sp_trie_edge *old = trie->edges, *edges = malloc(slots * sizeof *edges);
+    if (!edges) return -1;
+    for (size_t i = 0; i < slots; i++) edges[i] = (sp_trie_edge){UINT64_MAX, SP_NONE, 0};
+    size_t old_slots = old ? trie->edge_mask + 1 : 0;
+    trie->edges = edges;
+    trie->edge_mask = slots - 1;
+    for (size_t i = 0; i < old_slots; i++)
+        if (old[i].key != UINT64_MAX) trie->edges[edge_slot(trie, old[i].key)] = old[i];
+    free(old);
+    return 0;
+}
+
+/* The child of `parent` labelled `label` (parent SP_NONE: the root), created when missing; SP_NONE: out of memory. */
+static uint32_t add_child(sp_trie *trie, uint32_t parent, uint8_t label) {
     if (parent == SP_NONE) {
-        if (*link == SP_NONE && create) {
-            uint32_t node = new_node(trie, label);
-            trie->root[label] = node; /* new_node may have moved the nodes, never the root table */
-        }
+        if (trie->root[label] == SP_NONE) trie->root[label] = new_node(trie);
         return trie->root[label];
     }
-    uint32_t node = *link;
-    while (node != SP_NONE && trie->nodes[node].label != label) node = trie->nodes[node].next_sibling;
-    if (node != SP_NONE || !create) return node;
-    node = new_node(trie, label);
+    uint32_t node = find_child(trie, parent, label);
+    if (node != SP_NONE) return node;
+    if ((!trie->edges || 2 * (trie->n_edges + 1) > trie->edge_mask + 1) && grow_edges(trie) < 0) return SP_NONE;
+    node = new_node(trie);
     if (node == SP_NONE) return SP_NONE;
-    trie->nodes[node].next_sibling = trie->nodes[parent].first_child; /* re-read: new_node may realloc */
-    trie->nodes[parent].first_child = node;
+    uint64_t key = (uint64_t)parent << 8 | label;
+    trie->edges[edge_slot(trie, key)] = (sp_trie_edge){key, node, 0};
+    trie->n_edges++;
     return node;
 }
 
 int sp_trie_add(sp_trie *trie, const uint8_t *piece, size_t len, uint32_t piece_id) {
     uint32_t node = SP_NONE;
     for (size_t i = 0; i < len; i++) {
-        node = child(trie, node, piece[i], 1);
+        node = add_child(trie, node, piece[i]);
         if (node == SP_NONE) return -1;
     }
-    if (node != SP_NONE) trie->nodes[node].piece_id = piece_id;
+    if (node != SP_NONE) trie->piece_ids[node] = piece_id;
     return 0;
 }
 
@@ -108,22 +132,21 @@ size_t sp_trie_longest(const sp_trie *trie, const uint8_t *text, size_t len, uin
     size_t best = 0, found = 0;
     uint32_t node = trie->root[text[0]];
     for (size_t i = 0; node != SP_NONE && found < 64;) { /* PrefixMatcher counts the first 64 matches */
-        const sp_trie_node *current = &trie->nodes[node];
-        if (current->piece_id != SP_NONE) {
+        if (trie->piece_ids[node] != SP_NONE) {
             found++;
             best = i + 1;
-            *piece_id = current->piece_id;
+            *piece_id = trie->piece_ids[node];
         }
         if (++i >= len) break;
-        node = current->first_child;
-        while (node != SP_NONE && trie->nodes[node].label != text[i]) node = trie->nodes[node].next_sibling;
+        node = find_child(trie, node, text[i]);
     }
     return best;
 }
 
 void sp_trie_free(sp_trie *trie) {
-    free(trie->nodes);
-    sp_trie_init(trie);
+    free(trie->piece_ids);
+    free(trie->edges);
+    sp_trie_init(trie, trie->seed);
 }
 
 /* ---- charsmap ------------------------------------------------------------------------------------- */

@@ -177,7 +177,7 @@ int sp_vocab_init(sp_vocab *vocab, uint32_t n_pieces, const uint8_t *const *piec
                   const uint8_t *types, const float *scores, int byte_fallback, const uint8_t *ws, size_t ws_len,
                   uint64_t seed, int unigram) {
     memset(vocab, 0, sizeof *vocab);
-    sp_trie_init(&vocab->user_defined);
+    sp_trie_init(&vocab->user_defined, seed);
     vocab->n_pieces = n_pieces;
     vocab->byte_fallback = byte_fallback;
     vocab->seed = seed;

@@ -201,3 +201,31 @@ def test_a_unigram_vocabulary_of_nested_pieces_is_encoded_as_sentencepiece_and_l
     text = "a" * 60_000
     gap, seconds = longest_gap_during(lambda: encoding.count(text, disallowed_special=()))
     assert gap < seconds / 2, f"{gap:.3f} s of the call's {seconds:.3f} s without a tick of another thread"
+
+
+def test_user_defined_pieces_with_many_children_a_node_cost_one_probe_a_step():
+    """A crafted file of 19,600 user-defined pieces "a" * d + c (d = 0..200, c each of 93 ASCII characters) made
+    every node of "aaa..." have 93 children, kept as a list of siblings: each byte of "aaa..." walked 200 nodes
+    scanning up to 93 siblings each (79 us a byte; sentencepiece's double array: 1.7 us). Generous bound, the point
+    is the order of growth; the ids are sentencepiece's."""
+    import time
+
+    import sentencepiece
+
+    proto = _proto("botchan_bpe")
+    known = {piece.piece for piece in proto.pieces}
+    others = [chr(code) for code in range(0x21, 0x7F) if chr(code) != "a"]
+    for depth in range(200, -1, -1):  # deepest first: the child "a" was the last of each node's siblings
+        for last in others:
+            if "a" * depth + last not in known:
+                piece = proto.pieces.add()
+                piece.piece, piece.score, piece.type = "a" * depth + last, 0.0, piece.USER_DEFINED
+    data = proto.SerializeToString()
+    encoding = SentencePieceEncoding.from_model_file("siblings", data)
+    text = "a" * 40_000
+    started = time.process_time()
+    ids = encoding.encode(text, disallowed_special=())
+    assert time.process_time() - started < 0.5
+    reference = sentencepiece.SentencePieceProcessor(model_proto=data)
+    assert ids == reference.encode(text)
+    assert encoding.encode("x" + "a" * 150 + "~a", disallowed_special=()) == reference.encode("x" + "a" * 150 + "~a")
