@@ -21,8 +21,11 @@ there): a node that is itself a string is an optional group, tried deeper first.
 are one literal. Nesting is capped at MAX_NESTING groups, range groups counted (`re` compiles nested groups
 recursively: a few hundred exceed Python's recursion limit): below that depth a node's strings are, for
 each next character, a longest-first alternation again — the same matches, at the old cost per string
-sharing that character, for string sets only a crafted file has (more than 64 strings each a prefix of the
-next, then many sharing a character).
+sharing that character, for string sets only a crafted file has (branching at more than 64 depths, then many
+strings sharing a character).
+
+Not handled: an offset costs as many steps as the text follows a string, and nothing here caps the strings'
+length (2,000 added tokens "a" * k + "c", k < 2,000: ~1.3 ms a character of "aaa..."; docs/decisions.md).
 
     >>> import re
     >>> pattern = re.compile(literal_alternation(["<|end|>", "<|endoftext|>", "<|start|>"]))
