@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from tests.engine.test_openai_encodings import ours
 from tokend.engine.added_tokens import AddedToken, AddedTokenMatcher
 from tokend.engine import literal_alternation as literal_alternation_module
-from tokend.engine.literal_alternation import MAX_NESTING, literal_alternation
+from tokend.engine.literal_alternation import MAX_NESTING, MAX_STRING_CHARS, check_literal_set, literal_alternation
+from tokend.errors import ModelFormatError
 
 
 def _oracle(strings: set[str]) -> regex.Pattern:
@@ -80,6 +81,45 @@ def test_a_node_of_thousands_of_next_characters_costs_a_few_tests_an_offset_not_
     assert matcher.split(crafted, active=lambda token: True) == [crafted]
     assert matcher.split(ordinary, active=lambda token: True) == ["ordinary text, " * 13_000, 20_999, 1005, "x"]
     assert time.process_time() - started < 2.0
+
+
+def test_the_load_check_takes_what_the_trie_bounds_and_refuses_the_rest():
+    check_literal_set(["x" * MAX_STRING_CHARS, "<|end|>", *("a" * n for n in range(1, MAX_NESTING + 1))])
+    check_literal_set([chr(0x4E00 + n) + "x" for n in range(20_000)])  # range groups: two levels
+    with pytest.raises(ValueError, match="has 257 characters; at most 256"):
+        check_literal_set(["x" * (MAX_STRING_CHARS + 1)])
+    with pytest.raises(ValueError, match="more than 64 groups deep"):
+        check_literal_set(["a" * n for n in range(1, MAX_NESTING + 2)])
+    branching = ["a" * k + "c" for k in range(MAX_NESTING - 1)]  # a group at each of the first 63 depths
+    check_literal_set(branching + ["a" * MAX_NESTING + chr(0x4E00 + n) for n in range(32)])
+    with pytest.raises(ValueError, match="more than 64 groups deep"):  # the 64th node's 2,000 children: 2 range levels
+        check_literal_set(branching + ["a" * MAX_NESTING + chr(0x4E00 + n) for n in range(2_000)])
+
+
+def _toy_ranks() -> dict[bytes, int]:
+    return {bytes([byte]): byte for byte in range(256)}
+
+
+@pytest.mark.parametrize("tokens, message", [
+    # each offset of "aaa..." walked as deep as the text follows a token: 1.2-1.5 ms a character (5 KB: 6-7 s)
+    ({"a" * k + "c": 1000 + k for k in range(2_000)}, "has 2,000 characters; at most 256"),
+    # branching past the nesting cap, then 20,000 strings sharing "a": the cap's alternation, 154 us a character
+    ({**{"a" * k + "c": 1000 + k for k in range(70)}, **{"a" * 66 + chr(0x4E00 + n): 2000 + n for n in range(20_000)}},
+     "more than 64 groups deep"),
+], ids=["long", "deep"])
+def test_special_tokens_that_would_cost_each_offset_unbounded_steps_are_refused_at_load(tokens, message):
+    """Crafted files (issue 13): the models' special and added tokens are held to what the trie pattern bounds
+    (the real ones: 30 characters at most, 15 next characters a node), refused when the encoding is built."""
+    from tokend import Encoding
+    from tokend.engine.sentencepiece import NormalizerSpec, PieceType, SentencePieceEncoding, SentencePieceModel
+
+    with pytest.raises(ModelFormatError, match=message):
+        Encoding("crafted", pat_str=r"\w+|\W", mergeable_ranks=_toy_ranks(), special_tokens=tokens)
+    pieces = ("<unk>", "a", "\u2581", *tokens)
+    types = (PieceType.UNKNOWN, PieceType.NORMAL, PieceType.NORMAL) + (PieceType.CONTROL,) * len(tokens)
+    model = SentencePieceModel(pieces=pieces, scores=(0.0,) * len(pieces), types=types, normalizer=NormalizerSpec(name="identity"))
+    with pytest.raises(ModelFormatError, match=message):
+        SentencePieceEncoding(name="crafted", model=model)
 
 
 def test_an_empty_set_is_refused():

@@ -10,11 +10,11 @@ each branch choosing among the distinct next characters.
 
 `re` tries a node's branches one after another too (~2 ns each when a branch starts with a literal), so a
 node of more than MAX_FAN_OUT next characters is split into groups of consecutive characters, each behind a
-look-ahead of its range, recursively: 20,000 tokens with 20,000 distinct first characters
-cost ~0.75 µs a character of text made of those characters, where they cost ~40 µs (issue 13). Real
-vocabularies fan out by 15 at most (the models in the tests), and their patterns are what they were. A
-pattern whose first characters are split this way starts with a class of them, which `re` otherwise reads
-off the first branches' literals to skip text no string starts with.
+look-ahead of its range, recursively: 20,000 tokens with 20,000 distinct first characters cost ~0.75 µs a
+character of text made of those characters, where they cost ~40 µs (issue 13). Real vocabularies fan out by
+15 at most (the models in the tests), and their patterns are what they were. A pattern whose first
+characters are split this way starts with a class of them, which `re` otherwise reads off the first
+branches' literals to skip text no string starts with.
 
 The match at each offset is the one the longest-first alternation finds (the longest string that starts
 there): a node that is itself a string is an optional group, tried deeper first. Chains of single children
@@ -24,8 +24,11 @@ each next character, a longest-first alternation again — the same matches, at 
 sharing that character, for string sets only a crafted file has (branching at more than 64 depths, then many
 strings sharing a character).
 
-Not handled: an offset costs as many steps as the text follows a string, and nothing here caps the strings'
-length (2,000 added tokens "a" * k + "c", k < 2,000: ~1.3 ms a character of "aaa..."; docs/decisions.md).
+An offset costs as many steps as the text follows a string, and past MAX_NESTING the alternations' strings
+are tried one by one: `check_literal_set` holds a model's tokens, at load, to strings of MAX_STRING_CHARS and
+a trie within MAX_NESTING (2,000 added tokens "a" * k + "c", k < 2,000, cost ~1.3 ms a character of "aaa...";
+branching at 70 depths and then 20,000 strings sharing "a", 154 µs). Other strings (a caller's) are not held
+to it: the pattern still finds what the alternation finds, at that cost.
 
     >>> import re
     >>> pattern = re.compile(literal_alternation(["<|end|>", "<|endoftext|>", "<|start|>"]))
@@ -39,9 +42,12 @@ import os
 import re
 from collections.abc import Iterable
 
-__all__ = ["literal_alternation", "MAX_FAN_OUT", "MAX_NESTING"]
+__all__ = ["check_literal_set", "literal_alternation", "MAX_FAN_OUT", "MAX_NESTING", "MAX_STRING_CHARS"]
 
 MAX_NESTING = 64
+# An offset costs up to one step per character of the longest string the text follows from there; a model's
+# special and added tokens are held to this at load (check_literal_set). The real ones have 30 at most.
+MAX_STRING_CHARS = 256
 # A node's branches tried one after another; a node with more next characters is split into ranges.
 MAX_FAN_OUT = 32
 
@@ -61,6 +67,51 @@ def literal_alternation(strings: Iterable[str]) -> str:
         # classes (tested one by one): past MAX_FAN_OUT ranges of them, their whole range instead.
         pattern = f"(?=[{_class_of(firsts)}]){pattern}"
     return pattern
+
+
+def check_literal_set(strings: Iterable[str]) -> None:
+    """Raise ValueError, naming the cause, unless `literal_alternation(strings)` costs a bounded number of steps
+    an offset: every string at most MAX_STRING_CHARS characters, and the trie within MAX_NESTING groups (past
+    it, a node's strings become alternations again, tried one by one). For a model's tokens, at load: a
+    caller's own strings still get the alternation's answer, at its cost.
+
+        >>> check_literal_set(["<|end|>", "<|start|>"])
+        >>> check_literal_set(["a" * n for n in range(1, 100)])
+        Traceback (most recent call last):
+        ...
+        ValueError: the strings nest more than 64 groups deep as a trie (a group wherever one string ends inside others or they part), as 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' does
+    """
+    ordered = sorted(set(strings))
+    longest = max(ordered, key=len, default="")
+    if len(longest) > MAX_STRING_CHARS:
+        raise ValueError(f"{longest[:100]!r} has {len(longest):,} characters; at most {MAX_STRING_CHARS:,}")
+    if ordered:
+        depth, deepest = _deepest(ordered, 0, 0)
+        if depth > MAX_NESTING:
+            raise ValueError(
+                f"the strings nest more than {MAX_NESTING} groups deep as a trie (a group wherever one string ends "
+                f"inside others or they part), as {deepest[:100]!r} does"
+            )
+
+
+def _deepest(strings: list[str], at: int, depth: int) -> tuple[int, str]:
+    """The deepest group `_node` would open below this node, and a string that reaches it."""
+    terminal = len(strings[0]) == at
+    rest = strings[1:] if terminal else strings
+    if not rest:
+        return depth, strings[0]
+    runs: list[list[str]] = []
+    for string in rest:
+        if runs and runs[-1][0][at] == string[at]:
+            runs[-1].append(string)
+        else:
+            runs.append([string])
+    inner = depth + 1 + _range_levels(len(runs))
+    deepest = (inner, rest[0])
+    for group in runs:
+        if len(group) > 1 and inner <= MAX_NESTING:
+            deepest = max(deepest, _deepest(group, len(os.path.commonprefix(group)), inner))
+    return deepest
 
 
 def _node(strings: list[str], at: int, depth: int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from itertools import islice
 
 from ..errors import ModelFormatError
+from .literal_alternation import check_literal_set
 
 __all__ = ["check_vocabulary", "check_model", "MAX_ID", "shown_id"]
 
@@ -67,6 +68,10 @@ def check_model(model, ranks: dict[bytes, int]) -> None:
                 raise ModelFormatError(
                     f"encoding {model.name!r}: the token {text!r} holds a lone surrogate, which is no UTF-8 text"
                 ) from None
+    try:  # every call's special-token and added-token patterns are built from these
+        check_literal_set((*model.special_tokens, *(token.content for token in model.added_tokens)))
+    except ValueError as error:
+        raise ModelFormatError(f"encoding {model.name!r}: special and added tokens: {error}") from None
     _check_token_ids(model, len(ranks))
     if model.merges is None:
         check_vocabulary(model.name, ranks, dict(model.special_tokens), model.explicit_n_vocab)

@@ -72,6 +72,7 @@ from typing import AbstractSet, Literal
 
 from ...errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
 from ..budget_methods import BudgetMethods
+from ..literal_alternation import check_literal_set
 from ..piece_cache import DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from ..special_tokens import resolve_policy, special_token_regex, split_at_specials
 from ..surrogates import fix_surrogates
@@ -128,6 +129,10 @@ class SentencePieceEncoding(BudgetMethods):
         self._piece_ids = {piece: index for index, piece in enumerate(pieces)}  # piece text -> id
         self._special_tokens = {p: i for i, (p, t) in enumerate(zip(pieces, model.types)) if t in _SPECIAL_TYPES}
         self._special_set = frozenset(self._special_tokens)
+        try:  # every call's special-token patterns are built from these
+            check_literal_set(self._special_set)
+        except ValueError as error:
+            raise ModelFormatError(f"sentencepiece model {name!r}: control pieces: {error}") from None
         # The first characters of the special tokens: text without any of them needs no regex search (Mistral's
         # models have ~750 control pieces, nearly all starting with "[" or "<").
         self._special_firsts = frozenset(token[0] for token in self._special_tokens)
