@@ -15,16 +15,17 @@
  *   - Parts are a bitmap of their start offsets (1 bit a byte): a pair (left, length) is still current iff
  *     a part starts at left, one at left + length, and exactly one in between. The length is the token's,
  *     so an entry is its left offset alone.
- *   - Encoding, each merge making a part of 3 bytes or more writes its rank at out[left]: the ids come
- *     from there (parts of 1-2 bytes: the direct tables) at the end, without a lookup of the final parts.
+ *   - Encoding, each merge making a part of 3 bytes or more writes its rank at by_thirds[left / 3]: the ids
+ *     come from there (parts of 1-2 bytes: the direct tables) at the end, without a lookup of the final
+ *     parts (part_id). The first-round pairs are then kept in `out`, which is free until the ids.
  * When a created pair ranks *below* the rank being merged (a vocabulary whose ranks are not in merge
  * order, e.g. a hand-made one), the order above no longer holds: the caller falls back to the heap. That
  * includes a pair that existed only between two adjacent merges of one rank (push_created_pairs).
  * `out` is scratch over all of its `len` entries while the merge runs, not only the first n.
  *
  * Cost for a piece of n bytes: O(n + number of ranks) time, plus the sort of lists fed by several ranks
- * (radix, linear); memory n/8 (bitmap) + 4n (first-round pairs) + 4-8 bytes per pending pair + 24 bytes
- * per rank of the vocabulary. Measured against the heap: see bpe_merge.c. */
+ * (radix, linear); memory n/8 (bitmap) + 4n (first-round pairs; encoding, 4n/3 for the ranks of merges
+ * instead, the pairs in `out`) + 4-8 bytes per pending pair + 24 bytes per rank of the vocabulary. Measured against the heap: see bpe_merge.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +44,8 @@ typedef struct {
     pair_list *lists;     /* rank -> the pairs created with that rank, not merged yet */
     uint32_t *pair_len;   /* rank -> the token's length (set when its list is first used) */
     int prefetch;         /* the piece has many distinct byte pairs (TK_PREFETCH_PAIRS): its lookups miss */
-    uint32_t *ids;        /* the caller's `out` (NULL: counting): ids[left] = the rank of the last merge at
-                           * left that made a part of 3+ bytes */
+    uint32_t *ids;        /* NULL (counting), or ids[left / 3] = the rank of the last merge at left that made a
+                           * part of 3+ bytes (by_thirds) */
 } merge_state;
 
 /* First part start after offset x, or len. */
@@ -171,7 +172,7 @@ static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *mer
      * bytes (the first round's, most merges of most pieces) are not written: the 2-byte table gives their
      * ids at the end, without a write to a random place of `out` now. */
     if (s->ids && n_merged && ends[0] - merged[0] > 2) /* one rank: all its parts have one length */
-        for (size_t i = 0; i < n_merged; i++) s->ids[merged[i]] = rank;
+        for (size_t i = 0; i < n_merged; i++) s->ids[merged[i] / 3] = rank;
     for (size_t i = 0; i < n_merged && s->prefetch; i++) { /* the bytes the pairs hash: anywhere in the piece */
         const uint8_t *part = s->piece + merged[i];
         __builtin_prefetch(part - (merged[i] >= 8 ? 8 : 0), 0, 3);
@@ -272,23 +273,27 @@ static inline size_t pair_run_end(const uint8_t *piece, size_t len, size_t i) {
 }
 
 /* The id of the final part [part, end): a byte's or a byte pair's from their direct tables, a longer one's
- * where its last merge left it (push_created_pairs). */
+ * where its last merge left it (push_created_pairs, at by_thirds[part / 3]).
+ * A third of an entry a byte is enough: two parts of 3+ bytes start 3 or more bytes apart, so no two share
+ * an entry while they both exist, and a final part's entry is written last by the merge that made it (a part
+ * made later whose start shares the entry would lie inside it, or end before it and be at most 2 bytes:
+ * not written). */
 static inline uint32_t part_id(const tk_rank_table *table, const uint8_t *piece, size_t part, size_t end,
-                               const uint32_t *out) {
+                               const uint32_t *by_thirds) {
     size_t length = end - part;
     /* All three read, one chosen by selects: the lengths of consecutive parts are as good as random to
      * the branch predictor. The second byte read is the part's own or, for a last part of one byte, its
-     * first again (never past the piece); out[part] is within `out` even where no merge wrote it. */
+     * first again (never past the piece); by_thirds[part / 3] is within it even where no merge wrote it. */
     uint32_t one = table->byte_rank[piece[part]];
     uint32_t two = table->pair_rank[(piece[part] << 8) | piece[part + (length > 1)]];
-    uint32_t longer = out[part];
+    uint32_t longer = by_thirds[part / 3];
     uint32_t id = length == 2 ? two : longer;
     return length == 1 ? one : id;
 }
 
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out) {
-    merge_state s = {table, piece, len, NULL, NULL, NULL, 0, out};
+    merge_state s = {table, piece, len, NULL, NULL, NULL, 0, NULL};
     size_t n_words = (len + 63) >> 6;
     uint32_t *first = NULL;    /* first-round pairs: left offsets grouped by rank, ascending within a rank */
     /* The first round's counting sort is keyed by the byte pair itself (65,536 keys), not by its rank: one
@@ -338,8 +343,17 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
             n_first += pair_count[pair];
         }
     }
-    first = malloc((n_first ? n_first : 1) * sizeof *first); /* n_first == len - 1 */
-    if (!first) goto done;
+    /* Encoding, the first-round pairs go in `out` (len entries of scratch; the ids are written at the end),
+     * and the ranks of merges a third of that: 4/3 bytes a byte of fresh memory where `first` and `out`
+     * were 8, whose first touches (page faults, pages cleared) were ~10 % of a first call on 1 MB. */
+    if (out) {
+        first = out;
+        s.ids = malloc((len / 3 + 1) * sizeof *s.ids);
+        if (!s.ids) goto done;
+    } else {
+        first = malloc((n_first ? n_first : 1) * sizeof *first); /* n_first == len - 1 */
+        if (!first) goto done;
+    }
     for (size_t i = 0; i + 1 < len; i++) first[pair_at[(piece[i] << 8) | piece[i + 1]]++] = (uint32_t)i;
 
     for (size_t r = 0; r < n_ranks; r++) {
@@ -381,7 +395,7 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
             goto done;
         }
     }
-    free(first); /* the ids need only the bitmap: release the rest first (peak memory) */
+    if (!out) free(first); /* the ids need only the bitmap: release the rest first (peak memory) */
     first = NULL;
     size_t n = 0;
     if (!out) {
@@ -396,16 +410,17 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
         for (size_t w = 0; w < n_words; w++)
             for (uint64_t word = s.bits[w] & (w ? ~0ull : ~1ull); word; word &= word - 1) {
                 size_t next = (w << 6) + (size_t)__builtin_ctzll(word);
-                out[n++] = part_id(table, piece, part, next, out);
+                out[n++] = part_id(table, piece, part, next, s.ids);
                 part = next;
             }
-        out[n++] = part_id(table, piece, part, len, out);
+        out[n++] = part_id(table, piece, part, len, s.ids);
     }
     result = (ptrdiff_t)n;
 done:
     if (s.lists)
         for (size_t r = 0; r < n_ranks; r++) free(s.lists[r].lefts);
-    free(first);
+    if (first != out) free(first);
+    free(s.ids);
     free(pair_count);
     free(pair_at);
     free(pair_of_rank);

@@ -439,6 +439,24 @@ def test_huge_piece_ids_and_count_at_bitmap_word_edges(name):
                 assert core.count_pieces([counted]) == len(oracle._encode_single_piece(counted.encode())), extra
 
 
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_random_letter_pieces_of_tens_of_kilobytes_match_tiktoken(name):
+    # The worst case of issue 18 at a size a test can afford: random lowercase letters (one piece under
+    # every pattern) and random letters of both cases, 16-60 KB, through the bucket merge (encode: the
+    # first-round pairs kept in the ids' buffer, the ranks of merges a third of an entry a byte; count: the
+    # bitmap's popcount). Ids from tiktoken; the pieces whole, and as text through the split and cache.
+    core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
+    encoding = tokend.get_encoding(name)
+    rng = random.Random(20261205)
+    for size in (16_384, 16_387, 24_001, 40_000, 60_002):
+        for alphabet in (string.ascii_lowercase, string.ascii_letters, "etaoinshr"):
+            text = "".join(rng.choices(alphabet, k=size))
+            expected = oracle.encode_ordinary(text)
+            assert core.encode_piece(text.encode()) == oracle._encode_single_piece(text.encode()), (size, alphabet)
+            assert encoding.encode_ordinary(text) == expected, (size, alphabet)
+            assert encoding.count(text) == len(expected), (size, alphabet)
+
+
 @settings(max_examples=200, deadline=None)
 @given(piece=st.one_of(st.binary(min_size=1, max_size=2000), st.text(min_size=1, max_size=600).map(str.encode)))
 def test_encode_piece_matches_tiktoken_on_random_pieces(piece):
