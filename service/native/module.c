@@ -542,13 +542,9 @@ static int require_pattern(BpeCore *self) {
 
 enum { AS_LIST = 0, AS_COUNT = 1, AS_BUFFER = 2 };
 
-static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
+/* The ids of a text's UTF-8 as `output` asks. */
+static PyObject *run_utf8(BpeCore *self, const char *text, Py_ssize_t len, int output) {
     int counting = output == AS_COUNT;
-    if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
-    if (require_pattern(self) < 0) return NULL;
-    Py_ssize_t len;
-    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
-    if (!text) return NULL;
     Sink sink = {0};
     sink.counting = counting;
     PyObject *result = NULL;
@@ -563,9 +559,71 @@ static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
     return result;
 }
 
+static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
+    if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
+    if (require_pattern(self) < 0) return NULL;
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (!text) return NULL;
+    return run_utf8(self, text, len, output);
+}
+
+/* A tuple of at most TK_BATCH_MAX_NEEDLES non-empty str (their UTF-8 lives as long as the tuple) into
+ * `needles`; `what` names the argument in errors (encode_batch's flag=, count_unless's strings). */
+static int needles_of(PyObject *tuple, const char *what, tk_batch_needles *needles) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) > TK_BATCH_MAX_NEEDLES) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a tuple of at most %d non-empty str", what, TK_BATCH_MAX_NEEDLES);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(tuple); k++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, k);
+        Py_ssize_t len;
+        const char *utf8 = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &len) : NULL;
+        if (!utf8 || len == 0) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "%s[%zd]: expected a non-empty str", what, k);
+            return -1;
+        }
+        needles->strings[needles->n] = (const uint8_t *)utf8;
+        needles->lens[needles->n++] = (size_t)len;
+    }
+    return 0;
+}
+
+/* count_unless(text, strings) / encode_unless(text, strings): count(text) / encode(text), or None when one of
+ * the strings (a tuple of at most TK_BATCH_MAX_NEEDLES non-empty str) occurs in the text, or the text is no
+ * str or has no UTF-8 (a lone surrogate). Encoding.count / encode under the default policy, in one call:
+ * the special tokens' prefixes looked for in the UTF-8 the core reads next (which the search brings into
+ * the core's cache), where a Python pre-check and three Python calls cost ~5 % of a count of a few KB of
+ * text not seen before (docs/decisions.md, "The default policy's pre-check in the core's call"). None
+ * sends the caller to its general path, which gives the text's exact answer or error. */
+static PyObject *run_text_unless(BpeCore *self, PyObject *const *args, Py_ssize_t nargs, int output) {
+    if (nargs != 2) return PyErr_Format(PyExc_TypeError, "expected 2 arguments (text, strings), got %zd", nargs);
+    if (require_pattern(self) < 0) return NULL;
+    tk_batch_needles needles = {{0}, {0}, 0};
+    if (needles_of(args[1], "strings", &needles) < 0) return NULL;
+    if (!PyUnicode_Check(args[0])) Py_RETURN_NONE;
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(args[0], &len);
+    if (!text) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (tk_utf8_contains_any((const uint8_t *)text, (size_t)len, needles.strings, needles.lens, needles.n))
+        Py_RETURN_NONE;
+    return run_utf8(self, text, len, output);
+}
+
 static PyObject *BpeCore_encode(BpeCore *self, PyObject *arg) { return run_text(self, arg, AS_LIST); }
 static PyObject *BpeCore_count(BpeCore *self, PyObject *arg) { return run_text(self, arg, AS_COUNT); }
 static PyObject *BpeCore_encode_buffer(BpeCore *self, PyObject *arg) { return run_text(self, arg, AS_BUFFER); }
+static PyObject *BpeCore_count_unless(BpeCore *self, PyObject *const *args, Py_ssize_t nargs) {
+    return run_text_unless(self, args, nargs, AS_COUNT);
+}
+static PyObject *BpeCore_encode_unless(BpeCore *self, PyObject *const *args, Py_ssize_t nargs) {
+    return run_text_unless(self, args, nargs, AS_LIST);
+}
 
 static PyObject *BpeCore_split(BpeCore *self, PyObject *arg) {
     if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
@@ -651,27 +709,6 @@ static int batch_item_list(BpeCore *self, tk_batch_item *item, PyObject *result,
  * the GIL back costs about a microsecond, so a batch of tiny texts is not charged one per text. */
 #define TK_BATCH_LIST_IDS 2048
 
-/* flag= of encode_batch: a tuple of non-empty str (their UTF-8 lives as long as the tuple) into `needles`. */
-static int batch_needles(PyObject *flag, tk_batch_needles *needles) {
-    if (!PyTuple_Check(flag) || PyTuple_GET_SIZE(flag) > TK_BATCH_MAX_NEEDLES) {
-        PyErr_Format(PyExc_ValueError, "flag: expected a tuple of at most %d non-empty str", TK_BATCH_MAX_NEEDLES);
-        return -1;
-    }
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(flag); k++) {
-        PyObject *item = PyTuple_GET_ITEM(flag, k);
-        Py_ssize_t len;
-        const char *utf8 = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &len) : NULL;
-        if (!utf8 || len == 0) {
-            if (!PyErr_Occurred())
-                PyErr_Format(PyExc_ValueError, "flag[%zd]: expected a non-empty str", k);
-            return -1;
-        }
-        needles->strings[needles->n] = (const uint8_t *)utf8;
-        needles->lens[needles->n++] = (size_t)len;
-    }
-    return 0;
-}
-
 /* encode_batch(texts, num_threads, count=False): encode (or count) every text, the GIL released for all of the
  * native work. The texts' UTF-8 is taken with the GIL held (a str's is immutable, and `seq` keeps them
  * alive), the workers (batch_encode.c) split and merge with their own piece caches, and the lists are built
@@ -690,7 +727,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         return NULL;
     if (require_pattern(self) < 0) return NULL;
     tk_batch_needles needles = {{0}, {0}, 0};
-    if (flag != Py_None && batch_needles(flag, &needles) < 0) return NULL;
+    if (flag != Py_None && needles_of(flag, "flag", &needles) < 0) return NULL;
     /* A tuple of our own: a list's items could be replaced (and freed) by another thread while the GIL is out. */
     PyObject *seq = PySequence_Tuple(texts);
     if (!seq) return NULL;
@@ -1183,6 +1220,10 @@ static int BpeCore_init(BpeCore *self, PyObject *args, PyObject *kwargs) {
 static PyMethodDef BpeCore_methods[] = {
     {"encode", (PyCFunction)BpeCore_encode, METH_O, "encode(text) -> ids, with the core's pattern"},
     {"count", (PyCFunction)BpeCore_count, METH_O, "count(text) -> number of ids, with the core's pattern"},
+    {"count_unless", (PyCFunction)(void (*)(void))BpeCore_count_unless, METH_FASTCALL,
+     "count_unless(text, strings) -> count(text), or None when one of the strings (a tuple of str) occurs in text"},
+    {"encode_unless", (PyCFunction)(void (*)(void))BpeCore_encode_unless, METH_FASTCALL,
+     "encode_unless(text, strings) -> encode(text), or None when one of the strings (a tuple of str) occurs in text"},
     {"encode_buffer", (PyCFunction)BpeCore_encode_buffer, METH_O, "encode_buffer(text) -> bytes of native uint32 ids"},
     {"split", (PyCFunction)BpeCore_split, METH_O, "split(text) -> pieces, with the core's pattern"},
     {"encode_pieces", (PyCFunction)BpeCore_encode_pieces, METH_O, "encode_pieces(pieces) -> ids"},

@@ -170,6 +170,58 @@ static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t 
     return PyBool_FromLong(found);
 }
 
+/* ---- in UTF-8 ------------------------------------------------------------------------------------ */
+
+/* Whether one of the n strings that begin with `head` (their first two bytes) occurs at text[at]. */
+static inline int utf8_one_matches(const uint8_t *text, size_t len, size_t at, const uint8_t *const *strings,
+                                   const size_t *lens, size_t n, const uint8_t *head) {
+    for (size_t k = 0; k < n; k++)
+        if (lens[k] >= 2 && strings[k][0] == head[0] && strings[k][1] == head[1] && lens[k] <= len - at &&
+            memcmp(text + at, strings[k], lens[k]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether one of the strings that begin with strings[g]'s first two bytes (lens[g] >= 2) occurs: 16 starts a
+ * step compared in their first two bytes at once (as occurs_Py_UCS1 above), the rest where both match. */
+static int utf8_group_occurs(const uint8_t *text, size_t len, const uint8_t *const *strings, const size_t *lens,
+                             size_t n, size_t g) {
+    const uint8_t *head = strings[g];
+    size_t at = 0;
+    if (len < 2) return 0;
+    size_t last = len - 2; /* the last place a string of two or more bytes can start */
+#if defined(__SSE2__)
+    const __m128i first = _mm_set1_epi8((char)head[0]), second = _mm_set1_epi8((char)head[1]);
+    for (; at + 16 <= last + 1; at += 16) { /* loads at..at+15 and at+1..at+16 <= last + 1 < len */
+        __m128i here = _mm_loadu_si128((const __m128i *)(text + at));
+        __m128i next = _mm_loadu_si128((const __m128i *)(text + at + 1));
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(here, first), _mm_cmpeq_epi8(next, second)));
+        while (mask) {
+            if (utf8_one_matches(text, len, at + (unsigned)__builtin_ctz(mask), strings, lens, n, head)) return 1;
+            mask &= mask - 1;
+        }
+    }
+#endif
+    for (; at <= last; at++)
+        if (text[at] == head[0] && text[at + 1] == head[1] && utf8_one_matches(text, len, at, strings, lens, n, head))
+            return 1;
+    return 0;
+}
+
+int tk_utf8_contains_any(const uint8_t *text, size_t len, const uint8_t *const *strings, const size_t *lens, size_t n) {
+    for (size_t g = 0; g < n; g++) {
+        if (lens[g] == 1) {
+            if (memchr(text, strings[g][0], len)) return 1;
+            continue;
+        }
+        int scanned = 0; /* an earlier string began with the same two bytes: its pass compared this one too */
+        for (size_t k = 0; k < g && !scanned; k++)
+            scanned = lens[k] >= 2 && strings[k][0] == strings[g][0] && strings[k][1] == strings[g][1];
+        if (!scanned && utf8_group_occurs(text, len, strings, lens, n, g)) return 1;
+    }
+    return 0;
+}
+
 static PyMethodDef text_find_functions[] = {
     {"contains_any", (PyCFunction)(void (*)(void))contains_any, METH_FASTCALL,
      "contains_any(text, strings) -> whether any of the strings (a tuple of str) occurs in text"},

@@ -41,6 +41,8 @@ def expect(error_type, call, needle):
 _CALLS = {
     "encode": "core.encode('hello world')",
     "count": "core.count('hello world')",
+    "count_unless": "core.count_unless('hello world', ('<|',))",
+    "encode_unless": "core.encode_unless('hello world', ('<|',))",
     "encode_buffer": "core.encode_buffer('hello world')",
     "split": "core.split('hello world')",
     "encode_pieces": "core.encode_pieces(['hello', ' world'])",
