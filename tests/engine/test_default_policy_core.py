@@ -79,3 +79,25 @@ def test_the_strings_are_checked(enc):
             enc._core.count_unless("text", strings)
     with pytest.raises(TypeError):
         enc._core.encode_unless("text")
+
+
+@pytest.mark.parametrize("name", ["gpt2", "r50k_base", "p50k_base", "p50k_edit", "o200k_harmony"])
+def test_the_other_openai_encodings_under_the_default_policy_are_tiktokens(name):
+    # gpt2 to p50k_edit look for their tokens whole (three or fewer), o200k_harmony for "<|" (hundreds of them)
+    import tiktoken
+
+    from tests.engine.test_openai_encodings import _TEXTS, ours
+
+    enc, oracle = ours(name), tiktoken.get_encoding(name)
+    assert enc._core_count_unless is not None
+    for text in _TEXTS + [text + " <|endoftext|>" for text in _TEXTS[:20]] + ["<|", "x<|endoftext", "<|endoftext|"]:
+        try:
+            expected = oracle.encode(text)
+        except ValueError:
+            with pytest.raises(DisallowedSpecialTokenError):
+                enc.count(text)
+            with pytest.raises(DisallowedSpecialTokenError):
+                enc.encode(text)
+            continue
+        assert enc.encode(text) == expected, text[:200]
+        assert enc.count(text) == len(expected), text[:200]
