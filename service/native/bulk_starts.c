@@ -44,7 +44,12 @@
  * The digits themselves are \p{N}{1,3} from the start of their run, as cl100k's. The CJK stage cuts nothing
  * in ASCII.
  *
- * The window stops before the first byte of any other kind (\t, \r, another control; a byte >= 0x80 but
+ * A tab (indented code: one every ~170 bytes of the benchmark's code) is taken as whitespace of the space
+ * part (NL* then spaces and tabs; its first and its last start a piece, as spaces do), and it joins a letter
+ * run as X of X?L+ ("\tfoo" is one piece), but never a P run: only a space is " ?" there ("\t{" is "\t",
+ * "{"). Not in DeepSeek-V3's chain, nor in GPT-2's rules or the windows of other scripts, where a tab ends
+ * the window as before.
+ * The window stops before the first byte of any other kind (\r, another control; a byte >= 0x80 but
  * where a window of other scripts is taken in characters: see wide_starts below).
  * Starts are kept only where every byte that decides them was in the window: a run of whitespace still open
  * at its end (it could go on with more \n, or reach the end of the text, where \s++$ takes it whole) keeps
@@ -70,6 +75,7 @@
 /* Byte classes of 64 bytes as bit masks (bit i: byte i). */
 typedef struct {
     uint64_t letter, lower, digit, space, newline, apostrophe, slash, valid;
+    uint64_t tab; /* \t, outside `valid`: only bulk_starts' windows take it (0 where the rules have no tabs) */
 } window_classes;
 
 static inline uint64_t movemask64(__m128i a, __m128i b, __m128i c, __m128i d) {
@@ -99,7 +105,17 @@ static inline window_classes classify(const uint8_t *p) {
     c.apostrophe = movemask64(apostrophe[0], apostrophe[1], apostrophe[2], apostrophe[3]);
     c.slash = movemask64(slash[0], slash[1], slash[2], slash[3]);
     c.valid = movemask64(valid[0], valid[1], valid[2], valid[3]);
+    c.tab = 0; /* found by bulk_starts when a tab ends the window (tab_mask) */
     return c;
+}
+
+/* Bit i: byte i of the 64 at p is a tab. */
+static inline uint64_t tab_mask(const uint8_t *p) {
+    __m128i tab = _mm_set1_epi8('\t');
+    return movemask64(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), tab),
+                      _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), tab),
+                      _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), tab),
+                      _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), tab));
 }
 
 static inline int is_window_byte(uint8_t b) { return (b >= ' ' && b <= '~') || b == '\n'; }
@@ -141,9 +157,10 @@ static inline unsigned suffix_length(const uint8_t *p) {
  * a long run: one from the scanner). */
 static TK_BULK_INLINE uint64_t decided_starts(uint64_t starts, uint64_t whitespace, unsigned valid, uint8_t after,
                                               size_t pos, size_t *retry) {
+    /* `after` is a tab only where the window takes tabs (valid 65 needs a byte of the window's kind) */
     uint64_t kept = valid >= 64 ? ~0ull : (1ull << valid) - 1;
     unsigned last = valid >= 64 ? 63 : valid - 1;
-    int open = (whitespace >> last & 1) && (valid < 65 || after == ' ' || after == '\n');
+    int open = (whitespace >> last & 1) && (valid < 65 || after == ' ' || after == '\n' || after == '\t');
     if (open) {
         uint64_t before = ~whitespace & (last == 63 ? ~0ull : (2ull << last) - 1);
         unsigned run_start = before ? 64 - (unsigned)__builtin_clzll(before) : 0;
@@ -168,8 +185,9 @@ static TK_BULK_INLINE uint64_t window_starts(const uint8_t *p, const window_clas
                                              int real_end, uint8_t after, size_t pos, size_t *retry, int o200k,
                                              int with_suffixes, int contractions, int max_digits,
                                              int digits_end_text) {
-    uint64_t space = c->space, newline = c->newline, letter = c->letter, digit = c->digit;
-    uint64_t whitespace = space | newline;
+    uint64_t space = c->space, newline = c->newline, letter = c->letter, digit = c->digit, tab = c->tab;
+    uint64_t whitespace = space | newline | tab;
+    uint64_t horizontal = space | tab; /* a run's spaces and tabs: \s+(?!\S) gives its last one back */
     /* A run of 10+ digits: the window ends before its 10th (\p{N}{1,3} needs a 4th cut the masks don't make). */
     uint64_t ten = max_digits == 3 ? digit : 0;
     for (int k = 1; k < 10 && ten; k++) ten &= digit << k;
@@ -213,7 +231,8 @@ static TK_BULK_INLINE uint64_t window_starts(const uint8_t *p, const window_clas
     /* letters: a run starts a piece unless the byte before joins it as X (a space, or a P that starts a
      * piece itself: no P or space before it, and not an o200k suffix) */
     uint64_t lone_punct = punct & ~((punct | space) << 1) & ~suffixes;
-    uint64_t joined = letter_starts & ((space << 1) | (lone_punct << 1) | (suffixes << 1));
+    /* a tab joins letters as X does ([^\r\n\p{L}\p{N}]?), but not a P run (only a space is " ?") */
+    uint64_t joined = letter_starts & ((horizontal << 1) | (lone_punct << 1) | (suffixes << 1));
     starts |= letter_starts & ~joined;
     if (!o200k && contractions) {
         uint64_t after_apostrophe = letter_starts & ((c->apostrophe & lone_punct) << 1);
@@ -239,10 +258,10 @@ static TK_BULK_INLINE uint64_t window_starts(const uint8_t *p, const window_clas
 
     /* whitespace: NL* SP* runs; the last space gives itself back to what follows (\s+(?!\S)), unless that is
      * the end of the text (DeepSeek-V3: a digit) */
-    uint64_t next_is_space = (space >> 1) | ((uint64_t)(after == ' ') << 63);
-    uint64_t gives_back = space & ~next_is_space;
+    uint64_t next_is_horizontal = (horizontal >> 1) | ((uint64_t)(after == ' ' || after == '\t') << 63);
+    uint64_t gives_back = horizontal & ~next_is_horizontal;
     if (digits_end_text) gives_back &= ~((digit >> 1) | ((uint64_t)(after >= '0' && after <= '9') << 63));
-    starts |= (newline & ~(newline << 1) & ~(punct << 1)) | (space & ~(space << 1)) | gives_back;
+    starts |= (newline & ~(newline << 1) & ~(punct << 1)) | (horizontal & ~(horizontal << 1)) | gives_back;
     starts &= ~covered;
     return decided_starts(starts, whitespace, valid, after, pos, retry);
 }
@@ -319,6 +338,7 @@ static TK_BULK_INLINE __attribute__((target("bmi2,popcnt"))) uint64_t wide_start
     w.newline = _pext_u64(c->newline, first);
     w.apostrophe = _pext_u64(c->apostrophe, first);
     w.slash = _pext_u64(c->slash, first);
+    w.tab = 0; /* a tab is outside c->valid here: it ends the window */
     w.valid = w.letter | w.digit | w.space | w.newline | _pext_u64(punct, first);
     unsigned n_chars = (unsigned)__builtin_popcountll(first); /* 64 only when its one wide character is cut */
     uint64_t ends = _pext_u64(stop, first) | (w.newline & (w.space << 1));
@@ -363,13 +383,23 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     const uint8_t *p = s + pos;
     window_classes c = classify(p);
     uint8_t after = p[64]; /* decides whether a space at byte 63 is the last of its run */
-    /* How many bytes the rules may read: up to the first byte of another kind, the \n of a space-\n pair,
-     * or (o200k) a / after a \n (a P run's tail [\r\n/]* would take it). */
-    uint64_t stop = ~c.valid | (c.newline & (c.space << 1));
+    /* Tabs (indented code): whitespace like a space, but one that joins letters only, as X of X?L+. Not in
+     * DeepSeek-V3's chain (its \s+ last alternative and the digits' cut are not held to tabs here). */
+    int tabs = !digits_end_text;
+    /* Looked for only when the window would end at one (most windows of prose hold none): the rules read
+     * no byte past the window's first stop, so tabs after another stop change nothing. */
+    if (tabs && ~c.valid && p[bit_index(~c.valid)] == '\t') {
+        c.tab = tab_mask(p);
+        c.valid |= c.tab;
+    }
+    /* How many bytes the rules may read: up to the first byte of another kind, the \n of a space-\n or
+     * tab-\n pair, or (o200k) a / after a \n (a P run's tail [\r\n/]* would take it). */
+    uint64_t stop = ~c.valid | (c.newline & ((c.space | c.tab) << 1));
     if (o200k) stop |= c.slash & (c.newline << 1);
     /* `wide`: a window of other scripts is taken in characters (wide_starts) */
 #if TK_BULK_WIDE
     if (wide && stop && p[bit_index(stop)] >= 0x80 && fast_bmi2()) {
+        c.valid &= ~c.tab; /* the wide windows have no tabs: one ends there */
         if (o200k) return with_suffixes ? wide_o200k(p, pos, retry, &c) : wide_tekken(p, pos, retry, &c);
         return max_digits == 3 ? wide_cl100k(p, pos, retry, &c) : wide_qwen2(p, pos, retry, &c);
     }
@@ -379,7 +409,8 @@ static TK_BULK_INLINE uint64_t bulk_starts(const uint8_t *s, size_t pos, size_t 
     unsigned valid;
     if (stop)
         valid = (unsigned)__builtin_ctzll(stop);
-    else if (!is_window_byte(after) || (after == '\n' && c.space >> 63) || (o200k && after == '/' && c.newline >> 63))
+    else if (!(is_window_byte(after) || (tabs && after == '\t')) || (after == '\n' && (c.space | c.tab) >> 63) ||
+             (o200k && after == '/' && c.newline >> 63))
         valid = 64;
     else
         valid = 65; /* all 64 bytes, and byte 64 may be read as what follows byte 63 */

@@ -8,8 +8,8 @@
  *     // the highest bit is where the next piece starts, the first not given here.
  *
  * Text made of ASCII letters, digits, spaces, \n and printable ASCII punctuation is taken, and (but for
- * GPT-2's pattern and DeepSeek-V3's chain, with BMI2) other scripts' letters and punctuation as the rules
- * can take them (bulk_starts.c, wide_starts); anything else ends the window (tabs, \r, other digits and
+ * GPT-2's pattern and DeepSeek-V3's chain) tabs and (with BMI2) other scripts' letters and punctuation as the
+ * rules can take them (bulk_starts.c, wide_starts); anything else ends the window (\r, other digits and
  * whitespace, ...) and goes to the scanner (pretokenize.c), which is what both are held to `regex`
  * against. Pure computation, no state. */
 #ifndef TOKEND_BULK_STARTS_H

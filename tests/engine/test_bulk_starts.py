@@ -11,8 +11,9 @@ every way a window ends.
 
 The windows take ASCII letters, digits, spaces, \\n and printable punctuation; the texts here are long (a
 window needs 65 bytes) and mostly of those, with the contraction letters, runs of digits longer than a
-window's digit rule, spaces before \\n, and now and then a byte the windows leave to the scanner (\\t, \\r,
-non-ASCII letters and spaces, controls), so every window edge and every fall-back is crossed. A window also
+window's digit rule, spaces before \\n, and now and then a byte the windows leave to the scanner (\\r,
+non-ASCII letters and spaces, controls; \\t under GPT-2's rules and the chain), so every window edge and every
+fall-back is crossed. A window also
 takes other scripts, in characters (2-4 bytes each, cut anywhere by the window's end): under cl100k's rules
 (cl100k, Llama 3, Qwen 2) their letters, marks and punctuation, under o200k's (o200k, Tekken) their
 punctuation and the letters of one case only (Lu, Lt or Ll); other digits and whitespace, ſ, and under
@@ -106,12 +107,25 @@ def test_every_offset_of_each_rule_across_a_window_edge():
                 ".\n\n x", "!!  (", "x.y", " .y", "\n'", "\n\n\n", "a" * 70, " " * 70, "\n" * 70, "9" * 70, "é", "\t x",
                 "a  1", "x\n  7", ".   12", "  \n 3x", "1  2", "'sx", "x'tcha", " 's", "x 'll", "''s", "\n'd", "1're",
                 "x'S", "'llama", " \n x", "\n\n\nx", "  \n", "( x", "x(y", "12 34", " 1x",
-                "aBcD", "x'LL", "IT'S", ".\n/x", "a/\n", "x'", "x'ſ", "x'lſ", "'ſx"]  # fmt: skip
+                "aBcD", "x'LL", "IT'S", ".\n/x", "a/\n", "x'", "x'ſ", "x'lſ", "'ſx",
+                # tabs (the cl100k-like windows take them): a letter's X, never a P run's space
+                "\tx", "\t\tx", "\t{", "\t\t{", " \tx", "\t x", "\t {", "{\tx", "x\t\n", "\t\n\ty", "\n\t\t1",
+                "\t's", "\t'sx", "a\t\tB", "\t" * 70, "\t/\n", " \t \n"]  # fmt: skip
     filler = "Plain words, and more of them. " * 6
     for snippet in snippets:
         for offset in range(0, 140):
             _assert_like_regex("w" * offset + snippet + filler)
             _assert_like_regex(filler[:offset] + snippet + filler)
+
+
+def test_tab_indented_code_splits_like_regex():
+    """Code indented with tabs: the cl100k-like windows go on through tabs (a tab is whitespace that joins
+    letters, as X of X?L+, but never a P run: "\t{" is two pieces where " {" is one)."""
+    rng = random.Random(7)
+    lines = ["if (x) {", "return y;", "}", "// it's", "\tcase 1:", "x = f(a,\tb);", "", "  \t mixed", "\t", "end\t"]
+    for _ in range(200):
+        text = "\n".join("\t" * rng.randrange(0, 4) + rng.choice(lines) for _ in range(rng.randrange(5, 60)))
+        _assert_like_regex(text)
 
 
 def test_random_documents_of_the_window_alphabet():
