@@ -204,9 +204,18 @@ class IdleBoundedRequests:
             try:
                 message = next(self._requests)
             except StopIteration:
-                self._answers.put((_END, None))
+                self._hand_over(_END, None)
                 return
             except BaseException as exc:  # the call ended under it (grpc.RpcError): the handler raises it
-                self._answers.put((_FAILED, exc))
+                self._hand_over(_FAILED, exc)
                 return
-            self._answers.put((_MESSAGE, message))
+            self._hand_over(_MESSAGE, message)
+
+    def _hand_over(self, kind: str, value: Any) -> None:
+        # What came from the client ends its silence here, not when the handler wakes to take it, and under
+        # the lock end_silent takes: a stream is chosen to yield before its message (it ends without it) or
+        # not at all. Chosen after (the handler not yet awake), it answered the message and then ended, its
+        # client working, while the newcomer waited for the slot.
+        with self._lock:
+            self._waiting_since = None
+            self._answers.put((kind, value))

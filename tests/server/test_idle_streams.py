@@ -1,0 +1,108 @@
+"""A DecodeStream's request messages as the idle timeout and the slot yield see them (tokend.server.idle_streams),
+without a server: the client's messages come from a queue the test fills, so each interleaving is chosen, not
+waited for. Against a real server: tests/server/test_stream_bounds.py."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from tokend.server.idle_streams import IdleBoundedRequests
+
+
+class _Client:
+    """The request iterator of a stream whose client sends what the test puts in ``sent`` (None: it closes)."""
+
+    def __init__(self) -> None:
+        self.sent: queue.SimpleQueue = queue.SimpleQueue()
+
+    def __iter__(self) -> _Client:
+        return self
+
+    def __next__(self) -> str:
+        message = self.sent.get(timeout=10)
+        if message is None:
+            raise StopIteration
+        return message
+
+
+class _SlowHandler:
+    """The hand-over queue of an ``IdleBoundedRequests`` whose handler thread takes what the reader handed it
+    over only once ``wake`` is set: a handler not yet scheduled (the GIL elsewhere) when its message came."""
+
+    def __init__(self, answers: queue.SimpleQueue) -> None:
+        self.answers = answers
+        self.wake = threading.Event()
+
+    def put(self, item: object) -> None:
+        self.answers.put(item)
+
+    def get(self, timeout: float | None = None) -> object:
+        self.wake.wait(10)
+        return self.answers.get(timeout=timeout)
+
+
+def _until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_stream_whose_message_has_arrived_is_not_yielded():
+    """A newcomer's make_room ends a stream whose handler has waited `stream_yield_after` for the next message.
+    The reader had handed that message over already, the handler not yet awake: the stream was chosen all the
+    same, answered the message and then ended with StreamYielded ("no message from the client for 10.0 s"),
+    its client working; and the newcomer waited for it to finish the message (refused after 2 s if that took
+    longer: a large message, an answer held by flow control). A message handed over ends the silence."""
+    client = _Client()
+    requests = IdleBoundedRequests(client, timeout=None)
+    slow = _SlowHandler(requests._answers)
+    requests._answers = slow  # type: ignore[assignment]
+    received: list[object] = []
+
+    def handler() -> None:
+        try:
+            for message in requests:
+                received.append(message)
+        except Exception as error:  # noqa: BLE001 (the test reads what ended the stream)
+            received.append(error)
+
+    thread = threading.Thread(target=handler, daemon=True)
+    thread.start()
+    _until(lambda: requests.silent_for() > 0)  # the handler waits for the first message
+    client.sent.put("ids")
+    _until(lambda: not slow.answers.empty())  # the reader handed it over; the handler has not taken it
+    chosen = requests.end_silent(0.0)
+    slow.wake.set()
+    _until(lambda: len(received) >= 1)
+    client.sent.put("more ids")
+    client.sent.put(None)
+    thread.join(10)
+    assert not chosen, "a stream whose message had arrived was chosen to give up its slot"
+    assert received == ["ids", "more ids"]
+
+
+def test_a_silent_stream_chosen_before_its_message_ends_without_it():
+    """The other order: chosen while silent, then the message arrives; the stream ends (StreamYielded) and
+    its slot goes to the newcomer that chose it."""
+    client = _Client()
+    requests = IdleBoundedRequests(client, timeout=None)
+    received: list[object] = []
+
+    def handler() -> None:
+        try:
+            for message in requests:
+                received.append(message)
+        except Exception as error:  # noqa: BLE001
+            received.append(error)
+
+    thread = threading.Thread(target=handler, daemon=True)
+    thread.start()
+    _until(lambda: requests.silent_for() > 0)
+    assert requests.end_silent(0.0)
+    client.sent.put("ids")
+    thread.join(10)
+    assert len(received) == 1 and type(received[0]).__name__ == "StreamYielded", received
+    assert "stream_yield_after" in str(received[0])
