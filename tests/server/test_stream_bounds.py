@@ -274,3 +274,36 @@ def test_a_flood_of_messages_is_read_at_the_streams_rate(contended_server):
     # 100 at once, then 100 a second: a bound from below, which a slow machine only makes longer (it took
     # ~0.1 s, the worker reading as fast as the client sent)
     assert elapsed >= 0.9 * (count - 100) / 100, elapsed
+
+
+@pytest.mark.xfail(strict=True, reason="open: a stream blocked sending to a client that does not read is never "
+                   "silent, so neither --stream-idle-timeout nor --stream-yield-after frees its slot (docs/api.md)")
+def test_streams_whose_clients_never_read_their_answers_give_up_their_slots(contended_server):
+    """Four DecodeStreams, each on its own connection, send 120 messages of 8,000 copies of cl100k's longest
+    token (~24 KB each, a ~1 MB answer each) and never read an answer. Once the transport's windows are full,
+    each handler waits in gRPC's send: not for its client's next message, so the idle timeout and the slot
+    yield never count it, and the four hold every slot of the worker until their connections' age (320 s by
+    default) for ~3 MB of upload each; measured: a fifth stream UNAVAILABLE 5 times over 13 s (yield after
+    2 s, idle timeout 4 s)."""
+    import tiktoken
+
+    from tokend_api.v1 import tokenizer_pb2_grpc as pb_grpc
+
+    oracle = tiktoken.get_encoding("cl100k_base")
+    longest = max(range(100_000), key=lambda token: len(oracle.decode_single_token_bytes(token)))
+    channels, calls = [], []
+    try:
+        for _ in range(4):
+            channel = grpc.insecure_channel(contended_server.target)
+            messages = [pb.DecodeStreamRequest(model="cl100k_base", ids=[longest] * 8000)]
+            messages += [pb.DecodeStreamRequest(ids=[longest] * 8000) for _ in range(119)]
+            calls.append(pb_grpc.TokenizerStub(channel).DecodeStream(iter(messages), timeout=60))  # never read
+            channels.append(channel)
+        time.sleep(5.0)  # the answers fill the windows; past the yield time (2 s) of every one of them
+        answered = list(contended_server.stub().DecodeStream(iter([pb.DecodeStreamRequest(model="cl100k_base", ids=[15339])]), timeout=10))
+        assert "".join(response.text for response in answered) == "hello"
+    finally:
+        for call in calls:
+            call.cancel()
+        for channel in channels:
+            channel.close()

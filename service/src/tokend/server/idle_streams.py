@@ -33,8 +33,11 @@ and any rate a legitimate slow generation meets, a client holding slots meets as
 under contention takes nothing from a stream unless another stream is waiting for its slot.
 
 Not handled: a client that sends a message every few seconds on several streams still holds their slots
-while it keeps sending (it costs it and the worker next to nothing); client-streaming RPCs with a single
-answer (tokend has none) are not wrapped.
+while it keeps sending (it costs it and the worker next to nothing); nor is a stream whose client stops
+reading its answers ever silent: once the transport's windows are full its handler waits in gRPC's send, not
+here, and holds its slot until the connection's age (~3 MB of requests a stream; ending it from another
+thread would take cancelling the call). Client-streaming RPCs with a single answer (tokend has none) are not
+wrapped.
 """
 
 from __future__ import annotations
