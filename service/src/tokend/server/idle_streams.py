@@ -32,12 +32,16 @@ or a minimum rate for every stream: a generation can last longer than the connec
 and any rate a legitimate slow generation meets, a client holding slots meets as cheaply; yielding only
 under contention takes nothing from a stream unless another stream is waiting for its slot.
 
+A client that stops reading its answers is silent too: once the transport's windows are full its handler
+waits in gRPC's send, not for a message (four such streams held every slot for ~3 MB of requests each). So
+an answer gRPC has been sending for ``--stream-yield-after`` counts as the same silence, and ``make_room``
+ends that stream by cancelling its call (its client sees CANCELLED when it reads: no status of ours can
+reach a handler inside gRPC's send, nor a client that does not read).
+
 Not handled: a client that sends a message every few seconds on several streams still holds their slots
-while it keeps sending (it costs it and the worker next to nothing); nor is a stream whose client stops
-reading its answers ever silent: once the transport's windows are full its handler waits in gRPC's send, not
-here, and holds its slot until the connection's age (~3 MB of requests a stream; ending it from another
-thread would take cancelling the call). Client-streaming RPCs with a single answer (tokend has none) are not
-wrapped.
+while it keeps sending (it costs it and the worker next to nothing); the idle timeout does not end a stream
+whose client stops reading (only a new stream's need does); client-streaming RPCs with a single answer
+(tokend has none) are not wrapped.
 """
 
 from __future__ import annotations
@@ -117,12 +121,21 @@ class IdleStreams(UnaryInterceptor):
         return False
 
     def _bounded(self, behaviour: Callable[[Any, Any], Iterator[Any]], requests: Any, context: Any) -> Iterator[Any]:
-        bounded = IdleBoundedRequests(requests, self.timeout or None)
+        bounded = IdleBoundedRequests(requests, self.timeout or None, cancel=getattr(context, "cancel", None))
         with self._lock:
             self._streams.add(bounded)
+        answers = behaviour(bounded, context)
         try:
-            yield from behaviour(bounded, context)
+            for answer in answers:
+                # From here until gRPC asks for the next answer, it is sending this one: a client that does
+                # not read it keeps the handler here once the transport's windows are full.
+                bounded.sending(True)
+                yield answer
+                bounded.sending(False)
         finally:
+            close = getattr(answers, "close", None)
+            if close is not None:  # as `yield from` would: the inner handlers' `finally` first
+                close()
             bounded.close()
             with self._lock:
                 self._streams.discard(bounded)
@@ -132,11 +145,13 @@ class IdleBoundedRequests:
     """The request messages of one stream; ``next`` raises ``StreamIdle`` when none came within ``timeout``
     (None: no timeout), ``StreamYielded`` when ``end_silent`` ended the stream while it waited."""
 
-    def __init__(self, requests: Iterator[Any], timeout: float | None) -> None:
+    def __init__(self, requests: Iterator[Any], timeout: float | None, cancel: Callable[[], Any] | None = None) -> None:
         self._requests = requests
         self._timeout = timeout
+        self._cancel = cancel  # cancels the call (the gRPC context's cancel)
         self._lock = threading.Lock()
         self._waiting_since: float | None = None  # monotonic time the handler asked for a message not yet taken
+        self._sending_since: float | None = None  # monotonic time gRPC began sending an answer not yet taken
         self._yielded_after = 0.0  # seconds of silence when end_silent ended the stream
         self._asked = threading.Semaphore(0)  # released once for each message the handler asks for
         self._answers: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # (kind, message or exception)
@@ -175,16 +190,25 @@ class IdleBoundedRequests:
         raise value
 
     def silent_for(self) -> float:
-        """Seconds the handler has waited for the client's next message (0: it is not waiting)."""
+        """Seconds the handler has waited for the client's next message, or for the client to take its answer
+        (0: it is doing neither)."""
         with self._lock:
-            return 0.0 if self._waiting_since is None else time.monotonic() - self._waiting_since
+            since = self._waiting_since if self._waiting_since is not None else self._sending_since
+            return 0.0 if since is None else time.monotonic() - since
+
+    def sending(self, sending: bool) -> None:
+        """gRPC is sending an answer (True) or has sent it (False)."""
+        with self._lock:
+            self._sending_since = time.monotonic() if sending else None
 
     def end_silent(self, yield_after: float) -> bool:
         """End the stream if its handler has waited ``yield_after`` seconds or more for the next message: it
         raises ``StreamYielded`` (if a message arrived at the same moment, once it has answered that one)."""
         with self._lock:
-            if self._closed or self._waiting_since is None:
+            if self._closed:
                 return False
+            if self._waiting_since is None:
+                return self._end_unread(yield_after)
             silent = time.monotonic() - self._waiting_since
             if silent < yield_after:
                 return False
@@ -192,6 +216,19 @@ class IdleBoundedRequests:
             self._waiting_since = None  # ended once
             self._answers.put((_YIELDED, yield_after))
             return True
+
+    def _end_unread(self, yield_after: float) -> bool:
+        # An answer its client has not taken for `yield_after`: the handler waits in gRPC's send, where no
+        # status of ours can reach it (and a client that does not read would not see one); the call is
+        # cancelled, which ends the send, and the handler with it.
+        if self._sending_since is None or self._cancel is None:
+            return False
+        if time.monotonic() - self._sending_since < yield_after:
+            return False
+        self._sending_since = None  # ended once
+        self._closed = True
+        self._cancel()
+        return True
 
     def close(self) -> None:
         """No more messages will be asked for: a reader waiting to be asked leaves (one inside the iterator
