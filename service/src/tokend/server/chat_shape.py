@@ -13,7 +13,10 @@ too, unparsed (INVALID_ARGUMENT naming the request, as for any bytes that do not
 
 The counts are protobuf's (repeated, singular and oneof fields as protobuf reads them). What may be refused
 that the service would have accepted: JSON objects with repeated keys, whose every value is counted where
-json.loads keeps the last (no client sends them). A JSON field is counted before its syntax is checked: 100,000
+json.loads keeps the last (no client sends them); content parts a later `text` or an `extra_json` "content"
+replaces, each counted EMPTY_PART_BYTES (40) though the message's dict no longer holds them — protobuf and
+the servicer build them before they are dropped (220,000 parts and extra_json {"content": "hi"}: 440 KB,
+refused, its dict counting 53 bytes; no client sends both). A JSON field is counted before its syntax is checked: 100,000
 "[" (not JSON) in a 100 KB request is refused for the structure it would have (RESOURCE_EXHAUSTED,
 max_request_bytes) where a smaller request is refused as not JSON (INVALID_ARGUMENT naming the field).
 
