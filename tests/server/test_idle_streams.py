@@ -106,3 +106,18 @@ def test_a_silent_stream_chosen_before_its_message_ends_without_it():
     thread.join(10)
     assert len(received) == 1 and type(received[0]).__name__ == "StreamYielded", received
     assert "stream_yield_after" in str(received[0])
+
+
+def test_a_stream_whose_answer_its_client_has_not_taken_is_cancelled_once():
+    """gRPC sending an answer its client does not read keeps the handler in the send, where no exception of
+    ours reaches it: the stream is chosen by the same silence, and ended by cancelling its call (once)."""
+    cancelled: list[bool] = []
+    requests = IdleBoundedRequests(_Client(), timeout=None, cancel=lambda: cancelled.append(True))
+    assert not requests.end_silent(0.0)  # neither waiting nor sending
+    requests.sending(True)
+    assert requests.silent_for() >= 0.0
+    assert not requests.end_silent(60.0)  # not for that long
+    assert requests.end_silent(0.0) and cancelled == [True]
+    assert not requests.end_silent(0.0) and cancelled == [True]
+    requests.sending(False)
+    assert requests.silent_for() == 0.0

@@ -202,33 +202,35 @@ class IdleBoundedRequests:
             self._sending_since = time.monotonic() if sending else None
 
     def end_silent(self, yield_after: float) -> bool:
-        """End the stream if its handler has waited ``yield_after`` seconds or more for the next message: it
-        raises ``StreamYielded`` (if a message arrived at the same moment, once it has answered that one)."""
+        """End the stream if its handler has waited ``yield_after`` seconds or more for the next message (it
+        raises ``StreamYielded``), or gRPC has been sending its answer that long (the call is cancelled)."""
         with self._lock:
             if self._closed:
                 return False
             if self._waiting_since is None:
-                return self._end_unread(yield_after)
-            silent = time.monotonic() - self._waiting_since
-            if silent < yield_after:
-                return False
-            self._yielded_after = silent
-            self._waiting_since = None  # ended once
-            self._answers.put((_YIELDED, yield_after))
-            return True
-
-    def _end_unread(self, yield_after: float) -> bool:
-        # An answer its client has not taken for `yield_after`: the handler waits in gRPC's send, where no
-        # status of ours can reach it (and a client that does not read would not see one); the call is
-        # cancelled, which ends the send, and the handler with it.
-        if self._sending_since is None or self._cancel is None:
-            return False
-        if time.monotonic() - self._sending_since < yield_after:
-            return False
-        self._sending_since = None  # ended once
-        self._closed = True
-        self._cancel()
+                if not self._unread_for(yield_after):
+                    return False
+                self._sending_since = None  # ended once
+                self._closed = True
+            else:
+                silent = time.monotonic() - self._waiting_since
+                if silent < yield_after:
+                    return False
+                self._yielded_after = silent
+                self._waiting_since = None  # ended once
+                self._answers.put((_YIELDED, yield_after))
+                return True
+        # An answer its client has not taken: the handler waits in gRPC's send, where no status of ours can
+        # reach it (and a client that does not read would not see one). Cancelling the call ends the send,
+        # and the handler with it; outside the lock, which the handler's thread takes as the send returns.
+        self._cancel()  # type: ignore[misc]
         return True
+
+    def _unread_for(self, yield_after: float) -> bool:
+        return (
+            self._sending_since is not None and self._cancel is not None
+            and time.monotonic() - self._sending_since >= yield_after
+        )  # fmt: skip
 
     def close(self) -> None:
         """No more messages will be asked for: a reader waiting to be asked leaves (one inside the iterator
