@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     )
     stream_yield_after: float = _setting(
         10.0,
-        help="seconds after which a DecodeStream still waiting for its client's next message gives its stream slot to a "
-        "new stream when every slot is taken (it ends with DEADLINE_EXCEEDED); 0 = never",
+        help="seconds after which a DecodeStream still waiting for its client's next message (or for its client to take "
+        "an answer) gives its stream slot to a new stream when every slot is taken (it ends with DEADLINE_EXCEEDED, or "
+        "CANCELLED); 0 = never",
         ge=0,
     )
     stream_message_rate: float = _setting(
