@@ -6,7 +6,8 @@ generation, a ChunkStream as long as its reader is slow). Without a bound, eight
 the worker no thread for a single Encode. With it, half the threads always remain for unary calls; a
 stream over the bound gets UNAVAILABLE at once ("retry": another worker or replica may have room). A stream
 whose client goes quiet gives its slot back after ``--stream-idle-timeout``, or as soon as a new stream needs
-it once its client has been silent for ``--stream-yield-after`` (``make_room``: idle_streams.py).
+it once its client has been silent (sent nothing, or took no answer) for ``--stream-yield-after``
+(``make_room``: idle_streams.py).
 
     idle = IdleStreams(30.0, yield_after=10.0)
     server = grpc.server(pool, interceptors=[..., ErrorInterceptor(), StreamSlots(STREAM_SLOTS, idle.make_room), idle])
