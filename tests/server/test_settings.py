@@ -59,6 +59,7 @@ def test_flags_win_over_environment_over_defaults():
         ({"port": 0, "workers": 2}, {}, "port 0 (an ephemeral port) cannot be shared"),
         ({"metrics_port": 50051}, {}, "metrics_port and port are both 50051"),
         ({"reload_interval": -1}, {}, "--reload-interval / TOKEND_RELOAD_INTERVAL"),
+        ({"stream_message_rate": 0.5}, {}, "0.5 is not 0 (no limit) or at least 1 message a second"),
     ],
 )
 def test_bad_settings_name_the_setting(flags, environ, fragment):

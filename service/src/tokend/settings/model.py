@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     stream_message_rate: float = _setting(
         1000.0,
         help="messages a second a DecodeStream's client may send on average (one second's worth at once); faster, the "
-        "server reads its next message later and flow control slows the client; 0 = no limit",
+        "server reads its next message later and flow control slows the client; 0 = no limit, else at least 1",
         ge=0,
     )
     reflection: bool = _setting(False, help="gRPC server reflection, for grpcurl (`make serve` turns it on)")
@@ -152,6 +152,15 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_log_level(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("stream_message_rate")
+    @classmethod
+    def _rate_off_or_at_least_one(cls, value: float) -> float:
+        # Below one message a second the pace sleeps for seconds between reads, where neither the client's
+        # cancellation nor the idle timeout is seen: a setting that holds a stream slot, not a limit.
+        if 0 < value < 1:
+            raise ValueError(f"{value} is not 0 (no limit) or at least 1 message a second")
+        return value
 
     @field_validator("tls_cert", "tls_key", "tls_client_ca", mode="before")
     @classmethod
