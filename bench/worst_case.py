@@ -1,4 +1,4 @@
-"""Worst case: one huge piece (no whitespace, so the split cannot cut it) per peer, each in its own process.
+r"""Worst case: one huge piece (no whitespace, so the split cannot cut it) per peer, each in its own process.
 
     rows = measure_pieces(["tokend", "fastokens"], "cl100k_base", size=1_000_000, timeout=60)
     rows = measure_memory(["tokend"], "cl100k_base", size=8 << 20, timeout=120)
