@@ -34,7 +34,14 @@
  *
  * Threads: everything touching the cache runs with the GIL held; the normalization of a big str and the merge
  * of a long segment run without it (they read only the immutable tables, the immutable str and their own
- * buffers), and the scan yields the GIL every SP_YIELD_BYTES of normalized text. */
+ * buffers), and the scan yields the GIL every SP_YIELD_BYTES of normalized text, or sooner when its user-defined
+ * walks may have taken SP_RELEASE_GIL_WALK_STEPS. The normalization of a shorter text goes without the GIL too
+ * once its length x the longest rule walk may reach that many steps (a bytearray is copied first).
+ *
+ * Stopping: each call reads tokend.engine.call_stop's context variable once (deadline, cancel flag); the
+ * normalizer, the Viterbi (every SP_STOP_CHECK_BYTES) and the scan (at its yields) check it without the GIL and
+ * the call raises call_stop.CallStopped. The merge of one long BPE segment is not cut (it is O(n log n) in the
+ * segment's symbols, without the GIL). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdlib.h>
@@ -80,7 +87,60 @@ typedef struct {
     size_t count;
     int counting;
     int last_unk;
+    const sp_stop *stop; /* &stop_at when the caller set a call stop (take_stop), else NULL */
+    sp_stop stop_at;
+    Py_buffer flag_view;  /* the stop's flag, held for the call (a bytearray cannot be resized meanwhile) */
 } Sink;
+
+/* tokend.engine.call_stop's context variable: (deadline, flag) or None; looked up once. */
+static PyObject *stop_variable;
+
+/* Reads the caller's call stop into the sink (GIL held). 0, or -1 with an exception. */
+static int take_stop(Sink *sink) {
+    if (!stop_variable) {
+        PyObject *module = PyImport_ImportModule("tokend.engine.call_stop");
+        if (!module) return -1;
+        stop_variable = PyObject_GetAttrString(module, "CURRENT_STOP");
+        Py_DECREF(module);
+        if (!stop_variable) return -1;
+    }
+    PyObject *value;
+    if (PyContextVar_Get(stop_variable, Py_None, &value) < 0) return -1;
+    int status = 0;
+    if (value != Py_None) {
+        double deadline;
+        PyObject *flag;
+        if (!PyArg_ParseTuple(value, "dO;a call stop is (deadline, flag)", &deadline, &flag) ||
+            PyObject_GetBuffer(flag, &sink->flag_view, PyBUF_SIMPLE) < 0) {
+            status = -1;
+        } else if (sink->flag_view.len < 1) {
+            PyBuffer_Release(&sink->flag_view);
+            PyErr_SetString(PyExc_ValueError, "a call stop's flag must hold a byte");
+            status = -1;
+        } else {
+            sink->stop_at.deadline = deadline;
+            sink->stop_at.flag = sink->flag_view.buf;
+            sink->stop = &sink->stop_at;
+        }
+    }
+    Py_DECREF(value);
+    return status;
+}
+
+static void release_stop(Sink *sink) {
+    if (sink->stop) PyBuffer_Release(&sink->flag_view);
+    sink->stop = NULL;
+}
+
+/* tokend.engine.call_stop.CallStopped: the caller's deadline passed or it went away mid-encode. */
+static void raise_stopped(void) {
+    PyObject *module = PyImport_ImportModule("tokend.engine.call_stop");
+    PyObject *kind = module ? PyObject_GetAttrString(module, "CallStopped") : NULL;
+    Py_XDECREF(module);
+    if (!kind) return;
+    PyErr_SetString(kind, "the encode was stopped: the call's deadline passed or its caller went away");
+    Py_DECREF(kind);
+}
 
 static int sink_reserve(Sink *sink, size_t more) {
     if (sink->len + more <= sink->cap) return 0;
@@ -257,17 +317,28 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
     const int has_user_defined = vocab->user_defined.n_nodes > 0;
     Segment segment = {0};
     int status = 0;
-    size_t pos = 0, next_yield = SP_YIELD_BYTES;
+    /* steps: an upper bound of the scan's work since the last yield (a byte, or a user-defined piece's walk) */
+    size_t pos = 0, next_yield = SP_YIELD_BYTES, steps = 0;
     uint32_t previous = SP_NONE;
     uint8_t previous_ascii = 0;
     while (pos < len && status == 0) {
-        if (pos >= next_yield) { /* let the other threads of this process run during a big text */
+        if (pos >= next_yield || steps >= SP_RELEASE_GIL_WALK_STEPS) {
+            /* let the other threads of this process run during a big text, or a short one whose user-defined
+             * walks are long (a 256-byte piece: 256 steps a byte of "aaa...", 60 KB held the GIL ~190 ms) */
             Py_BEGIN_ALLOW_THREADS
             Py_END_ALLOW_THREADS
+            if (sp_stop_due(sink->stop)) {
+                raise_stopped();
+                status = -1;
+                break;
+            }
             next_yield = pos + SP_YIELD_BYTES;
+            steps = 0;
         }
+        steps++;
         if (has_user_defined && vocab->user_defined.root[text[pos]] != SP_NONE) {
             uint32_t piece_id;
+            steps += vocab->user_defined.depth;
             size_t matched = sp_trie_longest(&vocab->user_defined, text + pos, len - pos, &piece_id);
             if (matched) {
                 status = flush_segment(self, sink, &segment, text, pos, len);
@@ -371,6 +442,10 @@ static int encode_sentence(SentencePieceCore *self, Sink *sink, const uint8_t *t
         goto done;
     }
     memset(rev, 0xFF, (vocab->n_unused ? vocab->n_unused : 1) * sizeof *rev);
+    if (sp_stop_due(sink->stop)) {
+        raise_stopped();
+        goto done;
+    }
     ptrdiff_t m;
     if (n >= SP_RELEASE_GIL_SYMBOLS) {
         Py_BEGIN_ALLOW_THREADS
@@ -407,11 +482,15 @@ static int encode_unigram(SentencePieceCore *self, Sink *sink, const uint8_t *te
     if (starts && ids) {
         if (len >= SP_RELEASE_GIL_TEXT_BYTES || len * vocab->trie_depth >= SP_RELEASE_GIL_WALK_STEPS) {
             Py_BEGIN_ALLOW_THREADS
-            n = sp_unigram_encode(vocab, text, len, starts, ids);
+            n = sp_unigram_encode(vocab, text, len, starts, ids, sink->stop);
             Py_END_ALLOW_THREADS
         } else {
-            n = sp_unigram_encode(vocab, text, len, starts, ids);
+            n = sp_unigram_encode(vocab, text, len, starts, ids, sink->stop);
         }
+    }
+    if (n == -2) {
+        raise_stopped();
+        goto done;
     }
     if (n < 0) {
         PyErr_NoMemory();
@@ -464,20 +543,38 @@ static int require_ready(SentencePieceCore *self) {
     return 0;
 }
 
-/* Normalizes text[0:len] into *normalized; `immutable_str`: the bytes are a str's UTF-8 (valid, and they cannot
- * change while the GIL is released). */
-static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable_str, sp_bytes *normalized) {
+/* Normalizes text[0:len] into *normalized. `valid_utf8`: the bytes are a str's UTF-8; `immutable`: they cannot
+ * change while the GIL is released (a str's, a bytes object's), else they are copied first when it is. Without
+ * the GIL from 64 KB, or sooner when length x the longest rule walk reaches SP_RELEASE_GIL_WALK_STEPS (a
+ * 256-byte user-defined piece or charsmap chain: 256 steps a byte). */
+static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t len, int valid_utf8, int immutable,
+                          const sp_stop *stop, sp_bytes *normalized) {
     if (len >= UINT32_MAX / 4) { /* symbols are located with 32-bit offsets into the normalized text */
         PyErr_SetString(PyExc_ValueError, "a text of 1 GiB or more cannot be encoded in one call; split it");
         return -1;
     }
     int status;
-    if (immutable_str && len >= SP_RELEASE_GIL_TEXT_BYTES) {
+    size_t walk = sp_normalizer_walk(&self->normalizer);
+    if (len >= SP_RELEASE_GIL_TEXT_BYTES || (walk && len >= SP_RELEASE_GIL_WALK_STEPS / walk)) {
+        uint8_t *copy = NULL;
+        if (!immutable) {
+            if (!(copy = malloc(len ? len : 1))) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            memcpy(copy, text, len);
+            text = copy;
+        }
         Py_BEGIN_ALLOW_THREADS
-        status = sp_normalize(&self->normalizer, text, len, immutable_str, normalized);
+        status = sp_normalize(&self->normalizer, text, len, valid_utf8, normalized, stop);
         Py_END_ALLOW_THREADS
+        free(copy);
     } else {
-        status = sp_normalize(&self->normalizer, text, len, immutable_str, normalized);
+        status = sp_normalize(&self->normalizer, text, len, valid_utf8, normalized, stop);
+    }
+    if (status == -4) {
+        raise_stopped();
+        return -1;
     }
     if (status == -3) {
         raise_model_error("the model's normalizer rules make this text of %zu bytes more than %d times longer; "
@@ -495,16 +592,18 @@ static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t l
     return 0;
 }
 
-static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, int immutable_str, int counting) {
+static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, int valid_utf8, int immutable,
+                     int counting) {
     sp_bytes normalized = {0};
     Sink sink = {0};
     sink.counting = counting;
     PyObject *result = NULL;
     int (*encode)(SentencePieceCore *, Sink *, const uint8_t *, size_t) =
         self->vocab.unigram ? encode_unigram : self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
-    if (normalize_into(self, text, len, immutable_str, &normalized) == 0 &&
+    if (take_stop(&sink) == 0 && normalize_into(self, text, len, valid_utf8, immutable, sink.stop, &normalized) == 0 &&
         encode(self, &sink, normalized.data, normalized.len) == 0)
         result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
+    release_stop(&sink);
     PyMem_Free(sink.ids);
     sp_bytes_free(&normalized);
     return result;
@@ -516,7 +615,7 @@ static PyObject *run_text(SentencePieceCore *self, PyObject *arg, int counting) 
     Py_ssize_t len;
     const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
     if (!text) return NULL; /* lone surrogates: UnicodeEncodeError, handled by the Encoding */
-    return run(self, (const uint8_t *)text, (size_t)len, 1, counting);
+    return run(self, (const uint8_t *)text, (size_t)len, 1, 1, counting);
 }
 
 static PyObject *SentencePieceCore_encode(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 0); }
@@ -532,7 +631,8 @@ static int messages_text(void *core, void *sink, const uint8_t *text, size_t len
         self->vocab.unigram ? encode_unigram : self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
     counter->last_unk = 0;
     int status = -1;
-    if (normalize_into(self, text, len, 1, &normalized) == 0 && encode(self, counter, normalized.data, normalized.len) == 0)
+    if (normalize_into(self, text, len, 1, 1, counter->stop, &normalized) == 0 &&
+        encode(self, counter, normalized.data, normalized.len) == 0)
         status = 0;
     sp_bytes_free(&normalized);
     return status;
@@ -542,8 +642,11 @@ static PyObject *SentencePieceCore_count_messages(SentencePieceCore *self, PyObj
     if (require_ready(self) < 0) return NULL;
     Sink sink = {0};
     sink.counting = 1;
+    if (take_stop(&sink) < 0) return NULL;
     tk_parts_ops ops = {self, &sink, &sink.count, messages_text, NULL};
-    return tk_count_messages_call(&ops, args, nargs);
+    PyObject *result = tk_count_messages_call(&ops, args, nargs);
+    release_stop(&sink);
+    return result;
 }
 static PyObject *SentencePieceCore_count(SentencePieceCore *self, PyObject *arg) { return run_text(self, arg, 1); }
 
@@ -551,7 +654,7 @@ static PyObject *SentencePieceCore_encode_bytes(SentencePieceCore *self, PyObjec
     if (require_ready(self) < 0) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    PyObject *result = run(self, view.buf, (size_t)view.len, 0, 0);
+    PyObject *result = run(self, view.buf, (size_t)view.len, 0, PyBytes_CheckExact(arg), 0);
     PyBuffer_Release(&view);
     return result;
 }
@@ -562,7 +665,7 @@ static PyObject *SentencePieceCore_normalize(SentencePieceCore *self, PyObject *
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
     sp_bytes normalized = {0};
     PyObject *result = NULL;
-    if (normalize_into(self, view.buf, (size_t)view.len, 0, &normalized) == 0)
+    if (normalize_into(self, view.buf, (size_t)view.len, 0, PyBytes_CheckExact(arg), NULL, &normalized) == 0)
         result = PyBytes_FromStringAndSize((const char *)normalized.data, (Py_ssize_t)normalized.len);
     sp_bytes_free(&normalized);
     PyBuffer_Release(&view);
@@ -719,7 +822,13 @@ static PyMethodDef SentencePieceCore_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *SentencePieceCore_normalizer_walk(SentencePieceCore *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromSize_t(self->ready ? sp_normalizer_walk(&self->normalizer) : 0);
+}
+
 static PyGetSetDef SentencePieceCore_getset[] = {
+    {"normalizer_walk", (getter)SentencePieceCore_normalizer_walk, NULL,
+     "the most steps one position's normalizer rules may walk (the longest user-defined piece or charsmap key)", NULL},
     {"has_unused_merges", (getter)SentencePieceCore_has_unused_merges, NULL,
      "an UNUSED piece of two or more characters exists (whole sentences are merged at once, without the cache)", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -21,6 +21,17 @@
 /* Piece types, sentencepiece's numbers (ModelProto.SentencePiece.Type). */
 enum { SP_NORMAL = 1, SP_UNKNOWN = 2, SP_CONTROL = 3, SP_USER_DEFINED = 4, SP_UNUSED = 5, SP_BYTE = 6 };
 
+/* ---- stopping a long encode ------------------------------------------------------------------------- */
+/* What the caller asked to stop at, read without the GIL between bounded steps (sp_module.c fills it from the
+ * engine's call_stop context variable). */
+typedef struct {
+    double deadline;             /* CLOCK_MONOTONIC seconds (Python's time.monotonic()); 0: none */
+    const uint8_t *flag;         /* non-zero once the caller went away (set by another thread); NULL: none */
+} sp_stop;
+
+/* Whether the encode should give up now (stop NULL: never). A vDSO clock read and a byte: ~25 ns. */
+int sp_stop_due(const sp_stop *stop);
+
 /* ---- growable byte buffer ----------------------------------------------------------------------- */
 typedef struct {
     uint8_t *data;
@@ -60,6 +71,7 @@ typedef struct {
     sp_trie_edge *edges;  /* open addressing, at most half full */
     size_t edge_mask, n_edges;
     uint64_t seed;
+    size_t depth;         /* the longest piece, bytes: the most steps a walk takes */
     uint32_t root[256];   /* first byte -> node, SP_NONE when no piece starts with it */
 } sp_trie;
 
@@ -81,6 +93,7 @@ typedef struct {
     int plain_ascii;             /* no rule starts with an ASCII byte but maybe ' ': ASCII runs are copied in bulk */
     int plain;                   /* no rule starts with any byte but maybe ' ': runs of a valid text, likewise */
     uint64_t rule_prefix2[65536 / 64]; /* bit [b0 << 8 | b1]: a charsmap key of 2+ bytes starts with b0 b1 */
+    size_t longest_key;          /* the longest charsmap key, bytes (at most SP_MAX_CHARSMAP_KEY) */
 } sp_normalizer;
 
 enum { SP_RULE_USER_DEFINED = 1, SP_RULE_ONE_BYTE_KEY = 2, SP_RULE_LONGER_KEY = 4 };
@@ -99,9 +112,17 @@ void sp_normalizer_free(sp_normalizer *normalizer);
  * 20,000 nodes made every position's walk 20,000 steps). */
 #define SP_MAX_CHARSMAP_KEY 256
 /* Appends the normalized form of text[0:len] to *out. `valid_utf8`: the caller knows the text is valid UTF-8
- * (a str), so characters without a rule are copied without decoding them. 0, -1 out of memory, or -3 when
- * the text grew past SP_MAX_EXPANSION times its length. */
-int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out);
+ * (a str), so characters without a rule are copied without decoding them. 0, -1 out of memory, -3 when
+ * the text grew past SP_MAX_EXPANSION times its length, or -4 when `stop` came due (checked every
+ * SP_STOP_CHECK_BYTES of text). */
+#define SP_STOP_CHECK_BYTES 4096
+int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out,
+                 const sp_stop *stop);
+/* The most steps one position's rule lookups may take: the longest user-defined piece or charsmap key. */
+static inline size_t sp_normalizer_walk(const sp_normalizer *normalizer) {
+    size_t user = normalizer->user_defined ? normalizer->user_defined->depth : 0;
+    return user > normalizer->longest_key ? user : normalizer->longest_key;
+}
 
 /* ---- vocabulary ----------------------------------------------------------------------------------- */
 typedef struct {
@@ -272,8 +293,9 @@ static inline uint32_t sp_trie_child(const sp_vocab *vocab, uint32_t node, uint8
 
 /* ---- Unigram ------------------------------------------------------------------------------------------ */
 /* sentencepiece's EncodeOptimized over text[0:len]: the best path as (start, piece id) pairs in text order
- * (id SP_NONE: an unknown character), written to starts/ids (room for len entries). Returns how many, or -1
- * when out of memory. */
-ptrdiff_t sp_unigram_encode(const sp_vocab *vocab, const uint8_t *text, size_t len, uint32_t *starts, uint32_t *ids);
+ * (id SP_NONE: an unknown character), written to starts/ids (room for len entries). Returns how many, -1
+ * when out of memory, or -2 when `stop` came due (checked every SP_STOP_CHECK_BYTES of text). */
+ptrdiff_t sp_unigram_encode(const sp_vocab *vocab, const uint8_t *text, size_t len, uint32_t *starts, uint32_t *ids,
+                            const sp_stop *stop);
 
 #endif

@@ -125,6 +125,7 @@ int sp_trie_add(sp_trie *trie, const uint8_t *piece, size_t len, uint32_t piece_
         if (node == SP_NONE) return -1;
     }
     if (node != SP_NONE) trie->piece_ids[node] = piece_id;
+    if (len > trie->depth) trie->depth = len;
     return 0;
 }
 
@@ -272,7 +273,42 @@ static size_t trie_step(const sp_normalizer *normalizer, size_t node, uint8_t by
     return node ^ unit_offset(unit);
 }
 
+/* The most steps a walk from `node` (at `level` steps from the root) can take, counted from the root, at most
+ * SP_MAX_CHARSMAP_KEY. `memo`: node -> 1 + the steps below it (0: not known yet), so a node that darts-clone
+ * shares between keys is expanded once; a value cut by the bound only ever belongs to a trie whose answer is
+ * the bound anyway. *budget: expansions left, past which the answer is the bound (never fewer steps than a
+ * walk may take; a crafted cycle ends there or at the bound). */
+static size_t deepest_below(const sp_normalizer *normalizer, size_t node, size_t level, uint16_t *memo,
+                            size_t *budget) {
+    if (level >= SP_MAX_CHARSMAP_KEY) return SP_MAX_CHARSMAP_KEY;
+    if (memo[node]) return level + memo[node] - 1 > SP_MAX_CHARSMAP_KEY ? SP_MAX_CHARSMAP_KEY : level + memo[node] - 1;
+    if (*budget == 0) return SP_MAX_CHARSMAP_KEY;
+    --*budget;
+    size_t deepest = level;
+    for (int c = 0; c < 256 && deepest < SP_MAX_CHARSMAP_KEY; c++) {
+        int leaf = 0;
+        size_t child = trie_step(normalizer, node, (uint8_t)c, &leaf);
+        if (child == SIZE_MAX) continue;
+        size_t below = child < normalizer->n_units ? deepest_below(normalizer, child, level + 1, memo, budget) : level + 1;
+        if (below > deepest) deepest = below;
+    }
+    memo[node] = (uint16_t)(deepest - level + 1);
+    return deepest;
+}
+
 void sp_normalizer_prepare(sp_normalizer *normalizer) {
+    normalizer->longest_key = 0;
+    if (normalizer->units) {
+        /* Real charsmaps (nmt_nfkc): a few thousand nodes, keys of a few bytes; a crafted one past the budget
+         * is taken at the bound. */
+        size_t budget = 1 << 16;
+        uint16_t *memo = calloc(normalizer->n_units, sizeof *memo);
+        size_t root = unit_offset(normalizer->units[0]);
+        normalizer->longest_key = memo && root < normalizer->n_units
+                                      ? deepest_below(normalizer, root, 0, memo, &budget)
+                                      : SP_MAX_CHARSMAP_KEY;
+        free(memo);
+    }
     memset(normalizer->rule_prefix2, 0, sizeof normalizer->rule_prefix2);
     for (int b = 0; b < 256; b++) {
         uint8_t rules = normalizer->user_defined && normalizer->user_defined->root[b] != SP_NONE ? SP_RULE_USER_DEFINED : 0;
@@ -340,7 +376,8 @@ static int copy_run(sp_bytes *out, const uint8_t *text, size_t len, size_t *at, 
 }
 #endif
 
-int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out) {
+int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out,
+                 const sp_stop *stop) {
     const int remove_extra = normalizer->remove_extra_whitespaces, escape = normalizer->escape_whitespaces;
     const uint8_t *space = escape ? MARK : (const uint8_t *)" ";
     const size_t space_len = escape ? 3 : 1;
@@ -363,7 +400,12 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
         out->len += space_len;
     }
     int is_prev_space = remove_extra;
+    size_t next_check = stop ? SP_STOP_CHECK_BYTES : SIZE_MAX;
     while (pos < len) {
+        if (pos >= next_check) { /* at most SP_STOP_CHECK_BYTES x SP_MAX_CHARSMAP_KEY steps between checks */
+            if (sp_stop_due(stop)) return -4;
+            next_check = pos + SP_STOP_CHECK_BYTES;
+        }
         uint8_t byte = text[pos];
         size_t consumed;
         if (normalizer->rule_start[byte] == 0 && byte < 0x80) {

@@ -8,13 +8,27 @@
  * character, an unknown node scoring min(normal scores) - 10 does. When best[start] leaves +-100,000 the
  * scores from start to the furthest position reached are re-based (sentencepiece's kScoreResetThreshold).
  * Cost: O(text bytes x longest piece) trie steps; 12 bytes of state per byte of text. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
 #include <stdlib.h>
+#include <time.h>
 
 #include "sp_native.h"
 
+int sp_stop_due(const sp_stop *stop) {
+    if (!stop) return 0;
+    if (stop->flag && __atomic_load_n(stop->flag, __ATOMIC_RELAXED)) return 1;
+    if (stop->deadline > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)now.tv_sec + 1e-9 * (double)now.tv_nsec >= stop->deadline) return 1;
+    }
+    return 0;
+}
+
 #define SP_SCORE_RESET 100000.0f
 
-ptrdiff_t sp_unigram_encode(const sp_vocab *vocab, const uint8_t *text, size_t len, uint32_t *starts, uint32_t *ids) {
+ptrdiff_t sp_unigram_encode(const sp_vocab *vocab, const uint8_t *text, size_t len, uint32_t *starts, uint32_t *ids,
+                            const sp_stop *stop) {
     if (len == 0) return 0;
     float *best = malloc((len + 1) * sizeof *best);
     uint32_t *from = malloc((len + 1) * sizeof *from); /* start of the best path's last node; SP_NONE: none yet */
@@ -26,8 +40,15 @@ ptrdiff_t sp_unigram_encode(const sp_vocab *vocab, const uint8_t *text, size_t l
         from[i] = SP_NONE;
         piece[i] = SP_NONE;
     }
-    size_t max_frontier = 0;
+    size_t max_frontier = 0, next_check = SP_STOP_CHECK_BYTES;
     for (size_t start = 0; start < len;) {
+        if (start >= next_check) { /* at most SP_STOP_CHECK_BYTES x 256 trie steps (~6 ms) between checks */
+            if (sp_stop_due(stop)) {
+                n = -2;
+                goto done;
+            }
+            next_check = start + SP_STOP_CHECK_BYTES;
+        }
         float till_here = best[start];
         if (till_here < -SP_SCORE_RESET || till_here > SP_SCORE_RESET) {
             const float offset = till_here;

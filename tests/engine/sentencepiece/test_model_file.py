@@ -203,6 +203,55 @@ def test_a_unigram_vocabulary_of_nested_pieces_is_encoded_as_sentencepiece_and_l
     assert gap < seconds / 2, f"{gap:.3f} s of the call's {seconds:.3f} s without a tick of another thread"
 
 
+def _long_user_defined_piece() -> bytes:
+    """botchan's BPE model plus one user-defined piece of 256 bytes, "a" * 255 + "b": every byte of "aaa..." starts
+    a walk of 255 steps that finds nothing (in the normalizer and again in the scan)."""
+    proto = _proto("botchan_bpe")
+    piece = proto.pieces.add()
+    piece.piece, piece.score, piece.type = "a" * 255 + "b", 0.0, piece.USER_DEFINED
+    return proto.SerializeToString()
+
+
+@pytest.mark.parametrize("crafted", ["user-defined piece", "charsmap chain"])
+@pytest.mark.parametrize("method", ["count", "encode_bytes"])
+def test_long_rule_walks_of_a_bpe_model_let_other_threads_run(crafted, method):
+    """A 256-byte user-defined piece, or a charsmap key chain walked 256 steps deep, costs 256 steps a byte of
+    "aaa...": the normalizer and the scan held the GIL throughout for texts under 64 KB (~190 ms for 60 KB, and
+    `encode_bytes` never let go). They now let other threads run once length x the longest walk may reach 1 Mi
+    steps, as the Unigram walk does; the ids stay sentencepiece's."""
+    import sentencepiece
+    from support.gil_ticks import longest_gap_during
+
+    if crafted == "user-defined piece":
+        data = _long_user_defined_piece()
+        encoding = SentencePieceEncoding.from_model_file("crafted", data)
+        reference = sentencepiece.SentencePieceProcessor(model_proto=data).encode
+    else:  # keys longer than 256 bytes are not looked for, so each position walks 256 steps and finds nothing;
+        # sentencepiece refuses this blob, so the reference is the same model with a charsmap that has no rule for "a"
+        encoding = _with_charsmap(_chain_charsmap(257))
+        plain = _with_charsmap(_one_rule_charsmap(ord("z"), b"z"))
+        reference = lambda text: plain.encode(text, disallowed_special=())  # noqa: E731
+    for text in ("a" * 300 + "b" + "a" * 1000, "x " + "a" * 255 + "b a" * 3):
+        assert encoding.encode(text, disallowed_special=()) == reference(text)
+    text = "a" * 60_000
+    call = ((lambda: encoding.count(text, disallowed_special=())) if method == "count"
+            else (lambda: encoding.encode_bytes(text.encode())))
+    gap, seconds = longest_gap_during(call)
+    assert gap < seconds / 2, f"{gap:.3f} s of the call's {seconds:.3f} s without a tick of another thread"
+
+
+def test_the_normalizer_walk_is_the_longest_rule_so_real_models_keep_the_gil_for_short_texts():
+    # real models: 0-18 steps (nmt_nfkc's keys: 12; Mistral v3's user-defined pieces: 18), so a text goes without
+    # the GIL from 58 KB at the earliest (64 KB before); the crafted ones above walk 256
+    walks = {name: SentencePieceEncoding.from_model_file(name, model_bytes(name))._core.normalizer_walk for name in MODEL_NAMES}
+    assert max(walks.values()) <= 18, walks
+    assert SentencePieceEncoding.from_model_file("u", _long_user_defined_piece())._core.normalizer_walk == 256
+    assert _with_charsmap(_chain_charsmap(257))._core.normalizer_walk == 256
+    # (this blob's value unit is 0, which also reads as a node labelled NUL looping to itself: "a"*20 + NULs
+    # walks on to the bound, so 256 is its true bound)
+    assert _with_charsmap(_chain_charsmap(20))._core.normalizer_walk == 256
+
+
 def test_user_defined_pieces_with_many_children_a_node_cost_one_probe_a_step():
     """A crafted file of 19,600 user-defined pieces "a" * d + c (d = 0..200, c each of 93 ASCII characters) made
     every node of "aaa..." have 93 children, kept as a list of siblings: each byte of "aaa..." walked 200 nodes

@@ -8,7 +8,9 @@ BatchItemError naming ``inputs[i]``, so every front-end can say which item was w
 methods encode a chunk with the GIL released, so the worker's other calls go on meanwhile), checking the
 call between chunks; a chunk that fails is redone item by item, so every error is the one `run_batch` gives.
 
-Not handled: interrupting one long item midway (items are bounded by the request size limit).
+An engine call that gives up midway (``CallStopped``: the SentencePiece core checks the call's stop between
+bounded steps, see ``tokend.engine.call_stop``) becomes DeadlineExpired / CallCancelled like a check between
+items. Other engine calls are not interrupted midway (their items are bounded by the request size limit).
 
     >>> run_batch(["a", "bb"], len, call=None)
     [1, 2]
@@ -21,10 +23,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from tokend.engine.call_stop import CallStopped
 from tokend.errors import TokendError
-from tokend.service.errors import BatchItemError, CallCancelled, DeadlineExpired
+from tokend.service.errors import BatchItemError, CallCancelled, DeadlineExpired, RequestError
 
-__all__ = ["run_batch", "run_text_batch", "CallState"]
+__all__ = ["run_batch", "run_text_batch", "stopped_midway", "CallState"]
 
 # A chunk of texts for one engine call: ~20 ms of encoding at most, so the call's deadline is still checked often.
 CHUNK_ITEMS = 256
@@ -64,6 +67,8 @@ def run_batch(
             results.append(fn(index, item) if with_index else fn(item))  # type: ignore[call-arg]
         except (TokendError, UnicodeDecodeError) as exc:
             raise BatchItemError(f"{field}[{index}]", index, exc) from exc
+        except CallStopped:
+            raise stopped_midway(call, completed=index, total=total, during=f"{field}[{index}]") from None
     return results
 
 
@@ -98,6 +103,9 @@ def run_text_batch(
                 check_call(call, completed=start, total=total)
             try:
                 results += many(list(items[start:end]))
+            except CallStopped:  # not redone: the call is over
+                raise stopped_midway(call, completed=start, total=total,
+                                     during=f"{field}[{start}:{end}]") from None
             except (TokendError, UnicodeDecodeError):  # find the item and its error, exactly as run_batch does
                 results += run_batch(items[start:end], one, call=call, field=field, first_index=start, total=total)
         start = end
@@ -113,3 +121,14 @@ def check_call(call: CallState, *, completed: int, total: int) -> None:
         if remaining is not None and remaining <= DEADLINE_SLACK_SECONDS:
             raise DeadlineExpired(completed, total)
         raise CallCancelled(f"the client cancelled the call after {completed} of {total} batch items")
+
+
+def stopped_midway(call: CallState | None, *, completed: int, total: int, during: str) -> RequestError:
+    """The error for an engine call that gave up midway (CallStopped) while working on ``during`` (an item):
+    CallCancelled when the caller went away with time left, else DeadlineExpired (told apart as
+    ``check_call`` does)."""
+    if call is not None:
+        remaining = call.time_remaining()
+        if not call.is_active() and (remaining is None or remaining > DEADLINE_SLACK_SECONDS):
+            return CallCancelled(f"the client cancelled the call while {during} was being encoded")
+    return DeadlineExpired(completed, total, during=during)

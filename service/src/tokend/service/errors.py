@@ -6,7 +6,7 @@ Exception
 │   ├── InvalidRequest                  a request field is wrong (.field .description)     INVALID_INPUT
 │   ├── RequestLimitExceeded            a configured limit (.limit_name .limit .actual)      LIMIT_EXCEEDED
 │   ├── ServiceUnavailable              not ready yet, or draining (.reason)                 UNAVAILABLE
-│   ├── DeadlineExpired                 the deadline passed between items (.completed .total) DEADLINE_EXPIRED
+│   ├── DeadlineExpired                 the deadline passed, between items or midway         DEADLINE_EXPIRED
 │   └── CallCancelled                   the caller went away                                 CANCELLED
 └── BatchItemError                      a domain error on one item (.field "inputs[3]" .index .cause)
 ```
@@ -143,8 +143,13 @@ class ServiceUnavailable(RequestError):
 class DeadlineExpired(RequestError):
     """The call's deadline passed; work stopped after ``completed`` of ``total`` items."""
 
-    def __init__(self, completed: int, total: int, *, waiting: str | None = None) -> None:
-        if waiting is not None:  # before any work: see service/admission.py
+    def __init__(self, completed: int, total: int, *, waiting: str | None = None, during: str | None = None) -> None:
+        if during is not None:  # an engine call that gave up midway: see tokend.engine.call_stop
+            message = (
+                f"deadline exceeded while encoding {during}; work for this call was stopped midway. "
+                "Give the call a longer deadline or send smaller requests"
+            )
+        elif waiting is not None:  # before any work: see service/admission.py
             message = (
                 f"deadline exceeded while waiting {waiting}; no work was done for this call. "
                 "Give the call a longer deadline, retry, or send smaller requests"

@@ -8,7 +8,8 @@ result back; it passes the call's state (deadline, cancellation) as ``call`` and
 (every item is answered by that exact version), binds the special-token policy to it, reserves the request's
 working memory (``admission``: small requests never wait, large ones wait their turn), runs the batch loop
 (stopping at the deadline; texts go to the engine's batch calls a chunk at a time, see ``batch``; the engine
-call of an item of at least the lane's ``min_bytes`` runs on the worker's low-priority ``bulk_lane``), bounds
+call of an item of at least the lane's ``min_bytes`` runs on the worker's low-priority ``bulk_lane``; engine
+calls that honour a ``call_stop`` give up midway once the deadline passes or the caller goes), bounds
 the size of the answer before building it, and records the call's facts (``call_record``) for logs and
 metrics.
 
@@ -23,13 +24,15 @@ always ordinary text). The streamed operations are in ``budgets`` / ``budget_str
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from tokend.engine.call_stop import CallStop, CallStopped, stop_at
 from tokend.engine.regex_splitter import RegexTime, shared_regex_time
 from tokend.service.admission import WorkAdmission, working_bytes
-from tokend.service.batch import CallState, run_batch, run_text_batch
+from tokend.service.batch import CallState, run_batch, run_text_batch, stopped_midway
 from tokend.service.bulk_lane import BulkLane
 from tokend.service.budgets import BudgetOperations
 from tokend.service.call_record import current_record
@@ -228,18 +231,35 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         of the front-end's ``recording()`` when there is one (its answer is built inside it), else here.
         Inside, the regex fallback's split patterns share one time bound for all the call's texts
         (``shared_regex_time``; ``regex_chars``: its ``most_chars``, for operations that split their text
-        again); the RegexTime it yields is for work done after the block (a stream's)."""
+        again); the RegexTime it yields is for work done after the block (a stream's). Inside, engine calls
+        that honour a call stop (``call_stop``: the SentencePiece core) give up midway once the call's
+        deadline passes or its caller goes; the batch loop names the item, anything else is answered here."""
         release = None if self.admission is None else self.admission.reserve(size, call=call)
         record = current_record()
         if release is not None and record is not None:
             record.at_end(release)  # given back with the answer, not here
             release = None
         try:
-            with shared_regex_time(most_chars=regex_chars) as regex_time:
+            with shared_regex_time(most_chars=regex_chars) as regex_time, stop_at(_call_stop(call)):
                 yield regex_time
+        except CallStopped:
+            raise stopped_midway(call, completed=0, total=0, during="its inputs") from None
         finally:
             if release is not None:
                 release()
+
+
+def _call_stop(call: CallState | None) -> CallStop | None:
+    """The engine's stop for ``call``: its deadline, and its cancellation when the front-end tells of it
+    (grpc's ``add_callback`` runs when the call ends, the client's cancel included)."""
+    if call is None:
+        return None
+    remaining = call.time_remaining()
+    stop = CallStop(deadline=None if remaining is None else time.monotonic() + remaining)
+    add_callback = getattr(call, "add_callback", None)
+    if add_callback is not None:
+        add_callback(stop.cancel)
+    return stop
 
 
 def _chat_format_details(loaded: Any) -> ChatFormatDetails | None:

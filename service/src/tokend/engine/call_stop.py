@@ -1,0 +1,71 @@
+"""Stopping a long engine call midway: at a deadline, or when the caller went away.
+
+The caller opens ``stop_at(stop)`` around its engine calls; native cores that honour it (for now the
+SentencePiece core: its normalizer, Unigram Viterbi and BPE scan) check it between bounded steps without
+the GIL (a clock read and a byte) and raise :class:`CallStopped`. Other engine calls ignore it: their work is
+bounded by the request size alone. The stop travels in a context variable, so it reaches a bulk lane's
+thread (which runs the caller's context) without a parameter on every method.
+
+    >>> import time
+    >>> stop = CallStop(deadline=time.monotonic() + 5.0)
+    >>> with stop_at(stop):
+    ...     stop.cancel()          # e.g. from grpc's call-termination callback, any thread
+    >>> stop.cancelled
+    True
+
+Not handled: the byte-level BPE core and the regex fallback (the latter has its own time bound,
+``regex_splitter.RegexTime``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["CURRENT_STOP", "CallStop", "CallStopped", "stop_at"]
+
+# (deadline, flag): the form the native cores read. deadline: time.monotonic() seconds, 0.0 for none; flag: a
+# bytearray of one byte, non-zero once the caller went away.
+CURRENT_STOP: contextvars.ContextVar[tuple[float, bytearray] | None] = contextvars.ContextVar(
+    "tokend_call_stop", default=None
+)
+
+
+class CallStopped(Exception):
+    """An engine call gave up midway because its caller's deadline passed or the caller went away.
+
+    Not a ``TokendError``: nothing is wrong with the input, and the service turns it into its own
+    DeadlineExpired / CallCancelled (it knows which from the call's state)."""
+
+
+class CallStop:
+    """When the engine calls opened under :func:`stop_at` should give up."""
+
+    __slots__ = ("deadline", "_flag")
+
+    def __init__(self, *, deadline: float | None = None) -> None:
+        """``deadline``: in ``time.monotonic()`` seconds, None for none."""
+        self.deadline = deadline
+        self._flag = bytearray(1)
+
+    def cancel(self, *_: object) -> None:
+        """The caller went away: calls under this stop give up at their next check (any thread may call it)."""
+        self._flag[0] = 1
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self._flag[0])
+
+
+@contextmanager
+def stop_at(stop: CallStop | None) -> Iterator[None]:
+    """Within it (this context and what runs in a copy of it), native engine calls honour ``stop``."""
+    if stop is None:
+        yield
+        return
+    token = CURRENT_STOP.set((stop.deadline or 0.0, stop._flag))
+    try:
+        yield
+    finally:
+        CURRENT_STOP.reset(token)
