@@ -87,10 +87,17 @@ typedef struct {
     size_t count;
     int counting;
     int last_unk;
-    const sp_stop *stop; /* &stop_at when the caller set a call stop (take_stop), else NULL */
-    sp_stop stop_at;
-    Py_buffer flag_view;  /* the stop's flag, held for the call (a bytearray cannot be resized meanwhile) */
+    /* The caller's call stop (take_stop), else NULL: its deadline, and its flag's buffer held for the call (a
+     * bytearray cannot be resized meanwhile). On the heap: only calls with a stop pay for it. */
+    struct SinkStop *stop;
 } Sink;
+
+struct SinkStop {
+    sp_stop stop;
+    Py_buffer flag_view;
+};
+
+static inline const sp_stop *sink_stop(const Sink *sink) { return sink->stop ? &sink->stop->stop : NULL; }
 
 /* tokend.engine.call_stop's context variable: (deadline, flag) or None; looked up once. */
 static PyObject *stop_variable;
@@ -110,17 +117,23 @@ static int take_stop(Sink *sink) {
     if (value != Py_None) {
         double deadline;
         PyObject *flag;
-        if (!PyArg_ParseTuple(value, "dO;a call stop is (deadline, flag)", &deadline, &flag) ||
-            PyObject_GetBuffer(flag, &sink->flag_view, PyBUF_SIMPLE) < 0) {
+        struct SinkStop *stop = PyMem_Malloc(sizeof *stop);
+        if (!stop) {
+            PyErr_NoMemory();
             status = -1;
-        } else if (sink->flag_view.len < 1) {
-            PyBuffer_Release(&sink->flag_view);
+        } else if (!PyArg_ParseTuple(value, "dO;a call stop is (deadline, flag)", &deadline, &flag) ||
+                   PyObject_GetBuffer(flag, &stop->flag_view, PyBUF_SIMPLE) < 0) {
+            PyMem_Free(stop);
+            status = -1;
+        } else if (stop->flag_view.len < 1) {
+            PyBuffer_Release(&stop->flag_view);
+            PyMem_Free(stop);
             PyErr_SetString(PyExc_ValueError, "a call stop's flag must hold a byte");
             status = -1;
         } else {
-            sink->stop_at.deadline = deadline;
-            sink->stop_at.flag = sink->flag_view.buf;
-            sink->stop = &sink->stop_at;
+            stop->stop.deadline = deadline;
+            stop->stop.flag = stop->flag_view.buf;
+            sink->stop = stop;
         }
     }
     Py_DECREF(value);
@@ -128,7 +141,10 @@ static int take_stop(Sink *sink) {
 }
 
 static void release_stop(Sink *sink) {
-    if (sink->stop) PyBuffer_Release(&sink->flag_view);
+    if (sink->stop) {
+        PyBuffer_Release(&sink->stop->flag_view);
+        PyMem_Free(sink->stop);
+    }
     sink->stop = NULL;
 }
 
@@ -317,28 +333,28 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
     const int has_user_defined = vocab->user_defined.n_nodes > 0;
     Segment segment = {0};
     int status = 0;
-    /* steps: an upper bound of the scan's work since the last yield (a byte, or a user-defined piece's walk) */
-    size_t pos = 0, next_yield = SP_YIELD_BYTES, steps = 0;
+    /* next_yield: a byte of text counts 1 toward it, a user-defined walk of up to `depth` steps depth / 16 (so a
+     * yield comes at least every SP_YIELD_BYTES x 16 = 1 Mi steps, without a second counter in the loop) */
+    size_t pos = 0, next_yield = SP_YIELD_BYTES;
+    const size_t walk_charge = vocab->user_defined.depth / (SP_RELEASE_GIL_WALK_STEPS / SP_YIELD_BYTES);
     uint32_t previous = SP_NONE;
     uint8_t previous_ascii = 0;
     while (pos < len && status == 0) {
-        if (pos >= next_yield || steps >= SP_RELEASE_GIL_WALK_STEPS) {
+        if (pos >= next_yield) {
             /* let the other threads of this process run during a big text, or a short one whose user-defined
              * walks are long (a 256-byte piece: 256 steps a byte of "aaa...", 60 KB held the GIL ~190 ms) */
             Py_BEGIN_ALLOW_THREADS
             Py_END_ALLOW_THREADS
-            if (sp_stop_due(sink->stop)) {
+            if (sp_stop_due(sink_stop(sink))) {
                 raise_stopped();
                 status = -1;
                 break;
             }
             next_yield = pos + SP_YIELD_BYTES;
-            steps = 0;
         }
-        steps++;
         if (has_user_defined && vocab->user_defined.root[text[pos]] != SP_NONE) {
             uint32_t piece_id;
-            steps += vocab->user_defined.depth;
+            next_yield = next_yield - pos > walk_charge ? next_yield - walk_charge : pos;
             size_t matched = sp_trie_longest(&vocab->user_defined, text + pos, len - pos, &piece_id);
             if (matched) {
                 status = flush_segment(self, sink, &segment, text, pos, len);
@@ -442,7 +458,7 @@ static int encode_sentence(SentencePieceCore *self, Sink *sink, const uint8_t *t
         goto done;
     }
     memset(rev, 0xFF, (vocab->n_unused ? vocab->n_unused : 1) * sizeof *rev);
-    if (sp_stop_due(sink->stop)) {
+    if (sp_stop_due(sink_stop(sink))) {
         raise_stopped();
         goto done;
     }
@@ -482,10 +498,10 @@ static int encode_unigram(SentencePieceCore *self, Sink *sink, const uint8_t *te
     if (starts && ids) {
         if (len >= SP_RELEASE_GIL_TEXT_BYTES || len * vocab->trie_depth >= SP_RELEASE_GIL_WALK_STEPS) {
             Py_BEGIN_ALLOW_THREADS
-            n = sp_unigram_encode(vocab, text, len, starts, ids, sink->stop);
+            n = sp_unigram_encode(vocab, text, len, starts, ids, sink_stop(sink));
             Py_END_ALLOW_THREADS
         } else {
-            n = sp_unigram_encode(vocab, text, len, starts, ids, sink->stop);
+            n = sp_unigram_encode(vocab, text, len, starts, ids, sink_stop(sink));
         }
     }
     if (n == -2) {
@@ -554,8 +570,7 @@ static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t l
         return -1;
     }
     int status;
-    size_t walk = sp_normalizer_walk(&self->normalizer);
-    if (len >= SP_RELEASE_GIL_TEXT_BYTES || (walk && len >= SP_RELEASE_GIL_WALK_STEPS / walk)) {
+    if (len >= SP_RELEASE_GIL_TEXT_BYTES || len * sp_normalizer_walk(&self->normalizer) >= SP_RELEASE_GIL_WALK_STEPS) {
         uint8_t *copy = NULL;
         if (!immutable) {
             if (!(copy = malloc(len ? len : 1))) {
@@ -600,7 +615,10 @@ static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, i
     PyObject *result = NULL;
     int (*encode)(SentencePieceCore *, Sink *, const uint8_t *, size_t) =
         self->vocab.unigram ? encode_unigram : self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
-    if (take_stop(&sink) == 0 && normalize_into(self, text, len, valid_utf8, immutable, sink.stop, &normalized) == 0 &&
+    /* A text whose normalized form cannot reach the first check (every SP_STOP_CHECK_BYTES) skips the context
+     * variable's lookup. */
+    int stop_status = len >= SP_STOP_CHECK_BYTES / SP_MAX_EXPANSION ? take_stop(&sink) : 0;
+    if (stop_status == 0 && normalize_into(self, text, len, valid_utf8, immutable, sink_stop(&sink), &normalized) == 0 &&
         encode(self, &sink, normalized.data, normalized.len) == 0)
         result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
     release_stop(&sink);
@@ -631,7 +649,7 @@ static int messages_text(void *core, void *sink, const uint8_t *text, size_t len
         self->vocab.unigram ? encode_unigram : self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
     counter->last_unk = 0;
     int status = -1;
-    if (normalize_into(self, text, len, 1, 1, counter->stop, &normalized) == 0 &&
+    if (normalize_into(self, text, len, 1, 1, sink_stop(counter), &normalized) == 0 &&
         encode(self, counter, normalized.data, normalized.len) == 0)
         status = 0;
     sp_bytes_free(&normalized);
