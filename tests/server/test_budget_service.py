@@ -147,8 +147,9 @@ def test_max_chunks_bounds_the_whole_request_and_the_callers_own_bound_stays_an_
 def test_the_deadline_stops_a_chunking_between_two_chunks(service, registry):
     document = TEXT * 200  # ~5,000 tokens: ~700 chunks of 8
     with pytest.raises(DeadlineExpired, match=r"deadline exceeded after 3 chunks of inputs\[0\]"):
-        service.chunk("cl100k_base", [document], 8, call=CountdownCall(checks=4))  # 1 item check + 3 chunks
-    stream = service.chunk_stream("cl100k_base", document, 8, call=CountdownCall(checks=5))
+        # 1 read of the deadline for the engine's call stop + 1 item check + 3 chunks
+        service.chunk("cl100k_base", [document], 8, call=CountdownCall(checks=5))
+    stream = service.chunk_stream("cl100k_base", document, 8, call=CountdownCall(checks=6))
     got = []
     with pytest.raises(DeadlineExpired, match="after 5 chunks"):
         for chunk in stream:
