@@ -13,6 +13,7 @@ BENCHMARKS = {
     "families": "bench.families",
     "split": "bench.split",
     "sentencepiece": "bench.sentencepiece",
+    "sentencepiece-deadline": "bench.sentencepiece_deadline",
     "service": "bench.service",
     "footprint": "bench.footprint",
     "chat": "bench.chat",
