@@ -433,13 +433,25 @@ static int encode_sentence(SentencePieceCore *self, Sink *sink, const uint8_t *t
     Segment segment = {0}; /* ids: pairing ids; out: the fixed id of a user-defined symbol (else SP_NONE) */
     uint64_t *rev = NULL;
     int status = -1;
-    size_t n = 0;
+    size_t n = 0, next_yield = SP_YIELD_BYTES; /* charged as encode_normalized's scan charges it */
+    const size_t walk_charge = vocab->user_defined.depth / (SP_RELEASE_GIL_WALK_STEPS / SP_YIELD_BYTES);
     for (size_t pos = 0; pos < len; n++) {
+        if (pos >= next_yield) {
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
+            if (sp_stop_due(sink_stop(sink))) {
+                raise_stopped();
+                goto done;
+            }
+            next_yield = pos + SP_YIELD_BYTES;
+        }
         if (segment_reserve(&segment, n + 1, 1) < 0) goto done;
         uint32_t piece_id = SP_NONE;
         size_t step = 0;
-        if (vocab->user_defined.root[text[pos]] != SP_NONE)
+        if (vocab->user_defined.root[text[pos]] != SP_NONE) {
+            next_yield = next_yield - pos > walk_charge ? next_yield - walk_charge : pos;
             step = sp_trie_longest(&vocab->user_defined, text + pos, len - pos, &piece_id);
+        }
         if (step) { /* frozen: never pairs */
             segment.ids[n] = SP_NONE;
             segment.out[n] = piece_id;

@@ -25,12 +25,12 @@ TEXT = "a" * 1_000_000  # each model below takes ~1-2 s of CPU for it
 def _crafted(kind: str) -> SentencePieceEncoding:
     if kind == "unigram":
         return SentencePieceEncoding.from_model_file("nested", _nested_unigram(256))
-    if kind == "user-defined":
-        return SentencePieceEncoding.from_model_file("user-defined", _long_user_defined_piece())
+    if kind.startswith("user-defined"):  # "+unused": whole sentences merged at once (encode_sentence)
+        return SentencePieceEncoding.from_model_file(kind, _long_user_defined_piece(unused_merges="unused" in kind))
     return _with_charsmap(_chain_charsmap(257))
 
 
-@pytest.fixture(scope="module", params=["unigram", "user-defined", "charsmap"])
+@pytest.fixture(scope="module", params=["unigram", "user-defined", "user-defined+unused", "charsmap"])
 def crafted(request):
     return _crafted(request.param)
 
