@@ -156,3 +156,39 @@ def test_special_token_ids_the_core_and_tables_cannot_hold_are_refused_by_name(t
     ranks = {bytes([byte]): byte for byte in range(256)}
     with pytest.raises(ModelFormatError, match=re.escape(fragment)):
         Encoding("bad", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={"<s>": token_id})
+
+
+class _Blind(str):
+    """A str subclass whose Python-level search methods find nothing (tiktoken reads its characters)."""
+
+    def __contains__(self, item):
+        return False
+
+    def find(self, *args):
+        return -1
+
+    def startswith(self, *args):
+        return False
+
+
+def test_a_str_subclass_is_searched_by_its_characters_not_its_methods(enc, oracle):
+    # Found by the issue-18 fuzzer (tests/engine/test_issue18_fuzz.py): `token in text` went through the
+    # subclass's __contains__, and encode/count took a disallowed special token as text.
+    for special in sorted(oracle.special_tokens_set):
+        text = _Blind(f"a {special} b")
+        with pytest.raises(ValueError):
+            oracle.encode(text)
+        with pytest.raises(DisallowedSpecialTokenError):
+            enc.encode(text)
+        with pytest.raises(DisallowedSpecialTokenError):
+            enc.count(text)
+        for allowed in ("all", {special}):
+            expected = oracle.encode(text, allowed_special=allowed)
+            assert enc.encode(text, allowed_special=allowed) == expected
+            assert enc.count(text, allowed_special=allowed) == len(expected)
+        expected = oracle.encode(text, disallowed_special=())
+        assert enc.encode(text, disallowed_special=()) == expected
+        with pytest.raises(ValueError):
+            oracle.encode(text, disallowed_special={special})
+        with pytest.raises(DisallowedSpecialTokenError):
+            enc.encode(text, disallowed_special={special})

@@ -109,6 +109,12 @@ def _native_split(steps: tuple[PreTokenizerStep, ...], dialect: Dialect) -> tupl
     return PieceSplitter(stages), index > 0
 
 
+# A str subclass's characters as a str (a copy): the special-token searches below use str's methods, which
+# a subclass may override (one whose __contains__ found nothing took a disallowed token for text); tiktoken,
+# and the core, read the characters. Only texts that leave the core's one-call path pay the type test.
+_exact_str = str.__str__
+
+
 class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
     """Byte-level BPE with regex pre-splitting and special tokens; same constructor as `tiktoken.Encoding`.
 
@@ -308,6 +314,8 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
             ids = self._core_encode_unless(text, self._default_prefixes)
             if ids is not None:
                 return ids
+        if type(text) is not str and isinstance(text, str):
+            text = _exact_str(text)
         if (self._default_goes_to_core and is_default_policy(allowed_special, disallowed_special)
                 and not self._special_prefix_found(text)):
             return self._encode_without_added_tokens(text)
@@ -466,6 +474,8 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
             count = self._core_count_unless(text, self._default_prefixes)
             if count is not None:
                 return count
+        if type(text) is not str and isinstance(text, str):
+            text = _exact_str(text)
         if (self._default_goes_to_core and is_default_policy(allowed_special, disallowed_special)
                 and not self._special_prefix_found(text)):
             return self._count_without_added_tokens(text)
@@ -560,6 +570,8 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
 
     def _check_specials(self, text, allowed_special, disallowed_special, item) -> frozenset[str]:
         """Raise for a disallowed string in `text`; return the allowed special tokens that occur in it."""
+        if type(text) is not str and isinstance(text, str):
+            text = _exact_str(text)
         if is_default_policy(allowed_special, disallowed_special):
             # the default policy, without set arithmetic
             if not self._specials.may_occur(text):
