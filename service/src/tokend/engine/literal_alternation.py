@@ -94,18 +94,29 @@ def check_literal_set(strings: Iterable[str]) -> None:
             )
 
 
+def _runs_by_next_character(strings: list[str], at: int) -> list[list[str]]:
+    """Sorted strings (each longer than `at`) grouped by their character at `at`: each character's strings are
+    one run, in order.
+
+        >>> _runs_by_next_character(["ab", "ac", "b"], 0)
+        [['ab', 'ac'], ['b']]
+    """
+    runs: list[list[str]] = []
+    for string in strings:
+        if runs and runs[-1][0][at] == string[at]:
+            runs[-1].append(string)
+        else:
+            runs.append([string])
+    return runs
+
+
 def _deepest(strings: list[str], at: int, depth: int) -> tuple[int, str]:
     """The deepest group `_node` would open below this node, and a string that reaches it."""
     terminal = len(strings[0]) == at
     rest = strings[1:] if terminal else strings
     if not rest:
         return depth, strings[0]
-    runs: list[list[str]] = []
-    for string in rest:
-        if runs and runs[-1][0][at] == string[at]:
-            runs[-1].append(string)
-        else:
-            runs.append([string])
+    runs = _runs_by_next_character(rest, at)
     inner = depth + 1 + _range_levels(len(runs))
     deepest = (inner, rest[0])
     for group in runs:
@@ -122,13 +133,7 @@ def _node(strings: list[str], at: int, depth: int) -> str:
     rest = strings[1:] if terminal else strings
     if not rest:
         return ""
-    # The strings below, by their next character (sorted: each character's strings are one run).
-    runs: list[list[str]] = []
-    for string in rest:
-        if runs and runs[-1][0][at] == string[at]:
-            runs[-1].append(string)
-        else:
-            runs.append([string])
+    runs = _runs_by_next_character(rest, at)
     inner = depth + 1 + _range_levels(len(runs))  # this group, then the range groups above each branch
     branches: list[tuple[str, str]] = []  # (next character, branch), in character order
     flat = inner > MAX_NESTING
