@@ -294,6 +294,7 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
     produced = 0
     try:
         try:
+            budget.take_turn()  # one render at a time in this process (render_turns)
             for chunk in compiled.template.generate(**variables):
                 produced += len(chunk)
                 budget.size(produced, "output")
@@ -319,6 +320,7 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
             tracer.failure = error
         raise ChatTemplateError(f"the chat template failed: {type(error).__name__}: {error}", reason="failed") from None
     finally:
+        budget.end_turn()
         RENDER_BUDGET.reset(token)
         if limits.clock is not None:
             limits.clock.spent += time.thread_time() - started

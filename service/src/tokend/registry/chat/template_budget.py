@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any
 
+from tokend.registry.chat.render_turns import RENDER_TURNS, SLICE_SECONDS
 from tokend.registry.chat.template_limits import TemplateLimits
 
 __all__ = [
@@ -48,7 +49,8 @@ class LimitExceeded(Exception):
 
 
 class RenderBudget:
-    __slots__ = ("deadline", "held", "held_bytes", "large", "max_chars", "max_held_bytes", "prune_at", "seconds", "tracer")
+    __slots__ = ("deadline", "held", "held_bytes", "large", "max_chars", "max_held_bytes", "prune_at", "seconds", "tracer",
+                 "turn", "turn_until")  # fmt: skip
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
         self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
@@ -62,12 +64,37 @@ class RenderBudget:
         self.large: dict[int, tuple[Any, int]] = {}  # the same, for values of RELEASE_MIN_BYTES or more
         self.held_bytes = 0  # the bytes of both, summed
         self.prune_at = _PRUNE_BYTES
+        self.turn = False  # whether this render holds the process's render turn (render_turns)
+        self.turn_until = 0.0
+
+    def take_turn(self) -> None:
+        """Wait for this process's render turn (render_turns: renders run one at a time), within the deadline."""
+        if not RENDER_TURNS.take(deadline=self.deadline):
+            self._waited_too_long()
+        self.turn = True
+        self.turn_until = time.monotonic() + SLICE_SECONDS
+
+    def end_turn(self) -> None:
+        if self.turn:
+            self.turn = False
+            RENDER_TURNS.give_back()
 
     def tick(self) -> None:
         if self.large:
             self.release()
-        if time.monotonic() > self.deadline:
+        now = time.monotonic()
+        if now > self.deadline:
             raise LimitExceeded("time_limit", f"the chat template ran longer than {self.seconds:g} s")
+        if self.turn and now > self.turn_until and RENDER_TURNS.waiting:
+            if not RENDER_TURNS.pass_on(deadline=self.deadline):
+                self.turn = False
+                self._waited_too_long()
+            self.turn_until = time.monotonic() + SLICE_SECONDS
+
+    def _waited_too_long(self) -> None:
+        raise LimitExceeded(
+            "time_limit", f"the chat template ran longer than {self.seconds:g} s (waiting for other renders' turns)"
+        )
 
     def release(self) -> None:
         """Let go of the large values nothing else references any more. Called at every hook (`tick`), before

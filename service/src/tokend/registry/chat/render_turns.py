@@ -1,0 +1,122 @@
+"""`RenderTurns`: the chat-template renders of one process run one at a time, taking turns in slices.
+
+Why: a render is pure Python, so it runs only while it holds the GIL, and two renders in one process take as
+long one after the other as side by side. Side by side they cost everyone else: each time the GIL changes
+hands it may go to a render instead of a short call's thread, so a CountTokens beside K spinning renders
+waits about K switch intervals at each of its few GIL acquisitions. Measured (bench/service_hostile.py's
+template cases alone against `tokend serve --workers 2`, well-behaved CountTokens p99): 27.7-27.9 ms with
+renders side by side, 3.5-5.5 ms with one render at a time (docs/decisions.md).
+
+How: a render takes the turn before it starts (`take`), and gives it to the longest-waiting render after
+each `SLICE_SECONDS` of holding it (`pass_on`, called from the render's hooks: `RenderBudget.tick`), then
+queues again; a short render behind long ones waits at most a slice for each render ahead of it, as it did
+for its share of the GIL before. Waiting counts against the render's own wall-time limit (its deadline):
+`take` and `pass_on` answer False when the deadline passed first, and the render fails with its time limit
+(template_budget). A thread that holds the turn and renders again (a render inside a render) keeps it.
+
+    >>> turns = RenderTurns()
+    >>> turns.take(deadline=time.monotonic() + 1.0)
+    True
+    >>> turns.waiting
+    0
+    >>> turns.pass_on(deadline=time.monotonic() + 1.0)   # nobody waits: keeps the turn
+    True
+    >>> turns.give_back()
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+__all__ = ["RENDER_TURNS", "RenderTurns", "SLICE_SECONDS"]
+
+# How long a render holds the turn while others wait: a few GIL switch intervals (1 ms in a worker), so a
+# short render (~0.1-5 ms for real templates) behind a spinning one waits about this long per render ahead.
+SLICE_SECONDS = 0.002
+
+
+class _Waiter:
+    __slots__ = ("granted", "event")
+
+    def __init__(self) -> None:
+        self.granted = False
+        self.event = threading.Event()
+
+
+class RenderTurns:
+    """One turn, handed over first come, first served (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[_Waiter] = deque()
+        self._owner: int | None = None  # the thread ident holding the turn
+        self._depth = 0
+
+    @property
+    def waiting(self) -> int:
+        """How many renders wait for the turn (a read without the lock: a hint for `pass_on`)."""
+        return len(self._queue)
+
+    def take(self, *, deadline: float) -> bool:
+        """Wait for the turn until `deadline` (`time.monotonic()`): True once held, False if the deadline
+        passed first (the turn is then not held)."""
+        me = threading.get_ident()
+        with self._lock:
+            if self._owner == me:
+                self._depth += 1
+                return True
+            if self._owner is None:
+                self._owner, self._depth = me, 1
+                return True
+            waiter = _Waiter()
+            self._queue.append(waiter)
+        waiter.event.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            if waiter.granted:  # handed over, possibly just as the wait timed out: ours now
+                self._owner, self._depth = me, 1
+                return True
+            self._queue.remove(waiter)
+        return False
+
+    def give_back(self) -> None:
+        """End this thread's hold (the outermost one): the turn goes to the longest-waiting render."""
+        with self._lock:
+            if self._owner != threading.get_ident():
+                return
+            self._depth -= 1
+            if self._depth:
+                return
+            self._hand_over()
+
+    def pass_on(self, *, deadline: float) -> bool:
+        """If others wait, let them take their turns, then wait for ours again (the hold's depth kept).
+        False if `deadline` passed while waiting: the turn is then not held."""
+        if not self._queue:
+            return True
+        with self._lock:
+            if self._owner != threading.get_ident() or not self._queue:
+                return True
+            depth = self._depth
+            self._hand_over()
+        if not self.take(deadline=deadline):
+            return False
+        self._depth = depth
+        return True
+
+    def _hand_over(self) -> None:
+        """With the lock held: the turn to the first waiter, or to nobody."""
+        if self._queue:
+            waiter = self._queue.popleft()
+            waiter.granted = True
+            self._owner = _HANDED  # the waiter makes itself the owner when it wakes; nobody else may take it
+            waiter.event.set()
+        else:
+            self._owner, self._depth = None, 0
+
+
+# The owner while the turn travels from one thread to the next: not None, so no new render slips in first.
+_HANDED = -1
+
+RENDER_TURNS = RenderTurns()
