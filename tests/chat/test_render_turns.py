@@ -109,3 +109,131 @@ def test_spinning_renders_take_turns_and_a_short_render_passes_them(monkeypatch)
     assert all(held for _, held in ticks), sum(not held for _, held in ticks)  # side by side: most were not
     runs = [ident for index, (ident, _) in enumerate(spinner_ticks) if index == 0 or spinner_ticks[index - 1][0] != ident]
     assert all(runs.count(ident) >= 5 for ident in spinning), [runs.count(ident) for ident in spinning]
+
+
+# A render that spins until the test lets it go (`release` non-empty), ticking all the while.
+_HELD_SPIN = ("{% for i in range(100000) %}{% for j in range(100000) %}{% if release|length %}{{ raise_exception('released') }}"
+              "{% endif %}{% endfor %}{% endfor %}")
+
+
+def _spinning_render(release: list, outcome: list) -> threading.Thread:
+    spin = compile_template(_HELD_SPIN)
+
+    def run() -> None:
+        try:
+            render_template(spin, {"release": release}, TemplateLimits(seconds=60.0))
+        except ChatTemplateError as error:
+            outcome.append(error.reason)  # "raised": spun until released
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    while RENDER_TURNS._owner is None:  # it holds the turn
+        time.sleep(0.001)
+    return thread
+
+
+def _recording_waits(monkeypatch) -> list[int]:
+    """The threads that queued for the turn, one entry a wait."""
+    from tokend.registry.chat import render_turns
+
+    waits: list[int] = []
+
+    class RecordedWaiter(render_turns._Waiter):
+        __slots__ = ()
+
+        def __init__(self) -> None:
+            waits.append(threading.get_ident())
+            super().__init__()
+
+    monkeypatch.setattr(render_turns, "_Waiter", RecordedWaiter)
+    return waits
+
+
+def test_a_conversations_renders_take_the_turn_once_not_once_a_message(monkeypatch):
+    """Per-message spans render every prefix of the conversation: 201 renders for 200 messages with tools. Taken
+    per render, the turn made the conversation queue behind a spinning render 201 times, a slice each
+    (100 messages beside 4 spinning renders: 90 -> 890 ms, then past the 1 s template limit). Its renders
+    take it as one: it queues about once for each slice it holds (here 20 ms slices for ~40 ms of renders)."""
+    from tokend.registry.chat import template_budget
+    from tokend.registry.chat.chat_format import RenderContext
+    from tokend.registry.chat.messages import parse_messages, parse_tools
+    from tokend.registry.chat.template_format import TemplateChatFormat
+
+    monkeypatch.setattr(RENDER_TURNS, "slice_seconds", 0.02, raising=False)
+    monkeypatch.setattr(template_budget, "SLICE_SECONDS", 0.02, raising=False)  # (where the turns kept it before)
+    chat_format = TemplateChatFormat(
+        "{% if tools %}{{ tools | tojson }}{% endif %}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    messages = parse_messages([{"role": ("user", "assistant")[k % 2], "content": f"message {k}"} for k in range(200)])
+    tools = parse_tools([{"type": "function", "function": {"name": "f", "parameters": {}}}])
+    context = RenderContext(frozenset(), True, TemplateLimits(seconds=60.0))
+    waits = _recording_waits(monkeypatch)
+    release: list[int] = []
+    outcome: list[str] = []
+    spinner = _spinning_render(release, outcome)
+    try:
+        rendered = chat_format.render(messages, tools, True, context)
+    finally:
+        release.append(1)
+        spinner.join(30)
+    assert outcome == ["raised"]  # it spun beside the conversation all along
+    assert rendered.message_count == 200 and rendered.spans_exact
+    mine = waits.count(threading.get_ident())
+    assert 1 <= mine <= 50, mine  # was 201: once a render
+    assert RENDER_TURNS._owner is None
+
+
+def test_a_long_filter_step_runs_without_the_turn(monkeypatch):
+    """One filter call over a long value has no hook inside (`urlize` of 256 Ki characters: ~0.3 s; here `title`), so it
+    cannot pass the turn on midway: it runs without it, and a waiting render takes the turn meanwhile (before,
+    three renders looping over such calls kept a 50-item render waiting 260-920 ms). Its render takes the
+    turn again after, and goes on."""
+    from tokend.registry.chat import sandbox
+
+    import jinja2.filters
+
+    taken_meanwhile: list[bool] = []
+
+    def slow_title(value):  # a long call (Python code a word at a time): here until another render had the turn
+        def other_render() -> None:
+            taken_meanwhile.append(RENDER_TURNS.take(deadline=_soon(5.0)))
+            RENDER_TURNS.give_back()
+
+        other = threading.Thread(target=other_render)
+        other.start()
+        other.join(10)
+        return jinja2.filters.do_title(value)
+
+    long_text = "see https://example.com " * 300
+    monkeypatch.setitem(sandbox._ENVIRONMENT.filters, "title", sandbox.bounded_filter("title", slow_title))
+    source = "{{ (text|title)|length > 0 }}{% for i in range(3000) %}{% endfor %}{{ text[:3] }}"
+    assert render_template(compile_template(source), {"text": long_text}, TemplateLimits(seconds=30.0)) == "Truesee"
+    assert taken_meanwhile == [True]
+    assert RENDER_TURNS._owner is None
+
+
+def test_a_conversations_renders_pass_the_turn_on_when_their_slice_is_over(monkeypatch):
+    """Held as one for a conversation's renders, the turn is still passed on after each slice (the slice is the
+    holder's, not each render's: renders shorter than a slice do not keep it for ever)."""
+    from tokend.registry.chat.sandbox import renders_in_turn
+
+    monkeypatch.setattr(RENDER_TURNS, "slice_seconds", 0.0)
+    order: list[str] = []
+    limits = TemplateLimits(seconds=30.0).start()
+    with renders_in_turn(limits):
+        def other_render() -> None:
+            RENDER_TURNS.take(deadline=_soon())
+            order.append("other")
+            RENDER_TURNS.give_back()
+
+        other = threading.Thread(target=other_render)
+        other.start()
+        while RENDER_TURNS.waiting < 1:
+            time.sleep(0.001)
+        assert render_template(compile_template("{{ 1 }}"), {}, limits) == "1"  # passes it on as it starts
+        order.append("conversation")
+        assert RENDER_TURNS._owner == threading.get_ident()  # and has it back, at the conversation's depth
+    other.join(10)
+    assert order == ["other", "conversation"]
+    assert RENDER_TURNS._owner is None

@@ -9,10 +9,14 @@ renders side by side, 3.5-5.5 ms with one render at a time (docs/decisions.md).
 
 How: a render takes the turn before it starts (`take`), and gives it to the longest-waiting render after
 each `SLICE_SECONDS` of holding it (`pass_on`, called from the render's hooks: `RenderBudget.tick`), then
-queues again; a short render behind long ones waits at most a slice for each render ahead of it, as it did
-for its share of the GIL before. Waiting counts against the render's own wall-time limit (its deadline):
-`take` and `pass_on` answer False when the deadline passed first, and the render fails with its time limit
-(template_budget). A thread that holds the turn and renders again (a render inside a render) keeps it.
+queues again; a short render behind long ones waits about a slice for each render ahead of it, as it did
+for its share of the GIL before. The slice is the holder's, not a render's: the renders of one conversation
+(its whole and every prefix, for per-message spans) hold the turn as one (`sandbox.renders_in_turn`), so a
+conversation of N messages queues about once a slice it holds, not N + 1 times; and one step that has no
+hook inside (a filter call over a long value, up to ~0.5 s) runs without the turn (`step_aside` /
+`come_back`, from `RenderBudget.turn_set_aside`), so the slice's end is never more than a short step away.
+Waiting counts against the render's own wall-time limit (its deadline): `take` and `pass_on` answer False
+when the deadline passed first, and the render fails with its time limit (template_budget). A thread that holds the turn and renders again (a render inside a render) keeps it.
 
     >>> turns = RenderTurns()
     >>> turns.take(deadline=time.monotonic() + 1.0)
@@ -53,6 +57,8 @@ class RenderTurns:
         self._queue: deque[_Waiter] = deque()
         self._owner: int | None = None  # the thread ident holding the turn
         self._depth = 0
+        self.slice_seconds = SLICE_SECONDS
+        self.slice_end = 0.0  # when the holder's slice ends (time.monotonic()): set as a thread takes the turn
 
     @property
     def waiting(self) -> int:
@@ -69,6 +75,7 @@ class RenderTurns:
                 return True
             if self._owner is None:
                 self._owner, self._depth = me, 1
+                self.slice_end = time.monotonic() + self.slice_seconds
                 return True
             waiter = _Waiter()
             self._queue.append(waiter)
@@ -76,6 +83,7 @@ class RenderTurns:
         with self._lock:
             if waiter.granted:  # handed over, possibly just as the wait timed out: ours now
                 self._owner, self._depth = me, 1
+                self.slice_end = time.monotonic() + self.slice_seconds
                 return True
             self._queue.remove(waiter)
         return False
@@ -90,6 +98,10 @@ class RenderTurns:
                 return
             self._hand_over()
 
+    def due(self, now: float) -> bool:
+        """Whether the holder's slice is over and others wait (reads without the lock: a hint for `pass_on`)."""
+        return bool(self._queue) and now > self.slice_end
+
     def pass_on(self, *, deadline: float) -> bool:
         """If others wait, let them take their turns, then wait for ours again (the hold's depth kept).
         False if `deadline` passed while waiting: the turn is then not held."""
@@ -98,11 +110,26 @@ class RenderTurns:
         with self._lock:
             if self._owner != threading.get_ident() or not self._queue:
                 return True
+        return self.come_back(self.step_aside(), deadline=deadline)
+
+    def step_aside(self) -> int:
+        """Give the turn up whatever this thread's depth (for one long step that cannot pass it on midway, or
+        to let others go first): the depth it held, 0 if it did not hold it, for `come_back`."""
+        with self._lock:
+            if self._owner != threading.get_ident():
+                return 0
             depth = self._depth
             self._hand_over()
+        return depth
+
+    def come_back(self, depth: int, *, deadline: float) -> bool:
+        """Take the turn again after `step_aside` (`depth`: what it answered; 0 takes nothing), at that depth.
+        False if `deadline` passed while waiting: the turn is then not held."""
+        if not depth:
+            return True
         if not self.take(deadline=deadline):
             return False
-        self._depth = depth
+        self._depth = depth  # ours alone while we hold the turn
         return True
 
     def _hand_over(self) -> None:

@@ -19,12 +19,14 @@ Not here: what a value's size is (template_sizes), nor the bounds of one filter 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from tokend.registry.chat.render_turns import RENDER_TURNS, SLICE_SECONDS
+from tokend.registry.chat.render_turns import RENDER_TURNS
 from tokend.registry.chat.template_limits import TemplateLimits
 
 __all__ = [
@@ -50,7 +52,7 @@ class LimitExceeded(Exception):
 
 class RenderBudget:
     __slots__ = ("deadline", "held", "held_bytes", "large", "max_chars", "max_held_bytes", "prune_at", "seconds", "tracer",
-                 "turn", "turn_until")  # fmt: skip
+                 "turn")  # fmt: skip
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
         self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
@@ -65,19 +67,37 @@ class RenderBudget:
         self.held_bytes = 0  # the bytes of both, summed
         self.prune_at = _PRUNE_BYTES
         self.turn = False  # whether this render holds the process's render turn (render_turns)
-        self.turn_until = 0.0
 
     def take_turn(self) -> None:
-        """Wait for this process's render turn (render_turns: renders run one at a time), within the deadline."""
+        """Wait for this process's render turn (render_turns: renders run one at a time), within the deadline.
+        Held already (a render inside a render, or one of a conversation's renders: `sandbox.renders_in_turn`),
+        it is passed on first when its slice is over and others wait."""
         if not RENDER_TURNS.take(deadline=self.deadline):
             self._waited_too_long()
         self.turn = True
-        self.turn_until = time.monotonic() + SLICE_SECONDS
+        self._pass_on_if_due(time.monotonic())
 
     def end_turn(self) -> None:
         if self.turn:
             self.turn = False
             RENDER_TURNS.give_back()
+
+    @contextlib.contextmanager
+    def turn_set_aside(self) -> Iterator[None]:
+        """One long step (a filter call over a large value) that cannot pass the turn on midway runs without
+        it, beside other renders as before the turns, rather than keeping every other render waiting for all
+        of it (an `urlize` of 256 Ki characters takes ~0.3 s); the turn is taken again after."""
+        if not self.turn:
+            yield
+            return
+        depth = RENDER_TURNS.step_aside()
+        self.turn = False
+        try:
+            yield
+        finally:
+            if not RENDER_TURNS.come_back(depth, deadline=self.deadline):
+                self._waited_too_long()  # (a limit the step raised is replaced by this one: both are time_limit or moot)
+            self.turn = True
 
     def tick(self) -> None:
         if self.large:
@@ -85,15 +105,19 @@ class RenderBudget:
         now = time.monotonic()
         if now > self.deadline:
             raise LimitExceeded("time_limit", f"the chat template ran longer than {self.seconds:g} s")
-        if self.turn and now > self.turn_until and RENDER_TURNS.waiting:
-            if not RENDER_TURNS.pass_on(deadline=self.deadline):
-                self.turn = False
-                self._waited_too_long()
-            self.turn_until = time.monotonic() + SLICE_SECONDS
+        if self.turn:
+            self._pass_on_if_due(now)
+
+    def _pass_on_if_due(self, now: float) -> None:
+        if RENDER_TURNS.due(now) and not RENDER_TURNS.pass_on(deadline=self.deadline):
+            self.turn = False
+            self._waited_too_long()
 
     def _waited_too_long(self) -> None:
         raise LimitExceeded(
-            "time_limit", f"the chat template ran longer than {self.seconds:g} s (waiting for other renders' turns)"
+            "time_limit",
+            f"the chat template did not finish within {self.seconds:g} s: it waited for other chat-template renders "
+            f"of this worker (one runs at a time)",
         )
 
     def release(self) -> None:

@@ -122,7 +122,11 @@ def bounded_filter(name: str, function: Any) -> Any:
                 _refuse_filter(name, f"about {format_count(estimated)} characters", f"{_PPRINT_CHARS:,} characters")
             elif name in _SERIALISING_FILTERS:
                 budget.size(estimated, f"the result of the {name!r} filter")
-        result = function(*args, **kwargs)
+        if not iterating and _length(value) > ASIDE_MIN_LENGTH:  # no hook inside: others' renders go on meanwhile
+            with budget.turn_set_aside():
+                result = function(*args, **kwargs)
+        else:
+            result = function(*args, **kwargs)
         if result is value:  # `trim` of a string with nothing to trim, `default` of a defined value: not made here
             return result
         return check_built(result, f"the result of the {name!r} filter")
@@ -130,6 +134,20 @@ def bounded_filter(name: str, function: Any) -> Any:
     bounded.__name__ = getattr(function, "__name__", name)
     _keep_jinja_marker(function, bounded)
     return bounded
+
+
+# A filter that reads no items one by one (no hook inside: `urlize`, `wordwrap`, `title`, `dictsort`, `pprint`,
+# ...) runs without the process's render turn when its value is longer than this (template_budget.turn_set_aside):
+# one such call may take ~0.5 s (the bounds above), which every other render would otherwise wait for whole;
+# below it, a call takes at most a few ms.
+ASIDE_MIN_LENGTH = 4096
+
+
+def _length(value: Any) -> int:
+    try:
+        return len(value)
+    except Exception:  # no length (a number, None): a short step
+        return 0
 
 
 def _elements_within(value: Any, limit: int, name: str, iterating: bool, budget: RenderBudget) -> Any:

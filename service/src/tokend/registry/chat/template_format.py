@@ -41,7 +41,7 @@ from typing import Any
 from tokend.errors import ChatTemplateError
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
-from tokend.registry.chat.sandbox import CompiledTemplate, TemplateLimits, compile_template, render_template
+from tokend.registry.chat.sandbox import CompiledTemplate, TemplateLimits, compile_template, render_template, renders_in_turn
 from tokend.registry.chat.segments import RenderedChat
 from tokend.registry.chat.template_layout import TemplateLayouts, owned_ranges
 from tokend.registry.chat.text_builder import TextBuilder
@@ -89,13 +89,26 @@ class TemplateChatFormat(ChatFormat):
             rendered = self.layouts.rendered(raw_messages, add_generation_prompt, context.special_tokens, limits, context.spans)
             if rendered is not None:
                 return rendered
-        full = self._render(raw_messages, raw_tools, add_generation_prompt, limits)
-        count = len(messages)
+        with renders_in_turn(limits):  # every render below in one turn of the process's renders
+            full = self._render(raw_messages, raw_tools, add_generation_prompt, limits)
+            count = len(messages)
+            if not context.spans or count == 0:
+                boundaries = None
+            else:
+                boundaries = self._prefix_boundaries(full, raw_messages, raw_tools, add_generation_prompt, limits)
         builder = TextBuilder(context.special_tokens, content_specials=True)
-        if not context.spans or count == 0:
+        if boundaries is None:
             builder.add_rendered(full, None)
             return builder.build(message_count=count, spans_exact=not count)
-        # boundaries[k]: where message k starts (k < count) / where the last one ends (k == count)
+        ranges, exact = owned_ranges(full, boundaries, count)
+        for start, end, owner in ranges:
+            builder.add_rendered(full[start:end], owner)
+        return builder.build(message_count=count, spans_exact=exact)
+
+    def _prefix_boundaries(self, full: str, raw_messages: list, raw_tools: Any, add_generation_prompt: bool,
+                           limits: TemplateLimits) -> list[int | None]:
+        """boundaries[k]: where message k starts (k < count) / where the last one ends (k == count)."""
+        count = len(raw_messages)
         boundaries: list[int | None] = []
         for k in range(count + 1):
             if k == count and not add_generation_prompt:
@@ -109,7 +122,4 @@ class TemplateChatFormat(ChatFormat):
                 boundaries.append(None)  # the template refuses this unfinished conversation
                 continue
             boundaries.append(len(prefix) if full.startswith(prefix) else None)
-        ranges, exact = owned_ranges(full, boundaries, count)
-        for start, end, owner in ranges:
-            builder.add_rendered(full[start:end], owner)
-        return builder.build(message_count=count, spans_exact=exact)
+        return boundaries

@@ -263,10 +263,21 @@ class TemplateLayouts:
 
     def _trace(self, roles, contents, add_generation_prompt, special_tokens, limits) -> tuple[tuple, TemplateLayout | None] | None:
         """(guards, layout or None) of a new trace, or None: not to be cached (a limit was hit)."""
+        from tokend.registry.chat.sandbox import renders_in_turn  # (loaded already: this format compiled its template)
+
+        limits = limits.start()
+        try:
+            with renders_in_turn(limits):  # the trace's renders in one turn of the process's renders
+                return self._traced(roles, contents, add_generation_prompt, special_tokens, limits)
+        except ChatTemplateError as error:  # the turn not had within the time limit
+            if error.reason in _LIMIT_REASONS:
+                return None
+            raise
+
+    def _traced(self, roles, contents, add_generation_prompt, special_tokens, limits) -> tuple[tuple, TemplateLayout | None] | None:
         compiled = self._format.compiled
         tracer = ContentTracer(contents, compiled)
         traced_messages = tracer.messages(roles)
-        limits = limits.start()
         count = len(roles)
         try:
             full = self._format._render(traced_messages, None, add_generation_prompt, limits, tracer)
