@@ -237,3 +237,49 @@ def test_a_conversations_renders_pass_the_turn_on_when_their_slice_is_over(monke
     other.join(10)
     assert order == ["other", "conversation"]
     assert RENDER_TURNS._owner is None
+
+
+def test_an_exception_raised_into_a_wait_leaves_no_waiter_behind(monkeypatch):
+    """An exception raised while a render waits (KeyboardInterrupt in a main thread) takes its waiter out of the
+    queue: before, the turn was later handed to that waiter, whom nobody waited on, and no render got it again."""
+    from tokend.registry.chat import render_turns
+
+    class InterruptedEvent:
+        def __init__(self) -> None:
+            self.flag = threading.Event()
+
+        def set(self) -> None:
+            self.flag.set()
+
+        def wait(self, timeout: float | None = None) -> bool:
+            raise KeyboardInterrupt
+
+    class InterruptedWaiter(render_turns._Waiter):
+        __slots__ = ()
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.event = InterruptedEvent()
+
+    turns = RenderTurns()
+    assert turns.take(deadline=_soon())
+    raised: list[str] = []
+
+    def interrupted() -> None:
+        try:
+            turns.take(deadline=_soon())
+        except KeyboardInterrupt:
+            raised.append("interrupted")
+
+    monkeypatch.setattr(render_turns, "_Waiter", InterruptedWaiter)
+    thread = threading.Thread(target=interrupted)
+    thread.start()
+    thread.join(10)
+    monkeypatch.undo()
+    assert raised == ["interrupted"] and turns.waiting == 0
+    turns.give_back()
+    outcome: list[bool] = []
+    thread = threading.Thread(target=lambda: outcome.append(turns.take(deadline=time.monotonic() + 0.5)))
+    thread.start()
+    thread.join(10)
+    assert outcome == [True]  # the turn is free, not handed to the interrupted waiter

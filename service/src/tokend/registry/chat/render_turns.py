@@ -79,7 +79,16 @@ class RenderTurns:
                 return True
             waiter = _Waiter()
             self._queue.append(waiter)
-        waiter.event.wait(max(0.0, deadline - time.monotonic()))
+        try:
+            waiter.event.wait(max(0.0, deadline - time.monotonic()))
+        except BaseException:  # an exception raised into the wait (KeyboardInterrupt in a main thread): the turn
+            with self._lock:  # must not go to a waiter nobody waits on any more, which no render would get back
+                if waiter.granted:
+                    self._owner, self._depth = me, 1
+                    self._hand_over()
+                else:
+                    self._queue.remove(waiter)
+            raise
         with self._lock:
             if waiter.granted:  # handed over, possibly just as the wait timed out: ours now
                 self._owner, self._depth = me, 1
