@@ -184,18 +184,27 @@ def test_a_conversations_renders_take_the_turn_once_not_once_a_message(monkeypat
     assert RENDER_TURNS._owner is None
 
 
-def test_a_long_filter_step_runs_without_the_turn(monkeypatch):
-    """One filter call over a long value has no hook inside (`urlize` of 256 Ki characters: ~0.3 s; here `title`), so it
-    cannot pass the turn on midway: it runs without it, and a waiting render takes the turn meanwhile (before,
-    three renders looping over such calls kept a 50-item render waiting 260-920 ms). Its render takes the
-    turn again after, and goes on."""
-    from tokend.registry.chat import sandbox
-
+@pytest.mark.parametrize(
+    "name, source",
+    [
+        ("title", "{{ (text|title)|length > 0 }}{% for i in range(3000) %}{% endfor %}{{ text[:3] }}"),
+        # a lazy value (a generator) to sort: read first, then sorted without the turn
+        ("sort", "{{ (text|map('upper'))|sort|length > 0 }}{% for i in range(3000) %}{% endfor %}{{ text[:3] }}"),
+    ],
+)
+def test_a_long_filter_step_runs_without_the_turn(monkeypatch, name, source):
+    """One filter call over a long value has no hook inside (`urlize` of 256 Ki characters: ~0.3 s, a `sort` of
+    256 Ki strings 0.5-0.9 s), so it cannot pass the turn on midway: it runs without it, and a waiting render
+    takes the turn meanwhile (before, three renders looping over such calls kept a 50-item render waiting
+    260-920 ms). Its render takes the turn again after, and goes on."""
     import jinja2.filters
 
-    taken_meanwhile: list[bool] = []
+    from tokend.registry.chat import sandbox
 
-    def slow_title(value):  # a long call (Python code a word at a time): here until another render had the turn
+    taken_meanwhile: list[bool] = []
+    function = {"title": jinja2.filters.do_title, "sort": jinja2.filters.do_sort}[name]
+
+    def slow(*args, **kwargs):  # a long call: here until another render had the turn (or 5 s)
         def other_render() -> None:
             taken_meanwhile.append(RENDER_TURNS.take(deadline=_soon(5.0)))
             RENDER_TURNS.give_back()
@@ -203,11 +212,12 @@ def test_a_long_filter_step_runs_without_the_turn(monkeypatch):
         other = threading.Thread(target=other_render)
         other.start()
         other.join(10)
-        return jinja2.filters.do_title(value)
+        return function(*args, **kwargs)
 
-    long_text = "see https://example.com " * 300
-    monkeypatch.setitem(sandbox._ENVIRONMENT.filters, "title", sandbox.bounded_filter("title", slow_title))
-    source = "{{ (text|title)|length > 0 }}{% for i in range(3000) %}{% endfor %}{{ text[:3] }}"
+    if hasattr(function, "jinja_pass_arg"):  # sort takes the environment first
+        slow.jinja_pass_arg = function.jinja_pass_arg
+    long_text = "see https://example.com " * 1000  # past ASIDE_MIN_LENGTH
+    monkeypatch.setitem(sandbox._ENVIRONMENT.filters, name, sandbox.bounded_filter(name, slow))
     assert render_template(compile_template(source), {"text": long_text}, TemplateLimits(seconds=30.0)) == "Truesee"
     assert taken_meanwhile == [True]
     assert RENDER_TURNS._owner is None

@@ -84,9 +84,10 @@ class RenderBudget:
 
     @contextlib.contextmanager
     def turn_set_aside(self) -> Iterator[None]:
-        """One long step (a filter call over a large value) that cannot pass the turn on midway runs without
-        it, beside other renders as before the turns, rather than keeping every other render waiting for all
-        of it (an `urlize` of 256 Ki characters takes ~0.3 s); the turn is taken again after."""
+        """One long step (a filter call over a large value, template_filters._ASIDE_FILTERS) that cannot pass the
+        turn on midway runs without it, beside other renders as before the turns, rather than keeping every
+        other render waiting for all of it (an `urlize` of 256 Ki characters takes ~0.3 s); the turn is taken
+        again after, behind the renders that queued meanwhile."""
         if not self.turn:
             yield
             return

@@ -87,9 +87,13 @@ def bounded_filter(name: str, function: Any) -> Any:
         if len(args) <= first:
             return check_built(function(*args, **kwargs), f"the result of the {name!r} filter")
         value = args[first]
+        length = _length(value)
         if element_limit is not None:
             counted = _elements_within(value, element_limit, name, iterating, budget)
             if counted is not value:
+                if name in _ASIDE_FILTERS and not length:  # a lazy value to sort: read (with hooks) before the sort
+                    counted = list(counted)
+                    length = len(counted)
                 args = (*args[:first], counted, *args[first + 1 :])
         elif character_limit is not None and isinstance(value, str) and len(value) > character_limit:
             _refuse_filter(name, f"{len(value):,} characters", f"{character_limit:,} characters")
@@ -122,7 +126,7 @@ def bounded_filter(name: str, function: Any) -> Any:
                 _refuse_filter(name, f"about {format_count(estimated)} characters", f"{_PPRINT_CHARS:,} characters")
             elif name in _SERIALISING_FILTERS:
                 budget.size(estimated, f"the result of the {name!r} filter")
-        if not iterating and _length(value) > ASIDE_MIN_LENGTH:  # no hook inside: others' renders go on meanwhile
+        if name in _ASIDE_FILTERS and length > ASIDE_MIN_LENGTH:  # no hook inside: others' renders go on meanwhile
             with budget.turn_set_aside():
                 result = function(*args, **kwargs)
         else:
@@ -136,11 +140,15 @@ def bounded_filter(name: str, function: Any) -> Any:
     return bounded
 
 
-# A filter that reads no items one by one (no hook inside: `urlize`, `wordwrap`, `title`, `dictsort`, `pprint`,
-# ...) runs without the process's render turn when its value is longer than this (template_budget.turn_set_aside):
-# one such call may take ~0.5 s (the bounds above), which every other render would otherwise wait for whole;
-# below it, a call takes at most a few ms.
-ASIDE_MIN_LENGTH = 4096
+# The filters that are Python code an item or a word at a time with no hook inside (the string filters of
+# _CHARACTER_LIMITS, pprint, and the sorts after they read their value) run without the process's render turn
+# when their value is longer than ASIDE_MIN_LENGTH (template_budget.turn_set_aside): one such call may take
+# ~0.5 s (the bounds above; a `sort` of 256 Ki strings 0.5-0.9 s), which every other render would otherwise
+# wait for whole. Not below it (a call of a few ms at most; taking the turn back costs a wait behind every
+# render queued meanwhile, once a call), nor the filters that hold the GIL throughout (`trim`, `replace`,
+# `join`, ...: nothing else runs meanwhile anyway), nor those that read their value through hooks.
+_ASIDE_FILTERS = frozenset(_CHARACTER_LIMITS) | {"pprint", "sort", "groupby", "dictsort", "xmlattr"}
+ASIDE_MIN_LENGTH = 16384
 
 
 def _length(value: Any) -> int:
