@@ -293,3 +293,38 @@ def test_an_exception_raised_into_a_wait_leaves_no_waiter_behind(monkeypatch):
     thread.start()
     thread.join(10)
     assert outcome == [True]  # the turn is free, not handed to the interrupted waiter
+
+
+def test_a_render_whose_call_went_away_stops_running_and_waiting():
+    """A cancelled call's render stops at its next hook, and one waiting for the turn leaves the queue: before,
+    both went on to their time limit, the running one taking turns from every other render meanwhile."""
+    from tokend.engine.call_stop import CallStop, CallStopped, stop_at
+
+    spin = compile_template(SPIN)
+    outcomes: dict[str, BaseException] = {}
+
+    def render(name: str, stop: CallStop, seconds: float) -> None:
+        with stop_at(stop):
+            try:
+                render_template(spin, {}, TemplateLimits(seconds=seconds))
+            except BaseException as error:  # noqa: BLE001 - the kind is what is checked
+                outcomes[name] = error
+
+    holder_stop, waiter_stop = CallStop(), CallStop()
+    holder = threading.Thread(target=render, args=("holder", holder_stop, 30.0))
+    holder.start()
+    while RENDER_TURNS._owner is None:  # the holder has the turn
+        time.sleep(0.001)
+    waiter = threading.Thread(target=render, args=("waiter", waiter_stop, 30.0))
+    waiter.start()
+    while RENDER_TURNS.waiting == 0:
+        time.sleep(0.001)
+    waiter_stop.cancel()
+    waiter.join(10)
+    assert not waiter.is_alive() and isinstance(outcomes["waiter"], CallStopped), outcomes
+    assert holder.is_alive() and RENDER_TURNS.waiting == 0  # the waiter left the queue; the holder spins on
+    holder_stop.cancel()
+    holder.join(10)
+    assert not holder.is_alive() and isinstance(outcomes["holder"], CallStopped), outcomes
+    assert RENDER_TURNS.take(deadline=_soon(1.0))  # the turn is free again
+    RENDER_TURNS.give_back()

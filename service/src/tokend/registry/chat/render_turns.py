@@ -16,7 +16,8 @@ conversation of N messages queues about once a slice it holds, not N + 1 times; 
 hook inside (a filter call over a long value, up to ~0.5 s) runs without the turn (`step_aside` /
 `come_back`, from `RenderBudget.turn_set_aside`), so the slice's end is never more than a short step away.
 Waiting counts against the render's own wall-time limit (its deadline): `take` and `pass_on` answer False
-when the deadline passed first, and the render fails with its time limit (template_budget). A thread that holds the turn and renders again (a render inside a render) keeps it.
+when the deadline passed first, and the render fails with its time limit (template_budget); they answer
+False as well when the render's call went away while it waited (`abandoned`), and the render stops. A thread that holds the turn and renders again (a render inside a render) keeps it.
 
     >>> turns = RenderTurns()
     >>> turns.take(deadline=time.monotonic() + 1.0)
@@ -33,12 +34,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 __all__ = ["RENDER_TURNS", "RenderTurns", "SLICE_SECONDS"]
 
 # How long a render holds the turn while others wait: a few GIL switch intervals (1 ms in a worker), so a
 # short render (~0.1-5 ms for real templates) behind a spinning one waits about this long per render ahead.
 SLICE_SECONDS = 0.002
+# How often a waiting render looks whether its call went away (a cancelled call's render leaves the queue).
+_ABANDON_POLL_SECONDS = 0.05
 
 
 class _Waiter:
@@ -65,9 +69,10 @@ class RenderTurns:
         """How many renders wait for the turn (a read without the lock: a hint for `pass_on`)."""
         return len(self._queue)
 
-    def take(self, *, deadline: float) -> bool:
+    def take(self, *, deadline: float, abandoned: Callable[[], bool] | None = None) -> bool:
         """Wait for the turn until `deadline` (`time.monotonic()`): True once held, False if the deadline
-        passed first (the turn is then not held)."""
+        passed first, or `abandoned()` became true (its caller went away; looked at every
+        `_ABANDON_POLL_SECONDS`): the turn is then not held."""
         me = threading.get_ident()
         with self._lock:
             if self._owner == me:
@@ -80,7 +85,9 @@ class RenderTurns:
             waiter = _Waiter()
             self._queue.append(waiter)
         try:
-            waiter.event.wait(max(0.0, deadline - time.monotonic()))
+            while not waiter.event.wait(max(0.0, min(deadline - time.monotonic(), _ABANDON_POLL_SECONDS))):
+                if time.monotonic() >= deadline or (abandoned is not None and abandoned()):
+                    break
         except BaseException:  # an exception raised into the wait (KeyboardInterrupt in a main thread): the turn
             with self._lock:  # must not go to a waiter nobody waits on any more, which no render would get back
                 if waiter.granted:
@@ -111,15 +118,15 @@ class RenderTurns:
         """Whether the holder's slice is over and others wait (reads without the lock: a hint for `pass_on`)."""
         return bool(self._queue) and now > self.slice_end
 
-    def pass_on(self, *, deadline: float) -> bool:
+    def pass_on(self, *, deadline: float, abandoned: Callable[[], bool] | None = None) -> bool:
         """If others wait, let them take their turns, then wait for ours again (the hold's depth kept).
-        False if `deadline` passed while waiting: the turn is then not held."""
+        False if `deadline` passed while waiting, or the caller went away (`take`): the turn is then not held."""
         if not self._queue:
             return True
         with self._lock:
             if self._owner != threading.get_ident() or not self._queue:
                 return True
-        return self.come_back(self.step_aside(), deadline=deadline)
+        return self.come_back(self.step_aside(), deadline=deadline, abandoned=abandoned)
 
     def step_aside(self) -> int:
         """Give the turn up whatever this thread's depth (for one long step that cannot pass it on midway, or
@@ -131,12 +138,12 @@ class RenderTurns:
             self._hand_over()
         return depth
 
-    def come_back(self, depth: int, *, deadline: float) -> bool:
+    def come_back(self, depth: int, *, deadline: float, abandoned: Callable[[], bool] | None = None) -> bool:
         """Take the turn again after `step_aside` (`depth`: what it answered; 0 takes nothing), at that depth.
-        False if `deadline` passed while waiting: the turn is then not held."""
+        False if `deadline` passed while waiting, or the caller went away (`take`): the turn is then not held."""
         if not depth:
             return True
-        if not self.take(deadline=deadline):
+        if not self.take(deadline=deadline, abandoned=abandoned):
             return False
         self._depth = depth  # ours alone while we hold the turn
         return True

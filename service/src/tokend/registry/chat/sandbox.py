@@ -61,6 +61,7 @@ from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import generate_lorem_ipsum
 
+from tokend.engine.call_stop import CallStopped
 from tokend.errors import ChatTemplateError, ModelFormatError
 from tokend.registry.chat.template_budget import RENDER_BUDGET, LimitExceeded, RenderBudget, current_budget
 from tokend.registry.chat.template_code_hooks import (
@@ -322,7 +323,7 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
         finally:
             if tracer is not None and tracer.stopped is not None:
                 raise ChatTemplateError(f"the chat template used content in a way a trace cannot follow: {tracer.stopped}", reason="untraceable")
-    except ChatTemplateError:
+    except (ChatTemplateError, CallStopped):  # CallStopped: the call went away; the service answers it
         raise
     except LimitExceeded as error:
         raise ChatTemplateError(str(error), reason=error.reason) from None

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from tokend.engine.call_stop import CURRENT_STOP, CallStopped
 from tokend.registry.chat.render_turns import RENDER_TURNS
 from tokend.registry.chat.template_limits import TemplateLimits
 
@@ -52,7 +53,7 @@ class LimitExceeded(Exception):
 
 class RenderBudget:
     __slots__ = ("deadline", "held", "held_bytes", "large", "max_chars", "max_held_bytes", "prune_at", "seconds", "tracer",
-                 "turn")  # fmt: skip
+                 "turn", "gone")  # fmt: skip
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
         self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
@@ -67,12 +68,17 @@ class RenderBudget:
         self.held_bytes = 0  # the bytes of both, summed
         self.prune_at = _PRUNE_BYTES
         self.turn = False  # whether this render holds the process's render turn (render_turns)
+        # The call's cancellation flag (engine.call_stop, set around the service's chat calls), or None: a render
+        # whose caller went away stops at its next hook, and leaves the turn's queue, instead of running (and
+        # taking turns from other renders) until its time limit.
+        stop = CURRENT_STOP.get()
+        self.gone = None if stop is None else stop[1]
 
     def take_turn(self) -> None:
         """Wait for this process's render turn (render_turns: renders run one at a time), within the deadline.
         Held already (a render inside a render, or one of a conversation's renders: `sandbox.renders_in_turn`),
         it is passed on first when its slice is over and others wait."""
-        if not RENDER_TURNS.take(deadline=self.deadline):
+        if not RENDER_TURNS.take(deadline=self.deadline, abandoned=self._abandoned):
             self._waited_too_long()
         self.turn = True
         self._pass_on_if_due(time.monotonic())
@@ -96,7 +102,7 @@ class RenderBudget:
         try:
             yield
         finally:
-            if not RENDER_TURNS.come_back(depth, deadline=self.deadline):
+            if not RENDER_TURNS.come_back(depth, deadline=self.deadline, abandoned=self._abandoned):
                 self._waited_too_long()  # (a limit the step raised is replaced by this one: both are time_limit or moot)
             self.turn = True
 
@@ -106,15 +112,22 @@ class RenderBudget:
         now = time.monotonic()
         if now > self.deadline:
             raise LimitExceeded("time_limit", f"the chat template ran longer than {self.seconds:g} s")
+        if self.gone is not None and self.gone[0]:
+            raise CallStopped("the caller went away while its chat template rendered")
         if self.turn:
             self._pass_on_if_due(now)
 
     def _pass_on_if_due(self, now: float) -> None:
-        if RENDER_TURNS.due(now) and not RENDER_TURNS.pass_on(deadline=self.deadline):
+        if RENDER_TURNS.due(now) and not RENDER_TURNS.pass_on(deadline=self.deadline, abandoned=self._abandoned):
             self.turn = False
             self._waited_too_long()
 
+    def _abandoned(self) -> bool:
+        return self.gone is not None and bool(self.gone[0])
+
     def _waited_too_long(self) -> None:
+        if self._abandoned():
+            raise CallStopped("the caller went away while its chat template waited for its turn")
         raise LimitExceeded(
             "time_limit",
             f"the chat template did not finish within {self.seconds:g} s: it waited for other chat-template renders "
