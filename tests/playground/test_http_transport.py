@@ -5,6 +5,7 @@ for a SYN retransmit, some were reset), a bound on connections, and no traceback
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -123,4 +124,31 @@ def test_connections_over_the_bound_get_a_json_503(registry):
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
+        server.stop()
+
+
+def test_when_every_slot_is_taken_the_connection_that_waited_longest_for_its_client_gives_way(registry, monkeypatch):
+    """300 connections each sending a header line every 5 s took all 256 slots: every playground call (and, on the
+    same listener, every /metrics scrape) got 503 for as long as their client wished. Now, with every slot taken,
+    the connection that has waited longest for its request (over EVICT_AFTER_SECONDS) is closed for the new one."""
+    from tokend import http_listener
+
+    monkeypatch.setattr(http_listener, "EVICT_AFTER_SECONDS", 0.3, raising=False)
+    server = PlaygroundServer(registry, port=0, max_connections=4)
+    server.start()
+    slow = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
+    try:
+        for sock in slow:
+            sock.sendall(b"POST /api/v1/count HTTP/1.1\r\nHost: x\r\n")  # and then a header line now and then
+        time.sleep(0.1)
+        assert parse_reply(JsonClient(server.url).raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")).status == 503  # not yet
+        time.sleep(0.5)
+        for _ in range(3):
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X-Slow: 1\r\n")
+            assert JsonClient(server.url).get("/healthz").status == 200
+    finally:
+        for sock in slow:
+            sock.close()
         server.stop()

@@ -155,6 +155,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
                 limit=limit, setting=MAX_REQUEST_BYTES,
             )
         raw = self.rfile.read(length)
+        self.server.request_read(self.connection)  # the whole request is here (http_listener: never closed now)
         self._check_structure(raw)
         try:
             return json.loads(raw.decode("utf-8"))
