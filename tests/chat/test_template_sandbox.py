@@ -370,3 +370,19 @@ def test_the_split_piece_count_knows_every_separator_python_splits_at():
     assert most_pieces(text, "split", (), {}) >= len(text.split())
     assert most_pieces(text, "splitlines", (), {}) >= len(text.splitlines())
     assert most_pieces(text, "rsplit", ("\t", 3), {}) == 4
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% if a %}" * 200 + "x" + "{% endif %}" * 200,  # Python's compiler: too many levels of indentation
+        "{% for a in b %}" * 300 + "x" + "{% endfor %}" * 300,
+        "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}",  # Jinja's parser: RecursionError
+    ],
+    ids=["if-200-deep", "for-300-deep", "parentheses-5000-deep"],
+)
+def test_a_template_nested_too_deeply_to_compile_is_a_model_format_error(source):
+    """They escaped as IndentationError / RecursionError: a traceback from `tokend registry chat-format
+    --chat-template FILE` and from a GGUF import, instead of the one line naming the problem."""
+    with pytest.raises(ModelFormatError, match="nested too deeply"):
+        compile_template(source)

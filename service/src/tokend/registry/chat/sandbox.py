@@ -277,6 +277,13 @@ def compile_template(source: str) -> CompiledTemplate:
         raise ModelFormatError(f"chat template does not compile: line {error.lineno}: {error.message}") from None
     except TemplateError as error:
         raise ModelFormatError(f"chat template does not compile: {error}") from None
+    except (RecursionError, SyntaxError, MemoryError) as error:
+        # Nesting Jinja's parser or Python's compiler cannot follow (`{% if %}` 100 deep is Python's "too many
+        # levels of indentation", `((...))` 5,000 deep a RecursionError): they reached `tokend registry
+        # chat-format` and the GGUF import as a traceback.
+        raise ModelFormatError(
+            f"chat template does not compile: nested too deeply ({type(error).__name__}: {str(error)[:100]})"
+        ) from None
     # `~` compiles to module-level str_join / markup_join: route them through the size check too.
     namespace = template.root_render_func.__globals__
     namespace["str_join"] = bounded_str_join
