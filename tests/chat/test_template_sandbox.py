@@ -386,3 +386,13 @@ def test_a_template_nested_too_deeply_to_compile_is_a_model_format_error(source)
     --chat-template FILE` and from a GGUF import, instead of the one line naming the problem."""
     with pytest.raises(ModelFormatError, match="nested too deeply"):
         compile_template(source)
+
+
+def test_a_template_longer_than_any_real_one_by_far_is_refused_before_it_is_compiled():
+    """Compiling costs up to ~1 KB of memory a character (20,000 macros in 829 KB: 24 s and +743 MiB, in each
+    worker and the playground); the cap was 1,000,000 characters. The largest real template is 16.7 KB."""
+    from tokend.registry import chat_format_from_template
+
+    chat_format_from_template("{{ messages }}" + "x" * (128 * 1024 - 14))  # at the cap: accepted
+    with pytest.raises(ModelFormatError, match="131,073 characters"):
+        chat_format_from_template("{{ messages }}" + "x" * (128 * 1024 - 13))

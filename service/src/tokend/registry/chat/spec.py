@@ -61,8 +61,12 @@ BUILTIN_CHAT_FORMATS = {
     "llama3": "tokend.registry.chat.llama3:Llama3Format",
     "mistral": "tokend.registry.chat.mistral:MistralFormat",
 }
-# Real templates are a few KB (the largest we know, ~20 KB); this bounds what a manifest can make us compile.
-MAX_TEMPLATE_CHARS = 1_000_000
+# Real templates are a few KB (the 71 llama.cpp ships: 16.7 KB at most); this bounds what a manifest can make every
+# process compile when it loads the model. Compiling costs up to ~1 KB of memory and ~10 us per character (a
+# template of macros, one `{% macro %}` per 41 characters): at 1,000,000 a manifest made each worker and the
+# playground spend ~24 s and ~750 MiB-1 GiB (three of them past the prod overlay's 1536 Mi); at 128 Ki, ~1 s
+# and ~126 MiB.
+MAX_TEMPLATE_CHARS = 128 * 1024
 
 
 @dataclass(frozen=True)
