@@ -154,13 +154,11 @@ def test_a_conversations_renders_take_the_turn_once_not_once_a_message(monkeypat
     per render, the turn made the conversation queue behind a spinning render 201 times, a slice each
     (100 messages beside 4 spinning renders: 90 -> 890 ms, then past the 1 s template limit). Its renders
     take it as one: it queues about once for each slice it holds (here 20 ms slices for ~40 ms of renders)."""
-    from tokend.registry.chat import template_budget
     from tokend.registry.chat.chat_format import RenderContext
     from tokend.registry.chat.messages import parse_messages, parse_tools
     from tokend.registry.chat.template_format import TemplateChatFormat
 
-    monkeypatch.setattr(RENDER_TURNS, "slice_seconds", 0.02, raising=False)
-    monkeypatch.setattr(template_budget, "SLICE_SECONDS", 0.02, raising=False)  # (where the turns kept it before)
+    monkeypatch.setattr(RENDER_TURNS, "slice_seconds", 0.02)
     chat_format = TemplateChatFormat(
         "{% if tools %}{{ tools | tojson }}{% endif %}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}"
         "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
