@@ -1,7 +1,8 @@
 """Large items are encoded on the worker's bulk lane (tokend.service.bulk_lane): a real worker, its threads
 read from /proc. The work of a large Encode (the merge, the answer's bytes) is done by threads at niceness
 19 (their CPU time grows by it), a small call's is not; answers and errors through the lane are tiktoken's
-and the service's own. How much this helps small calls' latency is a benchmark (docs/bench-service.md,
+and the service's own. So is the work of a split pattern that backtracks (the regex fallback's lane), whose
+answers are Hugging Face tokenizers'. How much this helps small calls' latency is a benchmark (docs/bench-service.md,
 "Hostile load"), not a test.
 """
 
@@ -48,9 +49,10 @@ def server():
         yield server
 
 
-def test_a_worker_has_two_bulk_threads_at_the_lowest_priority(server):
+def test_a_worker_has_four_threads_at_the_lowest_priority(server):
+    # two of the bulk lane, two of the regex fallback's lane
     niced = [tid for tid, (nice, _) in _threads(server.worker_pids()[0]).items() if nice == 19]
-    assert len(niced) == 2
+    assert len(niced) == 4
 
 
 def test_the_work_of_a_large_call_is_done_by_the_bulk_threads_and_a_small_calls_is_not(server):
@@ -96,3 +98,64 @@ def test_every_item_through_the_lane_answers_as_it_does_elsewhere():
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "inputs[1]" in refused.value.details() and "<|endoftext|>" in refused.value.details()
         assert server.health_status() == "SERVING"
+
+
+# A backreference (outside the native subset: the `regex` module runs it); the first alternative backtracks at
+# every "a" of a run before "." takes it.
+BACKREF = r"(a|aa)+\1b|\s+|."
+
+
+def _backref_document() -> dict:
+    from support.tokenizer_json import gpt2_tokenizer_json
+
+    document = gpt2_tokenizer_json()
+    document["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": BACKREF}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]}  # fmt: skip
+    return document
+
+
+@pytest.fixture(scope="module")
+def backref_server(tmp_path_factory):
+    import json
+
+    from tokend.registry import Registry
+
+    root = tmp_path_factory.mktemp("backref") / "models"
+    root.mkdir()
+    Registry.open(root).publish("backref", payload=json.dumps(_backref_document()).encode(), payload_format="hf_tokenizer_json",
+                                provenance={"kind": "imported", "source": "a backtracking pattern (test)"})  # fmt: skip
+    with start_server(registry=root, models=["backref"], workers=1, metrics=False) as server:
+        yield server
+
+
+def test_a_split_pattern_that_backtracks_runs_at_the_lowest_priority(backref_server):
+    from tokenizers import Tokenizer
+    import json
+
+    pid = backref_server.worker_pids()[0]
+    stub = backref_server.stub()
+    reference = Tokenizer.from_str(json.dumps(_backref_document()))
+    text = " ".join(["a" * 23 + "c"] * 6)  # backtracks for a while at each word, within the bound
+    lane, total = _lane_cpu(pid), _all_cpu(pid)
+    answer = stub.Encode(pb.EncodeRequest(model="backref", inputs=[pb.Input(text=text)]), timeout=60)
+    lane_work, all_work = _lane_cpu(pid) - lane, _all_cpu(pid) - total
+    assert list(answer.results[0].ids) == reference.encode(text).ids
+    assert lane_work >= 0.7 * all_work and lane_work > 0, (lane_work, all_work)
+
+    # one that backtracks for minutes: stopped by the fallback's bound (0.5 s + 10 us a character), at the
+    # lowest priority too
+    lane, total = _lane_cpu(pid), _all_cpu(pid)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.CountTokens(pb.CountTokensRequest(model="backref", inputs=[pb.Input(text="a" * 41 + "c")]), timeout=60)
+    lane_work, all_work = _lane_cpu(pid) - lane, _all_cpu(pid) - total
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "backtracks" in refused.value.details()
+    assert lane_work >= 0.7 * all_work and lane_work >= 0.3, (lane_work, all_work)
+
+    # ordinary text of the same model: split at once on the handler thread (no hop), answered as tokenizers does
+    lane = _lane_cpu(pid)
+    for _ in range(50):
+        counted = stub.CountTokens(pb.CountTokensRequest(model="backref", inputs=[pb.Input(text="hello world, b c")]), timeout=30)
+    assert counted.total == len(reference.encode("hello world, b c").ids)
+    assert _lane_cpu(pid) == lane

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextvars
 import time
+from collections.abc import Callable
+from typing import Any
 
 import regex
 
@@ -43,6 +45,11 @@ __all__ = ["RegexSplitter", "RegexTime", "compile_regex_splitter", "shared_regex
 # gets under 1/25 of the CPU its process burns meanwhile.
 BASE_SECONDS = 0.5
 SECONDS_PER_CHAR = 10e-6
+# A call still matching after this much (the module's clock) starts again on the request's runner when it has
+# one. Real patterns split a text in far less (0.05-0.2 us a character), so nearly every call stays on its
+# thread; the one that backtracks spends at most this at the caller's priority, the rest where the service
+# puts it (a low-priority thread: it then delays no other call's core), and a hop costs no call that is fast.
+INLINE_SECONDS = 0.002
 
 
 class RegexTime:
@@ -59,14 +66,19 @@ class RegexTime:
 
         >>> RegexTime(most_chars=1000).allowed("x" * 5000) == BASE_SECONDS + SECONDS_PER_CHAR * 1000
         True
+
+    `runner`: where a call that is still matching after INLINE_SECONDS starts again: ``runner(fn)`` returns
+    ``fn()`` run elsewhere (the service gives its low-priority lane, service/bulk_lane), None: on the caller's
+    thread to the end.
     """
 
-    __slots__ = ("chars", "spent", "most_chars")
+    __slots__ = ("chars", "spent", "most_chars", "runner")
 
-    def __init__(self, most_chars: int | None = None) -> None:
+    def __init__(self, most_chars: int | None = None, runner: Callable[[Callable[[], Any]], Any] | None = None) -> None:
         self.chars = 0
         self.spent = 0.0
         self.most_chars = most_chars
+        self.runner = runner
 
     def charged_chars(self, text: str) -> int:
         """The characters the request's time is for, with `text` split too."""
@@ -96,12 +108,14 @@ class shared_regex_time:  # noqa: N801 - used as a function: ``with shared_regex
     True
     """
 
-    __slots__ = ("_token", "_time", "_most_chars")
+    __slots__ = ("_token", "_time", "_most_chars", "_runner")
 
-    def __init__(self, regex_time: RegexTime | None = None, *, most_chars: int | None = None) -> None:
-        """``most_chars``: a new RegexTime's (see RegexTime)."""
+    def __init__(self, regex_time: RegexTime | None = None, *, most_chars: int | None = None,
+                 runner: Callable[[Callable[[], Any]], Any] | None = None) -> None:  # fmt: skip
+        """``most_chars``, ``runner``: a new RegexTime's (see RegexTime)."""
         self._time = regex_time
         self._most_chars = most_chars
+        self._runner = runner
 
     def __enter__(self) -> RegexTime:
         existing = _SHARED.get()
@@ -109,7 +123,7 @@ class shared_regex_time:  # noqa: N801 - used as a function: ``with shared_regex
             self._token = None
             return existing
         if self._time is None:
-            self._time = RegexTime(self._most_chars)
+            self._time = RegexTime(self._most_chars, self._runner)
         self._token = _SHARED.set(self._time)
         return self._time
 
@@ -137,54 +151,58 @@ class RegexSplitter:
 
     def findall(self, text: str) -> list[str]:
         """The matches (whole matches, also for a pattern with groups)."""
-        shared, timeout, started = self._start(text)
-        try:
-            if self._compiled.groups == 0:
-                return self._compiled.findall(text, concurrent=True, timeout=timeout)
-            return [match.group() for match in self._compiled.finditer(text, concurrent=True, timeout=timeout)]
-        except TimeoutError:
-            raise self._too_slow(text, shared) from None
-        finally:
-            self._charge(shared, text, started)
+        if self._compiled.groups == 0:
+            return self._run(text, lambda timeout: self._compiled.findall(text, concurrent=True, timeout=timeout))
+        return self._run(text, lambda timeout: [
+            match.group() for match in self._compiled.finditer(text, concurrent=True, timeout=timeout)])  # fmt: skip
 
     def split_isolated(self, text: str) -> list[str]:
         """The matches and the text between them, in order."""
-        shared, timeout, started = self._start(text)
-        try:
-            if self._split is not None:
-                return [piece for piece in self._split(text, concurrent=True, timeout=timeout) if piece]
-            pieces: list[str] = []
-            end = 0
-            for match in self._compiled.finditer(text, concurrent=True, timeout=timeout):
-                start = match.start()
-                if start > end:
-                    pieces.append(text[end:start])
-                if match.end() > start:
-                    pieces.append(match.group())
-                end = match.end()
-            if end < len(text):
-                pieces.append(text[end:])
-            return pieces
-        except TimeoutError:
-            raise self._too_slow(text, shared) from None
-        finally:
-            self._charge(shared, text, started)
+        return self._run(text, lambda timeout: self._split_isolated(text, timeout))
 
-    def _start(self, text: str) -> tuple[RegexTime | None, float, float]:
-        """The request's shared time (or None), this call's timeout, and the thread's CPU clock now."""
+    def _split_isolated(self, text: str, timeout: float) -> list[str]:
+        if self._split is not None:
+            return [piece for piece in self._split(text, concurrent=True, timeout=timeout) if piece]
+        pieces: list[str] = []
+        end = 0
+        for match in self._compiled.finditer(text, concurrent=True, timeout=timeout):
+            start = match.start()
+            if start > end:
+                pieces.append(text[end:start])
+            if match.end() > start:
+                pieces.append(match.group())
+            end = match.end()
+        if end < len(text):
+            pieces.append(text[end:])
+        return pieces
+
+    def _run(self, text: str, match: Callable[[float], list[str]]) -> list[str]:
+        """``match(timeout)`` within this call's bound and the request's shared time (charged with the thread
+        CPU time it took and the text's characters, once); first here, then, past INLINE_SECONDS, again on the
+        request's runner with what is left of the bound."""
         shared = _SHARED.get()
         timeout = _seconds(text)
         if shared is not None:
             timeout = min(timeout, shared.allowed(text))
             if timeout <= 0:
                 raise self._too_slow(text, shared)
-        return shared, timeout, time.thread_time()
-
-    @staticmethod
-    def _charge(shared: RegexTime | None, text: str, started: float) -> None:
-        if shared is not None:
-            shared.chars += len(text)
-            shared.spent += time.thread_time() - started
+        runner = None if shared is None else shared.runner
+        try:
+            if runner is None or timeout <= INLINE_SECONDS:
+                return _timed(match, timeout, shared)
+            started = time.thread_time()
+            try:
+                return _timed(match, INLINE_SECONDS, shared)
+            except TimeoutError:
+                left = timeout - (time.thread_time() - started)
+            if left <= 0:
+                raise TimeoutError
+            return runner(lambda: _timed(match, left, shared))
+        except TimeoutError:
+            raise self._too_slow(text, shared) from None
+        finally:
+            if shared is not None:
+                shared.chars += len(text)
 
     def _too_slow(self, text: str, shared: RegexTime | None) -> ModelFormatError:
         if shared is not None and shared.allowed(text) < _seconds(text):
@@ -201,6 +219,16 @@ class RegexSplitter:
 
     def __repr__(self) -> str:
         return f"RegexSplitter({self.pattern!r}, dialect={self.dialect!r})"
+
+
+def _timed(match: Callable[[float], list[str]], timeout: float, shared: RegexTime | None) -> list[str]:
+    """``match(timeout)``, its thread CPU time charged to ``shared`` (on the thread that runs it)."""
+    started = time.thread_time()
+    try:
+        return match(timeout)
+    finally:
+        if shared is not None:
+            shared.spent += time.thread_time() - started
 
 
 def _seconds(text: str) -> float:

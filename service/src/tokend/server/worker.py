@@ -96,9 +96,13 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     served = ServedModels(registry, observer=metrics)
     admission = WorkAdmission(settings.max_work_bytes, on_idle=return_freed_memory)
     # Large items' engine work and Encode answers run on low-priority threads: small calls get the cores first.
-    lane = None if settings.bulk_lane_bytes <= 0 else BulkLane(
-        idle=settings.bulk_lane_policy == "idle", min_bytes=settings.bulk_lane_bytes)
-    service = TokenizerService(served, Limits.of(settings), admission, lane)
+    # So do the regex fallback's slow splits (a model whose split pattern backtracks), on lanes of their own.
+    lane = regex_lane = None
+    if settings.bulk_lane_bytes > 0:
+        lane = BulkLane(idle=settings.bulk_lane_policy == "idle", min_bytes=settings.bulk_lane_bytes)
+        regex_lane = BulkLane(idle=settings.bulk_lane_policy == "idle", min_bytes=0, name="regex",
+                              work="requests whose split pattern backtracks (the regex fallback)", advice="retry shortly")
+    service = TokenizerService(served, Limits.of(settings), admission, lane, regex_lane)
     servicer = TokenizerServicer(service)
     calls = InFlightCalls()
     idle_streams = IdleStreams(settings.stream_idle_timeout, settings.stream_yield_after)

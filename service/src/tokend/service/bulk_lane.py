@@ -87,8 +87,15 @@ class BulkLane:
         idle: bool = False,
         max_queued: int = LANE_MAX_QUEUED,
         min_bytes: int = LANE_MIN_BYTES,
+        name: str = "bulk",
+        work: str = "large requests",
+        advice: str = "retry shortly, or send smaller requests",
     ) -> None:
+        """``name``: of its threads (``tokend-<name>-<index>``); ``work``, ``advice``: what a caller refused
+        because the queue is full is told it waits for and what to do."""
         self.min_bytes = min_bytes
+        self.work = work
+        self.advice = advice
         self.niceness = niceness
         self.idle = idle
         self.max_queued = max_queued
@@ -98,7 +105,7 @@ class BulkLane:
         self._local = threading.local()
         self.running = 0
         self._threads = [
-            threading.Thread(target=self._serve, name=f"tokend-bulk-{index}", daemon=True) for index in range(threads)
+            threading.Thread(target=self._serve, name=f"tokend-{name}-{index}", daemon=True) for index in range(threads)
         ]
         for thread in self._threads:
             thread.start()
@@ -123,8 +130,7 @@ class BulkLane:
                 raise ServiceUnavailable("this worker is shutting down; retry")
             if len(self._queue) >= self.max_queued:
                 raise ServiceUnavailable(
-                    f"this worker is busy with large requests ({self.running} running, {len(self._queue)} waiting); "
-                    "retry shortly, or send smaller requests"
+                    f"this worker is busy with {self.work} ({self.running} running, {len(self._queue)} waiting); {self.advice}"
                 )
             self._queue.append(job)
             self._condition.notify()

@@ -8,7 +8,8 @@ result back; it passes the call's state (deadline, cancellation) as ``call`` and
 (every item is answered by that exact version), binds the special-token policy to it, reserves the request's
 working memory (``admission``: small requests never wait, large ones wait their turn), runs the batch loop
 (stopping at the deadline; texts go to the engine's batch calls a chunk at a time, see ``batch``; the engine
-call of an item of at least the lane's ``min_bytes`` runs on the worker's low-priority ``bulk_lane``; engine
+call of an item of at least the lane's ``min_bytes`` runs on the worker's low-priority ``bulk_lane``, and a
+split by the regex fallback that outlasts its first milliseconds on the ``regex_lane``; engine
 calls that honour a ``call_stop`` give up midway once the deadline passes or the caller goes), bounds
 the size of the answer before building it, and records the call's facts (``call_record``) for logs and
 metrics.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Literal
 
 from tokend.engine.call_stop import CallStop, CallStopped, stop_at
@@ -54,11 +56,16 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
     def __init__(
         self, models: ServedModels, limits: Limits | None = None, admission: WorkAdmission | None = None,
         lane: BulkLane | None = None,
+        regex_lane: BulkLane | None = None,
     ) -> None:  # fmt: skip
         self.models = models
         self.limits = limits or Limits()
         self.admission = admission  # None: nothing waits (a command line, a test)
         self.lane = lane  # None: large items' engine work runs on the caller's thread
+        # Where the regex fallback's slow calls go on (engine/regex_splitter's INLINE_SECONDS); None: on the
+        # caller's thread. A lane of its own: a model whose split pattern backtracks then holds up neither the
+        # large items of other models nor a core that small calls want.
+        self.regex_lane = regex_lane
 
     # ---- operations ----------------------------------------------------------------------------
     def encode(
@@ -240,13 +247,18 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
             record.at_end(release)  # given back with the answer, not here
             release = None
         try:
-            with shared_regex_time(most_chars=regex_chars) as regex_time, stop_at(_call_stop(call)):
+            runner = None if self.regex_lane is None else partial(_run_on, self.regex_lane, call)
+            with shared_regex_time(most_chars=regex_chars, runner=runner) as regex_time, stop_at(_call_stop(call)):
                 yield regex_time
         except CallStopped:
             raise stopped_midway(call, completed=0, total=0, during="its inputs") from None
         finally:
             if release is not None:
                 release()
+
+
+def _run_on(lane: BulkLane, call: CallState | None, fn: Any) -> Any:
+    return lane.run(fn, call=call)
 
 
 def _call_stop(call: CallState | None) -> CallStop | None:

@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     bulk_lane_bytes: int = _setting(
         DEFAULT_BULK_LANE_BYTES,
         help="items of at least this many bytes (characters of text) are encoded on a worker's low-priority bulk threads "
-        "(and large Encode answers written there), so small calls get the CPU first; 0 = off",
+        "(and large Encode answers written there; splits by the regex fallback that outlast 2 ms go on on two more "
+        "such threads), so small calls get the CPU first; 0 = off",
         ge=0,
     )
     bulk_lane_policy: Literal["nice", "idle"] = _setting(
