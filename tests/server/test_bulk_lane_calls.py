@@ -159,3 +159,29 @@ def test_a_split_pattern_that_backtracks_runs_at_the_lowest_priority(backref_ser
         counted = stub.CountTokens(pb.CountTokensRequest(model="backref", inputs=[pb.Input(text="hello world, b c")]), timeout=30)
     assert counted.total == len(reference.encode("hello world, b c").ids)
     assert _lane_cpu(pid) == lane
+
+
+def test_calls_that_backtrack_never_hold_every_handler_thread(backref_server):
+    """Eight at once, each backtracking for its whole bound: two run on the regex lane, two wait for it, the
+    rest are refused at once (UNAVAILABLE, which clients retry), so at least four of a worker's eight handler
+    threads stay free for other calls; meanwhile ordinary calls are answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stub = backref_server.stub()
+    hostile = pb.CountTokensRequest(model="backref", inputs=[pb.Input(text="a" * 41 + "c")])
+
+    def send(_: int) -> tuple[grpc.StatusCode, str]:
+        try:
+            stub.CountTokens(hostile, timeout=60)
+        except grpc.RpcError as error:
+            return error.code(), error.details()
+        return grpc.StatusCode.OK, ""
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(8)))
+        small = stub.CountTokens(pb.CountTokensRequest(model="backref", inputs=[pb.Input(text="b c")]), timeout=60)
+    assert small.total > 0
+    refused = [details for code, details in answers if code == grpc.StatusCode.UNAVAILABLE]
+    assert len(refused) >= 4, answers
+    assert all("split pattern backtracks" in details for details in refused), refused
+    assert {code for code, _ in answers} <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION}, answers

@@ -100,7 +100,9 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     lane = regex_lane = None
     if settings.bulk_lane_bytes > 0:
         lane = BulkLane(idle=settings.bulk_lane_policy == "idle", min_bytes=settings.bulk_lane_bytes)
-        regex_lane = BulkLane(idle=settings.bulk_lane_policy == "idle", min_bytes=0, name="regex",
+        # Two running and two waiting at most: each waiting caller holds a handler thread, and calls that
+        # backtrack for their whole bound must not take every thread of the worker from the short calls.
+        regex_lane = BulkLane(idle=settings.bulk_lane_policy == "idle", min_bytes=0, name="regex", max_queued=2,
                               work="requests whose split pattern backtracks (the regex fallback)", advice="retry shortly")
     service = TokenizerService(served, Limits.of(settings), admission, lane, regex_lane)
     servicer = TokenizerServicer(service)
