@@ -326,3 +326,138 @@ def test_a_render_whose_call_went_away_stops_running_and_waiting():
     assert not holder.is_alive() and isinstance(outcomes["holder"], CallStopped), outcomes
     assert RENDER_TURNS.take(deadline=_soon(1.0))  # the turn is free again
     RENDER_TURNS.give_back()
+
+
+def test_the_turn_goes_to_the_waiter_whose_account_held_it_least():
+    """Least held first: a request that has held the turn little goes before those that held it long, whatever
+    the order they queued in; first come, first served among equals."""
+    from tokend.registry.chat.render_turns import TurnAccount
+
+    turns = RenderTurns()
+    assert turns.take(deadline=_soon())
+    accounts = [TurnAccount() for _ in range(3)]
+    accounts[0].held, accounts[1].held, accounts[2].held = 0.5, 0.01, 0.5
+    order: list[int] = []
+    threads = []
+    for index in range(3):
+        def wait_turn(index: int = index) -> None:
+            assert turns.take(deadline=_soon(), account=accounts[index])
+            order.append(index)
+            turns.give_back()
+
+        thread = threading.Thread(target=wait_turn)
+        thread.start()
+        threads.append(thread)
+        while turns.waiting < index + 1:  # queued in this order
+            time.sleep(0.001)
+    turns.give_back()
+    for thread in threads:
+        thread.join(10)
+    assert order == [1, 0, 2]
+
+
+def test_a_holder_keeps_the_turn_past_its_slice_while_every_waiter_held_it_longer():
+    from tokend.registry.chat.render_turns import TurnAccount
+
+    turns = RenderTurns()
+    turns.slice_seconds = 0.0
+    mine, theirs = TurnAccount(), TurnAccount()
+    theirs.held = 60.0
+    assert turns.take(deadline=_soon(), account=mine)
+    outcome: list[bool] = []
+    thread = threading.Thread(target=lambda: (outcome.append(turns.take(deadline=_soon(), account=theirs)), turns.give_back()))
+    thread.start()
+    while turns.waiting < 1:
+        time.sleep(0.001)
+    time.sleep(0.01)
+    assert turns.due(time.monotonic())
+    assert turns.pass_on(deadline=_soon()) and turns._owner == threading.get_ident() and turns.waiting == 1  # kept
+    assert 0.01 <= mine.held < 60.0  # charged so far
+    theirs.held = 0.0
+    assert turns.pass_on(deadline=_soon())  # now the waiter has held less: it goes first, and we come back after
+    thread.join(10)
+    assert outcome == [True] and turns._owner == threading.get_ident()
+    turns.give_back()
+    assert turns._owner is None
+
+
+def test_a_long_conversation_goes_before_spinning_renders_that_held_the_turn_longer(monkeypatch):
+    """A conversation with tools and per-message spans is ~30 renders (the whole, and every prefix) held as one.
+    Queued first come, first served behind three spinning renders, it waited a slice of each of them every
+    time its slice ended: a 64-message Qwen3 chat with a tool (~50 ms alone) beside 7 spinning renders took
+    447 ms in-process (1,000 ms, failed, when it queued once a render). Now the turn goes to it before the
+    spinners, whose requests have held it longer, at the holder's next slice: no spinner's turn comes between
+    its queueing and its turn, and it keeps the turn past its slices while they wait."""
+    from tokend import get_encoding
+    from tokend.registry.chat import render_turns
+    from tokend.registry.chat.chat_format import ChatEncoder
+    from tokend.registry.chat.template_format import TemplateChatFormat
+    from tokend.registry.chat.template_limits import TemplateClock
+
+    log: list[tuple[str, int]] = []  # ("queued" | "granted", thread)
+
+    class LoggedWaiter(render_turns._Waiter):
+        __slots__ = ("thread", "_granted")
+
+        def __init__(self) -> None:
+            self.thread = threading.get_ident()
+            super().__init__()
+            log.append(("queued", self.thread))
+
+        @property
+        def granted(self) -> bool:
+            return self._granted
+
+        @granted.setter
+        def granted(self, value: bool) -> None:
+            self._granted = value
+            if value:
+                log.append(("granted", self.thread))
+
+    monkeypatch.setattr(render_turns, "_Waiter", LoggedWaiter)
+    chat_format = TemplateChatFormat(
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "{% if tools %}{{ tools|tojson }}{% endif %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    chat_format.layouts.enabled = False  # rendered in full, every prefix too (a layout would not render them)
+    encoder = ChatEncoder(get_encoding("cl100k_base"), chat_format)
+    messages = [{"role": "user" if k % 2 == 0 else "assistant", "content": f"turn {k}"} for k in range(30)]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    release: list[int] = []
+    outcomes: list[str] = []
+    spin = compile_template(_HELD_SPIN)
+    started = threading.Barrier(4)
+
+    def spin_until_released() -> None:
+        started.wait()
+        try:
+            render_template(spin, {"release": release}, TemplateLimits(seconds=60.0, clock=TemplateClock()))
+        except ChatTemplateError as error:
+            outcomes.append(error.reason)
+
+    spinners = [threading.Thread(target=spin_until_released) for _ in range(3)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    try:
+        for thread in spinners:
+            thread.start()
+        started.wait()
+        time.sleep(0.3)  # every spinner has held the turn a while, and they take turns
+        me = threading.get_ident()
+        first = len(log)
+        counted = encoder.count_chat(messages, tools, True, limits=TemplateLimits(seconds=30.0, clock=TemplateClock()))
+        mine = log[first:]
+    finally:
+        release.append(1)
+        for thread in spinners:
+            thread.join(30)
+        sys.setswitchinterval(switch)
+    assert outcomes == ["raised"] * 3  # they spun beside the conversation all along
+    assert len(counted.per_message) == 30
+    waits = [index for index, (event, thread) in enumerate(mine) if event == "queued" and thread == me]
+    assert waits, "the conversation never waited: the spinners did not hold the turn"
+    for index in waits:  # granted to it next, whichever spinners queued before it
+        grants = [thread for event, thread in mine[index:] if event == "granted"]
+        assert grants[0] == me, (index, mine[index:index + 8])
+    assert len(waits) <= 3, len(waits)  # it keeps the turn while they wait: it does not queue a slice at a time
+    assert RENDER_TURNS._owner is None

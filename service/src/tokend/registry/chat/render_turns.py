@@ -1,4 +1,5 @@
-"""`RenderTurns`: the chat-template renders of one process run one at a time, taking turns in slices.
+"""`RenderTurns`: the chat-template renders of one process run one at a time, taking turns in slices, the
+turn going to the request that has held it least.
 
 Why: a render is pure Python, so it runs only while it holds the GIL, and two renders in one process take as
 long one after the other as side by side. Side by side they cost everyone else: each time the GIL changes
@@ -7,17 +8,27 @@ waits about K switch intervals at each of its few GIL acquisitions. Measured (be
 template cases alone against `tokend serve --workers 2`, well-behaved CountTokens p99): 27.7-27.9 ms with
 renders side by side, 3.5-5.5 ms with one render at a time (docs/decisions.md).
 
-How: a render takes the turn before it starts (`take`), and gives it to the longest-waiting render after
-each `SLICE_SECONDS` of holding it (`pass_on`, called from the render's hooks: `RenderBudget.tick`), then
-queues again; a short render behind long ones waits about a slice for each render ahead of it, as it did
-for its share of the GIL before. The slice is the holder's, not a render's: the renders of one conversation
-(its whole and every prefix, for per-message spans) hold the turn as one (`sandbox.renders_in_turn`), so a
-conversation of N messages queues about once a slice it holds, not N + 1 times; and one step that has no
-hook inside (a filter call over a long value, up to ~0.5 s) runs without the turn (`step_aside` /
-`come_back`, from `RenderBudget.turn_set_aside`), so the slice's end is never more than a short step away.
+How: a render takes the turn before it starts (`take`), and after each `SLICE_SECONDS` of holding it while
+others wait (`pass_on`, called from the render's hooks: `RenderBudget.tick`) gives it to a waiter whose
+request has held it less, then queues again. Each hold is charged to an account (`TurnAccount`: a request's,
+on its TemplateClock, shared by its conversations' renders): the turn goes to the waiter whose account has held
+it least, first come first served among equals, and the holder keeps it past its slice while every waiter's
+account has held more (least attained service). So a render of a request that has held little waits about
+the rest of the holder's slice, however many long renders wait; first come first served, it waited a slice
+of each render ahead every time it queued (a 64-message chat with tools beside 7 spinning renders: 447 ms
+in-process against 55 ms, docs/decisions.md). Long renders share what is left, round the queue.
+The slice is the holder's, not a render's: the renders of one conversation (its whole and every prefix, for
+per-message spans) hold the turn as one (`sandbox.renders_in_turn`), so a conversation of N messages queues
+about once a slice it holds, not N + 1 times; and one step that has no hook inside (a filter call over a long
+value, up to ~0.5 s) runs without the turn (`step_aside` / `come_back`, from `RenderBudget.turn_set_aside`),
+so the slice's end is never more than a short step away.
 Waiting counts against the render's own wall-time limit (its deadline): `take` and `pass_on` answer False
 when the deadline passed first, and the render fails with its time limit (template_budget); they answer
-False as well when the render's call went away while it waited (`abandoned`), and the render stops. A thread that holds the turn and renders again (a render inside a render) keeps it.
+False as well when the render's call went away while it waited (`abandoned`), and the render stops. A thread
+that holds the turn and renders again (a render inside a render) keeps it.
+Not handled: a slice ends only at the holder's next hook (one bounded filter call can take ~0.3 s), and a
+new request has held nothing, so hostile requests arriving faster than their slices still delay a render
+that has held more; nor the handler threads that calls waiting for the turn hold.
 
     >>> turns = RenderTurns()
     >>> turns.take(deadline=time.monotonic() + 1.0)
@@ -25,6 +36,10 @@ False as well when the render's call went away while it waited (`abandoned`), an
     >>> turns.waiting
     0
     >>> turns.pass_on(deadline=time.monotonic() + 1.0)   # nobody waits: keeps the turn
+    True
+    >>> turns.give_back()
+    >>> account = TurnAccount()
+    >>> turns.take(deadline=time.monotonic() + 1.0, account=account) and account.held >= 0.0
     True
     >>> turns.give_back()
 """
@@ -36,7 +51,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["RENDER_TURNS", "RenderTurns", "SLICE_SECONDS"]
+__all__ = ["RENDER_TURNS", "RenderTurns", "SLICE_SECONDS", "TurnAccount"]
 
 # How long a render holds the turn while others wait: a few GIL switch intervals (1 ms in a worker), so a
 # short render (~0.1-5 ms for real templates) behind a spinning one waits about this long per render ahead.
@@ -45,22 +60,38 @@ SLICE_SECONDS = 0.002
 _ABANDON_POLL_SECONDS = 0.05
 
 
-class _Waiter:
-    __slots__ = ("granted", "event")
+class TurnAccount:
+    """The turn time (seconds) a request's renders held: the turn goes to the waiter whose account held least.
+
+        >>> TurnAccount().held
+        0.0
+    """
+
+    __slots__ = ("held",)
 
     def __init__(self) -> None:
+        self.held = 0.0
+
+
+class _Waiter:
+    __slots__ = ("account", "granted", "event")
+
+    def __init__(self) -> None:
+        self.account: TurnAccount = _NOBODY  # set by `take`
         self.granted = False
         self.event = threading.Event()
 
 
 class RenderTurns:
-    """One turn, handed over first come, first served (thread-safe)."""
+    """One turn, handed over to the waiter whose account held it least (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queue: deque[_Waiter] = deque()
         self._owner: int | None = None  # the thread ident holding the turn
         self._depth = 0
+        self._account: TurnAccount = _NOBODY  # the holder's, charged when it lets go or keeps it past a slice
+        self._since = 0.0  # when the holder's time was last charged (time.monotonic())
         self.slice_seconds = SLICE_SECONDS
         self.slice_end = 0.0  # when the holder's slice ends (time.monotonic()): set as a thread takes the turn
 
@@ -69,20 +100,22 @@ class RenderTurns:
         """How many renders wait for the turn (a read without the lock: a hint for `pass_on`)."""
         return len(self._queue)
 
-    def take(self, *, deadline: float, abandoned: Callable[[], bool] | None = None) -> bool:
+    def take(self, *, deadline: float, abandoned: Callable[[], bool] | None = None, account: TurnAccount | None = None) -> bool:
         """Wait for the turn until `deadline` (`time.monotonic()`): True once held, False if the deadline
         passed first, or `abandoned()` became true (its caller went away; looked at every
-        `_ABANDON_POLL_SECONDS`): the turn is then not held."""
+        `_ABANDON_POLL_SECONDS`): the turn is then not held. `account`: what the hold is charged to (None: its
+        own)."""
         me = threading.get_ident()
+        account = TurnAccount() if account is None else account
         with self._lock:
             if self._owner == me:
                 self._depth += 1
                 return True
             if self._owner is None:
-                self._owner, self._depth = me, 1
-                self.slice_end = time.monotonic() + self.slice_seconds
+                self._hold(me, 1, account)
                 return True
             waiter = _Waiter()
+            waiter.account = account
             self._queue.append(waiter)
         try:
             while not waiter.event.wait(max(0.0, min(deadline - time.monotonic(), _ABANDON_POLL_SECONDS))):
@@ -91,21 +124,20 @@ class RenderTurns:
         except BaseException:  # an exception raised into the wait (KeyboardInterrupt in a main thread): the turn
             with self._lock:  # must not go to a waiter nobody waits on any more, which no render would get back
                 if waiter.granted:
-                    self._owner, self._depth = me, 1
+                    self._hold(me, 1, account)
                     self._hand_over()
                 else:
                     self._queue.remove(waiter)
             raise
         with self._lock:
             if waiter.granted:  # handed over, possibly just as the wait timed out: ours now
-                self._owner, self._depth = me, 1
-                self.slice_end = time.monotonic() + self.slice_seconds
+                self._hold(me, 1, account)
                 return True
             self._queue.remove(waiter)
         return False
 
     def give_back(self) -> None:
-        """End this thread's hold (the outermost one): the turn goes to the longest-waiting render."""
+        """End this thread's hold (the outermost one): the turn goes to the waiter whose account held it least."""
         with self._lock:
             if self._owner != threading.get_ident():
                 return
@@ -119,39 +151,59 @@ class RenderTurns:
         return bool(self._queue) and now > self.slice_end
 
     def pass_on(self, *, deadline: float, abandoned: Callable[[], bool] | None = None) -> bool:
-        """If others wait, let them take their turns, then wait for ours again (the hold's depth kept).
-        False if `deadline` passed while waiting, or the caller went away (`take`): the turn is then not held."""
+        """If a render waits whose account has held the turn less than the holder's, let it take its turn, then
+        wait for ours again (the hold's depth and account kept); else keep it for another slice. False if
+        `deadline` passed while waiting, or the caller went away (`take`): the turn is then not held."""
         if not self._queue:
             return True
         with self._lock:
             if self._owner != threading.get_ident() or not self._queue:
                 return True
+            now = time.monotonic()
+            held = self._account.held + now - self._since
+            if min(waiter.account.held for waiter in self._queue) >= held:
+                self._account.held, self._since = held, now  # charged so far; another slice
+                self.slice_end = now + self.slice_seconds
+                return True  # every waiter has held it longer: keep it (they share what is left)
         return self.come_back(self.step_aside(), deadline=deadline, abandoned=abandoned)
 
-    def step_aside(self) -> int:
+    def step_aside(self) -> tuple[int, TurnAccount]:
         """Give the turn up whatever this thread's depth (for one long step that cannot pass it on midway, or
-        to let others go first): the depth it held, 0 if it did not hold it, for `come_back`."""
+        to let others go first): the depth it held (0 if it did not hold it) and its account, for `come_back`."""
         with self._lock:
             if self._owner != threading.get_ident():
-                return 0
-            depth = self._depth
+                return 0, _NOBODY
+            held = self._depth, self._account
             self._hand_over()
-        return depth
+        return held
 
-    def come_back(self, depth: int, *, deadline: float, abandoned: Callable[[], bool] | None = None) -> bool:
-        """Take the turn again after `step_aside` (`depth`: what it answered; 0 takes nothing), at that depth.
-        False if `deadline` passed while waiting, or the caller went away (`take`): the turn is then not held."""
+    def come_back(self, hold: tuple[int, TurnAccount], *, deadline: float, abandoned: Callable[[], bool] | None = None) -> bool:
+        """Take the turn again after `step_aside` (`hold`: what it answered; depth 0 takes nothing), at that
+        depth, charged to that account. False if `deadline` passed while waiting, or the caller went away
+        (`take`): the turn is then not held."""
+        depth, account = hold
         if not depth:
             return True
-        if not self.take(deadline=deadline, abandoned=abandoned):
+        if not self.take(deadline=deadline, abandoned=abandoned, account=account):
             return False
         self._depth = depth  # ours alone while we hold the turn
         return True
 
+    def _hold(self, owner: int, depth: int, account: TurnAccount) -> None:
+        """With the lock held: `owner` holds the turn from now, its time charged to `account`."""
+        now = time.monotonic()
+        self._owner, self._depth, self._account, self._since = owner, depth, account, now
+        self.slice_end = now + self.slice_seconds
+
     def _hand_over(self) -> None:
-        """With the lock held: the turn to the first waiter, or to nobody."""
+        """With the lock held: the holder's time charged, then the turn to the waiter whose account has held it
+        least (the longest-waiting of those), or to nobody."""
+        self._account.held += time.monotonic() - self._since
+        self._account = _NOBODY
         if self._queue:
-            waiter = self._queue.popleft()
+            # A few waiters (a worker has 8 handler threads): a scan, not a heap; min() keeps the first of equals.
+            waiter = min(self._queue, key=_held)
+            self._queue.remove(waiter)
             waiter.granted = True
             self._owner = _HANDED  # the waiter makes itself the owner when it wakes; nobody else may take it
             waiter.event.set()
@@ -159,7 +211,13 @@ class RenderTurns:
             self._owner, self._depth = None, 0
 
 
+def _held(waiter: _Waiter) -> float:
+    return waiter.account.held
+
+
 # The owner while the turn travels from one thread to the next: not None, so no new render slips in first.
 _HANDED = -1
+# The account of no hold (charged while nobody holds the turn: never read).
+_NOBODY = TurnAccount()
 
 RENDER_TURNS = RenderTurns()

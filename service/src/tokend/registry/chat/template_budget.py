@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokend.engine.call_stop import CURRENT_STOP, CallStopped
-from tokend.registry.chat.render_turns import RENDER_TURNS
+from tokend.registry.chat.render_turns import RENDER_TURNS, TurnAccount
 from tokend.registry.chat.template_limits import TemplateLimits
 
 __all__ = [
@@ -52,8 +52,8 @@ class LimitExceeded(Exception):
 
 
 class RenderBudget:
-    __slots__ = ("deadline", "held", "held_bytes", "large", "max_chars", "max_held_bytes", "prune_at", "seconds", "tracer",
-                 "turn", "gone")  # fmt: skip
+    __slots__ = ("account", "deadline", "gone", "held", "held_bytes", "large", "max_chars", "max_held_bytes",
+                 "prune_at", "seconds", "tracer", "turn")  # fmt: skip
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
         self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
@@ -68,6 +68,8 @@ class RenderBudget:
         self.held_bytes = 0  # the bytes of both, summed
         self.prune_at = _PRUNE_BYTES
         self.turn = False  # whether this render holds the process's render turn (render_turns)
+        # What its holds of the turn are charged to: the request's (its conversations' renders share it), or its own.
+        self.account = limits.clock.turn if limits.clock is not None else TurnAccount()
         # The call's cancellation flag (engine.call_stop, set around the service's chat calls), or None: a render
         # whose caller went away stops at its next hook, and leaves the turn's queue, instead of running (and
         # taking turns from other renders) until its time limit.
@@ -77,8 +79,8 @@ class RenderBudget:
     def take_turn(self) -> None:
         """Wait for this process's render turn (render_turns: renders run one at a time), within the deadline.
         Held already (a render inside a render, or one of a conversation's renders: `sandbox.renders_in_turn`),
-        it is passed on first when its slice is over and others wait."""
-        if not RENDER_TURNS.take(deadline=self.deadline, abandoned=self._abandoned):
+        it is passed on first when its slice is over and a request that has held it less waits."""
+        if not RENDER_TURNS.take(deadline=self.deadline, abandoned=self._abandoned, account=self.account):
             self._waited_too_long()
         self.turn = True
         self._pass_on_if_due(time.monotonic())
@@ -97,12 +99,12 @@ class RenderBudget:
         if not self.turn:
             yield
             return
-        depth = RENDER_TURNS.step_aside()
+        hold = RENDER_TURNS.step_aside()
         self.turn = False
         try:
             yield
         finally:
-            if not RENDER_TURNS.come_back(depth, deadline=self.deadline, abandoned=self._abandoned):
+            if not RENDER_TURNS.come_back(hold, deadline=self.deadline, abandoned=self._abandoned):
                 self._waited_too_long()  # (a limit the step raised is replaced by this one: both are time_limit or moot)
             self.turn = True
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
+from tokend.registry.chat.render_turns import TurnAccount
+
 __all__ = ["TemplateClock", "TemplateLimits"]
 
 
@@ -20,16 +22,19 @@ class TemplateClock:
     """The CPU time (``time.thread_time``) renders spent, summed: every render given limits with this clock
     adds its own, so a request can share template time among its conversations and charge nothing else
     (tokenizing between renders, or waiting for the GIL while another thread runs, is not template time).
+    `turn`: the time its renders held the process's render turn (render_turns: the turn goes to the waiting
+    request that has held it least).
 
         >>> clock = TemplateClock()
-        >>> clock.spent
-        0.0
+        >>> clock.spent, clock.turn.held
+        (0.0, 0.0)
     """
 
-    __slots__ = ("spent",)
+    __slots__ = ("spent", "turn")
 
     def __init__(self) -> None:
         self.spent = 0.0
+        self.turn = TurnAccount()
 
 
 @dataclass(frozen=True)
