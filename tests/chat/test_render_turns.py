@@ -460,4 +460,71 @@ def test_a_long_conversation_goes_before_spinning_renders_that_held_the_turn_lon
         grants = [thread for event, thread in mine[index:] if event == "granted"]
         assert grants[0] == me, (index, mine[index:index + 8])
     assert len(waits) <= 3, len(waits)  # it keeps the turn while they wait: it does not queue a slice at a time
-    assert RENDER_TURNS._owner is None
+    assert RENDER_TURNS._owner is None and RENDER_TURNS.calls == 0
+
+
+def test_calls_past_the_cap_are_refused_at_once_and_every_ending_frees_its_place(monkeypatch):
+    """Each call waiting for the turn holds one of its worker's handler threads: 8 spinning template calls held
+    every thread of a worker, and a CountTokens waited for one. At most `max_calls` calls render at once; one
+    more is refused at once ("busy"), and a call's place is freed however its render ends (done, refused by
+    the template, past its time waiting, cancelled)."""
+    from tokend.engine.call_stop import CallStop, CallStopped, stop_at
+    from tokend.registry.chat.sandbox import renders_in_turn
+    from tokend.registry.chat.template_limits import TemplateClock
+
+    monkeypatch.setattr(RENDER_TURNS, "max_calls", 2)
+    release: list[int] = []
+    outcome: list[str] = []
+    holder = _spinning_render(release, outcome)
+    waited: list[str] = []
+
+    def wait_past_its_time() -> None:  # queues behind the holder, and gives up at its 0.3 s
+        clock = TemplateClock()
+        clock.turn.held = 3600.0  # its request has held the turn longer than the holder's: it waits
+        try:
+            render_template(compile_template("{{ 1 }}"), {}, TemplateLimits(seconds=0.3, clock=clock))
+        except ChatTemplateError as error:
+            waited.append(error.reason)
+
+    waiter = threading.Thread(target=wait_past_its_time)
+    try:
+        waiter.start()
+        while RENDER_TURNS.waiting < 1:
+            time.sleep(0.001)
+        assert RENDER_TURNS.calls == 2
+        started = time.monotonic()
+        with pytest.raises(ChatTemplateError) as refused:
+            render_template(compile_template("{{ 1 }}"), {}, TemplateLimits(seconds=30.0))
+        assert refused.value.reason == "busy" and "2 calls of this worker render chat templates already" in str(refused.value)
+        assert time.monotonic() - started < 5  # at once, not after a wait (generous for shared cores)
+        with pytest.raises(ChatTemplateError) as refused:  # a conversation's renders are refused as one
+            with renders_in_turn(TemplateLimits(seconds=30.0).start()):
+                pass
+        assert refused.value.reason == "busy"
+        waiter.join(10)
+        assert waited == ["time_limit"] and RENDER_TURNS.calls == 1  # the waiter's place is free again
+        stop = CallStop()
+        stopped: list[BaseException] = []
+
+        def cancelled_while_waiting() -> None:
+            clock = TemplateClock()
+            clock.turn.held = 3600.0
+            with stop_at(stop):
+                try:
+                    render_template(compile_template("{{ 1 }}"), {}, TemplateLimits(seconds=30.0, clock=clock))
+                except BaseException as error:  # noqa: BLE001 - the kind is what is checked
+                    stopped.append(error)
+
+        cancelled = threading.Thread(target=cancelled_while_waiting)
+        cancelled.start()
+        while RENDER_TURNS.waiting < 1:
+            time.sleep(0.001)
+        stop.cancel()
+        cancelled.join(10)
+        assert isinstance(stopped[0], CallStopped) and RENDER_TURNS.calls == 1
+    finally:
+        release.append(1)
+        holder.join(30)
+    assert outcome == ["raised"]  # refused by its own template: its place is free too
+    assert RENDER_TURNS.calls == 0 and RENDER_TURNS._owner is None
+    assert render_template(compile_template("{{ 2 }}"), {}, TemplateLimits(seconds=5.0)) == "2"

@@ -287,7 +287,7 @@ class _OpenStream:
 
 def test_open_streams_are_bounded_per_worker_and_unary_calls_still_pass(big_server):
     stub = big_server.stub()
-    streams = [_OpenStream(stub) for _ in range(4)]  # STREAM_SLOTS: half of the worker's 8 threads
+    streams = [_OpenStream(stub) for _ in range(4)]  # STREAM_SLOTS: 4 of the worker's threads
     try:
         assert [stream.first().text for stream in streams] == ["hello"] * 4
         extra = _OpenStream(stub)

@@ -225,3 +225,49 @@ def test_a_conversation_over_the_message_bound_is_invalid_argument_naming_it(stu
     error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(model="chatml", conversations=[long]), timeout=30)
     assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and list(details_of(error).violations) == ["conversations[0].messages"]
     assert f"over the limit of {MAX_CHAT_MESSAGES:,}" in error.details()
+
+
+def test_spinning_template_calls_never_take_every_thread_of_a_worker(registry_root):
+    """A call rendering a chat template holds one of its worker's handler threads, waiting for its turn too
+    (renders run one at a time): 8 spinning template calls held all 8 threads of a worker, and every other
+    call queued for one behind the next spinning calls (a CountTokens beside 16 clients sending them: 1.0-1.9
+    s). Now at most 8 calls of a worker render, a call past them is refused at once (UNAVAILABLE: retry), and
+    the worker's other threads answer everything else (4-90 ms)."""
+    import statistics
+    import threading
+
+    spin = pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="spin")])
+    with TokendServer(registry=registry_root).start() as server:
+        renders, probe = server.stub(), server.stub()
+        assert probe.CountTokens(pb.CountTokensRequest(model="templated", inputs=[pb.Input(text="warm")]), timeout=30).total > 0
+        stop = threading.Event()
+        outcomes: list[tuple[grpc.StatusCode, str]] = []
+
+        def send_spinning_calls() -> None:
+            while not stop.is_set():
+                try:
+                    renders.CountChatTokens(pb.CountChatTokensRequest(model="templated", conversations=[spin]), timeout=10)
+                    outcomes.append((grpc.StatusCode.OK, ""))
+                except grpc.RpcError as error:
+                    outcomes.append((error.code(), error.details()))
+
+        senders = [threading.Thread(target=send_spinning_calls) for _ in range(16)]
+        waits = []
+        try:
+            for sender in senders:
+                sender.start()
+            time.sleep(1.0)  # every sender's call in flight, rendering or refused
+            for _ in range(3):
+                started = time.monotonic()
+                answer = probe.CountTokens(pb.CountTokensRequest(model="templated", inputs=[pb.Input(text="probe")]), timeout=10)
+                waits.append(time.monotonic() - started)
+                assert answer.total > 0
+        finally:
+            stop.set()
+            for sender in senders:
+                sender.join(30)
+        assert statistics.median(waits) < 0.5, waits  # a thread was free (generous for shared cores)
+        refused = [details for code, details in outcomes if code is grpc.StatusCode.UNAVAILABLE]
+        assert refused and all("calls of this worker render chat templates already" in text for text in refused)
+        assert {code for code, _ in outcomes} <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}, outcomes[:3]
+        assert probe.CountTokens(pb.CountTokensRequest(model="templated", inputs=[pb.Input(text="after")]), timeout=30).total > 0

@@ -142,6 +142,20 @@ def test_a_template_at_its_limits_is_limit_exceeded_stating_the_limit(service, c
         assert f"limit {2 * (16 << 20) + 4 * longest:,} bytes" in failure.message
 
 
+def test_a_template_refused_because_the_worker_renders_enough_calls_is_unavailable(service, monkeypatch):
+    """Past render_turns.MAX_RENDER_CALLS calls rendering at once, a call is refused at once: UNAVAILABLE (retry:
+    the worker is full, the call is not at fault), naming the conversation and the reason."""
+    from tokend.registry.chat.render_turns import RENDER_TURNS
+
+    monkeypatch.setattr(RENDER_TURNS, "max_calls", 0)
+    failure = _failure(service.count_chat, "templated", _conversations("short"))
+    assert failure.kind is ErrorKind.UNAVAILABLE and failure.reason is Reason.CHAT_TEMPLATE_ERROR
+    assert failure.field == "conversations[0]" and failure.metadata["template_failure"] == "busy"
+    assert "0 calls of this worker render chat templates already; retry shortly" in failure.message
+    monkeypatch.undo()
+    assert service.count_chat("templated", _conversations("short")).results
+
+
 def test_the_calls_deadline_bounds_a_template_and_is_reported_as_the_deadline(service):
     started = time.monotonic()
     with pytest.raises(DeadlineExpired):

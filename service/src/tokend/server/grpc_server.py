@@ -35,15 +35,22 @@ from grpc_reflection.v1alpha import reflection
 from tokend_api.v1 import tokenizer_pb2, tokenizer_pb2_grpc
 from tokend.server.decode_request import read_decode_request
 from tokend.server.encode_answer import serialize_encode_response
+from tokend.registry.chat.render_turns import MAX_RENDER_CALLS
 from tokend.server.text_request import read_count_request, read_encode_request
 from tokend.service.bulk_lane import BulkLane
 from tokend.settings import Settings
 
-__all__ = ["build_server", "add_services", "bind", "server_options", "THREADS_PER_WORKER"]
+__all__ = ["build_server", "add_services", "bind", "server_options", "STREAM_THREADS", "THREADS_PER_WORKER"]
 
-# One worker process serves calls on a few threads: the GIL makes more threads useless for CPU work,
-# but a handful lets health checks and short calls pass a long batch.
-THREADS_PER_WORKER = 8
+# One worker process serves calls on a few threads: the GIL makes more threads useless for CPU work, but a
+# handful lets health checks and short calls pass a long batch. Two kinds of call may hold a thread long:
+# open streams (at most STREAM_THREADS: stream_slots.py) and calls rendering chat templates, which wait for
+# their turn holding their thread (at most MAX_RENDER_CALLS, registry/chat/render_turns.py); the rest of the
+# threads are never theirs. With 8 threads and no cap on renders, 8 spinning templates held every thread, and
+# a CountTokens waited for one (p50 266 ms beside 16 spinning calls).
+STREAM_THREADS = 4
+UNARY_THREADS = 4
+THREADS_PER_WORKER = MAX_RENDER_CALLS + STREAM_THREADS + UNARY_THREADS
 KEEPALIVE_MIN_PING_INTERVAL_MS = 10_000
 
 

@@ -2,8 +2,8 @@
 
 Why: grpcio's synchronous server runs each call on one of the worker's ``THREADS_PER_WORKER`` threads for
 the call's whole life, and a stream lives as long as its client keeps it open (a DecodeStream for a whole
-generation, a ChunkStream as long as its reader is slow). Without a bound, eight open streams would leave
-the worker no thread for a single Encode. With it, half the threads always remain for unary calls; a
+generation, a ChunkStream as long as its reader is slow). Without a bound, open streams would leave the
+worker no thread for a single Encode. With it (``STREAM_THREADS``, 4), the other threads remain for unary calls; a
 stream over the bound gets UNAVAILABLE at once ("retry": another worker or replica may have room). A stream
 whose client goes quiet gives its slot back after ``--stream-idle-timeout``, or as soon as a new stream needs
 it once its client has been silent (sent nothing, or took no answer) for ``--stream-yield-after``
@@ -21,13 +21,13 @@ from typing import Any
 
 from tokend_api import SERVICE_NAME
 
-from tokend.server.grpc_server import THREADS_PER_WORKER
+from tokend.server.grpc_server import STREAM_THREADS, THREADS_PER_WORKER
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 from tokend.service.errors import ServiceUnavailable
 
 __all__ = ["StreamSlots", "STREAM_SLOTS"]
 
-STREAM_SLOTS = THREADS_PER_WORKER // 2
+STREAM_SLOTS = STREAM_THREADS
 # How long a new stream waits for the slot of a stream ``make_room`` ended: that stream's handler returns at
 # once (it was waiting for its client), so this is only a bound.
 _SLOT_HANDOVER_SECONDS = 2.0

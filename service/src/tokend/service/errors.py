@@ -20,7 +20,8 @@ is UNAVAILABLE; a model that does not parse or verify (ModelFormatError, Checksu
 VersionConflictError) is MODEL_BROKEN. Chat: a message or tool a chat format refuses (ChatRequestError)
 and a template that raises or fails (ChatTemplateError) are INVALID_INPUT, the field being the path inside
 the conversation (``conversations[2].messages[1].role``); a template stopped by its time or size limit is
-LIMIT_EXCEEDED (``chat_template_seconds`` / ``chat_template_max_chars``). :func:`describe` turns any of them into a :class:`Failure`; each
+LIMIT_EXCEEDED (``chat_template_seconds`` / ``chat_template_max_chars``), one refused because the worker
+renders as many calls as it may ("busy") UNAVAILABLE (retry). :func:`describe` turns any of them into a :class:`Failure`; each
 adapter has one small table from ``Failure.kind`` to its own status (gRPC code, HTTP status, exit code) and
 one from ``Failure.hint`` to advice in its own vocabulary. Anything :func:`describe` does not know is a bug
 (None): the adapter answers "internal" and logs the traceback.
@@ -277,6 +278,9 @@ def _chat_failure(cause: ChatRequestError, item_field: str | None, index: int | 
     metadata = {"item": index, "message_index": cause.message_index, "field": inner_field}
     if isinstance(cause, ChatTemplateError):
         metadata["template_failure"] = cause.reason
+        if cause.reason == "busy":  # the worker renders as many calls as it may (render_turns): not the call's fault
+            return Failure(ErrorKind.UNAVAILABLE, message, field=field, description=problem, reason=Reason.CHAT_TEMPLATE_ERROR,
+                           metadata=_present(metadata))  # fmt: skip
         limit_name = _TEMPLATE_LIMITS.get(cause.reason)
         if limit_name is not None:
             metadata["limit_name"] = limit_name

@@ -1,5 +1,5 @@
 """`RenderTurns`: the chat-template renders of one process run one at a time, taking turns in slices, the
-turn going to the request that has held it least.
+turn going to the request that has held it least; and at most `MAX_RENDER_CALLS` calls render at once.
 
 Why: a render is pure Python, so it runs only while it holds the GIL, and two renders in one process take as
 long one after the other as side by side. Side by side they cost everyone else: each time the GIL changes
@@ -26,9 +26,14 @@ Waiting counts against the render's own wall-time limit (its deadline): `take` a
 when the deadline passed first, and the render fails with its time limit (template_budget); they answer
 False as well when the render's call went away while it waited (`abandoned`), and the render stops. A thread
 that holds the turn and renders again (a render inside a render) keeps it.
+
+The calls rendering at once (`enter` / `leave`: waiting for the turn, holding it, or stepped aside) are at
+most `MAX_RENDER_CALLS`; one more is refused at once (`RendersFull`). Each holds one of its worker's handler
+threads all along (server/grpc_server.py: THREADS_PER_WORKER leaves threads no render may take), so
+spinning templates can delay the worker's other calls by their GIL share only, not take every thread.
 Not handled: a slice ends only at the holder's next hook (one bounded filter call can take ~0.3 s), and a
 new request has held nothing, so hostile requests arriving faster than their slices still delay a render
-that has held more; nor the handler threads that calls waiting for the turn hold.
+that has held more; while `MAX_RENDER_CALLS` hostile calls render, a legitimate chat call is refused.
 
     >>> turns = RenderTurns()
     >>> turns.take(deadline=time.monotonic() + 1.0)
@@ -51,11 +56,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["RENDER_TURNS", "RenderTurns", "SLICE_SECONDS", "TurnAccount"]
+__all__ = ["MAX_RENDER_CALLS", "RENDER_TURNS", "RendersFull", "RenderTurns", "SLICE_SECONDS", "TurnAccount"]
 
 # How long a render holds the turn while others wait: a few GIL switch intervals (1 ms in a worker), so a
 # short render (~0.1-5 ms for real templates) behind a spinning one waits about this long per render ahead.
 SLICE_SECONDS = 0.002
+# Calls of one process that may render at once (each holds a handler thread while it waits for the turn):
+# what a worker's 8 handler threads allowed before (every thread in a render), now with threads beside them.
+MAX_RENDER_CALLS = 8
 # How often a waiting render looks whether its call went away (a cancelled call's render leaves the queue).
 _ABANDON_POLL_SECONDS = 0.05
 
@@ -73,6 +81,10 @@ class TurnAccount:
         self.held = 0.0
 
 
+class RendersFull(Exception):
+    """`MAX_RENDER_CALLS` calls of this process render already (`RenderTurns.enter`)."""
+
+
 class _Waiter:
     __slots__ = ("account", "granted", "event")
 
@@ -85,13 +97,15 @@ class _Waiter:
 class RenderTurns:
     """One turn, handed over to the waiter whose account held it least (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_calls: int = MAX_RENDER_CALLS) -> None:
         self._lock = threading.Lock()
         self._queue: deque[_Waiter] = deque()
         self._owner: int | None = None  # the thread ident holding the turn
         self._depth = 0
         self._account: TurnAccount = _NOBODY  # the holder's, charged when it lets go or keeps it past a slice
         self._since = 0.0  # when the holder's time was last charged (time.monotonic())
+        self._calls: set[int] = set()  # the threads rendering (`enter`)
+        self.max_calls = max_calls
         self.slice_seconds = SLICE_SECONDS
         self.slice_end = 0.0  # when the holder's slice ends (time.monotonic()): set as a thread takes the turn
 
@@ -99,6 +113,33 @@ class RenderTurns:
     def waiting(self) -> int:
         """How many renders wait for the turn (a read without the lock: a hint for `pass_on`)."""
         return len(self._queue)
+
+    @property
+    def calls(self) -> int:
+        """How many calls render (`enter`)."""
+        return len(self._calls)
+
+    def enter(self) -> bool:
+        """Count this thread's call among those rendering, before its first `take`: True if it was not yet
+        (the caller `leave`s after its last render), False if it was (a render inside a render, or one of a
+        conversation's renders). Raises `RendersFull` when `max_calls` render already."""
+        me = threading.get_ident()
+        with self._lock:
+            if me in self._calls:
+                return False
+            if len(self._calls) >= self.max_calls:
+                raise RendersFull(f"{self.max_calls} calls of this worker render chat templates already")
+            self._calls.add(me)
+        return True
+
+    def leave(self) -> None:
+        """This thread's call renders no more (after `enter` answered True): it no longer counts, and a turn it
+        still held (whatever the depth) goes to the next waiter."""
+        me = threading.get_ident()
+        with self._lock:
+            self._calls.discard(me)
+            if self._owner == me:
+                self._hand_over()
 
     def take(self, *, deadline: float, abandoned: Callable[[], bool] | None = None, account: TurnAccount | None = None) -> bool:
         """Wait for the turn until `deadline` (`time.monotonic()`): True once held, False if the deadline
@@ -201,7 +242,7 @@ class RenderTurns:
         self._account.held += time.monotonic() - self._since
         self._account = _NOBODY
         if self._queue:
-            # A few waiters (a worker has 8 handler threads): a scan, not a heap; min() keeps the first of equals.
+            # At most `max_calls` waiters: a scan, not a heap; min() keeps the first of equals.
             waiter = min(self._queue, key=_held)
             self._queue.remove(waiter)
             waiter.granted = True

@@ -301,13 +301,13 @@ def renders_in_turn(limits: TemplateLimits) -> Iterator[None]:
     90 ms -> 890 ms, and past the 1 s template limit beside a few more. `limits` started (`start()`)."""
     budget = RenderBudget(limits)
     try:
-        budget.take_turn()
-    except LimitExceeded as error:
-        raise ChatTemplateError(str(error), reason=error.reason) from None
-    try:
+        try:
+            budget.take_turn()
+        except LimitExceeded as error:
+            raise ChatTemplateError(str(error), reason=error.reason) from None
         yield
     finally:
-        budget.end_turn()
+        budget.end_turn()  # also when the turn was not had: the call no longer counts among those rendering
 
 
 def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], limits: TemplateLimits, tracer: Any = None) -> str:

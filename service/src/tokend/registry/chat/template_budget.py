@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokend.engine.call_stop import CURRENT_STOP, CallStopped
-from tokend.registry.chat.render_turns import RENDER_TURNS, TurnAccount
+from tokend.registry.chat.render_turns import RENDER_TURNS, RendersFull, TurnAccount
 from tokend.registry.chat.template_limits import TemplateLimits
 
 __all__ = [
@@ -44,7 +44,8 @@ __all__ = [
 
 
 class LimitExceeded(Exception):
-    """A render passed one of its limits; `reason` ("time_limit" or "size_limit") becomes the error's."""
+    """A render passed one of its limits; `reason` ("time_limit", "size_limit", or "busy": too many calls of
+    this process render already, render_turns.MAX_RENDER_CALLS) becomes the error's."""
 
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
@@ -52,7 +53,7 @@ class LimitExceeded(Exception):
 
 
 class RenderBudget:
-    __slots__ = ("account", "deadline", "gone", "held", "held_bytes", "large", "max_chars", "max_held_bytes",
+    __slots__ = ("account", "deadline", "entered", "gone", "held", "held_bytes", "large", "max_chars", "max_held_bytes",
                  "prune_at", "seconds", "tracer", "turn")  # fmt: skip
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
@@ -68,6 +69,7 @@ class RenderBudget:
         self.held_bytes = 0  # the bytes of both, summed
         self.prune_at = _PRUNE_BYTES
         self.turn = False  # whether this render holds the process's render turn (render_turns)
+        self.entered = False  # whether this render counts its call among the process's rendering calls (`leave`s)
         # What its holds of the turn are charged to: the request's (its conversations' renders share it), or its own.
         self.account = limits.clock.turn if limits.clock is not None else TurnAccount()
         # The call's cancellation flag (engine.call_stop, set around the service's chat calls), or None: a render
@@ -77,9 +79,17 @@ class RenderBudget:
         self.gone = None if stop is None else stop[1]
 
     def take_turn(self) -> None:
-        """Wait for this process's render turn (render_turns: renders run one at a time), within the deadline.
-        Held already (a render inside a render, or one of a conversation's renders: `sandbox.renders_in_turn`),
-        it is passed on first when its slice is over and a request that has held it less waits."""
+        """Wait for this process's render turn (render_turns: renders run one at a time), within the deadline;
+        the call counted among those rendering first (refused, "busy", past MAX_RENDER_CALLS). Held already (a
+        render inside a render, or one of a conversation's renders: `sandbox.renders_in_turn`), it is passed on
+        first when its slice is over and a request that has held it less waits. `end_turn` after, always."""
+        try:
+            self.entered = RENDER_TURNS.enter()
+        except RendersFull as full:
+            raise LimitExceeded(
+                "busy", f"the chat template was not rendered: {full}; retry shortly (each waits for its turn, holding "
+                "one of the worker's threads)",
+            ) from None
         if not RENDER_TURNS.take(deadline=self.deadline, abandoned=self._abandoned, account=self.account):
             self._waited_too_long()
         self.turn = True
@@ -89,6 +99,9 @@ class RenderBudget:
         if self.turn:
             self.turn = False
             RENDER_TURNS.give_back()
+        if self.entered:
+            self.entered = False
+            RENDER_TURNS.leave()
 
     @contextlib.contextmanager
     def turn_set_aside(self) -> Iterator[None]:
