@@ -147,13 +147,15 @@ def test_a_template_refused_because_the_worker_renders_enough_calls_is_unavailab
     the worker is full, the call is not at fault), naming the conversation and the reason."""
     from tokend.registry.chat.render_turns import RENDER_TURNS
 
+    # with tools: rendered in full every time (a plain chat may be answered from a layout traced before, no render)
+    conversation = ChatConversation([{"role": "user", "content": "x"}], [{"type": "function", "function": {"name": "f"}}])
     monkeypatch.setattr(RENDER_TURNS, "max_calls", 0)
-    failure = _failure(service.count_chat, "templated", _conversations("short"))
+    failure = _failure(service.count_chat, "templated", [conversation])
     assert failure.kind is ErrorKind.UNAVAILABLE and failure.reason is Reason.CHAT_TEMPLATE_ERROR
     assert failure.field == "conversations[0]" and failure.metadata["template_failure"] == "busy"
     assert "0 calls of this worker render chat templates already; retry shortly" in failure.message
     monkeypatch.undo()
-    assert service.count_chat("templated", _conversations("short")).results
+    assert service.count_chat("templated", [conversation]).results
 
 
 def test_the_calls_deadline_bounds_a_template_and_is_reported_as_the_deadline(service):
