@@ -495,7 +495,7 @@ def test_calls_past_the_cap_are_refused_at_once_and_every_ending_frees_its_place
         started = time.monotonic()
         with pytest.raises(ChatTemplateError) as refused:
             render_template(compile_template("{{ 1 }}"), {}, TemplateLimits(seconds=30.0))
-        assert refused.value.reason == "busy" and "2 calls of this worker render chat templates already" in str(refused.value)
+        assert refused.value.reason == "busy" and "2 calls of this worker already render chat templates or wait to" in str(refused.value)
         assert time.monotonic() - started < 5  # at once, not after a wait (generous for shared cores)
         with pytest.raises(ChatTemplateError) as refused:  # a conversation's renders are refused as one
             with renders_in_turn(TemplateLimits(seconds=30.0).start()):
@@ -528,3 +528,27 @@ def test_calls_past_the_cap_are_refused_at_once_and_every_ending_frees_its_place
     assert outcome == ["raised"]  # refused by its own template: its place is free too
     assert RENDER_TURNS.calls == 0 and RENDER_TURNS._owner is None
     assert render_template(compile_template("{{ 2 }}"), {}, TemplateLimits(seconds=5.0)) == "2"
+
+
+def test_a_call_that_has_not_started_waits_for_a_place_among_those_that_have(monkeypatch):
+    """At most `max_started` calls have started rendering (each may hold template values up to its own limit);
+    another waits before its first turn, holding nothing, and starts as soon as one of them leaves (even
+    though, having held nothing, it would have had the turn at the holder's next slice)."""
+    monkeypatch.setattr(RENDER_TURNS, "max_started", 1)
+    release: list[int] = []
+    outcome: list[str] = []
+    holder = _spinning_render(release, outcome)
+    rendered: list[str] = []
+    second = threading.Thread(target=lambda: rendered.append(render_template(compile_template("{{ 2 }}"), {}, TemplateLimits(seconds=30.0))))
+    try:
+        second.start()
+        while RENDER_TURNS.waiting < 1:
+            time.sleep(0.001)
+        time.sleep(0.1)  # ~50 of the holder's slices
+        assert rendered == [] and RENDER_TURNS.calls == 2 and RENDER_TURNS.waiting == 1
+    finally:
+        release.append(1)
+        holder.join(30)
+    second.join(10)
+    assert outcome == ["raised"] and rendered == ["2"]
+    assert RENDER_TURNS.calls == 0 and RENDER_TURNS._started == 0 and RENDER_TURNS._owner is None

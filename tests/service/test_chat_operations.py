@@ -153,7 +153,7 @@ def test_a_template_refused_because_the_worker_renders_enough_calls_is_unavailab
     failure = _failure(service.count_chat, "templated", [conversation])
     assert failure.kind is ErrorKind.UNAVAILABLE and failure.reason is Reason.CHAT_TEMPLATE_ERROR
     assert failure.field == "conversations[0]" and failure.metadata["template_failure"] == "busy"
-    assert "0 calls of this worker render chat templates already; retry shortly" in failure.message
+    assert "0 calls of this worker already render chat templates or wait to; retry shortly" in failure.message
     monkeypatch.undo()
     assert service.count_chat("templated", [conversation]).results
 

@@ -1,5 +1,6 @@
 """`RenderTurns`: the chat-template renders of one process run one at a time, taking turns in slices, the
-turn going to the request that has held it least; and at most `MAX_RENDER_CALLS` calls render at once.
+turn going to the request that has held it least; at most `MAX_STARTED_CALLS` calls have started rendering,
+and at most `MAX_RENDER_CALLS` render or wait to.
 
 Why: a render is pure Python, so it runs only while it holds the GIL, and two renders in one process take as
 long one after the other as side by side. Side by side they cost everyone else: each time the GIL changes
@@ -27,13 +28,16 @@ when the deadline passed first, and the render fails with its time limit (templa
 False as well when the render's call went away while it waited (`abandoned`), and the render stops. A thread
 that holds the turn and renders again (a render inside a render) keeps it.
 
-The calls rendering at once (`enter` / `leave`: waiting for the turn, holding it, or stepped aside) are at
-most `MAX_RENDER_CALLS`; one more is refused at once (`RendersFull`). Each holds one of its worker's handler
-threads all along (server/grpc_server.py: THREADS_PER_WORKER leaves threads no render may take), so
-spinning templates can delay the worker's other calls by their GIL share only, not take every thread.
+The calls of a process rendering (`enter` / `leave`: waiting for the turn, holding it, or stepped aside) are
+at most `MAX_RENDER_CALLS`; one more is refused at once (`RendersFull`). Each holds one of its worker's handler
+threads all along (server/grpc_server.py: THREADS_PER_WORKER leaves threads no render may take), so spinning
+templates can delay the worker's other calls by their GIL share only, not take every thread. Of them, at most
+`MAX_STARTED_CALLS` have started (held the turn once: they may hold template values, up to max_held_bytes
+each); a call that has not waits for one of those places, first come first served, before its first turn
+(its wall time counting), and holds nothing but its thread meanwhile.
 Not handled: a slice ends only at the holder's next hook (one bounded filter call can take ~0.3 s), and a
 new request has held nothing, so hostile requests arriving faster than their slices still delay a render
-that has held more; while `MAX_RENDER_CALLS` hostile calls render, a legitimate chat call is refused.
+that has held more; while `MAX_RENDER_CALLS` hostile calls render or wait, a legitimate chat call is refused.
 
     >>> turns = RenderTurns()
     >>> turns.take(deadline=time.monotonic() + 1.0)
@@ -56,14 +60,17 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["MAX_RENDER_CALLS", "RENDER_TURNS", "RendersFull", "RenderTurns", "SLICE_SECONDS", "TurnAccount"]
+__all__ = ["MAX_RENDER_CALLS", "MAX_STARTED_CALLS", "RENDER_TURNS", "RendersFull", "RenderTurns", "SLICE_SECONDS", "TurnAccount"]
 
 # How long a render holds the turn while others wait: a few GIL switch intervals (1 ms in a worker), so a
 # short render (~0.1-5 ms for real templates) behind a spinning one waits about this long per render ahead.
 SLICE_SECONDS = 0.002
-# Calls of one process that may render at once (each holds a handler thread while it waits for the turn):
-# what a worker's 8 handler threads allowed before (every thread in a render), now with threads beside them.
-MAX_RENDER_CALLS = 8
+# Calls of one process that may have started rendering: what a worker's 8 handler threads allowed before
+# (every thread in a render); each may hold up to its max_held_bytes of template values.
+MAX_STARTED_CALLS = 8
+# Calls of one process that may render or wait to (each holds a handler thread): the started ones, and
+# twice as many waiting for a place among them.
+MAX_RENDER_CALLS = 3 * MAX_STARTED_CALLS
 # How often a waiting render looks whether its call went away (a cancelled call's render leaves the queue).
 _ABANDON_POLL_SECONDS = 0.05
 
@@ -86,10 +93,11 @@ class RendersFull(Exception):
 
 
 class _Waiter:
-    __slots__ = ("account", "granted", "event")
+    __slots__ = ("account", "granted", "event", "ident")
 
     def __init__(self) -> None:
         self.account: TurnAccount = _NOBODY  # set by `take`
+        self.ident = 0  # the waiting thread's (set by `take`)
         self.granted = False
         self.event = threading.Event()
 
@@ -97,15 +105,17 @@ class _Waiter:
 class RenderTurns:
     """One turn, handed over to the waiter whose account held it least (thread-safe)."""
 
-    def __init__(self, max_calls: int = MAX_RENDER_CALLS) -> None:
+    def __init__(self, max_calls: int = MAX_RENDER_CALLS, max_started: int = MAX_STARTED_CALLS) -> None:
         self._lock = threading.Lock()
         self._queue: deque[_Waiter] = deque()
         self._owner: int | None = None  # the thread ident holding the turn
         self._depth = 0
         self._account: TurnAccount = _NOBODY  # the holder's, charged when it lets go or keeps it past a slice
         self._since = 0.0  # when the holder's time was last charged (time.monotonic())
-        self._calls: set[int] = set()  # the threads rendering (`enter`)
+        self._calls: dict[int, bool] = {}  # the threads rendering (`enter`) -> whether their call has started
+        self._started = 0  # how many of them have
         self.max_calls = max_calls
+        self.max_started = max_started
         self.slice_seconds = SLICE_SECONDS
         self.slice_end = 0.0  # when the holder's slice ends (time.monotonic()): set as a thread takes the turn
 
@@ -128,17 +138,18 @@ class RenderTurns:
             if me in self._calls:
                 return False
             if len(self._calls) >= self.max_calls:
-                raise RendersFull(f"{self.max_calls} calls of this worker render chat templates already")
-            self._calls.add(me)
+                raise RendersFull(f"{self.max_calls} calls of this worker already render chat templates or wait to")
+            self._calls[me] = False
         return True
 
     def leave(self) -> None:
         """This thread's call renders no more (after `enter` answered True): it no longer counts, and a turn it
-        still held (whatever the depth) goes to the next waiter."""
+        still held (whatever the depth) goes to the next waiter, as does a free turn a waiter may now start with."""
         me = threading.get_ident()
         with self._lock:
-            self._calls.discard(me)
-            if self._owner == me:
+            if self._calls.pop(me, False):
+                self._started -= 1
+            if self._owner == me or self._owner is None and self._queue:
                 self._hand_over()
 
     def take(self, *, deadline: float, abandoned: Callable[[], bool] | None = None, account: TurnAccount | None = None) -> bool:
@@ -152,11 +163,11 @@ class RenderTurns:
             if self._owner == me:
                 self._depth += 1
                 return True
-            if self._owner is None:
+            if self._owner is None and self._may_start(me):
                 self._hold(me, 1, account)
                 return True
             waiter = _Waiter()
-            waiter.account = account
+            waiter.account, waiter.ident = account, me
             self._queue.append(waiter)
         try:
             while not waiter.event.wait(max(0.0, min(deadline - time.monotonic(), _ABANDON_POLL_SECONDS))):
@@ -202,7 +213,7 @@ class RenderTurns:
                 return True
             now = time.monotonic()
             held = self._account.held + now - self._since
-            if min(waiter.account.held for waiter in self._queue) >= held:
+            if min((waiter.account.held for waiter in self._queue if self._may_start(waiter.ident)), default=held) >= held:
                 self._account.held, self._since = held, now  # charged so far; another slice
                 self.slice_end = now + self.slice_seconds
                 return True  # every waiter has held it longer: keep it (they share what is left)
@@ -230,20 +241,29 @@ class RenderTurns:
         self._depth = depth  # ours alone while we hold the turn
         return True
 
+    def _may_start(self, thread: int) -> bool:
+        """With the lock held: whether `thread` may take the turn: its call has started, or a place is free
+        among the started calls (a thread that did not `enter` always may)."""
+        return self._calls.get(thread, True) or self._started < self.max_started
+
     def _hold(self, owner: int, depth: int, account: TurnAccount) -> None:
-        """With the lock held: `owner` holds the turn from now, its time charged to `account`."""
+        """With the lock held: `owner` holds the turn from now, its time charged to `account`; its call has
+        started."""
+        if self._calls.get(owner) is False:
+            self._calls[owner] = True
+            self._started += 1
         now = time.monotonic()
         self._owner, self._depth, self._account, self._since = owner, depth, account, now
         self.slice_end = now + self.slice_seconds
 
     def _hand_over(self) -> None:
-        """With the lock held: the holder's time charged, then the turn to the waiter whose account has held it
-        least (the longest-waiting of those), or to nobody."""
+        """With the lock held: the holder's time charged (if one held it), then the turn to the waiter whose
+        account has held it least (the longest-waiting of those) among those that may start, or to nobody."""
         self._account.held += time.monotonic() - self._since
         self._account = _NOBODY
-        if self._queue:
-            # At most `max_calls` waiters: a scan, not a heap; min() keeps the first of equals.
-            waiter = min(self._queue, key=_held)
+        # At most `max_calls` waiters: a scan, not a heap; min() keeps the first of equals.
+        waiter = min((waiter for waiter in self._queue if self._may_start(waiter.ident)), key=_held, default=None)
+        if waiter is not None:
             self._queue.remove(waiter)
             waiter.granted = True
             self._owner = _HANDED  # the waiter makes itself the owner when it wakes; nobody else may take it
