@@ -20,6 +20,7 @@ BENCHMARKS = {
     "budgets": "bench.budgets",
     "budget-service": "bench.budget_service",
     "ab": "bench.ab",
+    "render-turns": "bench.render_turns",
 }
 
 

@@ -16,8 +16,8 @@ on its TemplateClock, shared by its conversations' renders): the turn goes to th
 it least, first come first served among equals, and the holder keeps it past its slice while every waiter's
 account has held more (least attained service). So a render of a request that has held little waits about
 the rest of the holder's slice, however many long renders wait; first come first served, it waited a slice
-of each render ahead every time it queued (a 64-message chat with tools beside 7 spinning renders: 447 ms
-in-process against 55 ms, docs/decisions.md). Long renders share what is left, round the queue.
+of each render ahead every time it queued (a 64-message Qwen3 chat with a tool beside 7 spinning renders,
+in-process: medians 563-973 ms against 66-101 ms, docs/decisions.md). Long renders share what is left, round the queue.
 The slice is the holder's, not a render's: the renders of one conversation (its whole and every prefix, for
 per-message spans) hold the turn as one (`sandbox.renders_in_turn`), so a conversation of N messages queues
 about once a slice it holds, not N + 1 times; and one step that has no hook inside (a filter call over a long
@@ -33,8 +33,9 @@ at most `MAX_RENDER_CALLS`; one more is refused at once (`RendersFull`). Each ho
 threads all along (server/grpc_server.py: THREADS_PER_WORKER leaves threads no render may take), so spinning
 templates can delay the worker's other calls by their GIL share only, not take every thread. Of them, at most
 `MAX_STARTED_CALLS` have started (held the turn once: they may hold template values, up to max_held_bytes
-each); a call that has not waits for one of those places, first come first served, before its first turn
-(its wall time counting), and holds nothing but its thread meanwhile.
+each); a call that has not waits for one of those places before its first turn (in the turn's order: first
+come first served among requests that have held nothing), its wall time counting, and holds nothing but its
+thread meanwhile.
 Not handled: a slice ends only at the holder's next hook (one bounded filter call can take ~0.3 s), and a
 new request has held nothing, so hostile requests arriving faster than their slices still delay a render
 that has held more; while `MAX_RENDER_CALLS` hostile calls render or wait, a legitimate chat call is refused.
