@@ -1,7 +1,7 @@
 """A slow HTTP registry cannot hang the server: a new version that trickles in is never switched to early,
 calls for it wait a bounded time, and everything else keeps flowing.
 
-`tokend serve --registry http://127.0.0.1:PORT/` (one worker: 16 handler threads) over a real HTTP server
+`tokend serve --registry http://127.0.0.1:PORT/` (one worker: 32 handler threads) over a real HTTP server
 (tests/support/slow_http.py) serving a registry directory with cl100k_base@1. While it serves, cl100k_base@2
 is published and its payload trickles out at one byte per 0.2 s — every read well inside urlopen's per-read
 timeout. Thirty calls ask for cl100k_base@2 itself while other clients call `cl100k_base` (latest) and the
