@@ -1,4 +1,4 @@
-"""A DecodeStream's request messages as the idle timeout and the slot yield see them (tokend.server.idle_streams),
+"""A DecodeStream's request messages as the idle timeout, the slot yield and a worker's drain see them (tokend.server.idle_streams),
 without a server: the client's messages come from a queue the test fills, so each interleaving is chosen, not
 waited for. Against a real server: tests/server/test_stream_bounds.py."""
 
@@ -121,3 +121,77 @@ def test_a_stream_whose_answer_its_client_has_not_taken_is_cancelled_once():
     assert not requests.end_silent(0.0) and cancelled == [True]
     requests.sending(False)
     assert requests.silent_for() == 0.0
+
+
+def _handle(requests, received: list[object]) -> threading.Thread:
+    """A handler thread that takes every message of ``requests`` into ``received``, then what ended it."""
+
+    def handler() -> None:
+        try:
+            for message in requests:
+                received.append(message)
+        except Exception as error:  # noqa: BLE001 (the test reads what ended the stream)
+            received.append(error)
+
+    thread = threading.Thread(target=handler, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_stream_waiting_for_its_client_ends_at_once_when_the_worker_drains():
+    """The wait for a client's next message has no end of its own (no idle timeout here): a draining worker
+    waited for it until its grace period ran out. Now it ends with StreamDraining (UNAVAILABLE), and a message
+    the client sends after that is never read."""
+    client = _Client()
+    requests = IdleBoundedRequests(client, timeout=None)
+    received: list[object] = []
+    client.sent.put("ids")
+    thread = _handle(requests, received)
+    _until(lambda: received == ["ids"] and requests.silent_for() > 0)
+    requests.end_draining()
+    thread.join(10)
+    assert not thread.is_alive(), "the stream still waits for its client"
+    assert received[0] == "ids" and type(received[1]).__name__ == "StreamDraining", received
+    assert "draining" in str(received[1]) and "answering the 1 messages" in str(received[1])
+    assert requests.silent_for() == 0.0
+
+
+def test_a_message_handed_over_before_the_drain_is_answered_first():
+    """A message the reader took from the transport before the drain began goes to the handler (its client
+    will get its answer); the stream ends the next time the handler asks for one."""
+    client = _Client()
+    requests = IdleBoundedRequests(client, timeout=None)
+    slow = _SlowHandler(requests._answers)
+    requests._answers = slow  # type: ignore[assignment]
+    received: list[object] = []
+    thread = _handle(requests, received)
+    _until(lambda: requests.silent_for() > 0)
+    client.sent.put("ids")
+    _until(lambda: not slow.answers.empty())  # handed over; the handler not yet awake
+    requests.end_draining()
+    slow.wake.set()
+    thread.join(10)
+    assert received[0] == "ids" and type(received[1]).__name__ == "StreamDraining", received
+
+
+def test_a_stream_that_starts_as_the_worker_drains_is_ended_too():
+    """A stream counted before the drain (so let through the availability gate) that reaches IdleStreams after
+    `drain` took its list of streams: its first wait ends as the others did. Streams are wrapped with no idle
+    timeout and no yielding too, or `drain` could not end them."""
+    from tokend.server.idle_streams import IdleStreams
+    from tokend.server.unary_interceptor import MethodName
+
+    streams = IdleStreams(timeout=0.0, yield_after=0.0)
+    assert streams.drain() == 0
+    method = MethodName.parse("/tokend.v1.Tokenizer/DecodeStream", "bidi_stream")
+
+    def behaviour(requests, context):
+        for message in requests:
+            yield message
+
+    answers = streams.handle_stream(method, behaviour, _Client(), None)
+    received: list[object] = []
+    thread = _handle(answers, received)
+    thread.join(10)
+    assert not thread.is_alive(), "the stream still waits for its client"
+    assert len(received) == 1 and type(received[0]).__name__ == "StreamDraining", received

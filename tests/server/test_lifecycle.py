@@ -3,7 +3,6 @@ serving a version published while it runs, reflection, and refusing bad settings
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import signal
@@ -79,39 +78,26 @@ def test_health_not_serving_until_models_loaded(tmp_path):
         httpd.server_close()
 
 
-@contextlib.contextmanager
-def _released(event: threading.Event):
-    # A failed assertion must not leave the request stream waiting for its event.
-    try:
-        yield
-    finally:
-        event.set()
-
-
 def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
-    import tiktoken
+    import random
+    import string
 
-    # The call in flight is a DecodeStream the client holds open: it is in flight until the client ends it,
-    # however fast the machine (a big CountTokens, used before, could finish between two metric scrapes).
-    reference = tiktoken.get_encoding("cl100k_base")
-    text = "in flight across a SIGTERM: ünïcödé 🚀 done"
-    ids = reference.encode(text)
-    release = threading.Event()
-
-    def requests():
-        yield pb.DecodeStreamRequest(model="cl100k_base", ids=ids[: len(ids) // 2])
-        release.wait(timeout=120)
-        yield pb.DecodeStreamRequest(ids=ids[len(ids) // 2 :], flush=True)
-
-    with start_server(registry=registry_dir, grace_period=60, drain_flush=None) as server, _released(release):
+    # The call in flight is a ChunkStream whose client reads its answer (~8 MB) only once released: gRPC holds
+    # its handler in the send once the transport's windows are full, so it is in flight until the client reads,
+    # however fast the machine (a big CountTokens, used before, could finish between two metric scrapes; a
+    # DecodeStream held open, used next, now ends as the drain begins: tests/server/test_stream_drain.py).
+    rng = random.Random(91)
+    document = " ".join("".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(500_000))
+    with start_server(registry=registry_dir, grace_period=60, drain_flush=None) as server:
         channel = server.channel()
         stub = server.stub(channel)
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""), timeout=120)
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
-        stream = stub.DecodeStream(requests(), timeout=120)
-        first = next(stream)
+        chunks = stub.ChunkStream(
+            pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=40), timeout=120
+        )
         _wait_for(
-            lambda: 'tokend_rpc_in_flight{grpc_method="DecodeStream"} 1.0' in server.scrape_metrics(),
+            lambda: 'tokend_rpc_in_flight{grpc_method="ChunkStream"} 1.0' in server.scrape_metrics(),
             30,
             "the call to be in flight",
         )
@@ -128,11 +114,11 @@ def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
         finally:
             fresh.close()
         assert server.process.poll() is None, "the server ended with a call in flight"
-        release.set()
-        answers = [first, *stream]
-        assert "".join(answer.text for answer in answers) == text and not answers[-1].pending
+        ends = [chunk.end for message in chunks for chunk in message.chunks]
+        assert ends[-1] == len(document) and ends == sorted(ends)
         assert server.process.wait(timeout=90) == 0
         assert server.events("worker_draining") and server.events("stopped")
+        assert server.events("worker_stopped")[0]["calls_cut"] == 0
 
 
 def test_a_draining_worker_keeps_its_connections_for_the_drain_flush(registry_dir):

@@ -4,7 +4,8 @@ Why: gRPC's own wait (``server.stop(grace)``) counts *every* RPC, including grpc
 which never end by themselves; a single watcher would hold every shutdown for the whole grace period.
 Draining waits for this count to reach zero (or the grace period to end), then ends the worker process
 (tokend.server.worker), which closes the streams' connections. The Tokenizer's own streams (ChunkStream,
-DecodeStream) are counted like unary calls: a document's chunks get the grace period to finish.
+DecodeStream) are counted like unary calls: a document's chunks get the grace period to finish, and a
+DecodeStream ends as soon as it would wait for its client (``IdleStreams.drain``, idle_streams.py).
 
     calls = InFlightCalls()
     server = grpc.server(pool, interceptors=[calls, ...])

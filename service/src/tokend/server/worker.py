@@ -179,6 +179,11 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # After draining(), not before: a call left uncounted must already meet the refusal (or health's
     # NOT_SERVING); neither is waited for nor reported as cut.
     calls.stop_counting()
+    # A stream waits for its client's next message for as long as the client likes (a generation: minutes), so
+    # the drain cannot wait for it: each ends with UNAVAILABLE as soon as it would wait (idle_streams.py), its
+    # messages received answered, and its client opens a new stream elsewhere. Before, open streams held
+    # every drain for the whole grace period and were then cut with the process.
+    streams = idle_streams.drain()
     if reloader is not None:
         reloader.stop()
     # New calls get UNAVAILABLE from `availability` from here on; running ones get the grace period.
@@ -190,7 +195,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # answer is queued: "GOAWAY ... Server shutdown" in 1 of ~20 runs of tests/reliability/test_sigterm.py),
     # so the transports stay up, serving nothing new, for a short flush period (--drain-flush).
     time.sleep(max(0.0, min(settings.drain_flush, deadline - time.monotonic())))
-    log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count)
+    log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count, streams_ended=streams)
     _end_process(0)
     return 0  # not reached
 
