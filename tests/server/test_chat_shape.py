@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from tokend.server._chat_shape import chat_shape
 from tokend.server.chat_messages import conversations_from
 from tokend.server.chat_shape import CHAT_METHODS, chat_prechecks, least_bytes
-from tokend.service import InvalidRequest, Limits, RequestLimitExceeded, TokenizerService
+from tokend.errors import ChatRequestError
+from tokend.registry.chat.messages import parse_messages
+from tokend.service import BatchItemError, InvalidRequest, Limits, RequestLimitExceeded, TokenizerService
+from tokend.service.errors import describe
 from tokend.service import ChatConversation
 from tokend.service.chat import (
     JSON_COMMA_BYTES,
@@ -65,7 +68,14 @@ def _records(*options):
     return st.lists(st.one_of(*options, ODD_BUT_PARSED), max_size=4).map(b"".join)
 
 
-PART = st.builds(lambda text: pb.ChatContentPart(text=text).SerializeToString(), st.text(max_size=3))
+PART = st.one_of(
+    st.builds(lambda text: pb.ChatContentPart(text=text).SerializeToString(), st.text(max_size=3)),
+    _records(  # typed, untyped, a type sent twice (the last counts), types the formats refuse, not UTF-8
+        st.builds(lambda kind: _field(1, 2, kind), st.sampled_from([b"text", b"", b"image_url", b"t\xc3\xa9xt", b"\xff"])),
+        st.builds(lambda text: _field(2, 2, text.encode()), st.text(max_size=3)),
+        UNKNOWN,
+    ),
+)
 PARTS = _records(st.builds(lambda part: _field(1, 2, part), PART), UNKNOWN)
 FUNCTION = _records(
     st.builds(lambda name: _field(1, 2, name.encode()), st.text(max_size=3)),
@@ -77,6 +87,7 @@ MESSAGE = _records(
     st.builds(lambda role: _field(1, 2, role.encode()), st.sampled_from(["user", "assistant", ""])),
     st.builds(lambda text: _field(2, 2, text.encode()), st.text(max_size=4)),
     st.builds(lambda parts: _field(3, 2, parts), PARTS),
+    st.builds(lambda value: _field(4, 0, value), st.integers(0, 1)),  # null_content
     st.builds(lambda call: _field(6, 2, call), TOOL_CALL),
     st.builds(lambda extra: _field(8, 2, extra.encode()), st.one_of(JSON_OBJECT, JSON)),
     UNKNOWN,
@@ -123,6 +134,19 @@ def _protobuf_counts(message, over: int) -> tuple[int, ...]:
     return len(counts), sum(counts), first_over, counts[first_over] if first_over >= 0 else 0, parts, sum(len(m.tool_calls) for m in messages)
 
 
+def _first_refused_part(message) -> tuple[int, int, int, str | None] | None:
+    """(conversation, message, part, type) of the first content part a chat format refuses, among the messages
+    whose parsed content is their parts and that have no extra_json: what chat_shape.c must find."""
+    for c, conversation in enumerate(message.conversations):
+        for m, chat_message in enumerate(conversation.messages):
+            if chat_message.WhichOneof("content") != "parts" or chat_message.extra_json:
+                continue
+            for number, part in enumerate(chat_message.parts.parts):
+                if part.type != "text" or not part.HasField("type"):
+                    return c, m, number, part.type if part.HasField("type") else None
+    return None
+
+
 @settings(max_examples=600, deadline=None)
 @given(st.sampled_from(REQUEST_TYPES), st.one_of(REQUEST, ODD_REQUEST), st.integers(0, 3))
 def test_what_protobuf_parses_is_counted_as_protobuf_counts_it(message_type, data, over):
@@ -138,7 +162,51 @@ def test_what_protobuf_parses_is_counted_as_protobuf_counts_it(message_type, dat
     assert shape[5] == expected[5]
     tools = [_json_least(conversation.tools_json) for conversation in message.conversations]
     first_tools = next((index for index, least in enumerate(tools) if least > 20), -1)
-    assert shape[9:] == (first_tools, tools[first_tools] if first_tools >= 0 else 0)
+    assert shape[9:11] == (first_tools, tools[first_tools] if first_tools >= 0 else 0)
+    kept = [p for c in message.conversations for m in c.messages if m.WhichOneof("content") == "parts" for p in m.parts.parts]
+    typed = [part.type.encode() for part in kept if part.HasField("type")]
+    assert shape[11] >= len(typed) and shape[12] >= sum(map(len, typed))  # replaced parts count too, as above
+    conversation, message_index, part, type_start, type_length = shape[13:]
+    refused = None if conversation < 0 else (
+        conversation, message_index, part, None if type_start < 0 else data[type_start : type_start + type_length].decode()
+    )  # fmt: skip
+    assert refused == _first_refused_part(message)
+
+
+def _message_records(*records: bytes) -> bytes:
+    """A CountChatTokensRequest of one conversation: a plain message, then one of these records (role first)."""
+    plain = _field(1, 2, b"user") + _field(2, 2, b"hi")
+    message = _field(1, 2, b"user") + b"".join(records)
+    return _field(2, 2, _field(1, 2, plain) + _field(1, 2, message))
+
+
+def _parts(*types: bytes | None) -> bytes:
+    return _field(3, 2, b"".join(_field(1, 2, b"" if kind is None else _field(1, 2, kind)) for kind in types))
+
+
+@pytest.mark.parametrize(
+    ("records", "refused"),
+    [
+        ((_parts(b"text", b"image_url"),), (0, 1, 1, "image_url")),
+        ((_parts(b"text"), _parts(None)), (0, 1, 1, None)),  # parts records merge: the second's part is part 1
+        ((_parts(b"image_url"), _field(4, 0, 0)), None),  # null_content replaces the parts
+        ((_parts(b"image_url"), _field(2, 2, b"x")), None),  # so does text
+        ((_field(2, 2, b"x"), _parts(b"text", b"")), (0, 1, 1, "")),  # parts after text: counted afresh
+        ((_parts(b"image_url"), _field(2, 2, b"x"), _parts(b"text", b"video")), (0, 1, 1, "video")),
+        ((_parts(b"image_url"), _field(8, 2, b'{"content": "x"}')), None),  # extra_json may replace the content
+        ((_parts(b"image_url"), _field(8, 2, b"{}")), None),  # ... and is not read for it
+        ((_parts(b"image_url"), _field(8, 2, b"{}"), _field(8, 2, b"")), (0, 1, 0, "image_url")),  # the last is empty
+        ((_parts(b"text", b"text"),), None),
+    ],
+)
+def test_the_first_part_a_format_refuses_is_found_where_protobuf_leaves_it(records, refused):
+    data = _message_records(*records)
+    shape = chat_shape(data, MAX_CHAT_MESSAGES, MAX_CHAT_TOOLS_BYTES)
+    conversation, message, part, type_start, type_length = shape[13:]
+    found = None if conversation < 0 else (
+        conversation, message, part, None if type_start < 0 else data[type_start : type_start + type_length].decode()
+    )  # fmt: skip
+    assert found == refused == _first_refused_part(pb.CountChatTokensRequest.FromString(data))
 
 
 # Parts an extra_json "content" replaces (rare among the drawn requests).
@@ -156,23 +224,25 @@ def test_the_least_bytes_never_exceed_what_the_service_counts(message_type, data
         counted = sum(conversation_bytes(conversation) for conversation in conversations)
     except (DecodeError, InvalidRequest):
         return  # refused anyway
-    parts = sum(_parts_kept(m) for c in message_type.FromString(data).conversations for m in c.messages)
-    assert shape is not None and least_bytes((*shape[:4], parts, *shape[5:])) <= counted  # the parts that stayed
+    kept = [p for c in message_type.FromString(data).conversations for m in c.messages for p in _parts_kept(m)]
+    typed = [part.type.encode() for part in kept if part.HasField("type")]
+    least = least_bytes((*shape[:4], len(kept), *shape[5:11], len(typed), sum(map(len, typed)), *shape[13:]))
+    assert shape is not None and least <= counted  # the parts that stayed
     over = chat_shape(data, MAX_CHAT_MESSAGES, 20)[9:]
     if over[0] >= 0:  # the least of its tools the counter found: no more than the service counts of them
         assert conversation_bytes(ChatConversation([], conversations[over[0]].tools)) >= over[1] > 20
 
 
-def _parts_kept(message: pb.ChatMessage) -> int:
+def _parts_kept(message: pb.ChatMessage) -> list[pb.ChatContentPart]:
     """The content parts of a parsed message that its dict keeps: none when a later `text` replaced them, or an
     `extra_json` "content" (the dict's update) did. The wire count counts them all: protobuf and the servicer
     built them before they were dropped (a message of 220,000 parts and extra_json {"content": "hi"}, 440 KB,
     is refused from its wire bytes though its dict counts 53 bytes)."""
     if message.WhichOneof("content") != "parts":
-        return 0
+        return []
     if message.extra_json and "content" in json.loads(message.extra_json):
-        return 0
-    return len(message.parts.parts)
+        return []
+    return list(message.parts.parts)
 
 
 def test_the_counters_prices_are_the_services():
@@ -240,3 +310,47 @@ def _parsed_refusal(service, request) -> None:
     conversations = conversations_from(request.conversations)
     sizes = [conversation_bytes(c, f"conversations[{i}]") for i, c in enumerate(conversations)]
     service.limits.check_request(items=len(conversations), input_bytes=sum(sizes))
+
+
+def _one_message_of_parts(method: str, part: pb.ChatContentPart, count: int):
+    return getattr(pb, f"{method}Request")(model="m", conversations=[pb.ChatConversation(messages=[
+        pb.ChatMessage(role="user", text="hello"),
+        pb.ChatMessage(role="user", parts=pb.ChatContentParts(parts=[part] * count))])])  # fmt: skip
+
+
+@pytest.mark.parametrize("method", CHAT_METHODS)
+def test_typed_empty_parts_are_refused_unparsed_as_the_parsed_request_is(method):
+    """190,000 parts {"type": "text", "text": ""} (1.5 MB) count 50 bytes each parsed (9.5 MB), but the wire
+    count did not read a part's type: 40 each (7.6 MB, under max_request_bytes). So the worker parsed them
+    and made a dict of each before the refusal: 0.33-0.39 s of CPU and +45-79 MiB. A typed part now counts its
+    type on the wire too (TYPED_PART_BYTES and the type's bytes)."""
+    service = TokenizerService(models=None, limits=Limits())
+    request = _one_message_of_parts(method, pb.ChatContentPart(type="text", text=""), 190_000)
+    data = request.SerializeToString()
+    errors = []
+    for run in (lambda: chat_prechecks(service)[method](data), lambda: _parsed_refusal(service, request)):
+        with pytest.raises(RequestLimitExceeded) as refused:
+            run()
+        errors.append((refused.value.limit_name, refused.value.actual))
+    assert errors[0][0] == errors[1][0] == "max_request_bytes"
+    assert errors[0][1] <= errors[1][1]
+
+
+@pytest.mark.parametrize("method", CHAT_METHODS)
+@pytest.mark.parametrize("kind", ["image_url", None, "Text"])
+def test_a_part_the_formats_refuse_is_refused_unparsed_with_their_error(method, kind):
+    """150,000 parts of a type no chat format tokenizes (1.9 MB; within max_request_bytes, counted) were parsed
+    and made dicts (0.28-0.29 s of CPU, +39-66 MiB) before the format refused the first: the wire count finds it, and
+    the precheck raises the very error the service gives the parsed request (field, message, metadata)."""
+    service = TokenizerService(models=None, limits=Limits())
+    part = pb.ChatContentPart(text="") if kind is None else pb.ChatContentPart(type=kind, text="")
+    request = _one_message_of_parts(method, part, 150_000)
+    with pytest.raises(BatchItemError) as refused:
+        chat_prechecks(service)[method](request.SerializeToString())
+    _parsed_refusal(service, request)  # within the limits
+    conversation = conversations_from(request.conversations)[0]
+    with pytest.raises(ChatRequestError) as parsed:
+        parse_messages(conversation.messages)
+    expected = describe(BatchItemError("conversations[0]", 0, parsed.value))
+    assert describe(refused.value) == expected
+    assert expected.field == "conversations[0].messages[1].content[0]"

@@ -345,6 +345,43 @@ def test_half_a_million_untyped_content_parts_are_refused_unparsed(registry_dir)
         channel.close()
 
 
+def _peak_growth(pid: int, call) -> int:
+    """Bytes the peak resident memory of process ``pid`` grew by while ``call()`` ran (its peak is reset first:
+    /proc/PID/clear_refs, a child of this test)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+    rss = _proc_status(pid, "VmRSS")
+    call()
+    return _proc_status(pid, "VmHWM") - rss
+
+
+def test_typed_content_parts_are_refused_unparsed(registry_dir):
+    """Content parts with a "type" (the wire count read no part's fields) were parsed and made dicts before
+    their refusal: 190,000 {"type": "text", "text": ""} (1.5 MB; RESOURCE_EXHAUSTED once their types were
+    counted) cost 0.33-0.39 s of worker CPU and +45-79 MiB at peak; 150,000 image_url parts (INVALID_ARGUMENT
+    naming the first) 0.28-0.29 s and +39-66 MiB. Now both are refused from the wire bytes: ≤ 10 ms, +0-4 MiB."""
+    typed = pb.ChatContentPart(type="text", text="")
+    image = pb.ChatContentPart(type="image_url", text="")
+    cases = {
+        "typed empty parts": (typed, 190_000, grpc.StatusCode.RESOURCE_EXHAUSTED, "(max_request_bytes)"),
+        "image parts": (image, 150_000, grpc.StatusCode.INVALID_ARGUMENT,
+                        "conversations[0].messages[0].content[0]: only text parts ({'type': 'text', 'text': ...}) "
+                        "can be tokenized, got 'image_url'"),
+    }  # fmt: skip
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
+        stub = server.stub()
+        (worker,) = server.worker_pids()
+        for case, (part, count, status, phrase) in cases.items():
+            request = pb.CountChatTokensRequest(model="cl100k_base", conversations=[pb.ChatConversation(
+                messages=[pb.ChatMessage(role="user", parts=pb.ChatContentParts(parts=[part] * count))])])  # fmt: skip
+            errors = []
+            grown = _peak_growth(worker, lambda: errors.append(rpc_error(stub.CountChatTokens, request, timeout=60)))
+            assert (errors[0].code(), phrase in errors[0].details()) == (status, True), (case, errors[0].details())
+            assert grown < 16 << 20, (case, grown)  # +39-79 MiB parsed
+        count = stub.CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello")]), timeout=10)
+        assert count.total == 1
+
+
 @pytest.mark.parametrize("method", ["Encode", "CountTokens", "Decode", "Truncate", "Chunk", "ChunkStream"])
 def test_millions_of_empty_inputs_are_refused_from_the_wire_bytes(registry_dir, method):
     """4,900,000 empty inputs (2 bytes each: 9.8 MB, within the wire bound) were parsed by protobuf before

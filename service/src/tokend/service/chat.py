@@ -53,6 +53,7 @@ __all__ = [
     "MESSAGE_BYTES",
     "SCALAR_BYTES",
     "EMPTY_PART_BYTES",
+    "TYPED_PART_BYTES",
     "PART_BYTES",
     "EMPTY_TOOL_CALL_BYTES",
     "JSON_CONTAINER_BYTES",
@@ -108,6 +109,8 @@ PART_BYTES = MESSAGE_BYTES
 # JSON field (an object or list counts ENTRY_BYTES per entry and 4 for its brackets): what a front-end that
 # counts these in the request's bytes may refuse before it parses them (server/chat_shape.py).
 EMPTY_PART_BYTES = PART_BYTES + ENTRY_BYTES * (1 + 1 + 4) + len("text")
+# What a part with a "type" counts more, besides its type's bytes: the entry and its key.
+TYPED_PART_BYTES = ENTRY_BYTES + len("type")
 EMPTY_TOOL_CALL_BYTES = ENTRY_BYTES * (1 + 1 + 4 + 1 + 4) + len("function") + len("name")
 JSON_CONTAINER_BYTES = ENTRY_BYTES * 4
 JSON_COMMA_BYTES = ENTRY_BYTES

@@ -31,7 +31,10 @@ from typing import Any, NamedTuple
 
 from tokend.errors import ChatRequestError, quoted
 
-__all__ = ["ChatMessage", "ToolCall", "ToolDefinition", "parse_messages", "parse_tools", "arguments_text", "PART_SEPARATOR"]
+__all__ = [
+    "ChatMessage", "ToolCall", "ToolDefinition", "parse_messages", "parse_tools", "arguments_text", "refused_part",
+    "PART_SEPARATOR",
+]  # fmt: skip
 
 KNOWN_MESSAGE_KEYS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
 # How the built-in text formats (chatml, llama3, openai-chat) join the text parts of one message: as vLLM
@@ -195,6 +198,20 @@ def _check_nested_text(value: Any, index: int | None, field: str) -> None:
 _LONE_SURROGATE = re.compile("[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]")
 
 
+def refused_part(index: int, number: int, kind: Any) -> ChatRequestError:
+    """The refusal of content part ``number`` of message ``index``, whose type is ``kind`` (None: it has none);
+    a front-end that finds such a part before the messages are built refuses it with this (server/chat_shape.py).
+
+    >>> str(refused_part(2, 0, "image_url"))
+    "messages[2].content[0]: only text parts ({'type': 'text', 'text': ...}) can be tokenized, got 'image_url'"
+    """
+    return ChatRequestError(
+        f"only text parts ({{'type': 'text', 'text': ...}}) can be tokenized, got {quoted(kind)}",
+        message_index=index,
+        field=f"messages[{index}].content[{number}]",
+    )
+
+
 def _parse_content(index: int, content: Any) -> tuple[str | None, tuple[str, ...] | None]:
     where = f"messages[{index}].content"
     if content is None or isinstance(content, str):
@@ -206,12 +223,7 @@ def _parse_content(index: int, content: Any) -> tuple[str | None, tuple[str, ...
     parts = []
     for number, part in enumerate(content):
         if not isinstance(part, Mapping) or part.get("type") != "text":
-            kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
-            raise ChatRequestError(
-                f"only text parts ({{'type': 'text', 'text': ...}}) can be tokenized, got {quoted(kind)}",
-                message_index=index,
-                field=f"{where}[{number}]",
-            )
+            raise refused_part(index, number, part.get("type") if isinstance(part, Mapping) else type(part).__name__)
         text = part.get("text")
         if not isinstance(text, str):
             raise ChatRequestError("must be a string", message_index=index, field=f"{where}[{number}].text")
