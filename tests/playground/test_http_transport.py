@@ -152,3 +152,71 @@ def test_when_every_slot_is_taken_the_connection_that_waited_longest_for_its_cli
         for sock in slow:
             sock.close()
         server.stop()
+
+
+def _keep_alive_get(port: int, path: str) -> tuple[socket.socket, int]:
+    """A GET on a new connection left open after its answer (keep-alive): the socket and the answer's status."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return sock, parse_reply(head + b"\r\n\r\n" + body).status
+
+
+def test_an_upload_that_keeps_coming_outlasts_clients_that_send_nothing_or_little(registry, monkeypatch):
+    """The connection that had waited longest for its request gave way when every slot was taken, whatever its
+    client was doing: a legitimate upload slower than EVICT_AFTER_SECONDS but progressing (here the first
+    connection, its body coming 2 KB a tenth of a second) was closed before connections whose clients had sent
+    nothing for seconds. Now the silent ones go first, then the one sending the fewest bytes a second (a header
+    line a tenth of a second); the upload is answered."""
+    import json
+
+    import tiktoken
+
+    from tokend import http_listener
+
+    monkeypatch.setattr(http_listener, "EVICT_AFTER_SECONDS", 0.5, raising=False)
+    server = PlaygroundServer(registry, port=0, max_connections=4)
+    server.start()
+    text = "an upload that keeps coming " * 1500  # 42 KB: 2 s at 2 KB a tenth of a second
+    body = json.dumps({"model": "cl100k_base", "text": text}).encode()
+    upload = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    others = [socket.create_connection(("127.0.0.1", server.port), timeout=30) for _ in range(3)]
+    trickle, newcomers = others[2], []
+    try:
+        upload.sendall(b"POST /api/v1/count HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(body))  # fmt: skip
+        trickle.sendall(b"POST /api/v1/count HTTP/1.1\r\nHost: x\r\n")
+        sent, started = 0, time.monotonic()
+        while sent < len(body):
+            try:
+                upload.sendall(body[sent : sent + 2048])
+            except OSError as error:
+                pytest.fail(f"the upload was closed after {sent} bytes, {time.monotonic() - started:.1f} s: {error}")
+            sent += 2048
+            with contextlib.suppress(OSError):  # closed for the third newcomer
+                trickle.sendall(b"X-Slow: 1\r\n")
+            # Once every connection has waited past the bound, three new clients come and stay (keep-alive): each
+            # takes a slot (the two silent connections', then the trickle's), never the upload's.
+            if time.monotonic() - started > 0.7 and not newcomers:
+                for _ in range(3):
+                    sock, status = _keep_alive_get(server.port, "/healthz")
+                    newcomers.append(sock)
+                    assert status == 200
+            time.sleep(0.1)
+        assert newcomers, "the upload ended before the newcomers came; send it slower"
+        reply = parse_reply(b"".join(iter(lambda: upload.recv(65536), b"")))
+        assert reply.status == 200, reply
+        assert json.loads(reply.body)["total"] == len(tiktoken.get_encoding("cl100k_base").encode(text))
+        for sock in others:  # each was closed by the server to make room
+            sock.settimeout(5)
+            assert sock.recv(1) == b""
+    finally:
+        for sock in [upload, *others, *newcomers]:
+            sock.close()
+        server.stop()
