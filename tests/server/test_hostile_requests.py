@@ -382,6 +382,23 @@ def test_typed_content_parts_are_refused_unparsed(registry_dir):
         assert count.total == 1
 
 
+def test_role_only_messages_are_refused_unparsed(registry_dir):
+    """249,600 messages {"role": "user"} (2 MB) counted 32 bytes each on the wire (the wire count read no key of
+    a message) and 42 parsed: the worker parsed them and made their dicts before the RESOURCE_EXHAUSTED for
+    max_request_bytes, 0.66-0.70 s of CPU and +58-89 MiB at peak. Now a message's typed keys count on the wire
+    too: ≤ 10 ms, +1-6 MiB."""
+    request = pb.CountChatTokensRequest(model="cl100k_base", conversations=[
+        pb.ChatConversation(messages=[pb.ChatMessage(role="user")] * 3900)] * 64)  # fmt: skip
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
+        stub = server.stub()
+        (worker,) = server.worker_pids()
+        errors = []
+        grown = _peak_growth(worker, lambda: errors.append(rpc_error(stub.CountChatTokens, request, timeout=60)))
+        assert errors[0].code() == grpc.StatusCode.RESOURCE_EXHAUSTED, errors[0].details()
+        assert "request has 10483200 input bytes" in errors[0].details()  # what the parsed request counts
+        assert grown < 24 << 20, grown  # +58-89 MiB parsed
+
+
 @pytest.mark.parametrize("method", ["Encode", "CountTokens", "Decode", "Truncate", "Chunk", "ChunkStream"])
 def test_millions_of_empty_inputs_are_refused_from_the_wire_bytes(registry_dir, method):
     """4,900,000 empty inputs (2 bytes each: 9.8 MB, within the wire bound) were parsed by protobuf before
@@ -489,14 +506,15 @@ def test_requests_at_the_limits_are_still_parsed_and_answered(shared_server, stu
 
 def test_a_chat_of_too_many_messages_is_refused_from_their_count(stub):
     """Within the largest acceptable message (20,000 messages are 220 KB), more messages than any acceptable
-    chat holds are refused from their number (32 bytes each at least) before they are made dicts: 966,000
-    one-character messages took 1.1 s and +257 MiB to become dicts before their count refused them."""
+    chat holds are refused from their number (32 bytes each at least, and their keys: 52 for these, what the
+    parsed request counts) before they are made dicts: 966,000 one-character messages took 1.1 s and +257 MiB to
+    become dicts before their count refused them."""
     message = pb.ChatMessage(role="user", text="x")
     chat = pb.EncodeChatRequest(model="cl100k_base", conversations=[pb.ChatConversation(messages=[message] * 5000)] * 4)
     assert chat.ByteSize() < LARGEST_SMALL_MESSAGE
     error = rpc_error(stub.EncodeChat, chat, timeout=30)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "request has 640000 input bytes, over the limit of 200000 (max_request_bytes)" in error.details()
+    assert "request has 1040000 input bytes, over the limit of 200000 (max_request_bytes)" in error.details()
     chat = pb.EncodeChatRequest(model="cl100k_base", conversations=[pb.ChatConversation(messages=[message] * 10_001)])
     error = rpc_error(stub.EncodeChat, chat, timeout=30)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "conversations[0].messages" in error.details()

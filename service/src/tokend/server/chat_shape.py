@@ -47,10 +47,12 @@ from tokend.service.chat import (
     EMPTY_MESSAGE_BYTES,
     EMPTY_PART_BYTES,
     EMPTY_TOOL_CALL_BYTES,
+    ENTRY_BYTES,
     JSON_COMMA_BYTES,
     JSON_CONTAINER_BYTES,
     MAX_CHAT_MESSAGES,
     MAX_CHAT_TOOLS_BYTES,
+    SCALAR_BYTES,
     TYPED_PART_BYTES,
 )
 
@@ -64,10 +66,12 @@ def least_bytes(shape: tuple[int, ...]) -> int:
     charges; an ``extra_json`` object's own braces are the message's, not a container)."""
     _, messages, _, _, parts, tool_calls, containers, commas, extra_objects = shape[:9]
     typed_parts, type_bytes = shape[11:13]
+    keys, key_bytes, null_contents, lists = shape[18:22]
     return (
         EMPTY_MESSAGE_BYTES * messages + EMPTY_PART_BYTES * parts + EMPTY_TOOL_CALL_BYTES * tool_calls
         + JSON_CONTAINER_BYTES * (containers - extra_objects) + JSON_COMMA_BYTES * commas
         + TYPED_PART_BYTES * typed_parts + type_bytes
+        + ENTRY_BYTES * keys + key_bytes + SCALAR_BYTES * null_contents + JSON_CONTAINER_BYTES * lists
     )  # fmt: skip
 
 
@@ -85,7 +89,7 @@ def chat_prechecks(service: Any) -> dict[str, Callable[[bytes], None]]:
                 conversations, None if first_over < 0 else (first_over, over_by), least_bytes(shape),
                 None if first_tools < 0 else (first_tools, tools_bytes),
             )  # fmt: skip
-            refusal = _refused_part(data, shape[13:])
+            refusal = _refused_part(data, shape[13:18])
             if refusal is not None:
                 raise refusal
 
