@@ -36,9 +36,10 @@
  * whose "content" could replace them): its conversation, message and part (its index in the content list),
  * and where its type's bytes start in `data` and how many (-1, 0: untyped); all -1 when there is none.
  *
- * And a message's typed keys, for a message without `extra_json` (whose keys may replace them): `keys` the
- * keys of its dict, `key_bytes` the bytes of those keys and of the strings they hold (role, text content, name,
- * tool_call_id), `null_contents` its contents that are null, `lists` its lists (parts, tool calls). 249,600
+ * And a message's typed keys: `keys` the keys of its dict, `key_bytes` the bytes of those keys and, for a
+ * message without `extra_json` (whose keys may replace their values), of the strings they hold (role, text
+ * content, name, tool_call_id), `null_contents` its contents that are null, `lists` its lists (parts, tool
+ * calls). 249,600
  * messages {"role": "user"} counted 32 bytes each on the wire, 42 parsed: within the limit as counted, they
  * were parsed before their refusal (0.66-0.70 s, +58-89 MiB).
  *
@@ -234,17 +235,18 @@ static int read_message(const uint8_t *p, const uint8_t *end, int depth, int64_t
             extra_end = p;
         }
     }
-    if (extra && extra_end > extra) {
-        shape->extra_objects++;
-        count_json(extra, extra_end, shape);
-        return 0; /* its keys may replace the typed ones: neither is counted, nor its parts looked at */
-    }
     /* The keys of the message's dict (tokend_api.chat_message): "role" when not empty, "content" (a string, a
      * list or null), "name" and "tool_call_id" when set, "tool_calls" when there are any; the bytes of the
      * keys and of the strings they hold; and the brackets of its lists. */
     shape->keys += (role > 0) + (kind != NO_CONTENT) + has_name + has_id + (tool_calls > 0);
-    shape->key_bytes += (role > 0 ? 4 + role : 0) + (kind != NO_CONTENT ? 7 : 0) + (kind == TEXT_CONTENT ? text : 0)
-                        + (has_name ? 4 + name : 0) + (has_id ? 12 + id : 0) + (tool_calls > 0 ? 10 : 0);
+    shape->key_bytes += (role > 0 ? 4 : 0) + (kind != NO_CONTENT ? 7 : 0) + (has_name ? 4 : 0) + (has_id ? 12 : 0)
+                        + (tool_calls > 0 ? 10 : 0);
+    if (extra && extra_end > extra) {
+        shape->extra_objects++;
+        count_json(extra, extra_end, shape);
+        return 0; /* its keys may replace the typed ones' values (none removes a key): those are not counted */
+    }
+    shape->key_bytes += role + (kind == TEXT_CONTENT ? text : 0) + (has_name ? name : 0) + (has_id ? id : 0);
     shape->null_contents += kind == NULL_CONTENT;
     shape->lists += (kind == PARTS_CONTENT) + (tool_calls > 0);
     if (content.is_parts && content.first_refused >= 0 && shape->refused_conversation < 0) {
