@@ -32,6 +32,7 @@ setup(
                 "native/text_find.c",
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
+                "native/bpe_merge_group.c",
                 "native/bpe_bucket_merge.c",
                 "native/bpe_run_merge.c",
                 "native/piece_cache.c",

@@ -407,6 +407,47 @@ static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_
     return 0;
 }
 
+/* Whether merge_cut could cut this piece: a continuation byte followed by a lead byte of 2-4 (the only
+ * boundaries tk_cut_between may cut), when the table has cuts. Such pieces keep tk_bpe_merge, whose cut
+ * segments skip the merges of a token they equal; the others merge as one piece there too. */
+static inline int may_be_cut(const tk_rank_table *table, const uint8_t *piece, size_t len) {
+    if (!table->cut_pairs) return 0;
+    int found = 0;
+    for (size_t k = 0; k + 1 < len; k++) found |= (piece[k] & 0xC0) == 0x80 && piece[k + 1] >= 0xC0;
+    return found;
+}
+
+/* The short pieces of a batch that the table lacks, merged side by side (tk_bpe_merge_group) and added to
+ * the table as emit_short adds one. A count: how many ids they have. An encode: each piece's ids go to the
+ * room its bytes took in the sink (holes[g], as many ids as bytes), and the ids after it move down behind
+ * them (at most a batch's ids); 0. */
+static size_t merge_grouped(BpeCore *self, Sink *sink, const uint8_t *text, tk_short_pending *const *grouped,
+                            const size_t *holes, size_t m, const int counting) {
+    const uint8_t *pieces[TK_MERGE_GROUP];
+    uint8_t lens[TK_MERGE_GROUP], n_ids[TK_MERGE_GROUP];
+    uint32_t ids[TK_MERGE_GROUP][TK_GROUP_PIECE];
+    for (size_t g = 0; g < m; g++) {
+        pieces[g] = text + grouped[g]->p.start;
+        lens[g] = (uint8_t)grouped[g]->p.len;
+    }
+    tk_bpe_merge_group(&self->table, pieces, lens, m, ids, n_ids);
+    size_t count = 0, write = counting ? 0 : holes[0];
+    for (size_t g = 0; g < m; g++) {
+        count += n_ids[g];
+        if (lens[g] > TK_UNCACHED_PIECE_BYTES) self->cache.misses++; /* as the piece cache would have */
+        add_short(self, grouped[g], ids[g], n_ids[g]);
+        if (counting) continue;
+        memcpy(sink->ids + write, ids[g], n_ids[g] * sizeof *sink->ids);
+        write += n_ids[g];
+        size_t from = holes[g] + lens[g], to = g + 1 < m ? holes[g + 1] : sink->len;
+        memmove(sink->ids + write, sink->ids + from, (to - from) * sizeof *sink->ids);
+        write += to - from;
+    }
+    if (counting) return count;
+    sink->len = write;
+    return 0;
+}
+
 /* The ids of a text's pieces into the sink (piece_batch.h): a short piece in its home slot here, every other
  * through emit_short. `counting` is a constant of each copy (emit_text): the count stays in a register. */
 static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink *sink, const uint8_t *text,
@@ -425,6 +466,12 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
     uint64_t hits = 0; /* merged pieces found in the table count as the piece cache's hits */
     size_t count = 0;
     int failed = 0;
+    /* Short pieces to merge under tiktoken's rule, merged TK_MERGE_GROUP at a time (merge_grouped); an
+     * encode leaves room for their ids at holes[g]. */
+    const int grouping = !self->pair_rule && shorts;
+    tk_short_pending *grouped[TK_MERGE_GROUP];
+    size_t holes[TK_MERGE_GROUP];
+    size_t n_grouped = 0;
     int found = tk_piece_batch_take(batch, &iter, shorts, &self->table, &self->cache, text, len, add_up_to);
     for (;;) {
         int more = found == 1;
@@ -446,11 +493,31 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
                 sink->len += tk_short_copy_ids(shorts, e, sink->ids + sink->len);
                 continue;
             }
-            if (emit_short(self, sink, text, &batch->pending[i]) < 0) {
+            tk_short_pending *s = &batch->pending[i];
+            if (grouping && s->n_short == TK_SHORT_MERGE && !may_be_cut(&self->table, text + s->p.start, s->p.len)) {
+                if (!counting) {
+                    if (sink_reserve(sink, s->p.len) < 0) {
+                        failed = 1;
+                        break;
+                    }
+                    holes[n_grouped] = sink->len;
+                    sink->len += s->p.len;
+                }
+                grouped[n_grouped++] = s;
+                if (n_grouped == TK_MERGE_GROUP) {
+                    count += merge_grouped(self, sink, text, grouped, holes, n_grouped, counting);
+                    n_grouped = 0;
+                }
+                continue;
+            }
+            if (emit_short(self, sink, text, s) < 0) {
                 failed = 1;
                 break;
             }
         }
+        if (n_grouped && !failed) /* before the batch's pending pieces are reused */
+            count += merge_grouped(self, sink, text, grouped, holes, n_grouped, counting);
+        n_grouped = 0;
         hits += tk_short_sum_added(sum);
         if (counting) count += tk_short_sum_ids(sum);
         if (failed || !more) break;

@@ -1,0 +1,125 @@
+"""Short pieces merged side by side (native/bpe_merge_group.c): in the loop over a text's pieces, the pieces of
+1-15 bytes that the short table lacks and that no cut could split are merged up to eight at a time, each one's
+steps taken in turn; a count adds their ids up, an encode writes each piece's ids into the room its bytes took
+in the output and moves the ids after it down. Held to tiktoken's ids and counts (never ours) on first passes
+(every piece unseen: merged in groups, full ones and a batch's last, among tokens found, pieces cut and pieces
+too long for the table) and on second passes (the merged pieces found in the table).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+
+import pytest
+import tiktoken
+
+import tokend
+from tokend.engine._native import BpeCore
+
+_NATIVE = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
+
+# Letters that make pieces no token is (so they are merged), with accented Latin letters (lead bytes that
+# no cut can split: each follows ASCII), Cyrillic and Devanagari (continuation then lead bytes: the cut's
+# way), and short common words (tokens found in the table) between them.
+_RARE = "qxzjkvwbfgyp"
+_ACCENTED = "éüßøñçåæõ"
+_CYRILLIC = "жщъыэюя"
+_DEVANAGARI = "कखगघचछ"
+_COMMON = [" the", " of", " and", ",", ".", " a", " is", "\n", " to"]
+
+
+@functools.lru_cache(maxsize=None)
+def _ranks(name: str) -> dict[bytes, int]:
+    return dict(tokend.get_encoding(name)._mergeable_ranks)
+
+
+@functools.lru_cache(maxsize=None)
+def _oracle(name: str) -> tiktoken.Encoding:
+    return tiktoken.get_encoding(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _long_tokens(name: str) -> list[str]:
+    """ASCII letter tokens of 9-13 bytes after a space: with a rare letter or two after them, pieces of at most
+    15 bytes whose merge looks up (and makes) parts of more than 8 bytes."""
+    return sorted(token.decode() for token in _ranks(name)
+                  if 10 <= len(token) <= 14 and token[:1] == b" " and token[1:].isalpha() and token.isascii())
+
+
+def _word(rng: random.Random, name: str) -> str:
+    kind = rng.random()
+    if kind < 0.1:
+        return rng.choice(_long_tokens(name)) + "".join(rng.choice(_RARE) for _ in range(rng.randint(1, 2)))
+    if kind < 0.45:  # ASCII and accented Latin, 1-14 letters: merged in groups
+        letters = [rng.choice(_RARE + _ACCENTED[: rng.randint(0, len(_ACCENTED))]) for _ in range(rng.randint(1, 14))]
+        for k in range(1, len(letters)):  # keep a multi-byte letter after ASCII: no cut applies
+            if ord(letters[k]) > 127 and ord(letters[k - 1]) > 127:
+                letters[k] = rng.choice(_RARE)
+        word = "".join(letters)
+    elif kind < 0.6:
+        word = "".join(rng.choice(_CYRILLIC + _DEVANAGARI) for _ in range(rng.randint(1, 5)))
+    elif kind < 0.7:  # past 15 bytes: the rank table and piece cache's way
+        word = "".join(rng.choice(_RARE + _ACCENTED) for _ in range(rng.randint(16, 30)))
+    else:
+        return rng.choice(_COMMON)
+    return rng.choice(["", " "]) + word
+
+
+def _text(rng: random.Random, n_words: int, name: str) -> str:
+    return "".join(_word(rng, name) for _ in range(n_words))
+
+
+def _check(core: BpeCore, name: str, text: str) -> None:
+    expected = _oracle(name).encode_ordinary(text)
+    same_ids = core.encode(text) == expected  # not asserted on the lists: pytest's diff of long lists is slow
+    assert same_ids, text[:300]
+    assert core.count(text) == len(expected), text[:300]
+
+
+@pytest.mark.parametrize("name", sorted(_NATIVE))
+@pytest.mark.parametrize("seed", range(4))
+def test_first_and_second_passes_of_unseen_short_pieces_against_tiktoken(name, seed):
+    rng = random.Random(seed)
+    texts = [_text(rng, rng.randint(1, 400), name) for _ in range(60)]
+    for op in ("encode", "count"):  # each on a core that has seen none of the pieces
+        core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=0)
+        expected = [_oracle(name).encode_ordinary(text) for text in texts]
+        for text, ids in zip(texts, expected):
+            same = core.encode(text) == ids if op == "encode" else core.count(text) == len(ids)
+            assert same, text[:300]
+        assert core.short_table_stats()["state"] == "ready"
+        assert core.short_table_stats()["added"] > 0
+        for text in texts:  # found in the table now
+            _check(core, name, text)
+
+
+@pytest.mark.parametrize("name", sorted(_NATIVE))
+def test_groups_of_every_size_at_every_place_of_a_batch(name):
+    """Runs of 1-20 unseen pieces (groups of 8 flushed inside a batch, and a batch's last, partial one) after
+    0-70 tokens, so that a group starts, fills and ends at every place of the loop's batches of 64 pieces."""
+    rng = random.Random(11)
+    for before in range(0, 71, 5):
+        for run in (1, 7, 8, 9, 20):
+            core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=0)
+            unseen = [" " + "".join(rng.choice(_RARE + _ACCENTED) for _ in range(rng.randint(1, 8))) for _ in range(run)]
+            text = " the" * before + "".join(unseen) + " of" * rng.randint(0, 3)
+            _check(core, name, text)
+
+
+@pytest.mark.parametrize("name", sorted(_NATIVE))
+def test_one_byte_to_fifteen_byte_pieces_with_few_and_many_ids(name):
+    """Pieces of every length the group takes, of one id (a token's bytes after a merge-free start: found) to
+    one id a byte (rare bytes), side by side: each writes fewer ids than its room, or as many."""
+    rng = random.Random(5)
+    alphabet = _RARE + "".join(chr(c) for c in range(0xC0, 0x100) if chr(c).isalpha())
+    for length in range(1, 16):
+        core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=0)
+        words = []
+        for _ in range(30):
+            word = ""
+            while len((word + "x").encode()) <= length:
+                word += rng.choice(alphabet)
+            words.append(" " + word if rng.random() < 0.5 else word.capitalize())
+        _check(core, name, " ".join(words))
+        _check(core, name, "".join(words))
