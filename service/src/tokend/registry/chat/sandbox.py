@@ -310,11 +310,13 @@ def renders_in_turn(limits: TemplateLimits) -> Iterator[None]:
         budget.end_turn()  # also when the turn was not had: the call no longer counts among those rendering
 
 
-def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], limits: TemplateLimits, tracer: Any = None) -> str:
+def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], limits: TemplateLimits, tracer: Any = None,
+                    positions: Any = None) -> str:
     """Render within `limits`; every failure is a `ChatTemplateError` with its reason. With a `tracer`
     (template_trace), the variables hold traced content and the render is a trace: one that used content in a
-    way the tracer does not model fails with reason "untraceable", whatever else it raised."""
-    budget = RenderBudget(limits, tracer)
+    way the tracer does not model fails with reason "untraceable", whatever else it raised. With `positions`
+    (message_positions), the render records where its loops reach the messages and the work it did."""
+    budget = RenderBudget(limits, tracer, positions)
     token = RENDER_BUDGET.set(budget)
     started = time.thread_time()
     chunks: list[str] = []
@@ -327,6 +329,8 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
                 budget.size(produced, "output")
                 budget.tick()
                 chunks.append(chunk)
+                if positions is not None:
+                    positions.produced = produced
         finally:
             if tracer is not None and tracer.stopped is not None:
                 raise ChatTemplateError(f"the chat template used content in a way a trace cannot follow: {tracer.stopped}", reason="untraceable")
@@ -349,6 +353,8 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
     finally:
         budget.end_turn()
         RENDER_BUDGET.reset(token)
+        if positions is not None:
+            positions.total_ticks = budget.ticks
         if limits.clock is not None:
             limits.clock.spent += time.thread_time() - started
     return "".join(chunks)

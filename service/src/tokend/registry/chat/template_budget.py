@@ -54,10 +54,12 @@ class LimitExceeded(Exception):
 
 class RenderBudget:
     __slots__ = ("account", "deadline", "entered", "gone", "held", "held_bytes", "large", "max_chars", "max_held_bytes",
-                 "prune_at", "seconds", "tracer", "turn")  # fmt: skip
+                 "positions", "prune_at", "seconds", "ticks", "tracer", "turn")  # fmt: skip
 
-    def __init__(self, limits: TemplateLimits, tracer: Any = None) -> None:
+    def __init__(self, limits: TemplateLimits, tracer: Any = None, positions: Any = None) -> None:
         self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
+        self.positions = positions  # a message_positions.MessagePositions recording this render's loops, or None
+        self.ticks = 0  # hooks passed so far: the render's work, counted the same on every machine
         self.seconds = limits.seconds
         self.deadline: float = limits.start().deadline  # type: ignore[assignment]
         if limits.hard_deadline is not None:
@@ -122,6 +124,7 @@ class RenderBudget:
             self.turn = True
 
     def tick(self) -> None:
+        self.ticks += 1
         if self.large:
             self.release()
         now = time.monotonic()

@@ -25,6 +25,7 @@ import jinja2.nodes
 import jinja2.runtime
 from jinja2.compiler import CodeGenerator, Frame
 
+from tokend.registry.chat.message_positions import MessageLoop
 from tokend.registry.chat.template_budget import LOOP_TICK_ITEMS, current_budget, ticking
 from tokend.registry.chat.template_sizes import check_built, check_value, estimate
 
@@ -75,9 +76,18 @@ class SizedLiterals(CodeGenerator):
 
 def iterated(iterable: Any) -> Any:
     """A loop's iterable, checking the render's deadline every LOOP_TICK_ITEMS items. A short list, tuple,
-    string, dict or range (every loop of a real template) is returned as it is."""
+    string, dict or range (every loop of a real template) is returned as it is; a list of the chat's messages,
+    in a render that records where its loops reach them (message_positions), as its recording iterator."""
     budget = current_budget()
     budget.tick()
+    if budget.positions is not None and type(iterable) is list:
+        loop = budget.positions.loop(iterable, budget)
+        if loop is not None:
+            return loop
+    return _checked(iterable, budget)
+
+
+def _checked(iterable: Any, budget: Any) -> Any:
     if type(iterable) in _SHORT_ITERABLES and len(iterable) < LOOP_TICK_ITEMS:
         return iterable
     if type(iterable) is GeneratorType and iterable.gi_code is ticking.__code__:
@@ -90,10 +100,30 @@ _SHORT_ITERABLES = frozenset({list, tuple, str, dict, range})
 
 class CheckedLoopContext(jinja2.runtime.LoopContext):
     """Jinja's `loop`, its iterable checked: a recursive loop's `loop(children)` reaches the loop line through
-    here, not through the iterable `SizedLiterals` wraps."""
+    here, not through the iterable `SizedLiterals` wraps. Over messages whose positions a render records
+    (message_positions), it reads the list itself (it looks an item ahead for `loop.last` and takes `len()`)
+    and records each item as `__next__` hands it to the loop's body."""
 
     def __init__(self, iterable: Any, undefined: Any, recurse: Any = None, depth0: int = 0) -> None:
-        super().__init__(iterated(iterable), undefined, recurse, depth0)
+        if type(iterable) is not MessageLoop:
+            iterable = iterated(iterable)
+        self._recorded = None
+        if type(iterable) is MessageLoop:
+            self._recorded = iterable
+            iterable = _checked(iterable.items, current_budget())
+        super().__init__(iterable, undefined, recurse, depth0)
+
+    def __next__(self) -> Any:
+        recorded = self._recorded
+        if recorded is None:
+            return super().__next__()
+        try:
+            item = super().__next__()
+        except StopIteration:
+            recorded.end()
+            raise
+        recorded.reach()
+        return item
 
 
 def bounded_join(parts: Any) -> str:

@@ -31,22 +31,33 @@ differently once later messages follow, e.g. Qwen3's reasoning rule for the last
 that refuses an unfinished conversation), that boundary is unknown: the message's ids count towards the
 message before it and `spans_exact` is False (for message 0 the boundary is then the start of the text, so
 a preamble counts towards it). Ids and totals never depend on the spans.
+
+The prefix renders cost the square of the chat's length (300 messages of Qwen3 with tools: 1.4 s of renders
+for a 10 ms render of the whole), so they run only when the work they would do, estimated from the render of
+the whole, is within `MAX_PREFIX_TICKS`, and only within `PREFIX_TIME_SHARE` of the time that render left.
+Past either, message 0 still starts where the empty chat's render ends, and every other boundary is where
+the template's loop reached the message in the render of the whole (message_positions); `spans_exact` is
+then False, whatever those boundaries are, and the chat is not refused for its spans.
 """
 
 from __future__ import annotations
 
+import bisect
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from tokend.errors import ChatTemplateError
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
+from tokend.registry.chat.message_positions import MAX_PREFIX_TICKS, PREFIX_TIME_SHARE, MessagePositions
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
 from tokend.registry.chat.sandbox import CompiledTemplate, TemplateLimits, compile_template, render_template, renders_in_turn
 from tokend.registry.chat.segments import RenderedChat
 from tokend.registry.chat.template_layout import TemplateLayouts, owned_ranges
 from tokend.registry.chat.text_builder import TextBuilder
 
-__all__ = ["TemplateChatFormat"]
+__all__ = ["TemplateChatFormat", "candidate_boundaries"]
 
 
 class TemplateChatFormat(ChatFormat):
@@ -65,7 +76,7 @@ class TemplateChatFormat(ChatFormat):
     def plain_chat_counter(self, encoding):
         return self.layouts.counter(encoding)
 
-    def _render(self, messages, tools, add_generation_prompt: bool, limits: TemplateLimits, tracer=None) -> str:
+    def _render(self, messages, tools, add_generation_prompt: bool, limits: TemplateLimits, tracer=None, positions=None) -> str:
         variables = {
             **self.variables,
             "messages": messages,
@@ -73,7 +84,7 @@ class TemplateChatFormat(ChatFormat):
             "documents": None,
             "add_generation_prompt": add_generation_prompt,
         }
-        return render_template(self.compiled, variables, limits, tracer)
+        return render_template(self.compiled, variables, limits, tracer, positions)
 
     def render(
         self,
@@ -89,37 +100,75 @@ class TemplateChatFormat(ChatFormat):
             rendered = self.layouts.rendered(raw_messages, add_generation_prompt, context.special_tokens, limits, context.spans)
             if rendered is not None:
                 return rendered
+        count = len(messages)
+        positions = MessagePositions(raw_messages) if context.spans and count else None
         with renders_in_turn(limits):  # every render below in one turn of the process's renders
-            full = self._render(raw_messages, raw_tools, add_generation_prompt, limits)
-            count = len(messages)
-            if not context.spans or count == 0:
-                boundaries = None
-            else:
-                boundaries = self._prefix_boundaries(full, raw_messages, raw_tools, add_generation_prompt, limits)
+            full = self._render(raw_messages, raw_tools, add_generation_prompt, limits, positions=positions)
+            if positions is not None:
+                boundaries, verified = self._boundaries(full, raw_messages, raw_tools, add_generation_prompt, limits, positions)
         builder = TextBuilder(context.special_tokens, content_specials=True)
-        if boundaries is None:
+        if positions is None:
             builder.add_rendered(full, None)
             return builder.build(message_count=count, spans_exact=not count)
+        if not verified:
+            boundaries += candidate_boundaries(full, positions, add_generation_prompt, context.special_tokens)[len(boundaries) :]
         ranges, exact = owned_ranges(full, boundaries, count)
         for start, end, owner in ranges:
             builder.add_rendered(full[start:end], owner)
-        return builder.build(message_count=count, spans_exact=exact)
+        return builder.build(message_count=count, spans_exact=exact and verified)
 
-    def _prefix_boundaries(self, full: str, raw_messages: list, raw_tools: Any, add_generation_prompt: bool,
-                           limits: TemplateLimits) -> list[int | None]:
-        """boundaries[k]: where message k starts (k < count) / where the last one ends (k == count)."""
+    def _boundaries(self, full: str, raw_messages: list, raw_tools: Any, add_generation_prompt: bool, limits: TemplateLimits,
+                    positions: MessagePositions) -> tuple[list[int | None], bool]:
+        """(boundaries, whether all of them): boundaries[k] is where message k starts (k < count) / where the last
+        one ends (k == count), by the render of `messages[:k]` (None where that is not the start of the whole).
+        All of them when their renders' work, estimated from the whole's (MessagePositions.prefix_ticks), is
+        within MAX_PREFIX_TICKS and they finish within PREFIX_TIME_SHARE of the time left; else those rendered
+        until then (at least message 0's: the empty chat, the template's header alone), for the caller to
+        complete from the loops of the whole's render."""
         count = len(raw_messages)
+        costs = positions.prefix_ticks(add_generation_prompt)
+        last = count if sum(costs) <= MAX_PREFIX_TICKS else 0
+        now = time.monotonic()
+        share = replace(limits, deadline=now + PREFIX_TIME_SHARE * max(0.0, limits.deadline - now))
         boundaries: list[int | None] = []
-        for k in range(count + 1):
+        for k in range(last + 1):
             if k == count and not add_generation_prompt:
                 boundaries.append(len(full))
                 continue
             try:
-                prefix = self._render(raw_messages[:k], raw_tools, False, limits)
+                prefix = self._render(raw_messages[:k], raw_tools, False, share)
             except ChatTemplateError as error:
-                if error.reason in ("time_limit", "size_limit", "security"):
+                if error.reason == "time_limit":  # the share spent (a loaded worker): the ids are known, spans by loops
+                    return boundaries, False
+                if error.reason in ("size_limit", "security"):
                     raise
                 boundaries.append(None)  # the template refuses this unfinished conversation
                 continue
             boundaries.append(len(prefix) if full.startswith(prefix) else None)
-        return boundaries
+        return boundaries, last == count
+
+
+def candidate_boundaries(full: str, positions: MessagePositions, add_generation_prompt: bool,
+                         special_tokens: frozenset[str]) -> list[int | None]:
+    """Boundaries where the template's loops reached each message in the render of the whole (message_positions),
+    None where none did or where one would fall inside a special token of the text (the ids never depend on
+    the spans); without a generation prompt the last message ends where the text does, as in the prefix renders."""
+    boundaries = positions.candidates()
+    if not add_generation_prompt:
+        boundaries[-1] = len(full)
+    if special_tokens and any(boundary for boundary in boundaries):
+        builder = TextBuilder(special_tokens, content_specials=True)
+        builder.add_rendered(full, None)
+        inside: list[tuple[int, int]] = []
+        offset = 0
+        for part in builder.build(message_count=0).parts:
+            if type(part) is not str:
+                inside.append((offset, offset + len(part)))
+            offset += len(part)
+        starts = [start for start, _ in inside]
+        for k, boundary in enumerate(boundaries):
+            if boundary is not None:
+                at = bisect.bisect_left(starts, boundary) - 1  # the last token starting before the boundary
+                if at >= 0 and inside[at][1] > boundary:
+                    boundaries[k] = None
+    return boundaries

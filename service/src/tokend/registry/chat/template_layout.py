@@ -44,14 +44,16 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
 from tokend.engine.text_parts import native_core
 from tokend.errors import ChatTemplateError
+from tokend.registry.chat.message_positions import MAX_PREFIX_TICKS, PREFIX_TIME_SHARE, MessagePositions
 from tokend.registry.chat.segments import ChatCount, RenderedChat, chat_count
 from tokend.registry.chat.template_count_plan import TemplateCountPlan, count_plan
 from tokend.registry.chat.template_limits import TemplateLimits
@@ -279,12 +281,18 @@ class TemplateLayouts:
         tracer = ContentTracer(contents, compiled)
         traced_messages = tracer.messages(roles)
         count = len(roles)
+        positions = MessagePositions(traced_messages)
         try:
-            full = self._format._render(traced_messages, None, add_generation_prompt, limits, tracer)
+            full = self._format._render(traced_messages, None, add_generation_prompt, limits, tracer, positions)
         except ChatTemplateError as error:
             if error.reason in _LIMIT_REASONS:
                 return None
             return tuple(tracer.guards), None  # refused, failed, or untraceable: the full render decides
+        if sum(positions.prefix_ticks(add_generation_prompt)) > MAX_PREFIX_TICKS:
+            # too long a chat to trace its prefixes (template_format): this shape renders in full, its spans by loops
+            return tuple(tracer.guards), None
+        now = time.monotonic()  # the prefix renders within a share of the time left, as template_format's
+        limits = replace(limits, deadline=now + PREFIX_TIME_SHARE * max(0.0, limits.deadline - now))
         boundaries: list[int | None] = []
         full_markers = tracer.marker_spans(full)
         for k in range(count + 1):
@@ -295,7 +303,7 @@ class TemplateLayouts:
                 prefix = self._format._render(traced_messages[:k], None, False, limits, tracer)
             except ChatTemplateError as error:
                 if error.reason in _LIMIT_REASONS:
-                    return None
+                    return None  # not cached: the full render has the rest of the time
                 if error.reason == "raised" and tracer.stopped is None or error.reason == "failed" and tracer.genuine_failure():
                     boundaries.append(None)  # the template refuses this unfinished conversation, as it would the real one
                     continue
