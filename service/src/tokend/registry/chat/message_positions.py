@@ -40,7 +40,7 @@ __all__ = ["MAX_PREFIX_TICKS", "PREFIX_TIME_SHARE", "MessageLoop", "MessagePosit
 # of a quiet worker's renders: Qwen3 with 8 tools and tool calls, ~175 messages; docs/decisions.md); past it
 # the spans come from the loops. Counted in hooks, not seconds, so that a chat gets the same spans on every
 # machine and under any load ...
-MAX_PREFIX_TICKS = 400_000
+MAX_PREFIX_TICKS = 300_000
 # ... unless the prefix renders run out of this share of the time the render of the whole left them.
 PREFIX_TIME_SHARE = 0.5
 
