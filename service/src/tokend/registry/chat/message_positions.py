@@ -46,56 +46,46 @@ PREFIX_TIME_SHARE = 0.5
 
 
 class MessagePositions:
-    """The records of one render over `messages` (the list the template sees)."""
+    """The records of one render over `messages` (the list the template sees): one entry per message, however
+    many loops the template runs over them (a loop's records overwrite an earlier loop's)."""
 
     def __init__(self, messages: list) -> None:
         self.count = len(messages)
-        # id(message) -> its index; None where one object stands for two messages (its loop is not followed)
+        # id(message) -> its index; None where one object stands for two messages (its loops are not followed)
         self._index: dict[int, int | None] = {}
         for index, message in enumerate(messages):
             key = id(message)
             self._index[key] = None if key in self._index else index
         self._messages = messages  # kept alive: the ids above stay theirs
-        self.loops: list[MessageLoop] = []  # in the order they started
+        self.starts: list[int | None] = [None] * self.count  # output length as the message reached a loop's body
+        self.reached_ticks: list[int | None] = [None] * self.count  # the render's hooks until then
+        self.end: int | None = None  # output length when a loop that reached the last message ended
         self.produced = 0  # the render's output so far, in characters (sandbox.render_template keeps it)
         self.total_ticks = 0  # the whole render's work (set when it ends)
 
     def loop(self, items: list, budget: Any) -> MessageLoop | None:
-        """A loop over `items` (a list), when every item is one of the messages: its recording iterator."""
-        if not items or type(items) is not list:
-            return None
+        """A loop over `items` (a list), when they are messages in increasing order: its recording iterator.
+        A loop over other values, or over messages in another order (Qwen3's `messages[::-1]`), is not followed."""
         index = self._index
-        indices = [index.get(id(item)) for item in items]
-        if any(position is None for position in indices):
+        if not items or index.get(id(items[0])) is None:
             return None
-        loop = MessageLoop(items, indices, self, budget)
-        self.loops.append(loop)
-        return loop
+        indices = [index.get(id(item)) for item in items]
+        if None in indices or any(a >= b for a, b in zip(indices, indices[1:])):
+            return None
+        return MessageLoop(items, indices, self, budget)
 
     def candidates(self) -> list[int | None]:
-        """Where each message starts and (last entry) where the last one ends, by the loops that reached the
-        messages in increasing order, the later loop winning; None where no such loop reached it."""
-        found: list[int | None] = [None] * (self.count + 1)
-        for loop in self.loops:
-            if not loop.forward():
-                continue
-            for index, (position, _) in zip(loop.indices, loop.reached):
-                found[index] = position
-            if loop.ended is not None and loop.indices[-1] == self.count - 1 and len(loop.reached) == len(loop.indices):
-                found[self.count] = loop.ended
-        return found
+        """Where each message starts and (last entry) where the last one ends, by the loops; None where no
+        loop reached it."""
+        return [*self.starts, self.end]
 
     def prefix_ticks(self, add_generation_prompt: bool) -> list[int]:
         """About the work of rendering each prefix `messages[:k]` (k <= count): what the whole had done when its
         loop reached message k (the whole's work where no loop did, and for k == count when the whole was
         rendered with a generation prompt; 0 without one: that prefix is the whole, not rendered again)."""
-        reached: list[int | None] = [None] * self.count
-        for loop in self.loops:
-            if loop.forward():
-                for index, (_, ticks) in zip(loop.indices, loop.reached):
-                    reached[index] = ticks
-        costs = [self.total_ticks if ticks is None else ticks for ticks in reached]
-        return costs + [self.total_ticks if add_generation_prompt else 0]
+        total = self.total_ticks
+        costs = [total if ticks is None else ticks for ticks in self.reached_ticks]
+        return costs + [total if add_generation_prompt else 0]
 
 
 class MessageLoop:
@@ -104,29 +94,31 @@ class MessageLoop:
     reads its items through a LoopContext, which looks one item ahead (`loop.last`): that one records in
     `CheckedLoopContext.__next__` instead (template_code_hooks), when the item is handed to the body."""
 
-    __slots__ = ("items", "indices", "reached", "ended", "_positions", "_budget", "_next")
+    __slots__ = ("items", "indices", "_positions", "_budget", "_next", "_handed", "_ended")
 
     def __init__(self, items: list, indices: list, positions: MessagePositions, budget: Any) -> None:
         self.items = items
-        self.indices = indices  # message index of each item
-        self.reached: list[tuple[int, int]] = []  # (output length, ticks) as each item reached the body
-        self.ended: int | None = None  # output length when the loop ended
+        self.indices = indices  # message index of each item, increasing
         self._positions = positions
         self._budget = budget
-        self._next = 0
-
-    def forward(self) -> bool:
-        indices = self.indices
-        return all(a < b for a, b in zip(indices, indices[1:]))
+        self._next = 0  # the next item this iterator hands out
+        self._handed = 0  # items handed to the loop's body
+        self._ended = False
 
     def reach(self) -> None:
         """The next item goes to the loop's body now."""
         positions = self._positions
-        self.reached.append((positions.produced, self._budget.ticks))
+        index = self.indices[self._handed]
+        positions.starts[index] = positions.produced
+        positions.reached_ticks[index] = self._budget.ticks
+        self._handed += 1
 
     def end(self) -> None:
-        if self.ended is None:
-            self.ended = self._positions.produced
+        """The loop ended: where the last message ends, if it handed every item out and the last is the last message."""
+        positions = self._positions
+        if not self._ended and self._handed == len(self.items) and self.indices[-1] == positions.count - 1:
+            positions.end = positions.produced
+        self._ended = True
 
     def __iter__(self) -> MessageLoop:
         return self
