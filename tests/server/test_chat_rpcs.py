@@ -156,6 +156,18 @@ def test_the_conversations_of_one_request_share_the_template_time(stub):
     assert time.monotonic() - started < 10  # ~1 s of rendering; generous for shared cores
 
 
+def test_a_long_chat_with_tools_on_a_template_gets_its_per_message_counts(stub, local):
+    """300 messages with tools (issue 13): the per-message counts' prefix renders, one per message, passed the
+    template's 1 s and the call was RESOURCE_EXHAUSTED; now the spans come from the template's loop."""
+    turns = [{"role": ("user", "assistant")[number % 2], "content": f"turn {number}"} for number in range(300)]
+    tools = CONVERSATIONS["tool_call"][1]
+    request = pb.CountChatTokensRequest(model="templated", conversations=[conversation_to_message(turns, tools, True)])
+    result = stub.CountChatTokens(request, timeout=30).results[0]
+    expected = local.load("templated").count_chat(turns, tools)
+    assert result.total == expected.total and list(result.per_message) == expected.per_message
+    assert not result.spans_exact and len(result.per_message) == 300 and min(result.per_message) > 0
+
+
 def test_a_short_deadline_stops_a_template_as_deadline_exceeded(stub):
     spin = pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="spin")])
     error = rpc_error(stub.CountChatTokens, pb.CountChatTokensRequest(model="templated", conversations=[spin]), timeout=0.4)
