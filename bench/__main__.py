@@ -17,6 +17,7 @@ BENCHMARKS = {
     "service": "bench.service",
     "footprint": "bench.footprint",
     "chat": "bench.chat",
+    "chat-spans": "bench.chat_spans",
     "budgets": "bench.budgets",
     "budget-service": "bench.budget_service",
     "ab": "bench.ab",
