@@ -118,8 +118,8 @@ def test_a_chat_whose_prefix_renders_fit_keeps_the_definition(template_encoders,
 
 
 def test_spans_past_the_time_share_come_from_the_loops(monkeypatch, template_encoders):
-    """Prefix renders that run out of their share of the time (a loaded worker) leave the spans to the loops,
-    and the chat is answered."""
+    """Prefix renders that would not fit their share of the time left (a loaded worker), or run out of it (here
+    the empty chat's), leave the spans to the loops, and the chat is answered."""
     monkeypatch.setattr(template_format, "PREFIX_TIME_SHARE", 0.0)
     encoder, _, tokenizer = template_encoders("qwen2.5-instruct")
     messages = agentic_chat(12)

@@ -62,6 +62,7 @@ class MessagePositions:
         self.end: int | None = None  # output length when a loop that reached the last message ended
         self.produced = 0  # the render's output so far, in characters (sandbox.render_template keeps it)
         self.total_ticks = 0  # the whole render's work (set when it ends)
+        self.seconds = 0.0  # the whole render's wall time, its wait for the render turn included (set when it ends)
 
     def loop(self, items: list, budget: Any) -> MessageLoop | None:
         """A loop over `items` (a list), when they are messages in increasing order: its recording iterator.
@@ -78,6 +79,13 @@ class MessagePositions:
         """Where each message starts and (last entry) where the last one ends, by the loops; None where no
         loop reached it."""
         return [*self.starts, self.end]
+
+    def prefix_renders_fit(self, add_generation_prompt: bool, seconds: float) -> bool:
+        """Whether the prefix renders' work (`prefix_ticks`) is within MAX_PREFIX_TICKS and, at the pace the
+        render of the whole went (a loaded worker's slower), within `seconds`: else they are not started, rather
+        than stopped at their time share with that share spent."""
+        work = sum(self.prefix_ticks(add_generation_prompt))
+        return work <= MAX_PREFIX_TICKS and work * self.seconds <= seconds * max(1, self.total_ticks)
 
     def prefix_ticks(self, add_generation_prompt: bool) -> list[int]:
         """About the work of rendering each prefix `messages[:k]` (k <= count): what the whole had done when its

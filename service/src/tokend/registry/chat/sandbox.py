@@ -319,6 +319,7 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
     budget = RenderBudget(limits, tracer, positions)
     token = RENDER_BUDGET.set(budget)
     started = time.thread_time()
+    began = time.monotonic() if positions is not None else 0.0
     chunks: list[str] = []
     produced = 0
     try:
@@ -354,7 +355,7 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
         budget.end_turn()
         RENDER_BUDGET.reset(token)
         if positions is not None:
-            positions.total_ticks = budget.ticks
+            positions.total_ticks, positions.seconds = budget.ticks, time.monotonic() - began
         if limits.clock is not None:
             limits.clock.spent += time.thread_time() - started
     return "".join(chunks)

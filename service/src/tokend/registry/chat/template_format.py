@@ -50,7 +50,7 @@ from typing import Any
 
 from tokend.errors import ChatTemplateError
 from tokend.registry.chat.chat_format import ChatFormat, RenderContext
-from tokend.registry.chat.message_positions import MAX_PREFIX_TICKS, PREFIX_TIME_SHARE, MessagePositions
+from tokend.registry.chat.message_positions import PREFIX_TIME_SHARE, MessagePositions
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition
 from tokend.registry.chat.sandbox import CompiledTemplate, TemplateLimits, compile_template, render_template, renders_in_turn
 from tokend.registry.chat.segments import RenderedChat
@@ -121,15 +121,15 @@ class TemplateChatFormat(ChatFormat):
                     positions: MessagePositions) -> tuple[list[int | None], bool]:
         """(boundaries, whether all of them): boundaries[k] is where message k starts (k < count) / where the last
         one ends (k == count), by the render of `messages[:k]` (None where that is not the start of the whole).
-        All of them when their renders' work, estimated from the whole's (MessagePositions.prefix_ticks), is
-        within MAX_PREFIX_TICKS and they finish within PREFIX_TIME_SHARE of the time left; else those rendered
-        until then (at least message 0's: the empty chat, the template's header alone), for the caller to
-        complete from the loops of the whole's render."""
+        All of them when their renders' work, estimated from the whole's (MessagePositions.prefix_renders_fit),
+        is within MAX_PREFIX_TICKS and PREFIX_TIME_SHARE of the time left, and they finish within that share;
+        else those rendered until then (at least message 0's: the empty chat, the template's header alone), for
+        the caller to complete from the loops of the whole's render."""
         count = len(raw_messages)
-        costs = positions.prefix_ticks(add_generation_prompt)
-        last = count if sum(costs) <= MAX_PREFIX_TICKS else 0
         now = time.monotonic()
-        share = replace(limits, deadline=now + PREFIX_TIME_SHARE * max(0.0, limits.deadline - now))
+        seconds = PREFIX_TIME_SHARE * max(0.0, limits.deadline - now)
+        last = count if positions.prefix_renders_fit(add_generation_prompt, seconds) else 0
+        share = replace(limits, deadline=now + seconds)
         boundaries: list[int | None] = []
         for k in range(last + 1):
             if k == count and not add_generation_prompt:

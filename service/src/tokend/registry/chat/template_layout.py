@@ -288,11 +288,14 @@ class TemplateLayouts:
             if error.reason in _LIMIT_REASONS:
                 return None
             return tuple(tracer.guards), None  # refused, failed, or untraceable: the full render decides
+        now = time.monotonic()  # the prefix renders within a share of the time left, as template_format's
+        seconds = PREFIX_TIME_SHARE * max(0.0, limits.deadline - now)
         if sum(positions.prefix_ticks(add_generation_prompt)) > MAX_PREFIX_TICKS:
             # too long a chat to trace its prefixes (template_format): this shape renders in full, its spans by loops
             return tuple(tracer.guards), None
-        now = time.monotonic()  # the prefix renders within a share of the time left, as template_format's
-        limits = replace(limits, deadline=now + PREFIX_TIME_SHARE * max(0.0, limits.deadline - now))
+        if not positions.prefix_renders_fit(add_generation_prompt, seconds):
+            return None  # not within the time left at this worker's pace now: not cached, the full render decides
+        limits = replace(limits, deadline=now + seconds)
         boundaries: list[int | None] = []
         full_markers = tracer.marker_spans(full)
         for k in range(count + 1):
