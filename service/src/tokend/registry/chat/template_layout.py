@@ -26,7 +26,8 @@ Why substitution is exact (each point is checked when the layout is built; a fai
 - size: a chat whose substituted text could pass the template's `max_chars` goes the full way.
 Traced renders run with the caller's limits. Anything a trace cannot follow (template_trace) gives "no
 layout" for that shape and those guard answers, also cached, so such chats render in full without tracing
-again. The cache holds `MAX_SHAPES` shapes (oldest dropped first), each with up to `MAX_TRACES` traces.
+again; so does a chat whose prefix renders would cost more than template_format allows them
+(message_positions.MAX_PREFIX_TICKS: its spans then come from the loops). The cache holds `MAX_SHAPES` shapes (oldest dropped first), each with up to `MAX_TRACES` traces.
 
     >>> from tokend.registry.chat.template_format import TemplateChatFormat
     >>> chat_format = TemplateChatFormat("{% for m in messages %}<|im_start|>{{ m.role }}\\n{{ m.content }}<|im_end|>\\n{% endfor %}")
