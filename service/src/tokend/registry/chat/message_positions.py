@@ -36,12 +36,13 @@ from typing import Any
 
 __all__ = ["MAX_PREFIX_TICKS", "PREFIX_TIME_SHARE", "MessageLoop", "MessagePositions"]
 
-# The prefix renders of one chat may do at most this much work, as `prefix_ticks` estimates it (about 0.5 s
-# of a quiet worker's renders: Qwen3 with 8 tools and tool calls, ~175 messages; docs/decisions.md); past it
-# the spans come from the loops. Counted in hooks, not seconds, so that a chat gets the same spans on every
+# The prefix renders of one chat may do at most this much work, as `prefix_ticks` estimates it (~0.35 s of a
+# quiet worker's renders: a Qwen3 agent chat with 8 tools of ~150 messages; docs/decisions.md); past it the
+# spans come from the loops. Counted in hooks, not seconds, so that a chat gets the same spans on every
 # machine and under any load ...
 MAX_PREFIX_TICKS = 300_000
-# ... unless the prefix renders run out of this share of the time the render of the whole left them.
+# ... unless the prefix renders would not fit, or run out of, this share of the time the render of the whole
+# left: the rest stays for the request's other conversations, which share its template time (service/chat.py).
 PREFIX_TIME_SHARE = 0.5
 
 
