@@ -5,10 +5,10 @@ Per-message spans are defined by prefix renders (template_format: message k star
 `messages[:k]` ends), one render per message, so their cost grows with the square of the chat's length (a
 300-message Qwen3 chat with tools: 1.4 s of renders for a 10 ms render of the whole). This records, in the
 one render of the whole, the output length (and the render's work, in budget ticks) each time a loop over
-the messages list, or over a list of its messages (`messages[1:]`, `messages[::-1]`), hands a message to
-its body. Of the loops that reach messages in increasing order, the last to reach message k gives message
-k's *candidate* boundary; the one that reached the last message gives, when it ends, the candidate end of
-the last message. Candidates are where a template's loop is, not the prefix-render definition: a template
+the messages list, or over a list of its messages in increasing order (`messages[1:]`; not Qwen3's scan of
+`messages[::-1]`), hands a message to its body: one entry per message, the last loop to reach it winning,
+its message's *candidate* boundary; a loop that reached the last message gives, when it ends, the candidate
+end of the last message. Candidates are where a template's loop is, not the prefix-render definition: a template
 that renders a message differently once later messages follow (Qwen3's reasoning rule, its run of tool
 messages) has a prefix-render boundary that is unknown (None) where its candidate is a place in the text;
 template_format reports spans from candidates with `spans_exact` False.
@@ -26,8 +26,8 @@ the work the whole did until its loop reached message k (`prefix_ticks`).
     [1, 4, 8]
 
 Not handled: a loop whose body's output is captured (inside a macro or a `{% set %}` block) records where
-the output stood before the capture; such candidates are wrong, never the ids (spans_exact is False for
-every candidate).
+the output stood before the capture, and a filtered loop (`{% for m in messages if ... %}`) where its filter
+read the item; such candidates are wrong, never the ids (spans_exact is False for every candidate).
 """
 
 from __future__ import annotations
