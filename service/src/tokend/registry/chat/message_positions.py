@@ -25,9 +25,11 @@ the work the whole did until its loop reached message k (`prefix_ticks`).
     >>> positions.candidates()
     [1, 4, 8]
 
-Not handled: a loop whose body's output is captured (inside a macro or a `{% set %}` block) records where
-the output stood before the capture, and a filtered loop (`{% for m in messages if ... %}`) where its filter
-read the item; such candidates are wrong, never the ids (spans_exact is False for every candidate).
+Not handled: a loop whose body's output is captured (inside a macro, a recursive loop or a `{% set %}` block,
+or a template that builds its text in a namespace and prints it at the end) records where the output stood
+before the capture, so its messages count nothing and the text is the format's own; a filtered loop
+(`{% for m in messages if ... %}`) with `loop.*` records where its filter read an item ahead. Such
+candidates are wrong, never the ids (spans_exact is False for every candidate).
 """
 
 from __future__ import annotations
