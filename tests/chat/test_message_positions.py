@@ -69,3 +69,14 @@ def test_a_candidate_inside_a_special_token_is_dropped():
     assert positions.candidates() == [0, 5, 17, 29]
     assert candidate_boundaries(text, positions, True, frozenset({"<|im_end|>"})) == [0, None, None, 29]
     assert candidate_boundaries(text, positions, False, frozenset({"<|im_end|>"})) == [0, None, None, len(text)]
+
+
+def test_a_loop_that_writes_nothing_places_no_message():
+    """A scan (Qwen3's search for the last user turn, forwards here) or a loop building the text in a namespace
+    would put every message at one offset."""
+    _, positions = recorded("H{% for m in messages %}{% if m.role == 'user' %}{% endif %}{% endfor %}"
+                            "{% for m in messages %}<{{ m.content }}>{% endfor %}")
+    assert positions.candidates() == [1, 4, 8, 12]
+    text, positions = recorded("{% set ns = namespace(o='') %}{% for m in messages %}{% set ns.o = ns.o ~ m.content %}{% endfor %}"
+                               "{{ ns.o }}")
+    assert text == "Su1a1" and positions.candidates() == [None, None, None, None]

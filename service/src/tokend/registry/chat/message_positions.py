@@ -103,9 +103,11 @@ class MessageLoop:
     """The iterator a `{% for %}` over messages gets: hands the items out, recording (output length, ticks)
     as each one goes to the loop's body, and the output length when the loop ends. A loop with `loop.*`
     reads its items through a LoopContext, which looks one item ahead (`loop.last`): that one records in
-    `CheckedLoopContext.__next__` instead (template_code_hooks), when the item is handed to the body."""
+    `CheckedLoopContext.__next__` instead (template_code_hooks), when the item is handed to the body.
+    Its records count only once the output has grown since the loop began: a loop that writes nothing (a scan
+    for the last user turn, a loop building the text in a namespace) would place every message at one offset."""
 
-    __slots__ = ("items", "indices", "_positions", "_budget", "_next", "_handed", "_ended")
+    __slots__ = ("items", "indices", "_positions", "_budget", "_next", "_handed", "_ended", "_began", "_pending")
 
     def __init__(self, items: list, indices: list, positions: MessagePositions, budget: Any) -> None:
         self.items = items
@@ -115,21 +117,38 @@ class MessageLoop:
         self._next = 0  # the next item this iterator hands out
         self._handed = 0  # items handed to the loop's body
         self._ended = False
+        self._began = positions.produced  # the output when the loop began
+        # (message index, output, ticks) reached before the output grew; None once it has (records go straight in)
+        self._pending: list[tuple[int, int, int]] | None = []
 
     def reach(self) -> None:
         """The next item goes to the loop's body now."""
         positions = self._positions
         index = self.indices[self._handed]
+        self._handed += 1
+        if self._pending is not None:
+            self._pending.append((index, positions.produced, self._budget.ticks))
+            self._commit_if_written()
+            return
         positions.starts[index] = positions.produced
         positions.reached_ticks[index] = self._budget.ticks
-        self._handed += 1
 
     def end(self) -> None:
         """The loop ended: where the last message ends, if it handed every item out and the last is the last message."""
         positions = self._positions
-        if not self._ended and self._handed == len(self.items) and self.indices[-1] == positions.count - 1:
+        self._commit_if_written()
+        if self._pending is None and not self._ended and self._handed == len(self.items) and self.indices[-1] == positions.count - 1:
             positions.end = positions.produced
         self._ended = True
+
+    def _commit_if_written(self) -> None:
+        positions = self._positions
+        if self._pending is None or positions.produced == self._began:
+            return
+        for index, produced, ticks in self._pending:
+            positions.starts[index] = produced
+            positions.reached_ticks[index] = ticks
+        self._pending = None
 
     def __iter__(self) -> MessageLoop:
         return self

@@ -35,9 +35,10 @@ a preamble counts towards it). Ids and totals never depend on the spans.
 The prefix renders cost the square of the chat's length (300 messages of Qwen3 with tools: 1.4 s of renders
 for a 10 ms render of the whole), so they run only when the work they would do, estimated from the render of
 the whole, is within `MAX_PREFIX_TICKS`, and only within `PREFIX_TIME_SHARE` of the time that render left.
-Past either, message 0 still starts where the empty chat's render ends, and every other boundary is where
-the template's loop reached the message in the render of the whole (message_positions); `spans_exact` is
-then False, whatever those boundaries are, and the chat is not refused for its spans.
+Past either, message 0 still starts where the empty chat's render ends and the last message ends where the
+whole's without generation prompt does (two renders), and every other boundary is where the template's loop
+reached the message in the render of the whole (message_positions); `spans_exact` is then False, whatever
+those boundaries are, and the chat is not refused for its spans.
 """
 
 from __future__ import annotations
@@ -105,35 +106,40 @@ class TemplateChatFormat(ChatFormat):
         with renders_in_turn(limits):  # every render below in one turn of the process's renders
             full = self._render(raw_messages, raw_tools, add_generation_prompt, limits, positions=positions)
             if positions is not None:
-                boundaries, verified = self._boundaries(full, raw_messages, raw_tools, add_generation_prompt, limits, positions)
+                rendered, verified = self._boundaries(full, raw_messages, raw_tools, add_generation_prompt, limits, positions)
         builder = TextBuilder(context.special_tokens, content_specials=True)
         if positions is None:
             builder.add_rendered(full, None)
             return builder.build(message_count=count, spans_exact=not count)
-        if not verified:
-            boundaries += candidate_boundaries(full, positions, add_generation_prompt, context.special_tokens)[len(boundaries) :]
+        if verified:
+            boundaries = [rendered[k] for k in range(count + 1)]
+        else:  # the loops' boundaries, where no prefix was rendered
+            boundaries = candidate_boundaries(full, positions, add_generation_prompt, context.special_tokens)
+            for k, boundary in rendered.items():
+                boundaries[k] = boundary
         ranges, exact = owned_ranges(full, boundaries, count)
         for start, end, owner in ranges:
             builder.add_rendered(full[start:end], owner)
         return builder.build(message_count=count, spans_exact=exact and verified)
 
     def _boundaries(self, full: str, raw_messages: list, raw_tools: Any, add_generation_prompt: bool, limits: TemplateLimits,
-                    positions: MessagePositions) -> tuple[list[int | None], bool]:
-        """(boundaries, whether all of them): boundaries[k] is where message k starts (k < count) / where the last
-        one ends (k == count), by the render of `messages[:k]` (None where that is not the start of the whole).
-        All of them when their renders' work, estimated from the whole's (MessagePositions.prefix_renders_fit),
+                    positions: MessagePositions) -> tuple[dict[int, int | None], bool]:
+        """({k: boundary}, whether every k): boundary k is where message k starts (k < count) / where the last one
+        ends (k == count), by the render of `messages[:k]` (None where that is not the start of the whole).
+        Every k when their renders' work, estimated from the whole's (MessagePositions.prefix_renders_fit),
         is within MAX_PREFIX_TICKS and PREFIX_TIME_SHARE of the time left, and they finish within that share;
-        else those rendered until then (at least message 0's: the empty chat, the template's header alone), for
-        the caller to complete from the loops of the whole's render."""
+        else the first and the last (the empty chat, the template's header alone, and the whole without its
+        generation prompt: two renders), or those rendered until the share ran out, for the caller to complete
+        from the loops of the whole's render."""
         count = len(raw_messages)
         now = time.monotonic()
         seconds = PREFIX_TIME_SHARE * max(0.0, limits.deadline - now)
-        last = count if positions.prefix_renders_fit(add_generation_prompt, seconds) else 0
+        every = positions.prefix_renders_fit(add_generation_prompt, seconds)
         share = replace(limits, deadline=now + seconds)
-        boundaries: list[int | None] = []
-        for k in range(last + 1):
+        boundaries: dict[int, int | None] = {}
+        for k in range(count + 1) if every else (0, count):
             if k == count and not add_generation_prompt:
-                boundaries.append(len(full))
+                boundaries[k] = len(full)
                 continue
             try:
                 prefix = self._render(raw_messages[:k], raw_tools, False, share)
@@ -142,10 +148,10 @@ class TemplateChatFormat(ChatFormat):
                     return boundaries, False
                 if error.reason in ("size_limit", "security"):
                     raise
-                boundaries.append(None)  # the template refuses this unfinished conversation
+                boundaries[k] = None  # the template refuses this unfinished conversation
                 continue
-            boundaries.append(len(prefix) if full.startswith(prefix) else None)
-        return boundaries, last == count
+            boundaries[k] = len(prefix) if full.startswith(prefix) else None
+        return boundaries, every
 
 
 def candidate_boundaries(full: str, positions: MessagePositions, add_generation_prompt: bool,
