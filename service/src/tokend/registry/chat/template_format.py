@@ -35,10 +35,10 @@ a preamble counts towards it). Ids and totals never depend on the spans.
 The prefix renders cost the square of the chat's length (300 messages of Qwen3 with tools: 1.4 s of renders
 for a 10 ms render of the whole), so they run only when the work they would do, estimated from the render of
 the whole, is within `MAX_PREFIX_TICKS`, and only within `PREFIX_TIME_SHARE` of the time that render left.
-Past either, message 0 still starts where the empty chat's render ends and the last message ends where the
-whole's without generation prompt does (two renders), and every other boundary is where the template's loop
-reached the message in the render of the whole (message_positions); `spans_exact` is then False, whatever
-those boundaries are, and the chat is not refused for its spans.
+Past either, message 0 still starts where the empty chat's render ends (the template's header alone), and
+every other boundary is where the template's loop reached the message in the render of the whole
+(message_positions); `spans_exact` is then False, whatever those boundaries are, and the chat is not refused
+for its spans.
 """
 
 from __future__ import annotations
@@ -128,16 +128,16 @@ class TemplateChatFormat(ChatFormat):
         ends (k == count), by the render of `messages[:k]` (None where that is not the start of the whole).
         Every k when their renders' work, estimated from the whole's (MessagePositions.prefix_renders_fit),
         is within MAX_PREFIX_TICKS and PREFIX_TIME_SHARE of the time left, and they finish within that share;
-        else the first and the last (the empty chat, the template's header alone, and the whole without its
-        generation prompt: two renders), or those rendered until the share ran out, for the caller to complete
-        from the loops of the whole's render."""
+        else the first (the empty chat: the template's header alone), or those rendered until the share ran out,
+        for the caller to complete from the loops of the whole's render. (Not the last as well: the whole's
+        render again would double the cost of a long chat's counts, which a request's conversations share.)"""
         count = len(raw_messages)
         now = time.monotonic()
         seconds = PREFIX_TIME_SHARE * max(0.0, limits.deadline - now)
         every = positions.prefix_renders_fit(add_generation_prompt, seconds)
         share = replace(limits, deadline=now + seconds)
         boundaries: dict[int, int | None] = {}
-        for k in range(count + 1) if every else (0, count):
+        for k in range(count + 1) if every else (0,):
             if k == count and not add_generation_prompt:
                 boundaries[k] = len(full)
                 continue
