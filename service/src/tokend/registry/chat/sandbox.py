@@ -63,7 +63,7 @@ from jinja2.utils import generate_lorem_ipsum
 
 from tokend.engine.call_stop import CallStopped
 from tokend.errors import ChatTemplateError, ModelFormatError
-from tokend.registry.chat.template_budget import RENDER_BUDGET, LimitExceeded, RenderBudget, current_budget
+from tokend.registry.chat.template_budget import RENDER_BUDGET, CountedRenderBudget, LimitExceeded, RenderBudget, current_budget
 from tokend.registry.chat.template_code_hooks import (
     CheckedLoopContext,
     SizedLiterals,
@@ -316,7 +316,7 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
     (template_trace), the variables hold traced content and the render is a trace: one that used content in a
     way the tracer does not model fails with reason "untraceable", whatever else it raised. With `positions`
     (message_positions), the render records where its loops reach the messages and the work it did."""
-    budget = RenderBudget(limits, tracer, positions)
+    budget = RenderBudget(limits, tracer) if positions is None else CountedRenderBudget(limits, tracer, positions)
     token = RENDER_BUDGET.set(budget)
     started = time.thread_time()
     began = time.monotonic() if positions is not None else 0.0

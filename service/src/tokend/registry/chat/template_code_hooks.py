@@ -29,7 +29,7 @@ from tokend.registry.chat.message_positions import MessageLoop
 from tokend.registry.chat.template_budget import LOOP_TICK_ITEMS, current_budget, ticking
 from tokend.registry.chat.template_sizes import check_built, check_value, estimate
 
-__all__ = ["CheckedLoopContext", "SizedLiterals", "bounded_join", "bounded_markup_join", "bounded_str_join", "iterated"]
+__all__ = ["CheckedLoopContext", "RecordingLoopContext", "SizedLiterals", "bounded_join", "bounded_markup_join", "bounded_str_join", "iterated"]
 
 
 class SizedLiterals(CodeGenerator):
@@ -101,28 +101,36 @@ _SHORT_ITERABLES = frozenset({list, tuple, str, dict, range})
 class CheckedLoopContext(jinja2.runtime.LoopContext):
     """Jinja's `loop`, its iterable checked: a recursive loop's `loop(children)` reaches the loop line through
     here, not through the iterable `SizedLiterals` wraps. Over messages whose positions a render records
-    (message_positions), it reads the list itself (it looks an item ahead for `loop.last` and takes `len()`)
-    and records each item as `__next__` hands it to the loop's body."""
+    (message_positions) it is a `RecordingLoopContext`."""
+
+    def __new__(cls, iterable: Any, *args: Any, **kwargs: Any) -> CheckedLoopContext:
+        if type(iterable) is MessageLoop:
+            return object.__new__(RecordingLoopContext)
+        return object.__new__(cls)
 
     def __init__(self, iterable: Any, undefined: Any, recurse: Any = None, depth0: int = 0) -> None:
-        if type(iterable) is not MessageLoop:
-            iterable = iterated(iterable)
-        self._recorded = None
-        if type(iterable) is MessageLoop:
-            self._recorded = iterable
-            iterable = _checked(iterable.items, current_budget())
-        super().__init__(iterable, undefined, recurse, depth0)
+        checked = iterated(iterable)
+        if type(checked) is MessageLoop:  # a recursive loop's children that are messages: read, not recorded
+            checked = _checked(checked.items, current_budget())
+        super().__init__(checked, undefined, recurse, depth0)
+
+
+class RecordingLoopContext(CheckedLoopContext):
+    """`loop` over messages whose positions a render records: it reads the list itself (it looks an item ahead
+    for `loop.last` and takes `len()`) and records each item as `__next__` hands it to the loop's body. A
+    subclass so that other loops' items do not pass through one more Python call."""
+
+    def __init__(self, iterable: MessageLoop, undefined: Any, recurse: Any = None, depth0: int = 0) -> None:
+        self._recorded = iterable
+        jinja2.runtime.LoopContext.__init__(self, _checked(iterable.items, current_budget()), undefined, recurse, depth0)
 
     def __next__(self) -> Any:
-        recorded = self._recorded
-        if recorded is None:
-            return super().__next__()
         try:
             item = super().__next__()
         except StopIteration:
-            recorded.end()
+            self._recorded.end()
             raise
-        recorded.reach()
+        self._recorded.reach()
         return item
 
 
