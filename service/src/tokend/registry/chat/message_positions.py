@@ -54,12 +54,10 @@ class MessagePositions:
 
     def __init__(self, messages: list) -> None:
         self.count = len(messages)
-        # id(message) -> its index; None where one object stands for two messages (its loops are not followed)
-        self._index: dict[int, int | None] = {}
-        for index, message in enumerate(messages):
-            key = id(message)
-            self._index[key] = None if key in self._index else index
-        self._messages = messages  # kept alive: the ids above stay theirs
+        self._messages = messages  # kept alive: the ids of `_index` stay theirs
+        # id(message) -> its index; None where one object stands for two messages (its loops are not followed).
+        # Made when a loop over a list other than `messages` itself asks (a slice, a filtered list).
+        self._index: dict[int, int | None] | None = None
         self.starts: list[int | None] = [None] * self.count  # output length as the message reached a loop's body
         self.reached_ticks: list[int | None] = [None] * self.count  # the render's hooks until then
         self.end: int | None = None  # output length when a loop that reached the last message ended
@@ -70,13 +68,28 @@ class MessagePositions:
     def loop(self, items: list, budget: Any) -> MessageLoop | None:
         """A loop over `items` (a list), when they are messages in increasing order: its recording iterator.
         A loop over other values, or over messages in another order (Qwen3's `messages[::-1]`), is not followed."""
-        index = self._index
-        if not items or index.get(id(items[0])) is None:
+        if items is self._messages:
+            if self._index is None and len({*map(id, items)}) == len(items):
+                return MessageLoop(items, range(len(items)), self, budget)
+            if self._index is None:
+                self._index = self._message_index()
+        if not items:
+            return None
+        index = self._index if self._index is not None else self._message_index()
+        if index.get(id(items[0])) is None:
             return None
         indices = [index.get(id(item)) for item in items]
         if None in indices or any(a >= b for a, b in zip(indices, indices[1:])):
             return None
         return MessageLoop(items, indices, self, budget)
+
+    def _message_index(self) -> dict[int, int | None]:
+        index: dict[int, int | None] = {}
+        for position, message in enumerate(self._messages):
+            key = id(message)
+            index[key] = None if key in index else position
+        self._index = index
+        return index
 
     def candidates(self) -> list[int | None]:
         """Where each message starts and (last entry) where the last one ends, by the loops; None where no

@@ -325,12 +325,18 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
     try:
         try:
             budget.take_turn()  # one render at a time in this process (render_turns)
-            for chunk in compiled.template.generate(**variables):
-                produced += len(chunk)
-                budget.size(produced, "output")
-                budget.tick()
-                chunks.append(chunk)
-                if positions is not None:
+            if positions is None:
+                for chunk in compiled.template.generate(**variables):
+                    produced += len(chunk)
+                    budget.size(produced, "output")
+                    budget.tick()
+                    chunks.append(chunk)
+            else:  # the output so far, for the loops to record (message_positions)
+                for chunk in compiled.template.generate(**variables):
+                    produced += len(chunk)
+                    budget.size(produced, "output")
+                    budget.tick()
+                    chunks.append(chunk)
                     positions.produced = produced
         finally:
             if tracer is not None and tracer.stopped is not None:

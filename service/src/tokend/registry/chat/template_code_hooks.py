@@ -101,18 +101,19 @@ _SHORT_ITERABLES = frozenset({list, tuple, str, dict, range})
 class CheckedLoopContext(jinja2.runtime.LoopContext):
     """Jinja's `loop`, its iterable checked: a recursive loop's `loop(children)` reaches the loop line through
     here, not through the iterable `SizedLiterals` wraps. Over messages whose positions a render records
-    (message_positions) it is a `RecordingLoopContext`."""
-
-    def __new__(cls, iterable: Any, *args: Any, **kwargs: Any) -> CheckedLoopContext:
-        if type(iterable) is MessageLoop:
-            return object.__new__(RecordingLoopContext)
-        return object.__new__(cls)
+    (message_positions) it becomes a `RecordingLoopContext`."""
 
     def __init__(self, iterable: Any, undefined: Any, recurse: Any = None, depth0: int = 0) -> None:
-        checked = iterated(iterable)
-        if type(checked) is MessageLoop:  # a recursive loop's children that are messages: read, not recorded
-            checked = _checked(checked.items, current_budget())
-        super().__init__(checked, undefined, recurse, depth0)
+        if type(iterable) is MessageLoop:
+            # (a class change, not a `__new__`: every other loop of every render would pay for one more call)
+            self.__class__ = RecordingLoopContext
+            self._recorded = iterable
+            iterable = _checked(iterable.items, current_budget())
+        else:
+            iterable = iterated(iterable)
+            if type(iterable) is MessageLoop:  # a recursive loop's children that are messages: read, not recorded
+                iterable = _checked(iterable.items, current_budget())
+        super().__init__(iterable, undefined, recurse, depth0)
 
 
 class RecordingLoopContext(CheckedLoopContext):
@@ -120,9 +121,7 @@ class RecordingLoopContext(CheckedLoopContext):
     for `loop.last` and takes `len()`) and records each item as `__next__` hands it to the loop's body. A
     subclass so that other loops' items do not pass through one more Python call."""
 
-    def __init__(self, iterable: MessageLoop, undefined: Any, recurse: Any = None, depth0: int = 0) -> None:
-        self._recorded = iterable
-        jinja2.runtime.LoopContext.__init__(self, _checked(iterable.items, current_budget()), undefined, recurse, depth0)
+    _recorded: MessageLoop
 
     def __next__(self) -> Any:
         try:
