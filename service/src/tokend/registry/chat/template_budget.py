@@ -192,8 +192,8 @@ class RenderBudget:
 
 class CountedRenderBudget(RenderBudget):
     """The budget of a render that also counts its hooks (`ticks`): its work, the same on every machine and under
-    any load (message_positions prices prefix renders with it). A subclass so that every other render's hooks,
-    which are most of a template's time, do not pay for the count (~3% of a short chat's)."""
+    any load (message_positions prices prefix renders with it). A subclass so that the hooks of every other
+    render (the prefix renders, the chats counted without per-message counts) do not pay for the count."""
 
     __slots__ = ("ticks",)
 
