@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MAX_PREFIX_TICKS", "PREFIX_TIME_SHARE", "MessageLoop", "MessagePositions"]
+__all__ = ["MAX_PREFIX_TICKS", "PREFIX_TIME_SHARE", "RECORDED_FROM_MESSAGES", "MessageLoop", "MessagePositions"]
 
 # The prefix renders of one chat may do at most this much work, as `prefix_ticks` estimates it (~0.35 s of a
 # quiet worker's renders: a Qwen3 agent chat with 8 tools of ~150 messages; docs/decisions.md); past it the
@@ -46,6 +46,10 @@ MAX_PREFIX_TICKS = 300_000
 # ... unless the prefix renders would not fit, or run out of, this share of the time the render of the whole
 # left: the rest stays for the request's other conversations, which share its template time (service/chat.py).
 PREFIX_TIME_SHARE = 0.5
+# Chats of fewer messages render their whole without recording (the common request: recording cost a 6-message
+# Qwen3 chat with 3 tools ~10% of that render), and their prefixes without an estimate, within the time share;
+# past it, the whole renders again, recording, for the loops' boundaries.
+RECORDED_FROM_MESSAGES = 16
 
 
 class MessagePositions:

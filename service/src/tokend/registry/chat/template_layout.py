@@ -54,7 +54,7 @@ from typing import Any
 
 from tokend.engine.text_parts import native_core
 from tokend.errors import ChatTemplateError
-from tokend.registry.chat.message_positions import MAX_PREFIX_TICKS, PREFIX_TIME_SHARE, MessagePositions
+from tokend.registry.chat.message_positions import MAX_PREFIX_TICKS, PREFIX_TIME_SHARE, RECORDED_FROM_MESSAGES, MessagePositions
 from tokend.registry.chat.segments import ChatCount, RenderedChat, chat_count
 from tokend.registry.chat.template_count_plan import TemplateCountPlan, count_plan
 from tokend.registry.chat.template_limits import TemplateLimits
@@ -282,7 +282,7 @@ class TemplateLayouts:
         tracer = ContentTracer(contents, compiled)
         traced_messages = tracer.messages(roles)
         count = len(roles)
-        positions = MessagePositions(traced_messages)
+        positions = MessagePositions(traced_messages) if count >= RECORDED_FROM_MESSAGES else None  # (as template_format)
         try:
             full = self._format._render(traced_messages, None, add_generation_prompt, limits, tracer, positions)
         except ChatTemplateError as error:
@@ -291,10 +291,10 @@ class TemplateLayouts:
             return tuple(tracer.guards), None  # refused, failed, or untraceable: the full render decides
         now = time.monotonic()  # the prefix renders within a share of the time left, as template_format's
         seconds = PREFIX_TIME_SHARE * max(0.0, limits.deadline - now)
-        if sum(positions.prefix_ticks(add_generation_prompt)) > MAX_PREFIX_TICKS:
+        if positions is not None and sum(positions.prefix_ticks(add_generation_prompt)) > MAX_PREFIX_TICKS:
             # too long a chat to trace its prefixes (template_format): this shape renders in full, its spans by loops
             return tuple(tracer.guards), None
-        if not positions.prefix_renders_fit(add_generation_prompt, seconds):
+        if positions is not None and not positions.prefix_renders_fit(add_generation_prompt, seconds):
             return None  # not within the time left at this worker's pace now: not cached, the full render decides
         limits = replace(limits, deadline=now + seconds)
         boundaries: list[int | None] = []
