@@ -60,8 +60,9 @@ class MessagePositions:
         self.count = len(messages)
         self._messages = messages  # kept alive: the ids of `_index` stay theirs
         # id(message) -> its index; None where one object stands for two messages (its loops are not followed).
-        # Made when a loop over a list other than `messages` itself asks (a slice, a filtered list).
+        # Made when the render's first loop over a list asks.
         self._index: dict[int, int | None] | None = None
+        self._distinct = False  # whether no object stands for two messages (known with `_index`)
         self.starts: list[int | None] = [None] * self.count  # output length as the message reached a loop's body
         self.reached_ticks: list[int | None] = [None] * self.count  # the render's hooks until then
         self.end: int | None = None  # output length when a loop that reached the last message ended
@@ -72,14 +73,11 @@ class MessagePositions:
     def loop(self, items: list, budget: Any) -> MessageLoop | None:
         """A loop over `items` (a list), when they are messages in increasing order: its recording iterator.
         A loop over other values, or over messages in another order (Qwen3's `messages[::-1]`), is not followed."""
-        if items is self._messages:
-            if self._index is None and len({*map(id, items)}) == len(items):
-                return MessageLoop(items, range(len(items)), self, budget)
-            if self._index is None:
-                self._index = self._message_index()
         if not items:
             return None
         index = self._index if self._index is not None else self._message_index()
+        if items is self._messages and self._distinct:
+            return MessageLoop(items, range(self.count), self, budget)
         if index.get(id(items[0])) is None:
             return None
         indices = [index.get(id(item)) for item in items]
@@ -92,7 +90,7 @@ class MessagePositions:
         for position, message in enumerate(self._messages):
             key = id(message)
             index[key] = None if key in index else position
-        self._index = index
+        self._index, self._distinct = index, len(index) == self.count
         return index
 
     def candidates(self) -> list[int | None]:
@@ -120,7 +118,7 @@ class MessageLoop:
     """The iterator a `{% for %}` over messages gets: hands the items out, recording (output length, ticks)
     as each one goes to the loop's body, and the output length when the loop ends. A loop with `loop.*`
     reads its items through a LoopContext, which looks one item ahead (`loop.last`): that one records in
-    `CheckedLoopContext.__next__` instead (template_code_hooks), when the item is handed to the body.
+    `RecordingLoopContext.__next__` instead (template_code_hooks), when the item is handed to the body.
     Its records count only once the output has grown since the loop began: a loop that writes nothing (a scan
     for the last user turn, a loop building the text in a namespace) would place every message at one offset."""
 
