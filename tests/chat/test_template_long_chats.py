@@ -11,10 +11,12 @@ the definition knows must still be where tokend puts it.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chat.conversations import TOOLS
-from tokend.registry.chat import template_format
+from tokend.registry.chat import message_positions, template_format, template_layout
 from tokend.registry.chat.template_format import TemplateChatFormat
 from tokend.registry.chat.template_limits import TemplateLimits
 
@@ -148,3 +150,29 @@ def test_the_work_of_per_message_spans_grows_linearly(monkeypatch, template_enco
         encoder.count_chat(agentic_chat(count), TOOLS, limits=TemplateLimits(seconds=120))
         work[count] = sum(rendered)
     assert work[900] <= 4 * work[300], work
+
+
+@pytest.mark.parametrize("with_tools", [True, False], ids=["tools", "plain"])
+def test_prefix_renders_are_priced_against_the_calls_deadline_when_it_comes_first(monkeypatch, template_encoders, with_tools):
+    """The prefix renders get a share of the time the render of the whole left, and a render stops at the call's
+    deadline (`hard_deadline`) when that comes before the template's: so does their share. Before, it was taken
+    of the template's time alone (here 120 s, against a call with 2 s left), the prefix renders of 600 messages
+    (seconds of them) were started and ran to the call's deadline: with tools the call had nothing left for its
+    answer, a plain chat's trace left its full render nothing and the chat was refused with a time limit. A
+    generous complexity guard: nothing but the whole and the empty chat is rendered."""
+    for module in (message_positions, template_layout):  # the time share decides, not the work bound
+        monkeypatch.setattr(module, "MAX_PREFIX_TICKS", 10**12)
+    encoder = template_encoders("qwen3")[0]
+    rendered = []
+    original = TemplateChatFormat._render
+
+    def counting(self, messages, *args, **kwargs):
+        rendered.append(len(messages))
+        return original(self, messages, *args, **kwargs)
+
+    monkeypatch.setattr(TemplateChatFormat, "_render", counting)
+    messages = agentic_chat(600, with_tools)
+    limits = TemplateLimits(seconds=120, hard_deadline=time.monotonic() + 2.0)
+    count = encoder.count_chat(messages, TOOLS if with_tools else None, limits=limits)
+    assert len(count.per_message) == len(messages) and not count.spans_exact
+    assert set(rendered) <= {0, len(messages)}, sorted(set(rendered))[:5]

@@ -152,7 +152,8 @@ class TemplateChatFormat(ChatFormat):
         Without `positions` (a short chat) every k is tried, within the share."""
         count = len(raw_messages)
         now = time.monotonic()
-        seconds = PREFIX_TIME_SHARE * max(0.0, limits.deadline - now)
+        # (of the time to the call's deadline when that comes first: the whole's render stopped there too)
+        seconds = PREFIX_TIME_SHARE * max(0.0, limits.stops_at() - now)
         every = positions is None or positions.prefix_renders_fit(add_generation_prompt, seconds)
         share = replace(limits, deadline=now + seconds)
         boundaries: dict[int, int | None] = {}

@@ -290,7 +290,7 @@ class TemplateLayouts:
                 return None
             return tuple(tracer.guards), None  # refused, failed, or untraceable: the full render decides
         now = time.monotonic()  # the prefix renders within a share of the time left, as template_format's
-        seconds = PREFIX_TIME_SHARE * max(0.0, limits.deadline - now)
+        seconds = PREFIX_TIME_SHARE * max(0.0, limits.stops_at() - now)  # (the call's deadline, when sooner)
         if positions is not None and sum(positions.prefix_ticks(add_generation_prompt)) > MAX_PREFIX_TICKS:
             # too long a chat to trace its prefixes (template_format): this shape renders in full, its spans by loops
             return tuple(tracer.guards), None

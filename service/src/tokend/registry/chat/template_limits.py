@@ -61,3 +61,12 @@ class TemplateLimits:
     def start(self) -> TemplateLimits:
         """These limits with the clock started now (unchanged when already started)."""
         return self if self.deadline is not None else replace(self, deadline=time.monotonic() + self.seconds)
+
+    def stops_at(self) -> float:
+        """When a render under these (started) limits stops: `deadline`, or `hard_deadline` when sooner.
+
+            >>> TemplateLimits(deadline=5.0, hard_deadline=3.0).stops_at()
+            3.0
+        """
+        deadline: float = self.start().deadline  # type: ignore[assignment]
+        return deadline if self.hard_deadline is None else min(deadline, self.hard_deadline)
