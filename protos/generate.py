@@ -8,7 +8,10 @@ Usage (from the repository root, with grpcio-tools installed)::
 The generated modules live in `api/src/tokend_api/v1/`; the server (`tokend`) and the client
 (`tokend-client`) both import them from there. protoc writes absolute imports
 (`from tokend.v1 import tokenizer_pb2`), which would collide with the `tokend` package itself; we rewrite
-that one import to a relative one. This rewrite is the only change made to protoc's output.
+that one import to a relative one. The stubs' `GRPC_GENERATED_VERSION` (the grpcio they demand at import) is
+set to the least grpcio `tokend-api` declares (api/pyproject.toml), not the generating grpcio-tools' own:
+the stubs then do not change with whichever grpcio-tools a fresh install picks, and demand what the
+distribution promises. These two rewrites are the only changes made to protoc's output.
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ PROTO_FILES = ["tokend/v1/tokenizer.proto"]
 TARGETS = [ROOT / "api" / "src" / "tokend_api" / "v1"]
 INIT_TEXT = '"""Generated from protos/tokend/v1 by `python protos/generate.py`. Do not edit."""\n'
 _ABSOLUTE_IMPORT = re.compile(r"^from tokend\.v1 import (\w+_pb2) as", re.MULTILINE)
+_GENERATED_VERSION = re.compile(r"^GRPC_GENERATED_VERSION = '[^']*'$", re.MULTILINE)
+
+
+def least_grpcio() -> str:
+    """The least grpcio version `tokend-api` depends on ("grpcio>=X" in api/pyproject.toml)."""
+    found = re.search(r'"grpcio>=([0-9.]+)"', (ROOT / "api" / "pyproject.toml").read_text())
+    if found is None:
+        raise SystemExit('api/pyproject.toml declares no "grpcio>=X" dependency')
+    return found.group(1)
 
 
 def generate_into(out_dir: Path) -> None:
@@ -48,6 +60,7 @@ def generate_into(out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for generated in sorted((Path(tmp) / "tokend" / "v1").glob("*")):
             text = _ABSOLUTE_IMPORT.sub(r"from . import \1 as", generated.read_text())
+            text = _GENERATED_VERSION.sub(f"GRPC_GENERATED_VERSION = '{least_grpcio()}'", text)
             (out_dir / generated.name).write_text(text)
         (out_dir / "__init__.py").write_text(INIT_TEXT)
 
