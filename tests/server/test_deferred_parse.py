@@ -11,6 +11,7 @@ ErrorInterceptor and DeferredParse: the deserializer records the thread it runs 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -129,3 +130,87 @@ def test_a_streams_large_messages_are_parsed_as_the_servicer_reads_them(served):
         call.stream(f"/{SERVICE_NAME}/DecodeStream", [big, b"bad" + big])
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert raised.value.details().startswith("messages[1]: the request bytes do not parse as the DecodeStream request message")
+
+
+class _Context:
+    """What LargeMessages reads of grpc's servicer context."""
+
+    def __init__(self, remaining: float | None = None) -> None:
+        self.deadline = None if remaining is None else time.monotonic() + remaining
+        self.active = True
+
+    def time_remaining(self):
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def is_active(self):
+        return self.active
+
+
+def test_at_most_eight_calls_with_a_large_message_are_past_the_parse_at_once():
+    """A parsed request holds several times its wire bytes until its call ends, and a worker has 32 handler
+    threads: the ninth call with a large message waits, unparsed, until one of the eight ends; calls with a
+    small message, and a server stream's answers, are counted as they should be."""
+    from tokend.server.deferred_parse import MAX_LARGE_CALLS
+    from tokend.server.unary_interceptor import MethodName
+
+    interceptor = DeferredParse()
+    unary = MethodName.parse(f"/{SERVICE_NAME}/CountChatTokens", "unary")
+    release = threading.Event()
+    lock = threading.Lock()
+    running = {"now": 0, "most": 0, "parsed": 0}
+
+    def behaviour(request, context):
+        with lock:
+            running["now"] += 1
+            running["most"] = max(running["most"], running["now"])
+            running["parsed"] += 1
+        release.wait(30)
+        with lock:
+            running["now"] -= 1
+        return request
+
+    def call() -> None:
+        interceptor.handle(unary, behaviour, DeferredRequest(b"x" * DEFERRED_PARSE_BYTES, bytes), _Context())
+
+    threads = [threading.Thread(target=call) for _ in range(MAX_LARGE_CALLS + 1)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while running["now"] < MAX_LARGE_CALLS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert running["parsed"] == MAX_LARGE_CALLS  # the ninth waits, its message unparsed
+    # a small message does not wait
+    assert interceptor.handle(unary, lambda request, context: request, b"small", _Context()) == b"small"
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    assert running["most"] == MAX_LARGE_CALLS and running["parsed"] == MAX_LARGE_CALLS + 1
+    assert interceptor.places.held == 0
+
+    # a server stream holds its place until its answers end
+    stream = MethodName.parse(f"/{SERVICE_NAME}/ChunkStream", "server_stream")
+    answers = interceptor.handle_stream(stream, lambda request, context: iter([request, request]),
+                                        DeferredRequest(b"y" * DEFERRED_PARSE_BYTES, bytes), _Context())  # fmt: skip
+    assert next(answers) == b"y" * DEFERRED_PARSE_BYTES and interceptor.places.held == 1
+    assert list(answers) == [b"y" * DEFERRED_PARSE_BYTES] and interceptor.places.held == 0
+
+
+def test_a_call_waiting_for_a_place_leaves_at_its_deadline_or_when_cancelled():
+    from tokend.server.deferred_parse import LargeMessages
+    from tokend.service.errors import CallCancelled, DeadlineExpired, ServiceUnavailable
+
+    places = LargeMessages(limit=1, max_wait_seconds=0.5)
+    leave = places.enter(_Context())
+    with pytest.raises(DeadlineExpired, match="places of large request messages"):
+        places.enter(_Context(remaining=0.2))
+    cancelled = _Context()
+    cancelled.active = False
+    with pytest.raises(CallCancelled):
+        places.enter(cancelled)
+    with pytest.raises(ServiceUnavailable, match="busy with large requests"):
+        places.enter(_Context())  # no deadline: max_wait_seconds
+    leave()
+    leave()  # idempotent
+    assert places.held == 0
+    places.enter(_Context())()  # a place is free again at once

@@ -14,6 +14,15 @@ messages, and other services' (health, reflection), are parsed by grpcio as befo
 A request's batch is counted from its bytes first (``prechecks``: batch_items.py, chat_shape.py) and refused
 unparsed when the service would refuse it from those counts.
 
+At most ``MAX_LARGE_CALLS`` unary or server-streaming calls with such a message are past this point at once
+(``LargeMessages``); others wait here, unparsed, first come first served, for their deadline or
+``MAX_LARGE_WAIT_SECONDS`` at most (then DEADLINE_EXCEEDED / UNAVAILABLE; a cancelled one leaves). Why: a
+parsed request holds several times its wire bytes until the call ends (a 4.3 MB chat of 86,000 messages:
+~25 MiB of dicts), the work gate (service/admission) sees a request only after its parse and lets "small"
+work through, and a worker has 32 handler threads: 32 such chats at once peaked at +780-925 MiB against
++370-470 MiB with the 8 threads a worker had before. Eight is that bound again. Streams from the client
+(DecodeStream) are bounded by their slots and parse message by message; they do not wait here.
+
 A message larger than any acceptable request can be on the wire (``largest``: wire_bound.py) is not parsed at
 all: its bytes are let go at once and the call is refused RESOURCE_EXHAUSTED naming ``max_request_bytes``, as
 the service would have refused it after the parse (``OversizedRequest``).
@@ -26,6 +35,9 @@ the service would have refused it after the parse (``OversizedRequest``).
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -34,11 +46,80 @@ from tokend_api import MAX_REQUEST_BYTES, SERVICE_NAME
 from tokend.server.error_interceptor import UndecodableRequest, tolerant
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 from tokend.service import RequestLimitExceeded
+from tokend.service.errors import CallCancelled, DeadlineExpired, ServiceUnavailable
 
-__all__ = ["DeferredParse", "DeferredRequest", "OversizedRequest", "DEFERRED_PARSE_BYTES"]
+__all__ = ["DeferredParse", "DeferredRequest", "LargeMessages", "OversizedRequest", "DEFERRED_PARSE_BYTES", "MAX_LARGE_CALLS"]
 
 # Request messages of at least this many bytes are parsed on the handler thread.
 DEFERRED_PARSE_BYTES = 64 << 10
+# Calls with such a message past the parse at once, per worker, and the longest one waits for its turn.
+MAX_LARGE_CALLS = 8
+MAX_LARGE_WAIT_SECONDS = 60.0
+_POLL_SECONDS = 0.1  # how often a waiting call checks that its caller is still there
+
+
+class LargeMessages:
+    """At most ``limit`` calls at once hold a place (thread-safe); the others wait in arrival order.
+
+        places = LargeMessages(limit=8)
+        leave = places.enter(context)      # waits; raises DeadlineExpired / ServiceUnavailable / CallCancelled
+        try: ...
+        finally: leave()
+    """
+
+    def __init__(self, limit: int = MAX_LARGE_CALLS, max_wait_seconds: float = MAX_LARGE_WAIT_SECONDS) -> None:
+        self.limit = limit
+        self.max_wait_seconds = max_wait_seconds
+        self._condition = threading.Condition()
+        self._queue: deque[object] = deque()
+        self.held = 0
+
+    def enter(self, context: Any) -> Callable[[], None]:
+        """Wait for a place for the call of ``context`` (grpc's: ``time_remaining``, ``is_active``); returns
+        the function that gives it back (idempotent)."""
+        ticket = object()
+        started = time.monotonic()
+        with self._condition:
+            self._queue.append(ticket)
+            try:
+                while self.held >= self.limit or self._queue[0] is not ticket:
+                    remaining = _remaining(context)
+                    waited = time.monotonic() - started
+                    if remaining is not None and remaining <= 0:
+                        raise DeadlineExpired(0, 0, waiting="for one of the places of large request messages")
+                    if waited >= self.max_wait_seconds:
+                        raise ServiceUnavailable(
+                            f"this worker is busy with large requests ({self.held} being served, "
+                            f"{len(self._queue) - 1} waiting); retry shortly, or send smaller requests")  # fmt: skip
+                    if not _active(context):
+                        raise CallCancelled("the client cancelled the call while it waited to be parsed")
+                    self._condition.wait(min(_POLL_SECONDS, self.max_wait_seconds - waited,
+                                             remaining if remaining is not None else _POLL_SECONDS))  # fmt: skip
+                self.held += 1
+            finally:
+                self._queue.remove(ticket)
+                self._condition.notify_all()
+        left = False
+
+        def leave() -> None:
+            nonlocal left
+            with self._condition:
+                if not left:
+                    left = True
+                    self.held -= 1
+                    self._condition.notify_all()
+
+        return leave
+
+
+def _remaining(context: Any) -> float | None:
+    time_remaining = getattr(context, "time_remaining", None)
+    return None if time_remaining is None else time_remaining()
+
+
+def _active(context: Any) -> bool:
+    is_active = getattr(context, "is_active", None)
+    return True if is_active is None else is_active()
 
 
 class DeferredRequest:
@@ -102,10 +183,13 @@ class DeferredParse(UnaryInterceptor):
     def __init__(
         self, largest: int | None = None, max_request_bytes: int = 0,
         prechecks: Mapping[str, Callable[[bytes], None]] | None = None,
+        places: LargeMessages | None = None,
     ) -> None:  # fmt: skip
+        """``places``: the worker's LargeMessages (None: a new one of MAX_LARGE_CALLS)."""
         self._largest = largest
         self._max_request_bytes = max_request_bytes
         self._prechecks = dict(prechecks or {})
+        self.places = places if places is not None else LargeMessages()
 
     def wrap_deserializer(self, method: MethodName, deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
         if deserializer is None or method.service != SERVICE_NAME:
@@ -126,12 +210,28 @@ class DeferredParse(UnaryInterceptor):
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         if method.grpc_type == "client_stream":
             return behaviour(self._parsed_messages(request, method), context)
-        return behaviour(self._parsed(request, method), context)
+        if not isinstance(request, DeferredRequest):
+            return behaviour(self._parsed(request, method), context)
+        leave = self.places.enter(context)
+        try:
+            return behaviour(self._parsed(request, method), context)
+        finally:
+            leave()
 
     def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         if method.grpc_type == "bidi_stream":
             return behaviour(self._parsed_messages(request, method), context)
-        return behaviour(self._parsed(request, method), context)
+        if not isinstance(request, DeferredRequest):
+            return behaviour(self._parsed(request, method), context)
+        return self._in_place(behaviour, request, method, context)
+
+    def _in_place(self, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, method: MethodName, context: Any) -> Iterator[Any]:
+        """A server stream's answers, its place held until the stream ends (its request lives as long)."""
+        leave = self.places.enter(context)
+        try:
+            yield from behaviour(self._parsed(request, method), context)
+        finally:
+            leave()
 
     def _parsed(self, request: Any, method: MethodName, where: str = "request") -> Any:
         if isinstance(request, OversizedRequest):
