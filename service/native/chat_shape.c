@@ -12,7 +12,7 @@
  *       -> (conversations, messages, first_over, first_over_messages, parts, tool_calls, containers, commas,
  *           extra_objects, first_tools_over, first_tools_over_bytes, typed_parts, type_bytes,
  *           refused_conversation, refused_message, refused_part, refused_type_start, refused_type_length,
- *           keys, key_bytes, null_contents, lists) or None
+ *           keys, key_bytes, null_contents, lists, scalars) or None
  *
  * Both requests hold `conversations` as field 2. Read as protobuf reads them: each record of a repeated
  * message field is one more element; records of a singular message field merge (so the parts of two `parts`
@@ -22,11 +22,11 @@
  * before it drops them (4,900,000 parts, then a text: the same +1.6 GiB). Counted: a ChatConversation's `messages` (1) and `tools_json` (2); a ChatMessage's
  * `parts` (3, a ChatContentParts whose `parts` are field 1), `tool_calls` (6) and `extra_json` (8); a
  * ChatToolCall's `function` (3), a ChatFunctionCall's `arguments_json` (3). A JSON field counts its `[` and `{`
- * (containers) and `,` outside strings; `extra_objects` is how many `extra_json` fields are not empty (their
- * outer object is merged into the message, not a container of its own). Strings (but a part's `type`), and a
- * message's other fields, are not read. `first_over`: the index of the first conversation with
+ * (containers), `,` and scalars (numbers, true, false, null) outside strings; `extra_objects` is how many `extra_json` fields are not empty (their
+ * outer object is merged into the message, not a container of its own). Strings are not read (but a part's
+ * `type`); their lengths count (below). A message's other fields are not read. `first_over`: the index of the first conversation with
  * more than `over` messages (-1: none), and its count; `first_tools_over`: of the first whose tools_json
- * counts more than `tools_over` bytes at least (8 a container, 2 a comma), and that least.
+ * counts more than `tools_over` bytes at least (8 a container, 2 a comma, 8 a scalar), and that least.
  *
  * Content parts are read too (a ChatContentPart's `type`, 1): `typed_parts` is how many have a `type`, and
  * `type_bytes` the bytes of their types (the last record's, as protobuf keeps it); 168,000-209,000 typed empty
@@ -42,6 +42,12 @@
  * calls). 249,600
  * messages {"role": "user"} counted 32 bytes each on the wire, 42 parsed: within the limit as counted, they
  * were parsed before their refusal (0.66-0.70 s, +58-89 MiB).
+ *
+ * Likewise a tool call's keys beyond {"function": {"name": ...}} ("id", "type", the function's "arguments", when
+ * set) and its strings' bytes (for a message without `extra_json`, as its own strings), and each scalar of a
+ * JSON field (`scalars`, 8 bytes each parsed): uncounted, 240,000 tool calls with an empty id, type and
+ * arguments, or 4,000,000 numbers in one arguments_json, were within the limit as counted and parsed before
+ * their refusal.
  *
  * None: bytes protobuf refuses (a truncated record, a length past the end, wire type 6 or 7, an unmatched
  * group end, groups nested deeper than protobuf's 100 levels), so the caller refuses them without parsing.
@@ -62,6 +68,7 @@ typedef struct {
     int64_t first_tools_over, first_tools_over_bytes;
     int64_t typed_parts, type_bytes;
     int64_t keys, key_bytes, null_contents, lists;
+    int64_t scalars; /* numbers, true, false and null in JSON fields */
     int64_t refused_conversation, refused_message, refused_part;
     const uint8_t *refused_type; /* NULL: untyped */
     int64_t refused_type_length;
@@ -93,8 +100,14 @@ static int next_delimited(const uint8_t **p, const uint8_t *end, uint32_t *field
     return next_field(p, end, field, depth, start, &wire);
 }
 
-static void count_json(const uint8_t *p, const uint8_t *end, Shape *shape) {
-    int in_string = 0;
+/* A JSON field's containers, commas and scalars outside strings. A scalar (a number, true, false, null, NaN,
+ * Infinity) is counted where a value may start (the field's start, after `[`, `,` or `:`) and something other
+ * than a string or a container starts: in JSON that parses, once per scalar (after a `,` in an object a key
+ * starts, a string). "0," is 2 bytes and a scalar counts SCALAR_BYTES (8) parsed: uncounted, 4,000,000 of
+ * them were within the least of an 8 MiB request and parsed before its refusal. `top_scalar`: whether a scalar
+ * that is the whole field counts (not for tools_json, whose `null` is no tools: nothing counted). */
+static void count_json(const uint8_t *p, const uint8_t *end, int top_scalar, Shape *shape) {
+    int in_string = 0, value_may_start = top_scalar;
     for (; p < end; p++) {
         uint8_t c = *p;
         if (in_string) {
@@ -104,10 +117,20 @@ static void count_json(const uint8_t *p, const uint8_t *end, Shape *shape) {
                 in_string = 0;
         } else if (c == '"') {
             in_string = 1;
+            value_may_start = 0;
         } else if (c == '[' || c == '{') {
             shape->containers++;
+            value_may_start = c == '[';
         } else if (c == ',') {
             shape->commas++;
+            value_may_start = 1;
+        } else if (c == ':') {
+            value_may_start = 1;
+        } else if (c == ']' || c == '}') {
+            value_may_start = 0;
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            shape->scalars += value_may_start;
+            value_may_start = 0;
         }
     }
 }
@@ -116,31 +139,62 @@ static void count_json(const uint8_t *p, const uint8_t *end, Shape *shape) {
  * singular field sent in several records is its last one's value (a string), or their merge (a message), as
  * protobuf reads it; a oneof of strings (`arguments` / `arguments_json`) its last member set. */
 typedef struct {
-    const uint8_t *start, *end; /* the last arguments_json; NULL when unset or `arguments` came after it */
-} Arguments;
+    const uint8_t *json, *json_end; /* the last arguments_json; NULL when unset or `arguments` came after it */
+    int64_t name;                   /* the name's bytes (the last record's) */
+    int has_arguments;              /* the oneof is set: the function's dict has "arguments" */
+    int64_t arguments;              /* the bytes of `arguments` when it is the oneof's last member set */
+} Function;
 
-static int read_function(const uint8_t *p, const uint8_t *end, int depth, Arguments *arguments) {
+static int read_function(const uint8_t *p, const uint8_t *end, int depth, Function *function) {
     while (p < end) {
         uint32_t field;
         const uint8_t *start;
         int got = next_delimited(&p, end, &field, depth, &start);
         if (got < 0) return -1;
-        if (got && field == 2) *arguments = (Arguments){NULL, NULL}; /* arguments: the oneof's other member */
-        if (got && field == 3) *arguments = (Arguments){start, p};    /* arguments_json */
+        if (got && field == 1) function->name = p - start;
+        if (got && field == 2) { /* arguments: the oneof's other member */
+            function->json = function->json_end = NULL;
+            function->has_arguments = 1;
+            function->arguments = p - start;
+        }
+        if (got && field == 3) { /* arguments_json */
+            function->json = start;
+            function->json_end = p;
+            function->has_arguments = 1;
+            function->arguments = 0;
+        }
     }
     return 0;
 }
 
-static int read_tool_call(const uint8_t *p, const uint8_t *end, int depth, Shape *shape) {
-    Arguments arguments = {NULL, NULL}; /* `function` records merge: their oneof's last member counts */
+/* A ChatToolCall: its keys beyond those EMPTY_TOOL_CALL_BYTES prices ("id" and "type" when set, the function's
+ * "arguments" when set) added to the shape's, and the bytes of its strings (id, type, name, arguments) to
+ * `*strings`, which its message counts when it has no extra_json. {"id": "", "type": "", "function": {"name":
+ * "", "arguments": ""}} is 10 bytes on the wire and counts 55 parsed: counted 34, 240,000 of them were within
+ * the least of an 8 MiB request and parsed before its refusal. */
+static int read_tool_call(const uint8_t *p, const uint8_t *end, int depth, Shape *shape, int64_t *strings) {
+    Function function = {NULL, NULL, 0, 0, 0}; /* `function` records merge: their oneof's last member counts */
+    int has_id = 0, has_type = 0;
+    int64_t id = 0, type = 0; /* the last record's bytes */
     while (p < end) {
         uint32_t field;
         const uint8_t *start;
         int got = next_delimited(&p, end, &field, depth, &start);
         if (got < 0) return -1;
-        if (got && field == 3 && read_function(start, p, depth + 1, &arguments) < 0) return -1; /* function */
+        if (got && field == 1) {
+            has_id = 1;
+            id = p - start;
+        } else if (got && field == 2) {
+            has_type = 1;
+            type = p - start;
+        } else if (got && field == 3 && read_function(start, p, depth + 1, &function) < 0) {
+            return -1;
+        }
     }
-    if (arguments.start) count_json(arguments.start, arguments.end, shape);
+    if (function.json) count_json(function.json, function.json_end, 1, shape);
+    shape->keys += has_id + has_type + function.has_arguments;
+    shape->key_bytes += (has_id ? 2 : 0) + (has_type ? 4 : 0) + (function.has_arguments ? 9 : 0);
+    *strings += id + type + function.name + function.arguments;
     return 0;
 }
 
@@ -196,6 +250,7 @@ static int read_message(const uint8_t *p, const uint8_t *end, int depth, int64_t
     static const Content no_parts = {0, -1, NULL, 0, 0};
     int kind = NO_CONTENT, has_name = 0, has_id = 0;
     int64_t role = 0, text = 0, name = 0, id = 0, tool_calls = 0; /* string lengths: the last record's */
+    int64_t call_strings = 0; /* the bytes of its tool calls' strings */
     while (p < end) {
         uint32_t field;
         const uint8_t *start;
@@ -229,7 +284,7 @@ static int read_message(const uint8_t *p, const uint8_t *end, int depth, int64_t
         } else if (field == 6) {
             shape->tool_calls++;
             tool_calls++;
-            if (read_tool_call(start, p, depth + 1, shape) < 0) return -1;
+            if (read_tool_call(start, p, depth + 1, shape, &call_strings) < 0) return -1;
         } else if (field == 8) {
             extra = start;
             extra_end = p;
@@ -243,10 +298,10 @@ static int read_message(const uint8_t *p, const uint8_t *end, int depth, int64_t
                         + (tool_calls > 0 ? 10 : 0);
     if (extra && extra_end > extra) {
         shape->extra_objects++;
-        count_json(extra, extra_end, shape);
+        count_json(extra, extra_end, 1, shape);
         return 0; /* its keys may replace the typed ones' values (none removes a key): those are not counted */
     }
-    shape->key_bytes += role + (kind == TEXT_CONTENT ? text : 0) + (has_name ? name : 0) + (has_id ? id : 0);
+    shape->key_bytes += role + (kind == TEXT_CONTENT ? text : 0) + (has_name ? name : 0) + (has_id ? id : 0) + call_strings;
     shape->null_contents += kind == NULL_CONTENT;
     shape->lists += (kind == PARTS_CONTENT) + (tool_calls > 0);
     if (content.is_parts && content.first_refused >= 0 && shape->refused_conversation < 0) {
@@ -278,10 +333,11 @@ static int64_t read_conversation(const uint8_t *p, const uint8_t *end, int depth
         }
     }
     if (tools) {
-        int64_t containers = shape->containers, commas = shape->commas;
-        count_json(tools, tools_end, shape);
-        /* the least these tools count (service/chat.py: 8 a container, 2 a comma) */
-        int64_t least = 8 * (shape->containers - containers) + 2 * (shape->commas - commas);
+        int64_t containers = shape->containers, commas = shape->commas, scalars = shape->scalars;
+        count_json(tools, tools_end, 0, shape);
+        /* the least these tools count (service/chat.py: 8 a container, 2 a comma, 8 a scalar) */
+        int64_t least = 8 * (shape->containers - containers) + 2 * (shape->commas - commas)
+                        + 8 * (shape->scalars - scalars);
         if (least > shape->tools_over && shape->first_tools_over < 0) {
             shape->first_tools_over = shape->conversations;
             shape->first_tools_over_bytes = least;
@@ -330,7 +386,7 @@ static PyObject *chat_shape(PyObject *module, PyObject *const *args, Py_ssize_t 
     Py_END_ALLOW_THREADS
     if (status < 0) Py_RETURN_NONE;
     long long type_start = shape.refused_type ? (long long)(shape.refused_type - p) : -1;
-    return Py_BuildValue("(LLLLLLLLLLLLLLLLLLLLLL)", (long long)shape.conversations, (long long)shape.messages,
+    return Py_BuildValue("(LLLLLLLLLLLLLLLLLLLLLLL)", (long long)shape.conversations, (long long)shape.messages,
                          (long long)shape.first_over, (long long)shape.first_over_messages, (long long)shape.parts,
                          (long long)shape.tool_calls, (long long)shape.containers, (long long)shape.commas,
                          (long long)shape.extra_objects, (long long)shape.first_tools_over,
@@ -338,7 +394,7 @@ static PyObject *chat_shape(PyObject *module, PyObject *const *args, Py_ssize_t 
                          (long long)shape.type_bytes, (long long)shape.refused_conversation,
                          (long long)shape.refused_message, (long long)shape.refused_part, type_start,
                          (long long)shape.refused_type_length, (long long)shape.keys, (long long)shape.key_bytes,
-                         (long long)shape.null_contents, (long long)shape.lists);
+                         (long long)shape.null_contents, (long long)shape.lists, (long long)shape.scalars);
 }
 
 static PyMethodDef methods[] = {
@@ -346,7 +402,7 @@ static PyMethodDef methods[] = {
      "chat_shape(data: bytes, over: int, tools_over: int) -> (conversations, messages, first_over, "
      "first_over_messages, parts, tool_calls, containers, commas, extra_objects, first_tools_over, "
      "first_tools_over_bytes, typed_parts, type_bytes, refused_conversation, refused_message, refused_part, "
-     "refused_type_start, refused_type_length, keys, key_bytes, null_contents, lists) or None"},
+     "refused_type_start, refused_type_length, keys, key_bytes, null_contents, lists, scalars) or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -79,10 +79,15 @@ PART = st.one_of(
 PARTS = _records(st.builds(lambda part: _field(1, 2, part), PART), UNKNOWN)
 FUNCTION = _records(
     st.builds(lambda name: _field(1, 2, name.encode()), st.text(max_size=3)),
+    st.builds(lambda text: _field(2, 2, text.encode()), st.text(max_size=3)),  # arguments: the oneof's other member
     st.builds(lambda text: _field(3, 2, text.encode()), JSON),
     UNKNOWN,
 )
-TOOL_CALL = _records(st.builds(lambda function: _field(3, 2, function), FUNCTION), UNKNOWN)
+TOOL_CALL = _records(
+    st.builds(lambda number, text: _field(number, 2, text.encode()), st.sampled_from([1, 2]), st.text(max_size=3)),  # id, type
+    st.builds(lambda function: _field(3, 2, function), FUNCTION),
+    UNKNOWN,
+)
 MESSAGE = _records(
     st.builds(lambda role: _field(1, 2, role.encode()), st.sampled_from(["user", "assistant", ""])),
     st.builds(lambda text: _field(2, 2, text.encode()), st.text(max_size=4)),
@@ -111,19 +116,27 @@ ODD_REQUEST = st.lists(st.one_of(*RECORDS, BROKEN), max_size=6).map(b"".join)
 
 
 def _json_least(text: str) -> int:
-    """8 per [ or { and 2 per comma outside strings: chat_shape.c's count of a JSON field, written plainly."""
-    least, in_string, escaped = 0, False, False
+    """8 per [ or {, 2 per comma and 8 per scalar (a value that is no string or container; not the whole
+    field) outside strings: chat_shape.c's count of a tools_json field, written plainly."""
+    least, in_string, escaped, value_may_start = 0, False, False, False
     for char in text.encode():
         char = chr(char)
         if in_string:
             in_string = escaped or char != '"'
             escaped = not escaped and char == "\\"
         elif char == '"':
-            in_string = True
+            in_string, value_may_start = True, False
         elif char in "[{":
             least += 8
-        elif char == ",":
-            least += 2
+            value_may_start = char == "["
+        elif char in ",:":
+            least += 2 if char == "," else 0
+            value_may_start = True
+        elif char in "]}":
+            value_may_start = False
+        elif char not in " \t\n\r":
+            least += 8 if value_may_start else 0
+            value_may_start = False
     return least
 
 
@@ -394,3 +407,85 @@ def test_role_only_messages_are_refused_unparsed_as_the_parsed_request_is(method
         errors.append((refused.value.limit_name, refused.value.actual))
     assert errors[1] == ("max_request_bytes", 42 * 249_600)
     assert errors[0] == ("max_request_bytes", (38 if extra_json else 42) * 249_600)
+
+
+def _one_message_of_tool_calls(method: str, call: pb.ChatToolCall, count: int):
+    return getattr(pb, f"{method}Request")(model="m", conversations=[pb.ChatConversation(messages=[
+        pb.ChatMessage(role="user", text="hello"), pb.ChatMessage(role="assistant", tool_calls=[call] * count)])])  # fmt: skip
+
+
+def _refusals(service, method: str, request) -> list[tuple[type, str | None, str | None]]:
+    """How the precheck of the wire bytes and the parsed path refuse ``request`` (None: not refused)."""
+    refusals = []
+    for run in (lambda: chat_prechecks(service)[method](request.SerializeToString()), lambda: _parsed_refusal(service, request)):
+        try:
+            run()
+            refusals.append(None)
+        except (RequestLimitExceeded, InvalidRequest) as error:
+            refusals.append((type(error), getattr(error, "limit_name", None), getattr(error, "field", None)))
+    return refusals
+
+
+@pytest.mark.parametrize("method", CHAT_METHODS)
+def test_tool_calls_with_id_type_and_arguments_are_refused_unparsed_as_the_parsed_request_is(method):
+    """240,000 tool calls {"id": "", "type": "", "function": {"name": "", "arguments": ""}} (10 bytes each on the
+    wire, 2.4 MB) count 55 bytes each parsed (13.2 MB), but the wire count priced a tool call as
+    {"function": {"name": ""}}: 34 each (8.2 MB, under max_request_bytes). So the worker parsed them and made two
+    dicts of each before the refusal. A tool call's "id", "type" and "arguments" and its strings now count on
+    the wire too."""
+    service = TokenizerService(models=None, limits=Limits())
+    call = pb.ChatToolCall(id="", type="", function=pb.ChatFunctionCall(name="", arguments=""))
+    request = _one_message_of_tool_calls(method, call, 240_000)
+    refusals = _refusals(service, method, request)
+    assert refusals[0] == refusals[1] == (RequestLimitExceeded, "max_request_bytes", None)
+    shape = chat_shape(request.SerializeToString(), MAX_CHAT_MESSAGES, MAX_CHAT_TOOLS_BYTES)
+    assert least_bytes(shape) == sum(map(conversation_bytes, conversations_from(request.conversations)))  # to the byte
+
+
+@pytest.mark.parametrize("method", CHAT_METHODS)
+@pytest.mark.parametrize("where", ["arguments_json", "extra_json", "tools_json"])
+def test_numbers_in_json_fields_are_refused_unparsed_as_the_parsed_request_is(method, where):
+    """A number (or true, false, null) in a JSON field counts SCALAR_BYTES (8) parsed and its comma, 2 bytes on
+    the wire ("0,"); the wire count priced the comma alone: 4,000,000 of them in an arguments_json or extra_json
+    (8 MB) were within the least of max_request_bytes, and 500,000 in a tools_json within the least of the
+    1 MiB of tools a conversation may have, and were parsed (json.loads, then the walk that counts them) before
+    the refusal. A scalar now counts on the wire."""
+    service = TokenizerService(models=None, limits=Limits())
+    count = 500_000 if where == "tools_json" else 4_000_000
+    numbers = "[" + ",".join(["0"] * count) + "]"
+    message = pb.ChatMessage(role="user", text="hi")
+    conversation = pb.ChatConversation(messages=[message])
+    if where == "arguments_json":
+        call = pb.ChatToolCall(function=pb.ChatFunctionCall(name="f", arguments_json=numbers))
+        conversation = pb.ChatConversation(messages=[message, pb.ChatMessage(role="assistant", tool_calls=[call])])
+    elif where == "extra_json":
+        conversation = pb.ChatConversation(messages=[pb.ChatMessage(role="user", text="hi", extra_json='{"x": ' + numbers + "}")])
+    else:
+        conversation = pb.ChatConversation(messages=[message], tools_json=numbers)
+    request = getattr(pb, f"{method}Request")(model="m", conversations=[conversation])
+    refusals = _refusals(service, method, request)
+    expected = (InvalidRequest, None, "conversations[0].tools") if where == "tools_json" else (RequestLimitExceeded, "max_request_bytes", None)
+    assert refusals[0] == refusals[1] == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["0", "[]", "{}", "[0, -1.5e3, true, false, null]", '{"a": 1, "b": [null, {"c": "d,e"}], "f": "1"}',
+             " [ 1 , [ 2 ] , { } , NaN , -Infinity ] ", '["a", 1, "b\\"", 2]'],
+)
+def test_a_json_fields_containers_commas_and_scalars_are_counted_as_json_loads_makes_them(text):
+    """The wire count of a JSON field (a tool call's arguments) against the value json.loads makes of it: one
+    container per list or object, a comma between entries, one scalar per number, true, false, null."""
+    value = json.loads(text)
+    shape = chat_shape(_message_records(_field(6, 2, _field(3, 2, _field(3, 2, text.encode())))), MAX_CHAT_MESSAGES, MAX_CHAT_TOOLS_BYTES)
+    containers, commas, scalars = shape[6], shape[7], shape[22]
+
+    def walk(item):
+        if isinstance(item, list):
+            return [1, 0, 0, 0] if not item else [a + b for a, b in zip([1, len(item) - 1, 0, 0], map(sum, zip(*map(walk, item))))]
+        if isinstance(item, dict):
+            inner = [walk(key) for key in item] + [walk(item[key]) for key in item]
+            return [a + b for a, b in zip([1, max(0, len(item) - 1), 0, 0], map(sum, zip(*inner)) if inner else [0] * 4)]
+        return [0, 0, 0, 1] if not isinstance(item, str) else [0, 0, 1, 0]
+
+    expected_containers, expected_commas, _, expected_scalars = walk(value)
+    assert (containers, commas, scalars) == (expected_containers, expected_commas, expected_scalars)

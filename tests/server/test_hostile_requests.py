@@ -399,6 +399,32 @@ def test_role_only_messages_are_refused_unparsed(registry_dir):
         assert grown < 24 << 20, grown  # +58-89 MiB parsed
 
 
+def test_tool_call_keys_and_json_numbers_are_refused_unparsed(registry_dir):
+    """The wire count priced a tool call as {"function": {"name": ""}} and a JSON field by its containers and
+    commas: 240,000 tool calls with an empty id, type and arguments (2.4 MB), and 4,000,000 numbers in one
+    arguments_json (8 MB), were within the least of max_request_bytes; the worker parsed them (json.loads,
+    the dicts of every tool call) before the RESOURCE_EXHAUSTED: 1.45-2.0 s of worker CPU and +47-141 MiB at peak
+    for the tool calls, 2.6-3.3 s and +274-298 MiB for the numbers. Now their keys and scalars count on the
+    wire: ≤ 0.03 s, +2-15 MiB."""
+    call = pb.ChatToolCall(id="", type="", function=pb.ChatFunctionCall(name="", arguments=""))
+    numbers = pb.ChatToolCall(function=pb.ChatFunctionCall(name="f", arguments_json="[" + ",".join(["0"] * 4_000_000) + "]"))
+    cases = {"tool calls": [call] * 240_000, "numbers": [numbers]}
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
+        stub = server.stub()
+        (worker,) = server.worker_pids()
+        for case, calls in cases.items():
+            request = pb.CountChatTokensRequest(model="cl100k_base", conversations=[pb.ChatConversation(
+                messages=[pb.ChatMessage(role="assistant", tool_calls=calls)])])  # fmt: skip
+            errors = []
+            cpu = _cpu_seconds(worker)
+            grown = _peak_growth(worker, lambda: errors.append(rpc_error(stub.CountChatTokens, request, timeout=60)))
+            assert errors[0].code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (case, errors[0].details())
+            assert "(max_request_bytes)" in errors[0].details(), (case, errors[0].details())
+            assert (grown < 24 << 20, _cpu_seconds(worker) - cpu < 0.15) == (True, True), (case, grown, _cpu_seconds(worker) - cpu)
+        count = stub.CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello")]), timeout=10)
+        assert count.total == 1
+
+
 @pytest.mark.parametrize("method", ["Encode", "CountTokens", "Decode", "Truncate", "Chunk", "ChunkStream"])
 def test_millions_of_empty_inputs_are_refused_from_the_wire_bytes(registry_dir, method):
     """4,900,000 empty inputs (2 bytes each: 9.8 MB, within the wire bound) were parsed by protobuf before
