@@ -6,6 +6,7 @@ for a SYN retransmit, some were reset), a bound on connections, and no traceback
 from __future__ import annotations
 
 import contextlib
+import json
 import select
 import socket
 import struct
@@ -220,3 +221,41 @@ def test_an_upload_that_keeps_coming_outlasts_clients_that_send_nothing_or_littl
         for sock in [upload, *others, *newcomers]:
             sock.close()
         server.stop()
+
+
+def test_an_answer_its_client_does_not_read_keeps_its_memory_reserved(registry):
+    """A large answer was built inside the call's memory reservation and written after it was given back: a
+    client that does not read kept its answer in the playground for up to the socket's 30 s, and 256 connections
+    may (40 decodes of 15 MiB answers whose clients never read: +1.1 GiB of the playground). The reservation now
+    lasts until the answer is written, so such answers wait for room like large requests (the same 40: +270 MiB)."""
+    from tokend.service import WorkAdmission
+    import tiktoken
+
+    encoding = tiktoken.get_encoding("cl100k_base")
+    token = next(i for i in range(encoding.n_vocab) if len(encoding.decode_single_token_bytes(i)) == 128)
+    body = json.dumps({"model": "cl100k_base", "inputs": [[token] * 65_536]}).encode()  # an 8 MiB answer
+    admission = WorkAdmission(64 << 20)
+    with PlaygroundServer(registry, host="127.0.0.1", port=0, admission=admission) as server:
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect(("127.0.0.1", server.port))
+        reader.sendall(b"POST /api/v1/decode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))  # fmt: skip
+        deadline = time.monotonic() + 10
+        while admission.running == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)  # the answer is built and its writing stalls on the client's full window
+        held_while_unread = admission.running, admission.held_bytes
+        reader.settimeout(10)
+        received = 0
+        with contextlib.suppress(TimeoutError):
+            while received < 8 << 20:
+                chunk = reader.recv(1 << 20)
+                if not chunk:
+                    break
+                received += len(chunk)
+        reader.close()
+        time.sleep(0.2)
+        assert held_while_unread[0] == 1 and held_while_unread[1] > 8 << 20, held_while_unread  # (0, 0) before
+        assert received > 8 << 20
+        assert (admission.running, admission.held_bytes) == (0, 0)
