@@ -544,3 +544,51 @@ def test_a_chat_of_too_many_messages_is_refused_from_their_count(stub):
     chat = pb.EncodeChatRequest(model="cl100k_base", conversations=[pb.ChatConversation(messages=[message] * 10_001)])
     error = rpc_error(stub.EncodeChat, chat, timeout=30)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "conversations[0].messages" in error.details()
+
+
+def test_answers_a_client_does_not_read_hold_no_more_than_the_work_memory(registry_dir):
+    """grpcio queues a unary answer and returns, and the call's reserved memory was given back then: a client that
+    never opens its HTTP/2 window (one connection, 48 Decodes of 15 MiB answers, 360 KiB of request each) took a
+    worker from 83 to 1,570 MiB (peak 1,757) in 5 s, held until its connection's end (max_connection_age + grace:
+    320 s). The reservation now lasts until the answer has been sent: the same calls ~+320 MiB, the rest refused
+    (UNAVAILABLE, busy with large requests) once the stalled answers hold the worker's --max-work-bytes."""
+    import socket
+    import struct
+
+    import h2.config
+    import h2.connection
+    import h2.settings
+
+    token = next(i for i in range(100_000) if len(tiktoken.get_encoding("cl100k_base").decode_single_token_bytes(i)) == 128)
+    message = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[token] * 122_880)]).SerializeToString()
+    frame = b"\x00" + struct.pack(">I", len(message)) + message
+    with start_server(registry=registry_dir, models=["cl100k_base"], metrics=False) as server:  # default limits
+        (worker,) = server.worker_pids()
+        rss = _proc_status(worker, "VmRSS")
+        host, port = server.target.rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)))
+        connection = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+        connection.local_settings = h2.settings.Settings(client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        connection.initiate_connection()
+        for _ in range(32):
+            stream = connection.get_next_available_stream_id()
+            connection.send_headers(stream, [(":method", "POST"), (":scheme", "http"), (":path", "/tokend.v1.Tokenizer/Decode"),
+                                             (":authority", server.target), ("content-type", "application/grpc"), ("te", "trailers")])  # fmt: skip
+            sent = 0
+            while sent < len(frame):  # the request's body as the server's window allows; the answers are never read
+                sock.sendall(connection.data_to_send())
+                window = min(connection.local_flow_control_window(stream), connection.max_outbound_frame_size)
+                if window <= 0:
+                    sock.settimeout(5)
+                    connection.receive_data(sock.recv(65536))  # its WINDOW_UPDATEs (and settings, pings: acked)
+                    continue
+                chunk = frame[sent : sent + window]
+                connection.send_data(stream, chunk, end_stream=sent + len(chunk) == len(frame))
+                sent += len(chunk)
+            sock.sendall(connection.data_to_send())
+        time.sleep(2.0)
+        grown = _proc_status(worker, "VmRSS") - rss
+        count = server.stub().CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello")]), timeout=10)
+        sock.close()
+        assert count.total == 1
+        assert grown < 500 << 20, grown >> 20  # +900-1,500 MiB before

@@ -15,8 +15,10 @@ ends (``call_record``: the front-end's answer is built inside it):
   deadline or ``max_wait_seconds``: beyond that ServiceUnavailable (UNAVAILABLE: clients retry, another
   worker may have room), DeadlineExpired or CallCancelled.
 
+A front-end that sends the answer after the call's block (gRPC) gives the reservation back once the answer has
+been sent (``CallRecord.end_after``), so answers a client does not read hold the budget, not more.
 Not handled: memory that gRPC holds before a handler runs (a request message being received, at most
-``max_message_bytes`` each) and after it returns (the serialized answer, at most as large).
+``max_message_bytes`` each), and the unsent answers of small requests (nothing reserved).
 
     admission = WorkAdmission(budget_bytes=256 << 20)
     release = admission.reserve(working_bytes("encode", sizes=[8 << 20]), call=None)  # waits for room

@@ -7,7 +7,9 @@ answered and how much work it was. The service fills in the record; a front-end 
 
 Nothing the request contains (text, ids) is recorded: names, versions and counts only. A record also holds
 what must happen when the call ends (``at_end``: the service gives back its reserved working memory there, so
-the front-end's answer, built inside the record, is covered by it).
+the front-end's answer, built inside the record, is covered by it). A front-end whose answer is still being sent
+after the record's block ends (gRPC queues a unary answer and returns; a client that does not read holds it there)
+sets ``end_after`` to a function that runs the actions once the call is over (``context.add_callback``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ class CallRecord:
     tokens: int = 0  # produced (encode, count) or decoded (decode)
     input_bytes: int = 0
     _at_end: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    # Registers a function to run when the call is over (True), or answers False when it is over already; None:
+    # the actions run when the outermost ``recording()`` exits. Used only when the call succeeded (an error's
+    # answer is small).
+    end_after: Callable[[Callable[[], None]], bool] | None = field(default=None, repr=False)
 
     def at_end(self, action: Callable[[], None]) -> None:
         """Run ``action`` when the outermost ``recording()`` of this call exits (also on errors)."""
@@ -57,8 +63,16 @@ class recording:  # noqa: N801 - used as a function: ``with recording() as recor
         if self._token is None:
             return
         _CURRENT.reset(self._token)
-        for action in reversed(self._record._at_end):
-            action()
+        actions = self._record._at_end
+        if actions and exc_info[0] is None and self._record.end_after is not None:
+            if self._record.end_after(lambda: _run(actions)):
+                return
+        _run(actions)
+
+
+def _run(actions: list[Callable[[], None]]) -> None:
+    for action in reversed(actions):
+        action()
 
 
 def current_record() -> CallRecord | None:
