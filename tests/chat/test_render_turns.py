@@ -21,14 +21,15 @@ def _soon(seconds: float = 10.0) -> float:
     return time.monotonic() + seconds
 
 
-def test_the_turn_goes_to_waiting_threads_first_come_first_served():
-    turns = RenderTurns()
-    assert turns.take(deadline=_soon())
+def _order_of_turns(turns, accounts=None) -> list[int]:
+    """Three threads queue for ``turns`` (held by the caller) in index order, with ``accounts[index]`` when
+    given; the caller gives the turn back: the order in which they got it."""
     order: list[int] = []
     threads = []
     for index in range(3):
         def wait_turn(index: int = index) -> None:
-            assert turns.take(deadline=_soon())
+            account = {} if accounts is None else {"account": accounts[index]}
+            assert turns.take(deadline=_soon(), **account)
             order.append(index)
             turns.give_back()
 
@@ -40,7 +41,13 @@ def test_the_turn_goes_to_waiting_threads_first_come_first_served():
     turns.give_back()
     for thread in threads:
         thread.join(10)
-    assert order == [0, 1, 2]
+    return order
+
+
+def test_the_turn_goes_to_waiting_threads_first_come_first_served():
+    turns = RenderTurns()
+    assert turns.take(deadline=_soon())
+    assert _order_of_turns(turns) == [0, 1, 2]
     assert turns.take(deadline=_soon())  # free again
     turns.give_back()
 
@@ -337,23 +344,7 @@ def test_the_turn_goes_to_the_waiter_whose_account_held_it_least():
     assert turns.take(deadline=_soon())
     accounts = [TurnAccount() for _ in range(3)]
     accounts[0].held, accounts[1].held, accounts[2].held = 0.5, 0.01, 0.5
-    order: list[int] = []
-    threads = []
-    for index in range(3):
-        def wait_turn(index: int = index) -> None:
-            assert turns.take(deadline=_soon(), account=accounts[index])
-            order.append(index)
-            turns.give_back()
-
-        thread = threading.Thread(target=wait_turn)
-        thread.start()
-        threads.append(thread)
-        while turns.waiting < index + 1:  # queued in this order
-            time.sleep(0.001)
-    turns.give_back()
-    for thread in threads:
-        thread.join(10)
-    assert order == [1, 0, 2]
+    assert _order_of_turns(turns, accounts) == [1, 0, 2]
 
 
 def test_a_holder_keeps_the_turn_past_its_slice_while_every_waiter_held_it_longer():

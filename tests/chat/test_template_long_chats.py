@@ -132,11 +132,9 @@ def test_spans_past_the_time_share_come_from_the_loops(monkeypatch, template_enc
     assert text_boundaries(encoder, result)[1:] == boundaries[1:]  # Qwen2.5's loop: where its prefixes end
 
 
-def test_the_work_of_per_message_spans_grows_linearly(monkeypatch, template_encoders):
-    """A generous complexity guard: the messages rendered for a chat's spans, 300 against 900 messages (it
-    was one render per prefix: 9 times the work for 3 times the messages)."""
-    encoder = template_encoders("qwen3")[0]
-    rendered = []
+def _rendered_lengths(monkeypatch) -> list[int]:
+    """The number of messages of every render TemplateChatFormat makes from here on, in order."""
+    rendered: list[int] = []
     original = TemplateChatFormat._render
 
     def counting(self, messages, *args, **kwargs):
@@ -144,6 +142,14 @@ def test_the_work_of_per_message_spans_grows_linearly(monkeypatch, template_enco
         return original(self, messages, *args, **kwargs)
 
     monkeypatch.setattr(TemplateChatFormat, "_render", counting)
+    return rendered
+
+
+def test_the_work_of_per_message_spans_grows_linearly(monkeypatch, template_encoders):
+    """A generous complexity guard: the messages rendered for a chat's spans, 300 against 900 messages (it
+    was one render per prefix: 9 times the work for 3 times the messages)."""
+    encoder = template_encoders("qwen3")[0]
+    rendered = _rendered_lengths(monkeypatch)
     work = {}
     for count in (300, 900):
         rendered.clear()
@@ -163,14 +169,7 @@ def test_prefix_renders_are_priced_against_the_calls_deadline_when_it_comes_firs
     for module in (message_positions, template_layout):  # the time share decides, not the work bound
         monkeypatch.setattr(module, "MAX_PREFIX_TICKS", 10**12)
     encoder = template_encoders("qwen3")[0]
-    rendered = []
-    original = TemplateChatFormat._render
-
-    def counting(self, messages, *args, **kwargs):
-        rendered.append(len(messages))
-        return original(self, messages, *args, **kwargs)
-
-    monkeypatch.setattr(TemplateChatFormat, "_render", counting)
+    rendered = _rendered_lengths(monkeypatch)
     messages = agentic_chat(600, with_tools)
     limits = TemplateLimits(seconds=120, hard_deadline=time.monotonic() + 2.0)
     count = encoder.count_chat(messages, TOOLS if with_tools else None, limits=limits)

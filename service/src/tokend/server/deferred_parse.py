@@ -35,9 +35,7 @@ the service would have refused it after the parse (``OversizedRequest``).
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -46,7 +44,7 @@ from tokend_api import MAX_REQUEST_BYTES, SERVICE_NAME
 from tokend.server.error_interceptor import UndecodableRequest, tolerant
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 from tokend.service import RequestLimitExceeded
-from tokend.service.errors import CallCancelled, DeadlineExpired, ServiceUnavailable
+from tokend.service.admission import WorkAdmission
 
 __all__ = ["DeferredParse", "DeferredRequest", "LargeMessages", "OversizedRequest", "DEFERRED_PARSE_BYTES", "MAX_LARGE_CALLS"]
 
@@ -55,11 +53,11 @@ DEFERRED_PARSE_BYTES = 64 << 10
 # Calls with such a message past the parse at once, per worker, and the longest one waits for its turn.
 MAX_LARGE_CALLS = 8
 MAX_LARGE_WAIT_SECONDS = 60.0
-_POLL_SECONDS = 0.1  # how often a waiting call checks that its caller is still there
 
 
-class LargeMessages:
-    """At most ``limit`` calls at once hold a place (thread-safe); the others wait in arrival order.
+class LargeMessages(WorkAdmission):
+    """The worker's gate (service/admission) with a budget of calls, each taking one place: at most ``limit``
+    at once, the others waiting in arrival order (the handler threads bound how many wait).
 
         places = LargeMessages(limit=8)
         leave = places.enter(context)      # waits; raises DeadlineExpired / ServiceUnavailable / CallCancelled
@@ -68,58 +66,18 @@ class LargeMessages:
     """
 
     def __init__(self, limit: int = MAX_LARGE_CALLS, max_wait_seconds: float = MAX_LARGE_WAIT_SECONDS) -> None:
-        self.limit = limit
-        self.max_wait_seconds = max_wait_seconds
-        self._condition = threading.Condition()
-        self._queue: deque[object] = deque()
-        self.held = 0
+        super().__init__(limit, small_bytes=0, max_waiting=sys.maxsize, max_wait_seconds=max_wait_seconds,
+                         waiting_for="for one of the places of large request messages")  # fmt: skip
+
+    @property
+    def held(self) -> int:
+        """Places taken now."""
+        return self.running
 
     def enter(self, context: Any) -> Callable[[], None]:
         """Wait for a place for the call of ``context`` (grpc's: ``time_remaining``, ``is_active``); returns
         the function that gives it back (idempotent)."""
-        ticket = object()
-        started = time.monotonic()
-        with self._condition:
-            self._queue.append(ticket)
-            try:
-                while self.held >= self.limit or self._queue[0] is not ticket:
-                    remaining = _remaining(context)
-                    waited = time.monotonic() - started
-                    if remaining is not None and remaining <= 0:
-                        raise DeadlineExpired(0, 0, waiting="for one of the places of large request messages")
-                    if waited >= self.max_wait_seconds:
-                        raise ServiceUnavailable(
-                            f"this worker is busy with large requests ({self.held} being served, "
-                            f"{len(self._queue) - 1} waiting); retry shortly, or send smaller requests")  # fmt: skip
-                    if not _active(context):
-                        raise CallCancelled("the client cancelled the call while it waited to be parsed")
-                    self._condition.wait(min(_POLL_SECONDS, self.max_wait_seconds - waited,
-                                             remaining if remaining is not None else _POLL_SECONDS))  # fmt: skip
-                self.held += 1
-            finally:
-                self._queue.remove(ticket)
-                self._condition.notify_all()
-        left = False
-
-        def leave() -> None:
-            nonlocal left
-            with self._condition:
-                if not left:
-                    left = True
-                    self.held -= 1
-                    self._condition.notify_all()
-
-        return leave
-
-
-def _remaining(context: Any) -> float | None:
-    time_remaining = getattr(context, "time_remaining", None)
-    return None if time_remaining is None else time_remaining()
-
-
-def _active(context: Any) -> bool:
-    is_active = getattr(context, "is_active", None)
-    return True if is_active is None else is_active()
+        return self.reserve(1, call=context)
 
 
 class DeferredRequest:

@@ -96,8 +96,11 @@ class WorkAdmission:
         max_waiting: int = MAX_WAITING,
         max_wait_seconds: float = MAX_WAIT_SECONDS,
         on_idle: Callable[[], None] | None = None,
+        waiting_for: str = "for memory held by larger requests",
     ) -> None:
+        """``waiting_for``: what a caller that stopped waiting is told it waited for."""
         self.budget_bytes = budget_bytes
+        self.waiting_for = waiting_for
         self.small_bytes = small_bytes
         self.max_waiting = max_waiting
         self.max_wait_seconds = max_wait_seconds
@@ -160,9 +163,9 @@ class WorkAdmission:
         if call is not None:
             remaining = call.time_remaining()
             if remaining is not None and remaining <= 0:
-                raise DeadlineExpired(0, 0, waiting="for memory held by larger requests")
+                raise DeadlineExpired(0, 0, waiting=self.waiting_for)
             if not call.is_active():
-                raise CallCancelled("the client cancelled the call while it waited for memory held by larger requests")
+                raise CallCancelled(f"the client cancelled the call while it waited {self.waiting_for}")
         if waited >= self.max_wait_seconds:
             raise ServiceUnavailable(
                 f"this worker has been busy with large requests for {waited:.0f} s; retry, or send smaller requests"
