@@ -22,6 +22,7 @@ BENCHMARKS = {
     "budget-service": "bench.budget_service",
     "ab": "bench.ab",
     "render-turns": "bench.render_turns",
+    "unread-answers": "bench.unread_answers",
 }
 
 

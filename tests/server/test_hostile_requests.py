@@ -592,3 +592,67 @@ def test_answers_a_client_does_not_read_hold_no_more_than_the_work_memory(regist
         sock.close()
         assert count.total == 1
         assert grown < 500 << 20, grown >> 20  # +900-1,500 MiB before
+
+
+def _long_token() -> int:
+    """A cl100k_base token of 128 bytes (128 spaces is one)."""
+    encoding = tiktoken.get_encoding("cl100k_base")
+    return next(i for i in range(100_000) if len(encoding.decode_single_token_bytes(i)) == 128)
+
+
+def test_the_large_answers_of_small_requests_a_client_does_not_read_are_bounded(registry_dir):
+    """A decode of 10,000 tokens of 128 bytes is estimated within SMALL_REQUEST_BYTES (3.96 MB: its call reserves
+    nothing) and answers 1.28 MB for 30 KB of request, which holds ~3.3 MiB of a worker's memory until sent. A
+    client that opened 250 such calls on one connection and never read took the worker +853 MiB (1,000 calls on 8
+    connections against 2 workers: 249 -> 2,280 and 256 -> 1,495 MiB). Such answers now take room in the work
+    budget (--max-work-bytes, 64 MiB here) until sent, the rest refused UNAVAILABLE: +215 MiB (the budget, and
+    the decodes' transient memory on 32 handler threads)."""
+    from support.raw_grpc import UnreadCalls
+    from tokend.service.admission import SMALL_REQUEST_BYTES, working_bytes
+
+    assert working_bytes("decode", ids=10_000, answer_bytes=1_280_000 + 64) <= SMALL_REQUEST_BYTES
+    message = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[_long_token()] * 10_000)]).SerializeToString()
+    with start_server("--max-work-bytes", str(64 << 20), registry=registry_dir, models=["cl100k_base"], metrics=False) as server:
+        (worker,) = server.worker_pids()
+        rss = _proc_status(worker, "VmRSS")
+        host, port = server.target.rsplit(":", 1)
+        unread = UnreadCalls(host, int(port))
+        unread.send("/tokend.v1.Tokenizer/Decode", message, count=250)
+        events = unread.events(seconds=2.0)
+        grown = _proc_status(worker, "VmRSS") - rss
+        count = server.stub().CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello")]), timeout=10)
+        unread.close()
+    assert count.total == 1
+    statuses = [dict(event.headers).get("grpc-status") for event in events if hasattr(event, "headers")]
+    assert grown < 400 << 20, grown >> 20  # +853 MiB before
+    assert statuses.count("14") > 100, statuses  # UNAVAILABLE (retry): the worker holds its answers' limit
+
+
+def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(registry_dir):
+    """A large call's reservation (a count of one 2.1 MB piece: 42 MB of the worker's 64 MiB here) was held
+    until its answer had been sent: a client that never reads held it until its connection's end (~320 s), and
+    every other large call waited for its deadline (a client retrying UNAVAILABLE gave up after 60 s). The call
+    is now cancelled --answer-send-seconds (1 s here) after its answer was made (its client sees CANCELLED), and
+    the next large call is answered."""
+    from support.raw_grpc import UnreadCalls
+
+    import h2.events
+
+    request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello " * 350_000)])
+    with start_server("--max-work-bytes", str(64 << 20), "--answer-send-seconds", "1", registry=registry_dir,
+                      models=["cl100k_base"], metrics=False) as server:  # fmt: skip
+        host, port = server.target.rsplit(":", 1)
+        unread = UnreadCalls(host, int(port))
+        (stalled,) = unread.send("/tokend.v1.Tokenizer/CountTokens", request.SerializeToString())
+        unread.events(seconds=0.5)  # the stalled call has made its answer
+        started = time.monotonic()
+        count = server.stub().CountTokens(request, timeout=8)  # DEADLINE_EXCEEDED before: it waited for room
+        waited = time.monotonic() - started
+        events = unread.events(seconds=0.5)
+        unread.close()
+    assert count.total == len(tiktoken.get_encoding("cl100k_base").encode("hello " * 350_000))
+    assert waited < 6, waited
+    # cancelled: gRPC ends the stream with a CANCELLED status (headers need no window) and an RST_STREAM
+    ended = [dict(event.headers).get("grpc-status") for event in events
+             if isinstance(event, h2.events.TrailersReceived | h2.events.ResponseReceived) and event.stream_id == stalled]  # fmt: skip
+    assert [status for status in ended if status] == ["1"], events

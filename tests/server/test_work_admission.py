@@ -128,6 +128,59 @@ def test_too_many_waiting_is_unavailable_and_a_dead_caller_stops_waiting():
     assert admission.waiting == 0 and admission.held_bytes == 0
 
 
+def test_a_built_answer_takes_room_at_once_or_after_a_short_wait_then_is_refused():
+    """``hold``: an answer already built (not yet sent) takes room in the same budget, ahead of the large requests
+    waiting; when none is left it waits a short while for room, then UNAVAILABLE (retry)."""
+    admission = WorkAdmission(100 * MiB, small_bytes=4 * MiB)
+    holder = admission.reserve(60 * MiB, call=None)
+    _, admitted, waiting = _waiter(admission, 50 * MiB)
+    _wait_until(lambda: admission.waiting == 1)
+    answer = admission.hold(30 * MiB, call=None)  # fits: taken at once, the large request still waits
+    assert admission.held_bytes == 90 * MiB and admission.running == 1 and not admitted.is_set()
+    with pytest.raises(ServiceUnavailable, match="answers not yet sent.*max_work_bytes: 100 MiB"):
+        admission.hold(20 * MiB, call=None, max_wait_seconds=0.05)
+    with pytest.raises(DeadlineExpired):
+        admission.hold(20 * MiB, call=_Call(remaining=0.0), max_wait_seconds=1.0)
+    released = threading.Timer(0.05, answer)
+    released.start()
+    later = admission.hold(20 * MiB, call=None, max_wait_seconds=10)  # room once the first answer has gone
+    released.join()
+    later()
+    answer()  # idempotent
+    holder()
+    assert admitted.wait(10)
+    waiting[0]()
+    assert admission.held_bytes == 0 and admission.running == 0
+
+
+def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
+    """SendDeadlines: the record's end actions run when gRPC finishes the call; a call still unfinished at its
+    deadline is cancelled (gRPC then finishes it, running them)."""
+    from tokend.server.unsent_answers import SendDeadlines
+
+    class Context:
+        def __init__(self) -> None:
+            self.callbacks, self.cancelled = [], threading.Event()
+
+        def add_callback(self, callback) -> bool:
+            self.callbacks.append(callback)
+            return True
+
+        def cancel(self) -> None:
+            self.cancelled.set()
+            for callback in self.callbacks:
+                callback()
+
+    deadlines = SendDeadlines()
+    sent, stalled, ended = Context(), Context(), []
+    assert deadlines.end_after(sent, 0.05)(lambda: ended.append("sent"))
+    assert deadlines.end_after(stalled, 0.1)(lambda: ended.append("stalled"))
+    for callback in sent.callbacks:  # its answer was sent at once
+        callback()
+    assert stalled.cancelled.wait(10)
+    assert ended == ["sent", "stalled"] and not sent.cancelled.is_set() and deadlines.cancelled == 1
+
+
 def test_the_service_holds_the_reservation_until_the_call_record_ends():
     admission = WorkAdmission(64 * MiB, small_bytes=1 * MiB)
     service = TokenizerService(ServedModels(Registry.open()), admission=admission)

@@ -5,19 +5,25 @@ message whose compressed flag is set without a grpc-encoding, corrupt gzip, an u
                                       compressed_flag=True, encoding=None)
     # ('13', 'Compression bit set but no encoding configured', None)
 
-Not handled: TLS, several calls per connection, response messages (only the status is read).
+    unread = UnreadCalls("127.0.0.1", port)       # one connection whose client never reads an answer
+    streams = unread.send("/tokend.v1.Tokenizer/Decode", request_bytes, count=32)
+    unread.events(seconds=2.0)                      # what the server sent meanwhile (headers, resets)
+
+Not handled: TLS; raw_call makes one call per connection and reads only the status.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import time
 
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 
-__all__ = ["raw_call"]
+__all__ = ["raw_call", "UnreadCalls"]
 
 
 def raw_call(
@@ -64,3 +70,61 @@ def raw_call(
         sock.sendall(conn.data_to_send())
     sock.close()
     return result.get("grpc-status"), result.get("grpc-message"), result.get("reset")
+
+
+class UnreadCalls:
+    """A connection whose client announces a receive window of 0 (SETTINGS_INITIAL_WINDOW_SIZE) and never
+    opens it: the server's answers stay queued in its transport. Requests are sent as the server's window
+    allows; settings and pings are answered (h2 does), so the connection stays up."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.authority = f"{host}:{port}"
+        self.sock = socket.create_connection((host, port))
+        self.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.conn.local_settings = h2.settings.Settings(client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        self.conn.initiate_connection()
+        self.received: list[h2.events.Event] = []
+
+    def send(self, method: str, message: bytes, *, count: int = 1) -> list[int]:
+        """``count`` calls of ``method`` with ``message``; their stream ids."""
+        frame = struct.pack(">BI", 0, len(message)) + message
+        streams = []
+        for _ in range(count):
+            stream = self.conn.get_next_available_stream_id()
+            self.conn.send_headers(stream, [(":method", "POST"), (":scheme", "http"), (":path", method),
+                                            (":authority", self.authority), ("content-type", "application/grpc"),
+                                            ("te", "trailers")])  # fmt: skip
+            sent = 0
+            while sent < len(frame):
+                self.sock.sendall(self.conn.data_to_send())
+                window = min(self.conn.local_flow_control_window(stream), self.conn.max_outbound_frame_size)
+                if window <= 0:
+                    self._receive(timeout=10.0)  # the server's WINDOW_UPDATEs
+                    continue
+                chunk = frame[sent : sent + window]
+                self.conn.send_data(stream, chunk, end_stream=sent + len(chunk) == len(frame))
+                sent += len(chunk)
+            self.sock.sendall(self.conn.data_to_send())
+            streams.append(stream)
+        return streams
+
+    def events(self, seconds: float) -> list[h2.events.Event]:
+        """Every event received so far, reading for ``seconds`` more."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._receive(timeout=left)
+        return self.received
+
+    def _receive(self, timeout: float) -> None:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1 << 16)
+        except TimeoutError:
+            return
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        self.received.extend(self.conn.receive_data(data))
+        self.sock.sendall(self.conn.data_to_send())
+
+    def close(self) -> None:
+        self.sock.close()

@@ -45,6 +45,7 @@ from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.servicer import TokenizerServicer
 from tokend.server.stream_pace import StreamPace
 from tokend.server.stream_slots import StreamSlots
+from tokend.server.unsent_answers import UnsentAnswers
 from tokend.server.wire_bound import largest_request_message
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
 from tokend.server.freed_memory import return_freed_memory
@@ -109,7 +110,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     calls = InFlightCalls()
     idle_streams = IdleStreams(settings.stream_idle_timeout, settings.stream_yield_after)
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
-    # the error interceptor chose; the availability gate, the stream bound and the idle timeout raise inside the
+    # the error interceptor chose; answers are serialized inside its call record (unsent_answers: their memory is
+    # held until sent, or the call cancelled); the availability gate, the stream bound and the idle timeout raise inside the
     # error interceptor (a new stream may end a silent one to take its slot); a stream's pace holds it back
     # before the idle timeout's wait begins (stream_pace); large messages are parsed innermost, after the gate
     # (deferred_parse).
@@ -124,6 +126,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                     MetricsInterceptor(metrics, served.piece_cache_stats),
                     LoggingInterceptor(),
                     ErrorInterceptor(),
+                    UnsentAnswers(admission, send_seconds=settings.answer_send_seconds),
                     AvailabilityInterceptor(availability, calls),
                     StreamSlots(make_room=idle_streams.make_room),
                     idle_streams,

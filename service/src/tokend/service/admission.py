@@ -16,9 +16,12 @@ ends (``call_record``: the front-end's answer is built inside it):
   worker may have room), DeadlineExpired or CallCancelled.
 
 A front-end that sends the answer after the call's block (gRPC) gives the reservation back once the answer has
-been sent (``CallRecord.end_after``), so answers a client does not read hold the budget, not more.
+been sent (``CallRecord.end_after``), so answers a client does not read hold the budget, not more. A small
+request's answer of many bytes (a decode of long tokens: ~1.3 MB for an estimate within ``small_bytes``) takes
+room in the same budget once it is built (``hold``: when it fits, else ServiceUnavailable at once), so unsent
+answers of small requests are bounded too (server/unsent_answers.py).
 Not handled: memory that gRPC holds before a handler runs (a request message being received, at most
-``max_message_bytes`` each), and the unsent answers of small requests (nothing reserved).
+``max_message_bytes`` each), and answers below the front-end's floor (server/unsent_answers.py: 16 KiB).
 
     admission = WorkAdmission(budget_bytes=256 << 20)
     release = admission.reserve(working_bytes("encode", sizes=[8 << 20]), call=None)  # waits for room
@@ -42,6 +45,8 @@ __all__ = [
     "IDS_BYTES_PER_BYTE",
     "DECODE_BYTES_PER_ID",
     "SMALL_REQUEST_BYTES",
+    "ANSWER_WAIT_SECONDS",
+    "NOTHING_RESERVED",
 ]
 
 # Measured with VmHWM of a worker (one request at a time, cl100k_base): one 8 MiB piece of random letters
@@ -60,6 +65,11 @@ DECODE_BYTES_PER_ANSWER_BYTE = 3
 SMALL_REQUEST_BYTES = 4 << 20
 MAX_WAITING = 4
 MAX_WAIT_SECONDS = 60.0
+# How long a built answer waits for room (``hold``) before its call is refused: none. Room comes back when an
+# unread answer is cancelled (server/unsent_answers.py: seconds), and a waiting answer holds a handler thread:
+# with 1 s, a client's 1,000 unread decodes (1.28 MB answers) kept a worker's 32 threads waiting for ~18 s,
+# and a CountTokens on a new connection queued behind them up to 7.1 s.
+ANSWER_WAIT_SECONDS = 0.0
 _POLL_SECONDS = 0.1  # how often a waiting request checks that its caller is still there
 
 
@@ -80,7 +90,7 @@ def working_bytes(operation: str, *, sizes: Sequence[int] = (), ids: int = 0, an
     return merge
 
 
-def _nothing() -> None:
+def NOTHING_RESERVED() -> None:  # noqa: N802 - a constant: the release of a small request, which reserved nothing
     pass
 
 
@@ -118,7 +128,7 @@ class WorkAdmission:
         """Wait until ``size`` bytes fit (at once for a small request); returns the function that gives them
         back (idempotent)."""
         if size <= self.small_bytes or self.budget_bytes <= 0:
-            return _nothing
+            return NOTHING_RESERVED
         size = min(size, self.budget_bytes)
         started = time.monotonic()
         ticket = object()
@@ -154,6 +164,39 @@ class WorkAdmission:
                 self._condition.notify_all()
             if idle and self._on_idle is not None:
                 self._on_idle()
+
+        return release
+
+    def hold(self, size: int, *, call: CallState | None, max_wait_seconds: float = ANSWER_WAIT_SECONDS) -> Callable[[], None]:
+        """Room for ``size`` bytes a call holds already (an answer built and not yet sent): taken at once when it
+        fits, ahead of the large requests waiting (it is memory in use already, and a reading client takes it in
+        milliseconds), else after a wait of ``max_wait_seconds`` at most (none by default), then
+        ServiceUnavailable. Counts neither among the large requests running nor waiting, so its end does not
+        call ``on_idle``. Returns the function that gives it back (idempotent)."""
+        if self.budget_bytes <= 0:
+            return NOTHING_RESERVED
+        size = min(size, self.budget_bytes)
+        started = time.monotonic()
+        with self._condition:
+            while self.held_bytes + size > self.budget_bytes:
+                waited = time.monotonic() - started
+                if waited >= max_wait_seconds:
+                    raise ServiceUnavailable(
+                        f"this worker holds {self.held_bytes >> 20} MiB of answers not yet sent and of large requests' "
+                        f"memory (its limit, max_work_bytes: {self.budget_bytes >> 20} MiB); retry shortly"
+                    )
+                self._condition.wait(min(self._wait_slice(call, started), max_wait_seconds - waited))
+            self.held_bytes += size
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            with self._condition:
+                if released:
+                    return
+                released = True
+                self.held_bytes -= size
+                self._condition.notify_all()
 
         return release
 

@@ -38,6 +38,11 @@ class CallRecord:
         """Run ``action`` when the outermost ``recording()`` of this call exits (also on errors)."""
         self._at_end.append(action)
 
+    @property
+    def holds_memory(self) -> bool:
+        """Whether actions wait for the call's end (the service reserved working memory for it)."""
+        return bool(self._at_end)
+
 
 _CURRENT: ContextVar[CallRecord | None] = ContextVar("tokend_call_record", default=None)
 

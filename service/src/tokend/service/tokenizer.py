@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from tokend.engine.call_stop import CallStop, CallStopped, stop_at
 from tokend.engine.regex_splitter import RegexTime, shared_regex_time
-from tokend.service.admission import WorkAdmission, working_bytes
+from tokend.service.admission import NOTHING_RESERVED, WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch, run_text_batch, stopped_midway
 from tokend.service.bulk_lane import BulkLane
 from tokend.service.budgets import BudgetOperations
@@ -242,6 +242,8 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         that honour a call stop (``call_stop``: the SentencePiece core) give up midway once the call's
         deadline passes or its caller goes; the batch loop names the item, anything else is answered here."""
         release = None if self.admission is None else self.admission.reserve(size, call=call)
+        if release is NOTHING_RESERVED:
+            release = None
         record = current_record()
         if release is not None and record is not None:
             record.at_end(release)  # given back with the answer, not here

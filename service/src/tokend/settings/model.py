@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     max_connection_age: float = _setting(
         300.0, help="seconds before clients are asked to reconnect (they re-resolve); 0 = never", ge=0
     )
+    answer_send_seconds: float = _setting(
+        10.0,
+        help="seconds (plus one per MiB of answer) a unary call's answer may wait to be sent after it was made; a call "
+        "holding working memory whose client has not read its answer by then is cancelled and the memory given back",
+        gt=0,
+    )
     stream_idle_timeout: float = _setting(
         30.0,
         help="seconds a DecodeStream waits for its client's next message before it is ended (DEADLINE_EXCEEDED) and its "
