@@ -158,6 +158,30 @@ def test_a_template_refused_because_the_worker_renders_enough_calls_is_unavailab
     assert service.count_chat("templated", [conversation]).results
 
 
+@pytest.mark.parametrize("operation", ["count_chat", "encode_chat"])
+def test_a_request_keeps_its_render_place_from_its_first_render_to_its_last(service, monkeypatch, operation):
+    """A request of several conversations took a place among the worker's rendering calls (render_turns,
+    MAX_RENDER_CALLS) for each conversation and gave it back after it: when other calls took every place
+    meanwhile, its next conversation was refused "busy" (UNAVAILABLE) after the work of the ones before. It keeps
+    the place its first render took until its last conversation is done."""
+    from tokend.registry.chat.render_turns import RENDER_TURNS
+
+    chat = service.models.load("templated").chat
+    render = getattr(type(chat), operation)
+
+    def then_every_place_taken(self, *args, **kwargs):
+        result = render(self, *args, **kwargs)
+        monkeypatch.setattr(RENDER_TURNS, "max_calls", RENDER_TURNS.calls)  # other calls took the free places
+        return result
+
+    monkeypatch.setattr(type(chat), operation, then_every_place_taken)
+    # with tools: rendered in full every time (a plain chat may be answered from a layout traced before, no render)
+    conversation = ChatConversation([{"role": "user", "content": "x"}], [{"type": "function", "function": {"name": "f"}}])
+    answered = getattr(service, operation)("templated", [conversation] * 3)
+    assert len(answered.results) == 3
+    assert RENDER_TURNS.calls == 0  # given back at the request's end
+
+
 def test_the_calls_deadline_bounds_a_template_and_is_reported_as_the_deadline(service):
     started = time.monotonic()
     with pytest.raises(DeadlineExpired):

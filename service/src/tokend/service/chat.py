@@ -167,7 +167,7 @@ class ChatOperations:
             self.limits.check_answer(answer.size + extra, partial=True)
             return result
 
-        with self._admitted(chat_working_bytes("encode_chat", sizes), call):
+        with self._admitted(chat_working_bytes("encode_chat", sizes), call), request.clock.keeping_place():
             results = run_batch(conversations, encode, call=call, field="conversations", with_index=True)
         total = sum(len(result.ids) for result in results)
         _record("encode_chat", len(conversations), total, sum(sizes))
@@ -199,7 +199,7 @@ class ChatOperations:
                 limits,
             )  # fmt: skip
 
-        with self._admitted(chat_working_bytes("count_chat", sizes), call):
+        with self._admitted(chat_working_bytes("count_chat", sizes), call), request.clock.keeping_place():
             results = run_batch(conversations, count, call=call, field="conversations", with_index=True)
         total = sum(result.total for result in results)
         _record("count_chat", len(conversations), total, sum(sizes))

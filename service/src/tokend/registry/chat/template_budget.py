@@ -54,7 +54,7 @@ class LimitExceeded(Exception):
 
 
 class RenderBudget:
-    __slots__ = ("account", "deadline", "entered", "gone", "held", "held_bytes", "large", "max_chars", "max_held_bytes",
+    __slots__ = ("account", "clock", "deadline", "entered", "gone", "held", "held_bytes", "large", "max_chars", "max_held_bytes",
                  "positions", "prune_at", "seconds", "tracer", "turn")  # fmt: skip
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None, positions: Any = None) -> None:
@@ -74,6 +74,7 @@ class RenderBudget:
         self.entered = False  # whether this render counts its call among the process's rendering calls (`leave`s)
         # What its holds of the turn are charged to: the request's (its conversations' renders share it), or its own.
         self.account = limits.clock.turn if limits.clock is not None else TurnAccount()
+        self.clock = limits.clock  # a request's: it may keep the render place its first render takes (keeping_place)
         # The call's cancellation flag (engine.call_stop, set around the service's chat calls), or None: a render
         # whose caller went away stops at its next hook, and leaves the turn's queue, instead of running (and
         # taking turns from other renders) until its time limit.
@@ -86,7 +87,11 @@ class RenderBudget:
         render inside a render, or one of a conversation's renders: `sandbox.renders_in_turn`), it is passed on
         first when its slice is over and a request that has held it less waits. `end_turn` after, always."""
         try:
-            self.entered = RENDER_TURNS.enter()
+            entered = RENDER_TURNS.enter()
+            if entered and self.clock is not None and self.clock.keeps_place:
+                self.clock.place = True  # the request's, until its last conversation is done
+            else:
+                self.entered = entered
         except RendersFull as full:
             raise LimitExceeded(
                 "busy", f"the chat template was not rendered: {full}; retry shortly (each waits for its turn, holding "

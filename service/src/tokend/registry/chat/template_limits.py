@@ -10,10 +10,12 @@ Its own module so that chat formats and reports can name it without importing th
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from tokend.registry.chat.render_turns import TurnAccount
+from tokend.registry.chat.render_turns import RENDER_TURNS, TurnAccount
 
 __all__ = ["TemplateClock", "TemplateLimits"]
 
@@ -23,18 +25,36 @@ class TemplateClock:
     adds its own, so a request can share template time among its conversations and charge nothing else
     (tokenizing between renders, or waiting for the GIL while another thread runs, is not template time).
     `turn`: the time its renders held the process's render turn (render_turns: the turn goes to the waiting
-    request that has held it least).
+    request that has held it least). Inside `keeping_place()`, the place among the process's rendering calls
+    (`RenderTurns.enter`) that the request's first render takes is kept until the block ends: given back after
+    each conversation, a request of several could be refused "busy" partway through, its work before lost,
+    when other calls took every place meanwhile.
 
         >>> clock = TemplateClock()
         >>> clock.spent, clock.turn.held
         (0.0, 0.0)
+        >>> with clock.keeping_place():   # on the thread that renders: the request's conversations inside
+        ...     pass
     """
 
-    __slots__ = ("spent", "turn")
+    __slots__ = ("spent", "turn", "keeps_place", "place")
 
     def __init__(self) -> None:
         self.spent = 0.0
         self.turn = TurnAccount()
+        self.keeps_place = False
+        self.place = False  # whether a render took the place it keeps (RenderBudget.take_turn sets it)
+
+    @contextlib.contextmanager
+    def keeping_place(self) -> Iterator[None]:
+        self.keeps_place = True
+        try:
+            yield
+        finally:
+            self.keeps_place = False
+            if self.place:
+                self.place = False
+                RENDER_TURNS.leave()
 
 
 @dataclass(frozen=True)
