@@ -214,3 +214,46 @@ def test_a_call_waiting_for_a_place_leaves_at_its_deadline_or_when_cancelled():
     leave()  # idempotent
     assert places.held == 0
     places.enter(_Context())()  # a place is free again at once
+
+
+def test_calls_waiting_for_a_place_leave_the_threads_renders_may_not_take():
+    """Calls waiting for a place hold their handler thread. Unbounded, the calls past the eight took every one
+    of a worker's 32 threads while the eight held their places (a server stream whose client does not read, a
+    call waiting in the work gate for memory that unread answers hold): streams and every small call then waited
+    for a thread (up to 60 s). Large-message calls now hold at most the threads chat renders may
+    (grpc_server.py), the others refused at once (UNAVAILABLE, retry)."""
+    from tokend.server.deferred_parse import MAX_LARGE_CALLS
+    from tokend.server.grpc_server import STREAM_THREADS, THREADS_PER_WORKER, UNARY_THREADS
+    from tokend.service.errors import CallCancelled, ServiceUnavailable
+
+    places = DeferredParse().places
+    leaves = [places.enter(_Context()) for _ in range(MAX_LARGE_CALLS)]
+    contexts = [_Context(remaining=20) for _ in range(THREADS_PER_WORKER - MAX_LARGE_CALLS)]
+    outcomes: list[str] = []
+
+    def call(context) -> None:
+        try:
+            places.enter(context)()
+            outcomes.append("entered")
+        except ServiceUnavailable:
+            outcomes.append("refused")
+        except CallCancelled:
+            outcomes.append("cancelled")
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=call, args=(context,)) for context in contexts]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    threads_held = places.held + places.waiting
+    refused = outcomes.count("refused")
+    for context in contexts:  # the waiters' clients go away
+        context.active = False
+    for thread in threads:
+        thread.join(10)
+    for leave in leaves:
+        leave()
+    assert threads_held <= THREADS_PER_WORKER - STREAM_THREADS - UNARY_THREADS, (threads_held, outcomes)  # 32 before
+    assert refused == THREADS_PER_WORKER - threads_held  # at once, not after a wait
+    assert places.held == places.waiting == 0

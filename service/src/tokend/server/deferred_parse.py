@@ -16,7 +16,9 @@ unparsed when the service would refuse it from those counts.
 
 At most ``MAX_LARGE_CALLS`` unary or server-streaming calls with such a message are past this point at once
 (``LargeMessages``); others wait here, unparsed, first come first served, for their deadline or
-``MAX_LARGE_WAIT_SECONDS`` at most (then DEADLINE_EXCEEDED / UNAVAILABLE; a cancelled one leaves). Why: a
+``MAX_LARGE_WAIT_SECONDS`` at most (then DEADLINE_EXCEEDED / UNAVAILABLE; a cancelled one leaves), and at most
+``MAX_LARGE_WAITING`` of them (16: with the eight, the threads chat renders may hold; past it UNAVAILABLE at
+once, so a worker's stream and unary threads are never theirs). Why: a
 parsed request holds several times its wire bytes until the call ends (a 4.3 MB chat of 86,000 messages:
 ~25 MiB of dicts), the work gate (service/admission) sees a request only after its parse and lets "small"
 work through, and a worker has 32 handler threads: 32 such chats at once peaked at +780-925 MiB against
@@ -35,13 +37,13 @@ the service would have refused it after the parse (``OversizedRequest``).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from tokend_api import MAX_REQUEST_BYTES, SERVICE_NAME
 
 from tokend.server.error_interceptor import UndecodableRequest, tolerant
+from tokend.server.grpc_server import STREAM_THREADS, THREADS_PER_WORKER, UNARY_THREADS
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 from tokend.service import RequestLimitExceeded
 from tokend.service.admission import WorkAdmission
@@ -53,11 +55,16 @@ DEFERRED_PARSE_BYTES = 64 << 10
 # Calls with such a message past the parse at once, per worker, and the longest one waits for its turn.
 MAX_LARGE_CALLS = 8
 MAX_LARGE_WAIT_SECONDS = 60.0
+# Calls waiting for a place, each holding its handler thread: with the eight, as many threads as chat renders may
+# hold (grpc_server.py), so the stream and unary threads stay free. Unbounded, the calls past the eight took all
+# 32 threads while the eight held their places (a server stream whose client does not read, a call waiting in
+# the work gate), and every other call of the worker waited for a thread; past it, UNAVAILABLE at once.
+MAX_LARGE_WAITING = THREADS_PER_WORKER - STREAM_THREADS - UNARY_THREADS - MAX_LARGE_CALLS
 
 
 class LargeMessages(WorkAdmission):
     """The worker's gate (service/admission) with a budget of calls, each taking one place: at most ``limit``
-    at once, the others waiting in arrival order (the handler threads bound how many wait).
+    at once, the others waiting in arrival order, ``max_waiting`` at most (then ServiceUnavailable at once).
 
         places = LargeMessages(limit=8)
         leave = places.enter(context)      # waits; raises DeadlineExpired / ServiceUnavailable / CallCancelled
@@ -65,8 +72,11 @@ class LargeMessages(WorkAdmission):
         finally: leave()
     """
 
-    def __init__(self, limit: int = MAX_LARGE_CALLS, max_wait_seconds: float = MAX_LARGE_WAIT_SECONDS) -> None:
-        super().__init__(limit, small_bytes=0, max_waiting=sys.maxsize, max_wait_seconds=max_wait_seconds,
+    def __init__(
+        self, limit: int = MAX_LARGE_CALLS, max_wait_seconds: float = MAX_LARGE_WAIT_SECONDS,
+        max_waiting: int = MAX_LARGE_WAITING,
+    ) -> None:  # fmt: skip
+        super().__init__(limit, small_bytes=0, max_waiting=max_waiting, max_wait_seconds=max_wait_seconds,
                          waiting_for="for one of the places of large request messages")  # fmt: skip
 
     @property
