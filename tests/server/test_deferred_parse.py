@@ -257,3 +257,43 @@ def test_calls_waiting_for_a_place_leave_the_threads_renders_may_not_take():
     assert threads_held <= THREADS_PER_WORKER - STREAM_THREADS - UNARY_THREADS, (threads_held, outcomes)  # 32 before
     assert refused == THREADS_PER_WORKER - threads_held  # at once, not after a wait
     assert places.held == places.waiting == 0
+
+
+def test_a_call_refused_while_it_waited_for_a_place_is_never_parsed(caplog):
+    """A call that leaves the wait for a place (busy, its deadline, its cancellation) is refused unparsed; its
+    bytes were kept, and the request log (further out) read its model and inputs from them after the refusal,
+    parsing the whole message outside any place: the memory the places bound, spent by every refused call."""
+    import logging
+
+    from tokend.server.deferred_parse import LargeMessages
+    from tokend.server.interceptor_chain import InterceptorChain
+    from tokend.server.logging_interceptor import LoggingInterceptor
+
+    caplog.set_level(logging.INFO, logger="tokend.server.rpc")
+    threads = _Threads()
+    places = LargeMessages(limit=1, max_wait_seconds=0.3)
+    handler = grpc.unary_unary_rpc_method_handler(threads.handle, request_deserializer=threads.deserialize,
+                                                  response_serializer=lambda data: data)  # fmt: skip
+    stream = grpc.unary_stream_rpc_method_handler(lambda request, context: iter([threads.handle(request, context)]),
+                                                  request_deserializer=threads.deserialize, response_serializer=lambda data: data)  # fmt: skip
+    chain = InterceptorChain([LoggingInterceptor(), ErrorInterceptor(), DeferredParse(places=places)])
+    server = grpc.server(futures.ThreadPoolExecutor(2), interceptors=[chain],
+                         options=[("grpc.max_receive_message_length", 4 * DEFERRED_PARSE_BYTES)])  # fmt: skip
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE_NAME, {"CountTokens": handler, "ChunkStream": stream})])
+    port = server.add_insecure_port(f"127.0.0.1:{free_port()}")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    leave = places.enter(_Context())  # the one place is taken: the next large call waits 0.3 s, then UNAVAILABLE
+    try:
+        with pytest.raises(grpc.RpcError) as unary:
+            channel.unary_unary(f"/{SERVICE_NAME}/CountTokens")(b"x" * DEFERRED_PARSE_BYTES, timeout=10)
+        with pytest.raises(grpc.RpcError) as streamed:
+            list(channel.unary_stream(f"/{SERVICE_NAME}/ChunkStream")(b"y" * DEFERRED_PARSE_BYTES, timeout=10))
+        time.sleep(0.2)  # the handlers' request log is written after the status
+    finally:
+        leave()
+        channel.close()
+        server.stop(None)
+    assert unary.value.code() == streamed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert threads.parsed_on == []  # two parses before: the request log's
+    assert sum(record.name == "tokend.server.rpc" for record in caplog.records) == 2

@@ -112,6 +112,11 @@ class DeferredRequest:
                 self._data = None
                 raise
 
+    def let_go(self) -> None:
+        """The call was refused before its parse: the bytes are let go unparsed, as ``check`` does (interceptors
+        further out see no fields)."""
+        self._data = None
+
     def parsed(self) -> Any:
         """The message, or an ``UndecodableRequest``; parsed once, the bytes let go."""
         if self._data is not None:
@@ -180,7 +185,7 @@ class DeferredParse(UnaryInterceptor):
             return behaviour(self._parsed_messages(request, method), context)
         if not isinstance(request, DeferredRequest):
             return behaviour(self._parsed(request, method), context)
-        leave = self.places.enter(context)
+        leave = self._place(request, context)
         try:
             return behaviour(self._parsed(request, method), context)
         finally:
@@ -195,11 +200,21 @@ class DeferredParse(UnaryInterceptor):
 
     def _in_place(self, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, method: MethodName, context: Any) -> Iterator[Any]:
         """A server stream's answers, its place held until the stream ends (its request lives as long)."""
-        leave = self.places.enter(context)
+        leave = self._place(request, context)
         try:
             yield from behaviour(self._parsed(request, method), context)
         finally:
             leave()
+
+    def _place(self, request: DeferredRequest, context: Any) -> Callable[[], None]:
+        """A place for the call; when it leaves the wait refused (busy, its deadline, cancelled), its bytes are
+        let go unparsed: kept, the request log (further out) read its model and inputs from them after the
+        refusal, parsing the message outside any place."""
+        try:
+            return self.places.enter(context)
+        except BaseException:
+            request.let_go()
+            raise
 
     def _parsed(self, request: Any, method: MethodName, where: str = "request") -> Any:
         if isinstance(request, OversizedRequest):
