@@ -92,7 +92,8 @@ class LargeMessages(WorkAdmission):
 
 class DeferredRequest:
     """A large request message's bytes until ``parsed()``. Interceptors further out that read the message's
-    fields (the request log's model and items) get the parsed message's (or none, if it did not parse)."""
+    fields (the request log's model and items) get the parsed message's (none if it did not parse, or was
+    not parsed: a call refused before its parse)."""
 
     __slots__ = ("_data", "_parse", "_message")
 
@@ -125,7 +126,11 @@ class DeferredRequest:
         return self._message
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.parsed(), name)
+        # Only a message already parsed shows its fields: one refused before its parse (the availability gate, the
+        # stream slots, the wait for a place, a precheck) is not parsed for the request log after its refusal.
+        if self._message is None:
+            raise AttributeError(name)
+        return getattr(self._message, name)
 
 
 class OversizedRequest:
