@@ -16,6 +16,8 @@ import subprocess
 import sys
 import textwrap
 import tomllib
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,3 +114,30 @@ def test_client_distribution_declares_only_the_api_grpcio_and_protobuf():
     api = tomllib.loads((ROOT / "api" / "pyproject.toml").read_text())["project"]
     names = sorted(re.split(r"[<>=!~ ;\[]", requirement)[0] for requirement in api["dependencies"])
     assert names == ["googleapis-common-protos", "grpcio", "protobuf"]  # nothing of the server
+
+
+def _least(requirement_name: str, pyproject: Path) -> tuple[int, ...]:
+    """The least version of ``requirement_name`` a distribution declares (its ">=X" bound)."""
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    for requirement in dependencies:
+        found = re.fullmatch(rf"{re.escape(requirement_name)}\s*>=\s*([0-9.]+)(,.*)?", requirement.strip())
+        if found:
+            return tuple(int(part) for part in found.group(1).split("."))
+    raise AssertionError(f"{pyproject} declares no {requirement_name}>=X")
+
+
+@pytest.mark.parametrize("stub, pyproject", [
+    ("api/src/tokend_api/v1/tokenizer_pb2.py", "api/pyproject.toml"),
+    ("api/src/tokend_api/v1/tokenizer_pb2.py", "client/pyproject.toml"),
+    ("service/src/tokend/engine/sentencepiece/tokend_sentencepiece_model_pb2.py", "service/pyproject.toml"),
+])  # fmt: skip
+def test_the_protobuf_a_stub_demands_at_import_is_one_its_distribution_allows(stub, pyproject):
+    """A generated module refuses, at import, a protobuf runtime older than the protoc that generated it
+    (ValidateProtobufRuntimeVersion: "Runtime version cannot be older than the linked gencode version"): the
+    stubs made by protoc 7.35.1 would not import under protobuf 7.35.0, which every distribution declared it
+    accepts. The grpc stubs' GRPC_GENERATED_VERSION is the declared least grpcio already (protos/generate.py)."""
+    text = (ROOT / stub).read_text()
+    found = re.search(r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*(\d+),\s*(\d+),\s*(\d+),", text)
+    assert found, stub
+    demanded = tuple(int(part) for part in found.groups())
+    assert demanded <= _least("protobuf", ROOT / pyproject), (demanded, pyproject)  # (7, 35, 1) vs (7, 35, 0) before
