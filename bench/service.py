@@ -4,6 +4,7 @@
     python -m bench service latency     [--seconds 10] [--rates 100,500,2000,4000]
     python -m bench service footprint   [--starts 3]
     python -m bench service hostile     [--rounds 5]      (bench/service_hostile.py)
+    python -m bench service percall     [--side A=tokend:TREE ...]  (bench/service_percall.py: CPU per call, A/B)
     python -m bench service all         [--quick]
 
 Results go to docs/bench-service.md (one section per benchmark, table and chart from the same run)
@@ -617,6 +618,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["percall"]:  # its own options and report (no section of docs/bench-service.md)
+        from bench.service_percall import main as percall_main
+
+        return percall_main(argv[1:])
     args = build_parser().parse_args(argv)
     sections = ("batch", "latency", "footprint", "hostile") if args.which == "all" else (args.which,)
     seconds = args.seconds
