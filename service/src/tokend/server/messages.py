@@ -14,7 +14,7 @@ from tokend_api.policy_message import PolicyMessageError, from_message
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 from tokend.service import InvalidRequest, SpecialTokenPolicy
-from tokend.service.special_policy import check_listed_count
+from tokend.service.special_policy import DEFAULT_POLICY, check_listed_count
 from tokend.service.results import ModelVersion
 
 __all__ = ["DECODE_ERRORS", "inputs", "policy", "enum_value", "model_version"]
@@ -28,6 +28,8 @@ def inputs(inputs: Iterable[pb.Input]) -> list[str | bytes]:
 
 
 def policy(message: pb.SpecialTokenPolicy) -> SpecialTokenPolicy:
+    if not message.ListFields():  # nothing set (most requests): tiktoken's defaults, without reading each set
+        return DEFAULT_POLICY
     # The lists' lengths first: protobuf makes a listed string only when it is read.
     check_listed_count(len(message.allowed.tokens), "special_tokens.allowed.tokens")
     check_listed_count(len(message.disallowed.tokens), "special_tokens.disallowed.tokens")

@@ -96,6 +96,8 @@ class SpecialTokenPolicy:
 
         Costs what the caller listed, not what the model has: o200k_harmony has ~1,100 special tokens, and a
         pass over them per request cost more than counting a short text."""
+        if self.disallowed == ALL and not self.allowed:  # tiktoken's defaults (most requests): nothing listed
+            return BoundPolicy(self.allowed, ALL, (), encoding)
         for tokens, field in ((self.allowed, self.allowed_field), (self.disallowed, self.disallowed_field)):
             if tokens != ALL:
                 check_listed_count(len(tokens), field)
