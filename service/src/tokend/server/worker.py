@@ -40,7 +40,7 @@ from tokend.server.in_flight import InFlightCalls
 from tokend.server.interceptor_chain import InterceptorChain
 from tokend.server.logging_interceptor import LoggingInterceptor
 from tokend.server.long_lived import freeze_long_lived_objects
-from tokend.server.metrics import ServerMetrics
+from tokend.server.metrics import ServerMetrics, write_values_under_cached_pid
 from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.servicer import TokenizerServicer
 from tokend.server.stream_pace import StreamPace
@@ -85,6 +85,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     from tokend.registry import Registry
 
     pid = os.getpid()
+    write_values_under_cached_pid()  # before the first metric value: no getpid() per write (metrics.py)
     metrics = ServerMetrics()
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     availability = Availability(health=health_servicer, ready_gauge=metrics.ready)
