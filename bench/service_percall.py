@@ -12,7 +12,8 @@ embedded default models, metrics on, playground off), ``floor:<threads>`` and ``
 process, this one, sends ~1 KB English CountTokens (cl100k_base, texts of bench/service.py's latency section)
 at each fixed rate for ``--seconds`` (open loop, bench/loadgen.py), over 8 connections; the server's CPU per
 call is the user + system CPU of its worker processes over the run (/proc, bench/server_cpu.py) divided by
-the calls answered. Rounds alternate: each round runs every side once per rate, the order rotated from round
+the calls answered; the generator's own CPU per call sent is shown too (it shares the cores: a rate needs
+the sum of both per call, times the rate, below the machine's cores). Rounds alternate: each round runs every side once per rate, the order rotated from round
 to round, so each side sees the same moments of a shared machine. The table gives the median and the range
 over the rounds.
 
@@ -145,6 +146,7 @@ class Run:
     achieved_rps: float
     max_lag_ms: float
     load: float  # 1-minute load average at the start
+    client_cpu_s: float = float("nan")  # this process's (the generator's) CPU during the run
 
     @property
     def cpu_per_call_ms(self) -> float:
@@ -164,11 +166,14 @@ class Session:
 async def _measure(target: GrpcTarget, items: list, pids: list[int], *, side: str, rate: float, seconds: float, round_: int) -> Run:
     load = os.getloadavg()[0]
     before = process_cpu_split(pids)
+    client_before = time.process_time()
     result = await run_open_loop(lambda i: target.count(*items[i % len(items)]), rate=rate, duration=seconds)
+    client_cpu = time.process_time() - client_before
     after = process_cpu_split(pids)
     return Run(
         side, rate, round_, result.ok, result.errors, result.error_summary(), after[0] - before[0], after[1] - before[1],
         result.percentile(0.5) * 1e3, result.percentile(0.99) * 1e3, result.achieved_rps, result.max_lag_s * 1e3, load,
+        client_cpu,
     )  # fmt: skip
 
 
@@ -193,7 +198,8 @@ async def _rounds(args: argparse.Namespace, session: Session, texts: tuple[list[
                     print(f"round {round_ + 1} {name:>8} {rate:6g}/s: CPU/call {run.cpu_per_call_ms:.3f} ms "
                           f"(kernel {run.cpu_system_s / max(run.cpu_user_s + run.cpu_system_s, 1e-9):.0%}) "
                           f"p50 {run.p50_ms:.2f} p99 {run.p99_ms:.2f} ms, {run.achieved_rps:.0f}/s, errors {run.error_codes}, "
-                          f"lag {run.max_lag_ms:.1f} ms, load {run.load:.2f}", file=sys.stderr, flush=True)  # fmt: skip
+                          f"lag {run.max_lag_ms:.1f} ms, load {run.load:.2f}, generator CPU/call "
+                          f"{run.client_cpu_s / max(run.calls + run.errors, 1) * 1e3:.3f} ms", file=sys.stderr, flush=True)  # fmt: skip
         if args.profile:
             await _profiled_run(args, session, targets[args.profile], items)
     finally:
@@ -236,8 +242,9 @@ def report(args: argparse.Namespace, session: Session) -> str:
         f"CountTokens, ~1 KB English, {args.workers} worker(s) per server, {args.seconds:g} s per run, "
         f"{args.rounds} rounds alternated; median (range) over the rounds.",
         "",
-        "| side | server | rate /s | CPU per call ms | kernel share | p50 ms | p99 ms | achieved /s | errors | max lag ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| side | server | rate /s | CPU per call ms | kernel share | p50 ms | p99 ms | achieved /s | errors | max lag ms "
+        "| generator CPU per call ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for side in session.sides:
         settings = "".join(f", {key}={value}" for key, value in side.extra_env)
@@ -250,7 +257,8 @@ def report(args: argparse.Namespace, session: Session) -> str:
                 f"| {side.name} | {server} | {rate:g} | {_median_range([run.cpu_per_call_ms for run in runs])} | "
                 f"{_median_range(kernel, 0)}% | {_median_range([run.p50_ms for run in runs], 2)} | "
                 f"{_median_range([run.p99_ms for run in runs], 2)} | {_median_range([run.achieved_rps for run in runs], 0)} | "
-                f"{sum(run.errors for run in runs)} | {_median_range([run.max_lag_ms for run in runs], 1)} |"
+                f"{sum(run.errors for run in runs)} | {_median_range([run.max_lag_ms for run in runs], 1)} | "
+                f"{_median_range([run.client_cpu_s / max(run.calls + run.errors, 1) * 1e3 for run in runs])} |"
             )  # fmt: skip
     return "\n".join(lines)
 
