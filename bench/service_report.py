@@ -30,6 +30,7 @@ tokend over gRPC beside tiktoken in-process and beside a FastAPI/uvicorn HTTP wr
     python -m bench service latency              # CountTokens latency at fixed offered loads (open loop)
     python -m bench service footprint            # RSS per worker, time from start to SERVING
     python -m bench service hostile              # a well-behaved p99 under hostile load; memory under large requests
+    python -m bench service percall              # server CPU per CountTokens call, A/B of builds beside the grpcio floors
     python -m bench service all                  # the four in a row (each < ~2-5 min by default)
 
 Each section below is rewritten by its own command; its table and chart come from the same run. The
