@@ -1,6 +1,7 @@
 /* Reading protobuf wire bytes without the GIL, for the gRPC server's request readers (decode_request.c,
  * text_request.c). Each returns -1 for bytes it does not read exactly as protobuf does (malformed, or a case
- * left to protobuf: groups, a varint over 10 bytes); the readers then hand the message to FromString. */
+ * left to protobuf: groups, a varint over 10 bytes, a tag or length over 5); the readers then hand the message to
+ * FromString. */
 #ifndef TOKEND_WIRE_READER_H
 #define TOKEND_WIRE_READER_H
 
@@ -25,9 +26,16 @@ static inline int tk_wire_varint(const uint8_t **p, const uint8_t *end, uint64_t
     return -1;
 }
 
+/* protobuf (upb) reads a tag or a length in at most 5 bytes and refuses a longer one, even an overlong form of
+ * a small value ("\x8a\x80\x80\x80\x80\x00" for field 1's tag): a value varint may take 10. */
+#define TK_WIRE_MAX_TAG_OR_LENGTH_BYTES 5
+
 static inline int tk_wire_tag(const uint8_t **p, const uint8_t *end, uint32_t *field, int *wire) {
     uint64_t tag;
-    if (tk_wire_varint(p, end, &tag) < 0 || tag > UINT32_MAX || (tag >> 3) == 0) return -1;
+    const uint8_t *start = *p;
+    if (tk_wire_varint(p, end, &tag) < 0 || *p - start > TK_WIRE_MAX_TAG_OR_LENGTH_BYTES || tag > UINT32_MAX
+        || (tag >> 3) == 0)
+        return -1;
     *field = (uint32_t)(tag >> 3);
     *wire = (int)(tag & 7);
     return 0;
@@ -36,7 +44,10 @@ static inline int tk_wire_tag(const uint8_t **p, const uint8_t *end, uint32_t *f
 /* A length-delimited value: *start = its first byte, *p = past its end. */
 static inline int tk_wire_delimited(const uint8_t **p, const uint8_t *end, const uint8_t **start) {
     uint64_t len;
-    if (tk_wire_varint(p, end, &len) < 0 || len > (uint64_t)(end - *p)) return -1;
+    const uint8_t *length_start = *p;
+    if (tk_wire_varint(p, end, &len) < 0 || *p - length_start > TK_WIRE_MAX_TAG_OR_LENGTH_BYTES
+        || len > (uint64_t)(end - *p))
+        return -1;
     *start = *p;
     *p += len;
     return 0;

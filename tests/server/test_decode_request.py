@@ -121,6 +121,34 @@ def test_any_bytes_read_as_protobuf_reads_them_or_are_left_to_it(data: bytes) ->
         assert _native_values(read) == expected
 
 
+@pytest.mark.parametrize("size", range(1, 11))
+@pytest.mark.parametrize("place", ["tag", "length", "ids' tag", "ids' length", "unknown field's tag", "unknown field's length"])
+def test_tags_and_lengths_of_more_than_five_bytes_are_left_to_protobuf(size: int, place: str) -> None:
+    """protobuf (upb) refuses a tag or a length written in more than 5 bytes (a value varint may take 10); the
+    reader took up to 10 (wire_reader.h, shared with text_request.c, where differential fuzzing found it)."""
+
+    def padded(value: int) -> bytes:  # a varint of exactly `size` bytes
+        return bytes((value >> (7 * i)) & 0x7F | (0x80 if i < size - 1 else 0) for i in range(size))
+
+    ids = _field(1, 2, bytes([1, 2, 3]))
+    records = {
+        "tag": padded(2 << 3 | 2) + _varint(len(ids)) + ids,
+        "length": b"\x12" + padded(len(ids)) + ids,
+        "ids' tag": _field(2, 2, padded(1 << 3 | 2) + b"\x01\x07"),
+        "ids' length": _field(2, 2, b"\x0a" + padded(1) + b"\x07"),
+        "unknown field's tag": padded(9 << 3 | 0) + b"\x01" + _field(2, 2, ids),
+        "unknown field's length": b"\x4a" + padded(1) + b"x" + _field(2, 2, ids),
+    }
+    data = _field(1, 2, b"m") + records[place] + _field(3, 0, 1)
+    expected = _protobuf(data)
+    assert (expected is None) == (size > 5)  # what this test rests on
+    read = read_native(data)
+    if size > 5:
+        assert read is None, "the reader accepted bytes protobuf refuses"
+    else:
+        assert read is not None and _native_values(read) == expected
+
+
 def test_every_field_of_the_request_is_read() -> None:
     """native/decode_request.c reads these fields and skips any other: a new field of DecodeRequest or
     TokenIds must be read there too (or the servicer would never see it), and added here."""

@@ -27,7 +27,7 @@ from tokend_api.v1 import tokenizer_pb2 as pb
 from support.gil_ticks import ticks_during
 
 from .conftest import rpc_error
-from .test_decode_request import INT64, ODD, _field
+from .test_decode_request import INT64, ODD, _field, _varint
 
 MESSAGES = {5: pb.EncodeRequest, 3: pb.CountTokensRequest}
 UNKNOWN = st.one_of(  # field numbers no message here has (a known one with another wire type is protobuf's to read)
@@ -105,6 +105,42 @@ def test_a_well_formed_message_reads_as_protobuf_reads_it(data: bytes, last_fiel
 @given(st.lists(st.one_of(RECORD, ODD), max_size=6).map(b"".join), st.sampled_from([5, 3]))
 def test_any_bytes_read_as_protobuf_reads_them_or_are_left_to_it(data: bytes, last_field: int) -> None:
     _check(data, last_field, well_formed=False)
+
+
+def _padded(value: int, size: int) -> bytes:
+    """``value`` as a varint of exactly ``size`` bytes (overlong: continuation bytes of zeros)."""
+    out = bytearray()
+    for index in range(size):
+        out.append(value & 0x7F | (0x80 if index < size - 1 else 0))
+        value >>= 7
+    return bytes(out)
+
+
+@pytest.mark.parametrize("size", range(1, 11))
+@pytest.mark.parametrize(
+    "place",
+    ["tag", "length", "input's tag", "input's length", "unknown field's tag", "unknown field's length", "policy's length"],
+)
+def test_tags_and_lengths_of_more_than_five_bytes_are_left_to_protobuf(size: int, place: str) -> None:
+    """protobuf (upb) refuses a tag or a length written in more than 5 bytes (a value varint may take 10): the
+    reader took up to 10 and read such bytes as a request. Found by differential fuzzing (fuzz07):
+    b"\x12\x80\x80\x80\x80\x80\x80\x80\x80\x00 \x02", an Input whose length 0 took 9 bytes."""
+    text = _field(1, 2, "hé".encode())
+    records = {
+        "tag": _padded(2 << 3 | 2, size) + _varint(len(text)) + text,
+        "length": b"\x12" + _padded(len(text), size) + text,
+        "input's tag": _field(2, 2, _padded(1 << 3 | 2, size) + b"\x01a"),
+        "input's length": _field(2, 2, b"\x0a" + _padded(1, size) + b"a"),
+        "unknown field's tag": _padded(9 << 3 | 0, size) + b"\x01" + _field(2, 2, text),
+        "unknown field's length": b"\x4a" + _padded(1, size) + b"x" + _field(2, 2, text),
+        "policy's length": b"\x1a" + _padded(0, size) + _field(2, 2, text),
+    }
+    data = _field(1, 2, b"m") + records[place] + _field(4, 0, 1)
+    for last_field in (5, 3):
+        assert (_protobuf(data, last_field) is None) == (size > 5)  # what this test rests on
+        _check(data, last_field, well_formed=False)
+        if size <= 5:
+            assert read_native(data, last_field) is not None
 
 
 def test_every_field_of_the_requests_is_read() -> None:
