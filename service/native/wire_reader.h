@@ -30,15 +30,21 @@ static inline int tk_wire_varint(const uint8_t **p, const uint8_t *end, uint64_t
  * a small value ("\x8a\x80\x80\x80\x80\x00" for field 1's tag): a value varint may take 10. */
 #define TK_WIRE_MAX_TAG_OR_LENGTH_BYTES 5
 
-static inline int tk_wire_tag(const uint8_t **p, const uint8_t *end, uint32_t *field, int *wire) {
+/* A tag of any field number, 0 included: protobuf (upb) reads those inside an unknown group, where it skips
+ * field number 0 as any other (b";\x00\x01<", field 7's group holding field 0's varint, parses). */
+static inline int tk_wire_any_tag(const uint8_t **p, const uint8_t *end, uint32_t *field, int *wire) {
     uint64_t tag;
     const uint8_t *start = *p;
-    if (tk_wire_varint(p, end, &tag) < 0 || *p - start > TK_WIRE_MAX_TAG_OR_LENGTH_BYTES || tag > UINT32_MAX
-        || (tag >> 3) == 0)
+    if (tk_wire_varint(p, end, &tag) < 0 || *p - start > TK_WIRE_MAX_TAG_OR_LENGTH_BYTES || tag > UINT32_MAX)
         return -1;
     *field = (uint32_t)(tag >> 3);
     *wire = (int)(tag & 7);
     return 0;
+}
+
+/* A message's tag: field number 0 is refused there. */
+static inline int tk_wire_tag(const uint8_t **p, const uint8_t *end, uint32_t *field, int *wire) {
+    return tk_wire_any_tag(p, end, field, wire) < 0 || *field == 0 ? -1 : 0;
 }
 
 /* A length-delimited value: *start = its first byte, *p = past its end. */
@@ -131,7 +137,7 @@ static inline int tk_wire_skip_unknown(const uint8_t **p, const uint8_t *end, ui
             return -1;
         }
         if (depth == 0) return 0;
-        if (tk_wire_tag(p, end, &field, &wire) < 0) return -1;
+        if (tk_wire_any_tag(p, end, &field, &wire) < 0) return -1; /* inside a group: field 0 is skipped too */
     }
 }
 

@@ -187,6 +187,36 @@ def test_what_protobuf_parses_is_counted_as_protobuf_counts_it(message_type, dat
     assert refused == _first_refused_part(message)
 
 
+# Unknown groups holding field number 0, which protobuf (upb) skips inside a group (and refuses outside one):
+# a varint, a group of its own, a string.
+_FIELD_ZERO_GROUPS = [
+    _varint(9 << 3 | 3) + b"\x00\x01" + _varint(9 << 3 | 4),
+    _varint(9 << 3 | 3) + b"\x03\x04" + _varint(9 << 3 | 4),
+    _varint(9 << 3 | 3) + b"\x08\x01\x02\x01x" + _varint(9 << 3 | 4),
+]
+
+
+@pytest.mark.parametrize("group", _FIELD_ZERO_GROUPS)
+@pytest.mark.parametrize("level", ["request", "conversation", "message", "parts", "part", "tool call", "function"])
+def test_field_number_zero_inside_a_group_is_skipped_as_protobuf_skips_it(group, level):
+    """Found by differential fuzzing (fuzz07): b";\x00\x01<" (field 7's group holding field 0's varint 1) parses,
+    but the counter refused every tag of field number 0, so the precheck refused as malformed a request
+    protobuf reads."""
+    part = _field(1, 2, b"text") + (group if level == "part" else b"")
+    parts = _field(1, 2, part) + (group if level == "parts" else b"")
+    function = _field(1, 2, b"f") + (group if level == "function" else b"")
+    call = _field(3, 2, function) + (group if level == "tool call" else b"")
+    message = _field(1, 2, b"user") + _field(3, 2, parts) + _field(6, 2, call) + (group if level == "message" else b"")
+    conversation = _field(1, 2, message) + _field(1, 2, b"") + (group if level == "conversation" else b"")
+    data = (group if level == "request" else b"") + _field(1, 2, b"m") + _field(2, 2, conversation)
+    for message_type in REQUEST_TYPES:
+        parsed = message_type.FromString(data)  # what this test rests on
+        shape = chat_shape(data, 1, 20)
+        assert shape is not None, "bytes protobuf parses were refused"
+        assert shape[:6] == _protobuf_counts(parsed, 1)
+    assert chat_shape(b"\x00\x01", 1, 20) is None and chat_shape(_field(1, 2, b"m") + b"\x02\x00", 1, 20) is None  # outside a group
+
+
 def _message_records(*records: bytes) -> bytes:
     """A CountChatTokensRequest of one conversation: a plain message, then one of these records (role first)."""
     plain = _field(1, 2, b"user") + _field(2, 2, b"hi")
