@@ -22,7 +22,8 @@
  * before it drops them (4,900,000 parts, then a text: the same +1.6 GiB). Counted: a ChatConversation's `messages` (1) and `tools_json` (2); a ChatMessage's
  * `parts` (3, a ChatContentParts whose `parts` are field 1), `tool_calls` (6) and `extra_json` (8); a
  * ChatToolCall's `function` (3), a ChatFunctionCall's `arguments_json` (3). A JSON field counts its `[` and `{`
- * (containers), `,` and scalars (numbers, true, false, null) outside strings; `extra_objects` is how many `extra_json` fields are not empty (their
+ * (containers), `,` and scalars (numbers, true, false, null) outside strings (but an `extra_json`'s commas whose
+ * entry may be a typed key's, read_message); `extra_objects` is how many `extra_json` fields are not empty (their
  * outer object is merged into the message, not a container of its own). Strings are not read (but a part's
  * `type`); their lengths count (below). A message's other fields are not read. `first_over`: the index of the first conversation with
  * more than `over` messages (-1: none), and its count; `first_tools_over`: of the first whose tools_json
@@ -133,6 +134,31 @@ static void count_json(const uint8_t *p, const uint8_t *end, int top_scalar, Sha
             value_may_start = 0;
         }
     }
+}
+
+/* The commas between the entries of the JSON object in [p, end) (outside strings, at its top level), at most
+ * `most`: read only for a message with extra_json and two typed keys or more (read_message). */
+static int64_t top_level_commas(const uint8_t *p, const uint8_t *end, int64_t most) {
+    int64_t commas = 0, depth = 0;
+    int in_string = 0;
+    for (; p < end && commas < most; p++) {
+        uint8_t c = *p;
+        if (in_string) {
+            if (c == '\\' && p + 1 < end)
+                p++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            depth++;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        } else if (c == ',' && depth == 1) {
+            commas++;
+        }
+    }
+    return commas;
 }
 
 /* Each reader below: one message's fields at `depth` (its nesting), counting what the header says. A
@@ -299,6 +325,12 @@ static int read_message(const uint8_t *p, const uint8_t *end, int depth, int64_t
     if (extra && extra_end > extra) {
         shape->extra_objects++;
         count_json(extra, extra_end, 1, shape);
+        /* Its keys may be typed ones too, the dict then holding one entry for both (json's value): each comma
+         * between its own keys counted an entry, the first key none (its object's braces are the message's), so
+         * as many commas as the typed keys but one may make no entry. Uncounted, {"role": ..., "content": ...}
+         * beside a role and a text counted 57 bytes, 56 parsed. */
+        int64_t typed = (role > 0) + (kind != NO_CONTENT) + has_name + has_id + (tool_calls > 0);
+        if (typed >= 2) shape->commas -= top_level_commas(extra, extra_end, typed - 1);
         return 0; /* its keys may replace the typed ones' values (none removes a key): those are not counted */
     }
     shape->key_bytes += role + (kind == TEXT_CONTENT ? text : 0) + (has_name ? name : 0) + (has_id ? id : 0) + call_strings;

@@ -16,7 +16,8 @@ that the service would have accepted: JSON objects with repeated keys, whose eve
 json.loads keeps the last (no client sends them); content parts a later `text` or an `extra_json` "content"
 replaces, each counted EMPTY_PART_BYTES (40) though the message's dict no longer holds them — protobuf and
 the servicer build them before they are dropped (220,000 parts and extra_json {"content": "hi"}: 440 KB,
-refused, its dict counting 53 bytes; no client sends both). A JSON field is counted before its syntax is checked: 100,000
+refused, its dict counting 53 bytes; no client sends both); likewise tool calls an ``extra_json`` "tool_calls"
+replaces (each counted EMPTY_TOOL_CALL_BYTES and its keys). A JSON field is counted before its syntax is checked: 100,000
 "[" (not JSON) in a 100 KB request is refused for the structure it would have (RESOURCE_EXHAUSTED,
 max_request_bytes) where a smaller request is refused as not JSON (INVALID_ARGUMENT naming the field).
 
