@@ -15,6 +15,7 @@ The shared server (tests/server/conftest.py) has small limits: 64 items, 200000 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -656,3 +657,28 @@ def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(regis
     ended = [dict(event.headers).get("grpc-status") for event in events
              if isinstance(event, h2.events.TrailersReceived | h2.events.ResponseReceived) and event.stream_id == stalled]  # fmt: skip
     assert [status for status in ended if status] == ["1"], events
+
+
+def test_a_client_reading_its_connection_at_the_least_rate_gets_every_answer(registry_dir):
+    """The calls of one connection share its bandwidth, and gRPC sends their answers side by side: each call's
+    answer waited for the others, so a client reading at 1.5 MiB/s (the least rate is 1 MiB/s) with 8 Decodes of
+    1 MiB in flight had most of them CANCELLED at their own deadline (--answer-send-seconds 1 + 1 s a MiB here)
+    while its link carried the others. A connection's calls now share a deadline counting all its unsent answers."""
+    from support.throttled_proxy import ThrottledProxy
+
+    request = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 8192)])  # 1 MiB of text
+    with start_server("--answer-send-seconds", "1", registry=registry_dir, models=["cl100k_base"], metrics=False) as server:
+        with ThrottledProxy(server.port, bytes_per_second=1.5 * (1 << 20)) as proxy:
+            channel = grpc.insecure_channel(f"127.0.0.1:{proxy.port}", options=[("grpc.max_receive_message_length", 4 << 20)])
+            stub = server.stub(channel)
+
+            def decode(_: int) -> str:
+                try:
+                    return "OK" if len(stub.Decode(request, timeout=60).results[0].text) == 1 << 20 else "WRONG"
+                except grpc.RpcError as error:
+                    return error.code().name
+
+            with ThreadPoolExecutor(8) as pool:
+                codes = list(pool.map(decode, range(8)))
+            channel.close()
+    assert codes == ["OK"] * 8, codes  # 4-7 of the 8 OK before, the others CANCELLED

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import string
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -166,6 +167,9 @@ def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
             self.callbacks.append(callback)
             return True
 
+        def peer(self) -> str:
+            return "ipv4:127.0.0.1:50000"
+
         def cancel(self) -> None:
             self.cancelled.set()
             for callback in self.callbacks:
@@ -179,6 +183,47 @@ def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
         callback()
     assert stalled.cancelled.wait(10)
     assert ended == ["sent", "stalled"] and not sent.cancelled.is_set() and deadlines.cancelled == 1
+
+
+
+def test_the_calls_of_a_connection_sending_answers_get_its_deadline():
+    """A call whose own deadline passes while its connection is sending answers (one ended since) gets the
+    connection's: ``seconds`` after its latest call plus what all the answers it held unsent then take at the
+    least rate (gRPC sends them side by side). A connection that sends nothing is cancelled at each call's own."""
+    from tokend.server.unsent_answers import SendDeadlines
+
+    class Context:
+        def __init__(self, peer: str) -> None:
+            self._peer, self.callbacks, self.cancelled = peer, [], threading.Event()
+
+        def add_callback(self, callback) -> bool:
+            self.callbacks.append(callback)
+            return True
+
+        def peer(self) -> str:
+            return self._peer
+
+        def end(self) -> None:
+            for callback in self.callbacks:
+                callback()
+
+        def cancel(self) -> None:
+            self.cancelled.set()
+            self.end()
+
+    deadlines = SendDeadlines()
+    first, second, sent = Context("ipv4:127.0.0.1:1"), Context("ipv4:127.0.0.1:1"), Context("ipv4:127.0.0.1:1")
+    never_read, never_read_either = Context("ipv4:127.0.0.1:2"), Context("ipv4:127.0.0.1:2")
+    started = time.monotonic()
+    for call, sending_seconds in [(first, 0.2), (never_read, 0.2), (second, 0.5), (never_read_either, 0.5)]:
+        assert deadlines.end_after(call, 0.1, sending_seconds=sending_seconds)(lambda: None)  # own: 0.3 s, 0.6 s
+    assert deadlines.end_after(sent, 0.1)(lambda: None)
+    sent.end()  # its answer was sent: the first connection reads
+    assert never_read.cancelled.wait(10) and not first.cancelled.is_set()
+    assert never_read_either.cancelled.wait(10) and not first.cancelled.is_set() and not second.cancelled.is_set()
+    assert first.cancelled.wait(10) and second.cancelled.wait(10)
+    assert time.monotonic() - started >= 0.8 - 0.05  # the first connection's deadline: 0.1 + 0.2 + 0.5 s
+    assert deadlines.cancelled == 4 and not deadlines._connections  # nothing kept of the ended calls
 
 
 def test_the_service_holds_the_reservation_until_the_call_record_ends():
