@@ -629,6 +629,34 @@ def test_the_large_answers_of_small_requests_a_client_does_not_read_are_bounded(
     assert statuses.count("14") > 100, statuses  # UNAVAILABLE (retry): the worker holds its answers' limit
 
 
+
+def test_many_small_answers_a_client_does_not_read_are_bounded(registry_dir):
+    """An answer under 16 KiB held no room, yet an unread one costs ~52 KiB of a worker (its bytes twice, its
+    stream's state in gRPC), and nothing bounds the streams a client opens: 16,000 unread Decodes answering just
+    under 16 KiB took a worker +817 MiB until the connections' age. Past 1,024 such unsent answers a worker's
+    small answers hold room in the work budget (16 MiB here) too, the rest refused UNAVAILABLE."""
+    from support.raw_grpc import UnreadCalls
+    from tokend.server.unsent_answers import FLOOR_BYTES
+
+    request = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 125)])
+    with start_server("--max-work-bytes", str(16 << 20), registry=registry_dir, models=["cl100k_base"], metrics=False) as server:
+        (worker,) = server.worker_pids()
+        assert FLOOR_BYTES - 1024 < server.stub().Decode(request, timeout=30).ByteSize() < FLOOR_BYTES
+        rss = _proc_status(worker, "VmRSS")
+        host, port = server.target.rsplit(":", 1)
+        connections = [UnreadCalls(host, int(port)) for _ in range(4)]
+        for unread in connections:
+            unread.send("/tokend.v1.Tokenizer/Decode", request.SerializeToString(), count=1000)
+        events = [event for unread in connections for event in unread.events(seconds=1.0)]
+        grown = _proc_status(worker, "VmRSS") - rss
+        count = server.stub().CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello")]), timeout=10)
+        for unread in connections:
+            unread.close()
+    assert count.total == 1
+    statuses = [dict(event.headers).get("grpc-status") for event in events if hasattr(event, "headers")]
+    assert grown < 130 << 20, grown >> 20  # +201 MiB before, +75 MiB now
+    assert statuses.count("14") > 2000, statuses.count("14")  # UNAVAILABLE (retry): none before
+
 def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(registry_dir):
     """A large call's reservation (a count of one 2.1 MB piece: 42 MB of the worker's 64 MiB here) was held
     until its answer had been sent: a client that never reads held it until its connection's end (~320 s), and

@@ -2,7 +2,7 @@
 time they may hold it.
 
 Why: grpcio queues a unary answer with its status and returns; HTTP/2 flow control keeps it queued while the
-client does not read (a window it never opens). Two things held memory there without a bound:
+client does not read (a window it never opens). Three things held memory there without a bound:
 
 - **a small request's large answer.** The work gate (service/admission) reserves nothing for a request estimated
   at 4 MiB or less, yet such a decode of long tokens answers ~1.3 MB for ~30 KB of request: a client that opened
@@ -10,7 +10,7 @@ client does not read (a window it never opens). Two things held memory there wit
   serialized here, on the handler thread, and one of ``FLOOR_BYTES`` or more whose call reserved nothing takes
   room for what it holds (``HELD_BYTES_PER_ANSWER_BYTE``) in the work gate (``WorkAdmission.hold``: when it
   fits, else UNAVAILABLE at once), given back once gRPC has finished the call (``CallRecord.end_after``).
-  Answers below the floor (every CountTokens, a 1 KB Encode) take no lock: one length compared.
+  Answers below the floor (every CountTokens, a 1 KB Encode) take no lock: they are only counted (below).
 - **an answer never read.** A call's reservation (an answer's, or a large request's working memory) was held
   until its connection's end: ``max_connection_age`` + grace, ~320 s, during which every other large call
   waited for room or was refused. Now a call whose answer has not been sent ``send_seconds`` plus one second per
@@ -19,6 +19,13 @@ client does not read (a window it never opens). Two things held memory there wit
   CANCELLED: its answer can no longer be sent with a status (the status waits behind the answer's data). While
   its connection is sending answers, the call has the connection's deadline instead, which counts every answer
   the connection holds (``SendDeadlines``): they share its bandwidth.
+
+- **many small answers never read.** An answer under ``FLOOR_BYTES`` holds no room, yet an unread call costs its
+  answer twice over and its stream's state in gRPC (~20 KiB): a client opening streams it never reads (their
+  number is not bounded by HTTP/2 or grpcio) took a worker +817 MiB with 16,000 Decodes answering just under
+  16 KiB, held until the connections' age. So the unsent answers that hold no room are counted
+  (``UnheldAnswers``: two counters, no lock), ``MAX_UNHELD_ANSWERS`` at most per worker; past them every answer,
+  however small, holds ``STREAM_BYTES`` plus its bytes as a large one does, and is watched.
 
 Only calls that hold memory are watched (their handler thread is free by then): one thread per worker wakes
 at the earliest deadline. Streams are not handled here: their handler waits in gRPC's send (idle_streams.py).
@@ -44,7 +51,10 @@ from tokend.logs import log_event
 from tokend.service.admission import WorkAdmission
 from tokend.service.call_record import current_record
 
-__all__ = ["UnsentAnswers", "SendDeadlines", "FLOOR_BYTES", "HELD_BYTES_PER_ANSWER_BYTE", "MIN_READ_BYTES_PER_SECOND"]
+__all__ = [
+    "UnsentAnswers", "SendDeadlines", "UnheldAnswers", "FLOOR_BYTES", "HELD_BYTES_PER_ANSWER_BYTE", "MIN_READ_BYTES_PER_SECOND",
+    "MAX_UNHELD_ANSWERS", "STREAM_BYTES",
+]
 
 _log = logging.getLogger("tokend.server.unsent_answers")
 
@@ -55,6 +65,12 @@ FLOOR_BYTES = 16 << 10
 # its own copy, and the allocator some slack: 3.3-3.4 MiB of a worker's RSS per unread 1.28 MB answer (100 and
 # 200 such decodes with the gate off; the work gate counts a large decode's answer bytes 3 times too).
 HELD_BYTES_PER_ANSWER_BYTE = 3
+# What an unread unary call holds besides its answer: its stream's state in gRPC core and grpcio's (4,000 unread
+# CountTokens: +20.0 KiB a call).
+STREAM_BYTES = 20 << 10
+# Unsent answers under FLOOR_BYTES holding no room, per worker: ~52 KiB each unread (just under 16 KiB of answer),
+# ~52 MiB together. Past them small answers hold room too.
+MAX_UNHELD_ANSWERS = 1024
 # A client reading slower than this (on average, over its answer) has its call cancelled: 16 s more for a
 # 16 MiB answer (the default max_message_bytes), where a client on the same network takes milliseconds.
 MIN_READ_BYTES_PER_SECOND = 1 << 20
@@ -170,20 +186,48 @@ class _Watched:
         self.ended_seen = connection.ended  # its connection's when the call was made or last looked at
 
 
+class UnheldAnswers:
+    """How many answers gRPC has not finished sending, of those that hold no room: ``take`` counts one (True)
+    while fewer than ``limit`` are, else answers False. No lock (itertools.count is atomic under the GIL): the
+    count may lag by the calls ending at that moment, which only errs towards holding room.
+
+        unheld = UnheldAnswers(limit=1024)
+        if not unheld.take(context): ...  # hold room instead
+    """
+
+    def __init__(self, limit: int = MAX_UNHELD_ANSWERS) -> None:
+        self.limit = limit
+        self._made = itertools.count(1)
+        self._ended = itertools.count(1)
+        self._ended_so_far = 0
+
+    def take(self, context: Any) -> bool:
+        if next(self._made) - self._ended_so_far > self.limit:
+            self._end()
+            return False
+        if not context.add_callback(self._end):  # the call is over already: nothing of it waits
+            self._end()
+        return True
+
+    def _end(self) -> None:
+        self._ended_so_far = next(self._ended)
+
+
 class UnsentAnswers(grpc.ServerInterceptor):
     """Serializes the answers of unary Tokenizer calls on their handler thread; an answer of ``floor_bytes`` or
-    more whose call reserved nothing holds its size in ``admission`` until the call ends; a call that holds
-    memory is cancelled when its answer is not sent in time. Must run inside the error interceptor (its
-    UNAVAILABLE is translated there, and the call record is open)."""
+    more whose call reserved nothing holds its size in ``admission`` until the call ends, and so does a smaller
+    one past ``unheld``'s limit; a call that holds memory is cancelled when its answer is not sent in time. Must
+    run inside the error interceptor (its UNAVAILABLE is translated there, and the call record is open)."""
 
     def __init__(
         self, admission: WorkAdmission, *, send_seconds: float, floor_bytes: int = FLOOR_BYTES,
-        deadlines: SendDeadlines | None = None,
+        deadlines: SendDeadlines | None = None, unheld: UnheldAnswers | None = None,
     ) -> None:  # fmt: skip
         self.admission = admission
         self.send_seconds = send_seconds
         self.floor_bytes = floor_bytes
         self.deadlines = deadlines if deadlines is not None else SendDeadlines()
+        self.unheld = unheld if unheld is not None else UnheldAnswers()
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
@@ -195,10 +239,16 @@ class UnsentAnswers(grpc.ServerInterceptor):
             data = serialize(inner(request, context))
             size = len(data)
             record = current_record()
-            if record is None or (size < self.floor_bytes and not record.holds_memory):
+            if record is None:
                 return data
             if not record.holds_memory:
-                record.at_end(self.admission.hold(HELD_BYTES_PER_ANSWER_BYTE * size, call=context))
+                if size < self.floor_bytes:
+                    if self.unheld.take(context):
+                        return data
+                    size_held = STREAM_BYTES + HELD_BYTES_PER_ANSWER_BYTE * size  # many unsent: this one too
+                else:
+                    size_held = HELD_BYTES_PER_ANSWER_BYTE * size
+                record.at_end(self.admission.hold(size_held, call=context))
             sending_seconds = size / MIN_READ_BYTES_PER_SECOND
             record.end_after = self.deadlines.end_after(context, self.send_seconds, sending_seconds=sending_seconds)
             return data
