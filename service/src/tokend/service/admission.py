@@ -150,22 +150,7 @@ class WorkAdmission:
                 raise
             finally:
                 self._condition.notify_all()
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            with self._condition:
-                if released:
-                    return
-                released = True
-                self.held_bytes -= size
-                self.running -= 1
-                idle = self.running == 0
-                self._condition.notify_all()
-            if idle and self._on_idle is not None:
-                self._on_idle()
-
-        return release
+        return self._release_once(size, running=True)
 
     def hold(self, size: int, *, call: CallState | None, max_wait_seconds: float = ANSWER_WAIT_SECONDS) -> Callable[[], None]:
         """Room for ``size`` bytes a call holds already (an answer built and not yet sent): taken at once when it
@@ -187,16 +172,27 @@ class WorkAdmission:
                     )
                 self._condition.wait(min(self._wait_slice(call, started), max_wait_seconds - waited))
             self.held_bytes += size
+        return self._release_once(size, running=False)
+
+    def _release_once(self, size: int, *, running: bool) -> Callable[[], None]:
+        """The function that gives ``size`` bytes back (idempotent); ``running``: a large request's, which also
+        leaves the running count (the last one out calls ``on_idle``)."""
         released = False
 
         def release() -> None:
             nonlocal released
+            idle = False
             with self._condition:
                 if released:
                     return
                 released = True
                 self.held_bytes -= size
+                if running:
+                    self.running -= 1
+                    idle = self.running == 0
                 self._condition.notify_all()
+            if idle and self._on_idle is not None:
+                self._on_idle()
 
         return release
 
