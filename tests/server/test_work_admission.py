@@ -226,6 +226,86 @@ def test_the_calls_of_a_connection_sending_answers_get_its_deadline():
     assert deadlines.cancelled == 4 and not deadlines._connections  # nothing kept of the ended calls
 
 
+def test_calls_its_client_cancels_do_not_keep_a_connection_sending():
+    """Only an answer sent shows that a connection reads: a call its client cancelled (its RST_STREAM, or its own
+    deadline) ends too, and counted as a send it let a client that read nothing keep its unread answers (and the
+    work budget they hold) for as long as it made and cancelled a call every few seconds."""
+    from tokend.server.unsent_answers import SendDeadlines
+
+    class State:
+        client = "open"
+
+    class Context:
+        def __init__(self) -> None:
+            self.callbacks, self.cancelled, self._state = [], threading.Event(), State()
+
+        def add_callback(self, callback) -> bool:
+            self.callbacks.append(callback)
+            return True
+
+        def peer(self) -> str:
+            return "ipv4:127.0.0.1:3"
+
+        def end(self, *, by_client: bool = False) -> None:
+            if by_client:
+                self._state.client = "cancelled"  # as grpcio marks a call its client cancelled
+            for callback in self.callbacks:
+                callback()
+
+        def cancel(self) -> None:
+            self.cancelled.set()
+            self._state.client = "cancelled"
+            self.end()
+
+    deadlines = SendDeadlines()
+    never_read = Context()
+    started = time.monotonic()
+    assert deadlines.end_after(never_read, 0.1, sending_seconds=0.1)(lambda: None)  # its own deadline: 0.2 s
+    while not never_read.cancelled.is_set() and time.monotonic() - started < 3.0:
+        cancelled = Context()  # a call made and cancelled by the client every 50 ms; nothing is ever read
+        assert deadlines.end_after(cancelled, 0.1, sending_seconds=0.1)(lambda: None)
+        cancelled.end(by_client=True)
+        time.sleep(0.05)
+    assert never_read.cancelled.is_set(), "a connection that read nothing kept its unread answer"
+    assert time.monotonic() - started < 2.0
+
+
+def test_grpcio_marks_the_calls_their_client_cancelled():
+    """What SendDeadlines reads of an ended call (grpcio's state of it): a call whose answer was sent is not
+    marked cancelled by its client, one its client cancelled is."""
+    from concurrent import futures
+
+    from tokend.server.unsent_answers import ended_by_client
+
+    seen: dict[str, bool] = {}
+    ended = {"sent": threading.Event(), "cancelled": threading.Event()}
+
+    def handler(request: bytes, context) -> bytes:
+        name = request.decode()
+        context.add_callback(lambda: (seen.__setitem__(name, ended_by_client(context)), ended[name].set()))
+        while name == "cancelled" and context.is_active():  # until its client cancels it
+            time.sleep(0.01)
+        return b"ok"
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler("t.T", {"M": grpc.unary_unary_rpc_method_handler(handler)})]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            method = channel.unary_unary("/t.T/M")
+            assert method(b"sent", timeout=10) == b"ok"
+            future = method.future(b"cancelled", timeout=30)
+            time.sleep(0.3)
+            future.cancel()
+            assert ended["sent"].wait(10) and ended["cancelled"].wait(10)
+    finally:
+        server.stop(None)
+    assert seen == {"sent": False, "cancelled": True}
+
+
 def test_the_service_holds_the_reservation_until_the_call_record_ends():
     admission = WorkAdmission(64 * MiB, small_bytes=1 * MiB)
     service = TokenizerService(ServedModels(Registry.open()), admission=admission)

@@ -53,7 +53,7 @@ from tokend.service.call_record import current_record
 
 __all__ = [
     "UnsentAnswers", "SendDeadlines", "UnheldAnswers", "FLOOR_BYTES", "HELD_BYTES_PER_ANSWER_BYTE", "MIN_READ_BYTES_PER_SECOND",
-    "MAX_UNHELD_ANSWERS", "STREAM_BYTES",
+    "MAX_UNHELD_ANSWERS", "STREAM_BYTES", "ended_by_client",
 ]
 
 _log = logging.getLogger("tokend.server.unsent_answers")
@@ -82,7 +82,7 @@ class SendDeadlines:
 
     The calls of one connection (``context.peer()``) share its bandwidth, and gRPC sends their answers side by
     side, not one after the other: a call's answer may be the last one sent of all those its connection holds.
-    So a call whose own deadline passes while its connection is sending answers (one ended since the call was
+    So a call whose own deadline passes while its connection is sending answers (one sent since the call was
     made, or since it was last looked at) gets its connection's deadline: ``seconds`` after the connection's
     latest call plus the ``sending_seconds`` of every answer it held unsent then. A client reading at the least
     rate keeps its answers however many it has in flight (with its own deadline only, 24 Decodes of 1 MiB on one
@@ -115,10 +115,12 @@ class SendDeadlines:
                 watched = _Watched(context, connection)
 
             def ended() -> None:
+                by_client = ended_by_client(context)
                 with self._condition:
-                    if watched.context is not None:  # sent (or cancelled by its client), not cancelled here
+                    if watched.context is not None:  # not cancelled here
                         watched.context = None
-                        connection.ended += 1
+                        if not by_client:  # sent: its connection reads (a cancel by its client shows nothing)
+                            connection.ended += 1
                     self._forget(connection, sending_seconds)
                 actions()
 
@@ -166,6 +168,17 @@ class SendDeadlines:
                 log_event(_log, "answer_cancel_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
 
+def ended_by_client(context: Any) -> bool:
+    """Whether the ended call of ``context`` was cancelled by its client (an RST_STREAM, its deadline) rather than
+    sent. grpcio has no public way to tell, so its call state's ``client`` is read (grpc._server, 1.85: set to
+    "cancelled" when the call's close from the client says so); a context without it counts as sent.
+
+    Why: a client cancels its own calls at will. Counted as sends, a client that read nothing kept every unread
+    answer on its connection (and the work budget they hold) by making and cancelling a call every few seconds
+    (each one pushes the connection's deadline ``seconds`` further)."""
+    return getattr(getattr(context, "_state", None), "client", None) == "cancelled"
+
+
 class _Connection:
     __slots__ = ("peer", "watched", "sending_seconds", "deadline", "ended")
 
@@ -174,7 +187,7 @@ class _Connection:
         self.watched = 0  # its calls watched now
         self.sending_seconds = 0.0  # what their answers take at the least read rate
         self.deadline = 0.0  # (time.monotonic()) while it is sending, its calls not ended by then are cancelled
-        self.ended = 0  # its watched calls ended so far, but for those cancelled here
+        self.ended = 0  # its watched calls sent so far (not those cancelled here or by their client)
 
 
 class _Watched:
