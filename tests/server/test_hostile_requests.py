@@ -687,6 +687,37 @@ def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(regis
     assert [status for status in ended if status] == ["1"], events
 
 
+def test_calls_a_client_cancels_do_not_keep_its_unread_answers(registry_dir):
+    """A connection is "sending" (its calls get its deadline, pushed further by each new call) only when an answer
+    was sent: a client that read nothing but made a call and cancelled it (RST_STREAM) every 0.3 s had each one
+    counted as a send, and its unread large call kept its reservation for as long as it went on. Now that call is
+    cancelled at its own --answer-send-seconds (1 s here)."""
+    from support.raw_grpc import UnreadCalls
+
+    import h2.events
+
+    request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello " * 350_000)])
+    decode = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 200)])  # 25.6 KB: held
+    with start_server("--max-work-bytes", str(64 << 20), "--answer-send-seconds", "1", registry=registry_dir,
+                      models=["cl100k_base"], metrics=False) as server:  # fmt: skip
+        host, port = server.target.rsplit(":", 1)
+        unread = UnreadCalls(host, int(port))
+        (stalled,) = unread.send("/tokend.v1.Tokenizer/CountTokens", request.SerializeToString())
+        started, ended_after = time.monotonic(), None
+        while ended_after is None and time.monotonic() - started < 6.0:
+            (cancelled,) = unread.send("/tokend.v1.Tokenizer/Decode", decode.SerializeToString())
+            unread.events(seconds=0.15)  # its answer is made, not read
+            unread.conn.reset_stream(cancelled)
+            unread.sock.sendall(unread.conn.data_to_send())
+            events = unread.events(seconds=0.15)
+            if any(event.stream_id == stalled and (isinstance(event, h2.events.StreamReset) or isinstance(
+                   event, h2.events.TrailersReceived | h2.events.ResponseReceived) and dict(event.headers).get("grpc-status"))
+                   for event in events if hasattr(event, "stream_id")):  # fmt: skip
+                ended_after = time.monotonic() - started  # its status (CANCELLED) or its reset
+        unread.close()
+    assert ended_after is not None and ended_after < 4.0, ended_after  # held for as long as the client went on before
+
+
 def test_a_client_reading_its_connection_at_the_least_rate_gets_every_answer(registry_dir):
     """The calls of one connection share its bandwidth, and gRPC sends their answers side by side: each call's
     answer waited for the others, so a client reading at 1.5 MiB/s (the least rate is 1 MiB/s) with 8 Decodes of
