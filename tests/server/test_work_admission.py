@@ -154,6 +154,48 @@ def test_a_built_answer_takes_room_at_once_or_after_a_short_wait_then_is_refused
     assert admission.held_bytes == 0 and admission.running == 0
 
 
+def test_answers_held_one_after_another_do_not_keep_out_a_waiting_large_request():
+    """Answers taking room (``hold``) go ahead of the large requests waiting, each for the milliseconds its client
+    takes to read it; but overlapping, they always held some, and a request the size of the budget (it runs alone)
+    waited its whole max_wait_seconds, then UNAVAILABLE. Once the first waiting request has waited
+    HOLD_YIELDS_AFTER_SECONDS, an answer in its way is refused (retry) instead."""
+    from tokend.service.admission import HOLD_YIELDS_AFTER_SECONDS
+
+    admission = WorkAdmission(100 * MiB, small_bytes=4 * MiB, max_wait_seconds=HOLD_YIELDS_AFTER_SECONDS + 4)
+    stop, refused = threading.Event(), []
+
+    def answers() -> None:  # a reading client's answers, each held until the next is: never none held
+        previous = None
+        while not stop.is_set():
+            try:
+                current = admission.hold(64 << 10, call=None)
+            except ServiceUnavailable:
+                current = None
+                refused.append(1)
+            if previous is not None:
+                previous()
+            previous = current
+            time.sleep(0.001)
+        if previous is not None:
+            previous()
+
+    reader = threading.Thread(target=answers)
+    reader.start()
+    try:
+        _wait_until(lambda: admission.held_bytes > 0)
+        started = time.monotonic()
+        release = admission.reserve(200 * MiB, call=None)  # UNAVAILABLE after its max_wait_seconds before
+        waited = time.monotonic() - started
+        assert admission.held_bytes == 100 * MiB
+        release()
+    finally:
+        stop.set()
+        reader.join()
+    assert HOLD_YIELDS_AFTER_SECONDS <= waited < HOLD_YIELDS_AFTER_SECONDS + 2, waited
+    assert refused  # the answers in its way, while it waited past the bound
+    assert admission.held_bytes == 0 and admission.waiting == 0
+
+
 def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
     """SendDeadlines: the record's end actions run when gRPC finishes the call; a call still unfinished at its
     deadline is cancelled (gRPC then finishes it, running them)."""

@@ -70,6 +70,12 @@ MAX_WAIT_SECONDS = 60.0
 # with 1 s, a client's 1,000 unread decodes (1.28 MB answers) kept a worker's 32 threads waiting for ~18 s,
 # and a CountTokens on a new connection queued behind them up to 7.1 s.
 ANSWER_WAIT_SECONDS = 0.0
+# How long the first large request waiting may be passed by answers taking room (``hold``): after it, an answer
+# that would stand in its way is refused. Reading clients' answers each hold room for milliseconds, but one after
+# another they may always hold some: a request the size of the budget (which runs alone) waited behind answers
+# overlapping by a few ms until its 60 s were over (UNAVAILABLE), while the gate's own order kept every other
+# large request behind it.
+HOLD_YIELDS_AFTER_SECONDS = 1.0
 _POLL_SECONDS = 0.1  # how often a waiting request checks that its caller is still there
 
 
@@ -94,6 +100,14 @@ def NOTHING_RESERVED() -> None:  # noqa: N802 - a constant: the release of a sma
     pass
 
 
+class _Ticket:
+    __slots__ = ("size", "started")
+
+    def __init__(self, size: int, started: float) -> None:
+        self.size = size  # what it waits to hold (at most the budget)
+        self.started = started  # time.monotonic() when it began to wait
+
+
 class WorkAdmission:
     """The gate of one worker (thread-safe); ``on_idle`` is called when the last large request ends (the
     gRPC worker returns freed memory to the system then)."""
@@ -116,7 +130,7 @@ class WorkAdmission:
         self.max_wait_seconds = max_wait_seconds
         self._on_idle = on_idle
         self._condition = threading.Condition()
-        self._queue: deque[object] = deque()  # tickets of the large requests waiting, in arrival order
+        self._queue: deque[_Ticket] = deque()  # the large requests waiting, in arrival order
         self.held_bytes = 0  # reserved by the large requests running now
         self.running = 0
 
@@ -131,7 +145,7 @@ class WorkAdmission:
             return NOTHING_RESERVED
         size = min(size, self.budget_bytes)
         started = time.monotonic()
-        ticket = object()
+        ticket = _Ticket(size, started)
         with self._condition:
             if len(self._queue) >= self.max_waiting:
                 raise ServiceUnavailable(
@@ -155,7 +169,8 @@ class WorkAdmission:
     def hold(self, size: int, *, call: CallState | None, max_wait_seconds: float = ANSWER_WAIT_SECONDS) -> Callable[[], None]:
         """Room for ``size`` bytes a call holds already (an answer built and not yet sent): taken at once when it
         fits, ahead of the large requests waiting (it is memory in use already, and a reading client takes it in
-        milliseconds), else after a wait of ``max_wait_seconds`` at most (none by default), then
+        milliseconds) unless it would keep out the first of them once that one has waited
+        ``HOLD_YIELDS_AFTER_SECONDS``, else after a wait of ``max_wait_seconds`` at most (none by default), then
         ServiceUnavailable. Counts neither among the large requests running nor waiting, so its end does not
         call ``on_idle``. Returns the function that gives it back (idempotent)."""
         if self.budget_bytes <= 0:
@@ -163,7 +178,7 @@ class WorkAdmission:
         size = min(size, self.budget_bytes)
         started = time.monotonic()
         with self._condition:
-            while self.held_bytes + size > self.budget_bytes:
+            while self.held_bytes + size > self.budget_bytes or self._in_the_way_of_the_first(size):
                 waited = time.monotonic() - started
                 if waited >= max_wait_seconds:
                     raise ServiceUnavailable(
@@ -173,6 +188,17 @@ class WorkAdmission:
                 self._condition.wait(min(self._wait_slice(call, started), max_wait_seconds - waited))
             self.held_bytes += size
         return self._release_once(size, running=False)
+
+    def _in_the_way_of_the_first(self, size: int) -> bool:
+        """Whether holding ``size`` more bytes would keep out the first large request waiting, which has waited
+        ``HOLD_YIELDS_AFTER_SECONDS`` already (under the condition's lock)."""
+        if not self._queue:
+            return False
+        first = self._queue[0]
+        return (
+            self.held_bytes + size + first.size > self.budget_bytes
+            and time.monotonic() - first.started >= HOLD_YIELDS_AFTER_SECONDS
+        )
 
     def _release_once(self, size: int, *, running: bool) -> Callable[[], None]:
         """The function that gives ``size`` bytes back (idempotent); ``running``: a large request's, which also
