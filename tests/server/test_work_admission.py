@@ -169,9 +169,9 @@ def test_answers_held_one_after_another_do_not_keep_out_a_waiting_large_request(
         while not stop.is_set():
             try:
                 current = admission.hold(64 << 10, call=None)
-            except ServiceUnavailable:
+            except ServiceUnavailable as refusal:
                 current = None
-                refused.append(1)
+                refused.append(str(refusal))
             if previous is not None:
                 previous()
             previous = current
@@ -192,7 +192,7 @@ def test_answers_held_one_after_another_do_not_keep_out_a_waiting_large_request(
         stop.set()
         reader.join()
     assert HOLD_YIELDS_AFTER_SECONDS <= waited < HOLD_YIELDS_AFTER_SECONDS + 2, waited
-    assert refused  # the answers in its way, while it waited past the bound
+    assert refused and all("goes to a large request that has waited" in reason for reason in refused), refused[:3]
     assert admission.held_bytes == 0 and admission.waiting == 0
 
 

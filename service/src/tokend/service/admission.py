@@ -181,6 +181,11 @@ class WorkAdmission:
             while self.held_bytes + size > self.budget_bytes or self._in_the_way_of_the_first(size):
                 waited = time.monotonic() - started
                 if waited >= max_wait_seconds:
+                    if self.held_bytes + size <= self.budget_bytes:  # it fits, but a large request waits for the room
+                        raise ServiceUnavailable(
+                            f"this worker's answer room (max_work_bytes: {self.budget_bytes >> 20} MiB) goes to a large "
+                            "request that has waited for it; retry shortly"
+                        )
                     raise ServiceUnavailable(
                         f"this worker holds {self.held_bytes >> 20} MiB of answers not yet sent and of large requests' "
                         f"memory (its limit, max_work_bytes: {self.budget_bytes >> 20} MiB); retry shortly"
