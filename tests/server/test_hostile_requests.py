@@ -669,7 +669,7 @@ def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(regis
 
     request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello " * 350_000)])
     with start_server("--max-work-bytes", str(64 << 20), "--answer-send-seconds", "1", registry=registry_dir,
-                      models=["cl100k_base"], metrics=False) as server:  # fmt: skip
+                      models=["cl100k_base"], metrics=True) as server:  # fmt: skip
         host, port = server.target.rsplit(":", 1)
         unread = UnreadCalls(host, int(port))
         (stalled,) = unread.send("/tokend.v1.Tokenizer/CountTokens", request.SerializeToString())
@@ -679,12 +679,15 @@ def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(regis
         waited = time.monotonic() - started
         events = unread.events(seconds=0.5)
         unread.close()
+        scraped = server.scrape_metrics()
     assert count.total == len(tiktoken.get_encoding("cl100k_base").encode("hello " * 350_000))
     assert waited < 6, waited
     # cancelled: gRPC ends the stream with a CANCELLED status (headers need no window) and an RST_STREAM
     ended = [dict(event.headers).get("grpc-status") for event in events
              if isinstance(event, h2.events.TrailersReceived | h2.events.ResponseReceived) and event.stream_id == stalled]  # fmt: skip
     assert [status for status in ended if status] == ["1"], events
+    # the call's own metrics say OK (its handler had answered): the cancel is counted on its own
+    assert "tokend_answers_cancelled_total 1.0" in scraped, [line for line in scraped.splitlines() if "cancelled" in line]
 
 
 def test_calls_a_client_cancels_do_not_keep_its_unread_answers(registry_dir):

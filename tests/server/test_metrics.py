@@ -120,7 +120,7 @@ def test_metric_names_are_the_documented_contract(server):
         "grpc_server_started", "grpc_server_handled", "grpc_server_handling_seconds", "tokend_rpc_in_flight",
         "tokend_tokens", "tokend_input_bytes", "tokend_batch_items", "tokend_model_load_seconds",
         "tokend_model_info", "tokend_piece_cache_hits", "tokend_piece_cache_misses", "tokend_workers",
-        "tokend_worker_restarts", "tokend_ready",
+        "tokend_worker_restarts", "tokend_ready", "tokend_answers_cancelled",
     }  # fmt: skip
     assert expected <= names
 

@@ -217,7 +217,8 @@ def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
             for callback in self.callbacks:
                 callback()
 
-    deadlines = SendDeadlines()
+    told = []
+    deadlines = SendDeadlines(on_cancel=lambda: told.append(1))
     sent, stalled, ended = Context(), Context(), []
     assert deadlines.end_after(sent, 0.05)(lambda: ended.append("sent"))
     assert deadlines.end_after(stalled, 0.1)(lambda: ended.append("stalled"))
@@ -225,6 +226,7 @@ def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
         callback()
     assert stalled.cancelled.wait(10)
     assert ended == ["sent", "stalled"] and not sent.cancelled.is_set() and deadlines.cancelled == 1
+    assert told == [1]  # the worker's tokend_answers_cancelled_total: the call itself says OK
 
 
 

@@ -110,6 +110,12 @@ class ServerMetrics:
             buckets=LOAD_BUCKETS,
             registry=registry,
         )
+        self.answers_cancelled = Counter(
+            "tokend_answers_cancelled_total",
+            "Unary calls cancelled because the client did not read their answer in time (--answer-send-seconds);"
+            " their grpc_server_handled_total code is OK, the handler had answered.",
+            registry=registry,
+        )
         self.model_load_failures = Counter(
             "tokend_model_load_failures_total", "Model versions that failed to load.", model_labels, registry=registry
         )

@@ -90,13 +90,16 @@ class SendDeadlines:
     cancelled at its own deadline (given the connection's anyway, 100 Decodes never read held the work budget
     91.5 s instead of 8.6 s). Behind a proxy, the clients it multiplexes on one connection are that connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_cancel: Callable[[], None] | None = None) -> None:
         self._condition = threading.Condition()
         self._heap: list[tuple[float, int, _Watched]] = []  # (deadline, arrival, call) of the calls watched
         self._order = itertools.count()
         self._connections: dict[str, _Connection] = {}  # peer -> its calls watched now
         self._thread: threading.Thread | None = None
         self.cancelled = 0  # calls cancelled so far
+        # Told of each cancel (the worker's tokend_answers_cancelled_total): such a call's own metrics and log line
+        # say OK, since its handler had answered before its answer was found unread.
+        self._on_cancel = on_cancel
 
     def end_after(self, context: Any, seconds: float, *, sending_seconds: float = 0.0) -> Callable[[Callable[[], None]], bool]:
         """A ``CallRecord.end_after`` for the call of ``context``: runs the record's end actions once gRPC has
@@ -163,6 +166,10 @@ class SendDeadlines:
                 watched.context = None  # its end, which this cancel brings, is not one of its connection's sends
                 self.cancelled += 1
             try:
+                log_event(_log, "answer_not_read", level=logging.WARNING, peer=connection.peer[:200],
+                          late_seconds=round(time.monotonic() - deadline, 3))  # fmt: skip
+                if self._on_cancel is not None:
+                    self._on_cancel()
                 context.cancel()  # the call ends: ended() runs its actions (grpcio's callbacks)
             except Exception as exc:  # a bug: this thread must go on watching the other calls
                 log_event(_log, "answer_cancel_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")

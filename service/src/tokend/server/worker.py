@@ -45,7 +45,7 @@ from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.servicer import TokenizerServicer
 from tokend.server.stream_pace import StreamPace
 from tokend.server.stream_slots import StreamSlots
-from tokend.server.unsent_answers import UnsentAnswers
+from tokend.server.unsent_answers import SendDeadlines, UnsentAnswers
 from tokend.server.wire_bound import largest_request_message
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
 from tokend.server.freed_memory import return_freed_memory
@@ -127,7 +127,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                     MetricsInterceptor(metrics, served.piece_cache_stats),
                     LoggingInterceptor(),
                     ErrorInterceptor(),
-                    UnsentAnswers(admission, send_seconds=settings.answer_send_seconds),
+                    UnsentAnswers(admission, send_seconds=settings.answer_send_seconds,
+                                  deadlines=SendDeadlines(on_cancel=metrics.answers_cancelled.inc)),
                     AvailabilityInterceptor(availability, calls),
                     StreamSlots(make_room=idle_streams.make_room),
                     idle_streams,
