@@ -251,7 +251,7 @@ class UnsentAnswers(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation: Callable[[Any], Any], handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or not handler_call_details.method.startswith(f"/{SERVICE_NAME}/"):
+        if handler is None or handler.unary_unary is None or not handler_call_details.method.startswith(_TOKENIZER_METHODS):
             return handler
         inner, serialize = handler.unary_unary, handler.response_serializer or _as_is
 
@@ -276,6 +276,9 @@ class UnsentAnswers(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(
             unary_unary, request_deserializer=handler.request_deserializer, response_serializer=_as_is
         )
+
+
+_TOKENIZER_METHODS = f"/{SERVICE_NAME}/"  # the prefix of the Tokenizer's method names
 
 
 def _as_is(data: bytes) -> bytes:
