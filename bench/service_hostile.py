@@ -271,6 +271,19 @@ def _probe_waits(directory: Path, pids: list[int], start: float, end: float) -> 
     return gil, cpu, wakes
 
 
+def _collections(directory: Path, pids: list[int], start: float, end: float) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of each garbage-collector pass of >= 0.5 ms in [start, end) across ``pids``."""
+    passes = []
+    for pid in pids:
+        path = directory / f"{pid}.gc.txt"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 4 and start <= float(parts[0]) < end:
+                    passes.append((float(parts[2]), float(parts[3])))
+    return passes
+
+
 def _quantile(values: list[float], wakes: int, q: float) -> float:
     """The q-quantile over all ``wakes`` wakes, of which ``values`` are the late ones (others count as 0)."""
     if not values or wakes <= 0:
@@ -352,10 +365,12 @@ def run_everything(args: argparse.Namespace) -> list[str]:
                     _wait_quiet(world)
                     time.sleep(1.1)  # the probe writes once a second
                     gil, cpu, wakes = _probe_waits(probe, pids, start, end)
+                    passes = _collections(probe, pids, start, end)
                     samples.setdefault(phase, []).append({
                         "p99": p99, "busy": (busy1 - busy0) / max(1, cpu1 - cpu0), "workers": (workers1 - workers0) / (end - start),
                         "gil_max": max(gil, default=0.0), "gil_q": _quantile(gil, wakes, 0.999),
                         "cpu_max": max(cpu, default=0.0), "gil_over_5": sum(g for g in gil if g > 0.005) / (end - start),
+                        "gc_max": max(passes, default=(0.0, 0.0)),
                     })  # fmt: skip
                 idle_p99 = samples["idle"][-1]["p99"]
                 print(f"round {round_index + 1}/{rounds}: idle {idle_p99 * 1e3:.1f} ms, all "
@@ -371,9 +386,11 @@ def run_everything(args: argparse.Namespace) -> list[str]:
         got = samples[phase]
         ratios = sorted(sample["p99"] / base for sample, base in zip(got, idle))
         med = lambda key: statistics.median(sample[key] for sample in got)  # noqa: E731
+        longest_gc = max(sample["gc_max"] for sample in got)
         return (f"| {phase} | {med('p99') * 1e3:.1f} | **{statistics.median(ratios):.1f}×** | {ratios[0]:.1f}–{ratios[-1]:.1f}× | "
                 f"{max(s['gil_max'] for s in got) * 1e3:.0f} | {med('gil_q') * 1e3:.1f} | {med('gil_over_5') * 100:.1f}% | "
-                f"{max(s['cpu_max'] for s in got) * 1e3:.0f} | {med('workers') * 100:.0f}% | {med('busy') * 100:.0f}% |")  # fmt: skip
+                f"{max(s['cpu_max'] for s in got) * 1e3:.0f} | {longest_gc[0] * 1e3:.1f} ({longest_gc[1] * 1e3:.1f}) | "
+                f"{med('workers') * 100:.0f}% | {med('busy') * 100:.0f}% |")  # fmt: skip
 
     rows = [row("idle"), row("all")] + sorted((row(case) for case in samples if case not in ("idle", "all")),
                                               key=lambda line: -float(line.split("**")[1].rstrip("×")))  # fmt: skip
@@ -397,12 +414,13 @@ def run_everything(args: argparse.Namespace) -> list[str]:
         "probe thread in each worker that sleeps 1 ms in a loop (bench/gil_probe): the longest time it waited "
         "for the GIL after waking (max over rounds), the 99.9th percentile of its waits, the share of the "
         "phase it spent in waits over 5 ms (summed over both workers), and its longest wait for a CPU "
-        "(run-queue time, i.e. cores taken by other processes); the workers' CPU use (100% = one core) and "
+        "(run-queue time, i.e. cores taken by other processes); the longest pass of a worker's garbage collector "
+        "(which holds the GIL throughout), wall time and, in brackets, the CPU time it took (max over rounds); the workers' CPU use (100% = one core) and "
         "the whole machine's (100% = both cores busy: senders, measuring client, other users of the machine).",
         "",
         "| phase | p99 ms | ratio to idle | spread | longest GIL wait ms | GIL wait p99.9 ms | waits > 5 ms | "
-        "longest CPU wait ms | workers' CPU | machine busy |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "longest CPU wait ms | longest GC pass ms (CPU) | workers' CPU | machine busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
     ]
 

@@ -6,7 +6,9 @@ thread waited for a CPU (the scheduler's run-queue wait, from ``/proc/thread-sel
 processes on the machine, the load generators) and the rest, time it waited for the GIL that another
 thread of the process held (the server's own doing). Each wake later than 1 ms is written as
 ``time gil_wait cpu_wait`` (seconds) to ``$GIL_PROBE_DIR/<pid>.txt``, with a line ``wakes N`` per second,
-so a reader can cut the record into phases by time.
+so a reader can cut the record into phases by time. Each pass of the cyclic garbage collector of 0.5 ms or
+more (it holds the GIL throughout) goes to ``$GIL_PROBE_DIR/<pid>.gc.txt`` as ``time generation wall cpu``
+(seconds; wall above cpu is time the collecting thread spent off its core).
 
     PYTHONPATH=bench/gil_probe GIL_PROBE_DIR=/tmp/probe tokend serve ...
 """
@@ -40,5 +42,23 @@ def _probe(directory: str) -> None:
                 second, wakes = int(now), 0
 
 
+def _time_collections(directory: str) -> None:
+    import gc
+
+    out = open(os.path.join(directory, f"{os.getpid()}.gc.txt"), "a", buffering=1)
+    began = [0.0, 0.0]
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            began[:] = time.perf_counter(), time.thread_time()
+            return
+        wall = time.perf_counter() - began[0]
+        if wall >= 0.0005:
+            out.write(f"{time.time():.4f} {info['generation']} {wall:.5f} {time.thread_time() - began[1]:.5f}\n")
+
+    gc.callbacks.append(callback)
+
+
 if os.environ.get("GIL_PROBE_DIR"):
+    _time_collections(os.environ["GIL_PROBE_DIR"])
     threading.Thread(target=_probe, args=(os.environ["GIL_PROBE_DIR"],), name="gil-probe", daemon=True).start()
