@@ -33,7 +33,7 @@ def test_every_setting_has_a_flag_and_a_variable():
     assert set(SETTING_NAMES) == {
         "host", "port", "metrics_port", "workers", "registry", "models", "reload_interval", "max_batch_items",
         "max_request_bytes", "max_message_bytes", "max_work_bytes", "bulk_lane_bytes", "bulk_lane_policy", "grace_period", "drain_flush",
-        "max_connection_age", "answer_send_seconds", "stream_idle_timeout", "stream_yield_after", "stream_message_rate", "reflection",
+        "max_connection_age", "max_connections", "answer_send_seconds", "stream_idle_timeout", "stream_yield_after", "stream_message_rate", "reflection",
         "tls_cert", "tls_key", "tls_client_ca", "playground_host", "playground_port", "log_level",
     }  # fmt: skip
 

@@ -7,6 +7,11 @@ Options and why:
   often); more frequent pings are answered with GOAWAY ("too_many_pings") as gRPC does by default.
 - ``grpc.max_connection_age_ms`` (+ grace) — clients reconnect periodically and re-resolve, so new
   pods receive traffic; in-flight calls get the grace period (``grace_period``) to finish.
+- ``grpc.max_allowed_incoming_connections`` — ``max_connections``: gRPC closes a connection past it as it is
+  accepted, so a client that opens connections without end (17 KiB each at rest; 5,000 idle ones took a
+  worker from 247 to 333 MiB) neither grows the worker nor takes the file descriptors its registry and
+  metrics files need (with none left, new clients and health checks timed out); the worker's file limit is
+  raised to fit it at start (file_limit.py).
 
 Not handled: ALTS, compression settings (clients choose; gRPC decompresses transparently).
 
@@ -65,6 +70,7 @@ def server_options(settings: Settings) -> list[tuple[str, Any]]:
         ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_INTERVAL_MS),
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.max_allowed_incoming_connections", settings.max_connections),
     ]
     if settings.max_connection_age > 0:
         options.append(("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)))

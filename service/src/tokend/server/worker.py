@@ -34,6 +34,7 @@ from tokend.server.batch_items import batch_prechecks
 from tokend.server.chat_shape import chat_prechecks
 from tokend.server.deferred_parse import DeferredParse
 from tokend.server.error_interceptor import ErrorInterceptor
+from tokend.server.file_limit import FILES_BESIDE_CONNECTIONS, fit_file_limit
 from tokend.server.grpc_server import add_services, bind, build_server
 from tokend.server.idle_streams import IdleStreams
 from tokend.server.in_flight import InFlightCalls
@@ -76,6 +77,12 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # long holds left in a worker are Python loops cut into slices (sums over millions of ids, listed
     # strings), each slice a switch point: a small call waits up to one interval per GIL turn behind them.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    files, most_files = fit_file_limit(settings.max_connections)
+    if files < settings.max_connections + FILES_BESIDE_CONNECTIONS:
+        log_event(_log, "file_limit_low", level=logging.WARNING, open_files=files, hard_limit=most_files,
+                  max_connections=settings.max_connections,
+                  advice="raise the hard RLIMIT_NOFILE or lower --max-connections: a worker out of file descriptors "
+                  "cannot accept health checks or read registry files")  # fmt: skip
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)

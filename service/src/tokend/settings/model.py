@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     max_connection_age: float = _setting(
         300.0, help="seconds before clients are asked to reconnect (they re-resolve); 0 = never", ge=0
     )
+    max_connections: int = _setting(
+        2048,
+        help="connections a worker holds at once (each ~17 KiB at rest); one more is closed as it is accepted (its client "
+        "sees UNAVAILABLE and may retry), so clients opening connections without end cost a worker this many at most "
+        "and leave it file descriptors for the rest",
+        ge=1,
+    )
     answer_send_seconds: float = _setting(
         10.0,
         help="seconds (plus one per MiB of answer) a unary call's answer may wait to be sent after it was made; a call "

@@ -1,0 +1,33 @@
+"""`fit_file_limit`: a worker's open-file limit raised to hold its connection cap and the files it needs.
+
+Each gRPC connection is a file descriptor. A worker out of descriptors cannot accept a health check, read
+a registry file or write a metrics file, so its soft limit (often 1,024) is raised, up to the hard limit, to
+``max_connections`` plus room for everything else; where the hard limit is lower, the operator is told.
+
+    >>> from tokend.server.file_limit import FILES_BESIDE_CONNECTIONS, fit_file_limit
+    >>> soft, hard = fit_file_limit(100)
+    >>> soft >= min(hard, 100 + FILES_BESIDE_CONNECTIONS)
+    True
+"""
+
+from __future__ import annotations
+
+import resource
+
+__all__ = ["FILES_BESIDE_CONNECTIONS", "fit_file_limit"]
+
+# A worker's own descriptors: the listening socket, epoll and wake-up pipes of gRPC's threads, prometheus'
+# multiprocess files (one per metric kind), registry payloads while loading, logs: ~40 seen; room for more.
+FILES_BESIDE_CONNECTIONS = 256
+
+
+def fit_file_limit(max_connections: int) -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to hold ``max_connections`` (never lower it); the (soft, hard) limits after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = max_connections + FILES_BESIDE_CONNECTIONS
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    return soft, hard

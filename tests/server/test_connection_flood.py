@@ -1,0 +1,104 @@
+"""A client that opens connections without end (issue 13): a worker holds at most ``--max-connections``.
+
+Each connection is a file descriptor and ~17 KiB of the worker at rest; with no cap, a flood of idle
+connections grew a worker without bound and, once its descriptors ran out, new clients and health checks
+timed out. Past the cap gRPC closes a new connection as it accepts it; the connections already open (the
+well-behaved client's) keep their answers, and once the flood goes new clients connect again.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import time
+
+import grpc
+import tiktoken
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tokend_api.v1 import tokenizer_pb2 as pb
+
+from support.server import start_server
+
+CAP = 40
+FLOOD = 150
+# An HTTP/2 client's first bytes: the preface and an empty SETTINGS frame (what a gRPC client sends first).
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """False once the server has closed the connection (end of stream or reset); what it sent is drained."""
+    sock.setblocking(False)
+    try:
+        while True:
+            if not sock.recv(65536):
+                return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def _count(stub, text: str) -> int:
+    request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text=text)])
+    return stub.CountTokens(request, timeout=10).counts[0]
+
+
+def test_a_connection_flood_takes_at_most_the_cap_and_open_connections_keep_their_answers():
+    expected = len(tiktoken.get_encoding("cl100k_base").encode("hello world, once more"))
+    with start_server("--max-connections", str(CAP)) as server:
+        (pid,) = server.worker_pids()
+        channel = server.channel()
+        stub = server.stub(channel)
+        assert _count(stub, "hello world, once more") == expected  # its connection is open before the flood
+        before = _open_files(pid)
+        flood = []
+        for _ in range(FLOOD):
+            sock = socket.create_connection((server.host, server.port), timeout=5)
+            sock.sendall(PREFACE)
+            flood.append(sock)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum(map(_still_open, flood)) > CAP:
+            time.sleep(0.2)
+        held = sum(map(_still_open, flood))
+        grown = _open_files(pid) - before
+        try:
+            assert held <= CAP, f"{held} of {FLOOD} flooding connections held open (cap {CAP})"
+            assert grown <= CAP + 5, f"the worker's open files grew by {grown} (cap {CAP})"
+            assert _count(stub, "hello world, once more") == expected
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+        finally:
+            for sock in flood:
+                sock.close()
+            channel.close()
+        # The flood gone, a new client connects and is answered (its first attempt may meet a slot not yet freed).
+        deadline = time.monotonic() + 10
+        while True:
+            with server.channel() as fresh:
+                try:
+                    assert _count(server.stub(fresh), "hello world, once more") == expected
+                    break
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise
+            time.sleep(0.2)
+
+
+def test_the_open_file_limit_is_raised_to_hold_the_cap():
+    from tokend.server.file_limit import FILES_BESIDE_CONNECTIONS, fit_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 500 + FILES_BESIDE_CONNECTIONS
+    assert hard == resource.RLIM_INFINITY or hard >= needed, "this machine's hard limit is below the test's need"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))
+    try:
+        assert fit_file_limit(500) == (needed, hard)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (needed, hard)
+        assert fit_file_limit(10) == (needed, hard)  # never lowered
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
