@@ -23,6 +23,7 @@ BENCHMARKS = {
     "ab": "bench.ab",
     "render-turns": "bench.render_turns",
     "unread-answers": "bench.unread_answers",
+    "chain-percall": "bench.chain_percall",
 }
 
 
