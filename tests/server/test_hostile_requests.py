@@ -662,17 +662,23 @@ def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(regis
     until its answer had been sent: a client that never reads held it until its connection's end (~320 s), and
     every other large call waited for its deadline (a client retrying UNAVAILABLE gave up after 60 s). The call
     is now cancelled --answer-send-seconds (1 s here) after its answer was made (its client sees CANCELLED), and
-    the next large call is answered."""
+    the next large call is answered.
+
+    The call's own records say what its client got, once, when it ended: its request log line and
+    grpc_server_handled_total said OK (written when its handler had answered) and nothing said CANCELLED; so did
+    those of an unread call whose client's deadline came first (DEADLINE_EXCEEDED)."""
     from support.raw_grpc import UnreadCalls
 
     import h2.events
 
     request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello " * 350_000)])
+    decode = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 200)])  # 25.6 KB: watched
     with start_server("--max-work-bytes", str(64 << 20), "--answer-send-seconds", "1", registry=registry_dir,
-                      models=["cl100k_base"], metrics=True) as server:  # fmt: skip
+                      models=["cl100k_base"], metrics=True, log_level="debug") as server:  # fmt: skip
         host, port = server.target.rsplit(":", 1)
         unread = UnreadCalls(host, int(port))
         (stalled,) = unread.send("/tokend.v1.Tokenizer/CountTokens", request.SerializeToString())
+        unread.send("/tokend.v1.Tokenizer/Decode", decode.SerializeToString(), headers=[("grpc-timeout", "500m")])
         unread.events(seconds=0.5)  # the stalled call has made its answer
         started = time.monotonic()
         count = server.stub().CountTokens(request, timeout=8)  # DEADLINE_EXCEEDED before: it waited for room
@@ -686,8 +692,31 @@ def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(regis
     ended = [dict(event.headers).get("grpc-status") for event in events
              if isinstance(event, h2.events.TrailersReceived | h2.events.ResponseReceived) and event.stream_id == stalled]  # fmt: skip
     assert [status for status in ended if status] == ["1"], events
-    # the call's own metrics say OK (its handler had answered): the cancel is counted on its own
     assert "tokend_answers_cancelled_total 1.0" in scraped, [line for line in scraped.splitlines() if "cancelled" in line]
+    # its handled count and log line: CANCELLED (OK before), once, timed up to the cancel; the call that was read: OK
+    handled = _samples(scraped, "grpc_server_handled_total")
+    by_code = lambda method: {labels["grpc_code"]: value for labels, value in handled if labels["grpc_method"] == method}  # noqa: E731
+    assert by_code("CountTokens") == {"OK": 1, "CANCELLED": 1}, by_code("CountTokens")
+    assert by_code("Decode") == {"DEADLINE_EXCEEDED": 1}, by_code("Decode")  # its client's deadline came first
+    started_calls = {labels["grpc_method"]: value for labels, value in _samples(scraped, "grpc_server_started_total")}
+    assert started_calls == {method: sum(value for labels, value in handled if labels["grpc_method"] == method)
+                             for method in started_calls}  # one handled count per call  # fmt: skip
+    lines = [(entry["method"].rpartition("/")[2], entry["code"], entry["ms"]) for entry in server.logs()
+             if entry.get("event") in ("rpc", "rpc_error") and "Tokenizer" in entry.get("method", "")]  # fmt: skip
+    assert sorted((method, code) for method, code, _ in lines) == [
+        ("CountTokens", "CANCELLED"), ("CountTokens", "OK"), ("Decode", "DEADLINE_EXCEEDED")], lines
+    (cancelled_ms,) = [ms for method, code, ms in lines if code == "CANCELLED"]
+    assert cancelled_ms >= 1000, lines  # made, then held for its --answer-send-seconds before the cancel
+
+
+def _samples(scraped: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of each sample of ``name`` in a Prometheus text exposition."""
+    samples = []
+    for line in scraped.splitlines():
+        if line.startswith(name + "{"):
+            labels, _, value = line[len(name) + 1 :].rpartition("} ")
+            samples.append((dict(part.split("=", 1) for part in labels.split(",")), float(value)))
+    return [({key: value.strip('"') for key, value in labels.items()}, value) for labels, value in samples]
 
 
 def test_calls_a_client_cancels_do_not_keep_its_unread_answers(registry_dir):

@@ -199,7 +199,7 @@ def test_answers_held_one_after_another_do_not_keep_out_a_waiting_large_request(
 def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
     """SendDeadlines: the record's end actions run when gRPC finishes the call; a call still unfinished at its
     deadline is cancelled (gRPC then finishes it, running them)."""
-    from tokend.server.unsent_answers import SendDeadlines
+    from tokend.server.unsent_answers import CallOutcome, SendDeadlines
 
     class Context:
         def __init__(self) -> None:
@@ -220,13 +220,23 @@ def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
     told = []
     deadlines = SendDeadlines(on_cancel=lambda: told.append(1))
     sent, stalled, ended = Context(), Context(), []
-    assert deadlines.end_after(sent, 0.05)(lambda: ended.append("sent"))
-    assert deadlines.end_after(stalled, 0.1)(lambda: ended.append("stalled"))
+    outcomes = {name: CallOutcome() for name in ("sent", "stalled")}
+    statuses = []  # (call, status) as its log line and handled count get them
+    for name, outcome in outcomes.items():
+        outcome.then(lambda status, _ended, name=name: statuses.append((name, status)))
+    assert deadlines.end_after(sent, 0.05, outcome=outcomes["sent"])(lambda: ended.append("sent"))
+    assert deadlines.end_after(stalled, 0.1, outcome=outcomes["stalled"])(lambda: ended.append("stalled"))
     for callback in sent.callbacks:  # its answer was sent at once
         callback()
     assert stalled.cancelled.wait(10)
     assert ended == ["sent", "stalled"] and not sent.cancelled.is_set() and deadlines.cancelled == 1
-    assert told == [1]  # the worker's tokend_answers_cancelled_total: the call itself says OK
+    assert told == [1]  # the worker's tokend_answers_cancelled_total
+    # the call's own records: its status once it ended (they said OK, written when its handler had answered)
+    assert statuses == [("sent", grpc.StatusCode.OK), ("stalled", grpc.StatusCode.CANCELLED)]
+    late = []
+    outcomes["stalled"].then(lambda status, _ended: late.append(status))  # a writer given after the end: at once
+    outcomes["stalled"].end(grpc.StatusCode.OK)  # a second end changes nothing
+    assert late == [grpc.StatusCode.CANCELLED] and len(statuses) == 2
 
 
 
@@ -274,7 +284,7 @@ def test_calls_its_client_cancels_do_not_keep_a_connection_sending():
     """Only an answer sent shows that a connection reads: a call its client cancelled (its RST_STREAM, or its own
     deadline) ends too, and counted as a send it let a client that read nothing keep its unread answers (and the
     work budget they hold) for as long as it made and cancelled a call every few seconds."""
-    from tokend.server.unsent_answers import SendDeadlines
+    from tokend.server.unsent_answers import CallOutcome, SendDeadlines
 
     class State:
         client = "open"
@@ -305,13 +315,17 @@ def test_calls_its_client_cancels_do_not_keep_a_connection_sending():
     never_read = Context()
     started = time.monotonic()
     assert deadlines.end_after(never_read, 0.1, sending_seconds=0.1)(lambda: None)  # its own deadline: 0.2 s
+    statuses = []
     while not never_read.cancelled.is_set() and time.monotonic() - started < 3.0:
-        cancelled = Context()  # a call made and cancelled by the client every 50 ms; nothing is ever read
-        assert deadlines.end_after(cancelled, 0.1, sending_seconds=0.1)(lambda: None)
+        # a call made and cancelled by the client every 50 ms; nothing is ever read
+        cancelled, outcome = Context(), CallOutcome()
+        outcome.then(lambda status, _ended: statuses.append(status))
+        assert deadlines.end_after(cancelled, 0.1, sending_seconds=0.1, outcome=outcome)(lambda: None)
         cancelled.end(by_client=True)
         time.sleep(0.05)
     assert never_read.cancelled.is_set(), "a connection that read nothing kept its unread answer"
     assert time.monotonic() - started < 2.0
+    assert statuses and set(statuses) == {grpc.StatusCode.CANCELLED}  # what their client got, not OK
 
 
 def test_grpcio_marks_the_calls_their_client_cancelled():
@@ -319,15 +333,22 @@ def test_grpcio_marks_the_calls_their_client_cancelled():
     marked cancelled by its client, one its client cancelled is."""
     from concurrent import futures
 
-    from tokend.server.unsent_answers import ended_by_client
+    from tokend.server.unsent_answers import end_status, ended_by_client
 
-    seen: dict[str, bool] = {}
-    ended = {"sent": threading.Event(), "cancelled": threading.Event()}
+    seen: dict[str, tuple[bool, grpc.StatusCode]] = {}
+    ended = {name: threading.Event() for name in ("sent", "cancelled", "late", "here")}
 
     def handler(request: bytes, context) -> bytes:
         name = request.decode()
-        context.add_callback(lambda: (seen.__setitem__(name, ended_by_client(context)), ended[name].set()))
-        while name == "cancelled" and context.is_active():  # until its client cancels it
+
+        def on_end() -> None:
+            seen[name] = ended_by_client(context), end_status(context, cancelled_here=name == "here")
+            ended[name].set()
+
+        context.add_callback(on_end)
+        if name == "here":
+            context.cancel()  # as SendDeadlines does
+        while name in ("cancelled", "late") and context.is_active():  # until its client cancels it, or its deadline
             time.sleep(0.01)
         return b"ok"
 
@@ -344,10 +365,84 @@ def test_grpcio_marks_the_calls_their_client_cancelled():
             future = method.future(b"cancelled", timeout=30)
             time.sleep(0.3)
             future.cancel()
-            assert ended["sent"].wait(10) and ended["cancelled"].wait(10)
+            with pytest.raises(grpc.RpcError) as late:
+                method(b"late", timeout=0.3)
+            with pytest.raises(grpc.RpcError) as here:
+                method(b"here", timeout=10)
+            assert all(ended[name].wait(10) for name in ended)
     finally:
         server.stop(None)
-    assert seen == {"sent": False, "cancelled": True}
+    assert (late.value.code(), here.value.code()) == (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+    assert seen == {
+        "sent": (False, grpc.StatusCode.OK), "cancelled": (True, grpc.StatusCode.CANCELLED),
+        "late": (True, grpc.StatusCode.DEADLINE_EXCEEDED), "here": (True, grpc.StatusCode.CANCELLED),
+    }  # fmt: skip
+
+
+def test_a_watched_call_is_counted_handled_once_when_it_ends_and_the_others_when_they_answer():
+    """The worker's records of a call (grpc_server_handled_total, the request log) were written when its handler
+    answered: a call whose answer holds room and is then cancelled unread said OK. Such a call is now counted when
+    it ends, with its client's status; a call whose answer holds nothing, at its answer, as before."""
+    from prometheus_client import CollectorRegistry
+
+    from tokend.server.error_interceptor import ErrorInterceptor
+    from tokend.server.interceptor_chain import InterceptorChain
+    from tokend.server.logging_interceptor import LoggingInterceptor
+    from tokend.server.metrics import ServerMetrics
+    from tokend.server.metrics_interceptor import MetricsInterceptor
+    from tokend.server.unsent_answers import FLOOR_BYTES, SendDeadlines, UnsentAnswers
+    from tokend.service import current_record
+
+    class State:
+        client = "closed"
+
+    class Context:
+        def __init__(self) -> None:
+            self.callbacks, self._state = [], State()
+
+        def add_callback(self, callback) -> bool:
+            self.callbacks.append(callback)
+            return True
+
+        def peer(self) -> str:
+            return "ipv4:127.0.0.1:4"
+
+        def code(self) -> None:
+            return None
+
+        def time_remaining(self) -> float:
+            return 30.0
+
+        def end(self, client: str) -> None:
+            self._state.client = client  # as grpcio marks it: "closed" (sent) or "cancelled"
+            for callback in self.callbacks:
+                callback()
+
+    def decode(size: int, context) -> bytes:
+        current_record().model = ("cl100k_base", 1)
+        return b"x" * size
+
+    metrics = ServerMetrics(CollectorRegistry())
+    answers = UnsentAnswers(WorkAdmission(64 * MiB), send_seconds=30.0, deadlines=SendDeadlines())
+    chain = InterceptorChain([MetricsInterceptor(metrics), LoggingInterceptor(), ErrorInterceptor(), answers])
+    details = type("Details", (), {"method": "/tokend.v1.Tokenizer/Decode"})()
+    handler = chain.intercept_service(lambda _details: grpc.unary_unary_rpc_method_handler(decode), details).unary_unary
+
+    def handled() -> dict[str, float]:
+        return {code: metrics.handled.labels("unary", "tokend.v1.Tokenizer", "Decode", code)._value.get()
+                for code in ("OK", "CANCELLED")}  # fmt: skip
+
+    small, read, unread = Context(), Context(), Context()
+    handler(FLOOR_BYTES - 1, small)
+    assert handled() == {"OK": 1, "CANCELLED": 0}  # at its answer (its end is not watched)
+    handler(FLOOR_BYTES, read)
+    handler(FLOOR_BYTES, unread)
+    assert handled() == {"OK": 1, "CANCELLED": 0}  # watched: not yet
+    read.end("closed")
+    unread.end("cancelled")  # its client cancelled it before reading
+    small.end("closed")
+    assert handled() == {"OK": 2, "CANCELLED": 1}  # OK and CANCELLED before
+    assert metrics.started.labels("unary", "tokend.v1.Tokenizer", "Decode")._value.get() == 3
 
 
 def test_the_service_holds_the_reservation_until_the_call_record_ends():

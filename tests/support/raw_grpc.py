@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from collections.abc import Sequence
 
 import h2.config
 import h2.connection
@@ -85,15 +86,18 @@ class UnreadCalls:
         self.conn.initiate_connection()
         self.received: list[h2.events.Event] = []
 
-    def send(self, method: str, message: bytes, *, count: int = 1) -> list[int]:
-        """``count`` calls of ``method`` with ``message``; their stream ids."""
+    def send(
+        self, method: str, message: bytes, *, count: int = 1, headers: Sequence[tuple[str, str]] = ()
+    ) -> list[int]:
+        """``count`` calls of ``method`` with ``message`` (and ``headers``, e.g. ``("grpc-timeout", "500m")``);
+        their stream ids."""
         frame = struct.pack(">BI", 0, len(message)) + message
         streams = []
         for _ in range(count):
             stream = self.conn.get_next_available_stream_id()
             self.conn.send_headers(stream, [(":method", "POST"), (":scheme", "http"), (":path", method),
                                             (":authority", self.authority), ("content-type", "application/grpc"),
-                                            ("te", "trailers")])  # fmt: skip
+                                            ("te", "trailers"), *headers])  # fmt: skip
             sent = 0
             while sent < len(frame):
                 self.sock.sendall(self.conn.data_to_send())

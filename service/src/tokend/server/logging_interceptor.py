@@ -5,6 +5,10 @@ batch items and the duration. Never the text, bytes or ids of the request, nor t
 (it can quote a caller-chosen special-token string); a model reference that did not resolve is cut to a
 bounded prefix (``echo``).
 
+A call whose outcome is known only after its handler has answered (``CallRecord.outcome_later``: an answer
+holding memory, which gRPC cancels if its client does not read it, unsent_answers.py) is logged when it ends,
+with the status its client got: its duration is its handler's when it was answered, else up to its end.
+
     server = grpc.server(pool, interceptors=[..., LoggingInterceptor(), ErrorInterceptor()])
 """
 
@@ -67,26 +71,63 @@ class LoggingInterceptor(UnaryInterceptor):
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         finally:
-            self._log(record, method, request, code, started)
+            if record.outcome_later is None or code is not grpc.StatusCode.OK:
+                self._log(record, method, request, code, started)
+            else:
+                self._log_at_end(record.outcome_later, _fields(record, request), method, started)
 
     def _log(self, record: Any, method: MethodName, request: Any, code: grpc.StatusCode, started: float) -> None:
-        model = record.model
-        if code is grpc.StatusCode.OK:
+        if code is grpc.StatusCode.OK:  # (not _level: a function call more on every call)
             level = logging.DEBUG
         elif code in _SERVER_SIDE:
             level = logging.ERROR
         else:
             level = logging.WARNING
         if _log.isEnabledFor(level):
-            inputs = getattr(request, "inputs", None)
-            log_event(
-                _log,
-                "rpc" if code is grpc.StatusCode.OK else "rpc_error",
-                level=level,
-                method=method.full,
-                model=model[0] if model else (echo(str(getattr(request, "model", "") or "")) or None),
-                version=model[1] if model else None,
-                code=code.name,
-                items=len(inputs) if inputs is not None else None,
-                ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+            _write(level, method, _fields(record, request), code, time.perf_counter() - started)
+
+    def _log_at_end(self, outcome: Any, fields: tuple[Any, Any, Any], method: MethodName, started: float) -> None:
+        # The fields are taken now: the request (up to the largest message) is not kept until the call's end.
+        answered = time.perf_counter()
+
+        def write(status: grpc.StatusCode | None, ended: float) -> None:
+            code = status or grpc.StatusCode.OK
+            level = _level(code)
+            if _log.isEnabledFor(level):
+                _write(level, method, fields, code, (answered if code is grpc.StatusCode.OK else ended) - started)
+
+        outcome.then(write)
+
+
+def _level(code: grpc.StatusCode) -> int:
+    if code is grpc.StatusCode.OK:
+        return logging.DEBUG
+    if code in _SERVER_SIDE:
+        return logging.ERROR
+    return logging.WARNING
+
+
+def _fields(record: Any, request: Any) -> tuple[Any, Any, Any]:
+    """(model, version, items) of the call's log line."""
+    model = record.model
+    inputs = getattr(request, "inputs", None)
+    return (
+        model[0] if model else (echo(str(getattr(request, "model", "") or "")) or None),
+        model[1] if model else None,
+        len(inputs) if inputs is not None else None,
+    )
+
+
+def _write(level: int, method: MethodName, fields: tuple[Any, Any, Any], code: grpc.StatusCode, seconds: float) -> None:
+    model, version, items = fields
+    log_event(
+        _log,
+        "rpc" if code is grpc.StatusCode.OK else "rpc_error",
+        level=level,
+        method=method.full,
+        model=model,
+        version=version,
+        code=code.name,
+        items=items,
+        ms=round(seconds * 1000, 3),
+    )

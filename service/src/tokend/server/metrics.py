@@ -113,7 +113,7 @@ class ServerMetrics:
         self.answers_cancelled = Counter(
             "tokend_answers_cancelled_total",
             "Unary calls cancelled because the client did not read their answer in time (--answer-send-seconds);"
-            " their grpc_server_handled_total code is OK, the handler had answered.",
+            " each is also counted CANCELLED in grpc_server_handled_total once it has ended.",
             registry=registry,
         )
         self.model_load_failures = Counter(

@@ -8,6 +8,11 @@ Usage per operation: "encode" (tokens produced, UTF-8 input bytes), "count" (tok
 Tokenizer's streams (ChunkStream, DecodeStream) are measured like unary calls, over their whole life (a
 stream the client cancelled counts as CANCELLED); other streams (health Watch, reflection) are not measured.
 
+A unary call whose outcome is known only after its handler has answered (``CallRecord.outcome_later``: an answer
+holding memory, which gRPC cancels if its client does not read it, unsent_answers.py) is counted handled when it
+ends, with the status its client got, timed as its handler when it was answered, else up to its end. Its usage
+and ``tokend_rpc_in_flight`` are the handler's (the work was done; in flight counts handlers).
+
     server = grpc.server(pool, interceptors=[..., MetricsInterceptor(metrics, served.piece_cache_stats), ...])
 """
 
@@ -43,10 +48,12 @@ class MetricsInterceptor(UnaryInterceptor):
         series.in_flight.inc()
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
+        outcome = None
         try:
             with recording() as record:
                 response = behaviour(request, context)
                 code = context.code() or grpc.StatusCode.OK
+                outcome = record.outcome_later
                 if code is grpc.StatusCode.OK and record.operation is not None and record.model is not None:
                     self._record_usage(method.method, record)
             return response
@@ -55,8 +62,11 @@ class MetricsInterceptor(UnaryInterceptor):
             raise
         finally:
             series.in_flight.dec()
-            series.seconds.observe(time.perf_counter() - started)
-            series.handled(code).inc()
+            if outcome is None or code is not grpc.StatusCode.OK:
+                series.seconds.observe(time.perf_counter() - started)
+                series.handled(code).inc()
+            else:
+                _handled_at_end(outcome, series, started)
 
     def _series(self, method: MethodName) -> _MethodSeries:
         series = self._by_method.get(method.full)
@@ -104,6 +114,17 @@ class MetricsInterceptor(UnaryInterceptor):
             stats = self._piece_cache_stats(name, version)
             if stats is not None:
                 self._metrics.record_piece_cache(name, version, stats.hits, stats.misses)
+
+
+def _handled_at_end(outcome: Any, series: _MethodSeries, started: float) -> None:
+    answered = time.perf_counter()
+
+    def write(status: grpc.StatusCode | None, ended: float) -> None:
+        code = status or grpc.StatusCode.OK
+        series.seconds.observe((answered if code is grpc.StatusCode.OK else ended) - started)
+        series.handled(code).inc()
+
+    outcome.then(write)
 
 
 class _MethodSeries:

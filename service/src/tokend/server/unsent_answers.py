@@ -30,6 +30,11 @@ client does not read (a window it never opens). Three things held memory there w
 Only calls that hold memory are watched (their handler thread is free by then): one thread per worker wakes
 at the earliest deadline. Streams are not handled here: their handler waits in gRPC's send (idle_streams.py).
 
+A watched call may fail after its handler has answered: cancelled here, or by its client (an RST_STREAM, its
+deadline) before its answer was sent. So its request log line and ``grpc_server_handled_total`` wait for its end
+(``CallOutcome``, the record's ``outcome_later``) and say the status its client got (``end_status``); the other
+calls' records are written when their handler returns, as before, at no cost here.
+
     answers = UnsentAnswers(admission, send_seconds=10.0)
     interceptors=[..., ErrorInterceptor(), answers, AvailabilityInterceptor(...), ...]  # inside the call record
 """
@@ -49,11 +54,12 @@ from tokend_api import SERVICE_NAME
 
 from tokend.logs import log_event
 from tokend.service.admission import WorkAdmission
+from tokend.service.batch import DEADLINE_SLACK_SECONDS
 from tokend.service.call_record import current_record
 
 __all__ = [
     "UnsentAnswers", "SendDeadlines", "UnheldAnswers", "FLOOR_BYTES", "HELD_BYTES_PER_ANSWER_BYTE", "MIN_READ_BYTES_PER_SECOND",
-    "MAX_UNHELD_ANSWERS", "STREAM_BYTES", "ended_by_client",
+    "MAX_UNHELD_ANSWERS", "STREAM_BYTES", "ended_by_client", "end_status", "CallOutcome",
 ]
 
 _log = logging.getLogger("tokend.server.unsent_answers")
@@ -97,15 +103,17 @@ class SendDeadlines:
         self._connections: dict[str, _Connection] = {}  # peer -> its calls watched now
         self._thread: threading.Thread | None = None
         self.cancelled = 0  # calls cancelled so far
-        # Told of each cancel (the worker's tokend_answers_cancelled_total): such a call's own metrics and log line
-        # say OK, since its handler had answered before its answer was found unread.
+        # Told of each cancel (the worker's tokend_answers_cancelled_total), before it: the call's own log line and
+        # handled count say CANCELLED once it has ended (``outcome``).
         self._on_cancel = on_cancel
 
-    def end_after(self, context: Any, seconds: float, *, sending_seconds: float = 0.0) -> Callable[[Callable[[], None]], bool]:
+    def end_after(
+        self, context: Any, seconds: float, *, sending_seconds: float = 0.0, outcome: CallOutcome | None = None,
+    ) -> Callable[[Callable[[], None]], bool]:  # fmt: skip
         """A ``CallRecord.end_after`` for the call of ``context``: runs the record's end actions once gRPC has
         finished the call (``add_callback``), and cancels the call if that has not happened ``seconds`` plus its
         ``sending_seconds`` (what its answer takes at the least read rate) after, or by its connection's deadline
-        while the connection is sending answers."""
+        while the connection is sending answers. ``outcome`` is told the status the call ended with first."""
 
         def register(actions: Callable[[], None]) -> bool:
             peer = context.peer()
@@ -120,16 +128,23 @@ class SendDeadlines:
             def ended() -> None:
                 by_client = ended_by_client(context)
                 with self._condition:
-                    if watched.context is not None:  # not cancelled here
+                    cancelled_here = watched.context is None
+                    if not cancelled_here:
                         watched.context = None
                         if not by_client:  # sent: its connection reads (a cancel by its client shows nothing)
                             connection.ended += 1
                     self._forget(connection, sending_seconds)
-                actions()
+                try:
+                    if outcome is not None:
+                        outcome.end(end_status(context, cancelled_here=cancelled_here))
+                finally:
+                    actions()
 
-            if not context.add_callback(ended):
+            if not context.add_callback(ended):  # over already (its client cancelled it): the actions run at once
                 with self._condition:
                     self._forget(connection, sending_seconds)
+                if outcome is not None:
+                    outcome.end(end_status(context, cancelled_here=False))
                 return False
             with self._condition:
                 now = time.monotonic()
@@ -173,6 +188,64 @@ class SendDeadlines:
                 context.cancel()  # the call ends: ended() runs its actions (grpcio's callbacks)
             except Exception as exc:  # a bug: this thread must go on watching the other calls
                 log_event(_log, "answer_cancel_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+
+
+def end_status(context: Any, *, cancelled_here: bool) -> grpc.StatusCode:
+    """The status the client of the ended call of ``context`` got, its handler having answered: OK when the answer
+    and status were sent; CANCELLED when ``cancelled_here`` (``SendDeadlines``) or by its client (RST_STREAM, a
+    closed connection), DEADLINE_EXCEEDED when the call's deadline had come (gRPC cancels it then, the same
+    slack as ``stream_end_code``). grpcio's call state tells a sent call from a cancelled one (``ended_by_client``:
+    "cancelled", else "closed"); a context without it (a test's) ended as ``cancelled_here`` says."""
+    client = getattr(getattr(context, "_state", None), "client", None)
+    if client == "closed" or (client != "cancelled" and not cancelled_here):
+        return grpc.StatusCode.OK  # sent (a cancel here that came after its send changed nothing)
+    if cancelled_here:
+        return grpc.StatusCode.CANCELLED
+    remaining = context.time_remaining() if hasattr(context, "time_remaining") else None
+    if remaining is not None and remaining <= DEADLINE_SLACK_SECONDS:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
+
+
+class CallOutcome:
+    """The status a call ended with, known after its handler returned; ``then(write)`` calls ``write(status,
+    ended)`` once it is (at once if it is already; ``ended``: ``time.perf_counter()``), ``end`` tells it, once
+    (later ends are ignored). ``end(None)``: the call's end was not watched after all (its record ended by an
+    error); each writer keeps the status it saw. Thread-safe: a call may end (gRPC's thread) before its last
+    writer is given.
+
+        outcome = CallOutcome()
+        outcome.then(lambda status, ended: log(status, ended - started))
+        outcome.end(grpc.StatusCode.CANCELLED)  # the write runs here
+    """
+
+    __slots__ = ("_lock", "_writers", "_ended")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writers: list[Callable[[grpc.StatusCode | None, float], None]] = []
+        self._ended: tuple[grpc.StatusCode | None, float] | None = None  # (status, perf_counter()) once ended
+
+    def then(self, write: Callable[[grpc.StatusCode | None, float], None]) -> None:
+        with self._lock:
+            if self._ended is None:
+                self._writers.append(write)
+                return
+        write(*self._ended)
+
+    def end(self, status: grpc.StatusCode | None) -> None:
+        with self._lock:
+            if self._ended is not None:
+                return
+            self._ended = ended = (status, time.perf_counter())
+            writers, self._writers = self._writers, []
+        for write in writers:
+            write(*ended)
+
+    def unwatched(self) -> None:
+        """An end action: ends it (``None``) when the call's end was not watched (no ``end`` came before)."""
+        if self._ended is None:  # (read without the lock: ``end`` checks again under it)
+            self.end(None)
 
 
 def ended_by_client(context: Any) -> bool:
@@ -236,8 +309,10 @@ class UnheldAnswers:
 class UnsentAnswers(grpc.ServerInterceptor):
     """Serializes the answers of unary Tokenizer calls on their handler thread; an answer of ``floor_bytes`` or
     more whose call reserved nothing holds its size in ``admission`` until the call ends, and so does a smaller
-    one past ``unheld``'s limit; a call that holds memory is cancelled when its answer is not sent in time. Must
-    run inside the error interceptor (its UNAVAILABLE is translated there, and the call record is open)."""
+    one past ``unheld``'s limit; a call that holds memory is cancelled when its answer is not sent in time, and its
+    records (the request log, the handled count: the interceptors further out) wait for its end
+    (``CallRecord.outcome_later``). Must run inside the error interceptor (its UNAVAILABLE is translated there,
+    and the call record is open) and the interceptors that write those records."""
 
     def __init__(
         self, admission: WorkAdmission, *, send_seconds: float, floor_bytes: int = FLOOR_BYTES,
@@ -270,7 +345,12 @@ class UnsentAnswers(grpc.ServerInterceptor):
                     size_held = HELD_BYTES_PER_ANSWER_BYTE * size
                 record.at_end(self.admission.hold(size_held, call=context))
             sending_seconds = size / MIN_READ_BYTES_PER_SECOND
-            record.end_after = self.deadlines.end_after(context, self.send_seconds, sending_seconds=sending_seconds)
+            # Its log line and handled count wait for its end (the status its client gets); unwatched: if the record
+            # ends by an error, its end actions run at once and they are written then.
+            outcome = record.outcome_later = CallOutcome()
+            record.at_end(outcome.unwatched)
+            record.end_after = self.deadlines.end_after(context, self.send_seconds, sending_seconds=sending_seconds,
+                                                        outcome=outcome)  # fmt: skip
             return data
 
         return grpc.unary_unary_rpc_method_handler(

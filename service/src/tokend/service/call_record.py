@@ -9,7 +9,9 @@ Nothing the request contains (text, ids) is recorded: names, versions and counts
 what must happen when the call ends (``at_end``: the service gives back its reserved working memory there, so
 the front-end's answer, built inside the record, is covered by it). A front-end whose answer is still being sent
 after the record's block ends (gRPC queues a unary answer and returns; a client that does not read holds it there)
-sets ``end_after`` to a function that runs the actions once the call is over (``context.add_callback``).
+sets ``end_after`` to a function that runs the actions once the call is over (``context.add_callback``). When such
+a call may still fail after its handler has answered (gRPC cancels an answer its client does not read), the
+front-end also sets ``outcome_later``, and its records of the call (a log line, a status count) wait for the end.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["CallRecord", "recording", "current_record"]
 
@@ -33,6 +36,10 @@ class CallRecord:
     # the actions run when the outermost ``recording()`` exits. Used only when the call succeeded (an error's
     # answer is small).
     end_after: Callable[[Callable[[], None]], bool] | None = field(default=None, repr=False)
+    # The front-end's, for a call whose outcome is known only once it ends, after the handler has answered:
+    # ``outcome_later.then(write)`` calls ``write(status, ended)`` then (the front-end's status; a perf_counter()
+    # time). None for every other call: its records are written when its handler returns.
+    outcome_later: Any = field(default=None, repr=False)
 
     def at_end(self, action: Callable[[], None]) -> None:
         """Run ``action`` when the outermost ``recording()`` of this call exits (also on errors)."""
