@@ -685,7 +685,7 @@ def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(regis
         waited = time.monotonic() - started
         events = unread.events(seconds=0.5)
         unread.close()
-        scraped = server.scrape_metrics()
+        scraped = _scrape_until(server, lambda handled: handled.get("CountTokens", 0) >= 2 and handled.get("Decode", 0) >= 1)
     assert count.total == len(tiktoken.get_encoding("cl100k_base").encode("hello " * 350_000))
     assert waited < 6, waited
     # cancelled: gRPC ends the stream with a CANCELLED status (headers need no window) and an RST_STREAM
@@ -709,6 +709,20 @@ def test_an_answer_not_read_in_time_is_cancelled_and_its_memory_given_back(regis
     assert cancelled_ms >= 1000, lines  # made, then held for its --answer-send-seconds before the cancel
 
 
+def _scrape_until(server, enough, timeout: float = 10.0) -> str:
+    """The server's metrics once ``enough({method: calls handled})`` holds (a watched call is counted when the worker
+    sees its end, a moment after its client does), or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        scraped = server.scrape_metrics()
+        handled: dict[str, float] = {}
+        for labels, value in _samples(scraped, "grpc_server_handled_total"):
+            handled[labels["grpc_method"]] = handled.get(labels["grpc_method"], 0) + value
+        if enough(handled) or time.monotonic() > deadline:
+            return scraped
+        time.sleep(0.05)
+
+
 def _samples(scraped: str, name: str) -> list[tuple[dict[str, str], float]]:
     """(labels, value) of each sample of ``name`` in a Prometheus text exposition."""
     samples = []
@@ -723,7 +737,8 @@ def test_calls_a_client_cancels_do_not_keep_its_unread_answers(registry_dir):
     """A connection is "sending" (its calls get its deadline, pushed further by each new call) only when an answer
     was sent: a client that read nothing but made a call and cancelled it (RST_STREAM) every 0.3 s had each one
     counted as a send, and its unread large call kept its reservation for as long as it went on. Now that call is
-    cancelled at its own --answer-send-seconds (1 s here)."""
+    cancelled at its own --answer-send-seconds (1 s here). The calls the client cancelled are counted CANCELLED
+    (they were counted OK: their handler had answered)."""
     from support.raw_grpc import UnreadCalls
 
     import h2.events
@@ -731,23 +746,28 @@ def test_calls_a_client_cancels_do_not_keep_its_unread_answers(registry_dir):
     request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello " * 350_000)])
     decode = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 200)])  # 25.6 KB: held
     with start_server("--max-work-bytes", str(64 << 20), "--answer-send-seconds", "1", registry=registry_dir,
-                      models=["cl100k_base"], metrics=False) as server:  # fmt: skip
+                      models=["cl100k_base"], metrics=True) as server:  # fmt: skip
         host, port = server.target.rsplit(":", 1)
         unread = UnreadCalls(host, int(port))
         (stalled,) = unread.send("/tokend.v1.Tokenizer/CountTokens", request.SerializeToString())
-        started, ended_after = time.monotonic(), None
+        started, ended_after, resets = time.monotonic(), None, 0
         while ended_after is None and time.monotonic() - started < 6.0:
             (cancelled,) = unread.send("/tokend.v1.Tokenizer/Decode", decode.SerializeToString())
             unread.events(seconds=0.15)  # its answer is made, not read
             unread.conn.reset_stream(cancelled)
             unread.sock.sendall(unread.conn.data_to_send())
+            resets += 1
             events = unread.events(seconds=0.15)
             if any(event.stream_id == stalled and (isinstance(event, h2.events.StreamReset) or isinstance(
                    event, h2.events.TrailersReceived | h2.events.ResponseReceived) and dict(event.headers).get("grpc-status"))
                    for event in events if hasattr(event, "stream_id")):  # fmt: skip
                 ended_after = time.monotonic() - started  # its status (CANCELLED) or its reset
         unread.close()
+        scraped = _scrape_until(server, lambda handled: handled.get("Decode", 0) >= resets)  # once it has seen each reset
     assert ended_after is not None and ended_after < 4.0, ended_after  # held for as long as the client went on before
+    handled = _samples(scraped, "grpc_server_handled_total")
+    decodes = {labels["grpc_code"]: value for labels, value in handled if labels["grpc_method"] == "Decode"}
+    assert decodes == {"CANCELLED": resets}, (decodes, resets)  # {"OK": resets} before
 
 
 def test_a_client_reading_its_connection_at_the_least_rate_gets_every_answer(registry_dir):
