@@ -733,6 +733,41 @@ def _samples(scraped: str, name: str) -> list[tuple[dict[str, str], float]]:
     return [({key: value.strip('"') for key, value in labels.items()}, value) for labels, value in samples]
 
 
+def test_a_worker_that_ends_with_answers_unsent_writes_their_records(registry_dir):
+    """A watched call's request log line and grpc_server_handled_total wait for its end. A worker that drained and
+    ended while such a call's answer was still unread never saw that end: the call was counted started and never
+    handled (the dead worker's counters stay in the sums) and had no log line, though its client got UNAVAILABLE
+    when the connection closed. Such calls are now written when the worker ends, UNAVAILABLE."""
+    import os
+    import signal
+
+    from support.raw_grpc import UnreadCalls
+
+    decode = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 200)])  # 25.6 KB: watched
+    with start_server("--answer-send-seconds", "60", registry=registry_dir, models=["cl100k_base"], metrics=True,
+                      log_level="info") as server:  # fmt: skip
+        (worker,) = server.worker_pids()
+        host, port = server.target.rsplit(":", 1)
+        unread = UnreadCalls(host, int(port))
+        unread.send("/tokend.v1.Tokenizer/Decode", decode.SerializeToString())
+        unread.events(seconds=0.5)  # its answer is made, not read
+        os.kill(worker, signal.SIGTERM)  # drains: no handler runs, the flush passes, the worker ends
+        deadline = time.monotonic() + 30
+        while worker in server.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        unread.close()
+        assert worker not in server.worker_pids(), "the worker did not end"
+        scraped = _scrape_until(server, lambda handled: handled.get("Decode", 0) >= 1, timeout=2)
+        logs = server.logs()
+    handled = {labels["grpc_code"]: value for labels, value in _samples(scraped, "grpc_server_handled_total")
+               if labels["grpc_method"] == "Decode"}  # fmt: skip
+    assert handled == {"UNAVAILABLE": 1}, handled  # {} before: started 1, handled never
+    lines = [entry["code"] for entry in logs if entry.get("event") == "rpc_error" and entry.get("method", "").endswith("/Decode")]
+    assert lines == ["UNAVAILABLE"], lines
+    (stopped,) = [entry for entry in logs if entry.get("event") == "worker_stopped"]
+    assert stopped["answers_unsent"] == 1, stopped
+
+
 def test_calls_a_client_cancels_do_not_keep_its_unread_answers(registry_dir):
     """A connection is "sending" (its calls get its deadline, pushed further by each new call) only when an answer
     was sent: a client that read nothing but made a call and cancelled it (RST_STREAM) every 0.3 s had each one

@@ -33,7 +33,9 @@ at the earliest deadline. Streams are not handled here: their handler waits in g
 A watched call may fail after its handler has answered: cancelled here, or by its client (an RST_STREAM, its
 deadline) before its answer was sent. So its request log line and ``grpc_server_handled_total`` wait for its end
 (``CallOutcome``, the record's ``outcome_later``) and say the status its client got (``end_status``); the other
-calls' records are written when their handler returns, as before, at no cost here.
+calls' records are written when their handler returns, as before, at no cost here. A worker that ends with such
+calls unsent (draining: their clients had not read them by the flush's end) writes theirs then (``abandon``): the
+connection closes with the process, and its client sees UNAVAILABLE.
 
     answers = UnsentAnswers(admission, send_seconds=10.0)
     interceptors=[..., ErrorInterceptor(), answers, AvailabilityInterceptor(...), ...]  # inside the call record
@@ -101,6 +103,7 @@ class SendDeadlines:
         self._heap: list[tuple[float, int, _Watched]] = []  # (deadline, arrival, call) of the calls watched
         self._order = itertools.count()
         self._connections: dict[str, _Connection] = {}  # peer -> its calls watched now
+        self._unended: set[_Watched] = set()  # the calls watched whose end gRPC has not reported yet
         self._thread: threading.Thread | None = None
         self.cancelled = 0  # calls cancelled so far
         # Told of each cancel (the worker's tokend_answers_cancelled_total), before it: the call's own log line and
@@ -123,11 +126,12 @@ class SendDeadlines:
                     connection = self._connections[peer] = _Connection(peer)
                 connection.watched += 1
                 connection.sending_seconds += sending_seconds
-                watched = _Watched(context, connection)
+                watched = _Watched(context, connection, outcome)
 
             def ended() -> None:
                 by_client = ended_by_client(context)
                 with self._condition:
+                    self._unended.discard(watched)
                     cancelled_here = watched.context is None
                     if not cancelled_here:
                         watched.context = None
@@ -147,6 +151,7 @@ class SendDeadlines:
                     outcome.end(end_status(context, cancelled_here=False))
                 return False
             with self._condition:
+                self._unended.add(watched)
                 now = time.monotonic()
                 connection.deadline = max(connection.deadline, now + seconds + connection.sending_seconds)
                 heapq.heappush(self._heap, (now + seconds + sending_seconds, next(self._order), watched))
@@ -157,6 +162,22 @@ class SendDeadlines:
             return True
 
         return register
+
+    def abandon(self) -> int:
+        """Tell the outcome of every call watched whose end has not come (the worker is about to end; its
+        connections close with it): UNAVAILABLE, what its client sees when the connection closes, or CANCELLED if
+        it was cancelled here (its client was sent that). Answers how many. gRPC may still report an end meanwhile:
+        an outcome is told once, the first wins.
+
+        Why: their records (the request log line, grpc_server_handled_total) wait for their end, which a worker
+        that ends never sees; they were lost, the call counted started and never handled."""
+        with self._condition:
+            unended = [(watched.outcome, watched.context is None) for watched in self._unended]
+            self._unended.clear()
+        for outcome, cancelled_here in unended:
+            if outcome is not None:
+                outcome.end(grpc.StatusCode.CANCELLED if cancelled_here else grpc.StatusCode.UNAVAILABLE)
+        return len(unended)
 
     def _forget(self, connection: _Connection, sending_seconds: float) -> None:
         connection.watched -= 1
@@ -271,12 +292,13 @@ class _Connection:
 
 
 class _Watched:
-    __slots__ = ("context", "connection", "ended_seen")
+    __slots__ = ("context", "connection", "ended_seen", "outcome")
 
-    def __init__(self, context: Any, connection: _Connection) -> None:
+    def __init__(self, context: Any, connection: _Connection, outcome: CallOutcome | None) -> None:
         self.context: Any = context  # None once the call has ended (or is being cancelled here)
         self.connection = connection
         self.ended_seen = connection.ended  # its connection's when the call was made or last looked at
+        self.outcome = outcome
 
 
 class UnheldAnswers:

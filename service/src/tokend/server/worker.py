@@ -116,6 +116,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     service = TokenizerService(served, Limits.of(settings), admission, lane, regex_lane)
     servicer = TokenizerServicer(service)
     calls = InFlightCalls()
+    send_deadlines = SendDeadlines(on_cancel=metrics.answers_cancelled.inc)
     idle_streams = IdleStreams(settings.stream_idle_timeout, settings.stream_yield_after)
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; answers are serialized inside its call record (unsent_answers: their memory is
@@ -134,8 +135,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                     MetricsInterceptor(metrics, served.piece_cache_stats),
                     LoggingInterceptor(),
                     ErrorInterceptor(),
-                    UnsentAnswers(admission, send_seconds=settings.answer_send_seconds,
-                                  deadlines=SendDeadlines(on_cancel=metrics.answers_cancelled.inc)),
+                    UnsentAnswers(admission, send_seconds=settings.answer_send_seconds, deadlines=send_deadlines),
                     AvailabilityInterceptor(availability, calls),
                     StreamSlots(make_room=idle_streams.make_room),
                     idle_streams,
@@ -207,7 +207,11 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # answer is queued: "GOAWAY ... Server shutdown" in 1 of ~20 runs of tests/reliability/test_sigterm.py),
     # so the transports stay up, serving nothing new, for a short flush period (--drain-flush).
     time.sleep(max(0.0, min(settings.drain_flush, deadline - time.monotonic())))
-    log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count, streams_ended=streams)
+    # Answers still unread now are cut with the connections: their calls' records (which wait for a call's end,
+    # unsent_answers.py) are written here, or never.
+    unsent = send_deadlines.abandon()
+    log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count, streams_ended=streams,
+              answers_unsent=unsent)  # fmt: skip
     _end_process(0)
     return 0  # not reached
 
