@@ -14,6 +14,7 @@ import socket
 import time
 
 import grpc
+import pytest
 import tiktoken
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tokend_api.v1 import tokenizer_pb2 as pb
@@ -87,6 +88,44 @@ def test_a_connection_flood_takes_at_most_the_cap_and_open_connections_keep_thei
                     if time.monotonic() > deadline:
                         raise
             time.sleep(0.2)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+def test_the_cap_holds_on_each_address_the_worker_listens_on():
+    """gRPC counts connections per listener, and it makes one listener per address the host resolves to: a worker
+    on ``localhost`` (127.0.0.1 and ::1) holds the cap on each, twice in all (docs/api.md says so)."""
+    cap = 5
+    with start_server("--max-connections", str(cap), "--host", "localhost") as server:
+        flood = {}
+        for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            flood[address] = []
+            for _ in range(4 * cap):
+                sock = socket.create_connection((address, server.port), timeout=5)
+                sock.sendall(PREFACE)
+                flood[address].append(sock)
+        try:
+            deadline = time.monotonic() + 10
+            held = {}
+            while True:
+                held = {address: sum(map(_still_open, socks)) for address, socks in flood.items()}
+                if all(count <= cap for count in held.values()) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        finally:
+            for socks in flood.values():
+                for sock in socks:
+                    sock.close()
+    # (one 127.0.0.1 connection may be the harness' health check's, not yet closed)
+    assert all(count <= cap for count in held.values()) and sum(held.values()) >= 2 * cap - 1, held
 
 
 def test_the_open_file_limit_is_raised_to_hold_the_cap():

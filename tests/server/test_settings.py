@@ -60,6 +60,8 @@ def test_flags_win_over_environment_over_defaults():
         ({"metrics_port": 50051}, {}, "metrics_port and port are both 50051"),
         ({"reload_interval": -1}, {}, "--reload-interval / TOKEND_RELOAD_INTERVAL"),
         ({"stream_message_rate": 0.5}, {}, "0.5 is not 0 (no limit) or at least 1 message a second"),
+        # gRPC aborted every worker at start (a CHECK in its connection quota), restarted without end
+        ({"max_connections": 2**31 - 1}, {}, "setting max_connections (--max-connections / TOKEND_MAX_CONNECTIONS)"),
     ],
 )
 def test_bad_settings_name_the_setting(flags, environ, fragment):

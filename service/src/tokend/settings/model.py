@@ -102,12 +102,15 @@ class Settings(BaseSettings):
     max_connection_age: float = _setting(
         300.0, help="seconds before clients are asked to reconnect (they re-resolve); 0 = never", ge=0
     )
+    # At most Linux's default fs.nr_open (the most open files a process may have), far above any file limit in
+    # use: gRPC aborts the worker at 2**31 - 1 (its "no cap"; a CHECK in connection_quota.cc) and refuses more.
     max_connections: int = _setting(
         2048,
-        help="connections a worker holds at once (each ~17 KiB at rest); one more is closed as it is accepted (its client "
-        "sees UNAVAILABLE and may retry), so clients opening connections without end cost a worker this many at most "
-        "and leave it file descriptors for the rest",
+        help="gRPC connections a worker holds at once on each address it listens on (each ~17 KiB at rest); one more "
+        "is closed as it is accepted (its client sees UNAVAILABLE), so clients opening connections without end cost a "
+        "worker this many at most and leave it file descriptors for the rest",
         ge=1,
+        le=1 << 20,
     )
     answer_send_seconds: float = _setting(
         10.0,
