@@ -280,6 +280,60 @@ def test_the_calls_of_a_connection_sending_answers_get_its_deadline():
     assert deadlines.cancelled == 4 and not deadlines._connections  # nothing kept of the ended calls
 
 
+def test_a_record_writer_that_raises_loses_neither_the_other_records_nor_the_calls_memory(monkeypatch):
+    """A watched call's records are written by writers its outcome calls when it ends. A call its client cancelled
+    before its handler answered ends at once, in the handler's thread: a log writer raising there (a bug, a broken
+    log handler) left the call's end actions unrun, its answer's room in the work budget held for good, and the
+    handled count unwritten. Each writer now runs on its own: its error is logged, the others and the end actions
+    run."""
+    from prometheus_client import CollectorRegistry
+
+    import tokend.server.logging_interceptor as logging_interceptor
+    from tokend.server.error_interceptor import ErrorInterceptor
+    from tokend.server.interceptor_chain import InterceptorChain
+    from tokend.server.metrics import ServerMetrics
+    from tokend.server.metrics_interceptor import MetricsInterceptor
+    from tokend.server.unsent_answers import FLOOR_BYTES, SendDeadlines, UnsentAnswers
+    from tokend.service import current_record
+
+    class State:
+        client = "cancelled"
+
+    class Context:  # its client cancelled it while its handler ran: the call is over already
+        _state = State()
+
+        def add_callback(self, callback) -> bool:
+            return False
+
+        def peer(self) -> str:
+            return "ipv4:127.0.0.1:4"
+
+        def code(self) -> None:
+            return None
+
+        def time_remaining(self) -> float:
+            return 30.0
+
+    def decode(size: int, context) -> bytes:
+        current_record().model = ("cl100k_base", 1)
+        return b"x" * size
+
+    def broken_write(*args, **kwargs) -> None:
+        raise RuntimeError("a broken log handler")
+
+    monkeypatch.setattr(logging_interceptor, "_write", broken_write)
+    metrics = ServerMetrics(CollectorRegistry())
+    admission = WorkAdmission(64 * MiB)
+    answers = UnsentAnswers(admission, send_seconds=30.0, deadlines=SendDeadlines())
+    chain = InterceptorChain([MetricsInterceptor(metrics), logging_interceptor.LoggingInterceptor(), ErrorInterceptor(), answers])
+    details = type("Details", (), {"method": "/tokend.v1.Tokenizer/Decode"})()
+    handler = chain.intercept_service(lambda _details: grpc.unary_unary_rpc_method_handler(decode), details).unary_unary
+    assert handler(FLOOR_BYTES, Context()) == b"x" * FLOOR_BYTES  # RuntimeError before
+    assert admission.held_bytes == 0  # 3 x 16 KiB held for good before
+    handled = metrics.handled.labels("unary", "tokend.v1.Tokenizer", "Decode", "CANCELLED")._value.get()
+    assert handled == 1
+
+
 def test_calls_its_client_cancels_do_not_keep_a_connection_sending():
     """Only an answer sent shows that a connection reads: a call its client cancelled (its RST_STREAM, or its own
     deadline) ends too, and counted as a send it let a client that read nothing keep its unread answers (and the

@@ -233,7 +233,8 @@ class CallOutcome:
     ended)`` once it is (at once if it is already; ``ended``: ``time.perf_counter()``), ``end`` tells it, once
     (later ends are ignored). ``end(None)``: the call's end was not watched after all (its record ended by an
     error); each writer keeps the status it saw. Thread-safe: a call may end (gRPC's thread) before its last
-    writer is given.
+    writer is given. A writer that raises is logged (``call_record_failed``) and the others run: ``end`` runs
+    before the call's end actions, which give its memory back.
 
         outcome = CallOutcome()
         outcome.then(lambda status, ended: log(status, ended - started))
@@ -252,7 +253,7 @@ class CallOutcome:
             if self._ended is None:
                 self._writers.append(write)
                 return
-        write(*self._ended)
+        _run_writer(write, self._ended)
 
     def end(self, status: grpc.StatusCode | None) -> None:
         with self._lock:
@@ -261,12 +262,19 @@ class CallOutcome:
             self._ended = ended = (status, time.perf_counter())
             writers, self._writers = self._writers, []
         for write in writers:
-            write(*ended)
+            _run_writer(write, ended)
 
     def unwatched(self) -> None:
         """An end action: ends it (``None``) when the call's end was not watched (no ``end`` came before)."""
         if self._ended is None:  # (read without the lock: ``end`` checks again under it)
             self.end(None)
+
+
+def _run_writer(write: Callable[[grpc.StatusCode | None, float], None], ended: tuple[grpc.StatusCode | None, float]) -> None:
+    try:
+        write(*ended)
+    except Exception as exc:  # a bug: the other records, and the call's end actions, must still happen
+        log_event(_log, "call_record_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
 
 def ended_by_client(context: Any) -> bool:
