@@ -280,6 +280,44 @@ def test_the_calls_of_a_connection_sending_answers_get_its_deadline():
     assert deadlines.cancelled == 4 and not deadlines._connections  # nothing kept of the ended calls
 
 
+def test_a_worker_ending_tells_the_outcome_of_the_calls_whose_end_has_not_come():
+    """SendDeadlines.abandon (the worker's last act): a call still watched is told UNAVAILABLE (its connection closes
+    with the process), one cancelled here whose end gRPC has not reported yet CANCELLED (what its client was sent),
+    one that ended nothing more."""
+    from tokend.server.unsent_answers import CallOutcome, SendDeadlines
+
+    class Context:
+        def __init__(self) -> None:
+            self.callbacks, self.cancelled = [], threading.Event()
+
+        def add_callback(self, callback) -> bool:
+            self.callbacks.append(callback)
+            return True
+
+        def cancel(self) -> None:  # its end is not reported (yet)
+            self.cancelled.set()
+
+    deadlines = SendDeadlines()
+    contexts = {name: Context() for name in ("sent", "cancelled", "waiting")}
+    for port, context in enumerate(contexts.values()):  # a connection each: none sends for another
+        context.peer = lambda port=port: f"ipv4:127.0.0.1:{50000 + port}"
+    statuses = {}
+    for name, context in contexts.items():
+        outcome = CallOutcome()
+        outcome.then(lambda status, _ended, name=name: statuses.setdefault(name, []).append(status))
+        assert deadlines.end_after(context, 0.05 if name == "cancelled" else 60, outcome=outcome)(lambda: None)
+    for callback in contexts["sent"].callbacks:
+        callback()
+    assert contexts["cancelled"].cancelled.wait(10)
+    assert statuses == {"sent": [grpc.StatusCode.OK]}
+    assert deadlines.abandon() == 2
+    assert statuses == {"sent": [grpc.StatusCode.OK], "cancelled": [grpc.StatusCode.CANCELLED],
+                        "waiting": [grpc.StatusCode.UNAVAILABLE]}  # fmt: skip
+    for callback in contexts["waiting"].callbacks:  # an end reported after: nothing more
+        callback()
+    assert statuses["waiting"] == [grpc.StatusCode.UNAVAILABLE] and deadlines.abandon() == 0
+
+
 def test_a_record_writer_that_raises_loses_neither_the_other_records_nor_the_calls_memory(monkeypatch):
     """A watched call's records are written by writers its outcome calls when it ends. A call its client cancelled
     before its handler answered ends at once, in the handler's thread: a log writer raising there (a bug, a broken
