@@ -128,6 +128,45 @@ def test_the_cap_holds_on_each_address_the_worker_listens_on():
     assert all(count <= cap for count in held.values()) and sum(held.values()) >= 2 * cap - 1, held
 
 
+def test_a_cap_the_file_limit_cannot_hold_is_lowered_to_fit_it():
+    """Where the hard open-file limit is below --max-connections + 256, the cap was kept (a warning said so) and
+    a flood used up the worker's descriptors: a new client's call hung until its deadline (gRPC could not
+    accept), as with no cap at all. The cap is now lowered to what the limit holds: the flood is refused at
+    once past it and the worker keeps descriptors for its files."""
+    import sys
+
+    limit, flood_size = 600, 700
+    with start_server(command=("prlimit", f"--nofile={limit}:{limit}", sys.executable, "-m", "tokend.server")) as server:
+        (pid,) = server.worker_pids()
+        (warning,) = server.events("file_limit_low")
+        channel = server.channel()
+        stub = server.stub(channel)
+        expected = len(tiktoken.get_encoding("cl100k_base").encode("hello"))
+        assert _count(stub, "hello") == expected  # its connection is open before the flood
+        flood = []
+        try:
+            for _ in range(flood_size):
+                sock = socket.create_connection((server.host, server.port), timeout=5)
+                sock.sendall(PREFACE)
+                flood.append(sock)
+            time.sleep(1.0)
+            held = sum(map(_still_open, flood))
+            files = _open_files(pid)
+            started = time.monotonic()
+            with server.channel(**{"grpc.use_local_subchannel_pool": 1}) as fresh:  # a connection of its own
+                with pytest.raises(grpc.RpcError) as refused:
+                    _count(server.stub(fresh), "hello")
+            waited = time.monotonic() - started
+            assert _count(stub, "hello") == expected
+        finally:
+            for sock in flood:
+                sock.close()
+    # refused at once (before: DEADLINE_EXCEEDED after the call's 10 s: the worker could not accept it)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and waited < 5, (refused.value.code(), waited)
+    assert held <= limit - 256 and files < limit - 100, (held, files)  # before: all 700 open, 600 files
+    assert warning["max_connections"] == limit - 256 and warning["max_connections_asked"] == 2048, warning
+
+
 def test_the_open_file_limit_is_raised_to_hold_the_cap():
     from tokend.server.file_limit import FILES_BESIDE_CONNECTIONS, fit_file_limit
 

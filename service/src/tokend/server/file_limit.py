@@ -2,7 +2,9 @@
 
 Each gRPC connection is a file descriptor. A worker out of descriptors cannot accept a health check, read
 a registry file or write a metrics file, so its soft limit (often 1,024) is raised, up to the hard limit, to
-``max_connections`` plus room for everything else; where the hard limit is lower, the operator is told.
+``max_connections`` plus room for everything else; where the hard limit is lower, the connection cap is lowered
+to what it holds (``connection_cap``) and the operator is told. Kept, such a cap did not protect: a flood used
+every descriptor and new clients hung until their deadline (gRPC could not accept them) instead of being refused.
 
     >>> from tokend.server.file_limit import FILES_BESIDE_CONNECTIONS, fit_file_limit
     >>> soft, hard = fit_file_limit(100)
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import resource
 
-__all__ = ["FILES_BESIDE_CONNECTIONS", "fit_file_limit"]
+__all__ = ["FILES_BESIDE_CONNECTIONS", "fit_file_limit", "connection_cap"]
 
 # A worker's own descriptors: the listening socket, epoll and wake-up pipes of gRPC's threads, prometheus'
 # multiprocess files (one per metric kind), registry payloads while loading, logs: ~40 seen; room for more.
@@ -31,3 +33,15 @@ def fit_file_limit(max_connections: int) -> tuple[int, int]:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
     return soft, hard
+
+
+def connection_cap(max_connections: int, open_files: int) -> int:
+    """The connections a worker may hold with ``open_files`` descriptors: ``max_connections``, or fewer where they
+    would not leave ``FILES_BESIDE_CONNECTIONS`` for the rest (at least 1).
+
+        >>> connection_cap(2048, 1024)
+        768
+    """
+    if open_files == resource.RLIM_INFINITY:
+        return max_connections
+    return max(1, min(max_connections, open_files - FILES_BESIDE_CONNECTIONS))

@@ -34,7 +34,7 @@ from tokend.server.batch_items import batch_prechecks
 from tokend.server.chat_shape import chat_prechecks
 from tokend.server.deferred_parse import DeferredParse
 from tokend.server.error_interceptor import ErrorInterceptor
-from tokend.server.file_limit import FILES_BESIDE_CONNECTIONS, fit_file_limit
+from tokend.server.file_limit import connection_cap, fit_file_limit
 from tokend.server.grpc_server import add_services, bind, build_server
 from tokend.server.idle_streams import IdleStreams
 from tokend.server.in_flight import InFlightCalls
@@ -78,11 +78,13 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # strings), each slice a switch point: a small call waits up to one interval per GIL turn behind them.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     files, most_files = fit_file_limit(settings.max_connections)
-    if files < settings.max_connections + FILES_BESIDE_CONNECTIONS:
+    connections = connection_cap(settings.max_connections, files)
+    if connections < settings.max_connections:  # the cap the limit holds: a worker out of descriptors accepts nothing
         log_event(_log, "file_limit_low", level=logging.WARNING, open_files=files, hard_limit=most_files,
-                  max_connections=settings.max_connections,
-                  advice="raise the hard RLIMIT_NOFILE or lower --max-connections: a worker out of file descriptors "
-                  "cannot accept health checks or read registry files")  # fmt: skip
+                  max_connections=connections, max_connections_asked=settings.max_connections,
+                  advice="raise the hard RLIMIT_NOFILE to hold --max-connections (+256); until then the worker holds "
+                  "fewer connections (more are refused at once) and keeps file descriptors for its own files")  # fmt: skip
+        settings = settings.model_copy(update={"max_connections": connections})
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
