@@ -136,7 +136,8 @@ def test_a_cap_the_file_limit_cannot_hold_is_lowered_to_fit_it():
     import sys
 
     limit, flood_size = 600, 700
-    with start_server(command=("prlimit", f"--nofile={limit}:{limit}", sys.executable, "-m", "tokend.server")) as server:
+    command = ("prlimit", f"--nofile={limit}:{limit}", sys.executable, "-m", "tokend.server")
+    with start_server(command=command) as server:
         (pid,) = server.worker_pids()
         (warning,) = server.events("file_limit_low")
         channel = server.channel()

@@ -11,8 +11,9 @@ Options and why:
   accepted, so a client that opens connections without end (17 KiB each at rest; 5,000 idle ones took a
   worker from 247 to 333 MiB) neither grows the worker nor takes the file descriptors its registry and
   metrics files need (with none left, new clients and health checks timed out); the worker's file limit is
-  raised to fit it at start, or the cap lowered to fit the limit (file_limit.py). gRPC counts per listener, and makes one per address the host
-  resolves to (``localhost``: 127.0.0.1 and ::1, twice the cap in all); ``0.0.0.0`` and ``::`` are one.
+  raised to fit it at start, or the cap lowered to fit the limit (file_limit.py). gRPC counts per listener,
+  and makes one per address the host resolves to (``localhost``: 127.0.0.1 and ::1, twice the cap in all);
+  ``0.0.0.0`` and ``::`` are one.
 
 Not handled: ALTS, compression settings (clients choose; gRPC decompresses transparently).
 

@@ -270,7 +270,9 @@ class CallOutcome:
             self.end(None)
 
 
-def _run_writer(write: Callable[[grpc.StatusCode | None, float], None], ended: tuple[grpc.StatusCode | None, float]) -> None:
+def _run_writer(
+    write: Callable[[grpc.StatusCode | None, float], None], ended: tuple[grpc.StatusCode | None, float]
+) -> None:
     try:
         write(*ended)
     except Exception as exc:  # a bug: the other records, and the call's end actions, must still happen

@@ -82,8 +82,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     if connections < settings.max_connections:  # the cap the limit holds: a worker out of descriptors accepts nothing
         log_event(_log, "file_limit_low", level=logging.WARNING, open_files=files, hard_limit=most_files,
                   max_connections=connections, max_connections_asked=settings.max_connections,
-                  advice="raise the hard RLIMIT_NOFILE to hold --max-connections (+256); until then the worker holds "
-                  "fewer connections (more are refused at once) and keeps file descriptors for its own files")  # fmt: skip
+                  advice="raise the hard RLIMIT_NOFILE to hold --max-connections (+256); until then the worker "
+                  "holds fewer connections (more are refused at once) and keeps descriptors for its own files")  # fmt: skip
         settings = settings.model_copy(update={"max_connections": connections})
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
@@ -212,8 +212,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # Answers still unread now are cut with the connections: their calls' records (which wait for a call's end,
     # unsent_answers.py) are written here, or never.
     unsent = send_deadlines.abandon()
-    log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count, streams_ended=streams,
-              answers_unsent=unsent)  # fmt: skip
+    log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count,
+              streams_ended=streams, answers_unsent=unsent)  # fmt: skip
     _end_process(0)
     return 0  # not reached
 
