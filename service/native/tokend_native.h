@@ -222,14 +222,19 @@ static inline uint64_t tk_piece_hash(const tk_rank_table *table, const uint8_t *
 
 uint32_t tk_rank_of_long_hashed(const tk_rank_table *table, const uint8_t *token, size_t len, uint64_t hash);
 
-/* The rank of a token of 3-8 bytes given as its prefix word and tk_short_token_hash. */
-static inline uint32_t tk_rank_of_short_hashed(const tk_rank_table *table, uint64_t prefix, size_t len, uint64_t hash) {
-    if (!tk_rank_filter_passes(table, hash)) return TK_NO_RANK;
+/* tk_rank_of_short_hashed past its filter: the slots' probe alone. */
+static inline uint32_t tk_rank_of_short_probed(const tk_rank_table *table, uint64_t prefix, size_t len, uint64_t hash) {
     for (uint64_t i = hash & table->mask;; i = (i + 1) & table->mask) {
         const tk_rank_slot *slot = &table->slots[i];
         if (slot->prefix == prefix && slot->len == len) return slot->rank;
         if (!slot->len) return TK_NO_RANK;
     }
+}
+
+/* The rank of a token of 3-8 bytes given as its prefix word and tk_short_token_hash. */
+static inline uint32_t tk_rank_of_short_hashed(const tk_rank_table *table, uint64_t prefix, size_t len, uint64_t hash) {
+    if (!tk_rank_filter_passes(table, hash)) return TK_NO_RANK;
+    return tk_rank_of_short_probed(table, prefix, len, hash);
 }
 
 /* tk_token_prefix of a token of 1-8 bytes when `readable` bytes (8 or more: the common case) may be read
