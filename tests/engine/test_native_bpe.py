@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import itertools
 import random
 import string
 import time
@@ -267,6 +268,40 @@ def test_every_short_length_against_tiktoken(name):
         for piece in (text[offset:offset + n], b"a" * n, (b"ab" * n)[:n], (b"\xd0\xbf" * n)[:n], rng.randbytes(n)):
             assert core.merge(piece) == byte_pair_merge(piece, ranks), piece
             assert core.encode_piece(piece) == oracle._encode_single_piece(piece), piece
+
+
+def test_pieces_of_two_to_four_bytes_against_the_references():
+    # Pieces of 2-4 bytes take a merge of their own (bpe_merge.c's merge_tiny: at most three pairs, no links).
+    # Every such piece over three letters, under vocabularies of those letters' pairs, triples and quads
+    # with ranks in build order and shuffled (a token ranked below its parts, ties between equal pairs in
+    # "aaa"); then random ones under the real vocabularies. The merge rule alone against the Python
+    # reference, the piece (whole-token shortcut first) against tiktoken.
+    rng = random.Random(20261206)
+    letters = b"abc"
+    pieces = [bytes(p) for n in (2, 3, 4) for p in itertools.product(letters, repeat=n)]
+    candidates = [bytes(p) for n in (2, 3, 4) for p in itertools.product(letters, repeat=n)]
+    for trial in range(40):
+        tokens = rng.sample(candidates, rng.randint(1, 30))
+        if trial % 2:
+            rng.shuffle(tokens)
+        else:
+            tokens.sort(key=len)
+        ranks = _SINGLE_BYTES | {token: 256 + rank for rank, token in enumerate(tokens)}
+        core, oracle = _core_and_oracle(ranks)
+        for piece in pieces:
+            assert core.merge(piece) == byte_pair_merge(piece, ranks), (tokens, piece)
+            assert core.encode_piece(piece) == oracle._encode_single_piece(piece), (tokens, piece)
+    for name in _NATIVE_PATTERN:
+        core, oracle, ranks = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name), _ranks(name)
+        for _ in range(3000):
+            piece = bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyzAEQZ \xc3\xa9", k=rng.randint(2, 4)))
+            assert core.merge(piece) == byte_pair_merge(piece, ranks), (name, piece)
+            assert core.encode_piece(piece) == oracle._encode_single_piece(piece), (name, piece)
+        # o200k_base cuts random letters into pieces before each capital after a small letter: mostly 2-4 bytes
+        text = "".join(rng.choices(string.ascii_letters, k=20_000))
+        expected = oracle.encode_ordinary(text)
+        assert tokend.get_encoding(name).encode_ordinary(text) == expected, name
+        assert tokend.get_encoding(name).count(text) == len(expected), name
 
 
 def _is_lead(byte: int) -> bool:
