@@ -65,7 +65,8 @@ static ptrdiff_t merge_tiny(const tk_rank_table *table, const uint8_t *piece, si
             pair[best - 1] = tk_rank_of_readable(table, piece + start[best - 1], start[best + 1] - start[best - 1],
                                                  len - start[best - 1]);
         if (best + 1 < m)
-            pair[best] = tk_rank_of_readable(table, piece + start[best], start[best + 2] - start[best], len - start[best]);
+            pair[best] = tk_rank_of_readable(table, piece + start[best], start[best + 2] - start[best],
+                                             len - start[best]);
     }
     if (out)
         for (size_t k = 0; k < m; k++) out[k] = id[k];
