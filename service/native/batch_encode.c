@@ -58,9 +58,14 @@ static ptrdiff_t piece_ids(const tk_batch_model *model, tk_piece_cache *cache, c
         if (!out && cache) cache->misses++; /* counted without ids: too long to cache, booked as a miss (emit_merged_piece) */
         return merge(model, piece, len, out);
     }
+    if (cache && tk_piece_cache_skips(cache, len)) {
+        cache->misses++;
+        return merge(model, piece, len, out);
+    }
     if (cache) {
         if (len <= 2) hash = tk_piece_hash(model->table, piece, len); /* see tk_rank_of_piece */
         ptrdiff_t n = tk_piece_cache_get(cache, piece, len, hash, out);
+        tk_piece_cache_saw(cache, len, n >= 0);
         if (n >= 0) return n;
     }
     ptrdiff_t n = merge(model, piece, len, out);
@@ -179,6 +184,10 @@ static int encode_item(batch_worker *worker, tk_batch_item *item) {
     tk_batch_buffer *buffer = worker->buffer;
     size_t count = 0;
     buffer->len = 0;
+    if (worker->cache) { /* each text decides by its own pieces whether short ones skip the cache */
+        worker->cache->cheap_looked = worker->cache->cheap_found = 0;
+        worker->cache->cheap_skipped = 0;
+    }
     int status, found;
     tk_split_iter iter;
     if (reserve(buffer, counting ? 64 : item->len / 3 + 16) < 0 ||

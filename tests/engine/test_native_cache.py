@@ -6,7 +6,8 @@
     (1, 1, 1)
 
 Only pieces that are not tokens themselves and are longer than 5 bytes go through the cache (shorter ones merge
-in a few table lookups, cheaper than the cache). Its size is bounded whatever the input (two
+in a few table lookups, cheaper than the cache); in a big text, pieces of up to 15 bytes skip it for a while
+when it finds almost none of them. Its size is bounded whatever the input (two
 generations of `cache_capacity` entries), pieces longer than `max_cached_piece_bytes` are never stored, and
 results are exact whatever the cache holds: against a core without cache and against tiktoken.
 """
@@ -91,6 +92,24 @@ def test_short_pieces_that_are_not_tokens_bypass_the_cache():
     assert core.encode(text) == _oracle().encode_ordinary(text)
     assert core.count(text) == len(_oracle().encode_ordinary(text))
     assert core.cache_stats()[:3] == (0, 0, 0)
+
+
+def test_unseen_short_pieces_of_a_big_text_skip_the_cache_for_a_while():
+    # A big text (its own worker cache) whose pieces of up to 15 bytes are found in under 1 in 16 lookups merges
+    # the next ones without a lookup or a put, counted as misses, then looks again (TK_CACHE_CHEAP_*): 6,000
+    # unseen pieces, then 100 others 300 times over. Some of the recurring ones come while it skips (so fewer
+    # hits than the 29,900 of a cache that never skips), most after it looked again and found them.
+    core = _core()
+    fresh = _non_token_words(6000, seed=2, length=(5, 14))
+    recurring = [word for word in _non_token_words(140, seed=3, length=(5, 14)) if word not in set(fresh)][:100]
+    text = "".join(fresh) + "".join(recurring) * 300
+    assert len(text) >= 65536  # the unlocked path: a worker cache, whose counts join the core's
+    expected = _oracle().encode_ordinary(text)
+    assert core.encode(text) == expected
+    hits, misses, _, _ = core.cache_stats()
+    assert hits + misses == 6000 + 30_000
+    assert 15_000 < hits < 29_900
+    assert core.count(text) == len(expected)
 
 
 def test_encode_piece_shares_the_cache_but_merge_does_not():
