@@ -12,6 +12,7 @@
 
 #include "batch_encode.h"
 #include "piece_batch.h"
+#include "short_merge.h"
 
 struct tk_batch_worker {
     tk_batch_job *job;
@@ -40,6 +41,7 @@ static int reserve(tk_batch_buffer *buffer, size_t more) {
 static inline ptrdiff_t merge(const tk_batch_model *model, const uint8_t *piece, size_t len, uint32_t *out) {
     if (model->merge_index) return tk_indexed_pair_merge(model->merge_index, model->table, piece, len, out);
     if (model->pairs) return tk_pair_merge(model->pairs, model->table, piece, len, out);
+    if (len <= TK_TINY_PIECE) return tk_tiny_merge(model->table, piece, len, out); /* inlined: many a text's pieces */
     return tk_bpe_merge(model->table, piece, len, model->n_ranks, out);
 }
 

@@ -36,45 +36,8 @@ static inline uint32_t pair_rank_in(const tk_rank_table *table, const uint8_t *p
     return tk_rank_of_readable(table, piece + start, end - start, len - start);
 }
 
-/* The rule on a piece of 2-4 bytes: at most three merges among at most three pairs, in a few registers' worth
- * of arrays. tk_short_merge's set-up (the piece's padded copy, 8 keys past its end, the links) costs more than
- * such a piece's merges: o200k_base splits 1 MB of random letters into ~250,000 pieces, ~110,000 of them
- * 3-4 bytes and no token (docs/decisions.md, "Huge pieces of random letters: filtered without a branch"). A
- * pair a merge makes holds a part of 2+ bytes, so it is 3-4 bytes: tk_rank_of_readable within the piece. */
-static ptrdiff_t merge_tiny(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
-    size_t start[5], m = len; /* part k is piece[start[k], start[k + 1]) */
-    uint32_t id[4], pair[3]; /* part k's token; the rank of parts k and k + 1 joined (TK_NO_RANK: none) */
-    for (size_t k = 0; k < len; k++) {
-        start[k] = k;
-        id[k] = table->byte_rank[piece[k]];
-    }
-    start[len] = len;
-    for (size_t k = 0; k + 1 < len; k++) pair[k] = table->pair_rank[(piece[k] << 8) | piece[k + 1]];
-    for (;;) {
-        size_t best = 0;
-        for (size_t k = 1; k + 1 < m; k++) best = pair[k] < pair[best] ? k : best; /* leftmost of the lowest */
-        if (m < 2 || pair[best] == TK_NO_RANK) break;
-        id[best] = pair[best];
-        for (size_t k = best + 1; k < m; k++) { /* part best + 1 joins part best */
-            start[k] = start[k + 1];
-            if (k + 1 < m) id[k] = id[k + 1];
-            if (k + 1 < m - 1) pair[k] = pair[k + 1];
-        }
-        m--;
-        if (best > 0)
-            pair[best - 1] = tk_rank_of_readable(table, piece + start[best - 1], start[best + 1] - start[best - 1],
-                                                 len - start[best - 1]);
-        if (best + 1 < m)
-            pair[best] = tk_rank_of_readable(table, piece + start[best], start[best + 2] - start[best],
-                                             len - start[best]);
-    }
-    if (out)
-        for (size_t k = 0; k < m; k++) out[k] = id[k];
-    return (ptrdiff_t)m;
-}
-
 static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
-    if (len <= 4) return merge_tiny(table, piece, len, out);
+    if (len <= TK_TINY_PIECE) return tk_tiny_merge(table, piece, len, out);
     return tk_short_merge(table, NULL, 0, 0, piece, len, out);
 }
 
@@ -252,6 +215,7 @@ static inline int has_lead_byte(const uint8_t *piece, size_t len) {
 
 ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out) {
     if (len == 0) return 0;
+    if (len <= TK_TINY_PIECE) return tk_tiny_merge(table, piece, len, out); /* a cut would give the same ids */
     if (table->cut_pairs && has_lead_byte(piece, len)) return merge_cut(table, piece, len, n_ranks, out);
     return merge_uncut(table, piece, len, n_ranks, out);
 }

@@ -297,11 +297,15 @@ def test_pieces_of_two_to_four_bytes_against_the_references():
             piece = bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyzAEQZ \xc3\xa9", k=rng.randint(2, 4)))
             assert core.merge(piece) == byte_pair_merge(piece, ranks), (name, piece)
             assert core.encode_piece(piece) == oracle._encode_single_piece(piece), (name, piece)
-        # o200k_base cuts random letters into pieces before each capital after a small letter: mostly 2-4 bytes
-        text = "".join(rng.choices(string.ascii_letters, k=20_000))
+        # o200k_base cuts random letters into pieces before each capital after a small letter: mostly 2-4 bytes.
+        # A text of 70,000 (the unlocked path: batch_encode.c merges them) and a batch of small ones.
+        encoding = tokend.get_encoding(name)
+        text = "".join(rng.choices(string.ascii_letters, k=70_000))
         expected = oracle.encode_ordinary(text)
-        assert tokend.get_encoding(name).encode_ordinary(text) == expected, name
-        assert tokend.get_encoding(name).count(text) == len(expected), name
+        assert encoding.encode_ordinary(text) == expected, name
+        assert encoding.count(text) == len(expected), name
+        texts = [text[k:k + 700] for k in range(0, 7000, 700)]
+        assert encoding.encode_ordinary_batch(texts, num_threads=2) == oracle.encode_ordinary_batch(texts), name
 
 
 def _is_lead(byte: int) -> bool:
