@@ -1,11 +1,13 @@
-/* The batch encoder's workers (see batch_encode.h): no Python, no GIL; shared writes: three counters, and the
+/* The batch encoder's workers (see batch_encode.h): no Python, no GIL; shared writes: four counters, and the
  * merged short pieces they add to the core's short table (short_table.h: Threads).
  *
  * Work is shared by an atomic counter over the items sorted longest first, so a thread that drew a long
  * text is not left finishing it alone while the others idle. A finished item is queued for the caller (a
  * place in `finished` taken from a counter, the index stored with release order: the caller reads places
  * in order and stops at one not written yet). A worker that fails (out of memory, a piece of 4 GiB) sets a
- * flag the others check between items; the items nobody reached stay TK_BATCH_NOT_RUN. */
+ * flag the others check between items; the items nobody reached stay TK_BATCH_NOT_RUN. A thread that has
+ * taken its last item counts itself done (`workers_done`) and touches the job no more: tk_batch_finish then
+ * detaches it, when every thread is done by then, instead of waiting for its exit. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,7 +255,10 @@ static int work_one(batch_worker *worker) {
 }
 
 static void *work(void *arg) {
-    while (work_one(arg)) {}
+    batch_worker *worker = arg;
+    tk_batch_job *job = worker->job;
+    while (work_one(worker)) {}
+    __atomic_fetch_add(&job->workers_done, 1, __ATOMIC_RELEASE); /* its last use of the job (tk_batch_finish) */
     return NULL;
 }
 
@@ -347,12 +352,29 @@ ptrdiff_t tk_batch_next_finished(tk_batch_job *job) {
     return (ptrdiff_t)index;
 }
 
+static int workers_done(tk_batch_job *job) {
+    started_thread *threads = job->threads;
+    size_t started = 0;
+    for (size_t w = 1; w < job->n_threads; w++) started += (size_t)threads[w].started;
+    return __atomic_load_n(&job->workers_done, __ATOMIC_ACQUIRE) == started;
+}
+
 void tk_batch_stop(tk_batch_job *job) { __atomic_store_n(&job->failed, 1, __ATOMIC_RELAXED); }
 
 int tk_batch_finish(tk_batch_job *job) {
     started_thread *threads = job->threads;
-    for (size_t w = 1; w < job->n_threads; w++)
-        if (threads[w].started) pthread_join(threads[w].thread, NULL);
+    /* Threads already done with the job end on their own: joining one waits for its exit too (its stack
+     * given back, this thread woken: 30-100 us on this project's VM, after which the caller still had the
+     * last lists to make). Not waited for by spinning: on a busy machine the spin delayed the very thread it
+     * waited for (docs/decisions.md, "Two threads of encode_ordinary_batch"). */
+    int done = workers_done(job);
+    for (size_t w = 1; w < job->n_threads; w++) {
+        if (!threads[w].started) continue;
+        if (done)
+            pthread_detach(threads[w].thread);
+        else
+            pthread_join(threads[w].thread, NULL);
+    }
     free(threads);
     free(job->workers);
     free(job->order);

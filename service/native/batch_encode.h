@@ -18,7 +18,7 @@
  *   tk_batch_job job;
  *   tk_batch_start(&job, &model, NULL, items, 2, 2, 0, caches, buffers);   starts the other thread
  *   while (tk_batch_step(&job)) for (ptrdiff_t i; (i = tk_batch_next_finished(&job)) >= 0;) use items[i];
- *   tk_batch_finish(&job);                                              joins it
+ *   tk_batch_finish(&job);                          waits until the other thread is done with the job
  *   then every items[i].{status, ids, n_ids} not used yet
  */
 #ifndef TOKEND_BATCH_ENCODE_H
@@ -102,6 +102,7 @@ typedef struct {
     _Alignas(TK_CACHE_LINE) size_t next; /* atomic: the next place in `order` to take */
     size_t n_finished;    /* atomic: places of `finished` handed out */
     int failed;           /* atomic: an item failed (or tk_batch_stop), stop taking more */
+    size_t workers_done;  /* atomic: the other threads past their last use of the job (tk_batch_finish) */
     _Alignas(TK_CACHE_LINE) struct tk_batch_worker *workers;
     void *threads;        /* pthread_t[n_threads] and their started flags */
 } tk_batch_job;
@@ -120,8 +121,9 @@ int tk_batch_step(tk_batch_job *job);
 ptrdiff_t tk_batch_next_finished(tk_batch_job *job);
 /* Makes the workers stop after their current item (the caller cannot use the results). */
 void tk_batch_stop(tk_batch_job *job);
-/* Joins the other threads and frees the job; 0 when every item is TK_BATCH_OK, else -1. The items keep
- * their results (the caller frees their ids). */
+/* Waits for the other threads to be done with the job, and frees it; 0 when every item is TK_BATCH_OK, else
+ * -1. The items keep their results (the caller frees their ids). When every other thread is done with the
+ * job already, they are detached, not joined: their exit (each gives its stack back) is no part of the call. */
 int tk_batch_finish(tk_batch_job *job);
 
 /* The whole batch in one call (tk_batch_start, steps, tk_batch_finish); 0 when every item is TK_BATCH_OK. */

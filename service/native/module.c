@@ -860,6 +860,18 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
                 break;
             }
         }
+        /* No item is left to take: the lists of the items finished so far are made now, while the other
+         * workers end their last ones (after the join, they were a serial tail of every batch). */
+        while (!counting && !list_failed) {
+            while ((i = tk_batch_next_finished(&job)) >= 0) waiting[n_waiting++] = (size_t)i;
+            if (!n_waiting) break;
+            Py_BLOCK_THREADS
+            for (size_t k = 0; k < n_waiting && !list_failed; k++)
+                if (items[waiting[k]].status == TK_BATCH_OK)
+                    list_failed = batch_item_list(self, &items[waiting[k]], result, (Py_ssize_t)waiting[k]) < 0;
+            Py_UNBLOCK_THREADS
+            n_waiting = 0;
+        }
         failed = tk_batch_finish(&job);
     }
     Py_END_ALLOW_THREADS

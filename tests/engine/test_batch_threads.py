@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 import threading
 
 import pytest
@@ -91,6 +92,35 @@ def test_concurrent_batches_on_one_encoding(enc, oracle):
     for worker in workers:
         worker.join()
     assert [results[index] for index in range(4)] == [expected[index:] + expected[:index] for index in range(4)]
+
+
+def test_many_batches_back_to_back_from_several_threads(enc, oracle):
+    """Each batch's end: the calling thread makes the lists of the last items as they finish and the other
+    threads, once done with the batch, end on their own (detached): batch after batch, from several Python
+    threads at once, every item still gets its own ids."""
+    texts = [text for text in corpus_texts(limit_bytes=200_000) if "<|" not in text]
+    expected = oracle.encode_ordinary_batch(texts)
+    mismatches: list[tuple[int, int]] = []
+
+    def run(seed: int) -> None:
+        rng = random.Random(seed)
+        for round_index in range(40):
+            chosen = [rng.randrange(len(texts)) for _ in range(rng.randint(2, 40))]
+            threads = rng.choice((2, 3, 4))
+            batch = [texts[index] for index in chosen]
+            if round_index % 2:
+                ok = enc.count_batch(batch, num_threads=threads) == [len(expected[index]) for index in chosen]
+            else:
+                ok = enc.encode_ordinary_batch(batch, num_threads=threads) == [expected[index] for index in chosen]
+            if not ok:
+                mismatches.append((seed, round_index))
+
+    workers = [threading.Thread(target=run, args=(seed,)) for seed in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert mismatches == []
 
 
 def test_a_list_changed_by_another_thread_during_the_batch(enc):
