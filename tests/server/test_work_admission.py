@@ -22,6 +22,7 @@ import tiktoken
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 from support.call_state import FakeCall as _Call
+from support.servicer_context import FakeContext
 from support.server import start_server
 from tokend.registry import Registry
 from tokend.service import (
@@ -286,21 +287,10 @@ def test_a_worker_ending_tells_the_outcome_of_the_calls_whose_end_has_not_come()
     one that ended nothing more."""
     from tokend.server.unsent_answers import CallOutcome, SendDeadlines
 
-    class Context:
-        def __init__(self) -> None:
-            self.callbacks, self.cancelled = [], threading.Event()
-
-        def add_callback(self, callback) -> bool:
-            self.callbacks.append(callback)
-            return True
-
-        def cancel(self) -> None:  # its end is not reported (yet)
-            self.cancelled.set()
-
     deadlines = SendDeadlines()
-    contexts = {name: Context() for name in ("sent", "cancelled", "waiting")}
-    for port, context in enumerate(contexts.values()):  # a connection each: none sends for another
-        context.peer = lambda port=port: f"ipv4:127.0.0.1:{50000 + port}"
+    # A connection each (none sends for another); a cancel whose end gRPC has not reported yet.
+    contexts = {name: FakeContext(f"ipv4:127.0.0.1:{50000 + port}", ends_on_cancel=False)
+                for port, name in enumerate(("sent", "cancelled", "waiting"))}  # fmt: skip
     statuses = {}
     for name, context in contexts.items():
         outcome = CallOutcome()
@@ -334,24 +324,6 @@ def test_a_record_writer_that_raises_loses_neither_the_other_records_nor_the_cal
     from tokend.server.unsent_answers import FLOOR_BYTES, SendDeadlines, UnsentAnswers
     from tokend.service import current_record
 
-    class State:
-        client = "cancelled"
-
-    class Context:  # its client cancelled it while its handler ran: the call is over already
-        _state = State()
-
-        def add_callback(self, callback) -> bool:
-            return False
-
-        def peer(self) -> str:
-            return "ipv4:127.0.0.1:4"
-
-        def code(self) -> None:
-            return None
-
-        def time_remaining(self) -> float:
-            return 30.0
-
     def decode(size: int, context) -> bytes:
         current_record().model = ("cl100k_base", 1)
         return b"x" * size
@@ -366,7 +338,9 @@ def test_a_record_writer_that_raises_loses_neither_the_other_records_nor_the_cal
     chain = InterceptorChain([MetricsInterceptor(metrics), logging_interceptor.LoggingInterceptor(), ErrorInterceptor(), answers])
     details = type("Details", (), {"method": "/tokend.v1.Tokenizer/Decode"})()
     handler = chain.intercept_service(lambda _details: grpc.unary_unary_rpc_method_handler(decode), details).unary_unary
-    assert handler(FLOOR_BYTES, Context()) == b"x" * FLOOR_BYTES  # RuntimeError before
+    # its client cancelled it while its handler ran: the call is over already
+    over = FakeContext("ipv4:127.0.0.1:4", client="cancelled", over=True)
+    assert handler(FLOOR_BYTES, over) == b"x" * FLOOR_BYTES  # RuntimeError before
     assert admission.held_bytes == 0  # 3 x 16 KiB held for good before
     handled = metrics.handled.labels("unary", "tokend.v1.Tokenizer", "Decode", "CANCELLED")._value.get()
     assert handled == 1
@@ -378,42 +352,17 @@ def test_calls_its_client_cancels_do_not_keep_a_connection_sending():
     work budget they hold) for as long as it made and cancelled a call every few seconds."""
     from tokend.server.unsent_answers import CallOutcome, SendDeadlines
 
-    class State:
-        client = "open"
-
-    class Context:
-        def __init__(self) -> None:
-            self.callbacks, self.cancelled, self._state = [], threading.Event(), State()
-
-        def add_callback(self, callback) -> bool:
-            self.callbacks.append(callback)
-            return True
-
-        def peer(self) -> str:
-            return "ipv4:127.0.0.1:3"
-
-        def end(self, *, by_client: bool = False) -> None:
-            if by_client:
-                self._state.client = "cancelled"  # as grpcio marks a call its client cancelled
-            for callback in self.callbacks:
-                callback()
-
-        def cancel(self) -> None:
-            self.cancelled.set()
-            self._state.client = "cancelled"
-            self.end()
-
     deadlines = SendDeadlines()
-    never_read = Context()
+    never_read = FakeContext()
     started = time.monotonic()
     assert deadlines.end_after(never_read, 0.1, sending_seconds=0.1)(lambda: None)  # its own deadline: 0.2 s
     statuses = []
     while not never_read.cancelled.is_set() and time.monotonic() - started < 3.0:
         # a call made and cancelled by the client every 50 ms; nothing is ever read
-        cancelled, outcome = Context(), CallOutcome()
+        cancelled, outcome = FakeContext(), CallOutcome()
         outcome.then(lambda status, _ended: statuses.append(status))
         assert deadlines.end_after(cancelled, 0.1, sending_seconds=0.1, outcome=outcome)(lambda: None)
-        cancelled.end(by_client=True)
+        cancelled.end("cancelled")  # as grpcio marks a call its client cancelled
         time.sleep(0.05)
     assert never_read.cancelled.is_set(), "a connection that read nothing kept its unread answer"
     assert time.monotonic() - started < 2.0
@@ -485,31 +434,6 @@ def test_a_watched_call_is_counted_handled_once_when_it_ends_and_the_others_when
     from tokend.server.unsent_answers import FLOOR_BYTES, SendDeadlines, UnsentAnswers
     from tokend.service import current_record
 
-    class State:
-        client = "closed"
-
-    class Context:
-        def __init__(self) -> None:
-            self.callbacks, self._state = [], State()
-
-        def add_callback(self, callback) -> bool:
-            self.callbacks.append(callback)
-            return True
-
-        def peer(self) -> str:
-            return "ipv4:127.0.0.1:4"
-
-        def code(self) -> None:
-            return None
-
-        def time_remaining(self) -> float:
-            return 30.0
-
-        def end(self, client: str) -> None:
-            self._state.client = client  # as grpcio marks it: "closed" (sent) or "cancelled"
-            for callback in self.callbacks:
-                callback()
-
     def decode(size: int, context) -> bytes:
         current_record().model = ("cl100k_base", 1)
         return b"x" * size
@@ -524,7 +448,7 @@ def test_a_watched_call_is_counted_handled_once_when_it_ends_and_the_others_when
         return {code: metrics.handled.labels("unary", "tokend.v1.Tokenizer", "Decode", code)._value.get()
                 for code in ("OK", "CANCELLED")}  # fmt: skip
 
-    small, read, unread = Context(), Context(), Context()
+    small, read, unread = (FakeContext("ipv4:127.0.0.1:4") for _ in range(3))
     handler(FLOOR_BYTES - 1, small)
     assert handled() == {"OK": 1, "CANCELLED": 0}  # at its answer (its end is not watched)
     handler(FLOOR_BYTES, read)
