@@ -772,6 +772,15 @@ static int batch_item_list(BpeCore *self, tk_batch_item *item, PyObject *result,
     return 0;
 }
 
+/* The lists of the finished items items[waiting[0..n)] into result (the GIL held); -1 with the exception set. */
+static int batch_waiting_lists(BpeCore *self, tk_batch_item *items, const size_t *waiting, size_t n, PyObject *result) {
+    for (size_t k = 0; k < n; k++)
+        if (items[waiting[k]].status == TK_BATCH_OK &&
+            batch_item_list(self, &items[waiting[k]], result, (Py_ssize_t)waiting[k]) < 0)
+            return -1;
+    return 0;
+}
+
 /* Between its own items the calling thread turns finished items into lists once this many ids wait: taking
  * the GIL back costs about a microsecond, so a batch of tiny texts is not charged one per text. */
 #define TK_BATCH_LIST_IDS 2048
@@ -850,9 +859,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
             }
             if (waiting_ids < TK_BATCH_LIST_IDS) continue;
             Py_BLOCK_THREADS
-            for (size_t k = 0; k < n_waiting && !list_failed; k++)
-                if (items[waiting[k]].status == TK_BATCH_OK)
-                    list_failed = batch_item_list(self, &items[waiting[k]], result, (Py_ssize_t)waiting[k]) < 0;
+            list_failed = batch_waiting_lists(self, items, waiting, n_waiting, result) < 0;
             Py_UNBLOCK_THREADS
             n_waiting = waiting_ids = 0;
             if (list_failed) {
@@ -866,9 +873,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
             while ((i = tk_batch_next_finished(&job)) >= 0) waiting[n_waiting++] = (size_t)i;
             if (!n_waiting) break;
             Py_BLOCK_THREADS
-            for (size_t k = 0; k < n_waiting && !list_failed; k++)
-                if (items[waiting[k]].status == TK_BATCH_OK)
-                    list_failed = batch_item_list(self, &items[waiting[k]], result, (Py_ssize_t)waiting[k]) < 0;
+            list_failed = batch_waiting_lists(self, items, waiting, n_waiting, result) < 0;
             Py_UNBLOCK_THREADS
             n_waiting = 0;
         }
