@@ -9,6 +9,10 @@ A call whose outcome is known only after its handler has answered (``CallRecord.
 holding memory, which gRPC cancels if its client does not read it, unsent_answers.py) is logged when it ends,
 with the status its client got: its duration is its handler's when it was answered, else up to its end.
 
+A call whose handler still runs when its worker ends (the grace period is over) is logged by ``write_cut`` (the
+worker calls it before it ends), with the status its client sees then (``running_calls.cut_status``: UNAVAILABLE);
+its handler, if it returns after, logs nothing.
+
     server = grpc.server(pool, interceptors=[..., LoggingInterceptor(), ErrorInterceptor()])
 """
 
@@ -23,6 +27,7 @@ import grpc
 from tokend_api import SERVICE_NAME
 
 from tokend.logs import log_event
+from tokend.server.running_calls import RunningCalls, cut_status
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor, stream_end_code
 from tokend.service.call_record import recording
 from tokend.service.errors import echo
@@ -38,6 +43,20 @@ _SERVER_SIDE = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCo
 class LoggingInterceptor(UnaryInterceptor):
     wrap_streams = True
 
+    def __init__(self) -> None:
+        self._running = RunningCalls()  # context -> (record, method, request, started)
+
+    def write_cut(self) -> int:
+        """Log each call whose handler still runs (the worker is about to end); answers how many."""
+        now = time.perf_counter()
+        cut = self._running.cut()
+        for context, (record, method, request, started) in cut:
+            code = cut_status(context)
+            level = _level(code)
+            if _log.isEnabledFor(level):
+                _write(level, method, _fields(record, request), code, now - started)
+        return len(cut)
+
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         with recording() as record:
             return self._handle(record, method, behaviour, request, context)
@@ -50,6 +69,7 @@ class LoggingInterceptor(UnaryInterceptor):
     def _logged_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         with recording() as record:
             started = time.perf_counter()
+            self._running[context] = (record, method, request, started)
             code = grpc.StatusCode.UNKNOWN
             try:
                 yield from behaviour(request, context)
@@ -58,10 +78,12 @@ class LoggingInterceptor(UnaryInterceptor):
                 code = stream_end_code(context)
                 raise
             finally:
-                self._log(record, method, request, code, started)
+                if self._running.pop(context, None) is not None:  # else logged by ``write_cut``
+                    self._log(record, method, request, code, started)
 
     def _handle(self, record: Any, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         started = time.perf_counter()
+        self._running[context] = (record, method, request, started)
         code = grpc.StatusCode.UNKNOWN
         try:
             response = behaviour(request, context)
@@ -71,7 +93,9 @@ class LoggingInterceptor(UnaryInterceptor):
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         finally:
-            if record.outcome_later is None or code is not grpc.StatusCode.OK:
+            if self._running.pop(context, None) is None:  # logged by ``write_cut``: the worker is ending
+                pass
+            elif record.outcome_later is None or code is not grpc.StatusCode.OK:
                 self._log(record, method, request, code, started)
             else:
                 self._log_at_end(record.outcome_later, _fields(record, request), method, started)

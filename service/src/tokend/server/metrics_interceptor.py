@@ -13,6 +13,10 @@ holding memory, which gRPC cancels if its client does not read it, unsent_answer
 ends, with the status its client got, timed as its handler when it was answered, else up to its end. Its usage
 and ``tokend_rpc_in_flight`` are the handler's (the work was done; in flight counts handlers).
 
+A call whose handler still runs when its worker ends (the grace period is over) is counted handled by ``write_cut``
+(the worker calls it before it ends), with the status its client sees then (``running_calls.cut_status``:
+UNAVAILABLE), timed up to that moment; its handler, if it returns after, counts nothing.
+
     server = grpc.server(pool, interceptors=[..., MetricsInterceptor(metrics, served.piece_cache_stats), ...])
 """
 
@@ -26,6 +30,7 @@ import grpc
 from tokend_api import SERVICE_NAME
 
 from tokend.server.metrics import ServerMetrics
+from tokend.server.running_calls import RunningCalls, cut_status
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor, stream_end_code
 from tokend.service.call_record import CallRecord, recording
 
@@ -41,12 +46,23 @@ class MetricsInterceptor(UnaryInterceptor):
         # Bounded: methods are the services' own; models and versions are those the registry resolved.
         self._by_method: dict[str, _MethodSeries] = {}
         self._usage: dict[tuple[str, str, int, str], _UsageSeries] = {}
+        self._running = RunningCalls()  # context -> (series, started)
+
+    def write_cut(self) -> int:
+        """Count handled each call whose handler still runs (the worker is about to end); answers how many."""
+        now = time.perf_counter()
+        cut = self._running.cut()
+        for context, (series, started) in cut:
+            series.seconds.observe(now - started)
+            series.handled(cut_status(context)).inc()
+        return len(cut)
 
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
         series = self._series(method)
         series.started.inc()
         series.in_flight.inc()
         started = time.perf_counter()
+        self._running[context] = (series, started)
         code = grpc.StatusCode.UNKNOWN
         outcome = None
         try:
@@ -62,7 +78,9 @@ class MetricsInterceptor(UnaryInterceptor):
             raise
         finally:
             series.in_flight.dec()
-            if outcome is None or code is not grpc.StatusCode.OK:
+            if self._running.pop(context, None) is None:  # counted by ``write_cut``: the worker is ending
+                pass
+            elif outcome is None or code is not grpc.StatusCode.OK:
                 series.seconds.observe(time.perf_counter() - started)
                 series.handled(code).inc()
             else:
@@ -84,6 +102,7 @@ class MetricsInterceptor(UnaryInterceptor):
         series.started.inc()
         series.in_flight.inc()
         started = time.perf_counter()
+        self._running[context] = (series, started)
         code = grpc.StatusCode.UNKNOWN
         try:
             with recording() as record:
@@ -96,8 +115,9 @@ class MetricsInterceptor(UnaryInterceptor):
             raise
         finally:
             series.in_flight.dec()
-            series.seconds.observe(time.perf_counter() - started)
-            series.handled(code).inc()
+            if self._running.pop(context, None) is not None:  # else counted by ``write_cut``
+                series.seconds.observe(time.perf_counter() - started)
+                series.handled(code).inc()
 
     def _record_usage(self, method: str, record: CallRecord) -> None:
         name, version = record.model  # type: ignore[misc]

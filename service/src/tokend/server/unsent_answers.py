@@ -105,6 +105,7 @@ class SendDeadlines:
         self._connections: dict[str, _Connection] = {}  # peer -> its calls watched now
         self._unended: set[_Watched] = set()  # the calls watched whose end gRPC has not reported yet
         self._thread: threading.Thread | None = None
+        self._abandoned = False  # the worker is ending: a call watched from now on is told UNAVAILABLE at once
         self.cancelled = 0  # calls cancelled so far
         # Told of each cancel (the worker's tokend_answers_cancelled_total), before it: the call's own log line and
         # handled count say CANCELLED once it has ended (``outcome``).
@@ -121,12 +122,18 @@ class SendDeadlines:
         def register(actions: Callable[[], None]) -> bool:
             peer = context.peer()
             with self._condition:
-                connection = self._connections.get(peer)
-                if connection is None:
-                    connection = self._connections[peer] = _Connection(peer)
-                connection.watched += 1
-                connection.sending_seconds += sending_seconds
-                watched = _Watched(context, connection, outcome)
+                abandoned = self._abandoned
+                if not abandoned:
+                    connection = self._connections.get(peer)
+                    if connection is None:
+                        connection = self._connections[peer] = _Connection(peer)
+                    connection.watched += 1
+                    connection.sending_seconds += sending_seconds
+                    watched = _Watched(context, connection, outcome)
+            if abandoned:  # answered after ``abandon``: the worker is ending, the connection closes with it
+                if outcome is not None:
+                    outcome.end(grpc.StatusCode.UNAVAILABLE)
+                return False
 
             def ended() -> None:
                 by_client = ended_by_client(context)
@@ -170,10 +177,12 @@ class SendDeadlines:
         an outcome is told once, the first wins.
 
         Why: their records (the request log line, grpc_server_handled_total) wait for their end, which a worker
-        that ends never sees; they were lost, the call counted started and never handled."""
+        that ends never sees; they were lost, the call counted started and never handled. A call answered after
+        this (a handler that returned as the worker ends) is told UNAVAILABLE at once, for the same reason."""
         with self._condition:
             unended = [(watched.outcome, watched.context is None) for watched in self._unended]
             self._unended.clear()
+            self._abandoned = True
         for outcome, cancelled_here in unended:
             if outcome is not None:
                 outcome.end(grpc.StatusCode.CANCELLED if cancelled_here else grpc.StatusCode.UNAVAILABLE)

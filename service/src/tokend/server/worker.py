@@ -9,7 +9,9 @@ Life of a worker (started by the supervisor in a fresh *spawned* interpreter, se
 4. A hot-reload thread (the registry's Poller) refreshes the registry every ``reload_interval`` seconds.
 5. SIGTERM (also sent by the parent watch when the supervisor vanishes): health NOT_SERVING, new calls
    refused with UNAVAILABLE, running calls get ``grace_period`` seconds to finish, their answers a moment
-   to reach the clients; then the process ends (exit 0) without gRPC's own shutdown, see ``_end_process``.
+   to reach the clients; then the process ends (exit 0) without gRPC's own shutdown, see ``_end_process``. The
+   calls it ends under (handlers still running, answers unsent) have their log line and handled count written
+   first, UNAVAILABLE: what their clients see as the connections close (running_calls.py, unsent_answers.py).
 
 Exit codes: 0 drained; 3 could not bind the port; 4 could not open the registry or load the models
 (the supervisor restarts the worker with backoff either way).
@@ -120,6 +122,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     calls = InFlightCalls()
     send_deadlines = SendDeadlines(on_cancel=metrics.answers_cancelled.inc)
     idle_streams = IdleStreams(settings.stream_idle_timeout, settings.stream_yield_after)
+    metrics_records, log_records = MetricsInterceptor(metrics, served.piece_cache_stats), LoggingInterceptor()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; answers are serialized inside its call record (unsent_answers: their memory is
     # held until sent, or the call cancelled); the availability gate, the stream bound and the idle timeout raise inside the
@@ -134,8 +137,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
                 [
                     calls,
                     WorkerIdInterceptor(pid),
-                    MetricsInterceptor(metrics, served.piece_cache_stats),
-                    LoggingInterceptor(),
+                    metrics_records,
+                    log_records,
                     ErrorInterceptor(),
                     UnsentAnswers(admission, send_seconds=settings.answer_send_seconds, deadlines=send_deadlines),
                     AvailabilityInterceptor(availability, calls),
@@ -209,8 +212,12 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # answer is queued: "GOAWAY ... Server shutdown" in 1 of ~20 runs of tests/reliability/test_sigterm.py),
     # so the transports stay up, serving nothing new, for a short flush period (--drain-flush).
     time.sleep(max(0.0, min(settings.drain_flush, deadline - time.monotonic())))
-    # Answers still unread now are cut with the connections: their calls' records (which wait for a call's end,
-    # unsent_answers.py) are written here, or never.
+    # The calls still running and the answers still unread now are cut with the connections: their records are
+    # written here, or never (the process ends under them). The running calls first: a handler that returns
+    # meanwhile records nothing once its call is cut (running_calls.py), or, answered before that, is among the
+    # unsent answers (unsent_answers.py: their records wait for the call's end, which never comes).
+    metrics_records.write_cut()
+    log_records.write_cut()
     unsent = send_deadlines.abandon()
     log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count,
               streams_ended=streams, answers_unsent=unsent)  # fmt: skip
