@@ -168,6 +168,98 @@ def test_a_cap_the_file_limit_cannot_hold_is_lowered_to_fit_it():
     assert warning["max_connections"] == limit - 256 and warning["max_connections_asked"] == 2048, warning
 
 
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+def test_a_cap_lowered_to_fit_the_file_limit_holds_on_two_listeners():
+    """``--host localhost``: gRPC listens on 127.0.0.1 and ::1 and holds the cap on each. The cap lowered to fit
+    the hard file limit (600 - 256 = 344) was held twice: 2 x 344 connections need more descriptors than the
+    worker has, and a flood on both addresses used them all up; a new client hung until its deadline. The cap is
+    now what the limit holds shared among the listeners (172 each): the flood is refused past it, the new client
+    at once (or answered), and the worker keeps descriptors for its files."""
+    import sys
+
+    limit, flood_per_address = 600, 400
+    command = ("prlimit", f"--nofile={limit}:{limit}", sys.executable, "-m", "tokend.server")
+    with start_server("--host", "localhost", command=command) as server:
+        (pid,) = server.worker_pids()
+        (warning,) = server.events("file_limit_low")
+        channel = server.channel()
+        stub = server.stub(channel)
+        expected = len(tiktoken.get_encoding("cl100k_base").encode("hello"))
+        assert _count(stub, "hello") == expected  # its connection is open before the flood
+        flood: dict[str, list[socket.socket]] = {"127.0.0.1": [], "::1": []}
+        try:
+            for _ in range(flood_per_address):
+                for address, socks in flood.items():
+                    try:
+                        sock = socket.create_connection((address, server.port), timeout=5)
+                        sock.sendall(PREFACE)
+                    except OSError:  # the worker out of descriptors: the kernel's backlog full
+                        continue
+                    socks.append(sock)
+            time.sleep(1.0)
+            held = {address: sum(map(_still_open, socks)) for address, socks in flood.items()}
+            files = _open_files(pid)
+            started = time.monotonic()
+            code = "OK"
+            with server.channel(**{"grpc.use_local_subchannel_pool": 1}) as fresh:  # a connection of its own
+                try:
+                    _count(server.stub(fresh), "hello")
+                except grpc.RpcError as error:
+                    code = error.code().name
+            waited = time.monotonic() - started
+            assert _count(stub, "hello") == expected
+        finally:
+            for socks in flood.values():
+                for sock in socks:
+                    sock.close()
+    print(f"new client: {code} after {waited:.2f} s; held {held}; worker files {files} of {limit}")
+    per_listener = (limit - 256) // 2
+    # before: DEADLINE_EXCEEDED after the call's 10 s (the worker out of descriptors could not accept it)
+    assert code in ("OK", "UNAVAILABLE") and waited < 5, (code, waited, held, files)
+    assert all(count <= per_listener for count in held.values()) and files < limit - 100, (held, files)
+    assert warning["max_connections"] == per_listener and warning["listeners"] == 2, warning
+
+
+def _listening_sockets() -> int:
+    """How many TCP sockets of this process listen (Linux: /proc)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                count += fields[3] == "0A" and fields[9] in inodes  # state LISTEN
+    return count
+
+
+@pytest.mark.parametrize("host", ["localhost", "0.0.0.0", "127.0.0.1", "[::]", "[::1]"])
+def test_the_listeners_counted_for_the_file_limit_are_those_grpc_opens(host):
+    """A guard on gRPC's behaviour (grpc_server.listener_count): the file limit is fitted to the cap on every
+    listener, so a listener gRPC opens and the count misses lets a flood use up the worker's descriptors."""
+    from concurrent import futures
+
+    from tokend.server.grpc_server import listener_count
+
+    if ":" in host and not _ipv6_loopback():
+        pytest.skip("no IPv6 loopback")
+    server = grpc.server(futures.ThreadPoolExecutor(1))
+    before = _listening_sockets()
+    try:
+        assert server.add_insecure_port(f"{host}:0") > 0
+        server.start()
+        opened = _listening_sockets() - before
+    finally:
+        server.stop(None)
+    assert listener_count(host) == opened, (host, opened)
+
+
 def test_the_open_file_limit_is_raised_to_hold_the_cap():
     from tokend.server.file_limit import FILES_BESIDE_CONNECTIONS, fit_file_limit
 

@@ -13,7 +13,7 @@ Options and why:
   metrics files need (with none left, new clients and health checks timed out); the worker's file limit is
   raised to fit it at start, or the cap lowered to fit the limit (file_limit.py). gRPC counts per listener,
   and makes one per address the host resolves to (``localhost``: 127.0.0.1 and ::1, twice the cap in all);
-  ``0.0.0.0`` and ``::`` are one.
+  ``0.0.0.0`` and ``::`` are one (``listener_count``: the file limit is fitted to them all).
 
 Not handled: ALTS, compression settings (clients choose; gRPC decompresses transparently).
 
@@ -31,6 +31,8 @@ Encode and CountTokens are ``decode_request.read_decode_request`` and ``text_req
 from __future__ import annotations
 
 import functools
+import ipaddress
+import socket
 from collections.abc import Sequence
 from concurrent import futures
 from typing import Any
@@ -47,7 +49,9 @@ from tokend.server.text_request import read_count_request, read_encode_request
 from tokend.service.bulk_lane import BulkLane
 from tokend.settings import Settings
 
-__all__ = ["build_server", "add_services", "bind", "server_options", "STREAM_THREADS", "THREADS_PER_WORKER"]
+__all__ = [
+    "build_server", "add_services", "bind", "listener_count", "server_options", "STREAM_THREADS", "THREADS_PER_WORKER",
+]
 
 # One worker process serves calls on a few threads: the GIL makes more threads useless for CPU work, but a
 # handful lets health checks and short calls pass a long batch. Two kinds of call may hold a thread long:
@@ -120,6 +124,32 @@ def bind(server: grpc.Server, settings: Settings) -> int:
         require_client_auth=client_ca is not None,
     )
     return server.add_secure_port(address, credentials)
+
+
+def listener_count(host: str) -> int:
+    """How many listeners ``bind`` makes gRPC open for ``host``, each holding ``--max-connections``: one for an IP
+    address, the wildcards (``0.0.0.0``, ``::``: one dual-stack socket) included; two for ``localhost``, whatever
+    /etc/hosts says (gRPC's resolver, c-ares, answers ::1 and 127.0.0.1 for it: measured with only 127.0.0.1
+    listed); else one per address the name resolves to. Counting one too many only lowers a cap fitted to the
+    file limit (``localhost`` where IPv6 is off: one listener, counted two); one too few let a flood use up the
+    worker's descriptors.
+
+        >>> listener_count("0.0.0.0"), listener_count("[::1]"), listener_count("localhost")
+        (1, 1, 2)
+    """
+    bare = host.strip("[]")
+    if bare.lower() == "localhost":
+        return 2
+    try:
+        ipaddress.ip_address(bare)
+        return 1
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(bare, None, type=socket.SOCK_STREAM)}
+    except OSError:  # binding fails too, and says so (bind_failed)
+        return 1
+    return max(1, len(addresses))
 
 
 class _HandlerCapture:

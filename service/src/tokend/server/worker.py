@@ -37,7 +37,7 @@ from tokend.server.chat_shape import chat_prechecks
 from tokend.server.deferred_parse import DeferredParse
 from tokend.server.error_interceptor import ErrorInterceptor
 from tokend.server.file_limit import connection_cap, fit_file_limit
-from tokend.server.grpc_server import add_services, bind, build_server
+from tokend.server.grpc_server import add_services, bind, build_server, listener_count
 from tokend.server.idle_streams import IdleStreams
 from tokend.server.in_flight import InFlightCalls
 from tokend.server.interceptor_chain import InterceptorChain
@@ -79,13 +79,16 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # long holds left in a worker are Python loops cut into slices (sums over millions of ids, listed
     # strings), each slice a switch point: a small call waits up to one interval per GIL turn behind them.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    files, most_files = fit_file_limit(settings.max_connections)
-    connections = connection_cap(settings.max_connections, files)
+    # gRPC holds the cap on each listener (``--host localhost``: two), so the descriptors must hold it on them all.
+    listeners = listener_count(settings.host)
+    files, most_files = fit_file_limit(settings.max_connections * listeners)
+    connections = connection_cap(settings.max_connections, files, listeners)
     if connections < settings.max_connections:  # the cap the limit holds: a worker out of descriptors accepts nothing
         log_event(_log, "file_limit_low", level=logging.WARNING, open_files=files, hard_limit=most_files,
-                  max_connections=connections, max_connections_asked=settings.max_connections,
-                  advice="raise the hard RLIMIT_NOFILE to hold --max-connections (+256); until then the worker "
-                  "holds fewer connections (more are refused at once) and keeps descriptors for its own files")  # fmt: skip
+                  max_connections=connections, max_connections_asked=settings.max_connections, listeners=listeners,
+                  advice=f"raise the hard RLIMIT_NOFILE to hold --max-connections on each of the {listeners} "
+                  "listening address(es) (+256); until then the worker holds fewer connections on each (more are "
+                  "refused at once) and keeps descriptors for its own files")  # fmt: skip
         settings = settings.model_copy(update={"max_connections": connections})
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())

@@ -108,7 +108,8 @@ class Settings(BaseSettings):
         2048,
         help="gRPC connections a worker holds at once on each address it listens on (each ~17 KiB at rest); one more "
         "is closed as it is accepted (its client sees UNAVAILABLE), so clients opening connections without end cost a "
-        "worker this many at most and leave it file descriptors for the rest",
+        "worker this many at most and leave it file descriptors for the rest (localhost is two addresses; lowered at "
+        "start, with a file_limit_low warning, where the hard open-file limit cannot hold it on every address)",
         ge=1,
         le=1 << 20,
     )
