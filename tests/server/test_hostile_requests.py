@@ -805,6 +805,42 @@ def test_calls_a_client_cancels_do_not_keep_its_unread_answers(registry_dir):
     assert decodes == {"CANCELLED": resets}, (decodes, resets)  # {"OK": resets} before
 
 
+def test_a_client_that_reads_some_answers_of_a_connection_does_not_keep_another_unread(registry_dir):
+    """A call whose own deadline has passed while its connection sends answers gets the connection's deadline, and
+    each new call of the connection pushed that further: a client that read a small Decode of 25.6 KB (an answer
+    that holds room, so a watched one) every 0.3 s kept its unread CountTokens' 42 MB reservation until its
+    connection's age (300 s by default; 55.3 s measured with an age of 60 s). The connection's deadline now keeps a
+    call only up to a limit fixed when its own deadline passes: what its connection's answers take, made before it
+    and since (--answer-send-seconds 1 here: ended after ~2 s)."""
+    from support.raw_grpc import UnreadCalls
+
+    import h2.events
+
+    request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello " * 350_000)])
+    decode = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 200)])  # 25.6 KB: watched
+    with start_server("--max-work-bytes", str(64 << 20), "--answer-send-seconds", "1", registry=registry_dir,
+                      models=["cl100k_base"], metrics=False) as server:  # fmt: skip
+        host, port = server.target.rsplit(":", 1)
+        reader = UnreadCalls(host, int(port))
+        (stalled,) = reader.send("/tokend.v1.Tokenizer/CountTokens", request.SerializeToString())
+        started, ended_after, read = time.monotonic(), None, 0
+        while ended_after is None and time.monotonic() - started < 10.0:
+            (answered,) = reader.send("/tokend.v1.Tokenizer/Decode", decode.SerializeToString())
+            reader.conn.increment_flow_control_window(1 << 20, stream_id=answered)  # this answer is read
+            reader.conn.increment_flow_control_window(1 << 20)
+            reader.sock.sendall(reader.conn.data_to_send())
+            for event in reader.events(seconds=0.3):
+                if isinstance(event, h2.events.StreamEnded) and event.stream_id != stalled:
+                    read += 1
+                ended = isinstance(event, h2.events.StreamReset | h2.events.StreamEnded)
+                if ended and event.stream_id == stalled:
+                    ended_after = time.monotonic() - started  # cancelled: its reset (or its status)
+            reader.received.clear()
+        reader.close()
+    assert read >= 3, read  # the client read its Decodes (the connection was sending)
+    assert ended_after is not None and ended_after < 6.0, ended_after  # still held after 10 s before
+
+
 def test_a_client_reading_its_connection_at_the_least_rate_gets_every_answer(registry_dir):
     """The calls of one connection share its bandwidth, and gRPC sends their answers side by side: each call's
     answer waited for the others, so a client reading at 1.5 MiB/s (the least rate is 1 MiB/s) with 8 Decodes of

@@ -281,6 +281,26 @@ def test_the_calls_of_a_connection_sending_answers_get_its_deadline():
     assert deadlines.cancelled == 4 and not deadlines._connections  # nothing kept of the ended calls
 
 
+def test_a_connection_sending_some_answers_does_not_keep_another_for_ever():
+    """The connection's deadline, pushed by each of its new calls, kept a call whose own deadline had passed for as
+    long as the connection sent other answers: a client reading one small answer every 50 ms kept an unread call
+    past 3 s. Now it keeps it to a limit fixed when the call's own deadline passes (its own + ``seconds`` + what
+    the connection's other answers, made before and since, take)."""
+    from tokend.server.unsent_answers import SendDeadlines
+
+    deadlines = SendDeadlines()
+    unread = FakeContext()
+    started = time.monotonic()
+    assert deadlines.end_after(unread, 0.2)(lambda: None)  # its own deadline: 0.2 s
+    while not unread.cancelled.is_set() and time.monotonic() - started < 3.0:
+        read = FakeContext()  # the same connection (peer); its answer is sent
+        assert deadlines.end_after(read, 0.2, sending_seconds=0.01)(lambda: None)
+        time.sleep(0.05)
+        read.end("closed")
+    assert unread.cancelled.is_set(), "an unread call kept beside a connection that sends others"
+    assert time.monotonic() - started < 2.0  # its own 0.2 s + 0.2 s + ~0.1 s of the answers made meanwhile
+
+
 def test_a_worker_ending_tells_the_outcome_of_the_calls_whose_end_has_not_come():
     """SendDeadlines.abandon (the worker's last act): a call still watched is told UNAVAILABLE (its connection closes
     with the process), one cancelled here whose end gRPC has not reported yet CANCELLED (what its client was sent),
