@@ -105,17 +105,6 @@ static int encode_pending_piece(batch_worker *worker, const tk_batch_item *item,
     tk_batch_buffer *buffer = worker->buffer;
     int counting = worker->job->counting;
     if (s->n_short == TK_SHORT_MERGE) return merge_and_add(worker, item, s, count);
-    uint32_t n_short = s->n_short & 0xff;
-    if (__builtin_expect(n_short != 0, 1)) { /* found in the short table */
-        if ((s->n_short & TK_SHORT_ADDED) && worker->cache) worker->cache->hits++; /* as module.c counts them */
-        if (counting) {
-            *count += n_short;
-            return TK_BATCH_OK;
-        }
-        if (reserve(buffer, TK_SHORT_MAX_LEN) < 0) return TK_BATCH_NO_MEMORY;
-        buffer->len += tk_short_copy_ids(model->shorts, s->entry, buffer->ids + buffer->len);
-        return TK_BATCH_OK;
-    }
     const tk_pending_piece *p = &s->p;
     size_t len = p->len;
     if (len >= UINT32_MAX) return TK_BATCH_PIECE_TOO_LONG; /* the merge names positions with 32 bits */

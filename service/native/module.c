@@ -367,20 +367,8 @@ static inline size_t short_add_up_to(const BpeCore *self) {
     return tk_short_table_has_room(&self->shorts) ? self->cache.max_key_len : 0;
 }
 
-/* A piece of a batch other than a short one in its home slot (piece_batch.h): its ids into the sink. */
+/* A piece of a batch that the short table does not hold (piece_batch.h): its ids into the sink. */
 static inline int emit_short(BpeCore *self, Sink *sink, const uint8_t *text, tk_short_pending *s) {
-    uint32_t n = s->n_short & 0xff;
-    if (__builtin_expect(n != 0 && s->n_short != TK_SHORT_MERGE, 1)) {
-        if (s->n_short & TK_SHORT_ADDED) self->cache.hits++; /* merged pieces found count as the cache's hits */
-        if (sink->counting) {
-            sink->count += n;
-            return 0;
-        }
-        if (__builtin_expect(sink->len + TK_SHORT_MAX_LEN > sink->cap, 0) && sink_reserve(sink, TK_SHORT_MAX_LEN) < 0)
-            return -1;
-        sink->len += tk_short_copy_ids(&self->shorts, s->entry, sink->ids + sink->len);
-        return 0;
-    }
     if (s->n_short == TK_SHORT_MERGE) {
         /* Looked up just now (tk_piece_batch_entry resolves a short piece as it is handed out), so an earlier
          * copy of the piece in the same batch has been added already and found. */
@@ -448,7 +436,7 @@ static size_t merge_grouped(BpeCore *self, Sink *sink, const uint8_t *text, tk_s
     return 0;
 }
 
-/* The ids of a text's pieces into the sink (piece_batch.h): a short piece in its home slot here, every other
+/* The ids of a text's pieces into the sink (piece_batch.h): a short piece the table holds here, every other
  * through emit_short. `counting` is a constant of each copy (emit_text): the count stays in a register. */
 static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink *sink, const uint8_t *text,
                                                              size_t len, const int counting) {

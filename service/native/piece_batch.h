@@ -8,8 +8,8 @@
  *       int found_next = more ? tk_piece_batch_take(next, &iter, ...) : 0;   // the next batch, looked up ahead
  *       for (size_t i = 0; i < batch->n; i++) {
  *           const tk_short_entry *e = tk_piece_batch_entry(batch, i, shorts, table, cache, text, len, add_up_to);
- *           if (e) ...   // a piece of <= 15 bytes found in its home slot: e->n & 0xff ids (tk_short_copy_ids)
- *           else ...     // batch->pending[i], resolved (tk_short_pending): the short table's other answers,
+ *           if (e) ...   // a piece of <= 15 bytes found in the table: e->n & 0xff ids (tk_short_copy_ids)
+ *           else ...     // batch->pending[i], resolved (tk_short_pending): a short piece the table lacks,
  *       }                //   or the rank table's way (a longer piece, or no short table)
  *       if (!more) break;
  *       swap batch and next; found = found_next;
@@ -117,9 +117,9 @@ static inline int tk_piece_batch_take(tk_piece_batch *batch, tk_split_iter *iter
     return found;
 }
 
-/* Piece i's entry when it is a short piece in its home slot; else NULL, with pending[i] resolved (a short
- * piece elsewhere in the table, or not in it: tk_short_resolve's answers). Read in order: an entry the
- * caller added for an earlier piece of the batch is found. */
+/* Piece i's entry when it is a short piece the table holds; else NULL, with pending[i] resolved (a short
+ * piece not in the table, or a longer one: tk_short_resolve's answers). Read in order: an entry the caller
+ * added for an earlier piece of the batch is found. */
 static inline const tk_short_entry *tk_piece_batch_entry(tk_piece_batch *batch, size_t i, const tk_short_table *shorts,
                                                          const tk_rank_table *table, const tk_piece_cache *cache,
                                                          const uint8_t *text, size_t len, size_t add_up_to) {
@@ -127,12 +127,17 @@ static inline const tk_short_entry *tk_piece_batch_entry(tk_piece_batch *batch, 
     if (!e) return NULL;
     uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE); /* see short_table.h: Threads */
     if (__builtin_expect(hi == batch->keys[i].hi && e->key.lo == batch->keys[i].lo, 1)) return e;
+    /* Its home slot holds another key: the piece may be further on, and is then handed out as one in its
+     * home slot is (a third of the pieces of multilingual text already seen: their way through the pending
+     * piece, looked up again, cost more than the probe; docs/decisions.md). */
+    const tk_short_entry *further = hi ? tk_short_find_after(shorts, e, &batch->keys[i]) : NULL;
+    if (further) return further;
     tk_short_pending *s = &batch->pending[i];
     s->p.start = batch->starts[i];
     s->p.len = batch->ends[i] - batch->starts[i];
     s->key = batch->keys[i];
     s->short_hash = tk_short_hash(shorts, &s->key);
-    s->n_short = TK_SHORT_TO_RESOLVE;
+    s->n_short = TK_SHORT_ABSENT;
     s->has_key = 1;
     tk_short_resolve(shorts, table, cache, text, len, s, add_up_to);
     return NULL;

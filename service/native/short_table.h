@@ -125,16 +125,25 @@ static inline const tk_short_entry *tk_short_slot(const tk_short_table *table, u
     return &table->entries[tk_short_home(table, hash)];
 }
 
-static inline const tk_short_entry *tk_short_find(const tk_short_table *table, const tk_short_key *key, uint64_t hash) {
-    uint64_t i = tk_short_home(table, hash);
-    for (int probe = 0; probe < TK_SHORT_MAX_PROBES; probe++) {
+/* tk_short_find past the home slot `home`, which holds another key than `key`. */
+static inline const tk_short_entry *tk_short_find_after(const tk_short_table *table, const tk_short_entry *home,
+                                                        const tk_short_key *key) {
+    uint64_t i = (uint64_t)(home - table->entries);
+    for (int probe = 1; probe < TK_SHORT_MAX_PROBES; probe++) {
+        i = (i + 1) & table->mask;
         const tk_short_entry *e = &table->entries[i];
-        uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE); /* a plain load on x86 and ARM64's ldar */
+        uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE);
         if (hi == key->hi && e->key.lo == key->lo) return e;
         if (!hi) return NULL;
-        i = (i + 1) & table->mask;
     }
     return NULL;
+}
+
+static inline const tk_short_entry *tk_short_find(const tk_short_table *table, const tk_short_key *key, uint64_t hash) {
+    const tk_short_entry *home = tk_short_slot(table, hash);
+    uint64_t hi = __atomic_load_n(&home->key.hi, __ATOMIC_ACQUIRE); /* a plain load on x86 and ARM64's ldar */
+    if (hi == key->hi && home->key.lo == key->lo) return home;
+    return hi ? tk_short_find_after(table, home, key) : NULL;
 }
 
 /* A found entry's ids to `out` (room for TK_SHORT_MAX_LEN: the inline ones are copied as 3); how many. */
@@ -148,18 +157,18 @@ static inline uint32_t tk_short_copy_ids(const tk_short_table *table, const tk_s
 }
 
 /* ---- a piece on its way through a loop over pieces ---------------------------------------------- */
-/* A piece that is not a short one in its home slot, in piece_batch.h's loop (module.c's emit_text and
- * batch_encode.c's encode_item): prepared when its batch is found, resolved before the batch is handed out;
- * a piece of <= 15 bytes takes the short table instead of the rank table when there is one. */
-#define TK_SHORT_TO_RESOLVE UINT32_MAX  /* n_short: a key made, not looked up yet */
+/* A piece the short table does not hand out, in piece_batch.h's loop (module.c's emit_text and
+ * batch_encode.c's encode_item): a short piece the table lacks (looked up as its batch is handed out), or a
+ * longer one (prepared when its batch is found, resolved before the batch is handed out); a piece of <= 15
+ * bytes takes the short table instead of the rank table when there is one. */
+#define TK_SHORT_ABSENT UINT32_MAX      /* n_short: a key made, looked up, not held */
 #define TK_SHORT_MERGE (UINT32_MAX - 1) /* n_short: no token, not held: merge it, then add it */
 typedef struct {
     tk_pending_piece p;
     tk_short_key key;
     uint64_t short_hash;
-    uint32_t n_short; /* TK_SHORT_*, a hit's entry n (ids | TK_SHORT_ADDED), or 0: the rank table's way (p) */
+    uint32_t n_short; /* TK_SHORT_ABSENT or TK_SHORT_MERGE, or 0: the rank table's way (p) */
     int has_key;      /* key and short_hash are set */
-    const tk_short_entry *entry; /* a hit's entry (a slot never changes once written: tk_short_copy_ids) */
 } tk_short_pending;
 
 /* A piece that takes the rank table's way (longer than TK_SHORT_MAX_LEN, or no short table): prepared for
@@ -171,21 +180,15 @@ static inline void tk_short_prepare(const tk_rank_table *table, const uint8_t *t
     tk_prepare_piece(table, text, len, start, n, &s->p);
 }
 
-/* Looked up. A short piece the table lacks is no token when the table holds them all: then, when the
- * caller merges and adds such pieces (of at most `add_up_to` bytes; 0: it adds none), it is marked
- * TK_SHORT_MERGE (no rank table, no piece cache); else it is ranked none and its piece-cache slots are
- * fetched. Without all tokens in the table the piece takes the rank table's way, unprefetched (rare: a
- * token the build could not place). */
+/* Resolved: a short piece the table lacks (TK_SHORT_ABSENT) is no token when the table holds them all:
+ * then, when the caller merges and adds such pieces (of at most `add_up_to` bytes; 0: it adds none), it is
+ * marked TK_SHORT_MERGE (no rank table, no piece cache); else it is ranked none and its piece-cache slots
+ * are fetched. Without all tokens in the table the piece takes the rank table's way, unprefetched (rare: a
+ * token the build could not place). A piece prepared for the rank table is looked up there. */
 static inline void tk_short_resolve(const tk_short_table *shorts, const tk_rank_table *table,
                                     const tk_piece_cache *cache, const uint8_t *text, size_t len, tk_short_pending *s,
                                     size_t add_up_to) {
-    if (s->n_short == TK_SHORT_TO_RESOLVE) {
-        const tk_short_entry *e = tk_short_find(shorts, &s->key, s->short_hash);
-        if (__builtin_expect(e != NULL, 1)) {
-            s->n_short = e->n;
-            s->entry = e;
-            return;
-        }
+    if (s->n_short == TK_SHORT_ABSENT) {
         if (shorts->all_tokens && s->p.len <= add_up_to) {
             s->n_short = TK_SHORT_MERGE;
             return;

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokend
+from tests.corpus import corpus_texts
 from tokend.engine._native import BpeCore
 from tokend.engine.pair_bpe import pair_byte_pair_encode
 
@@ -152,6 +153,23 @@ def test_random_text_twice(name, text):
     core = _shared_core(name)
     _check(core, name, text)
     _check(core, name, text)
+
+
+@pytest.mark.parametrize("name", list(_NATIVE))
+def test_multilingual_pieces_found_past_their_home_slot(name):
+    """Text seen again finds many short pieces past their home slot (a token or another merged piece took
+    it), and the loop hands those out as it does one in its home slot (piece_batch.h): one text at a time,
+    and by the batch workers. Multilingual documents: their merged pieces, added last, are the ones most
+    often past their home."""
+    texts = corpus_texts(60_000, kinds=("multilingual",))
+    expected = [_oracle(name).encode_ordinary(text) for text in texts]
+    core = _core(name)
+    assert [core.encode(text) for text in texts] == expected  # merged and added
+    assert core.short_table_stats()["added"] > 1000
+    assert [core.encode(text) for text in texts] == expected  # found
+    assert [core.count(text) for text in texts] == [len(ids) for ids in expected]
+    assert core.encode_batch(texts, 2) == expected
+    assert core.encode_batch(texts, 2, count=True) == [len(ids) for ids in expected]
 
 
 @functools.lru_cache(maxsize=None)
