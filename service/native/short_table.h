@@ -19,9 +19,9 @@
  * `all_tokens` says whether every token the build was asked for is in, so that a miss proves a piece is no
  * such token. Entries are never removed; merged pieces are added until max_added of them (or the ids of
  * those of more than TK_SHORT_INLINE_IDS fill `more`), after which the piece cache takes new ones. So the
- * memory is fixed when the table is built: 32 bytes a slot, slots the power of two >= 1.5 x (tokens of
- * <= 15 bytes + max_added), and 16 bytes per max_added (+60) for `more` (cl100k_base with 65,536: 8 MiB + 1 MiB;
- * o200k_base: 16 MiB + 1 MiB).
+ * memory is fixed when the table is built: 32 bytes a slot, slots the power of two >= 2 x (tokens of
+ * <= 15 bytes + max_added), and 16 bytes per max_added (+60) for `more` (cl100k_base and o200k_base with
+ * 65,536: 16 MiB + 1 MiB each).
  *
  * Threads: any number of writers (module.c's callers with the GIL, batch_encode.c's workers without it)
  * and readers at once. A writer claims an empty slot by a compare-and-swap of its key.hi (0 ->

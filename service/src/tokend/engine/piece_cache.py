@@ -9,8 +9,8 @@ In front of it, once an Encoding has encoded 256 KiB in texts under 64 KiB, stan
 Merged pieces of that length go there first (65,536 at most; added by texts under 64 KiB, read by batches
 and bigger texts too), the piece cache takes the rest and the longer ones; the statistics count the
 table's finds of merged pieces as hits and their merges as misses, and `size` counts the piece cache's
-entries only. Its memory is fixed when it is built: 9 MiB for
-cl100k_base, 17 MiB for o200k_base (32 bytes a slot, slots >= 1.5 x its tokens and merged pieces), paid
+entries only. Its memory is fixed when it is built: 17 MiB for
+cl100k_base and for o200k_base (32 bytes a slot, slots >= 2 x its tokens and merged pieces), paid
 only by the Encodings a process uses that much.
 
 SentencePieceEncoding differs: its short table holds segments only (no tokens), is built with the core
