@@ -321,13 +321,13 @@ static TK_BULK_INLINE __attribute__((target("bmi2,popcnt"))) uint64_t wide_start
             stop |= 1ull << i;
             break;
         }
+        /* without a branch: in scripts with combining marks (Devanagari, Thai, Malayalam) a letter and a mark
+         * (P here) alternate as good as at random */
         uint64_t bytes = ((1ull << width) - 1) << i;
-        if (classes & TK_UC_LETTER) {
-            letter |= bytes;
-            if (lowerish) lower |= bytes;
-        } else {
-            punct |= bytes;
-        }
+        uint64_t if_letter = -(uint64_t)((classes & TK_UC_LETTER) != 0);
+        letter |= bytes & if_letter;
+        lower |= bytes & if_letter & -(uint64_t)lowerish;
+        punct |= bytes & ~if_letter;
     }
     /* in characters from here: bit k is the window's character k */
     window_classes w;
