@@ -65,7 +65,10 @@ _SCRIPTS = ["слово", " слово", "Ωμέγα", " नमस्ते", "�
             "٣", "²", "½", "Ⅻ", "\u00a0", "\u3000", "\u2028", "'слово", "'ñ", "é's", "l'été", "Ж'S", "中's",
             # o200k's cases: upper then lower, lower then upper, titlecase, suffixes after other letters, and
             # letters of both cases beside one-case ones
-            "СЛОВО", "слОВо", "ΑΒγδ", "aБв", "ǅungla", "Straße's", "ÉCOLE'S", "ÀB'll", "中A中", "中A ", "A中", "ñÑ中"]  # fmt: skip
+            "СЛОВО", "слОВо", "ΑΒγδ", "aБв", "ǅungla", "Straße's", "ÉCOLE'S", "ÀB'll", "中A中", "中A ", "A中", "ñÑ中",
+            # o200k's letters of both cases (Lo, Lm, marks) beside upper- and lower-case ones, P runs, digits
+            "a中A", "中dA", "中a中A", "Aकि", "कि", "किB", "क\u093eA", "!!\u093e", "!\u093eक", " \u093eक", "-\u093eA",
+            "\u093e\u093e", "1\u093e", "ภาษาไทย", "\u0e31x", "ʰA", "aʰB", "中'S", "中'sA", "ٱلْعَرَبِيَّة"]  # fmt: skip
 
 
 def _assert_wide_rules_like_regex(text: str) -> None:
