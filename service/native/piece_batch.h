@@ -128,8 +128,8 @@ static inline const tk_short_entry *tk_piece_batch_entry(tk_piece_batch *batch, 
     uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE); /* see short_table.h: Threads */
     if (__builtin_expect(hi == batch->keys[i].hi && e->key.lo == batch->keys[i].lo, 1)) return e;
     /* Its home slot holds another key: the piece may be further on, and is then handed out as one in its
-     * home slot is (a third of the pieces of multilingual text already seen: their way through the pending
-     * piece, looked up again, cost more than the probe; docs/decisions.md). */
+     * home slot is (merged pieces of multilingual text often are: their way through the pending piece, looked
+     * up again, cost more than the probe; docs/decisions.md, "Short pieces past their home slot"). */
     const tk_short_entry *further = hi ? tk_short_find_after(shorts, e, &batch->keys[i]) : NULL;
     if (further) return further;
     tk_short_pending *s = &batch->pending[i];

@@ -129,7 +129,7 @@ static int allocate(tk_short_table *table, size_t n_tokens, size_t max_added, ui
     /* Load <= 1/2. A piece past its home slot costs a mispredicted compare and a probe, and merged pieces,
      * added after every token, are the ones that land there: on multilingual text already seen (cl100k_base,
      * 99,226 tokens, ~39,000 merged pieces) 32 % of the pieces looked up were past their home at 2^18 slots
-     * (load <= 2/3), 17 % at 2^19 (docs/decisions.md, "Short-table misses past the home slot"). */
+     * (load <= 2/3), 17 % at 2^19 (docs/decisions.md, "Short pieces past their home slot"). */
     while (slots < 2 * want) slots <<= 1;
     table->n_tokens = n_tokens;
     /* 4 ids each if every merged piece had more than 3; and room for one of 15 (has_room) when max_added > 0 */
