@@ -405,29 +405,40 @@ static inline int may_be_cut(const tk_rank_table *table, const uint8_t *piece, s
     return found;
 }
 
-/* The short pieces of a batch that the table lacks, merged side by side (tk_bpe_merge_group) and added to
- * the table as emit_short adds one. A count: how many ids they have. An encode: each piece's ids go to the
- * room its bytes took in the sink (holes[g], as many ids as bytes), and the ids after it move down behind
- * them (at most a batch's ids); 0. */
-static size_t merge_grouped(BpeCore *self, Sink *sink, const uint8_t *text, tk_short_pending *const *grouped,
-                            const size_t *holes, size_t m, const int counting) {
-    const uint8_t *pieces[TK_MERGE_GROUP];
-    uint8_t lens[TK_MERGE_GROUP], n_ids[TK_MERGE_GROUP];
+/* Short pieces the table lacks, merged side by side (tk_bpe_merge_group) and added to the table as emit_short
+ * adds one: grouped[g] for g < m, the same piece as grouped[same[g]] (an earlier one, or itself: only those are
+ * merged). A count: how many ids they have. An encode: each piece's ids go to the room its bytes took in the sink
+ * (holes[g], as many ids as bytes), and the ids after it move down behind them; 0. */
+static size_t merge_grouped(BpeCore *self, Sink *sink, const uint8_t *text, const tk_short_pending *grouped,
+                            const uint8_t *same, const size_t *holes, size_t m, const int counting) {
+    const uint8_t *pieces[TK_MERGE_GROUP] = {0}; /* all set (same[0] is 0); zeroed for the compiler's sake */
+    uint8_t lens[TK_MERGE_GROUP] = {0}, n_ids[TK_MERGE_GROUP], merged[TK_GROUP_SPAN] = {0};
     uint32_t ids[TK_MERGE_GROUP][TK_GROUP_PIECE];
+    size_t n_merged = 0;
     for (size_t g = 0; g < m; g++) {
-        pieces[g] = text + grouped[g]->p.start;
-        lens[g] = (uint8_t)grouped[g]->p.len;
+        if (same[g] != g) {
+            merged[g] = merged[same[g]];
+            continue;
+        }
+        merged[g] = (uint8_t)n_merged;
+        pieces[n_merged] = text + grouped[g].p.start;
+        lens[n_merged++] = (uint8_t)grouped[g].p.len;
     }
-    tk_bpe_merge_group(&self->table, pieces, lens, m, ids, n_ids);
+    tk_bpe_merge_group(&self->table, pieces, lens, n_merged, ids, n_ids);
     size_t count = 0, write = counting ? 0 : holes[0];
     for (size_t g = 0; g < m; g++) {
-        count += n_ids[g];
-        if (lens[g] > TK_UNCACHED_PIECE_BYTES) self->cache.misses++; /* as the piece cache would have */
-        add_short(self, grouped[g], ids[g], n_ids[g]);
+        size_t k = merged[g], len = grouped[g].p.len;
+        count += n_ids[k];
+        if (same[g] != g) {
+            self->cache.hits++; /* as the table would have found it, added after the first */
+        } else {
+            if (len > TK_UNCACHED_PIECE_BYTES) self->cache.misses++; /* as the piece cache would have */
+            add_short(self, &grouped[g], ids[k], n_ids[k]);
+        }
         if (counting) continue;
-        memcpy(sink->ids + write, ids[g], n_ids[g] * sizeof *sink->ids);
-        write += n_ids[g];
-        size_t from = holes[g] + lens[g], to = g + 1 < m ? holes[g + 1] : sink->len;
+        memcpy(sink->ids + write, ids[k], n_ids[k] * sizeof *sink->ids);
+        write += n_ids[k];
+        size_t from = holes[g] + len, to = g + 1 < m ? holes[g + 1] : sink->len;
         memmove(sink->ids + write, sink->ids + from, (to - from) * sizeof *sink->ids);
         write += to - from;
     }
@@ -454,12 +465,17 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
     uint64_t hits = 0; /* merged pieces found in the table count as the piece cache's hits */
     size_t count = 0;
     int failed = 0;
-    /* Short pieces to merge under tiktoken's rule, merged TK_MERGE_GROUP at a time (merge_grouped); an
-     * encode leaves room for their ids at holes[g]. */
+    /* Short pieces to merge under tiktoken's rule, merged TK_MERGE_GROUP different ones at a time
+     * (merge_grouped); an encode leaves room for their ids at holes[g]. A group waits across batches until it
+     * is full (or TK_GROUP_SPAN pieces with repeats wait, or the text ends): English and code have ~1 unseen
+     * piece a batch, which merged alone waited for each look-up in turn (first pass `count` 1.03-1.06x, in
+     * docs/decisions.md). A piece that comes again while it waits is merged once (the table does not hold it
+     * yet): code repeats its new identifiers. */
     const int grouping = !self->pair_rule && shorts;
-    tk_short_pending *grouped[TK_MERGE_GROUP];
-    size_t holes[TK_MERGE_GROUP];
-    size_t n_grouped = 0;
+    tk_short_pending grouped[TK_GROUP_SPAN];
+    size_t holes[TK_GROUP_SPAN];
+    uint8_t same[TK_GROUP_SPAN];
+    size_t n_grouped = 0, n_distinct = 0;
     int found = tk_piece_batch_take(batch, &iter, shorts, &self->table, &self->cache, text, len, add_up_to);
     for (;;) {
         int more = found == 1;
@@ -491,10 +507,15 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
                     holes[n_grouped] = sink->len;
                     sink->len += s->p.len;
                 }
-                grouped[n_grouped++] = s;
-                if (n_grouped == TK_MERGE_GROUP) {
-                    count += merge_grouped(self, sink, text, grouped, holes, n_grouped, counting);
-                    n_grouped = 0;
+                size_t first = n_grouped;
+                for (size_t g = 0; g < n_grouped && first == n_grouped; g++)
+                    if (grouped[g].key.lo == s->key.lo && grouped[g].key.hi == s->key.hi) first = g;
+                same[n_grouped] = (uint8_t)first;
+                n_distinct += first == n_grouped;
+                grouped[n_grouped++] = *s;
+                if (n_distinct == TK_MERGE_GROUP || n_grouped == TK_GROUP_SPAN) {
+                    count += merge_grouped(self, sink, text, grouped, same, holes, n_grouped, counting);
+                    n_grouped = n_distinct = 0;
                 }
                 continue;
             }
@@ -503,9 +524,6 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
                 break;
             }
         }
-        if (n_grouped && !failed) /* before the batch's pending pieces are reused */
-            count += merge_grouped(self, sink, text, grouped, holes, n_grouped, counting);
-        n_grouped = 0;
         hits += tk_short_sum_added(sum);
         if (counting) count += tk_short_sum_ids(sum);
         if (failed || !more) break;
@@ -514,6 +532,7 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
         next = handed;
         found = found_next;
     }
+    if (n_grouped && !failed) count += merge_grouped(self, sink, text, grouped, same, holes, n_grouped, counting);
     self->cache.hits += hits;
     sink->count += count;
     tk_split_iter_free(&iter);

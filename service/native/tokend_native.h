@@ -362,6 +362,7 @@ ptrdiff_t tk_bpe_merge_list_order(const tk_rank_table *table, const uint8_t *pie
  * ids[g]. The same ids as tk_bpe_merge (every single byte must have a rank). */
 #define TK_MERGE_GROUP 8 /* 4 and 16 measured 0.98 and 0.91-1.01x 8 on multilingual count */
 #define TK_GROUP_PIECE 15
+#define TK_GROUP_SPAN 16 /* module.c: pieces waiting for a group, repeats included */
 void tk_bpe_merge_group(const tk_rank_table *table, const uint8_t *const *pieces, const uint8_t *lens, size_t m,
                         uint32_t (*ids)[TK_GROUP_PIECE], uint8_t *n_ids);
 

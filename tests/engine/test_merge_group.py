@@ -123,3 +123,33 @@ def test_one_byte_to_fifteen_byte_pieces_with_few_and_many_ids(name):
             words.append(" " + word if rng.random() < 0.5 else word.capitalize())
         _check(core, name, " ".join(words))
         _check(core, name, "".join(words))
+
+
+@pytest.mark.parametrize("name", sorted(_NATIVE))
+@pytest.mark.parametrize("seed", range(3))
+def test_groups_across_batches_with_repeated_pieces(name, seed):
+    """A group waits across the loop's batches until it holds eight different pieces (or sixteen with repeats,
+    or the text ends): unseen pieces one every 0-150 tokens, so that a group spans several batches of
+    PIECE_BATCH pieces, and pieces repeated within a group (merged once, the copies given its ids), across two
+    groups, and so often that the repeats alone fill a group. Fresh cores: every piece is unseen."""
+    rng = random.Random(100 + seed)
+    for _ in range(12):
+        pool = [" " + "".join(rng.choice(_RARE + _ACCENTED) for _ in range(rng.randint(1, 9)))
+                for _ in range(rng.randint(1, 12))]
+        words = []
+        for _ in range(rng.randint(1, 40)):
+            words.extend(rng.choice(_COMMON) for _ in range(rng.choice([0, 0, 1, 3, 20, 63, 64, 65, 150])))
+            words.append(rng.choice(pool) if rng.random() < 0.7 else _word(rng, name))
+        words.extend(rng.choice(_COMMON) for _ in range(rng.randint(0, 3)))
+        text = "".join(words)
+        for op in ("encode", "count"):
+            core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=0)
+            expected = _oracle(name).encode_ordinary(text)
+            same = core.encode(text) == expected if op == "encode" else core.count(text) == len(expected)
+            assert same, text[:300]
+    # one piece twenty times and nothing else, then among tokens: a group of repeats only
+    # and pieces that share their first 8 bytes (one word of the key), of other lengths or other later bytes
+    for text in [" qzx" * 20, (" the" * 40 + " qzx") * 20, " qzx" * 17 + " vwq" * 9 + " qzx",
+                 " qzxvwbfg qzxvwbfgq qzxvwbfgqz qzxvwbfgq qzxvwbfk qzxvwbfgk qzxvwbfg"]:
+        core = BpeCore(_ranks(name), _NATIVE[name], short_table_after=0)
+        _check(core, name, text)
