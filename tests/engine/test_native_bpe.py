@@ -492,6 +492,27 @@ def test_encode_piece_matches_tiktoken_on_huge_pieces(name):
 
 
 @pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_pieces_of_a_few_byte_runs_between_the_short_merge_and_the_buckets(name):
+    """Pieces of 129-16,383 bytes (past the short merge, before the buckets) made of a few runs of one byte: the
+    run merge takes them (a line of spaces or "=" took the heap); with runs of under 64 bytes on average, or one
+    short run among long ones, it declines or merges them as runs. Ids and counts from tiktoken."""
+    core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
+    rng = random.Random(20261206)
+    pieces = [bytes([byte]) * size for byte in b" =x0\n-" for size in (129, 130, 191, 192, 193, 255, 256, 1000, 4097,
+                                                                      16_383)]
+    pieces += [b"=" * 64 + b"-" * 65, b"=" * 63 + b"-" * 66, b"a" * 100 + b"b" * 100 + b"a" * 100, b" " * 200 + b"x",
+               b"x" + b" " * 200, b"ab" * 100, b"a" * 150 + b"ab" * 20]
+    for _ in range(40):
+        size = rng.randint(129, 16_383)
+        runs = [bytes([rng.choice(b"ab =-0\n")]) * rng.randint(1, 3000) for _ in range(rng.randint(1, 8))]
+        pieces.append(b"".join(runs)[:size] or b"a" * size)
+    for piece in pieces:
+        expected = oracle._encode_single_piece(piece)
+        assert core.encode_piece(piece) == expected, (len(piece), piece[:40])
+        assert core.count_pieces([piece.decode()]) == len(expected), (len(piece), piece[:40])
+
+
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
 def test_huge_piece_ids_and_count_at_bitmap_word_edges(name):
     # The bucket merge keeps its parts as a bitmap of their starts, 64 to a word: its ids walk the set bits
     # word by word and its count is a popcount a word. Lengths on and around a word's edge, with parts of
