@@ -542,3 +542,55 @@ def test_concurrent_large_encodes_stay_within_the_budget():
     # previous answer on its way out, the waiting requests' messages and the allocator's slack.
     assert growth < 200, f"peak RSS grew {growth} MiB under a 64 MiB budget"
     assert after - start < 120, f"RSS stayed {after - start} MiB above its start after the burst"
+
+
+def _read_side_by_side(deadlines, big: float, small: float, in_flight: int, rate: float, seconds: float) -> str:
+    """A client reading its connection at ``rate`` (in least-rate seconds of answer a second) with ``in_flight``
+    answers of ``small`` kept in flight (a pipeline: each one read, the next made) and one of ``big`` made after
+    them; the connection's bandwidth shared equally among its unsent answers (gRPC sends them side by side, a
+    window of each in turn). Answers how the big one ended: "sent" or "cancelled"."""
+    unsent: list[list] = []  # [context, what is left of it, its size]
+
+    def make(size: float) -> FakeContext:
+        context = FakeContext()
+        assert deadlines.end_after(context, seconds, sending_seconds=size)(lambda: None)
+        unsent.append([context, size, size])
+        return context
+
+    for _ in range(in_flight):
+        make(small)
+    watched = make(big)
+    started = last = time.monotonic()
+    while time.monotonic() - started < 20.0:
+        time.sleep(0.005)
+        now = time.monotonic()
+        bandwidth, last = (now - last) * rate, now
+        if watched.cancelled.is_set():
+            return "cancelled"
+        while bandwidth > 1e-9 and unsent:
+            share, bandwidth = bandwidth / len(unsent), 0.0
+            for answer in list(unsent):
+                sent = min(share, answer[1])
+                answer[1] -= sent
+                bandwidth += share - sent
+                if answer[1] <= 1e-9:
+                    unsent.remove(answer)
+                    answer[0].end("closed")
+                    if answer[0] is watched:
+                        return "sent"
+                    make(answer[2])
+    return "still unsent"
+
+
+def test_a_large_answer_read_side_by_side_with_a_pipeline_keeps_its_time():
+    """A client reading its connection above the least rate (1.5 times) with a pipeline of small answers in flight
+    beside one large answer: the large one gets only its share of the bandwidth, and the answers made after the
+    limit of its connection's deadline was fixed (review09) delayed it past that limit: cancelled, where before
+    that limit it was sent (the time scaled down 20 times: --answer-send-seconds 10, 11 answers of 1 MiB in flight
+    and one of 16 MiB, through 1.5 MiB/s: sent at ~128 s before the limit; cancelled at ~83 s with it). Each answer
+    made since the call now adds to the limit what it can delay it side by side: its size, at most the call's."""
+    from tokend.server.unsent_answers import SendDeadlines
+
+    deadlines = SendDeadlines()
+    assert _read_side_by_side(deadlines, big=0.8, small=0.05, in_flight=11, rate=1.5, seconds=0.5) == "sent"
+

@@ -98,14 +98,17 @@ class SendDeadlines:
     cancelled at its own deadline (given the connection's anyway, 100 Decodes never read held the work budget
     91.5 s instead of 8.6 s). Behind a proxy, the clients it multiplexes on one connection are that connection.
 
-    How long the connection's deadline may keep a call is fixed when its own has passed (``_Watched.limit``): its
-    own deadline plus ``seconds``, plus what the other answers it shares the connection with take at the least
-    rate — those unsent when it was made and those made since. Without it each new call of the connection pushed
-    the deadline further, and a client that read some answers kept an unread one (its reservation) until the
-    connection's age: a 42 MB reservation held 55.3 s (an age of 60 s) while its client read a 25 KB Decode a
-    second, where one reading nothing lost it at 2.5 s (``--answer-send-seconds 2``); now at 4.5 s. Side by side
-    answers still get their time, each counting the others: 24 Decodes of 1 MiB at 1 MiB/s, 24 of 24 answered in
-    24.0 s (``--answer-send-seconds`` 10 and 1)."""
+    How long the connection's deadline may keep a call is limited (``_Watched.limit``, set when its own deadline
+    has passed): its own deadline plus ``seconds``, plus what the other answers it shares the connection with take
+    at the least rate — those unsent when it was made and those made up to its own deadline; then each one made
+    later for what it can delay the call's side by side: its size, at most the call's own. Without it each new
+    call of the connection pushed the deadline further, and a client that read some answers kept an unread one
+    (its reservation) until the connection's age: a 42 MB reservation held 55.3 s (an age of 60 s) while its
+    client read a 25 KB Decode a second, where one reading nothing lost it at 2.5 s (``--answer-send-seconds 2``);
+    now at 4.5 s. Side by side answers still get their time, each counting the others: 24 Decodes of 1 MiB at
+    1 MiB/s, 24 of 24 answered in 24.0 s (``--answer-send-seconds`` 10 and 1), and so does a large answer beside a
+    pipeline of smaller ones made after its own deadline (a limit fixed then, counting none of them, cancelled it:
+    review09). A call with a small answer (a large request's reservation) gains next to nothing from those."""
 
     def __init__(self, on_cancel: Callable[[], None] | None = None) -> None:
         self._condition = threading.Condition()
@@ -139,6 +142,7 @@ class SendDeadlines:
                     connection.watched += 1
                     connection.sending_seconds += sending_seconds
                     connection.made_seconds += sending_seconds
+                    connection.made_count += 1
                     watched = _Watched(context, connection, outcome, seconds, sending_seconds)
             if abandoned:  # answered after ``abandon``: the worker is ending, the connection closes with it
                 if outcome is not None:
@@ -215,10 +219,15 @@ class SendDeadlines:
                     continue
                 connection = watched.connection
                 if connection.ended > watched.ended_seen:  # it is sending: the connection's deadline, to its limit
-                    if watched.limit is None:  # its own deadline: what its connection's answers take, fixed now
-                        made_since = connection.made_seconds - watched.made_seconds_before - watched.own_seconds
-                        others = watched.held_seconds - watched.own_seconds + made_since
+                    made = connection.made_seconds - watched.made_seconds_seen
+                    if watched.limit is None:  # its own deadline: its connection's answers held then or made since
+                        others = watched.held_seconds - watched.own_seconds + made
                         watched.limit = deadline + watched.seconds + others
+                    else:  # and those made since it was last looked at, each what it can delay this one side by
+                        # side (its size, at most this one's: the sum and the count times its own both bound it)
+                        made_count = connection.made_count - watched.made_count_seen
+                        watched.limit += min(made, made_count * watched.own_seconds)
+                    watched.made_seconds_seen, watched.made_count_seen = connection.made_seconds, connection.made_count
                     later = min(connection.deadline, watched.limit)
                     if later > deadline:
                         watched.ended_seen = connection.ended
@@ -316,13 +325,14 @@ def ended_by_client(context: Any) -> bool:
 
 
 class _Connection:
-    __slots__ = ("peer", "watched", "sending_seconds", "made_seconds", "deadline", "ended")
+    __slots__ = ("peer", "watched", "sending_seconds", "made_seconds", "made_count", "deadline", "ended")
 
     def __init__(self, peer: str) -> None:
         self.peer = peer
         self.watched = 0  # its calls watched now
         self.sending_seconds = 0.0  # what their answers take at the least read rate
         self.made_seconds = 0.0  # what the answers of every call watched since it was first seen take (only grows)
+        self.made_count = 0  # those calls (only grows)
         self.deadline = 0.0  # (time.monotonic()) while it is sending, its calls not ended by then are cancelled
         self.ended = 0  # its watched calls sent so far (not those cancelled here or by their client)
 
@@ -330,7 +340,7 @@ class _Connection:
 class _Watched:
     __slots__ = (
         "context", "connection", "ended_seen", "outcome", "seconds", "own_seconds", "held_seconds",
-        "made_seconds_before", "limit",
+        "made_seconds_seen", "made_count_seen", "limit",
     )  # fmt: skip
 
     def __init__(
@@ -343,8 +353,10 @@ class _Watched:
         self.seconds = seconds
         self.own_seconds = own_seconds  # what its answer takes at the least read rate
         self.held_seconds = connection.sending_seconds  # what its connection's unsent answers took, its own included
-        self.made_seconds_before = connection.made_seconds - own_seconds  # its connection's made_seconds before it
-        self.limit: float | None = None  # (time.monotonic()) set once its own deadline has passed: never kept after
+        # Its connection's made_seconds and made_count (its own included) when it was made or its limit last set.
+        self.made_seconds_seen, self.made_count_seen = connection.made_seconds, connection.made_count
+        # (time.monotonic()) set once its own deadline has passed, grown by the answers made since: never kept after
+        self.limit: float | None = None
 
 
 class UnheldAnswers:
