@@ -7,8 +7,11 @@
  * right: the order of a heap keyed (rank, left), without the heap.
  *   - The pairs of the first round are the piece's byte pairs: one counting sort by rank (stable, so each
  *     rank's positions come out ascending), 4 bytes a pair.
- *   - A pair created later is appended to an array of its rank (freed once the rank is done); an array is
- *     the concatenation of ascending runs (one per rank that fed it), sorted when its turn comes.
+ *   - A pair created later is appended to a list of its rank (room taken from one pool for the piece, not a
+ *     malloc'd array each); a list is the concatenation of ascending runs (one per rank that fed it),
+ *     sorted when its turn comes. The ranks with a list are found through a bitmap (`pending`), and a rank
+ *     names its list through 4 bytes (`list_of`): the few thousand ranks a piece uses, not the
+ *     vocabulary's 100,000-200,000, are visited and take a list's 12 bytes.
  *   - A rank's merges are done a window at a time before the pairs they created are looked up: the
  *     lookups (random probes of the rank table, which outgrows the core's cache) are then independent of
  *     each other, hashed and prefetched a few ahead of their use (push_created_pairs).
@@ -23,12 +26,12 @@
  * includes a pair that existed only between two adjacent merges of one rank (push_created_pairs).
  * `out` is scratch over all of its `len` entries while the merge runs, not only the first n.
  *
- * Cost for a piece of n bytes: O(n + number of ranks) time, plus the sort of lists fed by several ranks
+ * Cost for a piece of n bytes: O(n + number of ranks / 64) time, plus the sort of lists fed by several ranks
  * (radix, linear); memory n/8 (bitmap) + 4n (first-round pairs; encoding, 4n/3 for the ranks of merges
- * instead, the pairs in `out`) + 4-8 bytes per pending pair + 16 bytes and a bit per rank of the
- * vocabulary (a list, its token's length and a first-round rank's byte pair share one 16-byte entry: three
- * arrays of 24 bytes a rank cost o200k_base's 1 MB of random lowercase letters ~3 % more time and 1.6 MB
- * more fresh memory a call).
+ * instead, the pairs in `out`) + 4-16 bytes per created pair (a list's room doubles in the pool, its old
+ * room is not reused) + 4 bytes and a bit per rank of the vocabulary + 12 bytes per rank with a list (a
+ * list each of 16 bytes for every rank, 3.2 MB for o200k_base, was 8-14 % of a fresh process's 1 MB of
+ * random lowercase letters: docs/decisions.md).
  * Measured against the heap: see bpe_merge.c. */
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +39,8 @@
 #include "tokend_native.h"
 
 typedef struct {
-    uint32_t *lefts;      /* left offsets of the pairs created with this rank, in the order they were made */
+    uint32_t at;          /* where in the pool (merge_state) the left offsets of the pairs created with this rank
+                           * start, in the order they were made */
     uint32_t size;        /* room for max(8, size rounded up to a power of two) entries (push_pair) */
     uint32_t what;        /* 0: nothing here; a 2-byte token in the piece: its byte pair + 1; a token of 3+
                            * bytes with created pairs: its length | TK_CREATED_RANK */
@@ -47,7 +51,12 @@ typedef struct {
     const uint8_t *piece;
     size_t len;
     uint64_t *bits;       /* bit i set: a part starts at offset i (i < len) */
-    pair_list *lists;     /* rank -> the pairs created with that rank, not merged yet */
+    uint32_t *list_of;    /* rank -> 1 + its list's index in `lists`; 0: none yet */
+    pair_list *lists;     /* the ranks' lists, in the order they were made (n_lists of room_lists) */
+    uint32_t n_lists, room_lists;
+    uint64_t *pending;    /* bit r: rank r has a list not merged yet (first-round pairs or created ones) */
+    uint32_t *pool;       /* the lists' entries, each list's room taken from the end (pool_used of pool_room) */
+    size_t pool_used, pool_room;
     int prefetch;         /* the piece has many distinct byte pairs (TK_PREFETCH_PAIRS): its lookups miss */
     uint32_t *ids;        /* NULL (counting), or ids[left / 3] = the rank of the last merge at left that made a
                            * part of 3+ bytes (by_thirds) */
@@ -82,17 +91,42 @@ static inline int starts_part(const merge_state *s, size_t x) { return (s->bits[
 
 #define TK_CREATED_RANK 0x80000000u
 
+/* A new, empty list for `rank` (`what` as pair_list's), marked pending; its index + 1, or 0 when out of memory. */
+static uint32_t new_list(merge_state *s, uint32_t rank, uint32_t what) {
+    if (s->n_lists == s->room_lists) {
+        uint32_t room = s->room_lists ? 2 * s->room_lists : 1024;
+        pair_list *grown = realloc(s->lists, (size_t)room * sizeof *grown);
+        if (!grown) return 0;
+        s->lists = grown;
+        s->room_lists = room;
+    }
+    s->lists[s->n_lists] = (pair_list){0, 0, what};
+    s->list_of[rank] = ++s->n_lists;
+    s->pending[rank >> 6] |= 1ull << (rank & 63);
+    return s->n_lists;
+}
+
 /* Appends the pair at `left` (`length` bytes, token `rank`) to its rank's list; -1 when out of memory. */
 static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) {
-    pair_list *list = &s->lists[rank];
+    uint32_t at = s->list_of[rank];
+    if (!at && !(at = new_list(s, rank, (uint32_t)length | TK_CREATED_RANK))) return -1;
+    pair_list *list = &s->lists[at - 1];
     uint32_t size = list->size;
     if (size == 0 || (size >= 8 && (size & (size - 1)) == 0)) { /* full: the room doubles from 8 */
-        uint32_t *grown = realloc(list->lefts, (size_t)(size ? 2 * size : 8) * sizeof *grown);
-        if (!grown) return -1;
-        list->lefts = grown;
-        list->what = (uint32_t)length | TK_CREATED_RANK;
+        size_t room = size ? 2 * (size_t)size : 8;
+        if (s->pool_used + room > s->pool_room) {
+            size_t pool_room = 2 * s->pool_room > s->pool_used + room ? 2 * s->pool_room : s->pool_used + room;
+            if (pool_room > UINT32_MAX) return -1; /* entries named with 32 bits */
+            uint32_t *grown = realloc(s->pool, pool_room * sizeof *grown);
+            if (!grown) return -1;
+            s->pool = grown;
+            s->pool_room = pool_room;
+        }
+        memcpy(s->pool + s->pool_used, s->pool + list->at, size * sizeof *s->pool);
+        list->at = (uint32_t)s->pool_used;
+        s->pool_used += room;
     }
-    list->lefts[list->size++] = (uint32_t)left;
+    s->pool[list->at + list->size++] = (uint32_t)left;
     return 0;
 }
 
@@ -314,7 +348,7 @@ static inline uint32_t part_id(const tk_rank_table *table, const uint8_t *piece,
 
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out) {
-    merge_state s = {table, piece, len, NULL, NULL, 0, NULL};
+    merge_state s = {table, piece, len, NULL, NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL};
     size_t n_words = (len + 63) >> 6;
     uint32_t *first = NULL;    /* first-round pairs: left offsets grouped by rank, ascending within a rank */
     /* The first round's counting sort is keyed by the byte pair itself (65,536 keys), not by its rank: one
@@ -323,14 +357,14 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
     uint32_t *pair_count = calloc(65536, sizeof *pair_count); /* byte pair -> how many times it occurs */
     uint32_t *pair_at = malloc(65536 * sizeof *pair_at);      /* byte pair -> its next slot in first (then its end);
                                                                * set for the pairs of the piece only */
-    uint64_t *first_ranks = calloc(n_ranks / 64 + 1, sizeof *first_ranks); /* bit r: rank r is a byte pair here */
     uint32_t *spare = NULL;    /* room to sort the longest list */
     merge_window window; /* the rank's merges not yet followed by their created pairs */
     size_t spare_capacity = 0;
     ptrdiff_t result = -1;
     s.bits = malloc((n_words + 1) * sizeof *s.bits); /* a zero word past the end: merge_byte_pair_at reads bit len */
-    s.lists = calloc(n_ranks, sizeof *s.lists);
-    if (!pair_count || !pair_at || !first_ranks || !s.bits || !s.lists) goto done;
+    s.list_of = calloc(n_ranks, sizeof *s.list_of);
+    s.pending = calloc(n_ranks / 64 + 1, sizeof *s.pending);
+    if (!pair_count || !pair_at || !s.bits || !s.list_of || !s.pending) goto done;
     memset(s.bits, 0xff, n_words * sizeof *s.bits);
     if (len & 63) s.bits[n_words - 1] = (1ull << (len & 63)) - 1;
     s.bits[n_words] = 0;
@@ -343,10 +377,7 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
     }
     for (uint32_t pair = 0; pair < 65536; pair++) {
         uint32_t rank = pair_count[pair] ? table->pair_rank[pair] : TK_NO_RANK;
-        if (rank != TK_NO_RANK) {
-            s.lists[rank].what = pair + 1;
-            first_ranks[rank >> 6] |= 1ull << (rank & 63);
-        }
+        if (rank != TK_NO_RANK && !new_list(&s, rank, pair + 1)) goto done;
         s.prefetch += pair_count[pair] != 0;
     }
     s.prefetch = s.prefetch >= TK_PREFETCH_PAIRS;
@@ -354,9 +385,9 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
      * never read): the scatter then has no branch on whether a pair is a token, which random text makes as
      * good as random to the predictor (the scatter was ~20 % of counting 1 MB of random letters). */
     size_t n_first = 0;
-    for (size_t w = 0; w <= n_ranks / 64; w++)
-        for (uint64_t word = first_ranks[w]; word; word &= word - 1) {
-            uint32_t pair = s.lists[(w << 6) + (size_t)__builtin_ctzll(word)].what - 1;
+    for (size_t w = 0; w <= n_ranks / 64; w++) /* the pending ranks are the first round's so far */
+        for (uint64_t word = s.pending[w]; word; word &= word - 1) {
+            uint32_t pair = s.lists[s.list_of[(w << 6) + (size_t)__builtin_ctzll(word)] - 1].what - 1;
             pair_at[pair] = (uint32_t)n_first;
             n_first += pair_count[pair];
         }
@@ -379,13 +410,24 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
     }
     for (size_t i = 0; i + 1 < len; i++) first[pair_at[(piece[i] << 8) | piece[i + 1]]++] = (uint32_t)i;
 
-    for (size_t r = 0; r < n_ranks; r++) {
+    /* The pending ranks in ascending order: a rank's merges only make lists of higher ranks (or stop), so a
+     * word is read again after each of its ranks. Ranks without pairs here (most of the vocabulary) are not
+     * visited, and their lists take no memory: 4 bytes a rank, where a list each was 16. */
+    for (size_t w = 0; w <= n_ranks / 64;) {
+        uint64_t word = s.pending[w];
+        if (!word) {
+            w++;
+            continue;
+        }
+        s.pending[w] = word & (word - 1);
+        size_t r = (w << 6) + (size_t)__builtin_ctzll(word);
+        uint32_t at = s.list_of[r] - 1;
         int status = 0;
         window.n = 0;
         /* The rank's merges a window at a time, then the pairs that window created (each ranks higher). A
          * rank has first-round pairs (2-byte tokens) or created pairs (3 bytes and more), never both. */
-        pair_list list = s.lists[r];
-        if (list.what && !(list.what & TK_CREATED_RANK)) {
+        pair_list list = s.lists[at];
+        if (!(list.what & TK_CREATED_RANK)) {
             uint32_t pair = list.what - 1, end = pair_at[pair]; /* the scatter left pair_at at the end */
             for (size_t k = end - pair_count[pair]; k < end && status == 0; k++) {
                 if (k + TK_CREATED_LEAD < end) prefetch_bits(&s, first[k + TK_CREATED_LEAD]);
@@ -393,24 +435,26 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
             }
         }
         if (list.size && status == 0) {
-            /* Nothing is pushed to this rank while it is merged (a created pair ranks higher or stops us). */
-            s.lists[r] = (pair_list){NULL, 0, list.what};
+            /* Nothing is pushed to this rank while it is merged (a created pair ranks higher or stops us); its
+             * entries stay where they are, but the pool holding them may move. */
+            s.lists[at] = (pair_list){0, 0, list.what};
+            uint32_t *lefts = s.pool + list.at; /* until the first push: a push may move the pool */
             size_t sorted = 1;
-            for (uint32_t k = 1; k < list.size && sorted; k++) sorted = list.lefts[k - 1] <= list.lefts[k];
+            for (uint32_t k = 1; k < list.size && sorted; k++) sorted = lefts[k - 1] <= lefts[k];
             if (!sorted && list.size >= 64 && spare_capacity < list.size) {
                 free(spare);
                 spare_capacity = list.size;
                 spare = malloc(spare_capacity * sizeof *spare);
                 if (!spare) status = -1;
             }
-            if (!sorted && status == 0) sort_lefts(list.lefts, spare, list.size);
+            if (!sorted && status == 0) sort_lefts(lefts, spare, list.size);
             for (uint32_t k = 0; k < list.size && status == 0; k++) {
-                if (k + TK_CREATED_LEAD < list.size) prefetch_bits(&s, list.lefts[k + TK_CREATED_LEAD]);
-                size_t left = list.lefts[k], length = list.what & ~TK_CREATED_RANK;
+                lefts = s.pool + list.at; /* read again: a full window's pushes (note_merge) may have moved it */
+                if (k + TK_CREATED_LEAD < list.size) prefetch_bits(&s, lefts[k + TK_CREATED_LEAD]);
+                size_t left = lefts[k], length = list.what & ~TK_CREATED_RANK;
                 status = note_merge(&s, &window, (uint32_t)r, left, left + length, merge_at(&s, left, length));
             }
         }
-        if (list.lefts) free(list.lefts); /* most ranks have none: 100,000-200,000 calls of free(NULL) a piece */
         if (status == 0 && window.n)
             status = push_created_pairs(&s, (uint32_t)r, window.merged, window.middles, window.ends, window.n);
         if (status < 0) {
@@ -440,13 +484,13 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
     }
     result = (ptrdiff_t)n;
 done:
-    if (s.lists && result < 0) /* done: every rank's list was freed after its merges */
-        for (size_t r = 0; r < n_ranks; r++) free(s.lists[r].lefts);
+    free(s.pool);
     if (first != out) free(first);
     free(s.ids);
     free(pair_count);
     free(pair_at);
-    free(first_ranks);
+    free(s.list_of);
+    free(s.pending);
     free(spare);
     free(s.bits);
     free(s.lists);
