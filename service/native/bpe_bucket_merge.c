@@ -131,11 +131,11 @@ static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) 
 }
 
 /* A rank's merges are done a window at a time; then the pairs they created are hashed, their filter words
- * and rank-table slots prefetched, and only then looked up: on a piece of random letters nearly every
- * lookup misses the caches (the 4 MiB slot table, the filter), and one at a time, inside the merge loop,
- * those misses were most of the merge's time (docs/decisions.md). Buffers on the stack, no memory that
- * grows with the piece; a window's up to 2 * 64 prefetched slots stay well within the core's second-level
- * cache. */
+ * prefetched, the filter asked, the rank-table slots of those it lets through prefetched, and only then
+ * looked up: on a piece of random letters nearly every lookup misses the caches (the 4 MiB slot table), and
+ * one at a time, inside the merge loop, those misses were most of the merge's time (docs/decisions.md).
+ * Buffers on the stack, no memory that grows with the piece; a window's up to 2 * 64 prefetched slots stay
+ * well within the core's second-level cache. */
 #define TK_MERGE_WINDOW 64
 _Static_assert(2 * TK_MERGE_WINDOW <= 256, "push_created_pairs names a window's created pairs with 8 bits");
 /* Bitmap words of a rank's merges prefetched this many merges ahead. */
@@ -152,7 +152,9 @@ typedef struct {
  * 1 MB of one emoji 16.5 -> 20.4 ms), where random letters (676 pairs) gained 10-18 %. */
 #define TK_PREFETCH_PAIRS 256
 
-/* Hashes piece[left, left + length) and starts loading what its lookup reads (s->prefetch). Not
+/* Hashes piece[left, left + length) and starts loading its filter word (s->prefetch; without a filter, its
+ * slot: with one, only the ~13 % of a window's pairs the filter lets through have theirs loaded, after it,
+ * in push_created_pairs: a slot loaded for every pair cost 3-4 % of 1 MB of random letters). Not
  * tk_prepare_piece: that one stops at TK_MAX_HASHED_PIECE bytes (the piece cache's concern), where a part
  * here may be any token up to the vocabulary's longest. */
 static inline void prepare_created(const merge_state *s, size_t left, size_t length, created_pair *c) {
@@ -169,7 +171,7 @@ static inline void prepare_created(const merge_state *s, size_t left, size_t len
     }
     if (!s->prefetch) return;
     if (table->filter) __builtin_prefetch(&table->filter[((c->hash >> 32) & table->filter_mask) >> 6], 0, 3);
-    __builtin_prefetch(&table->slots[c->hash & table->mask], 0, 3);
+    else __builtin_prefetch(&table->slots[c->hash & table->mask], 0, 3);
 }
 
 /* The rank of prepared bytes (tk_rank_of's answer). */
@@ -237,6 +239,9 @@ static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *mer
         passing[n_passing] = (uint8_t)k;
         n_passing += (c->length <= 2) | ((c->length <= table->max_len) & through);
     }
+    if (s->prefetch && table->filter) /* their slots, now that the filter has stopped the rest (prepare_created) */
+        for (size_t j = 0; j < n_passing; j++)
+            __builtin_prefetch(&table->slots[pairs[passing[j]].hash & table->mask], 0, 3);
     int status = 0;
     for (size_t j = 0; j < n_passing && status == 0; j++) {
         const created_pair *c = &pairs[passing[j]];

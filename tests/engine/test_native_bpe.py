@@ -547,6 +547,32 @@ def test_random_letter_pieces_of_tens_of_kilobytes_match_tiktoken(name):
             assert encoding.count(text) == len(expected), (size, alphabet)
 
 
+@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+def test_huge_pieces_whose_letters_change_along_the_way_match_tiktoken(name):
+    # The bucket merge on pieces of 64-200 KB: sizes around 64 KiB, an alphabet that changes along the piece
+    # (byte pairs first seen late, ranks that become pending late, lists made while others are merged and
+    # the pool of lists moving under them), and runs of one letter or one pair. Ids from tiktoken, the
+    # pieces whole and as text through the split.
+    core, oracle = _core(name, _NATIVE_PATTERN[name]), _tiktoken(name)
+    encoding = tokend.get_encoding(name)
+    rng = random.Random(20261206)
+    block = 1 << 16
+
+    def letters(alphabet: str, k: int) -> str:
+        return "".join(rng.choices(alphabet, k=k))
+
+    texts = [letters(string.ascii_lowercase, block + extra) for extra in (-1, 0, 1, 2, 3)]
+    texts.append(letters("abcdefghijklm", block - 7) + letters("nopqrstuvwxyz", block) + letters("etaoinshr", 5_000))
+    texts.append(letters("etaoin", block + 10) + letters("xyzq", block) + letters("etaoinxyzq", block + 333))
+    for run in ("a", "ab"):
+        texts.append(letters(string.ascii_lowercase, block - 150) + run * 200 + letters(string.ascii_lowercase, 9_000))
+    for text in texts:
+        expected = oracle.encode_ordinary(text)
+        assert core.encode_piece(text.encode()) == oracle._encode_single_piece(text.encode()), len(text)
+        assert encoding.encode_ordinary(text) == expected, len(text)
+        assert encoding.count(text) == len(expected), len(text)
+
+
 @settings(max_examples=200, deadline=None)
 @given(piece=st.one_of(st.binary(min_size=1, max_size=2000), st.text(min_size=1, max_size=600).map(str.encode)))
 def test_encode_piece_matches_tiktoken_on_random_pieces(piece):
