@@ -8,10 +8,10 @@
  *   - The pairs of the first round are the piece's byte pairs: one counting sort by rank (stable, so each
  *     rank's positions come out ascending), 4 bytes a pair.
  *   - A pair created later is appended to a list of its rank (room taken from one pool for the piece, not a
- *     malloc'd array each); a list is the concatenation of ascending runs (one per rank that fed it),
- *     sorted when its turn comes. The ranks with a list are found through a bitmap (`pending`), and a rank
- *     names its list through 4 bytes (`list_of`): the few thousand ranks a piece uses, not the
- *     vocabulary's 100,000-200,000, are visited and take a list's 12 bytes.
+ *     malloc'd array each; rooms given back are reused by size); a list is the concatenation of ascending
+ *     runs (one per rank that fed it), sorted when its turn comes. The ranks with a list are found through
+ *     a bitmap (`pending`), and a rank names its list through 4 bytes (`list_of`): the few thousand ranks a
+ *     piece uses, not the vocabulary's 100,000-200,000, are visited and take a list's 12 bytes.
  *   - A rank's merges are done a window at a time before the pairs they created are looked up: the
  *     lookups (random probes of the rank table, which outgrows the core's cache) are then independent of
  *     each other, hashed and prefetched a few ahead of their use (push_created_pairs).
@@ -28,10 +28,10 @@
  *
  * Cost for a piece of n bytes: O(n + number of ranks / 64) time, plus the sort of lists fed by several ranks
  * (radix, linear); memory n/8 (bitmap) + 4n (first-round pairs; encoding, 4n/3 for the ranks of merges
- * instead, the pairs in `out`) + 4-16 bytes per created pair (a list's room doubles in the pool, its old
- * room is not reused) + 4 bytes and a bit per rank of the vocabulary + 12 bytes per rank with a list (a
- * list each of 16 bytes for every rank, 3.2 MB for o200k_base, was 8-14 % of a fresh process's 1 MB of
- * random lowercase letters: docs/decisions.md).
+ * instead, the pairs in `out`) + 4-8 bytes per pending pair (a list's room doubles in the pool; a done
+ * list's room and a grown list's old one go to the next list of that room) + 4 bytes and a bit per rank
+ * of the vocabulary + 12 bytes per rank with a list (a list each of 16 bytes for every rank, 3.2 MB for
+ * o200k_base, was 8-14 % of a fresh process's 1 MB of random lowercase letters: docs/decisions.md).
  * Measured against the heap: see bpe_merge.c. */
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +57,8 @@ typedef struct {
     uint64_t *pending;    /* bit r: rank r has a list not merged yet (first-round pairs or created ones) */
     uint32_t *pool;       /* the lists' entries, each list's room taken from the end (pool_used of pool_room) */
     size_t pool_used, pool_room;
+    uint32_t free_rooms[32]; /* rooms of 8 << c entries given back (a done list's, a grown list's old one): 1 + the
+                              * pool index of one, whose first entry names the next the same way; 0: none */
     int prefetch;         /* the piece has many distinct byte pairs (TK_PREFETCH_PAIRS): its lookups miss */
     uint32_t *ids;        /* NULL (counting), or ids[left / 3] = the rank of the last merge at left that made a
                            * part of 3+ bytes (by_thirds) */
@@ -106,6 +108,16 @@ static uint32_t new_list(merge_state *s, uint32_t rank, uint32_t what) {
     return s->n_lists;
 }
 
+/* Gives back a room of `room` entries (8 << c) at pool index `at`, for a later list of that room. */
+static inline void give_room(merge_state *s, uint32_t at, size_t room) {
+    unsigned c = (unsigned)__builtin_ctzll(room) - 3;
+    s->pool[at] = s->free_rooms[c];
+    s->free_rooms[c] = at + 1;
+}
+
+/* The room of a list of `size` entries: 8, or size rounded up to a power of two. */
+static inline size_t list_room(uint32_t size) { return size <= 8 ? 8 : (size_t)1 << (32 - __builtin_clz(size - 1)); }
+
 /* Appends the pair at `left` (`length` bytes, token `rank`) to its rank's list; -1 when out of memory. */
 static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) {
     uint32_t at = s->list_of[rank];
@@ -114,17 +126,28 @@ static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) 
     uint32_t size = list->size;
     if (size == 0 || (size >= 8 && (size & (size - 1)) == 0)) { /* full: the room doubles from 8 */
         size_t room = size ? 2 * (size_t)size : 8;
-        if (s->pool_used + room > s->pool_room) {
-            size_t pool_room = 2 * s->pool_room > s->pool_used + room ? 2 * s->pool_room : s->pool_used + room;
-            if (pool_room > UINT32_MAX) return -1; /* entries named with 32 bits */
-            uint32_t *grown = realloc(s->pool, pool_room * sizeof *grown);
-            if (!grown) return -1;
-            s->pool = grown;
-            s->pool_room = pool_room;
+        unsigned c = (unsigned)__builtin_ctzll(room) - 3;
+        uint32_t moved;
+        if (s->free_rooms[c]) { /* a room given back: memory this piece has touched already */
+            moved = s->free_rooms[c] - 1;
+            s->free_rooms[c] = s->pool[moved];
+        } else {
+            if (s->pool_used + room > s->pool_room) {
+                size_t pool_room = 2 * s->pool_room > s->pool_used + room ? 2 * s->pool_room : s->pool_used + room;
+                if (pool_room > UINT32_MAX) return -1; /* entries named with 32 bits */
+                uint32_t *grown = realloc(s->pool, pool_room * sizeof *grown);
+                if (!grown) return -1;
+                s->pool = grown;
+                s->pool_room = pool_room;
+            }
+            moved = (uint32_t)s->pool_used;
+            s->pool_used += room;
         }
-        memcpy(s->pool + s->pool_used, s->pool + list->at, size * sizeof *s->pool);
-        list->at = (uint32_t)s->pool_used;
-        s->pool_used += room;
+        if (size) {
+            memcpy(s->pool + moved, s->pool + list->at, size * sizeof *s->pool);
+            give_room(s, list->at, size);
+        }
+        list->at = moved;
     }
     s->pool[list->at + list->size++] = (uint32_t)left;
     return 0;
@@ -353,7 +376,7 @@ static inline uint32_t part_id(const tk_rank_table *table, const uint8_t *piece,
 
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out) {
-    merge_state s = {table, piece, len, NULL, NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL};
+    merge_state s = {table, piece, len, NULL, NULL, NULL, 0, 0, NULL, NULL, 0, 0, {0}, 0, NULL};
     size_t n_words = (len + 63) >> 6;
     uint32_t *first = NULL;    /* first-round pairs: left offsets grouped by rank, ascending within a rank */
     /* The first round's counting sort is keyed by the byte pair itself (65,536 keys), not by its rank: one
@@ -459,6 +482,7 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
                 size_t left = lefts[k], length = list.what & ~TK_CREATED_RANK;
                 status = note_merge(&s, &window, (uint32_t)r, left, left + length, merge_at(&s, left, length));
             }
+            give_room(&s, list.at, list_room(list.size)); /* for a later list: nothing reads it after this */
         }
         if (status == 0 && window.n)
             status = push_created_pairs(&s, (uint32_t)r, window.merged, window.middles, window.ends, window.n);
