@@ -182,6 +182,9 @@ static ptrdiff_t merge_short(const tk_merge_index *index, const tk_rank_table *t
  * as the only extra check; a merged part's id is its pair's priority. */
 static ptrdiff_t merge_short_by_id(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece,
                                    size_t len, uint32_t *out) {
+    /* The caller's bound (tk_indexed_pair_merge), said to the compiler: without it GCC 12 warns that the
+     * inlined merge's loops may write past its arrays of TK_SHORT_MERGE_PIECE (-Wstringop-overflow). */
+    if (len == 0 || len > TK_SHORT_PIECE) __builtin_unreachable();
     return tk_short_merge(table, index->left_len_by_id, index->n_ids, 0, piece, len, out);
 }
 
