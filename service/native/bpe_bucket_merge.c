@@ -22,7 +22,8 @@
  *     come from there (parts of 1-2 bytes: the direct tables) at the end, without a lookup of the final
  *     parts (part_id). The first-round pairs are then kept in `out`, which is free until the ids.
  * When a created pair ranks *below* the rank being merged (a vocabulary whose ranks are not in merge
- * order, e.g. a hand-made one), the order above no longer holds: the caller falls back to the heap. That
+ * order, e.g. a hand-made one), the order above no longer holds: the caller falls back to the heap (counted:
+ * tk_merge_counters, for the tests; never seen on cl100k_base or o200k_base, docs/decisions.md). That
  * includes a pair that existed only between two adjacent merges of one rank (push_created_pairs).
  * `out` is scratch over all of its `len` entries while the merge runs, not only the first n.
  *

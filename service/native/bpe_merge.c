@@ -115,6 +115,14 @@ done:
     return n;
 }
 
+/* tokend_native.h; process-wide, so a batch's workers add to the same counters. */
+static tk_merge_counters merge_counters;
+
+void tk_merge_counters_read(tk_merge_counters *counters) {
+    counters->bucket_merges = __atomic_load_n(&merge_counters.bucket_merges, __ATOMIC_RELAXED);
+    counters->bucket_fallbacks = __atomic_load_n(&merge_counters.bucket_fallbacks, __ATOMIC_RELAXED);
+}
+
 /* The ids of a piece by tiktoken's rule, uncut: by its length, the short merge, the runs of a piece of a few
  * long byte runs, the heap, or the buckets of a huge piece. The runs from the short merge's end on: a line of
  * 129-16,383 spaces or "=" took the heap at ~130-200 ns a byte (5,000 spaces: 0.9 ms; the runs: microseconds),
@@ -125,8 +133,10 @@ static ptrdiff_t merge_uncut(const tk_rank_table *table, const uint8_t *piece, s
     ptrdiff_t n = tk_bpe_merge_runs(table, piece, len, out);
     if (n != -2) return n;
     if (len >= TK_BUCKET_PIECE) {
+        __atomic_fetch_add(&merge_counters.bucket_merges, 1, __ATOMIC_RELAXED);
         n = tk_bpe_merge_buckets(table, piece, len, n_ranks, out);
         if (n != -2) return n;
+        __atomic_fetch_add(&merge_counters.bucket_fallbacks, 1, __ATOMIC_RELAXED);
     }
     return merge_long(table, piece, len, out);
 }

@@ -23,6 +23,8 @@
  *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape])   a plain chat
  *                                (message_counts.c)
  *   plain_message_bytes(messages) -> request bytes of a plain chat, or None    (module function, message_counts.c)
+ *   _merge_counters()            -> {"bucket_merges": n, "bucket_fallbacks": n}   private, for tests (module function:
+ *                                 huge pieces the bucket merge took in this process, and those it handed to the heap)
  *
  * Everything touching the shared piece cache runs with the GIL held and never calls back into Python code
  * while it holds pointers into shared state, so one core is safe to share between threads. Two exceptions
@@ -1371,11 +1373,28 @@ static PyTypeObject BpeCoreType = {
     .tp_getset = BpeCore_getset,
 };
 
+/* _merge_counters(): tk_merge_counters as a dict. Private, for tests: a bucket merge that falls back to the
+ * heap is exact, so only this shows it (tests/engine/test_bucket_merge_fallbacks.py). */
+static PyObject *merge_counters(PyObject *module, PyObject *Py_UNUSED(ignored)) {
+    tk_merge_counters counters;
+    tk_merge_counters_read(&counters);
+    return Py_BuildValue("{s:K,s:K}", "bucket_merges", (unsigned long long)counters.bucket_merges, "bucket_fallbacks",
+                         (unsigned long long)counters.bucket_fallbacks);
+}
+
+static PyMethodDef native_functions[] = {
+    {"_merge_counters", merge_counters, METH_NOARGS,
+     "_merge_counters() -> {bucket_merges, bucket_fallbacks}: huge pieces given to the bucket merge in this process, "
+     "and those it handed back to the heap (private, for tests)"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tokend.engine._native",
     .m_doc = "tokend's native core: pre-split, byte-level BPE and piece cache in C (see service/native/).",
     .m_size = -1,
+    .m_methods = native_functions,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {

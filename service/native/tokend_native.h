@@ -346,6 +346,15 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
  * are not in merge order for this piece (then the heap of tk_bpe_merge gives the ids). */
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out);
+/* How many huge pieces tk_bpe_merge gave to the bucket merge in this process, and how many of those it
+ * handed back to the heap (-2). A fallback is exact, only slower, so nothing else shows one: a bucket merge
+ * that decides wrongly and then falls back passes every test of ids. Read by tests through
+ * `_native._merge_counters()` (private). Relaxed atomic adds, one or two per huge piece (batch workers run
+ * without the GIL): nothing on the merge's own path. */
+typedef struct {
+    uint64_t bucket_merges, bucket_fallbacks;
+} tk_merge_counters;
+void tk_merge_counters_read(tk_merge_counters *counters);
 
 /* The same for a piece of a few long runs of one byte ("a" * n; bpe_run_merge.c); -2 when the piece has too
  * many runs for it or the vocabulary's ranks are not in merge order for it (then the other merges give the
