@@ -23,38 +23,18 @@ small texts on three threads of one Encoding: no difference.
 
 from __future__ import annotations
 
-import functools
-import json
 import random
 import string
 import sys
 
 import pytest
 import tiktoken
-import tokenizers
 
-from support import tokenizer_json as files
-from tokend import get_encoding
-from tokend.engine import Encoding, parse_tokenizer_json
+from support.fuzz_references import OPENAI, TOKENIZER_JSON, model_and_reference
+from tokend.engine import Encoding
 from tokend.engine.text_parts import SpecialText, count_parts, encode_parts, native_core
 
-_OPENAI = ("cl100k_base", "o200k_base", "r50k_base", "p50k_base")
-_TOKENIZER_JSON = ("llama3", "qwen3")
-
-
-@functools.lru_cache(maxsize=None)
-def _tokenizer_json(name: str) -> tuple[Encoding, tokenizers.Tokenizer]:
-    document = {"llama3": files.llama3_tokenizer_json, "qwen3": files.qwen3_tokenizer_json}[name]()
-    return (Encoding.from_model(parse_tokenizer_json(document, name=name).model),
-            tokenizers.Tokenizer.from_str(json.dumps(document)))
-
-
-def _model(name: str):
-    """(our long-lived Encoding, the reference's ids of a text)."""
-    if name in _OPENAI:
-        return get_encoding(name), tiktoken.get_encoding(name).encode_ordinary
-    ours, theirs = _tokenizer_json(name)
-    return ours, lambda text: theirs.encode(text, add_special_tokens=False).ids
+_OPENAI, _TOKENIZER_JSON, _model = OPENAI, TOKENIZER_JSON, model_and_reference
 
 
 def _fresh(name: str) -> Encoding:
