@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import sys
 
 import pytest
 
@@ -15,6 +16,7 @@ from tokend.engine.sentencepiece import (
 )
 from tokend.engine.sentencepiece.charsmap import PrecompiledCharsMap
 from tokend.errors import ModelFormatError
+from tokend.server.worker import GIL_SWITCH_SECONDS
 
 from tests.engine.sentencepiece.models import MODEL_NAMES, model_bytes, oracle
 
@@ -240,7 +242,16 @@ def test_long_rule_walks_of_a_bpe_model_let_other_threads_run(crafted, method):
     text = "a" * 60_000
     call = ((lambda: encoding.count(text, disallowed_special=())) if method == "count"
             else (lambda: encoding.encode_bytes(text.encode())))
-    gap, seconds = longest_gap_during(call)
+    # Measured at the workers' GIL switch interval (tokend serve sets it, worker.py). At CPython's default 5 ms the
+    # scan's yields, every ~1 Mi steps (~4-6 ms here), each wake the waiting thread before its timed wait ends, and
+    # take_gil starts a new wait after each wake-up without asking for the GIL: on a quiet, fast machine the ticker
+    # then got no tick for the whole scan (0.071 s of 0.143 s, in CI on 2026-12-06, on this build and the one before).
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    try:
+        gap, seconds = longest_gap_during(call)
+    finally:
+        sys.setswitchinterval(interval)
     # with UNUSED merges only the symbol scan held the GIL (~40-55% of the call; 4% now): a quarter tells them apart
     share = 4 if "UNUSED" in crafted else 2
     assert gap < seconds / share, f"{gap:.3f} s of the call's {seconds:.3f} s without a tick of another thread"
