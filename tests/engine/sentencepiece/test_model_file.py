@@ -217,13 +217,15 @@ def _long_user_defined_piece(unused_merges: bool = False) -> bytes:
     return proto.SerializeToString()
 
 
+@pytest.mark.parametrize("switch_interval", ["CPython's default", "the workers'"])
 @pytest.mark.parametrize("crafted", ["user-defined piece", "user-defined piece, UNUSED merges", "charsmap chain"])
 @pytest.mark.parametrize("method", ["count", "encode_bytes"])
-def test_long_rule_walks_of_a_bpe_model_let_other_threads_run(crafted, method):
+def test_long_rule_walks_of_a_bpe_model_let_other_threads_run(crafted, method, switch_interval):
     """A 256-byte user-defined piece, or a charsmap key chain walked 256 steps deep, costs 256 steps a byte of
     "aaa...": the normalizer and the scan held the GIL throughout for texts under 64 KB (~190 ms for 60 KB, and
     `encode_bytes` never let go). They now let other threads run once length x the longest walk may reach 1 Mi
-    steps, as the Unigram walk does; the ids stay sentencepiece's."""
+    steps, as the Unigram walk does, and at any switch interval (the scan's periodic release is a hand-off now);
+    the ids stay sentencepiece's."""
     import sentencepiece
     from support.gil_ticks import longest_gap_during
 
@@ -242,12 +244,13 @@ def test_long_rule_walks_of_a_bpe_model_let_other_threads_run(crafted, method):
     text = "a" * 60_000
     call = ((lambda: encoding.count(text, disallowed_special=())) if method == "count"
             else (lambda: encoding.encode_bytes(text.encode())))
-    # Measured at the workers' GIL switch interval (tokend serve sets it, worker.py). At CPython's default 5 ms the
-    # scan's yields, every ~1 Mi steps (~4-6 ms here), each wake the waiting thread before its timed wait ends, and
-    # take_gil starts a new wait after each wake-up without asking for the GIL: on a quiet, fast machine the ticker
-    # then got no tick for the whole scan (0.071 s of 0.143 s, in CI on 2026-12-06, on this build and the one before).
+    # At CPython's default 5 ms (a library user's process) and at the workers' 1 ms (worker.py). A waiting thread
+    # asks for the GIL only when its timed wait of one interval ends without a switch; the scan's yields, every
+    # ~1 Mi steps (~4-6 ms here), each woke it before that, so at 5 ms, on a quiet fast machine, the ticker got no
+    # tick for the whole scan (0.071 s of 0.143 s; 2-3 runs of 6 with -n 0). The scan now lets go no sooner than
+    # an interval and a quarter after it last did (sp_module.c, gil_hand_off).
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    sys.setswitchinterval(0.005 if switch_interval == "CPython's default" else GIL_SWITCH_SECONDS)
     try:
         gap, seconds = longest_gap_during(call)
     finally:
