@@ -76,7 +76,8 @@ setup(
             extra_compile_args=COMPILE_ARGS + ["-pthread"],
             extra_link_args=["-pthread"],
         ),
-        Extension("tokend.engine._alignment", sources=["native/token_alignment.c"], extra_compile_args=COMPILE_ARGS),
+        Extension("tokend.engine._alignment", sources=["native/token_alignment.c"], depends=["native/gil_hand_off.h"],
+                  extra_compile_args=COMPILE_ARGS),
         # SentencePiece BPE and Unigram (its own module, so it builds and loads apart from the byte-level
         # core; it reuses that core's hash, rank table and piece cache).
         Extension(
@@ -95,10 +96,11 @@ setup(
                 "native/message_counts.c",
             ],
             depends=["native/sp_native.h", "native/tokend_native.h", "native/binary_heap.h", "native/message_counts.h",
-                     "native/text_parts.h", "native/short_table.h"],
+                     "native/text_parts.h", "native/short_table.h", "native/gil_hand_off.h"],
             extra_compile_args=COMPILE_ARGS,
         ),
-        Extension("tokend.server._encode_answer", sources=["native/encode_answer.c"], depends=["native/varint.h"],
+        Extension("tokend.server._encode_answer", sources=["native/encode_answer.c"],
+                  depends=["native/varint.h", "native/gil_hand_off.h"],
                   extra_compile_args=COMPILE_ARGS),
         Extension("tokend.server._decode_request", sources=["native/decode_request.c"], depends=["native/wire_reader.h"],
                   extra_compile_args=COMPILE_ARGS),

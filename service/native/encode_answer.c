@@ -9,7 +9,8 @@
  *   encode_response(model_name: bytes, version: int, total_tokens: int, results: list) -> bytes
  *
  * Each item of `results` is one input's ids: a buffer of native uint32 (memoryview.cast("I"), array("I"))
- * or a list of ints (converted under the GIL, yielding it every YIELD_IDS ids). The bytes are what protobuf
+ * or a list of ints (converted under the GIL, handing it over to a waiting thread every switch interval and a
+ * quarter). The bytes are what protobuf
  * writes for EncodeResponse(model=ModelVersion(name, version), results=[TokenIds(ids=...)], total_tokens)
  * (fields in number order, packed ids, defaults left out, an empty TokenIds as a zero-length message):
  * tests/server/test_encode_answer.py compares them with SerializeToString for random answers.
@@ -19,12 +20,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gil_hand_off.h"
 #include "varint.h"
 
 /* Below this many ids in all, releasing the GIL costs more than the work. */
 #define RELEASE_GIL_IDS 16384
-/* A list being converted yields the GIL this often. */
-#define YIELD_IDS 65536
+/* A list being converted looks whether to hand the GIL over (gil_hand_off.h) this often (~0.2 ms). */
+#define CHECK_IDS 65536
 
 typedef struct {
     const uint32_t *ids;
@@ -57,7 +59,8 @@ static inline uint8_t *put_varint(uint8_t *out, uint64_t value) {
 /* TokenIds message bytes: the packed field (tag 1, wire type 2) when there are ids, else nothing. */
 static size_t token_ids_size(const Result *r) { return r->n ? 1 + varint_size(r->payload) + r->payload : 0; }
 
-static int from_list(PyObject *list, Result *r) {
+/* `unchecked` counts the ids converted since the last look at the clock, across the call's lists. */
+static int from_list(PyObject *list, Result *r, TkGilHandOff *hand_off, size_t *unchecked) {
     Py_ssize_t n = PyList_GET_SIZE(list);
     r->owned = PyMem_Malloc((size_t)(n ? n : 1) * sizeof *r->owned);
     if (!r->owned) {
@@ -65,10 +68,9 @@ static int from_list(PyObject *list, Result *r) {
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (i && i % YIELD_IDS == 0) {
-            Py_BEGIN_ALLOW_THREADS /* lets a waiting thread have the GIL */
-            Py_END_ALLOW_THREADS
-            if (PyList_GET_SIZE(list) != n) {
+        if (++*unchecked == CHECK_IDS) {
+            *unchecked = 0;
+            if (tk_gil_hand_off(hand_off) && PyList_GET_SIZE(list) != n) {
                 PyErr_SetString(PyExc_RuntimeError, "an id list changed while it was written");
                 return -1;
             }
@@ -119,10 +121,12 @@ static PyObject *encode_response(PyObject *module, PyObject *args) {
     Result *results = PyMem_Calloc((size_t)(count ? count : 1), sizeof *results);
     if (!results) return PyErr_NoMemory();
     size_t all_ids = 0;
+    TkGilHandOff hand_off = {0, 0}; /* across the lists: many of 60,000 ids hold the GIL as long as one */
+    size_t unchecked = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(items, i);
         Py_INCREF(item); /* a list yields the GIL while it is converted */
-        int status = PyList_Check(item) ? from_list(item, &results[i]) : from_buffer(item, &results[i]);
+        int status = PyList_Check(item) ? from_list(item, &results[i], &hand_off, &unchecked) : from_buffer(item, &results[i]);
         Py_DECREF(item);
         if (status < 0) {
             release(results, count);

@@ -36,7 +36,7 @@
  * of a long segment run without it (they read only the immutable tables, the immutable str and their own
  * buffers); the normalization of a shorter text goes without the GIL too once its length x the longest rule walk
  * may reach SP_RELEASE_GIL_WALK_STEPS (a bytearray is copied first). The scan, which holds the GIL, hands it to a
- * waiting thread once it has held it a switch interval and a quarter (gil_hand_off, looked at every
+ * waiting thread once it has held it a switch interval and a quarter (gil_hand_off.h, looked at every
  * SP_CHECK_BYTES of normalized text or SP_CHECK_WALK_STEPS).
  *
  * Stopping: each call reads tokend.engine.call_stop's context variable once (deadline, cancel flag); the
@@ -47,8 +47,8 @@
 #include <Python.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "gil_hand_off.h"
 #include "message_counts.h"
 #include "short_table.h"
 #include "sp_native.h"
@@ -59,8 +59,11 @@
  * models (a few steps a byte), but a crafted vocabulary of 256 nested pieces ("a" ... 256 "a"s) walks 256 steps a
  * byte of "aaa...": ~110 ms holding the GIL under 64 KB. Such texts go without the GIL from 1 Mi steps (~6 ms). */
 #define SP_RELEASE_GIL_WALK_STEPS (1u << 20)
-/* The scan looks at the clock (for the call's stop and gil_hand_off) every SP_CHECK_BYTES of normalized text, or
- * sooner when its user-defined walks may have taken SP_CHECK_WALK_STEPS (~1-1.5 ms either way). */
+/* The scan looks at the clock (for the call's stop and the GIL's hand-off, gil_hand_off.h) every SP_CHECK_BYTES
+ * of normalized text, or sooner when its user-defined walks may have taken SP_CHECK_WALK_STEPS (~1-1.5 ms either
+ * way). The scan holds the GIL rather than going without it as the byte-level core does for big texts: its
+ * segments go through the shared piece cache and short table, which only GIL holders touch, and a cache of its
+ * own without a short table runs at the piece cache's speed (74-77 against 83-88 MB/s counting English). */
 #define SP_CHECK_BYTES 16384
 #define SP_CHECK_WALK_STEPS (1u << 18)
 #define SP_MAX_CACHE_CAPACITY (1 << 24)
@@ -161,58 +164,6 @@ static void raise_stopped(void) {
     if (!kind) return;
     PyErr_SetString(kind, "the encode was stopped: the call's deadline passed or its caller went away");
     Py_DECREF(kind);
-}
-
-static uint64_t monotonic_ns(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-}
-
-/* When the scan next lets go of the GIL (held across its checks; zero until the first).
- *
- * Why not a release and a re-take at every check, as before: that is no hand-off. A thread waiting for the GIL
- * asks its holder to let go only when its timed wait of one switch interval ends with no switch; each release
- * wakes it before then, it finds the GIL taken again and starts a new full wait. Releases every ~4-6 ms at
- * CPython's default 5 ms starved it for the whole scan (0.071 s of a 0.143 s call). So the scan lets go only once
- * an interval and a quarter has passed since it last took the GIL: by then a waiter's wait has run out and it has
- * asked, and CPython's drop_gil, asked, waits until the waiter holds the GIL (the hand-off the eval loop makes)
- * before this thread queues to take it back (token_alignment.c yields on the same rule, after two intervals). A
- * waiter gets the GIL within ~2.5 intervals; with none waiting, a release and re-take is ~1 us every ~6 ms.
- * Rejected: the whole scan without the GIL, as the byte-level core does for big texts (emit_unlocked_text): the
- * scan's segments go through the shared piece cache and short table, which only GIL holders touch, and a cache
- * of its own without a short table runs at the piece cache's speed (74-77 against 83-88 MB/s counting English,
- * the SP_MAX_SHORT_SEGMENTS measurement), far past the 2 % this change could cost (docs/decisions.md). */
-typedef struct {
-    uint64_t release_at; /* monotonic ns */
-    uint64_t every;      /* ns: the switch interval and a quarter */
-} GilHandOff;
-
-/* sys.getswitchinterval() in ns (GIL held; CPython's default if it cannot be read). */
-static uint64_t switch_interval_ns(void) {
-    PyObject *get = PySys_GetObject("getswitchinterval"); /* borrowed */
-    PyObject *value = get ? PyObject_CallNoArgs(get) : NULL;
-    double seconds = value ? PyFloat_AsDouble(value) : -1.0;
-    Py_XDECREF(value);
-    if (seconds <= 0) {
-        PyErr_Clear();
-        seconds = 0.005;
-    }
-    return (uint64_t)(seconds * 1e9);
-}
-
-/* At one of the scan's checks (GIL held): lets go of the GIL if it is time to (see GilHandOff). */
-static void gil_hand_off(GilHandOff *hand_off) {
-    uint64_t now = monotonic_ns();
-    if (!hand_off->every) { /* the first check: the scan has held the GIL ~1 ms */
-        hand_off->every = switch_interval_ns() / 4 * 5;
-        hand_off->release_at = now + hand_off->every;
-        return;
-    }
-    if (now < hand_off->release_at) return;
-    Py_BEGIN_ALLOW_THREADS
-    Py_END_ALLOW_THREADS
-    hand_off->release_at = monotonic_ns() + hand_off->every;
 }
 
 static int sink_reserve(Sink *sink, size_t more) {
@@ -394,7 +345,7 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
      * check comes at least every SP_CHECK_BYTES x 16 = SP_CHECK_WALK_STEPS, without a second counter in the loop) */
     size_t pos = 0, next_check = SP_CHECK_BYTES;
     const size_t walk_charge = vocab->user_defined.depth / (SP_CHECK_WALK_STEPS / SP_CHECK_BYTES);
-    GilHandOff hand_off = {0, 0};
+    TkGilHandOff hand_off = {0, 0};
     uint32_t previous = SP_NONE;
     uint8_t previous_ascii = 0;
     while (pos < len && status == 0) {
@@ -406,7 +357,7 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
                 status = -1;
                 break;
             }
-            gil_hand_off(&hand_off);
+            tk_gil_hand_off(&hand_off);
             next_check = pos + SP_CHECK_BYTES;
         }
         if (has_user_defined && vocab->user_defined.root[text[pos]] != SP_NONE) {
@@ -492,14 +443,14 @@ static int encode_sentence(SentencePieceCore *self, Sink *sink, const uint8_t *t
     int status = -1;
     size_t n = 0, next_check = SP_CHECK_BYTES; /* charged as encode_normalized's scan charges it */
     const size_t walk_charge = vocab->user_defined.depth / (SP_CHECK_WALK_STEPS / SP_CHECK_BYTES);
-    GilHandOff hand_off = {0, 0};
+    TkGilHandOff hand_off = {0, 0};
     for (size_t pos = 0; pos < len; n++) {
         if (pos >= next_check) {
             if (sp_stop_due(sink_stop(sink))) {
                 raise_stopped();
                 goto done;
             }
-            gil_hand_off(&hand_off);
+            tk_gil_hand_off(&hand_off);
             next_check = pos + SP_CHECK_BYTES;
         }
         if (segment_reserve(&segment, n + 1, 1) < 0) goto done;

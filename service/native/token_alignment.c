@@ -27,18 +27,16 @@
  * character at a time, ~3x slower, and rare.
  * The GIL is held (the lists are read in place, no copy) but given up for a moment, so a 10 MB text does
  * not stall the other threads of a worker; the lists' lengths are checked again after each such yield.
- * Given up at most once per two switch intervals (sys.getswitchinterval), checked every
- * ALIGN_YIELD_TOKENS tokens: a thread waiting for the GIL asks for it only after a whole interval
- * without a hand-over, and CPython counts our own release-and-retake as one, so yielding more often
- * than that starves the waiter (it never asks; we always retake first). With a whole interval between
- * yields the waiter asks, and the next release hands the GIL over.
+ * Handed to a waiting thread once per switch interval and a quarter (gil_hand_off.h: why not more
+ * often), looked at every ALIGN_YIELD_TOKENS tokens.
  * Kept out of module.c (the BpeCore type) on purpose: it needs no vocabulary of its own and serves any
  * encoding family that implements `token_surfaces`. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
+
+#include "gil_hand_off.h"
 
 #define ALIGN_YIELD_TOKENS 65536
 
@@ -163,27 +161,6 @@ static int step_cursor(Walk *w, Py_ssize_t i, const uint8_t *bytes, size_t len) 
     return 0;
 }
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static double seconds_since(double then) { return now_seconds() - then; }
-
-/* sys.getswitchinterval(), or CPython's default 5 ms if it cannot be read. */
-static double switch_interval(void) {
-    PyObject *get = PySys_GetObject("getswitchinterval"); /* borrowed */
-    PyObject *value = get ? PyObject_CallNoArgs(get) : NULL;
-    double seconds = value ? PyFloat_AsDouble(value) : -1;
-    Py_XDECREF(value);
-    if (seconds <= 0) {
-        PyErr_Clear();
-        seconds = 0.005;
-    }
-    return seconds;
-}
-
 /* The surface of token i: lead[i] for the first len(lead) tokens, else table[ids[i]]. NULL without an
  * exception when the id has none (not an int, out of range, no bytes in the table); NULL with TypeError
  * when lead[i] is not bytes. Borrowed, valid while the GIL is held. */
@@ -245,13 +222,10 @@ static PyObject *align(PyObject *module, PyObject *args, PyObject *kwargs) {
         w.out[k] = (uint32_t *)PyBytes_AS_STRING(buffers[k]);
     }
     add_cut(&w, 0, 0);
-    double yield_every = n_tokens > ALIGN_YIELD_TOKENS ? 2 * switch_interval() : 0, last_yield = now_seconds();
+    TkGilHandOff hand_off = {0, 0};
     Py_ssize_t mismatch = -1;
     for (Py_ssize_t i = 0; i < n_tokens && mismatch < 0; i++) {
-        if (i % ALIGN_YIELD_TOKENS == ALIGN_YIELD_TOKENS - 1 && seconds_since(last_yield) >= yield_every) {
-            Py_BEGIN_ALLOW_THREADS /* a moment for other threads; nothing of ours is read meanwhile */
-            Py_END_ALLOW_THREADS
-            last_yield = now_seconds();
+        if (i % ALIGN_YIELD_TOKENS == ALIGN_YIELD_TOKENS - 1 && tk_gil_hand_off(&hand_off)) {
             if (PyList_GET_SIZE(ids) != n_tokens || PyList_GET_SIZE(lead) > n_tokens) {
                 PyErr_SetString(PyExc_RuntimeError, "the ids or lead list changed size during align");
                 goto done;

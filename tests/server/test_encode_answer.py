@@ -18,7 +18,7 @@ from tokend.server.encode_answer import EncodeAnswer, serialize_encode_response
 from tokend.service.results import ModelVersion
 from tokend_api.v1 import tokenizer_pb2 as pb
 
-from support.gil_ticks import ticks_during
+from support.gil_ticks import longest_gap_with_a_core, ticks_during
 
 UINT32 = st.integers(min_value=0, max_value=2**32 - 1)
 # Ids near the varint length boundaries, where a size slip would show.
@@ -93,6 +93,27 @@ def test_the_gil_is_free_while_a_big_answer_is_written() -> None:
     # With the GIL held throughout, the ticker could not run at all between the start and the end.
     ticks, seconds = ticks_during(lambda: encode_response(b"m", 1, len(ids), [ids]))
     assert ticks >= 2, f"{seconds:.3f} s without a tick"
+
+
+@pytest.mark.parametrize("switch_interval", [0.005, 0.001], ids=["CPython's default", "the workers'"])
+@pytest.mark.parametrize("lists", [1, 64], ids=["one list", "many short lists"])
+def test_lists_being_converted_hand_the_gil_over(switch_interval, lists) -> None:
+    """A list is converted holding the GIL. Releasing and re-taking it every 65,536 ids (~0.2 ms) was no hand-off:
+    a waiting thread asks only when its timed wait of one switch interval runs out, and every release woke it
+    before then, so it got no turn for the whole conversion; and lists under 65,536 ids never let go at all."""
+    import sys
+
+    ids = list(range(2**28, 2**28 + 4_000_000))  # 5-byte varints; converting them is most of the call
+    step = len(ids) // lists
+    results = [ids[i : i + step] for i in range(0, len(ids), step)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(switch_interval)
+    try:
+        gap, seconds = longest_gap_with_a_core(lambda: encode_response(b"m", 1, len(ids), results),
+                                               lambda gap, seconds: gap < seconds / 2)
+    finally:
+        sys.setswitchinterval(interval)
+    assert gap < seconds / 2, f"{gap:.3f} s of the call's {seconds:.3f} s without a tick of another thread"
 
 
 def test_a_big_encode_through_the_server_is_tiktokens(stub) -> None:
