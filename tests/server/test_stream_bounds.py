@@ -299,10 +299,82 @@ def test_streams_whose_clients_never_read_their_answers_give_up_their_slots(cont
             calls.append(pb_grpc.TokenizerStub(channel).DecodeStream(iter(messages), timeout=60))  # never read
             channels.append(channel)
         time.sleep(5.0)  # the answers fill the windows; past the yield time (2 s) of every one of them
-        answered = list(contended_server.stub().DecodeStream(iter([pb.DecodeStreamRequest(model="cl100k_base", ids=[15339])]), timeout=10))
+        hello = pb.DecodeStreamRequest(model="cl100k_base", ids=[15339])
+        answered = list(contended_server.stub().DecodeStream(iter([hello]), timeout=10))
         assert "".join(response.text for response in answered) == "hello"
     finally:
         for call in calls:
             call.cancel()
         for channel in channels:
+            channel.close()
+
+
+def _unread_chunk_stream(server: TokendServer, document: str, max_tokens: int):
+    """A ChunkStream of ``document`` on a connection of its own whose client takes the first answer and then no
+    more (no BDP probe: the windows stay small, so the server's send stalls soon). (call, channel)."""
+    from tokend_api.v1 import tokenizer_pb2_grpc as pb_grpc
+
+    channel = grpc.insecure_channel(
+        server.target, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)]
+    )
+    call = pb_grpc.TokenizerStub(channel).ChunkStream(
+        pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=max_tokens), timeout=120
+    )
+    assert next(call).chunks
+    return call, channel
+
+
+def _words(count: int, seed: int) -> str:
+    import random
+
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return " ".join("".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(count))
+
+
+def test_a_chunk_stream_whose_client_stops_reading_gives_its_reservation_to_a_waiting_request(contended_server):
+    """A ChunkStream of a 4 MB document reserves 246 of the 256 MiB work budget of its worker (2 x an encode's
+    working memory) until its call ends. Its client took the first answer and then read nothing: the handler
+    waited in gRPC's send, and the stream kept its reservation until its deadline or its connection's age
+    (320 s by default), while every large request of the worker (a CountTokens of 650 KB reserves 12 MiB) waited
+    behind it until its own deadline (DEADLINE_EXCEEDED "Stream removed" at 15 s, every time, 190 s measured).
+    Now a large request that has waited for room ends the stream whose answer has been unread for
+    --stream-yield-after (2 s here): cancelled, its reservation given back, the request answered."""
+    import tiktoken
+
+    document = _words(620_000, seed=1)
+    assert len(document.encode()) > 3_900_000
+    holder, channel = _unread_chunk_stream(contended_server, document, max_tokens=50)
+    try:
+        time.sleep(0.5)  # its answers fill the windows
+        text = _words(100_000, seed=2)  # ~650 KB: 12.4 MiB of merge memory (20 a byte), past the 10 MiB left
+        started = time.monotonic()
+        request = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text=text)])
+        counted = contended_server.stub().CountTokens(request, timeout=15)
+        assert counted.total == len(tiktoken.get_encoding("cl100k_base").encode_ordinary(text))
+        assert time.monotonic() - started < 12  # the yield time and a second's ask: ~3 s
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in holder:  # its client reads on: the stream was cancelled
+                pass
+        assert ended.value.code() == grpc.StatusCode.CANCELLED, ended.value
+    finally:
+        holder.cancel()
+        channel.close()
+
+
+def test_chunk_streams_whose_clients_stop_reading_give_up_their_slots(contended_server):
+    """Four ChunkStreams of 260 KB, each on its own connection, whose clients take the first answer and then
+    no more, held every stream slot of the worker until their deadline or their connections' age: the slot
+    yield counted only DecodeStreams (a fifth stream got UNAVAILABLE for as long as they lasted). Now a
+    ChunkStream whose answer has been unread for --stream-yield-after yields its slot as a DecodeStream does
+    (cancelled)."""
+    held = [_unread_chunk_stream(contended_server, _words(40_000, seed=10 + n), max_tokens=2) for n in range(4)]
+    try:
+        time.sleep(3.0)  # past the yield time of all four
+        hello = pb.DecodeStreamRequest(model="cl100k_base", ids=[15339])
+        answered = list(contended_server.stub().DecodeStream(iter([hello]), timeout=10))
+        assert "".join(response.text for response in answered) == "hello"
+    finally:
+        for call, channel in held:
+            call.cancel()
             channel.close()

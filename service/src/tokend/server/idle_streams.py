@@ -51,10 +51,18 @@ are wrapped for this even with the idle timeout and yielding off. Measured (one 
 SIGTERM): the worker ended after 20.2 s, the streams cut; now the streams end within 0.02-0.07 s and the
 worker after 2.3-2.7 s (its ``--drain-flush`` of 2 s).
 
+ChunkStream (one request, many answers) is tracked the same way (``_watched``: no request messages to wait
+for): a client that took its first answer and then read nothing held its stream slot and its reservation of
+the work budget (2 x an encode's working memory: 246 MiB for a 4 MB document) until its deadline or its
+connection's age, while every other stream got UNAVAILABLE and every large request of the worker waited for
+room until its own deadline. Its unread answer now yields its slot as a DecodeStream's does, and its room too:
+the work gate's first waiting request asks ``make_memory_room`` (``WorkAdmission.room_maker``) once a second,
+which cancels the stream whose answer has been unread longest, once that is ``--stream-yield-after``.
+
 Not handled: a client that sends a message every few seconds on several streams still holds their slots
 while it keeps sending (it costs it and the worker next to nothing); the idle timeout does not end a stream
-whose client stops reading (only a new stream's need does); client-streaming RPCs with a single answer
-(tokend has none) are not wrapped.
+whose client stops reading (only a new stream's need, for a slot or for room, does); client-streaming RPCs
+with a single answer (tokend has none) are not wrapped.
 """
 
 from __future__ import annotations
@@ -126,8 +134,10 @@ class IdleStreams(UnaryInterceptor):
         self._draining = False
 
     def handle_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
-        if method.service != SERVICE_NAME or method.grpc_type != "bidi_stream":
+        if method.service != SERVICE_NAME or method.grpc_type not in ("bidi_stream", "server_stream"):
             return behaviour(request, context)
+        if method.grpc_type == "server_stream":  # ChunkStream: one request, answers its client may leave unread
+            return self._watched(behaviour, request, context)
         # Wrapped even with no timeout and no yielding: `drain` ends a stream's wait for its client.
         return self._bounded(behaviour, request, context)
 
@@ -157,6 +167,45 @@ class IdleStreams(UnaryInterceptor):
             if stream.end_silent(self.yield_after):
                 return True
         return False
+
+    def make_memory_room(self) -> bool:
+        """End the stream whose client has left an answer unread longest, if for ``yield_after`` seconds or more
+        (its call is cancelled); False if none has (or yielding is off). Called by the work gate
+        (``WorkAdmission.room_maker``) for a large request that has waited for room: a stream's reservation is
+        given back when its call ends. Streams waiting for their client's next message are left alone (they hold
+        no answer, and a DecodeStream's messages reserve only while they are answered)."""
+        if self.yield_after <= 0:
+            return False
+        with self._lock:
+            streams = list(self._streams)
+        unread = [(stream.unread_for(), stream) for stream in streams]
+        for silent, stream in sorted(unread, key=lambda pair: pair[0], reverse=True):
+            if silent < self.yield_after:
+                return False
+            if stream.end_silent(self.yield_after):
+                return True
+        return False
+
+    def _watched(self, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
+        """A server-streaming call (ChunkStream): its answers tracked as ``_bounded`` tracks them, so that
+        ``make_room`` and ``make_memory_room`` can end it once its client has left an answer unread for
+        ``yield_after`` (cancelled); it has no request messages to wait for (no reader thread, no idle timeout)."""
+        watched = IdleBoundedRequests(iter(()), None, cancel=getattr(context, "cancel", None))
+        with self._lock:
+            self._streams.add(watched)
+        answers = behaviour(request, context)
+        try:
+            for answer in answers:
+                watched.sending(True)
+                yield answer
+                watched.sending(False)
+        finally:
+            close = getattr(answers, "close", None)
+            if close is not None:
+                close()
+            watched.close()
+            with self._lock:
+                self._streams.discard(watched)
 
     def _bounded(self, behaviour: Callable[[Any, Any], Iterator[Any]], requests: Any, context: Any) -> Iterator[Any]:
         bounded = IdleBoundedRequests(requests, self.timeout or None, cancel=getattr(context, "cancel", None))
@@ -242,6 +291,12 @@ class IdleBoundedRequests:
         (0: it is doing neither)."""
         with self._lock:
             since = self._waiting_since if self._waiting_since is not None else self._sending_since
+            return 0.0 if since is None else time.monotonic() - since
+
+    def unread_for(self) -> float:
+        """Seconds gRPC has been sending an answer its client has not taken (0: none)."""
+        with self._lock:
+            since = self._sending_since
             return 0.0 if since is None else time.monotonic() - since
 
     def sending(self, sending: bool) -> None:

@@ -125,6 +125,9 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     calls = InFlightCalls()
     send_deadlines = SendDeadlines(on_cancel=metrics.answers_cancelled.inc)
     idle_streams = IdleStreams(settings.stream_idle_timeout, settings.stream_yield_after)
+    # A large request that has waited for room ends a stream whose client left its answer unread for
+    # --stream-yield-after (its reservation comes back as its call ends).
+    admission.room_maker = idle_streams.make_memory_room
     metrics_records, log_records = MetricsInterceptor(metrics, served.piece_cache_stats), LoggingInterceptor()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; answers are serialized inside its call record (unsent_answers: their memory is

@@ -77,6 +77,8 @@ ANSWER_WAIT_SECONDS = 0.0
 # large request behind it.
 HOLD_YIELDS_AFTER_SECONDS = 1.0
 _POLL_SECONDS = 0.1  # how often a waiting request checks that its caller is still there
+# How often the first large request waiting for room asks ``room_maker`` for it (after it has waited this long).
+ROOM_ASK_SECONDS = 1.0
 
 
 def working_bytes(operation: str, *, sizes: Sequence[int] = (), ids: int = 0, answer_bytes: int = 0) -> int:
@@ -131,6 +133,11 @@ class WorkAdmission:
         self._on_idle = on_idle
         self._condition = threading.Condition()
         self._queue: deque[_Ticket] = deque()  # the large requests waiting, in arrival order
+        # Set by the front-end: ends a call that holds room without using it (a stream whose client has left its
+        # answer unread: server/idle_streams.py), so that its room comes back; True when it ended one. Such a
+        # call held its reservation until its deadline or its connection's age (320 s): every large request of
+        # the worker waited behind it until its own deadline or 60 s.
+        self.room_maker: Callable[[], bool] | None = None
         self.held_bytes = 0  # reserved by the large requests running now
         self.running = 0
 
@@ -154,8 +161,13 @@ class WorkAdmission:
                 )
             self._queue.append(ticket)
             try:
+                asked = started
                 while not (self._queue[0] is ticket and self.held_bytes + size <= self.budget_bytes):
                     self._condition.wait(self._wait_slice(call, started))
+                    now = time.monotonic()
+                    if self.room_maker is not None and self._queue[0] is ticket and now - asked >= ROOM_ASK_SECONDS:
+                        asked = now
+                        self._ask_for_room()
                 self._queue.popleft()
                 self.held_bytes += size
                 self.running += 1
@@ -165,6 +177,15 @@ class WorkAdmission:
             finally:
                 self._condition.notify_all()
         return self._release_once(size, running=True)
+
+    def _ask_for_room(self) -> None:
+        """``room_maker``, outside the lock (under the condition's lock when called): the call it ends gives its
+        room back through ``release``, which takes the lock, maybe on this thread."""
+        self._condition.release()
+        try:
+            self.room_maker()  # type: ignore[misc]
+        finally:
+            self._condition.acquire()
 
     def hold(self, size: int, *, call: CallState | None, max_wait_seconds: float = ANSWER_WAIT_SECONDS) -> Callable[[], None]:
         """Room for ``size`` bytes a call holds already (an answer built and not yet sent): taken at once when it
