@@ -378,3 +378,30 @@ def test_chunk_streams_whose_clients_stop_reading_give_up_their_slots(contended_
         for call, channel in held:
             call.cancel()
             channel.close()
+
+
+def test_a_chunk_stream_whose_client_stops_reading_gives_its_reservation_to_an_answer(contended_server):
+    """An unread ChunkStream of a 4.4 MB document (the whole budget reserved), and another client's Encode of 60 KB of text (a ~30 KB
+    answer: 16 KiB or more holds 3 x its bytes of the work budget until sent). The budget full, the answer was
+    refused at once, UNAVAILABLE "this worker holds 256 MiB of answers not yet sent and of large requests'
+    memory", for as long as the stream lasted (298 of ~3,250 small Encodes in 40 s beside two such clients).
+    Now an answer that does not fit asks for room first: the stream unread for --stream-yield-after is
+    cancelled, and the answer sent."""
+    import tiktoken
+
+    document = _words(680_000, seed=3)  # 4.4 MB: the whole 256 MiB
+    holder, channel = _unread_chunk_stream(contended_server, document, max_tokens=50)
+    try:
+        time.sleep(3.0)  # past the yield time (2 s)
+        text = _words(9_000, seed=4)
+        request = pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text=text)])
+        encoded = contended_server.stub().Encode(request, timeout=15)
+        assert list(encoded.results[0].ids) == tiktoken.get_encoding("cl100k_base").encode_ordinary(text)
+        assert encoded.ByteSize() >= 16 << 10
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in holder:
+                pass
+        assert ended.value.code() == grpc.StatusCode.CANCELLED, ended.value
+    finally:
+        holder.cancel()
+        channel.close()

@@ -79,6 +79,9 @@ HOLD_YIELDS_AFTER_SECONDS = 1.0
 _POLL_SECONDS = 0.1  # how often a waiting request checks that its caller is still there
 # How often the first large request waiting for room asks ``room_maker`` for it (after it has waited this long).
 ROOM_ASK_SECONDS = 1.0
+# How long an answer that did not fit waits for the room of the call ``room_maker`` ended (its end gives it back as
+# gRPC reports it: milliseconds).
+ROOM_WAIT_SECONDS = 1.0
 
 
 def working_bytes(operation: str, *, sizes: Sequence[int] = (), ids: int = 0, answer_bytes: int = 0) -> int:
@@ -136,7 +139,8 @@ class WorkAdmission:
         # Set by the front-end: ends a call that holds room without using it (a stream whose client has left its
         # answer unread: server/idle_streams.py), so that its room comes back; True when it ended one. Such a
         # call held its reservation until its deadline or its connection's age (320 s): every large request of
-        # the worker waited behind it until its own deadline or 60 s.
+        # the worker waited behind it until its own deadline or 60 s, every answer of 16 KiB or more was refused.
+        # Asked by the first large request waiting (once a second) and by an answer that does not fit (``hold``).
         self.room_maker: Callable[[], bool] | None = None
         self.held_bytes = 0  # reserved by the large requests running now
         self.running = 0
@@ -178,12 +182,12 @@ class WorkAdmission:
                 self._condition.notify_all()
         return self._release_once(size, running=True)
 
-    def _ask_for_room(self) -> None:
+    def _ask_for_room(self) -> bool:
         """``room_maker``, outside the lock (under the condition's lock when called): the call it ends gives its
         room back through ``release``, which takes the lock, maybe on this thread."""
         self._condition.release()
         try:
-            self.room_maker()  # type: ignore[misc]
+            return bool(self.room_maker())  # type: ignore[misc]
         finally:
             self._condition.acquire()
 
@@ -192,16 +196,23 @@ class WorkAdmission:
         fits, ahead of the large requests waiting (it is memory in use already, and a reading client takes it in
         milliseconds) unless it would keep out the first of them once that one has waited
         ``HOLD_YIELDS_AFTER_SECONDS``, else after a wait of ``max_wait_seconds`` at most (none by default), then
-        ServiceUnavailable. Counts neither among the large requests running nor waiting, so its end does not
+        ServiceUnavailable; when the budget is full, ``room_maker`` is asked first, and if it ended a call, the
+        answer waits up to ``ROOM_WAIT_SECONDS`` for that room. Counts neither among the large requests running nor waiting, so its end does not
         call ``on_idle``. Returns the function that gives it back (idempotent)."""
         if self.budget_bytes <= 0:
             return NOTHING_RESERVED
         size = min(size, self.budget_bytes)
         started = time.monotonic()
         with self._condition:
+            asked = False
             while self.held_bytes + size > self.budget_bytes or self._in_the_way_of_the_first(size):
                 waited = time.monotonic() - started
                 if waited >= max_wait_seconds:
+                    if (not asked and self.room_maker is not None and self.held_bytes + size > self.budget_bytes
+                            and self._ask_for_room()):  # a call holding room unused was ended: its room comes back
+                        asked = True
+                        max_wait_seconds = time.monotonic() - started + ROOM_WAIT_SECONDS
+                        continue
                     if self.held_bytes + size <= self.budget_bytes:  # it fits, but a large request waits for the room
                         raise ServiceUnavailable(
                             f"this worker's answer room (max_work_bytes: {self.budget_bytes >> 20} MiB) goes to a large "
