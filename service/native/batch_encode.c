@@ -93,7 +93,7 @@ static int merge_and_add(batch_worker *worker, const tk_batch_item *item, const 
     else
         buffer->len += (size_t)n;
     if (s->has_key && tk_short_table_has_room(model->shorts))
-        tk_short_table_put(model->shorts, &s->key, s->short_hash, out, (uint32_t)n, TK_SHORT_ADDED);
+        tk_short_table_put(model->shorts, &s->key, s->short_hash, out, (uint32_t)n, TK_SHORT_ADDED, 0);
     return TK_BATCH_OK;
 }
 
@@ -146,7 +146,7 @@ static inline __attribute__((always_inline)) int encode_pieces(batch_worker *wor
         uint64_t sum = 0; /* the hits' n (tk_short_sum_ids) */
         for (size_t i = 0; i < batch->n && status == TK_BATCH_OK; i++) {
             const tk_short_entry *e =
-                tk_piece_batch_entry(batch, i, shorts, model->table, worker->cache, item->text, item->len, add_up_to);
+                tk_piece_batch_entry(batch, i, shorts, model->table, worker->cache, item->text, item->len, add_up_to, NULL);
             if (__builtin_expect(e != NULL, 1)) {
                 sum += e->n;
                 if (counting) continue;

@@ -95,6 +95,10 @@ typedef struct {
     int shorts_state;            /* SHORTS_* (SHORTS_NONE from the start when told never to build it) */
     size_t shorts_bytes_seen;    /* bytes of those texts while SHORTS_WAITING */
     size_t shorts_after;
+    /* Calls using `shorts` without the GIL (emit_unlocked_text, encode_batch's workers) now running: changed
+     * only with the GIL held, so a holder of the GIL that reads 0 is the table's one user until it lets the
+     * GIL go. */
+    size_t unlocked_users;
 } BpeCore;
 
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
@@ -280,10 +284,12 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
     tk_piece_cache *cache = tk_cache_pool_take_within(&self->worker_caches, TK_UNLOCKED_TEXT_CACHES);
     tk_batch_model model = batch_model(self);
     int failed;
+    __atomic_fetch_add(&self->unlocked_users, 1, __ATOMIC_RELEASE);
     Py_BEGIN_ALLOW_THREADS
     failed = tk_batch_run(&model, NULL, &item, 1, 1, sink->counting, &cache, &buffer);
     tk_batch_buffer_free(&buffer);
     Py_END_ALLOW_THREADS
+    __atomic_fetch_sub(&self->unlocked_users, 1, __ATOMIC_RELEASE); /* its workers are done with the table */
     give_worker_cache(self, cache);
     if (failed) {
         free(item.ids);
@@ -361,7 +367,8 @@ static void build_short_table(BpeCore *self, size_t len) {
 /* A merged short piece's ids (at `ids`) into the table, while it has room. */
 static inline void add_short(BpeCore *self, const tk_short_pending *s, const uint32_t *ids, size_t n) {
     if (!s->has_key || s->p.len > self->cache.max_key_len || !tk_short_table_has_room(&self->shorts)) return;
-    tk_short_table_put(&self->shorts, &s->key, s->short_hash, ids, (uint32_t)n, TK_SHORT_ADDED); /* counts it */
+    int alone = __atomic_load_n(&self->unlocked_users, __ATOMIC_ACQUIRE) == 0;
+    tk_short_table_put(&self->shorts, &s->key, s->short_hash, ids, (uint32_t)n, TK_SHORT_ADDED, alone); /* counts it */
 }
 
 /* Merged pieces up to this length may be added to the short table now (0: none). */
@@ -487,7 +494,7 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
         uint64_t sum = 0; /* the hits' n (tk_short_sum_ids) */
         for (size_t i = 0; i < batch->n; i++) {
             const tk_short_entry *e = tk_piece_batch_entry(batch, i, shorts, &self->table, &self->cache, text, len,
-                                                           add_up_to);
+                                                           add_up_to, &self->unlocked_users);
             if (__builtin_expect(e != NULL, 1)) {
                 sum += e->n;
                 if (counting) continue;
@@ -855,6 +862,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         PyErr_NoMemory();
         goto done;
     }
+    __atomic_fetch_add(&self->unlocked_users, 1, __ATOMIC_RELEASE);
     Py_BEGIN_ALLOW_THREADS
     started = tk_batch_start(&job, &model, &needles, items, (size_t)n, threads, counting, caches, buffers) == 0;
     if (started) {
@@ -889,6 +897,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         failed = tk_batch_finish(&job);
     }
     Py_END_ALLOW_THREADS
+    __atomic_fetch_sub(&self->unlocked_users, 1, __ATOMIC_RELEASE); /* tk_batch_finish: no worker uses it now */
     PyMem_Free(waiting);
     if (!started || list_failed || failed) Py_CLEAR(result);
     if (!started) {
@@ -960,6 +969,49 @@ static PyObject *BpeCore_short_table_stats(BpeCore *self, PyObject *Py_UNUSED(ig
                          (Py_ssize_t)t->n_tokens, "added", (Py_ssize_t)added, "max_added", (Py_ssize_t)t->max_added,
                          "all_tokens", t->all_tokens ? Py_True : Py_False, "bytes",
                          (Py_ssize_t)(t->entries ? (t->mask + 1) * sizeof *t->entries + t->more_cap * sizeof *t->more : 0));
+}
+
+/* For tests: where each piece (bytes of 1-TK_SHORT_MAX_LEN) sits in the short table, as probes past its home
+ * slot (0: in it), -1 when the table does not hold it. */
+static PyObject *BpeCore_short_table_places(BpeCore *self, PyObject *pieces) {
+    if (require_ready(self) < 0) return NULL;
+    PyObject *seq = PySequence_Fast(pieces, "short_table_places() takes a sequence of bytes");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = PyList_New(n);
+    for (Py_ssize_t i = 0; result && i < n; i++) {
+        PyObject *piece = PySequence_Fast_GET_ITEM(seq, i);
+        char *bytes;
+        Py_ssize_t len;
+        if (PyBytes_AsStringAndSize(piece, &bytes, &len) < 0 || len < 1 || len > TK_SHORT_MAX_LEN) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a piece of 1-15 bytes");
+            Py_CLEAR(result);
+            break;
+        }
+        long place = -1;
+        const tk_short_table *t = &self->shorts;
+        if (t->entries) {
+            tk_short_key key = tk_short_key_of((const uint8_t *)bytes, (size_t)len, (size_t)len);
+            uint64_t at = tk_short_home(t, tk_short_hash(t, &key));
+            for (long probe = 0; probe < TK_SHORT_MAX_PROBES; probe++, at = (at + 1) & t->mask) {
+                const tk_short_entry *e = &t->entries[at];
+                uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE); /* short_table.h: Threads */
+                if (hi == key.hi && e->key.lo == key.lo) {
+                    place = probe;
+                    break;
+                }
+                if (!hi) break;
+            }
+        }
+        PyObject *value = PyLong_FromLong(place);
+        if (!value) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, i, value);
+    }
+    Py_DECREF(seq);
+    return result;
 }
 
 /* Text given as parts, walked by native/text_parts.c with this core's text path. */
@@ -1329,6 +1381,8 @@ static PyMethodDef BpeCore_methods[] = {
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {"short_table_stats", (PyCFunction)BpeCore_short_table_stats, METH_NOARGS,
      "short_table_stats() -> {state, tokens, added, max_added, all_tokens, bytes} (short_table.h)"},
+    {"short_table_places", (PyCFunction)BpeCore_short_table_places, METH_O,
+     "short_table_places(pieces) -> each piece's probes past its home slot in the short table (0: home; -1: not held)"},
     {"count_parts", (PyCFunction)BpeCore_count_parts, METH_VARARGS, "count_parts(parts, ends) -> tokens per run (text_parts.h)"},
     {"count_messages", (PyCFunction)(void (*)(void))BpeCore_count_messages, METH_FASTCALL,
      "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) -> None or (total, counts) "

@@ -7,7 +7,8 @@
  *       int more = found == 1;                                      // 0: the text is done; -1: out of memory
  *       int found_next = more ? tk_piece_batch_take(next, &iter, ...) : 0;   // the next batch, looked up ahead
  *       for (size_t i = 0; i < batch->n; i++) {
- *           const tk_short_entry *e = tk_piece_batch_entry(batch, i, shorts, table, cache, text, len, add_up_to);
+ *           const tk_short_entry *e = tk_piece_batch_entry(batch, i, shorts, table, cache, text, len, add_up_to,
+ *                                                          &unlocked_users);   // NULL: never move entries
  *           if (e) ...   // a piece of <= 15 bytes found in the table: e->n & 0xff ids (tk_short_copy_ids)
  *           else ...     // batch->pending[i], resolved (tk_short_pending): a short piece the table lacks,
  *       }                //   or the rank table's way (a longer piece, or no short table)
@@ -122,7 +123,8 @@ static inline int tk_piece_batch_take(tk_piece_batch *batch, tk_split_iter *iter
  * added for an earlier piece of the batch is found. */
 static inline const tk_short_entry *tk_piece_batch_entry(tk_piece_batch *batch, size_t i, const tk_short_table *shorts,
                                                          const tk_rank_table *table, const tk_piece_cache *cache,
-                                                         const uint8_t *text, size_t len, size_t add_up_to) {
+                                                         const uint8_t *text, size_t len, size_t add_up_to,
+                                                         const size_t *unlocked_users) {
     const tk_short_entry *e = batch->homes[i];
     if (!e) return NULL;
     uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE); /* see short_table.h: Threads */
@@ -131,7 +133,18 @@ static inline const tk_short_entry *tk_piece_batch_entry(tk_piece_batch *batch, 
      * home slot is (merged pieces of multilingual text often are: their way through the pending piece, looked
      * up again, cost more than the probe; docs/decisions.md, "Short pieces past their home slot"). */
     const tk_short_entry *further = hi ? tk_short_find_after(shorts, e, &batch->keys[i]) : NULL;
-    if (further) return further;
+    if (further) {
+        /* Moved into its home slot, the entry there to where it was, when this caller is the table's one user
+         * (`unlocked_users`: a count of calls using it without the GIL, read with the GIL held; NULL for a
+         * batch's workers, which never move entries): short_table.h, "Home slots". */
+        if (unlocked_users && __atomic_load_n(unlocked_users, __ATOMIC_ACQUIRE) == 0) {
+            tk_short_entry *home = (tk_short_entry *)e, *found = (tk_short_entry *)further, held = *home;
+            *home = *found;
+            *found = held;
+            return home;
+        }
+        return further;
+    }
     tk_short_pending *s = &batch->pending[i];
     s->p.start = batch->starts[i];
     s->p.len = batch->ends[i] - batch->starts[i];

@@ -20,45 +20,70 @@ void tk_short_table_free(tk_short_table *table) {
     memset(table, 0, sizeof *table);
 }
 
-/* Room for n ids in `more`, taken with a compare-and-swap (writers may add at once): where they start, or
- * SIZE_MAX when there is no room. */
-static size_t take_more(tk_short_table *table, uint32_t n) {
+/* Room for n ids in `more`, taken with a compare-and-swap when other writers may add at once (`alone`: none
+ * can, a plain add): where they start, or SIZE_MAX when there is no room. */
+static size_t take_more(tk_short_table *table, uint32_t n, int alone) {
     size_t used = __atomic_load_n(&table->more_used, __ATOMIC_RELAXED);
+    if (alone) {
+        if (used + n > table->more_cap) return SIZE_MAX;
+        __atomic_store_n(&table->more_used, used + n, __ATOMIC_RELAXED);
+        return used;
+    }
     do {
         if (used + n > table->more_cap) return SIZE_MAX;
     } while (!__atomic_compare_exchange_n(&table->more_used, &used, used + n, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
     return used;
 }
 
+/* The entry's ids, n and key, key.hi last (readers see the entry whole); `at`: where its ids start in `more`
+ * when there are more than TK_SHORT_INLINE_IDS. */
+static inline void fill(tk_short_table *table, tk_short_entry *e, const tk_short_key *key, const uint32_t *ids,
+                        uint32_t n, uint32_t flags, size_t at) {
+    if (n <= TK_SHORT_INLINE_IDS) {
+        e->ids[0] = ids[0]; /* one at a time: a memcpy of n * 4 bytes was a `rep movs` */
+        if (n > 1) e->ids[1] = ids[1];
+        if (n > 2) e->ids[2] = ids[2];
+    } else {
+        memcpy(table->more + at, ids, n * sizeof *ids);
+        e->ids[0] = (uint32_t)at;
+    }
+    e->n = n | flags;
+    e->key.lo = key->lo;
+    __atomic_store_n(&e->key.hi, key->hi, __ATOMIC_RELEASE);
+    /* not a locked add: two writers at once may count one (n_added only paces the adding; `more` and the slots
+     * hold their own bounds), and a lone writer, the common case, pays no bus lock */
+    if (flags & TK_SHORT_ADDED)
+        __atomic_store_n(&table->n_added, __atomic_load_n(&table->n_added, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t hash, const uint32_t *ids, uint32_t n,
-                       uint32_t flags) {
+                       uint32_t flags, int alone) {
     if (!table->entries || n == 0 || n > TK_SHORT_MAX_LEN) return 0;
     uint64_t i = tk_short_home(table, hash);
+    tk_short_entry *home = &table->entries[i];
     for (int probe = 0; probe < TK_SHORT_MAX_PROBES; probe++) {
         tk_short_entry *e = &table->entries[i];
         uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE);
         if (hi == key->hi && e->key.lo == key->lo) return 2;
+        if (!hi && alone) {
+            size_t at = n > TK_SHORT_INLINE_IDS ? take_more(table, n, 1) : 0;
+            if (at == SIZE_MAX) return 0;
+            if (e != home) { /* the new piece at its home, the home's entry moved here (Home slots) */
+                *e = *home;
+                e = home;
+            }
+            fill(table, e, key, ids, n, flags, at);
+            return 1;
+        }
         uint64_t empty = 0;
         if (!hi && __atomic_compare_exchange_n(&e->key.hi, &empty, TK_SHORT_CLAIMED_HI, 0, __ATOMIC_RELAXED,
                                                __ATOMIC_RELAXED)) { /* the slot is this writer's */
-            if (n <= TK_SHORT_INLINE_IDS) {
-                memcpy(e->ids, ids, n * sizeof *ids);
-            } else {
-                size_t at = take_more(table, n);
-                if (at == SIZE_MAX) { /* no room: the slot given back, nothing written */
-                    __atomic_store_n(&e->key.hi, 0, __ATOMIC_RELAXED);
-                    return 0;
-                }
-                memcpy(table->more + at, ids, n * sizeof *ids);
-                e->ids[0] = (uint32_t)at;
+            size_t at = n > TK_SHORT_INLINE_IDS ? take_more(table, n, 0) : 0;
+            if (at == SIZE_MAX) { /* no room: the slot given back, nothing written */
+                __atomic_store_n(&e->key.hi, 0, __ATOMIC_RELAXED);
+                return 0;
             }
-            e->n = n | flags;
-            e->key.lo = key->lo;
-            __atomic_store_n(&e->key.hi, key->hi, __ATOMIC_RELEASE); /* last: readers see the entry whole */
-            /* not a locked add: two writers at once may count one (n_added only paces the adding; `more` and
-             * the slots hold their own bounds), and a lone writer, the common case, pays no bus lock */
-            if (flags & TK_SHORT_ADDED)
-                __atomic_store_n(&table->n_added, __atomic_load_n(&table->n_added, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+            fill(table, e, key, ids, n, flags, at);
             return 1;
         }
         /* taken, or being filled by another writer (maybe with this very key: then it is held twice, the
@@ -166,7 +191,7 @@ int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table,
         const tk_short_key *key = &listing.by_rank[rank];
         if (!key->hi) continue;
         uint32_t id = (uint32_t)rank;
-        refused += !tk_short_table_put(table, key, tk_short_hash(table, key), &id, 1, 0);
+        refused += !tk_short_table_put(table, key, tk_short_hash(table, key), &id, 1, 0, 0); /* in rank order: the frequent tokens at home */
     }
     free(listing.by_rank);
     table->all_tokens = refused == 0;

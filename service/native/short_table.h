@@ -27,10 +27,19 @@
  * and readers at once. A writer claims an empty slot by a compare-and-swap of its key.hi (0 ->
  * TK_SHORT_CLAIMED_HI, which no key has: readers go past it as past any other key), writes the ids, n and
  * key.lo, and key.hi last, with release order; a reader reads key.hi first, with acquire order, so it sees
- * an entry whole or not at all. A slot is written once and never changes after (but for a claimed slot
- * given back when `more` has no room). A miss proves nothing beyond `all_tokens`: every token is in before
- * the table is shared, and nothing is removed, so no slot on a token's probe path is ever empty. Two
- * writers of one piece may each take a slot: it is then held twice, with the same ids. */
+ * an entry whole or not at all. Among several users a slot is written once and never changes after (but for
+ * a claimed slot given back when `more` has no room). A miss proves nothing beyond `all_tokens`: every
+ * token is in before the table is shared, and nothing is removed, so no slot on a token's probe path is ever
+ * empty. Two writers of one piece may each take a slot: it is then held twice, with the same ids.
+ *
+ * Home slots: a caller that knows it is the table's one user (module.c: the GIL held and no call without it
+ * running, `alone`) puts a merged piece in its home slot and moves the entry there to the empty slot that
+ * ended the probe, and moves a piece found past its home into it (piece_batch.h), the entry there going to
+ * where the piece was. Linear probing keeps every key found: the entry moved out of a home slot only moves
+ * further along a run of taken slots that already reached it from its own home. So the pieces of the text
+ * being encoded sit in their home slot, where the loop's prefetched compare finds them: a piece past its home
+ * costs a mispredicted compare and a probe of lines not fetched ahead (ml18 found 16 % of them there on
+ * replayed multilingual text at half load, 32 % at two thirds; docs/decisions.md, "Pieces moved home"). */
 #ifndef TOKEND_SHORT_TABLE_H
 #define TOKEND_SHORT_TABLE_H
 
@@ -89,9 +98,10 @@ void tk_short_table_free(tk_short_table *table);
 /* Adds a piece's ids (1 <= n <= TK_SHORT_MAX_LEN; `flags`: 0 or TK_SHORT_ADDED): 1 when added, 2 when it
  * was there already, 0 when dropped (too many probes, or no room in `more`). Callers add merged pieces only
  * while tk_short_table_has_room; those added (TK_SHORT_ADDED) are counted in n_added. Safe beside other
- * writers and readers (Threads, above). */
+ * writers and readers (Threads, above); `alone` (1): the caller is the table's one user, and the piece goes
+ * to its home slot (Home slots, above), claimed without a compare-and-swap. */
 int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t hash, const uint32_t *ids, uint32_t n,
-                       uint32_t flags);
+                       uint32_t flags, int alone);
 
 /* Approximate while writers add at once (each may pass max_added by one, and n_added may miss an add made
  * beside another: `more` and the probe limit still hold their bounds). */

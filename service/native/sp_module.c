@@ -329,7 +329,7 @@ static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, 
     }
     if (use_short) {
         if (k >= 1 && k <= TK_SHORT_MAX_LEN) /* counted in n_added when added */
-            tk_short_table_put(&self->shorts, &key, short_hash, segment->out, (uint32_t)k, TK_SHORT_ADDED);
+            tk_short_table_put(&self->shorts, &key, short_hash, segment->out, (uint32_t)k, TK_SHORT_ADDED, 0);
     } else if (use_cache) {
         tk_piece_cache_put(&self->cache, bytes, len, hash, segment->out, k);
     }

@@ -50,6 +50,7 @@ _CALLS = {
     "encode_piece": "core.encode_piece(b'ab')",
     "merge": "core.merge(b'ab')",
     "cache_stats": "core.cache_stats()",
+    "short_table_places": "core.short_table_places([b'ab'])",
 }
 
 
