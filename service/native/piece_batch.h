@@ -137,7 +137,8 @@ static inline const tk_short_entry *tk_piece_batch_entry(tk_piece_batch *batch, 
         /* Moved into its home slot, the entry there to where it was, when this caller is the table's one user
          * (`unlocked_users`: a count of calls using it without the GIL, read with the GIL held; NULL for a
          * batch's workers, which never move entries): short_table.h, "Home slots". */
-        if (unlocked_users && __atomic_load_n(unlocked_users, __ATOMIC_ACQUIRE) == 0) {
+        if (unlocked_users && __atomic_load_n(unlocked_users, __ATOMIC_ACQUIRE) == 0 &&
+            tk_short_reaches(shorts, e, further)) {
             tk_short_entry *home = (tk_short_entry *)e, *found = (tk_short_entry *)further, held = *home;
             *home = *found;
             *found = held;

@@ -68,7 +68,8 @@ int tk_short_table_put(tk_short_table *table, const tk_short_key *key, uint64_t 
         if (!hi && alone) {
             size_t at = n > TK_SHORT_INLINE_IDS ? take_more(table, n, 1) : 0;
             if (at == SIZE_MAX) return 0;
-            if (e != home) { /* the new piece at its home, the home's entry moved here (Home slots) */
+            if (e != home && tk_short_reaches(table, home, e)) { /* the new piece at its home, the home's entry
+                                                                  * moved here (Home slots) */
                 *e = *home;
                 e = home;
             }

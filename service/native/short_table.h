@@ -36,7 +36,8 @@
  * running, `alone`) puts a merged piece in its home slot and moves the entry there to the empty slot that
  * ended the probe, and moves a piece found past its home into it (piece_batch.h), the entry there going to
  * where the piece was. Linear probing keeps every key found: the entry moved out of a home slot only moves
- * further along a run of taken slots that already reached it from its own home. So the pieces of the text
+ * further along a run of taken slots that already reached it from its own home, and only as far as its probe
+ * from there reaches (TK_SHORT_MAX_PROBES, tk_short_reaches; else nothing moves). So the pieces of the text
  * being encoded sit in their home slot, where the loop's prefetched compare finds them: a piece past its home
  * costs a mispredicted compare and a probe of lines not fetched ahead (ml18 found 16 % of them there on
  * replayed multilingual text at half load, 32 % at two thirds; docs/decisions.md, "Pieces moved home"). */
@@ -130,6 +131,14 @@ static inline uint64_t tk_short_hash(const tk_short_table *table, const tk_short
 }
 
 static inline uint64_t tk_short_home(const tk_short_table *table, uint64_t hash) { return hash >> table->shift; }
+
+/* Whether `entry` (taken) may be moved to `to` and still be found: its probe from its own home reaches `to`
+ * within TK_SHORT_MAX_PROBES (Home slots: a move further along the run would otherwise lose it past the probe
+ * limit, and a token lost from a table holding `all_tokens` reads as no token: wrong ids). */
+static inline int tk_short_reaches(const tk_short_table *table, const tk_short_entry *entry, const tk_short_entry *to) {
+    uint64_t home = tk_short_home(table, tk_short_hash(table, &entry->key));
+    return (((uint64_t)(to - table->entries) - home) & table->mask) < TK_SHORT_MAX_PROBES;
+}
 
 static inline const tk_short_entry *tk_short_slot(const tk_short_table *table, uint64_t hash) {
     return &table->entries[tk_short_home(table, hash)];
