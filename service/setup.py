@@ -3,8 +3,8 @@
   native/tokend_native.h), and
   text given as parts (native/text_parts.c: a chat's rendered parts in one call), a plain chat's counts
   (native/message_counts.c), where NFC may change a text (native/nfc_runs.c),
-  the decoded size of an id buffer (native/length_sums.c), and whether any of a few strings occurs in a text
-  (native/text_find.c: the special-token pre-check).
+  the decoded size of an id buffer (native/length_sums.c), whether any of a few strings occurs in a text
+  (native/text_find.c: the special-token pre-check), and a str's UTF-8 for one call (native/str_utf8.c).
 - `tokend.engine._alignment`: token surfaces aligned with their text (native/token_alignment.c), for offsets,
   truncation and chunking; separate so it depends on no vocabulary and no change to the core.
 - `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h).
@@ -30,6 +30,7 @@ setup(
                 "native/varint_sizes.c",
                 "native/length_sums.c",
                 "native/text_find.c",
+                "native/str_utf8.c",
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/bpe_merge_group.c",
@@ -52,6 +53,7 @@ setup(
             ],
             depends=[
                 "native/tokend_native.h",
+                "native/str_utf8.h",
                 "native/short_table.h",
                 "native/piece_batch.h",
                 "native/short_merge.h",

@@ -49,6 +49,7 @@
 #include "varint_sizes.h"
 #include "length_sums.h"
 #include "text_find.h"
+#include "str_utf8.h"
 #include "split_object.h"
 #include "tokend_native.h"
 #include "short_table.h"
@@ -645,10 +646,18 @@ static PyObject *run_utf8(BpeCore *self, const char *text, Py_ssize_t len, int o
 static PyObject *run_text(BpeCore *self, PyObject *arg, int output) {
     if (!PyUnicode_Check(arg)) return PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(arg)->tp_name);
     if (require_pattern(self) < 0) return NULL;
+    const char *text;
     Py_ssize_t len;
-    const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
-    if (!text) return NULL;
-    return run_utf8(self, text, len, output);
+    char *owned;
+    int status = tk_str_utf8(arg, &text, &len, &owned);
+    if (status == 1) { /* a lone surrogate: CPython's error, as before */
+        PyUnicode_AsUTF8AndSize(arg, &len);
+        return NULL;
+    }
+    if (status < 0) return NULL;
+    PyObject *result = run_utf8(self, text, len, output);
+    free(owned);
+    return result;
 }
 
 /* A tuple of at most TK_BATCH_MAX_NEEDLES non-empty str (their UTF-8 lives as long as the tuple) into
@@ -686,16 +695,21 @@ static PyObject *run_text_unless(BpeCore *self, PyObject *const *args, Py_ssize_
     tk_batch_needles needles = {{0}, {0}, 0};
     if (needles_of(args[1], "strings", &needles) < 0) return NULL;
     if (!PyUnicode_Check(args[0])) Py_RETURN_NONE;
+    const char *text;
     Py_ssize_t len;
-    const char *text = PyUnicode_AsUTF8AndSize(args[0], &len);
-    if (!text) {
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return NULL;
-        PyErr_Clear();
-        Py_RETURN_NONE;
+    char *owned;
+    int status = tk_str_utf8(args[0], &text, &len, &owned); /* 1: a lone surrogate */
+    if (status < 0) return NULL;
+    if (status == 1) Py_RETURN_NONE;
+    PyObject *result;
+    if (tk_utf8_contains_any((const uint8_t *)text, (size_t)len, needles.strings, needles.lens, needles.n)) {
+        result = Py_None;
+        Py_INCREF(result);
+    } else {
+        result = run_utf8(self, text, len, output);
     }
-    if (tk_utf8_contains_any((const uint8_t *)text, (size_t)len, needles.strings, needles.lens, needles.n))
-        Py_RETURN_NONE;
-    return run_utf8(self, text, len, output);
+    free(owned);
+    return result;
 }
 
 static PyObject *BpeCore_encode(BpeCore *self, PyObject *arg) { return run_text(self, arg, AS_LIST); }
@@ -1458,7 +1472,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (!module) return NULL;
     if (tk_split_types_add(module) < 0 || tk_rank_file_add(module) < 0 || tk_message_counts_add(module) < 0 ||
         tk_nfc_runs_add(module) < 0 || tk_varint_sizes_add(module) < 0 ||
-        tk_length_sums_add(module) < 0 || tk_text_find_add(module) < 0 ||
+        tk_length_sums_add(module) < 0 || tk_text_find_add(module) < 0 || tk_str_utf8_add(module) < 0 ||
         /* pieces a text's loop takes at a time (piece_batch.h): the tests place pieces around its edges */
         PyModule_AddIntConstant(module, "PIECE_BATCH", TK_PIECE_BATCH) < 0) {
         Py_DECREF(module);
