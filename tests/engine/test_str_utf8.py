@@ -5,6 +5,7 @@ characters a step, instead of by CPython's PyUnicode_AsUTF8AndSize, which keeps 
 from __future__ import annotations
 
 import sys
+from array import array
 
 import pytest
 from hypothesis import given, settings
@@ -78,6 +79,7 @@ def test_texts_of_every_kind_encode_and_count_as_tiktoken(enc, oracle):
             assert enc.count(_fresh(text)) == len(expected), (kind, text)
             assert enc._core.count(_fresh(text)) == len(oracle.encode_ordinary(text))
             assert enc._core.encode(_fresh(text)) == oracle.encode_ordinary(text)
+            assert array("I", enc._core.encode_buffer(_fresh(text))).tolist() == oracle.encode_ordinary(text)
 
 
 def test_a_lone_surrogate_keeps_its_ways(enc, oracle):
