@@ -20,6 +20,10 @@ Method (the numbers in docs/bench-engine.md come from here):
   other listed one way round, 1.15 the other way; taking turns: 0.93-1.00).
 - Time is CPU time of this process (`time.process_time`): time spent descheduled by other load counts
   against no one, and a library that spreads one call over threads pays for every thread.
+- Every peer gets its own new str objects for each turn (copied before its clock starts), as a request's
+  text would be. CPython keeps a non-ASCII str's UTF-8 in the str once anything asked for it (tiktoken's and
+  the Rust bindings' way in, and the exactness check before the rounds did), so a peer handed the same
+  objects read UTF-8 made on someone else's time.
 """
 
 from __future__ import annotations
@@ -68,8 +72,9 @@ def _interleaved(functions: Sequence[Callable[[str], object]], texts: Sequence[s
         order = [(turn + i) % len(functions) for i in range(len(functions))]
         for index in order:
             function = functions[index]
+            fresh = [(text + " ")[:-1] for text in block]  # new str objects: no UTF-8 kept in them yet
             started = _clock()
-            for text in block:
+            for text in fresh:
                 function(text)
             seconds[index] += _clock() - started
     return seconds
