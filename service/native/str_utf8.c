@@ -53,6 +53,18 @@ static inline int is_surrogate(uint32_t c) { return c >= 0xD800 && c <= 0xDFFF; 
         }                                                                                                      \
         *o = out;                                                                                              \
         return 0;                                                                                              \
+    }                                                                                                          \
+    /* The other (non-ASCII) character at *i and the run of others after it; 1 at a surrogate. */           \
+    static inline int put_others_##T(const T *s, size_t *i, size_t end, uint8_t **o) {                         \
+        size_t k = *i;                                                                                         \
+        uint8_t *out = *o;                                                                                     \
+        do {                                                                                                   \
+            if (is_surrogate(s[k])) return 1;                                                                  \
+            out += put_char(out, s[k++]);                                                                      \
+        } while (k < end && s[k] >= 0x80);                                                                     \
+        *i = k;                                                                                                \
+        *o = out;                                                                                              \
+        return 0;                                                                                              \
     }
 TK_PUT_CHARS(Py_UCS1)
 TK_PUT_CHARS(Py_UCS2)
@@ -95,11 +107,7 @@ static Py_ssize_t utf8_of(int kind, const void *data, size_t n, uint8_t *out) {
             unsigned k = other ? (unsigned)__builtin_ctz(other) / 2 : 8;
             o += k;
             i += k;
-            if (!other) continue;
-            do { /* the other character, and the run of others after it, by themselves */
-                if (is_surrogate(s[i])) return -1;
-                o += put_char(o, s[i++]);
-            } while (i < n && s[i] >= 0x80);
+            if (other && put_others_Py_UCS2(s, &i, n, &o)) return -1;
         }
 #endif
         if (put_chars_Py_UCS2(s, i, n, &o)) return -1;
@@ -117,11 +125,7 @@ static Py_ssize_t utf8_of(int kind, const void *data, size_t n, uint8_t *out) {
             unsigned k = other ? (unsigned)__builtin_ctz(other) / 4 : 4;
             o += k;
             i += k;
-            if (!other) continue;
-            do { /* the other character, and the run of others after it, by themselves */
-                if (is_surrogate(s[i])) return -1;
-                o += put_char(o, s[i++]);
-            } while (i < n && s[i] >= 0x80);
+            if (other && put_others_Py_UCS4(s, &i, n, &o)) return -1;
         }
 #endif
         if (put_chars_Py_UCS4(s, i, n, &o)) return -1;

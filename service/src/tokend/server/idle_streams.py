@@ -156,17 +156,7 @@ class IdleStreams(UnaryInterceptor):
     def make_room(self) -> bool:
         """End the stream that has waited longest for its client, if that wait has lasted ``yield_after`` seconds;
         False if none has (or yielding is off). Its slot comes free once its handler has returned."""
-        if self.yield_after <= 0:
-            return False
-        with self._lock:
-            streams = list(self._streams)
-        waits = [(stream.silent_for(), stream) for stream in streams]
-        for silent, stream in sorted(waits, key=lambda pair: pair[0], reverse=True):
-            if silent < self.yield_after:
-                return False
-            if stream.end_silent(self.yield_after):
-                return True
-        return False
+        return self._end_longest(lambda stream: stream.silent_for())
 
     def make_memory_room(self) -> bool:
         """End the stream whose client has left an answer unread longest, if for ``yield_after`` seconds or more
@@ -174,13 +164,18 @@ class IdleStreams(UnaryInterceptor):
         (``WorkAdmission.room_maker``) for a large request that has waited for room: a stream's reservation is
         given back when its call ends. Streams waiting for their client's next message are left alone (they hold
         no answer, and a DecodeStream's messages reserve only while they are answered)."""
+        return self._end_longest(lambda stream: stream.unread_for())
+
+    def _end_longest(self, seconds: Callable[[IdleBoundedRequests], float]) -> bool:
+        """End the stream with the largest ``seconds(stream)``, if that is ``yield_after`` or more (the next one
+        when it ended meanwhile); False if none is (or yielding is off)."""
         if self.yield_after <= 0:
             return False
         with self._lock:
             streams = list(self._streams)
-        unread = [(stream.unread_for(), stream) for stream in streams]
-        for silent, stream in sorted(unread, key=lambda pair: pair[0], reverse=True):
-            if silent < self.yield_after:
+        waits = sorted(((seconds(stream), stream) for stream in streams), key=lambda pair: pair[0], reverse=True)
+        for waited, stream in waits:
+            if waited < self.yield_after:
                 return False
             if stream.end_silent(self.yield_after):
                 return True
@@ -193,19 +188,7 @@ class IdleStreams(UnaryInterceptor):
         watched = IdleBoundedRequests(iter(()), None, cancel=getattr(context, "cancel", None))
         with self._lock:
             self._streams.add(watched)
-        answers = behaviour(request, context)
-        try:
-            for answer in answers:
-                watched.sending(True)
-                yield answer
-                watched.sending(False)
-        finally:
-            close = getattr(answers, "close", None)
-            if close is not None:
-                close()
-            watched.close()
-            with self._lock:
-                self._streams.discard(watched)
+        yield from self._tracked(watched, behaviour(request, context))
 
     def _bounded(self, behaviour: Callable[[Any, Any], Iterator[Any]], requests: Any, context: Any) -> Iterator[Any]:
         bounded = IdleBoundedRequests(requests, self.timeout or None, cancel=getattr(context, "cancel", None))
@@ -214,21 +197,25 @@ class IdleStreams(UnaryInterceptor):
             draining = self._draining  # a stream that came in as `drain` ran: it was not among those it ended
         if draining:
             bounded.end_draining()
-        answers = behaviour(bounded, context)
+        yield from self._tracked(bounded, behaviour(bounded, context))
+
+    def _tracked(self, stream: IdleBoundedRequests, answers: Iterator[Any]) -> Iterator[Any]:
+        """The stream's answers, each marked as being sent until gRPC asks for the next; at the end the stream is
+        closed and forgotten."""
         try:
             for answer in answers:
                 # From here until gRPC asks for the next answer, it is sending this one: a client that does
                 # not read it keeps the handler here once the transport's windows are full.
-                bounded.sending(True)
+                stream.sending(True)
                 yield answer
-                bounded.sending(False)
+                stream.sending(False)
         finally:
             close = getattr(answers, "close", None)
             if close is not None:  # as `yield from` would: the inner handlers' `finally` first
                 close()
-            bounded.close()
+            stream.close()
             with self._lock:
-                self._streams.discard(bounded)
+                self._streams.discard(stream)
 
 
 class IdleBoundedRequests:
