@@ -27,7 +27,8 @@ def render(run, *, command: str, chart: str | None) -> str:
         "",
         "**The machine is shared** (2 cores, several engineers running test suites at the same time): absolute "
         "MB/s move by tens of percent between runs. The ratios — every peer measured in the same round on the same "
-        "text, interleaved in blocks of ~256 KB — are what this page is for. Method: `bench/engine.py`, "
+        "text, interleaved in blocks of ~256 KB, each peer on new str objects (no UTF-8 kept in them from an "
+        "earlier call, as a request's text) — are what this page is for. Method: `bench/engine.py`, "
         "`bench/throughput.py`; peers and the calls timed: `bench/peers.py`.",
         "",
     ]
