@@ -195,3 +195,38 @@ def test_a_stream_that_starts_as_the_worker_drains_is_ended_too():
     thread.join(10)
     assert not thread.is_alive(), "the stream still waits for its client"
     assert len(received) == 1 and type(received[0]).__name__ == "StreamDraining", received
+
+
+def test_memory_room_ends_only_an_unread_stream_that_holds_room() -> None:
+    """``make_memory_room`` is asked for room in the work budget (a large request waiting, an answer that does not
+    fit). A stream whose call reserved nothing (a small document's ChunkStream: no ``at_end`` in its record) gives
+    none back when it is cancelled: it was cancelled all the same, one more each second a large request waited."""
+    from tokend.server.idle_streams import IdleStreams
+    from tokend.service.call_record import recording
+
+    def chunk_stream(reserves: bool):
+        def behaviour(request, context):
+            record = recording().__enter__()  # the record the front-end opened (below)
+            if reserves:
+                record.at_end(lambda: None)  # as tokenizer._admitted does for a large request
+            yield b"first"
+            yield b"second"
+        return behaviour
+
+    class Context:
+        def __init__(self) -> None:
+            self.cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    streams = IdleStreams(30, 0.05)
+    for reserves in (False, True):
+        context = Context()
+        with recording():
+            answers = streams._watched(chunk_stream(reserves), None, context)
+            assert next(answers) == b"first"  # handed to gRPC; its client reads nothing
+            time.sleep(0.1)
+            assert streams.make_memory_room() is reserves
+            assert context.cancelled is reserves
+            answers.close()

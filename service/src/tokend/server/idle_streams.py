@@ -76,6 +76,7 @@ from typing import Any
 from tokend_api import SERVICE_NAME
 
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
+from tokend.service.call_record import CallRecord, current_record
 from tokend.service.errors import DeadlineExpired, RequestError, ServiceUnavailable
 
 __all__ = ["IdleStreams", "StreamDraining", "StreamIdle", "StreamYielded"]
@@ -164,7 +165,9 @@ class IdleStreams(UnaryInterceptor):
         (``WorkAdmission.room_maker``) for a large request that has waited for room: a stream's reservation is
         given back when its call ends. Streams waiting for their client's next message are left alone (they hold
         no answer, and a DecodeStream's messages reserve only while they are answered)."""
-        return self._end_longest(lambda stream: stream.unread_for())
+        # Only a stream whose call holds room: cancelling one that reserved nothing (a small document's
+        # ChunkStream) gives none back, and the large request would end another every second it waits.
+        return self._end_longest(lambda stream: stream.unread_for() if stream.holds_room() else 0.0)
 
     def _end_longest(self, seconds: Callable[[IdleBoundedRequests], float]) -> bool:
         """End the stream with the largest ``seconds(stream)``, if that is ``yield_after`` or more (the next one
@@ -202,6 +205,7 @@ class IdleStreams(UnaryInterceptor):
     def _tracked(self, stream: IdleBoundedRequests, answers: Iterator[Any]) -> Iterator[Any]:
         """The stream's answers, each marked as being sent until gRPC asks for the next; at the end the stream is
         closed and forgotten."""
+        stream.record = current_record()  # the call's (its reservation, if any, is given back at its end)
         try:
             for answer in answers:
                 # From here until gRPC asks for the next answer, it is sending this one: a client that does
@@ -227,6 +231,7 @@ class IdleBoundedRequests:
         self._requests = requests
         self._timeout = timeout
         self._cancel = cancel  # cancels the call (the gRPC context's cancel)
+        self.record: CallRecord | None = None  # the call's record (IdleStreams sets it)
         self._lock = threading.Lock()
         self._waiting_since: float | None = None  # monotonic time the handler asked for a message not yet taken
         self._sending_since: float | None = None  # monotonic time gRPC began sending an answer not yet taken
@@ -279,6 +284,11 @@ class IdleBoundedRequests:
         with self._lock:
             since = self._waiting_since if self._waiting_since is not None else self._sending_since
             return 0.0 if since is None else time.monotonic() - since
+
+    def holds_room(self) -> bool:
+        """Whether the call holds room in the work budget until it ends (its record has actions waiting for the
+        end: tokenizer._admitted's reservation)."""
+        return self.record is not None and self.record.holds_memory
 
     def unread_for(self) -> float:
         """Seconds gRPC has been sending an answer its client has not taken (0: none)."""
