@@ -610,6 +610,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--without", action="append", default=[],
                         help="hostile: leave out the cases whose name contains this (repeatable), e.g. to find "
                              "which cases make the gap together")
+    parser.add_argument("--all-but", action="append", default=[], metavar="LABEL=WORD|WORD...",
+                        help="hostile, everything: one more phase per round, every case but those whose name contains "
+                             "one of the WORDs, in a shuffled order with \"all\" (repeatable), e.g. "
+                             "--all-but 'templates=template:' to bound what the template cases cost the mix")
     parser.add_argument("--together-only", action="store_true",
                         help="hostile, everything: measure idle and the cases together only, not each case alone "
                              "(a quick A/B of the headline ratio)")
