@@ -156,23 +156,22 @@ def _oracle(ranks: dict[bytes, int]) -> tiktoken.Encoding:
     return tiktoken.Encoding("hand-made", pat_str=r"[\s\S]+", mergeable_ranks=ranks, special_tokens={})
 
 
-@pytest.mark.parametrize("case", _OUT_OF_ORDER)
-def test_a_token_ranked_below_its_parts_falls_back_and_is_counted(case):
-    tokens, piece = _OUT_OF_ORDER[case]
+def _merged_and_counted(tokens: dict[bytes, int], piece: bytes) -> tuple[int, int]:
+    """(bucket merges, fallbacks) of merging and counting `piece` under the single bytes and `tokens`, both
+    checked against tiktoken."""
     ranks = _SINGLE_BYTES | tokens
     core, expected = BpeCore(ranks, None, cache_capacity=0), _oracle(ranks)._encode_single_piece(piece)
     with _counted() as counted:
         assert core.merge(piece) == expected
         assert core.count_pieces([piece.decode()]) == len(expected)
-    assert (counted.bucket_merges, counted.bucket_fallbacks) == (2, 2)
+    return counted.bucket_merges, counted.bucket_fallbacks
+
+
+@pytest.mark.parametrize("case", _OUT_OF_ORDER)
+def test_a_token_ranked_below_its_parts_falls_back_and_is_counted(case):
+    assert _merged_and_counted(*_OUT_OF_ORDER[case]) == (2, 2)
 
 
 @pytest.mark.parametrize("case", _IN_ORDER)
 def test_the_same_tokens_in_merge_order_take_the_bucket_merge(case):
-    tokens, piece = _IN_ORDER[case]
-    ranks = _SINGLE_BYTES | tokens
-    core, expected = BpeCore(ranks, None, cache_capacity=0), _oracle(ranks)._encode_single_piece(piece)
-    with _counted() as counted:
-        assert core.merge(piece) == expected
-        assert core.count_pieces([piece.decode()]) == len(expected)
-    assert (counted.bucket_merges, counted.bucket_fallbacks) == (2, 0)
+    assert _merged_and_counted(*_IN_ORDER[case]) == (2, 0)

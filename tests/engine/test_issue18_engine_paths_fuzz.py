@@ -23,12 +23,11 @@ from __future__ import annotations
 import itertools
 import random
 import string
-import sys
 
 import pytest
 import tiktoken
 
-from support.fuzz_references import OPENAI, TOKENIZER_JSON, model_and_reference
+from support.fuzz_references import OPENAI, TOKENIZER_JSON, chars_up_to, model_and_reference
 from tokend.engine import Encoding
 
 _OPENAI, _TOKENIZER_JSON, _model = OPENAI, TOKENIZER_JSON, model_and_reference
@@ -66,14 +65,7 @@ def short_word(rng: random.Random, low: int, high: int) -> str:
         pool = [c + m for c in string.ascii_letters + _SCRIPTS[4] for m in ("", "", *_MARKS)]
     else:
         pool = string.ascii_letters + "".join(_SCRIPTS) + _EMOJI + _MARKS + string.digits
-    chars, size = [], 0
-    while size < target:
-        char = rng.choice(pool)
-        if size and size + len(char.encode()) > target and rng.random() < 0.7:
-            break
-        chars.append(char)
-        size += len(char.encode())
-    return "".join(chars)
+    return chars_up_to(rng, pool, target)
 
 
 def short_words(rng: random.Random, count: int, low: int, high: int) -> str:
@@ -221,15 +213,9 @@ def test_huge_pieces_in_batches_match_tiktoken(name):
 
 
 if __name__ == "__main__":  # the long run: new seeds until the time is up
-    import runpy
-    import time
-    from pathlib import Path
+    from support.fuzz_references import long_run
 
-    runpy.run_path(str(Path(__file__).parents[1] / "conftest.py"))  # tiktoken's files, offline, as the suite's
-
-    seconds, start, rounds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0, time.monotonic(), 0
-    while time.monotonic() - start < seconds:
-        name = (_OPENAI + _TOKENIZER_JSON)[rounds % 6]
+    def one_round(rounds: int, name: str, start: float) -> None:
         rng = random.Random(f"long-{rounds}")
         ours, reference_ids = _model(name)
         low, high = rng.choice([(2, 4), (1, 15), (6, 15)])
@@ -237,5 +223,5 @@ if __name__ == "__main__":  # the long run: new seeds until the time is up
         check_batch(ours, reference_ids, batch_texts(rng))
         if name in _OPENAI:
             check_text(ours, reference_ids, long_letters(rng, rng.randint(16_384, 2 << 20)))
-        rounds += 1
-    print(f"{rounds} rounds, no difference")
+
+    long_run(one_round)

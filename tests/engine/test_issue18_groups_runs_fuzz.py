@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import random
 import string
-import sys
 
 import pytest
 import tiktoken
 
-from support.fuzz_references import OPENAI, TOKENIZER_JSON, model_and_reference
+from support.fuzz_references import OPENAI, TOKENIZER_JSON, chars_up_to, model_and_reference
 from tokend.engine import Encoding
 from tokend.engine.text_parts import SpecialText, count_parts, encode_parts, native_core
 
@@ -83,14 +82,7 @@ def word(rng: random.Random, low: int, high: int) -> str:
         pool = _MARKED
     else:
         pool = _ALL
-    chars, size = [], 0
-    while size < target:
-        char = rng.choice(pool)
-        if size and size + len(char.encode()) > target and rng.random() < 0.7:
-            break
-        chars.append(char)
-        size += len(char.encode())
-    return "".join(chars)
+    return chars_up_to(rng, pool, target)
 
 
 def mixed_scripts(rng: random.Random, size: int) -> str:
@@ -285,15 +277,9 @@ def test_text_given_as_parts_with_unseen_pieces(name):
 
 
 if __name__ == "__main__":  # the long run: new seeds until the time is up
-    import runpy
-    import time
-    from pathlib import Path
+    from support.fuzz_references import long_run
 
-    runpy.run_path(str(Path(__file__).parents[1] / "conftest.py"))  # tiktoken's files, offline, as the suite's
-
-    seconds, start, rounds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0, time.monotonic(), 0
-    while time.monotonic() - start < seconds:
-        name = (_OPENAI + _TOKENIZER_JSON)[rounds % 6]
+    def one_round(rounds: int, name: str, start: float) -> None:
         rng = random.Random(f"long-{rounds}-{start}")
         ours, reference_ids = _model(name)
         fresh = _fresh(name)
@@ -306,5 +292,5 @@ if __name__ == "__main__":  # the long run: new seeds until the time is up
         check_batch(ours, reference_ids, [rng.choice(makers)() for _ in range(rng.randint(1, 30))])
         if name in ("cl100k_base", "o200k_base", "p50k_base"):
             check_specials(fresh, name, with_specials(rng, rng.choice([300, 5_000, 50_000])))
-        rounds += 1
-    print(f"{rounds} rounds, no difference")
+
+    long_run(one_round)
