@@ -1006,16 +1006,9 @@ static PyObject *BpeCore_short_table_places(BpeCore *self, PyObject *pieces) {
         const tk_short_table *t = &self->shorts;
         if (t->entries) {
             tk_short_key key = tk_short_key_of((const uint8_t *)bytes, (size_t)len, (size_t)len);
-            uint64_t at = tk_short_home(t, tk_short_hash(t, &key));
-            for (long probe = 0; probe < TK_SHORT_MAX_PROBES; probe++, at = (at + 1) & t->mask) {
-                const tk_short_entry *e = &t->entries[at];
-                uint64_t hi = __atomic_load_n(&e->key.hi, __ATOMIC_ACQUIRE); /* short_table.h: Threads */
-                if (hi == key.hi && e->key.lo == key.lo) {
-                    place = probe;
-                    break;
-                }
-                if (!hi) break;
-            }
+            uint64_t hash = tk_short_hash(t, &key);
+            const tk_short_entry *e = tk_short_find(t, &key, hash);
+            if (e) place = (long)(((uint64_t)(e - t->entries) - tk_short_home(t, hash)) & t->mask);
         }
         PyObject *value = PyLong_FromLong(place);
         if (!value) {
