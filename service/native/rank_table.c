@@ -17,8 +17,12 @@
  * 262,144 slots, 4 MiB, instead of 524,288, 8 MiB); Qwen 3's MB/s over cl100k_base's went from 0.76-0.83
  * to 0.78-0.95 (6 rounds, peers' order rotated, same run). At load ~0.76 (slots >= 1.25 tokens) cl100k_base
  * and o200k_base moved by up to +-10 % per cell with no direction, so denser still is no general win.
- * The filter (8 bits per token of 3+ bytes, 128-256 KiB) is what helps: most failed lookups of the merge
- * (candidate pairs that are no token) stop at one bit; multilingual text +13-23 %.
+ * The filter (16-32 bits per token of 3+ bytes, 256-512 KiB) is what helps: most failed lookups of the merge
+ * (candidate pairs that are no token) stop at one bit; multilingual text +13-23 % (at 8-16 bits per token).
+ * Doubled since: ~4.5 % of non-tokens get through instead of ~9 % (cl100k_base 2^21 bits for 96,170 tokens
+ * of 3+ bytes, o200k_base 2^22 for 195,089), each one a probe of the slots saved; 1 MB of random letters
+ * (a merge or two lookups a byte) 2-8 % faster in a fresh process, the corpora unchanged; two bits a token in
+ * one word instead cost the corpora's count 1-4 % (docs/decisions.md, "The rank table's filter doubled").
  * The hash is seeded per process (module.c) so nobody can precompute inputs whose lookups all collide. */
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +70,7 @@ int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes
     size_t record_bytes = total_bytes + 4 * capacity;
     if (record_bytes > UINT32_MAX) return -1; /* slots name records with 32 bits (a 4 GiB vocabulary) */
     size_t filter_bits = 64;
-    while (filter_bits < 8 * capacity) filter_bits <<= 1;
+    while (filter_bits < 16 * capacity) filter_bits <<= 1;
     /* One block for the four arrays a piece's lookups touch, so that together they fill huge pages (the
      * slots alone are 4 MiB for cl100k_base; the 2-byte table, filter and records add ~1 MiB). */
     size_t slots_size = align64(slots * sizeof *table->slots);
