@@ -230,3 +230,40 @@ def test_memory_room_ends_only_an_unread_stream_that_holds_room() -> None:
             assert streams.make_memory_room() is reserves
             assert context.cancelled is reserves
             answers.close()
+
+
+def test_a_stream_is_charged_for_its_unread_answers_only_while_room_is_wanted() -> None:
+    """``make_memory_room`` ends a stream holding room once its answers have been unread for ``ROOM_UNREAD_SECONDS``
+    in all while others wanted room (the gate's clock), without waiting for one answer to be unread for
+    ``yield_after`` (a client reading just often enough, or reopening, kept the room that way); unread answers
+    while nobody wanted room cost it nothing."""
+    from tokend.server.idle_streams import ROOM_UNREAD_SECONDS, IdleStreams
+    from tokend.service.call_record import recording
+
+    wanted = [0.0]  # the gate's clock, moved by the test
+
+    def behaviour(request, context):
+        recording().__enter__().at_end(lambda: None)  # a reservation held until the call's end
+        for answer in range(10):
+            yield answer
+
+    class Context:
+        cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    streams = IdleStreams(30, 1000.0, room_wanted=lambda: wanted[0])
+    context = Context()
+    with recording():
+        answers = streams._watched(behaviour, None, context)
+        assert next(answers) == 0  # unread: 0.6 s while room was wanted
+        wanted[0] += 0.6
+        time.sleep(0.05)
+        assert streams.make_memory_room() is False
+        assert next(answers) == 1  # read; its next answer unread for a long time, room not wanted
+        time.sleep(0.1)
+        assert streams.make_memory_room() is False
+        wanted[0] += ROOM_UNREAD_SECONDS - 0.6  # then wanted: 1 s in all
+        assert streams.make_memory_room() is True and context.cancelled
+        answers.close()

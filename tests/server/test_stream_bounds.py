@@ -405,3 +405,119 @@ def test_a_chunk_stream_whose_client_stops_reading_gives_its_reservation_to_an_a
     finally:
         holder.cancel()
         channel.close()
+
+
+@pytest.fixture(scope="module")
+def patient_server(registry_dir):
+    """Streams yield their slot only after 30 s of silence: a stream holding room must yield it sooner."""
+    server = TokendServer("--stream-yield-after", "30", registry=registry_dir, workers=1, models=["cl100k_base"]).start()
+    yield server
+    server.stop()
+
+
+class _Reader(threading.Thread):
+    """Reads a stream's answers, one every ``every`` seconds (0: as fast as it can), until it ends; ``error`` is
+    what ended it (None: it ended well), ``ends`` the chunks' end offsets."""
+
+    def __init__(self, call, every: float) -> None:
+        super().__init__(daemon=True)
+        self.call, self.every = call, every
+        self.error: grpc.RpcError | None = None
+        self.ends: list[int] = []
+
+    def run(self) -> None:
+        try:
+            for message in self.call:
+                self.ends.extend(chunk.end for chunk in message.chunks)
+                time.sleep(self.every)
+        except grpc.RpcError as error:
+            self.error = error
+
+
+def _large_count(server: TokendServer, seed: int) -> None:
+    """A CountTokens of ~650 KB (12.4 MiB of merge memory: past the 10 MiB a 4 MB document's stream leaves),
+    answered within its 10 s deadline, and its count tiktoken's."""
+    import tiktoken
+
+    text = _words(100_000, seed=seed)
+    counted = server.stub().CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text=text)]), timeout=10)
+    assert counted.total == len(tiktoken.get_encoding("cl100k_base").encode_ordinary(text))
+
+
+def test_a_chunk_stream_left_unread_yields_its_reservation_a_second_after_room_is_wanted(patient_server):
+    """A ChunkStream of a 4 MB document (246 of the 256 MiB work budget) whose client reads nothing after its first
+    answer gave its reservation to a waiting request only once its answer had been unread for --stream-yield-after
+    (10 s by default, 30 s here): a client reopening such a stream more often than that kept the room most of the
+    time (700 KB CountTokens beside it took 12-23 s). Now a stream holding room is cancelled once its answers have
+    been unread for 1 s in all while others wanted room: the CountTokens is answered (DEADLINE_EXCEEDED at its 10 s
+    deadline before)."""
+    holder, channel = _unread_chunk_stream(patient_server, _words(620_000, seed=1), max_tokens=50)
+    try:
+        time.sleep(0.5)  # its answers fill the windows
+        _large_count(patient_server, seed=2)
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in holder:
+                pass
+        assert ended.value.code() == grpc.StatusCode.CANCELLED, ended.value
+    finally:
+        holder.cancel()
+        channel.close()
+
+
+def test_a_chunk_stream_read_slowly_yields_its_reservation_to_a_waiting_request(patient_server):
+    """The same stream read an answer every 0.25 s: no answer was ever unread for --stream-yield-after, so it kept
+    its reservation for the whole document (182 answers: ~45 s) while every large request of the worker waited
+    (DEADLINE_EXCEEDED at 10 s). A budget hog that reads slowly: its answers were unread ~85 % of the time, and
+    that time, while others want room, is charged to it."""
+    from tokend_api.v1 import tokenizer_pb2_grpc as pb_grpc
+
+    document = _words(620_000, seed=1)
+    # No BDP probe: the windows stay small, so the server's sends wait for the reader (with it, they grow to hold
+    # the whole answer, the handler ends and gives its reservation back at once).
+    channel = grpc.insecure_channel(
+        patient_server.target, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)]
+    )
+    call = pb_grpc.TokenizerStub(channel).ChunkStream(
+        pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=50), timeout=120
+    )
+    reader = _Reader(call, every=0.25)
+    reader.start()
+    try:
+        _until_reading(reader)
+        _large_count(patient_server, seed=3)
+        reader.join(30)
+        assert reader.error is not None and reader.error.code() == grpc.StatusCode.CANCELLED, reader.error
+    finally:
+        call.cancel()
+        channel.close()
+
+
+def test_a_chunk_stream_read_at_once_keeps_its_reservation_while_room_is_wanted(patient_server):
+    """A client that reads its answers as they come is not charged for the room others want meanwhile: its stream
+    of the 4 MB document ends whole, and the large request waiting for its room is answered after it."""
+    from tokend_api.v1 import tokenizer_pb2_grpc as pb_grpc
+
+    document = _words(620_000, seed=1)
+    channel = grpc.insecure_channel(patient_server.target, options=[("grpc.use_local_subchannel_pool", 1)])
+    call = pb_grpc.TokenizerStub(channel).ChunkStream(
+        pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=50), timeout=120
+    )
+    reader = _Reader(call, every=0.0)
+    reader.start()
+    try:
+        _until_reading(reader)
+        _large_count(patient_server, seed=4)
+        reader.join(60)
+        assert reader.error is None, reader.error
+        assert reader.ends[-1] == len(document) and reader.ends == sorted(reader.ends)
+    finally:
+        call.cancel()
+        channel.close()
+
+
+def _until_reading(reader: _Reader) -> None:
+    """Until the stream's first chunks came (its reservation is held, its whole-text pass done)."""
+    deadline = time.monotonic() + 30
+    while not reader.ends and reader.is_alive():
+        assert time.monotonic() < deadline, "no chunk in 30 s"
+        time.sleep(0.01)

@@ -155,6 +155,32 @@ def test_a_built_answer_takes_room_at_once_or_after_a_short_wait_then_is_refused
     assert admission.held_bytes == 0 and admission.running == 0
 
 
+def test_the_room_wanted_clock_runs_only_while_room_is_wanted():
+    """``room_wanted_seconds`` is what a stream whose client leaves its answer unread is charged (idle_streams.py): it
+    stands still while nobody waits, runs while a large request waits for room, and for a second after an answer
+    found none."""
+    admission = WorkAdmission(100 * MiB, small_bytes=4 * MiB)
+    holder = admission.reserve(90 * MiB, call=None)
+    before = admission.room_wanted_seconds()
+    time.sleep(0.2)
+    assert admission.room_wanted_seconds() == before  # room held, nobody wants it
+    _, admitted, waiting = _waiter(admission, 50 * MiB)
+    _wait_until(lambda: admission.waiting == 1)
+    time.sleep(0.3)
+    assert 0.2 <= admission.room_wanted_seconds() - before < 5
+    holder()
+    assert admitted.wait(10)
+    time.sleep(0.3)  # past the waiter's last look (0.2 s)
+    after_wait = admission.room_wanted_seconds()
+    time.sleep(0.2)
+    assert admission.room_wanted_seconds() == after_wait  # stood still again
+    with pytest.raises(ServiceUnavailable):
+        admission.hold(60 * MiB, call=None)  # no room: wanted for the next second
+    time.sleep(0.3)
+    assert 0.2 <= admission.room_wanted_seconds() - after_wait <= 1.0 + 1e-6
+    waiting[0]()
+
+
 def test_answers_held_one_after_another_do_not_keep_out_a_waiting_large_request():
     """Answers taking room (``hold``) go ahead of the large requests waiting, each for the milliseconds its client
     takes to read it; but overlapping, they always held some, and a request the size of the budget (it runs alone)

@@ -56,13 +56,23 @@ for): a client that took its first answer and then read nothing held its stream 
 the work budget (2 x an encode's working memory: 246 MiB for a 4 MB document) until its deadline or its
 connection's age, while every other stream got UNAVAILABLE and every large request of the worker waited for
 room until its own deadline. Its unread answer now yields its slot as a DecodeStream's does, and its room too:
-the work gate's first waiting request asks ``make_memory_room`` (``WorkAdmission.room_maker``) once a second,
-which cancels the stream whose answer has been unread longest, once that is ``--stream-yield-after``.
+the work gate's first waiting request asks ``make_memory_room`` (``WorkAdmission.room_maker``) once a second (an
+answer that finds no room asks once), which cancels a stream holding room whose answer is unread now.
+
+Which one, and when: each stream is charged the time others wanted room (the gate's ``room_wanted_seconds``: a large
+request waiting, an answer refused in the last second) while its client left one of its answers unread, over the
+stream's life; at ``ROOM_UNREAD_SECONDS`` (1 s), or one answer unread for ``--stream-yield-after``, it is ripe, and
+the one charged most is cancelled. A single unread answer's ``--stream-yield-after`` alone let a client that
+reopened its stream more often than that, or read an answer every few seconds, keep the room nearly all the time
+(700 KB CountTokens beside it: 12-30 s). A client reading as fast as it can leaves nothing unread for long, and one
+that reads slowly while nobody waits for room is charged nothing.
 
 Not handled: a client that sends a message every few seconds on several streams still holds their slots
 while it keeps sending (it costs it and the worker next to nothing); the idle timeout does not end a stream
-whose client stops reading (only a new stream's need, for a slot or for room, does); client-streaming RPCs
-with a single answer (tokend has none) are not wrapped.
+whose client stops reading (only a new stream's need, for a slot or for room, does); a client that reopens its
+stream before it has been charged 1 s holds the room for its whole-text passes and that second, each time (as
+a client streaming large documents back to back and reading them does); client-streaming RPCs with a single
+answer (tokend has none) are not wrapped.
 """
 
 from __future__ import annotations
@@ -82,6 +92,11 @@ from tokend.service.errors import DeadlineExpired, RequestError, ServiceUnavaila
 __all__ = ["IdleStreams", "StreamDraining", "StreamIdle", "StreamYielded"]
 
 _MESSAGE, _END, _FAILED, _YIELDED, _DRAINING = "message", "end", "failed", "yielded", "draining"
+# Seconds a stream holding room in the work budget may leave its answers unread while others want room, over its life,
+# before ``make_memory_room`` ends it. Its client's reading, not the stream's age: a client reading as fast as it
+# can left no send waiting 50 ms (a 4.4 MB document's 182 answers in 1.0-1.6 s), one reading an answer every 0.1 s
+# left them unread 86 % of the time (stalls of 0.18 s), every 0.9 s 89 % (stalls of 1.8 s, up to 3.6 s).
+ROOM_UNREAD_SECONDS = 1.0
 
 
 class StreamIdle(DeadlineExpired):
@@ -127,9 +142,12 @@ class IdleStreams(UnaryInterceptor):
     wrap_streams = True
     wrap_unary = False
 
-    def __init__(self, timeout: float, yield_after: float = 0.0) -> None:
+    def __init__(self, timeout: float, yield_after: float = 0.0, room_wanted: Callable[[], float] | None = None) -> None:
+        """``room_wanted``: the work gate's clock of the time others wanted room (``WorkAdmission.room_wanted_seconds``);
+        None: every second counts."""
         self.timeout = timeout  # seconds; 0 = never
         self.yield_after = yield_after  # seconds; 0 = never
+        self.room_wanted = room_wanted
         self._lock = threading.Lock()
         self._streams: set[IdleBoundedRequests] = set()  # the wrapped streams now running
         self._draining = False
@@ -160,14 +178,23 @@ class IdleStreams(UnaryInterceptor):
         return self._end_longest(lambda stream: stream.silent_for())
 
     def make_memory_room(self) -> bool:
-        """End the stream whose client has left an answer unread longest, if for ``yield_after`` seconds or more
-        (its call is cancelled); False if none has (or yielding is off). Called by the work gate
-        (``WorkAdmission.room_maker``) for a large request that has waited for room: a stream's reservation is
-        given back when its call ends. Streams waiting for their client's next message are left alone (they hold
-        no answer, and a DecodeStream's messages reserve only while they are answered)."""
+        """End a stream holding room whose client leaves an answer unread now, if its answers have been unread for
+        ``ROOM_UNREAD_SECONDS`` in all while others wanted room (``room_wanted``), or this one for ``yield_after``
+        (its call is cancelled): the one charged most; False if none is (or yielding is off). Called by the work gate
+        (``WorkAdmission.room_maker``) for a large request that has waited for room, or an answer that found none: a
+        stream's reservation is given back when its call ends. Streams waiting for their client's next message are
+        left alone (they hold no answer, and a DecodeStream's messages reserve only while they are answered)."""
+        if self.yield_after <= 0:
+            return False
+        with self._lock:
+            streams = list(self._streams)
         # Only a stream whose call holds room: cancelling one that reserved nothing (a small document's
         # ChunkStream) gives none back, and the large request would end another every second it waits.
-        return self._end_longest(lambda stream: stream.unread_for() if stream.holds_room() else 0.0)
+        charged = [(stream.unread_while_room_wanted(), stream) for stream in streams if stream.holds_room() and stream.unread_for() > 0]
+        for unread, stream in sorted(charged, key=lambda pair: pair[0], reverse=True):
+            if stream.end_unread(0.0 if unread >= ROOM_UNREAD_SECONDS else self.yield_after):
+                return True
+        return False
 
     def _end_longest(self, seconds: Callable[[IdleBoundedRequests], float]) -> bool:
         """End the stream with the largest ``seconds(stream)``, if that is ``yield_after`` or more (the next one
@@ -188,7 +215,7 @@ class IdleStreams(UnaryInterceptor):
         """A server-streaming call (ChunkStream): its answers tracked as ``_bounded`` tracks them, so that
         ``make_room`` and ``make_memory_room`` can end it once its client has left an answer unread for
         ``yield_after`` (cancelled); it has no request messages to wait for (no reader thread, no idle timeout)."""
-        watched = IdleBoundedRequests(iter(()), None, cancel=getattr(context, "cancel", None))
+        watched = IdleBoundedRequests(iter(()), None, cancel=getattr(context, "cancel", None), room_wanted=self.room_wanted)
         with self._lock:
             self._streams.add(watched)
         yield from self._tracked(watched, behaviour(request, context))
@@ -227,10 +254,16 @@ class IdleBoundedRequests:
     (None: no timeout), ``StreamYielded`` when ``end_silent`` ended the stream while it waited,
     ``StreamDraining`` once ``end_draining`` was called (at once if it was waiting)."""
 
-    def __init__(self, requests: Iterator[Any], timeout: float | None, cancel: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self, requests: Iterator[Any], timeout: float | None, cancel: Callable[[], Any] | None = None,
+        room_wanted: Callable[[], float] | None = None,
+    ) -> None:  # fmt: skip
         self._requests = requests
         self._timeout = timeout
         self._cancel = cancel  # cancels the call (the gRPC context's cancel)
+        self._room_wanted = room_wanted if room_wanted is not None else time.monotonic  # the gate's clock
+        self._unread_charged = 0.0  # room_wanted seconds of the answers taken since the call began
+        self._room_wanted_at_send: float | None = None  # room_wanted when gRPC began sending the answer not yet taken
         self.record: CallRecord | None = None  # the call's record (IdleStreams sets it)
         self._lock = threading.Lock()
         self._waiting_since: float | None = None  # monotonic time the handler asked for a message not yet taken
@@ -296,10 +329,21 @@ class IdleBoundedRequests:
             since = self._sending_since
             return 0.0 if since is None else time.monotonic() - since
 
+    def unread_while_room_wanted(self) -> float:
+        """Seconds of ``room_wanted`` while the client left an answer of this stream unread, over the call's life."""
+        clock = self._room_wanted()  # outside the lock: the gate's clock has a lock of its own
+        with self._lock:
+            since = self._room_wanted_at_send
+            return self._unread_charged + (0.0 if since is None else clock - since)
+
     def sending(self, sending: bool) -> None:
         """gRPC is sending an answer (True) or has sent it (False)."""
+        clock = self._room_wanted()
         with self._lock:
             self._sending_since = time.monotonic() if sending else None
+            if not sending and self._room_wanted_at_send is not None:
+                self._unread_charged += clock - self._room_wanted_at_send
+            self._room_wanted_at_send = clock if sending else None
 
     def end_silent(self, yield_after: float) -> bool:
         """End the stream if its handler has waited ``yield_after`` seconds or more for the next message (it
@@ -308,10 +352,8 @@ class IdleBoundedRequests:
             if self._closed:
                 return False
             if self._waiting_since is None:
-                if not self._unread_for(yield_after):
+                if not self._end_unread(yield_after):
                     return False
-                self._sending_since = None  # ended once
-                self._closed = True
             else:
                 silent = time.monotonic() - self._waiting_since
                 if silent < yield_after:
@@ -320,11 +362,31 @@ class IdleBoundedRequests:
                 self._waiting_since = None  # ended once
                 self._answers.put((_YIELDED, yield_after))
                 return True
+        self._cancel_call()
+        return True
+
+    def end_unread(self, after: float) -> bool:
+        """Cancel the call if gRPC has been sending its answer for ``after`` seconds or more (0: at all)."""
+        with self._lock:
+            if self._closed or not self._end_unread(after):
+                return False
+        self._cancel_call()
+        return True
+
+    def _end_unread(self, after: float) -> bool:
+        """Whether gRPC has been sending the answer for ``after`` seconds; if so the stream is marked ended (under the
+        lock: once), and the caller cancels the call after releasing it."""
+        if not self._unread_for(after):
+            return False
+        self._sending_since = None  # ended once
+        self._closed = True
+        return True
+
+    def _cancel_call(self) -> None:
         # An answer its client has not taken: the handler waits in gRPC's send, where no status of ours can
         # reach it (and a client that does not read would not see one). Cancelling the call ends the send,
         # and the handler with it; outside the lock, which the handler's thread takes as the send returns.
         self._cancel()  # type: ignore[misc]
-        return True
 
     def end_draining(self) -> None:
         """The worker is draining: the handler's wait for the next message ends now, or its next ``next``

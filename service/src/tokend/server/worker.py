@@ -124,9 +124,10 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     servicer = TokenizerServicer(service)
     calls = InFlightCalls()
     send_deadlines = SendDeadlines(on_cancel=metrics.answers_cancelled.inc)
-    idle_streams = IdleStreams(settings.stream_idle_timeout, settings.stream_yield_after)
-    # A large request that has waited for room ends a stream whose client left its answer unread for
-    # --stream-yield-after (its reservation comes back as its call ends).
+    # A stream's unread answers are charged the time others wanted room in the work gate (idle_streams.py).
+    idle_streams = IdleStreams(settings.stream_idle_timeout, settings.stream_yield_after, admission.room_wanted_seconds)
+    # A large request that has waited for room, or an answer that found none, ends a stream whose client left its
+    # answers unread while room was wanted (its reservation comes back as its call ends).
     admission.room_maker = idle_streams.make_memory_room
     metrics_records, log_records = MetricsInterceptor(metrics, served.piece_cache_stats), LoggingInterceptor()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status

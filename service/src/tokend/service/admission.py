@@ -82,6 +82,9 @@ ROOM_ASK_SECONDS = 1.0
 # How long an answer that did not fit waits for the room of the call ``room_maker`` ended (its end gives it back as
 # gRPC reports it: milliseconds).
 ROOM_WAIT_SECONDS = 1.0
+# How long room counts as wanted (``room_wanted_seconds``) after an answer found none: a worker's answers come again
+# within it while its clients are busy (a large request waiting marks it every ``_POLL_SECONDS`` instead).
+ROOM_WANTED_AFTER_REFUSAL_SECONDS = 1.0
 
 
 def working_bytes(operation: str, *, sizes: Sequence[int] = (), ids: int = 0, answer_bytes: int = 0) -> int:
@@ -144,10 +147,32 @@ class WorkAdmission:
         self.room_maker: Callable[[], bool] | None = None
         self.held_bytes = 0  # reserved by the large requests running now
         self.running = 0
+        # The clock of ``room_wanted_seconds``: its seconds before the current window, and that window (monotonic).
+        self._wanted_lock = threading.Lock()
+        self._wanted_before = 0.0
+        self._wanted_start = self._wanted_end = 0.0
 
     @property
     def waiting(self) -> int:
         return len(self._queue)
+
+    def room_wanted_seconds(self) -> float:
+        """A clock that runs only while room is wanted: a large request waits for room (or for its turn), or an answer
+        found none in the last ``ROOM_WANTED_AFTER_REFUSAL_SECONDS``. What it advanced by between two readings is how long
+        others wanted room between them: a stream whose client leaves its answer unread is charged that much
+        (server/idle_streams.py), and nothing while nobody waits."""
+        now = time.monotonic()
+        with self._wanted_lock:
+            return self._wanted_before + max(0.0, min(now, self._wanted_end) - self._wanted_start)
+
+    def _want_room(self, seconds: float) -> None:
+        """Room is wanted from now for ``seconds`` (a window already open is extended)."""
+        now = time.monotonic()
+        with self._wanted_lock:
+            if now > self._wanted_end:  # the last window is over: its seconds are counted, a new one opens
+                self._wanted_before += self._wanted_end - self._wanted_start
+                self._wanted_start = now
+            self._wanted_end = max(self._wanted_end, now + seconds)
 
     def reserve(self, size: int, *, call: CallState | None) -> Callable[[], None]:
         """Wait until ``size`` bytes fit (at once for a small request); returns the function that gives them
@@ -167,6 +192,7 @@ class WorkAdmission:
             try:
                 asked = started
                 while not (self._queue[0] is ticket and self.held_bytes + size <= self.budget_bytes):
+                    self._want_room(2 * _POLL_SECONDS)  # until its next look, and the one after
                     self._condition.wait(self._wait_slice(call, started))
                     now = time.monotonic()
                     if self.room_maker is not None and self._queue[0] is ticket and now - asked >= ROOM_ASK_SECONDS:
@@ -207,6 +233,8 @@ class WorkAdmission:
             asked = False
             while self.held_bytes + size > self.budget_bytes or self._in_the_way_of_the_first(size):
                 waited = time.monotonic() - started
+                if not asked and self.held_bytes + size > self.budget_bytes:
+                    self._want_room(ROOM_WANTED_AFTER_REFUSAL_SECONDS)  # before the ask: a stream unread now is charged
                 if waited >= max_wait_seconds:
                     if (not asked and self.room_maker is not None and self.held_bytes + size > self.budget_bytes
                             and self._ask_for_room()):  # a call holding room unused was ended: its room comes back
