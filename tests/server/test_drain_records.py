@@ -29,7 +29,9 @@ def test_calls_cut_at_the_grace_periods_end_are_counted_and_logged_with_the_stat
     from support.raw_grpc import UnreadCalls
 
     large = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello " * 350_000)])  # 42 MB reserved
-    document = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text="Some words here. " * 20_000)], max_tokens=4)
+    # Reserves nothing (under 4 MiB estimated: 64 bytes a byte), so the call waiting for room does not end it
+    # (a stream holding room would be: idle_streams.py); its answer (~120 KB) outgrows the windows all the same.
+    document = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text="Some words here. " * 3_500)], max_tokens=4)
     with start_server("--max-work-bytes", str(64 << 20), "--answer-send-seconds", "60", registry=registry_dir,
                       models=["cl100k_base"], metrics=True, log_level="info", grace_period=GRACE_PERIOD,
                       drain_flush=0.1) as server:  # fmt: skip

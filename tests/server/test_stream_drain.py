@@ -120,4 +120,7 @@ def test_sigterm_ends_open_streams_once_answered_and_the_worker_with_them(regist
         assert quiet.texts == ["hello"] and unopened.texts == []
         stopped = server.events("worker_stopped")
         assert stopped and stopped[0]["calls_cut"] == 0, stopped
+        # The drain ended the 3 DecodeStreams and left the ChunkStream to finish ("streams_ended": 4 before, the
+        # ChunkStream among the streams it had ended).
+        assert stopped[0]["decode_streams_ended"] == 3 and stopped[0]["chunk_streams_finishing"] == 1, stopped
     print(f"drained in {drained_in:.1f} s (grace period {GRACE_PERIOD} s); the busy stream answered {len(busy.texts)}")

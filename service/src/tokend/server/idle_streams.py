@@ -81,7 +81,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from tokend_api import SERVICE_NAME
 
@@ -89,7 +89,7 @@ from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 from tokend.service.call_record import CallRecord, current_record
 from tokend.service.errors import DeadlineExpired, RequestError, ServiceUnavailable
 
-__all__ = ["IdleStreams", "StreamDraining", "StreamIdle", "StreamYielded"]
+__all__ = ["DrainedStreams", "IdleStreams", "StreamDraining", "StreamIdle", "StreamYielded"]
 
 _MESSAGE, _END, _FAILED, _YIELDED, _DRAINING = "message", "end", "failed", "yielded", "draining"
 # Seconds a stream holding room in the work budget may leave its answers unread while others want room, over its life,
@@ -138,6 +138,14 @@ class StreamDraining(ServiceUnavailable):
         )  # fmt: skip
 
 
+class DrainedStreams(NamedTuple):
+    """The streams running when a worker began draining: ``ended`` DecodeStreams (at once, or after the message
+    each was answering), ``finishing`` ChunkStreams left to send their whole answer."""
+
+    ended: int
+    finishing: int
+
+
 class IdleStreams(UnaryInterceptor):
     wrap_streams = True
     wrap_unary = False
@@ -160,17 +168,18 @@ class IdleStreams(UnaryInterceptor):
         # Wrapped even with no timeout and no yielding: `drain` ends a stream's wait for its client.
         return self._bounded(behaviour, request, context)
 
-    def drain(self) -> int:
-        """The worker is draining: every stream waiting for its client's next message ends now with
+    def drain(self) -> DrainedStreams:
+        """The worker is draining: every DecodeStream waiting for its client's next message ends now with
         ``StreamDraining`` (UNAVAILABLE), every other one the next time its handler asks for one (a message
-        being answered is answered first); a stream whose answer gRPC is sending is left to finish it. How
-        many streams were running."""
+        being answered is answered first); a stream whose answer gRPC is sending is left to finish it, and so is
+        every ChunkStream (one request: it ends with its answer). How many of each were running."""
         with self._lock:
             self._draining = True
             streams = list(self._streams)
-        for stream in streams:
+        decode_streams = [stream for stream in streams if stream.reads_requests]
+        for stream in decode_streams:
             stream.end_draining()
-        return len(streams)
+        return DrainedStreams(ended=len(decode_streams), finishing=len(streams) - len(decode_streams))
 
     def make_room(self) -> bool:
         """End the stream that has waited longest for its client, if that wait has lasted ``yield_after`` seconds;
@@ -215,7 +224,8 @@ class IdleStreams(UnaryInterceptor):
         """A server-streaming call (ChunkStream): its answers tracked as ``_bounded`` tracks them, so that
         ``make_room`` and ``make_memory_room`` can end it once its client has left an answer unread for
         ``yield_after`` (cancelled); it has no request messages to wait for (no reader thread, no idle timeout)."""
-        watched = IdleBoundedRequests(iter(()), None, cancel=getattr(context, "cancel", None), room_wanted=self.room_wanted)
+        watched = IdleBoundedRequests(iter(()), None, cancel=getattr(context, "cancel", None),
+                                       room_wanted=self.room_wanted, reads_requests=False)
         with self._lock:
             self._streams.add(watched)
         yield from self._tracked(watched, behaviour(request, context))
@@ -256,9 +266,10 @@ class IdleBoundedRequests:
 
     def __init__(
         self, requests: Iterator[Any], timeout: float | None, cancel: Callable[[], Any] | None = None,
-        room_wanted: Callable[[], float] | None = None,
+        room_wanted: Callable[[], float] | None = None, reads_requests: bool = True,
     ) -> None:  # fmt: skip
         self._requests = requests
+        self.reads_requests = reads_requests  # False: a ChunkStream's (``_watched``), which has none to read
         self._timeout = timeout
         self._cancel = cancel  # cancels the call (the gRPC context's cancel)
         self._room_wanted = room_wanted if room_wanted is not None else time.monotonic  # the gate's clock

@@ -227,7 +227,8 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     log_records.write_cut()
     unsent = send_deadlines.abandon()
     log_event(_log, "worker_stopped", worker=index, calls_finished=finished, calls_cut=calls.count,
-              streams_ended=streams, answers_unsent=unsent)  # fmt: skip
+              decode_streams_ended=streams.ended, chunk_streams_finishing=streams.finishing,
+              answers_unsent=unsent)  # fmt: skip
     _end_process(0)
     return 0  # not reached
 
