@@ -92,8 +92,8 @@ from tokend.service.errors import DeadlineExpired, RequestError, ServiceUnavaila
 __all__ = ["DrainedStreams", "IdleStreams", "StreamDraining", "StreamIdle", "StreamYielded"]
 
 _MESSAGE, _END, _FAILED, _YIELDED, _DRAINING = "message", "end", "failed", "yielded", "draining"
-# Seconds a stream holding room in the work budget may leave its answers unread while others want room, over its life,
-# before ``make_memory_room`` ends it. Its client's reading, not the stream's age: a client reading as fast as it
+# Seconds a stream holding room in the work budget may leave its answers unread while others want room, over its
+# life, before ``make_memory_room`` ends it. Its client's reading, not the stream's age: a client reading as fast as it
 # can left no send waiting 50 ms (a 4.4 MB document's 182 answers in 1.0-1.6 s), one reading an answer every 0.1 s
 # left them unread 86 % of the time (stalls of 0.18 s), every 0.9 s 89 % (stalls of 1.8 s, up to 3.6 s).
 ROOM_UNREAD_SECONDS = 1.0
@@ -150,9 +150,11 @@ class IdleStreams(UnaryInterceptor):
     wrap_streams = True
     wrap_unary = False
 
-    def __init__(self, timeout: float, yield_after: float = 0.0, room_wanted: Callable[[], float] | None = None) -> None:
-        """``room_wanted``: the work gate's clock of the time others wanted room (``WorkAdmission.room_wanted_seconds``);
-        None: every second counts."""
+    def __init__(
+        self, timeout: float, yield_after: float = 0.0, room_wanted: Callable[[], float] | None = None
+    ) -> None:  # fmt: skip
+        """``room_wanted``: the work gate's clock of the time others wanted room
+        (``WorkAdmission.room_wanted_seconds``); None: every second counts."""
         self.timeout = timeout  # seconds; 0 = never
         self.yield_after = yield_after  # seconds; 0 = never
         self.room_wanted = room_wanted
@@ -199,7 +201,11 @@ class IdleStreams(UnaryInterceptor):
             streams = list(self._streams)
         # Only a stream whose call holds room: cancelling one that reserved nothing (a small document's
         # ChunkStream) gives none back, and the large request would end another every second it waits.
-        charged = [(stream.unread_while_room_wanted(), stream) for stream in streams if stream.holds_room() and stream.unread_for() > 0]
+        charged = [
+            (stream.unread_while_room_wanted(), stream)
+            for stream in streams
+            if stream.holds_room() and stream.unread_for() > 0
+        ]
         for unread, stream in sorted(charged, key=lambda pair: pair[0], reverse=True):
             if stream.end_unread(0.0 if unread >= ROOM_UNREAD_SECONDS else self.yield_after):
                 return True

@@ -143,7 +143,8 @@ class WorkAdmission:
         # answer unread: server/idle_streams.py), so that its room comes back; True when it ended one. Such a
         # call held its reservation until its deadline or its connection's age (320 s): every large request of
         # the worker waited behind it until its own deadline or 60 s, every answer of 16 KiB or more was refused.
-        # Asked by the first large request waiting (once a second) and by an answer that does not fit (``hold``).
+        # Asked by the first large request waiting (once a second) and by an answer that does not fit (``hold``);
+        # which call to end it decides by ``room_wanted_seconds`` (how long others have wanted room).
         self.room_maker: Callable[[], bool] | None = None
         self.held_bytes = 0  # reserved by the large requests running now
         self.running = 0
@@ -157,10 +158,10 @@ class WorkAdmission:
         return len(self._queue)
 
     def room_wanted_seconds(self) -> float:
-        """A clock that runs only while room is wanted: a large request waits for room (or for its turn), or an answer
-        found none in the last ``ROOM_WANTED_AFTER_REFUSAL_SECONDS``. What it advanced by between two readings is how long
-        others wanted room between them: a stream whose client leaves its answer unread is charged that much
-        (server/idle_streams.py), and nothing while nobody waits."""
+        """A clock that runs only while room is wanted: a large request waits for room (or for its turn), or an
+        answer found none in the last ``ROOM_WANTED_AFTER_REFUSAL_SECONDS``. What it advanced by between two readings
+        is how long others wanted room between them: a stream whose client leaves its answer unread is charged that
+        much (server/idle_streams.py), and nothing while nobody waits."""
         now = time.monotonic()
         with self._wanted_lock:
             return self._wanted_before + max(0.0, min(now, self._wanted_end) - self._wanted_start)

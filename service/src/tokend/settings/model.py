@@ -127,9 +127,10 @@ class Settings(BaseSettings):
     )
     stream_yield_after: float = _setting(
         10.0,
-        help="seconds after which a DecodeStream still waiting for its client's next message (or for its client to take "
-        "an answer) gives its stream slot to a new stream when every slot is taken (it ends with DEADLINE_EXCEEDED, or "
-        "CANCELLED); 0 = never",
+        help="seconds after which a DecodeStream still waiting for its client's next message (or a stream waiting for its "
+        "client to take an answer) gives its stream slot to a new stream when every slot is taken (it ends with "
+        "DEADLINE_EXCEEDED, or CANCELLED), or its room in the work budget to a request that waits for room (a stream "
+        "holding room gives it sooner: once its answers were unread 1 s in all while others wanted room); 0 = never",
         ge=0,
     )
     stream_message_rate: float = _setting(
