@@ -267,3 +267,39 @@ def test_a_stream_is_charged_for_its_unread_answers_only_while_room_is_wanted() 
         wanted[0] += ROOM_UNREAD_SECONDS - 0.6  # then wanted: 1 s in all
         assert streams.make_memory_room() is True and context.cancelled
         answers.close()
+
+
+def test_a_streams_room_charge_allows_a_second_for_each_mib_its_client_took() -> None:
+    """A client reading its answers over a slow link leaves them unread while gRPC sends them, yet reads: it is
+    charged beyond ``ROOM_UNREAD_SECONDS`` only for reading slower than the least rate unary answers get (1 MiB/s)."""
+    from tokend.server.idle_streams import ROOM_UNREAD_SECONDS, IdleStreams
+    from tokend.service.call_record import recording
+
+    wanted = [0.0]
+
+    class Answer:
+        def ByteSize(self) -> int:  # noqa: N802 - protobuf's name
+            return 1 << 20
+
+    def behaviour(request, context):
+        recording().__enter__().at_end(lambda: None)
+        for _ in range(10):
+            yield Answer()
+
+    class Context:
+        cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    streams = IdleStreams(30, 1000.0, room_wanted=lambda: wanted[0])
+    context = Context()
+    with recording():
+        answers = streams._watched(behaviour, None, context)
+        for _ in range(3):  # 2 MiB taken, each over 0.9 s while room was wanted; the third being sent
+            next(answers)
+            wanted[0] += 0.9
+        assert streams.make_memory_room() is False  # charged 2.7 s, 2 of them paid by the 2 MiB
+        wanted[0] += ROOM_UNREAD_SECONDS
+        assert streams.make_memory_room() is True and context.cancelled
+        answers.close()

@@ -61,8 +61,9 @@ answer that finds no room asks once), which cancels a stream holding room whose 
 
 Which one, and when: each stream is charged the time others wanted room (the gate's ``room_wanted_seconds``: a large
 request waiting, an answer refused in the last second) while its client left one of its answers unread, over the
-stream's life; at ``ROOM_UNREAD_SECONDS`` (1 s), or one answer unread for ``--stream-yield-after``, it is ripe, and
-the one charged most is cancelled. A single unread answer's ``--stream-yield-after`` alone let a client that
+stream's life, less a second for each MiB of answer its client took (the least read rate, as unary answers get);
+at ``ROOM_UNREAD_SECONDS`` (1 s), or one answer unread for ``--stream-yield-after``, it is ripe, and the one charged
+most is cancelled. A single unread answer's ``--stream-yield-after`` alone let a client that
 reopened its stream more often than that, or read an answer every few seconds, keep the room nearly all the time
 (700 KB CountTokens beside it: 12-30 s). A client reading as fast as it can leaves nothing unread for long, and one
 that reads slowly while nobody waits for room is charged nothing.
@@ -86,6 +87,7 @@ from typing import Any, NamedTuple
 from tokend_api import SERVICE_NAME
 
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
+from tokend.server.unsent_answers import MIN_READ_BYTES_PER_SECOND
 from tokend.service.call_record import CallRecord, current_record
 from tokend.service.errors import DeadlineExpired, RequestError, ServiceUnavailable
 
@@ -93,9 +95,11 @@ __all__ = ["DrainedStreams", "IdleStreams", "StreamDraining", "StreamIdle", "Str
 
 _MESSAGE, _END, _FAILED, _YIELDED, _DRAINING = "message", "end", "failed", "yielded", "draining"
 # Seconds a stream holding room in the work budget may leave its answers unread while others want room, over its
-# life, before ``make_memory_room`` ends it. Its client's reading, not the stream's age: a client reading as fast as it
-# can left no send waiting 50 ms (a 4.4 MB document's 182 answers in 1.0-1.6 s), one reading an answer every 0.1 s
-# left them unread 86 % of the time (stalls of 0.18 s), every 0.9 s 89 % (stalls of 1.8 s, up to 3.6 s).
+# life, before ``make_memory_room`` ends it, less a second for each MiB of answer its client has taken (the least
+# read rate unary answers get: unsent_answers.MIN_READ_BYTES_PER_SECOND). Its client's reading, not the stream's
+# age: a client reading as fast as it can left no send waiting 50 ms (a 4.4 MB document's 182 answers in 1.0-1.6 s),
+# one reading an answer every 0.1 s left them unread 86 % of the time (stalls of 0.18 s), every 0.9 s 89 % (stalls
+# of 1.8 s, up to 3.6 s); one reading 1 MiB/s or more over a slow link is never charged past it.
 ROOM_UNREAD_SECONDS = 1.0
 
 
@@ -190,7 +194,8 @@ class IdleStreams(UnaryInterceptor):
 
     def make_memory_room(self) -> bool:
         """End a stream holding room whose client leaves an answer unread now, if its answers have been unread for
-        ``ROOM_UNREAD_SECONDS`` in all while others wanted room (``room_wanted``), or this one for ``yield_after``
+        ``ROOM_UNREAD_SECONDS`` in all while others wanted room (``room_wanted``) beyond a second a MiB it took
+        (``room_charge``), or this one for ``yield_after``
         (its call is cancelled): the one charged most; False if none is (or yielding is off). Called by the work gate
         (``WorkAdmission.room_maker``) for a large request that has waited for room, or an answer that found none: a
         stream's reservation is given back when its call ends. Streams waiting for their client's next message are
@@ -202,7 +207,7 @@ class IdleStreams(UnaryInterceptor):
         # Only a stream whose call holds room: cancelling one that reserved nothing (a small document's
         # ChunkStream) gives none back, and the large request would end another every second it waits.
         charged = [
-            (stream.unread_while_room_wanted(), stream)
+            (stream.room_charge(), stream)
             for stream in streams
             if stream.holds_room() and stream.unread_for() > 0
         ]
@@ -255,7 +260,8 @@ class IdleStreams(UnaryInterceptor):
                 # not read it keeps the handler here once the transport's windows are full.
                 stream.sending(True)
                 yield answer
-                stream.sending(False)
+                size = getattr(answer, "ByteSize", None)  # a ChunkStream's answers count for its room charge
+                stream.sending(False, size() if size is not None and not stream.reads_requests else 0)
         finally:
             close = getattr(answers, "close", None)
             if close is not None:  # as `yield from` would: the inner handlers' `finally` first
@@ -281,6 +287,7 @@ class IdleBoundedRequests:
         self._room_wanted = room_wanted if room_wanted is not None else time.monotonic  # the gate's clock
         self._unread_charged = 0.0  # room_wanted seconds of the answers taken since the call began
         self._room_wanted_at_send: float | None = None  # room_wanted when gRPC began sending the answer not yet taken
+        self._taken_bytes = 0  # of the answers gRPC has sent (a ChunkStream's)
         self.record: CallRecord | None = None  # the call's record (IdleStreams sets it)
         self._lock = threading.Lock()
         self._waiting_since: float | None = None  # monotonic time the handler asked for a message not yet taken
@@ -353,14 +360,20 @@ class IdleBoundedRequests:
             since = self._room_wanted_at_send
             return self._unread_charged + (0.0 if since is None else clock - since)
 
-    def sending(self, sending: bool) -> None:
-        """gRPC is sending an answer (True) or has sent it (False)."""
+    def room_charge(self) -> float:
+        """``unread_while_room_wanted`` less a second for each MiB of answer its client took (the least read rate):
+        what ``make_memory_room`` ends a stream holding room for, at ``ROOM_UNREAD_SECONDS``."""
+        return self.unread_while_room_wanted() - self._taken_bytes / MIN_READ_BYTES_PER_SECOND
+
+    def sending(self, sending: bool, taken: int = 0) -> None:
+        """gRPC is sending an answer (True) or has sent it (False: ``taken``, its bytes)."""
         clock = self._room_wanted()
         with self._lock:
             self._sending_since = time.monotonic() if sending else None
             if not sending and self._room_wanted_at_send is not None:
                 self._unread_charged += clock - self._room_wanted_at_send
             self._room_wanted_at_send = clock if sending else None
+            self._taken_bytes += taken
 
     def end_silent(self, yield_after: float) -> bool:
         """End the stream if its handler has waited ``yield_after`` seconds or more for the next message (it

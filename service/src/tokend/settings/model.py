@@ -130,7 +130,8 @@ class Settings(BaseSettings):
         help="seconds after which a DecodeStream still waiting for its client's next message (or a stream waiting for its "
         "client to take an answer) gives its stream slot to a new stream when every slot is taken (it ends with "
         "DEADLINE_EXCEEDED, or CANCELLED), or its room in the work budget to a request that waits for room (a stream "
-        "holding room gives it sooner: once its answers were unread 1 s in all while others wanted room); 0 = never",
+        "holding room gives it sooner: once its answers were unread 1 s in all while others wanted room, +1 s a MiB it "
+        "read); 0 = never",
         ge=0,
     )
     stream_message_rate: float = _setting(
