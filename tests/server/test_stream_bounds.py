@@ -12,6 +12,9 @@
   held its slot until its connection's age, 320 s by default); a stream whose messages keep coming keeps its.
 - A DecodeStream's messages are read at most ``--stream-message-rate`` a second (after a second's worth at
   once): a flood of one-id messages took 84% of a core from one stream.
+- A ChunkStream holding room in the work budget whose client leaves its answers unread (reads nothing, or reads
+  slowly) gives its room to a waiting request once charged 1 s of unread answers while room was wanted, not only
+  after one answer unread for ``--stream-yield-after``; a client that keeps up is never charged.
 
 The worker's CPU is read from /proc (user + system time of its process), so the bounds are generous.
 """
