@@ -251,6 +251,17 @@ static inline tk_short_table *ready_shorts(BpeCore *self) {
     return self->shorts.entries ? &self->shorts : NULL;
 }
 
+/* The short table back to its tokens alone once merged pieces filled it (short_table.h: why), when this
+ * caller, holding the GIL, is its one user: no call runs without the GIL (unlocked_users), and no GIL holder
+ * keeps an entry across a release (emit_pieces' batches keep slots' addresses, read again at hand-out, and
+ * keys). Called before a text's loop and a batch's start; with the GIL held throughout (~2 ms for 16 MiB, once
+ * per 65,536 pieces added): a refill without it would leave the table half written for the next GIL holder. */
+static inline void refill_full_short_table(BpeCore *self) {
+    if (__builtin_expect(tk_short_table_full(&self->shorts), 0) &&
+        __atomic_load_n(&self->unlocked_users, __ATOMIC_ACQUIRE) == 0)
+        tk_short_table_refill(&self->shorts);
+}
+
 /* This core's tables as the batch encoder reads them (batch_encode.h); its workers add merged short pieces
  * as this thread does (add_short: up to the piece cache's longest key). */
 static tk_batch_model batch_model(BpeCore *self) {
@@ -283,6 +294,7 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
      * pool for the core's life (a quarter of the shared cache), and a server worker may encode as many big
      * texts at once as it has handler threads. */
     tk_piece_cache *cache = tk_cache_pool_take_within(&self->worker_caches, TK_UNLOCKED_TEXT_CACHES);
+    refill_full_short_table(self);
     tk_batch_model model = batch_model(self);
     int failed;
     __atomic_fetch_add(&self->unlocked_users, 1, __ATOMIC_RELEASE);
@@ -327,7 +339,7 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
 }
 
 /* The short-piece table is built once a core has encoded this much text in texts under
- * TK_UNLOCKED_TEXT_BYTES (one at a time or in batches): 9-17 MiB (short_table.h) is paid by the models a
+ * TK_UNLOCKED_TEXT_BYTES (one at a time or in batches): 9-22 MiB (short_table.h) is paid by the models a
  * process uses that way, not by every model of a registry it loads, nor by one big text (its pieces are
  * few and long; the build would be a fifth of a 1 MB piece's time and double its memory). */
 #define TK_SHORT_TABLE_AFTER_BYTES (256 * 1024)
@@ -337,7 +349,7 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
 enum { SHORTS_WAITING = 0, SHORTS_BUILDING, SHORTS_READY, SHORTS_NONE };
 
 /* The short-piece table, once enough text has come (called with the GIL held, before a text's loop). The
- * build (~5-20 ms: every short token into a table of 9-17 MiB) runs without the GIL; meanwhile the core's
+ * build (~5-20 ms: every short token into a table of 9-22 MiB) runs without the GIL; meanwhile the core's
  * other callers encode without the table, which `shorts.entries` stays NULL for until it is ready (no
  * caller can see it half built: it is assigned with the GIL held). Out of memory: the core goes on
  * without it (exact either way: the table only shortcuts the lookups and merges). */
@@ -556,6 +568,7 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
 static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
     if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
     build_short_table(self, len);
+    refill_full_short_table(self);
     return sink->counting ? emit_pieces(self, sink, text, len, 1) : emit_pieces(self, sink, text, len, 0);
 }
 
@@ -862,6 +875,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         if ((size_t)len < TK_UNLOCKED_TEXT_BYTES) small += (size_t)len;
     }
     build_short_table(self, small); /* may release the GIL: the texts are the tuple's, their UTF-8 cached */
+    refill_full_short_table(self);
     result = PyList_New(n); /* slots NULL until filled */
     if (!result) goto done;
     threads = tk_batch_threads(num_threads > 0 ? (size_t)num_threads : 1, (size_t)n, total);
@@ -979,10 +993,13 @@ static PyObject *BpeCore_short_table_stats(BpeCore *self, PyObject *Py_UNUSED(ig
     static const char *const states[] = {"waiting", "building", "ready", "none"};
     const tk_short_table *t = &self->shorts;
     size_t added = __atomic_load_n(&t->n_added, __ATOMIC_RELAXED); /* a batch's workers may be adding */
-    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:O,s:n}", "state", states[self->shorts_state], "tokens",
+    size_t bytes = t->entries ? (t->mask + 1) * sizeof *t->entries + t->more_cap * sizeof *t->more +
+                                    t->n_built * sizeof *t->built
+                              : 0;
+    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:O,s:n,s:n}", "state", states[self->shorts_state], "tokens",
                          (Py_ssize_t)t->n_tokens, "added", (Py_ssize_t)added, "max_added", (Py_ssize_t)t->max_added,
-                         "all_tokens", t->all_tokens ? Py_True : Py_False, "bytes",
-                         (Py_ssize_t)(t->entries ? (t->mask + 1) * sizeof *t->entries + t->more_cap * sizeof *t->more : 0));
+                         "all_tokens", t->all_tokens ? Py_True : Py_False, "bytes", (Py_ssize_t)bytes, "refills",
+                         (Py_ssize_t)t->refills);
 }
 
 /* For tests: where each piece (bytes of 1-TK_SHORT_MAX_LEN) sits in the short table, as probes past its home
@@ -1387,7 +1404,7 @@ static PyMethodDef BpeCore_methods[] = {
      "with flag=(str, ...): (ids or counts, indices of the texts containing one of them)"},
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {"short_table_stats", (PyCFunction)BpeCore_short_table_stats, METH_NOARGS,
-     "short_table_stats() -> {state, tokens, added, max_added, all_tokens, bytes} (short_table.h)"},
+     "short_table_stats() -> {state, tokens, added, max_added, all_tokens, bytes, refills} (short_table.h)"},
     {"short_table_places", (PyCFunction)BpeCore_short_table_places, METH_O,
      "short_table_places(pieces) -> each piece's probes past its home slot in the short table (0: home; -1: not held)"},
     {"count_parts", (PyCFunction)BpeCore_count_parts, METH_VARARGS, "count_parts(parts, ends) -> tokens per run (text_parts.h)"},

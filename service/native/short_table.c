@@ -17,7 +17,25 @@ const uint64_t tk_short_high_mask[TK_SHORT_MAX_LEN + 1] = {
 void tk_short_table_free(tk_short_table *table) {
     tk_table_memory_free(&table->memory);
     free(table->more);
+    free(table->built);
     memset(table, 0, sizeof *table);
+}
+
+void tk_short_table_refill(tk_short_table *table) {
+    if (!table->entries) return;
+    /* One pass over the slots in order: the empty ones between two built tokens zeroed, each token written
+     * whole (the build's put: ids[1..2] zero, n 1). A slot a home move or a merged piece took is either. */
+    uint64_t next = 0;
+    for (size_t k = 0; k < table->n_built; k++) {
+        const tk_short_built *b = &table->built[k];
+        memset(table->entries + next, 0, (size_t)(b->slot - next) * sizeof *table->entries);
+        table->entries[b->slot] = (tk_short_entry){b->key, {b->id, 0, 0}, 1};
+        next = (uint64_t)b->slot + 1;
+    }
+    memset(table->entries + next, 0, (size_t)(table->mask + 1 - next) * sizeof *table->entries);
+    __atomic_store_n(&table->n_added, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&table->more_used, 0, __ATOMIC_RELAXED);
+    table->refills++;
 }
 
 /* Room for n ids in `more`, taken with a compare-and-swap when other writers may add at once (`alone`: none
@@ -196,6 +214,18 @@ int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table,
     }
     free(listing.by_rank);
     table->all_tokens = refused == 0;
+    /* Where each token went, by slot, for tk_short_table_refill (nothing but tokens is in yet). */
+    size_t taken = 0;
+    for (uint64_t i = 0; i <= table->mask; i++) taken += table->entries[i].key.hi != 0;
+    table->built = malloc((taken ? taken : 1) * sizeof *table->built);
+    if (!table->built) {
+        tk_short_table_free(table);
+        return -1;
+    }
+    for (uint64_t i = 0; i <= table->mask; i++) {
+        const tk_short_entry *e = &table->entries[i];
+        if (e->key.hi) table->built[table->n_built++] = (tk_short_built){e->key, (uint32_t)i, e->ids[0]};
+    }
     return 0;
 }
 

@@ -17,11 +17,17 @@
  *
  * A miss proves nothing by itself (an insert that would probe further than TK_SHORT_MAX_PROBES is dropped):
  * `all_tokens` says whether every token the build was asked for is in, so that a miss proves a piece is no
- * such token. Entries are never removed; merged pieces are added until max_added of them (or the ids of
- * those of more than TK_SHORT_INLINE_IDS fill `more`), after which the piece cache takes new ones. So the
+ * such token. Merged pieces are added until max_added of them (or the ids of those of more than
+ * TK_SHORT_INLINE_IDS fill `more`); once it is full, the piece cache takes new ones until its one user (below)
+ * refills it: tk_short_table_refill empties it back to the tokens alone, each in the slot the build gave it.
+ * Why refill rather than keep the first pieces for good: one client's 1.5 MB of random words filled the table
+ * for the life of the worker, and everyone's later English, code and multilingual text ran 1.06-1.27x slower
+ * (its new pieces through the piece cache, tokens moved off their home slots by the junk: docs/decisions.md,
+ * "The short table refills"). A refill writes the whole table (~2.3 ms for 16 MiB) once per max_added pieces
+ * merged and added (~35 ns a piece), and the pieces in use are merged and added again after it. So the
  * memory is fixed when the table is built: 32 bytes a slot, slots the power of two >= 2 x (tokens of
- * <= 15 bytes + max_added), and 16 bytes per max_added (+60) for `more` (cl100k_base and o200k_base with
- * 65,536: 16 MiB + 1 MiB each).
+ * <= 15 bytes + max_added), 16 bytes per max_added (+60) for `more`, and 24 bytes a token for where the build
+ * put it (cl100k_base and o200k_base with 65,536: 16 MiB + 1 MiB + 2.3 / 4.5 MiB).
  *
  * Threads: any number of writers (module.c's callers with the GIL, batch_encode.c's workers without it)
  * and readers at once. A writer claims an empty slot by a compare-and-swap of its key.hi (0 ->
@@ -29,8 +35,9 @@
  * key.lo, and key.hi last, with release order; a reader reads key.hi first, with acquire order, so it sees
  * an entry whole or not at all. Among several users a slot is written once and never changes after (but for
  * a claimed slot given back when `more` has no room). A miss proves nothing beyond `all_tokens`: every
- * token is in before the table is shared, and nothing is removed, so no slot on a token's probe path is ever
- * empty. Two writers of one piece may each take a slot: it is then held twice, with the same ids.
+ * token is in before the table is shared, and nothing is removed while it is (a refill runs for its one user
+ * and puts every token back where the build put it), so no slot on a token's probe path is ever empty. Two
+ * writers of one piece may each take a slot: it is then held twice, with the same ids.
  *
  * Home slots: a caller that knows it is the table's one user (module.c: the GIL held and no call without it
  * running, `alone`) puts a merged piece in its home slot and moves the entry there to the empty slot that
@@ -71,6 +78,12 @@ typedef struct {
     uint32_t n;                        /* how many ids (low byte), | TK_SHORT_ADDED for a merged piece */
 } tk_short_entry;                      /* 32 bytes: two a cache line */
 
+/* A token's entry as the build left it: its slot, key and id (24 bytes, not the entry's 32). */
+typedef struct {
+    tk_short_key key;
+    uint32_t slot, id;
+} tk_short_built;
+
 typedef struct {
     tk_short_entry *entries; /* NULL: no table */
     uint64_t mask;           /* slots - 1 */
@@ -81,6 +94,9 @@ typedef struct {
     size_t more_cap;
     int all_tokens;          /* every token asked for is in: a miss proves a piece is none of them */
     tk_table_memory memory;
+    tk_short_built *built;   /* the tokens as the build placed them, by slot (tk_short_table_refill) */
+    size_t n_built;
+    size_t refills;          /* tk_short_table_refill's so far */
     /* Written by every add (atomically), so a cache line away from the fields every look-up reads. */
     char apart_[64];
     size_t n_added, more_used;
@@ -110,6 +126,17 @@ static inline int tk_short_table_has_room(const tk_short_table *table) {
     return __atomic_load_n(&table->n_added, __ATOMIC_RELAXED) < table->max_added &&
            __atomic_load_n(&table->more_used, __ATOMIC_RELAXED) + TK_SHORT_MAX_LEN <= table->more_cap;
 }
+
+/* Whether merged pieces filled the table (a table built with max_added 0 is never full: it takes none). */
+static inline int tk_short_table_full(const tk_short_table *table) {
+    return table->entries && table->max_added && !tk_short_table_has_room(table);
+}
+
+/* The table back to the state its build left: the tokens alone, each in its slot, no merged piece, `more`
+ * empty (so all_tokens still holds). Only for the table's one user: no other thread may read or write it
+ * meanwhile, nor hold an entry of it across the call (module.c: the GIL held and no call without it
+ * running; sp_module.c: the GIL held). Writes every slot once, in order. */
+void tk_short_table_refill(tk_short_table *table);
 
 extern const uint64_t tk_short_low_mask[TK_SHORT_MAX_LEN + 1], tk_short_high_mask[TK_SHORT_MAX_LEN + 1];
 

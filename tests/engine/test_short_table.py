@@ -86,7 +86,7 @@ def test_a_default_core_builds_it_after_256_kib_of_text_and_never_when_told():
     for _ in range(8):
         never.count(text)
     assert never.short_table_stats() == {"state": "none", "tokens": 0, "added": 0, "max_added": 0,
-                                         "all_tokens": False, "bytes": 0}
+                                         "all_tokens": False, "bytes": 0, "refills": 0}
     with pytest.raises(ValueError, match="short_table_after"):
         BpeCore(_ranks("cl100k_base"), "cl100k", short_table_after=-2)
 
@@ -118,7 +118,8 @@ def test_it_holds_every_token_of_15_bytes_or_fewer_in_bounded_memory(name):
     slots = 1024
     while slots < 2 * (tokens + _MAX_ADDED):
         slots *= 2
-    assert stats["bytes"] == 32 * slots + 16 * _MAX_ADDED + 60  # fixed when built, whatever comes after
+    # fixed when built, whatever comes after: slots, `more`, and where each token went (for refills)
+    assert stats["bytes"] == 32 * slots + 16 * _MAX_ADDED + 60 + 24 * tokens
     assert stats["max_added"] == _MAX_ADDED
 
 
@@ -217,16 +218,102 @@ def _shared_core(name: str) -> BpeCore:
     return _core(name)
 
 
-def test_a_full_table_hands_new_pieces_to_the_piece_cache():
+def test_a_full_table_takes_no_more_pieces_until_the_next_text():
     core = _core("cl100k_base", cache_capacity=8)  # room for 8 merged pieces (fewer when they have > 3 ids)
     rng = random.Random(3)
     words = [" " + "".join(rng.choice("qxzjkvw") for _ in range(rng.randint(6, 12))) for _ in range(200)]
+    first = "".join(words[:20])
+    assert core.encode(first) == _oracle("cl100k_base").encode_ordinary(first)
+    stats = core.short_table_stats()
+    assert 0 < stats["added"] <= stats["max_added"] == 8 and stats["refills"] == 0  # full: 8, or no room for ids
     for _ in range(2):
         for start in range(0, len(words), 20):
             _check(core, "cl100k_base", "".join(words[start:start + 20]))
-    stats = core.short_table_stats()
-    assert 0 < stats["added"] <= stats["max_added"] == 8
-    assert core.cache_stats()[2] > 0  # the rest went to the piece cache
+    assert core.short_table_stats()["refills"] >= 10  # refilled at the start of the texts that found it full
+
+
+def _short_tokens(name: str) -> list[bytes]:
+    return [token for token in _ranks(name) if len(token) <= 15]
+
+
+@pytest.mark.parametrize("name", list(_NATIVE))
+def test_a_table_filled_by_random_words_is_refilled_for_the_texts_after_them(name):
+    """Issue 13: one client's random words used to fill the table for the life of the worker (nothing was ever
+    removed), and every later text's new pieces then took the piece cache's slower way. Now the next text finds
+    it full and refills it: the tokens alone, each in the slot its build gave it, and the later text's merged
+    pieces are added again. The same after a big text (>= 64 KiB, filled by a worker without the GIL) and a
+    batch."""
+    core = _core(name, cache_capacity=512)  # room for 512 merged pieces
+    core.count("")  # built, nothing added or moved
+    tokens = _short_tokens(name)
+    built = core.short_table_places(tokens)
+    assert -1 not in built
+    later = " quixotry zephyrs xqzvkw"
+    merged = [piece.encode() for piece in core.split(later) if len(_oracle(name).encode_ordinary(piece)) > 1]
+    assert merged  # pieces that are no token: merged, then added
+    for seed, fill in enumerate(("text", "big text", "batch")):
+        junk = _word_texts(seed, 10_000, 40)
+        if fill == "text":
+            core.count("".join(junk[:40]))  # 1,600 words, < 64 KiB: with the GIL
+        elif fill == "big text":
+            big = "".join(junk)
+            assert len(big.encode()) >= 65536
+            core.count(big)
+        else:
+            core.encode_batch(junk, 2, count=True)
+        refills = core.short_table_stats()["refills"]
+        core.count("")  # a text's start: the table, full (max_added pieces, or no room for more ids), refilled
+        assert core.short_table_stats()["refills"] == refills + 1, fill
+        assert core.short_table_stats()["added"] == 0
+        assert core.short_table_places(tokens) == built, fill  # every token back where the build put it
+        assert core.short_table_places(merged) == [-1] * len(merged)
+        _check(core, name, later)
+        assert -1 not in core.short_table_places(merged), fill  # added again
+        assert core.short_table_stats()["added"] == len(set(merged))
+
+
+@pytest.mark.parametrize("name", list(_NATIVE))
+def test_refills_beside_threads_and_batches_stay_exact(name):
+    """A small table refilled over and over while single texts (with the GIL), batches and big texts (their
+    workers without it) encode and count at once: every answer tiktoken's, no token lost. A refill waits for
+    a text's start with no call running without the GIL, so some texts meet a full table (the piece cache's
+    way) and some a refilled one."""
+    core = _core(name, cache_capacity=300)
+    texts = _word_texts(31, 4000, 25, alphabet="qxzjkvwbfgypéüжщ中文", shortest=2, longest=9)
+    texts += corpus_texts(60_000, kinds=("english", "code", "multilingual"))
+    expected = [_oracle(name).encode_ordinary(text) for text in texts]
+    big = "".join(texts)
+    assert len(big.encode()) >= 65536
+    big_expected = _oracle(name).encode_ordinary(big)
+    core.count("")  # built
+    failures: list[str] = []
+
+    def singles(seed: int) -> None:
+        order = random.Random(seed).sample(range(len(texts)), len(texts))
+        for k, i in enumerate(order):
+            if (core.count(texts[i]) if k % 3 == 0 else len(core.encode(texts[i]))) != len(expected[i]):
+                failures.append(f"single {seed} {i} length")
+            if k % 3 == 1 and core.encode(texts[i]) != expected[i]:
+                failures.append(f"single {seed} {i}")
+
+    def batches(seed: int) -> None:
+        order = random.Random(seed).sample(range(len(texts)), len(texts))
+        for counting in (False, True, False):
+            got = core.encode_batch([texts[i] for i in order], 2, count=counting)
+            if got != [len(expected[i]) if counting else expected[i] for i in order]:
+                failures.append(f"batch {seed} counting={counting}")
+            if core.encode(big) != big_expected:
+                failures.append(f"big {seed}")
+
+    threads = [threading.Thread(target=singles, args=(seed,)) for seed in range(2)]
+    threads += [threading.Thread(target=batches, args=(seed,)) for seed in range(2, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert core.short_table_stats()["refills"] >= 5
+    assert -1 not in core.short_table_places(_short_tokens(name))
 
 
 def test_a_piece_repeated_within_a_batch_is_added_once():

@@ -7,16 +7,18 @@ that are tokens are found in the vocabulary table first and never enter it.
 In front of it, once an Encoding has encoded 256 KiB in texts under 64 KiB, stands the short-piece table
 (service/native/short_table.h): pieces of at most 15 bytes, tokens and merged pieces alike, one probe each.
 Merged pieces of that length go there first (65,536 at most; added by texts under 64 KiB, read by batches
-and bigger texts too), the piece cache takes the rest and the longer ones; the statistics count the
+and bigger texts too), the piece cache takes the longer ones, and the short ones while the table is full:
+the next text or batch that finds it full, with no call running without the GIL, refills it (the tokens
+alone again, ~2 ms), so one caller's random words cannot keep it full for good. The statistics count the
 table's finds of merged pieces as hits and their merges as misses, and `size` counts the piece cache's
-entries only. Its memory is fixed when it is built: 17 MiB for
-cl100k_base and for o200k_base (32 bytes a slot, slots >= 2 x its tokens and merged pieces), paid
-only by the Encodings a process uses that much.
+entries only. Its memory is fixed when it is built: ~19-22 MiB for cl100k_base and o200k_base (32 bytes a
+slot, slots >= 2 x its tokens and merged pieces; 24 bytes a token for the refill), paid only by the
+Encodings a process uses that much.
 
 SentencePieceEncoding differs: its short table holds segments only (no tokens), is built with the core
 (32 bytes a slot, slots the power of two >= 1.5 x min(capacity, 65,536), at least 1,024, plus 16 bytes of
-ids per segment: 5 MiB at 65,536), and its statistics count it in: `size` adds the segments it holds and
-`capacity` the most it may hold (sp_module.c).
+ids per segment: 5 MiB at 65,536), is emptied when full, and its statistics count it in: `size` adds the
+segments it holds and `capacity` the most it may hold (sp_module.c).
 
 Eviction: two generations of `piece_cache_capacity` entries; lookups read the current generation, then
 the previous one (a hit there is copied forward); when the current one is full the previous one is
