@@ -96,6 +96,9 @@ typedef struct {
     int shorts_state;            /* SHORTS_* (SHORTS_NONE from the start when told never to build it) */
     size_t shorts_bytes_seen;    /* bytes of those texts while SHORTS_WAITING */
     size_t shorts_after;
+    /* Bytes of text that found `shorts` full (counted at each text's or batch's start), and how many it
+     * serves full before it is refilled (refill_full_short_table). */
+    size_t shorts_full_bytes, shorts_refill_after;
     /* Calls using `shorts` without the GIL (emit_unlocked_text, encode_batch's workers) now running: changed
      * only with the GIL held, so a holder of the GIL that reads 0 is the table's one user until it lets the
      * GIL go. */
@@ -251,15 +254,24 @@ static inline tk_short_table *ready_shorts(BpeCore *self) {
     return self->shorts.entries ? &self->shorts : NULL;
 }
 
-/* The short table back to its tokens alone once merged pieces filled it (short_table.h: why), when this
- * caller, holding the GIL, is its one user: no call runs without the GIL (unlocked_users), and no GIL holder
- * keeps an entry across a release (emit_pieces' batches keep slots' addresses, read again at hand-out, and
- * keys). Called before a text's loop and a batch's start; with the GIL held throughout (~2 ms for 16 MiB, once
- * per 65,536 pieces added): a refill without it would leave the table half written for the next GIL holder. */
-static inline void refill_full_short_table(BpeCore *self) {
-    if (__builtin_expect(tk_short_table_full(&self->shorts), 0) &&
-        __atomic_load_n(&self->unlocked_users, __ATOMIC_ACQUIRE) == 0)
+/* The short table back to its tokens alone once merged pieces filled it and it has served
+ * `shorts_refill_after` bytes of text full (short_table.h: why), when this caller, holding the GIL, is its one
+ * user: no call runs without the GIL (unlocked_users), and no GIL holder keeps an entry across a release
+ * (emit_pieces' batches keep slots' addresses, read again at hand-out, and keys). Called before a text's loop
+ * and a batch's start with its `len` (bytes); with the GIL held throughout (~2 ms for 16 MiB): a refill without
+ * it would leave the table half written for the next GIL holder.
+ * Why not at once when full: traffic whose pieces outnumber the table's room (the multilingual corpus) would
+ * refill it every few MB and merge its pieces in use again after each (cl100k_base multilingual count 0.87x ->
+ * 0.66x fastokens, replay 133 -> 65 MB/s, refilled at once); TK_SHORT_REFILL_AFTER_BYTES of text between refills
+ * makes that a re-merge of its pieces per 128 MiB, and bounds how long one client's junk keeps it full. */
+static inline void refill_full_short_table(BpeCore *self, size_t len) {
+    if (__builtin_expect(!tk_short_table_full(&self->shorts), 1)) return;
+    self->shorts_full_bytes += len;
+    if (self->shorts_full_bytes >= self->shorts_refill_after &&
+        __atomic_load_n(&self->unlocked_users, __ATOMIC_ACQUIRE) == 0) {
         tk_short_table_refill(&self->shorts);
+        self->shorts_full_bytes = 0;
+    }
 }
 
 /* This core's tables as the batch encoder reads them (batch_encode.h); its workers add merged short pieces
@@ -294,7 +306,7 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
      * pool for the core's life (a quarter of the shared cache), and a server worker may encode as many big
      * texts at once as it has handler threads. */
     tk_piece_cache *cache = tk_cache_pool_take_within(&self->worker_caches, TK_UNLOCKED_TEXT_CACHES);
-    refill_full_short_table(self);
+    refill_full_short_table(self, len);
     tk_batch_model model = batch_model(self);
     int failed;
     __atomic_fetch_add(&self->unlocked_users, 1, __ATOMIC_RELEASE);
@@ -343,6 +355,8 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
  * process uses that way, not by every model of a registry it loads, nor by one big text (its pieces are
  * few and long; the build would be a fifth of a 1 MB piece's time and double its memory). */
 #define TK_SHORT_TABLE_AFTER_BYTES (256 * 1024)
+/* Bytes of text a full short table serves before it is refilled (refill_full_short_table). */
+#define TK_SHORT_REFILL_AFTER_BYTES ((Py_ssize_t)128 << 20)
 /* Merged pieces the table holds at most (fewer when the piece cache is smaller): the rest go to the piece
  * cache, so a cache_capacity of millions does not size this table too. */
 #define TK_SHORT_MAX_ADDED 65536
@@ -568,7 +582,7 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
 static int emit_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
     if (len >= TK_UNLOCKED_TEXT_BYTES) return emit_unlocked_text(self, sink, text, len);
     build_short_table(self, len);
-    refill_full_short_table(self);
+    refill_full_short_table(self, len);
     return sink->counting ? emit_pieces(self, sink, text, len, 1) : emit_pieces(self, sink, text, len, 0);
 }
 
@@ -875,7 +889,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         if ((size_t)len < TK_UNLOCKED_TEXT_BYTES) small += (size_t)len;
     }
     build_short_table(self, small); /* may release the GIL: the texts are the tuple's, their UTF-8 cached */
-    refill_full_short_table(self);
+    refill_full_short_table(self, total);
     result = PyList_New(n); /* slots NULL until filled */
     if (!result) goto done;
     threads = tk_batch_threads(num_threads > 0 ? (size_t)num_threads : 1, (size_t)n, total);
@@ -1229,19 +1243,26 @@ out_of_memory:
 
 static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"ranks", "pattern", "cache_capacity", "max_cached_piece_bytes", "hash_seed", "merges",
-                               "ignore_merges", "merge_index", "short_table_after", NULL};
+                               "ignore_merges", "merge_index", "short_table_after", "short_table_refill_after",
+                               NULL};
     PyObject *ranks, *pattern_name, *merges = Py_None;
     int ignore_merges = 1, use_merge_index = 1;
-    Py_ssize_t cache_capacity = 65536, max_key_len = 128, short_table_after = TK_SHORT_TABLE_AFTER_BYTES;
+    Py_ssize_t cache_capacity = 65536, max_key_len = 128, short_table_after = TK_SHORT_TABLE_AFTER_BYTES,
+               short_table_refill_after = TK_SHORT_REFILL_AFTER_BYTES;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnKOppn", keywords, &PyDict_Type, &ranks, &pattern_name,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O|$nnKOppnn", keywords, &PyDict_Type, &ranks, &pattern_name,
                                      &cache_capacity, &max_key_len, &seed, &merges, &ignore_merges, &use_merge_index,
-                                     &short_table_after))
+                                     &short_table_after, &short_table_refill_after))
         return -1;
     if (short_table_after < -1) {
         PyErr_SetString(PyExc_ValueError, "short_table_after must be -1 (never), 0 (at the first text) or more bytes");
         return -1;
     }
+    if (short_table_refill_after < 0) {
+        PyErr_SetString(PyExc_ValueError, "short_table_refill_after must be 0 (at the first text that finds it full) or more bytes");
+        return -1;
+    }
+    self->shorts_refill_after = (size_t)short_table_refill_after;
     self->shorts_state = short_table_after < 0 ? SHORTS_NONE : SHORTS_WAITING;
     self->shorts_after = short_table_after < 0 ? 0 : (size_t)short_table_after;
     self->pair_rule = merges != Py_None;

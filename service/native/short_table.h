@@ -19,12 +19,13 @@
  * `all_tokens` says whether every token the build was asked for is in, so that a miss proves a piece is no
  * such token. Merged pieces are added until max_added of them (or the ids of those of more than
  * TK_SHORT_INLINE_IDS fill `more`); once it is full, the piece cache takes new ones until its one user (below)
- * refills it: tk_short_table_refill empties it back to the tokens alone, each in the slot the build gave it.
+ * refills it (module.c, once it has served 128 MiB of text full; the SentencePiece core never does):
+ * tk_short_table_refill empties it back to the tokens alone, each in the slot the build gave it.
  * Why refill rather than keep the first pieces for good: one client's 1.5 MB of random words filled the table
  * for the life of the worker, and everyone's later English, code and multilingual text ran 1.06-1.27x slower
  * (its new pieces through the piece cache, tokens moved off their home slots by the junk: docs/decisions.md,
- * "The short table refills"). A refill writes the whole table (~2.3 ms for 16 MiB) once per max_added pieces
- * merged and added (~35 ns a piece), and the pieces in use are merged and added again after it. So the
+ * "The short table refills"). A refill writes the whole table (~2.3 ms for 16 MiB), and the pieces in use are
+ * merged and added again after it. So the
  * memory is fixed when the table is built: 32 bytes a slot, slots the power of two >= 2 x (tokens of
  * <= 15 bytes + max_added), 16 bytes per max_added (+60) for `more`, and 24 bytes a token for where the build
  * put it (cl100k_base and o200k_base with 65,536: 16 MiB + 1 MiB + 2.3 / 4.5 MiB).
@@ -135,7 +136,7 @@ static inline int tk_short_table_full(const tk_short_table *table) {
 /* The table back to the state its build left: the tokens alone, each in its slot, no merged piece, `more`
  * empty (so all_tokens still holds). Only for the table's one user: no other thread may read or write it
  * meanwhile, nor hold an entry of it across the call (module.c: the GIL held and no call without it
- * running; sp_module.c: the GIL held). Writes every slot once, in order. */
+ * running). Writes every slot once, in order. */
 void tk_short_table_refill(tk_short_table *table);
 
 extern const uint64_t tk_short_low_mask[TK_SHORT_MAX_LEN + 1], tk_short_high_mask[TK_SHORT_MAX_LEN + 1];

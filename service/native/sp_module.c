@@ -10,7 +10,6 @@
  *   core.encode_bytes(b"...")       -> ids of raw bytes (malformed UTF-8 becomes U+FFFD, as sentencepiece)
  *   core.normalize(b"...")          -> the normalized bytes (tests)
  *   core.cache_stats()              -> (hits, misses, size, capacity)
- *   core.short_table_stats()        -> {added, max_added, refills}
  *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape])
  *                                   a plain chat, each text counted as count() counts it (message_counts.c)
  *
@@ -23,9 +22,9 @@
  * matter). Segments of four symbols or more are looked up in a cache (segment bytes -> ids) and merged
  * (sp_bpe.c) only on a miss; shorter ones are merged directly. The cache of a segment of up to 15 bytes (most
  * words: "▁word" is 3 bytes more than the word) is a short table (short_table.h: the bytes are the key, one
- * probe, the ids inline), emptied again (tk_short_table_refill) once it holds SP_MAX_SHORT_SEGMENTS of them;
- * longer segments take the piece cache (a slot, then an entry and its arena). A user-defined piece is a segment
- * of its own and is never merged.
+ * probe, the ids inline) until it holds SP_MAX_SHORT_SEGMENTS of them; longer segments, and new ones once it is
+ * full, take the piece cache (a slot, then an entry and its arena). A user-defined piece is a segment of its own
+ * and is never merged.
  *
  * Unigram models take the Viterbi path (sp_unigram.c) over the whole sentence, without the cache.
  *
@@ -297,9 +296,7 @@ static int flush_segment(SentencePieceCore *self, Sink *sink, Segment *segment, 
             self->cache.hits++;
             return sink_put(vocab, sink, segment->out, tk_short_copy_ids(&self->shorts, e, segment->out));
         }
-        /* Not held: into the short table after the merge, the table refilled first once full (short_table.h:
-         * every user of it holds the GIL, and none keeps an entry across a release). */
-        if (__builtin_expect(tk_short_table_full(&self->shorts), 0)) tk_short_table_refill(&self->shorts);
+        /* Not held: into the short table after the merge while it has room; once it is full, the piece cache's way. */
         use_short = tk_short_table_has_room(&self->shorts);
         if (use_short) self->cache.misses++;
     }
@@ -721,13 +718,6 @@ static PyObject *SentencePieceCore_cache_stats(SentencePieceCore *self, PyObject
                          (Py_ssize_t)(2 * cache->capacity + self->shorts.max_added));
 }
 
-/* For tests: the short table's segments added, its room, and how often it was refilled (short_table.h). */
-static PyObject *SentencePieceCore_short_table_stats(SentencePieceCore *self, PyObject *Py_UNUSED(ignored)) {
-    const tk_short_table *t = &self->shorts;
-    return Py_BuildValue("{s:n,s:n,s:n}", "added", (Py_ssize_t)__atomic_load_n(&t->n_added, __ATOMIC_RELAXED),
-                         "max_added", (Py_ssize_t)t->max_added, "refills", (Py_ssize_t)t->refills);
-}
-
 static void SentencePieceCore_dealloc(SentencePieceCore *self) {
     sp_vocab_free(&self->vocab);
     sp_normalizer_free(&self->normalizer);
@@ -864,8 +854,6 @@ static PyMethodDef SentencePieceCore_methods[] = {
     {"encode_bytes", (PyCFunction)SentencePieceCore_encode_bytes, METH_O, "encode_bytes(data) -> ids of raw bytes"},
     {"normalize", (PyCFunction)SentencePieceCore_normalize, METH_O, "normalize(data) -> normalized bytes"},
     {"cache_stats", (PyCFunction)SentencePieceCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
-    {"short_table_stats", (PyCFunction)SentencePieceCore_short_table_stats, METH_NOARGS,
-     "short_table_stats() -> {added, max_added, refills} (short_table.h)"},
     {"count_messages", (PyCFunction)(void (*)(void))SentencePieceCore_count_messages, METH_FASTCALL,
      "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) -> None or "
      "(total, counts): a plain chat (message_counts.h)"},

@@ -115,11 +115,9 @@ def test_piece_cache_counts_hits():
     assert disabled.piece_cache_stats().hits == 0
 
 
-def test_the_short_table_is_refilled_once_full_and_longer_segments_take_the_piece_cache():
-    """Segments of up to 15 bytes are cached in a short table of at most piece_cache_capacity of them, emptied
-    again once full (one client's random words would otherwise fill it for good, and every later segment would
-    take the slower piece cache); longer ones take the piece cache. Both ways give sentencepiece's ids, and both
-    count hits."""
+def test_segments_past_the_short_tables_room_take_the_piece_cache():
+    """Segments of up to 15 bytes are cached in a short table of at most piece_cache_capacity of them; once it is
+    full, new ones go to the piece cache. Both ways give sentencepiece's ids, and both count hits."""
     import random
 
     letters = random.Random(5)
@@ -128,19 +126,14 @@ def test_the_short_table_is_refilled_once_full_and_longer_segments_take_the_piec
     text = " ".join(words + long_words)
     sp = oracle("mistral_v1")
     enc = SentencePieceEncoding.from_model_file("small", model_bytes("mistral_v1"), piece_cache_capacity=8)
-    assert enc._core.short_table_stats() == {"added": 0, "max_added": 8, "refills": 0}
+    first = enc._core.cache_stats()
     assert enc.encode_ordinary(text) == sp.encode(text)
     filled = enc._core.cache_stats()
-    assert 0 < filled[2] <= filled[3]  # the short table's and the piece cache's
-    assert enc._core.short_table_stats()["refills"] >= 10  # each time 8 new segments filled it
+    assert filled[2] <= filled[3] and filled[2] - first[2] > 8  # the short table's 8, and the piece cache's
     assert enc.encode_ordinary(text) == sp.encode(text)
     assert enc.count_ordinary(text) == len(sp.encode(text))
     again = enc._core.cache_stats()
-    assert again[0] > filled[0]  # long segments found in the piece cache
-    repeated = " " + " ".join(words[-4:] * 10)  # 4 segments, each merged once, then found in the short table
-    hits = again[0]
-    assert enc.encode_ordinary(repeated) == sp.encode(repeated)
-    assert enc._core.cache_stats()[0] - hits >= 4 * 9 - 8
+    assert again[0] - filled[0] >= 8  # repeated segments found: at least the short table's own
 
 
 def test_models_with_unused_merges_are_merged_a_sentence_at_a_time():
