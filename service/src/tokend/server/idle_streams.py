@@ -233,8 +233,9 @@ class IdleStreams(UnaryInterceptor):
 
     def _watched(self, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         """A server-streaming call (ChunkStream): its answers tracked as ``_bounded`` tracks them, so that
-        ``make_room`` and ``make_memory_room`` can end it once its client has left an answer unread for
-        ``yield_after`` (cancelled); it has no request messages to wait for (no reader thread, no idle timeout)."""
+        ``make_room`` can end it once its client has left an answer unread for ``yield_after``, and
+        ``make_memory_room`` once it is charged ``ROOM_UNREAD_SECONDS`` (cancelled); it has no request messages to
+        wait for (no reader thread, no idle timeout)."""
         watched = IdleBoundedRequests(iter(()), None, cancel=getattr(context, "cancel", None),
                                        room_wanted=self.room_wanted, reads_requests=False)
         with self._lock:
