@@ -303,3 +303,41 @@ def test_a_streams_room_charge_allows_a_second_for_each_mib_its_client_took() ->
         wanted[0] += ROOM_UNREAD_SECONDS
         assert streams.make_memory_room() is True and context.cancelled
         answers.close()
+
+
+def test_a_streams_reading_banks_at_most_a_second_against_a_later_stall() -> None:
+    """The MiB credit pays for the unread time of the answers it comes with, and banks at most
+    ``ROOM_CREDIT_SECONDS`` beyond: a client that read 10 MiB quickly while room was wanted and then stopped reading
+    was charged nothing for the next ~10 s of it (up to 64 s: a 4 x 16 MiB answer), holding the room meanwhile."""
+    from tokend.server.idle_streams import ROOM_CREDIT_SECONDS, ROOM_UNREAD_SECONDS, IdleStreams
+    from tokend.service.call_record import recording
+
+    wanted = [0.0]
+
+    class Answer:
+        def ByteSize(self) -> int:  # noqa: N802 - protobuf's name
+            return 1 << 20
+
+    def behaviour(request, context):
+        recording().__enter__().at_end(lambda: None)
+        for _ in range(20):
+            yield Answer()
+
+    class Context:
+        cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    streams = IdleStreams(30, 1000.0, room_wanted=lambda: wanted[0])
+    context = Context()
+    with recording():
+        answers = streams._watched(behaviour, None, context)
+        for _ in range(11):  # 10 MiB taken, each in 0.01 s while room was wanted; the eleventh being sent
+            next(answers)
+            wanted[0] += 0.01
+        wanted[0] += ROOM_UNREAD_SECONDS + ROOM_CREDIT_SECONDS - 0.5  # unread since: within the 1 s and the bank
+        assert streams.make_memory_room() is False
+        wanted[0] += 0.5
+        assert streams.make_memory_room() is True and context.cancelled  # not ~8 s later
+        answers.close()

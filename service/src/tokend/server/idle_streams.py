@@ -61,7 +61,8 @@ answer that finds no room asks once), which cancels a stream holding room whose 
 
 Which one, and when: each stream is charged the time others wanted room (the gate's ``room_wanted_seconds``: a large
 request waiting, an answer refused in the last second) while its client left one of its answers unread, over the
-stream's life, less a second for each MiB of answer its client took (the least read rate, as unary answers get);
+stream's life, less a second for each MiB of answer its client took (the least read rate, as unary answers get;
+a second of it at most banked for later, ``ROOM_CREDIT_SECONDS``);
 at ``ROOM_UNREAD_SECONDS`` (1 s), or one answer unread for ``--stream-yield-after``, it is ripe, and the one charged
 most is cancelled. A single unread answer's ``--stream-yield-after`` alone let a client that
 reopened its stream more often than that, or read an answer every few seconds, keep the room nearly all the time
@@ -101,6 +102,12 @@ _MESSAGE, _END, _FAILED, _YIELDED, _DRAINING = "message", "end", "failed", "yiel
 # one reading an answer every 0.1 s left them unread 86 % of the time (stalls of 0.18 s), every 0.9 s 89 % (stalls
 # of 1.8 s, up to 3.6 s); one reading 1 MiB/s or more over a slow link is never charged past it.
 ROOM_UNREAD_SECONDS = 1.0
+# The most the MiB credit banks beyond the unread time it pays for (the charge's floor is minus this). Unbounded, a
+# client that read fast while others wanted room and then nothing kept the room a second longer for each MiB it had
+# read (up to 64 s: a 4 x 16 MiB answer; 100 / 150 answers of a 4.4 MB document read: the waiting request answered
+# 4.1-4.2 / 5.9 s after the client stopped, 2.1-2.3 / 2.7-3.0 s with the floor). A client that keeps reading 1 MiB/s or more stays at the floor, so it keeps
+# its stream through a stall of up to 2 s while others want room.
+ROOM_CREDIT_SECONDS = 1.0
 
 
 class StreamIdle(DeadlineExpired):
@@ -285,9 +292,10 @@ class IdleBoundedRequests:
         self._timeout = timeout
         self._cancel = cancel  # cancels the call (the gRPC context's cancel)
         self._room_wanted = room_wanted if room_wanted is not None else time.monotonic  # the gate's clock
-        self._unread_charged = 0.0  # room_wanted seconds of the answers taken since the call began
+        # room_charge of the answers taken since the call began: room_wanted seconds unread less their MiB credit,
+        # never below -ROOM_CREDIT_SECONDS
+        self._room_charged = 0.0
         self._room_wanted_at_send: float | None = None  # room_wanted when gRPC began sending the answer not yet taken
-        self._taken_bytes = 0  # of the answers gRPC sent while room was wanted (a ChunkStream's)
         self.record: CallRecord | None = None  # the call's record (IdleStreams sets it)
         self._lock = threading.Lock()
         self._waiting_since: float | None = None  # monotonic time the handler asked for a message not yet taken
@@ -353,17 +361,15 @@ class IdleBoundedRequests:
             since = self._sending_since
             return 0.0 if since is None else time.monotonic() - since
 
-    def unread_while_room_wanted(self) -> float:
-        """Seconds of ``room_wanted`` while the client left an answer of this stream unread, over the call's life."""
+    def room_charge(self) -> float:
+        """Seconds of ``room_wanted`` while the client left an answer of this stream unread, over the call's life,
+        less a second for each MiB of answer its client took while room was wanted (the least read rate; banked
+        ``ROOM_CREDIT_SECONDS`` at most): what ``make_memory_room`` ends a stream holding room for, at
+        ``ROOM_UNREAD_SECONDS``."""
         clock = self._room_wanted()  # outside the lock: the gate's clock has a lock of its own
         with self._lock:
             since = self._room_wanted_at_send
-            return self._unread_charged + (0.0 if since is None else clock - since)
-
-    def room_charge(self) -> float:
-        """``unread_while_room_wanted`` less a second for each MiB of answer its client took while room was wanted
-        (the least read rate): what ``make_memory_room`` ends a stream holding room for, at ``ROOM_UNREAD_SECONDS``."""
-        return self.unread_while_room_wanted() - self._taken_bytes / MIN_READ_BYTES_PER_SECOND
+            return self._room_charged + (0.0 if since is None else clock - since)
 
     def sending(self, sending: bool, answer: Any = None) -> None:
         """gRPC is sending an answer (True) or has sent ``answer`` (False)."""
@@ -373,14 +379,13 @@ class IdleBoundedRequests:
             since, self._room_wanted_at_send = self._room_wanted_at_send, (clock if sending else None)
             if sending or since is None or clock == since:
                 return
-            self._unread_charged += clock - since
         # Sent while room was wanted: its bytes pay for that time (a ChunkStream's; counted only then, as the charge
-        # is: protobuf's ByteSize walks the message, ~0.2 ms for 28 KB of chunks).
+        # is: protobuf's ByteSize walks the message, ~0.2 ms for 28 KB of chunks), and bank little beyond it.
         size = getattr(answer, "ByteSize", None)
-        if size is not None and not self.reads_requests:
-            taken = size()
-            with self._lock:
-                self._taken_bytes += taken
+        taken = size() if size is not None and not self.reads_requests else 0
+        with self._lock:
+            charged = self._room_charged + (clock - since) - taken / MIN_READ_BYTES_PER_SECOND
+            self._room_charged = max(charged, -ROOM_CREDIT_SECONDS)
 
     def end_silent(self, yield_after: float) -> bool:
         """End the stream if its handler has waited ``yield_after`` seconds or more for the next message (it
