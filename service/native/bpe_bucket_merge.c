@@ -177,8 +177,9 @@ typedef struct {
 #define TK_PREFETCH_PAIRS 256
 
 /* Hashes piece[left, left + length) and starts loading its filter word (s->prefetch; without a filter, its
- * slot: with one, only the ~13 % of a window's pairs the filter lets through have theirs loaded, after it,
- * in push_created_pairs: a slot loaded for every pair cost 3-4 % of 1 MB of random letters). Not
+ * slot: with one, only the pairs the filter lets through (~13 % of a window's at 8 bits a token, fewer at
+ * 16) have theirs loaded, after it, in push_created_pairs: a slot loaded for every pair cost 3-4 % of 1 MB
+ * of random letters). Not
  * tk_prepare_piece: that one stops at TK_MAX_HASHED_PIECE bytes (the piece cache's concern), where a part
  * here may be any token up to the vocabulary's longest. */
 static inline void prepare_created(const merge_state *s, size_t left, size_t length, created_pair *c) {

@@ -72,7 +72,7 @@ int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes
     size_t filter_bits = 64;
     while (filter_bits < 16 * capacity) filter_bits <<= 1;
     /* One block for the four arrays a piece's lookups touch, so that together they fill huge pages (the
-     * slots alone are 4 MiB for cl100k_base; the 2-byte table, filter and records add ~1 MiB). */
+     * slots alone are 4 MiB for cl100k_base; the 2-byte table, filter and records add ~1.5 MiB). */
     size_t slots_size = align64(slots * sizeof *table->slots);
     size_t pair_size = align64(65536 * sizeof *table->pair_rank);
     size_t filter_size = align64(filter_bits / 8);
