@@ -99,6 +99,9 @@ typedef struct {
     /* Bytes of text that found `shorts` full (counted at each text's or batch's start), and how many it
      * serves full before it is refilled (refill_full_short_table). */
     size_t shorts_full_bytes, shorts_refill_after;
+    /* 1 once the table is due a refill while calls without the GIL used it: calls starting meanwhile go without
+     * it (batch_model), so the users drain and a GIL holder at a call's start refills it. */
+    int shorts_refill_due;
     /* Calls using `shorts` without the GIL (emit_unlocked_text, encode_batch's workers) now running: changed
      * only with the GIL held, so a holder of the GIL that reads 0 is the table's one user until it lets the
      * GIL go. */
@@ -267,10 +270,17 @@ static inline tk_short_table *ready_shorts(BpeCore *self) {
 static inline void refill_full_short_table(BpeCore *self, size_t len) {
     if (__builtin_expect(!tk_short_table_full(&self->shorts), 1)) return;
     self->shorts_full_bytes += len;
-    if (self->shorts_full_bytes >= self->shorts_refill_after &&
-        __atomic_load_n(&self->unlocked_users, __ATOMIC_ACQUIRE) == 0) {
+    if (self->shorts_full_bytes < self->shorts_refill_after) return;
+    if (__atomic_load_n(&self->unlocked_users, __ATOMIC_ACQUIRE) == 0) {
         tk_short_table_refill(&self->shorts);
         self->shorts_full_bytes = 0;
+        self->shorts_refill_due = 0;
+    } else {
+        /* Why not wait for a moment with none: two big texts or batches overlapping back to back (a worker's
+         * two bulk-lane threads kept busy) left none, and the table was never refilled (845 MB of small texts
+         * at 1 MB refill_after: 0 refills; issue 13, hostile21). Calls that start now go without the table
+         * (exact either way), so the ones using it end within one call's time. */
+        self->shorts_refill_due = 1;
     }
 }
 
@@ -280,7 +290,7 @@ static tk_batch_model batch_model(BpeCore *self) {
     return (tk_batch_model){&self->table, self->pair_rule && !self->merge_index.tokens ? &self->pairs : NULL,
                             self->merge_index.tokens ? &self->merge_index : NULL, self->merges_to_itself,
                             self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects,
-                            ready_shorts(self), self->cache.max_key_len};
+                            self->shorts_refill_due ? NULL : ready_shorts(self), self->cache.max_key_len};
 }
 
 /* A worker cache back to the pool; its hits and misses go to the shared counters (cache_stats). */
@@ -309,12 +319,14 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
     refill_full_short_table(self, len);
     tk_batch_model model = batch_model(self);
     int failed;
-    __atomic_fetch_add(&self->unlocked_users, 1, __ATOMIC_RELEASE);
+    /* Counted only when it uses the table: one going without it (a refill due) does not hold the refill off. */
+    size_t user = model.shorts != NULL;
+    __atomic_fetch_add(&self->unlocked_users, user, __ATOMIC_RELEASE);
     Py_BEGIN_ALLOW_THREADS
     failed = tk_batch_run(&model, NULL, &item, 1, 1, sink->counting, &cache, &buffer);
     tk_batch_buffer_free(&buffer);
     Py_END_ALLOW_THREADS
-    __atomic_fetch_sub(&self->unlocked_users, 1, __ATOMIC_RELEASE); /* its workers are done with the table */
+    __atomic_fetch_sub(&self->unlocked_users, user, __ATOMIC_RELEASE); /* its workers are done with the table */
     give_worker_cache(self, cache);
     if (failed) {
         free(item.ids);
@@ -904,7 +916,8 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         PyErr_NoMemory();
         goto done;
     }
-    __atomic_fetch_add(&self->unlocked_users, 1, __ATOMIC_RELEASE);
+    size_t user = model.shorts != NULL; /* as emit_unlocked_text's */
+    __atomic_fetch_add(&self->unlocked_users, user, __ATOMIC_RELEASE);
     Py_BEGIN_ALLOW_THREADS
     started = tk_batch_start(&job, &model, &needles, items, (size_t)n, threads, counting, caches, buffers) == 0;
     if (started) {
@@ -939,7 +952,7 @@ static PyObject *BpeCore_encode_batch(BpeCore *self, PyObject *args, PyObject *k
         failed = tk_batch_finish(&job);
     }
     Py_END_ALLOW_THREADS
-    __atomic_fetch_sub(&self->unlocked_users, 1, __ATOMIC_RELEASE); /* tk_batch_finish: no worker uses it now */
+    __atomic_fetch_sub(&self->unlocked_users, user, __ATOMIC_RELEASE); /* tk_batch_finish: no worker uses it now */
     PyMem_Free(waiting);
     if (!started || list_failed || failed) Py_CLEAR(result);
     if (!started) {

@@ -8,8 +8,9 @@ In front of it, once an Encoding has encoded 256 KiB in texts under 64 KiB, stan
 (service/native/short_table.h): pieces of at most 15 bytes, tokens and merged pieces alike, one probe each.
 Merged pieces of that length go there first (65,536 at most; added by texts under 64 KiB, read by batches
 and bigger texts too), the piece cache takes the longer ones, and the short ones while the table is full:
-the next text or batch that finds it full, with no call running without the GIL, refills it (the tokens
-alone again, ~2 ms), so one caller's random words cannot keep it full for good. The statistics count the
+once it has served 128 MiB of text full, the next text or batch to start with no call using it without the GIL
+refills it (the tokens alone again, ~2 ms; calls starting while that is due go without it, so that big texts
+back to back cannot hold it off), so one caller's random words cannot keep it full for good. The statistics count the
 table's finds of merged pieces as hits and their merges as misses, and `size` counts the piece cache's
 entries only. Its memory is fixed when it is built: ~19-22 MiB for cl100k_base and o200k_base (32 bytes a
 slot, slots >= 2 x its tokens and merged pieces; 24 bytes a token for the refill), paid only by the
