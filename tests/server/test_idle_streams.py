@@ -341,3 +341,50 @@ def test_a_streams_reading_banks_at_most_a_second_against_a_later_stall() -> Non
         wanted[0] += 0.5
         assert streams.make_memory_room() is True and context.cancelled  # not ~8 s later
         answers.close()
+
+
+def test_a_streams_credit_is_earned_by_as_many_bytes_as_its_text_at_most() -> None:
+    """Issue 13 (hostile21): overlapping chunks repeat the text's ids, so a ChunkStream's answer may be many times its
+    text (10x for max_tokens 1600, overlap 1450), and its client, reading 1.3 MiB/s of it while its sends waited on
+    it, earned more credit than it was charged: it kept its worker's room for the whole answer (~30 s a stream)
+    while large requests waited until their deadline. The credit is the least read rate of the text the room is
+    for: no more MiB than the text's (the call record's input_bytes) earn it."""
+    from tokend.server.idle_streams import ROOM_UNREAD_SECONDS, IdleStreams
+    from tokend.service.call_record import recording
+
+    wanted = [0.0]
+
+    class Answer:
+        def ByteSize(self) -> int:  # noqa: N802 - protobuf's name
+            return 1 << 20
+
+    def behaviour(request, context):
+        record = recording().__enter__()
+        record.at_end(lambda: None)
+        record.input_bytes = 3 << 20  # a 3 MiB text; its answers: 1 MiB each, 30 of them
+        for _ in range(30):
+            yield Answer()
+
+    class Context:
+        cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    streams = IdleStreams(30, 1000.0, room_wanted=lambda: wanted[0])
+    context = Context()
+    with recording():
+        answers = streams._watched(behaviour, None, context)
+        next(answers)
+        rounds = 0
+        while not context.cancelled and rounds < 29:  # each answer unread 0.75 s while room is wanted: 1.3 MiB/s
+            wanted[0] += 0.75
+            streams.make_memory_room()
+            if not context.cancelled:
+                next(answers)
+                rounds += 1
+        assert context.cancelled, "read at 1.3 MiB/s of answers, 30 times its text's credit"
+        # Its 3 MiB earned 3 s, each answer charged 0.75 s: ripe (1 s) by the 9th answer (2.25 s of credit left
+        # after the 3rd, the floor at -1 s), not after its 30 MiB.
+        assert rounds <= 3 + int((1 + ROOM_UNREAD_SECONDS) / 0.75) + 2, rounds
+        answers.close()

@@ -518,6 +518,51 @@ def test_a_chunk_stream_read_at_once_keeps_its_reservation_while_room_is_wanted(
         channel.close()
 
 
+def test_a_chunk_stream_whose_overlap_multiplies_its_answer_earns_no_more_credit_than_its_text(patient_server):
+    """Issue 13 (hostile21): overlapping chunks repeat the text's ids. A client reading 1.3 MiB/s of the answer of
+    the 3.7 MB document with max_tokens 1600, overlap 1450 (41 MiB: 10x the text) was credited a second a MiB for
+    it, more than the unread time it was charged, and kept the worker's room for its whole answer (~30 s) while the
+    large CountTokens beside it waited until its deadline (DEADLINE_EXCEEDED at 10 s). No more MiB than the text's
+    earn credit now: the stream is cancelled within seconds and the CountTokens answered."""
+    from tokend_api.v1 import tokenizer_pb2_grpc as pb_grpc
+
+    document = _words(620_000, seed=1)
+    channel = grpc.insecure_channel(
+        patient_server.target, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)]
+    )
+    call = pb_grpc.TokenizerStub(channel).ChunkStream(
+        pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=1600, overlap=1450),
+        timeout=120,
+    )
+    ended: list[grpc.RpcError | None] = []
+    taken = [0]
+
+    def read_at_1_3_mib_a_second() -> None:
+        started = time.monotonic()
+        try:
+            for message in call:
+                taken[0] += message.ByteSize()
+                time.sleep(max(0.0, taken[0] / (1.3 * (1 << 20)) - (time.monotonic() - started)))
+            ended.append(None)
+        except grpc.RpcError as error:
+            ended.append(error)
+
+    reader = threading.Thread(target=read_at_1_3_mib_a_second, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not taken[0]:
+            assert time.monotonic() < deadline, "no answer in 30 s"
+            time.sleep(0.01)
+        _large_count(patient_server, seed=5)
+        reader.join(60)
+        assert ended and ended[0] is not None and ended[0].code() == grpc.StatusCode.CANCELLED, ended
+        assert taken[0] < 30 << 20  # not its whole answer (41 MiB)
+    finally:
+        call.cancel()
+        channel.close()
+
+
 def _until_reading(reader: _Reader) -> None:
     """Until the stream's first chunks came (its reservation is held, its whole-text pass done)."""
     deadline = time.monotonic() + 30

@@ -62,7 +62,7 @@ answer that finds no room asks once), which cancels a stream holding room whose 
 Which one, and when: each stream is charged the time others wanted room (the gate's ``room_wanted_seconds``: a large
 request waiting, an answer refused in the last second) while its client left one of its answers unread, over the
 stream's life, less a second for each MiB of answer its client took (the least read rate, as unary answers get;
-a second of it at most banked for later, ``ROOM_CREDIT_SECONDS``);
+a second of it at most banked for later, ``ROOM_CREDIT_SECONDS``; no more MiB than its text's earn it);
 at ``ROOM_UNREAD_SECONDS`` (1 s), or one answer unread for ``--stream-yield-after``, it is ripe, and the one charged
 most is cancelled. A single unread answer's ``--stream-yield-after`` alone let a client that
 reopened its stream more often than that, or read an answer every few seconds, keep the room nearly all the time
@@ -295,6 +295,7 @@ class IdleBoundedRequests:
         # room_charge of the answers taken since the call began: room_wanted seconds unread less their MiB credit,
         # never below -ROOM_CREDIT_SECONDS
         self._room_charged = 0.0
+        self._credited_bytes = 0  # of the answers taken that earned credit: the stream's text's bytes at most
         self._room_wanted_at_send: float | None = None  # room_wanted when gRPC began sending the answer not yet taken
         self.record: CallRecord | None = None  # the call's record (IdleStreams sets it)
         self._lock = threading.Lock()
@@ -364,8 +365,8 @@ class IdleBoundedRequests:
     def room_charge(self) -> float:
         """Seconds of ``room_wanted`` while the client left an answer of this stream unread, over the call's life,
         less a second for each MiB of answer its client took while room was wanted (the least read rate; banked
-        ``ROOM_CREDIT_SECONDS`` at most): what ``make_memory_room`` ends a stream holding room for, at
-        ``ROOM_UNREAD_SECONDS``."""
+        ``ROOM_CREDIT_SECONDS`` at most; earned by as many bytes as its text's at most): what ``make_memory_room``
+        ends a stream holding room for, at ``ROOM_UNREAD_SECONDS``."""
         clock = self._room_wanted()  # outside the lock: the gate's clock has a lock of its own
         with self._lock:
             since = self._room_wanted_at_send
@@ -383,7 +384,17 @@ class IdleBoundedRequests:
         # is: protobuf's ByteSize walks the message, ~0.2 ms for 28 KB of chunks), and bank little beyond it.
         size = getattr(answer, "ByteSize", None)
         taken = size() if size is not None and not self.reads_requests else 0
+        text_bytes = self.record.input_bytes if self.record is not None else 0
         with self._lock:
+            if text_bytes:
+                # Up to the text's bytes over the call (the service records them as it starts; 0: none recorded, and
+                # an empty text holds no room): overlapping chunks
+                # repeat the text's ids, and the room is the text's, not the answer's. A client reading 1.3 MiB/s of a
+                # 3.7 MB document's answer of 10x its text (max_tokens 1600, overlap 1450) was credited more than it
+                # was charged, and held its worker's room ~30 s a stream while large requests waited for it until
+                # their deadline (issue 13, hostile21).
+                taken = min(taken, max(0, text_bytes - self._credited_bytes))
+                self._credited_bytes += taken
             charged = self._room_charged + (clock - since) - taken / MIN_READ_BYTES_PER_SECOND
             self._room_charged = max(charged, -ROOM_CREDIT_SECONDS)
 
