@@ -232,6 +232,38 @@ def test_memory_room_ends_only_an_unread_stream_that_holds_room() -> None:
             answers.close()
 
 
+class _Context:
+    """A gRPC context's ``cancel``, remembered."""
+
+    cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _MiB:
+    """An answer of 1 MiB, as protobuf sizes it."""
+
+    def ByteSize(self) -> int:  # noqa: N802 - protobuf's name
+        return 1 << 20
+
+
+def _holding_room(answers: int, *, input_bytes: int | None = None, answer=lambda i: _MiB()):
+    """A ChunkStream's handler whose call holds room in the work budget (an ``at_end`` in its record, as
+    tokenizer._admitted adds for a large request) and yields ``answers`` answers (``input_bytes``: its text's)."""
+    from tokend.service.call_record import recording
+
+    def behaviour(request, context):
+        record = recording().__enter__()  # the record the front-end opened
+        record.at_end(lambda: None)
+        if input_bytes is not None:
+            record.input_bytes = input_bytes
+        for i in range(answers):
+            yield answer(i)
+
+    return behaviour
+
+
 def test_a_stream_is_charged_for_its_unread_answers_only_while_room_is_wanted() -> None:
     """``make_memory_room`` ends a stream holding room once its answers have been unread for ``ROOM_UNREAD_SECONDS``
     in all while others wanted room (the gate's clock), without waiting for one answer to be unread for
@@ -242,21 +274,10 @@ def test_a_stream_is_charged_for_its_unread_answers_only_while_room_is_wanted() 
 
     wanted = [0.0]  # the gate's clock, moved by the test
 
-    def behaviour(request, context):
-        recording().__enter__().at_end(lambda: None)  # a reservation held until the call's end
-        for answer in range(10):
-            yield answer
-
-    class Context:
-        cancelled = False
-
-        def cancel(self) -> None:
-            self.cancelled = True
-
     streams = IdleStreams(30, 1000.0, room_wanted=lambda: wanted[0])
-    context = Context()
+    context = _Context()
     with recording():
-        answers = streams._watched(behaviour, None, context)
+        answers = streams._watched(_holding_room(10, answer=lambda i: i), None, context)
         assert next(answers) == 0  # unread: 0.6 s while room was wanted
         wanted[0] += 0.6
         time.sleep(0.05)
@@ -277,25 +298,10 @@ def test_a_streams_room_charge_allows_a_second_for_each_mib_its_client_took() ->
 
     wanted = [0.0]
 
-    class Answer:
-        def ByteSize(self) -> int:  # noqa: N802 - protobuf's name
-            return 1 << 20
-
-    def behaviour(request, context):
-        recording().__enter__().at_end(lambda: None)
-        for _ in range(10):
-            yield Answer()
-
-    class Context:
-        cancelled = False
-
-        def cancel(self) -> None:
-            self.cancelled = True
-
     streams = IdleStreams(30, 1000.0, room_wanted=lambda: wanted[0])
-    context = Context()
+    context = _Context()
     with recording():
-        answers = streams._watched(behaviour, None, context)
+        answers = streams._watched(_holding_room(10), None, context)
         for _ in range(3):  # 2 MiB taken, each over 0.9 s while room was wanted; the third being sent
             next(answers)
             wanted[0] += 0.9
@@ -314,25 +320,10 @@ def test_a_streams_reading_banks_at_most_a_second_against_a_later_stall() -> Non
 
     wanted = [0.0]
 
-    class Answer:
-        def ByteSize(self) -> int:  # noqa: N802 - protobuf's name
-            return 1 << 20
-
-    def behaviour(request, context):
-        recording().__enter__().at_end(lambda: None)
-        for _ in range(20):
-            yield Answer()
-
-    class Context:
-        cancelled = False
-
-        def cancel(self) -> None:
-            self.cancelled = True
-
     streams = IdleStreams(30, 1000.0, room_wanted=lambda: wanted[0])
-    context = Context()
+    context = _Context()
     with recording():
-        answers = streams._watched(behaviour, None, context)
+        answers = streams._watched(_holding_room(20), None, context)
         for _ in range(11):  # 10 MiB taken, each in 0.01 s while room was wanted; the eleventh being sent
             next(answers)
             wanted[0] += 0.01
@@ -354,27 +345,10 @@ def test_a_streams_credit_is_earned_by_as_many_bytes_as_its_text_at_most() -> No
 
     wanted = [0.0]
 
-    class Answer:
-        def ByteSize(self) -> int:  # noqa: N802 - protobuf's name
-            return 1 << 20
-
-    def behaviour(request, context):
-        record = recording().__enter__()
-        record.at_end(lambda: None)
-        record.input_bytes = 3 << 20  # a 3 MiB text; its answers: 1 MiB each, 30 of them
-        for _ in range(30):
-            yield Answer()
-
-    class Context:
-        cancelled = False
-
-        def cancel(self) -> None:
-            self.cancelled = True
-
     streams = IdleStreams(30, 1000.0, room_wanted=lambda: wanted[0])
-    context = Context()
-    with recording():
-        answers = streams._watched(behaviour, None, context)
+    context = _Context()
+    with recording():  # a 3 MiB text; its answers: 1 MiB each, 30 of them
+        answers = streams._watched(_holding_room(30, input_bytes=3 << 20), None, context)
         next(answers)
         rounds = 0
         while not context.cancelled and rounds < 29:  # each answer unread 0.75 s while room is wanted: 1.3 MiB/s

@@ -472,17 +472,7 @@ def test_a_chunk_stream_read_slowly_yields_its_reservation_to_a_waiting_request(
     its reservation for the whole document (182 answers: ~45 s) while every large request of the worker waited
     (DEADLINE_EXCEEDED at 10 s). A budget hog that reads slowly: its answers were unread ~85 % of the time, and
     that time, while others want room, is charged to it."""
-    from tokend_api.v1 import tokenizer_pb2_grpc as pb_grpc
-
-    document = _words(620_000, seed=1)
-    # No BDP probe: the windows stay small, so the server's sends wait for the reader (with it, they grow to hold
-    # the whole answer, the handler ends and gives its reservation back at once).
-    channel = grpc.insecure_channel(
-        patient_server.target, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)]
-    )
-    call = pb_grpc.TokenizerStub(channel).ChunkStream(
-        pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=50), timeout=120
-    )
+    channel, call = _chunk_stream(patient_server, bdp_probe=False, max_tokens=50)
     reader = _Reader(call, every=0.25)
     reader.start()
     try:
@@ -498,13 +488,7 @@ def test_a_chunk_stream_read_slowly_yields_its_reservation_to_a_waiting_request(
 def test_a_chunk_stream_read_at_once_keeps_its_reservation_while_room_is_wanted(patient_server):
     """A client that reads its answers as they come is not charged for the room others want meanwhile: its stream
     of the 4 MB document ends whole, and the large request waiting for its room is answered after it."""
-    from tokend_api.v1 import tokenizer_pb2_grpc as pb_grpc
-
-    document = _words(620_000, seed=1)
-    channel = grpc.insecure_channel(patient_server.target, options=[("grpc.use_local_subchannel_pool", 1)])
-    call = pb_grpc.TokenizerStub(channel).ChunkStream(
-        pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=50), timeout=120
-    )
+    channel, call = _chunk_stream(patient_server, max_tokens=50)
     reader = _Reader(call, every=0.0)
     reader.start()
     try:
@@ -512,7 +496,7 @@ def test_a_chunk_stream_read_at_once_keeps_its_reservation_while_room_is_wanted(
         _large_count(patient_server, seed=4)
         reader.join(60)
         assert reader.error is None, reader.error
-        assert reader.ends[-1] == len(document) and reader.ends == sorted(reader.ends)
+        assert reader.ends[-1] == len(_words(620_000, seed=1)) and reader.ends == sorted(reader.ends)
     finally:
         call.cancel()
         channel.close()
@@ -524,16 +508,7 @@ def test_a_chunk_stream_whose_overlap_multiplies_its_answer_earns_no_more_credit
     it, more than the unread time it was charged, and kept the worker's room for its whole answer (~30 s) while the
     large CountTokens beside it waited until its deadline (DEADLINE_EXCEEDED at 10 s). No more MiB than the text's
     earn credit now: the stream is cancelled within seconds and the CountTokens answered."""
-    from tokend_api.v1 import tokenizer_pb2_grpc as pb_grpc
-
-    document = _words(620_000, seed=1)
-    channel = grpc.insecure_channel(
-        patient_server.target, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0)]
-    )
-    call = pb_grpc.TokenizerStub(channel).ChunkStream(
-        pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=1600, overlap=1450),
-        timeout=120,
-    )
+    channel, call = _chunk_stream(patient_server, bdp_probe=False, max_tokens=1600, overlap=1450)
     ended: list[grpc.RpcError | None] = []
     taken = [0]
 
@@ -569,3 +544,15 @@ def _until_reading(reader: _Reader) -> None:
     while not reader.ends and reader.is_alive():
         assert time.monotonic() < deadline, "no chunk in 30 s"
         time.sleep(0.01)
+
+
+def _chunk_stream(server: TokendServer, *, bdp_probe: bool = True, **chunking):
+    """A channel of its own and a ChunkStream of the 4 MB document on it (``chunking``: max_tokens, overlap).
+    Without the BDP probe the windows stay small, so the server's sends wait for the reader (with it, they grow
+    to hold the whole answer, the handler ends and gives its reservation back at once)."""
+    from tokend_api.v1 import tokenizer_pb2_grpc as pb_grpc
+
+    options = [("grpc.use_local_subchannel_pool", 1)] + ([] if bdp_probe else [("grpc.http2.bdp_probe", 0)])
+    channel = grpc.insecure_channel(server.target, options=options)
+    request = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=_words(620_000, seed=1))], **chunking)
+    return channel, pb_grpc.TokenizerStub(channel).ChunkStream(request, timeout=120)
