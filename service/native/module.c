@@ -266,7 +266,10 @@ static inline tk_short_table *ready_shorts(BpeCore *self) {
  * Why not at once when full: traffic whose pieces outnumber the table's room (the multilingual corpus) would
  * refill it every few MB and merge its pieces in use again after each (cl100k_base multilingual count 0.87x ->
  * 0.66x fastokens, replay 133 -> 65 MB/s, refilled at once); TK_SHORT_REFILL_AFTER_BYTES of text between refills
- * makes that a re-merge of its pieces per 128 MiB, and bounds how long one client's junk keeps it full. */
+ * makes that a re-merge of its pieces (32-57 ms of CPU) per GiB, and bounds how long one client's junk keeps
+ * it full. A GiB, not 128 MiB: 128 MiB cost such traffic 3-6 % of its CPU (a GiB ~0.5 %, by the same
+ * figures), and the junk's slowdown (1.07-1.40x) lasts a GiB of text, seconds of a busy worker, whose CPU is
+ * the one that matters (docs/decisions.md, "The short table refills" and after). */
 static inline void refill_full_short_table(BpeCore *self, size_t len) {
     if (__builtin_expect(!tk_short_table_full(&self->shorts), 1)) return;
     self->shorts_full_bytes += len;
@@ -368,7 +371,7 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
  * few and long; the build would be a fifth of a 1 MB piece's time and double its memory). */
 #define TK_SHORT_TABLE_AFTER_BYTES (256 * 1024)
 /* Bytes of text a full short table serves before it is refilled (refill_full_short_table). */
-#define TK_SHORT_REFILL_AFTER_BYTES ((Py_ssize_t)128 << 20)
+#define TK_SHORT_REFILL_AFTER_BYTES ((Py_ssize_t)1 << 30)
 /* Merged pieces the table holds at most (fewer when the piece cache is smaller): the rest go to the piece
  * cache, so a cache_capacity of millions does not size this table too. */
 #define TK_SHORT_MAX_ADDED 65536

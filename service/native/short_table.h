@@ -19,7 +19,7 @@
  * `all_tokens` says whether every token the build was asked for is in, so that a miss proves a piece is no
  * such token. Merged pieces are added until max_added of them (or the ids of those of more than
  * TK_SHORT_INLINE_IDS fill `more`); once it is full, the piece cache takes new ones until its one user (below)
- * refills it (module.c, once it has served 128 MiB of text full, calls without the GIL going without it
+ * refills it (module.c, once it has served 1 GiB of text full, calls without the GIL going without it
  * until then; the SentencePiece core never does):
  * tk_short_table_refill empties it back to the tokens alone, each in the slot the build gave it.
  * Why refill rather than keep the first pieces for good: one client's 1.5 MB of random words filled the table

@@ -52,7 +52,7 @@ def _oracle(name: str) -> tiktoken.Encoding:
 
 def _core(name: str, **options) -> BpeCore:
     """Built at the first text, and refilled at the first text that finds it full (a server's core waits for
-    128 MiB of text first: test_a_full_table_is_refilled_once_it_has_served_its_bytes_of_text)."""
+    1 GiB of text first: test_a_full_table_is_refilled_once_it_has_served_its_bytes_of_text)."""
     return BpeCore(_ranks(name), _NATIVE[name], **({"short_table_after": 0, "short_table_refill_after": 0} | options))
 
 
@@ -238,7 +238,7 @@ def test_a_full_table_is_refilled_once_it_has_served_its_bytes_of_text():
     """Refilled at once, a table whose traffic has more pieces than its room (the multilingual corpus) would be
     emptied every few MB and its pieces in use merged again (cl100k_base multilingual count 0.87x -> 0.66x
     fastokens): it is refilled at the start of the first text (or batch) after it has served
-    `short_table_refill_after` bytes of text full (128 MiB by default)."""
+    `short_table_refill_after` bytes of text full (1 GiB by default)."""
     core = _core("cl100k_base", cache_capacity=8, short_table_refill_after=10_000)
     rng = random.Random(4)
     words = [" " + "".join(rng.choice("qxzjkvw") for _ in range(rng.randint(6, 12))) for _ in range(2000)]
