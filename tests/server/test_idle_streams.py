@@ -362,3 +362,24 @@ def test_a_streams_credit_is_earned_by_as_many_bytes_as_its_text_at_most() -> No
         # after the 3rd, the floor at -1 s), not after its 30 MiB.
         assert rounds <= 3 + int((1 + ROOM_UNREAD_SECONDS) / 0.75) + 2, rounds
         answers.close()
+
+
+def test_answers_taken_while_nobody_wanted_room_bank_no_credit() -> None:
+    """A stream's bytes pay only for time others wanted room: a client that read 10 MiB while nobody did is charged
+    in full for a later stall (crediting them too banked up to ``ROOM_CREDIT_SECONDS`` more of holding the room)."""
+    from tokend.server.idle_streams import ROOM_UNREAD_SECONDS, IdleStreams
+    from tokend.service.call_record import recording
+
+    wanted = [0.0]
+
+    streams = IdleStreams(30, 1000.0, room_wanted=lambda: wanted[0])
+    context = _Context()
+    with recording():
+        answers = streams._watched(_holding_room(20), None, context)
+        for _ in range(11):  # 10 MiB taken while nobody wanted room; the eleventh being sent
+            next(answers)
+        wanted[0] += ROOM_UNREAD_SECONDS - 0.25
+        assert streams.make_memory_room() is False
+        wanted[0] += 0.25
+        assert streams.make_memory_room() is True and context.cancelled
+        answers.close()
