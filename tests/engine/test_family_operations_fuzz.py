@@ -10,8 +10,12 @@ its family's reference library (never ids of ours):
   text over 64 KiB per family;
 - per text: ids and count; decode of the reference's ids against the reference's decode; the same ids fed to
   `decoder()` one at a time give `decode`; `truncate` (random budget and side) keeps a prefix / suffix whose ids
-  are the reference's ids of it, within the budget; `chunk` (random budget, overlap and preference) gives
-  chunks that cover the text, each within the budget with the reference's ids of its text. A family whose
+  are the reference's ids of it, within the budget, and maximal: the text to the next cut point does not fit;
+  `chunk` (random budget, overlap and preference) gives chunks that cover the text with no gap, each within the
+  budget with the reference's ids of its text, each ending at the furthest cut point the budget allows or the
+  separator `prefer` moves it back to (before them only when their own ids overshoot), each next one starting
+  where the overlap puts it. Cut points come from the reference alone (`reference_grid`: where the reference's decode of a prefix
+  of its ids spells a prefix of the text), for the texts it decodes back to themselves. A family whose
   normalizer rewrites a text may refuse offsets for it (OffsetsUnavailableError), and a budget too small for
   some stretch has no chunking (InvalidBudgetError): both are documented answers, not differences.
 
@@ -23,14 +27,19 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import random
 import sys
+from bisect import bisect_left, bisect_right
 
 import pytest
+import regex
 
 from support import tokenizer_json
 from support.rule_texts import long_piece, rule_text
 from tokend.engine import Encoding, parse_tokenizer_json, read_tekken_json
+from tokend.engine.chunking import PREFERENCES, SEPARATOR_WINDOW
+from tokend.engine.separators import SEPARATORS
 from tokend.errors import InvalidBudgetError, OffsetsUnavailableError
 
 TOKENIZER_JSON = {
@@ -93,6 +102,7 @@ def check_text(fam: Family, text: str, rng: random.Random, *, operations: bool =
     assert decoded == fam.decode(expected)
     if not operations:
         return
+    grid = reference_grid(fam, text, expected)
     decoder = ours.decoder()
     assert "".join(decoder.feed([token]) for token in expected) + decoder.flush() == decoded
 
@@ -105,6 +115,16 @@ def check_text(fam: Family, text: str, rng: random.Random, *, operations: bool =
         assert kept.text == text[kept.start : kept.end] and (kept.start == 0 if side == "right" else kept.end == len(text))
         assert kept.ids == fam.encode(repaired(kept.text)) and len(kept.ids) <= budget
         assert kept.total_tokens == len(expected)
+        if grid is not None and len(expected) > budget:  # maximal: the next cut point's text does not fit
+            positions = [position for position, _ in grid]
+            if side == "right":
+                assert kept.end in positions
+                after = positions[bisect_right(positions, kept.end)]
+                assert len(fam.encode(text[:after])) > budget, (kept.end, after)
+            else:
+                assert kept.start in positions
+                before = positions[bisect_left(positions, kept.start) - 1]
+                assert len(fam.encode(text[before:])) > budget, (kept.start, before)
 
     budget, prefer = rng.randrange(2, 24), rng.choice(["paragraph", "sentence", "whitespace", "token"])
     overlap = rng.choice([0, 0, 1, budget // 2])
@@ -119,8 +139,84 @@ def check_text(fam: Family, text: str, rng: random.Random, *, operations: bool =
     for chunk in chunks:
         assert chunk.text == text[chunk.start : chunk.end]
         assert chunk.ids == fam.encode(repaired(chunk.text)) and len(chunk.ids) <= budget
+    for previous, chunk in zip(chunks, chunks[1:]):  # no gap, progress
+        assert previous.start < chunk.start <= previous.end < chunk.end
     if overlap == 0:
         assert "".join(chunk.text for chunk in chunks) == text
+    if grid is not None:
+        check_chunk_cuts(fam, text, grid, chunks, budget, overlap, prefer)
+
+
+def reference_grid(fam: Family, text: str, ids: list[int]) -> list[tuple[int, int]] | None:
+    """The cut grid of truncation.py / chunking.py from the reference alone: (character position, tokens of `ids`
+    before it) for 0 and for every token of the reference's ids of `text` that ends on a character boundary (the
+    reference's decode of the ids up to it spells the text up to there), in order. None for a text whose decode
+    is not the text itself (a normalizer rewrote it: no offsets), or that holds U+FFFD or a surrogate (a prefix
+    ending inside a character decodes to U+FFFD, which such a text could hold there)."""
+    if "\ufffd" in text or repaired(text) != text or fam.decode(ids) != text:
+        return None
+    grid = [(0, 0)]
+    for count in range(1, len(ids) + 1):
+        spelled = fam.decode(ids[:count])
+        if text.startswith(spelled) and len(spelled) >= grid[-1][0]:
+            grid.append((len(spelled), count))
+    return grid
+
+
+def separator_cuts(text: str, kind: str, low: int, high: int) -> list[int]:
+    """The cuts of separators.py's pattern of `kind` with `low < cut <= high` (two characters past `high` as
+    context, as there), by a forward search of every match."""
+    pattern, at_start = SEPARATORS[kind]
+    forward = pattern.removeprefix("(?r)")
+    matches = regex.finditer(forward, text, pos=low, endpos=min(len(text), high + 2), overlapped=True)
+    return [cut for match in matches if low < (cut := match.start() if at_start else match.end()) <= high]
+
+
+def check_chunk_cuts(fam: Family, text: str, grid, chunks, budget: int, overlap: int, prefer: str) -> None:
+    """Each chunk ends at the furthest cut point the whole text's ids put within the budget from its start (never
+    later), moved back to the last separator of the strongest kind `prefer` allows in the budget's last half when
+    that text's own ids fit (chunking.py's "Cut choice"; separators.py's patterns, found forward here; the rule
+    texts' special tokens hold no separator, so a cut inside special text is not ruled out here), else to an
+    earlier cut point whose own ids fit; it ends on a cut point or a separator. Each next chunk starts at the
+    latest cut point leaving `overlap` tokens of the whole text's ids before the previous end (the cut after the
+    previous start when there is none), or at that end when the text from there to the next cut does not fit."""
+    positions, counts = [position for position, _ in grid], [count for _, count in grid]
+
+    def tokens_before(position: int) -> int:
+        return counts[bisect_right(positions, position) - 1]
+
+    previous = None
+    for chunk in chunks:
+        least = chunk.start if previous is None else max(chunk.start, previous.end)
+        first = positions[bisect_right(positions, least)]  # the nearest end that makes progress
+        furthest = positions[bisect_right(counts, tokens_before(chunk.start) + budget) - 1]
+        estimate = max(first, furthest)
+        assert chunk.end <= estimate, (chunk.start, chunk.end, estimate)
+        if chunk.end < estimate and prefer == "token":
+            assert chunk.end in positions and len(fam.encode(text[chunk.start : estimate])) > budget, (
+                chunk.start, chunk.end, estimate)
+        if estimate < len(text):  # moved back to the last separator of the strongest kind in the budget's last half
+            half = tokens_before(chunk.start) + math.ceil(budget * SEPARATOR_WINDOW) - 1
+            low = max(positions[bisect_right(counts, half) - 1], least)
+            found = (separator_cuts(text, kind, low, estimate) for kind in PREFERENCES[prefer])
+            cut = next((cuts[-1] for cuts in found if cuts), estimate)
+            if len(fam.encode(text[chunk.start : cut])) <= budget:
+                assert chunk.end == cut, (chunk.start, chunk.end, cut, prefer)
+        if chunk.end not in positions:  # inside a token: a separator of a kind `prefer` allows
+            kinds = PREFERENCES[prefer]
+            assert any(chunk.end in separator_cuts(text, kind, chunk.start, chunk.end) for kind in kinds), (
+                chunk.start, chunk.end, prefer)
+        if previous is not None and overlap:
+            target = tokens_before(previous.end) - overlap
+            start = positions[max(bisect_right(counts, target) - 1, 0)]
+            if start <= previous.start:
+                start = positions[bisect_right(positions, previous.start)]
+            start = min(start, previous.end)
+            assert chunk.start in (start, previous.end), (chunk.start, start, previous.end)
+            if chunk.start != start:  # no room for the overlap: the text from there to the next cut is too long
+                after = positions[bisect_right(positions, previous.end)]
+                assert len(fam.encode(text[start:after])) > budget, (start, previous.end, after)
+        previous = chunk
 
 
 @pytest.mark.parametrize("name", FAMILIES)
