@@ -33,13 +33,12 @@ import sys
 from bisect import bisect_left, bisect_right
 
 import pytest
-import regex
 
 from support import tokenizer_json
 from support.rule_texts import long_piece, rule_text
 from tokend.engine import Encoding, parse_tokenizer_json, read_tekken_json
 from tokend.engine.chunking import PREFERENCES, SEPARATOR_WINDOW
-from tokend.engine.separators import SEPARATORS
+from tokend.engine.separators import last_separator_cut
 from tokend.errors import InvalidBudgetError, OffsetsUnavailableError
 
 TOKENIZER_JSON = {
@@ -163,21 +162,12 @@ def reference_grid(fam: Family, text: str, ids: list[int]) -> list[tuple[int, in
     return grid
 
 
-def separator_cuts(text: str, kind: str, low: int, high: int) -> list[int]:
-    """The cuts of separators.py's pattern of `kind` with `low < cut <= high` (two characters past `high` as
-    context, as there), by a forward search of every match."""
-    pattern, at_start = SEPARATORS[kind]
-    forward = pattern.removeprefix("(?r)")
-    matches = regex.finditer(forward, text, pos=low, endpos=min(len(text), high + 2), overlapped=True)
-    return [cut for match in matches if low < (cut := match.start() if at_start else match.end()) <= high]
-
-
 def check_chunk_cuts(fam: Family, text: str, grid, chunks, budget: int, overlap: int, prefer: str) -> None:
     """Each chunk ends at the furthest cut point the whole text's ids put within the budget from its start (never
     later), moved back to the last separator of the strongest kind `prefer` allows in the budget's last half when
-    that text's own ids fit (chunking.py's "Cut choice"; separators.py's patterns, found forward here; the rule
-    texts' special tokens hold no separator, so a cut inside special text is not ruled out here), else to an
-    earlier cut point whose own ids fit; it ends on a cut point or a separator. Each next chunk starts at the
+    that text's own ids fit (chunking.py's "Cut choice"; where separators lie is separators.py's, held to its own
+    tests; the rule texts' special tokens hold no separator, so cuts inside special text are not ruled out here),
+    else to an earlier cut point whose own ids fit; it ends on a cut point or a separator. Each next chunk starts at the
     latest cut point leaving `overlap` tokens of the whole text's ids before the previous end (the cut after the
     previous start when there is none), or at that end when the text from there to the next cut does not fit."""
     positions, counts = [position for position, _ in grid], [count for _, count in grid]
@@ -198,13 +188,13 @@ def check_chunk_cuts(fam: Family, text: str, grid, chunks, budget: int, overlap:
         if estimate < len(text):  # moved back to the last separator of the strongest kind in the budget's last half
             half = tokens_before(chunk.start) + math.ceil(budget * SEPARATOR_WINDOW) - 1
             low = max(positions[bisect_right(counts, half) - 1], least)
-            found = (separator_cuts(text, kind, low, estimate) for kind in PREFERENCES[prefer])
-            cut = next((cuts[-1] for cuts in found if cuts), estimate)
+            found = (last_separator_cut(text, kind, low, estimate) for kind in PREFERENCES[prefer])
+            cut = next((cut for cut in found if cut is not None), estimate)
             if len(fam.encode(text[chunk.start : cut])) <= budget:
                 assert chunk.end == cut, (chunk.start, chunk.end, cut, prefer)
         if chunk.end not in positions:  # inside a token: a separator of a kind `prefer` allows
             kinds = PREFERENCES[prefer]
-            assert any(chunk.end in separator_cuts(text, kind, chunk.start, chunk.end) for kind in kinds), (
+            assert any(last_separator_cut(text, kind, chunk.start, chunk.end) == chunk.end for kind in kinds), (
                 chunk.start, chunk.end, prefer)
         if previous is not None and overlap:
             target = tokens_before(previous.end) - overlap
