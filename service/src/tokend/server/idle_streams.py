@@ -202,8 +202,8 @@ class IdleStreams(UnaryInterceptor):
     def make_memory_room(self) -> bool:
         """End a stream holding room whose client leaves an answer unread now, if its answers have been unread for
         ``ROOM_UNREAD_SECONDS`` in all while others wanted room (``room_wanted``) beyond a second a MiB it took
-        (``room_charge``), or this one for ``yield_after``
-        (its call is cancelled): the one charged most; False if none is (or yielding is off). Called by the work gate
+        (``room_charge``), or this one for ``yield_after`` (its call is cancelled): the one charged most; False if
+        none is (or yielding is off). Called by the work gate
         (``WorkAdmission.room_maker``) for a large request that has waited for room, or an answer that found none: a
         stream's reservation is given back when its call ends. Streams waiting for their client's next message are
         left alone (they hold no answer, and a DecodeStream's messages reserve only while they are answered)."""
@@ -388,11 +388,10 @@ class IdleBoundedRequests:
         with self._lock:
             if text_bytes:
                 # Up to the text's bytes over the call (the service records them as it starts; 0: none recorded, and
-                # an empty text holds no room): overlapping chunks
-                # repeat the text's ids, and the room is the text's, not the answer's. A client reading 1.3 MiB/s of a
-                # 3.7 MB document's answer of 10x its text (max_tokens 1600, overlap 1450) was credited more than it
-                # was charged, and held its worker's room ~30 s a stream while large requests waited for it until
-                # their deadline (issue 13, hostile21).
+                # an empty text holds no room): overlapping chunks repeat the text's ids, and the room is the text's,
+                # not the answer's. A client reading 1.3 MiB/s of a 3.7 MB document's answer of 10x its text
+                # (max_tokens 1600, overlap 1450) was credited more than it was charged, and held its worker's room
+                # ~30 s a stream while large requests waited for it until their deadline (issue 13, hostile21).
                 taken = min(taken, max(0, text_bytes - self._credited_bytes))
                 self._credited_bytes += taken
             charged = self._room_charged + (clock - since) - taken / MIN_READ_BYTES_PER_SECOND
