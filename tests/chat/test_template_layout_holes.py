@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chat.conftest import UNHURRIED
 from tokend.errors import ChatRequestError, ChatTemplateError
 from tokend.registry.chat import ChatEncoder, TemplateLimits
 from tokend.registry.chat.template_format import TemplateChatFormat
@@ -37,7 +38,7 @@ def _outcome(encoder, chat, add_generation_prompt, limits, what):
         return type(error).__name__, getattr(error, "reason", None)
 
 
-def _assert_same(fast, full, chat, add_generation_prompt=True, limits=None):
+def _assert_same(fast, full, chat, add_generation_prompt=True, limits=UNHURRIED):
     for what in ("total", "per_message", "encode"):
         assert _outcome(fast, chat, add_generation_prompt, limits, what) == _outcome(full, chat, add_generation_prompt, limits, what), (chat, what)
 

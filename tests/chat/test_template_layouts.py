@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat.conftest import TEMPLATES
+from chat.conftest import TEMPLATES, UNHURRIED
 from tokend.errors import ChatRequestError, ChatTemplateError
 from tokend.registry.chat import ChatEncoder, TemplateLimits
 from tokend.registry.chat.template_format import TemplateChatFormat
@@ -39,11 +39,11 @@ def _reference(tokenizer, messages, add_generation_prompt):
 
 def _same_answers(fast, full, chat, add_generation_prompt):
     for per_message in (True, False):
-        assert fast.count_chat(chat, add_generation_prompt=add_generation_prompt, per_message=per_message) == full.count_chat(
-            chat, add_generation_prompt=add_generation_prompt, per_message=per_message
+        assert fast.count_chat(chat, add_generation_prompt=add_generation_prompt, per_message=per_message, limits=UNHURRIED) == full.count_chat(
+            chat, add_generation_prompt=add_generation_prompt, per_message=per_message, limits=UNHURRIED
         )
-    encoded = fast.encode_chat(chat, add_generation_prompt=add_generation_prompt)
-    assert encoded == full.encode_chat(chat, add_generation_prompt=add_generation_prompt)
+    encoded = fast.encode_chat(chat, add_generation_prompt=add_generation_prompt, limits=UNHURRIED)
+    assert encoded == full.encode_chat(chat, add_generation_prompt=add_generation_prompt, limits=UNHURRIED)
     return encoded
 
 
