@@ -23,6 +23,7 @@ BENCHMARKS = {
     "ab": "bench.ab",
     "render-turns": "bench.render_turns",
     "unread-answers": "bench.unread_answers",
+    "stream-room": "bench.stream_room",
     "chain-percall": "bench.chain_percall",
 }
 
