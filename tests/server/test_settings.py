@@ -19,7 +19,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.registry is None and settings.models is None
     assert settings.reload_interval == 30 and settings.grace_period == 20 and settings.max_connection_age == 300
     assert (settings.max_batch_items, settings.max_request_bytes, settings.max_message_bytes) == (1024, 8388608, 16777216)
-    assert settings.max_work_bytes == 256 << 20
+    assert settings.max_work_bytes == 256 << 20 and settings.answer_room_bytes is None  # None: an eighth of it
     assert (settings.stream_idle_timeout, settings.stream_yield_after, settings.stream_message_rate) == (30, 10, 1000)
     assert (settings.bulk_lane_bytes, settings.bulk_lane_policy) == (1 << 20, "nice")
     # Deny by default: no reflection, the playground on this machine only (`make serve` turns reflection on).
@@ -32,7 +32,7 @@ def test_every_setting_has_a_flag_and_a_variable():
     assert env_name("tls_client_ca") == "TOKEND_TLS_CLIENT_CA"
     assert set(SETTING_NAMES) == {
         "host", "port", "metrics_port", "workers", "registry", "models", "reload_interval", "max_batch_items",
-        "max_request_bytes", "max_message_bytes", "max_work_bytes", "bulk_lane_bytes", "bulk_lane_policy", "grace_period", "drain_flush",
+        "max_request_bytes", "max_message_bytes", "max_work_bytes", "answer_room_bytes", "bulk_lane_bytes", "bulk_lane_policy", "grace_period", "drain_flush",
         "max_connection_age", "max_connections", "answer_send_seconds", "stream_idle_timeout", "stream_yield_after", "stream_message_rate", "reflection",
         "tls_cert", "tls_key", "tls_client_ca", "playground_host", "playground_port", "log_level",
     }  # fmt: skip
@@ -60,6 +60,9 @@ def test_flags_win_over_environment_over_defaults():
         ({"metrics_port": 50051}, {}, "metrics_port and port are both 50051"),
         ({"reload_interval": -1}, {}, "--reload-interval / TOKEND_RELOAD_INTERVAL"),
         ({"stream_message_rate": 0.5}, {}, "0.5 is not 0 (no limit) or at least 1 message a second"),
+        # all of the work budget left to answers: every large request would wait its 60 s and fail
+        ({"max_work_bytes": 64 << 20}, {"TOKEND_ANSWER_ROOM_BYTES": str(64 << 20)},
+         "setting answer_room_bytes (--answer-room-bytes / TOKEND_ANSWER_ROOM_BYTES) from environment variable"),
         # gRPC aborted every worker at start (a CHECK in its connection quota), restarted without end
         ({"max_connections": 2**31 - 1}, {}, "setting max_connections (--max-connections / TOKEND_MAX_CONNECTIONS)"),
     ],

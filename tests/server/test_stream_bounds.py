@@ -15,6 +15,8 @@
 - A ChunkStream holding room in the work budget whose client leaves its answers unread (reads nothing, or reads
   slowly) gives its room to a waiting request once charged 1 s of unread answers while room was wanted, not only
   after one answer unread for ``--stream-yield-after``; a client that keeps up is never charged.
+- While such a stream holds its reservation, the worker's small requests' answers (16 KiB or more) are sent: large
+  requests leave ``--answer-room-bytes`` of the budget to them.
 
 The worker's CPU is read from /proc (user + system time of its process), so the bounds are generous.
 """
@@ -55,9 +57,11 @@ def idle_server(registry_dir):
 
 @pytest.fixture(scope="module")
 def contended_server(registry_dir):
-    """Streams silent for 2 s give their slot to a new stream; messages read at most 100 a second."""
+    """Streams silent for 2 s give their slot to a new stream; messages read at most 100 a second; no room kept for
+    answers (a large request may reserve the whole budget: an answer then finds none, and asks for it)."""
     server = TokendServer(
-        "--stream-yield-after", "2", "--stream-message-rate", "100", registry=registry_dir, workers=1, models=["cl100k_base"]
+        "--stream-yield-after", "2", "--stream-message-rate", "100", "--answer-room-bytes", "0",
+        registry=registry_dir, workers=1, models=["cl100k_base"],
     ).start()
     yield server
     server.stop()
@@ -389,7 +393,8 @@ def test_a_chunk_stream_whose_client_stops_reading_gives_its_reservation_to_an_a
     refused at once, UNAVAILABLE "this worker holds 256 MiB of answers not yet sent and of large requests'
     memory", for as long as the stream lasted (298 of ~3,250 small Encodes in 40 s beside two such clients).
     Now an answer that does not fit asks for room first: the stream unread for --stream-yield-after is
-    cancelled, and the answer sent."""
+    cancelled, and the answer sent. (With the answer room kept by default, such an answer fits beside the stream:
+    next test; here none is kept, as when the room is full of other answers.)"""
     import tiktoken
 
     document = _words(680_000, seed=3)  # 4.4 MB: the whole 256 MiB
@@ -405,6 +410,38 @@ def test_a_chunk_stream_whose_client_stops_reading_gives_its_reservation_to_an_a
             for _ in holder:
                 pass
         assert ended.value.code() == grpc.StatusCode.CANCELLED, ended.value
+    finally:
+        holder.cancel()
+        channel.close()
+
+
+def test_a_chunk_stream_holding_the_budget_leaves_room_for_other_clients_answers(patient_server):
+    """Issue 13 (room22): a ChunkStream of a 4.4 MB document reserved the whole 256 MiB work budget until it ended, and
+    while it held it every answer of 16 KiB or more of the worker's small requests was refused (UNAVAILABLE "this
+    worker holds 256 MiB of answers not yet sent and of large requests' memory"), whoever held the stream: beside a
+    client reopening it every 0.9-2 s (before its room charge of 1 s ends it), or two clients streaming such documents
+    back to back and reading them at once, most small Encodes and Decodes were refused. Large requests now leave an
+    eighth of the budget to answers: the small requests beside the unread stream are answered (ids and text
+    tiktoken's), and the stream, whose room nobody wanted meanwhile, ends whole once its client reads on."""
+    import tiktoken
+
+    oracle = tiktoken.get_encoding("cl100k_base")
+    document = _words(680_000, seed=3)  # 4.4 MB: the whole budget, less the answer room now
+    text = _words(9_000, seed=4)  # ~60 KB: a ~30 KB answer, held 3 times over in the budget until sent
+    long_token = next(token for token in range(100_000) if len(oracle.decode_single_token_bytes(token)) == 128)
+    encode = pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text=text)])
+    decode = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[long_token] * 10_000)])  # a 1.28 MB answer
+    holder, channel = _unread_chunk_stream(patient_server, document, max_tokens=50)
+    try:
+        stub = patient_server.stub()
+        for _ in range(5):
+            encoded = stub.Encode(encode, timeout=15)  # UNAVAILABLE on main
+            assert list(encoded.results[0].ids) == oracle.encode_ordinary(text)
+            assert encoded.ByteSize() >= 16 << 10
+            decoded = stub.Decode(decode, timeout=15)
+            assert decoded.results[0].text.encode() == oracle.decode_bytes([long_token] * 10_000)
+        ends = [chunk.end for message in holder for chunk in message.chunks]
+        assert ends[-1] == len(document) and ends == sorted(ends)
     finally:
         holder.cancel()
         channel.close()

@@ -223,6 +223,45 @@ def test_answers_held_one_after_another_do_not_keep_out_a_waiting_large_request(
     assert admission.held_bytes == 0 and admission.waiting == 0
 
 
+def test_large_requests_leave_the_answer_room_to_answers(monkeypatch):
+    """Issue 13 (room22): a large request reserving the whole budget (a 4.4 MB document's ChunkStream) had every answer
+    of 16 KiB or more refused while it ran. Large requests now hold at most the budget less ``answer_room_bytes``:
+    answers take that room while they run, even once the first large request waiting has waited (answers within
+    the room are never in its way); answers beyond it still yield to that request; both together stay within the
+    budget."""
+    from tokend.service import admission as gate
+
+    monkeypatch.setattr(gate, "HOLD_YIELDS_AFTER_SECONDS", 0.0)  # the first waiting has waited long enough at once
+    admission = WorkAdmission(100 * MiB, small_bytes=4 * MiB, answer_room_bytes=20 * MiB)
+    holder = admission.reserve(500 * MiB, call=None)  # runs alone, on the budget less the room
+    assert admission.held_bytes == 80 * MiB
+    _, admitted, waiting = _waiter(admission, 30 * MiB)
+    _wait_until(lambda: admission.waiting == 1)
+    answers = [admission.hold(5 * MiB, call=None) for _ in range(4)]  # the room, a large request waiting
+    assert admission.held_bytes == 100 * MiB and not admitted.is_set()
+    with pytest.raises(ServiceUnavailable, match="answers not yet sent"):
+        admission.hold(1 * MiB, call=None)  # the budget holds both
+    holder()
+    assert admitted.wait(10) and admission.held_bytes == 50 * MiB  # 30 beside the 20 of answers
+    waiting[0]()
+    # No large request running: answers may take the whole budget, but beyond the room they yield to a waiting one.
+    answers += [admission.hold(10 * MiB, call=None) for _ in range(4)]  # 60 MiB of answers
+    _, admitted, waiting = _waiter(admission, 80 * MiB)
+    _wait_until(lambda: admission.waiting == 1)
+    with pytest.raises(ServiceUnavailable, match="goes to a large request that has waited"):
+        admission.hold(1 * MiB, call=None)  # 61 MiB of answers: in its way
+    for release in answers[4:]:
+        release()
+    assert admitted.wait(10) and admission.held_bytes == 100 * MiB  # 80 beside the room's 20
+    for release in answers[:4]:
+        release()
+    waiting[0]()
+    assert admission.held_bytes == admission.answer_bytes == admission.running == 0
+    with pytest.raises(ValueError, match="less than the budget"):
+        WorkAdmission(100 * MiB, answer_room_bytes=100 * MiB)
+    assert WorkAdmission(256 * MiB, answer_room_bytes=None).answer_room_bytes == 32 * MiB
+
+
 def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
     """SendDeadlines: the record's end actions run when gRPC finishes the call; a call still unfinished at its
     deadline is cancelled (gRPC then finishes it, running them)."""

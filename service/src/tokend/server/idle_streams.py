@@ -73,8 +73,9 @@ Not handled: a client that sends a message every few seconds on several streams 
 while it keeps sending (it costs it and the worker next to nothing); the idle timeout does not end a stream
 whose client stops reading (only a new stream's need, for a slot or for room, does); a client that reopens its
 stream before it has been charged 1 s holds the room for its whole-text passes and that second, each time (as
-a client streaming large documents back to back and reading them does); client-streaming RPCs with a single
-answer (tokend has none) are not wrapped.
+a client streaming large documents back to back and reading them does): large requests wait for it, small
+requests' answers do not (the gate keeps room for them: ``WorkAdmission.answer_room_bytes``); client-streaming
+RPCs with a single answer (tokend has none) are not wrapped.
 """
 
 from __future__ import annotations

@@ -110,7 +110,9 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         log_event(_log, "registry_open_failed", level=logging.ERROR, registry=settings.registry, error=f"{type(exc).__name__}: {exc}")
         return EXIT_MODELS_FAILED
     served = ServedModels(registry, observer=metrics)
-    admission = WorkAdmission(settings.max_work_bytes, on_idle=return_freed_memory)
+    admission = WorkAdmission(
+        settings.max_work_bytes, answer_room_bytes=settings.answer_room_bytes, on_idle=return_freed_memory
+    )
     # Large items' engine work and Encode answers run on low-priority threads: small calls get the cores first.
     # So do the regex fallback's slow splits (a model whose split pattern backtracks), on lanes of their own.
     lane = regex_lane = None

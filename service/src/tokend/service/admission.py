@@ -8,9 +8,10 @@ ends (``call_record``: the front-end's answer is built inside it):
 - a **small** request (estimate ≤ ``small_bytes``, e.g. 1 KB of text or a 64-document batch) never waits:
   its lane is always open, so big requests cannot starve it. Small requests together hold at most the
   handler threads × ``small_bytes``.
-- a **large** one waits, in arrival order, until its reservation fits in ``budget_bytes``; one whose
-  estimate alone passes the budget waits until nothing large runs and then runs alone. One worker is one
-  core's worth of work, so running two large requests at once in one worker would only interleave them.
+- a **large** one waits, in arrival order, until its reservation fits in ``budget_bytes`` less the
+  ``answer_room_bytes`` kept for answers (below); one whose estimate alone passes that waits until nothing large
+  runs and then runs alone. One worker is one core's worth of work, so running two large requests at once in one
+  worker would only interleave them.
 - at most ``max_waiting`` large requests wait at once (each holds a handler thread), and none longer than its
   deadline or ``max_wait_seconds``: beyond that ServiceUnavailable (UNAVAILABLE: clients retry, another
   worker may have room), DeadlineExpired or CallCancelled.
@@ -19,11 +20,15 @@ A front-end that sends the answer after the call's block (gRPC) gives the reserv
 been sent (``CallRecord.end_after``), so answers a client does not read hold the budget, not more. A small
 request's answer of many bytes (a decode of long tokens: ~1.3 MB for an estimate within ``small_bytes``) takes
 room in the same budget once it is built (``hold``: when it fits, else ServiceUnavailable at once), so unsent
-answers of small requests are bounded too (server/unsent_answers.py).
+answers of small requests are bounded too (server/unsent_answers.py). Large requests together hold at most the
+budget less ``answer_room_bytes`` (an eighth of it by default), so answers always find that room while a large
+request runs: else one reserving the whole budget (a 4.4 MB document's ChunkStream) has every answer of 16 KiB or
+more of the worker refused while it runs, whoever holds it and however fast its client reads. Answers and large
+requests together still hold at most ``budget_bytes``.
 Not handled: memory that gRPC holds before a handler runs (a request message being received, at most
 ``max_message_bytes`` each), and answers below the front-end's floor (server/unsent_answers.py: 16 KiB).
 
-    admission = WorkAdmission(budget_bytes=256 << 20)
+    admission = WorkAdmission(budget_bytes=256 << 20, answer_room_bytes=None)  # None: an eighth kept for answers
     release = admission.reserve(working_bytes("encode", sizes=[8 << 20]), call=None)  # waits for room
     ...; release()
 """
@@ -46,6 +51,7 @@ __all__ = [
     "DECODE_BYTES_PER_ID",
     "SMALL_REQUEST_BYTES",
     "ANSWER_WAIT_SECONDS",
+    "ANSWER_ROOM_SHARE",
     "NOTHING_RESERVED",
 ]
 
@@ -70,6 +76,12 @@ MAX_WAIT_SECONDS = 60.0
 # with 1 s, a client's 1,000 unread decodes (1.28 MB answers) kept a worker's 32 threads waiting for ~18 s,
 # and a CountTokens on a new connection queued behind them up to 7.1 s.
 ANSWER_WAIT_SECONDS = 0.0
+# The share of the budget large requests leave to answers (``answer_room_bytes=None``): an eighth, 32 MiB of the
+# default 256. A small request's answer holds at most ~4 MiB (a decode estimated within SMALL_REQUEST_BYTES answers
+# ~1.3 MB, held 3 times over): the room takes eight of those at once, or ~350 answers of 30 KB, while a reading
+# client's answer holds it for milliseconds. The largest reservation is 224 MiB of the 256 (an 8 MiB Encode,
+# estimated at 256 MiB, runs alone either way).
+ANSWER_ROOM_SHARE = 8
 # How long the first large request waiting may be passed by answers taking room (``hold``): after it, an answer
 # that would stand in its way is refused. Reading clients' answers each hold room for milliseconds, but one after
 # another they may always hold some: a request the size of the budget (which runs alone) waited behind answers
@@ -127,11 +139,22 @@ class WorkAdmission:
         small_bytes: int = SMALL_REQUEST_BYTES,
         max_waiting: int = MAX_WAITING,
         max_wait_seconds: float = MAX_WAIT_SECONDS,
+        answer_room_bytes: int | None = 0,
         on_idle: Callable[[], None] | None = None,
         waiting_for: str = "for memory held by larger requests",
     ) -> None:
-        """``waiting_for``: what a caller that stopped waiting is told it waited for."""
+        """``answer_room_bytes``: what large requests leave to answers (``hold``); None: ``budget_bytes //
+        ANSWER_ROOM_SHARE``; 0: nothing (a budget of places, not bytes: server/deferred_parse.py).
+        ``waiting_for``: what a caller that stopped waiting is told it waited for."""
+        if answer_room_bytes is None:
+            answer_room_bytes = budget_bytes // ANSWER_ROOM_SHARE
+        if budget_bytes > 0 and not 0 <= answer_room_bytes < budget_bytes:
+            raise ValueError(
+                f"answer_room_bytes ({answer_room_bytes}) must be at least 0 and less than the budget ({budget_bytes})"
+            )
         self.budget_bytes = budget_bytes
+        self.answer_room_bytes = answer_room_bytes
+        self.large_budget_bytes = budget_bytes - answer_room_bytes  # what the large requests running may hold
         self.waiting_for = waiting_for
         self.small_bytes = small_bytes
         self.max_waiting = max_waiting
@@ -146,7 +169,8 @@ class WorkAdmission:
         # Asked by the first large request waiting (once a second) and by an answer that does not fit (``hold``);
         # which call to end it decides by ``room_wanted_seconds`` (how long others have wanted room).
         self.room_maker: Callable[[], bool] | None = None
-        self.held_bytes = 0  # reserved by the large requests running now
+        self.held_bytes = 0  # reserved by the large requests running now and held by answers (``hold``)
+        self.answer_bytes = 0  # of which held by answers
         self.running = 0
         # The clock of ``room_wanted_seconds``: its seconds before the current window, and that window (monotonic).
         self._wanted_lock = threading.Lock()
@@ -180,7 +204,7 @@ class WorkAdmission:
         back (idempotent)."""
         if size <= self.small_bytes or self.budget_bytes <= 0:
             return NOTHING_RESERVED
-        size = min(size, self.budget_bytes)
+        size = min(size, self.large_budget_bytes)
         started = time.monotonic()
         ticket = _Ticket(size, started)
         with self._condition:
@@ -192,7 +216,7 @@ class WorkAdmission:
             self._queue.append(ticket)
             try:
                 asked = started
-                while not (self._queue[0] is ticket and self.held_bytes + size <= self.budget_bytes):
+                while not (self._queue[0] is ticket and self._large_fits(size)):
                     self._want_room(2 * _POLL_SECONDS)  # until its next look, and the one after
                     self._condition.wait(self._wait_slice(call, started))
                     now = time.monotonic()
@@ -209,6 +233,14 @@ class WorkAdmission:
                 self._condition.notify_all()
         return self._release_once(size, running=True)
 
+    def _large_fits(self, size: int) -> bool:
+        """Whether a large request of ``size`` fits now: beside the large requests running, within what they may
+        hold, and beside the answers held too, within the budget (under the condition's lock)."""
+        return (
+            self.held_bytes - self.answer_bytes + size <= self.large_budget_bytes
+            and self.held_bytes + size <= self.budget_bytes
+        )
+
     def _ask_for_room(self) -> bool:
         """``room_maker``, outside the lock (under the condition's lock when called): the call it ends gives its
         room back through ``release``, which takes the lock, maybe on this thread."""
@@ -222,10 +254,11 @@ class WorkAdmission:
         """Room for ``size`` bytes a call holds already (an answer built and not yet sent): taken at once when it
         fits, ahead of the large requests waiting (it is memory in use already, and a reading client takes it in
         milliseconds) unless it would keep out the first of them once that one has waited
-        ``HOLD_YIELDS_AFTER_SECONDS``, else after a wait of ``max_wait_seconds`` at most (none by default), then
-        ServiceUnavailable; when the budget is full, ``room_maker`` is asked first, and if it ended a call, the
-        answer waits up to ``ROOM_WAIT_SECONDS`` for that room. Counts neither among the large requests running nor waiting, so its end does not
-        call ``on_idle``. Returns the function that gives it back (idempotent)."""
+        ``HOLD_YIELDS_AFTER_SECONDS`` (answers within ``answer_room_bytes`` never do: large requests leave it), else
+        after a wait of ``max_wait_seconds`` at most (none by default), then ServiceUnavailable; when the budget is
+        full, ``room_maker`` is asked first, and if it ended a call, the answer waits up to ``ROOM_WAIT_SECONDS`` for
+        that room. Counts neither among the large requests running nor waiting, so its end does not call
+        ``on_idle``. Returns the function that gives it back (idempotent)."""
         if self.budget_bytes <= 0:
             return NOTHING_RESERVED
         size = min(size, self.budget_bytes)
@@ -253,16 +286,19 @@ class WorkAdmission:
                     )
                 self._condition.wait(min(self._wait_slice(call, started), max_wait_seconds - waited))
             self.held_bytes += size
+            self.answer_bytes += size
         return self._release_once(size, running=False)
 
     def _in_the_way_of_the_first(self, size: int) -> bool:
-        """Whether holding ``size`` more bytes would keep out the first large request waiting, which has waited
-        ``HOLD_YIELDS_AFTER_SECONDS`` already (under the condition's lock)."""
+        """Whether holding ``size`` more bytes of answers would keep out the first large request waiting, which has
+        waited ``HOLD_YIELDS_AFTER_SECONDS`` already (under the condition's lock). Answers within the answer room do
+        not: the large requests running leave it whatever they hold."""
         if not self._queue:
             return False
         first = self._queue[0]
         return (
-            self.held_bytes + size + first.size > self.budget_bytes
+            self.answer_bytes + size > self.answer_room_bytes
+            and self.held_bytes + size + first.size > self.budget_bytes
             and time.monotonic() - first.started >= HOLD_YIELDS_AFTER_SECONDS
         )
 
@@ -282,6 +318,8 @@ class WorkAdmission:
                 if running:
                     self.running -= 1
                     idle = self.running == 0
+                else:
+                    self.answer_bytes -= size
                 self._condition.notify_all()
             if idle and self._on_idle is not None:
                 self._on_idle()

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from tokend_api import DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_REQUEST_BYTES
 
@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     max_work_bytes: int = _setting(
         DEFAULT_MAX_WORK_BYTES,
         help="estimated working memory the large requests of one worker hold at once (more wait; small ones never do)",
+        ge=0,
+    )
+    answer_room_bytes: int | None = _setting(
+        None,
+        help="of --max-work-bytes, what large requests leave to the unsent answers of small requests (16 KiB or more), "
+        "so that those are answered while a large request holds the rest; less than --max-work-bytes; 0 = none",
+        shown="an eighth of --max-work-bytes",
         ge=0,
     )
     bulk_lane_bytes: int = _setting(
@@ -180,6 +187,16 @@ class Settings(BaseSettings):
         # cancellation nor the idle timeout is seen: a setting that holds a stream slot, not a limit.
         if 0 < value < 1:
             raise ValueError(f"{value} is not 0 (no limit) or at least 1 message a second")
+        return value
+
+    @field_validator("answer_room_bytes")
+    @classmethod
+    def _room_within_the_budget(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # Large requests get the budget less this room: all of it would leave them nothing, and every one would wait
+        # its 60 s and fail. (max_work_bytes is validated first: it is declared first.)
+        budget = info.data.get("max_work_bytes")
+        if value is not None and budget and value >= budget:
+            raise ValueError(f"{value} is not less than max_work_bytes ({budget}): large requests would get no room")
         return value
 
     @field_validator("tls_cert", "tls_key", "tls_client_ca", mode="before")
