@@ -7,7 +7,8 @@ Every client pins one worker (it opens connections until one is answered by that
 Hostile clients: ``reopen`` — one client opens a ChunkStream of a 4.4 MB document (its reservation is the whole
 budget: 2 × an encode's working memory of it, capped), takes the first answer, reads nothing more and cancels it
 0.9-2 s later (before the room charge of 1 s ends it), on a new connection each time, for ever; ``back-to-back``
-— two clients stream the same document and read every answer at once, one stream after another. Beside them
+— two clients stream the same document and read every answer at once, one stream after another; with
+``--unread-every``, also a client whose Decodes of 1.28 MB are never read (a window of 0). Beside them
 (same worker): a 700 KB CountTokens every 0.5 s (a large request: 13 MiB reserved), and three threads of small
 requests whose answers take room in the budget (≥ 16 KiB): Encodes of 60 KB (a ~30 KB answer) and of 120 KB
 (~60 KB) every 20 ms, Decodes of 10,000 tokens of 128 bytes (1.28 MB) every 50 ms (``--decoders`` threads of
@@ -120,6 +121,49 @@ def _back_to_back(target: str, worker: int, document: str, stop: threading.Event
         channel.close()
 
 
+def _unread_decodes(target: str, worker: int, every: float, stop: threading.Event, results: _Results) -> None:
+    """A client that sends a Decode of 1.28 MB every ``every`` seconds on a connection whose window is 0 (its answers
+    are never read: each holds 3.84 MiB of room until it is cancelled, ~11 s)."""
+    import h2.events
+    import tiktoken
+    from support.raw_grpc import UnreadCalls
+    from tokend_api.v1 import tokenizer_pb2 as pb
+
+    oracle = tiktoken.get_encoding("cl100k_base")
+    token = next(i for i in range(100_000) if len(oracle.decode_single_token_bytes(i)) == 128)
+    decode = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[token] * 10_000)]).SerializeToString()
+    hello = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hi")]).SerializeToString()
+    host, port = target.rsplit(":", 1)
+    while True:  # a connection of the worker's: its first call's headers name it
+        connection = UnreadCalls(host, int(port))
+        (stream,) = connection.send("/tokend.v1.Tokenizer/CountTokens", hello)
+        deadline = time.monotonic() + 10
+        answered = None
+        while answered is None and time.monotonic() < deadline:
+            for event in connection.events(seconds=0.05):
+                if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
+                    answered = int(dict(event.headers).get("tokend-worker", 0))
+        if answered == worker:
+            break
+        connection.close()
+    seen = 0
+    try:
+        while not stop.is_set():
+            connection.send("/tokend.v1.Tokenizer/Decode", decode)
+            results.add("unread decodes", "sent")
+            stop.wait(every)
+            events = connection.events(seconds=0.01)
+            for event in events[seen:]:
+                headers = dict(getattr(event, "headers", None) or ())
+                if "grpc-status" in headers and headers["grpc-status"] != "0":
+                    results.add("unread decodes", f"status {headers['grpc-status']}")
+                elif isinstance(event, h2.events.StreamReset):
+                    results.add("unread decodes", "reset")
+            seen = len(events)
+    finally:
+        connection.close()
+
+
 def _well_behaved(target: str, worker: int, kind: str, every: float, stop: threading.Event, results: _Results) -> None:
     import grpc
     import tiktoken
@@ -166,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hostile", choices=("reopen", "back-to-back", "none"), default="reopen")
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--decoders", type=int, default=1, help="threads of Decodes of 1.28 MB (each its own connection)")
+    parser.add_argument("--unread-every", type=float, default=0.0,
+                        help="also a client sending a Decode of 1.28 MB this often that it never reads (0: none)")
     parser.add_argument("--server-arg", action="append", default=[])
     args = parser.parse_args(argv)
     for path in (str(REPO / "tests"), str(REPO)):
@@ -183,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         hostile = {"reopen": [_reopening], "back-to-back": [_back_to_back, _back_to_back], "none": []}[args.hostile]
         threads = [threading.Thread(target=run, args=(server.target, worker, document, stop, results), daemon=True)
                    for run in hostile]  # fmt: skip
+        if args.unread_every > 0:
+            threads.append(threading.Thread(target=_unread_decodes, args=(server.target, worker, args.unread_every, stop,
+                                                                          results), daemon=True))  # fmt: skip
         callers = [("count 700 KB", 0.5), ("encode 60 KB", 0.02), ("encode 120 KB", 0.02)]
         for kind, every in callers + [("decode 1.28 MB", 0.05)] * args.decoders:
             threads.append(threading.Thread(target=_well_behaved, args=(server.target, worker, kind, every, stop, results),
@@ -196,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         peak = _peak_mib(worker)
     finally:
         server.stop()
-    print(f"hostile: {args.hostile}, {args.seconds:g} s, {args.decoders} decoders, server args {server_args}; "
+    print(f"hostile: {args.hostile}, {args.seconds:g} s, {args.decoders} decoders, unread every {args.unread_every:g} s, "
+          f"server args {server_args}; "
           f"worker peak RSS {peak_before} -> {peak} MiB")  # fmt: skip
     for kind in sorted(results.outcomes):
         outcomes = results.outcomes[kind]
