@@ -1,6 +1,6 @@
 """A str's UTF-8 as the core reads it (native/str_utf8.c): made by the core for one call, ASCII runs 16 bytes of
-characters a step, instead of by CPython's PyUnicode_AsUTF8AndSize, which keeps it in the str. Held to
-`str.encode("utf-8")` byte for byte, and encode / count through it to tiktoken."""
+characters a step, the other steps 8 characters at a time, instead of by CPython's PyUnicode_AsUTF8AndSize, which
+keeps it in the str. Held to `str.encode("utf-8")` byte for byte, and encode / count through it to tiktoken."""
 
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def _utf8_or_none(text: str) -> bytes | None:
 
 @pytest.mark.parametrize("kind", sorted(_OTHERS))
 def test_every_character_at_every_place_of_a_step_is_cpythons_utf8(kind):
-    # a step is 16, 8 or 4 characters (kind 1, 2, 4): the ASCII before the first other character is copied from
-    # its low bytes, then the run of others one by one; texts of up to 3 steps, others alone and in runs
+    # a step is 16 characters (kinds 1 and 2: copied when all are ASCII, else made 8 at a time) or 4 (kind 4: the
+    # ASCII before the first other character copied from its low bytes, then the run of others one by one);
+    # texts of up to 3 steps, others alone and in runs
     for other in _OTHERS[kind]:
         for size in range(0, 50):
             for at in range(0, size + 1):
@@ -45,6 +46,24 @@ def test_every_character_at_every_place_of_a_step_is_cpythons_utf8(kind):
                     assert _native._str_utf8(_fresh(text)) == text.encode("utf-8"), (kind, other, size, at, run)
     mixed = "".join(_OTHERS[kind]) + "x" * 33 + "".join(reversed(_OTHERS[kind]))
     assert _native._str_utf8(_fresh(mixed * 5)) == (mixed * 5).encode("utf-8")
+
+
+@pytest.mark.parametrize("kind", [1, 2])
+def test_every_mix_of_lengths_in_a_block_is_cpythons_utf8(kind):
+    # kinds 1 and 2 make a step that is not all ASCII 8 characters at a time, each character's bytes stored at
+    # the running sum of the lengths before it: every sequence of 1-, 2- (and 3-) byte characters over a block
+    # of 8, at every offset of the 16-character step, with ASCII or others around it
+    # (the others with the fewest and the most bits set: a bit ORed in or masked out shows)
+    for letters in [("a", "\u0080"), ("a", "\u00ff")] if kind == 1 else [("a", "\u0080", "\u0800"),
+                                                                             ("a", "\u07ff", "\uffff")]:
+        blocks = [""]
+        for _ in range(8):
+            blocks = [block + letter for block in blocks for letter in letters]
+        for block in blocks:
+            for at in (0, 3, 8, 11):
+                for around in ("x", letters[-1]):
+                    text = around * at + block + around * (21 - at)
+                    assert _native._str_utf8(_fresh(text)) == text.encode("utf-8"), (kind, block, at, around)
 
 
 @pytest.mark.parametrize("surrogate", ["\ud800", "\udbff", "\udc00", "\udfff"])
