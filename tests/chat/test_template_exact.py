@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.conftest import TEMPLATES
+from chat.conftest import TEMPLATES, UNHURRIED
 from chat.conversations import CONVERSATIONS, conversation, uses
 from chat.hf_tokenizers import tokend_encoding
 from tokend.errors import ChatRequestError, ChatTemplateError
@@ -144,7 +144,7 @@ def test_templates_refuse_the_text_rule(template_encoder):
 def test_template_spans_follow_prefix_renders(template_encoder):
     encoder = template_encoder("llama3.1-instruct")
     messages, tools = conversation("multi_turn")
-    result = encoder.encode_chat(messages, tools)
+    result = encoder.encode_chat(messages, tools, limits=UNHURRIED)  # (the prefix renders' time share is not tested here)
     assert result.spans_exact
     texts = [encoder.encoding.decode(result.ids[start:end]) for start, end in result.message_spans]
     assert texts[1] == "<|start_header_id|>user<|end_header_id|>\n\nName a prime.<|eot_id|>"
@@ -156,7 +156,7 @@ def test_template_spans_of_a_rerendered_message_are_marked_inexact(template_enco
     """Qwen3 renders an assistant turn differently once a user message follows: that boundary is unknown."""
     encoder = template_encoder("qwen3")
     messages, _ = conversation("multi_turn")
-    result = encoder.encode_chat(messages)
+    result = encoder.encode_chat(messages, limits=UNHURRIED)
     assert not result.spans_exact
     assert sum(result.message_counts) <= len(result.ids)
-    assert encoder.count_chat(messages).per_message == result.message_counts
+    assert encoder.count_chat(messages, limits=UNHURRIED).per_message == result.message_counts
