@@ -14,7 +14,7 @@
  *     piece uses, not the vocabulary's 100,000-200,000, are visited and take a list's 12 bytes.
  *   - A rank's merges are done a window at a time before the pairs they created are looked up: the
  *     lookups (random probes of the rank table, which outgrows the core's cache) are then independent of
- *     each other, hashed and prefetched a few ahead of their use (push_created_pairs).
+ *     each other, hashed and prefetched a window ahead of their use (push_created_pairs).
  *   - Parts are a bitmap of their start offsets (1 bit a byte): a pair (left, length) is still current iff
  *     a part starts at left, one at left + length, and exactly one in between. The length is the token's,
  *     so an entry is its left offset alone.
@@ -156,10 +156,11 @@ static int push_pair(merge_state *s, uint32_t rank, size_t left, size_t length) 
 
 /* A rank's merges are done a window at a time; then the pairs they created are hashed, their filter words
  * prefetched, the filter asked, the rank-table slots of those it lets through prefetched, and only then
- * looked up: on a piece of random letters nearly every lookup misses the caches (the 4 MiB slot table), and
- * one at a time, inside the merge loop, those misses were most of the merge's time (docs/decisions.md).
- * Buffers on the stack, no memory that grows with the piece; a window's up to 2 * 64 prefetched slots stay
- * well within the core's second-level cache. */
+ * looked up, one window later: on a piece of random letters nearly every lookup misses the caches (the 4 MiB
+ * slot table), and one at a time, inside the merge loop, those misses were most of the merge's time; looked
+ * up right after their prefetches, the first of a window's still waited for theirs (docs/decisions.md,
+ * "A window's lookups one window later"). Buffers on the stack, no memory that grows with the piece; two
+ * windows' up to 2 * 64 prefetched slots each stay well within the core's second-level cache. */
 #define TK_MERGE_WINDOW 64
 _Static_assert(2 * TK_MERGE_WINDOW <= 256, "push_created_pairs names a window's created pairs with 8 bits");
 /* Bitmap words of a rank's merges prefetched this many merges ahead. */
@@ -210,22 +211,56 @@ static inline uint32_t prepared_rank(const merge_state *s, const created_pair *c
                                                  : TK_NO_RANK;
 }
 
+/* A window of one rank's merges (push_created_pairs): `merged` left offsets, ascending, their `middles` and
+ * their `ends`; and the created pairs of the rank's window before that the filter let through, hashed, their
+ * slots loading, not yet looked up (`deferred`: empty between ranks). */
+typedef struct {
+    uint32_t merged[TK_MERGE_WINDOW];
+    uint32_t middles[TK_MERGE_WINDOW];
+    uint32_t ends[TK_MERGE_WINDOW];
+    size_t n;
+    created_pair deferred[2 * TK_MERGE_WINDOW];
+    size_t n_deferred;
+} merge_window;
+
+/* Looks up created pairs of `rank`'s merges that the filter let through and appends the tokens to their
+ * ranks' lists, in order: 0; -2 when one ranks at or below `rank`; -1 when out of memory. */
+static int push_passing(merge_state *s, uint32_t rank, const created_pair *pairs, size_t n) {
+    const tk_rank_table *table = s->table;
+    int status = 0;
+    for (size_t j = 0; j < n && status == 0; j++) {
+        const created_pair *c = &pairs[j];
+        size_t length = c->length;
+        uint32_t created = length <= 2   ? tk_rank_of(table, s->piece + c->left, length)
+                           : length <= 8 ? tk_rank_of_short_probed(table, c->prefix, length, c->hash)
+                                         : tk_rank_of_long_hashed(table, s->piece + c->left, length, c->hash);
+        if (created == TK_NO_RANK) continue;
+        if (created <= rank) return -2;
+        status = push_pair(s, created, c->left, length);
+    }
+    return status;
+}
+
 /* The pairs that merges of `rank` created (their parts' left offsets `merged`, ascending, the offsets
  * between their two halves `middles`, and their ends `ends`; those merges done),
- * appended to their ranks' lists: for each merged part, the pair with the part before it, then the pair
+ * appended to their ranks' lists after the next window's merges (`flush`: the rank's last window, now, with
+ * the window before's): for each merged part, the pair with the part before it, then the pair
  * with the part after it — unless that part is the next one in `merged`, whose pair with the part before
  * it is the same pair. Called for a window of the rank's merges at a time (TK_MERGE_WINDOW): a merge of the
  * rank after the window may start at the end of the window's last part, which leaves that part's pair with
  * the part after it stale, as a pair can always become (merge_at skips it); the merge that did it pushes the
- * current pair. Pushes come in ascending left order, so each list still grows as ascending runs. 0; -2 when a
- * created pair ranks at or below `rank` (ranks not in merge order); -1 when out of memory.
+ * current pair. Pushes come in ascending left order, so each list still grows as ascending runs. Held back a
+ * window, the pushes change nothing the rank's next merges read: they go to higher ranks' lists (or the merge
+ * stops at -2), and the rank's last call flushes them, so every one is in its list before the next rank
+ * starts. 0; -2 when a created pair ranks at or below `rank` (ranks not in merge order); -1 when out of
+ * memory.
  *
  * When the next merge starts where a merged part ends, the pair the part had with the next merge's left
  * half, between the two merges, is gone by now and never pushed; but the rule would have merged it first
  * had it ranked below `rank` (a vocabulary whose ranks are not in merge order: a token ranked below its
  * parts), so it is looked up too, and -2 returned if it does. */
-static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *merged, const uint32_t *middles,
-                              const uint32_t *ends, size_t n_merged) {
+static int push_created_pairs(merge_state *s, merge_window *w, uint32_t rank, size_t n_merged, int flush) {
+    const uint32_t *merged = w->merged, *middles = w->middles, *ends = w->ends;
     created_pair pairs[2 * TK_MERGE_WINDOW], gone[TK_MERGE_WINDOW];
     size_t n_pairs = 0, n_gone = 0;
     /* The part each merge made is token `rank` until a later merge at the same left grows it. Parts of two
@@ -267,28 +302,19 @@ static int push_created_pairs(merge_state *s, uint32_t rank, const uint32_t *mer
     if (s->prefetch && table->filter) /* their slots, now that the filter has stopped the rest (prepare_created) */
         for (size_t j = 0; j < n_passing; j++)
             __builtin_prefetch(&table->slots[pairs[passing[j]].hash & table->mask], 0, 3);
-    int status = 0;
-    for (size_t j = 0; j < n_passing && status == 0; j++) {
-        const created_pair *c = &pairs[passing[j]];
-        size_t length = c->length;
-        uint32_t created = length <= 2   ? tk_rank_of(table, s->piece + c->left, length)
-                           : length <= 8 ? tk_rank_of_short_probed(table, c->prefix, length, c->hash)
-                                         : tk_rank_of_long_hashed(table, s->piece + c->left, length, c->hash);
-        if (created == TK_NO_RANK) continue;
-        if (created <= rank) return -2;
-        status = push_pair(s, created, c->left, length);
+    /* The window before's pairs now, their slots loaded during this window's merges; this window's held for
+     * the next call (or, the rank's last, pushed now). */
+    int status = push_passing(s, rank, w->deferred, w->n_deferred);
+    w->n_deferred = 0;
+    if (status) return status;
+    for (size_t j = 0; j < n_passing; j++) w->deferred[j] = pairs[passing[j]];
+    w->n_deferred = n_passing;
+    if (flush) {
+        status = push_passing(s, rank, w->deferred, w->n_deferred);
+        w->n_deferred = 0;
     }
     return status;
 }
-
-/* A window of one rank's merges (push_created_pairs): `merged` left offsets, ascending, their `middles` and
- * their `ends`. */
-typedef struct {
-    uint32_t merged[TK_MERGE_WINDOW];
-    uint32_t middles[TK_MERGE_WINDOW];
-    uint32_t ends[TK_MERGE_WINDOW];
-    size_t n;
-} merge_window;
 
 /* Records a merge of `rank` at [left, end) if it was done (`middle`: where its halves met; 0: not done); a
  * full window's created pairs are pushed (0, -2 or -1 as push_created_pairs). */
@@ -299,7 +325,7 @@ static inline int note_merge(merge_state *s, merge_window *w, uint32_t rank, siz
     w->n += (size_t)(middle != 0);
     if (w->n < TK_MERGE_WINDOW) return 0;
     w->n = 0;
-    return push_created_pairs(s, rank, w->merged, w->middles, w->ends, TK_MERGE_WINDOW);
+    return push_created_pairs(s, w, rank, TK_MERGE_WINDOW, 0);
 }
 
 /* Merges the pair at `left` (`length` bytes) if it is still current — parts start at left and at
@@ -389,6 +415,7 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
                                                                * set for the pairs of the piece only */
     uint32_t *spare = NULL;    /* room to sort the longest list */
     merge_window window; /* the rank's merges not yet followed by their created pairs */
+    window.n_deferred = 0; /* and no created pairs held back */
     size_t spare_capacity = 0;
     ptrdiff_t result = -1;
     s.bits = malloc((n_words + 1) * sizeof *s.bits); /* a zero word past the end: merge_byte_pair_at reads bit len */
@@ -486,8 +513,8 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
             }
             give_room(&s, list.at, list_room(list.size)); /* for a later list: nothing reads it after this */
         }
-        if (status == 0 && window.n)
-            status = push_created_pairs(&s, (uint32_t)r, window.merged, window.middles, window.ends, window.n);
+        if (status == 0 && (window.n || window.n_deferred)) /* the rank's last window, and the one held back */
+            status = push_created_pairs(&s, &window, (uint32_t)r, window.n, 1);
         if (status < 0) {
             result = status;
             goto done;

@@ -175,3 +175,12 @@ def test_a_token_ranked_below_its_parts_falls_back_and_is_counted(case):
 @pytest.mark.parametrize("case", _IN_ORDER)
 def test_the_same_tokens_in_merge_order_take_the_bucket_merge(case):
     assert _merged_and_counted(*_IN_ORDER[case]) == (2, 0)
+
+
+@pytest.mark.parametrize("repeats", [4096, 4097, 4160])
+def test_a_rank_whose_merges_fill_whole_windows_keeps_its_last_created_pairs(repeats):
+    # A window of a rank's merges (64: bpe_bucket_merge.c's TK_MERGE_WINDOW) has its created pairs looked up and
+    # pushed after the rank's next window of merges, and the rank's last call pushes the ones held back. "ab"
+    # merges once per "abcx": 4096 and 4160 repeats end the rank on a full window, with no partial one after it
+    # (its last "abc" pairs must still be pushed before the rank of "abc" is merged), 4097 one merge past one.
+    assert _merged_and_counted({b"ab": 256, b"abc": 257}, b"abcx" * repeats) == (2, 0)
