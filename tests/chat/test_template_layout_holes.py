@@ -60,7 +60,7 @@ CONTAINERS = {
 @pytest.mark.parametrize("name", sorted(CONTAINERS))
 def test_content_inside_a_sized_container_keeps_the_size_limit(cl100k_im, name):
     fast, full = _pair(cl100k_im, _AROUND.format(body=CONTAINERS[name]))
-    limits = TemplateLimits(max_chars=3000)
+    limits = TemplateLimits(max_chars=3000, seconds=UNHURRIED.seconds)
     _assert_same(fast, full, [{"role": "user", "content": "hi"}], limits=limits)  # traced: short content fits
     long_chat = [{"role": "user", "content": "w" * 1500}]
     assert _outcome(full, long_chat, True, limits, "total") == ("ChatTemplateError", "size_limit")
