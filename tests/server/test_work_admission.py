@@ -661,3 +661,42 @@ def test_a_large_answer_read_side_by_side_with_a_pipeline_keeps_its_time():
     deadlines = SendDeadlines()
     assert _read_side_by_side(deadlines, big=0.8, small=0.05, in_flight=11, rate=1.5, seconds=0.5) == "sent"
 
+
+
+class _Link:
+    """What ``AckedBytes.of`` reads, for the peers of ``rates``: the bytes acknowledged, growing at the peer's rate
+    (bytes a second) since it was made; a peer not in it cannot be read (None)."""
+
+    def __init__(self, rates: dict[str, float]) -> None:
+        self.rates, self.started = rates, time.monotonic()
+
+    def of(self, peer: str) -> int | None:
+        rate = self.rates.get(peer)
+        return None if rate is None else int(rate * (time.monotonic() - self.started))
+
+
+def test_the_calls_of_a_connection_whose_peer_reads_get_its_deadline_though_no_answer_ended():
+    """gRPC sends a connection's answers side by side: under load none of them may end by the first one's own
+    deadline though the client reads above the least rate, and that call was cancelled (the connection was
+    "sending" only once an answer had ended). Now a connection whose peer acknowledged at least half the least
+    rate since the call's last look (LOOK_SECONDS before its own deadline) is sending too. A peer reading less
+    than that, nothing, or one whose reading fails (None: no socket, a unix socket) is cancelled at each call's
+    own deadline, as before."""
+    from tokend.server.unsent_answers import LOOK_SECONDS, MIN_READ_BYTES_PER_SECOND, SendDeadlines
+
+    reads, trickles, still, unknown = "ipv4:127.0.0.1:1", "ipv4:127.0.0.1:2", "ipv4:127.0.0.1:3", "unix:/tmp/x"
+    link = _Link({reads: 1.5 * MIN_READ_BYTES_PER_SECOND, trickles: 0.3 * MIN_READ_BYTES_PER_SECOND, still: 0.0})
+    deadlines = SendDeadlines(acked_bytes=link)
+    calls = {peer: [FakeContext(peer), FakeContext(peer)] for peer in (reads, trickles, still, unknown)}
+    started = time.monotonic()
+    for pair in calls.values():
+        for call in pair:  # own deadline 0.1 + 0.6 s; the connection's: 0.1 + 1.2 s
+            assert deadlines.end_after(call, 0.1, sending_seconds=0.6)(lambda: None)
+    assert LOOK_SECONDS < 0.7  # each call is looked at before its own deadline, then at it
+    for peer in (trickles, still, unknown):
+        assert all(call.cancelled.wait(10) for call in calls[peer]), peer
+    cancelled_own = time.monotonic() - started
+    assert not any(call.cancelled.is_set() for call in calls[reads])  # cancelled at 0.7 s before
+    assert all(call.cancelled.wait(10) for call in calls[reads])  # none ends: at the connection's deadline
+    assert cancelled_own < 1.2 <= time.monotonic() - started + 0.05, cancelled_own
+    assert deadlines.cancelled == 8 and not deadlines._connections

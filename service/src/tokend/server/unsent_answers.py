@@ -17,8 +17,9 @@ client does not read (a window it never opens). Three things held memory there w
   ``MIN_READ_BYTES_PER_SECOND`` of it after its handler returned is cancelled (``grpc.RpcContext.cancel``: an
   RST_STREAM, the queued answer dropped), which ends the call and gives its memory back. The client sees
   CANCELLED: its answer can no longer be sent with a status (the status waits behind the answer's data). While
-  its connection is sending answers, the call has the connection's deadline instead, which counts every answer
-  the connection holds (``SendDeadlines``): they share its bandwidth.
+  its connection is sending answers (one ended, or its peer acknowledges bytes at half the least rate: the
+  kernel's count, ``AckedBytes``), the call has the connection's deadline instead, which counts every answer the
+  connection holds (``SendDeadlines``): they share its bandwidth.
 
 - **many small answers never read.** An answer under ``FLOOR_BYTES`` holds no room, yet an unread call costs its
   answer twice over and its stream's state in gRPC (~20 KiB): a client opening streams it never reads (their
@@ -55,6 +56,7 @@ import grpc
 from tokend_api import SERVICE_NAME
 
 from tokend.logs import log_event
+from tokend.server.acked_bytes import AckedBytes
 from tokend.service.admission import WorkAdmission
 from tokend.service.batch import DEADLINE_SLACK_SECONDS
 from tokend.service.call_record import current_record
@@ -82,6 +84,17 @@ MAX_UNHELD_ANSWERS = 1024
 # A client reading slower than this (on average, over its answer) has its call cancelled: 16 s more for a
 # 16 MiB answer (the default max_message_bytes), where a client on the same network takes milliseconds.
 MIN_READ_BYTES_PER_SECOND = 1 << 20
+# A connection whose peer acknowledged at least this many bytes a second since its call was last looked at is
+# reading (SendDeadlines), though none of its answers has ended: half the least rate, for acknowledgements come in
+# bursts (a reader's 16 KiB reads, delayed ACKs) and a look spans only LOOK_SECONDS. A peer that reads nothing
+# acknowledges next to nothing (a PING, a HEADERS frame: tens of bytes).
+READING_BYTES_PER_SECOND = MIN_READ_BYTES_PER_SECOND // 2
+# How long before a call's own deadline its connection's bytes acknowledged are first read, to compare with at it.
+LOOK_SECONDS = 0.5
+# A rate over less than this is not judged (a call whose deadline came sooner than that after it was made).
+_MIN_RATE_SECONDS = 0.1
+# One reading of a connection serves the calls looked at within this.
+_ACKED_FRESH_SECONDS = 0.05
 
 
 class SendDeadlines:
@@ -90,12 +103,18 @@ class SendDeadlines:
 
     The calls of one connection (``context.peer()``) share its bandwidth, and gRPC sends their answers side by
     side, not one after the other: a call's answer may be the last one sent of all those its connection holds.
-    So a call whose own deadline passes while its connection is sending answers (one sent since the call was
-    made, or since it was last looked at) gets its connection's deadline: ``seconds`` after the connection's
-    latest call plus the ``sending_seconds`` of every answer it held unsent then. A client reading at the least
-    rate keeps its answers however many it has in flight (with its own deadline only, 24 Decodes of 1 MiB on one
-    connection read at 1.5 MiB/s: 19 cancelled, 5 answered); a connection that sends nothing has each call
-    cancelled at its own deadline (given the connection's anyway, 100 Decodes never read held the work budget
+    So a call whose own deadline passes while its connection is sending answers gets its connection's deadline:
+    ``seconds`` after the connection's latest call plus the ``sending_seconds`` of every answer it held unsent
+    then. Sending: since the call was made (or last looked at) one of the connection's watched answers ended, or
+    its peer acknowledged ``READING_BYTES_PER_SECOND`` (half the least rate) or more: with ``acked_bytes``, the
+    connection's bytes acknowledged are read ``LOOK_SECONDS`` before the call's own deadline and again at it and
+    at each later look (the kernel's count; answers side by side may all be midway, none ended, more so when CPU
+    load makes them close together: 8 Decodes of 1 MiB read at 1.5 MiB/s beside two busy loops, 1 call in 8
+    cancelled in 4 of 12 runs with the ended answers alone, 0 of 14 now). A reading that fails (no socket found, a unix
+    socket, another platform) counts as no progress: only an ended answer tells, as before. A client reading at
+    the least rate keeps its answers however many it has in flight (with its own deadline only, 24 Decodes of
+    1 MiB on one connection read at 1.5 MiB/s: 19 cancelled, 5 answered); a connection that sends nothing has each
+    call cancelled at its own deadline (given the connection's anyway, 100 Decodes never read held the work budget
     91.5 s instead of 8.6 s). Behind a proxy, the clients it multiplexes on one connection are that connection.
 
     How long the connection's deadline may keep a call is limited (``_Watched.limit``, set when its own deadline
@@ -110,9 +129,10 @@ class SendDeadlines:
     pipeline of smaller ones made after its own deadline (a limit fixed then, counting none of them, cancelled it:
     review09). A call with a small answer (a large request's reservation) gains next to nothing from those."""
 
-    def __init__(self, on_cancel: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_cancel: Callable[[], None] | None = None, *, acked_bytes: AckedBytes | None = None) -> None:
         self._condition = threading.Condition()
-        self._heap: list[tuple[float, int, _Watched]] = []  # (deadline, arrival, call) of the calls watched
+        # (when, arrival, call, its own deadline if this is the look before it) of the calls watched
+        self._heap: list[tuple[float, int, _Watched, float | None]] = []
         self._order = itertools.count()
         self._connections: dict[str, _Connection] = {}  # peer -> its calls watched now
         self._unended: set[_Watched] = set()  # the calls watched whose end gRPC has not reported yet
@@ -122,6 +142,7 @@ class SendDeadlines:
         # Told of each cancel (the worker's tokend_answers_cancelled_total), before it: the call's own log line and
         # handled count say CANCELLED once it has ended (``outcome``).
         self._on_cancel = on_cancel
+        self._acked_bytes = acked_bytes  # None: sending means an answer ended (and on any platform)
 
     def end_after(
         self, context: Any, seconds: float, *, sending_seconds: float = 0.0, outcome: CallOutcome | None = None,
@@ -175,7 +196,12 @@ class SendDeadlines:
                 self._unended.add(watched)
                 now = time.monotonic()
                 connection.deadline = max(connection.deadline, now + seconds + connection.sending_seconds)
-                heapq.heappush(self._heap, (now + seconds + sending_seconds, next(self._order), watched))
+                own_deadline = now + seconds + sending_seconds
+                if self._acked_bytes is None:
+                    heapq.heappush(self._heap, (own_deadline, next(self._order), watched, None))
+                else:  # first a look at its connection's bytes acknowledged, to compare with at its deadline
+                    look = max(now, own_deadline - LOOK_SECONDS)
+                    heapq.heappush(self._heap, (look, next(self._order), watched, own_deadline))
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="tokend-unsent-answers", daemon=True)
                     self._thread.start()
@@ -213,12 +239,29 @@ class SendDeadlines:
             with self._condition:
                 while not self._heap or self._heap[0][0] > time.monotonic():
                     self._condition.wait(None if not self._heap else self._heap[0][0] - time.monotonic())
-                deadline, _, watched = heapq.heappop(self._heap)
-                context = watched.context
-                if context is None:
+                deadline, _, watched, deadline_ahead = heapq.heappop(self._heap)
+                if watched.context is None:
                     continue
                 connection = watched.connection
-                if connection.ended > watched.ended_seen:  # it is sending: the connection's deadline, to its limit
+            # The connection's bytes acknowledged (a query of the kernel: outside the lock), at each look.
+            acked = self._acked_of(connection) if self._acked_bytes is not None else None
+            kept, kept_by_acks = None, False  # (seconds) rescheduled, not cancelled; by the acknowledgements alone
+            with self._condition:
+                context = watched.context
+                if context is None:  # ended meanwhile
+                    continue
+                if deadline_ahead is not None:  # LOOK_SECONDS before its own deadline: what to compare with then
+                    watched.acked = acked
+                    heapq.heappush(self._heap, (deadline_ahead, next(self._order), watched, None))
+                    continue
+                read_rate = _rate(watched.acked, acked)
+                if acked is not None:
+                    watched.acked = acked
+                # sending: an answer of its connection ended since it was last looked at, or its peer acknowledged
+                # bytes at half the least rate or more meanwhile (answers side by side, none of them ended yet)
+                sending = connection.ended > watched.ended_seen or (
+                    read_rate is not None and read_rate >= READING_BYTES_PER_SECOND)
+                if sending:  # the connection's deadline, to its limit
                     made = connection.made_seconds - watched.made_seconds_seen
                     if watched.limit is None:  # its own deadline: its connection's answers held then or made since
                         others = watched.held_seconds - watched.own_seconds + made
@@ -230,19 +273,41 @@ class SendDeadlines:
                     watched.made_seconds_seen, watched.made_count_seen = connection.made_seconds, connection.made_count
                     later = min(connection.deadline, watched.limit)
                     if later > deadline:
+                        kept_by_acks = connection.ended == watched.ended_seen  # what no ended answer would keep
                         watched.ended_seen = connection.ended
-                        heapq.heappush(self._heap, (later, next(self._order), watched))
-                        continue
-                watched.context = None  # its end, which this cancel brings, is not one of its connection's sends
-                self.cancelled += 1
+                        heapq.heappush(self._heap, (later, next(self._order), watched, None))
+                        kept = later - deadline
+                if kept is None:
+                    watched.context = None  # its end, which this cancel brings, is not one of its connection's sends
+                    self.cancelled += 1
+            if kept is not None:
+                if kept_by_acks:
+                    log_event(_log, "answer_kept_reading", level=logging.DEBUG, peer=connection.peer[:200],
+                              read_bytes_per_second=round(read_rate or 0), more_seconds=round(kept, 3))  # fmt: skip
+                continue
             try:
                 log_event(_log, "answer_not_read", level=logging.WARNING, peer=connection.peer[:200],
-                          late_seconds=round(time.monotonic() - deadline, 3))  # fmt: skip
+                          late_seconds=round(time.monotonic() - deadline, 3),
+                          read_bytes_per_second=None if read_rate is None else round(read_rate))  # fmt: skip
                 if self._on_cancel is not None:
                     self._on_cancel()
                 context.cancel()  # the call ends: ended() runs its actions (grpcio's callbacks)
             except Exception as exc:  # a bug: this thread must go on watching the other calls
                 log_event(_log, "answer_cancel_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+
+    def _acked_of(self, connection: _Connection) -> tuple[float, int] | None:
+        """(time.monotonic(), bytes its peer acknowledged), None when that cannot be read; one reading serves the
+        calls of a connection looked at within ``_ACKED_FRESH_SECONDS`` (many calls made together look together)."""
+        now = time.monotonic()
+        latest = connection.acked
+        if latest is not None and now - latest[0] < _ACKED_FRESH_SECONDS:
+            return latest
+        try:
+            acked = self._acked_bytes.of(connection.peer) if self._acked_bytes is not None else None
+        except Exception:  # (AckedBytes answers None itself) this thread must go on watching: as if unreadable
+            acked = None
+        connection.acked = None if acked is None else (now, acked)  # (a race with another look only re-reads)
+        return connection.acked
 
 
 def end_status(context: Any, *, cancelled_here: bool) -> grpc.StatusCode:
@@ -324,8 +389,16 @@ def ended_by_client(context: Any) -> bool:
     return getattr(getattr(context, "_state", None), "client", None) == "cancelled"
 
 
+def _rate(before: tuple[float, int] | None, after: tuple[float, int] | None) -> float | None:
+    """Bytes a second acknowledged between two readings (time, bytes), None if either is missing or they are
+    too close together to judge."""
+    if before is None or after is None or after[0] - before[0] < _MIN_RATE_SECONDS:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
+
+
 class _Connection:
-    __slots__ = ("peer", "watched", "sending_seconds", "made_seconds", "made_count", "deadline", "ended")
+    __slots__ = ("peer", "watched", "sending_seconds", "made_seconds", "made_count", "deadline", "ended", "acked")
 
     def __init__(self, peer: str) -> None:
         self.peer = peer
@@ -335,12 +408,13 @@ class _Connection:
         self.made_count = 0  # those calls (only grows)
         self.deadline = 0.0  # (time.monotonic()) while it is sending, its calls not ended by then are cancelled
         self.ended = 0  # its watched calls sent so far (not those cancelled here or by their client)
+        self.acked: tuple[float, int] | None = None  # its latest reading: (time.monotonic(), bytes acknowledged)
 
 
 class _Watched:
     __slots__ = (
         "context", "connection", "ended_seen", "outcome", "seconds", "own_seconds", "held_seconds",
-        "made_seconds_seen", "made_count_seen", "limit",
+        "made_seconds_seen", "made_count_seen", "limit", "acked",
     )  # fmt: skip
 
     def __init__(
@@ -357,6 +431,8 @@ class _Watched:
         self.made_seconds_seen, self.made_count_seen = connection.made_seconds, connection.made_count
         # (time.monotonic()) set once its own deadline has passed, grown by the answers made since: never kept after
         self.limit: float | None = None
+        # Its connection's reading (time.monotonic(), bytes acknowledged) when it was last looked at: the rate since.
+        self.acked: tuple[float, int] | None = None
 
 
 class UnheldAnswers:

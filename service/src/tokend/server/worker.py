@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from tokend.logs import configure_logging, log_event
+from tokend.server.acked_bytes import AckedBytes
 from tokend.server.availability import Availability
 from tokend.server.availability_interceptor import AvailabilityInterceptor
 from tokend.server.batch_items import batch_prechecks
@@ -125,7 +126,9 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     service = TokenizerService(served, Limits.of(settings), admission, lane, regex_lane)
     servicer = TokenizerServicer(service)
     calls = InFlightCalls()
-    send_deadlines = SendDeadlines(on_cancel=metrics.answers_cancelled.inc)
+    # A connection whose peer acknowledges its bytes is reading, though none of its answers has ended yet.
+    acked_bytes = AckedBytes(settings.host)  # its port once bound (_listen)
+    send_deadlines = SendDeadlines(on_cancel=metrics.answers_cancelled.inc, acked_bytes=acked_bytes)
     # A stream's unread answers are charged the time others wanted room in the work gate (idle_streams.py).
     idle_streams = IdleStreams(settings.stream_idle_timeout, settings.stream_yield_after, admission.room_wanted_seconds)
     # A large request that has waited for room, or an answer that found none, ends a stream whose client left its
@@ -168,7 +171,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     add_services(server, tokenizer=servicer, health=health_servicer, reflection_enabled=settings.reflection, lane=lane)
     if listen_early:
         # Nobody is serving yet: listen at once so probes see NOT_SERVING rather than a refused connection.
-        if not _listen(server, settings, index):
+        if not _listen(server, settings, index, acked_bytes):
             return EXIT_BIND_FAILED
     frozen = freeze_long_lived_objects()  # before the models: a reload's old versions stay collectable
     try:
@@ -186,7 +189,7 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         availability.draining()
         _end_process(EXIT_MODELS_FAILED)
     availability.serving()
-    if not listen_early and not _listen(server, settings, index):
+    if not listen_early and not _listen(server, settings, index, acked_bytes):
         return EXIT_BIND_FAILED
     if ready is not None:
         ready.set()
@@ -258,7 +261,7 @@ def worker_main(settings: Settings, ready: Any, index: int, peers_ready: bool) -
 
 
 
-def _listen(server: Any, settings: Settings, index: int) -> bool:
+def _listen(server: Any, settings: Settings, index: int, acked_bytes: AckedBytes) -> bool:
     try:
         port = bind(server, settings)
         error = "port in use or address not available"
@@ -267,6 +270,7 @@ def _listen(server: Any, settings: Settings, index: int) -> bool:
     if port == 0:
         log_event(_log, "bind_failed", level=logging.ERROR, host=settings.host, port=settings.port, error=error)
         return False
+    acked_bytes.port = port
     server.start()
     log_event(_log, "worker_started", worker=index, port=port, tls=settings.tls, reflection=settings.reflection)
     return True
