@@ -63,6 +63,8 @@ def test_flags_win_over_environment_over_defaults():
         # all of the work budget left to answers: every large request would wait its 60 s and fail
         ({"max_work_bytes": 64 << 20}, {"TOKEND_ANSWER_ROOM_BYTES": str(64 << 20)},
          "setting answer_room_bytes (--answer-room-bytes / TOKEND_ANSWER_ROOM_BYTES) from environment variable"),
+        # more than half: beside a request estimated past the budget, the room's answers grow the worst case by it
+        ({"max_work_bytes": 64 << 20, "answer_room_bytes": (32 << 20) + 1}, {}, "more than half of max_work_bytes"),
         # gRPC aborted every worker at start (a CHECK in its connection quota), restarted without end
         ({"max_connections": 2**31 - 1}, {}, "setting max_connections (--max-connections / TOKEND_MAX_CONNECTIONS)"),
     ],
@@ -71,6 +73,11 @@ def test_bad_settings_name_the_setting(flags, environ, fragment):
     with pytest.raises(SettingsError) as info:
         Settings.load(flags=flags, environ=environ)
     assert fragment in str(info.value)
+
+
+def test_an_answer_room_set_empty_is_the_default_and_half_the_budget_is_allowed():
+    assert Settings.load(flags={}, environ={"TOKEND_ANSWER_ROOM_BYTES": ""}).answer_room_bytes is None
+    assert Settings.load(flags={"max_work_bytes": 64 << 20, "answer_room_bytes": 32 << 20}, environ={}).answer_room_bytes == 32 << 20
 
 
 def test_tls_files_must_come_in_pairs(tmp_path: Path):

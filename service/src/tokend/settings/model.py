@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     answer_room_bytes: int | None = _setting(
         None,
         help="of --max-work-bytes, what large requests leave to the unsent answers of small requests (16 KiB or more), "
-        "so that those are answered while a large request holds the rest; less than --max-work-bytes; 0 = none",
+        "so that those are answered while a large request holds the rest; at most half of --max-work-bytes (a request "
+        "estimated past the budget runs alone beside this room: a worker's worst case grows by it); 0 = none",
         shown="an eighth of --max-work-bytes",
         ge=0,
     )
@@ -189,14 +190,22 @@ class Settings(BaseSettings):
             raise ValueError(f"{value} is not 0 (no limit) or at least 1 message a second")
         return value
 
+    @field_validator("answer_room_bytes", mode="before")
+    @classmethod
+    def _empty_room_is_the_default(cls, value: Any) -> Any:
+        return None if value == "" else value  # (TOKEND_ANSWER_ROOM_BYTES= set empty, as the TLS paths take it)
+
     @field_validator("answer_room_bytes")
     @classmethod
     def _room_within_the_budget(cls, value: int | None, info: ValidationInfo) -> int | None:
         # Large requests get the budget less this room: all of it would leave them nothing, and every one would wait
-        # its 60 s and fail. (max_work_bytes is validated first: it is declared first.)
+        # its 60 s and fail. Half at most: a request estimated past the budget runs alone with the room's answers
+        # beside it, so a worker's worst case grows by the room (DEFAULT_MAX_WORK_BYTES' ~450 MiB holds for the
+        # default eighth; review22). (max_work_bytes is validated first: it is declared first.)
         budget = info.data.get("max_work_bytes")
-        if value is not None and budget and value >= budget:
-            raise ValueError(f"{value} is not less than max_work_bytes ({budget}): large requests would get no room")
+        if value is not None and budget and value > budget // 2:
+            raise ValueError(f"{value} is more than half of max_work_bytes ({budget}): large requests would get too "
+                             "little room, and a worker's worst case would grow by it")
         return value
 
     @field_validator("tls_cert", "tls_key", "tls_client_ca", mode="before")
