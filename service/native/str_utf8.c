@@ -97,7 +97,9 @@ static inline size_t put_block_of_8(uint8_t *o, __m128i v) {
     _mm_storeu_si128((__m128i *)(words + 4), _mm_unpackhi_epi16(first_two, third));
     /* lengths 3 + (-1 if <= 2 bytes) + (-1 if 1 byte), a byte each; times 0x0101...: the running sums */
     __m128i lengths = _mm_add_epi16(_mm_set1_epi16(3), _mm_add_epi16(one_byte, up_to_two));
-    uint64_t ends = (uint64_t)_mm_cvtsi128_si64(_mm_packus_epi16(lengths, lengths)) * 0x0101010101010101ull;
+    uint64_t ends; /* (a store, not _mm_cvtsi128_si64: that one exists on x86-64 only) */
+    _mm_storel_epi64((__m128i *)&ends, _mm_packus_epi16(lengths, lengths));
+    ends *= 0x0101010101010101ull;
     uint64_t starts = ends << 8;
     for (unsigned k = 0; k < 8; k++) memcpy(o + (starts >> (8 * k) & 0xFF), &words[k], 4);
     return (size_t)(ends >> 56);
