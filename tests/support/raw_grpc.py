@@ -8,6 +8,7 @@ message whose compressed flag is set without a grpc-encoding, corrupt gzip, an u
     unread = UnreadCalls("127.0.0.1", port)       # one connection whose client never reads an answer
     streams = unread.send("/tokend.v1.Tokenizer/Decode", request_bytes, count=32)
     unread.events(seconds=2.0)                      # what the server sent meanwhile (headers, resets)
+    unread.events(seconds=60, until=lambda events: len(events) > 10)   # or only until enough of it came
 
 Not handled: TLS; raw_call makes one call per connection and reads only the status.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import h2.config
 import h2.connection
@@ -112,10 +113,14 @@ class UnreadCalls:
             streams.append(stream)
         return streams
 
-    def events(self, seconds: float) -> list[h2.events.Event]:
-        """Every event received so far, reading for ``seconds`` more."""
+    def events(
+        self, seconds: float, *, until: Callable[[list[h2.events.Event]], bool] | None = None
+    ) -> list[h2.events.Event]:
+        """Every event received so far, reading for ``seconds`` more — or, given ``until``, only until
+        ``until(events)`` holds (``seconds`` then bounds the wait: what a server does within a fixed time
+        depends on how loaded the machine is, what it has done once a condition holds does not)."""
         deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not (until is not None and until(self.received)):
             self._receive(timeout=left)
         return self.received
 
