@@ -3,8 +3,8 @@
 
 Why: grpcio tells when an answer has been sent, nothing of how far along it is, and a connection sends its
 answers side by side; the kernel knows whether the peer reads (what it acknowledges grows) even while no answer
-has finished. ``SendDeadlines`` asks only at a call's deadline, so the cost (~0.1-0.2 ms a query) is not on the
-request path. The socket is found from ``context.peer()`` ("ipv4:127.0.0.1:54321", "ipv6:[::1]:54321") and the
+has finished. ``SendDeadlines`` asks only at a call's deadline, so the cost (0.15-0.3 ms a query) is not on
+the request path. The socket is found from ``context.peer()`` ("ipv4:127.0.0.1:54321", "ipv6:[::1]:54321") and the
 worker's listening port; the local address is the listening host when it is an IP address, else the one the
 kernel routes from towards the peer (what a client connecting to a wildcard listener reached, unless routing is
 asymmetric: then no socket is found). No privileges are needed for the worker's own sockets.
