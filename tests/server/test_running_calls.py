@@ -11,12 +11,13 @@ import grpc
 from prometheus_client import CollectorRegistry
 
 from support.servicer_context import FakeContext
+from tokend.server.call_outcome import CallOutcome
 from tokend.server.interceptor_chain import InterceptorChain
 from tokend.server.logging_interceptor import LoggingInterceptor
 from tokend.server.metrics import ServerMetrics
 from tokend.server.metrics_interceptor import MetricsInterceptor
 from tokend.server.running_calls import RunningCalls, cut_status
-from tokend.server.unsent_answers import CallOutcome, SendDeadlines
+from tokend.server.unsent_answers import SendDeadlines
 
 LABELS = ("tokend.v1.Tokenizer", "CountTokens")
 

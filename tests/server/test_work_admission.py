@@ -267,7 +267,8 @@ def test_large_requests_leave_the_answer_room_to_answers(monkeypatch):
 def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
     """SendDeadlines: the record's end actions run when gRPC finishes the call; a call still unfinished at its
     deadline is cancelled (gRPC then finishes it, running them)."""
-    from tokend.server.unsent_answers import CallOutcome, SendDeadlines
+    from tokend.server.call_outcome import CallOutcome
+    from tokend.server.unsent_answers import SendDeadlines
 
     class Context:
         def __init__(self) -> None:
@@ -372,7 +373,8 @@ def test_a_worker_ending_tells_the_outcome_of_the_calls_whose_end_has_not_come()
     """SendDeadlines.abandon (the worker's last act): a call still watched is told UNAVAILABLE (its connection closes
     with the process), one cancelled here whose end gRPC has not reported yet CANCELLED (what its client was sent),
     one that ended nothing more."""
-    from tokend.server.unsent_answers import CallOutcome, SendDeadlines
+    from tokend.server.call_outcome import CallOutcome
+    from tokend.server.unsent_answers import SendDeadlines
 
     deadlines = SendDeadlines()
     # A connection each (none sends for another); a cancel whose end gRPC has not reported yet.
@@ -437,7 +439,8 @@ def test_calls_its_client_cancels_do_not_keep_a_connection_sending():
     """Only an answer sent shows that a connection reads: a call its client cancelled (its RST_STREAM, or its own
     deadline) ends too, and counted as a send it let a client that read nothing keep its unread answers (and the
     work budget they hold) for as long as it made and cancelled a call every few seconds."""
-    from tokend.server.unsent_answers import CallOutcome, SendDeadlines
+    from tokend.server.call_outcome import CallOutcome
+    from tokend.server.unsent_answers import SendDeadlines
 
     deadlines = SendDeadlines()
     never_read = FakeContext()
@@ -461,7 +464,7 @@ def test_grpcio_marks_the_calls_their_client_cancelled():
     marked cancelled by its client, one its client cancelled is."""
     from concurrent import futures
 
-    from tokend.server.unsent_answers import end_status, ended_by_client
+    from tokend.server.call_outcome import end_status, ended_by_client
 
     seen: dict[str, tuple[bool, grpc.StatusCode]] = {}
     ended = {name: threading.Event() for name in ("sent", "cancelled", "late", "here")}

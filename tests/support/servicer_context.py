@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 class _State:
     def __init__(self, client: str) -> None:
-        self.client = client  # grpc._server's call state field read by unsent_answers.ended_by_client
+        self.client = client  # grpc._server's call state field read by call_outcome.ended_by_client
 
 
 class FakeContext:
