@@ -123,7 +123,8 @@ def _back_to_back(target: str, worker: int, document: str, stop: threading.Event
 
 def _unread_decodes(target: str, worker: int, every: float, stop: threading.Event, results: _Results) -> None:
     """A client that sends a Decode of 1.28 MB every ``every`` seconds on a connection whose window is 0 (its answers
-    are never read: each holds 3.84 MiB of room until it is cancelled, ~11 s)."""
+    are never read: each holds 3.84 MiB of room until it is cancelled, ~11 s, or once a second old when another
+    answer finds no room)."""
     import h2.events
     import tiktoken
     from support.raw_grpc import UnreadCalls

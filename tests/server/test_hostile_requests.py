@@ -899,3 +899,125 @@ def test_a_client_reading_its_connection_at_the_least_rate_gets_every_answer(reg
     # before the peer's acknowledged bytes counted as sending (none of the answers side by side had ended by the first
     # one's own deadline), 0 of 14 after
     assert codes == ["OK"] * 8, (codes, not_read)
+
+
+def _fill_with_unread_decodes(unread, request: bytes) -> int:
+    """Unread Decodes on ``unread`` (an UnreadCalls) until one is refused UNAVAILABLE, the room full: how many were
+    held (each until cancelled)."""
+    import h2.events
+
+    held = 0
+    for _ in range(16):
+        (stream,) = unread.send("/tokend.v1.Tokenizer/Decode", request)
+        made = lambda events: any(  # noqa: E731 - its headers: the answer made (or the call refused)
+            isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream for event in events)
+        unread.events(seconds=30, until=made)
+        unread.events(seconds=0.02)  # a refusal's trailers, if they came in a later segment
+        if any(isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived) and event.stream_id == stream
+               and dict(event.headers).get("grpc-status") == "14" for event in unread.received):  # fmt: skip
+            return held
+        held += 1
+    return held
+
+
+def _cancelled_streams(unread) -> set[int]:
+    """The calls of an UnreadCalls that ended CANCELLED: a CANCELLED status, or only an RST_STREAM (CANCEL: 8) while
+    its answer's bytes wait in the transport."""
+    import h2.events
+
+    return {event.stream_id for event in unread.received
+            if isinstance(event, h2.events.TrailersReceived | h2.events.ResponseReceived)
+            and dict(event.headers).get("grpc-status") == "1"
+            or isinstance(event, h2.events.StreamReset) and event.error_code == 8}  # fmt: skip
+
+
+def test_answers_left_unread_give_their_room_to_a_reading_clients_answers(registry_dir):
+    """Issue 13 (room23): an answer of 16 KiB or more holds room in the work budget until sent, first come, first
+    served: a client leaving its answers unread kept that room until each was cancelled (--answer-send-seconds, 30 s
+    here) and every other client's answer that did not fit was refused UNAVAILABLE meanwhile (beside a large stream,
+    98 of 557 Decodes of 1.28 MB in 40 s, `bench stream-room --unread-every 1`). Now an answer that finds no room has
+    the oldest answers unread for a second, on connections that show no reading, cancelled for it (CANCELLED, counted,
+    logged `answer_not_read`). 24 MiB budget: 6 unread Decodes of 1.28 MB (3.84 MB held each) fill it."""
+    from support.raw_grpc import UnreadCalls
+
+    request = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 10_000)])
+    with start_server("--max-work-bytes", str(24 << 20), "--answer-send-seconds", "30", registry=registry_dir,
+                      models=["cl100k_base"], metrics=True) as server:  # fmt: skip
+        host, port = server.target.rsplit(":", 1)
+        unread = UnreadCalls(host, int(port))
+        held = _fill_with_unread_decodes(unread, request.SerializeToString())
+        time.sleep(1.2)  # those answers are a second old, unread
+        codes = []
+        for _ in range(3):  # one try each: UNAVAILABLE before ("this worker holds 23 MiB of answers not yet sent")
+            try:
+                codes.append("OK" if server.stub().Decode(request, timeout=10).results[0].text == " " * 1_280_000 else "WRONG")
+            except grpc.RpcError as error:
+                codes.append(error.code().name)
+        unread_port = unread.sock.getsockname()[1]
+        unread.events(seconds=10, until=lambda _: _cancelled_streams(unread))
+        cancelled = _cancelled_streams(unread)
+        unread.close()
+        scraped = server.scrape_metrics()
+        logs = server.logs()
+    assert held == 6, held
+    assert codes == ["OK"] * 3, codes
+    assert cancelled == {1}, cancelled  # the oldest, for the first answer (read at once, its room then the next's)
+    assert "tokend_answers_cancelled_total 1.0" in scraped
+    not_read = [entry for entry in logs if entry.get("event") == "answer_not_read"]
+    assert len(not_read) == 1 and all(entry["peer"].endswith(f":{unread_port}") and entry["unread_seconds"] >= 1
+                                      and entry["room_wanted_bytes"] > 0 for entry in not_read), not_read  # fmt: skip
+
+
+def test_a_client_reading_at_the_least_rate_keeps_its_answers_while_unread_ones_give_room(registry_dir):
+    """The answers cancelled for room are those of connections that show no reading: a client reading at the least
+    rate (1 MiB/s, through a proxy) with 8 Decodes of 1.28 MB in flight keeps all of them, though they are older than
+    the unread ones (its peer acknowledges their bytes), while a client that reads nothing fills the room and then has
+    its own older answers cancelled for its new ones (40 MiB budget; ~5 MB of the slow reader's answers pass into the
+    kernel's buffers at once and end, the rest are held, one ending every ~1.3 s)."""
+    from support.raw_grpc import UnreadCalls
+    from support.throttled_proxy import ThrottledProxy
+
+    request = pb.DecodeRequest(model="cl100k_base", inputs=[pb.TokenIds(ids=[LONGEST_TOKEN] * 10_000)])
+    expected = " " * 1_280_000
+    with start_server("--max-work-bytes", str(40 << 20), "--answer-send-seconds", "30", registry=registry_dir,
+                      models=["cl100k_base"], metrics=False, log_level="debug") as server:  # fmt: skip
+        with ThrottledProxy(server.port, bytes_per_second=1 << 20) as proxy:
+            slow = grpc.insecure_channel(f"127.0.0.1:{proxy.port}")
+            slow_stub = server.stub(slow)
+
+            def slow_decode(_: int) -> str:
+                try:
+                    return "OK" if slow_stub.Decode(request, timeout=60).results[0].text == expected else "WRONG"
+                except grpc.RpcError as error:
+                    return error.code().name
+
+            with ThreadPoolExecutor(8) as pool:
+                slow_calls = [pool.submit(slow_decode, index) for index in range(8)]
+                time.sleep(0.5)  # their answers made (~10 ms each), being read
+                host, port = server.target.rsplit(":", 1)
+                unread = UnreadCalls(host, int(port))
+                _fill_with_unread_decodes(unread, request.SerializeToString())
+                time.sleep(1.2)  # its answers are a second old, the slow reader's older
+                _fill_with_unread_decodes(unread, request.SerializeToString())  # its new answers take its old ones' room
+                codes = []
+                deadline = time.monotonic() + 10
+                while len(codes) < 2 and time.monotonic() < deadline:
+                    try:
+                        codes.append("OK" if server.stub().Decode(request, timeout=10).results[0].text == expected else "WRONG")
+                    except grpc.RpcError as error:
+                        assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+                        time.sleep(0.05)  # a client's retry pause (the room is the unread client's young answers)
+                slow_codes = [call.result() for call in slow_calls]
+            unread_port = unread.sock.getsockname()[1]
+            cancelled = _cancelled_streams(unread)
+            slow.close()
+            unread.close()
+        logs = server.logs()
+    assert slow_codes == ["OK"] * 8, slow_codes  # read at the least rate: none cancelled
+    assert codes == ["OK"] * 2, codes
+    assert cancelled, unread.received  # the unread client's older answers
+    not_read = [entry for entry in logs if entry.get("event") == "answer_not_read"]
+    assert not_read and all(entry["peer"].endswith(f":{unread_port}") for entry in not_read), not_read
+    # the slow reader's answers, older, came first and were kept for its reading (none before: nothing was cancelled)
+    kept = [entry for entry in logs if entry.get("event") == "answer_kept_reading" and "room_wanted_bytes" in entry]
+    assert kept and not any(entry["peer"].endswith(f":{unread_port}") for entry in kept), kept

@@ -703,3 +703,86 @@ def test_the_calls_of_a_connection_whose_peer_reads_get_its_deadline_though_no_a
     assert all(call.cancelled.wait(10) for call in calls[reads])  # none ends: at the connection's deadline
     assert cancelled_own < 1.2 <= time.monotonic() - started + 0.05, cancelled_own
     assert deadlines.cancelled == 8 and not deadlines._connections
+
+
+def test_an_answer_that_finds_no_room_has_unread_answers_cancelled_for_it(monkeypatch):
+    """Issue 13 (room23): the room answers take went first come, first served: answers a client leaves unread held
+    it until their deadline (~11 s) and a reading client's answer was refused meanwhile. Now an answer that finds no
+    room asks ``unread_room_maker`` for what it lacks (beyond the budget, or beyond the answer room when a large
+    request has waited for it) and waits for the room the answers it cancelled give back; so does the first large
+    request waiting, once a second, when answers keep it out. Without the maker: refused, as before."""
+    from tokend.service import admission as gate
+
+    admission = WorkAdmission(10 * MiB, small_bytes=1 * MiB, answer_room_bytes=2 * MiB)
+    unread = [admission.hold(4 * MiB, call=None) for _ in range(2)]
+    with pytest.raises(ServiceUnavailable, match="answers not yet sent"):
+        admission.hold(4 * MiB, call=None)
+    asked: list[int] = []
+
+    def cancel_unread(wanted: int) -> int:
+        asked.append(wanted)
+        threading.Timer(0.05, unread.pop(0)).start()  # gRPC ends the call a moment after its cancel
+        return 4 * MiB
+
+    admission.unread_room_maker = cancel_unread
+    answer = admission.hold(4 * MiB, call=None)
+    assert asked == [2 * MiB] and admission.answer_bytes == 8 * MiB
+    answer()
+    # A large request kept out by answers beyond the room: it asks for them once it has waited ROOM_ASK_SECONDS.
+    monkeypatch.setattr(gate, "ROOM_ASK_SECONDS", 0.1)
+    unread.append(admission.hold(4 * MiB, call=None))  # 8 MiB of answers
+    asked.clear()
+    _, admitted, waiting = _waiter(admission, 5 * MiB)
+    assert admitted.wait(10) and asked == [3 * MiB] and admission.held_bytes == 9 * MiB
+    # An answer that fits the budget but would stand, beyond the room, in the way of the first large request waiting
+    # (which has waited): it asks for what puts it within the room or out of that way, the fewer.
+    monkeypatch.setattr(gate, "HOLD_YIELDS_AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(gate, "ROOM_ASK_SECONDS", 60.0)
+    _, second, waiting_too = _waiter(admission, 6 * MiB)
+    _wait_until(lambda: admission.waiting == 1)
+    asked.clear()
+    answer = admission.hold(1 * MiB, call=None)  # refused "goes to a large request" without the maker
+    assert asked == [min(4 + 1 - 2, 9 + 1 + 6 - 10) * MiB] and admission.answer_bytes == 1 * MiB
+    waiting[0]()
+    assert second.wait(10)
+    answer()
+    waiting_too[0]()
+    assert admission.held_bytes == admission.answer_bytes == admission.running == 0
+
+
+def test_room_is_made_by_cancelling_the_oldest_answers_of_connections_not_reading(monkeypatch):
+    """``SendDeadlines.make_room``: the calls holding room whose answers have been unread ``UNREAD_ROOM_SECONDS``, on
+    connections that have shown no reading as long, oldest first, until they held what is wanted. A connection whose
+    peer acknowledges half the least rate or more (read again now), or whose answer was sent meanwhile, keeps its
+    calls; so do younger calls, and a call holding no room. Its cancel is the deadline's: counted, CANCELLED."""
+    from tokend.server import unsent_answers
+    from tokend.server.call_outcome import CallOutcome
+    from tokend.server.unsent_answers import MIN_READ_BYTES_PER_SECOND, SendDeadlines
+
+    monkeypatch.setattr(unsent_answers, "UNREAD_ROOM_SECONDS", 0.4)
+    monkeypatch.setattr(unsent_answers, "_EARLY_LOOK_SECONDS", 0.2)
+    reads, still, unknown, sends = "ipv4:127.0.0.1:1", "ipv4:127.0.0.1:2", "unix:/tmp/x", "unix:/tmp/y"
+    deadlines = SendDeadlines(acked_bytes=_Link({reads: 1.5 * MIN_READ_BYTES_PER_SECOND, still: 0.0}))
+    calls = {name: FakeContext(peer) for name, peer in [
+        ("reads", reads), ("still 1", still), ("still 2", still), ("still 3", still), ("unknown", unknown),
+        ("sends", sends), ("sent", sends), ("still, no room", still)]}  # fmt: skip
+    outcomes = {name: CallOutcome() for name in calls}
+    statuses: dict[str, object] = {}
+    for name, context in calls.items():
+        outcomes[name].then(lambda status, _, name=name: statuses.__setitem__(name, status))
+        held = 0 if name == "still, no room" else 4 * MiB
+        assert deadlines.end_after(context, 60.0, outcome=outcomes[name], held_bytes=held)(lambda: None)
+        time.sleep(0.01)  # made one after another: oldest first
+    assert deadlines.make_room(100 * MiB) == 0  # all younger than UNREAD_ROOM_SECONDS
+    young = FakeContext(still)
+    time.sleep(0.45)
+    calls["sent"].end("closed")  # an answer of its connection sent: it reads
+    assert deadlines.end_after(young, 60.0, held_bytes=4 * MiB)(lambda: None)
+    assert deadlines.make_room(6 * MiB) == 8 * MiB  # the two oldest not reading
+    assert [name for name, context in calls.items() if context.cancelled.is_set()] == ["still 1", "still 2"]
+    assert deadlines.make_room(100 * MiB) == 8 * MiB  # the rest not reading: "unknown" by its sent answers only
+    assert [name for name, context in calls.items() if context.cancelled.is_set()] == [
+        "still 1", "still 2", "still 3", "unknown"]  # fmt: skip
+    assert not young.cancelled.is_set() and deadlines.cancelled == 4
+    assert statuses == {name: grpc.StatusCode.CANCELLED for name in ("still 1", "still 2", "still 3", "unknown")} | {
+        "sent": grpc.StatusCode.OK}  # fmt: skip

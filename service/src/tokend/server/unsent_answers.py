@@ -21,6 +21,16 @@ client does not read (a window it never opens). Three things held memory there w
   kernel's count, ``AckedBytes``), the call has the connection's deadline instead, which counts every answer the
   connection holds (``SendDeadlines``): they share its bandwidth.
 
+- **answers never read, while others want their room.** The room answers take went first come, first served: a
+  client leaving a 1.28 MB Decode a second unread kept ~8 of them held until their deadline (~11 s), the 32 MiB
+  kept for answers beside a large stream, and 98 of 557 other clients' Decodes of 1.28 MB were refused beside it.
+  So an answer that finds no room (or a large request kept out by answers) has calls cancelled for it
+  (``SendDeadlines.make_room``): the oldest holding room whose answers have been unread ``UNREAD_ROOM_SECONDS``
+  (1 s) on connections that have shown no reading for as long (no answer sent; acknowledgements, read again then,
+  under half the least rate), CANCELLED and counted as at their deadline. A client on a slow link that reads at
+  half the least rate or more keeps its answers, however old; one reading slower, or over a socket whose
+  acknowledgements cannot be read and with no answer ended in that second, loses them when others want room.
+
 - **many small answers never read.** An answer under ``FLOOR_BYTES`` holds no room, yet an unread call costs its
   answer twice over and its stream's state in gRPC (~20 KiB): a client opening streams it never reads (their
   number is not bounded by HTTP/2 or grpcio) took a worker +817 MiB with 16,000 Decodes answering just under
@@ -49,6 +59,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -63,7 +74,7 @@ from tokend.service.call_record import current_record
 
 __all__ = [
     "UnsentAnswers", "SendDeadlines", "UnheldAnswers", "FLOOR_BYTES", "HELD_BYTES_PER_ANSWER_BYTE", "MIN_READ_BYTES_PER_SECOND",
-    "MAX_UNHELD_ANSWERS", "STREAM_BYTES",
+    "MAX_UNHELD_ANSWERS", "STREAM_BYTES", "UNREAD_ROOM_SECONDS",
 ]
 
 _log = logging.getLogger("tokend.server.unsent_answers")
@@ -95,6 +106,20 @@ LOOK_SECONDS = 0.5
 _MIN_RATE_SECONDS = 0.1
 # One reading of a connection serves the calls looked at within this.
 _ACKED_FRESH_SECONDS = 0.05
+# An answer unread this long, on a connection that has shown no reading for as long (no answer sent, its peer
+# acknowledging under READING_BYTES_PER_SECOND), gives its room to an answer (or a large request) that finds none
+# (``SendDeadlines.make_room``): a reading client's answer holds room for milliseconds, one on a slow link shows
+# its reading in the acknowledgements, which need two readings _MIN_RATE_SECONDS apart or more. The unread
+# answers a client may keep in the room while others want it: what it has made in the last second.
+UNREAD_ROOM_SECONDS = 1.0
+# When a call holding room is first looked at, for a reading of its connection's acknowledgements that
+# ``make_room`` compares with (its look before its own deadline comes ~10 s after it was made).
+_EARLY_LOOK_SECONDS = UNREAD_ROOM_SECONDS / 2
+# The connections whose acknowledgements one ``make_room`` reads again (0.15-0.3 ms each, on the caller's thread);
+# the calls of the others are judged by their latest reading.
+_MAX_READINGS_FOR_ROOM = 8
+# What a heap entry of SendDeadlines is for: the call's deadline, the look LOOK_SECONDS before it, the early look.
+_DEADLINE, _LOOK, _EARLY_LOOK = "deadline", "look", "early look"
 
 
 class SendDeadlines:
@@ -131,11 +156,12 @@ class SendDeadlines:
 
     def __init__(self, on_cancel: Callable[[], None] | None = None, *, acked_bytes: AckedBytes | None = None) -> None:
         self._condition = threading.Condition()
-        # (when, arrival, call, its own deadline if this is the look before it) of the calls watched
-        self._heap: list[tuple[float, int, _Watched, float | None]] = []
+        # (when, arrival, call, what then: _DEADLINE, _LOOK before it, or _EARLY_LOOK) of the calls watched
+        self._heap: list[tuple[float, int, _Watched, str]] = []
         self._order = itertools.count()
         self._connections: dict[str, _Connection] = {}  # peer -> its calls watched now
-        self._unended: set[_Watched] = set()  # the calls watched whose end gRPC has not reported yet
+        # the calls watched whose end gRPC has not reported yet, oldest first (``make_room`` takes them in that order)
+        self._unended: OrderedDict[_Watched, None] = OrderedDict()
         self._thread: threading.Thread | None = None
         self._abandoned = False  # the worker is ending: a call watched from now on is told UNAVAILABLE at once
         self.cancelled = 0  # calls cancelled so far
@@ -146,11 +172,14 @@ class SendDeadlines:
 
     def end_after(
         self, context: Any, seconds: float, *, sending_seconds: float = 0.0, outcome: CallOutcome | None = None,
+        held_bytes: int = 0,
     ) -> Callable[[Callable[[], None]], bool]:  # fmt: skip
         """A ``CallRecord.end_after`` for the call of ``context``: runs the record's end actions once gRPC has
         finished the call (``add_callback``), and cancels the call if that has not happened ``seconds`` plus its
         ``sending_seconds`` (what its answer takes at the least read rate) after, or by its connection's deadline
-        while the connection is sending answers. ``outcome`` is told the status the call ended with first."""
+        while the connection is sending answers. ``outcome`` is told the status the call ended with first.
+        ``held_bytes``: what the call holds of the work gate until it ends (``make_room`` may cancel it for them;
+        0: never)."""
 
         def register(actions: Callable[[], None]) -> bool:
             peer = context.peer()
@@ -164,7 +193,7 @@ class SendDeadlines:
                     connection.sending_seconds += sending_seconds
                     connection.made_seconds += sending_seconds
                     connection.made_count += 1
-                    watched = _Watched(context, connection, outcome, seconds, sending_seconds)
+                    watched = _Watched(context, connection, outcome, seconds, sending_seconds, held_bytes)
             if abandoned:  # answered after ``abandon``: the worker is ending, the connection closes with it
                 if outcome is not None:
                     outcome.end(grpc.StatusCode.UNAVAILABLE)
@@ -173,12 +202,13 @@ class SendDeadlines:
             def ended() -> None:
                 by_client = ended_by_client(context)
                 with self._condition:
-                    self._unended.discard(watched)
+                    self._unended.pop(watched, None)
                     cancelled_here = watched.context is None
                     if not cancelled_here:
                         watched.context = None
                         if not by_client:  # sent: its connection reads (a cancel by its client shows nothing)
                             connection.ended += 1
+                            connection.read_at = time.monotonic()
                     self._forget(connection, sending_seconds)
                 try:
                     if outcome is not None:
@@ -193,15 +223,19 @@ class SendDeadlines:
                     outcome.end(end_status(context, cancelled_here=False))
                 return False
             with self._condition:
-                self._unended.add(watched)
-                now = time.monotonic()
+                if watched.context is None:  # ended already (gRPC's thread, since add_callback)
+                    return True
+                self._unended[watched] = None
+                now = watched.made = time.monotonic()
                 connection.deadline = max(connection.deadline, now + seconds + connection.sending_seconds)
-                own_deadline = now + seconds + sending_seconds
+                own_deadline = watched.own_deadline = now + seconds + sending_seconds
                 if self._acked_bytes is None:
-                    heapq.heappush(self._heap, (own_deadline, next(self._order), watched, None))
+                    heapq.heappush(self._heap, (own_deadline, next(self._order), watched, _DEADLINE))
                 else:  # first a look at its connection's bytes acknowledged, to compare with at its deadline
                     look = max(now, own_deadline - LOOK_SECONDS)
-                    heapq.heappush(self._heap, (look, next(self._order), watched, own_deadline))
+                    heapq.heappush(self._heap, (look, next(self._order), watched, _LOOK))
+                    if held_bytes > 0 and now + _EARLY_LOOK_SECONDS < look:  # a reading for ``make_room``'s rate
+                        heapq.heappush(self._heap, (now + _EARLY_LOOK_SECONDS, next(self._order), watched, _EARLY_LOOK))
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="tokend-unsent-answers", daemon=True)
                     self._thread.start()
@@ -239,7 +273,7 @@ class SendDeadlines:
             with self._condition:
                 while not self._heap or self._heap[0][0] > time.monotonic():
                     self._condition.wait(None if not self._heap else self._heap[0][0] - time.monotonic())
-                deadline, _, watched, deadline_ahead = heapq.heappop(self._heap)
+                deadline, _, watched, kind = heapq.heappop(self._heap)
                 if watched.context is None:
                     continue
                 connection = watched.connection
@@ -248,11 +282,11 @@ class SendDeadlines:
             kept, kept_by_acks = None, False  # (seconds) rescheduled, not cancelled; by the acknowledgements alone
             with self._condition:
                 context = watched.context
-                if context is None:  # ended meanwhile
+                if context is None or kind == _EARLY_LOOK:  # ended meanwhile; the reading was all an early look is for
                     continue
-                if deadline_ahead is not None:  # LOOK_SECONDS before its own deadline: what to compare with then
+                if kind == _LOOK:  # LOOK_SECONDS before its own deadline: what to compare with then
                     watched.acked = acked
-                    heapq.heappush(self._heap, (deadline_ahead, next(self._order), watched, None))
+                    heapq.heappush(self._heap, (watched.own_deadline, next(self._order), watched, _DEADLINE))
                     continue
                 read_rate = _rate(watched.acked, acked)
                 if acked is not None:
@@ -275,7 +309,7 @@ class SendDeadlines:
                     if later > deadline:
                         kept_by_acks = connection.ended == watched.ended_seen  # what no ended answer would keep
                         watched.ended_seen = connection.ended
-                        heapq.heappush(self._heap, (later, next(self._order), watched, None))
+                        heapq.heappush(self._heap, (later, next(self._order), watched, _DEADLINE))
                         kept = later - deadline
                 if kept is None:
                     watched.context = None  # its end, which this cancel brings, is not one of its connection's sends
@@ -306,8 +340,96 @@ class SendDeadlines:
             acked = self._acked_bytes.of(connection.peer) if self._acked_bytes is not None else None
         except Exception:  # (AckedBytes answers None itself) this thread must go on watching: as if unreadable
             acked = None
-        connection.acked = None if acked is None else (now, acked)  # (a race with another look only re-reads)
-        return connection.acked
+        reading = None if acked is None else (now, acked)
+        with self._condition:  # (a race with another look only re-reads)
+            if reading is None:
+                connection.acked = connection.acked_before = None
+                return None
+            if latest is not None and now - latest[0] >= _MIN_RATE_SECONDS:
+                connection.acked_before = latest
+            connection.acked = reading
+            rate = _rate(connection.acked_before, reading)
+            if rate is not None and rate >= READING_BYTES_PER_SECOND:
+                connection.read_at = max(connection.read_at, now)
+        return reading
+
+    def make_room(self, wanted_bytes: int) -> int:
+        """Cancel calls holding room whose answers have sat unread ``UNREAD_ROOM_SECONDS`` on connections that have
+        shown no reading for as long (no answer sent, acknowledgements under half the least rate: the connection's
+        bytes acknowledged are read again now, at most ``_MAX_READINGS_FOR_ROOM`` connections a time), oldest first,
+        until they held ``wanted_bytes``; answers the bytes they held (0: none was). Each is cancelled as at its
+        deadline: CANCELLED, counted (``cancelled``, ``on_cancel``) and logged (``answer_not_read``, with
+        ``room_wanted_bytes``); its room comes back once gRPC has ended it (milliseconds). Called by the work gate
+        (``WorkAdmission.unread_room_maker``) for an answer that finds no room, or a large request kept out by
+        answers.
+
+            freed = deadlines.make_room(4 << 20)  # what the calls it cancelled held: two unread 1.28 MB Decodes, ~7.7 MB
+
+        Why: the room answers take (``WorkAdmission.hold``) went first come, first served; a client leaving a 1.28
+        MB Decode a second unread kept ~8 answers of 3.84 MiB held until their deadline (~11 s), the 32 MiB kept
+        for answers beside a large stream, and other clients' answers were refused while it did."""
+        if wanted_bytes <= 0:
+            return 0
+        judged: set[_Connection] = set()  # connections whose bytes acknowledged were read again in this call
+        while True:
+            now = time.monotonic()
+            with self._condition:
+                stale, unjudged, reading = self._stale(now, wanted_bytes, judged)
+                if unjudged is None:  # each of them judged not reading (or its reading failed): cancelled now
+                    taken = [(watched, watched.context) for watched in stale]
+                    for watched in stale:
+                        watched.context = None  # its end, which this cancel brings, is not one of its connection's sends
+                    self.cancelled += len(stale)
+                    break
+            judged.add(unjudged)  # its peer's acknowledgements first (a query of the kernel: outside the lock)
+            self._acked_of(unjudged)
+        for connection, oldest in reading.items():  # (what a slow reader's answers are spared for)
+            log_event(_log, "answer_kept_reading", level=logging.DEBUG, peer=connection.peer[:200],
+                      unread_seconds=round(now - oldest, 3), room_wanted_bytes=wanted_bytes)  # fmt: skip
+        for watched, context in taken:
+            self._cancel(watched, context, now, wanted_bytes)
+        return sum(watched.held_bytes for watched in stale)
+
+    def _stale(
+        self, now: float, wanted_bytes: int, judged: set[_Connection],
+    ) -> tuple[list[_Watched], _Connection | None, dict[_Connection, float]]:  # fmt: skip
+        """(under the lock) The oldest calls to cancel for ``wanted_bytes``: unread ``UNREAD_ROOM_SECONDS``, on
+        connections that have shown no reading for as long; the first of their connections whose bytes acknowledged
+        should be read again before that (None: none; past ``_MAX_READINGS_FOR_ROOM`` such readings its calls are
+        kept); and the connections whose calls as old were kept for their reading -> when the oldest was made."""
+        stale: list[_Watched] = []
+        reading: dict[_Connection, float] = {}
+        held = 0
+        for watched in self._unended:  # oldest first
+            if now - watched.made < UNREAD_ROOM_SECONDS:
+                break  # the rest are younger
+            connection = watched.connection
+            if watched.context is None or watched.held_bytes <= 0:
+                continue
+            if now - connection.read_at < UNREAD_ROOM_SECONDS:
+                reading.setdefault(connection, watched.made)
+                continue
+            if (connection not in judged and self._acked_bytes is not None
+                    and (connection.acked is None or now - connection.acked[0] >= _ACKED_FRESH_SECONDS)):  # fmt: skip
+                if len(judged) < _MAX_READINGS_FOR_ROOM:
+                    return [], connection, reading
+                continue  # not read again in this call: kept (a later call may judge it)
+            stale.append(watched)
+            held += watched.held_bytes
+            if held >= wanted_bytes:
+                break
+        return stale, None, reading
+
+    def _cancel(self, watched: _Watched, context: Any, now: float, wanted_bytes: int) -> None:
+        """Cancel the call of ``watched`` (``context``, taken from it under the lock) for room."""
+        try:
+            log_event(_log, "answer_not_read", level=logging.WARNING, peer=watched.connection.peer[:200],
+                      unread_seconds=round(now - watched.made, 3), room_wanted_bytes=wanted_bytes)  # fmt: skip
+            if self._on_cancel is not None:
+                self._on_cancel()
+            context.cancel()  # the call ends: ended() runs its actions (grpcio's callbacks), which give the room back
+        except Exception as exc:  # a bug: the gate's caller must get its answer (a refusal at worst)
+            log_event(_log, "answer_cancel_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
 
 
@@ -320,7 +442,10 @@ def _rate(before: tuple[float, int] | None, after: tuple[float, int] | None) -> 
 
 
 class _Connection:
-    __slots__ = ("peer", "watched", "sending_seconds", "made_seconds", "made_count", "deadline", "ended", "acked")
+    __slots__ = (
+        "peer", "watched", "sending_seconds", "made_seconds", "made_count", "deadline", "ended", "acked", "acked_before",
+        "read_at",
+    )  # fmt: skip
 
     def __init__(self, peer: str) -> None:
         self.peer = peer
@@ -331,16 +456,21 @@ class _Connection:
         self.deadline = 0.0  # (time.monotonic()) while it is sending, its calls not ended by then are cancelled
         self.ended = 0  # its watched calls sent so far (not those cancelled here or by their client)
         self.acked: tuple[float, int] | None = None  # its latest reading: (time.monotonic(), bytes acknowledged)
+        self.acked_before: tuple[float, int] | None = None  # the latest one _MIN_RATE_SECONDS or more before it
+        # (time.monotonic()) when it last showed it reads: an answer sent, or its peer acknowledging bytes at
+        # READING_BYTES_PER_SECOND or more between two readings (0.0: never)
+        self.read_at = 0.0
 
 
 class _Watched:
     __slots__ = (
         "context", "connection", "ended_seen", "outcome", "seconds", "own_seconds", "held_seconds",
-        "made_seconds_seen", "made_count_seen", "limit", "acked",
+        "made_seconds_seen", "made_count_seen", "limit", "acked", "held_bytes", "made", "own_deadline",
     )  # fmt: skip
 
     def __init__(
         self, context: Any, connection: _Connection, outcome: CallOutcome | None, seconds: float, own_seconds: float,
+        held_bytes: int = 0,
     ) -> None:  # fmt: skip
         self.context: Any = context  # None once the call has ended (or is being cancelled here)
         self.connection = connection
@@ -355,6 +485,8 @@ class _Watched:
         self.limit: float | None = None
         # Its connection's reading (time.monotonic(), bytes acknowledged) when it was last looked at: the rate since.
         self.acked: tuple[float, int] | None = None
+        self.held_bytes = held_bytes  # of the work gate, until it ends
+        self.made = self.own_deadline = 0.0  # (time.monotonic()) set once it is watched
 
 
 class UnheldAnswers:
@@ -422,13 +554,14 @@ class UnsentAnswers(grpc.ServerInterceptor):
                 else:
                     size_held = HELD_BYTES_PER_ANSWER_BYTE * size
                 record.at_end(self.admission.hold(size_held, call=context))
+                record.held_bytes += min(size_held, self.admission.budget_bytes)  # (what ``hold`` took)
             sending_seconds = size / MIN_READ_BYTES_PER_SECOND
             # Its log line and handled count wait for its end (the status its client gets); unwatched: if the record
             # ends by an error, its end actions run at once and they are written then.
             outcome = record.outcome_later = CallOutcome()
             record.at_end(outcome.unwatched)
             record.end_after = self.deadlines.end_after(context, self.send_seconds, sending_seconds=sending_seconds,
-                                                        outcome=outcome)  # fmt: skip
+                                                        outcome=outcome, held_bytes=record.held_bytes)  # fmt: skip
             return data
 
         return grpc.unary_unary_rpc_method_handler(

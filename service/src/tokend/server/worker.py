@@ -134,6 +134,9 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
     # A large request that has waited for room, or an answer that found none, ends a stream whose client left its
     # answers unread while room was wanted (its reservation comes back as its call ends).
     admission.room_maker = idle_streams.make_memory_room
+    # ... and one that finds no room, or a large request kept out by answers, cancels answers left unread a second
+    # by clients showing no reading, oldest first (their room comes back as their calls end).
+    admission.unread_room_maker = send_deadlines.make_room
     metrics_records, log_records = MetricsInterceptor(metrics, served.piece_cache_stats), LoggingInterceptor()
     # Outermost first: the worker id goes on every response; metrics and logs see the final status
     # the error interceptor chose; answers are serialized inside its call record (unsent_answers: their memory is

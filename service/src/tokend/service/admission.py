@@ -24,7 +24,9 @@ answers of small requests are bounded too (server/unsent_answers.py). Large requ
 budget less ``answer_room_bytes`` (an eighth of it by default), so answers always find that room while a large
 request runs: else one reserving the whole budget (a 4.4 MB document's ChunkStream) has every answer of 16 KiB or
 more of the worker refused while it runs, whoever holds it and however fast its client reads. Answers and large
-requests together still hold at most ``budget_bytes``.
+requests together still hold at most ``budget_bytes``. An answer that finds no room, or the first large request
+kept out by answers, has the front-end cancel answers left unread (``unread_room_maker``: the oldest of clients
+not reading, server/unsent_answers.py), so that a client that does not read cannot keep the room from those that do.
 Not handled: memory that gRPC holds before a handler runs (a request message being received, at most
 ``max_message_bytes`` each), and answers below the front-end's floor (server/unsent_answers.py: 16 KiB).
 
@@ -169,6 +171,13 @@ class WorkAdmission:
         # Asked by the first large request waiting (once a second) and by an answer that does not fit (``hold``);
         # which call to end it decides by ``room_wanted_seconds`` (how long others have wanted room).
         self.room_maker: Callable[[], bool] | None = None
+        # Set by the front-end: cancels calls whose answers sit unread (not sent for a second, their client showing
+        # no reading), oldest first, until they held the bytes asked for; answers what they held (server/
+        # unsent_answers.py, ``SendDeadlines.make_room``). Asked by an answer that finds no room (after
+        # ``room_maker``), and by the first large request waiting (once a second) when answers keep it out: the room
+        # went first come, first served, and a client leaving a 1.28 MB Decode a second unread kept ~8 of them held
+        # (3.84 MiB each, ~11 s until cancelled): beside a large stream, the 32 MiB kept for answers.
+        self.unread_room_maker: Callable[[int], int] | None = None
         self.held_bytes = 0  # reserved by the large requests running now and held by answers (``hold``)
         self.answer_bytes = 0  # of which held by answers
         self.running = 0
@@ -220,9 +229,12 @@ class WorkAdmission:
                     self._want_room(2 * _POLL_SECONDS)  # until its next look, and the one after
                     self._condition.wait(self._wait_slice(call, started))
                     now = time.monotonic()
-                    if self.room_maker is not None and self._queue[0] is ticket and now - asked >= ROOM_ASK_SECONDS:
+                    if self._queue[0] is ticket and now - asked >= ROOM_ASK_SECONDS:
                         asked = now
-                        self._ask_for_room()
+                        if self.room_maker is not None:
+                            self._ask_for_room()
+                        if self.unread_room_maker is not None and not self._large_fits(size):
+                            self._ask_unread_for_room(self._kept_out_by_answers(size))
                 self._queue.popleft()
                 self.held_bytes += size
                 self.running += 1
@@ -240,6 +252,34 @@ class WorkAdmission:
             self.held_bytes - self.answer_bytes + size <= self.large_budget_bytes
             and self.held_bytes + size <= self.budget_bytes
         )
+
+    def _kept_out_by_answers(self, size: int) -> int:
+        """The bytes of answers that keep a large request of ``size`` out (0 if the large requests running do):
+        what must leave for it to fit in the budget beside them (under the condition's lock)."""
+        if self.held_bytes - self.answer_bytes + size > self.large_budget_bytes:
+            return 0
+        return max(0, self.held_bytes + size - self.budget_bytes)
+
+    def _answer_room_wanted(self, size: int) -> int:
+        """The bytes that must leave for an answer of ``size`` to be held now: beyond the budget, or what keeps the
+        first large request waiting out (``_in_the_way_of_the_first``), the fewer that makes it fit (under the
+        condition's lock)."""
+        wanted = max(0, self.held_bytes + size - self.budget_bytes)
+        if self._in_the_way_of_the_first(size):
+            beyond_room = self.answer_bytes + size - self.answer_room_bytes
+            in_the_way = self.held_bytes + size + self._queue[0].size - self.budget_bytes
+            wanted = max(wanted, min(beyond_room, in_the_way))
+        return wanted
+
+    def _ask_unread_for_room(self, wanted: int) -> int:
+        """``unread_room_maker(wanted)`` outside the lock (as ``_ask_for_room``); 0 when nothing is wanted."""
+        if wanted <= 0:
+            return 0
+        self._condition.release()
+        try:
+            return self.unread_room_maker(wanted)  # type: ignore[misc]
+        finally:
+            self._condition.acquire()
 
     def _ask_for_room(self) -> bool:
         """``room_maker``, outside the lock (under the condition's lock when called): the call it ends gives its
@@ -264,7 +304,7 @@ class WorkAdmission:
         size = min(size, self.budget_bytes)
         started = time.monotonic()
         with self._condition:
-            asked = False
+            asked = asked_unread = False
             while self.held_bytes + size > self.budget_bytes or self._in_the_way_of_the_first(size):
                 waited = time.monotonic() - started
                 if not asked and self.held_bytes + size > self.budget_bytes:
@@ -273,6 +313,12 @@ class WorkAdmission:
                     if (not asked and self.room_maker is not None and self.held_bytes + size > self.budget_bytes
                             and self._ask_for_room()):  # a call holding room unused was ended: its room comes back
                         asked = True
+                        max_wait_seconds = time.monotonic() - started + ROOM_WAIT_SECONDS
+                        continue
+                    if (not asked_unread and self.unread_room_maker is not None
+                            and self._ask_unread_for_room(self._answer_room_wanted(size))):  # fmt: skip
+                        # unread answers were cancelled: their room comes back as gRPC ends them
+                        asked = asked_unread = True
                         max_wait_seconds = time.monotonic() - started + ROOM_WAIT_SECONDS
                         continue
                     if self.held_bytes + size <= self.budget_bytes:  # it fits, but a large request waits for the room

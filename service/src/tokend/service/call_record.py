@@ -31,6 +31,7 @@ class CallRecord:
     items: int = 0
     tokens: int = 0  # produced (encode, count) or decoded (decode)
     input_bytes: int = 0
+    held_bytes: int = 0  # of the work gate (a reservation, an answer's room), given back at the call's end
     _at_end: list[Callable[[], None]] = field(default_factory=list, repr=False)
     # Registers a function to run when the call is over (True), or answers False when it is over already; None:
     # the actions run when the outermost ``recording()`` exits. Used only when the call succeeded (an error's

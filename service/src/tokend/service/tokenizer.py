@@ -247,6 +247,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         record = current_record()
         if release is not None and record is not None:
             record.at_end(release)  # given back with the answer, not here
+            record.held_bytes += min(size, self.admission.large_budget_bytes)  # (what ``reserve`` took)
             release = None
         try:
             runner = None if self.regex_lane is None else partial(_run_on, self.regex_lane, call)
