@@ -77,6 +77,10 @@ _EMPTY: frozenset[str] = frozenset()
 _SUBSTRING_PRECHECK_LIMIT = 16
 # Seeds the core's hash tables, per process, so no input can be precomputed to make lookups collide.
 _HASH_SEED = int.from_bytes(os.urandom(8), "little")
+# NFC makes a text at most this many times longer in UTF-8: U+1D160 (4 bytes) becomes three characters of 4 bytes.
+NFC_GROWTH = 3
+# Characters normalized per step when `working_text_bytes` measures a text (its output is dropped after each).
+_MEASURE_SLICE_CHARS = 65_536
 
 
 def _not_special(token: AddedToken) -> bool:
@@ -537,6 +541,26 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
     @property
     def normalizer(self) -> Normalizer | None:
         return self._model.normalizer
+
+    def working_text_bound(self, size: int) -> int:
+        """What `working_text_bytes` may be at most for an input of `size` bytes, without looking at it."""
+        return size if self._model.normalizer is None else NFC_GROWTH * size
+
+    def working_text_bytes(self, text: str | bytes) -> int:
+        """The UTF-8 bytes of `text` once normalized: what the merge's working memory (~20 bytes a byte of the
+        longest piece) follows. NFC may triple a text (a run of U+1D160: one piece, three times as long); measured
+        65,536 characters at a time, so no more than one slice's output is held. Raw bytes are measured as their
+        UTF-8 decoding with each malformed byte a U+FFFD (3 bytes: an upper bound).
+
+        >>> from tokend import get_encoding
+        >>> get_encoding("cl100k_base").working_text_bytes("h\u00e9llo"), get_encoding("cl100k_base").working_text_bound(6)
+        (6, 6)
+        """
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8", "replace")
+        normalizer = self._model.normalizer
+        return sum(len(normalize(normalizer, text[start:start + _MEASURE_SLICE_CHARS]).encode("utf-8", "surrogatepass"))
+                   for start in range(0, len(text), _MEASURE_SLICE_CHARS))
 
     @property
     def pre_tokenizer(self) -> tuple[PreTokenizerStep, ...]:

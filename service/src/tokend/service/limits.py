@@ -63,6 +63,12 @@ _VARINT_STEPS = (127, 16383, 2097151, 268435455)  # the largest values of 1, 2, 
 # Sums over many ids go a slice at a time (~0.5 ms each): one C-level sum holds the GIL throughout, and the
 # worker's other calls wait for it (id_bytes here, token_sizes.decoded_bytes).
 SUM_SLICE_IDS = 1 << 14
+# The text the engine works on (a SentencePiece Unigram model's or an NFC model's normalized text:
+# ``working_text_bytes``) may be this many times ``max_request_bytes`` in all: real text stays well within it
+# (English under nmt_nfkc: 1.3 times, its spaces become "▁"), and the largest request so admitted holds twice what
+# the largest ordinary one does. A text of U+FDFA is 13 times under nmt_nfkc (8 MiB of it took a worker to
+# 1,804 MiB, running alone), U+1D160 3 times under NFC.
+WORKING_TEXT_FACTOR = 2
 
 
 def text_bytes(text: str) -> int:
@@ -199,6 +205,18 @@ class Limits:
             raise RequestLimitExceeded(
                 MAX_REQUEST_BYTES, self.max_request_bytes, input_bytes, unit="input bytes",
                 hint="send fewer or shorter inputs per request",
+            )  # fmt: skip
+
+    def check_working_text(self, size: int) -> None:
+        """Raise RequestLimitExceeded when the text the engine would work on (``size`` bytes in all, e.g. the
+        normalized text of a SentencePiece Unigram model) passes ``WORKING_TEXT_FACTOR`` x ``max_request_bytes``."""
+        if size > WORKING_TEXT_FACTOR * self.max_request_bytes:
+            raise RequestLimitExceeded(
+                MAX_REQUEST_BYTES, WORKING_TEXT_FACTOR * self.max_request_bytes, size,
+                unit=f"bytes of text once the model's normalizer has rewritten it (at most {WORKING_TEXT_FACTOR} "
+                "times max_request_bytes)",
+                hint="this text grows under the model's normalization (e.g. U+FDFA becomes 18 characters under "
+                "NFKC); send less of it per request",
             )  # fmt: skip
 
     def check_answer(self, size: int, *, partial: bool = False) -> None:

@@ -45,6 +45,7 @@ from tokend.service.models import ServedModels, payload_format_name
 from tokend.service.results import ChatFormatDetails, Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
 from tokend.service.token_sizes import decoded_bytes
+from tokend.service.work_sizes import working_sizes
 
 __all__ = ["TokenizerService", "DECODE_ERRORS", "DECODE_OUTPUTS"]
 
@@ -99,7 +100,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
                 answer.add(ids)
             return chunk
 
-        with self._admitted(working_bytes("encode", sizes=sizes), call):
+        with self._admitted(self._working_bytes("encode", encoding, inputs, sizes), call):
             ids = run_text_batch(inputs, encode, encode_texts, call=call)
         total = sum(map(len, ids))
         _record("encode", len(inputs), total, sum(sizes))
@@ -122,7 +123,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
                 return len(self._bulk(encoding.encode_bytes, item, call))
             return policy.apply(lambda text, **options: self._bulk(encoding.count, text, call, **options), item)
 
-        with self._admitted(working_bytes("count", sizes=sizes), call):
+        with self._admitted(self._working_bytes("count", encoding, inputs, sizes), call):
             counts = run_text_batch(inputs, count, lambda texts: policy.apply_batch(encoding.count_batch, texts),
                                     call=call)
         total = sum(counts)
@@ -224,6 +225,17 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         self.limits.check_request(items=len(inputs), input_bytes=sum(sizes) + special.listed_bytes())
         loaded = self.models.load(model)
         return sizes, loaded, special.bind(loaded.encoding)
+
+    def _working_bytes(
+        self, operation: str, encoding: Any, inputs: Sequence[str | bytes], sizes: Sequence[int], factor: int = 1
+    ) -> int:
+        """``factor`` x ``working_bytes(operation)`` of the inputs, counted on the text the engine works on
+        (``working_sizes``: a Unigram model's normalized text, measured only where it could make the request large;
+        RequestLimitExceeded past twice ``max_request_bytes`` of it: ``Limits.check_working_text``)."""
+        if self.admission is not None:
+            sizes = working_sizes(operation, encoding, inputs, sizes, small_bytes=self.admission.small_bytes,
+                                  factor=factor, check=self.limits.check_working_text)
+        return factor * working_bytes(operation, sizes=sizes)
 
     def _bulk(self, method: Any, item: str | bytes, call: CallState | None, **options: Any) -> Any:
         """``method(item, **options)``: an engine call, on the bulk lane when the item is large (the engine's

@@ -95,6 +95,13 @@ _EMPTY: frozenset[str] = frozenset()
 _SUBSTRING_PRECHECK_LIMIT = 16
 _LENGTH_SLICE = 16384  # pieces measured per C call in _longest_token_bytes (~0.3 ms of the GIL each)
 _HASH_SEED = secrets.randbits(64)
+# What the normalizer may make of a text at most: 16 times its bytes + 1 KB (SP_MAX_EXPANSION and
+# SP_EXPANSION_SLACK in sp_native.h; past it the core refuses the text).
+MAX_NORMALIZED_GROWTH = 16
+NORMALIZED_SLACK = 1024
+# Characters normalized per call when `working_text_bytes` measures a text: each slice's output is at most
+# 16 x 256 KB + 1 KB, held only until its length is read.
+_MEASURE_SLICE_CHARS = 65_536
 _SPECIAL_TYPES = (PieceType.CONTROL, PieceType.UNKNOWN)
 
 
@@ -432,6 +439,37 @@ class SentencePieceEncoding(BudgetMethods):
     def piece_type(self, token: int) -> PieceType:
         self._check_ids((token,), None)
         return self._model.types[token]
+
+    def working_text_bound(self, size: int) -> int:
+        """What `working_text_bytes` may be at most for an input of `size` bytes, without looking at it."""
+        return MAX_NORMALIZED_GROWTH * size + NORMALIZED_SLACK if self.algorithm == ALGORITHMS["unigram"] else size
+
+    def working_text_bytes(self, text: str | bytes) -> int:
+        """The bytes of text the encoder's per-byte working state covers: for Unigram models the normalized text,
+        over which the Viterbi holds 20 bytes a byte (sp_unigram.c: 12 of state, 8 of nodes), and which the
+        normalizer may make up to 16 times the input (nmt_nfkc turns U+FDFA, 3 bytes, into 39); for BPE
+        models the input's UTF-8 (their working memory follows the pieces, not the normalized sentence). An
+        upper bound within a few bytes a slice: measured by normalizing 65,536 characters at a time (~7 ms
+        a MB, a fifth of a Unigram count), so it holds no more than one slice's output.
+
+        >>> from tokend.engine.sentencepiece import NormalizerSpec, PieceType, SentencePieceModel
+        >>> model = SentencePieceModel(pieces=("<unk>", "\u2581", "a"), scores=(0, -1, -2),
+        ...     types=(PieceType.UNKNOWN,) + (PieceType.NORMAL,) * 2, model_type="unigram",
+        ...     normalizer=NormalizerSpec(name="identity", remove_extra_whitespaces=False))
+        >>> SentencePieceEncoding("toy", model=model).working_text_bytes("a a")   # "▁a▁a": 8 bytes, + 1 KB a slice
+        1032
+        """
+        if self.algorithm != ALGORITHMS["unigram"]:
+            return len(text) if isinstance(text, (bytes, bytearray)) else len(text.encode("utf-8", "surrogatepass"))
+        total = 0
+        for start in range(0, max(len(text), 1), _MEASURE_SLICE_CHARS):
+            part = text[start:start + _MEASURE_SLICE_CHARS]
+            data = bytes(part) if isinstance(part, (bytes, bytearray)) else part.encode("utf-8", "surrogatepass")
+            try:
+                total += len(self._core.normalize(data)) + NORMALIZED_SLACK
+            except ModelFormatError:  # past the growth the core allows: the encode refuses the text itself
+                total += MAX_NORMALIZED_GROWTH * len(data) + NORMALIZED_SLACK
+        return total
 
     def normalize(self, text: str) -> str:
         """The text BPE sees: sentencepiece's normalizer output (`▁` for spaces, dummy prefix)."""

@@ -1,0 +1,52 @@
+"""The sizes a request's working memory is estimated on (``working_bytes``' ``sizes``): each input's bytes, or, for
+an encoding whose per-byte working state covers a text it rewrites first (``working_text_bytes``: SentencePiece
+Unigram models, whose Viterbi runs over the normalized text; byte-level models with an NFC normalizer, whose merge
+runs over the normalized pieces), that text's bytes.
+
+Why: a normalizer may make a text much longer: nmt_nfkc turns U+FDFA (3 bytes) into 39 (the SentencePiece core
+allows 16 times + 1 KB), NFC turns U+1D160 into three characters (3 times). One CountTokens of 8 MiB of U+FDFA on a
+Unigram nmt_nfkc model was estimated at 160 MiB and took a worker from 72 to 1,804 MiB; 7.5 MiB of U+1D160 on Qwen
+3's model, estimated at 150 MiB, ~+400 MiB (docs/decisions.md, hostile23).
+
+Measuring costs a normalization pass (SentencePiece: ~7 ms a MB, a fifth of a Unigram count; NFC: ~0.2 ms a MB of
+text the quick check passes), so it is done only where the bound (``working_text_bound``: 16 or 3 times each
+input) would make the request large: a request that is small at that bound never waits,
+and its reservation (none) is right either way. A request whose measured text passes twice ``max_request_bytes``
+is refused (``Limits.check_working_text``): running alone, it would still hold past the worker's bound.
+
+    sizes = working_sizes("count", encoding, texts, item_sizes(texts), small_bytes=admission.small_bytes)
+    release = admission.reserve(working_bytes("count", sizes=sizes), call=call)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tokend.service.admission import working_bytes
+
+__all__ = ["working_sizes"]
+
+
+def working_sizes(
+    operation: str, encoding: Any, inputs: Sequence[str | bytes], sizes: Sequence[int], *, small_bytes: int,
+    factor: int = 1, check: Callable[[int], None] | None = None,
+) -> list[int]:
+    """``sizes`` (each input's bytes) as ``working_bytes`` should count them for ``encoding``; ``factor``: how many
+    times the caller reserves ``working_bytes(operation, ...)`` (offsets and chunks: twice); ``check``: called with
+    the measured sizes' sum when they were measured (it raises to refuse the request).
+
+    >>> working_sizes("count", object(), ["hello"], [5], small_bytes=4 << 20)   # an encoding that rewrites nothing
+    [5]
+    """
+    measure = getattr(encoding, "working_text_bytes", None)
+    bound = getattr(encoding, "working_text_bound", None)
+    if measure is None or bound is None:
+        return list(sizes)
+    at_most = [bound(size) for size in sizes]
+    if at_most == list(sizes) or factor * working_bytes(operation, sizes=at_most) <= small_bytes:
+        return at_most
+    measured = [measure(item) for item in inputs]
+    if check is not None:
+        check(sum(measured))
+    return measured
