@@ -559,6 +559,8 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8", "replace")
         normalizer = self._model.normalizer
+        if normalizer is None or text.isascii():  # NFC changes no ASCII text
+            return len(text.encode("utf-8", "surrogatepass"))
         return sum(len(normalize(normalizer, text[start:start + _MEASURE_SLICE_CHARS]).encode("utf-8", "surrogatepass"))
                    for start in range(0, len(text), _MEASURE_SLICE_CHARS))
 
