@@ -19,7 +19,7 @@ from support.fuzz_references import model_and_reference
 from support.server import TokendServer
 from support.tokenizer_json import qwen3_tokenizer_json
 from tests.engine.sentencepiece.models import model_bytes, oracle
-from tokend.registry import Registry
+from tokend.registry import Registry, chat_format_from_template
 from tokend.registry.importing import import_files
 
 from .conftest import rpc_error
@@ -28,6 +28,7 @@ from .status_details import details_of
 LIMIT = 1 << 20  # --max-request-bytes
 LIGATURE = "\ufdfa"  # 3 bytes; nmt_nfkc: 18 characters, 39 bytes with its spaces as "▁"
 NOTE = "\U0001d160"  # 4 bytes; NFC: three characters of 4 bytes
+TEMPLATE = "{% for message in messages %}{{ message.role }}: {{ message.content }}\n{% endfor %}"
 ENGLISH = "The quick brown fox jumps over the lazy dog, and then some more words follow. "
 
 
@@ -40,7 +41,7 @@ def stub(tmp_path_factory):
     import_files(registry, [directory / "tokenizer.json"], name="qwen3", provenance={"kind": "imported", "command": "test"})
     for name in ("unigram", "nmt_nfkc"):  # spm_train's defaults (nmt_nfkc): Unigram, and BPE
         registry.publish(name, payload=model_bytes(name), payload_format="sentencepiece_model",
-                         provenance={"kind": "imported"})
+                         provenance={"kind": "imported"}, chat_format=chat_format_from_template(TEMPLATE))
     server = TokendServer("--max-request-bytes", str(LIMIT), registry=root, workers=1, metrics=False).start()
     try:
         yield server.stub()
@@ -85,3 +86,15 @@ def test_a_byte_level_nfc_text_normalized_past_twice_the_request_limit_is_refuse
     _, reference = model_and_reference("qwen3")
     for text in (NOTE * 150_000, (ENGLISH * (LIMIT // len(ENGLISH)))[: LIMIT - 100]):  # 1.8 MB once normalized; 1 MiB
         assert stub.CountTokens(_count("qwen3", text), timeout=60).counts == [len(reference(text))]
+
+
+def test_a_chat_whose_content_normalizes_past_twice_the_request_limit_is_refused(stub):
+    def chat(text: str) -> pb.CountChatTokensRequest:
+        message = pb.ChatMessage(role="user", text=text)
+        return pb.CountChatTokensRequest(model="unigram", conversations=[pb.ChatConversation(messages=[message])])
+
+    error = rpc_error(stub.CountChatTokens, chat(LIGATURE * (LIMIT // 3 - 100)), timeout=30)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+    assert details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]["limit_name"] == "max_request_bytes"
+    text = LIGATURE * 50_000
+    assert stub.CountChatTokens(chat(text), timeout=60).results[0].total == len(oracle("unigram").encode(f"user: {text}\n"))

@@ -11,9 +11,10 @@ import pytest
 
 from support.tokenizer_json import qwen3_tokenizer_json
 from tests.engine.sentencepiece.models import model_bytes, ours
-from tokend.registry import Registry
+from tokend.registry import Registry, chat_format_from_template
 from tokend.registry.importing import import_files
-from tokend.service import Limits, ServedModels, TokenizerService, recording
+from tokend.service import ChatConversation, Limits, ServedModels, TokenizerService, recording
+from tokend.service.chat import chat_working_bytes, conversation_bytes
 from tokend.service.admission import WorkAdmission, working_bytes
 from tokend.service.errors import RequestLimitExceeded
 from tokend.service.work_sizes import working_sizes
@@ -29,7 +30,8 @@ def registry(tmp_path_factory):
     import_files(registry, [directory / "tokenizer.json"], name="qwen3", provenance={"kind": "imported", "command": "test"})
     for name in ("unigram", "nmt_nfkc"):
         registry.publish(name, payload=model_bytes(name), payload_format="sentencepiece_model",
-                         provenance={"kind": "imported"})
+                         provenance={"kind": "imported"},
+                         chat_format=chat_format_from_template("{% for m in messages %}{{ m.content }}\n{% endfor %}"))
     return registry
 
 
@@ -89,3 +91,16 @@ def test_past_twice_the_request_limit_of_normalized_text_is_refused(registry):
     with pytest.raises(RequestLimitExceeded) as raised:
         _held(registry, "unigram", LIGATURE * 100_000, max_request_bytes=1 << 20)  # ~3.9 MB normalized
     assert raised.value.limit_name == "max_request_bytes" and raised.value.limit == 2 << 20
+
+
+def test_a_chat_reserves_on_its_strings_as_the_model_normalizes_them(registry):
+    text = LIGATURE * 50_000  # 150 KB of content: a small chat as counted, 1.95 MB once normalized
+    conversation = ChatConversation([{"role": "user", "content": text}])
+    admission = WorkAdmission(1 << 30)
+    service = TokenizerService(ServedModels(registry), Limits(), admission=admission)
+    with recording():
+        service.count_chat("unigram", [conversation])
+        held = admission.held_bytes
+    normalized = len(ours("unigram").normalize(text).encode())
+    assert chat_working_bytes("count_chat", [normalized]) <= held
+    assert held <= chat_working_bytes("count_chat", [conversation_bytes(conversation) + normalized + 4096])

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from tokend.engine.message_counts import plain_message_bytes
@@ -37,6 +38,7 @@ from tokend.service.call_record import current_record
 from tokend.service.errors import DeadlineExpired, InvalidRequest
 from tokend.service.limits import AnswerBudget, Limits, text_bytes
 from tokend.service.results import ChatCounted, ChatEncoded, ModelVersion
+from tokend.service.work_sizes import conversation_working_sizes
 
 __all__ = [
     "ChatConversation",
@@ -167,7 +169,7 @@ class ChatOperations:
             self.limits.check_answer(answer.size + extra, partial=True)
             return result
 
-        with self._admitted(chat_working_bytes("encode_chat", sizes), call), request.clock.keeping_place():
+        with self._admitted(self._chat_working_bytes("encode_chat", loaded.encoding, conversations, sizes), call), request.clock.keeping_place():
             results = run_batch(conversations, encode, call=call, field="conversations", with_index=True)
         total = sum(len(result.ids) for result in results)
         _record("encode_chat", len(conversations), total, sum(sizes))
@@ -199,7 +201,7 @@ class ChatOperations:
                 limits,
             )  # fmt: skip
 
-        with self._admitted(chat_working_bytes("count_chat", sizes), call), request.clock.keeping_place():
+        with self._admitted(self._chat_working_bytes("count_chat", loaded.encoding, conversations, sizes), call), request.clock.keeping_place():
             results = run_batch(conversations, count, call=call, field="conversations", with_index=True)
         total = sum(result.total for result in results)
         _record("count_chat", len(conversations), total, sum(sizes))
@@ -237,6 +239,16 @@ class ChatOperations:
 
     def _admitted(self, size: int, call: CallState | None) -> Any:
         raise NotImplementedError  # TokenizerService's
+
+    def _chat_working_bytes(self, operation: str, encoding: Any, conversations: Sequence[ChatConversation],
+                            sizes: Sequence[int]) -> int:
+        """``chat_working_bytes`` of the conversations, their strings counted as the model normalizes them
+        (``conversation_working_sizes``); past twice ``max_request_bytes`` of them RequestLimitExceeded."""
+        admission = getattr(self, "admission", None)
+        if admission is not None:
+            sizes = conversation_working_sizes(partial(chat_working_bytes, operation), encoding, conversations, sizes,
+                                               small_bytes=admission.small_bytes, check=self.limits.check_working_text)
+        return chat_working_bytes(operation, sizes)
 
     def _chat_request(self, model: str, conversations: Sequence[ChatConversation], content_special_tokens: str) -> tuple[list[int], Any]:
         """Request checks and limits first (nothing is loaded for a refused request), then the model, which

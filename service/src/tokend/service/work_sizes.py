@@ -1,15 +1,17 @@
 """The sizes a request's working memory is estimated on (``working_bytes``' ``sizes``): each input's bytes, or, for
 an encoding whose per-byte working state covers a text it rewrites first (``working_text_bytes``: SentencePiece
 Unigram models, whose Viterbi runs over the normalized text; byte-level models with an NFC normalizer, whose merge
-runs over the normalized pieces), that text's bytes.
+runs over the normalized pieces), that text's bytes; for a chat, its counted bytes grown by what normalizing its
+strings adds (``conversation_working_sizes``).
 
 Why: a normalizer may make a text much longer: nmt_nfkc turns U+FDFA (3 bytes) into 39 (the SentencePiece core
 allows 16 times + 1 KB), NFC turns U+1D160 into three characters (3 times). One CountTokens of 8 MiB of U+FDFA on a
 Unigram nmt_nfkc model was estimated at 160 MiB and took a worker from 72 to 1,804 MiB; 7.5 MiB of U+1D160 on Qwen
 3's model, estimated at 150 MiB, ~+400 MiB (docs/decisions.md, hostile23).
 
-Measuring costs a normalization pass (SentencePiece: ~7 ms a MB, a fifth of a Unigram count; NFC: ~0.2 ms a MB of
-text the quick check passes), so it is done only where the bound (``working_text_bound``: 16 or 3 times each
+Measuring costs a normalization pass (SentencePiece: ~7 ms a MB, a fifth of a Unigram count; NFC: nothing for ASCII,
+~0.2 ms a MB of text its quick check passes, ~30 ms a MB of multilingual text it must normalize, a sixth of a
+Qwen 3 count), so it is done only where the bound (``working_text_bound``: 16 or 3 times each
 input) would make the request large: a request that is small at that bound never waits,
 and its reservation (none) is right either way. A request whose measured text passes twice ``max_request_bytes``
 is refused (``Limits.check_working_text``): running alone, it would still hold past the worker's bound.
@@ -20,12 +22,12 @@ is refused (``Limits.check_working_text``): running alone, it would still hold p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tokend.service.admission import working_bytes
 
-__all__ = ["working_sizes"]
+__all__ = ["working_sizes", "conversation_working_sizes"]
 
 
 def working_sizes(
@@ -50,3 +52,48 @@ def working_sizes(
     if check is not None:
         check(sum(measured))
     return measured
+
+
+def conversation_working_sizes(
+    estimate: Callable[[Sequence[int]], int], encoding: Any, conversations: Sequence[Any], sizes: Sequence[int], *,
+    small_bytes: int, check: Callable[[int], None] | None = None,
+) -> list[int]:
+    """``sizes`` (each conversation's counted bytes, ``conversation_bytes``) grown by what normalizing its strings
+    adds, for ``estimate`` (``chat_working_bytes`` of the operation): the template's own text is the model's
+    usual text, the messages' and tools' strings are what a client chose. Measured as for ``working_sizes``: only
+    where the bound would make the request large, on all of a conversation's strings joined (a copy of them,
+    at most the request's bytes, dropped once measured); ``check`` gets the measured sizes' sum.
+
+    >>> conversation_working_sizes(sum, object(), [None], [40], small_bytes=4 << 20)   # nothing to normalize
+    [40]
+    """
+    measure = getattr(encoding, "working_text_bytes", None)
+    bound = getattr(encoding, "working_text_bound", None)
+    if measure is None or bound is None:
+        return list(sizes)
+    at_most = [bound(size) for size in sizes]
+    if at_most == list(sizes) or estimate(at_most) <= small_bytes:
+        return at_most
+    measured = []
+    for conversation, size in zip(conversations, sizes):
+        text = "\n".join(_strings((conversation.messages, conversation.tools)))
+        measured.append(size + max(0, measure(text) - len(text.encode("utf-8", "surrogatepass"))))
+    if check is not None:
+        check(sum(measured))
+    return measured
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a conversation's JSON-shaped messages and tools, keys included (their depth was checked when
+    they were counted)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, Mapping):
+            for key, inner in item.items():
+                stack.append(key)
+                stack.append(inner)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
