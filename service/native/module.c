@@ -1378,6 +1378,10 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
             if (cuts && tk_has_inner_lead(token, len)) tk_rank_table_add_cuts(&self->table, token, len);
         }
         Py_END_ALLOW_THREADS
+        if (tk_rank_table_finish(&self->table) < 0) {
+            PyErr_NoMemory();
+            failed = 1;
+        }
     }
     if (!failed && self->pair_rule) failed = add_merges(self, merges, &tokens, use_merge_index) < 0;
     if (!failed && !self->whole_piece_shortcut) failed = find_tokens_merging_to_themselves(self, &tokens) < 0;

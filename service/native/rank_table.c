@@ -7,9 +7,10 @@
  * Measured against the first layout (every token in one table whose slots pointed into separate arrays
  * of entries and bytes: 3-4 cache misses per lookup), cache disabled: count on multilingual text went
  * from 17.3 to 24.2 MB/s (o200k_base) and from 23.7 to 37.2 MB/s (cl100k_base).
- * The four arrays (slots, 2-byte table, filter, records) are one block from table_memory.c: on transparent
- * huge pages (a fresh 2 MiB-aligned mapping advised before its first touch) when it reaches 2 MiB, so the
- * lookups' random probes miss no TLB (docs/decisions.md, "The engine's tables on huge pages").
+ * The arrays (slots, 2-byte table, filter, trigram bits and counts, records) are one block from
+ * table_memory.c: on transparent huge pages (a fresh 2 MiB-aligned mapping advised before its first touch)
+ * when it reaches 2 MiB, so the lookups' random probes miss no TLB (docs/decisions.md, "The engine's tables on
+ * huge pages").
  * Rejected: a second, cache-sized table (512 KiB) of the 16,384 lowest-ranked tokens of 3-8 bytes probed
  * before the big one (low ranks are the frequent tokens): encode/count fell 10-25 % in every cl100k/o200k
  * cell (min of 5 rounds, same run) — the extra probe costs more than the misses it saves.
@@ -23,7 +24,16 @@
  * of 3+ bytes, o200k_base 2^22 for 195,089), each one a probe of the slots saved; 1 MB of random letters
  * (a merge or two lookups a byte) 2-8 % faster in a fresh process, the corpora unchanged; two bits a token in
  * one word instead cost the corpora's count 1-4 % (docs/decisions.md, "The rank table's filter doubled").
- * The hash is seeded per process (module.c) so nobody can precompute inputs whose lookups all collide. */
+ * The hash is seeded per process (module.c) so nobody can precompute inputs whose lookups all collide.
+ * Tokens of exactly three ASCII letters, digits or spaces are also held in trigram tables (tk_trigram_rank):
+ * a bit for each of the 63^3 such strings (2^18 bits, 32 KiB: one word names 64 of them), the set bits before
+ * each word counted (16 KiB), and their ranks in bit order (4 bytes each: 6,818 of cl100k_base, 8,637 of
+ * o200k_base). The merges of short pieces look up their 3-byte candidates there: the answer, token or not,
+ * comes from ~75-85 KiB that stay in the core's caches instead of the filter (256-512 KiB) and, for a token, a
+ * slot of the 4-8 MiB table, each lookup waiting for the one before it (a merge decides the next candidates).
+ * 1 MB of random letters under o200k_base (~250,000 pieces, ~4 look-ups a piece of 5+ bytes) 1.07-1.17x
+ * faster; the bucket merge (a huge piece) does not ask them: its lookups are prefetched a window ahead, and a
+ * branch on the created pair's length made it 0.83-0.86x (docs/decisions.md, "Trigram tables"). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +70,26 @@ static inline uint64_t slot_hash(const tk_rank_table *table, const uint8_t *toke
     return tk_hash(token, len, table->seed);
 }
 
+/* The trigram symbols' codes: a-z 0-25, A-Z 26-51, 0-9 52-61, space 62; 64 for every other byte. */
+const uint8_t tk_trigram_code[256] = {
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* 00-0F */
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* 10-1F */
+    62, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* 20-2F */
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 64, 64, 64, 64, 64, 64, /* 30-3F */
+    64, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, /* 40-4F */
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 64, 64, 64, 64, 64, /* 50-5F */
+    64,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, /* 60-6F */
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 64, 64, 64, 64, 64, /* 70-7F */
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* 80-8F */
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* 90-9F */
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* A0-AF */
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* B0-BF */
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* C0-CF */
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* D0-DF */
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* E0-EF */
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, /* F0-FF */
+};
+
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes, uint64_t seed) {
@@ -76,12 +106,16 @@ int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes
     size_t slots_size = align64(slots * sizeof *table->slots);
     size_t pair_size = align64(65536 * sizeof *table->pair_rank);
     size_t filter_size = align64(filter_bits / 8);
-    uint8_t *block = tk_table_memory_alloc(&table->memory, slots_size + pair_size + filter_size + record_bytes);
+    size_t trigram_size = TK_TRIGRAM_BITS / 8 + TK_TRIGRAM_BITS / 64 * sizeof(uint32_t);
+    uint8_t *block = tk_table_memory_alloc(&table->memory,
+                                           slots_size + pair_size + filter_size + trigram_size + record_bytes);
     if (!block) return -1;
     table->slots = (tk_rank_slot *)block;
     table->pair_rank = (uint32_t *)(block + slots_size);
     table->filter = (uint64_t *)(block + slots_size + pair_size);
-    table->bytes = block + slots_size + pair_size + filter_size;
+    table->trigrams = (uint64_t *)(block + slots_size + pair_size + filter_size);
+    table->trigrams_before = (uint32_t *)(table->trigrams + TK_TRIGRAM_BITS / 64);
+    table->bytes = block + slots_size + pair_size + filter_size + trigram_size;
     table->filter_mask = filter_bits - 1;
     table->mask = slots - 1;
     table->seed = seed;
@@ -136,6 +170,11 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
         table->pair_rank[(token[0] << 8) | token[1]] = rank;
         return;
     }
+    if (len == 3) {
+        unsigned a = tk_trigram_code[token[0]], b = tk_trigram_code[token[1]], c = tk_trigram_code[token[2]];
+        unsigned index = a << 12 | b << 6 | c;
+        if ((a | b | c) < 64) table->trigrams[index >> 6] |= 1ull << (index & 63);
+    }
     uint32_t value = rank;
     if (len > 8) {
         value = (uint32_t)table->bytes_used; /* the slot names the token's record */
@@ -153,7 +192,33 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
     table->slots[i] = (tk_rank_slot){prefix, value, (uint32_t)len};
 }
 
+/* The trigram counts, then the 3-byte tokens' ranks in bit order: each slot's token of three trigram symbols at
+ * its bit's place among the set bits (tk_trigram_rank's index). The slots, not the adds, since a bit's place is
+ * known only once every bit is set. */
+int tk_rank_table_finish(tk_rank_table *table) {
+    uint32_t n = 0;
+    for (size_t w = 0; w < TK_TRIGRAM_BITS / 64; w++) {
+        table->trigrams_before[w] = n;
+        n += tk_popcount64(table->trigrams[w]);
+    }
+    uint32_t *ranks = malloc((n + 1) * sizeof *ranks);
+    if (!ranks) return -1;
+    for (size_t i = 0; i <= table->mask; i++) {
+        const tk_rank_slot *slot = &table->slots[i];
+        if (slot->len != 3) continue;
+        const uint8_t token[3] = {(uint8_t)slot->prefix, (uint8_t)(slot->prefix >> 8), (uint8_t)(slot->prefix >> 16)};
+        unsigned a = tk_trigram_code[token[0]], b = tk_trigram_code[token[1]], c = tk_trigram_code[token[2]];
+        if ((a | b | c) >= 64) continue;
+        unsigned index = a << 12 | b << 6 | c, shift = index & 63;
+        uint64_t word = table->trigrams[index >> 6];
+        ranks[table->trigrams_before[index >> 6] + tk_popcount64(word & ((1ull << shift) - 1))] = slot->rank;
+    }
+    table->trigram_ranks = ranks;
+    return 0;
+}
+
 void tk_rank_table_free(tk_rank_table *table) {
+    free(table->trigram_ranks);
     free(table->cut_pairs);
     tk_table_memory_free(&table->memory);
     memset(table, 0, sizeof *table);

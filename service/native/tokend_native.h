@@ -68,6 +68,13 @@ typedef struct {
      * ~1 in 20 of the misses gets through; rank_table.c) instead of a probe of the big one. NULL: no filter. */
     uint64_t *filter;
     uint64_t filter_mask;
+    /* Tokens of exactly 3 bytes drawn from the trigram symbols (ASCII letters, digits and space; see
+     * tk_trigram_rank): a bit each in `trigrams` (2^18 bits, 32 KiB), the set bits before each word counted in
+     * `trigrams_before` (4096 entries), their ranks in bit order in `trigram_ranks` (NULL until
+     * tk_rank_table_finish). */
+    uint64_t *trigrams;
+    uint32_t *trigrams_before;
+    uint32_t *trigram_ranks;
     size_t max_len;            /* bytes of the longest token: a longer byte string is no token, unhashed */
     /* Where no token can cross a boundary between two characters of 2-4 bytes (tk_cut_between): bits of the
      * byte pairs (last byte of the first character, first byte of the second) at such a boundary inside a
@@ -81,7 +88,7 @@ typedef struct {
      * itself never does). Set by any thread, with atomic ORs; n_merged_bits ranks. */
     uint64_t *merges_to_itself;
     size_t n_merged_bits;
-    tk_table_memory memory;    /* one block holding slots, pair_rank, filter and bytes (table_memory.c) */
+    tk_table_memory memory;    /* one block holding slots, pair_rank, filter, trigrams and bytes (table_memory.c) */
 } tk_rank_table;
 
 #define TK_CUT_PAIR_BITS 65536
@@ -119,6 +126,9 @@ static inline int tk_cut_between(const tk_rank_table *table, const uint8_t *firs
  * init returns 0, or -1 on allocation failure. */
 int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes, uint64_t seed);
 void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, uint32_t rank);
+/* After the last add: the trigram tables' counts and ranks (tk_trigram_rank answers from then on). 0, or -1
+ * when out of memory (then lookups go without them). */
+int tk_rank_table_finish(tk_rank_table *table);
 /* The cut tables (tk_cut_between) of tiktoken's rule: init_cuts once for ranks below n_ranks (0, or -1 when
  * out of memory), then
  * add_cuts for every token. A table without them (cut_pairs NULL) is never cut. In a loop of their own
@@ -199,6 +209,37 @@ static inline int tk_rank_filter_passes(const tk_rank_table *table, uint64_t has
     return (table->filter[bit >> 6] >> (bit & 63)) & 1;
 }
 
+/* A byte's 6-bit symbol in a trigram index (ASCII letters, digits and space), or 64 for any other byte. */
+extern const uint8_t tk_trigram_code[256];
+#define TK_TRIGRAM_BITS (1u << 18)
+
+static inline unsigned tk_popcount64(uint64_t x) { /* no -mpopcnt: a few ALU steps, not libgcc's call */
+    x -= (x >> 1) & 0x5555555555555555ull;
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* 1 when token[0..3) is three trigram symbols, with *rank its rank (TK_NO_RANK: none) from the trigram tables
+ * (32 KiB of bits, 16 KiB of counts and 4 bytes a 3-byte token: they stay in the core's caches, where the
+ * filter and slots of the rank table do not; rank_table.c); 0 otherwise (then *rank is unset), and before
+ * tk_rank_table_finish. The merges' look-ups of 3-byte candidates ask it first:
+ *     uint32_t rank;
+ *     if (len == 3 && tk_trigram_rank(table, token, &rank)) return rank;   // else the filter and slots */
+static inline int tk_trigram_rank(const tk_rank_table *table, const uint8_t *token, uint32_t *rank) {
+    unsigned a = tk_trigram_code[token[0]], b = tk_trigram_code[token[1]], c = tk_trigram_code[token[2]];
+    if ((a | b | c) >= 64 || !table->trigram_ranks) return 0;
+    unsigned index = a << 12 | b << 6 | c, shift = index & 63;
+    uint64_t word = table->trigrams[index >> 6];
+    if (!((word >> shift) & 1)) {
+        *rank = TK_NO_RANK;
+        return 1;
+    }
+    uint32_t before = table->trigrams_before[index >> 6] + tk_popcount64(word & ((1ull << shift) - 1));
+    *rank = table->trigram_ranks[before];
+    return 1;
+}
+
 static inline uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *token, size_t len) {
     if (len <= 2) return len == 2 ? table->pair_rank[(token[0] << 8) | token[1]] : len ? table->byte_rank[token[0]] : TK_NO_RANK;
     uint64_t prefix = tk_token_prefix(token, len);
@@ -252,6 +293,8 @@ static inline uint64_t tk_token_prefix_readable(const uint8_t *token, size_t len
 static inline uint32_t tk_rank_of_readable(const tk_rank_table *table, const uint8_t *token, size_t len,
                                            size_t readable) {
     if (len <= 2 || len > 8) return tk_rank_of(table, token, len);
+    uint32_t rank;
+    if (len == 3 && tk_trigram_rank(table, token, &rank)) return rank;
     uint64_t prefix = tk_token_prefix_readable(token, len, readable);
     return tk_rank_of_short_hashed(table, prefix, len, tk_short_token_hash(table, prefix, len));
 }
