@@ -31,9 +31,12 @@
  * o200k_base). The merges of short pieces look up their 3-byte candidates there: the answer, token or not,
  * comes from ~75-85 KiB that stay in the core's caches instead of the filter (256-512 KiB) and, for a token, a
  * slot of the 4-8 MiB table, each lookup waiting for the one before it (a merge decides the next candidates).
- * 1 MB of random letters under o200k_base (~250,000 pieces, ~4 look-ups a piece of 5+ bytes) 1.07-1.17x
- * faster; the bucket merge (a huge piece) does not ask them: its lookups are prefetched a window ahead, and a
- * branch on the created pair's length made it 0.83-0.86x (docs/decisions.md, "Trigram tables"). */
+ * A candidate of four symbols is no token when its first three start no 4-byte token of symbols or its last
+ * three end none (a bit each at their trigram index, 2 x 32 KiB: tk_quad_absent); the rest take the filter.
+ * 1 MB of random letters under o200k_base (~250,000 pieces, ~4 look-ups a piece of 5+ bytes): 3-byte answers
+ * 1.12-1.18x, the 4-byte bits 1.04-1.06x more. The bucket merge (a huge piece) does not ask them: its
+ * lookups are prefetched a window ahead, and a branch on the created pair's length made it 0.83-0.86x
+ * (docs/decisions.md, "Trigram tables"). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,7 +109,7 @@ int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes
     size_t slots_size = align64(slots * sizeof *table->slots);
     size_t pair_size = align64(65536 * sizeof *table->pair_rank);
     size_t filter_size = align64(filter_bits / 8);
-    size_t trigram_size = TK_TRIGRAM_BITS / 8 + TK_TRIGRAM_BITS / 64 * sizeof(uint32_t);
+    size_t trigram_size = TK_TRIGRAM_BITS / 8 + TK_TRIGRAM_BITS / 64 * sizeof(uint32_t) + 2 * (TK_TRIGRAM_BITS / 8);
     uint8_t *block = tk_table_memory_alloc(&table->memory,
                                            slots_size + pair_size + filter_size + trigram_size + record_bytes);
     if (!block) return -1;
@@ -115,6 +118,8 @@ int tk_rank_table_init(tk_rank_table *table, size_t capacity, size_t total_bytes
     table->filter = (uint64_t *)(block + slots_size + pair_size);
     table->trigrams = (uint64_t *)(block + slots_size + pair_size + filter_size);
     table->trigrams_before = (uint32_t *)(table->trigrams + TK_TRIGRAM_BITS / 64);
+    table->quad_heads = (uint64_t *)(table->trigrams_before + TK_TRIGRAM_BITS / 64);
+    table->quad_tails = table->quad_heads + TK_TRIGRAM_BITS / 64;
     table->bytes = block + slots_size + pair_size + filter_size + trigram_size;
     table->filter_mask = filter_bits - 1;
     table->mask = slots - 1;
@@ -174,6 +179,15 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
         unsigned a = tk_trigram_code[token[0]], b = tk_trigram_code[token[1]], c = tk_trigram_code[token[2]];
         unsigned index = a << 12 | b << 6 | c;
         if ((a | b | c) < 64) table->trigrams[index >> 6] |= 1ull << (index & 63);
+    }
+    if (len == 4) {
+        unsigned a = tk_trigram_code[token[0]], b = tk_trigram_code[token[1]], c = tk_trigram_code[token[2]],
+                 d = tk_trigram_code[token[3]];
+        unsigned head = a << 12 | b << 6 | c, tail = b << 12 | c << 6 | d;
+        if ((a | b | c | d) < 64) {
+            table->quad_heads[head >> 6] |= 1ull << (head & 63);
+            table->quad_tails[tail >> 6] |= 1ull << (tail & 63);
+        }
     }
     uint32_t value = rank;
     if (len > 8) {

@@ -69,6 +69,7 @@ static inline uint32_t tk_padded_rank(const tk_rank_table *table, const uint8_t 
     if (n > 8) return tk_rank_of_long(table, buf + start, n, prefix);
     uint32_t rank;
     if (n == 3 && tk_trigram_rank(table, buf + start, &rank)) return rank;
+    if (n == 4 && tk_quad_absent(table, buf + start)) return TK_NO_RANK;
     prefix &= ~0ull >> (64 - 8 * n);
     return tk_rank_of_short_hashed(table, prefix, n, tk_short_token_hash(table, prefix, n));
 }

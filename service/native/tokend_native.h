@@ -75,6 +75,9 @@ typedef struct {
     uint64_t *trigrams;
     uint32_t *trigrams_before;
     uint32_t *trigram_ranks;
+    /* Tokens of exactly 4 trigram symbols: a bit at the trigram index of their first three (`quad_heads`) and
+     * of their last three (`quad_tails`); a 4-byte string of symbols with either bit clear is no token. */
+    uint64_t *quad_heads, *quad_tails;
     size_t max_len;            /* bytes of the longest token: a longer byte string is no token, unhashed */
     /* Where no token can cross a boundary between two characters of 2-4 bytes (tk_cut_between): bits of the
      * byte pairs (last byte of the first character, first byte of the second) at such a boundary inside a
@@ -240,6 +243,16 @@ static inline int tk_trigram_rank(const tk_rank_table *table, const uint8_t *tok
     return 1;
 }
 
+/* 1 when the quad bits prove token[0..4) is no token: four trigram symbols whose first or last three start or
+ * end no 4-byte token. */
+static inline int tk_quad_absent(const tk_rank_table *table, const uint8_t *token) {
+    unsigned a = tk_trigram_code[token[0]], b = tk_trigram_code[token[1]], c = tk_trigram_code[token[2]],
+             d = tk_trigram_code[token[3]];
+    if ((a | b | c | d) >= 64 || !table->trigram_ranks) return 0;
+    unsigned head = a << 12 | b << 6 | c, tail = b << 12 | c << 6 | d;
+    return !(((table->quad_heads[head >> 6] >> (head & 63)) & (table->quad_tails[tail >> 6] >> (tail & 63))) & 1);
+}
+
 static inline uint32_t tk_rank_of(const tk_rank_table *table, const uint8_t *token, size_t len) {
     if (len <= 2) return len == 2 ? table->pair_rank[(token[0] << 8) | token[1]] : len ? table->byte_rank[token[0]] : TK_NO_RANK;
     uint64_t prefix = tk_token_prefix(token, len);
@@ -295,6 +308,7 @@ static inline uint32_t tk_rank_of_readable(const tk_rank_table *table, const uin
     if (len <= 2 || len > 8) return tk_rank_of(table, token, len);
     uint32_t rank;
     if (len == 3 && tk_trigram_rank(table, token, &rank)) return rank;
+    if (len == 4 && tk_quad_absent(table, token)) return TK_NO_RANK;
     uint64_t prefix = tk_token_prefix_readable(token, len, readable);
     return tk_rank_of_short_hashed(table, prefix, len, tk_short_token_hash(table, prefix, len));
 }

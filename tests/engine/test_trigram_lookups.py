@@ -1,6 +1,8 @@
 """The rank table's trigram tables (rank_table.c, tk_trigram_rank): a merge's candidate of three ASCII letters,
 digits or spaces is answered from a bitmap, its counts and the 3-byte tokens' ranks, not from the filter and
-slots. Held to tiktoken: every such string, and pieces whose merges ask for many of them.
+slots; one of four such symbols is no token when its first or last three start or end no 4-byte token
+(tk_quad_absent). Held to tiktoken: every string of three symbols, every token of four and random strings of
+four, and pieces whose merges ask for many of them.
 
 The path is taken by the merge rule's look-ups of candidates (`BpeCore.merge`: the merge of 3-4-byte pieces
 and the short merge), not by the whole-piece look-up, so the tests go through `merge` as well as `encode_piece`.
@@ -42,6 +44,22 @@ def test_every_string_of_three_symbols_against_tiktoken(name):
     # rank in the wrong place, or a symbol coded twice, gives other ids for some of them.
     core, oracle = _core(name), _oracle(name)
     pieces = [bytes(p) for p in itertools.product(SYMBOLS.encode(), repeat=3)]
+    expected = [oracle._encode_single_piece(piece) for piece in pieces]
+    assert [core.merge(piece) for piece in pieces] == expected
+    assert [core.encode_piece(piece) for piece in pieces] == expected
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_strings_of_four_symbols_against_tiktoken(name):
+    # Every token of four symbols (found past its head and tail bits), strings one symbol off from one (a head
+    # or a tail that some token has), and random ones (most with neither): a head or tail bit read at the other
+    # one's index, or a symbol's code off, stops tokens here.
+    core, oracle, rng = _core(name), _oracle(name), random.Random(4)
+    symbols = set(SYMBOLS.encode())
+    tokens = [token for token in oracle._mergeable_ranks if len(token) == 4 and set(token) <= symbols]
+    near = [token[:k] + bytes([rng.choice(SYMBOLS.encode())]) + token[k + 1:] for token in tokens for k in (0, 3)]
+    randoms = ["".join(rng.choices(SYMBOLS, k=4)).encode() for _ in range(50_000)]
+    pieces = tokens + near + randoms
     expected = [oracle._encode_single_piece(piece) for piece in pieces]
     assert [core.merge(piece) for piece in pieces] == expected
     assert [core.encode_piece(piece) for piece in pieces] == expected
