@@ -98,3 +98,18 @@ def test_a_chat_whose_content_normalizes_past_twice_the_request_limit_is_refused
     assert details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]["limit_name"] == "max_request_bytes"
     text = LIGATURE * 50_000
     assert stub.CountChatTokens(chat(text), timeout=60).results[0].total == len(oracle("unigram").encode(f"user: {text}\n"))
+
+
+def test_raw_bytes_no_normalizer_sees_are_measured_as_they_are(stub):
+    """review23: bytes that are not UTF-8 (``data``) reach a byte-level model's merge as they are (``encode_bytes``:
+    the valid prefix normalized, the rest one raw piece), so NFC makes them no longer; measured as three bytes each
+    (a U+FFFD), 1 MiB of 0xFF was refused "3,145,428 bytes of text once the model's normalizer has rewritten it".
+    The valid UTF-8 before them is still measured normalized: a prefix of U+1D160 that NFC takes past the limit is
+    refused. (SentencePiece's normalizer does turn each such byte into U+FFFD: refused there, the row of docs/api.md.)"""
+    data = b"\xff" * (LIMIT - 100)
+    count = stub.CountTokens(pb.CountTokensRequest(model="qwen3", inputs=[pb.Input(data=data)]), timeout=60).counts[0]
+    assert 1 <= count <= len(data)  # each token spells one byte or more
+    grown = (NOTE * (LIMIT // 4 - 100)).encode() + b"\xff"
+    error = rpc_error(stub.CountTokens, pb.CountTokensRequest(model="qwen3", inputs=[pb.Input(data=grown)]), timeout=30)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+    assert details_of(error).error_info["REQUEST_LIMIT_EXCEEDED"]["limit_name"] == "max_request_bytes"

@@ -104,3 +104,13 @@ def test_a_chat_reserves_on_its_strings_as_the_model_normalizes_them(registry):
     normalized = len(ours("unigram").normalize(text).encode())
     assert chat_working_bytes("count_chat", [normalized]) <= held
     assert held <= chat_working_bytes("count_chat", [conversation_bytes(conversation) + normalized + 4096])
+
+
+def test_raw_bytes_are_measured_as_the_byte_level_merge_gets_them(registry):
+    """review23: a byte-level model's ``encode_bytes`` normalizes the valid UTF-8 prefix only, the rest is one raw
+    piece; counted as a U+FFFD each (3 bytes), 0xFF data looked three times longer than anything the merge holds."""
+    encoding = ServedModels(registry).load("qwen3").encoding
+    note = "\U0001d160".encode()
+    assert encoding.working_text_bytes(b"\xff" * 1000) == 1000
+    assert encoding.working_text_bytes(note * 10 + b"\xff\xfe") == 3 * 4 * 10 + 2  # the prefix as NFC makes it
+    assert encoding.working_text_bytes(note * 10) == encoding.working_text_bytes("\U0001d160" * 10) == 120

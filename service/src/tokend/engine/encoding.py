@@ -549,15 +549,19 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
     def working_text_bytes(self, text: str | bytes) -> int:
         """The UTF-8 bytes of `text` once normalized: what the merge's working memory (~20 bytes a byte of the
         longest piece) follows. NFC may triple a text (a run of U+1D160: one piece, three times as long); measured
-        65,536 characters at a time, so no more than one slice's output is held. Raw bytes are measured as their
-        UTF-8 decoding with each malformed byte a U+FFFD (3 bytes: an upper bound).
+        65,536 characters at a time, so no more than one slice's output is held. Raw bytes are measured as
+        `encode_bytes` works on them: their valid UTF-8 prefix normalized, the rest as it is (one raw piece).
 
         >>> from tokend import get_encoding
         >>> get_encoding("cl100k_base").working_text_bytes("h\u00e9llo"), get_encoding("cl100k_base").working_text_bound(6)
         (6, 6)
         """
         if isinstance(text, (bytes, bytearray)):
-            text = bytes(text).decode("utf-8", "replace")
+            data = bytes(text)
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:  # no normalizer sees the rest (a U+FFFD each counted it 3 times)
+                return self.working_text_bytes(data[: exc.start].decode("utf-8")) + len(data) - exc.start
         normalizer = self._model.normalizer
         if normalizer is None or text.isascii():  # NFC changes no ASCII text
             return len(text.encode("utf-8", "surrogatepass"))
