@@ -786,3 +786,33 @@ def test_room_is_made_by_cancelling_the_oldest_answers_of_connections_not_readin
     assert not young.cancelled.is_set() and deadlines.cancelled == 4
     assert statuses == {name: grpc.StatusCode.CANCELLED for name in ("still 1", "still 2", "still 3", "unknown")} | {
         "sent": grpc.StatusCode.OK}  # fmt: skip
+
+
+def test_connections_shown_reading_do_not_use_up_the_readings_that_find_a_client_not_reading(monkeypatch):
+    """review23: ``make_room`` reads at most ``_MAX_READINGS_FOR_ROOM`` connections' acknowledgements a call, oldest
+    first, and keeps the calls of those it did not read. Eight slow readers' answers (unread past
+    ``UNREAD_ROOM_SECONDS``, the reading they showed as old) used them all at each ask, and a client reading nothing
+    behind them kept its 4 MiB through every ask spaced ``UNREAD_ROOM_SECONDS`` or more apart (a large request asks
+    once a second): 10 of 10 asks freed nothing. Now a connection whose latest reading showed it reading is read again
+    only once those that did not were: ten readers ahead, the second ask finds the client not reading."""
+    from tokend.server import unsent_answers
+    from tokend.server.unsent_answers import _MAX_READINGS_FOR_ROOM, MIN_READ_BYTES_PER_SECOND, SendDeadlines
+
+    monkeypatch.setattr(unsent_answers, "UNREAD_ROOM_SECONDS", 0.3)
+    monkeypatch.setattr(unsent_answers, "_EARLY_LOOK_SECONDS", 0.15)
+    readers = [f"ipv4:127.0.0.1:{port}" for port in range(1, _MAX_READINGS_FOR_ROOM + 3)]
+    deadlines = SendDeadlines(acked_bytes=_Link({**{peer: 2 * MIN_READ_BYTES_PER_SECOND for peer in readers},
+                                                 "ipv4:127.0.0.2:1": 0.0}))  # fmt: skip
+    slow = [FakeContext(peer) for peer in readers]
+    for context in slow:
+        assert deadlines.end_after(context, 60.0, held_bytes=1 * MiB)(lambda: None)
+    unread = FakeContext("ipv4:127.0.0.2:1")
+    assert deadlines.end_after(unread, 60.0, held_bytes=4 * MiB)(lambda: None)
+    time.sleep(0.3)  # past their early looks (the readings their first rates are taken from)
+    freed = []
+    for _ in range(4):  # asks spaced past UNREAD_ROOM_SECONDS: each reading a reader showed is past at the next
+        time.sleep(0.35)
+        freed.append(deadlines.make_room(4 * MiB))
+    assert freed == [0, 4 * MiB, 0, 0], freed  # the first reads eight readers, the second the last two, then it
+    assert unread.cancelled.is_set() and not any(context.cancelled.is_set() for context in slow)
+    assert deadlines.cancelled == 1

@@ -116,7 +116,8 @@ UNREAD_ROOM_SECONDS = 1.0
 # ``make_room`` compares with (its look before its own deadline comes ~10 s after it was made).
 _EARLY_LOOK_SECONDS = UNREAD_ROOM_SECONDS / 2
 # The connections whose acknowledgements one ``make_room`` reads again (0.15-0.3 ms each, on the caller's thread);
-# the calls of the others are judged by their latest reading.
+# the calls of the others are kept. Those whose latest reading showed no reading are read first: slow readers ahead
+# of a client reading nothing must not use them all at each ask (a large request asks once a second).
 _MAX_READINGS_FOR_ROOM = 8
 # What a heap entry of SendDeadlines is for: the call's deadline, the look LOOK_SECONDS before it, the early look.
 _DEADLINE, _LOOK, _EARLY_LOOK = "deadline", "look", "early look"
@@ -396,10 +397,13 @@ class SendDeadlines:
         """(under the lock) The oldest calls to cancel for ``wanted_bytes``: unread ``UNREAD_ROOM_SECONDS``, on
         connections that have shown no reading for as long; the first of their connections whose bytes acknowledged
         should be read again before that (None: none; past ``_MAX_READINGS_FOR_ROOM`` such readings its calls are
-        kept); and the connections whose calls as old were kept for their reading -> when the oldest was made."""
+        kept), one whose latest reading showed no reading first, then one whose did while what is found is less than
+        ``wanted_bytes``; and the connections whose calls as old were kept for their reading -> when the oldest was
+        made."""
         stale: list[_Watched] = []
         reading: dict[_Connection, float] = {}
         held = 0
+        shown_reading: _Connection | None = None  # the first to read again whose latest reading showed it reading
         for watched in self._unended:  # oldest first
             if now - watched.made < UNREAD_ROOM_SECONDS:
                 break  # the rest are younger
@@ -411,13 +415,18 @@ class SendDeadlines:
                 continue
             if (connection not in judged and self._acked_bytes is not None
                     and (connection.acked is None or now - connection.acked[0] >= _ACKED_FRESH_SECONDS)):  # fmt: skip
-                if len(judged) < _MAX_READINGS_FOR_ROOM:
-                    return [], connection, reading
-                continue  # not read again in this call: kept (a later call may judge it)
+                if len(judged) >= _MAX_READINGS_FOR_ROOM:
+                    continue  # not read again in this call: kept (a later call may judge it)
+                if connection.acked is not None and connection.read_at >= connection.acked[0]:
+                    shown_reading = shown_reading or connection  # kept unless the others leave room wanted
+                    continue
+                return [], connection, reading
             stale.append(watched)
             held += watched.held_bytes
             if held >= wanted_bytes:
                 break
+        if held < wanted_bytes and shown_reading is not None:
+            return [], shown_reading, reading
         return stale, None, reading
 
     def _cancel(self, watched: _Watched, context: Any, now: float, wanted_bytes: int) -> None:
