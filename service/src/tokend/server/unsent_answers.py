@@ -376,14 +376,15 @@ class SendDeadlines:
             now = time.monotonic()
             with self._condition:
                 stale, unjudged, reading = self._stale(now, wanted_bytes, judged)
-                if unjudged is None:  # each of them judged not reading (or its reading failed): cancelled now
+                if not unjudged:  # each of them judged not reading (or its reading failed): cancelled now
                     taken = [(watched, watched.context) for watched in stale]
                     for watched in stale:
                         watched.context = None  # its end, which this cancel brings, is not one of its connection's sends
                     self.cancelled += len(stale)
                     break
-            judged.add(unjudged)  # its peer's acknowledgements first (a query of the kernel: outside the lock)
-            self._acked_of(unjudged)
+            judged.update(unjudged)  # their peers' acknowledgements first (queries of the kernel: outside the lock)
+            for connection in unjudged:
+                self._acked_of(connection)
         for connection, oldest in reading.items():  # (what a slow reader's answers are spared for)
             log_event(_log, "answer_kept_reading", level=logging.DEBUG, peer=connection.peer[:200],
                       unread_seconds=round(now - oldest, 3), room_wanted_bytes=wanted_bytes)  # fmt: skip
@@ -393,17 +394,19 @@ class SendDeadlines:
 
     def _stale(
         self, now: float, wanted_bytes: int, judged: set[_Connection],
-    ) -> tuple[list[_Watched], _Connection | None, dict[_Connection, float]]:  # fmt: skip
+    ) -> tuple[list[_Watched], list[_Connection], dict[_Connection, float]]:  # fmt: skip
         """(under the lock) The oldest calls to cancel for ``wanted_bytes``: unread ``UNREAD_ROOM_SECONDS``, on
-        connections that have shown no reading for as long; the first of their connections whose bytes acknowledged
-        should be read again before that (None: none; past ``_MAX_READINGS_FOR_ROOM`` such readings its calls are
-        kept), one whose latest reading showed no reading first, then one whose did while what is found is less than
-        ``wanted_bytes``; and the connections whose calls as old were kept for their reading -> when the oldest was
-        made."""
+        connections that have shown no reading for as long; the connections whose bytes acknowledged should be read
+        again before that, oldest first (empty: none; past ``_MAX_READINGS_FOR_ROOM`` such readings their calls are
+        kept): those whose latest reading showed no reading, else, while what is found is less than
+        ``wanted_bytes``, those whose did (a scan or two, then the last: not one a reading); and the connections whose
+        calls as old were kept for their reading -> when the oldest was made."""
         stale: list[_Watched] = []
         reading: dict[_Connection, float] = {}
         held = 0
-        shown_reading: _Connection | None = None  # the first to read again whose latest reading showed it reading
+        left = _MAX_READINGS_FOR_ROOM - len(judged)
+        not_shown: dict[_Connection, None] = {}  # to read again, their latest reading showing no reading (or none)
+        shown: dict[_Connection, None] = {}  # to read again, their latest reading showing reading
         for watched in self._unended:  # oldest first
             if now - watched.made < UNREAD_ROOM_SECONDS:
                 break  # the rest are younger
@@ -415,19 +418,21 @@ class SendDeadlines:
                 continue
             if (connection not in judged and self._acked_bytes is not None
                     and (connection.acked is None or now - connection.acked[0] >= _ACKED_FRESH_SECONDS)):  # fmt: skip
-                if len(judged) >= _MAX_READINGS_FOR_ROOM:
-                    continue  # not read again in this call: kept (a later call may judge it)
                 if connection.acked is not None and connection.read_at >= connection.acked[0]:
-                    shown_reading = shown_reading or connection  # kept unless the others leave room wanted
-                    continue
-                return [], connection, reading
+                    if len(shown) < left:
+                        shown[connection] = None  # kept unless the others leave room wanted
+                elif len(not_shown) < left:
+                    not_shown[connection] = None
+                continue  # kept unless read again (past ``left`` readings not in this call: a later call may)
             stale.append(watched)
             held += watched.held_bytes
             if held >= wanted_bytes:
                 break
-        if held < wanted_bytes and shown_reading is not None:
-            return [], shown_reading, reading
-        return stale, None, reading
+        if not_shown:
+            return [], list(not_shown), reading
+        if held < wanted_bytes and shown:
+            return [], list(shown), reading
+        return stale, [], reading
 
     def _cancel(self, watched: _Watched, context: Any, now: float, wanted_bytes: int) -> None:
         """Cancel the call of ``watched`` (``context``, taken from it under the lock) for room."""
