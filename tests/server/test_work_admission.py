@@ -821,3 +821,27 @@ def test_connections_shown_reading_do_not_use_up_the_readings_that_find_a_client
     assert deadlines.make_room(1 * MiB) == 1 * MiB
     assert [context.cancelled.is_set() for context in slow] == [True] + [False] * (len(slow) - 1)
     assert deadlines.cancelled == 2
+
+
+def test_a_call_that_ends_as_it_is_watched_is_not_kept_among_the_unended():
+    """review23: gRPC runs a call's callbacks on its own thread, maybe before ``end_after``'s register has put the
+    call among those watched (right after ``add_callback``); put there then, an ended call stayed in ``_unended``
+    for good (``make_room`` scans them all, ``abandon`` counts it: 1 unsent answer told UNAVAILABLE-or-CANCELLED
+    for a call that was sent)."""
+    from tokend.server.call_outcome import CallOutcome
+    from tokend.server.unsent_answers import SendDeadlines
+
+    class EndsAtOnce(FakeContext):
+        def add_callback(self, callback):  # gRPC's thread ends the call before register goes on
+            super().add_callback(callback)
+            self.end("closed")
+            return True
+
+    deadlines = SendDeadlines()
+    outcome, statuses = CallOutcome(), []
+    outcome.then(lambda status, _: statuses.append(status))
+    ran = []
+    assert deadlines.end_after(EndsAtOnce(), 60.0, outcome=outcome, held_bytes=4 * MiB)(lambda: ran.append(1))
+    assert ran == [1] and statuses == [grpc.StatusCode.OK]
+    assert not deadlines._unended and not deadlines._connections and deadlines.make_room(4 * MiB) == 0
+    assert deadlines.abandon() == 0
