@@ -384,9 +384,10 @@ static inline uint32_t tk_rank_of_prepared(const tk_rank_table *table, const uin
 /* Lists of ids are built with the int object of the id this many places ahead prefetched for writing
  * (its reference count): for ids spread over the vocabulary, the objects' cache misses were the cost of
  * building the list (encode of 1 MB of random letters 22.9 -> 21.9 ms, a replay of English documents
- * 6.3 -> 5.8 ms: docs/decisions.md). module.c's ids_to_list also fetches the slot of rank_objects naming the
- * object twice as far ahead: that prefetch's own load of the pointer (a 1.6 MiB array for o200k_base) was where
- * 28 % of the function's samples waited; first-pass encode 1.03-1.04x in every cell (docs/decisions.md, ml23). */
+ * 6.3 -> 5.8 ms: docs/decisions.md). Both list builders (module.c, text_parts.c) also fetch the slot of the
+ * objects' array naming the object twice as far ahead: that prefetch's own load of the pointer (a 1.6 MiB array
+ * for o200k_base) was where 28 % of ids_to_list's samples waited; first-pass encode 1.02-1.04x in every cell
+ * (docs/decisions.md, "A list's int objects"). */
 #define TK_LIST_PREFETCH 16
 
 /* Pieces up to this length that are not tokens skip the piece cache: their merge is a few lookups in the

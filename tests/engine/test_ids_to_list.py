@@ -1,6 +1,7 @@
-"""The list `BpeCore.encode` answers: each id as the model's int object, read from the end of the ids in chunks of
-2^18 (native/module.c `ids_to_list`), the object of the id 16 places on and the slot of the one 32 places on
-fetched ahead. Held to tiktoken's ids at every length around those distances and across the chunks.
+"""The lists `BpeCore.encode` and `encode_batch` answer: each id as the model's int object, the object of the id 16
+places on and the slot of the one 32 places on fetched ahead; `encode` reads its ids from the end in chunks of 2^18
+(native/module.c `ids_to_list`), a batch's items from the start (text_parts.c `tk_ids_to_list`). Held to
+tiktoken's ids at every length around those distances and across the chunks.
 
     >>> core = BpeCore(ranks, "cl100k")
     >>> core.encode(" the cat") == tiktoken.get_encoding("cl100k_base").encode_ordinary(" the cat")
@@ -45,6 +46,18 @@ def test_lists_of_every_length_around_the_prefetch_distances(name):
         text = "".join(rng.choice(_words(name)) for _ in range(n))
         expected = oracle.encode_ordinary(text)
         assert core.encode(text) == expected, text
+
+
+@pytest.mark.parametrize("name", sorted(_NATIVE))
+def test_a_batchs_lists_of_every_length_around_the_prefetch_distances(name):
+    """The same lengths as items of one batch (each item's list built on its own), one thread and two."""
+    rng = random.Random(9)
+    core = BpeCore(_ranks(name), _NATIVE[name])
+    oracle = tiktoken.get_encoding(name)
+    texts = ["".join(rng.choice(_words(name)) for _ in range(n)) for n in range(1, 101)]
+    expected = [oracle.encode_ordinary(text) for text in texts]
+    for threads in (1, 2):
+        assert core.encode_batch(texts, threads) == expected
 
 
 @pytest.mark.parametrize("name", sorted(_NATIVE))
