@@ -22,6 +22,7 @@ import tiktoken
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 from support.call_state import FakeCall as _Call
+from support.manual_clock import ManualClock
 from support.servicer_context import FakeContext
 from support.server import start_server
 from tokend.registry import Registry
@@ -312,40 +313,32 @@ def test_a_call_whose_answer_is_not_sent_in_time_is_cancelled():
 def test_the_calls_of_a_connection_sending_answers_get_its_deadline():
     """A call whose own deadline passes while its connection is sending answers (one ended since) gets the
     connection's: ``seconds`` after its latest call plus what all the answers it held unsent then take at the
-    least rate (gRPC sends them side by side). A connection that sends nothing is cancelled at each call's own."""
+    least rate (gRPC sends them side by side). A connection that sends nothing is cancelled at each call's own.
+    The time is a clock the test moves (a stall of the machine once moved one deadline past another)."""
     from tokend.server.unsent_answers import SendDeadlines
 
-    class Context:
-        def __init__(self, peer: str) -> None:
-            self._peer, self.callbacks, self.cancelled = peer, [], threading.Event()
-
-        def add_callback(self, callback) -> bool:
-            self.callbacks.append(callback)
-            return True
-
-        def peer(self) -> str:
-            return self._peer
-
-        def end(self) -> None:
-            for callback in self.callbacks:
-                callback()
-
-        def cancel(self) -> None:
-            self.cancelled.set()
-            self.end()
-
-    deadlines = SendDeadlines()
-    first, second, sent = Context("ipv4:127.0.0.1:1"), Context("ipv4:127.0.0.1:1"), Context("ipv4:127.0.0.1:1")
-    never_read, never_read_either = Context("ipv4:127.0.0.1:2"), Context("ipv4:127.0.0.1:2")
-    started = time.monotonic()
+    clock = ManualClock()
+    deadlines = SendDeadlines(clock=clock)
+    reads, never = "ipv4:127.0.0.1:1", "ipv4:127.0.0.1:2"
+    first, second, sent = FakeContext(reads), FakeContext(reads), FakeContext(reads)
+    never_read, never_read_either = FakeContext(never), FakeContext(never)
+    made = clock.now()
     for call, sending_seconds in [(first, 0.2), (never_read, 0.2), (second, 0.5), (never_read_either, 0.5)]:
         assert deadlines.end_after(call, 0.1, sending_seconds=sending_seconds)(lambda: None)  # own: 0.3 s, 0.6 s
     assert deadlines.end_after(sent, 0.1)(lambda: None)
-    sent.end()  # its answer was sent: the first connection reads
-    assert never_read.cancelled.wait(10) and not first.cancelled.is_set()
-    assert never_read_either.cancelled.wait(10) and not first.cancelled.is_set() and not second.cancelled.is_set()
-    assert first.cancelled.wait(10) and second.cancelled.wait(10)
-    assert time.monotonic() - started >= 0.8 - 0.05  # the first connection's deadline: 0.1 + 0.2 + 0.5 s
+    sent.end("closed")  # its answer was sent: the first connection reads
+    calls = {"first": first, "second": second, "never_read": never_read, "never_read_either": never_read_either}
+
+    def cancelled_at(seconds: float) -> set[str]:
+        clock.advance_to(made + seconds)
+        return {name for name, call in calls.items() if call.cancelled.is_set()}
+
+    assert cancelled_at(0.299) == set()
+    assert cancelled_at(0.301) == {"never_read"}  # its own deadline; the first connection's call kept
+    assert cancelled_at(0.599) == {"never_read"}
+    assert cancelled_at(0.601) == {"never_read", "never_read_either"}
+    assert cancelled_at(0.799) == {"never_read", "never_read_either"}
+    assert cancelled_at(0.801) == set(calls)  # the first connection's deadline: 0.1 + 0.2 + 0.5 s
     assert deadlines.cancelled == 4 and not deadlines._connections  # nothing kept of the ended calls
 
 
@@ -614,11 +607,12 @@ def test_concurrent_large_encodes_stay_within_the_budget():
     assert after - start < 120, f"RSS stayed {after - start} MiB above its start after the burst"
 
 
-def _read_side_by_side(deadlines, big: float, small: float, in_flight: int, rate: float, seconds: float) -> str:
+def _read_side_by_side(deadlines, clock, big: float, small: float, in_flight: int, rate: float, seconds: float) -> str:
     """A client reading its connection at ``rate`` (in least-rate seconds of answer a second) with ``in_flight``
     answers of ``small`` kept in flight (a pipeline: each one read, the next made) and one of ``big`` made after
     them; the connection's bandwidth shared equally among its unsent answers (gRPC sends them side by side, a
-    window of each in turn). Answers how the big one ended: "sent" or "cancelled"."""
+    window of each in turn), read in steps of 5 ms of ``clock`` (the one ``deadlines`` waits on: each step's
+    deadlines are decided before the next is read). Answers how the big one ended: "sent" or "cancelled"."""
     unsent: list[list] = []  # [context, what is left of it, its size]
 
     def make(size: float) -> FakeContext:
@@ -630,13 +624,12 @@ def _read_side_by_side(deadlines, big: float, small: float, in_flight: int, rate
     for _ in range(in_flight):
         make(small)
     watched = make(big)
-    started = last = time.monotonic()
-    while time.monotonic() - started < 20.0:
-        time.sleep(0.005)
-        now = time.monotonic()
-        bandwidth, last = (now - last) * rate, now
+    step = 0.005
+    for _ in range(int(20.0 / step)):
+        clock.advance(step)
         if watched.cancelled.is_set():
             return "cancelled"
+        bandwidth = step * rate
         while bandwidth > 1e-9 and unsent:
             share, bandwidth = bandwidth / len(unsent), 0.0
             for answer in list(unsent):
@@ -658,24 +651,26 @@ def test_a_large_answer_read_side_by_side_with_a_pipeline_keeps_its_time():
     limit of its connection's deadline was fixed (review09) delayed it past that limit: cancelled, where before
     that limit it was sent (the time scaled down 20 times: --answer-send-seconds 10, 11 answers of 1 MiB in flight
     and one of 16 MiB, through 1.5 MiB/s: sent at ~128 s before the limit; cancelled at ~83 s with it). Each answer
-    made since the call now adds to the limit what it can delay it side by side: its size, at most the call's."""
+    made since the call now adds to the limit what it can delay it side by side: its size, at most the call's.
+    The reader and the deadlines run on one clock the test moves (on the wall clock a stall let the deadline
+    thread cancel before the reader caught up)."""
     from tokend.server.unsent_answers import SendDeadlines
 
-    deadlines = SendDeadlines()
-    assert _read_side_by_side(deadlines, big=0.8, small=0.05, in_flight=11, rate=1.5, seconds=0.5) == "sent"
-
+    clock = ManualClock()
+    deadlines = SendDeadlines(clock=clock)
+    assert _read_side_by_side(deadlines, clock, big=0.8, small=0.05, in_flight=11, rate=1.5, seconds=0.5) == "sent"
 
 
 class _Link:
     """What ``AckedBytes.of`` reads, for the peers of ``rates``: the bytes acknowledged, growing at the peer's rate
-    (bytes a second) since it was made; a peer not in it cannot be read (None)."""
+    (bytes a second) of ``clock`` since it was made; a peer not in it cannot be read (None)."""
 
-    def __init__(self, rates: dict[str, float]) -> None:
-        self.rates, self.started = rates, time.monotonic()
+    def __init__(self, rates: dict[str, float], clock: ManualClock) -> None:
+        self.rates, self.clock, self.started = rates, clock, clock.now()
 
     def of(self, peer: str) -> int | None:
         rate = self.rates.get(peer)
-        return None if rate is None else int(rate * (time.monotonic() - self.started))
+        return None if rate is None else int(rate * (self.clock.now() - self.started))
 
 
 def test_the_calls_of_a_connection_whose_peer_reads_get_its_deadline_though_no_answer_ended():
@@ -684,24 +679,29 @@ def test_the_calls_of_a_connection_whose_peer_reads_get_its_deadline_though_no_a
     "sending" only once an answer had ended). Now a connection whose peer acknowledged at least half the least
     rate since the call's last look (LOOK_SECONDS before its own deadline) is sending too. A peer reading less
     than that, nothing, or one whose reading fails (None: no socket, a unix socket) is cancelled at each call's
-    own deadline, as before."""
+    own deadline, as before. The time is a clock the test moves in 10 ms steps."""
     from tokend.server.unsent_answers import LOOK_SECONDS, MIN_READ_BYTES_PER_SECOND, SendDeadlines
 
     reads, trickles, still, unknown = "ipv4:127.0.0.1:1", "ipv4:127.0.0.1:2", "ipv4:127.0.0.1:3", "unix:/tmp/x"
-    link = _Link({reads: 1.5 * MIN_READ_BYTES_PER_SECOND, trickles: 0.3 * MIN_READ_BYTES_PER_SECOND, still: 0.0})
-    deadlines = SendDeadlines(acked_bytes=link)
+    clock = ManualClock()
+    link = _Link({reads: 1.5 * MIN_READ_BYTES_PER_SECOND, trickles: 0.3 * MIN_READ_BYTES_PER_SECOND, still: 0.0}, clock)
+    deadlines = SendDeadlines(acked_bytes=link, clock=clock)
     calls = {peer: [FakeContext(peer), FakeContext(peer)] for peer in (reads, trickles, still, unknown)}
-    started = time.monotonic()
+    made = clock.now()
     for pair in calls.values():
         for call in pair:  # own deadline 0.1 + 0.6 s; the connection's: 0.1 + 1.2 s
             assert deadlines.end_after(call, 0.1, sending_seconds=0.6)(lambda: None)
     assert LOOK_SECONDS < 0.7  # each call is looked at before its own deadline, then at it
-    for peer in (trickles, still, unknown):
-        assert all(call.cancelled.wait(10) for call in calls[peer]), peer
-    cancelled_own = time.monotonic() - started
-    assert not any(call.cancelled.is_set() for call in calls[reads])  # cancelled at 0.7 s before
-    assert all(call.cancelled.wait(10) for call in calls[reads])  # none ends: at the connection's deadline
-    assert cancelled_own < 1.2 <= time.monotonic() - started + 0.05, cancelled_own
+
+    def cancelled_at(seconds: float) -> set[str]:
+        while clock.now() < made + seconds:
+            clock.advance_to(min(clock.now() + 0.01, made + seconds))
+        return {peer for peer, pair in calls.items() if all(call.cancelled.is_set() for call in pair)}
+
+    assert cancelled_at(0.699) == set()
+    assert cancelled_at(0.701) == {trickles, still, unknown}  # and the reading one's before
+    assert cancelled_at(1.299) == {trickles, still, unknown}
+    assert cancelled_at(1.301) == {reads, trickles, still, unknown}  # none ends: at the connection's deadline
     assert deadlines.cancelled == 8 and not deadlines._connections
 
 

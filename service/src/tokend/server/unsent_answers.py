@@ -58,7 +58,6 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -69,6 +68,7 @@ from tokend_api import SERVICE_NAME
 from tokend.logs import log_event
 from tokend.server.acked_bytes import AckedBytes
 from tokend.server.call_outcome import CallOutcome, end_status, ended_by_client
+from tokend.server.wait_clock import MONOTONIC, WaitClock
 from tokend.service.admission import WorkAdmission
 from tokend.service.call_record import current_record
 
@@ -153,10 +153,18 @@ class SendDeadlines:
     now at 4.5 s. Side by side answers still get their time, each counting the others: 24 Decodes of 1 MiB at
     1 MiB/s, 24 of 24 answered in 24.0 s (``--answer-send-seconds`` 10 and 1), and so does a large answer beside a
     pipeline of smaller ones made after its own deadline (a limit fixed then, counting none of them, cancelled it:
-    review09). A call with a small answer (a large request's reservation) gains next to nothing from those."""
+    review09). A call with a small answer (a large request's reservation) gains next to nothing from those.
 
-    def __init__(self, on_cancel: Callable[[], None] | None = None, *, acked_bytes: AckedBytes | None = None) -> None:
+    ``clock``: where the times are read and waited for (``MONOTONIC``; a test passes one it drives, so no stall of
+    the machine decides which deadline comes first)."""
+
+    def __init__(
+        self, on_cancel: Callable[[], None] | None = None, *, acked_bytes: AckedBytes | None = None,
+        clock: WaitClock = MONOTONIC,
+    ) -> None:  # fmt: skip
         self._condition = threading.Condition()
+        # Every time here is read from it and every wait is on it: a test drives it (tests/support/manual_clock.py)
+        self._clock = clock
         # (when, arrival, call, what then: _DEADLINE, _LOOK before it, or _EARLY_LOOK) of the calls watched
         self._heap: list[tuple[float, int, _Watched, str]] = []
         self._order = itertools.count()
@@ -209,7 +217,7 @@ class SendDeadlines:
                         watched.context = None
                         if not by_client:  # sent: its connection reads (a cancel by its client shows nothing)
                             connection.ended += 1
-                            connection.read_at = time.monotonic()
+                            connection.read_at = self._clock.now()
                     self._forget(connection, sending_seconds)
                 try:
                     if outcome is not None:
@@ -227,7 +235,7 @@ class SendDeadlines:
                 if watched.context is None:  # ended already (gRPC's thread, since add_callback)
                     return True
                 self._unended[watched] = None
-                now = watched.made = time.monotonic()
+                now = watched.made = self._clock.now()
                 connection.deadline = max(connection.deadline, now + seconds + connection.sending_seconds)
                 own_deadline = watched.own_deadline = now + seconds + sending_seconds
                 if self._acked_bytes is None:
@@ -272,8 +280,7 @@ class SendDeadlines:
     def _run(self) -> None:
         while True:
             with self._condition:
-                while not self._heap or self._heap[0][0] > time.monotonic():
-                    self._condition.wait(None if not self._heap else self._heap[0][0] - time.monotonic())
+                self._clock.wait_until(self._condition, self._earliest)
                 deadline, _, watched, kind = heapq.heappop(self._heap)
                 if watched.context is None:
                     continue
@@ -322,7 +329,7 @@ class SendDeadlines:
                 continue
             try:
                 log_event(_log, "answer_not_read", level=logging.WARNING, peer=connection.peer[:200],
-                          late_seconds=round(time.monotonic() - deadline, 3),
+                          late_seconds=round(self._clock.now() - deadline, 3),
                           read_bytes_per_second=None if read_rate is None else round(read_rate))  # fmt: skip
                 if self._on_cancel is not None:
                     self._on_cancel()
@@ -330,10 +337,13 @@ class SendDeadlines:
             except Exception as exc:  # a bug: this thread must go on watching the other calls
                 log_event(_log, "answer_cancel_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
 
+    def _earliest(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
     def _acked_of(self, connection: _Connection) -> tuple[float, int] | None:
-        """(time.monotonic(), bytes its peer acknowledged), None when that cannot be read; one reading serves the
+        """(clock's now, bytes its peer acknowledged), None when that cannot be read; one reading serves the
         calls of a connection looked at within ``_ACKED_FRESH_SECONDS`` (many calls made together look together)."""
-        now = time.monotonic()
+        now = self._clock.now()
         latest = connection.acked
         if latest is not None and now - latest[0] < _ACKED_FRESH_SECONDS:
             return latest
@@ -373,7 +383,7 @@ class SendDeadlines:
             return 0
         judged: set[_Connection] = set()  # connections whose bytes acknowledged were read again in this call
         while True:
-            now = time.monotonic()
+            now = self._clock.now()
             with self._condition:
                 stale, unjudged, reading = self._stale(now, wanted_bytes, judged)
                 if not unjudged:  # each of them judged not reading (or its reading failed): cancelled now
@@ -467,11 +477,11 @@ class _Connection:
         self.sending_seconds = 0.0  # what their answers take at the least read rate
         self.made_seconds = 0.0  # what the answers of every call watched since it was first seen take (only grows)
         self.made_count = 0  # those calls (only grows)
-        self.deadline = 0.0  # (time.monotonic()) while it is sending, its calls not ended by then are cancelled
+        self.deadline = 0.0  # (the clock's) while it is sending, its calls not ended by then are cancelled
         self.ended = 0  # its watched calls sent so far (not those cancelled here or by their client)
-        self.acked: tuple[float, int] | None = None  # its latest reading: (time.monotonic(), bytes acknowledged)
+        self.acked: tuple[float, int] | None = None  # its latest reading: (the clock's now, bytes acknowledged)
         self.acked_before: tuple[float, int] | None = None  # the latest one _MIN_RATE_SECONDS or more before it
-        # (time.monotonic()) when it last showed it reads: an answer sent, or its peer acknowledging bytes at
+        # (the clock's) when it last showed it reads: an answer sent, or its peer acknowledging bytes at
         # READING_BYTES_PER_SECOND or more between two readings (0.0: never)
         self.read_at = 0.0
 
@@ -495,12 +505,12 @@ class _Watched:
         self.held_seconds = connection.sending_seconds  # what its connection's unsent answers took, its own included
         # Its connection's made_seconds and made_count (its own included) when it was made or its limit last set.
         self.made_seconds_seen, self.made_count_seen = connection.made_seconds, connection.made_count
-        # (time.monotonic()) set once its own deadline has passed, grown by the answers made since: never kept after
+        # (the clock's) set once its own deadline has passed, grown by the answers made since: never kept after
         self.limit: float | None = None
-        # Its connection's reading (time.monotonic(), bytes acknowledged) when it was last looked at: the rate since.
+        # Its connection's reading (the clock's now, bytes acknowledged) when it was last looked at: the rate since.
         self.acked: tuple[float, int] | None = None
         self.held_bytes = held_bytes  # of the work gate, until it ends
-        self.made = self.own_deadline = 0.0  # (time.monotonic()) set once it is watched
+        self.made = self.own_deadline = 0.0  # (the clock's) set once it is watched
 
 
 class UnheldAnswers:
