@@ -8,7 +8,8 @@ import queue
 import threading
 import time
 
-from tokend.server.idle_streams import IdleBoundedRequests
+from support.manual_clock import ManualClock
+from tokend.server.idle_streams import IdleBoundedRequests, StreamIdle
 
 
 class _Client:
@@ -48,6 +49,39 @@ def _until(condition, seconds: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
+
+
+def test_a_slow_stream_that_keeps_sending_is_not_ended_and_a_silent_one_is():
+    """``--stream-idle-timeout`` counts afresh from each ask for a message: messages 0.6 s apart for 3.6 s, three
+    times the 1 s timeout, keep the stream; 1 s of silence then ends it (StreamIdle: DEADLINE_EXCEEDED). The time
+    is a clock the test moves: against a real server (tests/server/test_stream_bounds.py, before) a stall of the
+    client, or of the worker between a message's arrival and its hand-over, decided the outcome."""
+    clock = ManualClock()
+    client = _Client()
+    requests = IdleBoundedRequests(client, timeout=1.0, clock=clock)
+    taken: list[str] = []
+    ended: list[BaseException] = []
+
+    def handler() -> None:  # a DecodeStream's: takes each message as it comes
+        try:
+            for message in requests:
+                taken.append(message)
+        except StreamIdle as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=handler, daemon=True)
+    thread.start()
+    for index in range(6):
+        clock.advance(0.6)  # the handler has asked, and waits: 0.6 s of its 1 s gone
+        assert not ended, f"ended after {index} messages 0.6 s apart"
+        client.sent.put(f"message {index}")
+        _until(lambda: len(taken) == index + 1)
+    clock.advance(0.999)
+    assert not ended
+    clock.advance(0.002)  # 1 s since the handler asked for the seventh
+    thread.join(10)
+    assert len(ended) == 1 and "no message from the client for 1 s after 6 messages" in str(ended[0]), ended
+    assert taken == [f"message {index}" for index in range(6)]
 
 
 def test_a_stream_whose_message_has_arrived_is_not_yielded():

@@ -9,9 +9,9 @@ what those threads did by a time is known when the test looks, however the machi
     clock.advance(0.2)   # the deadline thread has cancelled it by the time this returns
     assert context.cancelled.is_set()
 
-A thread is known to the clock from its first wait: ``advance`` waits (``settle_seconds`` at most, then fails the
-test: a thread that never comes back to wait is a bug or a hang) until at least ``threads`` have waited and each
-known one is waiting with ``due()`` None or later than now. A thread busy outside the wait (a cancel it makes) is
+A thread is known to the clock from its first wait until it ends: ``advance`` waits (``settle_seconds`` at most,
+then fails the test: a thread that never comes back to wait is a bug or a hang) until at least ``threads`` have
+waited and each known one still running is waiting with ``due()`` None or later than now. A thread busy outside the wait (a cancel it makes) is
 not settled; one woken by a ``notify`` but not yet back is settled only if what it would find due is not yet due
 (``due()`` is read under its condition, as the thread itself reads it).
 """
@@ -32,7 +32,8 @@ class ManualClock:
         self._settle_seconds = settle_seconds
         self._lock = threading.Condition()  # guards the fields below; told when a thread comes to wait
         self._waiting: dict[int, tuple[threading.Condition, Callable[[], float | None]]] = {}  # thread -> its wait
-        self._known: set[int] = set()  # threads that have waited on it
+        self._known: dict[int, threading.Thread] = {}  # threads that have waited on it (those ended are dropped)
+        self._seen = 0  # how many threads have waited on it
 
     def now(self) -> float:
         with self._lock:
@@ -46,7 +47,9 @@ class ManualClock:
                 if at is not None and at <= self._now:
                     return
                 self._waiting[me] = (condition, due)
-                self._known.add(me)
+                if me not in self._known:
+                    self._known[me] = threading.current_thread()
+                    self._seen += 1
                 self._lock.notify_all()
             try:
                 condition.wait()  # woken by a notify of the code under test, or by advance
@@ -71,8 +74,8 @@ class ManualClock:
     def settle(self) -> None:
         """Returns once every thread known to the clock waits on it with nothing due (at least ``threads``)."""
         with self._lock:
-            if not self._lock.wait_for(lambda: len(self._known) >= self._threads, self._settle_seconds):
-                raise AssertionError(f"{self._threads - len(self._known)} thread(s) never waited on the clock")
+            if not self._lock.wait_for(lambda: self._seen >= self._threads, self._settle_seconds):
+                raise AssertionError(f"{self._threads - self._seen} thread(s) never waited on the clock")
         give_up = time.monotonic() + self._settle_seconds  # the real clock: only to fail a hang
         while time.monotonic() < give_up:
             if self._settled():
@@ -83,6 +86,8 @@ class ManualClock:
 
     def _settled(self) -> bool:
         with self._lock:
+            for ident in [ident for ident, thread in self._known.items() if not thread.is_alive()]:
+                del self._known[ident]  # it returned: nothing more of it to wait for
             known, waiting = set(self._known), dict(self._waiting)
         if known - waiting.keys():
             return False  # busy outside its wait
@@ -93,4 +98,4 @@ class ManualClock:
                     if at is not None and at <= self._now:
                         return False
         with self._lock:  # none left its wait meanwhile
-            return known == self._known and self._waiting.keys() == waiting.keys()
+            return known == self._known.keys() and self._waiting.keys() == waiting.keys()

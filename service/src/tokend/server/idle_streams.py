@@ -88,8 +88,10 @@ from typing import Any, NamedTuple
 
 from tokend_api import SERVICE_NAME
 
+from tokend.server.clock_queue import ClockQueue
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor
 from tokend.server.unsent_answers import MIN_READ_BYTES_PER_SECOND
+from tokend.server.wait_clock import MONOTONIC, WaitClock
 from tokend.service.call_record import CallRecord, current_record
 from tokend.service.errors import DeadlineExpired, RequestError, ServiceUnavailable
 
@@ -280,15 +282,18 @@ class IdleStreams(UnaryInterceptor):
 
 
 class IdleBoundedRequests:
-    """The request messages of one stream; ``next`` raises ``StreamIdle`` when none came within ``timeout``
-    (None: no timeout), ``StreamYielded`` when ``end_silent`` ended the stream while it waited,
+    """The request messages of one stream; ``next`` raises ``StreamIdle`` when none came within ``timeout`` of
+    ``clock`` (None: no timeout), ``StreamYielded`` when ``end_silent`` ended the stream while it waited,
     ``StreamDraining`` once ``end_draining`` was called (at once if it was waiting)."""
 
     def __init__(
         self, requests: Iterator[Any], timeout: float | None, cancel: Callable[[], Any] | None = None,
-        room_wanted: Callable[[], float] | None = None, reads_requests: bool = True,
+        room_wanted: Callable[[], float] | None = None, reads_requests: bool = True, clock: WaitClock = MONOTONIC,
     ) -> None:  # fmt: skip
         self._requests = requests
+        # The silences (waiting_since, sending_since) are read from it and the handler's wait is on it: a test
+        # drives it (tests/support/manual_clock.py); the gate's room_wanted is a clock of its own.
+        self._clock = clock
         self.reads_requests = reads_requests  # False: a ChunkStream's (``_watched``), which has none to read
         self._timeout = timeout
         self._cancel = cancel  # cancels the call (the gRPC context's cancel)
@@ -304,7 +309,7 @@ class IdleBoundedRequests:
         self._sending_since: float | None = None  # monotonic time gRPC began sending an answer not yet taken
         self._yielded_after = 0.0  # seconds of silence when end_silent ended the stream
         self._asked = threading.Semaphore(0)  # released once for each message the handler asks for
-        self._answers: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # (kind, message or exception)
+        self._answers: ClockQueue[tuple[str, Any]] = ClockQueue(clock)  # (kind, message or exception)
         self._reader: threading.Thread | None = None
         self._closed = False
         self._draining = False
@@ -323,7 +328,7 @@ class IdleBoundedRequests:
             if self._draining:  # under the lock end_draining takes: it sees this wait, or this sees it
                 self.close()
                 raise StreamDraining(self._received)
-            self._waiting_since = time.monotonic()
+            self._waiting_since = self._clock.now()
         self._asked.release()
         try:
             kind, value = self._answers.get(timeout=self._timeout)
@@ -350,7 +355,7 @@ class IdleBoundedRequests:
         (0: it is doing neither)."""
         with self._lock:
             since = self._waiting_since if self._waiting_since is not None else self._sending_since
-            return 0.0 if since is None else time.monotonic() - since
+            return 0.0 if since is None else self._clock.now() - since
 
     def holds_room(self) -> bool:
         """Whether the call holds room in the work budget until it ends (its record has actions waiting for the
@@ -361,7 +366,7 @@ class IdleBoundedRequests:
         """Seconds gRPC has been sending an answer its client has not taken (0: none)."""
         with self._lock:
             since = self._sending_since
-            return 0.0 if since is None else time.monotonic() - since
+            return 0.0 if since is None else self._clock.now() - since
 
     def room_charge(self) -> float:
         """Seconds of ``room_wanted`` while the client left an answer of this stream unread, over the call's life,
@@ -377,7 +382,7 @@ class IdleBoundedRequests:
         """gRPC is sending an answer (True) or has sent ``answer`` (False)."""
         clock = self._room_wanted()
         with self._lock:
-            self._sending_since = time.monotonic() if sending else None
+            self._sending_since = self._clock.now() if sending else None
             since, self._room_wanted_at_send = self._room_wanted_at_send, (clock if sending else None)
             if sending or since is None or clock == since:
                 return
@@ -408,7 +413,7 @@ class IdleBoundedRequests:
                 if not self._end_unread(yield_after):
                     return False
             else:
-                silent = time.monotonic() - self._waiting_since
+                silent = self._clock.now() - self._waiting_since
                 if silent < yield_after:
                     return False
                 self._yielded_after = silent
@@ -454,7 +459,7 @@ class IdleBoundedRequests:
     def _unread_for(self, yield_after: float) -> bool:
         return (
             self._sending_since is not None and self._cancel is not None
-            and time.monotonic() - self._sending_since >= yield_after
+            and self._clock.now() - self._sending_since >= yield_after
         )  # fmt: skip
 
     def close(self) -> None:
