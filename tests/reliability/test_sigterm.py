@@ -2,12 +2,15 @@
 (UNAVAILABLE — a draining worker's answer, a closed connection or a refused one; never CANCELLED, never
 INTERNAL), and the server exits 0 within its grace period.
 
-Set-up: a 2-worker server (grace period 20 s, 40 MiB requests); short Encode calls keep coming from three
-threads on raw stubs, each on a new connection (no client retries, so every status the server gives is seen
-as it is); two long calls (32 or 16 items of 1,000,000 random letters without whitespace: 0.4-0.8 s of BPE
-here; the 8 items of before took ~2 s when the engine was slower, and by now finished before SIGTERM) are
-started on their own connections and seen running in ``tokend_rpc_in_flight``. Then SIGTERM goes to the
-supervisor at once.
+Set-up: a 2-worker server (grace period 60 s, 40 MiB requests, a 64 MiB work budget); short Encode calls keep
+coming from three threads on raw stubs, each on a new connection (no client retries, so every status the server
+gives is seen as it is), starting once two long calls (38 or 24 items of 1,000,000 random letters without
+whitespace), made on their own connections, show in ``tokend_rpc_in_flight``, waiting for room: each worker's
+budget is held by an unread CountTokens (a raw HTTP/2 connection that never opens its window). Then SIGTERM goes to the
+supervisor; once both workers log ``worker_draining`` and a short call was refused, the holders' connections
+close and the long calls run, during the drain. Before, the long calls ran at once and the test had to see both
+in flight before either ended: a client held back 0.9 s of every 1 s lost that race (0.4-0.8 s calls) whatever
+the number of tries.
 
 Two variants: the long calls are CountTokens (small answers) — strict; or Encode, whose ~36 MB answers
 must still be *sent* after the handler returned. The worker first gave that a fixed 1 s and then cut
@@ -29,29 +32,99 @@ import time
 from collections import Counter
 
 import grpc
+import h2.events
 import pytest
 import tiktoken
+from support.raw_grpc import UnreadCalls
 from support.server import start_server
 
 from tokend_api.v1 import tokenizer_pb2 as pb
 
-# Items of 1 MB random letters (one piece each, ~15-25 ms of BPE apiece here): enough that a long call
-# outlasts the wait for it to show as in flight (a metric scrape every 50 ms) many times over, so more than
-# the default 8 MiB a request; the server of this test takes 40 MiB requests and 64 MiB messages (Encode: 24
-# items, a ~54 MB answer; 16 finished before the wait saw both calls in one CI run here once big texts were
-# encoded wholly without the GIL).
+# Items of 1 MB random letters (one piece each, ~15-25 ms of BPE apiece here), more than the default 8 MiB a
+# request: the server of this test takes 40 MiB requests and 64 MiB messages (Encode: 24 items, a ~54 MB answer
+# to send during the drain). They were sized to outlast the wait to see them in flight; held for room now, they
+# need not (left as they were: the Encode's answer is what the flush is tested with).
 LONG_ITEMS = {"CountTokens": 38, "Encode": 24}
 LONG_ITEM_CHARS = 1_000_000
-SERVER_LIMITS = ("--max-request-bytes", str(40 << 20), "--max-message-bytes", str(64 << 20))
+# A 64 MiB work budget (56 MiB for large requests): a 40 MiB reservation held (HOLD_REQUEST) keeps out either long
+# call (19 MiB; the Encode's 294 MiB runs only alone); unread answers are kept for 10 minutes, not cancelled.
+SERVER_LIMITS = ("--max-request-bytes", str(40 << 20), "--max-message-bytes", str(64 << 20),
+                 "--max-work-bytes", str(64 << 20), "--answer-send-seconds", "600")  # fmt: skip
+# 2.1 MB of short words: a count reserving 40 MiB, done in milliseconds.
+HOLD_REQUEST = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello " * 350_000)])
 # Own connections, and room for the ~54 MB Encode answer (gRPC's default receive limit is 4 MiB).
 _LONG_CALL_CHANNEL = {"grpc.use_local_subchannel_pool": 1, "grpc.max_receive_message_length": 64 << 20}
 DISTINCT_LONG_ITEMS = 2  # the items repeat these (tiktoken computes the expected ids once per distinct text)
 CLEAN_REFUSALS = {"UNAVAILABLE"}
+# The long calls wait for room from before SIGTERM until the test has seen both workers draining and a refusal,
+# then run: on a loaded machine (load 17, the process tree stopped 0.7 s of every 1 s) 60 s of deadline and 20 s
+# of grace ran out. A drain ends when its calls do (plus the 2 s flush), so the margin costs nothing when idle.
+GRACE_PERIOD = 60
+LONG_CALL_SECONDS = 180
 
 
 def _in_flight(metrics_text: str, method: str) -> float:
     pattern = re.compile(r'^tokend_rpc_in_flight\{[^}]*grpc_method="%s"[^}]*\}\s+(\S+)' % method, re.M)
     return sum(float(value) for value in pattern.findall(metrics_text))
+
+
+def _wait_for(condition, failure: str, seconds: float = 60.0) -> None:
+    """Until ``condition()`` holds (a condition, not a time: what a loaded machine does within a second varies)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.05)
+
+
+def _started(metrics_text: str, method: str) -> float:
+    pattern = re.compile(r'^grpc_server_started_total\{[^}]*grpc_method="%s"[^}]*\}\s+(\S+)' % method, re.M)
+    return sum(float(value) for value in pattern.findall(metrics_text))
+
+
+def _response_headers(unread: UnreadCalls, stream: int) -> dict[str, str]:
+    """The response headers of ``stream``: the worker sends them as its handler starts (they need no window)."""
+
+    def headers() -> dict[str, str] | None:
+        for event in unread.received:
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
+                return dict(event.headers)
+        return None
+
+    unread.events(seconds=60, until=lambda _events: headers() is not None)
+    found = headers()
+    assert found is not None, f"no answer headers for stream {stream} in 60 s"
+    return found
+
+
+def _hold_each_workers_budget(server, workers: int) -> list[UnreadCalls]:
+    """A connection to each worker whose unread CountTokens holds HOLD_REQUEST's reservation (its answer is never
+    read, and ``--answer-send-seconds`` outlasts the test): a large request then waits for room, in flight, until
+    the connection closes. Connections are opened until every worker has one (the kernel spreads them over the
+    SO_REUSEPORT listeners); each is first asked a small CountTokens, whose answer's headers name its worker.
+    Returns once every CountTokens sent has started and returned (``grpc_server_started_total`` and
+    ``tokend_rpc_in_flight``, counted together as a handler starts): the reservations are held."""
+    host, port = server.target.rsplit(":", 1)
+    small = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hi")]).SerializeToString()
+    holders: dict[str, UnreadCalls] = {}
+    sent = 0  # CountTokens calls
+    for _ in range(64):
+        unread = UnreadCalls(host, int(port))
+        (probe,) = unread.send("/tokend.v1.Tokenizer/CountTokens", small)
+        sent += 1
+        worker = _response_headers(unread, probe).get("tokend-worker")
+        if worker is None or worker in holders:
+            unread.close()
+            continue
+        unread.send("/tokend.v1.Tokenizer/CountTokens", HOLD_REQUEST.SerializeToString())
+        sent += 1
+        holders[worker] = unread
+        if len(holders) == workers:
+            _wait_for(lambda: _started(metrics := server.scrape_metrics(), "CountTokens") == sent
+                      and _in_flight(metrics, "CountTokens") == 0, "the budget holders' handlers never returned")  # fmt: skip
+            return list(holders.values())
+    for unread in holders.values():
+        unread.close()
+    raise AssertionError(f"64 connections reached only workers {sorted(holders)}")
 
 
 def test_sigterm_under_load_finishes_in_flight_calls_and_refuses_new_ones_cleanly() -> None:
@@ -72,7 +145,7 @@ def _sigterm_under_load(long_method: str) -> None:
     short_text = "The quick brown fox jumps over the lazy dog. " * 20
     short_ids = tiktoken.get_encoding("cl100k_base").encode_ordinary(short_text)
 
-    with start_server(*SERVER_LIMITS, workers=2, grace_period=20, drain_flush=None) as server:
+    with start_server(*SERVER_LIMITS, workers=2, grace_period=GRACE_PERIOD, drain_flush=None) as server:
         supervisor = server.process
         inputs = [pb.Input(text=text) for text in long_texts]
         long_request = (
@@ -107,35 +180,37 @@ def _sigterm_under_load(long_method: str) -> None:
                 time.sleep(0.01)
 
         threads = [threading.Thread(target=short_calls, args=(n,), daemon=True) for n in range(3)]
-        for thread in threads:
-            thread.start()
-        time.sleep(0.3)
-        # The long calls start once the short ones flow, and SIGTERM follows as soon as both show in flight. A
-        # pair of which one finished first (a slow scrape on a loaded machine) is waited out and sent again.
-        for _attempt in range(3):
+        # Each worker's work budget held by an unread call, so the long calls wait for room in flight until the
+        # test lets them run: SIGTERM comes while both are in flight however the machine stalls the test.
+        holders = _hold_each_workers_budget(server, workers=2)
+        try:
             long_calls = [
-                getattr(server.stub(server.channel(**_LONG_CALL_CHANNEL)), long_method).future(long_request, timeout=60)
+                getattr(server.stub(server.channel(**_LONG_CALL_CHANNEL)), long_method).future(long_request, timeout=LONG_CALL_SECONDS)
                 for _ in range(2)
             ]
-            deadline = time.monotonic() + 30
-            while _in_flight(server.scrape_metrics(), long_method) < 2 and not any(call.done() for call in long_calls):
-                assert time.monotonic() < deadline, "the long calls never showed in tokend_rpc_in_flight"
-                time.sleep(0.05)
-            if not any(call.done() for call in long_calls):
-                break
-            for call in long_calls:
-                call.result(timeout=60)
-        else:
-            pytest.fail("in 3 tries a long call finished before both showed in flight; make them longer")
-        ok_before = codes["OK"]
-        supervisor.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
+            # Seen before the short calls start: no short Encode is counted with them (the holders' have returned).
+            _wait_for(lambda: _in_flight(server.scrape_metrics(), long_method) == 2,
+                      "the long calls never showed in tokend_rpc_in_flight")  # fmt: skip
+            for thread in threads:
+                thread.start()
+            _wait_for(lambda: codes["OK"] > 0, "the short-call load never got an answer")
+            assert not any(call.done() for call in long_calls), [call.exception() for call in long_calls if call.done()]
+            ok_before = codes["OK"]
+            supervisor.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            # Both workers draining, and new calls refused, before the long calls may run.
+            _wait_for(lambda: len(server.events("worker_draining")) == 2, "the workers never began draining")
+            _wait_for(lambda: codes["UNAVAILABLE"] > 0, "no call was refused while the workers drained")
+            assert not any(call.done() for call in long_calls), "a long call ran while its worker's budget was held"
+        finally:
+            for holder in holders:
+                holder.close()  # its call ends (its client went away) and gives the budget back
         try:
             for call in long_calls:
                 try:
-                    response = call.result(timeout=60)
+                    response = call.result(timeout=LONG_CALL_SECONDS)
                 except grpc.RpcError as error:
-                    supervisor.wait(timeout=40)
+                    supervisor.wait(timeout=GRACE_PERIOD + 30)
                     workers = [dict(call.initial_metadata() or ()).get("tokend-worker") for call in long_calls]
                     pytest.fail(
                         f"an in-flight call was cut by SIGTERM: {error.code().name} {error.details()}; long calls were "
@@ -153,7 +228,7 @@ def _sigterm_under_load(long_method: str) -> None:
             for thread in threads:
                 thread.join(30)
         try:
-            exit_code = supervisor.wait(timeout=40)
+            exit_code = supervisor.wait(timeout=GRACE_PERIOD + 30)
         except Exception:
             pytest.fail("the supervisor did not exit within grace period + margin:\n" + server.stderr_text()[-3000:])
         drained_in = time.monotonic() - signalled
