@@ -15,9 +15,29 @@ from tokend_api.v1 import tokenizer_pb2 as pb
 
 from support.server import start_server
 
-from .test_hostile_requests import _samples, _scrape_until
+from .test_hostile_requests import _samples
 
 GRACE_PERIOD = 1.0  # seconds: the calls below outlast it
+
+
+def _calls(scraped: str) -> tuple[dict[str, float], dict[str, float]]:
+    """(calls started, handlers running) of CountTokens and ChunkStream: ``grpc_server_started_total`` and
+    ``tokend_rpc_in_flight``, counted together as a handler starts. A call's answer headers are no sign of its
+    handler's end: the worker sends them first."""
+    methods = ("CountTokens", "ChunkStream")
+    started = {labels["grpc_method"]: value for labels, value in _samples(scraped, "grpc_server_started_total")
+               if labels["grpc_method"] in methods}  # fmt: skip
+    running = {labels["grpc_method"]: value for labels, value in _samples(scraped, "tokend_rpc_in_flight")
+               if value and labels["grpc_method"] in methods}  # fmt: skip
+    return started, running
+
+
+def _wait_for(condition, seconds: float = 60.0) -> None:
+    """Until ``condition()`` holds: a condition, not a fixed time (what a loaded machine does in a second varies)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.05)
 
 
 def test_calls_cut_at_the_grace_periods_end_are_counted_and_logged_with_the_status_their_clients_saw(registry_dir):
@@ -39,7 +59,7 @@ def test_calls_cut_at_the_grace_periods_end_are_counted_and_logged_with_the_stat
         host, port = server.target.rsplit(":", 1)
         unread = UnreadCalls(host, int(port))
         unread.send("/tokend.v1.Tokenizer/CountTokens", large.SerializeToString())  # holds 42 MB, answer unread
-        unread.events(seconds=1.0)
+        _wait_for(lambda: _calls(server.scrape_metrics()) == ({"CountTokens": 1}, {}))  # its handler returned
         unread.send("/tokend.v1.Tokenizer/ChunkStream", document.SerializeToString())  # its first message unread
         seen: list[grpc.StatusCode] = []
 
@@ -52,7 +72,9 @@ def test_calls_cut_at_the_grace_periods_end_are_counted_and_logged_with_the_stat
 
         caller = threading.Thread(target=waiting_call, daemon=True)
         caller.start()
-        _scrape_until(server, lambda handled: False, timeout=1.5)  # both handlers are running by then
+        # both running: the stream, and the second CountTokens (the first one's handler has returned)
+        _wait_for(lambda: _calls(server.scrape_metrics()) == ({"CountTokens": 2, "ChunkStream": 1},
+                                                               {"CountTokens": 1, "ChunkStream": 1}))  # fmt: skip
         os.kill(worker, signal.SIGTERM)
         deadline = time.monotonic() + 30
         while worker in server.worker_pids() and time.monotonic() < deadline:
