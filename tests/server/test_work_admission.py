@@ -349,17 +349,18 @@ def test_a_connection_sending_some_answers_does_not_keep_another_for_ever():
     the connection's other answers, made before and since, take)."""
     from tokend.server.unsent_answers import SendDeadlines
 
-    deadlines = SendDeadlines()
+    clock = ManualClock()
+    deadlines = SendDeadlines(clock=clock)
     unread = FakeContext()
-    started = time.monotonic()
+    made = clock.now()
     assert deadlines.end_after(unread, 0.2)(lambda: None)  # its own deadline: 0.2 s
-    while not unread.cancelled.is_set() and time.monotonic() - started < 3.0:
+    while not unread.cancelled.is_set() and clock.now() - made < 3.0:
         read = FakeContext()  # the same connection (peer); its answer is sent
         assert deadlines.end_after(read, 0.2, sending_seconds=0.01)(lambda: None)
-        time.sleep(0.05)
+        clock.advance(0.05)
         read.end("closed")
     assert unread.cancelled.is_set(), "an unread call kept beside a connection that sends others"
-    assert time.monotonic() - started < 2.0  # its own 0.2 s + 0.2 s + ~0.1 s of the answers made meanwhile
+    assert clock.now() - made < 2.0  # its own 0.2 s + 0.2 s + ~0.1 s of the answers made meanwhile
 
 
 def test_a_worker_ending_tells_the_outcome_of_the_calls_whose_end_has_not_come():
@@ -435,20 +436,21 @@ def test_calls_its_client_cancels_do_not_keep_a_connection_sending():
     from tokend.server.call_outcome import CallOutcome
     from tokend.server.unsent_answers import SendDeadlines
 
-    deadlines = SendDeadlines()
+    clock = ManualClock()
+    deadlines = SendDeadlines(clock=clock)
     never_read = FakeContext()
-    started = time.monotonic()
+    made = clock.now()
     assert deadlines.end_after(never_read, 0.1, sending_seconds=0.1)(lambda: None)  # its own deadline: 0.2 s
     statuses = []
-    while not never_read.cancelled.is_set() and time.monotonic() - started < 3.0:
+    while not never_read.cancelled.is_set() and clock.now() - made < 3.0:
         # a call made and cancelled by the client every 50 ms; nothing is ever read
         cancelled, outcome = FakeContext(), CallOutcome()
         outcome.then(lambda status, _ended: statuses.append(status))
         assert deadlines.end_after(cancelled, 0.1, sending_seconds=0.1, outcome=outcome)(lambda: None)
         cancelled.end("cancelled")  # as grpcio marks a call its client cancelled
-        time.sleep(0.05)
+        clock.advance(0.05)
     assert never_read.cancelled.is_set(), "a connection that read nothing kept its unread answer"
-    assert time.monotonic() - started < 2.0
+    assert clock.now() - made < 2.0
     assert statuses and set(statuses) == {grpc.StatusCode.CANCELLED}  # what their client got, not OK
 
 
