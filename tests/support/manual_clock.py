@@ -11,9 +11,11 @@ what those threads did by a time is known when the test looks, however the machi
 
 A thread is known to the clock from its first wait until it ends: ``advance`` waits (``settle_seconds`` at most,
 then fails the test: a thread that never comes back to wait is a bug or a hang) until at least ``threads`` have
-waited and each known one still running is waiting with ``due()`` None or later than now. A thread busy outside the wait (a cancel it makes) is
-not settled; one woken by a ``notify`` but not yet back is settled only if what it would find due is not yet due
-(``due()`` is read under its condition, as the thread itself reads it).
+waited and each known one still running is waiting with ``due()`` None or later than now. A thread busy outside
+the wait (a cancel it makes) is not settled; one woken by a ``notify`` but not yet back is settled only if what it
+would find due is not yet due (``due()`` is read under its condition, as the thread itself reads it). So the code
+under test must say through ``due()`` everything a wake-up is for (SendDeadlines: its heap's head; ClockQueue:
+an item waiting is due at once); work started by something else (a thread of the test) the test waits for itself.
 """
 
 from __future__ import annotations
