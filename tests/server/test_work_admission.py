@@ -764,7 +764,8 @@ def test_room_is_made_by_cancelling_the_oldest_answers_of_connections_not_readin
     monkeypatch.setattr(unsent_answers, "UNREAD_ROOM_SECONDS", 0.4)
     monkeypatch.setattr(unsent_answers, "_EARLY_LOOK_SECONDS", 0.2)
     reads, still, unknown, sends = "ipv4:127.0.0.1:1", "ipv4:127.0.0.1:2", "unix:/tmp/x", "unix:/tmp/y"
-    deadlines = SendDeadlines(acked_bytes=_Link({reads: 1.5 * MIN_READ_BYTES_PER_SECOND, still: 0.0}))
+    clock = ManualClock()
+    deadlines = SendDeadlines(acked_bytes=_Link({reads: 1.5 * MIN_READ_BYTES_PER_SECOND, still: 0.0}, clock), clock=clock)
     calls = {name: FakeContext(peer) for name, peer in [
         ("reads", reads), ("still 1", still), ("still 2", still), ("still 3", still), ("unknown", unknown),
         ("sends", sends), ("sent", sends), ("still, no room", still)]}  # fmt: skip
@@ -774,10 +775,11 @@ def test_room_is_made_by_cancelling_the_oldest_answers_of_connections_not_readin
         outcomes[name].then(lambda status, _, name=name: statuses.__setitem__(name, status))
         held = 0 if name == "still, no room" else 4 * MiB
         assert deadlines.end_after(context, 60.0, outcome=outcomes[name], held_bytes=held)(lambda: None)
-        time.sleep(0.01)  # made one after another: oldest first
+        clock.advance(0.01)  # made one after another: oldest first
     assert deadlines.make_room(100 * MiB) == 0  # all younger than UNREAD_ROOM_SECONDS
     young = FakeContext(still)
-    time.sleep(0.45)
+    clock.advance(0.25)  # past their early looks (the readings a rate is taken from)
+    clock.advance(0.2)
     calls["sent"].end("closed")  # an answer of its connection sent: it reads
     assert deadlines.end_after(young, 60.0, held_bytes=4 * MiB)(lambda: None)
     assert deadlines.make_room(6 * MiB) == 8 * MiB  # the two oldest not reading
@@ -803,23 +805,24 @@ def test_connections_shown_reading_do_not_use_up_the_readings_that_find_a_client
     monkeypatch.setattr(unsent_answers, "UNREAD_ROOM_SECONDS", 0.3)
     monkeypatch.setattr(unsent_answers, "_EARLY_LOOK_SECONDS", 0.15)
     readers = [f"ipv4:127.0.0.1:{port}" for port in range(1, _MAX_READINGS_FOR_ROOM + 3)]
+    clock = ManualClock()
     deadlines = SendDeadlines(acked_bytes=_Link({**{peer: 2 * MIN_READ_BYTES_PER_SECOND for peer in readers},
-                                                 "ipv4:127.0.0.2:1": 0.0}))  # fmt: skip
+                                                 "ipv4:127.0.0.2:1": 0.0}, clock), clock=clock)  # fmt: skip
     slow = [FakeContext(peer) for peer in readers]
     for context in slow:
         assert deadlines.end_after(context, 60.0, held_bytes=1 * MiB)(lambda: None)
     unread = FakeContext("ipv4:127.0.0.2:1")
     assert deadlines.end_after(unread, 60.0, held_bytes=4 * MiB)(lambda: None)
-    time.sleep(0.3)  # past their early looks (the readings their first rates are taken from)
+    clock.advance(0.3)  # past their early looks (the readings their first rates are taken from)
     freed = []
     for _ in range(4):  # asks spaced past UNREAD_ROOM_SECONDS: each reading a reader showed is past at the next
-        time.sleep(0.35)
+        clock.advance(0.35)
         freed.append(deadlines.make_room(4 * MiB))
     assert freed == [0, 4 * MiB, 0, 0], freed  # the first reads eight readers, the second the last two, then it
     assert unread.cancelled.is_set() and not any(context.cancelled.is_set() for context in slow)
     # One that showed reading and stopped is read again while room is still wanted, and gives its room.
     deadlines._acked_bytes.rates[readers[0]] = 0.0
-    time.sleep(0.35)
+    clock.advance(0.35)
     assert deadlines.make_room(1 * MiB) == 1 * MiB
     assert [context.cancelled.is_set() for context in slow] == [True] + [False] * (len(slow) - 1)
     assert deadlines.cancelled == 2
