@@ -136,7 +136,9 @@ def _worst(run) -> list[str]:
     from bench.worst_case import PIECES
 
     encodings = list(run.worst)
-    lines = [f"## Worst case: one {run.piece_size / 1e6:g} MB piece (CPU seconds of one `encode`, each in a fresh "
+    runs = getattr(run, "worst_runs", 1)
+    how = "one `encode`" if runs == 1 else f"one `encode`, median of {runs} runs"
+    lines = [f"## Worst case: one {run.piece_size / 1e6:g} MB piece (CPU seconds of {how}, each in a fresh "
              "process; ids checked against tiktoken)", ""]
     lines += ["| peer | " + " | ".join(f"{_SHORT[enc]} {piece}" for enc in encodings for piece in PIECES) + " |",
               "|---|" + "---:|" * (len(encodings) * len(PIECES))]

@@ -36,7 +36,7 @@ import string
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = ["PIECES", "PieceResult", "measure_memory", "measure_pieces", "piece_text"]
@@ -78,8 +78,25 @@ class PieceResult:
         return f"{self.seconds:.3f}{mark}"
 
 
-def measure_pieces(peers: list[str], encoding: str, *, size: int, timeout: float) -> list[PieceResult]:
-    return [_child(peer, encoding, piece, "encode", size, timeout, check=True) for peer in peers for piece in PIECES]
+def measure_pieces(peers: list[str], encoding: str, *, size: int, timeout: float, runs: int = 3) -> list[PieceResult]:
+    """Each (peer, piece) in `runs` fresh processes, taken in rounds (every cell once a round, so a slow spell of
+    the machine falls on every peer alike); a cell is the median CPU seconds of its runs. One fresh process moved a
+    cell by up to 1.6x between runs on this VM (0.022-0.036 s), so one run could not place a cell near 20 ms; the
+    ids are checked against tiktoken in the first round only (the same input each round)."""
+    rounds = [[_child(peer, encoding, piece, "encode", size, timeout, check=index == 0) for peer in peers for piece in PIECES]
+              for index in range(max(1, runs))]
+    return [_median_of(results) for results in zip(*rounds)]
+
+
+def _median_of(results: tuple[PieceResult, ...]) -> PieceResult:
+    """The first run's result with the median of the runs' seconds; the first failure of any run if one failed."""
+    failed = [result for result in results if result.error]
+    if failed:
+        return failed[0]
+    seconds = sorted(result.seconds for result in results)
+    middle = len(seconds) // 2
+    median = seconds[middle] if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
+    return replace(results[0], seconds=median)
 
 
 def measure_memory(peers: list[str], encoding: str, *, size: int, timeout: float) -> list[PieceResult]:

@@ -62,3 +62,15 @@ def test_the_worst_case_child_checks_ids_against_tiktoken() -> None:
     assert memory[0].ids == memory[1].ids > 0
     # the yardstick of encode's memory is the returned list: its 8-byte slots at least
     assert memory[0].result_bytes is None and memory[1].result_bytes >= 8 * memory[1].ids
+
+
+def test_a_worst_case_cell_is_the_median_of_its_runs_and_any_failed_run_fails_it() -> None:
+    from bench.worst_case import PieceResult, _median_of
+
+    runs = tuple(PieceResult("tokend", "random letters", "encode", seconds=s, ids=5, exact=first)
+                 for s, first in [(0.030, True), (0.010, None), (0.020, None)])
+    median = _median_of(runs)
+    assert (median.seconds, median.exact, median.ids) == (0.020, True, 5)  # the first run's check is kept
+    assert _median_of(runs[:2]).seconds == 0.020  # an even count: the middle two's mean
+    failed = PieceResult("tokend", "random letters", "encode", error="> 60 s")
+    assert _median_of(runs + (failed,)).error == "> 60 s"
