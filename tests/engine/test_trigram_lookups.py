@@ -37,6 +37,13 @@ def _oracle(name: str) -> tiktoken.Encoding:
     return tiktoken.get_encoding(name)
 
 
+def _assert_merged_as_tiktoken(core, oracle, pieces):
+    """Each piece's ids from the core's merge and its whole-piece path equal tiktoken's for that piece."""
+    expected = [oracle._encode_single_piece(piece) for piece in pieces]
+    assert [core.merge(piece) for piece in pieces] == expected
+    assert [core.encode_piece(piece) for piece in pieces] == expected
+
+
 @pytest.mark.parametrize("name", _NAMES)
 def test_every_string_of_three_symbols_against_tiktoken(name):
     # 63^3 strings: the tokens among them (cl100k_base 8,000-odd, o200k_base more) are found by the merge's last
@@ -44,9 +51,7 @@ def test_every_string_of_three_symbols_against_tiktoken(name):
     # rank in the wrong place, or a symbol coded twice, gives other ids for some of them.
     core, oracle = _core(name), _oracle(name)
     pieces = [bytes(p) for p in itertools.product(SYMBOLS.encode(), repeat=3)]
-    expected = [oracle._encode_single_piece(piece) for piece in pieces]
-    assert [core.merge(piece) for piece in pieces] == expected
-    assert [core.encode_piece(piece) for piece in pieces] == expected
+    _assert_merged_as_tiktoken(core, oracle, pieces)
 
 
 @pytest.mark.parametrize("name", _NAMES)
@@ -60,9 +65,7 @@ def test_strings_of_four_symbols_against_tiktoken(name):
     near = [token[:k] + bytes([rng.choice(SYMBOLS.encode())]) + token[k + 1:] for token in tokens for k in (0, 3)]
     randoms = ["".join(rng.choices(SYMBOLS, k=4)).encode() for _ in range(50_000)]
     pieces = tokens + near + randoms
-    expected = [oracle._encode_single_piece(piece) for piece in pieces]
-    assert [core.merge(piece) for piece in pieces] == expected
-    assert [core.encode_piece(piece) for piece in pieces] == expected
+    _assert_merged_as_tiktoken(core, oracle, pieces)
 
 
 @pytest.mark.parametrize("name", _NAMES)
@@ -81,9 +84,7 @@ def test_pieces_of_symbols_whose_merges_ask_for_trigrams_against_tiktoken(name):
         pieces.append(piece.encode())
     words = ["Tokenization", "internationalisation", "zyxwvut", "Qqq", "aaaaaaa", " the", " 2026", "1234567"]
     pieces += [word.encode() for word in words]
-    expected = [oracle._encode_single_piece(piece) for piece in pieces]
-    assert [core.merge(piece) for piece in pieces] == expected
-    assert [core.encode_piece(piece) for piece in pieces] == expected
+    _assert_merged_as_tiktoken(core, oracle, pieces)
 
 
 def test_a_vocabulary_without_three_byte_tokens_and_one_of_only_them():

@@ -41,12 +41,9 @@ def working_sizes(
     >>> working_sizes("count", object(), ["hello"], [5], small_bytes=4 << 20)   # an encoding that rewrites nothing
     [5]
     """
-    measure = getattr(encoding, "working_text_bytes", None)
-    bound = getattr(encoding, "working_text_bound", None)
-    if measure is None or bound is None:
-        return list(sizes)
-    at_most = [bound(size) for size in sizes]
-    if at_most == list(sizes) or factor * working_bytes(operation, sizes=at_most) <= small_bytes:
+    at_most, measure = _measure_if_large(
+        encoding, sizes, lambda bounded: factor * working_bytes(operation, sizes=bounded) <= small_bytes)
+    if measure is None:
         return at_most
     measured = [measure(item) for item in inputs]
     if check is not None:
@@ -67,12 +64,8 @@ def conversation_working_sizes(
     >>> conversation_working_sizes(sum, object(), [None], [40], small_bytes=4 << 20)   # nothing to normalize
     [40]
     """
-    measure = getattr(encoding, "working_text_bytes", None)
-    bound = getattr(encoding, "working_text_bound", None)
-    if measure is None or bound is None:
-        return list(sizes)
-    at_most = [bound(size) for size in sizes]
-    if at_most == list(sizes) or estimate(at_most) <= small_bytes:
+    at_most, measure = _measure_if_large(encoding, sizes, lambda bounded: estimate(bounded) <= small_bytes)
+    if measure is None:
         return at_most
     measured = []
     for conversation, size in zip(conversations, sizes):
@@ -81,6 +74,22 @@ def conversation_working_sizes(
     if check is not None:
         check(sum(measured))
     return measured
+
+
+def _measure_if_large(
+    encoding: Any, sizes: Sequence[int], small: Callable[[list[int]], bool]
+) -> tuple[list[int], Callable[[Any], int] | None]:
+    """``sizes`` at the encoding's bound (``working_text_bound``), and its ``working_text_bytes`` when that bound could
+    make the request large; None when the bound settles it (the encoding rewrites nothing, or ``small`` holds even
+    at the bound: such a request reserves nothing either way)."""
+    measure = getattr(encoding, "working_text_bytes", None)
+    bound = getattr(encoding, "working_text_bound", None)
+    if measure is None or bound is None:
+        return list(sizes), None
+    at_most = [bound(size) for size in sizes]
+    if at_most == list(sizes) or small(at_most):
+        return at_most, None
+    return at_most, measure
 
 
 def _strings(value: Any) -> Iterator[str]:
