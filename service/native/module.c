@@ -615,10 +615,10 @@ static PyObject *ids_to_list(BpeCore *self, Sink *sink) {
     while (i > 0) {
         size_t low = i > TK_SHRINK_SINK_IDS ? i - TK_SHRINK_SINK_IDS : 0;
         for (size_t k = i; k-- > low;) {
-            /* the object of the id 16 on, for writing; the slot naming the object of the id 32 on, so that the
+            /* the object of the id 32 on, for writing; the slot naming the object of the id 128 on, so that the
              * first prefetch does not wait for its pointer (tokend_native.h, TK_LIST_PREFETCH) */
-            if (k >= low + 2 * TK_LIST_PREFETCH)
-                __builtin_prefetch(&self->rank_objects[sink->ids[k - 2 * TK_LIST_PREFETCH]], 0, 3);
+            if (k >= low + TK_LIST_PREFETCH_SLOT)
+                __builtin_prefetch(&self->rank_objects[sink->ids[k - TK_LIST_PREFETCH_SLOT]], 0, 3);
             if (k >= low + TK_LIST_PREFETCH) __builtin_prefetch(self->rank_objects[sink->ids[k - TK_LIST_PREFETCH]], 1, 3);
             PyObject *item = self->rank_objects[sink->ids[k]];
             Py_INCREF(item);

@@ -106,9 +106,9 @@ PyObject *tk_ids_to_list(const uint32_t *ids, size_t n, PyObject *const *objects
     PyObject *list = PyList_New((Py_ssize_t)n);
     if (!list) return NULL;
     for (size_t i = 0; i < n; i++) {
-        /* the object of the id 16 on, and the slot naming the object of the id 32 on (TK_LIST_PREFETCH) */
-        if (i + 2 * TK_LIST_PREFETCH < n && ids[i + 2 * TK_LIST_PREFETCH] < n_objects)
-            __builtin_prefetch(&objects[ids[i + 2 * TK_LIST_PREFETCH]], 0, 3);
+        /* the object of the id 32 on, and the slot naming the object of the id 128 on (TK_LIST_PREFETCH) */
+        if (i + TK_LIST_PREFETCH_SLOT < n && ids[i + TK_LIST_PREFETCH_SLOT] < n_objects)
+            __builtin_prefetch(&objects[ids[i + TK_LIST_PREFETCH_SLOT]], 0, 3);
         if (i + TK_LIST_PREFETCH < n && ids[i + TK_LIST_PREFETCH] < n_objects)
             __builtin_prefetch(objects[ids[i + TK_LIST_PREFETCH]], 1, 3);
         PyObject *item = ids[i] < n_objects ? objects[ids[i]] : NULL;

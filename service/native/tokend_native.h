@@ -381,14 +381,21 @@ static inline uint32_t tk_rank_of_prepared(const tk_rank_table *table, const uin
     return tk_rank_of_long_hashed(table, piece, len, p->hash);
 }
 
-/* Lists of ids are built with the int object of the id this many places ahead prefetched for writing
+/* Lists of ids are built with the int object of the id TK_LIST_PREFETCH places ahead prefetched for writing
  * (its reference count): for ids spread over the vocabulary, the objects' cache misses were the cost of
  * building the list (encode of 1 MB of random letters 22.9 -> 21.9 ms, a replay of English documents
  * 6.3 -> 5.8 ms: docs/decisions.md). Both list builders (module.c, text_parts.c) also fetch the slot of the
- * objects' array naming the object twice as far ahead: that prefetch's own load of the pointer (a 1.6 MiB array
- * for o200k_base) was where 28 % of ids_to_list's samples waited; first-pass encode 1.02-1.04x in every cell
- * (docs/decisions.md, "A list's int objects"). */
-#define TK_LIST_PREFETCH 16
+ * objects' array naming the object TK_LIST_PREFETCH_SLOT places ahead: that prefetch's own load of the pointer
+ * (a 1.6 MiB array for o200k_base) was where 28 % of ids_to_list's samples waited. The slot is a miss to memory
+ * and an item a few ns, so the slot's distance is the one that counts: 32 -> 128 (object 16 -> 32), first-pass
+ * encode 1.05-1.07x English and code, 1.02-1.03x multilingual; 128-256 all alike (docs/decisions.md, "The list
+ * prefetch distances, swept"). Overridable (-D) so that a sweep builds each pair from the same tree. */
+#ifndef TK_LIST_PREFETCH
+#define TK_LIST_PREFETCH 32
+#endif
+#ifndef TK_LIST_PREFETCH_SLOT
+#define TK_LIST_PREFETCH_SLOT 128
+#endif
 
 /* Pieces up to this length that are not tokens skip the piece cache: their merge is a few lookups in the
  * 2-byte table and the rank table, cheaper than the cache's hash, probes and copy. One 1 MB piece of random

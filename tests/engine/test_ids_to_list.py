@@ -1,5 +1,5 @@
-"""The lists `BpeCore.encode` and `encode_batch` answer: each id as the model's int object, the object of the id 16
-places on and the slot of the one 32 places on fetched ahead; `encode` reads its ids from the end in chunks of 2^18
+"""The lists `BpeCore.encode` and `encode_batch` answer: each id as the model's int object, the object of the id 32
+places on and the slot of the one 128 places on fetched ahead; `encode` reads its ids from the end in chunks of 2^18
 (native/module.c `ids_to_list`), a batch's items from the start (text_parts.c `tk_ids_to_list`). Held to
 tiktoken's ids at every length around those distances and across the chunks.
 
@@ -37,12 +37,12 @@ def _words(name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(_NATIVE))
 def test_lists_of_every_length_around_the_prefetch_distances(name):
-    """Texts of 1-100 ids, the ids spread over the vocabulary (each object another line), so that the first
-    and last 16 and 32 ids of a list, fetched ahead or not, are each held to tiktoken."""
+    """Texts of 1-160 ids, the ids spread over the vocabulary (each object another line), so that the first
+    and last 32 and 128 ids of a list, fetched ahead or not, are each held to tiktoken."""
     rng = random.Random(7)
     core = BpeCore(_ranks(name), _NATIVE[name])
     oracle = tiktoken.get_encoding(name)
-    for n in range(1, 101):
+    for n in range(1, 161):
         text = "".join(rng.choice(_words(name)) for _ in range(n))
         expected = oracle.encode_ordinary(text)
         assert core.encode(text) == expected, text
@@ -54,7 +54,7 @@ def test_a_batchs_lists_of_every_length_around_the_prefetch_distances(name):
     rng = random.Random(9)
     core = BpeCore(_ranks(name), _NATIVE[name])
     oracle = tiktoken.get_encoding(name)
-    texts = ["".join(rng.choice(_words(name)) for _ in range(n)) for n in range(1, 101)]
+    texts = ["".join(rng.choice(_words(name)) for _ in range(n)) for n in range(1, 161)]
     expected = [oracle.encode_ordinary(text) for text in texts]
     for threads in (1, 2):
         assert core.encode_batch(texts, threads) == expected
