@@ -327,15 +327,8 @@ class SendDeadlines:
                     log_event(_log, "answer_kept_reading", level=logging.DEBUG, peer=connection.peer[:200],
                               read_bytes_per_second=round(read_rate or 0), more_seconds=round(kept, 3))  # fmt: skip
                 continue
-            try:
-                log_event(_log, "answer_not_read", level=logging.WARNING, peer=connection.peer[:200],
-                          late_seconds=round(self._clock.now() - deadline, 3),
-                          read_bytes_per_second=None if read_rate is None else round(read_rate))  # fmt: skip
-                if self._on_cancel is not None:
-                    self._on_cancel()
-                context.cancel()  # the call ends: ended() runs its actions (grpcio's callbacks)
-            except Exception as exc:  # a bug: this thread must go on watching the other calls
-                log_event(_log, "answer_cancel_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
+            self._cancel(watched, context, late_seconds=round(self._clock.now() - deadline, 3),
+                         read_bytes_per_second=None if read_rate is None else round(read_rate))
 
     def _earliest(self) -> float | None:
         return self._heap[0][0] if self._heap else None
@@ -399,7 +392,7 @@ class SendDeadlines:
             log_event(_log, "answer_kept_reading", level=logging.DEBUG, peer=connection.peer[:200],
                       unread_seconds=round(now - oldest, 3), room_wanted_bytes=wanted_bytes)  # fmt: skip
         for watched, context in taken:
-            self._cancel(watched, context, now, wanted_bytes)
+            self._cancel(watched, context, unread_seconds=round(now - watched.made, 3), room_wanted_bytes=wanted_bytes)
         return sum(watched.held_bytes for watched in stale)
 
     def _stale(
@@ -444,17 +437,16 @@ class SendDeadlines:
             return [], list(shown), reading
         return stale, [], reading
 
-    def _cancel(self, watched: _Watched, context: Any, now: float, wanted_bytes: int) -> None:
-        """Cancel the call of ``watched`` (``context``, taken from it under the lock) for room."""
+    def _cancel(self, watched: _Watched, context: Any, **fields: Any) -> None:
+        """Cancel the call of ``watched`` (``context``, taken from it under the lock: counted already), its
+        ``answer_not_read`` line carrying ``fields`` (why: its deadline, or room wanted)."""
         try:
-            log_event(_log, "answer_not_read", level=logging.WARNING, peer=watched.connection.peer[:200],
-                      unread_seconds=round(now - watched.made, 3), room_wanted_bytes=wanted_bytes)  # fmt: skip
+            log_event(_log, "answer_not_read", level=logging.WARNING, peer=watched.connection.peer[:200], **fields)
             if self._on_cancel is not None:
                 self._on_cancel()
             context.cancel()  # the call ends: ended() runs its actions (grpcio's callbacks), which give the room back
-        except Exception as exc:  # a bug: the gate's caller must get its answer (a refusal at worst)
+        except Exception as exc:  # a bug: the deadline thread must go on watching; the gate's caller gets its answer
             log_event(_log, "answer_cancel_failed", level=logging.ERROR, error=f"{type(exc).__name__}: {exc}")
-
 
 
 def _rate(before: tuple[float, int] | None, after: tuple[float, int] | None) -> float | None:
