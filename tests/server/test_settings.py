@@ -18,6 +18,7 @@ def test_defaults_are_the_documented_ones():
     assert settings.workers == available_cpus() >= 1
     assert settings.registry is None and settings.models is None
     assert settings.reload_interval == 30 and settings.grace_period == 20 and settings.max_connection_age == 300
+    assert (settings.unload_unused_after, settings.max_pinned_versions) == (300, 4)
     assert (settings.max_batch_items, settings.max_request_bytes, settings.max_message_bytes) == (1024, 8388608, 16777216)
     assert settings.max_work_bytes == 256 << 20 and settings.answer_room_bytes is None  # None: an eighth of it
     assert (settings.stream_idle_timeout, settings.stream_yield_after, settings.stream_message_rate) == (30, 10, 1000)
@@ -31,7 +32,8 @@ def test_every_setting_has_a_flag_and_a_variable():
     assert flag_name("max_batch_items") == "--max-batch-items"
     assert env_name("tls_client_ca") == "TOKEND_TLS_CLIENT_CA"
     assert set(SETTING_NAMES) == {
-        "host", "port", "metrics_port", "workers", "registry", "models", "reload_interval", "max_batch_items",
+        "host", "port", "metrics_port", "workers", "registry", "models", "reload_interval", "unload_unused_after",
+        "max_pinned_versions", "max_batch_items",
         "max_request_bytes", "max_message_bytes", "max_work_bytes", "answer_room_bytes", "bulk_lane_bytes", "bulk_lane_policy", "grace_period", "drain_flush",
         "max_connection_age", "max_connections", "answer_send_seconds", "stream_idle_timeout", "stream_yield_after", "stream_message_rate", "reflection",
         "tls_cert", "tls_key", "tls_client_ca", "playground_host", "playground_port", "log_level",

@@ -19,8 +19,8 @@ from tokend.settings import Settings, SettingsError, add_setting_flags, setting_
 
 from .server import serve_playground
 
-_SETTINGS = ("playground_host", "playground_port", "registry", "reload_interval", "max_batch_items",
-             "max_request_bytes", "max_message_bytes", "log_level")  # fmt: skip
+_SETTINGS = ("playground_host", "playground_port", "registry", "reload_interval", "unload_unused_after",
+             "max_pinned_versions", "max_batch_items", "max_request_bytes", "max_message_bytes", "log_level")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -129,7 +129,10 @@ def serve_playground(settings: Settings, ready: Any = None) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-    reloader = server.api.service.models.hot_reload(settings.reload_interval, None)
+    reloader = server.api.service.models.hot_reload(
+        settings.reload_interval, None, unload_unused_after=settings.unload_unused_after,
+        max_pinned_versions=settings.max_pinned_versions,
+    )  # fmt: skip
     # Loaded in the background: the page answers at once (a request for a model still loading waits for it).
     threading.Thread(target=server.load_models, args=(settings.models,), name="tokend-playground-load", daemon=True).start()
     server.start()

@@ -78,6 +78,11 @@ class MovingReferences:
         with self._lock:
             return list(self._serving)
 
+    def items(self) -> list[tuple[MovingRef, int]]:
+        """(reference, the version it served last) of every reference that served one."""
+        with self._lock:
+            return list(self._serving.items())
+
     def retain(self, published: Collection[tuple[str, int]]) -> None:
         """Forget references whose served version left the source."""
         with self._lock:

@@ -35,9 +35,15 @@ manifest digest when they follow from the content (a gzip bomb is inflated once,
 changes), until the next refresh when they concern the files as stored, briefly when they are I/O errors.
 `refresh()` never raises: a source that cannot be read keeps the previous catalog.
 
-Not handled: deleting versions (remove the directory by hand), garbage-collecting loaded versions that
-are no longer referenced (they stay in memory until the process ends or the version disappears),
-cancelling a load nobody waits for any more (it runs to its deadline).
+Unused versions: `unload_unused(idle_after, max_pinned=, keep=)` (a server calls it at each refresh) drops
+the loaded versions that no moving reference serves or is switching to, that are not a latest or an alias
+target, not in `keep`, and that no pinned call (`name@7`) used within `idle_after` seconds (and beyond
+`max_pinned` such versions, the least recently pinned); the next call for one loads it again
+(`unused_versions`). `recheck(wait)`: a caller whose reference the catalog did not list asks for a re-read
+(rate-limited, in the background: `catalog_rechecks`) and resolves again.
+
+Not handled: deleting versions (remove the directory by hand), cancelling a load nobody waits for any more
+(it runs to its deadline).
 """
 
 from __future__ import annotations
@@ -45,12 +51,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Callable
 
 from tokend.engine import Encoding
 from tokend.errors import ModelLoadingError, ModelNotFoundError, RegistryError, TokendError
 from tokend.registry.catalog import Catalog, ModelSummary
+from tokend.registry.catalog_rechecks import CatalogRechecks
 from tokend.registry.directory_source import DirectorySource
 from tokend.registry.manifest import Manifest
 from tokend.registry.model_loader import DEFAULT_LOAD_TIMEOUT_SECONDS, ModelLoader
@@ -60,6 +68,7 @@ from tokend.registry.polling import Poller
 from tokend.registry.publishing import Publishing
 from tokend.registry.reports import AliasMove, LoadedModel, RefreshReport, VerificationResult
 from tokend.registry.source import Source
+from tokend.registry.unused_versions import UnusedVersions
 from tokend.registry.version_loads import DEFAULT_MAX_WAITING, Load, fresh_error
 
 logger = logging.getLogger(__name__)
@@ -83,12 +92,15 @@ class Registry(Publishing):
     ) -> None:
         self._source = source
         self._lock = threading.RLock()
-        self._refresh_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()  # one refresh at a time
+        self._catalog_lock = threading.Lock()  # one catalog read and swap at a time (refresh or recheck)
         self._catalog: Catalog = source.scan()
         self._models = ModelLoader(
             source, load_timeout=load_timeout, max_waiting=max_waiting, is_published=self._is_published
         )
         self._moving = MovingReferences()
+        self._unused = UnusedVersions()
+        self._rechecks = CatalogRechecks(self._recheck_catalog, name=f"tokend-catalog-recheck {source.location}")
         self._poller: Poller | None = None
 
     @classmethod
@@ -239,6 +251,8 @@ class Registry(Publishing):
                 continue
             if moving:
                 self._moving.loaded((parsed.name, parsed.alias), loaded.version, is_loaded=self._is_loaded(parsed.name))
+            elif parsed is not None:
+                self._unused.used(vref)  # pinned: what keeps a version no moving reference serves (unload_unused)
             return loaded
 
     def get_encoding(self, ref: str) -> Encoding:
@@ -280,18 +294,15 @@ class Registry(Publishing):
         that may have been fixed, and load the new targets of moving references (waiting up to
         _SWITCH_WAIT_SECONDS; slower ones switch when they finish). Never raises; see the report."""
         with self._refresh_lock:
-            try:
-                catalog = self._source.scan()
-            except TokendError as error:
-                logger.warning("registry %s not refreshed, keeping the previous catalog: %s", self.location, error)
-                return RefreshReport(error=str(error))
-            previous = self._catalog
+            with self._catalog_lock:
+                try:
+                    catalog = self._source.scan()
+                except TokendError as error:
+                    logger.warning("registry %s not refreshed, keeping the previous catalog: %s", self.location, error)
+                    return RefreshReport(error=str(error))
+                previous = self._adopt(catalog)
             old_versions = _versions(previous)
             new_versions = _versions(catalog)
-            with self._lock:
-                self._models.drop(old_versions - new_versions)
-                self._moving.retain(new_versions)
-                self._catalog = catalog
             self._models.failures.after_refresh(present=new_versions, manifest_digest=self._models.manifest_digest_now)
             damaged: dict[str, str] = {}
             for model in self._models.loaded():
@@ -322,6 +333,70 @@ class Registry(Publishing):
                     list(report.failed), list(damaged), report.loading,
                 )
             return report
+
+    def _adopt(self, catalog: Catalog) -> Catalog:
+        """Swap in `catalog` (read just now), unloading the versions that left the source; returns the previous one."""
+        with self._lock:
+            previous = self._catalog
+            removed = _versions(previous) - _versions(catalog)
+            self._models.drop(removed)
+            self._unused.forget(removed)
+            self._moving.retain(_versions(catalog))
+            self._catalog = catalog
+        return previous
+
+    def recheck(self, wait: float) -> bool:
+        """A caller's reference was not in the catalog: wait up to `wait` s for a re-read of the source that
+        starts after now (at most one a second, in the background; `catalog_rechecks`). True once one has
+        finished (resolve again), False when none did in time or enough callers wait already."""
+        return self._rechecks.recheck(wait)
+
+    def _recheck_catalog(self) -> None:
+        with self._catalog_lock:
+            try:
+                catalog = self._source.scan()
+            except TokendError as error:
+                logger.warning("registry %s not re-read for a reference it did not list: %s", self.location, error)
+                return
+            previous = self._adopt(catalog)
+        added = sorted(str(vref) for vref in _versions(catalog) - _versions(previous))
+        moves = _alias_moves(previous, catalog)
+        if added or moves:
+            logger.info(
+                "registry %s re-read for a reference it did not list: added %s, alias moves %s",
+                self.location, added, [str(move) for move in moves],
+            )  # fmt: skip
+
+    def unload_unused(
+        self, idle_after: float, *, max_pinned: int, keep: Collection[str] = ()
+    ) -> list[LoadedModel]:
+        """Drop the loaded versions nobody needs (module docstring; `unused_versions`) and return them. Calls
+        holding one finish on it; the next call for one loads it again. `keep`: references whose versions stay
+        (a server's --models). Logs one DEBUG line per version (the server logs its own INFO line)."""
+        # What moving references served before this call: a call may have resolved one to its old version just
+        # before it switched, and load it a moment later. So a version a moving reference has moved away from is
+        # unloaded one call of this method later (a refresh interval), never in the middle of a switch.
+        needed = {ModelVersionRef(name, version) for (name, _), version in self._moving.items()}
+        for ref in [*keep, *(name if alias is None else f"{name}@{alias}" for name, alias in self._moving.keys())]:
+            try:
+                serving, switch_to = self._resolve(ref)
+            except ModelNotFoundError:
+                continue  # an alias removed, or a kept reference not published (any more)
+            needed.update(vref for vref in (serving, switch_to) if vref is not None)
+        for name, entry in self._catalog.entries.items():
+            needed.add(ModelVersionRef(name, entry.latest_version))
+            needed.update(ModelVersionRef(name, version) for version in entry.aliases.values())
+        with self._lock:
+            loaded = {ModelVersionRef(model.name, model.version): model for model in self._models.loaded()}
+            unload = self._unused.pick(loaded, needed=needed, idle_after=idle_after, max_pinned=max_pinned)
+            self._models.drop(unload)
+        for vref in unload:
+            logger.debug(
+                "unloaded %s from %s: no moving or kept reference serves it and no call pinned it in the last %g s "
+                "(or %d versions pinned more recently are kept); the next call for it loads it again",
+                vref, self.location, idle_after, max_pinned,
+            )  # fmt: skip
+        return [loaded[vref] for vref in unload]
 
     def _start_switches(self) -> list[Load]:
         """Start loading the new target of every moving reference that serves a version now."""

@@ -121,7 +121,7 @@ class ServerMetrics:
         )
         self.model_info = Gauge(
             "tokend_model_info",
-            "1 for every model version loaded (in any live worker).",
+            "1 for every model version loaded (in any live worker); 0 once unloaded as unused from every worker.",
             ("model", "version", "payload_format", "sha256"),
             multiprocess_mode="livemax",
             registry=registry,
@@ -144,15 +144,29 @@ class ServerMetrics:
         self._cache_lock = threading.Lock()
         self._cache_seen: dict[tuple[str, str], tuple[int, int]] = {}  # (model, version) -> (hits, misses)
         self._cache_series: dict[tuple[str, str], tuple[Any, Any]] = {}  # (model, version) -> (hits, misses) children
+        self._info_series: dict[tuple[str, str], Any] = {}  # (model, version) -> its tokend_model_info child, while loaded
 
     # ---- tokend.service.models.ModelObserver: first loads of a model version ----
     def model_loaded(self, loaded: Any, seconds: float, payload_format: str) -> None:
         version = str(loaded.version)
         self.model_load_seconds.labels(loaded.name, version).observe(seconds)
-        self.model_info.labels(loaded.name, version, payload_format, loaded.manifest_sha256).set(1)
+        series = self.model_info.labels(loaded.name, version, payload_format, loaded.manifest_sha256)
+        series.set(1)
+        with self._cache_lock:
+            self._info_series[(loaded.name, version)] = series
 
     def model_load_failed(self, name: str, version: int) -> None:
         self.model_load_failures.labels(name, str(version)).inc()
+
+    def model_unloaded(self, name: str, version: int) -> None:
+        """The version left this worker's memory (unused): its info series 0 here, its piece-cache counters
+        counted afresh from the Encoding a reload builds (which starts at zero)."""
+        key = (name, str(version))
+        with self._cache_lock:
+            series = self._info_series.pop(key, None)
+            self._cache_seen.pop(key, None)
+        if series is not None:
+            series.set(0)
 
     def record_piece_cache(self, model: str, version: int, hits: int, misses: int) -> None:
         """Move the cache counters to the engine's cumulative ``hits``/``misses`` (adds the difference)."""

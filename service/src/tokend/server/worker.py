@@ -202,7 +202,10 @@ def run_worker(settings: Settings, ready: Any = None, index: int = 0, *, listen_
         log_event(_log, "model_unavailable", level=logging.ERROR, worker=index, model=ref,
                   error=f"{type(exc).__name__}: {exc}", serving_the_others=True)
 
-    reloader = served.hot_reload(settings.reload_interval, settings.models)
+    reloader = served.hot_reload(
+        settings.reload_interval, settings.models, unload_unused_after=settings.unload_unused_after,
+        max_pinned_versions=settings.max_pinned_versions,
+    )  # fmt: skip
     while not stop.wait(1.0):  # a bounded wait: signal handlers run promptly in the main thread
         pass
 

@@ -11,7 +11,10 @@ References are checked before the registry sees them: an empty one or a malforme
 ``"x@y@z"``, ``"name@0"``) is InvalidRequest; one longer than ``MAX_MODEL_REF_CHARS`` (no model can have
 such a name) is ModelNotFoundError quoting a bounded prefix; anything else is the registry's to resolve.
 
-Not handled: unloading versions nobody asks for any more (they stay cached until the process exits).
+Hot reload (``refresh``, every ``--reload-interval`` seconds) also unloads the versions nobody needs any more
+(``unload_unused_after`` > 0: the registry's ``unload_unused``, keeping the configured references), and with it
+on, a reference the catalog does not list re-reads the catalog before it is NOT_FOUND (``registry.recheck``:
+rate-limited, a bounded wait), so a version published a moment ago answers at once when pinned.
 
     served = ServedModels(Registry.open())
     loaded, failed = served.load_configured(None)   # every model, latest version; failed: {ref: error}
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -50,6 +54,9 @@ PAYLOAD_FORMAT_NAMES = {
 REQUEST_LOAD_WAIT_SECONDS = 5.0
 # Longer than any reference that can resolve (a 128-character name, '@', a 64-character alias).
 MAX_MODEL_REF_CHARS = 256
+# A reference the catalog does not list waits this long for a re-read of it (at most one a second per process,
+# so up to a second for its turn, plus the read: a directory's or an index.json on a LAN takes milliseconds).
+RECHECK_WAIT_SECONDS = 2.0
 
 
 class ModelObserver(Protocol):
@@ -59,14 +66,34 @@ class ModelObserver(Protocol):
 
     def model_load_failed(self, name: str, version: int) -> None: ...
 
+    def model_unloaded(self, name: str, version: int) -> None: ...
+
 
 class ServedModels:
-    def __init__(self, registry: Any, *, observer: ModelObserver | None = None) -> None:
+    """``unload_unused_after``: seconds (0 = never) after its last pinned call that a version no moving or
+    configured reference serves is unloaded at a refresh, keeping at most ``max_pinned_versions`` such versions;
+    ``recheck_misses``: re-read the catalog for a reference it does not list (both: hot reload's)."""
+
+    def __init__(
+        self,
+        registry: Any,
+        *,
+        observer: ModelObserver | None = None,
+        unload_unused_after: float = 0.0,
+        max_pinned_versions: int = 0,
+        recheck_misses: bool = False,
+    ) -> None:
         self.registry = registry
         self._observer = observer
+        self.unload_unused_after = unload_unused_after
+        self.max_pinned_versions = max_pinned_versions
+        self.recheck_misses = recheck_misses
         self._lock = threading.Lock()
-        self._loaded: set[tuple[str, int]] = set()  # versions loaded (and recorded) here
-        self._encodings: dict[tuple[str, int], Any] = {}  # (name, version) -> its encoding, for statistics
+        # (name, version) -> the LoadedModel recorded as loaded here: a version unloaded and loaded again is a new
+        # object, recorded again; weak, so an unloaded version's model is freed once its last call ends.
+        self._loaded: weakref.WeakValueDictionary[tuple[str, int], Any] = weakref.WeakValueDictionary()
+        # (name, version) -> its encoding, for statistics (weak for the same reason)
+        self._encodings: weakref.WeakValueDictionary[tuple[str, int], Any] = weakref.WeakValueDictionary()
 
     def resolve(self, ref: str) -> Any:
         """``registry.resolve`` after the checks of the module docstring."""
@@ -87,6 +114,12 @@ class ServedModels:
             raise InvalidRequest("model", str(exc)) from None
         except ValueError:
             pass  # spelled as no model is: the registry answers ModelNotFoundError listing what exists
+        try:
+            return self.registry.resolve(ref)
+        except ModelNotFoundError:
+            # Published since this process last read the catalog? Once a re-read that started now has finished.
+            if not (self.recheck_misses and self.registry.recheck(RECHECK_WAIT_SECONDS)):
+                raise
         return self.registry.resolve(ref)
 
     def load(self, ref: str, *, wait: float | None = REQUEST_LOAD_WAIT_SECONDS) -> Any:
@@ -114,13 +147,13 @@ class ServedModels:
         key = (loaded.name, loaded.version)
         if record is not None:
             record.model = key
-        self._encodings[key] = loaded.encoding
-        if key not in self._loaded:
+        if self._loaded.get(key) is not loaded:
             with self._lock:  # held only to record, never across a load
-                if key not in self._loaded:
+                if self._loaded.get(key) is not loaded:
                     # The registry's own measure (read + verify + parse) excludes waiting for the load.
                     self._record_loaded(loaded, getattr(loaded, "load_seconds", 0.0) or (time.perf_counter() - started))
-                    self._loaded.add(key)
+                    self._loaded[key] = loaded
+                    self._encodings[key] = loaded.encoding
         return loaded
 
     def configured_refs(self, models: Sequence[str] | None) -> list[str]:
@@ -170,12 +203,41 @@ class ServedModels:
                 log_event(
                     _log, "model_reload_failed", level=logging.WARNING, model=ref, error=f"{type(exc).__name__}: {exc}"
                 )
+        if self.unload_unused_after > 0:
+            self.unload_unused(models)
         return report
 
-    def hot_reload(self, interval: float, models: Sequence[str] | None) -> Poller | None:
-        """Start ``refresh(models)`` every ``interval`` seconds (the registry's Poller); None when 0."""
+    def unload_unused(self, models: Sequence[str] | None) -> list[Any]:
+        """Unload the versions nobody needs (the registry's ``unload_unused``, keeping ``models``' references):
+        one ``model_unloaded`` log line each, and the observer told (its model-info gauge goes to 0)."""
+        unloaded = self.registry.unload_unused(
+            self.unload_unused_after, max_pinned=self.max_pinned_versions, keep=self.configured_refs(models)
+        )
+        for model in unloaded:
+            if self._observer is not None:
+                self._observer.model_unloaded(model.name, model.version)
+            log_event(
+                _log, "model_unloaded", model=model.name, version=model.version, idle_after=self.unload_unused_after,
+                max_pinned_versions=self.max_pinned_versions,
+            )  # fmt: skip
+        return unloaded
+
+    def hot_reload(
+        self,
+        interval: float,
+        models: Sequence[str] | None,
+        *,
+        unload_unused_after: float = 0.0,
+        max_pinned_versions: int = 0,
+    ) -> Poller | None:
+        """Start ``refresh(models)`` every ``interval`` seconds (the registry's Poller), unloading unused versions
+        at each (``unload_unused_after`` > 0) and re-reading the catalog for references it does not list; None
+        when 0 (nothing of the three: a catalog read once keeps every version it lists)."""
         if interval <= 0:
             return None
+        self.unload_unused_after = unload_unused_after
+        self.max_pinned_versions = max_pinned_versions
+        self.recheck_misses = True
         poller = Poller(lambda: self.refresh(models), interval, name="tokend-hot-reload")
         poller.start()
         return poller

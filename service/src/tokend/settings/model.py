@@ -68,7 +68,25 @@ class Settings(BaseSettings):
     models: Annotated[tuple[str, ...] | None, NoDecode] = _setting(
         None, help="comma-separated model references loaded before SERVING", shown="all models (latest of each)"
     )
-    reload_interval: float = _setting(30.0, help="seconds between registry refreshes; 0 = off", ge=0)
+    reload_interval: float = _setting(
+        30.0,
+        help="seconds between registry refreshes; 0 = off (then also no unloading of unused versions, and no re-read of "
+        "the registry for a reference it does not list: a call for a version published since is NOT_FOUND)",
+        ge=0,
+    )
+    unload_unused_after: float = _setting(
+        300.0,
+        help="seconds after the last call that pinned it (name@7) that a loaded version which name, an alias and "
+        "--models do not serve is unloaded, at a refresh (its memory freed once its calls end; the next call for it "
+        "loads it again); 0 = never",
+        ge=0,
+    )
+    max_pinned_versions: int = _setting(
+        4,
+        help="of the versions --unload-unused-after keeps for pinned calls, most a process keeps loaded; at a refresh "
+        "the least recently called beyond it are unloaded",
+        ge=0,
+    )
     max_batch_items: int = _setting(DEFAULT_MAX_BATCH_ITEMS, help="most items per request", ge=1)
     max_request_bytes: int = _setting(
         DEFAULT_MAX_REQUEST_BYTES, help="most input bytes per request (text, data, listed special tokens; 4 per id)", ge=1
