@@ -6,6 +6,7 @@
         server.slow("cl100k_base/2/ranks.tiktoken.gz")   # from now on: headers at once, then 1 byte / 0.2 s
         ...
         server.release()                                  # slow files (and trickles under way) go at full speed
+        server.gets("index.json")                         # how many GETs of a file began (catalog reads)
 
 The trickle is what a stalled mirror or an overloaded link looks like to a client: a valid response whose
 body never seems to end, each read returning a byte well within any per-read timeout. Every other file is
@@ -14,6 +15,7 @@ served at once, as python's http.server does. Connections are handled in daemon 
 
 from __future__ import annotations
 
+import collections
 import functools
 import http.server
 import threading
@@ -30,6 +32,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         relative = self.path.split("?", 1)[0].lstrip("/")
+        with self.server.counting:
+            self.server.gets[relative] += 1
         if relative not in self.server.slow_paths or self.server.released.is_set():
             super().do_GET()
             return
@@ -58,6 +62,8 @@ class _HttpServer(http.server.ThreadingHTTPServer):
     byte_interval: float
     released: threading.Event
     trickles_started: int
+    gets: collections.Counter[str]
+    counting: threading.Lock
 
 
 class TricklingServer:
@@ -70,6 +76,8 @@ class TricklingServer:
         self.httpd.byte_interval = byte_interval
         self.httpd.released = threading.Event()
         self.httpd.trickles_started = 0
+        self.httpd.gets = collections.Counter()
+        self.httpd.counting = threading.Lock()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -86,6 +94,12 @@ class TricklingServer:
     def trickles_started(self) -> int:
         """How many GETs of slow files began (each is one client load attempt)."""
         return self.httpd.trickles_started
+
+    def gets(self, relative_path: str) -> int:
+        """How many GETs of this file (a path relative to the directory) began so far (``index.json``: how many
+        times a client read the catalog)."""
+        with self.httpd.counting:
+            return self.httpd.gets[relative_path]
 
     def __enter__(self) -> TricklingServer:
         self._thread.start()

@@ -100,6 +100,7 @@ class Registry(Publishing):
         )
         self._moving = MovingReferences()
         self._unused = UnusedVersions()
+        self._served_at_last_sweep: set[ModelVersionRef] = set()  # by moving references (unload_unused)
         self._rechecks = CatalogRechecks(self._recheck_catalog, name=f"tokend-catalog-recheck {source.location}")
         self._poller: Poller | None = None
 
@@ -373,16 +374,19 @@ class Registry(Publishing):
         """Drop the loaded versions nobody needs (module docstring; `unused_versions`) and return them. Calls
         holding one finish on it; the next call for one loads it again. `keep`: references whose versions stay
         (a server's --models). Logs one DEBUG line per version (the server logs its own INFO line)."""
-        # What moving references served before this call: a call may have resolved one to its old version just
-        # before it switched, and load it a moment later. So a version a moving reference has moved away from is
-        # unloaded one call of this method later (a refresh interval), never in the middle of a switch.
-        needed = {ModelVersionRef(name, version) for (name, _), version in self._moving.items()}
+        # What moving references served at the previous call, and since: a call may have resolved one to its old
+        # version just before it switched, and load it a moment later. So a version a moving reference moved away
+        # from is unloaded one call of this method after the first that saw it move (a refresh interval or more),
+        # never in the middle of a switch.
+        served = {ModelVersionRef(name, version) for (name, _), version in self._moving.items()}
+        needed = served | self._served_at_last_sweep
         for ref in [*keep, *(name if alias is None else f"{name}@{alias}" for name, alias in self._moving.keys())]:
             try:
                 serving, switch_to = self._resolve(ref)
             except ModelNotFoundError:
                 continue  # an alias removed, or a kept reference not published (any more)
             needed.update(vref for vref in (serving, switch_to) if vref is not None)
+        self._served_at_last_sweep = served | {ModelVersionRef(name, version) for (name, _), version in self._moving.items()}
         for name, entry in self._catalog.entries.items():
             needed.add(ModelVersionRef(name, entry.latest_version))
             needed.update(ModelVersionRef(name, version) for version in entry.aliases.values())
