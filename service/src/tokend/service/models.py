@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from tokend.errors import ModelLoadingError, ModelNotFoundError
@@ -72,7 +72,8 @@ class ModelObserver(Protocol):
 class ServedModels:
     """``unload_unused_after``: seconds (0 = never) after its last pinned call that a version no moving or
     configured reference serves is unloaded at a refresh, keeping at most ``max_pinned_versions`` such versions;
-    ``recheck_misses``: re-read the catalog for a reference it does not list (both: hot reload's)."""
+    ``recheck_misses``: re-read the catalog for a reference it does not list (both: hot reload's);
+    ``on_unloaded()``: called after a refresh unloaded versions (a worker gives the freed memory back)."""
 
     def __init__(
         self,
@@ -82,9 +83,11 @@ class ServedModels:
         unload_unused_after: float = 0.0,
         max_pinned_versions: int = 0,
         recheck_misses: bool = False,
+        on_unloaded: Callable[[], None] | None = None,
     ) -> None:
         self.registry = registry
         self._observer = observer
+        self._on_unloaded = on_unloaded
         self.unload_unused_after = unload_unused_after
         self.max_pinned_versions = max_pinned_versions
         self.recheck_misses = recheck_misses
@@ -203,8 +206,8 @@ class ServedModels:
                 log_event(
                     _log, "model_reload_failed", level=logging.WARNING, model=ref, error=f"{type(exc).__name__}: {exc}"
                 )
-        if self.unload_unused_after > 0:
-            self.unload_unused(models)
+        if self.unload_unused_after > 0 and self.unload_unused(models) and self._on_unloaded is not None:
+            self._on_unloaded()  # the unloaded models are garbage by now, unless a call still holds one
         return report
 
     def unload_unused(self, models: Sequence[str] | None) -> list[Any]:
