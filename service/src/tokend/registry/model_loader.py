@@ -21,7 +21,8 @@ parse into an Encoding — in a background thread (`version_loads`), with one de
 Every failure is remembered with its kind (`load_failures`), so the next caller is answered at once.
 
 A loaded version stays loaded whatever happens to its files later (only `drop` removes it, for versions
-that left the source); the manifest digest it was verified with pins it.
+that left the source or that nobody needs any more: `Registry.unload_unused`); the manifest digest it was
+verified with pins it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class ModelLoader:
             return sorted(self._loaded.values(), key=lambda model: (model.name, model.version))
 
     def drop(self, vrefs: Iterable[ModelVersionRef]) -> None:
-        """Forget versions that left the source (requests holding them finish on them)."""
+        """Forget versions that left the source or nobody needs (requests holding them finish on them)."""
         with self._lock:
             for vref in vrefs:
                 self._loaded.pop(vref, None)
