@@ -89,6 +89,25 @@ def test_new_versions_appear_without_a_restart(tmp_path):
         assert playground.terminate() == 0
 
 
+def test_a_version_published_a_moment_ago_answers_at_once_when_pinned(tmp_path):
+    """The playground resolves models itself: a reference its catalog does not list re-reads the catalog (with
+    hot reload on), so `tiny@2` answers right after its publish, not at the next refresh (an hour away here).
+    Before: 404 until then."""
+    location = tmp_path / "registry"
+    registry = Registry.open(location, create=True)
+    assert _publish_tiny_model(registry, "aaab " * 50) == 1
+    argv = ["-m", "tokend.playground", "--port", "0", "--registry", str(location), "--reload-interval", "3600"]
+    with running_playground(argv) as playground:
+        client = JsonClient(playground.url)
+        assert client.post("/api/v1/count", {"model": "tiny@1", "text": "ab"}).status == 200
+        assert _publish_tiny_model(registry, "xyzw " * 50) == 2
+        reply = client.post("/api/v1/encode", {"model": "tiny@2", "text": "xyzw"})
+        assert reply.status == 200 and reply.json()["model"] == {"name": "tiny", "version": 2}
+        assert reply.json()["results"][0]["ids"] == registry.get_encoding("tiny@2").encode("xyzw")
+        assert client.post("/api/v1/count", {"model": "tiny@3", "text": "ab"}).status == 404
+        assert playground.terminate() == 0
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
