@@ -139,7 +139,7 @@ class HotReload:
     def unload_unused(
         self, idle_after: float, *, max_pinned: int, keep: Collection[str] = ()
     ) -> list[LoadedModel]:
-        """Drop the loaded versions nobody needs (module docstring; `unused_versions`) and return them. Calls
+        """Drop the loaded versions nobody needs (`registry` and `unused_versions` docstrings) and return them. Calls
         holding one finish on it; the next call for one loads it again. `keep`: references whose versions stay
         (a server's --models). Logs one DEBUG line per version (the server logs its own INFO line)."""
         # What moving references served at the previous call, and since: a call may have resolved one to its old
