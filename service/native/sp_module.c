@@ -8,7 +8,8 @@
  *   core.encode("Hello world")      -> [15043, 3186]   normalize + BPE + byte fallback, as sentencepiece
  *   core.count("Hello world")       -> 2               the same without building a list
  *   core.encode_bytes(b"...")       -> ids of raw bytes (malformed UTF-8 becomes U+FFFD, as sentencepiece)
- *   core.normalize(b"...")          -> the normalized bytes (tests)
+ *   core.normalize(b"..."[, cap])   -> the normalized bytes (None past cap bytes); a str as encode() sees it
+ *   core.encode_normalized(core.normalize(text)) == core.encode(text), without normalizing again (and count_)
  *   core.cache_stats()              -> (hits, misses, size, capacity)
  *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape])
  *                                   a plain chat, each text counted as count() counts it (message_counts.c)
@@ -579,12 +580,13 @@ static int require_ready(SentencePieceCore *self) {
     return 0;
 }
 
-/* Normalizes text[0:len] into *normalized. `valid_utf8`: the bytes are a str's UTF-8; `immutable`: they cannot
- * change while the GIL is released (a str's, a bytes object's), else they are copied first when it is. Without
- * the GIL from 64 KB, or sooner when length x the longest rule walk reaches SP_RELEASE_GIL_WALK_STEPS (a
- * 256-byte user-defined piece or charsmap chain: 256 steps a byte). */
+/* Normalizes text[0:len] into *normalized: 0, 1 when the output passed `cap` bytes (SIZE_MAX: none; no error
+ * set), -1 with an error. `valid_utf8`: the bytes are a str's UTF-8; `immutable`: they cannot change while the
+ * GIL is released (a str's, a bytes object's), else they are copied first when it is. Without the GIL from 64 KB,
+ * or sooner when length x the longest rule walk reaches SP_RELEASE_GIL_WALK_STEPS (a 256-byte user-defined piece
+ * or charsmap chain: 256 steps a byte). */
 static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t len, int valid_utf8, int immutable,
-                          const sp_stop *stop, sp_bytes *normalized) {
+                          const sp_stop *stop, size_t cap, sp_bytes *normalized) {
     if (len >= UINT32_MAX / 4) { /* symbols are located with 32-bit offsets into the normalized text */
         PyErr_SetString(PyExc_ValueError, "a text of 1 GiB or more cannot be encoded in one call; split it");
         return -1;
@@ -601,12 +603,13 @@ static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t l
             text = copy;
         }
         Py_BEGIN_ALLOW_THREADS
-        status = sp_normalize(&self->normalizer, text, len, valid_utf8, normalized, stop);
+        status = sp_normalize(&self->normalizer, text, len, valid_utf8, normalized, stop, cap);
         Py_END_ALLOW_THREADS
         free(copy);
     } else {
-        status = sp_normalize(&self->normalizer, text, len, valid_utf8, normalized, stop);
+        status = sp_normalize(&self->normalizer, text, len, valid_utf8, normalized, stop, cap);
     }
+    if (status == -5) return 1;
     if (status == -4) {
         raise_stopped();
         return -1;
@@ -638,7 +641,7 @@ static PyObject *run(SentencePieceCore *self, const uint8_t *text, size_t len, i
     /* A text whose normalized form cannot reach the first check (every SP_STOP_CHECK_BYTES) skips the context
      * variable's lookup. */
     int stop_status = len >= SP_STOP_CHECK_BYTES / SP_MAX_EXPANSION ? take_stop(&sink) : 0;
-    if (stop_status == 0 && normalize_into(self, text, len, valid_utf8, immutable, sink_stop(&sink), &normalized) == 0 &&
+    if (stop_status == 0 && normalize_into(self, text, len, valid_utf8, immutable, sink_stop(&sink), SIZE_MAX, &normalized) == 0 &&
         encode(self, &sink, normalized.data, normalized.len) == 0)
         result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
     release_stop(&sink);
@@ -669,7 +672,7 @@ static int messages_text(void *core, void *sink, const uint8_t *text, size_t len
         self->vocab.unigram ? encode_unigram : self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
     counter->last_unk = 0;
     int status = -1;
-    if (normalize_into(self, text, len, 1, 1, sink_stop(counter), &normalized) == 0 &&
+    if (normalize_into(self, text, len, 1, 1, sink_stop(counter), SIZE_MAX, &normalized) == 0 &&
         encode(self, counter, normalized.data, normalized.len) == 0)
         status = 0;
     sp_bytes_free(&normalized);
@@ -697,17 +700,69 @@ static PyObject *SentencePieceCore_encode_bytes(SentencePieceCore *self, PyObjec
     return result;
 }
 
-static PyObject *SentencePieceCore_normalize(SentencePieceCore *self, PyObject *arg) {
+/* normalize(text[, cap]): a str is normalized from its UTF-8 as encode() normalizes it, anything else as
+ * encode_bytes() does; None when the output passes `cap` bytes (what was written is dropped). */
+static PyObject *SentencePieceCore_normalize(SentencePieceCore *self, PyObject *const *args, Py_ssize_t nargs) {
     if (require_ready(self) < 0) return NULL;
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (nargs < 1 || nargs > 2) return PyErr_Format(PyExc_TypeError, "normalize(text[, cap]) takes 1 or 2 arguments");
+    size_t cap = SIZE_MAX;
+    if (nargs == 2 && args[1] != Py_None) {
+        cap = PyLong_AsSize_t(args[1]);
+        if (cap == (size_t)-1 && PyErr_Occurred()) return NULL;
+    }
+    PyObject *arg = args[0];
     sp_bytes normalized = {0};
     PyObject *result = NULL;
-    if (normalize_into(self, view.buf, (size_t)view.len, 0, PyBytes_CheckExact(arg), NULL, &normalized) == 0)
+    int status;
+    if (PyUnicode_Check(arg)) {
+        Py_ssize_t len;
+        const char *text = PyUnicode_AsUTF8AndSize(arg, &len);
+        if (!text) return NULL; /* lone surrogates: UnicodeEncodeError, as encode() raises it */
+        status = normalize_into(self, (const uint8_t *)text, (size_t)len, 1, 1, NULL, cap, &normalized);
+    } else {
+        Py_buffer view;
+        if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+        status = normalize_into(self, view.buf, (size_t)view.len, 0, PyBytes_CheckExact(arg), NULL, cap, &normalized);
+        PyBuffer_Release(&view);
+    }
+    if (status == 0)
         result = PyBytes_FromStringAndSize((const char *)normalized.data, (Py_ssize_t)normalized.len);
+    else if (status == 1)
+        result = Py_NewRef(Py_None);
     sp_bytes_free(&normalized);
-    PyBuffer_Release(&view);
     return result;
+}
+
+/* encode_normalized(normalized) / count_normalized(normalized): encode() / count() of a text whose normalized
+ * form normalize() gave (bytes), without normalizing it again: the same ids. */
+static PyObject *run_normalized(SentencePieceCore *self, PyObject *arg, int counting) {
+    if (require_ready(self) < 0) return NULL;
+    if (!PyBytes_CheckExact(arg)) /* immutable while the Viterbi or a merge runs without the GIL */
+        return PyErr_Format(PyExc_TypeError, "expected bytes, got %.100s", Py_TYPE(arg)->tp_name);
+    size_t len = (size_t)PyBytes_GET_SIZE(arg);
+    if (len >= UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "the normalized text reaches 4 GiB; split the text");
+        return NULL;
+    }
+    Sink sink = {0};
+    sink.counting = counting;
+    PyObject *result = NULL;
+    int (*encode)(SentencePieceCore *, Sink *, const uint8_t *, size_t) =
+        self->vocab.unigram ? encode_unigram : self->vocab.has_unused_merges ? encode_sentence : encode_normalized;
+    int stop_status = len >= SP_STOP_CHECK_BYTES ? take_stop(&sink) : 0;
+    if (stop_status == 0 && encode(self, &sink, (const uint8_t *)PyBytes_AS_STRING(arg), len) == 0)
+        result = counting ? PyLong_FromSize_t(sink.count) : ids_to_list(self, &sink);
+    release_stop(&sink);
+    PyMem_Free(sink.ids);
+    return result;
+}
+
+static PyObject *SentencePieceCore_encode_normalized(SentencePieceCore *self, PyObject *arg) {
+    return run_normalized(self, arg, 0);
+}
+
+static PyObject *SentencePieceCore_count_normalized(SentencePieceCore *self, PyObject *arg) {
+    return run_normalized(self, arg, 1);
 }
 
 static PyObject *SentencePieceCore_cache_stats(SentencePieceCore *self, PyObject *Py_UNUSED(ignored)) {
@@ -852,7 +907,12 @@ static PyMethodDef SentencePieceCore_methods[] = {
     {"encode", (PyCFunction)SentencePieceCore_encode, METH_O, "encode(text) -> ids"},
     {"count", (PyCFunction)SentencePieceCore_count, METH_O, "count(text) -> number of ids"},
     {"encode_bytes", (PyCFunction)SentencePieceCore_encode_bytes, METH_O, "encode_bytes(data) -> ids of raw bytes"},
-    {"normalize", (PyCFunction)SentencePieceCore_normalize, METH_O, "normalize(data) -> normalized bytes"},
+    {"normalize", (PyCFunction)(void (*)(void))SentencePieceCore_normalize, METH_FASTCALL,
+     "normalize(text[, cap]) -> normalized bytes, or None past cap bytes"},
+    {"encode_normalized", (PyCFunction)SentencePieceCore_encode_normalized, METH_O,
+     "encode_normalized(normalize(text)) -> encode(text)'s ids"},
+    {"count_normalized", (PyCFunction)SentencePieceCore_count_normalized, METH_O,
+     "count_normalized(normalize(text)) -> count(text)"},
     {"cache_stats", (PyCFunction)SentencePieceCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {"count_messages", (PyCFunction)(void (*)(void))SentencePieceCore_count_messages, METH_FASTCALL,
      "count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape]) -> None or "

@@ -113,11 +113,13 @@ void sp_normalizer_free(sp_normalizer *normalizer);
 #define SP_MAX_CHARSMAP_KEY 256
 /* Appends the normalized form of text[0:len] to *out. `valid_utf8`: the caller knows the text is valid UTF-8
  * (a str), so characters without a rule are copied without decoding them. 0, -1 out of memory, -3 when
- * the text grew past SP_MAX_EXPANSION times its length, or -4 when `stop` came due (checked every
- * SP_STOP_CHECK_BYTES of text). */
+ * the text grew past SP_MAX_EXPANSION times its length, -4 when `stop` came due (checked every
+ * SP_STOP_CHECK_BYTES of text), or -5 when the output passed `cap` bytes (SIZE_MAX: no cap; checked as `stop`
+ * is and after each rule's output: what is written past it is at most one run of rule-free characters, at most 3
+ * bytes a byte of the text). */
 #define SP_STOP_CHECK_BYTES 4096
 int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out,
-                 const sp_stop *stop);
+                 const sp_stop *stop, size_t cap);
 /* The most steps one position's rule lookups may take: the longest user-defined piece or charsmap key. */
 static inline size_t sp_normalizer_walk(const sp_normalizer *normalizer) {
     size_t user = normalizer->user_defined ? normalizer->user_defined->depth : 0;

@@ -377,7 +377,7 @@ static int copy_run(sp_bytes *out, const uint8_t *text, size_t len, size_t *at, 
 #endif
 
 int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t len, int valid_utf8, sp_bytes *out,
-                 const sp_stop *stop) {
+                 const sp_stop *stop, size_t cap) {
     const int remove_extra = normalizer->remove_extra_whitespaces, escape = normalizer->escape_whitespaces;
     const uint8_t *space = escape ? MARK : (const uint8_t *)" ";
     const size_t space_len = escape ? 3 : 1;
@@ -400,10 +400,11 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
         out->len += space_len;
     }
     int is_prev_space = remove_extra;
-    size_t next_check = stop ? SP_STOP_CHECK_BYTES : SIZE_MAX;
+    size_t next_check = stop || cap != SIZE_MAX ? SP_STOP_CHECK_BYTES : SIZE_MAX;
     while (pos < len) {
         if (pos >= next_check) { /* at most SP_STOP_CHECK_BYTES x SP_MAX_CHARSMAP_KEY steps between checks */
             if (sp_stop_due(stop)) return -4;
+            if (out->len - start > cap) return -5;
             next_check = pos + SP_STOP_CHECK_BYTES;
         }
         uint8_t byte = text[pos];
@@ -487,6 +488,7 @@ int sp_normalize(const sp_normalizer *normalizer, const uint8_t *text, size_t le
             if (append_escaped(out, chunk, chunk_len, escape) < 0) return -1;
             is_prev_space = chunk[chunk_len - 1] == ' ';
             if (out->len - start > expansion_limit) return -3;
+            if (out->len - start > cap) return -5;
         }
         pos += consumed;
         if (!remove_extra) is_prev_space = 0;

@@ -60,6 +60,7 @@ from .batch_methods import BATCH_MAX_FLAGS, ByteLevelBatchMethods
 from .budget_methods import BudgetMethods
 from .byte_level_decoding import ByteLevelDecoding
 from .byte_level_model import ByteLevelModel, Normalizer
+from .normalized_texts import current_keeper
 from .piece_cache import DEFAULT_CAPACITY, DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from .pre_tokenizer import PrefixSpace, PreTokenizerStep, Split
 from .special_tokens import SpecialTokenSet, is_default_policy, resolve_policy, special_token_regex, split_at_specials
@@ -548,7 +549,9 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
 
     def working_text_bytes(self, text: str | bytes) -> int:
         """The UTF-8 bytes of `text` once normalized: what the merge's working memory (~20 bytes a byte of the
-        longest piece) follows. NFC may triple a text (a run of U+1D160: one piece, three times as long); measured
+        longest piece) follows. NFC may triple a text (a run of U+1D160: one piece, three times as long). Inside a
+        ``keeping_normalized`` scope a text whose tripled size fits the scope's room is normalized whole and kept
+        there, so its encode in the scope does not normalize it again (normalized_texts.py); otherwise measured
         65,536 characters at a time, so no more than one slice's output is held. Raw bytes are measured as
         `encode_bytes` works on them: their valid UTF-8 prefix normalized, the rest as it is (one raw piece).
 
@@ -565,6 +568,13 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         normalizer = self._model.normalizer
         if normalizer is None or text.isascii():  # NFC changes no ASCII text
             return len(text.encode("utf-8", "surrogatepass"))
+        keeper = current_keeper()
+        if keeper is not None and NFC_GROWTH * len(text.encode("utf-8", "surrogatepass")) <= keeper.room:
+            # normalized whole, as the encode will: kept for it (normalized_texts.py), not normalized again
+            normalized = normalize(normalizer, text)
+            size = len(normalized.encode("utf-8", "surrogatepass"))
+            keeper.keep(text, normalizer, normalized, size)
+            return size
         return sum(len(normalize(normalizer, text[start:start + _MEASURE_SLICE_CHARS]).encode("utf-8", "surrogatepass"))
                    for start in range(0, len(text), _MEASURE_SLICE_CHARS))
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from .added_tokens import AddedToken, AddedTokenMatcher
 from .byte_level_model import Normalizer
 from .nfc import nfc
+from .normalized_texts import kept_normalized
 from .pre_tokenizer import PreTokenizerStep, compile_pre_tokenizer
 from .splitting.nodes import Dialect
 
@@ -40,6 +41,9 @@ def normalize(normalizer: Normalizer | None, text: str) -> str:
     """`text` after the normalizer (None: unchanged)."""
     if normalizer is None:
         return text
+    kept = kept_normalized(text, normalizer)
+    if kept is not None:  # measured in this call (Encoding.working_text_bytes): not normalized again
+        return kept
     if normalizer == "NFC":
         return nfc(text)  # unicodedata's result, normalizing only the runs that may change (nfc.py)
     # normalize() runs the quick check itself and hands back `text` when it passes; an is_normalized()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Literal
 
 from tokend_api import MAX_CHUNKS
@@ -67,6 +68,9 @@ class BudgetOperations:
                        factor: int = 1) -> int:
         raise NotImplementedError  # TokenizerService's
 
+    def _keeping_normalized(self) -> Any:
+        raise NotImplementedError  # TokenizerService's
+
     # ---- offsets ---------------------------------------------------------------------------------
     def encode_with_offsets(
         self,
@@ -103,7 +107,7 @@ class BudgetOperations:
             return found.ids, spans
 
         # Offsets hold four positions per token beside each id: twice an encode's working memory.
-        with self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2), call, regex_chars=size):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2), call, regex_chars=size):
             results = run_batch(inputs, with_offsets, call=call)
         ids = [found for found, _ in results]
         total = sum(map(len, ids))
@@ -137,7 +141,7 @@ class BudgetOperations:
             byte_start = positions(kept.start)
             return TruncatedText(kept.text, kept.ids, kept.start, kept.end, byte_start, positions(kept.end), kept.total_tokens)
 
-        with self._admitted(self._working_bytes("encode", loaded.encoding, inputs, sizes), call, regex_chars=size):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", loaded.encoding, inputs, sizes), call, regex_chars=size):
             results = run_batch(inputs, truncate, call=call)
         _record("truncate", len(inputs), sum(len(result.ids) for result in results), size)
         return Truncated(_version(loaded), results)
@@ -179,7 +183,7 @@ class BudgetOperations:
             return chunks
 
         # Offsets of the whole encoding beside its ids while the chunks are found: as encode_with_offsets.
-        with self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2), call, regex_chars=size):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2), call, regex_chars=size):
             results = run_batch(inputs, chunk, call=call, with_index=True)
         _record("chunk", len(inputs), sum(len(piece.ids) for chunks in results for piece in chunks), size)
         return Chunked(_version(loaded), results)
@@ -201,8 +205,8 @@ class BudgetOperations:
         sizes, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks)
         size = sum(sizes)
         # Held until the stream's call ends (its record's end), or at once without a front-end record.
-        working = self._working_bytes("encode", loaded.encoding, [text], sizes, 2)
-        with self._admitted(working, call, regex_chars=size) as regex_time, _the_document():
+        working = partial(self._working_bytes, "encode", loaded.encoding, [text], sizes, 2)
+        with self._keeping_normalized(), self._admitted(working(), call, regex_chars=size) as regex_time, _the_document():
             try:
                 chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
             except InvalidBudgetError as exc:

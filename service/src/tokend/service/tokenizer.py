@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import Any, Literal
 
 from tokend.engine.call_stop import CallStop, CallStopped, stop_at
+from tokend.engine.normalized_texts import keeping_normalized
 from tokend.engine.regex_splitter import RegexTime, shared_regex_time
 from tokend.service.admission import NOTHING_RESERVED, WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch, run_text_batch, stopped_midway
@@ -40,7 +41,9 @@ from tokend.service.budgets import BudgetOperations
 from tokend.service.call_record import current_record
 from tokend.service.chat import ChatOperations
 from tokend.service.errors import InvalidRequest
-from tokend.service.limits import BYTES_PER_TOKEN_ID, AnswerBudget, Limits, answer_bytes, item_sizes, text_bytes
+from tokend.service.limits import (
+    BYTES_PER_TOKEN_ID, WORKING_TEXT_FACTOR, AnswerBudget, Limits, answer_bytes, item_sizes, text_bytes,
+)
 from tokend.service.models import ServedModels, payload_format_name
 from tokend.service.results import ChatFormatDetails, Counted, Decoded, Encoded, ModelDetails, ModelInfo, ModelVersion
 from tokend.service.special_policy import DEFAULT_POLICY, BoundPolicy, SpecialTokenPolicy
@@ -100,7 +103,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
                 answer.add(ids)
             return chunk
 
-        with self._admitted(self._working_bytes("encode", encoding, inputs, sizes), call):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes), call):
             ids = run_text_batch(inputs, encode, encode_texts, call=call)
         total = sum(map(len, ids))
         _record("encode", len(inputs), total, sum(sizes))
@@ -123,7 +126,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
                 return len(self._bulk(encoding.encode_bytes, item, call))
             return policy.apply(lambda text, **options: self._bulk(encoding.count, text, call, **options), item)
 
-        with self._admitted(self._working_bytes("count", encoding, inputs, sizes), call):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("count", encoding, inputs, sizes), call):
             counts = run_text_batch(inputs, count, lambda texts: policy.apply_batch(encoding.count_batch, texts),
                                     call=call)
         total = sum(counts)
@@ -236,6 +239,15 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
             sizes = working_sizes(operation, encoding, inputs, sizes, small_bytes=self.admission.small_bytes,
                                   factor=factor, check=self.limits.check_working_text)
         return factor * working_bytes(operation, sizes=sizes)
+
+    def _keeping_normalized(self) -> Any:
+        """The scope around a text operation's measuring (``_working_bytes``) and its engine calls in which a text
+        measured whole keeps its normalized form, and its encode takes it instead of normalizing it again
+        (engine/normalized_texts.py): at most what the request may be admitted with
+        (``Limits.check_working_text``)."""
+        if self.admission is None:  # nothing is measured
+            return nullcontext()
+        return keeping_normalized(WORKING_TEXT_FACTOR * self.limits.max_request_bytes)
 
     def _bulk(self, method: Any, item: str | bytes, call: CallState | None, **options: Any) -> Any:
         """``method(item, **options)``: an engine call, on the bulk lane when the item is large (the engine's

@@ -9,12 +9,14 @@ allows 16 times + 1 KB), NFC turns U+1D160 into three characters (3 times). One 
 Unigram nmt_nfkc model was estimated at 160 MiB and took a worker from 72 to 1,804 MiB; 7.5 MiB of U+1D160 on Qwen
 3's model, estimated at 150 MiB, ~+400 MiB (docs/decisions.md, hostile23).
 
-Measuring costs a normalization pass (SentencePiece: ~7 ms a MB, a fifth of a Unigram count; NFC: nothing for ASCII,
-~0.2 ms a MB of text its quick check passes, ~30 ms a MB of multilingual text it must normalize, a sixth of a
-Qwen 3 count), so it is done only where the bound (``working_text_bound``: 16 or 3 times each
-input) would make the request large: a request that is small at that bound never waits,
-and its reservation (none) is right either way. A request whose measured text passes twice ``max_request_bytes``
-is refused (``Limits.check_working_text``): running alone, it would still hold past the worker's bound.
+Measuring normalizes the text; inside the operation's ``keeping_normalized`` scope (engine/normalized_texts.py) the
+text is normalized whole and kept, and its encode takes it instead of normalizing again, so a measured Unigram
+or NFC request costs about what an unmeasured one does (before: 15-22 % more, the text normalized twice; texts
+past the scope's room are measured a slice at a time, as before). It is still done only where the bound
+(``working_text_bound``: 16 or 3 times each input) would make the request large: a request that is small at that
+bound never waits, and its reservation (none) is right either way. A request whose measured text passes twice
+``max_request_bytes`` is refused (``Limits.check_working_text``): running alone, it would still hold past the
+worker's bound.
 
     sizes = working_sizes("count", encoding, texts, item_sizes(texts), small_bytes=admission.small_bytes)
     release = admission.reserve(working_bytes("count", sizes=sizes), call=call)

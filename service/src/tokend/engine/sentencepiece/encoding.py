@@ -73,6 +73,7 @@ from typing import AbstractSet, Literal
 from ...errors import DisallowedSpecialTokenError, ModelFormatError, UnknownTokenIdError
 from ..budget_methods import BudgetMethods
 from ..literal_alternation import check_literal_set
+from ..normalized_texts import current_keeper, kept_normalized
 from ..piece_cache import DEFAULT_MAX_PIECE_BYTES, MAX_CAPACITY, PieceCacheStats
 from ..special_tokens import resolve_policy, special_token_regex, split_at_specials
 from ..surrogates import fix_surrogates
@@ -192,6 +193,9 @@ class SentencePieceEncoding(BudgetMethods):
 
     def encode_ordinary(self, text: str) -> list[int]:
         """`SentencePieceProcessor.encode(text)`: no BOS/EOS, special-token text is plain text."""
+        normalized = kept_normalized(text, self._core)
+        if normalized is not None:  # measured in this call (working_text_bytes): not normalized again
+            return self._core.encode_normalized(normalized)
         try:
             return self._encode_text(text)
         except UnicodeEncodeError:
@@ -240,6 +244,9 @@ class SentencePieceEncoding(BudgetMethods):
 
     def encode_bytes(self, data: bytes) -> list[int]:
         """sentencepiece's ids for raw bytes: malformed UTF-8 is one U+FFFD per byte (does not round-trip)."""
+        normalized = kept_normalized(data, self._core)
+        if normalized is not None:
+            return self._core.encode_normalized(normalized)
         return self._encode_raw(bytes(data))
 
     _encode_bytes = encode_bytes
@@ -260,6 +267,9 @@ class SentencePieceEncoding(BudgetMethods):
     # ---- counting ----------------------------------------------------------------------------------
 
     def count_ordinary(self, text: str) -> int:
+        normalized = kept_normalized(text, self._core)
+        if normalized is not None:
+            return self._core.count_normalized(normalized)
         try:
             return self._count_text(text)
         except UnicodeEncodeError:
@@ -448,9 +458,13 @@ class SentencePieceEncoding(BudgetMethods):
         """The bytes of text the encoder's per-byte working state covers: for Unigram models the normalized text,
         over which the Viterbi holds 20 bytes a byte (sp_unigram.c: 12 of state, 8 of nodes), and which the
         normalizer may make up to 16 times the input (nmt_nfkc turns U+FDFA, 3 bytes, into 39); for BPE
-        models the input's UTF-8 (their working memory follows the pieces, not the normalized sentence). An
-        upper bound within a few bytes a slice: measured by normalizing 65,536 characters at a time (~7 ms
-        a MB, a fifth of a Unigram count), so it holds no more than one slice's output.
+        models the input's UTF-8 (their working memory follows the pieces, not the normalized sentence).
+
+        Inside a ``keeping_normalized`` scope (normalized_texts.py) the text is normalized whole, as the encode
+        will normalize it, and kept there while it fits the scope's room: the encode of this very object in the
+        scope takes it instead of normalizing again (exact: 1 KB of slack is added, as below). Otherwise, or past
+        the room, an upper bound within a few bytes a slice: measured by normalizing 65,536 characters at a
+        time, so it holds no more than one slice's output.
 
         >>> from tokend.engine.sentencepiece import NormalizerSpec, PieceType, SentencePieceModel
         >>> model = SentencePieceModel(pieces=("<unk>", "\u2581", "a"), scores=(0, -1, -2),
@@ -461,6 +475,15 @@ class SentencePieceEncoding(BudgetMethods):
         """
         if self.algorithm != ALGORITHMS["unigram"]:
             return len(text) if isinstance(text, (bytes, bytearray)) else len(text.encode("utf-8", "surrogatepass"))
+        keeper = current_keeper()
+        if keeper is not None and isinstance(text, (str, bytes)) and keeper.room:
+            try:
+                normalized = self._core.normalize(text, keeper.room)
+            except (UnicodeEncodeError, ModelFormatError):  # lone surrogates, a runaway rule: measured below
+                normalized = None
+            if normalized is not None:
+                keeper.keep(text, self._core, normalized, len(normalized))
+                return len(normalized) + NORMALIZED_SLACK
         total = 0
         for start in range(0, max(len(text), 1), _MEASURE_SLICE_CHARS):
             part = text[start:start + _MEASURE_SLICE_CHARS]
