@@ -9,6 +9,9 @@ allows 16 times + 1 KB), NFC turns U+1D160 into three characters (3 times). One 
 Unigram nmt_nfkc model was estimated at 160 MiB and took a worker from 72 to 1,804 MiB; 7.5 MiB of U+1D160 on Qwen
 3's model, estimated at 150 MiB, ~+400 MiB (docs/decisions.md, hostile23).
 
+A SentencePiece BPE model with UNUSED pieces merges its whole normalized sentence at once and holds ~twice the
+ordinary merge's state a byte of it (``working_text_weight``): 1 MiB of letters +37 MiB against 20 reserved.
+
 Measuring normalizes the text; inside the operation's ``keeping_normalized`` scope (engine/normalized_texts.py) the
 text is normalized whole and kept, and its encode takes it instead of normalizing again, so a measured Unigram
 or NFC request costs about what an unmeasured one does (before: 15-22 % more, the text normalized twice; texts
@@ -50,7 +53,7 @@ def working_sizes(
     measured = [measure(item) for item in inputs]
     if check is not None:
         check(sum(measured))
-    return measured
+    return _weighed(encoding, measured)
 
 
 def conversation_working_sizes(
@@ -75,23 +78,31 @@ def conversation_working_sizes(
         measured.append(size + max(0, measure(text) - len(text.encode("utf-8", "surrogatepass"))))
     if check is not None:
         check(sum(measured))
-    return measured
+    return _weighed(encoding, measured)
 
 
 def _measure_if_large(
     encoding: Any, sizes: Sequence[int], small: Callable[[list[int]], bool]
 ) -> tuple[list[int], Callable[[Any], int] | None]:
-    """``sizes`` at the encoding's bound (``working_text_bound``), and its ``working_text_bytes`` when that bound could
-    make the request large; None when the bound settles it (the encoding rewrites nothing, or ``small`` holds even
-    at the bound: such a request reserves nothing either way)."""
+    """``sizes`` at the encoding's bound (``working_text_bound``, weighed), and its ``working_text_bytes`` when that
+    bound could make the request large; None when the bound settles it (the encoding rewrites nothing, or
+    ``small`` holds even at the bound: such a request reserves nothing either way)."""
     measure = getattr(encoding, "working_text_bytes", None)
     bound = getattr(encoding, "working_text_bound", None)
     if measure is None or bound is None:
         return list(sizes), None
-    at_most = [bound(size) for size in sizes]
+    at_most = _weighed(encoding, [bound(size) for size in sizes])
     if at_most == list(sizes) or small(at_most):
         return at_most, None
     return at_most, measure
+
+
+def _weighed(encoding: Any, sizes: list[int]) -> list[int]:
+    """``sizes`` of working text as ``working_bytes`` should count them: times the encoding's
+    ``working_text_weight`` (a SentencePiece BPE model with UNUSED pieces holds twice the ordinary merge's state a
+    byte); the limit (``check``) is on the text itself."""
+    weight = getattr(encoding, "working_text_weight", 1)
+    return sizes if weight == 1 else [weight * size for size in sizes]
 
 
 def _strings(value: Any) -> Iterator[str]:

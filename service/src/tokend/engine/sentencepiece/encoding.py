@@ -103,6 +103,10 @@ NORMALIZED_SLACK = 1024
 # Characters normalized per call when `working_text_bytes` measures a text: each slice's output is at most
 # 16 x 256 KB + 1 KB, held only until its length is read.
 _MEASURE_SLICE_CHARS = 65_536
+# working_text_weight of a BPE model with UNUSED pieces: its whole-sentence merge held 25-37 bytes a byte of
+# normalized text (VmHWM, 1-4 MiB of letters, digits, "a", English words on the edited `unused` test model) where
+# the service reserves 20.
+UNUSED_WEIGHT = 2
 _SPECIAL_TYPES = (PieceType.CONTROL, PieceType.UNKNOWN)
 
 
@@ -452,13 +456,29 @@ class SentencePieceEncoding(BudgetMethods):
 
     def working_text_bound(self, size: int) -> int:
         """What `working_text_bytes` may be at most for an input of `size` bytes, without looking at it."""
-        return MAX_NORMALIZED_GROWTH * size + NORMALIZED_SLACK if self.algorithm == ALGORITHMS["unigram"] else size
+        return MAX_NORMALIZED_GROWTH * size + NORMALIZED_SLACK if self._whole_sentence else size
+
+    @property
+    def working_text_weight(self) -> int:
+        """How many times the ordinary merge's working state (~20 bytes a byte) the encoder holds a byte of
+        `working_text_bytes`: 2 for BPE models with UNUSED pieces of two or more characters, whose whole
+        normalized sentence is one merge problem (sp_module.c's encode_sentence: symbol ids, starts, survivors and
+        four output slots a symbol in arrays that double, and the merge's links; measured 25-37 bytes a byte of
+        normalized text, the most for 1 MiB of random letters, just past a doubling), else 1."""
+        return UNUSED_WEIGHT if self._core.has_unused_merges else 1
+
+    @property
+    def _whole_sentence(self) -> bool:
+        # the encoder's working state follows the whole normalized sentence (not the pieces): Unigram's Viterbi,
+        # the UNUSED pieces' one merge problem
+        return self.algorithm == ALGORITHMS["unigram"] or self._core.has_unused_merges
 
     def working_text_bytes(self, text: str | bytes) -> int:
         """The bytes of text the encoder's per-byte working state covers: for Unigram models the normalized text,
         over which the Viterbi holds 20 bytes a byte (sp_unigram.c: 12 of state, 8 of nodes), and which the
-        normalizer may make up to 16 times the input (nmt_nfkc turns U+FDFA, 3 bytes, into 39); for BPE
-        models the input's UTF-8 (their working memory follows the pieces, not the normalized sentence).
+        normalizer may make up to 16 times the input (nmt_nfkc turns U+FDFA, 3 bytes, into 39); so for BPE
+        models with UNUSED pieces (the whole sentence one merge, `working_text_weight`); for other BPE models
+        the input's UTF-8 (their working memory follows the pieces, not the normalized sentence).
 
         Inside a ``keeping_normalized`` scope (normalized_texts.py) the text is normalized whole, as the encode
         will normalize it, and kept there while it fits the scope's room: the encode of this very object in the
@@ -473,7 +493,7 @@ class SentencePieceEncoding(BudgetMethods):
         >>> SentencePieceEncoding("toy", model=model).working_text_bytes("a a")   # "▁a▁a": 8 bytes, + 1 KB a slice
         1032
         """
-        if self.algorithm != ALGORITHMS["unigram"]:
+        if not self._whole_sentence:
             return len(text) if isinstance(text, (bytes, bytearray)) else len(text.encode("utf-8", "surrogatepass"))
         keeper = current_keeper()
         if keeper is not None and isinstance(text, (str, bytes)) and keeper.room:
