@@ -46,6 +46,7 @@ __all__ = [
     "conversation_bytes",
     "chat_working_bytes",
     "template_held_bytes",
+    "rendered_text_bytes",
     "TEMPLATE_SECONDS",
     "TEMPLATE_SECONDS_PER_CONVERSATION",
     "MAX_CHAT_DEPTH",
@@ -118,6 +119,14 @@ JSON_CONTAINER_BYTES = ENTRY_BYTES * 4
 JSON_COMMA_BYTES = ENTRY_BYTES
 # Answer framing per message span (two varints and their tags).
 SPAN_BYTES = 12
+# The rendered text of a conversation may be at most this many times its counted bytes (conversation_bytes), plus
+# TEMPLATE_TEXT_BYTES of the template's own text (``rendered_text_bytes``): its encode's memory was reserved on the
+# counted bytes, and a template that renders a content ten times (a loop over it, ``content * 10``) made the text
+# ten times what was reserved (docs/decisions.md, estimates24). Twice: a real template's own text (headers, a
+# default system prompt) is the 64 KiB, and tools rendered with ``tojson(indent=4)`` grow 1.5-2 times (their
+# counted entries are 2 bytes, their indentation 4 a level); a 1 MB schema nested 20 deep rendered 10.7 MB.
+RENDERED_TEXT_FACTOR = 2
+TEMPLATE_TEXT_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,7 @@ class ChatOperations:
                     conversation.messages, conversation.tools, conversation.add_generation_prompt,
                     content_special_tokens=content_special_tokens, limits=limits,
                 ),
-                limits,
+                replace(limits, max_text_bytes=rendered_text_bytes(sizes[index])),
             )  # fmt: skip
             answer.add(result.ids)
             extra += text_bytes(result.text) + SPAN_BYTES * len(result.message_spans)
@@ -198,7 +207,7 @@ class ChatOperations:
                     conversation.messages, conversation.tools, conversation.add_generation_prompt,
                     content_special_tokens=content_special_tokens, limits=limits, per_message=per_message,
                 ),
-                limits,
+                replace(limits, max_text_bytes=rendered_text_bytes(sizes[index])),
             )  # fmt: skip
 
         with self._admitted(self._chat_working_bytes("count_chat", loaded.encoding, conversations, sizes), call), request.clock.keeping_place():
@@ -331,6 +340,16 @@ def chat_working_bytes(operation: str, sizes: Sequence[int]) -> int:
     if operation == "encode_chat":
         return working_bytes("encode", sizes=sizes) + render + sum(sizes)
     return working_bytes("count", sizes=sizes) + render
+
+
+def rendered_text_bytes(size: int) -> int:
+    """The most bytes of rendered text a conversation of ``size`` counted bytes may become
+    (``TemplateLimits.max_text_bytes``): what its reservation covers, with room for the template's own text.
+
+    >>> rendered_text_bytes(1 << 20) == (2 << 20) + (64 << 10)
+    True
+    """
+    return RENDERED_TEXT_FACTOR * size + TEMPLATE_TEXT_BYTES
 
 
 def template_held_bytes(sizes: Sequence[int], max_chars: int) -> int:

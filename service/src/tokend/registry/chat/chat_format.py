@@ -90,10 +90,12 @@ class ChatFormat(ABC):
 
     def count(self, encoding, messages, tools, add_generation_prompt, context: RenderContext) -> ChatCount:
         rendered = self.render(messages, tools, add_generation_prompt, context)
+        context.limits.check_text(rendered.parts)  # before its encoding's memory is taken
         return count_rendered(encoding, rendered)
 
     def encode(self, encoding, messages, tools, add_generation_prompt, context: RenderContext) -> ChatEncoding:
         rendered = self.render(messages, tools, add_generation_prompt, context)
+        context.limits.check_text(rendered.parts)
         return encode_rendered(encoding, rendered)
 
     def describe(self) -> str:

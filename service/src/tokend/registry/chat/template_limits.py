@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
+from tokend.errors import ChatTemplateError
 from tokend.registry.chat.render_turns import RENDER_TURNS, TurnAccount
 
 __all__ = ["TemplateClock", "TemplateLimits"]
@@ -74,6 +75,10 @@ class TemplateLimits:
     # Bytes of the values a render has made and still holds, together (strings, lists and dicts of 4,096
     # characters or more each). The service sets it from the memory it reserves for a chat (service/chat.py).
     max_held_bytes: int = 64 * 2**20
+    # UTF-8 bytes of the rendered text, whose encode the service reserved memory for (service/chat.py: twice the
+    # conversation's counted bytes + 64 KiB); None: no bound but `max_chars`. Checked once the render is done and
+    # before the text is encoded (`check_text`): a template that repeats a message's content is refused there.
+    max_text_bytes: int | None = None
     deadline: float | None = None  # None: `seconds` from the start of each render
     hard_deadline: float | None = None  # the call's deadline (a `time.monotonic()` value): never past it
     clock: TemplateClock | None = None  # charged with each render's CPU time (shared by a request's renders)
@@ -81,6 +86,23 @@ class TemplateLimits:
     def start(self) -> TemplateLimits:
         """These limits with the clock started now (unchanged when already started)."""
         return self if self.deadline is not None else replace(self, deadline=time.monotonic() + self.seconds)
+
+    def check_text(self, parts: Sequence[str]) -> None:
+        """Raise ChatTemplateError ("size_limit") when the rendered text (its `parts`) passes `max_text_bytes`.
+
+            >>> TemplateLimits(max_text_bytes=4).check_text(["ab", "cd"])   # 4 bytes: within
+        """
+        most = self.max_text_bytes
+        if most is None or 4 * sum(map(len, parts)) <= most:  # (at most 4 bytes a character)
+            return
+        size = sum(len(part) if part.isascii() else len(str(part).encode("utf-8", "surrogatepass")) for part in parts)
+        if size > most:
+            raise ChatTemplateError(
+                f"the chat template rendered {size:,} bytes of text (limit {most:,} bytes for this conversation: twice "
+                "its own bytes and 64 KiB, what its encoding's memory was reserved for); the template repeats the "
+                "content, so send less of it",
+                reason="size_limit",
+            )
 
     def stops_at(self) -> float:
         """When a render under these (started) limits stops: `deadline`, or `hard_deadline` when sooner.
