@@ -569,7 +569,9 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         if normalizer is None or text.isascii():  # NFC changes no ASCII text
             return len(text.encode("utf-8", "surrogatepass"))
         keeper = current_keeper()
-        if keeper is not None and NFC_GROWTH * len(text.encode("utf-8", "surrogatepass")) <= keeper.room:
+        # (4 bytes a character at most: the text's UTF-8 is made only when that bound does not fit)
+        if keeper is not None and (NFC_GROWTH * 4 * len(text) <= keeper.room
+                                   or NFC_GROWTH * len(text.encode("utf-8", "surrogatepass")) <= keeper.room):
             # normalized whole, as the encode will: kept for it (normalized_texts.py), not normalized again
             normalized = normalize(normalizer, text)
             size = len(normalized.encode("utf-8", "surrogatepass"))
