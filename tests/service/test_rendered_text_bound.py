@@ -3,8 +3,9 @@ times (a loop over it) made the text it encodes many times that: 160 KB of conte
 against 5 MiB reserved, 1 MB rendered 10 times +228 against 32 (Unigram, count_chat; docs/decisions.md,
 estimates24). The rendered text may now be at most twice the conversation's counted bytes + 64 KiB; past it the
 conversation is refused before it is encoded (RESOURCE_EXHAUSTED, ``chat_template_max_chars``). A template that
-renders its content twice is answered, with sentencepiece's count of the text jinja2 renders. In-process service
-over a real registry."""
+renders its content twice is answered, with sentencepiece's count of the text jinja2 renders. A model whose merge
+follows the pieces (SentencePiece BPE) may render twelve times the bytes: tools rendered with ``tojson(indent=4)``
+grow with their nesting, and twice refused real tool catalogues. In-process service over a real registry."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tokend.service.admission import WorkAdmission
 from tokend.service.errors import ErrorKind, describe
 
 REPEATING = "{% for m in messages %}{% for i in range(10) %}{{ m.content }}{% endfor %}\n{% endfor %}"
+REPEATING_20 = REPEATING.replace("range(10)", "range(20)")
 TWICE = "{% for m in messages %}[{{ m.role }}] {{ m.content }} / again: {{ m.content }}\n{% endfor %}"
 ENGLISH = "The quick brown fox jumps over the lazy dog, and then some more words follow. "
 
@@ -25,8 +27,11 @@ ENGLISH = "The quick brown fox jumps over the lazy dog, and then some more words
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     registry = Registry.open(tmp_path_factory.mktemp("rendered") / "models", create=True)
-    for name, template in (("repeating", REPEATING), ("twice", TWICE)):
-        registry.publish(name, payload=model_bytes("unigram"), payload_format="sentencepiece_model",
+    for name, model, template in (
+        ("repeating", "unigram", REPEATING), ("twice", "unigram", TWICE),
+        ("pieces-repeating", "botchan_bpe", REPEATING), ("pieces-repeating-20", "botchan_bpe", REPEATING_20),
+    ):
+        registry.publish(name, payload=model_bytes(model), payload_format="sentencepiece_model",
                          provenance={"kind": "imported"}, chat_format=chat_format_from_template(template))
     return TokenizerService(ServedModels(registry), Limits(), admission=WorkAdmission(1 << 30))
 
@@ -60,3 +65,24 @@ def test_a_template_that_renders_the_content_twice_is_answered(service, operatio
         assert result.total == len(expected)
     else:
         assert result.results[0].ids == expected
+
+
+@pytest.mark.parametrize("operation", ["count_chat", "encode_chat"])
+def test_a_model_merging_pieces_may_render_ten_times_its_bytes(service, operation):
+    conversation = ChatConversation([{"role": "user", "content": ENGLISH * 2_000}])  # 156 KB, 1.56 MB rendered
+    expected = oracle("botchan_bpe").encode(jinja2.Template(REPEATING).render(messages=conversation.messages))
+    with recording():
+        result = getattr(service, operation)("pieces-repeating", [conversation])
+    if operation == "count_chat":
+        assert result.total == len(expected)
+    else:
+        assert result.results[0].ids == expected
+
+
+def test_a_model_merging_pieces_is_refused_past_twelve_times(service):
+    conversation = ChatConversation([{"role": "user", "content": ENGLISH * 2_000}])  # 3.12 MB rendered
+    with pytest.raises(Exception) as raised, recording():
+        service.count_chat("pieces-repeating-20", [conversation])
+    failure = describe(raised.value)
+    assert failure.kind is ErrorKind.LIMIT_EXCEEDED and failure.limit_name == "chat_template_max_chars", failure
+    assert "rendered 3,120,000 bytes of text" in str(raised.value)

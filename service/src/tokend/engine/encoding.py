@@ -543,6 +543,10 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
     def normalizer(self) -> Normalizer | None:
         return self._model.normalizer
 
+    # A byte-level model merges each piece on its own, so its working state follows the longest piece, not the
+    # whole text (a chat template's rendered text: service/chat.py, ``rendered_text_bytes``).
+    whole_text_working_state = False
+
     def working_text_bound(self, size: int) -> int:
         """What `working_text_bytes` may be at most for an input of `size` bytes, without looking at it."""
         return size if self._model.normalizer is None else NFC_GROWTH * size

@@ -122,10 +122,15 @@ SPAN_BYTES = 12
 # The rendered text of a conversation may be at most this many times its counted bytes (conversation_bytes), plus
 # TEMPLATE_TEXT_BYTES of the template's own text (``rendered_text_bytes``): its encode's memory was reserved on the
 # counted bytes, and a template that renders a content ten times (a loop over it, ``content * 10``) made the text
-# ten times what was reserved (docs/decisions.md, estimates24). Twice: a real template's own text (headers, a
-# default system prompt) is the 64 KiB, and tools rendered with ``tojson(indent=4)`` grow 1.5-2 times (their
-# counted entries are 2 bytes, their indentation 4 a level); a 1 MB schema nested 20 deep rendered 10.7 MB.
+# ten times what was reserved (docs/decisions.md, estimates24). Twice for an encoding whose working state follows
+# the whole text (``whole_text_working_state``: a SentencePiece Unigram model, ~20 bytes a byte of it); a real
+# template's own text (headers, a default system prompt) is the 64 KiB. Twelve times for the others, whose merge
+# follows the pieces: tools rendered with ``tojson(indent=4)`` grow with their nesting (50 tools nested 4 deep
+# 3.2 times their counted bytes, 14 deep 8.7; a 1 MB schema at the 32 levels MAX_CHAT_DEPTH allows 10.7) and are
+# answered within their reservation (+29-35 MiB against 22.9 for the 10.7 times), so twice refused real tool
+# catalogues.
 RENDERED_TEXT_FACTOR = 2
+RENDERED_TEXT_FACTOR_PIECES = 12
 TEMPLATE_TEXT_BYTES = 64 << 10
 
 
@@ -171,7 +176,7 @@ class ChatOperations:
                     conversation.messages, conversation.tools, conversation.add_generation_prompt,
                     content_special_tokens=content_special_tokens, limits=limits,
                 ),
-                replace(limits, max_text_bytes=rendered_text_bytes(sizes[index])),
+                replace(limits, max_text_bytes=rendered_text_bytes(sizes[index], loaded.encoding)),
             )  # fmt: skip
             answer.add(result.ids)
             extra += text_bytes(result.text) + SPAN_BYTES * len(result.message_spans)
@@ -207,7 +212,7 @@ class ChatOperations:
                     conversation.messages, conversation.tools, conversation.add_generation_prompt,
                     content_special_tokens=content_special_tokens, limits=limits, per_message=per_message,
                 ),
-                replace(limits, max_text_bytes=rendered_text_bytes(sizes[index])),
+                replace(limits, max_text_bytes=rendered_text_bytes(sizes[index], loaded.encoding)),
             )  # fmt: skip
 
         with self._admitted(self._chat_working_bytes("count_chat", loaded.encoding, conversations, sizes), call), request.clock.keeping_place():
@@ -342,14 +347,19 @@ def chat_working_bytes(operation: str, sizes: Sequence[int]) -> int:
     return working_bytes("count", sizes=sizes) + render
 
 
-def rendered_text_bytes(size: int) -> int:
+def rendered_text_bytes(size: int, encoding: Any = None) -> int:
     """The most bytes of rendered text a conversation of ``size`` counted bytes may become
     (``TemplateLimits.max_text_bytes``): what its reservation covers, with room for the template's own text.
+    Twice ``size`` for an encoding whose working state follows the whole text (or when none is given), twelve
+    times for one whose merge follows the pieces.
 
     >>> rendered_text_bytes(1 << 20) == (2 << 20) + (64 << 10)
     True
     """
-    return RENDERED_TEXT_FACTOR * size + TEMPLATE_TEXT_BYTES
+    factor = RENDERED_TEXT_FACTOR
+    if encoding is not None and not getattr(encoding, "whole_text_working_state", True):
+        factor = RENDERED_TEXT_FACTOR_PIECES
+    return factor * size + TEMPLATE_TEXT_BYTES
 
 
 def template_held_bytes(sizes: Sequence[int], max_chars: int) -> int:

@@ -468,6 +468,13 @@ class SentencePieceEncoding(BudgetMethods):
         return UNUSED_WEIGHT if self._core.has_unused_merges else 1
 
     @property
+    def whole_text_working_state(self) -> bool:
+        """Whether the encoder's working state follows the whole normalized text rather than its pieces (Unigram's
+        Viterbi, the UNUSED pieces' one merge): a chat template's rendered text is held to twice its conversation's
+        bytes for such a model, twelve times for the others (service/chat.py, ``rendered_text_bytes``)."""
+        return self._whole_sentence
+
+    @property
     def _whole_sentence(self) -> bool:
         # the encoder's working state follows the whole normalized sentence (not the pieces): Unigram's Viterbi,
         # the UNUSED pieces' one merge problem

@@ -75,8 +75,8 @@ class TemplateLimits:
     # Bytes of the values a render has made and still holds, together (strings, lists and dicts of 4,096
     # characters or more each). The service sets it from the memory it reserves for a chat (service/chat.py).
     max_held_bytes: int = 64 * 2**20
-    # UTF-8 bytes of the rendered text, whose encode the service reserved memory for (service/chat.py: twice the
-    # conversation's counted bytes + 64 KiB); None: no bound but `max_chars`. Checked once the render is done and
+    # UTF-8 bytes of the rendered text, whose encode the service reserved memory for (service/chat.py: twice or
+    # twelve times the conversation's counted bytes + 64 KiB, by encoding: rendered_text_bytes); None: no bound but `max_chars`. Checked once the render is done and
     # before the text is encoded (`check_text`): a template that repeats a message's content is refused there.
     max_text_bytes: int | None = None
     deadline: float | None = None  # None: `seconds` from the start of each render
@@ -98,9 +98,9 @@ class TemplateLimits:
         size = sum(len(part) if part.isascii() else len(str(part).encode("utf-8", "surrogatepass")) for part in parts)
         if size > most:
             raise ChatTemplateError(
-                f"the chat template rendered {size:,} bytes of text (limit {most:,} bytes for this conversation: twice "
-                "its own bytes and 64 KiB, what its encoding's memory was reserved for); the template repeats the "
-                "content, so send less of it",
+                f"the chat template rendered {size:,} bytes of text (limit {most:,} bytes for this conversation: a "
+                "multiple of its own bytes and 64 KiB, what its encoding's memory was reserved for); the template "
+                "repeats the content, so send less of it",
                 reason="size_limit",
             )
 
