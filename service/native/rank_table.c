@@ -165,6 +165,8 @@ void tk_rank_table_add_cuts(tk_rank_table *table, const uint8_t *token, size_t l
     }
 }
 
+static inline void set_trigram_bit(uint64_t *bits, unsigned index) { bits[index >> 6] |= 1ull << (index & 63); }
+
 void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, uint32_t rank) {
     if (len > table->max_len) table->max_len = len;
     if (len == 1) {
@@ -175,19 +177,11 @@ void tk_rank_table_add(tk_rank_table *table, const uint8_t *token, size_t len, u
         table->pair_rank[(token[0] << 8) | token[1]] = rank;
         return;
     }
-    if (len == 3) {
-        unsigned a = tk_trigram_code[token[0]], b = tk_trigram_code[token[1]], c = tk_trigram_code[token[2]];
-        unsigned index = a << 12 | b << 6 | c;
-        if ((a | b | c) < 64) table->trigrams[index >> 6] |= 1ull << (index & 63);
-    }
-    if (len == 4) {
-        unsigned a = tk_trigram_code[token[0]], b = tk_trigram_code[token[1]], c = tk_trigram_code[token[2]],
-                 d = tk_trigram_code[token[3]];
-        unsigned head = a << 12 | b << 6 | c, tail = b << 12 | c << 6 | d;
-        if ((a | b | c | d) < 64) {
-            table->quad_heads[head >> 6] |= 1ull << (head & 63);
-            table->quad_tails[tail >> 6] |= 1ull << (tail & 63);
-        }
+    unsigned index, tail;
+    if (len == 3 && tk_trigram_index(token, &index) < 64) set_trigram_bit(table->trigrams, index);
+    if (len == 4 && (tk_trigram_index(token, &index) | tk_trigram_index(token + 1, &tail)) < 64) {
+        set_trigram_bit(table->quad_heads, index);
+        set_trigram_bit(table->quad_tails, tail);
     }
     uint32_t value = rank;
     if (len > 8) {
@@ -221,11 +215,9 @@ int tk_rank_table_finish(tk_rank_table *table) {
         const tk_rank_slot *slot = &table->slots[i];
         if (slot->len != 3) continue;
         const uint8_t token[3] = {(uint8_t)slot->prefix, (uint8_t)(slot->prefix >> 8), (uint8_t)(slot->prefix >> 16)};
-        unsigned a = tk_trigram_code[token[0]], b = tk_trigram_code[token[1]], c = tk_trigram_code[token[2]];
-        if ((a | b | c) >= 64) continue;
-        unsigned index = a << 12 | b << 6 | c, shift = index & 63;
-        uint64_t word = table->trigrams[index >> 6];
-        ranks[table->trigrams_before[index >> 6] + tk_popcount64(word & ((1ull << shift) - 1))] = slot->rank;
+        unsigned index;
+        if (tk_trigram_index(token, &index) < 64)
+            ranks[tk_trigram_place(table, index, table->trigrams[index >> 6])] = slot->rank;
     }
     table->trigram_ranks = ranks;
     return 0;
