@@ -226,18 +226,24 @@ typedef struct {
 /* Looks up created pairs of `rank`'s merges that the filter let through and appends the tokens to their
  * ranks' lists, in order: 0; -2 when one ranks at or below `rank`; -1 when out of memory. */
 static int push_passing(merge_state *s, uint32_t rank, const created_pair *pairs, size_t n) {
+    /* All looked up first, each token's list_of entry prefetched, then pushed: push_pair's read of
+     * list_of[rank] (4 bytes a rank of the vocabulary, 800 KiB for o200k_base, a few thousand lines of it
+     * touched at random) was where a quarter of this function's samples waited, one push at a time. */
     const tk_rank_table *table = s->table;
-    int status = 0;
-    for (size_t j = 0; j < n && status == 0; j++) {
+    uint32_t ranks[2 * TK_MERGE_WINDOW];
+    for (size_t j = 0; j < n; j++) {
         const created_pair *c = &pairs[j];
         size_t length = c->length;
         uint32_t created = length <= 2   ? tk_rank_of(table, s->piece + c->left, length)
                            : length <= 8 ? tk_rank_of_short_probed(table, c->prefix, length, c->hash)
                                          : tk_rank_of_long_hashed(table, s->piece + c->left, length, c->hash);
-        if (created == TK_NO_RANK) continue;
-        if (created <= rank) return -2;
-        status = push_pair(s, created, c->left, length);
+        if (created <= rank) return -2; /* TK_NO_RANK is above every rank */
+        ranks[j] = created;
+        __builtin_prefetch(&s->list_of[created == TK_NO_RANK ? 0 : created], 1, 3);
     }
+    int status = 0;
+    for (size_t j = 0; j < n && status == 0; j++)
+        if (ranks[j] != TK_NO_RANK) status = push_pair(s, ranks[j], pairs[j].left, pairs[j].length);
     return status;
 }
 
@@ -402,6 +408,43 @@ static inline uint32_t part_id(const tk_rank_table *table, const uint8_t *piece,
     return length == 1 ? one : id;
 }
 
+/* Pending ranks looked ahead for (prefetch_ranks_ahead), and the bitmap words scanned to find them: a bound, so
+ * that the sparse high ranks do not make each turn scan thousands of empty words. */
+#define TK_RANKS_AHEAD 3
+#define TK_AHEAD_WORDS 4
+
+/* Starts loading what the next pending ranks' turns read first, each a step further along its chain: the
+ * list_of entry of the third rank ahead, the pair_list of the second (its list_of entry loaded a turn ago),
+ * and the first entries of the next one's list (its pair_list loaded a turn ago), or its byte pair's place in
+ * `first`. A rank's turn began with those three loads one after the other, each a miss (list_of is 4 bytes
+ * a rank of the vocabulary, lists and the pool in the order they were made, not by rank): ~12 % of this
+ * file's samples on 1 MB of random lowercase letters (o200k_base: 9,459 turns, 8,812 of them for created
+ * pairs, 18 pairs each on average). With push_passing's prefetch, 1.05-1.10x on those cells (docs/decisions.md,
+ * "The bucket merge's misses at a rank's turn"). Ranks made pending later (a created pair's) are missed, and a
+ * guess gone stale costs a wasted prefetch only. */
+static inline void prefetch_ranks_ahead(const merge_state *s, size_t w, size_t n_words, const uint32_t *pair_count,
+                                        const uint32_t *pair_at, const uint32_t *first) {
+    size_t ahead[TK_RANKS_AHEAD], found = 0;
+    uint64_t word = s->pending[w];
+    for (size_t last = w + TK_AHEAD_WORDS < n_words ? w + TK_AHEAD_WORDS : n_words;;) {
+        for (; word && found < TK_RANKS_AHEAD; word &= word - 1) ahead[found++] = (w << 6) + (size_t)__builtin_ctzll(word);
+        if (found == TK_RANKS_AHEAD || ++w >= last) break;
+        word = s->pending[w];
+    }
+    if (found > 2) __builtin_prefetch(&s->list_of[ahead[2]], 0, 3);
+    if (found > 1 && s->list_of[ahead[1]]) __builtin_prefetch(&s->lists[s->list_of[ahead[1]] - 1], 0, 3);
+    if (found > 0 && s->list_of[ahead[0]]) {
+        pair_list list = s->lists[s->list_of[ahead[0]] - 1];
+        if (list.size) {
+            __builtin_prefetch(s->pool + list.at, 0, 3);
+            __builtin_prefetch(s->pool + list.at + 16, 0, 3);
+        } else if (!(list.what & TK_CREATED_RANK)) {
+            uint32_t pair = list.what - 1;
+            __builtin_prefetch(first + (pair_at[pair] - pair_count[pair]), 0, 3);
+        }
+    }
+}
+
 ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                                uint32_t *out) {
     merge_state s = {table, piece, len, NULL, NULL, NULL, 0, 0, NULL, NULL, 0, 0, {0}, 0, NULL};
@@ -478,6 +521,7 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
         }
         s.pending[w] = word & (word - 1);
         size_t r = (w << 6) + (size_t)__builtin_ctzll(word);
+        prefetch_ranks_ahead(&s, w, n_ranks / 64 + 1, pair_count, pair_at, first);
         uint32_t at = s.list_of[r] - 1;
         int status = 0;
         window.n = 0;
