@@ -404,8 +404,10 @@ static inline uint32_t part_id(const tk_rank_table *table, const uint8_t *piece,
     uint32_t one = table->byte_rank[piece[part]];
     uint32_t two = table->pair_rank[(piece[part] << 8) | piece[part + (length > 1)]];
     uint32_t longer = by_thirds[part / 3];
-    uint32_t id = length == 2 ? two : longer;
-    return length == 1 ? one : id;
+    /* Masks, not ?: — GCC 12 made the first of two such selects a branch (on length == 2, about every other
+     * part), which mispredicted at ~40 % of the ~520,000 parts of 1 MB of random lowercase letters. */
+    uint32_t is_one = -(uint32_t)(length == 1), is_two = -(uint32_t)(length == 2);
+    return (one & is_one) | (two & is_two) | (longer & ~(is_one | is_two));
 }
 
 /* Pending ranks looked ahead for (prefetch_ranks_ahead), and the bitmap words scanned to find them: a bound, so
