@@ -33,7 +33,12 @@
  * list's room and a grown list's old one go to the next list of that room) + 4 bytes and a bit per rank
  * of the vocabulary + 12 bytes per rank with a list (a list each of 16 bytes for every rank, 3.2 MB for
  * o200k_base, was 8-14 % of a fresh process's 1 MB of random lowercase letters: docs/decisions.md).
- * Measured against the heap: see bpe_merge.c. */
+ * Measured against the heap: see bpe_merge.c.
+ *
+ * A merge list whose order is the merged ids' (tk_list_rule, merge_index.c) runs here as well, the merged id as
+ * the rank: a trained list's pairs are only the merged token's one split (is_merge, at each push), and an
+ * every-split list's tie between two splits of one token declines (tie_after). 1 MB of random lowercase
+ * letters: Llama 3 0.35 -> 0.021 s, Qwen 3 0.33 -> 0.024 s, against the heap of merge_index.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +68,8 @@ typedef struct {
     int prefetch;         /* the piece has many distinct byte pairs (TK_PREFETCH_PAIRS): its lookups miss */
     uint32_t *ids;        /* NULL (counting), or ids[left / 3] = the rank of the last merge at left that made a
                            * part of 3+ bytes (by_thirds) */
+    const uint16_t *lens; /* a list's rule (tk_list_rule): token -> its one split's left length; NULL: every split */
+    int ties_by_split;    /* a list's rule: decline a merge whose tie with another split could matter (tie_after) */
 } merge_state;
 
 /* First part start after offset x, or len. */
@@ -169,6 +176,7 @@ _Static_assert(2 * TK_MERGE_WINDOW <= 256, "push_created_pairs names a window's 
 /* Bytes of the piece (a created pair) hashed ahead of their lookup. */
 typedef struct {
     uint32_t left, length;
+    uint32_t left_len;     /* bytes of its left part: a list's rule (merge_state.lens) takes only one split */
     uint64_t prefix, hash; /* prefix: of 3-8 bytes; hash: as tk_rank_of_piece's */
 } created_pair;
 
@@ -183,10 +191,11 @@ typedef struct {
  * of random letters). Not
  * tk_prepare_piece: that one stops at TK_MAX_HASHED_PIECE bytes (the piece cache's concern), where a part
  * here may be any token up to the vocabulary's longest. */
-static inline void prepare_created(const merge_state *s, size_t left, size_t length, created_pair *c) {
+static inline void prepare_created(const merge_state *s, size_t left, size_t middle, size_t length, created_pair *c) {
     const tk_rank_table *table = s->table;
     c->left = (uint32_t)left;
     c->length = (uint32_t)length;
+    c->left_len = (uint32_t)(middle - left);
     c->hash = 0;
     if (length <= 2 || length > table->max_len) return; /* direct tables; longer than any token: none */
     if (length <= 8) {
@@ -198,6 +207,12 @@ static inline void prepare_created(const merge_state *s, size_t left, size_t len
     if (!s->prefetch) return;
     if (table->filter) __builtin_prefetch(&table->filter[((c->hash >> 32) & table->filter_mask) >> 6], 0, 3);
     else __builtin_prefetch(&table->slots[c->hash & table->mask], 0, 3);
+}
+
+/* 1 when a pair that makes token `rank` with a left part of `left_len` bytes is a merge of the rule: any split under
+ * tiktoken's rule, the token's one split under a list's (merge_state.lens). */
+static inline int is_merge(const merge_state *s, uint32_t rank, uint32_t left_len) {
+    return !s->lens || rank == TK_NO_RANK || s->lens[rank] == left_len;
 }
 
 /* The rank of prepared bytes (tk_rank_of's answer). */
@@ -237,6 +252,7 @@ static int push_passing(merge_state *s, uint32_t rank, const created_pair *pairs
         uint32_t created = length <= 2   ? tk_rank_of(table, s->piece + c->left, length)
                            : length <= 8 ? tk_rank_of_short_probed(table, c->prefix, length, c->hash)
                                          : tk_rank_of_long_hashed(table, s->piece + c->left, length, c->hash);
+        if (!is_merge(s, created, c->left_len)) created = TK_NO_RANK; /* not this token's split (tk_list_rule) */
         if (created <= rank) return -2; /* TK_NO_RANK is above every rank */
         ranks[j] = created;
         __builtin_prefetch(&s->list_of[created == TK_NO_RANK ? 0 : created], 1, 3);
@@ -283,15 +299,17 @@ static int push_created_pairs(merge_state *s, merge_window *w, uint32_t rank, si
         size_t left = merged[i], end = ends[i];
         if (left > 0) {
             size_t before = previous_start(s, left);
-            prepare_created(s, before, end - before, &pairs[n_pairs++]);
+            prepare_created(s, before, left, end - before, &pairs[n_pairs++]);
         }
         if (i + 1 < n_merged && merged[i + 1] == end) /* the next merge's pair with this part: pushed there */
-            prepare_created(s, left, middles[i + 1] - left, &gone[n_gone++]);
+            prepare_created(s, left, end, middles[i + 1] - left, &gone[n_gone++]);
         else if (end < s->len)
-            prepare_created(s, left, next_start(s, end) - left, &pairs[n_pairs++]);
+            prepare_created(s, left, end, next_start(s, end) - left, &pairs[n_pairs++]);
     }
-    for (size_t k = 0; k < n_gone; k++)
-        if (prepared_rank(s, &gone[k]) <= rank) return -2; /* TK_NO_RANK is above every rank */
+    for (size_t k = 0; k < n_gone; k++) {
+        uint32_t gone_rank = prepared_rank(s, &gone[k]);
+        if (gone_rank <= rank && is_merge(s, gone_rank, gone[k].left_len)) return -2; /* TK_NO_RANK is above every rank */
+    }
     /* The pairs the filter lets through, found without a branch on each one's answer: ~87 % of a piece of
      * random letters' created pairs are no token and most stop at the filter, an outcome as good as random to
      * the branch predictor; only the rest probe the slots. */
@@ -380,6 +398,24 @@ static void sort_lefts(uint32_t *lefts, uint32_t *spare, size_t n) {
     }
 }
 
+/* The rank of a byte pair as the first round takes it: its 2-byte token's, when that token is a merge of the rule. */
+static inline uint32_t byte_pair_rank(const merge_state *s, uint32_t pair) {
+    uint32_t rank = s->table->pair_rank[pair];
+    return is_merge(s, rank, 1) ? rank : TK_NO_RANK;
+}
+
+/* A list's rule with ties by split (merge_state.ties_by_split): 1 when the merge just done at [left, end), its
+ * halves meeting at `middle`, had a pair of the same token on its right — its right part followed by the next
+ * part, the same bytes split elsewhere. The list would have taken the one of the two whose left part has the
+ * lower id, this merge the leftmost: the caller declines. (On its left such a pair was current when this rank
+ * reached it, and declined there.) Equal splits tie by position under both rules. */
+static int tie_after(const merge_state *s, size_t left, size_t middle, size_t end) {
+    if (end >= s->len) return 0;
+    size_t next = next_start(s, end), length = end - left;
+    return next - middle == length && end - middle != middle - left &&
+           memcmp(s->piece + middle, s->piece + left, length) == 0;
+}
+
 /* End of the run of byte pairs equal to the one at i (i + 1 < len): pairs i .. end-1 are all equal. */
 static inline size_t pair_run_end(const uint8_t *piece, size_t len, size_t i) {
     /* Two equal pairs in a row are one byte three times: most pieces have none, and one compare says so. */
@@ -447,9 +483,32 @@ static inline void prefetch_ranks_ahead(const merge_state *s, size_t w, size_t n
     }
 }
 
-ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
-                               uint32_t *out) {
-    merge_state s = {table, piece, len, NULL, NULL, NULL, 0, 0, NULL, NULL, 0, 0, {0}, 0, NULL};
+/* tokend_native.h; process-wide, so a batch's workers add to the same counters. */
+static tk_merge_counters merge_counters;
+
+void tk_merge_counters_read(tk_merge_counters *counters) {
+    counters->bucket_merges = __atomic_load_n(&merge_counters.bucket_merges, __ATOMIC_RELAXED);
+    counters->bucket_fallbacks = __atomic_load_n(&merge_counters.bucket_fallbacks, __ATOMIC_RELAXED);
+    counters->run_merges = __atomic_load_n(&merge_counters.run_merges, __ATOMIC_RELAXED);
+}
+
+void tk_merge_counters_add_run_merge(void) { __atomic_fetch_add(&merge_counters.run_merges, 1, __ATOMIC_RELAXED); }
+
+static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *rule, const uint8_t *piece, size_t len,
+                               size_t n_ranks, uint32_t *out);
+
+ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const tk_list_rule *rule, const uint8_t *piece, size_t len,
+                               size_t n_ranks, uint32_t *out) {
+    __atomic_fetch_add(&merge_counters.bucket_merges, 1, __ATOMIC_RELAXED);
+    ptrdiff_t n = merge_buckets(table, rule, piece, len, n_ranks, out);
+    if (n == -2) __atomic_fetch_add(&merge_counters.bucket_fallbacks, 1, __ATOMIC_RELAXED);
+    return n;
+}
+
+static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *rule, const uint8_t *piece, size_t len,
+                               size_t n_ranks, uint32_t *out) {
+    merge_state s = {table, piece, len, NULL, NULL, NULL, 0, 0, NULL, NULL, 0, 0, {0}, 0, NULL,
+                     rule ? rule->left_len_by_id : NULL, rule && rule->ties_by_split};
     size_t n_words = (len + 63) >> 6;
     uint32_t *first = NULL;    /* first-round pairs: left offsets grouped by rank, ascending within a rank */
     /* The first round's counting sort is keyed by the byte pair itself (65,536 keys), not by its rank: one
@@ -478,7 +537,7 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
         pair_count[(piece[i] << 8) | piece[i + 1]] += (uint32_t)(run - i);
     }
     for (uint32_t pair = 0; pair < 65536; pair++) {
-        uint32_t rank = pair_count[pair] ? table->pair_rank[pair] : TK_NO_RANK;
+        uint32_t rank = pair_count[pair] ? byte_pair_rank(&s, pair) : TK_NO_RANK;
         if (rank != TK_NO_RANK && !new_list(&s, rank, pair + 1)) goto done;
         s.prefetch += pair_count[pair] != 0;
     }
@@ -494,7 +553,7 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
             n_first += pair_count[pair];
         }
     for (uint32_t pair = 0; pair < 65536; pair++) {
-        if (pair_count[pair] && table->pair_rank[pair] == TK_NO_RANK) {
+        if (pair_count[pair] && byte_pair_rank(&s, pair) == TK_NO_RANK) {
             pair_at[pair] = (uint32_t)n_first;
             n_first += pair_count[pair];
         }
@@ -555,7 +614,9 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece,
                 lefts = s.pool + list.at; /* read again: a full window's pushes (note_merge) may have moved it */
                 if (k + TK_CREATED_LEAD < list.size) prefetch_bits(&s, lefts[k + TK_CREATED_LEAD]);
                 size_t left = lefts[k], length = list.what & ~TK_CREATED_RANK;
-                status = note_merge(&s, &window, (uint32_t)r, left, left + length, merge_at(&s, left, length));
+                size_t middle = merge_at(&s, left, length);
+                if (s.ties_by_split && middle && tie_after(&s, left, middle, left + length)) status = -2;
+                else status = note_merge(&s, &window, (uint32_t)r, left, left + length, middle);
             }
             give_room(&s, list.at, list_room(list.size)); /* for a later list: nothing reads it after this */
         }

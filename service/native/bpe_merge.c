@@ -25,9 +25,6 @@
  * heap bounds adversarial input. Pieces past 128 bytes are rare in text (25 of 98,449 cache misses of o200k
  * multilingual), so the exact point hardly matters; the crossover itself was not measured. */
 #define TK_SHORT_PIECE TK_SHORT_MERGE_PIECE
-/* From here on the rank-ordered buckets (bpe_bucket_merge.c) replace the heap: their set-up costs 16 bytes
- * per rank of the vocabulary (1.6 MB for cl100k_base), which a piece must be long enough to pay for. */
-#define TK_BUCKET_PIECE 16384
 
 /* The rank of piece[start, end) inside a piece of `len` bytes, which bounds what may be read
  * (tk_rank_of_readable). */
@@ -115,14 +112,6 @@ done:
     return n;
 }
 
-/* tokend_native.h; process-wide, so a batch's workers add to the same counters. */
-static tk_merge_counters merge_counters;
-
-void tk_merge_counters_read(tk_merge_counters *counters) {
-    counters->bucket_merges = __atomic_load_n(&merge_counters.bucket_merges, __ATOMIC_RELAXED);
-    counters->bucket_fallbacks = __atomic_load_n(&merge_counters.bucket_fallbacks, __ATOMIC_RELAXED);
-}
-
 /* The ids of a piece by tiktoken's rule, uncut: by its length, the short merge, the runs of a piece of a few
  * long byte runs, the heap, or the buckets of a huge piece. The runs from the short merge's end on: a line of
  * 129-16,383 spaces or "=" took the heap at ~130-200 ns a byte (5,000 spaces: 0.9 ms; the runs: microseconds),
@@ -130,13 +119,11 @@ void tk_merge_counters_read(tk_merge_counters *counters) {
 static ptrdiff_t merge_uncut(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                              uint32_t *out) {
     if (len <= TK_SHORT_PIECE) return merge_short(table, piece, len, out); /* out NULL: only counted */
-    ptrdiff_t n = tk_bpe_merge_runs(table, piece, len, out);
+    ptrdiff_t n = tk_bpe_merge_runs(table, NULL, piece, len, out);
     if (n != -2) return n;
     if (len >= TK_BUCKET_PIECE) {
-        __atomic_fetch_add(&merge_counters.bucket_merges, 1, __ATOMIC_RELAXED);
-        n = tk_bpe_merge_buckets(table, piece, len, n_ranks, out);
+        n = tk_bpe_merge_buckets(table, NULL, piece, len, n_ranks, out);
         if (n != -2) return n;
-        __atomic_fetch_add(&merge_counters.bucket_fallbacks, 1, __ATOMIC_RELAXED);
     }
     return merge_long(table, piece, len, out);
 }

@@ -15,7 +15,10 @@
  * whose result is some other token) module.c keeps the pair table. A merge listed twice keeps its later
  * place, as in the pair table. The tests hold both paths, and the Python reference, to the same ids.
  * A list in merged-id order with one merge per token (trained lists: Qwen's, GPT-2's) needs less: the
- * merged id is the priority, and a 2-byte left length per id the whole index (merge_short_by_id). */
+ * merged id is the priority, and a 2-byte left length per id the whole index (merge_short_by_id).
+ * Those two kinds of list (the merged ids' order) take tiktoken's merges of huge pieces too, the run merge and
+ * the buckets (tk_list_rule); the heap here is left for pieces of 129 bytes to 16 KiB, other lists, and the
+ * pieces those two decline. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,5 +258,11 @@ ptrdiff_t tk_indexed_pair_merge(const tk_merge_index *index, const tk_rank_table
     if (index->all_splits && len <= TK_SHORT_PIECE) return tk_bpe_merge_list_order(table, piece, len, out);
     if (index->left_len_by_id && len <= TK_SHORT_PIECE) return merge_short_by_id(index, table, piece, len, out);
     if (len <= TK_SHORT_PIECE) return merge_short(index, table, piece, len, out);
+    if (index->all_splits || index->left_len_by_id) { /* the list's order is the merged ids': tk_list_rule */
+        tk_list_rule rule = {index->left_len_by_id, index->all_splits};
+        ptrdiff_t n = tk_bpe_merge_runs(table, &rule, piece, len, out);
+        if (n == -2 && len >= TK_BUCKET_PIECE) n = tk_bpe_merge_buckets(table, &rule, piece, len, index->n_ids, out);
+        if (n != -2) return n;
+    }
     return merge_long(index, table, piece, len, out);
 }

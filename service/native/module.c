@@ -23,8 +23,9 @@
  *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape])   a plain chat
  *                                (message_counts.c)
  *   plain_message_bytes(messages) -> request bytes of a plain chat, or None    (module function, message_counts.c)
- *   _merge_counters()            -> {"bucket_merges": n, "bucket_fallbacks": n}   private, for tests (module function:
- *                                 huge pieces the bucket merge took in this process, and those it handed to the heap)
+ *   _merge_counters()            -> {"bucket_merges": n, "bucket_fallbacks": n, "run_merges": n}   private, for tests (module function:
+ *                                 huge pieces the bucket merge took in this process, those it handed to the heap, and
+ *                                 pieces the run merge took)
  *
  * Everything touching the shared piece cache runs with the GIL held and never calls back into Python code
  * while it holds pointers into shared state, so one core is safe to share between threads. Two exceptions
@@ -1501,14 +1502,14 @@ static PyTypeObject BpeCoreType = {
 static PyObject *merge_counters(PyObject *module, PyObject *Py_UNUSED(ignored)) {
     tk_merge_counters counters;
     tk_merge_counters_read(&counters);
-    return Py_BuildValue("{s:K,s:K}", "bucket_merges", (unsigned long long)counters.bucket_merges, "bucket_fallbacks",
-                         (unsigned long long)counters.bucket_fallbacks);
+    return Py_BuildValue("{s:K,s:K,s:K}", "bucket_merges", (unsigned long long)counters.bucket_merges, "bucket_fallbacks",
+                         (unsigned long long)counters.bucket_fallbacks, "run_merges", (unsigned long long)counters.run_merges);
 }
 
 static PyMethodDef native_functions[] = {
     {"_merge_counters", merge_counters, METH_NOARGS,
-     "_merge_counters() -> {bucket_merges, bucket_fallbacks}: huge pieces given to the bucket merge in this process, "
-     "and those it handed back to the heap (private, for tests)"},
+     "_merge_counters() -> {bucket_merges, bucket_fallbacks, run_merges}: huge pieces given to the bucket merge in "
+     "this process, those it handed back to the heap, and pieces the run merge took (private, for tests)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -427,28 +427,50 @@ static inline uint32_t tk_rank_of_prepared(const tk_rank_table *table, const uin
 #define TK_UNCACHED_PIECE_BYTES 5
 
 /* ---- BPE merge ---------------------------------------------------------------------------------- */
+/* A merge list's pair rule as the huge-piece merges (tk_bpe_merge_runs, tk_bpe_merge_buckets) take it: tiktoken's
+ * rule (rank = the merged token's id) with the list's difference from it, for the two kinds of list whose order
+ * is the merged ids' (merge_index.c); NULL for tiktoken's rule itself.
+ * - left_len_by_id (a trained list, one merge per token): a pair is a candidate only when it is the merged
+ *   token's one split (its left part that many bytes);
+ * - ties_by_split (every split of every token, by (merged id, left id)): every split is a candidate, but two
+ *   splits of one token tie differently (the lower left id, not the leftmost, goes first); the merges decline
+ *   (-2) where that could change the outcome: a merge whose right part is also the left part of a pair of the
+ *   same token split elsewhere. A guard, never seen to act: tiktoken's rule made no such three parts in 90,000
+ *   random pieces of 5-40 bytes over 3,000 random vocabularies of one to three letters (docs/decisions.md). */
+typedef struct {
+    const uint16_t *left_len_by_id;
+    int ties_by_split;
+} tk_list_rule;
+
 /* Ids of `piece` by tiktoken's rule, written to `out` (room for len ids, all of which it may use as
  * scratch; NULL: only count them); returns how many, or -1 when out of memory. Every single byte must
  * have a rank (checked by the caller when the table is built); every rank is below `n_ranks`. */
 ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out);
-/* The same for a long piece by rank-ordered buckets (bpe_bucket_merge.c); -2 when the vocabulary's ranks
- * are not in merge order for this piece (then the heap of tk_bpe_merge gives the ids). */
-ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
-                               uint32_t *out);
-/* How many huge pieces tk_bpe_merge gave to the bucket merge in this process, and how many of those it
- * handed back to the heap (-2). A fallback is exact, only slower, so nothing else shows one: a bucket merge
+/* From here on the rank-ordered buckets (bpe_bucket_merge.c) replace the heap: their set-up costs 16 bytes
+ * per rank of the vocabulary (1.6 MB for cl100k_base), which a piece must be long enough to pay for. */
+#define TK_BUCKET_PIECE 16384
+/* The same for a long piece by rank-ordered buckets (bpe_bucket_merge.c), by tiktoken's rule (`rule` NULL) or a
+ * list's (tk_list_rule); -2 when the vocabulary's ranks are not in merge order for this piece, or a list's tie
+ * could matter (then the heap gives the ids). */
+ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const tk_list_rule *rule, const uint8_t *piece, size_t len,
+                               size_t n_ranks, uint32_t *out);
+/* How many huge pieces tk_bpe_merge and tk_indexed_pair_merge gave to the bucket merge in this process, and how
+ * many of those it handed back to the heap (-2). A fallback is exact, only slower, so nothing else shows one: a bucket merge
  * that decides wrongly and then falls back passes every test of ids. Read by tests through
- * `_native._merge_counters()` (private). Relaxed atomic adds, one or two per huge piece (batch workers run
+ * `_native._merge_counters()` (private), with the pieces the run merge took. Relaxed atomic adds, one or two per huge piece (batch workers run
  * without the GIL): nothing on the merge's own path. */
 typedef struct {
     uint64_t bucket_merges, bucket_fallbacks;
+    uint64_t run_merges; /* pieces the run merge (tk_bpe_merge_runs) took, by either rule */
 } tk_merge_counters;
 void tk_merge_counters_read(tk_merge_counters *counters);
+void tk_merge_counters_add_run_merge(void);
 
-/* The same for a piece of a few long runs of one byte ("a" * n; bpe_run_merge.c); -2 when the piece has too
- * many runs for it or the vocabulary's ranks are not in merge order for it (then the other merges give the
- * ids). */
-ptrdiff_t tk_bpe_merge_runs(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
+/* The same for a piece of a few long runs of one byte ("a" * n; bpe_run_merge.c), by tiktoken's rule (`rule`
+ * NULL) or a list's; -2 when the piece has too many runs for it, the vocabulary's ranks are not in merge order
+ * for it, or a list's tie could matter (then the other merges give the ids). */
+ptrdiff_t tk_bpe_merge_runs(const tk_rank_table *table, const tk_list_rule *rule, const uint8_t *piece, size_t len,
+                            uint32_t *out);
 
 /* tiktoken's rule with a merge list's tie-break (bpe_merge.c): the pair rule of a list of every split of
  * every token sorted by (merged id, left id); pieces up to 128 bytes, -2 for longer ones; ids below 2^24

@@ -8,7 +8,7 @@ these tests (private):
 
     >>> from tokend.engine import _native
     >>> sorted(_native._merge_counters())
-    ['bucket_fallbacks', 'bucket_merges']
+    ['bucket_fallbacks', 'bucket_merges', 'run_merges']
 
 When the fallback is legitimate (bpe_bucket_merge.c): only for ranks not in merge order for the piece, a token
 ranked below one of the parts a merge made it from. cl100k_base and o200k_base list tokens ranked below one of
