@@ -11,6 +11,7 @@ BENCHMARKS = {
     "engine": "bench.engine",
     "family": "bench.family",
     "families": "bench.families",
+    "family-worst": "bench.family_worst",
     "split": "bench.split",
     "sentencepiece": "bench.sentencepiece",
     "sentencepiece-deadline": "bench.sentencepiece_deadline",

@@ -39,9 +39,11 @@ from bench.exactness import Exactness, check_exact
 from bench.peers import DEFAULT_PEERS, Peer, Unavailable, load_peer
 from bench.throughput import measure_cell
 
-# Sections other benchmarks write into the same report (`python -m bench families`, `... sentencepiece`).
+# Sections other benchmarks write into the same report (`python -m bench families`, `... sentencepiece`,
+# `... family-worst`).
 _CARRIED_SECTIONS = (re.compile(r"<!-- families -->.*<!-- /families -->", re.S),
-                     re.compile(r"<!-- sentencepiece -->.*<!-- /sentencepiece -->", re.S))
+                     re.compile(r"<!-- sentencepiece -->.*<!-- /sentencepiece -->", re.S),
+                     re.compile(r"<!-- family-worst -->.*<!-- /family-worst -->", re.S))
 
 __all__ = ["ENCODINGS", "KINDS", "EngineRun", "main"]
 
