@@ -5,9 +5,9 @@
  * - short pieces (the common case): the parts linked in arrays on the stack, each merge a scan of every
  *   position for the lowest (rank, position) (short_merge.h), O(n^2) but a few instructions a position;
  * - long pieces: a heap of (rank, start) over a linked list of parts with lazy deletion, O(n log n);
- * - huge pieces (16 KiB and more) made of a few long runs of one byte ("a" * n): the parts kept as runs
+ * - pieces past TK_SHORT_PIECE made of a few long runs of one byte ("a" * n): the parts kept as runs
  *   of equal tokens (bpe_run_merge.c), a few lookups per run and round;
- * - other huge pieces: the same order without the heap, one rank at a time
+ * - other pieces of TK_BUCKET_PIECE (512 bytes) and more: the same order without the heap, one rank at a time
  *   (bpe_bucket_merge.c), O(n + ranks) and 1 bit + ~4 bytes a byte; it hands back to the heap when the
  *   vocabulary's ranks are not in merge order. One 1 MB piece of cl100k_base on this machine: "a" * n
  *   0.24 s with the heap -> 0.035 s, random letters 0.19 -> 0.055 s; peak RSS of counting an 8 MiB

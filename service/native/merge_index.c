@@ -17,7 +17,7 @@
  * A list in merged-id order with one merge per token (trained lists: Qwen's, GPT-2's) needs less: the
  * merged id is the priority, and a 2-byte left length per id the whole index (merge_short_by_id).
  * Those two kinds of list (the merged ids' order) take tiktoken's merges of huge pieces too, the run merge and
- * the buckets (tk_list_rule); the heap here is left for pieces of 129 bytes to 16 KiB, other lists, and the
+ * the buckets (tk_list_rule); the heap here is left for pieces of 129-511 bytes, other lists, and the
  * pieces those two decline. */
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 """Which merge a huge piece took: the bucket merge (native/bpe_bucket_merge.c) or, handed back, the heap.
 
-A piece of 16 KiB or more that is not a few long byte runs is merged rank by rank; when a pair that merge
+A piece of 512 bytes or more that is not a few long byte runs is merged rank by rank; when a pair that merge
 creates ranks below the rank being merged, it stops and the heap merges the piece from the start. The heap is
 exact, so the ids never show the fallback: a first round that decides wrongly and then falls back passes every
 test of ids, only slower (worst18b's broken build did). The native module counts both, per process, for
@@ -33,7 +33,7 @@ import tokend
 from tokend.engine import _native
 from tokend.engine._native import BpeCore
 
-_BUCKET_PIECE = 16384  # bpe_merge.c's TK_BUCKET_PIECE
+_BUCKET_PIECE = 512  # tokend_native.h's TK_BUCKET_PIECE
 _SINGLE_BYTES = {bytes([b]): b for b in range(256)}
 _NATIVE_PATTERN = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
 _CYRILLIC = "абвгдежзийклмнопрстуфхцчшщыьэюя"
@@ -63,7 +63,7 @@ def _counted() -> Iterator[_Counted]:
 
 
 def _huge_texts(seed: int) -> dict[str, str]:
-    """One piece each under both patterns, 16-48 KB, that the bucket merge takes: not a few long runs (the run
+    """One piece each under both patterns, 0.5-48 KB, that the bucket merge takes: not a few long runs (the run
     merge's), and mixed scripts with ASCII between the other characters (two characters of 2-4 bytes side by
     side may be cut apart: a piece cut into short segments never reaches the buckets)."""
     rng = random.Random(seed)
@@ -73,12 +73,13 @@ def _huge_texts(seed: int) -> dict[str, str]:
                        for _ in range(k))
 
     texts = {}
-    for size in (_BUCKET_PIECE, _BUCKET_PIECE + 63, 48_001):
+    for size in (_BUCKET_PIECE, _BUCKET_PIECE + 63, 16_384, 48_001):
         texts[f"lowercase {size}"] = "".join(rng.choices(string.ascii_lowercase, k=size))
         texts[f"letters {size}"] = "".join(rng.choices(string.ascii_letters, k=size))
         texts[f"frequent letters {size}"] = "".join(rng.choices("etaoinshr", k=size))
         texts[f"accents {size}"] = "".join(rng.choices(string.ascii_lowercase * 3 + _ACCENTED, k=size))
-        texts[f"scripts {size}"] = mixed(_CYRILLIC + _GREEK + _CJK + _ACCENTED, 0.2, size)
+        if size >= 16_384:  # a shorter one is often cut into segments of 128 bytes or less: no bucket merge
+            texts[f"scripts {size}"] = mixed(_CYRILLIC + _GREEK + _CJK + _ACCENTED, 0.2, size)
         runs = (rng.choice(string.ascii_lowercase) * rng.choice([1, 1, 2, 3, 5, 9, 17, 40]) for _ in range(size))
         texts[f"runs {size}"] = "".join(runs)[: size + 5]
     return texts

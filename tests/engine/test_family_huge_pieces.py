@@ -7,7 +7,7 @@ U+1D160 (three characters once NFC has decomposed it). Each is one piece (or one
 every family's split.
 
 Byte-level tokenizer.json lists whose order is the merged ids' (merge_index.c: Llama 3's every split, Qwen 3's,
-GPT-2's and DeepSeek's trained lists) merge a piece of a few byte runs by runs and a piece of 16 KiB or more by
+GPT-2's and DeepSeek's trained lists) merge a piece of a few byte runs by runs and a piece of 512 bytes or more by
 rank-ordered buckets (native/bpe_run_merge.c, bpe_bucket_merge.c, with tk_list_rule), as tiktoken's
 vocabularies do; before, they took the heap at 0.2-0.4 s a MB. The native module counts both (private), so
 these tests see the path, not only the ids. Random lists of both kinds hold the two merges to the pair table's
@@ -31,7 +31,7 @@ from support import tokenizer_json as files
 from tokend.engine import Encoding, _native, parse_tokenizer_json, read_tekken_json
 from tokend.engine._native import BpeCore
 
-_SIZE = 65_536  # bytes a piece: past the bucket merge's 16 KiB, small enough for every reference
+_SIZE = 65_536  # bytes a piece: past the bucket merge's 512 bytes, small enough for every reference
 _SINGLE_BYTES = {bytes([b]): b for b in range(256)}
 
 

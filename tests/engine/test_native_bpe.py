@@ -125,10 +125,10 @@ def test_merge_matches_python_reference_and_tiktoken(case):
             assert core.encode_piece(part) == expected == oracle._encode_single_piece(part), part
 
 
-# Pieces of 16 KiB and more merge as runs of equal tokens when they are a few long byte runs
-# (bpe_run_merge.c), else rank by rank (bpe_bucket_merge.c), instead of through the heap; a vocabulary whose
-# ranks are not in merge order sends them on to the next (the heap last). All ways against both oracles.
-_BUCKET_PIECE = 16384
+# Pieces past 128 bytes merge as runs of equal tokens when they are a few long byte runs (bpe_run_merge.c),
+# else from 512 bytes rank by rank (bpe_bucket_merge.c), instead of through the heap; a vocabulary whose ranks are
+# not in merge order sends them on to the next (the heap last). All ways against both oracles.
+_BUCKET_PIECE = 512  # tokend_native.h's TK_BUCKET_PIECE
 
 
 @st.composite
