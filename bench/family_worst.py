@@ -9,8 +9,10 @@ Families and references (files from packages, as the tests build them: tests/sup
 tests/engine/sentencepiece/models.py): Llama 3, Qwen 3, a DeepSeek-V3-style split and GPT-2 as tokenizer.json
 (`tokenizers`), Tekken 240718 (`mistral-common`), Mistral v1 and v3 `.model` and a Llama-2-like SentencePiece BPE
 (`sentencepiece`), two Unigram models (`sentencepiece`); cl100k_base and o200k_base beside them (tiktoken).
-Inputs (bench/worst_case.py's four and three more): a repeated letter, random letters, random lowercase letters,
-a run of spaces, a run of newlines, a repeated emoji, a repeated U+1D160 (three characters under NFC).
+Inputs (bench/worst_case.py's four and four more): a repeated letter, random letters, random lowercase letters,
+a run of spaces, a run of newlines, a repeated emoji, a repeated U+1D160 (three characters under NFC), each one
+piece; and random lowercase words of 300 letters, pieces the byte-level merge takes through its heap (129-511
+bytes: the worst shape for many pieces, docs/decisions.md "Every family's worst case").
 
 Each (side, model) runs in a fresh process that loads the model once and times every input `runs` times in
 rounds (CPU seconds of the call; huge pieces are not cached, so every run merges again); a cell is the median.
@@ -39,7 +41,8 @@ from pathlib import Path
 __all__ = ["INPUTS", "MODELS", "main", "piece_text"]
 
 _REPO = Path(__file__).resolve().parent.parent
-INPUTS = ("repeated letter", "random letters", "random lowercase", "spaces", "newlines", "repeated emoji", "U+1D160")
+INPUTS = ("repeated letter", "random letters", "random lowercase", "spaces", "newlines", "repeated emoji", "U+1D160",
+          "300-letter words")
 MODELS = ("cl100k_base", "o200k_base", "llama3", "qwen3", "deepseek-v3-style", "gpt2", "tekken", "mistral_v1",
           "mistral_v3", "llama2_like", "botchan_unigram", "kyoto_unigram")
 _REFERENCE = {"cl100k_base": "tiktoken", "o200k_base": "tiktoken", "llama3": "tokenizers", "qwen3": "tokenizers",
@@ -48,7 +51,7 @@ _SECTION = re.compile(r"<!-- family-worst -->.*<!-- /family-worst -->", re.S)
 
 
 def piece_text(kind: str, size: int) -> str:
-    """`size` UTF-8 bytes, one piece under every family's split."""
+    """About `size` UTF-8 bytes: one piece under every family's split, but the words."""
     rng = random.Random(1)
     texts = {
         "repeated letter": lambda: "a" * size,
@@ -58,6 +61,7 @@ def piece_text(kind: str, size: int) -> str:
         "newlines": lambda: "\n" * size,
         "repeated emoji": lambda: "\N{GRINNING FACE}" * (size // 4),
         "U+1D160": lambda: "\U0001D160" * (size // 4),
+        "300-letter words": lambda: " ".join("".join(rng.choices(string.ascii_lowercase, k=300)) for _ in range(size // 301)),
     }
     return texts[kind]()
 
