@@ -1,7 +1,7 @@
 """One huge piece per family (issue 18's worst case, issue 13's bound): the same ids as the family's reference
 library, and for byte-level merge lists the same linear merges as tiktoken's rule.
 
-The inputs are those of `python -m bench family-worst` (bench/family_worst.py), smaller: a repeated letter,
+The inputs are the one-piece inputs of `python -m bench family-worst` (bench/family_worst.py), smaller: a repeated letter,
 random letters, random lowercase letters, a run of spaces, a run of newlines, a repeated emoji and a repeated
 U+1D160 (three characters once NFC has decomposed it). Each is one piece (or one SentencePiece segment) under
 every family's split.
