@@ -299,15 +299,19 @@ static TK_BULK_INLINE __attribute__((target("bmi2,popcnt"))) uint64_t wide_start
     uint64_t letter = c->letter, lower = c->lower;
     uint64_t punct = c->valid & ~(c->letter | c->digit | c->space | c->newline);
     uint64_t stop = ~c->valid & first; /* a character of another kind, ASCII or not: found below */
+    /* The masks are read only through pext over `first` below, so a character's class is its first byte's bit
+     * alone (its continuation bytes' bits are never read), and the characters the loop takes are the bits of
+     * `stop` before the one it ended at: a character costs its decode, its look-up and a shift-or. */
+    uint64_t letters = 0, lowers = 0; /* bit i: the character at byte i is a letter, a lower-ish one */
+    unsigned end = 64;                /* where the loop stopped: the character of another kind, if any */
     for (uint64_t others = stop; others;) { /* the non-ASCII characters up to the first ASCII stop */
         unsigned i = bit_index(others);
         others &= others - 1;
         uint8_t b = p[i];
-        if (b < 0x80) break; /* an ASCII byte of another kind: the window ends there */
-        stop &= ~(1ull << i);
         unsigned width = b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
-        if (i + width > 64) { /* cut by the window's end */
-            stop |= 1ull << i;
+        /* an ASCII byte of another kind, or a character cut by the window's end: the window ends there */
+        if (b < 0x80 || i + width > 64) {
+            end = i;
             break;
         }
         /* decoded here, not by pretokenize.c's char_at behind a call: that cost the split 7 % */
@@ -318,17 +322,20 @@ static TK_BULK_INLINE __attribute__((target("bmi2,popcnt"))) uint64_t wide_start
         uint8_t classes = tk_unicode_classes(cp);
         int upper = (classes & TK_UC_UPPERISH) != 0, lowerish = (classes & TK_UC_LOWERISH) != 0;
         if ((classes & (TK_UC_NUMBER | TK_UC_SPACE)) || cp == 0x17f || (o200k && upper && lowerish)) {
-            stop |= 1ull << i;
+            end = i;
             break;
         }
         /* without a branch: in scripts with combining marks (Devanagari, Thai, Malayalam) a letter and a mark
          * (P here) alternate as good as at random */
-        uint64_t bytes = ((1ull << width) - 1) << i;
-        uint64_t if_letter = -(uint64_t)((classes & TK_UC_LETTER) != 0);
-        letter |= bytes & if_letter;
-        lower |= bytes & if_letter & -(uint64_t)lowerish;
-        punct |= bytes & ~if_letter;
+        uint64_t is_letter = (classes & TK_UC_LETTER) != 0;
+        letters |= is_letter << i;
+        lowers |= (is_letter & (uint64_t)lowerish) << i;
     }
+    uint64_t taken = stop & ((end < 64 ? 1ull << end : 0) - 1); /* end 64: every bit of `stop` */
+    stop &= ~taken;
+    letter |= letters;
+    lower |= lowers;
+    punct |= taken & ~letters;
     /* in characters from here: bit k is the window's character k */
     window_classes w;
     w.letter = _pext_u64(letter, first);
