@@ -167,14 +167,19 @@ static void list_token(void *ctx, const uint8_t *bytes, size_t len, uint32_t ran
 }
 
 /* The table's memory for n_tokens tokens and max_added merged pieces, empty; 0, or -1 (then freed). */
-static int allocate(tk_short_table *table, size_t n_tokens, size_t max_added, uint64_t seed) {
-    memset(table, 0, sizeof *table);
+static size_t slots_for(size_t n_tokens, size_t max_added) {
     size_t want = n_tokens + max_added, slots = 1024;
     /* Load <= 1/2. A piece past its home slot costs a mispredicted compare and a probe, and merged pieces,
      * added after every token, are the ones that land there: on multilingual text already seen (cl100k_base,
      * 99,226 tokens, ~39,000 merged pieces) 32 % of the pieces looked up were past their home at 2^18 slots
      * (load <= 2/3), 17 % at 2^19 (docs/decisions.md, "Short pieces past their home slot"). */
     while (slots < 2 * want) slots <<= 1;
+    return slots;
+}
+
+static int allocate(tk_short_table *table, size_t n_tokens, size_t max_added, uint64_t seed) {
+    memset(table, 0, sizeof *table);
+    size_t slots = slots_for(n_tokens, max_added);
     table->n_tokens = n_tokens;
     /* 4 ids each if every merged piece had more than 3; and room for one of 15 (has_room) when max_added > 0 */
     table->more_cap = max_added ? 4 * max_added + TK_SHORT_MAX_LEN : 0;
@@ -193,9 +198,13 @@ static int allocate(tk_short_table *table, size_t n_tokens, size_t max_added, ui
 }
 
 int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table, const uint8_t *merges_to_itself,
-                         size_t max_added, uint64_t seed) {
+                         size_t max_added, int fill_room, uint64_t seed) {
     token_listing listing = {0, 0, NULL};
     each_short_token(rank_table, merges_to_itself, &listing, count_token);
+    if (fill_room && max_added) { /* the slots the power of two gives anyway, up to load 1/2: merged pieces */
+        size_t room = slots_for(listing.n_tokens, max_added) / 2 - listing.n_tokens;
+        if (room > max_added) max_added = room;
+    }
     if (allocate(table, listing.n_tokens, max_added, seed) < 0) return -1;
     listing.by_rank = calloc(listing.n_ranks ? listing.n_ranks : 1, sizeof *listing.by_rank);
     if (!listing.by_rank) {

@@ -106,10 +106,12 @@ typedef struct {
 
 /* The table of the tokens of `rank_table` of at most TK_SHORT_MAX_LEN bytes (with `merges_to_itself`:
  * only the ranks it marks, the tokens a piece equal to encodes to alone under the pair rule; NULL: all),
- * their id their rank, with room for max_added merged pieces. 0, or -1 when out of memory (then the table
+ * their id their rank, with room for max_added merged pieces (`fill_room`: for more, as many as the slots hold at load
+ * 1/2 beside the tokens; the slots are a power of two, so cl100k_base's 99,226 tokens and 65,536 asked for get
+ * 2^19 slots, room for 162,918). 0, or -1 when out of memory (then the table
  * is empty: entries NULL). Touches no Python object: runs without the GIL. */
 int tk_short_table_build(tk_short_table *table, const tk_rank_table *rank_table, const uint8_t *merges_to_itself,
-                         size_t max_added, uint64_t seed);
+                         size_t max_added, int fill_room, uint64_t seed);
 /* A table of no tokens with room for max_added pieces (the SentencePiece core's segments: sp_module.c); 0, or -1
  * when out of memory (then entries NULL). */
 int tk_short_table_init_empty(tk_short_table *table, size_t max_added, uint64_t seed);

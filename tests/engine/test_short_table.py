@@ -120,9 +120,13 @@ def test_it_holds_every_token_of_15_bytes_or_fewer_in_bounded_memory(name):
     slots = 1024
     while slots < 2 * (tokens + _MAX_ADDED):
         slots *= 2
+    # at the default cap, the merged pieces take the slots' room up to load 1/2: cl100k_base's 99,226 tokens
+    # leave 162,918 of 2^19 slots (English and code text filled 65,536 before multilingual pieces were in)
+    max_added = max(_MAX_ADDED, slots // 2 - tokens)
+    assert max_added > _MAX_ADDED if name == "cl100k_base" else max_added >= _MAX_ADDED
     # fixed when built, whatever comes after: slots, `more`, and where each token went (for refills)
-    assert stats["bytes"] == 32 * slots + 16 * _MAX_ADDED + 60 + 24 * tokens
-    assert stats["max_added"] == _MAX_ADDED
+    assert stats["bytes"] == 32 * slots + 16 * max_added + 60 + 24 * tokens
+    assert stats["max_added"] == max_added
 
 
 # Every kind of piece the table tells apart or hands on: 1 and 2 bytes, tokens of 3-8 and 9-15 bytes, a
