@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import time
@@ -33,9 +32,9 @@ import tests.conftest  # noqa: F401  (tiktoken offline: every OpenAI encoding's 
 from bench.corpora import KINDS, measurement_corpora
 from bench.exactness import check_exact
 from bench.peers import Peer
+from bench.report_sections import write_section
 from bench.throughput import measure_cell, megabytes
 
-_SECTION = re.compile(r"<!-- families -->.*<!-- /families -->", re.S)
 
 
 def _models():
@@ -177,8 +176,5 @@ def main(argv: list[str]) -> int:
     section = "\n".join(lines)
     sys.stdout.write(section + "\n")
     if args.out:
-        path = Path(args.out)
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        text = _SECTION.sub(lambda _: section, text) if _SECTION.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-        path.write_text(text, encoding="utf-8")
+        write_section(args.out, "families", section)
     return 0

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import statistics
 import string
 import subprocess
@@ -37,6 +36,8 @@ import sys
 import time
 from array import array
 from pathlib import Path
+
+from bench.report_sections import write_section
 
 __all__ = ["INPUTS", "MODELS", "main", "piece_text"]
 
@@ -47,7 +48,6 @@ MODELS = ("cl100k_base", "o200k_base", "llama3", "qwen3", "deepseek-v3-style", "
           "mistral_v3", "llama2_like", "botchan_unigram", "kyoto_unigram")
 _REFERENCE = {"cl100k_base": "tiktoken", "o200k_base": "tiktoken", "llama3": "tokenizers", "qwen3": "tokenizers",
               "deepseek-v3-style": "tokenizers", "gpt2": "tokenizers", "tekken": "mistral-common"}
-_SECTION = re.compile(r"<!-- family-worst -->.*<!-- /family-worst -->", re.S)
 
 
 def piece_text(kind: str, size: int) -> str:
@@ -220,10 +220,7 @@ def main(argv: list[str]) -> int:
     ])
     sys.stdout.write(section + "\n")
     if args.out:
-        path = Path(args.out)
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        text = _SECTION.sub(lambda _: section, text) if _SECTION.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-        path.write_text(text, encoding="utf-8")
+        write_section(args.out, "family-worst", section)
     return 0
 
 

@@ -18,19 +18,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from support.registries import build_registry, publish_openai
 from support.server import TokendServer, start_server
+from support.waiting import wait_for
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 from .conftest import rpc_error
 
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class _GatedHandler(http.server.SimpleHTTPRequestHandler):
@@ -57,7 +49,7 @@ def test_health_not_serving_until_models_loaded(tmp_path):
     server = TokendServer(registry=url, env={"XDG_CACHE_HOME": str(tmp_path / "cache")}, wait_until_serving=False)
     try:
         server.start()
-        _wait_for(lambda: server.events("worker_started"), 60, "the worker to listen")
+        wait_for(lambda: server.events("worker_started"), 60, "the worker to listen")
         assert server.health_status() == "NOT_SERVING"
         assert server.health_status("tokend.v1.Tokenizer") == "NOT_SERVING"
         error = rpc_error(server.stub().Encode, pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="x")]), timeout=5)
@@ -96,7 +88,7 @@ def test_sigterm_lets_calls_in_flight_finish_and_refuses_new_ones(registry_dir):
         chunks = stub.ChunkStream(
             pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=40), timeout=120
         )
-        _wait_for(
+        wait_for(
             lambda: 'tokend_rpc_in_flight{grpc_method="ChunkStream"} 1.0' in server.scrape_metrics(),
             30,
             "the call to be in flight",
@@ -152,9 +144,9 @@ def test_killed_worker_is_replaced_and_service_keeps_answering(registry_dir):
                 assert list(response.results[0].ids) == [15339, 1917]
             finally:
                 channel.close()
-        _wait_for(lambda: server.events("worker_died"), 30, "the supervisor to notice the death")
+        wait_for(lambda: server.events("worker_died"), 30, "the supervisor to notice the death")
         assert server.events("worker_died")[0]["worker_pid"] == victim
-        _wait_for(server.all_workers_serving, 60, "the replacement worker to serve")
+        wait_for(server.all_workers_serving, 60, "the replacement worker to serve")
         after = server.worker_pids()
         assert len(after) == 2 and victim not in after and before[1] in after
         metrics = server.scrape_metrics()
@@ -180,7 +172,7 @@ def test_version_published_while_running_is_served_without_restart(tmp_path):
         pids = server.worker_pids()
         specials = {"<|endoftext|>": 100257, "<|new|>": 100300}
         publish_openai(registry, "cl100k_base", as_name="reloadable", special_tokens=specials)
-        _wait_for(
+        wait_for(
             lambda: stub.GetModel(pb.GetModelRequest(model="reloadable"), timeout=5).details.model.version == 2,
             30,
             "version 2 to be served",
@@ -196,7 +188,7 @@ def test_version_published_while_running_is_served_without_restart(tmp_path):
         # An alias moved while running is followed too.
         assert stub.GetModel(pb.GetModelRequest(model="reloadable@stable"), timeout=5).details.model.version == 1
         registry.set_alias("reloadable", "stable", 2)
-        _wait_for(
+        wait_for(
             lambda: stub.GetModel(pb.GetModelRequest(model="reloadable@stable"), timeout=5).details.model.version == 2,
             30,
             "the alias move to be served",
@@ -241,7 +233,7 @@ def test_the_bare_binary_denies_by_default(registry_dir):
         assert server.stub().CountTokens(
             pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]), timeout=5
         ).total == 2
-        _wait_for(lambda: _get_or_none(f"http://127.0.0.1:{server.playground_port}/healthz"), 60, "the playground")
+        wait_for(lambda: _get_or_none(f"http://127.0.0.1:{server.playground_port}/healthz"), 60, "the playground")
         assert _listening_addresses(server.playground_port) == {"127.0.0.1"}  # not 0.0.0.0, like --host
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert "tokend serve --reflection" in makefile
@@ -277,7 +269,7 @@ def test_tokend_serve_command_runs_the_service_and_the_playground(registry_dir):
             pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hello world")]), timeout=5
         ).total == 2
         url = f"http://127.0.0.1:{server.playground_port}/"
-        page = _wait_for(lambda: _get_or_none(url), 60, "the playground page")
+        page = wait_for(lambda: _get_or_none(url), 60, "the playground page")
         assert page.status == 200
     assert server.process.returncode == 0
     assert _get_or_none(url) is None  # the playground stopped with the service
@@ -340,7 +332,7 @@ def test_workers_exit_when_the_supervisor_is_killed_and_its_files_are_swept_late
             except FileNotFoundError:
                 return True
 
-        _wait_for(lambda: all(gone(pid) for pid in workers), 30, "the orphaned workers to exit")
+        wait_for(lambda: all(gone(pid) for pid in workers), 30, "the orphaned workers to exit")
         assert len(server.events("supervisor_gone")) == 2
     assert left_behind.is_dir()  # a SIGKILLed supervisor cannot clean up...
     assert left_behind.parent == tmp_path
@@ -387,12 +379,12 @@ def test_the_playground_dies_with_a_killed_supervisor_and_frees_its_port(registr
     server = TokendServer(registry=registry_dir, models=["cl100k_base"], playground=True, metrics=False)
     with server:
         url = f"http://127.0.0.1:{server.playground_port}/healthz"
-        _wait_for(lambda: _get_or_none(url), 60, "the playground to answer")
+        wait_for(lambda: _get_or_none(url), 60, "the playground to answer")
         (spawned,) = server.events("playground_spawned")
         server.process.kill()  # SIGKILL: nothing can be forwarded to the children
         server.process.wait(10)
-        _wait_for(lambda: _get_or_none(url) is None, 30, "the orphaned playground to stop")
-        _wait_for(lambda: any(e.get("role") == "playground" for e in server.events("supervisor_gone")), 30, "its log line")
+        wait_for(lambda: _get_or_none(url) is None, 30, "the orphaned playground to stop")
+        wait_for(lambda: any(e.get("role") == "playground" for e in server.events("supervisor_gone")), 30, "its log line")
 
         def exited() -> bool:
             try:
@@ -402,7 +394,7 @@ def test_the_playground_dies_with_a_killed_supervisor_and_frees_its_port(registr
             with open(f"/proc/{spawned['playground_pid']}/stat") as stat:  # a zombie until init reaps it
                 return stat.read().split(")")[-1].split()[0] == "Z"
 
-        _wait_for(exited, 30, "the playground process to exit")
+        wait_for(exited, 30, "the playground process to exit")
         with socket.socket() as probe:  # the port is free for the next server
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", server.playground_port))

@@ -19,21 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.registries import build_registry, publish_openai
 from support.server import start_server
 from support.slow_http import TricklingServer
+from support.waiting import wait_for
 from tokend.engine import openai
 from tokend.registry import Registry
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 TEXT = "Alice was beginning to get very tired of sitting by her sister on the bank, 1865. "
 
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _publish_version(registry: Registry, number: int) -> None:
@@ -87,14 +79,14 @@ def test_versions_nobody_serves_leave_memory_while_versions_are_published_and_a_
         try:
             for number in range(2, 8):
                 _publish_version(registry, number)
-                _wait_for(lambda: answers and answers[-1][0] == number, 30, f"reloadable@{number} to be served")
+                wait_for(lambda: answers and answers[-1][0] == number, 30, f"reloadable@{number} to be served")
         finally:
             stop.set()
             caller.join(30)
         assert not failures and all(right for _, right in answers), failures
         assert {version for version, _ in answers} >= {1, 7}
         # The latest stays; every other version goes (the one `reloadable` served last, one refresh after it moved).
-        _wait_for(lambda: _loaded_versions(server) == {7}, 30, "only reloadable@7 to stay loaded")
+        wait_for(lambda: _loaded_versions(server) == {7}, 30, "only reloadable@7 to stay loaded")
         unloaded = server.events("model_unloaded")
         assert sorted(event["version"] for event in unloaded) == [1, 2, 3, 4, 5, 6], unloaded
         # A pinned call for an unloaded version loads it again, with tiktoken's ids.
@@ -118,7 +110,7 @@ def test_pinned_versions_stay_loaded_while_called_and_up_to_the_cap(registry_roo
         for model in ("reloadable@1", "reloadable@2", "reloadable@3"):
             assert _encode(stub, model).model.version == int(model[-1])
         # @1 is the least recently pinned of three kept for pinned calls (cap 2); the latest (@4) is not one of them.
-        _wait_for(lambda: _loaded_versions(server) == {2, 3, 4}, 30, "reloadable@1 to be unloaded")
+        wait_for(lambda: _loaded_versions(server) == {2, 3, 4}, 30, "reloadable@1 to be unloaded")
         # Calls keep @2 and @3: several refreshes later they are still loaded, and nothing else was unloaded.
         unloads_before = len(server.events("model_unloaded"))
         for _ in range(10):
@@ -179,11 +171,11 @@ def test_a_flood_of_unknown_versions_costs_a_bounded_number_of_catalog_reads(reg
         for thread in threads:
             thread.start()
         try:
-            _wait_for(lambda: len(codes) >= 300, 120, "300 calls for reloadable@999999")
+            wait_for(lambda: len(codes) >= 300, 120, "300 calls for reloadable@999999")
             # Beside the flood, a real model answers, and so does a version published during it.
             assert list(_encode(stub, "reloadable").results[0].ids) == expected
             _publish_version(registry, 2)
-            _wait_for(lambda: _try_version(stub, "reloadable@2"), 30, "reloadable@2 to be found during the flood")
+            wait_for(lambda: _try_version(stub, "reloadable@2"), 30, "reloadable@2 to be found during the flood")
         finally:
             stop.set()
             for thread in threads:

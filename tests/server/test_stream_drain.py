@@ -17,6 +17,7 @@ import grpc
 import tiktoken
 
 from support.server import start_server
+from support.waiting import wait_for
 from tokend_api.v1 import tokenizer_pb2 as pb
 
 GRACE_PERIOD = 40  # seconds; the drain must end well before it (it ended at it, the streams cut)
@@ -64,12 +65,6 @@ def _in_flight(metrics_text: str, method: str) -> float:
     return sum(float(value) for value in pattern.findall(metrics_text))
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.05)
-
 
 def test_sigterm_ends_open_streams_once_answered_and_the_worker_with_them(registry_dir):
     """Issue 13: open DecodeStreams held a draining worker for its whole grace period (20 s by default), and
@@ -94,8 +89,8 @@ def test_sigterm_ends_open_streams_once_answered_and_the_worker_with_them(regist
         streams = [quiet, unopened, busy]
         try:
             assert quiet.answered.wait(30) and busy.answered.wait(30)
-            _wait_for(lambda: _in_flight(server.scrape_metrics(), "DecodeStream") == 3, 30, "3 DecodeStreams in flight")
-            _wait_for(lambda: _in_flight(server.scrape_metrics(), "ChunkStream") == 1, 30, "the ChunkStream in flight")
+            wait_for(lambda: _in_flight(server.scrape_metrics(), "DecodeStream") == 3, 30, "3 DecodeStreams in flight")
+            wait_for(lambda: _in_flight(server.scrape_metrics(), "ChunkStream") == 1, 30, "the ChunkStream in flight")
             signalled = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
             for stream in streams:
