@@ -267,6 +267,16 @@ class TokendServer:
                 last_death = position
         return last_serving > last_death
 
+    def replaced(self, pid: int) -> bool:
+        """True once the supervisor has logged worker `pid`'s death and, after it, all workers serving. One read
+        of the log: `all_workers_serving() and pid not in worker_pids()` read it twice, and a death logged
+        between the two reads passed for a restart (the call after it met a refused connection)."""
+        logs = self.logs()
+        deaths = [i for i, entry in enumerate(logs) if entry.get("event") == "worker_died"]
+        if not any(logs[i].get("worker_pid") == pid for i in deaths):
+            return False
+        return any(entry.get("event") == "serving" for entry in logs[deaths[-1] + 1:])
+
     def _health_serving(self) -> bool:
         try:
             return self.health_status(timeout=2.0) == "SERVING"
