@@ -119,13 +119,8 @@ done:
 static ptrdiff_t merge_uncut(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks,
                              uint32_t *out) {
     if (len <= TK_SHORT_PIECE) return merge_short(table, piece, len, out); /* out NULL: only counted */
-    ptrdiff_t n = tk_bpe_merge_runs(table, NULL, piece, len, out);
-    if (n != -2) return n;
-    if (len >= TK_BUCKET_PIECE) {
-        n = tk_bpe_merge_buckets(table, NULL, piece, len, n_ranks, out);
-        if (n != -2) return n;
-    }
-    return merge_long(table, piece, len, out);
+    ptrdiff_t n = tk_bpe_merge_without_heap(table, NULL, piece, len, n_ranks, out);
+    return n != -2 ? n : merge_long(table, piece, len, out);
 }
 
 /* The ids of piece[start, end), one segment of a piece cut where no token spans (merge_cut): its merge, or its

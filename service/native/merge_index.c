@@ -260,8 +260,7 @@ ptrdiff_t tk_indexed_pair_merge(const tk_merge_index *index, const tk_rank_table
     if (len <= TK_SHORT_PIECE) return merge_short(index, table, piece, len, out);
     if (index->all_splits || index->left_len_by_id) { /* the list's order is the merged ids': tk_list_rule */
         tk_list_rule rule = {index->left_len_by_id, index->all_splits};
-        ptrdiff_t n = tk_bpe_merge_runs(table, &rule, piece, len, out);
-        if (n == -2 && len >= TK_BUCKET_PIECE) n = tk_bpe_merge_buckets(table, &rule, piece, len, index->n_ids, out);
+        ptrdiff_t n = tk_bpe_merge_without_heap(table, &rule, piece, len, index->n_ids, out);
         if (n != -2) return n;
     }
     return merge_long(index, table, piece, len, out);

@@ -478,6 +478,15 @@ void tk_merge_counters_add_run_merge(void);
 ptrdiff_t tk_bpe_merge_runs(const tk_rank_table *table, const tk_list_rule *rule, const uint8_t *piece, size_t len,
                             uint32_t *out);
 
+/* The merges of a piece past TK_SHORT_PIECE that do without the heap, as tk_bpe_merge and tk_indexed_pair_merge
+ * both try them: the runs, then (from TK_BUCKET_PIECE bytes) the buckets; -2 when both decline (the heap's turn). */
+static inline ptrdiff_t tk_bpe_merge_without_heap(const tk_rank_table *table, const tk_list_rule *rule,
+                                                  const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out) {
+    ptrdiff_t n = tk_bpe_merge_runs(table, rule, piece, len, out);
+    if (n == -2 && len >= TK_BUCKET_PIECE) n = tk_bpe_merge_buckets(table, rule, piece, len, n_ranks, out);
+    return n;
+}
+
 /* tiktoken's rule with a merge list's tie-break (bpe_merge.c): the pair rule of a list of every split of
  * every token sorted by (merged id, left id); pieces up to 128 bytes, -2 for longer ones; ids below 2^24
  * (TK_SHORT_MERGE_MAX_IDS). */

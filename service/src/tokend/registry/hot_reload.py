@@ -63,13 +63,10 @@ class HotReload:
         that may have been fixed, and load the new targets of moving references (waiting up to
         _SWITCH_WAIT_SECONDS; slower ones switch when they finish). Never raises; see the report."""
         with self._refresh_lock:
-            with self._catalog_lock:
-                try:
-                    catalog = self._source.scan()
-                except TokendError as error:
-                    logger.warning("registry %s not refreshed, keeping the previous catalog: %s", self.location, error)
-                    return RefreshReport(error=str(error))
-                previous = self._adopt(catalog)
+            read = self._read_catalog("not refreshed, keeping the previous catalog")
+            if isinstance(read, TokendError):
+                return RefreshReport(error=str(read))
+            previous, catalog = read
             old_versions = _versions(previous)
             new_versions = _versions(catalog)
             self._models.failures.after_refresh(present=new_versions, manifest_digest=self._models.manifest_digest_now)
@@ -103,6 +100,17 @@ class HotReload:
                 )
             return report
 
+    def _read_catalog(self, failed: str) -> tuple[Catalog, Catalog] | TokendError:
+        """Read the source's catalog and swap it in (`_adopt`): (the previous catalog, the new one), or the error
+        (logged as `failed`; the previous catalog stays). One read and swap at a time, for refresh and recheck."""
+        with self._catalog_lock:
+            try:
+                catalog = self._source.scan()
+            except TokendError as error:
+                logger.warning("registry %s %s: %s", self.location, failed, error)
+                return error
+            return self._adopt(catalog), catalog
+
     def _adopt(self, catalog: Catalog) -> Catalog:
         """Swap in `catalog` (read just now), unloading the versions that left the source; returns the previous one."""
         with self._lock:
@@ -121,13 +129,10 @@ class HotReload:
         return self._rechecks.recheck(wait)
 
     def _recheck_catalog(self) -> None:
-        with self._catalog_lock:
-            try:
-                catalog = self._source.scan()
-            except TokendError as error:
-                logger.warning("registry %s not re-read for a reference it did not list: %s", self.location, error)
-                return
-            previous = self._adopt(catalog)
+        read = self._read_catalog("not re-read for a reference it did not list")
+        if isinstance(read, TokendError):
+            return
+        previous, catalog = read
         added = sorted(str(vref) for vref in _versions(catalog) - _versions(previous))
         moves = _alias_moves(previous, catalog)
         if added or moves:

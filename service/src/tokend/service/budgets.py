@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import Any, Literal
 
 from tokend_api import MAX_CHUNKS
@@ -205,8 +204,11 @@ class BudgetOperations:
         sizes, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks)
         size = sum(sizes)
         # Held until the stream's call ends (its record's end), or at once without a front-end record.
-        working = partial(self._working_bytes, "encode", loaded.encoding, [text], sizes, 2)
-        with self._keeping_normalized(), self._admitted(working(), call, regex_chars=size) as regex_time, _the_document():
+        with (
+            self._keeping_normalized(),
+            self._admitted(self._working_bytes("encode", loaded.encoding, [text], sizes, 2), call, regex_chars=size) as regex_time,
+            _the_document(),
+        ):
             try:
                 chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
             except InvalidBudgetError as exc:

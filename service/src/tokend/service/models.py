@@ -70,27 +70,21 @@ class ModelObserver(Protocol):
 
 
 class ServedModels:
-    """``unload_unused_after``: seconds (0 = never) after its last pinned call that a version no moving or
-    configured reference serves is unloaded at a refresh, keeping at most ``max_pinned_versions`` such versions;
-    ``recheck_misses``: re-read the catalog for a reference it does not list (both: hot reload's);
-    ``on_unloaded()``: called after a refresh unloaded versions (a worker gives the freed memory back)."""
+    """``on_unloaded()``: called after a refresh unloaded versions (a worker gives the freed memory back).
+    ``hot_reload`` sets what a refresh does beyond re-reading: ``unload_unused_after``, seconds (0 = never) after
+    its last pinned call that a version no moving or configured reference serves is unloaded, keeping at most
+    ``max_pinned_versions`` such versions; ``recheck_misses``, re-read the catalog for a reference it does not
+    list."""
 
     def __init__(
-        self,
-        registry: Any,
-        *,
-        observer: ModelObserver | None = None,
-        unload_unused_after: float = 0.0,
-        max_pinned_versions: int = 0,
-        recheck_misses: bool = False,
-        on_unloaded: Callable[[], None] | None = None,
+        self, registry: Any, *, observer: ModelObserver | None = None, on_unloaded: Callable[[], None] | None = None
     ) -> None:
         self.registry = registry
         self._observer = observer
         self._on_unloaded = on_unloaded
-        self.unload_unused_after = unload_unused_after
-        self.max_pinned_versions = max_pinned_versions
-        self.recheck_misses = recheck_misses
+        self.unload_unused_after = 0.0
+        self.max_pinned_versions = 0
+        self.recheck_misses = False
         self._lock = threading.Lock()
         # (name, version) -> the LoadedModel recorded as loaded here: a version unloaded and loaded again is a new
         # object, recorded again; weak, so an unloaded version's model is freed once its last call ends.
