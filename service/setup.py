@@ -35,6 +35,7 @@ setup(
                 "native/bpe_merge.c",
                 "native/bpe_merge_group.c",
                 "native/bpe_bucket_merge.c",
+                "native/bpe_medium_merge.c",
                 "native/bpe_run_merge.c",
                 "native/piece_cache.c",
                 "native/short_table.c",

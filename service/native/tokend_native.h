@@ -454,7 +454,9 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
  * 1,100 0.063 / 0.073 / 0.062, 4,000 0.035 / 0.035 / 0.036, 16,000 0.026 / 0.028 / 0.029. It was 16 KiB (the
  * heap's 0.15-0.22 s a MB up to there), from when the set-up was 16 bytes a rank and two passes over all 65,536
  * byte pairs. */
+#ifndef TK_BUCKET_PIECE
 #define TK_BUCKET_PIECE 512
+#endif
 /* The same for a long piece by rank-ordered buckets (bpe_bucket_merge.c), by tiktoken's rule (`rule` NULL) or a
  * list's (tk_list_rule); -2 when the vocabulary's ranks are not in merge order for this piece, or a list's tie
  * could matter (then the heap gives the ids). */
@@ -478,13 +480,23 @@ void tk_merge_counters_add_run_merge(void);
 ptrdiff_t tk_bpe_merge_runs(const tk_rank_table *table, const tk_list_rule *rule, const uint8_t *piece, size_t len,
                             uint32_t *out);
 
+/* tiktoken's rule, a trained list's (left_len_by_id, n_ids) or an every-split list's (then_left) on a piece of
+ * TK_SHORT_MERGE_PIECE + 1 to TK_BUCKET_PIECE - 1 bytes (bpe_medium_merge.c: short_merge.h's links, the lowest key
+ * through a tree of minima); the same ids as tk_short_merge would give; -1 when out of memory. */
+ptrdiff_t tk_medium_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t n_ids, int then_left,
+                          const uint8_t *piece, size_t len, uint32_t *out);
+
 /* The merges of a piece past TK_SHORT_PIECE that do without the heap, as tk_bpe_merge and tk_indexed_pair_merge
- * both try them: the runs, then (from TK_BUCKET_PIECE bytes) the buckets; -2 when both decline (the heap's turn). */
+ * both try them: the runs, then below TK_BUCKET_PIECE bytes the medium merge, from there the buckets; -2 when the
+ * runs and the buckets decline (the heap's turn). */
 static inline ptrdiff_t tk_bpe_merge_without_heap(const tk_rank_table *table, const tk_list_rule *rule,
                                                   const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out) {
     ptrdiff_t n = tk_bpe_merge_runs(table, rule, piece, len, out);
-    if (n == -2 && len >= TK_BUCKET_PIECE) n = tk_bpe_merge_buckets(table, rule, piece, len, n_ranks, out);
-    return n;
+    if (n != -2) return n;
+    if (len < TK_BUCKET_PIECE)
+        return tk_medium_merge(table, rule ? rule->left_len_by_id : NULL, n_ranks, rule && rule->ties_by_split, piece,
+                               len, out);
+    return tk_bpe_merge_buckets(table, rule, piece, len, n_ranks, out);
 }
 
 /* tiktoken's rule with a merge list's tie-break (bpe_merge.c): the pair rule of a list of every split of

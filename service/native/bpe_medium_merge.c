@@ -1,0 +1,140 @@
+/* The merge of a piece of TK_SHORT_MERGE_PIECE + 1 to TK_BUCKET_PIECE - 1 bytes, for the three rules of
+ * short_merge.h (tiktoken's; a trained list in merged-id order; a list of every split in (merged id, left id)
+ * order): short_merge.h's links and keys, with the lowest key found through a tree of minima instead of a scan.
+ *
+ *     ptrdiff_t n = tk_medium_merge(table, NULL, 0, 0, piece, len, out);               // tiktoken's rule
+ *     ptrdiff_t n = tk_medium_merge(table, left_len_by_id, n_ids, 0, piece, len, out); // a trained list
+ *     ptrdiff_t n = tk_medium_merge(table, NULL, 0, 1, piece, len, out);               // every split
+ *
+ * These pieces took the heap (bpe_merge.c's merge_long, merge_index.c's) before: text of many of them (random
+ * lowercase words of 129-511 letters) cost 0.09-0.14 s a MB on cl100k_base, o200k_base, Llama 3 and Qwen 3, most
+ * of it the heap's sifts (their branches as good as random to the predictor), where the short merge's 128-byte
+ * pieces cost 0.03. The bucket merge (bpe_bucket_merge.c) is no better there: its set-up is 4 bytes a rank of the
+ * vocabulary, and a rank of a piece that size has one or two merges, too few to hide its lookups' misses behind
+ * each other (docs/decisions.md, "Pieces of 129 bytes to 8 KiB").
+ *
+ * The tree: level 0 holds each position's key with its position ORed in (key of the pair the part at that
+ * position makes with the next part; no_key when none), every level above the lowest of each 8 entries of the
+ * one below, up to a level of at most 8 entries, scanned for the lowest key. A merge changes three keys; each
+ * is written and its 8-entry blocks rescanned up the levels (2 steps of 4 a level, no branch on the values).
+ * A piece of 512 bytes has 3 levels, one of 8 KiB 5. Exact for any vocabulary, in merge order or not: the
+ * lowest key is the rule's next merge, as in short_merge.h. Keys (64 bits): the merged id << 15 | position
+ * (tiktoken's rule, a trained list), or the merged id << 39 | the left part's id << 15 | position (every
+ * split: ids below TK_SHORT_MERGE_MAX_IDS, as merge_index.c checks); positions below 2^15. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "short_merge.h"
+#include "tokend_native.h"
+
+#define POSITION_BITS 15
+_Static_assert(TK_BUCKET_PIECE <= (1 << POSITION_BITS), "keys hold a position in 15 bits");
+_Static_assert(TK_SHORT_MERGE_MAX_IDS <= (1u << 24), "every split's keys hold two ids in 24 bits each");
+#define FANOUT 8
+#define MAX_LEVELS 8 /* 2^15 positions: 32768 -> 4096 -> 512 -> 64 -> 8 */
+
+static inline uint64_t no_key(void) { return ~0ull << POSITION_BITS; }
+
+/* The key of the pair [start, mid) + [mid, end) whose joined bytes are the token `merged` (TK_NO_RANK: none),
+ * its left part the token `left`, as short_merge.h's tk_pair_key; its position not yet ORed in. */
+static inline uint64_t medium_key(uint32_t merged, uint32_t left, int then_left, const uint16_t *left_len_by_id,
+                                  size_t n_ids, size_t start, size_t mid) {
+    if (merged == TK_NO_RANK) return no_key();
+    if (left_len_by_id && (merged >= n_ids || left_len_by_id[merged] != mid - start)) return no_key();
+    return then_left ? (uint64_t)merged << (24 + POSITION_BITS) | (uint64_t)left << POSITION_BITS
+                     : (uint64_t)merged << POSITION_BITS;
+}
+
+/* The lowest of 8 entries: two steps of 4, no branch. */
+static inline uint64_t lowest_of_block(const uint64_t *entries) {
+    return tk_lower_key(tk_lower_key(tk_lower_key(entries[0], entries[1]), tk_lower_key(entries[2], entries[3])),
+                        tk_lower_key(tk_lower_key(entries[4], entries[5]), tk_lower_key(entries[6], entries[7])));
+}
+
+typedef struct {
+    uint64_t *level[MAX_LEVELS]; /* level[0]: key | position; level[l + 1][b]: lowest of level[l][8b, 8b + 8) */
+    size_t n_levels;             /* the top one has at most 8 entries (padded with UINT64_MAX to 8) */
+} min_tree;
+
+/* Sets position k's entry to `value` and the minima above it. */
+static inline void tree_set(min_tree *t, size_t k, uint64_t value) {
+    t->level[0][k] = value;
+    for (size_t l = 0; l + 1 < t->n_levels; l++) {
+        k /= FANOUT;
+        t->level[l + 1][k] = lowest_of_block(t->level[l] + k * FANOUT);
+    }
+}
+
+static inline uint64_t tree_lowest(const min_tree *t) { return lowest_of_block(t->level[t->n_levels - 1]); }
+
+static inline __attribute__((always_inline)) ptrdiff_t
+medium_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t n_ids, int then_left,
+             const uint8_t *piece, size_t len, uint32_t *out) {
+    /* One block: the levels (each a multiple of 8 entries), the padded copy of the piece, the links, the ids. */
+    size_t sizes[MAX_LEVELS], n_levels = 0, entries = 0;
+    for (size_t n = len;; n = (n + FANOUT - 1) / FANOUT) {
+        sizes[n_levels] = (n + FANOUT - 1) / FANOUT * FANOUT;
+        entries += sizes[n_levels++];
+        if (n <= FANOUT) break;
+    }
+    uint64_t *memory = malloc(entries * sizeof(uint64_t) + (len + 8) + 3 * len * sizeof(uint32_t));
+    if (!memory) return -1;
+    min_tree t = {{NULL}, n_levels};
+    for (size_t l = 0, at = 0; l < n_levels; at += sizes[l++]) t.level[l] = memory + at;
+    uint32_t *next = (uint32_t *)(memory + entries); /* next[k]: where the part at k ends (the next one starts) */
+    uint32_t *prev = next + len;                     /* prev[k]: where the part before it starts */
+    uint32_t *id = prev + len;                       /* id[k]: the part's token */
+    uint8_t *buf = (uint8_t *)(id + len);            /* the piece and 8 zero bytes (tk_padded_rank) */
+    memcpy(buf, piece, len);
+    memset(buf + len, 0, 8);
+
+    const uint64_t none = no_key();
+    uint64_t *key = t.level[0];
+    for (size_t k = 0; k < len; k++) {
+        id[k] = table->byte_rank[buf[k]];
+        next[k] = (uint32_t)(k + 1);
+        prev[k] = (uint32_t)(k - 1); /* prev[0] is never read */
+    }
+    for (size_t k = 0; k + 1 < len; k++)
+        key[k] = medium_key(table->pair_rank[(buf[k] << 8) | buf[k + 1]], id[k], then_left, left_len_by_id, n_ids, k,
+                            k + 1) | k;
+    for (size_t k = len - 1; k < sizes[0]; k++) key[k] = none | k;
+    for (size_t l = 0; l + 1 < n_levels; l++) {
+        for (size_t b = 0; b < sizes[l] / FANOUT; b++) t.level[l + 1][b] = lowest_of_block(t.level[l] + b * FANOUT);
+        for (size_t b = sizes[l] / FANOUT; b < sizes[l + 1]; b++) t.level[l + 1][b] = UINT64_MAX;
+    }
+    const unsigned shift = then_left ? 24 + POSITION_BITS : POSITION_BITS;
+    for (;;) {
+        uint64_t best = tree_lowest(&t);
+        if (best >= none) break;
+        size_t at = (size_t)(best & ((1u << POSITION_BITS) - 1)), right = next[at], end = next[right];
+        id[at] = (uint32_t)(best >> shift); /* the merged id: the key's top bits */
+        next[at] = (uint32_t)end;
+        tree_set(&t, right, none | right);
+        if (at > 0) {
+            size_t before = prev[at];
+            tree_set(&t, before, medium_key(tk_padded_rank(table, buf, before, end), id[before], then_left,
+                                            left_len_by_id, n_ids, before, at) | before);
+        }
+        uint64_t after = none;
+        if (end < len) {
+            prev[end] = (uint32_t)at;
+            after = medium_key(tk_padded_rank(table, buf, at, next[end]), id[at], then_left, left_len_by_id, n_ids, at,
+                               end);
+        }
+        tree_set(&t, at, after | at);
+    }
+    size_t n = 0;
+    for (size_t k = 0; k < len; k = next[k], n++)
+        if (out) out[n] = id[k];
+    free(memory);
+    return (ptrdiff_t)n;
+}
+
+ptrdiff_t tk_medium_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t n_ids, int then_left,
+                          const uint8_t *piece, size_t len, uint32_t *out) {
+    if (len == 0) return 0;
+    if (then_left) return medium_merge(table, NULL, 0, 1, piece, len, out);
+    if (left_len_by_id) return medium_merge(table, left_len_by_id, n_ids, 0, piece, len, out);
+    return medium_merge(table, NULL, 0, 0, piece, len, out);
+}
