@@ -490,9 +490,14 @@ void tk_merge_counters_read(tk_merge_counters *counters) {
     counters->bucket_merges = __atomic_load_n(&merge_counters.bucket_merges, __ATOMIC_RELAXED);
     counters->bucket_fallbacks = __atomic_load_n(&merge_counters.bucket_fallbacks, __ATOMIC_RELAXED);
     counters->run_merges = __atomic_load_n(&merge_counters.run_merges, __ATOMIC_RELAXED);
+    counters->medium_merges = __atomic_load_n(&merge_counters.medium_merges, __ATOMIC_RELAXED);
 }
 
 void tk_merge_counters_add_run_merge(void) { __atomic_fetch_add(&merge_counters.run_merges, 1, __ATOMIC_RELAXED); }
+
+void tk_merge_counters_add_medium_merge(void) {
+    __atomic_fetch_add(&merge_counters.medium_merges, 1, __ATOMIC_RELAXED);
+}
 
 static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *rule, const uint8_t *piece, size_t len,
                                size_t n_ranks, uint32_t *out);

@@ -23,9 +23,9 @@
  *   core.count_messages(roles, first_roles, forbidden, strip, overhead, normalized, system_prompt, messages, per_message[, shape])   a plain chat
  *                                (message_counts.c)
  *   plain_message_bytes(messages) -> request bytes of a plain chat, or None    (module function, message_counts.c)
- *   _merge_counters()            -> {"bucket_merges": n, "bucket_fallbacks": n, "run_merges": n}   private, for tests (module function:
- *                                 huge pieces the bucket merge took in this process, those it handed to the heap, and
- *                                 pieces the run merge took)
+ *   _merge_counters()            -> {"bucket_merges": n, "bucket_fallbacks": n, "run_merges": n, "medium_merges": n}
+ *                                 private, for tests (module function: huge pieces the bucket merge took in this
+ *                                 process, those it handed to the heap, and pieces the run and medium merges took)
  *
  * Everything touching the shared piece cache runs with the GIL held and never calls back into Python code
  * while it holds pointers into shared state, so one core is safe to share between threads. Two exceptions
@@ -1506,14 +1506,17 @@ static PyTypeObject BpeCoreType = {
 static PyObject *merge_counters(PyObject *module, PyObject *Py_UNUSED(ignored)) {
     tk_merge_counters counters;
     tk_merge_counters_read(&counters);
-    return Py_BuildValue("{s:K,s:K,s:K}", "bucket_merges", (unsigned long long)counters.bucket_merges, "bucket_fallbacks",
-                         (unsigned long long)counters.bucket_fallbacks, "run_merges", (unsigned long long)counters.run_merges);
+    return Py_BuildValue("{s:K,s:K,s:K,s:K}", "bucket_merges", (unsigned long long)counters.bucket_merges,
+                         "bucket_fallbacks", (unsigned long long)counters.bucket_fallbacks, "run_merges",
+                         (unsigned long long)counters.run_merges, "medium_merges",
+                         (unsigned long long)counters.medium_merges);
 }
 
 static PyMethodDef native_functions[] = {
     {"_merge_counters", merge_counters, METH_NOARGS,
-     "_merge_counters() -> {bucket_merges, bucket_fallbacks, run_merges}: huge pieces given to the bucket merge in "
-     "this process, those it handed back to the heap, and pieces the run merge took (private, for tests)"},
+     "_merge_counters() -> {bucket_merges, bucket_fallbacks, run_merges, medium_merges}: huge pieces given to the "
+     "bucket merge in this process, those it handed back to the heap, and pieces the run and medium merges took "
+     "(private, for tests)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1534,7 +1537,10 @@ PyMODINIT_FUNC PyInit__native(void) {
         tk_nfc_runs_add(module) < 0 || tk_varint_sizes_add(module) < 0 ||
         tk_length_sums_add(module) < 0 || tk_text_find_add(module) < 0 || tk_str_utf8_add(module) < 0 ||
         /* pieces a text's loop takes at a time (piece_batch.h): the tests place pieces around its edges */
-        PyModule_AddIntConstant(module, "PIECE_BATCH", TK_PIECE_BATCH) < 0) {
+        PyModule_AddIntConstant(module, "PIECE_BATCH", TK_PIECE_BATCH) < 0 ||
+        /* pieces from this many bytes take the bucket merge, shorter ones past 128 the medium merge: the tests'
+         * pieces lie about it */
+        PyModule_AddIntConstant(module, "BUCKET_PIECE", TK_BUCKET_PIECE) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -446,16 +446,17 @@ typedef struct {
  * scratch; NULL: only count them); returns how many, or -1 when out of memory. Every single byte must
  * have a rank (checked by the caller when the table is built); every rank is below `n_ranks`. */
 ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out);
-/* From here on the rank-ordered buckets (bpe_bucket_merge.c) replace the heap, whose per-byte cost is 3-4x
- * theirs; their set-up (4 bytes and a bit a rank of the vocabulary, the piece's distinct byte pairs) is what a
- * piece must be long enough to pay for. 1 MB of random lowercase words of one length, cl100k_base / Llama 3 /
- * Qwen 3 (CPU s, load ~9): the heap at 130-1,100 bytes 0.08-0.11 / 0.13-0.14 / 0.13-0.14, flat; the buckets at
- * 130 0.123 / 0.143 / 0.175, 300 0.087 / 0.093 / 0.103, 500 0.078 / 0.085 / 0.109, 800 0.065 / 0.079 / 0.081,
- * 1,100 0.063 / 0.073 / 0.062, 4,000 0.035 / 0.035 / 0.036, 16,000 0.026 / 0.028 / 0.029. It was 16 KiB (the
- * heap's 0.15-0.22 s a MB up to there), from when the set-up was 16 bytes a rank and two passes over all 65,536
- * byte pairs. */
+/* From here on the rank-ordered buckets (bpe_bucket_merge.c) replace the medium merge (bpe_medium_merge.c, from
+ * TK_SHORT_MERGE_PIECE + 1 bytes); their set-up (4 bytes and a bit a rank of the vocabulary, the piece's distinct
+ * byte pairs) and their per-rank steps (a rank of a piece of a few KiB has one or two merges, whose lookups then
+ * miss one after the other) are what a piece must be long enough to pay for. 1 MB of random lowercase words of one
+ * length, cl100k_base / Llama 3 (CPU s, load ~4, two runs each): the buckets at 511 0.121-0.148 / 0.118-0.145,
+ * 2,000 0.068-0.071 / 0.072-0.084, 4,000 0.051-0.067 / 0.054-0.061, 8,000 0.041-0.045 / 0.046-0.054, 16,000
+ * 0.034-0.036 / 0.037-0.041; the medium merge at 511 0.035 / 0.037-0.045, 2,000 0.040-0.053 / 0.050-0.053, 4,000
+ * 0.042-0.043 / 0.047-0.055, 8,000 0.050-0.053 / 0.062-0.066, 16,000 0.060-0.063 / 0.061-0.068. It was 512 with
+ * the heap below (0.09-0.15 s a MB from 129 to 2,000 bytes), and 16 KiB before the buckets' set-up was cut. */
 #ifndef TK_BUCKET_PIECE
-#define TK_BUCKET_PIECE 512
+#define TK_BUCKET_PIECE 4096
 #endif
 /* The same for a long piece by rank-ordered buckets (bpe_bucket_merge.c), by tiktoken's rule (`rule` NULL) or a
  * list's (tk_list_rule); -2 when the vocabulary's ranks are not in merge order for this piece, or a list's tie
@@ -469,10 +470,12 @@ ptrdiff_t tk_bpe_merge_buckets(const tk_rank_table *table, const tk_list_rule *r
  * without the GIL): nothing on the merge's own path. */
 typedef struct {
     uint64_t bucket_merges, bucket_fallbacks;
-    uint64_t run_merges; /* pieces the run merge (tk_bpe_merge_runs) took, by either rule */
+    uint64_t run_merges;    /* pieces the run merge (tk_bpe_merge_runs) took, by either rule */
+    uint64_t medium_merges; /* pieces the medium merge (tk_medium_merge) took, by any of its rules */
 } tk_merge_counters;
 void tk_merge_counters_read(tk_merge_counters *counters);
 void tk_merge_counters_add_run_merge(void);
+void tk_merge_counters_add_medium_merge(void);
 
 /* The same for a piece of a few long runs of one byte ("a" * n; bpe_run_merge.c), by tiktoken's rule (`rule`
  * NULL) or a list's; -2 when the piece has too many runs for it, the vocabulary's ranks are not in merge order

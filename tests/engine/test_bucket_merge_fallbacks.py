@@ -1,6 +1,6 @@
 """Which merge a huge piece took: the bucket merge (native/bpe_bucket_merge.c) or, handed back, the heap.
 
-A piece of 512 bytes or more that is not a few long byte runs is merged rank by rank; when a pair that merge
+A piece of 4,096 bytes (_native.BUCKET_PIECE) or more that is not a few long byte runs is merged rank by rank; when a pair that merge
 creates ranks below the rank being merged, it stops and the heap merges the piece from the start. The heap is
 exact, so the ids never show the fallback: a first round that decides wrongly and then falls back passes every
 test of ids, only slower (worst18b's broken build did). The native module counts both, per process, for
@@ -8,7 +8,7 @@ these tests (private):
 
     >>> from tokend.engine import _native
     >>> sorted(_native._merge_counters())
-    ['bucket_fallbacks', 'bucket_merges', 'run_merges']
+    ['bucket_fallbacks', 'bucket_merges', 'medium_merges', 'run_merges']
 
 When the fallback is legitimate (bpe_bucket_merge.c): only for ranks not in merge order for the piece, a token
 ranked below one of the parts a merge made it from. cl100k_base and o200k_base list tokens ranked below one of
@@ -33,7 +33,7 @@ import tokend
 from tokend.engine import _native
 from tokend.engine._native import BpeCore
 
-_BUCKET_PIECE = 512  # tokend_native.h's TK_BUCKET_PIECE
+_BUCKET_PIECE = _native.BUCKET_PIECE  # tokend_native.h's TK_BUCKET_PIECE
 _SINGLE_BYTES = {bytes([b]): b for b in range(256)}
 _NATIVE_PATTERN = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
 _CYRILLIC = "абвгдежзийклмнопрстуфхцчшщыьэюя"

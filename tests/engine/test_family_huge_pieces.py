@@ -7,11 +7,13 @@ U+1D160 (three characters once NFC has decomposed it). Each is one piece (or one
 every family's split.
 
 Byte-level tokenizer.json lists whose order is the merged ids' (merge_index.c: Llama 3's every split, Qwen 3's,
-GPT-2's and DeepSeek's trained lists) merge a piece of a few byte runs by runs and a piece of 512 bytes or more by
-rank-ordered buckets (native/bpe_run_merge.c, bpe_bucket_merge.c, with tk_list_rule), as tiktoken's
-vocabularies do; before, they took the heap at 0.2-0.4 s a MB. The native module counts both (private), so
-these tests see the path, not only the ids. Random lists of both kinds hold the two merges to the pair table's
-heap (pair_merge.c, itself held to the Python reference in test_native_pair_merge.py) on huge pieces.
+GPT-2's and DeepSeek's trained lists) merge a piece of a few byte runs by runs and a longer piece of 4 KiB or more
+by rank-ordered buckets (native/bpe_run_merge.c, bpe_bucket_merge.c, with tk_list_rule), as tiktoken's
+vocabularies do; before, they took the heap at 0.2-0.4 s a MB. Pieces of 129 bytes to 4 KiB take the medium merge
+(native/bpe_medium_merge.c) under these lists and tiktoken's rule alike: text of many of them was the heap's too.
+The native module counts all three (private), so these tests see the path, not only the ids. Random lists of both
+kinds hold the merges to the pair table's heap (pair_merge.c, itself held to the Python reference in
+test_native_pair_merge.py) on huge and medium pieces.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import tokend
 from support import tokenizer_json as files
 from tokend.engine import Encoding, _native, parse_tokenizer_json, read_tekken_json
 from tokend.engine._native import BpeCore
 
-_SIZE = 65_536  # bytes a piece: past the bucket merge's 512 bytes, small enough for every reference
+_SIZE = 65_536  # bytes a piece: past the bucket merge's 4 KiB (_native.BUCKET_PIECE), small enough for every reference
 _SINGLE_BYTES = {bytes([b]): b for b in range(256)}
 
 
@@ -87,6 +90,37 @@ def test_byte_level_lists_merge_a_huge_piece_as_tiktokens_rule_does(name, kind):
     assert ours.count_ordinary(text) == len(ids)
 
 
+def _medium_words(seed: int) -> tuple[str, int]:
+    """Words of random letters, most a piece of 129 to _native.BUCKET_PIECE - 1 bytes (" " and the letters), and
+    how many are that under every byte-level split: the medium merge's pieces (native/bpe_medium_merge.c).
+    Lowercase, few letters (merge-rich) and both cases (o200k_base splits those at each change of case), at
+    lengths about the short merge's 128 bytes and the buckets' start."""
+    rng = random.Random(seed)
+    lengths = [128, 129, 130, 255, 256, 300, 511, 512, 1_000, 2_047, _native.BUCKET_PIECE - 2]
+    words = ["".join(rng.choices(alphabet, k=length)) for length in lengths
+             for alphabet in (string.ascii_lowercase, string.ascii_letters, "etaoin")]
+    return " " + " ".join(words), 2 * sum(1 for length in lengths if length >= 128)
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base", *sorted(BYTE_LEVEL)])
+def test_pieces_between_the_short_merge_and_the_buckets_take_the_medium_merge(name):
+    # Text of many such pieces cost 0.09-0.15 s a MB through the heap, three to four times a huge piece's
+    # (docs/decisions.md, "Pieces of 129 bytes to 4 KiB"): each piece now takes the medium merge, not the heap
+    # and not the buckets, with the reference's ids.
+    if name in BYTE_LEVEL:
+        ours, oracle = _byte_level(name)
+        reference = lambda text: oracle.encode(text, add_special_tokens=False).ids  # noqa: E731
+    else:
+        import tiktoken
+
+        ours, reference = tokend.get_encoding(name), tiktoken.get_encoding(name).encode_ordinary
+    text, n_words = _medium_words(25)
+    ids, counted = _counters_over(lambda: ours.encode_ordinary(text))
+    assert ids == reference(text)
+    assert counted["medium_merges"] >= n_words and counted["bucket_merges"] == 0, counted
+    assert ours.count_ordinary(text) == len(ids)
+
+
 @functools.lru_cache(maxsize=None)
 def _tekken():
     import mistral_common
@@ -127,7 +161,8 @@ def _every_split_in_order(ids: dict[bytes, int]) -> list[tuple[int, int, int]]:
 def _lists_and_huge_pieces(draw):
     """A vocabulary over two or three letters, as every split in order (Llama 3's kind; ids in creation order or
     shuffled, which sends some pieces back to the heap) or one merge per token in merged-id order (a trained
-    list), and pieces of 16-20 KB: random letters (the buckets) and long runs of one letter (the runs)."""
+    list), and pieces of 16-20 KB: random letters (the buckets) and long runs of one letter (the runs); and a piece
+    of random letters of 129 to _native.BUCKET_PIECE - 1 bytes (the medium merge)."""
     rng = random.Random(draw(st.integers(0, 2**32 - 1)))  # one draw: a piece is 16 KB of choices
     alphabet = b"ab" if draw(st.booleans()) else b"abc"
     every_split, in_order = draw(st.booleans()), draw(st.booleans())
@@ -151,7 +186,8 @@ def _lists_and_huge_pieces(draw):
     while sum(map(len, runs)) < 17_000:
         runs.append(bytes([rng.choice(alphabet)]) * rng.choice([1, 2, 3, 64, 300, 2_000]))
     pieces = [bytes(rng.choice(alphabet) for _ in range(rng.randint(16_384, 20_000))), b"".join(runs),
-              bytes([alphabet[0]]) * rng.randint(129, 5_000)]
+              bytes([alphabet[0]]) * rng.randint(129, 5_000),
+              bytes(rng.choice(alphabet) for _ in range(rng.randint(129, _native.BUCKET_PIECE - 1)))]
     return ids, merges, pieces
 
 

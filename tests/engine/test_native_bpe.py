@@ -4,8 +4,9 @@
     >>> BpeCore(ranks, None).merge(b"aab")
     [97, 256]
 
-The C merge has four algorithms (linked parts scanned for the lowest rank up to 128 bytes, a heap above, rank-ordered buckets
-from 16 KiB, runs of equal tokens for a 16 KiB piece of a few long byte runs), so pieces span those boundaries. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
+The C merge has five algorithms (linked parts scanned for the lowest rank up to 128 bytes, the same links with a tree
+of minima up to 4 KiB, rank-ordered buckets from there, runs of equal tokens for a longer piece of a few long byte runs,
+a heap for the pieces those decline), so pieces span those boundaries. Real vocabularies come from `tokend.get_encoding(name)._mergeable_ranks`; ids are compared with
 tiktoken's own encoding of the same text. Also: bounded time on 1 MB inputs, and the errors for bad input.
 """
 
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 import tokend
 from tests.corpus import corpus_texts
+from tokend.engine import _native
 from tokend.engine._native import BpeCore
 from tokend.engine.bpe import byte_pair_encode, byte_pair_merge
 from tokend.engine.patterns import GPT2_PATTERN, GPT4_PATTERN, O200K_PATTERN
@@ -126,15 +128,16 @@ def test_merge_matches_python_reference_and_tiktoken(case):
 
 
 # Pieces past 128 bytes merge as runs of equal tokens when they are a few long byte runs (bpe_run_merge.c),
-# else from 512 bytes rank by rank (bpe_bucket_merge.c), instead of through the heap; a vocabulary whose ranks are
-# not in merge order sends them on to the next (the heap last). All ways against both oracles.
-_BUCKET_PIECE = 512  # tokend_native.h's TK_BUCKET_PIECE
+# else below _BUCKET_PIECE bytes by the medium merge (bpe_medium_merge.c), from there rank by rank
+# (bpe_bucket_merge.c), instead of through the heap; a vocabulary whose ranks are not in merge order sends a
+# piece the runs or the buckets take on to the next (the heap last). All ways against both oracles.
+_BUCKET_PIECE = _native.BUCKET_PIECE  # tokend_native.h's TK_BUCKET_PIECE
 
 
 @st.composite
 def _vocabulary_and_long_pieces(draw):
     """A small merge-built vocabulary over 2-4 ASCII letters, ranked in the order it was built (as real
-    vocabularies are) or shuffled (ranks out of merge order), and pieces of 16-40 KB: merge-rich, or runs."""
+    vocabularies are) or shuffled (ranks out of merge order), and pieces of 129 bytes to 40 KB: merge-rich, or runs."""
     rng = draw(st.randoms(use_true_random=False))
     alphabet = [bytes([b]) for b in rng.sample(b"abcdefgh", draw(st.integers(2, 4)))]
     tokens, vocabulary = list(alphabet), set(_SINGLE_BYTES)
@@ -147,7 +150,7 @@ def _vocabulary_and_long_pieces(draw):
     if draw(st.booleans()):
         rng.shuffle(ordered)
     ranks = {token: rank for rank, token in enumerate(ordered)}
-    lengths = draw(st.lists(st.sampled_from([_BUCKET_PIECE - 1, _BUCKET_PIECE, _BUCKET_PIECE + 1, 24_000, 40_000]),
+    lengths = draw(st.lists(st.sampled_from([129, 700, _BUCKET_PIECE - 1, _BUCKET_PIECE, _BUCKET_PIECE + 1, 24_000, 40_000]),
                             min_size=1, max_size=2))
     make_piece = _run_piece if draw(st.booleans()) else _merge_rich_piece
     return ranks, [make_piece(rng, tokens, length) for length in lengths]
