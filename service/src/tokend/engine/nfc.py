@@ -27,10 +27,15 @@ across it (UAX #15; ICU's `hasCompBoundaryBefore`). So `nfc` looks only at runs 
 that may change, with the starter before it:
 - a run holding a character whose quick check is No or Maybe (it may compose with what precedes it, or
   never occurs in NFC);
-- a run of two or more marks (their order may be wrong);
-- one mark after a starter that decomposes (é + a mark of a lower class goes inside é's decomposition).
-Any other run is one mark after a starter that does not decompose, which NFC leaves as it is; so are the
-starters whose quick check is Yes between the runs. The scan is native (`nfc_runs`,
+- a run of marks out of canonical order (a mark of a lower combining class after one of a higher);
+- a run of marks after a starter that decomposes (é + a mark of a lower class goes inside é's decomposition).
+Any other run is marks in canonical order after a starter that does not decompose, which NFC leaves as it is
+(a mark whose quick check is Yes composes with nothing); so are the starters whose quick check is Yes between
+the runs. A run made only of characters whose NFC is a fixed string that starts with such a starter (U+1D160,
+a composition exclusion: U+1D158 U+1D165 U+1D16E) is replaced character by character (`str.translate`):
+nothing composes or reorders across the starters that begin each replacement and follow the run. 1 MB of
+U+1D160 took `unicodedata` 0.14 s, a Python step for each of its 262,144 runs once normalized (a starter and
+two marks of one class) 0.09 s; now 0.016 s and none. The scan is native (`nfc_runs`,
 service/native/nfc_runs.c); the classes come from the running interpreter's `unicodedata` (a table
 built at the first call, ~0.1 s), so they follow its Unicode version. tests/engine/test_nfc.py holds
 `nfc` to `tokenizers` on every code point in context and on generated text.
@@ -68,21 +73,21 @@ _AT_STARTERS = re.compile("([" + "".join(sorted(_STARTER_CHARS)) + "])")
 # No code point from here on has a combining class or a canonical decomposition (test_nfc.py checks that
 # against the running unicodedata): the table stops here, and nfc_runs reads what lies beyond as class 0.
 _TABLE_END = 0x30000
-_STARTER, _MARK, _MAYBE_OR_NO, _DECOMPOSING_STARTER = 0, 1, 2, 3  # classes, as native/nfc_runs.c reads them
+_STARTER, _MARK, _MAYBE_OR_NO, _DECOMPOSING_STARTER, _REPLACED = 0, 1, 2, 3, 4  # classes, as native/nfc_runs.c reads them
 
 
 def nfc(text: str) -> str:
     """`unicodedata.normalize("NFC", text)`; `text` itself when it is NFC already."""
     if text.isascii():
         return text
-    runs = nfc_runs(text, _classes(), _quiet_below())
+    runs = nfc_runs(text, _classes(), _quiet_below(), _combining())
     if not runs:
         return text
     parts = []
     last = 0
-    for start, end in runs:
+    for start, end, replaced in runs:
         segment = text[start:end]
-        normalized = _normalize_run(segment)
+        normalized = segment.translate(_replacements()) if replaced else _normalize_run(segment)
         if normalized != segment:
             parts += (text[last:start], normalized)
             last = end
@@ -103,11 +108,11 @@ def _normalize_run(segment: str) -> str:
 
 @functools.cache
 def _quiet_below() -> int:
-    """The first code point of class _MARK or _MAYBE_OR_NO (U+0300 today): nfc_runs passes those before it
+    """The first code point of class _MARK, _MAYBE_OR_NO or _REPLACED (U+0300 today): nfc_runs passes those before it
     with one compare each, so Latin-1 text (curly quotes included: U+2019 is past it but a plain starter)
     costs a compare a character, not a table read."""
     table = _classes()
-    firsts = [table.find(bytes([cls])) for cls in (_MARK, _MAYBE_OR_NO)]
+    firsts = [table.find(bytes([cls])) for cls in (_MARK, _MAYBE_OR_NO, _REPLACED)]
     return min((first for first in firsts if first >= 0), default=len(table))
 
 
@@ -137,4 +142,42 @@ def _classes() -> bytes:
         table[code] = _DECOMPOSING_STARTER
     for code in maybe_or_no:
         table[code] = _MAYBE_OR_NO
+    for code in _replacements():
+        table[code] = _REPLACED
     return bytes(table)
+
+
+@functools.cache
+def _combining() -> bytes:
+    """A byte per code point below _TABLE_END: its canonical combining class (nfc_runs: marks in order)."""
+    return bytes(unicodedata.combining(chr(code)) for code in range(_TABLE_END))
+
+
+@functools.cache
+def _replacements() -> dict[int, str]:
+    """code point -> its NFC, for the class _REPLACED: a starter of quick check No (NFC changes it wherever it
+    is) whose NFC begins with a starter that has no decomposition and composes with nothing before it (not the
+    second part of any composition), so that the text before it and after a run of them (a starter of quick
+    check Yes) never interacts with it. None of those characters is one `tokenizers` reads otherwise
+    (TOKENIZERS_STARTERS). 1,000-odd today: the CJK compatibility ideographs, U+1D15E-1D164, ..."""
+    second_parts = set()
+    candidates = {}
+    for code in range(_TABLE_END):
+        char = chr(code)
+        decomposition = unicodedata.decomposition(char)
+        if not decomposition or decomposition.startswith("<"):
+            continue
+        parts = [int(part, 16) for part in decomposition.split()]
+        if len(parts) == 2:
+            second_parts.add(parts[1])  # may compose with what precedes it, as a composition's second part
+        normalized = unicodedata.normalize("NFC", char)
+        if normalized != char and not unicodedata.combining(char):
+            candidates[code] = normalized
+    second_parts.update(range(0x1161, 0x1176), range(0x11A8, 0x11C3))  # Hangul's, by arithmetic
+    return {
+        code: normalized
+        for code, normalized in candidates.items()
+        if not unicodedata.combining(normalized[0]) and unicodedata.decomposition(normalized[0]) == ""
+        and ord(normalized[0]) not in second_parts
+        and code not in TOKENIZERS_STARTERS and TOKENIZERS_STARTERS.isdisjoint(map(ord, normalized))
+    }
