@@ -88,6 +88,7 @@ _ALPHABET = st.sampled_from(
     [chr(code) for code in SPECIAL[::11]]
     + list("ae o\u00e9\u1100\u1161\u11a8\uac00\u09c7\u09be\u0301\u0323\u0316\u0360\u0344\u2126\u0958\u093c")
     + [chr(code) for code in sorted(TOKENIZERS_STARTERS)[::7]] + ["\U00011935", "\U00011930", "\u1df8", "\u1abd"]
+    + ["\U0001d160", "\U0001d158", "\U0001d165", "\U0001d16e", "\uf900", "\u0374", "\u0315", "\u05ae"]
 )
 
 
@@ -95,6 +96,32 @@ _ALPHABET = st.sampled_from(
 @given(st.lists(_ALPHABET, max_size=24).map("".join))
 def test_generated_text(text):
     assert nfc(text) == _reference(text)
+
+
+def test_runs_of_replaced_characters_and_of_marks_in_order():
+    # Qwen 3's worst case was 1 MB of U+1D160 (issue 18): unicodedata over the whole text, then, once normalized
+    # (U+1D158 and two marks of class 216, each time), a Python step a run. Now a run of characters whose NFC is a
+    # fixed string starting with a plain starter is reported as replaced (str.translate), and marks in canonical
+    # order after a plain starter are not reported at all; both against tokenizers, in the contexts that matter.
+    from tokend.engine._native import nfc_runs
+    from tokend.engine.nfc import _combining, _quiet_below, _replacements
+
+    replaced = ["\U0001d160", "\uf900", "\u0958", "\u0374"]
+    assert all(CLASSES[ord(char)] == 4 and ord(char) in _replacements() for char in replaced)
+    scan = lambda text: nfc_runs(text, CLASSES, _quiet_below(), _combining())  # noqa: E731
+    for char in replaced:
+        run = char * 500
+        assert scan(run) == [(0, 500, True)] and scan("a" + run + "b") == [(0, 501, True)]
+        for text in (run, "a" + run, run + "\u0301", "e" + run + "\u0323b", "\u00e9" + run, run + "\u1161",
+                     "\u1100" + run + "\uac00", run + "\U0001d165\U0001d16e", "\u0301" + run):
+            assert nfc(text) == _reference(text), [hex(ord(c)) for c in text[:4]]
+    normalized = unicodedata.normalize("NFC", "\U0001d160" * 1000)
+    assert scan(normalized) == [] and nfc(normalized) is normalized == _reference(normalized)
+    in_order, out_of_order = "a\u0316\u0305\u0360", "a\u0305\u0316"  # classes 220, 230, 234; 230, 220
+    assert scan(in_order) == [] and nfc(in_order) is in_order == _reference(in_order)
+    assert scan(out_of_order) == [(0, 3, False)] and nfc(out_of_order) == _reference(out_of_order) != out_of_order
+    assert scan("\u00e9\u0316") == [(0, 2, False)]  # after a starter that decomposes: may change
+    assert nfc("\u00e9\u0316") == _reference("\u00e9\u0316")
 
 
 def test_the_corpus_and_the_same_object_when_nothing_changes():
