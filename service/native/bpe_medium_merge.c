@@ -13,25 +13,22 @@
  * vocabulary, and a rank of a piece that size has one or two merges, too few to hide its lookups' misses behind
  * each other (docs/decisions.md, "Pieces of 129 bytes to 8 KiB").
  *
- * The tree: level 0 holds each position's key with its position ORed in (key of the pair the part at that
- * position makes with the next part; no_key when none), every level above the lowest of each 8 entries of the
- * one below, up to a level of at most 8 entries, scanned for the lowest key. A merge changes three keys; each
- * is written and its 8-entry blocks rescanned up the levels (2 steps of 4 a level, no branch on the values).
- * A piece of 512 bytes has 3 levels, one of 8 KiB 5. Exact for any vocabulary, in merge order or not: the
+ * The tree (min_tree.h) holds each position's key with its position ORed in (the key of the pair the part at
+ * that position makes with the next part; no_key when none); a merge changes three keys. A piece of 512 bytes
+ * has 3 levels, one of 4 KiB 4. Exact for any vocabulary, in merge order or not: the
  * lowest key is the rule's next merge, as in short_merge.h. Keys (64 bits): the merged id << 15 | position
  * (tiktoken's rule, a trained list), or the merged id << 39 | the left part's id << 15 | position (every
  * split: ids below TK_SHORT_MERGE_MAX_IDS, as merge_index.c checks); positions below 2^15. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "min_tree.h"
 #include "short_merge.h"
 #include "tokend_native.h"
 
 #define POSITION_BITS 15
 _Static_assert(TK_BUCKET_PIECE <= (1 << POSITION_BITS), "keys hold a position in 15 bits");
 _Static_assert(TK_SHORT_MERGE_MAX_IDS <= (1u << 24), "every split's keys hold two ids in 24 bits each");
-#define FANOUT 8
-#define MAX_LEVELS 8 /* 2^15 positions: 32768 -> 4096 -> 512 -> 64 -> 8 */
 
 static inline uint64_t no_key(void) { return ~0ull << POSITION_BITS; }
 
@@ -45,42 +42,15 @@ static inline uint64_t medium_key(uint32_t merged, uint32_t left, int then_left,
                      : (uint64_t)merged << POSITION_BITS;
 }
 
-/* The lowest of 8 entries: two steps of 4, no branch. */
-static inline uint64_t lowest_of_block(const uint64_t *entries) {
-    return tk_lower_key(tk_lower_key(tk_lower_key(entries[0], entries[1]), tk_lower_key(entries[2], entries[3])),
-                        tk_lower_key(tk_lower_key(entries[4], entries[5]), tk_lower_key(entries[6], entries[7])));
-}
-
-typedef struct {
-    uint64_t *level[MAX_LEVELS]; /* level[0]: key | position; level[l + 1][b]: lowest of level[l][8b, 8b + 8) */
-    size_t n_levels;             /* the top one has at most 8 entries (padded with UINT64_MAX to 8) */
-} min_tree;
-
-/* Sets position k's entry to `value` and the minima above it. */
-static inline void tree_set(min_tree *t, size_t k, uint64_t value) {
-    t->level[0][k] = value;
-    for (size_t l = 0; l + 1 < t->n_levels; l++) {
-        k /= FANOUT;
-        t->level[l + 1][k] = lowest_of_block(t->level[l] + k * FANOUT);
-    }
-}
-
-static inline uint64_t tree_lowest(const min_tree *t) { return lowest_of_block(t->level[t->n_levels - 1]); }
-
 static inline __attribute__((always_inline)) ptrdiff_t
 medium_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t n_ids, int then_left,
              const uint8_t *piece, size_t len, uint32_t *out) {
-    /* One block: the levels (each a multiple of 8 entries), the padded copy of the piece, the links, the ids. */
-    size_t sizes[MAX_LEVELS], n_levels = 0, entries = 0;
-    for (size_t n = len;; n = (n + FANOUT - 1) / FANOUT) {
-        sizes[n_levels] = (n + FANOUT - 1) / FANOUT * FANOUT;
-        entries += sizes[n_levels++];
-        if (n <= FANOUT) break;
-    }
-    uint64_t *memory = malloc(entries * sizeof(uint64_t) + (len + 8) + 3 * len * sizeof(uint32_t));
+    /* One block: the tree (min_tree.h), the links, the ids, the padded copy of the piece. */
+    tk_min_tree t;
+    size_t entries = tk_min_tree_size(&t, len);
+    uint64_t *memory = malloc(entries * sizeof(uint64_t) + 3 * len * sizeof(uint32_t) + (len + 8));
     if (!memory) return -1;
-    min_tree t = {{NULL}, n_levels};
-    for (size_t l = 0, at = 0; l < n_levels; at += sizes[l++]) t.level[l] = memory + at;
+    tk_min_tree_place(&t, memory);
     uint32_t *next = (uint32_t *)(memory + entries); /* next[k]: where the part at k ends (the next one starts) */
     uint32_t *prev = next + len;                     /* prev[k]: where the part before it starts */
     uint32_t *id = prev + len;                       /* id[k]: the part's token */
@@ -89,7 +59,7 @@ medium_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t 
     memset(buf + len, 0, 8);
 
     const uint64_t none = no_key();
-    uint64_t *key = t.level[0];
+    uint64_t *key = t.level[0]; /* key | position of the pair the part at each position makes with the next */
     for (size_t k = 0; k < len; k++) {
         id[k] = table->byte_rank[buf[k]];
         next[k] = (uint32_t)(k + 1);
@@ -98,22 +68,19 @@ medium_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t 
     for (size_t k = 0; k + 1 < len; k++)
         key[k] = medium_key(table->pair_rank[(buf[k] << 8) | buf[k + 1]], id[k], then_left, left_len_by_id, n_ids, k,
                             k + 1) | k;
-    for (size_t k = len - 1; k < sizes[0]; k++) key[k] = none | k;
-    for (size_t l = 0; l + 1 < n_levels; l++) {
-        for (size_t b = 0; b < sizes[l] / FANOUT; b++) t.level[l + 1][b] = lowest_of_block(t.level[l] + b * FANOUT);
-        for (size_t b = sizes[l] / FANOUT; b < sizes[l + 1]; b++) t.level[l + 1][b] = UINT64_MAX;
-    }
+    for (size_t k = len - 1; k < t.sizes[0]; k++) key[k] = none | k;
+    tk_min_tree_build(&t);
     const unsigned shift = then_left ? 24 + POSITION_BITS : POSITION_BITS;
     for (;;) {
-        uint64_t best = tree_lowest(&t);
+        uint64_t best = tk_min_tree_lowest(&t);
         if (best >= none) break;
         size_t at = (size_t)(best & ((1u << POSITION_BITS) - 1)), right = next[at], end = next[right];
         id[at] = (uint32_t)(best >> shift); /* the merged id: the key's top bits */
         next[at] = (uint32_t)end;
-        tree_set(&t, right, none | right);
+        tk_min_tree_set(&t, right, none | right);
         if (at > 0) {
             size_t before = prev[at];
-            tree_set(&t, before, medium_key(tk_padded_rank(table, buf, before, end), id[before], then_left,
+            tk_min_tree_set(&t, before, medium_key(tk_padded_rank(table, buf, before, end), id[before], then_left,
                                             left_len_by_id, n_ids, before, at) | before);
         }
         uint64_t after = none;
@@ -122,7 +89,7 @@ medium_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t 
             after = medium_key(tk_padded_rank(table, buf, at, next[end]), id[at], then_left, left_len_by_id, n_ids, at,
                                end);
         }
-        tree_set(&t, at, after | at);
+        tk_min_tree_set(&t, at, after | at);
     }
     size_t n = 0;
     for (size_t k = 0; k < len; k = next[k], n++)

@@ -4,11 +4,12 @@
  * adjacent pair forms a piece. Scores are compared as sentencepiece 0.2.3 compares them: by their 32-bit
  * patterns, which is the float order with -0.0 below +0.0 (sp_vocab.c's score keys).
  *
- * Four implementations of the same rule, as in bpe_merge.c / bpe_bucket_merge.c:
+ * Five implementations of the same rule, as in bpe_merge.c / bpe_bucket_merge.c:
  * - short segments (nearly all: a word and its leading ▁): an array scan per merge, O(n^2), no allocation;
- * - long segments: a heap of candidate pairs over a linked list with lazy deletion, O(n log n). An entry is
- *   current iff both symbols are still adjacent and still carry the ids they had when it was pushed
- *   (sentencepiece checks the sizes);
+ * - long segments: a tree of minima over the pairs' keys (score, position), rewritten at each merge
+ *   (merge_medium, min_tree.h); whole sentences and what the levels decline: a heap of candidate pairs over a
+ *   linked list with lazy deletion, O(n log n). An entry is current iff both symbols are still adjacent and
+ *   still carry the ids they had when it was pushed (sentencepiece checks the sizes);
  * - very long segments (SP_LEVEL_SEGMENT symbols and more, e.g. 1 MB of text with no space) where one score
  *   level holds a large share of the pairs ("a" * n, spaces, "ab" * n): one pass over an array per level
  *   (sp_bpe_passes.c), which hands what is left to the next two when the levels stop paying for a pass;
@@ -28,9 +29,12 @@
 #include <string.h>
 
 #include "binary_heap.h"
+#include "min_tree.h"
 #include "sp_native.h"
 
+#ifndef SP_SHORT_SEGMENT
 #define SP_SHORT_SEGMENT 64
+#endif
 
 /* The pair at k as (merged piece, its score key); no pair: SP_NONE with key 0, never chosen. */
 static inline void set_pair(const sp_vocab *vocab, const uint32_t *ids, size_t k, uint32_t *pair, uint32_t *score) {
@@ -135,6 +139,50 @@ done:
     free(prev);
     free(h.entries);
     return result;
+}
+
+/* The heap's order (the highest score, then the leftmost pair) for a segment of SP_SHORT_SEGMENT + 1 to
+ * SP_LEVEL_SEGMENT - 1 symbols, through a tree of minima (min_tree.h) over the pairs' keys: ~score << 32 |
+ * position of the pair's left symbol (NONE: no pair). The keys are rewritten as merges change them, so nothing
+ * goes stale. The heap's sifts were most of the cost of text of such segments (1 MB of random lowercase words of
+ * 300 letters, Mistral v1: 0.115 s, the worst shape of SentencePiece BPE: docs/decisions.md, "Pieces of 129
+ * bytes to 4 KiB"). Not for whole sentences (sp_bpe_merge_sentence): those also need the heap's order of offers
+ * for UNUSED pieces. */
+#define NONE UINT64_MAX
+
+static inline uint64_t medium_key(const sp_vocab *vocab, const uint32_t *ids, uint32_t left, uint32_t right) {
+    uint32_t merged = sp_pair(vocab, ids[left], ids[right]);
+    return merged == SP_NONE ? NONE : (uint64_t)(~vocab->score_keys[merged]) << 32 | left;
+}
+
+static ptrdiff_t merge_medium(const sp_vocab *vocab, uint32_t *ids, size_t n) {
+    tk_min_tree t;
+    size_t entries = tk_min_tree_size(&t, n);
+    uint64_t *memory = malloc(entries * sizeof(uint64_t) + 2 * n * sizeof(uint32_t));
+    if (!memory) return -1;
+    tk_min_tree_place(&t, memory);
+    uint32_t *next = (uint32_t *)(memory + entries), *prev = next + n; /* DEAD: none / absorbed */
+    uint64_t *key = t.level[0]; /* key[i]: the pair (i, next[i]) */
+    for (size_t i = 0; i < n; i++) {
+        next[i] = i + 1 < n ? (uint32_t)(i + 1) : DEAD;
+        prev[i] = i ? (uint32_t)(i - 1) : DEAD;
+        key[i] = i + 1 < n ? medium_key(vocab, ids, (uint32_t)i, (uint32_t)(i + 1)) : NONE;
+    }
+    for (size_t i = n; i < t.sizes[0]; i++) key[i] = NONE;
+    tk_min_tree_build(&t);
+    for (uint64_t best; (best = tk_min_tree_lowest(&t)) != NONE;) {
+        uint32_t left = (uint32_t)best, right = next[left];
+        ids[left] = sp_pair(vocab, ids[left], ids[right]);
+        next[left] = next[right];
+        if (next[right] != DEAD) prev[next[right]] = left;
+        tk_min_tree_set(&t, right, NONE); /* absorbed */
+        if (prev[left] != DEAD) tk_min_tree_set(&t, prev[left], medium_key(vocab, ids, prev[left], left));
+        tk_min_tree_set(&t, left, next[left] != DEAD ? medium_key(vocab, ids, left, next[left]) : NONE);
+    }
+    size_t m = 0;
+    for (uint32_t i = 0; i != DEAD; i = next[i]) ids[m++] = ids[i];
+    free(memory);
+    return (ptrdiff_t)m;
 }
 
 #define SP_LEVEL_SEGMENT 8192
@@ -280,7 +328,7 @@ done:
 ptrdiff_t sp_bpe_merge(const sp_vocab *vocab, uint32_t *ids, size_t n) {
     if (n == 0) return 0;
     if (n <= SP_SHORT_SEGMENT) return merge_short(vocab, ids, n);
-    if (n < SP_LEVEL_SEGMENT) return merge_long(vocab, ids, n, NULL, NULL);
+    if (n < SP_LEVEL_SEGMENT) return merge_medium(vocab, ids, n);
     /* Passes while they pay, then the level lists, or the heap when the levels are out of merge order
      * (sp_bpe_passes.c). */
     uint32_t *levels = malloc(n * sizeof *levels);
