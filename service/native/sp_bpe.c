@@ -32,8 +32,13 @@
 #include "min_tree.h"
 #include "sp_native.h"
 
+/* Up to this many symbols the array scan; past it the tree (merge_medium). 1 MB of words of frequent letters
+ * ("etaoinshr", every two of them joinable: a word is a segment), Mistral v1, CPU s at load ~9, two runs each:
+ * the scan at 17 / 21 / 31 / 46 / 64 symbols 0.067-0.072 / 0.074-0.079 / 0.089-0.095 / 0.110-0.116 /
+ * 0.132-0.134, the tree 0.050-0.065 / 0.054 / 0.049-0.052 / 0.047-0.050 / 0.052-0.061; 13 symbols 0.063-0.066
+ * either way. It was 64, with the heap above (0.11-0.21 s a MB for words of 64-8,000 such letters). */
 #ifndef SP_SHORT_SEGMENT
-#define SP_SHORT_SEGMENT 64
+#define SP_SHORT_SEGMENT 16
 #endif
 
 /* The pair at k as (merged piece, its score key); no pair: SP_NONE with key 0, never chosen. */
