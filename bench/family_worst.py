@@ -9,10 +9,12 @@ Families and references (files from packages, as the tests build them: tests/sup
 tests/engine/sentencepiece/models.py): Llama 3, Qwen 3, a DeepSeek-V3-style split and GPT-2 as tokenizer.json
 (`tokenizers`), Tekken 240718 (`mistral-common`), Mistral v1 and v3 `.model` and a Llama-2-like SentencePiece BPE
 (`sentencepiece`), two Unigram models (`sentencepiece`); cl100k_base and o200k_base beside them (tiktoken).
-Inputs (bench/worst_case.py's four and four more): a repeated letter, random letters, random lowercase letters,
+Inputs (bench/worst_case.py's four and six more): a repeated letter, random letters, random lowercase letters,
 a run of spaces, a run of newlines, a repeated emoji, a repeated U+1D160 (three characters under NFC), each one
-piece; and random lowercase words of 300 letters, pieces the byte-level merge takes through its heap (129-511
-bytes: the worst shape for many pieces, docs/decisions.md "Every family's worst case").
+piece; and text of many pieces or segments, each merged on its own: random lowercase words of 300 letters and of
+4,000 (the byte-level medium merge's pieces, its longest: 129 bytes to 4 KiB took the heap, docs/decisions.md
+"Every family's worst case", then "Pieces of 129 bytes to 4 KiB"), and words of 1,000 frequent letters
+("etaoinshr", any two of which may join: one SentencePiece segment a word, SentencePiece BPE's worst shape).
 
 Each (side, model) runs in a fresh process that loads the model once and times every input `runs` times in
 rounds (CPU seconds of the call; huge pieces are not cached, so every run merges again); a cell is the median.
@@ -43,7 +45,7 @@ __all__ = ["INPUTS", "MODELS", "main", "piece_text"]
 
 _REPO = Path(__file__).resolve().parent.parent
 INPUTS = ("repeated letter", "random letters", "random lowercase", "spaces", "newlines", "repeated emoji", "U+1D160",
-          "300-letter words")
+          "300-letter words", "4000-letter words", "frequent-letter words")
 MODELS = ("cl100k_base", "o200k_base", "llama3", "qwen3", "deepseek-v3-style", "gpt2", "tekken", "mistral_v1",
           "mistral_v3", "llama2_like", "botchan_unigram", "kyoto_unigram")
 _REFERENCE = {"cl100k_base": "tiktoken", "o200k_base": "tiktoken", "llama3": "tokenizers", "qwen3": "tokenizers",
@@ -53,6 +55,10 @@ _REFERENCE = {"cl100k_base": "tiktoken", "o200k_base": "tiktoken", "llama3": "to
 def piece_text(kind: str, size: int) -> str:
     """About `size` UTF-8 bytes: one piece under every family's split, but the words."""
     rng = random.Random(1)
+
+    def words(letters: str, length: int) -> str:
+        return " ".join("".join(rng.choices(letters, k=length)) for _ in range(max(1, size // (length + 1))))
+
     texts = {
         "repeated letter": lambda: "a" * size,
         "random letters": lambda: "".join(rng.choices(string.ascii_letters, k=size)),
@@ -61,7 +67,9 @@ def piece_text(kind: str, size: int) -> str:
         "newlines": lambda: "\n" * size,
         "repeated emoji": lambda: "\N{GRINNING FACE}" * (size // 4),
         "U+1D160": lambda: "\U0001D160" * (size // 4),
-        "300-letter words": lambda: " ".join("".join(rng.choices(string.ascii_lowercase, k=300)) for _ in range(size // 301)),
+        "300-letter words": lambda: words(string.ascii_lowercase, 300),
+        "4000-letter words": lambda: words(string.ascii_lowercase, 4_000),
+        "frequent-letter words": lambda: words("etaoinshr", 1_000),
     }
     return texts[kind]()
 
