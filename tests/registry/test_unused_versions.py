@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tokend.registry import Registry
-from tokend.registry.catalog_rechecks import CatalogRechecks
+from tokend.registry.catalog_rechecks import NEWER_VERSION, UNLISTED_NAME, CatalogRechecks, worth_a_recheck
 from tokend.registry.model_ref import ModelVersionRef
 from tokend.registry.unused_versions import UnusedVersions
 
@@ -85,7 +85,7 @@ def test_rechecks_are_rate_limited_and_bound_their_waiters():
     deadline = time.monotonic() + 10
     while not scans and time.monotonic() < deadline:
         time.sleep(0.01)
-    while rechecks._waiting < 2 and time.monotonic() < deadline:  # both wait on the scan in progress
+    while sum(rechecks._waiting.values()) < 2 and time.monotonic() < deadline:  # both wait on the scan in progress
         time.sleep(0.01)
     assert rechecks.recheck(5.0) is False  # a third caller: answered at once, no wait
     release.set()
@@ -112,6 +112,42 @@ def test_recheck_finds_a_version_published_by_another_process(registry_dir, publ
     reader = Registry.open(registry_dir)
     publish_small(writer, 2)  # another process: the reader's catalog does not list it
     assert [model.latest_version for model in reader.list_models()] == [1]
-    assert reader.recheck(2.0) is True
+    assert reader.recheck("m@2", 2.0) is True
     assert reader.resolve("m@2") == ModelVersionRef("m", 2)
     assert reader.load("m@2").version == 2
+
+
+def test_only_references_a_re_read_could_list_wait_for_one(registry_dir, publish_small):
+    """A version far above the newest, or at or below it, is answered at once without a re-read; the next versions
+    of a listed model and unlisted names or aliases wait, each kind in places of its own."""
+    writer = Registry.open(registry_dir, create=True)
+    publish_small(writer, 1)
+    reader = Registry.open(registry_dir)
+    catalog = reader._catalog
+    kinds = {ref: worth_a_recheck(catalog, ref) for ref in ("m@2", "m@65", "m@66", "m@999999", "m@1", "m@canary", "other")}
+    assert kinds == {"m@2": NEWER_VERSION, "m@65": NEWER_VERSION, "m@66": None, "m@999999": None, "m@1": None,
+                     "m@canary": UNLISTED_NAME, "other": UNLISTED_NAME}  # fmt: skip
+    assert reader.recheck("m@999999", 5.0) is False and reader._rechecks.scans == 0  # no re-read, no wait
+    publish_small(writer, 2)
+    assert reader.recheck("m@2", 5.0) is True and reader._rechecks.scans == 1
+
+
+def test_each_kind_of_miss_waits_in_places_of_its_own():
+    release, scans = threading.Event(), []
+    rechecks = CatalogRechecks(lambda: (scans.append(1), release.wait(10)), min_interval=0.0)
+    names = threading.Thread(target=rechecks.recheck, args=(5.0, UNLISTED_NAME))
+    names.start()
+    deadline = time.monotonic() + 10
+    while rechecks._waiting.get(UNLISTED_NAME, 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rechecks.recheck(5.0, UNLISTED_NAME) is False  # the one place for names is taken: at once
+    versions = [threading.Thread(target=rechecks.recheck, args=(5.0, NEWER_VERSION)) for _ in range(2)]
+    for thread in versions:
+        thread.start()
+    while rechecks._waiting.get(NEWER_VERSION, 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rechecks._waiting == {UNLISTED_NAME: 1, NEWER_VERSION: 2}
+    assert rechecks.recheck(0.0, NEWER_VERSION) is False  # no time left: no wait
+    release.set()
+    for thread in [names, *versions]:
+        thread.join(10)

@@ -105,3 +105,42 @@ def test_a_trickling_new_version_never_stalls_the_server(tmp_path) -> None:
         f"slow calls: {len(slow_outcomes)} UNAVAILABLE, longest {longest:.2f} s; "
         f"{WELL_BEHAVED_CALLS} latest calls and health checks all served"
     )
+
+
+def test_a_wait_for_a_loading_version_ends_at_the_call_deadline(tmp_path) -> None:
+    """Two calls with a 0.3 s deadline for a version still loading leave at their deadline; before, they held the
+    worker's two places for load waiters for REQUEST_LOAD_WAIT_SECONDS (5 s), and a third call a moment later was
+    refused at once (UNAVAILABLE, "... calls already wait for loads"). Now it takes a place and waits until its own
+    deadline."""
+    from tokend.registry import Registry
+
+    root = build_registry(tmp_path / "registry", ["cl100k_base"])
+    with TricklingServer(root, byte_interval=0.2) as origin, start_server(
+        registry=origin.url, metrics=False, reload_interval=0.3, env={"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    ) as server:
+        stub = server.stub()
+        origin.slow("cl100k_base/2/ranks.tiktoken.gz")
+        publish_openai(Registry.open(root), "cl100k_base", special_tokens={"<|endoftext|>": 100257})
+        _wait_for(lambda: origin.trickles_started == 1, 30, "the worker to start loading v2")
+
+        def call(timeout: float, outcomes: list) -> None:
+            request = pb.CountTokensRequest(model="cl100k_base@2", inputs=[pb.Input(text="hello world")])
+            try:
+                stub.CountTokens(request, timeout=timeout)
+                outcomes.append(("OK", ""))
+            except grpc.RpcError as error:
+                outcomes.append((error.code().name, error.details() or ""))
+
+        short: list = []
+        callers = [threading.Thread(target=call, args=(0.3, short)) for _ in range(2)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(30)
+        assert [code for code, _ in short] == ["DEADLINE_EXCEEDED"] * 2, short
+        time.sleep(0.3)  # the server's handlers see the deadlines pass as the clients do, give or take the transit
+        third: list = []
+        call(1.5, third)
+        assert third[0][0] == "DEADLINE_EXCEEDED", third  # it waited in a place the short calls left
+        origin.release()
+        assert not server.events("worker_died"), server.stderr_text()

@@ -147,9 +147,9 @@ def test_max_chunks_bounds_the_whole_request_and_the_callers_own_bound_stays_an_
 def test_the_deadline_stops_a_chunking_between_two_chunks(service, registry):
     document = TEXT * 200  # ~5,000 tokens: ~700 chunks of 8
     with pytest.raises(DeadlineExpired, match=r"deadline exceeded after 3 chunks of inputs\[0\]"):
-        # 1 read of the deadline for the engine's call stop + 1 item check + 3 chunks
-        service.chunk("cl100k_base", [document], 8, call=CountdownCall(checks=5))
-    stream = service.chunk_stream("cl100k_base", document, 8, call=CountdownCall(checks=6))
+        # 1 read of the deadline for the model's load + 1 for the engine's call stop + 1 item check + 3 chunks
+        service.chunk("cl100k_base", [document], 8, call=CountdownCall(checks=6))
+    stream = service.chunk_stream("cl100k_base", document, 8, call=CountdownCall(checks=7))
     got = []
     with pytest.raises(DeadlineExpired, match="after 5 chunks"):
         for chunk in stream:
@@ -225,7 +225,7 @@ def test_a_normalizing_family_is_refused_with_the_model_and_position_through_the
     loaded = SimpleNamespace(name="nfkc", version=1, encoding=encoding)
 
     class OneModel:
-        def load(self, ref):
+        def load(self, ref, call=None):
             return loaded
 
     service = TokenizerService(OneModel(), Limits())
@@ -257,7 +257,7 @@ def _backref_service():
     loaded = SimpleNamespace(name="backref", version=1, encoding=Encoding.from_model(parse_tokenizer_json(document, name="backref").model))
 
     class OneModel:
-        def load(self, ref):
+        def load(self, ref, call=None):
             return loaded
 
     return TokenizerService(OneModel(), Limits())

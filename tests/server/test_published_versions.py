@@ -147,8 +147,9 @@ def test_a_version_published_a_moment_ago_answers_at_once_when_pinned(registry_r
 
 
 def test_a_flood_of_unknown_versions_costs_a_bounded_number_of_catalog_reads(registry_root):
-    """Calls for a version that does not exist re-read the catalog at most about once a second (counted as GETs of
-    index.json on the HTTP registry), the others answered at once; calls for a real model keep being answered."""
+    """Calls for a version that does not exist (yet: the next few numbers, which a re-read could find) re-read the
+    catalog at most about once a second (counted as GETs of index.json on the HTTP registry), the others answered at
+    once; calls for a real model keep being answered."""
     registry = Registry.open(registry_root)
     expected = tiktoken.get_encoding("cl100k_base").encode(TEXT)
     with TricklingServer(registry_root) as origin, start_server(registry=origin.url, reload_interval=3600) as server:
@@ -161,7 +162,7 @@ def test_a_flood_of_unknown_versions_costs_a_bounded_number_of_catalog_reads(reg
         def flood() -> None:
             while not stop.is_set():
                 try:
-                    _encode(stub, "reloadable@999999")
+                    _encode(stub, "reloadable@50")
                     codes.append(grpc.StatusCode.OK)
                 except grpc.RpcError as error:
                     codes.append(error.code())
@@ -171,7 +172,7 @@ def test_a_flood_of_unknown_versions_costs_a_bounded_number_of_catalog_reads(reg
         for thread in threads:
             thread.start()
         try:
-            wait_for(lambda: len(codes) >= 300, 120, "300 calls for reloadable@999999")
+            wait_for(lambda: len(codes) >= 300, 120, "300 calls for reloadable@50")
             # Beside the flood, a real model answers, and so does a version published during it.
             assert list(_encode(stub, "reloadable").results[0].ids) == expected
             _publish_version(registry, 2)
@@ -192,3 +193,76 @@ def _try_version(stub, model: str) -> bool:
     except grpc.RpcError as error:
         assert error.code() == grpc.StatusCode.NOT_FOUND, error
         return False
+
+
+def _call(stub, model: str, timeout: float, outcomes: list) -> None:
+    """One Encode of `model`; appends its version or its status code to `outcomes`."""
+    try:
+        outcomes.append(stub.Encode(pb.EncodeRequest(model=model, inputs=[pb.Input(text=TEXT)]), timeout=timeout).model.version)
+    except grpc.RpcError as error:
+        outcomes.append(error.code())
+
+
+def test_a_wait_for_a_catalog_re_read_ends_at_the_call_deadline(registry_root):
+    """Two calls with a 0.3 s deadline for versions not published wait for the next re-read (≥ 1 s after the
+    previous one); before, they held the worker's two waiting places until it (up to 2 s), so a call for a version
+    published meanwhile found them taken and got NOT_FOUND at once. Now they leave at their deadline."""
+    registry = Registry.open(registry_root)
+    with start_server(registry=registry_root, reload_interval=3600) as server:
+        stub = server.stub()
+        assert _encode(stub, "reloadable").model.version == 1
+        first: list = []
+        _call(stub, "reloadable@2", 10, first)  # a re-read now: the next may start 1 s later
+        assert first == [grpc.StatusCode.NOT_FOUND]
+        short: list = []
+        waiters = [threading.Thread(target=_call, args=(stub, model, 0.3, short)) for model in ("reloadable@3", "reloadable@4")]
+        for thread in waiters:
+            thread.start()
+        for thread in waiters:
+            thread.join(30)
+        assert short == [grpc.StatusCode.DEADLINE_EXCEEDED] * 2
+        _publish_version(registry, 2)
+        time.sleep(0.2)  # the server's handlers see their deadlines pass as the clients do, give or take the transit
+        pinned: list = []
+        _call(stub, "reloadable@2", 10, pinned)  # waits for the next re-read, in a place the short calls left
+        assert pinned == [2]
+
+
+def test_a_flood_of_references_nothing_will_publish_leaves_the_waiting_places_to_new_versions(registry_root):
+    """8 clients calling `reloadable@999999` and 4 calling made-up names, without pause: every call for a version
+    published during the flood is answered at its first try (before, the flood held both waiting places and such a
+    call got NOT_FOUND). Far-off versions are refused without a re-read; made-up names share one place."""
+    registry = Registry.open(registry_root)
+    expected = tiktoken.get_encoding("cl100k_base").encode(TEXT)
+    with TricklingServer(registry_root) as origin, start_server(registry=origin.url, reload_interval=3600) as server:
+        stub = server.stub()
+        assert _encode(stub, "reloadable").model.version == 1
+        far: list = []
+        for model in ("reloadable@999999", "reloadable@66"):  # 65 above the newest: refused at once too
+            _call(stub, model, 10, far)
+        assert far == [grpc.StatusCode.NOT_FOUND] * 2
+        codes: list = []
+        stop = threading.Event()
+
+        def flood(model) -> None:
+            while not stop.is_set():
+                _call(stub, model(), 10, codes)
+
+        made_up = iter(range(10**9))
+        threads = [threading.Thread(target=flood, args=(lambda: "reloadable@999999",)) for _ in range(8)]
+        threads += [threading.Thread(target=flood, args=(lambda: f"made-up-{next(made_up)}",)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        answered: list = []
+        try:
+            wait_for(lambda: len(codes) >= 200, 120, "200 flood calls")
+            for number in (2, 3, 4):
+                _publish_version(registry, number)
+                response = _encode(stub, f"reloadable@{number}")  # raises NOT_FOUND if it found no place
+                answered.append((response.model.version, list(response.results[0].ids) == expected))
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+        assert answered == [(2, True), (3, True), (4, True)]
+        assert set(codes) == {grpc.StatusCode.NOT_FOUND}, set(codes)

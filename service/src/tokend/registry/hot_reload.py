@@ -4,7 +4,7 @@ nobody needs. A mixin of `Registry` only: it uses the registry's source, catalog
 
     registry = Registry.open("models/")
     report = registry.refresh()                    # RefreshReport(added, removed, alias_moves, failed, damaged, loading)
-    registry.recheck(2.0)                          # a reference was not listed: True once a re-read started now ended
+    registry.recheck("m@8", 2.0)                   # not listed: True once a re-read started now ended (m@8 may be there)
     registry.unload_unused(300.0, max_pinned=4)    # [LoadedModel] dropped: nobody serves, pins or keeps them
     registry.start_polling(30.0)                   # refresh() every 30 s in a daemon thread
 """
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from tokend.errors import ModelNotFoundError, RegistryError, TokendError
 from tokend.registry.catalog import Catalog
+from tokend.registry.catalog_rechecks import worth_a_recheck
 from tokend.registry.model_ref import ModelVersionRef
 from tokend.registry.polling import Poller
 from tokend.registry.reports import AliasMove, LoadedModel, RefreshReport
@@ -122,11 +123,13 @@ class HotReload:
             self._catalog = catalog
         return previous
 
-    def recheck(self, wait: float) -> bool:
-        """A caller's reference was not in the catalog: wait up to `wait` s for a re-read of the source that
+    def recheck(self, ref: str, wait: float) -> bool:
+        """A caller's reference `ref` was not in the catalog: wait up to `wait` s for a re-read of the source that
         starts after now (at most one a second, in the background; `catalog_rechecks`). True once one has
-        finished (resolve again), False when none did in time or enough callers wait already."""
-        return self._rechecks.recheck(wait)
+        finished (resolve again); False when none did in time, enough callers of its kind wait already, or no
+        re-read could list it (`worth_a_recheck`: a version far above the newest, say) — then at once."""
+        kind = worth_a_recheck(self._catalog, ref)
+        return kind is not None and self._rechecks.recheck(wait, kind)
 
     def _recheck_catalog(self) -> None:
         read = self._read_catalog("not re-read for a reference it did not list")

@@ -39,8 +39,9 @@ Unused versions: `unload_unused(idle_after, max_pinned=, keep=)` (a server calls
 the loaded versions that no moving reference serves or is switching to, that are not a latest or an alias
 target, not in `keep`, and that no pinned call (`name@7`) used within `idle_after` seconds (and beyond
 `max_pinned` such versions, the least recently pinned); the next call for one loads it again
-(`unused_versions`). `recheck(wait)`: a caller whose reference the catalog did not list asks for a re-read
-(rate-limited, in the background: `catalog_rechecks`) and resolves again.
+(`unused_versions`). `recheck(ref, wait)`: a caller whose reference the catalog did not list asks for a re-read
+(rate-limited, in the background, only for references a re-read could list: `catalog_rechecks`) and resolves
+again.
 
 Not handled: deleting versions (remove the directory by hand), cancelling a load nobody waits for any more
 (it runs to its deadline).

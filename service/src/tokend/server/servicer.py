@@ -87,7 +87,7 @@ class TokenizerServicer(BudgetRpcs, tokenizer_pb2_grpc.TokenizerServicer):
         )
 
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
-        model = self._service.get_model(request.model)
+        model = self._service.get_model(request.model, call=context)
         details = pb.ModelDetails(
             model=_model_version(model.model),
             n_vocab=model.n_vocab,

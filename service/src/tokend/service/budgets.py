@@ -57,7 +57,8 @@ class BudgetOperations:
     limits: Limits
     models: Any
 
-    def _text_request(self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy) -> tuple[list[int], Any, BoundPolicy]:
+    def _text_request(self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy,
+                      call: CallState | None) -> tuple[list[int], Any, BoundPolicy]:
         raise NotImplementedError  # TokenizerService's
 
     def _admitted(self, size: int, call: CallState | None, regex_chars: int | None = None) -> Any:
@@ -83,7 +84,7 @@ class BudgetOperations:
     ) -> EncodedWithOffsets:
         """The ids of each input (as ``encode``) with each token's character and byte spans (``offsets``)
         and/or the bytes of the input it spells (``token_bytes``)."""
-        sizes, loaded, policy = self._text_request(model, _texts(inputs, "offsets"), special)
+        sizes, loaded, policy = self._text_request(model, _texts(inputs, "offsets"), special, call)
         size = sum(sizes)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
@@ -127,7 +128,7 @@ class BudgetOperations:
         """The longest prefix (``side="right"``) or suffix (``"left"``) of each input whose own encoding has
         at most ``max_tokens`` tokens (tokend.engine.truncation)."""
         _whole_number(max_tokens, "max_tokens")
-        sizes, loaded, policy = self._text_request(model, _texts(inputs, "truncate"), special)
+        sizes, loaded, policy = self._text_request(model, _texts(inputs, "truncate"), special, call)
         size = sum(sizes)
         encoding = loaded.encoding
         encoding.truncate("", max_tokens, side)  # the engine's own argument checks, before any item
@@ -162,7 +163,7 @@ class BudgetOperations:
 
         ``max_chunks`` is the caller's bound per input (InvalidBudgetError, as in the engine); the
         service's ``limits.max_chunks`` bounds the whole request (RequestLimitExceeded)."""
-        sizes, loaded, policy = self._chunk_request(model, inputs, max_tokens, overlap, prefer, special, max_chunks)
+        sizes, loaded, policy = self._chunk_request(model, inputs, max_tokens, overlap, prefer, special, max_chunks, call)
         size = sum(sizes)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
@@ -201,7 +202,7 @@ class BudgetOperations:
     ) -> ChunkStream:
         """The chunks of one document, one at a time (``ChunkStream``: ``.model``, then iterate). Request,
         argument and special-token errors are raised here; the whole-text pass is done here too."""
-        sizes, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks)
+        sizes, loaded, policy = self._chunk_request(model, [text], max_tokens, overlap, prefer, special, max_chunks, call)
         size = sum(sizes)
         # Held until the stream's call ends (its record's end), or at once without a front-end record.
         with (
@@ -241,7 +242,7 @@ class BudgetOperations:
 
     def _chunk_request(
         self, model: str, inputs: Sequence[str], max_tokens: int, overlap: int, prefer: str,
-        special: SpecialTokenPolicy, max_chunks: int | None,
+        special: SpecialTokenPolicy, max_chunks: int | None, call: CallState | None,
     ) -> tuple[list[int], Any, BoundPolicy]:  # fmt: skip
         _whole_number(max_tokens, "max_tokens")
         _whole_number(overlap, "overlap")
@@ -249,7 +250,7 @@ class BudgetOperations:
             _whole_number(max_chunks, "max_chunks")
             if max_chunks < 1:
                 raise InvalidBudgetError("max_chunks", f"max_chunks must be at least 1 (or unset), got {max_chunks}")
-        sizes, loaded, policy = self._text_request(model, _texts(inputs, "chunk"), special)
+        sizes, loaded, policy = self._text_request(model, _texts(inputs, "chunk"), special, call)
         loaded.encoding.iter_chunks("", max_tokens, overlap, prefer)  # the engine's own argument checks
         return sizes, loaded, policy
 
@@ -263,7 +264,7 @@ class BudgetOperations:
 
         if errors not in DECODE_ERRORS:
             raise InvalidRequest("errors", f"unknown value {errors!r}; use one of {', '.join(DECODE_ERRORS)}")
-        loaded = self.models.load(model)
+        loaded = self.models.load(model, call=call)
         return DecodeSession(self.limits, _version(loaded), loaded.encoding, errors, call)
 
 

@@ -159,7 +159,7 @@ class ChatOperations:
         call: CallState | None = None,
     ) -> ChatEncoded:
         """The prompt ids, rendered text and per-message spans of each conversation."""
-        sizes, loaded = self._chat_request(model, conversations, content_special_tokens)
+        sizes, loaded = self._chat_request(model, conversations, content_special_tokens, call)
         chat = loaded.chat
         answer = AnswerBudget(self.limits, items=len(conversations), max_token_value=loaded.encoding.max_token_value)
         extra = 0  # rendered text and spans, beside the ids AnswerBudget measures
@@ -200,7 +200,7 @@ class ChatOperations:
     ) -> ChatCounted:
         """The prompt tokens of each conversation, in total and per message (``per_message=False``: totals
         only, which spares a template one render per message)."""
-        sizes, loaded = self._chat_request(model, conversations, content_special_tokens)
+        sizes, loaded = self._chat_request(model, conversations, content_special_tokens, call)
         chat = loaded.chat
         limits = TemplateLimits(TEMPLATE_SECONDS, max_held_bytes=template_held_bytes(sizes, TemplateLimits().max_chars))
         request = _RequestTime(len(conversations))
@@ -264,7 +264,8 @@ class ChatOperations:
                                                small_bytes=admission.small_bytes, check=self.limits.check_working_text)
         return chat_working_bytes(operation, sizes)
 
-    def _chat_request(self, model: str, conversations: Sequence[ChatConversation], content_special_tokens: str) -> tuple[list[int], Any]:
+    def _chat_request(self, model: str, conversations: Sequence[ChatConversation], content_special_tokens: str,
+                      call: CallState | None) -> tuple[list[int], Any]:
         """Request checks and limits first (nothing is loaded for a refused request), then the model, which
         must have a chat format. Returns the input bytes of each conversation and the LoadedModel."""
         if content_special_tokens not in CONTENT_SPECIAL_TOKENS:
@@ -279,7 +280,7 @@ class ChatOperations:
                 raise InvalidRequest(f"conversations[{index}]", f"expected a ChatConversation, got {type(conversation).__name__}")
             sizes.append(conversation_bytes(conversation, f"conversations[{index}]"))
         self.limits.check_request(items=len(conversations), input_bytes=sum(sizes))
-        loaded = self.models.load(model)
+        loaded = self.models.load(model, call=call)
         if loaded.chat is None:
             raise ChatFormatNotSetError(loaded.ref)
         return sizes, loaded

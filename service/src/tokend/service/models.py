@@ -34,8 +34,9 @@ from tokend.errors import ModelLoadingError, ModelNotFoundError
 from tokend.logs import log_event
 from tokend.registry.model_ref import MalformedModelRef, parse_model_ref
 from tokend.registry.polling import Poller
+from tokend.service.batch import CallState
 from tokend.service.call_record import current_record
-from tokend.service.errors import InvalidRequest, echo
+from tokend.service.errors import DeadlineExpired, InvalidRequest, echo
 
 __all__ = ["ServedModels", "ModelObserver", "PAYLOAD_FORMAT_NAMES", "MAX_MODEL_REF_CHARS", "REQUEST_LOAD_WAIT_SECONDS"]
 
@@ -92,8 +93,9 @@ class ServedModels:
         # (name, version) -> its encoding, for statistics (weak for the same reason)
         self._encodings: weakref.WeakValueDictionary[tuple[str, int], Any] = weakref.WeakValueDictionary()
 
-    def resolve(self, ref: str) -> Any:
-        """``registry.resolve`` after the checks of the module docstring."""
+    def resolve(self, ref: str, *, deadline: float | None = None) -> Any:
+        """``registry.resolve`` after the checks of the module docstring. ``deadline`` (``time.monotonic()``
+        seconds): a wait for a catalog re-read ends by then (DeadlineExpired when it passed)."""
         if not ref:
             raise InvalidRequest(
                 "model", f"no model given; name one of: {self._names()} (optionally name@version or name@alias)"
@@ -115,24 +117,34 @@ class ServedModels:
             return self.registry.resolve(ref)
         except ModelNotFoundError:
             # Published since this process last read the catalog? Once a re-read that started now has finished.
-            if not (self.recheck_misses and self.registry.recheck(RECHECK_WAIT_SECONDS)):
+            if not self.recheck_misses:
+                raise
+            if not self.registry.recheck(ref, _within(RECHECK_WAIT_SECONDS, deadline)):
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DeadlineExpired(0, 0, waiting=f"for a re-read of the registry's catalog for {echo(ref)!r}") from None
                 raise
         return self.registry.resolve(ref)
 
-    def load(self, ref: str, *, wait: float | None = REQUEST_LOAD_WAIT_SECONDS) -> Any:
+    def load(self, ref: str, *, wait: float | None = REQUEST_LOAD_WAIT_SECONDS, call: CallState | None = None) -> Any:
         """The LoadedModel for ``ref`` (resolved now); records it the first time. ``wait``: seconds to wait
         for a load in progress (then ModelLoadingError: UNAVAILABLE, which clients retry); None waits until
-        the load ends (start-up)."""
-        exact = self.resolve(ref)
+        the load ends (start-up). ``call``: a request's; waits (a catalog re-read, a load) end by its deadline,
+        then DeadlineExpired."""
+        deadline = _deadline(call)
+        exact = self.resolve(ref, deadline=deadline)
         record = current_record()
         if record is not None:
             record.model = (exact.name, exact.version)
         started = time.perf_counter()
         try:
             # By the reference as given, so `name` can fall back to an older version when the newest fails.
-            loaded = self.registry.load(ref, wait=wait)
-        except (ModelNotFoundError, ModelLoadingError):
-            raise  # removed meanwhile, or still loading (UNAVAILABLE: retried): not a load failure
+            loaded = self.registry.load(ref, wait=wait if wait is None else _within(wait, deadline))
+        except ModelLoadingError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExpired(0, 0, waiting=f"for {echo(ref)!r} to load") from None
+            raise  # still loading (UNAVAILABLE: retried): not a load failure
+        except ModelNotFoundError:
+            raise  # removed meanwhile: not a load failure
         except Exception as exc:
             if self._observer is not None:
                 self._observer.model_load_failed(exact.name, exact.version)
@@ -263,3 +275,14 @@ class ServedModels:
 def payload_format_name(payload_format: str) -> str:
     """The API's name of a manifest payload format (``tiktoken_ranks`` → ``tiktoken``)."""
     return PAYLOAD_FORMAT_NAMES.get(payload_format, payload_format)
+
+
+def _deadline(call: CallState | None) -> float | None:
+    """``call``'s deadline in ``time.monotonic()`` seconds (None: none, or no call)."""
+    remaining = None if call is None else call.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _within(wait: float, deadline: float | None) -> float:
+    """``wait`` seconds, or fewer: what is left before ``deadline`` (never below 0)."""
+    return wait if deadline is None else max(0.0, min(wait, deadline - time.monotonic()))

@@ -86,7 +86,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         ``packed``: a text encoded on its own may come back as a read-only uint32 ``memoryview``
         (``Encoding.encode_to_buffer``) instead of a list, for front-ends that write the ids out in bulk:
         no Python int per id is made (or freed) while the worker's other calls wait for the GIL."""
-        sizes, loaded, policy = self._text_request(model, inputs, special)
+        sizes, loaded, policy = self._text_request(model, inputs, special, call)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
         encode_text = getattr(encoding, "encode_to_buffer", encoding.encode) if packed else encoding.encode
@@ -118,7 +118,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         call: CallState | None = None,
     ) -> Counted:
         """Tokens of each input (the ids ``encode`` gives, counted without building them where possible)."""
-        sizes, loaded, policy = self._text_request(model, inputs, special)
+        sizes, loaded, policy = self._text_request(model, inputs, special, call)
         encoding = loaded.encoding
 
         def count(item: str | bytes) -> int:
@@ -149,7 +149,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
             raise InvalidRequest("output", f"unknown value {output!r}; use one of {', '.join(DECODE_OUTPUTS)}")
         ids = sum(len(item) for item in inputs)
         self.limits.check_request(items=len(inputs), input_bytes=BYTES_PER_TOKEN_ID * ids)
-        loaded = self.models.load(model)
+        loaded = self.models.load(model, call=call)
         encoding = loaded.encoding
         # Known before decoding; replacing invalid UTF-8 can only make text longer (checked as it grows).
         framing = answer_bytes(items=len(inputs))
@@ -183,10 +183,10 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
             for summary in sorted(self.models.registry.list_models(), key=lambda summary: summary.name)
         ]
 
-    def get_model(self, model: str) -> ModelDetails:
+    def get_model(self, model: str, *, call: CallState | None = None) -> ModelDetails:
         """One exact model version: vocabulary, special tokens, pattern, checksum, aliases, algorithm and
         the BOS/EOS/UNK/PAD tokens its manifest names."""
-        loaded = self.models.load(model)
+        loaded = self.models.load(model, call=call)
         manifest = loaded.manifest
         encoding = loaded.encoding
         aliases = sorted(
@@ -220,13 +220,13 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
 
     # ---- parts ---------------------------------------------------------------------------------
     def _text_request(
-        self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy
+        self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy, call: CallState | None
     ) -> tuple[list[int], Any, BoundPolicy]:
         """Limits first (nothing is loaded for a refused request), then the model and the bound policy;
         returns the input bytes of each item, the LoadedModel and the policy."""
         sizes = item_sizes(inputs)
         self.limits.check_request(items=len(inputs), input_bytes=sum(sizes) + special.listed_bytes())
-        loaded = self.models.load(model)
+        loaded = self.models.load(model, call=call)
         return sizes, loaded, special.bind(loaded.encoding)
 
     def _working_bytes(
