@@ -60,6 +60,7 @@ setup(
                 "native/short_merge.h",
                 "native/min_tree.h",
                 "native/batch_encode.h",
+                "native/call_stop.h",
                 "native/rank_file.h",
                 "native/ascii_runs.h",
                 "native/unicode_classes.h",

@@ -35,6 +35,10 @@
  * merged without the GIL from start to end, with a worker cache of its own (emit_unlocked_text). Only str
  * input gets this (immutable); buffers and piece lists do not. encode_batch releases the GIL for a whole
  * batch: its workers never touch the shared cache either (see there).
+ * Stopping: a text of at least TK_UNLOCKED_TEXT_BYTES looks at the caller's call stop (tokend.engine.call_stop:
+ * its deadline, its cancel flag) every TK_BATCH_STOP_CHECK_BYTES of pieces and raises call_stop.CallStopped once
+ * it is due; smaller texts (~10 ms at most) and the batch encoder (the service checks a call between chunks of
+ * its texts) do not look.
  * Text that is not valid UTF-8 (lone surrogates) raises UnicodeEncodeError; the Encoding handles that.
  * The type is private but reachable: a core whose __init__ was skipped (BpeCore.__new__) or failed raises
  * RuntimeError from every method, and __init__ validates everything the tables rely on itself (byte coverage,
@@ -45,6 +49,7 @@
 #include <string.h>
 
 #include "batch_encode.h"
+#include "call_stop.h"
 #include "nfc_runs.h"
 #include "rank_file.h"
 #include "varint_sizes.h"
@@ -313,15 +318,61 @@ static void give_worker_cache(BpeCore *self, tk_piece_cache *cache) {
  * thread held it that way while the small calls of the same worker waited (docs/decisions.md). The ids
  * are appended to the sink (taken whole when the sink is empty). The text must stay unchanged meanwhile:
  * a str's UTF-8, which the caller holds. */
+/* Reads the caller's stop (GIL held): 1 with `stop` set and `flag` a view the caller releases after the encode
+ * (the bytearray cannot be resized meanwhile), 0 when the call has none, -1 with an exception. */
+static int take_call_stop(tk_call_stop *stop, Py_buffer *flag) {
+    static PyObject *variable; /* tokend.engine.call_stop.CURRENT_STOP, looked up once */
+    if (!variable) {
+        PyObject *module = PyImport_ImportModule("tokend.engine.call_stop");
+        if (!module) return -1;
+        variable = PyObject_GetAttrString(module, "CURRENT_STOP");
+        Py_DECREF(module);
+        if (!variable) return -1;
+    }
+    PyObject *value, *flag_object;
+    if (PyContextVar_Get(variable, Py_None, &value) < 0) return -1;
+    int status = 0;
+    if (value != Py_None) {
+        status = -1;
+        if (PyArg_ParseTuple(value, "dO;a call stop is (deadline, flag)", &stop->deadline, &flag_object) &&
+            PyObject_GetBuffer(flag_object, flag, PyBUF_SIMPLE) == 0) {
+            if (flag->len < 1) {
+                PyBuffer_Release(flag);
+                PyErr_SetString(PyExc_ValueError, "a call stop's flag must hold a byte");
+            } else {
+                stop->flag = flag->buf;
+                status = 1;
+            }
+        }
+    }
+    Py_DECREF(value);
+    return status;
+}
+
+/* Raises tokend.engine.call_stop.CallStopped (GIL held). */
+static void raise_call_stopped(void) {
+    PyObject *module = PyImport_ImportModule("tokend.engine.call_stop");
+    PyObject *kind = module ? PyObject_GetAttrString(module, "CallStopped") : NULL;
+    Py_XDECREF(module);
+    if (!kind) return;
+    PyErr_SetString(kind, "the encode was stopped: the call's deadline passed or its caller went away");
+    Py_DECREF(kind);
+}
+
 static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
     tk_batch_item item = {text, len, TK_BATCH_NOT_RUN, NULL, 0, 0};
     tk_batch_buffer buffer = {0};
+    tk_call_stop stop;
+    Py_buffer stop_flag;
+    int has_stop = take_call_stop(&stop, &stop_flag);
+    if (has_stop < 0) return -1;
     /* NULL: no cache, still exact. At most TK_UNLOCKED_TEXT_CACHES are made for this path: each stays in the
      * pool for the core's life (a quarter of the shared cache), and a server worker may encode as many big
      * texts at once as it has handler threads. */
     tk_piece_cache *cache = tk_cache_pool_take_within(&self->worker_caches, TK_UNLOCKED_TEXT_CACHES);
     refill_full_short_table(self, len);
     tk_batch_model model = batch_model(self);
+    if (has_stop) model.stop = &stop;
     int failed;
     /* Counted only when it uses the table: one going without it (a refill due) does not hold the refill off. */
     size_t user = model.shorts != NULL;
@@ -332,9 +383,12 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
     Py_END_ALLOW_THREADS
     __atomic_fetch_sub(&self->unlocked_users, user, __ATOMIC_RELEASE); /* its workers are done with the table */
     give_worker_cache(self, cache);
+    if (has_stop) PyBuffer_Release(&stop_flag);
     if (failed) {
         free(item.ids);
-        if (item.status == TK_BATCH_PIECE_TOO_LONG)
+        if (item.status == TK_BATCH_STOPPED)
+            raise_call_stopped();
+        else if (item.status == TK_BATCH_PIECE_TOO_LONG)
             PyErr_SetString(PyExc_ValueError, "a single piece of 4 GiB or more cannot be encoded");
         else
             PyErr_NoMemory();
