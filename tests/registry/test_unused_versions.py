@@ -151,3 +151,17 @@ def test_each_kind_of_miss_waits_in_places_of_its_own():
     release.set()
     for thread in [names, *versions]:
         thread.join(10)
+
+
+def test_the_cap_spares_versions_pinned_since_the_previous_pick():
+    """Six versions pinned in turn between refreshes, cap 4: before, each pick dropped the two least recently pinned
+    and the next turn loaded them again. A version pinned since the previous pick is in memory anyway: it stays."""
+    unused = UnusedVersions()
+    v = [ModelVersionRef("m", number) for number in range(1, 7)]
+    assert unused.pick(v, needed=set(), idle_after=300.0, max_pinned=4, now=0.0) == v  # never pinned: all go
+    for at, vref in enumerate(v, start=1):
+        unused.used(vref, now=float(at))  # pinned at 1..6, after the pick at 0
+    assert unused.pick(v, needed=set(), idle_after=300.0, max_pinned=4, now=10.0) == []
+    for at, vref in zip((11.0, 12.0, 13.0, 14.0), v[2:]):  # only 3..6 pinned again before the next pick
+        unused.used(vref, now=at)
+    assert unused.pick(v, needed=set(), idle_after=300.0, max_pinned=4, now=20.0) == v[:2]  # beyond the cap, not pinned since 10
