@@ -311,13 +311,6 @@ static void give_worker_cache(BpeCore *self, tk_piece_cache *cache) {
     tk_cache_pool_give(&self->worker_caches, cache);
 }
 
-/* A big text, split and merged with the GIL released from start to end: one item of the batch encoder run
- * on this thread, with a worker cache of the pool instead of the shared one (which only GIL holders touch).
- * Why not windows (found without the GIL, emitted with it): the emitting held the GIL ~2-4 ms per 64 KiB
- * of short words, a C loop no switch interval interrupts; in a server worker, the bulk lane's low-priority
- * thread held it that way while the small calls of the same worker waited (docs/decisions.md). The ids
- * are appended to the sink (taken whole when the sink is empty). The text must stay unchanged meanwhile:
- * a str's UTF-8, which the caller holds. */
 /* Reads the caller's stop (GIL held): 1 with `stop` set and `flag` a view the caller releases after the encode
  * (the bytearray cannot be resized meanwhile), 0 when the call has none, -1 with an exception. */
 static int take_call_stop(tk_call_stop *stop, Py_buffer *flag) {
@@ -359,6 +352,14 @@ static void raise_call_stopped(void) {
     Py_DECREF(kind);
 }
 
+/* A big text, split and merged with the GIL released from start to end: one item of the batch encoder run
+ * on this thread, with a worker cache of the pool instead of the shared one (which only GIL holders touch).
+ * Why not windows (found without the GIL, emitted with it): the emitting held the GIL ~2-4 ms per 64 KiB
+ * of short words, a C loop no switch interval interrupts; in a server worker, the bulk lane's low-priority
+ * thread held it that way while the small calls of the same worker waited (docs/decisions.md). The ids
+ * are appended to the sink (taken whole when the sink is empty). The text must stay unchanged meanwhile:
+ * a str's UTF-8, which the caller holds. Under a call stop (take_call_stop) it gives up once the stop is due,
+ * looked at every TK_BATCH_STOP_CHECK_BYTES of pieces, and raises CallStopped. */
 static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, size_t len) {
     tk_batch_item item = {text, len, TK_BATCH_NOT_RUN, NULL, 0, 0};
     tk_batch_buffer buffer = {0};
