@@ -299,7 +299,8 @@ static tk_batch_model batch_model(BpeCore *self) {
     return (tk_batch_model){&self->table, self->pair_rule && !self->merge_index.tokens ? &self->pairs : NULL,
                             self->merge_index.tokens ? &self->merge_index : NULL, self->merges_to_itself,
                             self->whole_piece_shortcut, self->split, self->seed, self->n_rank_objects,
-                            self->shorts_refill_due ? NULL : ready_shorts(self), self->cache.max_key_len};
+                            self->shorts_refill_due ? NULL : ready_shorts(self), self->cache.max_key_len,
+                            NULL /* no call stop: emit_unlocked_text sets the caller's */};
 }
 
 /* A worker cache back to the pool; its hits and misses go to the shared counters (cache_stats). */
