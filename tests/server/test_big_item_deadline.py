@@ -1,9 +1,10 @@
 """A big item's byte-level encode stops at the call's deadline and frees its worker (issue 13): 8 MB of random
 300-letter words (pieces of 301 bytes, the byte-level merge's slowest shape: ~0.1 s a MB on cl100k_base) in one
-CountTokens / Encode with a 0.2 s deadline. Before, the one item ran to its end (there is no batch boundary to
-check at): the handler took as long as counting the whole text. Now the core looks at the call's stop every
-64 KiB of pieces. Judged by the server's own log of each call (its handler's milliseconds), against the whole
-count of the same text on the same server a moment before: a ratio, not a time. Real `tokend serve`, one worker."""
+CountTokens / Encode whose deadline is a quarter of the whole count's time on this server. Before, the one item
+ran to its end (there is no batch boundary to check at): the handler took as long as counting the whole text. Now
+the core looks at the call's stop every 64 KiB of pieces. Judged by the server's own log of each call (its
+handler's milliseconds), against the whole count of the same text on the same server a moment before: ratios, not
+times, so a slower or faster machine (or merge) moves both. Real `tokend serve`, one worker."""
 
 from __future__ import annotations
 
@@ -65,11 +66,11 @@ def test_a_big_items_deadline_stops_its_merge_midway(server, whole_ms, method):
         model="cl100k_base", inputs=[pb.Input(text=TEXT)])
     before = len(_handler_ms(server, method, "rpc_error"))
     with pytest.raises(grpc.RpcError) as caught:
-        getattr(stub, method)(request, timeout=0.2)
+        getattr(stub, method)(request, timeout=max(0.05, whole_ms / 4 / 1000))
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert _until(lambda: len(_handler_ms(server, method, "rpc_error")) == before + 1)
     stopped_ms = _handler_ms(server, method, "rpc_error")[-1]
-    assert stopped_ms < whole_ms / 2, (stopped_ms, whole_ms)  # before: about the whole count's time, or more
+    assert stopped_ms < whole_ms * 3 / 4, (stopped_ms, whole_ms)  # before: about the whole count's time, or more
     # The worker answers again, and a part of the text with time to spare is counted whole.
     small = stub.CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hi")]), timeout=10)
     assert small.total == 1
