@@ -1,29 +1,37 @@
-/* Short pieces merged side by side by tiktoken's rule: the merges of up to TK_MERGE_GROUP pieces, one step of
- * each in turn (module.c's loop over a text's pieces, for the pieces of a batch the short table lacks).
+/* Short pieces merged side by side by tiktoken's rule, or by one of the two merge lists short_merge.h takes: the
+ * merges of up to TK_MERGE_GROUP pieces, one step of each in turn (module.c's loop over a text's pieces, for the
+ * pieces of a batch the short table lacks).
  *
  *     const uint8_t *pieces[TK_MERGE_GROUP]; uint8_t lens[TK_MERGE_GROUP];       // m pieces of 1-15 bytes
  *     uint32_t ids[TK_MERGE_GROUP][TK_GROUP_PIECE]; uint8_t n_ids[TK_MERGE_GROUP];
- *     tk_bpe_merge_group(&table, pieces, lens, m, ids, n_ids);                     // piece g: n_ids[g] ids
+ *     tk_bpe_merge_group(&table, NULL, 0, pieces, lens, m, ids, n_ids);          // piece g: n_ids[g] ids
+ *     tk_bpe_merge_group(&table, &rule, n_vocabulary_ids, pieces, ...);          // a list's rule (tk_list_rule)
  *
  * Why: a merge step of one piece (short_merge.h) waits for the look-ups of the two pairs its merge made (the
  * rank table's filter word and slot, which miss the core's caches: most of merge_short's time, perf) before
  * it can choose the next merge. The pieces of a text are independent, so here a step chooses a merge and only
  * fetches its two look-ups' lines; the other pieces' steps run meanwhile, and the look-ups are read when the
- * piece's turn comes again. The rule is short_merge.h's (links, the lowest rank << 8 | position, leftmost on
- * ties), for pieces that fit one 16-key scan. */
+ * piece's turn comes again. The rule is short_merge.h's (links, the lowest key | position, leftmost on
+ * ties; a key as tk_pair_key makes it), for pieces that fit one 16-key scan.
+ * The lists' rules too: tokenizer.json models (Llama 3's every-split list, Qwen's trained one) merged their
+ * unseen short pieces one at a time, each step waiting for its look-ups, and counted first-pass code and
+ * multilingual text at 0.90-0.97x fastokens where cl100k_base, grouped, was at 1.15-1.23x
+ * (docs/decisions.md, "Unseen short pieces of the merge lists grouped"). */
 #include <string.h>
 
+#include "short_merge.h"
 #include "tokend_native.h"
 
 typedef struct {
     uint64_t prefix, hash; /* a candidate of <= 8 bytes: its prefix word; any: its slot hash */
     uint8_t pos;           /* the key it sets: key[pos] */
     uint8_t start, n;      /* its bytes buf[start, start + n); n 0: longer than any token (no look-up) */
+    uint8_t left_n;        /* bytes of its left part (a trained list's check) */
 } group_look;
 
 typedef struct {
     uint8_t buf[TK_GROUP_PIECE + 9];     /* the piece zero-padded to 24 bytes: 8 readable from any position */
-    uint64_t key[TK_GROUP_PIECE + 1];    /* rank of the pair (part k, the part after it) << 8; NO_KEY: none */
+    uint64_t key[TK_GROUP_PIECE + 1];    /* tk_pair_key of the pair (part k, the part after it); no key: none */
     uint8_t next[TK_GROUP_PIECE], prev[TK_GROUP_PIECE];
     uint32_t id[TK_GROUP_PIECE];
     uint8_t len, scan, n_look;           /* scan: the keys a scan reads, len rounded up to 4 */
@@ -32,14 +40,23 @@ typedef struct {
 
 _Static_assert(TK_GROUP_PIECE + 1 == 16, "a piece's keys are scanned 4 at a time from one array of 16");
 
-#define NO_KEY ((uint64_t)TK_NO_RANK << 8)
+/* The merge rule, constant in each of the group merge's copies (merge_group is always inlined): tiktoken's
+ * (left_len_by_id NULL, then_left 0), a trained list's (left_len_by_id) or an every-split list's (then_left). */
+typedef struct {
+    const uint16_t *left_len_by_id;
+    size_t n_ids;
+    int then_left;
+} group_rule;
 
-/* The pair [start, end) (>= 3 bytes) that sets key[pos]: its hash made and its filter word and slot fetched. */
-static inline void prepare_look(const tk_rank_table *table, group_piece *g, size_t pos, size_t start, size_t end) {
+/* The pair [start, mid) + [mid, end) (>= 3 bytes) that sets key[pos]: its hash made and its filter word and slot
+ * fetched. */
+static inline void prepare_look(const tk_rank_table *table, group_piece *g, size_t pos, size_t start, size_t mid,
+                                size_t end) {
     group_look *l = &g->look[g->n_look++];
     size_t n = end - start;
     l->pos = (uint8_t)pos;
     l->start = (uint8_t)start;
+    l->left_n = (uint8_t)(mid - start);
     l->n = (uint8_t)n;
     if (n <= 8) {
         uint64_t prefix;
@@ -58,7 +75,8 @@ static inline void prepare_look(const tk_rank_table *table, group_piece *g, size
     __builtin_prefetch(&table->slots[l->hash & table->mask], 0, 3);
 }
 
-static inline void resolve_looks(const tk_rank_table *table, group_piece *g) {
+static inline __attribute__((always_inline)) void resolve_looks(const tk_rank_table *table, const group_rule rule,
+                                                                group_piece *g) {
     for (size_t j = 0; j < g->n_look; j++) {
         const group_look *l = &g->look[j];
         uint32_t rank;
@@ -69,7 +87,8 @@ static inline void resolve_looks(const tk_rank_table *table, group_piece *g) {
         else
             rank = tk_rank_filter_passes(table, l->hash) ? tk_rank_of_long_hashed(table, g->buf + l->start, l->n, l->hash)
                                                          : TK_NO_RANK;
-        g->key[l->pos] = (uint64_t)rank << 8; /* TK_NO_RANK: NO_KEY */
+        /* the left part's id: part l->pos has not merged since the look was made (its piece waited for it) */
+        g->key[l->pos] = tk_pair_key(rank, g->id[l->pos], rule.then_left, rule.left_len_by_id, rule.n_ids, 0, l->left_n);
     }
     g->n_look = 0;
 }
@@ -77,28 +96,32 @@ static inline void resolve_looks(const tk_rank_table *table, group_piece *g) {
 static inline uint64_t lower(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* The piece's next merge, made, its two new pairs' look-ups started; 0 when no pair is a token (done). */
-static inline int merge_step(const tk_rank_table *table, group_piece *g) {
-    const uint64_t *key = g->key;
+static inline __attribute__((always_inline)) int merge_step(const tk_rank_table *table, const group_rule rule,
+                                                            group_piece *g) {
+    const uint64_t *key = g->key, no_key = tk_no_key(rule.then_left);
     uint64_t best = UINT64_MAX;
     for (size_t k = 0; k < g->scan; k += 4) /* the keys up to len, rounded up to 4 (no key past len - 1) */
         best = lower(best, lower(lower(key[k] | k, key[k + 1] | (k + 1)), lower(key[k + 2] | (k + 2), key[k + 3] | (k + 3))));
-    if (best >= NO_KEY) return 0;
+    if (best >= no_key) return 0;
     size_t at = (size_t)(best & 0xFF), right = g->next[at], end = g->next[right]; /* at + right = [at, end) */
-    g->id[at] = (uint32_t)(best >> 8);
-    g->key[right] = NO_KEY;
+    g->id[at] = (uint32_t)(best >> tk_merged_shift(rule.then_left));
+    g->key[right] = no_key;
     g->next[at] = (uint8_t)end;
-    if (at > 0) prepare_look(table, g, g->prev[at], g->prev[at], end);
+    if (at > 0) prepare_look(table, g, g->prev[at], g->prev[at], at, end);
     if (end < g->len) {
         g->prev[end] = (uint8_t)at;
-        prepare_look(table, g, at, at, g->next[end]);
+        prepare_look(table, g, at, at, end, g->next[end]);
     } else {
-        g->key[at] = NO_KEY;
+        g->key[at] = no_key;
     }
     return 1;
 }
 
-void tk_bpe_merge_group(const tk_rank_table *table, const uint8_t *const *pieces, const uint8_t *lens, size_t m,
-                        uint32_t (*ids)[TK_GROUP_PIECE], uint8_t *n_ids) {
+static inline __attribute__((always_inline)) void merge_group(const tk_rank_table *table, const group_rule rule,
+                                                              const uint8_t *const *pieces, const uint8_t *lens,
+                                                              size_t m, uint32_t (*ids)[TK_GROUP_PIECE],
+                                                              uint8_t *n_ids) {
+    const uint64_t no_key = tk_no_key(rule.then_left);
     group_piece group[TK_MERGE_GROUP];
     uint8_t live[TK_MERGE_GROUP];
     size_t n_live = 0;
@@ -123,19 +146,20 @@ void tk_bpe_merge_group(const tk_rank_table *table, const uint8_t *const *pieces
         g->n_look = 0;
         for (size_t k = 0; k < len; k++) {
             g->id[k] = table->byte_rank[g->buf[k]];
-            g->key[k] = (uint64_t)table->pair_rank[(g->buf[k] << 8) | g->buf[k + 1]] << 8;
+            g->key[k] = tk_pair_key(table->pair_rank[(g->buf[k] << 8) | g->buf[k + 1]], g->id[k], rule.then_left,
+                                    rule.left_len_by_id, rule.n_ids, k, k + 1);
             g->next[k] = (uint8_t)(k + 1);
             g->prev[k] = (uint8_t)(k - 1); /* prev[0] is never read */
         }
-        for (size_t k = len - 1; k < 16; k++) g->key[k] = NO_KEY; /* the last byte's pair with the padding too */
+        for (size_t k = len - 1; k < 16; k++) g->key[k] = no_key; /* the last byte's pair with the padding too */
     }
     for (size_t i = 0; i < m; i++) live[n_live++] = (uint8_t)i;
     while (n_live) {
         size_t kept = 0;
         for (size_t j = 0; j < n_live; j++) {
             group_piece *g = &group[live[j]];
-            resolve_looks(table, g);
-            if (merge_step(table, g)) live[kept++] = live[j];
+            resolve_looks(table, rule, g);
+            if (merge_step(table, rule, g)) live[kept++] = live[j];
         }
         n_live = kept;
     }
@@ -145,4 +169,14 @@ void tk_bpe_merge_group(const tk_rank_table *table, const uint8_t *const *pieces
         for (size_t k = 0; k < g->len; k = g->next[k]) ids[i][n++] = g->id[k];
         n_ids[i] = (uint8_t)n;
     }
+}
+
+void tk_bpe_merge_group(const tk_rank_table *table, const tk_list_rule *list, size_t n_ids, const uint8_t *const *pieces,
+                        const uint8_t *lens, size_t m, uint32_t (*ids)[TK_GROUP_PIECE], uint8_t *n_ids_out) {
+    if (!list)
+        merge_group(table, (group_rule){NULL, 0, 0}, pieces, lens, m, ids, n_ids_out);
+    else if (list->ties_by_split)
+        merge_group(table, (group_rule){NULL, 0, 1}, pieces, lens, m, ids, n_ids_out);
+    else
+        merge_group(table, (group_rule){list->left_len_by_id, n_ids, 0}, pieces, lens, m, ids, n_ids_out);
 }

@@ -112,6 +112,8 @@ typedef struct {
      * only with the GIL held, so a holder of the GIL that reads 0 is the table's one user until it lets the
      * GIL go. */
     size_t unlocked_users;
+    /* Short pieces merged in groups (merge_grouped) so far: short_table_stats()["grouped"], for tests. */
+    size_t grouped;
 } BpeCore;
 
 /* The ids of `piece` by this core's merge rule (without the whole-piece shortcut). */
@@ -517,6 +519,12 @@ static inline int may_be_cut(const tk_rank_table *table, const uint8_t *piece, s
     return found;
 }
 
+/* Whether the pair rule's merge list is one tk_bpe_merge_group takes: merge_index.c's two kinds in merged-id order
+ * (an every-split list, a trained one), whose short pieces tk_indexed_pair_merge gives to short_merge.h. */
+static inline int groups_by_list(const BpeCore *self) {
+    return self->merge_index.tokens && (self->merge_index.all_splits || self->merge_index.left_len_by_id);
+}
+
 /* Short pieces the table lacks, merged side by side (tk_bpe_merge_group) and added to the table as emit_short
  * adds one: grouped[g] for g < m, the same piece as grouped[same[g]] (an earlier one, or itself: only those are
  * merged). A count: how many ids they have. An encode: each piece's ids go to the room its bytes took in the sink
@@ -536,7 +544,10 @@ static size_t merge_grouped(BpeCore *self, Sink *sink, const uint8_t *text, cons
         pieces[n_merged] = text + grouped[g].p.start;
         lens[n_merged++] = (uint8_t)grouped[g].p.len;
     }
-    tk_bpe_merge_group(&self->table, pieces, lens, n_merged, ids, n_ids);
+    const tk_list_rule list = {self->merge_index.left_len_by_id, self->merge_index.all_splits};
+    tk_bpe_merge_group(&self->table, self->pair_rule ? &list : NULL, self->merge_index.n_ids, pieces, lens, n_merged,
+                       ids, n_ids);
+    self->grouped += n_merged;
     size_t count = 0, write = counting ? 0 : holes[0];
     for (size_t g = 0; g < m; g++) {
         size_t k = merged[g], len = grouped[g].p.len;
@@ -577,13 +588,13 @@ static inline __attribute__((always_inline)) int emit_pieces(BpeCore *self, Sink
     uint64_t hits = 0; /* merged pieces found in the table count as the piece cache's hits */
     size_t count = 0;
     int failed = 0;
-    /* Short pieces to merge under tiktoken's rule, merged TK_MERGE_GROUP different ones at a time
-     * (merge_grouped); an encode leaves room for their ids at holes[g]. A group waits across batches until it
+    /* Short pieces to merge under tiktoken's rule or a list's (groups_by_list), merged TK_MERGE_GROUP different ones
+     * at a time (merge_grouped); an encode leaves room for their ids at holes[g]. A group waits across batches until it
      * is full (or TK_GROUP_SPAN pieces with repeats wait, or the text ends): English and code have ~1 unseen
      * piece a batch, which merged alone waited for each look-up in turn (first pass `count` 1.03-1.06x, in
      * docs/decisions.md). A piece that comes again while it waits is merged once (the table does not hold it
      * yet): code repeats its new identifiers. */
-    const int grouping = !self->pair_rule && shorts;
+    const int grouping = shorts && (!self->pair_rule || groups_by_list(self));
     tk_short_pending grouped[TK_GROUP_SPAN];
     size_t holes[TK_GROUP_SPAN];
     uint8_t same[TK_GROUP_SPAN];
@@ -1091,10 +1102,10 @@ static PyObject *BpeCore_short_table_stats(BpeCore *self, PyObject *Py_UNUSED(ig
     size_t bytes = t->entries ? (t->mask + 1) * sizeof *t->entries + t->more_cap * sizeof *t->more +
                                     t->n_built * sizeof *t->built
                               : 0;
-    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:O,s:n,s:n}", "state", states[self->shorts_state], "tokens",
+    return Py_BuildValue("{s:s,s:n,s:n,s:n,s:O,s:n,s:n,s:n}", "state", states[self->shorts_state], "tokens",
                          (Py_ssize_t)t->n_tokens, "added", (Py_ssize_t)added, "max_added", (Py_ssize_t)t->max_added,
                          "all_tokens", t->all_tokens ? Py_True : Py_False, "bytes", (Py_ssize_t)bytes, "refills",
-                         (Py_ssize_t)t->refills);
+                         (Py_ssize_t)t->refills, "grouped", (Py_ssize_t)self->grouped);
 }
 
 /* For tests: where each piece (bytes of 1-TK_SHORT_MAX_LEN) sits in the short table, as probes past its home
@@ -1510,7 +1521,8 @@ static PyMethodDef BpeCore_methods[] = {
      "with flag=(str, ...): (ids or counts, indices of the texts containing one of them)"},
     {"cache_stats", (PyCFunction)BpeCore_cache_stats, METH_NOARGS, "cache_stats() -> (hits, misses, size, capacity)"},
     {"short_table_stats", (PyCFunction)BpeCore_short_table_stats, METH_NOARGS,
-     "short_table_stats() -> {state, tokens, added, max_added, all_tokens, bytes, refills} (short_table.h)"},
+     "short_table_stats() -> {state, tokens, added, max_added, all_tokens, bytes, refills, grouped} (short_table.h; "
+     "grouped: the table's misses merged side by side, bpe_merge_group.c)"},
     {"short_table_places", (PyCFunction)BpeCore_short_table_places, METH_O,
      "short_table_places(pieces) -> each piece's probes past its home slot in the short table (0: home; -1: not held)"},
     {"count_parts", (PyCFunction)BpeCore_count_parts, METH_VARARGS, "count_parts(parts, ends) -> tokens per run (text_parts.h)"},

@@ -507,14 +507,16 @@ static inline ptrdiff_t tk_bpe_merge_without_heap(const tk_rank_table *table, co
  * (TK_SHORT_MERGE_MAX_IDS). */
 ptrdiff_t tk_bpe_merge_list_order(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out);
 
-/* tiktoken's rule for up to TK_MERGE_GROUP pieces of 1-TK_GROUP_PIECE bytes at once, their steps taken in turn so
- * that one piece's look-ups are fetched while the others merge (bpe_merge_group.c): piece g's n_ids[g] ids in
- * ids[g]. The same ids as tk_bpe_merge (every single byte must have a rank). */
+/* tiktoken's rule (`list` NULL) or a list's (tk_list_rule: an every-split list's ties, or a trained list's left
+ * lengths by merged id, below `n_ids`) for up to TK_MERGE_GROUP pieces of 1-TK_GROUP_PIECE bytes at once, their
+ * steps taken in turn so that one piece's look-ups are fetched while the others merge (bpe_merge_group.c): piece
+ * g's n_ids_out[g] ids in ids[g]. The same ids as tk_bpe_merge, or tk_indexed_pair_merge for the list (every
+ * single byte must have a rank). */
 #define TK_MERGE_GROUP 8 /* 4 and 16 measured 0.98 and 0.91-1.01x 8 on multilingual count */
 #define TK_GROUP_PIECE 15
 #define TK_GROUP_SPAN 16 /* module.c: pieces waiting for a group, repeats included */
-void tk_bpe_merge_group(const tk_rank_table *table, const uint8_t *const *pieces, const uint8_t *lens, size_t m,
-                        uint32_t (*ids)[TK_GROUP_PIECE], uint8_t *n_ids);
+void tk_bpe_merge_group(const tk_rank_table *table, const tk_list_rule *list, size_t n_ids, const uint8_t *const *pieces,
+                        const uint8_t *lens, size_t m, uint32_t (*ids)[TK_GROUP_PIECE], uint8_t *n_ids_out);
 
 /* ---- pair-priority BPE -------------------------------------------------------------------------- */
 typedef struct {

@@ -227,3 +227,101 @@ def test_cut_pieces_merged_from_their_first_cut_against_tiktoken(name):
         expected = _oracle(name).encode_ordinary(text)
         same = core.encode(text) == expected if op == "encode" else core.count(text) == len(expected)
         assert same, text[:300]
+
+
+@functools.lru_cache(maxsize=None)
+def _list_models():
+    """Byte-level merge lists of both kinds merge_index.c orders by merged id: Llama 3's every split (the whole-piece
+    shortcut: ignore_merges), Qwen 3's and GPT-2's trained lists (no shortcut: a short token that does not merge to
+    itself is merged), each beside `tokenizers` on the same file."""
+    import json
+
+    import tokenizers
+
+    from support import tokenizer_json as files
+    from tokend.engine import Encoding, parse_tokenizer_json
+
+    models = {}
+    for name, build in (("llama3", files.llama3_tokenizer_json), ("qwen3", files.qwen3_tokenizer_json),
+                        ("gpt2", files.gpt2_tokenizer_json)):
+        document = build()
+        models[name] = (parse_tokenizer_json(document, name=name).model,
+                        tokenizers.Tokenizer.from_str(json.dumps(document)))
+    return models
+
+
+@pytest.mark.parametrize("name", ["llama3", "qwen3", "gpt2"])
+@pytest.mark.parametrize("seed", range(2))
+def test_merge_lists_group_their_unseen_short_pieces_like_tokenizers(name, seed):
+    """The lists' rules in the group (tk_list_rule: Llama 3's ties of two splits by left id, Qwen's and GPT-2's one
+    left length a merged id): first passes (every piece unseen, merged in groups: `grouped` counts them) and second
+    passes (found in the table), encode and count each on a fresh Encoding, against `tokenizers`' ids. Before, a
+    list's short pieces were merged one at a time (`grouped` stayed 0)."""
+    from tokend.engine import Encoding
+
+    model, oracle = _list_models()[name]
+    rng = random.Random(700 + seed)
+    texts = [_text(rng, rng.randint(1, 300), "cl100k_base") for _ in range(40)]
+    texts += ["".join(rng.choice(_UNCUT + _CUT + _RARE + "0123456789 .,;()") for _ in range(rng.randint(1, 400)))
+              for _ in range(20)]
+    expected = [oracle.encode(text, add_special_tokens=False).ids for text in texts]
+    for op in ("encode", "count"):
+        encoding = Encoding.from_model(model)
+        core = encoding._core
+        for _ in range(40):  # 352 KB: the short table is built after 256 KiB of text (of texts below 64 KiB)
+            encoding.count(" the of and" * 800)
+        for _ in range(2):  # the first pass merges, the second finds what the first added
+            for text, ids in zip(texts, expected):
+                same = encoding.encode(text) == ids if op == "encode" else encoding.count(text) == len(ids)
+                assert same, (op, text[:300])
+        stats = core.short_table_stats()
+        assert stats["state"] == "ready" and stats["added"] > 0
+        assert stats["grouped"] > 0
+
+
+def _random_list(rng: random.Random, alphabet: bytes, every_split: bool) -> tuple[dict[bytes, int], list[int]]:
+    """A vocabulary over two or three letters (every byte a token, then tokens of up to 8 bytes, ids in creation
+    order) and its merge list: every split in (merged id, left id) order (Llama 3's kind), or one split of each
+    token picked at random, in merged-id order (a trained list, where tiktoken's rule, joining any two parts
+    that make a token, gives other ids)."""
+    ids = {bytes([b]): b for b in range(256)}
+    tokens = [bytes([letter]) for letter in alphabet]
+    for _ in range(rng.randint(5, 80)):
+        token = rng.choice(tokens) + rng.choice(tokens)
+        if len(token) <= 8 and token not in ids:
+            ids[token] = len(ids)
+            tokens.append(token)
+    merges = sorted(((ids[token[:at]], ids[token[at:]], token_id) for token, token_id in ids.items()
+                     for at in range(1, len(token)) if token[:at] in ids and token[at:] in ids),
+                    key=lambda merge: (merge[2], merge[0]))
+    if not every_split:
+        one = {}
+        for merge in sorted(merges, key=lambda merge: (merge[2], rng.random())):
+            one.setdefault(merge[2], merge)
+        merges = sorted(one.values(), key=lambda merge: merge[2])
+    return ids, [value for merge in merges for value in merge]
+
+
+@pytest.mark.parametrize("every_split", [True, False], ids=["every-split", "trained"])
+def test_random_lists_group_short_pieces_as_the_pair_table_merges_them(every_split):
+    """Random merge lists of both kinds: words of 1-15 letters merged in groups (through the vocabulary, the list's
+    rule in the group) give the ids the pair table's merge gives them one at a time (pair_merge.c, held to the Python
+    reference in test_native_pair_merge.py), on first and second passes. Real lists (Llama 3's, Qwen 3's) rarely
+    tell the lists' rules from tiktoken's on short pieces; these do."""
+    from array import array
+
+    rng = random.Random(41 if every_split else 42)
+    for _ in range(25):
+        alphabet = b"ab" if rng.random() < 0.5 else b"abc"
+        ids, merges = _random_list(rng, alphabet, every_split)
+        text = " ".join(bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 15))).decode() for _ in range(600))
+        expected = BpeCore(ids, "cl100k", merges=array("I", merges), ignore_merges=every_split, merge_index=False,
+                           short_table_after=0)
+        for op in ("encode", "count"):
+            core = BpeCore(ids, "cl100k", merges=array("I", merges), ignore_merges=every_split, short_table_after=0)
+            # a trained list whose tokens have one split each is every split too
+            assert core.merge_path in ({"pairs-all-splits"} if every_split else {"pairs-all-splits", "pairs-by-id"})
+            for _ in range(2):
+                got, want = (core.encode(text), expected.encode(text)) if op == "encode" else (core.count(text), expected.count(text))
+                assert got == want
+            assert core.short_table_stats()["grouped"] > 0

@@ -88,7 +88,7 @@ def test_a_default_core_builds_it_after_256_kib_of_text_and_never_when_told():
     for _ in range(8):
         never.count(text)
     assert never.short_table_stats() == {"state": "none", "tokens": 0, "added": 0, "max_added": 0,
-                                         "all_tokens": False, "bytes": 0, "refills": 0}
+                                         "all_tokens": False, "bytes": 0, "refills": 0, "grouped": 0}
     with pytest.raises(ValueError, match="short_table_after"):
         BpeCore(_ranks("cl100k_base"), "cl100k", short_table_after=-2)
 
