@@ -120,13 +120,26 @@ static inline uint64_t tab_mask(const uint8_t *p) {
 
 static inline int is_window_byte(uint8_t b) { return (b >= ' ' && b <= '~') || b == '\n'; }
 
+#if TK_BULK_WIDE
+/* The byte where the window's character k starts (64: it has fewer), by one pdep: a wide window's only. */
+static inline __attribute__((target("bmi2"))) unsigned wide_char_byte(uint64_t first, unsigned k) {
+    uint64_t at = k < 64 ? _pdep_u64(1ull << k, first) : 0;
+    return at ? (unsigned)__builtin_ctzll(at) : 64;
+}
+#endif
+
 /* Bit k of a window's masks is its byte k, or its character k in a wide window (below), whose characters'
- * first bytes are the bits of `first` (~0 in an ASCII window): where character k starts. Only read at an
- * apostrophe (contractions, suffixes), so a loop will do. */
+ * first bytes are the bits of `first` (~0 in an ASCII window): where character k starts. Read at an
+ * apostrophe (contractions, suffixes) and where a wide window ends (its retry): a loop over the bits there
+ * was 3 % of a multilingual split's instructions. */
 static inline unsigned char_byte(uint64_t first, unsigned k) {
     if (first == ~0ull) return k;
+#if TK_BULK_WIDE
+    return wide_char_byte(first, k); /* first != ~0 only in wide windows, which only run with BMI2 */
+#else
     for (unsigned i = 0; i < k && first; i++) first &= first - 1;
     return first ? (unsigned)__builtin_ctzll(first) : 64;
+#endif
 }
 
 /* cl100k: the contractions an apostrophe that joins a letter run at character i tries first (`at`: that
@@ -271,14 +284,22 @@ static TK_BULK_INLINE uint64_t window_starts(const uint8_t *p, const window_clas
  * one is a letter, a digit, whitespace or P as it is in ASCII. Under cl100k's rules a character of \p{L} is a
  * letter whatever its script, and every character of none of \p{L}, \p{N} and \s (marks, other punctuation,
  * symbols, format characters) is P. Under o200k's a letter is also upper- or lower-case-ish ([UP], [LO]):
- * only letters that are one of the two take part (Lu and Lt, or Ll: the cased scripts), since for one that
- * is both (Lm, Lo, marks: CJK, Arabic, Devanagari) whether an upper-case letter after it starts a piece
- * depends on what follows ([UP]*[LO]+ backtracks: "中A中" is one piece, "中A " two). A window holding
+ * Lu and Lt are upper-case, Ll lower-case, and a letter of both (Lm, Lo, and marks, M: CJK, Arabic, Thai,
+ * Devanagari) is taken as a lower-case letter. That is exact as long as none is right before an upper-case
+ * letter: [UP]*[LO]+ backtracks then ("中A中" is one piece, "中A " two, where a lower-case letter would cut
+ * before the A). From a start, the run of [UP] (upper-case and both) then either meets a lower-case letter,
+ * and [LO]+ takes the run of lower-case and both after it, or ends, and [UP]*[LO]+ gives back to its last
+ * letter of both cases, or [UP]+[LO]* takes it whole: with no letter of both cases before an upper-case one,
+ * the run of [UP] is upper-case letters then letters of both, and each way ends where it would for a
+ * lower-case letter in their place. A mark is no \p{L}: it is also the X of X?[UP]*[LO]+ (a piece that starts
+ * at it goes on into the letters after it, as a letter would), and a P of " ?P+" right after a P, where a
+ * letter would start a piece: the window ends at a mark after P too. A window holding
  * other scripts is taken in characters: each byte mask compressed to one bit a character (pext over the
  * characters' first bytes), the same rules, the starts spread back to bytes (pdep). What ends such a
  * window: other digits (\p{N} outside 0-9: the {1,3} count is kept for ASCII digits), other whitespace
  * (\s outside space and \n), ſ (s under (?i): "'ſ" is a contraction, and a suffix), a character cut by
- * the window's end, under o200k a letter of both cases, and what ends an ASCII window (\t, \r, controls).
+ * the window's end, under o200k a letter of both cases before an upper-case one and a mark after P, and what
+ * ends an ASCII window (\t, \r, controls).
  * Not for DeepSeek-V3's chain (a CJK stage of its own). Needs x86-64 with a fast BMI2 (x86-64-v3; not AMD's
  * families 15h and 17h, Bulldozer to Zen 2, whose pext and pdep are microcode, slower the more bits the
  * mask has); elsewhere such windows end at their first non-ASCII byte. */
@@ -286,6 +307,14 @@ static TK_BULK_INLINE uint64_t window_starts(const uint8_t *p, const window_clas
 static inline unsigned bit_index(uint64_t x) { return (unsigned)__builtin_ctzll(x); }
 
 #if TK_BULK_WIDE
+
+/* Bit i: byte i of the 64 at `bytes` has the bit `flag` (one bit). */
+static inline uint64_t class_bits(const uint8_t *bytes, uint8_t flag) {
+    unsigned shift = 7 - (unsigned)__builtin_ctz(flag);
+    __m128i x[4];
+    for (int k = 0; k < 4; k++) x[k] = _mm_sll_epi16(_mm_load_si128((const __m128i *)(bytes + 16 * k)), _mm_cvtsi32_si128((int)shift));
+    return movemask64(x[0], x[1], x[2], x[3]);
+}
 
 static TK_BULK_INLINE __attribute__((target("bmi2,popcnt"))) uint64_t wide_starts(const uint8_t *p, size_t pos, size_t *retry,
                                                                          const window_classes *c, int o200k,
@@ -301,9 +330,21 @@ static TK_BULK_INLINE __attribute__((target("bmi2,popcnt"))) uint64_t wide_start
     uint64_t stop = ~c->valid & first; /* a character of another kind, ASCII or not: found below */
     /* The masks are read only through pext over `first` below, so a character's class is its first byte's bit
      * alone (its continuation bytes' bits are never read), and the characters the loop takes are the bits of
-     * `stop` before the one it ended at: a character costs its decode, its look-up and a shift-or. */
-    uint64_t letters = 0, lowers = 0; /* bit i: the character at byte i is a letter, a lower-ish one */
-    unsigned end = 64;                /* where the loop stopped: the character of another kind, if any */
+     * `stop` before the one it ended at. A character costs its decode, its look-up, and under cl100k's rules a
+     * shift-or (one mask: letters); under o200k's, with four masks to make, the store of its class byte at its
+     * first byte's place, the masks taken from those bytes after the loop, 16 at a time (a shift-or a
+     * character for each mask cost 13 instructions a character more; the bytes' fixed cost lost cl100k's
+     * split of Latin text, a few such characters a window, 4 %). */
+    uint8_t classes_at[64] __attribute__((aligned(16))); /* o200k: byte i: the classes of the character at byte i */
+    uint64_t letters = 0; /* cl100k: bit i: the character at byte i is a letter (\p{L}) */
+    if (o200k)
+        for (int k = 0; k < 4; k++) _mm_store_si128((__m128i *)(classes_at + 16 * k), _mm_setzero_si128());
+    unsigned end = 64; /* where the loop stopped: the character of another kind, if any */
+    /* o200k: a window with no ASCII but letters after its first byte, where letters of both cases come (Thai,
+     * CJK, Lao: text without spaces), most likely lies inside one piece longer than itself and decides
+     * nothing: it ends at its first letter of both cases instead (the scanner takes such text) */
+    int both_end = o200k && !(c->valid & ~c->letter & ~1ull);
+    const uint8_t both_cases = TK_UC_UPPERISH | TK_UC_LOWERISH;
     for (uint64_t others = stop; others;) { /* the non-ASCII characters up to the first ASCII stop */
         unsigned i = bit_index(others);
         others &= others - 1;
@@ -320,21 +361,28 @@ static TK_BULK_INLINE __attribute__((target("bmi2,popcnt"))) uint64_t wide_start
                                    : (uint32_t)(b & 0x07) << 18 | (uint32_t)(p[i + 1] & 0x3f) << 12 |
                                          (uint32_t)(p[i + 2] & 0x3f) << 6 | (p[i + 3] & 0x3f);
         uint8_t classes = tk_unicode_classes(cp);
-        int upper = (classes & TK_UC_UPPERISH) != 0, lowerish = (classes & TK_UC_LOWERISH) != 0;
-        if ((classes & (TK_UC_NUMBER | TK_UC_SPACE)) || cp == 0x17f || (o200k && upper && lowerish)) {
+        if ((classes & (TK_UC_NUMBER | TK_UC_SPACE)) || cp == 0x17f || (both_end && (classes & both_cases) == both_cases)) {
             end = i;
             break;
         }
-        /* without a branch: in scripts with combining marks (Devanagari, Thai, Malayalam) a letter and a mark
-         * (P here) alternate as good as at random */
-        uint64_t is_letter = (classes & TK_UC_LETTER) != 0;
-        letters |= is_letter << i;
-        lowers |= (is_letter & (uint64_t)lowerish) << i;
+        if (o200k)
+            classes_at[i] = classes;
+        else /* without a branch: in scripts with combining marks (Devanagari, Thai, Malayalam) a letter and a
+              * mark (P under cl100k) alternate as good as at random */
+            letters |= (uint64_t)((classes & TK_UC_LETTER) != 0) << i;
     }
     uint64_t taken = stop & ((end < 64 ? 1ull << end : 0) - 1); /* end 64: every bit of `stop` */
     stop &= ~taken;
+    uint64_t both = 0, marks = 0; /* o200k: letters of both cases (Lm, Lo, M), marks (M) */
+    if (o200k) { /* bit i: the character at byte i is a letter, upper-ish, ... (0 where none was taken) */
+        letters = class_bits(classes_at, TK_UC_LETTER);
+        uint64_t uppers = class_bits(classes_at, TK_UC_UPPERISH), lowerishes = class_bits(classes_at, TK_UC_LOWERISH);
+        both = uppers & lowerishes;
+        marks = class_bits(classes_at, TK_UC_MARK);
+        letters |= marks;   /* a letter of the rules, as the letters of both cases */
+        lower |= lowerishes; /* Ll, Lm, Lo, M: all letters of the rules now */
+    }
     letter |= letters;
-    lower |= lowers;
     punct |= taken & ~letters;
     /* in characters from here: bit k is the window's character k */
     window_classes w;
@@ -346,10 +394,18 @@ static TK_BULK_INLINE __attribute__((target("bmi2,popcnt"))) uint64_t wide_start
     w.apostrophe = _pext_u64(c->apostrophe, first);
     w.slash = _pext_u64(c->slash, first);
     w.tab = 0; /* a tab is outside c->valid here: it ends the window */
-    w.valid = w.letter | w.digit | w.space | w.newline | _pext_u64(punct, first);
+    uint64_t w_punct = _pext_u64(punct, first);
+    w.valid = w.letter | w.digit | w.space | w.newline | w_punct;
     unsigned n_chars = (unsigned)__builtin_popcountll(first); /* 64 only when its one wide character is cut */
     uint64_t ends = _pext_u64(stop, first) | (w.newline & (w.space << 1));
-    if (o200k) ends |= w.slash & (w.newline << 1);
+    if (o200k) {
+        ends |= w.slash & (w.newline << 1);
+        /* Letters of both cases are lower-case letters to the rules (see above) but where one is right before
+         * an upper-case letter, and a mark right after P (its run's, or the X before a word): the window ends
+         * at that letter, at that mark. */
+        uint64_t upper_only = w.letter & ~w.lower;
+        ends |= (_pext_u64(both, first) & (upper_only >> 1)) | (_pext_u64(marks, first) & (w_punct << 1));
+    }
     /* what follows the last character is not known: the window ends there too (its last whitespace run is
      * left open: decided_starts), but that end is no character of another kind */
     unsigned valid = ends ? bit_index(ends) : n_chars; /* ends' bits are characters of the window: < n_chars */

@@ -723,6 +723,7 @@ void tk_pretokenize_init(void);
 #define TK_UC_SPACE 0x04
 #define TK_UC_UPPERISH 0x08
 #define TK_UC_LOWERISH 0x10
+#define TK_UC_MARK 0x20
 #define TK_UC_CODE_POINTS 0x110000 /* the tables' reach: code points past it have no class */
 extern const uint16_t tk_class_stage1[TK_UC_CODE_POINTS >> 8]; /* unicode_classes.h: a block per 256 code points */
 extern const uint8_t tk_class_stage2[];                         /* the blocks' class bits */

@@ -203,3 +203,67 @@ def test_every_pattern_with_wide_windows_splits_other_scripts_like_its_reference
     for _ in range(200):
         text = "".join(rng.choice(pieces) for _ in range(rng.randrange(20, 150)))
         assert split(text) == case.reference(text), f"{case.name}: {text!r}"
+
+
+# Random Unicode for the wide windows: characters of every general category (each script's letters of one
+# case and of both, marks, other digits, whitespace kinds, punctuation, symbols, format characters;
+# surrogate-free), mixed with ASCII words, spaces, digits and apostrophes, in texts long enough for windows.
+# o200k's rules take a letter of both cases (Lm, Lo) and a mark as a lower-case letter, except right before an
+# upper-case letter, and a mark right after P: the pools put those side by side often.
+def _code_points_by_category() -> dict[str, list[str]]:
+    import unicodedata
+
+    pools: dict[str, list[str]] = {}
+    for code_point in range(0x80, 0x30000):
+        if 0xD800 <= code_point < 0xE000:
+            continue
+        category = unicodedata.category(chr(code_point))
+        if category not in ("Cn", "Co", "Cs"):
+            pools.setdefault(category, []).append(chr(code_point))
+    return pools
+
+
+_POOLS = _code_points_by_category()
+_ASCII_BITS = ["a", "Z", "word", "Word", "WORD", " ", "  ", "\n", "1", "123", "'s", "'LL", "'", "!", ".", "-", "/",
+               " x", "\t"]  # fmt: skip
+
+
+def _random_unicode_text(rng: random.Random) -> str:
+    categories = rng.sample(sorted(_POOLS), rng.randrange(1, 6))
+    # a few characters of each chosen category, drawn again and again: runs of one script, as text has
+    chosen = [rng.choice(_POOLS[category]) for category in categories for _ in range(3)]
+    if rng.random() < 0.7:
+        chosen += rng.sample(_ASCII_BITS, rng.randrange(1, 6))
+    return "".join(rng.choice(chosen) for _ in range(rng.randrange(40, 400)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_random_unicode_of_every_category_splits_like_regex(rng):
+    for _ in range(5):
+        _assert_wide_rules_like_regex(_random_unicode_text(rng))
+
+
+@pytest.mark.parametrize("case", [case for case in BULK_CASES if case.ours(use_builtin=True)[1] != "gpt2"],
+                         ids=lambda case: case.name)
+def test_every_pattern_with_wide_windows_splits_random_unicode_like_its_reference(case):
+    split = case.ours(use_builtin=True)[0]
+    rng = random.Random("unicode " + case.name)
+    for _ in range(300):
+        text = _random_unicode_text(rng)
+        assert split(text) == case.reference(text), f"{case.name}: {text!r}"
+
+
+def test_o200k_letters_of_both_cases_beside_upper_case_letters_and_punctuation():
+    """Each pair of a letter of both cases or a mark beside an upper- or lower-case letter, P, a space or a
+    digit, at every offset of a window of such letters and in one with ASCII spaces (a window without them
+    ends at its first letter of both cases)."""
+    both = ["中", "ก", "ʰ", "ª", "\u0301", "\u093e", "\u0e31", "\u20dd"]
+    others = ["A", "a", "ǅ", "Ж", "ж", "!", "«", " ", "  ", "1", "'s", "'S", "\n"]
+    fillers = ["ภาษาไทยภาษาไทย" * 6, "слово Слово中文 " * 6, "中文的句子还有一些" * 8]
+    for x in both:
+        for y in others:
+            for snippet in (x + y, y + x, x + y + x, y + x + y, x + x + y + "a"):
+                for filler in fillers:
+                    for offset in range(0, 70, 3):
+                        _assert_wide_rules_like_regex(filler[:offset] + snippet + filler)
