@@ -3,6 +3,7 @@ tokend's own cl100k_base on the same text.
 
     python -m bench families            # full run, rewrites the families section of docs/bench-engine.md
     python -m bench families --quick    # smaller texts
+    python -m bench families --models llama3,qwen3 --kinds multilingual   # some cells (no report written)
 
 Models and references: OpenAI's gpt2, r50k_base, p50k_base, p50k_edit, o200k_harmony (tiktoken); Llama 3,
 Qwen 3 and a DeepSeek-V3-style pre-tokenizer as tokenizer.json files built the way tests build them
@@ -37,8 +38,12 @@ from bench.throughput import measure_cell, megabytes
 
 
 
-def _models():
-    """name -> (ours: () -> a new tokend Encoding, reference encode: text -> ids, reference name, ours' encode
+MODELS = ("gpt2", "r50k_base", "p50k_base", "p50k_edit", "o200k_harmony", "llama3", "qwen3", "deepseek-v3-style",
+          "tekken (NeMo)")
+
+
+def _models(selected=MODELS):
+    """`selected` names -> (ours: () -> a new tokend Encoding, reference encode: text -> ids, reference name, ours' encode
     arguments, () -> a new fastokens Peer on the same file, or None where fastokens reads no such file)."""
     import mistral_common
     import tiktoken
@@ -50,18 +55,22 @@ def _models():
     from tokend.engine import Encoding, parse_tokenizer_json, read_tekken_json
 
     models = {}
-    for name in ("gpt2", "r50k_base", "p50k_base", "p50k_edit", "o200k_harmony"):
+    for name in (name for name in ("gpt2", "r50k_base", "p50k_base", "p50k_edit", "o200k_harmony") if name in selected):
         oracle = tiktoken.get_encoding(name)
         # fastokens reads tiktoken files for cl100k_base and o200k_base only (its presets): the engine
         # benchmark has those
         models[name] = (lambda name=name: _fresh(tokend.get_encoding(name)), oracle.encode, "tiktoken", {}, None)
     for name, build in (("llama3", files.llama3_tokenizer_json), ("qwen3", files.qwen3_tokenizer_json),
                         ("deepseek-v3-style", files.deepseek_v3_style_tokenizer_json)):
+        if name not in selected:
+            continue
         document = build()
         oracle = tokenizers.Tokenizer.from_str(json.dumps(document))
         model = parse_tokenizer_json(document, name=name).model
         models[name] = (lambda model=model: Encoding.from_model(model), lambda text, oracle=oracle: oracle.encode(text, add_special_tokens=False).ids, "tokenizers", {},
                         lambda document=document: _fastokens(json.dumps(document)))
+    if "tekken (NeMo)" not in selected:
+        return models
     tekken_file = Path(mistral_common.__file__).parent / "data" / "tekken_240718.json"
     tekken = Tekkenizer.from_file(tekken_file)
     model = read_tekken_json(tekken_file.read_bytes(), name="tekken").model
@@ -88,11 +97,11 @@ def _fresh(encoding):
                            special_tokens=dict(encoding.special_tokens))
 
 
-def run(quick: bool, rounds: int = 3) -> list[str]:
+def run(quick: bool, rounds: int = 3, models=MODELS, kinds=KINDS) -> list[str]:
     import tokend
 
     limit = 600_000 if quick else 2_000_000
-    corpora = measurement_corpora(limit)
+    corpora = measurement_corpora(limit, kinds=kinds)
     cl100k = tokend.get_encoding("cl100k_base")
     lines = [
         "<!-- families -->",
@@ -120,10 +129,10 @@ def run(quick: bool, rounds: int = 3) -> list[str]:
         base = _fresh(cl100k)
         return Peer("cl100k", tokend.__version__, base.encode, base.count, "encode / count")
 
-    for name, (make_ours, reference, reference_name, policy, make_fast) in _models().items():
+    for name, (make_ours, reference, reference_name, policy, make_fast) in _models(models).items():
         theirs = Peer(reference_name, "", reference, lambda text, reference=reference: len(reference(text)), "encode")
         split = "native" if make_ours()._native_splitter is not None else "regex module"
-        for kind in KINDS:
+        for kind in kinds:
             warm, parts = corpora[kind]
             fast_verdict = None  # fastokens: timed only where exact on every text of the cell
             if make_fast is not None:
@@ -168,13 +177,24 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench families", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller texts")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per cell; medians are reported (default 3)")
-    parser.add_argument("--out", default="docs/bench-engine.md", help="report whose families section is rewritten ('' = none)")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models (default: all)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated kinds of text (default: all)")
+    parser.add_argument("--out", default=None,
+                        help="report whose families section is rewritten ('' = none; default docs/bench-engine.md, "
+                             "none when --models or --kinds leaves cells out)")
     args = parser.parse_args(argv)
+    models, kinds = tuple(args.models.split(",")), tuple(args.kinds.split(","))
+    unknown = sorted(set(models) - set(MODELS)) + sorted(set(kinds) - set(KINDS))
+    if unknown:
+        parser.error(f"unknown models or kinds {unknown}; models: {', '.join(MODELS)}; kinds: {', '.join(KINDS)}")
+    whole = set(models) == set(MODELS) and set(kinds) == set(KINDS)
+    out = args.out if args.out is not None else ("docs/bench-engine.md" if whole else "")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = run(args.quick, args.rounds)
-    lines.insert(2, f"\n`python -m bench families{' --quick' if args.quick else ''} --rounds {args.rounds}` — {started}.")
+    lines = run(args.quick, args.rounds, models, kinds)
+    filters = "" if whole else f" --models {args.models} --kinds {args.kinds}"
+    lines.insert(2, f"\n`python -m bench families{' --quick' if args.quick else ''} --rounds {args.rounds}{filters}` — {started}.")
     section = "\n".join(lines)
     sys.stdout.write(section + "\n")
-    if args.out:
-        write_section(args.out, "families", section)
+    if out:
+        write_section(out, "families", section)
     return 0
