@@ -16,9 +16,10 @@ non-ASCII letters and spaces, controls; \\t under GPT-2's rules and the chain), 
 fall-back is crossed. A window also
 takes other scripts, in characters (2-4 bytes each, cut anywhere by the window's end): under cl100k's rules
 (cl100k, Llama 3, Qwen 2) their letters, marks and punctuation, under o200k's (o200k, Tekken) their
-punctuation and the letters of one case only (Lu, Lt or Ll); other digits and whitespace, ſ, and under
-o200k letters of both cases (CJK, Arabic, marks) end it: the texts of the `_SCRIPTS` tests are mostly of
-those. The whole
+punctuation and letters, those of both cases (Lm, Lo) and marks as lower-case ones; other digits and
+whitespace, ſ, and under o200k a letter of both cases before an upper-case one, a mark after P, and the
+first letter of both cases of a window with no ASCII but letters end it: the texts of the `_SCRIPTS` tests
+are mostly of those, and random Unicode of every category is held to the references too. The whole
 split is also held to tiktoken's ids through the conformance tests; this file is where a wrong rule shows
 up first, with the text that broke it.
 """
