@@ -28,6 +28,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
 
+from tokend.server.metric_writers import adder
+
 __all__ = ["ServerMetrics", "LATENCY_BUCKETS", "BATCH_BUCKETS", "write_values_under_cached_pid", "process_id"]
 
 # Tokenizing a short text takes tens of microseconds; a full 8 MiB batch, seconds.
@@ -143,7 +145,7 @@ class ServerMetrics:
         )
         self._cache_lock = threading.Lock()
         self._cache_seen: dict[tuple[str, str], tuple[int, int]] = {}  # (model, version) -> (hits, misses)
-        self._cache_series: dict[tuple[str, str], tuple[Any, Any]] = {}  # (model, version) -> (hits, misses) children
+        self._cache_series: dict[tuple[str, str], tuple[Any, Any]] = {}  # (model, version) -> (hits, misses) adders
         self._info_series: dict[tuple[str, str], Any] = {}  # (model, version) -> its tokend_model_info child, while loaded
 
     # ---- tokend.service.models.ModelObserver: first loads of a model version ----
@@ -177,10 +179,12 @@ class ServerMetrics:
                 return
             series = self._cache_series.get(key)
             if series is None:
-                series = self._cache_series[key] = (self.piece_cache_hits.labels(*key), self.piece_cache_misses.labels(*key))
+                series = self._cache_series[key] = (
+                    adder(self.piece_cache_hits.labels(*key)), adder(self.piece_cache_misses.labels(*key))
+                )
             # The engine's counters only grow; guard anyway so a counter never goes down.
             if hits > seen_hits:
-                series[0].inc(hits - seen_hits)
+                series[0](hits - seen_hits)
             if misses > seen_misses:
-                series[1].inc(misses - seen_misses)
+                series[1](misses - seen_misses)
             self._cache_seen[key] = (max(hits, seen_hits), max(misses, seen_misses))

@@ -29,6 +29,7 @@ from typing import Any
 import grpc
 from tokend_api import SERVICE_NAME
 
+from tokend.server.metric_writers import adder, observer, subtracter
 from tokend.server.metrics import ServerMetrics
 from tokend.server.running_calls import RunningCalls, cut_status
 from tokend.server.unary_interceptor import MethodName, UnaryInterceptor, stream_end_code
@@ -53,14 +54,14 @@ class MetricsInterceptor(UnaryInterceptor):
         now = time.perf_counter()
         cut = self._running.cut()
         for context, (series, started) in cut:
-            series.seconds.observe(now - started)
-            series.handled(cut_status(context)).inc()
+            series.seconds(now - started)
+            series.handled(cut_status(context))(1)
         return len(cut)
 
     def handle(self, method: MethodName, behaviour: Callable[[Any, Any], Any], request: Any, context: Any) -> Any:
-        series = self._series(method)
-        series.started.inc()
-        series.in_flight.inc()
+        series = self._by_method.get(method.full) or self._series(method)
+        series.started(1)
+        series.in_flight(1)
         started = time.perf_counter()
         self._running[context] = (series, started)
         code = grpc.StatusCode.UNKNOWN
@@ -77,12 +78,12 @@ class MetricsInterceptor(UnaryInterceptor):
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
         finally:
-            series.in_flight.dec()
+            series.left()
             if self._running.pop(context, None) is None:  # counted by ``write_cut``: the worker is ending
                 pass
             elif outcome is None or code is not grpc.StatusCode.OK:
-                series.seconds.observe(time.perf_counter() - started)
-                series.handled(code).inc()
+                series.seconds(time.perf_counter() - started)
+                series.handled(code)(1)
             else:
                 _handled_at_end(outcome, series, started)
 
@@ -99,8 +100,8 @@ class MetricsInterceptor(UnaryInterceptor):
 
     def _measured_stream(self, method: MethodName, behaviour: Callable[[Any, Any], Iterator[Any]], request: Any, context: Any) -> Iterator[Any]:
         series = self._series(method)
-        series.started.inc()
-        series.in_flight.inc()
+        series.started(1)
+        series.in_flight(1)
         started = time.perf_counter()
         self._running[context] = (series, started)
         code = grpc.StatusCode.UNKNOWN
@@ -114,10 +115,10 @@ class MetricsInterceptor(UnaryInterceptor):
             code = stream_end_code(context)
             raise
         finally:
-            series.in_flight.dec()
+            series.left()
             if self._running.pop(context, None) is not None:  # else counted by ``write_cut``
-                series.seconds.observe(time.perf_counter() - started)
-                series.handled(code).inc()
+                series.seconds(time.perf_counter() - started)
+                series.handled(code)(1)
 
     def _record_usage(self, method: str, record: CallRecord) -> None:
         name, version = record.model  # type: ignore[misc]
@@ -125,11 +126,11 @@ class MetricsInterceptor(UnaryInterceptor):
         usage = self._usage.get(key)
         if usage is None:
             usage = self._usage.setdefault(key, _UsageSeries(self._metrics, *key))
-        usage.batch_items.observe(record.items)
-        usage.tokens.inc(record.tokens)
+        usage.batch_items(record.items)
+        usage.tokens(record.tokens)
         if record.operation == "decode":
             return
-        usage.input_bytes.inc(record.input_bytes)
+        usage.input_bytes(record.input_bytes)
         if self._piece_cache_stats is not None:
             stats = self._piece_cache_stats(name, version)
             if stats is not None:
@@ -141,39 +142,42 @@ def _handled_at_end(outcome: Any, series: _MethodSeries, started: float) -> None
 
     def write(status: grpc.StatusCode | None, ended: float) -> None:
         code = status or grpc.StatusCode.OK
-        series.seconds.observe((answered if code is grpc.StatusCode.OK else ended) - started)
-        series.handled(code).inc()
+        series.seconds((answered if code is grpc.StatusCode.OK else ended) - started)
+        series.handled(code)(1)
 
     outcome.then(write)
 
 
 class _MethodSeries:
-    """The labelled series of one method, looked up once (``labels()`` costs a lock and a tuple of str per call)."""
+    """The writers of one method's labelled series, looked up once (``labels()`` costs a lock and a tuple of str
+    per call; metric_writers: a write without prometheus_client's checks of the child)."""
 
-    __slots__ = ("started", "in_flight", "seconds", "_metrics", "_labels", "_handled")
+    __slots__ = ("started", "in_flight", "left", "seconds", "_metrics", "_labels", "_handled")
 
     def __init__(self, metrics: ServerMetrics, method: MethodName) -> None:
         self._metrics = metrics
         self._labels = (method.grpc_type, method.service, method.method)
-        self.started = metrics.started.labels(*self._labels)
-        self.in_flight = metrics.in_flight.labels(method.method)
-        self.seconds = metrics.handling_seconds.labels(*self._labels)
-        self._handled: dict[grpc.StatusCode, Any] = {}
+        self.started = adder(metrics.started.labels(*self._labels))
+        in_flight = metrics.in_flight.labels(method.method)
+        self.in_flight, self.left = adder(in_flight), subtracter(in_flight)
+        self.seconds = observer(metrics.handling_seconds.labels(*self._labels))
+        self._handled: dict[grpc.StatusCode, Callable[[float], None]] = {}
 
-    def handled(self, code: grpc.StatusCode) -> Any:
-        child = self._handled.get(code)
-        if child is None:
-            child = self._handled.setdefault(code, self._metrics.handled.labels(*self._labels, code.name))
-        return child
+    def handled(self, code: grpc.StatusCode) -> Callable[[float], None]:
+        """The adder of ``grpc_server_handled_total`` for ``code``."""
+        add = self._handled.get(code)
+        if add is None:
+            add = self._handled.setdefault(code, adder(self._metrics.handled.labels(*self._labels, code.name)))
+        return add
 
 
 class _UsageSeries:
-    """The usage series of one (method, model, version, operation)."""
+    """The usage series' writers of one (method, model, version, operation)."""
 
     __slots__ = ("batch_items", "tokens", "input_bytes")
 
     def __init__(self, metrics: ServerMetrics, method: str, name: str, version: int, operation: str) -> None:
         usage = (name, str(version), operation)
-        self.batch_items = metrics.batch_items.labels(method)
-        self.tokens = metrics.tokens.labels(*usage)
-        self.input_bytes = metrics.input_bytes.labels(*usage)
+        self.batch_items = observer(metrics.batch_items.labels(method))
+        self.tokens = adder(metrics.tokens.labels(*usage))
+        self.input_bytes = adder(metrics.input_bytes.labels(*usage))
