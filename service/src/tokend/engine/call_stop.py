@@ -22,8 +22,6 @@ between its chunks of texts); the regex fallback (it has its own time bound, ``r
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 __all__ = ["CURRENT_STOP", "CallStop", "CallStopped", "stop_at"]
 
@@ -60,14 +58,23 @@ class CallStop:
         return bool(self._flag[0])
 
 
-@contextmanager
-def stop_at(stop: CallStop | None) -> Iterator[None]:
-    """Within it (this context and what runs in a copy of it), native engine calls honour ``stop``."""
-    if stop is None:
-        yield
-        return
-    token = CURRENT_STOP.set((stop.deadline or 0.0, stop._flag))
-    try:
-        yield
-    finally:
-        CURRENT_STOP.reset(token)
+class stop_at:  # noqa: N801 - used as a function: ``with stop_at(stop):``
+    """Within it (this context and what runs in a copy of it), native engine calls honour ``stop``.
+
+    A class, not a ``@contextmanager`` generator: every served text call enters one, and a generator-based
+    context manager costs several Python calls more per entry."""
+
+    __slots__ = ("_stop", "_token")
+
+    def __init__(self, stop: CallStop | None) -> None:
+        self._stop = stop
+        self._token: contextvars.Token[tuple[float, bytearray] | None] | None = None
+
+    def __enter__(self) -> None:
+        stop = self._stop
+        if stop is not None:
+            self._token = CURRENT_STOP.set((stop.deadline or 0.0, stop._flag))
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            CURRENT_STOP.reset(self._token)

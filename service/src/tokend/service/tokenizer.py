@@ -252,9 +252,10 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
     def _bulk(self, method: Any, item: str | bytes, call: CallState | None, **options: Any) -> Any:
         """``method(item, **options)``: an engine call, on the bulk lane when the item is large (the engine's
         work on it runs with the GIL released, so the lane's low priority delays no other call's GIL)."""
-        if self.lane is None:
+        lane = self.lane
+        if lane is None or len(item) < lane.min_bytes:  # (``lane.run`` would run it here too: no closure made)
             return method(item, **options)
-        return self.lane.run(lambda: method(item, **options), call=call, size=len(item))
+        return lane.run(lambda: method(item, **options), call=call, size=len(item))
 
     @contextmanager
     def _admitted(self, size: int, call: CallState | None, regex_chars: int | None = None) -> Iterator[RegexTime]:
