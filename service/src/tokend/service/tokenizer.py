@@ -26,8 +26,8 @@ always ordinary text). The streamed operations are in ``budgets`` / ``budget_str
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from functools import partial
 from typing import Any, Literal
 
@@ -257,8 +257,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
             return method(item, **options)
         return lane.run(lambda: method(item, **options), call=call, size=len(item))
 
-    @contextmanager
-    def _admitted(self, size: int, call: CallState | None, regex_chars: int | None = None) -> Iterator[RegexTime]:
+    def _admitted(self, size: int, call: CallState | None, regex_chars: int | None = None) -> _Admitted:
         """Hold ``size`` bytes of the worker's working memory (``admission``) until the call ends: the end
         of the front-end's ``recording()`` when there is one (its answer is built inside it), else here.
         Inside, the regex fallback's split patterns share one time bound for all the call's texts
@@ -266,23 +265,58 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         again); the RegexTime it yields is for work done after the block (a stream's). Inside, engine calls
         that honour a call stop (``call_stop``: the SentencePiece core) give up midway once the call's
         deadline passes or its caller goes; the batch loop names the item, anything else is answered here."""
-        release = None if self.admission is None else self.admission.reserve(size, call=call)
+        return _Admitted(self, size, call, regex_chars)
+
+
+class _Admitted:
+    """``TokenizerService._admitted``'s scope. A class, not a ``@contextmanager`` generator: every call enters one,
+    and a generator-based context manager costs several Python calls more per entry."""
+
+    __slots__ = ("_service", "_size", "_call", "_regex_chars", "_release", "_regex_time", "_stop")
+
+    def __init__(self, service: TokenizerService, size: int, call: CallState | None, regex_chars: int | None) -> None:
+        self._service, self._size, self._call, self._regex_chars = service, size, call, regex_chars
+
+    def __enter__(self) -> RegexTime:
+        service, size, call = self._service, self._size, self._call
+        admission = service.admission
+        release = None if admission is None else admission.reserve(size, call=call)
         if release is NOTHING_RESERVED:
             release = None
         record = current_record()
         if release is not None and record is not None:
             record.at_end(release)  # given back with the answer, not here
-            record.held_bytes += min(size, self.admission.large_budget_bytes)  # (what ``reserve`` took)
+            record.held_bytes += min(size, admission.large_budget_bytes)  # type: ignore[union-attr]  # (what ``reserve`` took)
             release = None
+        self._release = release
+        runner = None if service.regex_lane is None else partial(_run_on, service.regex_lane, call)
+        self._regex_time = shared_regex_time(most_chars=self._regex_chars, runner=runner)
         try:
-            runner = None if self.regex_lane is None else partial(_run_on, self.regex_lane, call)
-            with shared_regex_time(most_chars=regex_chars, runner=runner) as regex_time, stop_at(_call_stop(call)):
-                yield regex_time
-        except CallStopped:
-            raise stopped_midway(call, completed=0, total=0, during="its inputs") from None
+            regex_time = self._regex_time.__enter__()
+        except BaseException:
+            self._released()
+            raise
+        try:
+            self._stop = stop_at(_call_stop(call))
+            self._stop.__enter__()
+        except BaseException:
+            self._regex_time.__exit__(None, None, None)
+            self._released()
+            raise
+        return regex_time
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        try:
+            self._stop.__exit__(exc_type, exc, traceback)
+            self._regex_time.__exit__(exc_type, exc, traceback)
+            if exc_type is not None and issubclass(exc_type, CallStopped):
+                raise stopped_midway(self._call, completed=0, total=0, during="its inputs") from None
         finally:
-            if release is not None:
-                release()
+            self._released()
+
+    def _released(self) -> None:
+        if self._release is not None:
+            self._release()
 
 
 def _run_on(lane: BulkLane, call: CallState | None, fn: Any) -> Any:
