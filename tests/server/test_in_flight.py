@@ -135,3 +135,20 @@ def test_the_gate_refuses_counted_calls_while_starting() -> None:
     gate = AvailabilityInterceptor(availability, calls)
     with pytest.raises(ServiceUnavailable, match="still loading"):
         calls.handle(ENCODE, lambda r, c: gate.handle(ENCODE, lambda r2, c2: "answer", r, c), None, None)
+
+
+def test_a_drain_waiting_for_the_count_wakes_when_the_last_call_ends() -> None:
+    # The last call's end wakes a waiting drain (only threads in wait_idle are notified: none on most calls).
+    calls = InFlightCalls()
+    release = threading.Event()
+    thread, answers = _blocking_call(calls, release)
+    calls.stop_counting()
+    waited: list[bool] = []
+    waiting = threading.Thread(target=lambda: waited.append(calls.wait_idle(600)), daemon=True)
+    waiting.start()
+    while not calls._waiting:  # the drain is waiting (its Condition is held until the wait begins)
+        threading.Event().wait(0.001)
+    release.set()
+    thread.join(5)
+    waiting.join(300)  # a lost wake-up would hold it the whole 600 s
+    assert waited == [True] and calls.count == 0 and answers == ["answer"]

@@ -46,6 +46,7 @@ class InFlightCalls(UnaryInterceptor):
         # calls more); the Condition built on it wakes ``wait_idle``.
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._waiting = 0  # threads in ``wait_idle``: a call that ends the count wakes them only if there are any
         self._entered = threading.local()  # per handler thread: whether its current call was counted
 
     @property
@@ -99,10 +100,14 @@ class InFlightCalls(UnaryInterceptor):
     def _leave(self) -> None:
         with self._lock:
             self._count -= 1
-            if self._count == 0:
+            if self._count == 0 and self._waiting:
                 self._idle.notify_all()  # (the Condition's lock is held: it is ``self._lock``)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no unary call or Tokenizer stream runs (True) or ``timeout`` seconds pass (False)."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._count == 0, timeout=timeout)
+            self._waiting += 1
+            try:
+                return self._idle.wait_for(lambda: self._count == 0, timeout=timeout)
+            finally:
+                self._waiting -= 1

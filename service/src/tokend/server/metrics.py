@@ -22,6 +22,8 @@ Nothing from a request's content is ever a label.
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import threading
 from typing import Any
@@ -54,7 +56,8 @@ def write_values_under_cached_pid() -> bool:
     if values.ValueClass is values.MutexValue:
         return False  # one process: values live in memory, no pid is asked
     if not getattr(values.ValueClass, "tokend_cached_pid", False):  # once: a second class would map the files again
-        value_class = values.MultiProcessValue(process_identifier=process_id)
+        # A C callable reading ``_pid[0]``, asked on every write: no Python frame (11 a CountTokens call).
+        value_class = values.MultiProcessValue(process_identifier=functools.partial(operator.getitem, _pid, 0))
         value_class.tokend_cached_pid = True
         values.ValueClass = value_class
     return True
