@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     max_pinned_versions: int = _setting(
         4,
         help="of the versions --unload-unused-after keeps for pinned calls, most a process keeps loaded; at a refresh "
-        "the least recently called beyond it are unloaded",
+        "the least recently called beyond it are unloaded, except those called since the previous refresh",
         ge=0,
     )
     max_batch_items: int = _setting(DEFAULT_MAX_BATCH_ITEMS, help="most items per request", ge=1)
