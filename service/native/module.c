@@ -50,6 +50,7 @@
 
 #include "batch_encode.h"
 #include "call_stop.h"
+#include "call_stopped.h"
 #include "nfc_runs.h"
 #include "rank_file.h"
 #include "varint_sizes.h"
@@ -345,16 +346,6 @@ static int take_call_stop(tk_call_stop *stop, Py_buffer *flag) {
     return status;
 }
 
-/* Raises tokend.engine.call_stop.CallStopped (GIL held). */
-static void raise_call_stopped(void) {
-    PyObject *module = PyImport_ImportModule("tokend.engine.call_stop");
-    PyObject *kind = module ? PyObject_GetAttrString(module, "CallStopped") : NULL;
-    Py_XDECREF(module);
-    if (!kind) return;
-    PyErr_SetString(kind, "the encode was stopped: the call's deadline passed or its caller went away");
-    Py_DECREF(kind);
-}
-
 /* A big text, split and merged with the GIL released from start to end: one item of the batch encoder run
  * on this thread, with a worker cache of the pool instead of the shared one (which only GIL holders touch).
  * Why not windows (found without the GIL, emitted with it): the emitting held the GIL ~2-4 ms per 64 KiB
@@ -391,7 +382,7 @@ static int emit_unlocked_text(BpeCore *self, Sink *sink, const uint8_t *text, si
     if (failed) {
         free(item.ids);
         if (item.status == TK_BATCH_STOPPED)
-            raise_call_stopped();
+            tk_raise_call_stopped();
         else if (item.status == TK_BATCH_PIECE_TOO_LONG)
             PyErr_SetString(PyExc_ValueError, "a single piece of 4 GiB or more cannot be encoded");
         else

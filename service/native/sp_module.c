@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call_stopped.h"
 #include "gil_hand_off.h"
 #include "message_counts.h"
 #include "short_table.h"
@@ -155,16 +156,6 @@ static void release_stop(Sink *sink) {
         PyMem_Free(sink->stop);
     }
     sink->stop = NULL;
-}
-
-/* tokend.engine.call_stop.CallStopped: the caller's deadline passed or it went away mid-encode. */
-static void raise_stopped(void) {
-    PyObject *module = PyImport_ImportModule("tokend.engine.call_stop");
-    PyObject *kind = module ? PyObject_GetAttrString(module, "CallStopped") : NULL;
-    Py_XDECREF(module);
-    if (!kind) return;
-    PyErr_SetString(kind, "the encode was stopped: the call's deadline passed or its caller went away");
-    Py_DECREF(kind);
 }
 
 static int sink_reserve(Sink *sink, size_t more) {
@@ -354,7 +345,7 @@ static int encode_normalized(SentencePieceCore *self, Sink *sink, const uint8_t 
             /* let the other threads of this process run during a big text, or a short one whose user-defined
              * walks are long (a 256-byte piece: 256 steps a byte of "aaa...", 60 KB held the GIL ~190 ms) */
             if (sp_stop_due(sink_stop(sink))) {
-                raise_stopped();
+                tk_raise_call_stopped();
                 status = -1;
                 break;
             }
@@ -448,7 +439,7 @@ static int encode_sentence(SentencePieceCore *self, Sink *sink, const uint8_t *t
     for (size_t pos = 0; pos < len; n++) {
         if (pos >= next_check) {
             if (sp_stop_due(sink_stop(sink))) {
-                raise_stopped();
+                tk_raise_call_stopped();
                 goto done;
             }
             tk_gil_hand_off(&hand_off);
@@ -480,7 +471,7 @@ static int encode_sentence(SentencePieceCore *self, Sink *sink, const uint8_t *t
     }
     memset(rev, 0xFF, (vocab->n_unused ? vocab->n_unused : 1) * sizeof *rev);
     if (sp_stop_due(sink_stop(sink))) {
-        raise_stopped();
+        tk_raise_call_stopped();
         goto done;
     }
     ptrdiff_t m;
@@ -526,7 +517,7 @@ static int encode_unigram(SentencePieceCore *self, Sink *sink, const uint8_t *te
         }
     }
     if (n == -2) {
-        raise_stopped();
+        tk_raise_call_stopped();
         goto done;
     }
     if (n < 0) {
@@ -611,7 +602,7 @@ static int normalize_into(SentencePieceCore *self, const uint8_t *text, size_t l
     }
     if (status == -5) return 1;
     if (status == -4) {
-        raise_stopped();
+        tk_raise_call_stopped();
         return -1;
     }
     if (status == -3) {
