@@ -4,6 +4,7 @@ the same unseen text?
     python -m bench ab --base HEAD~1                       # this checkout (B) against a revision (A)
     python -m bench ab --base-dir ../other --encodings cl100k_base --kinds english --runs 5
     python -m bench ab --base-dir .                        # A/A: the machine's noise at this moment
+    python -m bench ab --base main --encodings llama3,qwen3 --kinds multilingual   # open families (FAMILIES)
 
 Each side runs in a process of its own that imports its own tree's `tokend` (native core built in place).
 The parent hands both sides the same documents one at a time, alternating which side goes first, and
@@ -58,8 +59,13 @@ def _serve(tree: str, encoding_name: str, limit_bytes: int, kinds: list[str]) ->
         print(f"not ready: {tree} has no tokend to import (got {tokend.__file__})", flush=True)
         return 1
     corpora = measurement_corpora(limit_bytes, kinds=kinds)
-    encoding = tokend.get_encoding(encoding_name)
-    calls = {"encode": encoding.encode_ordinary, "count": lambda text: encoding.count(text, disallowed_special=())}
+    if encoding_name in FAMILIES:
+        encoding = _family_encoding(encoding_name)
+        # as `bench families` calls them: the default policy (Qwen 3's added-token scan included)
+        calls = {"encode": encoding.encode, "count": encoding.count}
+    else:
+        encoding = tokend.get_encoding(encoding_name)
+        calls = {"encode": encoding.encode_ordinary, "count": lambda text: encoding.count(text, disallowed_special=())}
     for kind in kinds:
         for text in corpora[kind][0]:
             encoding.encode_ordinary(text)
@@ -71,6 +77,20 @@ def _serve(tree: str, encoding_name: str, limit_bytes: int, kinds: list[str]) ->
         calls[operation](text)
         print(time.perf_counter() - start, flush=True)
     return 0
+
+
+# Open-model families (`--encodings llama3,qwen3`): the tokenizer.json files `bench families` and the tests build.
+FAMILIES = ("llama3", "qwen3", "deepseek-v3-style")
+
+
+def _family_encoding(name: str):
+    sys.path.insert(0, str(REPO / "tests"))
+    from support import tokenizer_json as files
+    from tokend.engine import Encoding, parse_tokenizer_json
+
+    build = {"llama3": files.llama3_tokenizer_json, "qwen3": files.qwen3_tokenizer_json,
+             "deepseek-v3-style": files.deepseek_v3_style_tokenizer_json}[name]
+    return Encoding.from_model(parse_tokenizer_json(build(), name=name).model)
 
 
 class _Side:
