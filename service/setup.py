@@ -34,6 +34,7 @@ setup(
                 "native/pretokenize.c",
                 "native/bpe_merge.c",
                 "native/bpe_merge_group.c",
+                "native/char_atoms.c",
                 "native/bpe_bucket_merge.c",
                 "native/bpe_medium_merge.c",
                 "native/bpe_run_merge.c",

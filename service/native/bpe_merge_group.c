@@ -35,7 +35,7 @@ typedef struct {
     uint8_t next[TK_GROUP_PIECE], prev[TK_GROUP_PIECE];
     uint32_t id[TK_GROUP_PIECE];
     uint8_t len, scan, n_look;           /* scan: the keys a scan reads, len rounded up to 4 */
-    group_look look[2];                  /* the look-ups the last merge made, read at the piece's next turn */
+    group_look look[TK_GROUP_PIECE];     /* the look-ups made since the piece's last turn, read at its next */
 } group_piece;
 
 _Static_assert(TK_GROUP_PIECE + 1 == 16, "a piece's keys are scanned 4 at a time from one array of 16");
@@ -117,10 +117,47 @@ static inline __attribute__((always_inline)) int merge_step(const tk_rank_table 
     return 1;
 }
 
+/* The piece's parts, characters of it as atoms where they may be (char_atoms.c): its keys and links over the parts,
+ * each key of a pair holding an atom looked up at the piece's first turn. */
+static inline __attribute__((always_inline)) void start_with_atoms(const tk_rank_table *table, const group_rule rule,
+                                                                  const tk_char_atoms *atoms, group_piece *g) {
+    const uint64_t no_key = tk_no_key(rule.then_left);
+    size_t len = g->len, start[TK_GROUP_PIECE + 1], m = 0;
+    for (size_t k = 0; k < len;) {
+        size_t n = 1;
+        uint32_t entry = g->buf[k] >= 0xC2 ? tk_char_atom_at(atoms, g->buf, k, len, &n) : 0;
+        start[m++] = k;
+        if (entry) {
+            g->id[k] = (entry & 0xFFFFFF) - 1;
+        } else {
+            g->id[k] = table->byte_rank[g->buf[k]];
+            n = n ? n : 1;
+            for (size_t i = k + 1; i < k + n; i++) { /* the character's other bytes: parts of their own */
+                start[m++] = i;
+                g->id[i] = table->byte_rank[g->buf[i]];
+            }
+        }
+        k += n;
+    }
+    start[m] = len;
+    for (size_t k = 0; k < 16; k++) g->key[k] = no_key;
+    for (size_t p = 0; p < m; p++) {
+        size_t k = start[p], end = start[p + 1];
+        g->next[k] = (uint8_t)end;
+        if (p > 0) g->prev[k] = (uint8_t)start[p - 1];
+        if (p + 1 == m) break;
+        if (end - k == 1 && start[p + 2] - end == 1)
+            g->key[k] = tk_pair_key(table->pair_rank[(g->buf[k] << 8) | g->buf[end]], g->id[k], rule.then_left,
+                                    rule.left_len_by_id, rule.n_ids, k, end);
+        else
+            prepare_look(table, g, k, k, end, start[p + 2]);
+    }
+}
+
 static inline __attribute__((always_inline)) void merge_group(const tk_rank_table *table, const group_rule rule,
-                                                              const uint8_t *const *pieces, const uint8_t *lens,
-                                                              size_t m, uint32_t (*ids)[TK_GROUP_PIECE],
-                                                              uint8_t *n_ids) {
+                                                              const tk_char_atoms *atoms, const uint8_t *const *pieces,
+                                                              const uint8_t *lens, size_t m,
+                                                              uint32_t (*ids)[TK_GROUP_PIECE], uint8_t *n_ids) {
     const uint64_t no_key = tk_no_key(rule.then_left);
     group_piece group[TK_MERGE_GROUP];
     uint8_t live[TK_MERGE_GROUP];
@@ -144,6 +181,10 @@ static inline __attribute__((always_inline)) void merge_group(const tk_rank_tabl
         g->len = (uint8_t)len;
         g->scan = (uint8_t)((len + 3) & ~(size_t)3);
         g->n_look = 0;
+        if (atoms && ((low | high) & 0x8080808080808080ull)) {
+            start_with_atoms(table, rule, atoms, g);
+            continue;
+        }
         for (size_t k = 0; k < len; k++) {
             g->id[k] = table->byte_rank[g->buf[k]];
             g->key[k] = tk_pair_key(table->pair_rank[(g->buf[k] << 8) | g->buf[k + 1]], g->id[k], rule.then_left,
@@ -171,12 +212,14 @@ static inline __attribute__((always_inline)) void merge_group(const tk_rank_tabl
     }
 }
 
-void tk_bpe_merge_group(const tk_rank_table *table, const tk_list_rule *list, size_t n_ids, const uint8_t *const *pieces,
-                        const uint8_t *lens, size_t m, uint32_t (*ids)[TK_GROUP_PIECE], uint8_t *n_ids_out) {
+void tk_bpe_merge_group(const tk_rank_table *table, const tk_list_rule *list, size_t n_ids, const tk_char_atoms *atoms,
+                        const uint8_t *const *pieces, const uint8_t *lens, size_t m, uint32_t (*ids)[TK_GROUP_PIECE],
+                        uint8_t *n_ids_out) {
+    atoms = atoms && atoms->block_of ? atoms : NULL;
     if (!list)
-        merge_group(table, (group_rule){NULL, 0, 0}, pieces, lens, m, ids, n_ids_out);
+        merge_group(table, (group_rule){NULL, 0, 0}, atoms, pieces, lens, m, ids, n_ids_out);
     else if (list->ties_by_split)
-        merge_group(table, (group_rule){NULL, 0, 1}, pieces, lens, m, ids, n_ids_out);
+        merge_group(table, (group_rule){NULL, 0, 1}, atoms, pieces, lens, m, ids, n_ids_out);
     else
-        merge_group(table, (group_rule){list->left_len_by_id, n_ids, 0}, pieces, lens, m, ids, n_ids_out);
+        merge_group(table, (group_rule){list->left_len_by_id, n_ids, 0}, atoms, pieces, lens, m, ids, n_ids_out);
 }

@@ -442,6 +442,77 @@ typedef struct {
     int ties_by_split;
 } tk_list_rule;
 
+/* ---- characters formed before the merge (char_atoms.c) ------------------------------------------ */
+/* The characters of 2-4 bytes whose token a piece's merge may start from (an "atom"), by the byte beside them in
+ * the piece (none, at the piece's ends: always): `entry` is 1 + the token's id in its low 24 bits (0: no atom)
+ * and TK_ATOM_* bits for ASCII neighbours; `left` has bit i set when the byte before it may be the continuation
+ * byte 0x80 + i, `right` when the byte after it may be the lead byte 0xC0 + i. Blocks of 64 code points, only
+ * those holding characters that are tokens. */
+#define TK_CHAR_ATOM_CODES 0x110000
+#define TK_ATOM_LEFT_SPACE (1u << 24)  /* the byte before it is a space */
+#define TK_ATOM_LEFT_ASCII (1u << 25)  /* ... another ASCII byte */
+#define TK_ATOM_RIGHT_ASCII (1u << 26) /* the byte after it is ASCII */
+typedef struct {
+    uint32_t entry;
+    uint64_t left, right;
+} tk_char_atom;
+
+typedef struct {
+    uint16_t *block_of;   /* code point >> 6 -> 1 + its block's index in `places` (0: none there); NULL: no atoms */
+    tk_char_atom *places; /* 64 a block */
+    size_t n_blocks, n_atoms;
+} tk_char_atoms;
+
+/* The atoms of a vocabulary (token_bytes / token_len: id -> bytes, NULL for none, ids below n_tokens) under `rule`
+ * (NULL: tiktoken's; n_ids as tk_bpe_merge_group takes it), as the group merge applies it; 0, or -1 when out of
+ * memory. No atoms: block_of NULL. */
+int tk_char_atoms_build(tk_char_atoms *atoms, const tk_rank_table *table, const tk_list_rule *rule, size_t n_ids,
+                        const uint8_t *const *token_bytes, const uint32_t *token_len, size_t n_tokens);
+void tk_char_atoms_free(tk_char_atoms *atoms);
+
+/* The bytes of the character starting at t[k] (2-4) when t[k, len) starts with one in its shortest form, up
+ * to U+10FFFF (surrogates included: byte-level vocabularies may hold them), its code point in *code; 0
+ * otherwise (ASCII, a continuation byte, a cut, overlong or invalid sequence). */
+static inline size_t tk_utf8_char_at(const uint8_t *t, size_t k, size_t len, uint32_t *code) {
+    uint8_t lead = t[k];
+    size_t n = lead < 0xC2 ? 0 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : lead < 0xF5 ? 4 : 0;
+    if (!n || k + n > len) return 0;
+    uint32_t c = lead & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((t[k + i] & 0xC0) != 0x80) return 0;
+        c = c << 6 | (t[k + i] & 0x3F);
+    }
+    if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF))) return 0; /* overlong, too high */
+    *code = c;
+    return n;
+}
+
+/* The token id + 1 of the character at buf[k] of a piece of `len` bytes when it may start as an atom there, given
+ * the bytes beside it; 0 when it stays bytes. *n: its bytes (0: no character of 2-4 bytes). */
+static inline uint32_t tk_char_atom_at(const tk_char_atoms *atoms, const uint8_t *buf, size_t k, size_t len,
+                                       size_t *n) {
+    uint32_t code;
+    *n = tk_utf8_char_at(buf, k, len, &code);
+    if (!*n) return 0;
+    uint16_t block = atoms->block_of[code >> 6];
+    if (!block) return 0;
+    const tk_char_atom *atom = &atoms->places[(size_t)(block - 1) * 64 + (code & 63)];
+    uint32_t entry = atom->entry;
+    if (k > 0) {
+        uint8_t before = buf[k - 1];
+        int ok = before < 0x80 ? (entry & (before == ' ' ? TK_ATOM_LEFT_SPACE : TK_ATOM_LEFT_ASCII)) != 0
+                 : before < 0xC0 ? (int)((atom->left >> (before & 63)) & 1)
+                                 : 0;
+        if (!ok) return 0;
+    }
+    if (k + *n < len) {
+        uint8_t after = buf[k + *n];
+        int ok = after < 0x80 ? (entry & TK_ATOM_RIGHT_ASCII) != 0 : after >= 0xC0 ? (int)((atom->right >> (after & 63)) & 1) : 0;
+        if (!ok) return 0;
+    }
+    return entry & 0xFFFFFF;
+}
+
 /* Ids of `piece` by tiktoken's rule, written to `out` (room for len ids, all of which it may use as
  * scratch; NULL: only count them); returns how many, or -1 when out of memory. Every single byte must
  * have a rank (checked by the caller when the table is built); every rank is below `n_ranks`. */
@@ -515,8 +586,9 @@ ptrdiff_t tk_bpe_merge_list_order(const tk_rank_table *table, const uint8_t *pie
 #define TK_MERGE_GROUP 8 /* 4 and 16 measured 0.98 and 0.91-1.01x 8 on multilingual count */
 #define TK_GROUP_PIECE 15
 #define TK_GROUP_SPAN 16 /* module.c: pieces waiting for a group, repeats included */
-void tk_bpe_merge_group(const tk_rank_table *table, const tk_list_rule *list, size_t n_ids, const uint8_t *const *pieces,
-                        const uint8_t *lens, size_t m, uint32_t (*ids)[TK_GROUP_PIECE], uint8_t *n_ids_out);
+void tk_bpe_merge_group(const tk_rank_table *table, const tk_list_rule *list, size_t n_ids, const tk_char_atoms *atoms,
+                        const uint8_t *const *pieces, const uint8_t *lens, size_t m, uint32_t (*ids)[TK_GROUP_PIECE],
+                        uint8_t *n_ids_out);
 
 /* ---- pair-priority BPE -------------------------------------------------------------------------- */
 typedef struct {
