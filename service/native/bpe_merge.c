@@ -35,7 +35,7 @@ static inline uint32_t pair_rank_in(const tk_rank_table *table, const uint8_t *p
 
 static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
     if (len <= TK_TINY_PIECE) return tk_tiny_merge(table, piece, len, out);
-    return tk_short_merge(table, NULL, 0, 0, piece, len, out);
+    return tk_short_merge(table, NULL, 0, 0, NULL, piece, len, out);
 }
 
 /* merge_short with a merge list's order among pairs that join into the same token: a list of every split
@@ -47,7 +47,7 @@ static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, s
 ptrdiff_t tk_bpe_merge_list_order(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
     if (len == 0) return 0;
     if (len > TK_SHORT_PIECE) return -2;
-    return tk_short_merge(table, NULL, 0, 1, piece, len, out);
+    return tk_short_merge(table, NULL, 0, 1, NULL, piece, len, out);
 }
 
 typedef struct {

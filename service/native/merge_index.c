@@ -29,6 +29,7 @@
 void tk_merge_index_free(tk_merge_index *index) {
     tk_table_memory_free(&index->memory);
     free(index->left_len_by_id);
+    tk_char_atoms_free(&index->atoms);
     memset(index, 0, sizeof *index);
 }
 
@@ -146,6 +147,11 @@ static inline uint32_t pair_priority(const tk_merge_index *index, const tk_rank_
 
 #define TK_SHORT_PIECE TK_SHORT_MERGE_PIECE /* merge_short_by_id and tk_bpe_merge_list_order: short_merge.h */
 
+/* The list's atoms for short_merge.h, NULL when it has none. */
+static inline const tk_char_atoms *atoms_of(const tk_merge_index *index) {
+    return index->atoms.block_of ? &index->atoms : NULL;
+}
+
 static ptrdiff_t merge_short(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece, size_t len,
                              uint32_t *out) {
     /* parts k = 0..m-2 start at start[k]; start[m-1] == len is a sentinel. priority[k]: the pair (part k,
@@ -188,7 +194,14 @@ static ptrdiff_t merge_short_by_id(const tk_merge_index *index, const tk_rank_ta
     /* The caller's bound (tk_indexed_pair_merge), said to the compiler: without it GCC 12 warns that the
      * inlined merge's loops may write past its arrays of TK_SHORT_MERGE_PIECE (-Wstringop-overflow). */
     if (len == 0 || len > TK_SHORT_PIECE) __builtin_unreachable();
-    return tk_short_merge(table, index->left_len_by_id, index->n_ids, 0, piece, len, out);
+    return tk_short_merge(table, index->left_len_by_id, index->n_ids, 0, atoms_of(index), piece, len, out);
+}
+
+/* tk_bpe_merge_list_order (an every-split list's short pieces), with the list's atoms. */
+static ptrdiff_t merge_short_every_split(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece,
+                                         size_t len, uint32_t *out) {
+    if (len == 0 || len > TK_SHORT_PIECE) __builtin_unreachable();
+    return tk_short_merge(table, NULL, 0, 1, atoms_of(index), piece, len, out);
 }
 
 typedef struct {
@@ -255,7 +268,7 @@ done:
 ptrdiff_t tk_indexed_pair_merge(const tk_merge_index *index, const tk_rank_table *table, const uint8_t *piece, size_t len,
                                 uint32_t *out) {
     if (len == 0) return 0;
-    if (index->all_splits && len <= TK_SHORT_PIECE) return tk_bpe_merge_list_order(table, piece, len, out);
+    if (index->all_splits && len <= TK_SHORT_PIECE) return len ? merge_short_every_split(index, table, piece, len, out) : 0;
     if (index->left_len_by_id && len <= TK_SHORT_PIECE) return merge_short_by_id(index, table, piece, len, out);
     if (len <= TK_SHORT_PIECE) return merge_short(index, table, piece, len, out);
     if (index->all_splits || index->left_len_by_id) { /* the list's order is the merged ids': tk_list_rule */

@@ -92,7 +92,6 @@ typedef struct {
     int whole_piece_shortcut; /* a piece that is a token is that token (tiktoken; HF's ignore_merges) */
     tk_pair_table pairs;         /* the pair rule's merges, when merge_index could not be built */
     tk_merge_index merge_index;  /* the pair rule through the vocabulary (merge_index.c); tokens NULL: none */
-    tk_char_atoms atoms;         /* characters a list's group merge starts from (char_atoms.c); none: block_of NULL */
     /* Without the shortcut (the pair rule, ignore_merges=False): rank -> 1 when merging the token's own bytes
      * gives that token alone, so a piece equal to it may skip the merge and the cache (NULL: none computed). */
     uint8_t *merges_to_itself;
@@ -537,8 +536,8 @@ static size_t merge_grouped(BpeCore *self, Sink *sink, const uint8_t *text, cons
         lens[n_merged++] = (uint8_t)grouped[g].p.len;
     }
     const tk_list_rule list = {self->merge_index.left_len_by_id, self->merge_index.all_splits};
-    tk_bpe_merge_group(&self->table, self->pair_rule ? &list : NULL, self->merge_index.n_ids, &self->atoms, pieces, lens,
-                       n_merged, ids, n_ids);
+    tk_bpe_merge_group(&self->table, self->pair_rule ? &list : NULL, self->merge_index.n_ids, &self->merge_index.atoms,
+                       pieces, lens, n_merged, ids, n_ids);
     self->grouped += n_merged;
     size_t count = 0, write = counting ? 0 : holes[0];
     for (size_t g = 0; g < m; g++) {
@@ -1195,7 +1194,6 @@ static void release_tables(BpeCore *self) {
     tk_cache_pool_free(&self->worker_caches);
     tk_pair_table_free(&self->pairs);
     tk_merge_index_free(&self->merge_index);
-    tk_char_atoms_free(&self->atoms);
     self->pair_rule = 0;
     self->whole_piece_shortcut = 0;
     PyMem_Free(self->merges_to_itself);
@@ -1245,8 +1243,8 @@ static int build_merge_index(BpeCore *self, const listed_tokens *tokens, const u
                                   self->n_rank_objects);
     if (status == 0 && groups_by_list(self)) { /* the lists' group merge starts from characters where it may */
         const tk_list_rule list = {self->merge_index.left_len_by_id, self->merge_index.all_splits};
-        status = tk_char_atoms_build(&self->atoms, &self->table, &list, self->merge_index.n_ids, token_bytes, token_len,
-                                     self->n_rank_objects);
+        status = tk_char_atoms_build(&self->merge_index.atoms, &self->table, &list, self->merge_index.n_ids, token_bytes,
+                                     token_len, self->n_rank_objects);
     }
     if (status < 0) PyErr_NoMemory();
 done:
@@ -1551,7 +1549,7 @@ static PyObject *BpeCore_longest_token(BpeCore *self, void *Py_UNUSED(closure)) 
 /* How many characters the group merge may start from as one part (char_atoms.c): 0 when none. */
 static PyObject *BpeCore_char_atoms(BpeCore *self, void *Py_UNUSED(closure)) {
     if (require_ready(self) < 0) return NULL;
-    return PyLong_FromSize_t(self->atoms.n_atoms);
+    return PyLong_FromSize_t(self->merge_index.atoms.n_atoms);
 }
 
 static PyGetSetDef BpeCore_getset[] = {

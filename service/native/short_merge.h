@@ -7,9 +7,11 @@
  * of one token that are candidates at once the one with the lower left id first). Leftmost first on
  * remaining ties in all three.
  *
- *     ptrdiff_t n = tk_short_merge(table, NULL, 0, 0, piece, len, out);               // tiktoken's rule
- *     ptrdiff_t n = tk_short_merge(table, left_len_by_id, n_ids, 0, piece, len, out); // a trained list
- *     ptrdiff_t n = tk_short_merge(table, NULL, 0, 1, piece, len, out);               // every split
+ *     ptrdiff_t n = tk_short_merge(table, NULL, 0, 0, NULL, piece, len, out);                // tiktoken's rule
+ *     ptrdiff_t n = tk_short_merge(table, left_len_by_id, n_ids, 0, atoms, piece, len, out); // a trained list
+ *     ptrdiff_t n = tk_short_merge(table, NULL, 0, 1, atoms, piece, len, out);               // every split
+ *
+ * `atoms` (char_atoms.c; NULL: none): characters that may start as one part, their merges skipped.
  *
  * Parts are named by the position k of their first byte: next[k] is where the part ends (the next one starts), prev[k] the
  * part before it, id[k] its token. key[k] = the merged id of the pair (part k, the part after it) << 8 (or
@@ -137,10 +139,54 @@ static inline ptrdiff_t tk_tiny_merge(const tk_rank_table *table, const uint8_t 
     return (ptrdiff_t)m;
 }
 
+/* The parts of buf[0, len) (padded) with its characters started as atoms where they may be (char_atoms.c): ids,
+ * links and keys of positions [0, len), no key inside an atom or at the last part. As bpe_merge_group.c's
+ * start_with_atoms, each look-up made at once. */
+static inline void tk_short_start_atoms(const tk_rank_table *table, const tk_char_atoms *atoms,
+                                        const uint16_t *left_len_by_id, size_t n_ids, int then_left,
+                                        const uint8_t *buf, size_t len, uint32_t *id, uint64_t *key, uint8_t *next,
+                                        uint8_t *prev) {
+    const uint64_t no_key = tk_no_key(then_left);
+    uint8_t start[TK_SHORT_MERGE_PIECE + 1];
+    size_t m = 0;
+    for (size_t k = 0; k < len;) {
+        size_t n = 1;
+        uint32_t atom = buf[k] >= 0xC2 ? tk_char_atom_at(atoms, buf, k, len, &n) : 0;
+        start[m++] = (uint8_t)k;
+        key[k] = no_key;
+        id[k] = atom ? atom - 1 : table->byte_rank[buf[k]];
+        n = n ? n : 1;
+        for (size_t i = k + 1; i < k + n; i++) {
+            key[i] = no_key;
+            if (atom) continue;
+            start[m++] = (uint8_t)i; /* a character that stays bytes: a part a byte */
+            id[i] = table->byte_rank[buf[i]];
+        }
+        k += n;
+    }
+    start[m] = (uint8_t)len;
+    for (size_t p = 0; p < m; p++) {
+        size_t k = start[p], end = start[p + 1];
+        next[k] = (uint8_t)end;
+        if (p > 0) prev[k] = start[p - 1];
+        if (p + 1 == m) break;
+        uint32_t merged = end - k == 1 && start[p + 2] - end == 1 ? table->pair_rank[(buf[k] << 8) | buf[end]]
+                                                                   : tk_padded_rank(table, buf, k, start[p + 2]);
+        key[k] = tk_pair_key(merged, id[k], then_left, left_len_by_id, n_ids, k, end);
+    }
+}
+
+/* Whether buf[0, len) holds a byte of C2 or more (a character an atom may be). */
+static inline int tk_has_high_lead(const uint8_t *buf, size_t len) {
+    int found = 0;
+    for (size_t k = 0; k < len; k++) found |= buf[k] >= 0xC2;
+    return found;
+}
+
 /* The ids of piece[0, len), 1 <= len <= TK_SHORT_MERGE_PIECE, into out (NULL: only counted); their count. */
 static inline __attribute__((always_inline)) ptrdiff_t
 tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t n_ids, int then_left,
-               const uint8_t *piece, size_t len, uint32_t *out) {
+               const tk_char_atoms *atoms, const uint8_t *piece, size_t len, uint32_t *out) {
     const uint64_t no_key = tk_no_key(then_left);
     const unsigned shift = tk_merged_shift(then_left);
     uint8_t buf[TK_SHORT_MERGE_PIECE + 8];
@@ -151,13 +197,17 @@ tk_short_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_
     uint32_t id[TK_SHORT_MERGE_PIECE];
     memcpy(buf, piece, len);
     memset(buf + len, 0, 8);
-    for (size_t k = 0; k < len; k++) {
-        id[k] = table->byte_rank[buf[k]];
-        /* k = len - 1 pairs the last byte with the padding: reset below */
-        key[k] = tk_pair_key(table->pair_rank[(buf[k] << 8) | buf[k + 1]], id[k], then_left, left_len_by_id, n_ids,
-                             k, k + 1);
-        next[k] = (uint8_t)(k + 1);
-        prev[k] = (uint8_t)(k - 1); /* prev[0] is never read */
+    if (atoms && tk_has_high_lead(buf, len)) {
+        tk_short_start_atoms(table, atoms, left_len_by_id, n_ids, then_left, buf, len, id, key, next, prev);
+    } else {
+        for (size_t k = 0; k < len; k++) {
+            id[k] = table->byte_rank[buf[k]];
+            /* k = len - 1 pairs the last byte with the padding: reset below */
+            key[k] = tk_pair_key(table->pair_rank[(buf[k] << 8) | buf[k + 1]], id[k], then_left, left_len_by_id,
+                                 n_ids, k, k + 1);
+            next[k] = (uint8_t)(k + 1);
+            prev[k] = (uint8_t)(k - 1); /* prev[0] is never read */
+        }
     }
     for (size_t k = len - 1; k < len + TK_KEY_BLOCK; k++) key[k] = no_key;
     const int blocked = len > TK_BLOCKED_PIECE;

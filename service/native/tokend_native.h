@@ -644,6 +644,7 @@ typedef struct {
      * merged part's id, and this 2-byte array is the whole index a short piece reads. NULL otherwise. */
     uint16_t *left_len_by_id;
     tk_table_memory memory;  /* holds `tokens` and `more` (table_memory.c) */
+    tk_char_atoms atoms;     /* characters the lists' short merges start from (char_atoms.c); none: block_of NULL */
 } tk_merge_index;
 
 /* 0 with the index built; 1 when the list does not join bytes (some merge's result is not its parts'
