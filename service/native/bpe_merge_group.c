@@ -16,7 +16,8 @@
  * The lists' rules too: tokenizer.json models (Llama 3's every-split list, Qwen's trained one) merged their
  * unseen short pieces one at a time, each step waiting for its look-ups, and counted first-pass code and
  * multilingual text at 0.90-0.97x fastokens where cl100k_base, grouped, was at 1.15-1.23x
- * (docs/decisions.md, "Unseen short pieces of the merge lists grouped"). */
+ * (docs/decisions.md, "Unseen short pieces of the merge lists grouped"). A list's piece starts its characters as
+ * atoms where they may be (char_atoms.c): their own merges skipped, a pair holding one looked up at the first turn. */
 #include <string.h>
 
 #include "short_merge.h"
@@ -125,10 +126,10 @@ static inline __attribute__((always_inline)) void start_with_atoms(const tk_rank
     size_t len = g->len, start[TK_GROUP_PIECE + 1], m = 0;
     for (size_t k = 0; k < len;) {
         size_t n = 1;
-        uint32_t entry = g->buf[k] >= 0xC2 ? tk_char_atom_at(atoms, g->buf, k, len, &n) : 0;
+        uint32_t atom = g->buf[k] >= 0xC2 ? tk_char_atom_at(atoms, g->buf, k, len, &n) : 0; /* 1 + its id */
         start[m++] = k;
-        if (entry) {
-            g->id[k] = (entry & 0xFFFFFF) - 1;
+        if (atom) {
+            g->id[k] = atom - 1;
         } else {
             g->id[k] = table->byte_rank[g->buf[k]];
             n = n ? n : 1;
