@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rank_marks.h"
 #include "tokend_native.h"
 
 typedef struct {
@@ -532,9 +533,14 @@ static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *r
     size_t spare_capacity = 0;
     ptrdiff_t result = -1;
     s.bits = malloc((n_words + 1) * sizeof *s.bits); /* a zero word past the end: merge_byte_pair_at reads bit len */
-    s.list_of = calloc(n_ranks, sizeof *s.list_of);
-    s.pending = calloc(n_ranks / 64 + 1, sizeof *s.pending);
-    if (!pair_count || !pair_at || !s.bits || !s.list_of || !s.pending) goto done;
+    /* Zeroed, lent (rank_marks.h); each rank's turn clears its entry and bit, so a merge that ends leaves them all
+     * 0 again, and one that stops early clears the pending ones. */
+    tk_rank_marks *marks = tk_rank_marks_take(n_ranks);
+    if (marks) {
+        s.list_of = marks->list_of;
+        s.pending = marks->pending;
+    }
+    if (!pair_count || !pair_at || !s.bits || !marks) goto done;
     memset(s.bits, 0xff, n_words * sizeof *s.bits);
     if (len & 63) s.bits[n_words - 1] = (1ull << (len & 63)) - 1;
     s.bits[n_words] = 0;
@@ -603,6 +609,7 @@ static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *r
         size_t r = (w << 6) + (size_t)__builtin_ctzll(word);
         prefetch_ranks_ahead(&s, w, n_ranks / 64 + 1, pair_count, pair_at, first);
         uint32_t at = s.list_of[r] - 1;
+        s.list_of[r] = 0; /* read no more: nothing is pushed to this rank or below from here on */
         int status = 0;
         window.n = 0;
         /* The rank's merges a window at a time, then the pairs that window created (each ranks higher). A
@@ -673,8 +680,8 @@ done:
     free(s.ids);
     free(pair_count);
     free(pair_at);
-    free(s.list_of);
-    free(s.pending);
+    if (marks && result < 0) tk_rank_marks_clear(marks, n_ranks);
+    tk_rank_marks_give(marks);
     free(spare);
     free(s.bits);
     free(s.lists);

@@ -26,6 +26,8 @@
  *   _merge_counters()            -> {"bucket_merges": n, "bucket_fallbacks": n, "run_merges": n, "medium_merges": n}
  *                                 private, for tests (module function: huge pieces the bucket merge took in this
  *                                 process, those it handed to the heap, and pieces the run and medium merges took)
+ *   _rank_marks_left()           -> entries left set in the bucket merge's kept per-rank arrays (0 between
+ *                                 merges; private, for tests)
  *
  * Everything touching the shared piece cache runs with the GIL held and never calls back into Python code
  * while it holds pointers into shared state, so one core is safe to share between threads. Two exceptions
@@ -53,6 +55,7 @@
 #include "call_stopped.h"
 #include "nfc_runs.h"
 #include "rank_file.h"
+#include "rank_marks.h"
 #include "varint_sizes.h"
 #include "length_sums.h"
 #include "text_find.h"
@@ -1583,10 +1586,19 @@ static PyObject *merge_counters(PyObject *module, PyObject *Py_UNUSED(ignored)) 
                          (unsigned long long)counters.medium_merges);
 }
 
+/* _rank_marks_left(): tk_rank_marks_left. Private, for tests: a bucket merge that stopped early and left a rank
+ * marked would misread that rank in a later merge (rank_marks.h). */
+static PyObject *rank_marks_left(PyObject *module, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromSize_t(tk_rank_marks_left());
+}
+
 static PyMethodDef native_functions[] = {
     {"_merge_counters", merge_counters, METH_NOARGS,
      "_merge_counters() -> {bucket_merges, bucket_fallbacks, run_merges, medium_merges}: huge pieces given to the "
      "bucket merge in this process, those it handed back to the heap, and pieces the run and medium merges took "
+     "(private, for tests)"},
+    {"_rank_marks_left", rank_marks_left, METH_NOARGS,
+     "_rank_marks_left() -> entries the bucket merge left set in its kept per-rank arrays: 0 between merges "
      "(private, for tests)"},
     {NULL, NULL, 0, NULL},
 };

@@ -185,3 +185,22 @@ def test_a_rank_whose_merges_fill_whole_windows_keeps_its_last_created_pairs(rep
     # merges once per "abcx": 4096 and 4160 repeats end the rank on a full window, with no partial one after it
     # (its last "abc" pairs must still be pushed before the rank of "abc" is merged), 4097 one merge past one.
     assert _merged_and_counted({b"ab": 256, b"abc": 257}, b"abcx" * repeats) == (2, 0)
+
+
+
+def test_a_fallback_leaves_no_rank_marked_for_the_next_merge():
+    # The bucket merge's per-rank arrays (native/rank_marks.h) are lent zeroed and kept between merges: each rank's
+    # turn clears its entry, and a merge that stops (the fallback) clears the ranks still pending. Here "ab" is
+    # merged first and makes "abc", ranked below it: the fallback comes while the other letters' byte pairs (ranks
+    # 258-263) still wait. One of them left marked would name a list of that merge in the next one.
+    others = {pair.encode(): 258 + k for k, pair in enumerate(["xy", "yz", "zx", "xz", "zy", "yx"])}
+    piece = _random_bytes(b"abcxyz", 20_000, 26)
+    lowercase = "".join(random.Random(26).choices(string.ascii_lowercase, k=_BUCKET_PIECE + 5)).encode()
+    for _ in range(2):
+        assert _merged_and_counted({b"abc": 256, b"ab": 257} | others, piece) == (2, 2)
+        assert _native._rank_marks_left() == 0
+        assert _merged_and_counted({b"ab": 256, b"abc": 257}, piece) == (2, 0)
+        with _counted() as counted:
+            assert _core("cl100k_base").merge(lowercase) == tiktoken.get_encoding("cl100k_base")._encode_single_piece(lowercase)
+        assert (counted.bucket_merges, counted.bucket_fallbacks) == (1, 0)
+        assert _native._rank_marks_left() == 0
