@@ -14,7 +14,7 @@
  * each other (docs/decisions.md, "Pieces of 129 bytes to 8 KiB").
  *
  * The tree (min_tree.h) holds each position's key with its position ORed in (the key of the pair the part at
- * that position makes with the next part; no_key when none); a merge changes three keys. A piece of 512 bytes
+ * * that position makes with the next part; tk_no_key_at when none); a merge changes three keys. A piece of 512 bytes
  * has 3 levels, one of 4 KiB 4. Exact for any vocabulary, in merge order or not: the
  * lowest key is the rule's next merge, as in short_merge.h. Keys (64 bits): the merged id << 15 | position
  * (tiktoken's rule, a trained list), or the merged id << 39 | the left part's id << 15 | position (every
@@ -30,16 +30,10 @@
 _Static_assert(TK_BUCKET_PIECE <= (1 << POSITION_BITS), "keys hold a position in 15 bits");
 _Static_assert(TK_SHORT_MERGE_MAX_IDS <= (1u << 24), "every split's keys hold two ids in 24 bits each");
 
-static inline uint64_t no_key(void) { return ~0ull << POSITION_BITS; }
-
-/* The key of the pair [start, mid) + [mid, end) whose joined bytes are the token `merged` (TK_NO_RANK: none),
- * its left part the token `left`, as short_merge.h's tk_pair_key; its position not yet ORed in. */
+/* short_merge.h's keys with 15 position bits. */
 static inline uint64_t medium_key(uint32_t merged, uint32_t left, int then_left, const uint16_t *left_len_by_id,
                                   size_t n_ids, size_t start, size_t mid) {
-    if (merged == TK_NO_RANK) return no_key();
-    if (left_len_by_id && (merged >= n_ids || left_len_by_id[merged] != mid - start)) return no_key();
-    return then_left ? (uint64_t)merged << (24 + POSITION_BITS) | (uint64_t)left << POSITION_BITS
-                     : (uint64_t)merged << POSITION_BITS;
+    return tk_pair_key_at(merged, left, then_left, left_len_by_id, n_ids, start, mid, POSITION_BITS);
 }
 
 static inline __attribute__((always_inline)) ptrdiff_t
@@ -58,7 +52,7 @@ medium_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t 
     memcpy(buf, piece, len);
     memset(buf + len, 0, 8);
 
-    const uint64_t none = no_key();
+    const uint64_t none = tk_no_key_at(then_left, POSITION_BITS);
     uint64_t *key = t.level[0]; /* key | position of the pair the part at each position makes with the next */
     for (size_t k = 0; k < len; k++) {
         id[k] = table->byte_rank[buf[k]];
@@ -70,7 +64,7 @@ medium_merge(const tk_rank_table *table, const uint16_t *left_len_by_id, size_t 
                             k + 1) | k;
     for (size_t k = len - 1; k < t.sizes[0]; k++) key[k] = none | k;
     tk_min_tree_build(&t);
-    const unsigned shift = then_left ? 24 + POSITION_BITS : POSITION_BITS;
+    const unsigned shift = tk_merged_shift_at(then_left, POSITION_BITS);
     for (;;) {
         uint64_t best = tk_min_tree_lowest(&t);
         if (best >= none) break;

@@ -56,11 +56,24 @@ _Static_assert(TK_SHORT_MERGE_PIECE % TK_KEY_BLOCK == 0 && TK_KEY_BLOCK % TK_SCA
  * of more ids must not take that order here (merge_index.c checks). */
 #define TK_SHORT_MERGE_MAX_IDS (1u << 24)
 
-/* Where the merged id sits in a key. */
-static inline unsigned tk_merged_shift(int then_left) { return then_left ? 32 : 8; }
+/* Keys of `position_bits` low bits for the position: 8 here, 15 in the medium merge (bpe_medium_merge.c), which
+ * shares these three with a width of its own. */
+#define TK_SHORT_POSITION_BITS 8
 
-/* The key of a position that starts no pair: at or above every key of a pair, with its position. */
-static inline uint64_t tk_no_key(int then_left) { return (uint64_t)TK_NO_RANK << tk_merged_shift(then_left); }
+/* Where the merged id sits in a key: above the position (and the left part's id, 24 bits, for `then_left`). */
+static inline unsigned tk_merged_shift_at(int then_left, unsigned position_bits) {
+    return position_bits + (then_left ? 24 : 0);
+}
+static inline unsigned tk_merged_shift(int then_left) { return tk_merged_shift_at(then_left, TK_SHORT_POSITION_BITS); }
+
+/* The key of a position that starts no pair: at or above every key of a pair, with its position. TK_NO_RANK
+ * shifted as a merged id is: with 15 position bits and `then_left` (a shift of 39) its top bits fall off, and
+ * what is left is still above every key of a pair (their merged ids are below 2^24 there) and at or below the
+ * key of a pair whose merged id is TK_NO_RANK (shifted the same way). */
+static inline uint64_t tk_no_key_at(int then_left, unsigned position_bits) {
+    return (uint64_t)TK_NO_RANK << tk_merged_shift_at(then_left, position_bits);
+}
+static inline uint64_t tk_no_key(int then_left) { return tk_no_key_at(then_left, TK_SHORT_POSITION_BITS); }
 
 /* The token of buf[start, end), 3 bytes or more, where 8 bytes may be read from buf + start (the piece's
  * padded copy): one load, no branch on how much of the piece is left. */
@@ -78,12 +91,18 @@ static inline uint32_t tk_padded_rank(const tk_rank_table *table, const uint8_t 
 
 /* The key of the pair [start, mid) + [mid, end) whose joined bytes are the token `merged` (TK_NO_RANK: none)
  * and whose left part is the token `left`: under a trained list (left_len_by_id), only when the list's merge
- * of `merged` has a left part of mid - start bytes. */
+ * of `merged` has a left part of mid - start bytes. Its position (below 2^position_bits) not yet ORed in. */
+static inline uint64_t tk_pair_key_at(uint32_t merged, uint32_t left, int then_left, const uint16_t *left_len_by_id,
+                                      size_t n_ids, size_t start, size_t mid, unsigned position_bits) {
+    if (left_len_by_id && (merged >= n_ids || left_len_by_id[merged] != mid - start))
+        return tk_no_key_at(then_left, position_bits);
+    /* merged == TK_NO_RANK gives a key at or above tk_no_key_at(...): no pair, whatever `left` adds */
+    return (uint64_t)merged << tk_merged_shift_at(then_left, position_bits) |
+           (then_left ? (uint64_t)left << position_bits : 0);
+}
 static inline uint64_t tk_pair_key(uint32_t merged, uint32_t left, int then_left, const uint16_t *left_len_by_id,
                                    size_t n_ids, size_t start, size_t mid) {
-    if (left_len_by_id && (merged >= n_ids || left_len_by_id[merged] != mid - start)) return tk_no_key(then_left);
-    /* merged == TK_NO_RANK gives a key at or above tk_no_key(then_left): no pair, whatever `left` adds */
-    return (uint64_t)merged << tk_merged_shift(then_left) | (then_left ? (uint64_t)left << 8 : 0);
+    return tk_pair_key_at(merged, left, then_left, left_len_by_id, n_ids, start, mid, TK_SHORT_POSITION_BITS);
 }
 
 static inline uint64_t tk_lower_key(uint64_t a, uint64_t b) { return a < b ? a : b; }
