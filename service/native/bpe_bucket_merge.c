@@ -30,9 +30,11 @@
  * Cost for a piece of n bytes: O(n + number of ranks / 64) time, plus the sort of lists fed by several ranks
  * (radix, linear); memory n/8 (bitmap) + 4n (first-round pairs; encoding, 4n/3 for the ranks of merges
  * instead, the pairs in `out`) + 4-8 bytes per pending pair (a list's room doubles in the pool; a done
- * list's room and a grown list's old one go to the next list of that room) + 4 bytes and a bit per rank
- * of the vocabulary + 12 bytes per rank with a list (a list each of 16 bytes for every rank, 3.2 MB for
- * o200k_base, was 8-14 % of a fresh process's 1 MB of random lowercase letters: docs/decisions.md).
+ * list's room and a grown list's old one go to the next list of that room) + 12 bytes per rank with a list
+ * (a list each of 16 bytes for every rank, 3.2 MB for o200k_base, was 8-14 % of a fresh process's 1 MB of
+ * random lowercase letters: docs/decisions.md). The 4 bytes and a bit per rank of the vocabulary (`list_of`,
+ * `pending`) are lent zeroed (rank_marks.h) and zeroed again as each rank's turn comes: a piece of a few KiB,
+ * which touches a few hundred ranks, no longer clears 0.8 MB (o200k_base) for them.
  * Measured against the heap: see bpe_merge.c.
  *
  * A merge list whose order is the merged ids' (tk_list_rule, merge_index.c) runs here as well, the merged id as

@@ -8,6 +8,7 @@
  *   bpe_merge.c    tiktoken's merge rule for one piece: short pieces O(n^2), long pieces heap O(n log n)
  *   short_merge.h  the short pieces' merge over linked parts, for tiktoken's rule and merged-id-ordered lists
  *   bpe_bucket_merge.c  the same rule for huge pieces, rank by rank: O(n + ranks), 1 bit + 4 bytes a byte
+ *   rank_marks.c   its per-rank arrays, kept zeroed between merges and lent out (rank_marks.h)
  *   bpe_run_merge.c  the same rule for huge pieces of a few long byte runs, on runs of equal tokens
  *   pair_table.c   (left id, right id) -> (priority, merged id): the merge list of pair-priority BPE
  *   pair_merge.c   the pair-priority merge rule (Hugging Face tokenizers, GPT-2's encoder.py, llama.cpp)
@@ -518,14 +519,19 @@ static inline uint32_t tk_char_atom_at(const tk_char_atoms *atoms, const uint8_t
  * have a rank (checked by the caller when the table is built); every rank is below `n_ranks`. */
 ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t len, size_t n_ranks, uint32_t *out);
 /* From here on the rank-ordered buckets (bpe_bucket_merge.c) replace the medium merge (bpe_medium_merge.c, from
- * TK_SHORT_MERGE_PIECE + 1 bytes); their set-up (4 bytes and a bit a rank of the vocabulary, the piece's distinct
- * byte pairs) and their per-rank steps (a rank of a piece of a few KiB has one or two merges, whose lookups then
- * miss one after the other) are what a piece must be long enough to pay for. 1 MB of random lowercase words of one
- * length, cl100k_base / Llama 3 (CPU s, load ~4, two runs each): the buckets at 511 0.121-0.148 / 0.118-0.145,
- * 2,000 0.068-0.071 / 0.072-0.084, 4,000 0.051-0.067 / 0.054-0.061, 8,000 0.041-0.045 / 0.046-0.054, 16,000
- * 0.034-0.036 / 0.037-0.041; the medium merge at 511 0.035 / 0.037-0.045, 2,000 0.040-0.053 / 0.050-0.053, 4,000
- * 0.042-0.043 / 0.047-0.055, 8,000 0.050-0.053 / 0.062-0.066, 16,000 0.060-0.063 / 0.061-0.068. It was 512 with
- * the heap below (0.09-0.15 s a MB from 129 to 2,000 bytes), and 16 KiB before the buckets' set-up was cut. */
+ * TK_SHORT_MERGE_PIECE + 1 bytes); their set-up (the piece's distinct byte pairs; until they were lent zeroed,
+ * rank_marks.h, also 4 bytes and a bit a rank of the vocabulary cleared) and their per-rank steps (a rank of a
+ * piece of a few KiB has one or two merges, whose lookups then miss one after the other) are what a piece must be
+ * long enough to pay for. 1 MB of random lowercase words of one length, cl100k_base / Llama 3 (CPU s, load ~4, two
+ * runs each): the buckets at 511 0.121-0.148 / 0.118-0.145, 2,000 0.068-0.071 / 0.072-0.084, 4,000 0.051-0.067 /
+ * 0.054-0.061, 8,000 0.041-0.045 / 0.046-0.054, 16,000 0.034-0.036 / 0.037-0.041; the medium merge at 511 0.035 /
+ * 0.037-0.045, 2,000 0.040-0.053 / 0.050-0.053, 4,000 0.042-0.043 / 0.047-0.055, 8,000 0.050-0.053 / 0.062-0.066,
+ * 16,000 0.060-0.063 / 0.061-0.068. It was 512 with the heap below (0.09-0.15 s a MB from 129 to 2,000 bytes), and
+ * 16 KiB before the buckets' set-up was cut. With the arrays lent (min of 15 calls, load ~10, cl100k_base / o200k_base
+ * / Llama 3): 4,096 letters even (buckets 0.046-0.062 / 0.053-0.060 / 0.051-0.074, medium 0.048-0.049 / 0.052-0.070 /
+ * 0.050-0.051); the medium merge 1.0-1.15x slower at 6,000, 1.05-1.3x at 8,000, 1.2-1.6x at 16,000, 1.6-2.2x at
+ * 30,000 (0.052-0.064 against 0.030-0.031 on cl100k_base): the medium merge up to 32 KiB, which its 15 position
+ * bits would allow, was measured and not taken. */
 #ifndef TK_BUCKET_PIECE
 #define TK_BUCKET_PIECE 4096
 #endif
