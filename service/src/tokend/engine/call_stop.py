@@ -14,16 +14,20 @@ thread (which runs the caller's context) without a parameter on every method.
     >>> stop.cancelled
     True
 
+Engine loops in Python look at it with :func:`stop_if_due` between bounded steps: NFC's runs (nfc.py) and the pieces
+of raw bytes that are not UTF-8 (``Encoding.encode_bytes``).
+
 Not handled: the byte-level core on smaller texts (~10 ms at most), within one piece's merge (a long piece takes
-the run or bucket merge, ~0.02-0.03 s a MB), on bytes input and in ``encode_batch`` (the service checks the call
+the run or bucket merge, ~0.02-0.03 s a MB), in ``encode_batch`` (the service checks the call
 between its chunks of texts); the regex fallback (it has its own time bound, ``regex_splitter.RegexTime``).
 """
 
 from __future__ import annotations
 
 import contextvars
+import time
 
-__all__ = ["CURRENT_STOP", "CallStop", "CallStopped", "stop_at"]
+__all__ = ["CURRENT_STOP", "CallStop", "CallStopped", "stop_at", "stop_if_due"]
 
 # (deadline, flag): the form the native cores read. deadline: time.monotonic() seconds, 0.0 for none; flag: a
 # bytearray of one byte, non-zero once the caller went away.
@@ -78,3 +82,17 @@ class stop_at:  # noqa: N801 - used as a function: ``with stop_at(stop):``
     def __exit__(self, *exc_info: object) -> None:
         if self._token is not None:
             CURRENT_STOP.reset(self._token)
+
+
+def stop_if_due() -> None:
+    """Raise :class:`CallStopped` when the stop in force (``stop_at``) is due: for engine loops in Python, between
+    bounded steps (a context variable read, and a clock read when there is a stop: ~0.1 us).
+
+    >>> with stop_at(CallStop(deadline=time.monotonic() - 1)):
+    ...     stop_if_due()
+    Traceback (most recent call last):
+    tokend.engine.call_stop.CallStopped
+    """
+    stop = CURRENT_STOP.get()
+    if stop is not None and (stop[1][0] or 0.0 < stop[0] <= time.monotonic()):
+        raise CallStopped

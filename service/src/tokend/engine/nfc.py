@@ -39,6 +39,11 @@ two marks of one class) 0.09 s; now 0.016 s and none. The scan is native (`nfc_r
 service/native/nfc_runs.c); the classes come from the running interpreter's `unicodedata` (a table
 built at the first call, ~0.1 s), so they follow its Unicode version. tests/engine/test_nfc.py holds
 `nfc` to `tokenizers` on every code point in context and on generated text.
+
+Bounds (issue 13): a run of 64 characters or more is put in canonical order here before `unicodedata` sees it
+(`_unicodedata_nfc`: CPython's own ordering is quadratic, 88 s for a run of 320,000 marks out of order; now 0.11 s,
+8 MB 1.3 s); a big text's runs look at the call's stop (`call_stop.stop_if_due`) every 4,096 runs. Not cut: the
+scan (`nfc_runs`, ~0.5 s with the GIL for 8 MB of "e" + U+0301) and one long run (≤ ~1.3 s for 8 MB).
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from itertools import islice
 
 from ._native import nfc_runs
+from .call_stop import stop_if_due
 
 __all__ = ["nfc", "TOKENIZERS_STARTERS"]
 
@@ -74,6 +81,9 @@ _AT_STARTERS = re.compile("([" + "".join(sorted(_STARTER_CHARS)) + "])")
 # against the running unicodedata): the table stops here, and nfc_runs reads what lies beyond as class 0.
 _TABLE_END = 0x30000
 _STARTER, _MARK, _MAYBE_OR_NO, _DECOMPOSING_STARTER, _REPLACED = 0, 1, 2, 3, 4  # classes, as native/nfc_runs.c reads them
+# Runs normalized between two looks at the call's stop (call_stop.stop_if_due): ~3 ms of the shortest runs (8 MB
+# of "e" + U+0301 is 2.6 M runs, 2.1 s in this loop), so NFC of a big text ends soon after its call's deadline.
+_RUNS_BETWEEN_STOPS = 4096
 
 
 def nfc(text: str) -> str:
@@ -85,12 +95,16 @@ def nfc(text: str) -> str:
         return text
     parts = []
     last = 0
-    for start, end, replaced in runs:
-        segment = text[start:end]
-        normalized = segment.translate(_replacements()) if replaced else _normalize_run(segment)
-        if normalized != segment:
-            parts += (text[last:start], normalized)
-            last = end
+    pending = iter(runs)
+    for first in range(0, len(runs), _RUNS_BETWEEN_STOPS):
+        if first:  # a big text: a look at the call's stop every few milliseconds of runs (a small one never looks)
+            stop_if_due()
+        for start, end, replaced in islice(pending, _RUNS_BETWEEN_STOPS):
+            segment = text[start:end]
+            normalized = segment.translate(_replacements()) if replaced else _normalize_run(segment)
+            if normalized != segment:
+                parts += (text[last:start], normalized)
+                last = end
     if not parts:
         return text
     parts.append(text[last:])
@@ -99,11 +113,59 @@ def nfc(text: str) -> str:
 
 def _normalize_run(segment: str) -> str:
     """NFC of one run as `tokenizers` gives it: pieces between TOKENIZERS_STARTERS normalized apart."""
-    normalized = unicodedata.normalize("NFC", segment)
+    normalized = _unicodedata_nfc(segment)
     if normalized == segment or _STARTER_CHARS.isdisjoint(segment):
         return normalized  # unchanged, or nothing Unicode 9.0 reads otherwise
     pieces = _AT_STARTERS.split(segment)  # text, starter, text, ...: the starters at the odd indices, kept
-    return "".join(piece if index % 2 else unicodedata.normalize("NFC", piece) for index, piece in enumerate(pieces))
+    return "".join(piece if index % 2 else _unicodedata_nfc(piece) for index, piece in enumerate(pieces))
+
+
+def _unicodedata_nfc(text: str) -> str:
+    """`unicodedata.normalize("NFC", text)`, in O(n log n) on a long run of marks.
+
+    CPython puts the marks of its decomposition in canonical order by insertion sort (unicodedata.c, nfd_nfkd):
+    quadratic in a run of marks out of order, in C with the GIL held and no way to stop it. "e" followed by
+    alternating U+0301 U+0316 (classes 230, 220) took 0.41 s for 20,000 marks, 5.5 s for 80,000, 88 s for
+    320,000 (640 KB; 8 MB would take hours). So a text of _ORDER_FIRST_CHARS characters or more is decomposed
+    (`str.translate`: each character's own NFD) and each run of marks stably sorted by class here: that is its
+    NFD, which unicodedata's NFC then decomposes and orders in one pass (nothing left to move) before composing,
+    as it does any text. Shorter texts go to unicodedata directly (a run that short is microseconds either way)."""
+    if len(text) >= _ORDER_FIRST_CHARS:
+        text = _mark_runs().sub(_in_canonical_order, text.translate(_decompositions()))
+    return unicodedata.normalize("NFC", text)
+
+
+def _in_canonical_order(marks: re.Match[str]) -> str:
+    return "".join(sorted(marks.group(), key=unicodedata.combining))  # sorted() is stable: equal classes keep order
+
+
+# (see _unicodedata_nfc) below this many characters, unicodedata's reordering is left to it
+_ORDER_FIRST_CHARS = 64
+
+
+@functools.cache
+def _decompositions() -> dict[int, str]:
+    """code point -> its NFD, for every code point NFD changes (below _TABLE_END: none after; Hangul included)."""
+    table = {}
+    for code in range(_TABLE_END):
+        decomposed = unicodedata.normalize("NFD", chr(code))
+        if decomposed != chr(code):
+            table[code] = decomposed
+    return table
+
+
+@functools.cache
+def _mark_runs() -> re.Pattern[str]:
+    """Two or more code points in a row whose canonical combining class is not 0 (none past _TABLE_END)."""
+    ranges, start = [], None
+    for code in range(_TABLE_END + 1):
+        mark = code < _TABLE_END and unicodedata.combining(chr(code)) != 0
+        if mark and start is None:
+            start = code
+        elif not mark and start is not None:
+            ranges.append(re.escape(chr(start)) + ("-" + re.escape(chr(code - 1)) if code - 1 > start else ""))
+            start = None
+    return re.compile("[" + "".join(ranges) + "]{2,}")
 
 
 @functools.cache

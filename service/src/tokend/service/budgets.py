@@ -65,7 +65,7 @@ class BudgetOperations:
         raise NotImplementedError  # TokenizerService's
 
     def _working_bytes(self, operation: str, encoding: Any, inputs: Sequence[str | bytes], sizes: Sequence[int],
-                       factor: int = 1) -> int:
+                       factor: int = 1, *, call: CallState | None = None) -> int:
         raise NotImplementedError  # TokenizerService's
 
     def _keeping_normalized(self) -> Any:
@@ -107,7 +107,7 @@ class BudgetOperations:
             return found.ids, spans
 
         # Offsets hold four positions per token beside each id: twice an encode's working memory.
-        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2), call, regex_chars=size):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2, call=call), call, regex_chars=size):
             results = run_batch(inputs, with_offsets, call=call)
         ids = [found for found, _ in results]
         total = sum(map(len, ids))
@@ -141,7 +141,7 @@ class BudgetOperations:
             byte_start = positions(kept.start)
             return TruncatedText(kept.text, kept.ids, kept.start, kept.end, byte_start, positions(kept.end), kept.total_tokens)
 
-        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", loaded.encoding, inputs, sizes), call, regex_chars=size):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", loaded.encoding, inputs, sizes, call=call), call, regex_chars=size):
             results = run_batch(inputs, truncate, call=call)
         _record("truncate", len(inputs), sum(len(result.ids) for result in results), size)
         return Truncated(_version(loaded), results)
@@ -183,7 +183,7 @@ class BudgetOperations:
             return chunks
 
         # Offsets of the whole encoding beside its ids while the chunks are found: as encode_with_offsets.
-        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2), call, regex_chars=size):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2, call=call), call, regex_chars=size):
             results = run_batch(inputs, chunk, call=call, with_index=True)
         _record("chunk", len(inputs), sum(len(piece.ids) for chunks in results for piece in chunks), size)
         return Chunked(_version(loaded), results)
@@ -207,7 +207,7 @@ class BudgetOperations:
         # Held until the stream's call ends (its record's end), or at once without a front-end record.
         with (
             self._keeping_normalized(),
-            self._admitted(self._working_bytes("encode", loaded.encoding, [text], sizes, 2), call, regex_chars=size) as regex_time,
+            self._admitted(self._working_bytes("encode", loaded.encoding, [text], sizes, 2, call=call), call, regex_chars=size) as regex_time,
             _the_document(),
         ):
             try:

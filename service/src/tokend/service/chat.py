@@ -183,7 +183,7 @@ class ChatOperations:
             self.limits.check_answer(answer.size + extra, partial=True)
             return result
 
-        with self._admitted(self._chat_working_bytes("encode_chat", loaded.encoding, conversations, sizes), call), request.clock.keeping_place():
+        with self._admitted(self._chat_working_bytes("encode_chat", loaded.encoding, conversations, sizes, call=call), call), request.clock.keeping_place():
             results = run_batch(conversations, encode, call=call, field="conversations", with_index=True)
         total = sum(len(result.ids) for result in results)
         _record("encode_chat", len(conversations), total, sum(sizes))
@@ -215,7 +215,7 @@ class ChatOperations:
                 replace(limits, max_text_bytes=rendered_text_bytes(sizes[index], loaded.encoding)),
             )  # fmt: skip
 
-        with self._admitted(self._chat_working_bytes("count_chat", loaded.encoding, conversations, sizes), call), request.clock.keeping_place():
+        with self._admitted(self._chat_working_bytes("count_chat", loaded.encoding, conversations, sizes, call=call), call), request.clock.keeping_place():
             results = run_batch(conversations, count, call=call, field="conversations", with_index=True)
         total = sum(result.total for result in results)
         _record("count_chat", len(conversations), total, sum(sizes))
@@ -255,13 +255,14 @@ class ChatOperations:
         raise NotImplementedError  # TokenizerService's
 
     def _chat_working_bytes(self, operation: str, encoding: Any, conversations: Sequence[ChatConversation],
-                            sizes: Sequence[int]) -> int:
+                            sizes: Sequence[int], *, call: CallState | None = None) -> int:
         """``chat_working_bytes`` of the conversations, their strings counted as the model normalizes them
         (``conversation_working_sizes``); past twice ``max_request_bytes`` of them RequestLimitExceeded."""
         admission = getattr(self, "admission", None)
         if admission is not None:
             sizes = conversation_working_sizes(partial(chat_working_bytes, operation), encoding, conversations, sizes,
-                                               small_bytes=admission.small_bytes, check=self.limits.check_working_text)
+                                               small_bytes=admission.small_bytes, check=self.limits.check_working_text,
+                                               call=call)
         return chat_working_bytes(operation, sizes)
 
     def _chat_request(self, model: str, conversations: Sequence[ChatConversation], content_special_tokens: str,

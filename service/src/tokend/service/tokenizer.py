@@ -25,13 +25,12 @@ always ordinary text). The streamed operations are in ``budgets`` / ``budget_str
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from functools import partial
 from typing import Any, Literal
 
-from tokend.engine.call_stop import CallStop, CallStopped, stop_at
+from tokend.engine.call_stop import CallStopped, stop_at
 from tokend.engine.normalized_texts import keeping_normalized
 from tokend.engine.regex_splitter import RegexTime, shared_regex_time
 from tokend.service.admission import NOTHING_RESERVED, WorkAdmission, working_bytes
@@ -41,6 +40,7 @@ from tokend.service.budgets import BudgetOperations
 from tokend.service.call_record import current_record
 from tokend.service.chat import ChatOperations
 from tokend.service.errors import InvalidRequest
+from tokend.service.measuring import engine_stop
 from tokend.service.limits import (
     BYTES_PER_TOKEN_ID, WORKING_TEXT_FACTOR, AnswerBudget, Limits, answer_bytes, item_sizes, text_bytes,
 )
@@ -103,7 +103,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
                 answer.add(ids)
             return chunk
 
-        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes), call):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes, call=call), call):
             ids = run_text_batch(inputs, encode, encode_texts, call=call)
         total = sum(map(len, ids))
         _record("encode", len(inputs), total, sum(sizes))
@@ -126,7 +126,7 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
                 return len(self._bulk(encoding.encode_bytes, item, call))
             return policy.apply(lambda text, **options: self._bulk(encoding.count, text, call, **options), item)
 
-        with self._keeping_normalized(), self._admitted(self._working_bytes("count", encoding, inputs, sizes), call):
+        with self._keeping_normalized(), self._admitted(self._working_bytes("count", encoding, inputs, sizes, call=call), call):
             counts = run_text_batch(inputs, count, lambda texts: policy.apply_batch(encoding.count_batch, texts),
                                     call=call)
         total = sum(counts)
@@ -230,14 +230,16 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
         return sizes, loaded, special.bind(loaded.encoding)
 
     def _working_bytes(
-        self, operation: str, encoding: Any, inputs: Sequence[str | bytes], sizes: Sequence[int], factor: int = 1
+        self, operation: str, encoding: Any, inputs: Sequence[str | bytes], sizes: Sequence[int], factor: int = 1,
+        *, call: CallState | None = None,
     ) -> int:
         """``factor`` x ``working_bytes(operation)`` of the inputs, counted on the text the engine works on
         (``working_sizes``: a Unigram model's normalized text, measured only where it could make the request large;
-        RequestLimitExceeded past twice ``max_request_bytes`` of it: ``Limits.check_working_text``)."""
+        RequestLimitExceeded past twice ``max_request_bytes`` of it: ``Limits.check_working_text``). Measuring
+        normalizes, under the call's stop (``measuring``)."""
         if self.admission is not None:
             sizes = working_sizes(operation, encoding, inputs, sizes, small_bytes=self.admission.small_bytes,
-                                  factor=factor, check=self.limits.check_working_text)
+                                  factor=factor, check=self.limits.check_working_text, call=call)
         return factor * working_bytes(operation, sizes=sizes)
 
     def _keeping_normalized(self) -> Any:
@@ -297,7 +299,7 @@ class _Admitted:
             self._released()
             raise
         try:
-            self._stop = stop_at(_call_stop(call))
+            self._stop = stop_at(engine_stop(call))
             self._stop.__enter__()
         except BaseException:
             self._regex_time.__exit__(None, None, None)
@@ -321,19 +323,6 @@ class _Admitted:
 
 def _run_on(lane: BulkLane, call: CallState | None, fn: Any) -> Any:
     return lane.run(fn, call=call)
-
-
-def _call_stop(call: CallState | None) -> CallStop | None:
-    """The engine's stop for ``call``: its deadline, and its cancellation when the front-end tells of it
-    (grpc's ``add_callback`` runs when the call ends, the client's cancel included)."""
-    if call is None:
-        return None
-    remaining = call.time_remaining()
-    stop = CallStop(deadline=None if remaining is None else time.monotonic() + remaining)
-    add_callback = getattr(call, "add_callback", None)
-    if add_callback is not None:
-        add_callback(stop.cancel)
-    return stop
 
 
 def _chat_format_details(loaded: Any) -> ChatFormatDetails | None:

@@ -31,17 +31,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from tokend.service.admission import working_bytes
+from tokend.service.batch import CallState
+from tokend.service.measuring import measuring
 
 __all__ = ["working_sizes", "conversation_working_sizes"]
 
 
 def working_sizes(
     operation: str, encoding: Any, inputs: Sequence[str | bytes], sizes: Sequence[int], *, small_bytes: int,
-    factor: int = 1, check: Callable[[int], None] | None = None,
+    factor: int = 1, check: Callable[[int], None] | None = None, call: CallState | None = None,
 ) -> list[int]:
     """``sizes`` (each input's bytes) as ``working_bytes`` should count them for ``encoding``; ``factor``: how many
     times the caller reserves ``working_bytes(operation, ...)`` (offsets and chunks: twice); ``check``: called with
-    the measured sizes' sum when they were measured (it raises to refuse the request).
+    the measured sizes' sum when they were measured (it raises to refuse the request); measuring stops at ``call``'s
+    deadline or cancel (``measuring``).
 
     >>> working_sizes("count", object(), ["hello"], [5], small_bytes=4 << 20)   # an encoding that rewrites nothing
     [5]
@@ -50,7 +53,8 @@ def working_sizes(
         encoding, sizes, lambda bounded: factor * working_bytes(operation, sizes=bounded) <= small_bytes)
     if measure is None:
         return at_most
-    measured = [measure(item) for item in inputs]
+    with measuring(call):
+        measured = [measure(item) for item in inputs]
     if check is not None:
         check(sum(measured))
     return _weighed(encoding, measured)
@@ -58,7 +62,7 @@ def working_sizes(
 
 def conversation_working_sizes(
     estimate: Callable[[Sequence[int]], int], encoding: Any, conversations: Sequence[Any], sizes: Sequence[int], *,
-    small_bytes: int, check: Callable[[int], None] | None = None,
+    small_bytes: int, check: Callable[[int], None] | None = None, call: CallState | None = None,
 ) -> list[int]:
     """``sizes`` (each conversation's counted bytes, ``conversation_bytes``) grown by what normalizing its strings
     adds, for ``estimate`` (``chat_working_bytes`` of the operation): the template's own text is the model's
@@ -73,9 +77,10 @@ def conversation_working_sizes(
     if measure is None:
         return at_most
     measured = []
-    for conversation, size in zip(conversations, sizes):
-        text = "\n".join(_strings((conversation.messages, conversation.tools)))
-        measured.append(size + max(0, measure(text) - len(text.encode("utf-8", "surrogatepass"))))
+    with measuring(call):
+        for conversation, size in zip(conversations, sizes):
+            text = "\n".join(_strings((conversation.messages, conversation.tools)))
+            measured.append(size + max(0, measure(text) - len(text.encode("utf-8", "surrogatepass"))))
     if check is not None:
         check(sum(measured))
     return _weighed(encoding, measured)
