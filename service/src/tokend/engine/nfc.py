@@ -113,7 +113,8 @@ def nfc(text: str) -> str:
 
 def _normalize_run(segment: str) -> str:
     """NFC of one run as `tokenizers` gives it: pieces between TOKENIZERS_STARTERS normalized apart."""
-    normalized = _unicodedata_nfc(segment)
+    # (most runs are a character or two: unicodedata directly, without _unicodedata_nfc's call)
+    normalized = unicodedata.normalize("NFC", segment) if len(segment) < _ORDER_FIRST_CHARS else _unicodedata_nfc(segment)
     if normalized == segment or _STARTER_CHARS.isdisjoint(segment):
         return normalized  # unchanged, or nothing Unicode 9.0 reads otherwise
     pieces = _AT_STARTERS.split(segment)  # text, starter, text, ...: the starters at the odd indices, kept
