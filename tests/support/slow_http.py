@@ -7,10 +7,13 @@
         ...
         server.release()                                  # slow files (and trickles under way) go at full speed
         server.gets("index.json")                         # how many GETs of a file began (catalog reads)
+        server.fault("index.json", "error")               # from now on: 500 ("hang": no answer until release();
+                                                          # "garbage": 200 and bytes that parse as nothing)
 
 The trickle is what a stalled mirror or an overloaded link looks like to a client: a valid response whose
-body never seems to end, each read returning a byte well within any per-read timeout. Every other file is
-served at once, as python's http.server does. Connections are handled in daemon threads.
+body never seems to end, each read returning a byte well within any per-read timeout. A faulty file is a
+registry failing in another way: an error status, a request never answered, a file that is not what it should
+be. Every other file is served at once, as python's http.server does. Connections are handled in daemon threads.
 """
 
 from __future__ import annotations
@@ -34,6 +37,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         relative = self.path.split("?", 1)[0].lstrip("/")
         with self.server.counting:
             self.server.gets[relative] += 1
+        fault = None if self.server.released.is_set() else self.server.faults.get(relative)
+        if fault == "error":
+            self.send_error(500, "registry fault (test)")
+            return
+        if fault == "hang":
+            self.server.released.wait()  # no status line, no headers: the client's read timeout is all it has
+            fault = None
+        if fault == "garbage":
+            data = b"\x00{not what this file was" * 8
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if relative not in self.server.slow_paths or self.server.released.is_set():
             super().do_GET()
             return
@@ -59,6 +77,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 class _HttpServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     slow_paths: set[str]
+    faults: dict[str, str]
     byte_interval: float
     released: threading.Event
     trickles_started: int
@@ -73,6 +92,7 @@ class TricklingServer:
         handler = functools.partial(_Handler, directory=str(directory))
         self.httpd = _HttpServer(("127.0.0.1", 0), handler)
         self.httpd.slow_paths = set()
+        self.httpd.faults = {}
         self.httpd.byte_interval = byte_interval
         self.httpd.released = threading.Event()
         self.httpd.trickles_started = 0
@@ -86,8 +106,16 @@ class TricklingServer:
         self.httpd.slow_paths.add(relative_path)
         self.httpd.released.clear()
 
+    def fault(self, relative_path: str, kind: str) -> None:
+        """Answer this file with a fault from now on: "error" (500), "hang" (nothing at all until ``release``) or
+        "garbage" (200 and bytes that are no registry file)."""
+        assert kind in ("error", "hang", "garbage"), kind
+        self.httpd.faults[relative_path] = kind
+        self.httpd.released.clear()
+
     def release(self) -> None:
-        """Serve every file at full speed from now on, including the rest of trickles under way."""
+        """Serve every file at full speed from now on, including the rest of trickles under way, and no fault."""
+        self.httpd.faults.clear()
         self.httpd.released.set()
 
     @property
