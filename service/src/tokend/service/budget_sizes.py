@@ -9,8 +9,8 @@ at token boundaries: their size is the text's UTF-8 size plus a tag and a length
     >>> sorted_varint_bytes(array("I", [0, 5, 200, 70000]))     # 1 + 1 + 2 + 3
     7
     >>> positions = BytePositions("héllo")
-    >>> positions(0), positions(2), positions(5)
-    (0, 3, 6)
+    >>> positions(0), positions(2), positions(5), positions(1)
+    (0, 3, 6, 1)
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def utf8_of(text: str) -> bytes:
 
 
 class BytePositions:
-    """Character position → byte position in the UTF-8 of one text; cheap for increasing positions (one
-    pass over the text in all), which is how chunks and truncations ask."""
+    """Character position → byte position in the UTF-8 of one text; each call costs the distance from the
+    previous position, forward or back, so a text's chunks (every start a little before the previous end,
+    with overlap) and truncations take about one pass over the text in all."""
 
     def __init__(self, text: str) -> None:
         self._text = text
@@ -60,8 +61,11 @@ class BytePositions:
     def __call__(self, position: int) -> int:
         if self._ascii:
             return position
+        # Step from the previous position, not from the start: restarting at 0 for a position behind it made
+        # overlapping chunks quadratic (200k characters of CJK in 16-token chunks: ~80 s of str.encode).
         if position < self._character:
-            self._character = self._byte = 0
-        self._byte += len(utf8_of(self._text[self._character : position]))
+            self._byte -= len(utf8_of(self._text[position : self._character]))
+        else:
+            self._byte += len(utf8_of(self._text[self._character : position]))
         self._character = position
         return self._byte
