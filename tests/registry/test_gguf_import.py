@@ -72,6 +72,11 @@ def vectors(name: str) -> list[tuple[str, list[int]]]:
     return list(zip(texts, outputs))
 
 
+# One xdist worker runs the whole file, so its module fixtures are built once, not once per worker:
+# each vocabulary imported once per registry, up to ~8 s each (docs/decisions.md, "The suite's time on CI, again").
+pytestmark = pytest.mark.xdist_group("gguf-import")
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> Registry:
     return Registry.open(tmp_path_factory.mktemp("gguf") / "models", create=True)

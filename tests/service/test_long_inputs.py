@@ -42,6 +42,11 @@ def _gguf(name: str):
     return pypi_file("llama-cpp-python", "0.3.36", f"vendor/llama.cpp/models/ggml-vocab-{name}.gguf", sdist=True)
 
 
+# One xdist worker runs the whole file, so its module fixtures are built once, not once per worker:
+# six families imported and their references loaded, ~15 s (docs/decisions.md, "The suite's time on CI, again").
+pytestmark = pytest.mark.xdist_group("long-inputs")
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """(service, {family: (reference encode, reference decode or None)})"""

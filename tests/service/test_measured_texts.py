@@ -26,6 +26,11 @@ ENGLISH = "The quick brown fox jumps over the lazy dog, and then some more words
 UNIGRAM_TEXT = (ENGLISH * 40 + LIGATURE * 3 + "  spaces   kept  " + "caf\u00e9 \u3316\n") * 30
 
 
+# One xdist worker runs the whole file, so its module fixtures are built once, not once per worker:
+# Qwen 3 imported and a Unigram model trained, ~5 s (docs/decisions.md, "The suite's time on CI, again").
+pytestmark = pytest.mark.xdist_group("measured-texts")
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     directory = tmp_path_factory.mktemp("measured")

@@ -22,6 +22,11 @@ from tokend.service.work_sizes import working_sizes
 LIGATURE = "\ufdfa"  # 3 bytes; 39 once normalized by nmt_nfkc
 
 
+# One xdist worker runs the whole file, so its module fixtures are built once, not once per worker:
+# Qwen 3 imported and two SentencePiece models trained, ~5 s (docs/decisions.md, "The suite's time on CI, again").
+pytestmark = pytest.mark.xdist_group("work-sizes")
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     directory = tmp_path_factory.mktemp("work-sizes")
