@@ -12,6 +12,7 @@ from array import array
 
 import pytest
 
+from support.merge_lists import merge_list
 from tokend.engine._native import BpeCore
 
 # A 2-, a 3- and a 4-byte letter (the 4-byte one a letter too, so that pieces hold it beside the others), and ASCII
@@ -39,15 +40,7 @@ def _random_list(rng: random.Random, every_split: bool) -> tuple[dict[bytes, int
                                                         for at in range(1, len(token))):
             ids[token] = len(ids)
             tokens.append(token)
-    merges = sorted(((ids[token[:at]], ids[token[at:]], token_id) for token, token_id in ids.items()
-                     for at in range(1, len(token)) if token[:at] in ids and token[at:] in ids),
-                    key=lambda merge: (merge[2], merge[0]))
-    if not every_split:
-        one = {}
-        for merge in sorted(merges, key=lambda merge: (merge[2], rng.random())):
-            one.setdefault(merge[2], merge)
-        merges = sorted(one.values(), key=lambda merge: merge[2])
-    return ids, [value for merge in merges for value in merge], letters
+    return ids, merge_list(ids, rng, every_split), letters
 
 
 def _text(rng: random.Random, letters: list[str]) -> str:

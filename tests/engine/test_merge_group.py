@@ -15,6 +15,7 @@ import pytest
 import tiktoken
 
 import tokend
+from support.merge_lists import merge_list
 from tokend.engine._native import BpeCore
 
 _NATIVE = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
@@ -291,15 +292,7 @@ def _random_list(rng: random.Random, alphabet: bytes, every_split: bool) -> tupl
         if len(token) <= 8 and token not in ids:
             ids[token] = len(ids)
             tokens.append(token)
-    merges = sorted(((ids[token[:at]], ids[token[at:]], token_id) for token, token_id in ids.items()
-                     for at in range(1, len(token)) if token[:at] in ids and token[at:] in ids),
-                    key=lambda merge: (merge[2], merge[0]))
-    if not every_split:
-        one = {}
-        for merge in sorted(merges, key=lambda merge: (merge[2], rng.random())):
-            one.setdefault(merge[2], merge)
-        merges = sorted(one.values(), key=lambda merge: merge[2])
-    return ids, [value for merge in merges for value in merge]
+    return ids, merge_list(ids, rng, every_split)
 
 
 @pytest.mark.parametrize("every_split", [True, False], ids=["every-split", "trained"])

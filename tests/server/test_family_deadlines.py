@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import random
 import string
-import time
 from pathlib import Path
 
 import grpc
@@ -23,6 +22,7 @@ from tokend_api.v1 import tokenizer_pb2 as pb
 from support.registries import publish_openai
 from support.server import TokendServer
 from support.tokenizer_json import llama3_tokenizer_json, qwen3_tokenizer_json
+from support.waiting import wait_for
 from tests.engine.sentencepiece.models import model_bytes
 from tokend.registry import Registry
 from tokend.registry.importing import import_files
@@ -72,15 +72,6 @@ def server(tmp_path_factory):
     server.stop()
 
 
-def _until(condition, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def _handler_ms(server: TokendServer, event: str) -> list[float]:
     """The handler milliseconds of the server's CountTokens calls logged as ``event``, in order."""
     return [entry["ms"] for entry in server.events(event) if entry["method"].endswith("/CountTokens")]
@@ -98,14 +89,14 @@ def test_a_big_items_deadline_stops_it_midway_on_every_family(server, case):
     for _ in range(2):
         before = len(_handler_ms(server, "rpc"))
         assert stub.CountTokens(_request(model, item), timeout=120).total > 0
-        assert _until(lambda: len(_handler_ms(server, "rpc")) == before + 1)
+        wait_for(lambda: len(_handler_ms(server, "rpc")) == before + 1, timeout=30, what="the whole count's log line")
     whole_ms = _handler_ms(server, "rpc")[-1]
     before = len(_handler_ms(server, "rpc_error"))
     deadline_ms = max(50.0, whole_ms / 8)
     with pytest.raises(grpc.RpcError) as caught:
         stub.CountTokens(_request(model, item), timeout=deadline_ms / 1000)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert _until(lambda: len(_handler_ms(server, "rpc_error")) == before + 1)
+    wait_for(lambda: len(_handler_ms(server, "rpc_error")) == before + 1, timeout=30, what="the stopped call's log line")
     stopped_ms = _handler_ms(server, "rpc_error")[-1]
     # Before: the raw bytes ran to their end (~1.4 x the whole count); Qwen 3's NFC text stopped only once its
     # measuring was done (~0.45 x the whole: 2.7 s of 5.6, against a deadline of 0.7 s).
