@@ -118,29 +118,12 @@ static inline __attribute__((always_inline)) int merge_step(const tk_rank_table 
     return 1;
 }
 
-/* The piece's parts, characters of it as atoms where they may be (char_atoms.c): its keys and links over the parts,
+/* The piece's parts, characters of it as atoms where they may be (tk_atom_parts): its keys and links over the parts,
  * each key of a pair holding an atom looked up at the piece's first turn. */
 static inline __attribute__((always_inline)) void start_with_atoms(const tk_rank_table *table, const group_rule rule,
                                                                   const tk_char_atoms *atoms, group_piece *g) {
     const uint64_t no_key = tk_no_key(rule.then_left);
-    size_t len = g->len, start[TK_GROUP_PIECE + 1], m = 0;
-    for (size_t k = 0; k < len;) {
-        size_t n = 1;
-        uint32_t atom = g->buf[k] >= 0xC2 ? tk_char_atom_at(atoms, g->buf, k, len, &n) : 0; /* 1 + its id */
-        start[m++] = k;
-        if (atom) {
-            g->id[k] = atom - 1;
-        } else {
-            g->id[k] = table->byte_rank[g->buf[k]];
-            n = n ? n : 1;
-            for (size_t i = k + 1; i < k + n; i++) { /* the character's other bytes: parts of their own */
-                start[m++] = i;
-                g->id[i] = table->byte_rank[g->buf[i]];
-            }
-        }
-        k += n;
-    }
-    start[m] = len;
+    size_t start[TK_GROUP_PIECE + 1], m = tk_atom_parts(table, atoms, g->buf, g->len, g->id, start);
     for (size_t k = 0; k < 16; k++) g->key[k] = no_key;
     for (size_t p = 0; p < m; p++) {
         size_t k = start[p], end = start[p + 1];

@@ -318,34 +318,11 @@ static void give_worker_cache(BpeCore *self, tk_piece_cache *cache) {
     tk_cache_pool_give(&self->worker_caches, cache);
 }
 
-/* Reads the caller's stop (GIL held): 1 with `stop` set and `flag` a view the caller releases after the encode
- * (the bytearray cannot be resized meanwhile), 0 when the call has none, -1 with an exception. */
+/* Reads the caller's stop (GIL held, tk_read_call_stop): 1 with `stop` set and `flag` a view the caller releases
+ * after the encode, 0 when the call has none, -1 with an exception. */
 static int take_call_stop(tk_call_stop *stop, Py_buffer *flag) {
-    static PyObject *variable; /* tokend.engine.call_stop.CURRENT_STOP, looked up once */
-    if (!variable) {
-        PyObject *module = PyImport_ImportModule("tokend.engine.call_stop");
-        if (!module) return -1;
-        variable = PyObject_GetAttrString(module, "CURRENT_STOP");
-        Py_DECREF(module);
-        if (!variable) return -1;
-    }
-    PyObject *value, *flag_object;
-    if (PyContextVar_Get(variable, Py_None, &value) < 0) return -1;
-    int status = 0;
-    if (value != Py_None) {
-        status = -1;
-        if (PyArg_ParseTuple(value, "dO;a call stop is (deadline, flag)", &stop->deadline, &flag_object) &&
-            PyObject_GetBuffer(flag_object, flag, PyBUF_SIMPLE) == 0) {
-            if (flag->len < 1) {
-                PyBuffer_Release(flag);
-                PyErr_SetString(PyExc_ValueError, "a call stop's flag must hold a byte");
-            } else {
-                stop->flag = flag->buf;
-                status = 1;
-            }
-        }
-    }
-    Py_DECREF(value);
+    int status = tk_read_call_stop(&stop->deadline, flag);
+    if (status == 1) stop->flag = flag->buf;
     return status;
 }
 

@@ -158,36 +158,47 @@ static inline ptrdiff_t tk_tiny_merge(const tk_rank_table *table, const uint8_t 
     return (ptrdiff_t)m;
 }
 
-/* The parts of buf[0, len) (padded) with its characters started as atoms where they may be (char_atoms.c): ids,
- * links and keys of positions [0, len), no key inside an atom or at the last part. As bpe_merge_group.c's
- * start_with_atoms, each look-up made at once. */
+/* The parts of buf[0, len) with its characters started as atoms where they may be (char_atoms.c): the first
+ * position of each part in start[0, m), start[m] = len, and the part's token in id[that position]; m. A character
+ * that is no atom stays bytes, a part a byte. Shared by tk_short_start_atoms and bpe_merge_group.c's
+ * start_with_atoms, which look their pairs up differently. */
+static inline size_t tk_atom_parts(const tk_rank_table *table, const tk_char_atoms *atoms, const uint8_t *buf,
+                                   size_t len, uint32_t *id, size_t *start) {
+    size_t m = 0;
+    for (size_t k = 0; k < len;) {
+        size_t n = 1;
+        uint32_t atom = buf[k] >= 0xC2 ? tk_char_atom_at(atoms, buf, k, len, &n) : 0; /* 1 + its id */
+        start[m++] = k;
+        if (atom) {
+            id[k] = atom - 1;
+        } else {
+            id[k] = table->byte_rank[buf[k]];
+            n = n ? n : 1;
+            for (size_t i = k + 1; i < k + n; i++) { /* the character's other bytes: parts of their own */
+                start[m++] = i;
+                id[i] = table->byte_rank[buf[i]];
+            }
+        }
+        k += n;
+    }
+    start[m] = len;
+    return m;
+}
+
+/* The parts of buf[0, len) (padded) with its characters started as atoms where they may be (tk_atom_parts): ids,
+ * links and keys of positions [0, len), no key inside an atom or at the last part, each look-up made at once. */
 static inline void tk_short_start_atoms(const tk_rank_table *table, const tk_char_atoms *atoms,
                                         const uint16_t *left_len_by_id, size_t n_ids, int then_left,
                                         const uint8_t *buf, size_t len, uint32_t *id, uint64_t *key, uint8_t *next,
                                         uint8_t *prev) {
     const uint64_t no_key = tk_no_key(then_left);
-    uint8_t start[TK_SHORT_MERGE_PIECE + 1];
-    size_t m = 0;
-    for (size_t k = 0; k < len;) {
-        size_t n = 1;
-        uint32_t atom = buf[k] >= 0xC2 ? tk_char_atom_at(atoms, buf, k, len, &n) : 0;
-        start[m++] = (uint8_t)k;
-        key[k] = no_key;
-        id[k] = atom ? atom - 1 : table->byte_rank[buf[k]];
-        n = n ? n : 1;
-        for (size_t i = k + 1; i < k + n; i++) {
-            key[i] = no_key;
-            if (atom) continue;
-            start[m++] = (uint8_t)i; /* a character that stays bytes: a part a byte */
-            id[i] = table->byte_rank[buf[i]];
-        }
-        k += n;
-    }
-    start[m] = (uint8_t)len;
+    size_t start[TK_SHORT_MERGE_PIECE + 1];
+    size_t m = tk_atom_parts(table, atoms, buf, len, id, start);
+    for (size_t k = 0; k < len; k++) key[k] = no_key;
     for (size_t p = 0; p < m; p++) {
         size_t k = start[p], end = start[p + 1];
         next[k] = (uint8_t)end;
-        if (p > 0) prev[k] = start[p - 1];
+        if (p > 0) prev[k] = (uint8_t)start[p - 1];
         if (p + 1 == m) break;
         uint32_t merged = end - k == 1 && start[p + 2] - end == 1 ? table->pair_rank[(buf[k] << 8) | buf[end]]
                                                                    : tk_padded_rank(table, buf, k, start[p + 2]);

@@ -109,45 +109,23 @@ struct SinkStop {
 
 static inline const sp_stop *sink_stop(const Sink *sink) { return sink->stop ? &sink->stop->stop : NULL; }
 
-/* tokend.engine.call_stop's context variable: (deadline, flag) or None; looked up once. */
-static PyObject *stop_variable;
-
-/* Reads the caller's call stop into the sink (GIL held). 0, or -1 with an exception. */
+/* Reads the caller's call stop into the sink (GIL held, tk_read_call_stop). 0, or -1 with an exception. */
 static int take_stop(Sink *sink) {
-    if (!stop_variable) {
-        PyObject *module = PyImport_ImportModule("tokend.engine.call_stop");
-        if (!module) return -1;
-        stop_variable = PyObject_GetAttrString(module, "CURRENT_STOP");
-        Py_DECREF(module);
-        if (!stop_variable) return -1;
+    double deadline;
+    Py_buffer flag;
+    int status = tk_read_call_stop(&deadline, &flag);
+    if (status != 1) return status;
+    struct SinkStop *stop = PyMem_Malloc(sizeof *stop);
+    if (!stop) {
+        PyBuffer_Release(&flag);
+        PyErr_NoMemory();
+        return -1;
     }
-    PyObject *value;
-    if (PyContextVar_Get(stop_variable, Py_None, &value) < 0) return -1;
-    int status = 0;
-    if (value != Py_None) {
-        double deadline;
-        PyObject *flag;
-        struct SinkStop *stop = PyMem_Malloc(sizeof *stop);
-        if (!stop) {
-            PyErr_NoMemory();
-            status = -1;
-        } else if (!PyArg_ParseTuple(value, "dO;a call stop is (deadline, flag)", &deadline, &flag) ||
-                   PyObject_GetBuffer(flag, &stop->flag_view, PyBUF_SIMPLE) < 0) {
-            PyMem_Free(stop);
-            status = -1;
-        } else if (stop->flag_view.len < 1) {
-            PyBuffer_Release(&stop->flag_view);
-            PyMem_Free(stop);
-            PyErr_SetString(PyExc_ValueError, "a call stop's flag must hold a byte");
-            status = -1;
-        } else {
-            stop->stop.deadline = deadline;
-            stop->stop.flag = stop->flag_view.buf;
-            sink->stop = stop;
-        }
-    }
-    Py_DECREF(value);
-    return status;
+    stop->flag_view = flag; /* a PyBUF_SIMPLE view: no pointers into itself, so it may be moved */
+    stop->stop.deadline = deadline;
+    stop->stop.flag = flag.buf;
+    sink->stop = stop;
+    return 0;
 }
 
 static void release_stop(Sink *sink) {
