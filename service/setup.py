@@ -14,11 +14,48 @@
   Encode or CountTokens request's texts, read from their wire bytes without the GIL (native/decode_request.c,
   native/text_request.c, native/wire_reader.h; the gRPC server's)."""
 
+import os
+import types
+from concurrent.futures import ThreadPoolExecutor
+
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 COMPILE_ARGS = ["-O3", "-fvisibility=hidden", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
+
+
+def compile_sources_at_once(compiler, sources, output_dir=None, macros=None, include_dirs=None, debug=0,
+                            extra_preargs=None, extra_postargs=None, depends=None):
+    """`CCompiler.compile`, with one compiler process per core instead of one at a time.
+
+    The core has ~30 sources at -O3; compiled one after another they were ~20 s of every install, Docker build
+    and CI run on 2 cores. Objects that are up to date are skipped as `compile` skips them (`build` lists only
+    the stale ones).
+    """
+    macros, objects, extra_postargs, pp_opts, build = compiler._setup_compile(
+        output_dir, macros, include_dirs, sources, depends, extra_postargs)
+    cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
+
+    def compile_one(obj):
+        source, extension = build[obj]
+        compiler._compile(obj, source, extension, cc_args, extra_postargs, pp_opts)
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(compile_one, [obj for obj in objects if obj in build]))
+    return objects
+
+
+class BuildExtAtOnce(build_ext):
+    """build_ext whose compiler compiles an extension's sources in parallel (see compile_sources_at_once)."""
+
+    def build_extensions(self):
+        self.compiler.compile = types.MethodType(compile_sources_at_once, self.compiler)
+        super().build_extensions()
+
+
 setup(
+    cmdclass={"build_ext": BuildExtAtOnce},
     ext_modules=[
         Extension(
             "tokend.engine._native",
