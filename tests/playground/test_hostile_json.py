@@ -93,6 +93,52 @@ def test_a_field_of_another_json_type_is_a_4xx_naming_it(bounded, endpoint, fiel
         assert field in named or (field == "ids" and "inputs[0]" in named), (field, value, reply.error)
 
 
+_CHAT_VALID = {"model": "o200k_base", "messages": [{"role": "user", "content": "hi"}]}
+_CHAT_FIELDS = ["model", "messages", "conversations", "tools", "add_generation_prompt", "content_special_tokens", "per_message"]
+_LONG = "q" * 200_000
+
+
+@pytest.mark.parametrize("endpoint, field", [(endpoint, field) for endpoint, fields in _FIELDS.items() for field in fields]
+                         + [("count_chat", field) for field in _CHAT_FIELDS] + [pytest.param("chunk", _LONG[:5_000], id="chunk-unknown-field")])
+def test_a_long_string_where_a_field_takes_something_else_is_quoted_short(bounded, endpoint, field):
+    # `"side": "<40 MB>"` came back whole in the 400's message (40,000,148 bytes; eight at once took the
+    # playground +926 MiB against +471 for the same bodies under a field it does not know): side, prefer,
+    # errors, output, content_special_tokens, a whole number's field, a special-token set as a string (twice),
+    # and unknown field names. Echoed input is cut to 100 characters (docs/api.md, Hostile input).
+    body = {**(_CHAT_VALID if endpoint == "count_chat" else _VALID[endpoint]), field: _LONG}
+    reply = bounded.post(f"/api/v1/{endpoint}", body)
+    if reply.status == 200:
+        return  # a field that takes a string (a text, a model name is a 404 below)
+    assert 400 <= reply.status < 500, (field, reply.body[:300])
+    assert len(reply.body) < 2_000, (endpoint, field, reply.body[:300])
+
+
+def test_many_unknown_fields_are_named_a_few_at_a_time(bounded):
+    reply = bounded.post("/api/v1/count", {**_VALID["count"], **{f"field{index}": 1 for index in range(20_000)}})
+    assert reply.status == 400 and "unknown field(s) field0, field1" in reply.error["message"]
+    assert "and 19992 more" in reply.error["message"] and len(reply.body) < 2_000
+
+
+@pytest.mark.parametrize("endpoint, body", [
+    ("truncate", {"model": "cl100k_base", "text": "a\ud800b c", "max_tokens": 3}),
+    ("chunk", {"model": "cl100k_base", "text": "a\ud800b c", "max_tokens": 3}),
+    ("chunk", {"model": "cl100k_base", "inputs": ["\udc00x", "y\ude00\ud83d"], "max_tokens": 1}),
+])  # fmt: skip
+def test_a_lone_surrogate_in_a_text_comes_back_as_its_json_escape(bounded, endpoint, body):
+    # The text a truncation or a chunk keeps holds the caller's lone surrogate; it was written with
+    # surrogatepass (ED A0 80: not UTF-8, so not JSON a strict reader takes; a browser saw three U+FFFD).
+    texts = body.get("inputs", [body.get("text")])
+    reply = bounded.post(f"/api/v1/{endpoint}", body)
+    assert reply.status == 200, reply.body[:300]
+    reply.body.decode("utf-8")  # strict: raises on the bytes surrogatepass wrote
+    # The caller's own string, surrogates and all: a truncation's span, or every chunk laid end to end.
+    for text, result in zip(texts, reply.json()["results"], strict=True):
+        if endpoint == "truncate":
+            assert result["text"] == text[result["start"]:result["end"]] and "\ud800" in result["text"], result
+        else:
+            assert "".join(chunk["text"] for chunk in result["chunks"]) == text, result
+
+
 # ---- HTTP itself: every refusal is a JSON error with a 4xx and the page's security headers ----------------
 SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy")
 

@@ -35,12 +35,24 @@ def normalize(value: object, *, argument: str) -> SpecialTokens:
         if value == ALL:
             return ALL
         raise TypeError(
-            f"{argument} must be 'all' or a collection of strings, got the string {value!r}; "
-            f"to name one token write {argument}={{{value!r}}}"
+            f"{argument} must be 'all' or a collection of strings, got the string {_quoted(value)}; "
+            f"to name one token write {argument}={{{_quoted(value)}}}"
         )
     if not isinstance(value, Collection):
-        raise TypeError(f"{argument} must be 'all' or a collection of strings, got {value!r}")
+        raise TypeError(f"{argument} must be 'all' or a collection of strings, got {_quoted(value)}")
     for token in value:
         if not isinstance(token, str):
-            raise TypeError(f"{argument} must contain strings, got {token!r} ({type(token).__name__})")
+            raise TypeError(f"{argument} must contain strings, got {_quoted(token)} ({type(token).__name__})")
     return frozenset(value)
+
+
+def _quoted(value: object, limit: int = 100) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a server quotes these errors back to whoever sent the value.
+
+    >>> _quoted("q" * 5000)[-28:]
+    "'… (5,000 characters in all)"
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value):,} characters in all)"
+    text = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[:limit]}…"

@@ -38,7 +38,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import AbstractSet, Literal
 
-from ..errors import InvalidBudgetError
+from ..errors import InvalidBudgetError, quoted
 from .budget_search import last_fitting
 from .offsets import Alignment, align_tokens
 from .separators import last_separator_cut
@@ -127,7 +127,7 @@ def iter_chunks(
             "overlap", f"overlap must be >= 0 and below max_tokens ({max_tokens}), got {overlap}"
         )
     if not isinstance(prefer, str) or prefer not in PREFERENCES:  # a list from JSON is not hashable
-        raise InvalidBudgetError("prefer", f"prefer must be one of {', '.join(map(repr, PREFERENCES))}, got {prefer!r}")
+        raise InvalidBudgetError("prefer", f"prefer must be one of {', '.join(map(repr, PREFERENCES))}, got {quoted(prefer)}")
     grid = align_tokens(encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special)
     if max_chunks is not None and least_chunks(len(grid.ids), max_tokens, overlap) > max_chunks:
         _too_many_chunks(max_chunks, max_tokens, overlap, len(grid.ids))

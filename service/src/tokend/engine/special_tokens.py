@@ -23,6 +23,7 @@ import re
 from collections.abc import Collection, Iterator, Set
 from functools import lru_cache
 
+from ..errors import quoted
 from .literal_alternation import literal_alternation
 from .prefix_scan import PrefixScan
 
@@ -57,8 +58,8 @@ def resolve_policy(
     if isinstance(allowed_special, str):
         if allowed_special != "all":
             raise TypeError(
-                f"allowed_special must be 'all' or a set of strings, got the string {allowed_special!r}; "
-                f"wrap a single token in a set: allowed_special={{{allowed_special!r}}}"
+                f"allowed_special must be 'all' or a set of strings, got the string {quoted(allowed_special)}; "
+                f"wrap a single token in a set: allowed_special={{{quoted(allowed_special)}}}"
             )
         allowed = frozenset(special_tokens)
     else:
@@ -67,7 +68,7 @@ def resolve_policy(
         if disallowed_special != "all":
             raise TypeError(
                 f"disallowed_special must be 'all' or a collection of strings, got the string "
-                f"{disallowed_special!r}; wrap a single token in a tuple: disallowed_special=({disallowed_special!r},)"
+                f"{quoted(disallowed_special)}; wrap a single token in a tuple: disallowed_special=({quoted(disallowed_special)},)"
             )
         # tiktoken subtracts the caller's allowed_special as given (non-special strings are irrelevant here).
         disallowed = frozenset(special_tokens) - allowed

@@ -39,7 +39,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import AbstractSet, Literal
 
-from ..errors import InvalidBudgetError
+from ..errors import InvalidBudgetError, quoted
 from .budget_search import last_fitting
 from .offsets import align_tokens
 
@@ -93,7 +93,7 @@ def truncate(
     """The longest prefix (`side="right"`) or suffix (`"left"`) of `text` that fits `max_tokens` (see above)."""
     max_tokens = check_max_tokens(max_tokens, minimum=0)
     if not isinstance(side, str) or side not in SIDES:
-        raise InvalidBudgetError("side", f"side must be 'right' (keep the beginning) or 'left' (keep the end), got {side!r}")
+        raise InvalidBudgetError("side", f"side must be 'right' (keep the beginning) or 'left' (keep the end), got {quoted(side)}")
     if not isinstance(text, str):
         raise TypeError(f"text must be str, got {type(text).__name__}")
     whole = encoding.encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)

@@ -38,13 +38,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService, WorkAdmission
+from tokend.service import RequestLimitExceeded, ServedModels, SpecialTokenPolicy, TokenizerService, WorkAdmission, echo
 from tokend.service.limits import Limits, input_bytes
 from tokend.service.results import ModelDetails, ModelVersion
 
 from .budget_api import BudgetApi
 from .chat_api import ChatApi
-from .http_error import bad_request
+from .http_error import bad_request, quoted_value
 from .json_structure import largest_structure
 from .token_view import describe_tokens
 
@@ -73,6 +73,8 @@ class PlaygroundLimits(Limits):
 _ENCODE_FIELDS = frozenset({"model", "inputs", "text", "allowed_special", "disallowed_special", "detail", "offsets"})
 _COUNT_FIELDS = _ENCODE_FIELDS - {"detail", "offsets"}
 _DECODE_FIELDS = frozenset({"model", "inputs", "ids", "errors", "output"})
+# Unknown fields an error names (each cut as echo cuts it); a body may hold a million of them.
+_NAMED_FIELDS = 8
 
 
 class PlaygroundApi(BudgetApi, ChatApi):  # truncate, chunk: budget_api.py; encode_chat, count_chat: chat_api.py
@@ -194,7 +196,7 @@ def _id_inputs(request: dict[str, Any]) -> list[list[int]]:
             # bool is an int in Python and JSON true would otherwise decode as token 1
             if not isinstance(token_id, int) or isinstance(token_id, bool) or token_id < 0:
                 raise bad_request(
-                    f"inputs[{index}][{position}] = {token_id!r} is not a token id (a non-negative integer)",
+                    f"inputs[{index}][{position}] = {quoted_value(token_id)} is not a token id (a non-negative integer)",
                     item=index,
                 )
         inputs.append(item)
@@ -216,7 +218,8 @@ def _object(body: Any, fields: Iterable[str]) -> dict[str, Any]:
     accepted = sorted(fields)
     unknown = sorted(set(body) - set(accepted))
     if unknown:
-        raise bad_request(f"unknown field(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+        named = ", ".join(map(echo, unknown[:_NAMED_FIELDS])) + (f" and {len(unknown) - _NAMED_FIELDS} more" if len(unknown) > _NAMED_FIELDS else "")
+        raise bad_request(f"unknown field(s) {named}; accepted: {', '.join(accepted)}")
     return body
 
 
@@ -259,7 +262,7 @@ def _boolean(request: dict[str, Any], field: str) -> bool:
 def _choice(request: dict[str, Any], field: str, choices: tuple[str, ...]) -> str:
     value = request.get(field, choices[0])
     if value not in choices:
-        raise bad_request(f'"{field}" must be one of {", ".join(map(repr, choices))}, not {value!r}')
+        raise bad_request(f'"{field}" must be one of {", ".join(map(repr, choices))}, not {quoted_value(value)}')
     return value
 
 

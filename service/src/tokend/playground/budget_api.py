@@ -26,7 +26,7 @@ from typing import Any
 from tokend.service import RequestLimitExceeded
 from tokend.service.limits import input_bytes
 
-from .http_error import bad_request
+from .http_error import bad_request, quoted_value
 
 __all__ = ["BudgetApi", "TRUNCATE_FIELDS", "CHUNK_FIELDS"]
 
@@ -105,5 +105,5 @@ def _integer(request: dict[str, Any], field: str, default: int | None = None) ->
     if value is None:
         raise bad_request(f'"{field}" is required: a whole number')
     if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request(f'"{field}" must be a whole number, not {value!r}')
+        raise bad_request(f'"{field}" must be a whole number, not {quoted_value(value)}')
     return value

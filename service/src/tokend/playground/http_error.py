@@ -26,9 +26,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tokend.service.errors import ErrorKind, Failure, Hint, describe
+from tokend.service.errors import ECHO_CHARS, ErrorKind, Failure, Hint, describe, echo
 
-__all__ = ["HttpError", "bad_request", "error_from_exception"]
+__all__ = ["HttpError", "bad_request", "error_from_exception", "quoted_value"]
+
+_JSON_KINDS = {list: "a JSON array", dict: "a JSON object"}
 
 
 class HttpError(Exception):
@@ -64,6 +66,22 @@ _STATUSES = {
     ErrorKind.CANCELLED: (400, "cancelled"),
     ErrorKind.UNSUPPORTED: (422, "failed_precondition"),
 }
+
+
+def quoted_value(value: Any) -> str:
+    """A request's JSON value as an error message quotes it: a string cut as ``echo`` cuts it, a number as
+    written, an array or object by its kind only (its text could be most of a 48 MB body).
+
+    >>> quoted_value("left"), quoted_value(1.5), quoted_value([1, 2])
+    ("'left'", '1.5', 'a JSON array')
+    >>> len(quoted_value("x" * 40_000_000)) < 160
+    True
+    """
+    if isinstance(value, str):
+        return repr(echo(value))
+    if value is None or isinstance(value, (bool, int, float)):
+        return json.dumps(value)[:ECHO_CHARS]
+    return _JSON_KINDS.get(type(value), type(value).__name__)
 
 
 def _worded(failure: Failure) -> str:

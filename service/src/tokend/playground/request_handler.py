@@ -248,7 +248,11 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
 
 
 def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", errors="surrogatepass")
+    # A text the caller sent with a lone surrogate (JSON "\ud800") comes back in a chunk's or a truncation's
+    # text, or a token's: UTF-8 has no bytes for it (surrogatepass wrote ED A0 80, which no strict JSON reader
+    # accepts and a browser reads as three U+FFFD), so it goes back as the same JSON escape. Surrogates occur
+    # only inside JSON strings, and backslashreplace writes exactly "\udXXX" for them.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", errors="backslashreplace")
 
 
 def overload_response() -> bytes:

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from tokend_api import MAX_CHUNKS
 
 from tokend.engine.regex_splitter import shared_regex_time
-from tokend.errors import InvalidBudgetError, TokendError
+from tokend.errors import InvalidBudgetError, TokendError, quoted
 from tokend.service.batch import CallState, check_call, run_batch
 from tokend.service.budget_results import (
     Chunked,
@@ -263,7 +263,7 @@ class BudgetOperations:
         from tokend.service.tokenizer import DECODE_ERRORS
 
         if errors not in DECODE_ERRORS:
-            raise InvalidRequest("errors", f"unknown value {errors!r}; use one of {', '.join(DECODE_ERRORS)}")
+            raise InvalidRequest("errors", f"unknown value {quoted(errors)}; use one of {', '.join(DECODE_ERRORS)}")
         loaded = self.models.load(model, call=call)
         return DecodeSession(self.limits, _version(loaded), loaded.encoding, errors, call)
 

@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from tokend.engine.message_counts import plain_message_bytes
-from tokend.errors import ChatFormatNotSetError, ChatTemplateError
+from tokend.errors import ChatFormatNotSetError, ChatTemplateError, quoted
 from tokend.registry.chat import CONTENT_SPECIAL_TOKENS, ChatCount, ChatEncoding, TemplateClock, TemplateLimits
 from tokend.service.admission import working_bytes
 from tokend.service.batch import CallState, run_batch
@@ -272,7 +272,7 @@ class ChatOperations:
         if content_special_tokens not in CONTENT_SPECIAL_TOKENS:
             raise InvalidRequest(
                 "content_special_tokens",
-                f"unknown value {content_special_tokens!r}; use one of {', '.join(CONTENT_SPECIAL_TOKENS)}",
+                f"unknown value {quoted(content_special_tokens)}; use one of {', '.join(CONTENT_SPECIAL_TOKENS)}",
             )
         self.limits.check_request(items=len(conversations), input_bytes=0)  # before sizing a million items
         sizes = []

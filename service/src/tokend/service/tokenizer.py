@@ -33,6 +33,7 @@ from typing import Any, Literal
 from tokend.engine.call_stop import CallStopped, stop_at
 from tokend.engine.normalized_texts import keeping_normalized
 from tokend.engine.regex_splitter import RegexTime, shared_regex_time
+from tokend.errors import quoted
 from tokend.service.admission import NOTHING_RESERVED, WorkAdmission, working_bytes
 from tokend.service.batch import CallState, run_batch, run_text_batch, stopped_midway
 from tokend.service.bulk_lane import BulkLane
@@ -144,9 +145,9 @@ class TokenizerService(BudgetOperations, ChatOperations):  # mixins: service/bud
     ) -> Decoded:
         """Text (``errors`` as in tiktoken) or bytes of each id list; the answer's size is known up front."""
         if errors not in DECODE_ERRORS:
-            raise InvalidRequest("errors", f"unknown value {errors!r}; use one of {', '.join(DECODE_ERRORS)}")
+            raise InvalidRequest("errors", f"unknown value {quoted(errors)}; use one of {', '.join(DECODE_ERRORS)}")
         if output not in DECODE_OUTPUTS:
-            raise InvalidRequest("output", f"unknown value {output!r}; use one of {', '.join(DECODE_OUTPUTS)}")
+            raise InvalidRequest("output", f"unknown value {quoted(output)}; use one of {', '.join(DECODE_OUTPUTS)}")
         ids = sum(len(item) for item in inputs)
         self.limits.check_request(items=len(inputs), input_bytes=BYTES_PER_TOKEN_ID * ids)
         loaded = self.models.load(model, call=call)

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from tokend.engine.message_counts import MessageCounter, MessageLayout, message_counter
 from tokend.engine.special_tokens import special_token_regex
-from tokend.errors import ChatRequestError, ModelFormatError
+from tokend.errors import ChatRequestError, ModelFormatError, quoted
 from tokend.registry.chat.messages import ChatMessage, ToolDefinition, parse_messages, parse_tools
 from tokend.registry.chat.template_limits import TemplateLimits
 from tokend.registry.chat.segments import ChatCount, ChatEncoding, RenderedChat, chat_count, count_rendered, encode_rendered
@@ -223,10 +223,10 @@ class ChatEncoder:
 
     def _prepare(self, messages, tools, add_generation_prompt, content_special_tokens, limits, spans):
         if not isinstance(add_generation_prompt, bool):
-            raise ChatRequestError(f"must be true or false, got {add_generation_prompt!r}", field="add_generation_prompt")
+            raise ChatRequestError(f"must be true or false, got {quoted(add_generation_prompt)}", field="add_generation_prompt")
         if content_special_tokens not in CONTENT_SPECIAL_TOKENS:
             raise ChatRequestError(
-                f"must be one of {', '.join(CONTENT_SPECIAL_TOKENS)}, got {content_special_tokens!r}",
+                f"must be one of {', '.join(CONTENT_SPECIAL_TOKENS)}, got {quoted(content_special_tokens)}",
                 field="content_special_tokens",
             )
         parsed = parse_messages(messages)
