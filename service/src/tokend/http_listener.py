@@ -253,6 +253,12 @@ class _CountedReader:
             size -= len(chunk)
         return b"".join(chunks)
 
+    def readinto1(self, buffer: Any) -> int:
+        """What one read of the socket brings (or the buffer holds), into ``buffer``; counted as ``read``'s."""
+        count = self._reader.readinto1(buffer)
+        self._sent(count)
+        return count
+
     def __iter__(self) -> Any:
         return iter(self.readline, b"")
 

@@ -23,8 +23,10 @@ Not handled: chunked request bodies (411: send Content-Length), HTTPS (put a pro
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from importlib import resources
@@ -33,12 +35,14 @@ from urllib.parse import unquote, urlsplit
 
 from tokend_api import MAX_REQUEST_BYTES
 
+from tokend.service.admission import NOTHING_RESERVED, WorkAdmission
 from tokend.service.call_record import recording
-from tokend.service.errors import echo
+from tokend.service.errors import ServiceUnavailable, echo
 
 from .api import PlaygroundApi
 from .http_error import HttpError, error_from_exception
 from .json_structure import CONTAINER_BYTES, ENTRY_BYTES, structure_bytes
+from .large_bodies import LARGE_BODY_BYTES, body_read_seconds, large_body_places
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +92,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
     """One request. `api` is set on a subclass per server (see `handler_for`), not passed per request."""
 
     api: ClassVar[PlaygroundApi]
+    large_bodies: ClassVar[WorkAdmission]
     protocol_version = "HTTP/1.1"
     server_version = "tokend-playground"
     sys_version = ""
@@ -122,18 +127,31 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
             known = ", ".join(sorted(_POST_ENDPOINTS))
             self._send_error(HttpError(404, "not_found", f"no POST endpoint {path!r}; there are {known}"))
             return
+        leave = NOTHING_RESERVED
         try:
-            body = self._read_json()
-        except HttpError as error:
-            self.close_connection = True
-            self._send_error(error)
-            return
-        endpoint = getattr(self.api, method_name)
-        self._answer(lambda: endpoint(body))
+            try:
+                length = self._body_length()
+                if length >= LARGE_BODY_BYTES:
+                    # large_bodies.py: the body waits unread (in the socket) for a place, then must arrive in time
+                    leave = self.large_bodies.reserve(1, call=None)
+                    raw = self._read_body(length, time.monotonic() + body_read_seconds(length))
+                else:
+                    raw = self._read_body(length)
+                body = self._parse_json(raw)
+            except (HttpError, ServiceUnavailable) as error:
+                self.close_connection = True  # the body may be unread, or read in part
+                self._send_error(error if isinstance(error, HttpError) else error_from_exception(error))
+                return
+            del raw  # the parsed body is what the call holds
+            endpoint = getattr(self.api, method_name)
+            self._answer(lambda: endpoint(body))
+        finally:
+            leave()
 
     # -- plumbing ----------------------------------------------------------------------------------------
 
-    def _read_json(self) -> Any:
+    def _body_length(self) -> int:
+        """The body's length from its headers, refused (HttpError) by them or by its size before it is read."""
         if self.headers.get("Transfer-Encoding") is not None:
             raise HttpError(411, "length_required", "send the JSON body with a Content-Length header, not Transfer-Encoding")
         lengths = self.headers.get_all("Content-Length") or []
@@ -154,9 +172,49 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
                 f"a request body of {length_text} bytes exceeds the limit of {limit}; send less per request",
                 limit=limit, setting=MAX_REQUEST_BYTES,
             )
-        raw = self.rfile.read(length)
+        return length
+
+    def _read_body(self, length: int, deadline: float | None = None) -> bytes | bytearray:
+        """The body's bytes (by ``deadline``, a ``time.monotonic()``, when given: else 408), refused (HttpError)
+        by its structure before any parse."""
+        if deadline is None:
+            raw = self.rfile.read(length)
+        else:
+            raw = self._read_by(length, deadline)
         self.server.request_read(self.connection)  # the whole request is here (http_listener: never closed now)
         self._check_structure(raw)
+        return raw
+
+    def _read_by(self, length: int, deadline: float) -> bytearray:
+        # Into one buffer, each wait for the socket bounded by what is left: a body that holds a place must
+        # not keep it by trickling in (large_bodies.py).
+        buffer = bytearray(length)
+        view, read = memoryview(buffer), 0
+        try:
+            while read < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(min(left, self.timeout))
+                # At most the reader's buffer a time: asked for more, it reads the socket even with bytes buffered,
+                # and a timeout there would lose the count of the bytes it had already copied.
+                got = self.rfile.readinto1(view[read:read + io.DEFAULT_BUFFER_SIZE])
+                if not got:
+                    break  # the client closed: the short body is refused by its parse
+                read += got
+        except TimeoutError:
+            raise HttpError(
+                408, "deadline_exceeded",
+                f"the request body did not arrive in time ({read:,} of {length:,} bytes within "
+                f"{body_read_seconds(length):.0f} s); send it at 1 MiB/s or more",
+            ) from None
+        finally:
+            view.release()
+            self.connection.settimeout(self.timeout)
+        return buffer if read == length else buffer[:read]
+
+    @staticmethod
+    def _parse_json(raw: bytes | bytearray) -> Any:
         try:
             return json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -174,7 +232,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
                 "a number in the JSON body has more than 4,300 digits; token ids and options are small integers",
             ) from None
 
-    def _check_structure(self, raw: bytes) -> None:
+    def _check_structure(self, raw: bytes | bytearray) -> None:
         """413 naming max_request_bytes when the body's objects, lists and commas count more than any
         acceptable request's (json_structure.py): refused before json.loads builds them."""
         limits = self.api.limits
@@ -265,6 +323,8 @@ def overload_response() -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("ascii") + payload
 
 
-def handler_for(api: PlaygroundApi) -> type[PlaygroundRequestHandler]:
-    """A handler class bound to one API instance (http.server builds one handler object per request)."""
-    return type("BoundPlaygroundRequestHandler", (PlaygroundRequestHandler,), {"api": api})
+def handler_for(api: PlaygroundApi, large_bodies: WorkAdmission | None = None) -> type[PlaygroundRequestHandler]:
+    """A handler class bound to one API instance and one gate of large bodies (large_bodies.py; None: a new
+    one) — http.server builds one handler object per request."""
+    places = large_bodies if large_bodies is not None else large_body_places()
+    return type("BoundPlaygroundRequestHandler", (PlaygroundRequestHandler,), {"api": api, "large_bodies": places})

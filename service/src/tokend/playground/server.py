@@ -27,6 +27,7 @@ from tokend.service import WorkAdmission
 from tokend.settings import Settings
 
 from .api import PlaygroundApi, PlaygroundLimits
+from .large_bodies import large_body_places
 from .request_handler import handler_for, overload_response
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,10 @@ class PlaygroundServer:
         *, max_connections: int = DEFAULT_MAX_CONNECTIONS, admission: WorkAdmission | None = None,
     ) -> None:
         self.api = PlaygroundApi(registry, limits, admission)
+        self.large_bodies = large_body_places()  # large_bodies.py: eight large bodies parsed and answered at once
         self._httpd = HttpListener(
-            (host, port), handler_for(self.api), max_connections=max_connections, overload_response=overload_response()
+            (host, port), handler_for(self.api, self.large_bodies), max_connections=max_connections,
+            overload_response=overload_response(),
         )
         self._thread: threading.Thread | None = None
 
