@@ -10,6 +10,7 @@ Every error leaves the server as `{"error": {"code": ..., "message": ..., <detai
                             `message_index`, `item`)
     404 not_found           unknown model, version or alias (`ref`, `available`), unknown path
     405 method_not_allowed  e.g. GET on an endpoint that takes POST
+    408 deadline_exceeded   a large body that did not arrive in time (large_bodies.py)
     411 length_required     a POST without Content-Length (chunked bodies are not accepted)
     413 resource_exhausted  a configured limit (`limit`, `setting`), a chat template's time or size limit
     422 failed_precondition the model version cannot do this: its tokens do not spell the text, so it has no
@@ -17,7 +18,8 @@ Every error leaves the server as `{"error": {"code": ..., "message": ..., <detai
                             chat format (`ref`)
     500 failed_precondition the model on the registry is broken (format, checksum, version conflict)
     500 internal            anything unexpected (logged with its traceback; the message names no request content)
-    503 unavailable         the registry cannot be read right now (retry later)
+    503 unavailable         the registry cannot be read right now, or the places for large bodies are taken and
+                            16 wait already (retry later)
     504 deadline_exceeded   (kept for completeness: the page's calls carry no deadline)
 """
 
