@@ -486,6 +486,30 @@ static inline void prefetch_ranks_ahead(const merge_state *s, size_t w, size_t n
     }
 }
 
+/* The first round's scatter in two passes when a piece has many distinct byte pairs (TK_PREFETCH_PAIRS): each
+ * offset straight to its pair's place wrote to as many places at once as there are pairs (676 for random lowercase
+ * letters), each store a miss of the first-level cache and its TLB: ~17 % of a count of 1 MB of them (perf). By
+ * first byte, then within each row by second byte, each pass writes to at most 256 places (26 for lowercase). An
+ * entry of the first pass is its offset and second byte (offset << 8 | byte: pieces up to TK_PACKED_PIECE bytes),
+ * so the second pass reads its row alone, not the piece at random; a row is sorted into `spare` (longest_row
+ * entries, at most n_first / TK_ROW_SHARE: a piece whose rows are lopsided has few pairs, and one pass is cheap for
+ * it) and copied back. Stable, as the one pass: offsets ascend within each pair. */
+#define TK_PACKED_PIECE ((size_t)1 << 24)
+#define TK_ROW_SHARE 8
+static void scatter_by_rows(const uint8_t *piece, size_t len, uint32_t *row_at, uint32_t *pair_at, uint32_t *first,
+                            uint32_t *spare) {
+    uint32_t row_start[256];
+    memcpy(row_start, row_at, sizeof row_start);
+    for (size_t i = 0; i + 1 < len; i++) first[row_at[piece[i]]++] = (uint32_t)(i << 8) | piece[i + 1];
+    for (size_t b = 0; b < 256; b++) {
+        uint32_t start = row_start[b], end = row_at[b];
+        if (start == end) continue;
+        uint32_t *place = pair_at + (b << 8);
+        for (uint32_t k = start; k < end; k++) spare[place[first[k] & 0xff]++ - start] = first[k] >> 8;
+        memcpy(first + start, spare, (end - start) * sizeof *first);
+    }
+}
+
 /* tokend_native.h; process-wide, so a batch's workers add to the same counters. */
 static tk_merge_counters merge_counters;
 
@@ -567,24 +591,22 @@ static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *r
             s.prefetch++;
         }
     s.prefetch = s.prefetch >= TK_PREFETCH_PAIRS;
-    /* Every byte pair gets its place, tokens in rank order, then the pairs that are no token (never merged,
-     * never read): the scatter then has no branch on whether a pair is a token, which random text makes as
-     * good as random to the predictor (the scatter was ~20 % of counting 1 MB of random letters). */
-    size_t n_first = 0;
-    for (size_t w = 0; w <= n_ranks / 64; w++) /* the pending ranks are the first round's so far */
-        for (uint64_t word = s.pending[w]; word; word &= word - 1) {
-            uint32_t pair = s.lists[s.list_of[(w << 6) + (size_t)__builtin_ctzll(word)] - 1].what - 1;
-            pair_at[pair] = (uint32_t)n_first;
-            n_first += pair_count[pair];
-        }
-    for (size_t w = 0; w < 65536 / 64; w++)
-        for (uint64_t word = present[w]; word; word &= word - 1) {
-            uint32_t pair = (uint32_t)(w << 6) + (uint32_t)__builtin_ctzll(word);
-            if (byte_pair_rank(&s, pair) == TK_NO_RANK) {
+    /* Every byte pair gets its place in the order of the pairs' values (so a first byte's pairs are one row), tokens
+     * or not: the scatter then has no branch on whether a pair is a token, which random text makes as good as
+     * random to the predictor (the scatter was ~20 % of counting 1 MB of random letters); a rank's turn finds its
+     * pairs through pair_at whatever the order. */
+    size_t n_first = 0, longest_row = 0;
+    uint32_t row_at[256]; /* first byte -> where its row starts in `first` */
+    for (size_t b = 0; b < 256; b++) {
+        row_at[b] = (uint32_t)n_first;
+        for (size_t w = b * 4; w < b * 4 + 4; w++)
+            for (uint64_t word = present[w]; word; word &= word - 1) {
+                uint32_t pair = (uint32_t)(w << 6) + (uint32_t)__builtin_ctzll(word);
                 pair_at[pair] = (uint32_t)n_first;
                 n_first += pair_count[pair];
             }
-        }
+        if (n_first - row_at[b] > longest_row) longest_row = n_first - row_at[b];
+    }
     /* Encoding, the first-round pairs go in `out` (len entries of scratch; the ids are written at the end),
      * and the ranks of merges a third of that: 4/3 bytes a byte of fresh memory where `first` and `out`
      * were 8, whose first touches (page faults, pages cleared) were ~10 % of a first call on 1 MB. */
@@ -596,7 +618,13 @@ static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *r
         first = malloc((n_first ? n_first : 1) * sizeof *first); /* n_first == len - 1 */
         if (!first) goto done;
     }
-    for (size_t i = 0; i + 1 < len; i++) first[pair_at[(piece[i] << 8) | piece[i + 1]]++] = (uint32_t)i;
+    if (s.prefetch && len <= TK_PACKED_PIECE && longest_row <= n_first / TK_ROW_SHARE) {
+        if (!(spare = malloc(longest_row * sizeof *spare))) goto done;
+        spare_capacity = longest_row;
+        scatter_by_rows(piece, len, row_at, pair_at, first, spare);
+    } else {
+        for (size_t i = 0; i + 1 < len; i++) first[pair_at[(piece[i] << 8) | piece[i + 1]]++] = (uint32_t)i;
+    }
 
     /* The pending ranks in ascending order: a rank's merges only make lists of higher ranks (or stop), so a
      * word is read again after each of its ranks. Ranks without pairs here (most of the vocabulary) are not
