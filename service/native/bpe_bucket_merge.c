@@ -486,18 +486,19 @@ static inline void prefetch_ranks_ahead(const merge_state *s, size_t w, size_t n
     }
 }
 
-/* The first round's scatter in two passes when a piece has many distinct byte pairs (TK_PREFETCH_PAIRS): each
- * offset straight to its pair's place wrote to as many places at once as there are pairs (676 for random lowercase
- * letters), each store a miss of the first-level cache and its TLB: ~17 % of a count of 1 MB of them (perf). By
+/* The first round's scatter in two passes when a piece of TK_ROWS_PIECE bytes or more has many distinct byte pairs
+ * (TK_PREFETCH_PAIRS): each offset straight to its pair's place wrote to as many places at once as there are pairs
+ * (676 for random lowercase letters) in an array past the second-level cache, each store a miss of the first-level
+ * cache and its TLB: ~17 % of a count of 1 MB of them (perf; shorter pieces' arrays stay in that cache). By
  * first byte, then within each row by second byte, each pass writes to at most 256 places (26 for lowercase). An
  * entry of the first pass is its offset and second byte (offset << 8 | byte: pieces up to TK_PACKED_PIECE bytes),
- * so the second pass reads its row alone, not the piece at random; a row is sorted into `spare` (longest_row
+ * so the second pass reads its row alone, not the piece at random; a row is sorted into `row` (longest_row
  * entries, at most n_first / TK_ROW_SHARE: a piece whose rows are lopsided has few pairs, and one pass is cheap for
  * it) and copied back. Stable, as the one pass: offsets ascend within each pair. */
 #define TK_PACKED_PIECE ((size_t)1 << 24)
 #define TK_ROW_SHARE 8
 static void scatter_by_rows(const uint8_t *piece, size_t len, uint32_t *row_at, uint32_t *pair_at, uint32_t *first,
-                            uint32_t *spare) {
+                            uint32_t *row) {
     uint32_t row_start[256];
     memcpy(row_start, row_at, sizeof row_start);
     for (size_t i = 0; i + 1 < len; i++) first[row_at[piece[i]]++] = (uint32_t)(i << 8) | piece[i + 1];
@@ -505,8 +506,8 @@ static void scatter_by_rows(const uint8_t *piece, size_t len, uint32_t *row_at, 
         uint32_t start = row_start[b], end = row_at[b];
         if (start == end) continue;
         uint32_t *place = pair_at + (b << 8);
-        for (uint32_t k = start; k < end; k++) spare[place[first[k] & 0xff]++ - start] = first[k] >> 8;
-        memcpy(first + start, spare, (end - start) * sizeof *first);
+        for (uint32_t k = start; k < end; k++) row[place[first[k] & 0xff]++ - start] = first[k] >> 8;
+        memcpy(first + start, row, (end - start) * sizeof *first);
     }
 }
 
@@ -618,10 +619,11 @@ static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *r
         first = malloc((n_first ? n_first : 1) * sizeof *first); /* n_first == len - 1 */
         if (!first) goto done;
     }
-    if (s.prefetch && len <= TK_PACKED_PIECE && longest_row <= n_first / TK_ROW_SHARE) {
-        if (!(spare = malloc(longest_row * sizeof *spare))) goto done;
-        spare_capacity = longest_row;
-        scatter_by_rows(piece, len, row_at, pair_at, first, spare);
+    if (s.prefetch && len >= TK_ROWS_PIECE && len <= TK_PACKED_PIECE && longest_row <= n_first / TK_ROW_SHARE) {
+        uint32_t *row = malloc(longest_row * sizeof *row);
+        if (!row) goto done;
+        scatter_by_rows(piece, len, row_at, pair_at, first, row);
+        free(row); /* not kept for sort_lefts: held through the merge, it raised the peak (n / 26 x 4 bytes) */
     } else {
         for (size_t i = 0; i + 1 < len; i++) first[pair_at[(piece[i] << 8) | piece[i + 1]]++] = (uint32_t)i;
     }

@@ -1600,7 +1600,9 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyModule_AddIntConstant(module, "PIECE_BATCH", TK_PIECE_BATCH) < 0 ||
         /* pieces from this many bytes take the bucket merge, shorter ones past 128 the medium merge: the tests'
          * pieces lie about it */
-        PyModule_AddIntConstant(module, "BUCKET_PIECE", TK_BUCKET_PIECE) < 0) {
+        PyModule_AddIntConstant(module, "BUCKET_PIECE", TK_BUCKET_PIECE) < 0 ||
+        /* from this many bytes the bucket merge's first round may take two passes (bpe_bucket_merge.c) */
+        PyModule_AddIntConstant(module, "ROWS_PIECE", (long)TK_ROWS_PIECE) < 0) {
         Py_DECREF(module);
         return NULL;
     }
