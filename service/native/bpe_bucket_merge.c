@@ -5,8 +5,9 @@
  * never have the same rank; in every real vocabulary it also ranks higher (a token is learnt after its
  * parts). So the merges can run one rank at a time, in ascending order, and within a rank from left to
  * right: the order of a heap keyed (rank, left), without the heap.
- *   - The pairs of the first round are the piece's byte pairs: one counting sort by rank (stable, so each
- *     rank's positions come out ascending), 4 bytes a pair.
+ *   - The pairs of the first round are the piece's byte pairs: one counting sort by pair (stable, so each
+ *     rank's positions come out ascending), 4 bytes a pair; a piece of TK_ROWS_PIECE bytes or more sorts them by
+ *     first byte, then second (scatter_by_rows).
  *   - A pair created later is appended to a list of its rank (room taken from one pool for the piece, not a
  *     malloc'd array each; rooms given back are reused by size); a list is the concatenation of ascending
  *     runs (one per rank that fed it), sorted when its turn comes. The ranks with a list are found through

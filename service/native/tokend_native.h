@@ -537,8 +537,9 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
 #endif
 /* Pieces from this many bytes (and up to 16 MiB) sort their first round's byte pairs in two passes, by first byte and
  * then by second (bpe_bucket_merge.c, scatter_by_rows), when they have many distinct pairs: there the one pass's
- * array (4 bytes a byte) outgrows the second-level cache. Paired in-process (count, cl100k_base, words of random
- * lowercase letters, 20 calls a side, load 6-7): 64 KiB 0.96x, 256 KiB 1.01x, 512 KiB 1.10x, 1 MB 1.08x. */
+ * array (4 bytes a byte) outgrows the second-level cache. Two passes against one, paired in-process (count,
+ * cl100k_base, words of random lowercase letters, 20 calls a side, load 6-7): 4-16 KiB 0.975-0.997x, 256 KiB
+ * 1.01x, 512 KiB 1.10x, 1 MB 1.08-1.20x (docs/decisions.md, "the first round's scatter by rows"). */
 #define TK_ROWS_PIECE ((size_t)1 << 19)
 /* The same for a long piece by rank-ordered buckets (bpe_bucket_merge.c), by tiktoken's rule (`rule` NULL) or a
  * list's (tk_list_rule); -2 when the vocabulary's ranks are not in merge order for this piece, or a list's tie
