@@ -618,7 +618,6 @@ static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *r
         first = out;
         s.ids = malloc((len / 3 + 1) * sizeof *s.ids);
         if (!s.ids) goto done;
-        tk_populate_scratch(s.ids, (len / 3 + 1) * sizeof *s.ids); /* a random piece writes nearly all of it */
     } else {
         first = malloc((n_first ? n_first : 1) * sizeof *first); /* n_first == len - 1 */
         if (!first) goto done;
