@@ -5,9 +5,9 @@
  *
  * Why: a fresh process's first huge piece writes megabytes the C heap has never touched (the first round's pairs,
  * 4 bytes a byte), and each 4 KiB page then costs a fault: ~1.5 us each on this VM, ~1.9 ms for 6 MiB touched a
- * page at a time against ~0.95 ms for the same pages populated by MADV_POPULATE_WRITE (Linux 5.14; /tmp C probe,
- * docs/decisions.md "One 1 MB piece's pages"). Pages already present (a warm heap) cost a walk of their page table
- * entries, ~40 us for 4 MiB; so below TK_POPULATE_BYTES the call is not made: at 256 KiB, a 64 KiB piece's first
+ * page at a time against ~0.95 ms for the same pages populated by MADV_POPULATE_WRITE (Linux 5.14; a C probe,
+ * docs/decisions.md "One 1 MB piece: the first round's scatter by rows"). Pages already present (a warm heap) cost
+ * a walk of their page table entries, ~40 us for 4 MiB; so below TK_POPULATE_BYTES the call is not made: at 256 KiB, a 64 KiB piece's first
  * round (populated once a piece, its pages present but for the first) made 1 MB of 64 KiB words 4 % slower. Only
  * for memory that will be written whole (or nearly): populating reserves every page. Not for a Python list's
  * slots: ids_to_list gives the sink's pages back while it fills the list, and the list populated whole beforehand
