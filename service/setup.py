@@ -99,6 +99,7 @@ setup(
                 "native/short_merge.h",
                 "native/min_tree.h",
                 "native/rank_marks.h",
+                "native/scratch_pages.h",
                 "native/batch_encode.h",
                 "native/call_stop.h",
                 "native/call_stopped.h",
