@@ -8,11 +8,13 @@
  * Why in C: in Python the test was a `str.find` of each first character (a memchr) and a `startswith` where it
  * occurs, then one regex search of the whole text after 8 occurrences; English and code, where "<" is
  * common, spent 13-15 % of a `count` of text already seen on it (docs/decisions.md, "The special-token
- * pre-check in C"). Here the text is scanned 16 bytes a step (16, 8 or 4 characters by CPython's kind of
- * the str) for a string's first two characters at once (SSE2, part of every x86-64; one character at a
- * time elsewhere, by memchr in one-byte text), whatever their density; strings that share their first two
- * characters in the same pass, each compared where those occur (an added token's whole text is looked for,
- * not only its first two characters, which code holds often: "</", "<t"). */
+ * pre-check in C"). Here the text is scanned once, 16 bytes a step (16, 8 or 4 characters by CPython's kind
+ * of the str), for every group's first two characters at once (SSE2, part of every x86-64; one character at
+ * a time elsewhere, by memchr in one-byte text when the strings share their first character), whatever
+ * their density; a group's strings (those that share their first two characters) are compared where those
+ * occur (an added token's whole text is looked for, not only its first two characters, which code holds
+ * often: "</", "<t"). Where every string begins with one character ("<"), steps of 64 bytes look for it
+ * alone first. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
@@ -24,65 +26,157 @@
 #include "text_find.h"
 
 /* The strings looked for, grouped: a group is the strings that share their first two characters (each
- * string of one character is a group of its own), found in one pass over the text. */
+ * string of one character is a group of its own). Up to TK_PASS_GROUPS groups are found in one pass over
+ * the text. */
 typedef struct {
-    const void *data; /* m characters of CPython's `kind` (the str's own buffer) */
+    const void *data; /* m characters of CPython's `kind` (the str's own buffer; UTF-8 bytes: kind 1) */
     int kind;
     Py_ssize_t m;
 } tk_needle;
 
 static inline Py_UCS4 needle_char(const tk_needle *needle, Py_ssize_t j) { return PyUnicode_READ(needle->kind, needle->data, j); }
 
-/* Whether one of the group's n needles (all >= `shortest` characters, sharing their first min(2, m)
- * characters; each character fitting the text's kind) occurs in text (length characters of type T, LANES of
- * them in 16 bytes). SSE2: at 16 bytes of starts a step, a start's first two characters compared at once
- * (so the step costs the same however often the first character occurs), each needle's rest where both
- * match; one start at a time after that and without SSE2 (kind 1: memchr to the next first character). */
+/* Groups found in one pass. Why one pass for all: Qwen's 26 added tokens make 3 groups ("<|", "<t", "</"),
+ * and three passes over a text of code took 6 % of its first `count`'s instructions (0.99 M of 16.2 M;
+ * Llama 3's one group 0.30 M): a pass is bound by its loads and loop, not by its compares. */
+#define TK_PASS_GROUPS 8
+/* Second characters compared at once for one first character (groups that share their first character,
+ * as Qwen's three share "<"): a fixed count, so the compares unroll; more make another head. */
+#define TK_HEAD_SECONDS 4
+
+typedef struct {
+    const tk_needle *needles; /* the group's n needles, sharing their first min(2, m) characters */
+    size_t n;
+    Py_UCS4 first, second; /* second: of needles of >= 2 characters */
+    int single;            /* one needle of one character */
+} tk_group;
+
+/* Whether one of the group's needles starts at text[at] (its first characters already compared or not). */
+#define TK_ONE_MATCHES(T)                                                                                      \
+    static inline int one_matches_##T(const T *text, Py_ssize_t length, Py_ssize_t at, const tk_group *group) { \
+        for (size_t k = 0; k < group->n; k++) {                                                                \
+            const tk_needle *needle = &group->needles[k];                                                      \
+            Py_ssize_t m = needle->m, j = 0;                                                                   \
+            if (m > length - at) continue;                                                                     \
+            while (j < m && text[at + j] == needle_char(needle, j)) j++;                                       \
+            if (j == m) return 1;                                                                              \
+        }                                                                                                      \
+        return 0;                                                                                              \
+    }                                                                                                          \
+    /* whether a needle of one of the groups starts at text[at] (at < length) */                               \
+    static inline int any_matches_##T(const T *text, Py_ssize_t length, Py_ssize_t at, const tk_group *groups,  \
+                                      size_t n_groups) {                                                       \
+        for (size_t g = 0; g < n_groups; g++)                                                                  \
+            if (text[at] == groups[g].first &&                                                                 \
+                (groups[g].single || (at + 1 < length && text[at + 1] == groups[g].second)) &&                 \
+                one_matches_##T(text, length, at, &groups[g]))                                                 \
+                return 1;                                                                                      \
+        return 0;                                                                                              \
+    }
+
+/* Whether a needle of the n_groups groups (<= TK_PASS_GROUPS; each needle's characters fitting the text's
+ * kind) occurs in text (length characters of type T, LANES of them in 16 bytes). SSE2: 16 bytes of starts a
+ * step, every group's first two characters compared at once (the groups' heads: a first character and up
+ * to TK_HEAD_SECONDS second ones, or a single character alone), whatever their density; the groups are
+ * tried only at a start where a head matched. One start at a time after that and without SSE2 (kind 1 with
+ * one first character: memchr to the next). */
 #if defined(__SSE2__)
 #define TK_SCAN_STEPS(T, LANES, SET1, CMPEQ)                                                                    \
-    if (shortest >= 2) {                                                                                       \
-        const __m128i first = SET1(needle_char(group, 0)), second = SET1(needle_char(group, 1));               \
-        /* at + LANES <= last + 1 keeps both loads (starts at..at+LANES-1, plus one) inside the text */        \
-        for (; at + LANES <= last + 1; at += LANES) {                                                          \
-            __m128i here = _mm_loadu_si128((const __m128i *)(text + at));                                      \
-            __m128i next = _mm_loadu_si128((const __m128i *)(text + at + 1));                                  \
-            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(CMPEQ(here, first), CMPEQ(next, second))); \
-            while (mask) {                                                                                     \
-                unsigned lane = (unsigned)__builtin_ctz(mask) / sizeof(T);                                     \
-                if (one_matches_##T(text, length, at + lane, group, n)) return 1;                              \
-                mask &= ~(((1u << sizeof(T)) - 1) << (lane * sizeof(T))); /* the lane's sizeof(T) bits */      \
+    {                                                                                                          \
+        struct {                                                                                               \
+            __m128i first, seconds[TK_HEAD_SECONDS];                                                           \
+            int single;                                                                                        \
+        } heads[TK_PASS_GROUPS];                                                                               \
+        size_t n_heads = 0, n_seconds = 0;                                                                     \
+        for (size_t g = 0; g < n_groups; g++) {                                                                \
+            const tk_group *group = &groups[g];                                                                \
+            if (!group->single && n_heads && !heads[n_heads - 1].single && n_seconds < TK_HEAD_SECONDS &&      \
+                group->first == groups[g - 1].first && !groups[g - 1].single) {                                \
+                heads[n_heads - 1].seconds[n_seconds++] = SET1(group->second);                                 \
+                continue;                                                                                      \
+            }                                                                                                  \
+            for (; n_heads && n_seconds < TK_HEAD_SECONDS; n_seconds++) /* the last head's rest: repeats */    \
+                heads[n_heads - 1].seconds[n_seconds] = heads[n_heads - 1].seconds[0];                         \
+            heads[n_heads].first = SET1(group->first);                                                         \
+            heads[n_heads].single = group->single;                                                             \
+            heads[n_heads].seconds[0] = SET1(group->single ? 0 : group->second);                               \
+            n_heads++;                                                                                         \
+            n_seconds = 1;                                                                                     \
+        }                                                                                                      \
+        for (; n_heads && n_seconds < TK_HEAD_SECONDS; n_seconds++)                                            \
+            heads[n_heads - 1].seconds[n_seconds] = heads[n_heads - 1].seconds[0];                             \
+        /* at + LANES < length keeps both loads (starts at..at+LANES-1, plus one) inside the text */           \
+        if (n_heads == 1 && !heads[0].single) { /* the common case, its vectors in registers */                \
+            const __m128i first = heads[0].first, s0 = heads[0].seconds[0], s1 = heads[0].seconds[1],         \
+                          s2 = heads[0].seconds[2], s3 = heads[0].seconds[3];                                  \
+            /* 64 bytes a step for the first character alone, the pairs only in a step that holds it: in code \
+             * "<" is ~1 byte in 900, so most steps are 4 loads and compares (HTML's dense "<" costs a few  \
+             * instructions a step more than the pairs alone) */                                              \
+            for (; at + 4 * LANES < length; at += 4 * LANES) {                                                 \
+                __m128i any = _mm_or_si128(                                                                    \
+                    _mm_or_si128(CMPEQ(_mm_loadu_si128((const __m128i *)(text + at)), first),                  \
+                                 CMPEQ(_mm_loadu_si128((const __m128i *)(text + at + LANES)), first)),         \
+                    _mm_or_si128(CMPEQ(_mm_loadu_si128((const __m128i *)(text + at + 2 * LANES)), first),      \
+                                 CMPEQ(_mm_loadu_si128((const __m128i *)(text + at + 3 * LANES)), first)));    \
+                if (!_mm_movemask_epi8(any)) continue;                                                         \
+                for (Py_ssize_t step_end = at + 4 * LANES; at < step_end; at += LANES) {                       \
+                    __m128i here = _mm_loadu_si128((const __m128i *)(text + at));                              \
+                    __m128i next = _mm_loadu_si128((const __m128i *)(text + at + 1));                          \
+                    __m128i seconds = _mm_or_si128(_mm_or_si128(CMPEQ(next, s0), CMPEQ(next, s1)),             \
+                                                   _mm_or_si128(CMPEQ(next, s2), CMPEQ(next, s3)));            \
+                    unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(CMPEQ(here, first), seconds));   \
+                    TK_SCAN_HITS(T)                                                                            \
+                }                                                                                              \
+                at -= 4 * LANES; /* the step's own increment follows */                                        \
+            }                                                                                                  \
+            for (; at + LANES < length; at += LANES) {                                                         \
+                __m128i here = _mm_loadu_si128((const __m128i *)(text + at));                                  \
+                __m128i next = _mm_loadu_si128((const __m128i *)(text + at + 1));                              \
+                __m128i seconds = _mm_or_si128(_mm_or_si128(CMPEQ(next, s0), CMPEQ(next, s1)),                 \
+                                               _mm_or_si128(CMPEQ(next, s2), CMPEQ(next, s3)));                \
+                unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(CMPEQ(here, first), seconds));       \
+                TK_SCAN_HITS(T)                                                                                \
             }                                                                                                  \
         }                                                                                                      \
+        for (; at + LANES < length; at += LANES) {                                                             \
+            __m128i here = _mm_loadu_si128((const __m128i *)(text + at));                                      \
+            __m128i next = _mm_loadu_si128((const __m128i *)(text + at + 1));                                  \
+            __m128i hits = _mm_setzero_si128();                                                                \
+            for (size_t h = 0; h < n_heads; h++) {                                                             \
+                __m128i seconds = CMPEQ(next, heads[h].seconds[0]);                                            \
+                for (int k = 1; k < TK_HEAD_SECONDS; k++) seconds = _mm_or_si128(seconds, CMPEQ(next, heads[h].seconds[k])); \
+                if (heads[h].single) seconds = _mm_set1_epi8(-1);                                              \
+                hits = _mm_or_si128(hits, _mm_and_si128(CMPEQ(here, heads[h].first), seconds));                \
+            }                                                                                                  \
+            unsigned mask = (unsigned)_mm_movemask_epi8(hits);                                                 \
+            TK_SCAN_HITS(T)                                                                                    \
+        }                                                                                                      \
+    }
+/* The groups tried at each start of the step `mask` marks (sizeof(T) bits a start). */
+#define TK_SCAN_HITS(T)                                                                                        \
+    while (mask) {                                                                                             \
+        unsigned lane = (unsigned)__builtin_ctz(mask) / sizeof(T);                                             \
+        if (any_matches_##T(text, length, at + lane, groups, n_groups)) return 1;                              \
+        mask &= ~(((1u << sizeof(T)) - 1) << (lane * sizeof(T))); /* the lane's sizeof(T) bits */              \
     }
 #else
 #define TK_SCAN_STEPS(T, LANES, SET1, CMPEQ)
 #endif
 
 #define TK_OCCURS(T, LANES, SET1, CMPEQ)                                                                        \
-    /* whether one of the needles starts at text[at] */                                                        \
-    static inline int one_matches_##T(const T *text, Py_ssize_t length, Py_ssize_t at, const tk_needle *group,  \
-                                      size_t n) {                                                              \
-        for (size_t k = 0; k < n; k++) {                                                                       \
-            Py_ssize_t m = group[k].m, j = 0;                                                                  \
-            if (m > length - at) continue;                                                                     \
-            while (j < m && text[at + j] == needle_char(&group[k], j)) j++;                                    \
-            if (j == m) return 1;                                                                              \
-        }                                                                                                      \
-        return 0;                                                                                              \
-    }                                                                                                          \
-    static int occurs_##T(const T *text, Py_ssize_t length, const tk_needle *group, size_t n, Py_ssize_t shortest) { \
-        Py_ssize_t last = length - shortest, at = 0; /* last: the last place a needle can start */             \
-        const Py_UCS4 lead = needle_char(group, 0);                                                            \
+    TK_ONE_MATCHES(T)                                                                                          \
+    static int occurs_##T(const T *text, Py_ssize_t length, const tk_group *groups, size_t n_groups) {         \
+        Py_ssize_t at = 0;                                                                                     \
+        int one_first = 1; /* every group begins with the same character */                                    \
+        for (size_t g = 1; g < n_groups; g++) one_first &= groups[g].first == groups[0].first;                 \
         TK_SCAN_STEPS(T, LANES, SET1, CMPEQ)                                                                   \
-        for (; at <= last; at++) {                                                                             \
-            if (sizeof(T) == 1) { /* memchr to the next first character */                                     \
-                const void *hit = memchr(text + at, (int)lead, (size_t)(last - at + 1));                       \
+        for (; at < length; at++) {                                                                            \
+            if (sizeof(T) == 1 && one_first) { /* memchr to the next first character */                        \
+                const void *hit = memchr(text + at, (int)groups[0].first, (size_t)(length - at));              \
                 if (!hit) return 0;                                                                            \
                 at = (const T *)hit - text;                                                                    \
-            } else if (text[at] != lead) {                                                                     \
-                continue;                                                                                      \
             }                                                                                                  \
-            if (one_matches_##T(text, length, at, group, n)) return 1;                                         \
+            if (any_matches_##T(text, length, at, groups, n_groups)) return 1;                                 \
         }                                                                                                      \
         return 0;                                                                                              \
     }
@@ -94,14 +188,34 @@ TK_OCCURS(Py_UCS1, 16, TK_SET1_8, _mm_cmpeq_epi8)
 TK_OCCURS(Py_UCS2, 8, TK_SET1_16, _mm_cmpeq_epi16)
 TK_OCCURS(Py_UCS4, 4, TK_SET1_32, _mm_cmpeq_epi32)
 
+/* Whether a needle of `needles` (each non-empty, its characters fitting the text's `kind`) occurs in the
+ * text: a run of needles that share their first two characters is one group, TK_PASS_GROUPS groups a pass
+ * (needles sorted make each pair's needles one run; in any other order the answer is the same, in more
+ * groups). */
+static int occurs_any(const void *text, int kind, Py_ssize_t length, const tk_needle *needles, size_t n) {
+    tk_group groups[TK_PASS_GROUPS];
+    size_t n_groups = 0;
+    for (size_t i = 0, end; i < n; i = end) {
+        const tk_needle *head = &needles[i];
+        int single = head->m == 1;
+        for (end = i + 1; !single && end < n && needles[end].m >= 2 && needle_char(&needles[end], 0) == needle_char(head, 0) &&
+                          needle_char(&needles[end], 1) == needle_char(head, 1);
+             end++) {
+        }
+        groups[n_groups++] = (tk_group){head, end - i, needle_char(head, 0), single ? 0 : needle_char(head, 1), single};
+        if (n_groups == TK_PASS_GROUPS || end == n) {
+            int found = kind == PyUnicode_1BYTE_KIND   ? occurs_Py_UCS1(text, length, groups, n_groups)
+                        : kind == PyUnicode_2BYTE_KIND ? occurs_Py_UCS2(text, length, groups, n_groups)
+                                                       : occurs_Py_UCS4(text, length, groups, n_groups);
+            if (found) return 1;
+            n_groups = 0;
+        }
+    }
+    return 0;
+}
+
 /* Needles longer than this (the callers' are a few characters) go to CPython's search. */
 #define TK_SHORT_NEEDLE 64
-
-/* Whether two needles of the text's kind share their first two characters (a needle of one character is a
- * group of its own). */
-static int same_group(const tk_needle *x, const tk_needle *y) {
-    return x->m >= 2 && y->m >= 2 && needle_char(x, 0) == needle_char(y, 0) && needle_char(x, 1) == needle_char(y, 1);
-}
 
 /* Needles kept on the stack; more take the heap. */
 #define TK_STACK_NEEDLES 64
@@ -156,15 +270,7 @@ static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t 
         }
         needles[n++] = (tk_needle){PyUnicode_DATA(needle), needle_kind, m};
     }
-    const void *data = PyUnicode_DATA(text);
-    for (size_t g = 0, end; g < n && !found; g = end) {
-        Py_ssize_t shortest = needles[g].m;
-        for (end = g + 1; end < n && same_group(&needles[g], &needles[end]); end++)
-            if (needles[end].m < shortest) shortest = needles[end].m;
-        found = kind == PyUnicode_1BYTE_KIND   ? occurs_Py_UCS1(data, length, needles + g, end - g, shortest)
-                : kind == PyUnicode_2BYTE_KIND ? occurs_Py_UCS2(data, length, needles + g, end - g, shortest)
-                                               : occurs_Py_UCS4(data, length, needles + g, end - g, shortest);
-    }
+    if (!found && n) found = occurs_any(PyUnicode_DATA(text), kind, length, needles, n);
     if (needles != on_stack) PyMem_Free(needles);
     if (found < 0) return NULL;
     return PyBool_FromLong(found);
@@ -172,52 +278,15 @@ static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t 
 
 /* ---- in UTF-8 ------------------------------------------------------------------------------------ */
 
-/* Whether one of the n strings that begin with `head` (their first two bytes) occurs at text[at]. */
-static inline int utf8_one_matches(const uint8_t *text, size_t len, size_t at, const uint8_t *const *strings,
-                                   const size_t *lens, size_t n, const uint8_t *head) {
-    for (size_t k = 0; k < n; k++)
-        if (lens[k] >= 2 && strings[k][0] == head[0] && strings[k][1] == head[1] && lens[k] <= len - at &&
-            memcmp(text + at, strings[k], lens[k]) == 0)
-            return 1;
-    return 0;
-}
-
-/* Whether one of the strings that begin with strings[g]'s first two bytes (lens[g] >= 2) occurs: 16 starts a
- * step compared in their first two bytes at once (as occurs_Py_UCS1 above), the rest where both match. */
-static int utf8_group_occurs(const uint8_t *text, size_t len, const uint8_t *const *strings, const size_t *lens,
-                             size_t n, size_t g) {
-    const uint8_t *head = strings[g];
-    size_t at = 0;
-    if (len < 2) return 0;
-    size_t last = len - 2; /* the last place a string of two or more bytes can start */
-#if defined(__SSE2__)
-    const __m128i first = _mm_set1_epi8((char)head[0]), second = _mm_set1_epi8((char)head[1]);
-    for (; at + 16 <= last + 1; at += 16) { /* loads at..at+15 and at+1..at+16 <= last + 1 < len */
-        __m128i here = _mm_loadu_si128((const __m128i *)(text + at));
-        __m128i next = _mm_loadu_si128((const __m128i *)(text + at + 1));
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(here, first), _mm_cmpeq_epi8(next, second)));
-        while (mask) {
-            if (utf8_one_matches(text, len, at + (unsigned)__builtin_ctz(mask), strings, lens, n, head)) return 1;
-            mask &= mask - 1;
-        }
-    }
-#endif
-    for (; at <= last; at++)
-        if (text[at] == head[0] && text[at + 1] == head[1] && utf8_one_matches(text, len, at, strings, lens, n, head))
-            return 1;
-    return 0;
-}
-
 int tk_utf8_contains_any(const uint8_t *text, size_t len, const uint8_t *const *strings, const size_t *lens, size_t n) {
-    for (size_t g = 0; g < n; g++) {
-        if (lens[g] == 1) {
-            if (memchr(text, strings[g][0], len)) return 1;
-            continue;
+    tk_needle needles[TK_STACK_NEEDLES];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        needles[k++] = (tk_needle){strings[i], PyUnicode_1BYTE_KIND, (Py_ssize_t)lens[i]};
+        if (k == TK_STACK_NEEDLES || i + 1 == n) {
+            if (occurs_any(text, PyUnicode_1BYTE_KIND, (Py_ssize_t)len, needles, k)) return 1;
+            k = 0;
         }
-        int scanned = 0; /* an earlier string began with the same two bytes: its pass compared this one too */
-        for (size_t k = 0; k < g && !scanned; k++)
-            scanned = lens[k] >= 2 && strings[k][0] == strings[g][0] && strings[k][1] == strings[g][1];
-        if (!scanned && utf8_group_occurs(text, len, strings, lens, n, g)) return 1;
     }
     return 0;
 }

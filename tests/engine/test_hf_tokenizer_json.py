@@ -116,6 +116,43 @@ def test_qwen3_default_policy_one_scan_finds_added_and_special_tokens():
             assert refused.value.offset == text.index("<|"), (call, text)
 
 
+def test_qwen3_default_policy_in_two_calls_at_every_place_of_code():
+    # Encoding.encode / count under the default policy take TextPipeline.unless_added_tokens first: the added
+    # tokens' one-pass scan, then the core (ASCII not normalized); None sends a text that may hold one to the
+    # general path. Every added token, overlapping ones and the tokens' prefixes in code, at every place
+    enc, _, _ = models("qwen3")
+    oracle = ordinary_oracle("qwen3")
+    assert enc._count_unless_added is not None and enc._encode_unless_added is not None
+    assert models("llama3")[0]._count_unless_added is None  # its specials are its added tokens: the core's prefix
+    code = "if (a <b && c </ d) { <t x; } <| y |> <thin"
+    contents = sorted(token.content for token in enc.added_tokens)
+    for at in range(0, len(code) + 1, 3):
+        before, after = code[:at], code[at:]
+        plain = before + after
+        expected = theirs(oracle, plain)
+        assert enc._count_unless_added(plain) == len(expected) and enc._encode_unless_added(plain) == expected
+        for content in contents + ["<think></think>", "<tool_<think>", "</think>think>", "<<think>>"]:
+            text = before + content + after
+            assert enc._count_unless_added(text) is None and enc._encode_unless_added(text) is None, text
+            if any(token in text for token in enc.special_tokens):
+                for call in (enc.encode, enc.count):
+                    with pytest.raises(DisallowedSpecialTokenError):
+                        call(text)
+                continue
+            expected = theirs(oracle, text)
+            assert enc.encode(text) == expected and enc.count(text) == len(expected), text
+    # normalized (NFC) when not ASCII; a lone surrogate and a str subclass go the general way
+    for text in ("cafe\u0301 </b>", "\u1100\u1161 <t> \U0001f600", "x" * 70 + "e\u0301"):
+        expected = theirs(oracle, text)
+        assert enc._count_unless_added(text) == len(expected) and enc.encode(text) == expected, text
+
+    class Text(str):
+        pass
+
+    assert enc._count_unless_added("a \ud800 b") is None and enc._count_unless_added(Text("a b")) is None
+    assert enc.count("a \ud800 b") == len(theirs(oracle, "a \ufffd b")) and enc.count(Text("a b")) == 2
+
+
 def test_qwen3_default_policy_checks_special_tokens_in_the_text_as_given():
     # repairing lone surrogates (or joining a pair) can make a special token that was not in the text: the
     # one-scan path checks the text as given, as encode_batch and tiktoken do

@@ -113,3 +113,35 @@ def test_a_model_s_added_tokens_are_looked_for_whole_where_the_native_scan_takes
         assert tokens.split(code + content, active=lambda token: True) == [code, contents.index(content)]
     many = [f"<|x{i}|>" for i in range(40)]  # one pair, 40 strings: prefixes first, in Python
     assert not PrefixScan(many).native and PrefixScan(many).found_in("a <|x39|>") and not PrefixScan(many).found_in("<|x")
+
+
+def test_groups_found_in_one_pass_at_every_place_of_a_step_in_every_kind():
+    # text_find.c looks for all groups in one pass: the groups' heads compared 16 bytes a step, and where every
+    # group begins with one character, 64 bytes a step for that character alone first; near misses everywhere
+    sets = (("<|x", "</y", "<tz"),  # three groups, one first character (Qwen's added tokens' shape): 64-byte steps
+            ("<|x", "</y", "<tz", "<az", "<bz"),  # five seconds: two heads of one first character
+            ("<|x", "[Iy", "\u00e9"),  # first characters of their own, a single character among them
+            ("\u65e5<", "<\U0001f600"))  # needles wider than a one-byte text: never found there
+    for needles in sets:
+        for filler in ("a", "\u0101", "\U0001f601"):  # each kind of str
+            for size in (0, 15, 16, 17, 63, 64, 65, 66, 130, 200):
+                for at in range(size + 1):
+                    for needle in needles:
+                        text = filler * at + needle + filler * (size - at)
+                        misses = "<" + filler + "<|" + filler + "</" + filler + "[I" + filler
+                        for whole in (text, misses * (at % 3) + text + misses):
+                            assert contains_any(whole, needles) == any(n in whole for n in needles), (needles, size, at)
+                    near = filler * at + "<|" + filler + "</" + filler * (size - at)
+                    assert contains_any(near, needles) == any(n in near for n in needles), (needles, size, at)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), alphabet=st.sampled_from(_KINDS))
+def test_more_groups_than_one_pass_takes_give_the_same_answer(data, alphabet):
+    # the core's scan takes 8 groups a pass; more (contains_any takes any tuple) make more passes
+    heads = [f"<{c}" for c in "abcdefghij|"] + ["x", "\u00e9"]
+    strings = data.draw(st.lists(st.tuples(st.sampled_from(heads), st.text("ab|<", max_size=2)).map("".join),
+                                 max_size=30))
+    text = data.draw(st.text(alphabet + "<|ghij", max_size=200))
+    assert contains_any(text, tuple(sorted(strings))) == any(string in text for string in strings)
+    assert contains_any(text, tuple(strings)) == any(string in text for string in strings)

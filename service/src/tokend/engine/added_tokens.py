@@ -71,14 +71,14 @@ class AddedTokenMatcher:
         # no token can match without. Code holds Qwen's "</" and "<t" often: looking for those alone sent
         # ~1 text of 3 to the regex below (~10 % of a count of code already seen).
         whole = PrefixScan(ordered)
-        self._prefixes = whole if whole.native else PrefixScan(content[:2] for content in ordered)
+        self.prefix_scan = whole if whole.native else PrefixScan(content[:2] for content in ordered)
 
     def __bool__(self) -> bool:
         return self._regex is not None
 
     def may_occur(self, text: str) -> bool:
         """False when no token can be in `text` (a fast check)."""
-        return self._prefixes.found_in(text)
+        return self.prefix_scan.found_in(text)
 
     def split(self, text: str, *, active: Callable[[AddedToken], bool]) -> list[str | int]:
         """`text` as text pieces (str) and token ids (int), in order; only `active` tokens become ids."""

@@ -260,6 +260,9 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         self._default_prefixes = prefixes
         self._core_count_unless = self._core.count_unless if self._batch_flags_specials else None
         self._core_encode_unless = self._core.encode_unless if self._batch_flags_specials else None
+        # The same under the default policy for a model whose special tokens are all raw added tokens (Qwen's):
+        # text -> ids / count when no added token can be in it, else None (the general way).
+        self._encode_unless_added = self._count_unless_added = None
         # A segment is text without added tokens, normalized: the core splits it, or Python does.
         if native_splitter is not None:
             encode, count, split = self._core.encode, self._core.count, self._core.split
@@ -280,6 +283,9 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
             normalizer, segment_ids, segment_count = model.normalizer, self._segment_ids, self._segment_count
             self._encode_text = lambda text: segment_ids(normalize(normalizer, text))
             self._count_text = lambda text: segment_count(normalize(normalizer, text))
+        if self._added_scan_covers_specials:
+            self._encode_unless_added = self._pipeline.unless_added_tokens(self._segment_ids)
+            self._count_unless_added = self._pipeline.unless_added_tokens(self._segment_count)
 
     def __repr__(self) -> str:
         return f"<Encoding {self.name!r}>"
@@ -321,6 +327,11 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         if (self._core_encode_unless is not None and not allowed_special and disallowed_special == "all"
                 and isinstance(disallowed_special, str)):
             ids = self._core_encode_unless(text, self._default_prefixes)
+            if ids is not None:
+                return ids
+        if (self._encode_unless_added is not None and not allowed_special and disallowed_special == "all"
+                and isinstance(disallowed_special, str)):
+            ids = self._encode_unless_added(text)
             if ids is not None:
                 return ids
         if type(text) is not str and isinstance(text, str):
@@ -486,6 +497,11 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         if (self._core_count_unless is not None and not allowed_special and disallowed_special == "all"
                 and isinstance(disallowed_special, str)):
             count = self._core_count_unless(text, self._default_prefixes)
+            if count is not None:
+                return count
+        if (self._count_unless_added is not None and not allowed_special and disallowed_special == "all"
+                and isinstance(disallowed_special, str)):
+            count = self._count_unless_added(text)
             if count is not None:
                 return count
         if type(text) is not str and isinstance(text, str):
