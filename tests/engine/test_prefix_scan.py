@@ -27,7 +27,7 @@ def test_a_first_character_that_occurs_often_still_finds_a_late_string():
 
 
 # The native scan (service/native/text_find.c) takes 16 bytes of starts a step (16, 8 or 4 characters by the
-# str's kind), looking for a string's first two characters at once, then one start at a time.
+# str's kind), looking for every group's first two characters at once, then one start at a time.
 _NARROW = "<|ab \u00e9\u00ff"  # ASCII and Latin-1: CPython's one-byte kind
 
 
