@@ -151,6 +151,18 @@ def test_qwen3_default_policy_in_two_calls_at_every_place_of_code():
 
     assert enc._count_unless_added("a \ud800 b") is None and enc._count_unless_added(Text("a b")) is None
     assert enc.count("a \ud800 b") == len(theirs(oracle, "a \ufffd b")) and enc.count(Text("a b")) == 2
+    # more added tokens than the core's scan takes whole (one pair, 40 strings): their prefix is looked for, and
+    # a text that holds it goes the general way; more pairs than it takes (9): no such way at all
+    from tokend.engine import AddedToken
+    from tokend.engine.text_pipeline import TextPipeline
+
+    def pipeline(contents):
+        return TextPipeline(pre_tokenizer=(), added_tokens=[AddedToken(c, i) for i, c in enumerate(contents)],
+                            dialect="oniguruma")
+
+    one_pair = pipeline([f"<|x{i}|>" for i in range(40)]).unless_added_tokens(len)
+    assert one_pair("a <| b") is None and one_pair("a < | b") == 7
+    assert pipeline([f"<{c}x" for c in "abcdefghi"]).unless_added_tokens(len) is None
 
 
 def test_qwen3_default_policy_checks_special_tokens_in_the_text_as_given():

@@ -89,10 +89,12 @@ class TextPipeline:
         text)."""
         return self._raw.may_occur(text) or (bool(self._normalized) and self._normalized.may_occur(normalize(self.normalizer, text)))
 
-    def unless_added_tokens(self, on_segment: Callable[[str], R]) -> Callable[[str], R | None]:
+    def unless_added_tokens(self, on_segment: Callable[[str], R]) -> Callable[[str], R | None] | None:
         """`text -> on_segment(normalized text)` for a text in which no added token can occur, else None (also
         for what is no exact str, and where `on_segment` raises UnicodeEncodeError: a lone surrogate), which
-        sends the caller to its general way. Encoding.encode / count under the default policy, for a model
+        sends the caller to its general way (so also for a text that holds one of their first two characters
+        when AddedTokenMatcher looks for those); None when there are normalized added tokens, or more first
+        pairs than the core's scan takes. Encoding.encode / count under the default policy, for a model
         whose special tokens are all raw added tokens (Qwen's): one Python call to the core's scan and one to
         the core, where the general way's six calls and the normalizer's two took ~2 % of a first `count` of
         code (docs/decisions.md, "Added tokens looked for in one pass").
@@ -103,8 +105,8 @@ class TextPipeline:
         (5, None)
         """
         raw, normalizer = self._raw.prefix_scan, self.normalizer
-        if self._normalized or not raw.native:  # (not taken by the families measured: the general way)
-            return lambda text: None
+        if self._normalized or not raw.native:  # (none of the families measured)
+            return None
         strings = raw.strings  # contains_any(text, strings) is raw.found_in(text), a call fewer
 
         def unless(text: str) -> R | None:
