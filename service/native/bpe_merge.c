@@ -33,9 +33,12 @@ static inline uint32_t pair_rank_in(const tk_rank_table *table, const uint8_t *p
     return tk_rank_of_readable(table, piece + start, end - start, len - start);
 }
 
+/* Pieces of 5-128 bytes start their characters whole where the table's atoms allow (char_atoms.c): o200k_base keeps
+ * a Thai, Devanagari or Malayalam word one piece of 16-128 bytes, whose merges joined its characters' bytes one by
+ * one first. */
 static ptrdiff_t merge_short(const tk_rank_table *table, const uint8_t *piece, size_t len, uint32_t *out) {
     if (len <= TK_TINY_PIECE) return tk_tiny_merge(table, piece, len, out);
-    return tk_short_merge(table, NULL, 0, 0, NULL, piece, len, out);
+    return tk_short_merge(table, NULL, 0, 0, table->atoms, piece, len, out);
 }
 
 /* merge_short with a merge list's order among pairs that join into the same token: a list of every split

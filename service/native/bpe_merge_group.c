@@ -17,7 +17,9 @@
  * unseen short pieces one at a time, each step waiting for its look-ups, and counted first-pass code and
  * multilingual text at 0.90-0.97x fastokens where cl100k_base, grouped, was at 1.15-1.23x
  * (docs/decisions.md, "Unseen short pieces of the merge lists grouped"). A list's piece starts its characters as
- * atoms where they may be (char_atoms.c): their own merges skipped, a pair holding one looked up at the first turn. */
+ * atoms where they may be (char_atoms.c): their own merges skipped, a pair holding one looked up at the first turn.
+ * tiktoken's rule's pieces do not (module.c passes no atoms): few of them hold such characters, and for those the
+ * start cost more than the merges saved (char_atoms.c). */
 #include <string.h>
 
 #include "short_merge.h"

@@ -23,6 +23,13 @@
  * ends: space-led tokens such as " \xe0" (" " and the first byte of every Devanagari, Bengali, Malayalam, Thai
  * letter: Qwen 3's id 27,982) cross into the first letter of a word, never into the letters after it.
  *
+ * Who starts from them: a merge list's group merge and short merges (bpe_merge_group.c, merge_index.c), and
+ * tiktoken's rule's merge of pieces of 5-128 bytes (bpe_merge.c; the rank is the merged token's, so the proof
+ * holds): o200k_base keeps a Thai, Devanagari or Malayalam word one such piece. Not tiktoken's group merge: its
+ * unseen short pieces hold few characters of 2-4 bytes (o200k_base multilingual: ~9,400 in 49,757 pieces), and
+ * starting them cost more than the ~4 % of merges it saved (docs/decisions.md, "Characters as atoms for
+ * tiktoken's rule").
+ *
  * What counts as a character: a lead byte C2-F4 and its continuation bytes, the shortest form of a code point
  * up to U+10FFFF (an overlong form is not the token of the same code point). Not handled: characters whose
  * token the merges do not reach alone (they stay bytes). */

@@ -95,6 +95,7 @@ typedef struct {
     int whole_piece_shortcut; /* a piece that is a token is that token (tiktoken; HF's ignore_merges) */
     tk_pair_table pairs;         /* the pair rule's merges, when merge_index could not be built */
     tk_merge_index merge_index;  /* the pair rule through the vocabulary (merge_index.c); tokens NULL: none */
+    tk_char_atoms rank_atoms;    /* tiktoken's rule: characters its merges start from whole (table.atoms) */
     /* Without the shortcut (the pair rule, ignore_merges=False): rank -> 1 when merging the token's own bytes
      * gives that token alone, so a piece equal to it may skip the merge and the cache (NULL: none computed). */
     uint8_t *merges_to_itself;
@@ -516,6 +517,7 @@ static size_t merge_grouped(BpeCore *self, Sink *sink, const uint8_t *text, cons
         lens[n_merged++] = (uint8_t)grouped[g].p.len;
     }
     const tk_list_rule list = {self->merge_index.left_len_by_id, self->merge_index.all_splits};
+    /* a list's atoms; tiktoken's rule has none there (its own, rank_atoms, serve longer pieces: char_atoms.c) */
     tk_bpe_merge_group(&self->table, self->pair_rule ? &list : NULL, self->merge_index.n_ids, &self->merge_index.atoms,
                        pieces, lens, n_merged, ids, n_ids);
     self->grouped += n_merged;
@@ -1167,6 +1169,7 @@ static PyObject *BpeCore_encode_parts(BpeCore *self, PyObject *args) { return ru
 static void release_tables(BpeCore *self) {
     self->ready = 0;
     tk_rank_table_free(&self->table);
+    tk_char_atoms_free(&self->rank_atoms);
     tk_piece_cache_free(&self->cache);
     tk_short_table_free(&self->shorts);
     self->shorts_state = SHORTS_WAITING;
@@ -1201,24 +1204,54 @@ typedef struct {
     size_t n;
 } listed_tokens;
 
+/* The listed tokens' bytes by id (id -> bytes, NULL for an id no token has, or one of more than `max_len` bytes)
+ * and lengths, n_rank_objects of each, pointing into the held bytes objects; 0, or -1 with MemoryError set. */
+static int token_bytes_by_id(const BpeCore *self, const listed_tokens *tokens, size_t max_len,
+                             const uint8_t ***token_bytes, uint32_t **token_len) {
+    *token_bytes = PyMem_Calloc(self->n_rank_objects, sizeof **token_bytes);
+    *token_len = PyMem_Calloc(self->n_rank_objects, sizeof **token_len);
+    if (!*token_bytes || !*token_len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < tokens->n; i++) {
+        size_t len = (size_t)PyBytes_GET_SIZE(tokens->keys[i]);
+        if (len > max_len) continue;
+        (*token_bytes)[tokens->ranks[i]] = (const uint8_t *)PyBytes_AS_STRING(tokens->keys[i]);
+        (*token_len)[tokens->ranks[i]] = (uint32_t)len;
+    }
+    return 0;
+}
+
+/* tiktoken's rule: the characters its merges start from whole (char_atoms.c), built without the GIL (the bytes
+ * objects are held and immutable) and handed to the table; 0, or -1 with MemoryError set. */
+static int build_rank_atoms(BpeCore *self, const listed_tokens *tokens) {
+    const uint8_t **token_bytes = NULL;
+    uint32_t *token_len = NULL;
+    int status = token_bytes_by_id(self, tokens, UINT32_MAX, &token_bytes, &token_len);
+    if (status == 0) {
+        Py_BEGIN_ALLOW_THREADS
+        status = tk_char_atoms_build(&self->rank_atoms, &self->table, NULL, 0, token_bytes, token_len,
+                                     self->n_rank_objects);
+        Py_END_ALLOW_THREADS
+        if (status < 0) PyErr_NoMemory();
+        self->table.atoms = self->rank_atoms.block_of ? &self->rank_atoms : NULL;
+    }
+    PyMem_Free(token_bytes);
+    PyMem_Free(token_len);
+    return status;
+}
+
 /* merge_index over the merge list when every merge joins bytes and every byte has a token: 0 built, 1 not
  * (then the pair table), -1 with an exception set. */
 static int build_merge_index(BpeCore *self, const listed_tokens *tokens, const uint32_t *triples, size_t n) {
     for (int b = 0; b < 256; b++)
         if (self->table.byte_rank[b] == TK_NO_RANK) return 1; /* the pair rule drops it; the index cannot */
-    const uint8_t **token_bytes = PyMem_Calloc(self->n_rank_objects, sizeof *token_bytes);
-    uint32_t *token_len = PyMem_Calloc(self->n_rank_objects, sizeof *token_len);
-    int status = -1;
-    if (!token_bytes || !token_len) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (size_t i = 0; i < tokens->n; i++) {
-        Py_ssize_t len = PyBytes_GET_SIZE(tokens->keys[i]);
-        if (len > UINT16_MAX) continue; /* a merge yielding it leaves the index unbuilt */
-        token_bytes[tokens->ranks[i]] = (const uint8_t *)PyBytes_AS_STRING(tokens->keys[i]);
-        token_len[tokens->ranks[i]] = (uint32_t)len;
-    }
+    const uint8_t **token_bytes = NULL;
+    uint32_t *token_len = NULL;
+    /* a merge yielding a token of more than UINT16_MAX bytes leaves the index unbuilt */
+    int status = token_bytes_by_id(self, tokens, UINT16_MAX, &token_bytes, &token_len);
+    if (status < 0) goto done;
     status = tk_merge_index_build(&self->merge_index, &self->table, triples, n, token_bytes, token_len,
                                   self->n_rank_objects);
     if (status == 0 && groups_by_list(self)) { /* the lists' group merge starts from characters where it may */
@@ -1436,6 +1469,7 @@ static int init_tables(BpeCore *self, PyObject *args, PyObject *kwargs) {
         }
     }
     if (!failed && self->pair_rule) failed = add_merges(self, merges, &tokens, use_merge_index) < 0;
+    if (!failed && !self->pair_rule) failed = build_rank_atoms(self, &tokens) < 0;
     if (!failed && !self->whole_piece_shortcut) failed = find_tokens_merging_to_themselves(self, &tokens) < 0;
     for (size_t i = 0; i < tokens.n; i++) Py_DECREF(tokens.keys[i]);
     PyMem_Free(tokens.keys);
@@ -1526,14 +1560,14 @@ static PyObject *BpeCore_longest_token(BpeCore *self, void *Py_UNUSED(closure)) 
     return PyLong_FromSize_t(self->table.max_len);
 }
 
-/* How many characters the group merge may start from as one part (char_atoms.c): 0 when none. */
+/* How many characters the merges may start from as one part (char_atoms.c): 0 when none. */
 static PyObject *BpeCore_char_atoms(BpeCore *self, void *Py_UNUSED(closure)) {
     if (require_ready(self) < 0) return NULL;
-    return PyLong_FromSize_t(self->merge_index.atoms.n_atoms);
+    return PyLong_FromSize_t(self->pair_rule ? self->merge_index.atoms.n_atoms : self->rank_atoms.n_atoms);
 }
 
 static PyGetSetDef BpeCore_getset[] = {
-    {"char_atoms", (getter)BpeCore_char_atoms, NULL, "characters the group merge may start from whole", NULL},
+    {"char_atoms", (getter)BpeCore_char_atoms, NULL, "characters the merges may start from whole", NULL},
     {"merge_path", (getter)BpeCore_merge_path, NULL, "how the merge rule looks pairs up (see module.c)", NULL},
     {"longest_token", (getter)BpeCore_longest_token, NULL, "bytes of the longest mergeable token", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -92,6 +92,10 @@ typedef struct {
      * itself never does). Set by any thread, with atomic ORs; n_merged_bits ranks. */
     uint64_t *merges_to_itself;
     size_t n_merged_bits;
+    /* Characters tiktoken's rule starts from whole (char_atoms.c), for tk_bpe_merge's short pieces; owned by the
+     * table's user (module.c's core builds them after tk_rank_table_finish, frees them before the table); NULL:
+     * none (a list's rule keeps its own in tk_merge_index). */
+    const struct tk_char_atoms *atoms;
     tk_table_memory memory;    /* one block holding slots, pair_rank, filter, trigrams and bytes (table_memory.c) */
 } tk_rank_table;
 
@@ -458,7 +462,7 @@ typedef struct {
     uint64_t left, right;
 } tk_char_atom;
 
-typedef struct {
+typedef struct tk_char_atoms {
     uint16_t *block_of;   /* code point >> 6 -> 1 + its block's index in `places` (0: none there); NULL: no atoms */
     tk_char_atom *places; /* 64 a block */
     size_t n_blocks, n_atoms;
