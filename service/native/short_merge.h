@@ -206,11 +206,17 @@ static inline void tk_short_start_atoms(const tk_rank_table *table, const tk_cha
     }
 }
 
-/* Whether buf[0, len) holds a byte of C2 or more (a character an atom may be). */
+/* Whether buf[0, len) holds a byte of C0 or more (the lead byte of a character an atom may be, or C0/C1, which
+ * tk_atom_parts leaves bytes), eight at a time: buf is zero-padded (8 bytes past len). A byte at a time this
+ * was ~45,000 of cl100k_base code's 24.9 M instructions (its long identifiers). */
 static inline int tk_has_high_lead(const uint8_t *buf, size_t len) {
-    int found = 0;
-    for (size_t k = 0; k < len; k++) found |= buf[k] >= 0xC2;
-    return found;
+    uint64_t any = 0;
+    for (size_t k = 0; k < len; k += 8) {
+        uint64_t word;
+        memcpy(&word, buf + k, 8);
+        any |= word & (word << 1); /* bit 7 of a byte: its top two bits set */
+    }
+    return (any & 0x8080808080808080ull) != 0;
 }
 
 /* The ids of piece[0, len), 1 <= len <= TK_SHORT_MERGE_PIECE, into out (NULL: only counted); their count. */
