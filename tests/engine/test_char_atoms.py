@@ -166,15 +166,16 @@ def test_tiktoken_rule_keeps_a_character_bytes_after_a_space_a_token_crosses_fro
 
 def test_tiktoken_rule_keeps_a_character_bytes_where_a_token_holding_it_whole_ranks_below_it():
     """"aé" (300) below é (400): formed up front after "a", é would let "aé" merge before "ba" (350) in "bbaé"; from its
-    bytes it forms only after "ba" has taken the "a": [b, ba, é], as tiktoken gives. After "c" (no token "cé") it may
-    start whole."""
+    bytes it forms only after "ba" has taken the "a": [b, ba, é], as tiktoken gives. On its right "éc" (301) below é
+    against "cd" (351) in "écdd": [é, cd, d]. Beside another é (no token crosses there) it may start whole."""
     ranks = {bytes([b]): b for b in range(256)}
-    ranks.update({"aé".encode(): 300, b"ba": 350, "é".encode(): 400})
+    ranks.update({"aé".encode(): 300, "éc".encode(): 301, b"ba": 350, b"cd": 351, "é".encode(): 400})
     core, oracle = BpeCore(ranks, "cl100k"), _tiktoken_oracle(ranks)
     assert core.char_atoms == 1
-    for piece in ("bbaé", "bbaéé", "cbaéc", "ccccé"):
+    for piece in ("bbaé", "bbaéé", "ébaéc", "écdd", "ééécdd", "ccccé"):
         assert core.encode_piece(piece.encode()) == oracle._encode_single_piece(piece.encode()), piece
     assert core.encode_piece("bbaé".encode()) == [ord("b"), 350, 400]
+    assert core.encode_piece("écdd".encode()) == [400, 351, ord("d")]
 
 
 def test_a_token_holding_a_character_whole_below_its_own_merge_keeps_it_bytes():
