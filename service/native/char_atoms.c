@@ -42,8 +42,9 @@
 #define NO_ID UINT32_MAX
 
 /* A proper prefix of a character (its lead byte and j = 0-2 continuation bytes, fewer than the lead byte
- * announces): 1-2 bytes index [0, SHORT_PREFIXES) of a table kept by the byte before it, 3 bytes (only 4-byte
- * characters have them) [0, LONG_PREFIXES) of one for any byte before it. */
+ * announces): 1-2 bytes index [0, SHORT_PREFIXES) of a table kept by the byte before it (a row of LEFT_KINDS
+ * bounds a prefix: a character's bounds for every kind are then a minimum over a few whole rows), 3 bytes (only
+ * 4-byte characters have them) [0, LONG_PREFIXES) of one for any byte before it. */
 #define SHORT_PREFIXES 2304
 #define LONG_PREFIXES 65536
 static size_t prefix_index(const uint8_t *p, size_t j) {
@@ -52,7 +53,8 @@ static size_t prefix_index(const uint8_t *p, size_t j) {
     return ((size_t)(p[0] & 0x0F) * 64 + (p[1] & 63)) * 64 + (p[2] & 63);
 }
 
-/* 1-3 continuation bytes (a proper suffix of a character): 1-2 bytes by the byte after them, 3 for any. */
+/* 1-3 continuation bytes (a proper suffix of a character): 1-2 bytes by the byte after them (a row of
+ * RIGHT_KINDS a suffix), 3 for any. */
 #define SHORT_SUFFIXES (64 + 4096)
 #define LONG_SUFFIXES 262144
 static size_t suffix_index(const uint8_t *s, size_t j) {
@@ -167,11 +169,11 @@ int tk_char_atoms_build(tk_char_atoms *atoms, const tk_rank_table *table, const 
         size_t lead = len - 1 - j, need = tk_utf8_lead_len(t[lead]);
         int kind;
         if (lead > 0 && need >= 2 && j + 1 < need && (kind = left_kind(t[lead - 1])) >= 0)
-            lower_to(j < 2 ? &prefixes[(size_t)kind * SHORT_PREFIXES + prefix_index(t + lead, j)]
+            lower_to(j < 2 ? &prefixes[prefix_index(t + lead, j) * LEFT_KINDS + (size_t)kind]
                            : &long_prefixes[prefix_index(t + lead, j)], (uint32_t)id);
         for (size_t i = 1; i <= 3 && i < len && tk_utf8_lead_len(t[i - 1]) == 0; i++)
             if ((kind = right_kind(t[i])) >= 0)
-                lower_to(i < 3 ? &suffixes[(size_t)kind * SHORT_SUFFIXES + suffix_index(t, i)]
+                lower_to(i < 3 ? &suffixes[suffix_index(t, i) * RIGHT_KINDS + (size_t)kind]
                                : &long_suffixes[suffix_index(t, i)], (uint32_t)id);
         uint32_t code;
         size_t n = tk_utf8_char_at(t, 0, len, &code), place;
@@ -194,21 +196,32 @@ int tk_char_atoms_build(tk_char_atoms *atoms, const tk_rank_table *table, const 
             atom->entry = 0;
             continue;
         }
+        uint32_t left[LEFT_KINDS], right[RIGHT_KINDS]; /* the lowest id crossing in from each kind of byte */
+        for (int kind = 0; kind < LEFT_KINDS; kind++) left[kind] = whole[(kind >= 64) * places + place];
+        for (int kind = 0; kind < RIGHT_KINDS; kind++) right[kind] = whole[(2 + (kind == 64)) * places + place];
+        for (size_t k = 1; k < len; k++) { /* the proper prefixes of k bytes, suffixes of len - k bytes */
+            if (k < 3) {
+                const uint32_t *row = prefixes + prefix_index(t, k - 1) * LEFT_KINDS;
+                for (int kind = 0; kind < LEFT_KINDS; kind++) lower_to(&left[kind], row[kind]);
+            } else {
+                uint32_t any = long_prefixes[prefix_index(t, k - 1)];
+                for (int kind = 0; kind < LEFT_KINDS; kind++) lower_to(&left[kind], any);
+            }
+            if (len - k < 3) {
+                const uint32_t *row = suffixes + suffix_index(t + k, len - k) * RIGHT_KINDS;
+                for (int kind = 0; kind < RIGHT_KINDS; kind++) lower_to(&right[kind], row[kind]);
+            } else {
+                uint32_t any = long_suffixes[suffix_index(t + k, len - k)];
+                for (int kind = 0; kind < RIGHT_KINDS; kind++) lower_to(&right[kind], any);
+            }
+        }
         for (int kind = 0; kind < LEFT_KINDS; kind++) {
-            uint32_t bound = whole[(kind >= 64) * places + place];
-            for (size_t k = 1; k < len; k++) /* the proper prefixes of k bytes */
-                lower_to(&bound, k < 3 ? prefixes[(size_t)kind * SHORT_PREFIXES + prefix_index(t, k - 1)]
-                                       : long_prefixes[prefix_index(t, k - 1)]);
-            if (highest >= bound) continue;
+            if (highest >= left[kind]) continue;
             if (kind < 64) atom->left |= 1ull << kind;
             else atom->entry |= kind == 64 ? TK_ATOM_LEFT_SPACE : TK_ATOM_LEFT_ASCII;
         }
         for (int kind = 0; kind < RIGHT_KINDS; kind++) {
-            uint32_t bound = whole[(2 + (kind == 64)) * places + place];
-            for (size_t k = 1; k < len; k++) /* the proper suffixes of len - k bytes */
-                lower_to(&bound, len - k < 3 ? suffixes[(size_t)kind * SHORT_SUFFIXES + suffix_index(t + k, len - k)]
-                                             : long_suffixes[suffix_index(t + k, len - k)]);
-            if (highest >= bound) continue;
+            if (highest >= right[kind]) continue;
             if (kind < 64) atom->right |= 1ull << kind;
             else atom->entry |= TK_ATOM_RIGHT_ASCII;
         }
