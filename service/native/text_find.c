@@ -120,22 +120,12 @@ typedef struct {
                                  CMPEQ(_mm_loadu_si128((const __m128i *)(text + at + 3 * LANES)), first)));    \
                 if (!_mm_movemask_epi8(any)) continue;                                                         \
                 for (Py_ssize_t step_end = at + 4 * LANES; at < step_end; at += LANES) {                       \
-                    __m128i here = _mm_loadu_si128((const __m128i *)(text + at));                              \
-                    __m128i next = _mm_loadu_si128((const __m128i *)(text + at + 1));                          \
-                    __m128i seconds = _mm_or_si128(_mm_or_si128(CMPEQ(next, s0), CMPEQ(next, s1)),             \
-                                                   _mm_or_si128(CMPEQ(next, s2), CMPEQ(next, s3)));            \
-                    unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(CMPEQ(here, first), seconds));   \
-                    TK_SCAN_HITS(T)                                                                            \
+                    TK_ONE_HEAD_STEP(T, CMPEQ)                                                                 \
                 }                                                                                              \
                 at -= 4 * LANES; /* the step's own increment follows */                                        \
             }                                                                                                  \
             for (; at + LANES < length; at += LANES) {                                                         \
-                __m128i here = _mm_loadu_si128((const __m128i *)(text + at));                                  \
-                __m128i next = _mm_loadu_si128((const __m128i *)(text + at + 1));                              \
-                __m128i seconds = _mm_or_si128(_mm_or_si128(CMPEQ(next, s0), CMPEQ(next, s1)),                 \
-                                               _mm_or_si128(CMPEQ(next, s2), CMPEQ(next, s3)));                \
-                unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(CMPEQ(here, first), seconds));       \
-                TK_SCAN_HITS(T)                                                                                \
+                TK_ONE_HEAD_STEP(T, CMPEQ)                                                                     \
             }                                                                                                  \
         }                                                                                                      \
         for (; at + LANES < length; at += LANES) {                                                             \
@@ -152,6 +142,14 @@ typedef struct {
             TK_SCAN_HITS(T)                                                                                    \
         }                                                                                                      \
     }
+/* One step of 16 bytes of starts against the one head (`first`, seconds s0-s3), its hits tried. */
+#define TK_ONE_HEAD_STEP(T, CMPEQ)                                                                             \
+    __m128i here = _mm_loadu_si128((const __m128i *)(text + at));                                              \
+    __m128i next = _mm_loadu_si128((const __m128i *)(text + at + 1));                                          \
+    __m128i seconds = _mm_or_si128(_mm_or_si128(CMPEQ(next, s0), CMPEQ(next, s1)),                             \
+                                   _mm_or_si128(CMPEQ(next, s2), CMPEQ(next, s3)));                            \
+    unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(CMPEQ(here, first), seconds));                   \
+    TK_SCAN_HITS(T)
 /* The groups tried at each start of the step `mask` marks (sizeof(T) bits a start). */
 #define TK_SCAN_HITS(T)                                                                                        \
     while (mask) {                                                                                             \
