@@ -25,6 +25,7 @@ the process for their places, 391 → 2,420 MiB, worse than no gate.
 from __future__ import annotations
 
 from tokend.service import WorkAdmission
+from tokend.service.freed_memory import return_freed_memory
 
 __all__ = ["LARGE_BODY_BYTES", "MAX_LARGE_BODIES", "MAX_LARGE_BODIES_WAITING", "MAX_LARGE_BODY_WAIT_SECONDS",
            "body_read_seconds", "large_body_places"]
@@ -50,6 +51,9 @@ def large_body_places(
     limit: int = MAX_LARGE_BODIES, *, max_waiting: int = MAX_LARGE_BODIES_WAITING,
     max_wait_seconds: float = MAX_LARGE_BODY_WAIT_SECONDS,
 ) -> WorkAdmission:  # fmt: skip
-    """The gate of one playground: ``limit`` places, a body taking one (``reserve(1, call=None)``)."""
+    """The gate of one playground: ``limit`` places, a body taking one (``reserve(1, call=None)``). When the last
+    place is given back, the memory the bodies' parses freed goes back to the system (freed_memory.py): glibc
+    kept it in its arenas, and 8 bodies of 6 MB left the playground at 382 MiB (72 before) for good."""
     return WorkAdmission(limit, small_bytes=0, max_waiting=max_waiting, max_wait_seconds=max_wait_seconds,
-                         answer_room_bytes=0, waiting_for="for one of the playground's places for large request bodies")
+                         answer_room_bytes=0, on_idle=return_freed_memory,
+                         waiting_for="for one of the playground's places for large request bodies")

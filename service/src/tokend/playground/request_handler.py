@@ -146,6 +146,9 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
             endpoint = getattr(self.api, method_name)
             self._answer(lambda: endpoint(body))
         finally:
+            # The body's bytes and parsed values freed before the place is given back: the last place out
+            # returns the freed memory to the system (large_bodies.py), which it cannot while a frame holds them.
+            raw = body = None
             leave()
 
     # -- plumbing ----------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any
 from tokend.errors import TokendError
 from tokend.http_listener import DEFAULT_MAX_CONNECTIONS, HttpListener
 from tokend.service import WorkAdmission
+from tokend.service.freed_memory import return_freed_memory
 from tokend.settings import Settings
 
 from .api import PlaygroundApi, PlaygroundLimits
@@ -122,7 +123,7 @@ def serve_playground(settings: Settings, ready: Any = None) -> None:
     )  # fmt: skip
     server = PlaygroundServer(
         registry, host=settings.playground_host, port=settings.playground_port, limits=limits,
-        admission=WorkAdmission(settings.max_work_bytes),
+        admission=WorkAdmission(settings.max_work_bytes, on_idle=return_freed_memory),
     )  # fmt: skip
     stopping = threading.Event()
 

@@ -52,7 +52,7 @@ from tokend.server.stream_slots import StreamSlots
 from tokend.server.unsent_answers import SendDeadlines, UnsentAnswers
 from tokend.server.wire_bound import largest_request_message
 from tokend.server.worker_id_interceptor import WorkerIdInterceptor
-from tokend.server.freed_memory import return_freed_memory
+from tokend.service.freed_memory import return_freed_memory
 from tokend.service import BulkLane, Limits, ServedModels, TokenizerService, WorkAdmission
 from tokend.settings import Settings
 
