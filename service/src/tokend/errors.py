@@ -28,7 +28,9 @@ This module is a leaf: it imports nothing from tokend, so every layer (and tests
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
+from itertools import islice
 
 __all__ = [
     "quoted",
@@ -52,16 +54,42 @@ __all__ = [
 def quoted(value: object, limit: int = 100) -> str:
     """``repr(value)`` for an error message, cut to ``limit`` characters when the caller sent more.
 
+    Only a bounded part of the value is ever rendered: a front-end may pass a field through as its JSON body
+    gave it (a string of 40 MB, or an array holding one), and ``repr`` of the whole before the cut copied all of
+    it (twice inside an array) for a message of 100 characters.
+
     >>> quoted("user")
     "'user'"
     >>> quoted("r" * 3000)[-28:]
     'r… (3,000 characters in all)'
+    >>> quoted(["a", 1]), len(quoted(["q" * 10_000_000]))
+    ("['a', 1]", 101)
     """
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = f" ({len(value):,} characters in all)" if isinstance(value, str) else ""
-    return f"{text[:limit]}…{size}"
+    if isinstance(value, str):
+        text = repr(value if len(value) <= limit else value[:limit])
+        if len(value) <= limit and len(text) <= limit:
+            return text
+        return f"{text[:limit]}… ({len(value):,} characters in all)"
+    text = _ShortRepr(limit).repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib's bounded repr (a few items of a container, the ends of a long string), a dict's items in their
+    own order: reprlib sorts all of its keys first."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.maxstring = self.maxother = self.maxlong = limit
+        self.maxlist = self.maxtuple = self.maxdict = self.maxset = self.maxfrozenset = self.maxdeque = 8
+
+    def repr_dict(self, x: dict, level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = [f"{self.repr1(key, level - 1)}: {self.repr1(item, level - 1)}" for key, item in islice(x.items(), self.maxdict)]
+        return "{" + ", ".join(items + ["..."] * (len(x) > self.maxdict)) + "}"
 
 
 class TokendError(Exception):
