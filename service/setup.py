@@ -30,8 +30,8 @@ def compile_sources_at_once(compiler, sources, output_dir=None, macros=None, inc
     """`CCompiler.compile`, with one compiler process per core instead of one at a time.
 
     The core has ~30 sources at -O3; compiled one after another they were ~20 s of every install, Docker build
-    and CI run on 2 cores. Objects that are up to date are skipped as `compile` skips them (`build` lists only
-    the stale ones).
+    and CI run on 2 cores. Every source is compiled, as `compile` does (`_setup_compile` lists them all); an
+    extension whose file is newer than its sources and depends is not rebuilt at all (build_ext's check).
     """
     macros, objects, extra_postargs, pp_opts, build = compiler._setup_compile(
         output_dir, macros, include_dirs, sources, depends, extra_postargs)

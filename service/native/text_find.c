@@ -238,8 +238,8 @@ static PyObject *contains_any(PyObject *self, PyObject *const *args, Py_ssize_t 
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     /* the short needles that may occur, in the given order: a run of needles that share their first two
-     * characters is one group, one pass over the text (the callers pass them sorted, so each pair's needles
-     * are one run; in any other order the answer is the same, in more passes) */
+     * characters is one group, TK_PASS_GROUPS groups one pass over the text (occurs_any; the callers pass them
+     * sorted, so each pair's needles are one run; in any other order the answer is the same, in more groups) */
     tk_needle on_stack[TK_STACK_NEEDLES];
     tk_needle *needles = n_strings <= TK_STACK_NEEDLES ? on_stack : PyMem_Malloc((size_t)n_strings * sizeof *needles);
     if (!needles) return PyErr_NoMemory();
