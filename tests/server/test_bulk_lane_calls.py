@@ -71,8 +71,11 @@ def test_the_work_of_a_large_call_is_done_by_the_bulk_threads_and_a_small_calls_
     answer = stub.Encode(pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text=text)]), timeout=120)
     lane_work, all_work = _lane_cpu(pid) - lane, _all_cpu(pid) - total
     assert list(answer.results[0].ids) == tiktoken.get_encoding("cl100k_base").encode_ordinary(text)
-    # The parse, the merge and the answer's bytes; gRPC's own threads receive and send the messages.
-    assert lane_work >= 0.5 * all_work and lane_work > 0, (lane_work, all_work)
+    # The parse, the merge and the answer's bytes; gRPC's own threads receive and send the messages. Without
+    # the lane its share is 0. With it: 0.80-0.92 quiet (0.12-0.17 s of 0.13-0.19 s, 2026-12-07, since short
+    # unseen pieces merge in groups), 0.43 in a loaded CI run (0.20 of 0.47 s: gRPC's sending of the 12 MB
+    # answer and the other threads' ticks grow under load, the merge does not), so the bound is a quarter.
+    assert lane_work >= 0.25 * all_work and lane_work > 0, (lane_work, all_work)
 
     lane = _lane_cpu(pid)
     for _ in range(300):
