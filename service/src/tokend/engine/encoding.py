@@ -324,16 +324,15 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
         tokend.errors.DisallowedSpecialTokenError: Encountered text corresponding to disallowed special token ...
         """
         # is_default_policy(allowed_special, disallowed_special), spelled out: a call is ~2 % of a short text's encode
-        if (self._core_encode_unless is not None and not allowed_special and disallowed_special == "all"
-                and isinstance(disallowed_special, str)):
-            ids = self._core_encode_unless(text, self._default_prefixes)
-            if ids is not None:
-                return ids
-        if (self._encode_unless_added is not None and not allowed_special and disallowed_special == "all"
-                and isinstance(disallowed_special, str)):
-            ids = self._encode_unless_added(text)
-            if ids is not None:
-                return ids
+        if not allowed_special and disallowed_special == "all" and isinstance(disallowed_special, str):
+            if self._core_encode_unless is not None:
+                ids = self._core_encode_unless(text, self._default_prefixes)
+                if ids is not None:
+                    return ids
+            if self._encode_unless_added is not None:
+                ids = self._encode_unless_added(text)
+                if ids is not None:
+                    return ids
         if type(text) is not str and isinstance(text, str):
             text = _exact_str(text)
         if (self._default_goes_to_core and is_default_policy(allowed_special, disallowed_special)
@@ -494,16 +493,15 @@ class Encoding(ByteLevelBatchMethods, ByteLevelDecoding, BudgetMethods):
     ) -> int:
         """`len(encode(text, ...))`, with the same special-token rules and errors."""
         # as in encode
-        if (self._core_count_unless is not None and not allowed_special and disallowed_special == "all"
-                and isinstance(disallowed_special, str)):
-            count = self._core_count_unless(text, self._default_prefixes)
-            if count is not None:
-                return count
-        if (self._count_unless_added is not None and not allowed_special and disallowed_special == "all"
-                and isinstance(disallowed_special, str)):
-            count = self._count_unless_added(text)
-            if count is not None:
-                return count
+        if not allowed_special and disallowed_special == "all" and isinstance(disallowed_special, str):
+            if self._core_count_unless is not None:
+                count = self._core_count_unless(text, self._default_prefixes)
+                if count is not None:
+                    return count
+            if self._count_unless_added is not None:
+                count = self._count_unless_added(text)
+                if count is not None:
+                    return count
         if type(text) is not str and isinstance(text, str):
             text = _exact_str(text)
         if (self._default_goes_to_core and is_default_policy(allowed_special, disallowed_special)
