@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from support.chat_models import CONVERSATIONS, build_chat_registry
+from support.gil_holder import gil_held
 from tokend.errors import ChatFormatNotSetError
 from tokend.registry import Registry
 from tokend.service import (
@@ -135,11 +136,39 @@ def test_a_template_at_its_limits_is_limit_exceeded_stating_the_limit(service, c
     assert failure.kind is ErrorKind.LIMIT_EXCEEDED and failure.reason is Reason.CHAT_TEMPLATE_ERROR
     assert (failure.limit_name, failure.field, failure.metadata["item"]) == (limit_name, "conversations[1]", 1)
     # hoard: the service's held limit for a small conversation, 2 x max_chars + 4 bytes per input byte
+    # spin: its 1 s of CPU time, or on a machine too busy to give it that its 4 s of wall time (both say "1 s")
     expected = {"spin": "longer than 1 s", "grow": "limit 16,777,216", "hoard": "bytes for one render"}[content]
     assert expected in failure.message
     if content == "hoard":
         longest = max(conversation_bytes(conversation) for conversation in conversations)
         assert f"limit {2 * (16 << 20) + 4 * longest:,} bytes" in failure.message
+
+
+def test_a_render_kept_off_the_cpu_by_the_workers_other_threads_is_not_refused_for_it(service):
+    """The template's bound is the CPU time its renders spend, not the wall time they take: a conversation that
+    renders ~0.25 s of CPU (three "brief" messages) while another thread of the worker holds the GIL ~50 ms of
+    every ~55 ms for 1.5 s (as a loaded worker or machine does: probe30 saw 10,000-message Qwen 3 chats refused
+    at 1.03-1.10 s of wall time for 0.55-0.64 s of CPU) is answered. With a wall-clock second it was
+    RESOURCE_EXHAUSTED chat_template_seconds."""
+    conversation = ChatConversation([{"role": "user", "content": "brief"}] * 3)
+    alone = service.count_chat("templated", [conversation], per_message=False).results[0].total
+    started, cpu = time.monotonic(), time.thread_time()
+    with gil_held(seconds=1.5):
+        counted = service.count_chat("templated", [conversation], per_message=False)
+    assert counted.results[0].total == alone
+    assert time.monotonic() - started > 1.0 > time.thread_time() - cpu  # wall past the second, CPU within it
+
+
+def test_a_spinning_template_kept_off_the_cpu_still_stops_at_its_wall_clock_bound(service):
+    """A template that spins gets ~1/10 of a core here, so its 1 s of CPU would take ~10 s: it stops at the
+    wall-clock bound of its renders (4 s: template_limits.WALL_TIME_FACTOR), the message saying which bound."""
+    started = time.monotonic()
+    with gil_held(seconds=6.0):
+        failure = _failure(service.count_chat, "templated", [ChatConversation([{"role": "user", "content": "spin"}])])
+        stopped = time.monotonic() - started
+    assert failure.kind is ErrorKind.LIMIT_EXCEEDED and failure.limit_name == "chat_template_seconds"
+    assert "ran longer than 1 s: 4 s of wall time" in failure.message, failure.message
+    assert 3.9 < stopped < 10
 
 
 def test_a_template_refused_because_the_worker_renders_enough_calls_is_unavailable(service, monkeypatch):

@@ -63,7 +63,9 @@ __all__ = [
     "JSON_COMMA_BYTES",
 ]
 
-# A chat template's time for one conversation (all its renders together, wall time); never past the call's deadline.
+# A chat template's time for one conversation (all its renders together): CPU time, as much again of waiting for
+# the worker's render turn, and 4 times as much wall time (registry/chat/template_limits); never past the call's
+# deadline.
 TEMPLATE_SECONDS = TemplateLimits().seconds
 # ... and for the whole request, all its conversations together: TEMPLATE_SECONDS, plus this much for each
 # conversation after the first. Real templates render a conversation of 120 messages and 10 tools in 1-2.5 ms,
@@ -312,8 +314,7 @@ def _within_deadline(call: CallState | None, request: _RequestTime, index: int, 
     """``render(limits)`` with the template's time cut to what the request's templates and the call have
     left: a template stopped by the call's deadline (its ``hard_deadline``) is the call's DeadlineExpired; one
     stopped by the request's share a time limit saying so. The share is charged with the renders' CPU time
-    (``_RequestTime``) and what is left of it given as the render's wall time, so a render never spends more
-    CPU than that."""
+    (``_RequestTime``) and what is left of it given as the render's CPU time (TemplateLimits.seconds)."""
     seconds, cut_by_request = limits.seconds, False
     request_left = request.remaining()
     if request_left < seconds and index > 0:  # the first conversation has the whole of it (>= its own limit)

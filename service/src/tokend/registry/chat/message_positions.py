@@ -34,6 +34,7 @@ candidates are wrong, never the ids (spans_exact is False for every candidate).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 __all__ = ["MAX_PREFIX_TICKS", "PREFIX_TIME_SHARE", "RECORDED_FROM_MESSAGES", "MessageLoop", "MessagePositions"]
@@ -68,7 +69,8 @@ class MessagePositions:
         self.end: int | None = None  # output length when a loop that reached the last message ended
         self.produced = 0  # the render's output so far, in characters (sandbox.render_template keeps it)
         self.total_ticks = 0  # the whole render's work (set when it ends)
-        self.seconds = 0.0  # the whole render's wall time, its wait for the render turn included (set when it ends)
+        self.seconds = 0.0  # the whole render's CPU time (set when it ends)
+        self.wall_seconds = 0.0  # ... and its wall time, its wait for the render turn included
 
     def loop(self, items: list, budget: Any) -> MessageLoop | None:
         """A loop over `items` (a list), when they are messages in increasing order: its recording iterator.
@@ -98,12 +100,15 @@ class MessagePositions:
         loop reached it."""
         return [*self.starts, self.end]
 
-    def prefix_renders_fit(self, add_generation_prompt: bool, seconds: float) -> bool:
+    def prefix_renders_fit(self, add_generation_prompt: bool, share: Any) -> bool:
         """Whether the prefix renders' work (`prefix_ticks`) is within MAX_PREFIX_TICKS and, at the pace the
-        render of the whole went (a loaded worker's slower), within `seconds`: else they are not started, rather
-        than stopped at their time share with that share spent."""
+        render of the whole went, within the CPU time and the wall time (a loaded worker's slower) of `share`
+        (started TemplateLimits: their `share()`): else they are not started, rather than stopped at their
+        share with that share spent."""
         work = sum(self.prefix_ticks(add_generation_prompt))
-        return work <= MAX_PREFIX_TICKS and work * self.seconds <= seconds * max(1, self.total_ticks)
+        total = max(1, self.total_ticks)
+        return (work <= MAX_PREFIX_TICKS and work * self.seconds <= share.cpu_left() * total
+                and work * self.wall_seconds <= max(0.0, share.stops_at() - time.monotonic()) * total)
 
     def prefix_ticks(self, add_generation_prompt: bool) -> list[int]:
         """About the work of rendering each prefix `messages[:k]` (k <= count): what the whole had done when its

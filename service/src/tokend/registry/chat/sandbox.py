@@ -11,10 +11,11 @@ messages), configured the way transformers' `apply_chat_template` configures it 
     'user:Hi\\n'
 
 Limits (`TemplateLimits`): a render stops with `ChatTemplateError` (reason "time_limit" or "size_limit")
-when it runs past `seconds`, when the output, or any one string or list it builds, would pass `max_chars`,
-or when the values it made and still holds would pass `max_held_bytes`.
+when it has run `seconds` of CPU time, waited as long for other renders' turns, or taken its wall-clock
+bound (4 × `seconds`, or the call's deadline), when the output, or any one string or list it builds, would
+pass `max_chars`, or when the values it made and still holds would pass `max_held_bytes`.
 How they are enforced, without threads or signals (a template cannot be killed from outside):
-- time: the deadline (template_budget) is checked at every hook the sandbox routes through Python — each
+- time: its clocks (template_budget) are checked at every hook the sandbox routes through Python — each
   attribute or item access, each call (every call in a sandboxed template goes through `call`), each
   filter, each `+ * % **` and `~`, each output chunk, and every 1,024 items of a `{% for %}` loop's
   iterable (recursive loops too; template_code_hooks), so nested loops with empty bodies stop as well. The
@@ -361,7 +362,8 @@ def render_template(compiled: CompiledTemplate, variables: Mapping[str, Any], li
         budget.end_turn()
         RENDER_BUDGET.reset(token)
         if positions is not None:
-            positions.total_ticks, positions.seconds = budget.ticks, time.monotonic() - began
+            positions.total_ticks, positions.seconds = budget.ticks, time.thread_time() - started
+            positions.wall_seconds = time.monotonic() - began
         if limits.clock is not None:
             limits.clock.spent += time.thread_time() - started
     return "".join(chunks)

@@ -2,8 +2,15 @@
 value it builds is held to, and the large values it made and still holds.
 
 A render (sandbox.render_template) makes one and sets it in `RENDER_BUDGET`; every hook of the sandbox finds
-it with `current_budget()`, checks the deadline (`tick`) and sizes (`size`), and counts the large values it
+it with `current_budget()`, checks the time (`tick`) and sizes (`size`), and counts the large values it
 made (`hold`). A limit passed raises `LimitExceeded`, which the render turns into a `ChatTemplateError`.
+
+Time (TemplateLimits): the render's CPU time, its waits for the render turn, and its wall time, each bounded.
+`tick` reads only the wall clock (~50 ns; the thread's CPU clock is a system call, ~300 ns, and a hook may
+come every microsecond): the CPU time used since a moment is never more than the wall time since then, so
+the CPU clock is read only once the wall clock says the CPU time left could be spent (`check_at`). A render
+the machine does not slow reads it once, when it ends or its time does; one at a tenth of a core a few
+times (each reading sets the next at the CPU time then left).
 
     >>> budget = RenderBudget(TemplateLimits(max_chars=1000))
     >>> budget.size(999, "a string")
@@ -22,13 +29,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from tokend.engine.call_stop import CURRENT_STOP, CallStopped
 from tokend.registry.chat.render_turns import RENDER_TURNS, RendersFull, TurnAccount
-from tokend.registry.chat.template_limits import TemplateLimits
+from tokend.registry.chat.template_limits import WALL_TIME_FACTOR, RenderTime, TemplateLimits
 
 __all__ = [
     "CountedRenderBudget",
@@ -54,16 +62,25 @@ class LimitExceeded(Exception):
 
 
 class RenderBudget:
-    __slots__ = ("account", "clock", "deadline", "entered", "gone", "held", "held_bytes", "large", "max_chars", "max_held_bytes",
-                 "positions", "prune_at", "seconds", "tracer", "turn")  # fmt: skip
+    __slots__ = ("account", "check_at", "clock", "cpu_end", "deadline", "entered", "gone", "held", "held_bytes", "large",
+                 "max_chars", "max_held_bytes", "positions", "prune_at", "seconds", "spent", "tracer", "turn",
+                 "wall_seconds")  # fmt: skip
 
     def __init__(self, limits: TemplateLimits, tracer: Any = None, positions: Any = None) -> None:
         self.tracer = tracer  # a template_trace.ContentTracer during a traced render, else None
         self.positions = positions  # a message_positions.MessagePositions recording this render's loops, or None
         self.seconds = limits.seconds
-        self.deadline: float = limits.start().deadline  # type: ignore[assignment]
-        if limits.hard_deadline is not None:
-            self.deadline = min(self.deadline, limits.hard_deadline)
+        limits = limits.start()
+        self.wall_seconds = WALL_TIME_FACTOR * limits.seconds if limits.wall_seconds is None else limits.wall_seconds
+        self.deadline: float = limits.stops_at()  # the wall-clock bound (the call's deadline when sooner)
+        self.spent: RenderTime = limits.render_time  # type: ignore[assignment]
+        cpu_now = time.thread_time()
+        if self.spent.thread == threading.get_ident():
+            self.cpu_end: float = limits.cpu_deadline  # type: ignore[assignment]
+        else:  # limits started on another thread, whose CPU clock this one's is not: the seconds from now
+            self.cpu_end = cpu_now + limits.seconds
+        # When the wall clock next says the CPU time left could be spent (`tick` reads the CPU clock then).
+        self.check_at = min(self.deadline, time.monotonic() + self.cpu_end - cpu_now)
         self.max_chars = limits.max_chars
         self.max_held_bytes = limits.max_held_bytes
         self.held: dict[int, tuple[Any, int]] = {}  # id -> (value, its bytes): the values made, HELD_MIN_CHARS+
@@ -97,10 +114,14 @@ class RenderBudget:
                 "busy", f"the chat template was not rendered: {full}; retry shortly (each waits for its turn, holding "
                 "one of the worker's threads)",
             ) from None
-        if not RENDER_TURNS.take(deadline=self.deadline, abandoned=self._abandoned, account=self.account):
+        began = time.monotonic()
+        taken = RENDER_TURNS.take(deadline=self._waits_end(began), abandoned=self._abandoned, account=self.account)
+        now = time.monotonic()
+        self.spent.waited += now - began
+        if not taken:
             self._waited_too_long()
         self.turn = True
-        self._pass_on_if_due(time.monotonic())
+        self._pass_on_if_due(now)
 
     def end_turn(self) -> None:
         if self.turn:
@@ -124,7 +145,10 @@ class RenderBudget:
         try:
             yield
         finally:
-            if not RENDER_TURNS.come_back(hold, deadline=self.deadline, abandoned=self._abandoned):
+            began = time.monotonic()
+            back = RENDER_TURNS.come_back(hold, deadline=self._waits_end(began), abandoned=self._abandoned)
+            self.spent.waited += time.monotonic() - began
+            if not back:
                 self._waited_too_long()  # (a limit the step raised is replaced by this one: both are time_limit or moot)
             self.turn = True
 
@@ -132,28 +156,58 @@ class RenderBudget:
         if self.large:
             self.release()
         now = time.monotonic()
-        if now > self.deadline:
-            raise LimitExceeded("time_limit", f"the chat template ran longer than {self.seconds:g} s")
+        if now > self.check_at:
+            self._check_time(now)
         if self.gone is not None and self.gone[0]:
             raise CallStopped("the caller went away while its chat template rendered")
-        if self.turn:
-            self._pass_on_if_due(now)
+        if self.turn and RENDER_TURNS.due(now):
+            self._pass_on(now)
 
-    def _pass_on_if_due(self, now: float) -> None:
-        if RENDER_TURNS.due(now) and not RENDER_TURNS.pass_on(deadline=self.deadline, abandoned=self._abandoned):
+    def _check_time(self, now: float) -> None:
+        """The wall clock has reached `check_at`: past the wall-clock bound, or the CPU time spent, the render
+        stops; else the next check is where the CPU time left could be spent at the earliest."""
+        if now > self.deadline:
+            self._past_wall_time()
+        left = self.cpu_end - time.thread_time()
+        if left <= 0.0:
+            raise LimitExceeded("time_limit", f"the chat template ran longer than {self.seconds:g} s (of CPU time)")
+        self.check_at = min(self.deadline, now + left)
+
+    def _past_wall_time(self) -> NoReturn:
+        raise LimitExceeded(
+            "time_limit",
+            f"the chat template ran longer than {self.seconds:g} s: {self.wall_seconds:g} s of wall time, its bound "
+            f"when this worker or machine is too busy to give it {self.seconds:g} s of CPU time; retry later",
+        )
+
+    def _pass_on(self, now: float) -> None:
+        passed = RENDER_TURNS.pass_on(deadline=self._waits_end(now), abandoned=self._abandoned)
+        self.spent.waited += time.monotonic() - now
+        if not passed:
             self.turn = False
             self._waited_too_long()
+
+    def _pass_on_if_due(self, now: float) -> None:
+        if RENDER_TURNS.due(now):
+            self._pass_on(now)
+
+    def _waits_end(self, now: float) -> float:
+        """Until when a wait for the turn starting `now` may last: the waits' bound (`seconds` in all), or the
+        wall-clock bound when sooner."""
+        return min(self.deadline, now + self.seconds - self.spent.waited)
 
     def _abandoned(self) -> bool:
         return self.gone is not None and bool(self.gone[0])
 
-    def _waited_too_long(self) -> None:
+    def _waited_too_long(self) -> NoReturn:
         if self._abandoned():
             raise CallStopped("the caller went away while its chat template waited for its turn")
+        if time.monotonic() >= self.deadline:
+            self._past_wall_time()
         raise LimitExceeded(
             "time_limit",
-            f"the chat template did not finish within {self.seconds:g} s: it waited for other chat-template renders "
-            f"of this worker (one runs at a time)",
+            f"the chat template waited longer than {self.seconds:g} s in all for other chat-template renders of "
+            f"this worker (one runs at a time; waiting has its own bound of {self.seconds:g} s, as its CPU time has)",
         )
 
     def release(self) -> None:

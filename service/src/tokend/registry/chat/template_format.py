@@ -44,9 +44,7 @@ for its spans.
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from tokend.errors import ChatTemplateError
@@ -151,11 +149,9 @@ class TemplateChatFormat(ChatFormat):
         render again would double the cost of a long chat's counts, which a request's conversations share.)
         Without `positions` (a short chat) every k is tried, within the share."""
         count = len(raw_messages)
-        now = time.monotonic()
-        # (of the time to the call's deadline when that comes first: the whole's render stopped there too)
-        seconds = PREFIX_TIME_SHARE * max(0.0, limits.stops_at() - now)
-        every = positions is None or positions.prefix_renders_fit(add_generation_prompt, seconds)
-        share = replace(limits, deadline=now + seconds)
+        # (of the wall time to the call's deadline when that comes first: the whole's render stopped there too)
+        share = limits.share(PREFIX_TIME_SHARE)
+        every = positions is None or positions.prefix_renders_fit(add_generation_prompt, share)
         boundaries: dict[int, int | None] = {}
         for k in range(count + 1) if every else (0,):
             if k == count and not add_generation_prompt:

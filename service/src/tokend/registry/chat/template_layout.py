@@ -45,9 +45,8 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -289,14 +288,13 @@ class TemplateLayouts:
             if error.reason in _LIMIT_REASONS:
                 return None
             return tuple(tracer.guards), None  # refused, failed, or untraceable: the full render decides
-        now = time.monotonic()  # the prefix renders within a share of the time left, as template_format's
-        seconds = PREFIX_TIME_SHARE * max(0.0, limits.stops_at() - now)  # (the call's deadline, when sooner)
+        share = limits.share(PREFIX_TIME_SHARE)  # the prefix renders within a share of the time left, as template_format's
         if positions is not None and sum(positions.prefix_ticks(add_generation_prompt)) > MAX_PREFIX_TICKS:
             # too long a chat to trace its prefixes (template_format): this shape renders in full, its spans by loops
             return tuple(tracer.guards), None
-        if positions is not None and not positions.prefix_renders_fit(add_generation_prompt, seconds):
+        if positions is not None and not positions.prefix_renders_fit(add_generation_prompt, share):
             return None  # not within the time left at this worker's pace now: not cached, the full render decides
-        limits = replace(limits, deadline=now + seconds)
+        limits = share
         boundaries: list[int | None] = []
         full_markers = tracer.marker_spans(full)
         for k in range(count + 1):

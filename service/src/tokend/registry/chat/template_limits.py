@@ -1,5 +1,5 @@
 """`TemplateLimits`: the bounds of a conversation's chat-template renders (the sandbox keeps them; the
-service layer sets them).
+service layer sets them), and `RenderTime`, what the renders of one conversation have used of them.
 
 Its own module so that chat formats and reports can name it without importing the sandbox (and Jinja2,
 ~30 ms of a cold start) before a template is used.
@@ -11,6 +11,7 @@ Its own module so that chat formats and reports can name it without importing th
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -18,7 +19,15 @@ from dataclasses import dataclass, replace
 from tokend.errors import ChatTemplateError
 from tokend.registry.chat.render_turns import RENDER_TURNS, TurnAccount
 
-__all__ = ["TemplateClock", "TemplateLimits"]
+__all__ = ["WALL_TIME_FACTOR", "RenderTime", "TemplateClock", "TemplateLimits"]
+
+# A conversation's renders may take this many times their `seconds` of wall time (`TemplateLimits.wall_seconds`
+# unset): their bound is CPU time, so that a render the machine or the worker's other threads keep off the CPU
+# is not refused for it (a 10,000-message Qwen 3 chat at load 5 on 2 cores: 1.03-1.10 s of wall time for
+# 0.55-0.64 s of CPU, docs/decisions.md), but a render must still end: one that gets less than a quarter of a
+# core stops here. What it costs: a spinning template holds its handler thread (and its place among the
+# rendering calls, render_turns) up to this many seconds instead of one while the machine is that busy.
+WALL_TIME_FACTOR = 4.0
 
 
 class TemplateClock:
@@ -58,15 +67,37 @@ class TemplateClock:
                 RENDER_TURNS.leave()
 
 
+class RenderTime:
+    """What the renders of one conversation (its whole and every prefix, or a trace's) have used of their limits
+    that no single render sees: the seconds they waited for the process's render turn together (render_turns:
+    waiting is not work, so it is not CPU time; it has its own bound, `TemplateLimits.seconds` in all), and the
+    thread they run on, whose CPU clock `TemplateLimits.cpu_deadline` reads. Made by `TemplateLimits.start()`.
+
+        >>> RenderTime().waited
+        0.0
+    """
+
+    __slots__ = ("thread", "waited")
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.waited = 0.0
+
+
 @dataclass(frozen=True)
 class TemplateLimits:
-    """Bounds for the renders of one conversation. `seconds` is wall time shared by every render of it
-    (per-message spans render each prefix too): `start()` fixes the `deadline` (a `time.monotonic()` value)
-    once, and every render stops there, or at `hard_deadline` (the call's deadline) when that is sooner. Wall
-    time, not the render's CPU time: a template that spins holds a handler thread, and beside K others
-    spinning its CPU second would take K seconds of a thread (docs/decisions.md).
+    """Bounds for the renders of one conversation, shared by every render of it (per-message spans render
+    each prefix too). Time, three bounds, fixed once by `start()`:
+    - `seconds` of CPU time (`time.thread_time()` of the thread rendering): the work the renders did, whatever
+      the machine's load; `cpu_deadline` is where that clock stops them;
+    - the same `seconds` of waiting for the process's render turn, together (render_turns: one render runs at a
+      time; `RenderTime.waited`): a render beside spinning ones is stopped after waiting that long, as before;
+    - `wall_seconds` of wall time (unset: WALL_TIME_FACTOR × `seconds`) to `deadline` (a `time.monotonic()`
+      value), or the call's deadline (`hard_deadline`) when sooner: whatever keeps a render off the CPU (the
+      machine's load, the worker's other threads holding the GIL), it ends.
 
-        >>> TemplateLimits(seconds=2.0).start().deadline > time.monotonic()
+        >>> limits = TemplateLimits(seconds=2.0).start()
+        >>> limits.deadline - time.monotonic() > 7.9 and limits.cpu_deadline - time.thread_time() > 1.9
         True
     """
 
@@ -79,13 +110,42 @@ class TemplateLimits:
     # twelve times the conversation's counted bytes + 64 KiB, by encoding: rendered_text_bytes); None: no bound but `max_chars`. Checked once the render is done and
     # before the text is encoded (`check_text`): a template that repeats a message's content is refused there.
     max_text_bytes: int | None = None
-    deadline: float | None = None  # None: `seconds` from the start of each render
+    wall_seconds: float | None = None  # None: WALL_TIME_FACTOR × seconds
+    deadline: float | None = None  # the wall-clock bound (time.monotonic()); None: not started, `start()` sets it
+    cpu_deadline: float | None = None  # the CPU bound, a `time.thread_time()` of `render_time.thread`, set by `start()`
+    render_time: RenderTime | None = None  # the renders' waits and thread, set by `start()`
     hard_deadline: float | None = None  # the call's deadline (a `time.monotonic()` value): never past it
     clock: TemplateClock | None = None  # charged with each render's CPU time (shared by a request's renders)
 
     def start(self) -> TemplateLimits:
-        """These limits with the clock started now (unchanged when already started)."""
-        return self if self.deadline is not None else replace(self, deadline=time.monotonic() + self.seconds)
+        """These limits with their clocks started now, on the thread that renders (unchanged when already
+        started)."""
+        if self.deadline is not None:
+            return self
+        wall = WALL_TIME_FACTOR * self.seconds if self.wall_seconds is None else self.wall_seconds
+        return replace(self, deadline=time.monotonic() + wall, cpu_deadline=time.thread_time() + self.seconds, render_time=RenderTime())
+
+    def share(self, fraction: float) -> TemplateLimits:
+        """These (started) limits cut to `fraction` of what is left of them now, for renders that must leave the
+        rest (the prefix renders of per-message spans): of the CPU time, and of the wall time to the call's
+        deadline when that comes first; their waits stay counted with the others'.
+
+            >>> limits = TemplateLimits(seconds=2.0).start()
+            >>> limits.share(0.5).cpu_deadline - time.thread_time() < 1.01
+            True
+        """
+        started = self.start()
+        now, cpu_now = time.monotonic(), time.thread_time()
+        return replace(
+            started,
+            deadline=now + fraction * max(0.0, started.stops_at() - now),
+            cpu_deadline=cpu_now + fraction * max(0.0, started.cpu_deadline - cpu_now),  # type: ignore[operator]
+        )
+
+    def cpu_left(self) -> float:
+        """The CPU seconds these (started) limits leave their renders now, on the thread that started them."""
+        started = self.start()
+        return max(0.0, started.cpu_deadline - time.thread_time())  # type: ignore[operator]
 
     def check_text(self, parts: Sequence[str]) -> None:
         """Raise ChatTemplateError ("size_limit") when the rendered text (its `parts`) passes `max_text_bytes`.
@@ -105,7 +165,8 @@ class TemplateLimits:
             )
 
     def stops_at(self) -> float:
-        """When a render under these (started) limits stops: `deadline`, or `hard_deadline` when sooner.
+        """When a render under these (started) limits stops at the latest, in wall time: `deadline`, or
+        `hard_deadline` when sooner.
 
             >>> TemplateLimits(deadline=5.0, hard_deadline=3.0).stops_at()
             3.0
