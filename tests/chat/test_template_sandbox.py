@@ -402,3 +402,41 @@ def test_a_template_longer_than_any_real_one_by_far_is_refused_before_it_is_comp
     chat_format_from_template("{{ messages }}" + "x" * (128 * 1024 - 14))  # at the cap: accepted
     with pytest.raises(ModelFormatError, match="131,073 characters"):
         chat_format_from_template("{{ messages }}" + "x" * (128 * 1024 - 13))
+
+
+def test_the_quick_lookups_answer_as_jinjas_sandbox_does():
+    """`ChatTemplateEnvironment.getattr` answers a plain dict's keys, a plain str's methods and a namespace's
+    data without Jinja's detours (a 10,000-message Qwen3 render 0.28 -> 0.18 s): every answer is the one
+    Jinja's ImmutableSandboxedEnvironment gives, unsafe and missing attributes included."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from jinja2.utils import Namespace
+
+    from tokend.registry.chat import sandbox
+    from tokend.registry.chat.template_budget import RENDER_BUDGET, RenderBudget
+
+    ours, jinjas = sandbox._ENVIRONMENT, ImmutableSandboxedEnvironment()
+    data = {"content": "x", "items": "shadowed", "keys": 1, "_private": 2, "__class__": 3, "role": None}
+    namespace = Namespace(n=1, s="text", items=[1], f="{}".format, method="ab".upper, obj=object(), none=None)
+    objects = [data, "a text", namespace, ["list"], 7, sandbox._MISSING, Namespace()]
+    names = ["content", "items", "keys", "get", "_private", "__class__", "role", "missing", "startswith", "format",
+             "format_map", "upper", "__len__", "_Namespace__attrs", "n", "s", "f", "method", "obj", "none", "append", "mro"]
+
+    def same(mine, theirs) -> bool:
+        if type(mine) is not type(theirs):
+            return False
+        if callable(theirs) and hasattr(theirs, "__self__"):  # bound methods: equal owner and name
+            return mine.__self__ is theirs.__self__ and mine.__name__ == theirs.__name__
+        if type(theirs).__name__ == "function":  # str.format wrapped by the sandbox: made anew each time
+            return mine.__qualname__ == theirs.__qualname__ and mine.__wrapped__ == theirs.__wrapped__  # type: ignore[attr-defined]
+        if hasattr(theirs, "_undefined_name"):  # Undefined: the same kind, for the same name
+            return (mine._undefined_name, mine._undefined_obj is theirs._undefined_obj) == (theirs._undefined_name, True)
+        return mine is theirs or mine == theirs
+
+    token = RENDER_BUDGET.set(RenderBudget(TemplateLimits(seconds=60.0)))
+    try:
+        for obj in objects:
+            for name in names:
+                mine, theirs = ours.getattr(obj, name), jinjas.getattr(obj, name)
+                assert same(mine, theirs), (obj, name, mine, theirs)
+    finally:
+        RENDER_BUDGET.reset(token)

@@ -60,7 +60,7 @@ import jinja2.nodes
 import markupsafe
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import generate_lorem_ipsum
+from jinja2.utils import Namespace, generate_lorem_ipsum
 
 from tokend.engine.call_stop import CallStopped
 from tokend.errors import ChatTemplateError, ModelFormatError
@@ -183,6 +183,22 @@ class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
         budget.tick()
         if budget.tracer is not None:
             budget.tracer.lookup(attribute)
+        # The lookups real templates make at nearly every step (`message.content`, `content.startswith`,
+        # `ns.last_query_index`), answered as Jinja's sandbox answers them without its detours: a key of a plain
+        # dict that no dict attribute shadows is its item (Jinja reaches it after the AttributeError of
+        # `getattr`); a public method of a plain str is safe (`is_safe_attribute`), but for `format` and
+        # `format_map`, which Jinja wraps; a public attribute of a namespace holding plain data is that data.
+        # A 10,000-message Qwen3 render, 85,000 lookups: 0.28 -> 0.18 s of CPU (docs/decisions.md).
+        kind = type(obj)
+        if kind is dict and attribute not in _DICT_ATTRIBUTES:
+            if attribute in obj:
+                return obj[attribute]
+        elif kind is str and attribute in _STR_METHODS:
+            return getattr(obj, attribute)
+        elif kind is Namespace and attribute[:1] != "_":
+            value = getattr(obj, attribute, _MISSING)
+            if type(value) in _PLAIN_TYPES:
+                return value
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
@@ -250,6 +266,16 @@ class ChatTemplateEnvironment(ImmutableSandboxedEnvironment):
             if operator == "*":
                 check_int(left.bit_length() + right.bit_length(), what)
         return check_built(super().call_binop(context, operator, left, right), what)
+
+
+# Names `getattr(a_dict, name)` finds (a key of one of these names is reached only as `d['items']`), and the
+# public methods of str the sandbox allows as they are (`format` and `format_map` it wraps).
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+_STR_METHODS = frozenset(name for name in dir(str) if not name.startswith("_")) - {"format", "format_map"}
+# Values a namespace's attribute is answered with as it is: data, neither a method nor anything with attributes
+# of its own the sandbox judges.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), list, tuple, dict})
+_MISSING = object()
 
 
 def _length(value: Any) -> int:
