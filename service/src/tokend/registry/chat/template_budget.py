@@ -62,7 +62,7 @@ class LimitExceeded(Exception):
 
 
 class RenderBudget:
-    __slots__ = ("account", "check_at", "clock", "cpu_end", "deadline", "entered", "gone", "held", "held_bytes", "large",
+    __slots__ = ("account", "call_deadline", "check_at", "clock", "cpu_end", "deadline", "entered", "gone", "held", "held_bytes", "large",
                  "max_chars", "max_held_bytes", "positions", "prune_at", "seconds", "spent", "tracer", "turn",
                  "wall_seconds")  # fmt: skip
 
@@ -73,6 +73,7 @@ class RenderBudget:
         limits = limits.start()
         self.wall_seconds = WALL_TIME_FACTOR * limits.seconds if limits.wall_seconds is None else limits.wall_seconds
         self.deadline: float = limits.stops_at()  # the wall-clock bound (the call's deadline when sooner)
+        self.call_deadline = self.deadline == limits.hard_deadline  # whether that is the call's deadline
         self.spent: RenderTime = limits.render_time  # type: ignore[assignment]
         cpu_now = time.thread_time()
         if self.spent.thread == threading.get_ident():
@@ -99,10 +100,11 @@ class RenderBudget:
         self.gone = None if stop is None else stop[1]
 
     def take_turn(self) -> None:
-        """Wait for this process's render turn (render_turns: renders run one at a time), within the deadline;
-        the call counted among those rendering first (refused, "busy", past MAX_RENDER_CALLS). Held already (a
-        render inside a render, or one of a conversation's renders: `sandbox.renders_in_turn`), it is passed on
-        first when its slice is over and a request that has held it less waits. `end_turn` after, always."""
+        """Wait for this process's render turn (render_turns: renders run one at a time), within the waits'
+        bound (`_waits_end`); the call counted among those rendering first (refused, "busy", past
+        MAX_RENDER_CALLS). Held already (a render inside a render, or one of a conversation's renders:
+        `sandbox.renders_in_turn`), it is passed on first when its slice is over and a request that has held it
+        less waits. `end_turn` after, always."""
         try:
             entered = RENDER_TURNS.enter()
             if entered and self.clock is not None and self.clock.keeps_place:
@@ -174,6 +176,8 @@ class RenderBudget:
         self.check_at = min(self.deadline, now + left)
 
     def _past_wall_time(self) -> NoReturn:
+        if self.call_deadline:  # (the service answers it as the call's DeadlineExpired)
+            raise LimitExceeded("time_limit", "the chat template did not finish before the call's deadline")
         raise LimitExceeded(
             "time_limit",
             f"the chat template ran longer than {self.seconds:g} s: {self.wall_seconds:g} s of wall time, its bound "
