@@ -120,10 +120,12 @@ class TemplateLimits:
     def start(self) -> TemplateLimits:
         """These limits with their clocks started now, on the thread that renders (unchanged when already
         started)."""
-        if self.deadline is not None:
+        if self.render_time is not None:
             return self
         wall = WALL_TIME_FACTOR * self.seconds if self.wall_seconds is None else self.wall_seconds
-        return replace(self, deadline=time.monotonic() + wall, cpu_deadline=time.thread_time() + self.seconds, render_time=RenderTime())
+        deadline = time.monotonic() + wall if self.deadline is None else self.deadline  # (a deadline given: kept)
+        cpu_deadline = time.thread_time() + self.seconds if self.cpu_deadline is None else self.cpu_deadline
+        return replace(self, deadline=deadline, cpu_deadline=cpu_deadline, render_time=RenderTime())
 
     def share(self, fraction: float) -> TemplateLimits:
         """These (started) limits cut to `fraction` of what is left of them now, for renders that must leave the
