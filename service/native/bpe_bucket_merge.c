@@ -514,6 +514,31 @@ static void scatter_by_rows(const uint8_t *piece, size_t len, uint32_t *row_at, 
     }
 }
 
+/* The byte pairs of a piece of TK_TWO_COUNTERS_PIECE bytes or more counted into two zeroed tables, the pairs at even
+ * offsets into `counts` and those at odd offsets into `odd`, then summed into `counts`, each word of `present` set
+ * from the sums. merge_buckets' one-table loop (a run of equal pairs found by compare, a pair's first sight by its
+ * bit in `present`, then the counter) took ~1.6 ns a byte of 1 MB of random lowercase letters, ~6 % of an encode:
+ * two branches and two read-modify-writes a byte. Here a byte is one increment, and two tables keep a run ("aaaa",
+ * "abab") from chaining every step through one counter in memory: ~0.7 ns a byte, the two tables' clearing and
+ * the 65,536 sums included, which a piece under ~128 KiB does not repay (docs/decisions.md, "Two counters"). */
+static void count_pairs_in_two(const uint8_t *piece, size_t len, uint32_t *counts, uint32_t *odd, uint64_t *present) {
+    size_t i = 0;
+    for (; i + 2 < len; i += 2) {
+        counts[(piece[i] << 8) | piece[i + 1]]++;
+        odd[(piece[i + 1] << 8) | piece[i + 2]]++;
+    }
+    if (i + 1 < len) counts[(piece[i] << 8) | piece[i + 1]]++; /* an odd number of pairs: the last one */
+    for (size_t w = 0; w < 65536 / 64; w++) {
+        uint64_t word = 0;
+        for (size_t b = 0; b < 64; b++) {
+            uint32_t count = counts[(w << 6) + b] + odd[(w << 6) + b];
+            counts[(w << 6) + b] = count;
+            word |= (uint64_t)(count != 0) << b;
+        }
+        present[w] = word;
+    }
+}
+
 /* tokend_native.h; process-wide, so a batch's workers add to the same counters. */
 static tk_merge_counters merge_counters;
 
@@ -550,13 +575,17 @@ static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *r
     /* The first round's counting sort is keyed by the byte pair itself (65,536 keys), not by its rank: one
      * random access a byte instead of two (the pair's rank, then the rank's counter); the ranks order the
      * few distinct pairs afterwards. */
-    uint32_t *pair_count = malloc(65536 * sizeof *pair_count); /* byte pair -> how many times it occurs; set for the
-                                                                 * pairs of the piece only */
+    int two_counters = len >= TK_TWO_COUNTERS_PIECE; /* count_pairs_in_two, which takes both tables zeroed */
+    uint32_t *pair_count = two_counters ? calloc(65536, sizeof *pair_count)
+                                        : malloc(65536 * sizeof *pair_count); /* byte pair -> how many times it occurs;
+                                                                                * set for the pairs of the piece only
+                                                                                * (and 0 for the rest, two_counters) */
     /* The byte pairs of the piece: the loops over pairs visit these, not all 65,536 (twice 65,536 steps and a
      * 256 KiB table cleared were most of a call's ~70 us of set-up, which pieces of 1-16 KiB now pay). */
     uint64_t present[65536 / 64] = {0};
-    uint32_t *pair_at = malloc(65536 * sizeof *pair_at);      /* byte pair -> its next slot in first (then its end);
-                                                               * set for the pairs of the piece only */
+    uint32_t *pair_at = two_counters ? calloc(65536, sizeof *pair_at)
+                                     : malloc(65536 * sizeof *pair_at); /* byte pair -> its next slot in first (then its
+                                                                         * end); set for the pairs of the piece only */
     uint32_t *spare = NULL;    /* room to sort the longest list */
     merge_window window; /* the rank's merges not yet followed by their created pairs */
     window.n_deferred = 0; /* and no created pairs held back */
@@ -575,17 +604,21 @@ static ptrdiff_t merge_buckets(const tk_rank_table *table, const tk_list_rule *r
     if (len & 63) s.bits[n_words - 1] = (1ull << (len & 63)) - 1;
     s.bits[n_words] = 0;
 
-    /* A run of equal pairs ("aaaa...") would make every step wait for the previous increment of the same
-     * counter in memory: runs are counted in a register and added once. */
-    for (size_t i = 0, run; i + 1 < len; i = run) {
-        run = pair_run_end(piece, len, i);
-        uint32_t pair = (piece[i] << 8) | piece[i + 1];
-        uint64_t bit = 1ull << (pair & 63);
-        if (!(present[pair >> 6] & bit)) { /* first seen: after a few hundred bytes of most pieces, never */
-            present[pair >> 6] |= bit;
-            pair_count[pair] = 0;
+    if (two_counters) {
+        count_pairs_in_two(piece, len, pair_count, pair_at, present);
+    } else {
+        /* A run of equal pairs ("aaaa...") would make every step wait for the previous increment of the same
+         * counter in memory: runs are counted in a register and added once. */
+        for (size_t i = 0, run; i + 1 < len; i = run) {
+            run = pair_run_end(piece, len, i);
+            uint32_t pair = (piece[i] << 8) | piece[i + 1];
+            uint64_t bit = 1ull << (pair & 63);
+            if (!(present[pair >> 6] & bit)) { /* first seen: after a few hundred bytes of most pieces, never */
+                present[pair >> 6] |= bit;
+                pair_count[pair] = 0;
+            }
+            pair_count[pair] += (uint32_t)(run - i);
         }
-        pair_count[pair] += (uint32_t)(run - i);
     }
     for (size_t w = 0; w < 65536 / 64; w++)
         for (uint64_t word = present[w]; word; word &= word - 1) {

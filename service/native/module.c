@@ -1636,7 +1636,9 @@ PyMODINIT_FUNC PyInit__native(void) {
          * pieces lie about it */
         PyModule_AddIntConstant(module, "BUCKET_PIECE", TK_BUCKET_PIECE) < 0 ||
         /* from this many bytes the bucket merge's first round may take two passes (bpe_bucket_merge.c) */
-        PyModule_AddIntConstant(module, "ROWS_PIECE", (long)TK_ROWS_PIECE) < 0) {
+        PyModule_AddIntConstant(module, "ROWS_PIECE", (long)TK_ROWS_PIECE) < 0 ||
+        /* from this many bytes the bucket merge counts its byte pairs into two tables (bpe_bucket_merge.c) */
+        PyModule_AddIntConstant(module, "TWO_COUNTERS_PIECE", (long)TK_TWO_COUNTERS_PIECE) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -545,6 +545,11 @@ ptrdiff_t tk_bpe_merge(const tk_rank_table *table, const uint8_t *piece, size_t 
  * cl100k_base, words of random lowercase letters, 20 calls a side, load 6-7): 4-16 KiB 0.975-0.997x, 256 KiB
  * 1.01x, 512 KiB 1.10x, 1 MB 1.08-1.20x (docs/decisions.md, "the first round's scatter by rows"). */
 #define TK_ROWS_PIECE ((size_t)1 << 19)
+/* Pieces from this many bytes count their byte pairs into two tables at once (bpe_bucket_merge.c, count_pairs_in_two),
+ * both cleared first; shorter ones count a pair at a time into one table, whose entries are set as pairs are first
+ * seen. C probe, 26 random letters, one table ÷ two: 32 KiB 0.52x, 64 KiB 0.89x, 128 KiB 1.34x, 256 KiB 1.70x, 1 MB
+ * 2.17x (docs/decisions.md, "Two counters"). */
+#define TK_TWO_COUNTERS_PIECE ((size_t)1 << 18)
 /* The same for a long piece by rank-ordered buckets (bpe_bucket_merge.c), by tiktoken's rule (`rule` NULL) or a
  * list's (tk_list_rule); -2 when the vocabulary's ranks are not in merge order for this piece, or a list's tie
  * could matter (then the heap gives the ids). */
