@@ -49,7 +49,8 @@ def _pieces() -> dict[str, bytes]:
         # "abab...": one pair at even offsets, the other at odd ones, a "c" now and then so it is no run merge
         pieces[f"two letters alternating, {size}"] = bytes(
             ord("c") if rng.random() < 0.001 else b"ab"[k % 2] for k in range(body)) + b"Qu"
-        pieces[f"every byte but Q, {size}"] = bytes(rng.choices([b for b in range(256) if b != ord("Q")], k=body)) + b"Qu"
+        not_q = [b for b in range(256) if b != ord("Q")]
+        pieces[f"every byte but Q, {size}"] = bytes(rng.choices(not_q, k=body)) + b"Qu"
     return pieces
 
 
