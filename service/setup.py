@@ -7,6 +7,7 @@
   (native/text_find.c: the special-token pre-check), and a str's UTF-8 for one call (native/str_utf8.c).
 - `tokend.engine._alignment`: token surfaces aligned with their text (native/token_alignment.c), for offsets,
   truncation and chunking; separate so it depends on no vocabulary and no change to the core.
+- `tokend.engine._chunk_plan`: chunking's planned chunk ends and separator cuts (native/chunk_plan.c).
 - `tokend.engine.sentencepiece._native`: SentencePiece BPE and Unigram (native/sp_*.c, see sp_native.h).
 - `tokend.server._encode_answer`: an Encode answer's wire bytes written from id buffers without the GIL
   (native/encode_answer.c; the gRPC server's, not the engine's).
@@ -125,6 +126,7 @@ setup(
         ),
         Extension("tokend.engine._alignment", sources=["native/token_alignment.c"], depends=["native/gil_hand_off.h"],
                   extra_compile_args=COMPILE_ARGS),
+        Extension("tokend.engine._chunk_plan", sources=["native/chunk_plan.c"], extra_compile_args=COMPILE_ARGS),
         # SentencePiece BPE and Unigram (its own module, so it builds and loads apart from the byte-level
         # core; it reuses that core's hash, rank table and piece cache).
         Extension(
