@@ -39,8 +39,10 @@ DEFAULT_MAX_REQUEST_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # What one token id of a Decode request counts against max_request_bytes (ids travel as uint32).
 BYTES_PER_TOKEN_ID = 4
-# Chunks one Chunk / ChunkStream request may make (over all its inputs): a chunk costs ~6 us and its framing,
-# so a tiny budget over 8 MiB of text (millions of chunks) is refused instead of computed.
+# Chunks one Chunk / ChunkStream request may make (over all its inputs): a chunk costs ~3 us of engine time and
+# ~7 us of a worker's CPU with its answer (one-token chunks through `tokend serve`, loaded; ~15-20 us before
+# chunk_plan.c), so a call is at most ~0.7 s, and a tiny budget over 8 MiB of text (millions of chunks) is
+# refused instead of computed.
 MAX_CHUNKS = "max_chunks"
 DEFAULT_MAX_CHUNKS = 100_000
 # The whole answer of one ChunkStream: STREAM_ANSWER_MESSAGES answer limits (max_message_bytes; 64 MiB by

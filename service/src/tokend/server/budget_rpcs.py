@@ -35,6 +35,7 @@ _PREFER = {pb.ChunkRequest.PREFER_UNSPECIFIED: "paragraph", pb.ChunkRequest.PREF
 # previous one, whichever comes first (the first chunk goes out alone, at once).
 STREAM_MESSAGE_BYTES = 64 * 1024
 STREAM_MESSAGE_SECONDS = 0.05
+FREED_CHUNKS_AT_ONCE = 1024  # ~0.15-0.3 ms of freeing one-token chunks, up to ~2.5 ms on a loaded machine
 
 
 class BudgetRpcs:
@@ -78,6 +79,7 @@ class BudgetRpcs:
         response = pb.ChunkResponse(model=model_version(chunked.model))
         for chunks in chunked.results:
             _add_chunks(response.results.add().chunks, chunks)
+            _let_go(chunks)
         return response
 
     def ChunkStream(self, request: pb.ChunkRequest, context: grpc.ServicerContext) -> Iterator[pb.ChunkStreamResponse]:
@@ -149,6 +151,14 @@ def _add_chunks(messages: Any, chunks: Iterable[Any]) -> None:
     for chunk in chunks:
         message = messages.add(start=chunk.start, end=chunk.end, byte_start=chunk.byte_start, byte_end=chunk.byte_end)
         message.ids.extend(chunk.ids)
+
+
+def _let_go(chunks: list[Any]) -> None:
+    """Free a list of chunks (copied into the answer) a slice at a time: the whole list freed at once is one
+    hold of the GIL that no switch interval interrupts, 15-30 ms for 100,000 one-token chunks on a loaded
+    machine, which a small call beside it waits out; between slices other threads get their turn."""
+    while chunks:
+        del chunks[-FREED_CHUNKS_AT_ONCE:]
 
 
 def _same_as_first(request: pb.DecodeStreamRequest, first: pb.DecodeStreamRequest, index: int) -> None:
