@@ -1,7 +1,7 @@
 """The token-budget RPCs of ``tokend.v1.Tokenizer``: message → service call → message, nothing else.
 
 `TokenizerServicer` inherits them. Encode with ``offsets`` / ``token_bytes``, Truncate and Chunk are
-unary; ChunkStream sends one document's chunks as they are made, several to a message once the first is
+unary (Chunk returns a ``ChunkAnswer``, serialized by chunk_answer.py a group of chunks at a time); ChunkStream sends one document's chunks as they are made, several to a message once the first is
 out (``STREAM_MESSAGE_BYTES`` / ``STREAM_MESSAGE_SECONDS``: a message per chunk costs more than a small
 chunk); DecodeStream answers each request message with the characters its ids completed.
 
@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 from tokend_api.v1 import tokenizer_pb2 as pb
 
+from tokend.server.chunk_answer import ChunkAnswer, add_chunks
 from tokend.server.messages import DECODE_ERRORS, enum_value, inputs, model_version, policy
 from tokend.service import InvalidRequest
 
@@ -35,7 +36,6 @@ _PREFER = {pb.ChunkRequest.PREFER_UNSPECIFIED: "paragraph", pb.ChunkRequest.PREF
 # previous one, whichever comes first (the first chunk goes out alone, at once).
 STREAM_MESSAGE_BYTES = 64 * 1024
 STREAM_MESSAGE_SECONDS = 0.05
-FREED_CHUNKS_AT_ONCE = 1024  # ~0.15-0.3 ms of freeing one-token chunks, up to ~2.5 ms on a loaded machine
 
 
 class BudgetRpcs:
@@ -74,13 +74,10 @@ class BudgetRpcs:
             result.ids.extend(kept.ids)
         return response
 
-    def Chunk(self, request: pb.ChunkRequest, context: grpc.ServicerContext) -> pb.ChunkResponse:
+    def Chunk(self, request: pb.ChunkRequest, context: grpc.ServicerContext) -> ChunkAnswer:
+        # Not a message: chunk_answer.serialize_chunk_response writes its bytes a group of chunks at a time
         chunked = self._service.chunk(request.model, inputs(request.inputs), **_chunk_arguments(request), call=context)
-        response = pb.ChunkResponse(model=model_version(chunked.model))
-        for chunks in chunked.results:
-            _add_chunks(response.results.add().chunks, chunks)
-            _let_go(chunks)
-        return response
+        return ChunkAnswer(chunked.model, chunked.results)
 
     def ChunkStream(self, request: pb.ChunkRequest, context: grpc.ServicerContext) -> Iterator[pb.ChunkStreamResponse]:
         if len(request.inputs) != 1:
@@ -92,7 +89,7 @@ class BudgetRpcs:
         held = 0  # estimated bytes of `message`
         sent_at = 0.0  # the first chunk goes out at once
         for chunk in stream:
-            _add_chunks(message.chunks, [chunk])
+            add_chunks(message.chunks, (chunk,))
             held += 5 * len(chunk.ids) + 24
             if held >= STREAM_MESSAGE_BYTES or time.monotonic() - sent_at >= STREAM_MESSAGE_SECONDS:
                 yield message
@@ -145,20 +142,6 @@ def _chunk_arguments(request: pb.ChunkRequest) -> dict[str, Any]:
         "special": policy(request.special_tokens),
         "max_chunks": request.max_chunks if request.HasField("max_chunks") else None,
     }
-
-
-def _add_chunks(messages: Any, chunks: Iterable[Any]) -> None:
-    for chunk in chunks:
-        message = messages.add(start=chunk.start, end=chunk.end, byte_start=chunk.byte_start, byte_end=chunk.byte_end)
-        message.ids.extend(chunk.ids)
-
-
-def _let_go(chunks: list[Any]) -> None:
-    """Free a list of chunks (copied into the answer) a slice at a time: the whole list freed at once is one
-    hold of the GIL that no switch interval interrupts, 15-30 ms for 100,000 one-token chunks on a loaded
-    machine, which a small call beside it waits out; between slices other threads get their turn."""
-    while chunks:
-        del chunks[-FREED_CHUNKS_AT_ONCE:]
 
 
 def _same_as_first(request: pb.DecodeStreamRequest, first: pb.DecodeStreamRequest, index: int) -> None:

@@ -43,6 +43,7 @@ from grpc_reflection.v1alpha import reflection
 
 from tokend_api.v1 import tokenizer_pb2, tokenizer_pb2_grpc
 from tokend.server.decode_request import read_decode_request
+from tokend.server.chunk_answer import serialize_chunk_response
 from tokend.server.encode_answer import serialize_encode_response
 from tokend.registry.chat.render_turns import MAX_RENDER_CALLS
 from tokend.server.text_request import read_count_request, read_encode_request
@@ -167,7 +168,8 @@ class _HandlerCapture:
 
 def _add_tokenizer(tokenizer: Any, server: grpc.Server, lane: BulkLane | None) -> None:
     """The generated registration, but Encode's answers are serialized by ``serialize_encode_response``
-    (the servicer returns an ``EncodeAnswer`` whose bytes are written without the GIL), and Decode's, Encode's
+    (the servicer returns an ``EncodeAnswer`` whose bytes are written without the GIL), Chunk's by
+    ``serialize_chunk_response`` (a ``ChunkAnswer``, written a group of chunks at a time), and Decode's, Encode's
     and CountTokens' requests are read by ``read_decode_request``, ``read_encode_request`` and
     ``read_count_request`` (a large one's ids or texts without the GIL)."""
     capture = _HandlerCapture()
@@ -178,11 +180,12 @@ def _add_tokenizer(tokenizer: Any, server: grpc.Server, lane: BulkLane | None) -
         "Encode": (read_encode_request, functools.partial(serialize_encode_response, lane=lane)),
         "Decode": (read_decode_request, None),
         "CountTokens": (read_count_request, None),
+        "Chunk": (None, serialize_chunk_response),
     }
     for method, (deserializer, serializer) in replaced.items():
         handler = capture.handlers[method]
         capture.handlers[method] = grpc.unary_unary_rpc_method_handler(
-            handler.unary_unary, request_deserializer=deserializer,
+            handler.unary_unary, request_deserializer=deserializer or handler.request_deserializer,
             response_serializer=serializer or handler.response_serializer,
         )  # fmt: skip
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(capture.service, capture.handlers),))
