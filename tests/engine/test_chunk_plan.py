@@ -162,6 +162,13 @@ def test_thousands_of_chunks_over_several_plans(overlap, prefer):
     assert_same_chunks(family("cl100k_base"), text, 3, overlap, prefer)
 
 
+@pytest.mark.parametrize("max_tokens, overlap", [(10**30, 0), (10**30, 10**30 - 1), (2**63, 2**62), (2**32 + 5, 3)])
+def test_budgets_past_64_bits_are_planned_as_the_python_loop_did(max_tokens, overlap):
+    text = "One. Two.\n\nThree four " * 50
+    assert_same_chunks(family("cl100k_base"), text, max_tokens, overlap, "paragraph")
+    assert [(c.start, c.end) for c in family("cl100k_base").chunk(text, max_tokens, overlap)] == [(0, len(text))]
+
+
 def test_the_plan_grows_while_it_holds_and_restarts_after_a_search(monkeypatch):
     encoding = overshooting()
     limits = []

@@ -65,6 +65,7 @@ _new_object = object.__new__
 SEPARATOR_WINDOW = 0.5  # separators count when they leave the chunk at least half of its budget
 MAX_QUICK_RETRIES = 3
 CHUNK_PLAN_BATCH = 1024  # chunks planned natively at most per call (8 KiB of plan; ~0.1-0.3 ms)
+_HUGE = 1 << 40  # a budget, overlap or window this large reaches past any text's tokens (uint32)
 _KIND_NUMBERS = {"paragraph": 0, "sentence": 1, "whitespace": 2}  # separator kind -> chunk_plan.c's number
 
 
@@ -241,9 +242,12 @@ class _Chunker:
     def plan(self, start: int, previous_end: int, limit: int) -> bytes:
         """Up to `limit` chunks from `start` as `chunk_end`'s first attempts would make them (uint32 pairs
         start, end; native/chunk_plan.c)."""
+        # Budgets past 2**40 plan as 2**40 does (token counts are uint32): the C side takes 64-bit integers, the
+        # engine any int (the playground passes 10**30 on).
         return plan_chunks(
-            self.text, self.cut_tokens, self.cut_chars, self.protected_buffer, self.kind_numbers, self.max_tokens,
-            self.overlap, self.window_tokens, start, previous_end, limit,
+            self.text, self.cut_tokens, self.cut_chars, self.protected_buffer, self.kind_numbers,
+            min(self.max_tokens, _HUGE + 1), min(self.overlap, _HUGE), min(self.window_tokens, _HUGE), start,
+            previous_end, limit,
         )  # fmt: skip
 
     def searched_chunk(self, start: int, previous_end: int) -> tuple[int, int, list[int]]:
