@@ -11,24 +11,21 @@ number), each ending in "Qu": a pair that occurs there only, as the last, and is
 
 from __future__ import annotations
 
-import functools
 import random
 
 import pytest
 import tiktoken
 
-import tokend
 from tokend.engine import _native
-from tokend.engine._native import BpeCore
+
+from tests.engine._bucket_support import (
+    LETTERS,
+    NATIVE_PATTERN,
+    assert_pieces_merge_as_tiktoken,
+    assert_text_path_matches_tiktoken,
+)
 
 _TWO_COUNTERS_PIECE = _native.TWO_COUNTERS_PIECE
-_NATIVE_PATTERN = {"cl100k_base": "cl100k", "o200k_base": "o200k"}
-_LETTERS = b"etaoinshrdlcumwfgypbvkjxqz"
-
-
-@functools.lru_cache(maxsize=None)
-def _core(name: str) -> BpeCore:
-    return BpeCore(dict(tokend.get_encoding(name)._mergeable_ranks), _NATIVE_PATTERN[name], hash_seed=0x5EED)
 
 
 def _runs(rng: random.Random, size: int) -> bytes:
@@ -44,7 +41,7 @@ def _pieces() -> dict[str, bytes]:
     pieces = {}
     for size in (_TWO_COUNTERS_PIECE - 1, _TWO_COUNTERS_PIECE, _TWO_COUNTERS_PIECE + 1):
         body = size - 2  # each piece ends in b"Qu"
-        pieces[f"lowercase, {size}"] = bytes(rng.choices(_LETTERS, k=body)) + b"Qu"
+        pieces[f"lowercase, {size}"] = bytes(rng.choices(LETTERS, k=body)) + b"Qu"
         pieces[f"runs of three letters, {size}"] = _runs(rng, body) + b"Qu"
         # "abab...": one pair at even offsets, the other at odd ones, a "c" now and then so it is no run merge
         pieces[f"two letters alternating, {size}"] = bytes(
@@ -54,25 +51,13 @@ def _pieces() -> dict[str, bytes]:
     return pieces
 
 
-@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+@pytest.mark.parametrize("name", NATIVE_PATTERN)
 def test_pieces_around_the_two_counters_size_merge_as_tiktoken(name):
-    core, oracle = _core(name), tiktoken.get_encoding(name)
-    assert oracle.encode_single_token(b"Qu") >= 0  # a token (KeyError if not): the last pair has to be counted
-    before = _native._merge_counters()
-    pieces = _pieces()
-    for kind, piece in pieces.items():
-        assert core.merge(piece) == oracle._encode_single_piece(piece), kind
-    after = _native._merge_counters()
-    assert after["bucket_merges"] - before["bucket_merges"] == len(pieces)  # every piece took the bucket merge
-    assert after["bucket_fallbacks"] == before["bucket_fallbacks"]
+    # "Qu" a token (KeyError if not): the last pair has to be counted
+    assert tiktoken.get_encoding(name).encode_single_token(b"Qu") >= 0
+    assert_pieces_merge_as_tiktoken(name, _pieces())
 
 
-@pytest.mark.parametrize("name", _NATIVE_PATTERN)
+@pytest.mark.parametrize("name", NATIVE_PATTERN)
 def test_a_piece_of_two_counters_counted_and_encoded_gives_tiktokens_ids(name):
-    # count (the first round in its own array) and encode (in the ids' room) through the encoding's text path,
-    # an odd number of pairs
-    encoding, oracle = tokend.get_encoding(name), tiktoken.get_encoding(name)
-    text = "".join(random.Random(11).choices("abcdefghijklmnopqrstuvwxyz", k=_TWO_COUNTERS_PIECE + 2))
-    expected = oracle.encode_ordinary(text)
-    assert encoding.encode_ordinary(text) == expected
-    assert encoding.count(text) == len(expected)
+    assert_text_path_matches_tiktoken(name, _TWO_COUNTERS_PIECE + 2, seed=11)  # an odd number of pairs
