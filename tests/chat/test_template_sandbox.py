@@ -414,12 +414,30 @@ def test_the_quick_lookups_answer_as_jinjas_sandbox_does():
     from tokend.registry.chat import sandbox
     from tokend.registry.chat.template_budget import RENDER_BUDGET, RenderBudget
 
+    import collections
+
+    import markupsafe
+
+    class Text(str):  # a str subclass (Markup is one): its methods are its own, not str's
+        lower = str.format  # found as `lower`, but str.format: the sandbox wraps it
+
+        def upper(self) -> str:
+            return "overridden"
+
+    class Record(dict):  # a dict subclass: its attributes come before its keys
+        role = "the attribute"
+
     ours, jinjas = sandbox._ENVIRONMENT, ImmutableSandboxedEnvironment()
-    data = {"content": "x", "items": "shadowed", "keys": 1, "_private": 2, "__class__": 3, "role": None}
-    namespace = Namespace(n=1, s="text", items=[1], f="{}".format, method="ab".upper, obj=object(), none=None)
-    objects = [data, "a text", namespace, ["list"], 7, sandbox._MISSING, Namespace()]
+    data = {"content": "x", "items": "shadowed", "keys": 1, "_private": 2, "__class__": 3, "role": None, "ünï": 4,
+            "update": 5, "mro": 6}
+    namespace = Namespace(n=1, s="text", items=[1], f="{}".format, method="ab".upper, obj=object(), none=None,
+                          cls=str, markup=markupsafe.Markup("<b>"), text=Text("t"), ns=Namespace(n=2), data=data)
+    objects = [data, "a text", namespace, ["list"], 7, sandbox._MISSING, Namespace(), markupsafe.Markup("<i>{0}</i>"),
+               Text("sub"), str, collections.OrderedDict(role="r"), Namespace(_private=1), Record(role="the key")]
     names = ["content", "items", "keys", "get", "_private", "__class__", "role", "missing", "startswith", "format",
-             "format_map", "upper", "__len__", "_Namespace__attrs", "n", "s", "f", "method", "obj", "none", "append", "mro"]
+             "format_map", "upper", "__len__", "_Namespace__attrs", "n", "s", "f", "method", "obj", "none", "append", "mro",
+             "ünï", "update", "cls", "markup", "text", "ns", "data", "__mro__", "__subclasses__", "__init__", "join",
+             "maketrans", "escape", "__html__", "lower"]
 
     def same(mine, theirs) -> bool:
         if type(mine) is not type(theirs):
@@ -428,8 +446,9 @@ def test_the_quick_lookups_answer_as_jinjas_sandbox_does():
             return mine.__self__ is theirs.__self__ and mine.__name__ == theirs.__name__
         if type(theirs).__name__ == "function":  # str.format wrapped by the sandbox: made anew each time
             return mine.__qualname__ == theirs.__qualname__ and mine.__wrapped__ == theirs.__wrapped__  # type: ignore[attr-defined]
-        if hasattr(theirs, "_undefined_name"):  # Undefined: the same kind, for the same name
-            return (mine._undefined_name, mine._undefined_obj is theirs._undefined_obj) == (theirs._undefined_name, True)
+        if hasattr(theirs, "_undefined_name"):  # Undefined: the same kind (missing, or unsafe: a SecurityError when used)
+            return ((mine._undefined_name, mine._undefined_obj is theirs._undefined_obj, mine._undefined_exception,
+                     mine._undefined_hint) == (theirs._undefined_name, True, theirs._undefined_exception, theirs._undefined_hint))
         return mine is theirs or mine == theirs
 
     token = RENDER_BUDGET.set(RenderBudget(TemplateLimits(seconds=60.0)))
