@@ -32,6 +32,8 @@
 
 enum { KIND_PARAGRAPH, KIND_SENTENCE, KIND_WHITESPACE, N_KINDS };
 
+#define HUGE_TOKENS ((int64_t)1 << 40) /* past every uint32 token count */
+
 typedef struct {
     int kind;
     const void *data;
@@ -225,6 +227,12 @@ static PyObject *plan(PyObject *self, PyObject *args) {
                                           "start and previous_end >= 0, limit >= 1");
         return NULL;
     }
+    /* Token counts are uint32: a budget, overlap or window past 2**40 reaches past all of them, as any larger one
+     * does, so they are planned as 2**40 (chunking.py does the same for Python's ints): base + max_tokens cannot
+     * overflow int64 then. (Checked above first: overlap < max_tokens and window_tokens <= max_tokens still hold.) */
+    if (p.max_tokens > HUGE_TOKENS + 1) p.max_tokens = HUGE_TOKENS + 1;
+    if (p.overlap > HUGE_TOKENS) p.overlap = HUGE_TOKENS;
+    if (p.window_tokens > HUGE_TOKENS) p.window_tokens = HUGE_TOKENS;
     Py_buffer views[3];
     int held = 0;
     PyObject *result = NULL;
@@ -243,6 +251,7 @@ static PyObject *plan(PyObject *self, PyObject *args) {
                                           "start and previous_end inside the text");
         goto done;
     }
+    if (limit > p.text.n) limit = p.text.n; /* every chunk ends past its start: at most one a character */
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(uint32_t) * 2 * limit);
     if (!result) goto done;
     uint32_t *out = (uint32_t *)PyBytes_AS_STRING(result);

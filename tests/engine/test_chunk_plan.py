@@ -185,3 +185,24 @@ def test_the_plan_grows_while_it_holds_and_restarts_after_a_search(monkeypatch):
     text = "xxxxxxxxy " * 200  # every chunk of 2 tokens cut inside "xxxxxxxx" re-merges: searched
     assert_same_chunks(encoding, text, 2, 0, "token")
     assert limits.count(1) > 50  # each search restarts the plan at one chunk
+
+
+def test_the_planner_plans_any_limit_and_budget_its_arguments_take():
+    """`plan`'s arguments take any 64-bit budget and any Py_ssize_t limit (chunking.py passes budgets up to
+    2**40 + 1 and limits up to CHUNK_PLAN_BATCH): a limit past the text's length plans every chunk (there is at
+    most one a character; `8 * limit` bytes overflowed into a SystemError), and a budget near 2**63 plans as one
+    reaching past every token (added to the tokens before `start` it overflowed: the chunk ended at the nearest
+    cut)."""
+    from array import array
+
+    from tokend.engine._chunk_plan import plan
+
+    text = "ab cd. ef\n\ngh"
+    tokens, chars = array("I", [0, 1, 2, 3, 4, 5]), array("I", [0, 2, 5, 6, 9, 13])
+
+    def planned(max_tokens: int, overlap: int, window_tokens: int, start: int, limit: int) -> list[int]:
+        answer = plan(text, tokens, chars, array("I"), (0, 1, 2), max_tokens, overlap, window_tokens, start, 0, limit)
+        return list(memoryview(answer).cast("I"))
+
+    assert planned(2, 1, 1, 0, 2**60) == planned(2, 1, 1, 0, len(text)) == [0, 2, 2, 6, 5, 9, 6, 13]
+    assert planned(2**63 - 1, 2**63 - 2, 2**62, 5, 10) == planned(2**40 + 1, 2**40, 2**40, 5, 10) == [5, 13]
