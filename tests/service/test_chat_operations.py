@@ -172,6 +172,24 @@ def test_a_spinning_template_kept_off_the_cpu_still_stops_at_its_wall_clock_boun
     assert 3.9 < stopped < 10
 
 
+def test_a_request_of_many_conversations_kept_off_the_cpu_stops_at_its_share_of_wall_time(service):
+    """Each conversation alone may take WALL_TIME_FACTOR times its CPU bound in wall time; a request's renders
+    together get that factor of the request's share (1 s and 5 ms a conversation after the first) from its first
+    render, so a request of many conversations that a busy worker keeps off the CPU no longer holds its handler
+    thread for the sum of theirs."""
+    # "brief": ~0.05 s of CPU, rendered every time (~0.55 s of wall time beside the holder): 12 of them are 0.6 s
+    # of CPU, within the request's 1.055 s, and ~6.6 s of wall time, past its 4.2 s
+    conversation = ChatConversation([{"role": "user", "content": "brief"}])
+    started = time.monotonic()
+    with gil_held(seconds=8.0):
+        failure = _failure(service.count_chat, "templated", [conversation] * 12, per_message=False)
+        stopped = time.monotonic() - started
+    assert failure.kind is ErrorKind.LIMIT_EXCEEDED and failure.limit_name == "chat_template_seconds"
+    assert "this request's template time: 1.055 s for its 12 conversation(s) together" in failure.message
+    assert "4x that of wall time from its first render" in failure.message, failure.message
+    assert stopped < 7.5, stopped  # 4.2 s of wall time from the first render, and a tick to notice
+
+
 def test_a_template_refused_because_the_worker_renders_enough_calls_is_unavailable(service, monkeypatch):
     """Past render_turns.MAX_RENDER_CALLS calls rendering at once, a call is refused at once: UNAVAILABLE (retry:
     the worker is full, the call is not at fault), naming the conversation and the reason."""

@@ -32,6 +32,7 @@ from typing import Any
 from tokend.engine.message_counts import plain_message_bytes
 from tokend.errors import ChatFormatNotSetError, ChatTemplateError, quoted
 from tokend.registry.chat import CONTENT_SPECIAL_TOKENS, ChatCount, ChatEncoding, TemplateClock, TemplateLimits
+from tokend.registry.chat.template_limits import WALL_TIME_FACTOR
 from tokend.service.admission import working_bytes
 from tokend.service.batch import CallState, run_batch
 from tokend.service.call_record import current_record
@@ -292,21 +293,32 @@ class ChatOperations:
 class _RequestTime:
     """The template time one request's conversations share (TEMPLATE_SECONDS and
     TEMPLATE_SECONDS_PER_CONVERSATION), charged with the CPU time of its renders only (a TemplateClock):
-    tokenizing the rendered text, and waiting for the GIL, are not the template's.
+    tokenizing the rendered text, and waiting for the GIL, are not the template's. And, so that a request's
+    renders end on a worker that keeps them off the CPU, WALL_TIME_FACTOR times as much wall time from its
+    first render (each conversation alone has that factor of its own CPU time: without this, a request of
+    1,024 conversations could hold its handler thread ~4 s each).
 
         >>> request = _RequestTime(3)
         >>> request.seconds == TEMPLATE_SECONDS + 2 * TEMPLATE_SECONDS_PER_CONVERSATION
         True
+        >>> request.wall_left(0.0) == WALL_TIME_FACTOR * request.seconds   # the first render starts its clock
+        True
     """
 
-    __slots__ = ("seconds", "clock")
+    __slots__ = ("seconds", "clock", "wall_deadline")
 
     def __init__(self, conversations: int) -> None:
         self.seconds = TEMPLATE_SECONDS + TEMPLATE_SECONDS_PER_CONVERSATION * max(0, conversations - 1)
         self.clock = TemplateClock()
+        self.wall_deadline: float | None = None  # a time.monotonic() value, set by the first render
 
     def remaining(self) -> float:
         return self.seconds - self.clock.spent
+
+    def wall_left(self, now: float) -> float:
+        if self.wall_deadline is None:
+            self.wall_deadline = now + WALL_TIME_FACTOR * self.seconds
+        return self.wall_deadline - now
 
 
 def _within_deadline(call: CallState | None, request: _RequestTime, index: int, total: int, render: Any,
@@ -314,15 +326,21 @@ def _within_deadline(call: CallState | None, request: _RequestTime, index: int, 
     """``render(limits)`` with the template's time cut to what the request's templates and the call have
     left: a template stopped by the call's deadline (its ``hard_deadline``) is the call's DeadlineExpired; one
     stopped by the request's share a time limit saying so. The share is charged with the renders' CPU time
-    (``_RequestTime``) and what is left of it given as the render's CPU time (TemplateLimits.seconds)."""
+    (``_RequestTime``) and what is left of it given as the render's CPU time (TemplateLimits.seconds); what is
+    left of the request's wall time, when less than the render's own, as its wall time (``wall_seconds``)."""
     seconds, cut_by_request = limits.seconds, False
     request_left = request.remaining()
     if request_left < seconds and index > 0:  # the first conversation has the whole of it (>= its own limit)
         seconds, cut_by_request = request_left, True
+    now = time.monotonic()
+    wall_left, wall_seconds = request.wall_left(now), limits.wall_seconds
+    if index > 0 and wall_left < WALL_TIME_FACTOR * seconds:  # (the first: its own bound is the request's)
+        wall_seconds, cut_by_request = max(0.0, wall_left), True
     remaining = call.time_remaining() if call is not None else None
-    hard_deadline = None if remaining is None else time.monotonic() + remaining
+    hard_deadline = None if remaining is None else now + remaining
     try:
-        return render(replace(limits, seconds=max(0.0, seconds), hard_deadline=hard_deadline, clock=request.clock))
+        return render(replace(limits, seconds=max(0.0, seconds), wall_seconds=wall_seconds, hard_deadline=hard_deadline,
+                              clock=request.clock))  # fmt: skip
     except ChatTemplateError as error:
         if error.reason == "time_limit" and hard_deadline is not None and time.monotonic() >= hard_deadline:
             raise DeadlineExpired(index, total) from None
@@ -330,7 +348,8 @@ def _within_deadline(call: CallState | None, request: _RequestTime, index: int, 
             raise ChatTemplateError(
                 f"the chat template ran out of this request's template time: {request.seconds:g} s for its {total:,} "
                 f"conversation(s) together ({TEMPLATE_SECONDS:g} s, and {TEMPLATE_SECONDS_PER_CONVERSATION * 1000:g} ms "
-                f"for each conversation after the first); send fewer conversations a request",
+                f"for each conversation after the first, of CPU time; and {WALL_TIME_FACTOR:g}x that of wall time from "
+                f"its first render); send fewer conversations a request",
                 reason="time_limit", message_index=error.message_index, field=error.field,
             ) from None
         raise
