@@ -41,7 +41,6 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from functools import partial
 from typing import AbstractSet, Literal
 
 from ..errors import InvalidBudgetError, quoted
@@ -50,7 +49,7 @@ from .budget_search import last_fitting
 from .offsets import Alignment, align_tokens
 from .separators import last_separator_cut
 from .special_tokens import special_token_starts
-from .truncation import check_max_tokens
+from .truncation import check_max_tokens, own_encoder
 
 __all__ = ["Chunk", "chunk", "iter_chunks", "least_chunks", "PREFERENCES"]
 
@@ -202,10 +201,7 @@ class _Chunker:
         self.protected = protected  # disjoint (start, end) spans of special-token text, sorted
         self.protected_buffer = array("I", [position for span in protected for position in span])
         self.kind_numbers = tuple(_KIND_NUMBERS[kind] for kind in kinds)
-        # text -> its own ids (truncation.own_encoding), bound once: a call less per chunk
-        self.own_encoding = encoding.encode_ordinary if not allowed_special else partial(
-            encoding.encode, allowed_special=allowed_special, disallowed_special=()
-        )
+        self.own_encoding = own_encoder(encoding, allowed_special)  # text -> its own ids
         self.window_tokens = math.ceil(max_tokens * SEPARATOR_WINDOW)
 
     def chunks(self, max_chunks: int | None) -> Iterator[Chunk]:

@@ -35,15 +35,16 @@ just the one encode.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from functools import partial
 from typing import AbstractSet, Literal
 
 from ..errors import InvalidBudgetError, quoted
 from .budget_search import last_fitting
 from .offsets import align_tokens
 
-__all__ = ["Truncation", "truncate", "check_max_tokens", "own_encoding"]
+__all__ = ["Truncation", "truncate", "check_max_tokens", "own_encoding", "own_encoder"]
 
 SIDES = ("right", "left")
 
@@ -76,9 +77,19 @@ def check_max_tokens(max_tokens: object, *, minimum: int) -> int:
 def own_encoding(encoding, text: str, allowed_special) -> list[int]:
     """`encode(text)` for a part of a text already checked for disallowed special tokens (a part holds
     nothing its whole does not), skipping the check; without allowed specials, the ordinary path."""
+    return own_encoder(encoding, allowed_special)(text)
+
+
+def own_encoder(encoding, allowed_special) -> Callable[[str], list[int]]:
+    """`own_encoding` bound to one encoding and policy, for a loop that encodes many parts (a call less each).
+
+        >>> import tokend
+        >>> own_encoder(tokend.get_encoding("cl100k_base"), frozenset())("hello world")
+        [15339, 1917]
+    """
     if not allowed_special:
-        return encoding.encode_ordinary(text)
-    return encoding.encode(text, allowed_special=allowed_special, disallowed_special=())
+        return encoding.encode_ordinary
+    return partial(encoding.encode, allowed_special=allowed_special, disallowed_special=())
 
 
 def truncate(
