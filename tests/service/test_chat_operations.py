@@ -146,13 +146,14 @@ def test_a_template_at_its_limits_is_limit_exceeded_stating_the_limit(service, c
 
 def test_a_render_kept_off_the_cpu_by_the_workers_other_threads_is_not_refused_for_it(service):
     """The template's bound is the CPU time its renders spend, not the wall time they take: a conversation that
-    renders ~0.3 s of CPU (four "brief" messages) while another thread of the worker holds the GIL ~50 ms of
-    every ~55 ms for 1.5 s (as a loaded worker or machine does: probe30 saw 10,000-message Qwen 3 chats refused
+    renders ~0.1-0.2 s of CPU (four "brief" messages) while another thread of the worker holds the GIL ~100 ms
+    of every ~105 ms for 1.5 s (as a loaded worker or machine does: probe30 saw 10,000-message Qwen 3 chats refused
     at 1.03-1.10 s of wall time for 0.55-0.64 s of CPU) is answered. With a wall-clock second it was
     RESOURCE_EXHAUSTED chat_template_seconds."""
     conversation = ChatConversation([{"role": "user", "content": "brief"}] * 4)
     alone = service.count_chat("templated", [conversation], per_message=False).results[0].total
-    with gil_held(seconds=1.5):
+    # (held 100 ms at a time: at 50, a warm process's render, ~0.13 s of CPU, got through in 0.94-0.98 s)
+    with gil_held(seconds=1.5, hold_seconds=0.1):
         started, cpu = time.monotonic(), time.thread_time()
         counted = service.count_chat("templated", [conversation], per_message=False)
         wall, cpu = time.monotonic() - started, time.thread_time() - cpu
@@ -177,17 +178,18 @@ def test_a_request_of_many_conversations_kept_off_the_cpu_stops_at_its_share_of_
     together get that factor of the request's share (1 s and 5 ms a conversation after the first) from its first
     render, so a request of many conversations that a busy worker keeps off the CPU no longer holds its handler
     thread for the sum of theirs."""
-    # "brief": ~0.05 s of CPU, rendered every time (~0.55 s of wall time beside the holder): 12 of them are 0.6 s
-    # of CPU, within the request's 1.055 s, and ~6.6 s of wall time, past its 4.2 s
+    # "brief": ~0.03-0.05 s of CPU, rendered every time, ~14-21 times as long in wall time beside a holder of 100
+    # ms at a time: 16 of them are 0.5-0.8 s of CPU, within the request's 1.075 s, and 7-16 s of wall time, past
+    # its 4.3 s (before, answered once the holder stopped)
     conversation = ChatConversation([{"role": "user", "content": "brief"}])
     started = time.monotonic()
-    with gil_held(seconds=8.0):
-        failure = _failure(service.count_chat, "templated", [conversation] * 12, per_message=False)
+    with gil_held(seconds=8.0, hold_seconds=0.1):
+        failure = _failure(service.count_chat, "templated", [conversation] * 16, per_message=False)
         stopped = time.monotonic() - started
     assert failure.kind is ErrorKind.LIMIT_EXCEEDED and failure.limit_name == "chat_template_seconds"
-    assert "this request's template time: 1.055 s for its 12 conversation(s) together" in failure.message
+    assert "this request's template time: 1.075 s for its 16 conversation(s) together" in failure.message
     assert "4x that of wall time from its first render" in failure.message, failure.message
-    assert stopped < 7.5, stopped  # 4.2 s of wall time from the first render, and a tick to notice
+    assert stopped < 7.5, stopped  # 4.3 s of wall time from the first render, and a tick to notice
 
 
 def test_a_template_refused_because_the_worker_renders_enough_calls_is_unavailable(service, monkeypatch):
