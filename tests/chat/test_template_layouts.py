@@ -229,3 +229,39 @@ def test_a_layout_never_counts_a_chat_the_render_would_refuse_as_too_long(cl100k
             fast.count_chat(long_chat, limits=limits, per_message=per_message)
         assert caught.value.reason == "size_limit"
     assert fast.count_chat(long_chat, limits=UNHURRIED) == full.count_chat(long_chat, limits=UNHURRIED)
+
+
+def test_a_chat_twice_as_long_as_one_whose_prefix_renders_cost_too_much_is_not_traced(reference_tokenizer, monkeypatch):
+    """A long chat's trace is refused after its traced render when its prefix renders would cost more than
+    MAX_PREFIX_TICKS (it then renders in full); a chat of twice as many messages or more goes to the full render
+    without that traced render (which cost ~0.43 of a 10,000-message Qwen 3 chat's 0.87 s first count), and its
+    answer is still transformers'. Shorter ones are still traced."""
+    from chat.hf_tokenizers import tokend_encoding
+    from chat.test_template_long_chats import agentic_chat
+    from tokend.registry.chat import build_chat_format, chat_format_from_template
+    from tokend.registry.chat import template_layout
+
+    oracle = reference_tokenizer("qwen3")
+    spec = chat_format_from_template(oracle.chat_template, **oracle.special_tokens_map)
+    encoder = ChatEncoder(tokend_encoding("qwen3"), build_chat_format(spec), ref="qwen3")
+    traces = []
+    tracer = template_layout.ContentTracer
+    monkeypatch.setattr(template_layout, "ContentTracer", lambda *arguments: traces.append(1) or tracer(*arguments))
+
+    def counted(count: int):
+        chat = agentic_chat(count, with_tools=False)
+        result = encoder.count_chat(chat, limits=UNHURRIED)
+        assert result.total == len(oracle.apply_chat_template(chat, tokenize=True, add_generation_prompt=True))
+        return result
+
+    counted(300)  # ~837,000 ticks of prefix renders for Qwen 3: traced, then refused
+    assert len(traces) == 1 and encoder.chat_format.layouts.stats()["refused"] == 1
+    counted(599)  # under twice as many: traced (and refused) as before
+    assert len(traces) == 2
+    long_chat = counted(600)
+    assert len(traces) == 2, "a chat of twice the messages of a refused one was traced"
+    full = ChatEncoder(tokend_encoding("qwen3"), build_chat_format(spec), ref="qwen3")
+    full.chat_format.layouts.enabled = False
+    assert long_chat == full.count_chat(agentic_chat(600, with_tools=False), limits=UNHURRIED)
+    counted(598)  # a new shape between the two lengths is traced still
+    assert len(traces) == 3

@@ -133,6 +133,13 @@ class TemplateLayouts:
         self._shapes: dict[tuple[tuple[str, ...], bool, frozenset[str]], tuple[tuple[tuple, TemplateLayout | None], ...]] = {}
         self._lock = threading.Lock()
         self._interned: dict[frozenset[str], frozenset[str]] = {}
+        # add_generation_prompt -> the fewest messages of a trace refused for its prefix renders' cost
+        # (MAX_PREFIX_TICKS). A chat of twice as many is not traced: its prefix renders (their ticks grow with
+        # the square of its length) would be refused too, after a traced render that costs about twice a
+        # plain one (a 10,000-message Qwen 3 chat: 0.43 s of the 1 s CPU bound, before the full render the
+        # chat then takes anyway). Twice, not once: a chat whose contents make the template branch more
+        # (more ticks a message) cannot take the layouts away from chats just longer than it.
+        self._refused_from: dict[bool, int] = {}
         self.enabled = True  # False: every chat renders in full (tests and benchmarks compare the two)
 
     def stats(self) -> dict[str, int]:
@@ -169,6 +176,9 @@ class TemplateLayouts:
                 return None if layout is None else self._substitute(layout, contents, special_tokens, limits, spans)
         if len(self._shapes.get(shape, ())) >= MAX_TRACES:
             return None  # this shape has been traced often enough: chats it does not fit render in full
+        refused_from = self._refused_from.get(add_generation_prompt)
+        if refused_from is not None and len(roles) >= 2 * refused_from:
+            return None  # too long for its prefix renders (above): rendered in full, untraced
         try:
             traced = self._trace(roles, contents, add_generation_prompt, special_tokens, limits)
         except Untraceable:  # raised outside a render (a marker cut apart): this chat renders in full
@@ -291,6 +301,8 @@ class TemplateLayouts:
         share = limits.share(PREFIX_TIME_SHARE)  # the prefix renders within a share of the time left, as template_format's
         if positions is not None and sum(positions.prefix_ticks(add_generation_prompt)) > MAX_PREFIX_TICKS:
             # too long a chat to trace its prefixes (template_format): this shape renders in full, its spans by loops
+            with self._lock:
+                self._refused_from[add_generation_prompt] = min(count, self._refused_from.get(add_generation_prompt, count))
             return tuple(tracer.guards), None
         if positions is not None and not positions.prefix_renders_fit(add_generation_prompt, share):
             return None  # not within the time left at this worker's pace now: not cached, the full render decides
