@@ -52,6 +52,30 @@ def test_decode_amplification_is_refused_before_the_text_is_built(bounded):
     assert len(reply.body) < 1000
 
 
+def test_chunk_texts_an_overlap_repeats_are_refused_past_the_answer_limit(bounded):
+    # Each chunk's text goes in the JSON answer (gRPC's chunks carry spans only), and an overlap repeats it in
+    # every chunk: 600 tokens of 128 spaces (77 KB) in chunks of 300 overlapping by 299 are 301 chunks of
+    # 38 KB, 11.5 MB of text for 270 KB of ids (within the 1 MiB answer limit). A 512 KB body so made was a
+    # 536 MB answer and took the playground +2 GB.
+    body = {"model": "cl100k_base", "text": " " * 128 * 600, "max_tokens": 300, "overlap": 299, "prefer": "token"}
+    reply = bounded.post("/api/v1/chunk", body)
+    assert reply.status == 413, (reply.status, len(reply.body))
+    assert (reply.error["setting"], reply.error["limit"]) == ("max_message_bytes", 1 << 20)
+    assert "11558400 bytes of chunk text" in reply.error["message"] and "overlap" in reply.error["message"]
+    assert len(reply.body) < 1000
+
+
+def test_chunk_texts_within_the_answer_limit_are_answered(bounded):
+    # The same text without an overlap (its chunks' texts are the text once), and with one of a third:
+    # 115 KB and 154 KB of chunk text, within the 1 MiB.
+    for overlap, chunks in ((0, 3), (100, 4)):
+        body = {"model": "cl100k_base", "text": " " * 128 * 900, "max_tokens": 300, "overlap": overlap, "prefer": "token"}
+        reply = bounded.post("/api/v1/chunk", body)
+        assert reply.status == 200, reply.body[:300]
+        found = reply.json()["results"][0]["chunks"]
+        assert len(found) == chunks and all(chunk["text"] == body["text"][chunk["start"]:chunk["end"]] for chunk in found)
+
+
 def test_a_megabyte_model_name_gets_a_short_404(bounded):
     reply = bounded.post("/api/v1/count", {"model": "m" * 1_000_000, "text": "x"})
     assert reply.status == 404
