@@ -69,11 +69,13 @@ def test_chunk_texts_within_the_answer_limit_are_answered(bounded):
     # The same text without an overlap (its chunks' texts are the text once), and with one of a third:
     # 115 KB and 154 KB of chunk text, within the 1 MiB.
     for overlap, chunks in ((0, 3), (100, 4)):
-        body = {"model": "cl100k_base", "text": " " * 128 * 900, "max_tokens": 300, "overlap": overlap, "prefer": "token"}
+        body = {"model": "cl100k_base", "text": " " * 128 * 900, "max_tokens": 300, "overlap": overlap,
+                "prefer": "token"}
         reply = bounded.post("/api/v1/chunk", body)
         assert reply.status == 200, reply.body[:300]
         found = reply.json()["results"][0]["chunks"]
-        assert len(found) == chunks and all(chunk["text"] == body["text"][chunk["start"]:chunk["end"]] for chunk in found)
+        assert len(found) == chunks
+        assert all(chunk["text"] == body["text"][chunk["start"]:chunk["end"]] for chunk in found)
 
 
 def test_a_megabyte_model_name_gets_a_short_404(bounded):
