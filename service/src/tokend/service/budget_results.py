@@ -9,7 +9,7 @@ is the caller's string sliced (front-ends that send the span need not send it).
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tokend.service.results import ModelVersion
 
@@ -57,23 +57,31 @@ class Truncated:
 
 @dataclass(frozen=True)
 class TextChunk:
-    """One chunk of one input, ``text[start:end]``, and its own encoding."""
+    """One chunk of one input, ``text[start:end]``, and its own encoding.
 
-    text: str
+    It holds the whole input (``source``, shared by the input's chunks) and slices ``text`` from it when
+    asked: an overlap repeats a chunk's text in the next ones, and gRPC's answer carries spans only (tokens
+    of 128 spaces in chunks of 2,300 overlapping by 2,299 were 677 MB of texts held for 589 KB of input)."""
+
+    source: str = field(repr=False, compare=False)  # the whole input
     ids: list[int]
     start: int
     end: int
     byte_start: int
     byte_end: int
 
+    @property
+    def text(self) -> str:
+        return self.source[self.start : self.end]
+
     @classmethod
-    def _made(cls, text: str, ids: list[int], start: int, end: int, byte_start: int, byte_end: int) -> TextChunk:
+    def _made(cls, source: str, ids: list[int], start: int, end: int, byte_start: int, byte_end: int) -> TextChunk:
         # The chunking loop's constructor: a frozen dataclass's __init__ sets each field through
         # object.__setattr__ (~2.4 us for six under load, ~0.8 us this way), paid per chunk by a call of
         # 100,000 one-token chunks. Same object (fields, equality, immutability).
         chunk = _new_object(cls)
         fields = chunk.__dict__
-        fields["text"], fields["ids"], fields["start"], fields["end"] = text, ids, start, end
+        fields["source"], fields["ids"], fields["start"], fields["end"] = source, ids, start, end
         fields["byte_start"], fields["byte_end"] = byte_start, byte_end
         return chunk
 

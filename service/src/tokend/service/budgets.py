@@ -316,7 +316,8 @@ class _Chunking:
                 return
             made += 1
             start, end = piece.start, piece.end
-            yield made_chunk(piece.text, piece.ids, start, end, positions(start), positions(end))
+            # The input, not piece.text: a chunk's text is sliced from it when asked (TextChunk.text)
+            yield made_chunk(self.text, piece.ids, start, end, positions(start), positions(end))
 
 
 # A ChunkStream computes this many chunks (or this many ids) ahead of the one its reader is sent, at most
