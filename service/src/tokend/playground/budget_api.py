@@ -17,7 +17,7 @@ Spans count characters (code points) of the input, as the gRPC API does (a brows
 units: the page converts). Errors: 400 naming the argument (`argument`, `item`) for a budget out of range or
 one no cut of the text meets; 422 when the model's tokens do not spell the text; 413 for the limits, with
 offsets (like "detail") only up to `max_detail_bytes` of input, and a chunk answer's texts at most
-`max_response_bytes` in all (an overlap repeats them).
+`max_response_bytes` in all (an overlap repeats them; the service refuses them as it chunks, budgets.py).
 """
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ class BudgetApi:
             _integer(request, "overlap", 0), request.get("prefer", "paragraph"), special=_special_policy(request),
             max_chunks=None if max_chunks is None else _integer(request, "max_chunks"),
         )  # fmt: skip
-        self._check_chunk_texts(chunked.results)
         return {
             "model": _model_version(chunked.model),
             "results": [
@@ -84,20 +83,6 @@ class BudgetApi:
                 for chunks in chunked.results
             ],
         }  # fmt: skip
-
-    def _check_chunk_texts(self, results: list[list[Any]]) -> None:
-        """413 naming the answer limit when the chunks' texts, which this answer carries and gRPC's does not
-        (its chunks are spans), are more than ``max_response_bytes`` of UTF-8 in all: the service bounds the
-        ids, and an overlap repeats a chunk's text in the next ones (tokens of 128 spaces in chunks of 2,000
-        overlapping by 1,999: 512 KB of text made a 536 MB answer). Without an overlap they are the inputs."""
-        size = sum(piece.byte_end - piece.byte_start for chunks in results for piece in chunks)
-        if size > self.limits.max_response_bytes:
-            raise RequestLimitExceeded(
-                self.limits.response_limit_name, self.limits.max_response_bytes, size,
-                unit="bytes of chunk text in the answer",
-                hint="each chunk's text repeats the tokens its overlap shares: lower the overlap, raise max_tokens "
-                "or send less text per request (gRPC's Chunk answers spans without the texts)",
-            )  # fmt: skip
 
     def token_offsets(self, ref: str, inputs: list[Any], special: Any) -> tuple[Any, list[dict[str, Any]]]:
         """Encode with offsets (``encode`` with ``"offsets": true``): the result dicts with their spans."""

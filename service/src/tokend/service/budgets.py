@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from tokend_api import MAX_CHUNKS
+from tokend_api import MAX_CHUNKS, MAX_STREAM_ANSWER_BYTES
 
 from tokend.engine.regex_splitter import shared_regex_time
 from tokend.errors import InvalidBudgetError, TokendError, quoted
@@ -167,19 +167,20 @@ class BudgetOperations:
         size = sum(sizes)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
-        made = 0
+        made = text_bytes = 0
 
         def chunk(index: int, text: str) -> list[TextChunk]:
-            nonlocal made
+            nonlocal made, text_bytes
             chunks = []
             try:
-                chunking = _Chunking(self.limits, encoding, policy, text, max_tokens, overlap, prefer, max_chunks, made)
+                chunking = _Chunking(self.limits, encoding, policy, text, max_tokens, overlap, prefer, max_chunks, made, text_bytes, False)
             except InvalidBudgetError as exc:
                 raise _over_the_limit(exc, self.limits, made, max_chunks, overlap) from exc
             for piece in chunking.chunks(call, index, len(inputs)):
                 answer.add(piece.ids, SPAN_FRAMING_BYTES)
                 chunks.append(piece)
             made += len(chunks)
+            text_bytes = chunking.text_bytes
             return chunks
 
         # Offsets of the whole encoding beside its ids while the chunks are found: as encode_with_offsets.
@@ -211,7 +212,7 @@ class BudgetOperations:
             _the_document(),
         ):
             try:
-                chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0)
+                chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0, 0, True)
             except InvalidBudgetError as exc:
                 raise _over_the_limit(exc, self.limits, 0, max_chunks, overlap) from exc
 
@@ -276,12 +277,20 @@ class BudgetOperations:
 
 class _Chunking:
     """The chunks of one input under the request's bounds: the engine's ``iter_chunks`` (its whole-text
-    pass runs here, at once), byte positions added, the call checked before each chunk."""
+    pass runs here, at once), byte positions added, the call checked before each chunk.
 
-    def __init__(self, limits, encoding, policy, text, max_tokens, overlap, prefer, max_chunks, made_before) -> None:
+    The chunks' texts together (``text_bytes``, UTF-8, from the request's earlier inputs on) are at most what
+    the operation may answer (Chunk: ``max_response_bytes``; a stream: ``max_stream_answer_bytes``): each chunk
+    is encoded from its own text, and an overlap repeats a chunk's text in the next ones, so without this bound
+    the work grows with the overlap, not the input (589 KB of 128-space tokens in chunks of 2,300 overlapping
+    by 2,299: 2.9 s of CPU). Without an overlap they are the input."""
+
+    def __init__(self, limits, encoding, policy, text, max_tokens, overlap, prefer, max_chunks, made_before, text_bytes, stream) -> None:
         self.limits = limits
         self.caller_bound = max_chunks
         self.made_before = made_before
+        self.text_bytes = text_bytes
+        self.text_limit = (MAX_STREAM_ANSWER_BYTES, limits.max_stream_answer_bytes) if stream else (limits.response_limit_name, limits.max_response_bytes)
         remaining = limits.max_chunks - made_before
         if remaining < 1:
             raise RequestLimitExceeded(
@@ -316,8 +325,19 @@ class _Chunking:
                 return
             made += 1
             start, end = piece.start, piece.end
+            byte_start, byte_end = positions(start), positions(end)
+            self.text_bytes += byte_end - byte_start
+            if self.text_bytes > self.text_limit[1]:
+                raise _too_much_chunk_text(self.text_limit, self.text_bytes, self.overlap)
             # The input, not piece.text: a chunk's text is sliced from it when asked (TextChunk.text)
-            yield made_chunk(self.text, piece.ids, start, end, positions(start), positions(end))
+            yield made_chunk(self.text, piece.ids, start, end, byte_start, byte_end)
+
+
+def _too_much_chunk_text(limit: tuple[str, int], size: int, overlap: int) -> RequestLimitExceeded:
+    hint = "send less text per request"
+    if overlap:
+        hint = "each chunk's text repeats the tokens its overlap shares: lower the overlap, raise max_tokens or " + hint
+    return RequestLimitExceeded(limit[0], limit[1], size, unit="bytes of chunk text at least", hint=hint)
 
 
 # A ChunkStream computes this many chunks (or this many ids) ahead of the one its reader is sent, at most
