@@ -81,19 +81,25 @@ static inline int tk_piece_batch_fill(tk_piece_batch *batch, tk_split_iter *iter
 static inline void tk_piece_batch_look_up(tk_piece_batch *batch, const tk_short_table *shorts,
                                           const tk_rank_table *table, const tk_piece_cache *cache,
                                           const uint8_t *text, size_t len, size_t add_up_to) {
-    size_t n_other = 0;
+    size_t n_other = 0, n_pieces = batch->n; /* in a local: the stores to the batch below may alias batch->n */
+    if (!shorts) {
+        for (size_t i = 0; i < n_pieces; i++) {
+            batch->homes[i] = NULL;
+            tk_short_prepare(table, text, len, batch->starts[i], batch->ends[i] - batch->starts[i], &batch->pending[i]);
+        }
+        for (size_t i = 0; i < n_pieces; i++) tk_short_resolve(shorts, table, cache, text, len, &batch->pending[i], add_up_to);
+        return;
+    }
     /* The fields a key's slot needs, in a copy no store to the batch can alias (so they stay in registers);
      * only those: a GIL holder may be adding to the table's other fields meanwhile. */
     tk_short_table held = {0};
-    if (shorts) {
-        held.entries = shorts->entries;
-        held.shift = shorts->shift;
-        held.seed = shorts->seed;
-        held.seed_hi = shorts->seed_hi;
-    }
-    for (size_t i = 0; i < batch->n; i++) {
+    held.entries = shorts->entries;
+    held.shift = shorts->shift;
+    held.seed = shorts->seed;
+    held.seed_hi = shorts->seed_hi;
+    for (size_t i = 0; i < n_pieces; i++) {
         size_t start = batch->starts[i], n = batch->ends[i] - start;
-        if (shorts && n <= TK_SHORT_MAX_LEN) {
+        if (__builtin_expect(n <= TK_SHORT_MAX_LEN, 1)) {
             tk_short_key key = tk_short_key_of(text + start, n, len - start);
             batch->keys[i] = key;
             batch->homes[i] = tk_short_slot(&held, tk_short_hash(&held, &key));
@@ -105,7 +111,7 @@ static inline void tk_piece_batch_look_up(tk_piece_batch *batch, const tk_short_
         }
     }
     if (!n_other) return;
-    for (size_t i = 0; i < batch->n; i++)
+    for (size_t i = 0; i < n_pieces; i++)
         if (!batch->homes[i]) tk_short_resolve(shorts, table, cache, text, len, &batch->pending[i], add_up_to);
 }
 
