@@ -199,10 +199,12 @@ def encode_with_offsets(
     *,
     allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
     disallowed_special: Literal["all"] | Collection[str] = "all",
+    ids: list[int] | None = None,
 ) -> TokenOffsets:
-    """`encode(text, ...)` with each token's character and byte span (see the module docstring)."""
+    """`encode(text, ...)` with each token's character and byte span (see the module docstring); `ids`: that
+    encoding, when the caller has computed it (checked against the text as it is aligned)."""
     alignment = align_tokens(
-        encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special, offsets=True
+        encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special, ids=ids, offsets=True
     )
     return TokenOffsets(alignment.ids, *map(_uint32, alignment.offsets))
 

@@ -100,14 +100,22 @@ def truncate(
     *,
     allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
     disallowed_special: Literal["all"] | Collection[str] = "all",
+    ids: list[int] | None = None,
 ) -> Truncation:
-    """The longest prefix (`side="right"`) or suffix (`"left"`) of `text` that fits `max_tokens` (see above)."""
+    """The longest prefix (`side="right"`) or suffix (`"left"`) of `text` that fits `max_tokens` (see above).
+
+    `ids`: `encode(text)` under the same special-token policy, when the caller has computed it (a service
+    encodes a large text on a thread of its choosing); taken as given (it is aligned with the text, and so
+    checked, only when the text does not fit).
+    """
     max_tokens = check_max_tokens(max_tokens, minimum=0)
     if not isinstance(side, str) or side not in SIDES:
         raise InvalidBudgetError("side", f"side must be 'right' (keep the beginning) or 'left' (keep the end), got {quoted(side)}")
     if not isinstance(text, str):
         raise TypeError(f"text must be str, got {type(text).__name__}")
-    whole = encoding.encode(text, allowed_special=allowed_special, disallowed_special=disallowed_special)
+    whole = ids if ids is not None else encoding.encode(
+        text, allowed_special=allowed_special, disallowed_special=disallowed_special
+    )
     if len(whole) <= max_tokens:
         return Truncation(text, whole, 0, len(text), len(whole))
     grid = align_tokens(encoding, text, allowed_special=allowed_special, ids=whole)

@@ -14,8 +14,12 @@ before it is built (offsets multiply it: four varints per token besides the id).
     session = service.decode_stream("cl100k_base"); session.feed([15339]) + session.flush()
 
 Inputs are text (``str``); raw bytes have no characters to cut at and are refused, naming the item.
-Not handled: interrupting the one pass over a whole input that every operation starts with (its encode and
-alignment: ~0.1 s per MB, bounded by ``max_request_bytes``); deadlines are checked between items and chunks.
+Every operation starts with one pass over a whole input: its encode (made here, ``_whole_ids``, and handed to
+the engine, so a large input's is done on the worker's bulk lane as Encode's is: the engine releases the GIL
+for it) and its alignment with the text (in the engine, on the handler thread: it holds the GIL, handing it
+to waiting threads every switch interval, which a nice-19 thread must not do). Not handled: interrupting the
+alignment (~10 ms per MB, bounded by ``max_request_bytes``); deadlines are checked between items and chunks,
+and by the encode where the engine honours a call stop.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from typing import Any, Literal
 
 from tokend_api import MAX_CHUNKS, MAX_STREAM_ANSWER_BYTES
 
+from tokend.engine.chunking import iter_chunks
+from tokend.engine.offsets import encode_with_offsets as aligned_offsets
 from tokend.engine.regex_splitter import shared_regex_time
+from tokend.engine.truncation import truncate as truncated
 from tokend.errors import InvalidBudgetError, TokendError, quoted
 from tokend.service.batch import CallState, check_call, run_batch
 from tokend.service.budget_results import (
@@ -71,6 +78,15 @@ class BudgetOperations:
     def _keeping_normalized(self) -> Any:
         raise NotImplementedError  # TokenizerService's
 
+    def _bulk(self, method: Any, item: str | bytes, call: CallState | None, **options: Any) -> Any:
+        raise NotImplementedError  # TokenizerService's
+
+    def _whole_ids(self, encoding: Any, call: CallState | None) -> Any:
+        """``(text, **policy_arguments) -> encoding.encode(text, ...)``: the whole-text encode every budget
+        operation starts with, on the bulk lane when the text is large (``_bulk``); the engine takes it as ``ids``."""
+        encode = encoding.encode
+        return lambda text, **policy_arguments: self._bulk(encode, text, call, **policy_arguments)
+
     # ---- offsets ---------------------------------------------------------------------------------
     def encode_with_offsets(
         self,
@@ -88,9 +104,13 @@ class BudgetOperations:
         size = sum(sizes)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
+        whole_ids = self._whole_ids(encoding, call)
+
+        def offsets_of(text: str, **policy_arguments: Any) -> Any:
+            return aligned_offsets(encoding, text, ids=whole_ids(text, **policy_arguments), **policy_arguments)
 
         def with_offsets(text: str) -> tuple[list[int], TokenSpans]:
-            found = policy.apply(encoding.encode_with_offsets, text)
+            found = policy.apply(offsets_of, text)
             extra = offsets_bytes(found.starts, found.ends, found.byte_starts, found.byte_ends) if offsets else 0
             pieces = None
             if token_bytes:
@@ -133,9 +153,13 @@ class BudgetOperations:
         encoding = loaded.encoding
         encoding.truncate("", max_tokens, side)  # the engine's own argument checks, before any item
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
+        whole_ids = self._whole_ids(encoding, call)
+
+        def truncate_one(part: str, **policy_arguments: Any) -> Any:
+            return truncated(encoding, part, max_tokens, side, ids=whole_ids(part, **policy_arguments), **policy_arguments)
 
         def truncate(text: str) -> TruncatedText:
-            kept = policy.apply(lambda part, **policy_arguments: encoding.truncate(part, max_tokens, side, **policy_arguments), text)
+            kept = policy.apply(truncate_one, text)
             answer.add(kept.ids, SPAN_FRAMING_BYTES)
             positions = BytePositions(text)
             byte_start = positions(kept.start)
@@ -167,13 +191,14 @@ class BudgetOperations:
         size = sum(sizes)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
+        whole_ids = self._whole_ids(encoding, call)
         made = text_bytes = 0
 
         def chunk(index: int, text: str) -> list[TextChunk]:
             nonlocal made, text_bytes
             chunks = []
             try:
-                chunking = _Chunking(self.limits, encoding, policy, text, max_tokens, overlap, prefer, max_chunks, made, text_bytes, False)
+                chunking = _Chunking(self.limits, encoding, policy, whole_ids, text, max_tokens, overlap, prefer, max_chunks, made, text_bytes, False)
             except InvalidBudgetError as exc:
                 raise _over_the_limit(exc, self.limits, made, max_chunks, overlap) from exc
             for piece in chunking.chunks(call, index, len(inputs)):
@@ -212,7 +237,8 @@ class BudgetOperations:
             _the_document(),
         ):
             try:
-                chunking = _Chunking(self.limits, loaded.encoding, policy, text, max_tokens, overlap, prefer, max_chunks, 0, 0, True)
+                chunking = _Chunking(self.limits, loaded.encoding, policy, self._whole_ids(loaded.encoding, call), text,
+                                     max_tokens, overlap, prefer, max_chunks, 0, 0, True)
             except InvalidBudgetError as exc:
                 raise _over_the_limit(exc, self.limits, 0, max_chunks, overlap) from exc
 
@@ -277,7 +303,7 @@ class BudgetOperations:
 
 class _Chunking:
     """The chunks of one input under the request's bounds: the engine's ``iter_chunks`` (its whole-text
-    pass runs here, at once), byte positions added, the call checked before each chunk.
+    pass runs here, at once, the encode by ``whole_ids``), byte positions added, the call checked before each chunk.
 
     The chunks' texts together (``text_bytes``, UTF-8, from the request's earlier inputs on) are at most what
     the operation may answer (Chunk: ``max_response_bytes``; a stream: ``max_stream_answer_bytes``): each chunk
@@ -285,7 +311,7 @@ class _Chunking:
     the work grows with the overlap, not the input (589 KB of 128-space tokens in chunks of 2,300 overlapping
     by 2,299: 2.9 s of CPU). Without an overlap they are the input."""
 
-    def __init__(self, limits, encoding, policy, text, max_tokens, overlap, prefer, max_chunks, made_before, text_bytes, stream) -> None:
+    def __init__(self, limits, encoding, policy, whole_ids, text, max_tokens, overlap, prefer, max_chunks, made_before, text_bytes, stream) -> None:
         self.limits = limits
         self.caller_bound = max_chunks
         self.made_before = made_before
@@ -301,11 +327,12 @@ class _Chunking:
         self.text = text
         self.overlap = overlap
         self.pieces = policy.apply(
-            lambda part, **policy_arguments: encoding.iter_chunks(
-                part, max_tokens, overlap, prefer, max_chunks=self.bound, **policy_arguments
+            lambda part, **policy_arguments: iter_chunks(
+                encoding, part, max_tokens, overlap, prefer, max_chunks=self.bound,
+                ids=whole_ids(part, **policy_arguments), **policy_arguments,
             ),
             text,
-        )
+        )  # fmt: skip
 
     def chunks(self, call: CallState | None, item: int, items: int) -> Iterator[TextChunk]:
         positions = BytePositions(self.text)
