@@ -55,14 +55,18 @@ def test_a_worker_has_four_threads_at_the_lowest_priority(server):
     assert len(niced) == 4
 
 
+def _unseen_words(seed: int) -> str:
+    """4 MiB of 200,000 distinct random words, so most pieces miss the piece cache and the merge is ~0.3 s of
+    lane CPU: the ratios below are read in 10 ms ticks per thread, and with 1,000 words (~0.07 s of merge against
+    2-5 ticks of gRPC's receive/send and the parse) it measured 0.54-0.78 under load, a tick or two from 0.5."""
+    rng = random.Random(seed)
+    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 12))) for _ in range(200_000)]
+    return " ".join(rng.choices(words, k=700_000))[: 4 * MiB]
+
+
 def test_the_work_of_a_large_call_is_done_by_the_bulk_threads_and_a_small_calls_is_not(server):
     pid = server.worker_pids()[0]
-    rng = random.Random(13)
-    # 200,000 distinct words, so most pieces miss the piece cache and the merge is ~0.3 s of lane CPU: the
-    # ratio below is read in 10 ms ticks per thread, and with 1,000 words (~0.07 s of merge against 2-5 ticks
-    # of gRPC's receive/send and the parse) it measured 0.54-0.78 under load, a tick or two from 0.5.
-    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 12))) for _ in range(200_000)]
-    text = " ".join(rng.choices(words, k=700_000))[: 4 * MiB]
+    text = _unseen_words(13)
     stub = server.stub(server.channel(**{"grpc.max_receive_message_length": 64 * MiB}))
     small = pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="a small call " * 20)])
     stub.CountTokens(small, timeout=30)
@@ -83,6 +87,24 @@ def test_the_work_of_a_large_call_is_done_by_the_bulk_threads_and_a_small_calls_
     assert _lane_cpu(pid) == lane
 
 
+def test_the_whole_text_encode_of_a_large_truncate_is_done_by_the_bulk_threads(server):
+    # Budget operations start with the whole text's encode (service/budgets.py, ``_whole_ids``): on the lane, as
+    # Encode's. Their alignment with the text holds the GIL and stays on the handler thread (~0.05 s here against
+    # the merge's ~0.3 s); a small answer (100 tokens kept) leaves the merge most of the call's CPU.
+    pid = server.worker_pids()[0]
+    text = _unseen_words(17)
+    stub = server.stub()
+    lane, total = _lane_cpu(pid), _all_cpu(pid)
+    answer = stub.Truncate(pb.TruncateRequest(model="cl100k_base", inputs=[pb.Input(text=text)], max_tokens=100), timeout=120)
+    lane_work, all_work = _lane_cpu(pid) - lane, _all_cpu(pid) - total
+    kept = answer.results[0]
+    reference = tiktoken.get_encoding("cl100k_base")
+    assert kept.start == 0 and list(kept.ids) == reference.encode_ordinary(text[: kept.end])
+    assert kept.total_tokens == len(reference.encode_ordinary(text))
+    # Without the budget operations on the lane its share is 0 (nothing of a Truncate ran there).
+    assert lane_work >= 0.25 * all_work and lane_work > 0, (lane_work, all_work)
+
+
 def test_every_item_through_the_lane_answers_as_it_does_elsewhere():
     # A lane threshold of 1 byte: every item's engine call goes through it, the good and the bad alike.
     encoding = tiktoken.get_encoding("cl100k_base")
@@ -98,6 +120,18 @@ def test_every_item_through_the_lane_answers_as_it_does_elsewhere():
         assert counted.total == len(encoding.encode("a b c"))
         with pytest.raises(grpc.RpcError) as refused:
             stub.Encode(pb.EncodeRequest(model="cl100k_base", inputs=[pb.Input(text="ok"), pb.Input(text=text)]), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "inputs[1]" in refused.value.details() and "<|endoftext|>" in refused.value.details()
+        # the budget operations' whole-text encode too
+        kept = stub.Truncate(pb.TruncateRequest(model="cl100k_base", inputs=[pb.Input(text=text)], max_tokens=4,
+                                                special_tokens=listed), timeout=30).results[0]  # fmt: skip
+        assert list(kept.ids) == encoding.encode(text[: kept.end], allowed_special={"<|endoftext|>"}) and len(kept.ids) <= 4
+        chunks = stub.Chunk(pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=text)], max_tokens=3,
+                                            special_tokens=listed), timeout=60).results[0].chunks  # fmt: skip
+        assert chunks[-1].end == len(text) and [list(piece.ids) for piece in chunks] == [
+            encoding.encode(text[piece.start : piece.end], allowed_special={"<|endoftext|>"}) for piece in chunks]
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Truncate(pb.TruncateRequest(model="cl100k_base", inputs=[pb.Input(text="ok"), pb.Input(text=text)], max_tokens=4), timeout=30)
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "inputs[1]" in refused.value.details() and "<|endoftext|>" in refused.value.details()
         assert server.health_status() == "SERVING"
