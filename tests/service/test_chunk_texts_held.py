@@ -45,12 +45,19 @@ def bounded():
 
 
 def _encoded_bytes(monkeypatch) -> list[int]:
-    """The bytes of every chunk text the engine encodes, recorded as it encodes them."""
+    """The characters of every chunk text the engine encodes, recorded as it encodes them: each chunk's own
+    encoding (`own_encoder`'s, which the planned chunks call directly) and the searches' (`_Chunker.encode`,
+    which calls the same encoder)."""
     from tokend.engine import chunking
 
     seen: list[int] = []
-    encode = chunking._Chunker.encode
-    monkeypatch.setattr(chunking._Chunker, "encode", lambda chunker, start, end: seen.append(end - start) or encode(chunker, start, end))
+    own_encoder = chunking.own_encoder
+
+    def counting_encoder(encoding, allowed_special):
+        encode = own_encoder(encoding, allowed_special)
+        return lambda part: seen.append(len(part)) or encode(part)
+
+    monkeypatch.setattr(chunking, "own_encoder", counting_encoder)
     return seen
 
 
@@ -73,6 +80,7 @@ def test_the_chunks_texts_together_stop_at_the_answer_limit_as_they_are_made(bou
     assert (error.limit_name, error.limit) == ("max_stream_answer_bytes" if stream else "max_message_bytes", limit)
     assert limit < error.actual <= limit + 300 * 128 and "bytes of chunk text" in str(error)
     assert "lower the overlap" in str(error)
+    assert sum(seen) > limit, sum(seen)  # the count sees the chunks' encodes (it saw none: a vacuous bound)
     assert sum(seen) < limit + 2 * (1 << 20), sum(seen)  # was 11.5 MB: every chunk
 
 
