@@ -31,6 +31,7 @@ import time
 
 import grpc
 import pytest
+import tiktoken
 
 from support.server import TokendServer
 from tokend_api.v1 import tokenizer_pb2 as pb
@@ -133,6 +134,27 @@ def test_a_chunk_streams_whole_answer_is_bounded(server):
     small = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text="word. " * 300)], max_tokens=40, overlap=30)
     streamed = [chunk for message in stub.ChunkStream(small, timeout=30) for chunk in message.chunks]
     assert streamed == list(stub.Chunk(small, timeout=30).results[0].chunks)
+
+
+def test_a_chunk_stream_refused_midway_has_sent_every_chunk_made_before_the_refusal(server):
+    """A stream's chunk texts may be 4 MiB here (``max_stream_answer_bytes``): 600 tokens of 128 spaces (76,800
+    bytes) a chunk, overlapping by 599, make 54 chunks within it and the 55th is refused. The 54 were made,
+    and counted against the stream: each reaches the client before RESOURCE_EXHAUSTED. The adapter held the
+    chunks of its next message (up to 64 KB of them) and dropped them with the error: 45 arrived."""
+    token = " " * 128
+    (space_id,) = tiktoken.get_encoding("cl100k_base").encode(token)
+    request = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=token * 1200)], max_tokens=600, overlap=599,
+                              prefer=pb.ChunkRequest.PREFER_TOKEN)
+    received = []
+    with pytest.raises(grpc.RpcError) as refused:
+        for message in server.stub().ChunkStream(request, timeout=60):
+            received += message.chunks
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.value
+    exceeded = details_of(refused.value).error_info["REQUEST_LIMIT_EXCEEDED"]
+    assert exceeded["limit_name"] == "max_stream_answer_bytes" and "chunk text" in refused.value.details()
+    made = 4 * MESSAGE_BYTES // (600 * 128)
+    assert [(chunk.start, chunk.end) for chunk in received] == [(128 * k, 128 * (k + 600)) for k in range(made)]
+    assert all(list(chunk.ids) == [space_id] * 600 for chunk in received)
 
 
 class _QuietStream:
