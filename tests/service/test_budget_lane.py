@@ -15,12 +15,10 @@ import pytest
 import tiktoken
 
 from tokend.registry import Registry
-from tokend.registry.importing import import_files
 from tokend.service import DeadlineExpired, Limits, ServedModels, SpecialTokenPolicy, TokenizerService
 from tokend.service.bulk_lane import BulkLane
 
-from tests.engine.sentencepiece.test_model_file import _nested_unigram
-from tests.service.test_call_stop import LONG, TEXT, _Call
+from tests.service.test_call_stop import LONG, TEXT, _Call, nested_models as served_nested_models
 
 MIN_BYTES = 4096
 DOCUMENT = "The quick brown fox jumps over the lazy dog. 🤖 Ünïcödé!\n\nA second paragraph, with two sentences. Yes.\n\n"
@@ -112,12 +110,7 @@ def test_the_special_token_policy_goes_with_the_encode_to_the_lane(models, lane,
 
 @pytest.fixture(scope="module")
 def nested_models(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("budget-lane")
-    model = directory / "nested.model"
-    model.write_bytes(_nested_unigram(256))
-    registry = Registry.open(directory / "models", create=True)
-    import_files(registry, [model], name="nested", provenance={"kind": "imported"})
-    return ServedModels(registry)
+    return served_nested_models(tmp_path_factory.mktemp("budget-lane"))
 
 
 @pytest.mark.parametrize("operation", [

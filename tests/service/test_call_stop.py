@@ -49,14 +49,18 @@ class _Call:
             callback()
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("call-stop")
+def nested_models(directory) -> ServedModels:
+    """A registry in ``directory`` serving the nested Unigram model as "nested"."""
     model = directory / "nested.model"
     model.write_bytes(_nested_unigram(256))
     registry = Registry.open(directory / "models", create=True)
     import_files(registry, [model], name="nested", provenance={"kind": "imported"})
-    return TokenizerService(ServedModels(registry), Limits(max_request_bytes=16 << 20))
+    return ServedModels(registry)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    return TokenizerService(nested_models(tmp_path_factory.mktemp("call-stop")), Limits(max_request_bytes=16 << 20))
 
 
 @pytest.mark.parametrize("operation", ["count", "encode"])
