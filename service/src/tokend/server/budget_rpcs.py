@@ -23,7 +23,7 @@ from tokend_api.v1 import tokenizer_pb2 as pb
 
 from tokend.server.chunk_answer import ChunkAnswer, add_chunks
 from tokend.server.messages import DECODE_ERRORS, enum_value, inputs, model_version, policy
-from tokend.service import InvalidRequest
+from tokend.service import CallCancelled, DeadlineExpired, InvalidRequest
 
 __all__ = ["BudgetRpcs", "STREAM_MESSAGE_BYTES", "STREAM_MESSAGE_SECONDS"]
 
@@ -95,10 +95,11 @@ class BudgetRpcs:
                 if held >= STREAM_MESSAGE_BYTES or time.monotonic() - sent_at >= STREAM_MESSAGE_SECONDS:
                     yield message
                     message, held, sent_at = pb.ChunkStreamResponse(), 0, time.monotonic()
-        except Exception:
-            # A stream stopped midway (a limit, a budget no cut meets) raises after the chunks made before it
-            # (budgets.py `_pulled`); those this message holds go out before the error, not with it
-            if held and context.is_active():
+        except Exception as error:
+            # A stream refused midway (a limit, a budget no cut meets) raises after the chunks made before it
+            # (budgets.py `_pulled`); those this message holds go out before the error, not with it. Not when
+            # the call is over (its deadline, its client gone): nobody could read them
+            if held and not isinstance(error, (DeadlineExpired, CallCancelled)) and context.is_active():
                 yield message
             raise
         if held or message.HasField("model"):
