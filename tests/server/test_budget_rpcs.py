@@ -201,28 +201,44 @@ def test_a_client_that_cancels_a_chunk_stream_stops_the_servers_work(big_server)
     assert big_server.stub().CountTokens(pb.CountTokensRequest(model="cl100k_base", inputs=[pb.Input(text="hi")]), timeout=10).total == 1
 
 
+def _stopped_at_its_deadline(server: TokendServer, method: str, started_before: float, before: float) -> None:
+    """The call a client just saw end at its deadline was counted DEADLINE_EXCEEDED by the server (its work saw the
+    deadline and stopped: a server that went on would count OK once done, and a client that merely gave up is not
+    counted as this) — or never reached a handler: under load the 10 MB request can still be arriving when its
+    0.3 s pass, and gRPC ends such a call before any work (nothing started, nothing to stop)."""
+
+    def counts() -> dict[str, float]:
+        return {code: _metric(server, "grpc_server_handled_total", grpc_method=method, grpc_code=code)
+                for code in ("OK", "CANCELLED", "DEADLINE_EXCEEDED", "UNKNOWN")}  # fmt: skip
+
+    def ended() -> bool:
+        if _metric(server, "tokend_rpc_in_flight", grpc_method=method) != 0:
+            return False
+        started = _metric(server, "grpc_server_started_total", grpc_method=method) > started_before
+        return not started or counts()["DEADLINE_EXCEEDED"] == before + 1
+
+    assert _until(ended), (counts(), _metric(server, "grpc_server_started_total", grpc_method=method), started_before)
+
+
 def test_the_calls_deadline_stops_a_10_mb_chunking(big_server):
     stub = big_server.stub()
     document = _document(10)
     assert len(document.encode()) >= 9_990_000
-    before = _metric(big_server, "grpc_server_handled_total", grpc_method="ChunkStream", grpc_code="DEADLINE_EXCEEDED")
-    # 0.3 s: the unary Chunk below reaches its 100,000-chunk limit after ~1.1 s of this work here (and did
-    # within a 1 s deadline once the engine got faster), the handlers start within ~0.1 s.
-    responses = stub.ChunkStream(pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=32), timeout=0.3)
-    with pytest.raises(grpc.RpcError) as caught:
-        for _ in responses:
-            pass
-    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    # DEADLINE_EXCEEDED in the server's own count: its chunk loop saw the deadline and stopped (a server that
-    # went on would count OK once done, and a client that merely gave up is not counted as this).
-    assert _until(lambda: _metric(big_server, "grpc_server_handled_total", grpc_method="ChunkStream",
-                                  grpc_code="DEADLINE_EXCEEDED") == before + 1), {  # fmt: skip
-        code: _metric(big_server, "grpc_server_handled_total", grpc_method="ChunkStream", grpc_code=code)
-        for code in ("OK", "CANCELLED", "DEADLINE_EXCEEDED", "UNKNOWN")}
-    assert _until(lambda: _metric(big_server, "tokend_rpc_in_flight", grpc_method="ChunkStream") == 0)
-    error = rpc_error(stub.Chunk, pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=32), timeout=0.3)
-    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert _until(lambda: _metric(big_server, "grpc_server_handled_total", grpc_method="Chunk", grpc_code="DEADLINE_EXCEEDED") == 1)
+    for method in ("ChunkStream", "Chunk"):
+        before = _metric(big_server, "grpc_server_handled_total", grpc_method=method, grpc_code="DEADLINE_EXCEEDED")
+        started_before = _metric(big_server, "grpc_server_started_total", grpc_method=method)
+        # 0.3 s: the unary Chunk reaches its 100,000-chunk limit after ~1.1 s of this work here (and did within a
+        # 1 s deadline once the engine got faster), the handlers start within ~0.1 s.
+        request = pb.ChunkRequest(model="cl100k_base", inputs=[pb.Input(text=document)], max_tokens=32)
+        if method == "ChunkStream":
+            with pytest.raises(grpc.RpcError) as caught:
+                for _ in stub.ChunkStream(request, timeout=0.3):
+                    pass
+            error = caught.value
+        else:
+            error = rpc_error(stub.Chunk, request, timeout=0.3)
+        assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        _stopped_at_its_deadline(big_server, method, started_before, before)
 
 
 def test_decode_stream_fed_one_id_at_a_time_over_a_multibyte_character(stub, oracle):
