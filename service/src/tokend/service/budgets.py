@@ -198,7 +198,8 @@ class BudgetOperations:
             nonlocal made, text_bytes
             chunks = []
             try:
-                chunking = _Chunking(self.limits, encoding, policy, whole_ids, text, max_tokens, overlap, prefer, max_chunks, made, text_bytes, False)
+                chunking = _Chunking(self.limits, encoding, policy, whole_ids, text, max_tokens, overlap, prefer, max_chunks, made,
+                                     text_bytes=text_bytes, stream=False)
             except InvalidBudgetError as exc:
                 raise _over_the_limit(exc, self.limits, made, max_chunks, overlap) from exc
             for piece in chunking.chunks(call, index, len(inputs)):
@@ -238,7 +239,7 @@ class BudgetOperations:
         ):
             try:
                 chunking = _Chunking(self.limits, loaded.encoding, policy, self._whole_ids(loaded.encoding, call), text,
-                                     max_tokens, overlap, prefer, max_chunks, 0, 0, True)
+                                     max_tokens, overlap, prefer, max_chunks, 0, text_bytes=0, stream=True)
             except InvalidBudgetError as exc:
                 raise _over_the_limit(exc, self.limits, 0, max_chunks, overlap) from exc
 
@@ -311,7 +312,7 @@ class _Chunking:
     the work grows with the overlap, not the input (589 KB of 128-space tokens in chunks of 2,300 overlapping
     by 2,299: 2.9 s of CPU). Without an overlap they are the input."""
 
-    def __init__(self, limits, encoding, policy, whole_ids, text, max_tokens, overlap, prefer, max_chunks, made_before, text_bytes, stream) -> None:
+    def __init__(self, limits, encoding, policy, whole_ids, text, max_tokens, overlap, prefer, max_chunks, made_before, *, text_bytes: int, stream: bool) -> None:
         self.limits = limits
         self.caller_bound = max_chunks
         self.made_before = made_before
