@@ -47,6 +47,7 @@ from tokend.service.budget_results import (
 from tokend.service.budget_sizes import SPAN_FRAMING_BYTES, BytePositions, offsets_bytes, utf8_of
 from tokend.service.budget_streams import ChunkStream, DecodeSession, chunking_stopped
 from tokend.service.call_record import current_record
+from tokend.service.chunk_ids_room import ChunkIdsRoom
 from tokend.service.errors import BatchItemError, CallCancelled, DeadlineExpired, InvalidRequest, RequestLimitExceeded
 from tokend.service.limits import AnswerBudget, Limits, answer_bytes, id_bytes
 from tokend.service.results import ModelVersion
@@ -63,6 +64,7 @@ class BudgetOperations:
 
     limits: Limits
     models: Any
+    admission: Any  # TokenizerService's WorkAdmission, or None (nothing waits)
 
     def _text_request(self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy,
                       call: CallState | None) -> tuple[list[int], Any, BoundPolicy]:
@@ -193,6 +195,8 @@ class BudgetOperations:
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
         whole_ids = self._whole_ids(encoding, call)
         made = text_bytes = 0
+        # The chunks' ids until the answer is sent: an overlap repeats them beyond what the input's estimate covers.
+        room = ChunkIdsRoom(self.admission, call, input_bytes=size)
 
         def chunk(index: int, text: str) -> list[TextChunk]:
             nonlocal made, text_bytes
@@ -204,14 +208,18 @@ class BudgetOperations:
                 raise _over_the_limit(exc, self.limits, made, max_chunks, overlap) from exc
             for piece in chunking.chunks(call, index, len(inputs)):
                 answer.add(piece.ids, SPAN_FRAMING_BYTES)
+                room.add(len(piece.ids))
                 chunks.append(piece)
             made += len(chunks)
             text_bytes = chunking.text_bytes
             return chunks
 
         # Offsets of the whole encoding beside its ids while the chunks are found: as encode_with_offsets.
-        with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2, call=call), call, regex_chars=size):
-            results = run_batch(inputs, chunk, call=call, with_index=True)
+        try:
+            with self._keeping_normalized(), self._admitted(self._working_bytes("encode", encoding, inputs, sizes, 2, call=call), call, regex_chars=size):
+                results = run_batch(inputs, chunk, call=call, with_index=True)
+        finally:
+            room.release()  # (with a front-end record, its room is given back at the call's end instead)
         _record("chunk", len(inputs), sum(len(piece.ids) for chunks in results for piece in chunks), size)
         return Chunked(_version(loaded), results)
 
