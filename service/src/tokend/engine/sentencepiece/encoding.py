@@ -80,6 +80,7 @@ from ..surrogates import fix_surrogates
 from ._native import SentencePieceCore
 from .model_file import PieceType, SentencePieceModel, load_sentencepiece_model
 from .reference import ReferenceEncoder
+from .stream_decoder import SentencePieceStreamDecoder
 from .surface import SurfaceDecoder, SurfaceTable, character_offsets, decode_text
 
 __all__ = ["SentencePieceEncoding", "ALGORITHM", "ALGORITHMS"]
@@ -312,6 +313,10 @@ class SentencePieceEncoding(BudgetMethods):
         """`SentencePieceProcessor.decode(tokens)` (errors="replace"); "strict" raises UnicodeDecodeError."""
         self._check_ids(tokens, None)
         return decode_text(self._surfaces, tokens, errors)
+
+    def decoder(self, errors: str = "replace") -> SentencePieceStreamDecoder:
+        """An incremental decoder whose text is `decode`'s (byte runs as sentencepiece decodes them)."""
+        return SentencePieceStreamDecoder(self, errors)
 
     def decode_bytes(self, tokens: Sequence[int]) -> bytes:
         """The bytes of the decoded text before UTF-8 decoding (byte pieces raw)."""
