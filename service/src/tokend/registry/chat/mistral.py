@@ -20,7 +20,8 @@ Following mistral-common 1.13.1 (`InstructRequestNormalizer*`, `InstructTokenize
   a reply ends at the last `[/INST]` (or tool result).
 A plain chat (alternating user and assistant strings after an optional system message; v7: system messages
 anywhere) is counted without rendering (`message_layout`); every other chat renders.
-Not checked here (mistral-common's validator is stricter): tool call id formats, the order of roles.
+Not checked here (mistral-common's validator is stricter): tool call id formats, the order of roles, function
+names (mistral-common allows a-z, A-Z, 0-9, `_` and `-`, at most 64; a name like "[INST]<s>" is rendered here).
 """
 
 from __future__ import annotations
