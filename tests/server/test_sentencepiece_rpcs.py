@@ -127,6 +127,23 @@ def test_the_client_reads_the_algorithm_and_role_tokens(server, oracle):
         ("<s>", oracle.bos_id()), ("</s>", oracle.eos_id()), (oracle.id_to_piece(oracle.unk_id()), oracle.unk_id()), None)
 
 
+def test_the_clients_decoder_is_sentencepieces_and_refuses_a_local_table(server, oracle):
+    """A table of token bytes cannot decode SentencePiece exactly (a byte run decodes on its own, one U+FFFD a
+    malformed byte, a control piece ends it): mode="local" refuses by name; "auto" streams from the server."""
+    import tokend_client
+
+    byte = {value: oracle.piece_to_id(f"<0x{value:02X}>") for value in (0xE2, 0x9F, 0xED, 0x80)}
+    sequences = [[byte[0xE2], byte[0x9F], 2, byte[0x9F]], [byte[0xED], byte[0x80]], oracle.encode("Hi 😀 there")]
+    with tokend_client.TokendClient(server.target, timeout=30) as client:
+        encoding = client.get_encoding(MODEL)
+        with pytest.raises(ValueError, match=r"mode='local' is not exact for mistral@1 \(sentencepiece-bpe\)"):
+            encoding.decoder(mode="local")
+        for ids in sequences:
+            with encoding.decoder() as decoder:
+                text = "".join(decoder.feed([token]) for token in ids) + decoder.flush()
+            assert text == oracle.decode(ids)
+
+
 BUDGET_TEXTS = [text for text in TEXTS if text and "[INST]" not in text]
 
 

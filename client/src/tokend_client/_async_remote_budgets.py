@@ -164,7 +164,7 @@ class AsyncRemoteBudgetMethods:
     async def decoder(self, errors: str = "replace", *, mode: Literal["auto", "local", "stream"] = "auto"):
         """`RemoteEncoding.decoder` for asyncio: the decoder's `feed`, `flush` and `close` are coroutines."""
         check_errors(errors)
-        if _local_mode(mode, self.details.payload_format):  # type: ignore[attr-defined]
+        if _local_mode(mode, self.details):  # type: ignore[attr-defined]
             table = await self._token_table(required=mode == "local")
             if table is not None:
                 return AsyncTableStreamDecoder(table, errors)

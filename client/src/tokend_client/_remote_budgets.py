@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Iterator, Sequence
-from typing import TYPE_CHECKING, AbstractSet, Literal
+from typing import TYPE_CHECKING, AbstractSet, Any, Literal
 
 import grpc
 from tokend_api.policy_message import to_message
@@ -200,7 +200,7 @@ class RemoteBudgetMethods:
         first call, once per RemoteEncoding), "stream" on the server over a DecodeStream, "auto" local
         for byte-level BPE models and stream otherwise (tokend_client._stream_decoders says why)."""
         check_errors(errors)
-        local = _local_mode(mode, self.details.payload_format)  # type: ignore[attr-defined]
+        local = _local_mode(mode, self.details)  # type: ignore[attr-defined]
         if local:
             table = self._token_table(required=mode == "local")
             if table is not None:
@@ -225,10 +225,17 @@ class RemoteBudgetMethods:
             return self._table
 
 
-def _local_mode(mode: str, payload_format: str) -> bool:
+def _local_mode(mode: str, details: Any) -> bool:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    return mode == "local" or (mode == "auto" and payload_format in LOCAL_PAYLOAD_FORMATS)
+    if mode == "local" and details.algorithm.startswith("sentencepiece"):
+        # A SentencePiece model's text is not its tokens' bytes put together (a run of byte pieces decodes
+        # on its own, one U+FFFD a malformed byte, and a control piece ends it): a table cannot be exact
+        raise ValueError(
+            f"mode='local' is not exact for {details.name}@{details.version} ({details.algorithm}): "
+            "use mode='stream' or 'auto' (the server decodes)"
+        )
+    return mode == "local" or (mode == "auto" and details.payload_format in LOCAL_PAYLOAD_FORMATS)
 
 
 def _check_size(size: int, max_bytes: int) -> None:

@@ -9,7 +9,8 @@ holds no server resource. So, where the client can be exact on its own, it decod
   batched Decode of every id, ~1-2 MB; a `TokenTable` shared by all decoders of that `RemoteEncoding`),
   then `feed` is a table lookup and Python's incremental UTF-8 decoder — as the engine's `StreamDecoder`
   does. Exact for byte-level BPE (tiktoken and minbpe models), where a token's text is its bytes whatever
-  came before. Any `errors` handler works, an unknown id raises and leaves the decoder as it was.
+  came before. Any `errors` handler works, an unknown id raises and leaves the decoder as it was. Refused
+  for SentencePiece models (a run of byte pieces decodes on its own, one U+FFFD a malformed byte).
 - **stream** (`RemoteStreamDecoder`): a bidi DecodeStream; the server's engine decodes (exact for every
   family, e.g. SentencePiece's leading-space rule), one round trip per `feed`. It holds one of the server
   worker's stream slots for as long as it is open, has no deadline (a generation may be long: `close()` it,
