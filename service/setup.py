@@ -143,6 +143,7 @@ setup(
                 "native/rank_table.c",
                 "native/table_memory.c",
                 "native/message_counts.c",
+                "native/sp_byte_runs.c",
             ],
             depends=["native/sp_native.h", "native/tokend_native.h", "native/binary_heap.h", "native/min_tree.h", "native/message_counts.h",
                      "native/text_parts.h", "native/short_table.h", "native/gil_hand_off.h", "native/call_stopped.h"],

@@ -914,11 +914,24 @@ static PyTypeObject SentencePieceCoreType = {
     .tp_getset = SentencePieceCore_getset,
 };
 
+/* sp_byte_runs.c (a Python-facing function of its own: sp_native.h stays free of Python's headers) */
+PyObject *sp_decode_surfaces(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *sp_decode_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+static PyMethodDef sp_native_functions[] = {
+    {"decode_surfaces", (PyCFunction)(void (*)(void))sp_decode_surfaces, METH_FASTCALL,
+     "decode_surfaces(surfaces, strict) -> text, or strict's first error (position, run, index): sp_byte_runs.c"},
+    {"decode_run", (PyCFunction)(void (*)(void))sp_decode_run, METH_FASTCALL,
+     "decode_run(run, strict) -> text, or the index of strict's first error: sp_byte_runs.c"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef sp_native_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "tokend.engine.sentencepiece._native",
     .m_doc = "tokend's SentencePiece BPE core in C (see service/native/sp_*.c).",
     .m_size = -1,
+    .m_methods = sp_native_functions,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {

@@ -135,3 +135,63 @@ def test_unknown_ids_raise_with_the_id():
     with pytest.raises(UnknownTokenIdError) as caught:
         enc.decode_batch([[1], [2, 10**9]])
     assert caught.value.item == 1
+
+
+def _python_walk_handlers():
+    """Handlers that send `decode` down the per-byte Python walk (the one other handlers take) while acting as
+    "strict" and "replace" do, so the native runs (sp_byte_runs.c) can be held to it."""
+    import codecs
+
+    def strict(error):
+        raise error
+
+    def replace(error):
+        return "\ufffd", error.end
+
+    codecs.register_error("tokend-test-walk-strict", strict)
+    codecs.register_error("tokend-test-walk-replace", replace)
+    return "tokend-test-walk-strict", "tokend-test-walk-replace"
+
+
+@pytest.mark.parametrize("name", ["mistral_v1", "mistral_v3"])  # models with byte pieces
+def test_the_native_runs_decode_and_fail_as_the_per_byte_walk(name):
+    enc = ours(name)
+    walk_strict, walk_replace = _python_walk_handlers()
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(_id_sequences(name))
+    def check(ids):
+        assert enc.decode(ids) == enc.decode(ids, errors=walk_replace)
+        try:
+            native = enc.decode(ids, errors="strict")
+        except UnicodeDecodeError as error:
+            with pytest.raises(UnicodeDecodeError) as walked:
+                enc.decode(ids, errors=walk_strict)
+            found, expected = error, walked.value
+            assert (found.object, found.start, found.end, found.reason) == (
+                expected.object, expected.start, expected.end, expected.reason)
+        else:
+            assert native == enc.decode(ids, errors=walk_strict)
+
+    check()
+
+
+def test_long_runs_of_byte_pieces_among_controls_and_text_decode_as_sentencepiece():
+    """Runs far longer than a generated sequence (the native buffers grow), starting with byte pieces (the
+    surfaces' shortcut at the start) and broken by control and text pieces, one U+FFFD a malformed byte."""
+    import random
+
+    enc, sp = ours("mistral_v3"), oracle("mistral_v3")
+    byte_ids = [enc.piece_to_id(f"<0x{b:02X}>") for b in range(256)]
+    valid = [enc.piece_to_id(f"<0x{b:02X}>") for b in "é€😀".encode()]
+    space_piece = next(i for i, p in enumerate(enc.model.pieces) if p.startswith("\u2581") and len(p) > 2)
+    rng = random.Random(7)
+    for _ in range(20):
+        ids = []
+        while len(ids) < 20_000:
+            ids += rng.choice([[rng.choice(byte_ids) for _ in range(rng.randrange(1, 3000))], valid * rng.randrange(1, 50),
+                               [enc.bos_id], [enc.eos_id, enc.bos_id], [space_piece]])
+        assert enc.decode(ids) == sp.decode(ids)
+        decoder = enc.surface_decoder()
+        cut = rng.randrange(len(ids))
+        assert b"".join(decoder.feed(ids[:cut]) + decoder.feed(ids[cut:])) == enc.decode_bytes(ids)
