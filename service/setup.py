@@ -124,7 +124,8 @@ setup(
             extra_compile_args=COMPILE_ARGS + ["-pthread"],
             extra_link_args=["-pthread"],
         ),
-        Extension("tokend.engine._alignment", sources=["native/token_alignment.c"], depends=["native/gil_hand_off.h"],
+        Extension("tokend.engine._alignment", sources=["native/token_alignment.c", "native/token_surfaces.c"],
+                  depends=["native/token_surfaces.h", "native/call_stop.h", "native/call_stopped.h"],
                   extra_compile_args=COMPILE_ARGS),
         Extension("tokend.engine._chunk_plan", sources=["native/chunk_plan.c"], extra_compile_args=COMPILE_ARGS),
         # SentencePiece BPE and Unigram (its own module, so it builds and loads apart from the byte-level

@@ -1,15 +1,17 @@
 /* tokend.engine._alignment: where each token's bytes lie in the text it was encoded from.
  *
- *   align(text, ids, table, lead, *, offsets=True)
+ *   align(text, ids, table, lead, *, offsets=True)  ==  prepare(text, ids, table, lead, offsets=...).run()
  *       -> (char_starts, char_ends, byte_starts, byte_ends, cut_tokens, cut_chars)
  *          six bytes objects of native uint32 (memoryview(...).cast("I")), or an int
  *
  * The surface of token i (the bytes it adds to the decoded text) is lead[i] for the first len(lead) tokens
  * and table[ids[i]] after them: an encoding's `token_surfaces` at the start of a sequence, then its
- * per-token surfaces (offsets.py builds both). The surfaces must spell the UTF-8 of `text` exactly, in
- * order. `text` is the caller's str as given: a lone surrogate counts as U+FFFD (3 bytes, 1 index) and a
- * high+low surrogate pair as the character it encodes (4 bytes, 2 indexes), which is how the engine repairs
- * such text before encoding, so character offsets index the caller's string.
+ * per-token surfaces (offsets.py builds both; `table` a SurfaceTable, token_surfaces.h, or a list of bytes
+ * or None, flattened per call). `ids`: a list of ints or a buffer of native uint32 (array('I'),
+ * encode_to_buffer's memoryview). The surfaces must spell the UTF-8 of `text` exactly, in order. `text` is
+ * the caller's str as given: a lone surrogate counts as U+FFFD (3 bytes, 1 index) and a high+low surrogate
+ * pair as the character it encodes (4 bytes, 2 indexes), which is how the engine repairs such text before
+ * encoding, so character offsets index the caller's string.
  * Per token i: characters [char_starts[i], char_ends[i]) are the smallest run of whole characters holding
  * its bytes (a token holding part of a character covers that character); bytes [byte_starts[i],
  * byte_ends[i]) index the UTF-8 of the (repaired) text. offsets=False leaves these four out (one slot
@@ -20,15 +22,20 @@
  * (n_tokens when they spell only a proper prefix; an id without a surface departs). Texts of 4 GiB of
  * UTF-8 or more (1 G characters when they hold surrogates) raise ValueError.
  *
+ * Two steps, so that a service can run the long one where it likes (a bulk lane's thread):
+ * - prepare (GIL held, on the caller's thread): checks the arguments, copies the ids into a uint32 array
+ *   (~1-2 ns an id) and the lead surfaces into a flat block, takes the str's UTF-8 (cached in the str: the
+ *   encode made it already) and allocates the answer.
+ * - run (the GIL released for the whole walk): reads only memory nobody may change meanwhile (the str's
+ *   characters or cached UTF-8, the SurfaceTable's block, the copies, the answer's buffers, each owned or
+ *   referenced by the walk object) and honours the call's stop (tokend.engine.call_stop, read when run
+ *   starts, in the running thread's context) every ALIGN_STOP_TOKENS tokens (~1 ms): CallStopped.
+ *   A walk runs once.
+ *
  * Why C, and why a table: the same loop in Python costs ~0.4 s per 10 MB of English (2.4 M tokens), and
  * so does building a list of surfaces per call; this reads each id, looks its bytes up, compares them
- * with the str's cached UTF-8 (encode made it already) and counts lead bytes: ~15-20 ns per token, most of
- * it touching the bytes objects. Text with surrogates has no UTF-8 form; it is decoded (repaired) a
- * character at a time, ~3x slower, and rare.
- * The GIL is held (the lists are read in place, no copy) but given up for a moment, so a 10 MB text does
- * not stall the other threads of a worker; the lists' lengths are checked again after each such yield.
- * Handed to a waiting thread once per switch interval and a quarter (gil_hand_off.h: why not more
- * often), looked at every ALIGN_YIELD_TOKENS tokens.
+ * with the str's cached UTF-8 and counts lead bytes: ~10-15 ns per token. Text with surrogates has no UTF-8
+ * form; it is decoded (repaired) a character at a time, ~3x slower, and rare.
  * Kept out of module.c (the BpeCore type) on purpose: it needs no vocabulary of its own and serves any
  * encoding family that implements `token_surfaces`. */
 #define PY_SSIZE_T_CLEAN
@@ -36,9 +43,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gil_hand_off.h"
+#include "call_stop.h"
+#include "call_stopped.h"
+#include "token_surfaces.h"
 
-#define ALIGN_YIELD_TOKENS 65536
+/* Tokens between two looks at the call's stop: ~0.5-1 ms of walk, a clock read each (~25 ns). */
+#define ALIGN_STOP_TOKENS 65536
 
 enum { CHAR_STARTS, CHAR_ENDS, BYTE_STARTS, BYTE_ENDS, CUT_TOKENS, CUT_CHARS, N_OUTPUTS };
 
@@ -112,7 +122,7 @@ typedef struct {
     int offsets; /* 0: the per-token arrays have one slot (only the cuts are wanted) */
     Py_ssize_t n_cuts;
     uint64_t byte_pos;
-    /* fast path: the text's UTF-8 */
+    /* fast path: the text's UTF-8 (NULL: the slow path's cursor) */
     const uint8_t *utf8;
     size_t n_bytes;
     size_t chars; /* lead bytes before byte_pos = characters started */
@@ -126,9 +136,6 @@ static void add_cut(Walk *w, Py_ssize_t n_tokens_before, size_t char_pos) {
     w->n_cuts++;
 }
 
-/* Token i with these bytes; 0, or -1 when they depart from the text. A token starting on a continuation
- * byte starts in the character before; the characters up to its end are the lead bytes before its end,
- * whether or not it ends inside a character. */
 static int step_utf8(Walk *w, Py_ssize_t i, const uint8_t *bytes, size_t len) {
     Py_ssize_t slot = w->offsets ? i : 0;
     size_t pos = (size_t)w->byte_pos;
@@ -161,103 +168,261 @@ static int step_cursor(Walk *w, Py_ssize_t i, const uint8_t *bytes, size_t len) 
     return 0;
 }
 
-/* The surface of token i: lead[i] for the first len(lead) tokens, else table[ids[i]]. NULL without an
- * exception when the id has none (not an int, out of range, no bytes in the table); NULL with TypeError
- * when lead[i] is not bytes. Borrowed, valid while the GIL is held. */
-static PyObject *surface_of(PyObject *ids, PyObject *table, PyObject *lead, Py_ssize_t i) {
-    if (i < PyList_GET_SIZE(lead)) {
-        PyObject *surface = PyList_GET_ITEM(lead, i);
-        if (PyBytes_Check(surface)) return surface;
-        PyErr_Format(PyExc_TypeError, "lead[%zd]: expected bytes, got %.100s", i, Py_TYPE(surface)->tp_name);
-        return NULL;
-    }
-    PyObject *id_object = PyList_GET_ITEM(ids, i);
-    Py_ssize_t id = PyLong_Check(id_object) ? PyLong_AsSsize_t(id_object) : -1;
-    if (id < 0 || id >= PyList_GET_SIZE(table)) {
-        PyErr_Clear();
-        return NULL;
-    }
-    PyObject *surface = PyList_GET_ITEM(table, id);
-    return PyBytes_Check(surface) ? surface : NULL;
+/* ---- the walk object: prepare() makes it, run() walks without the GIL ------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *text;             /* the str walked (its characters or cached UTF-8 are read) */
+    PyObject *table;            /* the SurfaceTable */
+    uint32_t *ids;              /* n_tokens; NO_SURFACE where the id cannot have one */
+    Py_ssize_t n_tokens;
+    uint8_t *lead_bytes;        /* the lead surfaces, one after the other */
+    size_t *lead_ends;          /* n_lead: where each ends in lead_bytes */
+    Py_ssize_t n_lead;
+    PyObject *buffers[N_OUTPUTS];
+    Walk walk;
+    int state;                  /* 0 prepared, 1 running or ran */
+} AlignmentWalk;
+
+#define NO_SURFACE UINT32_MAX /* above every table's ids (a SurfaceTable holds fewer than 2**32 - 1) */
+
+static PyTypeObject AlignmentWalk_Type;
+
+static void walk_dealloc(AlignmentWalk *self) {
+    Py_XDECREF(self->text);
+    Py_XDECREF(self->table);
+    PyMem_Free(self->ids);
+    PyMem_Free(self->lead_bytes);
+    PyMem_Free(self->lead_ends);
+    for (int k = 0; k < N_OUTPUTS; k++) Py_XDECREF(self->buffers[k]);
+    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *align(PyObject *module, PyObject *args, PyObject *kwargs) {
+/* ids (a list of ints, or a buffer of uint32) copied to self->ids; -1 with an exception. */
+static int copy_ids(AlignmentWalk *self, PyObject *ids) {
+    if (PyList_Check(ids)) {
+        Py_ssize_t n = PyList_GET_SIZE(ids);
+        self->ids = (uint32_t *)PyMem_Malloc((size_t)(n ? n : 1) * sizeof(uint32_t));
+        if (!self->ids) return PyErr_NoMemory(), -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *id_object = PyList_GET_ITEM(ids, i);
+            uint32_t id = NO_SURFACE;
+            if (PyLong_Check(id_object)) {
+                int overflow;
+                long value = PyLong_AsLongAndOverflow(id_object, &overflow);
+                if (!overflow && value >= 0 && (unsigned long)value < NO_SURFACE) id = (uint32_t)value;
+            }
+            self->ids[i] = id;
+        }
+        self->n_tokens = n;
+        return 0;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(ids, &view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "ids must be a list of ints or a buffer of uint32, got %.100s", Py_TYPE(ids)->tp_name);
+        return -1;
+    }
+    const char *format = view.format ? view.format : "B";
+    if (*format == '=' || *format == '@') format++;
+    if (view.itemsize != 4 || strcmp(format, "I") != 0) {
+        PyErr_Format(PyExc_TypeError, "an ids buffer must hold native uint32 ('I'), got format '%s'", view.format ? view.format : "B");
+        PyBuffer_Release(&view);
+        return -1;
+    }
+    Py_ssize_t n = view.len / 4;
+    self->ids = (uint32_t *)PyMem_Malloc((size_t)(n ? n : 1) * sizeof(uint32_t));
+    if (!self->ids) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory(), -1;
+    }
+    memcpy(self->ids, view.buf, (size_t)n * sizeof(uint32_t));
+    PyBuffer_Release(&view);
+    self->n_tokens = n;
+    return 0;
+}
+
+static int copy_lead(AlignmentWalk *self, PyObject *lead) {
+    Py_ssize_t n = PyList_GET_SIZE(lead);
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *surface = PyList_GET_ITEM(lead, i);
+        if (!PyBytes_Check(surface)) {
+            PyErr_Format(PyExc_TypeError, "lead[%zd]: expected bytes, got %.100s", i, Py_TYPE(surface)->tp_name);
+            return -1;
+        }
+        total += (size_t)PyBytes_GET_SIZE(surface);
+    }
+    self->lead_bytes = (uint8_t *)PyMem_Malloc(total ? total : 1);
+    self->lead_ends = (size_t *)PyMem_Malloc((size_t)(n ? n : 1) * sizeof(size_t));
+    if (!self->lead_bytes || !self->lead_ends) return PyErr_NoMemory(), -1;
+    size_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *surface = PyList_GET_ITEM(lead, i);
+        memcpy(self->lead_bytes + at, PyBytes_AS_STRING(surface), (size_t)PyBytes_GET_SIZE(surface));
+        at += (size_t)PyBytes_GET_SIZE(surface);
+        self->lead_ends[i] = at;
+    }
+    self->n_lead = n;
+    return 0;
+}
+
+static PyObject *prepare(PyObject *module, PyObject *args, PyObject *kwargs) {
+    (void)module;
     static char *keywords[] = {"text", "ids", "table", "lead", "offsets", NULL};
     PyObject *text, *ids, *table, *lead;
     int offsets = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UO!O!O!|$p:align", keywords, &text, &PyList_Type, &ids,
-                                     &PyList_Type, &table, &PyList_Type, &lead, &offsets))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "UOOO!|$p:prepare", keywords, &text, &ids, &table, &PyList_Type,
+                                     &lead, &offsets))
         return NULL;
-    Py_ssize_t n_tokens = PyList_GET_SIZE(ids);
-    if (PyList_GET_SIZE(lead) > n_tokens) {
-        PyErr_SetString(PyExc_ValueError, "lead has more surfaces than there are ids");
-        return NULL;
+    AlignmentWalk *self = PyObject_New(AlignmentWalk, &AlignmentWalk_Type);
+    if (!self) return NULL;
+    self->text = Py_NewRef(text);
+    self->table = NULL;
+    self->ids = NULL;
+    self->lead_bytes = NULL;
+    self->lead_ends = NULL;
+    self->n_tokens = self->n_lead = 0;
+    for (int k = 0; k < N_OUTPUTS; k++) self->buffers[k] = NULL;
+    memset(&self->walk, 0, sizeof(Walk));
+    self->state = 0;
+    if (PyObject_TypeCheck(table, &TkSurfaceTable_Type)) {
+        self->table = Py_NewRef(table);
+    } else if (PyList_Check(table)) { /* a list of surfaces: flattened for this call */
+        self->table = PyObject_CallOneArg((PyObject *)&TkSurfaceTable_Type, table);
+        if (!self->table) goto fail;
+    } else {
+        PyErr_Format(PyExc_TypeError, "table must be a SurfaceTable or a list, got %.100s", Py_TYPE(table)->tp_name);
+        goto fail;
     }
-    Walk w = {0};
-    w.offsets = offsets;
+    if (copy_ids(self, ids) < 0) goto fail;
+    if (PyList_GET_SIZE(lead) > self->n_tokens) {
+        PyErr_SetString(PyExc_ValueError, "lead has more surfaces than there are ids");
+        goto fail;
+    }
+    if (copy_lead(self, lead) < 0) goto fail;
+    Walk *w = &self->walk;
+    w->offsets = offsets;
     Py_ssize_t n_bytes = 0;
     const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n_bytes); /* cached in the str: free after encode */
     if (!utf8) {
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return NULL;
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) goto fail;
         PyErr_Clear(); /* surrogates: the cursor repairs them */
-        w.cursor = (TextCursor){PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), 0, 0, {0}, 0, 0};
-        cursor_load(&w.cursor);
+        w->cursor = (TextCursor){PyUnicode_KIND(text), PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text), 0, 0, {0}, 0, 0};
+        cursor_load(&w->cursor);
     } else {
-        w.utf8 = (const uint8_t *)utf8;
-        w.n_bytes = (size_t)n_bytes;
+        w->utf8 = (const uint8_t *)utf8;
+        w->n_bytes = (size_t)n_bytes;
     }
     /* Offsets are 32-bit. Repaired UTF-8 takes at most 4 bytes per str index (the slow path's bound). */
     if ((uint64_t)n_bytes >= UINT32_MAX || (!utf8 && (uint64_t)PyUnicode_GET_LENGTH(text) >= UINT32_MAX / 4)) {
         PyErr_SetString(PyExc_ValueError, "texts of 4 GiB or more cannot be aligned (offsets are 32-bit)");
-        return NULL;
+        goto fail;
     }
-    PyObject *buffers[N_OUTPUTS] = {NULL};
-    PyObject *result = NULL;
     /* Without offsets the per-token arrays get one slot, rewritten for every token: 40 MB of fresh memory
      * for 10 MB of text costs ~15 ms in page faults alone, so truncate and chunk ask only for the cuts. */
     for (int k = 0; k < N_OUTPUTS; k++) {
-        Py_ssize_t size = k >= CUT_TOKENS ? n_tokens + 1 : offsets ? n_tokens : 1;
-        buffers[k] = PyBytes_FromStringAndSize(NULL, size * (Py_ssize_t)sizeof(uint32_t));
-        if (!buffers[k]) goto done;
-        w.out[k] = (uint32_t *)PyBytes_AS_STRING(buffers[k]);
+        Py_ssize_t size = k >= CUT_TOKENS ? self->n_tokens + 1 : offsets ? self->n_tokens : 1;
+        self->buffers[k] = PyBytes_FromStringAndSize(NULL, size * (Py_ssize_t)sizeof(uint32_t));
+        if (!self->buffers[k]) goto fail;
+        w->out[k] = (uint32_t *)PyBytes_AS_STRING(self->buffers[k]);
     }
-    add_cut(&w, 0, 0);
-    TkGilHandOff hand_off = {0, 0};
-    Py_ssize_t mismatch = -1;
-    for (Py_ssize_t i = 0; i < n_tokens && mismatch < 0; i++) {
-        if (i % ALIGN_YIELD_TOKENS == ALIGN_YIELD_TOKENS - 1 && tk_gil_hand_off(&hand_off)) {
-            if (PyList_GET_SIZE(ids) != n_tokens || PyList_GET_SIZE(lead) > n_tokens) {
-                PyErr_SetString(PyExc_RuntimeError, "the ids or lead list changed size during align");
-                goto done;
-            }
+    return (PyObject *)self;
+fail:
+    Py_DECREF(self);
+    return NULL;
+}
+
+/* The walk proper (no GIL): the index of the first token that departs, -1 when all spell the text, -2 when
+ * the call's stop came first. */
+static Py_ssize_t walk_tokens(AlignmentWalk *self, const tk_call_stop *stop) {
+    Walk *w = &self->walk;
+    const TkSurfaceTable *table = (const TkSurfaceTable *)self->table;
+    int fast = w->utf8 != NULL;
+    add_cut(w, 0, 0);
+    for (Py_ssize_t i = 0; i < self->n_tokens; i++) {
+        if (i % ALIGN_STOP_TOKENS == ALIGN_STOP_TOKENS - 1 && tk_call_stop_due(stop)) return -2;
+        const uint8_t *bytes;
+        size_t len;
+        if (i < self->n_lead) {
+            size_t begin = i ? self->lead_ends[i - 1] : 0;
+            bytes = self->lead_bytes + begin;
+            len = self->lead_ends[i] - begin;
+        } else if (!tk_surface_of(table, self->ids[i], &bytes, &len)) {
+            return i;
         }
-        PyObject *item = surface_of(ids, table, lead, i);
-        if (!item) {
-            if (PyErr_Occurred()) goto done;
-            mismatch = i;
-            break;
-        }
-        const uint8_t *bytes = (const uint8_t *)PyBytes_AS_STRING(item);
-        size_t len = (size_t)PyBytes_GET_SIZE(item);
-        if ((utf8 ? step_utf8(&w, i, bytes, len) : step_cursor(&w, i, bytes, len)) < 0) mismatch = i;
+        if ((fast ? step_utf8(w, i, bytes, len) : step_cursor(w, i, bytes, len)) < 0) return i;
     }
-    if (mismatch < 0 && (utf8 ? w.byte_pos != w.n_bytes : w.cursor.index < w.cursor.n_chars || w.cursor.consumed))
-        mismatch = n_tokens;
-    if (mismatch >= 0) {
-        result = PyLong_FromSsize_t(mismatch);
-        goto done;
+    if (fast ? w->byte_pos != w->n_bytes : w->cursor.index < w->cursor.n_chars || w->cursor.consumed)
+        return self->n_tokens;
+    return -1;
+}
+
+static PyObject *walk_run(AlignmentWalk *self, PyObject *unused) {
+    (void)unused;
+    if (self->state != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "an alignment walk runs once");
+        return NULL;
     }
+    self->state = 1;
+    double deadline = 0;
+    Py_buffer flag;
+    int has_stop = tk_read_call_stop(&deadline, &flag);
+    if (has_stop < 0) return NULL;
+    tk_call_stop stop = {deadline, has_stop ? (const uint8_t *)flag.buf : NULL};
+    Py_ssize_t mismatch;
+    Py_BEGIN_ALLOW_THREADS
+    mismatch = walk_tokens(self, has_stop ? &stop : NULL);
+    Py_END_ALLOW_THREADS
+    if (has_stop) PyBuffer_Release(&flag);
+    if (mismatch == -2) {
+        tk_raise_call_stopped();
+        return NULL;
+    }
+    if (mismatch >= 0) return PyLong_FromSsize_t(mismatch);
     for (int k = CUT_TOKENS; k <= CUT_CHARS; k++)
-        if (_PyBytes_Resize(&buffers[k], w.n_cuts * (Py_ssize_t)sizeof(uint32_t)) < 0) goto done;
-    result = PyTuple_New(N_OUTPUTS);
-    if (result) {
-        for (int k = 0; k < N_OUTPUTS; k++) {
-            PyTuple_SET_ITEM(result, k, buffers[k]);
-            buffers[k] = NULL;
-        }
+        if (_PyBytes_Resize(&self->buffers[k], self->walk.n_cuts * (Py_ssize_t)sizeof(uint32_t)) < 0) return NULL;
+    PyObject *result = PyTuple_New(N_OUTPUTS);
+    if (!result) return NULL;
+    for (int k = 0; k < N_OUTPUTS; k++) {
+        PyTuple_SET_ITEM(result, k, self->buffers[k]);
+        self->buffers[k] = NULL;
     }
-done:
-    for (int k = 0; k < N_OUTPUTS; k++) Py_XDECREF(buffers[k]);
+    return result;
+}
+
+static PyObject *walk_text_bytes(AlignmentWalk *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSize_t(self->walk.utf8 ? self->walk.n_bytes : 4 * (size_t)self->walk.cursor.n_chars);
+}
+
+static PyMethodDef walk_methods[] = {
+    {"run", (PyCFunction)walk_run, METH_NOARGS,
+     "run() -> align's answer: the walk, with the GIL released throughout (once; CallStopped at the call's stop)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef walk_getset[] = {
+    {"text_bytes", (getter)walk_text_bytes, NULL, "the size of the text walked, in bytes (an upper bound with surrogates)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject AlignmentWalk_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tokend.engine._alignment.AlignmentWalk",
+    .tp_basicsize = sizeof(AlignmentWalk),
+    .tp_dealloc = (destructor)walk_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A prepared alignment (prepare()); run() walks it without the GIL",
+    .tp_methods = walk_methods,
+    .tp_getset = walk_getset,
+};
+
+static PyObject *align(PyObject *module, PyObject *args, PyObject *kwargs) {
+    PyObject *walk = prepare(module, args, kwargs);
+    if (!walk) return NULL;
+    PyObject *result = walk_run((AlignmentWalk *)walk, NULL);
+    Py_DECREF(walk);
     return result;
 }
 
@@ -266,6 +431,9 @@ static PyMethodDef alignment_functions[] = {
      "align(text, ids, table, lead, *, offsets=True) -> (char_starts, char_ends, byte_starts, byte_ends, "
      "cut_tokens, cut_chars) as uint32 bytes (per-token arrays of one slot when offsets=False), or the index of "
      "the first token whose surface departs from the text"},
+    {"prepare", (PyCFunction)(void (*)(void))prepare, METH_VARARGS | METH_KEYWORDS,
+     "prepare(text, ids, table, lead, *, offsets=True) -> AlignmentWalk: align's arguments checked and copied "
+     "(GIL held); its run() walks without the GIL"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -277,4 +445,14 @@ static struct PyModuleDef alignment_module = {
     .m_methods = alignment_functions,
 };
 
-PyMODINIT_FUNC PyInit__alignment(void) { return PyModule_Create(&alignment_module); }
+PyMODINIT_FUNC PyInit__alignment(void) {
+    if (PyType_Ready(&TkSurfaceTable_Type) < 0 || PyType_Ready(&AlignmentWalk_Type) < 0) return NULL;
+    PyObject *module = PyModule_Create(&alignment_module);
+    if (!module) return NULL;
+    if (PyModule_AddObjectRef(module, "SurfaceTable", (PyObject *)&TkSurfaceTable_Type) < 0 ||
+        PyModule_AddObjectRef(module, "AlignmentWalk", (PyObject *)&AlignmentWalk_Type) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,9 +1,9 @@
-"""The budget operations' whole-text encode runs on the worker's bulk lane when the text is large, as Encode's
+"""The budget operations' whole-text pass runs on the worker's bulk lane when the text is large, as Encode's
 does (tokend.service.bulk_lane): Truncate, Chunk, ChunkStream and Encode with offsets of an input of at least
-the lane's ``min_bytes`` hand that encode (GIL released in the engine) to a lane thread; the alignment and the
-chunk loop, which hold the GIL, stay on the caller's thread. Answers are tiktoken's and the lane-less service's,
-and a call's deadline still stops the encode midway on the lane (a SentencePiece model whose encode honours
-the call stop, as in test_call_stop).
+the lane's ``min_bytes`` hand its encode and then its alignment's walk (both GIL released in the engine) to a
+lane thread; the chunk loop, which holds the GIL, stays on the caller's thread. Answers are tiktoken's and the
+lane-less service's, and a call's deadline still stops the encode midway on the lane (a SentencePiece model
+whose encode honours the call stop, as in test_call_stop).
 """
 
 from __future__ import annotations
@@ -27,15 +27,20 @@ SMALL = DOCUMENT * 4  # below MIN_BYTES
 
 
 class RecordingLane(BulkLane):
-    """A bulk lane that notes the size of each item handed to it and the thread its work ran on."""
+    """A bulk lane that notes the size of each item handed to it, the thread its work ran on, and which work it
+    was (an alignment's walk, AlignmentWalk.run, or an encode)."""
 
     def __init__(self, **options) -> None:
         super().__init__(min_bytes=MIN_BYTES, **options)
         self.ran: list[tuple[int | None, str]] = []
+        self.work: list[str] = []
 
     def run(self, fn, *, call, size=None):
+        kind = "alignment" if type(getattr(fn, "__self__", None)).__name__ == "AlignmentWalk" else "encode"
+
         def noted():
             self.ran.append((size, threading.current_thread().name))
+            self.work.append(kind)
             return fn()
 
         return super().run(noted, call=call, size=size)
@@ -84,7 +89,9 @@ def _ids(result) -> list[list[int]]:
 def test_a_large_texts_encode_runs_on_the_lane_with_the_same_answer(models, lane, oracle, operation):
     run = OPERATIONS[operation]
     answer = run(TokenizerService(models, Limits(), lane=lane), LARGE)
-    assert [size for size, _ in lane.ran] == [len(LARGE)]
+    # the encode (sized in characters, as Encode's items), then the walk (in UTF-8 bytes)
+    assert lane.work == ["encode", "alignment"]
+    assert [size for size, _ in lane.ran] == [len(LARGE), len(LARGE.encode("utf-8"))]
     assert all(name.startswith("tokend-bulk-") for _, name in lane.ran)
     assert _comparable(answer) == _comparable(run(TokenizerService(models, Limits()), LARGE))
     for ids in _ids(answer):  # each piece's ids are tiktoken's of its own text (the whole, a chunk, the kept part)
@@ -103,7 +110,8 @@ def test_the_special_token_policy_goes_with_the_encode_to_the_lane(models, lane,
     allowed = SpecialTokenPolicy(allowed=frozenset({"<|endoftext|>"}))
     run = OPERATIONS[operation]
     answer = run(TokenizerService(models, Limits(), lane=lane), text, special=allowed)
-    assert [size for size, _ in lane.ran] == [len(text)]
+    assert lane.work == ["encode", "alignment"]
+    assert [size for size, _ in lane.ran] == [len(text), len(text.encode("utf-8"))]
     assert _comparable(answer) == _comparable(run(TokenizerService(models, Limits()), text, special=allowed))
     assert 100257 in [token for ids in _ids(answer) for token in ids]
 
@@ -126,4 +134,4 @@ def test_a_large_texts_encode_on_the_lane_stops_at_the_calls_deadline(nested_mod
         operation(service, _Call(0.3))
     # generous: the whole encode is ~3 s of CPU; it stops within milliseconds of 0.3 s
     assert time.process_time() - started < 1.5
-    assert [size for size, _ in lane.ran] == [len(LONG)]
+    assert [size for size, _ in lane.ran] == [len(LONG)] and lane.work == ["encode"]

@@ -46,7 +46,7 @@ from typing import AbstractSet, Literal
 from ..errors import InvalidBudgetError, quoted
 from ._chunk_plan import plan as plan_chunks
 from .budget_search import last_fitting
-from .offsets import Alignment, align_tokens
+from .offsets import Alignment, AlignmentRunner, align_tokens
 from .separators import last_separator_cut
 from .special_tokens import special_token_starts
 from .truncation import check_max_tokens, own_encoder
@@ -135,11 +135,13 @@ def iter_chunks(
     disallowed_special: Literal["all"] | Collection[str] = "all",
     max_chunks: int | None = None,
     ids: list[int] | None = None,
+    run_alignment: AlignmentRunner | None = None,
 ) -> Iterator[Chunk]:
     """`chunk`, one chunk at a time (for streaming a big document out): arguments, special tokens and the
     whole text's token count are checked before this returns; each chunk is encoded when it is asked for.
     `ids`: `encode(text)` under the same special-token policy, when the caller has computed it (a service
-    encodes a large text on a thread of its choosing); it is checked against the text where it is aligned."""
+    encodes a large text on a thread of its choosing); it is checked against the text where it is aligned.
+    `run_alignment`: how the alignment's GIL-free walk is run (`offsets.align_tokens`)."""
     max_tokens = check_max_tokens(max_tokens, minimum=1)
     if max_chunks is not None and (isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 1):
         raise TypeError(f"max_chunks must be None or an int >= 1, got {max_chunks!r}")
@@ -151,7 +153,8 @@ def iter_chunks(
         )
     if not isinstance(prefer, str) or prefer not in PREFERENCES:  # a list from JSON is not hashable
         raise InvalidBudgetError("prefer", f"prefer must be one of {', '.join(map(repr, PREFERENCES))}, got {quoted(prefer)}")
-    grid = align_tokens(encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special, ids=ids)
+    grid = align_tokens(encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special, ids=ids,
+                        run_alignment=run_alignment)
     if max_chunks is not None and least_chunks(len(grid.ids), max_tokens, overlap) > max_chunks:
         _too_many_chunks(max_chunks, max_tokens, overlap, len(grid.ids))
     protected = _special_spans(encoding, text, allowed_special)

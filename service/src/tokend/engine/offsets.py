@@ -18,9 +18,11 @@ Definitions (per token i, text = the caller's string):
 How: the ids come from the encoding's `encode`; each token's surface bytes come from the family hook
 `token_surfaces` (see budget_methods) — for the first tokens of the sequence as the hook gives them (a family
 may treat the start specially), for the rest from a table id -> surface built once per encoding from the same
-hook (`surface_table`). The native walk `_alignment.align` checks that the surfaces spell the text and
-computes every offset in one pass (~0.2 s per 10 MB faster than a Python list of surfaces per call, ~0.4 s
-faster than a Python loop). Families whose normalizer rewrites the text (NFKC, collapsed whitespace) do not
+hook (`surface_table`, flat in native memory). The native walk (`_alignment.prepare(...).run()`) checks that
+the surfaces spell the text and computes every offset in one pass (~0.2 s per 10 MB faster than a Python list
+of surfaces per call, ~0.4 s faster than a Python loop); it runs with the GIL released and gives up at the
+call's stop (`call_stop`), and a caller may run it on a thread of its choosing (`run_alignment`: a service's
+bulk lane). Families whose normalizer rewrites the text (NFKC, collapsed whitespace) do not
 spell their input; for those `OffsetsUnavailableError` names the first character that differs. A family whose
 tokens spell more than the text (`spelling_suffix`: SentencePiece's dummy "▁" with treat_whitespace_as_suffix)
 is aligned with the text plus that suffix, and the spans and cuts that reach into it are cut back to the
@@ -38,19 +40,23 @@ from __future__ import annotations
 import threading
 import weakref
 from array import array
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import AbstractSet, Literal
+from typing import AbstractSet, Any, Literal
 
 from ..errors import OffsetsUnavailableError
-from ._alignment import align
+from ._alignment import SurfaceTable, prepare
 from .special_tokens import resolve_policy, special_token_regex, split_at_specials
 
-__all__ = ["TokenOffsets", "Alignment", "align_tokens", "encode_with_offsets", "surface_table"]
+__all__ = ["TokenOffsets", "Alignment", "AlignmentRunner", "align_tokens", "encode_with_offsets", "surface_table"]
 
 _TABLE_BATCH = 4096  # ids per hook call while building a table (a batch with an unknown id goes one by one)
-_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # encoding -> its surface table
+_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # encoding -> its SurfaceTable
 _tables_lock = threading.Lock()
+
+
+# ``run_alignment(walk, text_bytes) -> walk()``: runs an alignment's GIL-free walk where the caller wants it
+AlignmentRunner = Callable[[Callable[[], Any], int], Any]
 
 
 def _uint32(buffer: bytes) -> array:
@@ -110,9 +116,11 @@ def align_tokens(
     disallowed_special: Literal["all"] | Collection[str] = "all",
     ids: list[int] | None = None,
     offsets: bool = False,
+    run_alignment: AlignmentRunner | None = None,
 ) -> Alignment:
     """Encode `text` (special-token policy as `encode`) and align its tokens with it; `ids`: its encoding,
-    when the caller has it already; `offsets`: keep the per-token offsets too."""
+    when the caller has it already; `offsets`: keep the per-token offsets too; `run_alignment`: how the walk
+    (GIL-free) is run, `run_alignment(walk, text_bytes)` returning `walk()` (default: here)."""
     if not isinstance(text, str):
         raise TypeError(f"text must be str, got {type(text).__name__}")
     if ids is None:
@@ -122,11 +130,12 @@ def align_tokens(
         # One pass for many tokens (a pass per token: 20,000 control pieces cost seconds a text)
         if allowed and (special_token_regex(allowed).search(text) is not None if len(allowed) > 16
                         else any(token in text for token in allowed)):
-            return _align_segments(encoding, text, ids, allowed, offsets=offsets)
+            return _align_segments(encoding, text, ids, allowed, offsets=offsets, run_alignment=run_alignment)
     at_start = getattr(encoding, "spelling_at_start", True)
     suffix = getattr(encoding, "spelling_suffix", "") if ids else ""
     lead = _leading_surfaces(encoding, ids) if at_start else []
-    aligned = align(text + suffix if suffix else text, ids, surface_table(encoding), lead, offsets=offsets)
+    walk = prepare(text + suffix if suffix else text, ids, surface_table(encoding), lead, offsets=offsets)
+    aligned = walk.run() if run_alignment is None else run_alignment(walk.run, walk.text_bytes)
     if isinstance(aligned, int):
         raise _unspelled(encoding, text, ids, aligned)
     if suffix:
@@ -155,7 +164,8 @@ def _without_suffix(aligned: tuple, text: str, suffix: str, offsets: bool) -> tu
     return tuple(columns)
 
 
-def _align_segments(encoding, text: str, ids: list[int], allowed: frozenset[str], *, offsets: bool) -> Alignment:
+def _align_segments(encoding, text: str, ids: list[int], allowed: frozenset[str], *, offsets: bool,
+                    run_alignment: AlignmentRunner | None) -> Alignment:
     """`align_tokens` for a family whose allowed special tokens restart the text (`specials_restart_text`,
     SentencePiece: a control piece spells nothing and the text after it is encoded as a text of its own):
     each stretch between special tokens is aligned on its own, a special token covers its own text, and
@@ -167,7 +177,7 @@ def _align_segments(encoding, text: str, ids: list[int], allowed: frozenset[str]
     chars = byte_count = 0
     for ordinary, special in split_at_specials(text, allowed):
         if ordinary:
-            part = align_tokens(encoding, ordinary, disallowed_special=(), offsets=offsets)
+            part = align_tokens(encoding, ordinary, disallowed_special=(), offsets=offsets, run_alignment=run_alignment)
             base = len(joined)
             joined += part.ids
             cut_tokens.extend(token + base for token in part.cut_tokens[1:])
@@ -200,20 +210,25 @@ def encode_with_offsets(
     allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
     disallowed_special: Literal["all"] | Collection[str] = "all",
     ids: list[int] | None = None,
+    run_alignment: AlignmentRunner | None = None,
 ) -> TokenOffsets:
     """`encode(text, ...)` with each token's character and byte span (see the module docstring); `ids`: that
-    encoding, when the caller has computed it (checked against the text as it is aligned)."""
+    encoding, when the caller has computed it (checked against the text as it is aligned); `run_alignment`:
+    as `align_tokens`."""
     alignment = align_tokens(
-        encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special, ids=ids, offsets=True
+        encoding, text, allowed_special=allowed_special, disallowed_special=disallowed_special, ids=ids, offsets=True,
+        run_alignment=run_alignment,
     )
     return TokenOffsets(alignment.ids, *map(_uint32, alignment.offsets))
 
 
-def surface_table(encoding) -> list[bytes | None]:
-    """id -> the bytes that token adds to decoded text away from the start of a sequence (None: no such id).
+def surface_table(encoding) -> SurfaceTable:
+    """id -> the bytes that token adds to decoded text away from the start of a sequence (None: no such id),
+    as a native `SurfaceTable` (`len`, `table[id]`, `nbytes`: one flat block the walk reads without the GIL).
 
     Built once per encoding object from its `token_surfaces` hook, which the family contract allows: once a
     sequence is past its start, a token's surface depends on the token alone (budget_methods, rule 5).
+    cl100k_base's takes ~1.1 MB (its list of bytes objects, dropped once flattened, ~6 MB).
     """
     try:
         with _tables_lock:
@@ -227,7 +242,7 @@ def surface_table(encoding) -> list[bytes | None]:
     return table
 
 
-def _build_surface_table(encoding) -> list[bytes | None]:
+def _build_surface_table(encoding) -> SurfaceTable:
     size = encoding.n_vocab
     table: list[bytes | None] = [None] * size
     for first in range(0, size, _TABLE_BATCH):
@@ -243,7 +258,7 @@ def _build_surface_table(encoding) -> list[bytes | None]:
     wrong = next((surface for surface in table if surface is not None and type(surface) is not bytes), None)
     if wrong is not None:
         raise TypeError(f"{type(encoding).__name__}.token_surfaces must give bytes, gave {type(wrong).__name__}")
-    return table
+    return SurfaceTable(table)
 
 
 def _leading_surfaces(encoding, ids: Sequence[int]) -> list[bytes]:

@@ -42,7 +42,7 @@ from typing import AbstractSet, Literal
 
 from ..errors import InvalidBudgetError, quoted
 from .budget_search import last_fitting
-from .offsets import align_tokens
+from .offsets import AlignmentRunner, align_tokens
 
 __all__ = ["Truncation", "truncate", "check_max_tokens", "own_encoding", "own_encoder"]
 
@@ -101,12 +101,14 @@ def truncate(
     allowed_special: Literal["all"] | AbstractSet[str] = frozenset(),
     disallowed_special: Literal["all"] | Collection[str] = "all",
     ids: list[int] | None = None,
+    run_alignment: AlignmentRunner | None = None,
 ) -> Truncation:
     """The longest prefix (`side="right"`) or suffix (`"left"`) of `text` that fits `max_tokens` (see above).
 
     `ids`: `encode(text)` under the same special-token policy, when the caller has computed it (a service
     encodes a large text on a thread of its choosing); taken as given (it is aligned with the text, and so
-    checked, only when the text does not fit).
+    checked, only when the text does not fit); `run_alignment`: how the alignment's GIL-free walk is run
+    (`offsets.align_tokens`).
     """
     max_tokens = check_max_tokens(max_tokens, minimum=0)
     if not isinstance(side, str) or side not in SIDES:
@@ -118,7 +120,7 @@ def truncate(
     )
     if len(whole) <= max_tokens:
         return Truncation(text, whole, 0, len(text), len(whole))
-    grid = align_tokens(encoding, text, allowed_special=allowed_special, ids=whole)
+    grid = align_tokens(encoding, text, allowed_special=allowed_special, ids=whole, run_alignment=run_alignment)
     own: dict[int, list[int]] = {}  # character position -> ids of the kept text, for positions that fit
 
     def kept(position: int) -> str:

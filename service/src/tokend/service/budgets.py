@@ -15,11 +15,12 @@ before it is built (offsets multiply it: four varints per token besides the id).
 
 Inputs are text (``str``); raw bytes have no characters to cut at and are refused, naming the item.
 Every operation starts with one pass over a whole input: its encode (made here, ``_whole_ids``, and handed to
-the engine, so a large input's is done on the worker's bulk lane as Encode's is: the engine releases the GIL
-for it) and its alignment with the text (in the engine, on the handler thread: it holds the GIL, handing it
-to waiting threads every switch interval, which a nice-19 thread must not do). Not handled: interrupting the
-alignment (~10 ms per MB, bounded by ``max_request_bytes``); deadlines are checked between items and chunks,
-and by the encode where the engine honours a call stop.
+the engine) and its alignment with the text (the engine's walk, run here, ``_alignment_runner``). Both run
+with the GIL released, so a large input's are done on the worker's bulk lane as Encode's is; both stop at
+the call's deadline or cancel (the engine's call stop). What stays on the handler thread, GIL held: copying
+the whole encode's ids for the walk (~1-2 ns an id), the special-token policy, and the chunks after the
+first pass (each chunk's own encode, below ``bulk_lane_bytes``). Deadlines are also checked between items
+and chunks.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class BudgetOperations:
     limits: Limits
     models: Any
     admission: Any  # TokenizerService's WorkAdmission, or None (nothing waits)
+    lane: Any  # the worker's BulkLane, or None
 
     def _text_request(self, model: str, inputs: Sequence[str | bytes], special: SpecialTokenPolicy,
                       call: CallState | None) -> tuple[list[int], Any, BoundPolicy]:
@@ -82,6 +84,14 @@ class BudgetOperations:
 
     def _bulk(self, method: Any, item: str | bytes, call: CallState | None, **options: Any) -> Any:
         raise NotImplementedError  # TokenizerService's
+
+    def _alignment_runner(self, call: CallState | None) -> Any:
+        """The engine's ``run_alignment``: ``(walk, text_bytes) -> walk()``, the alignment's GIL-free walk, on the
+        bulk lane when the text is large (as ``_bulk`` does the encode), else on the calling thread."""
+        lane = self.lane
+        if lane is None:
+            return None
+        return lambda walk, size: walk() if size < lane.min_bytes else lane.run(walk, call=call, size=size)
 
     def _whole_ids(self, encoding: Any, call: CallState | None) -> Any:
         """``(text, **policy_arguments) -> encoding.encode(text, ...)``: the whole-text encode every budget
@@ -106,10 +116,11 @@ class BudgetOperations:
         size = sum(sizes)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
-        whole_ids = self._whole_ids(encoding, call)
+        whole_ids, run_alignment = self._whole_ids(encoding, call), self._alignment_runner(call)
 
         def offsets_of(text: str, **policy_arguments: Any) -> Any:
-            return aligned_offsets(encoding, text, ids=whole_ids(text, **policy_arguments), **policy_arguments)
+            return aligned_offsets(encoding, text, ids=whole_ids(text, **policy_arguments), run_alignment=run_alignment,
+                                   **policy_arguments)
 
         def with_offsets(text: str) -> tuple[list[int], TokenSpans]:
             found = policy.apply(offsets_of, text)
@@ -155,10 +166,11 @@ class BudgetOperations:
         encoding = loaded.encoding
         encoding.truncate("", max_tokens, side)  # the engine's own argument checks, before any item
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
-        whole_ids = self._whole_ids(encoding, call)
+        whole_ids, run_alignment = self._whole_ids(encoding, call), self._alignment_runner(call)
 
         def truncate_one(part: str, **policy_arguments: Any) -> Any:
-            return truncated(encoding, part, max_tokens, side, ids=whole_ids(part, **policy_arguments), **policy_arguments)
+            return truncated(encoding, part, max_tokens, side, ids=whole_ids(part, **policy_arguments),
+                             run_alignment=run_alignment, **policy_arguments)
 
         def truncate(text: str) -> TruncatedText:
             kept = policy.apply(truncate_one, text)
@@ -193,7 +205,7 @@ class BudgetOperations:
         size = sum(sizes)
         encoding = loaded.encoding
         answer = AnswerBudget(self.limits, items=len(inputs), max_token_value=encoding.max_token_value)
-        whole_ids = self._whole_ids(encoding, call)
+        whole_ids, run_alignment = self._whole_ids(encoding, call), self._alignment_runner(call)
         made = text_bytes = 0
         # The chunks' ids until the answer is sent: an overlap repeats them beyond what the input's estimate covers.
         room = ChunkIdsRoom(self.admission, call, input_bytes=size)
@@ -203,7 +215,7 @@ class BudgetOperations:
             chunks = []
             try:
                 chunking = _Chunking(self.limits, encoding, policy, whole_ids, text, max_tokens, overlap, prefer, max_chunks, made,
-                                     text_bytes=text_bytes, stream=False)
+                                     text_bytes=text_bytes, stream=False, run_alignment=run_alignment)
             except InvalidBudgetError as exc:
                 raise _over_the_limit(exc, self.limits, made, max_chunks, overlap) from exc
             for piece in chunking.chunks(call, index, len(inputs)):
@@ -247,7 +259,8 @@ class BudgetOperations:
         ):
             try:
                 chunking = _Chunking(self.limits, loaded.encoding, policy, self._whole_ids(loaded.encoding, call), text,
-                                     max_tokens, overlap, prefer, max_chunks, 0, text_bytes=0, stream=True)
+                                     max_tokens, overlap, prefer, max_chunks, 0, text_bytes=0, stream=True,
+                                     run_alignment=self._alignment_runner(call))
             except InvalidBudgetError as exc:
                 raise _over_the_limit(exc, self.limits, 0, max_chunks, overlap) from exc
 
@@ -312,7 +325,8 @@ class BudgetOperations:
 
 class _Chunking:
     """The chunks of one input under the request's bounds: the engine's ``iter_chunks`` (its whole-text
-    pass runs here, at once, the encode by ``whole_ids``), byte positions added, the call checked before each chunk.
+    pass runs here, at once, the encode by ``whole_ids``, the walk by ``run_alignment``), byte positions added, the
+    call checked before each chunk.
 
     The chunks' texts together (``text_bytes``, UTF-8, from the request's earlier inputs on) are at most what
     the operation may answer (Chunk: ``max_response_bytes``; a stream: ``max_stream_answer_bytes``): each chunk
@@ -320,7 +334,8 @@ class _Chunking:
     the work grows with the overlap, not the input (589 KB of 128-space tokens in chunks of 2,300 overlapping
     by 2,299: 2.9 s of CPU). Without an overlap they are the input."""
 
-    def __init__(self, limits, encoding, policy, whole_ids, text, max_tokens, overlap, prefer, max_chunks, made_before, *, text_bytes: int, stream: bool) -> None:
+    def __init__(self, limits, encoding, policy, whole_ids, text, max_tokens, overlap, prefer, max_chunks, made_before, *, text_bytes: int, stream: bool,
+                 run_alignment: Any) -> None:
         self.limits = limits
         self.caller_bound = max_chunks
         self.made_before = made_before
@@ -338,7 +353,7 @@ class _Chunking:
         self.pieces = policy.apply(
             lambda part, **policy_arguments: iter_chunks(
                 encoding, part, max_tokens, overlap, prefer, max_chunks=self.bound,
-                ids=whole_ids(part, **policy_arguments), **policy_arguments,
+                ids=whole_ids(part, **policy_arguments), run_alignment=run_alignment, **policy_arguments,
             ),
             text,
         )  # fmt: skip
