@@ -326,6 +326,7 @@ static PyObject *prepare(PyObject *module, PyObject *args, PyObject *kwargs) {
         self->buffers[k] = PyBytes_FromStringAndSize(NULL, size * (Py_ssize_t)sizeof(uint32_t));
         if (!self->buffers[k]) goto fail;
         w->out[k] = (uint32_t *)PyBytes_AS_STRING(self->buffers[k]);
+        if (size == 1) w->out[k][0] = 0; /* a slot no token may write (no tokens): not left as heap garbage */
     }
     return (PyObject *)self;
 fail:

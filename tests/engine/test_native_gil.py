@@ -67,14 +67,16 @@ def test_other_threads_run_during_a_big_encode(kind, text):
 
 
 def test_other_threads_run_during_a_big_alignment():
-    """The offsets/cut-point walk (engine/_alignment) holds the GIL but hands it over once per two switch
-    intervals. A 1 ms interval here (the walk reads it per call) gives ~15 hand-overs in a ~40 ms walk."""
-    from tokend.engine._alignment import align
+    """The offsets/cut-point walk (engine/_alignment) runs with the GIL released: with a switch interval of 1 s, a
+    walk of ~20-100 ms that held the GIL (handing it over once an interval and a quarter, as it did) would let
+    this thread run at most once; released, it runs at its wake-ups. The ids are copied under the GIL first
+    (~10 ms here), so the walk's tokens are many."""
+    from tokend.engine._alignment import SurfaceTable, align
 
     tokens = 4_000_000
-    text, ids, table = "a" * tokens, [0] * tokens, [b"a"]
+    text, ids, table = "a" * tokens, [0] * tokens, SurfaceTable([b"a"])
     interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.001)
+    sys.setswitchinterval(1.0)
     try:
         runs, result = _runs_during(lambda enc: align(text, ids, table, [], offsets=False))
     finally:
