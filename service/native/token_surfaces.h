@@ -6,8 +6,8 @@
  *     if (tk_surface_of(table, id, &bytes, &len)) ... id has a surface ...
  *
  * Layout: offsets[n_ids + 1] (uint32; id i spells bytes[offsets[i] .. offsets[i + 1])), a bit per id for ids
- * without a surface, then the bytes: for cl100k_base ~0.4 MB of offsets and ~0.7 MB of bytes, against ~6 MB
- * for the list of 100,256 bytes objects it replaces (`nbytes` says). */
+ * without a surface, then the bytes: 1.06 MB for cl100k_base (`nbytes`), against 4.8 MB for the list of 100,256
+ * bytes objects it replaces. */
 #ifndef TOKEND_TOKEN_SURFACES_H
 #define TOKEND_TOKEN_SURFACES_H
 

@@ -88,9 +88,9 @@ def test_the_work_of_a_large_call_is_done_by_the_bulk_threads_and_a_small_calls_
 
 
 def test_the_whole_text_encode_of_a_large_truncate_is_done_by_the_bulk_threads(server):
-    # Budget operations start with the whole text's encode (service/budgets.py, ``_whole_ids``): on the lane, as
-    # Encode's. Their alignment with the text holds the GIL and stays on the handler thread (~0.05 s here against
-    # the merge's ~0.3 s); a small answer (100 tokens kept) leaves the merge most of the call's CPU.
+    # Budget operations start with the whole text's encode (service/budgets.py, ``_whole_ids``) and its
+    # alignment's walk (``_alignment_runner``): on the lane, as Encode's; a small answer (100 tokens kept) leaves
+    # them most of the call's CPU.
     pid = server.worker_pids()[0]
     text = _unseen_words(17)
     stub = server.stub()
