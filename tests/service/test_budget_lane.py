@@ -14,8 +14,9 @@ import time
 import pytest
 import tiktoken
 
+from tokend.engine.call_stop import CallStopped
 from tokend.registry import Registry
-from tokend.service import DeadlineExpired, Limits, ServedModels, SpecialTokenPolicy, TokenizerService
+from tokend.service import CallCancelled, DeadlineExpired, Limits, ServedModels, SpecialTokenPolicy, TokenizerService
 from tokend.service.bulk_lane import BulkLane
 
 from tests.service.test_call_stop import LONG, TEXT, _Call, nested_models as served_nested_models
@@ -34,6 +35,7 @@ class RecordingLane(BulkLane):
         super().__init__(min_bytes=MIN_BYTES, **options)
         self.ran: list[tuple[int | None, str]] = []
         self.work: list[str] = []
+        self.stopped: list[str] = []  # the work that gave up midway (CallStopped)
 
     def run(self, fn, *, call, size=None):
         kind = "alignment" if type(getattr(fn, "__self__", None)).__name__ == "AlignmentWalk" else "encode"
@@ -41,9 +43,17 @@ class RecordingLane(BulkLane):
         def noted():
             self.ran.append((size, threading.current_thread().name))
             self.work.append(kind)
-            return fn()
+            self.starting(kind)
+            try:
+                return fn()
+            except CallStopped:
+                self.stopped.append(kind)
+                raise
 
         return super().run(noted, call=call, size=size)
+
+    def starting(self, kind: str) -> None:
+        """Called on the lane thread as each piece of work starts."""
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +145,37 @@ def test_a_large_texts_encode_on_the_lane_stops_at_the_calls_deadline(nested_mod
     # generous: the whole encode is ~3 s of CPU; it stops within milliseconds of 0.3 s
     assert time.process_time() - started < 1.5
     assert [size for size, _ in lane.ran] == [len(LONG)] and lane.work == ["encode"]
+
+
+class CancellingLane(RecordingLane):
+    """Cancels the call as its alignment's walk starts on a lane thread (its encode is done): what the walk
+    must notice midway, as a client going away then would make it."""
+
+    def __init__(self, call) -> None:
+        super().__init__()
+        self.call = call
+
+    def starting(self, kind: str) -> None:
+        if kind == "alignment":
+            self.call.cancel()
+
+
+HUGE = DOCUMENT * 3_000  # ~310 KB, ~90,000 tokens: the walk looks at the call's stop every 65,536
+
+
+@pytest.mark.parametrize("operation", [
+    lambda service, call: service.truncate("cl100k_base", [HUGE], 10, call=call),
+    lambda service, call: service.chunk("cl100k_base", [HUGE], 100, call=call),
+    lambda service, call: list(service.chunk_stream("cl100k_base", HUGE, 100, call=call)),
+    lambda service, call: service.encode_with_offsets("cl100k_base", [HUGE], call=call),
+], ids=["truncate", "chunk", "chunk_stream", "offsets"])  # fmt: skip
+def test_an_alignment_on_the_lane_stops_when_its_caller_goes(models, operation):
+    call = _Call(None)
+    lane = CancellingLane(call)
+    try:
+        with pytest.raises(CallCancelled):
+            operation(TokenizerService(models, Limits(), lane=lane), call)
+    finally:
+        lane.close()
+    # the walk itself gave up (not the service's checks between chunks after it)
+    assert lane.work == ["encode", "alignment"] and lane.stopped == ["alignment"]
