@@ -71,10 +71,10 @@ def test_other_threads_run_during_a_big_alignment():
     walk of ~20-100 ms that held the GIL (handing it over once an interval and a quarter, as it did) would let
     this thread run at most once; released, it runs at its wake-ups. The ids are copied under the GIL first
     (~10 ms here), so the walk's tokens are many."""
-    from tokend.engine._alignment import SurfaceTable, align
+    from tokend.engine._alignment import align
 
     tokens = 4_000_000
-    text, ids, table = "a" * tokens, [0] * tokens, SurfaceTable([b"a"])
+    text, ids, table = "a" * tokens, [0] * tokens, [b"a"]
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1.0)
     try:
