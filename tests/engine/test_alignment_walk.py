@@ -143,6 +143,17 @@ def test_an_ids_buffer_must_hold_uint32():
     assert align("ab", array("I", [0, 2**32 - 1]), [b"a"], []) == 1  # no surface for the largest uint32
 
 
+class _Id(int):
+    pass
+
+
+def test_ids_of_a_list_are_their_int_values_and_others_have_no_surface():
+    table = [b"a", b"b"] + [None] * 30 + [b"c"]
+    assert isinstance(align("abcab", [0, True, 32, _Id(0), 1], table, []), tuple)  # bool and int subclasses: ints
+    for wrong in (-1, 2**30, 2**31, 2**32 - 1, 2**32, 2**64, 1.0, "0", None):
+        assert align("ab", [0, wrong], table, []) == 1, wrong
+
+
 def test_a_walk_runs_once_and_says_how_big_its_text_is():
     walk = prepare("hé", [0, 1], [b"h", "é".encode()], [])
     assert walk.text_bytes == 3

@@ -18,7 +18,7 @@ Every operation starts with one pass over a whole input: its encode (made here, 
 the engine) and its alignment with the text (the engine's walk, run here, ``_alignment_runner``). Both run
 with the GIL released, so a large input's are done on the worker's bulk lane as Encode's is; both stop at
 the call's deadline or cancel (the engine's call stop). What stays on the handler thread, GIL held: copying
-the whole encode's ids for the walk (~3.5 ns an id, ~1 ms a MB), the special-token policy, and the chunks after the
+the whole encode's ids for the walk (~1 ms a MB), the special-token policy, and the chunks after the
 first pass (each chunk's own encode, below ``bulk_lane_bytes``). Deadlines are also checked between items
 and chunks.
 """
