@@ -30,6 +30,12 @@
 
 #define TK_NO_RANK UINT32_MAX
 
+/* For a function whose only effect is __builtin_prefetch: GCC (12, -O3) takes a prefetch for no side effect,
+ * finds such a function pure and then drops each call it did not inline early, as a pure call whose result
+ * is unused. tk_prefetch_cached had compiled to nothing in module.c that way; inlined always, its prefetches
+ * land in the caller, where they stay (tests/engine/test_prefetches_compiled.py checks the object code). */
+#define TK_PREFETCHING __attribute__((always_inline))
+
 /* ---- memory for tables probed at random (table_memory.c) --------------------------------------- */
 typedef struct {
     void *base;
@@ -756,7 +762,7 @@ void tk_piece_cache_put(tk_piece_cache *cache, const uint8_t *key, size_t len, u
 
 /* The piece-cache slots of a piece that is no token (p->hash set), fetched ahead of tk_piece_cache_get: when
  * its length is one the cache holds and the rank rule does not merge without it (TK_UNCACHED_PIECE_BYTES). */
-static inline void tk_prefetch_cached(const tk_piece_cache *cache, const tk_pending_piece *p) {
+static inline TK_PREFETCHING void tk_prefetch_cached(const tk_piece_cache *cache, const tk_pending_piece *p) {
     if (p->len <= TK_UNCACHED_PIECE_BYTES || !p->hash || !cache || !cache->capacity || p->len > cache->max_key_len)
         return;
     size_t i = p->hash & cache->slot_mask;
