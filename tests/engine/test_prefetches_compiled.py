@@ -27,7 +27,7 @@ import tokend
 
 _PACKAGE = Path(tokend.__file__).resolve().parent
 _SOURCES = _PACKAGE.parent.parent / "native"
-_PREFETCH = re.compile(r"^\s*[^/*\s].*__builtin_prefetch\(|^\s*__builtin_prefetch\(")
+_PREFETCH = re.compile(r"^(?!\s*[/*]).*__builtin_prefetch\(")  # a line of code, not of a comment
 
 
 def _prefetch_lines() -> set[tuple[str, int]]:
