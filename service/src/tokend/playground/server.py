@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,14 @@ from .large_bodies import large_body_places
 from .request_handler import handler_for, overload_response
 
 logger = logging.getLogger(__name__)
+
+# The GIL switch interval of the playground's process (CPython's default: 5 ms; a gRPC worker's is the same 1 ms,
+# server/worker.py). A chat template renders in pure Python and one render of the process always runs while
+# renders wait for the turn (registry/chat/render_turns.py), so every thread that gives up the GIL for a system
+# call (accept, a socket read, a write, a log line) waits up to one interval to get it back. A page's request
+# makes a few such calls, each after the render: beside 40 clients sending spinning chats, a count on a new
+# connection each time took 87 ms (p50) with 5 ms, ... with 1 ms (docs/decisions.md, issue 13, helper pgflood33).
+GIL_SWITCH_SECONDS = 0.001
 
 
 class PlaygroundServer:
@@ -116,6 +125,7 @@ def serve_playground(settings: Settings, ready: Any = None) -> None:
     """
     from tokend.registry import Registry  # here, not at import: the page's modules stay importable alone
 
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     registry = Registry.open(settings.registry)
     limits = PlaygroundLimits(
         max_batch_items=settings.max_batch_items, max_request_bytes=settings.max_request_bytes,
