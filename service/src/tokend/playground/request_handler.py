@@ -43,6 +43,7 @@ from .api import PlaygroundApi
 from .http_error import HttpError, error_from_exception
 from .json_structure import CONTAINER_BYTES, ENTRY_BYTES, structure_bytes
 from .large_bodies import LARGE_BODY_BYTES, body_read_seconds, large_body_places
+from .refusal_log import RefusalLog
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ _POST_ENDPOINTS = {
 }
 
 _MODELS_PREFIX = "/api/v1/models/"
+# An answer of at most this many bytes goes out in the same write as its headers (``_send``).
+_ONE_WRITE_BYTES = 64 * 1024
 _ALLOWED_METHODS = "GET, HEAD, POST"
 
 
@@ -93,6 +96,7 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
 
     api: ClassVar[PlaygroundApi]
     large_bodies: ClassVar[WorkAdmission]
+    refusals: ClassVar[RefusalLog]
     protocol_version = "HTTP/1.1"
     server_version = "tokend-playground"
     sys_version = ""
@@ -265,8 +269,8 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
                 error = error_from_exception(exc)
                 if error.status == 500:  # a broken model or a bug: the traceback is for the operator
                     logger.exception("playground request %s failed", urlsplit(self.path).path)
-                elif error.status > 500:  # busy, loading, deadline: the client retries; one line is enough
-                    logger.warning("playground request %s: %d %s", urlsplit(self.path).path, error.status, error.message)
+                elif error.status > 500:  # busy, loading, deadline: the client retries; a line now and then is enough
+                    self.refusals.refused(urlsplit(self.path).path, error.status, error.message)
                 self._send_error(error)
                 return
             self._send(HTTPStatus.OK, payload, "application/json")
@@ -299,7 +303,14 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
+        if self.command != "HEAD" and self.request_version != "HTTP/0.9" and len(payload) <= _ONE_WRITE_BYTES:
+            # Headers and body in one write (the stdlib's end_headers, the body joined to its buffer of headers):
+            # each socket write gives up the GIL, and while a chat template renders, getting it back takes up to a
+            # switch interval (server.py: GIL_SWITCH_SECONDS). A larger body is not copied to be joined.
+            self._headers_buffer.extend((b"\r\n", payload))
+            self.flush_headers()
+            return
+        self.end_headers()  # (HTTP/0.9: no headers are written)
         if self.command != "HEAD":
             self.wfile.write(payload)
 
@@ -327,7 +338,10 @@ def overload_response() -> bytes:
 
 
 def handler_for(api: PlaygroundApi, large_bodies: WorkAdmission | None = None) -> type[PlaygroundRequestHandler]:
-    """A handler class bound to one API instance and one gate of large bodies (large_bodies.py; None: a new
-    one) — http.server builds one handler object per request."""
+    """A handler class bound to one API instance, one gate of large bodies (large_bodies.py; None: a new one)
+    and one log of retried refusals (refusal_log.py) — http.server builds one handler object per request."""
     places = large_bodies if large_bodies is not None else large_body_places()
-    return type("BoundPlaygroundRequestHandler", (PlaygroundRequestHandler,), {"api": api, "large_bodies": places})
+    return type(
+        "BoundPlaygroundRequestHandler", (PlaygroundRequestHandler,),
+        {"api": api, "large_bodies": places, "refusals": RefusalLog(logger)},
+    )  # fmt: skip
