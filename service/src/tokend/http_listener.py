@@ -17,6 +17,11 @@ What socketserver's defaults lacked, and why each bound is here:
   for seconds; bytes are counted as the handler reads them (a header line once whole, a body as it comes).
   A request counts as read once its headers are (a handler that reads a body says when it has it:
   ``request_read``); a connection the server is answering is never closed.
+- **connection threads kept for the next connection** (``IDLE_THREAD_SECONDS``): a thread that has served its
+  connection waits for the next one instead of ending, and a new thread is started only when none waits. A
+  thread's start makes the accepting thread wait for it twice (to run, then to say it runs), and while a chat
+  template renders each wait for the GIL lasts up to a switch interval: every new connection queued behind
+  the others' starts (docs/decisions.md, issue 13, helper pgflood33). Threads idle that long end.
 - **quiet about clients that go away**: a client that resets or times out mid-request is normal on the
   internet; socketserver printed a 20-line traceback for each (22 MB of log in one test). Those are one
   debug line now; anything else a handler raises is one error line with its traceback.
@@ -35,6 +40,7 @@ upload is then the slowest, and gives way).
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import sys
 import threading
@@ -45,8 +51,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 __all__ = [
-    "HttpListener", "ClientWait", "LISTEN_BACKLOG", "DEFAULT_MAX_CONNECTIONS", "EVICT_AFTER_SECONDS", "plain_overload_response",
-    "slowest_client",
+    "HttpListener", "ClientWait", "LISTEN_BACKLOG", "DEFAULT_MAX_CONNECTIONS", "EVICT_AFTER_SECONDS", "IDLE_THREAD_SECONDS",
+    "plain_overload_response", "slowest_client",
 ]  # fmt: skip
 
 LISTEN_BACKLOG = 1024
@@ -54,6 +60,9 @@ DEFAULT_MAX_CONNECTIONS = 256
 # A connection that has waited this long for its client's request may be closed for a new one when every slot
 # is taken: a real client sends its headers at once, and a body of the largest request in a few seconds.
 EVICT_AFTER_SECONDS = 2.0
+# A connection thread that has waited this long for a new connection ends (the listener keeps the threads its
+# busiest moments needed, at most one a connection slot, for the moments after).
+IDLE_THREAD_SECONDS = 60.0
 # Errors of a connection whose client went away (or never finished its request in time).
 _GONE = (ConnectionError, TimeoutError, socket.timeout)
 
@@ -124,6 +133,9 @@ class HttpListener(ThreadingHTTPServer):
         self._overload_response = overload_response or plain_overload_response()
         self._lock = threading.Lock()
         self._reading: dict[socket.socket, ClientWait] = {}  # the connections waiting for their client
+        self._accepted: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()  # for the idle threads
+        self._idle = 0  # connection threads waiting for a connection, less the connections queued for them
+        self._connection_threads: set[threading.Thread] = set()
         super().__init__(address, type(handler.__name__, (_ReadTracking, handler), {}))
 
     def waiting_for_client(self, connection: socket.socket) -> None:
@@ -153,10 +165,51 @@ class HttpListener(ThreadingHTTPServer):
             self._refuse(request)
             return
         try:
-            super().process_request(request, client_address)  # starts the connection's thread
+            self._hand_over(request, client_address)
         except BaseException:
             self._slots.release()
             raise
+
+    def _hand_over(self, request: Any, client_address: Any) -> None:
+        """The accepted connection to an idle connection thread, or to a new one when none is idle."""
+        with self._lock:
+            idle = self._idle > 0
+            if idle:
+                self._idle -= 1  # that thread's: it takes the connection from the queue
+        if not idle:
+            thread = threading.Thread(
+                target=self._serve_connections, args=((request, client_address),), name="tokend-http-connection", daemon=True,
+            )
+            with self._lock:
+                self._connection_threads.add(thread)
+            thread.start()
+            return
+        self._accepted.put((request, client_address))
+
+    def _serve_connections(self, first: tuple[Any, Any]) -> None:
+        """A connection thread's life: serve its connection, then wait for the next one; ends when it has
+        waited ``IDLE_THREAD_SECONDS`` for none, or when the listener closes."""
+        connection: tuple[Any, Any] | None = first
+        try:
+            while connection is not None:
+                self.process_request_thread(*connection)
+                del connection  # not held while the thread waits
+                with self._lock:
+                    self._idle += 1
+                while True:
+                    try:
+                        connection = self._accepted.get(timeout=IDLE_THREAD_SECONDS)
+                        break
+                    except queue.Empty:
+                        with self._lock:
+                            # Idle and not handed a connection meanwhile (each one queued took one from ``_idle``):
+                            # this thread's count goes; else a connection is queued for it, and it waits on.
+                            if self._idle > 0:
+                                self._idle -= 1
+                                return
+        finally:
+            with self._lock:
+                self._connection_threads.discard(threading.current_thread())
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -164,6 +217,17 @@ class HttpListener(ThreadingHTTPServer):
         finally:
             self.request_read(request)
             self._slots.release()
+
+    def server_close(self) -> None:
+        """Close the listening socket, end the idle connection threads and wait for the others (their
+        connections' ends) as the stdlib's threading server does."""
+        super().server_close()
+        with self._lock:
+            threads = list(self._connection_threads)
+        for _ in threads:
+            self._accepted.put(None)  # (a thread serving a connection takes one when it is done, and ends)
+        for thread in threads:
+            thread.join()
 
     def _close_slowest(self) -> bool:
         """Close the connection ``slowest_client`` picks (its thread's read ends, and its slot comes free): True

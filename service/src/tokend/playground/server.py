@@ -5,7 +5,8 @@ The playground answers from its own in-process service (``tokend.service`` over 
 the gRPC workers use), so it needs no gRPC round trip and shows exactly what a worker would answer. With
 `reload_interval > 0` it refreshes its models on the same schedule, with the same step, as the workers.
 
-The transport is ``tokend.http_listener.HttpListener`` (a thread per connection, a listen backlog of 1,024,
+The transport is ``tokend.http_listener.HttpListener`` (a thread per connection, kept for the next one; a listen
+backlog of 1,024,
 at most ``max_connections`` connections — more get a JSON 503 —, quiet about clients that go away); the
 routes are ``request_handler.py``'s.
 
