@@ -102,6 +102,10 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     # A client that stops sending mid-request frees its thread after this many seconds.
     timeout = 30
+    # TCP_NODELAY: an answer's last part is sent at once, not held until the client acknowledges the part before
+    # (Nagle), which a client delays up to 40 ms (delayed ACK) while it waits for the rest: with headers and
+    # body written apart, each keep-alive request sent right after the last answer took ~44 ms (``_send``).
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         path = urlsplit(self.path).path
@@ -306,7 +310,8 @@ class PlaygroundRequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and self.request_version != "HTTP/0.9" and len(payload) <= _ONE_WRITE_BYTES:
             # Headers and body in one write (the stdlib's end_headers, the body joined to its buffer of headers):
             # each socket write gives up the GIL, and while a chat template renders, getting it back takes up to a
-            # switch interval (server.py: GIL_SWITCH_SECONDS). A larger body is not copied to be joined.
+            # switch interval (server.py: GIL_SWITCH_SECONDS); and two small writes met Nagle and the client's
+            # delayed ACK (``disable_nagle_algorithm``). A larger body is not copied to be joined.
             self._headers_buffer.extend((b"\r\n", payload))
             self.flush_headers()
             return
