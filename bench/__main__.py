@@ -26,6 +26,7 @@ BENCHMARKS = {
     "unread-answers": "bench.unread_answers",
     "stream-room": "bench.stream_room",
     "chain-percall": "bench.chain_percall",
+    "playground-flood": "bench.playground_flood",
 }
 
 

@@ -61,7 +61,7 @@ DEFAULT_MAX_CONNECTIONS = 256
 # is taken: a real client sends its headers at once, and a body of the largest request in a few seconds.
 EVICT_AFTER_SECONDS = 2.0
 # A connection thread that has waited this long for a new connection ends (the listener keeps the threads its
-# busiest moments needed, at most one a connection slot, for the moments after).
+# busiest moments needed, about one a connection slot at most, for the moments after).
 IDLE_THREAD_SECONDS = 60.0
 # Errors of a connection whose client went away (or never finished its request in time).
 _GONE = (ConnectionError, TimeoutError, socket.timeout)
@@ -219,15 +219,14 @@ class HttpListener(ThreadingHTTPServer):
             self._slots.release()
 
     def server_close(self) -> None:
-        """Close the listening socket, end the idle connection threads and wait for the others (their
-        connections' ends) as the stdlib's threading server does."""
+        """Close the listening socket and end the connection threads: the idle ones now, the others once their
+        connection ends (not waited for, as the stdlib's daemon threads were not: a browser's kept connection
+        would hold the close for its 30 s timeout)."""
         super().server_close()
         with self._lock:
-            threads = list(self._connection_threads)
-        for _ in threads:
+            threads = len(self._connection_threads)
+        for _ in range(threads):
             self._accepted.put(None)  # (a thread serving a connection takes one when it is done, and ends)
-        for thread in threads:
-            thread.join()
 
     def _close_slowest(self) -> bool:
         """Close the connection ``slowest_client`` picks (its thread's read ends, and its slot comes free): True

@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 # server/worker.py). A chat template renders in pure Python and one render of the process always runs while
 # renders wait for the turn (registry/chat/render_turns.py), so every thread that gives up the GIL for a system
 # call (accept, a socket read, a write, a log line) waits up to one interval to get it back. A page's request
-# makes a few such calls, each after the render: beside 40 clients sending spinning chats, a count on a new
-# connection each time took 87 ms (p50) with 5 ms, ... with 1 ms (docs/decisions.md, issue 13, helper pgflood33).
+# makes a few such calls, each after the render: beside 40 clients sending spinning chats on new connections, a
+# polite count on a kept connection took 6.0-6.5 ms (p50) and 43-46 ms (p99) with 5 ms, 3.8-4.8 and 25-30 ms with
+# 1 ms (load 5-8; docs/decisions.md, "The playground under floods", issue 13).
 GIL_SWITCH_SECONDS = 0.001
 
 
