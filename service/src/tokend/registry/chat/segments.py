@@ -247,26 +247,42 @@ def _walk_with_splits(encoding, rendered: RenderedChat, *, want_ids: bool) -> tu
     return ids, owners, counts
 
 
+# Token bytes looked at a block at a time: a bytes object a token (~41 bytes with its list slot) for the whole text
+# made a split text cost ~110 bytes an input byte (2 MB of one-byte tokens, a template joining two messages),
+# three times what ``chat_working_bytes`` reserves; a block holds ~2.7 MB whatever the text's length.
+SPLIT_BLOCK_TOKENS = 1 << 16
+
+
 def _split_by_offsets(encoding, text: str, owner, splits, piece: list[int]) -> list[tuple[int | None, int]]:
     """Share the ids of one text among the messages that start inside it: a token belongs to the message
     in which its first byte lies. Byte offsets come from the token bytes, which concatenate to the text's
     UTF-8 for byte-level BPE; for an engine where they do not, the whole text stays with its first owner."""
-    token_bytes = encoding.decode_tokens_bytes(piece)
-    encoded = text.encode("utf-8", "surrogatepass")
-    if b"".join(token_bytes) != encoded:
-        return [(owner, len(piece))]
-    # character offset -> byte offset of each split
-    byte_splits = [(len(text[:offset].encode("utf-8", "surrogatepass")), split_owner) for offset, split_owner in splits]
+    encoded = memoryview(text.encode("utf-8", "surrogatepass"))
+    # character offset -> byte offset of each split, each encoding only the characters since the one before
+    byte_splits: list[tuple[int, int | None]] = []
+    char_position = byte_position = 0
+    for offset, split_owner in splits:
+        byte_position += len(text[char_position:offset].encode("utf-8", "surrogatepass"))
+        char_position = offset
+        byte_splits.append((byte_position, split_owner))
+    first_owner = owner
     result: list[tuple[int | None, int]] = []
     count, position, next_split = 0, 0, 0
-    for token in token_bytes:
-        while next_split < len(byte_splits) and position >= byte_splits[next_split][0]:
-            if count:
-                result.append((owner, count))
-            owner, count = byte_splits[next_split][1], 0
-            next_split += 1
-        count += 1
-        position += len(token)
+    for block_start in range(0, len(piece), SPLIT_BLOCK_TOKENS):
+        token_bytes = encoding.decode_tokens_bytes(piece[block_start:block_start + SPLIT_BLOCK_TOKENS])
+        joined = b"".join(token_bytes)
+        if encoded[position:position + len(joined)] != joined:
+            return [(first_owner, len(piece))]
+        for token in token_bytes:
+            while next_split < len(byte_splits) and position >= byte_splits[next_split][0]:
+                if count:
+                    result.append((owner, count))
+                owner, count = byte_splits[next_split][1], 0
+                next_split += 1
+            count += 1
+            position += len(token)
+    if position != len(encoded):
+        return [(first_owner, len(piece))]
     result.append((owner, count))
     return result
 
