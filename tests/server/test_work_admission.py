@@ -36,6 +36,7 @@ from tokend.service import (
     recording,
     working_bytes,
 )
+from tokend.service.admission import TRIM_AFTER_ANSWER_BYTES
 
 MiB = 1 << 20
 
@@ -154,6 +155,31 @@ def test_a_built_answer_takes_room_at_once_or_after_a_short_wait_then_is_refused
     assert admitted.wait(10)
     waiting[0]()
     assert admission.held_bytes == 0 and admission.running == 0
+
+
+def test_room_given_back_by_answers_calls_on_idle_once_nothing_is_held():
+    """A burst of holds alone (overlapping Chunk calls: small requests holding their ids) grows the heap like a large
+    request: the release that leaves nothing held calls ``on_idle`` (the worker's malloc_trim) once answers held
+    TRIM_AFTER_ANSWER_BYTES at once; answers that never held that much together never call it."""
+    trims = []
+    admission = WorkAdmission(256 * MiB, small_bytes=4 * MiB, answer_room_bytes=None, on_idle=lambda: trims.append(1))
+    for _ in range(50):  # small answers one after another: never a trim
+        admission.hold(1 * MiB, call=None)()
+    assert trims == []
+    held = [admission.hold(16 * MiB, call=None) for _ in range(4)]
+    for release in held[:3]:
+        release()
+    assert trims == []  # one still held
+    held[3]()
+    assert trims == [1] and admission.held_bytes == 0
+    admission.hold(2 * MiB, call=None)()  # the burst's trim is done: a small answer after it calls nothing
+    assert trims == [1]
+    large = admission.reserve(64 * MiB, call=None)
+    answer = admission.hold(TRIM_AFTER_ANSWER_BYTES, call=None)
+    large()  # the last large request's end trims, as before
+    assert trims == [1, 1]
+    answer()  # the answer held since counts from what it held then: the room it gives back trims again
+    assert trims == [1, 1, 1]
 
 
 def test_the_room_wanted_clock_runs_only_while_room_is_wanted():

@@ -99,6 +99,12 @@ ROOM_WAIT_SECONDS = 1.0
 # How long room counts as wanted (``room_wanted_seconds``) after an answer found none: a worker's answers come again
 # within it while its clients are busy (a large request waiting marks it every ``_POLL_SECONDS`` instead).
 ROOM_WANTED_AFTER_REFUSAL_SECONDS = 1.0
+# Answers (``hold``) held at least this much at once since the last ``on_idle``: the release that leaves nothing held
+# (no large request running, no answer) calls ``on_idle`` too. Room taken by holds alone (a burst of overlapping Chunk
+# calls, each a small request holding its ids 16 MiB at a time: chunk_ids_room.py) grew a worker 312 -> 2,234 MB and
+# kept it, since only a large request's end trimmed. Answers of small requests (up to ~4 MiB each, held for
+# milliseconds) reach it together only in a burst, so the trim (1-5 ms) comes at most once a burst.
+TRIM_AFTER_ANSWER_BYTES = 16 << 20
 
 
 def working_bytes(operation: str, *, sizes: Sequence[int] = (), ids: int = 0, answer_bytes: int = 0) -> int:
@@ -181,6 +187,7 @@ class WorkAdmission:
         self.held_bytes = 0  # reserved by the large requests running now and held by answers (``hold``)
         self.answer_bytes = 0  # of which held by answers
         self.running = 0
+        self._answer_peak = 0  # the most answer bytes held at once since ``on_idle`` was last called
         # The clock of ``room_wanted_seconds``: its seconds before the current window, and that window (monotonic).
         self._wanted_lock = threading.Lock()
         self._wanted_before = 0.0
@@ -297,8 +304,8 @@ class WorkAdmission:
         ``HOLD_YIELDS_AFTER_SECONDS`` (answers within ``answer_room_bytes`` never do: large requests leave it), else
         after a wait of ``max_wait_seconds`` at most (none by default), then ServiceUnavailable; when the budget is
         full, ``room_maker`` is asked first, and if it ended a call, the answer waits up to ``ROOM_WAIT_SECONDS`` for
-        that room. Counts neither among the large requests running nor waiting, so its end does not call
-        ``on_idle``. Returns the function that gives it back (idempotent)."""
+        that room. Counts neither among the large requests running nor waiting; its end calls ``on_idle`` when it
+        leaves nothing held and answers held ``TRIM_AFTER_ANSWER_BYTES`` at once since the last call. Returns the function that gives it back (idempotent)."""
         if self.budget_bytes <= 0:
             return NOTHING_RESERVED
         size = min(size, self.budget_bytes)
@@ -333,6 +340,7 @@ class WorkAdmission:
                 self._condition.wait(min(self._wait_slice(call, started), max_wait_seconds - waited))
             self.held_bytes += size
             self.answer_bytes += size
+            self._answer_peak = max(self._answer_peak, self.answer_bytes)
         return self._release_once(size, running=False)
 
     def _in_the_way_of_the_first(self, size: int) -> bool:
@@ -350,7 +358,8 @@ class WorkAdmission:
 
     def _release_once(self, size: int, *, running: bool) -> Callable[[], None]:
         """The function that gives ``size`` bytes back (idempotent); ``running``: a large request's, which also
-        leaves the running count (the last one out calls ``on_idle``)."""
+        leaves the running count (the last one out calls ``on_idle``); else an answer's, whose end calls it when it
+        leaves nothing held after answers held ``TRIM_AFTER_ANSWER_BYTES`` at once."""
         released = False
 
         def release() -> None:
@@ -366,6 +375,9 @@ class WorkAdmission:
                     idle = self.running == 0
                 else:
                     self.answer_bytes -= size
+                    idle = self.held_bytes == 0 and self._answer_peak >= TRIM_AFTER_ANSWER_BYTES
+                if idle:
+                    self._answer_peak = self.answer_bytes
                 self._condition.notify_all()
             if idle and self._on_idle is not None:
                 self._on_idle()
