@@ -12,20 +12,10 @@ import tracemalloc
 
 import pytest
 
-import tokend
 from tokend.registry.chat import ChatEncoder, build_chat_format, builtin_chat_format, chat_format_from_template
 from tokend.service.chat import chat_working_bytes
 
 SIZE = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def cl100k_im():
-    base = tokend.get_encoding("cl100k_base")
-    return tokend.Encoding(
-        "cl100k_im", pat_str=base.pattern, mergeable_ranks=base.mergeable_ranks,
-        special_tokens={**base.special_tokens, "<|im_start|>": 100264, "<|im_end|>": 100265},
-    )  # fmt: skip
 
 
 def _peak(encoder: ChatEncoder, messages: list[dict]) -> tuple[int, list[int]]:
