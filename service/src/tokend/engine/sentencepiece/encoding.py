@@ -56,8 +56,8 @@ prefix-space byte-level models (sentencepiece's normalized-to-original alignment
 With `treat_whitespace_as_suffix` the dummy "▁" is the last token's ("Hi" -> "Hi▁"): offsets hold the text
 plus that space (`spelling_suffix`) and give it no span, as sentencepiece's piece spans do; a leading "▁" is
 a space of the text there, though `decode` drops it as sentencepiece's does (`spelling_at_start=False`).
-`decoder()` decodes UTF-8 as Python's codec does: where byte pieces spell malformed UTF-8, or a control piece
-interrupts a character spelled in byte pieces, `decode` (sentencepiece's rule) and the stream can differ.
+`decoder()` decodes byte runs by sentencepiece's rule, as `decode` (stream_decoder.py: a control piece ends a
+run, one U+FFFD a malformed byte), so its feeds and flush join to `decode`'s text for any split.
 Not handled: sampling (BPE-dropout), n-best.
 """
 
