@@ -10,37 +10,38 @@ incremental UTF-8 decoder, which differs on ids a model can generate: a control 
 (`<0xE2> <0x9F> </s> <0x9F>` decoded "⟟" where `decode` gives three U+FFFD) and malformed runs (`<0xED> <0x80>`
 one U+FFFD, not two): 106 of 300 random sequences of byte pieces, controls and text differed from `decode`
 (probe33). Here the open run's bytes that may still begin a character (≤ 3) are held back and the rest decoded
-by `decode_utf8`, so `"".join(feeds) + flush() == decode(ids)` for any split into feeds, as the base class
-promises.
+as `decode` does (surface.py `surfaces_text`, in C), so `"".join(feeds) + flush() == decode(ids)` for any split
+into feeds, as the base class promises.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import groupby
 
 from ..stream_decoder import StreamDecoder
-from .normalizer import decode_utf8_char
-from .surface import decode_utf8
+from .surface import decode_utf8, surfaces_text
 
 __all__ = ["SentencePieceStreamDecoder"]
 
 
-def _final_end(run: bytes) -> int:
-    """Where the bytes of an open run stop being decodable for good: the start of a trailing sequence that more
-    bytes could still make one valid character (a lead byte and only continuation bytes after it), else the end."""
-    pos, end = 0, len(run)
-    while pos < end:
-        valid, length = decode_utf8_char(run, pos)
-        if valid:
-            pos += length
-            continue
-        lead = run[pos]
+def _held_back(surfaces: list[bytes]) -> int:
+    """How many of the last surfaces (byte pieces, at most 3) may still begin one character with bytes fed later:
+    a lead byte whose sequence they leave short, and only continuation bytes after it.
+
+    Only the last 3 need a look: sentencepiece's walk steps over a continuation byte (alone, or inside a
+    character) and stands on every other byte, so it reaches such a lead byte whatever came before, and a
+    sequence of at most 4 bytes left short starts within the last 3."""
+    tail: list[int] = []
+    for surface in reversed(surfaces[-3:]):
+        if len(surface) != 1 or surface[0] < 0x80:
+            break
+        tail.append(surface[0])
+    tail.reverse()
+    for pos, lead in enumerate(tail):
         need = 2 if lead & 0xE0 == 0xC0 else 3 if lead & 0xF0 == 0xE0 else 4 if lead & 0xF8 == 0xF0 else 0
-        if end - pos < need and all(0x80 <= byte < 0xC0 for byte in run[pos + 1 :]):
-            return pos
-        pos += 1
-    return end
+        if len(tail) - pos < need and all(0x80 <= byte < 0xC0 for byte in tail[pos + 1 :]):
+            return len(tail) - pos
+    return 0
 
 
 class SentencePieceStreamDecoder(StreamDecoder):
@@ -53,26 +54,18 @@ class SentencePieceStreamDecoder(StreamDecoder):
     def feed(self, ids: int | Iterable[int]) -> str:
         tokens = [ids] if isinstance(ids, int) else list(ids)
         surfaces, at_start = self._encoding.token_surfaces(tokens, at_start=self._at_start)  # checks the ids
-        byte_ids = self._encoding._surfaces.high_byte_ids
         run = self._run
         try:
-            if not run and byte_ids.isdisjoint(tokens):  # whole text pieces only
+            if not run and self._encoding._surfaces.high_byte_ids.isdisjoint(tokens):  # whole text pieces only
                 text = b"".join(surfaces).decode("utf-8")
             else:
-                parts: list[str] = []
-                for is_byte_run, group in groupby(zip(tokens, surfaces), key=lambda pair: pair[0] in byte_ids):
-                    data = b"".join(surface for _, surface in group)
-                    if is_byte_run:
-                        run += data
-                        continue
-                    if run:
-                        parts.append(decode_utf8(run, self.errors))
-                        run = b""
-                    parts.append(data.decode("utf-8"))
-                end = _final_end(run)
-                parts.append(decode_utf8(run[:end], self.errors))
-                run = run[end:]
-                text = "".join(parts)
+                # The open run's bytes first, one surface each as they were fed; the run's undecidable end held
+                # back; the rest decoded as `decode` does (in C: a message may hold ~2 M byte pieces)
+                surfaces = [run[k : k + 1] for k in range(len(run))] + surfaces
+                kept = len(surfaces) - _held_back(surfaces)
+                run = b"".join(surfaces[kept:])
+                del surfaces[kept:]
+                text = surfaces_text(surfaces, self.errors)
         except UnicodeDecodeError:
             self._reset()
             raise
