@@ -113,6 +113,33 @@ def test_the_next_refusal_line_says_how_many_were_left_out(monkeypatch, caplog):
     assert log.left_out("/api/v1/count_chat", 503) == 0
 
 
+def test_refusals_of_ever_new_paths_keep_the_log_bounded():
+    """The path is the client's (GET /api/v1/models/<ref>: 503 while its model loads or the registry cannot be read,
+    every percent-spelling of a ref a path of its own): an entry a path, kept for good, grew without end (20,000
+    paths: +9 MB, 20,000 lines). Past MAX_KEYS pairs the other paths share one line a status."""
+    import tracemalloc
+
+    lines = []
+    logger = logging.getLogger("tokend.playground.test.paths")
+    logger.propagate = False  # (pytest's capture would keep every record)
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(None)  # type: ignore[method-assign]  # counted, not kept
+    logger.addHandler(handler)
+    log = RefusalLog(logger, interval=60.0)
+    try:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(20_000):
+            log.refused(f"/api/v1/models/cl100k%5F{number:06d}" + "x" * 200, 503, "still loading")
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        logger.removeHandler(handler)
+    assert len(lines) < 1_000 and grown < 500_000, f"{len(lines):,} lines, {grown:,} bytes for 20,000 refusals"
+    assert len(lines) == refusal_log_module.MAX_KEYS + 1  # one a path kept apart, one for all the others
+    assert log.left_out(refusal_log_module.OTHER_PATHS, 503) == 20_000 - refusal_log_module.MAX_KEYS - 1
+
+
 class _Threads(BaseHTTPRequestHandler):
     """Answers every GET with 204 and notes the thread that served it."""
 

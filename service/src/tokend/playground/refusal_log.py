@@ -20,14 +20,21 @@ import logging
 import threading
 import time
 
-__all__ = ["INTERVAL_SECONDS", "RefusalLog"]
+__all__ = ["INTERVAL_SECONDS", "MAX_KEYS", "OTHER_PATHS", "RefusalLog"]
 
 # A path's refusals of one status are logged at most once in this many seconds.
 INTERVAL_SECONDS = 10.0
+# (path, status) pairs kept apart at most; a refusal of any other path counts under (OTHER_PATHS, its status). The
+# path is the client's text: GET /api/v1/models/<ref> answers 503 while its model loads or the registry cannot be
+# read, and each spelling of a ref (percent escapes) is a path of its own, kept for good: one entry each grew
+# without end (20,000 paths of ~230 bytes: +9 MB and 20,000 lines; review33).
+MAX_KEYS = 64
+OTHER_PATHS = "(other paths)"
 
 
 class RefusalLog:
-    """Warning lines for retried refusals, at most one a (path, status) every `interval` seconds (thread-safe).
+    """Warning lines for retried refusals, at most one a (path, status) every `interval` seconds (thread-safe;
+    past `MAX_KEYS` pairs, one for all other paths of a status).
 
     >>> import logging
     >>> log = RefusalLog(logging.getLogger("doctest"), interval=60.0)
@@ -49,6 +56,8 @@ class RefusalLog:
         now = time.monotonic()
         key = (path, status)
         with self._lock:
+            if key not in self._last and len(self._last) >= MAX_KEYS:
+                key = (OTHER_PATHS, status)
             logged_at, left_out = self._last.get(key, (float("-inf"), 0))
             if now - logged_at < self._interval:
                 self._last[key] = (logged_at, left_out + 1)
