@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Iterator, Sequence
-from typing import TYPE_CHECKING, AbstractSet, Any, Literal
+from typing import TYPE_CHECKING, AbstractSet, Literal
 
 import grpc
 from tokend_api.policy_message import to_message
@@ -48,6 +48,7 @@ from ._stream_decoders import (
 
 if TYPE_CHECKING:
     from ._client import TokendClient
+    from ._models import ModelDetails
 
 AllowedSpecial = Literal["all"] | AbstractSet[str]
 DisallowedSpecial = Literal["all"] | Collection[str]
@@ -225,7 +226,7 @@ class RemoteBudgetMethods:
             return self._table
 
 
-def _local_mode(mode: str, details: Any) -> bool:
+def _local_mode(mode: str, details: ModelDetails) -> bool:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     if mode == "local" and details.algorithm.startswith("sentencepiece"):

@@ -305,7 +305,8 @@ class WorkAdmission:
         after a wait of ``max_wait_seconds`` at most (none by default), then ServiceUnavailable; when the budget is
         full, ``room_maker`` is asked first, and if it ended a call, the answer waits up to ``ROOM_WAIT_SECONDS`` for
         that room. Counts neither among the large requests running nor waiting; its end calls ``on_idle`` when it
-        leaves nothing held and answers held ``TRIM_AFTER_ANSWER_BYTES`` at once since the last call. Returns the function that gives it back (idempotent)."""
+        leaves nothing held and answers held ``TRIM_AFTER_ANSWER_BYTES`` at once since the last call. Returns the
+        function that gives it back (idempotent)."""
         if self.budget_bytes <= 0:
             return NOTHING_RESERVED
         size = min(size, self.budget_bytes)
