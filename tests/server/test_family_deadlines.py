@@ -72,6 +72,10 @@ def server(tmp_path_factory):
     server.stop()
 
 
+# Deadline calls sent until one reaches its handler (see the test)
+ATTEMPTS = 3
+
+
 def _handler_ms(server: TokendServer, event: str) -> list[float]:
     """The handler milliseconds of the server's CountTokens calls logged as ``event``, in order."""
     return [entry["ms"] for entry in server.events(event) if entry["method"].endswith("/CountTokens")]
@@ -91,12 +95,21 @@ def test_a_big_items_deadline_stops_it_midway_on_every_family(server, case):
         assert stub.CountTokens(_request(model, item), timeout=120).total > 0
         wait_for(lambda: len(_handler_ms(server, "rpc")) == before + 1, timeout=30, what="the whole count's log line")
     whole_ms = _handler_ms(server, "rpc")[-1]
-    before = len(_handler_ms(server, "rpc_error"))
     deadline_ms = max(50.0, whole_ms / 8)
-    with pytest.raises(grpc.RpcError) as caught:
-        stub.CountTokens(_request(model, item), timeout=deadline_ms / 1000)
-    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    wait_for(lambda: len(_handler_ms(server, "rpc_error")) == before + 1, timeout=30, what="the stopped call's log line")
+    for attempt in range(ATTEMPTS):
+        before = len(_handler_ms(server, "rpc_error"))
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.CountTokens(_request(model, item), timeout=deadline_ms / 1000)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # A call whose 8 MB were still arriving at its deadline is ended by gRPC before any handler, and logged
+        # nowhere (once on CI at load): such a call says nothing of the stop, so it is sent again. A handler that
+        # started and did not stop fails every attempt.
+        try:
+            wait_for(lambda: len(_handler_ms(server, "rpc_error")) == before + 1, timeout=10, what="the stopped call's log line")
+            break
+        except AssertionError:
+            if attempt == ATTEMPTS - 1:
+                raise
     stopped_ms = _handler_ms(server, "rpc_error")[-1]
     # Before: the raw bytes ran to their end (~1.4 x the whole count); Qwen 3's NFC text stopped only once its
     # measuring was done (~0.45 x the whole: 2.7 s of 5.6, against a deadline of 0.7 s).
